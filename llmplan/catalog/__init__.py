@@ -1,0 +1,15 @@
+"""One catalog of GPUs, models and API prices, every number with its source.
+
+Read by the simulator (step-time defaults, KV capacity), the cost model and the load tests.
+A scenario may add entries or override fields under its `catalog:` key.
+"""
+
+from llmplan.catalog.catalog import (
+    Catalog,
+    CloudModelSpec,
+    GpuSpec,
+    ModelSpec,
+    builtin_catalog,
+)
+
+__all__ = ["Catalog", "CloudModelSpec", "GpuSpec", "ModelSpec", "builtin_catalog"]

@@ -1,0 +1,112 @@
+"""Load a scenario file: YAML -> typed Scenario + merged catalog, or a ScenarioError.
+
+Two passes, both reporting file, line, field path and the expected value: the schema
+(pydantic), then the checks that need the catalog (known GPU and model names, the model
+fitting in GPU memory, trace task names).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from llmplan.catalog import Catalog, builtin_catalog
+from llmplan.errors import InputError, Problem, ScenarioError
+from llmplan.scenario.models import LocalDeployment, Scenario
+from llmplan.traffic.arrivals import TraceTraffic
+from llmplan.yamlio import Loc, YamlDocument, _dotted, parse_yaml, read_yaml, validate
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    """A validated scenario with the catalog it resolves names against."""
+
+    scenario: Scenario
+    catalog: Catalog
+    path: Path
+
+
+def load_scenario(path: str | Path) -> LoadedScenario:
+    """Read, validate and resolve a scenario file."""
+    try:
+        doc = read_yaml(path)
+    except InputError as exc:
+        raise ScenarioError(exc.problems) from None
+    return _resolve(doc, Path(path).resolve().parent, Path(path))
+
+
+def load_scenario_text(text: str, file: str = "<scenario>", base_dir: str | Path = ".") -> LoadedScenario:
+    """Same as load_scenario, for YAML given as a string (tests, stdin)."""
+    try:
+        doc = parse_yaml(text, file)
+    except InputError as exc:
+        raise ScenarioError(exc.problems) from None
+    return _resolve(doc, Path(base_dir), Path(file))
+
+
+def _resolve(doc: YamlDocument, base_dir: Path, path: Path) -> LoadedScenario:
+    try:
+        scenario = validate(doc, Scenario, context={"base_dir": str(base_dir)})
+    except InputError as exc:
+        raise ScenarioError(exc.problems) from None
+    catalog = _merge_catalog(doc, scenario)
+    problems = _check_names(doc, scenario, catalog)
+    if problems:
+        raise ScenarioError(problems)
+    return LoadedScenario(scenario, catalog, path)
+
+
+def _merge_catalog(doc: YamlDocument, scenario: Scenario) -> Catalog:
+    overrides = scenario.catalog.model_dump()
+    if not any(overrides.values()):
+        return builtin_catalog()
+    try:
+        return builtin_catalog().merged(overrides, source=f"scenario {doc.file}")
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc: Loc = ("catalog", *err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "missing":
+                message = "required field is missing (new catalog entries need every field)"
+            problems.append(Problem(doc.file, doc.line_of(loc), _dotted(loc), message))
+        raise ScenarioError(problems) from None
+
+
+def _unknown(kind: str, name: str, known: list[str]) -> str:
+    hint = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    text = f"unknown {kind} '{name}'"
+    text += f" (did you mean '{hint[0]}'?)" if hint else ""
+    return text + f"; expected one of: {', '.join(sorted(known))}"
+
+
+def _check_names(doc: YamlDocument, scenario: Scenario, catalog: Catalog) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def add(loc: Loc, message: str) -> None:
+        problems.append(Problem(doc.file, doc.line_of(loc), _dotted(loc), message))
+
+    for name, dep in scenario.deployments.items():
+        if isinstance(dep, LocalDeployment):
+            base: Loc = ("deployments", name)
+            if dep.gpu not in catalog.gpus:
+                add(base + ("gpu",), _unknown("GPU", dep.gpu, list(catalog.gpus)))
+            if dep.model not in catalog.models:
+                add(base + ("model",), _unknown("model", dep.model, list(catalog.models)))
+            if dep.gpu in catalog.gpus and dep.model in catalog.models:
+                from sim.kvcache import kv_capacity  # the simulator owns memory arithmetic
+
+                capacity = kv_capacity(dep, catalog)
+                if capacity.error:
+                    add(base, capacity.error)
+    if isinstance(scenario.traffic, TraceTraffic):
+        names = {t.name for t in scenario.tasks}
+        seen = {str(t) for t in scenario.traffic.columns()["task"] if str(t)}
+        unknown = sorted(seen - names)
+        if unknown:
+            add(("traffic", "path"), f"trace has task(s) {', '.join(unknown)} not in tasks; "
+                f"expected one of: {', '.join(sorted(names))}")
+    return problems

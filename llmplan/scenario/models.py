@@ -1,0 +1,186 @@
+"""The scenario file, as typed models. Validated once at the boundary (see loader.py).
+
+A scenario is: a seed, a simulated duration, the traffic, the request mix (tasks), the SLOs,
+the candidate deployments, and hard constraints. Units are in field names.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from llmplan.catalog.catalog import DType
+from llmplan.traffic.arrivals import TrafficSpec
+from llmplan.traffic.lengths import LengthSpec
+from llmplan.units import parse_duration_s
+
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SloSpec(_Strict):
+    """Per-request latency bounds; a request meeting all of them counts towards goodput."""
+
+    ttft_ms: float | None = Field(default=None, gt=0, description="Time to first token bound.")
+    tpot_ms: float | None = Field(default=None, gt=0, description="Time per output token bound.")
+    e2e_ms: float | None = Field(default=None, gt=0, description="End-to-end latency bound.")
+    min_goodput_fraction: float = Field(
+        default=0.95, gt=0, le=1,
+        description="A deployment meets the SLO when at least this share of requests do.")
+
+
+class TaskSpec(_Strict):
+    """One kind of request in the mix."""
+
+    name: Name
+    weight: float = Field(default=1.0, gt=0, description="Relative share of requests.")
+    prompt_tokens: LengthSpec
+    output_tokens: LengthSpec
+    sensitivity: Literal["public", "internal", "restricted"] = Field(
+        default="internal", description="restricted = data must stay on owned hardware.")
+    slo: SloSpec | None = Field(default=None, description="Overrides the scenario SLO.")
+
+
+class RooflineStepTime(_Strict):
+    """Default step time from the catalog: datasheet peaks times achievable fractions."""
+
+    kind: Literal["roofline"] = "roofline"
+    prefill_mfu: float = Field(default=0.5, gt=0, le=1,
+                               description="Achieved fraction of peak FLOP/s in prefill.")
+    decode_mbu: float = Field(default=0.7, gt=0, le=1,
+                              description="Achieved fraction of peak memory bandwidth.")
+    decode_mfu: float = Field(default=0.5, gt=0, le=1,
+                              description="Achieved fraction of peak FLOP/s per decode token.")
+    overhead_ms: float = Field(default=3.0, ge=0, description="Fixed CPU/scheduler time per step.")
+    tp_sync_us_per_layer: float = Field(
+        default=8.0, ge=0, description="All-reduce latency per layer per step when tp > 1.")
+
+
+class LinearStepTime(_Strict):
+    """Explicit step-time coefficients (what `llmplan calibrate` fits)."""
+
+    kind: Literal["linear"] = "linear"
+    overhead_ms: float = Field(ge=0, description="Fixed time per step.")
+    per_prefill_token_us: float = Field(ge=0)
+    per_decode_seq_us: float = Field(ge=0)
+    per_kv_token_ns: float = Field(ge=0, description="Per KV-cache token read in a step.")
+
+
+StepTimeSpec = Annotated[RooflineStepTime | LinearStepTime, Field(discriminator="kind")]
+
+
+class EngineSpec(_Strict):
+    """vLLM-style scheduler and memory knobs of one serving replica."""
+
+    max_num_seqs: int = Field(default=256, gt=0, description="Running sequences per step.")
+    max_num_batched_tokens: int = Field(default=8192, gt=0, description="Tokens per step.")
+    chunked_prefill: bool = True
+    block_size_tokens: int = Field(default=16, gt=0, le=1024)
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    runtime_reserve_gb: float = Field(
+        default=1.5, ge=0, description="Per GPU: CUDA context, graphs, allocator slack.")
+    max_model_len: int | None = Field(default=None, gt=0,
+                                      description="Longest prompt + output accepted.")
+    kv_cache_tokens: int | None = Field(
+        default=None, gt=0, description="Override the KV capacity computed from memory.")
+    weights_dtype: DType | None = None
+    kv_dtype: DType | None = None
+
+    @model_validator(mode="after")
+    def _batch_fits(self) -> EngineSpec:
+        if self.max_num_batched_tokens < self.max_num_seqs:
+            raise ValueError("max_num_batched_tokens must be >= max_num_seqs (every running "
+                             "sequence needs one token of budget per step)")
+        return self
+
+
+class AdmissionSpec(_Strict):
+    """What happens to requests the fleet cannot start at once."""
+
+    queue_limit: int | None = Field(default=None, ge=0,
+                                    description="Waiting requests per replica before rejecting.")
+    queue_timeout_s: float | None = Field(default=None, gt=0,
+                                          description="Give up on a request waiting this long.")
+
+
+class LocalDeployment(_Strict):
+    """Replicas of `tp` GPUs each, serving one open model with continuous batching."""
+
+    kind: Literal["local"] = "local"
+    gpu: str
+    model: str
+    replicas: int = Field(default=1, gt=0, le=4096)
+    tp: int = Field(default=1, gt=0, le=64, description="GPUs per replica (tensor parallel).")
+    engine: EngineSpec = EngineSpec()
+    step_time: StepTimeSpec = RooflineStepTime()
+    router: Literal["round_robin", "least_outstanding"] = "least_outstanding"
+    admission: AdmissionSpec = AdmissionSpec()
+
+
+DeploymentSpec = LocalDeployment
+
+
+class Constraints(_Strict):
+    """Hard rules a candidate must satisfy to be feasible at all."""
+
+    restricted_stays_local: bool = Field(
+        default=True, description="Tasks marked restricted never leave owned hardware.")
+    offline_operation_required: bool = False
+    max_monthly_usd: float | None = Field(default=None, gt=0)
+
+
+class SimulationSpec(_Strict):
+    """How to run the simulation (not what to simulate)."""
+
+    mode: Literal["fast", "reference"] = Field(
+        default="fast", description="fast jumps between batch changes; reference steps one by one.")
+    drain_s: float | None = Field(
+        default=None, ge=0,
+        description="Time allowed after the last arrival to finish work (default: duration).")
+
+
+class CatalogOverrides(_Strict):
+    """Raw catalog entries to add or override; validated when merged with the built-in one."""
+
+    gpus: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    cloud_models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class Scenario(_Strict):
+    """A workload and the deployments it could run on."""
+
+    name: str = "scenario"
+    description: str = ""
+    seed: int = Field(default=0, ge=0, lt=2**63)
+    duration_s: float = Field(alias="duration", gt=0, le=400 * 86400.0,
+                              description="Simulated time, e.g. 3600, '90m', '24h'.")
+    traffic: TrafficSpec
+    tasks: list[TaskSpec] = Field(min_length=1)
+    slo: SloSpec = SloSpec()
+    deployments: dict[Name, DeploymentSpec] = Field(min_length=1)
+    constraints: Constraints = Constraints()
+    simulation: SimulationSpec = SimulationSpec()
+    catalog: CatalogOverrides = CatalogOverrides()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("duration_s", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> float:
+        return parse_duration_s(value)
+
+    @model_validator(mode="after")
+    def _unique_task_names(self) -> Scenario:
+        names = [t.name for t in self.tasks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"task names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def slo_for(self, task: TaskSpec) -> SloSpec:
+        return task.slo if task.slo is not None else self.slo

@@ -1,0 +1,71 @@
+"""The request stream of a scenario: arrival times, task and token counts per request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from llmplan.traffic.arrivals import TraceTraffic
+
+if TYPE_CHECKING:
+    from llmplan.scenario.models import Scenario
+
+# Independent random streams derived from the scenario seed; fixed ids keep them stable when
+# other parts of the scenario change (common random numbers across deployments and runs).
+ARRIVALS_STREAM, TASKS_STREAM, LENGTHS_STREAM = 1, 2, 3
+
+
+@dataclass(frozen=True)
+class RequestStream:
+    """Column arrays, one row per request, sorted by arrival."""
+
+    arrival_s: np.ndarray       # float64
+    task_index: np.ndarray      # int64, into task_names
+    prompt_tokens: np.ndarray   # int64
+    output_tokens: np.ndarray   # int64
+    task_names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.arrival_s)
+
+    def scaled(self, time_factor: float) -> RequestStream:
+        """The same requests with every arrival time multiplied by `time_factor`."""
+        return RequestStream(self.arrival_s * time_factor, self.task_index, self.prompt_tokens,
+                             self.output_tokens, self.task_names)
+
+    def head(self, n: int) -> RequestStream:
+        return RequestStream(self.arrival_s[:n], self.task_index[:n], self.prompt_tokens[:n],
+                             self.output_tokens[:n], self.task_names)
+
+
+def _rng(seed: int, stream: int, sub: int = 0) -> np.random.Generator:
+    return np.random.default_rng([seed, stream, sub])
+
+
+def build_request_stream(scenario: Scenario, seed: int | None = None) -> RequestStream:
+    """Generate (or replay) the scenario's requests. Same scenario and seed, same stream."""
+    seed = scenario.seed if seed is None else seed
+    names = tuple(task.name for task in scenario.tasks)
+    traffic = scenario.traffic
+    arrivals = traffic.arrival_times_s(_rng(seed, ARRIVALS_STREAM), scenario.duration_s)
+    n = len(arrivals)
+    if isinstance(traffic, TraceTraffic):
+        columns = traffic.columns()
+        keep = columns["timestamp"] * traffic.time_scale < scenario.duration_s
+        lookup = {name: i for i, name in enumerate(names)}
+        task_index = np.array([lookup.get(str(t), 0) for t in columns["task"][keep]],
+                              dtype=np.int64)
+        return RequestStream(arrivals, task_index, columns["prompt_tokens"][keep],
+                             columns["output_tokens"][keep], names)
+    weights = np.array([task.weight for task in scenario.tasks], dtype=float)
+    task_index = _rng(seed, TASKS_STREAM).choice(len(names), size=n, p=weights / weights.sum())
+    prompt = np.empty(n, dtype=np.int64)
+    output = np.empty(n, dtype=np.int64)
+    for i, task in enumerate(scenario.tasks):
+        mask = task_index == i
+        count = int(mask.sum())
+        prompt[mask] = task.prompt_tokens.sample(_rng(seed, LENGTHS_STREAM, 2 * i), count)
+        output[mask] = task.output_tokens.sample(_rng(seed, LENGTHS_STREAM, 2 * i + 1), count)
+    return RequestStream(arrivals, task_index.astype(np.int64), prompt, output, names)

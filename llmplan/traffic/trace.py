@@ -1,0 +1,92 @@
+"""Request traces: CSV or JSONL rows of (timestamp, prompt_tokens, output_tokens, task).
+
+`timestamp` is seconds (relative or Unix epoch) or an ISO-8601 date-time; times are shifted so
+the first request arrives at 0. `task` is optional. A bad row is reported with its line number.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmplan.errors import InputError, Problem
+
+COLUMNS = ("timestamp", "prompt_tokens", "output_tokens")
+
+
+def _timestamp_s(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix in {".jsonl", ".ndjson"}:
+        rows = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError([Problem(str(path), number, "", f"not valid JSON: {exc.msg}")]) from None
+                if not isinstance(row, dict):
+                    raise InputError([Problem(str(path), number, "", "expected a JSON object per line")])
+                rows.append((number, row))
+        return rows
+    reader = csv.DictReader(text.splitlines())
+    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise InputError([Problem(str(path), 1, "", f"missing column(s) {', '.join(missing)}; "
+                                  f"expected header: timestamp,prompt_tokens,output_tokens[,task]")])
+    return [(number, row) for number, row in enumerate(reader, start=2)]
+
+
+@cache
+def _read(path: Path) -> dict[str, np.ndarray]:
+    try:
+        rows = _rows(path)
+    except FileNotFoundError:
+        raise InputError([Problem(str(path), None, "", "trace file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError([Problem(str(path), None, "", f"cannot read trace: {exc}")]) from None
+    if not rows:
+        raise InputError([Problem(str(path), None, "", "trace has no rows")])
+    times, prompts, outputs, tasks = [], [], [], []
+    for number, row in rows:
+        try:
+            times.append(_timestamp_s(row["timestamp"]))
+            prompt, output = int(row["prompt_tokens"]), int(row["output_tokens"])
+        except KeyError as exc:
+            raise InputError([Problem(str(path), number, str(exc.args[0]), "missing value")]) from None
+        except (TypeError, ValueError) as exc:
+            raise InputError([Problem(str(path), number, "", f"bad value: {exc}")]) from None
+        if prompt < 1 or output < 1:
+            raise InputError([Problem(str(path), number, "prompt_tokens/output_tokens",
+                                      "token counts must be >= 1")])
+        prompts.append(prompt)
+        outputs.append(output)
+        tasks.append(str(row.get("task") or ""))
+    t = np.asarray(times, dtype=np.float64)
+    order = np.argsort(t, kind="stable")
+    return {
+        "timestamp": t[order] - t[order][0],
+        "prompt_tokens": np.asarray(prompts, dtype=np.int64)[order],
+        "output_tokens": np.asarray(outputs, dtype=np.int64)[order],
+        "task": np.asarray(tasks, dtype=object)[order],
+    }
+
+
+def read_trace(path: str | Path) -> dict[str, np.ndarray]:
+    """Columns of a trace, sorted by time, time starting at 0. Cached per resolved path."""
+    return _read(Path(path).resolve())

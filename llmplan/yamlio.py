@@ -1,0 +1,199 @@
+"""YAML in, typed models out: load with line numbers, validate once, explain every error.
+
+`load_model(path, Model)` is the only way user YAML enters the program. It keeps the line of
+every node so that a pydantic error at `deployments.a.replicas` can say which line it is on,
+rejects duplicate keys (PyYAML silently keeps the last), and turns every failure into an
+`InputError` listing file, line, field path and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from llmplan.errors import InputError, Problem
+
+Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+
+class YamlDocument:
+    """Parsed YAML data plus the 1-based line of every mapping value and sequence item."""
+
+    def __init__(self, data: Any, lines: dict[Loc, int], file: str) -> None:
+        self.data = data
+        self.lines = lines
+        self.file = file
+
+    def line_of(self, loc: Loc) -> int | None:
+        """Line of the deepest existing node along `loc` (pydantic locs may go deeper)."""
+        for cut in range(len(loc), -1, -1):
+            if loc[:cut] in self.lines:
+                return self.lines[loc[:cut]]
+        return None
+
+
+def parse_yaml(text: str, file: str) -> YamlDocument:
+    """Parse YAML text; raise InputError with the line on syntax errors and duplicate keys."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputError([Problem(file, line, "", f"not valid YAML: {problem}")]) from None
+    if root is None:
+        return YamlDocument(None, {(): 1}, file)
+    lines: dict[Loc, int] = {}
+    problems: list[Problem] = []
+    _index(root, (), lines, problems, file)
+    if problems:
+        raise InputError(problems)
+    try:
+        data = yaml.SafeLoader(text).get_single_data()
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+        raise InputError([Problem(file, None, "", f"not valid YAML: {exc}")]) from None
+    return YamlDocument(data, lines, file)
+
+
+def _index(node: yaml.Node, loc: Loc, lines: dict[Loc, int], problems: list[Problem],
+           file: str) -> None:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                problems.append(Problem(file, line, _dotted(loc + (key,)),
+                                        f"duplicate key (first given on line {seen[key]})"))
+                continue
+            seen[key] = line
+            _index(value_node, loc + (key,), lines, problems, file)
+            lines[loc + (key,)] = line
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index(item, loc + (i,), lines, problems, file)
+
+
+def _dotted(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def read_yaml(path: str | Path) -> YamlDocument:
+    """Read and parse a YAML file; a missing or unreadable file is an InputError too."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError([Problem(file, None, "", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError([Problem(file, None, "", f"cannot read file: {exc}")]) from None
+    return parse_yaml(text, file)
+
+
+def validate(doc: YamlDocument, model: type[M], context: dict[str, Any] | None = None) -> M:
+    """Validate parsed YAML into `model`; every pydantic error becomes a located Problem."""
+    if not isinstance(doc.data, dict):
+        got = "an empty file" if doc.data is None else f"a {type(doc.data).__name__}"
+        raise InputError([Problem(doc.file, 1, "", f"expected a mapping of keys, got {got}")])
+    try:
+        return model.model_validate(doc.data, context=context)
+    except ValidationError as exc:
+        raise InputError([_problem(doc, model, err) for err in exc.errors()]) from None
+
+
+def _problem(doc: YamlDocument, model: type[BaseModel], err: Any) -> Problem:
+    loc = data_loc(doc.data, tuple(err["loc"]))
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        allowed = fields_at(model, tuple(err["loc"])[:-1])
+        key = str(loc[-1]) if loc else "?"
+        hint = difflib.get_close_matches(key, allowed, n=1)
+        message = f"unknown key '{key}'"
+        message += f" (did you mean '{hint[0]}'?)" if hint else ""
+        if allowed:
+            message += f"; expected one of: {', '.join(sorted(allowed))}"
+    elif kind == "missing":
+        message = "required field is missing"
+    else:
+        message = err["msg"].removeprefix("Value error, ")
+        if "input" in err and kind not in {"union_tag_invalid", "union_tag_not_found"} \
+                and not isinstance(err["input"], dict | list):
+            message += f" (got {err['input']!r})"
+    return Problem(doc.file, doc.line_of(loc), _dotted(loc), message)
+
+
+def data_loc(data: Any, loc: Loc) -> Loc:
+    """Drop the parts of a pydantic loc that are not keys in the data (union tags and the like)."""
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif not isinstance(node, dict | list):
+            out.append(part)  # field under a scalar: keep so the path still reads right
+            break
+    else:
+        return tuple(out)
+    return tuple(out)
+
+
+def fields_at(model: type[BaseModel], loc: Loc) -> list[str]:
+    """Field names of the model found by following a pydantic `loc` from `model`."""
+    current: Any = model
+    for part in loc:
+        current = _step(current, part)
+        if current is None:
+            return []
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or name for name, f in current.model_fields.items()]
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _step(tp: Any, part: str | int) -> Any:
+    tp = _unwrap(tp)
+    origin = typing.get_origin(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        field = tp.model_fields.get(str(part))
+        return field.annotation if field else None
+    if origin in (dict, typing.Mapping):
+        return typing.get_args(tp)[1]
+    if origin in (list, tuple):
+        return typing.get_args(tp)[0]
+    if origin in (typing.Union, types.UnionType):
+        for member in typing.get_args(tp):
+            member = _unwrap(member)
+            if isinstance(member, type) and issubclass(member, BaseModel):
+                kind = member.model_fields.get("kind")
+                if kind is not None and part in typing.get_args(kind.annotation):
+                    return member
+                if member.__name__ == part:
+                    return member
+        return None
+    return None
+
+
+def load_model(path: str | Path, model: type[M], context: dict[str, Any] | None = None) -> M:
+    """Read a YAML file and validate it into `model` (the one entry point for user YAML)."""
+    return validate(read_yaml(path), model, context)

@@ -1,0 +1,96 @@
+"""Run one deployment against a request stream: SimPy drives arrivals, replicas serve them.
+
+Fast mode schedules one SimPy event per request; the replicas advance lazily between them
+(see replica.py). Reference mode (reference.py) runs a SimPy process per replica with one
+event per batch step. Both fill the same `Records`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import simpy
+
+from llmplan.catalog import Catalog
+from llmplan.scenario.models import LocalDeployment
+from llmplan.traffic import RequestStream
+from sim.kvcache import KvCapacity, kv_capacity
+from sim.records import Records
+from sim.replica import Replica
+from sim.router import make_router
+from sim.steptime import StepTime, build_step_time
+
+Progress = Callable[[float], None]
+
+
+@dataclass
+class DeploymentRun:
+    """Everything a finished run knows, before summarising."""
+
+    name: str
+    deployment: LocalDeployment
+    records: Records
+    capacity: KvCapacity
+    step_time: StepTime
+    duration_s: float
+    horizon_s: float
+    busy_s: list[float]
+
+
+def _engine_limits(dep: LocalDeployment, capacity: KvCapacity) -> int:
+    max_len = capacity.max_model_len
+    if not dep.engine.chunked_prefill:
+        max_len = min(max_len, dep.engine.max_num_batched_tokens)
+    return max_len
+
+
+def simulate_deployment(name: str, dep: LocalDeployment, catalog: Catalog,
+                        stream: RequestStream, duration_s: float, drain_s: float | None = None,
+                        mode: Literal["fast", "reference"] = "fast",
+                        progress: Progress | None = None) -> DeploymentRun:
+    """Simulate `dep` serving `stream`; arrivals stop at duration_s, work stops at the horizon."""
+    capacity = kv_capacity(dep, catalog)
+    step = build_step_time(dep, catalog)
+    horizon = duration_s + (duration_s if drain_s is None else drain_s)
+    records = Records(len(stream), horizon)
+    prompts = stream.prompt_tokens.tolist()
+    outputs = stream.output_tokens.tolist()
+    arrivals = stream.arrival_s.tolist()
+    engine, admission = dep.engine, dep.admission
+    args = dict(step=step, blocks=capacity.blocks, block_size=capacity.block_size_tokens,
+                max_num_seqs=engine.max_num_seqs,
+                max_num_batched_tokens=engine.max_num_batched_tokens,
+                chunked_prefill=engine.chunked_prefill, max_model_len=_engine_limits(dep, capacity),
+                queue_limit=admission.queue_limit, queue_timeout_s=admission.queue_timeout_s,
+                prompts=prompts, outputs=outputs, arrivals=arrivals, records=records)
+    env = simpy.Environment()
+    router = make_router(dep.router)
+    if mode == "reference":
+        from sim.reference import ReferenceReplica
+
+        replicas: list[Replica] | list[ReferenceReplica] = [
+            ReferenceReplica(env, i, **args) for i in range(dep.replicas)]  # type: ignore[arg-type]
+    else:
+        replicas = [Replica(i, **args) for i in range(dep.replicas)]  # type: ignore[arg-type]
+    env.process(_arrive(env, arrivals, replicas, router, progress))  # type: ignore[arg-type]
+    env.run(until=horizon)
+    for replica in replicas:
+        replica.advance(horizon)
+    return DeploymentRun(name, dep, records, capacity, step, duration_s, horizon,
+                         [r.busy_s for r in replicas])
+
+
+def _arrive(env: simpy.Environment, arrivals: list[float], replicas: list[Replica],
+            router: object, progress: Progress | None):  # type: ignore[no-untyped-def]
+    choose = router.choose  # type: ignore[attr-defined]
+    every = max(1, len(arrivals) // 200)
+    for rid, t in enumerate(arrivals):
+        if t > env.now:
+            yield env.timeout(t - env.now)
+        replica = replicas[choose(replicas, t)]
+        replica.advance(t)
+        replica.arrive(rid, t)
+        if progress is not None and rid % every == 0:
+            progress(t)

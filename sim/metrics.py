@@ -1,0 +1,200 @@
+"""What a run means: latency percentiles, throughput, SLO goodput, utilisation, time series.
+
+Definitions (the ones the load tests use too):
+  TTFT = first token - arrival;  E2E = finish - arrival;  TPOT = (E2E - TTFT) / (n_out - 1)
+  ITL  = every gap between successive tokens of a request (TTFT excluded)
+  goodput = requests that finished within every SLO bound of their task / all requests
+Throughput counts what finished inside the simulated duration, per second of it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from llmplan.scenario.models import Scenario
+from llmplan.traffic import RequestStream
+from sim.engine import DeploymentRun
+from sim.records import MINUTE_S, OK, REJECTED, TIMED_OUT, TOO_LONG
+
+PERCENTILES = (50, 90, 95, 99)
+
+
+def percentiles_ms(values_s: np.ndarray) -> dict[str, float | None]:
+    """mean and p50/p90/p95/p99 in milliseconds; None when there are no values."""
+    if len(values_s) == 0:
+        return {"mean": None, **{f"p{p}": None for p in PERCENTILES}}
+    ms = values_s * 1e3
+    points = np.percentile(ms, PERCENTILES)
+    return {"mean": float(ms.mean()), **{f"p{p}": float(v) for p, v in zip(PERCENTILES, points, strict=True)}}
+
+
+def request_table(run: DeploymentRun, stream: RequestStream) -> dict[str, np.ndarray]:
+    """Per-request columns with derived latencies (NaN where not applicable)."""
+    cols = run.records.arrays()
+    arrival = stream.arrival_s
+    outcome = cols["outcome"].copy()
+    late = (outcome == OK) & (cols["finish_s"] > run.horizon_s)
+    outcome[late] = 0  # finished after the horizon: unfinished
+    ok = outcome == OK
+    first = np.where((cols["first_token_s"] >= 0) & (cols["first_token_s"] <= run.horizon_s),
+                     cols["first_token_s"], np.nan)
+    finish = np.where(ok, cols["finish_s"], np.nan)
+    ttft = first - arrival
+    e2e = finish - arrival
+    n_out = stream.output_tokens
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where(ok & (n_out > 1), (finish - first) / (n_out - 1), np.nan)
+    start = np.where(cols["start_s"] >= 0, cols["start_s"], np.nan)
+    return {
+        "arrival_s": arrival, "start_s": start, "first_token_s": first, "finish_s": finish,
+        "ttft_s": ttft, "tpot_s": tpot, "e2e_s": e2e, "queue_wait_s": start - arrival,
+        "prompt_tokens": stream.prompt_tokens, "output_tokens": n_out,
+        "task_index": stream.task_index, "replica": cols["replica"],
+        "preemptions": cols["preemptions"], "outcome": outcome,
+        "refused_s": np.where(outcome >= REJECTED, cols["finish_s"], np.nan),
+    }
+
+
+def slo_met(table: dict[str, np.ndarray], scenario: Scenario) -> np.ndarray:
+    """Boolean per request: finished and inside every bound of its task's SLO."""
+    met = table["outcome"] == OK
+    for i, task in enumerate(scenario.tasks):
+        slo = scenario.slo_for(task)
+        mine = table["task_index"] == i
+        for bound_ms, column in ((slo.ttft_ms, "ttft_s"), (slo.tpot_ms, "tpot_s"),
+                                 (slo.e2e_ms, "e2e_s")):
+            if bound_ms is not None:
+                value = table[column]
+                # a single-token request has no TPOT: it cannot break a TPOT bound
+                within = np.isnan(value) if column == "tpot_s" else np.zeros(len(value), bool)
+                within |= value * 1e3 <= bound_ms
+                met &= ~mine | within
+    return met
+
+
+def _queue_depth(table: dict[str, np.ndarray], duration_s: float,
+                 horizon_s: float) -> tuple[float, float, np.ndarray]:
+    """Time-average and max of waiting requests over [0, duration], and per-minute means."""
+    queued = (table["outcome"] != REJECTED) & (table["outcome"] != TOO_LONG)
+    enter = table["arrival_s"][queued]
+    leave = table["start_s"][queued]
+    leave = np.where(np.isnan(leave), np.where(table["outcome"][queued] == TIMED_OUT,
+                                               table["refused_s"][queued], horizon_s), leave)
+    times = np.concatenate([enter, leave])
+    steps = np.concatenate([np.ones(len(enter)), -np.ones(len(leave))])
+    order = np.lexsort((steps, times))   # leave before enter at equal times
+    times, depth = times[order], np.cumsum(steps[order])
+    minutes = max(1, math.ceil(duration_s / MINUTE_S))
+    per_minute = np.zeros(minutes)
+    if len(times) == 0:
+        return 0.0, 0.0, per_minute
+    # integrate the step function depth(t) over each minute
+    edges = np.minimum(np.arange(minutes + 1) * MINUTE_S, duration_s)
+    grid = np.unique(np.concatenate([times[times < duration_s], edges]))
+    idx = np.searchsorted(times, grid, side="right") - 1
+    level = np.where(idx >= 0, depth[np.maximum(idx, 0)], 0.0)
+    widths = np.diff(grid)
+    area = level[:-1] * widths
+    which = np.minimum((grid[:-1] // MINUTE_S).astype(int), minutes - 1)
+    np.add.at(per_minute, which, area)
+    span = np.diff(edges)
+    per_minute = np.divide(per_minute, span, out=np.zeros(minutes), where=span > 0)
+    inside = times < duration_s
+    peak = float(depth[inside].max()) if inside.any() else 0.0
+    return float(area.sum() / duration_s), peak, per_minute
+
+
+def summarise(run: DeploymentRun, stream: RequestStream, scenario: Scenario) -> dict[str, Any]:
+    """The result.json section of one deployment."""
+    table = request_table(run, stream)
+    outcome = table["outcome"]
+    ok = outcome == OK
+    duration = run.duration_s
+    replicas = run.deployment.replicas
+    in_window = ok & (table["finish_s"] <= duration)
+    met = slo_met(table, scenario)
+    n = len(outcome)
+    itl = run.records.itl
+    minutes = max(1, math.ceil(duration / MINUTE_S))
+    busy = np.asarray(run.records.busy_s_per_minute[:minutes])
+    kv = np.asarray(run.records.kv_token_s_per_minute[:minutes])
+    span = np.diff(np.minimum(np.arange(minutes + 1) * MINUTE_S, duration))
+    capacity_tokens = max(1, run.capacity.tokens)
+    q_mean, q_max, q_series = _queue_depth(table, duration, run.horizon_s)
+    arrival_minute = np.minimum((table["arrival_s"] // MINUTE_S).astype(int), minutes - 1)
+    finish_minute = np.where(in_window, table["finish_s"] // MINUTE_S, -1).astype(int)
+    ttft_p95_series = _per_minute_percentile(arrival_minute[ok], table["ttft_s"][ok], minutes, 95)
+    return {
+        "kind": "local",
+        "gpu": run.deployment.gpu, "model": run.deployment.model,
+        "replicas": replicas, "tp": run.deployment.tp, "gpus": replicas * run.deployment.tp,
+        "requests": {
+            "total": n, "completed": int(ok.sum()), "rejected": int((outcome == REJECTED).sum()),
+            "timed_out": int((outcome == TIMED_OUT).sum()),
+            "too_long": int((outcome == TOO_LONG).sum()), "unfinished": int((outcome == 0).sum()),
+            "preempted": int((table["preemptions"] > 0).sum()),
+            "preemptions": int(table["preemptions"].sum()),
+        },
+        "latency": {
+            "ttft_ms": percentiles_ms(table["ttft_s"][ok]),
+            "tpot_ms": percentiles_ms(table["tpot_s"][ok & ~np.isnan(table["tpot_s"])]),
+            "itl_ms": {"mean": _ms(itl.mean()),
+                       **{f"p{p}": _ms(itl.percentile(p)) for p in PERCENTILES}},
+            "e2e_ms": percentiles_ms(table["e2e_s"][ok]),
+            "queue_wait_ms": percentiles_ms(table["queue_wait_s"][~np.isnan(table["queue_wait_s"])]),
+        },
+        "throughput": {
+            "requests_per_s": float(in_window.sum() / duration),
+            "output_tokens_per_s": float(table["output_tokens"][in_window].sum() / duration),
+            "input_tokens_per_s": float(table["prompt_tokens"][in_window].sum() / duration),
+            "offered_requests_per_s": float(n / duration),
+        },
+        "slo": {
+            "goodput_fraction": float(met.sum() / n) if n else None,
+            "goodput_requests_per_s": float((met & in_window).sum() / duration),
+            "min_goodput_fraction": scenario.slo.min_goodput_fraction,
+            "met": bool(n and met.sum() / n >= scenario.slo.min_goodput_fraction),
+        },
+        "utilisation": {
+            "gpu_busy_fraction": float(busy.sum() / (duration * replicas)),
+            "kv_cache_mean_fraction": float(kv.sum() / (duration * replicas * capacity_tokens)),
+            "queue_depth_mean": q_mean,
+            "queue_depth_max": q_max,
+        },
+        "engine": {
+            "kv_cache_tokens_per_replica": run.capacity.tokens,
+            "kv_cache_blocks_per_replica": run.capacity.blocks,
+            "weights_gb_per_gpu": run.capacity.weights_gb_per_gpu,
+            "max_model_len": run.capacity.max_model_len,
+            "step_time": run.step_time.as_dict(),
+        },
+        "timeseries": {
+            "minute": list(range(minutes)),
+            "arrivals_per_s": (np.bincount(arrival_minute, minlength=minutes) / span).tolist(),
+            "completed_per_s": (np.bincount(finish_minute[finish_minute >= 0], minlength=minutes)[:minutes] / span).tolist(),
+            "output_tokens_per_s": (np.bincount(finish_minute[finish_minute >= 0],
+                                                weights=table["output_tokens"][finish_minute >= 0],
+                                                minlength=minutes)[:minutes] / span).tolist(),
+            "ttft_p95_ms": ttft_p95_series,
+            "queue_depth_mean": q_series.tolist(),
+            "gpu_busy_fraction": (busy / (span * replicas)).tolist(),
+            "kv_cache_fraction": (kv / (span * replicas * capacity_tokens)).tolist(),
+        },
+    }
+
+
+def _per_minute_percentile(minute: np.ndarray, values_s: np.ndarray, minutes: int,
+                           q: float) -> list[float | None]:
+    """Percentile q (ms) of values grouped by minute; None for empty minutes."""
+    order = np.argsort(minute, kind="stable")
+    minute, values_s = minute[order], values_s[order]
+    bounds = np.searchsorted(minute, np.arange(minutes + 1))
+    return [float(np.percentile(values_s[a:b], q) * 1e3) if b > a else None
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _ms(value_s: float) -> float | None:
+    return None if math.isnan(value_s) else value_s * 1e3

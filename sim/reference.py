@@ -1,0 +1,176 @@
+"""Reference mode: the scheduling policy of replica.py, one SimPy event per batch step.
+
+Written independently of the fast replica on purpose: every sequence carries its own context
+length and is visited every step, blocks are counted per sequence, and time advances by one
+`env.timeout` per step. It is slow (use it on small scenarios) and exists so tests can check
+that the closed-form jumps of the fast replica give the same per-request latencies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import simpy
+
+from sim.records import OK, REJECTED, TIMED_OUT, TOO_LONG, Records
+from sim.steptime import StepTime
+
+
+class _Seq:
+    def __init__(self, rid: int, prompt: int, output: int) -> None:
+        self.rid, self.prompt, self.output = rid, prompt, output
+        self.to_prefill = prompt   # tokens to compute before the next token is emitted
+        self.computed = 0          # tokens in the KV cache
+        self.generated = 0
+        self.blocks = 0
+        self.last_token_s = -1.0
+
+    @property
+    def decoding(self) -> bool:
+        return self.computed >= self.to_prefill
+
+
+class ReferenceReplica:
+    """One replica as a SimPy process that executes one batch step per event."""
+
+    def __init__(self, env: simpy.Environment, index: int, step: StepTime, blocks: int,
+                 block_size: int, max_num_seqs: int, max_num_batched_tokens: int,
+                 chunked_prefill: bool, max_model_len: int, queue_limit: int | None,
+                 queue_timeout_s: float | None, prompts: list[int], outputs: list[int],
+                 arrivals: list[float], records: Records) -> None:
+        self.env, self.index, self.step = env, index, step
+        self.total_blocks, self.B = blocks, block_size
+        self.max_seqs, self.max_tokens = max_num_seqs, max_num_batched_tokens
+        self.chunked, self.max_len = chunked_prefill, max_model_len
+        self.queue_limit, self.timeout_s = queue_limit, queue_timeout_s
+        self.prompts, self.outputs, self.arrivals, self.rec = prompts, outputs, arrivals, records
+        self.waiting: list[_Seq] = []      # front = next to admit
+        self.running: list[_Seq] = []      # admission order
+        self.in_step: list[_Seq] = []      # finishing when the current step ends
+        self.busy_s = 0.0
+        self._wake: simpy.Event | None = None
+        env.process(self._run())
+
+    # the router calls these two
+    def advance(self, until_s: float) -> None:
+        """Nothing to do: SimPy has already run every step that ended before now."""
+
+    def outstanding(self, t: float) -> int:
+        return len(self.waiting) + len(self.running)
+
+    def arrive(self, rid: int, t: float) -> None:
+        rec = self.rec
+        rec.replica[rid] = self.index
+        prompt, output = self.prompts[rid], self.outputs[rid]
+        if prompt + output > self.max_len or \
+                (prompt + output - 1 + self.B - 1) // self.B > self.total_blocks:
+            rec.outcome[rid], rec.finish_s[rid] = TOO_LONG, t
+            return
+        if self.queue_limit is not None and len(self.waiting) >= self.queue_limit:
+            rec.outcome[rid], rec.finish_s[rid] = REJECTED, t
+            return
+        self.waiting.append(_Seq(rid, prompt, output))
+        if self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+
+    def _blocks_for(self, tokens: int) -> int:
+        return (tokens + self.B - 1) // self.B
+
+    def _free(self) -> int:
+        return self.total_blocks - sum(s.blocks for s in self.running)
+
+    def _preempt(self, seq: _Seq, t: float) -> None:
+        self.running.remove(seq)
+        self.rec.preemptions[seq.rid] += 1
+        seq.blocks = 0
+        seq.computed = 0
+        seq.to_prefill = seq.prompt + seq.generated
+        seq.last_token_s = t
+        self.waiting.insert(0, seq)
+
+    def _run(self) -> Generator[simpy.Event, Any, None]:
+        env, rec, step = self.env, self.rec, self.step
+        while True:
+            t = env.now
+            if self.timeout_s is not None:
+                for seq in list(self.waiting):
+                    if rec.start_s[seq.rid] >= 0:
+                        continue  # started once (preempted): no queue timeout any more
+                    if self.arrivals[seq.rid] + self.timeout_s > t:
+                        break
+                    self.waiting.remove(seq)
+                    rec.outcome[seq.rid] = TIMED_OUT
+                    rec.finish_s[seq.rid] = self.arrivals[seq.rid] + self.timeout_s
+            if not self.running and not self.waiting:
+                self._wake = env.event()
+                yield self._wake
+                self._wake = None
+                continue
+            budget = self.max_tokens
+            scheduled: list[tuple[_Seq, int]] = []
+            preempted = False
+            # running requests in admission order; preempt the newest when blocks run out
+            i = 0
+            while i < len(self.running):
+                seq = self.running[i]
+                tokens = 1 if seq.decoding else min(seq.to_prefill - seq.computed, budget)
+                if tokens == 0:
+                    i += 1
+                    continue
+                need = self._blocks_for(seq.computed + tokens) - seq.blocks
+                while need > self._free():
+                    victim = self.running[-1]
+                    self._preempt(victim, t)
+                    preempted = True
+                    if victim is seq:
+                        break
+                if seq not in self.running:
+                    break
+                seq.blocks += need
+                scheduled.append((seq, tokens))
+                budget -= tokens
+                i += 1
+            if not preempted:
+                while self.waiting and budget > 0 and len(self.running) < self.max_seqs:
+                    seq = self.waiting[0]
+                    tokens = min(seq.to_prefill, budget)
+                    if tokens < seq.to_prefill and not self.chunked:
+                        break
+                    need = self._blocks_for(tokens)
+                    if need > self._free():
+                        break
+                    self.waiting.pop(0)
+                    if rec.start_s[seq.rid] < 0:
+                        rec.start_s[seq.rid] = t
+                    seq.blocks = need
+                    self.running.append(seq)
+                    scheduled.append((seq, tokens))
+                    budget -= tokens
+            if not scheduled:
+                continue
+            prefill = sum(tok for s, tok in scheduled if not s.decoding)
+            decodes = [s for s, _ in scheduled if s.decoding]
+            kv = sum(s.computed + 1 for s in decodes) + \
+                sum(s.computed for s, _ in scheduled if not s.decoding)
+            dt = step.step_s(prefill, len(decodes), kv)
+            yield env.timeout(dt)
+            end = t + dt
+            self.busy_s += dt
+            rec.account(t, dt, kv)
+            if decodes:
+                rec.itl.add(dt, len(decodes))
+            for seq, tokens in scheduled:
+                was_decoding = seq.decoding
+                seq.computed += tokens
+                if not was_decoding and seq.computed < seq.to_prefill:
+                    continue  # mid-prefill: nothing emitted
+                if seq.generated == 0:
+                    rec.first_token_s[seq.rid] = end
+                elif not was_decoding:
+                    rec.itl.add(end - seq.last_token_s)
+                seq.generated += 1
+                if seq.generated >= seq.output:
+                    self.running.remove(seq)
+                    rec.finish_s[seq.rid] = end
+                    rec.outcome[seq.rid] = OK

@@ -1,0 +1,415 @@
+"""One serving replica: a vLLM-style continuous-batching scheduler, simulated lazily.
+
+Policy (what vLLM's V1 scheduler does, simplified where noted):
+
+* Each step starts by dropping waiting requests past their queue timeout, then schedules
+  every decoding sequence (one token each). A sequence whose KV cache fills its last block
+  needs a new block; if the free blocks do not cover all such needs, the newest running
+  request is preempted (recompute: its blocks are freed, it goes back to the front of the
+  queue and later re-prefills prompt + generated tokens) until they do.
+* The one partially prefilled request (chunked prefill) gets its next chunk from the token
+  budget left (max_num_batched_tokens - decodes); if its blocks do not fit it preempts itself.
+* If nothing was preempted, waiting requests are admitted first come, first served (preempted
+  ones first) while the budget, max_num_seqs and the free blocks allow. Without chunked
+  prefill a prompt must fit whole in the budget.
+* The step takes StepTime(P, D, K); at its end every decode emits a token, a finished prefill
+  emits the first token, and requests with all their tokens leave and free their blocks.
+
+Speed: decoding sequences are not visited one by one. With a step counter c, sequence i has
+ctx_i = off_i + c tokens in cache, so the total is S_off + D*c; it needs a new block when
+(off_i + c) % block == 0, so counts per phase (off_i % block) give each step's block needs;
+a heap of finish counters gives the next completion. While the batch is pure decode and
+nothing can be admitted, the next k step times form an arithmetic series, so `_jump` takes
+k steps at once, stopping at the next completion, the step where blocks would run out, or
+the last step that starts before the next arrival. Completions are applied lazily: the
+replica is only advanced when an arrival is routed to it or the router needs its load.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+
+from sim.records import OK, REJECTED, TIMED_OUT, TOO_LONG, Records
+from sim.steptime import StepTime
+
+
+class Seq:
+    """A running (or preempted) request's scheduling state."""
+
+    __slots__ = ("alive", "done", "finish_c", "generated", "last_token_s", "off", "order",
+                 "output", "prompt", "rid", "total")
+
+    def __init__(self, rid: int, prompt: int, output: int) -> None:
+        self.rid = rid
+        self.prompt = prompt
+        self.output = output
+        self.total = prompt        # tokens to prefill (prompt + generated after a preemption)
+        self.done = 0              # of those, computed so far
+        self.generated = 0         # output tokens emitted (valid while not decoding)
+        self.off = 0               # ctx - step counter, while decoding
+        self.finish_c = 0          # step counter at which it has all its tokens
+        self.order = 0             # admission order (key in `running`)
+        self.alive = False         # in the decode heap
+        self.last_token_s = -1.0
+
+
+class Replica:
+    """Fast (lazy, closed-form) scheduler of one replica."""
+
+    def __init__(self, index: int, step: StepTime, blocks: int, block_size: int,
+                 max_num_seqs: int, max_num_batched_tokens: int, chunked_prefill: bool,
+                 max_model_len: int, queue_limit: int | None, queue_timeout_s: float | None,
+                 prompts: list[int], outputs: list[int], arrivals: list[float],
+                 records: Records) -> None:
+        self.index = index
+        self.fixed_s = step.fixed_s
+        self.p_s = step.per_prefill_token_s
+        self.d_s = step.per_decode_seq_s
+        self.k_s = step.per_kv_token_s
+        self.total_blocks = blocks
+        self.B = block_size
+        self.max_seqs = max_num_seqs
+        self.max_tokens = max_num_batched_tokens
+        self.chunked = chunked_prefill
+        self.max_len = max_model_len
+        self.queue_limit = queue_limit
+        self.timeout_s = queue_timeout_s
+        self.prompts, self.outputs, self.arrivals = prompts, outputs, arrivals
+        self.rec = records
+
+        self.now_s = 0.0            # when the next step may start
+        self.c = 0                  # steps executed
+        self.waiting: deque[int] = deque()      # fresh requests, FCFS
+        self.resumed: deque[Seq] = deque()      # preempted, served before fresh ones
+        self.running: dict[int, Seq] = {}       # admission order -> Seq
+        self.partial: Seq | None = None          # the one request mid-prefill
+        self.heap: list[tuple[int, int, Seq]] = []
+        self.D = 0                  # decoding sequences
+        self.s_off = 0              # sum of off over decoding sequences
+        self.phase = [0] * block_size
+        self.used_other = 0         # blocks held by the partial prefill
+        self.next_order = 0
+        self.last_end_s = -1.0      # end of the last executed step
+        self.last_finished = 0      # requests finished by that step
+        self.busy_s = 0.0
+
+    # ---------------------------------------------------------------- queries
+
+    def outstanding(self, t: float) -> int:
+        """Requests routed here and not finished by time t (after advance(t))."""
+        n = len(self.waiting) + len(self.resumed) + len(self.running)
+        return n + self.last_finished if self.last_end_s > t else n
+
+    def decode_blocks(self) -> int:
+        """Blocks held by decoding sequences: sum of ceil(ctx / B), from the phase counts."""
+        B, c = self.B, self.c
+        pad = 0
+        for q, count in enumerate(self.phase):
+            if count:
+                pad += count * ((-(q + c)) % B)
+        return (self.s_off + self.D * c + pad) // B
+
+    def used_blocks(self) -> int:
+        return self.used_other + self.decode_blocks()
+
+    # ---------------------------------------------------------------- arrivals
+
+    def arrive(self, rid: int, t: float) -> None:
+        """A request routed here at time t. Call after advance(t)."""
+        rec = self.rec
+        rec.replica[rid] = self.index
+        prompt, output = self.prompts[rid], self.outputs[rid]
+        if prompt + output > self.max_len or \
+                -(-(prompt + output - 1) // self.B) > self.total_blocks:
+            rec.outcome[rid] = TOO_LONG
+            rec.finish_s[rid] = t
+            return
+        if self.queue_limit is not None and \
+                len(self.waiting) + len(self.resumed) >= self.queue_limit:
+            rec.outcome[rid] = REJECTED
+            rec.finish_s[rid] = t
+            return
+        if not self.running and not self.waiting and not self.resumed:
+            self.now_s = max(self.now_s, t)
+        self.waiting.append(rid)
+
+    # ---------------------------------------------------------------- time
+
+    def advance(self, until_s: float) -> None:
+        """Execute every step that starts before `until_s`."""
+        while self.now_s < until_s and (self.running or self.waiting or self.resumed):
+            if self.partial is None and not self._admissible():
+                self._jump(until_s)
+            else:
+                self._step()
+
+    def _admissible(self) -> bool:
+        """Could a waiting request be admitted at the next step start?"""
+        if len(self.running) >= self.max_seqs:
+            return False
+        if self.resumed:
+            need = -(-min(self.resumed[0].total, self.max_tokens - self.D) // self.B)
+        elif self.waiting:
+            if self.timeout_s is not None and \
+                    self.arrivals[self.waiting[0]] + self.timeout_s <= self.now_s:
+                return True  # a timeout to process: take the exact path
+            need = -(-min(self.prompts[self.waiting[0]], self.max_tokens - self.D) // self.B)
+        else:
+            return False
+        # a decode may also need a block this step
+        return self.used_blocks() + self.phase[(-self.c) % self.B] + need <= self.total_blocks
+
+    def _expire(self, t: float) -> None:
+        if self.timeout_s is None:
+            return
+        waiting, arrivals, rec = self.waiting, self.arrivals, self.rec
+        while waiting and arrivals[waiting[0]] + self.timeout_s <= t:
+            rid = waiting.popleft()
+            rec.outcome[rid] = TIMED_OUT
+            rec.finish_s[rid] = arrivals[rid] + self.timeout_s
+
+    # ---------------------------------------------------------------- exact step
+
+    def _step(self) -> None:
+        t = self.now_s
+        self._expire(t)
+        B, c = self.B, self.c
+        free = self.total_blocks - self.used_blocks()
+        need = self.phase[(-c) % B]
+        preempted = False
+        while need > free:
+            need, free = self._preempt_newest(need, free, t)
+            preempted = True
+        free -= need
+        budget = self.max_tokens - self.D
+        prefill_tokens = 0
+        kv_tokens = self.s_off + self.D * (c + 1)
+        prefilled: list[Seq] = []
+        part = self.partial
+        if part is not None:
+            chunk = min(part.total - part.done, budget)
+            blocks = -(-(part.done + chunk) // B) - -(-part.done // B)
+            if blocks > free:
+                _, free = self._preempt_newest(0, free, t)   # the partial is the newest
+                preempted = True
+            else:
+                free -= blocks
+                self.used_other += blocks
+                kv_tokens += part.done
+                part.done += chunk
+                prefill_tokens += chunk
+                budget -= chunk
+                if part.done == part.total:
+                    prefilled.append(part)
+                    self.partial = None
+        if not preempted:
+            prefill_tokens, free = self._admit(budget, free, prefill_tokens, prefilled, t)
+        if prefill_tokens == 0 and self.D == 0:
+            return  # nothing could run: only possible when every request just timed out
+        dt = (self.fixed_s + self.p_s * prefill_tokens + self.d_s * self.D
+              + self.k_s * kv_tokens)
+        end = t + dt
+        D = self.D
+        if D:
+            self.rec.itl.add(dt, D)
+        self.c = c + 1
+        self._finish_step(t, end, dt, kv_tokens, prefilled)
+
+    def _admit(self, budget: int, free: int, prefill_tokens: int, prefilled: list[Seq],
+               t: float) -> tuple[int, int]:
+        B, rec = self.B, self.rec
+        while budget > 0 and len(self.running) < self.max_seqs:
+            if self.resumed:
+                seq = self.resumed[0]
+            elif self.waiting:
+                rid = self.waiting[0]
+                seq = Seq(rid, self.prompts[rid], self.outputs[rid])
+            else:
+                break
+            chunk = min(seq.total, budget)
+            if chunk < seq.total and not self.chunked:
+                break
+            blocks = -(-chunk // B)
+            if blocks > free:
+                break
+            if self.resumed:
+                self.resumed.popleft()
+            else:
+                self.waiting.popleft()
+                rec.start_s[seq.rid] = t
+            free -= blocks
+            self.used_other += blocks
+            seq.done = chunk
+            seq.order = self.next_order
+            self.next_order += 1
+            self.running[seq.order] = seq
+            prefill_tokens += chunk
+            budget -= chunk
+            if chunk == seq.total:
+                prefilled.append(seq)
+            else:
+                self.partial = seq
+        return prefill_tokens, free
+
+    def _finish_step(self, t: float, end: float, dt: float, kv_tokens: int,
+                     prefilled: list[Seq]) -> None:
+        rec, B, c = self.rec, self.B, self.c
+        finished = 0
+        for seq in prefilled:
+            rid = seq.rid
+            if seq.generated == 0:
+                rec.first_token_s[rid] = end
+            else:
+                rec.itl.add(end - seq.last_token_s)
+            seq.generated += 1
+            blocks = -(-seq.total // B)
+            self.used_other -= blocks
+            if seq.generated >= seq.output:
+                del self.running[seq.order]
+                rec.finish_s[rid] = end
+                rec.outcome[rid] = OK
+                finished += 1
+                continue
+            seq.off = seq.total - c
+            self.phase[seq.off % B] += 1
+            self.s_off += seq.off
+            self.D += 1
+            seq.finish_c = c + seq.output - seq.generated
+            seq.alive = True
+            heapq.heappush(self.heap, (seq.finish_c, seq.order, seq))
+        finished += self._pop_finished(end)
+        self._book(t, end, dt, kv_tokens, finished)
+
+    def _pop_finished(self, end: float) -> int:
+        heap, c, rec, B = self.heap, self.c, self.rec, self.B
+        finished = 0
+        while heap and heap[0][0] <= c:
+            _, order, seq = heapq.heappop(heap)
+            if not seq.alive or seq.order != order:
+                continue  # stale entry of a preempted (maybe since re-admitted) sequence
+            seq.alive = False
+            self.phase[seq.off % B] -= 1
+            self.s_off -= seq.off
+            self.D -= 1
+            del self.running[seq.order]
+            rec.finish_s[seq.rid] = end
+            rec.outcome[seq.rid] = OK
+            finished += 1
+        return finished
+
+    def _book(self, t: float, end: float, dt: float, kv_tokens: float, finished: int) -> None:
+        self.now_s = end
+        self.last_end_s = end
+        self.last_finished = finished
+        self.busy_s += dt
+        self.rec.account(t, dt, kv_tokens)
+
+    # ---------------------------------------------------------------- preemption
+
+    def _requeue(self, seq: Seq, t: float) -> None:
+        """Recompute preemption: forget the cache, queue first, re-prefill prompt + output."""
+        self.rec.preemptions[seq.rid] += 1
+        seq.total = seq.prompt + seq.generated
+        seq.done = 0
+        seq.last_token_s = t
+        self.resumed.appendleft(seq)
+
+    def _preempt_newest(self, need: int, free: int, t: float) -> tuple[int, int]:
+        """Preempt the newest running request; return the updated (need, free)."""
+        order, seq = self.running.popitem()
+        B, c = self.B, self.c
+        if seq is self.partial:
+            blocks = -(-seq.done // B)
+            self.used_other -= blocks
+            self.partial = None
+            self._requeue(seq, t)
+            return need, free + blocks
+        ctx = seq.off + c
+        q = seq.off % B
+        self.phase[q] -= 1
+        self.s_off -= seq.off
+        self.D -= 1
+        seq.alive = False
+        seq.generated = seq.output - (seq.finish_c - c)
+        self._requeue(seq, t)
+        if (q + c) % B == 0:
+            need -= 1
+        return need, free + -(-ctx // B)
+
+    # ---------------------------------------------------------------- closed form
+
+    def _jump(self, until_s: float) -> None:
+        """Take as many pure-decode steps as possible at once (see module docstring)."""
+        heap = self.heap
+        while not heap[0][2].alive or heap[0][2].order != heap[0][1]:
+            heapq.heappop(heap)
+        c, D = self.c, self.D
+        n = heap[0][0] - c                       # steps to the next completion
+        a = self.fixed_s + self.d_s * D           # step time without KV reads
+        g = self.k_s
+        first = a + g * (self.s_off + D * (c + 1))   # first step's time
+        gd = g * D                                # growth per step
+        horizon = until_s
+        if self.timeout_s is not None and self.waiting:
+            horizon = min(horizon, self.arrivals[self.waiting[0]] + self.timeout_s)
+        room = horizon - self.now_s
+        # steps starting before the horizon: smallest k with S(k) >= room, S(k) = k*first + gd*k(k-1)/2
+        if n > 1 and (n - 1) * first + gd * (n - 1) * (n - 2) / 2 >= room:
+            n = _steps_covering(first, gd, room, n)
+        n = self._kv_safe_steps(n)
+        if n == 0:
+            self._step()
+            return
+        dt = n * first + gd * n * (n - 1) / 2
+        self.rec.itl.add_series(first, gd, n, D)
+        t = self.now_s
+        kv_mean = self.s_off + D * (c + 1) + D * (n - 1) / 2
+        self.c = c + n
+        self._book(t, t + dt, dt, kv_mean, 0)
+        self.last_finished = self._pop_finished(t + dt)
+
+    def _kv_safe_steps(self, n: int) -> int:
+        """Largest m <= n such that m decode steps find every block they need."""
+        B, D, c = self.B, self.D, self.c
+        spare = self.total_blocks - self.used_other
+        # cheap bound: decode blocks <= (sum ctx + D (B-1)) / B; new blocks <= D ceil(m/B)
+        if (spare * B - self.s_off - D * c - D * (B - 1)) >= B * D * (-(-n // B)):
+            return n
+        free = spare - self.decode_blocks()
+        lo, hi = 0, n
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self._new_blocks(mid) <= free:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def _new_blocks(self, m: int) -> int:
+        """Blocks the decoding sequences newly need during the next m steps."""
+        B, c = self.B, self.c
+        total = 0
+        for q, count in enumerate(self.phase):
+            if count:
+                first = (-(q + c)) % B
+                if m > first:
+                    total += count * (1 + (m - 1 - first) // B)
+        return total
+
+
+def _steps_covering(first: float, growth: float, room: float, cap: int) -> int:
+    """Smallest k >= 1 with k*first + growth*k*(k-1)/2 >= room (at most cap)."""
+    if growth > 0:
+        b = first - growth / 2
+        k = math.ceil((-b + math.sqrt(b * b + 2 * growth * room)) / growth)
+    else:
+        k = math.ceil(room / first)
+    k = max(1, min(k, cap))
+    # integer correction against rounding in the root
+    while k > 1 and (k - 1) * first + growth * (k - 1) * (k - 2) / 2 >= room:
+        k -= 1
+    while k < cap and k * first + growth * k * (k - 1) / 2 < room:
+        k += 1
+    return k

@@ -1,0 +1,40 @@
+"""Simulate every deployment of a scenario: load -> stream -> simulate -> summarise."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from llmplan.scenario import LoadedScenario
+from llmplan.traffic import build_request_stream
+from sim.engine import simulate_deployment
+from sim.metrics import summarise
+
+Progress = Callable[[str, float], None]
+
+
+def simulate_scenario(loaded: LoadedScenario, seed: int | None = None,
+                      mode: Literal["fast", "reference"] | None = None,
+                      progress: Progress | None = None) -> dict[str, Any]:
+    """result.json content for a scenario (same scenario and seed: same result)."""
+    scenario = loaded.scenario
+    seed = scenario.seed if seed is None else seed
+    stream = build_request_stream(scenario, seed)
+    mode = mode or scenario.simulation.mode
+    deployments: dict[str, Any] = {}
+    for name, dep in scenario.deployments.items():
+        def report(t: float, name: str = name) -> None:
+            if progress is not None:
+                progress(name, t)
+
+        run = simulate_deployment(name, dep, loaded.catalog, stream, scenario.duration_s,
+                                  scenario.simulation.drain_s, mode, report)
+        deployments[name] = summarise(run, stream, scenario)
+    return {
+        "scenario": {
+            "name": scenario.name, "seed": seed, "duration_s": scenario.duration_s,
+            "requests": len(stream), "mode": mode,
+            "tasks": list(stream.task_names),
+        },
+        "deployments": deployments,
+    }

@@ -1,0 +1,86 @@
+"""Step time of one continuous-batching iteration.
+
+    step_s = fixed_s + per_prefill_token_s * P + per_decode_seq_s * D + per_kv_token_s * K
+
+P prefill tokens computed this step, D sequences decoding one token each, K KV-cache tokens
+read by attention. The simulator relies on the time being affine in K for a fixed (P, D):
+that is what lets it jump over many decode steps in closed form. Every model is turned into
+these four coefficients by a builder registered in STEP_TIME_BUILDERS, keyed by the
+`step_time.kind` of the scenario; a calibrated model is just another builder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from llmplan.catalog import Catalog
+from llmplan.catalog.catalog import DTYPE_BYTES
+from llmplan.scenario.models import LinearStepTime, LocalDeployment, RooflineStepTime
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """Coefficients of the affine step-time model (seconds)."""
+
+    fixed_s: float
+    per_prefill_token_s: float
+    per_decode_seq_s: float
+    per_kv_token_s: float
+    source: str = "roofline"
+
+    def step_s(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int) -> float:
+        return (self.fixed_s + self.per_prefill_token_s * prefill_tokens
+                + self.per_decode_seq_s * decode_seqs + self.per_kv_token_s * kv_tokens)
+
+    def as_dict(self) -> dict[str, float | str]:
+        return {
+            "fixed_ms": self.fixed_s * 1e3,
+            "per_prefill_token_us": self.per_prefill_token_s * 1e6,
+            "per_decode_seq_us": self.per_decode_seq_s * 1e6,
+            "per_kv_token_ns": self.per_kv_token_s * 1e9,
+            "source": self.source,
+        }
+
+
+def roofline(dep: LocalDeployment, spec: RooflineStepTime, catalog: Catalog) -> StepTime:
+    """Datasheet peaks times achievable fractions.
+
+    Prefill is compute bound: 2 x active params FLOPs per token. Decode reads the weights
+    once per step (memory bound, in fixed_s since every step reads them) plus each running
+    sequence's KV bytes, and spends 2 x active params FLOPs per sequence.
+    """
+    gpu, model = catalog.gpus[dep.gpu], catalog.models[dep.model]
+    weights_dtype = dep.engine.weights_dtype or model.default_dtype
+    kv_dtype = dep.engine.kv_dtype or weights_dtype
+    flops = gpu.flops_per_s * dep.tp
+    bandwidth = gpu.bandwidth_bytes_per_s * dep.tp
+    # FP8/INT8 tensor cores run at twice the BF16 rate on every catalog GPU that has them.
+    compute_speedup = 2.0 if DTYPE_BYTES[weights_dtype] <= 1.0 else 1.0
+    flops_per_token = 2.0 * model.active_params_b * 1e9
+    sync_s = model.layers * spec.tp_sync_us_per_layer * 1e-6 if dep.tp > 1 else 0.0
+    return StepTime(
+        fixed_s=spec.overhead_ms * 1e-3 + sync_s
+        + model.weight_bytes(weights_dtype) / (bandwidth * spec.decode_mbu),
+        per_prefill_token_s=flops_per_token / (flops * compute_speedup * spec.prefill_mfu),
+        per_decode_seq_s=flops_per_token / (flops * compute_speedup * spec.decode_mfu),
+        per_kv_token_s=model.kv_bytes_per_token(kv_dtype) / (bandwidth * spec.decode_mbu),
+        source="roofline",
+    )
+
+
+def linear(dep: LocalDeployment, spec: LinearStepTime, catalog: Catalog) -> StepTime:
+    """Coefficients given directly (or fitted by `llmplan calibrate`)."""
+    return StepTime(spec.overhead_ms * 1e-3, spec.per_prefill_token_us * 1e-6,
+                    spec.per_decode_seq_us * 1e-6, spec.per_kv_token_ns * 1e-9, source="linear")
+
+
+STEP_TIME_BUILDERS: dict[str, Callable[..., StepTime]] = {
+    "roofline": roofline,
+    "linear": linear,
+}
+
+
+def build_step_time(dep: LocalDeployment, catalog: Catalog) -> StepTime:
+    """The step-time model a deployment asks for."""
+    return STEP_TIME_BUILDERS[dep.step_time.kind](dep, dep.step_time, catalog)
