@@ -46,9 +46,9 @@ def simulate(
         _fail(error)
         return
     duration = loaded.scenario.duration_s
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeElapsedColumn(), console=console, disable=quiet or not console.is_terminal,
-                  transient=True) as bar:
+    with Progress(TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=console,
+                  disable=quiet or not console.is_terminal, transient=True) as bar:
         tasks: dict[str, Any] = {}
 
         def progress(name: str, t: float) -> None:

@@ -7,7 +7,7 @@ event per batch step. Both fill the same `Records`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,8 +18,10 @@ from llmplan.scenario.models import LocalDeployment
 from llmplan.traffic import RequestStream
 from sim.kvcache import KvCapacity, kv_capacity
 from sim.records import Records
+from sim.reference import ReferenceReplica
 from sim.replica import Replica
-from sim.router import make_router
+from sim.router import Router, make_router
+from sim.serving import ReplicaConfig, Workload
 from sim.steptime import StepTime, build_step_time
 
 Progress = Callable[[float], None]
@@ -47,7 +49,7 @@ def _engine_limits(dep: LocalDeployment, capacity: KvCapacity) -> int:
 
 
 def simulate_deployment(name: str, dep: LocalDeployment, catalog: Catalog,
-                        stream: RequestStream, duration_s: float, drain_s: float | None = None,
+                        stream: RequestStream, duration_s: float, *, drain_s: float | None = None,
                         mode: Literal["fast", "reference"] = "fast",
                         progress: Progress | None = None) -> DeploymentRun:
     """Simulate `dep` serving `stream`; arrivals stop at duration_s, work stops at the horizon."""
@@ -55,26 +57,23 @@ def simulate_deployment(name: str, dep: LocalDeployment, catalog: Catalog,
     step = build_step_time(dep, catalog)
     horizon = duration_s + (duration_s if drain_s is None else drain_s)
     records = Records(len(stream), horizon)
-    prompts = stream.prompt_tokens.tolist()
-    outputs = stream.output_tokens.tolist()
     arrivals = stream.arrival_s.tolist()
+    work = Workload(stream.prompt_tokens.tolist(), stream.output_tokens.tolist(), arrivals,
+                    records)
     engine, admission = dep.engine, dep.admission
-    args = dict(step=step, blocks=capacity.blocks, block_size=capacity.block_size_tokens,
-                max_num_seqs=engine.max_num_seqs,
-                max_num_batched_tokens=engine.max_num_batched_tokens,
-                chunked_prefill=engine.chunked_prefill, max_model_len=_engine_limits(dep, capacity),
-                queue_limit=admission.queue_limit, queue_timeout_s=admission.queue_timeout_s,
-                prompts=prompts, outputs=outputs, arrivals=arrivals, records=records)
+    config = ReplicaConfig(
+        step=step, blocks=capacity.blocks, block_size=capacity.block_size_tokens,
+        max_num_seqs=engine.max_num_seqs, max_num_batched_tokens=engine.max_num_batched_tokens,
+        chunked_prefill=engine.chunked_prefill, max_model_len=_engine_limits(dep, capacity),
+        queue_limit=admission.queue_limit, queue_timeout_s=admission.queue_timeout_s)
     env = simpy.Environment()
     router = make_router(dep.router)
+    replicas: list[Replica] | list[ReferenceReplica]
     if mode == "reference":
-        from sim.reference import ReferenceReplica
-
-        replicas: list[Replica] | list[ReferenceReplica] = [
-            ReferenceReplica(env, i, **args) for i in range(dep.replicas)]  # type: ignore[arg-type]
+        replicas = [ReferenceReplica(env, i, config, work) for i in range(dep.replicas)]
     else:
-        replicas = [Replica(i, **args) for i in range(dep.replicas)]  # type: ignore[arg-type]
-    env.process(_arrive(env, arrivals, replicas, router, progress))  # type: ignore[arg-type]
+        replicas = [Replica(i, config, work) for i in range(dep.replicas)]
+    env.process(_arrive(env, arrivals, replicas, router, progress))
     env.run(until=horizon)
     for replica in replicas:
         replica.advance(horizon)
@@ -82,9 +81,11 @@ def simulate_deployment(name: str, dep: LocalDeployment, catalog: Catalog,
                          [r.busy_s for r in replicas])
 
 
-def _arrive(env: simpy.Environment, arrivals: list[float], replicas: list[Replica],
-            router: object, progress: Progress | None):  # type: ignore[no-untyped-def]
-    choose = router.choose  # type: ignore[attr-defined]
+def _arrive(env: simpy.Environment, arrivals: list[float],
+            replicas: list[Replica] | list[ReferenceReplica], router: Router,
+            progress: Progress | None) -> Generator[simpy.Event, None, None]:
+    """One SimPy event per request: route it, bring its replica up to now, hand it over."""
+    choose = router.choose
     every = max(1, len(arrivals) // 200)
     for rid, t in enumerate(arrivals):
         if t > env.now:

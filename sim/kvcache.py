@@ -63,7 +63,8 @@ def kv_capacity(dep: LocalDeployment, catalog: Catalog) -> KvCapacity:
         error = (f"{dep.model} in {weights_dtype} does not fit on {dep.gpu} with tp={dep.tp}: "
                  f"needs {need_gb:.1f} GB per GPU, {have_gb:.1f} GB usable at "
                  f"gpu_memory_utilization {engine.gpu_memory_utilization}; expected "
-                 + (f"tp >= {min_tp}" if min_tp else "a bigger GPU") + " or a smaller weights_dtype")
+                 + (f"tp >= {min_tp}" if min_tp else "a bigger GPU")
+                 + " or a smaller weights_dtype")
     elif engine.max_model_len is not None and engine.max_model_len > capacity_tokens:
         error = (f"engine.max_model_len {engine.max_model_len} exceeds the KV cache "
                  f"({capacity_tokens} tokens); expected max_model_len <= {capacity_tokens}")

@@ -9,6 +9,7 @@ Throughput counts what finished inside the simulated duration, per second of it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -28,7 +29,8 @@ def percentiles_ms(values_s: np.ndarray) -> dict[str, float | None]:
         return {"mean": None, **{f"p{p}": None for p in PERCENTILES}}
     ms = values_s * 1e3
     points = np.percentile(ms, PERCENTILES)
-    return {"mean": float(ms.mean()), **{f"p{p}": float(v) for p, v in zip(PERCENTILES, points, strict=True)}}
+    return {"mean": float(ms.mean()),
+            **{f"p{p}": float(v) for p, v in zip(PERCENTILES, points, strict=True)}}
 
 
 def request_table(run: DeploymentRun, stream: RequestStream) -> dict[str, np.ndarray]:
@@ -60,7 +62,7 @@ def request_table(run: DeploymentRun, stream: RequestStream) -> dict[str, np.nda
 
 def slo_met(table: dict[str, np.ndarray], scenario: Scenario) -> np.ndarray:
     """Boolean per request: finished and inside every bound of its task's SLO."""
-    met = table["outcome"] == OK
+    met: np.ndarray = table["outcome"] == OK
     for i, task in enumerate(scenario.tasks):
         slo = scenario.slo_for(task)
         mine = table["task_index"] == i
@@ -117,10 +119,9 @@ def summarise(run: DeploymentRun, stream: RequestStream, scenario: Scenario) -> 
     in_window = ok & (table["finish_s"] <= duration)
     met = slo_met(table, scenario)
     n = len(outcome)
-    itl = run.records.itl
+    itl_mean, itl_points = run.records.itl_percentiles_s(PERCENTILES)
     minutes = max(1, math.ceil(duration / MINUTE_S))
-    busy = np.asarray(run.records.busy_s_per_minute[:minutes])
-    kv = np.asarray(run.records.kv_token_s_per_minute[:minutes])
+    busy, kv = run.records.per_minute(minutes)
     span = np.diff(np.minimum(np.arange(minutes + 1) * MINUTE_S, duration))
     capacity_tokens = max(1, run.capacity.tokens)
     q_mean, q_max, q_series = _queue_depth(table, duration, run.horizon_s)
@@ -141,10 +142,11 @@ def summarise(run: DeploymentRun, stream: RequestStream, scenario: Scenario) -> 
         "latency": {
             "ttft_ms": percentiles_ms(table["ttft_s"][ok]),
             "tpot_ms": percentiles_ms(table["tpot_s"][ok & ~np.isnan(table["tpot_s"])]),
-            "itl_ms": {"mean": _ms(itl.mean()),
-                       **{f"p{p}": _ms(itl.percentile(p)) for p in PERCENTILES}},
+            "itl_ms": {"mean": _ms(itl_mean),
+                       **{f"p{p}": _ms(itl_points[p]) for p in PERCENTILES}},
             "e2e_ms": percentiles_ms(table["e2e_s"][ok]),
-            "queue_wait_ms": percentiles_ms(table["queue_wait_s"][~np.isnan(table["queue_wait_s"])]),
+            "queue_wait_ms": percentiles_ms(
+                table["queue_wait_s"][~np.isnan(table["queue_wait_s"])]),
         },
         "throughput": {
             "requests_per_s": float(in_window.sum() / duration),
@@ -174,7 +176,8 @@ def summarise(run: DeploymentRun, stream: RequestStream, scenario: Scenario) -> 
         "timeseries": {
             "minute": list(range(minutes)),
             "arrivals_per_s": (np.bincount(arrival_minute, minlength=minutes) / span).tolist(),
-            "completed_per_s": (np.bincount(finish_minute[finish_minute >= 0], minlength=minutes)[:minutes] / span).tolist(),
+            "completed_per_s": (np.bincount(finish_minute[finish_minute >= 0],
+                                            minlength=minutes)[:minutes] / span).tolist(),
             "output_tokens_per_s": (np.bincount(finish_minute[finish_minute >= 0],
                                                 weights=table["output_tokens"][finish_minute >= 0],
                                                 minlength=minutes)[:minutes] / span).tolist(),
@@ -193,7 +196,7 @@ def _per_minute_percentile(minute: np.ndarray, values_s: np.ndarray, minutes: in
     minute, values_s = minute[order], values_s[order]
     bounds = np.searchsorted(minute, np.arange(minutes + 1))
     return [float(np.percentile(values_s[a:b], q) * 1e3) if b > a else None
-            for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+            for a, b in itertools.pairwise(bounds)]
 
 
 def _ms(value_s: float) -> float | None:

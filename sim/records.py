@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from array import array
 
 import numpy as np
 
@@ -14,101 +15,25 @@ OUTCOME_NAMES = {PENDING: "unfinished", OK: "ok", REJECTED: "rejected",
 MINUTE_S = 60.0
 
 
-class LogHistogram:
-    """Counts of positive values in bins 0.25% wide (relative): percentiles to 0.25%."""
-
-    GROWTH = 1.0025
-
-    def __init__(self) -> None:
-        self.counts: dict[int, float] = {}
-        self._log_growth = math.log(self.GROWTH)
-
-    def add(self, value: float, weight: float = 1.0) -> None:
-        if value > 0:
-            b = int(math.log(value) / self._log_growth)
-            self.counts[b] = self.counts.get(b, 0.0) + weight
-
-    def add_series(self, first: float, delta: float, n: int, weight: float) -> None:
-        """Add first, first+delta, ..., first+(n-1)*delta, each with `weight`."""
-        if n <= 0:
-            return
-        last = first + delta * (n - 1)
-        lg = self._log_growth
-        b0, b1 = int(math.log(first) / lg), int(math.log(last) / lg)
-        if b0 == b1 or delta <= 0:
-            self.counts[b0] = self.counts.get(b0, 0.0) + n * weight
-            return
-        done = 0
-        for b in range(b0, b1 + 1):
-            upper = math.exp((b + 1) * lg)
-            # how many terms fall below the upper edge of bin b
-            below = n if b == b1 else min(n, max(done, math.ceil((upper - first) / delta)))
-            if below > done:
-                self.counts[b] = self.counts.get(b, 0.0) + (below - done) * weight
-                done = below
-
-    def merge(self, other: LogHistogram) -> None:
-        for b, w in other.counts.items():
-            self.counts[b] = self.counts.get(b, 0.0) + w
-
-    def total(self) -> float:
-        return sum(self.counts.values())
-
-    def percentile(self, q: float) -> float:
-        """Value at percentile q (0-100), the geometric centre of its bin; nan when empty."""
-        total = self.total()
-        if total <= 0:
-            return math.nan
-        target = total * q / 100.0
-        running = 0.0
-        for b in sorted(self.counts):
-            running += self.counts[b]
-            if running >= target:
-                return math.exp((b + 0.5) * self._log_growth)
-        return math.exp((max(self.counts) + 0.5) * self._log_growth)
-
-    def mean(self) -> float:
-        total = self.total()
-        if total <= 0:
-            return math.nan
-        return sum(math.exp((b + 0.5) * self._log_growth) * w
-                   for b, w in self.counts.items()) / total
-
-
 class Records:
-    """Column lists indexed by request id (plain lists: the fastest thing to write in a loop)."""
+    """Column lists indexed by request id (plain lists: the fastest thing to write in a loop).
+
+    `segments` logs every executed batch step or closed-form run of steps as 7 numbers:
+    start time, duration, mean resident KV tokens, first step time, growth of the step time
+    per step, number of steps and number of decoding sequences (each of which saw every one
+    of those step times as an inter-token gap). Busy time, KV use and ITL come from it.
+    """
 
     def __init__(self, n: int, horizon_s: float) -> None:
         self.n = n
+        self.horizon_s = horizon_s
         self.start_s = [-1.0] * n          # first scheduled (admitted into a batch)
         self.first_token_s = [-1.0] * n
         self.finish_s = [-1.0] * n          # completion, or the moment it was refused
         self.replica = [-1] * n
         self.preemptions = [0] * n
         self.outcome = [PENDING] * n
-        self.itl = LogHistogram()           # every inter-token gap, in seconds
-        self.minutes = max(1, math.ceil(horizon_s / MINUTE_S))
-        self.busy_s_per_minute = [0.0] * self.minutes
-        self.kv_token_s_per_minute = [0.0] * self.minutes   # integral of resident KV tokens
-
-    def account(self, t0: float, dt: float, kv_tokens: float) -> None:
-        """Book a busy interval [t0, t0+dt) with `kv_tokens` resident on average."""
-        m = int(t0 / MINUTE_S)
-        end = t0 + dt
-        last = self.minutes - 1
-        while True:
-            if m > last:
-                return
-            edge = (m + 1) * MINUTE_S
-            if end <= edge or m == last:
-                part = end - t0
-                self.busy_s_per_minute[m] += part
-                self.kv_token_s_per_minute[m] += part * kv_tokens
-                return
-            part = edge - t0
-            self.busy_s_per_minute[m] += part
-            self.kv_token_s_per_minute[m] += part * kv_tokens
-            t0, m = edge, m + 1
+        self.segments = array("d")
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {
@@ -119,3 +44,53 @@ class Records:
             "preemptions": np.asarray(self.preemptions, dtype=np.int64),
             "outcome": np.asarray(self.outcome, dtype=np.int64),
         }
+
+    def segment_table(self) -> np.ndarray:
+        """Segments as an (n, 7) array, clipped to the horizon."""
+        table = np.frombuffer(self.segments, dtype=np.float64).reshape(-1, 7)
+        return table[table[:, 0] < self.horizon_s]
+
+    def per_minute(self, minutes: int) -> tuple[np.ndarray, np.ndarray]:
+        """Busy seconds and KV token-seconds per minute (summed over replicas)."""
+        seg = self.segment_table()
+        t0, dt, kv = seg[:, 0], seg[:, 1], seg[:, 2]
+        busy = np.zeros(minutes)
+        kv_s = np.zeros(minutes)
+        m0 = np.floor(t0 / MINUTE_S).astype(np.int64)
+        m1 = np.floor((t0 + dt) / MINUTE_S).astype(np.int64)
+        inside = (m0 == m1) & (m0 < minutes)
+        np.add.at(busy, m0[inside], dt[inside])
+        np.add.at(kv_s, m0[inside], dt[inside] * kv[inside])
+        for i in np.flatnonzero(~inside & (m0 < minutes)):   # few: they cross a minute edge
+            start, end = t0[i], t0[i] + dt[i]
+            for m in range(int(m0[i]), min(int(m1[i]), minutes - 1) + 1):
+                part = min(end, (m + 1) * MINUTE_S) - max(start, m * MINUTE_S)
+                busy[m] += part
+                kv_s[m] += part * kv[i]
+        return busy, kv_s
+
+    def itl_percentiles_s(self, qs: tuple[float, ...]) -> tuple[float, dict[float, float]]:
+        """Mean and percentiles of every inter-token gap (seconds); NaN when there is none.
+
+        A run of n steps with times first + growth * j contributes each time once per
+        decoding sequence; it is represented by 8 evenly spaced points of its range, exact
+        to a small fraction of the (sub-percent) spread of its step times.
+        """
+        seg = self.segment_table()
+        seg = seg[seg[:, 6] > 0]
+        if len(seg) == 0:
+            return math.nan, {q: math.nan for q in qs}
+        first, growth, n, w = seg[:, 3], seg[:, 4], seg[:, 5], seg[:, 6]
+        points = 8
+        frac = np.linspace(0.0, 1.0, points)
+        values = (first[:, None] + growth[:, None] * (n[:, None] - 1) * frac[None, :]).ravel()
+        weights = np.repeat(n * w / points, points)
+        mean = float((first * n + growth * n * (n - 1) / 2) @ w / (n @ w))
+        order = np.argsort(values, kind="stable")
+        ranked = values[order]
+        cumulative = np.cumsum(weights[order])
+        out = {}
+        for q in qs:
+            k = int(np.searchsorted(cumulative, cumulative[-1] * q / 100.0, side="left"))
+            out[q] = float(ranked[min(k, len(ranked) - 1)])
+        return mean, out

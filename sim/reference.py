@@ -8,13 +8,14 @@ that the closed-form jumps of the fast replica give the same per-request latenci
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator
 from typing import Any
 
 import simpy
 
-from sim.records import OK, REJECTED, TIMED_OUT, TOO_LONG, Records
-from sim.steptime import StepTime
+from sim.records import OK, REJECTED, TIMED_OUT, TOO_LONG
+from sim.serving import ReplicaConfig, Workload
 
 
 class _Seq:
@@ -34,29 +35,36 @@ class _Seq:
 class ReferenceReplica:
     """One replica as a SimPy process that executes one batch step per event."""
 
-    def __init__(self, env: simpy.Environment, index: int, step: StepTime, blocks: int,
-                 block_size: int, max_num_seqs: int, max_num_batched_tokens: int,
-                 chunked_prefill: bool, max_model_len: int, queue_limit: int | None,
-                 queue_timeout_s: float | None, prompts: list[int], outputs: list[int],
-                 arrivals: list[float], records: Records) -> None:
-        self.env, self.index, self.step = env, index, step
-        self.total_blocks, self.B = blocks, block_size
-        self.max_seqs, self.max_tokens = max_num_seqs, max_num_batched_tokens
-        self.chunked, self.max_len = chunked_prefill, max_model_len
-        self.queue_limit, self.timeout_s = queue_limit, queue_timeout_s
-        self.prompts, self.outputs, self.arrivals, self.rec = prompts, outputs, arrivals, records
+    def __init__(self, env: simpy.Environment, index: int, config: ReplicaConfig,
+                 work: Workload) -> None:
+        self.env, self.index, self.step = env, index, config.step
+        self.total_blocks, self.B = config.blocks, config.block_size
+        self.max_seqs, self.max_tokens = config.max_num_seqs, config.max_num_batched_tokens
+        self.chunked, self.max_len = config.chunked_prefill, config.max_model_len
+        self.queue_limit, self.timeout_s = config.queue_limit, config.queue_timeout_s
+        self.prompts, self.outputs, self.arrivals = work.prompts, work.outputs, work.arrivals
+        self.rec = work.records
         self.waiting: list[_Seq] = []      # front = next to admit
         self.running: list[_Seq] = []      # admission order
         self.in_step: list[_Seq] = []      # finishing when the current step ends
         self.busy_s = 0.0
         self._wake: simpy.Event | None = None
+        # what a router reads (see router.Loaded): always ask load_at, nothing pending
+        self.quiet_until_s = -math.inf
+        self.last_end_s = -math.inf
+        self.last_finished = 0
         env.process(self._run())
 
     # the router calls these two
     def advance(self, until_s: float) -> None:
         """Nothing to do: SimPy has already run every step that ended before now."""
 
-    def outstanding(self, t: float) -> int:
+    @property
+    def n_in(self) -> int:
+        return len(self.waiting) + len(self.running)
+
+    def load_at(self, t: float) -> int:
+        """Requests here not finished yet (steps ending after now have not been applied)."""
         return len(self.waiting) + len(self.running)
 
     def arrive(self, rid: int, t: float) -> None:
@@ -157,9 +165,7 @@ class ReferenceReplica:
             yield env.timeout(dt)
             end = t + dt
             self.busy_s += dt
-            rec.account(t, dt, kv)
-            if decodes:
-                rec.itl.add(dt, len(decodes))
+            rec.segments.extend((t, dt, kv, dt, 0.0, 1, len(decodes)))
             for seq, tokens in scheduled:
                 was_decoding = seq.decoding
                 seq.computed += tokens
@@ -168,7 +174,7 @@ class ReferenceReplica:
                 if seq.generated == 0:
                     rec.first_token_s[seq.rid] = end
                 elif not was_decoding:
-                    rec.itl.add(end - seq.last_token_s)
+                    rec.segments.extend((t, 0.0, 0.0, end - seq.last_token_s, 0.0, 1, 1))
                 seq.generated += 1
                 if seq.generated >= seq.output:
                     self.running.remove(seq)

@@ -31,8 +31,8 @@ import heapq
 import math
 from collections import deque
 
-from sim.records import OK, REJECTED, TIMED_OUT, TOO_LONG, Records
-from sim.steptime import StepTime
+from sim.records import OK, REJECTED, TIMED_OUT, TOO_LONG
+from sim.serving import ReplicaConfig, Workload
 
 
 class Seq:
@@ -58,26 +58,23 @@ class Seq:
 class Replica:
     """Fast (lazy, closed-form) scheduler of one replica."""
 
-    def __init__(self, index: int, step: StepTime, blocks: int, block_size: int,
-                 max_num_seqs: int, max_num_batched_tokens: int, chunked_prefill: bool,
-                 max_model_len: int, queue_limit: int | None, queue_timeout_s: float | None,
-                 prompts: list[int], outputs: list[int], arrivals: list[float],
-                 records: Records) -> None:
+    def __init__(self, index: int, config: ReplicaConfig, work: Workload) -> None:
         self.index = index
+        step = config.step
         self.fixed_s = step.fixed_s
         self.p_s = step.per_prefill_token_s
         self.d_s = step.per_decode_seq_s
         self.k_s = step.per_kv_token_s
-        self.total_blocks = blocks
-        self.B = block_size
-        self.max_seqs = max_num_seqs
-        self.max_tokens = max_num_batched_tokens
-        self.chunked = chunked_prefill
-        self.max_len = max_model_len
-        self.queue_limit = queue_limit
-        self.timeout_s = queue_timeout_s
-        self.prompts, self.outputs, self.arrivals = prompts, outputs, arrivals
-        self.rec = records
+        self.total_blocks = config.blocks
+        self.B = config.block_size
+        self.max_seqs = config.max_num_seqs
+        self.max_tokens = config.max_num_batched_tokens
+        self.chunked = config.chunked_prefill
+        self.max_len = config.max_model_len
+        self.queue_limit = config.queue_limit
+        self.timeout_s = config.queue_timeout_s
+        self.prompts, self.outputs, self.arrivals = work.prompts, work.outputs, work.arrivals
+        self.rec = records = work.records
 
         self.now_s = 0.0            # when the next step may start
         self.c = 0                  # steps executed
@@ -88,19 +85,29 @@ class Replica:
         self.heap: list[tuple[int, int, Seq]] = []
         self.D = 0                  # decoding sequences
         self.s_off = 0              # sum of off over decoding sequences
-        self.phase = [0] * block_size
+        self.phase = [0] * config.block_size
         self.used_other = 0         # blocks held by the partial prefill
         self.next_order = 0
         self.last_end_s = -1.0      # end of the last executed step
         self.last_finished = 0      # requests finished by that step
         self.busy_s = 0.0
+        self.n_in = 0               # requests queued or running here
+        self.log = records.segments.extend   # (t0, dt, kv, first, growth, n, decodes)
+        # Before this time no request can finish or time out unless one arrives here: the
+        # router may read the load without advancing (set when a jump stops short).
+        self.quiet_until_s = -math.inf
 
     # ---------------------------------------------------------------- queries
 
+    def load_at(self, t: float) -> int:
+        """Requests routed here and not finished by time t; advances only as far as needed."""
+        if t >= self.quiet_until_s:
+            self.advance(t, cut=False)
+        return self.n_in + self.last_finished if self.last_end_s > t else self.n_in
+
     def outstanding(self, t: float) -> int:
         """Requests routed here and not finished by time t (after advance(t))."""
-        n = len(self.waiting) + len(self.resumed) + len(self.running)
-        return n + self.last_finished if self.last_end_s > t else n
+        return self.n_in + self.last_finished if self.last_end_s > t else self.n_in
 
     def decode_blocks(self) -> int:
         """Blocks held by decoding sequences: sum of ceil(ctx / B), from the phase counts."""
@@ -111,8 +118,15 @@ class Replica:
                 pad += count * ((-(q + c)) % B)
         return (self.s_off + self.D * c + pad) // B
 
-    def used_blocks(self) -> int:
-        return self.used_other + self.decode_blocks()
+    def _exact_free(self, need: int) -> int:
+        """Free blocks now, less the `need` promised to decodes this step."""
+        return self.total_blocks - self.used_other - self.decode_blocks() - need
+
+    def _free_lower_bound(self, need: int) -> int:
+        """Cheap lower bound of _exact_free: ceil(x/B) summed is <= (sum x + D(B-1)) / B."""
+        D = self.D
+        return (self.total_blocks - self.used_other
+                - (self.s_off + D * self.c + D * (self.B - 1)) // self.B - need)
 
     # ---------------------------------------------------------------- arrivals
 
@@ -134,32 +148,43 @@ class Replica:
         if not self.running and not self.waiting and not self.resumed:
             self.now_s = max(self.now_s, t)
         self.waiting.append(rid)
+        self.n_in += 1
+        self.quiet_until_s = -math.inf
 
     # ---------------------------------------------------------------- time
 
-    def advance(self, until_s: float) -> None:
-        """Execute every step that starts before `until_s`."""
-        while self.now_s < until_s and (self.running or self.waiting or self.resumed):
-            if self.partial is None and not self._admissible():
-                self._jump(until_s)
+    def advance(self, until_s: float, cut: bool = True) -> None:
+        """Execute every step that starts before `until_s`.
+
+        With cut=False, stop instead before a run of decode steps that would end after
+        `until_s` without changing the batch: enough to know every completion before it.
+        """
+        while self.now_s < until_s and self.n_in:
+            if self.partial is None and (not (self.waiting or self.resumed)
+                                         or not self._admissible()):
+                if not self._jump(until_s, cut):
+                    return
             else:
                 self._step()
 
     def _admissible(self) -> bool:
-        """Could a waiting request be admitted at the next step start?"""
+        """Could a waiting request be admitted, or time out, at the next step start?"""
+        if self.timeout_s is not None and self.waiting and \
+                self.arrivals[self.waiting[0]] + self.timeout_s <= self.now_s:
+            return True  # a timeout to process: take the exact path
         if len(self.running) >= self.max_seqs:
             return False
         if self.resumed:
             need = -(-min(self.resumed[0].total, self.max_tokens - self.D) // self.B)
         elif self.waiting:
-            if self.timeout_s is not None and \
-                    self.arrivals[self.waiting[0]] + self.timeout_s <= self.now_s:
-                return True  # a timeout to process: take the exact path
             need = -(-min(self.prompts[self.waiting[0]], self.max_tokens - self.D) // self.B)
         else:
             return False
         # a decode may also need a block this step
-        return self.used_blocks() + self.phase[(-self.c) % self.B] + need <= self.total_blocks
+        need += self.phase[(-self.c) % self.B]
+        if need <= self._free_lower_bound(0):
+            return True
+        return need <= self._exact_free(0)
 
     def _expire(self, t: float) -> None:
         if self.timeout_s is None:
@@ -169,20 +194,24 @@ class Replica:
             rid = waiting.popleft()
             rec.outcome[rid] = TIMED_OUT
             rec.finish_s[rid] = arrivals[rid] + self.timeout_s
+            self.n_in -= 1
 
     # ---------------------------------------------------------------- exact step
 
     def _step(self) -> None:
         t = self.now_s
+        self.quiet_until_s = -math.inf
         self._expire(t)
         B, c = self.B, self.c
-        free = self.total_blocks - self.used_blocks()
         need = self.phase[(-c) % B]
+        free = self._free_lower_bound(need)
+        exact = False
+        if free < 0:
+            free, exact = self._exact_free(need), True
         preempted = False
-        while need > free:
+        while free < 0:
             need, free = self._preempt_newest(need, free, t)
             preempted = True
-        free -= need
         budget = self.max_tokens - self.D
         prefill_tokens = 0
         kv_tokens = self.s_off + self.D * (c + 1)
@@ -191,6 +220,8 @@ class Replica:
         if part is not None:
             chunk = min(part.total - part.done, budget)
             blocks = -(-(part.done + chunk) // B) - -(-part.done // B)
+            if blocks > free and not exact:
+                free, exact = self._exact_free(need), True
             if blocks > free:
                 _, free = self._preempt_newest(0, free, t)   # the partial is the newest
                 preempted = True
@@ -205,20 +236,19 @@ class Replica:
                     prefilled.append(part)
                     self.partial = None
         if not preempted:
-            prefill_tokens, free = self._admit(budget, free, prefill_tokens, prefilled, t)
+            prefill_tokens = self._admit(budget, free, exact, need=need,
+                                         prefill_tokens=prefill_tokens, prefilled=prefilled, t=t)
         if prefill_tokens == 0 and self.D == 0:
             return  # nothing could run: only possible when every request just timed out
         dt = (self.fixed_s + self.p_s * prefill_tokens + self.d_s * self.D
               + self.k_s * kv_tokens)
         end = t + dt
-        D = self.D
-        if D:
-            self.rec.itl.add(dt, D)
+        self.log((t, dt, kv_tokens, dt, 0.0, 1, self.D))
         self.c = c + 1
-        self._finish_step(t, end, dt, kv_tokens, prefilled)
+        self._finish_step(t, end, dt, prefilled)
 
-    def _admit(self, budget: int, free: int, prefill_tokens: int, prefilled: list[Seq],
-               t: float) -> tuple[int, int]:
+    def _admit(self, budget: int, free: int, exact: bool, *, need: int, prefill_tokens: int,
+               prefilled: list[Seq], t: float) -> int:
         B, rec = self.B, self.rec
         while budget > 0 and len(self.running) < self.max_seqs:
             if self.resumed:
@@ -232,6 +262,8 @@ class Replica:
             if chunk < seq.total and not self.chunked:
                 break
             blocks = -(-chunk // B)
+            if blocks > free and not exact:
+                free, exact = self._exact_free(need), True
             if blocks > free:
                 break
             if self.resumed:
@@ -251,18 +283,17 @@ class Replica:
                 prefilled.append(seq)
             else:
                 self.partial = seq
-        return prefill_tokens, free
+        return prefill_tokens
 
-    def _finish_step(self, t: float, end: float, dt: float, kv_tokens: int,
-                     prefilled: list[Seq]) -> None:
+    def _finish_step(self, t: float, end: float, dt: float, prefilled: list[Seq]) -> None:
         rec, B, c = self.rec, self.B, self.c
         finished = 0
         for seq in prefilled:
             rid = seq.rid
             if seq.generated == 0:
                 rec.first_token_s[rid] = end
-            else:
-                rec.itl.add(end - seq.last_token_s)
+            else:  # the gap a preemption put between two tokens
+                self.log((t, 0.0, 0.0, end - seq.last_token_s, 0.0, 1, 1))
             seq.generated += 1
             blocks = -(-seq.total // B)
             self.used_other -= blocks
@@ -271,6 +302,7 @@ class Replica:
                 rec.finish_s[rid] = end
                 rec.outcome[rid] = OK
                 finished += 1
+                self.n_in -= 1
                 continue
             seq.off = seq.total - c
             self.phase[seq.off % B] += 1
@@ -280,7 +312,7 @@ class Replica:
             seq.alive = True
             heapq.heappush(self.heap, (seq.finish_c, seq.order, seq))
         finished += self._pop_finished(end)
-        self._book(t, end, dt, kv_tokens, finished)
+        self._book(end, dt, finished)
 
     def _pop_finished(self, end: float) -> int:
         heap, c, rec, B = self.heap, self.c, self.rec, self.B
@@ -297,14 +329,14 @@ class Replica:
             rec.finish_s[seq.rid] = end
             rec.outcome[seq.rid] = OK
             finished += 1
+        self.n_in -= finished
         return finished
 
-    def _book(self, t: float, end: float, dt: float, kv_tokens: float, finished: int) -> None:
+    def _book(self, end: float, dt: float, finished: int) -> None:
         self.now_s = end
         self.last_end_s = end
         self.last_finished = finished
         self.busy_s += dt
-        self.rec.account(t, dt, kv_tokens)
 
     # ---------------------------------------------------------------- preemption
 
@@ -317,8 +349,8 @@ class Replica:
         self.resumed.appendleft(seq)
 
     def _preempt_newest(self, need: int, free: int, t: float) -> tuple[int, int]:
-        """Preempt the newest running request; return the updated (need, free)."""
-        order, seq = self.running.popitem()
+        """Preempt the newest running request; return the updated (need, free after need)."""
+        _, seq = self.running.popitem()
         B, c = self.B, self.c
         if seq is self.partial:
             blocks = -(-seq.done // B)
@@ -334,50 +366,67 @@ class Replica:
         seq.alive = False
         seq.generated = seq.output - (seq.finish_c - c)
         self._requeue(seq, t)
-        if (q + c) % B == 0:
+        if (q + c) % B == 0:   # it needed a block this step: that promise is void too
             need -= 1
+            free += 1
         return need, free + -(-ctx // B)
 
     # ---------------------------------------------------------------- closed form
 
-    def _jump(self, until_s: float) -> None:
-        """Take as many pure-decode steps as possible at once (see module docstring)."""
+    def _jump(self, until_s: float, cut: bool) -> bool:
+        """Take as many pure-decode steps as possible at once (see module docstring).
+
+        Stops at the next completion or block shortage, or (when `cut`) after the last step
+        that starts before `until_s`. Without `cut`, a run that would end after `until_s` is
+        not taken: the replica stays put and remembers when it would change (`quiet_until_s`).
+        Returns whether time moved.
+        """
         heap = self.heap
         while not heap[0][2].alive or heap[0][2].order != heap[0][1]:
             heapq.heappop(heap)
-        c, D = self.c, self.D
-        n = heap[0][0] - c                       # steps to the next completion
-        a = self.fixed_s + self.d_s * D           # step time without KV reads
-        g = self.k_s
-        first = a + g * (self.s_off + D * (c + 1))   # first step's time
-        gd = g * D                                # growth per step
-        horizon = until_s
-        if self.timeout_s is not None and self.waiting:
-            horizon = min(horizon, self.arrivals[self.waiting[0]] + self.timeout_s)
-        room = horizon - self.now_s
-        # steps starting before the horizon: smallest k with S(k) >= room, S(k) = k*first + gd*k(k-1)/2
-        if n > 1 and (n - 1) * first + gd * (n - 1) * (n - 2) / 2 >= room:
-            n = _steps_covering(first, gd, room, n)
-        n = self._kv_safe_steps(n)
+        c, D, B = self.c, self.D, self.B
+        n = heap[0][0] - c                        # steps to the next completion
+        # blocks for n steps surely suffice if the upper bound of decode blocks
+        # ((sum ctx + D (B-1)) / B) plus D per started block-width of steps fits
+        if (self.total_blocks - self.used_other) * B - self.s_off - D * c - D * (B - 1) \
+                < B * D * (-(-n // B)):
+            n = self._kv_safe_steps(n)            # or to the step that would run out
         if n == 0:
             self._step()
-            return
-        dt = n * first + gd * n * (n - 1) / 2
-        self.rec.itl.add_series(first, gd, n, D)
+            return True
+        g = self.k_s
+        first = self.fixed_s + self.d_s * D + g * (self.s_off + D * (c + 1))  # first step
+        gd = g * D                                # growth of the step time per step
         t = self.now_s
-        kv_mean = self.s_off + D * (c + 1) + D * (n - 1) / 2
+        change_s = t + n * first + gd * n * (n - 1) / 2   # when the batch changes by itself
+        if self.timeout_s is not None and self.waiting:
+            change_s = min(change_s, self.arrivals[self.waiting[0]] + self.timeout_s)
+        self.quiet_until_s = -math.inf
+        if change_s > until_s:
+            if not cut:
+                self.quiet_until_s = change_s
+                return False
+            # steps starting before until_s: smallest k with S(k) >= room,
+            # where S(k) = k*first + gd*k(k-1)/2 is when step k starts
+            room = until_s - t
+            if n > 1 and (n - 1) * first + gd * (n - 1) * (n - 2) / 2 >= room:
+                n = _steps_covering(first, gd, room, n)
+                self.quiet_until_s = change_s
+        elif change_s - t < n * first + gd * n * (n - 1) / 2:   # a queue timeout comes first
+            room = change_s - t
+            if n > 1 and (n - 1) * first + gd * (n - 1) * (n - 2) / 2 >= room:
+                n = _steps_covering(first, gd, room, n)
+        dt = n * first + gd * n * (n - 1) / 2
+        self.log((t, dt, self.s_off + D * (c + 1) + D * (n - 1) / 2, first, gd, n, D))
         self.c = c + n
-        self._book(t, t + dt, dt, kv_mean, 0)
-        self.last_finished = self._pop_finished(t + dt)
+        self.now_s = self.last_end_s = end = t + dt
+        self.busy_s += dt
+        self.last_finished = self._pop_finished(end) if heap[0][0] <= c + n else 0
+        return True
 
     def _kv_safe_steps(self, n: int) -> int:
         """Largest m <= n such that m decode steps find every block they need."""
-        B, D, c = self.B, self.D, self.c
-        spare = self.total_blocks - self.used_other
-        # cheap bound: decode blocks <= (sum ctx + D (B-1)) / B; new blocks <= D ceil(m/B)
-        if (spare * B - self.s_off - D * c - D * (B - 1)) >= B * D * (-(-n // B)):
-            return n
-        free = spare - self.decode_blocks()
+        free = self.total_blocks - self.used_other - self.decode_blocks()
         lo, hi = 0, n
         while lo < hi:
             mid = (lo + hi + 1) // 2

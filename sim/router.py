@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 
 class Loaded(Protocol):
-    def outstanding(self, t: float) -> int: ...
-    def advance(self, until_s: float) -> None: ...
+    """What a router may read of a replica."""
+
+    @property
+    def quiet_until_s(self) -> float:
+        """Before this time the load changes only by arrivals routed here."""
+
+    @property
+    def n_in(self) -> int:
+        """Requests queued or running."""
+
+    @property
+    def last_end_s(self) -> float:
+        """End of the last executed step (its finishes count until then)."""
+
+    @property
+    def last_finished(self) -> int:
+        """Requests that step finishes."""
+
+    def load_at(self, t: float) -> int: ...
 
 
 class Router(Protocol):
     needs_load: bool
 
-    def choose(self, replicas: list[Loaded], t: float) -> int: ...
+    def choose(self, replicas: Sequence[Loaded], t: float) -> int: ...
 
 
 class RoundRobin:
@@ -24,7 +42,7 @@ class RoundRobin:
     def __init__(self) -> None:
         self._next = 0
 
-    def choose(self, replicas: list[Loaded], t: float) -> int:
+    def choose(self, replicas: Sequence[Loaded], t: float) -> int:
         chosen = self._next
         self._next = (chosen + 1) % len(replicas)
         return chosen
@@ -35,14 +53,11 @@ class LeastOutstanding:
 
     needs_load = True
 
-    def choose(self, replicas: list[Loaded], t: float) -> int:
-        best, best_load = 0, None
-        for i, replica in enumerate(replicas):
-            replica.advance(t)
-            load = replica.outstanding(t)
-            if best_load is None or load < best_load:
-                best, best_load = i, load
-        return best
+    def choose(self, replicas: Sequence[Loaded], t: float) -> int:
+        # load_at inlined for replicas that cannot have changed (hot path: every arrival)
+        loads = [r.load_at(t) if t >= r.quiet_until_s else
+                 (r.n_in + r.last_finished if r.last_end_s > t else r.n_in) for r in replicas]
+        return loads.index(min(loads))
 
 
 ROUTERS: dict[str, type[RoundRobin] | type[LeastOutstanding]] = {

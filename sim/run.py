@@ -28,7 +28,8 @@ def simulate_scenario(loaded: LoadedScenario, seed: int | None = None,
                 progress(name, t)
 
         run = simulate_deployment(name, dep, loaded.catalog, stream, scenario.duration_s,
-                                  scenario.simulation.drain_s, mode, report)
+                                  drain_s=scenario.simulation.drain_s, mode=mode,
+                                  progress=report)
         deployments[name] = summarise(run, stream, scenario)
     return {
         "scenario": {

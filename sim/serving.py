@@ -1,0 +1,33 @@
+"""What a replica is given: its engine limits and the requests it may be sent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.records import Records
+from sim.steptime import StepTime
+
+
+@dataclass(frozen=True)
+class ReplicaConfig:
+    """Limits of one serving replica, resolved from the scenario and the catalog."""
+
+    step: StepTime
+    blocks: int                  # KV-cache blocks
+    block_size: int              # tokens per block
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    chunked_prefill: bool
+    max_model_len: int           # prompt + output accepted
+    queue_limit: int | None      # waiting requests before rejecting
+    queue_timeout_s: float | None
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Request columns (plain lists for fast indexing) and where outcomes are written."""
+
+    prompts: list[int]
+    outputs: list[int]
+    arrivals: list[float]
+    records: Records

@@ -1,0 +1,94 @@
+"""The closed-form jumps of the fast replica give the step-by-step reference's latencies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import run_first, scenario_from
+
+from sim.metrics import request_table
+
+BASE = """
+    seed: {seed}
+    duration: {duration}
+    traffic: {traffic}
+    tasks:
+      - name: chat
+        weight: 3
+        prompt_tokens: {{kind: lognormal, mean: 700, p95: 2000}}
+        output_tokens: {{kind: lognormal, mean: 200, p95: 600}}
+      - name: short
+        prompt_tokens: {{kind: uniform, min_tokens: 20, max_tokens: 200}}
+        output_tokens: {{kind: fixed, tokens: 1}}
+    deployments:
+      d:
+        gpu: {gpu}
+        model: Llama-3.1-8B
+        replicas: {replicas}
+        router: {router}
+        engine: {engine}
+        admission: {admission}
+"""
+
+CASES = {
+    "plenty-of-kv": dict(gpu="H100-SXM", replicas=2, router="least_outstanding",
+                         engine="{}", admission="{}",
+                         traffic="{kind: poisson, rate_per_s: 15}"),
+    "kv-pressure-preemption": dict(gpu="L4", replicas=2, router="round_robin",
+                                   engine="{max_num_seqs: 48, kv_cache_tokens: 12000}",
+                                   admission="{}", traffic="{kind: poisson, rate_per_s: 3}"),
+    "chunked-prefill-small-budget": dict(gpu="A100-80GB", replicas=1, router="round_robin",
+                                         engine="{max_num_batched_tokens: 512, max_num_seqs: 64}",
+                                         admission="{}",
+                                         traffic="{kind: gamma, rate_per_s: 3, cv: 3}"),
+    "no-chunked-prefill": dict(gpu="A100-80GB", replicas=1, router="round_robin",
+                               engine="{chunked_prefill: false, max_num_batched_tokens: 4096, "
+                                      "max_num_seqs: 32}",
+                               admission="{}", traffic="{kind: poisson, rate_per_s: 4}"),
+    "overload-timeouts-and-queue-limit": dict(
+        gpu="L4", replicas=3, router="least_outstanding",
+        engine="{max_num_seqs: 16, kv_cache_tokens: 20000}",
+        admission="{queue_limit: 20, queue_timeout_s: 8}",
+        traffic="{kind: poisson, rate_per_s: 6}"),
+    "diurnal-spike": dict(gpu="L40S", replicas=2, router="least_outstanding", engine="{}",
+                          admission="{}",
+                          traffic="{kind: diurnal, mean_rate_per_s: 4, peak_to_mean: 3, "
+                                  "start_hour: 13, spikes: [{start_s: 60, duration_s: 30, "
+                                  "multiplier: 4}]}"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_fast_mode_matches_reference_per_request(case: str) -> None:
+    loaded = scenario_from(BASE.format(seed=5, duration=180, **CASES[case]))
+    fast, stream = run_first(loaded, "fast")
+    ref, _ = run_first(loaded, "reference", stream)
+    a, b = request_table(fast, stream), request_table(ref, stream)
+    assert len(stream) > 200
+    np.testing.assert_array_equal(a["outcome"], b["outcome"])
+    np.testing.assert_array_equal(a["preemptions"], b["preemptions"])
+    np.testing.assert_array_equal(a["replica"], b["replica"])
+    for column in ("ttft_s", "tpot_s", "e2e_s", "queue_wait_s"):
+        x, y = a[column], b[column]
+        np.testing.assert_array_equal(np.isnan(x), np.isnan(y))
+        both = ~np.isnan(x)
+        assert both.any()
+        np.testing.assert_allclose(x[both], y[both], rtol=1e-3, atol=1e-9)   # issue bar: 0.1%
+    # the same steps were taken: busy time per minute of the run agrees too
+    minutes = 3
+    np.testing.assert_allclose(fast.records.per_minute(minutes)[0],
+                               ref.records.per_minute(minutes)[0], rtol=1e-6)
+
+
+def test_the_cases_exercise_what_they_claim() -> None:
+    """Guard against a case silently losing the behaviour it is there to compare."""
+    seen = {}
+    for case, params in CASES.items():
+        run, stream = run_first(scenario_from(BASE.format(seed=5, duration=180, **params)))
+        table = request_table(run, stream)
+        seen[case] = (int(table["preemptions"].sum()), int((table["outcome"] == 2).sum()),
+                      int((table["outcome"] == 3).sum()))
+    assert seen["kv-pressure-preemption"][0] > 20
+    assert seen["overload-timeouts-and-queue-limit"][1] > 0      # rejected at the queue limit
+    assert seen["overload-timeouts-and-queue-limit"][2] > 0      # timed out waiting
+    assert seen["plenty-of-kv"][0] == 0

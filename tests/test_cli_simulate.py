@@ -1,0 +1,87 @@
+"""`llmplan simulate` end to end: table, result.json contents, determinism, seeds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from llmplan.cli import app
+
+SMALL = """
+name: cli-check
+seed: 4
+duration: 5m
+traffic: {kind: poisson, rate_per_s: 6}
+tasks:
+  - name: chat
+    prompt_tokens: {kind: lognormal, mean: 600, p95: 1500}
+    output_tokens: {kind: lognormal, mean: 200, p95: 500}
+slo: {ttft_ms: 1000, tpot_ms: 80}
+deployments:
+  h100: {gpu: H100-SXM, model: Llama-3.1-8B}
+  l4-pair: {gpu: L4, model: Llama-3.1-8B, replicas: 2}
+"""
+
+
+def _simulate(tmp_path: Path, name: str, *args: str) -> tuple[str, bytes]:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SMALL)
+    out = tmp_path / name
+    result = CliRunner().invoke(app, ["simulate", str(scenario), "--out", str(out), *args])
+    assert result.exit_code == 0, result.output
+    return result.output, (out / "result.json").read_bytes()
+
+
+def test_result_json_has_the_promised_fields(tmp_path: Path) -> None:
+    output, raw = _simulate(tmp_path, "a")
+    result = json.loads(raw)
+    assert set(result["deployments"]) == {"h100", "l4-pair"}
+    for dep in result["deployments"].values():
+        for metric in ("ttft_ms", "tpot_ms", "e2e_ms", "itl_ms"):
+            for p in ("p50", "p90", "p95", "p99"):
+                assert dep["latency"][metric][p] > 0
+        lat = dep["latency"]
+        assert lat["ttft_ms"]["p50"] <= lat["ttft_ms"]["p90"] <= lat["ttft_ms"]["p99"]
+        assert lat["e2e_ms"]["p50"] > lat["ttft_ms"]["p50"]
+        assert dep["throughput"]["requests_per_s"] > 0
+        assert dep["throughput"]["output_tokens_per_s"] > dep["throughput"]["requests_per_s"]
+        assert 0 <= dep["slo"]["goodput_fraction"] <= 1
+        assert len(dep["timeseries"]["arrivals_per_s"]) == 5
+        assert 0 < dep["utilisation"]["gpu_busy_fraction"] <= 1
+    # the table names every deployment and its hardware
+    assert "h100" in output and "l4-pair" in output and "H100-SXM" in output
+    # an H100 beats two L4s on latency for an 8B model at this load
+    h100, l4 = result["deployments"]["h100"], result["deployments"]["l4-pair"]
+    assert h100["latency"]["tpot_ms"]["p50"] < l4["latency"]["tpot_ms"]["p50"]
+
+
+def test_same_scenario_and_seed_give_identical_bytes(tmp_path: Path) -> None:
+    _, first = _simulate(tmp_path, "a")
+    _, second = _simulate(tmp_path, "b")
+    assert first == second
+    _, other_seed = _simulate(tmp_path, "c", "--seed", "5")
+    assert other_seed != first
+    assert json.loads(other_seed)["scenario"]["seed"] == 5
+
+
+def test_reference_mode_from_the_command_line(tmp_path: Path) -> None:
+    _, fast = _simulate(tmp_path, "fast")
+    _, ref = _simulate(tmp_path, "ref", "--mode", "reference")
+    f, r = json.loads(fast), json.loads(ref)
+    for name in f["deployments"]:
+        for metric in ("ttft_ms", "e2e_ms"):
+            for p in ("p50", "p99"):
+                a = f["deployments"][name]["latency"][metric][p]
+                b = r["deployments"][name]["latency"][metric][p]
+                assert abs(a - b) <= 1e-3 * b
+
+
+def test_schema_command_prints_json_schema() -> None:
+    result = CliRunner().invoke(app, ["schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    assert {"traffic", "tasks", "deployments", "slo", "constraints", "duration"} <= set(
+        schema["properties"])
+    assert schema["additionalProperties"] is False
