@@ -6,6 +6,9 @@ reference.py (the same policy stepped one iteration at a time), router.py, engin
 deployment against a request stream), metrics.py (what the run means).
 """
 
+from sim.compiled import check_fresh
 from sim.engine import DeploymentRun, simulate_deployment
+
+check_fresh()
 
 __all__ = ["DeploymentRun", "simulate_deployment"]

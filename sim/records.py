@@ -73,24 +73,30 @@ class Records:
         """Mean and percentiles of every inter-token gap (seconds); NaN when there is none.
 
         A run of n steps with times first + growth * j contributes each time once per
-        decoding sequence; it is represented by 8 evenly spaced points of its range, exact
-        to a small fraction of the (sub-percent) spread of its step times.
+        decoding sequence. Runs are represented by 4 evenly spaced points of their range
+        (their spread is well under a percent), counted in log bins 0.1% wide: percentiles
+        are exact to about 0.1% without sorting millions of values.
         """
         seg = self.segment_table()
         seg = seg[seg[:, 6] > 0]
         if len(seg) == 0:
             return math.nan, {q: math.nan for q in qs}
         first, growth, n, w = seg[:, 3], seg[:, 4], seg[:, 5], seg[:, 6]
-        points = 8
-        frac = np.linspace(0.0, 1.0, points)
-        values = (first[:, None] + growth[:, None] * (n[:, None] - 1) * frac[None, :]).ravel()
-        weights = np.repeat(n * w / points, points)
         mean = float((first * n + growth * n * (n - 1) / 2) @ w / (n @ w))
-        order = np.argsort(values, kind="stable")
-        ranked = values[order]
-        cumulative = np.cumsum(weights[order])
+        single = n == 1
+        frac = np.linspace(0.0, 1.0, 4)
+        multi = ~single
+        values = np.concatenate([
+            first[single],
+            (first[multi, None] + growth[multi, None] * (n[multi, None] - 1) * frac).ravel()])
+        weights = np.concatenate([w[single], np.repeat(n[multi] * w[multi] / 4, 4)])
+        log_growth = math.log(1.001)
+        bins = np.floor(np.log(values) / log_growth).astype(np.int64)
+        low = int(bins.min())
+        counts = np.bincount(bins - low, weights=weights)
+        cumulative = np.cumsum(counts)
         out = {}
         for q in qs:
             k = int(np.searchsorted(cumulative, cumulative[-1] * q / 100.0, side="left"))
-            out[q] = float(ranked[min(k, len(ranked) - 1)])
+            out[q] = math.exp((low + k + 0.5) * log_growth)
         return mean, out

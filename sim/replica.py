@@ -38,7 +38,7 @@ from sim.serving import ReplicaConfig, Workload
 class Seq:
     """A running (or preempted) request's scheduling state."""
 
-    __slots__ = ("alive", "done", "finish_c", "generated", "last_token_s", "off", "order",
+    __slots__ = ("done", "finish_c", "generated", "last_token_s", "off", "order",
                  "output", "prompt", "rid", "total")
 
     def __init__(self, rid: int, prompt: int, output: int) -> None:
@@ -50,8 +50,7 @@ class Seq:
         self.generated = 0         # output tokens emitted (valid while not decoding)
         self.off = 0               # ctx - step counter, while decoding
         self.finish_c = 0          # step counter at which it has all its tokens
-        self.order = 0             # admission order (key in `running`)
-        self.alive = False         # in the decode heap
+        self.order = -1            # admission order (key in `running`); -1 when not running
         self.last_token_s = -1.0
 
 
@@ -309,19 +308,20 @@ class Replica:
             self.s_off += seq.off
             self.D += 1
             seq.finish_c = c + seq.output - seq.generated
-            seq.alive = True
             heapq.heappush(self.heap, (seq.finish_c, seq.order, seq))
-        finished += self._pop_finished(end)
-        self._book(end, dt, finished)
+        if self.heap and self.heap[0][0] <= c:
+            finished += self._pop_finished(end)
+        self.now_s = self.last_end_s = end
+        self.last_finished = finished
+        self.busy_s += dt
 
     def _pop_finished(self, end: float) -> int:
         heap, c, rec, B = self.heap, self.c, self.rec, self.B
         finished = 0
         while heap and heap[0][0] <= c:
             _, order, seq = heapq.heappop(heap)
-            if not seq.alive or seq.order != order:
+            if seq.order != order:
                 continue  # stale entry of a preempted (maybe since re-admitted) sequence
-            seq.alive = False
             self.phase[seq.off % B] -= 1
             self.s_off -= seq.off
             self.D -= 1
@@ -331,12 +331,6 @@ class Replica:
             finished += 1
         self.n_in -= finished
         return finished
-
-    def _book(self, end: float, dt: float, finished: int) -> None:
-        self.now_s = end
-        self.last_end_s = end
-        self.last_finished = finished
-        self.busy_s += dt
 
     # ---------------------------------------------------------------- preemption
 
@@ -363,7 +357,7 @@ class Replica:
         self.phase[q] -= 1
         self.s_off -= seq.off
         self.D -= 1
-        seq.alive = False
+        seq.order = -1                 # its heap entry is stale from now on
         seq.generated = seq.output - (seq.finish_c - c)
         self._requeue(seq, t)
         if (q + c) % B == 0:   # it needed a block this step: that promise is void too
@@ -376,53 +370,63 @@ class Replica:
     def _jump(self, until_s: float, cut: bool) -> bool:
         """Take as many pure-decode steps as possible at once (see module docstring).
 
-        Stops at the next completion or block shortage, or (when `cut`) after the last step
-        that starts before `until_s`. Without `cut`, a run that would end after `until_s` is
-        not taken: the replica stays put and remembers when it would change (`quiet_until_s`).
-        Returns whether time moved.
+        Each run stops at the next completion or block shortage, or (when `cut`) after the
+        last step that starts before `until_s`; runs continue across completions while
+        nothing waits. Without `cut`, a run that would end after `until_s` is not taken: the
+        replica stays put and remembers when it would change (`quiet_until_s`). Returns
+        False when it declined to move.
         """
-        heap = self.heap
-        while not heap[0][2].alive or heap[0][2].order != heap[0][1]:
-            heapq.heappop(heap)
-        c, D, B = self.c, self.D, self.B
-        n = heap[0][0] - c                        # steps to the next completion
-        # blocks for n steps surely suffice if the upper bound of decode blocks
-        # ((sum ctx + D (B-1)) / B) plus D per started block-width of steps fits
-        if (self.total_blocks - self.used_other) * B - self.s_off - D * c - D * (B - 1) \
-                < B * D * (-(-n // B)):
-            n = self._kv_safe_steps(n)            # or to the step that would run out
-        if n == 0:
-            self._step()
-            return True
-        g = self.k_s
-        first = self.fixed_s + self.d_s * D + g * (self.s_off + D * (c + 1))  # first step
-        gd = g * D                                # growth of the step time per step
-        t = self.now_s
-        change_s = t + n * first + gd * n * (n - 1) / 2   # when the batch changes by itself
-        if self.timeout_s is not None and self.waiting:
-            change_s = min(change_s, self.arrivals[self.waiting[0]] + self.timeout_s)
-        self.quiet_until_s = -math.inf
-        if change_s > until_s:
-            if not cut:
-                self.quiet_until_s = change_s
-                return False
-            # steps starting before until_s: smallest k with S(k) >= room,
-            # where S(k) = k*first + gd*k(k-1)/2 is when step k starts
-            room = until_s - t
-            if n > 1 and (n - 1) * first + gd * (n - 1) * (n - 2) / 2 >= room:
-                n = _steps_covering(first, gd, room, n)
-                self.quiet_until_s = change_s
-        elif change_s - t < n * first + gd * n * (n - 1) / 2:   # a queue timeout comes first
-            room = change_s - t
-            if n > 1 and (n - 1) * first + gd * (n - 1) * (n - 2) / 2 >= room:
-                n = _steps_covering(first, gd, room, n)
-        dt = n * first + gd * n * (n - 1) / 2
-        self.log((t, dt, self.s_off + D * (c + 1) + D * (n - 1) / 2, first, gd, n, D))
-        self.c = c + n
-        self.now_s = self.last_end_s = end = t + dt
-        self.busy_s += dt
-        self.last_finished = self._pop_finished(end) if heap[0][0] <= c + n else 0
-        return True
+        heap, B, g = self.heap, self.B, self.k_s
+        while True:
+            entry = heap[0]
+            while entry[2].order != entry[1]:     # stale: preempted since it was pushed
+                heapq.heappop(heap)
+                entry = heap[0]
+            c, D = self.c, self.D
+            n = entry[0] - c                      # steps to the next completion
+            # blocks for n steps surely suffice if the upper bound of decode blocks
+            # ((sum ctx + D (B-1)) / B) plus D per started block-width of steps fits
+            if (self.total_blocks - self.used_other) * B - self.s_off - D * c - D * (B - 1) \
+                    < B * D * (-(-n // B)):
+                n = self._kv_safe_steps(n)        # or to the step that would run out
+                if n == 0:
+                    self._step()
+                    return True
+            first = self.fixed_s + self.d_s * D + g * (self.s_off + D * (c + 1))
+            gd = g * D                            # growth of the step time per step
+            t = self.now_s
+            span = n * first + gd * n * (n - 1) / 2
+            change_s = t + span                   # when the batch changes by itself
+            if self.timeout_s is not None and self.waiting:
+                change_s = min(change_s, self.arrivals[self.waiting[0]] + self.timeout_s)
+            self.quiet_until_s = -math.inf
+            if change_s > until_s:
+                if not cut:
+                    self.quiet_until_s = change_s
+                    return False
+                # steps starting before until_s: smallest k with S(k) >= room,
+                # where S(k) = k*first + gd*k(k-1)/2 is when step k starts
+                room = until_s - t
+                if n > 1 and (n - 1) * first + gd * (n - 1) * (n - 2) / 2 >= room:
+                    n = _steps_covering(first, gd, room, n)
+                    self.quiet_until_s = change_s
+                    span = n * first + gd * n * (n - 1) / 2
+            elif change_s < t + span:             # a queue timeout comes first
+                room = change_s - t
+                if n > 1 and (n - 1) * first + gd * (n - 1) * (n - 2) / 2 >= room:
+                    n = _steps_covering(first, gd, room, n)
+                    span = n * first + gd * n * (n - 1) / 2
+            self.log((t, span, self.s_off + D * (c + 1) + D * (n - 1) / 2, first, gd, n, D))
+            c += n
+            self.c = c
+            self.now_s = self.last_end_s = end = t + span
+            self.busy_s += span
+            if entry[0] > c:                      # stopped by time or blocks
+                self.last_finished = 0
+                return True
+            self.last_finished = self._pop_finished(end)
+            if end >= until_s or not self.D or self.waiting or self.resumed:
+                return True
 
     def _kv_safe_steps(self, n: int) -> int:
         """Largest m <= n such that m decode steps find every block they need."""
