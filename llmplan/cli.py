@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -98,6 +98,131 @@ def summary_table(result: dict[str, Any]) -> Table:
             f"{req['rejected'] + req['timed_out'] + req['too_long'] + req['unfinished']:,}",
         )
     return table
+
+
+def _loadtest_table(summary: dict[str, Any], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("sent", "ok", "429", "other errors", "req/s requested", "req/s achieved",
+                   "TTFT p50/p95 ms", "TPOT p50 ms", "ITL p50 ms", "E2E p50/p95 ms",
+                   "goodput", "sched. delay p99 ms"):
+        table.add_column(column, justify="right")
+    req, lat, thr = summary["requests"], summary["latency"], summary["throughput"]
+    errors = req["errors_by_class"]
+    goodput = summary["slo"]["goodput_fraction"]
+    table.add_row(
+        str(req["sent"]), str(req["ok"]), str(errors["http_429"]),
+        str(req["failed"] - errors["http_429"]), _fmt(thr["requested_rate_per_s"], 2),
+        _fmt(thr["achieved_rate_per_s"], 2),
+        f"{_fmt(lat['ttft_ms']['p50'])} / {_fmt(lat['ttft_ms']['p95'])}",
+        _fmt(lat["tpot_ms"]["p50"], 1), _fmt(lat["itl_ms"]["p50"], 1),
+        f"{_fmt(lat['e2e_ms']['p50'])} / {_fmt(lat['e2e_ms']['p95'])}",
+        "-" if goodput is None else f"{goodput:.1%}",
+        _fmt(summary["schedule_delay_ms"]["p99"], 1))
+    return table
+
+
+@app.command()
+def loadtest(
+    scenario: Annotated[Path, typer.Argument(
+        help="Scenario whose traffic and tasks to replay.")],
+    targets: Annotated[Path, typer.Option(
+        help="Targets YAML (endpoints, key variable names).")],
+    target: Annotated[str, typer.Option(help="Name of the target in the targets file.")],
+    duration: Annotated[str, typer.Option(help="Hard limit of the run, e.g. 60s, 10m.")],
+    users: Annotated[int, typer.Option(min=1, help="Concurrency cap (closed loop: users).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("loadtest-out"),
+    time_scale: Annotated[float, typer.Option(
+        help="Multiply arrival times (0.1 = 10x faster).")] = 1.0,
+    max_requests: Annotated[int | None, typer.Option(help="Send at most this many.")] = None,
+    max_output_tokens: Annotated[int | None, typer.Option(
+        help="Cap planned output lengths.")] = None,
+    max_prompt_tokens: Annotated[int | None, typer.Option(
+        help="Cap planned prompt lengths.")] = None,
+    closed: Annotated[bool, typer.Option(
+        "--closed", help="Closed loop: users send back to back.")] = False,
+    workers: Annotated[int, typer.Option(min=0, help="Locust workers (0: one process).")] = 0,
+    test_set: Annotated[Path | None, typer.Option(help="JSONL prompts with answer checks.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the scenario seed.")] = None,
+    sweep: Annotated[str | None, typer.Option(
+        help="Comma-separated request rates (req/s): open-loop levels until saturation.")
+    ] = None,
+) -> None:
+    """Load-test a real endpoint with SCENARIO's traffic; writes JSONL, summary and reports."""
+    from llmplan.scenario import load_scenario
+    from llmplan.units import parse_duration_s
+    from loadtests.checks import load_test_set
+    from loadtests.plan import build_plan
+    from loadtests.report import write_report
+    from loadtests.runner import LoadTestSettings, run_load_test
+    from loadtests.targets import load_target
+
+    try:
+        duration_s = parse_duration_s(duration)
+    except ValueError as exc:
+        _fail(InputError([_option_problem("--duration", str(exc))]))
+        return
+    try:
+        loaded = load_scenario(scenario)
+        endpoint = load_target(targets, target)
+        items = load_test_set(test_set) if test_set is not None else None
+        rates = [float(r) for r in sweep.split(",")] if sweep else [None]
+    except InputError as error:
+        _fail(error)
+        return
+    except ValueError:
+        _fail(InputError([_option_problem("--sweep", "expected numbers such as 0.5,1,2")]))
+        return
+    mode: Literal["open", "closed"] = "closed" if closed else "open"
+    base_rate = loaded.scenario.traffic.expected_rate_per_s(loaded.scenario.duration_s)
+    levels = []
+    for rate in rates:
+        scale = time_scale if rate is None else base_rate / rate
+        plan = build_plan(loaded, seed=seed, time_scale=scale, duration_s=duration_s,
+                          max_requests=max_requests, max_output_tokens=max_output_tokens,
+                          max_prompt_tokens=max_prompt_tokens, test_set=items)
+        if not plan:
+            _fail(InputError([_option_problem("--duration", "the plan is empty: no request "
+                                              "arrives within the duration")]))
+        level_dir = out_dir if rate is None else out_dir / f"rate-{rate:g}"
+        settings = LoadTestSettings(users=users, duration_s=duration_s, mode=mode,
+                                    workers=workers)
+        console.print(f"load test: {len(plan)} requests to {target} ({endpoint.kind}), "
+                      f"{mode} loop, up to {users} in flight, at most {duration_s:g} s")
+        result = run_load_test(target, endpoint, plan, settings, level_dir, loaded=loaded)
+        write_report(result.summary, result.rows, level_dir / "report.html",
+                     title=f"{loaded.scenario.name} -> {target}")
+        title = f"{target}: {level_dir}" if rate is None else f"{target} at {rate:g} req/s"
+        out.print(_loadtest_table(result.summary, title))
+        levels.append((rate, result))
+        if result.interrupted:
+            console.print("[yellow]interrupted: finished requests are in "
+                          f"{level_dir / 'requests.jsonl'}[/]")
+            raise typer.Exit(code=130)
+        if result.target_down:
+            console.print(f"[bold red]error:[/] {result.target_down}; "
+                          f"finished requests are in {level_dir / 'requests.jsonl'}")
+            raise typer.Exit(code=3)
+        if rate is not None and _saturated(result.summary, rate,
+                                           loaded.scenario.slo.min_goodput_fraction):
+            console.print(f"saturated at {rate:g} req/s")
+            break
+    if sweep:
+        _write_sweep(levels, out_dir)
+
+
+def _saturated(summary: dict[str, Any], rate: float, min_goodput: float) -> bool:
+    achieved = summary["throughput"]["achieved_rate_per_s"]
+    goodput = summary["slo"]["goodput_fraction"] or 0.0
+    return achieved < 0.9 * rate or goodput < min_goodput
+
+
+def _write_sweep(levels: list[tuple[float | None, Any]], out_dir: Path) -> None:
+    rows = [{"requested_rate_per_s": rate,
+             "achieved_rate_per_s": r.summary["throughput"]["achieved_rate_per_s"],
+             "goodput_fraction": r.summary["slo"]["goodput_fraction"],
+             "ttft_p50_ms": r.summary["latency"]["ttft_ms"]["p50"],
+             "e2e_p95_ms": r.summary["latency"]["e2e_ms"]["p95"]} for rate, r in levels]
+    (out_dir / "sweep.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
 
 
 @app.command()

@@ -1,0 +1,267 @@
+"""One streamed request to an endpoint, timed token by token.
+
+Locust's own clock stops at the response headers when streaming, so every figure here is
+measured directly: TTFT at the first chunk that carries text, every gap between text chunks
+(ITL), E2E at the end of the stream, token counts from the server's usage (OpenAI
+`stream_options.include_usage`, Bedrock `metadata.usage`) with the chunk count as fallback
+and a mismatch flag. Errors are classified (429 apart from other 4xx, 5xx, refused, reset,
+timeout, protocol) and never raised.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from loadtests.checks import check_from_dict
+from loadtests.plan import PlanItem
+from loadtests.records import RequestRecord
+from loadtests.targets import Target
+
+
+@dataclass
+class Timing:
+    """Stopwatch of one request (perf_counter seconds)."""
+
+    start: float = field(default_factory=time.perf_counter)
+    tokens: list[float] = field(default_factory=list)
+    end: float | None = None
+    text: list[str] = field(default_factory=list)
+
+    def token(self, piece: str) -> None:
+        if piece:
+            self.tokens.append(time.perf_counter())
+            self.text.append(piece)
+
+
+def finish_record(record: RequestRecord, timing: Timing, usage_prompt: int | None,
+                  usage_output: int | None, item: PlanItem) -> RequestRecord:
+    """Fill latencies and token counts from a stopwatch (successful stream)."""
+    end = timing.end if timing.end is not None else time.perf_counter()
+    stamps = timing.tokens
+    record.chunks = len(stamps)
+    record.e2e_ms = (end - timing.start) * 1e3
+    if stamps:
+        record.ttft_ms = (stamps[0] - timing.start) * 1e3
+        record.itl_ms = [(b - a) * 1e3 for a, b in itertools.pairwise(stamps)]
+    if usage_output is not None:
+        record.output_tokens, record.token_source = usage_output, "server"
+        record.token_mismatch = usage_output != len(stamps)
+    else:
+        record.output_tokens, record.token_source = len(stamps), "chunks"
+    record.prompt_tokens = usage_prompt
+    n = record.output_tokens or 0
+    if n > 1 and record.ttft_ms is not None:
+        record.tpot_ms = (record.e2e_ms - record.ttft_ms) / (n - 1)
+    if item.check is not None:
+        record.correct = check_from_dict(item.check).passes("".join(timing.text))
+    return record
+
+
+def classify_exception(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connect"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+        return "reset"
+    if isinstance(exc, TimeoutError | socket.timeout) or "timeout" in type(exc).__name__.lower():
+        return "timeout"
+    if isinstance(exc, OSError) and "refused" in str(exc).lower():
+        return "connect"
+    return "protocol"
+
+
+def classify_status(status: int) -> str:
+    if status == 429:
+        return "http_429"
+    return "http_5xx" if status >= 500 else "http_4xx"
+
+
+def _retry_after_s(headers: Any) -> float | None:
+    for name, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return float(value) * scale
+            except ValueError:
+                return None
+    return None
+
+
+class OpenAIStream:
+    """OpenAI-compatible streaming over a keep-alive connection (http.client, gevent-friendly).
+
+    http.client hands back each server-sent line as it arrives (geventhttpclient buffers
+    chunked bodies whole). A connection the server closed after the last response is
+    reopened once, before anything of the new response was read.
+    """
+
+    def __init__(self, target: Target) -> None:
+        url = urlparse(target.base_url)
+        self.target = target
+        self.host, self.port = url.hostname or "127.0.0.1", url.port
+        self.https = url.scheme == "https"
+        prefix = url.path.rstrip("/")
+        self.path = prefix + ("/v1/chat/completions" if target.api == "chat"
+                              else "/v1/completions")
+        self.conn: http.client.HTTPConnection | None = None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self.conn is None:
+            cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
+            self.conn = cls(self.host, self.port, timeout=self.target.request_timeout_s)
+        return self.conn
+
+    def _reset(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+
+    def body(self, item: PlanItem) -> bytes:
+        t = self.target
+        payload: dict[str, Any] = {"model": t.model, "max_tokens": item.max_tokens,
+                                   "stream": True, "temperature": 0,
+                                   "stream_options": {"include_usage": True}}
+        if t.api == "chat":
+            payload["messages"] = [{"role": "user", "content": item.prompt}]
+        else:
+            payload["prompt"] = item.prompt
+        if item.fixed_length and t.fixed_output_length:
+            if t.kind in {"llamacpp", "vllm"}:
+                payload["ignore_eos"] = True
+            if t.kind == "vllm":
+                payload["min_tokens"] = item.max_tokens
+        return json.dumps(payload).encode()
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        key = self.target.api_key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _open(self, body: bytes, headers: dict[str, str]) -> http.client.HTTPResponse:
+        for attempt in (0, 1):
+            conn = self._connection()
+            try:
+                conn.request("POST", self.path, body=body, headers=headers)
+                return conn.getresponse()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self._reset()
+                if attempt == 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def send(self, item: PlanItem, record: RequestRecord) -> RequestRecord:
+        body, headers = self.body(item), self.headers()
+        timing = Timing()
+        try:
+            response = self._open(body, headers)
+        except Exception as exc:  # classified, never raised: the run goes on
+            self._reset()
+            return _failed(record, exc)
+        record.status = response.status
+        if response.status >= 400:
+            record.error_class = classify_status(response.status)
+            record.retry_after_s = _retry_after_s(response.headers)
+            try:
+                record.error = response.read(500).decode("utf-8", "replace")
+            except Exception as exc:
+                record.error = type(exc).__name__
+            self._reset()
+            record.e2e_ms = (time.perf_counter() - timing.start) * 1e3
+            return record
+        usage_prompt = usage_output = None
+        chat = self.target.api == "chat"
+        try:
+            while True:
+                line = response.readline()
+                if not line:
+                    break
+                if not line.startswith(b"data:"):
+                    continue
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    break
+                chunk = json.loads(data)
+                for choice in chunk.get("choices") or ():
+                    piece = (choice.get("delta") or {}).get("content") if chat \
+                        else choice.get("text")
+                    timing.token(piece or "")
+                usage = chunk.get("usage")
+                if usage:
+                    usage_prompt = usage.get("prompt_tokens")
+                    usage_output = usage.get("completion_tokens")
+            timing.end = time.perf_counter()
+            response.read()   # drain what follows [DONE] so the connection can be reused
+        except Exception as exc:
+            self._reset()
+            failed = _failed(record, exc)
+            failed.chunks = len(timing.tokens)
+            return failed
+        return finish_record(record, timing, usage_prompt, usage_output, item)
+
+
+class BedrockStream:
+    """AWS Bedrock ConverseStream through boto3 (no client retries: a 429 is measured)."""
+
+    def __init__(self, target: Target) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.target = target
+        self.client = boto3.client(
+            "bedrock-runtime", region_name=target.region, endpoint_url=target.base_url,
+            config=Config(retries={"max_attempts": 1, "mode": "standard"},
+                          read_timeout=target.request_timeout_s, connect_timeout=10))
+
+    def send(self, item: PlanItem, record: RequestRecord) -> RequestRecord:
+        from botocore.exceptions import ClientError, EventStreamError
+
+        timing = Timing()
+        usage_prompt = usage_output = None
+        try:
+            response = self.client.converse_stream(
+                modelId=self.target.model,
+                messages=[{"role": "user", "content": [{"text": item.prompt}]}],
+                inferenceConfig={"maxTokens": item.max_tokens, "temperature": 0})
+            record.status = int(response["ResponseMetadata"]["HTTPStatusCode"])
+            for event in response["stream"]:
+                if "contentBlockDelta" in event:
+                    timing.token(event["contentBlockDelta"]["delta"].get("text", ""))
+                elif "metadata" in event:
+                    usage = event["metadata"].get("usage", {})
+                    usage_prompt = usage.get("inputTokens")
+                    usage_output = usage.get("outputTokens")
+            timing.end = time.perf_counter()
+        except (ClientError, EventStreamError) as exc:
+            error = exc.response.get("Error", {})
+            meta = exc.response.get("ResponseMetadata", {})
+            record.status = int(meta.get("HTTPStatusCode") or 0)
+            throttled = error.get("Code") in {"ThrottlingException", "TooManyRequestsException"}
+            if throttled:
+                record.status = 429
+            record.error_class = "http_429" if throttled else classify_status(record.status or 500)
+            record.error = f"{error.get('Code')}: {error.get('Message', '')}"[:500]
+            headers = meta.get("HTTPHeaders", {})
+            record.retry_after_s = _retry_after_s(headers)
+            record.e2e_ms = (time.perf_counter() - timing.start) * 1e3
+            return record
+        except Exception as exc:
+            return _failed(record, exc)
+        return finish_record(record, timing, usage_prompt, usage_output, item)
+
+
+def _failed(record: RequestRecord, exc: BaseException) -> RequestRecord:
+    cause = exc
+    # botocore wraps socket errors: classify the root cause
+    while getattr(cause, "__context__", None) is not None and not isinstance(cause, OSError):
+        cause = cause.__context__  # type: ignore[assignment]
+    record.error_class = classify_exception(cause if isinstance(cause, OSError) else exc)
+    record.error = f"{type(exc).__name__}: {exc}"[:500]
+    return record

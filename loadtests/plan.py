@@ -1,0 +1,89 @@
+"""What a load test sends, and when: the scenario's own request stream, made concrete.
+
+The arrival times, tasks and token counts come from `llmplan.traffic.build_request_stream`,
+exactly what the simulator sees for the same scenario and seed; `time_scale` compresses
+time (0.1 = ten times faster) so an hour of traffic fits a short run. Prompts are synthetic
+text of about the planned length, or come from a task's test set (then the answer is
+checked and output length is the model's own).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from llmplan.scenario import LoadedScenario
+from llmplan.traffic import build_request_stream
+from loadtests.checks import TestItem
+
+# Common short English words: about one token each for BPE tokenizers.
+_WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while",
+          "seven", "bright", "birds", "sing", "about", "river", "stone", "light", "and",
+          "green", "fields", "under", "open", "sky")
+
+
+def synthetic_prompt(tokens: int, index: int) -> str:
+    """About `tokens` tokens of filler text, different per request (no prefix-cache hits)."""
+    words = [f"Request {index}."]
+    words += [_WORDS[(index + i) % len(_WORDS)] for i in range(max(0, tokens - 4))]
+    return " ".join(words)
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    index: int
+    send_s: float              # offset from the start of the run
+    task: str
+    prompt: str
+    planned_prompt_tokens: int
+    max_tokens: int
+    fixed_length: bool         # ask the server to ignore EOS
+    check: dict[str, Any] | None
+
+
+def build_plan(loaded: LoadedScenario, *, seed: int | None = None, time_scale: float = 1.0,
+               duration_s: float | None = None, max_requests: int | None = None,
+               max_output_tokens: int | None = None, max_prompt_tokens: int | None = None,
+               test_set: list[TestItem] | None = None) -> list[PlanItem]:
+    """The timed list of requests a load test sends."""
+    stream = build_request_stream(loaded.scenario, seed).scaled(time_scale)
+    by_task: dict[str, list[TestItem]] = defaultdict(list)
+    for item in test_set or []:
+        by_task[item.task].append(item)
+    used: dict[str, int] = defaultdict(int)
+    plan: list[PlanItem] = []
+    for i in range(len(stream)):
+        send_s = float(stream.arrival_s[i])
+        if duration_s is not None and send_s >= duration_s:
+            break
+        if max_requests is not None and len(plan) >= max_requests:
+            break
+        task = stream.task_names[int(stream.task_index[i])]
+        prompt_tokens = int(stream.prompt_tokens[i])
+        output_tokens = int(stream.output_tokens[i])
+        if max_prompt_tokens is not None:
+            prompt_tokens = min(prompt_tokens, max_prompt_tokens)
+        if max_output_tokens is not None:
+            output_tokens = min(output_tokens, max_output_tokens)
+        items = by_task.get(task)
+        if items:
+            item = items[used[task] % len(items)]
+            used[task] += 1
+            plan.append(PlanItem(i, send_s, task, item.prompt, prompt_tokens,
+                                 item.max_tokens or output_tokens, False,
+                                 item.check.model_dump(by_alias=True)))
+        else:
+            plan.append(PlanItem(i, send_s, task, synthetic_prompt(prompt_tokens, i),
+                                 prompt_tokens, output_tokens, True, None))
+    return plan
+
+
+def write_plan(plan: list[PlanItem], path: Path) -> None:
+    path.write_text(json.dumps([asdict(p) for p in plan]), encoding="utf-8")
+
+
+def read_plan(path: str | Path) -> list[PlanItem]:
+    return [PlanItem(**row) for row in json.loads(Path(path).read_text(encoding="utf-8"))]

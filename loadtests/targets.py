@@ -1,0 +1,88 @@
+"""The targets file: every endpoint a load test may hit, and how to authenticate.
+
+Keys are never written here, only the NAME of the environment variable that holds one; the
+load test refuses any target not in this file, and any non-loopback address unless the entry
+says `allow_remote: true`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from llmplan.errors import InputError, Problem
+from llmplan.yamlio import load_model
+
+TargetKind = Literal["openai", "llamacpp", "vllm", "ollama", "bedrock"]
+
+
+class Target(BaseModel):
+    """One endpoint under test."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: TargetKind = Field(description="openai-compatible servers, or AWS Bedrock.")
+    base_url: str = Field(description="e.g. http://127.0.0.1:8080 (Bedrock: endpoint URL).")
+    model: str = Field(description="Model id sent with each request.")
+    api: Literal["chat", "completions"] = "chat"
+    api_key_env: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Name of the environment variable holding the API key (never the key).")
+    region: str = Field(default="us-east-1", description="Bedrock region.")
+    fixed_output_length: bool = Field(
+        default=True, description="Ask the server to ignore EOS so outputs have the "
+                                  "planned length (ignore_eos / min_tokens).")
+    allow_remote: bool = Field(default=False,
+                               description="Permit a non-loopback address.")
+    request_timeout_s: float = Field(default=120.0, gt=0)
+
+    @model_validator(mode="after")
+    def _url(self) -> Target:
+        parsed = urlparse(self.base_url)
+        if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+            raise ValueError(f"base_url must be http(s)://host[:port], got {self.base_url!r}")
+        return self
+
+    @property
+    def is_loopback(self) -> bool:
+        host = urlparse(self.base_url).hostname or ""
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    def api_key(self) -> str | None:
+        """The key from the environment (read at request time, never stored or logged)."""
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+class TargetsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    targets: dict[str, Target] = Field(min_length=1)
+
+
+def load_target(path: str | Path, name: str) -> Target:
+    """The named target from a targets file, or an InputError saying why not."""
+    targets = load_model(path, TargetsFile).targets
+    if name not in targets:
+        raise InputError([Problem(str(path), None, "targets",
+                                  f"no target named {name!r}; expected one of: "
+                                  f"{', '.join(sorted(targets))} (load tests only hit "
+                                  f"targets listed in this file)")])
+    target = targets[name]
+    if not target.is_loopback and not target.allow_remote:
+        raise InputError([Problem(str(path), None, f"targets.{name}.base_url",
+                                  f"{target.base_url} is not on this machine; set "
+                                  f"allow_remote: true on the target to load-test it")])
+    if target.api_key_env and target.api_key() is None:
+        raise InputError([Problem(str(path), None, f"targets.{name}.api_key_env",
+                                  f"environment variable {target.api_key_env} is not set")])
+    return target
