@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -21,7 +22,7 @@ out = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _fail(error: InputError) -> None:
-    console.print(f"[bold red]error:[/] {error.render()}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(error.render())}", highlight=False)
     raise typer.Exit(code=2)
 
 

@@ -1,4 +1,4 @@
-"""User-facing input errors: every one names the file, the line, the field path and what was expected."""
+"""User-facing input errors: each names the file, the line, the field path and what was expected."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ class InputError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
-        lines = [f"{self.title} ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}):"]
+        count = len(self.problems)
+        lines = [f"{self.title} ({count} problem{'s' if count != 1 else ''}):"]
         lines += [f"  {p}" for p in self.problems]
         return "\n".join(lines)
 

@@ -42,44 +42,68 @@ class YamlDocument:
 def parse_yaml(text: str, file: str) -> YamlDocument:
     """Parse YAML text; raise InputError with the line on syntax errors and duplicate keys."""
     try:
+        return _parse(text, file)
+    except RecursionError:
+        raise InputError([Problem(file, None, "", "not valid YAML: nested too deeply; "
+                                  "expected at most a few hundred levels")]) from None
+
+
+def _parse(text: str, file: str) -> YamlDocument:
+    try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InputError([Problem(file, line, "", f"not valid YAML: {problem}")]) from None
+        raise InputError([_yaml_problem(exc, file)]) from None
     if root is None:
         return YamlDocument(None, {(): 1}, file)
     lines: dict[Loc, int] = {}
     problems: list[Problem] = []
-    _index(root, (), lines, problems, file)
+    _index(root, (), lines, problems, file, open_nodes=set(), done=set())
     if problems:
         raise InputError(problems)
     try:
         data = yaml.SafeLoader(text).get_single_data()
-    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+    except yaml.YAMLError as exc:
+        raise InputError([_yaml_problem(exc, file)]) from None
+    except (ValueError, TypeError, OverflowError) as exc:
         raise InputError([Problem(file, None, "", f"not valid YAML: {exc}")]) from None
     return YamlDocument(data, lines, file)
 
 
+def _yaml_problem(exc: yaml.YAMLError, file: str) -> Problem:
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    problem = getattr(exc, "problem", None) or str(exc)
+    return Problem(file, line, "", f"not valid YAML: {problem}")
+
+
 def _index(node: yaml.Node, loc: Loc, lines: dict[Loc, int], problems: list[Problem],
-           file: str) -> None:
+           file: str, *, open_nodes: set[int], done: set[int]) -> None:
     lines[loc] = node.start_mark.line + 1
+    if id(node) in open_nodes:  # an alias to one of its own ancestors: infinite data
+        problems.append(Problem(file, lines[loc], _dotted(loc),
+                                "recursive alias (the node contains itself); expected plain data"))
+        return
+    if id(node) in done:  # an alias to a node already indexed: do not walk it again
+        return
+    open_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
             line = key_node.start_mark.line + 1
             if key in seen:
-                problems.append(Problem(file, line, _dotted(loc + (key,)),
+                problems.append(Problem(file, line, _dotted((*loc, key)),
                                         f"duplicate key (first given on line {seen[key]})"))
                 continue
             seen[key] = line
-            _index(value_node, loc + (key,), lines, problems, file)
-            lines[loc + (key,)] = line
+            _index(value_node, (*loc, key), lines, problems, file, open_nodes=open_nodes,
+                   done=done)
+            lines[(*loc, key)] = line
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index(item, loc + (i,), lines, problems, file)
+            _index(item, (*loc, i), lines, problems, file, open_nodes=open_nodes, done=done)
+    open_nodes.discard(id(node))
+    done.add(id(node))
 
 
 def _dotted(loc: Loc) -> str:
@@ -113,10 +137,12 @@ def validate(doc: YamlDocument, model: type[M], context: dict[str, Any] | None =
 
 
 def _problem(doc: YamlDocument, model: type[BaseModel], err: Any) -> Problem:
-    loc = data_loc(doc.data, tuple(err["loc"]))
+    full = tuple(err["loc"])
+    loc = data_loc(doc.data, full)
     kind = err["type"]
+    ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
-        allowed = fields_at(model, tuple(err["loc"])[:-1])
+        allowed = fields_at(model, full[:-1])
         key = str(loc[-1]) if loc else "?"
         hint = difflib.get_close_matches(key, allowed, n=1)
         message = f"unknown key '{key}'"
@@ -124,12 +150,28 @@ def _problem(doc: YamlDocument, model: type[BaseModel], err: Any) -> Problem:
         if allowed:
             message += f"; expected one of: {', '.join(sorted(allowed))}"
     elif kind == "missing":
+        # the missing key is not in the data, so data_loc dropped it: put it back
+        loc = (*data_loc(doc.data, full[:-1]), full[-1]) if full else loc
         message = "required field is missing"
+    elif kind in {"union_tag_invalid", "union_tag_not_found"}:
+        tag_key = str(ctx.get("discriminator", "'kind'")).strip("'")
+        loc = (*loc, tag_key)
+        expected = _union_tags(model, full, tag_key)
+        if kind == "union_tag_not_found":
+            message = "required field is missing"
+        else:
+            tag = str(ctx.get("tag", ""))
+            hint = difflib.get_close_matches(tag, expected, n=1)
+            message = f"unknown {tag_key} '{tag}'"
+            message += f" (did you mean '{hint[0]}'?)" if hint else ""
+        if expected:
+            message += f"; expected one of: {', '.join(expected)}"
     else:
         message = err["msg"].removeprefix("Value error, ")
-        if "input" in err and kind not in {"union_tag_invalid", "union_tag_not_found"} \
-                and not isinstance(err["input"], dict | list):
-            message += f" (got {err['input']!r})"
+        if "input" in err and not isinstance(err["input"], dict | list):
+            shown = repr(err["input"])
+            got = f"got {shown if len(shown) <= 60 else shown[:57] + '...'}"
+            message += f" ({got})" if got not in message else ""
     return Problem(doc.file, doc.line_of(loc), _dotted(loc), message)
 
 
@@ -138,10 +180,9 @@ def data_loc(data: Any, loc: Loc) -> Loc:
     out: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
             out.append(part)
             node = node[part]
         elif not isinstance(node, dict | list):
@@ -163,6 +204,22 @@ def fields_at(model: type[BaseModel], loc: Loc) -> list[str]:
     if isinstance(current, type) and issubclass(current, BaseModel):
         return [f.alias or name for name, f in current.model_fields.items()]
     return []
+
+
+def _union_tags(model: type[BaseModel], loc: Loc, key: str) -> list[str]:
+    """The `key` values (tags) of the discriminated union found by following `loc`."""
+    current: Any = model
+    for part in loc:
+        current = _step(current, part)
+        if current is None:
+            return []
+    tags: list[str] = []
+    for member in typing.get_args(_unwrap(current)):
+        member = _unwrap(member)
+        if isinstance(member, type) and issubclass(member, BaseModel) \
+                and key in member.model_fields:
+            tags += [str(t) for t in typing.get_args(member.model_fields[key].annotation)]
+    return tags
 
 
 def _unwrap(tp: Any) -> Any:

@@ -67,8 +67,9 @@ def finish_record(record: RequestRecord, timing: Timing, usage_prompt: int | Non
 def classify_exception(exc: BaseException) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connect"
-    if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
-        return "reset"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError
+                  | http.client.IncompleteRead):
+        return "reset"   # the peer went away in the middle of an answer
     if isinstance(exc, TimeoutError | socket.timeout) or "timeout" in type(exc).__name__.lower():
         return "timeout"
     if isinstance(exc, OSError) and "refused" in str(exc).lower():
@@ -178,6 +179,7 @@ class OpenAIStream:
             return record
         usage_prompt = usage_output = None
         chat = self.target.api == "chat"
+        done = False
         try:
             while True:
                 line = response.readline()
@@ -187,6 +189,7 @@ class OpenAIStream:
                     continue
                 data = line[5:].strip()
                 if data == b"[DONE]":
+                    done = True
                     break
                 chunk = json.loads(data)
                 for choice in chunk.get("choices") or ():
@@ -198,6 +201,8 @@ class OpenAIStream:
                     usage_prompt = usage.get("prompt_tokens")
                     usage_output = usage.get("completion_tokens")
             timing.end = time.perf_counter()
+            if not done:   # the connection closed mid-answer: chunked EOF reads as b""
+                raise http.client.IncompleteRead(b"", None)
             response.read()   # drain what follows [DONE] so the connection can be reused
         except Exception as exc:
             self._reset()

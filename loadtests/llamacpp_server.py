@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 
 def smollm2_path() -> Path:
@@ -54,13 +55,14 @@ class LlamaCppServer:
         self.log_path = log_path or Path(os.environ.get("TMPDIR", "/tmp")) / \
             f"llamacpp-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self._log: BinaryIO | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 60.0) -> LlamaCppServer:
-        log = self.log_path.open("wb")
+        self._log = log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "loadtests.llamacpp_server", "--serve",
              "--port", str(self.port), "--parallel", str(self.parallel),
@@ -81,6 +83,9 @@ class LlamaCppServer:
         raise RuntimeError(f"llama.cpp server not healthy after {timeout_s} s; see {self.log_path}")
 
     def stop(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
         if self.process is None:
             return
         if self.process.poll() is None:

@@ -1,33 +1,11 @@
-"""Shared helpers: build scenarios from YAML snippets and run one deployment."""
+"""Fixtures shared by every test folder."""
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
-
-from llmplan.scenario import LoadedScenario, load_scenario_text
-from llmplan.traffic import RequestStream, build_request_stream
-from sim.engine import DeploymentRun, simulate_deployment
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def scenario_from(text: str, base_dir: Path | None = None) -> LoadedScenario:
-    return load_scenario_text(textwrap.dedent(text), base_dir=base_dir or ROOT)
-
-
-def run_first(loaded: LoadedScenario, mode: str = "fast",
-              stream: RequestStream | None = None) -> tuple[DeploymentRun, RequestStream]:
-    """Simulate the scenario's first deployment; return the run and its request stream."""
-    scenario = loaded.scenario
-    stream = stream if stream is not None else build_request_stream(scenario)
-    name, dep = next(iter(scenario.deployments.items()))
-    run = simulate_deployment(name, dep, loaded.catalog, stream, scenario.duration_s,
-                              drain_s=scenario.simulation.drain_s,
-                              mode=mode)  # type: ignore[arg-type]
-    return run, stream
+from helpers import ROOT
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from importlib import resources
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DType = Literal["bf16", "fp16", "fp8", "int8", "int4"]
 
@@ -15,12 +15,25 @@ DType = Literal["bf16", "fp16", "fp8", "int8", "int4"]
 DTYPE_BYTES: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
 
 
+#: Largest magnitude accepted for any catalog number: far above any real GPU or model, and
+#: small enough that the memory arithmetic (products of a few fields) stays finite.
+MAX_CATALOG_NUMBER = 1e12
+
+
 class _Entry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     sources: dict[str, str] = Field(
         default_factory=dict, description="Where each numeric field comes from, keyed by field."
     )
+
+    @field_validator("*")
+    @classmethod
+    def _not_absurdly_large(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool) \
+                and abs(value) > MAX_CATALOG_NUMBER:
+            raise ValueError(f"must be at most {MAX_CATALOG_NUMBER:g}")
+        return value
 
     @model_validator(mode="after")
     def _every_number_has_a_source(self) -> _Entry:
@@ -115,17 +128,19 @@ class Catalog(BaseModel):
         Raises pydantic ValidationError with locs under the section and entry id.
         """
         sections: dict[str, Any] = {}
-        for section, entry_type in (("gpus", GpuSpec), ("models", ModelSpec),
-                                    ("cloud_models", CloudModelSpec)):
+        for section in ("gpus", "models", "cloud_models"):
             current: dict[str, Any] = dict(getattr(self, section))
             for key, fields in overrides.get(section, {}).items():
                 base = current[key].model_dump() if key in current else {"sources": {}}
+                given = fields.get("sources", {})
+                if not isinstance(given, dict):  # let validation report the wrong type
+                    current[key] = {**base, **fields}
+                    continue
                 sources = {**base.get("sources", {}),
                            **{name: source for name in fields if name != "sources"},
-                           **fields.get("sources", {})}
+                           **given}
                 current[key] = {**base, **fields, "sources": sources}
-            sections[section] = {k: (v if isinstance(v, entry_type) else v)
-                                 for k, v in current.items()}
+            sections[section] = current
         return Catalog.model_validate(sections)
 
 

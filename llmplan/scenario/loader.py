@@ -38,7 +38,8 @@ def load_scenario(path: str | Path) -> LoadedScenario:
     return _resolve(doc, Path(path).resolve().parent, Path(path))
 
 
-def load_scenario_text(text: str, file: str = "<scenario>", base_dir: str | Path = ".") -> LoadedScenario:
+def load_scenario_text(text: str, file: str = "<scenario>",
+                       base_dir: str | Path = ".") -> LoadedScenario:
     """Same as load_scenario, for YAML given as a string (tests, stdin)."""
     try:
         doc = parse_yaml(text, file)
@@ -93,9 +94,9 @@ def _check_names(doc: YamlDocument, scenario: Scenario, catalog: Catalog) -> lis
         if isinstance(dep, LocalDeployment):
             base: Loc = ("deployments", name)
             if dep.gpu not in catalog.gpus:
-                add(base + ("gpu",), _unknown("GPU", dep.gpu, list(catalog.gpus)))
+                add((*base, "gpu"), _unknown("GPU", dep.gpu, list(catalog.gpus)))
             if dep.model not in catalog.models:
-                add(base + ("model",), _unknown("model", dep.model, list(catalog.models)))
+                add((*base, "model"), _unknown("model", dep.model, list(catalog.models)))
             if dep.gpu in catalog.gpus and dep.model in catalog.models:
                 from sim.kvcache import kv_capacity  # the simulator owns memory arithmetic
 

@@ -19,7 +19,7 @@ Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SloSpec(_Strict):
@@ -76,17 +76,19 @@ StepTimeSpec = Annotated[RooflineStepTime | LinearStepTime, Field(discriminator=
 class EngineSpec(_Strict):
     """vLLM-style scheduler and memory knobs of one serving replica."""
 
-    max_num_seqs: int = Field(default=256, gt=0, description="Running sequences per step.")
-    max_num_batched_tokens: int = Field(default=8192, gt=0, description="Tokens per step.")
+    max_num_seqs: int = Field(default=256, gt=0, le=1_000_000,
+                              description="Running sequences per step.")
+    max_num_batched_tokens: int = Field(default=8192, gt=0, le=100_000_000,
+                                        description="Tokens per step.")
     chunked_prefill: bool = True
     block_size_tokens: int = Field(default=16, gt=0, le=1024)
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
     runtime_reserve_gb: float = Field(
-        default=1.5, ge=0, description="Per GPU: CUDA context, graphs, allocator slack.")
-    max_model_len: int | None = Field(default=None, gt=0,
+        default=1.5, ge=0, le=10_000, description="Per GPU: CUDA context, graphs, allocator slack.")
+    max_model_len: int | None = Field(default=None, gt=0, le=100_000_000,
                                       description="Longest prompt + output accepted.")
     kv_cache_tokens: int | None = Field(
-        default=None, gt=0, description="Override the KV capacity computed from memory.")
+        default=None, gt=0, le=10**12, description="Override the KV capacity computed from memory.")
     weights_dtype: DType | None = None
     kv_dtype: DType | None = None
 
@@ -167,20 +169,24 @@ class Scenario(_Strict):
     simulation: SimulationSpec = SimulationSpec()
     catalog: CatalogOverrides = CatalogOverrides()
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              allow_inf_nan=False)
 
     @field_validator("duration_s", mode="before")
     @classmethod
     def _duration(cls, value: object) -> float:
         return parse_duration_s(value)
 
-    @model_validator(mode="after")
-    def _unique_task_names(self) -> Scenario:
-        names = [t.name for t in self.tasks]
+    @field_validator("tasks")
+    @classmethod
+    def _unique_task_names(cls, tasks: list[TaskSpec]) -> list[TaskSpec]:
+        names = [t.name for t in tasks]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"task names must be unique; repeated: {', '.join(dupes)}")
-        return self
+            where = "; ".join(f"'{n}' (" + " and ".join(
+                f"tasks[{i}]" for i, t in enumerate(names) if t == n) + ")" for n in dupes)
+            raise ValueError(f"task names must be unique; repeated: {where}")
+        return tasks
 
     def slo_for(self, task: TaskSpec) -> SloSpec:
         return task.slo if task.slo is not None else self.slo

@@ -15,12 +15,19 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from scipy.optimize import brentq
 from scipy.special import i0e
 
 from llmplan.errors import InputError
-from llmplan.traffic.trace import read_trace
+from llmplan.traffic.trace import describe, read_trace
 
 DAY_S = 86_400.0
 
@@ -28,7 +35,7 @@ DAY_S = 86_400.0
 class Spike(BaseModel):
     """A window during which the rate is multiplied (a launch, a batch job, an incident)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     start_s: float = Field(ge=0)
     duration_s: float = Field(gt=0)
@@ -36,7 +43,7 @@ class Spike(BaseModel):
 
 
 class _Traffic(BaseModel, ABC):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @abstractmethod
     def arrival_times_s(self, rng: np.random.Generator, duration_s: float) -> np.ndarray:
@@ -91,7 +98,7 @@ class _RateCurve(_Traffic):
         operational = _renewal_points(rng, total, self._interarrival_cv())
         if self._is_flat() and not self.spikes:
             return operational * (duration_s / total) if total > 0 else operational
-        times = np.interp(operational, cumulative, grid)
+        times: np.ndarray = np.interp(operational, cumulative, grid)
         return times[times < duration_s]
 
 
@@ -193,7 +200,8 @@ class DiurnalTraffic(_RateCurve):
         hour = self.start_hour + t_s / 3600.0
         angle = 2.0 * math.pi * (hour - self.peak_hour) / 24.0
         # exp(k cos a) / I0(k) = exp(k (cos a - 1)) / i0e(k): stable for large k.
-        return self.mean_rate_per_s * np.exp(k * (np.cos(angle) - 1.0)) / i0e(k)
+        rate: np.ndarray = self.mean_rate_per_s * np.exp(k * (np.cos(angle) - 1.0)) / i0e(k)
+        return rate
 
     def _interarrival_cv(self) -> float:
         return self.cv if self.arrival == "gamma" else 1.0
@@ -208,15 +216,18 @@ class TraceTraffic(_Traffic):
                               description="Multiply trace times by this (0.5 = twice as fast).")
     resolved_path: str = Field(default="", exclude=True)
 
-    @model_validator(mode="after")
-    def _check_file(self, info: ValidationInfo) -> TraceTraffic:
-        base = Path((info.context or {}).get("base_dir", "."))
-        path = str((base / self.path).resolve())
+    @field_validator("path")
+    @classmethod
+    def _check_file(cls, path: str, info: ValidationInfo) -> str:
         try:
-            read_trace(path)
+            read_trace(_resolve(path, info))
         except InputError as exc:
-            raise ValueError("; ".join(str(p) for p in exc.problems)) from None
-        object.__setattr__(self, "resolved_path", path)
+            raise ValueError(describe(exc.problems)) from None
+        return path
+
+    @model_validator(mode="after")
+    def _resolve_path(self, info: ValidationInfo) -> TraceTraffic:
+        object.__setattr__(self, "resolved_path", _resolve(self.path, info))
         return self
 
     def columns(self) -> dict[str, np.ndarray]:
@@ -228,6 +239,10 @@ class TraceTraffic(_Traffic):
 
     def expected_rate_per_s(self, duration_s: float) -> float:
         return len(self.arrival_times_s(np.random.default_rng(0), duration_s)) / duration_s
+
+
+def _resolve(path: str, info: ValidationInfo) -> str:
+    return str((Path((info.context or {}).get("base_dir", ".")) / path).resolve())
 
 
 TrafficSpec = Annotated[

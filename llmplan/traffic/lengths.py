@@ -8,23 +8,30 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from llmplan.errors import InputError
-from llmplan.traffic.trace import read_trace
+from llmplan.traffic.trace import describe, read_trace
 
 Z95 = 1.6448536269514722  # standard normal quantile at 0.95
 
 
 class _Length(BaseModel, ABC):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     max_tokens: int | None = Field(default=None, gt=0, description="Clip samples to this many.")
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """`n` token counts (int64, each >= 1)."""
         raw = self._draw(rng, n)
-        out = np.maximum(np.rint(raw), 1).astype(np.int64)
+        out: np.ndarray = np.maximum(np.rint(raw), 1).astype(np.int64)
         if self.max_tokens is not None:
             np.minimum(out, self.max_tokens, out=out)
         return out
@@ -54,7 +61,7 @@ class UniformLength(_Length):
 
     kind: Literal["uniform"] = "uniform"
     min_tokens: int = Field(gt=0)
-    max_tokens: int = Field(gt=0)  # type: ignore[assignment]  # required here: the upper bound
+    max_tokens: int = Field(gt=0)  # required here: the upper bound
 
     @model_validator(mode="after")
     def _ordered(self) -> UniformLength:
@@ -123,15 +130,20 @@ class EmpiricalLength(_Length):
     values: tuple[int, ...] = Field(default=(), exclude=True,
                                     description="Filled from `path` when validated.")
 
+    @field_validator("path")
+    @classmethod
+    def _check_file(cls, path: str, info: ValidationInfo) -> str:
+        try:
+            read_trace(Path((info.context or {}).get("base_dir", ".")) / path)
+        except InputError as exc:
+            raise ValueError(describe(exc.problems)) from None
+        return path
+
     @model_validator(mode="after")
     def _load(self, info: ValidationInfo) -> EmpiricalLength:
         if self.values:
             return self
-        base = Path((info.context or {}).get("base_dir", "."))
-        try:
-            trace = read_trace(base / self.path)
-        except InputError as exc:
-            raise ValueError("; ".join(str(p) for p in exc.problems)) from None
+        trace = read_trace(Path((info.context or {}).get("base_dir", ".")) / self.path)
         column = trace[self.column]
         if self.task is not None:
             column = column[trace["task"] == self.task]

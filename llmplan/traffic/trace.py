@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -22,12 +23,22 @@ COLUMNS = ("timestamp", "prompt_tokens", "output_tokens")
 
 def _timestamp_s(value: Any) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip()
-    try:
-        return float(text)
-    except ValueError:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        seconds = float(value)
+    else:
+        text = str(value).strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    if not math.isfinite(seconds):
+        raise ValueError(f"timestamp must be a finite number of seconds, got {value!r}")
+    return seconds
+
+
+def describe(problems: list[Problem]) -> str:
+    """Problems of a trace file as one line for an error about the field naming it."""
+    return "; ".join(f"{p.file}" + (f":{p.line}" if p.line is not None else "")
+                     + (f": {p.path}" if p.path else "") + f": {p.message}" for p in problems)
 
 
 def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -39,16 +50,19 @@ def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise InputError([Problem(str(path), number, "", f"not valid JSON: {exc.msg}")]) from None
+                    raise InputError([Problem(str(path), number, "",
+                                              f"not valid JSON: {exc.msg}")]) from None
                 if not isinstance(row, dict):
-                    raise InputError([Problem(str(path), number, "", "expected a JSON object per line")])
+                    raise InputError([Problem(str(path), number, "",
+                                              "expected a JSON object per line")])
                 rows.append((number, row))
         return rows
     reader = csv.DictReader(text.splitlines())
     missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
-        raise InputError([Problem(str(path), 1, "", f"missing column(s) {', '.join(missing)}; "
-                                  f"expected header: timestamp,prompt_tokens,output_tokens[,task]")])
+        raise InputError([Problem(
+            str(path), 1, "", f"missing column(s) {', '.join(missing)}; "
+            "expected header: timestamp,prompt_tokens,output_tokens[,task]")])
     return [(number, row) for number, row in enumerate(reader, start=2)]
 
 
@@ -68,8 +82,9 @@ def _read(path: Path) -> dict[str, np.ndarray]:
             times.append(_timestamp_s(row["timestamp"]))
             prompt, output = int(row["prompt_tokens"]), int(row["output_tokens"])
         except KeyError as exc:
-            raise InputError([Problem(str(path), number, str(exc.args[0]), "missing value")]) from None
-        except (TypeError, ValueError) as exc:
+            raise InputError([Problem(str(path), number, str(exc.args[0]),
+                                      "missing value")]) from None
+        except (TypeError, ValueError, OverflowError) as exc:
             raise InputError([Problem(str(path), number, "", f"bad value: {exc}")]) from None
         if prompt < 1 or output < 1:
             raise InputError([Problem(str(path), number, "prompt_tokens/output_tokens",

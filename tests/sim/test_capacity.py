@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import run_first, scenario_from
+from helpers import run_first, scenario_from
 
 from sim.metrics import request_table
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import run_first, scenario_from
+from helpers import run_first, scenario_from
 
 from llmplan.traffic import build_request_stream
 from sim.compiled import pure_python

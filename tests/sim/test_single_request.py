@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import run_first, scenario_from
+from helpers import run_first, scenario_from
 
 from sim.metrics import request_table, summarise
 from sim.steptime import build_step_time

@@ -1,0 +1,194 @@
+"""Loopback endpoints for tests and benchmarks (never stand-ins for the real llama.cpp target).
+
+FakeOpenAI: an OpenAI-compatible streaming endpoint on asyncio, fast enough to measure the
+load generator's own ceiling, with faults chosen by the request's model name:
+  "ok" (default)       stream max_tokens tokens, `token_delay_s` apart
+  "error-500"          HTTP 500
+  "throttle"           HTTP 429 with retry-after: 2
+  "reset"              abort the connection after two tokens
+  "flaky"              like "reset" for every third request, else "ok"
+  "slow"               wait 1.5 s before the first token
+
+FakeBedrock: AWS Bedrock's ConverseStream over the AWS event-stream binary protocol (what
+boto3 parses), and ThrottlingException (HTTP 429) for model ids containing "throttle".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import threading
+import time
+import zlib
+from abc import ABC, abstractmethod
+from types import TracebackType
+from typing import Any
+
+
+class _LoopServer(ABC):
+    """An asyncio server on 127.0.0.1 running in a background thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.port = 0
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._server: asyncio.AbstractServer | None = None
+        self.requests = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> _LoopServer:
+        self._thread.start()
+        future = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=1024), self.loop)
+        self._server = future.result(timeout=10)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            asyncio.run_coroutine_threadsafe(self._server.wait_closed(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+
+    def __enter__(self) -> _LoopServer:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = lines[0].split(" ", 2)
+                headers = {k.strip().lower(): v.strip() for k, v in
+                           (line.split(":", 1) for line in lines[1:] if ":" in line)}
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                self.requests += 1
+                keep = await self.respond(method, path, headers, body, writer)
+                if not keep:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    @abstractmethod
+    async def respond(self, method: str, path: str, headers: dict[str, str], body: bytes,
+                      writer: asyncio.StreamWriter) -> bool:
+        """Answer one request; return whether the connection stays open."""
+
+
+async def _chunk(writer: asyncio.StreamWriter, data: bytes) -> None:
+    writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+    await writer.drain()
+
+
+async def _simple(writer: asyncio.StreamWriter, status: str, body: bytes,
+                  extra: str = "") -> None:
+    writer.write(f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}"
+                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    await writer.drain()
+
+
+class FakeOpenAI(_LoopServer):
+    """OpenAI-compatible chat/completions streaming with injectable faults."""
+
+    def __init__(self, token_delay_s: float = 0.0) -> None:
+        super().__init__()
+        self.token_delay_s = token_delay_s
+
+    async def respond(self, method: str, path: str, headers: dict[str, str], body: bytes,
+                      writer: asyncio.StreamWriter) -> bool:
+        request = json.loads(body or b"{}")
+        model = request.get("model", "ok")
+        abort_after = 2 if model == "reset" or (model == "flaky" and self.requests % 3 == 0) \
+            else None
+        if model == "error-500":
+            await _simple(writer, "500 Internal Server Error", b'{"error":"boom"}')
+            return True
+        if model == "throttle":
+            await _simple(writer, "429 Too Many Requests", b'{"error":"rate limited"}',
+                          "Retry-After: 2\r\n")
+            return True
+        if model == "slow":
+            await asyncio.sleep(1.5)
+        n = int(request.get("max_tokens", 16))
+        chat = path.endswith("/chat/completions")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        for i in range(n):
+            if self.token_delay_s:
+                await asyncio.sleep(self.token_delay_s)
+            if i == abort_after:
+                writer.transport.abort()
+                return False
+            piece = f" t{i}"
+            choice = {"index": 0, "delta": {"content": piece}} if chat else \
+                {"index": 0, "text": piece}
+            await _chunk(writer, b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n")
+        usage = {"prompt_tokens": len(str(request.get("messages") or request.get("prompt"))
+                                      .split()), "completion_tokens": n}
+        await _chunk(writer, b"data: " + json.dumps({"choices": [], "usage": usage}).encode()
+                     + b"\n\ndata: [DONE]\n\n")
+        await _chunk(writer, b"")
+        return True
+
+
+def event_message(event_type: str, payload: dict[str, Any],
+                  message_type: str = "event") -> bytes:
+    """One AWS event-stream message: prelude, string headers, JSON payload, CRC32s."""
+    headers = b""
+    for name, value in ((":event-type", event_type), (":content-type", "application/json"),
+                        (":message-type", message_type)):
+        raw = value.encode()
+        headers += bytes([len(name)]) + name.encode() + b"\x07" + struct.pack(">H", len(raw)) + raw
+    body = json.dumps(payload).encode()
+    total = 12 + len(headers) + len(body) + 4
+    prelude = struct.pack(">II", total, len(headers))
+    head = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + body
+    return head + struct.pack(">I", zlib.crc32(head))
+
+
+class FakeBedrock(_LoopServer):
+    """POST /model/{id}/converse-stream answered as Bedrock does (or throttled)."""
+
+    def __init__(self, token_delay_s: float = 0.002) -> None:
+        super().__init__()
+        self.token_delay_s = token_delay_s
+
+    async def respond(self, method: str, path: str, headers: dict[str, str], body: bytes,
+                      writer: asyncio.StreamWriter) -> bool:
+        if "throttle" in path:
+            await _simple(writer, "429 Too Many Requests",
+                          b'{"message":"Too many requests, please wait before trying again."}',
+                          "x-amzn-ErrorType: ThrottlingException\r\n")
+            return True
+        request = json.loads(body or b"{}")
+        n = int(request.get("inferenceConfig", {}).get("maxTokens", 16))
+        text = " ".join(c.get("text", "") for m in request.get("messages", [])
+                        for c in m.get("content", []))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        start = time.perf_counter()
+        await _chunk(writer, event_message("messageStart", {"role": "assistant"}))
+        for i in range(n):
+            await asyncio.sleep(self.token_delay_s)
+            await _chunk(writer, event_message("contentBlockDelta", {
+                "contentBlockIndex": 0, "delta": {"text": f" w{i}"}}))
+        await _chunk(writer, event_message("contentBlockStop", {"contentBlockIndex": 0}))
+        await _chunk(writer, event_message("messageStop", {"stopReason": "max_tokens"}))
+        await _chunk(writer, event_message("metadata", {
+            "usage": {"inputTokens": len(text.split()), "outputTokens": n,
+                      "totalTokens": len(text.split()) + n},
+            "metrics": {"latencyMs": int((time.perf_counter() - start) * 1e3)}}))
+        await _chunk(writer, b"")
+        return True

@@ -1,0 +1,178 @@
+"""The built-in catalog: sourced numbers, required entries, reference KV sizes, overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from llmplan.catalog import GpuSpec, builtin_catalog
+from llmplan.errors import ScenarioError
+from llmplan.scenario import load_scenario
+
+KIB = 1024
+
+REQUIRED_GPUS = ["H100-SXM", "H100-PCIe", "A100-40GB", "A100-80GB", "L40S", "L4", "A10G",
+                 "RTX-4090"]
+REQUIRED_MODELS = ["Llama-3.1-8B", "Llama-3.1-70B", "Qwen2.5-7B", "Qwen2.5-72B", "Mistral-7B",
+                   "Mixtral-8x7B", "SmolLM2-135M"]
+
+
+def _entries() -> list[tuple[str, BaseModel]]:
+    catalog = builtin_catalog()
+    return [(f"{section}/{key}", entry)
+            for section in ("gpus", "models", "cloud_models")
+            for key, entry in getattr(catalog, section).items()]
+
+
+def _numeric_fields(entry: BaseModel) -> list[str]:
+    return [name for name, value in entry if isinstance(value, int | float)
+            and not isinstance(value, bool)]
+
+
+def test_catalog_has_entries_of_every_kind() -> None:
+    catalog = builtin_catalog()
+    assert catalog.gpus and catalog.models and catalog.cloud_models
+
+
+@pytest.mark.parametrize(("key", "entry"), _entries(), ids=[k for k, _ in _entries()])
+def test_every_number_has_a_non_empty_source(key: str, entry: Any) -> None:
+    numeric = _numeric_fields(entry)
+    assert numeric, f"{key} has no numbers at all"
+    for name in numeric:
+        assert entry.sources.get(name, "").strip(), f"{key}.{name} has no source"
+    # and no source describes a field the entry does not have (a typo would hide a gap)
+    assert set(entry.sources) <= set(type(entry).model_fields), key
+
+
+def test_a_number_without_a_source_is_rejected() -> None:
+    fields = builtin_catalog().gpus["L4"].model_dump()
+    del fields["sources"]["tdp_w"]
+    with pytest.raises(ValidationError, match="no source given for: tdp_w"):
+        GpuSpec.model_validate(fields)
+
+
+@pytest.mark.parametrize("gpu", REQUIRED_GPUS)
+def test_required_gpu_exists(gpu: str) -> None:
+    spec = builtin_catalog().gpus[gpu]
+    assert spec.memory_gb > 0 and spec.memory_bandwidth_gb_per_s > 0
+
+
+@pytest.mark.parametrize("model", REQUIRED_MODELS)
+def test_required_model_exists(model: str) -> None:
+    spec = builtin_catalog().models[model]
+    assert spec.kv_heads <= spec.attention_heads
+    assert spec.active_params_b <= spec.params_b
+
+
+def test_kv_bytes_per_token_of_llama_3_1() -> None:
+    # REFERENCE: K and V x layers x kv_heads x head_dim x 2 bytes (bf16)
+    #   8B:  2 x 32 x 8 x 128 x 2 = 131072 B = 128 KiB
+    #   70B: 2 x 80 x 8 x 128 x 2 = 327680 B = 320 KiB
+    models = builtin_catalog().models
+    assert models["Llama-3.1-8B"].kv_bytes_per_token("bf16") == 128 * KIB
+    assert models["Llama-3.1-70B"].kv_bytes_per_token("bf16") == 320 * KIB
+    assert models["Llama-3.1-8B"].kv_bytes_per_token("fp8") == 64 * KIB
+
+
+SCENARIO = """\
+name: catalog-check
+duration: 10m
+traffic: {{kind: poisson, rate_per_s: 1}}
+tasks:
+  - name: chat
+    prompt_tokens: {{kind: fixed, tokens: 100}}
+    output_tokens: {{kind: fixed, tokens: 10}}
+deployments:
+  a: {{gpu: {gpu}, model: {model}}}
+catalog:
+{catalog}"""
+
+
+def _load(tmp_path: Path, catalog: str, gpu: str = "L4", model: str = "Llama-3.1-8B") -> Any:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(SCENARIO.format(gpu=gpu, model=model, catalog=catalog))
+    return path, load_scenario(path)
+
+
+def test_override_one_field_of_a_builtin_gpu(tmp_path: Path) -> None:
+    path, loaded = _load(tmp_path, "  gpus:\n    L4:\n      memory_gb: 48\n")
+    builtin = builtin_catalog().gpus["L4"]
+    l4 = loaded.catalog.gpus["L4"]
+    assert l4.memory_gb == 48
+    assert str(path) in l4.sources["memory_gb"]
+    for name in _numeric_fields(builtin):
+        if name != "memory_gb":
+            assert getattr(l4, name) == getattr(builtin, name)
+            assert l4.sources[name] == builtin.sources[name]
+    assert l4.name == builtin.name
+    # the shared built-in catalog is untouched
+    assert builtin_catalog().gpus["L4"].memory_gb == 24
+    assert str(path) not in builtin_catalog().gpus["L4"].sources["memory_gb"]
+
+
+def test_override_keeps_a_source_given_in_the_scenario(tmp_path: Path) -> None:
+    _, loaded = _load(tmp_path, "  cloud_models:\n    gpt-4o:\n      input_usd_per_mtok: 2.0\n"
+                                "      sources: {input_usd_per_mtok: negotiated contract 2025}\n")
+    gpt = loaded.catalog.cloud_models["gpt-4o"]
+    assert gpt.input_usd_per_mtok == 2.0
+    assert gpt.sources["input_usd_per_mtok"] == "negotiated contract 2025"
+    assert gpt.output_usd_per_mtok == builtin_catalog().cloud_models["gpt-4o"].output_usd_per_mtok
+
+
+NEW_GPU = {"name": "Test accelerator 192GB", "memory_gb": 192, "bf16_dense_tflops": 400,
+           "memory_bandwidth_gb_per_s": 2000, "tdp_w": 500, "purchase_usd": 12000,
+           "rental_usd_per_gpu_hour": 1.5, "reserved_usd_per_gpu_hour": 1.0}
+
+
+def _gpu_yaml(fields: dict[str, Any]) -> str:
+    return "  gpus:\n    TEST-96:\n" + "".join(f"      {k}: {v}\n" for k, v in fields.items())
+
+
+def test_add_a_new_gpu_used_by_a_deployment(tmp_path: Path) -> None:
+    path, loaded = _load(tmp_path, _gpu_yaml(NEW_GPU), gpu="TEST-96", model="Llama-3.1-70B")
+    gpu = loaded.catalog.gpus["TEST-96"]
+    assert loaded.scenario.deployments["a"].gpu == "TEST-96"
+    assert gpu.memory_gb == 192 and gpu.tdp_w == 500 and gpu.interconnect == "pcie"
+    for name in _numeric_fields(gpu):
+        assert str(path) in gpu.sources[name]
+    assert set(builtin_catalog().gpus) < set(loaded.catalog.gpus)
+    assert "TEST-96" not in builtin_catalog().gpus
+
+
+def test_new_gpu_still_gets_the_memory_check(tmp_path: Path) -> None:
+    # 70.55e9 params x 2 B = 141.1 GB of weights > 96 GB x 0.9 = 86.4 GB usable; with tp=2 it
+    # is 70.6 GB + activations (~1.4 GB) + 1.5 GB reserve = 73.5 GB, which fits.
+    with pytest.raises(ScenarioError) as info:
+        _load(tmp_path, _gpu_yaml({**NEW_GPU, "memory_gb": 96}), gpu="TEST-96",
+              model="Llama-3.1-70B")
+    (problem,) = info.value.problems
+    assert problem.path == "deployments.a"
+    assert "does not fit on TEST-96" in problem.message
+    assert "86.4 GB usable" in problem.message and "tp >= 2" in problem.message
+
+
+@pytest.mark.parametrize("missing", ["tdp_w", "memory_bandwidth_gb_per_s", "name"])
+def test_new_gpu_lacking_a_field_names_it(tmp_path: Path, missing: str) -> None:
+    fields = {k: v for k, v in NEW_GPU.items() if k != missing}
+    with pytest.raises(ScenarioError) as info:
+        _load(tmp_path, _gpu_yaml(fields), gpu="TEST-96")
+    (problem,) = info.value.problems
+    path = tmp_path / "scenario.yaml"
+    assert problem.file == str(path)
+    assert problem.path == f"catalog.gpus.TEST-96.{missing}"
+    lines = path.read_text().splitlines()
+    assert problem.line == lines.index("    TEST-96:") + 1
+    assert "required field is missing" in problem.message
+
+
+def test_new_model_lacking_fields_lists_every_one(tmp_path: Path) -> None:
+    catalog = "  models:\n    tiny:\n      hf_id: me/tiny\n      layers: 2\n"
+    with pytest.raises(ScenarioError) as info:
+        _load(tmp_path, catalog, model="tiny")
+    missing = {p.path.rsplit(".", 1)[-1] for p in info.value.problems}
+    assert missing == {"hidden_size", "attention_heads", "kv_heads", "head_dim",
+                       "intermediate_size", "vocab_size", "params_b", "active_params_b",
+                       "max_context_tokens"}

@@ -1,0 +1,49 @@
+"""Bedrock: boto3 ConverseStream against a loopback server speaking the event-stream protocol."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lt_helpers import llmplan, read_jsonl, targets_file
+
+from loadtests.fakes import FakeBedrock, event_message
+
+DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+             "AWS_SESSION_TOKEN": "testing", "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def test_event_stream_framing_round_trips_through_botocore() -> None:
+    from botocore.eventstream import EventStreamBuffer
+
+    buffer = EventStreamBuffer()
+    buffer.add_data(event_message("contentBlockDelta", {"delta": {"text": "hi"}}))
+    message = next(iter(buffer))
+    assert message.headers[":event-type"] == "contentBlockDelta"
+    assert json.loads(message.payload) == {"delta": {"text": "hi"}}
+
+
+def test_bedrock_stream_usage_and_throttling(tmp_path: Path, scenario_file: Path) -> None:
+    with FakeBedrock(token_delay_s=0.002) as fake:
+        targets = targets_file(
+            tmp_path,
+            llama={"kind": "bedrock", "base_url": fake.base_url,
+                   "model": "us.meta.llama3-1-8b-instruct-v1:0"},
+            throttled={"kind": "bedrock", "base_url": fake.base_url, "model": "throttle-me"})
+        for name in ("llama", "throttled"):
+            result = llmplan("loadtest", str(scenario_file), "--targets", str(targets),
+                             "--target", name, "--duration", "30s", "--users", "4",
+                             "--time-scale", "0.1", "--max-requests", "10",
+                             "--out", str(tmp_path / name), env=DUMMY_AWS)
+            assert result.returncode == 0, result.stderr
+    ok = read_jsonl(tmp_path / "llama" / "requests.jsonl")
+    assert len(ok) == 10 and all(r["error_class"] is None for r in ok)
+    plan = {p["index"]: p for p in json.loads((tmp_path / "llama" / "plan.json").read_text())}
+    for row in ok:
+        assert row["output_tokens"] == plan[row["id"]]["max_tokens"]   # metadata.usage
+        assert row["token_source"] == "server" and not row["token_mismatch"]
+        assert row["ttft_ms"] > 0 and len(row["itl_ms"]) == row["output_tokens"] - 1
+    throttled = read_jsonl(tmp_path / "throttled" / "requests.jsonl")
+    assert len(throttled) == 10
+    assert all(r["error_class"] == "http_429" and r["status"] == 429 for r in throttled)
+    assert all("ThrottlingException" in r["error"] for r in throttled)

@@ -1,0 +1,114 @@
+"""Dead, slow and erroring targets are measured, never crashed on; nothing finished is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lt_helpers import llmplan, read_jsonl, targets_file
+
+from loadtests.fakes import FakeOpenAI
+from loadtests.llamacpp_server import LlamaCppServer
+
+
+def _lines(out: Path) -> int:
+    return sum(len(p.read_text().splitlines()) for p in out.glob("requests*.jsonl"))
+
+
+def _start(tmp_path: Path, scenario: Path, base_url: str, *extra: str) -> subprocess.Popen[str]:
+    targets = targets_file(tmp_path, local={"kind": "llamacpp", "base_url": base_url,
+                                            "model": "smollm2"})
+    return subprocess.Popen(
+        [sys.executable, "-c", "from llmplan.cli import app; app()", "loadtest", str(scenario),
+         "--targets", str(targets), "--target", "local", "--duration", "60s", "--users", "4",
+         "--time-scale", "0.25", "--max-requests", "60", "--max-output-tokens", "8",
+         "--out", str(tmp_path / "out"), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_lines(out: Path, n: int, timeout_s: float = 60) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if (seen := _lines(out)) >= n:
+            return seen
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {n} requests finished in {timeout_s} s")
+
+
+def test_server_dying_mid_run_keeps_finished_requests_and_fails_clearly(
+        tmp_path: Path, scenario_file: Path) -> None:
+    server = LlamaCppServer(parallel=2, ctx_per_slot=512).start()
+    proc = _start(tmp_path, scenario_file, server.base_url)
+    try:
+        seen = _wait_for_lines(tmp_path / "out", 8)
+    finally:
+        server.stop()
+    _stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 3, stderr
+    assert "target stopped answering" in stderr
+    assert "Traceback" not in stderr
+    rows = read_jsonl(tmp_path / "out" / "requests.jsonl")
+    ok = [r for r in rows if r["error_class"] is None]
+    assert len(ok) >= seen - 4          # at most the in-flight ones were cut off
+    failed = [r for r in rows if r["error_class"] is not None]
+    assert failed and {r["error_class"] for r in failed} <= {"connect", "reset"}
+    assert all(r["error_class"] == "connect" for r in failed[-3:])
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["target_down"] and summary["requests"]["ok"] == len(ok)
+
+
+def test_ctrl_c_keeps_partial_results(tmp_path: Path, scenario_file: Path,
+                                      llamacpp: LlamaCppServer) -> None:
+    proc = _start(tmp_path, scenario_file, llamacpp.base_url)
+    seen = _wait_for_lines(tmp_path / "out", 5)
+    os.kill(proc.pid, signal.SIGINT)
+    _stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    rows = read_jsonl(tmp_path / "out" / "requests.jsonl")
+    assert len(rows) >= seen
+    assert len(rows) < 60
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["requests"]["sent"] == len(rows)
+
+
+def _fake_run(tmp_path: Path, scenario: Path, fake: FakeOpenAI, model: str,
+              name: str) -> tuple[int, str, list[dict[str, object]], dict[str, object]]:
+    targets = targets_file(tmp_path, fake={"kind": "openai", "base_url": fake.base_url,
+                                           "model": model, "request_timeout_s": 10})
+    out = tmp_path / name
+    result = llmplan("loadtest", str(scenario), "--targets", str(targets), "--target", "fake",
+                     "--duration", "30s", "--users", "4", "--time-scale", "0.1",
+                     "--max-requests", "12", "--out", str(out))
+    rows = read_jsonl(out / "requests.jsonl")
+    return result.returncode, result.stderr, rows, json.loads((out / "summary.json").read_text())
+
+
+def test_erroring_targets_are_classified(tmp_path: Path, scenario_file: Path) -> None:
+    with FakeOpenAI(token_delay_s=0.002) as fake:
+        code, err, rows, summary = _fake_run(tmp_path, scenario_file, fake, "throttle", "t")
+        assert code == 0, err
+        assert len(rows) == 12 and all(r["error_class"] == "http_429" for r in rows)
+        assert all(r["status"] == 429 and r["retry_after_s"] == 2.0 for r in rows)
+        assert summary["requests"]["errors_by_class"]["http_429"] == 12  # type: ignore[index]
+
+        code, err, rows, summary = _fake_run(tmp_path, scenario_file, fake, "error-500", "e")
+        assert code == 0, err
+        assert {r["error_class"] for r in rows} == {"http_5xx"}
+        assert summary["requests"]["errors_by_status"] == {"500": 12}  # type: ignore[index]
+
+        code, err, rows, summary = _fake_run(tmp_path, scenario_file, fake, "flaky", "f")
+        assert code == 0, err
+        classes = [r["error_class"] for r in rows]
+        assert 2 <= classes.count("reset") <= 6 and classes.count(None) >= 6
+        cut = [r for r in rows if r["error_class"] == "reset"]
+        assert all(r["chunks"] == 2 for r in cut)     # two tokens arrived before the reset
+
+        code, err, rows, summary = _fake_run(tmp_path, scenario_file, fake, "slow", "s")
+        assert code == 0, err
+        assert all(r["error_class"] is None and r["ttft_ms"] > 1400 for r in rows)

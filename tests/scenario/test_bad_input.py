@@ -1,0 +1,311 @@
+"""Bad scenario files: every one is a ScenarioError naming file, line, field path and expectation.
+
+Each case changes one thing in a scenario that is valid as given (see the control test), so the
+error can only come from that change. Expected line numbers are not hard-coded: the offending
+line carries a `# <-` marker and the test counts lines in the text itself.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from llmplan.cli import app
+from llmplan.errors import Problem, ScenarioError
+from llmplan.scenario import load_scenario, load_scenario_text
+
+MARK = "# <-"
+
+VALID = """\
+name: bad-input
+duration: 10m
+traffic:
+  kind: poisson
+  rate_per_s: 2
+tasks:
+  - name: chat
+    prompt_tokens: {kind: fixed, tokens: 100}
+    output_tokens: {kind: fixed, tokens: 50}
+deployments:
+  a:
+    gpu: H100-SXM
+    model: Llama-3.1-8B
+"""
+
+
+def edit(old: str, new: str, base: str = VALID) -> str:
+    """`base` with exactly one occurrence of `old` replaced (so each case is what it says)."""
+    assert base.count(old) == 1, f"{old!r} must occur once in the base scenario"
+    return base.replace(old, new)
+
+
+def line_of(text: str, needle: str) -> int:
+    """1-based number of the only line of `text` containing `needle`."""
+    hits = [i for i, line in enumerate(text.splitlines(), start=1) if needle in line]
+    assert len(hits) == 1, f"{needle!r} must be on exactly one line, found on {hits}"
+    return hits[0]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    text: str
+    path: str                   # dotted field path; "" = top level
+    fragments: tuple[str, ...]  # what the message must say; "{dir}" = the scenario's folder
+    line: int | None = None     # None: the line carrying the `# <-` marker
+    files: dict[str, str] = field(default_factory=dict)  # extra files next to the scenario
+
+
+CSV_HEADER = "timestamp,prompt_tokens,output_tokens,task\n"
+TRACE_TRAFFIC = "kind: trace\n  path: {name}  " + MARK
+
+# exp(z95^2 / 2): the largest p95/mean a lognormal can have (its p95/mean peaks at sigma = z95).
+Z95 = statistics.NormalDist().inv_cdf(0.95)
+MAX_SKEW = f"{math.exp(Z95 * Z95 / 2):.2f}"
+
+CASES = [
+    Case("yaml-syntax", edit("duration: 10m\n", f"duration: 10m: 5  {MARK}\n"), "",
+         ("not valid YAML", "mapping values are not allowed")),
+    Case("empty-file", "", "", ("expected a mapping", "empty file"), line=1),
+    Case("only-comments", "# nothing here yet\n\n", "", ("expected a mapping", "empty file"),
+         line=1),
+    Case("top-level-list", "- name: a\n- name: b\n", "", ("expected a mapping", "list"), line=1),
+    Case("duplicate-key", VALID + f"seed: 1\nseed: 2  {MARK}\n", "seed",
+         ("duplicate key", f"first given on line {line_of(VALID + 'seed: 1', 'seed: 1')}")),
+    Case("unknown-top-level-key", VALID + f"slos: {{ttft_ms: 100}}  {MARK}\n", "slos",
+         ("unknown key 'slos'", "did you mean 'slo'?", "expected one of:", "deployments")),
+    Case("unknown-nested-key",
+         VALID + f"    engine:\n      max_num_seq: 64  {MARK}\n",
+         "deployments.a.engine.max_num_seq",
+         ("unknown key 'max_num_seq'", "did you mean 'max_num_seqs'?", "max_num_batched_tokens")),
+    Case("missing-tasks",
+         edit("tasks:\n  - name: chat\n    prompt_tokens: {kind: fixed, tokens: 100}\n"
+              "    output_tokens: {kind: fixed, tokens: 50}\n", ""),
+         "tasks", ("required field is missing",), line=1),
+    Case("missing-nested-field", edit("    gpu: H100-SXM\n", ""), "deployments.a.gpu",
+         ("required field is missing",), line=line_of(VALID, "  a:")),
+    Case("replicas-is-a-string", VALID + f"    replicas: many  {MARK}\n", "deployments.a.replicas",
+         ("valid integer", "'many'")),
+    Case("negative-rate", edit("rate_per_s: 2\n", f"rate_per_s: -3  {MARK}\n"),
+         "traffic.rate_per_s", ("greater than 0", "-3")),
+    Case("zero-replicas", VALID + f"    replicas: 0  {MARK}\n", "deployments.a.replicas",
+         ("greater than 0", "got 0")),
+    Case("infinite-rate", edit("rate_per_s: 2\n", f"rate_per_s: .inf  {MARK}\n"),
+         "traffic.rate_per_s", ("finite number",)),
+    Case("memory-fraction-above-one",
+         VALID + f"    engine:\n      gpu_memory_utilization: 1.5  {MARK}\n",
+         "deployments.a.engine.gpu_memory_utilization", ("less than or equal to 1", "1.5")),
+    Case("unknown-traffic-kind", edit("  kind: poisson\n", f"  kind: poison  {MARK}\n"),
+         "traffic.kind",
+         ("unknown kind 'poison'", "did you mean 'poisson'?", "constant", "diurnal")),
+    Case("traffic-without-kind", edit("  kind: poisson\n", ""), "traffic.kind",
+         ("required field is missing", "poisson", "gamma"), line=line_of(VALID, "traffic:")),
+    Case("unknown-length-kind",
+         edit("prompt_tokens: {kind: fixed, tokens: 100}",
+              f"prompt_tokens: {{kind: gaussian, mean: 100}}  {MARK}"),
+         "tasks[0].prompt_tokens.kind",
+         ("unknown kind 'gaussian'", "fixed", "uniform", "lognormal", "exponential", "empirical")),
+    Case("lognormal-p95-below-mean",
+         edit("output_tokens: {kind: fixed, tokens: 50}",
+              f"output_tokens: {{kind: lognormal, mean: 200, p95: 150}}  {MARK}"),
+         "tasks[0].output_tokens", ("p95 must be larger than mean",)),
+    Case("lognormal-too-skewed",
+         edit("prompt_tokens: {kind: fixed, tokens: 100}",
+              f"prompt_tokens: {{kind: lognormal, mean: 100, p95: 5000}}  {MARK}"),
+         "tasks[0].prompt_tokens", ("p95/mean = 50.00", f"at most {MAX_SKEW}", "empirical")),
+    Case("uniform-max-below-min",
+         edit("prompt_tokens: {kind: fixed, tokens: 100}",
+              f"prompt_tokens: {{kind: uniform, min_tokens: 500, max_tokens: 100}}  {MARK}"),
+         "tasks[0].prompt_tokens", ("max_tokens must be >= min_tokens",)),
+    Case("bad-duration-string", edit("duration: 10m\n", f"duration: ten minutes  {MARK}\n"),
+         "duration", ("expected a duration such as", "'ten minutes'")),
+    Case("unknown-gpu", edit("    gpu: H100-SXM\n", f"    gpu: H100-SMX  {MARK}\n"),
+         "deployments.a.gpu", ("unknown GPU 'H100-SMX'", "did you mean 'H100-SXM'?", "L40S")),
+    Case("unknown-model",
+         edit("    model: Llama-3.1-8B\n", f"    model: Llama-4-Maverick  {MARK}\n"),
+         "deployments.a.model", ("unknown model 'Llama-4-Maverick'", "expected one of:",
+                                 "Llama-3.1-8B", "SmolLM2-135M")),
+    # Llama-3.1-70B in bf16 is 70.55e9 x 2 B = 141.1 GB of weights; an L4 has 24 GB x 0.9 = 21.6 GB
+    # usable. tp=4 still needs 35.3 GB of weights per GPU; tp=8 needs 17.6 GB + about 0.8 GB of
+    # activations + 1.5 GB reserve = 19.9 GB, which fits: so the smallest tp is 8.
+    Case("model-does-not-fit",
+         edit("  a:\n    gpu: H100-SXM\n    model: Llama-3.1-8B\n",
+              f"  big:  {MARK}\n    gpu: L4\n    model: Llama-3.1-70B\n"),
+         "deployments.big", ("Llama-3.1-70B", "does not fit on L4", "21.6 GB usable", "tp >= 8")),
+    Case("batch-budget-below-max-seqs",
+         VALID + f"    engine:  {MARK}\n      max_num_seqs: 512\n"
+         "      max_num_batched_tokens: 256\n",
+         "deployments.a.engine", ("max_num_batched_tokens must be >= max_num_seqs",)),
+    Case("absurd-engine-number",
+         VALID + f"    engine:\n      max_num_batched_tokens: {'9' * 40}  {MARK}\n",
+         "deployments.a.engine.max_num_batched_tokens", ("less than or equal to",)),
+    Case("duplicate-task-names",
+         edit("deployments:\n", "  - name: chat\n    prompt_tokens: {kind: fixed, tokens: 1}\n"
+              "    output_tokens: {kind: fixed, tokens: 1}\ndeployments:\n"),
+         "tasks", ("task names must be unique", "'chat' (tasks[0] and tasks[1])"),
+         line=line_of(VALID, "tasks:")),
+    Case("missing-trace-file",
+         edit("kind: poisson\n  rate_per_s: 2", TRACE_TRAFFIC.format(name="nowhere.csv")),
+         "traffic.path", ("{dir}/nowhere.csv", "trace file not found")),
+    Case("trace-with-bad-row",
+         edit("kind: poisson\n  rate_per_s: 2", TRACE_TRAFFIC.format(name="t.csv")),
+         "traffic.path", ("{dir}/t.csv:4:", "bad value", "'many'"),
+         files={"t.csv": CSV_HEADER + "0,10,5,chat\n1.5,12,6,chat\n3,many,6,chat\n4,1,1,chat\n"}),
+    Case("trace-with-non-finite-time",
+         edit("kind: poisson\n  rate_per_s: 2", TRACE_TRAFFIC.format(name="t.csv")),
+         "traffic.path", ("{dir}/t.csv:3:", "finite"),
+         files={"t.csv": CSV_HEADER + "0,10,5,chat\ninf,12,6,chat\n"}),
+    Case("trace-with-infinite-token-count",
+         edit("kind: poisson\n  rate_per_s: 2", TRACE_TRAFFIC.format(name="t.jsonl")),
+         "traffic.path", ("{dir}/t.jsonl:3:", "bad value"),
+         files={"t.jsonl": '{"timestamp": 0, "prompt_tokens": 9, "output_tokens": 5}\n\n'
+                           '{"timestamp": 1, "prompt_tokens": 1e400, "output_tokens": 5}\n'}),
+    Case("trace-with-huge-integer-time",
+         edit("kind: poisson\n  rate_per_s: 2", TRACE_TRAFFIC.format(name="t.jsonl")),
+         "traffic.path", ("{dir}/t.jsonl:1:", "bad value"),
+         files={"t.jsonl": '{"timestamp": 1' + "0" * 400 + ', "prompt_tokens": 9, '
+                           '"output_tokens": 5}\n'}),
+    Case("trace-with-unknown-task",
+         edit("kind: poisson\n  rate_per_s: 2", TRACE_TRAFFIC.format(name="t.csv")),
+         "traffic.path", ("trace has task(s) triage not in tasks", "expected one of: chat"),
+         files={"t.csv": CSV_HEADER + "0,10,5,chat\n1,12,6,triage\n"}),
+    Case("empirical-length-missing-file",
+         edit("output_tokens: {kind: fixed, tokens: 50}",
+              "output_tokens:\n      kind: empirical\n      column: output_tokens\n"
+              f"      path: gone.jsonl  {MARK}"),
+         "tasks[0].output_tokens.path", ("{dir}/gone.jsonl", "trace file not found")),
+    Case("catalog-override-wrong-type",
+         VALID + f"catalog:\n  gpus:\n    L4:\n      memory_gb: lots  {MARK}\n",
+         "catalog.gpus.L4.memory_gb", ("valid number",)),
+    Case("catalog-sources-not-a-mapping",
+         VALID + f"catalog:\n  gpus:\n    L4:\n      sources: 3  {MARK}\n",
+         "catalog.gpus.L4.sources", ("valid dictionary",)),
+    Case("catalog-infinite-memory",
+         VALID + f"catalog:\n  gpus:\n    H100-SXM:\n      memory_gb: .inf  {MARK}\n",
+         "catalog.gpus.H100-SXM.memory_gb", ("finite number",)),
+    Case("catalog-absurd-number",
+         VALID + f"catalog:\n  models:\n    Llama-3.1-8B:\n      layers: {'9' * 40}  {MARK}\n",
+         "catalog.models.Llama-3.1-8B.layers", ("at most",)),
+    Case("recursive-alias", VALID + f"description: &d [1, *d]  {MARK}\n", "description[1]",
+         ("recursive alias",)),
+]
+
+
+def _write(tmp_path: Path, case: Case) -> Path:
+    for name, content in case.files.items():
+        (tmp_path / name).write_text(content, encoding="utf-8")
+    path = tmp_path / "bad.yaml"
+    path.write_text(case.text, encoding="utf-8")
+    return path
+
+
+def _expected_line(case: Case) -> int:
+    return case.line if case.line is not None else line_of(case.text, MARK)
+
+
+def _the_problem(error: ScenarioError, path: str) -> Problem:
+    matching = [p for p in error.problems if p.path == path]
+    assert len(matching) == 1, f"expected one problem at {path!r}, got:\n{error}"
+    return matching[0]
+
+
+def test_the_base_scenario_is_valid() -> None:
+    loaded = load_scenario_text(VALID, file="valid.yaml")
+    assert [t.name for t in loaded.scenario.tasks] == ["chat"]
+    assert loaded.scenario.duration_s == 600.0
+
+
+def test_case_ids_are_distinct() -> None:
+    assert len(CASES) >= 18
+    assert len({c.id for c in CASES}) == len(CASES)
+    assert len({(c.text, tuple(sorted(c.files.items()))) for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_names_file_line_path_and_expectation(tmp_path: Path, case: Case) -> None:
+    path = _write(tmp_path, case)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    problem = _the_problem(info.value, case.path)
+    line = _expected_line(case)
+    assert problem.file == str(path)
+    assert problem.line == line, str(info.value)
+    for fragment in case.fragments:
+        assert fragment.format(dir=tmp_path.resolve()) in problem.message, str(info.value)
+    # and the rendered error reads "file:line: dotted.path: message"
+    assert f"{path}:{line}: {case.path or '<top level>'}: {problem.message}" in str(info.value)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_load_scenario_text_raises_nothing_but_scenario_error(tmp_path: Path, case: Case) -> None:
+    _write(tmp_path, case)  # the trace files, for the cases that need them
+    with pytest.raises(Exception) as info:  # the exact type is checked below
+        load_scenario_text(case.text, file="given.yaml", base_dir=tmp_path)
+    assert type(info.value) is ScenarioError, repr(info.value)
+    assert info.value.problems
+    for problem in info.value.problems:
+        assert problem.file == "given.yaml" or problem.file.startswith(str(tmp_path.resolve()))
+
+
+def test_missing_scenario_file_is_a_scenario_error(tmp_path: Path) -> None:
+    path = tmp_path / "absent.yaml"
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    (problem,) = info.value.problems
+    assert problem.file == str(path)
+    assert "file not found" in problem.message
+
+
+def test_yaml_nested_beyond_the_recursion_limit_is_a_scenario_error() -> None:
+    text = "description: " + "[" * 5000 + "]" * 5000 + "\n"
+    with pytest.raises(ScenarioError) as info:
+        load_scenario_text(text, file="deep.yaml")
+    assert any("nested too deeply" in p.message for p in info.value.problems)
+
+
+def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
+    text = edit("rate_per_s: 2\n", "rate_per_s: 0\n") + "    replicas: many\n"
+    with pytest.raises(ScenarioError) as info:
+        load_scenario_text(text, file="two.yaml")
+    assert {p.path for p in info.value.problems} == {"traffic.rate_per_s",
+                                                      "deployments.a.replicas"}
+    assert "(2 problems)" in str(info.value)
+
+
+def _cli(tmp_path: Path, case: Case) -> tuple[int, str, BaseException | None]:
+    path = _write(tmp_path, case)
+    result = CliRunner().invoke(app, ["simulate", str(path), "--out", str(tmp_path / "out")])
+    return result.exit_code, result.output, result.exception
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split())  # the console wraps long lines anywhere
+
+
+@pytest.mark.parametrize("case_id", ["replicas-is-a-string", "unknown-gpu", "yaml-syntax",
+                                     "trace-with-bad-row"])
+def test_cli_simulate_exits_2_with_the_message_and_no_traceback(tmp_path: Path,
+                                                                case_id: str) -> None:
+    case = next(c for c in CASES if c.id == case_id)
+    code, output, exception = _cli(tmp_path, case)
+    assert code == 2, output
+    assert isinstance(exception, SystemExit)
+    assert "Traceback" not in output
+    assert not (tmp_path / "out").exists()
+    path = tmp_path / "bad.yaml"
+    expected = f"{path}:{_expected_line(case)}: {case.path or '<top level>'}:"
+    assert _squash(expected) in _squash(output)
+    for fragment in case.fragments:
+        assert _squash(fragment.format(dir=tmp_path.resolve())) in _squash(output)
+
+
+def test_cli_prints_keys_that_look_like_markup_verbatim(tmp_path: Path) -> None:
+    case = Case("markup-key", VALID + f'"[/x]": 1  {MARK}\n', "[/x]", ("unknown key",))
+    code, output, _ = _cli(tmp_path, case)
+    assert code == 2
+    assert "unknown key '[/x]'" in output
