@@ -227,6 +227,50 @@ def _write_sweep(levels: list[tuple[float | None, Any]], out_dir: Path) -> None:
 
 
 @app.command()
+def stack(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file.")],
+    deployment: Annotated[str, typer.Option(help="Local deployment to provision.")],
+    stack_name: Annotated[str, typer.Option("--stack", help="Pulumi stack name.")] = "dev",
+    cloud_model: Annotated[str | None, typer.Option(
+        help="Also route to this cloud model (LiteLLM id, e.g. openai/gpt-4o-mini).")] = None,
+    cloud_key_env: Annotated[str | None, typer.Option(
+        help="Variable name the gateway reads the cloud API key from.")] = None,
+    namespace: Annotated[str, typer.Option(help="Kubernetes namespace.")] = "llm",
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder of Pulumi.yaml.")] = Path("."),
+) -> None:
+    """Write Pulumi.<stack>.yaml so `pulumi up` deploys DEPLOYMENT as simulated."""
+    from infra.config import GatewaySettings
+    from infra.from_scenario import serving_from_deployment, stack_values, write_stack_file
+    from llmplan.errors import Problem
+    from llmplan.scenario import load_scenario
+
+    try:
+        loaded = load_scenario(scenario)
+    except InputError as error:
+        _fail(error)
+        return
+    dep = loaded.scenario.deployments.get(deployment)
+    if dep is None:
+        _fail(InputError([Problem(str(scenario), None, "deployments",
+                                  f"no deployment named {deployment!r}; expected one of: "
+                                  f"{', '.join(loaded.scenario.deployments)}")]))
+        return
+    serving = serving_from_deployment(deployment, dep, loaded.catalog)
+    gateway = None
+    secrets = []
+    if cloud_model:
+        gateway = GatewaySettings(local_service=serving.name, local_model=serving.served_name,
+                                  cloud_model=cloud_model,
+                                  cloud_api_key_env=cloud_key_env or "CLOUD_API_KEY")
+        secrets = ["gatewayMasterKey", "cloudApiKey"]
+    values = stack_values("hybrid" if gateway else "local", serving, gateway, namespace)
+    path = write_stack_file(out_dir / f"Pulumi.{stack_name}.yaml", values, secrets)
+    console.print(f"wrote {path}: {serving.replicas} x {serving.tp} {serving.gpu} serving "
+                  f"{serving.model_id}" + (f", gateway with fall-back to {cloud_model}"
+                                            if cloud_model else ""))
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the scenario file."""
     from llmplan.scenario import Scenario

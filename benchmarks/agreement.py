@@ -1,0 +1,100 @@
+"""Do our measurements agree with an independent client? Same plan, same real server.
+
+    python benchmarks/agreement.py [--requests 60] [--rate 1.5]
+
+Starts a real llama.cpp server (SmolLM2-135M, one thread), replays one open-loop plan with
+`llmplan loadtest`'s Locust user, then the very same plan with a plain asyncio httpx client
+written here from scratch, and compares TTFT and E2E percentiles. Last lines:
+ttft_p50_diff_pct=<n> and e2e_p50_diff_pct=<n> (our figure relative to httpx's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from llmplan.scenario import load_scenario_text
+from loadtests.llamacpp_server import LlamaCppServer
+from loadtests.plan import PlanItem, build_plan
+from loadtests.runner import LoadTestSettings, run_load_test
+from loadtests.targets import Target
+
+SCENARIO = """
+    seed: 21
+    duration: 3600
+    traffic: {{kind: poisson, rate_per_s: {rate}}}
+    tasks: [{{name: chat, prompt_tokens: {{kind: uniform, min_tokens: 16, max_tokens: 64}},
+              output_tokens: {{kind: uniform, min_tokens: 8, max_tokens: 24}}}}]
+    deployments: {{x: {{gpu: L4, model: SmolLM2-135M}}}}
+"""
+
+
+async def _one(client: httpx.AsyncClient, url: str, item: PlanItem, start: float,
+               out: list[tuple[float, float]]) -> None:
+    await asyncio.sleep(max(0.0, start + item.send_s - time.perf_counter()))
+    body = {"model": "smollm2", "max_tokens": item.max_tokens, "stream": True,
+            "temperature": 0, "ignore_eos": True,
+            "messages": [{"role": "user", "content": item.prompt}]}
+    sent = time.perf_counter()
+    first = None
+    async with client.stream("POST", url, json=body) as response:
+        async for line in response.aiter_lines():
+            if not line.startswith("data:") or line.strip() == "data: [DONE]":
+                continue
+            chunk = json.loads(line[5:])
+            choices = chunk.get("choices") or [{}]
+            if first is None and (choices[0].get("delta") or {}).get("content"):
+                first = time.perf_counter()
+    end = time.perf_counter()
+    out.append(((first or end) - sent, end - sent))
+
+
+async def _httpx_replay(base_url: str, plan: list[PlanItem]) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        start = time.perf_counter() + 0.5
+        await asyncio.gather(*(_one(client, f"{base_url}/v1/chat/completions", item, start, out)
+                               for item in plan))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=60)
+    parser.add_argument("--rate", type=float, default=1.5)
+    args = parser.parse_args()
+    loaded = load_scenario_text(textwrap.dedent(SCENARIO.format(rate=args.rate)))
+    plan = build_plan(loaded, max_requests=args.requests)
+    with LlamaCppServer(parallel=4, ctx_per_slot=512) as server, \
+            tempfile.TemporaryDirectory() as tmp:
+        target = Target(kind="llamacpp", base_url=server.base_url, model="smollm2")
+        result = run_load_test("llamacpp", target, plan,
+                               LoadTestSettings(users=32, duration_s=600), Path(tmp))
+        ours = [r for r in result.rows if r["error_class"] is None]
+        theirs = asyncio.run(_httpx_replay(server.base_url, plan))
+    ttft_a = np.percentile([r["ttft_ms"] for r in ours], [50, 95])
+    e2e_a = np.percentile([r["e2e_ms"] for r in ours], [50, 95])
+    ttft_b = np.percentile([t * 1e3 for t, _ in theirs], [50, 95])
+    e2e_b = np.percentile([e * 1e3 for _, e in theirs], [50, 95])
+    print(f"requests: ours {len(ours)}/{len(plan)} ok, httpx {len(theirs)}/{len(plan)}")
+    print(f"TTFT p50/p95 ms: ours {ttft_a[0]:.1f}/{ttft_a[1]:.1f}  "
+          f"httpx {ttft_b[0]:.1f}/{ttft_b[1]:.1f}")
+    print(f"E2E  p50/p95 ms: ours {e2e_a[0]:.1f}/{e2e_a[1]:.1f}  "
+          f"httpx {e2e_b[0]:.1f}/{e2e_b[1]:.1f}")
+    print(f"ttft_p95_diff_pct={100 * (ttft_a[1] - ttft_b[1]) / ttft_b[1]:.2f}")
+    print(f"e2e_p95_diff_pct={100 * (e2e_a[1] - e2e_b[1]) / e2e_b[1]:.2f}")
+    print(f"ttft_p50_diff_pct={100 * (ttft_a[0] - ttft_b[0]) / ttft_b[0]:.2f}")
+    print(f"e2e_p50_diff_pct={100 * (e2e_a[0] - e2e_b[0]) / e2e_b[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
