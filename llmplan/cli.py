@@ -227,6 +227,85 @@ def _write_sweep(levels: list[tuple[float | None, Any]], out_dir: Path) -> None:
 
 
 @app.command()
+def calibrate(
+    measurements: Annotated[Path, typer.Argument(help="Load-test output folder (or JSONL).")],
+    out_file: Annotated[Path, typer.Option("--out", help="Calibration file to write.")] = Path(
+        "calibration.yaml"),
+    slots: Annotated[int | None, typer.Option(
+        help="Concurrent sequences of the server (default: from its /props, or observed).")
+    ] = None,
+    max_batched_tokens: Annotated[int | None, typer.Option(
+        help="Tokens per step of the server (llama.cpp n_batch, vLLM max_num_batched_tokens).")
+    ] = None,
+    kv_cache_tokens: Annotated[int | None, typer.Option(
+        help="KV-cache capacity in tokens (default: slots x context per slot).")] = None,
+) -> None:
+    """Fit the simulator's step-time model to a load test of a real server."""
+    from llmplan.fidelity.calibrate import calibrate as fit
+    from llmplan.fidelity.calibrate import write_calibration
+
+    try:
+        calibration = fit(measurements, slots=slots, max_batched_tokens=max_batched_tokens,
+                          kv_cache_tokens=kv_cache_tokens)
+    except InputError as error:
+        _fail(error)
+        return
+    write_calibration(calibration, out_file)
+    table = Table(title=f"calibration from {measurements}")
+    for column in ("fixed ms", "per prefill token us", "per decode seq us", "per KV token ns",
+                   "client overhead ms", "slots", "steps fitted", "R2", "median |err| %"):
+        table.add_column(column, justify="right")
+    st, f = calibration["step_time"], calibration["fit"]
+    table.add_row(f"{st['overhead_ms']:.3f}", f"{st['per_prefill_token_us']:.1f}",
+                  f"{st['per_decode_seq_us']:.1f}", f"{st['per_kv_token_ns']:.1f}",
+                  f"{calibration['client_overhead_ms']:.2f}",
+                  str(calibration["engine"]["max_num_seqs"]), str(f["steps"]),
+                  f"{f['r2']:.3f}", f"{f['median_abs_error_pct']:.1f}")
+    out.print(table)
+    console.print(f"wrote {out_file}")
+
+
+@app.command()
+def validate(
+    measurements: Annotated[Path, typer.Argument(help="Load-test output folder (or JSONL).")],
+    calibration: Annotated[Path, typer.Option(help="File written by `llmplan calibrate`.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where validation.json/html go.")] = Path(
+        "validation"),
+) -> None:
+    """Replay measured requests through the calibrated simulator; predicted vs measured."""
+    from llmplan.fidelity.validate import calibrated_deployment, compare, load_rows
+    from llmplan.fidelity.validate import write_validation as save
+
+    try:
+        rows = load_rows(measurements)
+        dep = calibrated_deployment(calibration)
+        result = compare(rows, dep)
+    except InputError as error:
+        _fail(error)
+        return
+    except (OSError, ValueError) as exc:
+        from llmplan.errors import Problem
+
+        _fail(InputError([Problem(str(calibration), None, "", str(exc))]))
+        return
+    save(result, rows, dep, out_dir)
+    table = Table(title=f"{result['requests']} measured requests replayed through the simulator")
+    for column in ("metric", "measured p50", "predicted p50", "err %", "measured p95",
+                   "predicted p95", "err %", "measured p99", "predicted p99", "err %"):
+        table.add_column(column, justify="right")
+    for metric in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
+        m, p, e = (result[k][metric] for k in ("measured", "predicted", "error_pct"))
+        cells = [metric]
+        for q in ("p50", "p95", "p99"):
+            cells += [_fmt(m.get(q), 1), _fmt(p.get(q), 1), _fmt(e.get(q), 1)]
+        table.add_row(*cells)
+    thr = result["error_pct"]["throughput"]["requests_per_s"]
+    out.print(table)
+    console.print(f"throughput error {thr:+.1f}%; wrote {out_dir / 'validation.json'} and "
+                  f"{out_dir / 'validation.html'}")
+
+
+@app.command()
 def stack(
     scenario: Annotated[Path, typer.Argument(help="Scenario file.")],
     deployment: Annotated[str, typer.Option(help="Local deployment to provision.")],

@@ -95,22 +95,22 @@ class _PlanUser(User):
     def send_next(self) -> None:
         taken = DISPATCH.take()
         if taken is None:
-            if DISPATCH.active == 0 and self.environment.runner is not None \
-                    and type(self.environment.runner).__name__ == "LocalRunner":
-                self.environment.runner.quit()
+            self._quit_when_done()
             raise StopUser()
         item, request_id = taken
-        scheduled = DISPATCH.start_ts + item.send_s if CONFIG["mode"] == "open" else time.time()
-        delay = scheduled - time.time()
-        if delay > 0:
-            gevent.sleep(delay)
-        DISPATCH.active += 1
-        send_ts = time.time()
-        record = RequestRecord(id=request_id, task=item.task, target=CONFIG["target_name"],
-                               scheduled_ts=scheduled, send_ts=send_ts,
-                               schedule_delay_ms=max(0.0, send_ts - scheduled) * 1e3,
-                               status=0, error_class=None, worker=DISPATCH.worker)
+        DISPATCH.active += 1   # taken counts as in flight: the run must not end under it
         try:
+            scheduled = DISPATCH.start_ts + item.send_s if CONFIG["mode"] == "open" \
+                else time.time()
+            delay = scheduled - time.time()
+            if delay > 0:
+                gevent.sleep(delay)
+            send_ts = time.time()
+            record = RequestRecord(id=request_id, task=item.task,
+                                   target=CONFIG["target_name"], scheduled_ts=scheduled,
+                                   send_ts=send_ts,
+                                   schedule_delay_ms=max(0.0, send_ts - scheduled) * 1e3,
+                                   status=0, error_class=None, worker=DISPATCH.worker)
             self.stream.send(item, record)
         finally:
             DISPATCH.active -= 1
@@ -122,6 +122,15 @@ class _PlanUser(User):
             url=None, response=None,
             exception=None if record.error_class is None else
             RuntimeError(f"{record.error_class}: {record.error or ''}"[:200]))
+        self._quit_when_done()
+
+
+    def _quit_when_done(self) -> None:
+        """Open loop, one process: end the run as soon as the last answer is in."""
+        runner = self.environment.runner
+        if CONFIG["mode"] == "open" and DISPATCH.next >= len(DISPATCH.items) \
+                and DISPATCH.active == 0 and type(runner).__name__ == "LocalRunner":
+            runner.quit()
 
 
 class OpenAIUser(_PlanUser):

@@ -25,9 +25,13 @@ _WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "
           "green", "fields", "under", "open", "sky")
 
 
-def synthetic_prompt(tokens: int, index: int) -> str:
-    """About `tokens` tokens of filler text, different per request (no prefix-cache hits)."""
-    words = [f"Request {index}."]
+def synthetic_prompt(tokens: int, index: int, salt: str = "") -> str:
+    """About `tokens` tokens of filler text, different per request (no prefix-cache hits).
+
+    `salt` makes the prompts of one run differ from another's, so a server that caches
+    prompts does not answer a repeated experiment from its cache.
+    """
+    words = [f"Request {salt}{index}."]
     words += [_WORDS[(index + i) % len(_WORDS)] for i in range(max(0, tokens - 4))]
     return " ".join(words)
 
@@ -47,7 +51,7 @@ class PlanItem:
 def build_plan(loaded: LoadedScenario, *, seed: int | None = None, time_scale: float = 1.0,
                duration_s: float | None = None, max_requests: int | None = None,
                max_output_tokens: int | None = None, max_prompt_tokens: int | None = None,
-               test_set: list[TestItem] | None = None) -> list[PlanItem]:
+               test_set: list[TestItem] | None = None, salt: str = "") -> list[PlanItem]:
     """The timed list of requests a load test sends."""
     stream = build_request_stream(loaded.scenario, seed).scaled(time_scale)
     by_task: dict[str, list[TestItem]] = defaultdict(list)
@@ -76,7 +80,7 @@ def build_plan(loaded: LoadedScenario, *, seed: int | None = None, time_scale: f
                                  item.max_tokens or output_tokens, False,
                                  item.check.model_dump(by_alias=True)))
         else:
-            plan.append(PlanItem(i, send_s, task, synthetic_prompt(prompt_tokens, i),
+            plan.append(PlanItem(i, send_s, task, synthetic_prompt(prompt_tokens, i, salt),
                                  prompt_tokens, output_tokens, True, None))
     return plan
 

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -91,6 +92,7 @@ def run_load_test(target_name: str, target: Target, plan: list[PlanItem],
     env = {**os.environ, "LLMPLAN_LOADTEST": str(config_path),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(LOCUSTFILE.parent.parent),
                                                         os.environ.get("PYTHONPATH")]))}
+    _save_server_state(target, out_dir, "start")
     user_class = "BedrockUser" if target.kind == "bedrock" else "OpenAIUser"
     span = plan[-1].send_s if plan and settings.mode == "open" else 0.0
     run_time = min(settings.duration_s, span + target.request_timeout_s + 2.0) \
@@ -131,6 +133,7 @@ def run_load_test(target_name: str, target: Target, plan: list[PlanItem],
                 p.wait()
         log.close()
     rows = merge(out_dir)
+    _save_server_state(target, out_dir, "end")
     slo_by_task = {}
     if loaded is not None:
         slo_by_task = {t.name: loaded.scenario.slo_for(t) for t in loaded.scenario.tasks}
@@ -146,6 +149,26 @@ def run_load_test(target_name: str, target: Target, plan: list[PlanItem],
                                           encoding="utf-8")
     return LoadTestResult(summary, rows, out_dir, interrupted, down,
                           [p.returncode for p in processes])
+
+
+def _save_server_state(target: Target, out_dir: Path, when: str) -> None:
+    """Keep what the server says about itself (llama.cpp /props, Prometheus /metrics).
+
+    Calibration reads the slot count and context size from it; the metrics counters (decode
+    calls, busy slots) are a second view of the same run. Best effort: never fails a run.
+    """
+    if target.kind not in {"llamacpp", "vllm"}:
+        return
+    base = target.base_url.rstrip("/")
+    wanted = [("metrics", f"server_metrics_{when}.txt")]
+    if target.kind == "llamacpp" and when == "start":
+        wanted.append(("props", "server_props.json"))
+    for path, name in wanted:
+        try:
+            with urllib.request.urlopen(f"{base}/{path}", timeout=5) as response:
+                (out_dir / name).write_bytes(response.read())
+        except (OSError, ValueError):
+            continue
 
 
 def _signal_all(processes: list[subprocess.Popen[bytes]], sig: int) -> None:

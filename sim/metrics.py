@@ -41,9 +41,11 @@ def request_table(run: DeploymentRun, stream: RequestStream) -> dict[str, np.nda
     late = (outcome == OK) & (cols["finish_s"] > run.horizon_s)
     outcome[late] = 0  # finished after the horizon: unfinished
     ok = outcome == OK
+    # the client sees every token later by the fixed client-server overhead, if calibrated
+    shift = run.step_time.client_overhead_s
     first = np.where((cols["first_token_s"] >= 0) & (cols["first_token_s"] <= run.horizon_s),
-                     cols["first_token_s"], np.nan)
-    finish = np.where(ok, cols["finish_s"], np.nan)
+                     cols["first_token_s"] + shift, np.nan)
+    finish = np.where(ok, cols["finish_s"] + shift, np.nan)
     ttft = first - arrival
     e2e = finish - arrival
     n_out = stream.output_tokens

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 
 from llmplan.catalog import Catalog
 from llmplan.catalog.catalog import DTYPE_BYTES
-from llmplan.scenario.models import LinearStepTime, LocalDeployment, RooflineStepTime
+from llmplan.scenario.models import (
+    CalibratedStepTime,
+    LinearStepTime,
+    LocalDeployment,
+    RooflineStepTime,
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,8 @@ class StepTime:
     per_decode_seq_s: float
     per_kv_token_s: float
     source: str = "roofline"
+    client_overhead_s: float = 0.0   # HTTP, tokenisation, queueing outside the engine
+
 
     def step_s(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int) -> float:
         return (self.fixed_s + self.per_prefill_token_s * prefill_tokens
@@ -39,6 +46,7 @@ class StepTime:
             "per_prefill_token_us": self.per_prefill_token_s * 1e6,
             "per_decode_seq_us": self.per_decode_seq_s * 1e6,
             "per_kv_token_ns": self.per_kv_token_s * 1e9,
+            "client_overhead_ms": self.client_overhead_s * 1e3,
             "source": self.source,
         }
 
@@ -55,15 +63,22 @@ def roofline(dep: LocalDeployment, spec: RooflineStepTime, catalog: Catalog) -> 
     kv_dtype = dep.engine.kv_dtype or weights_dtype
     flops = gpu.flops_per_s * dep.tp
     bandwidth = gpu.bandwidth_bytes_per_s * dep.tp
-    # FP8/INT8 tensor cores run at twice the BF16 rate on every catalog GPU that has them.
-    compute_speedup = 2.0 if DTYPE_BYTES[weights_dtype] <= 1.0 else 1.0
+    # FP8 weights run on FP8 tensor cores at twice the BF16 rate where the GPU has them
+    # (Hopper, Ada); elsewhere (Ampere) they only halve the bytes read.
+    compute_speedup = 2.0 if DTYPE_BYTES[weights_dtype] <= 1.0 and gpu.fp8_tensor_cores else 1.0
     flops_per_token = 2.0 * model.active_params_b * 1e9
     sync_s = model.layers * spec.tp_sync_us_per_layer * 1e-6 if dep.tp > 1 else 0.0
+    # tensor parallel: 2 all-reduces per layer of one hidden vector (bf16) per token;
+    # a ring all-reduce moves 2 (tp-1)/tp of it through each GPU's links
+    comm_s_per_token = (2 * model.layers * model.hidden_size * 2.0 * 2 * (dep.tp - 1) / dep.tp
+                        / (spec.allreduce_gb_per_s * 1e9)) if dep.tp > 1 else 0.0
     return StepTime(
         fixed_s=spec.overhead_ms * 1e-3 + sync_s
         + model.weight_bytes(weights_dtype) / (bandwidth * spec.decode_mbu),
-        per_prefill_token_s=flops_per_token / (flops * compute_speedup * spec.prefill_mfu),
-        per_decode_seq_s=flops_per_token / (flops * compute_speedup * spec.decode_mfu),
+        per_prefill_token_s=flops_per_token / (flops * compute_speedup * spec.prefill_mfu)
+        + comm_s_per_token,
+        per_decode_seq_s=flops_per_token / (flops * compute_speedup * spec.decode_mfu)
+        + comm_s_per_token + spec.cpu_per_seq_us * 1e-6,
         per_kv_token_s=model.kv_bytes_per_token(kv_dtype) / (bandwidth * spec.decode_mbu),
         source="roofline",
     )
@@ -75,9 +90,19 @@ def linear(dep: LocalDeployment, spec: LinearStepTime, catalog: Catalog) -> Step
                     spec.per_decode_seq_us * 1e-6, spec.per_kv_token_ns * 1e-9, source="linear")
 
 
+def calibrated(dep: LocalDeployment, spec: CalibratedStepTime, catalog: Catalog) -> StepTime:
+    """Coefficients measured on a real server by `llmplan calibrate`."""
+    assert spec.coefficients is not None  # loaded when the scenario was validated
+    fitted = linear(dep, spec.coefficients, catalog)
+    return StepTime(fitted.fixed_s, fitted.per_prefill_token_s, fitted.per_decode_seq_s,
+                    fitted.per_kv_token_s, source=f"calibrated: {spec.resolved_path or spec.file}",
+                    client_overhead_s=spec.client_overhead_ms * 1e-3)
+
+
 STEP_TIME_BUILDERS: dict[str, Callable[..., StepTime]] = {
     "roofline": roofline,
     "linear": linear,
+    "calibrated": calibrated,
 }
 
 

@@ -59,6 +59,8 @@ class GpuSpec(_Entry):
     rental_usd_per_gpu_hour: float = Field(ge=0)
     reserved_usd_per_gpu_hour: float = Field(ge=0)
     interconnect: Literal["nvlink", "pcie"] = "pcie"
+    fp8_tensor_cores: bool = Field(
+        default=False, description="FP8 tensor cores at twice the BF16 rate (Hopper, Ada).")
 
     @property
     def memory_bytes(self) -> float:

@@ -6,9 +6,20 @@ the candidate deployments, and hard constraints. Units are in field names.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import yaml
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from llmplan.catalog.catalog import DType
 from llmplan.traffic.arrivals import TrafficSpec
@@ -56,8 +67,15 @@ class RooflineStepTime(_Strict):
     decode_mfu: float = Field(default=0.5, gt=0, le=1,
                               description="Achieved fraction of peak FLOP/s per decode token.")
     overhead_ms: float = Field(default=3.0, ge=0, description="Fixed CPU/scheduler time per step.")
+    cpu_per_seq_us: float = Field(
+        default=0.0, ge=0, description="CPU time per running sequence per step (scheduling, "
+                                       "sampling, detokenising).")
     tp_sync_us_per_layer: float = Field(
         default=8.0, ge=0, description="All-reduce latency per layer per step when tp > 1.")
+    allreduce_gb_per_s: float = Field(
+        default=150.0, gt=0, description="Effective all-reduce bandwidth between the GPUs of "
+                                          "a replica (tp > 1): 2 all-reduces per layer of "
+                                          "hidden-size activations per token.")
 
 
 class LinearStepTime(_Strict):
@@ -70,7 +88,40 @@ class LinearStepTime(_Strict):
     per_kv_token_ns: float = Field(ge=0, description="Per KV-cache token read in a step.")
 
 
-StepTimeSpec = Annotated[RooflineStepTime | LinearStepTime, Field(discriminator="kind")]
+class CalibratedStepTime(_Strict):
+    """Coefficients and client overhead fitted by `llmplan calibrate` (a calibration.yaml)."""
+
+    kind: Literal["calibrated"] = "calibrated"
+    file: str
+    coefficients: LinearStepTime | None = Field(default=None, exclude=True)
+    client_overhead_ms: float = Field(default=0.0, exclude=True)
+    resolved_path: str = Field(default="", exclude=True)
+
+    @model_validator(mode="after")
+    def _load(self, info: ValidationInfo) -> CalibratedStepTime:
+        if self.coefficients is not None:
+            return self
+        path = Path((info.context or {}).get("base_dir", ".")) / self.file
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"cannot read calibration file {path}: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("step_time"), dict):
+            raise ValueError(f"{path} is not a calibration file (no step_time section); "
+                             f"expected the output of `llmplan calibrate`")
+        try:
+            coefficients = LinearStepTime.model_validate(data["step_time"])
+            overhead = float(data.get("client_overhead_ms", 0.0))
+        except (ValidationError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: bad step_time: {exc}") from None
+        object.__setattr__(self, "coefficients", coefficients)
+        object.__setattr__(self, "client_overhead_ms", overhead)
+        object.__setattr__(self, "resolved_path", str(path))
+        return self
+
+
+StepTimeSpec = Annotated[RooflineStepTime | LinearStepTime | CalibratedStepTime,
+                         Field(discriminator="kind")]
 
 
 class EngineSpec(_Strict):

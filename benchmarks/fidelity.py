@@ -1,0 +1,47 @@
+"""Held-out fidelity: calibrate on one load level of a real llama.cpp server, predict others.
+
+    python benchmarks/fidelity.py [--requests 200]
+
+Prints the per-level table (measured vs predicted TTFT and E2E percentiles) and, as last
+lines: e2e_p50_err_pct, e2e_p95_err_pct, ttft_p50_err_pct (median absolute error over the
+held-out levels), saturation_err_pct and noise_floor_e2e_p50_pct (same level run twice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+
+from llmplan.fidelity.heldout import run_experiment
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    experiment = run_experiment(requests_per_level=args.requests)
+    print(f"machine: {platform.machine()} python {platform.python_version()}, "
+          f"llama.cpp via xllamacpp, SmolLM2-135M Q4_1, 1 thread, 4 slots")
+    print("calibration:", json.dumps(experiment.calibration["step_time"]),
+          json.dumps(experiment.calibration["fit"]))
+    header = ("rate", "role", "n", "achieved", "TTFT p50 meas/pred/err%",
+              "E2E p50 meas/pred/err%", "E2E p95 meas/pred/err%")
+    print(" | ".join(header))
+    for row in experiment.table():
+        cells = [f"{row['rate_per_s']:g}", row["role"], str(row["requests"]),
+                 f"{row['achieved_per_s']:.2f}"]
+        for metric, q in (("ttft_ms", "p50"), ("e2e_ms", "p50"), ("e2e_ms", "p95")):
+            cells.append(f"{row[f'{metric}_{q}_measured']:.0f}/"
+                         f"{row[f'{metric}_{q}_predicted']:.0f}/"
+                         f"{row[f'{metric}_{q}_err_pct']:+.1f}")
+        print(" | ".join(cells))
+    print(f"e2e_p50_err_pct={experiment.median_abs_error_pct('e2e_ms', 'p50'):.2f}")
+    print(f"e2e_p95_err_pct={experiment.median_abs_error_pct('e2e_ms', 'p95'):.2f}")
+    print(f"ttft_p50_err_pct={experiment.median_abs_error_pct('ttft_ms', 'p50'):.2f}")
+    print(f"saturation_err_pct={experiment.saturation_err_pct:.2f}")
+    print(f"noise_floor_e2e_p50_pct={experiment.noise_floor_e2e_p50_pct:.2f}")
+
+
+if __name__ == "__main__":
+    main()

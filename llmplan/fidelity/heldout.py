@@ -1,0 +1,107 @@
+"""The held-out experiment: calibrate on one load level, predict the others, report errors.
+
+Against a real llama.cpp server (SmolLM2-135M, one thread, 4 slots): open-loop Poisson
+levels, one used for fitting and measured twice (the repeat difference is the noise floor
+every error must be read against), the others only predicted, one of them past saturation
+(its achieved throughput is the measured saturation rate). Used by benchmarks/fidelity.py
+and by the CI test, which checks the bars of the fidelity issue.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmplan.fidelity.calibrate import calibrate, read_measurements, write_calibration
+from llmplan.fidelity.validate import calibrated_deployment, compare
+from llmplan.scenario import load_scenario_text
+from loadtests.llamacpp_server import LlamaCppServer
+from loadtests.plan import build_plan
+from loadtests.runner import LoadTestSettings, run_load_test
+from loadtests.targets import Target
+
+WORKLOAD = """
+    seed: {seed}
+    duration: 7200
+    traffic: {{kind: poisson, rate_per_s: 1}}
+    tasks: [{{name: t, prompt_tokens: {{kind: uniform, min_tokens: 16, max_tokens: 48}},
+              output_tokens: {{kind: uniform, min_tokens: 8, max_tokens: 32}}}}]
+    deployments: {{x: {{gpu: L4, model: SmolLM2-135M}}}}
+"""
+
+
+@dataclass
+class Level:
+    rate_per_s: float
+    role: str                         # fit | repeat | held-out | saturation
+    summary: dict[str, Any] = field(default_factory=dict)
+    comparison: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Experiment:
+    levels: list[Level]
+    calibration: dict[str, Any]
+    noise_floor_e2e_p50_pct: float
+
+    def held_out(self) -> list[Level]:
+        return [lv for lv in self.levels if lv.role in {"held-out", "saturation"}]
+
+    def median_abs_error_pct(self, metric: str, q: str) -> float:
+        return float(np.median([abs(lv.comparison["error_pct"][metric][q])
+                                for lv in self.held_out()]))
+
+    @property
+    def saturation_err_pct(self) -> float:
+        level = next(lv for lv in self.levels if lv.role == "saturation")
+        return float(level.comparison["error_pct"]["throughput"]["requests_per_s"])
+
+    def table(self) -> list[dict[str, Any]]:
+        rows = []
+        for lv in self.levels:
+            m, p, e = (lv.comparison.get(k, {}) for k in ("measured", "predicted", "error_pct"))
+            rows.append({
+                "rate_per_s": lv.rate_per_s, "role": lv.role,
+                "requests": lv.comparison.get("requests"),
+                "achieved_per_s": m.get("throughput", {}).get("requests_per_s"),
+                **{f"{metric}_{q}_{kind}": src.get(metric, {}).get(q)
+                   for metric in ("ttft_ms", "e2e_ms") for q in ("p50", "p95")
+                   for kind, src in (("measured", m), ("predicted", p), ("err_pct", e))}})
+        return rows
+
+
+def run_experiment(*, requests_per_level: int = 100, fit_rate: float = 1.5,
+                   held_out_rates: tuple[float, ...] = (1.0, 2.0),
+                   saturation_rate: float = 6.0, out_dir: Path | None = None) -> Experiment:
+    """Measure, calibrate on `fit_rate`, predict the rest (see module docstring)."""
+    workdir = Path(out_dir or tempfile.mkdtemp(prefix="llmplan-fidelity-"))
+    plan_of = load_scenario_text(textwrap.dedent(WORKLOAD.format(seed=17)))
+    levels = [Level(fit_rate, "fit"), Level(fit_rate, "repeat")]
+    levels += [Level(r, "held-out") for r in held_out_rates]
+    levels.append(Level(saturation_rate, "saturation"))
+    with LlamaCppServer(parallel=4, ctx_per_slot=512) as server:
+        target = Target(kind="llamacpp", base_url=server.base_url, model="smollm2",
+                        api="completions")
+        for i, level in enumerate(levels):
+            # a fresh salt per level: the server's prompt cache must not answer a repeat
+            plan = build_plan(plan_of, time_scale=1.0 / level.rate_per_s,
+                              max_requests=requests_per_level, salt=f"L{i}-")
+            result = run_load_test("llamacpp", target, plan,
+                                   LoadTestSettings(users=64, duration_s=900),
+                                   workdir / f"level-{i}-{level.role}")
+            level.summary = result.summary
+    fit_dir = workdir / "level-0-fit"
+    calibration = calibrate(fit_dir)
+    calibration_file = write_calibration(calibration, workdir / "calibration.yaml")
+    dep = calibrated_deployment(calibration_file)
+    for i, level in enumerate(levels):
+        level.comparison = compare(read_measurements(workdir / f"level-{i}-{level.role}"), dep)
+    first, repeat = (levels[0].summary["latency"]["e2e_ms"]["p50"],
+                     levels[1].summary["latency"]["e2e_ms"]["p50"])
+    noise = 100.0 * abs(repeat - first) / first
+    return Experiment(levels, calibration, noise)

@@ -1,0 +1,87 @@
+"""Rebuild a server's batch steps from what clients saw: the data a calibration fits.
+
+A continuous-batching server emits one token for every running sequence at the end of each
+step, so the token arrival times of all requests cluster into step ends (within a
+millisecond on loopback, while steps last tens of milliseconds). For each step we then know
+how many sequences decoded (D), how many KV tokens they held (K: prompt + tokens so far),
+how many prompt tokens were prefilled (P: prompts of requests whose first token came out of
+that step) and, when the server was busy across the gap, how long the step took.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+CLUSTER_S = 0.002   # token arrivals this close together belong to the same step
+
+
+@dataclass(frozen=True)
+class StepSample:
+    """One step observed between two consecutive step ends of a busy server."""
+
+    duration_s: float
+    prefill_tokens: int
+    decode_seqs: int
+    kv_tokens: int
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    """A request that found the server idle: its TTFT is one prefill step plus overheads."""
+
+    ttft_s: float
+    prompt_tokens: int
+
+
+def token_times(row: dict[str, Any]) -> np.ndarray:
+    """Absolute arrival time of every token of a finished request."""
+    first = row["send_ts"] + row["ttft_ms"] / 1e3
+    gaps = np.asarray(row["itl_ms"], dtype=float) / 1e3
+    return np.concatenate([[first], first + np.cumsum(gaps)])
+
+
+def usable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rows if r["error_class"] is None and r["ttft_ms"] is not None
+            and r["prompt_tokens"] and r["chunks"] >= 1]
+
+
+def steps(rows: list[dict[str, Any]]) -> tuple[list[StepSample], list[ColdStart]]:
+    """Step samples of a busy server and cold-start requests, from load-test records."""
+    rows = usable(rows)
+    events = []   # (time, request index, token index)
+    for i, row in enumerate(rows):
+        for j, t in enumerate(token_times(row)):
+            events.append((t, i, j))
+    if not events:
+        return [], []
+    events.sort()
+    clusters: list[list[tuple[float, int, int]]] = [[events[0]]]
+    for event in events[1:]:
+        if event[0] - clusters[-1][-1][0] <= CLUSTER_S:
+            clusters[-1].append(event)
+        else:
+            clusters.append([event])
+    samples: list[StepSample] = []
+    for prev, cur in zip(clusters, clusters[1:], strict=False):
+        decoding = [(i, j) for _, i, j in cur if j > 0]
+        continued = {i for _, i, _ in prev} & {i for i, _ in decoding}
+        if not continued:
+            continue   # the server may have idled in between: not a whole step
+        prefill = sum(int(rows[i]["prompt_tokens"]) for _, i, j in cur if j == 0)
+        kv = sum(int(rows[i]["prompt_tokens"]) + j for i, j in decoding)
+        end_prev = max(t for t, _, _ in prev)
+        end_cur = max(t for t, _, _ in cur)
+        samples.append(StepSample(end_cur - end_prev, prefill, len(decoding), kv))
+    cold = []
+    ends = [(r["send_ts"], r["send_ts"] + r["e2e_ms"] / 1e3) for r in rows]
+    for i, row in enumerate(rows):
+        start = row["send_ts"]
+        busy = any(a < start < b for k, (a, b) in enumerate(ends) if k != i) or \
+            any(start <= a < start + row["ttft_ms"] / 1e3 for k, (a, _) in enumerate(ends)
+                if k != i)
+        if not busy:
+            cold.append(ColdStart(row["ttft_ms"] / 1e3, int(row["prompt_tokens"])))
+    return samples, cold

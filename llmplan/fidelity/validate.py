@@ -1,0 +1,124 @@
+"""`llmplan validate`: replay measured requests through the simulator and compare.
+
+Every finished request of a load test is replayed with its real send time and its
+server-counted prompt and output tokens through one calibrated replica; the predicted and
+measured TTFT, TPOT, ITL and E2E percentiles and the throughput are set side by side with
+the error of each.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmplan.catalog import builtin_catalog
+from llmplan.fidelity.calibrate import read_measurements
+from llmplan.scenario.models import CalibratedStepTime, EngineSpec, LocalDeployment
+from llmplan.traffic import RequestStream
+from sim.engine import DeploymentRun, simulate_deployment
+from sim.metrics import request_table
+
+PERCENTILES = (50, 90, 95, 99)
+
+
+def calibrated_deployment(calibration_path: Path, gpu: str = "L4",
+                          model: str = "SmolLM2-135M") -> LocalDeployment:
+    """One replica with the calibration's coefficients and engine limits."""
+    import yaml
+
+    data = yaml.safe_load(calibration_path.read_text(encoding="utf-8"))
+    engine = EngineSpec(**data.get("engine", {}))
+    step = CalibratedStepTime.model_validate(
+        {"kind": "calibrated", "file": str(calibration_path.resolve())},
+        context={"base_dir": "/"})
+    return LocalDeployment(gpu=gpu, model=model, engine=engine, step_time=step, replicas=1)
+
+
+def replay_stream(rows: list[dict[str, Any]]) -> tuple[RequestStream, list[dict[str, Any]]]:
+    """The measured requests as a simulator request stream (finished ones only)."""
+    done = sorted((r for r in rows if r["error_class"] is None and r["output_tokens"]
+                   and r["prompt_tokens"]), key=lambda r: r["send_ts"])
+    if not done:
+        raise ValueError("no finished requests with token counts to replay")
+    t0 = done[0]["send_ts"]
+    stream = RequestStream(
+        arrival_s=np.array([r["send_ts"] - t0 for r in done]),
+        task_index=np.zeros(len(done), dtype=np.int64),
+        prompt_tokens=np.array([int(r["prompt_tokens"]) for r in done], dtype=np.int64),
+        output_tokens=np.array([int(r["output_tokens"]) for r in done], dtype=np.int64),
+        task_names=("measured",))
+    return stream, done
+
+
+def simulate_replay(rows: list[dict[str, Any]], dep: LocalDeployment) -> tuple[
+        DeploymentRun, RequestStream, list[dict[str, Any]]]:
+    stream, done = replay_stream(rows)
+    span = float(stream.arrival_s[-1]) + 1.0
+    run = simulate_deployment("replay", dep, builtin_catalog(), stream, span,
+                              drain_s=max(600.0, 10 * span))
+    return run, stream, done
+
+
+def _pct(values: list[float] | np.ndarray) -> dict[str, float]:
+    arr = np.asarray(values, dtype=float)
+    arr = arr[~np.isnan(arr)]
+    return {f"p{p}": float(np.percentile(arr, p)) for p in PERCENTILES} if arr.size else {}
+
+
+def compare(rows: list[dict[str, Any]], dep: LocalDeployment) -> dict[str, Any]:
+    """Predicted vs measured per metric and percentile, with relative errors in %."""
+    run, stream, done = simulate_replay(rows, dep)
+    table = request_table(run, stream)
+    measured = {
+        "ttft_ms": _pct([r["ttft_ms"] for r in done]),
+        "tpot_ms": _pct([r["tpot_ms"] for r in done if r["tpot_ms"] is not None]),
+        "itl_ms": _pct([x for r in done for x in r["itl_ms"]]),
+        "e2e_ms": _pct([r["e2e_ms"] for r in done]),
+    }
+    _, itl = run.records.itl_percentiles_s(PERCENTILES)
+    predicted = {
+        "ttft_ms": _pct(table["ttft_s"] * 1e3),
+        "tpot_ms": _pct(table["tpot_s"] * 1e3),
+        "itl_ms": {f"p{p}": itl[p] * 1e3 for p in PERCENTILES},
+        "e2e_ms": _pct(table["e2e_s"] * 1e3),
+    }
+    window_measured = max(r["send_ts"] + r["e2e_ms"] / 1e3 for r in done) - done[0]["send_ts"]
+    finish = table["arrival_s"] + table["e2e_s"]
+    window_predicted = float(np.nanmax(finish))
+    measured["throughput"] = {"requests_per_s": len(done) / window_measured}
+    predicted["throughput"] = {"requests_per_s": int(np.sum(~np.isnan(finish))) / window_predicted}
+    errors = {metric: {k: 100.0 * (predicted[metric][k] - v) / v
+                       for k, v in values.items() if k in predicted[metric] and v}
+              for metric, values in measured.items()}
+    return {"requests": len(done), "measured": measured, "predicted": predicted,
+            "error_pct": errors}
+
+
+def write_validation(result: dict[str, Any], rows: list[dict[str, Any]], dep: LocalDeployment,
+                     out_dir: Path) -> None:
+    """validation.json and validation.html (both latency distributions, overlaid)."""
+    import plotly.graph_objects as go
+    from plotly.io import to_html
+    from plotly.subplots import make_subplots
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "validation.json").write_text(json.dumps(result, indent=1, sort_keys=True))
+    run, stream, done = simulate_replay(rows, dep)
+    table = request_table(run, stream)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("TTFT CDF (ms)", "E2E CDF (ms)"))
+    for col, (measured, predicted) in enumerate((
+            ([r["ttft_ms"] for r in done], table["ttft_s"] * 1e3),
+            ([r["e2e_ms"] for r in done], table["e2e_s"] * 1e3)), start=1):
+        for name, values in (("measured", np.sort(measured)), ("simulated", np.sort(predicted))):
+            fig.add_trace(go.Scatter(x=values, y=np.linspace(0, 1, len(values)), name=name,
+                                     mode="lines", showlegend=col == 1), row=1, col=col)
+    (out_dir / "validation.html").write_text(
+        "<!doctype html><meta charset='utf-8'><title>llmplan validate</title>"
+        + to_html(fig, include_plotlyjs="inline", full_html=False), encoding="utf-8")
+
+
+def load_rows(path: Path) -> list[dict[str, Any]]:
+    return read_measurements(path)

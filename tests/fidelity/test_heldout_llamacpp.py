@@ -1,0 +1,34 @@
+"""The fidelity bar, on every CI run: calibrate on one level of a real llama.cpp server,
+predict held-out levels (one past saturation), and meet the issue's error bars."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmplan.fidelity.heldout import run_experiment
+
+
+def test_held_out_predictions_meet_the_bars(capsys: pytest.CaptureFixture[str]) -> None:
+    experiment = run_experiment(requests_per_level=100)
+    e2e_p50 = experiment.median_abs_error_pct("e2e_ms", "p50")
+    e2e_p95 = experiment.median_abs_error_pct("e2e_ms", "p95")
+    ttft_p50 = experiment.median_abs_error_pct("ttft_ms", "p50")
+    saturation = experiment.saturation_err_pct
+    with capsys.disabled():
+        print("\nheld-out fidelity on a real llama.cpp server (rate req/s, role: "
+              "TTFT p50 / E2E p50 / E2E p95 error %):")
+        for row in experiment.table():
+            print(f"  {row['rate_per_s']:>4g} {row['role']:<10} "
+                  f"{row['ttft_ms_p50_err_pct']:+6.1f} {row['e2e_ms_p50_err_pct']:+6.1f} "
+                  f"{row['e2e_ms_p95_err_pct']:+6.1f}  achieved {row['achieved_per_s']:.2f}/s")
+        print(f"  median |err|: E2E p50 {e2e_p50:.1f}%, E2E p95 {e2e_p95:.1f}%, "
+              f"TTFT p50 {ttft_p50:.1f}%; saturation {saturation:+.1f}%; "
+              f"noise floor (repeat) E2E p50 {experiment.noise_floor_e2e_p50_pct:.1f}%")
+    assert experiment.calibration["fit"]["steps"] > 200
+    # the saturation level really is past saturation
+    sat = next(lv for lv in experiment.levels if lv.role == "saturation")
+    assert sat.comparison["measured"]["throughput"]["requests_per_s"] < 0.9 * sat.rate_per_s
+    assert e2e_p50 <= 10.0
+    assert e2e_p95 <= 10.0
+    assert ttft_p50 <= 15.0
+    assert abs(saturation) <= 10.0
