@@ -65,7 +65,9 @@ def roofline(dep: LocalDeployment, spec: RooflineStepTime, catalog: Catalog) -> 
     bandwidth = gpu.bandwidth_bytes_per_s * dep.tp
     # FP8 weights run on FP8 tensor cores at twice the BF16 rate where the GPU has them
     # (Hopper, Ada); elsewhere (Ampere) they only halve the bytes read.
-    compute_speedup = 2.0 if DTYPE_BYTES[weights_dtype] <= 1.0 and gpu.fp8_tensor_cores else 1.0
+    low_precision = DTYPE_BYTES[weights_dtype] <= 1.0
+    compute_speedup = (2.0 if gpu.fp8_tensor_cores else spec.dequant_efficiency) \
+        if low_precision else 1.0
     flops_per_token = 2.0 * model.active_params_b * 1e9
     sync_s = model.layers * spec.tp_sync_us_per_layer * 1e-6 if dep.tp > 1 else 0.0
     # tensor parallel: 2 all-reduces per layer of one hidden vector (bf16) per token;

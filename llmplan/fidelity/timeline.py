@@ -10,6 +10,7 @@ that step) and, when the server was busy across the gap, how long the step took.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +66,7 @@ def steps(rows: list[dict[str, Any]]) -> tuple[list[StepSample], list[ColdStart]
         else:
             clusters.append([event])
     samples: list[StepSample] = []
-    for prev, cur in zip(clusters, clusters[1:], strict=False):
+    for prev, cur in itertools.pairwise(clusters):
         decoding = [(i, j) for _, i, j in cur if j > 0]
         continued = {i for _, i, _ in prev} & {i for i, _ in decoding}
         if not continued:
