@@ -33,8 +33,11 @@ def simulate(
     seed: Annotated[int | None, typer.Option(help="Override the scenario seed.")] = None,
     mode: Annotated[str | None, typer.Option(help="fast (default) or reference.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    plan: Annotated[bool, typer.Option(
+        "--plan/--no-plan", help="Search replicas and rates, test the ranking's stability.")
+    ] = True,
 ) -> None:
-    """Simulate every deployment of SCENARIO and write OUT/result.json."""
+    """Simulate every deployment of SCENARIO; write OUT/result.json and OUT/report.html."""
     from llmplan.results import write_result
     from llmplan.scenario import load_scenario
     from sim.run import simulate_scenario
@@ -57,9 +60,16 @@ def simulate(
                 tasks[name] = bar.add_task(f"simulating {name}", total=duration)
             bar.update(tasks[name], completed=min(t, duration))
 
-        result = simulate_scenario(loaded, seed=seed, mode=mode, progress=progress)  # type: ignore[arg-type]
+        result = simulate_scenario(loaded, seed=seed, mode=mode,  # type: ignore[arg-type]
+                                   progress=progress, planning=plan)
     path = write_result(result, out_dir)
     out.print(summary_table(result))
+    rec = result["recommendation"]
+    winner = rec["deployment"] or "none"
+    out.print(f"[bold]recommendation: {winner}[/] - {escape(rec['reason'])}", highlight=False)
+    for case in result.get("planning", {}).get("sensitivity", []):
+        if case["winner"] != rec["deployment"]:
+            out.print(f"  flips to {case['winner']} if {case['change']}", highlight=False)
     console.print(f"wrote {path}")
 
 
@@ -78,15 +88,24 @@ def summary_table(result: dict[str, Any]) -> Table:
     meta = result["scenario"]
     table = Table(title=f"{meta['name']}: {meta['requests']:,} requests over "
                         f"{meta['duration_s'] / 3600:.2f} h (seed {meta['seed']})")
-    for column in ("deployment", "GPUs", "TTFT p50/p95 ms", "TPOT p50/p95 ms", "E2E p95 s",
-                   "req/s", "out tok/s", "goodput", "SLO", "KV use", "preempt", "refused"):
+    for column in ("deployment", "serving", "TTFT p50/p95 ms", "TPOT p50/p95 ms", "E2E p95 s",
+                   "req/s", "out tok/s", "goodput", "SLO", "KV use", "preempt", "not served",
+                   "$/month", "$/useful", "feasible"):
         table.add_column(column, justify="left" if column == "deployment" else "right")
     for name, dep in result["deployments"].items():
         lat, req = dep["latency"], dep["requests"]
         e2e = lat["e2e_ms"]["p95"]
         goodput = dep["slo"]["goodput_fraction"]
+        if dep["kind"] == "local":
+            serving = f"{dep['gpus']}x {dep['gpu']}"
+        elif dep["kind"] == "cloud":
+            serving = f"API {dep['cloud']['model']}"
+        else:
+            serving = f"{dep['gpus']}x {dep['gpu']} + {dep['cloud']['model']}"
+        kv = dep.get("utilisation", {}).get("kv_cache_mean_fraction")
+        refused = req["total"] - req["completed"]
         table.add_row(
-            name, f"{dep['gpus']}x {dep['gpu']}",
+            name, serving,
             f"{_fmt(lat['ttft_ms']['p50'])} / {_fmt(lat['ttft_ms']['p95'])}",
             f"{_fmt(lat['tpot_ms']['p50'], 1)} / {_fmt(lat['tpot_ms']['p95'], 1)}",
             _fmt(None if e2e is None else e2e / 1e3, 1),
@@ -94,9 +113,12 @@ def summary_table(result: dict[str, Any]) -> Table:
             _fmt(dep["throughput"]["output_tokens_per_s"]),
             "-" if goodput is None else f"{goodput:.1%}",
             "[green]met[/]" if dep["slo"]["met"] else "[red]missed[/]",
-            f"{dep['utilisation']['kv_cache_mean_fraction']:.0%}",
+            "-" if kv is None else f"{kv:.0%}",
             f"{req['preemptions']:,}",
-            f"{req['rejected'] + req['timed_out'] + req['too_long'] + req['unfinished']:,}",
+            f"{refused:,}",
+            _fmt(dep.get("cost", {}).get("monthly_usd")),
+            _fmt(dep.get("cost", {}).get("usd_per_useful_result"), 4),
+            "[green]yes[/]" if dep.get("feasible") else "[red]no[/]",
         )
     return table
 
@@ -321,7 +343,7 @@ def stack(
     from infra.config import GatewaySettings
     from infra.from_scenario import serving_from_deployment, stack_values, write_stack_file
     from llmplan.errors import Problem
-    from llmplan.scenario import load_scenario
+    from llmplan.scenario import LocalDeployment, load_scenario
 
     try:
         loaded = load_scenario(scenario)
@@ -329,10 +351,12 @@ def stack(
         _fail(error)
         return
     dep = loaded.scenario.deployments.get(deployment)
-    if dep is None:
+    if not isinstance(dep, LocalDeployment):
+        local = [n for n, d in loaded.scenario.deployments.items()
+                 if isinstance(d, LocalDeployment)]
         _fail(InputError([Problem(str(scenario), None, "deployments",
-                                  f"no deployment named {deployment!r}; expected one of: "
-                                  f"{', '.join(loaded.scenario.deployments)}")]))
+                                  f"no local deployment named {deployment!r}; expected one of: "
+                                  f"{', '.join(local)}")]))
         return
     serving = serving_from_deployment(deployment, dep, loaded.catalog)
     gateway = None

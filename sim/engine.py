@@ -1,21 +1,24 @@
-"""Run one deployment against a request stream: SimPy drives arrivals, replicas serve them.
+"""Run one deployment against a request stream: SimPy drives arrivals, servers serve them.
 
-Fast mode schedules one SimPy event per request; the replicas advance lazily between them
-(see replica.py). Reference mode (reference.py) runs a SimPy process per replica with one
-event per batch step. Both fill the same `Records`.
+Local fleets: fast mode schedules one SimPy event per request and the replicas advance
+lazily between them (replica.py); reference mode (reference.py) runs a SimPy process per
+replica with one event per batch step. Cloud APIs (cloud.py) and hybrid routers (hybrid.py)
+run in the same environment. Every kind fills the same `Records`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import simpy
 
 from llmplan.catalog import Catalog
+from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import LocalDeployment
 from llmplan.traffic import RequestStream
+from sim.cloud import CloudEndpoint
 from sim.kvcache import KvCapacity, kv_capacity
 from sim.records import Records
 from sim.reference import ReferenceReplica
@@ -25,6 +28,29 @@ from sim.serving import ReplicaConfig, Workload
 from sim.steptime import StepTime, build_step_time
 
 Progress = Callable[[float], None]
+AnyDeployment = LocalDeployment | CloudDeployment | HybridDeployment
+
+
+@dataclass
+class LocalFleet:
+    """The replicas of one local deployment and the router in front of them."""
+
+    deployment: LocalDeployment
+    replicas: list[Replica] | list[ReferenceReplica]
+    router: Router
+    capacity: KvCapacity
+    step_time: StepTime
+
+    def route(self, rid: int, t: float) -> Replica | ReferenceReplica:
+        """Bring the chosen replica up to t and hand it the request."""
+        replica = self.replicas[self.router.choose(self.replicas, t)]
+        replica.advance(t)
+        replica.arrive(rid, t)
+        return replica
+
+    def finish(self, horizon_s: float) -> None:
+        for replica in self.replicas:
+            replica.advance(horizon_s)
 
 
 @dataclass
@@ -32,13 +58,25 @@ class DeploymentRun:
     """Everything a finished run knows, before summarising."""
 
     name: str
-    deployment: LocalDeployment
+    deployment: AnyDeployment
     records: Records
-    capacity: KvCapacity
-    step_time: StepTime
     duration_s: float
     horizon_s: float
-    busy_s: list[float]
+    fleet: LocalFleet | None = None
+    cloud: CloudEndpoint | None = None
+    parts: dict[str, str] = field(default_factory=dict)   # hybrid: {"local": name, "cloud": ...}
+
+    @property
+    def step_time(self) -> StepTime | None:
+        return self.fleet.step_time if self.fleet is not None else None
+
+    @property
+    def capacity(self) -> KvCapacity | None:
+        return self.fleet.capacity if self.fleet is not None else None
+
+    @property
+    def busy_s(self) -> list[float]:
+        return [r.busy_s for r in self.fleet.replicas] if self.fleet is not None else []
 
 
 def _engine_limits(dep: LocalDeployment, capacity: KvCapacity) -> int:
@@ -48,52 +86,90 @@ def _engine_limits(dep: LocalDeployment, capacity: KvCapacity) -> int:
     return max_len
 
 
-def simulate_deployment(name: str, dep: LocalDeployment, catalog: Catalog,
-                        stream: RequestStream, duration_s: float, *, drain_s: float | None = None,
-                        mode: Literal["fast", "reference"] = "fast",
-                        progress: Progress | None = None,
-                        replica_class: type[Replica] = Replica) -> DeploymentRun:
-    """Simulate `dep` serving `stream`; arrivals stop at duration_s, work stops at the horizon."""
+def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, work: Workload,
+                *, mode: Literal["fast", "reference"] = "fast",
+                replica_class: type[Replica] = Replica) -> LocalFleet:
     capacity = kv_capacity(dep, catalog)
     step = build_step_time(dep, catalog)
-    horizon = duration_s + (duration_s if drain_s is None else drain_s)
-    records = Records(len(stream), horizon)
-    arrivals = stream.arrival_s.tolist()
-    work = Workload(stream.prompt_tokens.tolist(), stream.output_tokens.tolist(), arrivals,
-                    records)
     engine, admission = dep.engine, dep.admission
     config = ReplicaConfig(
         step=step, blocks=capacity.blocks, block_size=capacity.block_size_tokens,
         max_num_seqs=engine.max_num_seqs, max_num_batched_tokens=engine.max_num_batched_tokens,
         chunked_prefill=engine.chunked_prefill, max_model_len=_engine_limits(dep, capacity),
         queue_limit=admission.queue_limit, queue_timeout_s=admission.queue_timeout_s)
-    env = simpy.Environment()
-    router = make_router(dep.router)
     replicas: list[Replica] | list[ReferenceReplica]
     if mode == "reference":
         replicas = [ReferenceReplica(env, i, config, work) for i in range(dep.replicas)]
     else:
         replicas = [replica_class(i, config, work) for i in range(dep.replicas)]
-    _Arrivals(env, arrivals, replicas, router, progress)
+    return LocalFleet(dep, replicas, make_router(dep.router), capacity, step)
+
+
+def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
+                        stream: RequestStream, duration_s: float, *, drain_s: float | None = None,
+                        mode: Literal["fast", "reference"] = "fast",
+                        progress: Progress | None = None,
+                        replica_class: type[Replica] = Replica, seed: int = 0,
+                        deployments: dict[str, AnyDeployment] | None = None,
+                        task_sensitivity: list[str] | None = None,
+                        restricted_stays_local: bool = True) -> DeploymentRun:
+    """Simulate `dep` serving `stream`; arrivals stop at duration_s, work stops at the horizon.
+
+    A hybrid deployment names its local and cloud parts: pass the scenario's `deployments`
+    and each task's sensitivity (public / internal / restricted).
+    """
+    horizon = duration_s + (duration_s if drain_s is None else drain_s)
+    records = Records(len(stream), horizon)
+    arrivals = stream.arrival_s.tolist()
+    work = Workload(stream.prompt_tokens.tolist(), stream.output_tokens.tolist(), arrivals,
+                    records)
+    env = simpy.Environment()
+    run = DeploymentRun(name, dep, records, duration_s, horizon)
+    handler: Callable[[int, float], None]
+    if isinstance(dep, LocalDeployment):
+        fleet = run.fleet = build_fleet(env, dep, catalog, work, mode=mode,
+                                          replica_class=replica_class)
+
+        def handler(rid: int, t: float) -> None:
+            fleet.route(rid, t)
+    elif isinstance(dep, CloudDeployment):
+        cloud = run.cloud = CloudEndpoint(env, name, dep, catalog.cloud_models[dep.model], work,
+                                          seed=seed, horizon_s=horizon)
+        handler = cloud.submit
+    else:
+        from sim.hybrid import HybridRouter
+
+        parts = deployments or {}
+        local_dep, cloud_dep = parts[dep.local], parts[dep.cloud]
+        assert isinstance(local_dep, LocalDeployment) and isinstance(cloud_dep, CloudDeployment)
+        run.fleet = build_fleet(env, local_dep, catalog, work, mode=mode,
+                                replica_class=replica_class)
+        run.cloud = CloudEndpoint(env, dep.cloud, cloud_dep,
+                                  catalog.cloud_models[cloud_dep.model], work, seed=seed,
+                                  horizon_s=horizon)
+        run.parts = {"local": dep.local, "cloud": dep.cloud}
+        router = HybridRouter(
+            dep, run.fleet, run.cloud, work, stream,
+            task_sensitivity=task_sensitivity or ["internal"] * len(stream.task_names),
+            restricted_stays_local=restricted_stays_local)
+        handler = router.arrive
+    _Arrivals(env, arrivals, handler, progress)
     env.run(until=horizon)
-    for replica in replicas:
-        replica.advance(horizon)
-    return DeploymentRun(name, dep, records, capacity, step, duration_s, horizon,
-                         [r.busy_s for r in replicas])
+    if run.fleet is not None:
+        run.fleet.finish(horizon)
+    return run
 
 
 class _Arrivals:
-    """Feeds the request stream to the replicas: one SimPy timeout (and callback) per request.
+    """Feeds the request stream to a handler: one SimPy timeout (and callback) per request.
 
     A callback chain rather than a SimPy process: resuming a generator costs about twice a
     plain callback, and arrivals are the simulator's only per-request event.
     """
 
     def __init__(self, env: simpy.Environment, arrivals: list[float],
-                 replicas: list[Replica] | list[ReferenceReplica], router: Router,
-                 progress: Progress | None) -> None:
-        self.env, self.arrivals, self.replicas = env, arrivals, replicas
-        self.choose = router.choose
+                 handler: Callable[[int, float], None], progress: Progress | None) -> None:
+        self.env, self.arrivals, self.handler = env, arrivals, handler
         self.progress = progress
         self.every = max(1, len(arrivals) // 200)
         self.next = 0
@@ -101,11 +177,9 @@ class _Arrivals:
             env.timeout(arrivals[0]).callbacks.append(self._arrive)
 
     def _arrive(self, _: simpy.Event) -> None:
-        rid, arrivals, replicas = self.next, self.arrivals, self.replicas
+        rid, arrivals = self.next, self.arrivals
         t = arrivals[rid]
-        replica = replicas[self.choose(replicas, t)]
-        replica.advance(t)
-        replica.arrive(rid, t)
+        self.handler(rid, t)
         if self.progress is not None and rid % self.every == 0:
             self.progress(t)
         rid += 1

@@ -18,7 +18,18 @@ import numpy as np
 from llmplan.scenario.models import Scenario
 from llmplan.traffic import RequestStream
 from sim.engine import DeploymentRun
-from sim.records import MINUTE_S, OK, REJECTED, TIMED_OUT, TOO_LONG
+from sim.records import (
+    BLOCKED,
+    MINUTE_S,
+    OK,
+    OUTCOME_NAMES,
+    PENDING,
+    REJECTED,
+    SERVED_CLOUD,
+    SERVED_LOCAL,
+    TIMED_OUT,
+    TOO_LONG,
+)
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -41,8 +52,9 @@ def request_table(run: DeploymentRun, stream: RequestStream) -> dict[str, np.nda
     late = (outcome == OK) & (cols["finish_s"] > run.horizon_s)
     outcome[late] = 0  # finished after the horizon: unfinished
     ok = outcome == OK
-    # the client sees every token later by the fixed client-server overhead, if calibrated
-    shift = run.step_time.client_overhead_s
+    # a local client sees every token later by the calibrated client-server overhead
+    overhead = run.step_time.client_overhead_s if run.step_time is not None else 0.0
+    shift = np.where(cols["served_by"] == SERVED_LOCAL, overhead, 0.0)
     first = np.where((cols["first_token_s"] >= 0) & (cols["first_token_s"] <= run.horizon_s),
                      cols["first_token_s"] + shift, np.nan)
     finish = np.where(ok, cols["finish_s"] + shift, np.nan)
@@ -58,6 +70,8 @@ def request_table(run: DeploymentRun, stream: RequestStream) -> dict[str, np.nda
         "prompt_tokens": stream.prompt_tokens, "output_tokens": n_out,
         "task_index": stream.task_index, "replica": cols["replica"],
         "preemptions": cols["preemptions"], "outcome": outcome,
+        "served_by": cols["served_by"], "attempts": cols["attempts"],
+        "throttles": cols["throttles"], "fallbacks": cols["fallbacks"],
         "refused_s": np.where(outcome >= REJECTED, cols["finish_s"], np.nan),
     }
 
@@ -112,40 +126,33 @@ def _queue_depth(table: dict[str, np.ndarray], duration_s: float,
 
 
 def summarise(run: DeploymentRun, stream: RequestStream, scenario: Scenario) -> dict[str, Any]:
-    """The result.json section of one deployment."""
+    """The result.json section of one deployment (local, cloud or hybrid)."""
     table = request_table(run, stream)
     outcome = table["outcome"]
     ok = outcome == OK
     duration = run.duration_s
-    replicas = run.deployment.replicas
     in_window = ok & (table["finish_s"] <= duration)
     met = slo_met(table, scenario)
     n = len(outcome)
-    itl_mean, itl_points = run.records.itl_percentiles_s(PERCENTILES)
     minutes = max(1, math.ceil(duration / MINUTE_S))
-    busy, kv = run.records.per_minute(minutes)
     span = np.diff(np.minimum(np.arange(minutes + 1) * MINUTE_S, duration))
-    capacity_tokens = max(1, run.capacity.tokens)
-    q_mean, q_max, q_series = _queue_depth(table, duration, run.horizon_s)
     arrival_minute = np.minimum((table["arrival_s"] // MINUTE_S).astype(int), minutes - 1)
     finish_minute = np.where(in_window, table["finish_s"] // MINUTE_S, -1).astype(int)
-    ttft_p95_series = _per_minute_percentile(arrival_minute[ok], table["ttft_s"][ok], minutes, 95)
-    return {
-        "kind": "local",
-        "gpu": run.deployment.gpu, "model": run.deployment.model,
-        "replicas": replicas, "tp": run.deployment.tp, "gpus": replicas * run.deployment.tp,
+    done = finish_minute >= 0
+    result: dict[str, Any] = {
+        "kind": run.deployment.kind,
         "requests": {
-            "total": n, "completed": int(ok.sum()), "rejected": int((outcome == REJECTED).sum()),
-            "timed_out": int((outcome == TIMED_OUT).sum()),
-            "too_long": int((outcome == TOO_LONG).sum()), "unfinished": int((outcome == 0).sum()),
+            "total": n, "completed": int(ok.sum()),
+            **{OUTCOME_NAMES[code]: int((outcome == code).sum())
+               for code in OUTCOME_NAMES if code not in (OK, PENDING)},
+            "unfinished": int((outcome == PENDING).sum()),
             "preempted": int((table["preemptions"] > 0).sum()),
             "preemptions": int(table["preemptions"].sum()),
         },
         "latency": {
             "ttft_ms": percentiles_ms(table["ttft_s"][ok]),
             "tpot_ms": percentiles_ms(table["tpot_s"][ok & ~np.isnan(table["tpot_s"])]),
-            "itl_ms": {"mean": _ms(itl_mean),
-                       **{f"p{p}": _ms(itl_points[p]) for p in PERCENTILES}},
+            "itl_ms": _itl(run),
             "e2e_ms": percentiles_ms(table["e2e_s"][ok]),
             "queue_wait_ms": percentiles_ms(
                 table["queue_wait_s"][~np.isnan(table["queue_wait_s"])]),
@@ -162,6 +169,100 @@ def summarise(run: DeploymentRun, stream: RequestStream, scenario: Scenario) -> 
             "min_goodput_fraction": scenario.slo.min_goodput_fraction,
             "met": bool(n and met.sum() / n >= scenario.slo.min_goodput_fraction),
         },
+        "useful": _useful(run, table, met, scenario),
+        "per_task": _per_task(table, met, scenario),
+        "timeseries": {
+            "minute": list(range(minutes)),
+            "arrivals_per_s": (np.bincount(arrival_minute, minlength=minutes) / span).tolist(),
+            "completed_per_s": (np.bincount(finish_minute[done],
+                                            minlength=minutes)[:minutes] / span).tolist(),
+            "output_tokens_per_s": (np.bincount(finish_minute[done],
+                                                weights=table["output_tokens"][done],
+                                                minlength=minutes)[:minutes] / span).tolist(),
+            "ttft_p95_ms": _per_minute_percentile(arrival_minute[ok], table["ttft_s"][ok],
+                                                  minutes, 95),
+        },
+    }
+    if run.fleet is not None:
+        result.update(_local_part(run, table, minutes, span))
+    if run.cloud is not None:
+        result["cloud"] = _cloud_part(run, table)
+    if run.parts:
+        served = table["served_by"]
+        sensitive = np.array([scenario.constraints.restricted_stays_local
+                              and t.sensitivity == "restricted" for t in scenario.tasks])
+        restricted = sensitive[table["task_index"]] if len(sensitive) else np.zeros(n, bool)
+        result["hybrid"] = {
+            **run.parts,
+            "served_local": int((served == SERVED_LOCAL).sum()),
+            "served_cloud": int((served == SERVED_CLOUD).sum()),
+            "moved_between_paths": int((table["fallbacks"] > 0).sum()),
+            "restricted_requests": int(restricted.sum()),
+            "restricted_served_by_cloud": int((restricted & (served == SERVED_CLOUD)).sum()),
+            "restricted_blocked": int((restricted & (outcome == BLOCKED)).sum()),
+        }
+    return result
+
+
+def _useful(run: DeploymentRun, table: dict[str, np.ndarray], met: np.ndarray,
+            scenario: Scenario) -> dict[str, Any]:
+    """Expected useful results: requests inside the SLO, times the share of right answers
+    of their task on the path that served them (quality per deployment, 1.0 if unknown)."""
+    names = {SERVED_LOCAL: run.parts.get("local", run.name),
+             SERVED_CLOUD: run.parts.get("cloud", run.name)}
+    quality = np.ones(len(met))
+    given = False
+    for i, task in enumerate(scenario.tasks):
+        for path, name in names.items():
+            rate = task.quality.get(name, task.quality.get(run.name))
+            if rate is not None:
+                given = True
+                quality[(table["task_index"] == i) & (table["served_by"] == path)] = rate
+    useful = float((met * quality).sum())
+    n = len(met)
+    return {"expected_useful_requests": useful,
+            "useful_fraction": useful / n if n else None,
+            "quality_source": "scenario" if given else "assumed 1.0 (no quality given)"}
+
+
+def _itl(run: DeploymentRun) -> dict[str, float | None]:
+    mean, points = run.records.itl_percentiles_s(PERCENTILES)
+    return {"mean": _ms(mean), **{f"p{p}": _ms(points[p]) for p in PERCENTILES}}
+
+
+def _per_task(table: dict[str, np.ndarray], met: np.ndarray,
+              scenario: Scenario) -> dict[str, Any]:
+    out = {}
+    for i, task in enumerate(scenario.tasks):
+        mine = table["task_index"] == i
+        count = int(mine.sum())
+        ok = mine & (table["outcome"] == OK)
+        out[task.name] = {
+            "requests": count,
+            "completed": int(ok.sum()),
+            "goodput_fraction": float((met & mine).sum() / count) if count else None,
+            "served_cloud": int((mine & (table["served_by"] == SERVED_CLOUD)).sum()),
+            "ttft_p95_ms": _p95_ms(table["ttft_s"][ok]),
+            "e2e_p95_ms": _p95_ms(table["e2e_s"][ok]),
+        }
+    return out
+
+
+def _p95_ms(values_s: np.ndarray) -> float | None:
+    return float(np.percentile(values_s, 95) * 1e3) if len(values_s) else None
+
+
+def _local_part(run: DeploymentRun, table: dict[str, np.ndarray], minutes: int,
+                span: np.ndarray) -> dict[str, Any]:
+    assert run.fleet is not None and run.capacity is not None and run.step_time is not None
+    dep, duration = run.fleet.deployment, run.duration_s
+    replicas = dep.replicas
+    busy, kv = run.records.per_minute(minutes)
+    capacity_tokens = max(1, run.capacity.tokens)
+    q_mean, q_max, q_series = _queue_depth(table, duration, run.horizon_s)
+    return {
+        "gpu": dep.gpu, "model": dep.model, "replicas": replicas, "tp": dep.tp,
+        "gpus": replicas * dep.tp,
         "utilisation": {
             "gpu_busy_fraction": float(busy.sum() / (duration * replicas)),
             "kv_cache_mean_fraction": float(kv.sum() / (duration * replicas * capacity_tokens)),
@@ -175,19 +276,30 @@ def summarise(run: DeploymentRun, stream: RequestStream, scenario: Scenario) -> 
             "max_model_len": run.capacity.max_model_len,
             "step_time": run.step_time.as_dict(),
         },
-        "timeseries": {
-            "minute": list(range(minutes)),
-            "arrivals_per_s": (np.bincount(arrival_minute, minlength=minutes) / span).tolist(),
-            "completed_per_s": (np.bincount(finish_minute[finish_minute >= 0],
-                                            minlength=minutes)[:minutes] / span).tolist(),
-            "output_tokens_per_s": (np.bincount(finish_minute[finish_minute >= 0],
-                                                weights=table["output_tokens"][finish_minute >= 0],
-                                                minlength=minutes)[:minutes] / span).tolist(),
-            "ttft_p95_ms": ttft_p95_series,
+        "local_timeseries": {
             "queue_depth_mean": q_series.tolist(),
             "gpu_busy_fraction": (busy / (span * replicas)).tolist(),
             "kv_cache_fraction": (kv / (span * replicas * capacity_tokens)).tolist(),
         },
+    }
+
+
+def _cloud_part(run: DeploymentRun, table: dict[str, np.ndarray]) -> dict[str, Any]:
+    cloud = run.cloud
+    assert cloud is not None
+    served = table["served_by"] == SERVED_CLOUD
+    outage_s = sum(min(end, run.duration_s) - start for start, end in cloud.outages
+                   if start < run.duration_s)
+    return {
+        "model": cloud.spec.model, "provider": cloud.model.provider,
+        "calls": int(cloud.calls), "served": int(served.sum()),
+        "throttle_events": int(table["throttles"].sum()),
+        "throttled_requests": int((table["throttles"] > 0).sum()),
+        "retried_requests": int((table["attempts"] > 1).sum()),
+        "tokens_charged_against_limit": float(cloud.charged_tokens),
+        "outage_s": float(outage_s), "outages": len(cloud.outages),
+        "input_tokens": int(table["prompt_tokens"][served].sum()),
+        "output_tokens": int(table["output_tokens"][served].sum()),
     }
 
 

@@ -8,9 +8,13 @@ from array import array
 import numpy as np
 
 # Outcome codes (per request).
-PENDING, OK, REJECTED, TIMED_OUT, TOO_LONG = 0, 1, 2, 3, 4
+PENDING, OK, REJECTED, TIMED_OUT, TOO_LONG, FAILED, THROTTLED, BLOCKED = 0, 1, 2, 3, 4, 5, 6, 7
 OUTCOME_NAMES = {PENDING: "unfinished", OK: "ok", REJECTED: "rejected",
-                 TIMED_OUT: "timed_out", TOO_LONG: "too_long"}
+                 TIMED_OUT: "timed_out", TOO_LONG: "too_long", FAILED: "failed",
+                 THROTTLED: "throttled", BLOCKED: "blocked"}
+
+# Which path served a request (hybrid deployments use both).
+NOT_SERVED, SERVED_LOCAL, SERVED_CLOUD = -1, 0, 1
 
 MINUTE_S = 60.0
 
@@ -34,6 +38,11 @@ class Records:
         self.preemptions = [0] * n
         self.outcome = [PENDING] * n
         self.segments = array("d")
+        # cloud and hybrid paths
+        self.served_by = [NOT_SERVED] * n
+        self.attempts = [0] * n             # API calls made (retries included)
+        self.throttles = [0] * n            # 429s received
+        self.fallbacks = [0] * n            # times moved to the other path
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {
@@ -43,6 +52,10 @@ class Records:
             "replica": np.asarray(self.replica, dtype=np.int64),
             "preemptions": np.asarray(self.preemptions, dtype=np.int64),
             "outcome": np.asarray(self.outcome, dtype=np.int64),
+            "served_by": np.asarray(self.served_by, dtype=np.int64),
+            "attempts": np.asarray(self.attempts, dtype=np.int64),
+            "throttles": np.asarray(self.throttles, dtype=np.int64),
+            "fallbacks": np.asarray(self.fallbacks, dtype=np.int64),
         }
 
     def segment_table(self) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import Any
 
 import simpy
 
-from sim.records import OK, REJECTED, TIMED_OUT, TOO_LONG
+from sim.records import OK, REJECTED, SERVED_LOCAL, TIMED_OUT, TOO_LONG
 from sim.serving import ReplicaConfig, Workload
 
 
@@ -62,6 +62,10 @@ class ReferenceReplica:
     @property
     def n_in(self) -> int:
         return len(self.waiting) + len(self.running)
+
+    def expected_wait_s(self) -> float:
+        """Not estimated in reference mode (hybrid spill-over uses the fast replica)."""
+        return 0.0
 
     def load_at(self, t: float) -> int:
         """Requests here not finished yet (steps ending after now have not been applied)."""
@@ -180,3 +184,4 @@ class ReferenceReplica:
                     self.running.remove(seq)
                     rec.finish_s[seq.rid] = end
                     rec.outcome[seq.rid] = OK
+                    rec.served_by[seq.rid] = SERVED_LOCAL

@@ -31,7 +31,7 @@ import heapq
 import math
 from collections import deque
 
-from sim.records import OK, REJECTED, TIMED_OUT, TOO_LONG
+from sim.records import OK, REJECTED, SERVED_LOCAL, TIMED_OUT, TOO_LONG
 from sim.serving import ReplicaConfig, Workload
 
 
@@ -91,6 +91,8 @@ class Replica:
         self.last_finished = 0      # requests finished by that step
         self.busy_s = 0.0
         self.n_in = 0               # requests queued or running here
+        self.admit_gap_s = 0.0      # moving average of the time between admissions
+        self.last_admit_s = -1.0
         self.log = records.segments.extend   # (t0, dt, kv, first, growth, n, decodes)
         # Before this time no request can finish or time out unless one arrives here: the
         # router may read the load without advancing (set when a jump stops short).
@@ -107,6 +109,10 @@ class Replica:
     def outstanding(self, t: float) -> int:
         """Requests routed here and not finished by time t (after advance(t))."""
         return self.n_in + self.last_finished if self.last_end_s > t else self.n_in
+
+    def expected_wait_s(self) -> float:
+        """Queue wait a request routed here now would see: waiting x admission interval."""
+        return (len(self.waiting) + len(self.resumed)) * self.admit_gap_s
 
     def decode_blocks(self) -> int:
         """Blocks held by decoding sequences: sum of ceil(ctx / B), from the phase counts."""
@@ -270,6 +276,9 @@ class Replica:
             else:
                 self.waiting.popleft()
                 rec.start_s[seq.rid] = t
+                if self.last_admit_s >= 0:
+                    self.admit_gap_s += 0.1 * (t - self.last_admit_s - self.admit_gap_s)
+                self.last_admit_s = t
             free -= blocks
             self.used_other += blocks
             seq.done = chunk
@@ -300,6 +309,7 @@ class Replica:
                 del self.running[seq.order]
                 rec.finish_s[rid] = end
                 rec.outcome[rid] = OK
+                rec.served_by[rid] = SERVED_LOCAL
                 finished += 1
                 self.n_in -= 1
                 continue
@@ -328,6 +338,7 @@ class Replica:
             del self.running[seq.order]
             rec.finish_s[seq.rid] = end
             rec.outcome[seq.rid] = OK
+            rec.served_by[seq.rid] = SERVED_LOCAL
             finished += 1
         self.n_in -= finished
         return finished

@@ -15,8 +15,13 @@ Progress = Callable[[str, float], None]
 
 def simulate_scenario(loaded: LoadedScenario, seed: int | None = None,
                       mode: Literal["fast", "reference"] | None = None,
-                      progress: Progress | None = None) -> dict[str, Any]:
-    """result.json content for a scenario (same scenario and seed: same result)."""
+                      progress: Progress | None = None,
+                      planning: bool = False) -> dict[str, Any]:
+    """result.json content for a scenario (same scenario and seed: same result).
+
+    With `planning`, also searches replica counts and traffic rates and tests how stable
+    the recommendation is (many more simulations).
+    """
     scenario = loaded.scenario
     seed = scenario.seed if seed is None else seed
     stream = build_request_stream(scenario, seed)
@@ -27,11 +32,14 @@ def simulate_scenario(loaded: LoadedScenario, seed: int | None = None,
             if progress is not None:
                 progress(name, t)
 
-        run = simulate_deployment(name, dep, loaded.catalog, stream, scenario.duration_s,
-                                  drain_s=scenario.simulation.drain_s, mode=mode,
-                                  progress=report)
+        run = simulate_deployment(
+            name, dep, loaded.catalog, stream, scenario.duration_s,
+            drain_s=scenario.simulation.drain_s, mode=mode, progress=report, seed=seed,
+            deployments=dict(scenario.deployments),
+            task_sensitivity=[t.sensitivity for t in scenario.tasks],
+            restricted_stays_local=scenario.constraints.restricted_stays_local)
         deployments[name] = summarise(run, stream, scenario)
-    return {
+    result = {
         "scenario": {
             "name": scenario.name, "seed": seed, "duration_s": scenario.duration_s,
             "requests": len(stream), "mode": mode,
@@ -39,3 +47,11 @@ def simulate_scenario(loaded: LoadedScenario, seed: int | None = None,
         },
         "deployments": deployments,
     }
+    from llmplan.decide.decision import decide
+
+    decide(result, loaded)
+    if planning:
+        from llmplan.decide.planning import plan
+
+        result["planning"] = plan(result, loaded)
+    return result

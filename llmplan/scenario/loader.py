@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from llmplan.catalog import Catalog, builtin_catalog
 from llmplan.errors import InputError, Problem, ScenarioError
+from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import LocalDeployment, Scenario
 from llmplan.traffic.arrivals import TraceTraffic
 from llmplan.yamlio import Loc, YamlDocument, _dotted, parse_yaml, read_yaml, validate
@@ -103,6 +104,31 @@ def _check_names(doc: YamlDocument, scenario: Scenario, catalog: Catalog) -> lis
                 capacity = kv_capacity(dep, catalog)
                 if capacity.error:
                     add(base, capacity.error)
+        elif isinstance(dep, CloudDeployment):
+            if dep.model not in catalog.cloud_models:
+                add(("deployments", name, "model"),
+                    _unknown("cloud model", dep.model, list(catalog.cloud_models)))
+        elif isinstance(dep, HybridDeployment):
+            for part, kind in (("local", LocalDeployment), ("cloud", CloudDeployment)):
+                ref = getattr(dep, part)
+                target = scenario.deployments.get(ref)
+                if not isinstance(target, kind):
+                    options = [k for k, v in scenario.deployments.items() if isinstance(v, kind)]
+                    add(("deployments", name, part),
+                        f"'{ref}' is not a kind: {part} deployment of this scenario; expected "
+                        f"one of: {', '.join(options) or '(none defined)'}")
+            task_names = {t.name for t in scenario.tasks}
+            for i, route in enumerate(dep.routes):
+                unknown = sorted(set(route.tasks or []) - task_names)
+                if unknown:
+                    add(("deployments", name, "routes", i, "tasks"),
+                        f"unknown task(s) {', '.join(unknown)}; expected one of: "
+                        f"{', '.join(sorted(task_names))}")
+    for i, task in enumerate(scenario.tasks):
+        unknown = sorted(set(task.quality) - set(scenario.deployments))
+        if unknown:
+            add(("tasks", i, "quality"), f"unknown deployment(s) {', '.join(unknown)}; "
+                f"expected one of: {', '.join(scenario.deployments)}")
     if isinstance(scenario.traffic, TraceTraffic):
         names = {t.name for t in scenario.tasks}
         seen = {str(t) for t in scenario.traffic.columns()["task"] if str(t)}

@@ -13,7 +13,9 @@ import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -21,6 +23,7 @@ from pydantic import (
 )
 
 from llmplan.catalog.catalog import DType
+from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.traffic.arrivals import TrafficSpec
 from llmplan.traffic.lengths import LengthSpec
 from llmplan.units import parse_duration_s
@@ -53,6 +56,18 @@ class TaskSpec(_Strict):
     sensitivity: Literal["public", "internal", "restricted"] = Field(
         default="internal", description="restricted = data must stay on owned hardware.")
     slo: SloSpec | None = Field(default=None, description="Overrides the scenario SLO.")
+    quality: dict[str, float] = Field(
+        default_factory=dict,
+        description="Share of answers that are right, per deployment name (1.0 if not "
+                    "given); from evaluation, e.g. a load test's test-set results.")
+
+    @field_validator("quality")
+    @classmethod
+    def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if not 0.0 <= v <= 1.0}
+        if bad:
+            raise ValueError(f"quality rates must be between 0 and 1, got {bad}")
+        return value
 
 
 class RooflineStepTime(_Strict):
@@ -170,6 +185,28 @@ class AdmissionSpec(_Strict):
                                           description="Give up on a request waiting this long.")
 
 
+class LocalCosts(_Strict):
+    """Everything owned or rented GPUs cost (the seed's local list); catalog prices per GPU."""
+
+    ownership: Literal["owned", "rented_on_demand", "rented_reserved"] = "owned"
+    gpus_per_server: int = Field(default=8, gt=0, le=16)
+    server_usd: float = Field(default=35_000.0, ge=0,
+                              description="Host (CPUs, RAM, NICs, chassis) per server, owned.")
+    maintenance_fraction_per_year: float = Field(default=0.05, ge=0, le=1,
+                                                 description="Support contracts, of hardware.")
+    replacement_fraction_per_year: float = Field(default=0.02, ge=0, le=1,
+                                                 description="Failed parts replaced, of "
+                                                             "hardware.")
+    rack_usd_per_server_month: float = Field(default=1_200.0, ge=0,
+                                             description="Colocation space and network, owned.")
+    cooling_usd_per_month: float = Field(default=0.0, ge=0,
+                                         description="Cooling not already in the PUE.")
+    serving_software_usd_per_gpu_month: float = Field(default=0.0, ge=0)
+    engineering_hours_per_month: float = Field(default=40.0, ge=0)
+    oncall_hours_per_month: float = Field(default=20.0, ge=0)
+    monitoring_usd_per_month: float = Field(default=300.0, ge=0)
+
+
 class LocalDeployment(_Strict):
     """Replicas of `tp` GPUs each, serving one open model with continuous batching."""
 
@@ -182,9 +219,36 @@ class LocalDeployment(_Strict):
     step_time: StepTimeSpec = RooflineStepTime()
     router: Literal["round_robin", "least_outstanding"] = "least_outstanding"
     admission: AdmissionSpec = AdmissionSpec()
+    costs: LocalCosts = LocalCosts()
 
 
-DeploymentSpec = LocalDeployment
+def _deployment_kind(value: Any) -> str:
+    """`kind` of a deployment, `local` when left out (the common case)."""
+    if isinstance(value, dict):
+        kind = value.get("kind", "local")
+        return kind if isinstance(kind, str) else ""
+    return str(getattr(value, "kind", "local"))
+
+
+DeploymentSpec = Annotated[
+    Annotated[LocalDeployment, Tag("local")] | Annotated[CloudDeployment, Tag("cloud")]
+    | Annotated[HybridDeployment, Tag("hybrid")],
+    Discriminator(_deployment_kind,
+                  custom_error_type="deployment_kind",
+                  custom_error_message="kind must be one of: local, cloud, hybrid")]
+
+
+class Economics(_Strict):
+    """Shared prices and conventions of the cost model."""
+
+    amortisation_months: int = Field(default=36, gt=0, le=120)
+    electricity_usd_per_kwh: float = Field(default=0.15, ge=0)
+    pue: float = Field(default=1.4, ge=1, le=3, description="Facility power / IT power.")
+    idle_power_fraction: float = Field(default=0.3, ge=0, le=1,
+                                       description="GPU power when idle, of TDP.")
+    server_power_w: float = Field(default=1_500.0, ge=0, description="Host power per server.")
+    engineer_usd_per_hour: float = Field(default=110.0, ge=0)
+    hours_per_month: float = Field(default=730.0, gt=0)
 
 
 class Constraints(_Strict):
@@ -194,6 +258,8 @@ class Constraints(_Strict):
         default=True, description="Tasks marked restricted never leave owned hardware.")
     offline_operation_required: bool = False
     max_monthly_usd: float | None = Field(default=None, gt=0)
+    data_residency: list[str] = Field(
+        default_factory=list, description="Regions data may be processed in (empty: any).")
 
 
 class SimulationSpec(_Strict):
@@ -227,6 +293,7 @@ class Scenario(_Strict):
     slo: SloSpec = SloSpec()
     deployments: dict[Name, DeploymentSpec] = Field(min_length=1)
     constraints: Constraints = Constraints()
+    economics: Economics = Economics()
     simulation: SimulationSpec = SimulationSpec()
     catalog: CatalogOverrides = CatalogOverrides()
 

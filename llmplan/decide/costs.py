@@ -1,0 +1,241 @@
+"""Cost of ownership per month, item by item (both of the seed's lists), from a simulation.
+
+Every item is one function registered in LOCAL_ITEMS or CLOUD_ITEMS: it receives the
+deployment's spec, catalog entry, the scenario's economics and the simulated figures, and
+returns USD per month plus whether that amount grows with volume ("variable") or not
+("fixed"); break-even analysis uses that split. Hybrid deployments add the items of their
+local part and of their cloud part.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from llmplan.catalog import Catalog, CloudModelSpec, GpuSpec
+from llmplan.scenario.cloud import CloudCosts, CloudDeployment
+from llmplan.scenario.models import Economics, LocalCosts, LocalDeployment
+
+
+@dataclass(frozen=True)
+class CostItem:
+    name: str
+    usd_per_month: float
+    variable: bool           # grows with request volume
+    basis: str               # how it was computed, in words and numbers
+
+
+@dataclass(frozen=True)
+class LocalFacts:
+    """What the simulation says about a local fleet."""
+
+    gpus: int
+    busy_fraction: float
+
+
+@dataclass(frozen=True)
+class CloudFacts:
+    """What the simulation says about API use, scaled to a month."""
+
+    input_tokens: float
+    output_tokens: float
+    requests: float          # calls that were billed (served)
+
+
+LocalItem = Callable[[LocalDeployment, GpuSpec, Economics, LocalFacts], CostItem | None]
+CloudItem = Callable[[CloudDeployment, CloudModelSpec, Economics, CloudFacts], CostItem | None]
+
+
+def _servers(dep: LocalDeployment, facts: LocalFacts) -> int:
+    return math.ceil(facts.gpus / dep.costs.gpus_per_server)
+
+
+def _hardware_usd(dep: LocalDeployment, gpu: GpuSpec, facts: LocalFacts) -> float:
+    return facts.gpus * gpu.purchase_usd + _servers(dep, facts) * dep.costs.server_usd
+
+
+def _owned(dep: LocalDeployment) -> bool:
+    return dep.costs.ownership == "owned"
+
+
+def hardware(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
+             facts: LocalFacts) -> CostItem | None:
+    if _owned(dep):
+        total = _hardware_usd(dep, gpu, facts)
+        return CostItem("hardware", total / econ.amortisation_months, False,
+                        f"{facts.gpus} x {gpu.name} at ${gpu.purchase_usd:,.0f} + "
+                        f"{_servers(dep, facts)} servers at ${dep.costs.server_usd:,.0f}, "
+                        f"over {econ.amortisation_months} months")
+    rate = gpu.rental_usd_per_gpu_hour if dep.costs.ownership == "rented_on_demand" \
+        else gpu.reserved_usd_per_gpu_hour
+    return CostItem("gpu_rental", facts.gpus * rate * econ.hours_per_month, False,
+                    f"{facts.gpus} GPUs x ${rate:.2f}/h ({dep.costs.ownership}) x "
+                    f"{econ.hours_per_month:g} h")
+
+
+def electricity(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
+                facts: LocalFacts) -> CostItem | None:
+    if not _owned(dep):
+        return None
+    share = econ.idle_power_fraction + (1 - econ.idle_power_fraction) * facts.busy_fraction
+    kw = (facts.gpus * gpu.tdp_w * share + _servers(dep, facts) * econ.server_power_w) / 1e3
+    usd = kw * econ.pue * econ.hours_per_month * econ.electricity_usd_per_kwh
+    return CostItem("electricity", usd, True,
+                    f"{kw:.2f} kW at {facts.busy_fraction:.0%} busy x PUE {econ.pue} x "
+                    f"{econ.hours_per_month:g} h x ${econ.electricity_usd_per_kwh}/kWh")
+
+
+def _flat(name: str, pick: Callable[[LocalCosts], float], owned_only: bool,
+          basis: str) -> LocalItem:
+    def item(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
+             facts: LocalFacts) -> CostItem | None:
+        if owned_only and not _owned(dep):
+            return None
+        return CostItem(name, pick(dep.costs), False, basis)
+    return item
+
+
+def cooling(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
+            facts: LocalFacts) -> CostItem | None:
+    if not _owned(dep):
+        return None
+    return CostItem("cooling", dep.costs.cooling_usd_per_month, False,
+                    "beyond the PUE" if dep.costs.cooling_usd_per_month else
+                    f"included in PUE {econ.pue}")
+
+
+def maintenance(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
+                facts: LocalFacts) -> CostItem | None:
+    if not _owned(dep):
+        return None
+    total = _hardware_usd(dep, gpu, facts)
+    return CostItem("maintenance", total * dep.costs.maintenance_fraction_per_year / 12, False,
+                    f"{dep.costs.maintenance_fraction_per_year:.0%} of ${total:,.0f} a year")
+
+
+def replacement(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
+                facts: LocalFacts) -> CostItem | None:
+    if not _owned(dep):
+        return None
+    total = _hardware_usd(dep, gpu, facts)
+    return CostItem("replacement_cycle", total * dep.costs.replacement_fraction_per_year / 12,
+                    False, f"{dep.costs.replacement_fraction_per_year:.0%} of ${total:,.0f} "
+                           f"a year replaced")
+
+
+def rack(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
+         facts: LocalFacts) -> CostItem | None:
+    if not _owned(dep):
+        return None
+    servers = _servers(dep, facts)
+    return CostItem("rack_colocation", servers * dep.costs.rack_usd_per_server_month, False,
+                    f"{servers} servers x ${dep.costs.rack_usd_per_server_month:,.0f}")
+
+
+def software(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
+             facts: LocalFacts) -> CostItem | None:
+    rate = dep.costs.serving_software_usd_per_gpu_month
+    return CostItem("serving_software", facts.gpus * rate, False,
+                    f"{facts.gpus} GPUs x ${rate:,.0f}")
+
+
+def engineering(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
+                facts: LocalFacts) -> CostItem | None:
+    hours = dep.costs.engineering_hours_per_month
+    return CostItem("engineering", hours * econ.engineer_usd_per_hour, False,
+                    f"{hours:g} h x ${econ.engineer_usd_per_hour:g}")
+
+
+def oncall(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
+           facts: LocalFacts) -> CostItem | None:
+    hours = dep.costs.oncall_hours_per_month
+    return CostItem("on_call", hours * econ.engineer_usd_per_hour, False,
+                    f"{hours:g} h x ${econ.engineer_usd_per_hour:g}")
+
+
+LOCAL_ITEMS: list[LocalItem] = [
+    hardware, electricity, cooling, maintenance, rack, software, engineering, oncall,
+    _flat("monitoring", lambda c: c.monitoring_usd_per_month, False, "per month"),
+    replacement,
+]
+
+
+def input_tokens(dep: CloudDeployment, model: CloudModelSpec, econ: Economics,
+                 facts: CloudFacts) -> CostItem:
+    cached = dep.costs.cached_input_fraction
+    cached_price = model.cached_input_usd_per_mtok if model.cached_input_usd_per_mtok \
+        is not None else model.input_usd_per_mtok
+    usd = facts.input_tokens / 1e6 * ((1 - cached) * model.input_usd_per_mtok
+                                      + cached * cached_price)
+    return CostItem("input_tokens", usd, True,
+                    f"{facts.input_tokens / 1e6:,.1f} M tokens x ${model.input_usd_per_mtok}/M"
+                    + (f" ({cached:.0%} cached at ${cached_price}/M)" if cached else ""))
+
+
+def output_tokens(dep: CloudDeployment, model: CloudModelSpec, econ: Economics,
+                  facts: CloudFacts) -> CostItem:
+    return CostItem("output_tokens", facts.output_tokens / 1e6 * model.output_usd_per_mtok, True,
+                    f"{facts.output_tokens / 1e6:,.1f} M tokens x "
+                    f"${model.output_usd_per_mtok}/M")
+
+
+def _per_request(name: str, pick: Callable[[CloudCosts], float], basis: str) -> CloudItem:
+    def item(dep: CloudDeployment, model: CloudModelSpec, econ: Economics,
+             facts: CloudFacts) -> CostItem:
+        return CostItem(name, facts.requests * pick(dep.costs), True,
+                        f"{facts.requests:,.0f} requests x {basis}")
+    return item
+
+
+def _monthly(name: str, pick: Callable[[CloudCosts], float]) -> CloudItem:
+    def item(dep: CloudDeployment, model: CloudModelSpec, econ: Economics,
+             facts: CloudFacts) -> CostItem:
+        return CostItem(name, pick(dep.costs), False, "per month")
+    return item
+
+
+def egress(dep: CloudDeployment, model: CloudModelSpec, econ: Economics,
+           facts: CloudFacts) -> CostItem:
+    gb = facts.requests * dep.costs.egress_kb_per_request / 1e6
+    return CostItem("network_egress", gb * dep.costs.egress_usd_per_gb, True,
+                    f"{gb:,.1f} GB x ${dep.costs.egress_usd_per_gb}/GB")
+
+
+def vendor_review(dep: CloudDeployment, model: CloudModelSpec, econ: Economics,
+                  facts: CloudFacts) -> CostItem:
+    return CostItem("vendor_review", dep.costs.vendor_review_usd_one_off
+                    / econ.amortisation_months, False,
+                    f"${dep.costs.vendor_review_usd_one_off:,.0f} once, over "
+                    f"{econ.amortisation_months} months")
+
+
+CLOUD_ITEMS: list[CloudItem] = [
+    input_tokens, output_tokens,
+    _per_request("request_fees", lambda c: c.per_request_usd, "fee"),
+    _per_request("tool_calls", lambda c: c.tool_calls_per_request * c.usd_per_tool_call,
+                 "tool calls"),
+    _monthly("storage_retrieval", lambda c: c.storage_retrieval_usd_per_month),
+    egress,
+    _monthly("observability", lambda c: c.observability_usd_per_month),
+    vendor_review,
+    _monthly("rate_limit_planning", lambda c: c.rate_limit_planning_usd_per_month),
+]
+
+
+def local_items(dep: LocalDeployment, catalog: Catalog, econ: Economics,
+                facts: LocalFacts) -> list[CostItem]:
+    gpu = catalog.gpus[dep.gpu]
+    return [item for fn in LOCAL_ITEMS if (item := fn(dep, gpu, econ, facts)) is not None]
+
+
+def cloud_items(dep: CloudDeployment, catalog: Catalog, econ: Economics,
+                facts: CloudFacts) -> list[CostItem]:
+    model = catalog.cloud_models[dep.model]
+    return [item for fn in CLOUD_ITEMS if (item := fn(dep, model, econ, facts)) is not None]
+
+
+def items_as_dict(items: list[CostItem], prefix: str = "") -> list[dict[str, Any]]:
+    return [{"item": prefix + i.name, "usd_per_month": i.usd_per_month,
+             "variable": i.variable, "basis": i.basis} for i in items]

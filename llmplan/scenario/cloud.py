@@ -1,0 +1,160 @@
+"""Cloud API and hybrid deployments of a scenario (`kind: cloud`, `kind: hybrid`).
+
+Latency defaults here are assumptions, not catalog facts: measure your provider with
+`llmplan loadtest` and put the figures in the scenario.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class Quantiles(_Strict):
+    """A lognormal quantity given by its median and its 95th percentile."""
+
+    median: float = Field(gt=0)
+    p95: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Quantiles:
+        if self.p95 < self.median:
+            raise ValueError("p95 must be >= median")
+        return self
+
+
+class RateQuantiles(_Strict):
+    """A lognormal rate given by its median and its 5th percentile (the slow tail)."""
+
+    median: float = Field(gt=0)
+    p5: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RateQuantiles:
+        if self.p5 > self.median:
+            raise ValueError("p5 must be <= median")
+        return self
+
+
+class CloudLatency(_Strict):
+    """What one API call takes when it is admitted."""
+
+    network_rtt_ms: float = Field(default=40.0, ge=0, description="Client to provider and back.")
+    ttft_ms: Quantiles = Field(default=Quantiles(median=350.0, p95=1200.0),
+                               description="Provider-side time to first token.")
+    output_tokens_per_s: RateQuantiles = Field(
+        default=RateQuantiles(median=90.0, p5=35.0), description="Streaming speed per request.")
+
+
+class RateLimitSpec(_Strict):
+    """The provider's limits and how it counts (defaults: the catalog's typical tier)."""
+
+    requests_per_min: float | None = Field(default=None, gt=0)
+    tokens_per_min: float | None = Field(default=None, gt=0)
+    requests_per_day: float | None = Field(default=None, gt=0)
+    tokens_per_day: float | None = Field(default=None, gt=0)
+    accounting: Literal["rolling_minute", "azure_slices", "bedrock_reserve"] | None = Field(
+        default=None, description="Default: the provider's own rule.")
+    slice_s: Literal[1, 10] = Field(default=10, description="Azure's window.")
+    max_tokens: int | None = Field(
+        default=None, gt=0, description="max_tokens each call sends (reserved against the "
+                                        "token limit); default: the request's output length.")
+    shared_pool_throttle_probability: float = Field(
+        default=0.0, ge=0, lt=1, description="Chance of a 429 below quota (provider busy).")
+
+
+class RetrySpec(_Strict):
+    """The client's retry policy on 429s and errors."""
+
+    max_retries: int = Field(default=3, ge=0, le=100)
+    initial_backoff_s: float = Field(default=1.0, ge=0)
+    multiplier: float = Field(default=2.0, ge=1)
+    max_backoff_s: float = Field(default=30.0, ge=0)
+    jitter: Literal["none", "full", "equal"] = "full"
+    honor_retry_after: bool = True
+    request_timeout_s: float = Field(default=120.0, gt=0,
+                                     description="Give up on one attempt after this long.")
+
+
+class OutageWindow(_Strict):
+    start_s: float = Field(ge=0)
+    duration_s: float = Field(gt=0)
+
+
+class OutageSpec(_Strict):
+    """When the provider is down: explicit windows and/or random MTBF/MTTR outages."""
+
+    windows: list[OutageWindow] = Field(default_factory=list)
+    mtbf_hours: float | None = Field(default=None, gt=0, description="Mean time between.")
+    mttr_minutes: float | None = Field(default=None, gt=0, description="Mean time to repair.")
+    mode: Literal["errors", "timeouts"] = Field(
+        default="errors", description="errors: 5xx at once; timeouts: hang until the client "
+                                      "timeout.")
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> OutageSpec:
+        if (self.mtbf_hours is None) != (self.mttr_minutes is None):
+            raise ValueError("give both mtbf_hours and mttr_minutes, or neither")
+        return self
+
+
+class CloudCosts(_Strict):
+    """Everything a cloud path costs besides the listed token prices (the seed's list)."""
+
+    cached_input_fraction: float = Field(default=0.0, ge=0, le=1,
+                                         description="Share of input tokens billed as cached.")
+    per_request_usd: float = Field(default=0.0, ge=0)
+    tool_calls_per_request: float = Field(default=0.0, ge=0)
+    usd_per_tool_call: float = Field(default=0.0, ge=0)
+    storage_retrieval_usd_per_month: float = Field(default=0.0, ge=0)
+    egress_kb_per_request: float = Field(default=8.0, ge=0)
+    egress_usd_per_gb: float = Field(default=0.09, ge=0)
+    observability_usd_per_month: float = Field(default=0.0, ge=0)
+    vendor_review_usd_one_off: float = Field(default=0.0, ge=0,
+                                             description="Security/legal review, amortised.")
+    rate_limit_planning_usd_per_month: float = Field(
+        default=0.0, ge=0, description="Higher tier, provisioned throughput, extra accounts.")
+
+
+class CloudDeployment(_Strict):
+    """A hosted API model (see `llmplan catalog` for ids, prices and default limits)."""
+
+    kind: Literal["cloud"] = "cloud"
+    model: str = Field(description="A cloud_models catalog id, e.g. gpt-4o-mini.")
+    limits: RateLimitSpec = RateLimitSpec()
+    retry: RetrySpec = RetrySpec()
+    latency: CloudLatency = CloudLatency()
+    outages: OutageSpec = OutageSpec()
+    costs: CloudCosts = CloudCosts()
+
+
+class Route(_Strict):
+    """Send matching requests to one side. Matches when every given list contains it."""
+
+    tasks: list[str] | None = None
+    sensitivity: list[Literal["public", "internal", "restricted"]] | None = None
+    to: Literal["local", "cloud"]
+
+
+class HybridDeployment(_Strict):
+    """A local fleet and a cloud API behind one router (the seed's hybrid pattern)."""
+
+    kind: Literal["hybrid"] = "hybrid"
+    local: str = Field(description="Name of a kind: local deployment of this scenario.")
+    cloud: str = Field(description="Name of a kind: cloud deployment of this scenario.")
+    routes: list[Route] = Field(default_factory=list,
+                                description="First match wins; restricted is always local.")
+    default: Literal["local", "cloud"] = "local"
+    spillover_wait_s: float | None = Field(
+        default=None, gt=0, description="Send to the cloud when the expected local queue "
+                                        "wait passes this.")
+    spillover_when_full: bool = Field(default=True,
+                                      description="Send to the cloud when local admission "
+                                                  "refuses (queue limit).")
+    fallback_to_local: bool = Field(default=True, description="Cloud failed (429 after "
+                                    "retries, outage, timeout): serve locally instead.")

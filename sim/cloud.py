@@ -1,0 +1,159 @@
+"""A cloud API as the client sees it: rate limits, 429s and retries, outages, streaming time.
+
+Each call is one SimPy timeout with a callback (no process per request). A call is refused
+with a 429 when the provider's limiter says so (sim/ratelimit.py) or, with the configured
+probability, when the provider's shared pool is busy; it fails at once (errors) or hangs to
+the client's timeout (timeouts) during an outage. The client retries with exponential
+backoff and jitter, waiting at least the retry-after when it honours it, and gives up after
+`max_retries`; a hybrid router can then take the request back (`on_give_up`). An admitted
+call streams: TTFT = network round trip + provider TTFT, then (n - 1) tokens at the
+request's output rate (both lognormal).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable
+
+import numpy as np
+import simpy
+
+from llmplan.catalog import CloudModelSpec
+from llmplan.scenario.cloud import CloudDeployment
+from sim.ratelimit import DEFAULT_ACCOUNTING, LIMITERS, AzureSlices, BedrockReserve, Limiter
+from sim.records import FAILED, OK, SERVED_CLOUD, THROTTLED, TIMED_OUT
+from sim.serving import Workload
+
+Z95 = 1.6448536269514722
+GiveUp = Callable[[int, float, int], None]   # (request id, time, outcome code)
+
+
+def outage_windows(spec: CloudDeployment, horizon_s: float,
+                   rng: np.random.Generator) -> list[tuple[float, float]]:
+    """Explicit windows plus random ones: up ~ Exp(MTBF), down ~ Exp(MTTR)."""
+    windows = [(w.start_s, w.start_s + w.duration_s) for w in spec.outages.windows]
+    if spec.outages.mtbf_hours is not None and spec.outages.mttr_minutes is not None:
+        t = 0.0
+        while True:
+            t += rng.exponential(spec.outages.mtbf_hours * 3600.0)
+            if t >= horizon_s:
+                break
+            down = rng.exponential(spec.outages.mttr_minutes * 60.0)
+            windows.append((t, t + down))
+            t += down
+    return sorted(windows)
+
+
+def make_limiter(spec: CloudDeployment, model: CloudModelSpec) -> Limiter:
+    limits = spec.limits
+    accounting = limits.accounting or DEFAULT_ACCOUNTING[model.provider]
+    rpm = limits.requests_per_min or (None if accounting == "azure_slices"
+                                      and limits.tokens_per_min else model.default_rpm)
+    tpm = limits.tokens_per_min or model.default_tpm
+    if accounting == "azure_slices":
+        return AzureSlices(rpm, tpm, limits.requests_per_day, limits.tokens_per_day,
+                           slice_s=float(limits.slice_s))
+    return LIMITERS[accounting](rpm, tpm, limits.requests_per_day, limits.tokens_per_day)
+
+
+class CloudEndpoint:
+    """One provider model serving requests routed to it."""
+
+    def __init__(self, env: simpy.Environment, name: str, spec: CloudDeployment,
+                 model: CloudModelSpec, work: Workload, *, seed: int, horizon_s: float) -> None:
+        self.env, self.spec, self.model, self.work = env, spec, model, work
+        self.rec = work.records
+        self.rng = np.random.default_rng([seed, 11, zlib.crc32(name.encode())])
+        self.limiter = make_limiter(spec, model)
+        self.outages = outage_windows(spec, horizon_s, self.rng)
+        self.settles = isinstance(self.limiter, BedrockReserve)
+        lat = spec.latency
+        self.ttft_mu = math.log(lat.ttft_ms.median / 1e3)
+        self.ttft_sigma = math.log(lat.ttft_ms.p95 / lat.ttft_ms.median) / Z95
+        self.rate_mu = math.log(lat.output_tokens_per_s.median)
+        self.rate_sigma = math.log(lat.output_tokens_per_s.median
+                                   / lat.output_tokens_per_s.p5) / Z95
+        self.on_give_up: GiveUp | None = None
+        self.calls = 0
+        self.charged_tokens = 0.0
+
+    def down_until(self, t: float) -> float | None:
+        for start, end in self.outages:
+            if start <= t < end:
+                return end
+            if start > t:
+                return None
+        return None
+
+    def submit(self, rid: int, t: float) -> None:
+        """A request handed to this API at time t (env.now == t)."""
+        self._attempt(rid, t, 0)
+
+    def _later(self, delay_s: float, action: Callable[[], None]) -> None:
+        self.env.timeout(max(0.0, delay_s)).callbacks.append(lambda _: action())
+
+    def _attempt(self, rid: int, t: float, attempt: int) -> None:
+        rec, spec = self.rec, self.spec
+        rec.attempts[rid] += 1
+        self.calls += 1
+        rtt = spec.latency.network_rtt_ms / 1e3
+        if self.down_until(t) is not None:
+            if spec.outages.mode == "timeouts":
+                wait = spec.retry.request_timeout_s
+                self._later(wait, lambda: self._retry(rid, t + wait, attempt, None, TIMED_OUT))
+            else:
+                self._later(rtt, lambda: self._retry(rid, t + rtt, attempt, None, FAILED))
+            return
+        prompt, output = self.work.prompts[rid], self.work.outputs[rid]
+        reserve = spec.limits.max_tokens or output
+        if spec.limits.shared_pool_throttle_probability and \
+                self.rng.random() < spec.limits.shared_pool_throttle_probability:
+            admitted, charged, retry_after = False, 0.0, 1.0
+        else:
+            admitted, charged, retry_after = self.limiter.try_acquire(t, prompt, reserve)
+        if not admitted:
+            rec.throttles[rid] += 1
+            self._later(rtt, lambda: self._retry(rid, t + rtt, attempt, retry_after, THROTTLED))
+            return
+        self.charged_tokens += charged
+        ttft = rtt + float(self.rng.lognormal(self.ttft_mu, self.ttft_sigma))
+        rate = float(self.rng.lognormal(self.rate_mu, self.rate_sigma))
+        total = ttft + (output - 1) / rate
+        if total > spec.retry.request_timeout_s:
+            wait = spec.retry.request_timeout_s
+            self._later(wait, lambda: self._retry(rid, t + wait, attempt, None, TIMED_OUT))
+            return
+        rec.start_s[rid] = t if rec.start_s[rid] < 0 else rec.start_s[rid]
+        rec.first_token_s[rid] = t + ttft
+        rec.finish_s[rid] = t + total
+        rec.outcome[rid] = OK
+        rec.served_by[rid] = SERVED_CLOUD
+        if self.settles:
+            used = float(prompt + output)
+            self._later(total, lambda: self.limiter.settle(t + total, charged, used))
+
+    def _retry(self, rid: int, t: float, attempt: int, retry_after: float | None,
+               failure: int) -> None:
+        """The attempt failed at time t: back off and call again, or give up."""
+        retry = self.spec.retry
+        if attempt >= retry.max_retries:
+            self.rec.outcome[rid] = failure
+            self.rec.finish_s[rid] = t
+            if self.on_give_up is not None:
+                self.on_give_up(rid, t, failure)
+            return
+        delay = min(retry.max_backoff_s, retry.initial_backoff_s * retry.multiplier ** attempt)
+        if retry.jitter == "full":
+            delay = float(self.rng.uniform(0.0, delay))
+        elif retry.jitter == "equal":
+            delay = delay / 2 + float(self.rng.uniform(0.0, delay / 2))
+        if retry.honor_retry_after and retry_after is not None:
+            if math.isinf(retry_after):   # can never fit (request larger than the limit)
+                self.rec.outcome[rid] = failure
+                self.rec.finish_s[rid] = t
+                if self.on_give_up is not None:
+                    self.on_give_up(rid, t, failure)
+                return
+            delay = max(delay, retry_after)
+        self._later(delay, lambda: self._attempt(rid, t + delay, attempt + 1))

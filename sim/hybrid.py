@@ -1,0 +1,84 @@
+"""The hybrid router: ordered rules, spill-over to the cloud, fall-back in both directions.
+
+Per request, first matching route (by task and sensitivity) or the default picks a side.
+Hard constraint first: a request marked sensitive (its task is `restricted` and the
+scenario keeps restricted data local) goes to the local fleet only, whatever the rules,
+spill-over or fall-back say; if the local fleet refuses it, it fails and is counted as
+blocked. Otherwise a local-bound request spills to the cloud when the chosen replica's
+expected queue wait passes `spillover_wait_s` or its admission refuses it, and a
+cloud-bound request that the API finally fails (429s after retries, outage, timeout) falls
+back to the local fleet when `fallback_to_local`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from llmplan.scenario.cloud import HybridDeployment
+from llmplan.traffic import RequestStream
+from sim.cloud import CloudEndpoint
+from sim.records import BLOCKED, PENDING, REJECTED, TOO_LONG
+from sim.serving import Workload
+
+if TYPE_CHECKING:
+    from sim.engine import LocalFleet
+
+CLOUD = "cloud"
+
+
+class HybridRouter:
+    def __init__(self, spec: HybridDeployment, fleet: LocalFleet, cloud: CloudEndpoint,
+                 work: Workload, stream: RequestStream, *, task_sensitivity: list[str],
+                 restricted_stays_local: bool) -> None:
+        self.spec, self.fleet, self.cloud, self.rec = spec, fleet, cloud, work.records
+        self.task_index = stream.task_index.tolist()
+        # the rules only look at task and sensitivity: resolve them once per task
+        self.side_of_task = [self._rule(name, label) for name, label
+                             in zip(stream.task_names, task_sensitivity, strict=True)]
+        stays = [restricted_stays_local and label == "restricted" for label in task_sensitivity]
+        self.sensitive = [stays[i] for i in self.task_index]
+        cloud.on_give_up = self._cloud_gave_up
+
+    def _rule(self, task: str, sensitivity: str) -> str:
+        for route in self.spec.routes:
+            if (route.tasks is None or task in route.tasks) and \
+                    (route.sensitivity is None or sensitivity in route.sensitivity):
+                return route.to
+        return self.spec.default
+
+    def arrive(self, rid: int, t: float) -> None:
+        if self.sensitive[rid]:
+            self._local(rid, t, may_spill=False)
+            return
+        if self.side_of_task[self.task_index[rid]] == CLOUD:
+            self.cloud.submit(rid, t)
+        else:
+            self._local(rid, t, may_spill=True)
+
+    def _local(self, rid: int, t: float, may_spill: bool) -> None:
+        fleet = self.fleet
+        replica = fleet.replicas[fleet.router.choose(fleet.replicas, t)]
+        replica.advance(t)
+        if may_spill and self.spec.spillover_wait_s is not None and \
+                replica.expected_wait_s() > self.spec.spillover_wait_s:
+            self.rec.fallbacks[rid] += 1
+            self.cloud.submit(rid, t)
+            return
+        replica.arrive(rid, t)
+        refused = self.rec.outcome[rid] in (REJECTED, TOO_LONG)
+        if not refused:
+            return
+        if self.sensitive[rid]:
+            self.rec.outcome[rid] = BLOCKED   # must stay local, and local said no
+        elif may_spill and self.spec.spillover_when_full:
+            self.rec.outcome[rid] = PENDING
+            self.rec.finish_s[rid] = -1.0
+            self.rec.fallbacks[rid] += 1
+            self.cloud.submit(rid, t)
+
+    def _cloud_gave_up(self, rid: int, t: float, failure: int) -> None:
+        if self.spec.fallback_to_local and not self.sensitive[rid]:
+            self.rec.outcome[rid] = PENDING
+            self.rec.finish_s[rid] = -1.0
+            self.rec.fallbacks[rid] += 1
+            self._local(rid, t, may_spill=False)

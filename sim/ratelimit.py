@@ -1,0 +1,170 @@
+"""Provider rate limits as they account (REFERENCE.md), one class per accounting rule.
+
+Every limiter answers `try_acquire(t, prompt, reserve)`: admit now (returning what it
+charged) or refuse with the seconds until the request would fit (the retry-after a 429
+carries). `settle(t, charged, actual)` is called when an admitted request finishes.
+
+* RollingMinute (OpenAI and default): requests and tokens per minute as token buckets that
+  refill continuously (limit/60 per second, capacity one minute's worth); a request is
+  charged prompt + max_tokens when it starts. Failed requests count too.
+* AzureSlices (Azure OpenAI): the per-minute quota enforced over short fixed windows (1 s or
+  10 s) of limit x slice / 60 each; requests/min is 6 per 1,000 tokens/min unless given.
+* BedrockReserve (AWS Bedrock): buckets like RollingMinute, charged input + maxTokens at the
+  start, and the unused part of maxTokens handed back when the request finishes.
+Daily limits, where given, are plain counters over [day k, day k+1).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+DAY_S = 86_400.0
+
+
+@dataclass
+class Bucket:
+    """Continuous-refill token bucket: capacity `per_min`, refill per_min/60 per second."""
+
+    per_min: float
+    level: float
+    updated_s: float = 0.0
+
+    @classmethod
+    def full(cls, per_min: float) -> Bucket:
+        return cls(per_min, per_min)
+
+    def refill(self, t: float) -> None:
+        self.level = min(self.per_min, self.level + (t - self.updated_s) * self.per_min / 60.0)
+        self.updated_s = t
+
+    def wait_s(self, amount: float) -> float:
+        """Seconds until `amount` is available (0 if it is); inf if it never fits."""
+        if amount > self.per_min:
+            return math.inf
+        missing = amount - self.level
+        return 0.0 if missing <= 0 else missing * 60.0 / self.per_min
+
+
+class Limiter(ABC):
+    """Admission by a provider's rate limits."""
+
+    def __init__(self, requests_per_min: float | None, tokens_per_min: float | None,
+                 requests_per_day: float | None = None,
+                 tokens_per_day: float | None = None) -> None:
+        self.rpm, self.tpm = requests_per_min, tokens_per_min
+        self.rpd, self.tpd = requests_per_day, tokens_per_day
+        self.day = -1
+        self.day_requests = 0.0
+        self.day_tokens = 0.0
+
+    def _day_wait(self, t: float, tokens: float) -> float:
+        day = int(t // DAY_S)
+        if day != self.day:
+            self.day, self.day_requests, self.day_tokens = day, 0.0, 0.0
+        over = (self.rpd is not None and self.day_requests + 1 > self.rpd) or \
+            (self.tpd is not None and self.day_tokens + tokens > self.tpd)
+        return (day + 1) * DAY_S - t if over else 0.0
+
+    def _charge_day(self, tokens: float) -> None:
+        self.day_requests += 1
+        self.day_tokens += tokens
+
+    @abstractmethod
+    def try_acquire(self, t: float, prompt: int, reserve: int) -> tuple[bool, float, float]:
+        """(admitted, tokens charged, retry-after seconds when refused)."""
+
+    def settle(self, t: float, charged: float, actual_tokens: float) -> None:
+        """An admitted request finished having used `actual_tokens` in total."""
+        return None
+
+
+class RollingMinute(Limiter):
+    """OpenAI-style: continuously refilled per-minute buckets, prompt + max_tokens charged."""
+
+    def __init__(self, requests_per_min: float | None, tokens_per_min: float | None,
+                 requests_per_day: float | None = None,
+                 tokens_per_day: float | None = None) -> None:
+        super().__init__(requests_per_min, tokens_per_min, requests_per_day, tokens_per_day)
+        self.requests = Bucket.full(requests_per_min) if requests_per_min else None
+        self.tokens = Bucket.full(tokens_per_min) if tokens_per_min else None
+
+    def try_acquire(self, t: float, prompt: int, reserve: int) -> tuple[bool, float, float]:
+        charge = float(prompt + reserve)
+        wait = self._day_wait(t, charge)
+        for bucket, amount in ((self.requests, 1.0), (self.tokens, charge)):
+            if bucket is not None:
+                bucket.refill(t)
+                wait = max(wait, bucket.wait_s(amount))
+        if wait > 0:
+            return False, 0.0, wait
+        if self.requests is not None:
+            self.requests.level -= 1.0
+        if self.tokens is not None:
+            self.tokens.level -= charge
+        self._charge_day(charge)
+        return True, charge, 0.0
+
+
+class BedrockReserve(RollingMinute):
+    """Bedrock: input + maxTokens reserved at the start, the unused part returned after."""
+
+    def settle(self, t: float, charged: float, actual_tokens: float) -> None:
+        if self.tokens is not None and charged > actual_tokens:
+            self.tokens.refill(t)
+            self.tokens.level = min(self.tokens.per_min,
+                                    self.tokens.level + charged - actual_tokens)
+        if self.tpd is not None and charged > actual_tokens:
+            self.day_tokens -= charged - actual_tokens
+
+
+class AzureSlices(Limiter):
+    """Azure OpenAI: the minute's quota split into fixed 1 s or 10 s slices."""
+
+    def __init__(self, requests_per_min: float | None, tokens_per_min: float | None,
+                 requests_per_day: float | None = None, tokens_per_day: float | None = None,
+                 slice_s: float = 10.0) -> None:
+        if requests_per_min is None and tokens_per_min is not None:
+            requests_per_min = 6.0 * tokens_per_min / 1000.0   # Azure: 6 RPM per 1,000 TPM
+        super().__init__(requests_per_min, tokens_per_min, requests_per_day, tokens_per_day)
+        self.slice_s = slice_s
+        self.window = -1
+        self.used_requests = 0.0
+        self.used_tokens = 0.0
+
+    def try_acquire(self, t: float, prompt: int, reserve: int) -> tuple[bool, float, float]:
+        charge = float(prompt + reserve)
+        window = int(t // self.slice_s)
+        if window != self.window:
+            self.window, self.used_requests, self.used_tokens = window, 0.0, 0.0
+        next_window_s = (window + 1) * self.slice_s - t
+        wait = self._day_wait(t, charge)
+        if self.rpm is not None:
+            cap = self.rpm * self.slice_s / 60.0
+            if cap < 1.0:
+                return False, 0.0, math.inf
+            if self.used_requests + 1 > cap:
+                wait = max(wait, next_window_s)
+        if self.tpm is not None:
+            cap = self.tpm * self.slice_s / 60.0
+            if charge > cap:
+                return False, 0.0, math.inf
+            if self.used_tokens + charge > cap:
+                wait = max(wait, next_window_s)
+        if wait > 0:
+            return False, 0.0, wait
+        self.used_requests += 1
+        self.used_tokens += charge
+        self._charge_day(charge)
+        return True, charge, 0.0
+
+
+LIMITERS: dict[str, type[Limiter]] = {
+    "rolling_minute": RollingMinute,
+    "bedrock_reserve": BedrockReserve,
+    "azure_slices": AzureSlices,
+}
+
+DEFAULT_ACCOUNTING = {"openai": "rolling_minute", "anthropic": "rolling_minute",
+                      "bedrock": "bedrock_reserve", "azure_openai": "azure_slices"}

@@ -1,0 +1,131 @@
+"""Every cost item against a hand-worked example, and break-even against its closed form."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import scenario_from
+
+from llmplan.decide.costs import CloudFacts, LocalFacts, cloud_items, local_items
+from llmplan.scenario.cloud import CloudDeployment
+from llmplan.scenario.models import LocalDeployment
+from sim.run import simulate_scenario
+
+SCENARIO = """
+    seed: 1
+    duration: 3600
+    traffic: {kind: constant, rate_per_s: 2}
+    tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 1000},
+             output_tokens: {kind: fixed, tokens: 200}}]
+    economics: {amortisation_months: 36, electricity_usd_per_kwh: ELECTRICITY, pue: 1.5,
+                idle_power_fraction: 0.3, server_power_w: 1000, engineer_usd_per_hour: 100,
+                hours_per_month: 730}
+    catalog:
+      gpus:
+        H100-SXM: {purchase_usd: 25000, tdp_w: 700, rental_usd_per_gpu_hour: 2.0,
+                   reserved_usd_per_gpu_hour: 1.5}
+      cloud_models:
+        gpt-4o-mini: {input_usd_per_mtok: 0.5, output_usd_per_mtok: 2.0,
+                      cached_input_usd_per_mtok: 0.25}
+    deployments:
+      owned:
+        gpu: H100-SXM
+        model: Llama-3.1-8B
+        replicas: 2
+        tp: 4
+        costs: {server_usd: 35000, gpus_per_server: 8, maintenance_fraction_per_year: 0.06,
+                replacement_fraction_per_year: 0.024, rack_usd_per_server_month: 1200,
+                cooling_usd_per_month: 250, serving_software_usd_per_gpu_month: 50,
+                engineering_hours_per_month: 40, oncall_hours_per_month: 20,
+                monitoring_usd_per_month: 300}
+      rented:
+        gpu: H100-SXM
+        model: Llama-3.1-8B
+        replicas: 2
+        costs: {ownership: rented_reserved, engineering_hours_per_month: 10,
+                oncall_hours_per_month: 0, monitoring_usd_per_month: 0}
+      api:
+        kind: cloud
+        model: gpt-4o-mini
+        limits: {requests_per_min: 100000, tokens_per_min: 100000000}
+        costs: {cached_input_fraction: 0.2, per_request_usd: 0.001, tool_calls_per_request: 0.5,
+                usd_per_tool_call: 0.01, storage_retrieval_usd_per_month: 100,
+                egress_kb_per_request: 8, egress_usd_per_gb: 0.09,
+                observability_usd_per_month: 50, vendor_review_usd_one_off: 3600,
+                rate_limit_planning_usd_per_month: 20}
+"""
+
+
+def _loaded(electricity: str = "0.2"):  # type: ignore[no-untyped-def]
+    return scenario_from(SCENARIO.replace("ELECTRICITY", electricity))
+
+
+def test_owned_gpu_items_by_hand() -> None:
+    loaded = _loaded()
+    dep = loaded.scenario.deployments["owned"]
+    assert isinstance(dep, LocalDeployment)
+    items = {i.name: i.usd_per_month for i in local_items(
+        dep, loaded.catalog, loaded.scenario.economics, LocalFacts(gpus=8, busy_fraction=0.5))}
+    hardware = 8 * 25_000 + 1 * 35_000                           # 235,000
+    assert items["hardware"] == pytest.approx(hardware / 36)
+    kw = (8 * 700 * (0.3 + 0.7 * 0.5) + 1000) / 1000               # 4.64 kW
+    assert items["electricity"] == pytest.approx(kw * 1.5 * 730 * 0.2)
+    assert items["cooling"] == 250
+    assert items["maintenance"] == pytest.approx(hardware * 0.06 / 12)
+    assert items["replacement_cycle"] == pytest.approx(hardware * 0.024 / 12)
+    assert items["rack_colocation"] == 1200
+    assert items["serving_software"] == 8 * 50
+    assert items["engineering"] == 40 * 100 and items["on_call"] == 20 * 100
+    assert items["monitoring"] == 300
+    assert len(items) == 10
+
+
+def test_rented_gpus_replace_purchase_power_and_facility() -> None:
+    loaded = _loaded()
+    dep = loaded.scenario.deployments["rented"]
+    assert isinstance(dep, LocalDeployment)
+    items = {i.name: i.usd_per_month for i in local_items(
+        dep, loaded.catalog, loaded.scenario.economics, LocalFacts(gpus=2, busy_fraction=0.9))}
+    assert items["gpu_rental"] == pytest.approx(2 * 1.5 * 730)
+    assert not {"hardware", "electricity", "cooling", "maintenance", "rack_colocation",
+                "replacement_cycle"} & set(items)
+    assert items["engineering"] == 1000
+
+
+def test_cloud_items_by_hand() -> None:
+    loaded = _loaded()
+    dep = loaded.scenario.deployments["api"]
+    assert isinstance(dep, CloudDeployment)
+    facts = CloudFacts(input_tokens=10e6, output_tokens=2e6, requests=10_000)
+    items = {i.name: i.usd_per_month for i in cloud_items(
+        dep, loaded.catalog, loaded.scenario.economics, facts)}
+    assert items["input_tokens"] == pytest.approx(10 * (0.8 * 0.5 + 0.2 * 0.25))
+    assert items["output_tokens"] == pytest.approx(2 * 2.0)
+    assert items["request_fees"] == pytest.approx(10)
+    assert items["tool_calls"] == pytest.approx(10_000 * 0.5 * 0.01)
+    assert items["storage_retrieval"] == 100
+    assert items["network_egress"] == pytest.approx(10_000 * 8 / 1e6 * 0.09)
+    assert items["observability"] == 50
+    assert items["vendor_review"] == pytest.approx(3600 / 36)
+    assert items["rate_limit_planning"] == 20
+
+
+def test_break_even_matches_the_closed_form() -> None:
+    # electricity free: the owned fleet is all fixed cost; the API is all per request
+    loaded = _loaded("0")
+    result = simulate_scenario(loaded)
+    fixed = 235_000 / 36 + 250 + 235_000 * (0.06 + 0.024) / 12 + 1200 + 400 + 4000 + 2000 + 300
+    per_request = ((1000 * (0.8 * 0.5 + 0.2 * 0.25) + 200 * 2.0) / 1e6 + 0.001 + 0.005
+                   + 8 / 1e6 * 0.09)
+    api_fixed = 100 + 50 + 100 + 20
+    expected = (fixed - api_fixed) / per_request
+    row = next(r for r in result["break_even"] if r["local"] == "owned")
+    assert row["local_fixed_usd"] == pytest.approx(fixed)
+    assert row["cloud_usd_per_request"] == pytest.approx(per_request)
+    assert row["break_even_requests_per_month"] == pytest.approx(expected, rel=1e-6)
+    # and at that volume the two really cost the same
+    cost = result["deployments"]
+    local_at = cost["owned"]["cost"]["fixed_usd_per_month"]
+    cloud_at = api_fixed + per_request * expected
+    assert local_at == pytest.approx(cloud_at)
+    assert cost["api"]["cost"]["usd_per_1k_requests"] == pytest.approx(
+        (api_fixed + per_request * 2 * 730 * 3600) / (2 * 730 * 3600) * 1000, rel=1e-6)

@@ -1,0 +1,66 @@
+"""Provider limiters admit exactly what the arithmetic says."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sim.ratelimit import DAY_S, AzureSlices, BedrockReserve, RollingMinute
+
+
+def test_rolling_minute_requests_bucket() -> None:
+    limiter = RollingMinute(requests_per_min=60, tokens_per_min=None)
+    admitted = [limiter.try_acquire(0.0, 10, 10)[0] for _ in range(61)]
+    assert admitted.count(True) == 60            # a full minute's worth at once
+    ok, _, retry_after = limiter.try_acquire(0.0, 10, 10)
+    assert not ok and retry_after == pytest.approx(1.0)   # refills 1 request per second
+    ok, _, retry_after = limiter.try_acquire(0.5, 10, 10)
+    assert not ok and retry_after == pytest.approx(0.5)
+    assert limiter.try_acquire(1.0, 10, 10)[0]
+
+
+def test_rolling_minute_tokens_charge_prompt_plus_max_tokens() -> None:
+    limiter = RollingMinute(requests_per_min=None, tokens_per_min=6000)
+    results = [limiter.try_acquire(0.0, 100, 100) for _ in range(31)]
+    assert [r[0] for r in results].count(True) == 30      # 6000 / (100 + 100)
+    assert results[0][1] == 200
+    assert results[-1][2] == pytest.approx(2.0)           # 200 tokens at 100 tokens/s
+
+
+def test_request_larger_than_the_limit_never_fits() -> None:
+    limiter = RollingMinute(requests_per_min=None, tokens_per_min=1000)
+    ok, _, retry_after = limiter.try_acquire(0.0, 900, 200)
+    assert not ok and math.isinf(retry_after)
+
+
+def test_azure_slices_split_the_minute() -> None:
+    # 60,000 TPM -> 360 RPM; 10 s slices hold 60 requests and 10,000 tokens
+    limiter = AzureSlices(requests_per_min=None, tokens_per_min=60_000, slice_s=10)
+    admitted = [limiter.try_acquire(1.0, 100, 100)[0] for _ in range(60)]
+    assert admitted.count(True) == 50                     # 10,000 / 200 tokens first
+    ok, _, retry_after = limiter.try_acquire(3.0, 100, 100)
+    assert not ok and retry_after == pytest.approx(7.0)   # to the next slice at t = 10
+    assert limiter.try_acquire(10.0, 100, 100)[0]
+    one_second = AzureSlices(requests_per_min=120, tokens_per_min=None, slice_s=1)
+    assert [one_second.try_acquire(0.2, 1, 1)[0] for _ in range(3)] == [True, True, False]
+
+
+def test_bedrock_reserves_max_tokens_and_settles_the_rest() -> None:
+    limiter = BedrockReserve(requests_per_min=None, tokens_per_min=6000)
+    charges = [limiter.try_acquire(0.0, 100, 500) for _ in range(11)]
+    assert [c[0] for c in charges].count(True) == 10      # 6000 / (100 + 500)
+    for ok, charged, _ in charges[:10]:
+        assert ok and charged == 600
+        limiter.settle(0.0, charged, 150)                 # used 100 in + 50 out
+    # 4,500 tokens came back: 7 more fit at once (7 x 600 = 4,200), the 8th does not
+    again = [limiter.try_acquire(0.0, 100, 500)[0] for _ in range(8)]
+    assert again.count(True) == 7
+
+
+def test_daily_limit_waits_for_the_next_day() -> None:
+    limiter = RollingMinute(requests_per_min=10_000, tokens_per_min=None, requests_per_day=3)
+    assert [limiter.try_acquire(100.0, 1, 1)[0] for _ in range(3)] == [True] * 3
+    ok, _, retry_after = limiter.try_acquire(100.0, 1, 1)
+    assert not ok and retry_after == pytest.approx(DAY_S - 100.0)
+    assert limiter.try_acquire(DAY_S + 1, 1, 1)[0]
