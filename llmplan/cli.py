@@ -69,7 +69,8 @@ def simulate(
     out.print(f"[bold]recommendation: {winner}[/] - {escape(rec['reason'])}", highlight=False)
     for case in result.get("planning", {}).get("sensitivity", []):
         if case["winner"] != rec["deployment"]:
-            out.print(f"  flips to {case['winner']} if {case['change']}", highlight=False)
+            out.print(f"  flips to {case['winner'] or 'no feasible candidate'} if "
+                      f"{case['change']}", highlight=False)
     console.print(f"wrote {path}")
 
 
