@@ -63,6 +63,9 @@ def simulate(
         result = simulate_scenario(loaded, seed=seed, mode=mode,  # type: ignore[arg-type]
                                    progress=progress, planning=plan)
     path = write_result(result, out_dir)
+    from llmplan.report import write_report
+
+    report = write_report(result, out_dir)
     out.print(summary_table(result))
     rec = result["recommendation"]
     winner = rec["deployment"] or "none"
@@ -71,7 +74,7 @@ def simulate(
         if case["winner"] != rec["deployment"]:
             out.print(f"  flips to {case['winner'] or 'no feasible candidate'} if "
                       f"{case['change']}", highlight=False)
-    console.print(f"wrote {path}")
+    console.print(f"wrote {path} and {report}")
 
 
 def _option_problem(option: str, message: str) -> Any:

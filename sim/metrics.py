@@ -169,6 +169,10 @@ def summarise(run: DeploymentRun, stream: RequestStream, scenario: Scenario) -> 
             "min_goodput_fraction": scenario.slo.min_goodput_fraction,
             "met": bool(n and met.sum() / n >= scenario.slo.min_goodput_fraction),
         },
+        "latency_cdf": {  # percentiles 1..99, for the report's distribution charts
+            "ttft_ms": _cdf_ms(table["ttft_s"][ok]),
+            "e2e_ms": _cdf_ms(table["e2e_s"][ok]),
+        },
         "useful": _useful(run, table, met, scenario),
         "per_task": _per_task(table, met, scenario),
         "timeseries": {
@@ -223,6 +227,12 @@ def _useful(run: DeploymentRun, table: dict[str, np.ndarray], met: np.ndarray,
     return {"expected_useful_requests": useful,
             "useful_fraction": useful / n if n else None,
             "quality_source": "scenario" if given else "assumed 1.0 (no quality given)"}
+
+
+def _cdf_ms(values_s: np.ndarray) -> list[float]:
+    if len(values_s) == 0:
+        return []
+    return [float(v) for v in np.percentile(values_s, np.arange(1, 100)) * 1e3]
 
 
 def _itl(run: DeploymentRun) -> dict[str, float | None]:

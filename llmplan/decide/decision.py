@@ -234,8 +234,9 @@ def checklist(deployments: dict[str, Any], loaded: LoadedScenario) -> list[dict[
     restricted = [t.name for t in scenario.tasks if t.sensitivity == "restricted"]
     return [
         {"item": "Does the model answer correctly on your task?",
-         "status": "measured" if quality_given else "assumed",
-         "evidence": "task quality rates in the scenario (from a load test's test set)"
+         "status": "given" if quality_given else "assumed",
+         "evidence": "task quality rates given in the scenario (measure them with a load "
+                     "test's test set)"
          if quality_given else "no quality rates given: every answer counted useful; run "
                                "`llmplan loadtest --test-set` and set tasks[].quality"},
         {"item": "Can it refuse when it lacks evidence?", "status": "assumed",

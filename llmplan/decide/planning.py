@@ -156,6 +156,23 @@ def _reprice(loaded: LoadedScenario, cloud_factor: float, gpu_factor: float) -> 
                           loaded.path)
 
 
+LOAD_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+
+
+def load_curve(loaded: LoadedScenario, name: str) -> list[dict[str, Any]]:
+    """Goodput and latency tails at fractions and multiples of the scenario's traffic."""
+    stream = build_request_stream(loaded.scenario)
+    base = len(stream) / loaded.scenario.duration_s
+    points = []
+    for factor in LOAD_FACTORS:
+        summary = simulate_one(loaded, name, rate_factor=factor, stream=stream)
+        points.append({"requests_per_s": base * factor,
+                       "goodput_fraction": summary["slo"]["goodput_fraction"],
+                       "ttft_p95_ms": summary["latency"]["ttft_ms"]["p95"],
+                       "e2e_p95_ms": summary["latency"]["e2e_ms"]["p95"]})
+    return points
+
+
 def plan(result: dict[str, Any], loaded: LoadedScenario) -> dict[str, Any]:
     """The planning section of result.json."""
     per_deployment = {}
@@ -164,5 +181,6 @@ def plan(result: dict[str, Any], loaded: LoadedScenario) -> dict[str, Any]:
             "min_replicas_meeting_slo": (None if isinstance(dep, CloudDeployment)
                                          else min_replicas(loaded, name)),
             "max_sustainable_requests_per_s": max_sustainable_rate(loaded, name),
+            "load_curve": load_curve(loaded, name),
         }
     return {"deployments": per_deployment, "sensitivity": sensitivity(result, loaded)}

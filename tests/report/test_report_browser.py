@@ -1,0 +1,65 @@
+"""report.html opens offline in a real headless Chromium: every chart renders, no console
+errors. Chromium comes from Debian's package (installed by .ci/run)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from llmplan.report import CHARTS, write_report
+from llmplan.results import write_result
+from llmplan.scenario import load_scenario
+from sim.run import simulate_scenario
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000"]
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert path, "Debian's chromium is needed for this test (.ci/run installs it)"
+    return path
+
+
+def _open(page: Path, tmp_path: Path) -> tuple[str, str]:
+    done = subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                           "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=120, check=False)
+    return done.stdout, done.stderr
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    result = simulate_scenario(load_scenario(EXAMPLES / "support-assistant.yaml"),
+                               planning=True)
+    write_result(result, out)
+    return write_report(result, out)
+
+
+def test_every_chart_renders_without_console_errors(report: Path, tmp_path: Path) -> None:
+    dom, log = _open(report, tmp_path)
+    console = [line for line in log.splitlines() if ":CONSOLE" in line]
+    assert console == []
+    for chart in CHARTS:
+        start = dom.index(f'id="chart-{chart.__name__}"')
+        block = dom[start:dom.find('class="chart"', start + 1)]
+        assert "main-svg" in block, f"{chart.__name__} did not render"
+        # plotly drew data, not just axes
+        assert re.search(r'class="(trace|point|bars)', block), f"{chart.__name__} is empty"
+    assert "Recommendation: hybrid" in dom
+    assert dom.count("<table>") >= 4            # candidates, decision table, checklist, plan
+    assert "http://" not in dom.split("<script", 1)[0]   # nothing fetched from the web
+
+
+def test_the_check_does_catch_a_broken_page(tmp_path: Path) -> None:
+    page = tmp_path / "broken.html"
+    page.write_text("<html><body><script>undefinedFunction();</script></body></html>")
+    _, log = _open(page, tmp_path)
+    assert any(":CONSOLE" in line and "undefinedFunction" in line for line in log.splitlines())
