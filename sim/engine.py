@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import simpy
 
 from llmplan.catalog import Catalog
@@ -19,6 +20,7 @@ from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import LocalDeployment
 from llmplan.traffic import RequestStream
 from sim.cloud import CloudEndpoint
+from sim.fleet_control import FleetController, fail_unroutable
 from sim.kvcache import KvCapacity, kv_capacity
 from sim.records import Records
 from sim.reference import ReferenceReplica
@@ -33,17 +35,27 @@ AnyDeployment = LocalDeployment | CloudDeployment | HybridDeployment
 
 @dataclass
 class LocalFleet:
-    """The replicas of one local deployment and the router in front of them."""
+    """The replicas of one local deployment and the router in front of them.
+
+    `replicas` holds every replica that may ever run (up to autoscaling's maximum);
+    `active` the ones taking traffic now (up, and scaled in).
+    """
 
     deployment: LocalDeployment
     replicas: list[Replica] | list[ReferenceReplica]
     router: Router
     capacity: KvCapacity
     step_time: StepTime
+    active: list[Replica] | list[ReferenceReplica] = field(default_factory=list)
+    control: FleetController | None = None
 
-    def route(self, rid: int, t: float) -> Replica | ReferenceReplica:
-        """Bring the chosen replica up to t and hand it the request."""
-        replica = self.replicas[self.router.choose(self.replicas, t)]
+    def route(self, rid: int, t: float) -> Replica | ReferenceReplica | None:
+        """Bring the chosen replica up to t and hand it the request (None: none is up)."""
+        active = self.active
+        if not active:
+            fail_unroutable(self, rid, t)
+            return None
+        replica = active[self.router.choose(active, t)]
         replica.advance(t)
         replica.arrive(rid, t)
         return replica
@@ -88,7 +100,8 @@ def _engine_limits(dep: LocalDeployment, capacity: KvCapacity) -> int:
 
 def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, work: Workload,
                 *, mode: Literal["fast", "reference"] = "fast",
-                replica_class: type[Replica] = Replica) -> LocalFleet:
+                replica_class: type[Replica] = Replica, seed: int = 0,
+                horizon_s: float = float("inf")) -> LocalFleet:
     capacity = kv_capacity(dep, catalog)
     step = build_step_time(dep, catalog)
     engine, admission = dep.engine, dep.admission
@@ -98,11 +111,19 @@ def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, 
         chunked_prefill=engine.chunked_prefill, max_model_len=_engine_limits(dep, capacity),
         queue_limit=admission.queue_limit, queue_timeout_s=admission.queue_timeout_s)
     replicas: list[Replica] | list[ReferenceReplica]
+    dynamic = dep.failures is not None or dep.autoscaling is not None
     if mode == "reference":
+        if dynamic:
+            raise ValueError("reference mode does not simulate failures or autoscaling")
         replicas = [ReferenceReplica(env, i, config, work) for i in range(dep.replicas)]
     else:
-        replicas = [replica_class(i, config, work) for i in range(dep.replicas)]
-    return LocalFleet(dep, replicas, make_router(dep.router), capacity, step)
+        replicas = [replica_class(i, config, work) for i in range(dep.max_replicas)]
+    fleet = LocalFleet(dep, replicas, make_router(dep.router), capacity, step,
+                       active=replicas[:dep.replicas])
+    if dynamic:
+        fleet.control = FleetController(env, fleet, horizon_s,
+                                        np.random.default_rng([seed, 13]))
+    return fleet
 
 
 def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
@@ -128,7 +149,8 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
     handler: Callable[[int, float], None]
     if isinstance(dep, LocalDeployment):
         fleet = run.fleet = build_fleet(env, dep, catalog, work, mode=mode,
-                                          replica_class=replica_class)
+                                          replica_class=replica_class, seed=seed,
+                                          horizon_s=horizon)
 
         def handler(rid: int, t: float) -> None:
             fleet.route(rid, t)
@@ -143,7 +165,7 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
         local_dep, cloud_dep = parts[dep.local], parts[dep.cloud]
         assert isinstance(local_dep, LocalDeployment) and isinstance(cloud_dep, CloudDeployment)
         run.fleet = build_fleet(env, local_dep, catalog, work, mode=mode,
-                                replica_class=replica_class)
+                                replica_class=replica_class, seed=seed, horizon_s=horizon)
         run.cloud = CloudEndpoint(env, dep.cloud, cloud_dep,
                                   catalog.cloud_models[cloud_dep.model], work, seed=seed,
                                   horizon_s=horizon)

@@ -57,7 +57,14 @@ class HybridRouter:
 
     def _local(self, rid: int, t: float, may_spill: bool) -> None:
         fleet = self.fleet
-        replica = fleet.replicas[fleet.router.choose(fleet.replicas, t)]
+        if not fleet.active:   # every replica is down
+            if not self.sensitive[rid] and may_spill:
+                self.rec.fallbacks[rid] += 1
+                self.cloud.submit(rid, t)
+            else:
+                fleet.route(rid, t)   # counted as failed
+            return
+        replica = fleet.active[fleet.router.choose(fleet.active, t)]
         replica.advance(t)
         if may_spill and self.spec.spillover_wait_s is not None and \
                 replica.expected_wait_s() > self.spec.spillover_wait_s:

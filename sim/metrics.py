@@ -273,6 +273,7 @@ def _local_part(run: DeploymentRun, table: dict[str, np.ndarray], minutes: int,
     return {
         "gpu": dep.gpu, "model": dep.model, "replicas": replicas, "tp": dep.tp,
         "gpus": replicas * dep.tp,
+        "fleet": _fleet_part(run),
         "utilisation": {
             "gpu_busy_fraction": float(busy.sum() / (duration * replicas)),
             "kv_cache_mean_fraction": float(kv.sum() / (duration * replicas * capacity_tokens)),
@@ -292,6 +293,20 @@ def _local_part(run: DeploymentRun, table: dict[str, np.ndarray], minutes: int,
             "kv_cache_fraction": (kv / (span * replicas * capacity_tokens)).tolist(),
         },
     }
+
+
+def _fleet_part(run: DeploymentRun) -> dict[str, Any]:
+    fleet = run.fleet
+    assert fleet is not None
+    control = fleet.control
+    if control is None:
+        return {"mean_active_replicas": float(fleet.deployment.replicas), "failures": 0,
+                "requests_retried_after_failure": 0, "scale_events": []}
+    return {"mean_active_replicas": control.mean_active(run.duration_s),
+            "max_replicas": fleet.deployment.max_replicas,
+            "failures": control.failures,
+            "requests_retried_after_failure": control.retried,
+            "scale_events": [{"t_s": t, "replicas": n} for t, n in control.scale_events]}
 
 
 def _cloud_part(run: DeploymentRun, table: dict[str, np.ndarray]) -> dict[str, Any]:

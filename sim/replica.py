@@ -133,6 +133,31 @@ class Replica:
         return (self.total_blocks - self.used_other
                 - (self.s_off + D * self.c + D * (self.B - 1)) // self.B - need)
 
+    def evacuate(self, t: float) -> list[int]:
+        """The replica failed at time t: take every request off it, return their ids.
+
+        Steps that started before t are kept (their tokens were sent); everything queued or
+        running is handed back for a retry elsewhere, and the replica is left empty.
+        """
+        self.advance(t)
+        rids = list(self.waiting) + [seq.rid for seq in self.resumed]
+        rids += [seq.rid for seq in self.running.values()]
+        self.waiting.clear()
+        self.resumed.clear()
+        self.running = {}
+        self.partial = None
+        self.heap = []
+        self.D = 0
+        self.s_off = 0
+        self.phase = [0] * self.B
+        self.used_other = 0
+        self.n_in = 0
+        self.now_s = max(self.now_s, t)
+        self.last_finished = 0
+        self.last_end_s = -1.0
+        self.quiet_until_s = -math.inf
+        return rids
+
     # ---------------------------------------------------------------- arrivals
 
     def arrive(self, rid: int, t: float) -> None:

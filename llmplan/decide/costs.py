@@ -31,7 +31,7 @@ class CostItem:
 class LocalFacts:
     """What the simulation says about a local fleet."""
 
-    gpus: int
+    gpus: float               # may be fractional: mean rented GPUs
     busy_fraction: float
 
 

@@ -43,7 +43,10 @@ def deployment_costs(name: str, summary: dict[str, Any], loaded: LoadedScenario,
         assert isinstance(local_part, LocalDeployment) and isinstance(cloud_part, CloudDeployment)
         local, cloud = local_part, cloud_part
     if local is not None:
-        facts = LocalFacts(gpus=local.replicas * local.tp,
+        # owned: every GPU the fleet may use is bought; rented: pay for the hours in use
+        replicas = (local.max_replicas if local.costs.ownership == "owned"
+                    else summary["fleet"]["mean_active_replicas"])
+        facts = LocalFacts(gpus=replicas * local.tp,
                            busy_fraction=summary["utilisation"]["gpu_busy_fraction"])
         items += local_items(local, catalog, econ, facts)
     if cloud is not None:

@@ -207,6 +207,41 @@ class LocalCosts(_Strict):
     monitoring_usd_per_month: float = Field(default=300.0, ge=0)
 
 
+class FailureWindow(_Strict):
+    replica: int = Field(ge=0)
+    start_s: float = Field(ge=0)
+    duration_s: float = Field(gt=0)
+
+
+class FailureSpec(_Strict):
+    """Replica failures: random (MTBF per replica) and/or explicit windows. A failed
+    replica's requests are retried on the others; it comes back empty after the repair."""
+
+    mtbf_hours: float | None = Field(default=None, gt=0, description="Per replica.")
+    repair_minutes: float = Field(default=30.0, gt=0, description="Mean time to repair.")
+    windows: list[FailureWindow] = Field(default_factory=list)
+
+
+class AutoscaleSpec(_Strict):
+    """Scale replicas between bounds on queue depth, with a model-load delay."""
+
+    min_replicas: int = Field(default=1, ge=1)
+    max_replicas: int = Field(gt=0, le=4096)
+    scale_up_waiting_per_replica: float = Field(
+        default=4.0, gt=0, description="Add a replica when more requests wait per replica.")
+    scale_down_outstanding_per_replica: float = Field(
+        default=1.0, ge=0, description="Remove one when fewer are in flight per replica.")
+    spin_up_s: float = Field(default=180.0, ge=0, description="Model load time of a new replica.")
+    cooldown_s: float = Field(default=600.0, ge=0, description="Wait between scale-downs.")
+    interval_s: float = Field(default=15.0, gt=0, description="How often the scaler looks.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscaleSpec:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError("max_replicas must be >= min_replicas")
+        return self
+
+
 class LocalDeployment(_Strict):
     """Replicas of `tp` GPUs each, serving one open model with continuous batching."""
 
@@ -220,6 +255,28 @@ class LocalDeployment(_Strict):
     router: Literal["round_robin", "least_outstanding"] = "least_outstanding"
     admission: AdmissionSpec = AdmissionSpec()
     costs: LocalCosts = LocalCosts()
+    failures: FailureSpec | None = None
+    autoscaling: AutoscaleSpec | None = Field(
+        default=None, description="replicas is then the starting count.")
+
+    @model_validator(mode="after")
+    def _replicas_within_bounds(self) -> LocalDeployment:
+        scale = self.autoscaling
+        if scale is not None and not scale.min_replicas <= self.replicas <= scale.max_replicas:
+            raise ValueError(f"replicas ({self.replicas}) must lie between autoscaling "
+                             f"min_replicas ({scale.min_replicas}) and max_replicas "
+                             f"({scale.max_replicas})")
+        if self.failures is not None:
+            top = scale.max_replicas if scale is not None else self.replicas
+            bad = [w.replica for w in self.failures.windows if w.replica >= top]
+            if bad:
+                raise ValueError(f"failure windows name replica(s) {bad}; replicas are "
+                                 f"numbered 0..{top - 1}")
+        return self
+
+    @property
+    def max_replicas(self) -> int:
+        return self.autoscaling.max_replicas if self.autoscaling is not None else self.replicas
 
 
 def _deployment_kind(value: Any) -> str:

@@ -1,0 +1,144 @@
+"""Replica failures and autoscaling of a local fleet, as SimPy callbacks.
+
+Failures: each replica fails after an exponential time with the given MTBF (and in any
+explicit window); its queued and running requests are retried on the replicas still up
+(from the start: the client saw a broken stream), and it returns empty after an
+exponential repair time. Autoscaling: every `interval_s` the scaler reads the waiting and
+in-flight requests per active replica; above the scale-up threshold it starts one more
+replica, which takes traffic after `spin_up_s` (model load); below the scale-down threshold
+it stops sending to the newest one (it drains), at most once per `cooldown_s`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import simpy
+
+from sim.records import FAILED
+from sim.replica import Replica
+
+if TYPE_CHECKING:
+    from sim.engine import LocalFleet
+
+
+class FleetController:
+    def __init__(self, env: simpy.Environment, fleet: LocalFleet, horizon_s: float,
+                 rng: np.random.Generator) -> None:
+        self.env, self.fleet, self.rng = env, fleet, rng
+        dep = fleet.deployment
+        self.up = [True] * len(fleet.replicas)
+        self.serving = dep.replicas           # replicas 0..serving-1 take traffic
+        self.starting = 0                     # replicas loading their model
+        self.last_scale_down_s = -np.inf
+        self.replica_seconds = 0.0
+        self.counted_until_s = 0.0
+        self.failures = 0
+        self.retried = 0
+        self.scale_events: list[tuple[float, int]] = [(0.0, self.serving)]
+        self._refresh()
+        if dep.failures is not None:
+            self._schedule_failures(dep.failures, horizon_s)
+        if dep.autoscaling is not None:
+            self._later(dep.autoscaling.interval_s, self._tick)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _later(self, delay_s: float, action: object) -> None:
+        self.env.timeout(max(0.0, delay_s)).callbacks.append(
+            lambda _: action(self.env.now))  # type: ignore[operator]
+
+    def _count(self, t: float) -> None:
+        self.replica_seconds += len(self.fleet.active) * (t - self.counted_until_s)
+        self.counted_until_s = t
+
+    def _refresh(self) -> None:
+        self.fleet.active = [r for i, r in enumerate(self.fleet.replicas)
+                             if isinstance(r, Replica) and i < self.serving and self.up[i]]
+
+    def mean_active(self, duration_s: float) -> float:
+        self._count(max(self.counted_until_s, min(self.env.now, duration_s)))
+        return self.replica_seconds / duration_s
+
+    # ------------------------------------------------------------------ failures
+
+    def _schedule_failures(self, spec: object, horizon_s: float) -> None:
+        from llmplan.scenario.models import FailureSpec
+
+        assert isinstance(spec, FailureSpec)
+        for window in spec.windows:
+            self._later(window.start_s,
+                        lambda t, i=window.replica, d=window.duration_s: self._fail(i, t, d))
+        if spec.mtbf_hours is None:
+            return
+        for i in range(len(self.fleet.replicas)):
+            t = 0.0
+            while True:
+                t += float(self.rng.exponential(spec.mtbf_hours * 3600.0))
+                if t >= horizon_s:
+                    break
+                down = float(self.rng.exponential(spec.repair_minutes * 60.0))
+                self._later(t, lambda now, i=i, d=down: self._fail(i, now, d))
+                t += down
+
+    def _fail(self, index: int, t: float, down_s: float) -> None:
+        if not self.up[index]:
+            return
+        replica = self.fleet.replicas[index]
+        assert isinstance(replica, Replica)   # reference mode has no fleet control
+        self._count(t)
+        self.up[index] = False
+        self._refresh()
+        self.failures += 1
+        self._later(down_s, lambda now: self._repair(index, now))
+        rec = replica.rec
+        for rid in replica.evacuate(t):
+            self.retried += 1
+            rec.fallbacks[rid] += 1
+            rec.start_s[rid] = rec.first_token_s[rid] = -1.0
+            self.fleet.route(rid, t)
+
+    def _repair(self, index: int, t: float) -> None:
+        self._count(t)
+        self.up[index] = True
+        self._refresh()
+
+    # ------------------------------------------------------------------ autoscaling
+
+    def _tick(self, t: float) -> None:
+        spec = self.fleet.deployment.autoscaling
+        assert spec is not None
+        active = [r for r in self.fleet.active if isinstance(r, Replica)]
+        for replica in active:
+            replica.advance(t)
+        n = max(1, len(active))
+        waiting = sum(len(r.waiting) + len(r.resumed) for r in active) / n
+        in_flight = sum(r.n_in for r in active) / n
+        total = self.serving + self.starting
+        if waiting > spec.scale_up_waiting_per_replica and total < spec.max_replicas:
+            self.starting += 1
+            self._later(spec.spin_up_s, self._ready)
+        elif in_flight < spec.scale_down_outstanding_per_replica and self.starting == 0 \
+                and self.serving > spec.min_replicas \
+                and t - self.last_scale_down_s >= spec.cooldown_s:
+            self._count(t)
+            self.serving -= 1          # the newest one drains: no new traffic
+            self.last_scale_down_s = t
+            self._refresh()
+            self.scale_events.append((t, self.serving))
+        self._later(spec.interval_s, self._tick)
+
+    def _ready(self, t: float) -> None:
+        self._count(t)
+        self.starting -= 1
+        self.serving += 1
+        self._refresh()
+        self.scale_events.append((t, self.serving))
+
+
+def fail_unroutable(fleet: LocalFleet, rid: int, t: float) -> None:
+    """No replica is up: the request fails at once."""
+    rec = fleet.replicas[0].rec
+    rec.outcome[rid] = FAILED
+    rec.finish_s[rid] = t
