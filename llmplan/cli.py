@@ -378,6 +378,80 @@ def stack(
 
 
 @app.command()
+def sweep(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file.")],
+    base: Annotated[str | None, typer.Option(
+        help="Local deployment to vary (default: the first).")] = None,
+    gpus: Annotated[str | None, typer.Option(help="Comma-separated GPU ids.")] = None,
+    replicas: Annotated[str, typer.Option(help="Comma-separated replica counts.")] = "1,2,4",
+    routers: Annotated[str, typer.Option(help="Comma-separated routers.")] = "least_outstanding",
+    scales: Annotated[str, typer.Option(help="Comma-separated traffic multipliers.")] = "1",
+    workers: Annotated[int, typer.Option(min=1, help="Local worker processes.")] = 2,
+    ray: Annotated[str | None, typer.Option(
+        help="Run on Ray: a cluster address, or 'local' for a local instance.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where sweep.json goes.")] = Path(
+        "sweep-out"),
+) -> None:
+    """Simulate a grid (GPU x replicas x router x traffic scale); table and Pareto front."""
+    from llmplan.decide.sweep import grid, pareto_front, run_grid
+    from llmplan.errors import Problem
+    from llmplan.results import dumps_result
+    from llmplan.scenario import LocalDeployment, load_scenario
+
+    try:
+        loaded = load_scenario(scenario)
+    except InputError as error:
+        _fail(error)
+        return
+    local = [n for n, d in loaded.scenario.deployments.items() if isinstance(d, LocalDeployment)]
+    name = base or (local[0] if local else None)
+    if name not in local:
+        _fail(InputError([Problem(str(scenario), None, "deployments",
+                                  f"--base must name a local deployment; expected one of: "
+                                  f"{', '.join(local) or '(none)'}")]))
+        return
+    base_dep = loaded.scenario.deployments[name]
+    assert isinstance(base_dep, LocalDeployment)
+    try:
+        gpu_list = gpus.split(",") if gpus else [base_dep.gpu]
+        points = grid(gpu_list, [int(r) for r in replicas.split(",")], routers.split(","),
+                      [float(x) for x in scales.split(",")])
+    except ValueError as exc:
+        _fail(InputError([_option_problem("--replicas/--scales", f"expected numbers: {exc}")]))
+        return
+    unknown = [g for g in gpu_list if g not in loaded.catalog.gpus] + \
+        [r for r in routers.split(",") if r not in ("round_robin", "least_outstanding")]
+    if unknown:
+        _fail(InputError([_option_problem("--gpus/--routers", f"unknown: {', '.join(unknown)}")]))
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                  console=console, disable=not console.is_terminal, transient=True) as bar:
+        task = bar.add_task(f"sweeping {name}", total=len(points))
+        rows = run_grid(loaded, name, points, workers=workers, ray_address=ray,
+                        on_done=lambda _: bar.advance(task))
+    front = pareto_front(rows)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "sweep.json").write_text(dumps_result({"base": name, "points": rows,
+                                                      "pareto_front": front}))
+    table = Table(title=f"sweep of {name}: {len(points)} points (* = Pareto front)")
+    for column in ("point", "SLO", "goodput", "TTFT p95 ms", "E2E p95 ms", "$/month",
+                   "$/useful"):
+        table.add_column(column, justify="right")
+    on_front = {r["name"] for r in front}
+    for r in rows:
+        if r.get("error"):
+            table.add_row(r["name"], "-", "-", "-", "-", "-", escape(r["error"][:40]))
+            continue
+        table.add_row(("* " if r["name"] in on_front else "") + r["name"],
+                      "met" if r["slo_met"] else "missed", f"{r['goodput_fraction']:.1%}",
+                      _fmt(r["ttft_p95_ms"]), _fmt(r["e2e_p95_ms"]), _fmt(r["monthly_usd"]),
+                      _fmt(r["usd_per_useful_result"], 4))
+    out.print(table)
+    console.print(f"wrote {out_dir / 'sweep.json'}")
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the scenario file."""
     from llmplan.scenario import Scenario

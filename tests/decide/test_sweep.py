@@ -1,0 +1,50 @@
+"""`llmplan sweep`: the grid in a process pool and on a local Ray instance, and the front."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from llmplan.cli import app
+from llmplan.decide.sweep import pareto_front
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _sweep(tmp_path: Path, *extra: str) -> dict:  # type: ignore[type-arg]
+    result = CliRunner().invoke(app, [
+        "sweep", str(EXAMPLES / "support-assistant.yaml"), "--base", "gpu-fleet",
+        "--gpus", "H100-SXM,A100-80GB", "--replicas", "1,2,3", "--scales", "1,0.5",
+        "--out", str(tmp_path), *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads((tmp_path / "sweep.json").read_text())
+
+
+def test_process_pool_sweep_and_its_pareto_front(tmp_path: Path) -> None:
+    data = _sweep(tmp_path, "--workers", "2")
+    points = data["points"]
+    assert len(points) == 2 * 3 * 2
+    by = {(p["gpu"], p["replicas"], p["traffic_scale"]): p for p in points}
+    # more replicas cost more and never raise the tail; less traffic never breaks the SLO
+    for gpu in ("H100-SXM", "A100-80GB"):
+        assert by[(gpu, 1, 1.0)]["monthly_usd"] < by[(gpu, 3, 1.0)]["monthly_usd"]
+        assert by[(gpu, 3, 1.0)]["e2e_p95_ms"] <= by[(gpu, 1, 1.0)]["e2e_p95_ms"]
+        for n in (1, 2, 3):
+            if by[(gpu, n, 1.0)]["slo_met"]:
+                assert by[(gpu, n, 0.5)]["slo_met"]
+    front = data["pareto_front"]
+    assert front and all(p["slo_met"] for p in front)
+    for p in front:   # nothing on the grid beats a front point on both axes
+        assert not any(q["slo_met"] and q["monthly_usd"] < p["monthly_usd"]
+                       and q["e2e_p95_ms"] < p["e2e_p95_ms"] for q in points)
+    assert front == pareto_front(points)
+
+
+def test_ray_sweep_matches_the_process_pool(tmp_path: Path) -> None:
+    import ray  # noqa: F401
+
+    pool = _sweep(tmp_path / "pool", "--workers", "2")
+    on_ray = _sweep(tmp_path / "ray", "--ray", "local")
+    assert on_ray["points"] == pool["points"]   # same simulations, same numbers
