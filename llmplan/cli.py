@@ -451,6 +451,64 @@ def sweep(
     console.print(f"wrote {out_dir / 'sweep.json'}")
 
 
+@app.command("import-usage")
+def import_usage(
+    out_dir: Annotated[Path, typer.Option(
+        "--out", help="Folder for the trace and snippet.")] = Path("usage"),
+    csv_file: Annotated[Path | None, typer.Option(
+        "--csv", help="A provider's usage export (time, requests, input/output tokens).")] = None,
+    cloudwatch_model: Annotated[str | None, typer.Option(
+        "--bedrock-model", help="Read AWS/Bedrock CloudWatch metrics of this ModelId.")] = None,
+    start: Annotated[str | None, typer.Option(help="Window start (ISO time, UTC).")] = None,
+    end: Annotated[str | None, typer.Option(help="Window end (default start + --hours).")] = None,
+    hours: Annotated[float, typer.Option(help="Window length when --end is not given.")] = 24.0,
+    region: Annotated[str, typer.Option(help="AWS region.")] = "us-east-1",
+    endpoint_url: Annotated[str | None, typer.Option(help="CloudWatch endpoint override.")] = None,
+    task: Annotated[str, typer.Option(help="Task name written on every request.")] = "",
+) -> None:
+    """Build a replayable trace and a traffic section from real usage (Bedrock or CSV)."""
+    import yaml
+
+    from llmplan.usage import (
+        parse_window,
+        read_cloudwatch,
+        read_usage_csv,
+        traffic_sections,
+        write_trace,
+    )
+
+    if (csv_file is None) == (cloudwatch_model is None):
+        _fail(InputError([_option_problem("--csv/--bedrock-model", "give exactly one source")]))
+        return
+    try:
+        if csv_file is not None:
+            periods = read_usage_csv(csv_file)
+        else:
+            if start is None:
+                _fail(InputError([_option_problem("--start", "required with --bedrock-model")]))
+                return
+            begin, finish = parse_window(start, end, hours)
+            periods = read_cloudwatch(str(cloudwatch_model), begin, finish, region=region,
+                                      endpoint_url=endpoint_url)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        trace = out_dir / "usage-trace.csv"
+        count = write_trace(periods, trace, task)
+    except InputError as error:
+        _fail(error)
+        return
+    except ValueError as exc:
+        _fail(InputError([_option_problem("--start/--end", str(exc))]))
+        return
+    sections = traffic_sections(trace, periods)
+    (out_dir / "traffic.yaml").write_text(
+        "# Paste one of these as the scenario's traffic (trace: replay; diurnal: plan ahead)\n"
+        + yaml.safe_dump(sections, sort_keys=False), encoding="utf-8")
+    rec = sections["recorded"]
+    console.print(f"wrote {trace} ({count:,} requests over {rec['hours']:.1f} h, mean prompt "
+                  f"{rec['mean_prompt_tokens']:.0f} / output {rec['mean_output_tokens']:.0f} "
+                  f"tokens) and {out_dir / 'traffic.yaml'}")
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the scenario file."""

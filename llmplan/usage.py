@@ -1,0 +1,190 @@
+"""`llmplan import-usage`: plan from what a team already runs.
+
+Reads per-period usage, from AWS Bedrock's CloudWatch metrics (namespace AWS/Bedrock:
+Invocations, InputTokenCount, OutputTokenCount per ModelId, one-minute sums) or from a
+provider's usage export (CSV with a time column and request/input/output counts per
+period), and writes a request trace the scenario can replay (`traffic: {kind: trace}`):
+each period's requests spread evenly over it, each carrying the period's mean prompt and
+output length. It also summarises the daily shape (mean rate, peak-to-mean, peak hour) as a
+`diurnal` traffic section, for planning beyond the recorded window.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmplan.errors import InputError, Problem
+
+TIME_COLUMNS = ("start_time", "timestamp", "time", "date", "period_start")
+REQUEST_COLUMNS = ("num_model_requests", "requests", "n_requests", "invocations",
+                   "request_count")
+INPUT_COLUMNS = ("input_tokens", "n_context_tokens_total", "prompt_tokens", "input_token_count")
+OUTPUT_COLUMNS = ("output_tokens", "n_generated_tokens_total", "completion_tokens",
+                  "output_token_count")
+
+
+@dataclass(frozen=True)
+class Period:
+    start: datetime
+    seconds: float
+    requests: int
+    input_tokens: float
+    output_tokens: float
+
+
+def _parse_time(value: str) -> datetime:
+    text = value.strip()
+    try:
+        return datetime.fromtimestamp(float(text), tz=UTC)
+    except ValueError:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _column(header: list[str], options: tuple[str, ...], what: str, file: str) -> str:
+    lowered = {h.lower().strip(): h for h in header}
+    for option in options:
+        if option in lowered:
+            return lowered[option]
+    raise InputError([Problem(file, 1, what, f"no {what} column; expected one of: "
+                              f"{', '.join(options)}")])
+
+
+def read_usage_csv(path: Path, period_s: float | None = None) -> list[Period]:
+    """Periods of a usage export; the period length is the spacing of its rows."""
+    file = str(path)
+    try:
+        rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
+    except OSError as exc:
+        raise InputError([Problem(file, None, "", f"cannot read: {exc}")]) from None
+    if not rows:
+        raise InputError([Problem(file, None, "", "no rows")])
+    header = list(rows[0])
+    t_col = _column(header, TIME_COLUMNS, "time", file)
+    r_col = _column(header, REQUEST_COLUMNS, "requests", file)
+    i_col = _column(header, INPUT_COLUMNS, "input tokens", file)
+    o_col = _column(header, OUTPUT_COLUMNS, "output tokens", file)
+    parsed = []
+    for number, row in enumerate(rows, start=2):
+        try:
+            parsed.append((_parse_time(row[t_col]), int(float(row[r_col] or 0)),
+                           float(row[i_col] or 0), float(row[o_col] or 0)))
+        except (ValueError, TypeError) as exc:
+            raise InputError([Problem(file, number, "", f"bad value: {exc}")]) from None
+    parsed.sort(key=lambda p: p[0])
+    if period_s is None:
+        gaps = [(b[0] - a[0]).total_seconds() for a, b in itertools.pairwise(parsed)
+                if b[0] > a[0]]
+        period_s = float(min(gaps)) if gaps else 3600.0
+    return [Period(t, period_s, n, i, o) for t, n, i, o in parsed]
+
+
+def read_cloudwatch(model_id: str, start: datetime, end: datetime, *, region: str,
+                    endpoint_url: str | None = None) -> list[Period]:
+    """One-minute periods of a Bedrock model's usage from CloudWatch (boto3)."""
+    import boto3
+
+    client = boto3.client("cloudwatch", region_name=region, endpoint_url=endpoint_url)
+    queries = [{"Id": key, "MetricStat": {"Metric": {
+        "Namespace": "AWS/Bedrock", "MetricName": metric,
+        "Dimensions": [{"Name": "ModelId", "Value": model_id}]},
+        "Period": 60, "Stat": "Sum"}, "ReturnData": True}
+        for key, metric in (("invocations", "Invocations"), ("input", "InputTokenCount"),
+                            ("output", "OutputTokenCount"))]
+    series: dict[str, dict[datetime, float]] = {"invocations": {}, "input": {}, "output": {}}
+    token = None
+    while True:
+        kwargs: dict[str, Any] = {"MetricDataQueries": queries, "StartTime": start,
+                                  "EndTime": end}
+        if token:
+            kwargs["NextToken"] = token
+        page = client.get_metric_data(**kwargs)
+        for result in page["MetricDataResults"]:
+            for ts, value in zip(result["Timestamps"], result["Values"], strict=True):
+                series[result["Id"]][ts.astimezone(UTC)] = float(value)
+        token = page.get("NextToken")
+        if not token:
+            break
+    return [Period(ts, 60.0, round(series["invocations"][ts]),
+                   series["input"].get(ts, 0.0), series["output"].get(ts, 0.0))
+            for ts in sorted(series["invocations"]) if series["invocations"][ts] > 0]
+
+
+def write_trace(periods: list[Period], path: Path, task: str = "") -> int:
+    """One row per request; returns how many. Timestamps are seconds from the first period."""
+    if not periods:
+        raise InputError([Problem(str(path), None, "", "no usage in the selected window")])
+    origin = periods[0].start
+    written = 0
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["timestamp", "prompt_tokens", "output_tokens", "task"])
+        for p in periods:
+            if p.requests <= 0:
+                continue
+            offset = (p.start - origin).total_seconds()
+            prompts = _split(p.input_tokens, p.requests)
+            outputs = _split(p.output_tokens, p.requests)
+            for k in range(p.requests):
+                t = offset + (k + 0.5) * p.seconds / p.requests
+                out.writerow([f"{t:.3f}", prompts[k], outputs[k], task])
+                written += 1
+    return written
+
+
+def _split(total: float, n: int) -> list[int]:
+    """n positive integers summing to round(total) (each at least 1)."""
+    whole = max(n, round(total))
+    base, extra = divmod(whole, n)
+    return [base + (1 if k < extra else 0) for k in range(n)]
+
+
+def daily_shape(periods: list[Period]) -> dict[str, float]:
+    """Mean rate, peak-to-mean of the hourly profile, and the peak hour (UTC)."""
+    hours = np.zeros(24)
+    seconds = np.zeros(24)
+    for p in periods:
+        hours[p.start.hour] += p.requests
+        seconds[p.start.hour] += p.seconds
+    covered = seconds > 0
+    rates = np.divide(hours, seconds, out=np.zeros(24), where=covered)
+    total_s = sum(p.seconds for p in periods)
+    mean = sum(p.requests for p in periods) / total_s if total_s else 0.0
+    peak = float(rates.max()) if covered.any() else 0.0
+    return {"mean_rate_per_s": mean,
+            "peak_to_mean": max(1.01, peak / mean) if mean else 1.01,
+            "peak_hour": float(int(np.argmax(rates)))}
+
+
+def traffic_sections(trace: Path, periods: list[Period]) -> dict[str, Any]:
+    shape = daily_shape(periods)
+    requests = sum(p.requests for p in periods)
+    return {
+        "trace": {"kind": "trace", "path": trace.name},
+        "diurnal": {"kind": "diurnal", "mean_rate_per_s": round(shape["mean_rate_per_s"], 6),
+                    "peak_to_mean": round(shape["peak_to_mean"], 3),
+                    "peak_hour": shape["peak_hour"]},
+        "recorded": {"requests": requests,
+                     "hours": sum(p.seconds for p in periods) / 3600.0,
+                     "mean_prompt_tokens": sum(p.input_tokens for p in periods) / max(1, requests),
+                     "mean_output_tokens": sum(p.output_tokens for p in periods)
+                     / max(1, requests)},
+    }
+
+
+def parse_window(start: str, end: str | None, hours: float | None) -> tuple[datetime, datetime]:
+    begin = _parse_time(start)
+    finish = _parse_time(end) if end else begin + timedelta(hours=hours or 24.0)
+    if finish <= begin:
+        raise ValueError("the end must come after the start")
+    if math.isinf((finish - begin).total_seconds()):
+        raise ValueError("window too long")
+    return begin, finish

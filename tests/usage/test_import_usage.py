@@ -1,0 +1,106 @@
+"""`llmplan import-usage` from CloudWatch (moto's server on 127.0.0.1) and from a CSV export."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from llmplan.cli import app
+from llmplan.scenario import load_scenario_text
+
+START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+# per minute: (invocations, input tokens, output tokens)
+MINUTES = [(3, 3000, 600), (0, 0, 0), (5, 2500, 1000), (1, 800, 90), (12, 6000, 2400)]
+
+
+@pytest.fixture
+def cloudwatch(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    client = boto3.client("cloudwatch", region_name="us-east-1", endpoint_url=url)
+    for i, (calls, inp, out) in enumerate(MINUTES):
+        when = START + timedelta(minutes=i)
+        data = [{"MetricName": name, "Timestamp": when, "Value": float(value),
+                 "Dimensions": [{"Name": "ModelId", "Value": "meta.llama3-1-8b"}]}
+                for name, value in (("Invocations", calls), ("InputTokenCount", inp),
+                                    ("OutputTokenCount", out))]
+        client.put_metric_data(Namespace="AWS/Bedrock", MetricData=data)
+    yield url
+    server.stop()
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(path.read_text().splitlines()))
+
+
+def test_bedrock_cloudwatch_usage_becomes_a_replayable_trace(cloudwatch: str,
+                                                             tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, [
+        "import-usage", "--bedrock-model", "meta.llama3-1-8b", "--start", START.isoformat(),
+        "--hours", "1", "--endpoint-url", cloudwatch, "--task", "chat",
+        "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rows = _rows(tmp_path / "usage-trace.csv")
+    assert len(rows) == sum(m[0] for m in MINUTES)
+    assert sum(int(r["prompt_tokens"]) for r in rows) == sum(m[1] for m in MINUTES)
+    assert sum(int(r["output_tokens"]) for r in rows) == sum(m[2] for m in MINUTES)
+    times = [float(r["timestamp"]) for r in rows]
+    # each minute's calls lie inside that minute: 3 in minute 0, 5 in minute 2...
+    per_minute = [sum(1 for t in times if k * 60 <= t < (k + 1) * 60) for k in range(5)]
+    assert per_minute == [m[0] for m in MINUTES]
+    sections = yaml.safe_load((tmp_path / "traffic.yaml").read_text())
+    assert sections["diurnal"]["peak_hour"] == 9.0
+    # the trace section loads as a scenario's traffic and replays every call
+    loaded = load_scenario_text("""
+duration: 600
+traffic: {kind: trace, path: usage-trace.csv}
+tasks: [{name: chat, prompt_tokens: {kind: fixed, tokens: 1},
+          output_tokens: {kind: fixed, tokens: 1}}]
+deployments: {d: {gpu: L4, model: SmolLM2-135M}}
+""", base_dir=tmp_path)
+    from llmplan.traffic import build_request_stream
+
+    stream = build_request_stream(loaded.scenario)
+    assert len(stream) == len(rows)
+    assert stream.prompt_tokens.sum() == sum(m[1] for m in MINUTES)
+
+
+def test_usage_export_csv(tmp_path: Path) -> None:
+    export = tmp_path / "export.csv"
+    export.write_text("start_time,num_model_requests,input_tokens,output_tokens,model\n"
+                      "2026-11-02T10:00:00Z,120,240000,36000,gpt-4o-mini\n"
+                      "2026-11-02T11:00:00Z,360,720000,108000,gpt-4o-mini\n"
+                      "2026-11-02T12:00:00Z,60,90000,12000,gpt-4o-mini\n")
+    result = CliRunner().invoke(app, ["import-usage", "--csv", str(export),
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    rows = _rows(tmp_path / "out" / "usage-trace.csv")
+    assert len(rows) == 540
+    assert max(float(r["timestamp"]) for r in rows) < 3 * 3600
+    sections = yaml.safe_load((tmp_path / "out" / "traffic.yaml").read_text())
+    diurnal = sections["diurnal"]
+    assert diurnal["mean_rate_per_s"] == pytest.approx(540 / (3 * 3600))
+    assert diurnal["peak_to_mean"] == pytest.approx((360 / 3600) / (540 / 10800), rel=1e-3)
+    assert diurnal["peak_hour"] == 11.0
+
+
+def test_a_bad_export_is_a_clear_error(tmp_path: Path) -> None:
+    export = tmp_path / "export.csv"
+    export.write_text("when,calls\n2026-11-02T10:00:00Z,3\n")
+    result = CliRunner().invoke(app, ["import-usage", "--csv", str(export)])
+    assert result.exit_code == 2
+    assert "no time column" in result.output and "Traceback" not in result.output
