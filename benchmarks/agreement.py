@@ -73,14 +73,19 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1.5)
     args = parser.parse_args()
     loaded = load_scenario_text(textwrap.dedent(SCENARIO.format(rate=args.rate)))
-    plan = build_plan(loaded, max_requests=args.requests)
+    # same times and token counts, different words: the server's prompt cache must not
+    # serve the second client from the first one's prompts
+    plan = build_plan(loaded, max_requests=args.requests, salt="ours-")
+    twin = build_plan(loaded, max_requests=args.requests, salt="httpx-")
+    warmup = build_plan(loaded, max_requests=4, salt="warmup-")
     with LlamaCppServer(parallel=4, ctx_per_slot=512) as server, \
             tempfile.TemporaryDirectory() as tmp:
         target = Target(kind="llamacpp", base_url=server.base_url, model="smollm2")
+        asyncio.run(_httpx_replay(server.base_url, warmup))
         result = run_load_test("llamacpp", target, plan,
                                LoadTestSettings(users=32, duration_s=600), Path(tmp))
         ours = [r for r in result.rows if r["error_class"] is None]
-        theirs = asyncio.run(_httpx_replay(server.base_url, plan))
+        theirs = asyncio.run(_httpx_replay(server.base_url, twin))
     ttft_a = np.percentile([r["ttft_ms"] for r in ours], [50, 95])
     e2e_a = np.percentile([r["e2e_ms"] for r in ours], [50, 95])
     ttft_b = np.percentile([t * 1e3 for t, _ in theirs], [50, 95])

@@ -173,6 +173,9 @@ def loadtest(
     sweep: Annotated[str | None, typer.Option(
         help="Comma-separated request rates (req/s): open-loop levels until saturation.")
     ] = None,
+    stages: Annotated[str | None, typer.Option(
+        help="Closed-loop stages 'seconds:users:spawn_rate,...' (a Locust LoadTestShape).")
+    ] = None,
 ) -> None:
     """Load-test a real endpoint with SCENARIO's traffic; writes JSONL, summary and reports."""
     from llmplan.scenario import load_scenario
@@ -199,7 +202,13 @@ def loadtest(
     except ValueError:
         _fail(InputError([_option_problem("--sweep", "expected numbers such as 0.5,1,2")]))
         return
-    mode: Literal["open", "closed"] = "closed" if closed else "open"
+    try:
+        stage_list = tuple((float(a), int(b), float(c)) for a, b, c in
+                           (part.split(":") for part in stages.split(","))) if stages else ()
+    except ValueError:
+        _fail(InputError([_option_problem("--stages", "expected seconds:users:rate,...")]))
+        return
+    mode: Literal["open", "closed"] = "closed" if closed or stage_list else "open"
     base_rate = loaded.scenario.traffic.expected_rate_per_s(loaded.scenario.duration_s)
     levels = []
     for rate in rates:
@@ -212,7 +221,7 @@ def loadtest(
                                               "arrives within the duration")]))
         level_dir = out_dir if rate is None else out_dir / f"rate-{rate:g}"
         settings = LoadTestSettings(users=users, duration_s=duration_s, mode=mode,
-                                    workers=workers)
+                                    workers=workers, stages=stage_list)
         console.print(f"load test: {len(plan)} requests to {target} ({endpoint.kind}), "
                       f"{mode} loop, up to {users} in flight, at most {duration_s:g} s")
         result = run_load_test(target, endpoint, plan, settings, level_dir, loaded=loaded)
@@ -238,13 +247,16 @@ def loadtest(
 
 
 def _saturated(summary: dict[str, Any], rate: float, min_goodput: float) -> bool:
+    """Achieved under 90% of what the plan offered (its own arrivals), or the SLO broke."""
+    offered = summary["throughput"]["requested_rate_per_s"] or rate
     achieved = summary["throughput"]["achieved_rate_per_s"]
     goodput = summary["slo"]["goodput_fraction"] or 0.0
-    return achieved < 0.9 * rate or goodput < min_goodput
+    return achieved < 0.9 * offered or goodput < min_goodput
 
 
 def _write_sweep(levels: list[tuple[float | None, Any]], out_dir: Path) -> None:
     rows = [{"requested_rate_per_s": rate,
+             "offered_rate_per_s": r.summary["throughput"]["requested_rate_per_s"],
              "achieved_rate_per_s": r.summary["throughput"]["achieved_rate_per_s"],
              "goodput_fraction": r.summary["slo"]["goodput_fraction"],
              "ttft_p50_ms": r.summary["latency"]["ttft_ms"]["p50"],

@@ -1,0 +1,77 @@
+"""Closed loop, stages, the saturation sweep, and the targets file's refusals."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from lt_helpers import llmplan, read_jsonl, targets_file
+
+from loadtests.fakes import FakeOpenAI
+
+
+def test_closed_loop_keeps_the_users_busy(tmp_path: Path, scenario_file: Path) -> None:
+    with FakeOpenAI(token_delay_s=0.005) as fake:
+        targets = targets_file(tmp_path, fake={"kind": "openai", "base_url": fake.base_url,
+                                               "model": "ok"})
+        result = llmplan("loadtest", str(scenario_file), "--targets", str(targets), "--target",
+                         "fake", "--duration", "6s", "--users", "4", "--closed",
+                         "--max-requests", "10", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    rows = read_jsonl(tmp_path / "out" / "requests.jsonl")
+    assert len(rows) > 30                                   # the 10-request plan, replayed
+    assert len({r["id"] for r in rows}) == len(rows)
+    assert all(r["error_class"] is None for r in rows)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["mode"] == "closed" and summary["throughput"]["requested_rate_per_s"] is None
+
+
+def test_stages_change_the_number_of_users(tmp_path: Path, scenario_file: Path) -> None:
+    with FakeOpenAI(token_delay_s=0.01) as fake:
+        targets = targets_file(tmp_path, fake={"kind": "openai", "base_url": fake.base_url,
+                                               "model": "ok"})
+        result = llmplan("loadtest", str(scenario_file), "--targets", str(targets), "--target",
+                         "fake", "--duration", "30s", "--users", "8",
+                         "--stages", "3:2:20,3:6:20", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    history = list(csv.DictReader((tmp_path / "out" / "locust_stats_history.csv")
+                                  .read_text().splitlines()))
+    users = [int(row["User Count"]) for row in history]
+    assert 2 in users and max(users) == 6
+
+
+def test_sweep_raises_the_rate_until_saturation(tmp_path: Path, scenario_file: Path) -> None:
+    # 4 users x ~80 ms per answer: about 50 requests/s at most
+    with FakeOpenAI(token_delay_s=0.01) as fake:
+        targets = targets_file(tmp_path, fake={"kind": "openai", "base_url": fake.base_url,
+                                               "model": "ok"})
+        result = llmplan("loadtest", str(scenario_file), "--targets", str(targets), "--target",
+                         "fake", "--duration", "20s", "--users", "4", "--max-output-tokens", "8",
+                         "--max-requests", "150", "--sweep", "5,20,400,800",
+                         "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "saturated at 400" in result.stderr
+    levels = json.loads((tmp_path / "out" / "sweep.json").read_text())
+    assert [lv["requested_rate_per_s"] for lv in levels] == [5, 20, 400]   # stopped there
+    assert levels[0]["achieved_rate_per_s"] > 0.9 * levels[0]["offered_rate_per_s"]
+    assert levels[-1]["achieved_rate_per_s"] < 0.9 * levels[-1]["offered_rate_per_s"]
+
+
+def test_targets_outside_the_file_or_the_machine_are_refused(tmp_path: Path,
+                                                              scenario_file: Path) -> None:
+    targets = targets_file(tmp_path,
+                           local={"kind": "llamacpp", "base_url": "http://127.0.0.1:9",
+                                  "model": "m"},
+                           remote={"kind": "vllm", "base_url": "http://10.1.2.3:8000",
+                                   "model": "m"})
+    common = ["loadtest", str(scenario_file), "--targets", str(targets), "--duration", "5s",
+              "--users", "1", "--out", str(tmp_path / "out")]
+    unknown = llmplan(*common, "--target", "elsewhere")
+    assert unknown.returncode == 2 and "no target named 'elsewhere'" in unknown.stderr
+    remote = llmplan(*common, "--target", "remote")
+    assert remote.returncode == 2 and "is not on this machine" in remote.stderr
+    assert not (tmp_path / "out").exists()                  # nothing was sent
+    missing = llmplan("loadtest", str(scenario_file), "--targets", str(targets), "--target",
+                      "local", "--users", "1")
+    assert missing.returncode == 2 and "--duration" in missing.stderr
