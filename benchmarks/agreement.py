@@ -1,10 +1,13 @@
-"""Do our measurements agree with an independent client? Same plan, same real server.
+"""Do our measurements agree with an independent client? One run, one real server.
 
-    python benchmarks/agreement.py [--requests 60] [--rate 1.5]
+    python benchmarks/agreement.py [--requests 200] [--rate 1.0]
 
-Starts a real llama.cpp server (SmolLM2-135M, one thread), replays one open-loop plan with
-`llmplan loadtest`'s Locust user, then the very same plan with a plain asyncio httpx client
-written here from scratch, and compares TTFT and E2E percentiles. Last lines:
+Starts a real llama.cpp server (SmolLM2-135M, one thread) and replays one open-loop plan
+against it with two clients at the same time: `llmplan loadtest`'s Locust user sends the
+even-numbered requests, a plain asyncio httpx client written here from scratch sends the odd
+ones. Every request has the same length and both halves see the same server at the same
+moments, so their TTFT and E2E percentiles differ only by how each client measures (and by
+sampling). Last lines:
 ttft_p50_diff_pct=<n> and e2e_p50_diff_pct=<n> (our figure relative to httpx's).
 """
 
@@ -15,6 +18,7 @@ import asyncio
 import json
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -31,8 +35,8 @@ SCENARIO = """
     seed: 21
     duration: 3600
     traffic: {{kind: poisson, rate_per_s: {rate}}}
-    tasks: [{{name: chat, prompt_tokens: {{kind: uniform, min_tokens: 16, max_tokens: 64}},
-              output_tokens: {{kind: uniform, min_tokens: 8, max_tokens: 24}}}}]
+    tasks: [{{name: chat, prompt_tokens: {{kind: fixed, tokens: 40}},
+              output_tokens: {{kind: fixed, tokens: 16}}}}]
     deployments: {{x: {{gpu: L4, model: SmolLM2-135M}}}}
 """
 
@@ -57,11 +61,12 @@ async def _one(client: httpx.AsyncClient, url: str, item: PlanItem, start: float
     out.append(((first or end) - sent, end - sent))
 
 
-async def _httpx_replay(base_url: str, plan: list[PlanItem]) -> list[tuple[float, float]]:
+async def _httpx_replay(base_url: str, plan: list[PlanItem],
+                        delay_s: float = 0.5) -> list[tuple[float, float]]:
     out: list[tuple[float, float]] = []
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=0)
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
-        start = time.perf_counter() + 0.5
+        start = time.perf_counter() + delay_s
         await asyncio.gather(*(_one(client, f"{base_url}/v1/chat/completions", item, start, out)
                                for item in plan))
     return out
@@ -69,23 +74,27 @@ async def _httpx_replay(base_url: str, plan: list[PlanItem]) -> list[tuple[float
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=60)
-    parser.add_argument("--rate", type=float, default=1.5)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=1.0)
     args = parser.parse_args()
     loaded = load_scenario_text(textwrap.dedent(SCENARIO.format(rate=args.rate)))
-    # same times and token counts, different words: the server's prompt cache must not
-    # serve the second client from the first one's prompts
-    plan = build_plan(loaded, max_requests=args.requests, salt="ours-")
-    twin = build_plan(loaded, max_requests=args.requests, salt="httpx-")
+    everything = build_plan(loaded, max_requests=args.requests, salt="agreement-")
+    plan = [item for item in everything if item.index % 2 == 0]
+    twin = [item for item in everything if item.index % 2 == 1]
     warmup = build_plan(loaded, max_requests=4, salt="warmup-")
     with LlamaCppServer(parallel=4, ctx_per_slot=512) as server, \
             tempfile.TemporaryDirectory() as tmp:
         target = Target(kind="llamacpp", base_url=server.base_url, model="smollm2")
         asyncio.run(_httpx_replay(server.base_url, warmup))
+        theirs: list[tuple[float, float]] = []
+        # Locust waits start_delay_s (0.5 s) after starting; start httpx about then too
+        other = threading.Thread(target=lambda: theirs.extend(
+            asyncio.run(_httpx_replay(server.base_url, twin, delay_s=2.0))))
+        other.start()
         result = run_load_test("llamacpp", target, plan,
-                               LoadTestSettings(users=32, duration_s=600), Path(tmp))
+                               LoadTestSettings(users=32, duration_s=900), Path(tmp))
+        other.join()
         ours = [r for r in result.rows if r["error_class"] is None]
-        theirs = asyncio.run(_httpx_replay(server.base_url, twin))
     ttft_a = np.percentile([r["ttft_ms"] for r in ours], [50, 95])
     e2e_a = np.percentile([r["e2e_ms"] for r in ours], [50, 95])
     ttft_b = np.percentile([t * 1e3 for t, _ in theirs], [50, 95])
