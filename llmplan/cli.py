@@ -36,6 +36,8 @@ def simulate(
     plan: Annotated[bool, typer.Option(
         "--plan/--no-plan", help="Search replicas and rates, test the ranking's stability.")
     ] = True,
+    requests: Annotated[bool, typer.Option(
+        "--requests/--no-requests", help="Also write OUT/requests/<deployment>.csv.")] = True,
 ) -> None:
     """Simulate every deployment of SCENARIO; write OUT/result.json and OUT/report.html."""
     from llmplan.results import write_result
@@ -61,7 +63,8 @@ def simulate(
             bar.update(tasks[name], completed=min(t, duration))
 
         result = simulate_scenario(loaded, seed=seed, mode=mode,  # type: ignore[arg-type]
-                                   progress=progress, planning=plan)
+                                   progress=progress, planning=plan,
+                                   requests_dir=out_dir / "requests" if requests else None)
     path = write_result(result, out_dir)
     from llmplan.report import write_report
 

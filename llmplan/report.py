@@ -144,14 +144,18 @@ def render(result: dict[str, Any]) -> str:
     summary_rows = []
     for name, dep in result["deployments"].items():
         lat, cost = dep["latency"], dep["cost"]
+        source = dep.get("engine", {}).get("step_time", {}).get("source")
+        evidence = ("measured: " + source) if source and source.startswith("calibrated") \
+            else "defaults: roofline" if source else "assumed: provider latency in scenario"
         summary_rows.append([
-            name, dep["kind"], "yes" if dep["feasible"] else "no: " + "; ".join(
+            name, dep["kind"], evidence, "yes" if dep["feasible"] else "no: " + "; ".join(
                 dep["infeasible_because"]),
             _fmt(lat["ttft_ms"]["p95"]), _fmt(lat["e2e_ms"]["p95"]),
             f"{dep['slo']['goodput_fraction']:.1%}", _fmt(cost["monthly_usd"]),
             _fmt(cost["usd_per_1k_requests"], 3), _fmt(cost["usd_per_useful_result"], 5)])
     parts.append("<h2>Candidates</h2>" + _table(
-        ["deployment", "kind", "feasible", "TTFT p95 ms", "E2E p95 ms", "goodput", "USD/month",
+        ["deployment", "kind", "serving model from", "feasible", "TTFT p95 ms", "E2E p95 ms",
+         "goodput", "USD/month",
          "USD per 1k requests", "USD per useful result"], summary_rows))
     parts.append("<h2>Decision table</h2>" + _table(
         ["question", *names],

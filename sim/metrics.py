@@ -9,8 +9,10 @@ Throughput counts what finished inside the simulated duration, per second of it.
 
 from __future__ import annotations
 
+import csv
 import itertools
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -340,3 +342,32 @@ def _per_minute_percentile(minute: np.ndarray, values_s: np.ndarray, minutes: in
 
 def _ms(value_s: float) -> float | None:
     return None if math.isnan(value_s) else value_s * 1e3
+
+
+REQUEST_COLUMNS = ("arrival_s", "start_s", "first_token_s", "finish_s", "ttft_s", "tpot_s",
+                   "e2e_s", "prompt_tokens", "output_tokens", "replica", "preemptions",
+                   "served_by", "attempts", "throttles", "fallbacks")
+
+
+def write_requests_csv(run: DeploymentRun, stream: RequestStream, path: Path) -> Path:
+    """One row per request: its times, tokens, where it ran and how it ended."""
+    table = request_table(run, stream)
+    names = stream.task_names
+    served = {SERVED_LOCAL: "local", SERVED_CLOUD: "cloud"}
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["id", "task", *REQUEST_COLUMNS, "outcome"])
+        columns = [table[c] for c in REQUEST_COLUMNS]
+        for i in range(len(stream)):
+            row: list[object] = [i, names[int(table["task_index"][i])]]
+            for name, column in zip(REQUEST_COLUMNS, columns, strict=True):
+                value = column[i]
+                if name == "served_by":
+                    row.append(served.get(int(value), ""))
+                elif isinstance(value, float | np.floating):
+                    row.append("" if math.isnan(value) else f"{value:.6f}")
+                else:
+                    row.append(int(value))
+            row.append(OUTCOME_NAMES[int(table["outcome"][i])])
+            out.writerow(row)
+    return path

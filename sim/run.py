@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from llmplan.scenario import LoadedScenario
 from llmplan.traffic import build_request_stream
 from sim.engine import simulate_deployment
-from sim.metrics import summarise
+from sim.metrics import summarise, write_requests_csv
 
 Progress = Callable[[str, float], None]
 
 
-def simulate_scenario(loaded: LoadedScenario, seed: int | None = None,
+def simulate_scenario(loaded: LoadedScenario, seed: int | None = None, *,
                       mode: Literal["fast", "reference"] | None = None,
                       progress: Progress | None = None,
-                      planning: bool = False) -> dict[str, Any]:
+                      planning: bool = False,
+                      requests_dir: Path | None = None) -> dict[str, Any]:
     """result.json content for a scenario (same scenario and seed: same result).
 
     With `planning`, also searches replica counts and traffic rates and tests how stable
@@ -39,6 +41,9 @@ def simulate_scenario(loaded: LoadedScenario, seed: int | None = None,
             task_sensitivity=[t.sensitivity for t in scenario.tasks],
             restricted_stays_local=scenario.constraints.restricted_stays_local)
         deployments[name] = summarise(run, stream, scenario)
+        if requests_dir is not None:
+            requests_dir.mkdir(parents=True, exist_ok=True)
+            write_requests_csv(run, stream, requests_dir / f"{name}.csv")
     result = {
         "scenario": {
             "name": scenario.name, "seed": seed, "duration_s": scenario.duration_s,

@@ -52,6 +52,9 @@ def test_result_json_has_the_promised_fields(tmp_path: Path) -> None:
         assert 0 < dep["utilisation"]["gpu_busy_fraction"] <= 1
     # the table names every deployment and its hardware
     assert "h100" in output and "l4-pair" in output and "H100-SXM" in output
+    rows = (tmp_path / "a" / "requests" / "h100.csv").read_text().splitlines()
+    assert len(rows) == 1 + result["scenario"]["requests"]
+    assert rows[0].startswith("id,task,arrival_s,start_s,first_token_s,finish_s,ttft_s")
     # an H100 beats two L4s on latency for an 8B model at this load
     h100, l4 = result["deployments"]["h100"], result["deployments"]["l4-pair"]
     assert h100["latency"]["tpot_ms"]["p50"] < l4["latency"]["tpot_ms"]["p50"]

@@ -93,6 +93,14 @@ def infeasibility(name: str, summary: dict[str, Any], loaded: LoadedScenario,
                        f"{loaded.catalog.cloud_models[dep.model].provider}")
     if isinstance(dep, HybridDeployment) and summary["hybrid"]["restricted_served_by_cloud"]:
         reasons.append("restricted requests reached the cloud")   # must never happen
+    if rules.data_residency:
+        regions = [scenario.deployments[n] for n in ([dep.cloud] if isinstance(
+            dep, HybridDeployment) else [name])]
+        outside = [c.region for c in regions
+                   if isinstance(c, CloudDeployment) and c.region not in rules.data_residency]
+        if outside:
+            reasons.append(f"processes data in {', '.join(outside)}, outside the allowed "
+                           f"regions ({', '.join(rules.data_residency)})")
     if rules.offline_operation_required and not isinstance(dep, LocalDeployment):
         reasons.append("must work offline, and it depends on a cloud API")
     if rules.max_monthly_usd is not None and monthly_usd > rules.max_monthly_usd:
@@ -230,6 +238,7 @@ def checklist(deployments: dict[str, Any], loaded: LoadedScenario) -> list[dict[
     """The seed's evaluation checklist: what this run measured, simulated or assumed."""
     scenario = loaded.scenario
     quality_given = any(t.quality for t in scenario.tasks)
+    evaluated = scenario.evaluations
     calibrated = [n for n, d in scenario.deployments.items() if isinstance(d, LocalDeployment)
                   and d.step_time.kind == "calibrated"]
     outages = [n for n, d in scenario.deployments.items() if isinstance(d, CloudDeployment)
@@ -237,11 +246,13 @@ def checklist(deployments: dict[str, Any], loaded: LoadedScenario) -> list[dict[
     restricted = [t.name for t in scenario.tasks if t.sensitivity == "restricted"]
     return [
         {"item": "Does the model answer correctly on your task?",
-         "status": "given" if quality_given else "assumed",
-         "evidence": "task quality rates given in the scenario (measure them with a load "
-                     "test's test set)"
-         if quality_given else "no quality rates given: every answer counted useful; run "
-                               "`llmplan loadtest --test-set` and set tasks[].quality"},
+         "status": "measured" if evaluated else "given" if quality_given else "assumed",
+         "evidence": ("answers checked by load tests with a test set: "
+                      + ", ".join(f"{d} ({p})" for d, p in evaluated.items())) if evaluated
+         else "task quality rates given in the scenario (measure them with a load test's "
+              "test set and `evaluations:`)" if quality_given
+         else "no quality rates given: every answer counted useful; run "
+              "`llmplan loadtest --test-set` and point `evaluations:` at it"},
         {"item": "Can it refuse when it lacks evidence?", "status": "assumed",
          "evidence": "add must_refuse items to the load test's test set to measure it"},
         {"item": "How does it handle private or regulated data?",

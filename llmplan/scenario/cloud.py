@@ -126,6 +126,8 @@ class CloudDeployment(_Strict):
 
     kind: Literal["cloud"] = "cloud"
     model: str = Field(description="A cloud_models catalog id, e.g. gpt-4o-mini.")
+    region: str = Field(default="us", description="Where the provider processes the data, "
+                                                  "checked against constraints.data_residency.")
     limits: RateLimitSpec = RateLimitSpec()
     retry: RetrySpec = RetrySpec()
     latency: CloudLatency = CloudLatency()

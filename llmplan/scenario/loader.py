@@ -58,7 +58,38 @@ def _resolve(doc: YamlDocument, base_dir: Path, path: Path) -> LoadedScenario:
     problems = _check_names(doc, scenario, catalog)
     if problems:
         raise ScenarioError(problems)
+    if scenario.evaluations:
+        scenario = _import_evaluations(doc, scenario, base_dir)
     return LoadedScenario(scenario, catalog, path)
+
+
+def _import_evaluations(doc: YamlDocument, scenario: Scenario, base_dir: Path) -> Scenario:
+    """Tasks' quality per deployment from load-test summaries (explicit rates win)."""
+    import json
+
+    tasks = [t.model_copy(update={"quality": dict(t.quality)}) for t in scenario.tasks]
+    for deployment, where in scenario.evaluations.items():
+        loc: Loc = ("evaluations", deployment)
+        if deployment not in scenario.deployments:
+            raise ScenarioError([Problem(doc.file, doc.line_of(loc), _dotted(loc),
+                                         f"unknown deployment; expected one of: "
+                                         f"{', '.join(scenario.deployments)}")])
+        path = base_dir / where
+        path = path / "summary.json" if path.is_dir() else path
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+            measured = {name: float(t["correct_fraction"])
+                        for name, t in summary["tasks"].items()
+                        if t.get("correct_fraction") is not None}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ScenarioError([Problem(doc.file, doc.line_of(loc), _dotted(loc),
+                                         f"cannot read a load-test summary at {path}: {exc}; "
+                                         f"expected the output folder of `llmplan loadtest` "
+                                         f"--test-set")]) from None
+        for task in tasks:
+            if task.name in measured and deployment not in task.quality:
+                task.quality[deployment] = measured[task.name]
+    return scenario.model_copy(update={"tasks": tasks})
 
 
 def _merge_catalog(doc: YamlDocument, scenario: Scenario) -> Catalog:

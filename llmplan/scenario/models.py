@@ -316,7 +316,8 @@ class Constraints(_Strict):
     offline_operation_required: bool = False
     max_monthly_usd: float | None = Field(default=None, gt=0)
     data_residency: list[str] = Field(
-        default_factory=list, description="Regions data may be processed in (empty: any).")
+        default_factory=list, description="Regions data may be processed in (empty: any); "
+                                          "owned hardware is always allowed.")
 
 
 class SimulationSpec(_Strict):
@@ -351,6 +352,10 @@ class Scenario(_Strict):
     deployments: dict[Name, DeploymentSpec] = Field(min_length=1)
     constraints: Constraints = Constraints()
     economics: Economics = Economics()
+    evaluations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per deployment, a load test's output folder (or its summary.json): "
+                    "each task's share of right answers there becomes its quality rate.")
     simulation: SimulationSpec = SimulationSpec()
     catalog: CatalogOverrides = CatalogOverrides()
 

@@ -1,0 +1,65 @@
+"""Quality imported from a load test's test-set results; data residency as a constraint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import scenario_from
+
+from llmplan.errors import ScenarioError
+from sim.run import simulate_scenario
+
+SCENARIO = """
+    seed: 1
+    duration: 600
+    traffic: {kind: poisson, rate_per_s: 1}
+    tasks:
+      - {name: answer, prompt_tokens: {kind: fixed, tokens: 300},
+         output_tokens: {kind: fixed, tokens: 50}}
+      - {name: tag, prompt_tokens: {kind: fixed, tokens: 100},
+         output_tokens: {kind: fixed, tokens: 4}, quality: {gpu: 0.5}}
+    evaluations: {gpu: staging-run}
+    constraints: {data_residency: [eu]}
+    deployments:
+      gpu: {gpu: H100-SXM, model: Llama-3.1-8B}
+      api-us: {kind: cloud, model: gpt-4o-mini, region: us}
+      api-eu: {kind: cloud, model: gpt-4o-mini, region: eu}
+"""
+
+
+def _with_summary(tmp_path: Path) -> Path:
+    run = tmp_path / "staging-run"
+    run.mkdir()
+    (run / "summary.json").write_text(json.dumps({"tasks": {
+        "answer": {"correct_fraction": 0.8, "checked": 40},
+        "tag": {"correct_fraction": 0.9, "checked": 40}}}))
+    return tmp_path
+
+
+def test_quality_comes_from_the_load_test_unless_given(tmp_path: Path) -> None:
+    loaded = scenario_from(SCENARIO, base_dir=_with_summary(tmp_path))
+    tasks = {t.name: t for t in loaded.scenario.tasks}
+    assert tasks["answer"].quality == {"gpu": 0.8}      # imported
+    assert tasks["tag"].quality == {"gpu": 0.5}         # explicit rate wins
+    result = simulate_scenario(loaded)
+    gpu = result["deployments"]["gpu"]
+    answer_share = gpu["per_task"]["answer"]["requests"] / gpu["requests"]["total"]
+    expected = answer_share * 0.8 + (1 - answer_share) * 0.5      # all within the SLO
+    assert gpu["useful"]["useful_fraction"] == pytest.approx(expected, rel=1e-9)
+    check = next(c for c in result["checklist"] if "correctly" in c["item"])
+    assert check["status"] == "measured" and "staging-run" in check["evidence"]
+
+
+def test_data_residency_rules_out_other_regions(tmp_path: Path) -> None:
+    result = simulate_scenario(scenario_from(SCENARIO, base_dir=_with_summary(tmp_path)))
+    deps = result["deployments"]
+    assert not deps["api-us"]["feasible"]
+    assert "outside the allowed regions (eu)" in deps["api-us"]["infeasible_because"][0]
+    assert deps["api-eu"]["feasible"] and deps["gpu"]["feasible"]
+
+
+def test_a_missing_evaluation_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="cannot read a load-test summary"):
+        scenario_from(SCENARIO, base_dir=tmp_path)
