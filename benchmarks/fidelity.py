@@ -1,6 +1,6 @@
 """Held-out fidelity: calibrate on one load level of a real llama.cpp server, predict others.
 
-    python benchmarks/fidelity.py [--requests 200]
+    python benchmarks/fidelity.py [--requests 200] [--out DIR]
 
 Prints the per-level table (measured vs predicted TTFT and E2E percentiles) and, as last
 lines: e2e_p50_err_pct, e2e_p95_err_pct, ttft_p50_err_pct (median absolute error over the
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+from pathlib import Path
 
 from llmplan.fidelity.heldout import run_experiment
 
@@ -19,8 +20,10 @@ from llmplan.fidelity.heldout import run_experiment
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="Keep every level's records and the calibration here.")
     args = parser.parse_args()
-    experiment = run_experiment(requests_per_level=args.requests)
+    experiment = run_experiment(requests_per_level=args.requests, out_dir=args.out)
     print(f"machine: {platform.machine()} python {platform.python_version()}, "
           f"llama.cpp via xllamacpp, SmolLM2-135M Q4_1, 1 thread, 4 slots")
     print("calibration:", json.dumps(experiment.calibration["step_time"]),
