@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -21,9 +21,28 @@ console = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 160)
 
 
-def _fail(error: InputError) -> None:
+def _fail(error: InputError) -> NoReturn:
     console.print(f"[bold red]error:[/] {escape(error.render())}", highlight=False)
     raise typer.Exit(code=2)
+
+
+def _load_with_local(scenario: Path, wanted: str | None, option: str) -> tuple[Any, str, Any]:
+    """The scenario, and the local deployment `wanted` (default: the first) or a clear error."""
+    from llmplan.errors import Problem
+    from llmplan.scenario import LocalDeployment, load_scenario
+
+    try:
+        loaded = load_scenario(scenario)
+    except InputError as error:
+        _fail(error)
+    local = [n for n, d in loaded.scenario.deployments.items() if isinstance(d, LocalDeployment)]
+    name = wanted or (local[0] if local else None)
+    if name not in local:
+        _fail(InputError([Problem(str(scenario), None, "deployments",
+                                  f"{option} must name a local deployment; expected one of: "
+                                  f"{', '.join(local) or '(none)'}")]))
+    assert name is not None
+    return loaded, name, loaded.scenario.deployments[name]
 
 
 @app.command()
@@ -50,7 +69,6 @@ def simulate(
         loaded = load_scenario(scenario)
     except InputError as error:
         _fail(error)
-        return
     duration = loaded.scenario.duration_s
     with Progress(TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=console,
@@ -193,7 +211,6 @@ def loadtest(
         duration_s = parse_duration_s(duration)
     except ValueError as exc:
         _fail(InputError([_option_problem("--duration", str(exc))]))
-        return
     try:
         loaded = load_scenario(scenario)
         endpoint = load_target(targets, target)
@@ -201,16 +218,13 @@ def loadtest(
         rates = [float(r) for r in sweep.split(",")] if sweep else [None]
     except InputError as error:
         _fail(error)
-        return
     except ValueError:
         _fail(InputError([_option_problem("--sweep", "expected numbers such as 0.5,1,2")]))
-        return
     try:
         stage_list = tuple((float(a), int(b), float(c)) for a, b, c in
                            (part.split(":") for part in stages.split(","))) if stages else ()
     except ValueError:
         _fail(InputError([_option_problem("--stages", "expected seconds:users:rate,...")]))
-        return
     mode: Literal["open", "closed"] = "closed" if closed or stage_list else "open"
     base_rate = loaded.scenario.traffic.expected_rate_per_s(loaded.scenario.duration_s)
     levels = []
@@ -290,7 +304,6 @@ def calibrate(
                           kv_cache_tokens=kv_cache_tokens)
     except InputError as error:
         _fail(error)
-        return
     write_calibration(calibration, out_file)
     table = Table(title=f"calibration from {measurements}")
     for column in ("fixed ms", "per prefill token us", "per decode seq us", "per KV token ns",
@@ -323,12 +336,10 @@ def validate(
         result = compare(rows, dep)
     except InputError as error:
         _fail(error)
-        return
     except (OSError, ValueError) as exc:
         from llmplan.errors import Problem
 
         _fail(InputError([Problem(str(calibration), None, "", str(exc))]))
-        return
     save(result, rows, dep, out_dir)
     table = Table(title=f"{result['requests']} measured requests replayed through the simulator")
     for column in ("metric", "measured p50", "predicted p50", "err %", "measured p95",
@@ -361,22 +372,8 @@ def stack(
     """Write Pulumi.<stack>.yaml so `pulumi up` deploys DEPLOYMENT as simulated."""
     from infra.config import GatewaySettings
     from infra.from_scenario import serving_from_deployment, stack_values, write_stack_file
-    from llmplan.errors import Problem
-    from llmplan.scenario import LocalDeployment, load_scenario
 
-    try:
-        loaded = load_scenario(scenario)
-    except InputError as error:
-        _fail(error)
-        return
-    dep = loaded.scenario.deployments.get(deployment)
-    if not isinstance(dep, LocalDeployment):
-        local = [n for n, d in loaded.scenario.deployments.items()
-                 if isinstance(d, LocalDeployment)]
-        _fail(InputError([Problem(str(scenario), None, "deployments",
-                                  f"no local deployment named {deployment!r}; expected one of: "
-                                  f"{', '.join(local)}")]))
-        return
+    loaded, _, dep = _load_with_local(scenario, deployment, "--deployment")
     serving = serving_from_deployment(deployment, dep, loaded.catalog)
     gateway = None
     secrets = []
@@ -409,36 +406,20 @@ def sweep(
 ) -> None:
     """Simulate a grid (GPU x replicas x router x traffic scale); table and Pareto front."""
     from llmplan.decide.sweep import grid, pareto_front, run_grid
-    from llmplan.errors import Problem
     from llmplan.results import dumps_result
-    from llmplan.scenario import LocalDeployment, load_scenario
+    from sim.router import ROUTERS
 
-    try:
-        loaded = load_scenario(scenario)
-    except InputError as error:
-        _fail(error)
-        return
-    local = [n for n, d in loaded.scenario.deployments.items() if isinstance(d, LocalDeployment)]
-    name = base or (local[0] if local else None)
-    if name not in local:
-        _fail(InputError([Problem(str(scenario), None, "deployments",
-                                  f"--base must name a local deployment; expected one of: "
-                                  f"{', '.join(local) or '(none)'}")]))
-        return
-    base_dep = loaded.scenario.deployments[name]
-    assert isinstance(base_dep, LocalDeployment)
+    loaded, name, base_dep = _load_with_local(scenario, base, "--base")
     try:
         gpu_list = gpus.split(",") if gpus else [base_dep.gpu]
         points = grid(gpu_list, [int(r) for r in replicas.split(",")], routers.split(","),
                       [float(x) for x in scales.split(",")])
     except ValueError as exc:
         _fail(InputError([_option_problem("--replicas/--scales", f"expected numbers: {exc}")]))
-        return
     unknown = [g for g in gpu_list if g not in loaded.catalog.gpus] + \
-        [r for r in routers.split(",") if r not in ("round_robin", "least_outstanding")]
+        [r for r in routers.split(",") if r not in ROUTERS]
     if unknown:
         _fail(InputError([_option_problem("--gpus/--routers", f"unknown: {', '.join(unknown)}")]))
-        return
     with Progress(TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                   console=console, disable=not console.is_terminal, transient=True) as bar:
@@ -494,14 +475,12 @@ def import_usage(
 
     if (csv_file is None) == (cloudwatch_model is None):
         _fail(InputError([_option_problem("--csv/--bedrock-model", "give exactly one source")]))
-        return
     try:
         if csv_file is not None:
             periods = read_usage_csv(csv_file)
         else:
             if start is None:
                 _fail(InputError([_option_problem("--start", "required with --bedrock-model")]))
-                return
             begin, finish = parse_window(start, end, hours)
             periods = read_cloudwatch(str(cloudwatch_model), begin, finish, region=region,
                                       endpoint_url=endpoint_url)
@@ -510,10 +489,8 @@ def import_usage(
         count = write_trace(periods, trace, task)
     except InputError as error:
         _fail(error)
-        return
     except ValueError as exc:
         _fail(InputError([_option_problem("--start/--end", str(exc))]))
-        return
     sections = traffic_sections(trace, periods)
     (out_dir / "traffic.yaml").write_text(
         "# Paste one of these as the scenario's traffic (trace: replay; diurnal: plan ahead)\n"

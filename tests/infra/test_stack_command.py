@@ -56,4 +56,4 @@ def test_unknown_deployment_is_a_clear_error(tmp_path: Path) -> None:
     scenario.write_text(SCENARIO)
     result = CliRunner().invoke(app, ["stack", str(scenario), "--deployment", "nope"])
     assert result.exit_code == 2
-    assert "no local deployment named 'nope'" in result.output and "big" in result.output
+    assert "--deployment must name a local deployment" in result.output and "big" in result.output
