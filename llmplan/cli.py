@@ -283,7 +283,8 @@ def _write_sweep(levels: list[tuple[float | None, Any]], out_dir: Path) -> None:
 
 @app.command()
 def calibrate(
-    measurements: Annotated[Path, typer.Argument(help="Load-test output folder (or JSONL).")],
+    measurements: Annotated[list[Path], typer.Argument(
+        help="Load-test output folders (or JSONL) of one server; several are fitted together.")],
     out_file: Annotated[Path, typer.Option("--out", help="Calibration file to write.")] = Path(
         "calibration.yaml"),
     slots: Annotated[int | None, typer.Option(
@@ -305,7 +306,7 @@ def calibrate(
     except InputError as error:
         _fail(error)
     write_calibration(calibration, out_file)
-    table = Table(title=f"calibration from {measurements}")
+    table = Table(title=f"calibration from {', '.join(map(str, measurements))}")
     for column in ("fixed ms", "per prefill token us", "per decode seq us", "per KV token ns",
                    "client overhead ms", "slots", "steps fitted", "R2", "median |err| %"):
         table.add_column(column, justify="right")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,22 +88,36 @@ def server_props(folder: Path) -> dict[str, Any]:
     return json.loads(props.read_text()) if props.exists() else {}
 
 
-def calibrate(path: Path, *, slots: int | None = None, max_batched_tokens: int | None = None,
+def calibrate(paths: Path | Sequence[Path], *, slots: int | None = None,
+              max_batched_tokens: int | None = None,
               kv_cache_tokens: int | None = None) -> dict[str, Any]:
-    """calibration.yaml content from a load test's records."""
-    rows = read_measurements(path)
-    samples, cold = steps(rows)
+    """calibration.yaml content from the records of one or more load tests of one server.
+
+    Each run's timeline is reconstructed on its own (their clocks are unrelated); the step
+    samples of all runs are fitted together, which averages out a run's machine noise.
+    """
+    paths = [paths] if isinstance(paths, Path) else list(paths)
+    rows: list[dict[str, Any]] = []
+    samples: list[StepSample] = []
+    cold: list[ColdStart] = []
+    for path in paths:
+        run_rows = read_measurements(path)
+        run_samples, run_cold = steps(run_rows)
+        rows += run_rows
+        samples += run_samples
+        cold += run_cold
+    path = paths[0]
     try:
         fit = fit_step_time(samples, cold)
     except ValueError as exc:
-        raise InputError([Problem(str(path), None, "", str(exc))]) from None
+        raise InputError([Problem(", ".join(map(str, paths)), None, "", str(exc))]) from None
     props = server_props(path)
     settings = props.get("default_generation_settings", {})
     slots = slots or props.get("total_slots") or max(1, _max_concurrency(rows))
     n_ctx = settings.get("n_ctx")
     kv = kv_cache_tokens or (int(n_ctx) * int(slots) if n_ctx else None)
     return {
-        "source": str(path),
+        "source": ", ".join(map(str, paths)),
         "server": {"slots": int(slots), "n_ctx_per_slot": n_ctx,
                    "build": props.get("build_info")},
         "step_time": {"kind": "linear", **{name: round(value * scale, 6) for name, value, scale

@@ -95,8 +95,8 @@ def run_experiment(*, requests_per_level: int = 100, fit_rate: float = 1.5,
                                    LoadTestSettings(users=64, duration_s=900),
                                    workdir / f"level-{i}-{level.role}")
             level.summary = result.summary
-    fit_dir = workdir / "level-0-fit"
-    calibration = calibrate(fit_dir)
+    # the fit level's two runs are fitted together: one run's machine noise averages out
+    calibration = calibrate([workdir / "level-0-fit", workdir / "level-1-repeat"])
     calibration_file = write_calibration(calibration, workdir / "calibration.yaml")
     dep = calibrated_deployment(calibration_file)
     for i, level in enumerate(levels):

@@ -9,11 +9,13 @@ simulator must then predict the same latencies.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 from llmplan.fidelity.calibrate import calibrate, write_calibration
 from llmplan.fidelity.timeline import steps
@@ -75,14 +77,18 @@ def test_steps_are_rebuilt_from_client_timings() -> None:
         assert s.duration_s == pytest.approx(expected, rel=1e-9)
 
 
-def test_calibration_recovers_the_coefficients_and_overhead(tmp_path: Path) -> None:
-    import json
-
-    rows = _workload()
-    (tmp_path / "requests.jsonl").write_text("\n".join(json.dumps(r | {
+def _write_records(folder: Path, rows: list[dict[str, Any]]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "requests.jsonl").write_text("\n".join(json.dumps(r | {
         "retry_after_s": None, "correct": None, "token_source": "server",
         "token_mismatch": False, "schedule_delay_ms": 0.0, "scheduled_ts": r["send_ts"],
         "target": "synthetic", "error": None, "worker": 0}) for r in rows) + "\n")
+    return folder
+
+
+def test_calibration_recovers_the_coefficients_and_overhead(tmp_path: Path) -> None:
+    rows = _workload()
+    _write_records(tmp_path, rows)
     calibration = calibrate(tmp_path, slots=64)
     st = calibration["step_time"]
     assert st["overhead_ms"] == pytest.approx(COEF[0] * 1e3, rel=1e-4)
@@ -97,3 +103,24 @@ def test_calibration_recovers_the_coefficients_and_overhead(tmp_path: Path) -> N
     for metric in ("ttft_ms", "e2e_ms", "tpot_ms"):
         for q, err in result["error_pct"][metric].items():
             assert abs(err) < 0.5, (metric, q, err)
+
+
+def test_several_runs_are_fitted_together(tmp_path: Path) -> None:
+    """Two runs at different rates, each rebuilt on its own clock, one fit over both."""
+    from typer.testing import CliRunner
+
+    from llmplan.cli import app
+
+    first = _write_records(tmp_path / "a", _workload(seed=3, n=150, rate=4.0))
+    second = _write_records(tmp_path / "b", _workload(seed=5, n=150, rate=9.0))
+    alone = [calibrate(run, slots=64)["fit"]["steps"] for run in (first, second)]
+    both = calibrate([first, second], slots=64)
+    assert both["fit"]["steps"] == sum(alone)
+    assert both["fit"]["requests"] == 300
+    assert both["step_time"]["per_decode_seq_us"] == pytest.approx(COEF[2] * 1e6, rel=1e-4)
+    result = CliRunner().invoke(app, ["calibrate", str(first), str(second), "--slots", "64",
+                                      "--out", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 0, result.output
+    written = yaml.safe_load((tmp_path / "c.yaml").read_text())
+    assert written["fit"]["steps"] == sum(alone)
+    assert str(first) in written["source"] and str(second) in written["source"]
