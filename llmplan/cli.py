@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from llmplan.errors import InputError
+
+if TYPE_CHECKING:
+    from llmplan.scenario import LoadedScenario, LocalDeployment
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Local GPUs, cloud APIs, or both? Simulate, load-test, decide.")
@@ -26,7 +29,8 @@ def _fail(error: InputError) -> NoReturn:
     raise typer.Exit(code=2)
 
 
-def _load_with_local(scenario: Path, wanted: str | None, option: str) -> tuple[Any, str, Any]:
+def _load_with_local(scenario: Path, wanted: str | None,
+                     option: str) -> tuple[LoadedScenario, str, LocalDeployment]:
     """The scenario, and the local deployment `wanted` (default: the first) or a clear error."""
     from llmplan.errors import Problem
     from llmplan.scenario import LocalDeployment, load_scenario
@@ -41,8 +45,9 @@ def _load_with_local(scenario: Path, wanted: str | None, option: str) -> tuple[A
         _fail(InputError([Problem(str(scenario), None, "deployments",
                                   f"{option} must name a local deployment; expected one of: "
                                   f"{', '.join(local) or '(none)'}")]))
-    assert name is not None
-    return loaded, name, loaded.scenario.deployments[name]
+    dep = loaded.scenario.deployments[str(name)]
+    assert isinstance(dep, LocalDeployment)
+    return loaded, str(name), dep
 
 
 @app.command()

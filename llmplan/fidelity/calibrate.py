@@ -106,12 +106,11 @@ def calibrate(paths: Path | Sequence[Path], *, slots: int | None = None,
         rows += run_rows
         samples += run_samples
         cold += run_cold
-    path = paths[0]
     try:
         fit = fit_step_time(samples, cold)
     except ValueError as exc:
         raise InputError([Problem(", ".join(map(str, paths)), None, "", str(exc))]) from None
-    props = server_props(path)
+    props = server_props(paths[0])        # the same server: its first run's /props speak for all
     settings = props.get("default_generation_settings", {})
     slots = slots or props.get("total_slots") or max(1, _max_concurrency(rows))
     n_ctx = settings.get("n_ctx")
