@@ -81,9 +81,11 @@ def run_experiment(*, requests_per_level: int = 100, fit_rate: float = 1.5,
     """Measure, calibrate on `fit_rate`, predict the rest (see module docstring)."""
     workdir = Path(out_dir or tempfile.mkdtemp(prefix="llmplan-fidelity-"))
     plan_of = load_scenario_text(textwrap.dedent(WORKLOAD.format(seed=17)))
-    levels = [Level(fit_rate, "fit"), Level(fit_rate, "repeat")]
+    # the fit level runs first and again last: fitting both brackets the held-out runs, so
+    # a drift of the shared machine's speed during the experiment averages out
+    levels = [Level(fit_rate, "fit")]
     levels += [Level(r, "held-out") for r in held_out_rates]
-    levels.append(Level(saturation_rate, "saturation"))
+    levels += [Level(saturation_rate, "saturation"), Level(fit_rate, "repeat")]
     with LlamaCppServer(parallel=4, ctx_per_slot=512) as server:
         target = Target(kind="llamacpp", base_url=server.base_url, model="smollm2",
                         api="completions")
@@ -95,13 +97,13 @@ def run_experiment(*, requests_per_level: int = 100, fit_rate: float = 1.5,
                                    LoadTestSettings(users=64, duration_s=900),
                                    workdir / f"level-{i}-{level.role}")
             level.summary = result.summary
-    # the fit level's two runs are fitted together: one run's machine noise averages out
-    calibration = calibrate([workdir / "level-0-fit", workdir / "level-1-repeat"])
+    folders = [workdir / f"level-{i}-{level.role}" for i, level in enumerate(levels)]
+    fit_runs = [lv for lv in levels if lv.role in {"fit", "repeat"}]
+    calibration = calibrate([folders[levels.index(lv)] for lv in fit_runs])
     calibration_file = write_calibration(calibration, workdir / "calibration.yaml")
     dep = calibrated_deployment(calibration_file)
-    for i, level in enumerate(levels):
-        level.comparison = compare(read_measurements(workdir / f"level-{i}-{level.role}"), dep)
-    first, repeat = (levels[0].summary["latency"]["e2e_ms"]["p50"],
-                     levels[1].summary["latency"]["e2e_ms"]["p50"])
+    for level, folder in zip(levels, folders, strict=True):
+        level.comparison = compare(read_measurements(folder), dep)
+    first, repeat = (lv.summary["latency"]["e2e_ms"]["p50"] for lv in fit_runs)
     noise = 100.0 * abs(repeat - first) / first
     return Experiment(levels, calibration, noise)
