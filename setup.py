@@ -1,6 +1,6 @@
 """Build hook: compile the simulator's hot path with mypyc (same typed Python source).
 
-sim/replica.py and sim/router.py run about 3x faster compiled. Set LLMPLAN_PURE_PYTHON=1
+llmplan/sim/replica.py and router.py run about 3x faster compiled. Set LLMPLAN_PURE_PYTHON=1
 to skip compilation; without a C compiler the build falls back to pure Python by itself.
 """
 
@@ -9,7 +9,8 @@ import sys
 
 from setuptools import setup
 
-HOT_PATH = ["sim/replica.py", "sim/router.py"]
+# llmplan/sim is the repository's sim/ folder (a symlink): compiled as llmplan.sim.*
+HOT_PATH = ["llmplan/sim/replica.py", "llmplan/sim/router.py"]
 
 
 def _extensions() -> list:

@@ -25,11 +25,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from llmplan.loadtests.llamacpp_server import LlamaCppServer
+from llmplan.loadtests.plan import PlanItem, build_plan
+from llmplan.loadtests.runner import LoadTestSettings, run_load_test
+from llmplan.loadtests.targets import Target
 from llmplan.scenario import load_scenario_text
-from loadtests.llamacpp_server import LlamaCppServer
-from loadtests.plan import PlanItem, build_plan
-from loadtests.runner import LoadTestSettings, run_load_test
-from loadtests.targets import Target
 
 SCENARIO = """
     seed: 21
@@ -94,9 +94,9 @@ def main() -> None:
         result = run_load_test("llamacpp", target, plan,
                                LoadTestSettings(users=32, duration_s=900), Path(tmp))
         other.join()
-        ours = [r for r in result.rows if r["error_class"] is None]
-    ttft_a = np.percentile([r["ttft_ms"] for r in ours], [50, 95])
-    e2e_a = np.percentile([r["e2e_ms"] for r in ours], [50, 95])
+        ours = [r for r in result.rows if r.ok]
+    ttft_a = np.percentile([r.ttft_ms for r in ours], [50, 95])
+    e2e_a = np.percentile([r.e2e_ms for r in ours], [50, 95])
     ttft_b = np.percentile([t * 1e3 for t, _ in theirs], [50, 95])
     e2e_b = np.percentile([e * 1e3 for _, e in theirs], [50, 95])
     print(f"requests: ours {len(ours)}/{len(plan)} ok, httpx {len(theirs)}/{len(plan)}")

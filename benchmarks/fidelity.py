@@ -10,11 +10,10 @@ held-out levels), saturation_err_pct and noise_floor_e2e_p50_pct (same level run
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 from pathlib import Path
 
-from llmplan.fidelity.heldout import run_experiment
+from heldout import run_experiment
 
 
 def main() -> None:
@@ -26,8 +25,8 @@ def main() -> None:
     experiment = run_experiment(requests_per_level=args.requests, out_dir=args.out)
     print(f"machine: {platform.machine()} python {platform.python_version()}, "
           f"llama.cpp via xllamacpp, SmolLM2-135M Q4_1, 1 thread, 4 slots")
-    print("calibration:", json.dumps(experiment.calibration["step_time"]),
-          json.dumps(experiment.calibration["fit"]))
+    print("calibration:", experiment.calibration.step_time.model_dump_json(),
+          experiment.calibration.fit.model_dump_json())
     header = ("rate", "role", "n", "achieved", "TTFT p50 meas/pred/err%",
               "E2E p50 meas/pred/err%", "E2E p95 meas/pred/err%")
     print(" | ".join(header))

@@ -14,15 +14,20 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
+from llmplan.loadtests.plan import build_plan
+from llmplan.loadtests.runner import LoadTestSettings, run_load_test
+from llmplan.loadtests.targets import Target
+
+# the loopback fake server lives with the tests that use it
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "loadtests"))
+from fakes import FakeOpenAI
+
 from llmplan.scenario import load_scenario_text
-from loadtests.fakes import FakeOpenAI
-from loadtests.plan import build_plan
-from loadtests.runner import LoadTestSettings, run_load_test
-from loadtests.targets import Target
 
 SCENARIO = """
     duration: {duration}
@@ -47,22 +52,23 @@ def main() -> None:
         result = run_load_test("fake", target, plan,
                                LoadTestSettings(users=32, duration_s=args.seconds, mode="closed"),
                                Path(tmp) / "closed")
-        ok = result.summary["requests"]["ok"]
-        streamed = ok / result.summary["throughput"]["window_s"]
+        ok = result.summary.requests.ok
+        streamed = ok / result.summary.throughput.window_s
         opened = load_scenario_text(textwrap.dedent(SCENARIO.format(
             duration=args.seconds, kind="constant", rate=args.rate)))
         plan = build_plan(opened)
         result = run_load_test("fake", target, plan,
                                LoadTestSettings(users=64, duration_s=args.seconds + 30),
                                Path(tmp) / "open")
-        delay = result.summary["schedule_delay_ms"]
-        achieved = result.summary["throughput"]["achieved_rate_per_s"]
+        delay = result.summary.schedule_delay_ms
+        achieved = result.summary.throughput.achieved_rate_per_s
     print(f"machine: {platform.machine()} python {platform.python_version()}")
     print(f"closed loop: {ok} streamed requests (8 tokens each) by one Locust process")
     print(f"open loop: {len(plan)} requests at {args.rate:g} req/s, achieved {achieved:.1f}, "
-          f"schedule delay {json.dumps({k: round(v, 2) for k, v in delay.items() if v})}")
+          f"schedule delay "
+          f"{json.dumps({k: round(v, 2) for k, v in delay.model_dump().items() if v})}")
     print(f"streamed_requests_per_s={streamed:.0f}")
-    print(f"schedule_delay_p99_ms={delay['p99']:.2f}")
+    print(f"schedule_delay_p99_ms={delay.p99 or 0.0:.2f}")
 
 
 if __name__ == "__main__":

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from llmplan.scenario import load_scenario
+from llmplan.scenario.models import SimulationMode
+from llmplan.sim.compiled import is_compiled, pure_python
+from llmplan.sim.engine import simulate_deployment
+from llmplan.sim.run import simulate_scenario
 from llmplan.traffic import build_request_stream
-from sim.compiled import is_compiled, pure_python
-from sim.engine import simulate_deployment
-from sim.run import simulate_scenario
 
 HERE = Path(__file__).parent
 
@@ -49,18 +50,19 @@ def main() -> None:
     pure = _best_rate(1, len(stream), stream=stream,
                       replica_class=pure_python("replica").Replica, **common)
     small = stream.head(5000)
-    reference = _best_rate(1, len(small), stream=small, mode="reference", **common)
+    reference = _best_rate(1, len(small), stream=small, mode=SimulationMode.REFERENCE, **common)
     fast_small = _best_rate(args.repeat, len(small), stream=small, **common)
     t0 = time.perf_counter()
     result = simulate_scenario(loaded)
     whole = time.perf_counter() - t0
-    summary = result["deployments"][name]
+    local = result.deployments[name].local
+    assert local is not None
     print(f"machine: {platform.machine()} python {platform.python_version()} "
           f"({platform.python_implementation()}), hot path compiled: {is_compiled()}")
     print(f"scenario: {args.scenario}: {len(stream):,} requests, {dep.replicas} replicas, "
-          f"router {dep.router}, GPU busy {summary['utilisation']['gpu_busy_fraction']:.2f}, "
-          f"KV use {summary['utilisation']['kv_cache_mean_fraction']:.2f}, "
-          f"preemptions {summary['requests']['preemptions']}")
+          f"router {dep.router}, GPU busy {local.utilisation.gpu_busy_fraction:.2f}, "
+          f"KV use {local.utilisation.kv_cache_mean_fraction:.2f}, "
+          f"preemptions {result.deployments[name].requests.preemptions}")
     print(f"interpreted_requests_per_wall_s={pure:.0f}")
     print(f"compiled_over_interpreted={installed / pure:.2f}")
     print(f"fast_over_reference_first_5000={fast_small / reference:.0f}")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.config import from_config
-from infra.gateway import LlmGateway
-from infra.serving import GpuServing
+from llmplan.provision.config import from_config
+from llmplan.provision.gateway import LlmGateway
+from llmplan.provision.serving import GpuServing
 
 config = pulumi.Config()
 settings = from_config({

@@ -1,8 +1,24 @@
 """llm-deploy-planner: local GPUs, cloud APIs, or both, decided with evidence.
 
-Shared layer: the scenario schema (`llmplan.scenario`), the catalog of GPUs and models
-(`llmplan.catalog`), traffic generation (`llmplan.traffic`, free of SimPy so the load tests
-replay the very same arrival stream), result writing and the `llmplan` CLI.
+The Python API (see `llmplan.api`): `load_scenario`, `simulate`, `simulate_only` and
+`decide` return typed results (`llmplan.results`). The names load on first use, so
+`import llmplan` stays cheap (and safe inside a Locust process).
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.2.0"
+__all__ = ["decide", "load_scenario", "simulate", "simulate_only"]
+
+if TYPE_CHECKING:
+    from llmplan.api import decide, load_scenario, simulate, simulate_only
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from llmplan import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'llmplan' has no attribute {name!r}")

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
 
 import plotly.graph_objects as go
 from plotly.io import to_html
+
+from llmplan.results.decision import Result
 
 CHART_HEIGHT = 420
 
@@ -25,11 +26,11 @@ def _figure_html(fig: go.Figure, first: bool) -> str:
                        config={"displaylogo": False, "responsive": True}))
 
 
-def latency_cdfs(result: dict[str, Any]) -> go.Figure:
+def latency_cdfs(result: Result) -> go.Figure:
     fig = go.Figure()
-    for name, dep in result["deployments"].items():
+    for name, dep in result.deployments.items():
         for metric, dash in (("ttft_ms", "solid"), ("e2e_ms", "dot")):
-            values = dep.get("latency_cdf", {}).get(metric)
+            values = getattr(dep.latency_cdf, metric)
             if values:
                 fig.add_trace(go.Scatter(x=values, y=[(i + 1) / 100 for i in range(len(values))],
                                          mode="lines", name=f"{name} {metric[:-3].upper()}",
@@ -40,14 +41,15 @@ def latency_cdfs(result: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def load_curves(result: dict[str, Any]) -> go.Figure:
+def load_curves(result: Result) -> go.Figure:
     fig = go.Figure()
-    for name, plan in result.get("planning", {}).get("deployments", {}).items():
-        curve = plan.get("load_curve", [])
-        rates = [p["requests_per_s"] for p in curve]
-        fig.add_trace(go.Scatter(x=rates, y=[p["goodput_fraction"] for p in curve],
+    plans = result.planning.deployments if result.planning is not None else {}
+    for name, plan in plans.items():
+        curve = plan.load_curve
+        rates = [p.requests_per_s for p in curve]
+        fig.add_trace(go.Scatter(x=rates, y=[p.goodput_fraction for p in curve],
                                  name=f"{name} goodput", mode="lines+markers"))
-        fig.add_trace(go.Scatter(x=rates, y=[p["ttft_p95_ms"] for p in curve],
+        fig.add_trace(go.Scatter(x=rates, y=[p.ttft_p95_ms for p in curve],
                                  name=f"{name} TTFT p95", mode="lines+markers", yaxis="y2",
                                  line={"dash": "dot"}))
     fig.update_layout(title="Goodput and TTFT p95 versus offered load", xaxis_title="requests/s",
@@ -57,18 +59,18 @@ def load_curves(result: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def over_time(result: dict[str, Any]) -> go.Figure:
+def over_time(result: Result) -> go.Figure:
     fig = go.Figure()
-    for name, dep in result["deployments"].items():
-        series, local = dep["timeseries"], dep.get("local_timeseries")
-        hours = [m / 60 for m in series["minute"]]
-        if local:
-            fig.add_trace(go.Scatter(x=hours, y=local["gpu_busy_fraction"], name=f"{name} busy",
+    for name, dep in result.deployments.items():
+        hours = [m / 60 for m in dep.timeseries.minute]
+        if dep.local is not None:
+            local = dep.local.timeseries
+            fig.add_trace(go.Scatter(x=hours, y=local.gpu_busy_fraction, name=f"{name} busy",
                                      mode="lines"))
-            fig.add_trace(go.Scatter(x=hours, y=local["queue_depth_mean"], mode="lines",
+            fig.add_trace(go.Scatter(x=hours, y=local.queue_depth_mean, mode="lines",
                                      name=f"{name} queue", yaxis="y2", line={"dash": "dot"}))
-    first = next(iter(result["deployments"].values()))["timeseries"]
-    fig.add_trace(go.Bar(x=[m / 60 for m in first["minute"]], y=first["arrivals_per_s"],
+    first = next(iter(result.deployments.values())).timeseries
+    fig.add_trace(go.Bar(x=[m / 60 for m in first.minute], y=first.arrivals_per_s,
                          name="arrivals/s", yaxis="y3", opacity=0.25))
     fig.update_layout(title="GPU busy share and queue depth over the run", xaxis_title="hours",
                       yaxis={"title": "busy share", "range": [0, 1.05]},
@@ -77,39 +79,39 @@ def over_time(result: dict[str, Any]) -> go.Figure:
     return fig
 
 
-def cost_breakdown(result: dict[str, Any]) -> go.Figure:
-    names = list(result["deployments"])
-    items = sorted({i["item"] for d in result["deployments"].values()
-                    for i in d["cost"]["items"] if i["usd_per_month"] > 0})
+def cost_breakdown(result: Result) -> go.Figure:
+    names = list(result.deployments)
+    items = sorted({i.item for d in result.deployments.values()
+                    for i in d.cost.items if i.usd_per_month > 0})
     fig = go.Figure()
     for item in items:
         fig.add_trace(go.Bar(name=item, x=names, y=[
-            sum(i["usd_per_month"] for i in result["deployments"][n]["cost"]["items"]
-                if i["item"] == item) for n in names]))
+            sum(i.usd_per_month for i in result.deployments[n].cost.items
+                if i.item == item) for n in names]))
     fig.update_layout(barmode="stack", title="Monthly cost by item", yaxis_title="USD/month")
     return fig
 
 
-def break_even_chart(result: dict[str, Any]) -> go.Figure:
+def break_even_chart(result: Result) -> go.Figure:
     fig = go.Figure()
-    rows = result.get("break_even", [])
-    top = max([r["break_even_requests_per_month"] or 0 for r in rows]
-              + [r["simulated_requests_per_month"] for r in rows] + [1.0]) * 1.5
+    rows = result.break_even
+    top = max([r.break_even_requests_per_month or 0 for r in rows]
+              + [r.simulated_requests_per_month for r in rows] + [1.0]) * 1.5
     volumes = [top * k / 50 for k in range(51)]
     drawn = set()
     for r in rows:
-        for side, fixed, per in (("local", r["local_fixed_usd"], r["local_usd_per_request"]),
-                                 ("cloud", r["cloud_fixed_usd"], r["cloud_usd_per_request"])):
-            if r[side] not in drawn:
-                drawn.add(r[side])
+        for name, fixed, per in ((r.local, r.local_fixed_usd, r.local_usd_per_request),
+                                 (r.cloud, r.cloud_fixed_usd, r.cloud_usd_per_request)):
+            if name not in drawn:
+                drawn.add(name)
                 fig.add_trace(go.Scatter(x=volumes, y=[fixed + per * v for v in volumes],
-                                         name=r[side], mode="lines"))
-        if r["break_even_requests_per_month"]:
-            v = r["break_even_requests_per_month"]
-            cost = r["cloud_fixed_usd"] + r["cloud_usd_per_request"] * v
+                                         name=name, mode="lines"))
+        if r.break_even_requests_per_month:
+            v = r.break_even_requests_per_month
+            cost = r.cloud_fixed_usd + r.cloud_usd_per_request * v
             fig.add_trace(go.Scatter(x=[v], y=[cost], mode="markers",
                                      marker={"size": 11, "symbol": "x"},
-                                     name=f"break-even {r['local']} / {r['cloud']}"))
+                                     name=f"break-even {r.local} / {r.cloud}"))
     fig.update_layout(title="Monthly cost versus monthly volume (break-even points marked)",
                       xaxis_title="requests per month", yaxis_title="USD/month")
     return fig
@@ -129,47 +131,47 @@ def _fmt(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def render(result: dict[str, Any]) -> str:
-    meta, rec = result["scenario"], result["recommendation"]
-    names = list(result["deployments"])
-    parts = [f"<h1>{html.escape(meta['name'])}: local, cloud or both?</h1>",
-             f"<p class='rec'><b>Recommendation: {html.escape(str(rec['deployment']))}</b>. "
-             f"{html.escape(rec['reason'])}.</p>"]
-    flips = [c for c in result.get("planning", {}).get("sensitivity", [])
-             if c["winner"] != rec["deployment"]]
+def render(result: Result) -> str:
+    meta, rec = result.scenario, result.recommendation
+    names = list(result.deployments)
+    parts = [f"<h1>{html.escape(meta.name)}: local, cloud or both?</h1>",
+             f"<p class='rec'><b>Recommendation: {html.escape(str(rec.deployment))}</b>. "
+             f"{html.escape(rec.reason)}.</p>"]
+    cases = result.planning.sensitivity if result.planning is not None else []
+    flips = [c for c in cases if c.winner != rec.deployment]
     if flips:
         parts.append("<p>The answer would change: " + "; ".join(
-            html.escape(f"to {c['winner'] or 'no feasible candidate'} if {c['change']}")
+            html.escape(f"to {c.winner or 'no feasible candidate'} if {c.change}")
             for c in flips) + ".</p>")
     summary_rows = []
-    for name, dep in result["deployments"].items():
-        lat, cost = dep["latency"], dep["cost"]
-        source = dep.get("engine", {}).get("step_time", {}).get("source")
+    for name, dep in result.deployments.items():
+        lat, cost = dep.latency, dep.cost
+        source = dep.local.engine.step_time.source if dep.local is not None else None
         evidence = ("measured: " + source) if source and source.startswith("calibrated") \
             else "defaults: roofline" if source else "assumed: provider latency in scenario"
         summary_rows.append([
-            name, dep["kind"], evidence, "yes" if dep["feasible"] else "no: " + "; ".join(
-                dep["infeasible_because"]),
-            _fmt(lat["ttft_ms"]["p95"]), _fmt(lat["e2e_ms"]["p95"]),
-            f"{dep['slo']['goodput_fraction']:.1%}", _fmt(cost["monthly_usd"]),
-            _fmt(cost["usd_per_1k_requests"], 3), _fmt(cost["usd_per_useful_result"], 5)])
+            name, dep.kind, evidence, "yes" if dep.feasible else "no: " + "; ".join(
+                dep.infeasible_because),
+            _fmt(lat.ttft_ms.p95), _fmt(lat.e2e_ms.p95),
+            f"{dep.slo.goodput_fraction or 0.0:.1%}", _fmt(cost.monthly_usd),
+            _fmt(cost.usd_per_1k_requests, 3), _fmt(cost.usd_per_useful_result, 5)])
     parts.append("<h2>Candidates</h2>" + _table(
         ["deployment", "kind", "serving model from", "feasible", "TTFT p95 ms", "E2E p95 ms",
          "goodput", "USD/month",
          "USD per 1k requests", "USD per useful result"], summary_rows))
     parts.append("<h2>Decision table</h2>" + _table(
         ["question", *names],
-        [[row["question"].replace("_", " ")] + [row["answers"].get(n, "-") for n in names]
-         for row in result["decision_table"]]))
+        [[row.question.replace("_", " ")] + [row.answers.get(n, "-") for n in names]
+         for row in result.decision_table]))
     parts.append("<h2>Evaluation checklist</h2>" + _table(
         ["question", "status", "evidence"],
-        [[c["item"], c["status"], c["evidence"]] for c in result["checklist"]]))
-    planning = result.get("planning", {}).get("deployments", {})
-    if planning:
+        [[c.item, c.status, c.evidence] for c in result.checklist]))
+    if result.planning is not None:
         parts.append("<h2>Planning</h2>" + _table(
             ["deployment", "fewest replicas meeting the SLO", "max sustainable requests/s"],
-            [[n, _fmt(p["min_replicas_meeting_slo"]),
-              _fmt(p["max_sustainable_requests_per_s"], 2)] for n, p in planning.items()]))
+            [[n, _fmt(p.min_replicas_meeting_slo),
+              _fmt(p.max_sustainable_requests_per_s, 2)]
+             for n, p in result.planning.deployments.items()]))
     for i, chart in enumerate(CHARTS):
         parts.append(f"<div class='chart' id='chart-{chart.__name__}'>"
                      f"{_figure_html(chart(result), first=i == 0)}</div>")
@@ -179,11 +181,12 @@ def render(result: dict[str, Any]) -> str:
              "text-align:left}th{background:#f3f3f3}.rec{font-size:18px;background:#eef6ee;"
              "padding:12px;border-left:4px solid #3a3}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>llmplan: "
-            f"{html.escape(meta['name'])}</title><style>{style}</style></head><body>"
+            f"{html.escape(meta.name)}</title><style>{style}</style></head><body>"
             + "".join(parts) + "</body></html>")
 
 
-def write_report(result: dict[str, Any], out_dir: Path) -> Path:
+def write_decision_report(result: Result, out_dir: Path) -> Path:
+    """out_dir/report.html for a simulation's result."""
     path = out_dir / "report.html"
     path.write_text(render(result), encoding="utf-8")
     return path

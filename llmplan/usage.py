@@ -188,3 +188,32 @@ def parse_window(start: str, end: str | None, hours: float | None) -> tuple[date
     if math.isinf((finish - begin).total_seconds()):
         raise ValueError("window too long")
     return begin, finish
+
+
+@dataclass(frozen=True)
+class ImportedUsage:
+    """What `llmplan import-usage` wrote."""
+
+    trace: Path
+    snippet: Path
+    requests: int
+    hours: float
+    mean_prompt_tokens: float
+    mean_output_tokens: float
+
+
+def import_usage(periods: list[Period], out_dir: Path, task: str = "") -> ImportedUsage:
+    """Write the replayable trace and the traffic snippet (trace and fitted diurnal)."""
+    import yaml
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    trace = out_dir / "usage-trace.csv"
+    count = write_trace(periods, trace, task)
+    sections = traffic_sections(trace, periods)
+    snippet = out_dir / "traffic.yaml"
+    snippet.write_text(
+        "# Paste one of these as the scenario's traffic (trace: replay; diurnal: plan ahead)\n"
+        + yaml.safe_dump(sections, sort_keys=False), encoding="utf-8")
+    rec = sections["recorded"]
+    return ImportedUsage(trace, snippet, count, rec["hours"], rec["mean_prompt_tokens"],
+                         rec["mean_output_tokens"])

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from loadtests.checks import check_from_dict
-from loadtests.plan import PlanItem
-from loadtests.records import RequestRecord
-from loadtests.targets import Target
+from llmplan.loadtests.checks import check_from_dict
+from llmplan.loadtests.plan import PlanItem
+from llmplan.loadtests.records import ErrorClass, RequestRecord
+from llmplan.loadtests.targets import Target
 
 
 @dataclass
@@ -64,7 +64,7 @@ def finish_record(record: RequestRecord, timing: Timing, usage_prompt: int | Non
     return record
 
 
-def classify_exception(exc: BaseException) -> str:
+def classify_exception(exc: BaseException) -> ErrorClass:
     if isinstance(exc, ConnectionRefusedError):
         return "connect"
     if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError
@@ -77,7 +77,7 @@ def classify_exception(exc: BaseException) -> str:
     return "protocol"
 
 
-def classify_status(status: int) -> str:
+def classify_status(status: int) -> ErrorClass:
     if status == 429:
         return "http_429"
     return "http_5xx" if status >= 500 else "http_4xx"

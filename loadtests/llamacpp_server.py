@@ -64,7 +64,7 @@ class LlamaCppServer:
     def start(self, timeout_s: float = 60.0) -> LlamaCppServer:
         self._log = log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "loadtests.llamacpp_server", "--serve",
+            [sys.executable, "-m", "llmplan.loadtests.llamacpp_server", "--serve",
              "--port", str(self.port), "--parallel", str(self.parallel),
              "--ctx-per-slot", str(self.ctx_per_slot), "--threads", str(self.threads),
              "--model", str(self.model)],

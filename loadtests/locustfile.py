@@ -18,10 +18,10 @@ import gevent
 from locust import LoadTestShape, User, constant, events, task
 from locust.exception import StopUser
 
-from loadtests.clients import BedrockStream, OpenAIStream
-from loadtests.plan import PlanItem, read_plan
-from loadtests.records import RecordWriter, RequestRecord
-from loadtests.targets import Target
+from llmplan.loadtests.clients import BedrockStream, OpenAIStream
+from llmplan.loadtests.plan import PlanItem, read_plan
+from llmplan.loadtests.records import RecordWriter, RequestRecord
+from llmplan.loadtests.targets import Target
 
 CONFIG: dict[str, Any] = json.loads(Path(os.environ["LLMPLAN_LOADTEST"]).read_text())
 TARGET = Target.model_validate(CONFIG["target"])

@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from llmplan.loadtests.checks import TestItem
 from llmplan.scenario import LoadedScenario
 from llmplan.traffic import build_request_stream
-from loadtests.checks import TestItem
 
 # Common short English words: about one token each for BPE tokenizers.
 _WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while",

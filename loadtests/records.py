@@ -1,50 +1,65 @@
-"""One JSON line per finished request, written and flushed as it completes.
+"""One JSON line per finished request: the record model, its writer and its readers.
 
-Each Locust process appends to its own `requests.<pid>.jsonl`; `merge` joins them, sorted by
-send time, and refuses duplicates. A crash or Ctrl-C loses at most the line being written.
+`RequestRecord` is the schema (`llmplan schema --records` prints it): the load test writes
+it, calibration, validation and the summary read it back through `read_records`, which
+reports file:line:field for a bad or foreign record instead of failing later. Each Locust
+process appends to its own `requests.<pid>.jsonl`; `merge` joins them, sorted by send time,
+and refuses duplicates. A crash or Ctrl-C loses at most the line being written.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Literal, TextIO
 
-ERROR_CLASSES = ("http_429", "http_4xx", "http_5xx", "connect", "reset", "timeout", "protocol")
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from llmplan.errors import InputError, Problem
+from llmplan.jsonl import dumps_line, read_jsonl
+
+ErrorClass = Literal["http_429", "http_4xx", "http_5xx", "connect", "reset", "timeout",
+                     "protocol"]
+ERROR_CLASSES: tuple[ErrorClass, ...] = ("http_429", "http_4xx", "http_5xx", "connect",
+                                         "reset", "timeout", "protocol")
 
 
-@dataclass
-class RequestRecord:
+class RequestRecord(BaseModel):
     """What one request measured. Times are Unix seconds; durations milliseconds."""
 
-    id: int                     # plan index
+    model_config = ConfigDict(extra="forbid")
+
+    id: int = Field(description="Plan index of the request.")
     task: str
     target: str
-    scheduled_ts: float         # when the plan wanted it sent
-    send_ts: float
-    schedule_delay_ms: float    # send - scheduled (the generator's own lag)
-    status: int                 # HTTP status, 0 when there was none
-    error_class: str | None     # None, or one of ERROR_CLASSES
+    scheduled_ts: float = Field(description="When the plan wanted it sent (Unix s).")
+    send_ts: float = Field(description="When it was sent (Unix s).")
+    schedule_delay_ms: float = Field(description="send - scheduled: the generator's own lag.")
+    status: int = Field(description="HTTP status; 0 when there was none.")
+    error_class: ErrorClass | None = Field(default=None, description="None: it succeeded.")
     error: str | None = None
-    ttft_ms: float | None = None
-    e2e_ms: float | None = None
-    tpot_ms: float | None = None
-    itl_ms: list[float] = field(default_factory=list)
+    ttft_ms: float | None = Field(default=None, description="Send to first streamed token.")
+    e2e_ms: float | None = Field(default=None, description="Send to the last byte.")
+    tpot_ms: float | None = Field(default=None, description="(E2E - TTFT) / (tokens - 1).")
+    itl_ms: list[float] = Field(default_factory=list,
+                                description="Every gap between streamed chunks.")
     prompt_tokens: int | None = None
     output_tokens: int | None = None
-    token_source: str = "none"  # server | chunks | none
+    token_source: Literal["server", "chunks", "none"] = "none"
     token_mismatch: bool = False
-    chunks: int = 0             # streamed pieces that carried text
+    chunks: int = Field(default=0, description="Streamed pieces that carried text.")
     retry_after_s: float | None = None
-    correct: bool | None = None  # test-set check, when the task has one
+    correct: bool | None = Field(default=None, description="Test-set check, if the task has one.")
     worker: int = 0
 
-    def to_json(self) -> str:
-        data = asdict(self)
+    @property
+    def ok(self) -> bool:
+        return self.error_class is None
+
+    def to_line(self) -> str:
+        data = self.model_dump()
         data["itl_ms"] = [round(x, 3) for x in self.itl_ms]
-        return json.dumps(data, separators=(",", ":"))
+        return dumps_line(data)
 
 
 class RecordWriter:
@@ -55,7 +70,7 @@ class RecordWriter:
         self._file: TextIO = path.open("a", encoding="utf-8", buffering=1)
 
     def write(self, record: RequestRecord) -> None:
-        self._file.write(record.to_json() + "\n")
+        self._file.write(record.to_line())
         self._file.flush()
 
     def close(self) -> None:
@@ -64,34 +79,51 @@ class RecordWriter:
         self._file.close()
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Records of one JSONL file; a torn last line (killed mid-write) is skipped."""
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows
+def read_records(path: Path) -> list[RequestRecord]:
+    """The records of one JSONL file (the torn-last-line rule of llmplan.jsonl), validated."""
+    records = []
+    problems = []
+    for number, data in read_jsonl(path):
+        try:
+            records.append(RequestRecord.model_validate(data))
+        except ValidationError as exc:
+            for err in exc.errors():
+                field = ".".join(str(part) for part in err["loc"])
+                problems.append(Problem(str(path), number, field, err["msg"]))
+        if len(problems) >= 20:
+            break
+    if problems:
+        raise InputError(problems, title="invalid load-test records (see `llmplan schema "
+                                         "--records`)")
+    return records
 
 
-def merge(out_dir: Path) -> list[dict[str, Any]]:
+def records_file(path: Path) -> Path:
+    """requests.jsonl of a load-test output folder, or the file itself."""
+    file = path / "requests.jsonl" if path.is_dir() else path
+    if not file.exists():
+        raise InputError([Problem(str(file), None, "", "no load-test records here; expected "
+                                  "the output folder of `llmplan loadtest` or its "
+                                  "requests.jsonl")])
+    return file
+
+
+def merge(out_dir: Path) -> list[RequestRecord]:
     """Join every process's records into out_dir/requests.jsonl, sorted by send time."""
-    rows: list[dict[str, Any]] = []
+    rows: list[RequestRecord] = []
     parts = sorted(out_dir.glob("requests.*.jsonl"))
     for part in parts:
         rows.extend(read_records(part))
-    ids = [r["id"] for r in rows]
+    ids = [r.id for r in rows]
     if len(ids) != len(set(ids)):
         dupes = sorted({i for i in ids if ids.count(i) > 1})[:10]
         raise ValueError(f"duplicate request ids across workers: {dupes}")
-    rows.sort(key=lambda r: (r["send_ts"], r["id"]))
+    rows.sort(key=lambda r: (r.send_ts, r.id))
     merged = out_dir / "requests.jsonl"
     tmp = merged.with_suffix(".jsonl.tmp")
     with tmp.open("w", encoding="utf-8") as handle:
         for row in rows:
-            handle.write(json.dumps(row, separators=(",", ":")) + "\n")
+            handle.write(row.to_line())
     tmp.replace(merged)
     for part in parts:
         part.unlink()

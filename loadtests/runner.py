@@ -20,13 +20,14 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
+from llmplan.loadtests.plan import PlanItem, write_plan
+from llmplan.loadtests.records import RequestRecord, merge
+from llmplan.loadtests.summary import summarise_records
+from llmplan.loadtests.targets import Target
+from llmplan.results.loadtest import LoadTestSummary
 from llmplan.scenario import LoadedScenario
-from loadtests.plan import PlanItem, write_plan
-from loadtests.records import merge
-from loadtests.summary import summarise
-from loadtests.targets import Target
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
@@ -44,8 +45,8 @@ class LoadTestSettings:
 
 @dataclass
 class LoadTestResult:
-    summary: dict[str, Any]
-    rows: list[dict[str, Any]]
+    summary: LoadTestSummary
+    rows: list[RequestRecord]
     out_dir: Path
     interrupted: bool
     target_down: str | None              # why the target is considered dead, if it is
@@ -89,9 +90,7 @@ def run_load_test(target_name: str, target: Target, plan: list[PlanItem],
     }
     config_path = out_dir / "config.json"
     config_path.write_text(json.dumps(config, indent=1), encoding="utf-8")
-    env = {**os.environ, "LLMPLAN_LOADTEST": str(config_path),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(LOCUSTFILE.parent.parent),
-                                                        os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, "LLMPLAN_LOADTEST": str(config_path)}
     _save_server_state(target, out_dir, "start")
     user_class = "BedrockUser" if target.kind == "bedrock" else "OpenAIUser"
     span = plan[-1].send_s if plan and settings.mode == "open" else 0.0
@@ -140,13 +139,11 @@ def run_load_test(target_name: str, target: Target, plan: list[PlanItem],
     span_s = max((p.send_s for p in plan), default=0.0)
     if len(plan) > 1:
         span_s *= len(plan) / (len(plan) - 1)   # mean gap after the last arrival too
-    summary = summarise(rows, planned=len(plan), planned_span_s=span_s,
-                        slo_by_task=slo_by_task, mode=settings.mode)
     down = _target_down(rows)
-    summary["interrupted"] = interrupted
-    summary["target_down"] = down
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True),
-                                          encoding="utf-8")
+    summary = summarise_records(rows, planned=len(plan), planned_span_s=span_s,
+                                slo_by_task=slo_by_task, mode=settings.mode)
+    summary = summary.model_copy(update={"interrupted": interrupted, "target_down": down})
+    (out_dir / "summary.json").write_text(summary.model_dump_json(indent=1), encoding="utf-8")
     return LoadTestResult(summary, rows, out_dir, interrupted, down,
                           [p.returncode for p in processes])
 
@@ -178,18 +175,18 @@ def _signal_all(processes: list[subprocess.Popen[bytes]], sig: int) -> None:
                 os.killpg(p.pid, sig)
 
 
-def _target_down(rows: list[dict[str, Any]]) -> str | None:
+def _target_down(rows: list[RequestRecord]) -> str | None:
     """The target died if it answered at first and then refused or reset to the end."""
     dead_classes = {"connect", "reset"}
     tail = 0
     for row in reversed(rows):
-        if row["error_class"] in dead_classes:
+        if row.error_class in dead_classes:
             tail += 1
         else:
             break
     if tail >= 3:
         first_dead = rows[len(rows) - tail]
-        when = time.strftime("%H:%M:%S", time.localtime(first_dead["send_ts"]))
+        when = time.strftime("%H:%M:%S", time.localtime(first_dead.send_ts))
         return (f"target stopped answering at {when}: the last {tail} requests failed "
-                f"with {first_dead['error_class']} errors")
+                f"with {first_dead.error_class} errors")
     return None

@@ -1,94 +1,100 @@
-"""What a load test measured: the figures the field expects, from the JSONL records.
+"""What a load test measured: the figures the field expects, from the request records.
 
-Same definitions as the simulator (TTFT, TPOT = (E2E - TTFT)/(n - 1), ITL excluding TTFT,
-goodput = requests inside every SLO bound of their task), plus what only a real run has:
-errors by class with 429 apart, requested vs achieved rate, the generator's own schedule
-delay, token-count mismatches and answer correctness per task.
+Same definitions as the simulator (TTFT, TPOT = (E2E - TTFT)/(n - 1), ITL excluding TTFT),
+the same percentile rule (llmplan.stats) and the same goodput rule
+(llmplan.scenario.goodput), plus what only a real run has: errors by class with 429 apart,
+requested vs achieved rate, the generator's own schedule delay, token-count mismatches and
+answer correctness per task, as a `LoadTestSummary` (summary.json).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from llmplan.loadtests.records import ERROR_CLASSES, RequestRecord
+from llmplan.results.loadtest import (
+    LoadTestSummary,
+    MeasuredLatency,
+    MeasuredSlo,
+    MeasuredThroughput,
+    RequestOutcomes,
+    Stats,
+    TaskMeasurement,
+)
+from llmplan.scenario.goodput import within_slo
 from llmplan.scenario.models import SloSpec
-from loadtests.records import ERROR_CLASSES
-
-PERCENTILES = (50, 90, 95, 99)
+from llmplan.stats import PERCENTILES, finite, mean, percentiles
 
 
-def _stats(values: list[float] | np.ndarray) -> dict[str, float | None]:
-    arr = np.asarray(values, dtype=float)
-    if arr.size == 0:
-        return {"mean": None, **{f"p{p}": None for p in PERCENTILES}, "max": None}
-    points = np.percentile(arr, PERCENTILES)
-    return {"mean": float(arr.mean()),
-            **{f"p{p}": float(v) for p, v in zip(PERCENTILES, points, strict=True)},
-            "max": float(arr.max())}
+def stats(values: Iterable[float | None]) -> Stats:
+    array = finite(list(values))
+    points = percentiles(array, PERCENTILES)
+    return Stats(mean=mean(array), p50=points[50], p90=points[90], p95=points[95],
+                 p99=points[99], max=float(array.max()) if array.size else None)
 
 
-def within_slo(row: dict[str, Any], slo: SloSpec) -> bool:
-    if row["error_class"] is not None or row["e2e_ms"] is None:
-        return False
-    for bound, key in ((slo.ttft_ms, "ttft_ms"), (slo.tpot_ms, "tpot_ms"), (slo.e2e_ms, "e2e_ms")):
-        value = row.get(key)
-        if bound is not None and value is not None and value > bound:
-            return False
-    return True
+def goodput_mask(rows: list[RequestRecord], slo_by_task: Mapping[str, SloSpec]) -> np.ndarray:
+    """Per record: inside every SLO bound of its task (tasks the scenario lacks: no bounds)."""
+    names = sorted({r.task for r in rows})
+    index = {name: i for i, name in enumerate(names)}
+
+    def column(values: Iterable[float | None]) -> np.ndarray:
+        return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+    return within_slo([slo_by_task.get(name, SloSpec()) for name in names],
+                      np.array([index[r.task] for r in rows], dtype=np.int64),
+                      np.array([r.ok and r.e2e_ms is not None for r in rows], dtype=bool),
+                      ttft_ms=column(r.ttft_ms for r in rows),
+                      tpot_ms=column(r.tpot_ms for r in rows),
+                      e2e_ms=column(r.e2e_ms for r in rows))
 
 
-def summarise(rows: list[dict[str, Any]], *, planned: int, planned_span_s: float,
-              slo_by_task: dict[str, SloSpec], mode: str) -> dict[str, Any]:
+def summarise_records(rows: list[RequestRecord], *, planned: int, planned_span_s: float,
+                      slo_by_task: Mapping[str, SloSpec], mode: str) -> LoadTestSummary:
     """summary.json content."""
-    ok = [r for r in rows if r["error_class"] is None]
-    errors = {cls: sum(1 for r in rows if r["error_class"] == cls) for cls in ERROR_CLASSES}
+    ok = [r for r in rows if r.ok]
+    errors = {cls: sum(1 for r in rows if r.error_class == cls) for cls in ERROR_CLASSES}
     status_codes: dict[str, int] = {}
     for r in rows:
-        if r["error_class"] is not None:
-            status_codes[str(r["status"])] = status_codes.get(str(r["status"]), 0) + 1
+        if not r.ok:
+            status_codes[str(r.status)] = status_codes.get(str(r.status), 0) + 1
     if rows:
-        first_send = min(r["send_ts"] for r in rows)
-        last_end = max(r["send_ts"] + (r["e2e_ms"] or 0.0) / 1e3 for r in rows)
+        first_send = min(r.send_ts for r in rows)
+        last_end = max(r.send_ts + (r.e2e_ms or 0.0) / 1e3 for r in rows)
         window = max(last_end - first_send, 1e-9)
-        send_span = max(max(r["send_ts"] for r in rows) - first_send, 1e-9)
+        send_span = max(max(r.send_ts for r in rows) - first_send, 1e-9)
     else:
         window = send_span = 1e-9
-    good = [r for r in rows if within_slo(r, slo_by_task.get(r["task"], SloSpec()))]
-    tasks: dict[str, Any] = {}
-    for task in sorted({r["task"] for r in rows}):
-        mine = [r for r in rows if r["task"] == task]
-        checked = [r for r in mine if r["correct"] is not None]
-        tasks[task] = {
-            "requests": len(mine),
-            "ok": sum(1 for r in mine if r["error_class"] is None),
-            "checked": len(checked),
-            "correct_fraction": (sum(1 for r in checked if r["correct"]) / len(checked)
-                                 if checked else None),
-            "goodput_fraction": sum(1 for r in good if r["task"] == task) / len(mine),
-        }
+    good = goodput_mask(rows, slo_by_task) if rows else np.zeros(0, bool)
+    tasks: dict[str, TaskMeasurement] = {}
+    for task in sorted({r.task for r in rows}):
+        mine = [i for i, r in enumerate(rows) if r.task == task]
+        checked = [rows[i] for i in mine if rows[i].correct is not None]
+        tasks[task] = TaskMeasurement(
+            requests=len(mine), ok=sum(1 for i in mine if rows[i].ok), checked=len(checked),
+            correct_fraction=(sum(1 for r in checked if r.correct) / len(checked)
+                              if checked else None),
+            goodput_fraction=float(good[mine].sum()) / len(mine))
     requested_rate = planned / planned_span_s if planned_span_s > 0 and mode == "open" else None
-    return {
-        "mode": mode,
-        "requests": {"planned": planned, "sent": len(rows), "ok": len(ok),
-                     "failed": len(rows) - len(ok), "errors_by_class": errors,
-                     "errors_by_status": status_codes,
-                     "token_mismatches": sum(1 for r in ok if r["token_mismatch"])},
-        "latency": {
-            "ttft_ms": _stats([r["ttft_ms"] for r in ok if r["ttft_ms"] is not None]),
-            "tpot_ms": _stats([r["tpot_ms"] for r in ok if r["tpot_ms"] is not None]),
-            "itl_ms": _stats([x for r in ok for x in r["itl_ms"]]),
-            "e2e_ms": _stats([r["e2e_ms"] for r in ok]),
-        },
-        "throughput": {
-            "requested_rate_per_s": requested_rate,
-            "send_rate_per_s": len(rows) / send_span if len(rows) > 1 else None,
-            "achieved_rate_per_s": len(ok) / window,
-            "output_tokens_per_s": sum(r["output_tokens"] or 0 for r in ok) / window,
-            "window_s": window,
-        },
-        "schedule_delay_ms": _stats([r["schedule_delay_ms"] for r in rows]),
-        "slo": {"goodput_fraction": len(good) / len(rows) if rows else None,
-                "goodput_requests_per_s": len(good) / window},
-        "tasks": tasks,
-    }
+    return LoadTestSummary(
+        mode=mode,
+        requests=RequestOutcomes(planned=planned, sent=len(rows), ok=len(ok),
+                                 failed=len(rows) - len(ok), errors_by_class=errors,
+                                 errors_by_status=status_codes,
+                                 token_mismatches=sum(1 for r in ok if r.token_mismatch)),
+        latency=MeasuredLatency(ttft_ms=stats(r.ttft_ms for r in ok),
+                                tpot_ms=stats(r.tpot_ms for r in ok),
+                                itl_ms=stats(x for r in ok for x in r.itl_ms),
+                                e2e_ms=stats(r.e2e_ms for r in ok)),
+        throughput=MeasuredThroughput(
+            requested_rate_per_s=requested_rate,
+            send_rate_per_s=len(rows) / send_span if len(rows) > 1 else None,
+            achieved_rate_per_s=len(ok) / window,
+            output_tokens_per_s=sum(r.output_tokens or 0 for r in ok) / window,
+            window_s=window),
+        schedule_delay_ms=stats(r.schedule_delay_ms for r in rows),
+        slo=MeasuredSlo(goodput_fraction=float(good.sum()) / len(rows) if rows else None,
+                        goodput_requests_per_s=float(good.sum()) / window),
+        tasks=tasks)

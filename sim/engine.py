@@ -8,61 +8,28 @@ run in the same environment. Every kind fills the same `Records`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import simpy
 
 from llmplan.catalog import Catalog
+from llmplan.perf.memory import KvCapacity
+from llmplan.perf.steptime import StepTime
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
-from llmplan.scenario.models import LocalDeployment
+from llmplan.scenario.models import LocalDeployment, SimulationMode
+from llmplan.sim.cloud import CloudEndpoint
+from llmplan.sim.fleet import LocalFleet, build_fleet
+from llmplan.sim.fleet_control import FleetController
+from llmplan.sim.hybrid import HybridRouter
+from llmplan.sim.records import Records
+from llmplan.sim.replica import Replica
+from llmplan.sim.serving import Workload
 from llmplan.traffic import RequestStream
-from sim.cloud import CloudEndpoint
-from sim.fleet_control import FleetController, fail_unroutable
-from sim.kvcache import KvCapacity, kv_capacity
-from sim.records import Records
-from sim.reference import ReferenceReplica
-from sim.replica import Replica
-from sim.router import Router, make_router
-from sim.serving import ReplicaConfig, Workload
-from sim.steptime import StepTime, build_step_time
 
 Progress = Callable[[float], None]
 AnyDeployment = LocalDeployment | CloudDeployment | HybridDeployment
-
-
-@dataclass
-class LocalFleet:
-    """The replicas of one local deployment and the router in front of them.
-
-    `replicas` holds every replica that may ever run (up to autoscaling's maximum);
-    `active` the ones taking traffic now (up, and scaled in).
-    """
-
-    deployment: LocalDeployment
-    replicas: list[Replica] | list[ReferenceReplica]
-    router: Router
-    capacity: KvCapacity
-    step_time: StepTime
-    active: list[Replica] | list[ReferenceReplica] = field(default_factory=list)
-    control: FleetController | None = None
-
-    def route(self, rid: int, t: float) -> Replica | ReferenceReplica | None:
-        """Bring the chosen replica up to t and hand it the request (None: none is up)."""
-        active = self.active
-        if not active:
-            fail_unroutable(self, rid, t)
-            return None
-        replica = active[self.router.choose(active, t)]
-        replica.advance(t)
-        replica.arrive(rid, t)
-        return replica
-
-    def finish(self, horizon_s: float) -> None:
-        for replica in self.replicas:
-            replica.advance(horizon_s)
 
 
 @dataclass
@@ -91,36 +58,11 @@ class DeploymentRun:
         return [r.busy_s for r in self.fleet.replicas] if self.fleet is not None else []
 
 
-def _engine_limits(dep: LocalDeployment, capacity: KvCapacity) -> int:
-    max_len = capacity.max_model_len
-    if not dep.engine.chunked_prefill:
-        max_len = min(max_len, dep.engine.max_num_batched_tokens)
-    return max_len
-
-
-def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, work: Workload,
-                *, mode: Literal["fast", "reference"] = "fast",
-                replica_class: type[Replica] = Replica, seed: int = 0,
-                horizon_s: float = float("inf")) -> LocalFleet:
-    capacity = kv_capacity(dep, catalog)
-    step = build_step_time(dep, catalog)
-    engine, admission = dep.engine, dep.admission
-    config = ReplicaConfig(
-        step=step, blocks=capacity.blocks, block_size=capacity.block_size_tokens,
-        max_num_seqs=engine.max_num_seqs, max_num_batched_tokens=engine.max_num_batched_tokens,
-        chunked_prefill=engine.chunked_prefill, max_model_len=_engine_limits(dep, capacity),
-        queue_limit=admission.queue_limit, queue_timeout_s=admission.queue_timeout_s)
-    replicas: list[Replica] | list[ReferenceReplica]
-    dynamic = dep.failures is not None or dep.autoscaling is not None
-    if mode == "reference":
-        if dynamic:
-            raise ValueError("reference mode does not simulate failures or autoscaling")
-        replicas = [ReferenceReplica(env, i, config, work) for i in range(dep.replicas)]
-    else:
-        replicas = [replica_class(i, config, work) for i in range(dep.max_replicas)]
-    fleet = LocalFleet(dep, replicas, make_router(dep.router), capacity, step,
-                       active=replicas[:dep.replicas])
-    if dynamic:
+def _local_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, work: Workload,
+                 *, mode: SimulationMode, replica_class: type[Replica], seed: int,
+                 horizon_s: float) -> LocalFleet:
+    fleet = build_fleet(env, dep, catalog, work, mode=mode, replica_class=replica_class)
+    if dep.failures is not None or dep.autoscaling is not None:
         fleet.control = FleetController(env, fleet, horizon_s,
                                         np.random.default_rng([seed, 13]))
     return fleet
@@ -128,16 +70,17 @@ def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, 
 
 def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
                         stream: RequestStream, duration_s: float, *, drain_s: float | None = None,
-                        mode: Literal["fast", "reference"] = "fast",
+                        mode: SimulationMode = SimulationMode.FAST,
                         progress: Progress | None = None,
                         replica_class: type[Replica] = Replica, seed: int = 0,
-                        deployments: dict[str, AnyDeployment] | None = None,
-                        task_sensitivity: list[str] | None = None,
+                        deployments: Mapping[str, AnyDeployment] | None = None,
+                        task_sensitivity: Sequence[str] | None = None,
                         restricted_stays_local: bool = True) -> DeploymentRun:
     """Simulate `dep` serving `stream`; arrivals stop at duration_s, work stops at the horizon.
 
     A hybrid deployment names its local and cloud parts: pass the scenario's `deployments`
-    and each task's sensitivity (public / internal / restricted).
+    and each task's sensitivity (public / internal / restricted). `llmplan.sim.run` passes
+    all of it from a scenario.
     """
     horizon = duration_s + (duration_s if drain_s is None else drain_s)
     records = Records(len(stream), horizon)
@@ -148,9 +91,8 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
     run = DeploymentRun(name, dep, records, duration_s, horizon)
     handler: Callable[[int, float], None]
     if isinstance(dep, LocalDeployment):
-        fleet = run.fleet = build_fleet(env, dep, catalog, work, mode=mode,
-                                          replica_class=replica_class, seed=seed,
-                                          horizon_s=horizon)
+        fleet = run.fleet = _local_fleet(env, dep, catalog, work, mode=mode,
+                                         replica_class=replica_class, seed=seed, horizon_s=horizon)
 
         def handler(rid: int, t: float) -> None:
             fleet.route(rid, t)
@@ -159,20 +101,18 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
                                           seed=seed, horizon_s=horizon)
         handler = cloud.submit
     else:
-        from sim.hybrid import HybridRouter
-
         parts = deployments or {}
         local_dep, cloud_dep = parts[dep.local], parts[dep.cloud]
         assert isinstance(local_dep, LocalDeployment) and isinstance(cloud_dep, CloudDeployment)
-        run.fleet = build_fleet(env, local_dep, catalog, work, mode=mode,
-                                replica_class=replica_class, seed=seed, horizon_s=horizon)
+        run.fleet = _local_fleet(env, local_dep, catalog, work, mode=mode,
+                                 replica_class=replica_class, seed=seed, horizon_s=horizon)
         run.cloud = CloudEndpoint(env, dep.cloud, cloud_dep,
                                   catalog.cloud_models[cloud_dep.model], work, seed=seed,
                                   horizon_s=horizon)
         run.parts = {"local": dep.local, "cloud": dep.cloud}
         router = HybridRouter(
             dep, run.fleet, run.cloud, work, stream,
-            task_sensitivity=task_sensitivity or ["internal"] * len(stream.task_names),
+            task_sensitivity=list(task_sensitivity or ["internal"] * len(stream.task_names)),
             restricted_stays_local=restricted_stays_local)
         handler = router.arrive
     _Arrivals(env, arrivals, handler, progress)

@@ -11,16 +11,12 @@ it stops sending to the newest one (it drains), at most once per `cooldown_s`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import simpy
 
-from sim.records import FAILED
-from sim.replica import Replica
-
-if TYPE_CHECKING:
-    from sim.engine import LocalFleet
+from llmplan.scenario.models import FailureSpec
+from llmplan.sim.fleet import LocalFleet
+from llmplan.sim.replica import Replica
 
 
 class FleetController:
@@ -63,10 +59,7 @@ class FleetController:
 
     # ------------------------------------------------------------------ failures
 
-    def _schedule_failures(self, spec: object, horizon_s: float) -> None:
-        from llmplan.scenario.models import FailureSpec
-
-        assert isinstance(spec, FailureSpec)
+    def _schedule_failures(self, spec: FailureSpec, horizon_s: float) -> None:
         for window in spec.windows:
             self._later(window.start_s,
                         lambda t, i=window.replica, d=window.duration_s: self._fail(i, t, d))
@@ -136,9 +129,3 @@ class FleetController:
         self._refresh()
         self.scale_events.append((t, self.serving))
 
-
-def fail_unroutable(fleet: LocalFleet, rid: int, t: float) -> None:
-    """No replica is up: the request fails at once."""
-    rec = fleet.replicas[0].rec
-    rec.outcome[rid] = FAILED
-    rec.finish_s[rid] = t

@@ -12,16 +12,12 @@ back to the local fleet when `fallback_to_local`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from llmplan.scenario.cloud import HybridDeployment
+from llmplan.sim.cloud import CloudEndpoint
+from llmplan.sim.fleet import LocalFleet
+from llmplan.sim.records import BLOCKED, PENDING, REJECTED, TOO_LONG
+from llmplan.sim.serving import Workload
 from llmplan.traffic import RequestStream
-from sim.cloud import CloudEndpoint
-from sim.records import BLOCKED, PENDING, REJECTED, TOO_LONG
-from sim.serving import Workload
-
-if TYPE_CHECKING:
-    from sim.engine import LocalFleet
 
 CLOUD = "cloud"
 

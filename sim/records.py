@@ -44,20 +44,6 @@ class Records:
         self.throttles = [0] * n            # 429s received
         self.fallbacks = [0] * n            # times moved to the other path
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {
-            "start_s": np.asarray(self.start_s),
-            "first_token_s": np.asarray(self.first_token_s),
-            "finish_s": np.asarray(self.finish_s),
-            "replica": np.asarray(self.replica, dtype=np.int64),
-            "preemptions": np.asarray(self.preemptions, dtype=np.int64),
-            "outcome": np.asarray(self.outcome, dtype=np.int64),
-            "served_by": np.asarray(self.served_by, dtype=np.int64),
-            "attempts": np.asarray(self.attempts, dtype=np.int64),
-            "throttles": np.asarray(self.throttles, dtype=np.int64),
-            "fallbacks": np.asarray(self.fallbacks, dtype=np.int64),
-        }
-
     def segment_table(self) -> np.ndarray:
         """Segments as an (n, 7) array, clipped to the horizon."""
         table = np.frombuffer(self.segments, dtype=np.float64).reshape(-1, 7)

@@ -14,8 +14,8 @@ from typing import Any
 
 import simpy
 
-from sim.records import OK, REJECTED, SERVED_LOCAL, TIMED_OUT, TOO_LONG
-from sim.serving import ReplicaConfig, Workload
+from llmplan.sim.records import OK, REJECTED, SERVED_LOCAL, TIMED_OUT, TOO_LONG
+from llmplan.sim.serving import ReplicaConfig, Workload
 
 
 class _Seq:

@@ -31,8 +31,8 @@ import heapq
 import math
 from collections import deque
 
-from sim.records import OK, REJECTED, SERVED_LOCAL, TIMED_OUT, TOO_LONG
-from sim.serving import ReplicaConfig, Workload
+from llmplan.sim.records import OK, REJECTED, SERVED_LOCAL, TIMED_OUT, TOO_LONG
+from llmplan.sim.serving import ReplicaConfig, Workload
 
 
 class Seq:

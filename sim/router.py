@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from llmplan.scenario.models import RouterName
 
 
 class Loaded(Protocol):
@@ -60,11 +63,12 @@ class LeastOutstanding:
         return loads.index(min(loads))
 
 
-ROUTERS: dict[str, type[RoundRobin] | type[LeastOutstanding]] = {
+#: One class per router name of the scenario schema (a test checks both lists agree).
+ROUTERS: dict[RouterName, type[RoundRobin] | type[LeastOutstanding]] = {
     "round_robin": RoundRobin,
     "least_outstanding": LeastOutstanding,
 }
 
 
-def make_router(name: str) -> Router:
+def make_router(name: RouterName) -> Router:
     return ROUTERS[name]()

@@ -1,62 +1,63 @@
-"""Simulate every deployment of a scenario: load -> stream -> simulate -> summarise."""
+"""Simulate a scenario's deployments: the one place scenario settings become a simulation.
+
+`run_deployment` passes everything a deployment's simulation needs from the scenario (its
+parts if hybrid, each task's sensitivity, the drain time, the seed); planning and sweeps
+call it with a sped-up stream. `simulate_scenario` runs every deployment against the same
+request stream and summarises each (no decision: that is llmplan.decide's job).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
 
+from llmplan.results.simulation import RunInfo, SimulationResult
 from llmplan.scenario import LoadedScenario
-from llmplan.traffic import build_request_stream
-from sim.engine import simulate_deployment
-from sim.metrics import summarise, write_requests_csv
+from llmplan.scenario.models import SimulationMode
+from llmplan.sim.engine import DeploymentRun, simulate_deployment
+from llmplan.sim.metrics import summarise_run
+from llmplan.sim.requests_csv import write_requests_csv
+from llmplan.traffic import RequestStream, build_request_stream
 
 Progress = Callable[[str, float], None]
 
 
-def simulate_scenario(loaded: LoadedScenario, seed: int | None = None, *,
-                      mode: Literal["fast", "reference"] | None = None,
-                      progress: Progress | None = None,
-                      planning: bool = False,
-                      requests_dir: Path | None = None) -> dict[str, Any]:
-    """result.json content for a scenario (same scenario and seed: same result).
+def run_deployment(loaded: LoadedScenario, name: str, stream: RequestStream,
+                   duration_s: float, *, seed: int | None = None,
+                   mode: SimulationMode | None = None,
+                   progress: Callable[[float], None] | None = None) -> DeploymentRun:
+    """Simulate deployment `name` of the scenario serving `stream` for `duration_s`."""
+    scenario = loaded.scenario
+    return simulate_deployment(
+        name, scenario.deployments[name], loaded.catalog, stream, duration_s,
+        drain_s=scenario.simulation.drain_s, mode=mode or scenario.simulation.mode,
+        progress=progress, seed=scenario.seed if seed is None else seed,
+        deployments=scenario.deployments,
+        task_sensitivity=[t.sensitivity for t in scenario.tasks],
+        restricted_stays_local=scenario.constraints.restricted_stays_local)
 
-    With `planning`, also searches replica counts and traffic rates and tests how stable
-    the recommendation is (many more simulations).
-    """
+
+def simulate_scenario(loaded: LoadedScenario, seed: int | None = None, *,
+                      mode: SimulationMode | None = None, progress: Progress | None = None,
+                      requests_dir: Path | None = None) -> SimulationResult:
+    """Every deployment against the scenario's request stream (same scenario and seed: same
+    result). With `requests_dir`, also one CSV of per-request rows per deployment."""
     scenario = loaded.scenario
     seed = scenario.seed if seed is None else seed
     stream = build_request_stream(scenario, seed)
     mode = mode or scenario.simulation.mode
-    deployments: dict[str, Any] = {}
-    for name, dep in scenario.deployments.items():
+    deployments = {}
+    for name in scenario.deployments:
         def report(t: float, name: str = name) -> None:
             if progress is not None:
                 progress(name, t)
 
-        run = simulate_deployment(
-            name, dep, loaded.catalog, stream, scenario.duration_s,
-            drain_s=scenario.simulation.drain_s, mode=mode, progress=report, seed=seed,
-            deployments=dict(scenario.deployments),
-            task_sensitivity=[t.sensitivity for t in scenario.tasks],
-            restricted_stays_local=scenario.constraints.restricted_stays_local)
-        deployments[name] = summarise(run, stream, scenario)
+        run = run_deployment(loaded, name, stream, scenario.duration_s, seed=seed, mode=mode,
+                             progress=report)
+        deployments[name] = summarise_run(run, stream, scenario)
         if requests_dir is not None:
             requests_dir.mkdir(parents=True, exist_ok=True)
             write_requests_csv(run, stream, requests_dir / f"{name}.csv")
-    result = {
-        "scenario": {
-            "name": scenario.name, "seed": seed, "duration_s": scenario.duration_s,
-            "requests": len(stream), "mode": mode,
-            "tasks": list(stream.task_names),
-        },
-        "deployments": deployments,
-    }
-    from llmplan.decide.decision import decide
-
-    decide(result, loaded)
-    if planning:
-        from llmplan.decide.planning import plan
-
-        result["planning"] = plan(result, loaded)
-    return result
+    info = RunInfo(name=scenario.name, seed=seed, duration_s=scenario.duration_s,
+                   requests=len(stream), mode=mode.value, tasks=list(stream.task_names))
+    return SimulationResult(scenario=info, deployments=deployments)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.records import Records
-from sim.steptime import StepTime
+from llmplan.perf.steptime import StepTime
+from llmplan.sim.records import Records
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ import textwrap
 from pathlib import Path
 
 from llmplan.scenario import LoadedScenario, load_scenario_text
+from llmplan.scenario.models import SimulationMode
+from llmplan.sim.engine import DeploymentRun, simulate_deployment
 from llmplan.traffic import RequestStream, build_request_stream
-from sim.engine import DeploymentRun, simulate_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,7 +17,7 @@ def scenario_from(text: str, base_dir: Path | None = None) -> LoadedScenario:
     return load_scenario_text(textwrap.dedent(text), base_dir=base_dir or ROOT)
 
 
-def run_first(loaded: LoadedScenario, mode: str = "fast",
+def run_first(loaded: LoadedScenario, mode: SimulationMode = SimulationMode.FAST,
               stream: RequestStream | None = None) -> tuple[DeploymentRun, RequestStream]:
     """Simulate the scenario's first deployment; return the run and its request stream."""
     scenario = loaded.scenario
@@ -24,5 +25,5 @@ def run_first(loaded: LoadedScenario, mode: str = "fast",
     name, dep = next(iter(scenario.deployments.items()))
     run = simulate_deployment(name, dep, loaded.catalog, stream, scenario.duration_s,
                               drain_s=scenario.simulation.drain_s,
-                              mode=mode)  # type: ignore[arg-type]
+                              mode=mode)
     return run, stream

@@ -8,6 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from llmplan.cli import app
+from llmplan.results import Result
 
 SMALL = """
 name: cli-check
@@ -37,6 +38,7 @@ def _simulate(tmp_path: Path, name: str, *args: str) -> tuple[str, bytes]:
 def test_result_json_has_the_promised_fields(tmp_path: Path) -> None:
     output, raw = _simulate(tmp_path, "a")
     result = json.loads(raw)
+    Result.model_validate(result)          # result.json reads back into its own model
     assert set(result["deployments"]) == {"h100", "l4-pair"}
     for dep in result["deployments"].values():
         for metric in ("ttft_ms", "tpot_ms", "e2e_ms", "itl_ms"):
@@ -49,7 +51,8 @@ def test_result_json_has_the_promised_fields(tmp_path: Path) -> None:
         assert dep["throughput"]["output_tokens_per_s"] > dep["throughput"]["requests_per_s"]
         assert 0 <= dep["slo"]["goodput_fraction"] <= 1
         assert len(dep["timeseries"]["arrivals_per_s"]) == 5
-        assert 0 < dep["utilisation"]["gpu_busy_fraction"] <= 1
+        assert 0 < dep["local"]["utilisation"]["gpu_busy_fraction"] <= 1
+        assert "cloud" not in dep and "hybrid" not in dep    # absent sections are left out
     # the table names every deployment and its hardware
     assert "h100" in output and "l4-pair" in output and "H100-SXM" in output
     rows = (tmp_path / "a" / "requests" / "h100.csv").read_text().splitlines()
@@ -88,3 +91,15 @@ def test_schema_command_prints_json_schema() -> None:
     assert {"traffic", "tasks", "deployments", "slo", "constraints", "duration"} <= set(
         schema["properties"])
     assert schema["additionalProperties"] is False
+
+
+def test_schema_of_result_and_records() -> None:
+    result = CliRunner().invoke(app, ["schema", "--result"])
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    assert {"scenario", "deployments", "recommendation", "break_even", "decision_table",
+            "checklist", "planning"} <= set(schema["properties"])
+    records = json.loads(CliRunner().invoke(app, ["schema", "--records"]).output)
+    assert {"ttft_ms", "itl_ms", "error_class", "send_ts"} <= set(records["properties"])
+    assert set(records["required"]) == {"id", "task", "target", "scheduled_ts", "send_ts",
+                                        "schedule_delay_ms", "status"}

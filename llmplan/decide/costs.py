@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from llmplan.catalog import Catalog, CloudModelSpec, GpuSpec
 from llmplan.scenario.cloud import CloudCosts, CloudDeployment
@@ -235,7 +234,3 @@ def cloud_items(dep: CloudDeployment, catalog: Catalog, econ: Economics,
     model = catalog.cloud_models[dep.model]
     return [item for fn in CLOUD_ITEMS if (item := fn(dep, model, econ, facts)) is not None]
 
-
-def items_as_dict(items: list[CostItem], prefix: str = "") -> list[dict[str, Any]]:
-    return [{"item": prefix + i.name, "usd_per_month": i.usd_per_month,
-             "variable": i.variable, "basis": i.basis} for i in items]

@@ -10,19 +10,19 @@
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
 from llmplan.decide.decision import decide
+from llmplan.results.decision import DeploymentPlan, LoadPoint, Planning, SensitivityCase
+from llmplan.results.simulation import DeploymentResult, SimulationResult
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
-from llmplan.scenario.models import LocalDeployment
+from llmplan.scenario.models import LocalDeployment, SimulationMode
+from llmplan.sim.metrics import summarise_run
+from llmplan.sim.run import run_deployment
 from llmplan.traffic import RequestStream, build_request_stream
-from sim.engine import simulate_deployment
-from sim.metrics import summarise
 
 
-def _variant(loaded: LoadedScenario, name: str, replicas: int | None) -> LoadedScenario:
+def resized(loaded: LoadedScenario, name: str, replicas: int | None) -> LoadedScenario:
+    """The scenario with deployment `name`'s local fleet at `replicas` (None: unchanged)."""
     scenario = loaded.scenario
     if replicas is None:
         return loaded
@@ -38,20 +38,16 @@ def _variant(loaded: LoadedScenario, name: str, replicas: int | None) -> LoadedS
 
 def simulate_one(loaded: LoadedScenario, name: str, *, replicas: int | None = None,
                  rate_factor: float = 1.0,
-                 stream: RequestStream | None = None) -> dict[str, Any]:
+                 stream: RequestStream | None = None) -> DeploymentResult:
     """Summary of one deployment, optionally resized or with traffic sped up."""
-    loaded = _variant(loaded, name, replicas)
+    loaded = resized(loaded, name, replicas)
     scenario = loaded.scenario
     base = stream if stream is not None else build_request_stream(scenario)
     scaled = base.scaled(1.0 / rate_factor)
-    duration = scenario.duration_s / rate_factor
-    run = simulate_deployment(
-        name, scenario.deployments[name], loaded.catalog, scaled, duration,
-        drain_s=scenario.simulation.drain_s, seed=scenario.seed,
-        deployments=dict(scenario.deployments),
-        task_sensitivity=[t.sensitivity for t in scenario.tasks],
-        restricted_stays_local=scenario.constraints.restricted_stays_local)
-    return summarise(run, scaled, scenario)
+    # planning always uses the fast scheduler (reference mode is for checking it)
+    run = run_deployment(loaded, name, scaled, scenario.duration_s / rate_factor,
+                         mode=SimulationMode.FAST)
+    return summarise_run(run, scaled, scenario)
 
 
 def min_replicas(loaded: LoadedScenario, name: str, limit: int = 256) -> int | None:
@@ -62,7 +58,7 @@ def min_replicas(loaded: LoadedScenario, name: str, limit: int = 256) -> int | N
     stream = build_request_stream(loaded.scenario)
 
     def meets(n: int) -> bool:
-        return bool(simulate_one(loaded, name, replicas=n, stream=stream)["slo"]["met"])
+        return simulate_one(loaded, name, replicas=n, stream=stream).slo.met
 
     hi = 1
     while not meets(hi):
@@ -88,7 +84,7 @@ def max_sustainable_rate(loaded: LoadedScenario, name: str,
     base = len(stream) / loaded.scenario.duration_s
 
     def meets(factor: float) -> bool:
-        return bool(simulate_one(loaded, name, rate_factor=factor, stream=stream)["slo"]["met"])
+        return simulate_one(loaded, name, rate_factor=factor, stream=stream).slo.met
 
     lo, hi = 0.0, 1.0
     if meets(1.0):
@@ -112,29 +108,26 @@ def max_sustainable_rate(loaded: LoadedScenario, name: str,
     return base * lo
 
 
-def sensitivity(result: dict[str, Any], loaded: LoadedScenario) -> list[dict[str, Any]]:
+def sensitivity(simulation: SimulationResult, loaded: LoadedScenario) -> list[SensitivityCase]:
     """The winner under changed volume (re-simulated) and prices (costs recomputed)."""
-    cases: list[dict[str, Any]] = []
+    cases: list[SensitivityCase] = []
     stream = build_request_stream(loaded.scenario)
     for factor in (0.5, 2.0):
-        varied = copy.deepcopy(result)
-        varied["scenario"]["duration_s"] = result["scenario"]["duration_s"] / factor
-        for name in result["deployments"]:
-            varied["deployments"][name] = simulate_one(loaded, name, rate_factor=factor,
-                                                       stream=stream)
-        decide(varied, loaded)
-        cases.append({"change": f"volume x{factor:g}",
-                      "winner": varied["recommendation"]["deployment"],
-                      "ranking": varied["recommendation"]["ranking"]})
+        info = simulation.scenario.model_copy(
+            update={"duration_s": simulation.scenario.duration_s / factor})
+        varied = SimulationResult(scenario=info, deployments={
+            name: simulate_one(loaded, name, rate_factor=factor, stream=stream)
+            for name in simulation.deployments})
+        verdict = decide(varied, loaded).recommendation
+        cases.append(SensitivityCase(change=f"volume x{factor:g}", winner=verdict.deployment,
+                                     ranking=verdict.ranking))
     for label, cloud_factor, gpu_factor in (("cloud prices x0.5", 0.5, 1.0),
                                             ("cloud prices x2", 2.0, 1.0),
                                             ("GPU prices x0.7", 1.0, 0.7),
                                             ("GPU prices x1.3", 1.0, 1.3)):
-        priced = _reprice(loaded, cloud_factor, gpu_factor)
-        varied = copy.deepcopy(result)
-        decide(varied, priced)
-        cases.append({"change": label, "winner": varied["recommendation"]["deployment"],
-                      "ranking": varied["recommendation"]["ranking"]})
+        verdict = decide(simulation, _reprice(loaded, cloud_factor, gpu_factor)).recommendation
+        cases.append(SensitivityCase(change=label, winner=verdict.deployment,
+                                     ranking=verdict.ranking))
     return cases
 
 
@@ -159,28 +152,27 @@ def _reprice(loaded: LoadedScenario, cloud_factor: float, gpu_factor: float) -> 
 LOAD_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 
 
-def load_curve(loaded: LoadedScenario, name: str) -> list[dict[str, Any]]:
+def load_curve(loaded: LoadedScenario, name: str) -> list[LoadPoint]:
     """Goodput and latency tails at fractions and multiples of the scenario's traffic."""
     stream = build_request_stream(loaded.scenario)
     base = len(stream) / loaded.scenario.duration_s
     points = []
     for factor in LOAD_FACTORS:
         summary = simulate_one(loaded, name, rate_factor=factor, stream=stream)
-        points.append({"requests_per_s": base * factor,
-                       "goodput_fraction": summary["slo"]["goodput_fraction"],
-                       "ttft_p95_ms": summary["latency"]["ttft_ms"]["p95"],
-                       "e2e_p95_ms": summary["latency"]["e2e_ms"]["p95"]})
+        points.append(LoadPoint(requests_per_s=base * factor,
+                                goodput_fraction=summary.slo.goodput_fraction,
+                                ttft_p95_ms=summary.latency.ttft_ms.p95,
+                                e2e_p95_ms=summary.latency.e2e_ms.p95))
     return points
 
 
-def plan(result: dict[str, Any], loaded: LoadedScenario) -> dict[str, Any]:
+def plan(simulation: SimulationResult, loaded: LoadedScenario) -> Planning:
     """The planning section of result.json."""
     per_deployment = {}
     for name, dep in loaded.scenario.deployments.items():
-        per_deployment[name] = {
-            "min_replicas_meeting_slo": (None if isinstance(dep, CloudDeployment)
-                                         else min_replicas(loaded, name)),
-            "max_sustainable_requests_per_s": max_sustainable_rate(loaded, name),
-            "load_curve": load_curve(loaded, name),
-        }
-    return {"deployments": per_deployment, "sensitivity": sensitivity(result, loaded)}
+        per_deployment[name] = DeploymentPlan(
+            min_replicas_meeting_slo=(None if isinstance(dep, CloudDeployment)
+                                      else min_replicas(loaded, name)),
+            max_sustainable_requests_per_s=max_sustainable_rate(loaded, name),
+            load_curve=load_curve(loaded, name))
+    return Planning(deployments=per_deployment, sensitivity=sensitivity(simulation, loaded))

@@ -12,32 +12,58 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
-from llmplan.decide.decision import cost_summary, deployment_costs
+from llmplan.decide.decision import price
+from llmplan.decide.planning import simulate_one
+from llmplan.perf.memory import kv_capacity
+from llmplan.results._base import ResultModel
 from llmplan.scenario import LoadedScenario
-from llmplan.scenario.models import LocalDeployment
+from llmplan.scenario.models import LocalDeployment, RouterName
 
 
 @dataclass(frozen=True)
 class Point:
     gpu: str
     replicas: int
-    router: str
+    router: RouterName
     traffic_scale: float
 
 
-def grid(gpus: list[str], replicas: list[int], routers: list[str],
+class PointResult(ResultModel):
+    """One simulated grid point (or why it could not run)."""
+
+    gpu: str
+    replicas: int
+    router: str
+    traffic_scale: float
+    name: str
+    error: str | None = None
+    ttft_p95_ms: float | None = None
+    e2e_p95_ms: float | None = None
+    goodput_fraction: float | None = None
+    slo_met: bool = False
+    requests_per_s: float | None = None
+    monthly_usd: float | None = None
+    usd_per_useful_result: float | None = None
+
+
+class SweepResult(ResultModel):
+    """sweep.json."""
+
+    base: str
+    points: list[PointResult]
+    pareto_front: list[PointResult]
+
+
+def grid(gpus: list[str], replicas: list[int], routers: list[RouterName],
          scales: list[float]) -> list[Point]:
     return [Point(g, r, rt, s) for g, r, rt, s in itertools.product(gpus, replicas, routers,
                                                                      scales)]
 
 
-def run_point(loaded: LoadedScenario, base: str, point: Point) -> dict[str, Any]:
+def run_point(loaded: LoadedScenario, base: str, point: Point) -> PointResult:
     """Simulate one grid point and price it (a plain function: pickled to workers)."""
-    from llmplan.decide.planning import simulate_one
-
     scenario = loaded.scenario
     dep = scenario.deployments[base]
     assert isinstance(dep, LocalDeployment)
@@ -47,41 +73,36 @@ def run_point(loaded: LoadedScenario, base: str, point: Point) -> dict[str, Any]
     deployments = {**scenario.deployments, name: varied}
     variant = LoadedScenario(scenario.model_copy(update={"deployments": deployments}),
                              loaded.catalog, loaded.path)
-    row: dict[str, Any] = {**asdict(point), "name": name}
-    from sim.kvcache import kv_capacity
-
-    capacity = kv_capacity(varied, loaded.catalog)
+    head = {"gpu": point.gpu, "replicas": point.replicas, "router": point.router,
+            "traffic_scale": point.traffic_scale, "name": name}
+    capacity = kv_capacity(varied.setup(loaded.catalog))
     if capacity.error:
-        return {**row, "error": capacity.error}
+        return PointResult(**head, error=capacity.error)
     summary = simulate_one(variant, name, rate_factor=point.traffic_scale)
-    factor = scenario.economics.hours_per_month * 3600.0 / (scenario.duration_s
-                                                            / point.traffic_scale)
-    summary["_duration_s"] = scenario.duration_s / point.traffic_scale
-    cost = cost_summary(deployment_costs(name, summary, variant, factor), summary, factor)
-    return {**row, "error": None,
-            "ttft_p95_ms": summary["latency"]["ttft_ms"]["p95"],
-            "e2e_p95_ms": summary["latency"]["e2e_ms"]["p95"],
-            "goodput_fraction": summary["slo"]["goodput_fraction"],
-            "slo_met": summary["slo"]["met"],
-            "requests_per_s": summary["throughput"]["requests_per_s"],
-            "monthly_usd": cost["monthly_usd"],
-            "usd_per_useful_result": cost["usd_per_useful_result"]}
+    cost = price(name, summary, variant, scenario.duration_s / point.traffic_scale)
+    return PointResult(**head, ttft_p95_ms=summary.latency.ttft_ms.p95,
+                       e2e_p95_ms=summary.latency.e2e_ms.p95,
+                       goodput_fraction=summary.slo.goodput_fraction, slo_met=summary.slo.met,
+                       requests_per_s=summary.throughput.requests_per_s,
+                       monthly_usd=cost.monthly_usd,
+                       usd_per_useful_result=cost.usd_per_useful_result)
 
 
 def run_grid(loaded: LoadedScenario, base: str, points: list[Point], *, workers: int = 2,
              ray_address: str | None = None,
-             on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Every point's row, in grid order."""
-    rows: dict[Point, dict[str, Any]] = {}
+             on_done: Callable[[PointResult], None] | None = None) -> SweepResult:
+    """Every point's result, in grid order, and the Pareto front."""
+    rows: dict[Point, PointResult] = {}
     for point, row in _execute(loaded, base, points, workers, ray_address):
         rows[point] = row
         if on_done is not None:
             on_done(row)
-    return [rows[p] for p in points]
+    ordered = [rows[p] for p in points]
+    return SweepResult(base=base, points=ordered, pareto_front=pareto_front(ordered))
 
 
 def _execute(loaded: LoadedScenario, base: str, points: list[Point], workers: int,
-             ray_address: str | None) -> Iterator[tuple[Point, dict[str, Any]]]:
+             ray_address: str | None) -> Iterator[tuple[Point, PointResult]]:
     if ray_address is not None:
         import ray
 
@@ -108,11 +129,16 @@ def _execute(loaded: LoadedScenario, base: str, points: list[Point], workers: in
             yield futures[future], future.result()
 
 
-def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _dominates(a: PointResult, b: PointResult) -> bool:
+    assert a.monthly_usd is not None and a.e2e_p95_ms is not None
+    assert b.monthly_usd is not None and b.e2e_p95_ms is not None
+    return (a.monthly_usd <= b.monthly_usd and a.e2e_p95_ms <= b.e2e_p95_ms) and \
+        (a.monthly_usd < b.monthly_usd or a.e2e_p95_ms < b.e2e_p95_ms)
+
+
+def pareto_front(rows: list[PointResult]) -> list[PointResult]:
     """SLO-meeting points not beaten on both monthly cost and E2E p95 by another."""
-    ok = [r for r in rows if not r.get("error") and r["slo_met"]]
-    front = [r for r in ok if not any(
-        (o["monthly_usd"] <= r["monthly_usd"] and o["e2e_p95_ms"] <= r["e2e_p95_ms"])
-        and (o["monthly_usd"] < r["monthly_usd"] or o["e2e_p95_ms"] < r["e2e_p95_ms"])
-        for o in ok)]
-    return sorted(front, key=lambda r: r["monthly_usd"])
+    ok = [r for r in rows if not r.error and r.slo_met and r.monthly_usd is not None
+          and r.e2e_p95_ms is not None]
+    front = [r for r in ok if not any(_dominates(o, r) for o in ok)]
+    return sorted(front, key=lambda r: r.monthly_usd or 0.0)

@@ -7,8 +7,9 @@ Fits, by non-negative least squares on the reconstructed steps (timeline.py),
 then the client-server overhead (HTTP, tokenisation, scheduling) as the median of what
 cold-start TTFTs leave after their prefill step. Concurrency (slots / max_num_seqs), the
 token budget and the KV capacity come from the server when it says (llama.cpp /props,
-saved by the load test) or from the command line. Writes calibration.yaml, which a scenario
-references as `step_time: {kind: calibrated, file: calibration.yaml}`.
+saved by the load test) or from the command line. Returns a `Calibration` (written as
+calibration.yaml), which a scenario references as
+`step_time: {kind: calibrated, file: calibration.yaml}`.
 """
 
 from __future__ import annotations
@@ -21,14 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from scipy.optimize import nnls
 
 from llmplan.errors import InputError, Problem
 from llmplan.fidelity.timeline import ColdStart, StepSample, steps
-
-COEFFICIENTS = ("overhead_ms", "per_prefill_token_us", "per_decode_seq_us", "per_kv_token_ns")
-SCALE = (1e3, 1e6, 1e6, 1e9)   # seconds -> the unit in each name
+from llmplan.loadtests.records import RequestRecord, read_records, records_file
+from llmplan.perf.steptime_spec import (
+    Calibration,
+    CalibrationEngine,
+    CalibrationServer,
+    FitQuality,
+    LinearStepTime,
+)
 
 
 @dataclass(frozen=True)
@@ -42,20 +47,9 @@ class Fit:
     median_abs_error_pct: float
 
 
-def read_measurements(path: Path) -> list[dict[str, Any]]:
-    """Records of a load test (its folder, or a requests.jsonl file)."""
-    file = path / "requests.jsonl" if path.is_dir() else path
-    if not file.exists():
-        raise InputError([Problem(str(file), None, "", "no load-test records here; expected "
-                                  "the output folder of `llmplan loadtest` or its requests.jsonl")])
-    rows = []
-    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise InputError([Problem(str(file), number, "", f"not JSON: {exc.msg}")]) from None
-    return rows
+def read_measurements(path: Path) -> list[RequestRecord]:
+    """Records of a load test (its folder, or a requests.jsonl file), validated."""
+    return read_records(records_file(path))
 
 
 def fit_step_time(samples: list[StepSample], cold: list[ColdStart]) -> Fit:
@@ -85,19 +79,25 @@ def fit_step_time(samples: list[StepSample], cold: list[ColdStart]) -> Fit:
 def server_props(folder: Path) -> dict[str, Any]:
     """What the load test saved about the server (llama.cpp /props), if anything."""
     props = folder / "server_props.json" if folder.is_dir() else folder.parent / "server_props.json"
-    return json.loads(props.read_text()) if props.exists() else {}
+    if not props.exists():
+        return {}
+    try:
+        data = json.loads(props.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise InputError([Problem(str(props), None, "", f"not JSON: {exc}")]) from None
+    return data if isinstance(data, dict) else {}
 
 
 def calibrate(paths: Path | Sequence[Path], *, slots: int | None = None,
               max_batched_tokens: int | None = None,
-              kv_cache_tokens: int | None = None) -> dict[str, Any]:
-    """calibration.yaml content from the records of one or more load tests of one server.
+              kv_cache_tokens: int | None = None) -> Calibration:
+    """The calibration of one server from the records of one or more of its load tests.
 
     Each run's timeline is reconstructed on its own (their clocks are unrelated); the step
     samples of all runs are fitted together, which averages out a run's machine noise.
     """
     paths = [paths] if isinstance(paths, Path) else list(paths)
-    rows: list[dict[str, Any]] = []
+    rows: list[RequestRecord] = []
     samples: list[StepSample] = []
     cold: list[ColdStart] = []
     for path in paths:
@@ -115,37 +115,31 @@ def calibrate(paths: Path | Sequence[Path], *, slots: int | None = None,
     slots = slots or props.get("total_slots") or max(1, _max_concurrency(rows))
     n_ctx = settings.get("n_ctx")
     kv = kv_cache_tokens or (int(n_ctx) * int(slots) if n_ctx else None)
-    return {
-        "source": ", ".join(map(str, paths)),
-        "server": {"slots": int(slots), "n_ctx_per_slot": n_ctx,
-                   "build": props.get("build_info")},
-        "step_time": {"kind": "linear", **{name: round(value * scale, 6) for name, value, scale
-                                           in zip(COEFFICIENTS, fit.coefficients_s, SCALE,
-                                                  strict=True)}},
-        "engine": {"max_num_seqs": int(slots),
-                   "max_num_batched_tokens": int(max_batched_tokens or 2048),
-                   **({"kv_cache_tokens": kv} if kv else {})},
-        "client_overhead_ms": round(fit.client_overhead_s * 1e3, 3),
-        "fit": {"steps": fit.samples, "cold_starts": fit.cold_starts, "r2": round(fit.r2, 4),
-                "rmse_ms": round(fit.rmse_ms, 3),
-                "median_abs_error_pct": round(fit.median_abs_error_pct, 2),
-                "requests": len(rows)},
-    }
+    fixed, prefill, decode, kv_token = fit.coefficients_s
+    return Calibration(
+        source=", ".join(map(str, paths)),
+        server=CalibrationServer(slots=int(slots), n_ctx_per_slot=n_ctx,
+                                 build=props.get("build_info")),
+        step_time=LinearStepTime(fixed_ms=round(fixed * 1e3, 6),
+                                 per_prefill_token_us=round(prefill * 1e6, 6),
+                                 per_decode_seq_us=round(decode * 1e6, 6),
+                                 per_kv_token_ns=round(kv_token * 1e9, 6)),
+        engine=CalibrationEngine(max_num_seqs=int(slots),
+                                 max_num_batched_tokens=int(max_batched_tokens or 2048),
+                                 kv_cache_tokens=kv),
+        client_overhead_ms=round(fit.client_overhead_s * 1e3, 3),
+        fit=FitQuality(steps=fit.samples, cold_starts=fit.cold_starts, r2=round(fit.r2, 4),
+                       rmse_ms=round(fit.rmse_ms, 3),
+                       median_abs_error_pct=round(fit.median_abs_error_pct, 2),
+                       requests=len(rows)))
 
 
-def _max_concurrency(rows: list[dict[str, Any]]) -> int:
-    spans = [(r["send_ts"] + r["ttft_ms"] / 1e3, r["send_ts"] + r["e2e_ms"] / 1e3)
-             for r in rows if r["error_class"] is None and r["ttft_ms"] is not None]
+def _max_concurrency(rows: list[RequestRecord]) -> int:
+    spans = [(r.send_ts + r.ttft_ms / 1e3, r.send_ts + (r.e2e_ms or 0.0) / 1e3)
+             for r in rows if r.ok and r.ttft_ms is not None]
     events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
     level = peak = 0
     for _, step in events:
         level += step
         peak = max(peak, level)
     return peak
-
-
-def write_calibration(calibration: dict[str, Any], path: Path) -> Path:
-    path.write_text("# Written by `llmplan calibrate`; reference it from a scenario as\n"
-                    "#   step_time: {kind: calibrated, file: " + path.name + "}\n"
-                    + yaml.safe_dump(calibration, sort_keys=False), encoding="utf-8")
-    return path

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+
+from llmplan.loadtests.records import RequestRecord
 
 CLUSTER_S = 0.002   # token arrivals this close together belong to the same step
 
@@ -37,19 +38,21 @@ class ColdStart:
     prompt_tokens: int
 
 
-def token_times(row: dict[str, Any]) -> np.ndarray:
+def token_times(row: RequestRecord) -> np.ndarray:
     """Absolute arrival time of every token of a finished request."""
-    first = row["send_ts"] + row["ttft_ms"] / 1e3
-    gaps = np.asarray(row["itl_ms"], dtype=float) / 1e3
+    assert row.ttft_ms is not None
+    first = row.send_ts + row.ttft_ms / 1e3
+    gaps = np.asarray(row.itl_ms, dtype=float) / 1e3
     return np.concatenate([[first], first + np.cumsum(gaps)])
 
 
-def usable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in rows if r["error_class"] is None and r["ttft_ms"] is not None
-            and r["prompt_tokens"] and r["chunks"] >= 1]
+def usable(rows: list[RequestRecord]) -> list[RequestRecord]:
+    """Finished requests with a first token, a prompt count and at least one chunk."""
+    return [r for r in rows if r.ok and r.ttft_ms is not None and r.e2e_ms is not None
+            and r.prompt_tokens and r.chunks >= 1]
 
 
-def steps(rows: list[dict[str, Any]]) -> tuple[list[StepSample], list[ColdStart]]:
+def steps(rows: list[RequestRecord]) -> tuple[list[StepSample], list[ColdStart]]:
     """Step samples of a busy server and cold-start requests, from load-test records."""
     rows = usable(rows)
     events = []   # (time, request index, token index)
@@ -71,18 +74,17 @@ def steps(rows: list[dict[str, Any]]) -> tuple[list[StepSample], list[ColdStart]
         continued = {i for _, i, _ in prev} & {i for i, _ in decoding}
         if not continued:
             continue   # the server may have idled in between: not a whole step
-        prefill = sum(int(rows[i]["prompt_tokens"]) for _, i, j in cur if j == 0)
-        kv = sum(int(rows[i]["prompt_tokens"]) + j for i, j in decoding)
+        prefill = sum(rows[i].prompt_tokens or 0 for _, i, j in cur if j == 0)
+        kv = sum((rows[i].prompt_tokens or 0) + j for i, j in decoding)
         end_prev = max(t for t, _, _ in prev)
         end_cur = max(t for t, _, _ in cur)
         samples.append(StepSample(end_cur - end_prev, prefill, len(decoding), kv))
     cold = []
-    ends = [(r["send_ts"], r["send_ts"] + r["e2e_ms"] / 1e3) for r in rows]
+    ends = [(r.send_ts, r.send_ts + (r.e2e_ms or 0.0) / 1e3) for r in rows]
     for i, row in enumerate(rows):
-        start = row["send_ts"]
+        start, ttft_s = row.send_ts, (row.ttft_ms or 0.0) / 1e3
         busy = any(a < start < b for k, (a, b) in enumerate(ends) if k != i) or \
-            any(start <= a < start + row["ttft_ms"] / 1e3 for k, (a, _) in enumerate(ends)
-                if k != i)
+            any(start <= a < start + ttft_s for k, (a, _) in enumerate(ends) if k != i)
         if not busy:
-            cold.append(ColdStart(row["ttft_ms"] / 1e3, int(row["prompt_tokens"])))
+            cold.append(ColdStart(ttft_s, row.prompt_tokens or 0))
     return samples, cold

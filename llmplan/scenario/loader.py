@@ -15,6 +15,8 @@ from pydantic import ValidationError
 
 from llmplan.catalog import Catalog, builtin_catalog
 from llmplan.errors import InputError, Problem, ScenarioError
+from llmplan.perf.memory import kv_capacity
+from llmplan.results.loadtest import LoadTestSummary
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import LocalDeployment, Scenario
 from llmplan.traffic.arrivals import TraceTraffic
@@ -65,8 +67,6 @@ def _resolve(doc: YamlDocument, base_dir: Path, path: Path) -> LoadedScenario:
 
 def _import_evaluations(doc: YamlDocument, scenario: Scenario, base_dir: Path) -> Scenario:
     """Tasks' quality per deployment from load-test summaries (explicit rates win)."""
-    import json
-
     tasks = [t.model_copy(update={"quality": dict(t.quality)}) for t in scenario.tasks]
     for deployment, where in scenario.evaluations.items():
         loc: Loc = ("evaluations", deployment)
@@ -77,11 +77,10 @@ def _import_evaluations(doc: YamlDocument, scenario: Scenario, base_dir: Path) -
         path = base_dir / where
         path = path / "summary.json" if path.is_dir() else path
         try:
-            summary = json.loads(path.read_text(encoding="utf-8"))
-            measured = {name: float(t["correct_fraction"])
-                        for name, t in summary["tasks"].items()
-                        if t.get("correct_fraction") is not None}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            summary = LoadTestSummary.model_validate_json(path.read_bytes())
+            measured = {name: t.correct_fraction for name, t in summary.tasks.items()
+                        if t.correct_fraction is not None}
+        except (OSError, ValueError) as exc:
             raise ScenarioError([Problem(doc.file, doc.line_of(loc), _dotted(loc),
                                          f"cannot read a load-test summary at {path}: {exc}; "
                                          f"expected the output folder of `llmplan loadtest` "
@@ -130,9 +129,7 @@ def _check_names(doc: YamlDocument, scenario: Scenario, catalog: Catalog) -> lis
             if dep.model not in catalog.models:
                 add((*base, "model"), _unknown("model", dep.model, list(catalog.models)))
             if dep.gpu in catalog.gpus and dep.model in catalog.models:
-                from sim.kvcache import kv_capacity  # the simulator owns memory arithmetic
-
-                capacity = kv_capacity(dep, catalog)
+                capacity = kv_capacity(dep.setup(catalog))
                 if capacity.error:
                     add(base, capacity.error)
         elif isinstance(dep, CloudDeployment):

@@ -6,27 +6,38 @@ the candidate deployments, and hard constraints. Units are in field names.
 
 from __future__ import annotations
 
-from pathlib import Path
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Discriminator,
     Field,
     Tag,
-    ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from llmplan.catalog.catalog import DType
+from llmplan.catalog import Catalog
+from llmplan.perf.engine import EngineSpec
+from llmplan.perf.setup import ReplicaSetup
+from llmplan.perf.steptime_spec import RooflineStepTime, StepTimeSpec
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.traffic.arrivals import TrafficSpec
 from llmplan.traffic.lengths import LengthSpec
 from llmplan.units import parse_duration_s
+
+#: The routers a local fleet may use (the simulator keeps one class per name).
+RouterName = Literal["round_robin", "least_outstanding"]
+
+
+class SimulationMode(StrEnum):
+    """fast jumps between batch changes in closed form; reference steps one by one."""
+
+    FAST = "fast"
+    REFERENCE = "reference"
+
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
@@ -68,112 +79,6 @@ class TaskSpec(_Strict):
         if bad:
             raise ValueError(f"quality rates must be between 0 and 1, got {bad}")
         return value
-
-
-class RooflineStepTime(_Strict):
-    """Default step time from the catalog: datasheet peaks times achievable fractions.
-
-    The defaults were fitted once to the published record (vLLM 0.5.4 throughput of
-    Llama-3.1-8B/70B FP8 on 1-4 H100/A100, batch-1 latency ranges of an 8B model on H100, A100
-    and L40S) and reproduce every case within 25% (tests/sim/test_published_record.py).
-    Newer serving engines are faster, with less CPU time per sequence: calibrate against
-    your own server (`llmplan calibrate`) before trusting absolute numbers.
-    """
-
-    kind: Literal["roofline"] = "roofline"
-    prefill_mfu: float = Field(default=0.54, gt=0, le=1,
-                               description="Achieved fraction of peak FLOP/s in prefill.")
-    decode_mbu: float = Field(default=0.56, gt=0, le=1,
-                              description="Achieved fraction of peak memory bandwidth.")
-    decode_mfu: float = Field(default=0.45, gt=0, le=1,
-                              description="Achieved fraction of peak FLOP/s per decode token.")
-    overhead_ms: float = Field(default=2.5, ge=0, description="Fixed CPU/scheduler time per step.")
-    cpu_per_seq_us: float = Field(
-        default=110.0, ge=0, description="CPU time per running sequence per step (scheduling, "
-                                       "sampling, detokenising).")
-    tp_sync_us_per_layer: float = Field(
-        default=8.0, ge=0, description="All-reduce latency per layer per step when tp > 1.")
-    dequant_efficiency: float = Field(
-        default=0.84, gt=0, le=1, description="Compute efficiency factor for 8/4-bit weights "
-                                              "on GPUs without FP8 tensor cores (dequantised "
-                                              "in the kernel, e.g. Marlin W8A16 on A100).")
-    allreduce_gb_per_s: float = Field(
-        default=63.0, gt=0, description="Effective all-reduce bandwidth between the GPUs of "
-                                          "a replica (tp > 1): 2 all-reduces per layer of "
-                                          "hidden-size activations per token.")
-
-
-class LinearStepTime(_Strict):
-    """Explicit step-time coefficients (what `llmplan calibrate` fits)."""
-
-    kind: Literal["linear"] = "linear"
-    overhead_ms: float = Field(ge=0, description="Fixed time per step.")
-    per_prefill_token_us: float = Field(ge=0)
-    per_decode_seq_us: float = Field(ge=0)
-    per_kv_token_ns: float = Field(ge=0, description="Per KV-cache token read in a step.")
-
-
-class CalibratedStepTime(_Strict):
-    """Coefficients and client overhead fitted by `llmplan calibrate` (a calibration.yaml)."""
-
-    kind: Literal["calibrated"] = "calibrated"
-    file: str
-    coefficients: LinearStepTime | None = Field(default=None, exclude=True)
-    client_overhead_ms: float = Field(default=0.0, exclude=True)
-    resolved_path: str = Field(default="", exclude=True)
-
-    @model_validator(mode="after")
-    def _load(self, info: ValidationInfo) -> CalibratedStepTime:
-        if self.coefficients is not None:
-            return self
-        path = Path((info.context or {}).get("base_dir", ".")) / self.file
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"cannot read calibration file {path}: {exc}") from None
-        if not isinstance(data, dict) or not isinstance(data.get("step_time"), dict):
-            raise ValueError(f"{path} is not a calibration file (no step_time section); "
-                             f"expected the output of `llmplan calibrate`")
-        try:
-            coefficients = LinearStepTime.model_validate(data["step_time"])
-            overhead = float(data.get("client_overhead_ms", 0.0))
-        except (ValidationError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: bad step_time: {exc}") from None
-        object.__setattr__(self, "coefficients", coefficients)
-        object.__setattr__(self, "client_overhead_ms", overhead)
-        object.__setattr__(self, "resolved_path", str(path))
-        return self
-
-
-StepTimeSpec = Annotated[RooflineStepTime | LinearStepTime | CalibratedStepTime,
-                         Field(discriminator="kind")]
-
-
-class EngineSpec(_Strict):
-    """vLLM-style scheduler and memory knobs of one serving replica."""
-
-    max_num_seqs: int = Field(default=256, gt=0, le=1_000_000,
-                              description="Running sequences per step.")
-    max_num_batched_tokens: int = Field(default=8192, gt=0, le=100_000_000,
-                                        description="Tokens per step.")
-    chunked_prefill: bool = True
-    block_size_tokens: int = Field(default=16, gt=0, le=1024)
-    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
-    runtime_reserve_gb: float = Field(
-        default=1.5, ge=0, le=10_000, description="Per GPU: CUDA context, graphs, allocator slack.")
-    max_model_len: int | None = Field(default=None, gt=0, le=100_000_000,
-                                      description="Longest prompt + output accepted.")
-    kv_cache_tokens: int | None = Field(
-        default=None, gt=0, le=10**12, description="Override the KV capacity computed from memory.")
-    weights_dtype: DType | None = None
-    kv_dtype: DType | None = None
-
-    @model_validator(mode="after")
-    def _batch_fits(self) -> EngineSpec:
-        if self.max_num_batched_tokens < self.max_num_seqs:
-            raise ValueError("max_num_batched_tokens must be >= max_num_seqs (every running "
-                             "sequence needs one token of budget per step)")
-        return self
 
 
 class AdmissionSpec(_Strict):
@@ -252,7 +157,7 @@ class LocalDeployment(_Strict):
     tp: int = Field(default=1, gt=0, le=64, description="GPUs per replica (tensor parallel).")
     engine: EngineSpec = EngineSpec()
     step_time: StepTimeSpec = RooflineStepTime()
-    router: Literal["round_robin", "least_outstanding"] = "least_outstanding"
+    router: RouterName = "least_outstanding"
     admission: AdmissionSpec = AdmissionSpec()
     costs: LocalCosts = LocalCosts()
     failures: FailureSpec | None = None
@@ -277,6 +182,11 @@ class LocalDeployment(_Strict):
     @property
     def max_replicas(self) -> int:
         return self.autoscaling.max_replicas if self.autoscaling is not None else self.replicas
+
+    def setup(self, catalog: Catalog) -> ReplicaSetup:
+        """This deployment's replica, resolved against the catalog."""
+        return ReplicaSetup(self.gpu, self.model, catalog.gpus[self.gpu],
+                            catalog.models[self.model], self.engine, self.tp)
 
 
 def _deployment_kind(value: Any) -> str:
@@ -307,6 +217,10 @@ class Economics(_Strict):
     engineer_usd_per_hour: float = Field(default=110.0, ge=0)
     hours_per_month: float = Field(default=730.0, gt=0)
 
+    def month_factor(self, duration_s: float) -> float:
+        """How many simulated windows of `duration_s` make a month (hours_per_month long)."""
+        return self.hours_per_month * 3600.0 / duration_s
+
 
 class Constraints(_Strict):
     """Hard rules a candidate must satisfy to be feasible at all."""
@@ -323,8 +237,9 @@ class Constraints(_Strict):
 class SimulationSpec(_Strict):
     """How to run the simulation (not what to simulate)."""
 
-    mode: Literal["fast", "reference"] = Field(
-        default="fast", description="fast jumps between batch changes; reference steps one by one.")
+    mode: SimulationMode = Field(
+        default=SimulationMode.FAST,
+        description="fast jumps between batch changes; reference steps one by one.")
     drain_s: float | None = Field(
         default=None, ge=0,
         description="Time allowed after the last arrival to finish work (default: duration).")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
-from llmplan.traffic.arrivals import TraceTraffic
-
-if TYPE_CHECKING:
-    from llmplan.scenario.models import Scenario
+from llmplan.traffic.arrivals import TraceTraffic, TrafficSpec
+from llmplan.traffic.lengths import LengthSpec
 
 # Independent random streams derived from the scenario seed; fixed ids keep them stable when
 # other parts of the scenario change (common random numbers across deployments and runs).
@@ -44,7 +43,33 @@ def _rng(seed: int, stream: int, sub: int = 0) -> np.random.Generator:
     return np.random.default_rng([seed, stream, sub])
 
 
-def build_request_stream(scenario: Scenario, seed: int | None = None) -> RequestStream:
+class TaskMix(Protocol):
+    """What the stream needs of a task (the scenario's TaskSpec)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def weight(self) -> float: ...
+    @property
+    def prompt_tokens(self) -> LengthSpec: ...
+    @property
+    def output_tokens(self) -> LengthSpec: ...
+
+
+class Workload(Protocol):
+    """What the stream needs of a scenario: its seed, duration, traffic and tasks."""
+
+    @property
+    def seed(self) -> int: ...
+    @property
+    def duration_s(self) -> float: ...
+    @property
+    def traffic(self) -> TrafficSpec: ...
+    @property
+    def tasks(self) -> Sequence[TaskMix]: ...
+
+
+def build_request_stream(scenario: Workload, seed: int | None = None) -> RequestStream:
     """Generate (or replay) the scenario's requests. Same scenario and seed, same stream."""
     seed = scenario.seed if seed is None else seed
     names = tuple(task.name for task in scenario.tasks)

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from helpers import scenario_from
 
+from llmplan.sim.metrics import summarise_run
+from llmplan.sim.records import BLOCKED, FAILED, OK, SERVED_CLOUD, SERVED_LOCAL, THROTTLED
+from llmplan.sim.run import run_deployment
+from llmplan.sim.table import request_table
 from llmplan.traffic import build_request_stream
-from sim.engine import simulate_deployment
-from sim.metrics import request_table, summarise
-from sim.records import BLOCKED, FAILED, OK, SERVED_CLOUD, SERVED_LOCAL, THROTTLED
 
 BURST = """
     seed: 2
@@ -33,29 +34,26 @@ def _run(text: str, name: str = "api"):  # type: ignore[no-untyped-def]
     loaded = scenario_from(text)
     scenario = loaded.scenario
     stream = build_request_stream(scenario)
-    run = simulate_deployment(name, scenario.deployments[name], loaded.catalog, stream,
-                              scenario.duration_s, drain_s=scenario.simulation.drain_s,
-                              seed=scenario.seed, deployments=dict(scenario.deployments),
-                              task_sensitivity=[t.sensitivity for t in scenario.tasks])
-    return run, stream, request_table(run, stream), summarise(run, stream, scenario)
+    run = run_deployment(loaded, name, stream, scenario.duration_s)
+    return run, stream, request_table(run, stream), summarise_run(run, stream, scenario)
 
 
 def test_429s_and_retries_match_the_hand_computed_case() -> None:
     # RPM 30: a full bucket of 30, refilled at 0.5 per second
     _, stream, table, summary = _run(BURST.format(retries=0, honor="false"))
     assert len(stream) == 40
-    assert (table["outcome"] == OK).sum() == 30
-    assert (table["outcome"] == THROTTLED).sum() == 10
-    assert table["throttles"].sum() == 10
+    assert (table.outcome == OK).sum() == 30
+    assert (table.outcome == THROTTLED).sum() == 10
+    assert table.throttles.sum() == 10
     # one retry 4 s later (after the 20 ms round trip): 2 tokens have refilled
     _, stream, table, summary = _run(BURST.format(retries=1, honor="false"))
-    assert (table["outcome"] == OK).sum() == 32
-    assert table["throttles"].sum() == 10 + 8
-    retried_ok = (table["attempts"] == 2) & (table["outcome"] == OK)
+    assert (table.outcome == OK).sum() == 32
+    assert table.throttles.sum() == 10 + 8
+    retried_ok = (table.attempts == 2) & (table.outcome == OK)
     assert retried_ok.sum() == 2
-    start = table["start_s"][retried_ok]
+    start = table.start_s[retried_ok]
     np.testing.assert_allclose(start, stream.arrival_s[retried_ok] + 0.020 + 4.0)
-    assert summary["cloud"]["throttle_events"] == 18
+    assert summary.cloud.throttle_events == 18
 
 
 def test_honouring_retry_after_waits_at_least_that_long() -> None:
@@ -64,9 +62,9 @@ def test_honouring_retry_after_waits_at_least_that_long() -> None:
     text = BURST.format(retries=3, honor="true").replace("initial_backoff_s: 4",
                                                          "initial_backoff_s: 1")
     _, stream, table, _ = _run(text)
-    second_try = (table["attempts"] == 2) & (table["outcome"] == OK)
+    second_try = (table.attempts == 2) & (table.outcome == OK)
     assert second_try.any()
-    gap = table["start_s"][second_try] - stream.arrival_s[second_try]
+    gap = table.start_s[second_try] - stream.arrival_s[second_try]
     assert (gap >= 0.020 + 1.95).all()
 
 
@@ -103,18 +101,18 @@ def test_outage_moves_traffic_to_the_fallback_and_shows_in_the_figures() -> None
     _, stream, cloud_only, cloud_summary = _run(text, "api")
     in_outage = (stream.arrival_s >= 40) & (stream.arrival_s < 70)
     assert in_outage.sum() > 40
-    assert (cloud_only["outcome"][in_outage] == FAILED).all()
-    assert (cloud_only["outcome"][~in_outage] == OK).all()
-    assert cloud_summary["requests"]["failed"] == in_outage.sum()
+    assert (cloud_only.outcome[in_outage] == FAILED).all()
+    assert (cloud_only.outcome[~in_outage] == OK).all()
+    assert cloud_summary.requests.failed == in_outage.sum()
     _, _, hybrid, summary = _run(text, "mixed")
-    chat = hybrid["task_index"] == 0
-    assert (hybrid["outcome"] == OK).all()
-    assert (hybrid["served_by"][in_outage & chat] == SERVED_LOCAL).all()
-    assert (hybrid["served_by"][~in_outage & chat] == SERVED_CLOUD).all()
-    assert (hybrid["fallbacks"][in_outage & chat] == 1).all()
+    chat = hybrid.task_index == 0
+    assert (hybrid.outcome == OK).all()
+    assert (hybrid.served_by[in_outage & chat] == SERVED_LOCAL).all()
+    assert (hybrid.served_by[~in_outage & chat] == SERVED_CLOUD).all()
+    assert (hybrid.fallbacks[in_outage & chat] == 1).all()
     # the failed cloud call's round trip is part of their latency
-    assert np.nanmin(hybrid["ttft_s"][in_outage & chat]) > 0.040
-    assert summary["hybrid"]["moved_between_paths"] == (in_outage & chat).sum()
+    assert np.nanmin(hybrid.ttft_s[in_outage & chat]) > 0.040
+    assert summary.hybrid.moved_between_paths == (in_outage & chat).sum()
 
 
 @pytest.mark.parametrize("queue_limit", [1000, 0])
@@ -122,12 +120,12 @@ def test_restricted_requests_never_reach_the_cloud(queue_limit: int) -> None:
     # every route says cloud, and with queue_limit 0 the local fleet refuses every
     # request: restricted requests must then fail, never go to the cloud
     _, _stream, table, summary = _run(HYBRID.replace("QUEUE", str(queue_limit)), "mixed")
-    restricted = table["task_index"] == 1
+    restricted = table.task_index == 1
     assert restricted.sum() > 50
-    assert not (table["served_by"][restricted] == SERVED_CLOUD).any()   # every request
-    assert (table["served_by"][~restricted & (table["outcome"] == OK)] != -1).all()
-    assert summary["hybrid"]["restricted_served_by_cloud"] == 0
+    assert not (table.served_by[restricted] == SERVED_CLOUD).any()   # every request
+    assert (table.served_by[~restricted & (table.outcome == OK)] != -1).all()
+    assert summary.hybrid.restricted_served_by_cloud == 0
     if queue_limit == 0:
-        blocked = table["outcome"][restricted] == BLOCKED
+        blocked = table.outcome[restricted] == BLOCKED
         assert blocked.any()
-        assert summary["hybrid"]["restricted_blocked"] == blocked.sum()
+        assert summary.hybrid.restricted_blocked == blocked.sum()

@@ -6,9 +6,9 @@ import pytest
 from helpers import scenario_from
 
 from llmplan.decide.costs import CloudFacts, LocalFacts, cloud_items, local_items
+from llmplan.pipeline import evaluate
 from llmplan.scenario.cloud import CloudDeployment
 from llmplan.scenario.models import LocalDeployment
-from sim.run import simulate_scenario
 
 SCENARIO = """
     seed: 1
@@ -112,20 +112,20 @@ def test_cloud_items_by_hand() -> None:
 def test_break_even_matches_the_closed_form() -> None:
     # electricity free: the owned fleet is all fixed cost; the API is all per request
     loaded = _loaded("0")
-    result = simulate_scenario(loaded)
+    result = evaluate(loaded)
     fixed = 235_000 / 36 + 250 + 235_000 * (0.06 + 0.024) / 12 + 1200 + 400 + 4000 + 2000 + 300
     per_request = ((1000 * (0.8 * 0.5 + 0.2 * 0.25) + 200 * 2.0) / 1e6 + 0.001 + 0.005
                    + 8 / 1e6 * 0.09)
     api_fixed = 100 + 50 + 100 + 20
     expected = (fixed - api_fixed) / per_request
-    row = next(r for r in result["break_even"] if r["local"] == "owned")
-    assert row["local_fixed_usd"] == pytest.approx(fixed)
-    assert row["cloud_usd_per_request"] == pytest.approx(per_request)
-    assert row["break_even_requests_per_month"] == pytest.approx(expected, rel=1e-6)
+    row = next(r for r in result.break_even if r.local == "owned")
+    assert row.local_fixed_usd == pytest.approx(fixed)
+    assert row.cloud_usd_per_request == pytest.approx(per_request)
+    assert row.break_even_requests_per_month == pytest.approx(expected, rel=1e-6)
     # and at that volume the two really cost the same
-    cost = result["deployments"]
-    local_at = cost["owned"]["cost"]["fixed_usd_per_month"]
+    cost = result.deployments
+    local_at = cost["owned"].cost.fixed_usd_per_month
     cloud_at = api_fixed + per_request * expected
     assert local_at == pytest.approx(cloud_at)
-    assert cost["api"]["cost"]["usd_per_1k_requests"] == pytest.approx(
+    assert cost["api"].cost.usd_per_1k_requests == pytest.approx(
         (api_fixed + per_request * 2 * 730 * 3600) / (2 * 730 * 3600) * 1000, rel=1e-6)

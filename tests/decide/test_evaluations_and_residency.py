@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from helpers import scenario_from
 
 from llmplan.errors import ScenarioError
-from sim.run import simulate_scenario
+from llmplan.pipeline import evaluate
+from llmplan.results.loadtest import (
+    LoadTestSummary,
+    MeasuredLatency,
+    MeasuredSlo,
+    MeasuredThroughput,
+    RequestOutcomes,
+    Stats,
+    TaskMeasurement,
+)
 
 SCENARIO = """
     seed: 1
@@ -32,9 +40,21 @@ SCENARIO = """
 def _with_summary(tmp_path: Path) -> Path:
     run = tmp_path / "staging-run"
     run.mkdir()
-    (run / "summary.json").write_text(json.dumps({"tasks": {
-        "answer": {"correct_fraction": 0.8, "checked": 40},
-        "tag": {"correct_fraction": 0.9, "checked": 40}}}))
+    none = Stats(mean=None, p50=None, p90=None, p95=None, p99=None, max=None)
+    summary = LoadTestSummary(
+        mode="open", requests=RequestOutcomes(planned=80, sent=80, ok=80, failed=0,
+                                              errors_by_class={}, errors_by_status={},
+                                              token_mismatches=0),
+        latency=MeasuredLatency(ttft_ms=none, tpot_ms=none, itl_ms=none, e2e_ms=none),
+        throughput=MeasuredThroughput(requested_rate_per_s=1.0, send_rate_per_s=1.0,
+                                      achieved_rate_per_s=1.0, output_tokens_per_s=10.0,
+                                      window_s=80.0),
+        schedule_delay_ms=none, slo=MeasuredSlo(goodput_fraction=1.0, goodput_requests_per_s=1.0),
+        tasks={"answer": TaskMeasurement(requests=40, ok=40, checked=40, correct_fraction=0.8,
+                                         goodput_fraction=1.0),
+               "tag": TaskMeasurement(requests=40, ok=40, checked=40, correct_fraction=0.9,
+                                      goodput_fraction=1.0)})
+    (run / "summary.json").write_text(summary.model_dump_json())
     return tmp_path
 
 
@@ -43,21 +63,21 @@ def test_quality_comes_from_the_load_test_unless_given(tmp_path: Path) -> None:
     tasks = {t.name: t for t in loaded.scenario.tasks}
     assert tasks["answer"].quality == {"gpu": 0.8}      # imported
     assert tasks["tag"].quality == {"gpu": 0.5}         # explicit rate wins
-    result = simulate_scenario(loaded)
-    gpu = result["deployments"]["gpu"]
-    answer_share = gpu["per_task"]["answer"]["requests"] / gpu["requests"]["total"]
+    result = evaluate(loaded)
+    gpu = result.deployments["gpu"]
+    answer_share = gpu.per_task["answer"].requests / gpu.requests.total
     expected = answer_share * 0.8 + (1 - answer_share) * 0.5      # all within the SLO
-    assert gpu["useful"]["useful_fraction"] == pytest.approx(expected, rel=1e-9)
-    check = next(c for c in result["checklist"] if "correctly" in c["item"])
-    assert check["status"] == "measured" and "staging-run" in check["evidence"]
+    assert gpu.useful.useful_fraction == pytest.approx(expected, rel=1e-9)
+    check = next(c for c in result.checklist if "correctly" in c.item)
+    assert check.status == "measured" and "staging-run" in check.evidence
 
 
 def test_data_residency_rules_out_other_regions(tmp_path: Path) -> None:
-    result = simulate_scenario(scenario_from(SCENARIO, base_dir=_with_summary(tmp_path)))
-    deps = result["deployments"]
-    assert not deps["api-us"]["feasible"]
-    assert "outside the allowed regions (eu)" in deps["api-us"]["infeasible_because"][0]
-    assert deps["api-eu"]["feasible"] and deps["gpu"]["feasible"]
+    result = evaluate(scenario_from(SCENARIO, base_dir=_with_summary(tmp_path)))
+    deps = result.deployments
+    assert not deps["api-us"].feasible
+    assert "outside the allowed regions (eu)" in deps["api-us"].infeasible_because[0]
+    assert deps["api-eu"].feasible and deps["gpu"].feasible
 
 
 def test_a_missing_evaluation_is_a_clear_error(tmp_path: Path) -> None:

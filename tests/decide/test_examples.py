@@ -6,52 +6,59 @@ from pathlib import Path
 
 import pytest
 
+from llmplan.pipeline import evaluate
+from llmplan.results import Result
 from llmplan.scenario import load_scenario
-from sim.run import simulate_scenario
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def _result(name: str) -> dict:  # type: ignore[type-arg]
-    return simulate_scenario(load_scenario(EXAMPLES / f"{name}.yaml"))
+def _result(name: str) -> Result:
+    return evaluate(load_scenario(EXAMPLES / f"{name}.yaml"))
+
+
+def _per_useful(result: Result, name: str) -> float:
+    value = result.deployments[name].cost.usd_per_useful_result
+    assert value is not None
+    return value
 
 
 def test_support_assistant_hybrid_wins() -> None:
     result = _result("support-assistant")
-    deps = result["deployments"]
-    assert result["recommendation"]["deployment"] == "hybrid"
-    assert not deps["api"]["feasible"]
-    assert "restricted data" in deps["api"]["infeasible_because"][0]
-    assert not deps["gpu-small"]["feasible"]           # too small for all of the traffic
-    assert deps["gpu-fleet"]["feasible"]               # feasible, but dearer per useful result
-    assert (deps["hybrid"]["cost"]["usd_per_useful_result"]
-            < deps["gpu-fleet"]["cost"]["usd_per_useful_result"])
-    assert deps["hybrid"]["hybrid"]["restricted_served_by_cloud"] == 0
+    deps = result.deployments
+    assert result.recommendation.deployment == "hybrid"
+    assert not deps["api"].feasible
+    assert "restricted data" in deps["api"].infeasible_because[0]
+    assert not deps["gpu-small"].feasible           # too small for all of the traffic
+    assert deps["gpu-fleet"].feasible               # feasible, but dearer per useful result
+    assert _per_useful(result, "hybrid") < _per_useful(result, "gpu-fleet")
+    hybrid = deps["hybrid"].hybrid
+    assert hybrid is not None and hybrid.restricted_served_by_cloud == 0
 
 
 def test_bulk_extraction_owned_gpus_win() -> None:
     result = _result("bulk-extraction")
-    ranking = result["recommendation"]["ranking"]
+    ranking = result.recommendation.ranking
     assert ranking[0] == "owned-h100"
     assert ranking.index("owned-h100") < ranking.index("rented-h100")
     assert ranking.index("owned-h100") < ranking.index("mini") < ranking.index("gpt4o")
-    be = next(r for r in result["break_even"] if r["local"] == "owned-h100"
-              and r["cloud"] == "mini")
+    be = next(r for r in result.break_even if r.local == "owned-h100" and r.cloud == "mini")
     # the simulated volume is past the break-even volume
-    assert be["break_even_requests_per_month"] < be["simulated_requests_per_month"]
+    assert be.break_even_requests_per_month is not None
+    assert be.break_even_requests_per_month < be.simulated_requests_per_month
 
 
 def test_bursty_agent_cloud_wins() -> None:
     result = _result("agent-workflow")
-    assert result["recommendation"]["deployment"] == "api"
-    deps = result["deployments"]
-    assert deps["gpu"]["cost"]["monthly_usd"] > 5 * deps["api"]["cost"]["monthly_usd"]
+    assert result.recommendation.deployment == "api"
+    deps = result.deployments
+    assert deps["gpu"].cost.monthly_usd > 5 * deps["api"].cost.monthly_usd
 
 
 @pytest.mark.parametrize("name", ["regulated-records"])
 def test_regulated_workload_cloud_infeasible(name: str) -> None:
     result = _result(name)
-    deps = result["deployments"]
-    assert result["recommendation"]["deployment"] == "on-prem"
-    reasons = " ".join(deps["api"]["infeasible_because"])
+    deps = result.deployments
+    assert result.recommendation.deployment == "on-prem"
+    reasons = " ".join(deps["api"].infeasible_because)
     assert "restricted data" in reasons and "offline" in reasons

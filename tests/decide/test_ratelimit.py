@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from sim.ratelimit import DAY_S, AzureSlices, BedrockReserve, RollingMinute
+from llmplan.sim.ratelimit import DAY_S, AzureSlices, BedrockReserve, RollingMinute
 
 
 def test_rolling_minute_requests_bucket() -> None:

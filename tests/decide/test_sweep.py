@@ -2,43 +2,51 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from llmplan.cli import app
-from llmplan.decide.sweep import pareto_front
+from llmplan.decide.sweep import SweepResult, pareto_front
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def _sweep(tmp_path: Path, *extra: str) -> dict:  # type: ignore[type-arg]
+def _sweep(tmp_path: Path, *extra: str) -> SweepResult:
     result = CliRunner().invoke(app, [
         "sweep", str(EXAMPLES / "support-assistant.yaml"), "--base", "gpu-fleet",
         "--gpus", "H100-SXM,A100-80GB", "--replicas", "1,2,3", "--scales", "1,0.5",
         "--out", str(tmp_path), *extra])
     assert result.exit_code == 0, result.output
-    return json.loads((tmp_path / "sweep.json").read_text())
+    return SweepResult.model_validate_json((tmp_path / "sweep.json").read_text())
 
 
 def test_process_pool_sweep_and_its_pareto_front(tmp_path: Path) -> None:
     data = _sweep(tmp_path, "--workers", "2")
-    points = data["points"]
-    assert len(points) == 2 * 3 * 2
-    by = {(p["gpu"], p["replicas"], p["traffic_scale"]): p for p in points}
+    points = data.points
+    assert len(points) == 2 * 3 * 2 and not any(p.error for p in points)
+    by = {(p.gpu, p.replicas, p.traffic_scale): p for p in points}
+
+    def cost(p: object) -> float:
+        return by[p].monthly_usd or 0.0   # type: ignore[index]
+
+    def tail(p: object) -> float:
+        return by[p].e2e_p95_ms or 0.0    # type: ignore[index]
+
     # more replicas cost more and never raise the tail; less traffic never breaks the SLO
     for gpu in ("H100-SXM", "A100-80GB"):
-        assert by[(gpu, 1, 1.0)]["monthly_usd"] < by[(gpu, 3, 1.0)]["monthly_usd"]
-        assert by[(gpu, 3, 1.0)]["e2e_p95_ms"] <= by[(gpu, 1, 1.0)]["e2e_p95_ms"]
+        assert cost((gpu, 1, 1.0)) < cost((gpu, 3, 1.0))
+        assert tail((gpu, 3, 1.0)) <= tail((gpu, 1, 1.0))
         for n in (1, 2, 3):
-            if by[(gpu, n, 1.0)]["slo_met"]:
-                assert by[(gpu, n, 0.5)]["slo_met"]
-    front = data["pareto_front"]
-    assert front and all(p["slo_met"] for p in front)
+            if by[(gpu, n, 1.0)].slo_met:
+                assert by[(gpu, n, 0.5)].slo_met
+    front = data.pareto_front
+    assert front and all(p.slo_met for p in front)
     for p in front:   # nothing on the grid beats a front point on both axes
-        assert not any(q["slo_met"] and q["monthly_usd"] < p["monthly_usd"]
-                       and q["e2e_p95_ms"] < p["e2e_p95_ms"] for q in points)
+        key = (p.gpu, p.replicas, p.traffic_scale)
+        assert not any(q.slo_met and cost((q.gpu, q.replicas, q.traffic_scale)) < cost(key)
+                       and tail((q.gpu, q.replicas, q.traffic_scale)) < tail(key)
+                       for q in points)
     assert front == pareto_front(points)
 
 
@@ -47,4 +55,4 @@ def test_ray_sweep_matches_the_process_pool(tmp_path: Path) -> None:
 
     pool = _sweep(tmp_path / "pool", "--workers", "2")
     on_ray = _sweep(tmp_path / "ray", "--ray", "local")
-    assert on_ray["points"] == pool["points"]   # same simulations, same numbers
+    assert on_ray.points == pool.points   # same simulations, same numbers

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from helpers import scenario_from
 from test_calibrate_synthetic import _workload
 
-from llmplan.fidelity.calibrate import calibrate, write_calibration
+from llmplan.fidelity.calibrate import calibrate
+from llmplan.pipeline import evaluate
 from llmplan.report import render
-from sim.run import simulate_scenario
+from llmplan.results.simulation import StepTimeCoefficients
 
 PRODUCTION = """
     seed: 2
@@ -40,19 +40,25 @@ PRODUCTION = """
 
 def test_calibrate_on_staging_then_simulate_the_fleet(tmp_path: Path) -> None:
     (tmp_path / "staging").mkdir()
-    (tmp_path / "staging" / "requests.jsonl").write_text("\n".join(
-        json.dumps(r) for r in _workload()) + "\n")
-    write_calibration(calibrate(tmp_path / "staging", slots=64), tmp_path / "calibration.yaml")
+    (tmp_path / "staging" / "requests.jsonl").write_text(
+        "".join(r.to_line() for r in _workload()))
+    calibrate(tmp_path / "staging", slots=64).write(tmp_path / "calibration.yaml")
     loaded = scenario_from(PRODUCTION, base_dir=tmp_path)
-    result = simulate_scenario(loaded)
-    deps = result["deployments"]
+    result = evaluate(loaded)
+    deps = result.deployments
+
+    def step_of(name: str) -> StepTimeCoefficients:
+        local = deps[name].local
+        assert local is not None
+        return local.engine.step_time
+
     # the measured coefficients are what the production fleet runs on
     for name in ("staging-size", "production"):
-        step = deps[name]["engine"]["step_time"]
-        assert step["source"].startswith("calibrated: ")
-        assert abs(step["fixed_ms"] - 4.0) < 1e-3 and abs(step["client_overhead_ms"] - 1.5) < 1e-2
-    assert deps["uncalibrated"]["engine"]["step_time"]["source"] == "roofline"
+        step = step_of(name)
+        assert step.source.startswith("calibrated: ")
+        assert abs(step.fixed_ms - 4.0) < 1e-3 and abs(step.client_overhead_ms - 1.5) < 1e-2
+    assert step_of("uncalibrated").source == "roofline"
     # one staging-sized replica cannot carry production traffic; eight can
-    assert not deps["staging-size"]["slo"]["met"] and deps["production"]["slo"]["met"]
+    assert not deps["staging-size"].slo.met and deps["production"].slo.met
     html = render(result)
     assert "measured: calibrated: " in html and "defaults: roofline" in html

@@ -9,7 +9,6 @@ simulator must then predict the same latencies.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +16,16 @@ import numpy as np
 import pytest
 import yaml
 
-from llmplan.fidelity.calibrate import calibrate, write_calibration
+from llmplan.fidelity.calibrate import calibrate
 from llmplan.fidelity.timeline import steps
 from llmplan.fidelity.validate import calibrated_deployment, compare
+from llmplan.loadtests.records import RequestRecord
 
 COEF = (0.004, 0.0002, 0.003, 0.00001)   # fixed, per prefill token, per seq, per KV token (s)
 OVERHEAD_S = 0.0015
 
 
-def _serve(arrivals: list[tuple[float, int, int]]) -> list[dict[str, Any]]:
+def _serve(arrivals: list[tuple[float, int, int]]) -> list[RequestRecord]:
     """Records of a server with the COEF step model; arrivals are (time, prompt, output)."""
     pending = sorted(enumerate(arrivals), key=lambda x: x[1][0])
     running: list[dict[str, Any]] = []
@@ -50,18 +50,19 @@ def _serve(arrivals: list[tuple[float, int, int]]) -> list[dict[str, Any]]:
     rows = []
     for r in done:
         seen = np.asarray(r["tokens"]) + OVERHEAD_S
-        rows.append({"id": r["id"], "task": "t", "send_ts": 1000.0 + r["arrival"],
-                     "error_class": None, "status": 200,
-                     "ttft_ms": (seen[0] - r["arrival"]) * 1e3,
-                     "e2e_ms": (seen[-1] - r["arrival"]) * 1e3,
-                     "itl_ms": list(np.diff(seen) * 1e3), "chunks": len(seen),
-                     "prompt_tokens": r["prompt"], "output_tokens": r["output"],
-                     "tpot_ms": ((seen[-1] - seen[0]) / (r["output"] - 1) * 1e3
-                                 if r["output"] > 1 else None)})
+        send = 1000.0 + r["arrival"]
+        rows.append(RequestRecord(
+            id=r["id"], task="t", target="synthetic", scheduled_ts=send, send_ts=send,
+            schedule_delay_ms=0.0, status=200,
+            ttft_ms=(seen[0] - r["arrival"]) * 1e3, e2e_ms=(seen[-1] - r["arrival"]) * 1e3,
+            itl_ms=list(np.diff(seen) * 1e3), chunks=len(seen), prompt_tokens=r["prompt"],
+            output_tokens=r["output"], token_source="server",
+            tpot_ms=((seen[-1] - seen[0]) / (r["output"] - 1) * 1e3
+                     if r["output"] > 1 else None)))
     return rows
 
 
-def _workload(seed: int = 3, n: int = 300, rate: float = 6.0) -> list[dict[str, Any]]:
+def _workload(seed: int = 3, n: int = 300, rate: float = 6.0) -> list[RequestRecord]:
     rng = np.random.default_rng(seed)
     times = np.cumsum(rng.exponential(1 / rate, n))
     return _serve([(float(t), int(rng.integers(10, 80)), int(rng.integers(2, 40)))
@@ -77,12 +78,9 @@ def test_steps_are_rebuilt_from_client_timings() -> None:
         assert s.duration_s == pytest.approx(expected, rel=1e-9)
 
 
-def _write_records(folder: Path, rows: list[dict[str, Any]]) -> Path:
+def _write_records(folder: Path, rows: list[RequestRecord]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "requests.jsonl").write_text("\n".join(json.dumps(r | {
-        "retry_after_s": None, "correct": None, "token_source": "server",
-        "token_mismatch": False, "schedule_delay_ms": 0.0, "scheduled_ts": r["send_ts"],
-        "target": "synthetic", "error": None, "worker": 0}) for r in rows) + "\n")
+    (folder / "requests.jsonl").write_text("".join(r.to_line() for r in rows))
     return folder
 
 
@@ -90,18 +88,18 @@ def test_calibration_recovers_the_coefficients_and_overhead(tmp_path: Path) -> N
     rows = _workload()
     _write_records(tmp_path, rows)
     calibration = calibrate(tmp_path, slots=64)
-    st = calibration["step_time"]
-    assert st["overhead_ms"] == pytest.approx(COEF[0] * 1e3, rel=1e-4)
-    assert st["per_prefill_token_us"] == pytest.approx(COEF[1] * 1e6, rel=1e-4)
-    assert st["per_decode_seq_us"] == pytest.approx(COEF[2] * 1e6, rel=1e-4)
-    assert st["per_kv_token_ns"] == pytest.approx(COEF[3] * 1e9, rel=1e-4)
-    assert calibration["client_overhead_ms"] == pytest.approx(OVERHEAD_S * 1e3, rel=1e-3)
-    assert calibration["fit"]["r2"] > 0.9999
+    st = calibration.step_time
+    assert st.fixed_ms == pytest.approx(COEF[0] * 1e3, rel=1e-4)
+    assert st.per_prefill_token_us == pytest.approx(COEF[1] * 1e6, rel=1e-4)
+    assert st.per_decode_seq_us == pytest.approx(COEF[2] * 1e6, rel=1e-4)
+    assert st.per_kv_token_ns == pytest.approx(COEF[3] * 1e9, rel=1e-4)
+    assert calibration.client_overhead_ms == pytest.approx(OVERHEAD_S * 1e3, rel=1e-3)
+    assert calibration.fit.r2 > 0.9999
     # the calibrated simulator replays those requests to the same latencies
-    path = write_calibration(calibration, tmp_path / "calibration.yaml")
+    path = calibration.write(tmp_path / "calibration.yaml")
     result = compare(rows, calibrated_deployment(path))
     for metric in ("ttft_ms", "e2e_ms", "tpot_ms"):
-        for q, err in result["error_pct"][metric].items():
+        for q, err in result.error_pct[metric].items():
             assert abs(err) < 0.5, (metric, q, err)
 
 
@@ -113,11 +111,11 @@ def test_several_runs_are_fitted_together(tmp_path: Path) -> None:
 
     first = _write_records(tmp_path / "a", _workload(seed=3, n=150, rate=4.0))
     second = _write_records(tmp_path / "b", _workload(seed=5, n=150, rate=9.0))
-    alone = [calibrate(run, slots=64)["fit"]["steps"] for run in (first, second)]
+    alone = [calibrate(run, slots=64).fit.steps for run in (first, second)]
     both = calibrate([first, second], slots=64)
-    assert both["fit"]["steps"] == sum(alone)
-    assert both["fit"]["requests"] == 300
-    assert both["step_time"]["per_decode_seq_us"] == pytest.approx(COEF[2] * 1e6, rel=1e-4)
+    assert both.fit.steps == sum(alone)
+    assert both.fit.requests == 300
+    assert both.step_time.per_decode_seq_us == pytest.approx(COEF[2] * 1e6, rel=1e-4)
     result = CliRunner().invoke(app, ["calibrate", str(first), str(second), "--slots", "64",
                                       "--out", str(tmp_path / "c.yaml")])
     assert result.exit_code == 0, result.output

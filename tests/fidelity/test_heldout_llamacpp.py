@@ -4,8 +4,7 @@ predict held-out levels (one past saturation), and meet the issue's error bars."
 from __future__ import annotations
 
 import pytest
-
-from llmplan.fidelity.heldout import run_experiment
+from heldout import run_experiment
 
 
 def test_held_out_predictions_meet_the_bars(capsys: pytest.CaptureFixture[str]) -> None:
@@ -24,10 +23,10 @@ def test_held_out_predictions_meet_the_bars(capsys: pytest.CaptureFixture[str]) 
         print(f"  median |err|: E2E p50 {e2e_p50:.1f}%, E2E p95 {e2e_p95:.1f}%, "
               f"TTFT p50 {ttft_p50:.1f}%; saturation {saturation:+.1f}%; "
               f"noise floor (repeat) E2E p50 {experiment.noise_floor_e2e_p50_pct:.1f}%")
-    assert experiment.calibration["fit"]["steps"] > 200
+    assert experiment.calibration.fit.steps > 200
     # the saturation level really is past saturation
     sat = next(lv for lv in experiment.levels if lv.role == "saturation")
-    assert sat.comparison["measured"]["throughput"]["requests_per_s"] < 0.9 * sat.rate_per_s
+    assert sat.compared.measured["throughput"]["requests_per_s"] < 0.9 * sat.rate_per_s
     assert e2e_p50 <= 10.0
     assert e2e_p95 <= 10.0
     assert ttft_p50 <= 15.0

@@ -6,8 +6,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from infra.config import GatewaySettings, ServingSettings
-from infra.manifests import gateway_manifests, litellm_config, serving_manifests
+from llmplan.provision.config import GatewaySettings, ServingSettings
+from llmplan.provision.manifests import gateway_manifests, litellm_config, serving_manifests
 
 K8S = kubernetes_validate.latest_version()
 SERVING = ServingSettings(name="llama70b", model_id="meta-llama/Llama-3.1-70B-Instruct",

@@ -6,13 +6,14 @@ for the engine, and every resource the program registers is recorded and checked
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import json
-import sys
+from types import ModuleType
 from typing import Any
 
 import pulumi
 import pytest
+from helpers import ROOT
 
 PROJECT = "llm-deploy-planner"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"   # pulumi's marker of a secret value
@@ -44,14 +45,22 @@ GATEWAY = {"local_service": "llama8b", "local_model": "Llama-3.1-8B",
 MASTER_KEY, CLOUD_KEY = "mk-planted-secret", "sk-planted-cloud-secret"
 
 
+def _load_program() -> ModuleType:
+    """infra/__main__.py as Pulumi runs it: a program folder, not an installed package."""
+    spec = importlib.util.spec_from_file_location("infra_program", ROOT / "infra" / "__main__.py")
+    assert spec is not None and spec.loader is not None
+    program = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(program)
+    return program
+
+
 def _run_program(config: dict[str, Any]) -> tuple[RecordingMocks, dict[str, Any]]:
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="test", preview=False)
     pulumi.runtime.set_all_config({f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v)
                                    for k, v in config.items()},
                                   [f"{PROJECT}:gatewayMasterKey", f"{PROJECT}:cloudApiKey"])
-    sys.modules.pop("infra.__main__", None)
-    program = importlib.import_module("infra.__main__")
+    program = _load_program()
     exports: dict[str, Any] = {}
 
     @pulumi.runtime.test

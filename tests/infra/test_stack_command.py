@@ -8,9 +8,9 @@ import kubernetes_validate
 import yaml
 from typer.testing import CliRunner
 
-from infra.config import from_config
-from infra.manifests import gateway_manifests, serving_manifests
 from llmplan.cli import app
+from llmplan.provision.config import from_config
+from llmplan.provision.manifests import gateway_manifests, serving_manifests
 
 SCENARIO = """
 duration: 60

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from lt_helpers import SCENARIO
 
-from loadtests.llamacpp_server import LlamaCppServer
+from llmplan.loadtests.llamacpp_server import LlamaCppServer
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from fakes import FakeBedrock, event_message
 from lt_helpers import llmplan, read_jsonl, targets_file
-
-from loadtests.fakes import FakeBedrock, event_message
 
 DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
              "AWS_SESSION_TOKEN": "testing", "AWS_EC2_METADATA_DISABLED": "true"}

@@ -10,10 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+from fakes import FakeOpenAI
 from lt_helpers import llmplan, read_jsonl, targets_file
 
-from loadtests.fakes import FakeOpenAI
-from loadtests.llamacpp_server import LlamaCppServer
+from llmplan.loadtests.llamacpp_server import LlamaCppServer
 
 
 def _lines(out: Path) -> int:

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 from lt_helpers import llmplan, read_jsonl, targets_file
 
+from llmplan.loadtests.llamacpp_server import LlamaCppServer
+from llmplan.loadtests.plan import build_plan, read_plan
 from llmplan.scenario import load_scenario
-from loadtests.llamacpp_server import LlamaCppServer
-from loadtests.plan import build_plan, read_plan
 
 
 def _run(tmp_path: Path, server: LlamaCppServer, scenario: Path, *extra: str,

@@ -6,9 +6,8 @@ import csv
 import json
 from pathlib import Path
 
+from fakes import FakeOpenAI
 from lt_helpers import llmplan, read_jsonl, targets_file
-
-from loadtests.fakes import FakeOpenAI
 
 
 def test_closed_loop_keeps_the_users_busy(tmp_path: Path, scenario_file: Path) -> None:

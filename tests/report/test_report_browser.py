@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from llmplan.report import CHARTS, write_report
+from llmplan.pipeline import evaluate
+from llmplan.report import CHARTS, write_decision_report
 from llmplan.results import write_result
 from llmplan.scenario import load_scenario
-from sim.run import simulate_scenario
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -37,10 +37,9 @@ def _open(page: Path, tmp_path: Path) -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("report")
-    result = simulate_scenario(load_scenario(EXAMPLES / "support-assistant.yaml"),
-                               planning=True)
+    result = evaluate(load_scenario(EXAMPLES / "support-assistant.yaml"), planning=True)
     write_result(result, out)
-    return write_report(result, out)
+    return write_decision_report(result, out)
 
 
 def test_every_chart_renders_without_console_errors(report: Path, tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ VALID: dict[str, Any] = {
         "h100": {"kind": "local", "gpu": "H100-SXM", "model": "Llama-3.1-8B", "replicas": 2,
                  "engine": {"max_num_seqs": 128, "max_num_batched_tokens": 4096,
                             "gpu_memory_utilization": 0.85},
-                 "step_time": {"kind": "linear", "overhead_ms": 3, "per_prefill_token_us": 40,
+                 "step_time": {"kind": "linear", "fixed_ms": 3, "per_prefill_token_us": 40,
                                "per_decode_seq_us": 200, "per_kv_token_ns": 5},
                  "admission": {"queue_limit": 50, "queue_timeout_s": 30}},
         "l4": {"gpu": "big-l4", "model": "Qwen2.5-7B", "tp": 2,

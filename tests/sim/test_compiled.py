@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from helpers import run_first, scenario_from
 
+from llmplan.sim.compiled import pure_python
+from llmplan.sim.engine import simulate_deployment
 from llmplan.traffic import build_request_stream
-from sim.compiled import pure_python
-from sim.engine import simulate_deployment
 
 SCENARIO = """
     seed: 9

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from helpers import run_first, scenario_from
 
-from sim.metrics import request_table
+from llmplan.scenario.models import SimulationMode
+from llmplan.sim.table import request_table
 
 BASE = """
     seed: {seed}
@@ -61,15 +62,15 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_fast_mode_matches_reference_per_request(case: str) -> None:
     loaded = scenario_from(BASE.format(seed=5, duration=180, **CASES[case]))
-    fast, stream = run_first(loaded, "fast")
-    ref, _ = run_first(loaded, "reference", stream)
+    fast, stream = run_first(loaded, SimulationMode.FAST)
+    ref, _ = run_first(loaded, SimulationMode.REFERENCE, stream)
     a, b = request_table(fast, stream), request_table(ref, stream)
     assert len(stream) > 200
-    np.testing.assert_array_equal(a["outcome"], b["outcome"])
-    np.testing.assert_array_equal(a["preemptions"], b["preemptions"])
-    np.testing.assert_array_equal(a["replica"], b["replica"])
+    np.testing.assert_array_equal(a.outcome, b.outcome)
+    np.testing.assert_array_equal(a.preemptions, b.preemptions)
+    np.testing.assert_array_equal(a.replica, b.replica)
     for column in ("ttft_s", "tpot_s", "e2e_s", "queue_wait_s"):
-        x, y = a[column], b[column]
+        x, y = getattr(a, column), getattr(b, column)
         np.testing.assert_array_equal(np.isnan(x), np.isnan(y))
         both = ~np.isnan(x)
         assert both.any()
@@ -86,8 +87,8 @@ def test_the_cases_exercise_what_they_claim() -> None:
     for case, params in CASES.items():
         run, stream = run_first(scenario_from(BASE.format(seed=5, duration=180, **params)))
         table = request_table(run, stream)
-        seen[case] = (int(table["preemptions"].sum()), int((table["outcome"] == 2).sum()),
-                      int((table["outcome"] == 3).sum()))
+        seen[case] = (int(table.preemptions.sum()), int((table.outcome == 2).sum()),
+                      int((table.outcome == 3).sum()))
     assert seen["kv-pressure-preemption"][0] > 20
     assert seen["overload-timeouts-and-queue-limit"][1] > 0      # rejected at the queue limit
     assert seen["overload-timeouts-and-queue-limit"][2] > 0      # timed out waiting

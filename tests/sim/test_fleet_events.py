@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 from helpers import run_first, scenario_from
 
-from sim.metrics import request_table, summarise
-from sim.records import OK
+from llmplan.results.simulation import DeploymentResult
+from llmplan.sim.metrics import summarise_run
+from llmplan.sim.records import OK
+from llmplan.sim.table import request_table
 
 FLEET = """
     seed: 8
@@ -28,26 +30,32 @@ def _go(rate: float = 3.0, replicas: int = 2, extra: str = "", spikes: str = "[]
     loaded = scenario_from(FLEET.format(rate=rate, replicas=replicas, extra=extra,
                                         spikes=spikes))
     run, stream = run_first(loaded)
-    return run, stream, request_table(run, stream), summarise(run, stream, loaded.scenario)
+    return run, stream, request_table(run, stream), summarise_run(run, stream, loaded.scenario)
+
+
+def _p95(summary: DeploymentResult) -> float:
+    assert summary.latency.ttft_ms.p95 is not None
+    return summary.latency.ttft_ms.p95
 
 
 def test_a_failed_replica_hands_its_requests_to_the_others() -> None:
     window = "failures: {windows: [{replica: 0, start_s: 300, duration_s: 400}]}"
     _, stream, table, summary = _go(extra=window)
+    assert summary.local is not None
     _, _, steady, _ = _go()
-    assert summary["fleet"]["failures"] == 1
-    retried = table["fallbacks"] > 0
-    assert summary["fleet"]["requests_retried_after_failure"] == retried.sum() > 0
-    assert (table["outcome"][retried] == OK).all()           # retried and finished
+    assert summary.local.fleet.failures == 1
+    retried = table.fallbacks > 0
+    assert summary.local.fleet.requests_retried_after_failure == retried.sum() > 0
+    assert (table.outcome[retried] == OK).all()           # retried and finished
     # while replica 0 is down, everything that starts runs on replica 1
-    started = table["start_s"]
+    started = table.start_s
     during = (started > 300) & (started < 700)
-    assert during.sum() > 100 and (table["replica"][during] == 1).all()
-    assert (table["replica"][(started > 750)] == 0).any()    # back after the repair
+    assert during.sum() > 100 and (table.replica[during] == 1).all()
+    assert (table.replica[(started > 750)] == 0).any()    # back after the repair
     # and the outage shows in the tail
     window_mask = (stream.arrival_s > 300) & (stream.arrival_s < 700)
-    assert np.nanpercentile(table["e2e_s"][window_mask], 95) > \
-        1.15 * np.nanpercentile(steady["e2e_s"][window_mask], 95)
+    assert np.nanpercentile(table.e2e_s[window_mask], 95) > \
+        1.15 * np.nanpercentile(steady.e2e_s[window_mask], 95)
 
 
 def test_autoscaling_follows_a_spike_and_scales_back() -> None:
@@ -55,12 +63,13 @@ def test_autoscaling_follows_a_spike_and_scales_back() -> None:
     scaling = ("autoscaling: {min_replicas: 1, max_replicas: 4, spin_up_s: 60, "
                "cooldown_s: 60, interval_s: 10, scale_up_waiting_per_replica: 2}")
     _, _, table, summary = _go(rate=1.5, replicas=1, extra=scaling, spikes=spike)
+    assert summary.local is not None
     _, _, _, fixed_summary = _go(rate=1.5, replicas=1, spikes=spike)
-    events = summary["fleet"]["scale_events"]
-    peak = max(e["replicas"] for e in events)
+    events = summary.local.fleet.scale_events
+    peak = max(e.replicas for e in events)
     assert peak > 1 and peak <= 4
-    assert events[-1]["replicas"] < peak                      # scaled back after the spike
-    assert all(e["t_s"] >= 300 + 60 for e in events[1:] if e["replicas"] > 1)  # load time
-    assert 1 < summary["fleet"]["mean_active_replicas"] < 4
-    assert summary["latency"]["ttft_ms"]["p95"] < fixed_summary["latency"]["ttft_ms"]["p95"]
-    assert (table["replica"] >= 1).any()                      # the new replicas served
+    assert events[-1].replicas < peak                      # scaled back after the spike
+    assert all(e.t_s >= 300 + 60 for e in events[1:] if e.replicas > 1)  # load time
+    assert 1 < summary.local.fleet.mean_active_replicas < 4
+    assert _p95(summary) < _p95(fixed_summary)
+    assert (table.replica >= 1).any()                      # the new replicas served

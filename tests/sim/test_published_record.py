@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from llmplan.scenario import load_scenario_text
+from llmplan.sim.engine import simulate_deployment
+from llmplan.sim.table import request_table
 from llmplan.traffic import build_request_stream
-from sim.engine import simulate_deployment
-from sim.metrics import request_table
 
 LAMBDA = "LambdaLabs vLLM 0.5.4 benchmark, ShareGPT, offline throughput (REFERENCE.md)"
 LLMD = "llm-d inference simulator profiles, 8B model at batch 1 (REFERENCE.md)"
@@ -56,7 +56,7 @@ def test_offline_throughput_matches_published(gpu: str, model: str, tp: int, dty
         deployments: {{d: {{gpu: {gpu}, model: {model}, tp: {tp},
                             engine: {{weights_dtype: {dtype}, max_num_seqs: 256}}}}}}
     """)
-    makespan = np.nanmax(table["finish_s"]) - table["arrival_s"].min()
+    makespan = np.nanmax(table.finish_s) - table.arrival_s.min()
     tokens_per_s = outputs.sum() / makespan
     assert tokens_per_s == pytest.approx(published, rel=0.25), source
 
@@ -75,5 +75,5 @@ def test_batch_one_latency_in_published_range(gpu: str, ttft_ms: tuple[float, fl
                  output_tokens: {{kind: fixed, tokens: 128}}}}]
         deployments: {{d: {{gpu: {gpu}, model: Llama-3.1-8B}}}}
     """)
-    assert _within_range(table["ttft_s"][0] * 1e3, *ttft_ms), source
-    assert _within_range(table["tpot_s"][0] * 1e3, *itl_ms), source
+    assert _within_range(table.ttft_s[0] * 1e3, *ttft_ms), source
+    assert _within_range(table.tpot_s[0] * 1e3, *itl_ms), source

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from helpers import run_first, scenario_from
 
-from sim.metrics import request_table
+from llmplan.sim.table import request_table
 
 BATCH_OF_ONE = """
     seed: {seed}
@@ -21,7 +21,7 @@ BATCH_OF_ONE = """
         gpu: H100-SXM
         model: Llama-3.1-8B
         engine: {{max_num_seqs: 1}}
-        step_time: {{kind: linear, overhead_ms: {step_ms}, per_prefill_token_us: 0,
+        step_time: {{kind: linear, fixed_ms: {step_ms}, per_prefill_token_us: 0,
                     per_decode_seq_us: 0, per_kv_token_ns: 0}}
     simulation: {{drain_s: 100000}}
 """
@@ -33,8 +33,8 @@ def _waits(rate: float, requests: int, output: str, step_ms: float, seed: int = 
     run, stream = run_first(loaded)
     table = request_table(run, stream)
     assert len(stream) > 0.98 * requests
-    assert (table["outcome"] == 1).all()
-    return table["queue_wait_s"]
+    assert (table.outcome == 1).all()
+    return table.queue_wait_s
 
 
 def test_md1_mean_wait_matches_pollaczek_khinchine() -> None:

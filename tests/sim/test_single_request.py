@@ -7,8 +7,10 @@ import math
 import pytest
 from helpers import run_first, scenario_from
 
-from sim.metrics import request_table, summarise
-from sim.steptime import build_step_time
+from llmplan.perf.steptime import build_step_time
+from llmplan.scenario.models import SimulationMode
+from llmplan.sim.metrics import summarise_run
+from llmplan.sim.table import request_table
 
 # Linear step model used below: 2 ms fixed, 10 us per prefill token, 100 us per decoding
 # sequence, 50 ns per KV token read.
@@ -26,22 +28,22 @@ ONE_REQUEST = """
         gpu: H100-SXM
         model: Llama-3.1-8B
         engine: {{max_num_batched_tokens: {budget}, max_num_seqs: 8}}
-        step_time: {{kind: linear, overhead_ms: 2, per_prefill_token_us: 10,
+        step_time: {{kind: linear, fixed_ms: 2, per_prefill_token_us: 10,
                     per_decode_seq_us: 100, per_kv_token_ns: 50}}
 """
 
 
 def _one(prompt: int, output: int, budget: int = 8192, ttft_slo: float = 1000.0,
-         mode: str = "fast") -> dict[str, float]:
+         mode: str = "fast") -> dict[str, float | None]:
     loaded = scenario_from(ONE_REQUEST.format(prompt=prompt, output=output, budget=budget,
                                               ttft_slo=ttft_slo))
-    run, stream = run_first(loaded, mode)
+    run, stream = run_first(loaded, SimulationMode(mode))
     assert len(stream) == 1 and stream.arrival_s[0] == 0.0
     table = request_table(run, stream)
-    summary = summarise(run, stream, loaded.scenario)
-    return {"ttft": float(table["ttft_s"][0]), "e2e": float(table["e2e_s"][0]),
-            "tpot": float(table["tpot_s"][0]),
-            "goodput": summary["slo"]["goodput_fraction"]}
+    summary = summarise_run(run, stream, loaded.scenario)
+    return {"ttft": float(table.ttft_s[0]), "e2e": float(table.e2e_s[0]),
+            "tpot": float(table.tpot_s[0]),
+            "goodput": summary.slo.goodput_fraction}
 
 
 @pytest.mark.parametrize("mode", ["fast", "reference"])
@@ -89,11 +91,11 @@ def test_roofline_single_request_matches_its_own_coefficients() -> None:
     """)
     run, stream = run_first(loaded)
     dep = loaded.scenario.deployments["h100"]
-    step = build_step_time(dep, loaded.catalog)
+    step = build_step_time(dep.setup(loaded.catalog), dep.step_time)
     table = request_table(run, stream)
     ttft = step.step_s(512, 0, 0)
     decode = sum(step.step_s(0, 1, 512 + j) for j in range(1, 128))
-    assert table["ttft_s"][0] == pytest.approx(ttft, rel=1e-12)
-    assert table["e2e_s"][0] == pytest.approx(ttft + decode, rel=1e-12)
+    assert table.ttft_s[0] == pytest.approx(ttft, rel=1e-12)
+    assert table.e2e_s[0] == pytest.approx(ttft + decode, rel=1e-12)
     # sanity of the roofline itself: an 8B model on an H100 decodes at batch 1 in 5-20 ms
     assert 0.005 < step.step_s(0, 1, 512) < 0.020

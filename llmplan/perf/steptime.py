@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from llmplan.catalog import Catalog
 from llmplan.catalog.catalog import DTYPE_BYTES
-from llmplan.scenario.models import (
+from llmplan.perf.setup import ReplicaSetup
+from llmplan.perf.steptime_spec import (
     CalibratedStepTime,
     LinearStepTime,
-    LocalDeployment,
     RooflineStepTime,
+    StepTimeSpec,
 )
 
 
@@ -35,47 +35,36 @@ class StepTime:
     source: str = "roofline"
     client_overhead_s: float = 0.0   # HTTP, tokenisation, queueing outside the engine
 
-
     def step_s(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int) -> float:
         return (self.fixed_s + self.per_prefill_token_s * prefill_tokens
                 + self.per_decode_seq_s * decode_seqs + self.per_kv_token_s * kv_tokens)
 
-    def as_dict(self) -> dict[str, float | str]:
-        return {
-            "fixed_ms": self.fixed_s * 1e3,
-            "per_prefill_token_us": self.per_prefill_token_s * 1e6,
-            "per_decode_seq_us": self.per_decode_seq_s * 1e6,
-            "per_kv_token_ns": self.per_kv_token_s * 1e9,
-            "client_overhead_ms": self.client_overhead_s * 1e3,
-            "source": self.source,
-        }
 
 
-def roofline(dep: LocalDeployment, spec: RooflineStepTime, catalog: Catalog) -> StepTime:
+def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     """Datasheet peaks times achievable fractions.
 
     Prefill is compute bound: 2 x active params FLOPs per token. Decode reads the weights
     once per step (memory bound, in fixed_s since every step reads them) plus each running
     sequence's KV bytes, and spends 2 x active params FLOPs per sequence.
     """
-    gpu, model = catalog.gpus[dep.gpu], catalog.models[dep.model]
-    weights_dtype = dep.engine.weights_dtype or model.default_dtype
-    kv_dtype = dep.engine.kv_dtype or weights_dtype
-    flops = gpu.flops_per_s * dep.tp
-    bandwidth = gpu.bandwidth_bytes_per_s * dep.tp
+    gpu, model, tp = setup.gpu, setup.model, setup.tp
+    weights_dtype, kv_dtype = setup.weights_dtype, setup.kv_dtype
+    flops = gpu.flops_per_s * tp
+    bandwidth = gpu.bandwidth_bytes_per_s * tp
     # FP8 weights run on FP8 tensor cores at twice the BF16 rate where the GPU has them
     # (Hopper, Ada); elsewhere (Ampere) they only halve the bytes read.
     low_precision = DTYPE_BYTES[weights_dtype] <= 1.0
     compute_speedup = (2.0 if gpu.fp8_tensor_cores else spec.dequant_efficiency) \
         if low_precision else 1.0
     flops_per_token = 2.0 * model.active_params_b * 1e9
-    sync_s = model.layers * spec.tp_sync_us_per_layer * 1e-6 if dep.tp > 1 else 0.0
+    sync_s = model.layers * spec.tp_sync_us_per_layer * 1e-6 if tp > 1 else 0.0
     # tensor parallel: 2 all-reduces per layer of one hidden vector (bf16) per token;
     # a ring all-reduce moves 2 (tp-1)/tp of it through each GPU's links
-    comm_s_per_token = (2 * model.layers * model.hidden_size * 2.0 * 2 * (dep.tp - 1) / dep.tp
-                        / (spec.allreduce_gb_per_s * 1e9)) if dep.tp > 1 else 0.0
+    comm_s_per_token = (2 * model.layers * model.hidden_size * 2.0 * 2 * (tp - 1) / tp
+                        / (spec.allreduce_gb_per_s * 1e9)) if tp > 1 else 0.0
     return StepTime(
-        fixed_s=spec.overhead_ms * 1e-3 + sync_s
+        fixed_s=spec.cpu_fixed_ms * 1e-3 + sync_s
         + model.weight_bytes(weights_dtype) / (bandwidth * spec.decode_mbu),
         per_prefill_token_s=flops_per_token / (flops * compute_speedup * spec.prefill_mfu)
         + comm_s_per_token,
@@ -86,19 +75,19 @@ def roofline(dep: LocalDeployment, spec: RooflineStepTime, catalog: Catalog) -> 
     )
 
 
-def linear(dep: LocalDeployment, spec: LinearStepTime, catalog: Catalog) -> StepTime:
+def linear(setup: ReplicaSetup, spec: LinearStepTime) -> StepTime:
     """Coefficients given directly (or fitted by `llmplan calibrate`)."""
-    return StepTime(spec.overhead_ms * 1e-3, spec.per_prefill_token_us * 1e-6,
+    return StepTime(spec.fixed_ms * 1e-3, spec.per_prefill_token_us * 1e-6,
                     spec.per_decode_seq_us * 1e-6, spec.per_kv_token_ns * 1e-9, source="linear")
 
 
-def calibrated(dep: LocalDeployment, spec: CalibratedStepTime, catalog: Catalog) -> StepTime:
+def calibrated(setup: ReplicaSetup, spec: CalibratedStepTime) -> StepTime:
     """Coefficients measured on a real server by `llmplan calibrate`."""
-    assert spec.coefficients is not None  # loaded when the scenario was validated
-    fitted = linear(dep, spec.coefficients, catalog)
+    assert spec.calibration is not None  # loaded when the scenario was validated
+    fitted = linear(setup, spec.calibration.step_time)
     return StepTime(fitted.fixed_s, fitted.per_prefill_token_s, fitted.per_decode_seq_s,
                     fitted.per_kv_token_s, source=f"calibrated: {spec.resolved_path or spec.file}",
-                    client_overhead_s=spec.client_overhead_ms * 1e-3)
+                    client_overhead_s=spec.calibration.client_overhead_ms * 1e-3)
 
 
 STEP_TIME_BUILDERS: dict[str, Callable[..., StepTime]] = {
@@ -108,6 +97,6 @@ STEP_TIME_BUILDERS: dict[str, Callable[..., StepTime]] = {
 }
 
 
-def build_step_time(dep: LocalDeployment, catalog: Catalog) -> StepTime:
+def build_step_time(setup: ReplicaSetup, spec: StepTimeSpec) -> StepTime:
     """The step-time model a deployment asks for."""
-    return STEP_TIME_BUILDERS[dep.step_time.kind](dep, dep.step_time, catalog)
+    return STEP_TIME_BUILDERS[spec.kind](setup, spec)

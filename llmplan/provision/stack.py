@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from infra.config import GatewaySettings, ServingSettings, StackKind
 from llmplan.catalog import Catalog
+from llmplan.provision.config import GatewaySettings, ServingSettings, StackKind
 from llmplan.scenario.models import LocalDeployment
 
 PROJECT = "llm-deploy-planner"

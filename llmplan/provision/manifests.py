@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from infra.config import GatewaySettings, ServingSettings
+from llmplan.provision.config import GatewaySettings, ServingSettings
 
 VLLM_IMAGE = "vllm/vllm-openai:v0.8.5"
 LITELLM_IMAGE = "ghcr.io/berriai/litellm:main-v1.67.0-stable"

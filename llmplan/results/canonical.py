@@ -1,4 +1,4 @@
-"""result.json: deterministic bytes for the same scenario and seed."""
+"""Deterministic JSON for results: the same scenario and seed give the same bytes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel
 
 SIGNIFICANT_DIGITS = 7
 
@@ -22,16 +24,18 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def dumps_result(result: dict[str, Any]) -> str:
+def dumps_canonical(value: BaseModel | dict[str, Any] | list[Any]) -> str:
     """Canonical JSON: sorted keys, floats to 7 significant digits, NaN as null."""
-    return json.dumps(_clean(result), sort_keys=True, indent=1, allow_nan=False) + "\n"
+    data = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    return json.dumps(_clean(data), sort_keys=True, indent=1, allow_nan=False) + "\n"
 
 
-def write_result(result: dict[str, Any], out_dir: str | Path) -> Path:
+def write_result(result: BaseModel, out_dir: str | Path, name: str = "result.json") -> Path:
+    """Write atomically (a reader never sees half a file)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "result.json"
+    path = out / name
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(dumps_result(result), encoding="utf-8")
+    tmp.write_text(dumps_canonical(result), encoding="utf-8")
     tmp.replace(path)
     return path

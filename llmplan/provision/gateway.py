@@ -5,8 +5,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.config import GatewaySettings
-from infra.manifests import gateway_manifests
+from llmplan.provision.config import GatewaySettings
+from llmplan.provision.manifests import gateway_manifests
 
 
 class LlmGateway(pulumi.ComponentResource):

@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from llmplan.catalog import Catalog
-from llmplan.scenario.models import LocalDeployment
+from llmplan.perf.setup import ReplicaSetup
 
 GB = 1e9
 
@@ -35,14 +34,14 @@ class KvCapacity:
         return self.blocks * self.block_size_tokens
 
 
-def kv_capacity(dep: LocalDeployment, catalog: Catalog) -> KvCapacity:
-    gpu, model, engine = catalog.gpus[dep.gpu], catalog.models[dep.model], dep.engine
-    weights_dtype = engine.weights_dtype or model.default_dtype
-    kv_dtype = engine.kv_dtype or weights_dtype
+def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
+    """KV blocks of one replica (all its GPUs), or the reason there is no room for any."""
+    gpu, model, engine, tp = setup.gpu, setup.model, setup.engine, setup.tp
+    weights_dtype, kv_dtype = setup.weights_dtype, setup.kv_dtype
     kv_per_token = model.kv_bytes_per_token(kv_dtype)
-    weights = model.weight_bytes(weights_dtype) / dep.tp
+    weights = model.weight_bytes(weights_dtype) / tp
     activation = (engine.max_num_batched_tokens
-                  * (4 * model.hidden_size + 2 * model.intermediate_size / dep.tp) * 2.0
+                  * (4 * model.hidden_size + 2 * model.intermediate_size / tp) * 2.0
                   + engine.max_num_seqs * model.vocab_size * 4.0)
     free = gpu.memory_bytes * engine.gpu_memory_utilization - weights - activation \
         - engine.runtime_reserve_gb * GB
@@ -50,7 +49,7 @@ def kv_capacity(dep: LocalDeployment, catalog: Catalog) -> KvCapacity:
     if engine.kv_cache_tokens is not None:
         blocks = math.ceil(engine.kv_cache_tokens / block)
     else:
-        blocks = max(0, math.floor(free * dep.tp / kv_per_token / block))
+        blocks = max(0, math.floor(free * tp / kv_per_token / block))
     capacity_tokens = blocks * block
     max_len = engine.max_model_len or min(model.max_context_tokens, capacity_tokens)
     error = None
@@ -60,7 +59,8 @@ def kv_capacity(dep: LocalDeployment, catalog: Catalog) -> KvCapacity:
         min_tp = next((t for t in (2, 4, 8, 16, 32, 64) if
                        model.weight_bytes(weights_dtype) / t + activation
                        + engine.runtime_reserve_gb * GB < have_gb * GB), None)
-        error = (f"{dep.model} in {weights_dtype} does not fit on {dep.gpu} with tp={dep.tp}: "
+        error = (f"{setup.model_name} in {weights_dtype} does not fit on {setup.gpu_name} "
+                 f"with tp={tp}: "
                  f"needs {need_gb:.1f} GB per GPU, {have_gb:.1f} GB usable at "
                  f"gpu_memory_utilization {engine.gpu_memory_utilization}; expected "
                  + (f"tp >= {min_tp}" if min_tp else "a bigger GPU")

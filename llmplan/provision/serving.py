@@ -5,8 +5,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.config import ServingSettings
-from infra.manifests import serving_manifests
+from llmplan.provision.config import ServingSettings
+from llmplan.provision.manifests import serving_manifests
 
 
 class GpuServing(pulumi.ComponentResource):

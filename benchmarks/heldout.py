@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import tempfile
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from llmplan.fidelity.calibrate import calibrate, read_measurements, write_calibration
-from llmplan.fidelity.validate import calibrated_deployment, compare
+from llmplan.fidelity.calibrate import calibrate, read_measurements
+from llmplan.fidelity.validate import Comparison, calibrated_deployment, compare
+from llmplan.loadtests.llamacpp_server import LlamaCppServer
+from llmplan.loadtests.plan import build_plan
+from llmplan.loadtests.runner import LoadTestSettings, run_load_test
+from llmplan.loadtests.targets import Target
+from llmplan.perf.steptime_spec import Calibration
+from llmplan.results.loadtest import LoadTestSummary
 from llmplan.scenario import load_scenario_text
-from loadtests.llamacpp_server import LlamaCppServer
-from loadtests.plan import build_plan
-from loadtests.runner import LoadTestSettings, run_load_test
-from loadtests.targets import Target
 
 WORKLOAD = """
     seed: {seed}
@@ -39,39 +41,44 @@ WORKLOAD = """
 class Level:
     rate_per_s: float
     role: str                         # fit | repeat | held-out | saturation
-    summary: dict[str, Any] = field(default_factory=dict)
-    comparison: dict[str, Any] = field(default_factory=dict)
+    summary: LoadTestSummary | None = None
+    comparison: Comparison | None = None
+
+    @property
+    def compared(self) -> Comparison:
+        assert self.comparison is not None
+        return self.comparison
 
 
 @dataclass
 class Experiment:
     levels: list[Level]
-    calibration: dict[str, Any]
+    calibration: Calibration
     noise_floor_e2e_p50_pct: float
 
     def held_out(self) -> list[Level]:
         return [lv for lv in self.levels if lv.role in {"held-out", "saturation"}]
 
     def median_abs_error_pct(self, metric: str, q: str) -> float:
-        return float(np.median([abs(lv.comparison["error_pct"][metric][q])
+        return float(np.median([abs(lv.compared.error_pct[metric][q])
                                 for lv in self.held_out()]))
 
     @property
     def saturation_err_pct(self) -> float:
         level = next(lv for lv in self.levels if lv.role == "saturation")
-        return float(level.comparison["error_pct"]["throughput"]["requests_per_s"])
+        return float(level.compared.error_pct["throughput"]["requests_per_s"])
 
     def table(self) -> list[dict[str, Any]]:
         rows = []
         for lv in self.levels:
-            m, p, e = (lv.comparison.get(k, {}) for k in ("measured", "predicted", "error_pct"))
+            c = lv.compared
             rows.append({
-                "rate_per_s": lv.rate_per_s, "role": lv.role,
-                "requests": lv.comparison.get("requests"),
-                "achieved_per_s": m.get("throughput", {}).get("requests_per_s"),
+                "rate_per_s": lv.rate_per_s, "role": lv.role, "requests": c.requests,
+                "achieved_per_s": c.measured["throughput"]["requests_per_s"],
                 **{f"{metric}_{q}_{kind}": src.get(metric, {}).get(q)
                    for metric in ("ttft_ms", "e2e_ms") for q in ("p50", "p95")
-                   for kind, src in (("measured", m), ("predicted", p), ("err_pct", e))}})
+                   for kind, src in (("measured", c.measured), ("predicted", c.predicted),
+                                     ("err_pct", c.error_pct))}})
         return rows
 
 
@@ -100,10 +107,10 @@ def run_experiment(*, requests_per_level: int = 100, fit_rate: float = 1.5,
     folders = [workdir / f"level-{i}-{level.role}" for i, level in enumerate(levels)]
     fit_runs = [lv for lv in levels if lv.role in {"fit", "repeat"}]
     calibration = calibrate([folders[levels.index(lv)] for lv in fit_runs])
-    calibration_file = write_calibration(calibration, workdir / "calibration.yaml")
+    calibration_file = calibration.write(workdir / "calibration.yaml")
     dep = calibrated_deployment(calibration_file)
     for level, folder in zip(levels, folders, strict=True):
         level.comparison = compare(read_measurements(folder), dep)
-    first, repeat = (lv.summary["latency"]["e2e_ms"]["p50"] for lv in fit_runs)
+    first, repeat = (lv.summary.latency.e2e_ms.p50 or 0.0 for lv in fit_runs if lv.summary)
     noise = 100.0 * abs(repeat - first) / first
     return Experiment(levels, calibration, noise)

@@ -1,0 +1,102 @@
+"""The seed's decision table and evaluation checklist, filled with this scenario's evidence."""
+
+from __future__ import annotations
+
+from llmplan.results.decision import Candidate, ChecklistItem, DecisionRow
+from llmplan.scenario import LoadedScenario
+from llmplan.scenario.cloud import CloudDeployment
+from llmplan.scenario.models import LocalDeployment
+
+QUESTIONS = ("data_location", "model_quality", "latency", "scale", "operations", "cost",
+             "compliance")
+
+
+def decision_table(candidates: dict[str, Candidate],
+                   loaded: LoadedScenario) -> list[DecisionRow]:
+    """The seed's seven questions, answered per candidate with this scenario's numbers."""
+    scenario = loaded.scenario
+    first = next(iter(candidates.values()))
+    restricted_tasks = {t.name for t in scenario.tasks if t.sensitivity == "restricted"}
+    restricted = sum(s.requests for t, s in first.per_task.items() if t in restricted_tasks)
+    total = first.requests.total or 1
+    rows: dict[str, dict[str, str]] = {q: {} for q in QUESTIONS}
+    for name, s in candidates.items():
+        cloud_share = (s.cloud.served / total) if s.cloud is not None else 0.0
+        left = (s.hybrid.restricted_served_by_cloud if s.hybrid is not None
+                else restricted if s.kind == "cloud" else 0)
+        rows["data_location"][name] = (
+            f"{cloud_share:.0%} of requests sent to the provider; "
+            f"{restricted / total:.0%} of requests are restricted, {left:,} of them left "
+            f"owned hardware")
+        rows["model_quality"][name] = (f"{s.useful.useful_fraction or 0.0:.1%} useful results "
+                                       f"({s.useful.quality_source})")
+        lat = s.latency
+        rows["latency"][name] = (f"TTFT p95 {_ms(lat.ttft_ms.p95)}, E2E p95 "
+                                 f"{_ms(lat.e2e_ms.p95)}; goodput "
+                                 f"{s.slo.goodput_fraction or 0.0:.1%}")
+        scale = []
+        if s.local is not None:
+            util = s.local.utilisation
+            scale.append(f"GPU busy {util.gpu_busy_fraction:.0%}, "
+                         f"KV {util.kv_cache_mean_fraction:.0%}")
+        if s.cloud is not None:
+            scale.append(f"{s.cloud.throttled_requests:,} requests throttled (429)")
+        rows["scale"][name] = "; ".join(scale) or "-"
+        hours = [i for i in s.cost.items if i.item in ("engineering", "on_call")]
+        rows["operations"][name] = ("; ".join(f"{i.item}: {i.basis}" for i in hours)
+                                    or "provider-managed")
+        rows["cost"][name] = (f"${s.cost.monthly_usd:,.0f}/month, "
+                              f"${(s.cost.usd_per_useful_result or 0):.4f} per useful result")
+        rows["compliance"][name] = ("feasible" if s.feasible else
+                                    "; ".join(s.infeasible_because))
+    return [DecisionRow(question=q, answers=a) for q, a in rows.items()]
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} ms"
+
+
+def checklist(loaded: LoadedScenario) -> list[ChecklistItem]:
+    """The seed's evaluation checklist: what this run measured, simulated or assumed."""
+    scenario = loaded.scenario
+    quality_given = any(t.quality for t in scenario.tasks)
+    evaluated = scenario.evaluations
+    calibrated = [n for n, d in scenario.deployments.items() if isinstance(d, LocalDeployment)
+                  and d.step_time.kind == "calibrated"]
+    outages = [n for n, d in scenario.deployments.items() if isinstance(d, CloudDeployment)
+               and (d.outages.windows or d.outages.mtbf_hours)]
+    restricted = [t.name for t in scenario.tasks if t.sensitivity == "restricted"]
+    items = [
+        ("Does the model answer correctly on your task?",
+         "measured" if evaluated else "given" if quality_given else "assumed",
+         ("answers checked by load tests with a test set: "
+          + ", ".join(f"{d} ({p})" for d, p in evaluated.items())) if evaluated
+         else "task quality rates given in the scenario (measure them with a load test's "
+              "test set and `evaluations:`)" if quality_given
+         else "no quality rates given: every answer counted useful; run "
+              "`llmplan loadtest --test-set` and point `evaluations:` at it"),
+        ("Can it refuse when it lacks evidence?", "assumed",
+         "add must_refuse items to the load test's test set to measure it"),
+        ("How does it handle private or regulated data?",
+         "simulated" if restricted else "not applicable",
+         f"tasks {', '.join(restricted)} are restricted; the hybrid router keeps "
+         f"them local and every request was checked" if restricted
+         else "no task is marked restricted"),
+        ("What is the real latency under load?",
+         "measured" if calibrated else "simulated",
+         f"calibrated from a real server: {', '.join(calibrated)}" if calibrated
+         else "roofline defaults (fitted to published figures); calibrate with "
+              "`llmplan loadtest` + `llmplan calibrate`"),
+        ("What is the total cost per useful result?", "simulated",
+         "every item of both cost lists, monthly, from the simulated volume"),
+        ("Who patches and monitors the system?", "assumed",
+         "engineering and on-call hours per month in the cost model"),
+        ("Can you roll back model changes?", "provisioned",
+         "infra/: versioned images, rolling update with maxUnavailable 1"),
+        ("What happens during network or provider outages?",
+         "simulated" if outages else "assumed",
+         f"outages simulated for {', '.join(outages)}" if outages
+         else "no outage windows or MTBF given"),
+    ]
+    return [ChecklistItem(item=item, status=status, evidence=evidence)
+            for item, status, evidence in items]

@@ -1,0 +1,157 @@
+"""How a scenario names its step-time model (`step_time:` of a local deployment).
+
+`roofline` derives the coefficients from the catalog, `linear` gives them, `calibrated`
+reads them from a calibration file written by `llmplan calibrate`. The coefficient names are
+the ones result.json and the calibrate table use: `fixed_ms` is the whole fixed time of a
+step, `cpu_fixed_ms` (roofline) only its CPU part.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class RooflineStepTime(_Strict):
+    """Default step time from the catalog: datasheet peaks times achievable fractions.
+
+    The defaults were fitted once to the published record (vLLM 0.5.4 throughput of
+    Llama-3.1-8B/70B FP8 on 1-4 H100/A100, batch-1 latency ranges of an 8B model on H100, A100
+    and L40S) and reproduce every case within 25% (tests/sim/test_published_record.py).
+    Newer serving engines are faster, with less CPU time per sequence: calibrate against
+    your own server (`llmplan calibrate`) before trusting absolute numbers.
+    """
+
+    kind: Literal["roofline"] = "roofline"
+    prefill_mfu: float = Field(default=0.54, gt=0, le=1,
+                               description="Achieved fraction of peak FLOP/s in prefill.")
+    decode_mbu: float = Field(default=0.56, gt=0, le=1,
+                              description="Achieved fraction of peak memory bandwidth.")
+    decode_mfu: float = Field(default=0.45, gt=0, le=1,
+                              description="Achieved fraction of peak FLOP/s per decode token.")
+    cpu_fixed_ms: float = Field(
+        default=2.5, ge=0, description="CPU part of the fixed per-step time (scheduling, "
+                                       "kernel launches); the weight read is added to it.")
+    cpu_per_seq_us: float = Field(
+        default=110.0, ge=0, description="CPU time per running sequence per step (scheduling, "
+                                       "sampling, detokenising).")
+    tp_sync_us_per_layer: float = Field(
+        default=8.0, ge=0, description="All-reduce latency per layer per step when tp > 1.")
+    dequant_efficiency: float = Field(
+        default=0.84, gt=0, le=1, description="Compute efficiency factor for 8/4-bit weights "
+                                              "on GPUs without FP8 tensor cores (dequantised "
+                                              "in the kernel, e.g. Marlin W8A16 on A100).")
+    allreduce_gb_per_s: float = Field(
+        default=63.0, gt=0, description="Effective all-reduce bandwidth between the GPUs of "
+                                          "a replica (tp > 1): 2 all-reduces per layer of "
+                                          "hidden-size activations per token.")
+
+
+class LinearStepTime(_Strict):
+    """Explicit step-time coefficients (what `llmplan calibrate` fits)."""
+
+    kind: Literal["linear"] = "linear"
+    fixed_ms: float = Field(ge=0, description="Whole fixed time per step (what no token adds).")
+    per_prefill_token_us: float = Field(ge=0)
+    per_decode_seq_us: float = Field(ge=0)
+    per_kv_token_ns: float = Field(ge=0, description="Per KV-cache token read in a step.")
+
+
+class CalibrationServer(_Strict):
+    """What the server said about itself (llama.cpp /props), when it did."""
+
+    slots: int = Field(gt=0)
+    n_ctx_per_slot: int | None = None
+    build: str | None = None
+
+
+class CalibrationEngine(_Strict):
+    """The engine limits the fit was made under (they become the deployment's engine)."""
+
+    max_num_seqs: int = Field(gt=0)
+    max_num_batched_tokens: int = Field(gt=0)
+    kv_cache_tokens: int | None = Field(default=None, gt=0)
+
+
+class FitQuality(_Strict):
+    steps: int = Field(ge=0, description="Reconstructed steps the fit used.")
+    cold_starts: int = Field(ge=0)
+    r2: float
+    rmse_ms: float = Field(ge=0)
+    median_abs_error_pct: float = Field(ge=0)
+    requests: int = Field(ge=0)
+
+
+class Calibration(_Strict):
+    """calibration.yaml: what `llmplan calibrate` writes and `kind: calibrated` reads."""
+
+    source: str
+    server: CalibrationServer
+    step_time: LinearStepTime
+    engine: CalibrationEngine
+    client_overhead_ms: float = Field(ge=0, description="HTTP, tokenisation and queueing "
+                                                        "outside the engine, per request.")
+    fit: FitQuality
+
+    def write(self, path: Path) -> Path:
+        path.write_text("# Written by `llmplan calibrate`; reference it from a scenario as\n"
+                        "#   step_time: {kind: calibrated, file: " + path.name + "}\n"
+                        + yaml.safe_dump(self.model_dump(mode="json", exclude_none=True),
+                                         sort_keys=False), encoding="utf-8")
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> Calibration:
+        """The calibration at `path`, or a ValueError saying what is wrong with it."""
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"cannot read calibration file {path}: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("step_time"), dict):
+            raise ValueError(f"{path} is not a calibration file (no step_time section); "
+                             f"expected the output of `llmplan calibrate`")
+        if "overhead_ms" in data["step_time"]:
+            raise ValueError(f"{path}: step_time.overhead_ms was renamed fixed_ms; rename the "
+                             f"key or run `llmplan calibrate` again")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                              for e in exc.errors())
+            raise ValueError(f"{path}: not a valid calibration file: {where}") from None
+
+
+class CalibratedStepTime(_Strict):
+    """Coefficients and client overhead fitted by `llmplan calibrate` (a calibration.yaml)."""
+
+    kind: Literal["calibrated"] = "calibrated"
+    file: str
+    calibration: Calibration | None = Field(default=None, exclude=True)
+    resolved_path: str = Field(default="", exclude=True)
+
+    @model_validator(mode="after")
+    def _load(self, info: ValidationInfo) -> CalibratedStepTime:
+        if self.calibration is not None:
+            return self
+        path = Path((info.context or {}).get("base_dir", ".")) / self.file
+        object.__setattr__(self, "calibration", Calibration.read(path))
+        object.__setattr__(self, "resolved_path", str(path))
+        return self
+
+
+StepTimeSpec = Annotated[RooflineStepTime | LinearStepTime | CalibratedStepTime,
+                         Field(discriminator="kind")]

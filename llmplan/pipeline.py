@@ -1,0 +1,32 @@
+"""The product's sentence: load a scenario -> simulate it -> decide -> (plan).
+
+`evaluate` is what `llmplan simulate` and `llmplan.simulate` run: every deployment of the
+scenario against the same request stream, priced and ranked, and with `planning` the
+searches over replicas and rates and the sensitivity of the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from llmplan.decide.decision import decide
+from llmplan.decide.planning import plan
+from llmplan.results.decision import Result
+from llmplan.scenario import LoadedScenario
+from llmplan.scenario.models import SimulationMode
+from llmplan.sim.run import simulate_scenario
+
+Progress = Callable[[str, float], None]
+
+
+def evaluate(loaded: LoadedScenario, seed: int | None = None, *,
+             mode: SimulationMode | None = None, progress: Progress | None = None,
+             planning: bool = False, requests_dir: Path | None = None) -> Result:
+    """result.json of a scenario (same scenario and seed: same result)."""
+    simulation = simulate_scenario(loaded, seed, mode=mode, progress=progress,
+                                   requests_dir=requests_dir)
+    result = decide(simulation, loaded)
+    if planning:
+        result = result.model_copy(update={"planning": plan(simulation, loaded)})
+    return result

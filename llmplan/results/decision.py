@@ -1,0 +1,116 @@
+"""What the decision adds to a simulation: cost, feasibility, the recommendation and the
+evidence around it (break-even, the seed's decision table and checklist, planning)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from llmplan.results._base import ResultModel
+from llmplan.results.simulation import DeploymentResult, RunInfo
+
+
+class CostLine(ResultModel):
+    """One item of a cost list (the seed's local or cloud list), per month."""
+
+    item: str
+    usd_per_month: float
+    variable: bool
+    basis: str
+
+
+class CostSummary(ResultModel):
+    monthly_usd: float
+    fixed_usd_per_month: float
+    variable_usd_per_month: float
+    requests_per_month: float
+    useful_results_per_month: float
+    usd_per_1k_requests: float | None
+    usd_per_million_output_tokens: float | None
+    usd_per_useful_result: float | None
+    items: list[CostLine]
+
+
+class Candidate(DeploymentResult):
+    """A simulated deployment with its cost and whether it may be chosen at all."""
+
+    cost: CostSummary
+    feasible: bool
+    infeasible_because: list[str]
+
+    @classmethod
+    def of(cls, simulated: DeploymentResult, cost: CostSummary,
+           reasons: list[str]) -> Candidate:
+        fields = {name: getattr(simulated, name) for name in DeploymentResult.model_fields}
+        return cls(**fields, cost=cost, feasible=not reasons, infeasible_because=reasons)
+
+
+class Recommendation(ResultModel):
+    deployment: str | None
+    ranking: list[str]
+    reason: str
+
+
+class BreakEven(ResultModel):
+    """Monthly volume where a local and a cloud candidate cost the same (fixed + variable)."""
+
+    local: str
+    cloud: str
+    local_fixed_usd: float
+    local_usd_per_request: float
+    cloud_fixed_usd: float
+    cloud_usd_per_request: float
+    break_even_requests_per_month: float | None
+    simulated_requests_per_month: float
+
+
+class DecisionRow(ResultModel):
+    """One of the seed's seven questions, answered per candidate."""
+
+    question: str
+    answers: dict[str, str]
+
+
+class ChecklistItem(ResultModel):
+    """One line of the seed's evaluation checklist and what this run knows about it."""
+
+    item: str
+    status: str
+    evidence: str
+
+
+class LoadPoint(ResultModel):
+    requests_per_s: float
+    goodput_fraction: float | None
+    ttft_p95_ms: float | None
+    e2e_p95_ms: float | None
+
+
+class DeploymentPlan(ResultModel):
+    min_replicas_meeting_slo: int | None
+    max_sustainable_requests_per_s: float | None
+    load_curve: list[LoadPoint]
+
+
+class SensitivityCase(ResultModel):
+    change: str
+    winner: str | None
+    ranking: list[str]
+
+
+class Planning(ResultModel):
+    deployments: dict[str, DeploymentPlan]
+    sensitivity: list[SensitivityCase]
+
+
+class Result(ResultModel):
+    """result.json: the simulation, the decision and (when run) planning."""
+
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("planning",)
+
+    scenario: RunInfo
+    deployments: dict[str, Candidate]
+    recommendation: Recommendation
+    break_even: list[BreakEven]
+    decision_table: list[DecisionRow]
+    checklist: list[ChecklistItem]
+    planning: Planning | None = None

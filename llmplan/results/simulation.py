@@ -1,0 +1,235 @@
+"""What a simulation produces, per deployment and for the whole run (typed result.json).
+
+Units are in the field names. A local deployment has a `local` section (its GPU fleet), a
+cloud one a `cloud` section (the API's accounting), a hybrid one both plus `hybrid` (which
+path served what). Latency statistics follow the one percentile rule of `llmplan.stats`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from llmplan.results._base import ResultModel
+
+
+class LatencyStats(ResultModel):
+    """Mean and percentiles of one latency (ms); None when nothing was measured."""
+
+    mean: float | None
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    p99: float | None
+
+
+class Latency(ResultModel):
+    """TTFT = first token - arrival; E2E = finish - arrival; TPOT = (E2E - TTFT) / (n - 1);
+    ITL = every gap between tokens (TTFT excluded); queue wait = start - arrival."""
+
+    ttft_ms: LatencyStats
+    tpot_ms: LatencyStats
+    itl_ms: LatencyStats
+    e2e_ms: LatencyStats
+    queue_wait_ms: LatencyStats
+
+
+class RequestCounts(ResultModel):
+    """How every request of the stream ended."""
+
+    total: int
+    completed: int
+    rejected: int
+    timed_out: int
+    too_long: int
+    failed: int
+    throttled: int
+    blocked: int
+    unfinished: int
+    preempted: int
+    preemptions: int
+
+
+class Throughput(ResultModel):
+    """What finished inside the simulated duration, per second of it."""
+
+    requests_per_s: float
+    output_tokens_per_s: float
+    input_tokens_per_s: float
+    offered_requests_per_s: float
+
+
+class SloOutcome(ResultModel):
+    """Goodput: requests that finished inside every SLO bound of their task."""
+
+    goodput_fraction: float | None
+    goodput_requests_per_s: float
+    min_goodput_fraction: float
+    met: bool
+
+
+class LatencyCdf(ResultModel):
+    """Percentiles 1..99 (ms), for the report's distribution charts."""
+
+    ttft_ms: list[float]
+    e2e_ms: list[float]
+
+
+class Useful(ResultModel):
+    """Expected useful results: requests inside the SLO times their task's share of right
+    answers on the path that served them."""
+
+    expected_useful_requests: float
+    useful_fraction: float | None
+    quality_source: str
+
+
+class TaskOutcome(ResultModel):
+    requests: int
+    completed: int
+    goodput_fraction: float | None
+    served_cloud: int
+    ttft_p95_ms: float | None
+    e2e_p95_ms: float | None
+
+
+class TimeSeries(ResultModel):
+    """Per simulated minute."""
+
+    minute: list[int]
+    arrivals_per_s: list[float]
+    completed_per_s: list[float]
+    output_tokens_per_s: list[float]
+    ttft_p95_ms: list[float | None]
+
+
+class ScaleEvent(ResultModel):
+    t_s: float
+    replicas: int
+
+
+class FleetOutcome(ResultModel):
+    """Replicas over the run: failures, retries, autoscaling."""
+
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("max_replicas",)
+
+    mean_active_replicas: float
+    max_replicas: int | None = None
+    failures: int
+    requests_retried_after_failure: int
+    scale_events: list[ScaleEvent]
+
+
+class Utilisation(ResultModel):
+    gpu_busy_fraction: float
+    kv_cache_mean_fraction: float
+    queue_depth_mean: float
+    queue_depth_max: float
+
+
+class StepTimeCoefficients(ResultModel):
+    """The step-time model in use: step = fixed + per_prefill_token x P + per_decode_seq x D
+    + per_kv_token x K, plus the client-side overhead every local request sees."""
+
+    fixed_ms: float
+    per_prefill_token_us: float
+    per_decode_seq_us: float
+    per_kv_token_ns: float
+    client_overhead_ms: float
+    source: str
+
+
+class EngineOutcome(ResultModel):
+    kv_cache_tokens_per_replica: int
+    kv_cache_blocks_per_replica: int
+    weights_gb_per_gpu: float
+    max_model_len: int
+    step_time: StepTimeCoefficients
+
+
+class LocalTimeSeries(ResultModel):
+    """Per simulated minute, summed over replicas."""
+
+    queue_depth_mean: list[float]
+    gpu_busy_fraction: list[float]
+    kv_cache_fraction: list[float]
+
+
+class LocalOutcome(ResultModel):
+    """The GPU fleet of a local (or hybrid's local) deployment."""
+
+    gpu: str
+    model: str
+    replicas: int
+    tp: int
+    gpus: int
+    fleet: FleetOutcome
+    utilisation: Utilisation
+    engine: EngineOutcome
+    timeseries: LocalTimeSeries
+
+
+class CloudOutcome(ResultModel):
+    """The API side: calls, 429s, retries, outages and billed tokens."""
+
+    model: str
+    provider: str
+    calls: int
+    served: int
+    throttle_events: int
+    throttled_requests: int
+    retried_requests: int
+    tokens_charged_against_limit: float
+    outage_s: float
+    outages: int
+    input_tokens: int
+    output_tokens: int
+
+
+class HybridOutcome(ResultModel):
+    """Which path served what; restricted requests must never reach the cloud."""
+
+    local: str
+    cloud: str
+    served_local: int
+    served_cloud: int
+    moved_between_paths: int
+    restricted_requests: int
+    restricted_served_by_cloud: int
+    restricted_blocked: int
+
+
+class DeploymentResult(ResultModel):
+    """One candidate deployment, simulated."""
+
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("local", "cloud", "hybrid")
+
+    kind: Literal["local", "cloud", "hybrid"]
+    requests: RequestCounts
+    latency: Latency
+    throughput: Throughput
+    slo: SloOutcome
+    latency_cdf: LatencyCdf
+    useful: Useful
+    per_task: dict[str, TaskOutcome]
+    timeseries: TimeSeries
+    local: LocalOutcome | None = None
+    cloud: CloudOutcome | None = None
+    hybrid: HybridOutcome | None = None
+
+
+class RunInfo(ResultModel):
+    """What was simulated."""
+
+    name: str
+    seed: int
+    duration_s: float
+    requests: int
+    mode: Literal["fast", "reference"]
+    tasks: list[str]
+
+
+class SimulationResult(ResultModel):
+    """Every deployment of a scenario against the same request stream."""
+
+    scenario: RunInfo
+    deployments: dict[str, DeploymentResult]

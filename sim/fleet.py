@@ -1,0 +1,103 @@
+"""A local deployment's replicas and the router in front of them.
+
+`build_fleet` turns a scenario deployment into replicas: the KV capacity and step time of
+the performance model (llmplan.perf), the engine limits, a router from the registry.
+Failures and autoscaling (fleet_control.py) act on a fleet through `active`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import simpy
+
+from llmplan.catalog import Catalog
+from llmplan.perf.memory import KvCapacity, kv_capacity
+from llmplan.perf.steptime import StepTime, build_step_time
+from llmplan.scenario.models import LocalDeployment, SimulationMode
+from llmplan.sim.records import FAILED
+from llmplan.sim.reference import ReferenceReplica
+from llmplan.sim.replica import Replica
+from llmplan.sim.router import Router, make_router
+from llmplan.sim.serving import ReplicaConfig, Workload
+
+
+class FleetControl(Protocol):
+    """What the metrics read of a fleet's failure and autoscaling controller."""
+
+    failures: int
+    retried: int
+    scale_events: list[tuple[float, int]]
+
+    def mean_active(self, duration_s: float) -> float: ...
+
+
+@dataclass
+class LocalFleet:
+    """The replicas of one local deployment and the router in front of them.
+
+    `replicas` holds every replica that may ever run (up to autoscaling's maximum);
+    `active` the ones taking traffic now (up, and scaled in).
+    """
+
+    deployment: LocalDeployment
+    replicas: list[Replica] | list[ReferenceReplica]
+    router: Router
+    capacity: KvCapacity
+    step_time: StepTime
+    active: list[Replica] | list[ReferenceReplica] = field(default_factory=list)
+    control: FleetControl | None = None
+
+    def route(self, rid: int, t: float) -> Replica | ReferenceReplica | None:
+        """Bring the chosen replica up to t and hand it the request (None: none is up)."""
+        active = self.active
+        if not active:
+            fail_unroutable(self, rid, t)
+            return None
+        replica = active[self.router.choose(active, t)]
+        replica.advance(t)
+        replica.arrive(rid, t)
+        return replica
+
+    def finish(self, horizon_s: float) -> None:
+        for replica in self.replicas:
+            replica.advance(horizon_s)
+
+
+def fail_unroutable(fleet: LocalFleet, rid: int, t: float) -> None:
+    """No replica is up: the request fails at once."""
+    rec = fleet.replicas[0].rec
+    rec.outcome[rid] = FAILED
+    rec.finish_s[rid] = t
+
+
+def _max_model_len(dep: LocalDeployment, capacity: KvCapacity) -> int:
+    max_len = capacity.max_model_len
+    if not dep.engine.chunked_prefill:
+        max_len = min(max_len, dep.engine.max_num_batched_tokens)
+    return max_len
+
+
+def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, work: Workload,
+                *, mode: SimulationMode = SimulationMode.FAST,
+                replica_class: type[Replica] = Replica) -> LocalFleet:
+    """The deployment's replicas (all that autoscaling may start), the first ones active."""
+    setup = dep.setup(catalog)
+    capacity = kv_capacity(setup)
+    step = build_step_time(setup, dep.step_time)
+    engine, admission = dep.engine, dep.admission
+    config = ReplicaConfig(
+        step=step, blocks=capacity.blocks, block_size=capacity.block_size_tokens,
+        max_num_seqs=engine.max_num_seqs, max_num_batched_tokens=engine.max_num_batched_tokens,
+        chunked_prefill=engine.chunked_prefill, max_model_len=_max_model_len(dep, capacity),
+        queue_limit=admission.queue_limit, queue_timeout_s=admission.queue_timeout_s)
+    replicas: list[Replica] | list[ReferenceReplica]
+    if mode == SimulationMode.REFERENCE:
+        if dep.failures is not None or dep.autoscaling is not None:
+            raise ValueError("reference mode does not simulate failures or autoscaling")
+        replicas = [ReferenceReplica(env, i, config, work) for i in range(dep.replicas)]
+    else:
+        replicas = [replica_class(i, config, work) for i in range(dep.max_replicas)]
+    return LocalFleet(dep, replicas, make_router(dep.router), capacity, step,
+                      active=replicas[:dep.replicas])

@@ -1,0 +1,78 @@
+"""One implementation per idea: the rule each shared definition promises, on paper cases."""
+
+from __future__ import annotations
+
+import ast
+import math
+from pathlib import Path
+from typing import get_args
+
+import numpy as np
+import pytest
+from helpers import ROOT
+
+from llmplan.errors import InputError
+from llmplan.jsonl import read_jsonl
+from llmplan.scenario.goodput import within_slo
+from llmplan.scenario.models import Economics, RouterName, SloSpec
+from llmplan.sim.router import ROUTERS
+from llmplan.stats import mean, percentile, percentiles
+
+
+def test_percentiles_interpolate_linearly_drop_nan_and_say_none_when_empty() -> None:
+    values = [50.0, 10.0, 40.0, 20.0, 30.0]
+    # sorted 10..50: p90 sits at index 0.9 * 4 = 3.6, between 40 and 50
+    assert percentiles(values, (50, 90)) == {50: 30.0, 90: 46.0}
+    assert percentile([1.0, math.nan, 3.0, None], 50) == 2.0
+    assert percentiles([], (50, 99)) == {50: None, 99: None}
+    assert percentile([math.nan], 95) is None and mean([]) is None
+    assert mean(np.array([1.0, np.nan, 5.0])) == 3.0
+
+
+def test_goodput_counts_finished_requests_inside_every_bound_of_their_slo() -> None:
+    slos = [SloSpec(ttft_ms=100, tpot_ms=10), SloSpec()]
+    group = np.array([0, 0, 0, 0, 0, 1, 1])
+    ok = np.array([True, True, True, True, False, True, False])
+    ttft = np.array([90.0, 90.0, 120.0, np.nan, 50.0, 999.0, 1.0])
+    tpot = np.array([9.0, np.nan, 5.0, 5.0, 5.0, 999.0, 1.0])
+    e2e = np.array([500.0, 90.0, 600.0, 700.0, 60.0, 9999.0, 2.0])
+    met = within_slo(slos, group, ok, ttft_ms=ttft, tpot_ms=tpot, e2e_ms=e2e)
+    # inside; one token (no TPOT) cannot break a TPOT bound; TTFT over; no first token;
+    # did not finish; no bounds at all; no bounds but did not finish
+    assert met.tolist() == [True, True, False, False, False, True, False]
+    # a bound exactly met counts as met
+    exact = within_slo([SloSpec(e2e_ms=100)], np.array([0]), np.array([True]),
+                       ttft_ms=np.array([1.0]), tpot_ms=np.array([np.nan]),
+                       e2e_ms=np.array([100.0]))
+    assert exact.tolist() == [True]
+
+
+def test_jsonl_skips_only_a_torn_last_line(tmp_path: Path) -> None:
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text('{"a": 1}\n{"a": 2}\n{"a": 3, "b"')   # killed mid-write
+    assert [row for _, row in read_jsonl(torn)] == [{"a": 1}, {"a": 2}]
+    broken_inside = tmp_path / "inside.jsonl"
+    broken_inside.write_text('{"a": 1}\n{"a": \n{"a": 3}\n')
+    with pytest.raises(InputError, match=r"inside.jsonl:2"):
+        read_jsonl(broken_inside)
+    finished_but_bad = tmp_path / "bad-last.jsonl"
+    finished_but_bad.write_text('{"a": 1}\nnot json\n')    # complete line: not a tear
+    with pytest.raises(InputError, match=r"bad-last.jsonl:2"):
+        read_jsonl(finished_but_bad)
+    not_object = tmp_path / "list.jsonl"
+    not_object.write_text("[1, 2]\n")
+    with pytest.raises(InputError, match="expected a JSON object"):
+        read_jsonl(not_object)
+
+
+def test_one_month_factor_and_one_router_list() -> None:
+    assert Economics().month_factor(3600.0) == pytest.approx(730.0)
+    assert Economics(hours_per_month=720).month_factor(86400.0) == pytest.approx(30.0)
+    assert set(ROUTERS) == set(get_args(RouterName))
+
+
+def test_the_pulumi_program_imports_only_the_provisioning_module() -> None:
+    tree = ast.parse((ROOT / "infra" / "__main__.py").read_text())
+    ours = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+            and node.module and node.module.startswith("llmplan")]
+    assert ours and all(m.startswith("llmplan.provision") for m in ours)
