@@ -21,9 +21,11 @@ def _extensions() -> list:
 
         # the build environment lacks the runtime dependencies: type-check the hot path
         # alone, without the project's mypy config and its pydantic plugin
+        # group_name puts mypyc's shared runtime inside the package (llmplan/hotpath__mypyc),
+        # so the wheel installs one top-level name
         return mypycify(["--config-file=", "--ignore-missing-imports", "--follow-imports=silent",
                          *HOT_PATH],
-                        opt_level="3")
+                        opt_level="3", group_name="llmplan.hotpath")
     except BaseException as exc:  # no compiler or no mypyc: the pure-Python modules work
         print(f"llmplan: not compiling the hot path ({exc}); using pure Python", file=sys.stderr)
         return []

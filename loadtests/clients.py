@@ -263,10 +263,10 @@ class BedrockStream:
 
 
 def _failed(record: RequestRecord, exc: BaseException) -> RequestRecord:
-    cause = exc
+    cause: BaseException = exc
     # botocore wraps socket errors: classify the root cause
-    while getattr(cause, "__context__", None) is not None and not isinstance(cause, OSError):
-        cause = cause.__context__  # type: ignore[assignment]
+    while cause.__context__ is not None and not isinstance(cause, OSError):
+        cause = cause.__context__
     record.error_class = classify_exception(cause if isinstance(cause, OSError) else exc)
     record.error = f"{type(exc).__name__}: {exc}"[:500]
     return record

@@ -11,6 +11,9 @@ it stops sending to the newest one (it drains), at most once per `cooldown_s`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import numpy as np
 import simpy
 
@@ -41,9 +44,9 @@ class FleetController:
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def _later(self, delay_s: float, action: object) -> None:
+    def _later(self, delay_s: float, action: Callable[[float], None]) -> None:
         self.env.timeout(max(0.0, delay_s)).callbacks.append(
-            lambda _: action(self.env.now))  # type: ignore[operator]
+            lambda _: action(self.env.now))
 
     def _count(self, t: float) -> None:
         self.replica_seconds += len(self.fleet.active) * (t - self.counted_until_s)
@@ -61,8 +64,8 @@ class FleetController:
 
     def _schedule_failures(self, spec: FailureSpec, horizon_s: float) -> None:
         for window in spec.windows:
-            self._later(window.start_s,
-                        lambda t, i=window.replica, d=window.duration_s: self._fail(i, t, d))
+            self._later(window.start_s, partial(self._fail, window.replica,
+                                                down_s=window.duration_s))
         if spec.mtbf_hours is None:
             return
         for i in range(len(self.fleet.replicas)):
@@ -72,7 +75,7 @@ class FleetController:
                 if t >= horizon_s:
                     break
                 down = float(self.rng.exponential(spec.repair_minutes * 60.0))
-                self._later(t, lambda now, i=i, d=down: self._fail(i, now, d))
+                self._later(t, partial(self._fail, i, down_s=down))
                 t += down
 
     def _fail(self, index: int, t: float, down_s: float) -> None:
