@@ -124,10 +124,10 @@ def sweep_table(sweep: SweepResult) -> Table:
 
 def catalog_tables(cat: Catalog) -> list[Table]:
     gpus = Table(title="GPUs")
-    for column in ("id", "memory GB", "bf16 TFLOP/s", "GB/s", "W", "buy $", "rent $/h"):
+    for column in ("id", "memory GiB", "bf16 TFLOP/s", "GB/s", "W", "buy $", "rent $/h"):
         gpus.add_column(column)
     for key, g in cat.gpus.items():
-        gpus.add_row(key, f"{g.memory_gb:g}", f"{g.bf16_dense_tflops:g}",
+        gpus.add_row(key, f"{g.memory_mib / 1024:.1f}", f"{g.bf16_dense_tflops:g}",
                      f"{g.memory_bandwidth_gb_per_s:g}", f"{g.tdp_w:g}", f"{g.purchase_usd:,.0f}",
                      f"{g.rental_usd_per_gpu_hour:.2f}")
     models = Table(title="Models")

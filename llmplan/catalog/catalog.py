@@ -1,7 +1,14 @@
-"""Typed catalog entries and the merge of scenario overrides over the built-in files."""
+"""Typed catalog entries and the merge of scenario overrides over the built-in files.
+
+Every number keeps its source (`sources:` of the entry, keyed by field); every price its
+`prices_as_of` date. Numbers are stored in the unit their source uses: GPU memory as the
+MiB the runtime reports (what vLLM budgets), datasheet TFLOP/s and GB/s, provider prices per
+million tokens.
+"""
 
 from __future__ import annotations
 
+import datetime
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
@@ -9,23 +16,38 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DType = Literal["bf16", "fp16", "fp8", "int8", "int4"]
+#: How a model's weights are stored. int4 is AWQ/GPTQ (W4A16, group 128), mxfp4 the OCP
+#: microscaling format (gpt-oss ships its experts in it), nvfp4 NVIDIA's 4-bit format.
+DType = Literal["bf16", "fp16", "fp8", "int8", "int4", "mxfp4", "nvfp4"]
+KvDType = Literal["bf16", "fp16", "fp8"]
 
-#: Bytes per stored element. int4 counts 0.5 plus nothing for scales (a ~3% underestimate).
-DTYPE_BYTES: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
+#: Bits per stored weight, scales included: int4 groups of 128 with a 16-bit scale and a
+#: 4-bit zero (4.16, rounded to 4.25 for packing); mxfp4 blocks of 32 with an 8-bit shared
+#: exponent (4 + 8/32); nvfp4 blocks of 16 with an fp8 scale (4 + 8/16).
+WEIGHT_BITS: dict[str, float] = {"bf16": 16.0, "fp16": 16.0, "fp8": 8.0, "int8": 8.0,
+                                 "int4": 4.25, "mxfp4": 4.25, "nvfp4": 4.5}
+#: Bytes per stored element of the KV cache (and of any 8/16-bit tensor).
+DTYPE_BYTES: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0,
+                                 "int4": 0.5, "mxfp4": 0.53125, "nvfp4": 0.5625}
 
+MIB = float(1 << 20)
 
 #: Largest magnitude accepted for any catalog number: far above any real GPU or model, and
 #: small enough that the memory arithmetic (products of a few fields) stays finite.
 MAX_CATALOG_NUMBER = 1e12
 
 
+def _needs_source(value: Any) -> bool:
+    if isinstance(value, bool) or value is None:
+        return False
+    return isinstance(value, int | float | dict | list | BaseModel)
+
+
 class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     sources: dict[str, str] = Field(
-        default_factory=dict, description="Where each numeric field comes from, keyed by field."
-    )
+        default_factory=dict, description="Where each number comes from, keyed by field.")
 
     @field_validator("*")
     @classmethod
@@ -37,46 +59,72 @@ class _Entry(BaseModel):
 
     @model_validator(mode="after")
     def _every_number_has_a_source(self) -> _Entry:
-        missing = [
-            name for name, value in self
-            if isinstance(value, int | float) and not isinstance(value, bool)
-            and name not in self.sources
-        ]
+        missing = [name for name in self.model_fields_set
+                   if name != "sources" and _needs_source(getattr(self, name))
+                   and not self.sources.get(name)]
         if missing:
-            raise ValueError(f"no source given for: {', '.join(missing)} (add them under sources)")
+            raise ValueError(f"no source given for: {', '.join(sorted(missing))} "
+                             f"(add them under sources)")
         return self
 
 
 class GpuSpec(_Entry):
-    """One accelerator model. Prices are per GPU."""
+    """One accelerator model. Dense (no sparsity) peaks; prices per GPU."""
 
     name: str
-    memory_gb: float = Field(gt=0)
+    vendor: Literal["nvidia", "amd"] = "nvidia"
+    memory_mib: float = Field(
+        gt=0, description="Total memory the runtime reports (torch.cuda.mem_get_info()[1] "
+                          "/ 2^20): what vLLM's gpu_memory_utilization multiplies.")
+    marketed_memory_gb: float = Field(gt=0, description="The datasheet's figure (a label).")
     bf16_dense_tflops: float = Field(gt=0)
-    memory_bandwidth_gb_per_s: float = Field(gt=0)
+    fp8_dense_tflops: float | None = Field(
+        default=None, gt=0, description="FP8 tensor cores (Hopper, Ada, Blackwell, MI300); "
+                                        "None: FP8 weights are dequantised to BF16.")
+    fp4_dense_tflops: float | None = Field(
+        default=None, gt=0, description="FP4 tensor cores (Blackwell, MI355X); None: 4-bit "
+                                        "weights are dequantised (W4A16).")
+    memory_bandwidth_gb_per_s: float = Field(gt=0, description="Peak HBM/GDDR bandwidth.")
+    interconnect: Literal["nvlink", "pcie", "infinity_fabric"] = "pcie"
+    interconnect_gb_per_s: float = Field(
+        gt=0, description="Per GPU, one direction, to its peers (NVLink 4: 450).")
     tdp_w: float = Field(gt=0)
     purchase_usd: float = Field(ge=0)
     rental_usd_per_gpu_hour: float = Field(ge=0)
     reserved_usd_per_gpu_hour: float = Field(ge=0)
-    interconnect: Literal["nvlink", "pcie"] = "pcie"
-    fp8_tensor_cores: bool = Field(
-        default=False, description="FP8 tensor cores at twice the BF16 rate (Hopper, Ada).")
+    prices_as_of: datetime.date
+    k8s_product_label: str | None = Field(
+        default=None, description="Node label value (nvidia.com/gpu.product or AMD's).")
 
     @property
     def memory_bytes(self) -> float:
-        return self.memory_gb * 1e9
-
-    @property
-    def flops_per_s(self) -> float:
-        return self.bf16_dense_tflops * 1e12
+        return self.memory_mib * MIB
 
     @property
     def bandwidth_bytes_per_s(self) -> float:
         return self.memory_bandwidth_gb_per_s * 1e9
 
+    def flops_per_s(self, weights: str) -> float:
+        """Dense tensor-core rate the weight format computes at on this GPU."""
+        if weights in ("fp8", "int8") and self.fp8_dense_tflops is not None:
+            return self.fp8_dense_tflops * 1e12
+        if weights in ("mxfp4", "nvfp4") and self.fp4_dense_tflops is not None:
+            return self.fp4_dense_tflops * 1e12
+        return self.bf16_dense_tflops * 1e12
+
+    def runs_natively(self, weights: str) -> bool:
+        """Whether this GPU has tensor cores for the format (else a dequantising kernel)."""
+        if weights in ("bf16", "fp16"):
+            return True
+        if weights in ("fp8", "int8"):
+            return self.fp8_dense_tflops is not None
+        if weights in ("mxfp4", "nvfp4"):
+            return self.fp4_dense_tflops is not None
+        return False   # int4 (AWQ/GPTQ): W4A16 kernels everywhere
+
 
 class ModelSpec(_Entry):
-    """One open-weights model architecture (what sizes weights and the KV cache)."""
+    """One open-weights model architecture (what sizes weights, the KV cache and FLOPs)."""
 
     hf_id: str
     layers: int = Field(gt=0)
@@ -84,34 +132,149 @@ class ModelSpec(_Entry):
     attention_heads: int = Field(gt=0)
     kv_heads: int = Field(gt=0)
     head_dim: int = Field(gt=0)
-    intermediate_size: int = Field(gt=0)
+    intermediate_size: int = Field(gt=0, description="Dense MLP width (dense layers).")
     vocab_size: int = Field(gt=0)
-    params_b: float = Field(gt=0)
-    active_params_b: float = Field(gt=0)
+    tie_word_embeddings: bool = False
+    params_b: float = Field(gt=0, description="Total parameters, billions (model card).")
+    active_params_b: float = Field(gt=0, description="Parameters used per token (MoE: "
+                                                     "shared + routed top-k).")
     max_context_tokens: int = Field(gt=0)
-    default_dtype: DType = "bf16"
-    experts: int | None = Field(default=None, gt=0)
+    default_dtype: DType = Field(default="bf16", description="The format the checkpoint ships "
+                                                             "in.")
+    experts: int | None = Field(default=None, gt=0, description="Routed experts per MoE layer.")
     experts_per_token: int | None = Field(default=None, gt=0)
+    shared_experts: int = Field(default=0, ge=0)
+    moe_intermediate_size: int | None = Field(default=None, gt=0)
+    moe_layers: int | None = Field(default=None, ge=0,
+                                   description="Layers with experts (default: all).")
+    attention: Literal["gqa", "mla"] = Field(
+        default="gqa", description="mla: DeepSeek's latent KV (kv_lora_rank + rope dims).")
+    kv_lora_rank: int | None = Field(default=None, gt=0)
+    qk_rope_head_dim: int | None = Field(default=None, gt=0)
+    sliding_window_tokens: int | None = Field(
+        default=None, gt=0, description="Window of the sliding-window layers.")
+    sliding_layers: int = Field(default=0, ge=0,
+                                description="How many layers attend only within the window.")
+    mtp_layers: int = Field(default=0, ge=0, description="Multi-token-prediction layers "
+                                                         "(DeepSeek), used for speculation.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        if (self.experts is None) != (self.experts_per_token is None) or \
+                (self.experts is not None and self.moe_intermediate_size is None):
+            raise ValueError("a mixture of experts needs experts, experts_per_token and "
+                             "moe_intermediate_size")
+        if self.attention == "mla" and (self.kv_lora_rank is None
+                                        or self.qk_rope_head_dim is None):
+            raise ValueError("attention: mla needs kv_lora_rank and qk_rope_head_dim")
+        if self.sliding_layers > self.layers:
+            raise ValueError("sliding_layers cannot exceed layers")
+        if self.sliding_layers and self.sliding_window_tokens is None:
+            raise ValueError("sliding_layers need sliding_window_tokens")
+        return self
+
+    # ------------------------------------------------------------------ parameters
+
+    @property
+    def is_moe(self) -> bool:
+        return self.experts is not None
+
+    @property
+    def moe_layer_count(self) -> int:
+        if not self.is_moe:
+            return 0
+        return self.layers if self.moe_layers is None else self.moe_layers
+
+    @property
+    def embedding_params(self) -> float:
+        """Input embedding and (unless tied) the output head."""
+        return self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
+
+    @property
+    def expert_params(self) -> float:
+        """Routed experts of every MoE layer (gate, up and down projections)."""
+        if not self.is_moe:
+            return 0.0
+        assert self.experts is not None and self.moe_intermediate_size is not None
+        return (self.moe_layer_count * self.experts * 3.0 * self.hidden_size
+                * self.moe_intermediate_size)
+
+    @property
+    def expert_params_each(self) -> float:
+        """One routed expert of one layer."""
+        assert self.moe_intermediate_size is not None
+        return 3.0 * self.hidden_size * self.moe_intermediate_size
+
+    @property
+    def dense_params(self) -> float:
+        """Everything but embeddings and routed experts: attention, dense MLPs, shared
+        experts, norms (from the model card's total)."""
+        return max(0.0, self.params_b * 1e9 - self.embedding_params - self.expert_params)
 
     def weight_bytes(self, dtype: str) -> float:
-        return self.params_b * 1e9 * DTYPE_BYTES[dtype]
+        """Bytes of all weights stored in format `dtype`, scales included.
+
+        Embeddings and the output head stay 16-bit in quantised checkpoints. MXFP4 on a
+        mixture of experts quantises only the experts (as gpt-oss ships).
+        """
+        bits = WEIGHT_BITS[dtype]
+        dense_bits = 16.0 if dtype == "mxfp4" and self.is_moe else bits
+        return (self.embedding_params * 2.0 + self.expert_params * bits / 8.0
+                + self.dense_params * dense_bits / 8.0)
+
+    # ------------------------------------------------------------------ KV cache
+
+    @property
+    def full_layers(self) -> int:
+        return self.layers - self.sliding_layers
+
+    def kv_bytes_per_token_per_layer(self, dtype: str, tp: int = 1) -> float:
+        """One token's K and V in one layer on one GPU of `tp`. MLA keeps one latent vector
+        (kv_lora_rank + rope dims) per token, replicated on every GPU; GQA splits the KV
+        heads over the GPUs (replicated when there are fewer heads than GPUs)."""
+        size = DTYPE_BYTES[dtype]
+        if self.attention == "mla":
+            assert self.kv_lora_rank is not None and self.qk_rope_head_dim is not None
+            return (self.kv_lora_rank + self.qk_rope_head_dim) * size
+        return 2.0 * max(1, self.kv_heads // tp) * self.head_dim * size
 
     def kv_bytes_per_token(self, dtype: str) -> float:
-        """K and V for every layer, summed over all GPUs of a replica."""
-        return 2.0 * self.layers * self.kv_heads * self.head_dim * DTYPE_BYTES[dtype]
+        """K and V of one token in every layer, over a whole replica at tp=1."""
+        return self.layers * self.kv_bytes_per_token_per_layer(dtype)
+
+
+class RateLimitTier(BaseModel):
+    """One account tier's limits for a model (None: the provider sets none)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    requests_per_min: float | None = Field(default=None, gt=0)
+    tokens_per_min: float | None = Field(default=None, gt=0, description="Input + output.")
+    input_tokens_per_min: float | None = Field(default=None, gt=0)
+    output_tokens_per_min: float | None = Field(default=None, gt=0)
 
 
 class CloudModelSpec(_Entry):
-    """A hosted API model with its list prices and a typical default rate limit."""
+    """A hosted API model with its list prices and its provider's rate-limit tiers."""
 
-    provider: Literal["openai", "anthropic", "bedrock", "azure_openai"]
+    provider: Literal["openai", "anthropic", "google", "bedrock", "azure_openai"]
     model_id: str
     input_usd_per_mtok: float = Field(ge=0)
     output_usd_per_mtok: float = Field(ge=0)
-    cached_input_usd_per_mtok: float | None = Field(default=None, ge=0)
-    default_rpm: float = Field(gt=0)
-    default_tpm: float = Field(gt=0)
+    cached_input_usd_per_mtok: float | None = Field(
+        default=None, ge=0, description="Price of a prompt-cache read.")
+    cache_write_usd_per_mtok: float | None = Field(
+        default=None, ge=0, description="Price of writing the prompt cache (Anthropic).")
+    min_cacheable_tokens: int | None = Field(default=None, gt=0)
+    cache_ttl_s: float | None = Field(default=None, gt=0)
+    reasoning_billed_as_output: bool = True
+    default_rpm: float = Field(gt=0, description="Requests/min of the default tier.")
+    default_tpm: float = Field(gt=0, description="Tokens/min of the default tier.")
+    default_tier: str | None = None
+    rate_limit_tiers: dict[str, RateLimitTier] = Field(default_factory=dict)
     context_tokens: int = Field(gt=0)
+    max_output_tokens: int | None = Field(default=None, gt=0)
+    prices_as_of: datetime.date
 
 
 class Catalog(BaseModel):
@@ -133,7 +296,8 @@ class Catalog(BaseModel):
         for section in ("gpus", "models", "cloud_models"):
             current: dict[str, Any] = dict(getattr(self, section))
             for key, fields in overrides.get(section, {}).items():
-                base = current[key].model_dump() if key in current else {"sources": {}}
+                base = current[key].model_dump(exclude_unset=True) if key in current \
+                    else {"sources": {}}
                 given = fields.get("sources", {})
                 if not isinstance(given, dict):  # let validation report the wrong type
                     current[key] = {**base, **fields}

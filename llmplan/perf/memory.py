@@ -55,7 +55,7 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
     error = None
     if engine.kv_cache_tokens is None and free <= 0:
         need_gb = (weights + activation) / GB + engine.runtime_reserve_gb
-        have_gb = gpu.memory_gb * engine.gpu_memory_utilization
+        have_gb = gpu.memory_bytes / GB * engine.gpu_memory_utilization
         min_tp = next((t for t in (2, 4, 8, 16, 32, 64) if
                        model.weight_bytes(weights_dtype) / t + activation
                        + engine.runtime_reserve_gb * GB < have_gb * GB), None)

@@ -50,12 +50,12 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     """
     gpu, model, tp = setup.gpu, setup.model, setup.tp
     weights_dtype, kv_dtype = setup.weights_dtype, setup.kv_dtype
-    flops = gpu.flops_per_s * tp
+    flops = gpu.bf16_dense_tflops * 1e12 * tp
     bandwidth = gpu.bandwidth_bytes_per_s * tp
     # FP8 weights run on FP8 tensor cores at twice the BF16 rate where the GPU has them
     # (Hopper, Ada); elsewhere (Ampere) they only halve the bytes read.
     low_precision = DTYPE_BYTES[weights_dtype] <= 1.0
-    compute_speedup = (2.0 if gpu.fp8_tensor_cores else spec.dequant_efficiency) \
+    compute_speedup = (2.0 if gpu.fp8_dense_tflops else spec.dequant_efficiency) \
         if low_precision else 1.0
     flops_per_token = 2.0 * model.active_params_b * 1e9
     sync_s = model.layers * spec.tp_sync_us_per_layer * 1e-6 if tp > 1 else 0.0
