@@ -10,7 +10,7 @@ import sys
 from setuptools import setup
 
 # llmplan/sim is the repository's sim/ folder (a symlink): compiled as llmplan.sim.*
-HOT_PATH = ["llmplan/sim/replica.py", "llmplan/sim/router.py"]
+HOT_PATH = ["llmplan/sim/replica.py", "llmplan/sim/router.py", "llmplan/sim/stepmodel.py"]
 
 
 def _extensions() -> list:

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
-HOT_MODULES = ("replica", "router")
+HOT_MODULES = ("replica", "router", "stepmodel")
 
 
 def is_compiled(name: str = "replica") -> bool:

@@ -21,6 +21,7 @@ from llmplan.sim.reference import ReferenceReplica
 from llmplan.sim.replica import Replica
 from llmplan.sim.router import Router, make_router
 from llmplan.sim.serving import ReplicaConfig, Workload
+from llmplan.sim.stepmodel import StepModel
 
 
 class FleetControl(Protocol):
@@ -42,6 +43,7 @@ class LocalFleet:
     """
 
     deployment: LocalDeployment
+    catalog: Catalog
     replicas: list[Replica] | list[ReferenceReplica]
     router: Router
     capacity: KvCapacity
@@ -72,11 +74,9 @@ def fail_unroutable(fleet: LocalFleet, rid: int, t: float) -> None:
     rec.finish_s[rid] = t
 
 
-def _max_model_len(dep: LocalDeployment, capacity: KvCapacity) -> int:
-    max_len = capacity.max_model_len
-    if not dep.engine.chunked_prefill:
-        max_len = min(max_len, dep.engine.max_num_batched_tokens)
-    return max_len
+def _max_model_len(capacity: KvCapacity, chunked_prefill: bool, batched_tokens: int) -> int:
+    return capacity.max_model_len if chunked_prefill else min(capacity.max_model_len,
+                                                              batched_tokens)
 
 
 def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, work: Workload,
@@ -88,9 +88,12 @@ def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, 
     step = build_step_time(setup, dep.step_time)
     engine, admission = dep.engine, dep.admission
     config = ReplicaConfig(
-        step=step, blocks=capacity.blocks, block_size=capacity.block_size_tokens,
-        max_num_seqs=engine.max_num_seqs, max_num_batched_tokens=engine.max_num_batched_tokens,
-        chunked_prefill=engine.chunked_prefill, max_model_len=_max_model_len(dep, capacity),
+        step=StepModel(**step.coefficients()), blocks=capacity.blocks,
+        block_size=capacity.block_size_tokens, max_num_seqs=setup.max_num_seqs,
+        max_num_batched_tokens=setup.max_num_batched_tokens,
+        chunked_prefill=engine.chunked_prefill,
+        max_model_len=_max_model_len(capacity, engine.chunked_prefill,
+                                     setup.max_num_batched_tokens),
         queue_limit=admission.queue_limit, queue_timeout_s=admission.queue_timeout_s)
     replicas: list[Replica] | list[ReferenceReplica]
     if mode == SimulationMode.REFERENCE:
@@ -99,5 +102,5 @@ def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, 
         replicas = [ReferenceReplica(env, i, config, work) for i in range(dep.replicas)]
     else:
         replicas = [replica_class(i, config, work) for i in range(dep.max_replicas)]
-    return LocalFleet(dep, replicas, make_router(dep.router), capacity, step,
+    return LocalFleet(dep, catalog, replicas, make_router(dep.router), capacity, step,
                       active=replicas[:dep.replicas])

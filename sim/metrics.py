@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from llmplan.perf.engine import GIB
+from llmplan.perf.steptime import StepTime
 from llmplan.results.simulation import (
     CloudOutcome,
     DeploymentResult,
@@ -24,6 +26,7 @@ from llmplan.results.simulation import (
     LatencyStats,
     LocalOutcome,
     LocalTimeSeries,
+    MemoryOutcome,
     RequestCounts,
     ScaleEvent,
     SloOutcome,
@@ -183,6 +186,10 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
     capacity_tokens = max(1, run.capacity.tokens)
     q_mean, q_max, q_series = queue_depth(table, duration, run.horizon_s)
     step = run.step_time
+    setup = dep.setup(run.fleet.catalog)
+    budget = run.capacity.budget
+    requests = table.prompt_tokens + table.output_tokens
+    mean_request = float(requests.mean()) if len(requests) else 0.0
     return LocalOutcome(
         gpu=dep.gpu, model=dep.model, replicas=replicas, tp=dep.tp, gpus=replicas * dep.tp,
         fleet=_fleet_part(run),
@@ -191,20 +198,46 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
             kv_cache_mean_fraction=float(kv.sum() / (duration * replicas * capacity_tokens)),
             queue_depth_mean=q_mean, queue_depth_max=q_max),
         engine=EngineOutcome(
-            kv_cache_tokens_per_replica=run.capacity.tokens,
-            kv_cache_blocks_per_replica=run.capacity.blocks,
-            weights_gb_per_gpu=run.capacity.weights_gb_per_gpu,
+            vllm_version=dep.engine.vllm_version, max_num_seqs=setup.max_num_seqs,
+            max_num_batched_tokens=setup.max_num_batched_tokens,
+            async_scheduling=setup.async_scheduling,
+            kv_cache_tokens=run.capacity.tokens, kv_cache_blocks=run.capacity.blocks,
+            vllm_logged_kv_cache_tokens=run.capacity.logged_tokens,
             max_model_len=run.capacity.max_model_len,
-            step_time=StepTimeCoefficients(
-                fixed_ms=step.fixed_s * 1e3,
-                per_prefill_token_us=step.per_prefill_token_s * 1e6,
-                per_decode_seq_us=step.per_decode_seq_s * 1e6,
-                per_kv_token_ns=step.per_kv_token_s * 1e9,
-                client_overhead_ms=step.client_overhead_s * 1e3, source=step.source)),
+            max_concurrency_at_max_model_len=run.capacity.max_concurrency,
+            max_concurrency_at_mean_request=(run.capacity.tokens / mean_request
+                                             if mean_request else None),
+            memory=MemoryOutcome(
+                total_gib=budget.total_bytes / GIB,
+                gpu_memory_utilization=setup.gpu_memory_utilization,
+                budget_gib=budget.budget_bytes / GIB, weights_gib=budget.weights_bytes / GIB,
+                activation_gib=budget.activation_bytes / GIB,
+                non_torch_gib=budget.non_torch_bytes / GIB,
+                cuda_graph_gib=budget.cuda_graph_bytes / GIB,
+                kv_cache_gib=run.capacity.kv_bytes_per_token * run.capacity.tokens / GIB),
+            step_time=_coefficients(step)),
         timeseries=LocalTimeSeries(
             queue_depth_mean=q_series.tolist(),
             gpu_busy_fraction=(busy / (span * replicas)).tolist(),
             kv_cache_fraction=(kv / (span * replicas * capacity_tokens)).tolist()))
+
+
+def _coefficients(step: StepTime) -> StepTimeCoefficients:
+    return StepTimeCoefficients(
+        serial_ms=step.serial_s * 1e3, serial_per_token_us=step.serial_per_token_s * 1e6,
+        serial_per_prefill_token_us=step.serial_per_prefill_token_s * 1e6,
+        serial_per_seq_us=step.serial_per_seq_s * 1e6,
+        serial_per_kv_token_ns=step.serial_per_kv_token_s * 1e9,
+        compute_per_token_us=step.compute_per_token_s * 1e6,
+        compute_per_pair_ns=step.compute_per_pair_s * 1e9,
+        compute_per_window_seq_us=step.compute_per_window_seq_s * 1e6,
+        weights_ms=step.weights_s * 1e3, experts_ms=step.experts_s * 1e3,
+        experts=step.experts, experts_per_token=step.experts_per_token,
+        memory_per_kv_token_ns=step.memory_per_kv_token_s * 1e9,
+        memory_per_seq_us=step.memory_per_seq_s * 1e6, cpu_ms=step.cpu_s * 1e3,
+        cpu_per_seq_us=step.cpu_per_seq_s * 1e6, async_cpu=step.async_cpu,
+        verify_tokens=step.verify_tokens, accepted_per_step=step.accepted,
+        client_overhead_ms=step.client_overhead_s * 1e3, source=step.source)
 
 
 def _fleet_part(run: DeploymentRun) -> FleetOutcome:

@@ -162,10 +162,12 @@ class ReferenceReplica:
             if not scheduled:
                 continue
             prefill = sum(tok for s, tok in scheduled if not s.decoding)
+            pairs = sum(tok * s.computed + tok * (tok + 1) // 2
+                        for s, tok in scheduled if not s.decoding)
             decodes = [s for s, _ in scheduled if s.decoding]
             kv = sum(s.computed + 1 for s in decodes) + \
                 sum(s.computed for s, _ in scheduled if not s.decoding)
-            dt = step.step_s(prefill, len(decodes), kv)
+            dt = step.step_s(prefill, len(decodes), kv, pairs)
             yield env.timeout(dt)
             end = t + dt
             self.busy_s += dt

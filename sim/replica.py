@@ -33,6 +33,7 @@ from collections import deque
 
 from llmplan.sim.records import OK, REJECTED, SERVED_LOCAL, TIMED_OUT, TOO_LONG
 from llmplan.sim.serving import ReplicaConfig, Workload
+from llmplan.sim.stepmodel import StepModel
 
 
 class Seq:
@@ -59,11 +60,8 @@ class Replica:
 
     def __init__(self, index: int, config: ReplicaConfig, work: Workload) -> None:
         self.index = index
-        step = config.step
-        self.fixed_s = step.fixed_s
-        self.p_s = step.per_prefill_token_s
-        self.d_s = step.per_decode_seq_s
-        self.k_s = step.per_kv_token_s
+        self.model: StepModel = config.step
+        self.pairs = 0              # prefill (query, key) pairs of the step being built
         self.total_blocks = config.blocks
         self.B = config.block_size
         self.max_seqs = config.max_num_seqs
@@ -244,6 +242,7 @@ class Replica:
             preempted = True
         budget = self.max_tokens - self.D
         prefill_tokens = 0
+        self.pairs = 0
         kv_tokens = self.s_off + self.D * (c + 1)
         prefilled: list[Seq] = []
         part = self.partial
@@ -259,6 +258,7 @@ class Replica:
                 free -= blocks
                 self.used_other += blocks
                 kv_tokens += part.done
+                self.pairs += chunk * part.done + chunk * (chunk + 1) // 2
                 part.done += chunk
                 prefill_tokens += chunk
                 budget -= chunk
@@ -270,8 +270,7 @@ class Replica:
                                          prefill_tokens=prefill_tokens, prefilled=prefilled, t=t)
         if prefill_tokens == 0 and self.D == 0:
             return  # nothing could run: only possible when every request just timed out
-        dt = (self.fixed_s + self.p_s * prefill_tokens + self.d_s * self.D
-              + self.k_s * kv_tokens)
+        dt = self.model.step_s(prefill_tokens, self.D, kv_tokens, self.pairs)
         end = t + dt
         self.log((t, dt, kv_tokens, dt, 0.0, 1, self.D))
         self.c = c + 1
@@ -307,6 +306,7 @@ class Replica:
             free -= blocks
             self.used_other += blocks
             seq.done = chunk
+            self.pairs += chunk * (chunk + 1) // 2
             seq.order = self.next_order
             self.next_order += 1
             self.running[seq.order] = seq
@@ -412,7 +412,7 @@ class Replica:
         replica stays put and remembers when it would change (`quiet_until_s`). Returns
         False when it declined to move.
         """
-        heap, B, g = self.heap, self.B, self.k_s
+        heap, B, model = self.heap, self.B, self.model
         while True:
             entry = heap[0]
             while entry[2].order != entry[1]:     # stale: preempted since it was pushed
@@ -428,8 +428,10 @@ class Replica:
                 if n == 0:
                     self._step()
                     return True
-            first = self.fixed_s + self.d_s * D + g * (self.s_off + D * (c + 1))
-            gd = g * D                            # growth of the step time per step
+            # the step time is linear in the step index until another part of the step
+            # model takes over (see stepmodel.py): run no further than that
+            first, gd, linear = model.decode_run(D, self.s_off + D * (c + 1))
+            n = min(n, linear)
             t = self.now_s
             span = n * first + gd * n * (n - 1) / 2
             change_s = t + span                   # when the batch changes by itself

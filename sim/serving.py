@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llmplan.perf.steptime import StepTime
 from llmplan.sim.records import Records
+from llmplan.sim.stepmodel import StepModel
 
 
 @dataclass(frozen=True)
 class ReplicaConfig:
     """Limits of one serving replica, resolved from the scenario and the catalog."""
 
-    step: StepTime
+    step: StepModel
     blocks: int                  # KV-cache blocks
     block_size: int              # tokens per block
     max_num_seqs: int

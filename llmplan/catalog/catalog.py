@@ -211,6 +211,13 @@ class ModelSpec(_Entry):
         experts, norms (from the model card's total)."""
         return max(0.0, self.params_b * 1e9 - self.embedding_params - self.expert_params)
 
+    def weight_bytes_without_experts(self, dtype: str) -> float:
+        """Bytes of the weights every step reads whatever its tokens: embeddings, output
+        head and the dense part (attention, dense MLPs, shared experts)."""
+        bits = WEIGHT_BITS[dtype]
+        dense_bits = 16.0 if dtype == "mxfp4" and self.is_moe else bits
+        return self.embedding_params * 2.0 + self.dense_params * dense_bits / 8.0
+
     def weight_bytes(self, dtype: str) -> float:
         """Bytes of all weights stored in format `dtype`, scales included.
 

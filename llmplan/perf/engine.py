@@ -1,38 +1,124 @@
-"""The serving engine's settings of one replica (vLLM's scheduler and memory knobs)."""
+"""The serving engine's settings of one replica (vLLM's scheduler and memory knobs).
+
+Settings left out take vLLM's own defaults for the GPU and the vLLM version, as
+`vllm serve` picks them (vllm/engine/arg_utils.py, `_set_default_args`, v0.33.0): on cards
+of 70 GiB or more other than the A100, 8192 batched tokens and 1024 sequences (16384 tokens
+on cards of 160 GiB or more from v0.21); elsewhere 2048 and 256. GPU memory utilisation
+defaults to 0.92 from v0.21 (0.9 before), when vLLM started to count CUDA-graph memory in
+its budget; async scheduling (the CPU prepares the next step while the GPU runs this one)
+is on by default from v0.21.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Literal
 
-from llmplan.catalog.catalog import DType
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from llmplan.catalog.catalog import DType, KvDType
+
+#: The vLLM release the simulator models by default and the provisioned image runs.
+DEFAULT_VLLM_VERSION = "0.33.0"
+GIB = float(1 << 30)
+
+
+def version_tuple(version: str) -> tuple[int, int]:
+    """(major, minor) of a version such as '0.11.2' or '0.9.2rc1'."""
+    parts = version.split(".")
+    minor = "".join(ch for ch in (parts[1] if len(parts) > 1 else "0") if ch.isdigit())
+    return int(parts[0] or 0), int(minor or 0)
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-class EngineSpec(_Strict):
-    """vLLM-style scheduler and memory knobs of one serving replica."""
+class SpeculativeSpec(_Strict):
+    """Speculative decoding: a drafter proposes tokens, the model verifies them in one step.
 
-    max_num_seqs: int = Field(default=256, gt=0, le=1_000_000,
-                              description="Running sequences per step.")
-    max_num_batched_tokens: int = Field(default=8192, gt=0, le=100_000_000,
-                                        description="Tokens per step.")
+    vLLM chains `num_speculative_tokens` drafts per step and reports the mean acceptance
+    length (accepted drafts + the bonus token) in its spec-decode metrics.
+    """
+
+    method: Literal["eagle3", "eagle", "mtp", "draft_model", "ngram"]
+    num_speculative_tokens: int = Field(default=3, gt=0, le=16)
+    mean_acceptance_length: float = Field(
+        gt=1, description="Tokens emitted per verify step per sequence (1 + accepted drafts). "
+                          "vLLM's own baselines at k=3 on MT-Bench: EAGLE-3 on Llama-3.1-8B "
+                          "2.60, Qwen3-8B 2.26, gpt-oss-20b 2.56; DeepSeek-V3 MTP with k=1 "
+                          "about 1.85 (85-90% acceptance).")
+    draft_params_b: float = Field(
+        default=0.0, ge=0, description="Parameters of the drafter (EAGLE heads ~0.2-1 B, a "
+                                       "draft model its size; MTP and n-gram: 0 here, the "
+                                       "MTP layer counts as one more layer of the model).")
+
+    @model_validator(mode="after")
+    def _acceptance_fits(self) -> SpeculativeSpec:
+        if self.mean_acceptance_length > self.num_speculative_tokens + 1:
+            raise ValueError("mean_acceptance_length cannot exceed num_speculative_tokens + 1")
+        return self
+
+
+class EngineSpec(_Strict):
+    """vLLM-style scheduler and memory knobs of one serving replica (None: vLLM's default)."""
+
+    vllm_version: str = Field(
+        default=DEFAULT_VLLM_VERSION, pattern=r"^\d+\.\d+",
+        description="Decides the memory accounting and defaults (see llmplan/perf).")
+    max_num_seqs: int | None = Field(default=None, gt=0, le=1_000_000,
+                                     description="Running sequences per step.")
+    max_num_batched_tokens: int | None = Field(default=None, gt=0, le=100_000_000,
+                                               description="Tokens per step.")
     chunked_prefill: bool = True
     block_size_tokens: int = Field(default=16, gt=0, le=1024)
-    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
-    runtime_reserve_gb: float = Field(
-        default=1.5, ge=0, le=10_000, description="Per GPU: CUDA context, graphs, allocator slack.")
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
+    async_scheduling: bool | None = Field(
+        default=None, description="Overlap CPU scheduling with the GPU step (default: on "
+                                  "from vLLM 0.21).")
+    enforce_eager: bool = Field(default=False, description="No CUDA graphs: no graph memory, "
+                                                           "more CPU time per step.")
     max_model_len: int | None = Field(default=None, gt=0, le=100_000_000,
                                       description="Longest prompt + output accepted.")
     kv_cache_tokens: int | None = Field(
         default=None, gt=0, le=10**12, description="Override the KV capacity computed from memory.")
+    kv_cache_memory_gib: float | None = Field(
+        default=None, gt=0, description="Per GPU, like vLLM's --kv-cache-memory-bytes: "
+                                        "replaces the budget computed from utilisation.")
     weights_dtype: DType | None = None
-    kv_dtype: DType | None = None
+    kv_dtype: KvDType | None = None
+    expert_parallel: bool = Field(default=False, description="Spread MoE experts over the "
+                                                             "replica's GPUs (EP = tp).")
+    speculative: SpeculativeSpec | None = None
+
+    @field_validator("kv_dtype", mode="before")
+    @classmethod
+    def _kv_dtype_names(cls, value: object) -> object:
+        return "fp8" if value in ("fp8_e4m3", "fp8_e5m2") else value
 
     @model_validator(mode="after")
     def _batch_fits(self) -> EngineSpec:
-        if self.max_num_batched_tokens < self.max_num_seqs:
+        if self.max_num_seqs is not None and self.max_num_batched_tokens is not None \
+                and self.max_num_batched_tokens < self.max_num_seqs:
             raise ValueError("max_num_batched_tokens must be >= max_num_seqs (every running "
                              "sequence needs one token of budget per step)")
         return self
+
+    @property
+    def version(self) -> tuple[int, int]:
+        return version_tuple(self.vllm_version)
+
+
+def default_limits(engine: EngineSpec, gpu_memory_bytes: float,
+                   gpu_name: str) -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) `vllm serve` picks for this GPU."""
+    gib = gpu_memory_bytes / GIB
+    big = gib >= 70 and "A100" not in gpu_name.upper()
+    if not big:
+        tokens, seqs = 2048, 256
+    elif gib >= 160 and engine.version >= (0, 21):
+        tokens, seqs = 16384, 1024
+    else:
+        tokens, seqs = 8192, 1024
+    if not engine.chunked_prefill:
+        tokens = max(tokens, engine.max_model_len or 0)
+    return tokens, seqs

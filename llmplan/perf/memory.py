@@ -1,10 +1,24 @@
-"""How many KV-cache blocks one replica has, from GPU memory (vLLM's accounting).
+"""How much KV cache one replica has, counted the way vLLM counts it at start-up.
 
-    per GPU: memory x gpu_memory_utilization - weights / tp - activation peak - runtime reserve
+Per GPU (vllm/v1/worker/gpu_worker.py `determine_available_memory`, read in v0.11.0,
+v0.21.0 and v0.33.0):
 
-The activation peak is what vLLM's profiling run measures: one forward pass of
-max_num_batched_tokens (hidden states, MLP intermediates) plus sampler logits for
-max_num_seqs sequences in fp32.
+    budget    = total memory the runtime reports x gpu_memory_utilization
+    available = budget - weights - activation peak - non-torch memory - CUDA graphs
+
+`weights` are this GPU's share (tensor parallel splits every matrix, expert parallel the
+experts). The activation peak is vLLM's profiling run: a forward pass of
+max_num_batched_tokens tokens, then the sampler on min(max_num_seqs, those tokens) rows of
+fp32 logits over the vocabulary, whose sort and softmax copies dominate in V1. Non-torch
+memory (CUDA context growth, NCCL buffers) grows with tensor parallelism. CUDA-graph memory
+is estimated and subtracted from v0.21 on (before, graphs were captured outside the budget).
+
+The available bytes become blocks of `block_size` tokens: one block holds a page of every
+layer of a KV-cache group. Dense models have one group of all layers; models mixing
+sliding-window and full-attention layers (gpt-oss, Gemma 3) have groups of equal size
+(vllm/v1/core/kv_cache_utils.py), and a block holds one page of each layer of one group.
+A page is 2 (K and V) x block x KV heads on this GPU x head dim x bytes for GQA, and
+block x (latent rank + rope dims) x bytes for MLA (one latent vector, on every GPU).
 """
 
 from __future__ import annotations
@@ -12,62 +26,209 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from llmplan.catalog.catalog import DTYPE_BYTES
+from llmplan.perf.engine import GIB
 from llmplan.perf.setup import ReplicaSetup
 
-GB = 1e9
+#: vLLM V1 sampler warm-up, fp32 logits copies alive at the peak (sort keys, indices,
+#: softmax): fitted to the activation lines of v0.10-v0.11 logs (Llama-3.1-8B 4.76 GiB,
+#: Qwen3-0.6B 5.56, Qwen3-32B 5.64, gpt-oss 7.38 GiB at 1024 sequences; Qwen3-8B 1.40 and
+#: Qwen3-235B 1.40 at 256): 9.6 copies, within 3% on each.
+LOGIT_COPIES_V1 = 9.6
+#: From v0.21 the profile samples far fewer copies: one published log (Llama-3.1-8B on an
+#: H100, 1.44 GiB at 1024 sequences) implies about 2.5. An estimate; calibrate with your
+#: server's "Available KV cache memory" line.
+LOGIT_COPIES_V21 = 2.5
+#: Forward-pass activations per batched token: the widest live tensors of one layer
+#: (residual, attention output, MLP gate and up), 16-bit.
+FORWARD_WIDTHS = 4
+
+
+@dataclass(frozen=True)
+class MemoryBudget:
+    """Where one GPU's memory goes (bytes)."""
+
+    total_bytes: float
+    budget_bytes: float
+    weights_bytes: float
+    activation_bytes: float
+    non_torch_bytes: float
+    cuda_graph_bytes: float
+
+    @property
+    def available_bytes(self) -> float:
+        return self.budget_bytes - self.weights_bytes - self.activation_bytes \
+            - self.non_torch_bytes - self.cuda_graph_bytes
 
 
 @dataclass(frozen=True)
 class KvCapacity:
-    """KV capacity of one replica, or why there is none."""
+    """KV capacity of one replica, or why there is none.
+
+    `blocks` is what the simulator's paged cache holds (one block: `block_size_tokens`
+    tokens of every full-attention layer); `logged_tokens` and `max_concurrency` are the
+    figures vLLM prints at start-up for `max_model_len`.
+    """
 
     blocks: int
     block_size_tokens: int
-    kv_bytes_per_token: float      # whole replica (all tp GPUs)
-    weights_gb_per_gpu: float
-    activation_gb_per_gpu: float
+    kv_bytes_per_token: float        # one GPU, every layer (as vLLM pages them)
+    budget: MemoryBudget
     max_model_len: int
+    vllm_blocks: int                  # "# GPU blocks": pages of one group
+    kv_groups: int
+    logged_tokens: int                # "GPU KV cache size: N tokens"
+    max_concurrency: float            # "Maximum concurrency for max_model_len tokens"
     error: str | None = None
 
     @property
     def tokens(self) -> int:
         return self.blocks * self.block_size_tokens
 
+    @property
+    def weights_gb_per_gpu(self) -> float:
+        return self.budget.weights_bytes / 1e9
+
+
+def weights_bytes_per_gpu(setup: ReplicaSetup) -> float:
+    """This GPU's share of the weights (and of a speculative drafter's)."""
+    model = setup.model
+    total = model.weight_bytes(setup.weights_dtype)
+    spec = setup.engine.speculative
+    if spec is not None:
+        total += spec.draft_params_b * 1e9 * 2.0
+    return total / setup.tp
+
+
+def activation_bytes(setup: ReplicaSetup) -> float:
+    """Peak of vLLM's profiling run on one GPU (see the module docstring)."""
+    model, engine = setup.model, setup.engine
+    tokens = setup.max_num_batched_tokens
+    rows = min(setup.max_num_seqs, tokens)
+    mlp = (model.moe_intermediate_size or model.intermediate_size) \
+        * (model.experts_per_token or 1) if model.is_moe else model.intermediate_size
+    forward = tokens * (FORWARD_WIDTHS * model.hidden_size + 2 * mlp / setup.tp) * 2.0
+    logits = rows * model.vocab_size * 4.0
+    if engine.version >= (0, 21):
+        return forward + LOGIT_COPIES_V21 * logits
+    if engine.version >= (0, 9):
+        return forward + LOGIT_COPIES_V1 * logits
+    return forward + logits          # V0: the forward pass dominates, one logits copy
+
+
+def non_torch_bytes(setup: ReplicaSetup) -> float:
+    """CUDA context growth and communication buffers: about 0.13 GiB on one GPU and 0.55
+    GiB per GPU with tensor parallelism (v0.11 start-up logs of Llama-3.1-8B, Qwen3-32B,
+    Llama-3.3-70B on H100)."""
+    return (0.55 if setup.tp > 1 else 0.13) * GIB
+
+
+def cuda_graph_bytes(setup: ReplicaSetup) -> float:
+    """CUDA-graph pool vLLM subtracts from v0.21 (0 before, and with enforce_eager).
+
+    Observed 0.23-0.68 GiB for 7-8B dense models, 1.3 GiB for Qwen3-30B-A3B, 1.9 GiB per
+    GPU for gpt-oss-120b at TP4: about 0.3 GiB plus 12 MiB per layer, twice that per MoE
+    layer (their fused-expert workspaces are captured too).
+    """
+    if setup.engine.enforce_eager or setup.engine.version < (0, 21):
+        return 0.0
+    model = setup.model
+    per_layer = 0.012 * (2 if model.is_moe else 1)
+    return (0.3 + per_layer * model.layers) * GIB
+
+
+def memory_budget(setup: ReplicaSetup) -> MemoryBudget:
+    total = setup.gpu.memory_bytes
+    return MemoryBudget(
+        total_bytes=total, budget_bytes=total * setup.gpu_memory_utilization,
+        weights_bytes=weights_bytes_per_gpu(setup), activation_bytes=activation_bytes(setup),
+        non_torch_bytes=non_torch_bytes(setup), cuda_graph_bytes=cuda_graph_bytes(setup))
+
+
+@dataclass(frozen=True)
+class KvLayout:
+    """How vLLM pages one GPU's KV cache: layers per group, groups, page bytes."""
+
+    page_bytes: float          # one layer, one block
+    group_size: int            # layers whose pages share a block
+    full_groups: int
+    sliding_groups: int
+
+    @property
+    def groups(self) -> int:
+        return self.full_groups + self.sliding_groups
+
+    def block_bytes(self) -> float:
+        return self.group_size * self.page_bytes
+
+
+def kv_layout(setup: ReplicaSetup) -> KvLayout:
+    model, block = setup.model, setup.engine.block_size_tokens
+    page = block * model.kv_bytes_per_token_per_layer(setup.kv_dtype, setup.tp)
+    spec = setup.engine.speculative
+    extra = model.mtp_layers if spec is not None and spec.method == "mtp" else 0
+    full = model.full_layers + extra
+    sliding = model.sliding_layers
+    if sliding == 0 or full == 0:
+        return KvLayout(page, full + sliding, 1 if full else 0, 1 if sliding else 0)
+    group = min(full, sliding)
+    if max(full, sliding) < 1.5 * group:        # v0.33: one group size for both kinds
+        group = max(full, sliding)
+    return KvLayout(page, group, math.ceil(full / group), math.ceil(sliding / group))
+
 
 def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
     """KV blocks of one replica (all its GPUs), or the reason there is no room for any."""
-    gpu, model, engine, tp = setup.gpu, setup.model, setup.engine, setup.tp
-    weights_dtype, kv_dtype = setup.weights_dtype, setup.kv_dtype
-    kv_per_token = model.kv_bytes_per_token(kv_dtype)
-    weights = model.weight_bytes(weights_dtype) / tp
-    activation = (engine.max_num_batched_tokens
-                  * (4 * model.hidden_size + 2 * model.intermediate_size / tp) * 2.0
-                  + engine.max_num_seqs * model.vocab_size * 4.0)
-    free = gpu.memory_bytes * engine.gpu_memory_utilization - weights - activation \
-        - engine.runtime_reserve_gb * GB
+    model, engine = setup.model, setup.engine
+    budget = memory_budget(setup)
+    layout = kv_layout(setup)
     block = engine.block_size_tokens
+    available = budget.available_bytes if engine.kv_cache_memory_gib is None \
+        else engine.kv_cache_memory_gib * GIB
+    vllm_blocks = max(0, math.floor(available / layout.block_bytes()))
+    # a long sequence needs a page of every full-attention layer per block of its tokens;
+    # its sliding-window pages stay bounded by the window (not counted against the pool)
+    blocks = vllm_blocks // max(1, layout.full_groups)
     if engine.kv_cache_tokens is not None:
         blocks = math.ceil(engine.kv_cache_tokens / block)
-    else:
-        blocks = max(0, math.floor(free * tp / kv_per_token / block))
     capacity_tokens = blocks * block
-    max_len = engine.max_model_len or min(model.max_context_tokens, capacity_tokens)
+    max_len = engine.max_model_len or min(model.max_context_tokens, max(capacity_tokens, 1))
+    logged_len = engine.max_model_len or model.max_context_tokens
+    per_request = layout.full_groups * math.ceil(logged_len / block)
+    if layout.sliding_groups:
+        window = (model.sliding_window_tokens or 0) - 1 + setup.max_num_batched_tokens * (
+            2 if setup.async_scheduling and engine.version >= (0, 33) else 1)
+        per_request += layout.sliding_groups * (math.ceil(min(window, logged_len) / block) + 1)
+    concurrency = vllm_blocks / per_request if per_request else 0.0
+    logged = int(concurrency * logged_len) if engine.version >= (0, 20) \
+        else vllm_blocks // max(1, layout.groups) * block
+    bytes_per_token = layout.groups * layout.block_bytes() / block
     error = None
-    if engine.kv_cache_tokens is None and free <= 0:
-        need_gb = (weights + activation) / GB + engine.runtime_reserve_gb
-        have_gb = gpu.memory_bytes / GB * engine.gpu_memory_utilization
-        min_tp = next((t for t in (2, 4, 8, 16, 32, 64) if
-                       model.weight_bytes(weights_dtype) / t + activation
-                       + engine.runtime_reserve_gb * GB < have_gb * GB), None)
-        error = (f"{setup.model_name} in {weights_dtype} does not fit on {setup.gpu_name} "
-                 f"with tp={tp}: "
-                 f"needs {need_gb:.1f} GB per GPU, {have_gb:.1f} GB usable at "
-                 f"gpu_memory_utilization {engine.gpu_memory_utilization}; expected "
-                 + (f"tp >= {min_tp}" if min_tp else "a bigger GPU")
-                 + " or a smaller weights_dtype")
+    if engine.kv_cache_tokens is None and available <= 0:
+        error = _does_not_fit(setup, budget)
     elif engine.max_model_len is not None and engine.max_model_len > capacity_tokens:
         error = (f"engine.max_model_len {engine.max_model_len} exceeds the KV cache "
                  f"({capacity_tokens} tokens); expected max_model_len <= {capacity_tokens}")
     elif capacity_tokens < block:
         error = "KV cache has no room for a single block; expected more GPU memory"
-    return KvCapacity(blocks, block, kv_per_token, weights / GB, activation / GB, max_len, error)
+    return KvCapacity(blocks=blocks, block_size_tokens=block, kv_bytes_per_token=bytes_per_token,
+                      budget=budget, max_model_len=max_len, vllm_blocks=vllm_blocks,
+                      kv_groups=layout.groups, logged_tokens=logged,
+                      max_concurrency=concurrency, error=error)
+
+
+def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
+    need = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes \
+        + budget.cuda_graph_bytes
+    min_tp = next((t for t in (2, 4, 8, 16, 32, 64) if t > setup.tp and
+                   budget.weights_bytes * setup.tp / t + budget.activation_bytes
+                   + (0.55 * GIB) + budget.cuda_graph_bytes < budget.budget_bytes), None)
+    return (f"{setup.model_name} in {setup.weights_dtype} does not fit on {setup.gpu_name} "
+            f"with tp={setup.tp}: needs {need / GIB:.1f} GiB per GPU (weights "
+            f"{budget.weights_bytes / GIB:.1f}), {budget.budget_bytes / GIB:.1f} GiB usable at "
+            f"gpu_memory_utilization {setup.gpu_memory_utilization:g}; expected "
+            + (f"tp >= {min_tp}" if min_tp else "a bigger GPU")
+            + " or a smaller weights_dtype")
+
+
+__all__ = ["DTYPE_BYTES", "KvCapacity", "MemoryBudget", "kv_capacity", "memory_budget"]

@@ -1,11 +1,17 @@
-"""One serving replica's hardware, model and engine: what its memory and step time depend on."""
+"""One serving replica's hardware, model and engine: what its memory and step time depend on.
+
+Engine settings the scenario leaves out resolve here to what vLLM would pick on this GPU
+(see llmplan.perf.engine), so the simulator, the memory check and the provisioned stack all
+use the same numbers.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from llmplan.catalog import GpuSpec, ModelSpec
-from llmplan.perf.engine import EngineSpec
+from llmplan.perf.engine import EngineSpec, default_limits
 
 
 @dataclass(frozen=True)
@@ -25,4 +31,38 @@ class ReplicaSetup:
 
     @property
     def kv_dtype(self) -> str:
-        return self.engine.kv_dtype or self.weights_dtype
+        """KV cache element type: vLLM's `auto` keeps the model's activation dtype (16-bit,
+        also for FP8 or 4-bit weights)."""
+        if self.engine.kv_dtype is not None:
+            return self.engine.kv_dtype
+        return "fp16" if self.weights_dtype == "fp16" else "bf16"
+
+    @cached_property
+    def _defaults(self) -> tuple[int, int]:
+        return default_limits(self.engine, self.gpu.memory_bytes, self.gpu_name)
+
+    @property
+    def max_num_batched_tokens(self) -> int:
+        tokens = self.engine.max_num_batched_tokens or self._defaults[0]
+        return max(tokens, self.max_num_seqs)
+
+    @property
+    def max_num_seqs(self) -> int:
+        return self.engine.max_num_seqs or self._defaults[1]
+
+    @property
+    def gpu_memory_utilization(self) -> float:
+        if self.engine.gpu_memory_utilization is not None:
+            return self.engine.gpu_memory_utilization
+        return 0.92 if self.engine.version >= (0, 21) else 0.9
+
+    @property
+    def async_scheduling(self) -> bool:
+        if self.engine.async_scheduling is not None:
+            return self.engine.async_scheduling
+        return self.engine.version >= (0, 21)
+
+    @property
+    def expert_parallel(self) -> int:
+        """GPUs the experts are spread over (1: every GPU holds a slice of every expert)."""
+        return self.tp if self.engine.expert_parallel and self.model.is_moe else 1

@@ -1,20 +1,17 @@
-"""Step time of one continuous-batching iteration.
+"""Step-time models: the coefficients of llmplan/sim/stepmodel.py for one replica.
 
-    step_s = fixed_s + per_prefill_token_s * P + per_decode_seq_s * D + per_kv_token_s * K
-
-P prefill tokens computed this step, D sequences decoding one token each, K KV-cache tokens
-read by attention. The simulator relies on the time being affine in K for a fixed (P, D):
-that is what lets it jump over many decode steps in closed form. Every model is turned into
-these four coefficients by a builder registered in STEP_TIME_BUILDERS, keyed by the
-`step_time.kind` of the scenario; a calibrated model is just another builder.
+A builder per `step_time.kind` turns the scenario's choice into `StepTime` coefficients
+(seconds): `roofline` derives them from the catalog (datasheet peaks times achievable
+efficiencies), `linear` takes them as given, `calibrated` from a calibration file. The
+simulator evaluates them (max of overlapping parts plus serial parts, see stepmodel.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
-from llmplan.catalog.catalog import DTYPE_BYTES
 from llmplan.perf.setup import ReplicaSetup
 from llmplan.perf.steptime_spec import (
     CalibratedStepTime,
@@ -26,68 +23,114 @@ from llmplan.perf.steptime_spec import (
 
 @dataclass(frozen=True)
 class StepTime:
-    """Coefficients of the affine step-time model (seconds)."""
+    """Coefficients of the step model (seconds), their source, the client-side overhead."""
 
-    fixed_s: float
-    per_prefill_token_s: float
-    per_decode_seq_s: float
-    per_kv_token_s: float
+    serial_s: float = 0.0
+    serial_per_token_s: float = 0.0
+    serial_per_prefill_token_s: float = 0.0
+    serial_per_seq_s: float = 0.0
+    serial_per_kv_token_s: float = 0.0
+    compute_per_token_s: float = 0.0
+    compute_per_pair_s: float = 0.0
+    compute_per_window_seq_s: float = 0.0
+    weights_s: float = 0.0
+    experts_s: float = 0.0
+    experts: int = 0
+    experts_per_token: int = 0
+    memory_per_kv_token_s: float = 0.0
+    memory_per_seq_s: float = 0.0
+    cpu_s: float = 0.0
+    cpu_per_seq_s: float = 0.0
+    async_cpu: bool = False
+    verify_tokens: int = 1
+    accepted: float = 1.0
     source: str = "roofline"
     client_overhead_s: float = 0.0   # HTTP, tokenisation, queueing outside the engine
 
-    def step_s(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int) -> float:
-        return (self.fixed_s + self.per_prefill_token_s * prefill_tokens
-                + self.per_decode_seq_s * decode_seqs + self.per_kv_token_s * kv_tokens)
-
+    def coefficients(self) -> dict[str, Any]:
+        """Keyword arguments of the simulator's StepModel."""
+        data = asdict(self)
+        del data["source"], data["client_overhead_s"]
+        return data
 
 
 def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
-    """Datasheet peaks times achievable fractions.
+    """Datasheet peaks times achievable efficiencies, part by part.
 
-    Prefill is compute bound: 2 x active params FLOPs per token. Decode reads the weights
-    once per step (memory bound, in fixed_s since every step reads them) plus each running
-    sequence's KV bytes, and spends 2 x active params FLOPs per sequence.
+    compute: 2 FLOPs per active parameter per token on the tensor cores of the weight
+    format (dequantising kernels where the GPU has none), plus attention: 4 FLOPs per
+    (query, key) pair per head dimension per query head and layer; sliding-window layers
+    attend at most their window. memory: every step reads the dense weights once, the
+    experts its tokens touch, and the KV cache of every decoding sequence (full layers: the
+    whole context; window layers: the window). serial: tensor-parallel all-reduces (two per
+    layer of one hidden vector per token, ring algorithm) and a fixed gap. cpu: per step and
+    per sequence, hidden behind the GPU with async scheduling.
     """
     gpu, model, tp = setup.gpu, setup.model, setup.tp
-    weights_dtype, kv_dtype = setup.weights_dtype, setup.kv_dtype
-    flops = gpu.bf16_dense_tflops * 1e12 * tp
-    bandwidth = gpu.bandwidth_bytes_per_s * tp
-    # FP8 weights run on FP8 tensor cores at twice the BF16 rate where the GPU has them
-    # (Hopper, Ada); elsewhere (Ampere) they only halve the bytes read.
-    low_precision = DTYPE_BYTES[weights_dtype] <= 1.0
-    compute_speedup = (2.0 if gpu.fp8_dense_tflops else spec.dequant_efficiency) \
-        if low_precision else 1.0
-    flops_per_token = 2.0 * model.active_params_b * 1e9
-    sync_s = model.layers * spec.tp_sync_us_per_layer * 1e-6 if tp > 1 else 0.0
-    # tensor parallel: 2 all-reduces per layer of one hidden vector (bf16) per token;
-    # a ring all-reduce moves 2 (tp-1)/tp of it through each GPU's links
-    comm_s_per_token = (2 * model.layers * model.hidden_size * 2.0 * 2 * (tp - 1) / tp
-                        / (spec.allreduce_gb_per_s * 1e9)) if tp > 1 else 0.0
+    weights = setup.weights_dtype
+    flops = gpu.flops_per_s(weights) * tp * spec.compute_efficiency
+    if not gpu.runs_natively(weights):
+        flops *= spec.dequant_efficiency
+    attention_flops = gpu.flops_per_s("bf16") * tp * spec.compute_efficiency
+    bandwidth = gpu.bandwidth_bytes_per_s * tp * spec.memory_efficiency
+    # linear layers: every active parameter but the input embedding (a lookup)
+    matmul_params = model.active_params_b * 1e9 - model.vocab_size * model.hidden_size
+    if model.attention == "mla":
+        assert model.kv_lora_rank is not None and model.qk_rope_head_dim is not None
+        pair_dims = 2 * model.kv_lora_rank + model.qk_rope_head_dim   # absorbed QK and V
+    else:
+        pair_dims = 2 * model.head_dim
+    pair_flops = 2.0 * model.attention_heads * pair_dims
+    window = model.sliding_window_tokens or 0
+    kv_layer_bytes = model.kv_bytes_per_token_per_layer(setup.kv_dtype, tp) * tp
+    # all weights but the experts are read every step; the experts as the tokens touch them
+    all_weights = model.weight_bytes(weights)
+    expert_bytes = all_weights - model.weight_bytes_without_experts(weights)
+    embedding_rows = model.vocab_size * model.hidden_size * 2.0   # input table: not read
+    tokens_comm = 0.0
+    sync_s = 0.0
+    if tp > 1:
+        ring = 2.0 * (tp - 1) / tp
+        link = gpu.interconnect_gb_per_s * 1e9 * spec.allreduce_efficiency
+        tokens_comm = 2 * model.layers * model.hidden_size * 2.0 * ring / link
+        sync_s = model.layers * spec.tp_sync_us_per_layer * 1e-6
+    speculative = setup.engine.speculative
+    verify, accepted = 1, 1.0
+    if speculative is not None:
+        verify = speculative.num_speculative_tokens + 1
+        accepted = speculative.mean_acceptance_length
     return StepTime(
-        fixed_s=spec.cpu_fixed_ms * 1e-3 + sync_s
-        + model.weight_bytes(weights_dtype) / (bandwidth * spec.decode_mbu),
-        per_prefill_token_s=flops_per_token / (flops * compute_speedup * spec.prefill_mfu)
-        + comm_s_per_token,
-        per_decode_seq_s=flops_per_token / (flops * compute_speedup * spec.decode_mfu)
-        + comm_s_per_token + spec.cpu_per_seq_us * 1e-6,
-        per_kv_token_s=model.kv_bytes_per_token(kv_dtype) / (bandwidth * spec.decode_mbu),
-        source="roofline",
-    )
+        serial_s=spec.gpu_fixed_ms * 1e-3 + sync_s,
+        serial_per_token_s=tokens_comm,
+        compute_per_token_s=2.0 * matmul_params / flops,
+        compute_per_pair_s=pair_flops * model.full_layers / attention_flops,
+        compute_per_window_seq_s=pair_flops * model.sliding_layers * window / attention_flops,
+        weights_s=(all_weights - expert_bytes - embedding_rows) / bandwidth,
+        experts_s=expert_bytes / bandwidth,
+        experts=model.experts or 0, experts_per_token=model.experts_per_token or 0,
+        memory_per_kv_token_s=kv_layer_bytes * model.full_layers / bandwidth,
+        memory_per_seq_s=kv_layer_bytes * model.sliding_layers * window / bandwidth,
+        cpu_s=spec.cpu_fixed_ms * 1e-3, cpu_per_seq_s=spec.cpu_per_seq_us * 1e-6,
+        async_cpu=setup.async_scheduling, verify_tokens=verify, accepted=accepted,
+        source="roofline")
 
 
 def linear(setup: ReplicaSetup, spec: LinearStepTime) -> StepTime:
-    """Coefficients given directly (or fitted by `llmplan calibrate`)."""
-    return StepTime(spec.fixed_ms * 1e-3, spec.per_prefill_token_us * 1e-6,
-                    spec.per_decode_seq_us * 1e-6, spec.per_kv_token_ns * 1e-9, source="linear")
+    """Coefficients given directly (or fitted by `llmplan calibrate`): all serial,
+    step = fixed + per_prefill_token x P + per_decode_seq x D + per_kv_token x K."""
+    return StepTime(serial_s=spec.fixed_ms * 1e-3,
+                    serial_per_prefill_token_s=spec.per_prefill_token_us * 1e-6,
+                    serial_per_seq_s=spec.per_decode_seq_us * 1e-6,
+                    serial_per_kv_token_s=spec.per_kv_token_ns * 1e-9, source="linear")
 
 
 def calibrated(setup: ReplicaSetup, spec: CalibratedStepTime) -> StepTime:
     """Coefficients measured on a real server by `llmplan calibrate`."""
     assert spec.calibration is not None  # loaded when the scenario was validated
     fitted = linear(setup, spec.calibration.step_time)
-    return StepTime(fitted.fixed_s, fitted.per_prefill_token_s, fitted.per_decode_seq_s,
-                    fitted.per_kv_token_s, source=f"calibrated: {spec.resolved_path or spec.file}",
-                    client_overhead_s=spec.calibration.client_overhead_ms * 1e-3)
+    return StepTime(**{**asdict(fitted),
+                       "source": f"calibrated: {spec.resolved_path or spec.file}",
+                       "client_overhead_s": spec.calibration.client_overhead_ms * 1e-3})
 
 
 STEP_TIME_BUILDERS: dict[str, Callable[..., StepTime]] = {

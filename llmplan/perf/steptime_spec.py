@@ -29,36 +29,37 @@ class _Strict(BaseModel):
 class RooflineStepTime(_Strict):
     """Default step time from the catalog: datasheet peaks times achievable fractions.
 
-    The defaults were fitted once to the published record (vLLM 0.5.4 throughput of
-    Llama-3.1-8B/70B FP8 on 1-4 H100/A100, batch-1 latency ranges of an 8B model on H100, A100
-    and L40S) and reproduce every case within 25% (tests/sim/test_published_record.py).
-    Newer serving engines are faster, with less CPU time per sequence: calibrate against
-    your own server (`llmplan calibrate`) before trusting absolute numbers.
+    Each step is max(compute, memory traffic) plus what does not overlap (all-reduces, a
+    fixed GPU gap), next to the CPU's part, which async scheduling hides (llmplan/sim/
+    stepmodel.py). The fractions are physical efficiencies, fitted once to the published
+    record (benchmarks/published.py, FIDELITY.md): calibrate against your own server
+    (`llmplan calibrate`) before trusting absolute numbers.
     """
 
     kind: Literal["roofline"] = "roofline"
-    prefill_mfu: float = Field(default=0.54, gt=0, le=1,
-                               description="Achieved fraction of peak FLOP/s in prefill.")
-    decode_mbu: float = Field(default=0.56, gt=0, le=1,
-                              description="Achieved fraction of peak memory bandwidth.")
-    decode_mfu: float = Field(default=0.45, gt=0, le=1,
-                              description="Achieved fraction of peak FLOP/s per decode token.")
+    compute_efficiency: float = Field(
+        default=0.55, gt=0, le=1,
+        description="Achieved fraction of peak tensor-core FLOP/s (GEMMs and attention).")
+    memory_efficiency: float = Field(
+        default=0.75, gt=0, le=1,
+        description="Achieved fraction of peak memory bandwidth (weights and KV reads).")
+    dequant_efficiency: float = Field(
+        default=0.84, gt=0, le=1, description="Compute efficiency factor for weights the GPU "
+                                              "has no tensor cores for (dequantised in the "
+                                              "kernel: Marlin W8A16 / W4A16).")
+    gpu_fixed_ms: float = Field(default=0.3, ge=0,
+                                description="GPU time per step nothing overlaps (launch gaps).")
     cpu_fixed_ms: float = Field(
-        default=2.5, ge=0, description="CPU part of the fixed per-step time (scheduling, "
-                                       "kernel launches); the weight read is added to it.")
+        default=1.5, ge=0, description="CPU time per step (scheduling, input preparation); "
+                                       "hidden behind the GPU with async scheduling.")
     cpu_per_seq_us: float = Field(
-        default=110.0, ge=0, description="CPU time per running sequence per step (scheduling, "
-                                       "sampling, detokenising).")
+        default=25.0, ge=0, description="CPU time per running sequence per step (sampling "
+                                        "bookkeeping, detokenising, streaming output).")
     tp_sync_us_per_layer: float = Field(
         default=8.0, ge=0, description="All-reduce latency per layer per step when tp > 1.")
-    dequant_efficiency: float = Field(
-        default=0.84, gt=0, le=1, description="Compute efficiency factor for 8/4-bit weights "
-                                              "on GPUs without FP8 tensor cores (dequantised "
-                                              "in the kernel, e.g. Marlin W8A16 on A100).")
-    allreduce_gb_per_s: float = Field(
-        default=63.0, gt=0, description="Effective all-reduce bandwidth between the GPUs of "
-                                          "a replica (tp > 1): 2 all-reduces per layer of "
-                                          "hidden-size activations per token.")
+    allreduce_efficiency: float = Field(
+        default=0.6, gt=0, le=1, description="Achieved fraction of the GPU's interconnect "
+                                             "bandwidth in all-reduces (tp > 1).")
 
 
 class LinearStepTime(_Strict):

@@ -24,11 +24,12 @@ PROJECT = "llm-deploy-planner"
 def serving_from_deployment(name: str, dep: LocalDeployment, catalog: Catalog) -> ServingSettings:
     model = catalog.models[dep.model]
     engine = dep.engine
+    setup = dep.setup(catalog)   # engine defaults resolved as the simulation resolved them
     return ServingSettings(
         name=name, model_id=model.hf_id, served_name=dep.model, gpu=dep.gpu,
-        replicas=dep.replicas, tp=dep.tp, max_num_seqs=engine.max_num_seqs,
-        max_num_batched_tokens=engine.max_num_batched_tokens,
-        gpu_memory_utilization=engine.gpu_memory_utilization,
+        replicas=dep.replicas, tp=dep.tp, max_num_seqs=setup.max_num_seqs,
+        max_num_batched_tokens=setup.max_num_batched_tokens,
+        gpu_memory_utilization=setup.gpu_memory_utilization,
         block_size_tokens=engine.block_size_tokens, chunked_prefill=engine.chunked_prefill,
         max_model_len=engine.max_model_len,
         weights_dtype=engine.weights_dtype or model.default_dtype,

@@ -127,22 +127,62 @@ class Utilisation(ResultModel):
 
 
 class StepTimeCoefficients(ResultModel):
-    """The step-time model in use: step = fixed + per_prefill_token x P + per_decode_seq x D
-    + per_kv_token x K, plus the client-side overhead every local request sees."""
+    """The step model in use (llmplan/sim/stepmodel.py): max(compute, memory) + serial,
+    next to the CPU's part; P prefill tokens, D decoding sequences, K KV tokens read, pairs
+    of prefill attention. A calibrated or linear model is all serial."""
 
-    fixed_ms: float
-    per_prefill_token_us: float
-    per_decode_seq_us: float
-    per_kv_token_ns: float
+    serial_ms: float
+    serial_per_token_us: float
+    serial_per_prefill_token_us: float
+    serial_per_seq_us: float
+    serial_per_kv_token_ns: float
+    compute_per_token_us: float
+    compute_per_pair_ns: float
+    compute_per_window_seq_us: float
+    weights_ms: float
+    experts_ms: float
+    experts: int
+    experts_per_token: int
+    memory_per_kv_token_ns: float
+    memory_per_seq_us: float
+    cpu_ms: float
+    cpu_per_seq_us: float
+    async_cpu: bool
+    verify_tokens: int
+    accepted_per_step: float
     client_overhead_ms: float
     source: str
 
 
+class MemoryOutcome(ResultModel):
+    """One GPU's memory as vLLM budgets it (GiB): budget = total x utilisation; the KV
+    cache gets what weights, the profiling run's activation peak, non-torch memory and
+    CUDA graphs leave."""
+
+    total_gib: float
+    gpu_memory_utilization: float
+    budget_gib: float
+    weights_gib: float
+    activation_gib: float
+    non_torch_gib: float
+    cuda_graph_gib: float
+    kv_cache_gib: float
+
+
 class EngineOutcome(ResultModel):
-    kv_cache_tokens_per_replica: int
-    kv_cache_blocks_per_replica: int
-    weights_gb_per_gpu: float
+    """The engine as simulated (every default resolved, as it is provisioned)."""
+
+    vllm_version: str
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    async_scheduling: bool
+    kv_cache_tokens: int
+    kv_cache_blocks: int
+    vllm_logged_kv_cache_tokens: int
     max_model_len: int
+    max_concurrency_at_max_model_len: float
+    max_concurrency_at_mean_request: float | None
+    memory: MemoryOutcome
     step_time: StepTimeCoefficients
 
 

@@ -24,7 +24,8 @@ BASE = """
     deployments:
       d:
         gpu: {gpu}
-        model: Llama-3.1-8B
+        model: {model}
+        tp: {tp}
         replicas: {replicas}
         router: {router}
         engine: {engine}
@@ -51,6 +52,17 @@ CASES = {
         engine="{max_num_seqs: 16, kv_cache_tokens: 20000}",
         admission="{queue_limit: 20, queue_timeout_s: 8}",
         traffic="{kind: poisson, rate_per_s: 6}"),
+    # a mixture of experts whose weight reads change with the tokens of a step, decode runs
+    # that cross from memory- to compute-bound as contexts grow, and the CPU exposed
+    "moe-crossing-pieces": dict(gpu="H100-SXM", replicas=1, router="round_robin",
+                                model="Mixtral-8x7B", tp=2,
+                                engine="{async_scheduling: false, max_num_seqs: 96}",
+                                admission="{}", traffic="{kind: poisson, rate_per_s: 8}"),
+    "speculative-decoding": dict(gpu="A100-80GB", replicas=1, router="round_robin",
+                                 engine="{speculative: {method: eagle3, "
+                                        "num_speculative_tokens: 3, "
+                                        "mean_acceptance_length: 2.6, draft_params_b: 0.5}}",
+                                 admission="{}", traffic="{kind: poisson, rate_per_s: 5}"),
     "diurnal-spike": dict(gpu="L40S", replicas=2, router="least_outstanding", engine="{}",
                           admission="{}",
                           traffic="{kind: diurnal, mean_rate_per_s: 4, peak_to_mean: 3, "
@@ -61,7 +73,8 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_fast_mode_matches_reference_per_request(case: str) -> None:
-    loaded = scenario_from(BASE.format(seed=5, duration=180, **CASES[case]))
+    settings = {"model": "Llama-3.1-8B", "tp": 1, **CASES[case]}
+    loaded = scenario_from(BASE.format(seed=5, duration=180, **settings))
     fast, stream = run_first(loaded, SimulationMode.FAST)
     ref, _ = run_first(loaded, SimulationMode.REFERENCE, stream)
     a, b = request_table(fast, stream), request_table(ref, stream)
@@ -85,7 +98,8 @@ def test_the_cases_exercise_what_they_claim() -> None:
     """Guard against a case silently losing the behaviour it is there to compare."""
     seen = {}
     for case, params in CASES.items():
-        run, stream = run_first(scenario_from(BASE.format(seed=5, duration=180, **params)))
+        run, stream = run_first(scenario_from(BASE.format(
+            seed=5, duration=180, **{"model": "Llama-3.1-8B", "tp": 1, **params})))
         table = request_table(run, stream)
         seen[case] = (int(table.preemptions.sum()), int((table.outcome == 2).sum()),
                       int((table.outcome == 3).sum()))

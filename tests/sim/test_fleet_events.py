@@ -26,7 +26,7 @@ FLEET = """
 """
 
 
-def _go(rate: float = 3.0, replicas: int = 2, extra: str = "", spikes: str = "[]"):  # type: ignore[no-untyped-def]
+def _go(rate: float = 5.0, replicas: int = 2, extra: str = "", spikes: str = "[]"):  # type: ignore[no-untyped-def]
     loaded = scenario_from(FLEET.format(rate=rate, replicas=replicas, extra=extra,
                                         spikes=spikes))
     run, stream = run_first(loaded)
@@ -62,9 +62,9 @@ def test_autoscaling_follows_a_spike_and_scales_back() -> None:
     spike = "[{start_s: 300, duration_s: 300, multiplier: 5}]"
     scaling = ("autoscaling: {min_replicas: 1, max_replicas: 4, spin_up_s: 60, "
                "cooldown_s: 60, interval_s: 10, scale_up_waiting_per_replica: 2}")
-    _, _, table, summary = _go(rate=1.5, replicas=1, extra=scaling, spikes=spike)
+    _, _, table, summary = _go(rate=3.0, replicas=1, extra=scaling, spikes=spike)
     assert summary.local is not None
-    _, _, _, fixed_summary = _go(rate=1.5, replicas=1, spikes=spike)
+    _, _, _, fixed_summary = _go(rate=3.0, replicas=1, spikes=spike)
     events = summary.local.fleet.scale_events
     peak = max(e.replicas for e in events)
     assert peak > 1 and peak <= 4

@@ -10,6 +10,7 @@ from helpers import run_first, scenario_from
 from llmplan.perf.steptime import build_step_time
 from llmplan.scenario.models import SimulationMode
 from llmplan.sim.metrics import summarise_run
+from llmplan.sim.stepmodel import StepModel
 from llmplan.sim.table import request_table
 
 # Linear step model used below: 2 ms fixed, 10 us per prefill token, 100 us per decoding
@@ -91,9 +92,9 @@ def test_roofline_single_request_matches_its_own_coefficients() -> None:
     """)
     run, stream = run_first(loaded)
     dep = loaded.scenario.deployments["h100"]
-    step = build_step_time(dep.setup(loaded.catalog), dep.step_time)
+    step = StepModel(**build_step_time(dep.setup(loaded.catalog), dep.step_time).coefficients())
     table = request_table(run, stream)
-    ttft = step.step_s(512, 0, 0)
+    ttft = step.step_s(512, 0, 0, 512 * 513 // 2)
     decode = sum(step.step_s(0, 1, 512 + j) for j in range(1, 128))
     assert table.ttft_s[0] == pytest.approx(ttft, rel=1e-12)
     assert table.e2e_s[0] == pytest.approx(ttft + decode, rel=1e-12)

@@ -1,0 +1,186 @@
+"""The published record: public measurements the uncalibrated simulator is checked against.
+
+Two tables, each case with its source (benchmarks/published_record.yaml,
+benchmarks/kv_record.yaml):
+
+* throughput: a serving benchmark's output tokens/s (offline: every request at once, the
+  makespan measured; concurrency N: N clients back to back, approximated by the Poisson
+  rate whose mean number in flight is N, Little's law) for a GPU, model, weight format and
+  tensor-parallel degree, simulated with the catalog's roofline defaults;
+* KV cache: vLLM's start-up line "GPU KV cache size: N tokens" for a model, GPU, tensor
+  parallelism, memory utilisation and vLLM version, from llmplan.perf.memory.
+
+Used by benchmarks/published.py (prints the tables) and tests/sim/test_published_record.py.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmplan.catalog import Catalog, builtin_catalog
+from llmplan.catalog.catalog import DType, KvDType
+from llmplan.perf.engine import EngineSpec
+from llmplan.perf.memory import kv_capacity
+from llmplan.scenario.models import LocalDeployment
+from llmplan.sim.engine import simulate_deployment
+from llmplan.sim.table import request_table
+from llmplan.traffic import RequestStream
+
+HERE = Path(__file__).parent
+
+
+class _Case(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    source: str
+    gpu: str
+    model: str
+    tp: int = 1
+    weights: DType | None = None
+    kv_dtype: KvDType | None = None
+    notes: str = ""
+
+
+class ThroughputCase(_Case):
+    """One published throughput figure and the workload that produced it."""
+
+    engine: str
+    replicas: int = Field(default=1, description="Independent instances (data parallel).")
+    expert_parallel: bool = False
+    input_tokens: int
+    output_tokens: int
+    scenario: Literal["offline", "concurrency"]
+    concurrency: int | None = None
+    requests: int = Field(default=1000, description="Offline: prompts sent at once.")
+    output_tokens_per_s: float = Field(description="Measured, whole system.")
+    vllm_version: str | None = None
+
+
+class KvCase(_Case):
+    """One published vLLM start-up line and the settings it was printed under."""
+
+    gpu_memory_utilization: float
+    max_model_len: int | None = None
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    vllm_version: str
+    kv_cache_tokens: int = Field(description="'GPU KV cache size: N tokens' as logged.")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    case_id: str
+    measured: float
+    predicted: float
+
+    @property
+    def error_pct(self) -> float:
+        return 100.0 * (self.predicted - self.measured) / self.measured
+
+
+def load_cases(kind: type[ThroughputCase] | type[KvCase], name: str) -> list[Any]:
+    data = yaml.safe_load((HERE / name).read_text(encoding="utf-8"))
+    return [kind.model_validate(row) for row in data["cases"]]
+
+
+def _deployment(case: ThroughputCase | KvCase, engine: EngineSpec,
+                replicas: int = 1) -> LocalDeployment:
+    return LocalDeployment(gpu=case.gpu, model=case.model, tp=case.tp, replicas=replicas,
+                           engine=engine)
+
+
+def predicted_kv_tokens(case: KvCase, catalog: Catalog | None = None) -> int:
+    catalog = catalog or builtin_catalog()
+    engine = EngineSpec(vllm_version=case.vllm_version, weights_dtype=case.weights,
+                        kv_dtype=case.kv_dtype,
+                        gpu_memory_utilization=case.gpu_memory_utilization,
+                        max_model_len=case.max_model_len, max_num_seqs=case.max_num_seqs,
+                        max_num_batched_tokens=case.max_num_batched_tokens)
+    capacity = kv_capacity(_deployment(case, engine).setup(catalog))
+    return capacity.logged_tokens
+
+
+def kv_outcomes(cases: list[KvCase]) -> list[Outcome]:
+    return [Outcome(c.id, c.kv_cache_tokens, predicted_kv_tokens(c)) for c in cases]
+
+
+def _stream(arrivals: np.ndarray, case: ThroughputCase) -> RequestStream:
+    n = len(arrivals)
+    return RequestStream(arrival_s=arrivals, task_index=np.zeros(n, dtype=np.int64),
+                         prompt_tokens=np.full(n, case.input_tokens, dtype=np.int64),
+                         output_tokens=np.full(n, case.output_tokens, dtype=np.int64),
+                         task_names=("bench",))
+
+
+def _simulate(case: ThroughputCase, arrivals: np.ndarray,
+              catalog: Catalog) -> tuple[float, float]:
+    """(output tokens/s over the run, mean requests in flight)."""
+    engine = EngineSpec(weights_dtype=case.weights, kv_dtype=case.kv_dtype,
+                        expert_parallel=case.expert_parallel,
+                        **({"vllm_version": case.vllm_version} if case.vllm_version else {}))
+    dep = _deployment(case, engine, case.replicas)
+    stream = _stream(arrivals, case)
+    span = float(arrivals[-1]) + 1e-9
+    run = simulate_deployment(case.id, dep, catalog, stream, span, drain_s=86400.0)
+    table = request_table(run, stream)
+    finish = table.finish_s[~np.isnan(table.finish_s)]
+    makespan = float(finish.max())
+    tokens = float(table.output_tokens[~np.isnan(table.finish_s)].sum())
+    busy = float(np.nansum(table.e2e_s)) / makespan
+    return tokens / makespan, busy
+
+
+def predicted_output_tokens_per_s(case: ThroughputCase, catalog: Catalog | None = None) -> float:
+    catalog = catalog or builtin_catalog()
+    if case.scenario == "offline":
+        return _simulate(case, np.zeros(case.requests * case.replicas), catalog)[0]
+    assert case.concurrency is not None
+    return _closed_loop(case, catalog)
+
+
+def _closed_loop(case: ThroughputCase, catalog: Catalog) -> float:
+    """N users back to back: the Poisson rate at which N requests are in flight on average
+    (bisection on the rate, Little's law), its throughput measured in the middle of the run
+    (the warm-up and the drain left out)."""
+    assert case.concurrency is not None
+    target = case.concurrency * case.replicas
+    rng = np.random.default_rng(7)
+    n = max(400, 12 * target)
+    gaps = rng.exponential(1.0, n)
+    lo, hi = 0.0, math.inf
+    rate = 1.0
+    for _ in range(20):
+        arrivals = np.cumsum(gaps) / rate
+        _, in_flight = _simulate(case, arrivals, catalog)
+        if in_flight < target:
+            lo = rate
+        else:
+            hi = rate
+        rate = rate * 2 if math.isinf(hi) else (lo + hi) / 2
+        if hi - lo < 0.01 * hi:
+            break
+    # Little's law: N in flight, each for E2E seconds, complete N / E2E per second
+    return (lo + hi) / 2 * case.output_tokens
+
+
+def throughput_outcomes(cases: list[ThroughputCase]) -> list[Outcome]:
+    return [Outcome(c.id, c.output_tokens_per_s, predicted_output_tokens_per_s(c))
+            for c in cases]
+
+
+def summary(outcomes: list[Outcome]) -> tuple[float, float]:
+    """(median, max) absolute error in %."""
+    errors = [abs(o.error_pct) for o in outcomes]
+    return float(np.median(errors)), float(max(errors))
+
+
+__all__ = ["KvCase", "Outcome", "ThroughputCase", "kv_outcomes", "load_cases", "math",
+           "summary", "throughput_outcomes"]

@@ -1,0 +1,126 @@
+"""How long one continuous-batching step takes: parts that overlap, parts that do not.
+
+    gpu    = max(compute, memory) + serial
+    step   = max(gpu, cpu)          with async scheduling (the CPU prepares the next step
+           = gpu + cpu              while the GPU runs this one), without it
+
+compute = linear-layer FLOPs of the step's tokens + attention FLOPs over their context;
+memory = weights read (dense part, plus the experts the step's tokens touch) + KV cache
+read; serial = what neither overlaps (tensor-parallel all-reduces, a fixed per-step cost);
+cpu = scheduling, sampling and output handling (fixed + per decoding sequence).
+
+With P prefill tokens, D decoding sequences, K context tokens those decodes attend to and
+A (query, key) pairs of the prefill chunks, each part is affine in K for fixed (P, D): a run
+of pure decode steps, in which K grows by D per step, is piecewise linear in the step
+index, with a new piece only where another part takes over the max. `decode_run` gives the
+current piece (first step time, growth per step, steps it lasts) so the fast scheduler can
+jump over it in closed form and stay exact against the step-by-step reference.
+
+Speculative decoding: each decode step verifies `verify_tokens` per sequence and emits
+`accepted` of them on average; the simulator emits one token per step, so a step that
+decodes lasts the verify step's time divided by `accepted`.
+"""
+
+from __future__ import annotations
+
+import math
+
+NEVER = 1 << 62
+
+
+class StepModel:
+    """Coefficients in seconds (per token, per sequence, per KV token, per pair)."""
+
+    def __init__(self, *, serial_s: float = 0.0, serial_per_token_s: float = 0.0,
+                 serial_per_prefill_token_s: float = 0.0, serial_per_seq_s: float = 0.0,
+                 serial_per_kv_token_s: float = 0.0,
+                 compute_per_token_s: float = 0.0, compute_per_pair_s: float = 0.0,
+                 compute_per_window_seq_s: float = 0.0,
+                 weights_s: float = 0.0, experts_s: float = 0.0, experts: int = 0,
+                 experts_per_token: int = 0, memory_per_kv_token_s: float = 0.0,
+                 memory_per_seq_s: float = 0.0,
+                 cpu_s: float = 0.0, cpu_per_seq_s: float = 0.0, async_cpu: bool = False,
+                 verify_tokens: int = 1, accepted: float = 1.0) -> None:
+        self.serial_s = serial_s
+        self.serial_per_token_s = serial_per_token_s
+        self.serial_per_prefill_token_s = serial_per_prefill_token_s
+        self.serial_per_seq_s = serial_per_seq_s
+        self.serial_per_kv_token_s = serial_per_kv_token_s
+        self.compute_per_token_s = compute_per_token_s
+        self.compute_per_pair_s = compute_per_pair_s
+        self.compute_per_window_seq_s = compute_per_window_seq_s
+        self.weights_s = weights_s
+        self.experts_s = experts_s
+        self.untouched = 1.0 - experts_per_token / experts if experts > 0 else 0.0
+        self.memory_per_kv_token_s = memory_per_kv_token_s
+        self.memory_per_seq_s = memory_per_seq_s
+        self.cpu_s = cpu_s
+        self.cpu_per_seq_s = cpu_per_seq_s
+        self.async_cpu = async_cpu
+        self.verify_tokens = verify_tokens
+        self.accepted = accepted
+
+    def _weights_read_s(self, tokens: int) -> float:
+        """Dense weights, plus the share of experts `tokens` routed tokens touch (each picks
+        top-k of E uniformly: E (1 - (1 - k/E)^T) distinct experts expected)."""
+        if self.experts_s == 0.0:
+            return self.weights_s
+        return self.weights_s + self.experts_s * (1.0 - math.pow(self.untouched, tokens))
+
+    def _parts(self, prefill_tokens: int, decode_seqs: int,
+               kv_tokens: int, pairs: int) -> tuple[float, float, float, float]:
+        """(compute, memory, serial, cpu) of one step."""
+        q = self.verify_tokens
+        tokens = prefill_tokens + decode_seqs * q
+        compute = self.compute_per_token_s * tokens \
+            + self.compute_per_pair_s * (pairs + q * kv_tokens) \
+            + self.compute_per_window_seq_s * decode_seqs
+        memory = self._weights_read_s(tokens) + self.memory_per_kv_token_s * kv_tokens \
+            + self.memory_per_seq_s * decode_seqs
+        serial = self.serial_s + self.serial_per_token_s * tokens \
+            + self.serial_per_prefill_token_s * prefill_tokens \
+            + self.serial_per_seq_s * decode_seqs + self.serial_per_kv_token_s * kv_tokens
+        cpu = self.cpu_s + self.cpu_per_seq_s * decode_seqs
+        return compute, memory, serial, cpu
+
+    def step_s(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int,
+               pairs: int = 0) -> float:
+        """One step with P prefill tokens (A pairs), D decodes reading K context tokens."""
+        compute, memory, serial, cpu = self._parts(prefill_tokens, decode_seqs, kv_tokens,
+                                                   pairs)
+        gpu = max(compute, memory) + serial
+        t = max(gpu, cpu) if self.async_cpu else gpu + cpu
+        if decode_seqs > 0 and self.accepted != 1.0:
+            t /= self.accepted
+        return t
+
+    def decode_run(self, decode_seqs: int, kv_tokens: int) -> tuple[float, float, int]:
+        """A run of pure decode steps from K = kv_tokens: (first step time, growth per
+        step, how many steps from the first follow that line, NEVER if all do)."""
+        d = decode_seqs
+        c0, m0, s0, cpu = self._parts(0, d, kv_tokens, 0)
+        # per step K grows by d: each part's growth
+        q = self.verify_tokens
+        gc = self.compute_per_pair_s * q * d
+        gm = self.memory_per_kv_token_s * d
+        gs = self.serial_per_kv_token_s * d
+        if self.async_cpu:
+            lines = [(c0 + s0, gc + gs), (m0 + s0, gm + gs), (cpu, 0.0)]
+        else:
+            lines = [(c0 + s0 + cpu, gc + gs), (m0 + s0 + cpu, gm + gs)]
+        # the line on top now (ties: the one that grows faster stays on top)
+        best = 0
+        for i in range(1, len(lines)):
+            if lines[i][0] > lines[best][0] or (lines[i][0] == lines[best][0]
+                                                and lines[i][1] > lines[best][1]):
+                best = i
+        first, growth = lines[best]
+        steps = NEVER
+        for value, slope in lines:
+            if slope > growth:
+                # overtakes after (first - value) / (slope - growth) steps
+                steps = min(steps, max(1, math.ceil((first - value) / (slope - growth))))
+        if self.accepted != 1.0:
+            first /= self.accepted
+            growth /= self.accepted
+        return first, growth, steps
