@@ -99,27 +99,34 @@ class StepModel:
         step, how many steps from the first follow that line, NEVER if all do)."""
         d = decode_seqs
         c0, m0, s0, cpu = self._parts(0, d, kv_tokens, 0)
-        # per step K grows by d: each part's growth
+        # per step K grows by d: each part's growth. Three lines: compute + serial, memory
+        # + serial, and the CPU alone (async) or added to both (sync).
         q = self.verify_tokens
-        gc = self.compute_per_pair_s * q * d
-        gm = self.memory_per_kv_token_s * d
         gs = self.serial_per_kv_token_s * d
-        if self.async_cpu:
-            lines = [(c0 + s0, gc + gs), (m0 + s0, gm + gs), (cpu, 0.0)]
-        else:
-            lines = [(c0 + s0 + cpu, gc + gs), (m0 + s0 + cpu, gm + gs)]
+        a0, ag = c0 + s0, self.compute_per_pair_s * q * d + gs
+        b0, bg = m0 + s0, self.memory_per_kv_token_s * d + gs
+        c_line = cpu
+        if not self.async_cpu:
+            a0 += cpu
+            b0 += cpu
+            c_line = -1.0          # never on top
         # the line on top now (ties: the one that grows faster stays on top)
-        best = 0
-        for i in range(1, len(lines)):
-            if lines[i][0] > lines[best][0] or (lines[i][0] == lines[best][0]
-                                                and lines[i][1] > lines[best][1]):
-                best = i
-        first, growth = lines[best]
+        if a0 > b0 or (a0 == b0 and ag > bg):
+            first, growth, other, other_g = a0, ag, b0, bg
+        else:
+            first, growth, other, other_g = b0, bg, a0, ag
+        if c_line > first:
+            first, growth = c_line, 0.0
+            other, other_g = max(a0, b0), (ag if a0 >= b0 else bg)
+            third, third_g = min(a0, b0), (bg if a0 >= b0 else ag)
+        else:
+            third, third_g = c_line, 0.0
         steps = NEVER
-        for value, slope in lines:
-            if slope > growth:
-                # overtakes after (first - value) / (slope - growth) steps
-                steps = min(steps, max(1, math.ceil((first - value) / (slope - growth))))
+        if other_g > growth:
+            # overtakes after (first - other) / (other_g - growth) steps
+            steps = max(1, math.ceil((first - other) / (other_g - growth)))
+        if third_g > growth and third > -1.0:
+            steps = min(steps, max(1, math.ceil((first - third) / (third_g - growth))))
         if self.accepted != 1.0:
             first /= self.accepted
             growth /= self.accepted
