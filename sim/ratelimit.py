@@ -167,4 +167,5 @@ LIMITERS: dict[str, type[Limiter]] = {
 }
 
 DEFAULT_ACCOUNTING = {"openai": "rolling_minute", "anthropic": "rolling_minute",
-                      "bedrock": "bedrock_reserve", "azure_openai": "azure_slices"}
+                      "google": "rolling_minute", "bedrock": "bedrock_reserve",
+                      "azure_openai": "azure_slices"}
