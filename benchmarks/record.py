@@ -71,6 +71,7 @@ class KvCase(_Case):
     max_model_len: int | None = None
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
+    block_size_tokens: int = 16
     vllm_version: str
     kv_cache_tokens: int = Field(description="'GPU KV cache size: N tokens' as logged.")
 
@@ -103,7 +104,8 @@ def predicted_kv_tokens(case: KvCase, catalog: Catalog | None = None) -> int:
                         kv_dtype=case.kv_dtype,
                         gpu_memory_utilization=case.gpu_memory_utilization,
                         max_model_len=case.max_model_len, max_num_seqs=case.max_num_seqs,
-                        max_num_batched_tokens=case.max_num_batched_tokens)
+                        max_num_batched_tokens=case.max_num_batched_tokens,
+                        block_size_tokens=case.block_size_tokens)
     capacity = kv_capacity(_deployment(case, engine).setup(catalog))
     return capacity.logged_tokens
 

@@ -22,11 +22,17 @@ DEFAULT_VLLM_VERSION = "0.33.0"
 GIB = float(1 << 30)
 
 
+def release_tuple(version: str) -> tuple[int, int, int]:
+    """(major, minor, patch) of a version such as '0.11.2' or '0.9.2rc1'."""
+    parts = [*version.split("."), "0", "0"][:3]
+    digits = ["".join(ch for ch in part if ch.isdigit()) or "0" for part in parts]
+    return int(digits[0]), int(digits[1]), int(digits[2])
+
+
 def version_tuple(version: str) -> tuple[int, int]:
-    """(major, minor) of a version such as '0.11.2' or '0.9.2rc1'."""
-    parts = version.split(".")
-    minor = "".join(ch for ch in (parts[1] if len(parts) > 1 else "0") if ch.isdigit())
-    return int(parts[0] or 0), int(minor or 0)
+    """(major, minor) of a version."""
+    major, minor, _ = release_tuple(version)
+    return major, minor
 
 
 class _Strict(BaseModel):
@@ -106,6 +112,10 @@ class EngineSpec(_Strict):
     @property
     def version(self) -> tuple[int, int]:
         return version_tuple(self.vllm_version)
+
+    @property
+    def release(self) -> tuple[int, int, int]:
+        return release_tuple(self.vllm_version)
 
 
 def default_limits(engine: EngineSpec, gpu_memory_bytes: float,

@@ -10,8 +10,11 @@ v0.21.0 and v0.33.0):
 experts). The activation peak is vLLM's profiling run: a forward pass of
 max_num_batched_tokens tokens, then the sampler on min(max_num_seqs, those tokens) rows of
 fp32 logits over the vocabulary, whose sort and softmax copies dominate in V1. Non-torch
-memory (CUDA context growth, NCCL buffers) grows with tensor parallelism. CUDA-graph memory
-is estimated and subtracted from v0.21 on (before, graphs were captured outside the budget).
+memory (CUDA context growth, NCCL buffers) grows with tensor parallelism. CUDA graphs are
+captured after the KV cache is allocated, outside the budget: every published log we have,
+v0.21-v0.27 included, leaves them out of the KV arithmetic (vLLM's source has an estimate
+of them behind VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS); they are estimated here so the
+report can show the whole card.
 
 The available bytes become blocks of `block_size` tokens: one block holds a page of every
 layer of a KV-cache group. Dense models have one group of all layers; models mixing
@@ -30,18 +33,18 @@ from llmplan.catalog.catalog import DTYPE_BYTES
 from llmplan.perf.engine import GIB
 from llmplan.perf.setup import ReplicaSetup
 
-#: vLLM V1 sampler warm-up, fp32 logits copies alive at the peak (sort keys, indices,
-#: softmax): fitted to the activation lines of v0.10-v0.11 logs (Llama-3.1-8B 4.76 GiB,
-#: Qwen3-0.6B 5.56, Qwen3-32B 5.64, gpt-oss 7.38 GiB at 1024 sequences; Qwen3-8B 1.40 and
-#: Qwen3-235B 1.40 at 256): 9.6 copies, within 3% on each.
-LOGIT_COPIES_V1 = 9.6
-#: From v0.21 the profile samples far fewer copies: one published log (Llama-3.1-8B on an
-#: H100, 1.44 GiB at 1024 sequences) implies about 2.5. An estimate; calibrate with your
-#: server's "Available KV cache memory" line.
-LOGIT_COPIES_V21 = 2.5
+#: vLLM V1 sampler warm-up: fp32 logits copies of max_num_seqs x vocab alive at the peak
+#: (sort keys, indices, softmax). The count changed between releases; from published
+#: start-up logs (benchmarks/kv_record.yaml and the activation lines of llm-d's H100 table):
+#: v0.10.2-v0.11 show 9.6 copies within 3% (Llama-3.1-8B 4.76 GiB, Qwen3-0.6B 5.56, Qwen3-32B
+#: 5.64, gpt-oss 7.38 GiB at 1024 sequences; Qwen3-8B and Qwen3-235B 1.40 GiB at 256);
+#: v0.9-v0.10.1 logs leave 0.4-0.8 GiB for activations and non-torch memory together
+#: (about 4 copies); v0.21 and later about 1.5 (Llama-3.1-8B 1.44 GiB, Qwen3-32B ~1.1 GiB at
+#: 1024 sequences). Calibrate with your server's "Available KV cache memory" line.
+LOGIT_COPIES = (((0, 21), 1.5), ((0, 10, 2), 9.6), ((0, 9), 4.0))
 #: Forward-pass activations per batched token: the widest live tensors of one layer
-#: (residual, attention output, MLP gate and up), 16-bit.
-FORWARD_WIDTHS = 4
+#: (hidden-sized input and output, the MLP's gate and up projections), 16-bit.
+FORWARD_WIDTHS = 2
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,9 @@ class MemoryBudget:
 
     @property
     def available_bytes(self) -> float:
+        """What the KV cache gets (CUDA graphs live outside the budget)."""
         return self.budget_bytes - self.weights_bytes - self.activation_bytes \
-            - self.non_torch_bytes - self.cuda_graph_bytes
+            - self.non_torch_bytes
 
 
 @dataclass(frozen=True)
@@ -109,10 +113,10 @@ def activation_bytes(setup: ReplicaSetup) -> float:
         * (model.experts_per_token or 1) if model.is_moe else model.intermediate_size
     forward = tokens * (FORWARD_WIDTHS * model.hidden_size + 2 * mlp / setup.tp) * 2.0
     logits = rows * model.vocab_size * 4.0
-    if engine.version >= (0, 21):
-        return forward + LOGIT_COPIES_V21 * logits
-    if engine.version >= (0, 9):
-        return forward + LOGIT_COPIES_V1 * logits
+    release = engine.release
+    for since, copies in LOGIT_COPIES:
+        if release >= since:
+            return forward + copies * logits
     return forward + logits          # V0: the forward pass dominates, one logits copy
 
 
@@ -124,13 +128,13 @@ def non_torch_bytes(setup: ReplicaSetup) -> float:
 
 
 def cuda_graph_bytes(setup: ReplicaSetup) -> float:
-    """CUDA-graph pool vLLM subtracts from v0.21 (0 before, and with enforce_eager).
+    """CUDA-graph pool captured after the KV cache (0 with enforce_eager).
 
     Observed 0.23-0.68 GiB for 7-8B dense models, 1.3 GiB for Qwen3-30B-A3B, 1.9 GiB per
     GPU for gpt-oss-120b at TP4: about 0.3 GiB plus 12 MiB per layer, twice that per MoE
     layer (their fused-expert workspaces are captured too).
     """
-    if setup.engine.enforce_eager or setup.engine.version < (0, 21):
+    if setup.engine.enforce_eager:
         return 0.0
     model = setup.model
     per_layer = 0.012 * (2 if model.is_moe else 1)
@@ -218,11 +222,10 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
 
 
 def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
-    need = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes \
-        + budget.cuda_graph_bytes
+    need = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes
     min_tp = next((t for t in (2, 4, 8, 16, 32, 64) if t > setup.tp and
                    budget.weights_bytes * setup.tp / t + budget.activation_bytes
-                   + (0.55 * GIB) + budget.cuda_graph_bytes < budget.budget_bytes), None)
+                   + (0.55 * GIB) < budget.budget_bytes), None)
     return (f"{setup.model_name} in {setup.weights_dtype} does not fit on {setup.gpu_name} "
             f"with tp={setup.tp}: needs {need / GIB:.1f} GiB per GPU (weights "
             f"{budget.weights_bytes / GIB:.1f}), {budget.budget_bytes / GIB:.1f} GiB usable at "

@@ -1,0 +1,59 @@
+"""The uncalibrated catalog against published measurements (benchmarks/published.py).
+
+KV cache: vLLM's own start-up lines ("GPU KV cache size: N tokens") for different models,
+GPUs, tensor-parallel degrees and vLLM releases, from llmplan.perf.memory: the issue's bar
+is 10%. Throughput: every published case simulates; on dense models on NVIDIA GPUs (the
+scope the roofline defaults are validated for) the median error meets the 15% target. The
+whole table, misses included (mixtures of experts under vLLM and SGLang, ROCm), is printed
+by benchmarks/published.py and recorded with reasons in FIDELITY.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from record import (
+    KvCase,
+    ThroughputCase,
+    kv_outcomes,
+    load_cases,
+    summary,
+    throughput_outcomes,
+)
+
+from llmplan.catalog import builtin_catalog
+
+
+def test_vllm_kv_cache_lines_within_ten_percent() -> None:
+    cases = load_cases(KvCase, "kv_record.yaml")
+    outcomes = kv_outcomes(cases)
+    within = [o for o in outcomes if abs(o.error_pct) <= 10.0]
+    assert len(within) >= 8, [(o.case_id, round(o.error_pct, 1)) for o in outcomes]
+    median, _ = summary(outcomes)
+    assert median <= 10.0
+    # the table really spans what the issue asks for
+    assert len({c.model for c in cases}) >= 5 and len({c.gpu for c in cases}) >= 4
+    assert {c.tp for c in cases} >= {1, 2, 4}
+    assert len({c.vllm_version for c in cases}) >= 3
+
+
+def test_published_throughput_table() -> None:
+    catalog = builtin_catalog()
+    cases = load_cases(ThroughputCase, "published_record.yaml")
+    outcomes = throughput_outcomes(cases)
+    assert len(cases) >= 25 and len({c.source.split("/")[2] for c in cases}) >= 3
+    assert {"H200", "B200", "MI300X"} <= {c.gpu for c in cases}
+    assert sum(catalog.models[c.model].is_moe for c in cases) >= 2
+    assert {"fp8", "nvfp4", "mxfp4"} <= {c.weights for c in cases}
+    assert {1, 2, 4, 8} <= {c.tp for c in cases}
+    assert all(math.isfinite(o.predicted) and o.predicted > 0 for o in outcomes)
+    dense = [o for c, o in zip(cases, outcomes, strict=True)
+             if not catalog.models[c.model].is_moe and catalog.gpus[c.gpu].vendor == "nvidia"]
+    assert len(dense) >= 10
+    median, _ = summary(dense)
+    assert median <= 15.0, sorted(round(o.error_pct) for o in dense)
+    # predictions follow the measurements across two orders of magnitude
+    measured = np.log([o.measured for o in dense])
+    predicted = np.log([o.predicted for o in dense])
+    assert np.corrcoef(measured, predicted)[0, 1] > 0.9
