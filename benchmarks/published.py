@@ -28,7 +28,8 @@ def main() -> None:
               f"{o.error_pct:+7.1f}")
     kv_cases = load_cases(KvCase, "kv_record.yaml")
     kv = kv_outcomes(kv_cases)
-    print(f"\n{'vLLM start-up line':52} {'version':8} {'logged':>10} {'predicted':>10} {'err %':>7}")
+    print(f"\n{'vLLM start-up line':52} {'version':8} {'logged':>10} {'predicted':>10} "
+          f"{'err %':>7}")
     for case, o in zip(kv_cases, kv, strict=True):
         print(f"{case.id[:52]:52} {case.vllm_version:8} {o.measured:10.0f} {o.predicted:10.0f} "
               f"{o.error_pct:+7.1f}")
