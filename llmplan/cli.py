@@ -400,13 +400,19 @@ def schema(
 
 
 @app.command()
-def catalog() -> None:
-    """List the GPUs and models the planner knows (every number has a source)."""
+def catalog(
+    sources: Annotated[bool, typer.Option(
+        "--sources", help="Print every entry's source for each number instead.")] = False,
+) -> None:
+    """List the GPUs, models and cloud models the planner knows (every number has a source;
+    prices older than 180 days are starred)."""
+    import datetime
+
     from llmplan.catalog import builtin_catalog
     from llmplan.render import catalog_tables
 
-    for table in catalog_tables(builtin_catalog()):
-        out.print(table)
+    for table in catalog_tables(builtin_catalog(), sources=sources, today=datetime.date.today()):
+        out.print(table, width=min(out.width, 100))
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
+
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from llmplan.catalog import Catalog
+from llmplan.catalog import STALE_AFTER_DAYS, Catalog, is_stale
 from llmplan.decide.sweep import SweepResult
 from llmplan.fidelity.validate import METRICS, Comparison
 from llmplan.perf.steptime_spec import Calibration
@@ -122,18 +125,108 @@ def sweep_table(sweep: SweepResult) -> Table:
     return table
 
 
-def catalog_tables(cat: Catalog) -> list[Table]:
-    gpus = Table(title="GPUs")
-    for column in ("id", "memory GiB", "bf16 TFLOP/s", "GB/s", "W", "buy $", "rent $/h"):
-        gpus.add_column(column)
+def _num(value: float | None) -> str:
+    """A compact count: '-' for none, 128k / 1.05M from a thousand up."""
+    if value is None:
+        return "-"
+    for limit, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.3g}" + suffix
+    return f"{value:g}"
+
+
+def _tokens(count: int) -> str:
+    """A context length as people say it: 128k = 131,072 tokens, 1M = 2^20, 200k = 200,000."""
+    if count % 1024 == 0 and count >= 1024:
+        kib = count // 1024
+        return f"{kib // 1024}M" if kib % 1024 == 0 else f"{kib}k"
+    return _num(count)
+
+
+def _tflops(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}".rstrip("0").rstrip(".")
+
+
+def _compact(title: str, caption: str = "") -> Table:
+    """A table narrow enough for a 100-column terminal: no outer edge, header rule only."""
+    return Table(title=title, caption=caption or None, box=box.SIMPLE_HEAD, show_edge=False,
+                 pad_edge=False, collapse_padding=True, caption_justify="left")
+
+
+def _catalog_overview(cat: Catalog, today: datetime.date | None) -> list[Table]:
+    def as_of(date: datetime.date) -> str:
+        return date.isoformat() + ("*" if today is not None and is_stale(date, today) else "")
+
+    stale_note = (f"* prices older than {STALE_AFTER_DAYS} days on {today.isoformat()}"
+                  if today is not None else "")
+    gpus = _compact("GPUs", "GiB: total the runtime reports; TFLOP/s dense; link: GB/s per "
+                            "direction to peers" + (f"\n{stale_note}" if stale_note else ""))
+    for column in ("id", "GiB", "bf16", "fp8", "fp4", "HBM GB/s", "link", "W", "buy $",
+                   "rent $/h", "as of"):
+        gpus.add_column(column, justify="left" if column in ("id", "as of") else "right")
     for key, g in cat.gpus.items():
-        gpus.add_row(key, f"{g.memory_mib / 1024:.1f}", f"{g.bf16_dense_tflops:g}",
-                     f"{g.memory_bandwidth_gb_per_s:g}", f"{g.tdp_w:g}", f"{g.purchase_usd:,.0f}",
-                     f"{g.rental_usd_per_gpu_hour:.2f}")
-    models = Table(title="Models")
-    for column in ("id", "params B", "layers", "kv heads", "head dim", "KiB KV/token (bf16)"):
-        models.add_column(column)
+        gpus.add_row(key, f"{g.memory_mib / 1024:.1f}", _tflops(g.bf16_dense_tflops),
+                     _tflops(g.fp8_dense_tflops), _tflops(g.fp4_dense_tflops),
+                     f"{g.memory_bandwidth_gb_per_s:g}", f"{g.interconnect_gb_per_s:g}",
+                     f"{g.tdp_w:g}", f"{g.purchase_usd:,.0f}", f"{g.rental_usd_per_gpu_hour:.2f}",
+                     as_of(g.prices_as_of))
+    models = _compact("Models", "params: total/active B; attention: KV heads x head dim, or MLA "
+                                "latent + rope dims; KV: KiB per token over all layers in bf16; "
+                                "window: tokens x layers; experts: routed/top-k+shared")
+    for column in ("id", "params", "layers", "attention", "KV", "window", "experts", "dtype",
+                   "context"):
+        models.add_column(column, justify="left" if column in ("id", "dtype") else "right")
     for key, m in cat.models.items():
-        models.add_row(key, f"{m.params_b:g}", str(m.layers), str(m.kv_heads), str(m.head_dim),
-                       f"{m.kv_bytes_per_token('bf16') / 1024:g}")
-    return [gpus, models]
+        params = f"{m.params_b:g}" + (f"/{m.active_params_b:g}" if m.is_moe else "")
+        attention = (f"mla {m.kv_lora_rank}+{m.qk_rope_head_dim}" if m.attention == "mla"
+                     else f"{m.kv_heads}x{m.head_dim}")
+        window = (f"{m.sliding_window_tokens}x{m.sliding_layers}" if m.sliding_layers else "-")
+        experts = (f"{m.experts}/{m.experts_per_token}"
+                   + (f"+{m.shared_experts}" if m.shared_experts else "") if m.is_moe else "-")
+        models.add_row(key, params, str(m.layers), attention,
+                       f"{m.kv_bytes_per_token('bf16') / 1024:.4g}", window, experts,
+                       m.default_dtype, _tokens(m.max_context_tokens))
+    tables = [gpus, models]
+    for provider in dict.fromkeys(c.provider for c in cat.cloud_models.values()):
+        cloud = _compact(f"Cloud models: {provider}",
+                         "USD per million tokens; RPM/TPM of the default tier (Anthropic and "
+                         "Gemini TPM: input only)" + (f"\n{stale_note}" if stale_note else ""))
+        for column in ("id", "in", "cached", "write", "out", "context", "tier", "RPM", "TPM",
+                       "as of"):
+            cloud.add_column(column, justify="left" if column in ("id", "tier", "as of")
+                             else "right")
+        for key, c in cat.cloud_models.items():
+            if c.provider == provider:
+                cloud.add_row(key, _usd(c.input_usd_per_mtok), _usd(c.cached_input_usd_per_mtok),
+                              _usd(c.cache_write_usd_per_mtok), _usd(c.output_usd_per_mtok),
+                              _tokens(c.context_tokens), c.default_tier or "-",
+                              _num(c.default_rpm), _num(c.default_tpm),
+                              as_of(c.prices_as_of))
+        tables.append(cloud)
+    return tables
+
+
+def _catalog_sources(cat: Catalog) -> list[Table]:
+    tables = []
+    for section in ("gpus", "models", "cloud_models"):
+        for key, entry in getattr(cat, section).items():
+            table = Table(title=f"{section}/{key}", title_justify="left", box=None,
+                          show_header=False, pad_edge=False)
+            table.add_column("field", style="bold", no_wrap=True)
+            table.add_column("source", overflow="fold")
+            for name, source in entry.sources.items():
+                table.add_row(name, escape(source))
+            tables.append(table)
+    return tables
+
+
+def catalog_tables(cat: Catalog, *, sources: bool = False,
+                   today: datetime.date | None = None) -> list[Table]:
+    """The catalog at a glance (GPUs, models, cloud models per provider; prices older than
+    180 days on `today` starred), or with `sources` one block per entry giving every
+    field's source."""
+    return _catalog_sources(cat) if sources else _catalog_overview(cat, today)

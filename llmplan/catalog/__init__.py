@@ -11,5 +11,7 @@ from llmplan.catalog.catalog import (
     ModelSpec,
     builtin_catalog,
 )
+from llmplan.catalog.staleness import STALE_AFTER_DAYS, is_stale, stale_prices
 
-__all__ = ["Catalog", "CloudModelSpec", "GpuSpec", "ModelSpec", "builtin_catalog"]
+__all__ = ["STALE_AFTER_DAYS", "Catalog", "CloudModelSpec", "GpuSpec", "ModelSpec",
+           "builtin_catalog", "is_stale", "stale_prices"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,13 @@ from llmplan.scenario import load_scenario
 
 KIB = 1024
 
+#: Ids the examples, tests and README use, plus what issue 10 asks for.
 REQUIRED_GPUS = ["H100-SXM", "H100-PCIe", "A100-40GB", "A100-80GB", "L40S", "L4", "A10G",
-                 "RTX-4090"]
+                 "RTX-4090", "H200", "B200", "MI300X", "RTX-PRO-6000"]
 REQUIRED_MODELS = ["Llama-3.1-8B", "Llama-3.1-70B", "Qwen2.5-7B", "Qwen2.5-72B", "Mistral-7B",
-                   "Mixtral-8x7B", "SmolLM2-135M"]
+                   "Mixtral-8x7B", "SmolLM2-135M", "Llama-3.3-70B", "Llama-4-Scout", "Qwen3-8B",
+                   "Qwen3-32B", "Qwen3-30B-A3B", "Qwen3-235B-A22B", "gpt-oss-20b",
+                   "gpt-oss-120b", "DeepSeek-V3", "DeepSeek-R1", "Gemma-3-27B"]
 
 
 def _entries() -> list[tuple[str, BaseModel]]:
@@ -37,11 +41,18 @@ def test_catalog_has_entries_of_every_kind() -> None:
     assert catalog.gpus and catalog.models and catalog.cloud_models
 
 
+def _set_numbers_and_structures(entry: BaseModel) -> list[str]:
+    """Fields the entry sets itself that hold a number or a structure (defaults need none)."""
+    return [name for name in entry.model_fields_set if name != "sources"
+            and isinstance(getattr(entry, name), int | float | dict | list | BaseModel)
+            and not isinstance(getattr(entry, name), bool)]
+
+
 @pytest.mark.parametrize(("key", "entry"), _entries(), ids=[k for k, _ in _entries()])
 def test_every_number_has_a_non_empty_source(key: str, entry: Any) -> None:
-    numeric = _numeric_fields(entry)
-    assert numeric, f"{key} has no numbers at all"
-    for name in numeric:
+    sourced = _set_numbers_and_structures(entry)
+    assert len(sourced) >= 5, f"{key} sets almost no numbers: {sourced}"
+    for name in sourced:
         assert entry.sources.get(name, "").strip(), f"{key}.{name} has no source"
     # and no source describes a field the entry does not have (a typo would hide a gap)
     assert set(entry.sources) <= set(type(entry).model_fields), key
@@ -57,7 +68,8 @@ def test_a_number_without_a_source_is_rejected() -> None:
 @pytest.mark.parametrize("gpu", REQUIRED_GPUS)
 def test_required_gpu_exists(gpu: str) -> None:
     spec = builtin_catalog().gpus[gpu]
-    assert spec.memory_gb > 0 and spec.memory_bandwidth_gb_per_s > 0
+    assert spec.memory_mib > 0 and spec.memory_bandwidth_gb_per_s > 0
+    assert spec.memory_bytes == spec.memory_mib * 2**20
 
 
 @pytest.mark.parametrize("model", REQUIRED_MODELS)
@@ -98,19 +110,19 @@ def _load(tmp_path: Path, catalog: str, gpu: str = "L4", model: str = "Llama-3.1
 
 
 def test_override_one_field_of_a_builtin_gpu(tmp_path: Path) -> None:
-    path, loaded = _load(tmp_path, "  gpus:\n    L4:\n      memory_gb: 48\n")
+    path, loaded = _load(tmp_path, "  gpus:\n    L4:\n      memory_mib: 45000\n")
     builtin = builtin_catalog().gpus["L4"]
     l4 = loaded.catalog.gpus["L4"]
-    assert l4.memory_gb == 48
-    assert str(path) in l4.sources["memory_gb"]
+    assert l4.memory_mib == 45000
+    assert str(path) in l4.sources["memory_mib"]
     for name in _numeric_fields(builtin):
-        if name != "memory_gb":
+        if name != "memory_mib":
             assert getattr(l4, name) == getattr(builtin, name)
             assert l4.sources[name] == builtin.sources[name]
-    assert l4.name == builtin.name
+    assert l4.name == builtin.name and l4.prices_as_of == builtin.prices_as_of
     # the shared built-in catalog is untouched
-    assert builtin_catalog().gpus["L4"].memory_gb == 24
-    assert str(path) not in builtin_catalog().gpus["L4"].sources["memory_gb"]
+    assert builtin_catalog().gpus["L4"].memory_mib == 22478.3125
+    assert str(path) not in builtin_catalog().gpus["L4"].sources["memory_mib"]
 
 
 def test_override_keeps_a_source_given_in_the_scenario(tmp_path: Path) -> None:
@@ -122,9 +134,11 @@ def test_override_keeps_a_source_given_in_the_scenario(tmp_path: Path) -> None:
     assert gpt.output_usd_per_mtok == builtin_catalog().cloud_models["gpt-4o"].output_usd_per_mtok
 
 
-NEW_GPU = {"name": "Test accelerator 192GB", "memory_gb": 192, "bf16_dense_tflops": 400,
-           "memory_bandwidth_gb_per_s": 2000, "tdp_w": 500, "purchase_usd": 12000,
-           "rental_usd_per_gpu_hour": 1.5, "reserved_usd_per_gpu_hour": 1.0}
+NEW_GPU = {"name": "Test accelerator 192GB", "memory_mib": 196608, "marketed_memory_gb": 192,
+           "bf16_dense_tflops": 400, "memory_bandwidth_gb_per_s": 2000,
+           "interconnect_gb_per_s": 64, "tdp_w": 500, "purchase_usd": 12000,
+           "rental_usd_per_gpu_hour": 1.5, "reserved_usd_per_gpu_hour": 1.0,
+           "prices_as_of": "2026-11-01"}
 
 
 def _gpu_yaml(fields: dict[str, Any]) -> str:
@@ -135,7 +149,9 @@ def test_add_a_new_gpu_used_by_a_deployment(tmp_path: Path) -> None:
     path, loaded = _load(tmp_path, _gpu_yaml(NEW_GPU), gpu="TEST-96", model="Llama-3.1-70B")
     gpu = loaded.catalog.gpus["TEST-96"]
     assert loaded.scenario.deployments["a"].gpu == "TEST-96"
-    assert gpu.memory_gb == 192 and gpu.tdp_w == 500 and gpu.interconnect == "pcie"
+    assert gpu.memory_mib == 196608 and gpu.tdp_w == 500 and gpu.interconnect == "pcie"
+    assert gpu.fp8_dense_tflops is None and gpu.fp4_dense_tflops is None
+    assert gpu.prices_as_of == datetime.date(2026, 11, 1)
     for name in _numeric_fields(gpu):
         assert str(path) in gpu.sources[name]
     assert set(builtin_catalog().gpus) < set(loaded.catalog.gpus)
@@ -143,18 +159,24 @@ def test_add_a_new_gpu_used_by_a_deployment(tmp_path: Path) -> None:
 
 
 def test_new_gpu_still_gets_the_memory_check(tmp_path: Path) -> None:
-    # 70.55e9 params x 2 B = 141.1 GB of weights > 96 GB x 0.9 = 86.4 GB usable; with tp=2 it
-    # is 70.6 GB + activations (~1.4 GB) + 1.5 GB reserve = 73.5 GB, which fits.
+    # 70.55e9 params x 2 B = 141.1 GB of weights > 96 GiB x 0.9 = 92.8 GB usable; with tp=2
+    # half the weights (70.6 GB) plus activations and reserve fit.
     with pytest.raises(ScenarioError) as info:
-        _load(tmp_path, _gpu_yaml({**NEW_GPU, "memory_gb": 96}), gpu="TEST-96",
+        _load(tmp_path, _gpu_yaml({**NEW_GPU, "memory_mib": 96 * 1024}), gpu="TEST-96",
               model="Llama-3.1-70B")
     (problem,) = info.value.problems
+    # What the catalog guarantees: a GPU added in the scenario goes through the same check and
+    # the problem names the deployment and the GPU.
     assert problem.path == "deployments.a"
+    assert "TEST-96" in problem.message
+    # LEAD: the wording below is the current llmplan.perf.memory message; it changes with the
+    # vLLM memory-accounting rewrite (issue 10 part 1). Update these two lines then.
     assert "does not fit on TEST-96" in problem.message
-    assert "86.4 GB usable" in problem.message and "tp >= 2" in problem.message
+    assert "92.8 GB usable" in problem.message and "tp >= 2" in problem.message
 
 
-@pytest.mark.parametrize("missing", ["tdp_w", "memory_bandwidth_gb_per_s", "name"])
+@pytest.mark.parametrize("missing", ["tdp_w", "memory_bandwidth_gb_per_s", "name", "memory_mib",
+                                     "prices_as_of"])
 def test_new_gpu_lacking_a_field_names_it(tmp_path: Path, missing: str) -> None:
     fields = {k: v for k, v in NEW_GPU.items() if k != missing}
     with pytest.raises(ScenarioError) as info:

@@ -57,9 +57,11 @@ VALID: dict[str, Any] = {
     "constraints": {"restricted_stays_local": True, "max_monthly_usd": 20000},
     "simulation": {"mode": "fast", "drain_s": 120},
     "catalog": {"gpus": {
-        "big-l4": {"name": "L4 with more memory", "memory_gb": 48, "bf16_dense_tflops": 121,
-                   "memory_bandwidth_gb_per_s": 300, "tdp_w": 72, "purchase_usd": 3000,
-                   "rental_usd_per_gpu_hour": 0.8, "reserved_usd_per_gpu_hour": 0.5},
+        "big-l4": {"name": "L4 with more memory", "memory_mib": 45000, "marketed_memory_gb": 48,
+                   "bf16_dense_tflops": 121, "memory_bandwidth_gb_per_s": 300,
+                   "interconnect_gb_per_s": 32, "tdp_w": 72, "purchase_usd": 3000,
+                   "rental_usd_per_gpu_hour": 0.8, "reserved_usd_per_gpu_hour": 0.5,
+                   "prices_as_of": "2026-11-01"},
         "L4": {"purchase_usd": 2500},
     }},
 }
@@ -111,7 +113,7 @@ def test_the_base_scenario_loads() -> None:
     loaded = _load(yaml.safe_dump(VALID, sort_keys=False))
     assert loaded is not None
     _check_loaded(loaded)
-    assert loaded.catalog.gpus["big-l4"].memory_gb == 48
+    assert loaded.catalog.gpus["big-l4"].memory_mib == 45000
 
 
 @FUZZ
@@ -150,7 +152,8 @@ JSONISH = st.recursive(
 # field names that exist somewhere in the schema, so additions also land on real fields
 KEYS = st.text(min_size=1, max_size=10) | st.sampled_from(
     ["sources", "kind", "name", "spikes", "engine", "slo", "max_tokens", "tp", "weight",
-     "path", "catalog", "gpus", "models", "cloud_models", "memory_gb", "layers", "seed"])
+     "path", "catalog", "gpus", "models", "cloud_models", "memory_mib", "prices_as_of",
+     "experts", "sliding_layers", "rate_limit_tiers", "layers", "seed"])
 
 
 def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

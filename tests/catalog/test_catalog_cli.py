@@ -1,0 +1,72 @@
+"""`llmplan catalog` lists GPUs, models and cloud models in 100 columns; `--sources` prints
+every entry's sources."""
+
+from __future__ import annotations
+
+import datetime
+
+from rich.console import Console
+from typer.testing import CliRunner
+
+from llmplan.catalog import builtin_catalog
+from llmplan.cli import app
+from llmplan.render import catalog_tables
+
+WIDTH = 100
+
+
+def _render(*, sources: bool = False, today: datetime.date | None = None) -> str:
+    console = Console(width=400, record=True, color_system=None)
+    for table in catalog_tables(builtin_catalog(), sources=sources, today=today):
+        console.print(table, width=WIDTH)
+    return console.export_text()
+
+
+def test_overview_tables_fit_100_columns_without_wrapping_a_row() -> None:
+    # rendered 400 wide, a table narrower than 100 keeps its natural width: nothing wraps
+    console = Console(width=400, record=True, color_system=None)
+    for table in catalog_tables(builtin_catalog(), today=datetime.date(2026, 12, 1)):
+        console.print(table)
+    text = console.export_text()
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= WIDTH
+    catalog = builtin_catalog()
+    lines = text.splitlines()
+    for key in [*catalog.gpus, *catalog.models, *catalog.cloud_models]:
+        assert sum(line.startswith(key + " ") for line in lines) == 1, key
+
+
+def test_stale_prices_are_starred_against_today() -> None:
+    text = _render(today=datetime.date(2026, 12, 1))
+    assert "2025-06-01*" in text                # MI300X: 548 days old
+    assert "2026-11-20*" not in text and "2026-11-20" in text
+    assert "* prices older than 180 days on 2026-12-01" in text
+
+
+def test_sources_print_every_field_of_every_entry() -> None:
+    text = _render(sources=True)
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= WIDTH
+    catalog = builtin_catalog()
+    for section in ("gpus", "models", "cloud_models"):
+        for key, entry in getattr(catalog, section).items():
+            assert f"{section}/{key}" in text
+            for name in entry.sources:
+                assert name in text
+    flat = " ".join(text.split())
+    assert "85045477376 bytes / 2^20" in flat            # H100 memory, word for word
+    assert "num_nextn_predict_layers" in flat             # DeepSeek MTP source
+
+
+def test_cli_catalog_lists_cloud_models_and_sources() -> None:
+    runner = CliRunner()
+    listing = runner.invoke(app, ["catalog"])
+    assert listing.exit_code == 0, listing.output
+    for title in ("GPUs", "Models", "Cloud models: openai", "Cloud models: anthropic",
+                  "Cloud models: google", "Cloud models: bedrock", "Cloud models: azure_openai"):
+        assert title in listing.output
+    assert "gpt-oss-120b" in listing.output and "claude-opus-5.5" in listing.output
+    assert max(len(line) for line in listing.output.splitlines()) <= WIDTH
+    sources = runner.invoke(app, ["catalog", "--sources"])
+    assert sources.exit_code == 0, sources.output
+    assert "cloud_models/gemini-4-argon" in sources.output
+    assert "gpus/MI300X" in sources.output
+    assert max(len(line) for line in sources.output.splitlines()) <= WIDTH
