@@ -159,8 +159,8 @@ def test_add_a_new_gpu_used_by_a_deployment(tmp_path: Path) -> None:
 
 
 def test_new_gpu_still_gets_the_memory_check(tmp_path: Path) -> None:
-    # 70.55e9 params x 2 B = 141.1 GB of weights > 96 GiB x 0.9 = 92.8 GB usable; with tp=2
-    # half the weights (70.6 GB) plus activations and reserve fit.
+    # 70.55e9 params x 2 B = 131.4 GiB of weights > 96 GiB x 0.92 (vLLM's default from 0.21)
+    # = 88.3 GiB usable; with tp=2 half the weights plus the profiling peak fit.
     with pytest.raises(ScenarioError) as info:
         _load(tmp_path, _gpu_yaml({**NEW_GPU, "memory_mib": 96 * 1024}), gpu="TEST-96",
               model="Llama-3.1-70B")
@@ -169,10 +169,9 @@ def test_new_gpu_still_gets_the_memory_check(tmp_path: Path) -> None:
     # the problem names the deployment and the GPU.
     assert problem.path == "deployments.a"
     assert "TEST-96" in problem.message
-    # LEAD: the wording below is the current llmplan.perf.memory message; it changes with the
-    # vLLM memory-accounting rewrite (issue 10 part 1). Update these two lines then.
     assert "does not fit on TEST-96" in problem.message
-    assert "92.8 GB usable" in problem.message and "tp >= 2" in problem.message
+    assert "weights 131.4" in problem.message
+    assert "88.3 GiB usable" in problem.message and "tp >= 2" in problem.message
 
 
 @pytest.mark.parametrize("missing", ["tdp_w", "memory_bandwidth_gb_per_s", "name", "memory_mib",

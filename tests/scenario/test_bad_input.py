@@ -138,7 +138,7 @@ CASES = [
     Case("model-does-not-fit",
          edit("  a:\n    gpu: H100-SXM\n    model: Llama-3.1-8B\n",
               f"  big:  {MARK}\n    gpu: L4\n    model: Llama-3.1-70B\n"),
-         "deployments.big", ("Llama-3.1-70B", "does not fit on L4", "21.2 GB usable", "tp >= 8")),
+         "deployments.big", ("Llama-3.1-70B", "does not fit on L4", "20.2 GiB usable", "tp >= 8")),
     Case("batch-budget-below-max-seqs",
          VALID + f"    engine:  {MARK}\n      max_num_seqs: 512\n"
          "      max_num_batched_tokens: 256\n",

@@ -52,7 +52,7 @@ VALID: dict[str, Any] = {
                                "per_decode_seq_us": 200, "per_kv_token_ns": 5},
                  "admission": {"queue_limit": 50, "queue_timeout_s": 30}},
         "l4": {"gpu": "big-l4", "model": "Qwen2.5-7B", "tp": 2,
-               "step_time": {"kind": "roofline", "prefill_mfu": 0.4}},
+               "step_time": {"kind": "roofline", "compute_efficiency": 0.4}},
     },
     "constraints": {"restricted_stays_local": True, "max_monthly_usd": 20000},
     "simulation": {"mode": "fast", "drain_s": 120},
