@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import sys
 from pathlib import Path
@@ -74,7 +75,7 @@ def simulate(
         "--requests/--no-requests", help="Also write OUT/requests/<deployment>.csv.")] = True,
 ) -> None:
     """Simulate every deployment of SCENARIO; write OUT/result.json and OUT/report.html."""
-    from llmplan.pipeline import evaluate
+    from llmplan.pipeline import evaluate, used_stale_prices
     from llmplan.render import summary_table
     from llmplan.report import write_decision_report
     from llmplan.results import write_result
@@ -94,7 +95,8 @@ def simulate(
         result = evaluate(loaded, seed, mode=mode, progress=progress, planning=plan,
                           requests_dir=out_dir / "requests" if requests else None)
     path = write_result(result, out_dir)
-    report = write_decision_report(result, out_dir)
+    warnings = used_stale_prices(loaded, datetime.date.today())
+    report = write_decision_report(result, out_dir, warnings)
     out.print(summary_table(result))
     rec = result.recommendation
     out.print(f"[bold]recommendation: {rec.deployment or 'none'}[/] - {escape(rec.reason)}",
@@ -104,6 +106,8 @@ def simulate(
             if case.winner != rec.deployment:
                 out.print(f"  flips to {case.winner or 'no feasible candidate'} if "
                           f"{case.change}", highlight=False)
+    for warning in warnings:
+        console.print(f"[yellow]note:[/] {escape(warning)}", highlight=False)
     console.print(f"wrote {path} and {report}")
 
 

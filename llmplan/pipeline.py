@@ -7,17 +7,31 @@ searches over replicas and rates and the sensitivity of the answer.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from pathlib import Path
 
+from llmplan.catalog.staleness import stale_prices
 from llmplan.decide.decision import decide
 from llmplan.decide.planning import plan
 from llmplan.results.decision import Result
 from llmplan.scenario import LoadedScenario
-from llmplan.scenario.models import SimulationMode
+from llmplan.scenario.cloud import CloudDeployment
+from llmplan.scenario.models import LocalDeployment, SimulationMode
 from llmplan.sim.run import simulate_scenario
 
 Progress = Callable[[str, float], None]
+
+
+def used_stale_prices(loaded: LoadedScenario, today: datetime.date) -> list[str]:
+    """Catalog prices the scenario's deployments use that are older than 180 days."""
+    names = []
+    for dep in loaded.scenario.deployments.values():
+        if isinstance(dep, LocalDeployment):
+            names.append(dep.gpu)
+        elif isinstance(dep, CloudDeployment):
+            names.append(dep.model)
+    return stale_prices(loaded.catalog, names, today)
 
 
 def evaluate(loaded: LoadedScenario, seed: int | None = None, *,

@@ -131,7 +131,8 @@ def _fmt(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def render(result: Result) -> str:
+def render(result: Result, price_warnings: list[str] | None = None) -> str:
+    """The page; `price_warnings` name catalog prices the run used that are out of date."""
     meta, rec = result.scenario, result.recommendation
     names = list(result.deployments)
     parts = [f"<h1>{html.escape(meta.name)}: local, cloud or both?</h1>",
@@ -143,20 +144,28 @@ def render(result: Result) -> str:
         parts.append("<p>The answer would change: " + "; ".join(
             html.escape(f"to {c.winner or 'no feasible candidate'} if {c.change}")
             for c in flips) + ".</p>")
+    if price_warnings:
+        parts.append("<p class='warn'><b>Prices out of date:</b> " + "; ".join(
+            html.escape(w) for w in price_warnings) + ". Override them under the scenario's "
+            "<code>catalog:</code> with today's figures.</p>")
     summary_rows = []
     for name, dep in result.deployments.items():
         lat, cost = dep.latency, dep.cost
         source = dep.local.engine.step_time.source if dep.local is not None else None
         evidence = ("measured: " + source) if source and source.startswith("calibrated") \
             else "defaults: roofline" if source else "assumed: provider latency in scenario"
+        engine = dep.local.engine if dep.local is not None else None
         summary_rows.append([
             name, dep.kind, evidence, "yes" if dep.feasible else "no: " + "; ".join(
                 dep.infeasible_because),
+            _fmt(engine.kv_cache_tokens) if engine else "-",
+            _fmt(engine.max_concurrency_at_mean_request) if engine else "-",
             _fmt(lat.ttft_ms.p95), _fmt(lat.e2e_ms.p95),
             f"{dep.slo.goodput_fraction or 0.0:.1%}", _fmt(cost.monthly_usd),
             _fmt(cost.usd_per_1k_requests, 3), _fmt(cost.usd_per_useful_result, 5)])
     parts.append("<h2>Candidates</h2>" + _table(
-        ["deployment", "kind", "serving model from", "feasible", "TTFT p95 ms", "E2E p95 ms",
+        ["deployment", "kind", "serving model from", "feasible", "KV cache tokens per replica",
+         "max concurrent requests of mean length", "TTFT p95 ms", "E2E p95 ms",
          "goodput", "USD/month",
          "USD per 1k requests", "USD per useful result"], summary_rows))
     parts.append("<h2>Decision table</h2>" + _table(
@@ -179,14 +188,16 @@ def render(result: Result) -> str:
              "padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0;"
              "font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;"
              "text-align:left}th{background:#f3f3f3}.rec{font-size:18px;background:#eef6ee;"
-             "padding:12px;border-left:4px solid #3a3}")
+             "padding:12px;border-left:4px solid #3a3}.warn{background:#fff4e0;padding:8px;"
+             "border-left:4px solid #e90}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>llmplan: "
             f"{html.escape(meta.name)}</title><style>{style}</style></head><body>"
             + "".join(parts) + "</body></html>")
 
 
-def write_decision_report(result: Result, out_dir: Path) -> Path:
+def write_decision_report(result: Result, out_dir: Path,
+                          price_warnings: list[str] | None = None) -> Path:
     """out_dir/report.html for a simulation's result."""
     path = out_dir / "report.html"
-    path.write_text(render(result), encoding="utf-8")
+    path.write_text(render(result, price_warnings), encoding="utf-8")
     return path

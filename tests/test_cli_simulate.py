@@ -103,3 +103,22 @@ def test_schema_of_result_and_records() -> None:
     assert {"ttft_ms", "itl_ms", "error_class", "send_ts"} <= set(records["properties"])
     assert set(records["required"]) == {"id", "task", "target", "scheduled_ts", "send_ts",
                                         "schedule_delay_ms", "status"}
+
+
+def test_old_prices_are_named_in_the_terminal_and_the_report(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SMALL + "catalog:\n  gpus:\n    L4: {prices_as_of: 2020-01-01}\n")
+    result = CliRunner().invoke(app, ["simulate", str(scenario), "--out", str(tmp_path / "o"),
+                                      "--no-plan", "--no-requests"])
+    assert result.exit_code == 0, result.output
+    assert "GPU L4: prices as of 2020-01-01" in result.output
+    page = (tmp_path / "o" / "report.html").read_text()
+    assert "Prices out of date" in page and "GPU L4: prices as of 2020-01-01" in page
+    # a deployment's GPU whose prices are recent enough is not named
+    fresh = tmp_path / "fresh.yaml"
+    fresh.write_text(SMALL + "catalog:\n  gpus:\n    L4: {prices_as_of: 2099-01-01}\n"
+                     "    H100-SXM: {prices_as_of: 2099-01-01}\n")
+    again = CliRunner().invoke(app, ["simulate", str(fresh), "--out", str(tmp_path / "f"),
+                                     "--no-plan", "--no-requests"])
+    assert again.exit_code == 0, again.output
+    assert "Prices out of date" not in (tmp_path / "f" / "report.html").read_text()
