@@ -96,6 +96,12 @@ class EngineSpec(_Strict):
                                                              "replica's GPUs (EP = tp).")
     speculative: SpeculativeSpec | None = None
 
+    @field_validator("vllm_version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+            else value
+
     @field_validator("kv_dtype", mode="before")
     @classmethod
     def _kv_dtype_names(cls, value: object) -> object:
