@@ -1,7 +1,7 @@
 """llm-deploy-planner: local GPUs, cloud APIs, or both, decided with evidence.
 
 The Python API (see `llmplan.api`): `load_scenario`, `simulate`, `simulate_only` and
-`decide` return typed results (`llmplan.results`). The names load on first use, so
+`recommend` return typed results (`llmplan.results`). The names load on first use, so
 `import llmplan` stays cheap (and safe inside a Locust process).
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
-__all__ = ["decide", "load_scenario", "simulate", "simulate_only"]
+__all__ = ["load_scenario", "recommend", "simulate", "simulate_only"]
 
 if TYPE_CHECKING:
-    from llmplan.api import decide, load_scenario, simulate, simulate_only
+    from llmplan.api import load_scenario, recommend, simulate, simulate_only
 
 
 def __getattr__(name: str) -> Any:

@@ -56,6 +56,6 @@ def simulate_only(source: ScenarioSource, *, seed: int | None = None) -> Simulat
     return simulate_scenario(load_scenario(source), seed)
 
 
-def decide(simulation: SimulationResult, source: ScenarioSource) -> Result:
+def recommend(simulation: SimulationResult, source: ScenarioSource) -> Result:
     """Cost, feasibility and the recommendation for a simulation of `source`."""
     return _decide(simulation, load_scenario(source))
