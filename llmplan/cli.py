@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Local GPUs, cloud APIs, or both? Simulate, load-test, decide.")
 console = Console(stderr=True)
-out = Console(width=None if sys.stdout.isatty() else 160)
+out = Console()          # the terminal's width; 80 columns when piped (COLUMNS overrides)
 
 
 def _fail(error: InputError) -> NoReturn:
@@ -63,7 +63,9 @@ def _load_with_local(scenario: Path, wanted: str | None,
 @app.command()
 def simulate(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Where result.json goes.")] = Path("out"),
+    out_dir: Annotated[Path, typer.Option(
+        "--out", help="Folder for result.json and report.html (and requests/ with "
+                      "--requests).")] = Path("out"),
     seed: Annotated[int | None, typer.Option(help="Override the scenario seed.")] = None,
     mode: Annotated[SimulationMode | None, typer.Option(
         help="fast (default: the scenario's) or reference (one event per step).")] = None,
@@ -72,13 +74,16 @@ def simulate(
         "--plan/--no-plan", help="Search replicas and rates, test the ranking's stability.")
     ] = True,
     requests: Annotated[bool, typer.Option(
-        "--requests/--no-requests", help="Also write OUT/requests/<deployment>.csv.")] = True,
+        "--requests/--no-requests", help="Also write OUT/requests/<deployment>.csv (one row "
+                                         "per simulated request).")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print result.json to stdout instead of the summary.")] = False,
 ) -> None:
     """Simulate every deployment of SCENARIO; write OUT/result.json and OUT/report.html."""
     from llmplan.pipeline import evaluate, used_stale_prices
-    from llmplan.render import summary_table
+    from llmplan.render import exclusions, summary_table
     from llmplan.report import write_decision_report
-    from llmplan.results import write_result
+    from llmplan.results import dumps_canonical, write_result
 
     loaded = _load(scenario)
     duration = loaded.scenario.duration_s
@@ -97,10 +102,15 @@ def simulate(
     path = write_result(result, out_dir)
     warnings = used_stale_prices(loaded, datetime.date.today())
     report = write_decision_report(result, out_dir, warnings)
+    if as_json:
+        sys.stdout.write(dumps_canonical(result))
+        return
     out.print(summary_table(result))
     rec = result.recommendation
     out.print(f"[bold]recommendation: {rec.deployment or 'none'}[/] - {escape(rec.reason)}",
               highlight=False)
+    for line in exclusions(result):
+        out.print(f"  excluded {escape(line)}", highlight=False)
     if result.planning is not None:
         for case in result.planning.sensitivity:
             if case.winner != rec.deployment:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 
 from rich import box
+from rich.console import JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
@@ -12,7 +13,7 @@ from llmplan.catalog import STALE_AFTER_DAYS, Catalog, is_stale
 from llmplan.decide.sweep import SweepResult
 from llmplan.fidelity.validate import METRICS, Comparison
 from llmplan.perf.steptime_spec import Calibration
-from llmplan.results.decision import Result
+from llmplan.results.decision import Candidate, Result
 from llmplan.results.loadtest import LoadTestSummary
 
 
@@ -25,39 +26,46 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+def _serving(dep: Candidate) -> str:
+    local, cloud = dep.local, dep.cloud
+    parts = []
+    if local is not None:
+        parts.append(f"{local.gpus} x {local.gpu}")
+    if cloud is not None:
+        parts.append(cloud.model)
+    return " + ".join(parts)
+
+
 def summary_table(result: Result) -> Table:
-    """One row per deployment: the figures a capacity planner looks at first."""
+    """One row per candidate, units in the headers; fits 100 columns."""
     meta = result.scenario
     table = Table(title=f"{meta.name}: {meta.requests:,} requests over "
-                        f"{meta.duration_s / 3600:.2f} h (seed {meta.seed})")
-    for column in ("deployment", "serving", "TTFT p50/p95 ms", "TPOT p50/p95 ms", "E2E p95 s",
-                   "req/s", "out tok/s", "goodput", "SLO", "KV use", "preempt", "not served",
-                   "$/month", "$/useful", "feasible"):
-        table.add_column(column, justify="left" if column == "deployment" else "right")
+                        f"{meta.duration_s / 3600:.2f} h (seed {meta.seed})",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    columns: list[tuple[str, JustifyMethod]] = [
+        ("candidate", "left"), ("serves with", "left"), ("TTFT p95\nms", "right"),
+        ("TPOT p50\nms", "right"), ("E2E p95\ns", "right"), ("goodput", "right"),
+        ("$ per\nmonth", "right"), ("$ per 1k\nuseful", "right"), ("feasible", "left")]
+    for column, justify in columns:
+        table.add_column(column, justify=justify, overflow="fold")
     for name, dep in result.deployments.items():
-        lat, req = dep.latency, dep.requests
+        lat = dep.latency
         e2e = lat.e2e_ms.p95
-        local, cloud = dep.local, dep.cloud
-        if local is not None and cloud is not None:
-            serving = f"{local.gpus}x {local.gpu} + {cloud.model}"
-        elif local is not None:
-            serving = f"{local.gpus}x {local.gpu}"
-        else:
-            serving = f"API {cloud.model if cloud is not None else '?'}"
-        kv = local.utilisation.kv_cache_mean_fraction if local is not None else None
+        per_useful = dep.cost.usd_per_useful_result
+        goodput = _pct(dep.slo.goodput_fraction)
         table.add_row(
-            name, serving,
-            f"{fmt(lat.ttft_ms.p50)} / {fmt(lat.ttft_ms.p95)}",
-            f"{fmt(lat.tpot_ms.p50, 1)} / {fmt(lat.tpot_ms.p95, 1)}",
+            name, _serving(dep), fmt(lat.ttft_ms.p95), fmt(lat.tpot_ms.p50, 1),
             fmt(None if e2e is None else e2e / 1e3, 1),
-            fmt(dep.throughput.requests_per_s, 2), fmt(dep.throughput.output_tokens_per_s),
-            _pct(dep.slo.goodput_fraction),
-            "[green]met[/]" if dep.slo.met else "[red]missed[/]",
-            "-" if kv is None else f"{kv:.0%}",
-            f"{req.preemptions:,}", f"{req.total - req.completed:,}",
-            fmt(dep.cost.monthly_usd), fmt(dep.cost.usd_per_useful_result, 4),
+            f"[green]{goodput}[/]" if dep.slo.met else f"[red]{goodput}[/]",
+            fmt(dep.cost.monthly_usd), fmt(None if per_useful is None else per_useful * 1e3, 2),
             "[green]yes[/]" if dep.feasible else "[red]no[/]")
     return table
+
+
+def exclusions(result: Result) -> list[str]:
+    """Every reason each infeasible candidate was left out."""
+    return [f"{name}: {reason}" for name, dep in result.deployments.items()
+            for reason in dep.infeasible_because]
 
 
 def loadtest_table(summary: LoadTestSummary, title: str) -> Table:

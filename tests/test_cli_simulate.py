@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from llmplan.cli import app
 from llmplan.results import Result
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 SMALL = """
 name: cli-check
@@ -36,7 +39,7 @@ def _simulate(tmp_path: Path, name: str, *args: str) -> tuple[str, bytes]:
 
 
 def test_result_json_has_the_promised_fields(tmp_path: Path) -> None:
-    output, raw = _simulate(tmp_path, "a")
+    output, raw = _simulate(tmp_path, "a", "--requests")
     result = json.loads(raw)
     Result.model_validate(result)          # result.json reads back into its own model
     assert set(result["deployments"]) == {"h100", "l4-pair"}
@@ -122,3 +125,31 @@ def test_old_prices_are_named_in_the_terminal_and_the_report(tmp_path: Path) -> 
                                      "--no-plan", "--no-requests"])
     assert again.exit_code == 0, again.output
     assert "Prices out of date" not in (tmp_path / "f" / "report.html").read_text()
+
+
+@pytest.mark.parametrize("example", ["support-assistant", "bulk-extraction", "agent-workflow",
+                                     "regulated-records"])
+def test_the_summary_fits_a_100_column_terminal(tmp_path: Path, example: str) -> None:
+    result = CliRunner().invoke(app, ["simulate", str(EXAMPLES / f"{example}.yaml"), "--out",
+                                      str(tmp_path), "--no-plan"], env={"COLUMNS": "100"},
+                                terminal_width=100)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert "…" not in result.output                     # no cell cut short
+    table = Result.model_validate_json((tmp_path / "result.json").read_text())
+    for name in table.deployments:
+        assert any(line.lstrip().startswith(name) for line in lines)
+    for name, dep in table.deployments.items():         # every reason of every exclusion
+        for reason in dep.infeasible_because:
+            assert f"excluded {name}: {reason}"[:60] in result.output.replace("\n", " ")
+
+
+def test_json_output_for_scripts(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SMALL)
+    result = CliRunner().invoke(app, ["simulate", str(scenario), "--out", str(tmp_path / "o"),
+                                      "--no-plan", "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == json.loads((tmp_path / "o" / "result.json").read_text())
+    assert not (tmp_path / "o" / "requests").exists()     # the CSV only when asked
