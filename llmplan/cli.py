@@ -215,18 +215,39 @@ def calibrate(
     ] = None,
     kv_cache_tokens: Annotated[int | None, typer.Option(
         help="KV-cache capacity in tokens (default: slots x context per slot).")] = None,
+    accept_poor_fit: Annotated[bool, typer.Option(
+        "--accept-poor-fit", help="Write the calibration even when the quality gate fails.")
+    ] = False,
 ) -> None:
-    """Fit the simulator's step-time model to a load test of a real server."""
-    from llmplan.fidelity.calibrate import calibrate as fit
-    from llmplan.render import calibration_table
+    """Fit the simulator's step-time model to a load test of a real server.
+
+    Exits 4, writing nothing, when the data cannot support a trustworthy fit (too few steps
+    that carried a prompt, one batch size only, R2 or held-in error out of bounds); the
+    message says what is missing and how to get it.
+    """
+    from llmplan.fidelity.calibrate import fit_runs
+    from llmplan.render import calibration_table, fit_kind_table
 
     try:
-        calibration = fit(measurements, slots=slots, max_batched_tokens=max_batched_tokens,
+        report = fit_runs(measurements, slots=slots, max_batched_tokens=max_batched_tokens,
                           kv_cache_tokens=kv_cache_tokens)
     except InputError as error:
         _fail(error)
-    calibration.write(out_file)
-    out.print(calibration_table(calibration))
+    out.print(calibration_table(report.calibration))
+    out.print(fit_kind_table(report.fit))
+    for finding in report.advisory:
+        console.print(f"[yellow]note:[/] {escape(str(finding))}", highlight=False)
+    if report.rejected:
+        from llmplan.fidelity.calibrate import CalibrationRejectedError
+
+        rejection = CalibrationRejectedError(report)
+        if not accept_poor_fit:
+            console.print(f"[bold red]error:[/] {escape(rejection.render())}", highlight=False)
+            console.print(f"nothing written; --accept-poor-fit writes {out_file} anyway")
+            raise typer.Exit(code=4)
+        console.print(f"[yellow]warning: this calibration is not trusted:[/] "
+                      f"{escape(rejection.render())}", highlight=False)
+    report.calibration.write(out_file)
     console.print(f"wrote {out_file}")
 
 

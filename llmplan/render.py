@@ -7,6 +7,7 @@ from rich.table import Table
 
 from llmplan.catalog import Catalog
 from llmplan.decide.sweep import SweepResult
+from llmplan.fidelity.fit import Fit
 from llmplan.fidelity.validate import METRICS, Comparison
 from llmplan.perf.steptime_spec import Calibration
 from llmplan.results.decision import Result
@@ -85,6 +86,17 @@ def calibration_table(calibration: Calibration) -> Table:
                   f"{st.per_decode_seq_us:.1f}", f"{st.per_kv_token_ns:.1f}",
                   f"{calibration.client_overhead_ms:.2f}", str(calibration.engine.max_num_seqs),
                   str(fit.steps), f"{fit.r2:.3f}", f"{fit.median_abs_error_pct:.1f}")
+    return table
+
+
+def fit_kind_table(fit: Fit) -> Table:
+    """How the step model explains each kind of step (trimming never empties a kind)."""
+    table = Table(title="fit by kind of step (held in)")
+    for column in ("kind", "steps", "kept after trim", "median |err| %"):
+        table.add_column(column, justify="right")
+    for name, kind in (("carried a prompt", fit.prefill), ("decode only", fit.decode)):
+        table.add_row(name, f"{kind.steps:,}", f"{kind.kept:,}",
+                      fmt(kind.median_abs_error_pct, 1))
     return table
 
 
