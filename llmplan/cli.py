@@ -269,12 +269,16 @@ def validate(
 
     try:
         rows = load_rows(measurements)
-        dep = calibrated_deployment(calibration)
-        result = compare(rows, dep)
     except InputError as error:
         _fail(error)
+    try:
+        dep = calibrated_deployment(calibration)
     except (OSError, ValueError) as exc:
         _fail(InputError([Problem(str(calibration), None, "", str(exc))]))
+    try:
+        result = compare(rows, dep)
+    except ValueError as exc:
+        _fail(InputError([Problem(str(measurements), None, "", str(exc))]))
     write_validation(result, rows, dep, out_dir)
     out.print(validation_table(result))
     thr = result.error_pct["throughput"]["requests_per_s"]
@@ -399,6 +403,31 @@ def import_usage(
     console.print(f"wrote {imported.trace} ({imported.requests:,} requests over "
                   f"{imported.hours:.1f} h, mean prompt {imported.mean_prompt_tokens:.0f} / "
                   f"output {imported.mean_output_tokens:.0f} tokens) and {imported.snippet}")
+
+
+@app.command("import-records")
+def import_records(
+    export: Annotated[Path, typer.Argument(
+        help="AIPerf profile_export.jsonl, GuideLLM benchmarks.json, or `vllm bench serve "
+             "--save-detailed` JSON.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder to write.")] = Path(
+        "imported"),
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="aiperf | guidellm | vllm-bench (default: from the content).")
+    ] = None,
+) -> None:
+    """Convert another load tool's per-request export into our records (requests.jsonl and
+    summary.json per run), so `calibrate`, `validate` and reports can use it."""
+    from llmplan.fidelity.imports import write_imported
+
+    try:
+        written = write_imported(export, out_dir, fmt)
+    except InputError as error:
+        _fail(error)
+    for folder, rows in written:
+        ok = sum(1 for r in rows if r.ok)
+        console.print(f"wrote {folder / 'requests.jsonl'}: {len(rows):,} requests "
+                      f"({ok:,} finished, {len(rows) - ok:,} failed)")
 
 
 @app.command()

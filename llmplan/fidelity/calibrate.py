@@ -78,6 +78,7 @@ def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
     cold: list[ColdStart] = []
     for run in runs:
         run_rows = read_measurements(run)
+        _need_token_times(run, run_rows)
         run_samples, run_cold = steps(run_rows)
         rows += run_rows
         samples += run_samples
@@ -92,6 +93,19 @@ def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
                                     max_batched_tokens=max_batched_tokens,
                                     kv_cache_tokens=kv_cache_tokens)
     return CalibrationReport(calibration, fit, quality_gate(fit, blocking), advisory, source)
+
+
+def _need_token_times(run: Path, rows: list[RequestRecord]) -> None:
+    """Steps are rebuilt from per-token arrival times: refuse records that have none."""
+    multi = [r for r in rows if r.ok and (r.output_tokens or 0) > 1]
+    bare = sum(1 for r in multi if not r.itl_ms)
+    if multi and bare > len(multi) / 2:
+        raise InputError([Problem(str(run), None, "itl_ms",
+                                  f"{bare:,} of {len(multi):,} finished requests carry no "
+                                  f"inter-token times, so the server's steps cannot be rebuilt; "
+                                  f"calibrate from records with per-chunk times (llmplan "
+                                  f"loadtest, AIPerf's inter_chunk_latency, vllm bench serve "
+                                  f"--save-detailed)")], title="calibration impossible")
 
 
 def calibrate(paths: Path | Sequence[Path], *, slots: int | None = None,
