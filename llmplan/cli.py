@@ -294,6 +294,9 @@ def calibrate(
     accept_poor_fit: Annotated[bool, typer.Option(
         "--accept-poor-fit", help="Write the calibration even when the quality gate fails.")
     ] = False,
+    source: Annotated[str, typer.Option(
+        help="records (rebuild steps from per-token times) or vllm-metrics (the vLLM "
+             "server's /metrics scraped during the load test).")] = "records",
 ) -> None:
     """Fit the simulator's step-time model to a load test of a real server.
 
@@ -304,9 +307,12 @@ def calibrate(
     from llmplan.fidelity.calibrate import fit_runs
     from llmplan.render import calibration_table, fit_kind_table
 
+    if source not in ("records", "vllm-metrics"):
+        _fail(InputError([_option_problem("--source", "expected records or vllm-metrics")]))
     try:
         report = fit_runs(measurements, slots=slots, max_batched_tokens=max_batched_tokens,
-                          kv_cache_tokens=kv_cache_tokens)
+                          kv_cache_tokens=kv_cache_tokens,
+                          source="records" if source == "records" else "vllm-metrics")
     except InputError as error:
         _fail(error)
     out.print(calibration_table(report.calibration))

@@ -17,11 +17,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from llmplan.errors import InputError, Problem
 from llmplan.fidelity.fit import Finding, Fit, fit_step_time, identifiability, quality_gate
 from llmplan.fidelity.server import ServerInfo, same_server, server_info
 from llmplan.fidelity.timeline import ColdStart, StepSample, steps
+from llmplan.fidelity.vllm_metrics import (
+    Interval,
+    fit_intervals,
+    identifiability_intervals,
+    run_intervals,
+)
 from llmplan.loadtests.records import RequestRecord, read_records, records_file
 from llmplan.perf.steptime_spec import (
     Calibration,
@@ -30,6 +37,8 @@ from llmplan.perf.steptime_spec import (
     FitQuality,
     LinearStepTime,
 )
+
+CalibrationSource = Literal["records", "vllm-metrics"]
 
 
 class CalibrationRejectedError(InputError):
@@ -62,17 +71,23 @@ def _as_list(paths: Path | Sequence[Path]) -> list[Path]:
 
 
 def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
-             max_batched_tokens: int | None = None,
-             kv_cache_tokens: int | None = None) -> CalibrationReport:
+             max_batched_tokens: int | None = None, kv_cache_tokens: int | None = None,
+             source: CalibrationSource = "records") -> CalibrationReport:
     """Fit the runs of one server together and judge the fit (never raises for quality).
 
-    Each run's timeline is reconstructed on its own (their clocks are unrelated); the step
-    samples of all runs are fitted together, which averages out a run's machine noise.
+    `source` "records": each run's timeline is reconstructed from its request records on
+    its own (their clocks are unrelated) and the step samples of all runs are fitted
+    together, which averages out a run's machine noise. "vllm-metrics": the busy intervals
+    between the vLLM /metrics scrapes of every run are fitted (vllm_metrics.py).
     """
     runs = _as_list(paths)
-    source = ", ".join(map(str, runs))
     infos = [server_info(run) for run in runs]
     same_server(runs, infos)
+    if source == "vllm-metrics":
+        return _fit_vllm_metrics(runs, infos, slots=slots,
+                                 max_batched_tokens=max_batched_tokens,
+                                 kv_cache_tokens=kv_cache_tokens)
+    source_text = ", ".join(map(str, runs))
     rows: list[RequestRecord] = []
     samples: list[StepSample] = []
     cold: list[ColdStart] = []
@@ -86,13 +101,45 @@ def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
     try:
         fit = fit_step_time(samples, cold)
     except ValueError as exc:
-        raise InputError([Problem(source, None, "", str(exc))],
+        raise InputError([Problem(source_text, None, "", str(exc))],
                          title="calibration impossible") from None
     blocking, advisory = identifiability(samples)
-    calibration = build_calibration(fit, _merged(infos), rows, source, slots=slots,
+    calibration = build_calibration(fit, _merged(infos), rows, source_text, slots=slots,
                                     max_batched_tokens=max_batched_tokens,
                                     kv_cache_tokens=kv_cache_tokens)
-    return CalibrationReport(calibration, fit, quality_gate(fit, blocking), advisory, source)
+    return CalibrationReport(calibration, fit, quality_gate(fit, blocking), advisory,
+                             source_text)
+
+
+def _fit_vllm_metrics(runs: list[Path], infos: list[ServerInfo], *, slots: int | None,
+                      max_batched_tokens: int | None,
+                      kv_cache_tokens: int | None) -> CalibrationReport:
+    info = _merged(infos)
+    source_text = ", ".join(f"{run} (vLLM /metrics)" for run in runs)
+    rows: list[RequestRecord] = []
+    found: list[Interval] = []
+    overheads: list[float] = []
+    running = 0
+    for run in runs:
+        run_rows = read_measurements(run)
+        run_found, overhead, run_running = run_intervals(
+            run, run_rows, kv_cache_tokens or info.kv_cache_tokens)
+        rows += run_rows
+        found += run_found
+        overheads.append(overhead)
+        running = max(running, run_running)
+    try:
+        fit = fit_intervals(found, float(sum(overheads) / len(overheads)))
+    except ValueError as exc:
+        raise InputError([Problem(source_text, None, "", str(exc))],
+                         title="calibration impossible") from None
+    calibration = build_calibration(fit, info, rows, source_text,
+                                    slots=slots or info.slots or running or None,
+                                    max_batched_tokens=max_batched_tokens,
+                                    kv_cache_tokens=kv_cache_tokens)
+    return CalibrationReport(calibration, fit,
+                             quality_gate(fit, identifiability_intervals(found)), [],
+                             source_text)
 
 
 def _need_token_times(run: Path, rows: list[RequestRecord]) -> None:
@@ -109,11 +156,11 @@ def _need_token_times(run: Path, rows: list[RequestRecord]) -> None:
 
 
 def calibrate(paths: Path | Sequence[Path], *, slots: int | None = None,
-              max_batched_tokens: int | None = None,
-              kv_cache_tokens: int | None = None) -> Calibration:
+              max_batched_tokens: int | None = None, kv_cache_tokens: int | None = None,
+              source: CalibrationSource = "records") -> Calibration:
     """The calibration of one server from its load tests, or CalibrationRejectedError."""
     report = fit_runs(paths, slots=slots, max_batched_tokens=max_batched_tokens,
-                      kv_cache_tokens=kv_cache_tokens)
+                      kv_cache_tokens=kv_cache_tokens, source=source)
     if report.rejected:
         raise CalibrationRejectedError(report)
     return report.calibration
