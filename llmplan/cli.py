@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
@@ -17,6 +19,7 @@ from llmplan.errors import InputError, Problem
 from llmplan.scenario.models import SimulationMode
 
 if TYPE_CHECKING:
+    from llmplan.loadtests.plan import PlanItem
     from llmplan.scenario import LoadedScenario, LocalDeployment
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -123,23 +126,36 @@ def simulate(
 
 @app.command()
 def loadtest(
-    scenario: Annotated[Path, typer.Argument(
-        help="Scenario whose traffic and tasks to replay.")],
+    scenario: Annotated[Path | None, typer.Argument(
+        help="Scenario whose traffic and tasks to replay (none: a quick run, see "
+             "--prompt-tokens).")] = None,
+    target: Annotated[str, typer.Option(help="Name of the target in the targets file.")] = "",
     targets: Annotated[Path, typer.Option(
-        help="Targets YAML (endpoints, key variable names).")],
-    target: Annotated[str, typer.Option(help="Name of the target in the targets file.")],
-    duration: Annotated[str, typer.Option(help="Hard limit of the run, e.g. 60s, 10m.")],
-    users: Annotated[int, typer.Option(min=1, help="Concurrency cap (closed loop: users).")],
+        help="Targets YAML (endpoints, key variable names).")] = Path("targets.yaml"),
+    duration: Annotated[str, typer.Option(
+        help="Hard limit of each run, e.g. 60s, 10m.")] = "10m",
+    users: Annotated[int | None, typer.Option(
+        min=1, help="Concurrency cap (closed loop: users). Default 64.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("loadtest-out"),
     time_scale: Annotated[float, typer.Option(
         help="Multiply arrival times (0.1 = 10x faster).")] = 1.0,
-    max_requests: Annotated[int | None, typer.Option(help="Send at most this many.")] = None,
+    max_requests: Annotated[int | None, typer.Option(
+        "--max-requests", "--requests",
+        help="Measured requests to send (closed loop: stop after this many).")] = None,
     max_output_tokens: Annotated[int | None, typer.Option(
         help="Cap planned output lengths.")] = None,
     max_prompt_tokens: Annotated[int | None, typer.Option(
         help="Cap planned prompt lengths.")] = None,
     closed: Annotated[bool, typer.Option(
         "--closed", help="Closed loop: users send back to back.")] = False,
+    concurrency: Annotated[int | None, typer.Option(
+        min=1, help="Closed loop with this many users (same as --closed --users N).")] = None,
+    prompt_tokens: Annotated[int | None, typer.Option(
+        min=1, help="Quick run without a scenario: prompt tokens of every request.")] = None,
+    output_tokens: Annotated[int | None, typer.Option(
+        min=1, help="Quick run: output tokens of every request.")] = None,
+    rate: Annotated[float | None, typer.Option(
+        help="Quick run: open-loop Poisson arrivals at this many requests/s.")] = None,
     workers: Annotated[int, typer.Option(min=0, help="Locust workers (0: one process).")] = 0,
     test_set: Annotated[Path | None, typer.Option(help="JSONL prompts with answer checks.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the scenario seed.")] = None,
@@ -149,23 +165,50 @@ def loadtest(
     stages: Annotated[str | None, typer.Option(
         help="Closed-loop stages 'seconds:users:spawn_rate,...' (a Locust LoadTestShape).")
     ] = None,
+    warmup: Annotated[int, typer.Option(
+        min=0, help="Warm-up requests sent first and kept out of the statistics.")] = 0,
+    grace: Annotated[str, typer.Option(
+        help="At a stop (Ctrl-C, --duration), how long requests in flight may finish before "
+             "they are cancelled.")] = "5s",
+    repeat: Annotated[int, typer.Option(
+        min=1, help="Run the plan N times; report 95% confidence intervals of p50/p95.")] = 1,
 ) -> None:
-    """Load-test a real endpoint with SCENARIO's traffic; writes JSONL, summary and reports."""
+    """Load-test a real endpoint with SCENARIO's traffic (or a quick fixed workload); writes
+    JSONL, summary.json/.csv, metrics.prom and report.html per run."""
     from llmplan.loadtests.checks import load_test_set
     from llmplan.loadtests.levels import run_levels
-    from llmplan.loadtests.plan import PlanItem, build_plan
+    from llmplan.loadtests.plan import build_plan
+    from llmplan.loadtests.repeats import summarise_repeats
     from llmplan.loadtests.report import write_loadtest_report
     from llmplan.loadtests.runner import LoadTestSettings
+    from llmplan.loadtests.server_props import fetch_props
     from llmplan.loadtests.targets import load_target
-    from llmplan.render import loadtest_table
+    from llmplan.loadtests.workload import check_context, load_workload, quick_workload
+    from llmplan.render import loadtest_table, repeat_table
     from llmplan.units import parse_duration_s
 
+    if not target:
+        _fail(InputError([_option_problem("--target", "required: the target to load-test")]))
     try:
         duration_s = parse_duration_s(duration)
+        grace_s = parse_duration_s(grace)
     except ValueError as exc:
-        _fail(InputError([_option_problem("--duration", str(exc))]))
-    loaded = _load(scenario)
+        _fail(InputError([_option_problem("--duration/--grace", str(exc))]))
+    quick = scenario is None
+    if quick and (prompt_tokens is None or output_tokens is None):
+        _fail(InputError([_option_problem("--prompt-tokens/--output-tokens",
+                                          "give a scenario file, or both --prompt-tokens and "
+                                          "--output-tokens for a quick run")]))
+    if quick and rate is None and concurrency is None and not closed:
+        _fail(InputError([_option_problem("--rate/--concurrency", "a quick run needs a rate "
+                                          "(open loop) or a concurrency (closed loop)")]))
     try:
+        if scenario is None:
+            loaded = quick_workload(prompt_tokens=int(prompt_tokens or 0),
+                                    output_tokens=int(output_tokens or 0), rate_per_s=rate,
+                                    requests=max_requests, seed=seed or 1)
+        else:
+            loaded = load_workload(scenario)
         endpoint = load_target(targets, target)
         items = load_test_set(test_set) if test_set is not None else None
         rates: list[float | None] = [float(r) for r in sweep.split(",")] if sweep else [None]
@@ -178,41 +221,74 @@ def loadtest(
                            (part.split(":") for part in stages.split(","))) if stages else ()
     except ValueError:
         _fail(InputError([_option_problem("--stages", "expected seconds:users:rate,...")]))
-    mode: Literal["open", "closed"] = "closed" if closed or stage_list else "open"
+    mode: Literal["open", "closed"] = "closed" if closed or concurrency or stage_list \
+        else "open"
     base_rate = loaded.scenario.traffic.expected_rate_per_s(loaded.scenario.duration_s)
-    settings = LoadTestSettings(users=users, duration_s=duration_s, mode=mode, workers=workers,
-                                stages=stage_list)
+    settings = LoadTestSettings(users=concurrency or users or 64, duration_s=duration_s,
+                                mode=mode, workers=workers, stages=stage_list, grace_s=grace_s,
+                                max_requests=(max_requests + warmup
+                                              if mode == "closed" and max_requests else None))
+    fetched = fetch_props(endpoint.base_url) if endpoint.kind == "llamacpp" else None
+    props = fetched[0] if fetched is not None else None
+    if props is not None:
+        console.print(f"server: {props.total_slots or '?'} slots, "
+                      f"{props.n_ctx_per_slot or '?'} tokens of context per slot (/props)")
+    run_id = f"{int(time.time() * 1000) % 10**9:09d}"
 
-    def plan_for(rate: float | None) -> list[PlanItem]:
-        plan = build_plan(loaded, seed=seed,
-                          time_scale=time_scale if rate is None else base_rate / rate,
-                          duration_s=duration_s, max_requests=max_requests,
-                          max_output_tokens=max_output_tokens,
-                          max_prompt_tokens=max_prompt_tokens, test_set=items)
-        if not plan:
-            _fail(InputError([_option_problem("--duration", "the plan is empty: no request "
-                                              "arrives within the duration")]))
-        console.print(f"load test: {len(plan)} requests to {target} ({endpoint.kind}), "
-                      f"{mode} loop, up to {users} in flight, at most {duration_s:g} s")
-        return plan
+    def plans(repeat_index: int) -> Callable[[float | None, int], list[PlanItem]]:
+        def plan_for(level_rate: float | None, level: int) -> list[PlanItem]:
+            scale = time_scale if level_rate is None else base_rate / level_rate
+            plan = build_plan(loaded, seed=seed, time_scale=scale,
+                              duration_s=None if mode == "closed" else duration_s,
+                              max_requests=max_requests, max_output_tokens=max_output_tokens,
+                              max_prompt_tokens=max_prompt_tokens, test_set=items,
+                              salt=f"{run_id}-L{level}-R{repeat_index}", warmup=warmup)
+            if not plan:
+                _fail(InputError([_option_problem("--duration", "the plan is empty: no "
+                                                  "request arrives within the duration")]))
+            try:
+                check_context(plan, props, f"{endpoint.base_url}/props")
+            except InputError as error:
+                _fail(error)
+            console.print(f"load test: {len(plan)} requests to {target} ({endpoint.kind}), "
+                          f"{mode} loop, up to {settings.users} in flight, at most "
+                          f"{duration_s:g} s")
+            return plan
+        return plan_for
 
-    for level in run_levels(loaded, target, endpoint, rates=rates, plan_for=plan_for,
-                            settings=settings, out_dir=out_dir):
-        rate, level_dir, result = level.rate, level.folder, level.result
-        write_loadtest_report(result.summary, result.rows, level_dir / "report.html",
-                              title=f"{loaded.scenario.name} -> {target}")
-        title = f"{target}: {level_dir}" if rate is None else f"{target} at {rate:g} req/s"
-        out.print(loadtest_table(result.summary, title))
-        if result.interrupted:
-            console.print("[yellow]interrupted: finished requests are in "
-                          f"{level_dir / 'requests.jsonl'}[/]")
-            raise typer.Exit(code=130)
-        if result.target_down:
-            console.print(f"[bold red]error:[/] {result.target_down}; "
-                          f"finished requests are in {level_dir / 'requests.jsonl'}")
-            raise typer.Exit(code=3)
-        if level.saturated:
-            console.print(f"saturated at {rate:g} req/s")
+    finished = []
+    for repeat_index in range(repeat):
+        run_dir = out_dir if repeat == 1 else out_dir / f"repeat-{repeat_index + 1}"
+        for level in run_levels(loaded, target, endpoint, rates=rates,
+                                plan_for=plans(repeat_index), settings=settings,
+                                out_dir=run_dir):
+            level_rate, level_dir, result = level.rate, level.folder, level.result
+            write_loadtest_report(result.summary, result.rows, level_dir / "report.html",
+                                  title=f"{loaded.scenario.name} -> {target}",
+                                  slo_by_task={t.name: loaded.scenario.slo_for(t)
+                                               for t in loaded.scenario.tasks})
+            title = f"{target}: {level_dir}" if level_rate is None else \
+                f"{target} at {level_rate:g} req/s"
+            out.print(loadtest_table(result.summary, title))
+            cache = result.summary.cache
+            if cache is not None and cache.warning:
+                console.print(f"[yellow]warning:[/] {escape(cache.warning)}", highlight=False)
+            if result.interrupted:
+                console.print(f"[yellow]interrupted: every request sent is in "
+                              f"{level_dir / 'requests.jsonl'}[/]")
+                raise typer.Exit(code=130)
+            if result.target_down:
+                console.print(f"[bold red]error:[/] {escape(result.target_down)}; "
+                              f"records are in {level_dir / 'requests.jsonl'}", highlight=False)
+                raise typer.Exit(code=3)
+            if level.saturated:
+                console.print(f"saturated at {level_rate:g} req/s")
+            finished.append(result.summary)
+    if repeat > 1:
+        repeats = summarise_repeats(finished)
+        (out_dir / "repeats.json").write_text(repeats.model_dump_json(indent=1),
+                                              encoding="utf-8")
+        out.print(repeat_table(repeats))
 
 
 @app.command()
@@ -229,18 +305,45 @@ def calibrate(
     ] = None,
     kv_cache_tokens: Annotated[int | None, typer.Option(
         help="KV-cache capacity in tokens (default: slots x context per slot).")] = None,
+    accept_poor_fit: Annotated[bool, typer.Option(
+        "--accept-poor-fit", help="Write the calibration even when the quality gate fails.")
+    ] = False,
+    source: Annotated[str, typer.Option(
+        help="records (rebuild steps from per-token times) or vllm-metrics (the vLLM "
+             "server's /metrics scraped during the load test).")] = "records",
 ) -> None:
-    """Fit the simulator's step-time model to a load test of a real server."""
-    from llmplan.fidelity.calibrate import calibrate as fit
-    from llmplan.render import calibration_table
+    """Fit the simulator's step-time model to a load test of a real server.
 
+    Exits 4, writing nothing, when the data cannot support a trustworthy fit (too few steps
+    that carried a prompt, one batch size only, R2 or held-in error out of bounds); the
+    message says what is missing and how to get it.
+    """
+    from llmplan.fidelity.calibrate import fit_runs
+    from llmplan.render import calibration_table, fit_kind_table
+
+    if source not in ("records", "vllm-metrics"):
+        _fail(InputError([_option_problem("--source", "expected records or vllm-metrics")]))
     try:
-        calibration = fit(measurements, slots=slots, max_batched_tokens=max_batched_tokens,
-                          kv_cache_tokens=kv_cache_tokens)
+        report = fit_runs(measurements, slots=slots, max_batched_tokens=max_batched_tokens,
+                          kv_cache_tokens=kv_cache_tokens,
+                          source="records" if source == "records" else "vllm-metrics")
     except InputError as error:
         _fail(error)
-    calibration.write(out_file)
-    out.print(calibration_table(calibration))
+    out.print(calibration_table(report.calibration))
+    out.print(fit_kind_table(report.fit))
+    for finding in report.advisory:
+        console.print(f"[yellow]note:[/] {escape(str(finding))}", highlight=False)
+    if report.rejected:
+        from llmplan.fidelity.calibrate import CalibrationRejectedError
+
+        rejection = CalibrationRejectedError(report)
+        if not accept_poor_fit:
+            console.print(f"[bold red]error:[/] {escape(rejection.render())}", highlight=False)
+            console.print(f"nothing written; --accept-poor-fit writes {out_file} anyway")
+            raise typer.Exit(code=4)
+        console.print(f"[yellow]warning: this calibration is not trusted:[/] "
+                      f"{escape(rejection.render())}", highlight=False)
+    report.calibration.write(out_file)
     console.print(f"wrote {out_file}")
 
 
@@ -262,12 +365,16 @@ def validate(
 
     try:
         rows = load_rows(measurements)
-        dep = calibrated_deployment(calibration)
-        result = compare(rows, dep)
     except InputError as error:
         _fail(error)
+    try:
+        dep = calibrated_deployment(calibration)
     except (OSError, ValueError) as exc:
         _fail(InputError([Problem(str(calibration), None, "", str(exc))]))
+    try:
+        result = compare(rows, dep)
+    except ValueError as exc:
+        _fail(InputError([Problem(str(measurements), None, "", str(exc))]))
     write_validation(result, rows, dep, out_dir)
     out.print(validation_table(result))
     thr = result.error_pct["throughput"]["requests_per_s"]
@@ -392,6 +499,31 @@ def import_usage(
     console.print(f"wrote {imported.trace} ({imported.requests:,} requests over "
                   f"{imported.hours:.1f} h, mean prompt {imported.mean_prompt_tokens:.0f} / "
                   f"output {imported.mean_output_tokens:.0f} tokens) and {imported.snippet}")
+
+
+@app.command("import-records")
+def import_records(
+    export: Annotated[Path, typer.Argument(
+        help="AIPerf profile_export.jsonl, GuideLLM benchmarks.json, or `vllm bench serve "
+             "--save-detailed` JSON.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder to write.")] = Path(
+        "imported"),
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="aiperf | guidellm | vllm-bench (default: from the content).")
+    ] = None,
+) -> None:
+    """Convert another load tool's per-request export into our records (requests.jsonl and
+    summary.json per run), so `calibrate`, `validate` and reports can use it."""
+    from llmplan.fidelity.imports import write_imported
+
+    try:
+        written = write_imported(export, out_dir, fmt)
+    except InputError as error:
+        _fail(error)
+    for folder, rows in written:
+        ok = sum(1 for r in rows if r.ok)
+        console.print(f"wrote {folder / 'requests.jsonl'}: {len(rows):,} requests "
+                      f"({ok:,} finished, {len(rows) - ok:,} failed)")
 
 
 @app.command()

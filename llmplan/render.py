@@ -11,7 +11,9 @@ from rich.table import Table
 
 from llmplan.catalog import STALE_AFTER_DAYS, Catalog, is_stale
 from llmplan.decide.sweep import SweepResult
+from llmplan.fidelity.fit import Fit
 from llmplan.fidelity.validate import METRICS, Comparison
+from llmplan.loadtests.repeats import RepeatSummary
 from llmplan.perf.steptime_spec import Calibration
 from llmplan.results.decision import Candidate, Result
 from llmplan.results.loadtest import LoadTestSummary
@@ -69,20 +71,43 @@ def exclusions(result: Result) -> list[str]:
 
 
 def loadtest_table(summary: LoadTestSummary, title: str) -> Table:
+    """One row: what was sent and what came back (README "Names across tools")."""
     table = Table(title=title)
-    for column in ("sent", "ok", "429", "other errors", "req/s requested", "req/s achieved",
-                   "TTFT p50/p95 ms", "TPOT p50 ms", "ITL p50 ms", "E2E p50/p95 ms",
-                   "goodput", "sched. delay p99 ms"):
+    for column in ("sent", "finished", "failed", "cancelled", "429", "req/s requested",
+                   "req/s achieved", "TTFT p50/p95 ms", "TPOT p50 ms", "ITL p50 ms",
+                   "E2E p50/p95 ms", "out tok/s/user p50", "goodput", "cache hit",
+                   "sched. delay p99 ms"):
         table.add_column(column, justify="right")
     req, lat, thr = summary.requests, summary.latency, summary.throughput
-    throttled = req.errors_by_class.get("http_429", 0)
+    cache = summary.cache
     table.add_row(
-        str(req.sent), str(req.ok), str(throttled), str(req.failed - throttled),
+        f"{req.sent}/{req.planned}", str(req.finished), str(req.failed), str(req.cancelled),
+        str(req.errors_by_class.get("http_429", 0)),
         fmt(thr.requested_rate_per_s, 2), fmt(thr.achieved_rate_per_s, 2),
         f"{fmt(lat.ttft_ms.p50)} / {fmt(lat.ttft_ms.p95)}",
         fmt(lat.tpot_ms.p50, 1), fmt(lat.itl_ms.p50, 1),
         f"{fmt(lat.e2e_ms.p50)} / {fmt(lat.e2e_ms.p95)}",
-        _pct(summary.slo.goodput_fraction), fmt(summary.schedule_delay_ms.p99, 1))
+        fmt(thr.output_tokens_per_s_per_user.p50, 1),
+        _pct(summary.slo.goodput_fraction),
+        _pct(cache.hit_rate if cache is not None else None),
+        fmt(summary.schedule_delay_ms.p99, 1))
+    return table
+
+
+def repeat_table(repeats: RepeatSummary) -> Table:
+    """Mean of each percentile over the repeats, with its confidence interval."""
+    table = Table(title=f"{repeats.runs} repeats: mean and {repeats.confidence:.0%} "
+                        f"confidence interval")
+    for column in ("metric", "p50 mean", "p50 interval", "p95 mean", "p95 interval"):
+        table.add_column(column, justify="right")
+    for metric, points in repeats.intervals.items():
+        cells = [metric]
+        for q in ("p50", "p95"):
+            iv = points.get(q)
+            cells += ["-", "-"] if iv is None else [
+                fmt(iv.mean, 1), f"{fmt(iv.low, 1)} - {fmt(iv.high, 1)} "
+                                 f"(+/-{iv.half_width_pct:.1f}%)"]
+        table.add_row(*cells)
     return table
 
 
@@ -96,6 +121,17 @@ def calibration_table(calibration: Calibration) -> Table:
                   f"{st.per_decode_seq_us:.1f}", f"{st.per_kv_token_ns:.1f}",
                   f"{calibration.client_overhead_ms:.2f}", str(calibration.engine.max_num_seqs),
                   str(fit.steps), f"{fit.r2:.3f}", f"{fit.median_abs_error_pct:.1f}")
+    return table
+
+
+def fit_kind_table(fit: Fit) -> Table:
+    """How the step model explains each kind of step (trimming never empties a kind)."""
+    table = Table(title="fit by kind of step (held in)")
+    for column in ("kind", "steps", "kept after trim", "median |err| %"):
+        table.add_column(column, justify="right")
+    for name, kind in (("carried a prompt", fit.prefill), ("decode only", fit.decode)):
+        table.add_row(name, f"{kind.steps:,}", f"{kind.kept:,}",
+                      fmt(kind.median_abs_error_pct, 1))
     return table
 
 

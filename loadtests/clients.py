@@ -4,12 +4,17 @@ Locust's own clock stops at the response headers when streaming, so every figure
 measured directly: TTFT at the first chunk that carries text, every gap between text chunks
 (ITL), E2E at the end of the stream, token counts from the server's usage (OpenAI
 `stream_options.include_usage`, Bedrock `metadata.usage`) with the chunk count as fallback
-and a mismatch flag. Errors are classified (429 apart from other 4xx, 5xx, refused, reset,
-timeout, protocol) and never raised.
+and a mismatch flag, and the prompt tokens the server took from its cache
+(`usage.prompt_tokens_details.cached_tokens`, llama.cpp's `timings.cache_n`). Errors are
+classified (records.ERROR_MEANINGS) and never raised: no connection at all (refused,
+unreachable, DNS) is `connect`, an error object inside the stream is `stream_error`, a
+request the run stopped is `cancelled`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import http.client
 import itertools
 import json
@@ -22,7 +27,20 @@ from urllib.parse import urlparse
 from llmplan.loadtests.checks import check_from_dict
 from llmplan.loadtests.plan import PlanItem
 from llmplan.loadtests.records import ErrorClass, RequestRecord
+from llmplan.loadtests.sse import EventParser
 from llmplan.loadtests.targets import Target
+
+#: errno values that mean "no connection could be made" (not a broken one).
+_NO_CONNECTION = {errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH,
+                  errno.EADDRNOTAVAIL, errno.ENETDOWN, errno.EHOSTDOWN}
+
+
+class ConnectFailedError(OSError):
+    """The TCP (or TLS) connection could not be made; wraps the cause."""
+
+
+class StreamError(Exception):
+    """The server sent an error object inside a stream that had started."""
 
 
 @dataclass
@@ -41,7 +59,8 @@ class Timing:
 
 
 def finish_record(record: RequestRecord, timing: Timing, usage_prompt: int | None,
-                  usage_output: int | None, item: PlanItem) -> RequestRecord:
+                  usage_output: int | None, item: PlanItem, *,
+                  cached_prompt: int | None = None) -> RequestRecord:
     """Fill latencies and token counts from a stopwatch (successful stream)."""
     end = timing.end if timing.end is not None else time.perf_counter()
     stamps = timing.tokens
@@ -56,6 +75,7 @@ def finish_record(record: RequestRecord, timing: Timing, usage_prompt: int | Non
     else:
         record.output_tokens, record.token_source = len(stamps), "chunks"
     record.prompt_tokens = usage_prompt
+    record.cached_prompt_tokens = cached_prompt
     n = record.output_tokens or 0
     if n > 1 and record.ttft_ms is not None:
         record.tpot_ms = (record.e2e_ms - record.ttft_ms) / (n - 1)
@@ -65,7 +85,11 @@ def finish_record(record: RequestRecord, timing: Timing, usage_prompt: int | Non
 
 
 def classify_exception(exc: BaseException) -> ErrorClass:
-    if isinstance(exc, ConnectionRefusedError):
+    if isinstance(exc, StreamError):
+        return "stream_error"
+    if isinstance(exc, ConnectFailedError | ConnectionRefusedError | socket.gaierror):
+        return "connect"
+    if isinstance(exc, OSError) and exc.errno in _NO_CONNECTION:
         return "connect"
     if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError
                   | http.client.IncompleteRead):
@@ -111,17 +135,33 @@ class OpenAIStream:
         self.path = prefix + ("/v1/chat/completions" if target.api == "chat"
                               else "/v1/completions")
         self.conn: http.client.HTTPConnection | None = None
+        self.cancelled = False
 
     def _connection(self) -> http.client.HTTPConnection:
         if self.conn is None:
             cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-            self.conn = cls(self.host, self.port, timeout=self.target.request_timeout_s)
+            conn = cls(self.host, self.port, timeout=self.target.request_timeout_s)
+            try:
+                conn.connect()       # a failure here is "no connection", whatever its errno
+            except TimeoutError as exc:
+                raise ConnectFailedError(f"connect timed out: {exc}") from exc
+            except OSError as exc:
+                raise ConnectFailedError(f"{type(exc).__name__}: {exc}") from exc
+            self.conn = conn
         return self.conn
 
     def _reset(self) -> None:
         if self.conn is not None:
             self.conn.close()
         self.conn = None
+
+    def cancel(self) -> None:
+        """Stop the request in flight now (the run is stopping): it records `cancelled`."""
+        self.cancelled = True
+        conn = self.conn
+        if conn is not None and conn.sock is not None:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
 
     def body(self, item: PlanItem) -> bytes:
         t = self.target
@@ -160,12 +200,13 @@ class OpenAIStream:
 
     def send(self, item: PlanItem, record: RequestRecord) -> RequestRecord:
         body, headers = self.body(item), self.headers()
+        self.cancelled = False
         timing = Timing()
         try:
             response = self._open(body, headers)
         except Exception as exc:  # classified, never raised: the run goes on
             self._reset()
-            return _failed(record, exc)
+            return self._failed(record, exc, timing)
         record.status = response.status
         if response.status >= 400:
             record.error_class = classify_status(response.status)
@@ -177,39 +218,69 @@ class OpenAIStream:
             self._reset()
             record.e2e_ms = (time.perf_counter() - timing.start) * 1e3
             return record
-        usage_prompt = usage_output = None
+        usage: dict[str, Any] = {}
+        cached: int | None = None
         chat = self.target.api == "chat"
         done = False
+        parser = EventParser()
         try:
-            while True:
+            while not done:
                 line = response.readline()
+                event = parser.feed(line) if line else parser.close()
+                if event is not None:
+                    if event.data.strip() == "[DONE]":
+                        done = True
+                        break
+                    chunk = _chunk(event.event, event.data)
+                    for choice in chunk.get("choices") or ():
+                        piece = (choice.get("delta") or {}).get("content") if chat \
+                            else choice.get("text")
+                        timing.token(piece or "")
+                    usage = chunk.get("usage") or usage
+                    timings = chunk.get("timings")
+                    if isinstance(timings, dict) and timings.get("cache_n") is not None:
+                        cached = int(timings["cache_n"])
                 if not line:
                     break
-                if not line.startswith(b"data:"):
-                    continue
-                data = line[5:].strip()
-                if data == b"[DONE]":
-                    done = True
-                    break
-                chunk = json.loads(data)
-                for choice in chunk.get("choices") or ():
-                    piece = (choice.get("delta") or {}).get("content") if chat \
-                        else choice.get("text")
-                    timing.token(piece or "")
-                usage = chunk.get("usage")
-                if usage:
-                    usage_prompt = usage.get("prompt_tokens")
-                    usage_output = usage.get("completion_tokens")
             timing.end = time.perf_counter()
             if not done:   # the connection closed mid-answer: chunked EOF reads as b""
                 raise http.client.IncompleteRead(b"", None)
             response.read()   # drain what follows [DONE] so the connection can be reused
         except Exception as exc:
             self._reset()
-            failed = _failed(record, exc)
-            failed.chunks = len(timing.tokens)
-            return failed
-        return finish_record(record, timing, usage_prompt, usage_output, item)
+            return self._failed(record, exc, timing)
+        details = usage.get("prompt_tokens_details") or {}
+        if details.get("cached_tokens") is not None:
+            cached = int(details["cached_tokens"])
+        return finish_record(record, timing, usage.get("prompt_tokens"),
+                             usage.get("completion_tokens"), item, cached_prompt=cached)
+
+    def _failed(self, record: RequestRecord, exc: BaseException, timing: Timing) -> RequestRecord:
+        failed = _failed(record, exc)
+        if self.cancelled:
+            failed.error_class = "cancelled"
+        failed.chunks = len(timing.tokens)
+        if timing.tokens:
+            failed.ttft_ms = (timing.tokens[0] - timing.start) * 1e3
+        failed.e2e_ms = (time.perf_counter() - timing.start) * 1e3
+        return failed
+
+
+def _chunk(event: str, data: str) -> dict[str, Any]:
+    """One streamed JSON object; an error object (or `event: error`) raises StreamError."""
+    try:
+        chunk = json.loads(data)
+    except ValueError as exc:
+        if event == "error":
+            raise StreamError(data[:300]) from None
+        raise ValueError(f"not JSON in the stream: {data[:100]!r}") from exc
+    if not isinstance(chunk, dict):
+        raise ValueError(f"expected a JSON object in the stream, got {data[:100]!r}")
+    if event == "error" or chunk.get("error") is not None:
+        error = chunk.get("error", chunk)
+        message = error.get("message", error) if isinstance(error, dict) else error
+        raise StreamError(str(message)[:300])
+    return chunk
 
 
 class BedrockStream:
@@ -224,6 +295,11 @@ class BedrockStream:
             "bedrock-runtime", region_name=target.region, endpoint_url=target.base_url,
             config=Config(retries={"max_attempts": 1, "mode": "standard"},
                           read_timeout=target.request_timeout_s, connect_timeout=10))
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """botocore cannot be interrupted mid-read: the run records it cancelled itself."""
+        self.cancelled = True
 
     def send(self, item: PlanItem, record: RequestRecord) -> RequestRecord:
         from botocore.exceptions import ClientError, EventStreamError

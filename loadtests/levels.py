@@ -52,16 +52,19 @@ class LevelRun:
 
 
 def run_levels(loaded: LoadedScenario, target_name: str, target: Target, *,
-               rates: list[float | None], plan_for: Callable[[float | None], list[PlanItem]],
+               rates: list[float | None],
+               plan_for: Callable[[float | None, int], list[PlanItem]],
                settings: LoadTestSettings, out_dir: Path) -> Iterator[LevelRun]:
     """Run each level in turn (None: the plan as the scenario gives it); stop after an
-    interrupted or dead run, or a saturated sweep level. Writes sweep.json for sweeps."""
+    interrupted or dead run, or a saturated sweep level. Writes sweep.json for sweeps.
+
+    `plan_for(rate, level_index)` builds each level's plan (with its own prompt salt)."""
     done: list[tuple[float | None, LoadTestResult]] = []
     try:
-        for rate in rates:
+        for index, rate in enumerate(rates):
             level_dir = out_dir if rate is None else out_dir / f"rate-{rate:g}"
-            result = run_load_test(target_name, target, plan_for(rate), settings, level_dir,
-                                   loaded=loaded)
+            result = run_load_test(target_name, target, plan_for(rate, index), settings,
+                                   level_dir, loaded=loaded)
             done.append((rate, result))
             full = rate is not None and saturated(result.summary, rate,
                                                   loaded.scenario.slo.min_goodput_fraction)

@@ -7,6 +7,10 @@ needs the other), bound to 127.0.0.1, ready when /health answers 200.
 
     with LlamaCppServer(parallel=4) as server:
         print(server.base_url)
+
+Run as a program (`python -m llmplan.loadtests.llamacpp_server --port 8080 --parallel 4`) it
+serves until Ctrl-C, SIGTERM (`kill %1`) or SIGHUP, and always stops its server process on
+the way out; the server process also exits by itself if the launcher dies (even SIGKILL).
 """
 
 from __future__ import annotations
@@ -127,7 +131,8 @@ def _serve(args: argparse.Namespace) -> None:
 
     signal.signal(signal.SIGTERM, _quit)
     signal.signal(signal.SIGINT, _quit)
-    while not stop:
+    parent = os.getppid()
+    while not stop and os.getppid() == parent:   # the launcher died: do not serve on alone
         time.sleep(0.2)
     del server
 
@@ -145,9 +150,15 @@ def main() -> None:
     if args.serve:
         _serve(args)
         return
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)      # unwinds through the `with`: the server stops
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit)
     with LlamaCppServer(args.parallel, args.ctx_per_slot, port=args.port, threads=args.threads,
                         model=Path(args.model)) as server:
-        print(f"llama.cpp serving {args.model} at {server.base_url} (Ctrl-C stops)")
+        print(f"llama.cpp serving {args.model} at {server.base_url} with {args.parallel} "
+              f"slots of {args.ctx_per_slot} tokens (Ctrl-C or SIGTERM stops)", flush=True)
         try:
             while True:
                 time.sleep(1)

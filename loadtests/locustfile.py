@@ -1,9 +1,15 @@
 """Locust users for LLM endpoints. Runs only inside `locust`, started by loadtests/runner.py.
 
 Configuration comes from the JSON file named by $LLMPLAN_LOADTEST (written by the runner):
-the target, the plan file, the mode (open-loop replay or closed-loop), optional stages and
-the output folder. Each process takes its share of the plan (every Nth request for worker
-i of N), so master + workers send every planned request exactly once.
+the target, the plan file, the mode (open-loop replay or closed-loop), optional stages, the
+output folder, the stop file, the grace period and (closed loop) a request count. Each
+process takes its share of the plan (every Nth request for worker i of N), so master +
+workers send every planned request exactly once.
+
+Stopping: when the runner creates the stop file (Ctrl-C, --duration) nothing more is sent,
+at once; requests in flight get `grace_s` to finish and are then cut and recorded as
+`cancelled`. When a process has nothing in flight and nothing left to send it writes
+`done.<pid>` so the runner knows its records are complete.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import locust.runners
+import locust.stats
+from gevent.event import Event
 from locust import LoadTestShape, User, constant, events, task
 from locust.exception import StopUser
 
@@ -26,6 +35,14 @@ from llmplan.loadtests.targets import Target
 CONFIG: dict[str, Any] = json.loads(Path(os.environ["LLMPLAN_LOADTEST"]).read_text())
 TARGET = Target.model_validate(CONFIG["target"])
 OUT = Path(CONFIG["out_dir"])
+STOP_FILE = Path(CONFIG["stop_file"])
+GRACE_S = float(CONFIG.get("grace_s", 5.0))
+Stream = OpenAIStream | BedrockStream
+# Locust's CSV and worker reports lag by these intervals: keep them short, and let one pass
+# before saying "done", so locust_stats.csv counts every request the records hold
+vars(locust.stats)["CSV_STATS_INTERVAL_SEC"] = 0.25
+locust.runners.WORKER_REPORT_INTERVAL = 1
+SETTLE_S = 0.6 if int(CONFIG.get("workers", 1)) <= 1 else 1.2
 
 
 class _Dispatch:
@@ -35,24 +52,36 @@ class _Dispatch:
         self.items: list[PlanItem] = []
         self.next = 0
         self.cycle = 0             # closed loop: how many times the share was replayed
+        self.sent = 0
         self.plan_size = 0
         self.start_ts = 0.0
-        self.active = 0
         self.worker = 0
         self.writer: RecordWriter | None = None
+        self.stop = Event()
+        self.inflight: dict[int, tuple[RequestRecord, Stream]] = {}
+        self.taken = 0             # taken and not yet written (waiting or in flight)
+        self.max_sends: int | None = None
+        self.done_marked = False
+        self.environment: Any = None
 
     def begin(self, worker_index: int, worker_count: int) -> None:
         plan = read_plan(CONFIG["plan"])
         self.worker = worker_index
         self.plan_size = len(plan)
         self.items = [p for p in plan if p.index % worker_count == worker_index]
-        self.next = 0
-        self.cycle = 0
+        total = CONFIG.get("max_requests")
+        if total is not None:      # closed loop: this process's share of the request count
+            self.max_sends = total // worker_count + (1 if worker_index < total % worker_count
+                                                      else 0)
         self.start_ts = time.time() + float(CONFIG.get("start_delay_s", 0.5))
         self.writer = RecordWriter(OUT / f"requests.{os.getpid()}.jsonl")
+        gevent.spawn(self._watch)
 
-    def take(self) -> tuple[PlanItem, int] | None:
-        """The next request and its unique id (plan index, offset by replays)."""
+    def take(self) -> tuple[PlanItem, int, bool] | None:
+        """The next request, its unique id (plan index, offset by replays), and whether it
+        is a warm-up request (only in the first pass over the plan)."""
+        if self.stop.is_set() or (self.max_sends is not None and self.sent >= self.max_sends):
+            return None
         if self.next >= len(self.items):
             if CONFIG["mode"] == "closed" and self.items:
                 self.next = 0
@@ -61,7 +90,54 @@ class _Dispatch:
                 return None
         item = self.items[self.next]
         self.next += 1
-        return item, item.index + self.cycle * self.plan_size
+        self.sent += 1
+        self.taken += 1
+        return item, item.index + self.cycle * self.plan_size, item.warmup and self.cycle == 0
+
+    def exhausted(self) -> bool:
+        if self.stop.is_set() or (self.max_sends is not None and self.sent >= self.max_sends):
+            return True
+        return CONFIG["mode"] == "open" and self.next >= len(self.items)
+
+    def write(self, record: RequestRecord) -> None:
+        self.inflight.pop(record.id, None)
+        self.taken -= 1
+        if self.writer is not None:
+            self.writer.write(record)
+        if self.exhausted() and self.taken == 0:
+            self.mark_done()
+
+    def mark_done(self) -> None:
+        if not self.done_marked:
+            self.done_marked = True
+            gevent.spawn_later(SETTLE_S, self._finish)
+
+    def _finish(self) -> None:
+        """Say so, and (one process) end Locust the normal way: its CSV and HTML are final."""
+        (OUT / f"done.{os.getpid()}").touch()
+        runner = getattr(self.environment, "runner", None)
+        if runner is not None and type(runner).__name__ == "LocalRunner":
+            runner.quit()
+
+    def _watch(self) -> None:
+        """Stop at the stop file: no more sends; in-flight requests get GRACE_S, then are cut."""
+        while not STOP_FILE.exists():
+            gevent.sleep(0.05)
+        self.stop.set()
+        deadline = time.monotonic() + GRACE_S
+        while self.inflight and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        for _, stream in list(self.inflight.values()):
+            stream.cancel()
+        deadline = time.monotonic() + 2.0
+        while self.inflight and time.monotonic() < deadline:
+            gevent.sleep(0.02)
+        for record, _ in list(self.inflight.values()):   # streams that could not be cut
+            record.error_class, record.error = "cancelled", "the run stopped"
+            record.e2e_ms = (time.time() - record.send_ts) * 1e3
+            self.write(record)
+        if self.taken <= 0:
+            self.mark_done()
 
 
 DISPATCH = _Dispatch()
@@ -70,6 +146,7 @@ DISPATCH = _Dispatch()
 @events.test_start.add_listener
 def _on_test_start(environment: Any, **_: Any) -> None:
     runner = environment.runner
+    DISPATCH.environment = environment
     index = getattr(runner, "worker_index", 0)
     DISPATCH.begin(max(0, index), int(CONFIG.get("workers", 1)) or 1)
 
@@ -97,25 +174,29 @@ class _PlanUser(User):
         if taken is None:
             self._quit_when_done()
             raise StopUser()
-        item, request_id = taken
-        DISPATCH.active += 1   # taken counts as in flight: the run must not end under it
-        try:
-            scheduled = DISPATCH.start_ts + item.send_s if CONFIG["mode"] == "open" \
-                else time.time()
-            delay = scheduled - time.time()
-            if delay > 0:
-                gevent.sleep(delay)
-            send_ts = time.time()
-            record = RequestRecord(id=request_id, task=item.task,
-                                   target=CONFIG["target_name"], scheduled_ts=scheduled,
-                                   send_ts=send_ts,
-                                   schedule_delay_ms=max(0.0, send_ts - scheduled) * 1e3,
-                                   status=0, error_class=None, worker=DISPATCH.worker)
-            self.stream.send(item, record)
-        finally:
-            DISPATCH.active -= 1
-        if DISPATCH.writer is not None:
-            DISPATCH.writer.write(record)
+        item, request_id, warm = taken
+        scheduled = DISPATCH.start_ts + item.send_s if CONFIG["mode"] == "open" \
+            else time.time()
+        delay = scheduled - time.time()
+        if delay > 0 and DISPATCH.stop.wait(delay):
+            DISPATCH.taken -= 1    # stopped before its time: never sent, never recorded
+            DISPATCH.sent -= 1
+            if DISPATCH.taken == 0:
+                DISPATCH.mark_done()
+            raise StopUser()
+        send_ts = time.time()
+        record = RequestRecord(id=request_id, task=item.task, target=CONFIG["target_name"],
+                               scheduled_ts=scheduled, send_ts=send_ts,
+                               schedule_delay_ms=max(0.0, send_ts - scheduled) * 1e3,
+                               status=0, error_class=None, worker=DISPATCH.worker,
+                               warmup=warm)
+        DISPATCH.inflight[request_id] = (record, self.stream)
+        self.stream.send(item, record)
+        if request_id not in DISPATCH.inflight:
+            return                 # the stop already recorded it as cancelled
+        if self.stream.cancelled and record.error_class is not None:
+            record.error_class = "cancelled"
+        DISPATCH.write(record)
         events.request.fire(
             request_type=TARGET.kind, name=item.task, response_time=record.e2e_ms or 0.0,
             response_length=record.output_tokens or 0, context={}, start_time=send_ts,
@@ -124,13 +205,10 @@ class _PlanUser(User):
             RuntimeError(f"{record.error_class}: {record.error or ''}"[:200]))
         self._quit_when_done()
 
-
     def _quit_when_done(self) -> None:
-        """Open loop, one process: end the run as soon as the last answer is in."""
-        runner = self.environment.runner
-        if CONFIG["mode"] == "open" and DISPATCH.next >= len(DISPATCH.items) \
-                and DISPATCH.active == 0 and type(runner).__name__ == "LocalRunner":
-            runner.quit()
+        """End the run as soon as the last answer is in."""
+        if DISPATCH.exhausted() and DISPATCH.taken <= 0:
+            DISPATCH.mark_done()
 
 
 class OpenAIUser(_PlanUser):

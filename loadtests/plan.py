@@ -31,7 +31,7 @@ def synthetic_prompt(tokens: int, index: int, salt: str = "") -> str:
     `salt` makes the prompts of one run differ from another's, so a server that caches
     prompts does not answer a repeated experiment from its cache.
     """
-    words = [f"Request {salt}{index}."]
+    words = [f"Request {index} {salt}."]
     words += [_WORDS[(index + i) % len(_WORDS)] for i in range(max(0, tokens - 4))]
     return " ".join(words)
 
@@ -46,13 +46,17 @@ class PlanItem:
     max_tokens: int
     fixed_length: bool         # ask the server to ignore EOS
     check: dict[str, Any] | None
+    warmup: bool = False       # sent first, kept out of the statistics
 
 
 def build_plan(loaded: LoadedScenario, *, seed: int | None = None, time_scale: float = 1.0,
                duration_s: float | None = None, max_requests: int | None = None,
                max_output_tokens: int | None = None, max_prompt_tokens: int | None = None,
-               test_set: list[TestItem] | None = None, salt: str = "") -> list[PlanItem]:
-    """The timed list of requests a load test sends."""
+               test_set: list[TestItem] | None = None, salt: str = "",
+               warmup: int = 0) -> list[PlanItem]:
+    """The timed list of requests a load test sends; the first `warmup` are warm-up ones.
+
+    `max_requests` counts measured requests (warm-up ones come on top)."""
     stream = build_request_stream(loaded.scenario, seed).scaled(time_scale)
     by_task: dict[str, list[TestItem]] = defaultdict(list)
     for item in test_set or []:
@@ -63,7 +67,7 @@ def build_plan(loaded: LoadedScenario, *, seed: int | None = None, time_scale: f
         send_s = float(stream.arrival_s[i])
         if duration_s is not None and send_s >= duration_s:
             break
-        if max_requests is not None and len(plan) >= max_requests:
+        if max_requests is not None and len(plan) >= max_requests + warmup:
             break
         task = stream.task_names[int(stream.task_index[i])]
         prompt_tokens = int(stream.prompt_tokens[i])
@@ -78,10 +82,10 @@ def build_plan(loaded: LoadedScenario, *, seed: int | None = None, time_scale: f
             used[task] += 1
             plan.append(PlanItem(i, send_s, task, item.prompt, prompt_tokens,
                                  item.max_tokens or output_tokens, False,
-                                 item.check.model_dump(by_alias=True)))
+                                 item.check.model_dump(by_alias=True), i < warmup))
         else:
             plan.append(PlanItem(i, send_s, task, synthetic_prompt(prompt_tokens, i, salt),
-                                 prompt_tokens, output_tokens, True, None))
+                                 prompt_tokens, output_tokens, True, None, i < warmup))
     return plan
 
 

@@ -19,9 +19,24 @@ from llmplan.errors import InputError, Problem
 from llmplan.jsonl import dumps_line, read_jsonl
 
 ErrorClass = Literal["http_429", "http_4xx", "http_5xx", "connect", "reset", "timeout",
-                     "protocol"]
+                     "protocol", "stream_error", "cancelled"]
 ERROR_CLASSES: tuple[ErrorClass, ...] = ("http_429", "http_4xx", "http_5xx", "connect",
-                                         "reset", "timeout", "protocol")
+                                         "reset", "timeout", "protocol", "stream_error",
+                                         "cancelled")
+#: What each error class means (README, report and `llmplan schema --records`).
+ERROR_MEANINGS: dict[str, str] = {
+    "http_429": "the server throttled the request (HTTP 429)",
+    "http_4xx": "the server refused the request (other HTTP 4xx)",
+    "http_5xx": "the server failed (HTTP 5xx)",
+    "connect": "no connection: refused, unreachable network or host, or DNS failure",
+    "reset": "the connection broke after it was made (reset, closed mid-answer)",
+    "timeout": "no answer within the target's request_timeout_s",
+    "protocol": "the answer was not the expected HTTP / server-sent-events format",
+    "stream_error": "the server sent an error object in the middle of the stream",
+    "cancelled": "the run stopped (Ctrl-C or --duration) before the answer finished",
+}
+HINT = ("see `llmplan schema --records`; convert other tools' exports with "
+        "`llmplan import-records`")
 
 
 class RequestRecord(BaseModel):
@@ -36,21 +51,30 @@ class RequestRecord(BaseModel):
     send_ts: float = Field(description="When it was sent (Unix s).")
     schedule_delay_ms: float = Field(description="send - scheduled: the generator's own lag.")
     status: int = Field(description="HTTP status; 0 when there was none.")
-    error_class: ErrorClass | None = Field(default=None, description="None: it succeeded.")
+    error_class: ErrorClass | None = Field(
+        default=None, description="None: it succeeded; else one of: " + "; ".join(
+            f"{k}: {v}" for k, v in ERROR_MEANINGS.items()))
     error: str | None = None
     ttft_ms: float | None = Field(default=None, description="Send to first streamed token.")
     e2e_ms: float | None = Field(default=None, description="Send to the last byte.")
     tpot_ms: float | None = Field(default=None, description="(E2E - TTFT) / (tokens - 1).")
     itl_ms: list[float] = Field(default_factory=list,
                                 description="Every gap between streamed chunks.")
-    prompt_tokens: int | None = None
-    output_tokens: int | None = None
+    prompt_tokens: int | None = Field(default=None, ge=0,
+                                      description="Prompt tokens, counted by the server.")
+    cached_prompt_tokens: int | None = Field(
+        default=None, ge=0, description="Prompt tokens the server served from its prompt cache "
+                                        "(usage.prompt_tokens_details.cached_tokens, or "
+                                        "llama.cpp timings.cache_n); None: not reported.")
+    output_tokens: int | None = Field(default=None, ge=0)
     token_source: Literal["server", "chunks", "none"] = "none"
     token_mismatch: bool = False
     chunks: int = Field(default=0, description="Streamed pieces that carried text.")
     retry_after_s: float | None = None
     correct: bool | None = Field(default=None, description="Test-set check, if the task has one.")
     worker: int = 0
+    warmup: bool = Field(default=False, description="Sent in the warm-up phase: kept out of "
+                                                    "requests.jsonl and the statistics.")
 
     @property
     def ok(self) -> bool:
@@ -82,7 +106,7 @@ class RecordWriter:
 def read_records(path: Path) -> list[RequestRecord]:
     """The records of one JSONL file (the torn-last-line rule of llmplan.jsonl), validated."""
     records = []
-    problems = []
+    problems: list[Problem] = []
     for number, data in read_jsonl(path):
         try:
             records.append(RequestRecord.model_validate(data))
@@ -93,8 +117,7 @@ def read_records(path: Path) -> list[RequestRecord]:
         if len(problems) >= 20:
             break
     if problems:
-        raise InputError(problems, title="invalid load-test records (see `llmplan schema "
-                                         "--records`)")
+        raise InputError(problems, title=f"invalid load-test records ({HINT})")
     return records
 
 
@@ -109,7 +132,8 @@ def records_file(path: Path) -> Path:
 
 
 def merge(out_dir: Path) -> list[RequestRecord]:
-    """Join every process's records into out_dir/requests.jsonl, sorted by send time."""
+    """Join every process's records into out_dir/requests.jsonl, sorted by send time (warm-up
+    requests go to warmup.jsonl); returns the measured ones."""
     rows: list[RequestRecord] = []
     parts = sorted(out_dir.glob("requests.*.jsonl"))
     for part in parts:
@@ -119,12 +143,21 @@ def merge(out_dir: Path) -> list[RequestRecord]:
         dupes = sorted({i for i in ids if ids.count(i) > 1})[:10]
         raise ValueError(f"duplicate request ids across workers: {dupes}")
     rows.sort(key=lambda r: (r.send_ts, r.id))
-    merged = out_dir / "requests.jsonl"
-    tmp = merged.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(row.to_line())
-    tmp.replace(merged)
+    warm = [r for r in rows if r.warmup]
+    rows = [r for r in rows if not r.warmup]
+    write_records(rows, out_dir / "requests.jsonl")
+    if warm:
+        write_records(warm, out_dir / "warmup.jsonl")
     for part in parts:
         part.unlink()
     return rows
+
+
+def write_records(rows: list[RequestRecord], path: Path) -> Path:
+    """All records to one JSONL file, atomically (a reader never sees half a file)."""
+    tmp = path.with_suffix(".jsonl.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(row.to_line())
+    tmp.replace(path)
+    return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -11,6 +12,7 @@ from plotly.subplots import make_subplots
 
 from llmplan.loadtests.records import RequestRecord
 from llmplan.results.loadtest import LoadTestSummary
+from llmplan.scenario.models import SloSpec
 
 
 def _figure(rows: list[RequestRecord]) -> go.Figure:
@@ -40,7 +42,7 @@ def _figure(rows: list[RequestRecord]) -> go.Figure:
 
 
 def write_loadtest_report(summary: LoadTestSummary, rows: list[RequestRecord], path: Path,
-                          title: str) -> Path:
+                          title: str, slo_by_task: Mapping[str, SloSpec] | None = None) -> Path:
     """report.html of one load test."""
     figure = to_html(_figure(rows), include_plotlyjs="inline", full_html=False)
     body = (f"<h1>{html.escape(title)}</h1>"

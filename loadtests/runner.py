@@ -1,10 +1,14 @@
 """Run a load test: Locust headless in child processes (one, or a master and N workers).
 
 Writes into the output folder: plan.json, config.json (no secrets: the key's variable NAME
-only), requests.jsonl (one line per finished request), summary.json, Locust's own
-locust_stats.csv / locust.html, and report.html. Ctrl-C stops Locust and still merges and
-summarises every finished request. A target that stops answering makes the run end with a
-clear message and a non-zero exit code, with everything finished before that on disk.
+only), requests.jsonl (one line per request sent: finished, failed or cancelled),
+warmup.jsonl, summary.json, Locust's own locust_stats.csv / locust.html, and report.html.
+
+Stop means stop: at Ctrl-C or when --duration is up the runner creates the stop file; every
+Locust process stops sending at once, gives requests in flight `grace_s` to finish, records
+the rest as `cancelled`, and says it is done (`done.<pid>`); only then are the processes
+ended, so nothing sent goes unrecorded. A target that stops answering, or never answered,
+makes the run end with a clear message and a non-zero exit code, with everything on disk.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from llmplan.loadtests.exports import write_exports
 from llmplan.loadtests.plan import PlanItem, write_plan
 from llmplan.loadtests.records import RequestRecord, merge
+from llmplan.loadtests.scrape import MetricsScraper
 from llmplan.loadtests.summary import summarise_records
 from llmplan.loadtests.targets import Target
 from llmplan.results.loadtest import LoadTestSummary
@@ -41,6 +47,8 @@ class LoadTestSettings:
     mode: Literal["open", "closed"] = "open"
     workers: int = 0                     # 0: one process; N: a master and N workers
     stages: tuple[tuple[float, int, float], ...] = ()   # closed loop: (seconds, users, rate)
+    grace_s: float = 5.0                 # at a stop, how long requests in flight may finish
+    max_requests: int | None = None      # closed loop: stop after sending this many
 
 
 @dataclass
@@ -68,8 +76,9 @@ def _locust_cmd(user_class: str, settings: LoadTestSettings, out: Path, role: li
     if role and role[0] == "--worker":
         return cmd + role + [user_class]
     if not settings.stages:
-        cmd += ["--users", str(settings.users), "--spawn-rate", str(max(settings.users, 1) * 10),
-                "--run-time", f"{math.ceil(run_time_s)}s"]
+        cmd += ["--users", str(settings.users), "--spawn-rate", str(max(settings.users, 1) * 10)]
+    # a backstop only: the runner stops the run itself (stop file), Locust never cuts requests
+    cmd += ["--run-time", f"{math.ceil(run_time_s)}s"]
     cmd += ["--csv", str(out / "locust"), "--html", str(out / "locust.html"), "--only-summary"]
     return cmd + role + [user_class]
 
@@ -79,13 +88,17 @@ def run_load_test(target_name: str, target: Target, plan: list[PlanItem],
                   loaded: LoadedScenario | None = None) -> LoadTestResult:
     """Drive Locust through the plan; always leaves every finished request on disk."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob("requests*.jsonl"):
-        stale.unlink()
+    for stale in [*out_dir.glob("requests*.jsonl"), *out_dir.glob("done.*"),
+                  out_dir / "stop", out_dir / "warmup.jsonl"]:
+        stale.unlink(missing_ok=True)
     write_plan(plan, out_dir / "plan.json")
+    stop_file = out_dir / "stop"
     config = {
         "target_name": target_name, "target": target.model_dump(),
         "plan": str(out_dir / "plan.json"), "out_dir": str(out_dir), "mode": settings.mode,
-        "workers": max(settings.workers, 1),
+        "workers": max(settings.workers, 1), "stop_file": str(stop_file),
+        "grace_s": settings.grace_s,
+        "max_requests": settings.max_requests if settings.mode == "closed" else None,
         "stages": [{"duration_s": d, "users": u, "spawn_rate": r} for d, u, r in settings.stages],
     }
     config_path = out_dir / "config.json"
@@ -93,37 +106,32 @@ def run_load_test(target_name: str, target: Target, plan: list[PlanItem],
     env = {**os.environ, "LLMPLAN_LOADTEST": str(config_path)}
     _save_server_state(target, out_dir, "start")
     user_class = "BedrockUser" if target.kind == "bedrock" else "OpenAIUser"
-    span = plan[-1].send_s if plan and settings.mode == "open" else 0.0
-    run_time = min(settings.duration_s, span + target.request_timeout_s + 2.0) \
-        if settings.mode == "open" else settings.duration_s
+    backstop = settings.duration_s + settings.grace_s + 30.0
     commands: list[list[str]] = []
     if settings.workers > 0:
         port = _free_port()
         commands.append(_locust_cmd(user_class, settings, out_dir,
                                     ["--master", "--master-bind-host", "127.0.0.1",
                                      "--master-bind-port", str(port),
-                                     "--expect-workers", str(settings.workers)], run_time))
+                                     "--expect-workers", str(settings.workers)], backstop))
         commands += [_locust_cmd(user_class, settings, out_dir,
                                  ["--worker", "--master-host", "127.0.0.1",
-                                  "--master-port", str(port)], run_time)
+                                  "--master-port", str(port)], backstop)
                      for _ in range(settings.workers)]
     else:
-        commands.append(_locust_cmd(user_class, settings, out_dir, [], run_time))
+        commands.append(_locust_cmd(user_class, settings, out_dir, [], backstop))
+    senders = max(settings.workers, 1)
     log = (out_dir / "locust.log").open("wb")
     processes = [subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True) for cmd in commands]
     interrupted = False
-    deadline = time.monotonic() + settings.duration_s + 60.0
+    stop_at = time.monotonic() + settings.duration_s
+    scraper = MetricsScraper(target, out_dir)
+    scraper.start()
     try:
-        while any(p.poll() is None for p in processes):
-            if time.monotonic() > deadline:
-                _signal_all(processes, signal.SIGTERM)
-                break
-            time.sleep(0.1)
-    except KeyboardInterrupt:
-        interrupted = True
-        _signal_all(processes, signal.SIGTERM)
+        interrupted = _supervise(processes, out_dir, senders, stop_at, settings.grace_s)
     finally:
+        _signal_all(processes, signal.SIGTERM)
         for p in processes:
             try:
                 p.wait(timeout=20)
@@ -131,21 +139,60 @@ def run_load_test(target_name: str, target: Target, plan: list[PlanItem],
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
         log.close()
+        scraper.stop()
     rows = merge(out_dir)
     _save_server_state(target, out_dir, "end")
     slo_by_task = {}
     if loaded is not None:
         slo_by_task = {t.name: loaded.scenario.slo_for(t) for t in loaded.scenario.tasks}
-    span_s = max((p.send_s for p in plan), default=0.0)
-    if len(plan) > 1:
-        span_s *= len(plan) / (len(plan) - 1)   # mean gap after the last arrival too
-    down = _target_down(rows)
-    summary = summarise_records(rows, planned=len(plan), planned_span_s=span_s,
-                                slo_by_task=slo_by_task, mode=settings.mode)
+    measured = [p for p in plan if not p.warmup]
+    span_s = max((p.send_s for p in measured), default=0.0) - \
+        min((p.send_s for p in measured), default=0.0)
+    if len(measured) > 1:
+        span_s *= len(measured) / (len(measured) - 1)   # mean gap after the last arrival too
+    down = target_down(rows)
+    warm = sum(1 for p in plan if p.warmup)
+    planned = settings.max_requests - warm if settings.mode == "closed" and \
+        settings.max_requests else len(measured)
+    summary = summarise_records(rows, planned=planned, planned_span_s=span_s,
+                                slo_by_task=slo_by_task, mode=settings.mode,
+                                warmup=warm,
+                                shared_prompts=any(p.check is not None for p in plan))
     summary = summary.model_copy(update={"interrupted": interrupted, "target_down": down})
     (out_dir / "summary.json").write_text(summary.model_dump_json(indent=1), encoding="utf-8")
+    write_exports(summary, out_dir, {"target": target_name, "run": out_dir.name})
     return LoadTestResult(summary, rows, out_dir, interrupted, down,
                           [p.returncode for p in processes])
+
+
+def _supervise(processes: list[subprocess.Popen[bytes]], out_dir: Path, senders: int,
+               stop_at: float, grace_s: float) -> bool:
+    """Wait for the senders to finish; stop them at `stop_at` or Ctrl-C. True: interrupted."""
+    interrupted = False
+    stop_file = out_dir / "stop"
+    drain_until: float | None = None
+    while True:
+        try:
+            done = len(list(out_dir.glob("done.*")))
+            if not any(p.poll() is None for p in processes):
+                return interrupted
+            if done >= senders:      # one process quits by itself: give it a moment
+                if senders == 1:
+                    _wait_any(processes, 5.0)
+                return interrupted
+            now = time.monotonic()
+            if drain_until is None and now >= stop_at:
+                stop_file.touch()
+                drain_until = now + grace_s + 5.0
+            if drain_until is not None and now > drain_until:
+                return interrupted
+            time.sleep(0.05)
+        except KeyboardInterrupt:
+            if interrupted:          # a second Ctrl-C: stop waiting for the grace period
+                return True
+            interrupted = True
+            stop_file.touch()
+            drain_until = time.monotonic() + grace_s + 5.0
 
 
 def _save_server_state(target: Target, out_dir: Path, when: str) -> None:
@@ -168,6 +215,12 @@ def _save_server_state(target: Target, out_dir: Path, when: str) -> None:
             continue
 
 
+def _wait_any(processes: list[subprocess.Popen[bytes]], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(p.poll() is None for p in processes):
+        time.sleep(0.05)
+
+
 def _signal_all(processes: list[subprocess.Popen[bytes]], sig: int) -> None:
     for p in processes:
         if p.poll() is None:
@@ -175,18 +228,39 @@ def _signal_all(processes: list[subprocess.Popen[bytes]], sig: int) -> None:
                 os.killpg(p.pid, sig)
 
 
-def _target_down(rows: list[RequestRecord]) -> str | None:
-    """The target died if it answered at first and then refused or reset to the end."""
-    dead_classes = {"connect", "reset"}
-    tail = 0
-    for row in reversed(rows):
-        if row.error_class in dead_classes:
-            tail += 1
-        else:
+def target_down(rows: list[RequestRecord]) -> str | None:
+    """Why the target is considered down, if it is: it never answered (every request failed
+    to connect or timed out), or it answered at first and then refused or reset to the end.
+    Counts in the message are those of the records."""
+    measured = [r for r in rows if r.error_class != "cancelled"]
+    if not measured:
+        return None
+    if all(not r.ok for r in measured):
+        counts = _counts(measured)
+        unreachable = set(counts) <= {"connect", "timeout"}
+        what = "target unreachable" if unreachable else "every request failed"
+        return f"{what}: all {len(measured):,} requests failed ({_format(counts)})"
+    dead_classes = {"connect", "reset", "timeout"}
+    tail: list[RequestRecord] = []
+    for row in reversed(measured):
+        if row.error_class not in dead_classes:
             break
-    if tail >= 3:
-        first_dead = rows[len(rows) - tail]
+        tail.append(row)
+    if len(tail) >= 3:
+        first_dead = tail[-1]
         when = time.strftime("%H:%M:%S", time.localtime(first_dead.send_ts))
-        return (f"target stopped answering at {when}: the last {tail} requests failed "
-                f"with {first_dead.error_class} errors")
+        return (f"target stopped answering at {when}: the last {len(tail):,} requests failed "
+                f"({_format(_counts(tail))})")
     return None
+
+
+def _counts(rows: list[RequestRecord]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        key = row.error_class or "ok"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _format(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name}: {n:,}" for name, n in counts.items())

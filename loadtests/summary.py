@@ -16,6 +16,7 @@ import numpy as np
 from llmplan.loadtests.records import ERROR_CLASSES, RequestRecord
 from llmplan.results.loadtest import (
     LoadTestSummary,
+    MeasuredCache,
     MeasuredLatency,
     MeasuredSlo,
     MeasuredThroughput,
@@ -25,14 +26,51 @@ from llmplan.results.loadtest import (
 )
 from llmplan.scenario.goodput import within_slo
 from llmplan.scenario.models import SloSpec
-from llmplan.stats import PERCENTILES, finite, mean, percentiles
+from llmplan.stats import finite, percentiles
+
+#: The percentiles a load-test summary reports (AIPerf's set plus p99.9).
+LOADTEST_PERCENTILES: tuple[float, ...] = (1, 5, 10, 25, 50, 75, 90, 95, 99, 99.9)
+CACHE_WARNING_RATE = 0.10   # unshared prompts served from cache beyond this: warn
 
 
 def stats(values: Iterable[float | None]) -> Stats:
+    """Count, mean, std (population), min, p1-p99.9 and max (llmplan.stats rule)."""
     array = finite(list(values))
-    points = percentiles(array, PERCENTILES)
-    return Stats(mean=mean(array), p50=points[50], p90=points[90], p95=points[95],
-                 p99=points[99], max=float(array.max()) if array.size else None)
+    if not array.size:
+        return Stats()
+    points = percentiles(array, LOADTEST_PERCENTILES)
+    named = {f"p{q:g}".replace(".", "_"): v for q, v in points.items()}
+    return Stats(count=int(array.size), mean=float(array.mean()), std=float(array.std()),
+                 min=float(array.min()), max=float(array.max()), **named)
+
+
+def cache_figures(rows: list[RequestRecord], shared_prompts: bool = False) -> MeasuredCache:
+    """Prompt-cache hits of the finished requests, and a warning for accidental ones.
+
+    Every prompt of a run shares a prefix (the chat template, the run's salt), which any
+    prompt-caching server serves from cache; hits beyond the smallest non-zero cached count
+    are what unshared prompts should not get (a repeated plan, an unsalted run).
+    """
+    ok = [r for r in rows if r.ok and r.prompt_tokens]
+    reporting = [r for r in ok if r.cached_prompt_tokens is not None]
+    prompt = sum(r.prompt_tokens or 0 for r in ok)
+    if not reporting:
+        return MeasuredCache(prompt_tokens=prompt, cached_prompt_tokens=None, hit_rate=None,
+                             beyond_shared_prefix_rate=None)
+    cached = sum(r.cached_prompt_tokens or 0 for r in reporting)
+    base = sum(r.prompt_tokens or 0 for r in reporting)
+    positive = [r.cached_prompt_tokens for r in reporting if r.cached_prompt_tokens]
+    floor = min(positive) if positive else 0
+    beyond = sum(max(0, (r.cached_prompt_tokens or 0) - floor) for r in reporting) / base
+    warning = None
+    if not shared_prompts and beyond > CACHE_WARNING_RATE:
+        warning = (f"{beyond:.0%} of prompt tokens were served from the server's prompt cache "
+                   f"beyond the prefix all prompts share: latencies are flattered (were these "
+                   f"prompts sent before? llmplan salts each run's prompts; a test set repeats "
+                   f"its own)")
+    return MeasuredCache(prompt_tokens=prompt, cached_prompt_tokens=cached,
+                         hit_rate=cached / base if base else None,
+                         beyond_shared_prefix_rate=beyond, warning=warning)
 
 
 def goodput_mask(rows: list[RequestRecord], slo_by_task: Mapping[str, SloSpec]) -> np.ndarray:
@@ -52,9 +90,11 @@ def goodput_mask(rows: list[RequestRecord], slo_by_task: Mapping[str, SloSpec]) 
 
 
 def summarise_records(rows: list[RequestRecord], *, planned: int, planned_span_s: float,
-                      slo_by_task: Mapping[str, SloSpec], mode: str) -> LoadTestSummary:
-    """summary.json content."""
+                      slo_by_task: Mapping[str, SloSpec], mode: str, warmup: int = 0,
+                      shared_prompts: bool = False) -> LoadTestSummary:
+    """summary.json content (warm-up records must not be in `rows`)."""
     ok = [r for r in rows if r.ok]
+    cancelled = sum(1 for r in rows if r.error_class == "cancelled")
     errors = {cls: sum(1 for r in rows if r.error_class == cls) for cls in ERROR_CLASSES}
     status_codes: dict[str, int] = {}
     for r in rows:
@@ -80,8 +120,10 @@ def summarise_records(rows: list[RequestRecord], *, planned: int, planned_span_s
     requested_rate = planned / planned_span_s if planned_span_s > 0 and mode == "open" else None
     return LoadTestSummary(
         mode=mode,
-        requests=RequestOutcomes(planned=planned, sent=len(rows), ok=len(ok),
-                                 failed=len(rows) - len(ok), errors_by_class=errors,
+        requests=RequestOutcomes(planned=planned, sent=len(rows), finished=len(ok),
+                                 failed=len(rows) - len(ok) - cancelled, cancelled=cancelled,
+                                 not_sent=max(0, planned - len(rows)), warmup=warmup,
+                                 errors_by_class=errors,
                                  errors_by_status=status_codes,
                                  token_mismatches=sum(1 for r in ok if r.token_mismatch)),
         latency=MeasuredLatency(ttft_ms=stats(r.ttft_ms for r in ok),
@@ -93,8 +135,11 @@ def summarise_records(rows: list[RequestRecord], *, planned: int, planned_span_s
             send_rate_per_s=len(rows) / send_span if len(rows) > 1 else None,
             achieved_rate_per_s=len(ok) / window,
             output_tokens_per_s=sum(r.output_tokens or 0 for r in ok) / window,
+            input_tokens_per_s=sum(r.prompt_tokens or 0 for r in ok) / window,
+            output_tokens_per_s_per_user=stats(1e3 / r.tpot_ms for r in ok
+                                               if r.tpot_ms and r.tpot_ms > 0),
             window_s=window),
         schedule_delay_ms=stats(r.schedule_delay_ms for r in rows),
         slo=MeasuredSlo(goodput_fraction=float(good.sum()) / len(rows) if rows else None,
                         goodput_requests_per_s=float(good.sum()) / window),
-        tasks=tasks)
+        tasks=tasks, cache=cache_figures(rows, shared_prompts))

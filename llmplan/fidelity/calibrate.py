@@ -1,31 +1,34 @@
-"""`llmplan calibrate`: fit the simulator's step-time model to a real server's load test.
+"""`llmplan calibrate`: fit the simulator's step-time model to a real server's load tests.
 
-Fits, by non-negative least squares on the reconstructed steps (timeline.py),
+Reads the records of one or more load tests of one server (refusing runs whose saved server
+settings differ), rebuilds its batch steps from them (timeline.py), fits the step model
+robustly (fit.py), then the client-server overhead (HTTP, tokenisation, scheduling) as the
+median of what cold-start TTFTs leave after their prefill step. Concurrency (slots /
+max_num_seqs), the token budget and the KV capacity come from the server when it says
+(server_props.json, vLLM's cache_config_info) or from the command line.
 
-    step_s = fixed + per_prefill_token * P + per_decode_seq * D + per_kv_token * K
-
-then the client-server overhead (HTTP, tokenisation, scheduling) as the median of what
-cold-start TTFTs leave after their prefill step. Concurrency (slots / max_num_seqs), the
-token budget and the KV capacity come from the server when it says (llama.cpp /props,
-saved by the load test) or from the command line. Returns a `Calibration` (written as
-calibration.yaml), which a scenario references as
-`step_time: {kind: calibrated, file: calibration.yaml}`.
+The result is right or says it is not: `calibrate` raises `CalibrationRejectedError`, naming what
+is missing and how to get it, when the steps cannot determine a coefficient or the fit is
+out of bounds (fit.quality_gate). `fit_runs` returns the fit and its findings either way.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-from scipy.optimize import nnls
+from typing import Literal
 
 from llmplan.errors import InputError, Problem
+from llmplan.fidelity.fit import Finding, Fit, fit_step_time, identifiability, quality_gate
+from llmplan.fidelity.server import ServerInfo, same_server, server_info
 from llmplan.fidelity.timeline import ColdStart, StepSample, steps
+from llmplan.fidelity.vllm_metrics import (
+    Interval,
+    fit_intervals,
+    identifiability_intervals,
+    run_intervals,
+)
 from llmplan.loadtests.records import RequestRecord, read_records, records_file
 from llmplan.perf.steptime_spec import (
     Calibration,
@@ -35,16 +38,27 @@ from llmplan.perf.steptime_spec import (
     LinearStepTime,
 )
 
+CalibrationSource = Literal["records", "vllm-metrics"]
+
+
+class CalibrationRejectedError(InputError):
+    """The data cannot support a calibration; each problem says what is missing and how to
+    get it. `report` holds the fit anyway (for --accept-poor-fit)."""
+
+    def __init__(self, report: CalibrationReport) -> None:
+        self.report = report
+        super().__init__([Problem(report.source, None, f.field, str(f))
+                          for f in report.rejected],
+                         title="calibration rejected: the fit cannot be trusted")
+
 
 @dataclass(frozen=True)
-class Fit:
-    coefficients_s: tuple[float, float, float, float]
-    client_overhead_s: float
-    samples: int
-    cold_starts: int
-    r2: float
-    rmse_ms: float
-    median_abs_error_pct: float
+class CalibrationReport:
+    calibration: Calibration
+    fit: Fit
+    rejected: list[Finding]          # empty: the fit passed the quality gate
+    advisory: list[Finding]
+    source: str
 
 
 def read_measurements(path: Path) -> list[RequestRecord]:
@@ -52,56 +66,34 @@ def read_measurements(path: Path) -> list[RequestRecord]:
     return read_records(records_file(path))
 
 
-def fit_step_time(samples: list[StepSample], cold: list[ColdStart]) -> Fit:
-    """NNLS fit of the four coefficients, plus the overhead seen by cold starts."""
-    if len(samples) < 8:
-        raise ValueError(f"only {len(samples)} busy steps could be reconstructed: load the "
-                         f"server with concurrent requests (several in flight) to calibrate")
-    X = np.array([[1.0, s.prefill_tokens, s.decode_seqs, s.kv_tokens] for s in samples])
-    y = np.array([s.duration_s for s in samples])
-    # robust: fit, drop the worst 5% (scheduler hiccups, client stalls), fit again
-    coef, _ = nnls(X, y)
-    residual = np.abs(X @ coef - y)
-    keep = residual <= np.percentile(residual, 95)
-    coef, _ = nnls(X[keep], y[keep])
-    predicted = X @ coef
-    ss_res = float(np.sum((y - predicted) ** 2))
-    ss_tot = float(np.sum((y - y.mean()) ** 2)) or 1e-30
-    # a cold start is one step with only the prompt: what is left is client-side time
-    leftovers = [c.ttft_s - (coef[0] + coef[1] * c.prompt_tokens) for c in cold]
-    overhead = max(0.0, float(np.median(leftovers))) if leftovers else 0.0
-    return Fit(coefficients_s=(float(coef[0]), float(coef[1]), float(coef[2]), float(coef[3])),
-               client_overhead_s=overhead, samples=len(samples), cold_starts=len(cold),
-               r2=1.0 - ss_res / ss_tot, rmse_ms=math.sqrt(ss_res / len(y)) * 1e3,
-               median_abs_error_pct=float(np.median(np.abs(predicted - y) / y)) * 100)
+def _as_list(paths: Path | Sequence[Path]) -> list[Path]:
+    return [paths] if isinstance(paths, Path) else list(paths)
 
 
-def server_props(folder: Path) -> dict[str, Any]:
-    """What the load test saved about the server (llama.cpp /props), if anything."""
-    props = folder / "server_props.json" if folder.is_dir() else folder.parent / "server_props.json"
-    if not props.exists():
-        return {}
-    try:
-        data = json.loads(props.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise InputError([Problem(str(props), None, "", f"not JSON: {exc}")]) from None
-    return data if isinstance(data, dict) else {}
+def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
+             max_batched_tokens: int | None = None, kv_cache_tokens: int | None = None,
+             source: CalibrationSource = "records") -> CalibrationReport:
+    """Fit the runs of one server together and judge the fit (never raises for quality).
 
-
-def calibrate(paths: Path | Sequence[Path], *, slots: int | None = None,
-              max_batched_tokens: int | None = None,
-              kv_cache_tokens: int | None = None) -> Calibration:
-    """The calibration of one server from the records of one or more of its load tests.
-
-    Each run's timeline is reconstructed on its own (their clocks are unrelated); the step
-    samples of all runs are fitted together, which averages out a run's machine noise.
+    `source` "records": each run's timeline is reconstructed from its request records on
+    its own (their clocks are unrelated) and the step samples of all runs are fitted
+    together, which averages out a run's machine noise. "vllm-metrics": the busy intervals
+    between the vLLM /metrics scrapes of every run are fitted (vllm_metrics.py).
     """
-    paths = [paths] if isinstance(paths, Path) else list(paths)
+    runs = _as_list(paths)
+    infos = [server_info(run) for run in runs]
+    same_server(runs, infos)
+    if source == "vllm-metrics":
+        return _fit_vllm_metrics(runs, infos, slots=slots,
+                                 max_batched_tokens=max_batched_tokens,
+                                 kv_cache_tokens=kv_cache_tokens)
+    source_text = ", ".join(map(str, runs))
     rows: list[RequestRecord] = []
     samples: list[StepSample] = []
     cold: list[ColdStart] = []
-    for path in paths:
-        run_rows = read_measurements(path)
+    for run in runs:
+        run_rows = read_measurements(run)
+        _need_token_times(run, run_rows)
         run_samples, run_cold = steps(run_rows)
         rows += run_rows
         samples += run_samples
@@ -109,23 +101,97 @@ def calibrate(paths: Path | Sequence[Path], *, slots: int | None = None,
     try:
         fit = fit_step_time(samples, cold)
     except ValueError as exc:
-        raise InputError([Problem(", ".join(map(str, paths)), None, "", str(exc))]) from None
-    props = server_props(paths[0])        # the same server: its first run's /props speak for all
-    settings = props.get("default_generation_settings", {})
-    slots = slots or props.get("total_slots") or max(1, _max_concurrency(rows))
-    n_ctx = settings.get("n_ctx")
-    kv = kv_cache_tokens or (int(n_ctx) * int(slots) if n_ctx else None)
+        raise InputError([Problem(source_text, None, "", str(exc))],
+                         title="calibration impossible") from None
+    blocking, advisory = identifiability(samples)
+    calibration = build_calibration(fit, _merged(infos), rows, source_text, slots=slots,
+                                    max_batched_tokens=max_batched_tokens,
+                                    kv_cache_tokens=kv_cache_tokens)
+    return CalibrationReport(calibration, fit, quality_gate(fit, blocking), advisory,
+                             source_text)
+
+
+def _fit_vllm_metrics(runs: list[Path], infos: list[ServerInfo], *, slots: int | None,
+                      max_batched_tokens: int | None,
+                      kv_cache_tokens: int | None) -> CalibrationReport:
+    info = _merged(infos)
+    source_text = ", ".join(f"{run} (vLLM /metrics)" for run in runs)
+    rows: list[RequestRecord] = []
+    found: list[Interval] = []
+    overheads: list[float] = []
+    running = 0
+    for run in runs:
+        run_rows = read_measurements(run)
+        run_found, overhead, run_running = run_intervals(
+            run, run_rows, kv_cache_tokens or info.kv_cache_tokens)
+        rows += run_rows
+        found += run_found
+        overheads.append(overhead)
+        running = max(running, run_running)
+    try:
+        fit = fit_intervals(found, float(sum(overheads) / len(overheads)))
+    except ValueError as exc:
+        raise InputError([Problem(source_text, None, "", str(exc))],
+                         title="calibration impossible") from None
+    calibration = build_calibration(fit, info, rows, source_text,
+                                    slots=slots or info.slots or running or None,
+                                    max_batched_tokens=max_batched_tokens,
+                                    kv_cache_tokens=kv_cache_tokens)
+    return CalibrationReport(calibration, fit,
+                             quality_gate(fit, identifiability_intervals(found)), [],
+                             source_text)
+
+
+def _need_token_times(run: Path, rows: list[RequestRecord]) -> None:
+    """Steps are rebuilt from per-token arrival times: refuse records that have none."""
+    multi = [r for r in rows if r.ok and (r.output_tokens or 0) > 1]
+    bare = sum(1 for r in multi if not r.itl_ms)
+    if multi and bare > len(multi) / 2:
+        raise InputError([Problem(str(run), None, "itl_ms",
+                                  f"{bare:,} of {len(multi):,} finished requests carry no "
+                                  f"inter-token times, so the server's steps cannot be rebuilt; "
+                                  f"calibrate from records with per-chunk times (llmplan "
+                                  f"loadtest, AIPerf's inter_chunk_latency, vllm bench serve "
+                                  f"--save-detailed)")], title="calibration impossible")
+
+
+def calibrate(paths: Path | Sequence[Path], *, slots: int | None = None,
+              max_batched_tokens: int | None = None, kv_cache_tokens: int | None = None,
+              source: CalibrationSource = "records") -> Calibration:
+    """The calibration of one server from its load tests, or CalibrationRejectedError."""
+    report = fit_runs(paths, slots=slots, max_batched_tokens=max_batched_tokens,
+                      kv_cache_tokens=kv_cache_tokens, source=source)
+    if report.rejected:
+        raise CalibrationRejectedError(report)
+    return report.calibration
+
+
+def _merged(infos: list[ServerInfo]) -> ServerInfo:
+    """What the runs' servers said (they agree where more than one said it)."""
+    merged = ServerInfo()
+    for info in infos:
+        merged = merged.filled_from(info)
+    return merged
+
+
+def build_calibration(fit: Fit, info: ServerInfo, rows: list[RequestRecord], source: str, *,
+                      slots: int | None, max_batched_tokens: int | None,
+                      kv_cache_tokens: int | None) -> Calibration:
+    """The calibration file's content from a fit and what the server said about itself."""
+    slots = slots or info.slots or max(1, max_concurrency(rows))
+    n_ctx = info.n_ctx_per_slot
+    kv = kv_cache_tokens or info.kv_cache_tokens or (n_ctx * slots if n_ctx else None)
     fixed, prefill, decode, kv_token = fit.coefficients_s
     return Calibration(
-        source=", ".join(map(str, paths)),
-        server=CalibrationServer(slots=int(slots), n_ctx_per_slot=n_ctx,
-                                 build=props.get("build_info")),
+        source=source,
+        server=CalibrationServer(slots=int(slots), n_ctx_per_slot=n_ctx, build=info.build),
         step_time=LinearStepTime(fixed_ms=round(fixed * 1e3, 6),
                                  per_prefill_token_us=round(prefill * 1e6, 6),
                                  per_decode_seq_us=round(decode * 1e6, 6),
                                  per_kv_token_ns=round(kv_token * 1e9, 6)),
         engine=CalibrationEngine(max_num_seqs=int(slots),
-                                 max_num_batched_tokens=int(max_batched_tokens or 2048),
+                                 max_num_batched_tokens=int(max_batched_tokens
+                                                            or info.max_batched_tokens or 2048),
                                  kv_cache_tokens=kv),
         client_overhead_ms=round(fit.client_overhead_s * 1e3, 3),
         fit=FitQuality(steps=fit.samples, cold_starts=fit.cold_starts, r2=round(fit.r2, 4),
@@ -134,7 +200,8 @@ def calibrate(paths: Path | Sequence[Path], *, slots: int | None = None,
                        requests=len(rows)))
 
 
-def _max_concurrency(rows: list[RequestRecord]) -> int:
+def max_concurrency(rows: list[RequestRecord]) -> int:
+    """Most requests that were decoding at once (first token to last)."""
     spans = [(r.send_ts + r.ttft_ms / 1e3, r.send_ts + (r.e2e_ms or 0.0) / 1e3)
              for r in rows if r.ok and r.ttft_ms is not None]
     events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])

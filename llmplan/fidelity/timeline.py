@@ -5,7 +5,8 @@ step, so the token arrival times of all requests cluster into step ends (within 
 millisecond on loopback, while steps last tens of milliseconds). For each step we then know
 how many sequences decoded (D), how many KV tokens they held (K: prompt + tokens so far),
 how many prompt tokens were prefilled (P: prompts of requests whose first token came out of
-that step) and, when the server was busy across the gap, how long the step took.
+that step, less what the server took from its prompt cache) and, when the server was busy
+across the gap, how long the step took.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ def token_times(row: RequestRecord) -> np.ndarray:
     return np.concatenate([[first], first + np.cumsum(gaps)])
 
 
+def computed_prompt(row: RequestRecord) -> int:
+    """Prompt tokens the server had to compute (not served from its prompt cache)."""
+    return max(0, (row.prompt_tokens or 0) - (row.cached_prompt_tokens or 0))
+
+
 def usable(rows: list[RequestRecord]) -> list[RequestRecord]:
     """Finished requests with a first token, a prompt count and at least one chunk."""
     return [r for r in rows if r.ok and r.ttft_ms is not None and r.e2e_ms is not None
@@ -74,7 +80,7 @@ def steps(rows: list[RequestRecord]) -> tuple[list[StepSample], list[ColdStart]]
         continued = {i for _, i, _ in prev} & {i for i, _ in decoding}
         if not continued:
             continue   # the server may have idled in between: not a whole step
-        prefill = sum(rows[i].prompt_tokens or 0 for _, i, j in cur if j == 0)
+        prefill = sum(computed_prompt(rows[i]) for _, i, j in cur if j == 0)
         kv = sum((rows[i].prompt_tokens or 0) + j for i, j in decoding)
         end_prev = max(t for t, _, _ in prev)
         end_cur = max(t for t, _, _ in cur)
@@ -86,5 +92,5 @@ def steps(rows: list[RequestRecord]) -> tuple[list[StepSample], list[ColdStart]]
         busy = any(a < start < b for k, (a, b) in enumerate(ends) if k != i) or \
             any(start <= a < start + ttft_s for k, (a, _) in enumerate(ends) if k != i)
         if not busy:
-            cold.append(ColdStart(ttft_s, row.prompt_tokens or 0))
+            cold.append(ColdStart(ttft_s, computed_prompt(row)))
     return samples, cold

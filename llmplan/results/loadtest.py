@@ -1,8 +1,12 @@
-"""What a load test measured (summary.json), typed. Built by llmplan.loadtests.summary."""
+"""What a load test measured (summary.json), typed. Built by llmplan.loadtests.summary.
+
+Latency statistics carry what peers report (AIPerf, GuideLLM): count, mean, std, min,
+p1-p99.9 and max; names follow the README's "Names across tools" table.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Model(BaseModel):
@@ -10,21 +14,35 @@ class _Model(BaseModel):
 
 
 class Stats(_Model):
-    """Mean, percentiles and maximum of one measure; None when nothing was measured."""
+    """Distribution of one measure; None where nothing was measured."""
 
-    mean: float | None
-    p50: float | None
-    p90: float | None
-    p95: float | None
-    p99: float | None
-    max: float | None
+    count: int = 0
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    p1: float | None = None
+    p5: float | None = None
+    p10: float | None = None
+    p25: float | None = None
+    p50: float | None = None
+    p75: float | None = None
+    p90: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    p99_9: float | None = None
+    max: float | None = None
 
 
 class RequestOutcomes(_Model):
+    """Every planned request is one of: not sent, finished, failed, cancelled."""
+
     planned: int
-    sent: int
-    ok: int
-    failed: int
+    sent: int = Field(description="Requests that left the generator (records written).")
+    finished: int = Field(description="Answered in full.")
+    failed: int = Field(description="Ended by an error (cancelled ones not included).")
+    cancelled: int = Field(default=0, description="In flight when the run stopped.")
+    not_sent: int = Field(default=0, description="Planned but never sent (the run stopped).")
+    warmup: int = Field(default=0, description="Warm-up requests (kept out of every figure).")
     errors_by_class: dict[str, int]
     errors_by_status: dict[str, int]
     token_mismatches: int
@@ -42,7 +60,23 @@ class MeasuredThroughput(_Model):
     send_rate_per_s: float | None
     achieved_rate_per_s: float
     output_tokens_per_s: float
+    input_tokens_per_s: float = 0.0
+    output_tokens_per_s_per_user: Stats = Field(
+        default_factory=Stats, description="Per request: tokens after the first / (E2E - TTFT)"
+                                            " (AIPerf's output_token_throughput_per_user).")
     window_s: float
+
+
+class MeasuredCache(_Model):
+    """Prompt tokens the server answered from its prompt cache (where it reports them)."""
+
+    prompt_tokens: int
+    cached_prompt_tokens: int | None
+    hit_rate: float | None = Field(description="cached / prompt tokens, of reporting requests.")
+    beyond_shared_prefix_rate: float | None = Field(
+        description="Hit rate above the prefix every prompt shares (chat template, salt): what "
+                    "a run with unshared prompts should not see.")
+    warning: str | None = None
 
 
 class MeasuredSlo(_Model):
@@ -68,5 +102,6 @@ class LoadTestSummary(_Model):
     schedule_delay_ms: Stats
     slo: MeasuredSlo
     tasks: dict[str, TaskMeasurement]
+    cache: MeasuredCache | None = None
     interrupted: bool = False
     target_down: str | None = None

@@ -10,63 +10,19 @@ simulator must then predict the same latencies.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
 import yaml
+from synth import COEF, OVERHEAD_S, poisson_workload
 
 from llmplan.fidelity.calibrate import calibrate
 from llmplan.fidelity.timeline import steps
 from llmplan.fidelity.validate import calibrated_deployment, compare
 from llmplan.loadtests.records import RequestRecord
 
-COEF = (0.004, 0.0002, 0.003, 0.00001)   # fixed, per prefill token, per seq, per KV token (s)
-OVERHEAD_S = 0.0015
-
-
-def _serve(arrivals: list[tuple[float, int, int]]) -> list[RequestRecord]:
-    """Records of a server with the COEF step model; arrivals are (time, prompt, output)."""
-    pending = sorted(enumerate(arrivals), key=lambda x: x[1][0])
-    running: list[dict[str, Any]] = []
-    done: list[dict[str, Any]] = []
-    t = 0.0
-    while pending or running:
-        if not running and pending and pending[0][1][0] > t:
-            t = pending[0][1][0]               # idle until the next arrival
-        admitted = []
-        while pending and pending[0][1][0] <= t:
-            i, (at, prompt, output) = pending.pop(0)
-            admitted.append({"id": i, "arrival": at, "prompt": prompt, "output": output,
-                             "tokens": []})
-        decoding = [r for r in running]
-        prefill = sum(r["prompt"] for r in admitted)
-        kv = sum(r["prompt"] + len(r["tokens"]) for r in decoding)
-        t += COEF[0] + COEF[1] * prefill + COEF[2] * len(decoding) + COEF[3] * kv
-        for r in decoding + admitted:
-            r["tokens"].append(t)
-        running = [r for r in decoding + admitted if len(r["tokens"]) < r["output"]]
-        done += [r for r in decoding + admitted if len(r["tokens"]) >= r["output"]]
-    rows = []
-    for r in done:
-        seen = np.asarray(r["tokens"]) + OVERHEAD_S
-        send = 1000.0 + r["arrival"]
-        rows.append(RequestRecord(
-            id=r["id"], task="t", target="synthetic", scheduled_ts=send, send_ts=send,
-            schedule_delay_ms=0.0, status=200,
-            ttft_ms=(seen[0] - r["arrival"]) * 1e3, e2e_ms=(seen[-1] - r["arrival"]) * 1e3,
-            itl_ms=list(np.diff(seen) * 1e3), chunks=len(seen), prompt_tokens=r["prompt"],
-            output_tokens=r["output"], token_source="server",
-            tpot_ms=((seen[-1] - seen[0]) / (r["output"] - 1) * 1e3
-                     if r["output"] > 1 else None)))
-    return rows
-
 
 def _workload(seed: int = 3, n: int = 300, rate: float = 6.0) -> list[RequestRecord]:
-    rng = np.random.default_rng(seed)
-    times = np.cumsum(rng.exponential(1 / rate, n))
-    return _serve([(float(t), int(rng.integers(10, 80)), int(rng.integers(2, 40)))
-                   for t in times])
+    return poisson_workload(seed=seed, n=n, rate=rate, prompt=(10, 80), output=(2, 40))
 
 
 def test_steps_are_rebuilt_from_client_timings() -> None:

@@ -8,6 +8,10 @@ load generator's own ceiling, with faults chosen by the request's model name:
   "reset"              abort the connection after two tokens
   "flaky"              like "reset" for every third request, else "ok"
   "slow"               wait 1.5 s before the first token
+  "sse-rich"           every SSE feature at once: comments, `event:`/`id:`/`retry:` lines, CRLF
+                       line ends, each JSON object split over two `data:` lines
+  "stream-error"       two tokens, then `data: {"error": {...}}` (as vLLM and OpenAI send)
+  "event-error"        two tokens, then an `event: error` event
 
 FakeBedrock: AWS Bedrock's ConverseStream over the AWS event-stream binary protocol (what
 boto3 parses), and ThrottlingException (HTTP 429) for model ids containing "throttle".
@@ -123,6 +127,9 @@ class FakeOpenAI(_LoopServer):
             await asyncio.sleep(1.5)
         n = int(request.get("max_tokens", 16))
         chat = path.endswith("/chat/completions")
+        if model in {"sse-rich", "stream-error", "event-error"}:
+            await self._special(model, n, chat, writer)
+            return True
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\n")
         for i in range(n):
@@ -141,6 +148,36 @@ class FakeOpenAI(_LoopServer):
                      + b"\n\ndata: [DONE]\n\n")
         await _chunk(writer, b"")
         return True
+
+
+    async def _special(self, model: str, n: int, chat: bool,
+                       writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        await _chunk(writer, b": keep-alive\r\nretry: 1000\r\n\r\n")
+        for i in range(n):
+            if self.token_delay_s:
+                await asyncio.sleep(self.token_delay_s)
+            if i == 2 and model == "stream-error":
+                await _chunk(writer, b'data: {"error": {"message": "CUDA out of memory", '
+                                     b'"type": "server_error", "code": 500}}\n\n')
+                break
+            if i == 2 and model == "event-error":
+                await _chunk(writer, b'event: error\ndata: {"message": "engine overloaded"}\n\n')
+                break
+            choice = {"index": 0, "delta": {"content": f" t{i}"}} if chat else \
+                {"index": 0, "text": f" t{i}"}
+            body = json.dumps({"id": f"c{i}", "choices": [choice]})
+            head, tail = body.split(", ", 1)          # one object over two data: lines
+            event = (f"id: {i}\r\nevent: message\r\ndata: {head},\r\ndata: {tail}\r\n\r\n"
+                     if model == "sse-rich" else f"data: {body}\n\n")
+            await _chunk(writer, event.encode())
+        else:
+            usage = {"prompt_tokens": 7, "completion_tokens": n,
+                     "prompt_tokens_details": {"cached_tokens": 3}}
+            await _chunk(writer, b"data: " + json.dumps({"choices": [], "usage": usage}).encode()
+                         + b"\r\n\r\n: done\r\ndata: [DONE]\r\n\r\n")
+        await _chunk(writer, b"")
 
 
 def event_message(event_type: str, payload: dict[str, Any],

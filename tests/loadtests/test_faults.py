@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from fakes import FakeOpenAI
 from lt_helpers import llmplan, read_jsonl, targets_file
 
@@ -59,7 +61,7 @@ def test_server_dying_mid_run_keeps_finished_requests_and_fails_clearly(
     assert failed and {r["error_class"] for r in failed} <= {"connect", "reset"}
     assert all(r["error_class"] == "connect" for r in failed[-3:])
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["target_down"] and summary["requests"]["ok"] == len(ok)
+    assert summary["target_down"] and summary["requests"]["finished"] == len(ok)
 
 
 def test_ctrl_c_keeps_partial_results(tmp_path: Path, scenario_file: Path,
@@ -77,6 +79,69 @@ def test_ctrl_c_keeps_partial_results(tmp_path: Path, scenario_file: Path,
     assert summary["interrupted"] is True and summary["requests"]["sent"] == len(rows)
 
 
+def _locust_count(out: Path) -> int:
+    rows = list(csv.DictReader((out / "locust_stats.csv").read_text().splitlines()))
+    return int(next(r for r in rows if r["Name"] == "Aggregated")["Request Count"])
+
+
+@pytest.mark.parametrize("grace, outcome", [("0.3s", "cancelled"), ("10s", "finished")])
+def test_stop_means_stop(tmp_path: Path, scenario_file: Path, grace: str, outcome: str) -> None:
+    """Ctrl-C: nothing is sent after it; in-flight requests finish within the grace period or
+    are recorded as cancelled; every sent request is in the records and in Locust's CSV."""
+    with FakeOpenAI(token_delay_s=0.1) as fake:     # 16 tokens: 1.6 s per answer
+        targets = targets_file(tmp_path, fake={"kind": "openai", "base_url": fake.base_url,
+                                               "model": "ok", "request_timeout_s": 30})
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from llmplan.cli import app; app()", "loadtest",
+             str(scenario_file), "--targets", str(targets), "--target", "fake",
+             "--duration", "60s", "--time-scale", "0.1", "--max-output-tokens", "16",
+             "--grace", grace, "--out", str(tmp_path / "out")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _wait_for_lines(tmp_path / "out", 3)
+        interrupted_at = time.time()
+        os.kill(proc.pid, signal.SIGINT)
+        _stdout, stderr = proc.communicate(timeout=60)
+        stopped_at = time.time()
+    assert proc.returncode == 130, stderr
+    rows = read_jsonl(tmp_path / "out" / "requests.jsonl")
+    assert max(r["send_ts"] for r in rows) < interrupted_at + 0.3      # stop sends at once
+    late = [r for r in rows if r["send_ts"] + (r["e2e_ms"] or 0) / 1e3 > interrupted_at]
+    assert late, "the test needs requests in flight at the interrupt"
+    if outcome == "cancelled":
+        # finished inside the grace period (plus the 50 ms the stop takes to be seen), or cut
+        ends = {r["id"]: r["send_ts"] + (r["e2e_ms"] or 0) / 1e3 for r in late}
+        assert all(r["error_class"] == "cancelled" or ends[r["id"]] < interrupted_at + 0.6
+                   for r in late)
+        assert any(r["error_class"] == "cancelled" for r in late)
+        assert stopped_at - interrupted_at < 8
+    else:
+        assert all(r["error_class"] is None for r in late)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    req = summary["requests"]
+    assert req["sent"] == len(rows) == req["finished"] + req["failed"] + req["cancelled"]
+    assert req["cancelled"] == sum(r["error_class"] == "cancelled" for r in rows)
+    assert req["not_sent"] == req["planned"] - len(rows) > 0
+    assert _locust_count(tmp_path / "out") == len(rows)
+
+
+def test_duration_is_a_hard_stop(tmp_path: Path, scenario_file: Path) -> None:
+    with FakeOpenAI(token_delay_s=0.1) as fake:
+        targets = targets_file(tmp_path, fake={"kind": "openai", "base_url": fake.base_url,
+                                               "model": "ok", "request_timeout_s": 30})
+        started = time.time()
+        result = llmplan("loadtest", str(scenario_file), "--targets", str(targets), "--target",
+                         "fake", "--duration", "3s", "--time-scale", "0.1",
+                         "--max-output-tokens", "16", "--grace", "0.5s",
+                         "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    rows = read_jsonl(tmp_path / "out" / "requests.jsonl")
+    first = min(r["send_ts"] for r in rows)
+    assert max(r["send_ts"] for r in rows) - first < 3.0     # the clock starts before Locust
+    assert time.time() - started < 25
+    assert any(r["error_class"] == "cancelled" for r in rows)       # cut at the stop
+    assert _locust_count(tmp_path / "out") == len(rows)
+
+
 def _fake_run(tmp_path: Path, scenario: Path, fake: FakeOpenAI, model: str,
               name: str) -> tuple[int, str, list[dict[str, object]], dict[str, object]]:
     targets = targets_file(tmp_path, fake={"kind": "openai", "base_url": fake.base_url,
@@ -92,13 +157,14 @@ def _fake_run(tmp_path: Path, scenario: Path, fake: FakeOpenAI, model: str,
 def test_erroring_targets_are_classified(tmp_path: Path, scenario_file: Path) -> None:
     with FakeOpenAI(token_delay_s=0.002) as fake:
         code, err, rows, summary = _fake_run(tmp_path, scenario_file, fake, "throttle", "t")
-        assert code == 0, err
+        assert code == 3, err                      # nothing succeeded: the run failed
+        assert "every request failed: all 12 requests failed (http_429: 12)" in err
         assert len(rows) == 12 and all(r["error_class"] == "http_429" for r in rows)
         assert all(r["status"] == 429 and r["retry_after_s"] == 2.0 for r in rows)
         assert summary["requests"]["errors_by_class"]["http_429"] == 12  # type: ignore[index]
 
         code, err, rows, summary = _fake_run(tmp_path, scenario_file, fake, "error-500", "e")
-        assert code == 0, err
+        assert code == 3, err
         assert {r["error_class"] for r in rows} == {"http_5xx"}
         assert summary["requests"]["errors_by_status"] == {"500": 12}  # type: ignore[index]
 

@@ -48,7 +48,7 @@ def test_replays_the_scenario_and_measures_every_request(tmp_path: Path, llamacp
         # the generator kept to the schedule on an idle loopback
         assert row["schedule_delay_ms"] < 200
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["requests"]["sent"] == summary["requests"]["ok"] == len(plan)
+    assert summary["requests"]["sent"] == summary["requests"]["finished"] == len(plan)
     ttft = [r["ttft_ms"] for r in rows]
     assert summary["latency"]["ttft_ms"]["p50"] == np.percentile(ttft, 50)
     itl = [x for r in rows for x in r["itl_ms"]]

@@ -4,26 +4,54 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 
 from fakes import FakeOpenAI
 from lt_helpers import llmplan, read_jsonl, targets_file
 
 
-def test_closed_loop_keeps_the_users_busy(tmp_path: Path, scenario_file: Path) -> None:
+def test_closed_loop_keeps_the_users_busy_until_the_duration(tmp_path: Path,
+                                                              scenario_file: Path) -> None:
     with FakeOpenAI(token_delay_s=0.005) as fake:
         targets = targets_file(tmp_path, fake={"kind": "openai", "base_url": fake.base_url,
                                                "model": "ok"})
+        started = time.monotonic()
         result = llmplan("loadtest", str(scenario_file), "--targets", str(targets), "--target",
-                         "fake", "--duration", "6s", "--users", "4", "--closed",
-                         "--max-requests", "10", "--out", str(tmp_path / "out"))
+                         "fake", "--duration", "4s", "--users", "4", "--closed",
+                         "--out", str(tmp_path / "out"))
+        elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     rows = read_jsonl(tmp_path / "out" / "requests.jsonl")
-    assert len(rows) > 30                                   # the 10-request plan, replayed
+    assert len(rows) > 100                                  # the plan, replayed
     assert len({r["id"] for r in rows}) == len(rows)
     assert all(r["error_class"] is None for r in rows)
+    first = min(r["send_ts"] for r in rows)
+    assert max(r["send_ts"] for r in rows) - first < 4.5    # nothing sent after the stop
+    assert elapsed < 20
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["mode"] == "closed" and summary["throughput"]["requested_rate_per_s"] is None
+    req = summary["requests"]
+    assert req["sent"] == len(rows) == req["finished"] + req["failed"] + req["cancelled"]
+
+
+def test_closed_loop_request_count_stops_the_run(tmp_path: Path, scenario_file: Path) -> None:
+    with FakeOpenAI(token_delay_s=0.005) as fake:
+        targets = targets_file(tmp_path, fake={"kind": "openai", "base_url": fake.base_url,
+                                               "model": "ok"})
+        started = time.monotonic()
+        result = llmplan("loadtest", str(scenario_file), "--targets", str(targets), "--target",
+                         "fake", "--duration", "60s", "--concurrency", "4", "--requests", "25",
+                         "--warmup", "3", "--out", str(tmp_path / "out"))
+        elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert elapsed < 30                                     # the count ended it, not 60 s
+    rows = read_jsonl(tmp_path / "out" / "requests.jsonl")
+    warm = read_jsonl(tmp_path / "out" / "warmup.jsonl")
+    assert len(rows) + len(warm) == 28 and len(warm) == 3
+    assert all(r["warmup"] for r in warm) and not any(r["warmup"] for r in rows)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["requests"]["sent"] == 25 and summary["requests"]["warmup"] == 3
 
 
 def test_stages_change_the_number_of_users(tmp_path: Path, scenario_file: Path) -> None:
@@ -71,6 +99,5 @@ def test_targets_outside_the_file_or_the_machine_are_refused(tmp_path: Path,
     remote = llmplan(*common, "--target", "remote")
     assert remote.returncode == 2 and "is not on this machine" in remote.stderr
     assert not (tmp_path / "out").exists()                  # nothing was sent
-    missing = llmplan("loadtest", str(scenario_file), "--targets", str(targets), "--target",
-                      "local", "--users", "1")
-    assert missing.returncode == 2 and "--duration" in missing.stderr
+    missing = llmplan("loadtest", "--targets", str(targets), "--target", "local")
+    assert missing.returncode == 2 and "--prompt-tokens" in missing.stderr

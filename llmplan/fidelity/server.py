@@ -1,0 +1,103 @@
+"""What the server under test said about itself, per load-test run, and whether runs agree.
+
+llama.cpp: `server_props.json` (slots, context per slot, model file, build). vLLM: the
+`vllm:cache_config_info` labels of its /metrics (block size, GPU blocks, cache dtype...),
+from the scrapes the load test saved. Runs fitted together must come from one server with
+one configuration: `same_server` refuses runs whose saved settings differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from llmplan.errors import InputError, Problem
+from llmplan.fidelity.promtext import Snapshot, read_snapshots
+from llmplan.loadtests.server_props import read_props
+
+#: Files a load test leaves with the server's /metrics (first found is used for settings).
+METRICS_FILES = ("server_metrics.prom", "server_metrics_start.txt")
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    slots: int | None = None
+    n_ctx_per_slot: int | None = None
+    kv_cache_tokens: int | None = None
+    max_batched_tokens: int | None = None
+    build: str | None = None
+    settings: dict[str, str] = field(default_factory=dict)
+    source: str = ""
+
+    def filled_from(self, other: ServerInfo) -> ServerInfo:
+        """Self, with what it lacks taken from `other`."""
+        return replace(self, slots=self.slots or other.slots,
+                       n_ctx_per_slot=self.n_ctx_per_slot or other.n_ctx_per_slot,
+                       kv_cache_tokens=self.kv_cache_tokens or other.kv_cache_tokens,
+                       max_batched_tokens=self.max_batched_tokens or other.max_batched_tokens,
+                       build=self.build or other.build,
+                       settings={**other.settings, **self.settings},
+                       source=self.source or other.source)
+
+
+def _folder(run: Path) -> Path:
+    return run if run.is_dir() else run.parent
+
+
+def metrics_snapshots(run: Path) -> tuple[Path, list[Snapshot]] | None:
+    for name in METRICS_FILES:
+        path = _folder(run) / name
+        if path.exists():
+            return path, read_snapshots(path)
+    return None
+
+
+def vllm_settings(snapshot: Snapshot) -> dict[str, str]:
+    """vLLM's cache configuration as it exported it (engine index left out)."""
+    labels = snapshot.labels_of("vllm:cache_config_info")
+    return {f"vllm.{k}": v for k, v in sorted(labels.items()) if k != "engine"}
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(float(value)) if value not in (None, "", "None") else None
+    except ValueError:
+        return None
+
+
+def server_info(run: Path) -> ServerInfo:
+    """What one run saved about its server (nothing: an empty ServerInfo)."""
+    info = ServerInfo()
+    props = read_props(run)
+    if props is not None:
+        info = ServerInfo(slots=props.total_slots, n_ctx_per_slot=props.n_ctx_per_slot,
+                          build=props.build_info, settings=props.settings(),
+                          source=str(_folder(run) / "server_props.json"))
+    scraped = metrics_snapshots(run)
+    if scraped is not None and scraped[1]:
+        path, snapshots = scraped
+        settings = vllm_settings(snapshots[0])
+        if settings:
+            blocks = _int(settings.get("vllm.num_gpu_blocks"))
+            size = _int(settings.get("vllm.block_size"))
+            info = info.filled_from(ServerInfo(
+                kv_cache_tokens=blocks * size if blocks and size else None,
+                settings=settings, source=str(path)))
+    return info
+
+
+def same_server(runs: list[Path], infos: list[ServerInfo]) -> None:
+    """Refuse to fit runs whose saved server settings differ (InputError naming them)."""
+    problems = []
+    keys = sorted({k for info in infos for k in info.settings})
+    for key in keys:
+        seen = {(info.settings[key]): run for run, info in zip(runs, infos, strict=True)
+                if key in info.settings}
+        if len(seen) > 1:
+            values = "; ".join(f"{run}: {value}" for value, run in seen.items())
+            problems.append(Problem(", ".join(map(str, runs)), None, key,
+                                    f"the runs come from different server settings ({values}); "
+                                    f"fit runs of one server configuration together, or each "
+                                    f"on its own"))
+    if problems:
+        raise InputError(problems, title="runs cannot be fitted together")

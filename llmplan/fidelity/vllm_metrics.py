@@ -1,0 +1,195 @@
+"""Calibrate from a vLLM server's own Prometheus metrics plus a load-test run.
+
+The load test scrapes `/metrics` every second (server_metrics.prom). Between two scrapes a
+busy engine ran its steps back to back, so the interval's length is the sum of its step
+times, and the counters say what those steps did:
+
+    interval_s = fixed * N + per_prefill_token * P + per_decode_seq * D + per_kv_token * K
+
+(fitted per interval as its mean step, interval_s / N, against P/N, D/N and K/N)
+
+N  engine steps            delta of `vllm:iteration_tokens_total` (histogram) _count
+P  prompt tokens prefilled delta of `vllm:prompt_tokens_total`
+D  decode tokens           delta of `vllm:generation_tokens_total` less the first tokens
+                           (delta of `vllm:time_to_first_token_seconds_count`)
+K  KV tokens read          from the load-test records (every decode token's context), else
+                           N x the mean `vllm:kv_cache_usage_perc` x the KV capacity
+                           (`vllm:cache_config_info` num_gpu_blocks x block_size)
+
+An interval counts as busy when `vllm:num_requests_running` is positive at both ends and the
+records show a request in flight throughout. The same robust NNLS and quality gate as the
+records path give the same coefficient kinds; the client overhead is the client's mean TTFT
+less vLLM's own (`vllm:time_to_first_token_seconds`), i.e. HTTP and tokenisation.
+Metric names are vLLM's (v1 engine, `vllm/v1/metrics/loggers.py`); the KV gauge was
+`vllm:gpu_cache_usage_perc` before vLLM 0.9, and both are read.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import nnls
+
+from llmplan.errors import InputError, Problem
+from llmplan.fidelity.fit import MIN_STEPS, Finding, Fit, KindQuality
+from llmplan.fidelity.promtext import Snapshot
+from llmplan.fidelity.server import metrics_snapshots
+from llmplan.fidelity.timeline import token_times, usable
+from llmplan.loadtests.records import RequestRecord
+
+STEPS = "vllm:iteration_tokens_total_count"
+PROMPT = "vllm:prompt_tokens_total"
+GENERATED = "vllm:generation_tokens_total"
+FIRST_TOKENS = "vllm:time_to_first_token_seconds_count"
+TTFT_SUM = "vllm:time_to_first_token_seconds_sum"
+RUNNING = "vllm:num_requests_running"
+KV_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
+MIN_INTERVALS = 8
+
+
+@dataclass(frozen=True)
+class Interval:
+    seconds: float
+    steps: float
+    prompt_tokens: float
+    decode_tokens: float
+    kv_tokens: float
+
+
+def _delta(a: Snapshot, b: Snapshot, name: str) -> float:
+    x, y = a.total(name), b.total(name)
+    if x is None or y is None:
+        raise KeyError(name)
+    return y - x
+
+
+def _records_kv(rows: list[RequestRecord], start: float, end: float) -> float:
+    """KV tokens the decode steps in [start, end) read, from the records' token times."""
+    total = 0.0
+    for row in rows:
+        times = token_times(row)
+        inside = np.nonzero((times[1:] >= start) & (times[1:] < end))[0] + 1
+        total += float(np.sum((row.prompt_tokens or 0) + inside))
+    return total
+
+
+def _in_flight(rows: list[RequestRecord], start: float, end: float) -> bool:
+    spans = sorted((r.send_ts, r.send_ts + (r.e2e_ms or 0) / 1e3) for r in rows)
+    reach = start
+    for a, b in spans:
+        if a <= reach < b:
+            reach = b
+        if reach >= end:
+            return True
+    return reach >= end
+
+
+def intervals(snapshots: list[Snapshot], rows: list[RequestRecord],
+              kv_capacity_tokens: int | None) -> list[Interval]:
+    """The busy scrape intervals, as step-model observations."""
+    done = usable(rows)
+    out = []
+    for a, b in itertools.pairwise(snapshots):
+        if a.unix_ts is None or b.unix_ts is None or b.unix_ts <= a.unix_ts:
+            continue
+        try:
+            steps = _delta(a, b, STEPS)
+            prompt = _delta(a, b, PROMPT)
+            decode = _delta(a, b, GENERATED) - _delta(a, b, FIRST_TOKENS)
+        except KeyError:
+            continue
+        if steps <= 0 or not (a.total(RUNNING) or 0) > 0 or not (b.total(RUNNING) or 0) > 0:
+            continue
+        if rows and not _in_flight(rows, a.unix_ts, b.unix_ts):
+            continue
+        if done:
+            kv = _records_kv(done, a.unix_ts, b.unix_ts)
+        else:
+            usage = [u for u in (a.first(*KV_USAGE), b.first(*KV_USAGE)) if u is not None]
+            kv = steps * float(np.mean(usage)) * (kv_capacity_tokens or 0) if usage else 0.0
+        out.append(Interval(b.unix_ts - a.unix_ts, steps, prompt, max(decode, 0.0), kv))
+    return out
+
+
+def fit_intervals(found: list[Interval], overhead_s: float) -> Fit:
+    if len(found) < MIN_INTERVALS:
+        raise ValueError(f"only {len(found)} busy scrape intervals: load the vLLM server for "
+                         f"longer (at least ~{MIN_INTERVALS * 2} s with requests in flight) "
+                         f"while the load test scrapes /metrics")
+    # per interval, its mean step: the interval's length is nearly constant (the scrape
+    # period), what varies with the load is how long each of its steps took
+    X = np.array([[1.0, i.prompt_tokens / i.steps, i.decode_tokens / i.steps,
+                   i.kv_tokens / i.steps] for i in found])
+    y = np.array([i.seconds / i.steps for i in found])
+    coef, _ = nnls(X, y)
+    relative = np.abs(X @ coef - y) / y
+    keep = relative <= np.percentile(relative, 95) if len(found) >= 20 else \
+        np.ones(len(found), dtype=bool)
+    coef, _ = nnls(X[keep], y[keep])
+    predicted = X @ coef
+    error_pct = 100 * np.abs(predicted - y) / y
+    ss_res = float(np.sum((y - predicted) ** 2))
+    ss_tot = float(np.sum((y - y.mean()) ** 2)) or 1e-30
+    prefill = X[:, 1] > 0
+
+    def kind(mask: np.ndarray) -> KindQuality:
+        return KindQuality(int(mask.sum()), int((mask & keep).sum()),
+                           float(np.median(error_pct[mask])) if mask.any() else None)
+
+    return Fit(coefficients_s=(float(coef[0]), float(coef[1]), float(coef[2]), float(coef[3])),
+               client_overhead_s=overhead_s, samples=int(sum(i.steps for i in found)),
+               cold_starts=0,
+               r2=1.0 - ss_res / ss_tot, rmse_ms=math.sqrt(ss_res / len(y)) * 1e3,
+               median_abs_error_pct=float(np.median(error_pct)), prefill=kind(prefill),
+               decode=kind(~prefill), median_cold_ttft_s=None)
+
+
+def identifiability_intervals(found: list[Interval]) -> list[Finding]:
+    blocking = []
+    if sum(1 for i in found if i.prompt_tokens > 0) < MIN_STEPS:
+        blocking.append(Finding("per_prefill_token_us", "too few scrape intervals prefilled "
+                                "prompts", "send more requests per second, or run longer"))
+    per_step = {round(i.decode_tokens / i.steps, 1) for i in found if i.steps}
+    if len(per_step) < 3:
+        blocking.append(Finding("per_decode_seq_us", "the batch size hardly changed between "
+                                "intervals", "vary the load: an open-loop Poisson level below "
+                                "saturation, or several levels fitted together"))
+    return blocking
+
+
+def client_overhead_s(snapshots: list[Snapshot], rows: list[RequestRecord]) -> float:
+    """Client-seen mean TTFT less vLLM's own mean TTFT over the run (never negative)."""
+    first, last = snapshots[0], snapshots[-1]
+    try:
+        count = _delta(first, last, FIRST_TOKENS)
+        server = _delta(first, last, TTFT_SUM) / count if count > 0 else None
+    except KeyError:
+        server = None
+    client = [r.ttft_ms / 1e3 for r in rows if r.ok and r.ttft_ms is not None]
+    if server is None or not client:
+        return 0.0
+    return max(0.0, float(np.mean(client)) - server)
+
+
+def run_intervals(run: Path, rows: list[RequestRecord],
+                  kv_capacity_tokens: int | None) -> tuple[list[Interval], float, int]:
+    """(busy intervals, client overhead, most requests running) of one run's scrapes."""
+    scraped = metrics_snapshots(run)
+    if scraped is None or len(scraped[1]) < 2 or scraped[1][0].unix_ts is None:
+        raise InputError([Problem(str(run), None, "server_metrics.prom",
+                                  "no timed /metrics scrapes of a vLLM server here: run "
+                                  "`llmplan loadtest` against a target of kind vllm (it scrapes "
+                                  "every second), or write the file as described in "
+                                  "llmplan/fidelity/promtext.py")], title="calibration impossible")
+    path, snapshots = scraped
+    if all(s.total(STEPS) is None for s in snapshots):
+        raise InputError([Problem(str(path), None, STEPS.removesuffix("_count"),
+                                  "not in the scrapes: this is not a vLLM (v1) /metrics")],
+                         title="calibration impossible")
+    running = max((s.total(RUNNING) or 0) for s in snapshots)
+    return (intervals(snapshots, rows, kv_capacity_tokens),
+            client_overhead_s(snapshots, rows), int(running))

@@ -1,0 +1,67 @@
+"""Calibration from a vLLM server's own /metrics plus a load-test run gives the same
+coefficient kinds as the records path, and recovers the engine's known coefficients."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from synth import write_run
+from typer.testing import CliRunner
+from vllm_synth import BLOCK, BLOCKS, run
+
+from llmplan.cli import app
+from llmplan.fidelity.calibrate import calibrate
+from llmplan.fidelity.promtext import parse_snapshots
+
+COEF = (0.008, 0.00012, 0.0006, 0.000002)   # an 8B model on one GPU, roughly
+
+
+@pytest.fixture(scope="module")
+def vllm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    text, rows = run(coef=COEF, seed=3, n=300, rate=3.0)
+    folder = write_run(tmp_path_factory.mktemp("vllm") / "run", rows)
+    (folder / "server_metrics.prom").write_text(text)
+    return folder
+
+
+def test_the_scrapes_read_back_with_vllm_names(vllm_run: Path) -> None:
+    snapshots = parse_snapshots((vllm_run / "server_metrics.prom").read_text())
+    assert len(snapshots) > 60 and all(s.unix_ts is not None for s in snapshots)
+    last = snapshots[-1]
+    for name in ("vllm:iteration_tokens_total_count", "vllm:prompt_tokens_total",
+                 "vllm:generation_tokens_total", "vllm:time_to_first_token_seconds_sum",
+                 "vllm:time_per_output_token_seconds_count", "vllm:num_requests_running",
+                 "vllm:e2e_request_latency_seconds_count",
+                 "vllm:request_prefill_time_seconds_sum",
+                 "vllm:request_decode_time_seconds_sum"):
+        assert last.total(name) is not None, name
+    assert last.total("vllm:e2e_request_latency_seconds_count") == 300
+    assert last.labels_of("vllm:cache_config_info")["num_gpu_blocks"] == str(BLOCKS)
+
+
+def test_metrics_calibration_recovers_the_coefficients(vllm_run: Path) -> None:
+    from_metrics = calibrate(vllm_run, source="vllm-metrics")
+    st = from_metrics.step_time
+    assert st.fixed_ms == pytest.approx(COEF[0] * 1e3, rel=0.1)
+    assert st.per_prefill_token_us == pytest.approx(COEF[1] * 1e6, rel=0.1)
+    assert st.per_decode_seq_us == pytest.approx(COEF[2] * 1e6, rel=0.15)
+    assert from_metrics.engine.kv_cache_tokens == BLOCKS * BLOCK
+    assert from_metrics.client_overhead_ms == pytest.approx(4.0, abs=1.0)
+    assert from_metrics.fit.r2 > 0.95
+    # the records path on the same run: same kinds of coefficient, same values
+    from_records = calibrate(vllm_run, slots=from_metrics.engine.max_num_seqs)
+    assert set(from_records.step_time.model_dump()) == set(st.model_dump())
+    for key in ("fixed_ms", "per_prefill_token_us", "per_decode_seq_us"):
+        assert getattr(st, key) == pytest.approx(getattr(from_records.step_time, key),
+                                                 rel=0.15), key
+
+
+def test_cli_names_a_run_without_scrapes(tmp_path: Path) -> None:
+    _, rows = run(coef=COEF, seed=4, n=50, rate=3.0)
+    folder = write_run(tmp_path / "no-metrics", rows)
+    result = CliRunner().invoke(app, ["calibrate", str(folder), "--source", "vllm-metrics",
+                                      "--out", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2
+    assert "server_metrics.prom" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "c.yaml").exists()

@@ -1,0 +1,68 @@
+"""Failures are named right: no connection (refused, unreachable, DNS) is `connect`, and a
+run in which every request failed exits non-zero saying so, with counts from the records."""
+
+from __future__ import annotations
+
+import errno
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from lt_helpers import llmplan, read_jsonl, targets_file
+
+from llmplan.loadtests.clients import ConnectFailedError, classify_exception
+from llmplan.loadtests.records import RequestRecord
+from llmplan.loadtests.runner import target_down
+
+
+@pytest.mark.parametrize("exc", [
+    OSError(errno.ENETUNREACH, "Network is unreachable"),
+    OSError(errno.EHOSTUNREACH, "No route to host"),
+    socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+    ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
+    ConnectFailedError("connect timed out"),
+])
+def test_no_connection_is_connect(exc: BaseException) -> None:
+    assert classify_exception(exc) == "connect"
+
+
+def test_broken_connections_and_timeouts_keep_their_class() -> None:
+    assert classify_exception(ConnectionResetError(errno.ECONNRESET, "reset")) == "reset"
+    assert classify_exception(TimeoutError("read timed out")) == "timeout"
+
+
+def _row(i: int, error_class: str | None) -> RequestRecord:
+    return RequestRecord(id=i, task="t", target="x", scheduled_ts=1000.0 + i, send_ts=1000.0 + i,
+                         schedule_delay_ms=0.0, status=200 if error_class is None else 0,
+                         error_class=error_class)  # type: ignore[arg-type]
+
+
+def test_the_dead_target_message_counts_what_the_records_say() -> None:
+    rows = [_row(i, None) for i in range(5)] + [_row(5, "reset"), _row(6, "reset")] + \
+        [_row(7 + i, "connect") for i in range(60)]
+    message = target_down(rows)
+    assert message is not None
+    assert "the last 62 requests failed (connect: 60, reset: 2)" in message
+    assert target_down([_row(i, "connect") for i in range(4)]) == \
+        "target unreachable: all 4 requests failed (connect: 4)"
+    assert target_down([_row(0, None), _row(1, "connect")]) is None
+
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1:9", "http://no-such-host.invalid:8000"],
+                         ids=["refused", "dns"])
+def test_a_run_where_every_request_failed_exits_non_zero(tmp_path: Path, scenario_file: Path,
+                                                         base_url: str) -> None:
+    targets = targets_file(tmp_path, down={"kind": "openai", "base_url": base_url,
+                                           "model": "m", "allow_remote": True,
+                                           "request_timeout_s": 5})
+    result = llmplan("loadtest", str(scenario_file), "--targets", str(targets), "--target",
+                     "down", "--duration", "30s", "--time-scale", "0.05", "--max-requests", "6",
+                     "--out", str(tmp_path / "out"))
+    assert result.returncode == 3, result.stderr
+    assert "target unreachable: all 6 requests failed (connect: 6)" in result.stderr
+    assert "Traceback" not in result.stderr
+    rows = read_jsonl(tmp_path / "out" / "requests.jsonl")
+    assert [r["error_class"] for r in rows] == ["connect"] * 6
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["requests"]["failed"] == 6 and summary["requests"]["finished"] == 0
