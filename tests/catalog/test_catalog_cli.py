@@ -58,14 +58,14 @@ def test_sources_print_every_field_of_every_entry() -> None:
 
 def test_cli_catalog_lists_cloud_models_and_sources() -> None:
     runner = CliRunner()
-    listing = runner.invoke(app, ["catalog"])
+    listing = runner.invoke(app, ["catalog"], env={"COLUMNS": str(WIDTH)})
     assert listing.exit_code == 0, listing.output
     for title in ("GPUs", "Models", "Cloud models: openai", "Cloud models: anthropic",
                   "Cloud models: google", "Cloud models: bedrock", "Cloud models: azure_openai"):
         assert title in listing.output
     assert "gpt-oss-120b" in listing.output and "claude-opus-5.5" in listing.output
     assert max(len(line) for line in listing.output.splitlines()) <= WIDTH
-    sources = runner.invoke(app, ["catalog", "--sources"])
+    sources = runner.invoke(app, ["catalog", "--sources"], env={"COLUMNS": str(WIDTH)})
     assert sources.exit_code == 0, sources.output
     assert "cloud_models/gemini-4-argon" in sources.output
     assert "gpus/MI300X" in sources.output

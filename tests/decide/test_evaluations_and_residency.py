@@ -8,16 +8,9 @@ import pytest
 from helpers import scenario_from
 
 from llmplan.errors import ScenarioError
+from llmplan.loadtests.records import RequestRecord
+from llmplan.loadtests.summary import summarise_records
 from llmplan.pipeline import evaluate
-from llmplan.results.loadtest import (
-    LoadTestSummary,
-    MeasuredLatency,
-    MeasuredSlo,
-    MeasuredThroughput,
-    RequestOutcomes,
-    Stats,
-    TaskMeasurement,
-)
 
 SCENARIO = """
     seed: 1
@@ -38,22 +31,15 @@ SCENARIO = """
 
 
 def _with_summary(tmp_path: Path) -> Path:
+    """A load-test summary whose test set judged 80% of `answer` and 90% of `tag` right."""
     run = tmp_path / "staging-run"
     run.mkdir()
-    none = Stats(mean=None, p50=None, p90=None, p95=None, p99=None, max=None)
-    summary = LoadTestSummary(
-        mode="open", requests=RequestOutcomes(planned=80, sent=80, ok=80, failed=0,
-                                              errors_by_class={}, errors_by_status={},
-                                              token_mismatches=0),
-        latency=MeasuredLatency(ttft_ms=none, tpot_ms=none, itl_ms=none, e2e_ms=none),
-        throughput=MeasuredThroughput(requested_rate_per_s=1.0, send_rate_per_s=1.0,
-                                      achieved_rate_per_s=1.0, output_tokens_per_s=10.0,
-                                      window_s=80.0),
-        schedule_delay_ms=none, slo=MeasuredSlo(goodput_fraction=1.0, goodput_requests_per_s=1.0),
-        tasks={"answer": TaskMeasurement(requests=40, ok=40, checked=40, correct_fraction=0.8,
-                                         goodput_fraction=1.0),
-               "tag": TaskMeasurement(requests=40, ok=40, checked=40, correct_fraction=0.9,
-                                      goodput_fraction=1.0)})
+    rows = [RequestRecord(id=i, task=task, target="staging", scheduled_ts=float(i),
+                          send_ts=float(i), schedule_delay_ms=0.0, status=200, ttft_ms=50.0,
+                          e2e_ms=200.0, output_tokens=4, correct=i % 10 < right)
+            for task, right in (("answer", 8), ("tag", 9)) for i in range(40)]
+    summary = summarise_records(rows, planned=80, planned_span_s=80.0, slo_by_task={},
+                                mode="open")
     (run / "summary.json").write_text(summary.model_dump_json())
     return tmp_path
 

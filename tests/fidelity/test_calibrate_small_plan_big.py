@@ -56,7 +56,7 @@ def test_calibrate_on_staging_then_simulate_the_fleet(tmp_path: Path) -> None:
     for name in ("staging-size", "production"):
         step = step_of(name)
         assert step.source.startswith("calibrated: ")
-        assert abs(step.fixed_ms - 4.0) < 1e-3 and abs(step.client_overhead_ms - 1.5) < 1e-2
+        assert abs(step.serial_ms - 4.0) < 1e-3 and abs(step.client_overhead_ms - 1.5) < 1e-2
     assert step_of("uncalibrated").source == "roofline"
     # one staging-sized replica cannot carry production traffic; eight can
     assert not deps["staging-size"].slo.met and deps["production"].slo.met
