@@ -52,7 +52,7 @@ def test_every_chart_renders_without_console_errors(report: Path, tmp_path: Path
         assert "main-svg" in block, f"{chart.__name__} did not render"
         # plotly drew data, not just axes
         assert re.search(r'class="(trace|point|bars)', block), f"{chart.__name__} is empty"
-    assert "Recommendation: hybrid" in dom
+    assert "Recommendation: gpu-small" in dom
     assert dom.count("<table>") >= 4            # candidates, decision table, checklist, plan
     assert "http://" not in dom.split("<script", 1)[0]   # nothing fetched from the web
 
