@@ -264,33 +264,42 @@ def validate(
 @app.command()
 def stack(
     scenario: Annotated[Path, typer.Argument(help="Scenario file.")],
-    deployment: Annotated[str, typer.Option(help="Local deployment to provision.")],
     stack_name: Annotated[str, typer.Option("--stack", help="Pulumi stack name.")] = "dev",
-    cloud_model: Annotated[str | None, typer.Option(
-        help="Also route to this cloud model (LiteLLM id, e.g. openai/gpt-4o-mini).")] = None,
-    cloud_key_env: Annotated[str | None, typer.Option(
-        help="Variable name the gateway reads the cloud API key from.")] = None,
-    namespace: Annotated[str, typer.Option(help="Kubernetes namespace.")] = "llm",
+    deployment: Annotated[str | None, typer.Option(
+        help="Deployment to provision (default: the recommended one).")] = None,
+    namespace: Annotated[str | None, typer.Option(help="Kubernetes namespace.")] = None,
+    cluster_mode: Annotated[str | None, typer.Option(
+        help="kubeconfig (an existing cluster) or eks (create one).")] = None,
+    aws_region: Annotated[str | None, typer.Option(help="AWS region of AWS resources.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder of Pulumi.yaml.")] = Path("."),
 ) -> None:
-    """Write Pulumi.<stack>.yaml so `pulumi up` deploys DEPLOYMENT as simulated."""
-    from llmplan.provision.config import GatewaySettings
-    from llmplan.provision.stack import serving_from_deployment, stack_values, write_stack_file
+    """Write Pulumi.<stack>.yaml so `pulumi up` deploys the deployment as simulated."""
+    from llmplan.pipeline import evaluate
+    from llmplan.provision.stack import write_stack
 
-    loaded, _, dep = _load_with_local(scenario, deployment, "--deployment")
-    serving = serving_from_deployment(deployment, dep, loaded.catalog)
-    gateway = None
-    secrets = []
-    if cloud_model:
-        gateway = GatewaySettings(local_service=serving.name, local_model=serving.served_name,
-                                  cloud_model=cloud_model,
-                                  cloud_api_key_env=cloud_key_env or "CLOUD_API_KEY")
-        secrets = ["gatewayMasterKey", "cloudApiKey"]
-    values = stack_values("hybrid" if gateway else "local", serving, gateway, namespace)
-    path = write_stack_file(out_dir / f"Pulumi.{stack_name}.yaml", values, secrets)
-    console.print(f"wrote {path}: {serving.replicas} x {serving.tp} {serving.gpu} serving "
-                  f"{serving.model_id}" + (f", gateway with fall-back to {cloud_model}"
-                                            if cloud_model else ""))
+    loaded = _load(scenario)
+    result = evaluate(loaded)
+    settings = {"namespace": namespace, "cluster_mode": cluster_mode, "aws_region": aws_region}
+    try:
+        written = write_stack(out_dir / f"Pulumi.{stack_name}.yaml", loaded, result, deployment,
+                              settings)
+    except InputError as error:
+        _fail(error)
+    except ValueError as error:   # a setting out of range (pydantic's message names it)
+        _fail(InputError([_option_problem("--namespace/--cluster-mode/--aws-region",
+                                          str(error))]))
+    plan, candidate = written.config.plan, written.candidate
+    verb = "wrote" if written.changed else "unchanged:"
+    console.print(f"{verb} {written.path}: deployment '{plan.deployment}' ({plan.chosen.kind}), "
+                  f"planned at ${plan.simulated.monthly_usd:,.0f} per month", highlight=False)
+    if not candidate.feasible:
+        console.print(f"[bold yellow]warning:[/] '{plan.deployment}' was not feasible: "
+                      f"{escape('; '.join(candidate.infeasible_because))}", highlight=False)
+    steps = [f"pulumi stack select {stack_name} --create"]
+    steps += [f"pulumi config set --secret {s.key} <value>" + ("    # already set"
+              if s.already_set else f"    # {s.why}") for s in written.secrets]
+    steps += ["pulumi preview --policy-pack infra/policy", "pulumi up"]
+    out.print("next:\n" + "\n".join(f"  {escape(step)}" for step in steps), highlight=False)
 
 
 @app.command()
