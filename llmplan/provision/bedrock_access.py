@@ -14,7 +14,8 @@ Regions and models for inference profiles"), each named here rather than with a 
 from __future__ import annotations
 
 import json
-from typing import Any
+
+from llmplan.scenario.models import SloSpec
 
 INVOKE_ACTIONS = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
 
@@ -71,11 +72,11 @@ def web_identity_trust(oidc_provider_arn: str, namespace: str, service_account: 
             f"{issuer}:aud": "sts.amazonaws.com"}}}]}, indent=2)
 
 
-def latency_bound_ms(slo: Any, mean_output_tokens: float | None) -> float | None:
+def latency_bound_ms(slo: SloSpec, mean_output_tokens: float | None) -> float | None:
     """The end-to-end latency a request may take under the SLO (the alarm's threshold).
 
     Bedrock's InvocationLatency is the whole call, so compare it with the SLO's `e2e_ms`, or
-    else with TTFT + TPOT x (mean output tokens - 1) of the simulated mix."""
+    else with TTFT + TPOT x (mean output tokens - 1) of the requests sent to the API."""
     if slo.e2e_ms is not None:
         return float(slo.e2e_ms)
     if slo.ttft_ms is not None and slo.tpot_ms is not None and mean_output_tokens:

@@ -27,6 +27,7 @@ from llmplan.provision.bedrock_access import (
     web_identity_trust,
 )
 from llmplan.provision.manifests import GATEWAY_NAME
+from llmplan.provision.router_config import cloud_output_tokens
 from llmplan.provision.stack_config import StackConfig
 
 STACK_TAG = "llmplan-stack"
@@ -124,7 +125,7 @@ class CloudAccess(pulumi.ComponentResource):
             alarm_description=f"Bedrock throttled {model_id} (ThrottlingException, HTTP 429) "
                               "in 2 of 3 five-minute windows: the plan's rate limits are "
                               "too tight for the traffic", **common, opts=self._opts)
-        bound = latency_bound_ms(settings.plan.slo, settings.plan.simulated.mean_output_tokens)
+        bound = latency_bound_ms(settings.plan.slo, cloud_output_tokens(settings.plan))
         if bound is not None:
             aws.cloudwatch.MetricAlarm(
                 f"{name}-bedrock-latency", metric_name="InvocationLatency",

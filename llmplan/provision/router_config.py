@@ -21,7 +21,9 @@ wait, and it is fixed at the starting replica count: that is where the gateway d
 
 Provider limits: every API entry carries `rpm`/`tpm`, enforced by `usage-based-routing-v2`.
 LiteLLM counts per entry, so when several groups reach the API the account's limits are
-split between them in proportion to the requests each sent to the API in the simulation.
+split between them in proportion to the requests each sent to the API in the simulation,
+with a floor of `MIN_LIMIT_SHARE` for a group the simulation sent nothing (its path still
+has to work), the shares scaled back to sum to one.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ CLOUD_KEY_ENV = "CLOUD_API_KEY"
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
 #: A local request with no answer after this long counts as failed (and may fall back).
 LOCAL_TIMEOUT_S = 600
-AZURE_API_VERSION = "2024-10-21"   # Azure OpenAI GA data-plane version LiteLLM accepts
+AZURE_API_VERSION = "2024-10-21"
+MIN_LIMIT_SHARE = 0.05   # Azure OpenAI GA data-plane version LiteLLM accepts
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,14 @@ def _rule(spec: HybridDeployment, task: str, sensitivity: str) -> str:
                 (route.sensitivity is None or sensitivity in route.sensitivity):
             return route.to
     return spec.default
+
+
+def cloud_output_tokens(plan: Plan) -> float | None:
+    """Mean answer length of the requests the routes send to the API (weighted by task)."""
+    sent = {r.task for r in task_routes(plan) if r.side == "cloud" and not r.restricted}
+    tasks = [t for t in plan.tasks if t.name in sent]
+    weight = sum(t.weight for t in tasks)
+    return sum(t.weight * t.mean_output_tokens for t in tasks) / weight if weight else None
 
 
 def restricted_groups(plan: Plan) -> list[str]:
@@ -205,8 +216,9 @@ def _split_limits(models: list[dict[str, Any]], plan: Plan, spill_tasks: list[st
     if sum(share_of(m["model_name"], table) for m in cloud) <= 0:
         table = weights
     total = sum(share_of(m["model_name"], table) for m in cloud)
-    for entry in cloud:
-        fraction = share_of(entry["model_name"], table) / total if total > 0 else 1 / len(cloud)
+    raw = [max(MIN_LIMIT_SHARE, share_of(m["model_name"], table) / total) for m in cloud]
+    for entry, share in zip(cloud, raw, strict=True):
+        fraction = share / sum(raw)
         params = entry["litellm_params"]
         params["rpm"] = max(1, math.floor(params["rpm"] * fraction))
         params["tpm"] = max(1, math.floor(params["tpm"] * fraction))

@@ -93,7 +93,8 @@ def plan_of(loaded: LoadedScenario, result: Result, name: str) -> Plan:
         cloud_models={cloud.model: loaded.catalog.cloud_models[cloud.model]} if cloud else {})
     return Plan(
         deployment=name, deployments=parts,
-        tasks=[PlanTask(name=t.name, sensitivity=t.sensitivity, weight=t.weight)
+        tasks=[PlanTask(name=t.name, sensitivity=t.sensitivity, weight=t.weight,
+                        mean_output_tokens=t.output_tokens.mean_tokens())
                for t in scenario.tasks],
         slo=scenario.slo, restricted_stays_local=scenario.constraints.restricted_stays_local,
         catalog=catalog, simulated=_figures(result.deployments[name], result))
@@ -102,10 +103,8 @@ def plan_of(loaded: LoadedScenario, result: Result, name: str) -> Plan:
 def _figures(candidate: Candidate, result: Result) -> SimulatedFigures:
     """The simulated numbers the gateway is sized by (see router_config)."""
     thr = candidate.throughput
-    mean_tokens = mean_output = None
-    if thr.requests_per_s > 0:
-        mean_tokens = (thr.input_tokens_per_s + thr.output_tokens_per_s) / thr.requests_per_s
-        mean_output = thr.output_tokens_per_s / thr.requests_per_s
+    mean_tokens = ((thr.input_tokens_per_s + thr.output_tokens_per_s) / thr.requests_per_s
+                   if thr.requests_per_s > 0 else None)
     per_replica = kv_tokens = None
     if candidate.local is not None:
         local = candidate.local
@@ -120,7 +119,6 @@ def _figures(candidate: Candidate, result: Result) -> SimulatedFigures:
                             local_requests_per_s_per_replica=per_replica,
                             kv_cache_tokens_per_replica=kv_tokens,
                             mean_tokens_per_request=mean_tokens,
-                            mean_output_tokens=mean_output,
                             cloud_requests_by_task=cloud_by_task)
 
 

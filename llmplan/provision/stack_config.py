@@ -43,6 +43,7 @@ class PlanTask(_Strict):
     name: Name
     sensitivity: Literal["public", "internal", "restricted"]
     weight: float = Field(gt=0)
+    mean_output_tokens: float = Field(ge=0, description="Mean answer length (the SLO alarm).")
 
 
 class SimulatedFigures(_Strict):
@@ -54,7 +55,6 @@ class SimulatedFigures(_Strict):
     kv_cache_tokens_per_replica: int | None = Field(default=None, ge=0)
     mean_tokens_per_request: float | None = Field(default=None, ge=0,
                                                   description="Prompt + output, mean.")
-    mean_output_tokens: float | None = Field(default=None, ge=0)
     cloud_requests_by_task: dict[str, int] = Field(
         default_factory=dict, description="Requests each task sent to the API.")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import ROOT
@@ -38,3 +39,31 @@ def example_stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
         written = write_stack(folder / f"Pulumi.{name}.yaml", loaded, result, None, {})
         stacks[name] = ExampleStack(loaded, result, written)
     yield stacks
+
+
+@pytest.fixture(scope="session")
+def bedrock_stack(tmp_path_factory: pytest.TempPathFactory) -> WrittenStack:
+    from infra_scenarios import bedrock_hybrid_stack
+
+    return bedrock_hybrid_stack(tmp_path_factory.mktemp("bedrock"),
+                                {"aws_region": "us-east-1"})
+
+
+#: What `pulumi config set --secret` would hold; planted to check where they end up.
+PLANTED = {"gatewayMasterKey": "mk-planted-master-key-7f3a",
+           "cloudApiKey": "sk-plantedcloudkey1234567890",
+           "hfToken": "hf_plantedhubtokenABCDEFGHIJ"}
+
+
+@pytest.fixture(scope="session")
+def program_runs(example_stacks: dict[str, ExampleStack],
+                 bedrock_stack: WrittenStack) -> dict[str, Any]:
+    """The Pulumi program under mocks for a local, a cloud, a hybrid and a Bedrock stack."""
+    from pulumi_harness import run_program, stack_values
+
+    runs = {name: run_program(stack_values(example_stacks[name].written.path), PLANTED)
+            for name in ("regulated-records", "agent-workflow", "support-assistant")}
+    values = {**stack_values(bedrock_stack.path), "clusterMode": "eks"}
+    runs["bedrock-eks"] = run_program(values, {"gatewayMasterKey": PLANTED["gatewayMasterKey"],
+                                               "hfToken": PLANTED["hfToken"]})
+    return runs
