@@ -53,6 +53,9 @@ class RestrictedStaysLocal(CustomLogger):
         group = request_data.get("model")
         if group not in restricted_groups() or isinstance(original_exception, HTTPException):
             return None
+        status = getattr(original_exception, "status_code", None)
+        if not isinstance(status, int) or (status < 500 and status not in (408, 429)):
+            return None     # refused before any backend was tried (LiteLLM's own checks)
         reason = str(original_exception).splitlines()[0][:300] if str(original_exception) \
             else type(original_exception).__name__
         return HTTPException(status_code=503, detail={"error": (
