@@ -389,6 +389,68 @@ def import_usage(
                   f"output {imported.mean_output_tokens:.0f} tokens) and {imported.snippet}")
 
 
+@app.command("import-cluster")
+def import_cluster(
+    kubeconfig: Annotated[Path | None, typer.Option(
+        help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config).")] = None,
+    context: Annotated[str | None, typer.Option(help="kubeconfig context.")] = None,
+    model: Annotated[str, typer.Option(
+        help="Catalog model the proposed deployments serve.")] = "Llama-3.1-8B",
+    tp: Annotated[int, typer.Option(min=1, help="GPUs per replica.")] = 1,
+    out_path: Annotated[Path, typer.Option("--out", help="Inventory file to write.")] = Path(
+        "inventory.yaml"),
+) -> None:
+    """Read an existing cluster's GPU nodes into deployments a scenario can use."""
+    from llmplan.catalog import builtin_catalog
+    from llmplan.provision.inventory import import_cluster as read_cluster
+    from llmplan.provision.inventory import write_inventory
+
+    models = builtin_catalog().models
+    if model not in models:
+        _fail(InputError([_option_problem("--model", f"unknown model '{model}'; expected one "
+                                                     f"of: {', '.join(sorted(models))}")]))
+    try:
+        inventory = read_cluster(kubeconfig, context, model, tp)
+    except InputError as error:
+        _fail(error)
+    for pool in inventory.pools:
+        out.print(f"{pool.gpu} ({pool.product}): {len(pool.nodes)} nodes, "
+                  f"{pool.allocatable_gpus} GPUs allocatable, {pool.usable_nodes} nodes ready "
+                  "and schedulable", highlight=False)
+    for product, gpus in inventory.unknown_products.items():
+        out.print(f"{product}: {gpus} GPUs, not in the catalog (add it under the scenario's "
+                  "`catalog: gpus:`)", highlight=False)
+    for name, dep in inventory.deployments.items():
+        out.print(f"deployment {name}: {dep.replicas} x {dep.tp} {dep.gpu} serving {dep.model}",
+                  highlight=False)
+    console.print(f"wrote {write_inventory(inventory, out_path)}")
+
+
+@app.command()
+def verify(
+    stack_name: Annotated[str, typer.Option("--stack", help="Pulumi stack name.")],
+    stack_dir: Annotated[Path, typer.Option(
+        "--dir", help="Folder of Pulumi.<stack>.yaml.")] = Path("."),
+    kubeconfig: Annotated[Path | None, typer.Option(
+        help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config).")] = None,
+    context: Annotated[str | None, typer.Option(
+        help="kubeconfig context (default: the stack's kubeContext, else current).")] = None,
+) -> None:
+    """After `pulumi up`: the fleet rolled out with its GPUs and the gateway answers."""
+    from llmplan.provision.verify import verify_stack
+
+    try:
+        report = verify_stack(stack_dir / f"Pulumi.{stack_name}.yaml", kubeconfig, context)
+    except InputError as error:
+        _fail(error)
+    out.print(f"stack {report.stack} on {report.server}:", highlight=False)
+    for check in report.checks:
+        mark = "[green]ok[/]  " if check.ok else "[bold red]FAIL[/]"
+        out.print(f"  {mark} {escape(check.name)}: {escape(check.detail)}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
 @app.command()
 def schema(
     result: Annotated[bool, typer.Option("--result", help="Schema of result.json.")] = False,
