@@ -295,6 +295,8 @@ def stack(
     if not candidate.feasible:
         console.print(f"[bold yellow]warning:[/] '{plan.deployment}' was not feasible: "
                       f"{escape('; '.join(candidate.infeasible_because))}", highlight=False)
+    for note in written.notes:
+        console.print(f"[bold yellow]note:[/] {escape(note)}", highlight=False)
     steps = [f"pulumi stack select {stack_name} --create"]
     steps += [f"pulumi config set --secret {s.key} <value>" + ("    # already set"
               if s.already_set else f"    # {s.why}") for s in written.secrets]

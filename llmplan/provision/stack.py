@@ -57,6 +57,7 @@ class WrittenStack:
     candidate: Candidate
     secrets: list[SecretNeed]
     changed: bool
+    notes: list[str]
 
 
 def choose_deployment(loaded: LoadedScenario, result: Result, wanted: str | None) -> str:
@@ -161,7 +162,21 @@ def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: 
     old = path.read_text(encoding="utf-8") if path.exists() else None
     if old != text:
         path.write_text(text, encoding="utf-8")
-    return WrittenStack(path, config, result.deployments[name], secrets, changed=old != text)
+    return WrittenStack(path, config, result.deployments[name], secrets, changed=old != text,
+                        notes=setting_notes(config))
+
+
+def setting_notes(config: StackConfig) -> list[str]:
+    """What `pulumi up` will still need that the stack file does not say yet."""
+    notes = []
+    if (config.uses_bedrock or config.cluster_mode == "eks") and not config.aws_region:
+        why = "the plan calls AWS Bedrock" if config.uses_bedrock else "clusterMode is eks"
+        notes.append(f"{why}: set the region (--aws-region, or pulumi config set awsRegion)")
+    if config.uses_bedrock and config.cluster_mode != "eks" and not (
+            config.eks_cluster_name or config.oidc_provider_arn):
+        notes.append("the gateway needs an AWS identity for Bedrock: set eksClusterName (an "
+                     "EKS cluster with the Pod Identity agent) or oidcProviderArn")
+    return notes
 
 
 def render_stack_file(config: StackConfig, rest: dict[str, Any],

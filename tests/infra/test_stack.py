@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from llmplan.cli import app
 from llmplan.errors import InputError
 from llmplan.pipeline import evaluate
-from llmplan.provision.stack import replay_scenario, write_stack
+from llmplan.provision.stack import WrittenStack, replay_scenario, setting_notes, write_stack
 from llmplan.provision.stack_config import (
     PROJECT,
     SECRET_KEYS,
@@ -170,3 +170,12 @@ def test_a_loaded_example_round_trips_through_json(example_stacks: dict[str, Exa
         data = yaml.safe_load(stack.written.path.read_text())
         assert json.loads(json.dumps(data)) == data
     assert load_scenario(ROOT / "examples" / "support-assistant.yaml").scenario.name
+
+
+def test_what_pulumi_up_still_needs_is_said(bedrock_stack: WrittenStack, tmp_path: Path) -> None:
+    assert bedrock_stack.notes == ["the gateway needs an AWS identity for Bedrock: set "
+                                   "eksClusterName (an EKS cluster with the Pod Identity agent) "
+                                   "or oidcProviderArn"]
+    config = bedrock_stack.config.model_copy(update={"aws_region": "", "cluster_mode": "eks"})
+    assert setting_notes(config) == ["the plan calls AWS Bedrock: set the region (--aws-region, "
+                                     "or pulumi config set awsRegion)"]
