@@ -277,6 +277,9 @@ def stack(
     from llmplan.pipeline import evaluate
     from llmplan.provision.stack import write_stack
 
+    if cluster_mode not in (None, "kubeconfig", "eks"):
+        _fail(InputError([_option_problem("--cluster-mode", f"got '{cluster_mode}'; expected "
+                                                            "kubeconfig or eks")]))
     loaded = _load(scenario)
     result = evaluate(loaded)
     settings = {"namespace": namespace, "cluster_mode": cluster_mode, "aws_region": aws_region}
@@ -285,9 +288,6 @@ def stack(
                               settings)
     except InputError as error:
         _fail(error)
-    except ValueError as error:   # a setting out of range (pydantic's message names it)
-        _fail(InputError([_option_problem("--namespace/--cluster-mode/--aws-region",
-                                          str(error))]))
     plan, candidate = written.config.plan, written.candidate
     verb = "wrote" if written.changed else "unchanged:"
     console.print(f"{verb} {written.path}: deployment '{plan.deployment}' ({plan.chosen.kind}), "

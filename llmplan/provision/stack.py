@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from llmplan.catalog import Catalog
 from llmplan.errors import InputError, Problem
@@ -131,9 +132,14 @@ def build_stack(loaded: LoadedScenario, result: Result, name: str,
     kept = previous.model_dump(exclude={"kind", "scenario", "monthly_budget_usd", "plan"}) \
         if previous is not None else {}
     given = {k: v for k, v in settings.items() if v is not None}
-    return StackConfig.model_validate({
-        **kept, **given, "kind": plan.chosen.kind, "scenario": loaded.scenario.name,
-        "monthly_budget_usd": max(1, math.ceil(plan.simulated.monthly_usd)), "plan": plan})
+    try:
+        return StackConfig.model_validate({
+            **kept, **given, "kind": plan.chosen.kind, "scenario": loaded.scenario.name,
+            "monthly_budget_usd": max(1, math.ceil(plan.simulated.monthly_usd)), "plan": plan})
+    except ValidationError as exc:
+        raise InputError([Problem("<command line>", None, ".".join(map(str, e["loc"])),
+                                  e["msg"]) for e in exc.errors()],
+                         title="invalid stack setting") from None
 
 
 def secrets_needed(config: StackConfig, present: set[str]) -> list[SecretNeed]:

@@ -120,7 +120,8 @@ class StackConfig(BaseModel):
                                                       "cost, rounded up.")
     plan: Plan
     # where and how (defaults here; keep your edits when `llmplan stack` runs again)
-    namespace: str = Field(default="llm", description="Kubernetes namespace of the stack.")
+    namespace: str = Field(default="llm", max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                           description="Kubernetes namespace of the stack.")
     cluster_mode: Literal["kubeconfig", "eks"] = Field(
         default="kubeconfig", description="kubeconfig: an existing cluster; eks: create one.")
     kube_context: str = Field(default="", description="kubeconfig context (empty: current).")

@@ -143,6 +143,9 @@ def test_stack_command_prints_the_secrets_then_pulumi_up(tmp_path: Path) -> None
     assert second.exit_code == 0 and "unchanged" in second.output
     wrong = CliRunner().invoke(app, [*args, "--deployment", "nope"])
     assert wrong.exit_code == 2 and "unknown deployment 'nope'" in " ".join(wrong.output.split())
+    for option, value in (("--namespace", "Not_A_Name"), ("--cluster-mode", "gke")):
+        bad = CliRunner().invoke(app, [*args, option, value])
+        assert bad.exit_code == 2 and option.strip("-").split("-")[0] in bad.output
 
 
 def test_infeasible_deployment_is_written_with_a_warning(tmp_path: Path) -> None:
