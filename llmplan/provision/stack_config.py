@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from llmplan.catalog import Catalog, CloudModelSpec, ModelSpec
@@ -69,6 +69,30 @@ class Plan(_Strict):
     restricted_stays_local: bool
     catalog: Catalog = Field(description="The catalog entries these deployments use.")
     simulated: SimulatedFigures
+
+    @model_validator(mode="after")
+    def _complete(self) -> Plan:
+        """The chosen deployment, its parts and their catalog entries are all here."""
+        if self.deployment not in self.deployments:
+            raise ValueError(f"deployment '{self.deployment}' is not among deployments "
+                             f"({', '.join(self.deployments)})")
+        chosen = self.deployments[self.deployment]
+        if isinstance(chosen, HybridDeployment):
+            for part, kind in (("local", LocalDeployment), ("cloud", CloudDeployment)):
+                ref = getattr(chosen, part)
+                if not isinstance(self.deployments.get(ref), kind):
+                    raise ValueError(f"the hybrid's {part} part '{ref}' is not a kind: {part} "
+                                     "deployment of the plan")
+        missing = []
+        for dep in self.deployments.values():
+            if isinstance(dep, LocalDeployment):
+                missing += [f"gpus.{dep.gpu}"] * (dep.gpu not in self.catalog.gpus)
+                missing += [f"models.{dep.model}"] * (dep.model not in self.catalog.models)
+            elif isinstance(dep, CloudDeployment) and dep.model not in self.catalog.cloud_models:
+                missing.append(f"cloud_models.{dep.model}")
+        if missing:
+            raise ValueError(f"the plan's catalog lacks {', '.join(missing)}")
+        return self
 
     @property
     def chosen(self) -> LocalDeployment | CloudDeployment | HybridDeployment:

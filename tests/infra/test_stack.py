@@ -123,6 +123,11 @@ def test_a_named_deployment_and_bad_names(example_stacks: dict[str, ExampleStack
         read_stack_file(broken)
     problem = caught.value.problems[0]
     assert problem.path.startswith("plan.deployments.gpu-small.replicas") and problem.line
+    incomplete = yaml.safe_load(stack.written.path.read_text())
+    del incomplete["config"][f"{PROJECT}:plan"]["catalog"]["gpus"]["L40S"]
+    broken.write_text(yaml.safe_dump(incomplete))
+    with pytest.raises(InputError, match=r"catalog lacks gpus\.L40S"):
+        read_stack_file(broken)
 
 
 def test_stack_command_prints_the_secrets_then_pulumi_up(tmp_path: Path) -> None:
