@@ -385,33 +385,44 @@ def validate(
 @app.command()
 def stack(
     scenario: Annotated[Path, typer.Argument(help="Scenario file.")],
-    deployment: Annotated[str, typer.Option(help="Local deployment to provision.")],
     stack_name: Annotated[str, typer.Option("--stack", help="Pulumi stack name.")] = "dev",
-    cloud_model: Annotated[str | None, typer.Option(
-        help="Also route to this cloud model (LiteLLM id, e.g. openai/gpt-4o-mini).")] = None,
-    cloud_key_env: Annotated[str | None, typer.Option(
-        help="Variable name the gateway reads the cloud API key from.")] = None,
-    namespace: Annotated[str, typer.Option(help="Kubernetes namespace.")] = "llm",
+    deployment: Annotated[str | None, typer.Option(
+        help="Deployment to provision (default: the recommended one).")] = None,
+    namespace: Annotated[str | None, typer.Option(help="Kubernetes namespace.")] = None,
+    cluster_mode: Annotated[str | None, typer.Option(
+        help="kubeconfig (an existing cluster) or eks (create one).")] = None,
+    aws_region: Annotated[str | None, typer.Option(help="AWS region of AWS resources.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder of Pulumi.yaml.")] = Path("."),
 ) -> None:
-    """Write Pulumi.<stack>.yaml so `pulumi up` deploys DEPLOYMENT as simulated."""
-    from llmplan.provision.config import GatewaySettings
-    from llmplan.provision.stack import serving_from_deployment, stack_values, write_stack_file
+    """Write Pulumi.<stack>.yaml so `pulumi up` deploys the deployment as simulated."""
+    from llmplan.pipeline import evaluate
+    from llmplan.provision.stack import write_stack
 
-    loaded, _, dep = _load_with_local(scenario, deployment, "--deployment")
-    serving = serving_from_deployment(deployment, dep, loaded.catalog)
-    gateway = None
-    secrets = []
-    if cloud_model:
-        gateway = GatewaySettings(local_service=serving.name, local_model=serving.served_name,
-                                  cloud_model=cloud_model,
-                                  cloud_api_key_env=cloud_key_env or "CLOUD_API_KEY")
-        secrets = ["gatewayMasterKey", "cloudApiKey"]
-    values = stack_values("hybrid" if gateway else "local", serving, gateway, namespace)
-    path = write_stack_file(out_dir / f"Pulumi.{stack_name}.yaml", values, secrets)
-    console.print(f"wrote {path}: {serving.replicas} x {serving.tp} {serving.gpu} serving "
-                  f"{serving.model_id}" + (f", gateway with fall-back to {cloud_model}"
-                                            if cloud_model else ""))
+    if cluster_mode not in (None, "kubeconfig", "eks"):
+        _fail(InputError([_option_problem("--cluster-mode", f"got '{cluster_mode}'; expected "
+                                                            "kubeconfig or eks")]))
+    loaded = _load(scenario)
+    result = evaluate(loaded)
+    settings = {"namespace": namespace, "cluster_mode": cluster_mode, "aws_region": aws_region}
+    try:
+        written = write_stack(out_dir / f"Pulumi.{stack_name}.yaml", loaded, result, deployment,
+                              settings)
+    except InputError as error:
+        _fail(error)
+    plan, candidate = written.config.plan, written.candidate
+    verb = "wrote" if written.changed else "unchanged:"
+    console.print(f"{verb} {written.path}: deployment '{plan.deployment}' ({plan.chosen.kind}), "
+                  f"planned at ${plan.simulated.monthly_usd:,.0f} per month", highlight=False)
+    if not candidate.feasible:
+        console.print(f"[bold yellow]warning:[/] '{plan.deployment}' was not feasible: "
+                      f"{escape('; '.join(candidate.infeasible_because))}", highlight=False)
+    for note in written.notes:
+        console.print(f"[bold yellow]note:[/] {escape(note)}", highlight=False)
+    steps = [f"pulumi stack select {stack_name} --create"]
+    steps += [f"pulumi config set --secret {s.key} <value>" + ("    # already set"
+              if s.already_set else f"    # {s.why}") for s in written.secrets]
+    steps += ["pulumi preview --policy-pack infra/policy", "pulumi up"]
+    out.print("next:\n" + "\n".join(f"  {escape(step)}" for step in steps), highlight=False)
 
 
 @app.command()
@@ -524,6 +535,68 @@ def import_records(
         ok = sum(1 for r in rows if r.ok)
         console.print(f"wrote {folder / 'requests.jsonl'}: {len(rows):,} requests "
                       f"({ok:,} finished, {len(rows) - ok:,} failed)")
+
+
+@app.command("import-cluster")
+def import_cluster(
+    kubeconfig: Annotated[Path | None, typer.Option(
+        help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config).")] = None,
+    context: Annotated[str | None, typer.Option(help="kubeconfig context.")] = None,
+    model: Annotated[str, typer.Option(
+        help="Catalog model the proposed deployments serve.")] = "Llama-3.1-8B",
+    tp: Annotated[int, typer.Option(min=1, help="GPUs per replica.")] = 1,
+    out_path: Annotated[Path, typer.Option("--out", help="Inventory file to write.")] = Path(
+        "inventory.yaml"),
+) -> None:
+    """Read an existing cluster's GPU nodes into deployments a scenario can use."""
+    from llmplan.catalog import builtin_catalog
+    from llmplan.provision.inventory import import_cluster as read_cluster
+    from llmplan.provision.inventory import write_inventory
+
+    models = builtin_catalog().models
+    if model not in models:
+        _fail(InputError([_option_problem("--model", f"unknown model '{model}'; expected one "
+                                                     f"of: {', '.join(sorted(models))}")]))
+    try:
+        inventory = read_cluster(kubeconfig, context, model, tp)
+    except InputError as error:
+        _fail(error)
+    for pool in inventory.pools:
+        out.print(f"{pool.gpu} ({pool.product}): {len(pool.nodes)} nodes, "
+                  f"{pool.allocatable_gpus} GPUs allocatable, {pool.usable_nodes} nodes ready "
+                  "and schedulable", highlight=False)
+    for product, gpus in inventory.unknown_products.items():
+        out.print(f"{product}: {gpus} GPUs, not in the catalog (add it under the scenario's "
+                  "`catalog: gpus:`)", highlight=False)
+    for name, dep in inventory.deployments.items():
+        out.print(f"deployment {name}: {dep.replicas} x {dep.tp} {dep.gpu} serving {dep.model}",
+                  highlight=False)
+    console.print(f"wrote {write_inventory(inventory, out_path)}")
+
+
+@app.command()
+def verify(
+    stack_name: Annotated[str, typer.Option("--stack", help="Pulumi stack name.")],
+    stack_dir: Annotated[Path, typer.Option(
+        "--dir", help="Folder of Pulumi.<stack>.yaml.")] = Path("."),
+    kubeconfig: Annotated[Path | None, typer.Option(
+        help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config).")] = None,
+    context: Annotated[str | None, typer.Option(
+        help="kubeconfig context (default: the stack's kubeContext, else current).")] = None,
+) -> None:
+    """After `pulumi up`: the fleet rolled out with its GPUs and the gateway answers."""
+    from llmplan.provision.verify import verify_stack
+
+    try:
+        report = verify_stack(stack_dir / f"Pulumi.{stack_name}.yaml", kubeconfig, context)
+    except InputError as error:
+        _fail(error)
+    out.print(f"stack {report.stack} on {report.server}:", highlight=False)
+    for check in report.checks:
+        mark = "[green]ok[/]  " if check.ok else "[bold red]FAIL[/]"
+        out.print(f"  {mark} {escape(check.name)}: {escape(check.detail)}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(code=1)
 
 
 @app.command()

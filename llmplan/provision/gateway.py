@@ -1,39 +1,45 @@
-"""LlmGateway: a LiteLLM router (local first, cloud fall-back, restricted stays local)."""
+"""LlmGateway: the LiteLLM router of the plan, as one Pulumi component."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from llmplan.provision.config import GatewaySettings
-from llmplan.provision.manifests import gateway_manifests
+from llmplan.provision.gateway_manifests import (
+    CLOUD_SECRET_KEY,
+    MASTER_SECRET_KEY,
+    gateway_manifests,
+    needs_cloud_key,
+)
+from llmplan.provision.k8s_resources import child_options, create, resource_name
+from llmplan.provision.manifests import GATEWAY_NAME, GATEWAY_PORT
+from llmplan.provision.stack_config import StackConfig
 
 
 class LlmGateway(pulumi.ComponentResource):
-    """Secret (master key, cloud API key) + ConfigMap + Deployment + Service."""
+    """Secret (master key, provider key) + the manifests of gateway_manifests."""
 
-    def __init__(self, name: str, settings: GatewaySettings, namespace: pulumi.Input[str], *,
-                 master_key: pulumi.Input[str], cloud_api_key: pulumi.Input[str] | None,
+    def __init__(self, name: str, settings: StackConfig, *, master_key: pulumi.Output[str],
+                 cloud_api_key: pulumi.Output[str] | None,
+                 role_annotations: dict[str, Any] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llmplan:infra:LlmGateway", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        secret_data: dict[str, pulumi.Input[str]] = {"master-key": master_key}
-        if cloud_api_key is not None:
-            secret_data["cloud-api-key"] = cloud_api_key
+        child = child_options(self, opts)
+        data: dict[str, pulumi.Input[str]] = {MASTER_SECRET_KEY: master_key}
+        if needs_cloud_key(settings):
+            if cloud_api_key is None:
+                raise ValueError("this stack calls a provider API: set its key with "
+                                 "`pulumi config set --secret cloudApiKey <key>`")
+            data[CLOUD_SECRET_KEY] = cloud_api_key
         self.secret = k8s.core.v1.Secret(
-            f"{name}-secret", metadata={"name": settings.secret_name, "namespace": namespace},
-            string_data=secret_data, opts=child)
-        config_map, deployment, service = gateway_manifests(settings, "NAMESPACE")
-        for manifest in (config_map, deployment, service):
-            manifest["metadata"]["namespace"] = namespace
-        self.config = k8s.core.v1.ConfigMap(
-            f"{name}-config", metadata=config_map["metadata"], data=config_map["data"],
-            opts=child)
-        self.deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment", metadata=deployment["metadata"], spec=deployment["spec"],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.secret, self.config]))
-        self.service = k8s.core.v1.Service(
-            f"{name}-service", metadata=service["metadata"], spec=service["spec"], opts=child)
-        self.endpoint = pulumi.Output.concat(
-            "http://", self.service.metadata.name, ".", namespace, ".svc:4000/v1")
+            f"{name}-secret", metadata={"name": GATEWAY_NAME, "namespace": settings.namespace},
+            string_data=data, opts=child)
+        self.resources: dict[str, pulumi.CustomResource] = {}
+        for manifest in gateway_manifests(settings, role_annotations):
+            self.resources[manifest["kind"] + "/" + manifest["metadata"]["name"]] = create(
+                resource_name(name, manifest), manifest,
+                child_options(self, opts, depends_on=[self.secret]))
+        self.endpoint = f"http://{GATEWAY_NAME}.{settings.namespace}.svc:{GATEWAY_PORT}/v1"
         self.register_outputs({"endpoint": self.endpoint})

@@ -1,159 +1,115 @@
 """Kubernetes manifests as plain dicts: what Pulumi creates and what tests schema-validate.
 
-vLLM's OpenAI server on GPU nodes (one pod per replica, `tp` GPUs each, the engine knobs of
-the simulated deployment as flags) and a LiteLLM proxy routing between the local model and a
-cloud API, with fall-back and a tag that keeps restricted requests local.
+This module holds what the fleet and the gateway share (names, labels, security contexts,
+the namespace, NetworkPolicies) and the NVIDIA device plugin; serving_manifests.py renders
+the GPU fleet and gateway_manifests.py the router.
+
+The GPU fleet is a StatefulSet of vLLM pods, one per replica with `tp` GPUs each and the
+simulated engine knobs as flags. A StatefulSet rather than a Deployment so each replica keeps
+its own volume of weights across restarts and rollouts on any ReadWriteOnce storage class (a
+Deployment sharing one such volume cannot span nodes; one per pod would be lost on every
+rollout). Around it: a ClusterIP Service for the gateway, a headless Service for the pods'
+identities, a PodDisruptionBudget, the autoscaler of the scenario's `autoscaling` section
+(an HPA on vLLM's waiting requests), and a NetworkPolicy letting in only the gateway and the
+named namespaces. Every pod runs as a non-root user, drops all capabilities and has CPU and
+memory limits.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-import yaml
+from llmplan.provision.gpu_nodes import GPU_RESOURCE
+from llmplan.provision.images import DEVICE_PLUGIN_IMAGE
+from llmplan.provision.stack_config import StackConfig
 
-from llmplan.provision.config import GatewaySettings, ServingSettings
-
-VLLM_IMAGE = "vllm/vllm-openai:v0.8.5"
-LITELLM_IMAGE = "ghcr.io/berriai/litellm:main-v1.67.0-stable"
-VLLM_PORT = 8000
-LITELLM_PORT = 4000
-
-# NVIDIA GPU feature discovery labels (nvidia.com/gpu.product) per catalog GPU id.
-GPU_PRODUCT_LABELS = {
-    "H100-SXM": "NVIDIA-H100-80GB-HBM3",
-    "H100-PCIe": "NVIDIA-H100-PCIe",
-    "A100-40GB": "NVIDIA-A100-SXM4-40GB",
-    "A100-80GB": "NVIDIA-A100-SXM4-80GB",
-    "L40S": "NVIDIA-L40S",
-    "L4": "NVIDIA-L4",
-    "A10G": "NVIDIA-A10G",
-    "RTX-4090": "NVIDIA-GeForce-RTX-4090",
-}
+SERVING_PORT = 8000
+GATEWAY_PORT = 4000
+GATEWAY_NAME = "llm-gateway"
+PART_OF = "llm-deploy-planner"
+NON_ROOT_UID = 1000
 
 
-def _labels(app: str, component: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": app, "app.kubernetes.io/component": component,
-            "app.kubernetes.io/part-of": "llm-deploy-planner"}
+def k8s_name(text: str, limit: int = 52) -> str:
+    """A DNS-1123 label from a scenario name (lower case, dashes; StatefulSet-safe length)."""
+    name = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:limit].strip("-")
+    return name or "llm"
 
 
-def vllm_args(s: ServingSettings) -> list[str]:
-    args = ["--model", s.model_id, "--served-model-name", s.served_name,
-            "--port", str(VLLM_PORT),
-            "--tensor-parallel-size", str(s.tp),
-            "--max-num-seqs", str(s.max_num_seqs),
-            "--max-num-batched-tokens", str(s.max_num_batched_tokens),
-            "--gpu-memory-utilization", str(s.gpu_memory_utilization),
-            "--block-size", str(s.block_size_tokens),
-            "--dtype", "float16" if s.weights_dtype == "fp16" else "bfloat16"]
-    if s.max_model_len:
-        args += ["--max-model-len", str(s.max_model_len)]
-    if s.weights_dtype == "fp8":
-        args += ["--quantization", "fp8"]
-    args.append("--enable-chunked-prefill" if s.chunked_prefill else "--no-enable-chunked-prefill")
-    return args
+def labels(name: str, component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": component,
+            "app.kubernetes.io/part-of": PART_OF}
 
 
-def serving_manifests(s: ServingSettings, namespace: str) -> list[dict[str, Any]]:
-    """Deployment, Service and PodDisruptionBudget of the GPU serving fleet."""
-    labels = _labels(s.name, "gpu-serving")
-    probe = {"httpGet": {"path": "/health", "port": VLLM_PORT}, "periodSeconds": 10}
-    container = {
-        "name": "vllm", "image": VLLM_IMAGE, "args": vllm_args(s),
-        "ports": [{"name": "http", "containerPort": VLLM_PORT}],
-        "resources": {"limits": {"nvidia.com/gpu": str(s.tp), "memory": f"{s.memory_gib}Gi"},
-                      "requests": {"nvidia.com/gpu": str(s.tp), "cpu": str(s.cpu),
-                                   "memory": f"{s.memory_gib}Gi"}},
-        "readinessProbe": probe,
-        "livenessProbe": {**probe, "initialDelaySeconds": 600},
-        "startupProbe": {**probe, "failureThreshold": 90},
-        "volumeMounts": [{"name": "model-cache", "mountPath": "/root/.cache/huggingface"},
-                         {"name": "shm", "mountPath": "/dev/shm"}],
-    }
-    if s.hf_token_secret:
-        container["env"] = [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
-            "name": s.hf_token_secret, "key": "token"}}}]
-    pod = {
-        "metadata": {"labels": labels},
+def pod_security() -> dict[str, Any]:
+    return {"runAsNonRoot": True, "runAsUser": NON_ROOT_UID, "runAsGroup": NON_ROOT_UID,
+            "fsGroup": NON_ROOT_UID, "fsGroupChangePolicy": "OnRootMismatch",
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def container_security() -> dict[str, Any]:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True}
+
+
+def namespace_manifest(config: StackConfig) -> dict[str, Any]:
+    """The stack's namespace, with the `restricted` Pod Security Standard enforced."""
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": config.namespace, "labels": {
+                "app.kubernetes.io/part-of": PART_OF,
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest"}}}
+
+
+def network_policy(config: StackConfig, name: str, pod_labels: dict[str, str], port: int, *,
+                   from_gateway: bool) -> dict[str, Any]:
+    """Ingress to these pods only from the gateway (if asked) and the named namespaces."""
+    peers: list[dict[str, Any]] = []
+    if from_gateway:
+        peers.append({"podSelector": {"matchLabels": labels(GATEWAY_NAME, "llm-gateway")}})
+    if config.allowed_namespaces:
+        peers.append({"namespaceSelector": {"matchExpressions": [{
+            "key": "kubernetes.io/metadata.name", "operator": "In",
+            "values": list(config.allowed_namespaces)}]}})
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": f"{name}-ingress", "namespace": config.namespace,
+                         "labels": pod_labels},
+            # no peers: no ingress rule at all (a rule with an empty `from` admits everyone)
+            "spec": {"podSelector": {"matchLabels": pod_labels}, "policyTypes": ["Ingress"],
+                     "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": port}]}]
+                     if peers else []}}
+
+
+def device_plugin_manifest() -> dict[str, Any]:
+    """NVIDIA's device plugin DaemonSet (advertises `nvidia.com/gpu` on GPU nodes).
+
+    It runs as root, as it must: it registers a socket in the kubelet's device-plugin
+    directory on the host. It lives in kube-system, which the pod policies exempt as the
+    cluster's own add-ons; everything else about it is locked down."""
+    name = "nvidia-device-plugin"
+    pod_labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": PART_OF}
+    return {
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": "kube-system", "labels": pod_labels},
         "spec": {
-            "containers": [container],
-            "nodeSelector": {"nvidia.com/gpu.product": GPU_PRODUCT_LABELS.get(s.gpu, s.gpu)},
-            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists",
-                             "effect": "NoSchedule"}],
-            "volumes": [{"name": "model-cache", "emptyDir": {"sizeLimit": f"{s.cache_gib}Gi"}},
-                        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}],
-            "terminationGracePeriodSeconds": 60,
-        },
-    }
-    meta = {"name": s.name, "namespace": namespace, "labels": labels}
-    return [
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
-         "spec": {"replicas": s.replicas, "selector": {"matchLabels": labels},
-                  "strategy": {"type": "RollingUpdate",
-                               "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
-                  "template": pod}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": meta,
-         "spec": {"selector": labels,
-                  "ports": [{"name": "http", "port": VLLM_PORT, "targetPort": "http"}]}},
-        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta,
-         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}}},
-    ]
-
-
-def litellm_config(g: GatewaySettings, namespace: str) -> dict[str, Any]:
-    """LiteLLM proxy config: local first, cloud as fall-back; restricted stays local."""
-    models: list[dict[str, Any]] = []
-    if g.local_service:
-        models.append({"model_name": "local", "litellm_params": {
-            "model": f"openai/{g.local_model}",
-            "api_base": f"http://{g.local_service}.{namespace}.svc:{VLLM_PORT}/v1",
-            "api_key": "none", "tags": ["restricted", "default"]}})
-    if g.cloud_model:
-        params: dict[str, Any] = {"model": g.cloud_model, "tags": ["default"]}
-        if g.cloud_api_key_env:
-            params["api_key"] = f"os.environ/{g.cloud_api_key_env}"
-        if g.cloud_rpm:
-            params["rpm"] = g.cloud_rpm
-        if g.cloud_tpm:
-            params["tpm"] = g.cloud_tpm
-        models.append({"model_name": "cloud", "litellm_params": params})
-    router: dict[str, Any] = {"routing_strategy": "usage-based-routing-v2",
-                              "enable_tag_filtering": True, "num_retries": g.num_retries}
-    if g.local_service and g.cloud_model:
-        router["fallbacks"] = [{"local": ["cloud"]}]
-    return {"model_list": models, "router_settings": router,
-            "litellm_settings": {"request_timeout": g.request_timeout_s}}
-
-
-def gateway_manifests(g: GatewaySettings, namespace: str) -> list[dict[str, Any]]:
-    """ConfigMap, Deployment and Service of the LiteLLM router."""
-    labels = _labels(g.name, "llm-gateway")
-    meta = {"name": g.name, "namespace": namespace, "labels": labels}
-    env = [{"name": "LITELLM_MASTER_KEY", "valueFrom": {"secretKeyRef": {
-        "name": g.secret_name, "key": "master-key"}}},
-        {"name": "LITELLM_LOCAL_MODEL_COST_MAP", "value": "True"}]
-    if g.cloud_api_key_env:
-        env.append({"name": g.cloud_api_key_env, "valueFrom": {"secretKeyRef": {
-            "name": g.secret_name, "key": "cloud-api-key"}}})
-    probe = {"httpGet": {"path": "/health/liveliness", "port": LITELLM_PORT},
-             "periodSeconds": 10}
-    return [
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
-         "data": {"config.yaml": yaml.safe_dump(litellm_config(g, namespace), sort_keys=True)}},
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
-         "spec": {"replicas": g.replicas, "selector": {"matchLabels": labels},
-                  "template": {"metadata": {"labels": labels}, "spec": {
-                      "containers": [{
-                          "name": "litellm", "image": LITELLM_IMAGE,
-                          "args": ["--config", "/etc/litellm/config.yaml",
-                                   "--port", str(LITELLM_PORT)],
-                          "ports": [{"name": "http", "containerPort": LITELLM_PORT}],
-                          "env": env,
-                          "resources": {"requests": {"cpu": "500m", "memory": "1Gi"},
-                                        "limits": {"memory": "2Gi"}},
-                          "readinessProbe": probe, "livenessProbe": probe,
-                          "volumeMounts": [{"name": "config", "mountPath": "/etc/litellm"}]}],
-                      "volumes": [{"name": "config", "configMap": {"name": g.name}}]}}}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": meta,
-         "spec": {"selector": labels,
-                  "ports": [{"name": "http", "port": LITELLM_PORT, "targetPort": "http"}]}},
-    ]
+            "selector": {"matchLabels": pod_labels},
+            "updateStrategy": {"type": "RollingUpdate"},
+            "template": {"metadata": {"labels": pod_labels}, "spec": {
+                "priorityClassName": "system-node-critical",
+                "automountServiceAccountToken": False,
+                "nodeSelector": {"nvidia.com/gpu.present": "true"},
+                "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists",
+                                 "effect": "NoSchedule"}],
+                "containers": [{
+                    "name": name, "image": DEVICE_PLUGIN_IMAGE,
+                    "env": [{"name": "FAIL_ON_INIT_ERROR", "value": "false"}],
+                    "securityContext": {"allowPrivilegeEscalation": False,
+                                        "capabilities": {"drop": ["ALL"]},
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
+                                  "limits": {"cpu": "200m", "memory": "256Mi"}},
+                    "volumeMounts": [{"name": "device-plugin",
+                                      "mountPath": "/var/lib/kubelet/device-plugins"}]}],
+                "volumes": [{"name": "device-plugin", "hostPath": {
+                    "path": "/var/lib/kubelet/device-plugins", "type": "Directory"}}]}}}}

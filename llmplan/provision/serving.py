@@ -1,32 +1,47 @@
-"""GpuServing: a vLLM fleet on Kubernetes GPU nodes, as one Pulumi component."""
+"""GpuServing: the vLLM fleet on Kubernetes GPU nodes, as one Pulumi component."""
 
 from __future__ import annotations
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from llmplan.provision.config import ServingSettings
-from llmplan.provision.manifests import serving_manifests
+from llmplan.provision.k8s_resources import child_options, create, resource_name
+from llmplan.provision.manifests import SERVING_PORT
+from llmplan.provision.serving_manifests import (
+    HUB_SECRET_KEY,
+    hub_secret_name,
+    serving_manifests,
+    serving_name,
+)
+from llmplan.provision.stack_config import StackConfig
 
 
 class GpuServing(pulumi.ComponentResource):
-    """Deployment + Service + PodDisruptionBudget rendered by infra.manifests."""
+    """StatefulSet, Services, budget, autoscaler and NetworkPolicy of serving_manifests, and
+    the model hub token as a Secret when one is configured."""
 
-    def __init__(self, name: str, settings: ServingSettings, namespace: pulumi.Input[str],
+    def __init__(self, name: str, settings: StackConfig, *,
+                 hub_token: pulumi.Output[str] | None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llmplan:infra:GpuServing", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        deployment, service, budget = serving_manifests(settings, "NAMESPACE")
-        for manifest in (deployment, service, budget):
-            manifest["metadata"]["namespace"] = namespace
-        self.deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment", metadata=deployment["metadata"], spec=deployment["spec"],
-            opts=child)
-        self.service = k8s.core.v1.Service(
-            f"{name}-service", metadata=service["metadata"], spec=service["spec"], opts=child)
-        self.budget = k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pdb", metadata=budget["metadata"], spec=budget["spec"], opts=child)
-        self.endpoint = pulumi.Output.concat(
-            "http://", self.service.metadata.name, ".", namespace, ".svc:8000/v1")
-        self.register_outputs({"endpoint": self.endpoint, "replicas": settings.replicas,
-                               "gpus": settings.replicas * settings.tp})
+        child = child_options(self, opts)
+        local = settings.plan.local
+        assert local is not None, "GpuServing needs a plan with a GPU fleet"
+        depends: list[pulumi.Resource] = []
+        if hub_token is not None:
+            depends.append(k8s.core.v1.Secret(
+                f"{name}-hub-token",
+                metadata={"name": hub_secret_name(settings), "namespace": settings.namespace},
+                string_data={HUB_SECRET_KEY: hub_token}, opts=child))
+        self.resources: dict[str, pulumi.CustomResource] = {}
+        autoscaled = local[1].autoscaling is not None
+        for manifest in serving_manifests(settings):
+            ignore = ["spec.replicas"] if manifest["kind"] == "StatefulSet" and autoscaled \
+                else None   # the HPA owns the replica count
+            self.resources[manifest["kind"] + "/" + manifest["metadata"]["name"]] = create(
+                resource_name(name, manifest), manifest,
+                child_options(self, opts, depends_on=depends, ignore_changes=ignore))
+        self.endpoint = (f"http://{serving_name(settings)}.{settings.namespace}.svc:"
+                         f"{SERVING_PORT}/v1")
+        self.register_outputs({"endpoint": self.endpoint, "replicas": local[1].replicas,
+                               "gpus": local[1].replicas * local[1].tp})

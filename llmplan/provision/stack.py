@@ -1,59 +1,214 @@
-"""From a simulated deployment to a stack file: what `llmplan stack` writes.
+"""From a decided scenario to a stack file: what `llmplan stack` writes.
 
-The engine knobs the simulator used (max_num_seqs, max_num_batched_tokens, memory
-utilisation, block size, chunked prefill, tp, replicas, dtype) become vLLM flags, so what
-was planned is what gets deployed. Secrets are never written: the file says which
-`pulumi config set --secret` commands to run.
+The deployment that was simulated (the recommendation, or the one named) goes into the stack
+as the scenario wrote it, with its parts when hybrid and the catalog entries it used, so the
+stack can be read back into exactly the deployment that was simulated. The figures of that
+simulation the gateway is sized by (local completions per replica, KV capacity, requests
+each task sent to the API) and the plan's monthly cost come along. Running it again rewrites
+the plan and keeps everything else in the file: the secrets `pulumi config set --secret`
+stored there and any setting edited by hand. Secrets are never written.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from llmplan.catalog import Catalog
-from llmplan.provision.config import GatewaySettings, ServingSettings, StackKind
-from llmplan.scenario.models import LocalDeployment
-
-PROJECT = "llm-deploy-planner"
-
-
-def serving_from_deployment(name: str, dep: LocalDeployment, catalog: Catalog) -> ServingSettings:
-    model = catalog.models[dep.model]
-    engine = dep.engine
-    setup = dep.setup(catalog)   # engine defaults resolved as the simulation resolved them
-    return ServingSettings(
-        name=name, model_id=model.hf_id, served_name=dep.model, gpu=dep.gpu,
-        replicas=dep.replicas, tp=dep.tp, max_num_seqs=setup.max_num_seqs,
-        max_num_batched_tokens=setup.max_num_batched_tokens,
-        gpu_memory_utilization=setup.gpu_memory_utilization,
-        block_size_tokens=engine.block_size_tokens, chunked_prefill=engine.chunked_prefill,
-        max_model_len=engine.max_model_len,
-        weights_dtype=engine.weights_dtype or model.default_dtype,
-        memory_gib=max(32, int(model.params_b * 2 * 1.5) // dep.tp + 16))
-
-
-def stack_values(kind: StackKind, serving: ServingSettings | None,
-                 gateway: GatewaySettings | None, namespace: str = "llm") -> dict[str, Any]:
-    values: dict[str, Any] = {f"{PROJECT}:kind": kind, f"{PROJECT}:namespace": namespace}
-    if serving is not None:
-        values[f"{PROJECT}:serving"] = {k: v for k, v in asdict(serving).items()
-                                        if v is not None}
-    if gateway is not None:
-        values[f"{PROJECT}:gateway"] = {k: v for k, v in asdict(gateway).items()
-                                        if v is not None}
-    return {"config": values}
+from llmplan.errors import InputError, Problem
+from llmplan.provision.stack_config import (
+    CLOUD_KEY,
+    HUB_TOKEN,
+    MASTER_KEY,
+    PROJECT,
+    SECRET_KEYS,
+    Plan,
+    PlanTask,
+    SimulatedFigures,
+    StackConfig,
+    config_keys,
+    read_stack_file,
+)
+from llmplan.results.decision import Candidate, Result
+from llmplan.scenario import LoadedScenario
+from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
+from llmplan.scenario.models import LocalDeployment, Scenario
 
 
-def write_stack_file(path: Path, values: dict[str, Any], needs_secrets: list[str]) -> Path:
-    header = ["# Written by `llmplan stack`: the deployment llmplan simulated, as stack config.",
-              "# Then: pulumi stack select <stack> && pulumi up"]
-    if needs_secrets:
-        header.append("# Secrets are not written here; set them with:")
-        header += [f"#   pulumi config set --secret {name} <value>" for name in needs_secrets]
-    path.write_text("\n".join(header) + "\n" + yaml.safe_dump(values, sort_keys=False),
-                    encoding="utf-8")
-    return path
+@dataclass(frozen=True)
+class SecretNeed:
+    """A secret the stack reads from `pulumi config set --secret`, and why."""
+
+    key: str
+    why: str
+    already_set: bool
+
+
+@dataclass(frozen=True)
+class WrittenStack:
+    """What `llmplan stack` wrote, for the command to report."""
+
+    path: Path
+    config: StackConfig
+    candidate: Candidate
+    secrets: list[SecretNeed]
+    changed: bool
+    notes: list[str]
+
+
+def choose_deployment(loaded: LoadedScenario, result: Result, wanted: str | None) -> str:
+    """The deployment to provision: `wanted`, or the recommendation."""
+    names = list(loaded.scenario.deployments)
+    if wanted is not None:
+        if wanted not in names:
+            raise InputError([Problem(str(loaded.path), None, "--deployment",
+                                      f"unknown deployment '{wanted}'; expected one of: "
+                                      f"{', '.join(names)}")])
+        return wanted
+    chosen = result.recommendation.deployment
+    if chosen is None:
+        raise InputError([Problem(str(loaded.path), None, "deployments",
+                                  "no deployment is feasible, so there is no recommendation to "
+                                  f"provision ({result.recommendation.reason}); name one with "
+                                  f"--deployment, expected one of: {', '.join(names)}")])
+    return chosen
+
+
+def plan_of(loaded: LoadedScenario, result: Result, name: str) -> Plan:
+    """The simulated deployment `name` (and its parts) with what its simulation measured."""
+    scenario = loaded.scenario
+    chosen = scenario.deployments[name]
+    parts: dict[str, LocalDeployment | CloudDeployment | HybridDeployment] = {name: chosen}
+    if isinstance(chosen, HybridDeployment):
+        parts[chosen.local] = scenario.deployments[chosen.local]
+        parts[chosen.cloud] = scenario.deployments[chosen.cloud]
+    local = next((d for d in parts.values() if isinstance(d, LocalDeployment)), None)
+    cloud = next((d for d in parts.values() if isinstance(d, CloudDeployment)), None)
+    catalog = Catalog(
+        gpus={local.gpu: loaded.catalog.gpus[local.gpu]} if local else {},
+        models={local.model: loaded.catalog.models[local.model]} if local else {},
+        cloud_models={cloud.model: loaded.catalog.cloud_models[cloud.model]} if cloud else {})
+    return Plan(
+        deployment=name, deployments=parts,
+        tasks=[PlanTask(name=t.name, sensitivity=t.sensitivity, weight=t.weight,
+                        mean_output_tokens=t.output_tokens.mean_tokens())
+               for t in scenario.tasks],
+        slo=scenario.slo, restricted_stays_local=scenario.constraints.restricted_stays_local,
+        catalog=catalog, simulated=_figures(result.deployments[name], result))
+
+
+def _figures(candidate: Candidate, result: Result) -> SimulatedFigures:
+    """The simulated numbers the gateway is sized by (see router_config)."""
+    thr = candidate.throughput
+    mean_tokens = ((thr.input_tokens_per_s + thr.output_tokens_per_s) / thr.requests_per_s
+                   if thr.requests_per_s > 0 else None)
+    per_replica = kv_tokens = None
+    if candidate.local is not None:
+        local = candidate.local
+        served = (candidate.hybrid.served_local if candidate.hybrid is not None
+                  else candidate.requests.completed)
+        replicas = max(local.fleet.mean_active_replicas, 1e-9)
+        per_replica = served / result.scenario.duration_s / replicas
+        kv_tokens = local.engine.kv_cache_tokens
+    cloud_by_task = {task: outcome.served_cloud for task, outcome in candidate.per_task.items()
+                     if outcome.served_cloud > 0}
+    return SimulatedFigures(monthly_usd=candidate.cost.monthly_usd,
+                            local_requests_per_s_per_replica=per_replica,
+                            kv_cache_tokens_per_replica=kv_tokens,
+                            mean_tokens_per_request=mean_tokens,
+                            cloud_requests_by_task=cloud_by_task)
+
+
+def build_stack(loaded: LoadedScenario, result: Result, name: str,
+                previous: StackConfig | None, settings: dict[str, Any]) -> StackConfig:
+    """The stack for deployment `name`: the plan from this run, the other settings from
+    `settings` (command-line options), else from the previous file, else the defaults."""
+    plan = plan_of(loaded, result, name)
+    kept = previous.model_dump(exclude={"kind", "scenario", "monthly_budget_usd", "plan"}) \
+        if previous is not None else {}
+    given = {k: v for k, v in settings.items() if v is not None}
+    try:
+        return StackConfig.model_validate({
+            **kept, **given, "kind": plan.chosen.kind, "scenario": loaded.scenario.name,
+            "monthly_budget_usd": max(1, math.ceil(plan.simulated.monthly_usd)), "plan": plan})
+    except ValidationError as exc:
+        raise InputError([Problem("<command line>", None, ".".join(map(str, e["loc"])),
+                                  e["msg"]) for e in exc.errors()],
+                         title="invalid stack setting") from None
+
+
+def secrets_needed(config: StackConfig, present: set[str]) -> list[SecretNeed]:
+    """The secrets this stack reads, marking those the file already holds (encrypted)."""
+    needs = [(MASTER_KEY, "the gateway's admin key: clients send it as their bearer token")]
+    model = config.plan.cloud_model
+    if model is not None and model.provider != "bedrock":
+        needs.append((CLOUD_KEY, f"the {model.provider} API key for {model.model_id}"))
+    if config.plan.model is not None:
+        needs.append((HUB_TOKEN, f"a model hub token: {config.plan.model.hf_id} is gated on "
+                                 "the hub (skip for ungated models)"))
+    return [SecretNeed(key, why, key in present) for key, why in needs]
+
+
+def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: str | None,
+                settings: dict[str, Any]) -> WrittenStack:
+    """Write (or rewrite) Pulumi.<stack>.yaml for the chosen deployment; idempotent."""
+    name = choose_deployment(loaded, result, deployment)
+    previous, rest = read_stack_file(path) if path.exists() else (None, {"config": {}})
+    config = build_stack(loaded, result, name, previous, settings)
+    others: dict[str, Any] = rest["config"]
+    present = {k.removeprefix(f"{PROJECT}:") for k in others
+               if k.removeprefix(f"{PROJECT}:") in SECRET_KEYS}
+    secrets = secrets_needed(config, present)
+    text = render_stack_file(config, rest, secrets)
+    old = path.read_text(encoding="utf-8") if path.exists() else None
+    if old != text:
+        path.write_text(text, encoding="utf-8")
+    return WrittenStack(path, config, result.deployments[name], secrets, changed=old != text,
+                        notes=setting_notes(config))
+
+
+def setting_notes(config: StackConfig) -> list[str]:
+    """What `pulumi up` will still need that the stack file does not say yet."""
+    notes = []
+    if (config.uses_bedrock or config.cluster_mode == "eks") and not config.aws_region:
+        why = "the plan calls AWS Bedrock" if config.uses_bedrock else "clusterMode is eks"
+        notes.append(f"{why}: set the region (--aws-region, or pulumi config set awsRegion)")
+    if config.uses_bedrock and config.cluster_mode != "eks" and not (
+            config.eks_cluster_name or config.oidc_provider_arn):
+        notes.append("the gateway needs an AWS identity for Bedrock: set eksClusterName (an "
+                     "EKS cluster with the Pod Identity agent) or oidcProviderArn")
+    return notes
+
+
+def render_stack_file(config: StackConfig, rest: dict[str, Any],
+                      secrets: list[SecretNeed]) -> str:
+    """The file's text: a header saying what it is and which secrets to set, then YAML."""
+    plan = config.plan
+    header = [f"# Written by `llmplan stack` from scenario '{config.scenario}': deployment "
+              f"'{plan.deployment}' ({config.kind}) as simulated,",
+              f"# planned at ${plan.simulated.monthly_usd:,.0f} per month. Running the command "
+              "again rewrites `plan` and keeps every other entry.",
+              "# Secrets are never written here; set them with:"]
+    header += [f"#   pulumi config set --secret {s.key} <value>    # {s.why}" for s in secrets]
+    others = dict(rest["config"])
+    body = {**{k: v for k, v in rest.items() if k != "config"},
+            "config": {**config_keys(config), **dict(sorted(others.items()))}}
+    return "\n".join(header) + "\n" + yaml.safe_dump(body, sort_keys=False, width=100)
+
+
+def replay_scenario(loaded: LoadedScenario, plan: Plan) -> LoadedScenario:
+    """The scenario with only the stack's deployments, validated again from their stored
+    form, and only the catalog entries the stack carries: simulating it must reproduce the
+    deployment's result (what is provisioned is what was simulated)."""
+    data = loaded.scenario.model_dump(mode="json", by_alias=True,
+                                      exclude={"deployments", "catalog", "evaluations"})
+    data["deployments"] = {name: dep.model_dump(mode="json")
+                           for name, dep in plan.deployments.items()}
+    scenario = Scenario.model_validate(data, context={"base_dir": str(loaded.path.parent)})
+    return LoadedScenario(scenario, Catalog.model_validate(plan.catalog.model_dump()),
+                          loaded.path)

@@ -2,64 +2,128 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import kubernetes_validate
 import pytest
-import yaml
+from conftest import EXAMPLES, ExampleStack
 
-from llmplan.provision.config import GatewaySettings, ServingSettings
-from llmplan.provision.manifests import gateway_manifests, litellm_config, serving_manifests
+from llmplan.provision.gateway_manifests import gateway_manifests
+from llmplan.provision.images import LITELLM_IMAGE, VLLM_IMAGE, is_pinned
+from llmplan.provision.manifests import (
+    device_plugin_manifest,
+    k8s_name,
+    namespace_manifest,
+    network_policy,
+)
+from llmplan.provision.serving_manifests import serving_manifests
+from llmplan.provision.stack import WrittenStack
+from llmplan.provision.stack_config import StackConfig
 
 K8S = kubernetes_validate.latest_version()
-SERVING = ServingSettings(name="llama70b", model_id="meta-llama/Llama-3.1-70B-Instruct",
-                          served_name="Llama-3.1-70B", gpu="H100-SXM", replicas=3, tp=4,
-                          max_num_seqs=128, max_num_batched_tokens=4096, max_model_len=16384,
-                          weights_dtype="fp8", hf_token_secret="hf")
-HYBRID = GatewaySettings(local_service="llama70b", local_model="Llama-3.1-70B",
-                         cloud_model="openai/gpt-4o", cloud_api_key_env="OPENAI_API_KEY",
-                         cloud_rpm=500, cloud_tpm=30000)
 
 
-@pytest.mark.parametrize("manifest", serving_manifests(SERVING, "llm")
-                         + gateway_manifests(HYBRID, "llm")
-                         + gateway_manifests(GatewaySettings(cloud_model="openai/gpt-4o-mini"),
-                                             "llm"),
-                         ids=lambda m: f"{m['kind']}-{m['metadata']['name']}")
-def test_manifest_is_valid_kubernetes(manifest: dict[str, object]) -> None:
-    kubernetes_validate.validate(manifest, K8S, strict=True)
+def _all(config: StackConfig) -> list[dict[str, Any]]:
+    manifests = [namespace_manifest(config), device_plugin_manifest(),
+                 *gateway_manifests(config)]
+    return manifests + (serving_manifests(config) if config.plan.local else [])
 
 
-def test_a_broken_manifest_is_caught_by_the_schema() -> None:
-    deployment = serving_manifests(SERVING, "llm")[0]
-    deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "http"
+def _by_kind(manifests: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    return next(m for m in manifests if m["kind"] == kind)
+
+
+@pytest.mark.parametrize("example", [*EXAMPLES, "bedrock-hybrid"])
+def test_every_manifest_is_valid_kubernetes(example_stacks: dict[str, ExampleStack],
+                                            bedrock_stack: WrittenStack, example: str) -> None:
+    config = bedrock_stack.config if example == "bedrock-hybrid" else \
+        example_stacks[example].written.config
+    manifests = _all(config)
+    for manifest in manifests:
+        kubernetes_validate.validate(manifest, K8S, strict=True)
+    kinds = sorted(m["kind"] for m in manifests)
+    expected_serving = 1 if config.plan.local else 0
+    assert kinds.count("StatefulSet") == expected_serving
+    assert kinds.count("NetworkPolicy") == 1 + expected_serving
+    assert kinds.count("Deployment") == 1          # the gateway, in every stack
+
+
+def test_a_broken_manifest_is_caught_by_the_schema(bedrock_stack: WrittenStack) -> None:
+    statefulset = _by_kind(serving_manifests(bedrock_stack.config), "StatefulSet")
+    statefulset["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "x"
     with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(deployment, K8S, strict=True)
+        kubernetes_validate.validate(statefulset, K8S, strict=True)
+    hpa = _by_kind(serving_manifests(bedrock_stack.config), "HorizontalPodAutoscaler")
+    hpa["spec"]["maxReplicas"] = "four"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(hpa, K8S, strict=True)
 
 
-def test_serving_deployment_carries_the_simulated_engine() -> None:
-    deployment = serving_manifests(SERVING, "llm")[0]
-    pod = deployment["spec"]["template"]["spec"]
+def test_the_fleet_runs_the_simulated_engine_hardened(bedrock_stack: WrittenStack) -> None:
+    manifests = serving_manifests(bedrock_stack.config)
+    statefulset = _by_kind(manifests, "StatefulSet")
+    pod = statefulset["spec"]["template"]["spec"]
     container = pod["containers"][0]
     args = container["args"]
     flag = {args[i]: args[i + 1] for i in range(len(args) - 1) if args[i].startswith("--")}
-    assert deployment["spec"]["replicas"] == 3
-    assert container["resources"]["limits"]["nvidia.com/gpu"] == "4"
-    assert flag["--tensor-parallel-size"] == "4" and flag["--max-num-seqs"] == "128"
-    assert flag["--max-num-batched-tokens"] == "4096" and flag["--max-model-len"] == "16384"
-    assert flag["--quantization"] == "fp8"
-    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
-    assert container["env"][0]["valueFrom"]["secretKeyRef"]["name"] == "hf"
+    assert statefulset["spec"]["replicas"] == 2 and container["image"] == VLLM_IMAGE
+    assert flag["--model"] == "meta-llama/Llama-3.1-8B-Instruct"
+    assert (flag["--max-num-seqs"], flag["--max-num-batched-tokens"]) == ("64", "8192")
+    assert (flag["--gpu-memory-utilization"], flag["--block-size"]) == ("0.9", "16")
+    assert flag["--quantization"] == "fp8" and "--enable-chunked-prefill" in args
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container["resources"]["limits"] == container["resources"]["requests"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-L40S"}
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"]
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    # weights on a persistent volume per replica, the hub token from a Secret if one is set
+    claim = statefulset["spec"]["volumeClaimTemplates"][0]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "50Gi"
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["weights"] == "/models" and "emptyDir" not in str(claim)
+    env = {e["name"]: e for e in container["env"]}
+    assert env["HF_HOME"]["value"].startswith("/models")
+    token = env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert token == {"name": "gpus-hub-token", "key": "token", "optional": True}
 
 
-def test_gateway_routes_local_first_and_keeps_restricted_local() -> None:
-    config = litellm_config(HYBRID, "llm")
-    models = {m["model_name"]: m["litellm_params"] for m in config["model_list"]}
-    assert models["local"]["api_base"] == "http://llama70b.llm.svc:8000/v1"
-    assert "restricted" in models["local"]["tags"]
-    assert "restricted" not in models["cloud"]["tags"]
-    assert models["cloud"]["api_key"] == "os.environ/OPENAI_API_KEY"
-    assert (models["cloud"]["rpm"], models["cloud"]["tpm"]) == (500, 30000)
-    assert config["router_settings"]["fallbacks"] == [{"local": ["cloud"]}]
-    assert config["router_settings"]["enable_tag_filtering"] is True
-    rendered = gateway_manifests(HYBRID, "llm")[0]["data"]["config.yaml"]
-    assert yaml.safe_load(rendered) == config
-    assert "sk-" not in rendered   # a key is referenced by variable, never written
+def test_the_simulated_autoscaler_becomes_an_hpa_on_waiting_requests(
+        bedrock_stack: WrittenStack) -> None:
+    hpa = _by_kind(serving_manifests(bedrock_stack.config), "HorizontalPodAutoscaler")
+    spec = hpa["spec"]
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                      "name": "gpus"}
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (1, 4)
+    metric = spec["metrics"][0]["pods"]
+    assert metric["metric"]["name"] == "vllm_num_requests_waiting"
+    assert metric["target"] == {"type": "AverageValue", "averageValue": "2500m"}
+    assert spec["behavior"]["scaleUp"]["policies"] == [{"type": "Pods", "value": 1,
+                                                        "periodSeconds": 20}]
+    assert spec["behavior"]["scaleDown"]["policies"][0]["periodSeconds"] == 300
+
+
+def test_only_the_gateway_and_named_namespaces_reach_the_fleet(
+        example_stacks: dict[str, ExampleStack]) -> None:
+    config = example_stacks["regulated-records"].written.config
+    policy = _by_kind(serving_manifests(config), "NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "on-prem"
+    peers = policy["spec"]["ingress"][0]["from"]
+    assert peers[0] == {"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "llm-gateway", "app.kubernetes.io/component": "llm-gateway",
+        "app.kubernetes.io/part-of": "llm-deploy-planner"}}}
+    assert peers[1]["namespaceSelector"]["matchExpressions"][0]["values"] == ["monitoring"]
+    # nobody named: the gateway admits no one (an empty `from` would admit everyone)
+    closed = config.model_copy(update={"allowed_namespaces": []})
+    gateway = network_policy(closed, "llm-gateway", {"a": "b"}, 4000, from_gateway=False)
+    assert gateway["spec"]["ingress"] == []
+    kubernetes_validate.validate(gateway, K8S, strict=True)
+
+
+def test_names_and_images() -> None:
+    assert k8s_name("H100x2_Llama.8B") == "h100x2-llama-8b" and k8s_name("__") == "llm"
+    assert is_pinned(VLLM_IMAGE) and is_pinned(LITELLM_IMAGE)
+    assert is_pinned("nvcr.io/nvidia/k8s-device-plugin:v0.19.1")
+    assert is_pinned("registry:5000/vllm@sha256:" + "a" * 64)
+    for moving in ("vllm/vllm-openai", "vllm/vllm-openai:latest", "registry:5000/vllm",
+                   "ghcr.io/berriai/litellm:main-latest", "ghcr.io/berriai/litellm:main-stable"):
+        assert not is_pinned(moving), moving

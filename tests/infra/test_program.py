@@ -1,109 +1,166 @@
-"""The Pulumi program under mocks: the right resources, wired to each other, no secrets leaked.
-
-No Pulumi CLI or Kubernetes API server can run here; `pulumi.runtime.set_mocks` stands in
-for the engine, and every resource the program registers is recorded and checked.
-"""
+"""The Pulumi program under mocks: the expected resources for each kind of stack, wired to
+each other, secrets only where secrets belong."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from types import ModuleType
+from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
-from helpers import ROOT
+from conftest import PLANTED
+from pulumi_harness import ACCOUNT, ProgramRun, run_program, stack_values
 
-PROJECT = "llm-deploy-planner"
-SECRET_SIG = "4dabf18193072939515e22adb298388d"   # pulumi's marker of a secret value
+from llmplan.provision.stack import WrittenStack
 
-
-class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
-        self.resources: list[pulumi.runtime.MockResourceArgs] = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        self.resources.append(args)
-        outputs = dict(args.inputs)
-        metadata = dict(outputs.get("metadata") or {})
-        metadata.setdefault("name", args.name)
-        outputs["metadata"] = metadata
-        return f"{args.name}-id", outputs
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
-        return {}, []
-
-    def of_type(self, type_: str) -> list[pulumi.runtime.MockResourceArgs]:
-        return [r for r in self.resources if r.typ == type_]
+SECRET_SIG = "4dabf18193072939515e22adb298388d"     # pulumi's marker of a secret value
+SECRET_STORES = {"kubernetes:core/v1:Secret", "aws:secretsmanager/secretVersion:SecretVersion"}
 
 
-SERVING = {"name": "llama8b", "model_id": "meta-llama/Llama-3.1-8B-Instruct",
-           "served_name": "Llama-3.1-8B", "gpu": "L40S", "replicas": 2, "tp": 1}
-GATEWAY = {"local_service": "llama8b", "local_model": "Llama-3.1-8B",
-           "cloud_model": "openai/gpt-4o-mini", "cloud_api_key_env": "OPENAI_API_KEY"}
-MASTER_KEY, CLOUD_KEY = "mk-planted-secret", "sk-planted-cloud-secret"
+def _types(run: ProgramRun) -> list[str]:
+    return sorted(r.typ for r in run.mocks.resources)
 
 
-def _load_program() -> ModuleType:
-    """infra/__main__.py as Pulumi runs it: a program folder, not an installed package."""
-    spec = importlib.util.spec_from_file_location("infra_program", ROOT / "infra" / "__main__.py")
-    assert spec is not None and spec.loader is not None
-    program = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(program)
-    return program
+@pytest.mark.parametrize(("example", "serving", "aws"), [
+    ("regulated-records", True, False), ("agent-workflow", False, False),
+    ("support-assistant", True, False), ("bedrock-eks", True, True)])
+def test_each_stack_has_its_resources(program_runs: dict[str, ProgramRun], example: str,
+                                      serving: bool, aws: bool) -> None:
+    run = program_runs[example]
+    types = _types(run)
+    assert types.count("kubernetes:apps/v1:StatefulSet") == int(serving)
+    assert types.count("kubernetes:apps/v1:Deployment") == 1
+    assert types.count("kubernetes:networking.k8s.io/v1:NetworkPolicy") == 1 + int(serving)
+    assert types.count("kubernetes:policy/v1:PodDisruptionBudget") == 1 + int(serving)
+    assert types.count("kubernetes:core/v1:Namespace") == 1
+    assert ("llmplan:infra:GpuServing" in types) == serving
+    assert any(t.startswith("aws:") for t in types) == aws
+    assert run.exports["gateway"] == "http://llm-gateway.llm.svc:4000/v1"
+    if serving:
+        assert run.exports["serving"].endswith(".llm.svc:8000/v1")
+        # the hub token reaches only its Secret
+        assert types.count("kubernetes:core/v1:Secret") == 2
 
 
-def _run_program(config: dict[str, Any]) -> tuple[RecordingMocks, dict[str, Any]]:
-    mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack="test", preview=False)
-    pulumi.runtime.set_all_config({f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v)
-                                   for k, v in config.items()},
-                                  [f"{PROJECT}:gatewayMasterKey", f"{PROJECT}:cloudApiKey"])
-    program = _load_program()
-    exports: dict[str, Any] = {}
-
-    @pulumi.runtime.test
-    def collect() -> pulumi.Output[Any]:
-        outs = {name: getattr(program, name).endpoint
-                for name in ("serving", "gateway") if hasattr(program, name)}
-        return pulumi.Output.all(**outs).apply(exports.update)
-
-    collect()
-    return mocks, exports
+@pytest.mark.parametrize("example", ["regulated-records", "agent-workflow", "support-assistant",
+                                     "bedrock-eks"])
+def test_secrets_reach_only_secret_stores_and_stay_secret(program_runs: dict[str, ProgramRun],
+                                                          example: str) -> None:
+    run = program_runs[example]
+    for resource in run.mocks.resources:
+        text = json.dumps(resource.inputs, default=str)
+        if resource.typ in SECRET_STORES:
+            assert SECRET_SIG in text, resource.name      # encrypted in Pulumi's state
+        else:
+            assert not [v for v in PLANTED.values() if v in text], resource.name
+    gateway = run.mocks.named("gateway-secret").inputs["stringData"]
+    assert gateway[SECRET_SIG] and gateway["value"]["master-key"] == PLANTED["gatewayMasterKey"]
+    assert ("cloud-api-key" in gateway["value"]) == (example in {"agent-workflow",
+                                                                 "support-assistant"})
 
 
-def test_hybrid_stack_creates_serving_and_gateway() -> None:
-    mocks, exports = _run_program({
-        "kind": "hybrid", "namespace": "llm-prod", "serving": SERVING, "gateway": GATEWAY,
-        "gatewayMasterKey": MASTER_KEY, "cloudApiKey": CLOUD_KEY})
-    types = sorted(r.typ for r in mocks.resources)
-    assert types.count("kubernetes:apps/v1:Deployment") == 2
-    assert types.count("kubernetes:core/v1:Service") == 2
-    assert "kubernetes:policy/v1:PodDisruptionBudget" in types
-    assert "llmplan:infra:GpuServing" in types and "llmplan:infra:LlmGateway" in types
-    vllm = next(r for r in mocks.of_type("kubernetes:apps/v1:Deployment")
-                if r.name == "serving-deployment")
-    assert vllm.inputs["spec"]["replicas"] == 2
-    assert vllm.inputs["metadata"]["namespace"] == "llm-prod"
-    container = vllm.inputs["spec"]["template"]["spec"]["containers"][0]
-    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    secret = mocks.of_type("kubernetes:core/v1:Secret")[0]
-    data = secret.inputs["stringData"]
-    assert SECRET_SIG in data            # Pulumi keeps the whole map encrypted in state
-    assert data["value"] == {"master-key": MASTER_KEY, "cloud-api-key": CLOUD_KEY}
-    assert exports["serving"] == "http://llama8b.llm-prod.svc:8000/v1"
-    assert exports["gateway"] == "http://llm-gateway.llm-prod.svc:4000/v1"
-    # the keys reach only the Secret, never a ConfigMap or a Deployment
-    for resource in mocks.resources:
-        if resource.typ != "kubernetes:core/v1:Secret":
-            text = json.dumps(resource.inputs, default=str)
-            assert MASTER_KEY not in text and CLOUD_KEY not in text
+def test_the_hybrid_gateway_routes_to_the_fleet_it_deploys(
+        program_runs: dict[str, ProgramRun]) -> None:
+    run = program_runs["support-assistant"]
+    config = run.mocks.named("gateway-config-map-llm-gateway").inputs["data"]["config.yaml"]
+    assert "api_base: http://gpu-small.llm.svc:8000/v1" in config
+    statefulset = run.mocks.named("serving-stateful-set-gpu-small").inputs
+    assert statefulset["metadata"] == {"name": "gpu-small", "namespace": "llm",
+                                       "labels": statefulset["spec"]["selector"]["matchLabels"]}
 
 
-def test_local_stack_has_no_gateway_and_a_hybrid_needs_a_cloud_model() -> None:
-    mocks, exports = _run_program({"kind": "local", "serving": SERVING})
-    assert not mocks.of_type("llmplan:infra:LlmGateway")
-    assert set(exports) == {"serving"}
-    with pytest.raises(ValueError, match="cloud_model"):
-        _run_program({"kind": "hybrid", "serving": SERVING})
+def test_eks_cluster_with_gpu_nodes_device_plugin_and_storage(
+        program_runs: dict[str, ProgramRun]) -> None:
+    run = program_runs["bedrock-eks"]
+    cluster = run.mocks.named("cluster-eks")
+    assert cluster.typ == "eks:index:Cluster"
+    assert cluster.inputs["subnetIds"] == ["subnet-a", "subnet-b"]   # the default VPC's
+    gpu = run.mocks.named("cluster-gpu").inputs
+    assert gpu["instanceTypes"] == ["g6e.xlarge"] and gpu["amiType"] == "AL2023_x86_64_NVIDIA"
+    assert gpu["labels"]["nvidia.com/gpu.product"] == "NVIDIA-L40S"
+    assert gpu["taints"] == [{"key": "nvidia.com/gpu", "value": "true",
+                              "effect": "NO_SCHEDULE"}]
+    assert gpu["scalingConfig"] == {"minSize": 1, "desiredSize": 2, "maxSize": 4}
+    plugin = run.mocks.named("cluster-device-plugin").inputs
+    assert plugin["metadata"]["namespace"] == "kube-system"
+    assert plugin["spec"]["template"]["spec"]["containers"][0]["image"].startswith(
+        "nvcr.io/nvidia/k8s-device-plugin:v")
+    assert run.mocks.named("cluster-storage-class").inputs["provisioner"] == "ebs.csi.aws.com"
+    statefulset = run.mocks.named("serving-stateful-set-gpus").inputs
+    claim = statefulset["spec"]["volumeClaimTemplates"][0]["spec"]
+    assert claim["storageClassName"] == "llmplan-gp3"
+    addons = {r.inputs["addonName"] for r in run.mocks.of_type("aws:eks/addon:Addon")}
+    assert addons == {"eks-pod-identity-agent", "aws-ebs-csi-driver"}
+
+
+def test_bedrock_access_is_the_planned_model_only(program_runs: dict[str, ProgramRun]) -> None:
+    run = program_runs["bedrock-eks"]
+    policy = json.loads(run.mocks.named("cloud-bedrock-invoke").inputs["policy"])
+    [statement] = policy["Statement"]
+    assert statement["Action"] == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+    assert statement["Resource"] == [
+        f"arn:aws:bedrock:us-east-1:{ACCOUNT}:inference-profile/"
+        "us.meta.llama3-1-8b-instruct-v1:0",
+        "arn:aws:bedrock:us-east-1::foundation-model/meta.llama3-1-8b-instruct-v1:0",
+        "arn:aws:bedrock:us-east-2::foundation-model/meta.llama3-1-8b-instruct-v1:0",
+        "arn:aws:bedrock:us-west-2::foundation-model/meta.llama3-1-8b-instruct-v1:0"]
+    trust = json.loads(run.mocks.named("cloud-bedrock-role").inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    identity = run.mocks.named("cloud-bedrock-identity").inputs
+    assert (identity["namespace"], identity["serviceAccount"]) == ("llm", "llm-gateway")
+    assert identity["clusterName"] == "llmplan-test"
+    endpoint = run.mocks.named("cloud-bedrock-runtime").inputs
+    assert endpoint["serviceName"] == "com.amazonaws.us-east-1.bedrock-runtime"
+    assert endpoint["vpcEndpointType"] == "Interface" and endpoint["privateDnsEnabled"] is True
+    assert json.loads(endpoint["policy"])["Statement"][0]["Resource"] == statement["Resource"]
+    group = run.mocks.named("cloud-bedrock-endpoint").inputs
+    assert group["ingress"][0]["cidrBlocks"] == ["172.31.0.0/16"]
+
+
+def test_alarms_and_budget_follow_the_plan(program_runs: dict[str, ProgramRun],
+                                           bedrock_stack: WrittenStack) -> None:
+    run = program_runs["bedrock-eks"]
+    throttles = run.mocks.named("cloud-bedrock-throttles").inputs
+    assert (throttles["namespace"], throttles["metricName"]) == ("AWS/Bedrock",
+                                                                 "InvocationThrottles")
+    assert throttles["dimensions"] == {"ModelId": "us.meta.llama3-1-8b-instruct-v1:0"}
+    latency = run.mocks.named("cloud-bedrock-latency").inputs
+    # SLO: TTFT 2,000 ms + TPOT 100 ms x (100 output tokens - 1) = 11,900 ms
+    assert latency["extendedStatistic"] == "p95" and latency["threshold"] == 11900.0
+    budget = run.mocks.named("cloud-budget").inputs
+    assert budget["limitAmount"] == str(bedrock_stack.config.monthly_budget_usd)
+    assert (budget["limitUnit"], budget["timeUnit"]) == ("USD", "MONTHLY")
+    assert budget["costFilters"] == [{"name": "TagKeyValue",
+                                      "values": ["user:llmplan-stack$test"]}]
+
+
+def test_bedrock_on_another_cluster_federates_the_gateway_account(
+        bedrock_stack: WrittenStack) -> None:
+    oidc = "arn:aws:iam::123456789012:oidc-provider/oidc.example.com/abc"
+    values = {**stack_values(bedrock_stack.path), "oidcProviderArn": oidc, "vpcId": "vpc-1",
+              "subnetIds": ["subnet-1"]}
+    run = run_program(values, {"gatewayMasterKey": "mk"})
+    trust = json.loads(run.mocks.named("cloud-bedrock-role").inputs["assumeRolePolicy"])
+    condition = trust["Statement"][0]["Condition"]["StringEquals"]
+    assert condition["oidc.example.com/abc:sub"] == "system:serviceaccount:llm:llm-gateway"
+    account = run.mocks.named("gateway-service-account-llm-gateway").inputs
+    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:")
+    assert not run.mocks.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    assert run.mocks.named("cloud-bedrock-runtime").inputs["subnetIds"] == ["subnet-1"]
+    with pytest.raises(ValueError, match="oidcProviderArn"):
+        run_program(stack_values(bedrock_stack.path), {"gatewayMasterKey": "mk"})
+
+
+def test_a_provider_key_goes_to_secrets_manager_on_aws(tmp_path: Path,
+                                                       example_stacks: dict[str, Any]) -> None:
+    values = {**stack_values(example_stacks["agent-workflow"].written.path),
+              "awsRegion": "eu-west-1"}
+    run = run_program(values, {"gatewayMasterKey": "mk", "cloudApiKey": PLANTED["cloudApiKey"]})
+    secret = run.mocks.named("cloud-cloud-api-key").inputs
+    assert secret["name"] == "llmplan/test/cloud-api-key"
+    version = run.mocks.named("cloud-cloud-api-key-value").inputs["secretString"]
+    assert version[SECRET_SIG] and version["value"] == PLANTED["cloudApiKey"]
+    assert run.mocks.of_type("aws:budgets/budget:Budget")
+    with pytest.raises(Exception, match="cloudApiKey"):
+        run_program(stack_values(example_stacks["agent-workflow"].written.path),
+                    {"gatewayMasterKey": "mk"})

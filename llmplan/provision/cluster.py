@@ -1,0 +1,140 @@
+"""ClusterAccess: where the stack runs, an existing cluster or a new EKS one, as configured.
+
+`clusterMode: kubeconfig` talks to the cluster of the current kubeconfig (or `kubeContext`)
+and creates nothing there but the stack's own objects: its GPU nodes must already carry the
+NVIDIA device plugin and GPU Feature Discovery's product labels (the GPU Operator installs
+both). `clusterMode: eks` creates the cluster with pulumi-eks: the control plane, a small
+CPU node group for the gateway and add-ons, a GPU node group of the catalog GPU's EC2 type
+sized for the plan's replicas (tainted and labelled like GPU Feature Discovery would), the
+NVIDIA device plugin, the EBS CSI driver with an encrypted gp3 StorageClass for the weights,
+and the EKS Pod Identity agent the gateway's Bedrock role is bound through.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_eks as eks
+import pulumi_kubernetes as k8s
+
+from llmplan.provision.gpu_nodes import GPU_RESOURCE, PRODUCT_LABEL, ec2_instance, product_label
+from llmplan.provision.k8s_resources import create
+from llmplan.provision.manifests import device_plugin_manifest
+from llmplan.provision.stack_config import StackConfig
+
+EKS_STORAGE_CLASS = "llmplan-gp3"
+SYSTEM_INSTANCE_TYPE = "m6i.large"
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
+                 "AmazonEC2ContainerRegistryReadOnly")
+
+
+def eks_cluster_name(stack: str) -> str:
+    return f"llmplan-{stack}"[:100]
+
+
+def gpu_node_counts(settings: StackConfig) -> tuple[str, int, int, int]:
+    """GPU instance type and the node group's min, desired and max size for the plan."""
+    local = settings.plan.local
+    assert local is not None
+    dep = local[1]
+    if settings.eks_gpu_instance_type:
+        instance, per_node = settings.eks_gpu_instance_type, settings.eks_gpus_per_node or dep.tp
+    else:
+        instance, per_node = ec2_instance(dep.gpu, dep.tp)
+    replicas_per_node = max(1, per_node // dep.tp)
+    low = dep.autoscaling.min_replicas if dep.autoscaling is not None else dep.replicas
+    return (instance, math.ceil(low / replicas_per_node),
+            math.ceil(dep.replicas / replicas_per_node),
+            math.ceil(dep.max_replicas / replicas_per_node))
+
+
+class ClusterAccess(pulumi.ComponentResource):
+    """A Kubernetes provider for the stack, and what AWS resources need to know about it."""
+
+    def __init__(self, name: str, settings: StackConfig, *,
+                 aws_provider: aws.Provider | None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("llmplan:infra:ClusterAccess", name, None, opts)
+        self.eks_cluster_name: str | None = settings.eks_cluster_name or None
+        self.vpc_id: pulumi.Input[str] | None = settings.vpc_id or None
+        self.subnet_ids: pulumi.Input[list[str]] | None = list(settings.subnet_ids) or None
+        self.storage_class = settings.storage_class
+        if settings.cluster_mode == "kubeconfig":
+            self.provider = k8s.Provider(
+                f"{name}-kubeconfig", context=settings.kube_context or None,
+                opts=pulumi.ResourceOptions(parent=self))
+        else:
+            if aws_provider is None:
+                raise ValueError("clusterMode eks needs awsRegion")
+            self._create_eks(name, settings, aws_provider)
+        self.register_outputs({"eks_cluster_name": self.eks_cluster_name or ""})
+
+    def _create_eks(self, name: str, settings: StackConfig, provider: aws.Provider) -> None:
+        on_aws = pulumi.ResourceOptions(parent=self, provider=provider)
+        if self.vpc_id is None:
+            vpc = aws.ec2.get_vpc(default=True, opts=pulumi.InvokeOptions(provider=provider))
+            subnets = aws.ec2.get_subnets(
+                filters=[aws.ec2.GetSubnetsFilterArgs(name="vpc-id", values=[vpc.id])],
+                opts=pulumi.InvokeOptions(provider=provider))
+            self.vpc_id, self.subnet_ids = vpc.id, list(subnets.ids)
+        cluster_name = eks_cluster_name(pulumi.get_stack())
+        self.eks_cluster_name = cluster_name
+        cluster = eks.Cluster(
+            f"{name}-eks", name=cluster_name, version=settings.eks_kubernetes_version,
+            vpc_id=self.vpc_id, subnet_ids=self.subnet_ids, skip_default_node_group=True,
+            authentication_mode=eks.AuthenticationMode.API, opts=on_aws)
+        node_role = aws.iam.Role(f"{name}-node-role", assume_role_policy=(
+            '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
+            '{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}'), opts=on_aws)
+        attachments = [aws.iam.RolePolicyAttachment(
+            f"{name}-node-{policy}", role=node_role.name,
+            policy_arn=f"arn:aws:iam::aws:policy/{policy}", opts=on_aws)
+            for policy in NODE_POLICIES]
+        after_cluster = pulumi.ResourceOptions(parent=self, provider=provider,
+                                               depends_on=[cluster, *attachments])
+        aws.eks.NodeGroup(
+            f"{name}-system", cluster_name=cluster_name, node_role_arn=node_role.arn,
+            subnet_ids=self.subnet_ids, instance_types=[SYSTEM_INSTANCE_TYPE],
+            ami_type="AL2023_x86_64_STANDARD",
+            scaling_config={"min_size": 2, "desired_size": 2, "max_size": 3},
+            opts=after_cluster)
+        if settings.plan.local is not None:
+            instance, low, desired, high = gpu_node_counts(settings)
+            gpu = settings.plan.local[1].gpu
+            aws.eks.NodeGroup(
+                f"{name}-gpu", cluster_name=cluster_name, node_role_arn=node_role.arn,
+                subnet_ids=self.subnet_ids, instance_types=[instance],
+                ami_type="AL2023_x86_64_NVIDIA", disk_size=200,
+                labels={PRODUCT_LABEL: product_label(gpu), "nvidia.com/gpu.present": "true"},
+                taints=[{"key": GPU_RESOURCE, "value": "true", "effect": "NO_SCHEDULE"}],
+                scaling_config={"min_size": low, "desired_size": desired, "max_size": high},
+                opts=after_cluster)
+        agent = aws.eks.Addon(f"{name}-pod-identity", cluster_name=cluster_name,
+                              addon_name="eks-pod-identity-agent", opts=after_cluster)
+        ebs_role = aws.iam.Role(f"{name}-ebs-csi-role", assume_role_policy=(
+            '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
+            '{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole",'
+            '"sts:TagSession"]}]}'), opts=on_aws)
+        ebs_policy = aws.iam.RolePolicyAttachment(
+            f"{name}-ebs-csi-policy", role=ebs_role.name,
+            policy_arn="arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy",
+            opts=on_aws)
+        aws.eks.Addon(f"{name}-ebs-csi", cluster_name=cluster_name,
+                      addon_name="aws-ebs-csi-driver",
+                      pod_identity_associations=[{"role_arn": ebs_role.arn,
+                                                  "service_account": "ebs-csi-controller-sa"}],
+                      opts=pulumi.ResourceOptions(parent=self, provider=provider,
+                                                  depends_on=[agent, ebs_policy]))
+        self.provider = k8s.Provider(f"{name}-eks-k8s", kubeconfig=cluster.kubeconfig_json,
+                                     opts=pulumi.ResourceOptions(parent=self))
+        on_k8s = pulumi.ResourceOptions(parent=self, provider=self.provider)
+        create(f"{name}-device-plugin", device_plugin_manifest(), on_k8s)
+        create(f"{name}-storage-class", {
+            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": EKS_STORAGE_CLASS},
+            "provisioner": "ebs.csi.aws.com", "volumeBindingMode": "WaitForFirstConsumer",
+            "allowVolumeExpansion": True,
+            "parameters": {"type": "gp3", "encrypted": "true"}}, on_k8s)
+        self.storage_class = settings.storage_class or EKS_STORAGE_CLASS

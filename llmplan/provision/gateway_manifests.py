@@ -1,0 +1,128 @@
+"""The gateway's manifests: LiteLLM with the plan's router config and the restricted guard.
+
+A ConfigMap carries config.yaml (router_config.py) and the guard (litellm_guard.py, loaded by
+LiteLLM as `llmplan_guard`); a Deployment runs the pinned LiteLLM image as a non-root user
+with the master key and the provider key from the stack's Secret, behind a Service, a
+PodDisruptionBudget and a NetworkPolicy admitting only the named namespaces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmplan.provision.manifests import (
+    GATEWAY_NAME,
+    GATEWAY_PORT,
+    SERVING_PORT,
+    container_security,
+    labels,
+    network_policy,
+    pod_security,
+)
+from llmplan.provision.router_config import (
+    CLOUD_KEY_ENV,
+    GUARD_MODULE,
+    MASTER_KEY_ENV,
+    RESTRICTED_ENV,
+    RouterEndpoints,
+    restricted_groups,
+    router_config,
+)
+from llmplan.provision.serving_manifests import serving_name
+from llmplan.provision.stack_config import StackConfig
+
+CONFIG_MOUNT = "/etc/litellm"
+MASTER_SECRET_KEY = "master-key"
+CLOUD_SECRET_KEY = "cloud-api-key"
+
+
+def guard_source() -> str:
+    """The guard LiteLLM loads from beside its config (shipped in this package)."""
+    return (Path(__file__).parent / "litellm_guard.py").read_text(encoding="utf-8")
+
+
+def gateway_endpoints(config: StackConfig) -> RouterEndpoints:
+    """The in-cluster addresses the gateway routes to."""
+    local = None
+    if config.plan.local is not None:
+        local = f"http://{serving_name(config)}.{config.namespace}.svc:{SERVING_PORT}/v1"
+    return RouterEndpoints(local_api_base=local, aws_region=config.aws_region)
+
+
+def needs_cloud_key(config: StackConfig) -> bool:
+    model = config.plan.cloud_model
+    return model is not None and model.provider != "bedrock"
+
+
+def gateway_manifests(config: StackConfig,
+                      role_annotations: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """ServiceAccount, ConfigMap, Deployment, Service, PodDisruptionBudget, NetworkPolicy.
+
+    The Secret (master key, provider key) is created by the Pulumi component from secret
+    config; `role_annotations` bind the service account to the Bedrock role (IRSA)."""
+    name, ns = GATEWAY_NAME, config.namespace
+    pod_labels = labels(name, "llm-gateway")
+    meta = {"name": name, "namespace": ns, "labels": pod_labels}
+    router = router_config(config, gateway_endpoints(config))
+    env: list[dict[str, Any]] = [
+        {"name": MASTER_KEY_ENV, "valueFrom": {"secretKeyRef": {
+            "name": name, "key": MASTER_SECRET_KEY}}},
+        {"name": "LITELLM_LOCAL_MODEL_COST_MAP", "value": "True"},
+        {"name": RESTRICTED_ENV, "value": ",".join(restricted_groups(config.plan))},
+        {"name": "HOME", "value": "/tmp"}]
+    if needs_cloud_key(config):
+        env.append({"name": CLOUD_KEY_ENV, "valueFrom": {"secretKeyRef": {
+            "name": name, "key": CLOUD_SECRET_KEY}}})
+    if config.aws_region:
+        env.append({"name": "AWS_REGION", "value": config.aws_region})
+    resources = {"cpu": "1", "memory": "2Gi"}
+    container = {
+        "name": "litellm", "image": config.litellm_image,
+        "args": ["--config", f"{CONFIG_MOUNT}/config.yaml", "--host", "0.0.0.0",
+                 "--port", str(GATEWAY_PORT)],
+        "ports": [{"name": "http", "containerPort": GATEWAY_PORT}],
+        "env": env,
+        "resources": {"requests": resources, "limits": resources},
+        "securityContext": container_security(),
+        "readinessProbe": {"httpGet": {"path": "/health/readiness", "port": "http"},
+                           "periodSeconds": 10},
+        "livenessProbe": {"httpGet": {"path": "/health/liveliness", "port": "http"},
+                          "periodSeconds": 15, "failureThreshold": 4},
+        "startupProbe": {"httpGet": {"path": "/health/liveliness", "port": "http"},
+                         "periodSeconds": 5, "failureThreshold": 60},
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
+                         {"name": "tmp", "mountPath": "/tmp"}]}
+    files = {"config.yaml": yaml.safe_dump(router, sort_keys=False),
+             f"{GUARD_MODULE}.py": guard_source()}
+    # a changed config rolls the pods (a ConfigMap change alone would not restart them)
+    checksum = hashlib.sha256("".join(files.values()).encode()).hexdigest()[:16]
+    account_meta = {**meta, "annotations": dict(role_annotations)} if role_annotations \
+        else meta
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": account_meta,
+         "automountServiceAccountToken": False},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
+         "data": files},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+         "spec": {"replicas": config.gateway_replicas, "selector": {"matchLabels": pod_labels},
+                  "strategy": {"type": "RollingUpdate",
+                               "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                  "template": {"metadata": {"labels": pod_labels, "annotations": {
+                      "llmplan/config-sha256": checksum}}, "spec": {
+                      "serviceAccountName": name, "automountServiceAccountToken": False,
+                      "securityContext": pod_security(),
+                      "containers": [container],
+                      "volumes": [{"name": "config", "configMap": {"name": name}},
+                                  {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": meta,
+         "spec": {"selector": pod_labels,
+                  "ports": [{"name": "http", "port": GATEWAY_PORT, "targetPort": "http"}]}},
+        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta,
+         "spec": {"minAvailable": 1 if config.gateway_replicas > 1 else 0,
+                  "selector": {"matchLabels": pod_labels}}},
+        network_policy(config, name, pod_labels, GATEWAY_PORT, from_gateway=False),
+    ]

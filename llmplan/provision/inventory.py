@@ -1,0 +1,125 @@
+"""`llmplan import-cluster`: an existing cluster's GPU nodes as deployments a scenario can use.
+
+Reads every node: its GPU product label (`nvidia.com/gpu.product`, set by GPU Feature
+Discovery), allocatable GPUs (`nvidia.com/gpu`, advertised by the device plugin), readiness
+and schedulability. GPUs are grouped by catalog id; each group becomes a `kind: local`
+deployment of the chosen model with as many `tp`-GPU replicas as the ready, schedulable
+nodes' allocatable GPUs hold (replicas never span nodes), owned hardware. Products the
+catalog does not know are listed apart, with their counts, so they can be added under the
+scenario's `catalog:`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmplan.provision.gpu_nodes import GPU_RESOURCE, PRODUCT_LABEL, catalog_gpu
+from llmplan.provision.kube import api_client, call, quantity
+from llmplan.provision.manifests import k8s_name
+from llmplan.scenario.models import LocalCosts, LocalDeployment
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GpuNode(_Model):
+    name: str
+    product: str
+    gpu: str | None = Field(description="Catalog id (None: not in the catalog).")
+    allocatable_gpus: int
+    ready: bool
+    schedulable: bool
+
+
+class GpuPool(_Model):
+    """Nodes of one GPU type."""
+
+    gpu: str
+    product: str
+    nodes: list[str]
+    usable_nodes: int
+    allocatable_gpus: int
+    usable_gpus_per_node: list[int]
+
+
+class ClusterInventory(_Model):
+    """What import-cluster found, and the deployments it proposes."""
+
+    server: str
+    gpu_nodes: list[GpuNode]
+    pools: list[GpuPool]
+    unknown_products: dict[str, int] = Field(description="Product label -> allocatable GPUs.")
+    deployments: dict[str, LocalDeployment]
+
+
+def read_nodes(client: Any) -> list[GpuNode]:
+    """The cluster's GPU nodes (nodes with a product label or allocatable GPUs)."""
+    from kubernetes import client as k8s
+
+    nodes = call("list nodes", lambda: k8s.CoreV1Api(client).list_node()).items
+    found = []
+    for node in nodes:
+        labels = node.metadata.labels or {}
+        allocatable = (node.status.allocatable or {}) if node.status else {}
+        gpus = quantity(allocatable.get(GPU_RESOURCE))
+        product = labels.get(PRODUCT_LABEL, "")
+        if not product and not gpus:
+            continue
+        conditions = (node.status.conditions or []) if node.status else []
+        ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
+        schedulable = not (node.spec.unschedulable if node.spec else False)
+        found.append(GpuNode(name=node.metadata.name, product=product or "unlabelled",
+                             gpu=catalog_gpu(product), allocatable_gpus=gpus, ready=ready,
+                             schedulable=schedulable))
+    return sorted(found, key=lambda n: n.name)
+
+
+def build_inventory(server: str, nodes: list[GpuNode], model: str, tp: int) -> ClusterInventory:
+    """Group nodes by catalog GPU; one deployment of `model` per group."""
+    pools, deployments = [], {}
+    for gpu in sorted({n.gpu for n in nodes if n.gpu is not None}):
+        members = [n for n in nodes if n.gpu == gpu]
+        usable = [n for n in members if n.ready and n.schedulable]
+        per_node = [n.allocatable_gpus for n in usable]
+        pools.append(GpuPool(gpu=gpu, product=members[0].product,
+                             nodes=[n.name for n in members], usable_nodes=len(usable),
+                             allocatable_gpus=sum(n.allocatable_gpus for n in members),
+                             usable_gpus_per_node=per_node))
+        replicas = sum(count // tp for count in per_node)
+        if replicas > 0:
+            deployments[f"cluster-{k8s_name(gpu)}"] = LocalDeployment(
+                gpu=gpu, model=model, replicas=replicas, tp=tp,
+                costs=LocalCosts(ownership="owned"))
+    unknown: dict[str, int] = {}
+    for node in nodes:
+        if node.gpu is None:
+            unknown[node.product] = unknown.get(node.product, 0) + node.allocatable_gpus
+    return ClusterInventory(server=server, gpu_nodes=nodes, pools=pools,
+                            unknown_products=unknown, deployments=deployments)
+
+
+def import_cluster(kubeconfig: Path | None, context: str | None, model: str,
+                   tp: int) -> ClusterInventory:
+    """Read the cluster of a kubeconfig into an inventory (the command's entry point)."""
+    client = api_client(kubeconfig, context)
+    return build_inventory(str(client.configuration.host), read_nodes(client), model, tp)
+
+
+def write_inventory(inventory: ClusterInventory, path: Path) -> Path:
+    """inventory.yaml: the `deployments:` to paste into a scenario, then what was found."""
+    header = [f"# llmplan import-cluster: GPU nodes of {inventory.server}.",
+              "# Paste `deployments:` into a scenario (they validate as kind: local); the rest",
+              "# is what the cluster reported."]
+    body = {"deployments": {name: {"kind": "local", "gpu": dep.gpu, "model": dep.model,
+                                   "replicas": dep.replicas, "tp": dep.tp,
+                                   "costs": {"ownership": dep.costs.ownership}}
+                            for name, dep in inventory.deployments.items()},
+            "cluster": inventory.model_dump(mode="json", exclude={"deployments"})}
+    path.write_text("\n".join(header) + "\n" + yaml.safe_dump(body, sort_keys=False),
+                    encoding="utf-8")
+    return path

@@ -1,0 +1,55 @@
+"""A Kubernetes API client from a kubeconfig, with errors a user can act on.
+
+The kubernetes client does the kubeconfig work (contexts, certificates, tokens, exec
+plugins such as `aws eks get-token`); llmplan uses its typed read calls and reads the
+objects' fields by their documented names, converting them at this boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from llmplan.errors import InputError, Problem
+
+T = TypeVar("T")
+
+
+def api_client(kubeconfig: Path | None, context: str | None) -> Any:
+    """An ApiClient for the kubeconfig (default: $KUBECONFIG or ~/.kube/config)."""
+    from kubernetes import config
+    from kubernetes.config.config_exception import ConfigException
+
+    where = str(kubeconfig) if kubeconfig else "the default kubeconfig"
+    try:
+        return config.new_client_from_config(
+            config_file=str(kubeconfig) if kubeconfig else None, context=context or None,
+            persist_config=False)
+    except (ConfigException, OSError) as exc:
+        raise InputError([Problem(where, None, "--context" if context else "--kubeconfig",
+                                  f"cannot use this kubeconfig: {exc}")],
+                         title="no cluster to talk to") from None
+
+
+def call(action: str, request: Callable[[], T]) -> T:
+    """Run one API request; unreachable clusters and refusals become InputErrors."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        return request()
+    except ApiException as exc:
+        raise InputError([Problem("<cluster>", None, action,
+                                  f"the API server answered {exc.status} {exc.reason}")],
+                         title="the cluster refused a request") from None
+    except HTTPError as exc:
+        raise InputError([Problem("<cluster>", None, action,
+                                  f"cannot reach the API server: {exc}")],
+                         title="the cluster is unreachable") from None
+
+
+def quantity(value: object) -> int:
+    """A whole-number Kubernetes quantity ("8", 8) as an int; anything else is 0."""
+    text = str(value or "0").strip()
+    return int(text) if text.isdigit() else 0

@@ -1,0 +1,224 @@
+"""The gateway's LiteLLM configuration, from the scenario's routing rules: the one generator.
+
+One model group per task, named after it; clients send the task name as `model`. A task's
+group holds the side the simulation sent it to:
+
+- a restricted task (when the scenario keeps restricted data local) gets only the local
+  fleet and no fall-back; the guard beside the config (`litellm_guard.py`) refuses
+  client-side routing fields on it, so nothing the client sends moves it off owned hardware;
+- a task the routes send to the cloud gets the API, falling back to the local fleet when
+  `fallback_to_local` (the group `llmplan-local-fallback`);
+- any other task gets the local fleet with a concurrency cap that approximates the simulated
+  spill-over: past it LiteLLM answers 429 at once and the request falls back to the API
+  (the group `llmplan-cloud-spill`). Local errors and timeouts fall back the same way.
+
+The simulation spills a request when the chosen replica's expected queue wait (waiting
+requests x the time between admissions) passes `spillover_wait_s`. A replica admits about
+its completion rate, so the cap is the running batch (max_num_seqs, or fewer when the KV
+cache holds fewer sequences of the simulated mean length) plus `spillover_wait_s` x the
+simulated completions per second per replica, times the replicas. It is a count, not a
+wait, and it is fixed at the starting replica count: that is where the gateway differs.
+
+Provider limits: every API entry carries `rpm`/`tpm`, enforced by `usage-based-routing-v2`.
+LiteLLM counts per entry, so when several groups reach the API the account's limits are
+split between them in proportion to the requests each sent to the API in the simulation,
+with a floor of `MIN_LIMIT_SHARE` for a group the simulation sent nothing (its path still
+has to work), the shares scaled back to sum to one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from llmplan.provision.stack_config import Plan, StackConfig
+from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
+from llmplan.scenario.models import LocalDeployment
+
+LOCAL_FALLBACK = "llmplan-local-fallback"
+CLOUD_SPILL = "llmplan-cloud-spill"
+GUARD_MODULE = "llmplan_guard"                 # file name of the guard beside config.yaml
+GUARD_CALLBACK = f"{GUARD_MODULE}.guard"
+RESTRICTED_ENV = "LLMPLAN_RESTRICTED_GROUPS"   # the guard reads the restricted groups here
+CLOUD_KEY_ENV = "CLOUD_API_KEY"
+MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
+#: A local request with no answer after this long counts as failed (and may fall back).
+LOCAL_TIMEOUT_S = 600
+AZURE_API_VERSION = "2024-10-21"
+MIN_LIMIT_SHARE = 0.05   # Azure OpenAI GA data-plane version LiteLLM accepts
+
+
+@dataclass(frozen=True)
+class RouterEndpoints:
+    """Where the gateway finds its backends."""
+
+    local_api_base: str | None            # the vLLM Service, e.g. http://svc.ns.svc:8000/v1
+    cloud_api_base: str | None = None     # None: the provider's own; tests: a stand-in server
+    aws_region: str = ""
+
+
+@dataclass(frozen=True)
+class TaskRoute:
+    """Where one task's group sends its requests."""
+
+    task: str
+    side: str               # "local" or "cloud"
+    restricted: bool        # stays on owned hardware whatever happens
+    spills: bool            # local, and may move to the API (cap, errors, timeouts)
+    falls_back: bool        # cloud, and may move to the local fleet
+
+
+def task_routes(plan: Plan) -> list[TaskRoute]:
+    """Each task's side, by the simulator's rules (sim/hybrid.py): restricted first, then the
+    first matching route, else the default."""
+    chosen = plan.chosen
+    routes = []
+    for task in plan.tasks:
+        restricted = plan.restricted_stays_local and task.sensitivity == "restricted"
+        if isinstance(chosen, HybridDeployment):
+            side = "local" if restricted else _rule(chosen, task.name, task.sensitivity)
+            routes.append(TaskRoute(task.name, side, restricted,
+                                    spills=side == "local" and not restricted,
+                                    falls_back=side == "cloud" and chosen.fallback_to_local))
+        else:
+            routes.append(TaskRoute(task.name, chosen.kind, restricted, False, False))
+    return routes
+
+
+def _rule(spec: HybridDeployment, task: str, sensitivity: str) -> str:
+    for route in spec.routes:
+        if (route.tasks is None or task in route.tasks) and \
+                (route.sensitivity is None or sensitivity in route.sensitivity):
+            return route.to
+    return spec.default
+
+
+def cloud_output_tokens(plan: Plan) -> float | None:
+    """Mean answer length of the requests the routes send to the API (weighted by task)."""
+    sent = {r.task for r in task_routes(plan) if r.side == "cloud" and not r.restricted}
+    tasks = [t for t in plan.tasks if t.name in sent]
+    weight = sum(t.weight for t in tasks)
+    return sum(t.weight * t.mean_output_tokens for t in tasks) / weight if weight else None
+
+
+def restricted_groups(plan: Plan) -> list[str]:
+    """Groups that must never leave owned hardware (what the guard enforces)."""
+    return [r.task for r in task_routes(plan) if r.restricted]
+
+
+def spill_cap_per_replica(plan: Plan) -> int | None:
+    """In-flight requests per replica past which a spillable request goes to the API."""
+    chosen, local = plan.chosen, plan.local
+    if not isinstance(chosen, HybridDeployment) or local is None:
+        return None
+    dep, sim = local[1], plan.simulated
+    if chosen.spillover_wait_s is not None:
+        allowance = math.ceil(chosen.spillover_wait_s * (sim.local_requests_per_s_per_replica
+                                                         or 0.0))
+    elif chosen.spillover_when_full and dep.admission.queue_limit is not None:
+        allowance = dep.admission.queue_limit
+    else:
+        return None     # the simulation never spills: neither does the gateway
+    batch = dep.setup(plan.catalog).max_num_seqs
+    if sim.kv_cache_tokens_per_replica and sim.mean_tokens_per_request:
+        batch = min(batch, max(1, int(sim.kv_cache_tokens_per_replica
+                                      // sim.mean_tokens_per_request)))
+    return batch + allowance
+
+
+def router_config(config: StackConfig, endpoints: RouterEndpoints) -> dict[str, Any]:
+    """LiteLLM proxy config (config.yaml) of this stack's gateway."""
+    plan = config.plan
+    routes = task_routes(plan)
+    local, cloud = plan.local, plan.cloud
+    spill = [r for r in routes if r.spills and cloud is not None]
+    back = [r for r in routes if r.falls_back and local is not None]
+    models: list[dict[str, Any]] = []
+    cap = spill_cap_per_replica(plan) if cloud is not None else None
+    cap_total = cap * local[1].replicas if cap is not None and local is not None else None
+    spill_weight = sum(t.weight for t in plan.tasks if t.name in {r.task for r in spill})
+    for route in routes:
+        if route.side == "local" and local is not None:
+            share = None
+            if route.spills and cap_total is not None:
+                weight = next(t.weight for t in plan.tasks if t.name == route.task)
+                share = max(1, math.floor(cap_total * weight / spill_weight))
+            models.append(_local_entry(route.task, local[1], endpoints, share))
+        elif route.side == "cloud" and cloud is not None and not route.restricted:
+            models.append(_cloud_entry(route.task, plan, cloud[1], endpoints))
+    if back and local is not None:
+        models.append(_local_entry(LOCAL_FALLBACK, local[1], endpoints, None))
+    if spill and cloud is not None:
+        models.append(_cloud_entry(CLOUD_SPILL, plan, cloud[1], endpoints))
+    _split_limits(models, plan, [r.task for r in spill])
+    fallbacks = [{r.task: [CLOUD_SPILL]} for r in spill] + \
+        [{r.task: [LOCAL_FALLBACK]} for r in back]
+    router: dict[str, Any] = {"routing_strategy": "usage-based-routing-v2", "num_retries": 0}
+    if fallbacks:
+        router["fallbacks"] = fallbacks
+    return {"model_list": models, "router_settings": router,
+            "litellm_settings": {"callbacks": [GUARD_CALLBACK]},
+            "general_settings": {"master_key": f"os.environ/{MASTER_KEY_ENV}"}}
+
+
+def _local_entry(group: str, dep: LocalDeployment, endpoints: RouterEndpoints,
+                 max_parallel: int | None) -> dict[str, Any]:
+    if endpoints.local_api_base is None:
+        raise ValueError("a stack with a GPU fleet needs the fleet's endpoint")
+    params: dict[str, Any] = {"model": f"openai/{dep.model}", "api_base": endpoints.local_api_base,
+                              # vLLM runs without an API key; the NetworkPolicy guards it
+                              "api_key": "no-key", "timeout": LOCAL_TIMEOUT_S,
+                              "max_retries": 0}
+    if max_parallel is not None:
+        params["max_parallel_requests"] = max_parallel
+    return {"model_name": group, "litellm_params": params,
+            "model_info": {"id": f"{group}--local"}}
+
+
+def _cloud_entry(group: str, plan: Plan, dep: CloudDeployment,
+                 endpoints: RouterEndpoints) -> dict[str, Any]:
+    spec = plan.cloud_model
+    assert spec is not None   # plan.cloud exists, so its catalog entry does
+    params: dict[str, Any]
+    if endpoints.cloud_api_base is not None:
+        params = {"model": f"openai/{spec.model_id}", "api_base": endpoints.cloud_api_base,
+                  "api_key": f"os.environ/{CLOUD_KEY_ENV}"}
+    elif spec.provider == "bedrock":
+        # credentials: the gateway's service account role (EKS Pod Identity or IRSA)
+        params = {"model": f"bedrock/{spec.model_id}", "aws_region_name": endpoints.aws_region}
+    elif spec.provider == "azure_openai":
+        params = {"model": f"azure/{spec.model_id}", "api_key": f"os.environ/{CLOUD_KEY_ENV}",
+                  "api_base": "os.environ/AZURE_API_BASE", "api_version": AZURE_API_VERSION}
+    else:
+        params = {"model": f"{spec.provider}/{spec.model_id}",
+                  "api_key": f"os.environ/{CLOUD_KEY_ENV}"}
+    params.update({"rpm": int(dep.limits.requests_per_min or spec.default_rpm),
+                   "tpm": int(dep.limits.tokens_per_min or spec.default_tpm),
+                   "timeout": dep.retry.request_timeout_s, "max_retries": dep.retry.max_retries})
+    return {"model_name": group, "litellm_params": params,
+            "model_info": {"id": f"{group}--cloud"}}
+
+
+def _split_limits(models: list[dict[str, Any]], plan: Plan, spill_tasks: list[str]) -> None:
+    """Share the account's rpm/tpm between API entries by simulated API requests."""
+    cloud = [m for m in models if m["model_info"]["id"].endswith("--cloud")]
+    if len(cloud) < 2:
+        return
+    counts = plan.simulated.cloud_requests_by_task
+    weights = {t.name: t.weight for t in plan.tasks}
+
+    def share_of(group: str, table: dict[str, float]) -> float:
+        tasks = spill_tasks if group == CLOUD_SPILL else [group]
+        return sum(table.get(t, 0.0) for t in tasks)
+
+    table: dict[str, float] = {k: float(v) for k, v in counts.items()}
+    if sum(share_of(m["model_name"], table) for m in cloud) <= 0:
+        table = weights
+    total = sum(share_of(m["model_name"], table) for m in cloud)
+    raw = [max(MIN_LIMIT_SHARE, share_of(m["model_name"], table) / total) for m in cloud]
+    for entry, share in zip(cloud, raw, strict=True):
+        fraction = share / sum(raw)
+        params = entry["litellm_params"]
+        params["rpm"] = max(1, math.floor(params["rpm"] * fraction))
+        params["tpm"] = max(1, math.floor(params["tpm"] * fraction))

@@ -1,0 +1,215 @@
+"""The GPU fleet's manifests: vLLM as a StatefulSet with its Services, budget, autoscaler and
+NetworkPolicy (see manifests.py for why a StatefulSet)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from llmplan.provision.gpu_nodes import GPU_RESOURCE, PRODUCT_LABEL, product_label
+from llmplan.provision.manifests import (
+    SERVING_PORT,
+    container_security,
+    k8s_name,
+    labels,
+    network_policy,
+    pod_security,
+)
+from llmplan.provision.stack_config import StackConfig
+from llmplan.scenario.models import LocalDeployment
+
+HUB_SECRET_KEY = "token"
+#: The custom metric the HPA reads: vLLM's `vllm:num_requests_waiting`, which a metrics
+#: adapter (prometheus-adapter) exposes under this name (a Kubernetes metric name has no ':').
+WAITING_METRIC = "vllm_num_requests_waiting"
+WEIGHTS_MOUNT = "/models"
+
+
+def serving_name(config: StackConfig) -> str:
+    local = config.plan.local
+    if local is None:
+        raise ValueError(f"a {config.kind} stack has no GPU fleet")
+    return k8s_name(local[0])
+
+
+def hub_secret_name(config: StackConfig) -> str:
+    return f"{serving_name(config)}-hub-token"
+
+
+def vllm_args(config: StackConfig) -> list[str]:
+    """The engine of the simulated deployment, as vLLM flags."""
+    local = config.plan.local
+    assert local is not None
+    dep, model = local[1], config.plan.catalog.models[local[1].model]
+    engine = dep.engine
+    setup = dep.setup(config.plan.catalog)   # defaults resolved as the simulation resolved them
+    dtype = setup.weights_dtype
+    args = ["--model", model.hf_id, "--served-model-name", dep.model,
+            "--host", "0.0.0.0", "--port", str(SERVING_PORT),
+            "--tensor-parallel-size", str(dep.tp),
+            "--max-num-seqs", str(setup.max_num_seqs),
+            "--max-num-batched-tokens", str(setup.max_num_batched_tokens),
+            "--gpu-memory-utilization", str(setup.gpu_memory_utilization),
+            "--block-size", str(engine.block_size_tokens),
+            "--dtype", "float16" if dtype == "fp16" else "bfloat16",
+            "--download-dir", f"{WEIGHTS_MOUNT}/hub"]
+    if engine.max_model_len:
+        args += ["--max-model-len", str(engine.max_model_len)]
+    if dtype == "fp8":
+        args += ["--quantization", "fp8"]
+    if engine.kv_dtype == "fp8":
+        args += ["--kv-cache-dtype", "fp8"]
+    args.append("--enable-chunked-prefill" if engine.chunked_prefill
+                else "--no-enable-chunked-prefill")
+    if engine.async_scheduling is not None:
+        args.append("--async-scheduling" if engine.async_scheduling
+                    else "--no-async-scheduling")
+    if engine.enforce_eager:
+        args.append("--enforce-eager")
+    if engine.expert_parallel and setup.model.is_moe:
+        args.append("--enable-expert-parallel")
+    if engine.kv_cache_memory_gib is not None:
+        args += ["--kv-cache-memory-bytes", str(int(engine.kv_cache_memory_gib * 2**30))]
+    return args
+
+
+def serving_sizes(config: StackConfig) -> tuple[int, int, int]:
+    """CPU cores, memory GiB and weights-volume GiB of one replica.
+
+    Memory holds the weights once while loading (safetensors are mapped through the page
+    cache) plus headroom; the volume holds the hub's bf16 files (what is downloaded, even
+    when served as fp8) plus a quarter and the compile caches."""
+    local = config.plan.local
+    assert local is not None
+    dep = local[1]
+    model = config.plan.catalog.models[dep.model]
+    download_gib = model.params_b * 2.0 * 1e9 / 2**30
+    cpu = 4 * dep.tp + 2
+    memory_gib = max(32, math.ceil(download_gib * 1.2 / dep.tp) + 16)
+    volume_gib = max(50, math.ceil(download_gib * 1.25) + 20)
+    return cpu, memory_gib, volume_gib
+
+
+def serving_manifests(config: StackConfig) -> list[dict[str, Any]]:
+    """ServiceAccount, StatefulSet, Services, PodDisruptionBudget, autoscaler, NetworkPolicy."""
+    local = config.plan.local
+    assert local is not None, f"a {config.kind} stack has no GPU fleet"
+    dep = local[1]
+    name, ns = serving_name(config), config.namespace
+    pod_labels = labels(name, "gpu-serving")
+    meta = {"name": name, "namespace": ns, "labels": pod_labels}
+    cpu, memory_gib, volume_gib = serving_sizes(config)
+    gpus = str(dep.tp)
+    resources = {"cpu": str(cpu), "memory": f"{memory_gib}Gi", GPU_RESOURCE: gpus}
+    probe = {"httpGet": {"path": "/health", "port": "http"}}
+    spin_up_s = dep.autoscaling.spin_up_s if dep.autoscaling is not None else 180.0
+    env = [{"name": "HOME", "value": "/tmp"},
+           {"name": "HF_HOME", "value": f"{WEIGHTS_MOUNT}/hf"},
+           {"name": "VLLM_CACHE_ROOT", "value": f"{WEIGHTS_MOUNT}/vllm"},
+           {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+           {"name": "DO_NOT_TRACK", "value": "1"},
+           {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
+               "name": hub_secret_name(config), "key": HUB_SECRET_KEY, "optional": True}}}]
+    container = {
+        "name": "vllm", "image": config.vllm_image, "args": vllm_args(config),
+        "ports": [{"name": "http", "containerPort": SERVING_PORT}],
+        "env": env,
+        "resources": {"requests": resources, "limits": resources},
+        "securityContext": container_security(),
+        # vLLM answers /health once the weights are loaded: allow 3x the simulated spin-up
+        "startupProbe": {**probe, "periodSeconds": 10,
+                         "failureThreshold": max(60, math.ceil(spin_up_s * 3 / 10))},
+        "readinessProbe": {**probe, "periodSeconds": 5},
+        "livenessProbe": {**probe, "periodSeconds": 15, "failureThreshold": 4},
+        "volumeMounts": [{"name": "weights", "mountPath": WEIGHTS_MOUNT},
+                         {"name": "shm", "mountPath": "/dev/shm"},
+                         {"name": "tmp", "mountPath": "/tmp"}],
+    }
+    pod = {
+        "metadata": {"labels": pod_labels, "annotations": {
+            "prometheus.io/scrape": "true", "prometheus.io/port": str(SERVING_PORT),
+            "prometheus.io/path": "/metrics"}},
+        "spec": {
+            "serviceAccountName": name, "automountServiceAccountToken": False,
+            "securityContext": pod_security(),
+            "containers": [container],
+            "nodeSelector": {PRODUCT_LABEL: product_label(dep.gpu)},
+            "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists",
+                             "effect": "NoSchedule"}],
+            "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}},
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "20Gi"}}],
+            "terminationGracePeriodSeconds": 120,
+        },
+    }
+    claim = {"metadata": {"name": "weights", "labels": pod_labels},
+             "spec": {"accessModes": ["ReadWriteOnce"],
+                      "resources": {"requests": {"storage": f"{volume_gib}Gi"}}}}
+    if config.storage_class:
+        claim["spec"]["storageClassName"] = config.storage_class
+    statefulset = {
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta,
+        "spec": {"replicas": dep.replicas, "serviceName": f"{name}-pods",
+                 "selector": {"matchLabels": pod_labels},
+                 "podManagementPolicy": "Parallel",
+                 "updateStrategy": {"type": "RollingUpdate"},
+                 "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain",
+                                                          "whenScaled": "Retain"},
+                 "template": pod, "volumeClaimTemplates": [claim]}}
+    port = {"name": "http", "port": SERVING_PORT, "targetPort": "http"}
+    manifests: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta,
+         "automountServiceAccountToken": False},
+        statefulset,
+        {"apiVersion": "v1", "kind": "Service", "metadata": meta,
+         "spec": {"selector": pod_labels, "ports": [port]}},
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {**meta, "name": f"{name}-pods"},
+         "spec": {"clusterIP": "None", "selector": pod_labels, "ports": [port]}},
+        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta,
+         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": pod_labels}}},
+        network_policy(config, name, pod_labels, SERVING_PORT,
+                       from_gateway=True),
+    ]
+    if dep.autoscaling is not None:
+        manifests.append(autoscaler(name, ns, pod_labels, dep))
+    return manifests
+
+
+def autoscaler(name: str, namespace: str, pod_labels: dict[str, str],
+               dep: LocalDeployment) -> dict[str, Any]:
+    """The simulated autoscaler as an HPA on waiting requests per replica.
+
+    The simulation adds a replica when more than `scale_up_waiting_per_replica` requests wait
+    per replica, looking every `interval_s`, and removes one at a time after `cooldown_s`. The
+    HPA targets that average (desired = ceil(replicas x average / target)), adds at most one
+    pod per `interval_s` and removes one per `cooldown_s` after a `cooldown_s` window. It
+    scales down on waiting requests rather than the simulation's in-flight count."""
+    scale = dep.autoscaling
+    assert scale is not None
+    period = min(1800, max(1, round(scale.interval_s)))
+    cooldown = min(1800, max(1, round(scale.cooldown_s)))
+    return {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": namespace, "labels": pod_labels},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name},
+            "minReplicas": scale.min_replicas, "maxReplicas": scale.max_replicas,
+            "metrics": [{"type": "Pods", "pods": {
+                "metric": {"name": WAITING_METRIC},
+                "target": {"type": "AverageValue",
+                           "averageValue": _quantity(scale.scale_up_waiting_per_replica)}}}],
+            "behavior": {
+                "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
+                            "policies": [{"type": "Pods", "value": 1,
+                                          "periodSeconds": period}]},
+                "scaleDown": {"stabilizationWindowSeconds": min(3600, cooldown),
+                              "selectPolicy": "Min",
+                              "policies": [{"type": "Pods", "value": 1,
+                                            "periodSeconds": cooldown}]}}}}
+
+
+def _quantity(value: float) -> str:
+    """A Kubernetes quantity: whole numbers plain, fractions in milli-units."""
+    return str(int(value)) if float(value).is_integer() else f"{round(value * 1000)}m"
+
+

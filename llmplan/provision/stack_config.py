@@ -1,0 +1,268 @@
+"""Pulumi.<stack>.yaml: every key `llmplan stack` writes and `pulumi up` reads, typed once.
+
+Keys live under the project namespace `llm-deploy-planner:`. Scalars and lists are declared
+with their types in Pulumi.yaml (`project_config_declarations` writes that block and a test
+keeps it in step); `plan` is an object, which Pulumi's project config cannot type, so the
+program validates it here with the scenario's own models. `plan` holds the simulated
+deployments exactly as the scenario defines them, so a stack can be read back into the
+deployment that was simulated, and the figures of that simulation the router needs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from llmplan.catalog import Catalog, CloudModelSpec, ModelSpec
+from llmplan.errors import InputError, Problem
+from llmplan.provision.images import LITELLM_IMAGE, VLLM_IMAGE
+from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
+from llmplan.scenario.models import DeploymentSpec, LocalDeployment, Name, SloSpec
+from llmplan.yamlio import Loc, YamlDocument, read_yaml, validate
+
+PROJECT = "llm-deploy-planner"
+StackKind = Literal["local", "cloud", "hybrid"]
+
+#: Secret configuration, set with `pulumi config set --secret` and never written by llmplan.
+MASTER_KEY = "gatewayMasterKey"     # the gateway's admin key (clients use it or virtual keys)
+CLOUD_KEY = "cloudApiKey"           # a non-AWS provider's API key
+HUB_TOKEN = "hfToken"               # the model hub token gated weights need
+SECRET_KEYS = (MASTER_KEY, CLOUD_KEY, HUB_TOKEN)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class PlanTask(_Strict):
+    """A task of the scenario: the router keys its model groups on the name."""
+
+    name: Name
+    sensitivity: Literal["public", "internal", "restricted"]
+    weight: float = Field(gt=0)
+    mean_output_tokens: float = Field(ge=0, description="Mean answer length (the SLO alarm).")
+
+
+class SimulatedFigures(_Strict):
+    """What the simulation of this deployment measured that provisioning sizes things by."""
+
+    monthly_usd: float = Field(ge=0, description="The plan's cost per month (both lists).")
+    local_requests_per_s_per_replica: float | None = Field(
+        default=None, ge=0, description="Local completions per second per replica.")
+    kv_cache_tokens_per_replica: int | None = Field(default=None, ge=0)
+    mean_tokens_per_request: float | None = Field(default=None, ge=0,
+                                                  description="Prompt + output, mean.")
+    cloud_requests_by_task: dict[str, int] = Field(
+        default_factory=dict, description="Requests each task sent to the API.")
+
+
+class Plan(_Strict):
+    """The simulated deployment (and its parts when hybrid) in the scenario's own schema."""
+
+    deployment: Name
+    deployments: dict[Name, DeploymentSpec] = Field(min_length=1)
+    tasks: list[PlanTask] = Field(min_length=1)
+    slo: SloSpec
+    restricted_stays_local: bool
+    catalog: Catalog = Field(description="The catalog entries these deployments use.")
+    simulated: SimulatedFigures
+
+    @model_validator(mode="after")
+    def _complete(self) -> Plan:
+        """The chosen deployment, its parts and their catalog entries are all here."""
+        if self.deployment not in self.deployments:
+            raise ValueError(f"deployment '{self.deployment}' is not among deployments "
+                             f"({', '.join(self.deployments)})")
+        chosen = self.deployments[self.deployment]
+        if isinstance(chosen, HybridDeployment):
+            for part, kind in (("local", LocalDeployment), ("cloud", CloudDeployment)):
+                ref = getattr(chosen, part)
+                if not isinstance(self.deployments.get(ref), kind):
+                    raise ValueError(f"the hybrid's {part} part '{ref}' is not a kind: {part} "
+                                     "deployment of the plan")
+        missing = []
+        for dep in self.deployments.values():
+            if isinstance(dep, LocalDeployment):
+                missing += [f"gpus.{dep.gpu}"] * (dep.gpu not in self.catalog.gpus)
+                missing += [f"models.{dep.model}"] * (dep.model not in self.catalog.models)
+            elif isinstance(dep, CloudDeployment) and dep.model not in self.catalog.cloud_models:
+                missing.append(f"cloud_models.{dep.model}")
+        if missing:
+            raise ValueError(f"the plan's catalog lacks {', '.join(missing)}")
+        return self
+
+    @property
+    def chosen(self) -> LocalDeployment | CloudDeployment | HybridDeployment:
+        return self.deployments[self.deployment]
+
+    @property
+    def local(self) -> tuple[str, LocalDeployment] | None:
+        """The GPU fleet this stack serves, with its name, if any."""
+        name = self._part("local")
+        dep = self.deployments.get(name) if name else None
+        return (name, dep) if name and isinstance(dep, LocalDeployment) else None
+
+    @property
+    def cloud(self) -> tuple[str, CloudDeployment] | None:
+        """The API this stack routes to, with its name, if any."""
+        name = self._part("cloud")
+        dep = self.deployments.get(name) if name else None
+        return (name, dep) if name and isinstance(dep, CloudDeployment) else None
+
+    @property
+    def model(self) -> ModelSpec | None:
+        """The open model the GPU fleet serves."""
+        local = self.local
+        return self.catalog.models[local[1].model] if local is not None else None
+
+    @property
+    def cloud_model(self) -> CloudModelSpec | None:
+        """The API model (provider, id, default limits)."""
+        cloud = self.cloud
+        return self.catalog.cloud_models[cloud[1].model] if cloud is not None else None
+
+    def _part(self, kind: str) -> str | None:
+        chosen = self.chosen
+        if isinstance(chosen, HybridDeployment):
+            return str(getattr(chosen, kind))
+        return self.deployment if chosen.kind == kind else None
+
+
+class StackConfig(BaseModel):
+    """The `llm-deploy-planner:` keys of a stack (camelCase in the file, as Pulumi names them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
+                              alias_generator=to_camel, populate_by_name=True)
+
+    # what was planned (written by `llmplan stack` from the simulation)
+    kind: StackKind = Field(description="local | cloud | hybrid: what this stack provisions.")
+    scenario: str = Field(description="Name of the scenario the plan came from.")
+    monthly_budget_usd: int = Field(gt=0, description="AWS Budget limit: the plan's monthly "
+                                                      "cost, rounded up.")
+    plan: Plan
+    # where and how (defaults here; keep your edits when `llmplan stack` runs again)
+    namespace: str = Field(default="llm", max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                           description="Kubernetes namespace of the stack.")
+    cluster_mode: Literal["kubeconfig", "eks"] = Field(
+        default="kubeconfig", description="kubeconfig: an existing cluster; eks: create one.")
+    kube_context: str = Field(default="", description="kubeconfig context (empty: current).")
+    aws_region: str = Field(default="", description="AWS region (empty: no AWS resources "
+                                                    "unless EKS or Bedrock needs them).")
+    eks_kubernetes_version: str = Field(default="1.33", description="EKS control plane.")
+    eks_gpu_instance_type: str = Field(default="", description="GPU node type (empty: the "
+                                                               "catalog GPU's EC2 type).")
+    eks_gpus_per_node: int = Field(default=0, ge=0, le=64,
+                                   description="GPUs on eksGpuInstanceType (0: from the table).")
+    eks_cluster_name: str = Field(default="", description="An existing EKS cluster: Bedrock "
+                                                          "access through EKS Pod Identity.")
+    oidc_provider_arn: str = Field(default="", description="Non-EKS clusters: IAM OIDC provider "
+                                                           "the gateway's account federates.")
+    vpc_id: str = Field(default="", description="VPC for the Bedrock endpoint (EKS: its own).")
+    subnet_ids: list[str] = Field(default_factory=list, description="Subnets of the endpoint.")
+    storage_class: str = Field(default="", description="Weights volumes (empty: default).")
+    allowed_namespaces: list[str] = Field(
+        default_factory=lambda: ["monitoring"],
+        description="Namespaces whose pods may reach the gateway and the GPU fleet (clients; "
+                    "the Prometheus that scrapes vLLM for the autoscaler).")
+    gateway_replicas: int = Field(default=2, ge=1, le=100)
+    vllm_image: str = Field(default=VLLM_IMAGE, description="Serving image (pinned release).")
+    litellm_image: str = Field(default=LITELLM_IMAGE, description="Gateway image (pinned).")
+    alarm_topic_arn: str = Field(default="", description="SNS topic the alarms notify.")
+    budget_emails: list[str] = Field(default_factory=list,
+                                     description="Who the budget notifies at 80% and 100%.")
+
+    @property
+    def uses_aws(self) -> bool:
+        return self.cluster_mode == "eks" or self.uses_bedrock or bool(self.aws_region)
+
+    @property
+    def uses_bedrock(self) -> bool:
+        model = self.plan.cloud_model
+        return model is not None and model.provider == "bedrock"
+
+
+# ------------------------------------------------------------------ reading and writing
+
+def config_keys(config: StackConfig) -> dict[str, Any]:
+    """The stack file's `config:` entries for these settings (project-namespaced, camelCase)."""
+    data = config.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return {f"{PROJECT}:{key}": value for key, value in data.items()}
+
+
+def read_stack_file(path: Path) -> tuple[StackConfig, dict[str, Any]]:
+    """The typed settings of a stack file, and the file's other entries (kept on rewrite)."""
+    doc = read_yaml(path)
+    data = doc.data if isinstance(doc.data, dict) else {}
+    config = data.get("config") or {}
+    if not isinstance(config, dict):
+        raise InputError([Problem(doc.file, doc.line_of(("config",)), "config",
+                                  "expected a mapping of configuration keys")])
+    problems = [Problem(doc.file, doc.line_of(("config", f"{PROJECT}:{key}")),
+                        f"config.{PROJECT}:{key}",
+                        f"a secret is stored in plain text; run `pulumi config rm {key}` "
+                        f"and `pulumi config set --secret {key} <value>`")
+                for key in SECRET_KEYS
+                if f"{PROJECT}:{key}" in config and not _is_secure(config[f"{PROJECT}:{key}"])]
+    if problems:
+        raise InputError(problems, title="stack file holds a secret in plain text")
+    ours = {k.removeprefix(f"{PROJECT}:"): v for k, v in config.items()
+            if k.startswith(f"{PROJECT}:") and k.removeprefix(f"{PROJECT}:") not in SECRET_KEYS}
+    lines: dict[Loc, int] = {}
+    for loc, line in doc.lines.items():
+        if len(loc) >= 2 and loc[0] == "config" and str(loc[1]).startswith(f"{PROJECT}:"):
+            lines[(str(loc[1]).removeprefix(f"{PROJECT}:"), *loc[2:])] = line
+    settings = validate(YamlDocument(ours, lines, doc.file), StackConfig)
+    rest = {k: v for k, v in data.items() if k != "config"}
+    rest["config"] = {k: v for k, v in config.items()
+                      if not k.startswith(f"{PROJECT}:") or
+                      k.removeprefix(f"{PROJECT}:") in SECRET_KEYS}
+    return settings, rest
+
+
+def _is_secure(value: object) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
+def stack_from_values(values: dict[str, Any]) -> StackConfig:
+    """StackConfig from the plain values Pulumi hands the program (no secrets among them)."""
+    return StackConfig.model_validate(values)
+
+
+ScalarType = Literal["string", "integer", "boolean", "array"]
+
+
+def project_config_declarations() -> dict[str, Any]:
+    """The `config:` block of Pulumi.yaml: every scalar or list key typed, with its default."""
+    declared: dict[str, Any] = {}
+    for name, field in StackConfig.model_fields.items():
+        kind = _pulumi_type(field.annotation)
+        if kind is None:
+            continue     # objects (`plan`) are validated by the program, not by Pulumi
+        entry: dict[str, Any] = {"type": kind, "description": field.description or ""}
+        if kind == "array":
+            entry["items"] = {"type": "string"}
+        if not field.is_required():
+            default = field.get_default(call_default_factory=True)
+            entry["default"] = default
+        declared[to_camel(name)] = entry
+    declared[MASTER_KEY] = {"type": "string", "secret": True,
+                            "description": "Admin key of the gateway (pulumi config set "
+                                           "--secret)."}
+    return declared
+
+
+def _pulumi_type(annotation: Any) -> ScalarType | None:
+    text = str(annotation)
+    if annotation is int:
+        return "integer"
+    if annotation is bool:
+        return "boolean"
+    if annotation is str or text.startswith("typing.Literal"):
+        return "string"
+    if text.startswith("list["):
+        return "array"
+    return None
+

@@ -1,0 +1,149 @@
+"""`llmplan verify --stack NAME`: after `pulumi up`, is the stack what was planned, and up?
+
+Checks, each reported with what was found:
+- the GPU fleet's StatefulSet rolled out: every replica updated to the current revision and
+  ready;
+- each of its pods runs on a node, ready, with the replica's `tp` GPUs allocated (the
+  container's `nvidia.com/gpu` limit, and the node's allocatable GPUs cover it), running the
+  stack's image with the simulated engine flags;
+- the gateway's Deployment rolled out and is available;
+- the gateway answers: its readiness endpoint through the API server's service proxy.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from llmplan.errors import InputError
+from llmplan.provision.gpu_nodes import GPU_RESOURCE
+from llmplan.provision.kube import api_client, call, quantity
+from llmplan.provision.manifests import GATEWAY_NAME
+from llmplan.provision.serving_manifests import serving_name, vllm_args
+from llmplan.provision.stack_config import StackConfig, read_stack_file
+
+
+class Check(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    ok: bool
+    detail: str
+
+
+class VerifyReport(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stack: str
+    server: str
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+def verify_stack(stack_file: Path, kubeconfig: Path | None, context: str | None) -> VerifyReport:
+    """Verify the deployed stack of a stack file (the command's entry point)."""
+    config, _ = read_stack_file(stack_file)
+    client = api_client(kubeconfig, context or config.kube_context or None)
+    checks = []
+    if config.plan.local is not None:
+        checks += _fleet(client, config)
+    checks += _gateway(client, config)
+    return VerifyReport(stack=stack_file.name, server=str(client.configuration.host),
+                        checks=checks)
+
+
+def _fleet(client: Any, config: StackConfig) -> list[Check]:
+    from kubernetes import client as k8s
+
+    name, ns = serving_name(config), config.namespace
+    assert config.plan.local is not None
+    tp = config.plan.local[1].tp
+    sts = call(f"read StatefulSet {ns}/{name}",
+               lambda: k8s.AppsV1Api(client).read_namespaced_stateful_set(name, ns))
+    status, wanted = sts.status, sts.spec.replicas or 0
+    ready, updated = status.ready_replicas or 0, status.updated_replicas or 0
+    current = status.current_revision == status.update_revision
+    checks = [Check(name=f"StatefulSet {name} rolled out",
+                    ok=ready == wanted and updated == wanted and current and wanted > 0,
+                    detail=f"{ready}/{wanted} ready, {updated} updated, revision "
+                           f"{status.update_revision or '?'}"
+                           + ("" if current else f" (still {status.current_revision})"))]
+    pods = call(f"list pods of {name}", lambda: k8s.CoreV1Api(client).list_namespaced_pod(
+        ns, label_selector=f"app.kubernetes.io/name={name}")).items
+    allocatable: dict[str, int] = {}
+    planned_args = vllm_args(config)
+    for pod in sorted(pods, key=lambda p: p.metadata.name):
+        node = pod.spec.node_name
+        if node and node not in allocatable:
+            allocatable[node] = _node_gpus(client, node)
+        container = next((c for c in pod.spec.containers if c.name == "vllm"), None)
+        limits = (container.resources.limits or {}) if container and container.resources else {}
+        gpus = quantity(limits.get(GPU_RESOURCE))
+        is_ready = any(c.type == "Ready" and c.status == "True"
+                       for c in (pod.status.conditions or []))
+        problems = []
+        if pod.status.phase != "Running" or not is_ready:
+            problems.append(f"{pod.status.phase}, not ready")
+        if gpus != tp:
+            problems.append(f"{gpus} GPUs allocated, the plan has {tp}")
+        if node is None:
+            problems.append("not scheduled on a node")
+        elif allocatable[node] < gpus:
+            problems.append(f"node {node} has only {allocatable[node]} allocatable GPUs")
+        if container is None or container.image != config.vllm_image:
+            problems.append(f"image {container.image if container else '?'} is not "
+                            f"{config.vllm_image}")
+        elif list(container.args or []) != planned_args:
+            problems.append("engine flags differ from the plan")
+        checks.append(Check(name=f"pod {pod.metadata.name}", ok=not problems,
+                            detail="; ".join(problems) or f"running on {node} with {gpus} "
+                                                          f"GPU(s) of {allocatable[node]}"))
+    if len(pods) < wanted:
+        checks.append(Check(name=f"pods of {name}", ok=False,
+                            detail=f"{len(pods)} pods for {wanted} replicas"))
+    return checks
+
+
+def _node_gpus(client: Any, node: str) -> int:
+    from kubernetes import client as k8s
+
+    read = call(f"read node {node}", lambda: k8s.CoreV1Api(client).read_node(node))
+    return quantity((read.status.allocatable or {}).get(GPU_RESOURCE))
+
+
+def _gateway(client: Any, config: StackConfig) -> list[Check]:
+    from kubernetes import client as k8s
+
+    ns = config.namespace
+    deployment = call(f"read Deployment {ns}/{GATEWAY_NAME}",
+                      lambda: k8s.AppsV1Api(client).read_namespaced_deployment(GATEWAY_NAME, ns))
+    status, wanted = deployment.status, deployment.spec.replicas or 0
+    ready, updated = status.ready_replicas or 0, status.updated_replicas or 0
+    available = status.available_replicas or 0
+    checks = [Check(name=f"Deployment {GATEWAY_NAME} rolled out",
+                    ok=ready == wanted == updated and available >= 1,
+                    detail=f"{ready}/{wanted} ready, {updated} updated, {available} available")]
+    try:
+        # the proxy's `path` option: the client library would escape the slash of a path
+        # given in the URL itself
+        raw = call("ask the gateway", lambda: k8s.CoreV1Api(
+            client).connect_get_namespaced_service_proxy(
+                f"{GATEWAY_NAME}:http", ns, path="health/readiness", _preload_content=False))
+    except InputError as exc:   # the check reports it; the other checks still stand
+        checks.append(Check(name="gateway answers", ok=False, detail=exc.problems[0].message))
+        return checks
+    body = raw.data.decode(errors="replace")   # the gateway's own JSON, unparsed by the client
+    try:
+        health = json.loads(body)
+    except ValueError:
+        health = {"status": body[:80]}
+    state = str(health.get("status", "")) if isinstance(health, dict) else ""
+    checks.append(Check(name="gateway answers", ok=state in {"healthy", "connected"},
+                        detail=f"/health/readiness: {state or health}"))
+    return checks

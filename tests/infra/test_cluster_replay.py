@@ -1,0 +1,157 @@
+"""`llmplan import-cluster` and `llmplan verify` against a loopback server replaying recorded
+Kubernetes API responses (shapes as the API publishes them, checked against its schemas)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from conftest import ExampleStack
+from helpers import ROOT
+from k8s_replay import RECORDED, recorded, replaying
+from typer.testing import CliRunner
+
+from llmplan.cli import app
+from llmplan.errors import InputError
+from llmplan.provision.inventory import import_cluster
+from llmplan.provision.verify import verify_stack
+from llmplan.scenario import load_scenario_text
+
+NS = "/api/v1/namespaces/llm"
+APPS = "/apis/apps/v1/namespaces/llm"
+PROXY = f"{NS}/services/llm-gateway:http/proxy"
+
+
+def test_recordings_follow_the_published_kubernetes_schemas() -> None:
+    version = kubernetes_validate.latest_version()
+    for path in sorted(RECORDED.glob("*.json")):
+        data = recorded(path.name)
+        if "kind" not in data:
+            continue      # the gateway's own answer, not a Kubernetes object
+        items = data["items"] if data["kind"].endswith("List") else [data]
+        kind = data["kind"].removesuffix("List")
+        for item in items:
+            kubernetes_validate.validate({"apiVersion": data["apiVersion"], "kind": kind, **item},
+                                         version, strict=True)
+
+
+def test_import_cluster_reads_gpu_nodes_into_deployments(tmp_path: Path) -> None:
+    with replaying({"/api/v1/nodes": (200, recorded("nodes.json"))}) as replay:
+        inventory = import_cluster(replay.kubeconfig(tmp_path), None, "Llama-3.1-70B", 2)
+    assert replay.requests[0]["authorization"] == "Bearer replay-token"
+    pools = {p.gpu: p for p in inventory.pools}
+    assert set(pools) == {"L40S", "H100-SXM"}
+    # two L40S nodes of 4 GPUs, one cordoned; two H100 nodes of 8, one not ready
+    assert (pools["L40S"].allocatable_gpus, pools["L40S"].usable_gpus_per_node) == (8, [4])
+    assert (pools["H100-SXM"].allocatable_gpus, pools["H100-SXM"].usable_nodes) == (16, 1)
+    assert inventory.unknown_products == {"NVIDIA-B200": 8}
+    deployments = inventory.deployments
+    assert {n: (d.gpu, d.replicas, d.tp) for n, d in deployments.items()} == {
+        "cluster-h100-sxm": ("H100-SXM", 4, 2), "cluster-l40s": ("L40S", 2, 2)}
+    assert all(d.costs.ownership == "owned" for d in deployments.values())
+
+
+def test_import_cluster_command_writes_deployments_a_scenario_loads(tmp_path: Path) -> None:
+    with replaying({"/api/v1/nodes": (200, recorded("nodes.json"))}) as replay:
+        result = CliRunner().invoke(app, ["import-cluster", "--kubeconfig",
+                                          str(replay.kubeconfig(tmp_path)), "--out",
+                                          str(tmp_path / "inventory.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "NVIDIA-B200: 8 GPUs, not in the catalog" in " ".join(result.output.split())
+    deployments = yaml.safe_load((tmp_path / "inventory.yaml").read_text())["deployments"]
+    scenario = textwrap.dedent("""
+        duration: 60
+        traffic: {kind: poisson, rate_per_s: 1}
+        tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 100},
+                 output_tokens: {kind: fixed, tokens: 10}}]
+        """) + yaml.safe_dump({"deployments": deployments})
+    loaded = load_scenario_text(scenario, base_dir=ROOT)
+    assert loaded.scenario.deployments["cluster-l40s"].replicas == 4    # tp 1: 4 GPUs
+    assert loaded.scenario.deployments["cluster-h100-sxm"].replicas == 8
+
+
+def test_import_cluster_errors_are_clear(tmp_path: Path) -> None:
+    with replaying({}) as replay:
+        with pytest.raises(InputError, match="404"):
+            import_cluster(replay.kubeconfig(tmp_path), None, "Llama-3.1-8B", 1)
+        missing = CliRunner().invoke(app, ["import-cluster", "--kubeconfig",
+                                           str(tmp_path / "nope"), "--out", str(tmp_path / "x")])
+        assert missing.exit_code == 2 and "cannot use this kubeconfig" in missing.output
+        bad = CliRunner().invoke(app, ["import-cluster", "--model", "Llama-9"])
+        assert bad.exit_code == 2 and "unknown model 'Llama-9'" in bad.output
+
+
+def _routes(**override: tuple[int, Any]) -> dict[str, tuple[int, Any]]:
+    routes = {f"{APPS}/statefulsets/gpu-small": (200, recorded("statefulset-gpu-small.json")),
+              f"{NS}/pods": (200, recorded("pods-gpu-small.json")),
+              "/api/v1/nodes/gpu-l40s-a": (200, recorded("node-gpu-l40s-a.json")),
+              f"{APPS}/deployments/llm-gateway": (200, recorded("deployment-llm-gateway.json")),
+              PROXY: (200, recorded("gateway-readiness.json"))}
+    return {**routes, **override}
+
+
+def test_verify_passes_on_a_rolled_out_stack(example_stacks: dict[str, ExampleStack],
+                                             tmp_path: Path) -> None:
+    stack = example_stacks["support-assistant"].written.path
+    with replaying(_routes()) as replay:
+        report = verify_stack(stack, replay.kubeconfig(tmp_path), None)
+        result = CliRunner().invoke(app, ["verify", "--stack", "support-assistant", "--dir",
+                                          str(stack.parent), "--kubeconfig",
+                                          str(tmp_path / "kubeconfig")])
+    assert report.ok, report.checks
+    assert [c.name for c in report.checks] == [
+        "StatefulSet gpu-small rolled out", "pod gpu-small-0",
+        "Deployment llm-gateway rolled out", "gateway answers"]
+    assert "running on gpu-l40s-a with 1 GPU(s) of 4" in report.checks[1].detail
+    pods = next(r for r in replay.requests if r["path"] == f"{NS}/pods")
+    assert pods["query"]["labelSelector"] == ["app.kubernetes.io/name=gpu-small"]
+    proxied = next(r for r in replay.requests if r["path"] == PROXY)
+    assert proxied["query"]["path"] == ["health/readiness"]
+    assert result.exit_code == 0, result.output
+    assert result.output.count("ok") >= 4
+
+
+def test_verify_fails_mid_rollout_unscheduled_and_silent(
+        example_stacks: dict[str, ExampleStack], tmp_path: Path) -> None:
+    stack = example_stacks["support-assistant"].written.path
+    routes = _routes(**{
+        f"{APPS}/statefulsets/gpu-small": (200, recorded("statefulset-gpu-small-rolling.json")),
+        f"{NS}/pods": (200, recorded("pods-gpu-small-pending.json")),
+        PROXY: (503, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                      "status": "Failure", "message": "no endpoints available for service "
+                                                      "\"llm-gateway:http\"",
+                      "reason": "ServiceUnavailable", "code": 503})})
+    with replaying(routes) as replay:
+        report = verify_stack(stack, replay.kubeconfig(tmp_path), None)
+        result = CliRunner().invoke(app, ["verify", "--stack", "support-assistant", "--dir",
+                                          str(stack.parent), "--kubeconfig",
+                                          str(tmp_path / "kubeconfig")])
+    failed = {c.name: c.detail for c in report.checks if not c.ok}
+    assert "0/1 ready" in failed["StatefulSet gpu-small rolled out"]
+    assert "still gpu-small-6c9f7d8b54" in failed["StatefulSet gpu-small rolled out"]
+    assert "Pending, not ready" in failed["pod gpu-small-0"]
+    assert "not scheduled on a node" in failed["pod gpu-small-0"]
+    assert "503" in failed["gateway answers"]
+    assert "Deployment llm-gateway rolled out" not in failed
+    assert result.exit_code == 1 and "FAIL" in result.output
+
+
+def test_verify_catches_a_fleet_that_is_not_the_plan(example_stacks: dict[str, ExampleStack],
+                                                     tmp_path: Path) -> None:
+    """Someone ran an older image with other engine settings by hand."""
+    stack = example_stacks["support-assistant"].written.path
+    pods = recorded("pods-gpu-small.json")
+    container = pods["items"][0]["spec"]["containers"][0]
+    container["args"] = [a if a != "256" else "512" for a in container["args"]]
+    with replaying(_routes(**{f"{NS}/pods": (200, pods)})) as replay:
+        report = verify_stack(stack, replay.kubeconfig(tmp_path), None)
+    assert [c.detail for c in report.checks if not c.ok] == ["engine flags differ from the plan"]
+    container["image"] = "vllm/vllm-openai:v0.8.5"
+    with replaying(_routes(**{f"{NS}/pods": (200, pods)})) as replay:
+        report = verify_stack(stack, replay.kubeconfig(tmp_path), None)
+    [detail] = [c.detail for c in report.checks if not c.ok]
+    assert "image vllm/vllm-openai:v0.8.5 is not vllm/vllm-openai:v0.33.0" in detail

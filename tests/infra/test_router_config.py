@@ -1,0 +1,104 @@
+"""The gateway's LiteLLM config follows the scenario's routing rules (router_config.py)."""
+
+from __future__ import annotations
+
+import yaml
+from conftest import ExampleStack
+
+from llmplan.provision.gateway_manifests import gateway_endpoints, gateway_manifests
+from llmplan.provision.router_config import (
+    CLOUD_SPILL,
+    LOCAL_FALLBACK,
+    RouterEndpoints,
+    restricted_groups,
+    router_config,
+    spill_cap_per_replica,
+)
+from llmplan.provision.stack import WrittenStack
+
+LOCAL = "http://gpus.llm.svc:8000/v1"
+
+
+def _groups(config: dict[str, object]) -> dict[str, dict[str, object]]:
+    models = config["model_list"]
+    assert isinstance(models, list)
+    return {m["model_name"]: m["litellm_params"] for m in models}
+
+
+def test_support_assistant_routes_chat_to_the_api_and_keeps_restricted_local(
+        example_stacks: dict[str, ExampleStack]) -> None:
+    stack = example_stacks["support-assistant"].written.config
+    config = router_config(stack, RouterEndpoints("http://gpu-small.llm.svc:8000/v1"))
+    groups = _groups(config)
+    assert set(groups) == {"chat", "classify", "redact", LOCAL_FALLBACK}
+    assert groups["chat"]["model"] == "openai/gpt-4o-mini"
+    assert groups["chat"]["api_key"] == "os.environ/CLOUD_API_KEY"
+    assert (groups["chat"]["rpm"], groups["chat"]["tpm"]) == (5000, 4_000_000)  # tier 3
+    assert groups["chat"]["max_retries"] == 3 and groups["chat"]["timeout"] == 120
+    for task in ("classify", "redact"):
+        assert groups[task]["api_base"] == "http://gpu-small.llm.svc:8000/v1"
+        assert "max_parallel_requests" not in groups[task]    # never spills
+    # the API failing falls back to the GPUs (fallback_to_local); restricted never moves
+    assert config["router_settings"]["fallbacks"] == [{"chat": [LOCAL_FALLBACK]}]
+    assert restricted_groups(stack.plan) == ["classify", "redact"]
+    assert config["litellm_settings"] == {"callbacks": ["llmplan_guard.guard"]}
+
+
+def test_every_task_has_a_group_in_local_and_cloud_stacks(
+        example_stacks: dict[str, ExampleStack]) -> None:
+    local = example_stacks["regulated-records"].written.config
+    config = router_config(local, gateway_endpoints(local))
+    assert set(_groups(config)) == {"summarise"} and "fallbacks" not in config["router_settings"]
+    assert _groups(config)["summarise"]["api_base"] == "http://on-prem.llm.svc:8000/v1"
+    cloud = example_stacks["agent-workflow"].written.config
+    groups = _groups(router_config(cloud, gateway_endpoints(cloud)))
+    assert set(groups) == {"plan-and-call-tools"}
+    assert groups["plan-and-call-tools"]["model"] == "openai/gpt-4o"
+
+
+def test_bedrock_hybrid_spills_local_work_and_splits_the_account_limits(
+        bedrock_stack: WrittenStack) -> None:
+    stack = bedrock_stack.config
+    config = router_config(stack, RouterEndpoints(LOCAL, aws_region="us-east-1"))
+    groups = _groups(config)
+    assert set(groups) == {"chat", "summarise", "classify", LOCAL_FALLBACK, CLOUD_SPILL}
+    assert groups["chat"]["model"] == "bedrock/us.meta.llama3-1-8b-instruct-v1:0"
+    assert groups["chat"]["aws_region_name"] == "us-east-1" and "api_key" not in groups["chat"]
+    assert config["router_settings"]["fallbacks"] == [{"summarise": [CLOUD_SPILL]},
+                                                      {"chat": [LOCAL_FALLBACK]}]
+    assert "max_parallel_requests" not in groups["classify"]
+    assert groups["summarise"]["max_parallel_requests"] == \
+        spill_cap_per_replica(stack.plan) * 2   # the only spillable group, 2 replicas
+    # the catalog's default account limits, shared by simulated API requests per group
+    # (1,600 rpm, 600,000 tpm); this load never spilled in the simulation, so the spill
+    # group gets the 5% floor: shares 1/1.05 and 0.05/1.05
+    counts = stack.plan.simulated.cloud_requests_by_task
+    assert counts["chat"] > 0 and "classify" not in counts and "summarise" not in counts
+    assert (groups["chat"]["rpm"], groups[CLOUD_SPILL]["rpm"]) == (1523, 76)
+    assert (groups["chat"]["tpm"], groups[CLOUD_SPILL]["tpm"]) == (571_428, 28_571)
+
+
+def test_the_spill_cap_is_the_batch_plus_the_wait_the_simulation_tolerated(
+        bedrock_stack: WrittenStack) -> None:
+    """Hand-computed: KV 40,000 tokens / 500 per request = 80 sequences, but max_num_seqs
+    is 64; 3.2 completions/s x 1.5 s spill-over wait = 4.8 -> 5 queued; 64 + 5 = 69."""
+    plan = bedrock_stack.config.plan
+    figures = plan.simulated.model_copy(update={
+        "kv_cache_tokens_per_replica": 40_000, "mean_tokens_per_request": 500.0,
+        "local_requests_per_s_per_replica": 3.2})
+    assert spill_cap_per_replica(plan.model_copy(update={"simulated": figures})) == 69
+    small_kv = figures.model_copy(update={"kv_cache_tokens_per_replica": 20_000})
+    assert spill_cap_per_replica(plan.model_copy(update={"simulated": small_kv})) == 40 + 5
+
+
+def test_the_gateway_deploys_exactly_the_generated_config(bedrock_stack: WrittenStack) -> None:
+    stack = bedrock_stack.config
+    config_map = next(m for m in gateway_manifests(stack) if m["kind"] == "ConfigMap")
+    assert yaml.safe_load(config_map["data"]["config.yaml"]) == \
+        router_config(stack, gateway_endpoints(stack))
+    assert "class RestrictedStaysLocal" in config_map["data"]["llmplan_guard.py"]
+    deployment = next(m for m in gateway_manifests(stack) if m["kind"] == "Deployment")
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["LLMPLAN_RESTRICTED_GROUPS"]["value"] == "classify"
+    assert "CLOUD_API_KEY" not in env       # Bedrock: the pod's role, no key
+    assert env["AWS_REGION"]["value"] == "us-east-1"

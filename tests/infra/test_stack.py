@@ -1,0 +1,189 @@
+"""`llmplan stack`: the recommended deployment of each bundled example becomes a stack file
+that reads back into exactly the deployment that was simulated."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import EXAMPLES, ExampleStack
+from helpers import ROOT
+from typer.testing import CliRunner
+
+from llmplan.cli import app
+from llmplan.errors import InputError
+from llmplan.pipeline import evaluate
+from llmplan.provision.stack import WrittenStack, replay_scenario, setting_notes, write_stack
+from llmplan.provision.stack_config import (
+    PROJECT,
+    SECRET_KEYS,
+    project_config_declarations,
+    read_stack_file,
+)
+from llmplan.scenario import load_scenario
+
+
+@pytest.mark.parametrize("example", list(EXAMPLES))
+def test_each_example_gets_a_stack_for_its_recommendation(
+        example_stacks: dict[str, ExampleStack], example: str) -> None:
+    stack = example_stacks[example]
+    deployment, kind = EXAMPLES[example]
+    assert stack.result.recommendation.deployment == deployment
+    config, _ = read_stack_file(stack.written.path)
+    assert (config.plan.deployment, config.kind) == (deployment, kind)
+    assert config.monthly_budget_usd >= stack.result.deployments[deployment].cost.monthly_usd
+    assert config.monthly_budget_usd - stack.result.deployments[deployment].cost.monthly_usd < 1
+
+
+@pytest.mark.parametrize("example", list(EXAMPLES))
+def test_the_stack_reads_back_into_the_simulated_deployment(
+        example_stacks: dict[str, ExampleStack], example: str) -> None:
+    """Same scenario, the stack's deployments and catalog entries only: byte-identical result."""
+    stack = example_stacks[example]
+    config, _ = read_stack_file(stack.written.path)
+    name = config.plan.deployment
+    assert config.plan.chosen == stack.loaded.scenario.deployments[name]
+    replayed = evaluate(replay_scenario(stack.loaded, config.plan))
+    assert set(replayed.deployments) == set(config.plan.deployments)
+    original = stack.result.deployments[name].model_dump_json()
+    assert replayed.deployments[name].model_dump_json() == original
+
+
+def test_the_hybrid_stack_carries_both_parts_and_the_catalog_entries_they_use(
+        example_stacks: dict[str, ExampleStack]) -> None:
+    config = example_stacks["support-assistant"].written.config
+    assert set(config.plan.deployments) == {"hybrid", "gpu-small", "api"}
+    assert set(config.plan.catalog.gpus) == {"L40S"}
+    assert set(config.plan.catalog.models) == {"Llama-3.1-8B"}
+    assert set(config.plan.catalog.cloud_models) == {"gpt-4o-mini"}
+    assert [t.sensitivity for t in config.plan.tasks] == ["internal", "restricted", "restricted"]
+    simulated = config.plan.simulated
+    assert set(simulated.cloud_requests_by_task) == {"chat"}   # restricted never went out
+    assert simulated.kv_cache_tokens_per_replica and simulated.local_requests_per_s_per_replica
+
+
+def test_rewriting_is_idempotent_and_keeps_secrets_and_edits(
+        example_stacks: dict[str, ExampleStack], tmp_path: Path) -> None:
+    stack = example_stacks["agent-workflow"]
+    path = tmp_path / "Pulumi.prod.yaml"
+    shutil.copy(stack.written.path, path)
+    again = write_stack(path, stack.loaded, stack.result, None, {})
+    assert not again.changed and path.read_text() == stack.written.path.read_text()
+    # what `pulumi config set --secret` and a hand edit leave in the file
+    data = yaml.safe_load(path.read_text())
+    data["encryptionsalt"] = "v1:abc:def"
+    data["config"][f"{PROJECT}:gatewayMasterKey"] = {"secure": "v1:AAAA:BBBB"}
+    data["config"][f"{PROJECT}:namespace"] = "llm-prod"
+    data["config"]["aws:region"] = "eu-west-1"
+    path.write_text(yaml.safe_dump(data))
+    rewritten = write_stack(path, stack.loaded, stack.result, None, {})
+    kept = yaml.safe_load(path.read_text())
+    assert kept["encryptionsalt"] == "v1:abc:def"
+    assert kept["config"][f"{PROJECT}:gatewayMasterKey"] == {"secure": "v1:AAAA:BBBB"}
+    assert kept["config"]["aws:region"] == "eu-west-1"
+    assert rewritten.config.namespace == "llm-prod"
+    assert [s.already_set for s in rewritten.secrets if s.key == "gatewayMasterKey"] == [True]
+    # a command-line option wins over the file
+    moved = write_stack(path, stack.loaded, stack.result, None, {"namespace": "llm-b"})
+    assert moved.config.namespace == "llm-b"
+
+
+def test_no_secret_is_written_and_a_plain_one_is_refused(
+        example_stacks: dict[str, ExampleStack], tmp_path: Path) -> None:
+    stack = example_stacks["support-assistant"]
+    text = stack.written.path.read_text()
+    config = yaml.safe_load(text)["config"]
+    assert not [k for k in config if k.split(":", 1)[1] in SECRET_KEYS]
+    for key in ("gatewayMasterKey", "cloudApiKey", "hfToken"):
+        assert f"pulumi config set --secret {key} <value>" in text
+    path = tmp_path / "Pulumi.leaky.yaml"
+    config[f"{PROJECT}:cloudApiKey"] = "sk-this-should-never-be-here-123456"
+    path.write_text(yaml.safe_dump({"config": config}))
+    with pytest.raises(InputError, match="cloudApiKey") as caught:
+        read_stack_file(path)
+    problem = caught.value.problems[0]
+    assert problem.line is not None and "pulumi config set --secret cloudApiKey" in str(problem)
+
+
+def test_a_named_deployment_and_bad_names(example_stacks: dict[str, ExampleStack],
+                                          tmp_path: Path) -> None:
+    stack = example_stacks["support-assistant"]
+    fleet = write_stack(tmp_path / "Pulumi.fleet.yaml", stack.loaded, stack.result, "gpu-fleet",
+                        {})
+    assert fleet.config.kind == "local" and set(fleet.config.plan.deployments) == {"gpu-fleet"}
+    assert [s.key for s in fleet.secrets] == ["gatewayMasterKey", "hfToken"]
+    with pytest.raises(InputError, match=r"unknown deployment 'nope'.*gpu-fleet"):
+        write_stack(tmp_path / "Pulumi.x.yaml", stack.loaded, stack.result, "nope", {})
+    broken = tmp_path / "Pulumi.broken.yaml"
+    broken.write_text(stack.written.path.read_text().replace("replicas: 1", "replicas: -1", 1))
+    with pytest.raises(InputError) as caught:
+        read_stack_file(broken)
+    problem = caught.value.problems[0]
+    assert problem.path.startswith("plan.deployments.gpu-small.replicas") and problem.line
+    incomplete = yaml.safe_load(stack.written.path.read_text())
+    del incomplete["config"][f"{PROJECT}:plan"]["catalog"]["gpus"]["L40S"]
+    broken.write_text(yaml.safe_dump(incomplete))
+    with pytest.raises(InputError, match=r"catalog lacks gpus\.L40S"):
+        read_stack_file(broken)
+
+
+def test_stack_command_prints_the_secrets_then_pulumi_up(tmp_path: Path) -> None:
+    args = ["stack", str(ROOT / "examples" / "agent-workflow.yaml"), "--stack", "prod",
+            "--out", str(tmp_path), "--aws-region", "us-east-1"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    lines = [line.strip() for line in first.output.splitlines()]
+    assert "wrote" in first.output and "deployment 'api' (cloud)" in first.output
+    order = [next(i for i, line in enumerate(lines) if line.startswith(step)) for step in (
+        "pulumi stack select prod --create", "pulumi config set --secret gatewayMasterKey",
+        "pulumi config set --secret cloudApiKey", "pulumi preview --policy-pack",
+        "pulumi up")]
+    assert order == sorted(order)
+    config, _ = read_stack_file(tmp_path / "Pulumi.prod.yaml")
+    assert config.aws_region == "us-east-1" and config.kind == "cloud"
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0 and "unchanged" in second.output
+    wrong = CliRunner().invoke(app, [*args, "--deployment", "nope"])
+    assert wrong.exit_code == 2 and "unknown deployment 'nope'" in " ".join(wrong.output.split())
+    for option, value in (("--namespace", "Not_A_Name"), ("--cluster-mode", "gke")):
+        bad = CliRunner().invoke(app, [*args, option, value])
+        assert bad.exit_code == 2 and option.strip("-").split("-")[0] in bad.output
+
+
+def test_infeasible_deployment_is_written_with_a_warning(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["stack", str(ROOT / "examples" / "regulated-records.yaml"),
+                                      "--deployment", "api", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "warning" in text and "not feasible" in text and "restricted" in text
+
+
+def test_pulumi_yaml_declares_every_typed_setting() -> None:
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert project["config"] == project_config_declarations()
+    declared = project["config"]
+    assert declared["clusterMode"]["default"] == "kubeconfig"
+    assert declared["allowedNamespaces"]["type"] == "array"
+    assert declared["gatewayMasterKey"]["secret"] is True
+    assert "plan" not in declared   # an object: validated by the program, not by Pulumi
+
+
+def test_a_loaded_example_round_trips_through_json(example_stacks: dict[str, ExampleStack],
+                                                   ) -> None:
+    """The stack file is plain YAML: nothing in it needs Python to read back."""
+    for stack in example_stacks.values():
+        data = yaml.safe_load(stack.written.path.read_text())
+        assert json.loads(json.dumps(data)) == data
+    assert load_scenario(ROOT / "examples" / "support-assistant.yaml").scenario.name
+
+
+def test_what_pulumi_up_still_needs_is_said(bedrock_stack: WrittenStack, tmp_path: Path) -> None:
+    assert bedrock_stack.notes == ["the gateway needs an AWS identity for Bedrock: set "
+                                   "eksClusterName (an EKS cluster with the Pod Identity agent) "
+                                   "or oidcProviderArn"]
+    config = bedrock_stack.config.model_copy(update={"aws_region": "", "cluster_mode": "eks"})
+    assert setting_notes(config) == ["the plan calls AWS Bedrock: set the region (--aws-region, "
+                                     "or pulumi config set awsRegion)"]
