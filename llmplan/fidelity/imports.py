@@ -7,8 +7,10 @@ So a run someone already has can be calibrated, validated and summarised here:
   output_sequence_length}` with their units, `error.{code, type, message}`);
 - GuideLLM's benchmark report (`benchmarks.json`: `benchmarks[].requests.{successful,
   errored, incomplete}[]` with `prompt_tokens`, `output_tokens` and either
-  `info.timings.{request_start, first_token_iteration, last_token_iteration, request_end}`
-  or the older `start_time`, `first_token_time`, `last_token_time`, `end_time`); each
+  `info.timings.{request_start, first_token_iteration, last_token_iteration, request_end}`,
+  `scheduler_info.request_timings.{request_start, first_iteration, last_iteration,
+  request_end}` or the oldest `start_time`, `first_token_time`, `last_token_time`,
+  `end_time`); each
   benchmark (load level) becomes its own run folder;
 - `vllm bench serve --save-result --save-detailed` JSON (parallel lists `input_lens`,
   `output_lens`, `ttfts`, `itls`, `start_times`, `errors`, in seconds).
@@ -166,10 +168,14 @@ def _guidellm_requests(benchmark: dict[str, Any]) -> Iterator[tuple[str, dict[st
 
 def _guidellm_times(item: dict[str, Any]) -> tuple[float, float | None, float | None,
                                                    float | None]:
-    timings = (item.get("info") or {}).get("timings") or {}
+    """(start, first token, last token, end): GuideLLM has kept them in three layouts."""
+    timings = ((item.get("info") or {}).get("timings") or
+               (item.get("scheduler_info") or {}).get("request_timings") or {})
     if timings.get("request_start") is not None:
-        return (float(timings["request_start"]), timings.get("first_token_iteration"),
-                timings.get("last_token_iteration"), timings.get("request_end"))
+        return (float(timings["request_start"]),
+                timings.get("first_token_iteration", timings.get("first_iteration")),
+                timings.get("last_token_iteration", timings.get("last_iteration")),
+                timings.get("request_end"))
     return (float(_get(item, "start_time")), item.get("first_token_time"),
             item.get("last_token_time"), item.get("end_time"))
 
