@@ -10,13 +10,16 @@ moments, so their TTFT and E2E percentiles differ only by how each client measur
 sampling). Last lines:
 ttft_p50_diff_pct=<n> and e2e_p50_diff_pct=<n> (our figure relative to httpx's).
 
-With --peer (the `aiperf` program of NVIDIA AIPerf, installed from PyPI into its own venv:
-`python3 -m venv /tmp/aiperf && /tmp/aiperf/bin/pip install aiperf`, ~3 min, 1.2 GB, too
-heavy for CI) a second phase runs AIPerf as the other client instead: it sends the same
-lengths at the same rate (Poisson, its built-in tokenizer, ignore_eos) while our Locust
-user sends its plan, both against the same server at the same time; AIPerf's
-profile_export.jsonl is read through `llmplan import-records`' converter. Last lines then
-add peer_ttft_p50_diff_pct=<n> and peer_e2e_p50_diff_pct=<n> (ours relative to AIPerf's).
+With --peer (the `aiperf` program of NVIDIA AIPerf, installed from PyPI into its own venv
+with the `gguf` package: `python3 -m venv /tmp/aiperf && /tmp/aiperf/bin/pip install aiperf
+gguf`, ~3 min, 1.2 GB, too heavy for CI) a second phase runs AIPerf as the other client
+instead: it sends the same lengths at the same rate (Poisson, ignore_eos) while our Locust
+user sends its plan, both against the same server at the same time. AIPerf needs a Hugging
+Face tokenizer and this machine has no hub: one is built from the GGUF file's own tokenizer
+data (`tokenizer.ggml.tokens` / `merges`, byte-level BPE) with AIPerf's own `tokenizers`.
+AIPerf's profile_export.jsonl is read through `llmplan import-records`' converter. Last
+lines then add peer_ttft_p50_diff_pct=<n> and peer_e2e_p50_diff_pct=<n> (ours relative to
+AIPerf's).
 """
 
 from __future__ import annotations
@@ -83,6 +86,37 @@ async def _httpx_replay(base_url: str, plan: list[PlanItem],
     return out
 
 
+_TOKENIZER_FROM_GGUF = """
+import json, sys
+from pathlib import Path
+import gguf
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+reader = gguf.GGUFReader(sys.argv[1])
+out = Path(sys.argv[2])
+def strings(key):
+    field = reader.fields[key]
+    return [bytes(field.parts[i]).decode("utf-8") for i in field.data]
+tokens, merges = strings("tokenizer.ggml.tokens"), strings("tokenizer.ggml.merges")
+bpe = models.BPE(vocab={t: i for i, t in enumerate(tokens)},
+                 merges=[tuple(m.split(" ", 1)) for m in merges])
+tokenizer = Tokenizer(bpe)
+tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+tokenizer.decoder = decoders.ByteLevel()
+out.mkdir(parents=True, exist_ok=True)
+tokenizer.save(str(out / "tokenizer.json"))
+(out / "tokenizer_config.json").write_text(json.dumps(
+    {"tokenizer_class": "PreTrainedTokenizerFast"}))
+"""
+
+
+def tokenizer_from_gguf(peer: str, model: Path, out: Path) -> Path:
+    """A Hugging Face tokenizer folder built from a GGUF file, with the peer's own Python."""
+    python = Path(peer).with_name("python")
+    subprocess.run([str(python), "-c", _TOKENIZER_FROM_GGUF, str(model), str(out)],
+                   check=True)
+    return out
+
+
 def _decode_calls(base_url: str) -> float:
     with urllib.request.urlopen(f"{base_url}/metrics", timeout=5) as response:
         for line in response.read().decode().splitlines():
@@ -97,7 +131,8 @@ def peer_phase(peer: str, server: LlamaCppServer, loaded: LoadedScenario, *, req
     """AIPerf and our Locust user side by side: (our TTFT, our E2E, AIPerf's TTFT, E2E) ms."""
     artifacts = workdir / "aiperf"
     command = [peer, "profile", "--model", "smollm2", "--url", server.base_url,
-               "--endpoint-type", "chat", "--streaming", "--tokenizer", "builtin",
+               "--endpoint-type", "chat", "--streaming",
+               "--tokenizer", str(tokenizer_from_gguf(peer, server.model, workdir / "tok")),
                "--prompt-input-tokens-mean", "40", "--prompt-input-tokens-stddev", "0",
                "--prompt-output-tokens-mean", "16", "--prompt-output-tokens-stddev", "0",
                "--extra-inputs", "ignore_eos:true", "--extra-inputs", "max_tokens:16",
