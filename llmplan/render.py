@@ -127,10 +127,11 @@ def calibration_table(calibration: Calibration) -> Table:
 def fit_kind_table(fit: Fit) -> Table:
     """How the step model explains each kind of step (trimming never empties a kind)."""
     table = Table(title="fit by kind of step (held in)")
-    for column in ("kind", "steps", "kept after trim", "median |err| %"):
+    for column in ("kind", "steps", "kept after trim", "total time bias %",
+                   "single-step median |err| %"):
         table.add_column(column, justify="right")
     for name, kind in (("carried a prompt", fit.prefill), ("decode only", fit.decode)):
-        table.add_row(name, f"{kind.steps:,}", f"{kind.kept:,}",
+        table.add_row(name, f"{kind.steps:,}", f"{kind.kept:,}", fmt(kind.bias_pct, 1),
                       fmt(kind.median_abs_error_pct, 1))
     return table
 

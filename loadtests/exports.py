@@ -1,7 +1,8 @@
 """A load test's figures in the formats other tools take: CSV and Prometheus text.
 
 - `summary.csv`: one row per metric (TTFT, TPOT, ITL, E2E, per-user output tokens/s,
-  schedule delay) with count, mean, std, min, p1-p99.9 and max, like AIPerf's CSV.
+  schedule delay) with count, mean, std, min, p1-p99.9 and max, like AIPerf's CSV; then
+  one row per single figure (requests by outcome, rates, throughput...) in `value`.
 - `metrics.prom`: the Prometheus text exposition of the run (gauges named
   `llmplan_loadtest_*`, labelled with the target and the run), for a node_exporter textfile
   collector or a Pushgateway (`curl --data-binary @metrics.prom
@@ -30,7 +31,7 @@ def _distributions(summary: LoadTestSummary) -> dict[str, tuple[Stats, str]]:
 def write_summary_csv(summary: LoadTestSummary, path: Path) -> Path:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["metric", "unit", *STAT_FIELDS])
+        writer.writerow(["metric", "unit", *STAT_FIELDS, "value"])
         for name, (stats, unit) in _distributions(summary).items():
             values = stats.model_dump()
             writer.writerow([name, unit, *("" if values[f] is None else f"{values[f]:.6g}"
@@ -49,7 +50,8 @@ def write_summary_csv(summary: LoadTestSummary, path: Path) -> Path:
                 ("goodput_fraction", "fraction", summary.slo.goodput_fraction),
                 ("cache_hit_rate", "fraction",
                  summary.cache.hit_rate if summary.cache is not None else None)):
-            writer.writerow([name, unit, "", "" if value is None else f"{value:.6g}"])
+            writer.writerow([name, unit, *([""] * len(STAT_FIELDS)),
+                             "" if value is None else f"{value:.6g}"])
     return path
 
 
@@ -77,7 +79,7 @@ def prometheus_text(summary: LoadTestSummary, labels: dict[str, str]) -> str:
         values = stats.model_dump()
         suffix = "_seconds" if unit == "ms" else "_tokens_per_second"
         scale = 1e-3 if unit == "ms" else 1.0
-        rows = [(f'quantile="{f[1:].replace("_", ".")}"',
+        rows = [(f'quantile="{float(f[1:].replace("_", ".")) / 100:g}"',
                  None if values[f] is None else values[f] * scale)
                 for f in STAT_FIELDS if f.startswith("p")]
         rows += [(f'stat="{f}"', None if values[f] is None else values[f] * scale)

@@ -146,6 +146,8 @@ DISPATCH = _Dispatch()
 @events.test_start.add_listener
 def _on_test_start(environment: Any, **_: Any) -> None:
     runner = environment.runner
+    if type(runner).__name__ == "MasterRunner":
+        return                 # the master sends nothing: only workers take their share
     DISPATCH.environment = environment
     index = getattr(runner, "worker_index", 0)
     DISPATCH.begin(max(0, index), int(CONFIG.get("workers", 1)) or 1)

@@ -157,12 +157,20 @@ def run_load_test(target_name: str, target: Target, plan: list[PlanItem],
     summary = summarise_records(rows, planned=planned, planned_span_s=span_s,
                                 slo_by_task=slo_by_task, mode=settings.mode,
                                 warmup=warm,
-                                shared_prompts=any(p.check is not None for p in plan))
+                                shared_prompts=any(p.check is not None for p in plan),
+                                planned_prompt_tokens=_planned_tokens(rows, plan))
     summary = summary.model_copy(update={"interrupted": interrupted, "target_down": down})
     (out_dir / "summary.json").write_text(summary.model_dump_json(indent=1), encoding="utf-8")
     write_exports(summary, out_dir, {"target": target_name, "run": out_dir.name})
     return LoadTestResult(summary, rows, out_dir, interrupted, down,
                           [p.returncode for p in processes])
+
+
+def _planned_tokens(rows: list[RequestRecord], plan: list[PlanItem]) -> dict[int, int]:
+    """Planned prompt length per record id (closed-loop replays offset ids by the plan size)."""
+    by_index = {p.index: p.planned_prompt_tokens for p in plan}
+    size = max(by_index, default=0) + 1
+    return {r.id: by_index[r.id % size] for r in rows if r.id % size in by_index}
 
 
 def _supervise(processes: list[subprocess.Popen[bytes]], out_dir: Path, senders: int,

@@ -44,12 +44,15 @@ def stats(values: Iterable[float | None]) -> Stats:
                  min=float(array.min()), max=float(array.max()), **named)
 
 
-def cache_figures(rows: list[RequestRecord], shared_prompts: bool = False) -> MeasuredCache:
+def cache_figures(rows: list[RequestRecord], shared_prompts: bool = False,
+                  planned_prompt_tokens: Mapping[int, int] | None = None) -> MeasuredCache:
     """Prompt-cache hits of the finished requests, and a warning for accidental ones.
 
-    Every prompt of a run shares a prefix (the chat template, the run's salt), which any
-    prompt-caching server serves from cache; hits beyond the smallest non-zero cached count
-    are what unshared prompts should not get (a repeated plan, an unsalted run).
+    Every prompt shares a prefix any prompt-caching server serves from cache: the chat
+    template around it (and the first word of ours). Per request that allowance is the
+    server's prompt count less the prompt's planned length (`planned_prompt_tokens` by record
+    id); without a plan, the smallest non-zero cached count of the run. Cached tokens beyond
+    it are what unshared prompts should not get (a repeated plan, an unsalted run).
     """
     ok = [r for r in rows if r.ok and r.prompt_tokens]
     reporting = [r for r in ok if r.cached_prompt_tokens is not None]
@@ -61,7 +64,13 @@ def cache_figures(rows: list[RequestRecord], shared_prompts: bool = False) -> Me
     base = sum(r.prompt_tokens or 0 for r in reporting)
     positive = [r.cached_prompt_tokens for r in reporting if r.cached_prompt_tokens]
     floor = min(positive) if positive else 0
-    beyond = sum(max(0, (r.cached_prompt_tokens or 0) - floor) for r in reporting) / base
+
+    def allowance(r: RequestRecord) -> int:
+        if planned_prompt_tokens is not None and r.id in planned_prompt_tokens:
+            return max(0, (r.prompt_tokens or 0) - planned_prompt_tokens[r.id])
+        return floor
+
+    beyond = sum(max(0, (r.cached_prompt_tokens or 0) - allowance(r)) for r in reporting) / base
     warning = None
     if not shared_prompts and beyond > CACHE_WARNING_RATE:
         warning = (f"{beyond:.0%} of prompt tokens were served from the server's prompt cache "
@@ -91,7 +100,8 @@ def goodput_mask(rows: list[RequestRecord], slo_by_task: Mapping[str, SloSpec]) 
 
 def summarise_records(rows: list[RequestRecord], *, planned: int, planned_span_s: float,
                       slo_by_task: Mapping[str, SloSpec], mode: str, warmup: int = 0,
-                      shared_prompts: bool = False) -> LoadTestSummary:
+                      shared_prompts: bool = False,
+                      planned_prompt_tokens: Mapping[int, int] | None = None) -> LoadTestSummary:
     """summary.json content (warm-up records must not be in `rows`)."""
     ok = [r for r in rows if r.ok]
     cancelled = sum(1 for r in rows if r.error_class == "cancelled")
@@ -142,4 +152,4 @@ def summarise_records(rows: list[RequestRecord], *, planned: int, planned_span_s
         schedule_delay_ms=stats(r.schedule_delay_ms for r in rows),
         slo=MeasuredSlo(goodput_fraction=float(good.sum()) / len(rows) if rows else None,
                         goodput_requests_per_s=float(good.sum()) / window),
-        tasks=tasks, cache=cache_figures(rows, shared_prompts))
+        tasks=tasks, cache=cache_figures(rows, shared_prompts, planned_prompt_tokens))

@@ -107,8 +107,8 @@ def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
     calibration = build_calibration(fit, _merged(infos), rows, source_text, slots=slots,
                                     max_batched_tokens=max_batched_tokens,
                                     kv_cache_tokens=kv_cache_tokens)
-    return CalibrationReport(calibration, fit, quality_gate(fit, blocking), advisory,
-                             source_text)
+    reasons, notes = quality_gate(fit, blocking)
+    return CalibrationReport(calibration, fit, reasons, advisory + notes, source_text)
 
 
 def _fit_vllm_metrics(runs: list[Path], infos: list[ServerInfo], *, slots: int | None,
@@ -137,9 +137,8 @@ def _fit_vllm_metrics(runs: list[Path], infos: list[ServerInfo], *, slots: int |
                                     slots=slots or info.slots or running or None,
                                     max_batched_tokens=max_batched_tokens,
                                     kv_cache_tokens=kv_cache_tokens)
-    return CalibrationReport(calibration, fit,
-                             quality_gate(fit, identifiability_intervals(found)), [],
-                             source_text)
+    reasons, notes = quality_gate(fit, identifiability_intervals(found))
+    return CalibrationReport(calibration, fit, reasons, notes, source_text)
 
 
 def _need_token_times(run: Path, rows: list[RequestRecord]) -> None:

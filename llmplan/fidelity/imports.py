@@ -7,8 +7,10 @@ So a run someone already has can be calibrated, validated and summarised here:
   output_sequence_length}` with their units, `error.{code, type, message}`);
 - GuideLLM's benchmark report (`benchmarks.json`: `benchmarks[].requests.{successful,
   errored, incomplete}[]` with `prompt_tokens`, `output_tokens` and either
-  `info.timings.{request_start, first_token_iteration, last_token_iteration, request_end}`
-  or the older `start_time`, `first_token_time`, `last_token_time`, `end_time`); each
+  `info.timings.{request_start, first_token_iteration, last_token_iteration, request_end}`,
+  `scheduler_info.request_timings.{request_start, first_iteration, last_iteration,
+  request_end}` or the oldest `start_time`, `first_token_time`, `last_token_time`,
+  `end_time`); each
   benchmark (load level) becomes its own run folder;
 - `vllm bench serve --save-result --save-detailed` JSON (parallel lists `input_lens`,
   `output_lens`, `ttfts`, `itls`, `start_times`, `errors`, in seconds).
@@ -122,8 +124,12 @@ def from_aiperf(path: Path) -> list[tuple[str, list[RequestRecord]]]:
             metrics = data.get("metrics") or {}
             index = int(meta.get("session_num", number))
             error = data.get("error")
-            tokens_in = (metrics.get("input_sequence_length") or
+            tokens_in = (metrics.get("usage_prompt_tokens") or      # the server's count
+                         metrics.get("input_sequence_length") or
                          metrics.get("error_isl") or {}).get("value")
+            cached = (metrics.get("usage_prompt_cache_read_tokens") or {}).get("value")
+            credit_ns = meta.get("credit_issued_ns")
+            scheduled = credit_ns / 1e9 if isinstance(credit_ns, int) else start_ns / 1e9
             if error or meta.get("was_cancelled"):
                 error = error or {}
                 status = int(error.get("code") or 0)
@@ -139,15 +145,20 @@ def from_aiperf(path: Path) -> list[tuple[str, list[RequestRecord]]]:
             ttft = _ms(metrics.get("time_to_first_token"), "metrics.time_to_first_token")
             e2e = _ms(metrics.get("request_latency"), "metrics.request_latency")
             itl = _ms(metrics.get("inter_chunk_latency"), "metrics.inter_chunk_latency") or []
-            out = (metrics.get("output_sequence_length") or
+            out = (metrics.get("usage_completion_tokens") or
+                   metrics.get("output_sequence_length") or
                    metrics.get("output_token_count") or {}).get("value")
             if not isinstance(ttft, float) or not isinstance(e2e, float):
                 raise _FieldError("metrics.time_to_first_token", "a finished request needs "
                                                           "time_to_first_token and "
                                                           "request_latency")
-            rows.append(_record(index, "aiperf", start_ns / 1e9, ttft_ms=ttft, e2e_ms=e2e,
-                                itl_ms=itl if isinstance(itl, list) else [itl],
-                                prompt_tokens=tokens_in, output_tokens=out))
+            record = _record(index, "aiperf", start_ns / 1e9, ttft_ms=ttft, e2e_ms=e2e,
+                             itl_ms=itl if isinstance(itl, list) else [itl],
+                             prompt_tokens=tokens_in, output_tokens=out,
+                             cached_prompt_tokens=cached)
+            record.scheduled_ts = min(scheduled, record.send_ts)
+            record.schedule_delay_ms = (record.send_ts - record.scheduled_ts) * 1e3
+            rows.append(record)
         except (_FieldError, ValueError, TypeError) as exc:
             field = exc.field if isinstance(exc, _FieldError) else ""
             problems.append(Problem(str(path), number, field, str(exc)))
@@ -166,10 +177,14 @@ def _guidellm_requests(benchmark: dict[str, Any]) -> Iterator[tuple[str, dict[st
 
 def _guidellm_times(item: dict[str, Any]) -> tuple[float, float | None, float | None,
                                                    float | None]:
-    timings = (item.get("info") or {}).get("timings") or {}
+    """(start, first token, last token, end): GuideLLM has kept them in three layouts."""
+    timings = ((item.get("info") or {}).get("timings") or
+               (item.get("scheduler_info") or {}).get("request_timings") or {})
     if timings.get("request_start") is not None:
-        return (float(timings["request_start"]), timings.get("first_token_iteration"),
-                timings.get("last_token_iteration"), timings.get("request_end"))
+        return (float(timings["request_start"]),
+                timings.get("first_token_iteration", timings.get("first_iteration")),
+                timings.get("last_token_iteration", timings.get("last_iteration")),
+                timings.get("request_end"))
     return (float(_get(item, "start_time")), item.get("first_token_time"),
             item.get("last_token_time"), item.get("end_time"))
 

@@ -35,7 +35,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from llmplan.errors import InputError, Problem
-from llmplan.fidelity.fit import MIN_STEPS, Finding, Fit, KindQuality
+from llmplan.fidelity.fit import MIN_STEPS, Finding, Fit, kind_quality
 from llmplan.fidelity.promtext import Snapshot
 from llmplan.fidelity.server import metrics_snapshots
 from llmplan.fidelity.timeline import token_times, usable
@@ -136,16 +136,13 @@ def fit_intervals(found: list[Interval], overhead_s: float) -> Fit:
     ss_tot = float(np.sum((y - y.mean()) ** 2)) or 1e-30
     prefill = X[:, 1] > 0
 
-    def kind(mask: np.ndarray) -> KindQuality:
-        return KindQuality(int(mask.sum()), int((mask & keep).sum()),
-                           float(np.median(error_pct[mask])) if mask.any() else None)
-
     return Fit(coefficients_s=(float(coef[0]), float(coef[1]), float(coef[2]), float(coef[3])),
                client_overhead_s=overhead_s, samples=int(sum(i.steps for i in found)),
                cold_starts=0,
                r2=1.0 - ss_res / ss_tot, rmse_ms=math.sqrt(ss_res / len(y)) * 1e3,
-               median_abs_error_pct=float(np.median(error_pct)), prefill=kind(prefill),
-               decode=kind(~prefill), median_cold_ttft_s=None)
+               median_abs_error_pct=float(np.median(error_pct)),
+               prefill=kind_quality(predicted, y, prefill, keep),
+               decode=kind_quality(predicted, y, ~prefill, keep), median_cold_ttft_s=None)
 
 
 def identifiability_intervals(found: list[Interval]) -> list[Finding]:

@@ -49,13 +49,11 @@ def test_the_dead_target_message_counts_what_the_records_say() -> None:
     assert target_down([_row(0, None), _row(1, "connect")]) is None
 
 
-@pytest.mark.parametrize("base_url", ["http://127.0.0.1:9", "http://no-such-host.invalid:8000"],
-                         ids=["refused", "dns"])
-def test_a_run_where_every_request_failed_exits_non_zero(tmp_path: Path, scenario_file: Path,
-                                                         base_url: str) -> None:
-    targets = targets_file(tmp_path, down={"kind": "openai", "base_url": base_url,
-                                           "model": "m", "allow_remote": True,
-                                           "request_timeout_s": 5})
+def test_a_run_where_every_request_failed_exits_non_zero(tmp_path: Path,
+                                                         scenario_file: Path) -> None:
+    # loopback only (nothing listens on port 9); DNS failures are covered above
+    targets = targets_file(tmp_path, down={"kind": "openai", "base_url": "http://127.0.0.1:9",
+                                           "model": "m", "request_timeout_s": 5})
     result = llmplan("loadtest", str(scenario_file), "--targets", str(targets), "--target",
                      "down", "--duration", "30s", "--time-scale", "0.05", "--max-requests", "6",
                      "--out", str(tmp_path / "out"))

@@ -101,3 +101,23 @@ def test_targets_outside_the_file_or_the_machine_are_refused(tmp_path: Path,
     assert not (tmp_path / "out").exists()                  # nothing was sent
     missing = llmplan("loadtest", "--targets", str(targets), "--target", "local")
     assert missing.returncode == 2 and "--prompt-tokens" in missing.stderr
+
+
+def test_a_load_test_scenario_needs_no_deployments(tmp_path: Path) -> None:
+    scenario = tmp_path / "traffic-only.yaml"
+    scenario.write_text("seed: 1\nduration: 30\ntraffic: {kind: poisson, rate_per_s: 4}\n"
+                        "tasks: [{name: chat, prompt_tokens: {kind: fixed, tokens: 20},\n"
+                        "         output_tokens: {kind: fixed, tokens: 4}}]\n"
+                        "slo: {ttft_ms: 2000}\n")
+    with FakeOpenAI(token_delay_s=0.002) as fake:
+        targets = targets_file(tmp_path, fake={"kind": "openai", "base_url": fake.base_url,
+                                               "model": "ok"})
+        result = llmplan("loadtest", str(scenario), "--targets", str(targets), "--target",
+                         "fake", "--max-requests", "8", "--time-scale", "0.1",
+                         "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert len(read_jsonl(tmp_path / "out" / "requests.jsonl")) == 8
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(scenario.read_text().replace("rate_per_s: 4", "rate_per_s: -4"))
+    bad = llmplan("loadtest", str(broken), "--targets", str(targets), "--target", "fake")
+    assert bad.returncode == 2 and f"{broken}:3" in bad.stderr.replace("\n", "")

@@ -1,0 +1,80 @@
+"""Against the real llama.cpp server: no accidental prompt-cache hits between runs (and a
+warning when they happen), and the README recipe's checks (/props limits, goodput > 0)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lt_helpers import llmplan, read_jsonl, targets_file
+
+from llmplan.loadtests.llamacpp_server import LlamaCppServer
+from llmplan.loadtests.plan import build_plan
+from llmplan.loadtests.runner import LoadTestSettings, run_load_test
+from llmplan.loadtests.targets import Target
+from llmplan.loadtests.workload import quick_workload
+
+QUICK = ("--prompt-tokens", "150", "--output-tokens", "8", "--rate", "1", "--requests", "12",
+         "--duration", "60s")
+
+
+def _quick(tmp_path: Path, server: LlamaCppServer, out: str, *extra: str) -> tuple[int, str]:
+    targets = targets_file(tmp_path, local={"kind": "llamacpp", "base_url": server.base_url,
+                                            "model": "smollm2"})
+    result = llmplan("loadtest", "--targets", str(targets), "--target", "local", *extra,
+                     "--out", str(tmp_path / out))
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_running_the_same_load_test_twice_measures_the_same(tmp_path: Path,
+                                                            llamacpp: LlamaCppServer) -> None:
+    summaries = []
+    for out in ("first", "second"):
+        code, output = _quick(tmp_path, llamacpp, out, *QUICK)
+        assert code == 0, output
+        summaries.append(json.loads((tmp_path / out / "summary.json").read_text()))
+        rows = read_jsonl(tmp_path / out / "requests.jsonl")
+        assert all(r["cached_prompt_tokens"] is not None for r in rows)   # recorded
+    first, second = (s["latency"]["ttft_ms"]["p50"] for s in summaries)
+    # a cache hit made the second run 10-50x faster; the same run measures the same
+    assert 0.7 < second / first < 1.4, (first, second)
+    for summary in summaries:
+        cache = summary["cache"]
+        assert cache["beyond_shared_prefix_rate"] < 0.1 and cache["warning"] is None
+        assert 0 < cache["hit_rate"] < 0.5            # the chat template, nothing more
+
+
+def test_a_repeated_plan_is_caught_serving_from_cache(tmp_path: Path,
+                                                      llamacpp: LlamaCppServer) -> None:
+    loaded = quick_workload(prompt_tokens=150, output_tokens=4, rate_per_s=2.0, requests=8)
+    plan = build_plan(loaded, max_requests=8, salt="same-every-time")
+    target = Target(kind="llamacpp", base_url=llamacpp.base_url, model="smollm2")
+    settings = LoadTestSettings(users=8, duration_s=60)
+    run_load_test("local", target, plan, settings, tmp_path / "a")
+    again = run_load_test("local", target, plan, settings, tmp_path / "b").summary
+    assert again.cache is not None and again.cache.warning is not None
+    assert (again.cache.beyond_shared_prefix_rate or 0) > 0.5
+    assert "served from the server's prompt cache" in again.cache.warning
+
+
+def test_a_plan_that_cannot_fit_a_slot_is_refused_before_sending(
+        tmp_path: Path, llamacpp: LlamaCppServer) -> None:
+    code, output = _quick(tmp_path, llamacpp, "too-long", "--prompt-tokens", "600",
+                          "--output-tokens", "32", "--rate", "1", "--requests", "5")
+    assert code == 2, output
+    text = " ".join(output.split())
+    assert "context per slot is 512 tokens" in text and "--max-prompt-tokens 416" in text
+    assert not (tmp_path / "too-long" / "requests.jsonl").exists()
+
+
+def test_the_readme_recipe_gives_goodput(tmp_path: Path, llamacpp: LlamaCppServer) -> None:
+    code, output = _quick(tmp_path, llamacpp, "recipe", "--prompt-tokens", "200",
+                          "--output-tokens", "32", "--rate", "0.5", "--requests", "10",
+                          "--warmup", "2")
+    assert code == 0, output
+    assert "server: 4 slots, 512 tokens of context per slot" in output
+    summary = json.loads((tmp_path / "recipe" / "summary.json").read_text())
+    assert summary["requests"]["finished"] == 10 and summary["requests"]["warmup"] == 2
+    assert summary["slo"]["goodput_fraction"] == 1.0
+    assert (tmp_path / "recipe" / "summary.csv").exists()
+    assert (tmp_path / "recipe" / "metrics.prom").exists()
