@@ -59,8 +59,11 @@ class _Entry(BaseModel):
 
     @model_validator(mode="after")
     def _every_number_has_a_source(self) -> _Entry:
+        # a field left at its default (written out again by a round trip) needs none
+        fields = type(self).model_fields
         missing = [name for name in self.model_fields_set
                    if name != "sources" and _needs_source(getattr(self, name))
+                   and getattr(self, name) != fields[name].get_default(call_default_factory=True)
                    and not self.sources.get(name)]
         if missing:
             raise ValueError(f"no source given for: {', '.join(sorted(missing))} "

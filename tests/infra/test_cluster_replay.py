@@ -10,7 +10,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import ExampleStack
+from conftest import HYBRID, ExampleStack
 from helpers import ROOT
 from k8s_replay import RECORDED, recorded, replaying
 from typer.testing import CliRunner
@@ -96,10 +96,10 @@ def _routes(**override: tuple[int, Any]) -> dict[str, tuple[int, Any]]:
 
 def test_verify_passes_on_a_rolled_out_stack(example_stacks: dict[str, ExampleStack],
                                              tmp_path: Path) -> None:
-    stack = example_stacks["support-assistant"].written.path
+    stack = example_stacks[HYBRID].written.path
     with replaying(_routes()) as replay:
         report = verify_stack(stack, replay.kubeconfig(tmp_path), None)
-        result = CliRunner().invoke(app, ["verify", "--stack", "support-assistant", "--dir",
+        result = CliRunner().invoke(app, ["verify", "--stack", HYBRID, "--dir",
                                           str(stack.parent), "--kubeconfig",
                                           str(tmp_path / "kubeconfig")])
     assert report.ok, report.checks
@@ -117,7 +117,7 @@ def test_verify_passes_on_a_rolled_out_stack(example_stacks: dict[str, ExampleSt
 
 def test_verify_fails_mid_rollout_unscheduled_and_silent(
         example_stacks: dict[str, ExampleStack], tmp_path: Path) -> None:
-    stack = example_stacks["support-assistant"].written.path
+    stack = example_stacks[HYBRID].written.path
     routes = _routes(**{
         f"{APPS}/statefulsets/gpu-small": (200, recorded("statefulset-gpu-small-rolling.json")),
         f"{NS}/pods": (200, recorded("pods-gpu-small-pending.json")),
@@ -127,7 +127,7 @@ def test_verify_fails_mid_rollout_unscheduled_and_silent(
                       "reason": "ServiceUnavailable", "code": 503})})
     with replaying(routes) as replay:
         report = verify_stack(stack, replay.kubeconfig(tmp_path), None)
-        result = CliRunner().invoke(app, ["verify", "--stack", "support-assistant", "--dir",
+        result = CliRunner().invoke(app, ["verify", "--stack", HYBRID, "--dir",
                                           str(stack.parent), "--kubeconfig",
                                           str(tmp_path / "kubeconfig")])
     failed = {c.name: c.detail for c in report.checks if not c.ok}
@@ -143,7 +143,7 @@ def test_verify_fails_mid_rollout_unscheduled_and_silent(
 def test_verify_catches_a_fleet_that_is_not_the_plan(example_stacks: dict[str, ExampleStack],
                                                      tmp_path: Path) -> None:
     """Someone ran an older image with other engine settings by hand."""
-    stack = example_stacks["support-assistant"].written.path
+    stack = example_stacks[HYBRID].written.path
     pods = recorded("pods-gpu-small.json")
     container = pods["items"][0]["spec"]["containers"][0]
     container["args"] = [a if a != "256" else "512" for a in container["args"]]

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from conftest import HYBRID
 from pulumi_harness import ProgramRun
 from pulumi_policy import (
     PolicyCustomTimeouts,
@@ -54,7 +55,7 @@ def _recorded(run: ProgramRun) -> list[tuple[str, str, dict[str, Any]]]:
     return [(r.typ, r.name, dict(r.inputs)) for r in run.mocks.resources]
 
 
-@pytest.mark.parametrize("example", ["regulated-records", "agent-workflow", "support-assistant",
+@pytest.mark.parametrize("example", ["regulated-records", "agent-workflow", HYBRID,
                                      "bedrock-eks"])
 def test_every_rule_holds_on_the_programs_resources(program_runs: dict[str, ProgramRun],
                                                     example: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PLANTED
+from conftest import HYBRID, PLANTED
 from pulumi_harness import ACCOUNT, ProgramRun, run_program, stack_values
 
 from llmplan.provision.stack import WrittenStack
@@ -23,7 +23,7 @@ def _types(run: ProgramRun) -> list[str]:
 
 @pytest.mark.parametrize(("example", "serving", "aws"), [
     ("regulated-records", True, False), ("agent-workflow", False, False),
-    ("support-assistant", True, False), ("bedrock-eks", True, True)])
+    (HYBRID, True, False), ("bedrock-eks", True, True)])
 def test_each_stack_has_its_resources(program_runs: dict[str, ProgramRun], example: str,
                                       serving: bool, aws: bool) -> None:
     run = program_runs[example]
@@ -42,7 +42,7 @@ def test_each_stack_has_its_resources(program_runs: dict[str, ProgramRun], examp
         assert types.count("kubernetes:core/v1:Secret") == 2
 
 
-@pytest.mark.parametrize("example", ["regulated-records", "agent-workflow", "support-assistant",
+@pytest.mark.parametrize("example", ["regulated-records", "agent-workflow", HYBRID,
                                      "bedrock-eks"])
 def test_secrets_reach_only_secret_stores_and_stay_secret(program_runs: dict[str, ProgramRun],
                                                           example: str) -> None:
@@ -56,12 +56,12 @@ def test_secrets_reach_only_secret_stores_and_stay_secret(program_runs: dict[str
     gateway = run.mocks.named("gateway-secret").inputs["stringData"]
     assert gateway[SECRET_SIG] and gateway["value"]["master-key"] == PLANTED["gatewayMasterKey"]
     assert ("cloud-api-key" in gateway["value"]) == (example in {"agent-workflow",
-                                                                 "support-assistant"})
+                                                                 HYBRID})
 
 
 def test_the_hybrid_gateway_routes_to_the_fleet_it_deploys(
         program_runs: dict[str, ProgramRun]) -> None:
-    run = program_runs["support-assistant"]
+    run = program_runs[HYBRID]
     config = run.mocks.named("gateway-config-map-llm-gateway").inputs["data"]["config.yaml"]
     assert "api_base: http://gpu-small.llm.svc:8000/v1" in config
     statefulset = run.mocks.named("serving-stateful-set-gpu-small").inputs

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import yaml
-from conftest import ExampleStack
+from conftest import HYBRID, ExampleStack
 
 from llmplan.provision.gateway_manifests import gateway_endpoints, gateway_manifests
 from llmplan.provision.router_config import (
@@ -27,7 +27,7 @@ def _groups(config: dict[str, object]) -> dict[str, dict[str, object]]:
 
 def test_support_assistant_routes_chat_to_the_api_and_keeps_restricted_local(
         example_stacks: dict[str, ExampleStack]) -> None:
-    stack = example_stacks["support-assistant"].written.config
+    stack = example_stacks[HYBRID].written.config
     config = router_config(stack, RouterEndpoints("http://gpu-small.llm.svc:8000/v1"))
     groups = _groups(config)
     assert set(groups) == {"chat", "classify", "redact", LOCAL_FALLBACK}

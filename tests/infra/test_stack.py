@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import EXAMPLES, ExampleStack
+from conftest import EXAMPLES, HYBRID, ExampleStack
 from helpers import ROOT
 from typer.testing import CliRunner
 
@@ -54,7 +54,7 @@ def test_the_stack_reads_back_into_the_simulated_deployment(
 
 def test_the_hybrid_stack_carries_both_parts_and_the_catalog_entries_they_use(
         example_stacks: dict[str, ExampleStack]) -> None:
-    config = example_stacks["support-assistant"].written.config
+    config = example_stacks[HYBRID].written.config
     assert set(config.plan.deployments) == {"hybrid", "gpu-small", "api"}
     assert set(config.plan.catalog.gpus) == {"L40S"}
     assert set(config.plan.catalog.models) == {"Llama-3.1-8B"}
@@ -93,7 +93,7 @@ def test_rewriting_is_idempotent_and_keeps_secrets_and_edits(
 
 def test_no_secret_is_written_and_a_plain_one_is_refused(
         example_stacks: dict[str, ExampleStack], tmp_path: Path) -> None:
-    stack = example_stacks["support-assistant"]
+    stack = example_stacks[HYBRID]
     text = stack.written.path.read_text()
     config = yaml.safe_load(text)["config"]
     assert not [k for k in config if k.split(":", 1)[1] in SECRET_KEYS]
@@ -110,7 +110,7 @@ def test_no_secret_is_written_and_a_plain_one_is_refused(
 
 def test_a_named_deployment_and_bad_names(example_stacks: dict[str, ExampleStack],
                                           tmp_path: Path) -> None:
-    stack = example_stacks["support-assistant"]
+    stack = example_stacks[HYBRID]
     fleet = write_stack(tmp_path / "Pulumi.fleet.yaml", stack.loaded, stack.result, "gpu-fleet",
                         {})
     assert fleet.config.kind == "local" and set(fleet.config.plan.deployments) == {"gpu-fleet"}
