@@ -14,7 +14,8 @@ With --peer (the `aiperf` program of NVIDIA AIPerf, installed from PyPI into its
 with the `gguf` package: `python3 -m venv /tmp/aiperf && /tmp/aiperf/bin/pip install aiperf
 gguf`, ~3 min, 1.2 GB, too heavy for CI) a second phase runs AIPerf as the other client
 instead: it sends the same lengths at the same rate (Poisson, ignore_eos) while our Locust
-user sends its plan, both against the same server at the same time. AIPerf needs a Hugging
+user sends its plan, both against the same server at the same time (requests sent while
+only one of them was sending are left out of the comparison). AIPerf needs a Hugging
 Face tokenizer and this machine has no hub: one is built from the GGUF file's own tokenizer
 data (`tokenizer.ggml.tokens` / `merges`, byte-level BPE) with AIPerf's own `tokenizers`.
 AIPerf's profile_export.jsonl is read through `llmplan import-records`' converter. Last
@@ -157,6 +158,18 @@ def peer_phase(peer: str, server: LlamaCppServer, loaded: LoadedScenario, *, req
         raise SystemExit(f"AIPerf wrote no profile_export.jsonl under {artifacts}")
     theirs = [r for _, rows in from_aiperf(exports[0]) for r in rows if r.ok]
     ours = [r for r in result.rows if r.ok]
+    # compare only while both were sending: alone, either side would see a quieter server
+    start = max(min(r.send_ts for r in ours), min(r.send_ts for r in theirs))
+    end = min(max(r.send_ts for r in ours), max(r.send_ts for r in theirs))
+    ours = [r for r in ours if start <= r.send_ts <= end]
+    theirs = [r for r in theirs if start <= r.send_ts <= end]
+    for name, rows in (("ours", ours), ("AIPerf", theirs)):
+        prompts = np.mean([r.prompt_tokens or 0 for r in rows])
+        print(f"{name}: prompt tokens (server) mean {prompts:.1f}, "
+              f"output tokens mean {np.mean([r.output_tokens or 0 for r in rows]):.1f}, "
+              f"ITL p50 {np.percentile([x for r in rows for x in r.itl_ms], 50):.1f} ms, "
+              f"TPOT p50 {np.percentile([r.tpot_ms or 0 for r in rows], 50):.1f} ms, "
+              f"sends {min(r.send_ts for r in rows):.1f}-{max(r.send_ts for r in rows):.1f}")
     return ([r.ttft_ms or 0 for r in ours], [r.e2e_ms or 0 for r in ours],
             [r.ttft_ms or 0 for r in theirs], [r.e2e_ms or 0 for r in theirs])
 

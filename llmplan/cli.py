@@ -199,9 +199,10 @@ def loadtest(
         _fail(InputError([_option_problem("--prompt-tokens/--output-tokens",
                                           "give a scenario file, or both --prompt-tokens and "
                                           "--output-tokens for a quick run")]))
-    if quick and rate is None and concurrency is None and not closed:
+    if quick and rate is None and concurrency is None and not closed and not sweep:
         _fail(InputError([_option_problem("--rate/--concurrency", "a quick run needs a rate "
-                                          "(open loop) or a concurrency (closed loop)")]))
+                                          "(open loop), a --sweep of rates, or a concurrency "
+                                          "(closed loop)")]))
     try:
         if scenario is None:
             loaded = quick_workload(prompt_tokens=int(prompt_tokens or 0),

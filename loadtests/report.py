@@ -20,6 +20,7 @@ from plotly.subplots import make_subplots
 from llmplan.loadtests.records import ERROR_MEANINGS, RequestRecord
 from llmplan.results.loadtest import LoadTestSummary
 from llmplan.scenario.models import SloSpec
+from llmplan.stats import percentile
 
 CHART_HEIGHT = 420
 Chart = Callable[[LoadTestSummary, list[RequestRecord], Mapping[str, SloSpec]], go.Figure]
@@ -186,12 +187,10 @@ def render(summary: LoadTestSummary, rows: list[RequestRecord], title: str,
     tasks = []
     for name, task in summary.tasks.items():
         mine = [r for r in rows if r.task == name and r.ok]
-        ttft = np.array([r.ttft_ms for r in mine if r.ttft_ms is not None])
-        e2e = np.array([r.e2e_ms for r in mine if r.e2e_ms is not None])
         tasks.append([name, f"{task.requests:,}", f"{task.ok:,}",
                       f"{task.goodput_fraction:.1%}",
-                      _fmt(float(np.percentile(ttft, 50)) if ttft.size else None),
-                      _fmt(float(np.percentile(e2e, 95)) if e2e.size else None),
+                      _fmt(percentile([r.ttft_ms for r in mine], 50)),
+                      _fmt(percentile([r.e2e_ms for r in mine], 95)),
                       "-" if task.correct_fraction is None else f"{task.correct_fraction:.1%}"])
     parts.append("<h2>Per task</h2>" + _table(
         ["task", "requests", "finished", "goodput", "TTFT p50 ms", "E2E p95 ms", "correct"],

@@ -1,7 +1,8 @@
 """`llmplan validate`: replay measured requests through the simulator and compare.
 
-Every finished request of a load test is replayed with its real send time and its
-server-counted prompt and output tokens through one calibrated replica; the predicted and
+Every finished request of a load test is replayed with its real send time, the prompt
+tokens the server computed (its count less those it served from its prompt cache, as the
+fit counts them) and its output tokens through one calibrated replica; the predicted and
 measured TTFT, TPOT, ITL and E2E percentiles and the throughput are set side by side with
 the error of each.
 """
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from llmplan.catalog import builtin_catalog
 from llmplan.fidelity.calibrate import read_measurements
+from llmplan.fidelity.timeline import computed_prompt
 from llmplan.loadtests.records import RequestRecord
 from llmplan.perf.engine import EngineSpec
 from llmplan.perf.steptime_spec import CalibratedStepTime, Calibration
@@ -62,7 +64,8 @@ def replay_stream(rows: list[RequestRecord]) -> tuple[RequestStream, list[Reques
     stream = RequestStream(
         arrival_s=np.array([r.send_ts - t0 for r in done]),
         task_index=np.zeros(len(done), dtype=np.int64),
-        prompt_tokens=np.array([r.prompt_tokens or 0 for r in done], dtype=np.int64),
+        # what the server computed: the fit's per-token cost is per computed prompt token
+        prompt_tokens=np.array([max(1, computed_prompt(r)) for r in done], dtype=np.int64),
         output_tokens=np.array([r.output_tokens or 0 for r in done], dtype=np.int64),
         task_names=("measured",))
     return stream, done

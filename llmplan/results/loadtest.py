@@ -6,7 +6,7 @@ p1-p99.9 and max; names follow the README's "Names across tools" table.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
 class _Model(BaseModel):
@@ -34,11 +34,16 @@ class Stats(_Model):
 
 
 class RequestOutcomes(_Model):
-    """Every planned request is one of: not sent, finished, failed, cancelled."""
+    """Every planned request is one of: not sent, finished, failed, cancelled.
+
+    `finished` was `ok` in summary.json files of 0.2 and earlier; both names are read."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     planned: int
     sent: int = Field(description="Requests that left the generator (records written).")
-    finished: int = Field(description="Answered in full.")
+    finished: int = Field(validation_alias=AliasChoices("finished", "ok"),
+                          description="Answered in full.")
     failed: int = Field(description="Ended by an error (cancelled ones not included).")
     cancelled: int = Field(default=0, description="In flight when the run stopped.")
     not_sent: int = Field(default=0, description="Planned but never sent (the run stopped).")

@@ -21,9 +21,12 @@ OVERHEAD_S = 0.0015
 
 def serve(arrivals: list[tuple[float, int, int]], *, coef: tuple[float, ...] = COEF,
           overhead_s: float = OVERHEAD_S, noise: float = 0.0,
-          prefill_noise: float | None = None, seed: int = 0,
+          prefill_noise: float | None = None, seed: int = 0, cached: int = 0,
           start_ts: float = 1000.0) -> list[RequestRecord]:
-    """Records of a server with the `coef` step model; arrivals are (time, prompt, output)."""
+    """Records of a server with the `coef` step model; arrivals are (time, prompt, output).
+
+    `cached`: prompt tokens every request finds in the server's prompt cache (a chat
+    template): not computed, and reported as cached_prompt_tokens."""
     rng = np.random.default_rng(seed)
     pending = sorted(enumerate(arrivals), key=lambda x: x[1][0])
     running: list[dict[str, Any]] = []
@@ -38,7 +41,7 @@ def serve(arrivals: list[tuple[float, int, int]], *, coef: tuple[float, ...] = C
             admitted.append({"id": i, "arrival": at, "prompt": prompt, "output": output,
                              "tokens": []})
         decoding = list(running)
-        prefill = sum(r["prompt"] for r in admitted)
+        prefill = sum(r["prompt"] - cached for r in admitted)
         kv = sum(r["prompt"] + len(r["tokens"]) for r in decoding)
         step = coef[0] + coef[1] * prefill + coef[2] * len(decoding) + coef[3] * kv
         sigma = noise if prefill_noise is None or not prefill else prefill_noise
@@ -58,6 +61,7 @@ def serve(arrivals: list[tuple[float, int, int]], *, coef: tuple[float, ...] = C
             schedule_delay_ms=0.0, status=200,
             ttft_ms=(seen[0] - r["arrival"]) * 1e3, e2e_ms=(seen[-1] - r["arrival"]) * 1e3,
             itl_ms=list(np.diff(seen) * 1e3), chunks=len(seen), prompt_tokens=r["prompt"],
+            cached_prompt_tokens=cached,
             output_tokens=r["output"], token_source="server",
             tpot_ms=((seen[-1] - seen[0]) / (r["output"] - 1) * 1e3
                      if r["output"] > 1 else None)))

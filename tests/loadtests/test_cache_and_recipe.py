@@ -68,7 +68,7 @@ def test_a_plan_that_cannot_fit_a_slot_is_refused_before_sending(
 
 
 def test_the_readme_recipe_gives_goodput(tmp_path: Path, llamacpp: LlamaCppServer) -> None:
-    code, output = _quick(tmp_path, llamacpp, "recipe", "--prompt-tokens", "200",
+    code, output = _quick(tmp_path, llamacpp, "recipe", "--prompt-tokens", "100",
                           "--output-tokens", "32", "--rate", "0.5", "--requests", "10",
                           "--warmup", "2")
     assert code == 0, output
