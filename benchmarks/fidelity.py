@@ -31,7 +31,7 @@ def main() -> None:
               "E2E p50 meas/pred/err%", "E2E p95 meas/pred/err%")
     print(" | ".join(header))
     for row in experiment.table():
-        cells = [f"{row['rate_per_s']:g}", row["role"], str(row["requests"]),
+        cells = [f"{row['rate_per_s']:.2f}", row["role"], str(row["requests"]),
                  f"{row['achieved_per_s']:.2f}"]
         for metric, q in (("ttft_ms", "p50"), ("e2e_ms", "p50"), ("e2e_ms", "p95")):
             cells.append(f"{row[f'{metric}_{q}_measured']:.0f}/"
@@ -42,7 +42,9 @@ def main() -> None:
     print(f"e2e_p95_err_pct={experiment.median_abs_error_pct('e2e_ms', 'p95'):.2f}")
     print(f"ttft_p50_err_pct={experiment.median_abs_error_pct('ttft_ms', 'p50'):.2f}")
     print(f"saturation_err_pct={experiment.saturation_err_pct:.2f}")
-    print(f"noise_floor_e2e_p50_pct={experiment.noise_floor_e2e_p50_pct:.2f}")
+    for metric, q in (("e2e_ms", "p50"), ("e2e_ms", "p95"), ("ttft_ms", "p50")):
+        name = f"noise_floor_{metric.removesuffix('_ms')}_{q}_pct"
+        print(f"{name}={experiment.noise_floor_pct(metric, q):.2f}")
 
 
 if __name__ == "__main__":
