@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
@@ -24,8 +25,26 @@ if TYPE_CHECKING:
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Local GPUs, cloud APIs, or both? Simulate, load-test, decide.")
-console = Console(stderr=True)
-out = Console()          # the terminal's width; 80 columns when piped (COLUMNS overrides)
+PIPED_WIDTH = 200        # piped (and no COLUMNS): whole cells and lines, never cut to 80
+
+
+class _Console(Console):
+    """The terminal's width; when piped (and no COLUMNS), PIPED_WIDTH, read at each print."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if not self.is_terminal and "COLUMNS" not in os.environ:
+            return ConsoleDimensions(PIPED_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+console = _Console(stderr=True)
+out = _Console()
 
 
 def _fail(error: InputError) -> NoReturn:
@@ -100,8 +119,14 @@ def simulate(
                 tasks[name] = bar.add_task(f"simulating {name}", total=duration)
             bar.update(tasks[name], completed=min(t, duration))
 
+        def stage(text: str) -> None:
+            for task in tasks.values():     # the stage before this one is done
+                bar.update(task, total=1, completed=1)
+            tasks[text] = bar.add_task(text, total=None)
+
         result = evaluate(loaded, seed, mode=mode, progress=progress, planning=plan,
-                          requests_dir=out_dir / "requests" if requests else None)
+                          requests_dir=out_dir / "requests" if requests else None,
+                          stage=stage)
     path = write_result(result, out_dir)
     warnings = used_stale_prices(loaded, datetime.date.today())
     report = write_decision_report(result, out_dir, warnings)

@@ -21,6 +21,7 @@ from llmplan.scenario.models import LocalDeployment, SimulationMode
 from llmplan.sim.run import simulate_scenario
 
 Progress = Callable[[str, float], None]
+Stage = Callable[[str], None]
 
 
 def used_stale_prices(loaded: LoadedScenario, today: datetime.date) -> list[str]:
@@ -36,11 +37,13 @@ def used_stale_prices(loaded: LoadedScenario, today: datetime.date) -> list[str]
 
 def evaluate(loaded: LoadedScenario, seed: int | None = None, *,
              mode: SimulationMode | None = None, progress: Progress | None = None,
-             planning: bool = False, requests_dir: Path | None = None) -> Result:
+             planning: bool = False, requests_dir: Path | None = None,
+             stage: Stage | None = None) -> Result:
     """result.json of a scenario (same scenario and seed: same result)."""
     simulation = simulate_scenario(loaded, seed, mode=mode, progress=progress,
                                    requests_dir=requests_dir)
     result = decide(simulation, loaded)
     if planning:
-        result = result.model_copy(update={"planning": plan(simulation, loaded)})
+        result = result.model_copy(update={"planning": plan(simulation, loaded,
+                                                            progress=stage)})
     return result

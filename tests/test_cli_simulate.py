@@ -128,7 +128,7 @@ def test_old_prices_are_named_in_the_terminal_and_the_report(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("example", ["support-assistant", "bulk-extraction", "agent-workflow",
-                                     "regulated-records"])
+                                     "regulated-records", "retail-assistant"])
 def test_the_summary_fits_a_100_column_terminal(tmp_path: Path, example: str) -> None:
     result = CliRunner().invoke(app, ["simulate", str(EXAMPLES / f"{example}.yaml"), "--out",
                                       str(tmp_path), "--no-plan"], env={"COLUMNS": "100"},
@@ -143,6 +143,15 @@ def test_the_summary_fits_a_100_column_terminal(tmp_path: Path, example: str) ->
     for name, dep in table.deployments.items():         # every reason of every exclusion
         for reason in dep.infeasible_because:
             assert f"excluded {name}: {reason}"[:60] in result.output.replace("\n", " ")
+
+
+def test_piped_output_is_never_cut_to_80_columns() -> None:
+    # no terminal and no COLUMNS: the catalog's wide tables come out whole
+    result = CliRunner().invoke(app, ["catalog"], env={"COLUMNS": None})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output
+    assert "H100-SXM " in result.output and "llama-3.3-70b-bedrock " in result.output
+    assert max(len(line) for line in result.output.splitlines()) > 80
 
 
 def test_json_output_for_scripts(tmp_path: Path) -> None:

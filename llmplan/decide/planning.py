@@ -1,17 +1,43 @@
 """Planning by search over simulations: how many replicas, how much traffic, how stable.
 
+* load_curve: goodput and tails at fractions and multiples of the scenario's traffic (the
+  same requests compressed or stretched in time);
+* max_sustainable_rate: the highest mean request rate at which the SLO still holds
+  (bracketed by the load curve, then bisection on the rate factor);
 * min_replicas: the fewest replicas of a local (or hybrid's local) fleet meeting every SLO
-  at the scenario's traffic (bisection; more replicas never make the SLO harder to meet).
-* max_sustainable_rate: the highest request rate, the same mix compressed in time, at
-  which the SLO still holds (bisection on the rate factor).
-* sensitivity: does the winner change if volume halves or doubles (re-simulated), or if
-  cloud token prices or GPU prices move (costs recomputed)?
+  at the scenario's traffic (doubling, then bisection; more replicas never make the SLO
+  harder to meet), confirmed on the whole stream;
+* sensitivity: does the winner change if volume halves or doubles (the load curve's
+  simulations, decided again), or if cloud token or GPU prices move (costs recomputed)?
+
+What keeps planning within about the time of the simulation itself: the searches run on
+the *busiest stretch* of the request stream (the `WINDOW_REQUESTS` consecutive requests
+that arrive in the shortest time; the whole stream when it is shorter), which is what
+decides an SLO and is cheap to simulate; every simulation is run once (memoised by
+deployment, replicas and rate factor); independent simulations share the machine's cores;
+and the one figure a fleet is bought by, the replica count, is confirmed on the whole
+stream (stepping up if the whole day needs more than its busiest stretch). Same scenario
+and seed, same planning: the pool changes only when a simulation runs, never its result.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
 from llmplan.decide.decision import decide
-from llmplan.results.decision import DeploymentPlan, LoadPoint, Planning, SensitivityCase
+from llmplan.results.decision import (
+    DeploymentPlan,
+    LoadPoint,
+    Planning,
+    PlanningWindow,
+    SensitivityCase,
+)
 from llmplan.results.simulation import DeploymentResult, SimulationResult
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
@@ -19,6 +45,171 @@ from llmplan.scenario.models import LocalDeployment, SimulationMode
 from llmplan.sim.metrics import summarise_run
 from llmplan.sim.run import run_deployment
 from llmplan.traffic import RequestStream, build_request_stream
+
+WINDOW_REQUESTS = 6000          # requests in the busiest stretch the searches simulate
+LOAD_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+RATE_BISECTIONS = 6             # the rate is found to 1/64 of its bracket
+REPLICA_LIMIT = 256
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One planning simulation: a deployment, its fleet size, a rate factor, which stream."""
+
+    name: str
+    replicas: int | None = None     # None: as in the scenario
+    factor: float = 1.0
+    whole: bool = False             # the whole stream (else the busiest stretch)
+
+
+def busiest_stretch(stream: RequestStream, duration_s: float,
+                    requests: int = WINDOW_REQUESTS) -> tuple[RequestStream, float, float]:
+    """(the `requests` consecutive requests arriving in the shortest time, shifted to start
+    at 0; their span in s; where they start in the scenario in s). The whole stream (and
+    duration) when it has no more requests than that."""
+    n = len(stream)
+    if n <= requests:
+        return stream, duration_s, 0.0
+    arrivals = stream.arrival_s
+    spans = arrivals[requests - 1:] - arrivals[:n - requests + 1]
+    start = int(np.argmin(spans))
+    stop = start + requests
+    t0 = float(arrivals[start])
+    # the span runs to where the next request would have arrived: a window of `requests`
+    # arrivals at the stretch's own rate
+    end = float(arrivals[stop]) if stop < n else duration_s
+    window = RequestStream(arrivals[start:stop] - t0, stream.task_index[start:stop],
+                           stream.prompt_tokens[start:stop], stream.output_tokens[start:stop],
+                           stream.task_names)
+    return window, end - t0, t0
+
+
+# a pool worker's planner: handed over when the pool forks (not pickled), with the cache
+# as it was then
+_WORKER: list[Planner] = []
+
+
+def _start_worker(planner: Planner) -> None:
+    _WORKER[:] = [planner]
+
+
+def _run_in_worker(point: Point) -> DeploymentResult:
+    return _WORKER[0].simulate(point)
+
+
+def _search_in_worker(task: tuple[str, str]) -> tuple[str, str, object, dict[Point,
+                                                                        DeploymentResult]]:
+    planner = _WORKER[0]
+    kind, name = task
+    value: object = (planner.min_replicas(name) if kind == "replicas"
+                     else planner.max_rate_factor(name))
+    return kind, name, value, planner.harvest()
+
+
+class Planner:
+    """Memoised planning simulations of one evaluated scenario."""
+
+    def __init__(self, loaded: LoadedScenario, simulation: SimulationResult,
+                 window_requests: int = WINDOW_REQUESTS) -> None:
+        self.loaded = loaded
+        self.seed = simulation.scenario.seed
+        self.stream = build_request_stream(loaded.scenario, self.seed)
+        self.duration_s = loaded.scenario.duration_s
+        self.window, self.window_s, self.window_start_s = busiest_stretch(
+            self.stream, self.duration_s, window_requests)
+        self.cache: dict[Point, DeploymentResult] = {}
+        self.fresh: dict[Point, DeploymentResult] = {}   # run here since the last harvest
+        if simulation.scenario.mode == SimulationMode.FAST.value:
+            # the evaluated run is the whole-stream point at the scenario's fleet
+            for name, result in simulation.deployments.items():
+                self.cache[Point(name, whole=True)] = result
+                if self.window is self.stream:
+                    self.cache[Point(name)] = result
+
+    def _normal(self, point: Point) -> Point:
+        """The same simulation under one key (the scenario's own fleet size is None)."""
+        replicas = point.replicas
+        if replicas is not None and replicas == self.fleet_replicas(point.name):
+            replicas = None
+        whole = point.whole and self.window is not self.stream
+        return Point(point.name, replicas, point.factor, whole)
+
+    def fleet_replicas(self, name: str) -> int | None:
+        dep = self.loaded.scenario.deployments[name]
+        fleet = dep.local if isinstance(dep, HybridDeployment) else name
+        local = self.loaded.scenario.deployments[fleet]
+        return local.replicas if isinstance(local, LocalDeployment) else None
+
+    def simulate(self, point: Point) -> DeploymentResult:
+        point = self._normal(point)
+        if point in self.cache:
+            return self.cache[point]
+        loaded = resized(self.loaded, point.name, point.replicas)
+        stream, span = ((self.stream, self.duration_s) if point.whole
+                        else (self.window, self.window_s))
+        scaled = stream.scaled(1.0 / point.factor)
+        # planning always uses the fast scheduler (reference mode is for checking it)
+        run = run_deployment(loaded, point.name, scaled, span / point.factor, seed=self.seed,
+                             mode=SimulationMode.FAST)
+        result = summarise_run(run, scaled, loaded.scenario)
+        self.cache[point] = self.fresh[point] = result
+        return result
+
+    def meets(self, point: Point) -> bool:
+        return self.simulate(point).slo.met
+
+    def min_replicas(self, name: str) -> int | None:
+        """Fewest replicas meeting the SLO on the busiest stretch (None past the limit)."""
+        hi = 1
+        while not self.meets(Point(name, replicas=hi)):
+            if hi >= REPLICA_LIMIT:
+                return None
+            hi = min(REPLICA_LIMIT, hi * 2)
+        lo = hi // 2   # does not meet (or 0)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self.meets(Point(name, replicas=mid)):
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+    def confirm_replicas(self, name: str, replicas: int) -> int | None:
+        """The search's answer, stepped up until the whole stream meets the SLO too."""
+        n: int | None = replicas
+        while n is not None and not self.meets(Point(name, replicas=n, whole=True)):
+            n = n + 1 if n < REPLICA_LIMIT else None
+        return n
+
+    def max_rate_factor(self, name: str) -> float | None:
+        """Largest rate factor with the SLO met on the busiest stretch (None under 1/64)."""
+        met = [f for f in LOAD_FACTORS if self.meets(Point(name, factor=f))]
+        failed = [f for f in LOAD_FACTORS if f not in met]
+        if met and (not failed or max(met) > max(failed)):
+            lo, hi = max(met), max(met) * 2
+            while self.meets(Point(name, factor=hi)) and hi < 1024:
+                lo, hi = hi, hi * 2
+        elif met:
+            lo = max(met)
+            hi = min(f for f in failed if f > lo)
+        else:
+            hi, lo = min(LOAD_FACTORS), min(LOAD_FACTORS) / 2
+            while not self.meets(Point(name, factor=lo)):
+                hi, lo = lo, lo / 2
+                if lo < 1 / 64:
+                    return None
+        for _ in range(RATE_BISECTIONS):
+            mid = (lo + hi) / 2
+            if self.meets(Point(name, factor=mid)):
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
+    def harvest(self) -> dict[Point, DeploymentResult]:
+        fresh, self.fresh = self.fresh, {}
+        return fresh
 
 
 def resized(loaded: LoadedScenario, name: str, replicas: int | None) -> LoadedScenario:
@@ -36,99 +227,52 @@ def resized(loaded: LoadedScenario, name: str, replicas: int | None) -> LoadedSc
                           loaded.catalog, loaded.path)
 
 
-def simulate_one(loaded: LoadedScenario, name: str, *, replicas: int | None = None,
-                 rate_factor: float = 1.0,
-                 stream: RequestStream | None = None) -> DeploymentResult:
-    """Summary of one deployment, optionally resized or with traffic sped up."""
-    loaded = resized(loaded, name, replicas)
-    scenario = loaded.scenario
-    base = stream if stream is not None else build_request_stream(scenario)
-    scaled = base.scaled(1.0 / rate_factor)
-    # planning always uses the fast scheduler (reference mode is for checking it)
-    run = run_deployment(loaded, name, scaled, scenario.duration_s / rate_factor,
-                         mode=SimulationMode.FAST)
-    return summarise_run(run, scaled, scenario)
+def simulate_one(loaded: LoadedScenario, name: str, *, rate_factor: float = 1.0,
+                 seed: int | None = None) -> DeploymentResult:
+    """Summary of one deployment on the whole stream, its traffic sped up by `rate_factor`
+    (what a sweep point simulates)."""
+    stream = build_request_stream(loaded.scenario, seed).scaled(1.0 / rate_factor)
+    run = run_deployment(loaded, name, stream, loaded.scenario.duration_s / rate_factor,
+                         seed=seed, mode=SimulationMode.FAST)
+    return summarise_run(run, stream, loaded.scenario)
 
 
-def min_replicas(loaded: LoadedScenario, name: str, limit: int = 256) -> int | None:
-    """Fewest replicas meeting the SLO at the scenario's traffic; None if `limit` does not."""
-    dep = loaded.scenario.deployments[name]
-    if isinstance(dep, CloudDeployment):
+def _pool(planner: Planner, jobs: int, tasks: int) -> Executor | None:
+    """A pool forked now, so its workers start from the planner's cache as it is."""
+    if min(jobs, tasks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         return None
-    stream = build_request_stream(loaded.scenario)
-
-    def meets(n: int) -> bool:
-        return simulate_one(loaded, name, replicas=n, stream=stream).slo.met
-
-    hi = 1
-    while not meets(hi):
-        if hi >= limit:
-            return None
-        hi = min(limit, hi * 2)
-    lo = hi // 2   # does not meet (or 0)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if meets(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    return ProcessPoolExecutor(max_workers=min(jobs, tasks),
+                               mp_context=multiprocessing.get_context("fork"),
+                               initializer=_start_worker, initargs=(planner,))
 
 
-def max_sustainable_rate(loaded: LoadedScenario, name: str,
-                         iterations: int = 8) -> float | None:
-    """Highest mean request rate (req/s) with the SLO met; None if not met even at 1/64."""
-    stream = build_request_stream(loaded.scenario)
-    if len(stream) == 0:
-        return None
-    base = len(stream) / loaded.scenario.duration_s
-
-    def meets(factor: float) -> bool:
-        return simulate_one(loaded, name, rate_factor=factor, stream=stream).slo.met
-
-    lo, hi = 0.0, 1.0
-    if meets(1.0):
-        lo = 1.0
-        hi = 2.0
-        while meets(hi) and hi < 1024:
-            lo, hi = hi, hi * 2
-    else:
-        hi = 1.0
-        lo = 0.5
-        while not meets(lo):
-            hi, lo = lo, lo / 2
-            if lo < 1 / 64:
-                return None
-    for _ in range(iterations):
-        mid = (lo + hi) / 2
-        if meets(mid):
-            lo = mid
-        else:
-            hi = mid
-    return base * lo
+def _run_all(planner: Planner, jobs: int, points: Iterable[Point]) -> None:
+    todo = [p for p in dict.fromkeys(planner._normal(p) for p in points)
+            if p not in planner.cache]
+    pool = _pool(planner, jobs, len(todo))
+    if pool is None:
+        for point in todo:
+            planner.simulate(point)
+        return
+    with pool:
+        for point, result in zip(todo, pool.map(_run_in_worker, todo), strict=True):
+            planner.cache[point] = result
 
 
-def sensitivity(simulation: SimulationResult, loaded: LoadedScenario) -> list[SensitivityCase]:
-    """The winner under changed volume (re-simulated) and prices (costs recomputed)."""
-    cases: list[SensitivityCase] = []
-    stream = build_request_stream(loaded.scenario)
-    for factor in (0.5, 2.0):
-        info = simulation.scenario.model_copy(
-            update={"duration_s": simulation.scenario.duration_s / factor})
-        varied = SimulationResult(scenario=info, deployments={
-            name: simulate_one(loaded, name, rate_factor=factor, stream=stream)
-            for name in simulation.deployments})
-        verdict = decide(varied, loaded).recommendation
-        cases.append(SensitivityCase(change=f"volume x{factor:g}", winner=verdict.deployment,
-                                     ranking=verdict.ranking))
-    for label, cloud_factor, gpu_factor in (("cloud prices x0.5", 0.5, 1.0),
-                                            ("cloud prices x2", 2.0, 1.0),
-                                            ("GPU prices x0.7", 1.0, 0.7),
-                                            ("GPU prices x1.3", 1.0, 1.3)):
-        verdict = decide(simulation, _reprice(loaded, cloud_factor, gpu_factor)).recommendation
-        cases.append(SensitivityCase(change=label, winner=verdict.deployment,
-                                     ranking=verdict.ranking))
-    return cases
+def _search_all(planner: Planner, jobs: int,
+                searches: list[tuple[str, str]]) -> dict[tuple[str, str], object]:
+    found: dict[tuple[str, str], object] = {}
+    pool = _pool(planner, jobs, len(searches))
+    if pool is None:
+        for kind, name in searches:
+            found[kind, name] = (planner.min_replicas(name) if kind == "replicas"
+                                 else planner.max_rate_factor(name))
+        return found
+    with pool:
+        for kind, name, value, fresh in pool.map(_search_in_worker, searches):
+            found[kind, name] = value
+            planner.cache.update(fresh)
+    return found
 
 
 def _reprice(loaded: LoadedScenario, cloud_factor: float, gpu_factor: float) -> LoadedScenario:
@@ -149,30 +293,71 @@ def _reprice(loaded: LoadedScenario, cloud_factor: float, gpu_factor: float) -> 
                           loaded.path)
 
 
-LOAD_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
-
-
-def load_curve(loaded: LoadedScenario, name: str) -> list[LoadPoint]:
-    """Goodput and latency tails at fractions and multiples of the scenario's traffic."""
-    stream = build_request_stream(loaded.scenario)
-    base = len(stream) / loaded.scenario.duration_s
-    points = []
-    for factor in LOAD_FACTORS:
-        summary = simulate_one(loaded, name, rate_factor=factor, stream=stream)
-        points.append(LoadPoint(requests_per_s=base * factor,
-                                goodput_fraction=summary.slo.goodput_fraction,
-                                ttft_p95_ms=summary.latency.ttft_ms.p95,
-                                e2e_p95_ms=summary.latency.e2e_ms.p95))
-    return points
-
-
-def plan(simulation: SimulationResult, loaded: LoadedScenario) -> Planning:
-    """The planning section of result.json."""
+def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
+         jobs: int | None = None, progress: Progress | None = None,
+         window_requests: int = WINDOW_REQUESTS) -> Planning:
+    """The planning section of result.json (`jobs`: processes; default one per core)."""
+    say = progress or (lambda _stage: None)
+    planner = Planner(loaded, simulation, window_requests)
+    names = list(loaded.scenario.deployments)
+    local = [n for n in names if not isinstance(loaded.scenario.deployments[n], CloudDeployment)]
+    jobs = min(os.cpu_count() or 1, 8) if jobs is None else jobs
+    say("planning: load curves")
+    _run_all(planner, jobs, [Point(n, factor=f) for n in names for f in LOAD_FACTORS])
+    say("planning: replica and rate searches")
+    found = _search_all(planner, jobs,
+                        [("rate", n) for n in names] + [("replicas", n) for n in local])
+    say("planning: replica counts on the whole stream")
+    candidates = {n: found["replicas", n] for n in local}
+    _run_all(planner, jobs, [Point(n, replicas=r, whole=True)
+                             for n, r in candidates.items() if isinstance(r, int)])
+    replicas = {n: planner.confirm_replicas(n, r) if isinstance(r, int) else None
+                for n, r in candidates.items()}
+    base_rate = len(planner.stream) / planner.duration_s
     per_deployment = {}
-    for name, dep in loaded.scenario.deployments.items():
+    for name in names:
+        factor = found["rate", name]
         per_deployment[name] = DeploymentPlan(
-            min_replicas_meeting_slo=(None if isinstance(dep, CloudDeployment)
-                                      else min_replicas(loaded, name)),
-            max_sustainable_requests_per_s=max_sustainable_rate(loaded, name),
-            load_curve=load_curve(loaded, name))
-    return Planning(deployments=per_deployment, sensitivity=sensitivity(simulation, loaded))
+            min_replicas_meeting_slo=replicas.get(name),
+            max_sustainable_requests_per_s=(base_rate * factor
+                                            if isinstance(factor, float) else None),
+            load_curve=[_load_point(planner.simulate(Point(name, factor=f)), base_rate * f)
+                        for f in LOAD_FACTORS])
+    return Planning(deployments=per_deployment, sensitivity=sensitivity(simulation, planner),
+                    window=PlanningWindow(requests=len(planner.window),
+                                          start_s=planner.window_start_s,
+                                          span_s=planner.window_s,
+                                          whole_stream=planner.window is planner.stream))
+
+
+def _load_point(result: DeploymentResult, requests_per_s: float) -> LoadPoint:
+    return LoadPoint(requests_per_s=requests_per_s,
+                     goodput_fraction=result.slo.goodput_fraction,
+                     ttft_p95_ms=result.latency.ttft_ms.p95,
+                     e2e_p95_ms=result.latency.e2e_ms.p95)
+
+
+def sensitivity(simulation: SimulationResult, planner: Planner) -> list[SensitivityCase]:
+    """The winner under changed volume (the load curve's runs) and prices (repriced)."""
+    cases: list[SensitivityCase] = []
+    loaded = planner.loaded
+    for factor in (0.5, 2.0):
+        info = simulation.scenario.model_copy(
+            update={"duration_s": planner.window_s / factor,
+                    "requests": len(planner.window)})
+        varied = SimulationResult(scenario=info, deployments={
+            name: planner.simulate(Point(name, factor=factor))
+            for name in simulation.deployments})
+        verdict = decide(varied, loaded).recommendation
+        cases.append(SensitivityCase(change=f"volume x{factor:g}", winner=verdict.deployment,
+                                     ranking=verdict.ranking))
+    for label, cloud_factor, gpu_factor in (("cloud prices x0.5", 0.5, 1.0),
+                                            ("cloud prices x2", 2.0, 1.0),
+                                            ("GPU prices x0.7", 1.0, 0.7),
+                                            ("GPU prices x1.3", 1.0, 1.3)):
+        verdict = decide(simulation, _reprice(loaded, cloud_factor, gpu_factor)).recommendation
+        cases.append(SensitivityCase(change=label, winner=verdict.deployment,
+                                     ranking=verdict.ranking))
+    return cases
+
+

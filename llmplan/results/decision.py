@@ -97,9 +97,20 @@ class SensitivityCase(ResultModel):
     ranking: list[str]
 
 
+class PlanningWindow(ResultModel):
+    """The stretch of the request stream the planning searches simulate: the `requests`
+    consecutive requests that arrive in the shortest time (the busiest stretch)."""
+
+    requests: int
+    start_s: float
+    span_s: float
+    whole_stream: bool
+
+
 class Planning(ResultModel):
     deployments: dict[str, DeploymentPlan]
     sensitivity: list[SensitivityCase]
+    window: PlanningWindow
 
 
 class Result(ResultModel):

@@ -63,3 +63,19 @@ def test_regulated_workload_cloud_infeasible(name: str) -> None:
     assert result.recommendation.deployment == "on-prem"
     reasons = " ".join(deps["api"].infeasible_because)
     assert "restricted data" in reasons and "offline" in reasons
+
+
+def test_retail_assistant_small_fleet_plus_api_wins() -> None:
+    # evenings at four times the mean: one TP2 replica cannot carry the peak alone, three
+    # can (eight H100s idle most of the night would be dearer); the hybrid keeps the
+    # restricted order look-ups local and spills product questions at the peak
+    result = _result("retail-assistant")
+    deps = result.deployments
+    assert result.recommendation.deployment == "hybrid"
+    assert not deps["gpu-base"].feasible and not deps["api"].feasible
+    assert "restricted data" in deps["api"].infeasible_because[0]
+    assert deps["gpu-peak"].feasible
+    assert _per_useful(result, "hybrid") < _per_useful(result, "gpu-peak")
+    hybrid = deps["hybrid"].hybrid
+    assert hybrid is not None and hybrid.restricted_served_by_cloud == 0
+    assert hybrid.served_cloud > 0.1 * (hybrid.served_cloud + hybrid.served_local)

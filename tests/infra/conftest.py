@@ -19,9 +19,10 @@ from llmplan.scenario import LoadedScenario, load_scenario
 EXAMPLES = {"support-assistant": ("gpu-small", "local"),
             "bulk-extraction": ("owned-h100", "local"),
             "agent-workflow": ("api", "cloud"),
-            "regulated-records": ("on-prem", "local")}
-#: No bundled example recommends a hybrid since the step model counts async scheduling
-#: (one L40S carries the support assistant): its hybrid candidate is provisioned by name.
+            "regulated-records": ("on-prem", "local"),
+            "retail-assistant": ("hybrid", "hybrid")}
+#: The support assistant's hybrid candidate (not its winner), provisioned by name: a stack
+#: for any candidate, not only the recommended one.
 HYBRID = "support-assistant-hybrid"
 
 

@@ -128,3 +128,19 @@ def test_names_and_images() -> None:
     for moving in ("vllm/vllm-openai", "vllm/vllm-openai:latest", "registry:5000/vllm",
                    "ghcr.io/berriai/litellm:main-latest", "ghcr.io/berriai/litellm:main-stable"):
         assert not is_pinned(moving), moving
+
+
+def test_the_retail_hybrid_serves_with_the_engine_flags_it_was_simulated_with(
+        example_stacks: dict[str, ExampleStack]) -> None:
+    """Two H100s per replica, FP8 weights, at most 24 sequences in flight: what the plan ran."""
+    config = example_stacks["retail-assistant"].written.config
+    statefulset = _by_kind(serving_manifests(config), "StatefulSet")
+    args = statefulset["spec"]["template"]["spec"]["containers"][0]["args"]
+    flags = dict(zip(args[::2], args[1::2], strict=False))
+    joined = " ".join(args)
+    assert "--tensor-parallel-size 2" in joined, joined
+    assert "--max-num-seqs 24" in joined, joined
+    assert statefulset["spec"]["replicas"] == 1
+    limits = statefulset["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert str(limits["nvidia.com/gpu"]) == "2"
+    assert flags  # the args are flag/value pairs

@@ -1,0 +1,95 @@
+"""Planning: the busiest stretch, searches that answer what they say, and the same answer
+whether the simulations share a pool of processes or run one after another."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import scenario_from
+
+from llmplan.decide.planning import Planner, Point, busiest_stretch, plan
+from llmplan.sim.run import simulate_scenario
+from llmplan.traffic import RequestStream
+
+WINDOW = 400
+
+# steady traffic with a three-minute surge at three times the rate: the busiest stretch
+SCENARIO = """
+    seed: 3
+    duration: 1200
+    traffic: {kind: poisson, rate_per_s: 4.0,
+              spikes: [{start_s: 600, duration_s: 180, multiplier: 3}]}
+    tasks: [{name: t, prompt_tokens: {kind: uniform, min_tokens: 300, max_tokens: 900},
+             output_tokens: {kind: uniform, min_tokens: 50, max_tokens: 200}}]
+    slo: {ttft_ms: 1500, tpot_ms: 120, min_goodput_fraction: 0.95}
+    deployments:
+      small: {gpu: L4, model: Llama-3.1-8B, replicas: 3}
+      api: {kind: cloud, model: gpt-4o-mini}
+"""
+
+
+def _stream(arrivals: list[float]) -> RequestStream:
+    n = len(arrivals)
+    ones = np.ones(n, dtype=np.int64)
+    return RequestStream(np.array(arrivals), np.zeros(n, dtype=np.int64), ones * 10, ones * 5,
+                         ("t",))
+
+
+def test_busiest_stretch_is_the_densest_run_of_requests() -> None:
+    # sparse, then four requests within 0.3 s, then sparse again
+    stream = _stream([0.0, 10.0, 20.0, 30.0, 30.1, 30.2, 30.3, 40.0, 50.0])
+    window, span_s, start_s = busiest_stretch(stream, 60.0, requests=4)
+    assert start_s == 30.0
+    assert list(window.arrival_s) == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    # it runs until the next request would have come
+    assert span_s == pytest.approx(10.0)
+    whole, whole_span, _ = busiest_stretch(stream, 60.0, requests=100)
+    assert whole is stream and whole_span == 60.0
+
+
+def test_min_replicas_is_minimal_on_the_stretch_and_holds_on_the_whole_stream() -> None:
+    loaded = scenario_from(SCENARIO)
+    simulation = simulate_scenario(loaded)
+    planned = plan(simulation, loaded, window_requests=WINDOW)
+    window = planned.window
+    assert window.requests == WINDOW and not window.whole_stream
+    assert window.span_s < WINDOW / 2.5        # inside the surge
+    assert 500 < window.start_s < 700
+    n = planned.deployments["small"].min_replicas_meeting_slo
+    assert n is not None and n >= 1
+    planner = Planner(loaded, simulation, WINDOW)
+    assert planner.meets(Point("small", replicas=n, whole=True))
+    assert planner.meets(Point("small", replicas=n))
+    if n > 1:
+        assert not (planner.meets(Point("small", replicas=n - 1))
+                    and planner.meets(Point("small", replicas=n - 1, whole=True)))
+    rate = planned.deployments["small"].max_sustainable_requests_per_s
+    assert rate is not None
+    factor = rate / (len(planner.stream) / planner.duration_s)
+    assert planner.meets(Point("small", factor=factor))
+    assert not planner.meets(Point("small", factor=factor * 1.05))
+
+
+def test_a_pool_changes_nothing_but_the_time() -> None:
+    loaded = scenario_from(SCENARIO)
+    simulation = simulate_scenario(loaded)
+    serial = plan(simulation, loaded, jobs=1, window_requests=WINDOW)
+    pooled = plan(simulation, loaded, jobs=2, window_requests=WINDOW)
+    assert serial.model_dump_json() == pooled.model_dump_json()
+
+
+def test_the_evaluated_run_is_reused_not_simulated_again() -> None:
+    loaded = scenario_from(SCENARIO)
+    simulation = simulate_scenario(loaded)
+    planner = Planner(loaded, simulation, window_requests=10**6)
+    # the stream is shorter than the window: the whole stream is the stretch
+    assert planner.window is planner.stream
+    assert planner.simulate(Point("small")) is simulation.deployments["small"]
+    assert planner.simulate(Point("small", replicas=3, whole=True)) is \
+        simulation.deployments["small"]
+    assert not planner.fresh
+    # on a shorter stretch, only the whole-stream point at the scenario's fleet is reused
+    planner = Planner(loaded, simulation, window_requests=WINDOW)
+    assert planner.simulate(Point("small", whole=True)) is simulation.deployments["small"]
+    assert planner.simulate(Point("small")) is not simulation.deployments["small"]
+    assert list(planner.fresh) == [Point("small")]
