@@ -176,7 +176,13 @@ def render(result: Result, price_warnings: list[str] | None = None) -> str:
         ["question", "status", "evidence"],
         [[c.item, c.status, c.evidence] for c in result.checklist]))
     if result.planning is not None:
-        parts.append("<h2>Planning</h2>" + _table(
+        window = result.planning.window
+        where = ("the whole request stream" if window.whole_stream else
+                 f"the busiest stretch of the request stream: {window.requests:,} requests "
+                 f"arriving in {window.span_s:,.0f} s from {window.start_s:,.0f} s on")
+        parts.append("<h2>Planning</h2><p>" + html.escape(
+            f"The searches simulated {where}; the replica counts were confirmed on the "
+            f"whole stream.") + "</p>" + _table(
             ["deployment", "fewest replicas meeting the SLO", "max sustainable requests/s"],
             [[n, _fmt(p.min_replicas_meeting_slo),
               _fmt(p.max_sustainable_requests_per_s, 2)]
