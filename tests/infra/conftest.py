@@ -65,11 +65,17 @@ PLANTED = {"gatewayMasterKey": "mk-planted-master-key-7f3a",
 @pytest.fixture(scope="session")
 def program_runs(example_stacks: dict[str, ExampleStack],
                  bedrock_stack: WrittenStack) -> dict[str, Any]:
-    """The Pulumi program under mocks for a local, a cloud, a hybrid and a Bedrock stack."""
+    """The Pulumi program under mocks for a local, a cloud, two hybrids (an OpenAI one by
+    name, the retail example's Bedrock one as recommended) and a Bedrock-on-EKS stack."""
     from pulumi_harness import run_program, stack_values
 
     runs = {name: run_program(stack_values(example_stacks[name].written.path), PLANTED)
             for name in ("regulated-records", "agent-workflow", HYBRID)}
+    # the retail example's Bedrock hybrid, on an existing EKS cluster (Pod Identity)
+    runs["retail-assistant"] = run_program(
+        {**stack_values(example_stacks["retail-assistant"].written.path),
+         "awsRegion": "us-east-1", "eksClusterName": "shop"},
+        {"gatewayMasterKey": PLANTED["gatewayMasterKey"], "hfToken": PLANTED["hfToken"]})
     values = {**stack_values(bedrock_stack.path), "clusterMode": "eks"}
     runs["bedrock-eks"] = run_program(values, {"gatewayMasterKey": PLANTED["gatewayMasterKey"],
                                                "hfToken": PLANTED["hfToken"]})

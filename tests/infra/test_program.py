@@ -23,7 +23,7 @@ def _types(run: ProgramRun) -> list[str]:
 
 @pytest.mark.parametrize(("example", "serving", "aws"), [
     ("regulated-records", True, False), ("agent-workflow", False, False),
-    (HYBRID, True, False), ("bedrock-eks", True, True)])
+    (HYBRID, True, False), ("bedrock-eks", True, True), ("retail-assistant", True, True)])
 def test_each_stack_has_its_resources(program_runs: dict[str, ProgramRun], example: str,
                                       serving: bool, aws: bool) -> None:
     run = program_runs[example]
@@ -43,7 +43,7 @@ def test_each_stack_has_its_resources(program_runs: dict[str, ProgramRun], examp
 
 
 @pytest.mark.parametrize("example", ["regulated-records", "agent-workflow", HYBRID,
-                                     "bedrock-eks"])
+                                     "bedrock-eks", "retail-assistant"])
 def test_secrets_reach_only_secret_stores_and_stay_secret(program_runs: dict[str, ProgramRun],
                                                           example: str) -> None:
     run = program_runs[example]
@@ -67,6 +67,21 @@ def test_the_hybrid_gateway_routes_to_the_fleet_it_deploys(
     statefulset = run.mocks.named("serving-stateful-set-gpu-small").inputs
     assert statefulset["metadata"] == {"name": "gpu-small", "namespace": "llm",
                                        "labels": statefulset["spec"]["selector"]["matchLabels"]}
+
+
+def test_the_recommended_bedrock_hybrid_serves_and_routes_what_was_simulated(
+        program_runs: dict[str, ProgramRun]) -> None:
+    run = program_runs["retail-assistant"]
+    config = run.mocks.named("gateway-config-map-llm-gateway").inputs["data"]["config.yaml"]
+    assert "api_base: http://gpu-base.llm.svc:8000/v1" in config
+    assert "bedrock/us.meta.llama3-3-70b-instruct-v1:0" in config
+    statefulset = run.mocks.named("serving-stateful-set-gpu-base").inputs
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    assert statefulset["spec"]["replicas"] == 1
+    assert "--max-num-seqs" in container["args"] and "24" in container["args"]
+    types = _types(run)
+    assert "aws:eks/podIdentityAssociation:PodIdentityAssociation" in types
+    assert "aws:eks/cluster:Cluster" not in types          # the cluster exists already
 
 
 def test_eks_cluster_with_gpu_nodes_device_plugin_and_storage(
