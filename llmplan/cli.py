@@ -137,6 +137,9 @@ def simulate(
     rec = result.recommendation
     out.print(f"[bold]recommendation: {rec.deployment or 'none'}[/] - {escape(rec.reason)}",
               highlight=False)
+    for driver in rec.drivers:
+        out.print(f"  because {escape(driver.text)} [dim]({escape(driver.basis)})[/]",
+                  highlight=False)
     for line in exclusions(result):
         out.print(f"  excluded {escape(line)}", highlight=False)
     if result.planning is not None:

@@ -138,6 +138,10 @@ def render(result: Result, price_warnings: list[str] | None = None) -> str:
     parts = [f"<h1>{html.escape(meta.name)}: local, cloud or both?</h1>",
              f"<p class='rec'><b>Recommendation: {html.escape(str(rec.deployment))}</b>. "
              f"{html.escape(rec.reason)}.</p>"]
+    if rec.drivers:
+        parts.append("<div class='drivers'><b>What decides it</b><ul>" + "".join(
+            f"<li>{html.escape(d.text)} <i>({html.escape(d.basis)})</i></li>"
+            for d in rec.drivers) + "</ul></div>")
     cases = result.planning.sensitivity if result.planning is not None else []
     flips = [c for c in cases if c.winner != rec.deployment]
     if flips:

@@ -17,6 +17,7 @@ from llmplan.decide.costs import (
     cloud_items,
     local_items,
 )
+from llmplan.decide.drivers import drivers
 from llmplan.decide.table import checklist, decision_table
 from llmplan.results.decision import (
     BreakEven,
@@ -166,7 +167,8 @@ def _recommendation(ranking: list[str], candidates: dict[str, Candidate]) -> Rec
     if excluded:
         reason += "; excluded: " + "; ".join(
             f"{n} ({candidates[n].infeasible_because[0]})" for n in excluded)
-    return Recommendation(deployment=best, ranking=ranking, reason=reason)
+    return Recommendation(deployment=best, ranking=ranking, reason=reason,
+                          drivers=drivers(best, feasible, candidates))
 
 
 def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario) -> list[BreakEven]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
+
 from llmplan.results._base import ResultModel
 from llmplan.results.simulation import DeploymentResult, RunInfo
 
@@ -44,10 +46,18 @@ class Candidate(DeploymentResult):
         return cls(**fields, cost=cost, feasible=not reasons, infeasible_because=reasons)
 
 
+class Driver(ResultModel):
+    """One thing that decides the recommendation, and where its number comes from."""
+
+    text: str
+    basis: str
+
+
 class Recommendation(ResultModel):
     deployment: str | None
     ranking: list[str]
     reason: str
+    drivers: list[Driver] = Field(default_factory=list)
 
 
 class BreakEven(ResultModel):

@@ -35,6 +35,11 @@ def test_support_assistant_one_small_gpu_wins() -> None:
     assert _per_useful(result, "gpu-small") < _per_useful(result, "hybrid")
     hybrid = deps["hybrid"].hybrid
     assert hybrid is not None and hybrid.restricted_served_by_cloud == 0
+    # the headline names what decides it: no API bill, at lower (assumed) quality on chat
+    drivers = [d.text for d in result.recommendation.drivers]
+    assert drivers[0].startswith("API usage: $0 a month for gpu-small against $")
+    quality = next(d for d in result.recommendation.drivers if "useful results" in d.text)
+    assert quality.basis.startswith("assumption")
 
 
 def test_bulk_extraction_owned_gpus_win() -> None:
@@ -54,6 +59,8 @@ def test_bursty_agent_cloud_wins() -> None:
     assert result.recommendation.deployment == "api"
     deps = result.deployments
     assert deps["gpu"].cost.monthly_usd > 5 * deps["api"].cost.monthly_usd
+    idle = [d for d in result.recommendation.drivers if "run no batch" in d.text]
+    assert idle and idle[0].text.startswith("gpu's 1 GPU(s)") and idle[0].basis == "simulated"
 
 
 @pytest.mark.parametrize("name", ["regulated-records"])
@@ -63,6 +70,8 @@ def test_regulated_workload_cloud_infeasible(name: str) -> None:
     assert result.recommendation.deployment == "on-prem"
     reasons = " ".join(deps["api"].infeasible_because)
     assert "restricted data" in reasons and "offline" in reasons
+    assert [d.text for d in result.recommendation.drivers] == [
+        "on-prem is the only candidate that meets every constraint and the SLO"]
 
 
 def test_retail_assistant_small_fleet_plus_api_wins() -> None:
@@ -79,3 +88,9 @@ def test_retail_assistant_small_fleet_plus_api_wins() -> None:
     hybrid = deps["hybrid"].hybrid
     assert hybrid is not None and hybrid.restricted_served_by_cloud == 0
     assert hybrid.served_cloud > 0.1 * (hybrid.served_cloud + hybrid.served_local)
+    # what decides it: the cheapest option may not see customer records, and the peak
+    # fleet's GPUs cost twice the hybrid's while idling much of the day
+    texts = [d.text for d in result.recommendation.drivers]
+    assert texts[0].startswith("api would cost less") and "restricted data" in texts[0]
+    assert texts[1].startswith("GPUs and servers: $")
+    assert any(t.startswith("gpu-peak's 6 GPU(s) run no batch") for t in texts)

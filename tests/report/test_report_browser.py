@@ -53,6 +53,8 @@ def test_every_chart_renders_without_console_errors(report: Path, tmp_path: Path
         # plotly drew data, not just axes
         assert re.search(r'class="(trace|point|bars)', block), f"{chart.__name__} is empty"
     assert "Recommendation: gpu-small" in dom
+    assert "What decides it" in dom and "API usage: $0 a month for gpu-small" in dom
+    assert "The searches simulated" in dom          # which stretch planning simulated
     assert dom.count("<table>") >= 4            # candidates, decision table, checklist, plan
     assert "http://" not in dom.split("<script", 1)[0]   # nothing fetched from the web
 
