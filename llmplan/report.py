@@ -11,17 +11,21 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+import plotly.colors
 import plotly.graph_objects as go
 from plotly.io import to_html
 
 from llmplan.results.decision import Result
 
-CHART_HEIGHT = 420
+CHART_HEIGHT = 520
 
 
 def _figure_html(fig: go.Figure, first: bool) -> str:
+    # the legend under the plot: on the right it would cover the right-hand axes
     fig.update_layout(height=CHART_HEIGHT, template="plotly_white",
-                      margin={"l": 60, "r": 20, "t": 50, "b": 50})
+                      margin={"l": 60, "r": 20, "t": 50, "b": 50},
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.15,
+                              "xanchor": "left", "x": 0})
     return str(to_html(fig, include_plotlyjs="inline" if first else False, full_html=False,
                        config={"displaylogo": False, "responsive": True}))
 
@@ -52,7 +56,8 @@ def load_curves(result: Result) -> go.Figure:
         fig.add_trace(go.Scatter(x=rates, y=[p.ttft_p95_ms for p in curve],
                                  name=f"{name} TTFT p95", mode="lines+markers", yaxis="y2",
                                  line={"dash": "dot"}))
-    fig.update_layout(title="Goodput and TTFT p95 versus offered load", xaxis_title="requests/s",
+    fig.update_layout(title="Goodput and TTFT p95 versus offered load",
+                      xaxis={"title": "requests/s", "rangemode": "tozero"},
                       yaxis={"title": "goodput", "range": [0, 1.05]},
                       yaxis2={"title": "TTFT p95 ms (log)", "overlaying": "y", "side": "right",
                               "type": "log"})
@@ -72,48 +77,81 @@ def over_time(result: Result) -> go.Figure:
     first = next(iter(result.deployments.values())).timeseries
     fig.add_trace(go.Bar(x=[m / 60 for m in first.minute], y=first.arrivals_per_s,
                          name="arrivals/s", yaxis="y3", opacity=0.25))
-    fig.update_layout(title="GPU busy share and queue depth over the run", xaxis_title="hours",
+    fig.update_layout(title="GPU busy share, queue depth and arrivals over the run",
+                      xaxis={"title": "hours", "domain": [0, 0.88]},
                       yaxis={"title": "busy share", "range": [0, 1.05]},
-                      yaxis2={"title": "waiting requests", "overlaying": "y", "side": "right"},
-                      yaxis3={"overlaying": "y", "visible": False})
+                      yaxis2={"title": "waiting requests", "overlaying": "y", "side": "right",
+                              "rangemode": "nonnegative"},
+                      yaxis3={"title": "arrivals/s", "overlaying": "y", "side": "right",
+                              "anchor": "free", "position": 1.0,
+                              "rangemode": "nonnegative"})
     return fig
+
+
+#: Cost items as a reader names them (result.json keeps the item keys).
+ITEM_LABELS = {
+    "hardware": "GPUs and servers (amortised)", "gpu_rental": "GPU rental",
+    "electricity": "electricity", "cooling": "cooling", "maintenance": "maintenance",
+    "rack_colocation": "rack space", "serving_software": "serving software",
+    "engineering": "engineering hours", "on_call": "on-call hours", "monitoring": "monitoring",
+    "replacement_cycle": "replacements", "input_tokens": "API input tokens",
+    "output_tokens": "API output tokens", "request_fees": "API request fees",
+    "tool_calls": "tool calls", "storage_retrieval": "storage and retrieval",
+    "network_egress": "network egress", "observability": "API observability",
+    "vendor_review": "vendor review", "rate_limit_planning": "rate-limit planning",
+}
+
+
+def item_label(item: str) -> str:
+    """`cloud_input_tokens` -> "API input tokens" (a hybrid's cloud part)."""
+    return ITEM_LABELS.get(item.removeprefix("cloud_"), item.replace("_", " "))
 
 
 def cost_breakdown(result: Result) -> go.Figure:
     names = list(result.deployments)
-    items = sorted({i.item for d in result.deployments.values()
-                    for i in d.cost.items if i.usd_per_month > 0})
+    # one bar segment per item as a reader names it (a hybrid's cloud_input_tokens and an
+    # API's input_tokens are both "API input tokens"), one distinct colour each
+    labels = sorted({item_label(i.item) for d in result.deployments.values()
+                     for i in d.cost.items if i.usd_per_month > 0})
+    colours = plotly.colors.qualitative.Dark24 + plotly.colors.qualitative.Light24
     fig = go.Figure()
-    for item in items:
-        fig.add_trace(go.Bar(name=item, x=names, y=[
-            sum(i.usd_per_month for i in result.deployments[n].cost.items
-                if i.item == item) for n in names]))
-    fig.update_layout(barmode="stack", title="Monthly cost by item", yaxis_title="USD/month")
+    for k, label in enumerate(labels):
+        fig.add_trace(go.Bar(name=label, x=names, marker_color=colours[k % len(colours)],
+                             y=[sum(i.usd_per_month for i in result.deployments[n].cost.items
+                                    if item_label(i.item) == label) for n in names]))
+    fig.update_layout(barmode="stack", title="Monthly cost by item", xaxis_title="candidate",
+                      yaxis_title="USD/month")
     return fig
 
 
 def break_even_chart(result: Result) -> go.Figure:
+    """Every candidate's monthly cost as fixed + per-request x volume, the break-even points
+    of each local/cloud pair, and the scenario's own volume ("you are here")."""
     fig = go.Figure()
-    rows = result.break_even
-    top = max([r.break_even_requests_per_month or 0 for r in rows]
-              + [r.simulated_requests_per_month for r in rows] + [1.0]) * 1.5
+    here = max((d.cost.requests_per_month for d in result.deployments.values()), default=1.0)
+    top = max([r.break_even_requests_per_month or 0 for r in result.break_even]
+              + [here, 1.0]) * 1.5
     volumes = [top * k / 50 for k in range(51)]
-    drawn = set()
-    for r in rows:
-        for name, fixed, per in ((r.local, r.local_fixed_usd, r.local_usd_per_request),
-                                 (r.cloud, r.cloud_fixed_usd, r.cloud_usd_per_request)):
-            if name not in drawn:
-                drawn.add(name)
-                fig.add_trace(go.Scatter(x=volumes, y=[fixed + per * v for v in volumes],
-                                         name=name, mode="lines"))
+    for name, dep in result.deployments.items():
+        cost = dep.cost
+        per_request = cost.variable_usd_per_month / cost.requests_per_month \
+            if cost.requests_per_month else 0.0
+        label = f"{name} (recommended)" if name == result.recommendation.deployment else name
+        fig.add_trace(go.Scatter(x=volumes, mode="lines", name=label,
+                                 y=[cost.fixed_usd_per_month + per_request * v
+                                    for v in volumes],
+                                 line={"dash": "solid" if dep.feasible else "dot"}))
+    for r in result.break_even:
         if r.break_even_requests_per_month:
             v = r.break_even_requests_per_month
-            cost = r.cloud_fixed_usd + r.cloud_usd_per_request * v
-            fig.add_trace(go.Scatter(x=[v], y=[cost], mode="markers",
-                                     marker={"size": 11, "symbol": "x"},
+            fig.add_trace(go.Scatter(x=[v], y=[r.cloud_fixed_usd + r.cloud_usd_per_request * v],
+                                     mode="markers", marker={"size": 11, "symbol": "x"},
                                      name=f"break-even {r.local} / {r.cloud}"))
-    fig.update_layout(title="Monthly cost versus monthly volume (break-even points marked)",
-                      xaxis_title="requests per month", yaxis_title="USD/month")
+    fig.add_vline(x=here, line={"dash": "dash", "color": "#555"},
+                  annotation_text="you are here", annotation_position="top left")
+    fig.update_layout(title="Monthly cost versus monthly volume (dotted: infeasible here)",
+                      xaxis={"title": "requests per month", "rangemode": "nonnegative"},
+                      yaxis={"title": "USD/month", "rangemode": "nonnegative"})
     return fig
 
 

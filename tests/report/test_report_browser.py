@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from llmplan.pipeline import evaluate
-from llmplan.report import CHARTS, write_decision_report
+from llmplan.report import CHARTS, break_even_chart, cost_breakdown, write_decision_report
 from llmplan.results import write_result
+from llmplan.results.decision import Result
 from llmplan.scenario import load_scenario
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -52,6 +53,11 @@ def test_every_chart_renders_without_console_errors(report: Path, tmp_path: Path
         assert "main-svg" in block, f"{chart.__name__} did not render"
         # plotly drew data, not just axes
         assert re.search(r'class="(trace|point|bars)', block), f"{chart.__name__} is empty"
+        # the browser drew an x and a y axis title, and a legend entry per trace
+        for kind in ("g-xtitle", "g-ytitle"):
+            title = re.search(rf'class="{kind}".*?<text[^>]*>([^<]+)</text>', block)
+            assert title and title.group(1).strip(), f"{chart.__name__}: no {kind}"
+        assert 'class="legend"' in block, f"{chart.__name__}: no legend"
     assert "Recommendation: gpu-small" in dom
     assert "What decides it" in dom and "API usage: $0 a month for gpu-small" in dom
     assert "The searches simulated" in dom          # which stretch planning simulated
@@ -64,3 +70,50 @@ def test_the_check_does_catch_a_broken_page(tmp_path: Path) -> None:
     page.write_text("<html><body><script>undefinedFunction();</script></body></html>")
     _, log = _open(page, tmp_path)
     assert any(":CONSOLE" in line and "undefinedFunction" in line for line in log.splitlines())
+
+
+@pytest.fixture(scope="module")
+def results() -> list[Result]:
+    return [evaluate(load_scenario(EXAMPLES / f"{name}.yaml"), planning=planning)
+            for name, planning in (("support-assistant", True), ("agent-workflow", False),
+                                   ("regulated-records", False))]
+
+
+def test_every_axis_has_a_title_and_every_trace_a_name(results: list[Result]) -> None:
+    for result in results:
+        for chart in CHARTS:
+            fig = chart(result)
+            layout = fig.to_plotly_json()["layout"]
+            axes = [k for k in layout if k.startswith(("xaxis", "yaxis"))]
+            assert {"xaxis", "yaxis"} <= set(axes), chart.__name__
+            for axis in axes:
+                if layout[axis].get("visible", True):
+                    assert layout[axis].get("title", {}).get("text"), (chart.__name__, axis)
+            for trace in fig.data:
+                assert trace.name, (chart.__name__, trace)
+
+
+def test_cost_items_have_human_names_and_distinct_colours(results: list[Result]) -> None:
+    for result in results:
+        fig = cost_breakdown(result)
+        names = [t.name for t in fig.data]
+        assert all("_" not in n for n in names), names
+        colours = [t.marker.color for t in fig.data]
+        assert len(set(colours)) == len(colours)
+
+
+def test_break_even_draws_every_candidate_and_where_the_scenario_is(
+        results: list[Result]) -> None:
+    for result in results:
+        fig = break_even_chart(result)
+        drawn = {t.name.removesuffix(" (recommended)") for t in fig.data
+                 if not t.name.startswith("break-even")}
+        assert drawn == set(result.deployments)
+        winner = result.recommendation.deployment
+        assert f"{winner} (recommended)" in {t.name for t in fig.data}
+        here = [s for s in fig.layout.shapes if s.type == "line"]
+        volume = max(d.cost.requests_per_month for d in result.deployments.values())
+        assert len(here) == 1 and here[0].x0 == pytest.approx(volume)
+        assert any(a.text == "you are here" for a in fig.layout.annotations)
+        # no negative counts or costs on the axes
+        assert fig.layout.yaxis.rangemode == "nonnegative"
