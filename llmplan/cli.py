@@ -143,6 +143,8 @@ def simulate(
     for line in exclusions(result):
         out.print(f"  excluded {escape(line)}", highlight=False)
     if result.planning is not None:
+        for note in result.planning.notes:
+            out.print(f"  planning: {escape(note)}", highlight=False)
         for case in result.planning.sensitivity:
             if case.winner != rec.deployment:
                 out.print(f"  flips to {case.winner or 'no feasible candidate'} if "

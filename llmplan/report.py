@@ -224,7 +224,9 @@ def render(result: Result, price_warnings: list[str] | None = None) -> str:
                  f"arriving in {window.span_s:,.0f} s from {window.start_s:,.0f} s on")
         parts.append("<h2>Planning</h2><p>" + html.escape(
             f"The searches simulated {where}; the replica counts were confirmed on the "
-            f"whole stream.") + "</p>" + _table(
+            f"whole stream.") + "</p>" + "".join(
+            f"<p class='warn'>{html.escape(note)}</p>" for note in result.planning.notes)
+            + _table(
             ["deployment", "fewest replicas meeting the SLO", "max sustainable requests/s"],
             [[n, _fmt(p.min_replicas_meeting_slo),
               _fmt(p.max_sustainable_requests_per_s, 2)]

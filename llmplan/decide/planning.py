@@ -49,6 +49,7 @@ from llmplan.traffic import RequestStream, build_request_stream
 WINDOW_REQUESTS = 6000          # requests in the busiest stretch the searches simulate
 LOAD_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 RATE_BISECTIONS = 6             # the rate is found to 1/64 of its bracket
+RATE_LIMIT = 1024               # a rate factor met at this is reported as no limit found
 REPLICA_LIMIT = 256
 Progress = Callable[[str], None]
 
@@ -188,7 +189,9 @@ class Planner:
         failed = [f for f in LOAD_FACTORS if f not in met]
         if met and (not failed or max(met) > max(failed)):
             lo, hi = max(met), max(met) * 2
-            while self.meets(Point(name, factor=hi)) and hi < 1024:
+            while self.meets(Point(name, factor=hi)):
+                if hi >= RATE_LIMIT:
+                    return None
                 lo, hi = hi, hi * 2
         elif met:
             lo = max(met)
@@ -302,13 +305,22 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
     names = list(loaded.scenario.deployments)
     local = [n for n in names if not isinstance(loaded.scenario.deployments[n], CloudDeployment)]
     jobs = min(os.cpu_count() or 1, 8) if jobs is None else jobs
+    notes: list[str] = []
+    scenario = loaded.scenario
+    bounded = any(slo is not None and (slo.ttft_ms or slo.tpot_ms or slo.e2e_ms)
+                  for slo in [scenario.slo, *(t.slo for t in scenario.tasks)])
+    if not bounded:
+        notes.append("the scenario sets no latency bound (slo.ttft_ms, tpot_ms or e2e_ms): "
+                     "the replica and rate searches have nothing to meet, so they were not "
+                     "run; set one to size the fleet")
     say("planning: load curves")
     _run_all(planner, jobs, [Point(n, factor=f) for n in names for f in LOAD_FACTORS])
     say("planning: replica and rate searches")
-    found = _search_all(planner, jobs,
-                        [("rate", n) for n in names] + [("replicas", n) for n in local])
+    searches = [("rate", n) for n in names] + [("replicas", n) for n in local] \
+        if bounded else []
+    found = _search_all(planner, jobs, searches)
     say("planning: replica counts on the whole stream")
-    candidates = {n: found["replicas", n] for n in local}
+    candidates = {n: found.get(("replicas", n)) for n in local}
     _run_all(planner, jobs, [Point(n, replicas=r, whole=True)
                              for n, r in candidates.items() if isinstance(r, int)])
     replicas = {n: planner.confirm_replicas(n, r) if isinstance(r, int) else None
@@ -316,7 +328,11 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
     base_rate = len(planner.stream) / planner.duration_s
     per_deployment = {}
     for name in names:
-        factor = found["rate", name]
+        factor = found.get(("rate", name))
+        at_limit = planner.cache.get(planner._normal(Point(name, factor=RATE_LIMIT)))
+        if factor is None and at_limit is not None and at_limit.slo.met:
+            notes.append(f"{name} met the SLO even at {RATE_LIMIT}x the traffic: no "
+                         f"sustainable-rate limit found")
         per_deployment[name] = DeploymentPlan(
             min_replicas_meeting_slo=replicas.get(name),
             max_sustainable_requests_per_s=(base_rate * factor
@@ -327,7 +343,8 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
                     window=PlanningWindow(requests=len(planner.window),
                                           start_s=planner.window_start_s,
                                           span_s=planner.window_s,
-                                          whole_stream=planner.window is planner.stream))
+                                          whole_stream=planner.window is planner.stream),
+                    notes=notes)
 
 
 def _load_point(result: DeploymentResult, requests_per_s: float) -> LoadPoint:

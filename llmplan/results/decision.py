@@ -121,6 +121,8 @@ class Planning(ResultModel):
     deployments: dict[str, DeploymentPlan]
     sensitivity: list[SensitivityCase]
     window: PlanningWindow
+    notes: list[str] = Field(default_factory=list,
+                             description="What the searches could not answer, and why.")
 
 
 class Result(ResultModel):

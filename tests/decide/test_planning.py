@@ -93,3 +93,15 @@ def test_the_evaluated_run_is_reused_not_simulated_again() -> None:
     assert planner.simulate(Point("small", whole=True)) is simulation.deployments["small"]
     assert planner.simulate(Point("small")) is not simulation.deployments["small"]
     assert list(planner.fresh) == [Point("small")]
+
+
+def test_without_a_latency_bound_the_searches_say_they_cannot_search() -> None:
+    loaded = scenario_from(SCENARIO.replace(
+        "slo: {ttft_ms: 1500, tpot_ms: 120, min_goodput_fraction: 0.95}",
+        "slo: {min_goodput_fraction: 0.95}"))
+    planned = plan(simulate_scenario(loaded), loaded, window_requests=WINDOW)
+    small = planned.deployments["small"]
+    assert small.min_replicas_meeting_slo is None
+    assert small.max_sustainable_requests_per_s is None
+    assert any("no latency bound" in note for note in planned.notes)
+    assert len(small.load_curve) == 7          # the load curve is still drawn
