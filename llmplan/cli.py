@@ -503,6 +503,58 @@ def sweep(
     console.print(f"wrote {path}")
 
 
+@app.command("import-trace")
+def import_trace(
+    fmt: Annotated[Literal["azure", "burstgpt", "mooncake", "sharegpt"], typer.Argument(
+        metavar="FORMAT", help="azure | burstgpt | mooncake | sharegpt")],
+    source: Annotated[Path, typer.Argument(help="The published trace file.")],
+    out_file: Annotated[Path, typer.Option(
+        "--out", help="The trace CSV to write (timestamp, prompt_tokens, output_tokens, "
+                      "task[, hash_ids]).")] = Path("trace.csv"),
+    include_failed: Annotated[bool, typer.Option(
+        help="burstgpt: keep failed requests (0 response tokens) as 1-token answers.")] = False,
+    sessions_per_s: Annotated[float, typer.Option(
+        min=1e-9, help="sharegpt: conversations starting per second (Poisson).")] = 0.1,
+    think_s: Annotated[float, typer.Option(
+        min=0, help="sharegpt: seconds between a conversation's turns.")] = 30.0,
+    chars_per_token: Annotated[float, typer.Option(
+        min=0.1, help="sharegpt: characters per token when estimating counts.")] = 4.0,
+) -> None:
+    """Convert a public trace (Azure, BurstGPT, Mooncake, ShareGPT) for `kind: trace`."""
+    from llmplan.traffic.imports import (
+        ShareGptOptions,
+        read_azure,
+        read_burstgpt,
+        read_mooncake,
+        read_sharegpt,
+        write_trace,
+    )
+
+    if not source.is_file():
+        _fail(InputError([Problem(str(source), None, "", "file not found")]))
+    try:
+        if fmt == "azure":
+            rows = read_azure(source)
+        elif fmt == "burstgpt":
+            rows = read_burstgpt(source, include_failed)
+        elif fmt == "mooncake":
+            rows = read_mooncake(source)
+        else:
+            rows = read_sharegpt(source, ShareGptOptions(sessions_per_s, think_s,
+                                                          chars_per_token))
+        path = write_trace(rows, out_file)
+    except InputError as exc:
+        _fail(exc)
+    span = max(r.timestamp_s for r in rows) - min(r.timestamp_s for r in rows)
+    tasks = sorted({r.task for r in rows if r.task})
+    out.print(f"wrote {path}: {len(rows):,} requests over {span:,.0f} s")
+    out.print("traffic section for the scenario:", highlight=False)
+    out.print(f"  traffic: {{kind: trace, path: {path}}}", highlight=False)
+    if tasks:
+        out.print(f"  tasks named in the trace (declare each under tasks:): {', '.join(tasks)}",
+                  highlight=False)
+
+
 @app.command("import-usage")
 def import_usage(
     out_dir: Annotated[Path, typer.Option(

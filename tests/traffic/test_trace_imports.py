@@ -1,0 +1,138 @@
+"""Public traces in their published formats become replayable traces; bad rows are named."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from helpers import scenario_from
+from typer.testing import CliRunner
+
+from llmplan.cli import app
+from llmplan.errors import InputError
+from llmplan.traffic import build_request_stream
+from llmplan.traffic.imports import (
+    ShareGptOptions,
+    read_azure,
+    read_burstgpt,
+    read_mooncake,
+    read_sharegpt,
+    write_trace,
+)
+
+
+def _written(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_azure_2023_and_2024_timestamps(tmp_path: Path) -> None:
+    old = tmp_path / "AzureLLMInferenceTrace_conv.csv"
+    old.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                   "2023-11-16 18:15:46.6805900,374,44\n"
+                   "2023-11-16 18:15:50.9951690,396,109\n")
+    new = tmp_path / "AzureLLMInferenceTrace_code_1week.csv"
+    new.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                   "2024-05-10 00:00:00.009930+00:00,2162,5\n"
+                   "2024-05-10 00:00:01.509930+00:00,2399,14\n")
+    rows = read_azure(old)
+    assert [(r.prompt_tokens, r.output_tokens) for r in rows] == [(374, 44), (396, 109)]
+    assert rows[1].timestamp_s - rows[0].timestamp_s == pytest.approx(4.314579, abs=1e-5)
+    later = read_azure(new)
+    assert later[1].timestamp_s - later[0].timestamp_s == pytest.approx(1.5)
+    written = _written(write_trace(rows, tmp_path / "trace.csv"))
+    assert [w["timestamp"] for w in written] == ["0.000000", "4.314579"]
+
+
+def test_burstgpt_leaves_failed_requests_out_and_keeps_the_model(tmp_path: Path) -> None:
+    path = tmp_path / "BurstGPT_1.csv"
+    path.write_text("Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+                    "5,ChatGPT,472,18,490,Conversation log\n"
+                    "45,ChatGPT,1087,0,1087,Conversation log\n"
+                    "118,GPT-4,417,276,693,API log\n")
+    rows = read_burstgpt(path)
+    assert [(r.timestamp_s, r.prompt_tokens, r.output_tokens, r.task) for r in rows] == [
+        (5.0, 472, 18, "ChatGPT"), (118.0, 417, 276, "GPT-4")]
+    assert len(read_burstgpt(path, include_failed=True)) == 3
+
+
+def test_mooncake_milliseconds_and_prefix_blocks(tmp_path: Path) -> None:
+    path = tmp_path / "conversation_trace.jsonl"
+    path.write_text('{"timestamp": 0, "input_length": 655, "output_length": 52, '
+                    '"hash_ids": [46, 47]}\n'
+                    '{"timestamp": 10535, "input_length": 672, "output_length": 26, '
+                    '"hash_ids": [46, 47]}\n')
+    rows = read_mooncake(path)
+    assert [r.timestamp_s for r in rows] == [0.0, 10.535]
+    written = _written(write_trace(rows, tmp_path / "trace.csv"))
+    assert written[1]["hash_ids"] == "46 47" and written[1]["prompt_tokens"] == "672"
+
+
+def test_sharegpt_turns_carry_their_history(tmp_path: Path) -> None:
+    path = tmp_path / "sharegpt.json"
+    path.write_text(json.dumps([
+        {"id": "a", "conversations": [
+            {"from": "human", "value": "x" * 40}, {"from": "gpt", "value": "y" * 80},
+            {"from": "human", "value": "z" * 20}, {"from": "gpt", "value": "w" * 8}]},
+        {"id": "b", "conversations": [{"from": "human", "value": "q" * 4}]}]))
+    rows = read_sharegpt(path, ShareGptOptions(sessions_per_s=1.0, think_s=10.0))
+    # turn 1: 10 prompt / 20 output tokens; turn 2: 10 + 20 + 5 history and message, 2 out
+    assert [(r.prompt_tokens, r.output_tokens) for r in rows] == [(10, 20), (35, 2)]
+    assert rows[1].timestamp_s - rows[0].timestamp_s == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize(("reader", "name", "text", "line", "column"), [
+    (read_azure, "a.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\nyesterday,1,2\n", 2,
+     "TIMESTAMP"),
+    (read_azure, "a.csv", "TIMESTAMP,ContextTokens\n2024-05-10 00:00:00,1\n", 1,
+     "GeneratedTokens"),
+    (read_burstgpt, "b.csv", "Timestamp,Model,Request tokens,Response tokens\n1,m,ten,2\n", 2,
+     "Request tokens"),
+    (read_mooncake, "m.jsonl", '{"timestamp": 0, "input_length": 5}\n', 1, "output_length"),
+    (read_mooncake, "m.jsonl", '{"timestamp": 0, "input_length": 5, "output_length": 1, '
+     '"hash_ids": "x"}\n', 1, "hash_ids"),
+])
+def test_a_bad_row_is_named_by_file_line_and_column(
+        tmp_path: Path, reader: Callable[[Path], object], name: str, text: str, line: int,
+        column: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(InputError) as caught:
+        reader(path)
+    problem = caught.value.problems[0]
+    assert (problem.file, problem.line, problem.path) == (str(path), line, column)
+
+
+def test_a_bad_conversation_is_named_by_its_index(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps([{"conversations": [{"from": "robot", "value": "hi"}]}]))
+    with pytest.raises(InputError) as caught:
+        read_sharegpt(path)
+    assert caught.value.problems[0].path == "[0].conversations[0].from"
+
+
+def test_the_cli_writes_a_trace_a_scenario_replays(tmp_path: Path) -> None:
+    source = tmp_path / "BurstGPT_1.csv"
+    source.write_text("Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+                      + "".join(f"{i * 2},ChatGPT,{300 + i},{20 + i},0,Conversation log\n"
+                                for i in range(50)))
+    trace = tmp_path / "trace.csv"
+    result = CliRunner().invoke(app, ["import-trace", "burstgpt", str(source), "--out",
+                                      str(trace)])
+    assert result.exit_code == 0, result.output
+    assert "kind: trace" in result.output and "ChatGPT" in result.output
+    loaded = scenario_from(f"""
+        duration: 200
+        traffic: {{kind: trace, path: {trace}}}
+        tasks: [{{name: ChatGPT, prompt_tokens: {{kind: fixed, tokens: 1}},
+                 output_tokens: {{kind: fixed, tokens: 1}}}}]
+        deployments: {{x: {{gpu: L4, model: Qwen3-0.6B}}}}
+    """)
+    stream = build_request_stream(loaded.scenario)
+    assert len(stream) == 50 and stream.prompt_tokens[3] == 303
+    assert stream.arrival_s[1] == pytest.approx(2.0)
+    bad = CliRunner().invoke(app, ["import-trace", "azure", str(source)])
+    assert bad.exit_code == 2 and "TIMESTAMP" in bad.output
