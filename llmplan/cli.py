@@ -109,6 +109,16 @@ def simulate(
 
     loaded = _load(scenario)
     duration = loaded.scenario.duration_s
+    if mode == SimulationMode.REFERENCE:
+        from llmplan.scenario import LocalDeployment
+        from llmplan.scenario.loader import REFERENCE_FIXED_FLEETS
+
+        dynamic = [n for n, d in loaded.scenario.deployments.items()
+                   if isinstance(d, LocalDeployment)
+                   and (d.failures is not None or d.autoscaling is not None)]
+        if dynamic:
+            _fail(InputError([_option_problem("--mode", f"{REFERENCE_FIXED_FLEETS} "
+                                                        f"({', '.join(dynamic)} has them)")]))
     with Progress(TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=console,
                   disable=quiet or not console.is_terminal, transient=True) as bar:

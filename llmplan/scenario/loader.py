@@ -18,7 +18,7 @@ from llmplan.errors import InputError, Problem, ScenarioError
 from llmplan.perf.memory import kv_capacity
 from llmplan.results.loadtest import LoadTestSummary
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
-from llmplan.scenario.models import LocalDeployment, Scenario
+from llmplan.scenario.models import LocalDeployment, Scenario, SimulationMode
 from llmplan.traffic.arrivals import TraceTraffic
 from llmplan.yamlio import Loc, YamlDocument, _dotted, parse_yaml, read_yaml, validate
 
@@ -115,6 +115,10 @@ def _unknown(kind: str, name: str, known: list[str]) -> str:
     return text + f"; expected one of: {', '.join(sorted(known))}"
 
 
+REFERENCE_FIXED_FLEETS = ("simulation.mode reference simulates fixed fleets only: remove it, "
+                          "or use mode fast (the default) for failures and autoscaling")
+
+
 def _check_names(doc: YamlDocument, scenario: Scenario, catalog: Catalog) -> list[Problem]:
     problems: list[Problem] = []
 
@@ -124,6 +128,10 @@ def _check_names(doc: YamlDocument, scenario: Scenario, catalog: Catalog) -> lis
     for name, dep in scenario.deployments.items():
         if isinstance(dep, LocalDeployment):
             base: Loc = ("deployments", name)
+            if scenario.simulation.mode == SimulationMode.REFERENCE:
+                for part in ("failures", "autoscaling"):
+                    if getattr(dep, part) is not None:
+                        add((*base, part), REFERENCE_FIXED_FLEETS)
             if dep.gpu not in catalog.gpus:
                 add((*base, "gpu"), _unknown("GPU", dep.gpu, list(catalog.gpus)))
             if dep.model not in catalog.models:

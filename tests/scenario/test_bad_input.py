@@ -79,6 +79,10 @@ CASES = [
          ("duplicate key", f"first given on line {line_of(VALID + 'seed: 1', 'seed: 1')}")),
     Case("unknown-top-level-key", VALID + f"slos: {{ttft_ms: 100}}  {MARK}\n", "slos",
          ("unknown key 'slos'", "did you mean 'slo'?", "expected one of:", "deployments")),
+    Case("reference-mode-autoscaling",
+         VALID + "    autoscaling: {min_replicas: 1, max_replicas: 2}  " + MARK
+         + "\nsimulation: {mode: reference}\n",
+         "deployments.a.autoscaling", ("reference simulates fixed fleets only", "mode fast")),
     Case("unknown-nested-key",
          VALID + f"    engine:\n      max_num_seq: 64  {MARK}\n",
          "deployments.a.engine.max_num_seq",
