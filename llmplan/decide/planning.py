@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -240,9 +241,15 @@ def simulate_one(loaded: LoadedScenario, name: str, *, rate_factor: float = 1.0,
     return summarise_run(run, stream, loaded.scenario)
 
 
+#: Modules whose threads do not survive a fork (gRPC, which Pulumi's engine and mocks run):
+#: with one of them loaded, planning runs its simulations one after another instead.
+FORK_UNSAFE = ("grpc",)
+
+
 def _pool(planner: Planner, jobs: int, tasks: int) -> Executor | None:
     """A pool forked now, so its workers start from the planner's cache as it is."""
-    if min(jobs, tasks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+    if min(jobs, tasks) <= 1 or "fork" not in multiprocessing.get_all_start_methods() \
+            or any(name in sys.modules for name in FORK_UNSAFE):
         return None
     return ProcessPoolExecutor(max_workers=min(jobs, tasks),
                                mp_context=multiprocessing.get_context("fork"),

@@ -105,3 +105,19 @@ def test_without_a_latency_bound_the_searches_say_they_cannot_search() -> None:
     assert small.max_sustainable_requests_per_s is None
     assert any("no latency bound" in note for note in planned.notes)
     assert len(small.load_curve) == 7          # the load curve is still drawn
+
+
+def test_no_fork_once_grpc_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pulumi's gRPC threads do not survive a fork: planning then runs serially, same answer
+    import sys
+    import types
+
+    from llmplan.decide import planning
+
+    loaded = scenario_from(SCENARIO)
+    planner = Planner(loaded, simulate_scenario(loaded), WINDOW)
+    pool = planning._pool(planner, jobs=2, tasks=4)
+    assert pool is not None
+    pool.shutdown()
+    monkeypatch.setitem(sys.modules, "grpc", types.ModuleType("grpc"))
+    assert planning._pool(planner, jobs=2, tasks=4) is None
