@@ -51,16 +51,28 @@ class Timing:
     tokens: list[float] = field(default_factory=list)
     end: float | None = None
     text: list[str] = field(default_factory=list)
+    reasoning: int = 0                      # chunks of hidden reasoning
+    first_visible: float | None = None      # when the answer itself began, after reasoning
 
     def token(self, piece: str) -> None:
         if piece:
-            self.tokens.append(time.perf_counter())
+            now = time.perf_counter()
+            self.tokens.append(now)
             self.text.append(piece)
+            if self.first_visible is None and self.reasoning:
+                self.first_visible = now
+
+    def thought(self, piece: str) -> None:
+        """A chunk of hidden reasoning: a generated token, timed, not part of the answer."""
+        if piece:
+            self.tokens.append(time.perf_counter())
+            self.reasoning += 1
 
 
 def finish_record(record: RequestRecord, timing: Timing, usage_prompt: int | None,
                   usage_output: int | None, item: PlanItem, *,
-                  cached_prompt: int | None = None) -> RequestRecord:
+                  cached_prompt: int | None = None,
+                  usage_reasoning: int | None = None) -> RequestRecord:
     """Fill latencies and token counts from a stopwatch (successful stream)."""
     end = timing.end if timing.end is not None else time.perf_counter()
     stamps = timing.tokens
@@ -69,6 +81,11 @@ def finish_record(record: RequestRecord, timing: Timing, usage_prompt: int | Non
     if stamps:
         record.ttft_ms = (stamps[0] - timing.start) * 1e3
         record.itl_ms = [(b - a) * 1e3 for a, b in itertools.pairwise(stamps)]
+    if timing.reasoning or usage_reasoning:
+        record.reasoning_tokens = usage_reasoning if usage_reasoning is not None \
+            else timing.reasoning
+        if timing.first_visible is not None:
+            record.ttft_visible_ms = (timing.first_visible - timing.start) * 1e3
     if usage_output is not None:
         record.output_tokens, record.token_source = usage_output, "server"
         record.token_mismatch = usage_output != len(stamps)
@@ -233,8 +250,12 @@ class OpenAIStream:
                         break
                     chunk = _chunk(event.event, event.data)
                     for choice in chunk.get("choices") or ():
-                        piece = (choice.get("delta") or {}).get("content") if chat \
-                            else choice.get("text")
+                        delta = choice.get("delta") or {}
+                        # reasoning servers (vLLM's reasoning parsers, llama.cpp's
+                        # --reasoning-format) stream the hidden thinking apart from the answer
+                        timing.thought(str(delta.get("reasoning_content")
+                                           or delta.get("reasoning") or ""))
+                        piece = delta.get("content") if chat else choice.get("text")
                         timing.token(piece or "")
                     usage = chunk.get("usage") or usage
                     timings = chunk.get("timings")
@@ -252,8 +273,10 @@ class OpenAIStream:
         details = usage.get("prompt_tokens_details") or {}
         if details.get("cached_tokens") is not None:
             cached = int(details["cached_tokens"])
+        reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
         return finish_record(record, timing, usage.get("prompt_tokens"),
-                             usage.get("completion_tokens"), item, cached_prompt=cached)
+                             usage.get("completion_tokens"), item, cached_prompt=cached,
+                             usage_reasoning=int(reasoning) if reasoning is not None else None)
 
     def _failed(self, record: RequestRecord, exc: BaseException, timing: Timing) -> RequestRecord:
         failed = _failed(record, exc)

@@ -56,6 +56,13 @@ class RequestRecord(BaseModel):
             f"{k}: {v}" for k, v in ERROR_MEANINGS.items()))
     error: str | None = None
     ttft_ms: float | None = Field(default=None, description="Send to first streamed token.")
+    ttft_visible_ms: float | None = Field(
+        default=None, description="Send to the first token of the visible answer, when the "
+                                  "server streamed hidden reasoning first (delta."
+                                  "reasoning_content or reasoning); None: no reasoning seen.")
+    reasoning_tokens: int | None = Field(
+        default=None, ge=0, description="Hidden reasoning tokens (usage.completion_tokens_"
+                                        "details.reasoning_tokens, else reasoning chunks).")
     e2e_ms: float | None = Field(default=None, description="Send to the last byte.")
     tpot_ms: float | None = Field(default=None, description="(E2E - TTFT) / (tokens - 1).")
     itl_ms: list[float] = Field(default_factory=list,

@@ -139,7 +139,9 @@ def summarise_records(rows: list[RequestRecord], *, planned: int, planned_span_s
         latency=MeasuredLatency(ttft_ms=stats(r.ttft_ms for r in ok),
                                 tpot_ms=stats(r.tpot_ms for r in ok),
                                 itl_ms=stats(x for r in ok for x in r.itl_ms),
-                                e2e_ms=stats(r.e2e_ms for r in ok)),
+                                e2e_ms=stats(r.e2e_ms for r in ok),
+                                ttft_visible_ms=stats(r.ttft_visible_ms for r in ok)
+                                if any(r.ttft_visible_ms is not None for r in ok) else None),
         throughput=MeasuredThroughput(
             requested_rate_per_s=requested_rate,
             send_rate_per_s=len(rows) / send_span if len(rows) > 1 else None,

@@ -93,7 +93,9 @@ def summarise_run(run: DeploymentRun, stream: RequestStream,
             tpot_ms=latency_stats_ms(table.tpot_s[ok]),
             itl_ms=_itl(run),
             e2e_ms=latency_stats_ms(table.e2e_s[ok]),
-            queue_wait_ms=latency_stats_ms(table.queue_wait_s)),
+            queue_wait_ms=latency_stats_ms(table.queue_wait_s),
+            ttft_visible_ms=None if table.ttft_visible_s is None
+            else latency_stats_ms(table.ttft_visible_s[ok])),
         throughput=Throughput(
             requests_per_s=float(in_window.sum() / duration),
             output_tokens_per_s=float(table.output_tokens[in_window].sum() / duration),

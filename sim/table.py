@@ -42,6 +42,8 @@ class RequestTable:
     attempts: np.ndarray
     throttles: np.ndarray
     fallbacks: np.ndarray
+    #: reasoning tasks: first visible token - arrival (NaN without hidden reasoning tokens)
+    ttft_visible_s: np.ndarray | None = None
 
     @property
     def ok(self) -> np.ndarray:
@@ -69,6 +71,11 @@ def request_table(run: DeploymentRun, stream: RequestStream) -> RequestTable:
     with np.errstate(invalid="ignore", divide="ignore"):
         tpot = np.where(ok & (n_out > 1), (finish - first) / (n_out - 1), np.nan)
     start = np.where(start_raw >= 0, start_raw, np.nan)
+    visible = None
+    if stream.reasoning_tokens is not None:
+        # the visible answer starts after the hidden tokens, at the request's own pace
+        r = stream.reasoning_tokens
+        visible = np.where(r > 0, first + r * np.nan_to_num(tpot), first) - arrival
     return RequestTable(
         arrival_s=arrival, start_s=start, first_token_s=first, finish_s=finish,
         ttft_s=first - arrival, tpot_s=tpot, e2e_s=finish - arrival,
@@ -79,7 +86,7 @@ def request_table(run: DeploymentRun, stream: RequestStream) -> RequestTable:
         preemptions=np.asarray(rec.preemptions, dtype=np.int64), outcome=outcome,
         served_by=served_by, attempts=np.asarray(rec.attempts, dtype=np.int64),
         throttles=np.asarray(rec.throttles, dtype=np.int64),
-        fallbacks=np.asarray(rec.fallbacks, dtype=np.int64))
+        fallbacks=np.asarray(rec.fallbacks, dtype=np.int64), ttft_visible_s=visible)
 
 
 def slo_met(table: RequestTable, scenario: Scenario) -> np.ndarray:

@@ -27,7 +27,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -81,10 +81,8 @@ def busiest_stretch(stream: RequestStream, duration_s: float,
     # the span runs to where the next request would have arrived: a window of `requests`
     # arrivals at the stretch's own rate
     end = float(arrivals[stop]) if stop < n else duration_s
-    window = RequestStream(arrivals[start:stop] - t0, stream.task_index[start:stop],
-                           stream.prompt_tokens[start:stop], stream.output_tokens[start:stop],
-                           stream.task_names)
-    return window, end - t0, t0
+    window = stream.rows(slice(start, stop))
+    return replace(window, arrival_s=window.arrival_s - t0), end - t0, t0
 
 
 # a pool worker's planner: handed over when the pool forks (not pickled), with the cache

@@ -58,6 +58,9 @@ class MeasuredLatency(_Model):
     tpot_ms: Stats
     itl_ms: Stats
     e2e_ms: Stats
+    ttft_visible_ms: Stats | None = Field(
+        default=None, description="Send to the first visible token, for requests whose "
+                                  "server streamed hidden reasoning first.")
 
 
 class MeasuredThroughput(_Model):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+from pydantic import Field
+
 from llmplan.results._base import ResultModel
 
 
@@ -26,11 +28,17 @@ class Latency(ResultModel):
     """TTFT = first token - arrival; E2E = finish - arrival; TPOT = (E2E - TTFT) / (n - 1);
     ITL = every gap between tokens (TTFT excluded); queue wait = start - arrival."""
 
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("ttft_visible_ms",)
+
     ttft_ms: LatencyStats
     tpot_ms: LatencyStats
     itl_ms: LatencyStats
     e2e_ms: LatencyStats
     queue_wait_ms: LatencyStats
+    ttft_visible_ms: LatencyStats | None = Field(
+        default=None, description="Reasoning tasks: arrival to the first visible token, after "
+                                  "the hidden reasoning tokens (TTFT + reasoning tokens x the "
+                                  "request's own TPOT).")
 
 
 class RequestCounts(ResultModel):

@@ -63,7 +63,10 @@ class TaskSpec(_Strict):
     name: Name
     weight: float = Field(default=1.0, gt=0, description="Relative share of requests.")
     prompt_tokens: LengthSpec
-    output_tokens: LengthSpec
+    output_tokens: LengthSpec = Field(description="The visible answer's tokens.")
+    reasoning_tokens: LengthSpec | None = Field(
+        default=None, description="Hidden thinking tokens a reasoning model generates before "
+                                  "the visible answer: generated, timed and billed as output.")
     sensitivity: Literal["public", "internal", "restricted"] = Field(
         default="internal", description="restricted = data must stay on owned hardware.")
     slo: SloSpec | None = Field(default=None, description="Overrides the scenario SLO.")

@@ -13,7 +13,7 @@ from llmplan.traffic.lengths import LengthSpec
 
 # Independent random streams derived from the scenario seed; fixed ids keep them stable when
 # other parts of the scenario change (common random numbers across deployments and runs).
-ARRIVALS_STREAM, TASKS_STREAM, LENGTHS_STREAM = 1, 2, 3
+ARRIVALS_STREAM, TASKS_STREAM, LENGTHS_STREAM, REASONING_STREAM = 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,10 @@ class RequestStream:
     arrival_s: np.ndarray       # float64
     task_index: np.ndarray      # int64, into task_names
     prompt_tokens: np.ndarray   # int64
-    output_tokens: np.ndarray   # int64
+    output_tokens: np.ndarray   # int64: every token generated, hidden reasoning included
     task_names: tuple[str, ...]
+    #: int64, the first tokens of each output that are hidden reasoning (None: no reasoning)
+    reasoning_tokens: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.arrival_s)
@@ -32,11 +34,17 @@ class RequestStream:
     def scaled(self, time_factor: float) -> RequestStream:
         """The same requests with every arrival time multiplied by `time_factor`."""
         return RequestStream(self.arrival_s * time_factor, self.task_index, self.prompt_tokens,
-                             self.output_tokens, self.task_names)
+                             self.output_tokens, self.task_names, self.reasoning_tokens)
 
     def head(self, n: int) -> RequestStream:
-        return RequestStream(self.arrival_s[:n], self.task_index[:n], self.prompt_tokens[:n],
-                             self.output_tokens[:n], self.task_names)
+        return self.rows(slice(0, n))
+
+    def rows(self, index: slice) -> RequestStream:
+        """The requests of `index`, times as they are."""
+        return RequestStream(self.arrival_s[index], self.task_index[index],
+                             self.prompt_tokens[index], self.output_tokens[index],
+                             self.task_names, None if self.reasoning_tokens is None
+                             else self.reasoning_tokens[index])
 
 
 def _rng(seed: int, stream: int, sub: int = 0) -> np.random.Generator:
@@ -54,6 +62,8 @@ class TaskMix(Protocol):
     def prompt_tokens(self) -> LengthSpec: ...
     @property
     def output_tokens(self) -> LengthSpec: ...
+    @property
+    def reasoning_tokens(self) -> LengthSpec | None: ...
 
 
 class Workload(Protocol):
@@ -88,9 +98,18 @@ def build_request_stream(scenario: Workload, seed: int | None = None) -> Request
     task_index = _rng(seed, TASKS_STREAM).choice(len(names), size=n, p=weights / weights.sum())
     prompt = np.empty(n, dtype=np.int64)
     output = np.empty(n, dtype=np.int64)
+    reasoning = None
     for i, task in enumerate(scenario.tasks):
         mask = task_index == i
         count = int(mask.sum())
         prompt[mask] = task.prompt_tokens.sample(_rng(seed, LENGTHS_STREAM, 2 * i), count)
         output[mask] = task.output_tokens.sample(_rng(seed, LENGTHS_STREAM, 2 * i + 1), count)
-    return RequestStream(arrivals, task_index.astype(np.int64), prompt, output, names)
+        if task.reasoning_tokens is not None:
+            # hidden thinking before the visible answer: generated (and billed) like it
+            reasoning = np.zeros(n, dtype=np.int64) if reasoning is None else reasoning
+            reasoning[mask] = task.reasoning_tokens.sample(_rng(seed, REASONING_STREAM, i),
+                                                           count)
+    if reasoning is not None:
+        output = output + reasoning
+    return RequestStream(arrivals, task_index.astype(np.int64), prompt, output, names,
+                         reasoning)

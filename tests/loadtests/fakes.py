@@ -130,6 +130,9 @@ class FakeOpenAI(_LoopServer):
         if model in {"sse-rich", "stream-error", "event-error"}:
             await self._special(model, n, chat, writer)
             return True
+        if model == "reasoning":
+            await self._reasoning(n, writer)
+            return True
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\n")
         for i in range(n):
@@ -149,6 +152,27 @@ class FakeOpenAI(_LoopServer):
         await _chunk(writer, b"")
         return True
 
+
+    async def _reasoning(self, n: int, writer: asyncio.StreamWriter) -> None:
+        """A reasoning model behind vLLM's reasoning parser: `THINK` hidden tokens streamed
+        as delta.reasoning_content (after a role-only chunk), then the answer as content,
+        the hidden ones counted in usage.completion_tokens_details."""
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        role = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
+        await _chunk(writer, b"data: " + json.dumps(role).encode() + b"\n\n")
+        for i in range(self.THINK + n):
+            await asyncio.sleep(self.token_delay_s)
+            delta = {"reasoning_content": f" r{i}"} if i < self.THINK else {"content": f" a{i}"}
+            await _chunk(writer, b"data: " + json.dumps(
+                {"choices": [{"index": 0, "delta": delta}]}).encode() + b"\n\n")
+        usage = {"prompt_tokens": 8, "completion_tokens": self.THINK + n,
+                 "completion_tokens_details": {"reasoning_tokens": self.THINK}}
+        await _chunk(writer, b"data: " + json.dumps({"choices": [], "usage": usage}).encode()
+                     + b"\n\ndata: [DONE]\n\n")
+        await _chunk(writer, b"")
+
+    THINK = 5
 
     async def _special(self, model: str, n: int, chat: bool,
                        writer: asyncio.StreamWriter) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from fakes import FakeOpenAI
 from lt_helpers import llmplan, read_jsonl, targets_file
 
@@ -40,6 +41,25 @@ def test_a_rich_event_stream_is_measured_token_by_token(tmp_path: Path) -> None:
         assert row["chunks"] == 6 and len(row["itl_ms"]) == 5     # type: ignore[arg-type]
         assert row["output_tokens"] == 6 and not row["token_mismatch"]
         assert row["cached_prompt_tokens"] == 3
+
+
+def test_hidden_reasoning_is_timed_and_the_first_visible_token_kept_apart(
+        tmp_path: Path) -> None:
+    with FakeOpenAI(token_delay_s=0.01) as fake:
+        code, rows = _run(tmp_path, fake, "reasoning")
+    assert code == 0 and len(rows) == 6
+    for row in rows:
+        # 5 hidden + 6 visible tokens, every one timed: TTFT is the first hidden token,
+        # the visible answer starts 5 token gaps later
+        assert row["error_class"] is None, row
+        assert row["reasoning_tokens"] == FakeOpenAI.THINK and row["output_tokens"] == 11
+        assert row["chunks"] == 11 and not row["token_mismatch"]
+        ttft, visible = float(row["ttft_ms"]), float(row["ttft_visible_ms"])  # type: ignore[arg-type]
+        gaps = row["itl_ms"][:FakeOpenAI.THINK]                                # type: ignore[index]
+        assert visible == pytest.approx(ttft + sum(gaps), abs=0.5)
+        assert visible - ttft >= 4 * 10.0
+    summary = json.loads((tmp_path / "reasoning" / "summary.json").read_text())
+    assert summary["latency"]["ttft_visible_ms"]["count"] == 6
 
 
 def test_error_objects_mid_stream_are_stream_errors(tmp_path: Path) -> None:

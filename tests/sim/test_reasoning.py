@@ -1,0 +1,95 @@
+"""Reasoning tasks: hidden tokens generated before the answer, on paper and in the bill."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import run_first, scenario_from
+
+from llmplan.pipeline import evaluate
+from llmplan.scenario.models import SimulationMode
+from llmplan.sim.metrics import summarise_run
+from llmplan.sim.table import request_table
+from llmplan.traffic import build_request_stream
+
+# one request at t = 0; the linear step model of test_single_request.py
+ONE = """
+    seed: 1
+    duration: 100
+    traffic: {{kind: constant, rate_per_s: 0.001}}
+    tasks:
+      - name: think
+        prompt_tokens: {{kind: fixed, tokens: 100}}
+        output_tokens: {{kind: fixed, tokens: 10}}
+        {reasoning}
+    deployments:
+      one:
+        gpu: H100-SXM
+        model: Llama-3.1-8B
+        step_time: {{kind: linear, fixed_ms: 2, per_prefill_token_us: 10,
+                    per_decode_seq_us: 100, per_kv_token_ns: 50}}
+"""
+
+
+@pytest.mark.parametrize("mode", ["fast", "reference"])
+def test_hidden_tokens_come_first_and_are_decoded_like_the_answer(mode: str) -> None:
+    loaded = scenario_from(ONE.format(
+        reasoning="reasoning_tokens: {kind: fixed, tokens: 30}"))
+    run, stream = run_first(loaded, SimulationMode(mode))
+    table = request_table(run, stream)
+    # 40 tokens generated: prefill 3 ms, then 39 decode steps, step j reading 100 + j tokens
+    decode = 39 * 0.0021 + 50e-9 * (39 * 100 + 39 * 40 / 2)
+    assert table.e2e_s[0] == pytest.approx(0.003 + decode, rel=1e-12)
+    assert table.ttft_s[0] == pytest.approx(0.003, rel=1e-12)
+    # the visible answer starts 30 tokens later, at the request's own pace
+    assert table.ttft_visible_s is not None
+    assert table.ttft_visible_s[0] == pytest.approx(0.003 + 30 * decode / 39, rel=1e-12)
+    summary = summarise_run(run, stream, loaded.scenario)
+    visible = summary.latency.ttft_visible_ms
+    assert visible is not None and visible.p50 == pytest.approx(table.ttft_visible_s[0] * 1e3)
+
+
+def test_a_task_without_reasoning_keeps_its_stream_and_result() -> None:
+    plain = scenario_from(ONE.format(reasoning=""))
+    stream = build_request_stream(plain.scenario)
+    assert stream.reasoning_tokens is None
+    summary = summarise_run(*run_first(plain), plain.scenario)
+    assert "ttft_visible_ms" not in summary.latency.model_dump()
+
+
+MIX = """
+    seed: 4
+    duration: 600
+    traffic: {{kind: poisson, rate_per_s: 2}}
+    tasks:
+      - name: chat
+        prompt_tokens: {{kind: uniform, min_tokens: 100, max_tokens: 300}}
+        output_tokens: {{kind: uniform, min_tokens: 20, max_tokens: 80}}
+        {reasoning}
+      - name: plain
+        prompt_tokens: {{kind: fixed, tokens: 50}}
+        output_tokens: {{kind: fixed, tokens: 10}}
+    deployments:
+      api: {{kind: cloud, model: gpt-4o-mini}}
+"""
+
+
+def test_reasoning_adds_to_the_same_requests_and_is_billed_as_output() -> None:
+    plain = scenario_from(MIX.format(reasoning=""))
+    thinking = scenario_from(MIX.format(
+        reasoning="reasoning_tokens: {kind: uniform, min_tokens: 200, max_tokens: 600}"))
+    a, b = build_request_stream(plain.scenario), build_request_stream(thinking.scenario)
+    # the same arrivals, tasks and visible lengths: the hidden tokens come on top
+    assert np.array_equal(a.arrival_s, b.arrival_s)
+    assert b.reasoning_tokens is not None
+    assert np.array_equal(a.output_tokens, b.output_tokens - b.reasoning_tokens)
+    chat = b.task_index == 0
+    assert (b.reasoning_tokens[chat] >= 200).all() and (b.reasoning_tokens[~chat] == 0).all()
+    cost_a, cost_b = (evaluate(s).deployments["api"] for s in (plain, thinking))
+    assert cost_a.cloud is not None and cost_b.cloud is not None
+    assert cost_b.requests.completed == len(b)      # every request served: all billed
+    extra = cost_b.cloud.output_tokens - cost_a.cloud.output_tokens
+    assert extra == int(b.reasoning_tokens.sum())
+    out_a = next(i for i in cost_a.cost.items if i.item == "output_tokens").usd_per_month
+    out_b = next(i for i in cost_b.cost.items if i.item == "output_tokens").usd_per_month
+    assert out_b / out_a == pytest.approx(cost_b.cloud.output_tokens / cost_a.cloud.output_tokens)
