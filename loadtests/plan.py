@@ -36,6 +36,14 @@ def synthetic_prompt(tokens: int, index: int, salt: str = "") -> str:
     return " ".join(words)
 
 
+def shared_prefix_text(group: int, tokens: int, salt: str = "") -> str:
+    """About `tokens` tokens of text that every prompt of shared-prefix `group` starts with
+    (salted per run, so only this run's requests share it)."""
+    words = [f"System {group} {salt}."]
+    words += [_WORDS[(7 * group + i) % len(_WORDS)] for i in range(max(0, tokens - 4))]
+    return " ".join(words)
+
+
 @dataclass(frozen=True)
 class PlanItem:
     index: int
@@ -47,6 +55,7 @@ class PlanItem:
     fixed_length: bool         # ask the server to ignore EOS
     check: dict[str, Any] | None
     warmup: bool = False       # sent first, kept out of the statistics
+    shared_prefix_tokens: int = 0   # of planned_prompt_tokens, the group's shared prefix
 
 
 def build_plan(loaded: LoadedScenario, *, seed: int | None = None, time_scale: float = 1.0,
@@ -84,8 +93,16 @@ def build_plan(loaded: LoadedScenario, *, seed: int | None = None, time_scale: f
                                  item.max_tokens or output_tokens, False,
                                  item.check.model_dump(by_alias=True), i < warmup))
         else:
-            plan.append(PlanItem(i, send_s, task, synthetic_prompt(prompt_tokens, i, salt),
-                                 prompt_tokens, output_tokens, True, None, i < warmup))
+            group = -1 if stream.prefix_group is None else int(stream.prefix_group[i])
+            shared = 0 if group < 0 or stream.prefix_tokens is None else \
+                min(int(stream.prefix_tokens[i]), prompt_tokens)
+            text = synthetic_prompt(prompt_tokens - shared, i, salt)
+            if shared:
+                # the same text for every request of the group: a server's prefix cache
+                # sees what the simulation assumes
+                text = shared_prefix_text(group, shared, salt) + " " + text
+            plan.append(PlanItem(i, send_s, task, text, prompt_tokens, output_tokens, True,
+                                 None, i < warmup, shared))
     return plan
 
 

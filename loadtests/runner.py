@@ -157,7 +157,8 @@ def run_load_test(target_name: str, target: Target, plan: list[PlanItem],
     summary = summarise_records(rows, planned=planned, planned_span_s=span_s,
                                 slo_by_task=slo_by_task, mode=settings.mode,
                                 warmup=warm,
-                                shared_prompts=any(p.check is not None for p in plan),
+                                shared_prompts=any(p.check is not None or p.shared_prefix_tokens
+                                                   for p in plan),
                                 planned_prompt_tokens=_planned_tokens(rows, plan))
     summary = summary.model_copy(update={"interrupted": interrupted, "target_down": down})
     (out_dir / "summary.json").write_text(summary.model_dump_json(indent=1), encoding="utf-8")

@@ -39,6 +39,7 @@ from llmplan.results.simulation import (
 )
 from llmplan.scenario.models import Scenario
 from llmplan.sim.engine import DeploymentRun
+from llmplan.sim.prompt_cache import cached_prefix_tokens
 from llmplan.sim.queue import queue_depth
 from llmplan.sim.records import (
     BLOCKED,
@@ -121,7 +122,7 @@ def summarise_run(run: DeploymentRun, stream: RequestStream,
             ttft_p95_ms=_per_minute_percentile(arrival_minute[ok], table.ttft_s[ok],
                                                minutes, 95)),
         local=_local_part(run, table, minutes, span) if run.fleet is not None else None,
-        cloud=_cloud_part(run, table) if run.cloud is not None else None,
+        cloud=_cloud_part(run, table, stream) if run.cloud is not None else None,
         hybrid=_hybrid_part(run, table, scenario) if run.parts else None,
     )
 
@@ -256,7 +257,8 @@ def _fleet_part(run: DeploymentRun) -> FleetOutcome:
         scale_events=[ScaleEvent(t_s=t, replicas=n) for t, n in control.scale_events])
 
 
-def _cloud_part(run: DeploymentRun, table: RequestTable) -> CloudOutcome:
+def _cloud_part(run: DeploymentRun, table: RequestTable,
+                stream: RequestStream) -> CloudOutcome:
     cloud = run.cloud
     assert cloud is not None
     served = table.served_by == SERVED_CLOUD
@@ -269,7 +271,23 @@ def _cloud_part(run: DeploymentRun, table: RequestTable) -> CloudOutcome:
         retried_requests=int((table.attempts > 1).sum()),
         tokens_charged_against_limit=float(cloud.charged_tokens), outage_s=float(outage_s),
         outages=len(cloud.outages), input_tokens=int(table.prompt_tokens[served].sum()),
-        output_tokens=int(table.output_tokens[served].sum()))
+        output_tokens=int(table.output_tokens[served].sum()),
+        **_prompt_cache(run, table, stream, served & table.ok))
+
+
+def _prompt_cache(run: DeploymentRun, table: RequestTable, stream: RequestStream,
+                  served: np.ndarray) -> dict[str, int]:
+    """Tokens the provider's prompt cache answered and took (tasks with shared prefixes)."""
+    cloud = run.cloud
+    assert cloud is not None
+    if stream.prefix_group is None or stream.prefix_tokens is None:
+        return {}
+    if cloud.model.cached_input_usd_per_mtok is None:    # the provider does not cache
+        return {"cached_input_tokens": 0, "cache_write_tokens": 0}
+    cached, written = cached_prefix_tokens(
+        table.arrival_s, stream.prefix_group, stream.prefix_tokens, served,
+        min_tokens=cloud.model.min_cacheable_tokens, ttl_s=cloud.model.cache_ttl_s)
+    return {"cached_input_tokens": cached, "cache_write_tokens": written}
 
 
 def _hybrid_part(run: DeploymentRun, table: RequestTable, scenario: Scenario) -> HybridOutcome:

@@ -41,6 +41,10 @@ class CloudFacts:
     input_tokens: float
     output_tokens: float
     requests: float          # calls that were billed (served)
+    # of input_tokens, simulated reads and writes of the provider's prompt cache (None: the
+    # workload has no shared prefixes, the scenario's cached_input_fraction applies)
+    cached_input_tokens: float | None = None
+    cache_write_tokens: float = 0.0
 
 
 LocalItem = Callable[[LocalDeployment, GpuSpec, Economics, LocalFacts], CostItem | None]
@@ -163,9 +167,23 @@ LOCAL_ITEMS: list[LocalItem] = [
 
 def input_tokens(dep: CloudDeployment, model: CloudModelSpec, econ: Economics,
                  facts: CloudFacts) -> CostItem:
-    cached = dep.costs.cached_input_fraction
     cached_price = model.cached_input_usd_per_mtok if model.cached_input_usd_per_mtok \
         is not None else model.input_usd_per_mtok
+    if facts.cached_input_tokens is not None:
+        # simulated from the workload's shared prefixes and the provider's cache rules
+        read, written = facts.cached_input_tokens, facts.cache_write_tokens
+        write_price = model.cache_write_usd_per_mtok if model.cache_write_usd_per_mtok \
+            is not None else model.input_usd_per_mtok
+        plain = facts.input_tokens - read - written
+        usd = (plain * model.input_usd_per_mtok + read * cached_price
+               + written * write_price) / 1e6
+        share = read / facts.input_tokens if facts.input_tokens else 0.0
+        return CostItem("input_tokens", usd, True,
+                        f"{facts.input_tokens / 1e6:,.1f} M tokens x "
+                        f"${model.input_usd_per_mtok}/M ({share:.0%} read from the prompt cache "
+                        f"at ${cached_price}/M, {written / 1e6:,.1f} M written at "
+                        f"${write_price}/M; simulated)")
+    cached = dep.costs.cached_input_fraction
     usd = facts.input_tokens / 1e6 * ((1 - cached) * model.input_usd_per_mtok
                                       + cached * cached_price)
     return CostItem("input_tokens", usd, True,

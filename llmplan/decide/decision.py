@@ -60,7 +60,10 @@ def deployment_costs(name: str, summary: DeploymentResult, loaded: LoadedScenari
         assert part is not None
         facts_c = CloudFacts(input_tokens=part.input_tokens * factor,
                              output_tokens=part.output_tokens * factor,
-                             requests=part.served * factor)
+                             requests=part.served * factor,
+                             cached_input_tokens=None if part.cached_input_tokens is None
+                             else part.cached_input_tokens * factor,
+                             cache_write_tokens=(part.cache_write_tokens or 0) * factor)
         items += [CostItem(f"cloud_{i.name}" if local is not None else i.name,
                            i.usd_per_month, i.variable, i.basis)
                   for i in cloud_items(cloud, catalog, econ, facts_c)]

@@ -219,6 +219,8 @@ class LocalOutcome(ResultModel):
 class CloudOutcome(ResultModel):
     """The API side: calls, 429s, retries, outages and billed tokens."""
 
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("cached_input_tokens", "cache_write_tokens")
+
     model: str
     provider: str
     calls: int
@@ -231,6 +233,11 @@ class CloudOutcome(ResultModel):
     outages: int
     input_tokens: int
     output_tokens: int
+    cached_input_tokens: int | None = Field(
+        default=None, description="Of input_tokens, read from the provider's prompt cache "
+                                  "(tasks with shared prefixes; see sim/prompt_cache.py).")
+    cache_write_tokens: int | None = Field(
+        default=None, description="Of input_tokens, written to the provider's prompt cache.")
 
 
 class HybridOutcome(ResultModel):

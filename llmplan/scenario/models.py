@@ -57,6 +57,18 @@ class SloSpec(_Strict):
         description="A deployment meets the SLO when at least this share of requests do.")
 
 
+class SharedPrefixSpec(_Strict):
+    """Prompts that start with one of a few shared texts (system prompts, few-shot blocks,
+    RAG documents): each request's prompt is its group's prefix plus its own tokens."""
+
+    groups: int = Field(ge=1, le=1_000_000, description="How many distinct prefixes.")
+    tokens: LengthSpec = Field(description="Each prefix's length (drawn once per group).")
+    popularity: Literal["uniform", "zipf"] = Field(
+        default="uniform", description="How requests pick a group: evenly, or Zipf (group k "
+                                       "with weight 1 / k^zipf_s).")
+    zipf_s: float = Field(default=1.0, gt=0, le=5)
+
+
 class TaskSpec(_Strict):
     """One kind of request in the mix."""
 
@@ -67,6 +79,9 @@ class TaskSpec(_Strict):
     reasoning_tokens: LengthSpec | None = Field(
         default=None, description="Hidden thinking tokens a reasoning model generates before "
                                   "the visible answer: generated, timed and billed as output.")
+    shared_prefix: SharedPrefixSpec | None = Field(
+        default=None, description="A shared prefix in front of prompt_tokens (which are then "
+                                  "the request's own part).")
     sensitivity: Literal["public", "internal", "restricted"] = Field(
         default="internal", description="restricted = data must stay on owned hardware.")
     slo: SloSpec | None = Field(default=None, description="Overrides the scenario SLO.")

@@ -78,3 +78,37 @@ def test_the_readme_recipe_gives_goodput(tmp_path: Path, llamacpp: LlamaCppServe
     assert summary["slo"]["goodput_fraction"] == 1.0
     assert (tmp_path / "recipe" / "summary.csv").exists()
     assert (tmp_path / "recipe" / "metrics.prom").exists()
+
+
+def test_a_shared_prefix_workload_is_served_from_the_real_servers_cache(
+        tmp_path: Path, llamacpp: LlamaCppServer) -> None:
+    """One system prompt of ~200 tokens in front of short questions, one at a time: llama.cpp
+    keeps each slot's last prompt, so from the second request on the prefix comes from cache,
+    as the simulated workload says; and sharing that was asked for raises no warning."""
+    from helpers import scenario_from
+
+    loaded = scenario_from("""
+        seed: 3
+        duration: 600
+        traffic: {kind: constant, rate_per_s: 0.5}
+        tasks:
+          - name: ask
+            prompt_tokens: {kind: fixed, tokens: 12}
+            output_tokens: {kind: fixed, tokens: 4}
+            shared_prefix: {groups: 1, tokens: {kind: fixed, tokens: 200}}
+        deployments: {x: {gpu: L4, model: SmolLM2-135M}}
+    """)
+    plan = build_plan(loaded, max_requests=6, salt="prefix-run")
+    assert all(p.shared_prefix_tokens == 200 for p in plan)
+    assert len({p.prompt.split(" Request ")[0] for p in plan}) == 1      # one shared text
+    target = Target(kind="llamacpp", base_url=llamacpp.base_url, model="smollm2",
+                    api="completions")
+    result = run_load_test("local", target, plan, LoadTestSettings(users=1, duration_s=60),
+                           tmp_path / "prefix")
+    rows = sorted(read_jsonl(tmp_path / "prefix" / "requests.jsonl"), key=lambda r: r["id"])
+    assert all(r["error_class"] is None for r in rows), rows
+    later = [int(r["cached_prompt_tokens"]) for r in rows[1:]]   # type: ignore[call-overload]
+    assert min(later) >= 150, later          # the ~200-token prefix, tokenised by the server
+    summary = result.summary
+    assert summary.cache is not None and summary.cache.warning is None
+    assert (summary.cache.hit_rate or 0) > 0.6
