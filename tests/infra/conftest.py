@@ -70,7 +70,8 @@ def program_runs(example_stacks: dict[str, ExampleStack],
     from pulumi_harness import run_program, stack_values
 
     runs = {name: run_program(stack_values(example_stacks[name].written.path), PLANTED)
-            for name in ("regulated-records", "agent-workflow", HYBRID)}
+            for name in ("support-assistant", "bulk-extraction", "regulated-records",
+                         "agent-workflow", HYBRID)}
     # the retail example's Bedrock hybrid, on an existing EKS cluster (Pod Identity)
     runs["retail-assistant"] = run_program(
         {**stack_values(example_stacks["retail-assistant"].written.path),

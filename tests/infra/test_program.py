@@ -22,6 +22,7 @@ def _types(run: ProgramRun) -> list[str]:
 
 
 @pytest.mark.parametrize(("example", "serving", "aws"), [
+    ("support-assistant", True, False), ("bulk-extraction", True, False),
     ("regulated-records", True, False), ("agent-workflow", False, False),
     (HYBRID, True, False), ("bedrock-eks", True, True), ("retail-assistant", True, True)])
 def test_each_stack_has_its_resources(program_runs: dict[str, ProgramRun], example: str,
