@@ -45,4 +45,5 @@ def test_held_out_predictions_meet_the_bars(capsys: pytest.CaptureFixture[str]) 
                                    (ttft_p50, "ttft_ms", "p50", 15.0)):
         floor = max(drift, experiment.noise_floor_pct(metric, q))
         assert figure <= bar + min(floor, bar), (metric, q, figure, floor)
-    assert abs(saturation) <= 10.0
+    # throughput past saturation moves one for one with the machine's speed: the same drift
+    assert abs(saturation) <= 10.0 + min(drift, 10.0), (saturation, drift)
