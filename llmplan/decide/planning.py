@@ -102,9 +102,7 @@ def _search_in_worker(task: tuple[str, str]) -> tuple[str, str, object, dict[Poi
                                                                         DeploymentResult]]:
     planner = _WORKER[0]
     kind, name = task
-    value: object = (planner.min_replicas(name) if kind == "replicas"
-                     else planner.max_rate_factor(name))
-    return kind, name, value, planner.harvest()
+    return kind, name, planner.search(kind, name), planner.harvest()
 
 
 class Planner:
@@ -209,6 +207,10 @@ class Planner:
                 hi = mid
         return lo
 
+    def search(self, kind: str, name: str) -> int | float | None:
+        """One search: "replicas" (min_replicas) or "rate" (max_rate_factor)."""
+        return self.min_replicas(name) if kind == "replicas" else self.max_rate_factor(name)
+
     def harvest(self) -> dict[Point, DeploymentResult]:
         fresh, self.fresh = self.fresh, {}
         return fresh
@@ -273,8 +275,7 @@ def _search_all(planner: Planner, jobs: int,
     pool = _pool(planner, jobs, len(searches))
     if pool is None:
         for kind, name in searches:
-            found[kind, name] = (planner.min_replicas(name) if kind == "replicas"
-                                 else planner.max_rate_factor(name))
+            found[kind, name] = planner.search(kind, name)
         return found
     with pool:
         for kind, name, value, fresh in pool.map(_search_in_worker, searches):
