@@ -210,6 +210,18 @@ def render(result: Result, price_warnings: list[str] | None = None) -> str:
          "max concurrent requests of mean length", "TTFT p95 ms", "E2E p95 ms",
          "goodput", "USD/month",
          "USD per 1k requests", "USD per useful result"], summary_rows))
+    cached = {name: dep.local.prefix_cache for name, dep in result.deployments.items()
+              if dep.local is not None and dep.local.prefix_cache is not None}
+    if cached:
+        parts.append("<h2>Prefix caching</h2><p>Prompts share prefixes (system prompts, "
+                     "documents, conversations so far): how much of them the engines found "
+                     "cached instead of computing it again.</p>" + _table(
+            ["deployment", "engine cache", "requests started", "prompt tokens cached",
+             "requests with a hit", "TTFT p50 ms with a hit", "TTFT p50 ms without"],
+            [[name, c.policy, _fmt(c.requests),
+              f"{c.hit_rate_tokens:.1%} ({_fmt(c.cached_prompt_tokens)})",
+              _fmt(c.requests_with_hit), _fmt(c.ttft_p50_ms_hit), _fmt(c.ttft_p50_ms_miss)]
+             for name, c in cached.items()]))
     parts.append("<h2>Decision table</h2>" + _table(
         ["question", *names],
         [[row.question.replace("_", " ")] + [row.answers.get(n, "-") for n in names]

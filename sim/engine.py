@@ -44,6 +44,7 @@ class DeploymentRun:
     fleet: LocalFleet | None = None
     cloud: CloudEndpoint | None = None
     parts: dict[str, str] = field(default_factory=dict)   # hybrid: {"local": name, "cloud": ...}
+    shares_prefixes: bool = False       # some requests carry a shared prefix
 
     @property
     def step_time(self) -> StepTime | None:
@@ -85,10 +86,13 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
     horizon = duration_s + (duration_s if drain_s is None else drain_s)
     records = Records(len(stream), horizon)
     arrivals = stream.arrival_s.tolist()
+    groups, shared = stream.prefix_group, stream.prefix_tokens
+    sharing = groups is not None and shared is not None
     work = Workload(stream.prompt_tokens.tolist(), stream.output_tokens.tolist(), arrivals,
-                    records)
+                    records, groups=groups.tolist() if groups is not None and sharing else None,
+                    shared=shared.tolist() if shared is not None and sharing else None)
     env = simpy.Environment()
-    run = DeploymentRun(name, dep, records, duration_s, horizon)
+    run = DeploymentRun(name, dep, records, duration_s, horizon, shares_prefixes=sharing)
     handler: Callable[[int, float], None]
     if isinstance(dep, LocalDeployment):
         fleet = run.fleet = _local_fleet(env, dep, catalog, work, mode=mode,

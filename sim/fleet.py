@@ -94,7 +94,9 @@ def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, 
         chunked_prefill=engine.chunked_prefill,
         max_model_len=_max_model_len(capacity, engine.chunked_prefill,
                                      setup.max_num_batched_tokens),
-        queue_limit=admission.queue_limit, queue_timeout_s=admission.queue_timeout_s)
+        queue_limit=admission.queue_limit, queue_timeout_s=admission.queue_timeout_s,
+        prefix_caching=engine.prefix_caching,
+        slot_prompt_similarity=engine.slot_prompt_similarity)
     replicas: list[Replica] | list[ReferenceReplica]
     if mode == SimulationMode.REFERENCE:
         if dep.failures is not None or dep.autoscaling is not None:

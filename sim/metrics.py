@@ -27,6 +27,7 @@ from llmplan.results.simulation import (
     LocalOutcome,
     LocalTimeSeries,
     MemoryOutcome,
+    PrefixCacheOutcome,
     RequestCounts,
     ScaleEvent,
     SloOutcome,
@@ -222,7 +223,31 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
         timeseries=LocalTimeSeries(
             queue_depth_mean=q_series.tolist(),
             gpu_busy_fraction=(busy / (span * replicas)).tolist(),
-            kv_cache_fraction=(kv / (span * replicas * capacity_tokens)).tolist()))
+            kv_cache_fraction=(kv / (span * replicas * capacity_tokens)).tolist()),
+        prefix_cache=_prefix_cache_part(run, table))
+
+
+def _prefix_cache_part(run: DeploymentRun, table: RequestTable) -> PrefixCacheOutcome | None:
+    """Hits of the replicas' prefix caches, over the requests the fleet started."""
+    if run.fleet is None or not run.shares_prefixes:
+        return None
+    rec = run.records
+    started = (np.asarray(rec.start_s) >= 0) & (np.asarray(rec.replica) >= 0) & \
+        (table.served_by != SERVED_CLOUD)
+    cached = np.asarray(rec.cached_tokens, dtype=np.int64)
+    prompt = int(table.prompt_tokens[started].sum())
+    hit = started & (cached > 0)
+    ok = table.ok
+
+    def p50_ms(mask: np.ndarray) -> float | None:
+        return percentile(table.ttft_s[mask & ok] * 1e3, 50)
+
+    return PrefixCacheOutcome(
+        policy=run.fleet.deployment.engine.prefix_caching, requests=int(started.sum()),
+        prompt_tokens=prompt, cached_prompt_tokens=int(cached[started].sum()),
+        hit_rate_tokens=float(cached[started].sum() / prompt) if prompt else 0.0,
+        requests_with_hit=int(hit.sum()), ttft_p50_ms_hit=p50_ms(hit),
+        ttft_p50_ms_miss=p50_ms(started & ~hit))
 
 
 def _coefficients(step: StepTime) -> StepTimeCoefficients:

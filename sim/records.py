@@ -36,6 +36,7 @@ class Records:
         self.finish_s = [-1.0] * n          # completion, or the moment it was refused
         self.replica = [-1] * n
         self.preemptions = [0] * n
+        self.cached_tokens = [0] * n        # prompt tokens a local prefix cache answered
         self.outcome = [PENDING] * n
         self.segments = array("d")
         # cloud and hybrid paths

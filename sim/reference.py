@@ -14,17 +14,21 @@ from typing import Any
 
 import simpy
 
+from llmplan.sim.prefix_cache import PrefixCache, make_prefix_cache
 from llmplan.sim.records import OK, REJECTED, SERVED_LOCAL, TIMED_OUT, TOO_LONG
 from llmplan.sim.serving import ReplicaConfig, Workload
 
 
 class _Seq:
-    def __init__(self, rid: int, prompt: int, output: int) -> None:
+    def __init__(self, rid: int, prompt: int, output: int, group: int, share: int) -> None:
         self.rid, self.prompt, self.output = rid, prompt, output
+        self.group, self.share = group, share   # prefix group, prompt tokens it shares
         self.to_prefill = prompt   # tokens to compute before the next token is emitted
         self.computed = 0          # tokens in the KV cache
         self.generated = 0
-        self.blocks = 0
+        self.blocks = 0            # its own blocks (its group's shared chain counts once)
+        self.shared = 0            # blocks of the shared chain it holds
+        self.slot = -1
         self.last_token_s = -1.0
 
     @property
@@ -53,6 +57,13 @@ class ReferenceReplica:
         self.quiet_until_s = -math.inf
         self.last_end_s = -math.inf
         self.last_finished = 0
+        self.groups, self.shares = work.groups, work.shared
+        self.cache: PrefixCache | None = None
+        if work.groups is not None and config.prefix_caching != "off":
+            self.cache = make_prefix_cache(config.prefix_caching, block_size=self.B,
+                                           slots=self.max_seqs,
+                                           similarity=config.slot_prompt_similarity)
+        self.pinned = 0
         env.process(self._run())
 
     # the router calls these two
@@ -82,7 +93,9 @@ class ReferenceReplica:
         if self.queue_limit is not None and len(self.waiting) >= self.queue_limit:
             rec.outcome[rid], rec.finish_s[rid] = REJECTED, t
             return
-        self.waiting.append(_Seq(rid, prompt, output))
+        group = self.groups[rid] if self.groups is not None else -1
+        share = self.shares[rid] if self.shares is not None else 0
+        self.waiting.append(_Seq(rid, prompt, output, group, share))
         if self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
 
@@ -90,11 +103,17 @@ class ReferenceReplica:
         return (tokens + self.B - 1) // self.B
 
     def _free(self) -> int:
-        return self.total_blocks - sum(s.blocks for s in self.running)
+        return self.total_blocks - sum(s.blocks for s in self.running) - self.pinned
+
+    def _release(self, seq: _Seq, context: int, t: float) -> None:
+        if self.cache is not None:
+            self.pinned -= self.cache.release(seq.group, seq.shared, context, t, seq.slot)
+        seq.shared, seq.slot = 0, -1
 
     def _preempt(self, seq: _Seq, t: float) -> None:
         self.running.remove(seq)
         self.rec.preemptions[seq.rid] += 1
+        self._release(seq, seq.computed if seq.decoding else 0, t)
         seq.blocks = 0
         seq.computed = 0
         seq.to_prefill = seq.prompt + seq.generated
@@ -130,7 +149,7 @@ class ReferenceReplica:
                 if tokens == 0:
                     i += 1
                     continue
-                need = self._blocks_for(seq.computed + tokens) - seq.blocks
+                need = max(0, self._blocks_for(seq.computed + tokens) - seq.shared) - seq.blocks
                 while need > self._free():
                     victim = self.running[-1]
                     self._preempt(victim, t)
@@ -146,16 +165,28 @@ class ReferenceReplica:
             if not preempted:
                 while self.waiting and budget > 0 and len(self.running) < self.max_seqs:
                     seq = self.waiting[0]
-                    tokens = min(seq.to_prefill, budget)
-                    if tokens < seq.to_prefill and not self.chunked:
+                    hit = new_pin = shared = 0
+                    if self.cache is not None:
+                        hit, new_pin = self.cache.peek(seq.group, seq.share, seq.to_prefill)
+                        shared = self.cache.shared_blocks(seq.group, seq.share, seq.to_prefill)
+                    tokens = min(seq.to_prefill - hit, budget)
+                    if tokens < seq.to_prefill - hit and not self.chunked:
                         break
-                    need = self._blocks_for(tokens)
-                    if need > self._free():
+                    own = max(0, self._blocks_for(hit + tokens) - shared)
+                    if own + new_pin > self._free():
                         break
                     self.waiting.pop(0)
+                    if self.cache is not None:
+                        self.cache.take(seq.group, seq.share, seq.to_prefill, t)
+                        seq.slot = self.cache.last_slot()
+                        seq.shared = shared
+                        self.pinned += new_pin
+                        if rec.start_s[seq.rid] < 0:
+                            rec.cached_tokens[seq.rid] = hit
+                    seq.computed = hit
                     if rec.start_s[seq.rid] < 0:
                         rec.start_s[seq.rid] = t
-                    seq.blocks = need
+                    seq.blocks = own
                     self.running.append(seq)
                     scheduled.append((seq, tokens))
                     budget -= tokens
@@ -168,6 +199,8 @@ class ReferenceReplica:
             kv = sum(s.computed + 1 for s in decodes) + \
                 sum(s.computed for s, _ in scheduled if not s.decoding)
             dt = step.step_s(prefill, len(decodes), kv, pairs)
+            if self.cache is not None:   # allocations evict cached blocks nobody holds
+                self.cache.evict_to(self._free())
             yield env.timeout(dt)
             end = t + dt
             self.busy_s += dt
@@ -177,6 +210,8 @@ class ReferenceReplica:
                 seq.computed += tokens
                 if not was_decoding and seq.computed < seq.to_prefill:
                     continue  # mid-prefill: nothing emitted
+                if not was_decoding and self.cache is not None and seq.shared:
+                    self.cache.computed(seq.group, seq.shared * self.B, end)
                 if seq.generated == 0:
                     rec.first_token_s[seq.rid] = end
                 elif not was_decoding:
@@ -184,6 +219,7 @@ class ReferenceReplica:
                 seq.generated += 1
                 if seq.generated >= seq.output:
                     self.running.remove(seq)
+                    self._release(seq, seq.computed, end)
                     rec.finish_s[seq.rid] = end
                     rec.outcome[seq.rid] = OK
                     rec.served_by[seq.rid] = SERVED_LOCAL

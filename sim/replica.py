@@ -31,6 +31,7 @@ import heapq
 import math
 from collections import deque
 
+from llmplan.sim.prefix_cache import BlockPrefixCache, PrefixCache, make_prefix_cache
 from llmplan.sim.records import OK, REJECTED, SERVED_LOCAL, TIMED_OUT, TOO_LONG
 from llmplan.sim.serving import ReplicaConfig, Workload
 from llmplan.sim.stepmodel import StepModel
@@ -39,11 +40,14 @@ from llmplan.sim.stepmodel import StepModel
 class Seq:
     """A running (or preempted) request's scheduling state."""
 
-    __slots__ = ("done", "finish_c", "generated", "last_token_s", "off", "order",
-                 "output", "prompt", "rid", "total")
+    __slots__ = ("done", "finish_c", "generated", "group", "last_token_s", "off", "order",
+                 "output", "prompt", "rid", "shared", "slot", "total")
 
-    def __init__(self, rid: int, prompt: int, output: int) -> None:
+    def __init__(self, rid: int, prompt: int, output: int, group: int = -1) -> None:
         self.rid = rid
+        self.group = group         # prefix group (-1: none)
+        self.shared = 0            # blocks of its group's chain it holds (counted there)
+        self.slot = -1             # per_slot cache: the slot it runs in
         self.prompt = prompt
         self.output = output
         self.total = prompt        # tokens to prefill (prompt + generated after a preemption)
@@ -95,6 +99,26 @@ class Replica:
         # Before this time no request can finish or time out unless one arrives here: the
         # router may read the load without advancing (set when a jump stops short).
         self.quiet_until_s = -math.inf
+        # prefix caching (prefix_cache.py): only when requests share prefixes
+        self.policy = config.prefix_caching
+        self.similarity = config.slot_prompt_similarity
+        self.sharing = work.groups is not None and config.prefix_caching != "off"
+        self.groups = work.groups if work.groups is not None else []
+        self.share = work.shared if work.shared is not None else []
+        self.cache: PrefixCache | None = None
+        self.evicts = False
+        self.pinned = 0             # blocks of cached chains running requests hold
+        self.s_shared = 0           # of those, counted in decoding sequences' contexts
+        self.kv_cached = 0          # context tokens a step's new admissions found cached
+        self._new_cache()
+
+    def _new_cache(self) -> None:
+        if self.sharing:
+            self.cache = make_prefix_cache(self.policy, block_size=self.B, slots=self.max_seqs,
+                                           similarity=self.similarity)
+            self.evicts = isinstance(self.cache, BlockPrefixCache)
+        self.pinned = 0
+        self.s_shared = 0
 
     # ---------------------------------------------------------------- queries
 
@@ -119,16 +143,16 @@ class Replica:
         for q, count in enumerate(self.phase):
             if count:
                 pad += count * ((-(q + c)) % B)
-        return (self.s_off + self.D * c + pad) // B
+        return (self.s_off + self.D * c + pad) // B - self.s_shared
 
     def _exact_free(self, need: int) -> int:
         """Free blocks now, less the `need` promised to decodes this step."""
-        return self.total_blocks - self.used_other - self.decode_blocks() - need
+        return self.total_blocks - self.used_other - self.pinned - self.decode_blocks() - need
 
     def _free_lower_bound(self, need: int) -> int:
         """Cheap lower bound of _exact_free: ceil(x/B) summed is <= (sum x + D(B-1)) / B."""
         D = self.D
-        return (self.total_blocks - self.used_other
+        return (self.total_blocks - self.used_other - self.pinned + self.s_shared
                 - (self.s_off + D * self.c + D * (self.B - 1)) // self.B - need)
 
     def evacuate(self, t: float) -> list[int]:
@@ -149,6 +173,7 @@ class Replica:
         self.s_off = 0
         self.phase = [0] * self.B
         self.used_other = 0
+        self._new_cache()     # the replica restarts empty
         self.n_in = 0
         self.now_s = max(self.now_s, t)
         self.last_finished = 0
@@ -203,11 +228,21 @@ class Replica:
         if len(self.running) >= self.max_seqs:
             return False
         if self.resumed:
-            need = -(-min(self.resumed[0].total, self.max_tokens - self.D) // self.B)
+            seq = self.resumed[0]
+            rid, total = seq.rid, seq.total
         elif self.waiting:
-            need = -(-min(self.prompts[self.waiting[0]], self.max_tokens - self.D) // self.B)
+            rid = self.waiting[0]
+            total = self.prompts[rid]
         else:
             return False
+        if self.cache is None:
+            need = -(-min(total, self.max_tokens - self.D) // self.B)
+        else:
+            group, share = self.groups[rid], self.share[rid]
+            hit, new_pin = self.cache.peek(group, share, total)
+            shared = self.cache.shared_blocks(group, share, total)
+            chunk = min(total - hit, self.max_tokens - self.D)
+            need = max(0, -(-(hit + chunk) // self.B) - shared) + new_pin
         # a decode may also need a block this step
         need += self.phase[(-self.c) % self.B]
         if need <= self._free_lower_bound(0):
@@ -248,7 +283,8 @@ class Replica:
         part = self.partial
         if part is not None:
             chunk = min(part.total - part.done, budget)
-            blocks = -(-(part.done + chunk) // B) - -(-part.done // B)
+            blocks = max(0, -(-(part.done + chunk) // B) - part.shared) \
+                - max(0, -(-part.done // B) - part.shared)
             if blocks > free and not exact:
                 free, exact = self._exact_free(need), True
             if blocks > free:
@@ -266,53 +302,79 @@ class Replica:
                     prefilled.append(part)
                     self.partial = None
         if not preempted:
+            self.kv_cached = 0
             prefill_tokens = self._admit(budget, free, exact, need=need,
                                          prefill_tokens=prefill_tokens, prefilled=prefilled, t=t)
+            kv_tokens += self.kv_cached
         if prefill_tokens == 0 and self.D == 0:
             return  # nothing could run: only possible when every request just timed out
         dt = self.model.step_s(prefill_tokens, self.D, kv_tokens, self.pairs)
         end = t + dt
         self.log((t, dt, kv_tokens, dt, 0.0, 1, self.D))
         self.c = c + 1
+        if self.evicts:   # allocations evict cached blocks nobody holds, oldest first
+            self._evict()
         self._finish_step(t, end, dt, prefilled)
+
+    def _evict(self) -> None:
+        cache = self.cache
+        assert cache is not None
+        cache.evict_to(self.total_blocks - self.used_other - self.pinned - self.decode_blocks())
 
     def _admit(self, budget: int, free: int, exact: bool, *, need: int, prefill_tokens: int,
                prefilled: list[Seq], t: float) -> int:
         B, rec = self.B, self.rec
+        cache = self.cache
         while budget > 0 and len(self.running) < self.max_seqs:
             if self.resumed:
                 seq = self.resumed[0]
             elif self.waiting:
                 rid = self.waiting[0]
-                seq = Seq(rid, self.prompts[rid], self.outputs[rid])
+                seq = Seq(rid, self.prompts[rid], self.outputs[rid],
+                          self.groups[rid] if cache is not None else -1)
             else:
                 break
-            chunk = min(seq.total, budget)
-            if chunk < seq.total and not self.chunked:
+            hit = new_pin = shared = 0
+            if cache is not None:
+                share = self.share[seq.rid]
+                hit, new_pin = cache.peek(seq.group, share, seq.total)
+                shared = cache.shared_blocks(seq.group, share, seq.total)
+            chunk = min(seq.total - hit, budget)
+            if chunk < seq.total - hit and not self.chunked:
                 break
-            blocks = -(-chunk // B)
+            own = max(0, -(-(hit + chunk) // B) - shared)
+            blocks = own + new_pin
             if blocks > free and not exact:
                 free, exact = self._exact_free(need), True
             if blocks > free:
                 break
-            if self.resumed:
-                self.resumed.popleft()
-            else:
+            fresh = not self.resumed
+            if fresh:
                 self.waiting.popleft()
                 rec.start_s[seq.rid] = t
                 if self.last_admit_s >= 0:
                     self.admit_gap_s += 0.1 * (t - self.last_admit_s - self.admit_gap_s)
                 self.last_admit_s = t
+            else:
+                self.resumed.popleft()
+            if cache is not None:
+                cache.take(seq.group, self.share[seq.rid], seq.total, t)
+                seq.shared = shared
+                seq.slot = cache.last_slot()
+                self.pinned += new_pin
+                self.kv_cached += hit
+                if fresh:
+                    rec.cached_tokens[seq.rid] = hit
             free -= blocks
-            self.used_other += blocks
-            seq.done = chunk
-            self.pairs += chunk * (chunk + 1) // 2
+            self.used_other += own
+            seq.done = hit + chunk
+            self.pairs += chunk * hit + chunk * (chunk + 1) // 2
             seq.order = self.next_order
             self.next_order += 1
             self.running[seq.order] = seq
             prefill_tokens += chunk
             budget -= chunk
-            if chunk == seq.total:
+            if seq.done == seq.total:
                 prefilled.append(seq)
             else:
                 self.partial = seq
@@ -328,8 +390,10 @@ class Replica:
             else:  # the gap a preemption put between two tokens
                 self.log((t, 0.0, 0.0, end - seq.last_token_s, 0.0, 1, 1))
             seq.generated += 1
-            blocks = -(-seq.total // B)
-            self.used_other -= blocks
+            self.used_other -= -(-seq.total // B) - seq.shared
+            cache = self.cache
+            if cache is not None and seq.shared:   # its shared blocks may now be read
+                cache.computed(seq.group, seq.shared * B, end)
             if seq.generated >= seq.output:
                 del self.running[seq.order]
                 rec.finish_s[rid] = end
@@ -337,7 +401,11 @@ class Replica:
                 rec.served_by[rid] = SERVED_LOCAL
                 finished += 1
                 self.n_in -= 1
+                if cache is not None:
+                    self.pinned -= cache.release(seq.group, seq.shared, seq.total, end,
+                                                 seq.slot)
                 continue
+            self.s_shared += seq.shared
             seq.off = seq.total - c
             self.phase[seq.off % B] += 1
             self.s_off += seq.off
@@ -361,6 +429,10 @@ class Replica:
             self.s_off -= seq.off
             self.D -= 1
             del self.running[seq.order]
+            if self.cache is not None:
+                self.s_shared -= seq.shared
+                self.pinned -= self.cache.release(seq.group, seq.shared, seq.off + c, end,
+                                                  seq.slot)
             rec.finish_s[seq.rid] = end
             rec.outcome[seq.rid] = OK
             rec.served_by[seq.rid] = SERVED_LOCAL
@@ -375,6 +447,8 @@ class Replica:
         self.rec.preemptions[seq.rid] += 1
         seq.total = seq.prompt + seq.generated
         seq.done = 0
+        seq.shared = 0
+        seq.slot = -1
         seq.last_token_s = t
         self.resumed.appendleft(seq)
 
@@ -383,9 +457,13 @@ class Replica:
         _, seq = self.running.popitem()
         B, c = self.B, self.c
         if seq is self.partial:
-            blocks = -(-seq.done // B)
+            blocks = max(0, -(-seq.done // B) - seq.shared)
             self.used_other -= blocks
             self.partial = None
+            if self.cache is not None:
+                unpinned = self.cache.release(seq.group, seq.shared, 0, t, seq.slot)
+                self.pinned -= unpinned
+                blocks += unpinned
             self._requeue(seq, t)
             return need, free + blocks
         ctx = seq.off + c
@@ -395,11 +473,17 @@ class Replica:
         self.D -= 1
         seq.order = -1                 # its heap entry is stale from now on
         seq.generated = seq.output - (seq.finish_c - c)
+        freed = -(-ctx // B) - seq.shared
+        if self.cache is not None:
+            self.s_shared -= seq.shared
+            unpinned = self.cache.release(seq.group, seq.shared, ctx, t, seq.slot)
+            self.pinned -= unpinned
+            freed += unpinned
         self._requeue(seq, t)
         if (q + c) % B == 0:   # it needed a block this step: that promise is void too
             need -= 1
             free += 1
-        return need, free + -(-ctx // B)
+        return need, free + freed
 
     # ---------------------------------------------------------------- closed form
 
@@ -422,8 +506,8 @@ class Replica:
             n = entry[0] - c                      # steps to the next completion
             # blocks for n steps surely suffice if the upper bound of decode blocks
             # ((sum ctx + D (B-1)) / B) plus D per started block-width of steps fits
-            if (self.total_blocks - self.used_other) * B - self.s_off - D * c - D * (B - 1) \
-                    < B * D * (-(-n // B)):
+            if (self.total_blocks - self.used_other - self.pinned + self.s_shared) * B \
+                    - self.s_off - D * c - D * (B - 1) < B * D * (-(-n // B)):
                 n = self._kv_safe_steps(n)        # or to the step that would run out
                 if n == 0:
                     self._step()
@@ -459,6 +543,8 @@ class Replica:
             self.c = c
             self.now_s = self.last_end_s = end = t + span
             self.busy_s += span
+            if self.evicts:
+                self._evict()
             if entry[0] > c:                      # stopped by time or blocks
                 self.last_finished = 0
                 return True
@@ -468,7 +554,7 @@ class Replica:
 
     def _kv_safe_steps(self, n: int) -> int:
         """Largest m <= n such that m decode steps find every block they need."""
-        free = self.total_blocks - self.used_other - self.decode_blocks()
+        free = self.total_blocks - self.used_other - self.pinned - self.decode_blocks()
         lo, hi = 0, n
         while lo < hi:
             mid = (lo + hi + 1) // 2

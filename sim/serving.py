@@ -21,6 +21,8 @@ class ReplicaConfig:
     max_model_len: int           # prompt + output accepted
     queue_limit: int | None      # waiting requests before rejecting
     queue_timeout_s: float | None
+    prefix_caching: str = "off"  # a policy of llmplan.sim.prefix_cache
+    slot_prompt_similarity: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -31,3 +33,7 @@ class Workload:
     outputs: list[int]
     arrivals: list[float]
     records: Records
+    #: per request, its prefix group (-1: none) and the prompt tokens it shares with what
+    #: the group's earlier requests computed (None: no request shares anything)
+    groups: list[int] | None = None
+    shared: list[int] | None = None

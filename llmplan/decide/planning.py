@@ -360,6 +360,30 @@ def _load_point(result: DeploymentResult, requests_per_s: float) -> LoadPoint:
                      e2e_p95_ms=result.latency.e2e_ms.p95)
 
 
+def _prefix_caching_toggled(planner: Planner) -> tuple[str, LoadedScenario, set[str]] | None:
+    """When prompts share prefixes: the scenario with every local engine's prefix caching
+    switched (off when any has it on, else to vLLM's), the case's label, and the deployments
+    it changes (local fleets and the hybrids that use them). None otherwise."""
+    if planner.stream.prefix_group is None:
+        return None
+    scenario = planner.loaded.scenario
+    local = {name: dep for name, dep in scenario.deployments.items()
+             if isinstance(dep, LocalDeployment)}
+    if not local:
+        return None
+    on = any(dep.engine.prefix_caching != "off" for dep in local.values())
+    policy = "off" if on else "vllm"
+    deployments = dict(scenario.deployments)
+    for name, dep in local.items():
+        deployments[name] = dep.model_copy(update={"engine": dep.engine.model_copy(
+            update={"prefix_caching": policy})})
+    affected = set(local) | {name for name, dep in scenario.deployments.items()
+                             if isinstance(dep, HybridDeployment) and dep.local in local}
+    changed = LoadedScenario(scenario.model_copy(update={"deployments": deployments}),
+                             planner.loaded.catalog, planner.loaded.path)
+    return f"local prefix caching {'off' if on else 'on'}", changed, affected
+
+
 def sensitivity(simulation: SimulationResult, planner: Planner) -> list[SensitivityCase]:
     """The winner under changed volume (the load curve's runs) and prices (repriced)."""
     cases: list[SensitivityCase] = []
@@ -373,6 +397,15 @@ def sensitivity(simulation: SimulationResult, planner: Planner) -> list[Sensitiv
             for name in simulation.deployments})
         verdict = decide(varied, loaded).recommendation
         cases.append(SensitivityCase(change=f"volume x{factor:g}", winner=verdict.deployment,
+                                     ranking=verdict.ranking))
+    toggled = _prefix_caching_toggled(planner)
+    if toggled is not None:
+        label, changed, affected = toggled
+        varied = simulation.model_copy(update={"deployments": {
+            name: simulate_one(changed, name, seed=planner.seed) if name in affected
+            else result for name, result in simulation.deployments.items()}})
+        verdict = decide(varied, loaded).recommendation
+        cases.append(SensitivityCase(change=label, winner=verdict.deployment,
                                      ranking=verdict.ranking))
     for label, cloud_factor, gpu_factor in (("cloud prices x0.5", 0.5, 1.0),
                                             ("cloud prices x2", 2.0, 1.0),

@@ -39,6 +39,10 @@ def decision_table(candidates: dict[str, Candidate],
             util = s.local.utilisation
             scale.append(f"GPU busy {util.gpu_busy_fraction:.0%}, "
                          f"KV {util.kv_cache_mean_fraction:.0%}")
+            prefix = s.local.prefix_cache
+            if prefix is not None:
+                scale.append(f"prefix cache ({prefix.policy}): "
+                             f"{prefix.hit_rate_tokens:.0%} of prompt tokens")
         if s.cloud is not None:
             scale.append(f"{s.cloud.throttled_requests:,} requests throttled (429)")
         rows["scale"][name] = "; ".join(scale) or "-"

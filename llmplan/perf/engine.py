@@ -95,12 +95,27 @@ class EngineSpec(_Strict):
     expert_parallel: bool = Field(default=False, description="Spread MoE experts over the "
                                                              "replica's GPUs (EP = tp).")
     speculative: SpeculativeSpec | None = None
+    prefix_caching: Literal["vllm", "per_slot", "off"] = Field(
+        default="vllm", description="Reuse of cached prompt prefixes: vllm (automatic prefix "
+                                    "caching over KV blocks, vLLM's default), per_slot "
+                                    "(llama.cpp: each slot keeps its last prompt) or off.")
+    slot_prompt_similarity: float = Field(
+        default=0.1, ge=0, le=1, description="per_slot: share of a prompt a slot's cache must "
+                                             "cover to be chosen (llama.cpp's "
+                                             "--slot-prompt-similarity).")
 
     @field_validator("vllm_version", mode="before")
     @classmethod
     def _version_as_text(cls, value: object) -> object:
         return str(value) if isinstance(value, int | float) and not isinstance(value, bool) \
             else value
+
+    @field_validator("prefix_caching", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        # YAML 1.1 reads a bare `off` / `on` as a boolean
+        return {False: "off", True: "vllm"}.get(value, value) \
+            if isinstance(value, bool) else value
 
     @field_validator("kv_dtype", mode="before")
     @classmethod

@@ -202,8 +202,25 @@ class LocalTimeSeries(ResultModel):
     kv_cache_fraction: list[float]
 
 
+class PrefixCacheOutcome(ResultModel):
+    """What the engines' prefix caches answered (scenarios with shared prefixes)."""
+
+    policy: str = Field(description="vllm (KV-block hashing), per_slot (llama.cpp) or off.")
+    requests: int = Field(description="Requests the fleet started (their first prefill).")
+    prompt_tokens: int = Field(description="Their prompt tokens.")
+    cached_prompt_tokens: int = Field(description="Of those, found in the cache: prefill "
+                                                  "tokens saved.")
+    hit_rate_tokens: float = Field(description="cached_prompt_tokens / prompt_tokens.")
+    requests_with_hit: int
+    ttft_p50_ms_hit: float | None = Field(default=None, description="Finished requests that "
+                                                                    "found a cached prefix.")
+    ttft_p50_ms_miss: float | None = None
+
+
 class LocalOutcome(ResultModel):
     """The GPU fleet of a local (or hybrid's local) deployment."""
+
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("prefix_cache",)
 
     gpu: str
     model: str
@@ -214,6 +231,7 @@ class LocalOutcome(ResultModel):
     utilisation: Utilisation
     engine: EngineOutcome
     timeseries: LocalTimeSeries
+    prefix_cache: PrefixCacheOutcome | None = None
 
 
 class CloudOutcome(ResultModel):

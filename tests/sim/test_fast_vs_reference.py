@@ -18,6 +18,7 @@ BASE = """
         weight: 3
         prompt_tokens: {{kind: lognormal, mean: 700, p95: 2000}}
         output_tokens: {{kind: lognormal, mean: 200, p95: 600}}
+        {prefix}
       - name: short
         prompt_tokens: {{kind: uniform, min_tokens: 20, max_tokens: 200}}
         output_tokens: {{kind: fixed, tokens: 1}}
@@ -31,6 +32,9 @@ BASE = """
         engine: {engine}
         admission: {admission}
 """
+
+PREFIX = ("shared_prefix: {groups: 6, tokens: {kind: uniform, min_tokens: 300, "
+          "max_tokens: 1500}, popularity: zipf, zipf_s: 1.1}")
 
 CASES = {
     "plenty-of-kv": dict(gpu="H100-SXM", replicas=2, router="least_outstanding",
@@ -68,12 +72,26 @@ CASES = {
                           traffic="{kind: diurnal, mean_rate_per_s: 4, peak_to_mean: 3, "
                                   "start_hour: 13, spikes: [{start_s: 60, duration_s: 30, "
                                   "multiplier: 4}]}"),
+    # prefix caching: shared system prompts / documents in front of the chat prompts
+    "prefix-cache-vllm": dict(gpu="H100-SXM", replicas=2, router="least_outstanding",
+                              engine="{}", admission="{}",
+                              traffic="{kind: poisson, rate_per_s: 12}", prefix=PREFIX),
+    # a small cache: preemptions, and chains evicted to make room (fewer hits)
+    "prefix-cache-vllm-eviction": dict(gpu="L4", replicas=1, router="round_robin",
+                                       engine="{max_num_seqs: 48, kv_cache_tokens: 12000, "
+                                              "max_num_batched_tokens: 1024}",
+                                       admission="{}", traffic="{kind: poisson, rate_per_s: 2}",
+                                       prefix=PREFIX.replace("groups: 6", "groups: 40")),
+    "prefix-cache-per-slot": dict(gpu="A100-80GB", replicas=2, router="round_robin",
+                                  engine="{prefix_caching: per_slot, max_num_seqs: 6}",
+                                  admission="{}", traffic="{kind: poisson, rate_per_s: 4}",
+                                  prefix=PREFIX),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_fast_mode_matches_reference_per_request(case: str) -> None:
-    settings = {"model": "Llama-3.1-8B", "tp": 1, **CASES[case]}
+    settings = {"model": "Llama-3.1-8B", "tp": 1, "prefix": "", **CASES[case]}
     loaded = scenario_from(BASE.format(seed=5, duration=180, **settings))
     fast, stream = run_first(loaded, SimulationMode.FAST)
     ref, _ = run_first(loaded, SimulationMode.REFERENCE, stream)
@@ -82,6 +100,7 @@ def test_fast_mode_matches_reference_per_request(case: str) -> None:
     np.testing.assert_array_equal(a.outcome, b.outcome)
     np.testing.assert_array_equal(a.preemptions, b.preemptions)
     np.testing.assert_array_equal(a.replica, b.replica)
+    np.testing.assert_array_equal(fast.records.cached_tokens, ref.records.cached_tokens)
     for column in ("ttft_s", "tpot_s", "e2e_s", "queue_wait_s"):
         x, y = getattr(a, column), getattr(b, column)
         np.testing.assert_array_equal(np.isnan(x), np.isnan(y))
@@ -99,11 +118,16 @@ def test_the_cases_exercise_what_they_claim() -> None:
     seen = {}
     for case, params in CASES.items():
         run, stream = run_first(scenario_from(BASE.format(
-            seed=5, duration=180, **{"model": "Llama-3.1-8B", "tp": 1, **params})))
+            seed=5, duration=180,
+            **{"model": "Llama-3.1-8B", "tp": 1, "prefix": "", **params})))
         table = request_table(run, stream)
         seen[case] = (int(table.preemptions.sum()), int((table.outcome == 2).sum()),
-                      int((table.outcome == 3).sum()))
+                      int((table.outcome == 3).sum()), sum(run.records.cached_tokens))
     assert seen["kv-pressure-preemption"][0] > 20
     assert seen["overload-timeouts-and-queue-limit"][1] > 0      # rejected at the queue limit
     assert seen["overload-timeouts-and-queue-limit"][2] > 0      # timed out waiting
     assert seen["plenty-of-kv"][0] == 0
+    assert seen["plenty-of-kv"][3] == 0
+    for case in ("prefix-cache-vllm", "prefix-cache-per-slot", "prefix-cache-vllm-eviction"):
+        assert seen[case][3] > 0, case
+    assert seen["prefix-cache-vllm-eviction"][0] > 5

@@ -1,0 +1,95 @@
+"""A local engine's prefix cache (sim/prefix_cache.py), on paper and in a run."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import run_first, scenario_from
+
+from llmplan.scenario.models import SimulationMode
+from llmplan.sim.prefix_cache import PREFIX_CACHES, BlockPrefixCache, SlotPrefixCache
+from llmplan.sim.table import request_table
+
+
+def test_vllm_chains_are_shared_full_blocks_held_once_and_evicted_oldest_first() -> None:
+    cache = BlockPrefixCache(block_size=16)
+    # the first request of group 0 shares 100 tokens of its 150: 6 full blocks (96 tokens)
+    assert cache.shared_blocks(0, 100, 150) == 6
+    assert cache.peek(0, 100, 150) == (0, 6)          # nothing cached, 6 blocks to hold
+    assert cache.take(0, 100, 150, now_s=0.0) == (0, 6)
+    assert cache.pinned_blocks == 6 and cache.evictable == 0
+    cache.computed(0, 96, now_s=1.0)                   # its prefill computed them
+    # a second request of the group reads them and holds nothing new
+    assert cache.take(0, 100, 120, now_s=2.0) == (96, 0)
+    # at least the last prompt token is computed: a 97-token prompt reuses 96 (6 blocks),
+    # a 96-token prompt only 80 (5 blocks)
+    assert cache.peek(0, 100, 97)[0] == 96 and cache.peek(0, 100, 96)[0] == 80
+    # the first leaves with 200 tokens computed: 12 blocks cached, 6 still held by the other
+    assert cache.release(0, 6, 200, now_s=3.0, slot=-1) == 0
+    assert (cache.cached[0], cache.pinned_blocks, cache.evictable) == (12, 6, 6)
+    cache.evict_to(2)                                  # only 2 free blocks: the tail goes
+    assert (cache.cached[0], cache.evictable) == (8, 2)
+    assert cache.release(0, 6, 120, now_s=4.0, slot=-1) == 6   # nobody holds it now
+    assert (cache.pinned_blocks, cache.evictable) == (0, 8)
+    # group 1 used later than group 0: a squeeze takes group 0 first
+    cache.computed(1, 64, now_s=5.0)
+    cache.evict_to(4)
+    assert 0 not in cache.cached and cache.cached[1] == 4
+    cache.evict_to(0)
+    assert cache.cached == {} and cache.evictable == 0
+    # no group, nothing shared
+    assert cache.peek(-1, 500, 600) == (0, 0) and cache.take(-1, 500, 600, 6.0) == (0, 0)
+
+
+def test_llamacpp_slots_keep_their_last_prompt_and_pick_by_similarity() -> None:
+    cache = SlotPrefixCache(slots=2, similarity=0.1)
+    assert cache.take(0, 500, 600, now_s=0.0) == (0, 0) and cache.last_slot() == 0
+    assert cache.release(0, 0, 650, now_s=1.0, slot=0) == 0   # slot 0 holds 650 tokens
+    # the same group comes back: slot 0, all its 500 shared tokens reused
+    assert cache.peek(0, 500, 600) == (500, 0)
+    # another group goes to the slot used longest ago (slot 1, never used)
+    assert cache.take(1, 300, 400, now_s=2.0) == (0, 0) and cache.last_slot() == 1
+    # slot 0 covers 500 of a 6,000-token prompt: under the 10% threshold, but the least
+    # recently used idle slot is slot 0 anyway (slot 1 is busy): its prefix is reused
+    assert cache.take(0, 500, 6000, now_s=3.0) == (500, 0) and cache.last_slot() == 0
+    cache.release(0, 500, 6100, now_s=4.0, slot=0)
+    cache.release(1, 0, 450, now_s=5.0, slot=1)
+    # now slot 0 (used at 4 s) is older than slot 1 (5 s): a dissimilar request of group 1
+    # whose slot covers too little of it goes to slot 0 and finds nothing
+    assert cache.peek(1, 300, 4000) == (0, 0)
+    # at least the last prompt token is computed
+    assert cache.peek(0, 6100, 6100) == (6099, 0)
+    assert set(PREFIX_CACHES) == {"vllm", "per_slot"}
+
+
+TWO_TURNS = """
+    seed: 1
+    duration: 20
+    traffic: {{kind: constant, rate_per_s: 0.1}}   # arrivals at 0 s and 10 s
+    tasks:
+      - name: only
+        prompt_tokens: {{kind: fixed, tokens: 36}}
+        output_tokens: {{kind: fixed, tokens: 2}}
+        shared_prefix: {{groups: 1, tokens: {{kind: fixed, tokens: 100}}}}
+    deployments:
+      one:
+        gpu: H100-SXM
+        model: Llama-3.1-8B
+        engine: {{max_num_seqs: 8, prefix_caching: {policy}}}
+        step_time: {{kind: linear, fixed_ms: 2, per_prefill_token_us: 10,
+                    per_decode_seq_us: 100, per_kv_token_ns: 50}}
+"""
+
+
+@pytest.mark.parametrize("mode", ["fast", "reference"])
+@pytest.mark.parametrize("policy", ["vllm", "per_slot", "off"])
+def test_a_cached_prefix_is_not_prefilled_again(policy: str, mode: str) -> None:
+    loaded = scenario_from(TWO_TURNS.format(policy=policy))
+    run, stream = run_first(loaded, SimulationMode(mode))
+    assert list(stream.arrival_s) == [0.0, 10.0] and list(stream.prompt_tokens) == [136, 136]
+    ttft = request_table(run, stream).ttft_s
+    # first request: 2 ms + 136 x 10 us, nothing cached
+    assert ttft[0] == pytest.approx(0.002 + 136e-5, rel=1e-12)
+    cached = {"vllm": 96, "per_slot": 100, "off": 0}[policy]   # full 16-token blocks or all
+    assert run.records.cached_tokens == [0, cached]
+    # second: only the uncached tokens are computed, attending to the cached ones
+    assert ttft[1] == pytest.approx(0.002 + (136 - cached) * 1e-5 + cached * 50e-9, rel=1e-12)
