@@ -57,7 +57,7 @@ class LocalFleet:
         if not active:
             fail_unroutable(self, rid, t)
             return None
-        replica = active[self.router.choose(active, t)]
+        replica = active[self.router.choose(active, t, rid)]
         replica.advance(t)
         replica.arrive(rid, t)
         return replica
@@ -104,5 +104,6 @@ def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, 
         replicas = [ReferenceReplica(env, i, config, work) for i in range(dep.replicas)]
     else:
         replicas = [replica_class(i, config, work) for i in range(dep.max_replicas)]
-    return LocalFleet(dep, catalog, replicas, make_router(dep.router), capacity, step,
+    router = make_router(dep.router, work.groups, work.shared, work.prompts)
+    return LocalFleet(dep, catalog, replicas, router, capacity, step,
                       active=replicas[:dep.replicas])

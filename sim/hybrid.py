@@ -60,7 +60,7 @@ class HybridRouter:
             else:
                 fleet.route(rid, t)   # counted as failed
             return
-        replica = fleet.active[fleet.router.choose(fleet.active, t)]
+        replica = fleet.active[fleet.router.choose(fleet.active, t, rid)]
         replica.advance(t)
         if may_spill and self.spec.spillover_wait_s is not None and \
                 replica.expected_wait_s() > self.spec.spillover_wait_s:

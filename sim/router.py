@@ -28,13 +28,17 @@ class Loaded(Protocol):
     def last_finished(self) -> int:
         """Requests that step finishes."""
 
+    @property
+    def index(self) -> int:
+        """The replica's number in its fleet."""
+
     def load_at(self, t: float) -> int: ...
 
 
 class Router(Protocol):
     needs_load: bool
 
-    def choose(self, replicas: Sequence[Loaded], t: float) -> int: ...
+    def choose(self, replicas: Sequence[Loaded], t: float, rid: int) -> int: ...
 
 
 class RoundRobin:
@@ -45,7 +49,7 @@ class RoundRobin:
     def __init__(self) -> None:
         self._next = 0
 
-    def choose(self, replicas: Sequence[Loaded], t: float) -> int:
+    def choose(self, replicas: Sequence[Loaded], t: float, rid: int) -> int:
         chosen = self._next
         self._next = (chosen + 1) % len(replicas)
         return chosen
@@ -56,19 +60,68 @@ class LeastOutstanding:
 
     needs_load = True
 
-    def choose(self, replicas: Sequence[Loaded], t: float) -> int:
-        # load_at inlined for replicas that cannot have changed (hot path: every arrival)
-        loads = [r.load_at(t) if t >= r.quiet_until_s else
-                 (r.n_in + r.last_finished if r.last_end_s > t else r.n_in) for r in replicas]
+    def choose(self, replicas: Sequence[Loaded], t: float, rid: int) -> int:
+        loads = _loads(replicas, t)
         return loads.index(min(loads))
 
 
+def _loads(replicas: Sequence[Loaded], t: float) -> list[int]:
+    # load_at inlined for replicas that cannot have changed (hot path: every arrival)
+    return [r.load_at(t) if t >= r.quiet_until_s else
+            (r.n_in + r.last_finished if r.last_end_s > t else r.n_in) for r in replicas]
+
+
+class PrefixAffinity:
+    """Cache-aware routing as vLLM's router and SGLang's gateway do it (`cache_aware`): a
+    request whose shared prefix covers more than `cache_threshold` of its prompt goes to
+    the replica that last served its prefix group (a system prompt, a document, a
+    conversation), where that prefix is most likely cached; other requests, and every
+    request once the fleet is unbalanced (the busiest replica has more than
+    `balance_abs_threshold` requests over the idlest and more than `balance_rel_threshold`
+    times as many), go to the least loaded replica, which becomes the group's home.
+    Defaults are theirs: 0.3, 64 and 1.5."""
+
+    needs_load = True
+
+    def __init__(self, groups: list[int], shared: list[int], prompts: list[int], *,
+                 cache_threshold: float = 0.3, balance_abs_threshold: int = 64,
+                 balance_rel_threshold: float = 1.5) -> None:
+        self.groups, self.shared, self.prompts = groups, shared, prompts
+        self.cache_threshold = cache_threshold
+        self.balance_abs = balance_abs_threshold
+        self.balance_rel = balance_rel_threshold
+        self.home: dict[int, int] = {}       # group -> replica index (in the fleet)
+
+    def choose(self, replicas: Sequence[Loaded], t: float, rid: int) -> int:
+        loads = _loads(replicas, t)
+        low, high = min(loads), max(loads)
+        least = loads.index(low)
+        group = self.groups[rid] if self.groups else -1
+        if group < 0 or self.shared[rid] <= self.cache_threshold * self.prompts[rid]:
+            return least
+        if not (high - low > self.balance_abs and high > self.balance_rel * low):
+            home = self.home.get(group, -1)
+            if home >= 0:
+                for i, replica in enumerate(replicas):
+                    if replica.index == home:
+                        return i
+        self.home[group] = replicas[least].index
+        return least
+
+
 #: One class per router name of the scenario schema (a test checks both lists agree).
-ROUTERS: dict[RouterName, type[RoundRobin] | type[LeastOutstanding]] = {
+ROUTERS: dict[RouterName, type[RoundRobin] | type[LeastOutstanding] | type[PrefixAffinity]] = {
     "round_robin": RoundRobin,
     "least_outstanding": LeastOutstanding,
+    "prefix_affinity": PrefixAffinity,
 }
 
 
-def make_router(name: RouterName) -> Router:
-    return ROUTERS[name]()
+def make_router(name: RouterName, groups: list[int] | None = None,
+                shared: list[int] | None = None, prompts: list[int] | None = None) -> Router:
+    """The router `name`; prefix_affinity reads each request's prefix group and share."""
+    if name == "prefix_affinity":
+        return PrefixAffinity(groups or [], shared or [], prompts or [])
+    if name == "round_robin":
+        return RoundRobin()
+    return LeastOutstanding()

@@ -6,8 +6,9 @@ Each is the default of a stack setting (`vllmImage`, `litellmImage`), so a rollb
 - vLLM v0.33.0: the newest vLLM release on PyPI when this was written (the stack used to
   pin v0.8.5 of spring 2025). The flags llmplan passes (--max-num-seqs,
   --max-num-batched-tokens, --gpu-memory-utilization, --block-size, --tensor-parallel-size,
-  --enable-chunked-prefill, --quantization, --max-model-len) are the scheduler and memory
-  knobs the simulator models, and the autoscaler reads vLLM's `vllm:num_requests_waiting`.
+  --enable-chunked-prefill, --enable-prefix-caching, --quantization, --max-model-len) are the
+  scheduler and memory knobs the simulator models, and the autoscaler reads vLLM's
+  `vllm:num_requests_waiting`.
 - LiteLLM v1.108.7: the release the live router test runs (tests/infra/test_router_live.py
   starts `litellm[proxy]==1.108.7` from this project's dev dependencies), so the config the
   stack deploys is the config that test exercised. It is the newest release whose proxy

@@ -64,6 +64,8 @@ def vllm_args(config: StackConfig) -> list[str]:
     if engine.async_scheduling is not None:
         args.append("--async-scheduling" if engine.async_scheduling
                     else "--no-async-scheduling")
+    args.append("--no-enable-prefix-caching" if engine.prefix_caching == "off"
+                else "--enable-prefix-caching")
     if engine.enforce_eager:
         args.append("--enforce-eager")
     if engine.expert_parallel and setup.model.is_moe:

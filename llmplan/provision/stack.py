@@ -167,6 +167,7 @@ def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: 
     text = render_stack_file(config, rest, secrets)
     old = path.read_text(encoding="utf-8") if path.exists() else None
     if old != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     return WrittenStack(path, config, result.deployments[name], secrets, changed=old != text,
                         notes=setting_notes(config))

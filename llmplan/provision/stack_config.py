@@ -59,6 +59,20 @@ class SimulatedFigures(_Strict):
         default_factory=dict, description="Requests each task sent to the API.")
 
 
+def _buildable_with_vllm(name: str, dep: LocalDeployment) -> None:
+    """The stack serves vLLM behind a Kubernetes Service: refuse what it cannot build as
+    simulated rather than provision something else."""
+    if dep.engine.prefix_caching == "per_slot":
+        raise ValueError(f"deployment '{name}' was simulated with llama.cpp's per-slot prompt "
+                         "cache (engine.prefix_caching: per_slot), but the stack serves vLLM: "
+                         "simulate it with prefix_caching: vllm (or off) to provision it")
+    if dep.router == "prefix_affinity":
+        raise ValueError(f"deployment '{name}' was simulated behind a cache-aware router "
+                         "(router: prefix_affinity); the stack's Service balances connections "
+                         "without it: simulate it with router: least_outstanding or "
+                         "round_robin to provision it")
+
+
 class Plan(_Strict):
     """The simulated deployment (and its parts when hybrid) in the scenario's own schema."""
 
@@ -92,6 +106,9 @@ class Plan(_Strict):
                 missing.append(f"cloud_models.{dep.model}")
         if missing:
             raise ValueError(f"the plan's catalog lacks {', '.join(missing)}")
+        for name, dep in self.deployments.items():
+            if isinstance(dep, LocalDeployment):
+                _buildable_with_vllm(name, dep)
         return self
 
     @property

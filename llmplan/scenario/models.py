@@ -29,7 +29,7 @@ from llmplan.traffic.lengths import LengthSpec
 from llmplan.units import parse_duration_s
 
 #: The routers a local fleet may use (the simulator keeps one class per name).
-RouterName = Literal["round_robin", "least_outstanding"]
+RouterName = Literal["round_robin", "least_outstanding", "prefix_affinity"]
 
 
 class SimulationMode(StrEnum):

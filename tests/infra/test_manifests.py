@@ -72,6 +72,7 @@ def test_the_fleet_runs_the_simulated_engine_hardened(bedrock_stack: WrittenStac
     assert (flag["--max-num-seqs"], flag["--max-num-batched-tokens"]) == ("64", "2048")
     assert (flag["--gpu-memory-utilization"], flag["--block-size"]) == ("0.92", "16")  # v0.21+
     assert flag["--quantization"] == "fp8" and "--enable-chunked-prefill" in args
+    assert "--enable-prefix-caching" in args      # vLLM's default, as simulated
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert container["resources"]["limits"] == container["resources"]["requests"]
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-L40S"}

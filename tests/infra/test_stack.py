@@ -130,6 +130,20 @@ def test_a_named_deployment_and_bad_names(example_stacks: dict[str, ExampleStack
         read_stack_file(broken)
 
 
+def test_a_deployment_the_stack_cannot_build_as_simulated_is_refused(
+        example_stacks: dict[str, ExampleStack], tmp_path: Path) -> None:
+    text = example_stacks[HYBRID].written.path.read_text()
+    assert "router: least_outstanding" in text and "prefix_caching: vllm" in text
+    broken = tmp_path / "Pulumi.broken.yaml"
+    for change, why in ((("router: least_outstanding", "router: prefix_affinity"),
+                         "cache-aware router"),
+                        (("prefix_caching: vllm", "prefix_caching: per_slot"),
+                         "llama.cpp's per-slot prompt cache")):
+        broken.write_text(text.replace(*change, 1))
+        with pytest.raises(InputError, match=why):
+            read_stack_file(broken)
+
+
 def test_stack_command_prints_the_secrets_then_pulumi_up(tmp_path: Path) -> None:
     args = ["stack", str(ROOT / "examples" / "agent-workflow.yaml"), "--stack", "prod",
             "--out", str(tmp_path), "--aws-region", "us-east-1"]
