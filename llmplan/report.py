@@ -222,6 +222,20 @@ def render(result: Result, price_warnings: list[str] | None = None) -> str:
               f"{c.hit_rate_tokens:.1%} ({_fmt(c.cached_prompt_tokens)})",
               _fmt(c.requests_with_hit), _fmt(c.ttft_p50_ms_hit), _fmt(c.ttft_p50_ms_miss)]
              for name, c in cached.items()]))
+    talks = {name: dep.sessions for name, dep in result.deployments.items()
+             if dep.sessions is not None}
+    if talks:
+        turns = max(len(t.by_turn) for t in talks.values())
+        parts.append("<h2>Conversations</h2><p>Each later turn resends the history and is "
+                     "sent when the previous answer has ended: a slow candidate stretches "
+                     "the conversations it serves. TTFT p50 (ms) by turn:</p>" + _table(
+            ["deployment", "sessions completed", "median session s",
+             *[f"turn {k + 1}" for k in range(turns)]],
+            [[name, f"{t.completed_sessions:,} of {t.sessions:,}",
+              _fmt(t.session_duration_p50_s),
+              *[_fmt(s.ttft_p50_ms) for s in t.by_turn],
+              *["-"] * (turns - len(t.by_turn))]
+             for name, t in talks.items()]))
     parts.append("<h2>Decision table</h2>" + _table(
         ["question", *names],
         [[row.question.replace("_", " ")] + [row.answers.get(n, "-") for n in names]

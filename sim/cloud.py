@@ -127,6 +127,8 @@ class CloudEndpoint:
         rec.start_s[rid] = t if rec.start_s[rid] < 0 else rec.start_s[rid]
         rec.first_token_s[rid] = t + ttft
         rec.finish_s[rid] = t + total
+        if rec.on_end is not None:
+            rec.on_end(rid)
         rec.outcome[rid] = OK
         rec.served_by[rid] = SERVED_CLOUD
         if self.settles:
@@ -140,6 +142,8 @@ class CloudEndpoint:
         if attempt >= retry.max_retries:
             self.rec.outcome[rid] = failure
             self.rec.finish_s[rid] = t
+            if self.rec.on_end is not None:
+                self.rec.on_end(rid)
             if self.on_give_up is not None:
                 self.on_give_up(rid, t, failure)
             return
@@ -152,6 +156,8 @@ class CloudEndpoint:
             if math.isinf(retry_after):   # can never fit (request larger than the limit)
                 self.rec.outcome[rid] = failure
                 self.rec.finish_s[rid] = t
+                if self.rec.on_end is not None:
+                    self.rec.on_end(rid)
                 if self.on_give_up is not None:
                     self.on_give_up(rid, t, failure)
                 return

@@ -26,6 +26,7 @@ from llmplan.sim.hybrid import HybridRouter
 from llmplan.sim.records import Records
 from llmplan.sim.replica import Replica
 from llmplan.sim.serving import Workload
+from llmplan.sim.sessions import SessionLoop
 from llmplan.traffic import RequestStream
 
 Progress = Callable[[float], None]
@@ -45,6 +46,12 @@ class DeploymentRun:
     cloud: CloudEndpoint | None = None
     parts: dict[str, str] = field(default_factory=dict)   # hybrid: {"local": name, "cloud": ...}
     shares_prefixes: bool = False       # some requests carry a shared prefix
+    sessions: SessionLoop | None = None  # conversations: later turns sent when due
+
+    @property
+    def arrival_s(self) -> list[float] | None:
+        """When each request was sent, when sessions made it depend on the run."""
+        return self.sessions.arrivals if self.sessions is not None else None
 
     @property
     def step_time(self) -> StepTime | None:
@@ -87,10 +94,12 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
     records = Records(len(stream), horizon)
     arrivals = stream.arrival_s.tolist()
     groups, shared = stream.prefix_group, stream.prefix_tokens
+    keep = stream.cache_write_groups()
     sharing = groups is not None and shared is not None
     work = Workload(stream.prompt_tokens.tolist(), stream.output_tokens.tolist(), arrivals,
                     records, groups=groups.tolist() if groups is not None and sharing else None,
-                    shared=shared.tolist() if shared is not None and sharing else None)
+                    shared=shared.tolist() if shared is not None and sharing else None,
+                    keep_groups=keep.tolist() if keep is not None and sharing else None)
     env = simpy.Environment()
     run = DeploymentRun(name, dep, records, duration_s, horizon, shares_prefixes=sharing)
     handler: Callable[[int, float], None]
@@ -119,7 +128,19 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
             task_sensitivity=list(task_sensitivity or ["internal"] * len(stream.task_names)),
             restricted_stays_local=restricted_stays_local)
         handler = router.arrive
-    _Arrivals(env, arrivals, handler, progress)
+    order: list[int] | None = None
+    if stream.session is not None and stream.turn is not None and stream.think_s is not None:
+        loop = run.sessions = SessionLoop(env, session=stream.session, turn=stream.turn,
+                                          think_s=stream.think_s, arrivals=arrivals,
+                                          records=records, handler=handler)
+        if run.fleet is not None and isinstance(run.fleet.replicas[0], Replica):
+            loop.watch(run.fleet.replicas)
+        order, plain = loop.first, handler
+
+        def handler(rid: int, t: float) -> None:
+            plain(rid, t)
+            loop.wake_all()
+    _Arrivals(env, arrivals, handler, progress, order)
     env.run(until=horizon)
     if run.fleet is not None:
         run.fleet.finish(horizon)
@@ -134,23 +155,26 @@ class _Arrivals:
     """
 
     def __init__(self, env: simpy.Environment, arrivals: list[float],
-                 handler: Callable[[int, float], None], progress: Progress | None) -> None:
+                 handler: Callable[[int, float], None], progress: Progress | None,
+                 order: list[int] | None = None) -> None:
         self.env, self.arrivals, self.handler = env, arrivals, handler
         self.progress = progress
-        self.every = max(1, len(arrivals) // 200)
+        # the requests to send, in stream order (all of them unless sessions hold some back)
+        self.order = order if order is not None else range(len(arrivals))
+        self.every = max(1, len(self.order) // 200)
         self.next = 0
-        if arrivals:
-            env.timeout(arrivals[0]).callbacks.append(self._arrive)
+        if self.order:
+            env.timeout(arrivals[self.order[0]]).callbacks.append(self._arrive)
 
     def _arrive(self, _: simpy.Event) -> None:
-        rid, arrivals = self.next, self.arrivals
-        t = arrivals[rid]
-        self.handler(rid, t)
-        if self.progress is not None and rid % self.every == 0:
+        i, arrivals, order = self.next, self.arrivals, self.order
+        t = arrivals[order[i]]
+        self.handler(order[i], t)
+        if self.progress is not None and i % self.every == 0:
             self.progress(t)
-        rid += 1
-        self.next = rid
-        if rid < len(arrivals):
+        i += 1
+        self.next = i
+        if i < len(order):
             # schedule by the exact stream time, not by accumulated float deltas
-            self.env.timeout(max(0.0, arrivals[rid] - self.env.now)).callbacks.append(
+            self.env.timeout(max(0.0, arrivals[order[i]] - self.env.now)).callbacks.append(
                 self._arrive)

@@ -72,6 +72,8 @@ def fail_unroutable(fleet: LocalFleet, rid: int, t: float) -> None:
     rec = fleet.replicas[0].rec
     rec.outcome[rid] = FAILED
     rec.finish_s[rid] = t
+    if rec.on_end is not None:
+        rec.on_end(rid)
 
 
 def _max_model_len(capacity: KvCapacity, chunked_prefill: bool, batched_tokens: int) -> int:

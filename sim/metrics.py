@@ -30,11 +30,13 @@ from llmplan.results.simulation import (
     PrefixCacheOutcome,
     RequestCounts,
     ScaleEvent,
+    SessionOutcome,
     SloOutcome,
     StepTimeCoefficients,
     TaskOutcome,
     Throughput,
     TimeSeries,
+    TurnStats,
     Useful,
     Utilisation,
 )
@@ -125,7 +127,47 @@ def summarise_run(run: DeploymentRun, stream: RequestStream,
         local=_local_part(run, table, minutes, span) if run.fleet is not None else None,
         cloud=_cloud_part(run, table, stream) if run.cloud is not None else None,
         hybrid=_hybrid_part(run, table, scenario) if run.parts else None,
+        sessions=_sessions_part(run, table, stream),
     )
+
+
+def _sessions_part(run: DeploymentRun, table: RequestTable,
+                   stream: RequestStream) -> SessionOutcome | None:
+    loop = run.sessions
+    if loop is None or stream.session is None or stream.turn is None:
+        return None
+    session, turn, ok = stream.session, stream.turn, table.ok
+    mine = session >= 0
+    ids = session[mine]
+    sent = np.asarray(loop.sent) & mine
+    sessions = np.unique(ids)
+    # a session is complete when all its turns were answered
+    unanswered = np.bincount(np.searchsorted(sessions, ids), weights=~ok[mine],
+                             minlength=len(sessions))
+    complete = unanswered == 0
+    start = np.full(len(sessions), np.inf)
+    end = np.zeros(len(sessions))
+    where = np.searchsorted(sessions, ids)
+    np.minimum.at(start, where, table.arrival_s[mine])
+    np.maximum.at(end, where, np.where(ok[mine], table.arrival_s[mine] + table.e2e_s[mine],
+                                       0.0))
+    by_turn = []
+    for k in range(min(10, int(turn[mine].max(initial=-1)) + 1)):
+        rows = mine & (turn == k)
+        if not rows.any():
+            continue
+        done = rows & ok
+        by_turn.append(TurnStats(
+            turn=k, requests=int(rows.sum()),
+            prompt_tokens_mean=float(table.prompt_tokens[rows].mean()),
+            completed=int(done.sum()),
+            ttft_p50_ms=percentile(table.ttft_s[done] * 1e3, 50),
+            ttft_p95_ms=percentile(table.ttft_s[done] * 1e3, 95)))
+    return SessionOutcome(
+        sessions=len(sessions), turns=int(mine.sum()), turns_sent=int(sent.sum()),
+        completed_sessions=int(complete.sum()),
+        session_duration_p50_s=percentile((end - start)[complete], 50),
+        by_turn=by_turn)
 
 
 def _count(outcome: np.ndarray, code: int) -> int:
@@ -311,6 +353,7 @@ def _prompt_cache(run: DeploymentRun, table: RequestTable, stream: RequestStream
         return {"cached_input_tokens": 0, "cache_write_tokens": 0}
     cached, written = cached_prefix_tokens(
         table.arrival_s, stream.prefix_group, stream.prefix_tokens, served,
+        keep_group=stream.cache_write_groups(), prompt_tokens=table.prompt_tokens,
         min_tokens=cloud.model.min_cacheable_tokens, ttl_s=cloud.model.cache_ttl_s)
     return {"cached_input_tokens": cached, "cache_write_tokens": written}
 

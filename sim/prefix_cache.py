@@ -47,10 +47,11 @@ class PrefixCache(Protocol):
              now_s: float) -> tuple[int, int]:
         """Admit a request: what `peek` said, now in use by it (pinned / in its slot)."""
 
-    def release(self, group: int, shared: int, context_tokens: int, now_s: float,
-                slot: int) -> int:
-        """A request stops running with `context_tokens` computed (0: its KV was dropped);
-        returns the blocks unpinned."""
+    def release(self, group: int, shared: int, *, keep_group: int, context_tokens: int,
+                now_s: float, slot: int) -> int:
+        """A request of `group` stops running with `context_tokens` computed (0: its KV was
+        dropped), kept under `keep_group` (its conversation's, for the next turn); returns
+        the blocks unpinned."""
 
     def computed(self, group: int, tokens: int, now_s: float) -> None:
         """A running request of `group` has its first `tokens` in the KV cache."""
@@ -109,12 +110,10 @@ class BlockPrefixCache:
             self.evictable += self._spare(group) - before
         return hit_tokens, new_pin
 
-    def release(self, group: int, shared: int, context_tokens: int, now_s: float,
-                slot: int) -> int:
-        if group < 0:
-            return 0
+    def release(self, group: int, shared: int, *, keep_group: int, context_tokens: int,
+                now_s: float, slot: int) -> int:
         unpinned = 0
-        if shared:
+        if shared and group >= 0:
             users = self.users[group] - 1
             if users:
                 self.users[group] = users
@@ -125,7 +124,7 @@ class BlockPrefixCache:
                 self.pinned_blocks -= unpinned
                 self.evictable += self._spare(group) - before
         if context_tokens:
-            self.computed(group, context_tokens, now_s)
+            self.computed(keep_group, context_tokens, now_s)
         return unpinned
 
     def computed(self, group: int, tokens: int, now_s: float) -> None:
@@ -216,11 +215,11 @@ class SlotPrefixCache:
     def last_slot(self) -> int:
         return self._chosen
 
-    def release(self, group: int, shared: int, context_tokens: int, now_s: float,
-                slot: int) -> int:
+    def release(self, group: int, shared: int, *, keep_group: int, context_tokens: int,
+                now_s: float, slot: int) -> int:
         if slot >= 0:
             self.busy[slot] = False
-            self.group[slot] = group if context_tokens else -1
+            self.group[slot] = keep_group if context_tokens else -1
             self.tokens[slot] = context_tokens
             self.last_used_s[slot] = now_s
         return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections.abc import Callable
 
 import numpy as np
 
@@ -37,6 +38,8 @@ class Records:
         self.replica = [-1] * n
         self.preemptions = [0] * n
         self.cached_tokens = [0] * n        # prompt tokens a local prefix cache answered
+        # called with a request's id when it ends, however (sessions send the next turn)
+        self.on_end: Callable[[int], None] | None = None
         self.outcome = [PENDING] * n
         self.segments = array("d")
         # cloud and hybrid paths

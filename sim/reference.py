@@ -20,9 +20,11 @@ from llmplan.sim.serving import ReplicaConfig, Workload
 
 
 class _Seq:
-    def __init__(self, rid: int, prompt: int, output: int, group: int, share: int) -> None:
+    def __init__(self, rid: int, prompt: int, output: int, *, group: int, share: int,
+                 keep: int) -> None:
         self.rid, self.prompt, self.output = rid, prompt, output
         self.group, self.share = group, share   # prefix group, prompt tokens it shares
+        self.keep = keep                        # prefix group its tokens extend
         self.to_prefill = prompt   # tokens to compute before the next token is emitted
         self.computed = 0          # tokens in the KV cache
         self.generated = 0
@@ -58,6 +60,7 @@ class ReferenceReplica:
         self.last_end_s = -math.inf
         self.last_finished = 0
         self.groups, self.shares = work.groups, work.shared
+        self.keeps = work.keep_groups if work.keep_groups is not None else work.groups
         self.cache: PrefixCache | None = None
         if work.groups is not None and config.prefix_caching != "off":
             self.cache = make_prefix_cache(config.prefix_caching, block_size=self.B,
@@ -89,13 +92,18 @@ class ReferenceReplica:
         if prompt + output > self.max_len or \
                 (prompt + output - 1 + self.B - 1) // self.B > self.total_blocks:
             rec.outcome[rid], rec.finish_s[rid] = TOO_LONG, t
+            if rec.on_end is not None:
+                rec.on_end(rid)
             return
         if self.queue_limit is not None and len(self.waiting) >= self.queue_limit:
             rec.outcome[rid], rec.finish_s[rid] = REJECTED, t
+            if rec.on_end is not None:
+                rec.on_end(rid)
             return
         group = self.groups[rid] if self.groups is not None else -1
         share = self.shares[rid] if self.shares is not None else 0
-        self.waiting.append(_Seq(rid, prompt, output, group, share))
+        keep = self.keeps[rid] if self.keeps is not None else -1
+        self.waiting.append(_Seq(rid, prompt, output, group=group, share=share, keep=keep))
         if self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
 
@@ -107,7 +115,8 @@ class ReferenceReplica:
 
     def _release(self, seq: _Seq, context: int, t: float) -> None:
         if self.cache is not None:
-            self.pinned -= self.cache.release(seq.group, seq.shared, context, t, seq.slot)
+            self.pinned -= self.cache.release(seq.group, seq.shared, keep_group=seq.keep,
+                                              context_tokens=context, now_s=t, slot=seq.slot)
         seq.shared, seq.slot = 0, -1
 
     def _preempt(self, seq: _Seq, t: float) -> None:
@@ -133,6 +142,8 @@ class ReferenceReplica:
                     self.waiting.remove(seq)
                     rec.outcome[seq.rid] = TIMED_OUT
                     rec.finish_s[seq.rid] = self.arrivals[seq.rid] + self.timeout_s
+                    if rec.on_end is not None:
+                        rec.on_end(seq.rid)
             if not self.running and not self.waiting:
                 self._wake = env.event()
                 yield self._wake
@@ -221,5 +232,7 @@ class ReferenceReplica:
                     self.running.remove(seq)
                     self._release(seq, seq.computed, end)
                     rec.finish_s[seq.rid] = end
+                    if rec.on_end is not None:
+                        rec.on_end(seq.rid)
                     rec.outcome[seq.rid] = OK
                     rec.served_by[seq.rid] = SERVED_LOCAL

@@ -40,12 +40,14 @@ from llmplan.sim.stepmodel import StepModel
 class Seq:
     """A running (or preempted) request's scheduling state."""
 
-    __slots__ = ("done", "finish_c", "generated", "group", "last_token_s", "off", "order",
-                 "output", "prompt", "rid", "shared", "slot", "total")
+    __slots__ = ("done", "finish_c", "generated", "group", "keep", "last_token_s", "off",
+                 "order", "output", "prompt", "rid", "shared", "slot", "total")
 
-    def __init__(self, rid: int, prompt: int, output: int, group: int = -1) -> None:
+    def __init__(self, rid: int, prompt: int, output: int, group: int = -1,
+                 keep: int = -1) -> None:
         self.rid = rid
-        self.group = group         # prefix group (-1: none)
+        self.group = group         # prefix group it reads (-1: none)
+        self.keep = keep           # prefix group its tokens extend (its conversation's)
         self.shared = 0            # blocks of its group's chain it holds (counted there)
         self.slot = -1             # per_slot cache: the slot it runs in
         self.prompt = prompt
@@ -105,6 +107,7 @@ class Replica:
         self.sharing = work.groups is not None and config.prefix_caching != "off"
         self.groups = work.groups if work.groups is not None else []
         self.share = work.shared if work.shared is not None else []
+        self.keeps = work.keep_groups if work.keep_groups is not None else self.groups
         self.cache: PrefixCache | None = None
         self.evicts = False
         self.pinned = 0             # blocks of cached chains running requests hold
@@ -192,11 +195,15 @@ class Replica:
                 -(-(prompt + output - 1) // self.B) > self.total_blocks:
             rec.outcome[rid] = TOO_LONG
             rec.finish_s[rid] = t
+            if rec.on_end is not None:
+                rec.on_end(rid)
             return
         if self.queue_limit is not None and \
                 len(self.waiting) + len(self.resumed) >= self.queue_limit:
             rec.outcome[rid] = REJECTED
             rec.finish_s[rid] = t
+            if rec.on_end is not None:
+                rec.on_end(rid)
             return
         if not self.running and not self.waiting and not self.resumed:
             self.now_s = max(self.now_s, t)
@@ -257,6 +264,8 @@ class Replica:
             rid = waiting.popleft()
             rec.outcome[rid] = TIMED_OUT
             rec.finish_s[rid] = arrivals[rid] + self.timeout_s
+            if rec.on_end is not None:
+                rec.on_end(rid)
             self.n_in -= 1
 
     # ---------------------------------------------------------------- exact step
@@ -331,7 +340,8 @@ class Replica:
             elif self.waiting:
                 rid = self.waiting[0]
                 seq = Seq(rid, self.prompts[rid], self.outputs[rid],
-                          self.groups[rid] if cache is not None else -1)
+                          self.groups[rid] if cache is not None else -1,
+                          self.keeps[rid] if cache is not None else -1)
             else:
                 break
             hit = new_pin = shared = 0
@@ -397,13 +407,16 @@ class Replica:
             if seq.generated >= seq.output:
                 del self.running[seq.order]
                 rec.finish_s[rid] = end
+                if rec.on_end is not None:
+                    rec.on_end(rid)
                 rec.outcome[rid] = OK
                 rec.served_by[rid] = SERVED_LOCAL
                 finished += 1
                 self.n_in -= 1
                 if cache is not None:
-                    self.pinned -= cache.release(seq.group, seq.shared, seq.total, end,
-                                                 seq.slot)
+                    self.pinned -= cache.release(seq.group, seq.shared, keep_group=seq.keep,
+                                                 context_tokens=seq.total, now_s=end,
+                                                 slot=seq.slot)
                 continue
             self.s_shared += seq.shared
             seq.off = seq.total - c
@@ -431,9 +444,12 @@ class Replica:
             del self.running[seq.order]
             if self.cache is not None:
                 self.s_shared -= seq.shared
-                self.pinned -= self.cache.release(seq.group, seq.shared, seq.off + c, end,
-                                                  seq.slot)
+                self.pinned -= self.cache.release(seq.group, seq.shared, keep_group=seq.keep,
+                                                  context_tokens=seq.off + c, now_s=end,
+                                                  slot=seq.slot)
             rec.finish_s[seq.rid] = end
+            if rec.on_end is not None:
+                rec.on_end(seq.rid)
             rec.outcome[seq.rid] = OK
             rec.served_by[seq.rid] = SERVED_LOCAL
             finished += 1
@@ -461,7 +477,8 @@ class Replica:
             self.used_other -= blocks
             self.partial = None
             if self.cache is not None:
-                unpinned = self.cache.release(seq.group, seq.shared, 0, t, seq.slot)
+                unpinned = self.cache.release(seq.group, seq.shared, keep_group=seq.keep,
+                                              context_tokens=0, now_s=t, slot=seq.slot)
                 self.pinned -= unpinned
                 blocks += unpinned
             self._requeue(seq, t)
@@ -476,7 +493,8 @@ class Replica:
         freed = -(-ctx // B) - seq.shared
         if self.cache is not None:
             self.s_shared -= seq.shared
-            unpinned = self.cache.release(seq.group, seq.shared, ctx, t, seq.slot)
+            unpinned = self.cache.release(seq.group, seq.shared, keep_group=seq.keep,
+                                          context_tokens=ctx, now_s=t, slot=seq.slot)
             self.pinned -= unpinned
             freed += unpinned
         self._requeue(seq, t)

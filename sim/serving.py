@@ -37,3 +37,5 @@ class Workload:
     #: the group's earlier requests computed (None: no request shares anything)
     groups: list[int] | None = None
     shared: list[int] | None = None
+    #: per request, the group its computed tokens extend (its conversation's; None: groups)
+    keep_groups: list[int] | None = None

@@ -54,7 +54,8 @@ class RequestTable:
 def request_table(run: DeploymentRun, stream: RequestStream) -> RequestTable:
     """The run's records as columns, latencies derived."""
     rec = run.records
-    arrival = stream.arrival_s
+    sent = run.arrival_s
+    arrival = stream.arrival_s if sent is None else np.asarray(sent)
     outcome = np.asarray(rec.outcome, dtype=np.int64)
     finish_raw = np.asarray(rec.finish_s)
     first_raw = np.asarray(rec.first_token_s)

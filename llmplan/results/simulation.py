@@ -271,10 +271,33 @@ class HybridOutcome(ResultModel):
     restricted_blocked: int
 
 
+class TurnStats(ResultModel):
+    """The k-th turns of every session (k from 0): they carry longer and longer histories."""
+
+    turn: int
+    requests: int
+    prompt_tokens_mean: float
+    completed: int
+    ttft_p50_ms: float | None
+    ttft_p95_ms: float | None
+
+
+class SessionOutcome(ResultModel):
+    """Conversations and agent loops (tasks with `session`), sent closed loop."""
+
+    sessions: int
+    turns: int = Field(description="Turns the sessions have in the stream.")
+    turns_sent: int = Field(description="Sent: the previous turn ended within the run.")
+    completed_sessions: int = Field(description="Sessions whose every turn was answered.")
+    session_duration_p50_s: float | None = Field(
+        description="First turn sent to last answer, of completed sessions.")
+    by_turn: list[TurnStats] = Field(description="The first 10 turn numbers.")
+
+
 class DeploymentResult(ResultModel):
     """One candidate deployment, simulated."""
 
-    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("local", "cloud", "hybrid")
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("local", "cloud", "hybrid", "sessions")
 
     kind: Literal["local", "cloud", "hybrid"]
     requests: RequestCounts
@@ -288,6 +311,7 @@ class DeploymentResult(ResultModel):
     local: LocalOutcome | None = None
     cloud: CloudOutcome | None = None
     hybrid: HybridOutcome | None = None
+    sessions: SessionOutcome | None = None
 
 
 class RunInfo(ResultModel):

@@ -69,6 +69,29 @@ class SharedPrefixSpec(_Strict):
     zipf_s: float = Field(default=1.0, gt=0, le=5)
 
 
+class SessionSpec(_Strict):
+    """Multi-turn conversations or agent loops: each arrival of the task starts one.
+
+    Turn k sends the whole history (the first prompt, every earlier message and visible
+    answer) plus a new message drawn from prompt_tokens (the user's next message, or the
+    tool's result in an agent loop), after the previous turn ended and a pause: the user
+    reading and typing, or the tool call running."""
+
+    kind: Literal["chat", "agent"] = Field(default="chat", description="Only a label: "
+                                           "chat pauses are people, agent pauses tool calls.")
+    turns_min: int = Field(default=1, ge=1, le=10_000)
+    turns_max: int = Field(ge=1, le=10_000, description="Turns per session: uniform between "
+                                                        "turns_min and turns_max.")
+    think_time_s: float = Field(default=10.0, ge=0, description="Mean pause before each "
+                                                               "later turn (exponential).")
+
+    @model_validator(mode="after")
+    def _turns(self) -> SessionSpec:
+        if self.turns_max < self.turns_min:
+            raise ValueError("turns_max must be >= turns_min")
+        return self
+
+
 class TaskSpec(_Strict):
     """One kind of request in the mix."""
 
@@ -82,6 +105,9 @@ class TaskSpec(_Strict):
     shared_prefix: SharedPrefixSpec | None = Field(
         default=None, description="A shared prefix in front of prompt_tokens (which are then "
                                   "the request's own part).")
+    session: SessionSpec | None = Field(
+        default=None, description="Each arrival starts a conversation or agent loop whose "
+                                  "later turns resend the history.")
     sensitivity: Literal["public", "internal", "restricted"] = Field(
         default="internal", description="restricted = data must stay on owned hardware.")
     slo: SloSpec | None = Field(default=None, description="Overrides the scenario SLO.")

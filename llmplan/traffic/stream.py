@@ -14,6 +14,9 @@ from llmplan.traffic.lengths import LengthSpec
 # Independent random streams derived from the scenario seed; fixed ids keep them stable when
 # other parts of the scenario change (common random numbers across deployments and runs).
 ARRIVALS_STREAM, TASKS_STREAM, LENGTHS_STREAM, REASONING_STREAM, PREFIX_STREAM = 1, 2, 3, 4, 5
+SESSION_STREAM = 6
+#: prefix groups of conversations: SESSION_GROUP_BASE + session (above any shared prefix's)
+SESSION_GROUP_BASE = 1 << 40
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,13 @@ class RequestStream:
     #: prompt_tokens includes (None: no task has shared prefixes)
     prefix_group: np.ndarray | None = None
     prefix_tokens: np.ndarray | None = None
+    #: int64, the conversation (or agent loop) each request is a turn of (-1: none), the
+    #: turn's number from 0, and float64, the pause before it after the previous turn ends
+    #: (None: no task has sessions). A later turn's arrival_s is only its place in the
+    #: stream (first turn + pauses): a run sends it when the previous turn has ended.
+    session: np.ndarray | None = None
+    turn: np.ndarray | None = None
+    think_s: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.arrival_s)
@@ -50,7 +60,20 @@ class RequestStream:
         return RequestStream(self.arrival_s[index], self.task_index[index],
                              self.prompt_tokens[index], self.output_tokens[index],
                              self.task_names, cut(self.reasoning_tokens),
-                             cut(self.prefix_group), cut(self.prefix_tokens))
+                             cut(self.prefix_group), cut(self.prefix_tokens),
+                             cut(self.session), cut(self.turn), cut(self.think_s))
+
+    def cache_write_groups(self) -> np.ndarray | None:
+        """Per request, the prefix group its computed tokens extend for later requests: its
+        conversation's (numbered after the shared prefixes) for a turn, else the group it
+        reads (None: nothing is shared)."""
+        if self.prefix_group is None:
+            return None
+        if self.session is None:
+            return self.prefix_group
+        groups: np.ndarray = np.where(self.session >= 0, SESSION_GROUP_BASE + self.session,
+                                      self.prefix_group)
+        return groups
 
 
 def _rng(seed: int, stream: int, sub: int = 0) -> np.random.Generator:
@@ -80,6 +103,17 @@ def group_weights(prefix: SharedPrefix) -> np.ndarray:
     return normalised
 
 
+class Session(Protocol):
+    """What the stream needs of a task's sessions (the scenario's SessionSpec)."""
+
+    @property
+    def turns_min(self) -> int: ...
+    @property
+    def turns_max(self) -> int: ...
+    @property
+    def think_time_s(self) -> float: ...
+
+
 class TaskMix(Protocol):
     """What the stream needs of a task (the scenario's TaskSpec)."""
 
@@ -95,6 +129,8 @@ class TaskMix(Protocol):
     def reasoning_tokens(self) -> LengthSpec | None: ...
     @property
     def shared_prefix(self) -> SharedPrefix | None: ...
+    @property
+    def session(self) -> Session | None: ...
 
 
 class Workload(Protocol):
@@ -145,8 +181,103 @@ def build_request_stream(scenario: Workload, seed: int | None = None) -> Request
     group, prefix_len = _prefixes(scenario.tasks, task_index, seed)
     if prefix_len is not None:
         prompt = prompt + prefix_len
-    return RequestStream(arrivals, task_index.astype(np.int64), prompt, output, names,
-                         reasoning, group, prefix_len)
+    stream = RequestStream(arrivals, task_index.astype(np.int64), prompt, output, names,
+                           reasoning, group, prefix_len)
+    return _with_sessions(stream, scenario.tasks, seed, scenario.duration_s)
+
+
+def _with_sessions(stream: RequestStream, tasks: Sequence[TaskMix], seed: int,
+                   duration_s: float) -> RequestStream:
+    """Each request of a session task becomes the first turn of a conversation.
+
+    Turn k > 0 sends the history (turn k-1's prompt and its visible answer: hidden reasoning
+    is not sent back, as chat templates drop it) plus a new message drawn from the task's
+    prompt_tokens, and generates a new answer; it reads the history from the prefix cache
+    (the conversation is its prefix group). It follows the previous turn's end after a
+    pause drawn from an exponential with mean think_time_s.
+    """
+    if all(task.session is None for task in tasks):
+        return stream
+    n = len(stream)
+    reasoning = stream.reasoning_tokens
+    visible = stream.output_tokens - (reasoning if reasoning is not None else 0)
+    parent_rows, turn_rows, message, answer, hidden, think = [], [], [], [], [], []
+    for i, task in enumerate(tasks):
+        spec = task.session
+        if spec is None:
+            continue
+        rows = np.flatnonzero(stream.task_index == i)
+        rng = _rng(seed, SESSION_STREAM, i)
+        turns = rng.integers(spec.turns_min, spec.turns_max + 1, size=len(rows))
+        extra = int((turns - 1).sum())
+        parent_rows.append(np.repeat(rows, turns - 1))
+        turn_rows.append(np.concatenate([np.arange(1, t) for t in turns]) if extra
+                         else np.zeros(0, dtype=np.int64))
+        message.append(task.prompt_tokens.sample(_rng(seed, SESSION_STREAM, 100 + 3 * i),
+                                                 extra))
+        drawn = task.output_tokens.sample(_rng(seed, SESSION_STREAM, 101 + 3 * i), extra)
+        thought = (task.reasoning_tokens.sample(_rng(seed, SESSION_STREAM, 102 + 3 * i), extra)
+                   if task.reasoning_tokens is not None else np.zeros(extra, dtype=np.int64))
+        answer.append(drawn)
+        hidden.append(thought)
+        think.append(rng.exponential(spec.think_time_s, size=extra)
+                     if spec.think_time_s > 0 else np.zeros(extra))
+    parent = np.concatenate(parent_rows).astype(np.int64)
+    turn = np.concatenate(turn_rows).astype(np.int64)
+    new_message = np.concatenate(message).astype(np.int64)
+    new_visible = np.concatenate(answer).astype(np.int64)
+    new_hidden = np.concatenate(hidden).astype(np.int64)
+    pause = np.concatenate(think).astype(float)
+    # the turns of one session in order: parent rows ascend, turns ascend within each
+    order = np.lexsort((turn, parent))
+    parent, turn, new_message = parent[order], turn[order], new_message[order]
+    new_visible, new_hidden, pause = new_visible[order], new_hidden[order], pause[order]
+    # history before turn k (k >= 1) = first prompt + sum of visible answers 0..k-1 +
+    # messages 1..k-1; its prompt adds message k
+    first_of = np.r_[True, parent[1:] != parent[:-1]]
+
+    def within(values: np.ndarray) -> np.ndarray:
+        """Cumulative sum restarting at each session's first extra turn."""
+        total = np.cumsum(values)
+        starts = np.flatnonzero(first_of)
+        offset = np.repeat(total[starts] - values[starts], np.diff(np.r_[starts, len(values)]))
+        result: np.ndarray = total - offset
+        return result
+
+    answers_before = visible[parent] + within(new_visible) - new_visible
+    messages_before = within(new_message) - new_message
+    history = stream.prompt_tokens[parent] + answers_before + messages_before
+    session_of_row = np.full(n, -1, dtype=np.int64)
+    starters = np.unique(parent)
+    session_of_row[starters] = np.arange(len(starters))
+    arrival = stream.arrival_s[parent] + within(pause)
+    columns = {
+        "arrival_s": (stream.arrival_s, arrival),
+        "task_index": (stream.task_index, stream.task_index[parent]),
+        "prompt_tokens": (stream.prompt_tokens, history + new_message),
+        "output_tokens": (stream.output_tokens, new_visible + new_hidden),
+        "session": (session_of_row, session_of_row[parent]),
+        "turn": (np.zeros(n, dtype=np.int64), turn),
+        "think_s": (np.zeros(n), pause),
+        # a later turn reads its conversation's group
+        "prefix_group": (stream.prefix_group if stream.prefix_group is not None
+                         else np.full(n, -1, dtype=np.int64),
+                         SESSION_GROUP_BASE + session_of_row[parent]),
+        "prefix_tokens": (stream.prefix_tokens if stream.prefix_tokens is not None
+                          else np.zeros(n, dtype=np.int64), history),
+    }
+    if reasoning is not None or new_hidden.any():
+        columns["reasoning_tokens"] = (reasoning if reasoning is not None
+                                       else np.zeros(n, dtype=np.int64), new_hidden)
+    merged = {k: np.concatenate(v) for k, v in columns.items()}
+    # turns due after the scenario's end are not sent (as arrivals stop at its duration)
+    inside = merged["arrival_s"] < duration_s
+    rank = np.flatnonzero(inside)[np.argsort(merged["arrival_s"][inside], kind="stable")]
+    out = {k: v[rank] for k, v in merged.items()}
+    return RequestStream(out["arrival_s"], out["task_index"], out["prompt_tokens"],
+                         out["output_tokens"], stream.task_names, out.get("reasoning_tokens"),
+                         out["prefix_group"], out["prefix_tokens"], out["session"],
+                         out["turn"], out["think_s"])
 
 
 def _prefixes(tasks: Sequence[TaskMix], task_index: np.ndarray,

@@ -85,6 +85,17 @@ CASES = {
     "prefix-affinity-router": dict(gpu="L4", replicas=3, router="prefix_affinity",
                                    engine="{kv_cache_tokens: 30000}", admission="{}",
                                    traffic="{kind: poisson, rate_per_s: 4}", prefix=PREFIX),
+    # conversations: later turns sent when the previous one ended, reading their history
+    "sessions-closed-loop": dict(gpu="L4", replicas=2, router="prefix_affinity",
+                                 engine="{kv_cache_tokens: 60000}", admission="{}",
+                                 traffic="{kind: poisson, rate_per_s: 0.5}",
+                                 prefix=PREFIX + "\n        session: {turns_min: 2, "
+                                        "turns_max: 5, think_time_s: 8}"),
+    "sessions-per-slot": dict(gpu="A100-80GB", replicas=1, router="round_robin",
+                              engine="{prefix_caching: per_slot, max_num_seqs: 4}",
+                              admission="{queue_timeout_s: 30}",
+                              traffic="{kind: poisson, rate_per_s: 1.2}",
+                              prefix="session: {turns_min: 1, turns_max: 4, think_time_s: 3}"),
     "prefix-cache-per-slot": dict(gpu="A100-80GB", replicas=2, router="round_robin",
                                   engine="{prefix_caching: per_slot, max_num_seqs: 6}",
                                   admission="{}", traffic="{kind: poisson, rate_per_s: 4}",
@@ -104,6 +115,10 @@ def test_fast_mode_matches_reference_per_request(case: str) -> None:
     np.testing.assert_array_equal(a.preemptions, b.preemptions)
     np.testing.assert_array_equal(a.replica, b.replica)
     np.testing.assert_array_equal(fast.records.cached_tokens, ref.records.cached_tokens)
+    if stream.session is not None:   # the same turns were sent at the same times
+        assert fast.sessions is not None and ref.sessions is not None
+        assert fast.sessions.late == ref.sessions.late == 0
+        np.testing.assert_allclose(fast.arrival_s, ref.arrival_s, rtol=1e-9)
     for column in ("ttft_s", "tpot_s", "e2e_s", "queue_wait_s"):
         x, y = getattr(a, column), getattr(b, column)
         np.testing.assert_array_equal(np.isnan(x), np.isnan(y))
@@ -131,6 +146,7 @@ def test_the_cases_exercise_what_they_claim() -> None:
     assert seen["overload-timeouts-and-queue-limit"][2] > 0      # timed out waiting
     assert seen["plenty-of-kv"][0] == 0
     assert seen["plenty-of-kv"][3] == 0
-    for case in ("prefix-cache-vllm", "prefix-cache-per-slot", "prefix-cache-vllm-eviction"):
+    for case in ("prefix-cache-vllm", "prefix-cache-per-slot", "prefix-cache-vllm-eviction",
+                 "sessions-closed-loop", "sessions-per-slot"):
         assert seen[case][3] > 0, case
     assert seen["prefix-cache-vllm-eviction"][0] > 5

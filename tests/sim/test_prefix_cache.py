@@ -24,11 +24,12 @@ def test_vllm_chains_are_shared_full_blocks_held_once_and_evicted_oldest_first()
     # a 96-token prompt only 80 (5 blocks)
     assert cache.peek(0, 100, 97)[0] == 96 and cache.peek(0, 100, 96)[0] == 80
     # the first leaves with 200 tokens computed: 12 blocks cached, 6 still held by the other
-    assert cache.release(0, 6, 200, now_s=3.0, slot=-1) == 0
+    assert cache.release(0, 6, keep_group=0, context_tokens=200, now_s=3.0, slot=-1) == 0
     assert (cache.cached[0], cache.pinned_blocks, cache.evictable) == (12, 6, 6)
     cache.evict_to(2)                                  # only 2 free blocks: the tail goes
     assert (cache.cached[0], cache.evictable) == (8, 2)
-    assert cache.release(0, 6, 120, now_s=4.0, slot=-1) == 6   # nobody holds it now
+    # nobody holds it now
+    assert cache.release(0, 6, keep_group=0, context_tokens=120, now_s=4.0, slot=-1) == 6
     assert (cache.pinned_blocks, cache.evictable) == (0, 8)
     # group 1 used later than group 0: a squeeze takes group 0 first
     cache.computed(1, 64, now_s=5.0)
@@ -43,7 +44,8 @@ def test_vllm_chains_are_shared_full_blocks_held_once_and_evicted_oldest_first()
 def test_llamacpp_slots_keep_their_last_prompt_and_pick_by_similarity() -> None:
     cache = SlotPrefixCache(slots=2, similarity=0.1)
     assert cache.take(0, 500, 600, now_s=0.0) == (0, 0) and cache.last_slot() == 0
-    assert cache.release(0, 0, 650, now_s=1.0, slot=0) == 0   # slot 0 holds 650 tokens
+    # slot 0 holds 650 tokens
+    assert cache.release(0, 0, keep_group=0, context_tokens=650, now_s=1.0, slot=0) == 0
     # the same group comes back: slot 0, all its 500 shared tokens reused
     assert cache.peek(0, 500, 600) == (500, 0)
     # another group goes to the slot used longest ago (slot 1, never used)
@@ -51,8 +53,8 @@ def test_llamacpp_slots_keep_their_last_prompt_and_pick_by_similarity() -> None:
     # slot 0 covers 500 of a 6,000-token prompt: under the 10% threshold, but the least
     # recently used idle slot is slot 0 anyway (slot 1 is busy): its prefix is reused
     assert cache.take(0, 500, 6000, now_s=3.0) == (500, 0) and cache.last_slot() == 0
-    cache.release(0, 500, 6100, now_s=4.0, slot=0)
-    cache.release(1, 0, 450, now_s=5.0, slot=1)
+    cache.release(0, 500, keep_group=0, context_tokens=6100, now_s=4.0, slot=0)
+    cache.release(1, 0, keep_group=1, context_tokens=450, now_s=5.0, slot=1)
     # now slot 0 (used at 4 s) is older than slot 1 (5 s): a dissimilar request of group 1
     # whose slot covers too little of it goes to slot 0 and finds nothing
     assert cache.peek(1, 300, 4000) == (0, 0)

@@ -1,0 +1,112 @@
+"""Conversations and agent loops, closed loop: a turn is sent when the previous one has ended.
+
+The request stream holds every turn (traffic/stream.py); the first turn of each session
+arrives at its stream time like any request, every later one `think_s` after the previous
+turn of its session ended, however it ended (answered, refused, timed out, failed). So a
+slow fleet delays the conversations it serves, as it would with real users and agents.
+
+Ends are reported by whatever served the request (`Records.on_end`): a cloud endpoint knows
+them ahead of time, a fast replica as soon as it executes the step (it may run ahead of the
+clock, never behind: `wake` advances every busy replica at the next moment its batch may
+change, so no end is found late), a reference replica as its step completes. An end is
+confirmed at its own time: a hybrid may take a refused request back and send it elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import simpy
+
+from llmplan.sim.records import PENDING, Records
+from llmplan.sim.replica import Replica
+
+
+class SessionLoop:
+    """Sends each session's later turns when the previous turn has ended."""
+
+    def __init__(self, env: simpy.Environment, *, session: np.ndarray, turn: np.ndarray,
+                 think_s: np.ndarray, arrivals: list[float], records: Records,
+                 handler: Callable[[int, float], None]) -> None:
+        self.env, self.arrivals, self.rec, self.handler = env, arrivals, records, handler
+        self.think_s = think_s.tolist()
+        n = len(session)
+        self.next_turn = [-1] * n
+        self.sent = [True] * n
+        rows = np.flatnonzero(session >= 0)
+        order = rows[np.lexsort((turn[rows], session[rows]))]
+        same = session[order[1:]] == session[order[:-1]]
+        for before, after in zip(order[:-1][same].tolist(), order[1:][same].tolist(),
+                                 strict=True):
+            self.next_turn[before] = after
+            self.sent[after] = False
+        #: requests sent at their stream time (first turns, and requests of no session)
+        self.first = [rid for rid in range(n) if self.sent[rid]]
+        self.late = 0            # ends found after the next turn was due (should stay 0)
+        self.replicas: Sequence[Replica] = []
+        self._wake_at: dict[int, float] = {}
+        records.on_end = self._ended
+
+    # ---------------------------------------------------------------- ends
+
+    def _ended(self, rid: int) -> None:
+        if self.next_turn[rid] < 0:
+            return
+        end = self.rec.finish_s[rid]
+        self._later(end, lambda: self._confirm(rid))
+
+    def _later(self, t: float, action: Callable[[], None]) -> None:
+        now = self.env.now
+        self.env.timeout(max(0.0, t - now)).callbacks.append(lambda _: action())
+
+    def _confirm(self, rid: int) -> None:
+        nxt = self.next_turn[rid]
+        end = self.rec.finish_s[rid]
+        if nxt < 0 or self.sent[nxt] or end < 0 or self.rec.outcome[rid] == PENDING:
+            return   # taken back (a hybrid resends it) or already followed
+        if end > self.env.now + 1e-9:
+            self._later(end, lambda: self._confirm(rid))   # it moved later
+            return
+        self.sent[nxt] = True
+        due = end + self.think_s[nxt]
+        if due < self.env.now - 1e-9:
+            self.late += 1
+            due = self.env.now
+        self.arrivals[nxt] = due
+        self._later(due, lambda: self.send(nxt, due))
+
+    def send(self, rid: int, t: float) -> None:
+        self.handler(rid, t)
+        self.wake_all()
+
+    # ---------------------------------------------------------------- fast replicas
+
+    def watch(self, replicas: Sequence[Replica]) -> None:
+        """Fast replicas run lazily: keep each busy one advanced to its next batch change."""
+        self.replicas = replicas
+
+    def wake_all(self) -> None:
+        for replica in self.replicas:
+            self._ensure_wake(replica)
+
+    def _ensure_wake(self, replica: Replica) -> None:
+        if not replica.n_in:
+            return
+        now = self.env.now
+        quiet = replica.quiet_until_s
+        due = quiet if quiet > now and not math.isinf(quiet) else max(replica.now_s, now)
+        pending = self._wake_at.get(replica.index, math.inf)
+        if due < pending - 1e-12:
+            self._wake_at[replica.index] = due
+            self._later(due, lambda: self._wake(replica, due))
+
+    def _wake(self, replica: Replica, due: float) -> None:
+        if self._wake_at.get(replica.index) != due:
+            return   # superseded by an earlier wake
+        del self._wake_at[replica.index]
+        # every step starting by `due`; a run of decode steps ending later is left parked
+        # with its end as quiet_until_s, the next wake
+        replica.advance(math.nextafter(due, math.inf), cut=False)
+        self._ensure_wake(replica)

@@ -1,0 +1,111 @@
+"""Conversations: every turn resends the history, and is sent when the previous one ended."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from helpers import run_first, scenario_from
+
+from llmplan.scenario.models import SimulationMode
+from llmplan.sim.table import request_table
+from llmplan.traffic import build_request_stream
+
+CHATS = """
+    seed: 7
+    duration: 3600
+    traffic: {{kind: poisson, rate_per_s: 0.05}}
+    tasks:
+      - name: chat
+        prompt_tokens: {{kind: uniform, min_tokens: 20, max_tokens: 200}}
+        output_tokens: {{kind: uniform, min_tokens: 50, max_tokens: 300}}
+        reasoning_tokens: {{kind: fixed, tokens: 40}}
+        shared_prefix: {{groups: 2, tokens: {{kind: fixed, tokens: 500}}}}
+        session: {{turns_min: 2, turns_max: 6, think_time_s: {think}}}
+      - name: single
+        prompt_tokens: {{kind: fixed, tokens: 100}}
+        output_tokens: {{kind: fixed, tokens: 10}}
+    deployments:
+      api: {{kind: cloud, model: gpt-4o-mini}}
+"""
+
+
+def test_each_turn_sends_the_history_without_hidden_reasoning() -> None:
+    stream = build_request_stream(scenario_from(CHATS.format(think=20)).scenario)
+    assert stream.session is not None and stream.turn is not None
+    assert stream.prefix_tokens is not None and stream.reasoning_tokens is not None
+    assert stream.think_s is not None
+    sessions = np.unique(stream.session[stream.session >= 0])
+    assert len(sessions) > 100
+    single = stream.task_index == 1
+    assert (stream.session[single] == -1).all()
+    for s in sessions[:50]:
+        rows = np.flatnonzero(stream.session == s)
+        rows = rows[np.argsort(stream.turn[rows])]
+        assert list(stream.turn[rows]) == list(range(len(rows)))
+        assert stream.think_s[rows[0]] == 0 and (stream.think_s[rows[1:]] > 0).all()
+        for before, after in itertools.pairwise(rows):
+            visible = stream.output_tokens[before] - stream.reasoning_tokens[before]
+            history = stream.prompt_tokens[before] + visible
+            # the next turn reads the history as its shared prefix and adds 20-200 tokens
+            assert stream.prefix_tokens[after] == history
+            assert 20 <= stream.prompt_tokens[after] - history <= 200
+            assert stream.reasoning_tokens[after] == 40
+    # a session's first turn reads its system prompt (a shared group); later turns read
+    # the conversation, whose group is the one the first turn writes
+    groups = stream.cache_write_groups()
+    assert groups is not None and stream.prefix_group is not None
+    later = stream.turn > 0
+    assert (stream.prefix_group[later] == groups[later]).all()
+    first = (stream.turn == 0) & (stream.session >= 0)
+    assert (stream.prefix_group[first] < 2).all() and (groups[first] > 1).all()
+
+
+ONE_SESSION = """
+    seed: 1
+    duration: 100
+    traffic: {kind: constant, rate_per_s: 0.01}   # one session, starting at 0 s
+    tasks:
+      - name: chat
+        prompt_tokens: {kind: fixed, tokens: 100}
+        output_tokens: {kind: fixed, tokens: 10}
+        session: {turns_min: 3, turns_max: 3, think_time_s: 0}
+    deployments:
+      one:
+        gpu: H100-SXM
+        model: Llama-3.1-8B
+        engine: {max_num_seqs: 8}
+        step_time: {kind: linear, fixed_ms: 2, per_prefill_token_us: 10,
+                    per_decode_seq_us: 100, per_kv_token_ns: 50}
+"""
+
+
+@pytest.mark.parametrize("mode", ["fast", "reference"])
+def test_a_turn_follows_the_previous_end_and_reads_its_history(mode: str) -> None:
+    run, stream = run_first(scenario_from(ONE_SESSION), SimulationMode(mode))
+    table = request_table(run, stream)
+    assert list(stream.prompt_tokens) == [100, 210, 320]       # + answer 10 + message 100
+    assert run.sessions is not None and run.sessions.late == 0
+    finish = table.arrival_s + table.e2e_s
+    # no pause: each turn is sent the moment the previous answer ends
+    np.testing.assert_allclose(table.arrival_s[1:], finish[:-1], rtol=0, atol=1e-12)
+    # the history's full 16-token blocks come from the cache: 109 tokens were in the KV
+    # cache when turn 0 ended (its last token never is): 96 reused of turn 1's 110-token
+    # history; turn 2: 219 in cache, 208 of its 220-token history
+    assert run.records.cached_tokens == [0, 96, 208]
+    for k, cached in ((1, 96), (2, 208)):
+        prefill = stream.prompt_tokens[k] - cached
+        assert table.ttft_s[k] == pytest.approx(0.002 + prefill * 1e-5 + cached * 50e-9,
+                                                rel=1e-9)
+
+
+def test_a_slower_server_delays_the_conversation() -> None:
+    """Closed loop: later turns wait for the answers, so they are sent later."""
+    slow = ONE_SESSION.replace("per_decode_seq_us: 100", "per_decode_seq_us: 100000")
+    fast_run, _ = run_first(scenario_from(ONE_SESSION))
+    slow_run, _ = run_first(scenario_from(slow))
+    assert fast_run.arrival_s is not None and slow_run.arrival_s is not None
+    # 9 decode steps per turn, each 0.1 s slower
+    assert slow_run.arrival_s[2] - fast_run.arrival_s[2] == pytest.approx(2 * 9 * 0.0999,
+                                                                           rel=1e-6)
