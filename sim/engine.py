@@ -9,7 +9,7 @@ run in the same environment. Every kind fills the same `Records`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import simpy
@@ -100,6 +100,9 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
                     records, groups=groups.tolist() if groups is not None and sharing else None,
                     shared=shared.tolist() if shared is not None and sharing else None,
                     keep_groups=keep.tolist() if keep is not None and sharing else None)
+    base = stream.conversation_bases() if sharing else None
+    if base is not None:
+        work = replace(work, base_groups=base[0].tolist(), base_shared=base[1].tolist())
     env = simpy.Environment()
     run = DeploymentRun(name, dep, records, duration_s, horizon, shares_prefixes=sharing)
     handler: Callable[[int, float], None]

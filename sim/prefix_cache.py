@@ -59,6 +59,12 @@ class PrefixCache(Protocol):
     def evict_to(self, free_blocks: int) -> None:
         """Keep at most `free_blocks` blocks of cache no running request uses."""
 
+    def reads(self, group: int, shared_tokens: int, base_group: int,
+              base_tokens: int) -> tuple[int, int]:
+        """The (group, shared tokens) a request looks up: a conversation's later turn reads
+        its own history, or (on a replica that never saw the conversation) the system
+        prompt its first turn began with (`base_group`, -1: none)."""
+
     def last_slot(self) -> int:
         """The slot `take` chose (per_slot), -1 otherwise."""
 
@@ -87,6 +93,12 @@ class BlockPrefixCache:
         if group < 0:
             return 0
         return min(shared_tokens, prompt_tokens - 1) // self.B
+
+    def reads(self, group: int, shared_tokens: int, base_group: int,
+              base_tokens: int) -> tuple[int, int]:
+        if base_group >= 0 and group not in self.cached and group not in self.pins:
+            return base_group, base_tokens
+        return group, shared_tokens
 
     def peek(self, group: int, shared_tokens: int, prompt_tokens: int) -> tuple[int, int]:
         shared = self.shared_blocks(group, shared_tokens, prompt_tokens)
@@ -198,6 +210,11 @@ class SlotPrefixCache:
 
     def shared_blocks(self, group: int, shared_tokens: int, prompt_tokens: int) -> int:
         return 0
+
+    def reads(self, group: int, shared_tokens: int, base_group: int,
+              base_tokens: int) -> tuple[int, int]:
+        """Slots hold conversations: a turn looks for its own."""
+        return group, shared_tokens
 
     def peek(self, group: int, shared_tokens: int, prompt_tokens: int) -> tuple[int, int]:
         return self._choose(group, shared_tokens, prompt_tokens)[1], 0

@@ -61,6 +61,7 @@ class ReferenceReplica:
         self.last_finished = 0
         self.groups, self.shares = work.groups, work.shared
         self.keeps = work.keep_groups if work.keep_groups is not None else work.groups
+        self.bases, self.base_shares = work.base_groups, work.base_shared
         self.cache: PrefixCache | None = None
         if work.groups is not None and config.prefix_caching != "off":
             self.cache = make_prefix_cache(config.prefix_caching, block_size=self.B,
@@ -178,6 +179,11 @@ class ReferenceReplica:
                     seq = self.waiting[0]
                     hit = new_pin = shared = 0
                     if self.cache is not None:
+                        if self.bases is not None and self.base_shares is not None:
+                            seq.group, seq.share = self.cache.reads(
+                                self.groups[seq.rid] if self.groups is not None else -1,
+                                self.shares[seq.rid] if self.shares is not None else 0,
+                                self.bases[seq.rid], self.base_shares[seq.rid])
                         hit, new_pin = self.cache.peek(seq.group, seq.share, seq.to_prefill)
                         shared = self.cache.shared_blocks(seq.group, seq.share, seq.to_prefill)
                     tokens = min(seq.to_prefill - hit, budget)

@@ -108,6 +108,8 @@ class Replica:
         self.groups = work.groups if work.groups is not None else []
         self.share = work.shared if work.shared is not None else []
         self.keeps = work.keep_groups if work.keep_groups is not None else self.groups
+        self.bases = work.base_groups if work.base_groups is not None else []
+        self.base_share = work.base_shared if work.base_shared is not None else []
         self.cache: PrefixCache | None = None
         self.evicts = False
         self.pinned = 0             # blocks of cached chains running requests hold
@@ -245,7 +247,7 @@ class Replica:
         if self.cache is None:
             need = -(-min(total, self.max_tokens - self.D) // self.B)
         else:
-            group, share = self.groups[rid], self.share[rid]
+            group, share = self._reads(rid)
             hit, new_pin = self.cache.peek(group, share, total)
             shared = self.cache.shared_blocks(group, share, total)
             chunk = min(total - hit, self.max_tokens - self.D)
@@ -255,6 +257,15 @@ class Replica:
         if need <= self._free_lower_bound(0):
             return True
         return need <= self._exact_free(0)
+
+    def _reads(self, rid: int) -> tuple[int, int]:
+        """The prefix group and shared tokens request `rid` looks up (prefix_cache.py)."""
+        cache = self.cache
+        assert cache is not None
+        if self.bases:
+            return cache.reads(self.groups[rid], self.share[rid], self.bases[rid],
+                               self.base_share[rid])
+        return self.groups[rid], self.share[rid]
 
     def _expire(self, t: float) -> None:
         if self.timeout_s is None:
@@ -344,9 +355,9 @@ class Replica:
                           self.keeps[rid] if cache is not None else -1)
             else:
                 break
-            hit = new_pin = shared = 0
+            hit = new_pin = shared = share = 0
             if cache is not None:
-                share = self.share[seq.rid]
+                seq.group, share = self._reads(seq.rid)
                 hit, new_pin = cache.peek(seq.group, share, seq.total)
                 shared = cache.shared_blocks(seq.group, share, seq.total)
             chunk = min(seq.total - hit, budget)
@@ -368,7 +379,7 @@ class Replica:
             else:
                 self.resumed.popleft()
             if cache is not None:
-                cache.take(seq.group, self.share[seq.rid], seq.total, t)
+                cache.take(seq.group, share, seq.total, t)
                 seq.shared = shared
                 seq.slot = cache.last_slot()
                 self.pinned += new_pin

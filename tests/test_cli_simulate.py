@@ -128,7 +128,8 @@ def test_old_prices_are_named_in_the_terminal_and_the_report(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("example", ["support-assistant", "bulk-extraction", "agent-workflow",
-                                     "regulated-records", "retail-assistant"])
+                                     "regulated-records", "retail-assistant",
+                                     "coding-agent"])
 def test_the_summary_fits_a_100_column_terminal(tmp_path: Path, example: str) -> None:
     result = CliRunner().invoke(app, ["simulate", str(EXAMPLES / f"{example}.yaml"), "--out",
                                       str(tmp_path), "--no-plan"], env={"COLUMNS": "100"},

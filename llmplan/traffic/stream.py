@@ -63,6 +63,29 @@ class RequestStream:
                              cut(self.prefix_group), cut(self.prefix_tokens),
                              cut(self.session), cut(self.turn), cut(self.think_s))
 
+    def conversation_bases(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per request, the prefix group and length its conversation's first turn read (its
+        system prompt; -1 and 0 for other requests and first turns), None without sessions
+        or prefixes. A turn's history begins with it."""
+        if self.session is None or self.turn is None or self.prefix_group is None or \
+                self.prefix_tokens is None:
+            return None
+        n = len(self)
+        group = np.full(n, -1, dtype=np.int64)
+        tokens = np.zeros(n, dtype=np.int64)
+        firsts = np.flatnonzero((self.session >= 0) & (self.turn == 0))
+        if len(firsts) == 0:
+            return group, tokens
+        by_session = np.full(int(self.session.max()) + 1, -1, dtype=np.int64)
+        by_session[self.session[firsts]] = firsts
+        later = np.flatnonzero((self.session >= 0) & (self.turn > 0))
+        first = by_session[self.session[later]]
+        found = first >= 0
+        rows, first = later[found], first[found]
+        group[rows] = self.prefix_group[first]
+        tokens[rows] = np.where(self.prefix_group[first] >= 0, self.prefix_tokens[first], 0)
+        return group, tokens
+
     def cache_write_groups(self) -> np.ndarray | None:
         """Per request, the prefix group its computed tokens extend for later requests: its
         conversation's (numbered after the shared prefixes) for a turn, else the group it

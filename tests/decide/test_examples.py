@@ -94,3 +94,27 @@ def test_retail_assistant_small_fleet_plus_api_wins() -> None:
     assert texts[0].startswith("api would cost less") and "restricted data" in texts[0]
     assert texts[1].startswith("GPUs and servers: $")
     assert any(t.startswith("gpu-peak's 6 GPU(s) run no batch") for t in texts)
+
+
+def test_coding_agent_gpus_win_only_with_their_prefix_cache() -> None:
+    # agent loops resend an 8k system prompt and a growing history every step: two H100s
+    # carry it while vLLM's prefix cache answers most prompt tokens, not without it
+    result = evaluate(load_scenario(EXAMPLES / "coding-agent.yaml"), planning=True)
+    deps = result.deployments
+    assert result.recommendation.deployment == "gpu"
+    local = deps["gpu"].local
+    assert local is not None and local.prefix_cache is not None
+    assert local.prefix_cache.hit_rate_tokens > 0.7
+    sessions = deps["gpu"].sessions
+    assert sessions is not None and sessions.completed_sessions > 0.95 * sessions.sessions
+    # later turns carry longer histories
+    turns = sessions.by_turn
+    assert turns[-1].prompt_tokens_mean > 2 * turns[0].prompt_tokens_mean
+    # the API bills most of those tokens at its cached-input price
+    cloud = deps["api"].cloud
+    assert cloud is not None and cloud.cached_input_tokens is not None
+    assert cloud.cached_input_tokens > 0.5 * cloud.input_tokens
+    assert result.planning is not None
+    flip = next(c for c in result.planning.sensitivity
+                if c.change == "local prefix caching off")
+    assert flip.winner == "api"

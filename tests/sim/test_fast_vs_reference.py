@@ -91,6 +91,13 @@ CASES = {
                                  traffic="{kind: poisson, rate_per_s: 0.5}",
                                  prefix=PREFIX + "\n        session: {turns_min: 2, "
                                         "turns_max: 5, think_time_s: 8}"),
+    # spread over replicas: a turn on a replica that never saw its conversation reads the
+    # system prompt its first turn began with
+    "sessions-spread": dict(gpu="L4", replicas=3, router="round_robin",
+                            engine="{kv_cache_tokens: 40000}", admission="{}",
+                            traffic="{kind: poisson, rate_per_s: 0.6}",
+                            prefix=PREFIX + "\n        session: {turns_min: 2, "
+                                   "turns_max: 4, think_time_s: 5}"),
     "sessions-per-slot": dict(gpu="A100-80GB", replicas=1, router="round_robin",
                               engine="{prefix_caching: per_slot, max_num_seqs: 4}",
                               admission="{queue_timeout_s: 30}",
