@@ -20,6 +20,7 @@ import itertools
 import json
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -29,6 +30,9 @@ from llmplan.loadtests.plan import PlanItem
 from llmplan.loadtests.records import ErrorClass, RequestRecord
 from llmplan.loadtests.sse import EventParser
 from llmplan.loadtests.targets import Target
+
+#: one chat message: {"role": "user" | "assistant", "content": text}
+Message = dict[str, str]
 
 #: errno values that mean "no connection could be made" (not a broken one).
 _NO_CONNECTION = {errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH,
@@ -153,6 +157,11 @@ class OpenAIStream:
                               else "/v1/completions")
         self.conn: http.client.HTTPConnection | None = None
         self.cancelled = False
+        self.timing = Timing()           # of the last request
+
+    def answer(self) -> str:
+        """The visible answer of the last request (what a conversation sends back)."""
+        return "".join(self.timing.text)
 
     def _connection(self) -> http.client.HTTPConnection:
         if self.conn is None:
@@ -180,15 +189,15 @@ class OpenAIStream:
             with contextlib.suppress(OSError):
                 conn.sock.shutdown(socket.SHUT_RDWR)
 
-    def body(self, item: PlanItem) -> bytes:
+    def body(self, item: PlanItem, history: Sequence[Message] = ()) -> bytes:
         t = self.target
         payload: dict[str, Any] = {"model": t.model, "max_tokens": item.max_tokens,
                                    "stream": True, "temperature": 0,
                                    "stream_options": {"include_usage": True}}
         if t.api == "chat":
-            payload["messages"] = [{"role": "user", "content": item.prompt}]
-        else:
-            payload["prompt"] = item.prompt
+            payload["messages"] = [*history, {"role": "user", "content": item.prompt}]
+        else:   # a completion endpoint gets the conversation as one text
+            payload["prompt"] = "\n".join([*(m["content"] for m in history), item.prompt])
         if item.fixed_length and t.fixed_output_length:
             if t.kind in {"llamacpp", "vllm"}:
                 payload["ignore_eos"] = True
@@ -215,10 +224,12 @@ class OpenAIStream:
                     raise
         raise AssertionError("unreachable")
 
-    def send(self, item: PlanItem, record: RequestRecord) -> RequestRecord:
-        body, headers = self.body(item), self.headers()
+    def send(self, item: PlanItem, record: RequestRecord,
+             history: Sequence[Message] = ()) -> RequestRecord:
+        """Stream one request (a conversation's turn after its `history`) into `record`."""
+        body, headers = self.body(item, history), self.headers()
         self.cancelled = False
-        timing = Timing()
+        timing = self.timing = Timing()
         try:
             response = self._open(body, headers)
         except Exception as exc:  # classified, never raised: the run goes on
@@ -319,20 +330,28 @@ class BedrockStream:
             config=Config(retries={"max_attempts": 1, "mode": "standard"},
                           read_timeout=target.request_timeout_s, connect_timeout=10))
         self.cancelled = False
+        self.timing = Timing()           # of the last request
+
+    def answer(self) -> str:
+        """The visible answer of the last request (what a conversation sends back)."""
+        return "".join(self.timing.text)
 
     def cancel(self) -> None:
         """botocore cannot be interrupted mid-read: the run records it cancelled itself."""
         self.cancelled = True
 
-    def send(self, item: PlanItem, record: RequestRecord) -> RequestRecord:
+    def send(self, item: PlanItem, record: RequestRecord,
+             history: Sequence[Message] = ()) -> RequestRecord:
         from botocore.exceptions import ClientError, EventStreamError
 
-        timing = Timing()
+        timing = self.timing = Timing()
         usage_prompt = usage_output = None
+        turns = [*history, {"role": "user", "content": item.prompt}]
+        messages: list[Any] = [{"role": m["role"], "content": [{"text": m["content"]}]}
+                               for m in turns]
         try:
             response = self.client.converse_stream(
-                modelId=self.target.model,
-                messages=[{"role": "user", "content": [{"text": item.prompt}]}],
+                modelId=self.target.model, messages=messages,
                 inferenceConfig={"maxTokens": item.max_tokens, "temperature": 0})
             record.status = int(response["ResponseMetadata"]["HTTPStatusCode"])
             for event in response["stream"]:

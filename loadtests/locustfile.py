@@ -6,6 +6,11 @@ output folder, the stop file, the grace period and (closed loop) a request count
 process takes its share of the plan (every Nth request for worker i of N), so master +
 workers send every planned request exactly once.
 
+Conversations: a plan item that is a later turn of a session is not sent at a planned time
+but when the previous turn's answer has ended plus its pause, with the real history in front
+(every earlier prompt and the answer the server actually gave), so the server's prompt cache
+sees a real growing conversation. A session stays on one process.
+
 Stopping: when the runner creates the stop file (Ctrl-C, --duration) nothing more is sent,
 at once; requests in flight get `grace_s` to finish and are then cut and recorded as
 `cancelled`. When a process has nothing in flight and nothing left to send it writes
@@ -14,11 +19,13 @@ at once; requests in flight get `grace_s` to finish and are then cut and recorde
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gevent
 import locust.runners
@@ -27,7 +34,7 @@ from gevent.event import Event
 from locust import LoadTestShape, User, constant, events, task
 from locust.exception import StopUser
 
-from llmplan.loadtests.clients import BedrockStream, OpenAIStream
+from llmplan.loadtests.clients import BedrockStream, Message, OpenAIStream
 from llmplan.loadtests.plan import PlanItem, read_plan
 from llmplan.loadtests.records import RecordWriter, RequestRecord
 from llmplan.loadtests.targets import Target
@@ -63,12 +70,21 @@ class _Dispatch:
         self.max_sends: int | None = None
         self.done_marked = False
         self.environment: Any = None
+        # conversations: later turns by (session, turn), turns ready to send (heap of
+        # due time, order, item, history, cycle), and turns in flight whose next is to come
+        self.followers: dict[tuple[int, int], PlanItem] = {}
+        self.ready: list[tuple[float, int, PlanItem, list[Message], int]] = []
+        self.order = itertools.count()
+        self.awaiting = 0
 
     def begin(self, worker_index: int, worker_count: int) -> None:
         plan = read_plan(CONFIG["plan"])
         self.worker = worker_index
         self.plan_size = len(plan)
-        self.items = [p for p in plan if p.index % worker_count == worker_index]
+        mine = [p for p in plan
+                if (p.session if p.session >= 0 else p.index) % worker_count == worker_index]
+        self.items = [p for p in mine if p.session < 0 or p.turn == 0]
+        self.followers = {(p.session, p.turn): p for p in mine if p.session >= 0 and p.turn}
         total = CONFIG.get("max_requests")
         if total is not None:      # closed loop: this process's share of the request count
             self.max_sends = total // worker_count + (1 if worker_index < total % worker_count
@@ -77,27 +93,64 @@ class _Dispatch:
         self.writer = RecordWriter(OUT / f"requests.{os.getpid()}.jsonl")
         gevent.spawn(self._watch)
 
-    def take(self) -> tuple[PlanItem, int, bool] | None:
-        """The next request, its unique id (plan index, offset by replays), and whether it
-        is a warm-up request (only in the first pass over the plan)."""
-        if self.stop.is_set() or (self.max_sends is not None and self.sent >= self.max_sends):
-            return None
-        if self.next >= len(self.items):
-            if CONFIG["mode"] == "closed" and self.items:
+    def take(self) -> Taken | None:
+        """The next request: a conversation's turn that is due first, else the next planned
+        one (None: nothing more to send)."""
+        while True:
+            if self.stop.is_set() or (self.max_sends is not None and
+                                      self.sent >= self.max_sends):
+                return None
+            if self.next >= len(self.items) and CONFIG["mode"] == "closed" and self.items:
                 self.next = 0
                 self.cycle += 1
-            else:
+            planned = self.items[self.next] if self.next < len(self.items) else None
+            at = (time.time() if CONFIG["mode"] == "closed" or planned is None
+                  else self.start_ts + planned.send_s)
+            if self.ready and (planned is None or self.ready[0][0] <= at):
+                due, _, item, history, cycle = heapq.heappop(self.ready)
+                return self._taken(item, due, history, cycle)
+            if planned is not None:
+                self.next += 1
+                return self._taken(planned, at, [], self.cycle)
+            if not self.awaiting:
                 return None
-        item = self.items[self.next]
-        self.next += 1
+            gevent.sleep(0.01)     # a conversation's next turn is still to come
+
+    def _taken(self, item: PlanItem, scheduled: float, history: list[Message],
+               cycle: int) -> Taken:
         self.sent += 1
         self.taken += 1
-        return item, item.index + self.cycle * self.plan_size, item.warmup and self.cycle == 0
+        if (item.session, item.turn + 1) in self.followers:
+            self.awaiting += 1
+        return Taken(item, item.index + cycle * self.plan_size, item.warmup and cycle == 0,
+                     scheduled, history, cycle)
+
+    def answered(self, taken: Taken, answer: str) -> None:
+        """A turn ended (however): its conversation's next turn is due after its pause."""
+        item = taken.item
+        follower = self.followers.get((item.session, item.turn + 1))
+        if follower is None:
+            return
+        self.awaiting -= 1
+        if self.stop.is_set():
+            return
+        history = [*taken.history, {"role": "user", "content": item.prompt},
+                   {"role": "assistant", "content": answer}]
+        heapq.heappush(self.ready, (time.time() + follower.think_s, next(self.order),
+                                    follower, history, taken.cycle))
+
+    def untake(self, taken: Taken) -> None:
+        """Stopped before its time: never sent, never recorded."""
+        self.taken -= 1
+        self.sent -= 1
+        if (taken.item.session, taken.item.turn + 1) in self.followers:
+            self.awaiting -= 1
 
     def exhausted(self) -> bool:
         if self.stop.is_set() or (self.max_sends is not None and self.sent >= self.max_sends):
             return True
-        return CONFIG["mode"] == "open" and self.next >= len(self.items)
+        return CONFIG["mode"] == "open" and self.next >= len(self.items) and \
+            not self.ready and not self.awaiting
 
     def write(self, record: RequestRecord) -> None:
         self.inflight.pop(record.id, None)
@@ -140,6 +193,19 @@ class _Dispatch:
             self.mark_done()
 
 
+class Taken(NamedTuple):
+    """A request taken to send: its plan item, unique id (plan index, offset by replays),
+    whether it is a warm-up one (first pass only), when it is due, and the conversation
+    before it (empty: none)."""
+
+    item: PlanItem
+    request_id: int
+    warmup: bool
+    scheduled_ts: float
+    history: list[Message]
+    cycle: int
+
+
 DISPATCH = _Dispatch()
 
 
@@ -176,13 +242,11 @@ class _PlanUser(User):
         if taken is None:
             self._quit_when_done()
             raise StopUser()
-        item, request_id, warm = taken
-        scheduled = DISPATCH.start_ts + item.send_s if CONFIG["mode"] == "open" \
-            else time.time()
+        item, request_id, warm, scheduled = (taken.item, taken.request_id, taken.warmup,
+                                             taken.scheduled_ts)
         delay = scheduled - time.time()
         if delay > 0 and DISPATCH.stop.wait(delay):
-            DISPATCH.taken -= 1    # stopped before its time: never sent, never recorded
-            DISPATCH.sent -= 1
+            DISPATCH.untake(taken)
             if DISPATCH.taken == 0:
                 DISPATCH.mark_done()
             raise StopUser()
@@ -191,9 +255,12 @@ class _PlanUser(User):
                                scheduled_ts=scheduled, send_ts=send_ts,
                                schedule_delay_ms=max(0.0, send_ts - scheduled) * 1e3,
                                status=0, error_class=None, worker=DISPATCH.worker,
-                               warmup=warm)
+                               warmup=warm,
+                               session=item.session if item.session >= 0 else None,
+                               turn=item.turn if item.session >= 0 else None)
         DISPATCH.inflight[request_id] = (record, self.stream)
-        self.stream.send(item, record)
+        self.stream.send(item, record, taken.history)
+        DISPATCH.answered(taken, self.stream.answer())
         if request_id not in DISPATCH.inflight:
             return                 # the stop already recorded it as cancelled
         if self.stream.cancelled and record.error_class is not None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from llmplan.loadtests.checks import TestItem
 from llmplan.scenario import LoadedScenario
-from llmplan.traffic import build_request_stream
+from llmplan.traffic import RequestStream, build_request_stream
 
 # Common short English words: about one token each for BPE tokenizers.
 _WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while",
@@ -56,6 +56,12 @@ class PlanItem:
     check: dict[str, Any] | None
     warmup: bool = False       # sent first, kept out of the statistics
     shared_prefix_tokens: int = 0   # of planned_prompt_tokens, the group's shared prefix
+    #: a conversation's turn (-1: none): `prompt` is then only the turn's new message; the
+    #: history (earlier prompts and the answers the server gave) goes in front when sent,
+    #: `think_s` after the previous turn's answer ended
+    session: int = -1
+    turn: int = 0
+    think_s: float = 0.0
 
 
 def build_plan(loaded: LoadedScenario, *, seed: int | None = None, time_scale: float = 1.0,
@@ -96,14 +102,28 @@ def build_plan(loaded: LoadedScenario, *, seed: int | None = None, time_scale: f
             group = -1 if stream.prefix_group is None else int(stream.prefix_group[i])
             shared = 0 if group < 0 or stream.prefix_tokens is None else \
                 min(int(stream.prefix_tokens[i]), prompt_tokens)
+            session = -1 if stream.session is None else int(stream.session[i])
+            turn = 0 if stream.turn is None else int(stream.turn[i])
+            if turn > 0:   # the new message only; its history is the conversation so far
+                shared = int(stream.prompt_tokens[i]) - own_tokens(stream, i)
+                prompt_tokens = shared + own_tokens(stream, i, max_prompt_tokens)
             text = synthetic_prompt(prompt_tokens - shared, i, salt)
-            if shared:
+            if shared and turn == 0:
                 # the same text for every request of the group: a server's prefix cache
-                # sees what the simulation assumes
+                # sees what the simulation assumes (a later turn's shared part is its own
+                # conversation, sent as messages)
                 text = shared_prefix_text(group, shared, salt) + " " + text
+            think = 0.0 if stream.think_s is None else float(stream.think_s[i]) * time_scale
             plan.append(PlanItem(i, send_s, task, text, prompt_tokens, output_tokens, True,
-                                 None, i < warmup, shared))
+                                 None, i < warmup, shared, session, turn, think))
     return plan
+
+
+def own_tokens(stream: RequestStream, i: int, cap: int | None = None) -> int:
+    """Request i's own prompt tokens (after its shared prefix or history), at most `cap`."""
+    prefix = 0 if stream.prefix_tokens is None else int(stream.prefix_tokens[i])
+    own = int(stream.prompt_tokens[i]) - prefix
+    return own if cap is None else min(own, cap)
 
 
 def write_plan(plan: list[PlanItem], path: Path) -> None:

@@ -80,6 +80,9 @@ class RequestRecord(BaseModel):
     retry_after_s: float | None = None
     correct: bool | None = Field(default=None, description="Test-set check, if the task has one.")
     worker: int = 0
+    session: int | None = Field(default=None, description="The conversation it is a turn "
+                                                          "of (None: none).")
+    turn: int | None = Field(default=None, description="Its turn number, from 0.")
     warmup: bool = Field(default=False, description="Sent in the warm-up phase: kept out of "
                                                     "requests.jsonl and the statistics.")
 

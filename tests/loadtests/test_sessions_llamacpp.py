@@ -1,0 +1,53 @@
+"""Conversations against the real llama.cpp server: each turn is sent after the previous
+answer, with the real history (the answers the server gave) in front, and the server's slot
+cache answers that history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers import scenario_from
+from lt_helpers import read_jsonl
+
+from llmplan.loadtests.llamacpp_server import LlamaCppServer
+from llmplan.loadtests.plan import build_plan
+from llmplan.loadtests.runner import LoadTestSettings, run_load_test
+from llmplan.loadtests.targets import Target
+
+CHATS = """
+    seed: 4
+    duration: 600
+    traffic: {kind: constant, rate_per_s: 0.25}      # a conversation every 4 s
+    tasks:
+      - name: chat
+        prompt_tokens: {kind: fixed, tokens: 30}
+        output_tokens: {kind: fixed, tokens: 8}
+        session: {turns_min: 3, turns_max: 3, think_time_s: 0.5}
+    deployments: {x: {gpu: L4, model: SmolLM2-135M}}
+"""
+
+
+def test_turns_follow_the_answers_and_resend_the_history(tmp_path: Path,
+                                                         llamacpp: LlamaCppServer) -> None:
+    plan = build_plan(scenario_from(CHATS), max_requests=9, salt="sessions")
+    assert [(p.session, p.turn) for p in plan if p.session == 0] == [(0, 0), (0, 1), (0, 2)]
+    assert {p.session for p in plan} == {0, 1, 2}
+    target = Target(kind="llamacpp", base_url=llamacpp.base_url, model="smollm2")
+    result = run_load_test("local", target, plan, LoadTestSettings(users=4, duration_s=90),
+                           tmp_path / "chats")
+    rows = read_jsonl(tmp_path / "chats" / "requests.jsonl")
+    assert len(rows) == 9 and all(r["error_class"] is None for r in rows), rows
+    by_turn = {(r["session"], r["turn"]): r for r in rows}
+    assert set(by_turn) == {(s, t) for s in range(3) for t in range(3)}
+    for s in range(3):
+        for t in (1, 2):
+            before, after = by_turn[(s, t - 1)], by_turn[(s, t)]
+            ended = float(before["send_ts"]) + float(before["e2e_ms"]) / 1e3
+            think = next(p.think_s for p in plan if (p.session, p.turn) == (s, t))
+            # sent only once the previous answer was in, after the pause
+            assert float(after["send_ts"]) >= ended + think - 0.02
+            # the history went with it: the server counted the earlier prompt, its answer
+            # and the new message, and took (nearly) all the history from the slot's cache
+            assert int(after["prompt_tokens"]) > int(before["prompt_tokens"]) + 30
+            assert int(after["cached_prompt_tokens"]) >= 0.9 * int(before["prompt_tokens"])
+    assert result.summary.cache is not None and result.summary.cache.warning is None
