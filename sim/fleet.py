@@ -98,7 +98,9 @@ def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, 
                                      setup.max_num_batched_tokens),
         queue_limit=admission.queue_limit, queue_timeout_s=admission.queue_timeout_s,
         prefix_caching=engine.prefix_caching,
-        slot_prompt_similarity=engine.slot_prompt_similarity)
+        slot_prompt_similarity=engine.slot_prompt_similarity,
+        host_cache_tokens=int(engine.host_prompt_cache_gib * 2**30
+                              / (capacity.kv_bytes_per_token * dep.tp)))
     replicas: list[Replica] | list[ReferenceReplica]
     if mode == SimulationMode.REFERENCE:
         if dep.failures is not None or dep.autoscaling is not None:

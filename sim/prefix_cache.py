@@ -175,58 +175,140 @@ class BlockPrefixCache:
 
 
 class SlotPrefixCache:
-    """llama.cpp's per-slot prompt cache."""
+    """llama.cpp's server: each slot keeps its last prompt, and a host-memory prompt cache
+    (--cache-ram, 8 GiB by default since 2025) keeps the prompts slots give up.
+
+    As its `get_available_slot` does: the idle slot sharing the longest prefix with the
+    request is taken when that covers more than `similarity` of the prompt; otherwise the
+    least recently used idle slot, whose prompt is then saved to host memory and the host
+    cache's best match loaded in its place (also when the chosen slot would keep less than
+    half of its prompt). Prefixes match through groups: a slot or saved prompt of the same
+    group (conversation) shares the shorter of the two lengths; one that began with the
+    same system prompt shares that prompt.
+    """
 
     pinned_blocks = 0
 
-    def __init__(self, slots: int, similarity: float = DEFAULT_SLOT_SIMILARITY) -> None:
+    def __init__(self, slots: int, similarity: float = DEFAULT_SLOT_SIMILARITY,
+                 host_tokens: int = 0) -> None:
         self.similarity = similarity
-        self.group = [-1] * slots            # what each slot holds: group, tokens
+        # what each slot holds: its group and tokens, the system prompt (group, tokens) it
+        # began with, when it was last used, whether a request runs in it
+        self.group = [-1] * slots
         self.tokens = [0] * slots
+        self.base = [-1] * slots
+        self.base_tokens = [0] * slots
         self.last_used_s = [-1.0] * slots
         self.busy = [False] * slots
+        self.host_tokens = host_tokens       # capacity of the host cache (0: none)
+        self.host: dict[int, int] = {}       # group -> tokens of its longest saved prompt
+        self.host_base: dict[int, int] = {}  # system prompt group -> its tokens, as saved
+        self.host_used = 0
         self._chosen = -1
+        self._base = (-1, 0)
 
-    def _choose(self, group: int, shared_tokens: int, prompt_tokens: int) -> tuple[int, int]:
-        """(slot, reused tokens) llama.cpp's get_available_slot would pick."""
+    @staticmethod
+    def _common(held: tuple[int, int, int, int], want: tuple[int, int, int, int]) -> int:
+        group, tokens, base, base_tokens = held
+        r_group, r_tokens, r_base, r_base_tokens = want
+        if group >= 0 and group == r_group:
+            return min(tokens, r_tokens)
+        held_sys = (base, base_tokens) if base >= 0 else (group, tokens)
+        want_sys = (r_base, r_base_tokens) if r_base >= 0 else (r_group, r_tokens)
+        if held_sys[0] >= 0 and held_sys[0] == want_sys[0]:
+            return min(held_sys[1], want_sys[1])
+        return 0
+
+    def _host_match(self, want: tuple[int, int, int, int]) -> int:
+        group, tokens, base, base_tokens = want
+        best = min(self.host.get(group, 0), tokens) if group >= 0 else 0
+        sys_group, sys_tokens = (base, base_tokens) if base >= 0 else (group, tokens)
+        if sys_group >= 0:
+            best = max(best, min(self.host_base.get(sys_group, 0), sys_tokens))
+        return best
+
+    def _choose(self, want: tuple[int, int, int, int], prompt_tokens: int,
+                save: bool) -> tuple[int, int]:
+        """(slot, reused tokens) llama.cpp's get_available_slot would pick; with `save`,
+        do its host-cache update."""
         best, best_len = -1, 0
-        reusable = min(shared_tokens, prompt_tokens - 1)
-        if group >= 0:
-            for slot, held in enumerate(self.group):
-                if not self.busy[slot] and held == group:
-                    common = min(self.tokens[slot], reusable)
-                    if common > best_len:
-                        best, best_len = slot, common
+        for slot in range(len(self.busy)):
+            if not self.busy[slot]:
+                common = self._common(self._held(slot), want)
+                if common > best_len:
+                    best, best_len = slot, common
+        update = False
         if best >= 0 and best_len > self.similarity * prompt_tokens:
-            return best, best_len
-        lru, oldest = -1, float("inf")
-        for slot, busy in enumerate(self.busy):
-            if not busy and self.last_used_s[slot] < oldest:
-                lru, oldest = slot, self.last_used_s[slot]
-        if lru < 0:
-            return -1, 0
-        common = min(self.tokens[lru], reusable) if self.group[lru] == group >= 0 else 0
-        return lru, common
+            chosen, common = best, best_len
+            update = best_len < 0.5 * self.tokens[best]    # it would lose most of its prompt
+        else:
+            chosen, oldest = -1, float("inf")
+            for slot, busy in enumerate(self.busy):
+                if not busy and self.last_used_s[slot] < oldest:
+                    chosen, oldest = slot, self.last_used_s[slot]
+            if chosen < 0:
+                return -1, 0
+            common = self._common(self._held(chosen), want)
+            update = True
+        if update and self.host_tokens:
+            if save:
+                self._save(chosen)
+            common = max(common, self._host_match(want))
+        return chosen, min(common, prompt_tokens - 1)
+
+    def _held(self, slot: int) -> tuple[int, int, int, int]:
+        return self.group[slot], self.tokens[slot], self.base[slot], self.base_tokens[slot]
+
+    def _save(self, slot: int) -> None:
+        """The slot's prompt goes to host memory (least recently saved dropped when full)."""
+        group, tokens = self.group[slot], self.tokens[slot]
+        if group < 0 or tokens == 0:
+            return
+        old = self.host.pop(group, 0)
+        self.host[group] = max(old, tokens)
+        self.host_used += self.host[group] - old
+        if self.base[slot] >= 0:
+            base = self.base[slot]
+            self.host_base[base] = max(self.host_base.get(base, 0), self.base_tokens[slot])
+        else:
+            self.host_base[group] = max(self.host_base.get(group, 0), tokens)
+        while self.host_used > self.host_tokens and self.host:
+            oldest = next(iter(self.host))
+            self.host_used -= self.host.pop(oldest)
 
     def shared_blocks(self, group: int, shared_tokens: int, prompt_tokens: int) -> int:
         return 0
 
     def reads(self, group: int, shared_tokens: int, base_group: int,
               base_tokens: int) -> tuple[int, int]:
-        """Slots hold conversations: a turn looks for its own."""
+        """A turn looks for its conversation; its system prompt is remembered for a slot or
+        saved prompt that began with the same one."""
+        self._base = (base_group, base_tokens)
         return group, shared_tokens
 
+    def _want(self, group: int, shared_tokens: int) -> tuple[int, int, int, int]:
+        base, base_tokens = self._base
+        self._base = (-1, 0)
+        return group, shared_tokens, base, base_tokens
+
     def peek(self, group: int, shared_tokens: int, prompt_tokens: int) -> tuple[int, int]:
-        return self._choose(group, shared_tokens, prompt_tokens)[1], 0
+        base = self._base
+        hit = self._choose(self._want(group, shared_tokens), prompt_tokens, save=False)[1]
+        self._base = base     # take() follows with the same request
+        return hit, 0
 
     def take(self, group: int, shared_tokens: int, prompt_tokens: int,
              now_s: float) -> tuple[int, int]:
-        slot, hit = self._choose(group, shared_tokens, prompt_tokens)
+        want = self._want(group, shared_tokens)
+        slot, hit = self._choose(want, prompt_tokens, save=True)
         self._chosen = slot
         if slot >= 0:
             self.busy[slot] = True
-            self.group[slot] = group
-            self.tokens[slot] = hit
+            self.group[slot], self.tokens[slot] = group, hit
+            # the system prompt this prompt begins with: its conversation's, or the shared
+            # prefix of its own group
+            self.base[slot], self.base_tokens[slot] = (want[2], want[3]) if want[2] >= 0 \
+                else (group, shared_tokens) if group >= 0 else (-1, 0)
         return hit, 0
 
     def last_slot(self) -> int:
@@ -249,12 +331,13 @@ class SlotPrefixCache:
 
 
 def make_prefix_cache(policy: str, *, block_size: int, slots: int,
-                      similarity: float = DEFAULT_SLOT_SIMILARITY) -> PrefixCache | None:
+                      similarity: float = DEFAULT_SLOT_SIMILARITY,
+                      host_tokens: int = 0) -> PrefixCache | None:
     """The cache of one replica (None: prefix caching off)."""
     if policy == "vllm":
         return BlockPrefixCache(block_size)
     if policy == "per_slot":
-        return SlotPrefixCache(slots, similarity)
+        return SlotPrefixCache(slots, similarity, host_tokens)
     return None
 
 

@@ -66,7 +66,8 @@ class ReferenceReplica:
         if work.groups is not None and config.prefix_caching != "off":
             self.cache = make_prefix_cache(config.prefix_caching, block_size=self.B,
                                            slots=self.max_seqs,
-                                           similarity=config.slot_prompt_similarity)
+                                           similarity=config.slot_prompt_similarity,
+                                           host_tokens=config.host_cache_tokens)
         self.pinned = 0
         env.process(self._run())
 

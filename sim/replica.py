@@ -104,6 +104,7 @@ class Replica:
         # prefix caching (prefix_cache.py): only when requests share prefixes
         self.policy = config.prefix_caching
         self.similarity = config.slot_prompt_similarity
+        self.host_tokens = config.host_cache_tokens
         self.sharing = work.groups is not None and config.prefix_caching != "off"
         self.groups = work.groups if work.groups is not None else []
         self.share = work.shared if work.shared is not None else []
@@ -120,7 +121,8 @@ class Replica:
     def _new_cache(self) -> None:
         if self.sharing:
             self.cache = make_prefix_cache(self.policy, block_size=self.B, slots=self.max_seqs,
-                                           similarity=self.similarity)
+                                           similarity=self.similarity,
+                                           host_tokens=self.host_tokens)
             self.evicts = isinstance(self.cache, BlockPrefixCache)
         self.pinned = 0
         self.s_shared = 0

@@ -23,6 +23,7 @@ class ReplicaConfig:
     queue_timeout_s: float | None
     prefix_caching: str = "off"  # a policy of llmplan.sim.prefix_cache
     slot_prompt_similarity: float = 0.1
+    host_cache_tokens: int = 0   # per_slot: prompt tokens the host-memory cache holds
 
 
 @dataclass(frozen=True)

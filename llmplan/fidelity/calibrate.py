@@ -191,7 +191,8 @@ def build_calibration(fit: Fit, info: ServerInfo, rows: list[RequestRecord], sou
         engine=CalibrationEngine(max_num_seqs=int(slots),
                                  max_num_batched_tokens=int(max_batched_tokens
                                                             or info.max_batched_tokens or 2048),
-                                 kv_cache_tokens=kv),
+                                 kv_cache_tokens=kv,
+                                 prefix_caching="per_slot" if n_ctx else None),
         client_overhead_ms=round(fit.client_overhead_s * 1e3, 3),
         fit=FitQuality(steps=fit.samples, cold_starts=fit.cold_starts, r2=round(fit.r2, 4),
                        rmse_ms=round(fit.rmse_ms, 3),

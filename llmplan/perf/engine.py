@@ -99,6 +99,10 @@ class EngineSpec(_Strict):
         default="vllm", description="Reuse of cached prompt prefixes: vllm (automatic prefix "
                                     "caching over KV blocks, vLLM's default), per_slot "
                                     "(llama.cpp: each slot keeps its last prompt) or off.")
+    host_prompt_cache_gib: float = Field(
+        default=8.0, ge=0, description="per_slot: host memory keeping the prompts slots give "
+                                       "up (llama.cpp's --cache-ram, 8192 MiB by default; 0: "
+                                       "none).")
     slot_prompt_similarity: float = Field(
         default=0.1, ge=0, le=1, description="per_slot: share of a prompt a slot's cache must "
                                              "cover to be chosen (llama.cpp's "

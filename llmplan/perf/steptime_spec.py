@@ -86,6 +86,9 @@ class CalibrationEngine(_Strict):
     max_num_seqs: int = Field(gt=0)
     max_num_batched_tokens: int = Field(gt=0)
     kv_cache_tokens: int | None = Field(default=None, gt=0)
+    prefix_caching: Literal["vllm", "per_slot", "off"] | None = Field(
+        default=None, description="The server's prompt cache: per_slot for llama.cpp (its "
+                                  "slots report a context each), else the engine default.")
 
 
 class FitQuality(_Strict):

@@ -63,6 +63,44 @@ def test_llamacpp_slots_keep_their_last_prompt_and_pick_by_similarity() -> None:
     assert set(PREFIX_CACHES) == {"vllm", "per_slot"}
 
 
+def test_llamacpp_host_cache_keeps_what_slots_give_up() -> None:
+    cache = SlotPrefixCache(slots=1, similarity=0.1, host_tokens=10_000)
+    # conversation 100 began with system prompt 5 (300 tokens), now 800 tokens long
+    cache.reads(100, 0, 5, 300)
+    assert cache.take(100, 0, 400, now_s=0.0) == (0, 0)
+    cache.release(100, 0, keep_group=100, context_tokens=800, now_s=1.0, slot=0)
+    # another conversation with the same system prompt takes the only slot: it shares the
+    # system prompt with what the slot holds, and the slot's 800 tokens go to host memory
+    cache.reads(200, 0, 5, 300)
+    assert cache.take(200, 0, 350, now_s=2.0) == (300, 0)
+    cache.release(200, 0, keep_group=200, context_tokens=1000, now_s=3.0, slot=0)
+    assert cache.host == {100: 800}
+    # conversation 100's next turn shares only the system prompt with the slot, which
+    # would keep under half its 1,000 tokens: the slot is saved and 100's own history
+    # comes back from host memory
+    cache.reads(100, 800, 5, 300)
+    assert cache.peek(100, 800, 900) == (800, 0)
+    cache.reads(100, 800, 5, 300)
+    assert cache.take(100, 800, 900, now_s=4.0) == (800, 0)
+    assert cache.host == {100: 800, 200: 1000}
+    cache.release(100, 0, keep_group=100, context_tokens=1200, now_s=5.0, slot=0)
+    # a slot that keeps most of its prompt is reused as it is: no host lookup (llama.cpp
+    # reads host memory only when the slot would lose over half of its prompt)
+    keeps = SlotPrefixCache(slots=1, similarity=0.1, host_tokens=10_000)
+    keeps.reads(9, 0, 5, 300)
+    keeps.take(9, 0, 400, now_s=0.0)
+    keeps.release(9, 0, keep_group=9, context_tokens=500, now_s=1.0, slot=0)
+    keeps.host[10] = 450          # conversation 10's history sits in host memory
+    keeps.reads(10, 450, 5, 300)  # it shares the system prompt: 300 of the slot's 500
+    assert keeps.peek(10, 450, 900) == (300, 0)
+    # the host cache holds at most host_tokens: the oldest saved prompt goes first
+    small = SlotPrefixCache(slots=1, similarity=0.1, host_tokens=900)
+    for i, group in enumerate((1, 2, 3)):
+        small.take(group, 0, 500, now_s=float(i))
+        small.release(group, 0, keep_group=group, context_tokens=500, now_s=i + 0.5, slot=0)
+    assert small.host == {2: 500} and small.host_used == 500
+
+
 TWO_TURNS = """
     seed: 1
     duration: 20
