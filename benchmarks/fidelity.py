@@ -4,7 +4,10 @@
 
 Prints the per-level table (measured vs predicted TTFT and E2E percentiles) and, as last
 lines: e2e_p50_err_pct, e2e_p95_err_pct, ttft_p50_err_pct (median absolute error over the
-held-out levels), saturation_err_pct and noise_floor_e2e_p50_pct (same level run twice).
+held-out levels), saturation_err_pct and noise_floor_e2e_p50_pct (same level run twice),
+then the prefix-cache hit rates (benchmarks/prefix_hits.py): prefix_hit_rate_diff_pts and
+session_hit_rate_diff_pts (predicted - measured share of prompt tokens from the cache).
+Not yet measured here: latency errors of the prefix and conversation workloads.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import platform
 from pathlib import Path
 
 from heldout import run_experiment
+from prefix_hits import run_hit_experiment
 
 
 def main() -> None:
@@ -45,6 +49,10 @@ def main() -> None:
     for metric, q in (("e2e_ms", "p50"), ("e2e_ms", "p95"), ("ttft_ms", "p50")):
         name = f"noise_floor_{metric.removesuffix('_ms')}_{q}_pct"
         print(f"{name}={experiment.noise_floor_pct(metric, q):.2f}")
+    for hits in run_hit_experiment(out_dir=args.out / "prefix-hits" if args.out else None):
+        print(f"{hits.name}_hit_rate_measured={hits.measured:.4f} "
+              f"predicted={hits.predicted:.4f}")
+        print(f"{hits.name}_hit_rate_diff_pts={hits.diff_pts:.2f}")
 
 
 if __name__ == "__main__":
