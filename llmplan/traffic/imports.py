@@ -11,15 +11,18 @@ Formats, as their publishers describe them:
   failed requests have 0 response tokens and are left out unless asked for.
 * ``mooncake``: the Mooncake (FAST'25) traces: JSONL of ``timestamp`` (milliseconds from the
   first request), ``input_length``, ``output_length`` and ``hash_ids`` (one id per 512-token
-  block of the prompt; shared ids are shared prefixes). The ids are kept in the written
-  trace's ``hash_ids`` column (space-separated) for prefix-aware tools; the simulator reads
-  the lengths.
+  block of the prompt; shared ids are shared prefixes). A request's shared prefix is the
+  longest run of leading blocks it has in common with an earlier request (its group: its
+  first block's id), written as ``prefix_group``/``prefix_tokens`` for the simulator's
+  prefix caches; the ids themselves are kept in a ``hash_ids`` column.
 * ``sharegpt``: ShareGPT-style conversations (a JSON list of ``{"conversations": [{"from":
   "human"|"gpt", "value": TEXT}, ...]}``): no times and no token counts. Each human turn
   becomes a request whose prompt is the whole conversation so far (earlier answers
   included) plus the new message, and whose output is the reply; tokens are estimated at
   `chars_per_token` characters each; conversations start as a Poisson process at
-  `sessions_per_s` and a conversation's turns are `think_s` apart.
+  `sessions_per_s`, and each later turn is written as a turn of its conversation
+  (``session``, ``turn``, ``think_s``, its history as ``prefix_tokens``): the simulator
+  sends it `think_s` after the previous answer ended.
 
 Every malformed row is reported with its file, line (or conversation index) and column.
 """
@@ -30,7 +33,7 @@ import csv
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +52,11 @@ class TraceRow:
     output_tokens: int
     task: str = ""
     hash_ids: tuple[int, ...] = field(default=())
+    prefix_group: int = -1        # shared prefix (a Mooncake block chain), -1: none
+    prefix_tokens: int = 0        # its length; a conversation's turn: its history
+    session: int = -1             # conversation (ShareGPT), -1: none
+    turn: int = 0
+    think_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -144,7 +152,32 @@ def read_mooncake(path: Path) -> list[TraceRow]:
                                  _int(path, line, "input_length", row["input_length"], 1),
                                  _int(path, line, "output_length", row["output_length"], 1),
                                  hash_ids=tuple(ids)))
-    return rows
+    return _block_prefixes(rows)
+
+
+MOONCAKE_BLOCK_TOKENS = 512
+
+
+def _block_prefixes(rows: list[TraceRow]) -> list[TraceRow]:
+    """Each request's shared prefix: its leading blocks also led an earlier request (in
+    time order), walked through a trie of every block chain seen so far."""
+    children: dict[tuple[int, int], int] = {}     # (node, block id) -> node
+    out = []
+    for row in sorted(rows, key=lambda r: r.timestamp_s):
+        node, depth = 0, 0
+        for block in row.hash_ids:
+            child = children.get((node, block))
+            if child is None:
+                break
+            node, depth = child, depth + 1
+        for block in row.hash_ids[depth:]:
+            child = len(children) + 1
+            children[(node, block)] = child
+            node = child
+        shared = min(depth * MOONCAKE_BLOCK_TOKENS, row.prompt_tokens)
+        out.append(replace(row, prefix_group=row.hash_ids[0] if row.hash_ids else -1,
+                           prefix_tokens=shared))
+    return out
 
 
 def read_sharegpt(path: Path, options: ShareGptOptions | None = None) -> list[TraceRow]:
@@ -185,7 +218,9 @@ def read_sharegpt(path: Path, options: ShareGptOptions | None = None) -> list[Tr
                 prompt = history + tokens(text)
                 answer = tokens(str(reply.get("value", "")))
                 rows.append(TraceRow(start + turn_number * options.think_s, prompt, answer,
-                                     task="chat"))
+                                     task="chat", prefix_tokens=history if turn_number else 0,
+                                     session=index, turn=turn_number,
+                                     think_s=options.think_s if turn_number else 0.0))
                 turn_number += 1
                 history = prompt + answer
             elif speaker not in {"gpt", "assistant", "chatgpt", "bard", "system"}:
@@ -203,12 +238,19 @@ def write_trace(rows: list[TraceRow], out: Path) -> Path:
     ordered = sorted(rows, key=lambda r: r.timestamp_s)
     t0 = ordered[0].timestamp_s
     with_ids = any(r.hash_ids for r in ordered)
+    prefixes = any(r.prefix_tokens for r in ordered)
+    sessions = any(r.session >= 0 for r in ordered)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["timestamp", "prompt_tokens", "output_tokens", "task"]
+                        + (["prefix_group", "prefix_tokens"] if prefixes else [])
+                        + (["session", "turn", "think_s"] if sessions else [])
                         + (["hash_ids"] if with_ids else []))
         for r in ordered:
             writer.writerow([f"{r.timestamp_s - t0:.6f}", r.prompt_tokens, r.output_tokens,
-                             r.task] + ([" ".join(map(str, r.hash_ids))] if with_ids else []))
+                             r.task]
+                            + ([r.prefix_group, r.prefix_tokens] if prefixes else [])
+                            + ([r.session, r.turn, f"{r.think_s:g}"] if sessions else [])
+                            + ([" ".join(map(str, r.hash_ids))] if with_ids else []))
     return out

@@ -182,8 +182,8 @@ def build_request_stream(scenario: Workload, seed: int | None = None) -> Request
         lookup = {name: i for i, name in enumerate(names)}
         task_index = np.array([lookup.get(str(t), 0) for t in columns["task"][keep]],
                               dtype=np.int64)
-        return RequestStream(arrivals, task_index, columns["prompt_tokens"][keep],
-                             columns["output_tokens"][keep], names)
+        return _trace_stream(arrivals, task_index, {k: v[keep] for k, v in columns.items()},
+                             names, traffic.time_scale)
     weights = np.array([task.weight for task in scenario.tasks], dtype=float)
     task_index = _rng(seed, TASKS_STREAM).choice(len(names), size=n, p=weights / weights.sum())
     prompt = np.empty(n, dtype=np.int64)
@@ -207,6 +207,31 @@ def build_request_stream(scenario: Workload, seed: int | None = None) -> Request
     stream = RequestStream(arrivals, task_index.astype(np.int64), prompt, output, names,
                            reasoning, group, prefix_len)
     return _with_sessions(stream, scenario.tasks, seed, scenario.duration_s)
+
+
+def _trace_stream(arrivals: np.ndarray, task_index: np.ndarray,
+                  columns: dict[str, np.ndarray], names: tuple[str, ...],
+                  time_scale: float) -> RequestStream:
+    """A replayed trace, with its shared prefixes and conversations when it has them."""
+    group = columns.get("prefix_group")
+    prefix = columns.get("prefix_tokens")
+    session = columns.get("session")
+    turn, think = columns.get("turn"), columns.get("think_s")
+    if session is not None and (session >= 0).any():
+        turn = turn if turn is not None else np.zeros(len(arrivals), dtype=np.int64)
+        think = (think if think is not None else np.zeros(len(arrivals))) * time_scale
+        prefix = prefix if prefix is not None else np.zeros(len(arrivals), dtype=np.int64)
+        group = group if group is not None else np.full(len(arrivals), -1, dtype=np.int64)
+        # a later turn reads its conversation's history
+        group = np.where((session >= 0) & (turn > 0), SESSION_GROUP_BASE + session, group)
+    else:
+        session = turn = think = None
+    if group is not None and not (group >= 0).any():
+        group = prefix = None
+    return RequestStream(arrivals, task_index, columns["prompt_tokens"],
+                         columns["output_tokens"], names, None,
+                         group if prefix is not None else None,
+                         prefix if group is not None else None, session, turn, think)
 
 
 def _with_sessions(stream: RequestStream, tasks: Sequence[TaskMix], seed: int,

@@ -2,6 +2,11 @@
 
 `timestamp` is seconds (relative or Unix epoch) or an ISO-8601 date-time; times are shifted so
 the first request arrives at 0. `task` is optional. A bad row is reported with its line number.
+
+Optional columns, as `llmplan import-trace` writes them: `prefix_group` and `prefix_tokens`
+(the shared prefix a prompt begins with, as in a scenario's shared_prefix; -1 and 0: none),
+and `session`, `turn`, `think_s` (a conversation's turn: sent `think_s` after the previous
+turn ended, its `prefix_tokens` being the history; -1: not a conversation).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import numpy as np
 from llmplan.errors import InputError, Problem
 
 COLUMNS = ("timestamp", "prompt_tokens", "output_tokens")
+#: optional integer columns and their value when absent; think_s is a float
+OPTIONAL = {"prefix_group": -1, "prefix_tokens": 0, "session": -1, "turn": 0}
 
 
 def _timestamp_s(value: Any) -> float:
@@ -77,6 +84,9 @@ def _read(path: Path) -> dict[str, np.ndarray]:
     if not rows:
         raise InputError([Problem(str(path), None, "", "trace has no rows")])
     times, prompts, outputs, tasks = [], [], [], []
+    present = [c for c in (*OPTIONAL, "think_s") if any(row.get(c) not in (None, "")
+                                                        for _, row in rows)]
+    extra: dict[str, list[float]] = {c: [] for c in present}
     for number, row in rows:
         try:
             times.append(_timestamp_s(row["timestamp"]))
@@ -92,14 +102,37 @@ def _read(path: Path) -> dict[str, np.ndarray]:
         prompts.append(prompt)
         outputs.append(output)
         tasks.append(str(row.get("task") or ""))
+        for column in present:
+            extra[column].append(_optional(path, number, column, row.get(column), prompt))
     t = np.asarray(times, dtype=np.float64)
     order = np.argsort(t, kind="stable")
-    return {
+    columns = {
         "timestamp": t[order] - t[order][0],
         "prompt_tokens": np.asarray(prompts, dtype=np.int64)[order],
         "output_tokens": np.asarray(outputs, dtype=np.int64)[order],
         "task": np.asarray(tasks, dtype=object)[order],
     }
+    for column, values in extra.items():
+        kind = np.float64 if column == "think_s" else np.int64
+        columns[column] = np.asarray(values, dtype=kind)[order]
+    return columns
+
+
+def _optional(path: Path, number: int, column: str, value: Any, prompt: int) -> float:
+    """One optional column's value (its default when empty), checked."""
+    if value in (None, ""):
+        return 0.0 if column == "think_s" else OPTIONAL[column]
+    try:
+        number_value = float(value) if column == "think_s" else int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError([Problem(str(path), number, column,
+                                  f"expected a number, got {value!r}")]) from None
+    low = 0 if column in {"prefix_tokens", "turn", "think_s"} else -1
+    if not number_value >= low or (column == "prefix_tokens" and number_value > prompt):
+        expected = "between 0 and prompt_tokens" if column == "prefix_tokens" else f">= {low}"
+        raise InputError([Problem(str(path), number, column,
+                                  f"expected {expected}, got {value!r}")])
+    return number_value
 
 
 def read_trace(path: str | Path) -> dict[str, np.ndarray]:

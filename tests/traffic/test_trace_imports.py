@@ -7,12 +7,14 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
-from helpers import scenario_from
+from helpers import run_first, scenario_from
 from typer.testing import CliRunner
 
 from llmplan.cli import app
 from llmplan.errors import InputError
+from llmplan.sim.table import request_table
 from llmplan.traffic import build_request_stream
 from llmplan.traffic.imports import (
     ShareGptOptions,
@@ -22,6 +24,7 @@ from llmplan.traffic.imports import (
     read_sharegpt,
     write_trace,
 )
+from llmplan.traffic.trace import read_trace
 
 
 def _written(path: Path) -> list[dict[str, str]]:
@@ -69,6 +72,66 @@ def test_mooncake_milliseconds_and_prefix_blocks(tmp_path: Path) -> None:
     assert [r.timestamp_s for r in rows] == [0.0, 10.535]
     written = _written(write_trace(rows, tmp_path / "trace.csv"))
     assert written[1]["hash_ids"] == "46 47" and written[1]["prompt_tokens"] == "672"
+
+
+def test_mooncake_shared_blocks_become_shared_prefixes(tmp_path: Path) -> None:
+    path = tmp_path / "mooncake.jsonl"
+    lines = [(0, 1200, [1, 2, 3]), (1000, 1100, [1, 2, 9]), (2000, 700, [1, 2, 3, 4]),
+             (3000, 300, [5]), (4000, 2000, [1, 8])]
+    path.write_text("".join(json.dumps({"timestamp": t, "input_length": n,
+                                        "output_length": 10, "hash_ids": ids}) + "\n"
+                            for t, n, ids in lines))
+    rows = read_mooncake(path)
+    # leading blocks in common with any earlier request, 512 tokens each (at most the prompt)
+    assert [(r.prefix_group, r.prefix_tokens) for r in rows] == [
+        (1, 0), (1, 1024), (1, 700), (5, 0), (1, 512)]
+    trace = write_trace(rows, tmp_path / "trace.csv")
+    loaded = scenario_from(f"""
+        duration: 100
+        traffic: {{kind: trace, path: {trace}}}
+        tasks: [{{name: t, prompt_tokens: {{kind: fixed, tokens: 1}},
+                 output_tokens: {{kind: fixed, tokens: 1}}}}]
+        deployments: {{x: {{gpu: L4, model: Qwen3-0.6B}}}}
+    """)
+    stream = build_request_stream(loaded.scenario)
+    assert stream.prefix_group is not None and stream.prefix_tokens is not None
+    assert list(stream.prefix_tokens) == [0, 1024, 700, 0, 512]
+
+
+def test_sharegpt_conversations_replay_closed_loop(tmp_path: Path) -> None:
+    path = tmp_path / "sharegpt.json"
+    path.write_text(json.dumps([{"conversations": [
+        {"from": "human", "value": "x" * 400}, {"from": "gpt", "value": "y" * 200},
+        {"from": "human", "value": "z" * 100}, {"from": "gpt", "value": "w" * 40},
+        {"from": "human", "value": "v" * 80}, {"from": "gpt", "value": "u" * 40}]}]))
+    rows = read_sharegpt(path, ShareGptOptions(sessions_per_s=1.0, think_s=5.0))
+    assert [(r.session, r.turn, r.prefix_tokens) for r in rows] == [
+        (0, 0, 0), (0, 1, 150), (0, 2, 185)]
+    trace = write_trace(rows, tmp_path / "trace.csv")
+    loaded = scenario_from(f"""
+        duration: 100
+        traffic: {{kind: trace, path: {trace}}}
+        tasks: [{{name: chat, prompt_tokens: {{kind: fixed, tokens: 1}},
+                 output_tokens: {{kind: fixed, tokens: 1}}}}]
+        deployments:
+          x:
+            gpu: H100-SXM
+            model: Llama-3.1-8B
+            step_time: {{kind: linear, fixed_ms: 2, per_prefill_token_us: 10,
+                        per_decode_seq_us: 100, per_kv_token_ns: 50}}
+    """)
+    run, stream = run_first(loaded)
+    assert stream.session is not None and list(stream.turn) == [0, 1, 2]
+    table = request_table(run, stream)
+    # each turn 5 s after the previous answer, reading its history from the prefix cache
+    finish = table.arrival_s + table.e2e_s
+    np.testing.assert_allclose(table.arrival_s[1:], finish[:-1] + 5.0, rtol=1e-12)
+    assert run.records.cached_tokens[1] == 144 and run.records.cached_tokens[2] == 176
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,prompt_tokens,output_tokens,prefix_group,prefix_tokens\n"
+                   "0,100,5,1,400\n")
+    with pytest.raises(InputError, match=r"bad\.csv:2: prefix_tokens: expected between 0"):
+        read_trace(bad)
 
 
 def test_sharegpt_turns_carry_their_history(tmp_path: Path) -> None:
