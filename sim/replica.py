@@ -365,7 +365,8 @@ class Replica:
             chunk = min(seq.total - hit, budget)
             if chunk < seq.total - hit and not self.chunked:
                 break
-            own = max(0, -(-(hit + chunk) // B) - shared)
+            own = -(-chunk // B) if cache is None else \
+                max(0, -(-(hit + chunk) // B) - shared)
             blocks = own + new_pin
             if blocks > free and not exact:
                 free, exact = self._exact_free(need), True
@@ -446,6 +447,7 @@ class Replica:
 
     def _pop_finished(self, end: float) -> int:
         heap, c, rec, B = self.heap, self.c, self.rec, self.B
+        cache, on_end = self.cache, rec.on_end
         finished = 0
         while heap and heap[0][0] <= c:
             _, order, seq = heapq.heappop(heap)
@@ -455,14 +457,14 @@ class Replica:
             self.s_off -= seq.off
             self.D -= 1
             del self.running[seq.order]
-            if self.cache is not None:
+            if cache is not None:
                 self.s_shared -= seq.shared
-                self.pinned -= self.cache.release(seq.group, seq.shared, keep_group=seq.keep,
-                                                  context_tokens=seq.off + c, now_s=end,
-                                                  slot=seq.slot)
+                self.pinned -= cache.release(seq.group, seq.shared, keep_group=seq.keep,
+                                             context_tokens=seq.off + c, now_s=end,
+                                             slot=seq.slot)
             rec.finish_s[seq.rid] = end
-            if rec.on_end is not None:
-                rec.on_end(seq.rid)
+            if on_end is not None:
+                on_end(seq.rid)
             rec.outcome[seq.rid] = OK
             rec.served_by[seq.rid] = SERVED_LOCAL
             finished += 1
