@@ -72,7 +72,12 @@ class _Dispatch:
         self.environment: Any = None
         # conversations: later turns by (session, turn), turns ready to send (heap of
         # due time, order, item, history, cycle), and turns in flight whose next is to come
-        self.followers: dict[tuple[int, int], PlanItem] = {}
+        self.followers: dict[tuple[int, int], list[PlanItem]] = {}
+        self.turn_size: dict[tuple[int, int], int] = {}
+        # turns in flight with a next turn: (session, turn, cycle) -> requests not ended
+        # yet, the history they were sent after, the (message, answer) of each that ended
+        self.open_turns: dict[tuple[int, int, int], tuple[int, list[Message],
+                                                         list[tuple[int, str, str]]]] = {}
         self.ready: list[tuple[float, int, PlanItem, list[Message], int]] = []
         self.order = itertools.count()
         self.awaiting = 0
@@ -84,7 +89,12 @@ class _Dispatch:
         mine = [p for p in plan
                 if (p.session if p.session >= 0 else p.index) % worker_count == worker_index]
         self.items = [p for p in mine if p.session < 0 or p.turn == 0]
-        self.followers = {(p.session, p.turn): p for p in mine if p.session >= 0 and p.turn}
+        for p in mine:
+            if p.session >= 0:
+                key = (p.session, p.turn)
+                self.turn_size[key] = self.turn_size.get(key, 0) + 1
+                if p.turn:
+                    self.followers.setdefault(key, []).append(p)
         total = CONFIG.get("max_requests")
         if total is not None:      # closed loop: this process's share of the request count
             self.max_sends = total // worker_count + (1 if worker_index < total % worker_count
@@ -120,31 +130,41 @@ class _Dispatch:
                cycle: int) -> Taken:
         self.sent += 1
         self.taken += 1
-        if (item.session, item.turn + 1) in self.followers:
+        key = (item.session, item.turn, cycle)
+        if (item.session, item.turn + 1) in self.followers and key not in self.open_turns:
+            self.open_turns[key] = (self.turn_size[(item.session, item.turn)], history, [])
             self.awaiting += 1
         return Taken(item, item.index + cycle * self.plan_size, item.warmup and cycle == 0,
                      scheduled, history, cycle)
 
     def answered(self, taken: Taken, answer: str) -> None:
-        """A turn ended (however): its conversation's next turn is due after its pause."""
+        """A request ended (however); when every request of its turn has, the
+        conversation's next turn is due after its pause, with them in its history."""
         item = taken.item
-        follower = self.followers.get((item.session, item.turn + 1))
-        if follower is None:
+        key = (item.session, item.turn, taken.cycle)
+        if key not in self.open_turns:
             return
+        left, history, done = self.open_turns[key]
+        done.append((item.index, item.prompt, answer))
+        if left > 1:
+            self.open_turns[key] = (left - 1, history, done)
+            return
+        del self.open_turns[key]
         self.awaiting -= 1
         if self.stop.is_set():
             return
-        history = [*taken.history, {"role": "user", "content": item.prompt},
-                   {"role": "assistant", "content": answer}]
-        heapq.heappush(self.ready, (time.time() + follower.think_s, next(self.order),
-                                    follower, history, taken.cycle))
+        history = list(history)
+        for _, prompt, text in sorted(done):       # in plan order, whatever ended first
+            history += [{"role": "user", "content": prompt},
+                        {"role": "assistant", "content": text}]
+        for follower in self.followers[(item.session, item.turn + 1)]:
+            heapq.heappush(self.ready, (time.time() + follower.think_s, next(self.order),
+                                        follower, history, taken.cycle))
 
     def untake(self, taken: Taken) -> None:
         """Stopped before its time: never sent, never recorded."""
         self.taken -= 1
         self.sent -= 1
-        if (taken.item.session, taken.item.turn + 1) in self.followers:
-            self.awaiting -= 1
 
     def exhausted(self) -> bool:
         if self.stop.is_set() or (self.max_sends is not None and self.sent >= self.max_sends):

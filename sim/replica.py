@@ -23,6 +23,10 @@ nothing can be admitted, the next k step times form an arithmetic series, so `_j
 k steps at once, stopping at the next completion, the step where blocks would run out, or
 the last step that starts before the next arrival. Completions are applied lazily: the
 replica is only advanced when an arrival is routed to it or the router needs its load.
+One exception to jumping: with a prefix cache that is evicting while requests wait, each
+step may evict blocks the first waiting request would read, which can shrink what it needs
+(its first chunk then ends inside the shared chain) and admit it mid-run: steps are then
+taken one at a time, as the reference does.
 """
 
 from __future__ import annotations
@@ -338,6 +342,11 @@ class Replica:
             self._evict()
         self._finish_step(t, end, dt, prefilled)
 
+    def cache_evictable(self) -> int:
+        """Cached blocks no running request holds (what an allocation may evict)."""
+        cache = self.cache
+        return cache.evictable if isinstance(cache, BlockPrefixCache) else 0
+
     def _evict(self) -> None:
         cache = self.cache
         assert cache is not None
@@ -549,6 +558,11 @@ class Replica:
             # model takes over (see stepmodel.py): run no further than that
             first, gd, linear = model.decode_run(D, self.s_off + D * (c + 1))
             n = min(n, linear)
+            if self.evicts and (self.waiting or self.resumed) and self.cache_evictable():
+                # each step may evict cached blocks a waiting request would read, which can
+                # shrink what it needs (its first chunk then ends inside the shared chain):
+                # it may become admissible mid-run, so go step by step
+                n = 1
             t = self.now_s
             span = n * first + gd * n * (n - 1) / 2
             change_s = t + span                   # when the batch changes by itself

@@ -2,7 +2,8 @@
 
 The request stream holds every turn (traffic/stream.py); the first turn of each session
 arrives at its stream time like any request, every later one `think_s` after the previous
-turn of its session ended, however it ended (answered, refused, timed out, failed). So a
+turn of its session ended, however it ended (answered, refused, timed out, failed); a turn
+that fans out into several requests (an agent's parallel calls) has ended when all have. So a
 slow fleet delays the conversations it serves, as it would with real users and agents.
 
 Ends are reported by whatever served the request (`Records.on_end`): a cloud endpoint knows
@@ -33,15 +34,32 @@ class SessionLoop:
         self.env, self.arrivals, self.rec, self.handler = env, arrivals, records, handler
         self.think_s = think_s.tolist()
         n = len(session)
-        self.next_turn = [-1] * n
         self.sent = [True] * n
+        # turns: the requests of one (session, turn), in order; each knows the next turn
+        self.turn_of = [-1] * n
+        self.members: list[list[int]] = []
+        self.next_of: list[int] = []
+        self.left: list[int] = []           # requests of the turn not ended yet
+        self.last_end: list[float] = []
         rows = np.flatnonzero(session >= 0)
-        order = rows[np.lexsort((turn[rows], session[rows]))]
-        same = session[order[1:]] == session[order[:-1]]
-        for before, after in zip(order[:-1][same].tolist(), order[1:][same].tolist(),
-                                 strict=True):
-            self.next_turn[before] = after
-            self.sent[after] = False
+        order = rows[np.lexsort((rows, turn[rows], session[rows]))].tolist()
+        key, follows = (-1, -1), False
+        for rid in order:
+            this = (int(session[rid]), int(turn[rid]))
+            if this != key:
+                follows = key[0] == this[0]      # the same session's next turn
+                if follows:
+                    self.next_of[-1] = len(self.members)
+                self.members.append([])
+                self.next_of.append(-1)
+                key = this
+            if follows:
+                self.sent[rid] = False           # sent when the turn before has ended
+            self.turn_of[rid] = len(self.members) - 1
+            self.members[-1].append(rid)
+        self.left = [len(m) for m in self.members]
+        self.last_end = [0.0] * len(self.members)
+        self.ended = [False] * n
         #: requests sent at their stream time (first turns, and requests of no session)
         self.first = [rid for rid in range(n) if self.sent[rid]]
         self.late = 0            # ends found after the next turn was due (should stay 0)
@@ -52,7 +70,8 @@ class SessionLoop:
     # ---------------------------------------------------------------- ends
 
     def _ended(self, rid: int) -> None:
-        if self.next_turn[rid] < 0:
+        group = self.turn_of[rid]
+        if group < 0 or self.next_of[group] < 0:
             return
         end = self.rec.finish_s[rid]
         self._later(end, lambda: self._confirm(rid))
@@ -62,20 +81,32 @@ class SessionLoop:
         self.env.timeout(max(0.0, t - now)).callbacks.append(lambda _: action())
 
     def _confirm(self, rid: int) -> None:
-        nxt = self.next_turn[rid]
         end = self.rec.finish_s[rid]
-        if nxt < 0 or self.sent[nxt] or end < 0 or self.rec.outcome[rid] == PENDING:
-            return   # taken back (a hybrid resends it) or already followed
+        if self.ended[rid] or end < 0 or self.rec.outcome[rid] == PENDING:
+            return   # taken back (a hybrid resends it) or already counted
         if end > self.env.now + 1e-9:
             self._later(end, lambda: self._confirm(rid))   # it moved later
             return
-        self.sent[nxt] = True
-        due = end + self.think_s[nxt]
+        self.ended[rid] = True
+        group = self.turn_of[rid]
+        self.left[group] -= 1
+        self.last_end[group] = max(self.last_end[group], end)
+        if self.left[group]:
+            return   # other requests of the turn are still running
+        following = self.members[self.next_of[group]]
+        due = self.last_end[group] + self.think_s[following[0]]
         if due < self.env.now - 1e-9:
             self.late += 1
             due = self.env.now
-        self.arrivals[nxt] = due
-        self._later(due, lambda: self.send(nxt, due))
+        for nxt in following:
+            self.sent[nxt] = True
+            self.arrivals[nxt] = due
+        self._later(due, lambda: self._send_turn(following, due))
+
+    def _send_turn(self, rids: list[int], t: float) -> None:
+        for rid in rids:
+            self.handler(rid, t)
+        self.wake_all()
 
     def send(self, rid: int, t: float) -> None:
         self.handler(rid, t)

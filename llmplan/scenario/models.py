@@ -84,6 +84,9 @@ class SessionSpec(_Strict):
                                                         "turns_min and turns_max.")
     think_time_s: float = Field(default=10.0, ge=0, description="Mean pause before each "
                                                                "later turn (exponential).")
+    fan_out: int = Field(default=1, ge=1, le=64, description="Requests each later turn "
+                         "sends at once (an agent's parallel calls); the next turn waits for "
+                         "all of them.")
 
     @model_validator(mode="after")
     def _turns(self) -> SessionSpec:

@@ -135,6 +135,8 @@ class Session(Protocol):
     def turns_max(self) -> int: ...
     @property
     def think_time_s(self) -> float: ...
+    @property
+    def fan_out(self) -> int: ...
 
 
 class TaskMix(Protocol):
@@ -209,6 +211,52 @@ def build_request_stream(scenario: Workload, seed: int | None = None) -> Request
     return _with_sessions(stream, scenario.tasks, seed, scenario.duration_s)
 
 
+def _later_turns(stream: RequestStream, visible: np.ndarray, i: int, task: TaskMix, *,
+                 spec: Session, seed: int) -> tuple[np.ndarray, ...]:
+    """Task i's later turns, `fan_out` requests each: (first turn's row, turn number, new
+    message, output, hidden reasoning, history, place in the stream, pause before its
+    turn) per request."""
+    rows = np.flatnonzero(stream.task_index == i)
+    rng = _rng(seed, SESSION_STREAM, i)
+    turns = rng.integers(spec.turns_min, spec.turns_max + 1, size=len(rows))
+    extra = int((turns - 1).sum())
+    fan = spec.fan_out
+    parent = np.repeat(rows, turns - 1)
+    turn = (np.concatenate([np.arange(1, t) for t in turns]) if extra
+            else np.zeros(0, dtype=np.int64))
+    # the turns of one session in order: parent rows ascend, turns ascend within each
+    message = task.prompt_tokens.sample(_rng(seed, SESSION_STREAM, 100 + 3 * i),
+                                        extra * fan).reshape(extra, fan)
+    answer = task.output_tokens.sample(_rng(seed, SESSION_STREAM, 101 + 3 * i),
+                                       extra * fan).reshape(extra, fan)
+    hidden = (task.reasoning_tokens.sample(_rng(seed, SESSION_STREAM, 102 + 3 * i), extra * fan)
+              if task.reasoning_tokens is not None
+              else np.zeros(extra * fan, dtype=np.int64)).reshape(extra, fan)
+    pause = (rng.exponential(spec.think_time_s, size=extra) if spec.think_time_s > 0
+             else np.zeros(extra))
+    if extra == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, empty, empty, empty, np.zeros(0), np.zeros(0)
+    first_of = np.r_[True, parent[1:] != parent[:-1]]
+
+    def within(values: np.ndarray) -> np.ndarray:
+        """Cumulative sum restarting at each session's first later turn."""
+        total = np.cumsum(values)
+        starts = np.flatnonzero(first_of)
+        offset = np.repeat(total[starts] - values[starts], np.diff(np.r_[starts, len(values)]))
+        result: np.ndarray = total - offset
+        return result
+
+    # history before turn k (k >= 1) = the first prompt and its visible answer, then every
+    # earlier later turn's messages and visible answers (all its branches)
+    added = message.sum(axis=1) + answer.sum(axis=1)
+    history = stream.prompt_tokens[parent] + visible[parent] + within(added) - added
+    arrival = stream.arrival_s[parent] + within(pause)
+    return (np.repeat(parent, fan), np.repeat(turn, fan), message.ravel(),
+            (answer + hidden).ravel(), hidden.ravel(), np.repeat(history, fan),
+            np.repeat(arrival, fan), np.repeat(pause, fan))
+
+
 def _trace_stream(arrivals: np.ndarray, task_index: np.ndarray,
                   columns: dict[str, np.ndarray], names: tuple[str, ...],
                   time_scale: float) -> RequestStream:
@@ -240,7 +288,9 @@ def _with_sessions(stream: RequestStream, tasks: Sequence[TaskMix], seed: int,
 
     Turn k > 0 sends the history (turn k-1's prompt and its visible answer: hidden reasoning
     is not sent back, as chat templates drop it) plus a new message drawn from the task's
-    prompt_tokens, and generates a new answer; it reads the history from the prefix cache
+    prompt_tokens, and generates a new answer; an agent's turn may fan out into `fan_out`
+    such requests at once (parallel tool calls), all of which the next turn waits for and
+    adds to its history; it reads the history from the prefix cache
     (the conversation is its prefix group). It follows the previous turn's end after a
     pause drawn from an exponential with mean think_time_s.
     """
@@ -249,61 +299,23 @@ def _with_sessions(stream: RequestStream, tasks: Sequence[TaskMix], seed: int,
     n = len(stream)
     reasoning = stream.reasoning_tokens
     visible = stream.output_tokens - (reasoning if reasoning is not None else 0)
-    parent_rows, turn_rows, message, answer, hidden, think = [], [], [], [], [], []
+    parts: list[tuple[np.ndarray, ...]] = []
     for i, task in enumerate(tasks):
         spec = task.session
         if spec is None:
             continue
-        rows = np.flatnonzero(stream.task_index == i)
-        rng = _rng(seed, SESSION_STREAM, i)
-        turns = rng.integers(spec.turns_min, spec.turns_max + 1, size=len(rows))
-        extra = int((turns - 1).sum())
-        parent_rows.append(np.repeat(rows, turns - 1))
-        turn_rows.append(np.concatenate([np.arange(1, t) for t in turns]) if extra
-                         else np.zeros(0, dtype=np.int64))
-        message.append(task.prompt_tokens.sample(_rng(seed, SESSION_STREAM, 100 + 3 * i),
-                                                 extra))
-        drawn = task.output_tokens.sample(_rng(seed, SESSION_STREAM, 101 + 3 * i), extra)
-        thought = (task.reasoning_tokens.sample(_rng(seed, SESSION_STREAM, 102 + 3 * i), extra)
-                   if task.reasoning_tokens is not None else np.zeros(extra, dtype=np.int64))
-        answer.append(drawn)
-        hidden.append(thought)
-        think.append(rng.exponential(spec.think_time_s, size=extra)
-                     if spec.think_time_s > 0 else np.zeros(extra))
-    parent = np.concatenate(parent_rows).astype(np.int64)
-    turn = np.concatenate(turn_rows).astype(np.int64)
-    new_message = np.concatenate(message).astype(np.int64)
-    new_visible = np.concatenate(answer).astype(np.int64)
-    new_hidden = np.concatenate(hidden).astype(np.int64)
-    pause = np.concatenate(think).astype(float)
-    # the turns of one session in order: parent rows ascend, turns ascend within each
-    order = np.lexsort((turn, parent))
-    parent, turn, new_message = parent[order], turn[order], new_message[order]
-    new_visible, new_hidden, pause = new_visible[order], new_hidden[order], pause[order]
-    # history before turn k (k >= 1) = first prompt + sum of visible answers 0..k-1 +
-    # messages 1..k-1; its prompt adds message k
-    first_of = np.r_[True, parent[1:] != parent[:-1]]
-
-    def within(values: np.ndarray) -> np.ndarray:
-        """Cumulative sum restarting at each session's first extra turn."""
-        total = np.cumsum(values)
-        starts = np.flatnonzero(first_of)
-        offset = np.repeat(total[starts] - values[starts], np.diff(np.r_[starts, len(values)]))
-        result: np.ndarray = total - offset
-        return result
-
-    answers_before = visible[parent] + within(new_visible) - new_visible
-    messages_before = within(new_message) - new_message
-    history = stream.prompt_tokens[parent] + answers_before + messages_before
+        parts.append(_later_turns(stream, visible, i, task, spec=spec, seed=seed))
+    parent, turn, new_message, new_output, new_hidden, history, arrival, pause = (
+        np.concatenate(column) for column in zip(*parts, strict=True))
     session_of_row = np.full(n, -1, dtype=np.int64)
-    starters = np.unique(parent)
+    starters = np.flatnonzero(np.isin(stream.task_index, [
+        i for i, task in enumerate(tasks) if task.session is not None]))
     session_of_row[starters] = np.arange(len(starters))
-    arrival = stream.arrival_s[parent] + within(pause)
     columns = {
         "arrival_s": (stream.arrival_s, arrival),
         "task_index": (stream.task_index, stream.task_index[parent]),
         "prompt_tokens": (stream.prompt_tokens, history + new_message),
-        "output_tokens": (stream.output_tokens, new_visible + new_hidden),
+        "output_tokens": (stream.output_tokens, new_output),
         "session": (session_of_row, session_of_row[parent]),
         "turn": (np.zeros(n, dtype=np.int64), turn),
         "think_s": (np.zeros(n), pause),

@@ -4,6 +4,7 @@ cache answers that history."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from helpers import scenario_from
@@ -51,3 +52,29 @@ def test_turns_follow_the_answers_and_resend_the_history(tmp_path: Path,
             assert int(after["prompt_tokens"]) > int(before["prompt_tokens"]) + 30
             assert int(after["cached_prompt_tokens"]) >= 0.9 * int(before["prompt_tokens"])
     assert result.summary.cache is not None and result.summary.cache.warning is None
+
+
+def test_an_agent_turn_fanned_out_waits_for_all_its_calls(tmp_path: Path,
+                                                          llamacpp: LlamaCppServer) -> None:
+    agents = CHATS.replace("session: {turns_min: 3, turns_max: 3, think_time_s: 0.5}",
+                           "session: {kind: agent, turns_min: 3, turns_max: 3, "
+                           "think_time_s: 0.2, fan_out: 2}")
+    plan = build_plan(scenario_from(agents), max_requests=10, salt="agents")
+    assert [(p.session, p.turn) for p in plan if p.session == 0] == [
+        (0, 0), (0, 1), (0, 1), (0, 2), (0, 2)]
+    target = Target(kind="llamacpp", base_url=llamacpp.base_url, model="smollm2")
+    run_load_test("local", target, plan, LoadTestSettings(users=4, duration_s=90),
+                  tmp_path / "agents")
+    rows = read_jsonl(tmp_path / "agents" / "requests.jsonl")
+    assert len(rows) == 10 and all(r["error_class"] is None for r in rows), rows
+    for s in (0, 1):
+        turns = [[r for r in rows if (r["session"], r["turn"]) == (s, t)] for t in range(3)]
+        assert [len(t) for t in turns] == [1, 2, 2]
+        for t, (before, after) in enumerate(itertools.pairwise(turns), start=1):
+            ended = max(float(r["send_ts"]) + float(r["e2e_ms"]) / 1e3 for r in before)
+            think = next(p.think_s for p in plan if (p.session, p.turn) == (s, t))
+            # every call of the next step waits for every call of this one, and the pause
+            assert all(float(r["send_ts"]) >= ended + think - 0.02 for r in after)
+            # and carries all of them in its history
+            assert min(int(r["prompt_tokens"]) for r in after) > \
+                sum(int(r["prompt_tokens"]) for r in before) / len(before) + 30

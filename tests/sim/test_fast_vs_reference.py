@@ -97,7 +97,13 @@ CASES = {
                             engine="{kv_cache_tokens: 40000}", admission="{}",
                             traffic="{kind: poisson, rate_per_s: 0.6}",
                             prefix=PREFIX + "\n        session: {turns_min: 2, "
-                                   "turns_max: 4, think_time_s: 5}"),
+                                   "turns_max: 4, think_time_s: 5, fan_out: 2}"),
+    # an agent's turns fanned out over two calls each, replicas with room to spare
+    "sessions-fan-out": dict(gpu="L4", replicas=3, router="round_robin",
+                             engine="{kv_cache_tokens: 400000}", admission="{}",
+                             traffic="{kind: poisson, rate_per_s: 0.6}",
+                             prefix=PREFIX + "\n        session: {turns_min: 2, "
+                                    "turns_max: 4, think_time_s: 5, fan_out: 2}"),
     "sessions-per-slot": dict(gpu="A100-80GB", replicas=1, router="round_robin",
                               engine="{prefix_caching: per_slot, max_num_seqs: 4}",
                               admission="{queue_timeout_s: 30}",

@@ -109,3 +109,38 @@ def test_a_slower_server_delays_the_conversation() -> None:
     # 9 decode steps per turn, each 0.1 s slower
     assert slow_run.arrival_s[2] - fast_run.arrival_s[2] == pytest.approx(2 * 9 * 0.0999,
                                                                            rel=1e-6)
+
+
+FAN_OUT = """
+    seed: 2
+    duration: 100
+    traffic: {kind: constant, rate_per_s: 0.01}   # one agent session, starting at 0 s
+    tasks:
+      - name: agent
+        prompt_tokens: {kind: uniform, min_tokens: 50, max_tokens: 150}
+        output_tokens: {kind: uniform, min_tokens: 5, max_tokens: 40}
+        session: {kind: agent, turns_min: 3, turns_max: 3, think_time_s: 0, fan_out: 3}
+    deployments:
+      one:
+        gpu: H100-SXM
+        model: Llama-3.1-8B
+        step_time: {kind: linear, fixed_ms: 2, per_prefill_token_us: 10,
+                    per_decode_seq_us: 100, per_kv_token_ns: 50}
+"""
+
+
+@pytest.mark.parametrize("mode", ["fast", "reference"])
+def test_a_fanned_out_turn_waits_for_all_its_calls(mode: str) -> None:
+    run, stream = run_first(scenario_from(FAN_OUT), SimulationMode(mode))
+    assert stream.turn is not None and stream.prefix_tokens is not None
+    assert list(stream.turn) == [0, 1, 1, 1, 2, 2, 2]
+    table = request_table(run, stream)
+    finish = table.arrival_s + table.e2e_s
+    # the three calls of turn 1 go together when turn 0 ends; turn 2 when all three ended
+    np.testing.assert_allclose(table.arrival_s[1:4], finish[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(table.arrival_s[4:], finish[1:4].max(), rtol=0, atol=1e-12)
+    assert len(set(finish[1:4].round(9))) > 1          # they did end at different times
+    # turn 2's history: turn 1's history plus all three calls' messages and answers
+    calls = stream.prompt_tokens[1:4] - stream.prefix_tokens[1:4]
+    history = stream.prefix_tokens[1] + calls.sum() + stream.output_tokens[1:4].sum()
+    assert (stream.prefix_tokens[4:] == history).all()
