@@ -5,9 +5,10 @@
 Prints the per-level table (measured vs predicted TTFT and E2E percentiles) and, as last
 lines: e2e_p50_err_pct, e2e_p95_err_pct, ttft_p50_err_pct (median absolute error over the
 held-out levels), saturation_err_pct and noise_floor_e2e_p50_pct (same level run twice),
-then the prefix-cache hit rates (benchmarks/prefix_hits.py): prefix_hit_rate_diff_pts and
-session_hit_rate_diff_pts (predicted - measured share of prompt tokens from the cache).
-Not yet measured here: latency errors of the prefix and conversation workloads.
+then the shared-prefix and conversation workloads (benchmarks/prefix_hits.py): their
+TTFT p50 / E2E p50 / E2E p95 errors (prefix_e2e_p50_err_pct, session_e2e_p50_err_pct, ...)
+and prefix_hit_rate_diff_pts / session_hit_rate_diff_pts (predicted - measured share of
+prompt tokens from the cache).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def main() -> None:
     for hits in run_hit_experiment(out_dir=args.out / "prefix-hits" if args.out else None):
         print(f"{hits.name}_hit_rate_measured={hits.measured:.4f} "
               f"predicted={hits.predicted:.4f}")
+        for key, value in hits.latency_err_pct.items():
+            print(f"{hits.name}_{key}_err_pct={value:.2f}")
         print(f"{hits.name}_hit_rate_diff_pts={hits.diff_pts:.2f}")
 
 
