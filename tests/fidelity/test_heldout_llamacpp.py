@@ -9,7 +9,7 @@ from heldout import run_experiment
 
 
 def test_held_out_predictions_meet_the_bars(capsys: pytest.CaptureFixture[str]) -> None:
-    experiment = run_experiment(requests_per_level=150)
+    experiment = run_experiment(requests_per_level=130)
     e2e_p50 = experiment.median_abs_error_pct("e2e_ms", "p50")
     e2e_p95 = experiment.median_abs_error_pct("e2e_ms", "p95")
     ttft_p50 = experiment.median_abs_error_pct("ttft_ms", "p50")
