@@ -23,9 +23,7 @@ surrounds them is each replica's own.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
-
-PrefixCaching = Literal["vllm", "per_slot", "off"]
+from typing import Protocol
 
 #: llama.cpp's default for --slot-prompt-similarity (common/common.h, 2025-2026 releases)
 DEFAULT_SLOT_SIMILARITY = 0.1
@@ -76,6 +74,11 @@ class BlockPrefixCache:
     requests of the group (the longest shared part among them: memory, counted once).
     Cache no running request holds is evictable: sum of max(0, cached - pin).
     """
+
+    @classmethod
+    def build(cls, *, block_size: int, slots: int, similarity: float,
+              host_tokens: int) -> BlockPrefixCache:
+        return cls(block_size)
 
     def __init__(self, block_size: int) -> None:
         self.B = block_size
@@ -188,6 +191,11 @@ class SlotPrefixCache:
     """
 
     pinned_blocks = 0
+
+    @classmethod
+    def build(cls, *, block_size: int, slots: int, similarity: float,
+              host_tokens: int) -> SlotPrefixCache:
+        return cls(slots, similarity, host_tokens)
 
     def __init__(self, slots: int, similarity: float = DEFAULT_SLOT_SIMILARITY,
                  host_tokens: int = 0) -> None:
@@ -334,11 +342,11 @@ def make_prefix_cache(policy: str, *, block_size: int, slots: int,
                       similarity: float = DEFAULT_SLOT_SIMILARITY,
                       host_tokens: int = 0) -> PrefixCache | None:
     """The cache of one replica (None: prefix caching off)."""
-    if policy == "vllm":
-        return BlockPrefixCache(block_size)
-    if policy == "per_slot":
-        return SlotPrefixCache(slots, similarity, host_tokens)
-    return None
+    cache = PREFIX_CACHES.get(policy)
+    if cache is None:
+        return None
+    return cache.build(block_size=block_size, slots=slots, similarity=similarity,
+                       host_tokens=host_tokens)
 
 
 #: One class per policy name (besides "off"); the scenario schema names the same ones.

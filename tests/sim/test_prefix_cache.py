@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 from helpers import run_first, scenario_from
 
+from llmplan.perf.engine import EngineSpec
 from llmplan.scenario.models import SimulationMode
 from llmplan.sim.prefix_cache import PREFIX_CACHES, BlockPrefixCache, SlotPrefixCache
 from llmplan.sim.table import request_table
@@ -60,7 +63,9 @@ def test_llamacpp_slots_keep_their_last_prompt_and_pick_by_similarity() -> None:
     assert cache.peek(1, 300, 4000) == (0, 0)
     # at least the last prompt token is computed
     assert cache.peek(0, 6100, 6100) == (6099, 0)
-    assert set(PREFIX_CACHES) == {"vllm", "per_slot"}
+    # one class per policy the schema names, besides "off"
+    policies = EngineSpec.model_fields["prefix_caching"].annotation
+    assert set(PREFIX_CACHES) | {"off"} == set(get_args(policies))
 
 
 def test_llamacpp_host_cache_keeps_what_slots_give_up() -> None:
