@@ -60,7 +60,7 @@ def main() -> None:
     print(f"machine: {platform.machine()} python {platform.python_version()} "
           f"({platform.python_implementation()}), hot path compiled: {is_compiled()}")
     print(f"scenario: {args.scenario}: {len(stream):,} requests, {dep.replicas} replicas, "
-          f"router {dep.router}, GPU busy {local.utilisation.gpu_busy_fraction:.2f}, "
+          f"router {dep.router}, load {local.utilisation.load_fraction:.2f} of saturation, "
           f"KV use {local.utilisation.kv_cache_mean_fraction:.2f}, "
           f"preemptions {result.deployments[name].requests.preemptions}")
     print(f"interpreted_requests_per_wall_s={pure:.0f}")

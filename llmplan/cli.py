@@ -103,7 +103,7 @@ def simulate(
 ) -> None:
     """Simulate every deployment of SCENARIO; write OUT/result.json and OUT/report.html."""
     from llmplan.pipeline import evaluate, used_stale_prices
-    from llmplan.render import exclusions, summary_table
+    from llmplan.render import exclusions, not_served, summary_table
     from llmplan.report import write_decision_report
     from llmplan.results import dumps_canonical, write_result
 
@@ -144,6 +144,8 @@ def simulate(
         sys.stdout.write(dumps_canonical(result))
         return
     out.print(summary_table(result))
+    for line in not_served(result):
+        out.print(f"  not answered: {escape(line)}", highlight=False)
     rec = result.recommendation
     out.print(f"[bold]recommendation: {rec.deployment or 'none'}[/] - {escape(rec.reason)}",
               highlight=False)

@@ -64,6 +64,19 @@ def summary_table(result: Result) -> Table:
     return table
 
 
+def not_served(result: Result) -> list[str]:
+    """Per candidate that left requests unanswered: how many, and how they ended."""
+    lines = []
+    for name, dep in result.deployments.items():
+        counts = dep.requests
+        parts = [f"{count:,} {words}" for count, words in counts.not_answered()]
+        if parts:
+            lost = counts.total - counts.completed
+            lines.append(f"{name} {lost:,} of {counts.total:,} requests "
+                         f"({lost / counts.total:.1%}): " + ", ".join(parts))
+    return lines
+
+
 def exclusions(result: Result) -> list[str]:
     """Every reason each infeasible candidate was left out."""
     return [f"{name}: {reason}" for name, dep in result.deployments.items()

@@ -15,7 +15,7 @@ import plotly.colors
 import plotly.graph_objects as go
 from plotly.io import to_html
 
-from llmplan.results.decision import Result
+from llmplan.results.decision import Candidate, Result
 
 CHART_HEIGHT = 520
 
@@ -70,16 +70,16 @@ def over_time(result: Result) -> go.Figure:
         hours = [m / 60 for m in dep.timeseries.minute]
         if dep.local is not None:
             local = dep.local.timeseries
-            fig.add_trace(go.Scatter(x=hours, y=local.gpu_busy_fraction, name=f"{name} busy",
-                                     mode="lines"))
+            fig.add_trace(go.Scatter(x=hours, y=local.mbu_fraction, mode="lines",
+                                     name=f"{name} memory bandwidth"))
             fig.add_trace(go.Scatter(x=hours, y=local.queue_depth_mean, mode="lines",
                                      name=f"{name} queue", yaxis="y2", line={"dash": "dot"}))
     first = next(iter(result.deployments.values())).timeseries
     fig.add_trace(go.Bar(x=[m / 60 for m in first.minute], y=first.arrivals_per_s,
                          name="arrivals/s", yaxis="y3", opacity=0.25))
-    fig.update_layout(title="GPU busy share, queue depth and arrivals over the run",
+    fig.update_layout(title="GPU memory-bandwidth use, queue depth and arrivals over the run",
                       xaxis={"title": "hours", "domain": [0, 0.88]},
-                      yaxis={"title": "busy share", "range": [0, 1.05]},
+                      yaxis={"title": "share of peak bandwidth (MBU)", "range": [0, 1.05]},
                       yaxis2={"title": "waiting requests", "overlaying": "y", "side": "right",
                               "rangemode": "nonnegative"},
                       yaxis3={"title": "arrivals/s", "overlaying": "y", "side": "right",
@@ -169,6 +169,16 @@ def _fmt(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def _unanswered(dep: Candidate) -> str:
+    """Requests that got no answer, with the commonest way they ended."""
+    counts = dep.requests
+    ways = counts.not_answered()
+    if not ways:
+        return "0"
+    count, words = ways[0]
+    return f"{counts.total - counts.completed:,} ({count:,} {words})"
+
+
 def render(result: Result, price_warnings: list[str] | None = None) -> str:
     """The page; `price_warnings` name catalog prices the run used that are out of date."""
     meta, rec = result.scenario, result.recommendation
@@ -193,22 +203,20 @@ def render(result: Result, price_warnings: list[str] | None = None) -> str:
     summary_rows = []
     for name, dep in result.deployments.items():
         lat, cost = dep.latency, dep.cost
-        source = dep.local.engine.step_time.source if dep.local is not None else None
-        evidence = ("measured: " + source) if source and source.startswith("calibrated") \
-            else "defaults: roofline" if source else "assumed: provider latency in scenario"
         engine = dep.local.engine if dep.local is not None else None
         summary_rows.append([
-            name, dep.kind, evidence, "yes" if dep.feasible else "no: " + "; ".join(
+            name, dep.kind, dep.latency_from, "yes" if dep.feasible else "no: " + "; ".join(
                 dep.infeasible_because),
             _fmt(engine.kv_cache_tokens) if engine else "-",
             _fmt(engine.max_concurrency_at_mean_request) if engine else "-",
             _fmt(lat.ttft_ms.p95), _fmt(lat.e2e_ms.p95),
-            f"{dep.slo.goodput_fraction or 0.0:.1%}", _fmt(cost.monthly_usd),
+            f"{dep.slo.goodput_fraction or 0.0:.1%}", _unanswered(dep),
+            _fmt(cost.monthly_usd),
             _fmt(cost.usd_per_1k_requests, 3), _fmt(cost.usd_per_useful_result, 5)])
     parts.append("<h2>Candidates</h2>" + _table(
-        ["deployment", "kind", "serving model from", "feasible", "KV cache tokens per replica",
+        ["deployment", "kind", "latency from", "feasible", "KV cache tokens per replica",
          "max concurrent requests of mean length", "TTFT p95 ms", "E2E p95 ms",
-         "goodput", "USD/month",
+         "goodput", "not answered", "USD/month",
          "USD per 1k requests", "USD per useful result"], summary_rows))
     cached = {name: dep.local.prefix_cache for name, dep in result.deployments.items()
               if dep.local is not None and dep.local.prefix_cache is not None}

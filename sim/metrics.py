@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from llmplan.perf.engine import GIB
+from llmplan.perf.setup import ReplicaSetup
 from llmplan.perf.steptime import StepTime
 from llmplan.results.simulation import (
     CloudOutcome,
@@ -42,16 +43,27 @@ from llmplan.results.simulation import (
 )
 from llmplan.scenario.models import Scenario
 from llmplan.sim.engine import DeploymentRun
+from llmplan.sim.hardware_use import (
+    WorkDone,
+    full_batch_requests_per_s,
+    hardware_use,
+    memory_bandwidth_series,
+)
 from llmplan.sim.prompt_cache import cached_prefix_tokens
 from llmplan.sim.queue import queue_depth
 from llmplan.sim.records import (
     BLOCKED,
+    BUSY,
+    DECODE_SEQ_STEPS,
     FAILED,
+    KV_TOKEN_S,
+    KV_TOKEN_STEPS,
     MINUTE_S,
     PENDING,
     REJECTED,
     SERVED_CLOUD,
     SERVED_LOCAL,
+    STEPS,
     THROTTLED,
     TIMED_OUT,
     TOO_LONG,
@@ -228,8 +240,10 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
     assert run.fleet is not None and run.capacity is not None and run.step_time is not None
     dep, duration = run.fleet.deployment, run.duration_s
     replicas = dep.replicas
-    busy, kv = run.records.per_minute(minutes)
+    per_minute = run.records.per_minute(minutes)
+    kv = per_minute[KV_TOKEN_S]
     capacity_tokens = max(1, run.capacity.tokens)
+    work = _work(run, table, per_minute)
     q_mean, q_max, q_series = queue_depth(table, duration, run.horizon_s)
     step = run.step_time
     setup = dep.setup(run.fleet.catalog)
@@ -239,10 +253,8 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
     return LocalOutcome(
         gpu=dep.gpu, model=dep.model, replicas=replicas, tp=dep.tp, gpus=replicas * dep.tp,
         fleet=_fleet_part(run),
-        utilisation=Utilisation(
-            gpu_busy_fraction=float(busy.sum() / (duration * replicas)),
-            kv_cache_mean_fraction=float(kv.sum() / (duration * replicas * capacity_tokens)),
-            queue_depth_mean=q_mean, queue_depth_max=q_max),
+        utilisation=_utilisation(run, table, per_minute, work=work, setup=setup,
+                                 q_mean=q_mean, q_max=q_max),
         engine=EngineOutcome(
             vllm_version=dep.engine.vllm_version, max_num_seqs=setup.max_num_seqs,
             max_num_batched_tokens=setup.max_num_batched_tokens,
@@ -264,9 +276,62 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
             step_time=_coefficients(step)),
         timeseries=LocalTimeSeries(
             queue_depth_mean=q_series.tolist(),
-            gpu_busy_fraction=(busy / (span * replicas)).tolist(),
+            mbu_fraction=memory_bandwidth_series(
+                setup, steps=per_minute[STEPS].tolist(),
+                decode_seq_steps=per_minute[DECODE_SEQ_STEPS].tolist(),
+                kv_token_steps=per_minute[KV_TOKEN_STEPS].tolist(),
+                tokens_per_step=work.tokens / max(1.0, work.steps),
+                replica_s=(span * replicas).tolist()),
             kv_cache_fraction=(kv / (span * replicas * capacity_tokens)).tolist()),
         prefix_cache=_prefix_cache_part(run, table))
+
+
+def _fleet_started(run: DeploymentRun, table: RequestTable) -> np.ndarray:
+    """Requests a local fleet started (their first prefill ran on one of its replicas)."""
+    started: np.ndarray = (np.asarray(run.records.start_s) >= 0) & \
+        (np.asarray(run.records.replica) >= 0) & (table.served_by != SERVED_CLOUD)
+    return started
+
+
+def _work(run: DeploymentRun, table: RequestTable, per_minute: np.ndarray) -> WorkDone:
+    """What the fleet's steps processed: prefills of the requests it started (less what a
+    prefix cache answered; recomputation after preemption not counted), and the steps."""
+    started = _fleet_started(run, table)
+    cached = np.asarray(run.records.cached_tokens, dtype=np.float64)[started]
+    computed = table.prompt_tokens[started] - cached
+    decode = float(per_minute[DECODE_SEQ_STEPS].sum())
+    return WorkDone(steps=float(per_minute[STEPS].sum()), tokens=float(computed.sum()) + decode,
+                    prefill_pairs=float((computed * (cached + (computed + 1.0) / 2.0)).sum()),
+                    decode_seq_steps=decode,
+                    kv_token_steps=float(per_minute[KV_TOKEN_STEPS].sum()))
+
+
+def _utilisation(run: DeploymentRun, table: RequestTable, per_minute: np.ndarray, *,
+                 work: WorkDone, setup: ReplicaSetup, q_mean: float,
+                 q_max: float) -> Utilisation:
+    assert run.fleet is not None and run.capacity is not None and run.step_time is not None
+    replicas, duration = run.fleet.deployment.replicas, run.duration_s
+    started = _fleet_started(run, table)
+    if not started.any():
+        started = np.ones(len(table.prompt_tokens), dtype=bool)
+    per_replica = full_batch_requests_per_s(
+        run.step_time, max_num_seqs=setup.max_num_seqs, kv_tokens=run.capacity.tokens,
+        max_num_batched_tokens=setup.max_num_batched_tokens,
+        prompt_tokens=table.prompt_tokens[started],
+        cached_tokens=np.asarray(run.records.cached_tokens)[started],
+        output_tokens=table.output_tokens[started])
+    served = table.ok & (table.served_by == SERVED_LOCAL) & (table.finish_s <= duration)
+    achieved = float(served.sum() / duration)
+    full_batch = per_replica * replicas
+    use = hardware_use(setup, work, duration * replicas)
+    return Utilisation(
+        achieved_requests_per_s=achieved, full_batch_requests_per_s=full_batch,
+        load_fraction=achieved / full_batch if full_batch > 0 else 0.0,
+        mfu_fraction=use.compute_fraction, mbu_fraction=use.memory_bandwidth_fraction,
+        kv_cache_mean_fraction=float(per_minute[KV_TOKEN_S].sum()
+                                     / (duration * replicas * max(1, run.capacity.tokens))),
+        engine_busy_fraction=float(per_minute[BUSY].sum() / (duration * replicas)),
+        queue_depth_mean=q_mean, queue_depth_max=q_max)
 
 
 def _prefix_cache_part(run: DeploymentRun, table: RequestTable) -> PrefixCacheOutcome | None:
@@ -274,8 +339,7 @@ def _prefix_cache_part(run: DeploymentRun, table: RequestTable) -> PrefixCacheOu
     if run.fleet is None or not run.shares_prefixes:
         return None
     rec = run.records
-    started = (np.asarray(rec.start_s) >= 0) & (np.asarray(rec.replica) >= 0) & \
-        (table.served_by != SERVED_CLOUD)
+    started = _fleet_started(run, table)
     cached = np.asarray(rec.cached_tokens, dtype=np.int64)
     prompt = int(table.prompt_tokens[started].sum())
     hit = started & (cached > 0)

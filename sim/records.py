@@ -19,6 +19,10 @@ NOT_SERVED, SERVED_LOCAL, SERVED_CLOUD = -1, 0, 1
 
 MINUTE_S = 60.0
 
+#: Rows of Records.per_minute.
+PER_MINUTE = ("busy_s", "kv_token_s", "steps", "decode_seq_steps", "kv_token_steps")
+BUSY, KV_TOKEN_S, STEPS, DECODE_SEQ_STEPS, KV_TOKEN_STEPS = range(5)
+
 
 class Records:
     """Column lists indexed by request id (plain lists: the fastest thing to write in a loop).
@@ -53,24 +57,26 @@ class Records:
         table = np.frombuffer(self.segments, dtype=np.float64).reshape(-1, 7)
         return table[table[:, 0] < self.horizon_s]
 
-    def per_minute(self, minutes: int) -> tuple[np.ndarray, np.ndarray]:
-        """Busy seconds and KV token-seconds per minute (summed over replicas)."""
+    def per_minute(self, minutes: int) -> np.ndarray:
+        """Per minute, summed over replicas (rows of PER_MINUTE): busy seconds, KV
+        token-seconds, steps, decoding sequence-steps and KV token-steps (what the steps
+        read). A segment crossing a minute edge is split in proportion to its time."""
         seg = self.segment_table()
-        t0, dt, kv = seg[:, 0], seg[:, 1], seg[:, 2]
-        busy = np.zeros(minutes)
-        kv_s = np.zeros(minutes)
+        t0, dt, kv, n, w = seg[:, 0], seg[:, 1], seg[:, 2], seg[:, 5], seg[:, 6]
+        n = np.where(dt > 0, n, 0.0)        # zero-length rows only log an inter-token gap
+        amounts = np.stack([dt, dt * kv, n, n * w, n * kv])
+        out = np.zeros((len(PER_MINUTE), minutes))
         m0 = np.floor(t0 / MINUTE_S).astype(np.int64)
         m1 = np.floor((t0 + dt) / MINUTE_S).astype(np.int64)
         inside = (m0 == m1) & (m0 < minutes)
-        np.add.at(busy, m0[inside], dt[inside])
-        np.add.at(kv_s, m0[inside], dt[inside] * kv[inside])
+        for row in range(len(PER_MINUTE)):
+            np.add.at(out[row], m0[inside], amounts[row, inside])
         for i in np.flatnonzero(~inside & (m0 < minutes)):   # few: they cross a minute edge
             start, end = t0[i], t0[i] + dt[i]
             for m in range(int(m0[i]), min(int(m1[i]), minutes - 1) + 1):
                 part = min(end, (m + 1) * MINUTE_S) - max(start, m * MINUTE_S)
-                busy[m] += part
-                kv_s[m] += part * kv[i]
-        return busy, kv_s
+                out[:, m] += amounts[:, i] * (part / dt[i])
+        return out
 
     def itl_percentiles_s(self, qs: tuple[float, ...]) -> tuple[float, dict[float, float]]:
         """Mean and percentiles of every inter-token gap (seconds); NaN when there is none.

@@ -54,7 +54,9 @@ def test_result_json_has_the_promised_fields(tmp_path: Path) -> None:
         assert dep["throughput"]["output_tokens_per_s"] > dep["throughput"]["requests_per_s"]
         assert 0 <= dep["slo"]["goodput_fraction"] <= 1
         assert len(dep["timeseries"]["arrivals_per_s"]) == 5
-        assert 0 < dep["local"]["utilisation"]["gpu_busy_fraction"] <= 1
+        use = dep["local"]["utilisation"]
+        assert 0 < use["engine_busy_fraction"] <= 1 and 0 < use["mbu_fraction"] <= 1
+        assert 0 < use["load_fraction"] <= 1
         assert "cloud" not in dep and "hybrid" not in dep    # absent sections are left out
     # the table names every deployment and its hardware
     assert "h100" in output and "l4-pair" in output and "H100-SXM" in output

@@ -29,8 +29,8 @@ from llmplan.results.decision import (
 )
 from llmplan.results.simulation import DeploymentResult, SimulationResult
 from llmplan.scenario import LoadedScenario
-from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
-from llmplan.scenario.models import LocalDeployment
+from llmplan.scenario.cloud import CloudDeployment, CloudLatency, HybridDeployment
+from llmplan.scenario.models import LocalDeployment, Scenario
 
 
 def deployment_costs(name: str, summary: DeploymentResult, loaded: LoadedScenario,
@@ -53,7 +53,7 @@ def deployment_costs(name: str, summary: DeploymentResult, loaded: LoadedScenari
         replicas = (local.max_replicas if local.costs.ownership == "owned"
                     else fleet.fleet.mean_active_replicas)
         facts = LocalFacts(gpus=replicas * local.tp,
-                           busy_fraction=fleet.utilisation.gpu_busy_fraction)
+                           busy_fraction=fleet.utilisation.engine_busy_fraction)
         items += local_items(local, catalog, econ, facts)
     if cloud is not None:
         part = summary.cloud
@@ -130,6 +130,19 @@ def infeasibility(name: str, summary: DeploymentResult, loaded: LoadedScenario,
     return reasons
 
 
+def latency_from(name: str, scenario: Scenario) -> str:
+    """Where a deployment's latency comes from (a hybrid: both of its sides)."""
+    dep = scenario.deployments[name]
+    if isinstance(dep, HybridDeployment):
+        return f"{latency_from(dep.local, scenario)} + {latency_from(dep.cloud, scenario)}"
+    if isinstance(dep, CloudDeployment):
+        return ("given: provider latency in the scenario" if dep.latency != CloudLatency()
+                else "assumed: llmplan's default provider latency")
+    if dep.step_time.kind == "calibrated":
+        return f"measured: calibrated ({dep.step_time.file})"
+    return f"defaults: {dep.step_time.kind} step model"
+
+
 def decide(simulation: SimulationResult, loaded: LoadedScenario) -> Result:
     """Cost, feasibility and the recommendation for a simulation of `loaded`."""
     duration_s = simulation.scenario.duration_s
@@ -137,7 +150,8 @@ def decide(simulation: SimulationResult, loaded: LoadedScenario) -> Result:
     for name, summary in simulation.deployments.items():
         cost = price(name, summary, loaded, duration_s)
         reasons = infeasibility(name, summary, loaded, cost.monthly_usd)
-        candidates[name] = Candidate.of(summary, cost, reasons)
+        candidates[name] = Candidate.of(summary, cost, reasons,
+                                        latency_from(name, loaded.scenario))
     ranking = sorted((n for n, c in candidates.items() if c.feasible),
                      key=lambda n: (candidates[n].cost.usd_per_useful_result or float("inf"), n))
     ranking += sorted(n for n, c in candidates.items() if not c.feasible)

@@ -20,7 +20,7 @@ GROUPS = {
 API = "API usage"
 MAX_DRIVERS = 3
 QUALITY_POINTS = 0.02        # useful-result shares this far apart are a driver
-IDLE_FRACTION = 0.3          # a fleet idle this much of the time is a driver
+UNUSED_FRACTION = 0.5        # a fleet serving under half what it could is a driver
 
 
 def _group(item: str) -> str:
@@ -67,15 +67,22 @@ def _quality_driver(best: str, other: str, candidates: dict[str, Candidate]) -> 
                         "load test's test set")
 
 
+def _rate(per_s: float) -> str:
+    """Two significant digits below 10 req/s, whole numbers above."""
+    return f"{per_s:,.0f}" if per_s >= 10 else f"{per_s:.2g}"
+
+
 def _idle_driver(names: list[str], candidates: dict[str, Candidate]) -> Driver | None:
     for name in names:
         local = candidates[name].local
         if local is None:
             continue
-        idle = 1.0 - local.utilisation.gpu_busy_fraction
-        if idle >= IDLE_FRACTION:
-            return Driver(text=f"{name}'s {local.gpus} GPU(s) run no batch {idle:.0%} of the "
-                               f"simulated time, and are paid for all of it",
+        use = local.utilisation
+        if 1.0 - use.load_fraction >= UNUSED_FRACTION:
+            return Driver(text=f"{name}'s {local.gpus} GPU(s) serve {use.load_fraction:.0%} of "
+                               f"what they could ({_rate(use.achieved_requests_per_s)} of "
+                               f"{_rate(use.full_batch_requests_per_s)} req/s with full "
+                               f"batches) and are paid for all of it",
                           basis="simulated")
     return None
 

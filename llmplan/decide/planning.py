@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from llmplan.decide.decision import decide
+from llmplan.decide.what_if import quality_variants
 from llmplan.results.decision import (
     DeploymentPlan,
     LoadPoint,
@@ -345,7 +346,10 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
                                             if isinstance(factor, float) else None),
             load_curve=[_load_point(planner.simulate(Point(name, factor=f)), base_rate * f)
                         for f in LOAD_FACTORS])
-    return Planning(deployments=per_deployment, sensitivity=sensitivity(simulation, planner),
+    rate_factors = {name: value for (kind, name), value in found.items()
+                    if kind == "rate" and isinstance(value, float)}
+    return Planning(deployments=per_deployment,
+                    sensitivity=sensitivity(simulation, planner, rate_factors),
                     window=PlanningWindow(requests=len(planner.window),
                                           start_s=planner.window_start_s,
                                           span_s=planner.window_s,
@@ -384,11 +388,51 @@ def _prefix_caching_toggled(planner: Planner) -> tuple[str, LoadedScenario, set[
     return f"local prefix caching {'off' if on else 'on'}", changed, affected
 
 
-def sensitivity(simulation: SimulationResult, planner: Planner) -> list[SensitivityCase]:
-    """The winner under changed volume (the load curve's runs) and prices (repriced)."""
+FILL_FRACTION = 0.8      # the "well used" point: 80% of full batches (latency still bounded)
+
+
+def _fill_case(simulation: SimulationResult, planner: Planner,
+               rate_factors: dict[str, float]) -> SensitivityCase | None:
+    """The winner at the volume that fills the cheapest local fleet (per useful result):
+    the most it serves within the SLO (the rate search), else FILL_FRACTION of its
+    full-batch throughput. Local GPUs pay off when they are used."""
+    verdict = decide(simulation, planner.loaded)
+    local = [(c.cost.usd_per_useful_result or float("inf"), name)
+             for name, c in verdict.deployments.items()
+             if c.local is not None and c.local.utilisation.load_fraction > 0]
+    if not local:
+        return None
+    _, name = min(local)
+    if name in rate_factors:
+        factor, how = rate_factors[name], f"the most {name} serves within the SLO"
+    else:
+        use = verdict.deployments[name].local.utilisation   # type: ignore[union-attr]
+        factor = FILL_FRACTION / use.load_fraction
+        how = f"runs {name}'s GPUs at {FILL_FRACTION:.0%} of full batches"
+    factor = float(f"{factor:.2g}")
+    if factor < 1.2 or factor > RATE_LIMIT or any(abs(factor / f - 1) < 0.1
+                                                  for f in VOLUME_FACTORS):
+        return None
+    info = simulation.scenario.model_copy(
+        update={"duration_s": planner.window_s / factor, "requests": len(planner.window)})
+    varied = SimulationResult(scenario=info, deployments={
+        other: planner.simulate(Point(other, factor=factor))
+        for other in simulation.deployments})
+    result = decide(varied, planner.loaded).recommendation
+    return SensitivityCase(change=f"volume x{factor:g} ({how})", winner=result.deployment,
+                           ranking=result.ranking)
+
+
+VOLUME_FACTORS = (0.5, 2.0)
+
+
+def sensitivity(simulation: SimulationResult, planner: Planner,
+                rate_factors: dict[str, float] | None = None) -> list[SensitivityCase]:
+    """The winner under changed volume (the load curve's runs and the volume that fills
+    the cheapest local fleet), task quality (re-counted) and prices (repriced)."""
     cases: list[SensitivityCase] = []
     loaded = planner.loaded
-    for factor in (0.5, 2.0):
+    for factor in VOLUME_FACTORS:
         info = simulation.scenario.model_copy(
             update={"duration_s": planner.window_s / factor,
                     "requests": len(planner.window)})
@@ -407,6 +451,13 @@ def sensitivity(simulation: SimulationResult, planner: Planner) -> list[Sensitiv
         verdict = decide(varied, loaded).recommendation
         cases.append(SensitivityCase(change=label, winner=verdict.deployment,
                                      ranking=verdict.ranking))
+    for label, varied in quality_variants(simulation, loaded):
+        verdict = decide(varied, loaded).recommendation
+        cases.append(SensitivityCase(change=label, winner=verdict.deployment,
+                                     ranking=verdict.ranking))
+    fill = _fill_case(simulation, planner, rate_factors or {})
+    if fill is not None:
+        cases.append(fill)
     for label, cloud_factor, gpu_factor in (("cloud prices x0.5", 0.5, 1.0),
                                             ("cloud prices x2", 2.0, 1.0),
                                             ("GPU prices x0.7", 1.0, 0.7),

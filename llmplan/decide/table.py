@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from llmplan.results.decision import Candidate, ChecklistItem, DecisionRow
 from llmplan.scenario import LoadedScenario
-from llmplan.scenario.cloud import CloudDeployment
-from llmplan.scenario.models import LocalDeployment
+from llmplan.scenario.cloud import CloudDeployment, CloudLatency, HybridDeployment
+from llmplan.scenario.models import LocalDeployment, Scenario
 
 QUESTIONS = ("data_location", "model_quality", "latency", "scale", "operations", "cost",
              "compliance")
@@ -37,8 +37,11 @@ def decision_table(candidates: dict[str, Candidate],
         scale = []
         if s.local is not None:
             util = s.local.utilisation
-            scale.append(f"GPU busy {util.gpu_busy_fraction:.0%}, "
-                         f"KV {util.kv_cache_mean_fraction:.0%}")
+            scale.append(f"{util.achieved_requests_per_s:,.1f} of "
+                         f"{util.full_batch_requests_per_s:,.1f} req/s the fleet can serve "
+                         f"({util.load_fraction:.0%}); memory bandwidth "
+                         f"{util.mbu_fraction:.0%}, compute {util.mfu_fraction:.0%} of peak; "
+                         f"KV cache {util.kv_cache_mean_fraction:.0%} full")
             prefix = s.local.prefix_cache
             if prefix is not None:
                 scale.append(f"prefix cache ({prefix.policy}): "
@@ -70,6 +73,10 @@ def checklist(loaded: LoadedScenario) -> list[ChecklistItem]:
     outages = [n for n, d in scenario.deployments.items() if isinstance(d, CloudDeployment)
                and (d.outages.windows or d.outages.mtbf_hours)]
     restricted = [t.name for t in scenario.tasks if t.sensitivity == "restricted"]
+    hybrids = [n for n, d in scenario.deployments.items() if isinstance(d, HybridDeployment)]
+    clouds = [n for n, d in scenario.deployments.items() if isinstance(d, CloudDeployment)]
+    given_latency = [n for n, d in scenario.deployments.items()
+                     if isinstance(d, CloudDeployment) and d.latency != CloudLatency()]
     items = [
         ("Does the model answer correctly on your task?",
          "measured" if evaluated else "given" if quality_given else "assumed",
@@ -83,14 +90,10 @@ def checklist(loaded: LoadedScenario) -> list[ChecklistItem]:
          "add must_refuse items to the load test's test set to measure it"),
         ("How does it handle private or regulated data?",
          "simulated" if restricted else "not applicable",
-         f"tasks {', '.join(restricted)} are restricted; the hybrid router keeps "
-         f"them local and every request was checked" if restricted
-         else "no task is marked restricted"),
+         _restricted_evidence(restricted, hybrids, clouds)),
         ("What is the real latency under load?",
          "measured" if calibrated else "simulated",
-         f"calibrated from a real server: {', '.join(calibrated)}" if calibrated
-         else "roofline defaults (fitted to published figures); calibrate with "
-              "`llmplan loadtest` + `llmplan calibrate`"),
+         _latency_evidence(scenario, calibrated, clouds, given_latency)),
         ("What is the total cost per useful result?", "simulated",
          "every item of both cost lists, monthly, from the simulated volume"),
         ("Who patches and monitors the system?", "assumed",
@@ -104,3 +107,33 @@ def checklist(loaded: LoadedScenario) -> list[ChecklistItem]:
     ]
     return [ChecklistItem(item=item, status=status, evidence=evidence)
             for item, status, evidence in items]
+
+
+def _restricted_evidence(restricted: list[str], hybrids: list[str], clouds: list[str]) -> str:
+    if not restricted:
+        return "no task is marked restricted"
+    parts = [f"tasks {', '.join(restricted)} are restricted"]
+    if hybrids:
+        parts.append(f"the hybrid router of {', '.join(hybrids)} keeps them on owned "
+                     f"hardware, checked request by request")
+    if clouds:
+        parts.append(f"{', '.join(clouds)} would send them to a provider: infeasible")
+    return "; ".join(parts)
+
+
+def _latency_evidence(scenario: Scenario, calibrated: list[str], clouds: list[str],
+                      given: list[str]) -> str:
+    local = [n for n, d in scenario.deployments.items() if isinstance(d, LocalDeployment)]
+    parts = []
+    if calibrated:
+        parts.append(f"calibrated from a real server: {', '.join(calibrated)}")
+    if set(local) - set(calibrated):
+        parts.append(f"{', '.join(n for n in local if n not in calibrated)}: roofline "
+                     f"defaults (fitted to published figures); calibrate with `llmplan "
+                     f"loadtest` + `llmplan calibrate`")
+    if given:
+        parts.append(f"provider latency given in the scenario for {', '.join(given)}")
+    if set(clouds) - set(given):
+        parts.append(f"{', '.join(n for n in clouds if n not in given)}: assumed provider "
+                     f"latency (llmplan's defaults); measure it with `llmplan loadtest`")
+    return "; ".join(parts)

@@ -38,12 +38,16 @@ class Candidate(DeploymentResult):
     cost: CostSummary
     feasible: bool
     infeasible_because: list[str]
+    latency_from: str = Field(description="Where its latency figures come from: measured "
+                                          "(calibrated), roofline defaults, or the provider "
+                                          "latency given in the scenario or assumed.")
 
     @classmethod
-    def of(cls, simulated: DeploymentResult, cost: CostSummary,
-           reasons: list[str]) -> Candidate:
+    def of(cls, simulated: DeploymentResult, cost: CostSummary, reasons: list[str],
+           latency_from: str) -> Candidate:
         fields = {name: getattr(simulated, name) for name in DeploymentResult.model_fields}
-        return cls(**fields, cost=cost, feasible=not reasons, infeasible_because=reasons)
+        return cls(**fields, cost=cost, feasible=not reasons, infeasible_because=reasons,
+                   latency_from=latency_from)
 
 
 class Driver(ResultModel):

@@ -56,6 +56,20 @@ class RequestCounts(ResultModel):
     preempted: int
     preemptions: int
 
+    #: How a request can end without an answer, as a reader says it.
+    NOT_ANSWERED: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("timed_out", "gave up waiting in the queue"), ("rejected", "refused (queue full)"),
+        ("too_long", "too long for the context"), ("failed", "failed"),
+        ("throttled", "throttled (429) past the retries"),
+        ("blocked", "blocked (restricted, local refused)"),
+        ("unfinished", "unfinished at the end of the run"))
+
+    def not_answered(self) -> list[tuple[int, str]]:
+        """(count, how they ended) of each way requests went unanswered, commonest first."""
+        found = [(getattr(self, key), words) for key, words in self.NOT_ANSWERED
+                 if getattr(self, key)]
+        return sorted(found, key=lambda cw: -cw[0])
+
 
 class Throughput(ResultModel):
     """What finished inside the simulated duration, per second of it."""
@@ -128,8 +142,26 @@ class FleetOutcome(ResultModel):
 
 
 class Utilisation(ResultModel):
-    gpu_busy_fraction: float
+    """How much of the fleet the workload used (llmplan/sim/hardware_use.py)."""
+
+    achieved_requests_per_s: float = Field(
+        description="Requests the fleet finished per second of the run.")
+    full_batch_requests_per_s: float = Field(
+        description="Requests per second the fleet would finish with every batch full, for "
+                    "this workload's mix and the step model in use (llmplan/sim/"
+                    "hardware_use.py). An upper bound when the KV cache is full: preemptions "
+                    "then recompute work.")
+    load_fraction: float = Field(description="achieved / full batch.")
+    mfu_fraction: float = Field(
+        description="Model FLOPs utilisation: FLOPs of the tokens computed over the GPUs' "
+                    "peak dense FLOP/s for the weight format, over the run.")
+    mbu_fraction: float = Field(
+        description="Model bandwidth utilisation: bytes the steps read (weights each step, "
+                    "KV cache of decoding sequences) over peak memory bandwidth, over the run.")
     kv_cache_mean_fraction: float
+    engine_busy_fraction: float = Field(
+        description="Share of the time a step was running (any request in flight); not how "
+                    "hard the GPUs work (see mbu_fraction, load_fraction).")
     queue_depth_mean: float
     queue_depth_max: float
 
@@ -198,7 +230,7 @@ class LocalTimeSeries(ResultModel):
     """Per simulated minute, summed over replicas."""
 
     queue_depth_mean: list[float]
-    gpu_busy_fraction: list[float]
+    mbu_fraction: list[float]
     kv_cache_fraction: list[float]
 
 

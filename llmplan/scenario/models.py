@@ -133,8 +133,12 @@ class AdmissionSpec(_Strict):
 
     queue_limit: int | None = Field(default=None, ge=0,
                                     description="Waiting requests per replica before rejecting.")
-    queue_timeout_s: float | None = Field(default=None, gt=0,
-                                          description="Give up on a request waiting this long.")
+    queue_timeout_s: float | None = Field(
+        default=60.0, gt=0,
+        description="Clients give up on a request that has not started after this long (a "
+                    "streamed answer sends nothing before its first token; 60 s is the "
+                    "default read timeout of nginx's proxy and AWS's load balancers); null: "
+                    "nobody gives up. Timed-out requests count against goodput.")
 
 
 class LocalCosts(_Strict):

@@ -59,7 +59,7 @@ def test_bursty_agent_cloud_wins() -> None:
     assert result.recommendation.deployment == "api"
     deps = result.deployments
     assert deps["gpu"].cost.monthly_usd > 5 * deps["api"].cost.monthly_usd
-    idle = [d for d in result.recommendation.drivers if "run no batch" in d.text]
+    idle = [d for d in result.recommendation.drivers if "of what they could" in d.text]
     assert idle and idle[0].text.startswith("gpu's 1 GPU(s)") and idle[0].basis == "simulated"
 
 
@@ -70,8 +70,10 @@ def test_regulated_workload_cloud_infeasible(name: str) -> None:
     assert result.recommendation.deployment == "on-prem"
     reasons = " ".join(deps["api"].infeasible_because)
     assert "restricted data" in reasons and "offline" in reasons
-    assert [d.text for d in result.recommendation.drivers] == [
-        "on-prem is the only candidate that meets every constraint and the SLO"]
+    texts = [d.text for d in result.recommendation.drivers]
+    assert texts[0] == "on-prem is the only candidate that meets every constraint and the SLO"
+    # sized for its SLO, the fleet is far from full batches: worth knowing before buying
+    assert len(texts) == 2 and texts[1].startswith("on-prem's 2 GPU(s) serve")
 
 
 def test_retail_assistant_small_fleet_plus_api_wins() -> None:
@@ -93,7 +95,7 @@ def test_retail_assistant_small_fleet_plus_api_wins() -> None:
     texts = [d.text for d in result.recommendation.drivers]
     assert texts[0].startswith("api would cost less") and "restricted data" in texts[0]
     assert texts[1].startswith("GPUs and servers: $")
-    assert any(t.startswith("gpu-peak's 6 GPU(s) run no batch") for t in texts)
+    assert any(t.startswith("gpu-peak's 6 GPU(s) serve") for t in texts)
 
 
 def test_coding_agent_gpus_win_only_with_their_prefix_cache() -> None:
@@ -118,3 +120,21 @@ def test_coding_agent_gpus_win_only_with_their_prefix_cache() -> None:
     flip = next(c for c in result.planning.sensitivity
                 if c.change == "local prefix caching off")
     assert flip.winner == "api"
+
+
+def test_bursty_agent_what_ifs_vary_quality_and_fill_the_gpu() -> None:
+    # the GPU idles at this volume; the what-ifs ask whether it would win if it were used
+    # as far as the SLO allows, or if the quality figures typed into the scenario were off
+    result = evaluate(load_scenario(EXAMPLES / "agent-workflow.yaml"), planning=True)
+    assert result.planning is not None
+    cases = {c.change: c for c in result.planning.sensitivity}
+    assert "the task quality gaps were halved" in cases
+    assert "the task quality figures were left out (every answer useful)" in cases
+    fill = next(c for c in cases.values() if "the most gpu serves within the SLO" in c.change)
+    most = result.planning.deployments["gpu"].max_sustainable_requests_per_s
+    offered = result.deployments["gpu"].throughput.offered_requests_per_s
+    assert most is not None
+    factor = float(fill.change.split()[1].removeprefix("x"))
+    # the volume factor is the rate search's, to two significant digits
+    assert factor == float(f"{most / offered:.2g}")
+    assert fill.winner == "api"

@@ -140,8 +140,11 @@ def test_fast_mode_matches_reference_per_request(case: str) -> None:
         np.testing.assert_allclose(x[both], y[both], rtol=1e-3, atol=1e-9)   # issue bar: 0.1%
     # the same steps were taken: busy time per minute of the run agrees too
     minutes = 3
-    np.testing.assert_allclose(fast.records.per_minute(minutes)[0],
-                               ref.records.per_minute(minutes)[0], rtol=1e-6)
+    a_min, b_min = fast.records.per_minute(minutes), ref.records.per_minute(minutes)
+    np.testing.assert_allclose(a_min[0], b_min[0], rtol=1e-6)
+    # KV and step counts: a closed-form run is split at a minute edge in proportion to
+    # time and logs its mean context, the reference step by step
+    np.testing.assert_allclose(a_min[1:], b_min[1:], rtol=2e-3)
 
 
 def test_the_cases_exercise_what_they_claim() -> None:

@@ -1,0 +1,137 @@
+"""How hard a fleet's GPUs worked, and how much it could serve at most.
+
+Utilisation is measured against the datasheet, whatever step model timed the run: the
+roofline's formulas (steptime.py) at 100% efficiency give the seconds each part of the work
+would take at peak, and dividing by the GPU-seconds of the run gives
+
+* model FLOPs utilisation (MFU): FLOPs of the linear layers and attention for every token
+  the steps computed, over peak dense FLOP/s of the weight format;
+* model bandwidth utilisation (MBU): bytes the steps had to read (the weights once per step,
+  the experts the step's tokens touch, the KV cache of every decoding sequence), over peak
+  memory bandwidth.
+
+A replica that decodes small batches is "busy" all the time while its MBU stays low and its
+MFU near zero: these two say how much of the hardware the workload uses.
+
+Saturation throughput is the steady state of a full batch: B sequences decode one token per
+step, B / output of them finish per step and as many new requests are prefilled, each in
+chunks of what the token budget leaves next to the decodes; so a share of the steps carry a
+prefill chunk and the others only decode, each lasting the step model's time for it. B is
+the most sequences the engine runs (max_num_seqs), the KV cache holds (the batch's mix:
+output-weighted) and the token budget allows. With a full KV cache, preemptions recompute
+work the estimate does not count: it is then an upper bound.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from llmplan.perf.setup import ReplicaSetup
+from llmplan.perf.steptime import StepTime, roofline
+from llmplan.perf.steptime_spec import RooflineStepTime
+from llmplan.sim.stepmodel import StepModel
+
+AT_PEAK = RooflineStepTime(compute_efficiency=1.0, memory_efficiency=1.0,
+                           dequant_efficiency=1.0)
+
+
+@dataclass(frozen=True)
+class WorkDone:
+    """What a fleet's steps processed over a run (sums over replicas)."""
+
+    steps: float                # engine steps
+    tokens: float               # tokens computed: prefill tokens + one per decoding sequence-step
+    prefill_pairs: float        # (query, key) pairs of the prefill chunks' attention
+    decode_seq_steps: float     # decoding sequences summed over steps
+    kv_token_steps: float       # context tokens the steps' decodes read
+
+
+@dataclass(frozen=True)
+class HardwareUse:
+    compute_fraction: float     # MFU
+    memory_bandwidth_fraction: float   # MBU
+
+
+def _peak(setup: ReplicaSetup) -> StepTime:
+    return roofline(setup, AT_PEAK)
+
+
+def _memory_s(peak: StepTime, work: WorkDone, accepted: float) -> float:
+    steps = work.steps / accepted   # speculative decoding: one step emits `accepted` tokens
+    experts = 0.0
+    if peak.experts and steps > 0:
+        per_step = work.tokens / steps
+        untouched = 1.0 - peak.experts_per_token / peak.experts
+        experts = peak.experts_s * (1.0 - math.pow(untouched, per_step)) * steps
+    return (peak.weights_s * steps + experts + peak.memory_per_kv_token_s * work.kv_token_steps
+            / accepted + peak.memory_per_seq_s * work.decode_seq_steps / accepted)
+
+
+def hardware_use(setup: ReplicaSetup, work: WorkDone, replica_s: float) -> HardwareUse:
+    """MFU and MBU of `work` done over `replica_s` replica-seconds (each replica: tp GPUs)."""
+    if replica_s <= 0:
+        return HardwareUse(0.0, 0.0)
+    peak = _peak(setup)
+    verify = peak.verify_tokens / peak.accepted   # tokens computed per token emitted
+    decode_tokens = work.decode_seq_steps * verify
+    compute_s = (peak.compute_per_token_s * (work.tokens - work.decode_seq_steps
+                                             + decode_tokens)
+                 + peak.compute_per_pair_s * (work.prefill_pairs + work.kv_token_steps * verify)
+                 + peak.compute_per_window_seq_s * decode_tokens)
+    return HardwareUse(compute_fraction=compute_s / replica_s,
+                       memory_bandwidth_fraction=_memory_s(peak, work, peak.accepted)
+                       / replica_s)
+
+
+def memory_bandwidth_series(setup: ReplicaSetup, *, steps: list[float],
+                            decode_seq_steps: list[float], kv_token_steps: list[float],
+                            tokens_per_step: float, replica_s: list[float]) -> list[float]:
+    """MBU per interval (the step counts of each; MoE experts at the run's mean batch)."""
+    peak = _peak(setup)
+    out = []
+    for n, d, k, span in zip(steps, decode_seq_steps, kv_token_steps, replica_s, strict=True):
+        work = WorkDone(steps=n, tokens=tokens_per_step * n, prefill_pairs=0.0,
+                        decode_seq_steps=d, kv_token_steps=k)
+        out.append(_memory_s(peak, work, peak.accepted) / span if span > 0 else 0.0)
+    return out
+
+
+def full_batch_requests_per_s(step: StepTime, *, max_num_seqs: int, kv_tokens: int,
+                              max_num_batched_tokens: int, prompt_tokens: np.ndarray,
+                              cached_tokens: np.ndarray, output_tokens: np.ndarray) -> float:
+    """Requests per second one replica finishes with its batch full (module docstring), for
+    this mix of requests (prompt lengths, of which `cached_tokens` a prefix cache answers,
+    and output lengths). A request holds its batch slot for as many steps as it has output
+    tokens, so the batch holds the mix weighted by output length: its context per slot is
+    the output-weighted mean of prompt + output / 2."""
+    output = np.maximum(output_tokens.astype(np.float64), 1.0)
+    prompt = prompt_tokens.astype(np.float64)
+    cached = cached_tokens.astype(np.float64)
+    computed = np.maximum(prompt - cached, 0.0)
+    out_mean, computed_mean = float(output.mean()), float(computed.mean())
+    context = float((output * (prompt + output / 2.0)).sum() / output.sum())
+    batch = max(1, math.floor(min(float(max_num_seqs), kv_tokens / context,
+                                  max_num_batched_tokens / (1.0 + computed_mean / out_mean))))
+    done_per_step = batch / out_mean
+    # a finished request's replacement is prefilled in chunks of what the token budget
+    # leaves next to the decodes: some steps carry a chunk, the others only decode
+    chunks = math.ceil(computed_mean / max(1, max_num_batched_tokens - batch)) \
+        if computed_mean > 0 else 0
+    prefill_share = min(1.0, done_per_step * chunks)
+    per_prefill_step = done_per_step / prefill_share if prefill_share > 0 else 0.0
+    prefill = per_prefill_step * computed_mean
+    pairs = per_prefill_step * float((computed * (cached + (computed + 1.0) / 2.0)).mean())
+    model = StepModel(**step.coefficients())
+    kv = round(batch * context)
+    decode_s = model.step_s(0, batch, kv, 0)
+    if prefill_share == 0:
+        return done_per_step / decode_s
+    low = math.floor(prefill)   # between the whole-token steps around the mean chunk
+    t_low = model.step_s(low, batch, kv, round(pairs))
+    with_prefill_s = t_low + (prefill - low) * (model.step_s(low + 1, batch, kv, round(pairs))
+                                                - t_low)
+    seconds = prefill_share * with_prefill_s + (1.0 - prefill_share) * decode_s
+    return done_per_step / seconds

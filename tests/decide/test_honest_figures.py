@@ -1,0 +1,96 @@
+"""Figures a tech lead reads are what the scenario and the run support: the checklist and
+latency sources follow what the scenario contains, clients give up after a default queue
+timeout and the summary says so, the quality figures are varied in the what-ifs."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import scenario_from
+
+from llmplan.decide.what_if import quality_variants
+from llmplan.pipeline import evaluate
+from llmplan.render import not_served
+from llmplan.sim.run import simulate_scenario
+
+BASE = """
+    seed: 2
+    duration: 600
+    traffic: {{kind: poisson, rate_per_s: {rate}}}
+    tasks:
+      - name: chat
+        prompt_tokens: {{kind: fixed, tokens: 800}}
+        output_tokens: {{kind: fixed, tokens: 200}}
+        sensitivity: {sensitivity}
+        quality: {quality}
+    slo: {{ttft_ms: 2000}}
+    deployments:
+      gpu:
+        gpu: L4
+        model: Llama-3.1-8B
+      api:
+        kind: cloud
+        model: gpt-4o-mini
+{extra}
+"""
+
+
+def _loaded(rate: float = 1.0, sensitivity: str = "internal", quality: str = "{}",
+            extra: str = ""):   # noqa: ANN202
+    return scenario_from(BASE.format(rate=rate, sensitivity=sensitivity, quality=quality,
+                                     extra=extra))
+
+
+def _check(result, item: str) -> str:   # noqa: ANN001
+    return next(c.evidence for c in result.checklist if c.item.startswith(item))
+
+
+def test_checklist_and_latency_sources_follow_the_scenario() -> None:
+    result = evaluate(_loaded(sensitivity="restricted"))
+    data = _check(result, "How does it handle private")
+    assert "hybrid" not in data                      # there is no hybrid router here
+    assert "api would send them to a provider" in data
+    assert result.deployments["api"].latency_from.startswith("assumed")
+    assert result.deployments["gpu"].latency_from == "defaults: roofline step model"
+    assert "api: assumed provider latency" in _check(result, "What is the real latency")
+    # given latency figures are called given, and a hybrid router is named when there is one
+    given = evaluate(_loaded(sensitivity="restricted", extra="""
+        latency: {network_rtt_ms: 20, ttft_ms: {median: 300, p95: 900}}
+      both: {kind: hybrid, local: gpu, cloud: api}
+""".replace("\n        latency", "\n        latency", 1)))
+    assert given.deployments["api"].latency_from == "given: provider latency in the scenario"
+    assert "the hybrid router of both keeps them on owned hardware" in \
+        _check(given, "How does it handle private")
+
+
+def test_clients_give_up_after_the_default_queue_timeout_and_the_summary_says_so() -> None:
+    # an L4 offered about three times what it can serve: without a timeout the queue (and
+    # TTFT) would grow for the whole run
+    result = evaluate(_loaded(rate=8.0))
+    gpu = result.deployments["gpu"]
+    assert gpu.requests.timed_out > 0
+    assert gpu.latency.ttft_ms.p95 is not None and gpu.latency.ttft_ms.p95 < 62_000
+    line = next(x for x in not_served(result) if x.startswith("gpu "))
+    assert f"{gpu.requests.timed_out:,} gave up waiting in the queue" in line
+    # every way a request went unanswered is counted: the lost requests add up
+    lost = gpu.requests.total - gpu.requests.completed
+    assert line.startswith(f"gpu {lost:,} of {gpu.requests.total:,} requests")
+
+
+@pytest.mark.parametrize(("quality", "flips"), [
+    ("{gpu: 0.6, api: 0.95}", True), ("{gpu: 0.9, api: 0.9}", False)])
+def test_quality_what_ifs_recount_useful_results(quality: str, flips: bool) -> None:
+    loaded = _loaded(quality=quality)
+    simulation = simulate_scenario(loaded)
+    variants = dict(quality_variants(simulation, loaded))
+    assert bool(variants) == flips          # equal quality: nothing to vary
+    if not variants:
+        return
+    halved = variants["the task quality gaps were halved"].deployments
+    ignored = variants["the task quality figures were left out (every answer useful)"]
+    for name, q in (("gpu", 0.6), ("api", 0.95)):
+        dep = simulation.deployments[name]
+        good = (dep.slo.goodput_fraction or 0.0) * dep.requests.total
+        assert dep.useful.expected_useful_requests == pytest.approx(good * q)
+        assert halved[name].useful.expected_useful_requests == pytest.approx(
+            good * (q + 0.95) / 2)
+        assert ignored.deployments[name].useful.expected_useful_requests == pytest.approx(good)
