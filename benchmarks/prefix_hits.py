@@ -48,6 +48,18 @@ PREFIXES = """
                         popularity: zipf, zipf_s: 1.2}
     deployments: {x: {gpu: L4, model: SmolLM2-135M}}
 """
+#: the fit level: the same server on plain prompts as long as the prefixed ones (nothing
+#: shared, so every prompt token is computed: the per-prompt-token cost is identified)
+PLAIN = """
+    seed: 31
+    duration: 3600
+    traffic: {kind: poisson, rate_per_s: 0.8}
+    tasks:
+      - name: plain
+        prompt_tokens: {kind: uniform, min_tokens: 20, max_tokens: 300}
+        output_tokens: {kind: uniform, min_tokens: 4, max_tokens: 24}
+    deployments: {x: {gpu: L4, model: SmolLM2-135M}}
+"""
 CONVERSATIONS = """
     seed: 29
     duration: 3600
@@ -108,9 +120,11 @@ def _compare(name: str, loaded: LoadedScenario, planned: int, folder: Path,
 
 
 def run_hit_experiment(*, prefix_requests: int = 48, session_requests: int = 40,
-                       fit_level: bool = True, out_dir: Path | None = None) -> list[HitRates]:
-    """Fit the step time on a shared-prefix run at 0.5 req/s, then predict a shared-prefix
-    run at 0.8 req/s and the conversations (both held out): hit rates and latencies.
+                       fit_requests: int = 80, fit_level: bool = True,
+                       out_dir: Path | None = None) -> list[HitRates]:
+    """Fit the step time on a plain run (prompts of 20-300 tokens, nothing shared), then
+    predict a shared-prefix run and the conversations (both held out): hit rates and
+    latencies.
     Without `fit_level` the 0.8 req/s run is fitted instead (hit rates only: the latency
     errors are then in-sample)."""
     workdir = Path(out_dir or tempfile.mkdtemp(prefix="llmplan-prefix-hits-"))
@@ -118,8 +132,7 @@ def run_hit_experiment(*, prefix_requests: int = 48, session_requests: int = 40,
     levels = [("prefix", PREFIXES, "completions", prefix_requests),
               ("session", CONVERSATIONS, "chat", session_requests)]
     if fit_level:
-        levels.insert(0, ("fit", PREFIXES.replace("rate_per_s: 0.8", "rate_per_s: 0.5"),
-                          "completions", prefix_requests))
+        levels.insert(0, ("fit", PLAIN, "completions", fit_requests))
     with LlamaCppServer(parallel=4, ctx_per_slot=512) as server:
         for name, text, api, requests in levels:
             target = Target(kind="llamacpp", base_url=server.base_url, model="smollm2",

@@ -12,6 +12,7 @@ across the gap, how long the step took.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from llmplan.loadtests.records import RequestRecord
 
 CLUSTER_S = 0.002   # token arrivals this close together belong to the same step
+SPREAD_S = 0.008    # ... and those this close to its first arrival (a loaded machine)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,44 @@ def usable(rows: list[RequestRecord]) -> list[RequestRecord]:
             and r.prompt_tokens and r.chunks >= 1]
 
 
+Event = tuple[float, int, int]   # (time, request index, token index)
+
+
+def _clusters(events: list[Event], sent_s: list[float]) -> list[list[Event]]:
+    """Token arrivals grouped by the step that emitted them, in time order.
+
+    A step emits one token for every running request, and they reach the clients together:
+    within CLUSTER_S of each other on an idle machine, spread over a few milliseconds on a
+    loaded one (a llama.cpp server on one busy CPU: up to 5 ms, its first chunks, which
+    carry the response headers, last). So an arrival joins the current cluster when it is
+    within CLUSTER_S of the cluster's last arrival or within SPREAD_S of its first, unless
+    its request already has a token there (the next step has begun) or it is a first token
+    of a request sent after the cluster's step began (it cannot have been prefilled in it).
+    Splitting a step would lose its prompt or turn it into two steps of the wrong length."""
+    clusters: list[list[Event]] = []
+    members: set[int] = set()
+    began_s = -math.inf        # when the current cluster's step began: the previous end
+    for event in events:
+        t, i, j = event
+        if clusters:
+            cluster = clusters[-1]
+            close = t - cluster[-1][0] <= CLUSTER_S or t - cluster[0][0] <= SPREAD_S
+            if close and i not in members and (j > 0 or sent_s[i] < began_s):
+                cluster.append(event)
+                members.add(i)
+                continue
+            began_s = _end_s(cluster)
+        clusters.append([event])
+        members = {i}
+    return clusters
+
+
+def _end_s(cluster: list[Event]) -> float:
+    """When a step ended: its decode tokens' arrival (first tokens come a little later)."""
+    decodes = [t for t, _, j in cluster if j > 0]
+    return max(decodes) if decodes else max(t for t, _, _ in cluster)
+
+
 def steps(rows: list[RequestRecord]) -> tuple[list[StepSample], list[ColdStart]]:
     """Step samples of a busy server and cold-start requests, from load-test records."""
     rows = usable(rows)
@@ -68,22 +108,15 @@ def steps(rows: list[RequestRecord]) -> tuple[list[StepSample], list[ColdStart]]
     if not events:
         return [], []
     events.sort()
-    clusters: list[list[tuple[float, int, int]]] = [[events[0]]]
-    for event in events[1:]:
-        if event[0] - clusters[-1][-1][0] <= CLUSTER_S:
-            clusters[-1].append(event)
-        else:
-            clusters.append([event])
     samples: list[StepSample] = []
-    for prev, cur in itertools.pairwise(clusters):
+    for prev, cur in itertools.pairwise(_clusters(events, [r.send_ts for r in rows])):
         decoding = [(i, j) for _, i, j in cur if j > 0]
         continued = {i for _, i, _ in prev} & {i for i, _ in decoding}
         if not continued:
             continue   # the server may have idled in between: not a whole step
         prefill = sum(computed_prompt(rows[i]) for _, i, j in cur if j == 0)
         kv = sum((rows[i].prompt_tokens or 0) + j for i, j in decoding)
-        end_prev = max(t for t, _, _ in prev)
-        end_cur = max(t for t, _, _ in cur)
+        end_prev, end_cur = _end_s(prev), _end_s(cur)
         samples.append(StepSample(end_cur - end_prev, prefill, len(decoding), kv))
     cold = []
     ends = [(r.send_ts, r.send_ts + (r.e2e_ms or 0.0) / 1e3) for r in rows]

@@ -10,6 +10,8 @@ from helpers import scenario_from
 from llmplan.decide.what_if import quality_variants
 from llmplan.pipeline import evaluate
 from llmplan.render import not_served
+from llmplan.results.decision import Result
+from llmplan.scenario import LoadedScenario
 from llmplan.sim.run import simulate_scenario
 
 BASE = """
@@ -35,12 +37,12 @@ BASE = """
 
 
 def _loaded(rate: float = 1.0, sensitivity: str = "internal", quality: str = "{}",
-            extra: str = ""):   # noqa: ANN202
+            extra: str = "") -> LoadedScenario:
     return scenario_from(BASE.format(rate=rate, sensitivity=sensitivity, quality=quality,
                                      extra=extra))
 
 
-def _check(result, item: str) -> str:   # noqa: ANN001
+def _check(result: Result, item: str) -> str:
     return next(c.evidence for c in result.checklist if c.item.startswith(item))
 
 

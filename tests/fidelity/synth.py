@@ -22,11 +22,13 @@ OVERHEAD_S = 0.0015
 def serve(arrivals: list[tuple[float, int, int]], *, coef: tuple[float, ...] = COEF,
           overhead_s: float = OVERHEAD_S, noise: float = 0.0,
           prefill_noise: float | None = None, seed: int = 0, cached: int = 0,
-          start_ts: float = 1000.0) -> list[RequestRecord]:
+          start_ts: float = 1000.0, first_token_lag_s: float = 0.0) -> list[RequestRecord]:
     """Records of a server with the `coef` step model; arrivals are (time, prompt, output).
 
     `cached`: prompt tokens every request finds in the server's prompt cache (a chat
-    template): not computed, and reported as cached_prompt_tokens."""
+    template): not computed, and reported as cached_prompt_tokens. `first_token_lag_s`: the
+    client sees a request's first token this much later than the step's other tokens (a
+    real server sends the response headers with it)."""
     rng = np.random.default_rng(seed)
     pending = sorted(enumerate(arrivals), key=lambda x: x[1][0])
     running: list[dict[str, Any]] = []
@@ -55,6 +57,7 @@ def serve(arrivals: list[tuple[float, int, int]], *, coef: tuple[float, ...] = C
     rows = []
     for r in done:
         seen = np.asarray(r["tokens"]) + overhead_s
+        seen[0] += first_token_lag_s
         send = start_ts + r["arrival"]
         rows.append(RequestRecord(
             id=r["id"], task="t", target="synthetic", scheduled_ts=send, send_ts=send,

@@ -61,4 +61,4 @@ def test_calibrate_on_staging_then_simulate_the_fleet(tmp_path: Path) -> None:
     # one staging-sized replica cannot carry production traffic; eight can
     assert not deps["staging-size"].slo.met and deps["production"].slo.met
     html = render(result)
-    assert "measured: calibrated: " in html and "defaults: roofline" in html
+    assert "measured: calibrated (" in html and "defaults: roofline step model" in html

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from synth import COEF, OVERHEAD_S, poisson_workload
+from synth import COEF, OVERHEAD_S, poisson_workload, serve
 
 from llmplan.fidelity.calibrate import calibrate
 from llmplan.fidelity.timeline import steps
@@ -32,6 +32,28 @@ def test_steps_are_rebuilt_from_client_timings() -> None:
         expected = COEF[0] + COEF[1] * s.prefill_tokens + COEF[2] * s.decode_seqs \
             + COEF[3] * s.kv_tokens
         assert s.duration_s == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_late_first_token_stays_in_its_step() -> None:
+    # the first chunk arrives 4 ms after the step's other tokens (past the 2 ms a step's
+    # tokens cluster in, as on a loaded llama.cpp server): the step is not split in two
+    # and keeps its prompt
+    arrivals = poisson_workload(seed=5, n=200, rate=6.0, prompt=(10, 80), output=(2, 40))
+    on_time = steps(arrivals)[0]
+    rng_free = [(r.send_ts - 1000.0, r.prompt_tokens or 0, r.output_tokens or 0)
+                for r in sorted(arrivals, key=lambda r: r.id)]
+    late = steps(serve(rng_free, first_token_lag_s=0.004))[0]
+    assert len(late) == len(on_time) > 300
+    assert sum(s.prefill_tokens for s in late) == sum(s.prefill_tokens for s in on_time)
+    exact = 0
+    for s in late:
+        expected = COEF[0] + COEF[1] * s.prefill_tokens + COEF[2] * s.decode_seqs \
+            + COEF[3] * s.kv_tokens
+        # a step after one that only prefilled (the server had nothing else running) is
+        # timed from that step's late first token: short by the lag, never more
+        assert expected - 0.004 - 1e-9 <= s.duration_s <= expected + 1e-9
+        exact += s.duration_s == pytest.approx(expected, rel=1e-9)
+    assert exact > 0.95 * len(late)
 
 
 def _write_records(folder: Path, rows: list[RequestRecord]) -> Path:
