@@ -59,7 +59,8 @@ def _peak(setup: ReplicaSetup) -> StepTime:
     return roofline(setup, AT_PEAK)
 
 
-def _memory_s(peak: StepTime, work: WorkDone, accepted: float) -> float:
+def _memory_s(peak: StepTime, work: WorkDone) -> float:
+    accepted = peak.accepted
     steps = work.steps / accepted   # speculative decoding: one step emits `accepted` tokens
     experts = 0.0
     if peak.experts and steps > 0:
@@ -82,7 +83,7 @@ def hardware_use(setup: ReplicaSetup, work: WorkDone, replica_s: float) -> Hardw
                  + peak.compute_per_pair_s * (work.prefill_pairs + work.kv_token_steps * verify)
                  + peak.compute_per_window_seq_s * decode_tokens)
     return HardwareUse(compute_fraction=compute_s / replica_s,
-                       memory_bandwidth_fraction=_memory_s(peak, work, peak.accepted)
+                       memory_bandwidth_fraction=_memory_s(peak, work)
                        / replica_s)
 
 
@@ -95,7 +96,7 @@ def memory_bandwidth_series(setup: ReplicaSetup, *, steps: list[float],
     for n, d, k, span in zip(steps, decode_seq_steps, kv_token_steps, replica_s, strict=True):
         work = WorkDone(steps=n, tokens=tokens_per_step * n, prefill_pairs=0.0,
                         decode_seq_steps=d, kv_token_steps=k)
-        out.append(_memory_s(peak, work, peak.accepted) / span if span > 0 else 0.0)
+        out.append(_memory_s(peak, work) / span if span > 0 else 0.0)
     return out
 
 
