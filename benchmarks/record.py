@@ -32,6 +32,7 @@ from llmplan.scenario.models import LocalDeployment
 from llmplan.sim.engine import simulate_deployment
 from llmplan.sim.table import request_table
 from llmplan.traffic import RequestStream
+from llmplan.traffic.lengths import ExponentialLength
 
 HERE = Path(__file__).parent
 
@@ -57,6 +58,9 @@ class ThroughputCase(_Case):
     expert_parallel: bool = False
     input_tokens: int
     output_tokens: int
+    lengths: Literal["fixed", "sharegpt"] = Field(
+        default="fixed", description="fixed: every request has the stated lengths; sharegpt: "
+        "the stated lengths are the means of a ShareGPT sample (see sharegpt_lengths).")
     scenario: Literal["offline", "concurrency"]
     concurrency: int | None = None
     requests: int = Field(default=1000, description="Offline: prompts sent at once.")
@@ -114,12 +118,55 @@ def kv_outcomes(cases: list[KvCase]) -> list[Outcome]:
     return [Outcome(c.id, c.kv_cache_tokens, predicted_kv_tokens(c)) for c in cases]
 
 
+# vLLM's ShareGPT sampler keeps a conversation only if both lengths are >= 4, the prompt
+# <= 1024 and prompt + output <= 2048 tokens (vllm/benchmarks/datasets.py, is_valid_sequence)
+SHAREGPT_MIN_TOKENS, SHAREGPT_MAX_PROMPT, SHAREGPT_MAX_TOTAL = 4, 1024, 2048
+
+
+def sharegpt_lengths(mean_prompt: float, mean_output: float, n: int,
+                     seed: int = 11) -> tuple[np.ndarray, np.ndarray]:
+    """`n` (prompt, output) lengths of a ShareGPT sample whose means were reported.
+
+    Only the means are published; the spread is what decides an offline run's makespan
+    (the longest answers run on after the batch has drained). Assumed: both lengths
+    geometric (a constant chance of stopping at every token, the memoryless model of
+    conversational lengths), independent, kept by vLLM's sampler rules above; each scale is
+    set so that the kept sample has the reported mean.
+    Deterministic for a given seed.
+    """
+    rng = np.random.default_rng(seed)
+
+    def kept(scale_p: float, scale_o: float, draw: int) -> tuple[np.ndarray, np.ndarray]:
+        prompt = ExponentialLength(mean=scale_p).sample(rng, draw)
+        output = ExponentialLength(mean=scale_o).sample(rng, draw)
+        keep = ((prompt >= SHAREGPT_MIN_TOKENS) & (output >= SHAREGPT_MIN_TOKENS)
+                & (prompt <= SHAREGPT_MAX_PROMPT) & (prompt + output <= SHAREGPT_MAX_TOTAL))
+        return prompt[keep], output[keep]
+
+    scale_p, scale_o = float(mean_prompt), float(mean_output)
+    for _ in range(20):   # fixed point on a large sample: the kept means hit the reported
+        prompt, output = kept(scale_p, scale_o, 200_000)
+        scale_p *= mean_prompt / prompt.mean()
+        scale_o *= mean_output / output.mean()
+    # n pairs spread evenly over the answer lengths (systematic sampling of a large kept
+    # sample: the spread without the noise of n random draws), in random order
+    prompt, output = kept(scale_p, scale_o, 200_000)
+    order = np.argsort(output, kind="stable")
+    pick = order[((np.arange(n) + 0.5) * len(order) / n).astype(np.int64)]
+    pick = rng.permutation(pick)
+    prompt, output = prompt[pick], output[pick]
+    return prompt, output
+
+
 def _stream(arrivals: np.ndarray, case: ThroughputCase) -> RequestStream:
     n = len(arrivals)
+    if case.lengths == "sharegpt":
+        prompt, output = sharegpt_lengths(case.input_tokens, case.output_tokens, n)
+    else:
+        prompt = np.full(n, case.input_tokens, dtype=np.int64)
+        output = np.full(n, case.output_tokens, dtype=np.int64)
     return RequestStream(arrival_s=arrivals, task_index=np.zeros(n, dtype=np.int64),
-                         prompt_tokens=np.full(n, case.input_tokens, dtype=np.int64),
-                         output_tokens=np.full(n, case.output_tokens, dtype=np.int64),
-                         task_names=("bench",))
+                         prompt_tokens=prompt, output_tokens=output, task_names=("bench",))
 
 
 def _simulate(case: ThroughputCase, arrivals: np.ndarray,

@@ -18,6 +18,7 @@ from record import (
     ThroughputCase,
     kv_outcomes,
     load_cases,
+    sharegpt_lengths,
     summary,
     throughput_outcomes,
 )
@@ -57,3 +58,15 @@ def test_published_throughput_table() -> None:
     measured = np.log([o.measured for o in dense])
     predicted = np.log([o.predicted for o in dense])
     assert np.corrcoef(measured, predicted)[0, 1] > 0.9
+
+
+def test_sharegpt_lengths_keep_the_reported_means_under_vllms_sampler_rules() -> None:
+    prompt, output = sharegpt_lengths(215.0, 194.0, 3000)
+    assert len(prompt) == len(output) == 3000
+    assert abs(prompt.mean() / 215.0 - 1) < 0.03 and abs(output.mean() / 194.0 - 1) < 0.01
+    assert prompt.min() >= 4 and output.min() >= 4 and prompt.max() <= 1024
+    assert (prompt + output).max() <= 2048
+    # a spread, not the mean repeated: the longest answer is several times the mean
+    assert output.max() > 4 * 194.0 and np.std(output) > 0.6 * output.mean()
+    again = sharegpt_lengths(215.0, 194.0, 3000)
+    assert np.array_equal(again[0], prompt) and np.array_equal(again[1], output)
