@@ -63,8 +63,9 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     attend at most their window. memory: every step reads the dense weights once, the
     experts its tokens touch, and the KV cache of every decoding sequence (full layers: the
     whole context; window layers: the window). serial: tensor-parallel all-reduces (two per
-    layer of one hidden vector per token, ring algorithm) and a fixed gap. cpu: per step and
-    per sequence, hidden behind the GPU with async scheduling.
+    layer of one hidden vector per token, ring algorithm), a fixed gap, and the latency of
+    the short kernels MoE and MLA layers add to a dense layer (per layer, whatever the
+    batch). cpu: per step and per sequence, hidden behind the GPU with async scheduling.
     """
     gpu, model, tp = setup.gpu, setup.model, setup.tp
     weights = setup.weights_dtype
@@ -94,13 +95,16 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         link = gpu.interconnect_gb_per_s * 1e9 * spec.allreduce_efficiency
         tokens_comm = 2 * model.layers * model.hidden_size * 2.0 * ring / link
         sync_s = model.layers * spec.tp_sync_us_per_layer * 1e-6
+    # the extra kernels of routed and latent-attention layers: a floor per layer per step
+    layer_s = (model.moe_layer_count * spec.moe_layer_us
+               + (model.layers if model.attention == "mla" else 0) * spec.mla_layer_us) * 1e-6
     speculative = setup.engine.speculative
     verify, accepted = 1, 1.0
     if speculative is not None:
         verify = speculative.num_speculative_tokens + 1
         accepted = speculative.mean_acceptance_length
     return StepTime(
-        serial_s=spec.gpu_fixed_ms * 1e-3 + sync_s,
+        serial_s=spec.gpu_fixed_ms * 1e-3 + sync_s + layer_s,
         serial_per_token_s=tokens_comm,
         compute_per_token_s=2.0 * matmul_params / flops,
         compute_per_pair_s=pair_flops * model.full_layers / attention_flops,

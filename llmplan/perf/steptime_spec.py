@@ -57,6 +57,18 @@ class RooflineStepTime(_Strict):
                                         "bookkeeping, detokenising, streaming output).")
     tp_sync_us_per_layer: float = Field(
         default=8.0, ge=0, description="All-reduce latency per layer per step when tp > 1.")
+    moe_layer_us: float = Field(
+        default=71.0, ge=0,
+        description="GPU time per MoE layer per step beyond its expert reads and FLOPs: the "
+                    "kernels a routed layer adds to a dense one (router, top-k, token sort, "
+                    "activation quantisation, two grouped GEMMs, their sum), each too short "
+                    "to reach the roofline. From published low-concurrency decode times "
+                    "(benchmarks/layer_overhead.py).")
+    mla_layer_us: float = Field(
+        default=52.0, ge=0,
+        description="GPU time per MLA attention layer per step beyond its reads and FLOPs "
+                    "(split latent projections, extra norms, absorbed BMMs, split-KV "
+                    "combine). Same source as moe_layer_us.")
     allreduce_efficiency: float = Field(
         default=0.6, gt=0, le=1, description="Achieved fraction of the GPU's interconnect "
                                              "bandwidth in all-reduces (tp > 1).")

@@ -54,6 +54,13 @@ def test_published_throughput_table() -> None:
     assert len(dense) >= 10
     median, _ = summary(dense)
     assert median <= 15.0, sorted(round(o.error_pct) for o in dense)
+    # the whole table, mixtures of experts and ROCm included: the median error found with
+    # the ShareGPT length spread and the MoE/MLA layer latency (19.9%), with room for noise
+    whole, _ = summary(outcomes)
+    assert whole <= 25.0, sorted(round(o.error_pct) for o in outcomes)
+    # low-concurrency DeepSeek-R1 (InferenceMAX): the per-layer latency is what sets them
+    low = [o for c, o in zip(cases, outcomes, strict=True) if c.id.startswith("ix-")]
+    assert len(low) >= 8 and summary(low)[0] <= 20.0, [round(o.error_pct) for o in low]
     # predictions follow the measurements across two orders of magnitude
     measured = np.log([o.measured for o in dense])
     predicted = np.log([o.predicted for o in dense])

@@ -100,3 +100,34 @@ def test_roofline_single_request_matches_its_own_coefficients() -> None:
     assert table.e2e_s[0] == pytest.approx(ttft + decode, rel=1e-12)
     # sanity of the roofline itself: an 8B model on an H100 decodes at batch 1 in 5-20 ms
     assert 0.005 < step.step_s(0, 1, 512) < 0.020
+
+
+def test_moe_and_mla_layers_add_their_latency_once_per_step_whatever_the_batch() -> None:
+    """DeepSeek-R1 (58 MoE layers, 61 MLA layers) pays moe_layer_us x 58 + mla_layer_us x
+    61 per step on top of the roofline, at one sequence as at sixteen; a dense model none."""
+    from llmplan.catalog import builtin_catalog
+    from llmplan.perf.engine import EngineSpec
+    from llmplan.perf.steptime_spec import RooflineStepTime
+    from llmplan.scenario.models import LocalDeployment
+
+    catalog = builtin_catalog()
+
+    def steps(model: str, spec: RooflineStepTime) -> list[float]:
+        setup = LocalDeployment(gpu="H200", model=model, tp=8,
+                                engine=EngineSpec(weights_dtype="fp8")).setup(catalog)
+        sm = StepModel(**build_step_time(setup, spec).coefficients())
+        return [sm.step_s(0, d, d * 1500) for d in (1, 16)] + [sm.step_s(512, 0, 0)]
+
+    on = RooflineStepTime(moe_layer_us=70.0, mla_layer_us=50.0, cpu_fixed_ms=0.0,
+                          cpu_per_seq_us=0.0)
+    off = on.model_copy(update={"moe_layer_us": 0.0, "mla_layer_us": 0.0})
+    extra = (58 * 70.0 + 61 * 50.0) * 1e-6
+    for with_terms, without in zip(steps("DeepSeek-R1", on), steps("DeepSeek-R1", off),
+                                   strict=True):
+        assert with_terms - without == pytest.approx(extra, rel=1e-9)
+    assert steps("Llama-3.3-70B", on) == steps("Llama-3.3-70B", off)
+    # a routed model without latent attention pays the MoE part only
+    qwen = catalog.models["Qwen3-235B-A22B"]
+    gap = [a - b for a, b in zip(steps("Qwen3-235B-A22B", on),
+                                 steps("Qwen3-235B-A22B", off), strict=True)]
+    assert gap == pytest.approx([qwen.moe_layer_count * 70e-6] * 3, rel=1e-9)
