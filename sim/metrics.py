@@ -362,6 +362,7 @@ def _coefficients(step: StepTime) -> StepTimeCoefficients:
         serial_per_prefill_token_us=step.serial_per_prefill_token_s * 1e6,
         serial_per_seq_us=step.serial_per_seq_s * 1e6,
         serial_per_kv_token_ns=step.serial_per_kv_token_s * 1e9,
+        serial_per_pair_ns=step.serial_per_pair_s * 1e9,
         compute_per_token_us=step.compute_per_token_s * 1e6,
         compute_per_pair_ns=step.compute_per_pair_s * 1e9,
         compute_per_window_seq_us=step.compute_per_window_seq_s * 1e6,

@@ -6,7 +6,8 @@
 
 compute = linear-layer FLOPs of the step's tokens + attention FLOPs over their context;
 memory = weights read (dense part, plus the experts the step's tokens touch) + KV cache
-read; serial = what neither overlaps (tensor-parallel all-reduces, a fixed per-step cost);
+read; serial = what neither overlaps (tensor-parallel all-reduces, a fixed per-step cost;
+in a calibrated model everything, prefill attention pairs included);
 cpu = scheduling, sampling and output handling (fixed + per decoding sequence).
 
 With P prefill tokens, D decoding sequences, K context tokens those decodes attend to and
@@ -33,7 +34,7 @@ class StepModel:
 
     def __init__(self, *, serial_s: float = 0.0, serial_per_token_s: float = 0.0,
                  serial_per_prefill_token_s: float = 0.0, serial_per_seq_s: float = 0.0,
-                 serial_per_kv_token_s: float = 0.0,
+                 serial_per_kv_token_s: float = 0.0, serial_per_pair_s: float = 0.0,
                  compute_per_token_s: float = 0.0, compute_per_pair_s: float = 0.0,
                  compute_per_window_seq_s: float = 0.0,
                  weights_s: float = 0.0, experts_s: float = 0.0, experts: int = 0,
@@ -46,6 +47,7 @@ class StepModel:
         self.serial_per_prefill_token_s = serial_per_prefill_token_s
         self.serial_per_seq_s = serial_per_seq_s
         self.serial_per_kv_token_s = serial_per_kv_token_s
+        self.serial_per_pair_s = serial_per_pair_s
         self.compute_per_token_s = compute_per_token_s
         self.compute_per_pair_s = compute_per_pair_s
         self.compute_per_window_seq_s = compute_per_window_seq_s
@@ -79,7 +81,8 @@ class StepModel:
             + self.memory_per_seq_s * decode_seqs
         serial = self.serial_s + self.serial_per_token_s * tokens \
             + self.serial_per_prefill_token_s * prefill_tokens \
-            + self.serial_per_seq_s * decode_seqs + self.serial_per_kv_token_s * kv_tokens
+            + self.serial_per_seq_s * decode_seqs + self.serial_per_kv_token_s * kv_tokens \
+            + self.serial_per_pair_s * pairs
         cpu = self.cpu_s + self.cpu_per_seq_s * decode_seqs
         return compute, memory, serial, cpu
 

@@ -1,6 +1,11 @@
 """The step-time fit: robust, checked for what the data can and cannot tell, and gated.
 
     step_s = fixed + per_prefill_token * P + per_decode_seq * D + per_kv_token * K
+             + per_prefill_pair * A
+
+(A: the prefill attention's (query, key) pairs: a prompt that finds c tokens in the cache
+and computes n attends n x c + n (n + 1) / 2 keys. It gets its own coefficient: on a GPU a
+decode step's KV token is a memory read and a prefill pair a few tensor-core FLOPs.)
 
 is fitted by non-negative least squares to reconstructed steps (timeline.py). Two kinds of
 step carry different information: the few that prefill a prompt (P > 0) are the only ones
@@ -51,7 +56,7 @@ class KindQuality:
 
 @dataclass(frozen=True)
 class Fit:
-    coefficients_s: tuple[float, float, float, float]
+    coefficients_s: tuple[float, float, float, float, float]   # fixed, P, D, K, A
     client_overhead_s: float
     samples: int
     cold_starts: int
@@ -76,7 +81,8 @@ class Finding:
 
 
 def _design(samples: list[StepSample]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    X = np.array([[1.0, s.prefill_tokens, s.decode_seqs, s.kv_tokens] for s in samples])
+    X = np.array([[1.0, s.prefill_tokens, s.decode_seqs, s.kv_tokens, s.prefill_pairs]
+                  for s in samples])
     y = np.array([s.duration_s for s in samples])
     return X, y, X[:, 1] > 0
 
@@ -119,9 +125,11 @@ def fit_step_time(samples: list[StepSample], cold: list[ColdStart]) -> Fit:
     ss_res = float(np.sum((y - predicted) ** 2))
     ss_tot = float(np.sum((y - y.mean()) ** 2)) or 1e-30
     # a cold start is one step with only the prompt: what is left is client-side time
-    leftovers = [c.ttft_s - (coef[0] + coef[1] * c.prompt_tokens) for c in cold]
+    leftovers = [c.ttft_s - (coef[0] + coef[1] * c.prompt_tokens + coef[4] * c.prefill_pairs)
+                 for c in cold]
     overhead = max(0.0, float(np.median(leftovers))) if leftovers else 0.0
-    return Fit(coefficients_s=(float(coef[0]), float(coef[1]), float(coef[2]), float(coef[3])),
+    return Fit(coefficients_s=(float(coef[0]), float(coef[1]), float(coef[2]), float(coef[3]),
+                               float(coef[4])),
                client_overhead_s=overhead, samples=len(samples), cold_starts=len(cold),
                r2=1.0 - ss_res / ss_tot, rmse_ms=math.sqrt(ss_res / len(y)) * 1e3,
                median_abs_error_pct=float(np.median(error_pct)),
@@ -181,7 +189,7 @@ def quality_gate(fit: Fit, blocking: list[Finding]) -> tuple[list[Finding], list
     """(every reason not to trust the fit, notes), each with how to fix it."""
     reasons = list(blocking)
     notes: list[Finding] = []
-    fixed, prefill, decode, _ = fit.coefficients_s
+    fixed, prefill, decode, _, _ = fit.coefficients_s
     more = "run more requests per level, or fit several runs of this server together"
     if fit.r2 < MIN_R2:
         reasons.append(Finding("fit.r2", f"R2 {fit.r2:.3f} is under {MIN_R2}: the step model "

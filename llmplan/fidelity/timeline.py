@@ -31,6 +31,7 @@ class StepSample:
     prefill_tokens: int
     decode_seqs: int
     kv_tokens: int
+    prefill_pairs: int = 0
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class ColdStart:
 
     ttft_s: float
     prompt_tokens: int
+    prefill_pairs: int = 0
 
 
 def token_times(row: RequestRecord) -> np.ndarray:
@@ -52,6 +54,13 @@ def token_times(row: RequestRecord) -> np.ndarray:
 def computed_prompt(row: RequestRecord) -> int:
     """Prompt tokens the server had to compute (not served from its prompt cache)."""
     return max(0, (row.prompt_tokens or 0) - (row.cached_prompt_tokens or 0))
+
+
+def prefill_pairs(row: RequestRecord) -> int:
+    """(query, key) pairs of a request's prefill: its computed tokens attend to the cached
+    prefix and to each other (causally), as the simulator counts them."""
+    n = computed_prompt(row)
+    return n * (row.cached_prompt_tokens or 0) + n * (n + 1) // 2
 
 
 def usable(rows: list[RequestRecord]) -> list[RequestRecord]:
@@ -114,10 +123,12 @@ def steps(rows: list[RequestRecord]) -> tuple[list[StepSample], list[ColdStart]]
         continued = {i for _, i, _ in prev} & {i for i, _ in decoding}
         if not continued:
             continue   # the server may have idled in between: not a whole step
-        prefill = sum(computed_prompt(rows[i]) for _, i, j in cur if j == 0)
+        firsts = [i for _, i, j in cur if j == 0]
+        prefill = sum(computed_prompt(rows[i]) for i in firsts)
         kv = sum((rows[i].prompt_tokens or 0) + j for i, j in decoding)
+        pairs = sum(prefill_pairs(rows[i]) for i in firsts)
         end_prev, end_cur = _end_s(prev), _end_s(cur)
-        samples.append(StepSample(end_cur - end_prev, prefill, len(decoding), kv))
+        samples.append(StepSample(end_cur - end_prev, prefill, len(decoding), kv, pairs))
     cold = []
     ends = [(r.send_ts, r.send_ts + (r.e2e_ms or 0.0) / 1e3) for r in rows]
     for i, row in enumerate(rows):
@@ -125,5 +136,5 @@ def steps(rows: list[RequestRecord]) -> tuple[list[StepSample], list[ColdStart]]
         busy = any(a < start < b for k, (a, b) in enumerate(ends) if k != i) or \
             any(start <= a < start + ttft_s for k, (a, _) in enumerate(ends) if k != i)
         if not busy:
-            cold.append(ColdStart(ttft_s, computed_prompt(row)))
+            cold.append(ColdStart(ttft_s, computed_prompt(row), prefill_pairs(row)))
     return samples, cold

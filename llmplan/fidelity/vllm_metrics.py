@@ -136,7 +136,8 @@ def fit_intervals(found: list[Interval], overhead_s: float) -> Fit:
     ss_tot = float(np.sum((y - y.mean()) ** 2)) or 1e-30
     prefill = X[:, 1] > 0
 
-    return Fit(coefficients_s=(float(coef[0]), float(coef[1]), float(coef[2]), float(coef[3])),
+    return Fit(coefficients_s=(float(coef[0]), float(coef[1]), float(coef[2]), float(coef[3]),
+                               0.0),   # scrapes do not say which prompts hit the cache
                client_overhead_s=overhead_s, samples=int(sum(i.steps for i in found)),
                cold_starts=0,
                r2=1.0 - ss_res / ss_tot, rmse_ms=math.sqrt(ss_res / len(y)) * 1e3,

@@ -30,6 +30,7 @@ class StepTime:
     serial_per_prefill_token_s: float = 0.0
     serial_per_seq_s: float = 0.0
     serial_per_kv_token_s: float = 0.0
+    serial_per_pair_s: float = 0.0
     compute_per_token_s: float = 0.0
     compute_per_pair_s: float = 0.0
     compute_per_window_seq_s: float = 0.0
@@ -121,11 +122,13 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
 
 def linear(setup: ReplicaSetup, spec: LinearStepTime) -> StepTime:
     """Coefficients given directly (or fitted by `llmplan calibrate`): all serial,
-    step = fixed + per_prefill_token x P + per_decode_seq x D + per_kv_token x K."""
+    step = fixed + per_prefill_token x P + per_decode_seq x D + per_kv_token x K
+    + per_prefill_pair x A (A: the prefill chunks' (query, key) pairs)."""
     return StepTime(serial_s=spec.fixed_ms * 1e-3,
                     serial_per_prefill_token_s=spec.per_prefill_token_us * 1e-6,
                     serial_per_seq_s=spec.per_decode_seq_us * 1e-6,
-                    serial_per_kv_token_s=spec.per_kv_token_ns * 1e-9, source="linear")
+                    serial_per_kv_token_s=spec.per_kv_token_ns * 1e-9,
+                    serial_per_pair_s=spec.per_prefill_pair_ns * 1e-9, source="linear")
 
 
 def calibrated(setup: ReplicaSetup, spec: CalibratedStepTime) -> StepTime:

@@ -82,6 +82,11 @@ class LinearStepTime(_Strict):
     per_prefill_token_us: float = Field(ge=0)
     per_decode_seq_us: float = Field(ge=0)
     per_kv_token_ns: float = Field(ge=0, description="Per KV-cache token read in a step.")
+    per_prefill_pair_ns: float = Field(
+        default=0.0, ge=0,
+        description="Per (query, key) pair of prefill attention: n prompt tokens computed "
+                    "after c cached ones (a prefix hit, earlier chunks) attend to n x c + "
+                    "n (n + 1) / 2 keys. 0: the prompt's attention is in per_prefill_token.")
 
 
 class CalibrationServer(_Strict):

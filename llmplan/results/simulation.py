@@ -176,6 +176,7 @@ class StepTimeCoefficients(ResultModel):
     serial_per_prefill_token_us: float
     serial_per_seq_us: float
     serial_per_kv_token_ns: float
+    serial_per_pair_ns: float
     compute_per_token_us: float
     compute_per_pair_ns: float
     compute_per_window_seq_us: float

@@ -1,7 +1,9 @@
 """A tiny continuous-batching server written for tests (not the simulator), and its records.
 
 Every step prefills the prompts that arrived, decodes one token for each running request,
-and lasts fixed + per_prefill x P + per_decode x D + per_kv x K, times a lognormal noise
+and lasts fixed + per_prefill x P + per_decode x D + per_kv x K (+ per_pair x A, the
+prefill's attention pairs over the cached prefix and the new tokens, when `coef` has a
+fifth entry), times a lognormal noise
 factor when `noise` > 0 (a shared machine's jitter grows with the step's length;
 `prefill_noise`, when given, is the spread of steps that carry a prompt); the client
 sees each token `overhead_s` later.
@@ -46,6 +48,9 @@ def serve(arrivals: list[tuple[float, int, int]], *, coef: tuple[float, ...] = C
         prefill = sum(r["prompt"] - cached for r in admitted)
         kv = sum(r["prompt"] + len(r["tokens"]) for r in decoding)
         step = coef[0] + coef[1] * prefill + coef[2] * len(decoding) + coef[3] * kv
+        if len(coef) > 4:
+            new = [r["prompt"] - cached for r in admitted]
+            step += coef[4] * sum(n * cached + n * (n + 1) // 2 for n in new)
         sigma = noise if prefill_noise is None or not prefill else prefill_noise
         if sigma:
             step *= float(rng.lognormal(0.0, sigma))

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
-from synth import COEF, OVERHEAD_S, poisson_workload, serve
+from synth import COEF, OVERHEAD_S, poisson_workload, serve, write_run
 
 from llmplan.fidelity.calibrate import calibrate
 from llmplan.fidelity.timeline import steps
@@ -124,3 +125,25 @@ def test_cached_prompt_tokens_are_not_counted_as_computed(tmp_path: Path) -> Non
         for q, err in result.error_pct[metric].items():
             assert abs(err) < 5, (metric, q, err)
     assert abs(result.error_pct["e2e_ms"]["p50"]) < 2
+
+
+def test_prefill_attention_over_a_cached_prefix_is_fitted(tmp_path: Path) -> None:
+    """A server whose prompts find 400 tokens in its cache and compute 10-60 more: the new
+    tokens attend to the whole prefix (n x 400 + n (n + 1) / 2 pairs). The fit recovers the
+    per-pair cost next to the others (the simulator's side: tests/sim/test_single_request)."""
+    coef = (0.004, 0.0002, 0.003, 0.000001, 0.000002)
+    rng = np.random.default_rng(5)
+    times = np.cumsum(rng.exponential(1 / 2.0, 400))
+    rows = serve([(float(t), 400 + int(rng.integers(10, 60)), int(rng.integers(2, 40)))
+                  for t in times], coef=coef, cached=400)
+    calibration = calibrate(write_run(tmp_path / "hits", rows), slots=64)
+    st = calibration.step_time
+    assert st.per_prefill_pair_ns == pytest.approx(coef[4] * 1e9, rel=0.05)
+    assert st.per_prefill_token_us == pytest.approx(coef[1] * 1e6, rel=0.1)
+    assert st.per_kv_token_ns == pytest.approx(coef[3] * 1e9, rel=0.1)
+    assert st.fixed_ms == pytest.approx(coef[0] * 1e3, rel=0.1)
+    # a server without that cost gets none
+    plain = serve([(float(t), 400 + int(rng.integers(10, 60)), int(rng.integers(2, 40)))
+                   for t in times], coef=coef[:4], cached=400)
+    assert calibrate(write_run(tmp_path / "plain", plain), slots=64).step_time \
+        .per_prefill_pair_ns == pytest.approx(0.0, abs=0.05 * coef[4] * 1e9)

@@ -131,3 +131,41 @@ def test_moe_and_mla_layers_add_their_latency_once_per_step_whatever_the_batch()
     gap = [a - b for a, b in zip(steps("Qwen3-235B-A22B", on),
                                  steps("Qwen3-235B-A22B", off), strict=True)]
     assert gap == pytest.approx([qwen.moe_layer_count * 70e-6] * 3, rel=1e-9)
+
+
+TWO_TURNS_OF_A_PREFIX = """
+    seed: 1
+    duration: 20
+    traffic: {kind: constant, rate_per_s: 0.1}   # arrivals at 0 and 10 s: never together
+    tasks:
+      - name: only
+        prompt_tokens: {kind: fixed, tokens: 20}
+        output_tokens: {kind: fixed, tokens: 2}
+        shared_prefix: {groups: 1, tokens: {kind: fixed, tokens: 100}}
+    deployments:
+      one:
+        gpu: H100-SXM
+        model: Llama-3.1-8B
+        engine: {max_num_seqs: 4, prefix_caching: per_slot}
+        step_time: {kind: linear, fixed_ms: 2, per_prefill_token_us: 10,
+                    per_decode_seq_us: 100, per_kv_token_ns: 50, per_prefill_pair_ns: 30}
+"""
+
+
+@pytest.mark.parametrize("mode", ["fast", "reference"])
+def test_a_prefix_hit_pays_for_its_new_tokens_attention_over_the_prefix(mode: str) -> None:
+    loaded = scenario_from(TWO_TURNS_OF_A_PREFIX)
+    run, stream = run_first(loaded, SimulationMode(mode))
+    table = request_table(run, stream)
+    prompt = int(stream.prompt_tokens[0])
+    assert len(stream) == 2 and prompt == int(stream.prompt_tokens[1])
+    # cold: every prompt token computed, each attending to those before it
+    cold = 0.002 + prompt * 10e-6 + prompt * (prompt + 1) // 2 * 30e-9
+    assert table.ttft_s[0] == pytest.approx(cold, rel=1e-9)
+    # the second finds the 100-token prefix in its slot: n new tokens attend to it and to
+    # each other, and the step reads the 100 cached tokens once (K)
+    hit = int(run.records.cached_tokens[1])
+    n = prompt - hit
+    assert hit == 100
+    warm = 0.002 + n * 10e-6 + (n * hit + n * (n + 1) // 2) * 30e-9 + hit * 50e-9
+    assert table.ttft_s[1] == pytest.approx(warm, rel=1e-9)
