@@ -66,6 +66,7 @@ class ThroughputCase(_Case):
     requests: int = Field(default=1000, description="Offline: prompts sent at once.")
     output_tokens_per_s: float = Field(description="Measured, whole system.")
     vllm_version: str | None = None
+    max_num_seqs: int | None = Field(default=None, description="As the source ran it.")
     async_scheduling: bool | None = Field(
         default=None, description="--async-scheduling as the source ran it (None: the "
                                   "engine's default for its version).")
@@ -178,6 +179,7 @@ def _simulate(case: ThroughputCase, arrivals: np.ndarray,
     engine = EngineSpec(weights_dtype=case.weights, kv_dtype=case.kv_dtype,
                         expert_parallel=case.expert_parallel,
                         async_scheduling=case.async_scheduling,
+                        max_num_seqs=case.max_num_seqs,
                         **({"vllm_version": case.vllm_version} if case.vllm_version else {}))
     dep = _deployment(case, engine, case.replicas)
     stream = _stream(arrivals, case)
