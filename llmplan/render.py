@@ -125,15 +125,24 @@ def repeat_table(repeats: RepeatSummary) -> Table:
 
 
 def calibration_table(calibration: Calibration) -> Table:
-    table = Table(title=f"calibration from {calibration.source}")
-    for column in ("fixed ms", "per prefill token us", "per decode seq us", "per KV token ns",
-                   "client overhead ms", "slots", "steps fitted", "R2", "median |err| %"):
-        table.add_column(column, justify="right")
+    """The fitted step time, one coefficient per row (what each costs, per what), and the
+    fit's size and quality."""
     st, fit = calibration.step_time, calibration.fit
-    table.add_row(f"{st.fixed_ms:.3f}", f"{st.per_prefill_token_us:.1f}",
-                  f"{st.per_decode_seq_us:.1f}", f"{st.per_kv_token_ns:.1f}",
-                  f"{calibration.client_overhead_ms:.2f}", str(calibration.engine.max_num_seqs),
-                  str(fit.steps), f"{fit.r2:.3f}", f"{fit.median_abs_error_pct:.1f}")
+    table = Table(title=f"calibration from {calibration.source}")
+    for column, justify in (("step time", "left"), ("value", "right"), ("unit", "left"),
+                            ("fit", "left"), ("", "right")):
+        table.add_column(column, justify=justify)   # type: ignore[arg-type]
+    rows = [("fixed", f"{st.fixed_ms:.3f}", "ms per step"),
+            ("per prompt token", f"{st.per_prefill_token_us:.1f}", "us (computed tokens)"),
+            ("per decoding sequence", f"{st.per_decode_seq_us:.1f}", "us per step"),
+            ("per KV token read", f"{st.per_kv_token_ns:.1f}", "ns (decode context)"),
+            ("per prefill pair", f"{st.per_prefill_pair_ns:.1f}", "ns (query, key)"),
+            ("client overhead", f"{calibration.client_overhead_ms:.2f}", "ms per request")]
+    facts = [("slots", str(calibration.engine.max_num_seqs)), ("steps fitted", f"{fit.steps:,}"),
+             ("R2", f"{fit.r2:.3f}"), ("median |err| %", f"{fit.median_abs_error_pct:.1f}"),
+             ("requests", f"{fit.requests:,}"), ("", "")]
+    for (name, value, unit), (fact, figure) in zip(rows, facts, strict=True):
+        table.add_row(name, value, unit, fact, figure)
     return table
 
 

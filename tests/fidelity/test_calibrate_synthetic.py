@@ -147,3 +147,19 @@ def test_prefill_attention_over_a_cached_prefix_is_fitted(tmp_path: Path) -> Non
                    for t in times], coef=coef[:4], cached=400)
     assert calibrate(write_run(tmp_path / "plain", plain), slots=64).step_time \
         .per_prefill_pair_ns == pytest.approx(0.0, abs=0.05 * coef[4] * 1e9)
+
+
+def test_calibrate_prints_every_coefficient_within_100_columns(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from llmplan.cli import app
+
+    folder = write_run(tmp_path / "run", poisson_workload(
+        seed=1, n=300, rate=6.0, prompt=(10, 80), output=(2, 40), noise=0.05))
+    result = CliRunner().invoke(app, ["calibrate", str(folder), "--out",
+                                      str(tmp_path / "c.yaml")], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    for name in ("fixed", "per prompt token", "per decoding sequence", "per KV token read",
+                 "per prefill pair", "client overhead", "R2"):
+        assert name in result.output, name
+    assert max(len(line) for line in result.output.splitlines()) <= 100
