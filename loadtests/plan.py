@@ -9,6 +9,7 @@ checked and output length is the model's own).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -25,22 +26,40 @@ _WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "
           "green", "fields", "under", "open", "sky")
 
 
+def _tag(number: int, words: int) -> list[str]:
+    """`number` written in `words` filler words (base len(_WORDS), least significant first):
+    one token each, so a prompt's planned length is what the server counts (digits and
+    salts like "run-3f9a2c" split into several tokens each: a header "Request 12
+    prefix-hits." is 9 tokens to SmolLM2's tokenizer, not 4)."""
+    base = len(_WORDS)
+    return [_WORDS[(number // base ** k) % base] for k in range(words)]
+
+
+def _salt_number(salt: str) -> int:
+    return int.from_bytes(hashlib.blake2b(salt.encode(), digest_size=4).digest(), "big")
+
+
+HEADER_WORDS = 8   # 4 for the request number (331,776 values), 4 for the salt
+
+
 def synthetic_prompt(tokens: int, index: int, salt: str = "") -> str:
-    """About `tokens` tokens of filler text, different per request (no prefix-cache hits).
+    """About `tokens` tokens of filler text, different per request (no prefix-cache hits):
+    it begins with the request number and the run's salt written in filler words.
 
     `salt` makes the prompts of one run differ from another's, so a server that caches
     prompts does not answer a repeated experiment from its cache.
     """
-    words = [f"Request {index} {salt}."]
-    words += [_WORDS[(index + i) % len(_WORDS)] for i in range(max(0, tokens - 4))]
+    words = [*_tag(index, 4), *_tag(_salt_number(salt), 4)]
+    words += [_WORDS[(index + i) % len(_WORDS)] for i in range(max(0, tokens - HEADER_WORDS))]
     return " ".join(words)
 
 
 def shared_prefix_text(group: int, tokens: int, salt: str = "") -> str:
     """About `tokens` tokens of text that every prompt of shared-prefix `group` starts with
     (salted per run, so only this run's requests share it)."""
-    words = [f"System {group} {salt}."]
-    words += [_WORDS[(7 * group + i) % len(_WORDS)] for i in range(max(0, tokens - 4))]
+    words = ["System", *_tag(group, 3), *_tag(_salt_number(salt), 4)]
+    words += [_WORDS[(7 * group + i) % len(_WORDS)]
+              for i in range(max(0, tokens - HEADER_WORDS))]
     return " ".join(words)
 
 
