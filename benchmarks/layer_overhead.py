@@ -56,10 +56,9 @@ def _in_record() -> set[tuple[str, ...]]:
     return keys
 
 
-def _decode_step_ms(row: dict[str, str], spec: RooflineStepTime) -> float | None:
-    gpu = GPUS.get(row["hardware"])
-    if gpu is None:
-        return None
+def _decode_steps_ms(row: dict[str, str], gpu: str,
+                     specs: tuple[RooflineStepTime, ...]) -> list[float]:
+    """The row's decode step (its users at their mean context) under each spec."""
     catalog = builtin_catalog()
     vendor = catalog.gpus[gpu].vendor
     weights = row["precision"] if row["precision"] == "fp8" else (
@@ -68,32 +67,30 @@ def _decode_step_ms(row: dict[str, str], spec: RooflineStepTime) -> float | None
                         expert_parallel=int(row["decode_ep"]) > 1)
     setup = LocalDeployment(gpu=gpu, model="DeepSeek-R1", tp=int(row["decode_tp"]),
                             engine=engine).setup(catalog)
-    model = StepModel(**build_step_time(setup, spec).coefficients())
     users = int(row["conc"])
     context = int(row["isl"]) + int(row["osl"]) // 2   # mean over the answer
-    return 1e3 * model.step_s(0, users, users * context)
+    return [1e3 * StepModel(**build_step_time(setup, spec).coefficients())
+            .step_s(0, users, users * context) for spec in specs]
 
 
 def main() -> None:
     record = _in_record()
     layers = builtin_catalog().models["DeepSeek-R1"].layers
-    off = RooflineStepTime(moe_layer_us=0.0, mla_layer_us=0.0)
+    specs = (RooflineStepTime(moe_layer_us=0.0, mla_layer_us=0.0), RooflineStepTime())
     gaps, errors, used = [], [], 0
     print(f"{'hardware':8} {'engine':7} {'w':4} {'tp':>2} {'ep':>2} {'in/out':>9} {'users':>5} "
           f"{'TPOT ms':>8} {'roofline':>8} {'gap/layer us':>12}")
     for row in _rows():
-        gpu = GPUS.get(row["hardware"], "")
+        gpu = GPUS.get(row["hardware"])
         key = (gpu, "ep" if int(row["decode_ep"]) > 1 else "", row["decode_tp"], row["isl"],
                row["osl"], row["conc"])
-        base = _decode_step_ms(row, off)
-        if base is None or key in record or int(row["isl"]) > 1024:
+        if gpu is None or key in record or int(row["isl"]) > 1024:
             continue   # 8k prompts: their prefill steps add to the time per output token
+        base, with_terms = _decode_steps_ms(row, gpu, specs)
         used += 1
         tpot = float(row["median_tpot_ms"])
         gap_us = 1e3 * (tpot - base) / layers
         gaps.append(gap_us)
-        with_terms = _decode_step_ms(row, RooflineStepTime())
-        assert with_terms is not None
         errors.append(100.0 * (with_terms - tpot) / tpot)
         print(f"{row['hardware']:8} {row['framework']:7} {row['precision']:4} "
               f"{row['decode_tp']:>2} {row['decode_ep']:>2} {row['isl'] + '/' + row['osl']:>9} "

@@ -129,9 +129,11 @@ def calibration_table(calibration: Calibration) -> Table:
     fit's size and quality."""
     st, fit = calibration.step_time, calibration.fit
     table = Table(title=f"calibration from {calibration.source}")
-    for column, justify in (("step time", "left"), ("value", "right"), ("unit", "left"),
-                            ("fit", "left"), ("", "right")):
-        table.add_column(column, justify=justify)   # type: ignore[arg-type]
+    table.add_column("step time")
+    table.add_column("value", justify="right")
+    table.add_column("unit")
+    table.add_column("fit")
+    table.add_column("", justify="right")
     rows = [("fixed", f"{st.fixed_ms:.3f}", "ms per step"),
             ("per prompt token", f"{st.per_prefill_token_us:.1f}", "us (computed tokens)"),
             ("per decoding sequence", f"{st.per_decode_seq_us:.1f}", "us per step"),

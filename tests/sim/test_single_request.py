@@ -7,8 +7,11 @@ import math
 import pytest
 from helpers import run_first, scenario_from
 
+from llmplan.catalog import builtin_catalog
+from llmplan.perf.engine import EngineSpec
 from llmplan.perf.steptime import build_step_time
-from llmplan.scenario.models import SimulationMode
+from llmplan.perf.steptime_spec import RooflineStepTime
+from llmplan.scenario.models import LocalDeployment, SimulationMode
 from llmplan.sim.metrics import summarise_run
 from llmplan.sim.stepmodel import StepModel
 from llmplan.sim.table import request_table
@@ -105,11 +108,6 @@ def test_roofline_single_request_matches_its_own_coefficients() -> None:
 def test_moe_and_mla_layers_add_their_latency_once_per_step_whatever_the_batch() -> None:
     """DeepSeek-R1 (58 MoE layers, 61 MLA layers) pays moe_layer_us x 58 + mla_layer_us x
     61 per step on top of the roofline, at one sequence as at sixteen; a dense model none."""
-    from llmplan.catalog import builtin_catalog
-    from llmplan.perf.engine import EngineSpec
-    from llmplan.perf.steptime_spec import RooflineStepTime
-    from llmplan.scenario.models import LocalDeployment
-
     catalog = builtin_catalog()
 
     def steps(model: str, spec: RooflineStepTime) -> list[float]:
