@@ -42,6 +42,7 @@ PREFIXES = """
     traffic: {kind: poisson, rate_per_s: 0.8}
     tasks:
       - name: ask
+        api: completions
         prompt_tokens: {kind: uniform, min_tokens: 8, max_tokens: 24}
         output_tokens: {kind: uniform, min_tokens: 4, max_tokens: 12}
         shared_prefix: {groups: 6, tokens: {kind: uniform, min_tokens: 100, max_tokens: 250},
@@ -56,6 +57,7 @@ PLAIN = """
     traffic: {kind: poisson, rate_per_s: 0.8}
     tasks:
       - name: plain
+        api: completions
         prompt_tokens: {kind: uniform, min_tokens: 20, max_tokens: 300}
         output_tokens: {kind: uniform, min_tokens: 4, max_tokens: 24}
     deployments: {x: {gpu: L4, model: SmolLM2-135M}}
@@ -66,6 +68,7 @@ CONVERSATIONS = """
     traffic: {kind: poisson, rate_per_s: 0.2}
     tasks:
       - name: chat
+        api: chat
         prompt_tokens: {kind: uniform, min_tokens: 10, max_tokens: 30}
         output_tokens: {kind: uniform, min_tokens: 6, max_tokens: 14}
         shared_prefix: {groups: 2, tokens: {kind: fixed, tokens: 80}}
@@ -106,10 +109,10 @@ def _compare(name: str, loaded: LoadedScenario, planned: int, folder: Path,
     stream = build_request_stream(loaded.scenario).head(planned)
     run = simulate_deployment(name, dep, loaded.catalog, stream,
                               float(stream.arrival_s[-1]) + 1.0, drain_s=900.0)
+    table = request_table(run, stream)    # prompts as the engine saw them (chat template)
     started = [i for i in range(len(stream)) if run.records.start_s[i] >= 0]
     predicted = sum(run.records.cached_tokens[i] for i in started) / sum(
-        int(stream.prompt_tokens[i]) for i in started)
-    table = request_table(run, stream)
+        int(table.prompt_tokens[i]) for i in started)
     errors = {}
     for metric, q, sim in (("ttft_ms", 50, table.ttft_s), ("e2e_ms", 50, table.e2e_s),
                            ("e2e_ms", 95, table.e2e_s)):

@@ -225,7 +225,12 @@ def loadtest(
     from llmplan.loadtests.runner import LoadTestSettings
     from llmplan.loadtests.server_props import fetch_props
     from llmplan.loadtests.targets import load_target
-    from llmplan.loadtests.workload import check_context, load_workload, quick_workload
+    from llmplan.loadtests.workload import (
+        check_api,
+        check_context,
+        load_workload,
+        quick_workload,
+    )
     from llmplan.render import loadtest_table, repeat_table
     from llmplan.units import parse_duration_s
 
@@ -253,6 +258,7 @@ def loadtest(
         else:
             loaded = load_workload(scenario)
         endpoint = load_target(targets, target)
+        check_api(loaded, endpoint.api, target)
         items = load_test_set(test_set) if test_set is not None else None
         rates: list[float | None] = [float(r) for r in sweep.split(",")] if sweep else [None]
     except InputError as error:

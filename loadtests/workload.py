@@ -52,6 +52,19 @@ def quick_workload(*, prompt_tokens: int, output_tokens: int, rate_per_s: float 
         """) + _PLACEHOLDER, file="<command line>")
 
 
+def check_api(loaded: LoadedScenario, target_api: str, target: str) -> None:
+    """Fail before sending when a task says how its requests reach the engine (`api`) and
+    the target uses the other API: the server would not compute what was simulated."""
+    wrong = [(i, task) for i, task in enumerate(loaded.scenario.tasks)
+             if task.api is not None and task.api != target_api]
+    if wrong:
+        raise InputError([Problem(str(loaded.path), None, f"tasks[{i}].api",
+                                  f"task {task.name!r} is sent as {task.api}, but target "
+                                  f"{target!r} uses the {target_api} API: expected "
+                                  f"{target_api!r} or a {task.api} target")
+                          for i, task in wrong], title="the plan does not fit the target")
+
+
 def check_context(plan: list[PlanItem], props: ServerProps | None, source: str) -> None:
     """Fail before sending when some request cannot fit one slot's context."""
     n_ctx = props.n_ctx_per_slot if props is not None else None

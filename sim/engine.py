@@ -47,6 +47,9 @@ class DeploymentRun:
     parts: dict[str, str] = field(default_factory=dict)   # hybrid: {"local": name, "cloud": ...}
     shares_prefixes: bool = False       # some requests carry a shared prefix
     sessions: SessionLoop | None = None  # conversations: later turns sent when due
+    #: prompt tokens as the engine computed them (chat template added), when they differ
+    #: from the stream's
+    engine_prompt_tokens: np.ndarray | None = None
 
     @property
     def arrival_s(self) -> list[float] | None:
@@ -88,9 +91,16 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
 
     A hybrid deployment names its local and cloud parts: pass the scenario's `deployments`
     and each task's sensitivity (public / internal / restricted). `llmplan.sim.run` passes
-    all of it from a scenario.
+    all of it from a scenario. A local deployment's model adds its chat template's tokens
+    to the prompts of chat tasks (`api: chat`); hybrid and cloud deployments send the
+    prompts as they are.
     """
     horizon = duration_s + (duration_s if drain_s is None else drain_s)
+    given = stream.prompt_tokens
+    if isinstance(dep, LocalDeployment):
+        template = catalog.models[dep.model].chat_template
+        if template is not None:      # chat tasks' prompts as the engine computes them
+            stream = stream.with_chat_template(template)
     records = Records(len(stream), horizon)
     arrivals = stream.arrival_s.tolist()
     groups, shared = stream.prefix_group, stream.prefix_tokens
@@ -104,7 +114,9 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
     if base is not None:
         work = replace(work, base_groups=base[0].tolist(), base_shared=base[1].tolist())
     env = simpy.Environment()
-    run = DeploymentRun(name, dep, records, duration_s, horizon, shares_prefixes=sharing)
+    run = DeploymentRun(name, dep, records, duration_s, horizon, shares_prefixes=sharing,
+                        engine_prompt_tokens=None if stream.prompt_tokens is given
+                        else stream.prompt_tokens)
     handler: Callable[[int, float], None]
     if isinstance(dep, LocalDeployment):
         fleet = run.fleet = _local_fleet(env, dep, catalog, work, mode=mode,

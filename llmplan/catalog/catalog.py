@@ -126,6 +126,35 @@ class GpuSpec(_Entry):
         return False   # int4 (AWQ/GPTQ): W4A16 kernels everywhere
 
 
+class ChatTemplate(BaseModel):
+    """Tokens a model's chat template puts around the messages of a chat request: the
+    engine computes them (and caches them) like the prompt's own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    message_tokens: float = Field(ge=0, le=1000, description="Around each message (role "
+                                  "marker, end of turn), on average over the two roles.")
+    reply_tokens: float = Field(ge=0, le=1000, description="The assistant's opening the "
+                                "prompt ends with (the generation prompt).")
+    default_system_tokens: float = Field(
+        default=0.0, ge=0, le=10_000, description="A system message the template inserts "
+        "when the request has none (SmolLM2, Qwen2.5, Llama 3.1), template included.")
+
+    def prompt_tokens(self, turn: int) -> float:
+        """Template tokens of a chat prompt at `turn` (0: one user message; turn k carries
+        k earlier user messages and k answers before its own message)."""
+        return self.default_system_tokens + self.reply_tokens \
+            + self.message_tokens * (2 * turn + 1)
+
+    def shared_tokens(self, turn: int) -> float:
+        """The part of them a prefix shared with earlier requests covers: on a first turn,
+        the inserted system message and the user message's opening; later, everything the
+        previous turn's prompt had (its history is this turn's prefix)."""
+        if turn == 0:
+            return self.default_system_tokens + self.message_tokens / 2
+        return self.prompt_tokens(turn - 1)
+
+
 class ModelSpec(_Entry):
     """One open-weights model architecture (what sizes weights, the KV cache and FLOPs)."""
 
@@ -160,6 +189,9 @@ class ModelSpec(_Entry):
                                 description="How many layers attend only within the window.")
     mtp_layers: int = Field(default=0, ge=0, description="Multi-token-prediction layers "
                                                          "(DeepSeek), used for speculation.")
+    chat_template: ChatTemplate | None = Field(
+        default=None, description="Tokens the chat template adds to a task with `api: chat` "
+                                  "(None: not known; none are added).")
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:

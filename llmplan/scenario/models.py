@@ -111,6 +111,12 @@ class TaskSpec(_Strict):
     session: SessionSpec | None = Field(
         default=None, description="Each arrival starts a conversation or agent loop whose "
                                   "later turns resend the history.")
+    api: Literal["chat", "completions"] | None = Field(
+        default=None, description="How the requests reach the engine. chat: prompt_tokens "
+        "(and a session's history) are the messages' text, and a local model adds its chat "
+        "template's tokens (catalog `chat_template`: role markers per message, the reply "
+        "opening, a default system prompt); a load test must then use a chat target. "
+        "completions, or left out: prompt_tokens are all the engine computes.")
     sensitivity: Literal["public", "internal", "restricted"] = Field(
         default="internal", description="restricted = data must stay on owned hardware.")
     slo: SloSpec | None = Field(default=None, description="Overrides the scenario SLO.")

@@ -19,6 +19,17 @@ SESSION_STREAM = 6
 SESSION_GROUP_BASE = 1 << 40
 
 
+class ChatTemplate(Protocol):
+    """What the stream needs of a model's chat template (the catalog's ChatTemplate)."""
+
+    @property
+    def message_tokens(self) -> float: ...
+    @property
+    def reply_tokens(self) -> float: ...
+    @property
+    def default_system_tokens(self) -> float: ...
+
+
 @dataclass(frozen=True)
 class RequestStream:
     """Column arrays, one row per request, sorted by arrival."""
@@ -41,6 +52,9 @@ class RequestStream:
     session: np.ndarray | None = None
     turn: np.ndarray | None = None
     think_s: np.ndarray | None = None
+    #: per task, whether its requests are chat messages (a local model's chat template is
+    #: added to their prompts when simulated); empty: none are
+    chat_tasks: tuple[bool, ...] = ()
 
     def __len__(self) -> int:
         return len(self.arrival_s)
@@ -61,7 +75,30 @@ class RequestStream:
                              self.prompt_tokens[index], self.output_tokens[index],
                              self.task_names, cut(self.reasoning_tokens),
                              cut(self.prefix_group), cut(self.prefix_tokens),
-                             cut(self.session), cut(self.turn), cut(self.think_s))
+                             cut(self.session), cut(self.turn), cut(self.think_s),
+                             self.chat_tasks)
+
+    def with_chat_template(self, template: ChatTemplate) -> RequestStream:
+        """The requests as a model with this chat template computes them: the template's
+        tokens added to the prompts of chat tasks, and to the prefix they share with earlier
+        requests (a first turn's inserted system prompt and message opening, a later turn's
+        whole previous prompt)."""
+        if not any(self.chat_tasks):
+            return self
+        chat = np.asarray(self.chat_tasks, dtype=bool)[self.task_index]
+        turn = self.turn if self.turn is not None else np.zeros(len(self), dtype=np.int64)
+        added = np.rint(template.default_system_tokens + template.reply_tokens
+                        + template.message_tokens * (2 * turn + 1)).astype(np.int64)
+        shared = np.where(turn > 0, np.rint(template.default_system_tokens
+                                            + template.reply_tokens
+                                            + template.message_tokens * (2 * turn - 1)),
+                          np.rint(template.default_system_tokens
+                                  + template.message_tokens / 2)).astype(np.int64)
+        prefix = self.prefix_tokens
+        if prefix is not None and self.prefix_group is not None:
+            prefix = prefix + np.where(chat & (self.prefix_group >= 0), shared, 0)
+        return replace(self, prompt_tokens=self.prompt_tokens + np.where(chat, added, 0),
+                       prefix_tokens=prefix)
 
     def conversation_bases(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Per request, the prefix group and length its conversation's first turn read (its
@@ -156,6 +193,8 @@ class TaskMix(Protocol):
     def shared_prefix(self) -> SharedPrefix | None: ...
     @property
     def session(self) -> Session | None: ...
+    @property
+    def api(self) -> str | None: ...
 
 
 class Workload(Protocol):
@@ -207,7 +246,8 @@ def build_request_stream(scenario: Workload, seed: int | None = None) -> Request
     if prefix_len is not None:
         prompt = prompt + prefix_len
     stream = RequestStream(arrivals, task_index.astype(np.int64), prompt, output, names,
-                           reasoning, group, prefix_len)
+                           reasoning, group, prefix_len,
+                           chat_tasks=tuple(task.api == "chat" for task in scenario.tasks))
     return _with_sessions(stream, scenario.tasks, seed, scenario.duration_s)
 
 
@@ -337,7 +377,7 @@ def _with_sessions(stream: RequestStream, tasks: Sequence[TaskMix], seed: int,
     return RequestStream(out["arrival_s"], out["task_index"], out["prompt_tokens"],
                          out["output_tokens"], stream.task_names, out.get("reasoning_tokens"),
                          out["prefix_group"], out["prefix_tokens"], out["session"],
-                         out["turn"], out["think_s"])
+                         out["turn"], out["think_s"], stream.chat_tasks)
 
 
 def _prefixes(tasks: Sequence[TaskMix], task_index: np.ndarray,

@@ -125,3 +125,23 @@ def test_a_shared_prefix_workload_is_served_from_the_real_servers_cache(
     summary = result.summary
     assert summary.cache is not None and summary.cache.warning is None
     assert (summary.cache.hit_rate or 0) > 0.6
+
+
+def test_a_chat_task_against_a_completions_target_is_refused_before_sending(
+        tmp_path: Path) -> None:
+    """The simulator adds the chat template to `api: chat` tasks; a completions target
+    would not compute it, so the load test would not measure what was simulated."""
+    scenario = tmp_path / "chat.yaml"
+    scenario.write_text("seed: 1\nduration: 60\ntraffic: {kind: poisson, rate_per_s: 1}\n"
+                        "tasks:\n  - name: talk\n    api: chat\n"
+                        "    prompt_tokens: {kind: fixed, tokens: 20}\n"
+                        "    output_tokens: {kind: fixed, tokens: 4}\n")
+    targets = targets_file(tmp_path, local={"kind": "llamacpp", "api": "completions",
+                                            "base_url": "http://127.0.0.1:9",
+                                            "model": "smollm2"})
+    result = llmplan("loadtest", str(scenario), "--targets", str(targets), "--target",
+                     "local", "--out", str(tmp_path / "out"))
+    text = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 2, text
+    assert "tasks[0].api" in text and "'talk' is sent as chat" in text
+    assert not (tmp_path / "out").exists()

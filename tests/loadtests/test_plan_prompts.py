@@ -13,6 +13,7 @@ import urllib.request
 
 import pytest
 
+from llmplan.catalog import builtin_catalog
 from llmplan.loadtests.llamacpp_server import LlamaCppServer
 from llmplan.loadtests.plan import shared_prefix_text, synthetic_prompt
 
@@ -51,3 +52,27 @@ def test_prompts_differ_by_request_and_by_run() -> None:
     # consecutive requests differ from the first token: no shared prefix to cache
     assert all(run[i].split()[0] != run[i + 1].split()[0] for i in range(len(run) - 1))
     assert shared_prefix_text(1, 80, "one") != shared_prefix_text(1, 80, "two")
+
+
+def _chat_prompt_tokens(server: LlamaCppServer, messages: list[dict[str, str]]) -> int:
+    """The prompt tokens the server counts for a chat request (its usage)."""
+    body = json.dumps({"messages": messages, "max_tokens": 1}).encode()
+    request = urllib.request.Request(f"{server.base_url}/v1/chat/completions", body,
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return int(json.load(response)["usage"]["prompt_tokens"])
+
+
+def test_the_catalog_chat_template_is_what_the_server_adds(llamacpp: LlamaCppServer) -> None:
+    """A conversation as the load test sends it (no system message, the history as
+    alternating messages): the server's prompt = the messages' tokens + the catalog
+    template's tokens for that turn, which the simulator adds to `api: chat` tasks."""
+    template = builtin_catalog().models["SmolLM2-135M"].chat_template
+    assert template is not None
+    texts = [synthetic_prompt(n, i, "template") for i, n in enumerate((40, 12, 25, 9, 31))]
+    for turn in range(3):
+        messages = [{"role": "user" if k % 2 == 0 else "assistant", "content": text}
+                    for k, text in enumerate(texts[:2 * turn + 1])]
+        content = sum(_count(llamacpp, text) for text in texts[:2 * turn + 1])
+        added = _chat_prompt_tokens(llamacpp, messages) - content
+        assert abs(added - template.prompt_tokens(turn)) <= 1, (turn, added)
