@@ -50,18 +50,25 @@ PREFIXES = """
     deployments: {x: {gpu: L4, model: SmolLM2-135M}}
 """
 #: the fit level: the same server on plain prompts as long as the prefixed ones (nothing
-#: shared, so every prompt token is computed: the per-prompt-token cost is identified)
+#: shared, so every prompt token is computed: the per-prompt-token cost is identified),
+#: at a rate placed by the server's measured speed (below)
 PLAIN = """
     seed: 31
     duration: 3600
-    traffic: {kind: poisson, rate_per_s: 0.8}
+    traffic: {{kind: poisson, rate_per_s: {rate:.4f}}}
     tasks:
       - name: plain
         api: completions
-        prompt_tokens: {kind: uniform, min_tokens: 20, max_tokens: 300}
-        output_tokens: {kind: uniform, min_tokens: 4, max_tokens: 24}
-    deployments: {x: {gpu: L4, model: SmolLM2-135M}}
+        prompt_tokens: {{kind: uniform, min_tokens: 20, max_tokens: 300}}
+        output_tokens: {{kind: uniform, min_tokens: 4, max_tokens: 24}}
+    deployments: {{x: {{gpu: L4, model: SmolLM2-135M}}}}
 """
+#: the fit level's load: this share of what the server finishes one request at a time.
+#: Saturated (the machine's slow hours made 0.8 req/s so), every decode step runs the full
+#: four slots and the fit cannot tell the fixed cost from the per-sequence one; at 60%
+#: the steps run one to four sequences.
+FIT_UTILISATION = 0.6
+PROBE_REQUESTS = 8
 CONVERSATIONS = """
     seed: 29
     duration: 3600
@@ -89,6 +96,21 @@ class HitRates:
     @property
     def diff_pts(self) -> float:
         return 100.0 * (self.predicted - self.measured)
+
+
+def _service_time_s(target: Target, folder: Path) -> float:
+    """Mean E2E of plain requests sent one at a time (closed loop, one user): the
+    server's time per request of the fit level's mix, when nothing else runs."""
+    loaded = load_scenario_text(textwrap.dedent(PLAIN.format(rate=1.0)))
+    plan = build_plan(loaded, max_requests=PROBE_REQUESTS, salt="probe-hits")
+    run_load_test("llamacpp", target, plan,
+                  LoadTestSettings(users=1, duration_s=300, mode="closed",
+                                   max_requests=PROBE_REQUESTS), folder)
+    rows = [r for r in read_measurements(folder) if r.ok and r.e2e_ms is not None]
+    if len(rows) < PROBE_REQUESTS // 2:
+        raise RuntimeError(f"the speed probe finished {len(rows)} of {PROBE_REQUESTS} "
+                           f"requests ({folder})")
+    return float(np.mean([r.e2e_ms for r in rows])) / 1e3
 
 
 def _run(name: str, loaded: LoadedScenario, target: Target, requests: int,
@@ -122,21 +144,24 @@ def _compare(name: str, loaded: LoadedScenario, planned: int, folder: Path,
     return HitRates(name, len(rows), measured, predicted, errors)
 
 
-def run_hit_experiment(*, prefix_requests: int = 48, session_requests: int = 40,
+def run_hit_experiment(*, prefix_requests: int = 48, session_requests: int = 60,
                        fit_requests: int = 80, fit_level: bool = True,
                        out_dir: Path | None = None) -> list[HitRates]:
-    """Fit the step time on a plain run (prompts of 20-300 tokens, nothing shared), then
-    predict a shared-prefix run and the conversations (both held out): hit rates and
-    latencies.
+    """Fit the step time on a plain run (prompts of 20-300 tokens, nothing shared, at 60%
+    of the rate the server sustains one request at a time, measured first), then predict a
+    shared-prefix run and the conversations (both held out): hit rates and latencies.
     Without `fit_level` the 0.8 req/s run is fitted instead (hit rates only: the latency
     errors are then in-sample)."""
     workdir = Path(out_dir or tempfile.mkdtemp(prefix="llmplan-prefix-hits-"))
     runs = []
     levels = [("prefix", PREFIXES, "completions", prefix_requests),
               ("session", CONVERSATIONS, "chat", session_requests)]
-    if fit_level:
-        levels.insert(0, ("fit", PLAIN, "completions", fit_requests))
     with LlamaCppServer(parallel=4, ctx_per_slot=512) as server:
+        if fit_level:
+            probe = Target(kind="llamacpp", base_url=server.base_url, model="smollm2",
+                           api="completions")
+            rate = FIT_UTILISATION / _service_time_s(probe, workdir / "probe")
+            levels.insert(0, ("fit", PLAIN.format(rate=rate), "completions", fit_requests))
         for name, text, api, requests in levels:
             target = Target(kind="llamacpp", base_url=server.base_url, model="smollm2",
                             api=api)
