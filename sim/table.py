@@ -83,7 +83,8 @@ def request_table(run: DeploymentRun, stream: RequestStream) -> RequestTable:
         queue_wait_s=start - arrival,
         refused_s=np.where(outcome >= REJECTED, finish_raw, np.nan),
         prompt_tokens=(stream.prompt_tokens if run.engine_prompt_tokens is None
-                       else run.engine_prompt_tokens), output_tokens=n_out, task_index=stream.task_index,
+                       else run.engine_prompt_tokens),
+        output_tokens=n_out, task_index=stream.task_index,
         replica=np.asarray(rec.replica, dtype=np.int64),
         preemptions=np.asarray(rec.preemptions, dtype=np.int64), outcome=outcome,
         served_by=served_by, attempts=np.asarray(rec.attempts, dtype=np.int64),
