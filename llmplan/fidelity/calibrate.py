@@ -22,7 +22,7 @@ from typing import Literal
 from llmplan.errors import InputError, Problem
 from llmplan.fidelity.fit import Finding, Fit, fit_step_time, identifiability, quality_gate
 from llmplan.fidelity.server import ServerInfo, same_server, server_info
-from llmplan.fidelity.timeline import ColdStart, StepSample, steps
+from llmplan.fidelity.timeline import ColdStart, StepSample, first_tokens, steps
 from llmplan.fidelity.vllm_metrics import (
     Interval,
     fit_intervals,
@@ -99,7 +99,7 @@ def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
         samples += run_samples
         cold += run_cold
     try:
-        fit = fit_step_time(samples, cold)
+        fit = fit_step_time(samples, cold, first_tokens(rows))
     except ValueError as exc:
         raise InputError([Problem(source_text, None, "", str(exc))],
                          title="calibration impossible") from None

@@ -110,8 +110,14 @@ def kind_quality(predicted: np.ndarray, y: np.ndarray, kind: np.ndarray,
                        if measured > 0 else None)
 
 
-def fit_step_time(samples: list[StepSample], cold: list[ColdStart]) -> Fit:
-    """NNLS fit of the four coefficients (trimmed per kind), plus the cold-start overhead."""
+def fit_step_time(samples: list[StepSample], cold: list[ColdStart],
+                  first_tokens: list[ColdStart] | None = None) -> Fit:
+    """NNLS fit of the five coefficients (trimmed per kind), plus the client overhead: the
+    median of what cold starts leave after their prefill step, at most what any request
+    (`first_tokens`: every finished one) leaves after its own prefill alone. No first
+    token comes sooner than the overhead plus its prefill, so a few cold starts whose
+    prefill the fit underestimates cannot claim an overhead the fastest requests rule out
+    (two cold starts once claimed 155 ms on a server whose requests showed none)."""
     if len(samples) < MIN_STEPS:
         raise ValueError(f"only {len(samples)} busy steps could be reconstructed: load the "
                          f"server with concurrent requests (several in flight) to calibrate")
@@ -128,6 +134,10 @@ def fit_step_time(samples: list[StepSample], cold: list[ColdStart]) -> Fit:
     leftovers = [c.ttft_s - (coef[0] + coef[1] * c.prompt_tokens + coef[4] * c.prefill_pairs)
                  for c in cold]
     overhead = max(0.0, float(np.median(leftovers))) if leftovers else 0.0
+    if first_tokens:
+        fastest = min(f.ttft_s - (coef[0] + coef[1] * f.prompt_tokens
+                                  + coef[4] * f.prefill_pairs) for f in first_tokens)
+        overhead = max(0.0, min(overhead, fastest))
     return Fit(coefficients_s=(float(coef[0]), float(coef[1]), float(coef[2]), float(coef[3]),
                                float(coef[4])),
                client_overhead_s=overhead, samples=len(samples), cold_starts=len(cold),

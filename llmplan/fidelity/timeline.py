@@ -63,6 +63,14 @@ def prefill_pairs(row: RequestRecord) -> int:
     return n * (row.cached_prompt_tokens or 0) + n * (n + 1) // 2
 
 
+def first_tokens(rows: list[RequestRecord]) -> list[ColdStart]:
+    """Every finished request as a bound on the client overhead: its TTFT, its computed
+    prompt and its prefill pairs (its first token cannot come sooner than its prefill
+    alone, whatever else ran)."""
+    return [ColdStart((row.ttft_ms or 0.0) / 1e3, computed_prompt(row), prefill_pairs(row))
+            for row in usable(rows)]
+
+
 def usable(rows: list[RequestRecord]) -> list[RequestRecord]:
     """Finished requests with a first token, a prompt count and at least one chunk."""
     return [r for r in rows if r.ok and r.ttft_ms is not None and r.e2e_ms is not None

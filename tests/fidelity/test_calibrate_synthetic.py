@@ -17,7 +17,8 @@ import yaml
 from synth import COEF, OVERHEAD_S, poisson_workload, serve, write_run
 
 from llmplan.fidelity.calibrate import calibrate
-from llmplan.fidelity.timeline import steps
+from llmplan.fidelity.fit import fit_step_time
+from llmplan.fidelity.timeline import ColdStart, first_tokens, steps
 from llmplan.fidelity.validate import calibrated_deployment, compare
 from llmplan.loadtests.records import RequestRecord
 
@@ -163,3 +164,17 @@ def test_calibrate_prints_every_coefficient_within_100_columns(tmp_path: Path) -
                  "per prefill pair", "client overhead", "R2"):
         assert name in result.output, name
     assert max(len(line) for line in result.output.splitlines()) <= 100
+
+
+def test_a_few_slow_cold_starts_cannot_claim_an_overhead_faster_requests_rule_out() -> None:
+    """Two cold starts whose first tokens came 150 ms late (machine noise, a prefill the fit
+    underestimates) once set the client overhead to 155 ms on a server whose fastest
+    requests left no room for it; every request bounds it: none comes sooner than the
+    overhead plus its own prefill."""
+    rows = _workload()
+    samples, cold = steps(rows)
+    noisy = [ColdStart(c.ttft_s + 0.15, c.prompt_tokens, c.prefill_pairs) for c in cold[:2]]
+    assert fit_step_time(samples, noisy).client_overhead_s == pytest.approx(OVERHEAD_S + 0.15,
+                                                                            rel=1e-6)
+    bounded = fit_step_time(samples, noisy, first_tokens(rows)).client_overhead_s
+    assert bounded == pytest.approx(OVERHEAD_S, rel=1e-3)
