@@ -14,13 +14,22 @@ from llmplan.loadtests.runner import LoadTestSettings, run_load_test
 from llmplan.loadtests.targets import Target
 from llmplan.loadtests.workload import quick_workload
 
-# well below saturation: this server prefills about 7 ms per token on one thread, so 150
-# prompt tokens at 1 req/s ran it at its limit, and a TTFT made of queueing (seconds) swung
-# by a third between two identical runs; 60 tokens at 0.4 req/s queue rarely and TTFT is
-# about one prefill. The first requests after a start run slower (pages and caches still
-# cold): four warm-up requests are sent first and kept out of the statistics.
-QUICK = ("--prompt-tokens", "60", "--output-tokens", "8", "--rate", "0.4", "--requests", "12",
-         "--warmup", "4", "--duration", "90s")
+# The same plan twice: arrivals at a constant 0.5 req/s, 60-token prompts (90 with the chat
+# template), 8-token answers: each request runs alone (E2E about 0.5 s, 2 s apart), so its
+# TTFT is one prefill and the median of 12 is that prefill's time. Poisson arrivals (the quick
+# mode) made the test a coin toss: with 12 requests the seed's one burst of three queued them
+# (1.1-1.9 s against 0.35-0.5 s for the others), and the median fell in the gap between the
+# two groups, so runs a few per cent apart in every request read 533 or 1,090 ms. The first
+# requests after a start run slower (pages and caches still cold): four warm-up requests are
+# sent first and kept out of the statistics.
+STEADY = """seed: 1
+duration: 3600
+traffic: {kind: constant, rate_per_s: 0.5}
+tasks:
+  - name: steady
+    prompt_tokens: {kind: fixed, tokens: 60}
+    output_tokens: {kind: fixed, tokens: 8}
+"""
 
 
 def _quick(tmp_path: Path, server: LlamaCppServer, out: str, *extra: str) -> tuple[int, str]:
@@ -33,22 +42,30 @@ def _quick(tmp_path: Path, server: LlamaCppServer, out: str, *extra: str) -> tup
 
 def test_running_the_same_load_test_twice_measures_the_same(tmp_path: Path,
                                                             llamacpp: LlamaCppServer) -> None:
+    scenario = tmp_path / "steady.yaml"
+    scenario.write_text(STEADY)
+    targets = targets_file(tmp_path, local={"kind": "llamacpp", "base_url": llamacpp.base_url,
+                                            "model": "smollm2"})
     summaries = []
     for out in ("first", "second", "third"):
-        code, output = _quick(tmp_path, llamacpp, out, *QUICK)
-        assert code == 0, output
+        result = llmplan("loadtest", str(scenario), "--targets", str(targets), "--target",
+                         "local", "--requests", "12", "--warmup", "4", "--duration", "90s",
+                         "--out", str(tmp_path / out))
+        assert result.returncode == 0, result.stdout + result.stderr
         summaries.append(json.loads((tmp_path / out / "summary.json").read_text()))
         rows = read_jsonl(tmp_path / out / "requests.jsonl")
+        assert len(rows) == 12
         assert all(r["cached_prompt_tokens"] is not None for r in rows)   # recorded
     first, second, third = (s["latency"]["ttft_ms"]["p50"] for s in summaries)
     print(f"\nTTFT p50 of three identical runs: {first:.0f}, {second:.0f}, {third:.0f} ms")
-    # a cache hit made a repeated run 10-50x faster: the middle run is read against the
-    # two around it and must stay within a quarter to four times the range they span.
-    # Identical runs on this shared machine differ far more than the issue's 10%: 16% and
-    # 23% between two runs, 1,090 / 712 / 1,115 ms in a CI clone, 1,802 / 775 / 951 ms
-    # locally (unexplained, see the closing note of 2026-12-02); the tolerance keeps that
-    # from failing the test while a cache hit still does
-    assert 0.25 * min(first, third) <= second <= 4.0 * max(first, third), \
+    # the issue's 10% between two runs of the same test, with one repeat to absorb the
+    # machine's drift (one run 16% slower than the two others happened in a quiet local
+    # run: 373, 362, 433 ms); a run served from the prompt cache is 10-50x faster, which
+    # the bracket below still catches
+    closest = min(abs(a - b) / min(a, b)
+                  for a, b in ((first, second), (second, third), (first, third)))
+    assert closest <= 0.10, (first, second, third)
+    assert 0.5 * min(first, third) <= second <= 2.0 * max(first, third), \
         (first, second, third)
     for summary in summaries:
         cache = summary["cache"]
