@@ -61,6 +61,10 @@ class ThroughputCase(_Case):
     lengths: Literal["fixed", "sharegpt"] = Field(
         default="fixed", description="fixed: every request has the stated lengths; sharegpt: "
         "the stated lengths are the means of a ShareGPT sample (see sharegpt_lengths).")
+    api: Literal["chat", "completions"] = Field(
+        default="completions", description="chat: the benchmark client sent chat messages "
+        "(vllm bench serve --backend openai-chat) and counted the prompt's own tokens, so "
+        "the server also computed the model's chat template (catalog chat_template).")
     scenario: Literal["offline", "concurrency"]
     concurrency: int | None = None
     requests: int = Field(default=1000, description="Offline: prompts sent at once.")
@@ -170,7 +174,8 @@ def _stream(arrivals: np.ndarray, case: ThroughputCase) -> RequestStream:
         prompt = np.full(n, case.input_tokens, dtype=np.int64)
         output = np.full(n, case.output_tokens, dtype=np.int64)
     return RequestStream(arrival_s=arrivals, task_index=np.zeros(n, dtype=np.int64),
-                         prompt_tokens=prompt, output_tokens=output, task_names=("bench",))
+                         prompt_tokens=prompt, output_tokens=output, task_names=("bench",),
+                         chat_tasks=(case.api == "chat",))
 
 
 def _simulate(case: ThroughputCase, arrivals: np.ndarray,

@@ -134,8 +134,10 @@ class ChatTemplate(BaseModel):
 
     message_tokens: float = Field(ge=0, le=1000, description="Around each message (role "
                                   "marker, end of turn), on average over the two roles.")
-    reply_tokens: float = Field(ge=0, le=1000, description="The assistant's opening the "
-                                "prompt ends with (the generation prompt).")
+    reply_tokens: float = Field(ge=0, le=1000, description="Once per request: the "
+                                "assistant's opening the prompt ends with (the generation "
+                                "prompt), and a begin-of-text token where the template "
+                                "writes one.")
     default_system_tokens: float = Field(
         default=0.0, ge=0, le=10_000, description="A system message the template inserts "
         "when the request has none (SmolLM2, Qwen2.5, Llama 3.1), template included.")
