@@ -17,6 +17,9 @@ ARRIVALS_STREAM, TASKS_STREAM, LENGTHS_STREAM, REASONING_STREAM, PREFIX_STREAM =
 SESSION_STREAM = 6
 #: prefix groups of conversations: SESSION_GROUP_BASE + session (above any shared prefix's)
 SESSION_GROUP_BASE = 1 << 40
+#: the prefix group of what a chat template puts in front of every first message (a default
+#: system prompt, the message's opening): the same text for every chat request of a model
+TEMPLATE_GROUP = SESSION_GROUP_BASE - 1
 
 
 class ChatTemplate(Protocol):
@@ -82,7 +85,8 @@ class RequestStream:
         """The requests as a model with this chat template computes them: the template's
         tokens added to the prompts of chat tasks, and to the prefix they share with earlier
         requests (a first turn's inserted system prompt and message opening, a later turn's
-        whole previous prompt)."""
+        whole previous prompt). A first message with no shared prefix of its own shares
+        that opening with every other chat request (`TEMPLATE_GROUP`)."""
         if not any(self.chat_tasks):
             return self
         chat = np.asarray(self.chat_tasks, dtype=bool)[self.task_index]
@@ -94,11 +98,18 @@ class RequestStream:
                                             + template.message_tokens * (2 * turn - 1)),
                           np.rint(template.default_system_tokens
                                   + template.message_tokens / 2)).astype(np.int64)
-        prefix = self.prefix_tokens
-        if prefix is not None and self.prefix_group is not None:
-            prefix = prefix + np.where(chat & (self.prefix_group >= 0), shared, 0)
+        n = len(self)
+        group = self.prefix_group if self.prefix_group is not None \
+            else np.full(n, -1, dtype=np.int64)
+        prefix = self.prefix_tokens if self.prefix_tokens is not None \
+            else np.zeros(n, dtype=np.int64)
+        prefix = prefix + np.where(chat & (group >= 0), shared, 0)
+        # a first message without a shared prefix still starts with the template's own
+        # text, the same for every chat request: engines cache it like a system prompt
+        alone = chat & (group < 0) & (turn == 0) & (shared > 0)
         return replace(self, prompt_tokens=self.prompt_tokens + np.where(chat, added, 0),
-                       prefix_tokens=prefix)
+                       prefix_group=np.where(alone, TEMPLATE_GROUP, group),
+                       prefix_tokens=np.where(alone, shared, prefix))
 
     def conversation_bases(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Per request, the prefix group and length its conversation's first turn read (its

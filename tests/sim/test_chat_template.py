@@ -60,3 +60,36 @@ def test_a_cloud_deployment_sends_the_messages_as_they_are() -> None:
         "    deployments:\n      api: {kind: cloud, model: gpt-4o-mini}\n"
     run, stream = run_first(scenario_from(text))
     assert list(request_table(run, stream).prompt_tokens) == [100, 210, 320]
+
+
+SINGLES = """
+    seed: 1
+    duration: 300
+    traffic: {{kind: constant, rate_per_s: 0.01}}   # three requests, 100 s apart
+    tasks:
+      - name: ask
+        api: chat
+        prompt_tokens: {{kind: fixed, tokens: 100}}
+        output_tokens: {{kind: fixed, tokens: 10}}
+    deployments:
+      one:
+        gpu: L4
+        model: SmolLM2-135M
+        engine: {{prefix_caching: {policy}}}
+        step_time: {{kind: linear, fixed_ms: 2, per_prefill_token_us: 10,
+                    per_decode_seq_us: 100, per_kv_token_ns: 50}}
+"""
+
+
+@pytest.mark.parametrize(("policy", "reused"), [("vllm", 16), ("per_slot", 24), ("off", 0)])
+def test_every_chat_request_shares_the_templates_opening(policy: str, reused: int) -> None:
+    """Unrelated chat requests all start with the system prompt SmolLM2's template inserts
+    and the user message's opening (21.5 + 2.75 tokens): llama.cpp reuses all 24 (the
+    server's own count, 24 of 130, on every chat request after the first), vLLM its one
+    full 16-token block."""
+    run, stream = run_first(scenario_from(SINGLES.format(policy=policy)))
+    table = request_table(run, stream)
+    assert list(table.prompt_tokens) == [130, 130, 130]
+    assert run.records.cached_tokens == [0, reused, reused]
+    assert table.ttft_s[1] == pytest.approx(0.002 + (130 - reused) * 1e-5 + reused * 50e-9,
+                                            rel=1e-9)
