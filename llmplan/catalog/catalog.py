@@ -13,6 +13,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -142,19 +143,19 @@ class ChatTemplate(BaseModel):
         default=0.0, ge=0, le=10_000, description="A system message the template inserts "
         "when the request has none (SmolLM2, Qwen2.5, Llama 3.1), template included.")
 
-    def prompt_tokens(self, turn: int) -> float:
-        """Template tokens of a chat prompt at `turn` (0: one user message; turn k carries
-        k earlier user messages and k answers before its own message)."""
-        return self.default_system_tokens + self.reply_tokens \
-            + self.message_tokens * (2 * turn + 1)
+    def prompt_tokens(self, turn: np.ndarray) -> np.ndarray:
+        """Template tokens of a chat prompt at each `turn` (0: one user message; turn k
+        carries k earlier user messages and k answers before its own message), rounded."""
+        tokens: np.ndarray = np.rint(self.default_system_tokens + self.reply_tokens
+                                     + self.message_tokens * (2 * turn + 1))
+        return tokens.astype(np.int64)
 
-    def shared_tokens(self, turn: int) -> float:
+    def shared_tokens(self, turn: np.ndarray) -> np.ndarray:
         """The part of them a prefix shared with earlier requests covers: on a first turn,
         the inserted system message and the user message's opening; later, everything the
         previous turn's prompt had (its history is this turn's prefix)."""
-        if turn == 0:
-            return self.default_system_tokens + self.message_tokens / 2
-        return self.prompt_tokens(turn - 1)
+        first = np.rint(self.default_system_tokens + self.message_tokens / 2)
+        return np.where(turn > 0, self.prompt_tokens(turn - 1), first).astype(np.int64)
 
 
 class ModelSpec(_Entry):

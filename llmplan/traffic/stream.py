@@ -25,12 +25,8 @@ TEMPLATE_GROUP = SESSION_GROUP_BASE - 1
 class ChatTemplate(Protocol):
     """What the stream needs of a model's chat template (the catalog's ChatTemplate)."""
 
-    @property
-    def message_tokens(self) -> float: ...
-    @property
-    def reply_tokens(self) -> float: ...
-    @property
-    def default_system_tokens(self) -> float: ...
+    def prompt_tokens(self, turn: np.ndarray) -> np.ndarray: ...
+    def shared_tokens(self, turn: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -91,13 +87,7 @@ class RequestStream:
             return self
         chat = np.asarray(self.chat_tasks, dtype=bool)[self.task_index]
         turn = self.turn if self.turn is not None else np.zeros(len(self), dtype=np.int64)
-        added = np.rint(template.default_system_tokens + template.reply_tokens
-                        + template.message_tokens * (2 * turn + 1)).astype(np.int64)
-        shared = np.where(turn > 0, np.rint(template.default_system_tokens
-                                            + template.reply_tokens
-                                            + template.message_tokens * (2 * turn - 1)),
-                          np.rint(template.default_system_tokens
-                                  + template.message_tokens / 2)).astype(np.int64)
+        added, shared = template.prompt_tokens(turn), template.shared_tokens(turn)
         n = len(self)
         group = self.prefix_group if self.prefix_group is not None \
             else np.full(n, -1, dtype=np.int64)
