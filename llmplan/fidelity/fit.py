@@ -38,6 +38,7 @@ MIN_R2 = 0.5                  # a collapsed fit scores about 0; a noisy CPU serv
 MAX_KIND_BIAS_PCT = 15.0      # held in: total predicted vs measured time of either kind
 NOISY_STEP_ERROR_PCT = 35.0   # median |error| of single steps above this: a note (jitter)
 MAX_OVERHEAD_SHARE = 0.5      # client overhead / median cold-start TTFT
+MIN_COLD_STARTS = 5           # fewer: their median overhead is capped by the fastest requests
 
 
 @dataclass(frozen=True)
@@ -113,11 +114,14 @@ def kind_quality(predicted: np.ndarray, y: np.ndarray, kind: np.ndarray,
 def fit_step_time(samples: list[StepSample], cold: list[ColdStart],
                   first_tokens: list[ColdStart] | None = None) -> Fit:
     """NNLS fit of the five coefficients (trimmed per kind), plus the client overhead: the
-    median of what cold starts leave after their prefill step, at most what any request
-    (`first_tokens`: every finished one) leaves after its own prefill alone. No first
-    token comes sooner than the overhead plus its prefill, so a few cold starts whose
-    prefill the fit underestimates cannot claim an overhead the fastest requests rule out
-    (two cold starts once claimed 155 ms on a server whose requests showed none)."""
+    median of what cold starts leave after their prefill step. From fewer than
+    MIN_COLD_STARTS cold starts, at most what any request (`first_tokens`: every finished
+    one) leaves after its own prefill alone: no first token comes sooner than the
+    overhead plus its prefill, so two cold starts whose prefill the fit underestimates
+    cannot claim an overhead the fastest requests rule out (two once claimed 155 ms on a
+    server whose requests showed none). With enough cold starts their median stands: the
+    smallest of hundreds of leftovers sits in the prefill's noise (-55 ms on a run whose
+    42 cold starts gave 15 ms)."""
     if len(samples) < MIN_STEPS:
         raise ValueError(f"only {len(samples)} busy steps could be reconstructed: load the "
                          f"server with concurrent requests (several in flight) to calibrate")
@@ -134,7 +138,7 @@ def fit_step_time(samples: list[StepSample], cold: list[ColdStart],
     leftovers = [c.ttft_s - (coef[0] + coef[1] * c.prompt_tokens + coef[4] * c.prefill_pairs)
                  for c in cold]
     overhead = max(0.0, float(np.median(leftovers))) if leftovers else 0.0
-    if first_tokens:
+    if first_tokens and len(leftovers) < MIN_COLD_STARTS:
         fastest = min(f.ttft_s - (coef[0] + coef[1] * f.prompt_tokens
                                   + coef[4] * f.prefill_pairs) for f in first_tokens)
         overhead = max(0.0, min(overhead, fastest))
