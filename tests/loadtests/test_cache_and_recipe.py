@@ -44,14 +44,11 @@ def test_running_the_same_load_test_twice_measures_the_same(tmp_path: Path,
                                                             llamacpp: LlamaCppServer) -> None:
     scenario = tmp_path / "steady.yaml"
     scenario.write_text(STEADY)
-    targets = targets_file(tmp_path, local={"kind": "llamacpp", "base_url": llamacpp.base_url,
-                                            "model": "smollm2"})
     summaries = []
     for out in ("first", "second", "third"):
-        result = llmplan("loadtest", str(scenario), "--targets", str(targets), "--target",
-                         "local", "--requests", "12", "--warmup", "4", "--duration", "90s",
-                         "--out", str(tmp_path / out))
-        assert result.returncode == 0, result.stdout + result.stderr
+        code, output = _quick(tmp_path, llamacpp, out, str(scenario), "--requests", "12",
+                              "--warmup", "4", "--duration", "90s")
+        assert code == 0, output
         summaries.append(json.loads((tmp_path / out / "summary.json").read_text()))
         rows = read_jsonl(tmp_path / out / "requests.jsonl")
         assert len(rows) == 12
