@@ -76,7 +76,8 @@ class Timing:
 def finish_record(record: RequestRecord, timing: Timing, usage_prompt: int | None,
                   usage_output: int | None, item: PlanItem, *,
                   cached_prompt: int | None = None,
-                  usage_reasoning: int | None = None) -> RequestRecord:
+                  usage_reasoning: int | None = None,
+                  server_prefill_ms: float | None = None) -> RequestRecord:
     """Fill latencies and token counts from a stopwatch (successful stream)."""
     end = timing.end if timing.end is not None else time.perf_counter()
     stamps = timing.tokens
@@ -97,6 +98,7 @@ def finish_record(record: RequestRecord, timing: Timing, usage_prompt: int | Non
         record.output_tokens, record.token_source = len(stamps), "chunks"
     record.prompt_tokens = usage_prompt
     record.cached_prompt_tokens = cached_prompt
+    record.server_prefill_ms = server_prefill_ms
     n = record.output_tokens or 0
     if n > 1 and record.ttft_ms is not None:
         record.tpot_ms = (record.e2e_ms - record.ttft_ms) / (n - 1)
@@ -248,6 +250,7 @@ class OpenAIStream:
             return record
         usage: dict[str, Any] = {}
         cached: int | None = None
+        prefill_ms: float | None = None
         chat = self.target.api == "chat"
         done = False
         parser = EventParser()
@@ -270,8 +273,11 @@ class OpenAIStream:
                         timing.token(piece or "")
                     usage = chunk.get("usage") or usage
                     timings = chunk.get("timings")
-                    if isinstance(timings, dict) and timings.get("cache_n") is not None:
-                        cached = int(timings["cache_n"])
+                    if isinstance(timings, dict):
+                        if timings.get("cache_n") is not None:
+                            cached = int(timings["cache_n"])
+                        if timings.get("prompt_ms") is not None:
+                            prefill_ms = float(timings["prompt_ms"])
                 if not line:
                     break
             timing.end = time.perf_counter()
@@ -287,7 +293,8 @@ class OpenAIStream:
         reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
         return finish_record(record, timing, usage.get("prompt_tokens"),
                              usage.get("completion_tokens"), item, cached_prompt=cached,
-                             usage_reasoning=int(reasoning) if reasoning is not None else None)
+                             usage_reasoning=int(reasoning) if reasoning is not None else None,
+                             server_prefill_ms=prefill_ms)
 
     def _failed(self, record: RequestRecord, exc: BaseException, timing: Timing) -> RequestRecord:
         failed = _failed(record, exc)

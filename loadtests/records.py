@@ -73,6 +73,11 @@ class RequestRecord(BaseModel):
         default=None, ge=0, description="Prompt tokens the server served from its prompt cache "
                                         "(usage.prompt_tokens_details.cached_tokens, or "
                                         "llama.cpp timings.cache_n); None: not reported.")
+    server_prefill_ms: float | None = Field(
+        default=None, ge=0, description="The server's own clock on the prompt tokens it "
+                                        "computed (llama.cpp timings.prompt_ms): the "
+                                        "machine's speed, apart from the network and queue; "
+                                        "None: not reported.")
     output_tokens: int | None = Field(default=None, ge=0)
     token_source: Literal["server", "chunks", "none"] = "none"
     token_mismatch: bool = False

@@ -199,7 +199,10 @@ class FakeOpenAI(_LoopServer):
         else:
             usage = {"prompt_tokens": 7, "completion_tokens": n,
                      "prompt_tokens_details": {"cached_tokens": 3}}
-            await _chunk(writer, b"data: " + json.dumps({"choices": [], "usage": usage}).encode()
+            last: dict[str, Any] = {"choices": [], "usage": usage}
+            if model == "sse-rich":     # llama.cpp's own clock beside the usage
+                last["timings"] = {"prompt_n": 4, "prompt_ms": 12.5, "predicted_n": n}
+            await _chunk(writer, b"data: " + json.dumps(last).encode()
                          + b"\r\n\r\n: done\r\ndata: [DONE]\r\n\r\n")
         await _chunk(writer, b"")
 

@@ -4,6 +4,7 @@ warning when they happen), and the README recipe's checks (/props limits, goodpu
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 from lt_helpers import llmplan, read_jsonl, targets_file
@@ -44,30 +45,40 @@ def test_running_the_same_load_test_twice_measures_the_same(tmp_path: Path,
                                                             llamacpp: LlamaCppServer) -> None:
     scenario = tmp_path / "steady.yaml"
     scenario.write_text(STEADY)
-    summaries = []
+    ttft, prefill, sent = [], [], []
     for out in ("first", "second", "third"):
         code, output = _quick(tmp_path, llamacpp, out, str(scenario), "--requests", "12",
                               "--warmup", "4", "--duration", "90s")
         assert code == 0, output
-        summaries.append(json.loads((tmp_path / out / "summary.json").read_text()))
+        summary = json.loads((tmp_path / out / "summary.json").read_text())
         rows = read_jsonl(tmp_path / out / "requests.jsonl")
         assert len(rows) == 12
         assert all(r["cached_prompt_tokens"] is not None for r in rows)   # recorded
-    first, second, third = (s["latency"]["ttft_ms"]["p50"] for s in summaries)
-    print(f"\nTTFT p50 of three identical runs: {first:.0f}, {second:.0f}, {third:.0f} ms")
-    # the issue's 10% between two runs of the same test, with one repeat to absorb the
-    # machine's drift (one run 16% slower than the two others happened in a quiet local
-    # run: 373, 362, 433 ms); a run served from the prompt cache is 10-50x faster, which
-    # the bracket below still catches
-    closest = min(abs(a - b) / min(a, b)
-                  for a, b in ((first, second), (second, third), (first, third)))
-    assert closest <= 0.10, (first, second, third)
-    assert 0.5 * min(first, third) <= second <= 2.0 * max(first, third), \
-        (first, second, third)
-    for summary in summaries:
         cache = summary["cache"]
         assert cache["beyond_shared_prefix_rate"] < 0.1 and cache["warning"] is None
         assert 0 < cache["hit_rate"] < 0.5            # the chat template, nothing more
+        ttft.append(summary["latency"]["ttft_ms"]["p50"])
+        prefill.append(statistics.median(float(r["server_prefill_ms"])  # type: ignore[arg-type]
+                                         for r in rows))
+        sent.append(sum(int(r["prompt_tokens"]) for r in rows))  # type: ignore[call-overload]
+    print(f"\nTTFT p50 of three identical runs: {ttft[0]:.0f}, {ttft[1]:.0f}, {ttft[2]:.0f} ms;"
+          f" the server's own prefill p50: {prefill[0]:.0f}, {prefill[1]:.0f}, "
+          f"{prefill[2]:.0f} ms")
+    # The same work each time: the salt changes the prompts' text, not their length (the
+    # cache checks above show none of it came from an earlier run).
+    assert max(sent) - min(sent) <= 0.02 * min(sent), sent
+    # The issue's 10% between runs of the same test, on this machine's speed at the time. A
+    # shared 2-core CI machine drifts: one run there read 496, 440 and 391 ms, each run 11%
+    # faster than the one before, and a quiet local run 373, 362, 433 ms. Such drift is the
+    # server's, and the server's own clock (timings.prompt_ms) sees it too, so each run's
+    # TTFT is read at the three runs' median server speed; what remains is what the load test
+    # adds (HTTP, tokenising, the first sampled token), which must reproduce. A run served
+    # from the prompt cache is 10-50x faster and still fails: the cache checks above catch it,
+    # and its TTFT leaves the raw bracket below.
+    speed = statistics.median(prefill)
+    steady = [t * speed / p for t, p in zip(ttft, prefill, strict=True)]
+    assert max(steady) <= 1.10 * min(steady), (ttft, prefill)
+    assert 0.5 * min(ttft[0], ttft[2]) <= ttft[1] <= 2.0 * max(ttft[0], ttft[2]), ttft
 
 
 def test_a_repeated_plan_is_caught_serving_from_cache(tmp_path: Path,

@@ -40,7 +40,7 @@ def test_a_rich_event_stream_is_measured_token_by_token(tmp_path: Path) -> None:
         assert row["error_class"] is None, row
         assert row["chunks"] == 6 and len(row["itl_ms"]) == 5     # type: ignore[arg-type]
         assert row["output_tokens"] == 6 and not row["token_mismatch"]
-        assert row["cached_prompt_tokens"] == 3
+        assert row["cached_prompt_tokens"] == 3 and row["server_prefill_ms"] == 12.5
 
 
 def test_hidden_reasoning_is_timed_and_the_first_visible_token_kept_apart(
