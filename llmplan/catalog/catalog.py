@@ -99,6 +99,12 @@ class GpuSpec(_Entry):
     prices_as_of: datetime.date
     k8s_product_label: str | None = Field(
         default=None, description="Node label value (nvidia.com/gpu.product or AMD's).")
+    gemm_efficiency_vs_h100: dict[Literal["bf16", "fp8"], float] = Field(
+        default_factory=dict,
+        description="This GPU's measured dense GEMM rate as a share of its datasheet peak, "
+                    "over the H100 SXM's share in the same benchmark (the roofline's "
+                    "compute_efficiency is an H100's; absent: 1, the GPU's libraries reach "
+                    "the same share of their peak).")
 
     @property
     def memory_bytes(self) -> float:
@@ -115,6 +121,12 @@ class GpuSpec(_Entry):
         if weights in ("mxfp4", "nvfp4") and self.fp4_dense_tflops is not None:
             return self.fp4_dense_tflops * 1e12
         return self.bf16_dense_tflops * 1e12
+
+    def gemm_efficiency(self, weights: str) -> float:
+        """The measured GEMM share of peak over an H100's for the kernels `weights` run on
+        (FP8 tensor cores, else the 16-bit ones: dequantising kernels compute in BF16)."""
+        native_fp8 = weights in ("fp8", "int8") and self.fp8_dense_tflops is not None
+        return self.gemm_efficiency_vs_h100.get("fp8" if native_fp8 else "bf16", 1.0)
 
     def runs_natively(self, weights: str) -> bool:
         """Whether this GPU has tensor cores for the format (else a dequantising kernel)."""

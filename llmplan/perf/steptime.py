@@ -70,10 +70,11 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     """
     gpu, model, tp = setup.gpu, setup.model, setup.tp
     weights = setup.weights_dtype
-    flops = gpu.flops_per_s(weights) * tp * spec.compute_efficiency
+    flops = gpu.flops_per_s(weights) * tp * spec.compute_efficiency * gpu.gemm_efficiency(weights)
     if not gpu.runs_natively(weights):
         flops *= spec.dequant_efficiency
-    attention_flops = gpu.flops_per_s("bf16") * tp * spec.compute_efficiency
+    attention_flops = (gpu.flops_per_s("bf16") * tp * spec.compute_efficiency
+                       * gpu.gemm_efficiency("bf16"))
     bandwidth = gpu.bandwidth_bytes_per_s * tp * spec.memory_efficiency
     # linear layers: every active parameter but the input embedding (a lookup)
     matmul_params = model.active_params_b * 1e9 - model.vocab_size * model.hidden_size

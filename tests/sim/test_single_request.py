@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -129,6 +130,37 @@ def test_moe_and_mla_layers_add_their_latency_once_per_step_whatever_the_batch()
     gap = [a - b for a, b in zip(steps("Qwen3-235B-A22B", on),
                                  steps("Qwen3-235B-A22B", off), strict=True)]
     assert gap == pytest.approx([qwen.moe_layer_count * 70e-6] * 3, rel=1e-9)
+
+
+
+def test_a_gpu_whose_gemms_reach_less_of_their_peak_computes_slower_by_that_share() -> None:
+    """The MI300X's measured GEMM share of peak is 0.65 (BF16) and 0.585 (FP8) of an H100's
+    (catalog, SemiAnalysis 2024-12): its compute coefficients are the datasheet's times
+    those shares, its memory and fixed terms untouched; a GPU without a measurement gets the
+    H100's share."""
+    catalog = builtin_catalog()
+    spec = RooflineStepTime()
+    mi300x = catalog.gpus["MI300X"]
+    for weights, share, peak in (("fp8", 0.585, mi300x.fp8_dense_tflops),
+                                 ("bf16", 0.65, mi300x.bf16_dense_tflops)):
+        setup = LocalDeployment(gpu="MI300X", model="Llama-3.1-70B", tp=8,
+                                engine=EngineSpec(weights_dtype=weights)).setup(catalog)
+        got = build_step_time(setup, spec)
+        params = setup.model.active_params_b * 1e9 - (setup.model.vocab_size
+                                                      * setup.model.hidden_size)
+        assert peak is not None
+        assert got.compute_per_token_s == pytest.approx(
+            2 * params / (peak * 1e12 * 8 * spec.compute_efficiency * share), rel=1e-12)
+        unmeasured = dataclasses.replace(
+            setup, gpu=mi300x.model_copy(update={"gemm_efficiency_vs_h100": {}}))
+        flat = build_step_time(unmeasured, spec)
+        assert got.compute_per_token_s * share == pytest.approx(flat.compute_per_token_s,
+                                                                rel=1e-12)
+        assert got.compute_per_pair_s * 0.65 == pytest.approx(flat.compute_per_pair_s,
+                                                              rel=1e-12)
+        assert (got.weights_s, got.serial_s) == (flat.weights_s, flat.serial_s)
+    assert catalog.gpus["MI355X"].gemm_efficiency("fp8") == 1.0   # not measured: as an H100
+    assert mi300x.gemm_efficiency("mxfp4") == 0.65    # no FP4 cores: the BF16 kernels'
 
 
 TWO_TURNS_OF_A_PREFIX = """
