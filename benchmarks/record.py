@@ -178,13 +178,53 @@ def _stream(arrivals: np.ndarray, case: ThroughputCase) -> RequestStream:
                          chat_tasks=(case.api == "chat",))
 
 
+# trtllm-bench's bytes per weight and per KV element by quantisation (BYTES_PER_ELEM in
+# tensorrt_llm/bench/build/tuning.py; anything else counts 2)
+TRTLLM_BENCH_BYTES = {"fp8": 1.0, "nvfp4": 0.5}
+
+
+def trtllm_bench_limits(case: ThroughputCase, catalog: Catalog) -> tuple[int, int]:
+    """(max_batch_size, max_num_tokens) `trtllm-bench throughput` runs a case with.
+
+    The tool sizes them itself from the model, the GPUs and the dataset's lengths
+    (calc_engine_setting / finetune_setting in tensorrt_llm/bench/build/tuning.py): the
+    requests of ISL + OSL tokens that 95% of the memory left after the weights holds, at
+    most 4,096, rounded up; tokens per step that batch x (1 + ISL / OSL), at most 32,768,
+    rounded up, at least 2,048.
+    """
+    gpu, model = catalog.gpus[case.gpu], catalog.models[case.model]
+    gib = float(1 << 30)
+    weight_bytes = TRTLLM_BENCH_BYTES.get(case.weights or "", 2.0)
+    kv_bytes = TRTLLM_BENCH_BYTES.get(case.kv_dtype or "", 2.0)
+    per_token_gib = (2 * model.layers * max(case.tp, model.kv_heads) * model.head_dim
+                     * kv_bytes / gib)
+    free_gib = gpu.memory_bytes / gib * case.tp - model.params_b * 1e9 * weight_bytes / gib
+    requests = free_gib * 0.95 / (per_token_gib * (case.input_tokens + case.output_tokens))
+    raw_bs = min(requests, 4096)
+    raw_tokens = min(raw_bs * (1 + case.input_tokens / case.output_tokens), 32768)
+    if raw_bs < 256:
+        bs = max(64, 32 * math.ceil(raw_bs / 32))
+    else:
+        step = 128 if raw_bs < 1024 else 256
+        bs = step * math.ceil(raw_bs / step)
+    if raw_tokens < 4096:
+        tokens = max(2048, 256 * math.ceil(raw_tokens / 256))
+    else:
+        step = 512 if raw_tokens < 8192 else 1024
+        tokens = step * math.ceil(raw_tokens / step)
+    return bs, max(tokens, bs)
+
+
 def _simulate(case: ThroughputCase, arrivals: np.ndarray,
               catalog: Catalog) -> tuple[float, float]:
     """(output tokens/s over the run, mean requests in flight)."""
+    limits: dict[str, int | None] = {"max_num_seqs": case.max_num_seqs}
+    if case.engine == "trtllm" and case.scenario == "offline" and case.max_num_seqs is None:
+        limits["max_num_seqs"], limits["max_num_batched_tokens"] = \
+            trtllm_bench_limits(case, catalog)
     engine = EngineSpec(weights_dtype=case.weights, kv_dtype=case.kv_dtype,
                         expert_parallel=case.expert_parallel,
-                        async_scheduling=case.async_scheduling,
-                        max_num_seqs=case.max_num_seqs,
+                        async_scheduling=case.async_scheduling, **limits,
                         **({"vllm_version": case.vllm_version} if case.vllm_version else {}))
     dep = _deployment(case, engine, case.replicas)
     stream = _stream(arrivals, case)

@@ -1,14 +1,17 @@
 """How long one continuous-batching step takes: parts that overlap, parts that do not.
 
-    gpu    = max(compute, memory) + serial
+    gpu    = max(gemm FLOPs, weights read) + max(attention FLOPs, KV read) + serial
     step   = max(gpu, cpu)          with async scheduling (the CPU prepares the next step
            = gpu + cpu              while the GPU runs this one), without it
 
-compute = linear-layer FLOPs of the step's tokens + attention FLOPs over their context;
-memory = weights read (dense part, plus the experts the step's tokens touch) + KV cache
-read; serial = what neither overlaps (tensor-parallel all-reduces, a fixed per-step cost;
-in a calibrated model everything, prefill attention pairs included);
-cpu = scheduling, sampling and output handling (fixed + per decoding sequence).
+A roofline per kind of kernel, as the kernels run: one after the other in every layer, each
+bound by its own FLOPs or its own bytes. The linear layers' GEMMs compute 2 FLOPs per
+parameter per token and read the weights (the dense part, plus the experts the step's
+tokens touch); attention computes over each token's context and reads the KV cache. A
+GEMM's FLOPs cannot hide under attention's KV reads, nor attention's FLOPs under the
+weight reads. serial = what overlaps nothing (tensor-parallel all-reduces, a fixed per-step
+cost; in a calibrated model everything, prefill attention pairs included); cpu =
+scheduling, sampling and output handling (fixed + per decoding sequence).
 
 With P prefill tokens, D decoding sequences, K context tokens those decodes attend to and
 A (query, key) pairs of the prefill chunks, each part is affine in K for fixed (P, D): a run
@@ -71,13 +74,16 @@ class StepModel:
 
     def _parts(self, prefill_tokens: int, decode_seqs: int,
                kv_tokens: int, pairs: int) -> tuple[float, float, float, float]:
-        """(compute, memory, serial, cpu) of one step."""
+        """(compute, memory, serial, cpu) of one step; compute and memory both include the
+        GEMMs' max(FLOPs, weight reads)."""
         q = self.verify_tokens
         tokens = prefill_tokens + decode_seqs * q
-        compute = self.compute_per_token_s * tokens \
-            + self.compute_per_pair_s * (pairs + q * kv_tokens) \
+        # the GEMMs' own roofline, a constant of the step's tokens; attention's parts follow
+        # (both carry it, so max(compute, memory) is the sum of the two maxima)
+        gemms = max(self.compute_per_token_s * tokens, self._weights_read_s(tokens))
+        compute = gemms + self.compute_per_pair_s * (pairs + q * kv_tokens) \
             + self.compute_per_window_seq_s * decode_seqs
-        memory = self._weights_read_s(tokens) + self.memory_per_kv_token_s * kv_tokens \
+        memory = gemms + self.memory_per_kv_token_s * kv_tokens \
             + self.memory_per_seq_s * decode_seqs
         serial = self.serial_s + self.serial_per_token_s * tokens \
             + self.serial_per_prefill_token_s * prefill_tokens \

@@ -48,4 +48,4 @@ def test_the_readme_example_runs() -> None:
     done = subprocess.run([sys.executable, "-c", code.group(1)], cwd=ROOT, capture_output=True,
                           text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[0].split()[0] == "gpu-small"   # the example's answer
+    assert done.stdout.splitlines()[0].split()[0] == "hybrid"   # the example's answer

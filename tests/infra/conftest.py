@@ -16,13 +16,13 @@ from llmplan.results.decision import Result
 from llmplan.scenario import LoadedScenario, load_scenario
 
 #: Each bundled example, the deployment it recommends and the kind of stack that makes.
-EXAMPLES = {"support-assistant": ("gpu-small", "local"),
+EXAMPLES = {"support-assistant": ("hybrid", "hybrid"),
             "bulk-extraction": ("owned-h100", "local"),
             "agent-workflow": ("api", "cloud"),
             "regulated-records": ("on-prem", "local"),
             "retail-assistant": ("hybrid", "hybrid")}
-#: The support assistant's hybrid candidate (not its winner), provisioned by name: a stack
-#: for any candidate, not only the recommended one.
+#: The support assistant's hybrid candidate (its winner too), provisioned by name: a stack
+#: for any candidate is made the same way as the recommended one's.
 HYBRID = "support-assistant-hybrid"
 
 

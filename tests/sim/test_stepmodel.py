@@ -1,4 +1,5 @@
-"""The step model on paper: overlapping parts take the max, serial parts add, pieces join."""
+"""The step model on paper: the GEMMs and attention each take the max of their compute and
+their memory traffic, serial parts add, pieces join."""
 
 from __future__ import annotations
 
@@ -29,20 +30,32 @@ def test_cpu_bound_steps_with_async_scheduling() -> None:
     assert model.step_s(0, 30, 0) == pytest.approx(0.004)    # 1 ms + 30 x 0.1 ms of CPU
 
 
+def test_linear_layers_and_attention_each_take_their_own_max() -> None:
+    # the GEMMs read 10 ms of weights and compute 1 ms; attention computes 5 ms over 1 ms of
+    # KV reads: the kernels run one after the other, so 10 + 5 ms (one max over the step's
+    # sums, 11 ms, would let attention's FLOPs hide under the weight reads)
+    model = StepModel(weights_s=0.010, compute_per_token_s=0.0005, compute_per_pair_s=5e-6,
+                      memory_per_kv_token_s=1e-6)
+    assert model.step_s(0, 2, 1000) == pytest.approx(0.010 + 0.005)
+    # past 20 tokens the GEMMs are compute bound (0.5 ms each), attention still adds its own
+    assert model.step_s(40, 0, 0, 1000) == pytest.approx(0.020 + 0.005)
+
+
 def test_decode_runs_are_linear_pieces_that_end_where_another_part_takes_over() -> None:
-    # 4 sequences; compute grows 40 us per step (their context grows by 4 tokens), memory
-    # 8 us: memory (10 ms) is on top until compute (2 ms + 0.04 ms x j) passes it at j = 200
+    # 4 sequences; the GEMMs read 10 ms of weights (2 ms of compute); attention reads 1 ms
+    # of window KV per sequence and 2 us per context token, and computes 10 us per context
+    # token: per step the context grows by 4, attention's reads by 8 us and its compute by
+    # 40 us. Reads are on top (4 ms + 8 us j) until compute (40 us j) passes at j = 125.
     model = StepModel(weights_s=0.010, compute_per_token_s=0.0005, compute_per_pair_s=1e-5,
-                      memory_per_kv_token_s=2e-6)
+                      memory_per_kv_token_s=2e-6, memory_per_seq_s=1e-3)
     first, growth, steps = model.decode_run(4, 0)
-    assert first == pytest.approx(0.010) and growth == pytest.approx(8e-6)
-    # memory line 0.010 + 8e-6 j meets compute line 0.002 + 4e-5 j at j = 250
-    assert steps == 250
-    for j in (0, 100, 249):
+    assert first == pytest.approx(0.014) and growth == pytest.approx(8e-6)
+    assert steps == 125
+    for j in (0, 100, 124):
         assert first + growth * j == pytest.approx(model.step_s(0, 4, 4 * j), rel=1e-12)
-    first, growth, steps = model.decode_run(4, 4 * 250)
+    first, growth, steps = model.decode_run(4, 4 * 125)
     assert growth == pytest.approx(4e-5) and steps == NEVER
-    assert first == pytest.approx(model.step_s(0, 4, 1000), rel=1e-12)
+    assert first == pytest.approx(model.step_s(0, 4, 500), rel=1e-12)
 
 
 def test_experts_touched_grow_with_the_tokens_of_a_step() -> None:
