@@ -58,8 +58,10 @@ class StepTime:
 def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     """Datasheet peaks times achievable efficiencies, part by part.
 
-    compute: 2 FLOPs per active parameter per token on the tensor cores of the weight
-    format (dequantising kernels where the GPU has none), plus attention: 4 FLOPs per
+    GEMMs: 2 FLOPs per active parameter per token on the tensor cores of the weight
+    format (dequantising kernels where the GPU has none), at compute_efficiency times the
+    GPU's measured GEMM share of peak over an H100's (catalog gemm_efficiency_vs_h100);
+    attention (its own roofline, the kernels run one after the other): 4 FLOPs per
     (query, key) pair per head dimension per query head and layer; sliding-window layers
     attend at most their window. memory: every step reads the dense weights once, the
     experts its tokens touch, and the KV cache of every decoding sequence (full layers: the
@@ -70,7 +72,8 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     """
     gpu, model, tp = setup.gpu, setup.model, setup.tp
     weights = setup.weights_dtype
-    flops = gpu.flops_per_s(weights) * tp * spec.compute_efficiency * gpu.gemm_efficiency(weights)
+    flops = (gpu.flops_per_s(weights) * tp * spec.compute_efficiency
+             * gpu.gemm_efficiency(weights))
     if not gpu.runs_natively(weights):
         flops *= spec.dequant_efficiency
     attention_flops = (gpu.flops_per_s("bf16") * tp * spec.compute_efficiency

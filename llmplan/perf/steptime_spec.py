@@ -29,9 +29,9 @@ class _Strict(BaseModel):
 class RooflineStepTime(_Strict):
     """Default step time from the catalog: datasheet peaks times achievable fractions.
 
-    Each step is max(compute, memory traffic) plus what does not overlap (all-reduces, a
-    fixed GPU gap), next to the CPU's part, which async scheduling hides (llmplan/sim/
-    stepmodel.py). The fractions are physical efficiencies, fitted once to the published
+    Each step is max(GEMM FLOPs, weights read) + max(attention FLOPs, KV read) plus what
+    does not overlap (all-reduces, a fixed GPU gap), next to the CPU's part, which async
+    scheduling hides (llmplan/sim/stepmodel.py). The fractions are physical efficiencies, fitted once to the published
     record (benchmarks/published.py, FIDELITY.md): calibrate against your own server
     (`llmplan calibrate`) before trusting absolute numbers.
     """
@@ -39,7 +39,9 @@ class RooflineStepTime(_Strict):
     kind: Literal["roofline"] = "roofline"
     compute_efficiency: float = Field(
         default=0.55, gt=0, le=1,
-        description="Achieved fraction of peak tensor-core FLOP/s (GEMMs and attention).")
+        description="Achieved fraction of peak tensor-core FLOP/s (GEMMs and attention) on "
+                    "an H100; GPUs with a measured GEMM share scale it (catalog "
+                    "gemm_efficiency_vs_h100).")
     memory_efficiency: float = Field(
         default=0.75, gt=0, le=1,
         description="Achieved fraction of peak memory bandwidth (weights and KV reads).")
