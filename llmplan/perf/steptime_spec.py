@@ -31,9 +31,9 @@ class RooflineStepTime(_Strict):
 
     Each step is max(GEMM FLOPs, weights read) + max(attention FLOPs, KV read) plus what
     does not overlap (all-reduces, a fixed GPU gap), next to the CPU's part, which async
-    scheduling hides (llmplan/sim/stepmodel.py). The fractions are physical efficiencies, fitted once to the published
-    record (benchmarks/published.py, FIDELITY.md): calibrate against your own server
-    (`llmplan calibrate`) before trusting absolute numbers.
+    scheduling hides (llmplan/sim/stepmodel.py). The fractions are physical efficiencies,
+    fitted once to the published record (benchmarks/published.py, FIDELITY.md): calibrate
+    against your own server (`llmplan calibrate`) before trusting absolute numbers.
     """
 
     kind: Literal["roofline"] = "roofline"
