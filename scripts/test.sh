@@ -20,4 +20,4 @@ python3 -m venv .venv
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/lint-imports
-.venv/bin/pytest -q "$@"
+.venv/bin/pytest -q --durations=15 "$@"
