@@ -175,7 +175,8 @@ def loadtest(
     targets: Annotated[Path, typer.Option(
         help="Targets YAML (endpoints, key variable names).")] = Path("targets.yaml"),
     duration: Annotated[str, typer.Option(
-        help="Hard limit of each run, e.g. 60s, 10m.")] = "10m",
+        help="Hard limit of each run, counted from its first send (Locust's start-up "
+             "is not counted), e.g. 60s, 10m.")] = "10m",
     users: Annotated[int | None, typer.Option(
         min=1, help="Concurrency cap (closed loop: users). Default 64.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("loadtest-out"),

@@ -13,8 +13,10 @@ sees a real growing conversation. A session stays on one process.
 
 Stopping: when the runner creates the stop file (Ctrl-C, --duration) nothing more is sent,
 at once; requests in flight get `grace_s` to finish and are then cut and recorded as
-`cancelled`. When a process has nothing in flight and nothing left to send it writes
-`done.<pid>` so the runner knows its records are complete.
+`cancelled`. A process writes `started.<pid>` (the wall-clock time its plan starts, or in a
+closed loop its first send), so the duration counts from the sending, not from Locust's start-up;
+when it has nothing in flight and nothing left to send it writes `done.<pid>` so the runner
+knows its records are complete.
 """
 
 from __future__ import annotations
@@ -100,6 +102,8 @@ class _Dispatch:
             self.max_sends = total // worker_count + (1 if worker_index < total % worker_count
                                                       else 0)
         self.start_ts = time.time() + float(CONFIG.get("start_delay_s", 0.5))
+        if CONFIG["mode"] != "closed":
+            self._mark_start(self.start_ts)
         self.writer = RecordWriter(OUT / f"requests.{os.getpid()}.jsonl")
         gevent.spawn(self._watch)
 
@@ -126,8 +130,15 @@ class _Dispatch:
                 return None
             gevent.sleep(0.01)     # a conversation's next turn is still to come
 
+    def _mark_start(self, ts: float) -> None:
+        """The run's clock starts here (open loop: the plan's time zero; closed loop: the
+        first send), not at Locust's launch: --duration is time spent sending."""
+        (OUT / f"started.{os.getpid()}").write_text(repr(ts), encoding="utf-8")
+
     def _taken(self, item: PlanItem, scheduled: float, history: list[Message],
                cycle: int) -> Taken:
+        if self.sent == 0 and CONFIG["mode"] == "closed":
+            self._mark_start(time.time())
         self.sent += 1
         self.taken += 1
         key = (item.session, item.turn, cycle)

@@ -43,7 +43,7 @@ class LoadTestSettings:
     """How hard and how long to push (the bounds every run must state)."""
 
     users: int                           # concurrency cap (open loop) / users (closed loop)
-    duration_s: float                    # hard stop of the whole run
+    duration_s: float                    # hard stop, counted from the plan's start
     mode: Literal["open", "closed"] = "open"
     workers: int = 0                     # 0: one process; N: a master and N workers
     stages: tuple[tuple[float, int, float], ...] = ()   # closed loop: (seconds, users, rate)
@@ -125,11 +125,11 @@ def run_load_test(target_name: str, target: Target, plan: list[PlanItem],
     processes = [subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True) for cmd in commands]
     interrupted = False
-    stop_at = time.monotonic() + settings.duration_s
     scraper = MetricsScraper(target, out_dir)
     scraper.start()
     try:
-        interrupted = _supervise(processes, out_dir, senders, stop_at, settings.grace_s)
+        interrupted = _supervise(processes, out_dir, senders, settings.duration_s,
+                                 settings.grace_s)
     finally:
         _signal_all(processes, signal.SIGTERM)
         for p in processes:
@@ -174,12 +174,37 @@ def _planned_tokens(rows: list[RequestRecord], plan: list[PlanItem]) -> dict[int
     return {r.id: by_index[r.id % size] for r in rows if r.id % size in by_index}
 
 
+#: how long Locust may take to start (import gevent, read the plan) before the run's clock
+#: starts anyway
+STARTUP_ALLOWANCE_S = 60.0
+
+
+def _stop_at(out_dir: Path, launched: float, duration_s: float) -> float | None:
+    """When to stop (time.monotonic()): `duration_s` after the first sender's plan starts
+    (its `started.<pid>` file), or after the launch plus the start-up allowance. None: not
+    known yet."""
+    starts = []
+    for marker in out_dir.glob("started.*"):
+        try:
+            starts.append(float(marker.read_text(encoding="utf-8")))
+        except ValueError:       # being written
+            continue
+    if starts:
+        return time.monotonic() + (min(starts) + duration_s - time.time())
+    if time.monotonic() > launched + STARTUP_ALLOWANCE_S:
+        return launched + duration_s
+    return None
+
+
 def _supervise(processes: list[subprocess.Popen[bytes]], out_dir: Path, senders: int,
-               stop_at: float, grace_s: float) -> bool:
-    """Wait for the senders to finish; stop them at `stop_at` or Ctrl-C. True: interrupted."""
+               duration_s: float, grace_s: float) -> bool:
+    """Wait for the senders to finish; stop them `duration_s` after the plan's start, or at
+    Ctrl-C. True: interrupted."""
     interrupted = False
     stop_file = out_dir / "stop"
     drain_until: float | None = None
+    launched = time.monotonic()
+    stop_at: float | None = None
     while True:
         try:
             done = len(list(out_dir.glob("done.*")))
@@ -189,8 +214,10 @@ def _supervise(processes: list[subprocess.Popen[bytes]], out_dir: Path, senders:
                 if senders == 1:
                     _wait_any(processes, 5.0)
                 return interrupted
+            if stop_at is None:
+                stop_at = _stop_at(out_dir, launched, duration_s)
             now = time.monotonic()
-            if drain_until is None and now >= stop_at:
+            if drain_until is None and stop_at is not None and now >= stop_at:
                 stop_file.touch()
                 drain_until = now + grace_s + 5.0
             if drain_until is not None and now > drain_until:

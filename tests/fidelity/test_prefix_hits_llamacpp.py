@@ -15,8 +15,8 @@ def test_predicted_prefix_hit_rates_match_the_servers_count(
     with capsys.disabled():
         print("\nprefix-cache hit rate on a real llama.cpp server (measured / predicted):")
         for r in results:
-            print(f"  {r.name:<8} {r.requests:3d} requests  {r.measured:6.1%} / "
-                  f"{r.predicted:6.1%}  ({r.diff_pts:+.1f} points)")
+            print(f"  {r.name:<8} {r.requests:3d} requests (times x{r.time_scale:.2f})  "
+                  f"{r.measured:6.1%} / {r.predicted:6.1%}  ({r.diff_pts:+.1f} points)")
     assert [r.name for r in results] == ["prefix", "session"]
     for r in results:
         assert r.requests >= 25

@@ -45,8 +45,15 @@ def test_replays_the_scenario_and_measures_every_request(tmp_path: Path, llamacp
         assert math.isclose(row["tpot_ms"], (row["e2e_ms"] - row["ttft_ms"]) / (n - 1))
         assert 0 < row["ttft_ms"] < row["e2e_ms"]
         assert row["prompt_tokens"] >= by_id[row["id"]].planned_prompt_tokens
-        # the generator kept to the schedule on an idle loopback
-        assert row["schedule_delay_ms"] < 200
+    # the generator kept to the schedule: a request leaves on time unless all 8 users were
+    # waiting on answers when it was due (a slow machine's long answers), and its own lag
+    # (gevent on a loaded CPU) stays far below the seconds an answer takes
+    delays = [r["schedule_delay_ms"] for r in rows]
+    assert float(np.median(delays)) < 100.0, delays
+    for row in rows:
+        due = row["scheduled_ts"]
+        busy = sum(1 for r in rows if r["send_ts"] <= due < r["send_ts"] + r["e2e_ms"] / 1e3)
+        assert row["schedule_delay_ms"] < 1000.0 or busy >= 8, (row, busy)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["requests"]["sent"] == summary["requests"]["finished"] == len(plan)
     ttft = [r["ttft_ms"] for r in rows]
