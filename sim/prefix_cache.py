@@ -183,11 +183,16 @@ class SlotPrefixCache:
 
     As its `get_available_slot` does: the idle slot sharing the longest prefix with the
     request is taken when that covers more than `similarity` of the prompt; otherwise the
-    least recently used idle slot, whose prompt is then saved to host memory and the host
-    cache's best match loaded in its place (also when the chosen slot would keep less than
-    half of its prompt). Prefixes match through groups: a slot or saved prompt of the same
-    group (conversation) shares the shorter of the two lengths; one that began with the
-    same system prompt shares that prompt.
+    least recently used idle slot. Taking the least recently used slot, or a slot that
+    would keep less than half of its prompt, updates the host cache
+    (`server_prompt_cache`, tools/server): the slot's prompt is saved (dropping saved
+    prompts it contains), then the saved prompt that beats the slot's own on both the share
+    of itself kept and the share of the request covered, and keeps at least a quarter of
+    itself, is moved into the slot (it leaves the host cache); with none, a least recently
+    used slot is cleared. The oldest saved prompts go first when the cache is full.
+    Prefixes match through groups: a slot or saved prompt of the same conversation shares
+    the shorter of the two lengths, one of the same shared-prefix group or that began with
+    the same system prompt shares that prompt.
     """
 
     pinned_blocks = 0
@@ -209,8 +214,8 @@ class SlotPrefixCache:
         self.last_used_s = [-1.0] * slots
         self.busy = [False] * slots
         self.host_tokens = host_tokens       # capacity of the host cache (0: none)
-        self.host: dict[int, int] = {}       # group -> tokens of its longest saved prompt
-        self.host_base: dict[int, int] = {}  # system prompt group -> its tokens, as saved
+        #: saved prompts, oldest first: (group, tokens, system prompt group, its tokens)
+        self.host: list[tuple[int, int, int, int]] = []
         self.host_used = 0
         self._chosen = -1
         self._base = (-1, 0)
@@ -227,13 +232,33 @@ class SlotPrefixCache:
             return min(held_sys[1], want_sys[1])
         return 0
 
-    def _host_match(self, want: tuple[int, int, int, int]) -> int:
-        group, tokens, base, base_tokens = want
-        best = min(self.host.get(group, 0), tokens) if group >= 0 else 0
-        sys_group, sys_tokens = (base, base_tokens) if base >= 0 else (group, tokens)
-        if sys_group >= 0:
-            best = max(best, min(self.host_base.get(sys_group, 0), sys_tokens))
-        return best
+    @staticmethod
+    def _contains(held: tuple[int, int, int, int], saved: tuple[int, int, int, int]) -> bool:
+        """Whether every token of the saved prompt begins the held one too."""
+        group, tokens, base, base_tokens = saved
+        if group < 0:
+            return False
+        if base == group:        # a request of a shared-prefix group: its prefix is common
+            common = base_tokens if held[0] == group or held[2] == group else 0
+            return tokens <= min(common, base_tokens)
+        return group == held[0] and tokens <= held[1]    # an earlier state of a conversation
+
+    def _host_best(self, want: tuple[int, int, int, int], prompt_tokens: int,
+                   slot_common: int, slot_tokens: int) -> tuple[int, int]:
+        """(index, shared tokens) of the saved prompt llama.cpp's cache would load in place
+        of the slot's, (-1, 0) for none."""
+        keep_best = slot_common / slot_tokens if slot_tokens > 0 else -1.0
+        sim_best = slot_common / prompt_tokens
+        best, best_common = -1, 0
+        for i, saved in enumerate(self.host):
+            common = self._common(saved, want)
+            keep = common / saved[1]
+            if keep < 0.25:                  # don't trash large prompts
+                continue
+            sim = common / prompt_tokens
+            if keep_best < keep and sim_best < sim:
+                keep_best, sim_best, best, best_common = keep, sim, i, common
+        return best, best_common
 
     def _choose(self, want: tuple[int, int, int, int], prompt_tokens: int,
                 save: bool) -> tuple[int, int]:
@@ -246,6 +271,7 @@ class SlotPrefixCache:
                 if common > best_len:
                     best, best_len = slot, common
         update = False
+        by_lru = False
         if best >= 0 and best_len > self.similarity * prompt_tokens:
             chosen, common = best, best_len
             update = best_len < 0.5 * self.tokens[best]    # it would lose most of its prompt
@@ -257,32 +283,33 @@ class SlotPrefixCache:
             if chosen < 0:
                 return -1, 0
             common = self._common(self._held(chosen), want)
-            update = True
+            update = by_lru = True
         if update and self.host_tokens:
             if save:
                 self._save(chosen)
-            common = max(common, self._host_match(want))
+            index, loaded = self._host_best(want, prompt_tokens, common, self.tokens[chosen])
+            if index >= 0:
+                common = loaded
+                if save:
+                    self.host_used -= self.host.pop(index)[1]
+            elif by_lru and common < self.similarity * prompt_tokens:
+                common = 0           # nothing better saved: the unrelated slot is cleared
         return chosen, min(common, prompt_tokens - 1)
 
     def _held(self, slot: int) -> tuple[int, int, int, int]:
         return self.group[slot], self.tokens[slot], self.base[slot], self.base_tokens[slot]
 
     def _save(self, slot: int) -> None:
-        """The slot's prompt goes to host memory (least recently saved dropped when full)."""
-        group, tokens = self.group[slot], self.tokens[slot]
-        if group < 0 or tokens == 0:
+        """The slot's prompt goes to host memory, replacing saved prompts it contains; the
+        oldest saved prompts go when the cache is full."""
+        held = self._held(slot)
+        if held[0] < 0 or held[1] == 0:
             return
-        old = self.host.pop(group, 0)
-        self.host[group] = max(old, tokens)
-        self.host_used += self.host[group] - old
-        if self.base[slot] >= 0:
-            base = self.base[slot]
-            self.host_base[base] = max(self.host_base.get(base, 0), self.base_tokens[slot])
-        else:
-            self.host_base[group] = max(self.host_base.get(group, 0), tokens)
+        self.host = [saved for saved in self.host if not self._contains(held, saved)]
+        self.host.append(held)
+        self.host_used = sum(saved[1] for saved in self.host)
         while self.host_used > self.host_tokens and self.host:
-            oldest = next(iter(self.host))
-            self.host_used -= self.host.pop(oldest)
+            self.host_used -= self.host.pop(0)[1]
 
     def shared_blocks(self, group: int, shared_tokens: int, prompt_tokens: int) -> int:
         return 0

@@ -79,31 +79,59 @@ def test_llamacpp_host_cache_keeps_what_slots_give_up() -> None:
     cache.reads(200, 0, 5, 300)
     assert cache.take(200, 0, 350, now_s=2.0) == (300, 0)
     cache.release(200, 0, keep_group=200, context_tokens=1000, now_s=3.0, slot=0)
-    assert cache.host == {100: 800}
+    assert cache.host == [(100, 800, 5, 300)]
     # conversation 100's next turn shares only the system prompt with the slot, which
     # would keep under half its 1,000 tokens: the slot is saved and 100's own history
-    # comes back from host memory
+    # comes back from host memory, which gives it up (llama.cpp moves it into the slot)
     cache.reads(100, 800, 5, 300)
     assert cache.peek(100, 800, 900) == (800, 0)
     cache.reads(100, 800, 5, 300)
     assert cache.take(100, 800, 900, now_s=4.0) == (800, 0)
-    assert cache.host == {100: 800, 200: 1000}
+    assert cache.host == [(200, 1000, 5, 300)]
     cache.release(100, 0, keep_group=100, context_tokens=1200, now_s=5.0, slot=0)
+    # saving a conversation's later state replaces an earlier one it contains
+    cache.host.append((100, 600, 5, 300))
+    cache.reads(300, 0, 6, 100)
+    assert cache.take(300, 0, 150, now_s=6.0) == (0, 0)     # unrelated: LRU, slot saved
+    assert cache.host == [(200, 1000, 5, 300), (100, 1200, 5, 300)]
     # a slot that keeps most of its prompt is reused as it is: no host lookup (llama.cpp
     # reads host memory only when the slot would lose over half of its prompt)
     keeps = SlotPrefixCache(slots=1, similarity=0.1, host_tokens=10_000)
     keeps.reads(9, 0, 5, 300)
     keeps.take(9, 0, 400, now_s=0.0)
     keeps.release(9, 0, keep_group=9, context_tokens=500, now_s=1.0, slot=0)
-    keeps.host[10] = 450          # conversation 10's history sits in host memory
-    keeps.reads(10, 450, 5, 300)  # it shares the system prompt: 300 of the slot's 500
+    keeps.host.append((10, 450, 5, 300))   # conversation 10's history sits in host memory
+    keeps.reads(10, 450, 5, 300)           # it shares the system prompt: 300 of the slot's 500
     assert keeps.peek(10, 450, 900) == (300, 0)
     # the host cache holds at most host_tokens: the oldest saved prompt goes first
     small = SlotPrefixCache(slots=1, similarity=0.1, host_tokens=900)
     for i, group in enumerate((1, 2, 3)):
         small.take(group, 0, 500, now_s=float(i))
         small.release(group, 0, keep_group=group, context_tokens=500, now_s=i + 0.5, slot=0)
-    assert small.host == {2: 500} and small.host_used == 500
+    assert [saved[0] for saved in small.host] == [2] and small.host_used == 500
+
+
+def _long_conversation_then_stranger(history_tokens: int) -> SlotPrefixCache:
+    """Conversation 7 (system prompt 5, 300 tokens) ends at `history_tokens`; an unrelated
+    request then takes the only slot, which saves the conversation to host memory."""
+    cache = SlotPrefixCache(slots=1, similarity=0.1, host_tokens=100_000)
+    cache.reads(7, 0, 5, 300)
+    cache.take(7, 0, 400, now_s=0.0)
+    cache.release(7, 0, keep_group=7, context_tokens=history_tokens, now_s=1.0, slot=0)
+    assert cache.take(9, 0, 200, now_s=2.0) == (0, 0)
+    cache.release(9, 0, keep_group=9, context_tokens=250, now_s=3.0, slot=0)
+    assert [saved[0] for saved in cache.host] == [7]
+    return cache
+
+
+def test_llamacpp_host_cache_does_not_trash_a_large_prompt_for_its_first_quarter() -> None:
+    # a new conversation with system prompt 5: the saved 1,100-token conversation would keep
+    # 300 of its tokens (27%), so llama.cpp loads it; a 1,300-token one would keep 23%, under
+    # the quarter it insists on, so the unrelated slot is cleared and nothing is reused
+    for history, reused in ((1100, 300), (1300, 0)):
+        cache = _long_conversation_then_stranger(history)
+        cache.reads(8, 0, 5, 300)
+        assert cache.take(8, 0, 400, now_s=4.0) == (reused, 0), history
 
 
 TWO_TURNS = """
