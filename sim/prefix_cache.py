@@ -214,8 +214,11 @@ class SlotPrefixCache:
         self.last_used_s = [-1.0] * slots
         self.busy = [False] * slots
         self.host_tokens = host_tokens       # capacity of the host cache (0: none)
-        #: saved prompts, oldest first: (group, tokens, system prompt group, its tokens)
-        self.host: list[tuple[int, int, int, int]] = []
+        #: saved prompts by arrival number, oldest first: (group, tokens, system prompt
+        #: group, its tokens); only those of the request's system prompt can match it
+        self.host: dict[int, tuple[int, int, int, int]] = {}
+        self._host_by_base: dict[int, list[int]] = {}
+        self._saves = 0
         self.host_used = 0
         self._chosen = -1
         self._base = (-1, 0)
@@ -233,24 +236,46 @@ class SlotPrefixCache:
         return 0
 
     @staticmethod
+    def _system_prompt(prompt: tuple[int, int, int, int]) -> int:
+        """The group a prompt begins with: its system prompt's, else its own."""
+        return prompt[2] if prompt[2] >= 0 else prompt[0]
+
+    @staticmethod
     def _contains(held: tuple[int, int, int, int], saved: tuple[int, int, int, int]) -> bool:
-        """Whether every token of the saved prompt begins the held one too."""
+        """Whether every token of the saved prompt begins the held one too (both began with
+        the same system prompt)."""
         group, tokens, base, base_tokens = saved
-        if group < 0:
-            return False
-        if base == group:        # a request of a shared-prefix group: its prefix is common
-            common = base_tokens if held[0] == group or held[2] == group else 0
-            return tokens <= min(common, base_tokens)
+        if base == group:        # a request of a shared-prefix group: only its prefix is common
+            return tokens <= base_tokens
         return group == held[0] and tokens <= held[1]    # an earlier state of a conversation
+
+    def store(self, saved: tuple[int, int, int, int]) -> None:
+        """Put a prompt in host memory, replacing saved prompts it contains; the oldest
+        saved prompts go when the cache is full."""
+        ids = self._host_by_base.setdefault(self._system_prompt(saved), [])
+        for key in [key for key in ids if self._contains(saved, self.host[key])]:
+            self._forget(key)
+        self.host[self._saves] = saved
+        ids.append(self._saves)
+        self._saves += 1
+        self.host_used += saved[1]
+        while self.host_used > self.host_tokens and self.host:
+            self._forget(next(iter(self.host)))
+
+    def _forget(self, key: int) -> None:
+        saved = self.host.pop(key)
+        self._host_by_base[self._system_prompt(saved)].remove(key)
+        self.host_used -= saved[1]
 
     def _host_best(self, want: tuple[int, int, int, int], prompt_tokens: int,
                    slot_common: int, slot_tokens: int) -> tuple[int, int]:
-        """(index, shared tokens) of the saved prompt llama.cpp's cache would load in place
+        """(key, shared tokens) of the saved prompt llama.cpp's cache would load in place
         of the slot's, (-1, 0) for none."""
         keep_best = slot_common / slot_tokens if slot_tokens > 0 else -1.0
         sim_best = slot_common / prompt_tokens
         best, best_common = -1, 0
-        for i, saved in enumerate(self.host):
+        for i in self._host_by_base.get(self._system_prompt(want), ()):
+            saved = self.host[i]
             common = self._common(saved, want)
             keep = common / saved[1]
             if keep < 0.25:                  # don't trash large prompts
@@ -287,11 +312,11 @@ class SlotPrefixCache:
         if update and self.host_tokens:
             if save:
                 self._save(chosen)
-            index, loaded = self._host_best(want, prompt_tokens, common, self.tokens[chosen])
-            if index >= 0:
+            key, loaded = self._host_best(want, prompt_tokens, common, self.tokens[chosen])
+            if key >= 0:
                 common = loaded
                 if save:
-                    self.host_used -= self.host.pop(index)[1]
+                    self._forget(key)
             elif by_lru and common < self.similarity * prompt_tokens:
                 common = 0           # nothing better saved: the unrelated slot is cleared
         return chosen, min(common, prompt_tokens - 1)
@@ -300,16 +325,10 @@ class SlotPrefixCache:
         return self.group[slot], self.tokens[slot], self.base[slot], self.base_tokens[slot]
 
     def _save(self, slot: int) -> None:
-        """The slot's prompt goes to host memory, replacing saved prompts it contains; the
-        oldest saved prompts go when the cache is full."""
+        """The slot's prompt goes to host memory (see store)."""
         held = self._held(slot)
-        if held[0] < 0 or held[1] == 0:
-            return
-        self.host = [saved for saved in self.host if not self._contains(held, saved)]
-        self.host.append(held)
-        self.host_used = sum(saved[1] for saved in self.host)
-        while self.host_used > self.host_tokens and self.host:
-            self.host_used -= self.host.pop(0)[1]
+        if held[0] >= 0 and held[1] > 0:
+            self.store(held)
 
     def shared_blocks(self, group: int, shared_tokens: int, prompt_tokens: int) -> int:
         return 0

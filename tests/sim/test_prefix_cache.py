@@ -79,7 +79,7 @@ def test_llamacpp_host_cache_keeps_what_slots_give_up() -> None:
     cache.reads(200, 0, 5, 300)
     assert cache.take(200, 0, 350, now_s=2.0) == (300, 0)
     cache.release(200, 0, keep_group=200, context_tokens=1000, now_s=3.0, slot=0)
-    assert cache.host == [(100, 800, 5, 300)]
+    assert list(cache.host.values()) == [(100, 800, 5, 300)]
     # conversation 100's next turn shares only the system prompt with the slot, which
     # would keep under half its 1,000 tokens: the slot is saved and 100's own history
     # comes back from host memory, which gives it up (llama.cpp moves it into the slot)
@@ -87,20 +87,20 @@ def test_llamacpp_host_cache_keeps_what_slots_give_up() -> None:
     assert cache.peek(100, 800, 900) == (800, 0)
     cache.reads(100, 800, 5, 300)
     assert cache.take(100, 800, 900, now_s=4.0) == (800, 0)
-    assert cache.host == [(200, 1000, 5, 300)]
+    assert list(cache.host.values()) == [(200, 1000, 5, 300)]
     cache.release(100, 0, keep_group=100, context_tokens=1200, now_s=5.0, slot=0)
     # saving a conversation's later state replaces an earlier one it contains
-    cache.host.append((100, 600, 5, 300))
+    cache.store((100, 600, 5, 300))
     cache.reads(300, 0, 6, 100)
     assert cache.take(300, 0, 150, now_s=6.0) == (0, 0)     # unrelated: LRU, slot saved
-    assert cache.host == [(200, 1000, 5, 300), (100, 1200, 5, 300)]
+    assert list(cache.host.values()) == [(200, 1000, 5, 300), (100, 1200, 5, 300)]
     # a slot that keeps most of its prompt is reused as it is: no host lookup (llama.cpp
     # reads host memory only when the slot would lose over half of its prompt)
     keeps = SlotPrefixCache(slots=1, similarity=0.1, host_tokens=10_000)
     keeps.reads(9, 0, 5, 300)
     keeps.take(9, 0, 400, now_s=0.0)
     keeps.release(9, 0, keep_group=9, context_tokens=500, now_s=1.0, slot=0)
-    keeps.host.append((10, 450, 5, 300))   # conversation 10's history sits in host memory
+    keeps.store((10, 450, 5, 300))   # conversation 10's history sits in host memory
     keeps.reads(10, 450, 5, 300)           # it shares the system prompt: 300 of the slot's 500
     assert keeps.peek(10, 450, 900) == (300, 0)
     # the host cache holds at most host_tokens: the oldest saved prompt goes first
@@ -108,7 +108,7 @@ def test_llamacpp_host_cache_keeps_what_slots_give_up() -> None:
     for i, group in enumerate((1, 2, 3)):
         small.take(group, 0, 500, now_s=float(i))
         small.release(group, 0, keep_group=group, context_tokens=500, now_s=i + 0.5, slot=0)
-    assert [saved[0] for saved in small.host] == [2] and small.host_used == 500
+    assert [saved[0] for saved in small.host.values()] == [2] and small.host_used == 500
 
 
 def _long_conversation_then_stranger(history_tokens: int) -> SlotPrefixCache:
@@ -120,7 +120,7 @@ def _long_conversation_then_stranger(history_tokens: int) -> SlotPrefixCache:
     cache.release(7, 0, keep_group=7, context_tokens=history_tokens, now_s=1.0, slot=0)
     assert cache.take(9, 0, 200, now_s=2.0) == (0, 0)
     cache.release(9, 0, keep_group=9, context_tokens=250, now_s=3.0, slot=0)
-    assert [saved[0] for saved in cache.host] == [7]
+    assert [saved[0] for saved in cache.host.values()] == [7]
     return cache
 
 
