@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import textwrap
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -136,9 +136,7 @@ def _compare(name: str, loaded: LoadedScenario, planned: int, folder: Path,
     measured = sum(r.cached_prompt_tokens or 0 for r in rows) / sum(
         r.prompt_tokens or 0 for r in rows)
     dep = calibrated_deployment(calibration)
-    stream = build_request_stream(loaded.scenario).scaled(time_scale).head(planned)
-    if stream.think_s is not None:       # the plan stretched the pauses between turns too
-        stream = replace(stream, think_s=stream.think_s * time_scale)
+    stream = build_request_stream(loaded.scenario).stretched(time_scale).head(planned)
     run = simulate_deployment(name, dep, loaded.catalog, stream,
                               float(stream.arrival_s[-1]) + 1.0, drain_s=900.0)
     table = request_table(run, stream)    # prompts as the engine saw them (chat template)

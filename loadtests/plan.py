@@ -91,7 +91,7 @@ def build_plan(loaded: LoadedScenario, *, seed: int | None = None, time_scale: f
     """The timed list of requests a load test sends; the first `warmup` are warm-up ones.
 
     `max_requests` counts measured requests (warm-up ones come on top)."""
-    stream = build_request_stream(loaded.scenario, seed).scaled(time_scale)
+    stream = build_request_stream(loaded.scenario, seed).stretched(time_scale)
     by_task: dict[str, list[TestItem]] = defaultdict(list)
     for item in test_set or []:
         by_task[item.task].append(item)
@@ -132,7 +132,7 @@ def build_plan(loaded: LoadedScenario, *, seed: int | None = None, time_scale: f
                 # sees what the simulation assumes (a later turn's shared part is its own
                 # conversation, sent as messages)
                 text = shared_prefix_text(group, shared, salt) + " " + text
-            think = 0.0 if stream.think_s is None else float(stream.think_s[i]) * time_scale
+            think = 0.0 if stream.think_s is None else float(stream.think_s[i])
             plan.append(PlanItem(i, send_s, task, text, prompt_tokens, output_tokens, True,
                                  None, i < warmup, shared, session, turn, think))
     return plan

@@ -62,6 +62,12 @@ class RequestStream:
         """The same requests with every arrival time multiplied by `time_factor`."""
         return replace(self, arrival_s=self.arrival_s * time_factor)
 
+    def stretched(self, time_factor: float) -> RequestStream:
+        """The same workload run slower (or faster): arrivals and the pauses between a
+        session's turns both multiplied by `time_factor`."""
+        think = None if self.think_s is None else self.think_s * time_factor
+        return replace(self.scaled(time_factor), think_s=think)
+
     def head(self, n: int) -> RequestStream:
         return self.rows(slice(0, n))
 
