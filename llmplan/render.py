@@ -14,7 +14,7 @@ from llmplan.decide.sweep import SweepResult
 from llmplan.fidelity.fit import Fit
 from llmplan.fidelity.validate import METRICS, Comparison
 from llmplan.loadtests.repeats import RepeatSummary
-from llmplan.perf.steptime_spec import Calibration
+from llmplan.perf.steptime_spec import Calibration, TabulatedStepTime
 from llmplan.results.decision import Candidate, Result
 from llmplan.results.loadtest import LoadTestSummary
 
@@ -134,15 +134,22 @@ def calibration_table(calibration: Calibration) -> Table:
     table.add_column("unit")
     table.add_column("fit")
     table.add_column("", justify="right")
-    rows = [("fixed", f"{st.fixed_ms:.3f}", "ms per step"),
-            ("per prompt token", f"{st.per_prefill_token_us:.1f}", "us (computed tokens)"),
-            ("per decoding sequence", f"{st.per_decode_seq_us:.1f}", "us per step"),
-            ("per KV token read", f"{st.per_kv_token_ns:.1f}", "ns (decode context)"),
-            ("per prefill pair", f"{st.per_prefill_pair_ns:.1f}", "ns (query, key)"),
-            ("client overhead", f"{calibration.client_overhead_ms:.2f}", "ms per request")]
+    if isinstance(st, TabulatedStepTime):
+        rows = [(f"step of {tokens:,} token{'s' if tokens > 1 else ''}", f"{ms:.1f}",
+                 "ms (prompt + decodes)") for tokens, ms in st.tokens_ms]
+        rows += [("per KV token read", f"{st.per_kv_token_ns:.1f}", "ns (decode context)"),
+                 ("per prefill pair", f"{st.per_prefill_pair_ns:.1f}", "ns (query, key)")]
+    else:
+        rows = [("fixed", f"{st.fixed_ms:.3f}", "ms per step"),
+                ("per prompt token", f"{st.per_prefill_token_us:.1f}", "us (computed tokens)"),
+                ("per decoding sequence", f"{st.per_decode_seq_us:.1f}", "us per step"),
+                ("per KV token read", f"{st.per_kv_token_ns:.1f}", "ns (decode context)"),
+                ("per prefill pair", f"{st.per_prefill_pair_ns:.1f}", "ns (query, key)")]
+    rows.append(("client overhead", f"{calibration.client_overhead_ms:.2f}", "ms per request"))
     facts = [("slots", str(calibration.engine.max_num_seqs)), ("steps fitted", f"{fit.steps:,}"),
              ("R2", f"{fit.r2:.3f}"), ("median |err| %", f"{fit.median_abs_error_pct:.1f}"),
-             ("requests", f"{fit.requests:,}"), ("", "")]
+             ("requests", f"{fit.requests:,}")]
+    facts += [("", "")] * (len(rows) - len(facts))
     for (name, value, unit), (fact, figure) in zip(rows, facts, strict=True):
         table.add_row(name, value, unit, fact, figure)
     return table

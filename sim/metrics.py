@@ -359,6 +359,7 @@ def _prefix_cache_part(run: DeploymentRun, table: RequestTable) -> PrefixCacheOu
 def _coefficients(step: StepTime) -> StepTimeCoefficients:
     return StepTimeCoefficients(
         serial_ms=step.serial_s * 1e3, serial_per_token_us=step.serial_per_token_s * 1e6,
+        serial_tokens_ms=[(t, ms) for t, ms in step.table_points_ms] or None,
         serial_per_prefill_token_us=step.serial_per_prefill_token_s * 1e6,
         serial_per_seq_us=step.serial_per_seq_s * 1e6,
         serial_per_kv_token_ns=step.serial_per_kv_token_s * 1e9,

@@ -38,6 +38,7 @@ class StepModel:
     def __init__(self, *, serial_s: float = 0.0, serial_per_token_s: float = 0.0,
                  serial_per_prefill_token_s: float = 0.0, serial_per_seq_s: float = 0.0,
                  serial_per_kv_token_s: float = 0.0, serial_per_pair_s: float = 0.0,
+                 serial_tokens_s: tuple[float, ...] = (),
                  compute_per_token_s: float = 0.0, compute_per_pair_s: float = 0.0,
                  compute_per_window_seq_s: float = 0.0,
                  weights_s: float = 0.0, experts_s: float = 0.0, experts: int = 0,
@@ -47,6 +48,9 @@ class StepModel:
                  verify_tokens: int = 1, accepted: float = 1.0) -> None:
         self.serial_s = serial_s
         self.serial_per_token_s = serial_per_token_s
+        #: a measured serial time of a step by its tokens (index: tokens; a calibrated
+        #: server whose step is not linear in them); past its end serial_per_token_s each
+        self.serial_tokens_s: list[float] = list(serial_tokens_s)
         self.serial_per_prefill_token_s = serial_per_prefill_token_s
         self.serial_per_seq_s = serial_per_seq_s
         self.serial_per_kv_token_s = serial_per_kv_token_s
@@ -72,6 +76,17 @@ class StepModel:
             return self.weights_s
         return self.weights_s + self.experts_s * (1.0 - math.pow(self.untouched, tokens))
 
+    def _tokens_s(self, tokens: int) -> float:
+        """Serial time of the step's tokens: the measured table where it reaches, past
+        its end (or without one) serial_per_token_s per token."""
+        table = self.serial_tokens_s
+        n = len(table)
+        if n == 0:
+            return self.serial_per_token_s * tokens
+        if tokens < n:
+            return table[tokens]
+        return table[n - 1] + self.serial_per_token_s * (tokens - n + 1)
+
     def _parts(self, prefill_tokens: int, decode_seqs: int,
                kv_tokens: int, pairs: int) -> tuple[float, float, float, float]:
         """(compute, memory, serial, cpu) of one step; compute and memory both include the
@@ -85,7 +100,7 @@ class StepModel:
             + self.compute_per_window_seq_s * decode_seqs
         memory = gemms + self.memory_per_kv_token_s * kv_tokens \
             + self.memory_per_seq_s * decode_seqs
-        serial = self.serial_s + self.serial_per_token_s * tokens \
+        serial = self.serial_s + self._tokens_s(tokens) \
             + self.serial_per_prefill_token_s * prefill_tokens \
             + self.serial_per_seq_s * decode_seqs + self.serial_per_kv_token_s * kv_tokens \
             + self.serial_per_pair_s * pairs

@@ -36,6 +36,7 @@ from llmplan.perf.steptime_spec import (
     CalibrationServer,
     FitQuality,
     LinearStepTime,
+    TabulatedStepTime,
 )
 
 CalibrationSource = Literal["records", "vllm-metrics"]
@@ -181,14 +182,20 @@ def build_calibration(fit: Fit, info: ServerInfo, rows: list[RequestRecord], sou
     n_ctx = info.n_ctx_per_slot
     kv = kv_cache_tokens or info.kv_cache_tokens or (n_ctx * slots if n_ctx else None)
     fixed, prefill, decode, kv_token, pair = fit.coefficients_s
+    step_time: LinearStepTime | TabulatedStepTime = LinearStepTime(
+        fixed_ms=round(fixed * 1e3, 6), per_prefill_token_us=round(prefill * 1e6, 6),
+        per_decode_seq_us=round(decode * 1e6, 6), per_kv_token_ns=round(kv_token * 1e9, 6),
+        per_prefill_pair_ns=round(pair * 1e9, 6))
+    if fit.table is not None:
+        step_time = TabulatedStepTime(
+            tokens_ms=[(t, round(s * 1e3, 6)) for t, s in zip(fit.table.tokens,
+                                                                fit.table.step_s, strict=True)],
+            per_kv_token_ns=round(fit.table.per_kv_token_s * 1e9, 6),
+            per_prefill_pair_ns=round(fit.table.per_pair_s * 1e9, 6))
     return Calibration(
         source=source,
         server=CalibrationServer(slots=int(slots), n_ctx_per_slot=n_ctx, build=info.build),
-        step_time=LinearStepTime(fixed_ms=round(fixed * 1e3, 6),
-                                 per_prefill_token_us=round(prefill * 1e6, 6),
-                                 per_decode_seq_us=round(decode * 1e6, 6),
-                                 per_kv_token_ns=round(kv_token * 1e9, 6),
-                                 per_prefill_pair_ns=round(pair * 1e9, 6)),
+        step_time=step_time,
         engine=CalibrationEngine(max_num_seqs=int(slots),
                                  max_num_batched_tokens=int(max_batched_tokens
                                                             or info.max_batched_tokens or 2048),

@@ -15,6 +15,17 @@ relative residual, so a trim can never remove a whole kind: an earlier version t
 worst 5% of all steps, which on long-prompt workloads (prefill steps 1-3% of all, with the
 largest absolute residuals) removed every prefill step and fitted a prompt-token cost of 0.
 
+A second model is fitted next to the line, and kept when it explains the steps better
+(lower AIC on relative residuals, and at least TABLE_GAIN smaller relative RMS error): a
+step time measured against the step's tokens T = P + D (points at every decode batch size
+seen MIN_STEPS_PER_SIZE times and at the prompt-carrying steps' terciles of T, straight in
+between), plus the same K and A terms, fitted on residuals relative to the predicted step
+(a shared machine's jitter grows with the step). A line charges every token alike;
+llama.cpp's one-thread CPU steps do not (SmolLM2-135M: 18-24 ms for one decode, 61-72 ms
+for three, 11 ms per token for a long prompt, 15 ms per token for a 13-token one), so the
+line put held-out lone decodes 20-44% too slow and short prompts after a cached prefix
+10-16% too fast.
+
 `identifiability` names what the steps cannot determine; `quality_gate` turns those and
 out-of-bounds results into problems that say what is missing and how to get it.
 """
@@ -29,6 +40,8 @@ from scipy.optimize import nnls
 
 from llmplan.fidelity.timeline import ColdStart, StepSample
 
+TABLE_GAIN = 0.05             # the table's relative RMS error must be this much smaller
+MAX_TABLE_SIZES = 16          # decode batch sizes that get their own point (more: spread)
 TRIM_FRACTION = 0.05          # per kind: the worst 5% by relative residual are refitted without
 MIN_STEPS = 8
 MIN_PREFILL_STEPS = 20        # steps that carried a prompt
@@ -38,7 +51,12 @@ MIN_R2 = 0.5                  # a collapsed fit scores about 0; a noisy CPU serv
 MAX_KIND_BIAS_PCT = 15.0      # held in: total predicted vs measured time of either kind
 NOISY_STEP_ERROR_PCT = 35.0   # median |error| of single steps above this: a note (jitter)
 MAX_OVERHEAD_SHARE = 0.5      # client overhead / median cold-start TTFT
-MIN_COLD_STARTS = 5           # fewer: their median overhead is capped by the fastest requests
+#: fewer: their median overhead is capped by the fastest requests. Six cold starts of
+#: 1.5-1.8 s prompts (a fit level of long plain prompts on a one-thread CPU server) left
+#: medians of +112 and -212 ms with a spread of 107-179 ms: noise, which once added 112 ms
+#: to every predicted TTFT (+36% on the held-out prefix run); 45-51 cold starts of short
+#: prompts gave -4 and -10 ms with a spread of 25-30 ms.
+MIN_COLD_STARTS = 20
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,25 @@ class KindQuality:
 
 
 @dataclass(frozen=True)
+class TokenTable:
+    """step = h(P + D) + per_kv_token x K + per_pair x A, h straight between (tokens,
+    seconds) points from (0, 0), past the last at the last segment's rate."""
+
+    tokens: tuple[int, ...]
+    step_s: tuple[float, ...]
+    per_kv_token_s: float
+    per_pair_s: float
+
+    def basis(self, tokens: np.ndarray) -> np.ndarray:
+        return _token_basis(tokens, list(self.tokens))
+
+    def predict(self, tokens: np.ndarray, kv: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+        predicted: np.ndarray = self.basis(tokens) @ np.asarray(self.step_s) \
+            + self.per_kv_token_s * kv + self.per_pair_s * pairs
+        return predicted
+
+
+@dataclass(frozen=True)
 class Fit:
     coefficients_s: tuple[float, float, float, float, float]   # fixed, P, D, K, A
     client_overhead_s: float
@@ -67,6 +104,9 @@ class Fit:
     prefill: KindQuality
     decode: KindQuality
     median_cold_ttft_s: float | None
+    #: the measured step-time table when it explains the steps better than the line
+    #: (coefficients_s is then the line it beat)
+    table: TokenTable | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +126,92 @@ def _design(samples: list[StepSample]) -> tuple[np.ndarray, np.ndarray, np.ndarr
                   for s in samples])
     y = np.array([s.duration_s for s in samples])
     return X, y, X[:, 1] > 0
+
+
+def _token_basis(tokens: np.ndarray, points: list[int]) -> np.ndarray:
+    """Columns whose coefficients are h at each point: straight between points (from 0 at
+    no tokens), past the last one along the last segment."""
+    knots = np.array([0, *points], dtype=float)
+    tokens = np.asarray(tokens, dtype=float)
+    basis = np.zeros((tokens.size, len(points)))
+    for j in range(len(points)):
+        unit = np.zeros(knots.size)
+        unit[j + 1] = 1.0
+        basis[:, j] = np.interp(tokens, knots, unit)
+    past = tokens > knots[-1]
+    beyond = (tokens[past] - knots[-1]) / (knots[-1] - knots[-2])
+    basis[past, -1] = 1.0 + beyond
+    if len(points) >= 2:
+        basis[past, -2] = -beyond
+    return basis
+
+
+def _table_points(samples: list[StepSample]) -> list[int]:
+    """Where the table is measured: every decode batch size seen MIN_STEPS_PER_SIZE times
+    (at most MAX_TABLE_SIZES, spread), and the terciles of the prompt-carrying steps'
+    tokens above them."""
+    counts: dict[int, int] = {}
+    for s in samples:
+        if s.prefill_tokens == 0:
+            counts[s.decode_seqs] = counts.get(s.decode_seqs, 0) + 1
+    sizes = sorted(d for d, n in counts.items() if d > 0 and n >= MIN_STEPS_PER_SIZE)
+    if len(sizes) > MAX_TABLE_SIZES:
+        picks = np.linspace(0, len(sizes) - 1, MAX_TABLE_SIZES).round().astype(int)
+        sizes = [sizes[i] for i in sorted(set(picks.tolist()))]
+    prompt_steps = [s.prefill_tokens + s.decode_seqs for s in samples if s.prefill_tokens]
+    above = max(sizes, default=0)
+    terciles = set(np.percentile(prompt_steps, [0, 100 / 3, 200 / 3, 100]).round()
+                   .astype(int).tolist()) if prompt_steps else set()
+    return sizes + sorted(t for t in terciles if t > above)
+
+
+def _relative_nnls(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """NNLS of residuals relative to the step's predicted time: weighted by 1 / y first,
+    then twice by 1 / the prediction (weighting by the measured time alone would favour
+    the steps that happened to run fast, and fit every step a few % short)."""
+    scale = np.maximum(y, 1e-6)
+    for _ in range(3):
+        coef = np.asarray(nnls(X / scale[:, None], y / scale)[0])
+        scale = np.maximum(X @ coef, 1e-6)
+    return coef
+
+
+def _fit_table(samples: list[StepSample], y: np.ndarray, prefill: np.ndarray
+               ) -> tuple[TokenTable, np.ndarray] | None:
+    """The token table fitted on relative residuals (trimmed within the prompt steps and
+    within each batch size), with the steps it kept; None where fewer than three points
+    can be placed."""
+    points = _table_points(samples)
+    tokens = np.array([s.prefill_tokens + s.decode_seqs for s in samples], dtype=float)
+    kv = np.array([s.kv_tokens for s in samples], dtype=float)
+    pairs = np.array([s.prefill_pairs for s in samples], dtype=float)
+    if len(points) < 3:
+        return None
+    # trimmed within the prompt steps and within each batch size of the others, so that no
+    # size (whose point only its own steps set) can lose all its steps to the trim
+    group = np.where(prefill, -1, np.array([s.decode_seqs for s in samples]))
+    X = np.column_stack([_token_basis(tokens, points), kv, pairs])
+    coef = _relative_nnls(X, y)
+    keep = _trim_by_group(np.abs(X @ coef - y) / np.maximum(y, 1e-9), group)
+    coef = _relative_nnls(X[keep], y[keep])
+    table = TokenTable(tokens=tuple(points), step_s=tuple(float(v) for v in coef[:-2]),
+                       per_kv_token_s=float(coef[-2]), per_pair_s=float(coef[-1]))
+    return table, keep
+
+
+def _aic(relative: np.ndarray, parameters: int) -> float:
+    return float(relative.size * np.log(np.mean(relative ** 2) + 1e-300) + 2 * parameters)
+
+
+def _trim_by_group(relative: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Keep all but the worst TRIM_FRACTION within each group (none is ever emptied)."""
+    keep = np.ones(relative.size, dtype=bool)
+    for g in np.unique(group):
+        members = group == g
+        if members.sum() >= 1 / TRIM_FRACTION:        # too few to trim: keep them all
+            cut = np.percentile(relative[members], 100 * (1 - TRIM_FRACTION))
+            keep[members] = relative[members] <= cut
+    return keep
 
 
 def _trim_by_kind(relative: np.ndarray, prefill: np.ndarray) -> np.ndarray:
@@ -131,16 +257,33 @@ def fit_step_time(samples: list[StepSample], cold: list[ColdStart],
     keep = _trim_by_kind(relative, prefill)
     coef, _ = nnls(X[keep], y[keep])
     predicted = X @ coef
+    table = None
+    tabulated = _fit_table(samples, y, prefill)
+    if tabulated is not None:
+        candidate, kept = tabulated
+        tokens = X[:, 1] + X[:, 2]
+        on_table = candidate.predict(tokens, X[:, 3], X[:, 4])
+        rel_table = ((on_table - y) / np.maximum(y, 1e-9))[kept]
+        rel_line = ((predicted - y) / np.maximum(y, 1e-9))[kept]
+        if _aic(rel_table, len(candidate.tokens) + 2) < _aic(rel_line, 5) and \
+                np.sqrt(np.mean(rel_table ** 2)) < (1 - TABLE_GAIN) * np.sqrt(
+                    np.mean(rel_line ** 2)):
+            table, predicted, keep = candidate, on_table, kept
     error_pct = 100 * np.abs(predicted - y) / np.maximum(y, 1e-9)
     ss_res = float(np.sum((y - predicted) ** 2))
     ss_tot = float(np.sum((y - y.mean()) ** 2)) or 1e-30
     # a cold start is one step with only the prompt: what is left is client-side time
-    leftovers = [c.ttft_s - (coef[0] + coef[1] * c.prompt_tokens + coef[4] * c.prefill_pairs)
-                 for c in cold]
+    def alone_s(first: ColdStart) -> float:
+        """A prompt's prefill step with nothing else running."""
+        if table is not None:
+            return float(table.predict(np.array([first.prompt_tokens]), np.zeros(1),
+                                       np.array([first.prefill_pairs]))[0])
+        return float(coef[0] + coef[1] * first.prompt_tokens + coef[4] * first.prefill_pairs)
+
+    leftovers = [c.ttft_s - alone_s(c) for c in cold]
     overhead = max(0.0, float(np.median(leftovers))) if leftovers else 0.0
     if first_tokens and len(leftovers) < MIN_COLD_STARTS:
-        fastest = min(f.ttft_s - (coef[0] + coef[1] * f.prompt_tokens
-                                  + coef[4] * f.prefill_pairs) for f in first_tokens)
+        fastest = min(f.ttft_s - alone_s(f) for f in first_tokens)
         overhead = max(0.0, min(overhead, fastest))
     return Fit(coefficients_s=(float(coef[0]), float(coef[1]), float(coef[2]), float(coef[3]),
                                float(coef[4])),
@@ -149,7 +292,8 @@ def fit_step_time(samples: list[StepSample], cold: list[ColdStart],
                median_abs_error_pct=float(np.median(error_pct)),
                prefill=kind_quality(predicted, y, prefill, keep),
                decode=kind_quality(predicted, y, ~prefill, keep),
-               median_cold_ttft_s=float(np.median([c.ttft_s for c in cold])) if cold else None)
+               median_cold_ttft_s=float(np.median([c.ttft_s for c in cold])) if cold else None,
+               table=table)
 
 
 def identifiability(samples: list[StepSample]) -> tuple[list[Finding], list[Finding]]:

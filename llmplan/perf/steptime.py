@@ -2,7 +2,8 @@
 
 A builder per `step_time.kind` turns the scenario's choice into `StepTime` coefficients
 (seconds): `roofline` derives them from the catalog (datasheet peaks times achievable
-efficiencies), `linear` takes them as given, `calibrated` from a calibration file. The
+efficiencies), `linear` takes them as given, `tabulated` takes a measured step time per
+number of tokens in the step, `calibrated` reads either from a calibration file. The
 simulator evaluates them (max of overlapping parts plus serial parts, see stepmodel.py).
 """
 
@@ -12,12 +13,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 from llmplan.perf.setup import ReplicaSetup
 from llmplan.perf.steptime_spec import (
     CalibratedStepTime,
     LinearStepTime,
     RooflineStepTime,
     StepTimeSpec,
+    TabulatedStepTime,
 )
 
 
@@ -31,6 +35,8 @@ class StepTime:
     serial_per_seq_s: float = 0.0
     serial_per_kv_token_s: float = 0.0
     serial_per_pair_s: float = 0.0
+    serial_tokens_s: tuple[float, ...] = ()   # measured: index = tokens in the step
+    table_points_ms: tuple[tuple[int, float], ...] = ()   # ... the points it was read from
     compute_per_token_s: float = 0.0
     compute_per_pair_s: float = 0.0
     compute_per_window_seq_s: float = 0.0
@@ -51,7 +57,7 @@ class StepTime:
     def coefficients(self) -> dict[str, Any]:
         """Keyword arguments of the simulator's StepModel."""
         data = asdict(self)
-        del data["source"], data["client_overhead_s"]
+        del data["source"], data["client_overhead_s"], data["table_points_ms"]
         return data
 
 
@@ -135,10 +141,24 @@ def linear(setup: ReplicaSetup, spec: LinearStepTime) -> StepTime:
                     serial_per_pair_s=spec.per_prefill_pair_ns * 1e-9, source="linear")
 
 
+def tabulated(setup: ReplicaSetup, spec: TabulatedStepTime) -> StepTime:
+    """A step time measured against the step's tokens: straight between the points (from 0
+    at none), past the last one at its last segment's rate; plus KV tokens and pairs."""
+    tokens = [0, *(t for t, _ in spec.tokens_ms)]
+    ms = [0.0, *(v for _, v in spec.tokens_ms)]
+    table = np.interp(np.arange(tokens[-1] + 1), tokens, ms) * 1e-3
+    rate_s = max(0.0, (ms[-1] - ms[-2]) / (tokens[-1] - tokens[-2])) * 1e-3
+    return StepTime(serial_tokens_s=tuple(float(v) for v in table), serial_per_token_s=rate_s,
+                    table_points_ms=tuple((int(t), float(v)) for t, v in spec.tokens_ms),
+                    serial_per_kv_token_s=spec.per_kv_token_ns * 1e-9,
+                    serial_per_pair_s=spec.per_prefill_pair_ns * 1e-9, source="tabulated")
+
+
 def calibrated(setup: ReplicaSetup, spec: CalibratedStepTime) -> StepTime:
     """Coefficients measured on a real server by `llmplan calibrate`."""
     assert spec.calibration is not None  # loaded when the scenario was validated
-    fitted = linear(setup, spec.calibration.step_time)
+    fitted = STEP_TIME_BUILDERS[spec.calibration.step_time.kind](setup,
+                                                                  spec.calibration.step_time)
     return StepTime(**{**asdict(fitted),
                        "source": f"calibrated: {spec.resolved_path or spec.file}",
                        "client_overhead_s": spec.calibration.client_overhead_ms * 1e-3})
@@ -147,6 +167,7 @@ def calibrated(setup: ReplicaSetup, spec: CalibratedStepTime) -> StepTime:
 STEP_TIME_BUILDERS: dict[str, Callable[..., StepTime]] = {
     "roofline": roofline,
     "linear": linear,
+    "tabulated": tabulated,
     "calibrated": calibrated,
 }
 

@@ -8,6 +8,7 @@ step, `cpu_fixed_ms` (roofline) only its CPU part.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -91,6 +92,37 @@ class LinearStepTime(_Strict):
                     "n (n + 1) / 2 keys. 0: the prompt's attention is in per_prefill_token.")
 
 
+class TabulatedStepTime(_Strict):
+    """Step time measured against the number of tokens in the step (prompt tokens plus one
+    per decoding sequence), where a straight line does not fit: a CPU server's kernels
+    cost 22 ms for one decode token and 11 ms per token for a long prompt. What `llmplan
+    calibrate` writes when this explains the steps better than the linear kind.
+
+        step = h(P + D) + per_kv_token x K + per_prefill_pair x A
+
+    h runs straight between the measured points, from 0 at no tokens; past the last point
+    it grows at the last segment's rate."""
+
+    kind: Literal["tabulated"] = "tabulated"
+    tokens_ms: list[tuple[Annotated[int, Field(gt=0)], Annotated[float, Field(ge=0)]]] = Field(
+        min_length=2, max_length=256,
+        description="[tokens in the step, milliseconds] points, tokens increasing.")
+    per_kv_token_ns: float = Field(ge=0, description="Per KV-cache token read in a step.")
+    per_prefill_pair_ns: float = Field(
+        default=0.0, ge=0, description="Per (query, key) pair of prefill attention (see "
+                                       "the linear kind).")
+
+    @model_validator(mode="after")
+    def _increasing(self) -> TabulatedStepTime:
+        tokens = [t for t, _ in self.tokens_ms]
+        if any(b <= a for a, b in itertools.pairwise(tokens)):
+            raise ValueError(f"tokens_ms: the token counts must increase, got {tokens}")
+        return self
+
+
+FittedStepTime = Annotated[LinearStepTime | TabulatedStepTime, Field(discriminator="kind")]
+
+
 class CalibrationServer(_Strict):
     """What the server said about itself (llama.cpp /props), when it did."""
 
@@ -124,7 +156,7 @@ class Calibration(_Strict):
 
     source: str
     server: CalibrationServer
-    step_time: LinearStepTime
+    step_time: FittedStepTime
     engine: CalibrationEngine
     client_overhead_ms: float = Field(ge=0, description="HTTP, tokenisation and queueing "
                                                         "outside the engine, per request.")
@@ -150,6 +182,7 @@ class Calibration(_Strict):
         if "overhead_ms" in data["step_time"]:
             raise ValueError(f"{path}: step_time.overhead_ms was renamed fixed_ms; rename the "
                              f"key or run `llmplan calibrate` again")
+        data["step_time"].setdefault("kind", "linear")    # files written before the table
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
@@ -176,5 +209,6 @@ class CalibratedStepTime(_Strict):
         return self
 
 
-StepTimeSpec = Annotated[RooflineStepTime | LinearStepTime | CalibratedStepTime,
+StepTimeSpec = Annotated[RooflineStepTime | LinearStepTime | TabulatedStepTime
+                         | CalibratedStepTime,
                          Field(discriminator="kind")]

@@ -173,6 +173,9 @@ class StepTimeCoefficients(ResultModel):
 
     serial_ms: float
     serial_per_token_us: float
+    #: a tabulated (measured) model's [tokens in the step, ms] points; past the last,
+    #: serial_per_token_us per token
+    serial_tokens_ms: list[tuple[int, float]] | None = None
     serial_per_prefill_token_us: float
     serial_per_seq_us: float
     serial_per_kv_token_ns: float

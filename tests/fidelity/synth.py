@@ -24,13 +24,17 @@ OVERHEAD_S = 0.0015
 def serve(arrivals: list[tuple[float, int, int]], *, coef: tuple[float, ...] = COEF,
           overhead_s: float = OVERHEAD_S, noise: float = 0.0,
           prefill_noise: float | None = None, seed: int = 0, cached: int = 0,
-          start_ts: float = 1000.0, first_token_lag_s: float = 0.0) -> list[RequestRecord]:
+          start_ts: float = 1000.0, first_token_lag_s: float = 0.0,
+          tokens_s: list[tuple[int, float]] | None = None) -> list[RequestRecord]:
     """Records of a server with the `coef` step model; arrivals are (time, prompt, output).
 
     `cached`: prompt tokens every request finds in the server's prompt cache (a chat
     template): not computed, and reported as cached_prompt_tokens. `first_token_lag_s`: the
     client sees a request's first token this much later than the step's other tokens (a
-    real server sends the response headers with it)."""
+    real server sends the response headers with it). `tokens_s`: (tokens, seconds) points
+    of a step time that is not linear in the step's tokens (a CPU server's), straight in
+    between from (0, 0) and past the last point at the last segment's rate; it replaces
+    the fixed, prompt-token and per-sequence terms."""
     rng = np.random.default_rng(seed)
     pending = sorted(enumerate(arrivals), key=lambda x: x[1][0])
     running: list[dict[str, Any]] = []
@@ -48,6 +52,8 @@ def serve(arrivals: list[tuple[float, int, int]], *, coef: tuple[float, ...] = C
         prefill = sum(r["prompt"] - cached for r in admitted)
         kv = sum(r["prompt"] + len(r["tokens"]) for r in decoding)
         step = coef[0] + coef[1] * prefill + coef[2] * len(decoding) + coef[3] * kv
+        if tokens_s is not None:
+            step = _on_points(tokens_s, prefill + len(decoding)) + coef[3] * kv
         if len(coef) > 4:
             new = [r["prompt"] - cached for r in admitted]
             step += coef[4] * sum(n * cached + n * (n + 1) // 2 for n in new)
@@ -74,6 +80,13 @@ def serve(arrivals: list[tuple[float, int, int]], *, coef: tuple[float, ...] = C
             tpot_ms=((seen[-1] - seen[0]) / (r["output"] - 1) * 1e3
                      if r["output"] > 1 else None)))
     return rows
+
+
+def _on_points(points: list[tuple[int, float]], tokens: int) -> float:
+    xs, ys = [0, *(t for t, _ in points)], [0.0, *(v for _, v in points)]
+    if tokens <= xs[-1]:
+        return float(np.interp(tokens, xs, ys))
+    return ys[-1] + (tokens - xs[-1]) * (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])
 
 
 def poisson_workload(*, seed: int, n: int, rate: float, prompt: tuple[int, int],

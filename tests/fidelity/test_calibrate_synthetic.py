@@ -184,3 +184,79 @@ def test_a_few_slow_cold_starts_cannot_claim_an_overhead_faster_requests_rule_ou
     late = [ColdStart(c.ttft_s + 0.02, c.prompt_tokens, c.prefill_pairs) for c in cold]
     median = fit_step_time(samples, late, first_tokens(rows)).client_overhead_s
     assert median == pytest.approx(OVERHEAD_S + 0.02, rel=1e-6)
+
+
+def test_a_step_time_that_is_not_linear_in_its_tokens_is_tabulated(tmp_path: Path) -> None:
+    """A server whose steps cost what llama.cpp's one-thread CPU steps do: about the same
+    per token for one to three decodes, four for the price of three, then less per token
+    for prompts. A straight line cannot follow it; the table replaces it, and the
+    calibrated simulator replays the requests to their latencies."""
+    import numpy as np
+    from synth import _on_points, serve
+
+    truth = [(1, 0.0022), (2, 0.0046), (3, 0.0069), (4, 0.0072), (40, 0.045), (400, 0.39)]
+    rng = np.random.default_rng(11)
+    times = np.cumsum(rng.exponential(1 / 3.0, 400))
+    rows = serve([(float(t), int(rng.integers(20, 200)), int(rng.integers(2, 30)))
+                  for t in times], coef=(0.0, 0.0, 0.0, 2e-7), tokens_s=truth)
+    _write_records(tmp_path, rows)
+    calibration = calibrate(tmp_path, slots=64)
+    st = calibration.step_time
+    assert st.kind == "tabulated", st
+    # a point on each batch size seen, and at the prompt steps' terciles: the truth's own
+    # bend at 40 tokens falls between two of them (24 and ~100), so 24 carries some of it
+    assert [t for t, _ in st.tokens_ms][:7] == [1, 2, 3, 4, 5, 6, 7]
+    for tokens, ms in st.tokens_ms:
+        assert ms == pytest.approx(_on_points(truth, tokens) * 1e3, rel=0.05), tokens
+    assert st.per_kv_token_ns == pytest.approx(200, rel=0.1)
+    assert calibration.fit.r2 > 0.999
+    assert calibration.client_overhead_ms == pytest.approx(OVERHEAD_S * 1e3, abs=0.5)
+    path = calibration.write(tmp_path / "calibration.yaml")
+    assert yaml.safe_load(path.read_text())["step_time"]["kind"] == "tabulated"
+    result = compare(rows, calibrated_deployment(path))
+    for metric in ("ttft_ms", "e2e_ms"):
+        for q, err in result.error_pct[metric].items():
+            assert abs(err) < 3, (metric, q, err)
+    # the same requests on a server that is linear keep the linear model
+    linear = serve([(float(t), int(p), int(o)) for t, p, o in
+                    zip(times, rng.integers(20, 200, 400), rng.integers(2, 30, 400),
+                        strict=True)])
+    _write_records(tmp_path / "linear", linear)
+    assert calibrate(tmp_path / "linear", slots=64).step_time.kind == "linear"
+
+
+def test_a_tabulated_calibration_prints_reads_and_rejects_what_it_should(tmp_path: Path) -> None:
+    import numpy as np
+    from synth import serve
+    from typer.testing import CliRunner
+
+    from llmplan.cli import app
+    from llmplan.perf.steptime_spec import Calibration
+
+    truth = [(1, 0.0022), (2, 0.0046), (3, 0.0069), (4, 0.0072), (40, 0.045), (400, 0.39)]
+    rng = np.random.default_rng(12)
+    times = np.cumsum(rng.exponential(1 / 3.0, 300))
+    folder = write_run(tmp_path / "run", serve(
+        [(float(t), int(rng.integers(20, 200)), int(rng.integers(2, 30))) for t in times],
+        coef=(0.0, 0.0, 0.0, 2e-7), tokens_s=truth, noise=0.03, seed=4))
+    out = tmp_path / "c.yaml"
+    result = CliRunner().invoke(app, ["calibrate", str(folder), "--out", str(out)],
+                                env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    for name in ("step of 1 token", "step of 2 tokens", "per KV token read",
+                 "per prefill pair", "client overhead", "R2"):
+        assert name in result.output, name
+    assert max(len(line) for line in result.output.splitlines()) <= 100
+    assert Calibration.read(out).step_time.kind == "tabulated"
+    # a file written before the table (no kind) still reads as the linear model
+    old = yaml.safe_load(out.read_text())
+    old["step_time"] = {"fixed_ms": 4.0, "per_prefill_token_us": 200.0,
+                        "per_decode_seq_us": 3000.0, "per_kv_token_ns": 10.0}
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(old))
+    assert Calibration.read(tmp_path / "old.yaml").step_time.kind == "linear"
+    # points out of order are named
+    bad = yaml.safe_load(out.read_text())
+    bad["step_time"]["tokens_ms"] = [[4, 7.0], [2, 4.6]]
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    with pytest.raises(ValueError, match=r"tokens_ms.*increase"):
+        Calibration.read(tmp_path / "bad.yaml")

@@ -31,6 +31,7 @@ BASE = """
         router: {router}
         engine: {engine}
         admission: {admission}
+        step_time: {step_time}
 """
 
 PREFIX = ("shared_prefix: {groups: 6, tokens: {kind: uniform, min_tokens: 300, "
@@ -109,6 +110,17 @@ CASES = {
                               admission="{queue_timeout_s: 30}",
                               traffic="{kind: poisson, rate_per_s: 1.2}",
                               prefix="session: {turns_min: 1, turns_max: 4, think_time_s: 3}"),
+    # a measured step time per tokens in the step (calibrated CPU servers), past its last
+    # point at the last segment's rate, with a per-slot cache and conversations
+    "tabulated-step-time": dict(gpu="L4", replicas=1, router="round_robin",
+                                engine="{prefix_caching: per_slot, max_num_seqs: 6}",
+                                admission="{}",
+                                traffic="{kind: poisson, rate_per_s: 0.8}",
+                                step_time="{kind: tabulated, tokens_ms: [[1, 6], [2, 10], "
+                                          "[4, 13], [64, 45], [1024, 300]], "
+                                          "per_kv_token_ns: 30, per_prefill_pair_ns: 0.2}",
+                                prefix="session: {turns_min: 1, turns_max: 4, "
+                                       "think_time_s: 3}"),
     "prefix-cache-per-slot": dict(gpu="A100-80GB", replicas=2, router="round_robin",
                                   engine="{prefix_caching: per_slot, max_num_seqs: 6}",
                                   admission="{}", traffic="{kind: poisson, rate_per_s: 4}",
@@ -118,7 +130,8 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_fast_mode_matches_reference_per_request(case: str) -> None:
-    settings = {"model": "Llama-3.1-8B", "tp": 1, "prefix": "", **CASES[case]}
+    settings = {"model": "Llama-3.1-8B", "tp": 1, "prefix": "", "step_time": "{kind: roofline}",
+                **CASES[case]}
     loaded = scenario_from(BASE.format(seed=5, duration=180, **settings))
     fast, stream = run_first(loaded, SimulationMode.FAST)
     ref, _ = run_first(loaded, SimulationMode.REFERENCE, stream)
@@ -153,7 +166,8 @@ def test_the_cases_exercise_what_they_claim() -> None:
     for case, params in CASES.items():
         run, stream = run_first(scenario_from(BASE.format(
             seed=5, duration=180,
-            **{"model": "Llama-3.1-8B", "tp": 1, "prefix": "", **params})))
+            **{"model": "Llama-3.1-8B", "tp": 1, "prefix": "", "step_time": "{kind: roofline}",
+               **params})))
         table = request_table(run, stream)
         seen[case] = (int(table.preemptions.sum()), int((table.outcome == 2).sum()),
                       int((table.outcome == 3).sum()), sum(run.records.cached_tokens))
@@ -163,6 +177,6 @@ def test_the_cases_exercise_what_they_claim() -> None:
     assert seen["plenty-of-kv"][0] == 0
     assert seen["plenty-of-kv"][3] == 0
     for case in ("prefix-cache-vllm", "prefix-cache-per-slot", "prefix-cache-vllm-eviction",
-                 "sessions-closed-loop", "sessions-per-slot"):
+                 "sessions-closed-loop", "sessions-per-slot", "tabulated-step-time"):
         assert seen[case][3] > 0, case
     assert seen["prefix-cache-vllm-eviction"][0] > 5

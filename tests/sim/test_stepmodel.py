@@ -75,3 +75,20 @@ def test_speculative_decoding_spreads_a_verify_step_over_its_accepted_tokens() -
     assert model.step_s(100, 0, 0) == pytest.approx(0.100)      # prefill is not spread
     first, _, _ = model.decode_run(4, 0)
     assert first == pytest.approx(0.016 / 2.5)
+
+
+def test_a_measured_table_of_step_tokens_and_its_extension() -> None:
+    # a calibrated CPU server: 0 at no tokens, 22 ms for one decode, 48 ms for two, then
+    # 10 ms per further token (the table's last rate)
+    table = (0.0, 0.022, 0.048, 0.058)
+    model = StepModel(serial_tokens_s=table, serial_per_token_s=0.010,
+                      serial_per_kv_token_s=1e-5, serial_per_pair_s=1e-6)
+    assert model.step_s(0, 1, 100) == pytest.approx(0.022 + 0.001)
+    assert model.step_s(0, 2, 0) == pytest.approx(0.048)
+    assert model.step_s(2, 1, 0, 3) == pytest.approx(0.058 + 3e-6)     # P + D = 3 tokens
+    assert model.step_s(10, 2, 0) == pytest.approx(0.058 + 9 * 0.010)  # past the table
+    # a decode run's pieces still come in closed form: the table is a constant of D
+    first, growth, steps = model.decode_run(2, 500)
+    assert steps == NEVER
+    for j in (0, 7, 300):
+        assert first + growth * j == pytest.approx(model.step_s(0, 2, 500 + 2 * j), rel=1e-12)
