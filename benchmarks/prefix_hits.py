@@ -1,6 +1,6 @@
 """Prefix-cache hit rates on a real llama.cpp server against the simulator's prediction.
 
-    python benchmarks/prefix_hits.py [--out DIR]
+    python benchmarks/prefix_hits.py [--out DIR] [--repeat]
 
 Two workloads from the scenario schema, load-tested against llama.cpp's server (SmolLM2-135M,
 one thread, 4 slots, its default host prompt cache) and simulated with the per_slot engine
@@ -99,6 +99,9 @@ class HitRates:
     #: predicted vs measured latency percentiles, error in % of measured
     latency_err_pct: dict[str, float]
     time_scale: float = 1.0  # how far the plan was stretched for a slow machine
+    #: with a repeat run: how far the server's own figures moved between the two runs of
+    #: the same plan (% of the first), what no prediction can be expected to beat
+    noise_pct: dict[str, float] | None = None
 
     @property
     def diff_pts(self) -> float:
@@ -122,10 +125,24 @@ def _service_time_s(target: Target, folder: Path) -> float:
 
 def _run(name: str, loaded: LoadedScenario, target: Target, requests: int,
          folder: Path, *, time_scale: float) -> int:
-    plan = build_plan(loaded, max_requests=requests, salt=f"{name}-hits",
+    # a repeat sends other words of the same lengths at the same times: the server's caches
+    # start from what the first run left, not from its exact prompts
+    plan = build_plan(loaded, max_requests=requests, salt=f"{folder.name}-hits",
                       time_scale=time_scale)
     run_load_test("llamacpp", target, plan, LoadTestSettings(users=16, duration_s=600), folder)
     return len(plan)
+
+
+def _percentiles(folder: Path) -> dict[str, float]:
+    rows = [r for r in read_measurements(folder) if r.ok and r.prompt_tokens]
+    return {f"{metric.removesuffix('_ms')}_p{q}":
+            float(np.percentile([getattr(r, metric) for r in rows], q))
+            for metric, q in (("ttft_ms", 50), ("e2e_ms", 50), ("e2e_ms", 95))}
+
+
+def _noise(folder: Path, repeat: Path) -> dict[str, float]:
+    first, again = _percentiles(folder), _percentiles(repeat)
+    return {key: 100.0 * abs(again[key] - first[key]) / first[key] for key in first}
 
 
 def _compare(name: str, loaded: LoadedScenario, planned: int, folder: Path,
@@ -154,18 +171,22 @@ def _compare(name: str, loaded: LoadedScenario, planned: int, folder: Path,
 
 def run_hit_experiment(*, prefix_requests: int = 48, session_requests: int = 60,
                        fit_requests: int = 80, fit_level: bool = True,
-                       out_dir: Path | None = None) -> list[HitRates]:
+                       out_dir: Path | None = None, repeat: bool = False) -> list[HitRates]:
     """Measure the server's speed (plain requests one at a time), fit the step time on a
     plain run (prompts of 20-300 tokens, nothing shared, at 60% of the rate the server
     sustains one request at a time), then predict a shared-prefix run and the conversations
     (both held out, stretched in time on a slower machine than they were sized on): hit
     rates and latencies.
     Without `fit_level` the 0.8 req/s run is fitted instead (hit rates only: the latency
-    errors are then in-sample)."""
+    errors are then in-sample). With `repeat`, both held-out plans run a second time (other
+    words, same lengths and times) and each result carries how far the server's own
+    percentiles moved between the two runs: the noise floor of its latency errors."""
     workdir = Path(out_dir or tempfile.mkdtemp(prefix="llmplan-prefix-hits-"))
     runs = []
     levels = [("prefix", PREFIXES, "completions", prefix_requests),
               ("session", CONVERSATIONS, "chat", session_requests)]
+    if repeat:
+        levels += [(f"{name}-repeat", text, api, n) for name, text, api, n in levels]
     with LlamaCppServer(parallel=4, ctx_per_slot=512) as server:
         probe = Target(kind="llamacpp", base_url=server.base_url, model="smollm2",
                        api="completions")
@@ -186,15 +207,22 @@ def run_hit_experiment(*, prefix_requests: int = 48, session_requests: int = 60,
     # depend on it only through which slots are busy)
     fitted = workdir / ("fit" if fit_level else "prefix")
     calibration = fit_runs(fitted).calibration.write(workdir / "calibration.yaml")
-    return [_compare(name, loaded, planned, workdir / name, calibration, time_scale=scale)
-            for name, loaded, scale, planned in runs if name != "fit"]
+    results = [_compare(name, loaded, planned, workdir / name, calibration, time_scale=scale)
+               for name, loaded, scale, planned in runs
+               if name != "fit" and not name.endswith("-repeat")]
+    if repeat:
+        for r in results:
+            r.noise_pct = _noise(workdir / r.name, workdir / f"{r.name}-repeat")
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--repeat", action="store_true",
+                        help="run both held-out plans twice: the server's own noise floor")
     args = parser.parse_args()
-    results = run_hit_experiment(out_dir=args.out)
+    results = run_hit_experiment(out_dir=args.out, repeat=args.repeat)
     for r in results:
         print(f"{r.name}: {r.requests} requests (times x{r.time_scale:.2f}), "
               f"measured hit rate {r.measured:.1%}, predicted {r.predicted:.1%}; latency error % "
@@ -202,6 +230,8 @@ def main() -> None:
     for r in results:
         for key, value in r.latency_err_pct.items():
             print(f"{r.name}_{key}_err_pct={value:+.2f}")
+        for key, value in (r.noise_pct or {}).items():
+            print(f"{r.name}_{key}_noise_pct={value:.2f}")
         print(f"{r.name}_hit_rate_diff_pts={r.diff_pts:+.2f}")
 
 

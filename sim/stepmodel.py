@@ -51,6 +51,7 @@ class StepModel:
         #: a measured serial time of a step by its tokens (index: tokens; a calibrated
         #: server whose step is not linear in them); past its end serial_per_token_s each
         self.serial_tokens_s: list[float] = list(serial_tokens_s)
+        self.tabulated = bool(serial_tokens_s)
         self.serial_per_prefill_token_s = serial_per_prefill_token_s
         self.serial_per_seq_s = serial_per_seq_s
         self.serial_per_kv_token_s = serial_per_kv_token_s
@@ -100,7 +101,8 @@ class StepModel:
             + self.compute_per_window_seq_s * decode_seqs
         memory = gemms + self.memory_per_kv_token_s * kv_tokens \
             + self.memory_per_seq_s * decode_seqs
-        serial = self.serial_s + self._tokens_s(tokens) \
+        serial = self.serial_s + (self._tokens_s(tokens) if self.tabulated
+                                  else self.serial_per_token_s * tokens) \
             + self.serial_per_prefill_token_s * prefill_tokens \
             + self.serial_per_seq_s * decode_seqs + self.serial_per_kv_token_s * kv_tokens \
             + self.serial_per_pair_s * pairs
