@@ -216,12 +216,7 @@ def _trim_by_group(relative: np.ndarray, group: np.ndarray) -> np.ndarray:
 
 def _trim_by_kind(relative: np.ndarray, prefill: np.ndarray) -> np.ndarray:
     """Keep all but the worst TRIM_FRACTION of each kind (a kind is never emptied)."""
-    keep = np.ones(relative.size, dtype=bool)
-    for kind in (prefill, ~prefill):
-        if kind.sum() >= 1 / TRIM_FRACTION:        # too few to trim: keep them all
-            cut = np.percentile(relative[kind], 100 * (1 - TRIM_FRACTION))
-            keep[kind] = relative[kind] <= cut
-    return keep
+    return _trim_by_group(relative, prefill.astype(int))
 
 
 def kind_quality(predicted: np.ndarray, y: np.ndarray, kind: np.ndarray,

@@ -104,7 +104,8 @@ class TabulatedStepTime(_Strict):
     it grows at the last segment's rate."""
 
     kind: Literal["tabulated"] = "tabulated"
-    tokens_ms: list[tuple[Annotated[int, Field(gt=0)], Annotated[float, Field(ge=0)]]] = Field(
+    tokens_ms: list[tuple[Annotated[int, Field(gt=0, le=1_048_576)],
+                          Annotated[float, Field(ge=0)]]] = Field(
         min_length=2, max_length=256,
         description="[tokens in the step, milliseconds] points, tokens increasing.")
     per_kv_token_ns: float = Field(ge=0, description="Per KV-cache token read in a step.")
