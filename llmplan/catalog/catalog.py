@@ -99,7 +99,7 @@ class GpuSpec(_Entry):
     prices_as_of: datetime.date
     k8s_product_label: str | None = Field(
         default=None, description="Node label value (nvidia.com/gpu.product or AMD's).")
-    gemm_efficiency_vs_h100: dict[Literal["bf16", "fp8"], float] = Field(
+    gemm_efficiency_vs_h100: dict[Literal["bf16", "fp8", "fp4"], float] = Field(
         default_factory=dict,
         description="This GPU's measured dense GEMM rate as a share of its datasheet peak, "
                     "over the H100 SXM's share in the same benchmark (the roofline's "
@@ -125,6 +125,8 @@ class GpuSpec(_Entry):
     def gemm_efficiency(self, weights: str) -> float:
         """The measured GEMM share of peak over an H100's for the kernels `weights` run on
         (FP8 tensor cores, else the 16-bit ones: dequantising kernels compute in BF16)."""
+        if weights in ("mxfp4", "nvfp4") and self.fp4_dense_tflops is not None:
+            return self.gemm_efficiency_vs_h100.get("fp4", 1.0)
         native_fp8 = weights in ("fp8", "int8") and self.fp8_dense_tflops is not None
         return self.gemm_efficiency_vs_h100.get("fp8" if native_fp8 else "bf16", 1.0)
 

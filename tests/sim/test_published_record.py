@@ -56,11 +56,11 @@ def test_published_throughput_table() -> None:
     assert median <= 15.0, sorted(round(o.error_pct) for o in dense)
     # the whole table, mixtures of experts and ROCm included: the median error found with
     # the ShareGPT length spread, the MoE/MLA layer latency, the MI300X's measured GEMM
-    # share, trtllm-bench's own limits and a roofline per kind of kernel (15.7%; the table
-    # and the model are deterministic, the margin is for the platform's floating point),
-    # and no case off by 2x or more
+    # share, trtllm-bench's own limits, a roofline per kind of kernel and the B200's
+    # measured FP4 GEMM share meets the issue's 15% (14.9%: the table and the model are
+    # deterministic), and no case off by 2x or more
     whole, worst = summary(outcomes)
-    assert whole <= 17.0, sorted(round(o.error_pct) for o in outcomes)
+    assert whole <= 15.0, sorted(round(o.error_pct) for o in outcomes)
     assert worst < 100.0, sorted(round(o.error_pct) for o in outcomes)
     # low-concurrency DeepSeek-R1 (InferenceMAX): the per-layer latency is what sets them
     low = [o for c, o in zip(cases, outcomes, strict=True) if c.id.startswith("ix-")]

@@ -161,6 +161,17 @@ def test_a_gpu_whose_gemms_reach_less_of_their_peak_computes_slower_by_that_shar
         assert (got.weights_s, got.serial_s) == (flat.weights_s, flat.serial_s)
     assert catalog.gpus["MI355X"].gemm_efficiency("fp8") == 1.0   # not measured: as an H100
     assert mi300x.gemm_efficiency("mxfp4") == 0.65    # no FP4 cores: the BF16 kernels'
+    # the B200's FP4 tensor cores reach a smaller share of their peak than its BF16 ones:
+    # only the 4-bit formats' GEMMs are derated, and not on a GPU that dequantises them
+    b200 = catalog.gpus["B200"]
+    assert b200.gemm_efficiency("nvfp4") == b200.gemm_efficiency("mxfp4") == 0.69
+    assert b200.gemm_efficiency("fp8") == b200.gemm_efficiency("bf16") == 1.0
+    assert catalog.gpus["H100-SXM"].gemm_efficiency("nvfp4") == 1.0
+    setup = LocalDeployment(gpu="B200", model="Llama-3.3-70B", tp=1,
+                            engine=EngineSpec(weights_dtype="nvfp4")).setup(catalog)
+    params = setup.model.active_params_b * 1e9 - setup.model.vocab_size * setup.model.hidden_size
+    assert build_step_time(setup, spec).compute_per_token_s == pytest.approx(
+        2 * params / (9000e12 * spec.compute_efficiency * 0.69), rel=1e-12)
 
 
 TWO_TURNS_OF_A_PREFIX = """
