@@ -97,6 +97,7 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
     """
     horizon = duration_s + (duration_s if drain_s is None else drain_s)
     given = stream.prompt_tokens
+    template = None
     if isinstance(dep, LocalDeployment):
         template = catalog.models[dep.model].chat_template
         if template is not None:      # chat tasks' prompts as the engine computes them
@@ -113,6 +114,9 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
     base = stream.conversation_bases() if sharing else None
     if base is not None:
         work = replace(work, base_groups=base[0].tolist(), base_shared=base[1].tolist())
+    if sharing and template is not None and any(stream.chat_tasks):
+        head, chat_groups = stream.template_head(template)
+        work = replace(work, head_tokens=head, head_groups=chat_groups)
     env = simpy.Environment()
     run = DeploymentRun(name, dep, records, duration_s, horizon, shares_prefixes=sharing,
                         engine_prompt_tokens=None if stream.prompt_tokens is given

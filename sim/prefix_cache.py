@@ -76,8 +76,11 @@ class BlockPrefixCache:
     """
 
     @classmethod
-    def build(cls, *, block_size: int, slots: int, similarity: float,
-              host_tokens: int) -> BlockPrefixCache:
+    def build(cls, *, block_size: int, slots: int, similarity: float, host_tokens: int,
+              head_tokens: int = 0, head_groups: frozenset[int] = frozenset(),
+              ) -> BlockPrefixCache:
+        # a chat template's opening is shared by every chat group, but as at most one full
+        # block of a chain (16 tokens of a 20-30 token opening): not modelled
         return cls(block_size)
 
     def __init__(self, block_size: int) -> None:
@@ -192,19 +195,29 @@ class SlotPrefixCache:
     used slot is cleared. The oldest saved prompts go first when the cache is full.
     Prefixes match through groups: a slot or saved prompt of the same conversation shares
     the shorter of the two lengths, one of the same shared-prefix group or that began with
-    the same system prompt shares that prompt.
+    the same system prompt shares that prompt, and any two chat prompts share their chat
+    template's opening (`head_tokens`: SmolLM2's inserted system prompt, 25 tokens on
+    llama.cpp, which then also picks such a slot by similarity, not by age). Saved prompts
+    are looked up among those of the request's own system prompt only.
     """
 
     pinned_blocks = 0
 
     @classmethod
-    def build(cls, *, block_size: int, slots: int, similarity: float,
-              host_tokens: int) -> SlotPrefixCache:
-        return cls(slots, similarity, host_tokens)
+    def build(cls, *, block_size: int, slots: int, similarity: float, host_tokens: int,
+              head_tokens: int = 0, head_groups: frozenset[int] = frozenset(),
+              ) -> SlotPrefixCache:
+        return cls(slots, similarity, host_tokens, head_tokens, head_groups)
 
     def __init__(self, slots: int, similarity: float = DEFAULT_SLOT_SIMILARITY,
-                 host_tokens: int = 0) -> None:
+                 host_tokens: int = 0, head_tokens: int = 0,
+                 head_groups: frozenset[int] = frozenset()) -> None:
         self.similarity = similarity
+        # every chat prompt begins with the template's opening (its default system prompt,
+        # the first message's header), whatever its group: a slot holding any chat prompt
+        # shares those tokens with any chat request
+        self.head_tokens = head_tokens
+        self.head_groups = head_groups
         # what each slot holds: its group and tokens, the system prompt (group, tokens) it
         # began with, when it was last used, whether a request runs in it
         self.group = [-1] * slots
@@ -223,8 +236,8 @@ class SlotPrefixCache:
         self._chosen = -1
         self._base = (-1, 0)
 
-    @staticmethod
-    def _common(held: tuple[int, int, int, int], want: tuple[int, int, int, int]) -> int:
+    def _common(self, held: tuple[int, int, int, int],
+                want: tuple[int, int, int, int]) -> int:
         group, tokens, base, base_tokens = held
         r_group, r_tokens, r_base, r_base_tokens = want
         if group >= 0 and group == r_group:
@@ -233,6 +246,8 @@ class SlotPrefixCache:
         want_sys = (r_base, r_base_tokens) if r_base >= 0 else (r_group, r_tokens)
         if held_sys[0] >= 0 and held_sys[0] == want_sys[0]:
             return min(held_sys[1], want_sys[1])
+        if self.head_tokens and group in self.head_groups and r_group in self.head_groups:
+            return min(self.head_tokens, tokens, r_tokens)    # only the template's opening
         return 0
 
     @staticmethod
@@ -386,13 +401,15 @@ class SlotPrefixCache:
 
 def make_prefix_cache(policy: str, *, block_size: int, slots: int,
                       similarity: float = DEFAULT_SLOT_SIMILARITY,
-                      host_tokens: int = 0) -> PrefixCache | None:
+                      host_tokens: int = 0, head_tokens: int = 0,
+                      head_groups: frozenset[int] = frozenset()) -> PrefixCache | None:
     """The cache of one replica (None: prefix caching off)."""
     cache = PREFIX_CACHES.get(policy)
     if cache is None:
         return None
     return cache.build(block_size=block_size, slots=slots, similarity=similarity,
-                       host_tokens=host_tokens)
+                       host_tokens=host_tokens, head_tokens=head_tokens,
+                       head_groups=head_groups)
 
 
 #: One class per policy name (besides "off"); the scenario schema names the same ones.

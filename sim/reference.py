@@ -67,7 +67,9 @@ class ReferenceReplica:
             self.cache = make_prefix_cache(config.prefix_caching, block_size=self.B,
                                            slots=self.max_seqs,
                                            similarity=config.slot_prompt_similarity,
-                                           host_tokens=config.host_cache_tokens)
+                                           host_tokens=config.host_cache_tokens,
+                                           head_tokens=work.head_tokens,
+                                           head_groups=work.head_groups)
         self.pinned = 0
         env.process(self._run())
 

@@ -115,6 +115,8 @@ class Replica:
         self.keeps = work.keep_groups if work.keep_groups is not None else self.groups
         self.bases = work.base_groups if work.base_groups is not None else []
         self.base_share = work.base_shared if work.base_shared is not None else []
+        self.head_tokens = work.head_tokens
+        self.head_groups = work.head_groups
         self.cache: PrefixCache | None = None
         self.evicts = False
         self.pinned = 0             # blocks of cached chains running requests hold
@@ -126,7 +128,9 @@ class Replica:
         if self.sharing:
             self.cache = make_prefix_cache(self.policy, block_size=self.B, slots=self.max_seqs,
                                            similarity=self.similarity,
-                                           host_tokens=self.host_tokens)
+                                           host_tokens=self.host_tokens,
+                                           head_tokens=self.head_tokens,
+                                           head_groups=self.head_groups)
             self.evicts = isinstance(self.cache, BlockPrefixCache)
         self.pinned = 0
         self.s_shared = 0

@@ -44,3 +44,8 @@ class Workload:
     #: system prompt: what a replica that never saw the conversation may still have)
     base_groups: list[int] | None = None
     base_shared: list[int] | None = None
+    #: the tokens a chat template puts in front of every chat prompt of the model (its
+    #: default system prompt and the first message's opening: the same text whatever the
+    #: group), and the prefix groups of chat requests that begin with them
+    head_tokens: int = 0
+    head_groups: frozenset[int] = frozenset()

@@ -107,6 +107,21 @@ class RequestStream:
                        prefix_group=np.where(alone, TEMPLATE_GROUP, group),
                        prefix_tokens=np.where(alone, shared, prefix))
 
+    def template_head(self, template: ChatTemplate) -> tuple[int, frozenset[int]]:
+        """(tokens, groups): the opening a chat template writes in front of every chat
+        prompt of a stream it was applied to (with_chat_template), and the prefix groups of
+        the chat requests, which all begin with it whatever their group."""
+        head = int(template.shared_tokens(np.zeros(1, dtype=np.int64))[0])
+        if self.prefix_group is None or not any(self.chat_tasks):
+            return head, frozenset()
+        chat = np.asarray(self.chat_tasks, dtype=bool)[self.task_index]
+        groups = set(self.prefix_group[chat].tolist())
+        writes = self.cache_write_groups()
+        if writes is not None:
+            groups |= set(writes[chat].tolist())
+        groups.discard(-1)
+        return head, frozenset(groups)
+
     def conversation_bases(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Per request, the prefix group and length its conversation's first turn read (its
         system prompt; -1 and 0 for other requests and first turns), None without sessions
