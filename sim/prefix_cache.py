@@ -185,8 +185,8 @@ class SlotPrefixCache:
     (--cache-ram, 8 GiB by default since 2025) keeps the prompts slots give up.
 
     As its `get_available_slot` does: the idle slot sharing the longest prefix with the
-    request is taken when that covers more than `similarity` of the prompt; otherwise the
-    least recently used idle slot. Taking the least recently used slot, or a slot that
+    request is taken when that covers more than `similarity` of the prompt (the first of
+    equals); otherwise the least recently used idle slot (the last of equals). Taking the least recently used slot, or a slot that
     would keep less than half of its prompt, updates the host cache
     (`server_prompt_cache`, tools/server): the slot's prompt is saved (dropping saved
     prompts it contains), then the saved prompt that beats the slot's own on both the share
@@ -316,9 +316,11 @@ class SlotPrefixCache:
             chosen, common = best, best_len
             update = best_len < 0.5 * self.tokens[best]    # it would lose most of its prompt
         else:
+            # the least recently used idle slot, the last of equals (llama.cpp compares
+            # with <=: its first requests go to the highest-numbered unused slots)
             chosen, oldest = -1, float("inf")
             for slot, busy in enumerate(self.busy):
-                if not busy and self.last_used_s[slot] < oldest:
+                if not busy and self.last_used_s[slot] <= oldest:
                     chosen, oldest = slot, self.last_used_s[slot]
             if chosen < 0:
                 return -1, 0

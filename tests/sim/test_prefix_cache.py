@@ -46,20 +46,22 @@ def test_vllm_chains_are_shared_full_blocks_held_once_and_evicted_oldest_first()
 
 def test_llamacpp_slots_keep_their_last_prompt_and_pick_by_similarity() -> None:
     cache = SlotPrefixCache(slots=2, similarity=0.1)
-    assert cache.take(0, 500, 600, now_s=0.0) == (0, 0) and cache.last_slot() == 0
-    # slot 0 holds 650 tokens
-    assert cache.release(0, 0, keep_group=0, context_tokens=650, now_s=1.0, slot=0) == 0
-    # the same group comes back: slot 0, all its 500 shared tokens reused
+    # the first request goes to the last of the equally unused slots (llama.cpp's LRU
+    # compares with <=: a fresh server logs slot 3, 2, 1, 0 for its first four requests)
+    assert cache.take(0, 500, 600, now_s=0.0) == (0, 0) and cache.last_slot() == 1
+    # slot 1 holds 650 tokens
+    assert cache.release(0, 0, keep_group=0, context_tokens=650, now_s=1.0, slot=1) == 0
+    # the same group comes back: slot 1, all its 500 shared tokens reused
     assert cache.peek(0, 500, 600) == (500, 0)
-    # another group goes to the slot used longest ago (slot 1, never used)
-    assert cache.take(1, 300, 400, now_s=2.0) == (0, 0) and cache.last_slot() == 1
-    # slot 0 covers 500 of a 6,000-token prompt: under the 10% threshold, but the least
-    # recently used idle slot is slot 0 anyway (slot 1 is busy): its prefix is reused
-    assert cache.take(0, 500, 6000, now_s=3.0) == (500, 0) and cache.last_slot() == 0
-    cache.release(0, 500, keep_group=0, context_tokens=6100, now_s=4.0, slot=0)
-    cache.release(1, 0, keep_group=1, context_tokens=450, now_s=5.0, slot=1)
-    # now slot 0 (used at 4 s) is older than slot 1 (5 s): a dissimilar request of group 1
-    # whose slot covers too little of it goes to slot 0 and finds nothing
+    # another group goes to the slot used longest ago (slot 0, never used)
+    assert cache.take(1, 300, 400, now_s=2.0) == (0, 0) and cache.last_slot() == 0
+    # slot 1 covers 500 of a 6,000-token prompt: under the 10% threshold, but the least
+    # recently used idle slot is slot 1 anyway (slot 0 is busy): its prefix is reused
+    assert cache.take(0, 500, 6000, now_s=3.0) == (500, 0) and cache.last_slot() == 1
+    cache.release(0, 500, keep_group=0, context_tokens=6100, now_s=4.0, slot=1)
+    cache.release(1, 0, keep_group=1, context_tokens=450, now_s=5.0, slot=0)
+    # now slot 1 (used at 4 s) is older than slot 0 (5 s): a dissimilar request of group 1
+    # whose slot covers too little of it goes to slot 1 and finds nothing
     assert cache.peek(1, 300, 4000) == (0, 0)
     # at least the last prompt token is computed
     assert cache.peek(0, 6100, 6100) == (6099, 0)
