@@ -186,8 +186,9 @@ class SlotPrefixCache:
 
     As its `get_available_slot` does: the idle slot sharing the longest prefix with the
     request is taken when that covers more than `similarity` of the prompt (the first of
-    equals); otherwise the least recently used idle slot (the last of equals). Taking the least recently used slot, or a slot that
-    would keep less than half of its prompt, updates the host cache
+    equals); otherwise the least recently used idle slot (the last of equals). Taking the
+    least recently used slot, or a slot that would keep less than half of its prompt,
+    updates the host cache
     (`server_prompt_cache`, tools/server): the slot's prompt is saved (dropping saved
     prompts it contains), then the saved prompt that beats the slot's own on both the share
     of itself kept and the share of the request covered, and keeps at least a quarter of
