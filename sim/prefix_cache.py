@@ -193,7 +193,9 @@ class SlotPrefixCache:
     prompts it contains), then the saved prompt that beats the slot's own on both the share
     of itself kept and the share of the request covered, and keeps at least a quarter of
     itself, is moved into the slot (it leaves the host cache); with none, a least recently
-    used slot is cleared. The oldest saved prompts go first when the cache is full.
+    used slot is cleared. Once a request has taken its slot, every idle slot's prompt is
+    copied to host memory as well (`--cache-idle-slots`, on by default). The oldest saved
+    prompts go first when the cache is full.
     Prefixes match through groups: a slot or saved prompt of the same conversation shares
     the shorter of the two lengths, one of the same shared-prefix group or that began with
     the same system prompt shares that prompt, and any two chat prompts share their chat
@@ -266,9 +268,11 @@ class SlotPrefixCache:
         return group == held[0] and tokens <= held[1]    # an earlier state of a conversation
 
     def store(self, saved: tuple[int, int, int, int]) -> None:
-        """Put a prompt in host memory, replacing saved prompts it contains; the oldest
-        saved prompts go when the cache is full."""
+        """Put a prompt in host memory, replacing saved prompts it contains, unless a saved
+        one contains it already; the oldest saved prompts go when the cache is full."""
         ids = self._host_by_base.setdefault(self._system_prompt(saved), [])
+        if any(self._contains(self.host[key], saved) for key in ids):
+            return          # llama.cpp: "prompt is already in the cache, skipping"
         for key in [key for key in ids if self._contains(saved, self.host[key])]:
             self._forget(key)
         self.host[self._saves] = saved
@@ -381,6 +385,13 @@ class SlotPrefixCache:
             # prefix of its own group
             self.base[slot], self.base_tokens[slot] = (want[2], want[3]) if want[2] >= 0 \
                 else (group, shared_tokens) if group >= 0 else (-1, 0)
+            if self.host_tokens:
+                # --cache-idle-slots (on by default): once a task has launched, every idle
+                # slot's prompt is copied to host memory; without a unified KV cache (the
+                # server's default) the slot keeps it too
+                for other, busy in enumerate(self.busy):
+                    if not busy:
+                        self._save(other)
         return hit, 0
 
     def last_slot(self) -> int:

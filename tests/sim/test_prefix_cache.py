@@ -227,3 +227,30 @@ def test_routing_by_prefix_finds_more_of_it_cached() -> None:
     # 30 documents over 4 replicas whose caches hold about 12 each: spread evenly, a
     # replica sees every document and keeps few; kept home, each replica needs ~8
     assert hit_rate["prefix_affinity"] > hit_rate["least_outstanding"] + 0.1
+
+
+def test_llamacpp_copies_idle_slots_to_host_memory_when_a_task_launches() -> None:
+    """--cache-idle-slots (llama.cpp's default): once a request has taken its slot, every
+    idle slot's prompt is copied to host memory (the slot keeps it: no unified KV cache),
+    so a conversation whose slot is later taken without a save still comes back."""
+    cache = SlotPrefixCache(slots=2, similarity=0.1, host_tokens=10_000)
+    # conversation 100 (system prompt 5, 300 tokens) ends its turn at 500 tokens in slot 1
+    cache.reads(100, 0, 5, 300)
+    assert cache.take(100, 0, 400, now_s=0.0) == (0, 0) and cache.last_slot() == 1
+    cache.release(100, 0, keep_group=100, context_tokens=500, now_s=1.0, slot=1)
+    assert not cache.host
+    # an unrelated request launches in slot 0: idle slot 1 is copied, and kept
+    assert cache.take(7, 0, 50, now_s=2.0) == (0, 0) and cache.last_slot() == 0
+    assert list(cache.host.values()) == [(100, 500, 5, 300)]
+    assert (cache.group[1], cache.tokens[1]) == (100, 500)
+    cache.release(7, 0, keep_group=7, context_tokens=60, now_s=3.0, slot=0)
+    # conversation 200 with the same system prompt takes slot 1 by similarity, keeping
+    # 300 of its 500 tokens (over half: llama.cpp does not save it then)
+    cache.reads(200, 0, 5, 300)
+    assert cache.take(200, 0, 350, now_s=4.0) == (300, 0) and cache.last_slot() == 1
+    # the copy is not made twice; slot 0's prompt (another group) joins it
+    assert sorted(cache.host.values()) == [(7, 60, 7, 0), (100, 500, 5, 300)]
+    # conversation 100's next turn finds slot 1 busy and slot 0 unrelated: the least
+    # recently used slot loads its history back from host memory
+    cache.reads(100, 500, 5, 300)
+    assert cache.take(100, 500, 600, now_s=5.0) == (500, 0) and cache.last_slot() == 0
