@@ -1,6 +1,6 @@
 """Prefix-cache hit rates on a real llama.cpp server against the simulator's prediction.
 
-    python benchmarks/prefix_hits.py [--out DIR] [--repeat]
+    python benchmarks/prefix_hits.py [--out DIR] [--repeat] [--fit-on prefix|plain]
 
 Two workloads from the scenario schema, load-tested against llama.cpp's server (SmolLM2-135M,
 one thread, 4 slots, its default host prompt cache) and simulated with the per_slot engine
@@ -8,11 +8,14 @@ policy: shared prefixes (six system prompts of 100-250 tokens, Zipf popularity, 
 short questions) and conversations (3-5 turns, each resending the history with the answers
 the server gave). Measured: the server's own count of prompt tokens it took from its cache
 (`timings.cache_n`) over the prompt tokens it counted. Predicted: the simulator's cached
-prompt tokens over the prompt tokens of the same requests, on a calibration of the same run
-(the step time only decides which slots are busy; the hit rate comes from the cache model,
-so the fit is used even where its quality gate would refuse it for latency predictions).
-Last lines: prefix_hit_rate_diff_pts and session_hit_rate_diff_pts (predicted - measured,
-percentage points), and each run's measured and predicted rates.
+prompt tokens over the prompt tokens of the same requests, on a calibration of the same
+server (the step time only decides which slots are busy; the hit rate comes from the cache
+model, so the fit is used even where its quality gate would refuse it for latency
+predictions). Latencies: the step time is fitted on one load level of the shared-prefix
+workload (other requests) and predicts the held-out prefix level and the conversations.
+Last lines: each figure's error (prefix_ttft_p50_err_pct, ...), with --repeat its noise
+floor, and prefix_hit_rate_diff_pts / session_hit_rate_diff_pts (predicted - measured,
+percentage points).
 """
 
 from __future__ import annotations
@@ -49,9 +52,9 @@ PREFIXES = """
                         popularity: zipf, zipf_s: 1.2}
     deployments: {x: {gpu: L4, model: SmolLM2-135M}}
 """
-#: the fit level: the same server on plain prompts as long as the prefixed ones (nothing
-#: shared, so every prompt token is computed: the per-prompt-token cost is identified),
-#: at a rate placed by the server's measured speed (below)
+#: the speed probe (and `--fit-on plain`'s fit level): the same server on plain prompts as
+#: long as the prefixed ones (nothing shared, so every prompt token is computed), at a rate
+#: placed by the server's measured speed (below)
 PLAIN = """
     seed: 31
     duration: 3600
@@ -170,17 +173,20 @@ def _compare(name: str, loaded: LoadedScenario, planned: int, folder: Path,
 
 
 def run_hit_experiment(*, prefix_requests: int = 48, session_requests: int = 60,
-                       fit_requests: int = 80, fit_level: bool = True,
+                       fit_requests: int = 80, fit_level: bool = True, fit_on: str = "prefix",
                        out_dir: Path | None = None, repeat: bool = False) -> list[HitRates]:
-    """Measure the server's speed (plain requests one at a time), fit the step time on a
-    plain run (prompts of 20-300 tokens, nothing shared, at 60% of the rate the server
-    sustains one request at a time), then predict a shared-prefix run and the conversations
-    (both held out, stretched in time on a slower machine than they were sized on): hit
-    rates and latencies.
+    """Measure the server's speed (plain requests one at a time), fit the step time on one
+    load level of the shared-prefix workload (other requests than the held-out ones, at 60%
+    of the rate the server sustains plain requests one at a time), then predict the
+    shared-prefix workload at its own rate and the conversations (both held out, stretched
+    in time on a slower machine than they were sized on): hit rates and latencies.
     Without `fit_level` the 0.8 req/s run is fitted instead (hit rates only: the latency
-    errors are then in-sample). With `repeat`, both held-out plans run a second time (other
-    words, same lengths and times) and each result carries how far the server's own
-    percentiles moved between the two runs: the noise floor of its latency errors."""
+    errors are then in-sample). `fit_on="plain"` fits plain prompts instead (20-300 tokens,
+    nothing shared): a step time that never saw short prompts after a cached prefix, which
+    predicted the held-out p50s 9-18% fast (FIDELITY.md). With `repeat`, both
+    held-out plans run a second time (other words, same lengths and times) and each result
+    carries how far the server's own percentiles moved between the two runs: the noise
+    floor of its latency errors."""
     workdir = Path(out_dir or tempfile.mkdtemp(prefix="llmplan-prefix-hits-"))
     runs = []
     levels = [("prefix", PREFIXES, "completions", prefix_requests),
@@ -194,7 +200,10 @@ def run_hit_experiment(*, prefix_requests: int = 48, session_requests: int = 60,
         stretch = max(1.0, service_s / DESIGN_SERVICE_S)
         if fit_level:
             rate = FIT_UTILISATION / service_s
-            levels.insert(0, ("fit", PLAIN.format(rate=rate), "completions", fit_requests))
+            fit_text = PLAIN.format(rate=rate) if fit_on == "plain" else \
+                PREFIXES.replace("seed: 23", "seed: 37").replace(
+                    "rate_per_s: 0.8", f"rate_per_s: {rate:.4f}")
+            levels.insert(0, ("fit", fit_text, "completions", fit_requests))
         for name, text, api, requests in levels:
             target = Target(kind="llamacpp", base_url=server.base_url, model="smollm2",
                             api=api)
@@ -221,8 +230,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--repeat", action="store_true",
                         help="run both held-out plans twice: the server's own noise floor")
+    parser.add_argument("--fit-on", choices=("prefix", "plain"), default="prefix",
+                        help="the fit level's workload: a load level of the shared-prefix "
+                             "workload (default) or plain prompts")
     args = parser.parse_args()
-    results = run_hit_experiment(out_dir=args.out, repeat=args.repeat)
+    results = run_hit_experiment(out_dir=args.out, repeat=args.repeat, fit_on=args.fit_on)
     for r in results:
         print(f"{r.name}: {r.requests} requests (times x{r.time_scale:.2f}), "
               f"measured hit rate {r.measured:.1%}, predicted {r.predicted:.1%}; latency error % "
