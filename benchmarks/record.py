@@ -28,9 +28,10 @@ from llmplan.catalog import Catalog, builtin_catalog
 from llmplan.catalog.catalog import DType, KvDType
 from llmplan.perf.engine import EngineSpec
 from llmplan.perf.memory import kv_capacity
+from llmplan.perf.steptime_spec import RooflineStepTime
 from llmplan.scenario.models import LocalDeployment
 from llmplan.sim.engine import simulate_deployment
-from llmplan.sim.table import request_table
+from llmplan.sim.table import RequestTable, request_table
 from llmplan.traffic import RequestStream
 from llmplan.traffic.lengths import ExponentialLength
 
@@ -65,6 +66,11 @@ class ThroughputCase(_Case):
         default="completions", description="chat: the benchmark client sent chat messages "
         "(vllm bench serve --backend openai-chat) and counted the prompt's own tokens, so "
         "the server also computed the model's chat template (catalog chat_template).")
+    served: Literal["in_process", "http"] = Field(
+        default="in_process", description="http: through a streaming API server (vllm bench "
+        "serve, InferenceMAX's clients), whose per-token work is a pipeline stage of its own "
+        "(RooflineStepTime.frontend_per_token_us); in_process: trtllm-bench, vLLM's offline "
+        "throughput benchmark, Triton's C++ frontend.")
     scenario: Literal["offline", "concurrency"]
     concurrency: int | None = None
     requests: int = Field(default=1000, description="Offline: prompts sent at once.")
@@ -106,8 +112,11 @@ def load_cases(kind: type[ThroughputCase] | type[KvCase], name: str) -> list[Any
 
 def _deployment(case: ThroughputCase | KvCase, engine: EngineSpec,
                 replicas: int = 1) -> LocalDeployment:
+    in_process = isinstance(case, ThroughputCase) and case.served == "in_process"
+    step_time = RooflineStepTime(frontend_per_token_us=0.0) if in_process \
+        else RooflineStepTime()
     return LocalDeployment(gpu=case.gpu, model=case.model, tp=case.tp, replicas=replicas,
-                           engine=engine)
+                           engine=engine, step_time=step_time)
 
 
 def predicted_kv_tokens(case: KvCase, catalog: Catalog | None = None) -> int:
@@ -218,6 +227,23 @@ def trtllm_bench_limits(case: ThroughputCase, catalog: Catalog) -> tuple[int, in
 def _simulate(case: ThroughputCase, arrivals: np.ndarray,
               catalog: Catalog) -> tuple[float, float]:
     """(output tokens/s over the run, mean requests in flight)."""
+    table = _run_table(case, arrivals, catalog)
+    finish = table.finish_s[~np.isnan(table.finish_s)]
+    makespan = float(finish.max())
+    tokens = float(table.output_tokens[~np.isnan(table.finish_s)].sum())
+    busy = float(np.nansum(table.e2e_s)) / makespan
+    return tokens / makespan, busy
+
+
+def offline_median_tpot_s(case: ThroughputCase, catalog: Catalog | None = None) -> float:
+    """Predicted median time per output token of an offline case (what `vllm bench serve`
+    prints as Median TPOT)."""
+    catalog = catalog or builtin_catalog()
+    table = _run_table(case, np.zeros(case.requests * case.replicas), catalog)
+    return float(np.nanmedian(table.tpot_s))
+
+
+def _run_table(case: ThroughputCase, arrivals: np.ndarray, catalog: Catalog) -> RequestTable:
     limits: dict[str, int | None] = {"max_num_seqs": case.max_num_seqs}
     if case.engine == "trtllm" and case.scenario == "offline" and case.max_num_seqs is None:
         limits["max_num_seqs"], limits["max_num_batched_tokens"] = \
@@ -230,12 +256,7 @@ def _simulate(case: ThroughputCase, arrivals: np.ndarray,
     stream = _stream(arrivals, case)
     span = float(arrivals[-1]) + 1e-9
     run = simulate_deployment(case.id, dep, catalog, stream, span, drain_s=86400.0)
-    table = request_table(run, stream)
-    finish = table.finish_s[~np.isnan(table.finish_s)]
-    makespan = float(finish.max())
-    tokens = float(table.output_tokens[~np.isnan(table.finish_s)].sum())
-    busy = float(np.nansum(table.e2e_s)) / makespan
-    return tokens / makespan, busy
+    return request_table(run, stream)
 
 
 def predicted_output_tokens_per_s(case: ThroughputCase, catalog: Catalog | None = None) -> float:

@@ -372,6 +372,7 @@ def _coefficients(step: StepTime) -> StepTimeCoefficients:
         memory_per_kv_token_ns=step.memory_per_kv_token_s * 1e9,
         memory_per_seq_us=step.memory_per_seq_s * 1e6, cpu_ms=step.cpu_s * 1e3,
         cpu_per_seq_us=step.cpu_per_seq_s * 1e6, async_cpu=step.async_cpu,
+        frontend_per_seq_us=step.frontend_per_seq_s * 1e6,
         verify_tokens=step.verify_tokens, accepted_per_step=step.accepted,
         client_overhead_ms=step.client_overhead_s * 1e3, source=step.source)
 

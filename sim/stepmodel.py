@@ -1,8 +1,10 @@
 """How long one continuous-batching step takes: parts that overlap, parts that do not.
 
     gpu    = max(gemm FLOPs, weights read) + max(attention FLOPs, KV read) + serial
-    step   = max(gpu, cpu)          with async scheduling (the CPU prepares the next step
+    engine = max(gpu, cpu)          with async scheduling (the CPU prepares the next step
            = gpu + cpu              while the GPU runs this one), without it
+    step   = max(engine, frontend)  the API server streams the last step's tokens in its own
+                                    process: a pipeline stage neither of the others hides
 
 A roofline per kind of kernel, as the kernels run: one after the other in every layer, each
 bound by its own FLOPs or its own bytes. The linear layers' GEMMs compute 2 FLOPs per
@@ -45,6 +47,7 @@ class StepModel:
                  experts_per_token: int = 0, memory_per_kv_token_s: float = 0.0,
                  memory_per_seq_s: float = 0.0,
                  cpu_s: float = 0.0, cpu_per_seq_s: float = 0.0, async_cpu: bool = False,
+                 frontend_per_seq_s: float = 0.0,
                  verify_tokens: int = 1, accepted: float = 1.0) -> None:
         self.serial_s = serial_s
         self.serial_per_token_s = serial_per_token_s
@@ -67,6 +70,9 @@ class StepModel:
         self.cpu_s = cpu_s
         self.cpu_per_seq_s = cpu_per_seq_s
         self.async_cpu = async_cpu
+        #: the API server's time per token it streams, in its own process: a pipeline
+        #: stage, so a decode step lasts at least D of them whatever the engine overlaps
+        self.frontend_per_seq_s = frontend_per_seq_s
         self.verify_tokens = verify_tokens
         self.accepted = accepted
 
@@ -118,7 +124,7 @@ class StepModel:
         t = max(gpu, cpu) if self.async_cpu else gpu + cpu
         if decode_seqs > 0 and self.accepted != 1.0:
             t /= self.accepted
-        return t
+        return max(t, self.frontend_per_seq_s * decode_seqs)
 
     def decode_run(self, decode_seqs: int, kv_tokens: int) -> tuple[float, float, int]:
         """A run of pure decode steps from K = kv_tokens: (first step time, growth per
@@ -136,6 +142,10 @@ class StepModel:
             a0 += cpu
             b0 += cpu
             c_line = -1.0          # never on top
+        # the API server's floor, in the same units (before dividing by `accepted`)
+        frontend = self.frontend_per_seq_s * d * self.accepted
+        if frontend > 0.0:
+            c_line = max(c_line, frontend)
         # the line on top now (ties: the one that grows faster stays on top)
         if a0 > b0 or (a0 == b0 and ag > bg):
             first, growth, other, other_g = a0, ag, b0, bg

@@ -49,6 +49,7 @@ class StepTime:
     cpu_s: float = 0.0
     cpu_per_seq_s: float = 0.0
     async_cpu: bool = False
+    frontend_per_seq_s: float = 0.0
     verify_tokens: int = 1
     accepted: float = 1.0
     source: str = "roofline"
@@ -75,6 +76,7 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     layer of one hidden vector per token, ring algorithm), a fixed gap, and the latency of
     the short kernels MoE and MLA layers add to a dense layer (per layer, whatever the
     batch). cpu: per step and per sequence, hidden behind the GPU with async scheduling.
+    frontend: the API server's time per streamed token, a pipeline stage of its own.
     """
     gpu, model, tp = setup.gpu, setup.model, setup.tp
     weights = setup.weights_dtype
@@ -126,8 +128,9 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         memory_per_kv_token_s=kv_layer_bytes * model.full_layers / bandwidth,
         memory_per_seq_s=kv_layer_bytes * model.sliding_layers * window / bandwidth,
         cpu_s=spec.cpu_fixed_ms * 1e-3, cpu_per_seq_s=spec.cpu_per_seq_us * 1e-6,
-        async_cpu=setup.async_scheduling, verify_tokens=verify, accepted=accepted,
-        source="roofline")
+        async_cpu=setup.async_scheduling,
+        frontend_per_seq_s=spec.frontend_per_token_us * 1e-6 / setup.engine.api_server_count,
+        verify_tokens=verify, accepted=accepted, source="roofline")
 
 
 def linear(setup: ReplicaSetup, spec: LinearStepTime) -> StepTime:

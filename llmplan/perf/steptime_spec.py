@@ -58,6 +58,17 @@ class RooflineStepTime(_Strict):
     cpu_per_seq_us: float = Field(
         default=25.0, ge=0, description="CPU time per running sequence per step (sampling "
                                         "bookkeeping, detokenising, streaming output).")
+    frontend_per_token_us: float = Field(
+        default=80.0, ge=0,
+        description="Streaming path's CPU time per streamed token: the API server "
+                    "detokenises, builds and sends an SSE chunk in its own process (and a "
+                    "Python client parses it) while the engine runs the next step, a "
+                    "pipeline stage async scheduling does not hide, so a decode step of D "
+                    "sequences lasts at least D of these (divided by engine.api_server_count). "
+                    "From the median TPOTs of four 1,000-stream ShareGPT runs whose GPUs sit "
+                    "nearly idle (gpt-oss on 1-2 H100s and 8 B200s stream the same 6-9k "
+                    "tokens/s; vllm#23696, vllm#23369, GPUStack; benchmarks/published.py). "
+                    "0: served in-process (offline batch).")
     tp_sync_us_per_layer: float = Field(
         default=8.0, ge=0, description="All-reduce latency per layer per step when tp > 1.")
     moe_layer_us: float = Field(

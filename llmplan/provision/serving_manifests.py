@@ -72,6 +72,8 @@ def vllm_args(config: StackConfig) -> list[str]:
         args.append("--enable-expert-parallel")
     if engine.kv_cache_memory_gib is not None:
         args += ["--kv-cache-memory-bytes", str(int(engine.kv_cache_memory_gib * 2**30))]
+    if engine.api_server_count > 1:
+        args += ["--api-server-count", str(engine.api_server_count)]
     return args
 
 
@@ -86,7 +88,7 @@ def serving_sizes(config: StackConfig) -> tuple[int, int, int]:
     dep = local[1]
     model = config.plan.catalog.models[dep.model]
     download_gib = model.params_b * 2.0 * 1e9 / 2**30
-    cpu = 4 * dep.tp + 2
+    cpu = 4 * dep.tp + 2 + (dep.engine.api_server_count - 1)   # a core per extra API server
     memory_gib = max(32, math.ceil(download_gib * 1.2 / dep.tp) + 16)
     volume_gib = max(50, math.ceil(download_gib * 1.25) + 20)
     return cpu, memory_gib, volume_gib

@@ -192,6 +192,7 @@ class StepTimeCoefficients(ResultModel):
     cpu_ms: float
     cpu_per_seq_us: float
     async_cpu: bool
+    frontend_per_seq_us: float
     verify_tokens: int
     accepted_per_step: float
     client_overhead_ms: float

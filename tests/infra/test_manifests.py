@@ -145,3 +145,27 @@ def test_the_retail_hybrid_serves_with_the_engine_flags_it_was_simulated_with(
     limits = statefulset["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     assert str(limits["nvidia.com/gpu"]) == "2"
     assert flags  # the args are flag/value pairs
+
+
+def test_extra_api_servers_are_passed_to_vllm_with_a_core_each(
+        example_stacks: dict[str, ExampleStack]) -> None:
+    """The simulated API-server stage scales with engine.api_server_count; the pod runs that
+    many (--api-server-count) and gets a CPU core per extra process."""
+    config = example_stacks["retail-assistant"].written.config
+    name, dep = config.plan.local  # type: ignore[misc]
+    more = dep.model_copy(update={"engine": dep.engine.model_copy(
+        update={"api_server_count": 3})})
+    plan = config.plan.model_copy(update={"deployments": {**config.plan.deployments,
+                                                          name: more}})
+    scaled = config.model_copy(update={"plan": plan})
+
+    def container(c: object) -> dict:  # type: ignore[type-arg]
+        statefulset = _by_kind(serving_manifests(c), "StatefulSet")  # type: ignore[arg-type]
+        return statefulset["spec"]["template"]["spec"]["containers"][0]  # type: ignore[no-any-return]
+
+    before, after = container(config), container(scaled)
+    assert "--api-server-count" not in before["args"]
+    assert " ".join(after["args"]).endswith("--api-server-count 3")
+    cores = [int(str(c["resources"]["requests"]["cpu"]).rstrip("m") or 0)
+             for c in (before, after)]
+    assert cores[1] == cores[0] + 2, cores

@@ -30,6 +30,43 @@ def test_cpu_bound_steps_with_async_scheduling() -> None:
     assert model.step_s(0, 30, 0) == pytest.approx(0.004)    # 1 ms + 30 x 0.1 ms of CPU
 
 
+def test_the_api_server_is_a_pipeline_stage_neither_async_nor_the_gpu_hides() -> None:
+    # 10 ms of weights, CPU 1 ms + 0.1 ms per sequence, the API server 0.2 ms per streamed
+    # token: with 100 sequences it needs 20 ms a step, more than the GPU (10) or the CPU (11)
+    # overlapped by async scheduling; without it the engine's 10 + 11 ms stay on top
+    for async_cpu in (True, False):
+        model = StepModel(weights_s=0.010, cpu_s=0.001, cpu_per_seq_s=0.0001,
+                          async_cpu=async_cpu, frontend_per_seq_s=0.0002)
+        assert model.step_s(0, 100, 0) == pytest.approx(0.020 if async_cpu else 0.021)
+        # 10 sequences: 2 ms of API server, below the engine (10 ms, or 10 + 2 of CPU)
+        assert model.step_s(0, 10, 0) == pytest.approx(0.010 if async_cpu else 0.012)
+        assert model.step_s(500, 0, 0) == pytest.approx(0.010 if async_cpu else 0.011)
+    # speculative decoding: a verify step emits `accepted` tokens per sequence, each streamed
+    spec = StepModel(weights_s=0.010, frontend_per_seq_s=0.0002, verify_tokens=4, accepted=2.5)
+    assert spec.step_s(0, 100, 0) == pytest.approx(0.020)    # per emitted token
+
+
+@pytest.mark.parametrize("async_cpu", [True, False])
+def test_decode_runs_step_onto_and_off_the_api_server_floor_exactly(async_cpu: bool) -> None:
+    # 50 sequences: the floor (50 x 0.4 ms = 20 ms) is on top until attention's KV reads
+    # (2 us per context token, +100 us a step) pass it; the jump must agree step by step
+    model = StepModel(weights_s=0.010, memory_per_kv_token_s=2e-6, cpu_s=0.001,
+                      cpu_per_seq_s=1e-5, async_cpu=async_cpu, frontend_per_seq_s=0.0004)
+    kv = 0
+    for _ in range(3):
+        first, growth, steps = model.decode_run(50, kv)
+        last = min(steps, 500) - 1
+        for j in (0, last):
+            assert first + growth * j == pytest.approx(model.step_s(0, 50, kv + 50 * j),
+                                                       rel=1e-12)
+        if steps == NEVER:
+            break
+        kv += 50 * steps
+    assert growth == pytest.approx(50 * 2e-6)      # the KV reads' line, last
+    floor = model.decode_run(50, 0)
+    assert floor[1] == 0.0 and floor[0] == pytest.approx(0.020)    # engine: 10 (+1.5) ms
+
+
 def test_linear_layers_and_attention_each_take_their_own_max() -> None:
     # the GEMMs read 10 ms of weights and compute 1 ms; attention computes 5 ms over 1 ms of
     # KV reads: the kernels run one after the other, so 10 + 5 ms (one max over the step's
