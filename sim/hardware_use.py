@@ -100,6 +100,47 @@ def memory_bandwidth_series(setup: ReplicaSetup, *, steps: list[float],
     return out
 
 
+@dataclass(frozen=True)
+class FullBatch:
+    """One replica with its batch full: its rate, the batch, what limits each."""
+
+    requests_per_s: float
+    sequences: int
+    batch_limited_by: str       # max_num_seqs, kv_cache or token_budget
+    step_bound_by: str          # StepModel.bound_by of a decode step of the full batch
+
+
+def full_batch(step: StepTime, *, max_num_seqs: int, kv_tokens: int,
+               max_num_batched_tokens: int, prompt_tokens: np.ndarray,
+               cached_tokens: np.ndarray, output_tokens: np.ndarray) -> FullBatch:
+    """full_batch_requests_per_s with the batch it assumed and what limits it."""
+    rate = full_batch_requests_per_s(
+        step, max_num_seqs=max_num_seqs, kv_tokens=kv_tokens,
+        max_num_batched_tokens=max_num_batched_tokens, prompt_tokens=prompt_tokens,
+        cached_tokens=cached_tokens, output_tokens=output_tokens)
+    batch, limits, context = _batch(max_num_seqs, kv_tokens, max_num_batched_tokens,
+                                    (prompt_tokens, cached_tokens, output_tokens))
+    model = StepModel(**step.coefficients())
+    return FullBatch(requests_per_s=rate, sequences=batch,
+                     batch_limited_by=min(limits, key=limits.__getitem__),
+                     step_bound_by=model.bound_by(0, batch, round(batch * context)))
+
+
+def _batch(max_num_seqs: int, kv_tokens: int, max_num_batched_tokens: int,
+           mix: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[int, dict[str, float], float]:
+    """(full batch, each limit on it, context per slot) for a mix of (prompt, cached,
+    output) tokens: see full_batch_requests_per_s."""
+    prompt_tokens, cached_tokens, output_tokens = mix
+    output = np.maximum(output_tokens.astype(np.float64), 1.0)
+    prompt = prompt_tokens.astype(np.float64)
+    computed = np.maximum(prompt - cached_tokens.astype(np.float64), 0.0)
+    out_mean, computed_mean = float(output.mean()), float(computed.mean())
+    context = float((output * (prompt + output / 2.0)).sum() / output.sum())
+    limits = {"max_num_seqs": float(max_num_seqs), "kv_cache": kv_tokens / context,
+              "token_budget": max_num_batched_tokens / (1.0 + computed_mean / out_mean)}
+    return max(1, math.floor(min(limits.values()))), limits, context
+
+
 def full_batch_requests_per_s(step: StepTime, *, max_num_seqs: int, kv_tokens: int,
                               max_num_batched_tokens: int, prompt_tokens: np.ndarray,
                               cached_tokens: np.ndarray, output_tokens: np.ndarray) -> float:
@@ -109,13 +150,11 @@ def full_batch_requests_per_s(step: StepTime, *, max_num_seqs: int, kv_tokens: i
     tokens, so the batch holds the mix weighted by output length: its context per slot is
     the output-weighted mean of prompt + output / 2."""
     output = np.maximum(output_tokens.astype(np.float64), 1.0)
-    prompt = prompt_tokens.astype(np.float64)
     cached = cached_tokens.astype(np.float64)
-    computed = np.maximum(prompt - cached, 0.0)
+    computed = np.maximum(prompt_tokens.astype(np.float64) - cached, 0.0)
     out_mean, computed_mean = float(output.mean()), float(computed.mean())
-    context = float((output * (prompt + output / 2.0)).sum() / output.sum())
-    batch = max(1, math.floor(min(float(max_num_seqs), kv_tokens / context,
-                                  max_num_batched_tokens / (1.0 + computed_mean / out_mean))))
+    batch, _, context = _batch(max_num_seqs, kv_tokens, max_num_batched_tokens,
+                               (prompt_tokens, cached_tokens, output_tokens))
     done_per_step = batch / out_mean
     # a finished request's replacement is prefilled in chunks of what the token budget
     # leaves next to the decodes: some steps carry a chunk, the others only decode

@@ -45,7 +45,7 @@ from llmplan.scenario.models import Scenario
 from llmplan.sim.engine import DeploymentRun
 from llmplan.sim.hardware_use import (
     WorkDone,
-    full_batch_requests_per_s,
+    full_batch,
     hardware_use,
     memory_bandwidth_series,
 )
@@ -314,7 +314,7 @@ def _utilisation(run: DeploymentRun, table: RequestTable, per_minute: np.ndarray
     started = _fleet_started(run, table)
     if not started.any():
         started = np.ones(len(table.prompt_tokens), dtype=bool)
-    per_replica = full_batch_requests_per_s(
+    full = full_batch(
         run.step_time, max_num_seqs=setup.max_num_seqs, kv_tokens=run.capacity.tokens,
         max_num_batched_tokens=setup.max_num_batched_tokens,
         prompt_tokens=table.prompt_tokens[started],
@@ -322,11 +322,13 @@ def _utilisation(run: DeploymentRun, table: RequestTable, per_minute: np.ndarray
         output_tokens=table.output_tokens[started])
     served = table.ok & (table.served_by == SERVED_LOCAL) & (table.finish_s <= duration)
     achieved = float(served.sum() / duration)
-    full_batch = per_replica * replicas
+    full_rate = full.requests_per_s * replicas
     use = hardware_use(setup, work, duration * replicas)
     return Utilisation(
-        achieved_requests_per_s=achieved, full_batch_requests_per_s=full_batch,
-        load_fraction=achieved / full_batch if full_batch > 0 else 0.0,
+        achieved_requests_per_s=achieved, full_batch_requests_per_s=full_rate,
+        full_batch_sequences=full.sequences, full_batch_limited_by=full.batch_limited_by,
+        full_batch_step_bound_by=full.step_bound_by,
+        load_fraction=achieved / full_rate if full_rate > 0 else 0.0,
         mfu_fraction=use.compute_fraction, mbu_fraction=use.memory_bandwidth_fraction,
         kv_cache_mean_fraction=float(per_minute[KV_TOKEN_S].sum()
                                      / (duration * replicas * max(1, run.capacity.tokens))),

@@ -126,6 +126,28 @@ class StepModel:
             t /= self.accepted
         return max(t, self.frontend_per_seq_s * decode_seqs)
 
+    def bound_by(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int,
+                 pairs: int = 0) -> str:
+        """The part that sets this step's time: 'api_server', 'cpu', 'gpu_compute',
+        'gpu_memory' or 'gpu_serial' (all-reduces, launch gaps, per-layer latency)."""
+        compute, memory, serial, cpu = self._parts(prefill_tokens, decode_seqs, kv_tokens,
+                                                   pairs)
+        gpu = max(compute, memory) + serial
+        engine = max(gpu, cpu) if self.async_cpu else gpu + cpu
+        if decode_seqs > 0 and self.accepted != 1.0:
+            engine /= self.accepted
+        if self.frontend_per_seq_s * decode_seqs > engine:
+            return "api_server"
+        if cpu > gpu:
+            return "cpu"
+        if serial > max(compute, memory):
+            return "gpu_serial"
+        if compute == memory:       # attention adds nothing: the GEMMs' own roofline decides
+            tokens = prefill_tokens + decode_seqs * self.verify_tokens
+            flops_s = self.compute_per_token_s * tokens
+            return "gpu_compute" if flops_s >= self._weights_read_s(tokens) else "gpu_memory"
+        return "gpu_compute" if compute > memory else "gpu_memory"
+
     def decode_run(self, decode_seqs: int, kv_tokens: int) -> tuple[float, float, int]:
         """A run of pure decode steps from K = kv_tokens: (first step time, growth per
         step, how many steps from the first follow that line, NEVER if all do)."""

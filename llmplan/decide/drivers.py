@@ -87,6 +87,19 @@ def _idle_driver(names: list[str], candidates: dict[str, Candidate]) -> Driver |
     return None
 
 
+def _api_server_driver(best: str, candidates: dict[str, Candidate]) -> Driver | None:
+    """The winner's capacity is set by its API server, not its GPUs: say how to lift it."""
+    local = candidates[best].local
+    if local is None or local.utilisation.full_batch_step_bound_by != "api_server":
+        return None
+    use = local.utilisation
+    return Driver(text=f"{best}'s full batches ({use.full_batch_sequences:,} sequences per "
+                       f"replica) wait on the API server streaming their tokens, not on the "
+                       f"GPUs: more engine.api_server_count raises the "
+                       f"{_rate(use.full_batch_requests_per_s)} req/s it can serve",
+                  basis="simulated (RooflineStepTime.frontend_per_token_us)")
+
+
 def _excluded_driver(best: str, candidates: dict[str, Candidate]) -> Driver | None:
     cost = candidates[best].cost.usd_per_useful_result
     if cost is None:
@@ -118,4 +131,5 @@ def drivers(best: str, feasible: list[str], candidates: dict[str, Candidate]) ->
                   _idle_driver([other, best], candidates)]
     else:
         found.append(_idle_driver([best], candidates))
+    found.append(_api_server_driver(best, candidates))
     return [d for d in found if d is not None][:MAX_DRIVERS]

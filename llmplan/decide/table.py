@@ -7,6 +7,10 @@ from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, CloudLatency, HybridDeployment
 from llmplan.scenario.models import LocalDeployment, Scenario
 
+#: the scale row names what holds a full batch back when it is not the GPUs
+BOUND_NOTES = {"api_server": "; full batches wait on the API server",
+               "cpu": "; full batches wait on the engine's CPU"}
+
 QUESTIONS = ("data_location", "model_quality", "latency", "scale", "operations", "cost",
              "compliance")
 
@@ -37,9 +41,10 @@ def decision_table(candidates: dict[str, Candidate],
         scale = []
         if s.local is not None:
             util = s.local.utilisation
+            bound = BOUND_NOTES.get(util.full_batch_step_bound_by, "")
             scale.append(f"{util.achieved_requests_per_s:,.1f} of "
                          f"{util.full_batch_requests_per_s:,.1f} req/s the fleet can serve "
-                         f"({util.load_fraction:.0%}); memory bandwidth "
+                         f"({util.load_fraction:.0%}{bound}); memory bandwidth "
                          f"{util.mbu_fraction:.0%}, compute {util.mfu_fraction:.0%} of peak; "
                          f"KV cache {util.kv_cache_mean_fraction:.0%} full")
             prefix = s.local.prefix_cache

@@ -151,6 +151,17 @@ class Utilisation(ResultModel):
                     "this workload's mix and the step model in use (llmplan/sim/"
                     "hardware_use.py). An upper bound when the KV cache is full: preemptions "
                     "then recompute work.")
+    full_batch_sequences: int = Field(description="Sequences per replica in that full batch.")
+    full_batch_limited_by: Literal["max_num_seqs", "kv_cache", "token_budget"] = Field(
+        description="What caps the full batch: the engine's max_num_seqs, the KV cache (at "
+                    "this mix's mean context) or the token budget (decodes plus the prefill "
+                    "chunks that replace finished requests).")
+    full_batch_step_bound_by: Literal["api_server", "cpu", "gpu_compute", "gpu_memory",
+                                      "gpu_serial"] = Field(
+        description="What sets a full-batch decode step's time: the API server streaming "
+                    "the tokens (more engine.api_server_count helps), the engine's CPU "
+                    "(async scheduling helps), the GPUs' FLOPs, their memory reads, or what "
+                    "overlaps nothing on them (all-reduces, per-layer latency).")
     load_fraction: float = Field(description="achieved / full batch.")
     mfu_fraction: float = Field(
         description="Model FLOPs utilisation: FLOPs of the tokens computed over the GPUs' "

@@ -98,3 +98,42 @@ def test_saturation_estimate_bounds_a_kv_bound_fleet_from_above(
     achieved, _, preemptions = _saturated(3.0 * estimate, **spec)
     assert preemptions > 0
     assert achieved <= 1.05 * estimate
+
+
+STREAMING = """
+    seed: 5
+    duration: 120
+    traffic: {{kind: poisson, rate_per_s: {rate}}}
+    tasks:
+      - name: only
+        prompt_tokens: {{kind: fixed, tokens: 100}}
+        output_tokens: {{kind: fixed, tokens: 200}}
+    deployments:
+      one:
+        gpu: H100-SXM
+        model: Llama-3.1-8B
+        engine: {{max_num_seqs: 1024, api_server_count: {servers}}}
+        admission: {{queue_timeout_s: 1000}}
+"""
+
+
+def _streaming(rate: float, servers: int) -> tuple[float, float, str, str, int]:
+    loaded = scenario_from(STREAMING.format(rate=rate, servers=servers))
+    run, stream = run_first(loaded)
+    use = summarise_run(run, stream, loaded.scenario).local.utilisation  # type: ignore[union-attr]
+    return (use.achieved_requests_per_s, use.full_batch_requests_per_s,
+            use.full_batch_limited_by, use.full_batch_step_bound_by, use.full_batch_sequences)
+
+
+def test_a_full_batch_of_short_answers_waits_on_one_api_server() -> None:
+    # 1,024 sequences of an 8B model on an H100: the GPU reads 16 GB of weights and ~27 GB
+    # of KV a step (~17 ms), the API server streams 1,024 tokens at 80 us (82 ms): it sets
+    # the pace, the estimate says so, and the simulator, saturated, finishes what it says
+    _, estimate, limit, bound, sequences = _streaming(1.0, servers=1)
+    assert (limit, bound, sequences) == ("max_num_seqs", "api_server", 1024)
+    assert estimate == pytest.approx(1024 / (200 * 1024 * 80e-6), rel=0.05)
+    achieved, _, _, _, _ = _streaming(1.5 * estimate, servers=1)
+    assert achieved == pytest.approx(estimate, rel=0.10)
+    # eight API servers share the streaming: the GPU and the engine's CPU take over
+    _, more, _, bound, _ = _streaming(1.0, servers=8)
+    assert bound == "gpu_memory" and more > 1.3 * estimate

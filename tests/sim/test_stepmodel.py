@@ -46,6 +46,19 @@ def test_the_api_server_is_a_pipeline_stage_neither_async_nor_the_gpu_hides() ->
     assert spec.step_s(0, 100, 0) == pytest.approx(0.020)    # per emitted token
 
 
+def test_what_bounds_a_step() -> None:
+    model = StepModel(weights_s=0.010, compute_per_token_s=0.0001, serial_s=0.001,
+                      cpu_s=0.001, cpu_per_seq_s=0.0001, async_cpu=True,
+                      frontend_per_seq_s=0.0002)
+    assert model.bound_by(0, 10, 0) == "gpu_memory"        # 10 ms of weights
+    assert model.bound_by(200, 10, 0) == "gpu_compute"     # 21 ms of FLOPs
+    assert model.bound_by(0, 60, 0) == "api_server"        # 12 ms of streaming > 11 of GPU
+    cpu = StepModel(weights_s=0.001, cpu_s=0.005, async_cpu=True)
+    assert cpu.bound_by(0, 1, 0) == "cpu"
+    latency = StepModel(weights_s=0.001, serial_s=0.004)
+    assert latency.bound_by(0, 1, 0) == "gpu_serial"
+
+
 @pytest.mark.parametrize("async_cpu", [True, False])
 def test_decode_runs_step_onto_and_off_the_api_server_floor_exactly(async_cpu: bool) -> None:
     # 50 sequences: the floor (50 x 0.4 ms = 20 ms) is on top until attention's KV reads
