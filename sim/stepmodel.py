@@ -42,6 +42,7 @@ class StepModel:
                  serial_per_kv_token_s: float = 0.0, serial_per_pair_s: float = 0.0,
                  serial_tokens_s: tuple[float, ...] = (),
                  compute_per_token_s: float = 0.0, compute_per_pair_s: float = 0.0,
+                 compute_per_prefill_pair_s: float = -1.0,
                  compute_per_window_seq_s: float = 0.0,
                  weights_s: float = 0.0, experts_s: float = 0.0, experts: int = 0,
                  experts_per_token: int = 0, memory_per_kv_token_s: float = 0.0,
@@ -61,6 +62,9 @@ class StepModel:
         self.serial_per_pair_s = serial_per_pair_s
         self.compute_per_token_s = compute_per_token_s
         self.compute_per_pair_s = compute_per_pair_s
+        #: prefill chunks' pairs (negative: as decodes'); MLA computes them in another form
+        self.compute_per_prefill_pair_s = compute_per_pair_s if compute_per_prefill_pair_s < 0 \
+            else compute_per_prefill_pair_s
         self.compute_per_window_seq_s = compute_per_window_seq_s
         self.weights_s = weights_s
         self.experts_s = experts_s
@@ -103,8 +107,8 @@ class StepModel:
         # the GEMMs' own roofline, a constant of the step's tokens; attention's parts follow
         # (both carry it, so max(compute, memory) is the sum of the two maxima)
         gemms = max(self.compute_per_token_s * tokens, self._weights_read_s(tokens))
-        compute = gemms + self.compute_per_pair_s * (pairs + q * kv_tokens) \
-            + self.compute_per_window_seq_s * decode_seqs
+        compute = gemms + self.compute_per_prefill_pair_s * pairs \
+            + self.compute_per_pair_s * q * kv_tokens + self.compute_per_window_seq_s * decode_seqs
         memory = gemms + self.memory_per_kv_token_s * kv_tokens \
             + self.memory_per_seq_s * decode_seqs
         serial = self.serial_s + (self._tokens_s(tokens) if self.tabulated

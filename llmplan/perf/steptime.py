@@ -39,6 +39,7 @@ class StepTime:
     table_points_ms: tuple[tuple[int, float], ...] = ()   # ... the points it was read from
     compute_per_token_s: float = 0.0
     compute_per_pair_s: float = 0.0
+    compute_per_prefill_pair_s: float = -1.0      # negative: as compute_per_pair_s
     compute_per_window_seq_s: float = 0.0
     weights_s: float = 0.0
     experts_s: float = 0.0
@@ -70,7 +71,10 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     GPU's measured GEMM share of peak over an H100's (catalog gemm_efficiency_vs_h100);
     attention (its own roofline, the kernels run one after the other): 4 FLOPs per
     (query, key) pair per head dimension per query head and layer; sliding-window layers
-    attend at most their window. memory: every step reads the dense weights once, the
+    attend at most their window; MLA (vLLM's common MLA backend) decodes over the latent
+    (2 x kv_lora_rank + rope dims per pair) and prefills over keys and values it
+    up-projects from it (2 x head_dim + rope dims).
+    memory: every step reads the dense weights once, the
     experts its tokens touch, and the KV cache of every decoding sequence (full layers: the
     whole context; window layers: the window). serial: tensor-parallel all-reduces (two per
     layer of one hidden vector per token, ring algorithm), a fixed gap, and the latency of
@@ -89,12 +93,17 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     bandwidth = gpu.bandwidth_bytes_per_s * tp * spec.memory_efficiency
     # linear layers: every active parameter but the input embedding (a lookup)
     matmul_params = model.active_params_b * 1e9 - model.vocab_size * model.hidden_size
+    prefill_pair_dims = 2 * model.head_dim
     if model.attention == "mla":
         assert model.kv_lora_rank is not None and model.qk_rope_head_dim is not None
-        pair_dims = 2 * model.kv_lora_rank + model.qk_rope_head_dim   # absorbed QK and V
+        # decode attends in the latent space (absorbed QK and V); prefill up-projects the
+        # latents to keys and values and runs ordinary attention, q.k over nope + rope dims
+        pair_dims = 2 * model.kv_lora_rank + model.qk_rope_head_dim
+        prefill_pair_dims = 2 * model.head_dim + model.qk_rope_head_dim
     else:
-        pair_dims = 2 * model.head_dim
+        pair_dims = prefill_pair_dims
     pair_flops = 2.0 * model.attention_heads * pair_dims
+    prefill_pair_flops = 2.0 * model.attention_heads * prefill_pair_dims
     window = model.sliding_window_tokens or 0
     kv_layer_bytes = model.kv_bytes_per_token_per_layer(setup.kv_dtype, tp) * tp
     # all weights but the experts are read every step; the experts as the tokens touch them
@@ -121,6 +130,7 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         serial_per_token_s=tokens_comm,
         compute_per_token_s=2.0 * matmul_params / flops,
         compute_per_pair_s=pair_flops * model.full_layers / attention_flops,
+        compute_per_prefill_pair_s=prefill_pair_flops * model.full_layers / attention_flops,
         compute_per_window_seq_s=pair_flops * model.sliding_layers * window / attention_flops,
         weights_s=(all_weights - expert_bytes - embedding_rows) / bandwidth,
         experts_s=expert_bytes / bandwidth,

@@ -193,6 +193,7 @@ class StepTimeCoefficients(ResultModel):
     serial_per_pair_ns: float
     compute_per_token_us: float
     compute_per_pair_ns: float
+    compute_per_prefill_pair_ns: float
     compute_per_window_seq_us: float
     weights_ms: float
     experts_ms: float

@@ -133,6 +133,29 @@ def test_moe_and_mla_layers_add_their_latency_once_per_step_whatever_the_batch()
 
 
 
+def test_mla_prefills_with_ordinary_attention_and_decodes_in_the_latent_space() -> None:
+    """vLLM's MLA backends (v1/attention/backends/mla/common.py): a prefill up-projects the
+    latents to per-head keys and values and runs ordinary attention, q.k over 128 + 64
+    dims and values of 128 (320 per pair per head); a decode absorbs the up-projections
+    and attends over the 512 + 64 latent (1,088). A GQA model's pairs cost the same in both."""
+    catalog = builtin_catalog()
+
+    def coefficients(model: str) -> tuple[float, float]:
+        setup = LocalDeployment(gpu="H200", model=model, tp=8,
+                                engine=EngineSpec(weights_dtype="fp8")).setup(catalog)
+        step = build_step_time(setup, RooflineStepTime())
+        return step.compute_per_prefill_pair_s, step.compute_per_pair_s
+
+    prefill, decode = coefficients("DeepSeek-R1")
+    assert prefill / decode == pytest.approx((2 * 128 + 64) / (2 * 512 + 64), rel=1e-12)
+    prefill, decode = coefficients("Llama-3.3-70B")
+    assert prefill == decode
+    # in the step: a 4,000-token prompt's pairs at the prefill rate, a decode's at its own
+    model = StepModel(compute_per_pair_s=2e-9, compute_per_prefill_pair_s=1e-9)
+    assert model.step_s(4000, 0, 0, 4000 * 4001 // 2) == pytest.approx(4000 * 4001 // 2 * 1e-9)
+    assert model.step_s(0, 1, 4000) == pytest.approx(4000 * 2e-9)
+
+
 def test_a_gpu_whose_gemms_reach_less_of_their_peak_computes_slower_by_that_share() -> None:
     """The MI300X's measured GEMM share of peak is 0.65 (BF16) and 0.585 (FP8) of an H100's
     (catalog, SemiAnalysis 2024-12): its compute coefficients are the datasheet's times
