@@ -81,8 +81,7 @@ def hardware_use(setup: ReplicaSetup, work: WorkDone, replica_s: float) -> Hardw
     compute_s = (peak.compute_per_token_s * (work.tokens - work.decode_seq_steps
                                              + decode_tokens)
                  + peak.compute_per_pair_s * work.kv_token_steps * verify
-                 + (peak.compute_per_pair_s if peak.compute_per_prefill_pair_s < 0
-                    else peak.compute_per_prefill_pair_s) * work.prefill_pairs
+                 + peak.compute_per_prefill_pair_s * work.prefill_pairs
                  + peak.compute_per_window_seq_s * decode_tokens)
     return HardwareUse(compute_fraction=compute_s / replica_s,
                        memory_bandwidth_fraction=_memory_s(peak, work)
@@ -115,48 +114,21 @@ class FullBatch:
 def full_batch(step: StepTime, *, max_num_seqs: int, kv_tokens: int,
                max_num_batched_tokens: int, prompt_tokens: np.ndarray,
                cached_tokens: np.ndarray, output_tokens: np.ndarray) -> FullBatch:
-    """full_batch_requests_per_s with the batch it assumed and what limits it."""
-    rate = full_batch_requests_per_s(
-        step, max_num_seqs=max_num_seqs, kv_tokens=kv_tokens,
-        max_num_batched_tokens=max_num_batched_tokens, prompt_tokens=prompt_tokens,
-        cached_tokens=cached_tokens, output_tokens=output_tokens)
-    batch, limits, context = _batch(max_num_seqs, kv_tokens, max_num_batched_tokens,
-                                    (prompt_tokens, cached_tokens, output_tokens))
-    model = StepModel(**step.coefficients())
-    return FullBatch(requests_per_s=rate, sequences=batch,
-                     batch_limited_by=min(limits, key=limits.__getitem__),
-                     step_bound_by=model.bound_by(0, batch, round(batch * context)))
-
-
-def _batch(max_num_seqs: int, kv_tokens: int, max_num_batched_tokens: int,
-           mix: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[int, dict[str, float], float]:
-    """(full batch, each limit on it, context per slot) for a mix of (prompt, cached,
-    output) tokens: see full_batch_requests_per_s."""
-    prompt_tokens, cached_tokens, output_tokens = mix
+    """Requests per second one replica finishes with its batch full (module docstring), for
+    this mix of requests (prompt lengths, of which `cached_tokens` a prefix cache answers,
+    and output lengths), with the batch it assumes and what limits it. A request holds its
+    batch slot for as many steps as it has output tokens, so the batch holds the mix
+    weighted by output length: its context per slot is the output-weighted mean of
+    prompt + output / 2."""
     output = np.maximum(output_tokens.astype(np.float64), 1.0)
     prompt = prompt_tokens.astype(np.float64)
-    computed = np.maximum(prompt - cached_tokens.astype(np.float64), 0.0)
+    cached = cached_tokens.astype(np.float64)
+    computed = np.maximum(prompt - cached, 0.0)
     out_mean, computed_mean = float(output.mean()), float(computed.mean())
     context = float((output * (prompt + output / 2.0)).sum() / output.sum())
     limits = {"max_num_seqs": float(max_num_seqs), "kv_cache": kv_tokens / context,
               "token_budget": max_num_batched_tokens / (1.0 + computed_mean / out_mean)}
-    return max(1, math.floor(min(limits.values()))), limits, context
-
-
-def full_batch_requests_per_s(step: StepTime, *, max_num_seqs: int, kv_tokens: int,
-                              max_num_batched_tokens: int, prompt_tokens: np.ndarray,
-                              cached_tokens: np.ndarray, output_tokens: np.ndarray) -> float:
-    """Requests per second one replica finishes with its batch full (module docstring), for
-    this mix of requests (prompt lengths, of which `cached_tokens` a prefix cache answers,
-    and output lengths). A request holds its batch slot for as many steps as it has output
-    tokens, so the batch holds the mix weighted by output length: its context per slot is
-    the output-weighted mean of prompt + output / 2."""
-    output = np.maximum(output_tokens.astype(np.float64), 1.0)
-    cached = cached_tokens.astype(np.float64)
-    computed = np.maximum(prompt_tokens.astype(np.float64) - cached, 0.0)
-    out_mean, computed_mean = float(output.mean()), float(computed.mean())
-    batch, _, context = _batch(max_num_seqs, kv_tokens, max_num_batched_tokens,
-                               (prompt_tokens, cached_tokens, output_tokens))
+    batch = max(1, math.floor(min(limits.values())))
     done_per_step = batch / out_mean
     # a finished request's replacement is prefilled in chunks of what the token budget
     # leaves next to the decodes: some steps carry a chunk, the others only decode
@@ -169,11 +141,13 @@ def full_batch_requests_per_s(step: StepTime, *, max_num_seqs: int, kv_tokens: i
     model = StepModel(**step.coefficients())
     kv = round(batch * context)
     decode_s = model.step_s(0, batch, kv, 0)
-    if prefill_share == 0:
-        return done_per_step / decode_s
-    low = math.floor(prefill)   # between the whole-token steps around the mean chunk
-    t_low = model.step_s(low, batch, kv, round(pairs))
-    with_prefill_s = t_low + (prefill - low) * (model.step_s(low + 1, batch, kv, round(pairs))
-                                                - t_low)
-    seconds = prefill_share * with_prefill_s + (1.0 - prefill_share) * decode_s
-    return done_per_step / seconds
+    seconds = decode_s
+    if prefill_share > 0:
+        low = math.floor(prefill)   # between the whole-token steps around the mean chunk
+        t_low = model.step_s(low, batch, kv, round(pairs))
+        with_prefill_s = t_low + (prefill - low) * (
+            model.step_s(low + 1, batch, kv, round(pairs)) - t_low)
+        seconds = prefill_share * with_prefill_s + (1.0 - prefill_share) * decode_s
+    return FullBatch(requests_per_s=done_per_step / seconds, sequences=batch,
+                     batch_limited_by=min(limits, key=limits.__getitem__),
+                     step_bound_by=model.bound_by(0, batch, kv))

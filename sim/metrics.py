@@ -368,8 +368,7 @@ def _coefficients(step: StepTime) -> StepTimeCoefficients:
         serial_per_pair_ns=step.serial_per_pair_s * 1e9,
         compute_per_token_us=step.compute_per_token_s * 1e6,
         compute_per_pair_ns=step.compute_per_pair_s * 1e9,
-        compute_per_prefill_pair_ns=(step.compute_per_pair_s if step.compute_per_prefill_pair_s < 0
-                                     else step.compute_per_prefill_pair_s) * 1e9,
+        compute_per_prefill_pair_ns=step.compute_per_prefill_pair_s * 1e9,
         compute_per_window_seq_us=step.compute_per_window_seq_s * 1e6,
         weights_ms=step.weights_s * 1e3, experts_ms=step.experts_s * 1e3,
         experts=step.experts, experts_per_token=step.experts_per_token,

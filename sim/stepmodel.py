@@ -124,11 +124,16 @@ class StepModel:
         """One step with P prefill tokens (A pairs), D decodes reading K context tokens."""
         compute, memory, serial, cpu = self._parts(prefill_tokens, decode_seqs, kv_tokens,
                                                    pairs)
-        gpu = max(compute, memory) + serial
+        engine = self._engine_s(max(compute, memory) + serial, cpu, decode_seqs)
+        return max(engine, self.frontend_per_seq_s * decode_seqs)
+
+    def _engine_s(self, gpu: float, cpu: float, decode_seqs: int) -> float:
+        """The engine's share of a step per emitted token: GPU and CPU overlapped (async)
+        or in turn, a verify step spread over its accepted tokens."""
         t = max(gpu, cpu) if self.async_cpu else gpu + cpu
         if decode_seqs > 0 and self.accepted != 1.0:
             t /= self.accepted
-        return max(t, self.frontend_per_seq_s * decode_seqs)
+        return t
 
     def bound_by(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int,
                  pairs: int = 0) -> str:
@@ -137,10 +142,7 @@ class StepModel:
         compute, memory, serial, cpu = self._parts(prefill_tokens, decode_seqs, kv_tokens,
                                                    pairs)
         gpu = max(compute, memory) + serial
-        engine = max(gpu, cpu) if self.async_cpu else gpu + cpu
-        if decode_seqs > 0 and self.accepted != 1.0:
-            engine /= self.accepted
-        if self.frontend_per_seq_s * decode_seqs > engine:
+        if self.frontend_per_seq_s * decode_seqs > self._engine_s(gpu, cpu, decode_seqs):
             return "api_server"
         if cpu > gpu:
             return "cpu"

@@ -39,7 +39,7 @@ class StepTime:
     table_points_ms: tuple[tuple[int, float], ...] = ()   # ... the points it was read from
     compute_per_token_s: float = 0.0
     compute_per_pair_s: float = 0.0
-    compute_per_prefill_pair_s: float = -1.0      # negative: as compute_per_pair_s
+    compute_per_prefill_pair_s: float = 0.0     # the prefill chunks' pairs (MLA: cheaper)
     compute_per_window_seq_s: float = 0.0
     weights_s: float = 0.0
     experts_s: float = 0.0
