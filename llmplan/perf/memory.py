@@ -9,7 +9,9 @@ v0.21.0 and v0.33.0):
 `weights` are this GPU's share (tensor parallel splits every matrix, expert parallel the
 experts). The activation peak is vLLM's profiling run: a forward pass of
 max_num_batched_tokens tokens, then the sampler on min(max_num_seqs, those tokens) rows of
-fp32 logits over the vocabulary, whose sort and softmax copies dominate in V1. Non-torch
+fp32 logits over the vocabulary, whose sort and softmax copies dominate in V1; the forward
+pass's temporaries are freed before the sampler runs (only its output hidden states stay),
+so the peak is the larger of the two phases, not their sum. Non-torch
 memory (CUDA context growth, NCCL buffers) grows with tensor parallelism. CUDA graphs are
 captured after the KV cache is allocated, outside the budget: every published log we have,
 v0.21-v0.27 included, leaves them out of the KV arithmetic (vLLM's source has an estimate
@@ -34,14 +36,16 @@ from llmplan.perf.engine import GIB
 from llmplan.perf.setup import ReplicaSetup
 
 #: vLLM V1 sampler warm-up: fp32 logits copies of max_num_seqs x vocab alive at the peak
-#: (sort keys, indices, softmax). The count changed between releases; from published
-#: start-up logs (benchmarks/kv_record.yaml and the activation lines of llm-d's H100 table):
-#: v0.10.2-v0.11 show 9.6 copies within 3% (Llama-3.1-8B 4.76 GiB, Qwen3-0.6B 5.56, Qwen3-32B
-#: 5.64, gpt-oss 7.38 GiB at 1024 sequences; Qwen3-8B and Qwen3-235B 1.40 GiB at 256);
-#: v0.9-v0.10.1 logs leave 0.4-0.8 GiB for activations and non-torch memory together
-#: (about 4 copies); v0.21 and later about 1.5 (Llama-3.1-8B 1.44 GiB, Qwen3-32B ~1.1 GiB at
-#: 1024 sequences). Calibrate with your server's "Available KV cache memory" line.
-LOGIT_COPIES = (((0, 21), 1.5), ((0, 10, 2), 9.6), ((0, 9), 4.0))
+#: (sort keys, indices, softmax), next to the forward pass's output hidden states. The count
+#: changed between releases; from published start-up logs (benchmarks/kv_record.yaml and the
+#: activation lines of llm-d's H100 table): v0.10.2-v0.11 show 9.6 copies within 0.5%
+#: (Llama-3.1-8B 4.76 GiB, Qwen3-0.6B 5.56, Qwen3-32B 5.64, gpt-oss 7.38 GiB at 1024
+#: sequences: Qwen3-32B's peak exceeds Qwen3-0.6B's by just their hidden states' difference,
+#: 0.06 GiB); v0.9-v0.10.1 logs leave 0.4-0.8 GiB for activations and non-torch memory
+#: together (about 4 copies); v0.21 and later about 2.3 (Llama-3.1-8B 1.44 GiB: 2.8;
+#: Qwen3-32B ~1.1 GiB: 1.8, at 1024 sequences). Calibrate with your server's "Available KV
+#: cache memory" line.
+LOGIT_COPIES = (((0, 21), 2.3), ((0, 10, 2), 9.6), ((0, 9), 4.0))
 #: Forward-pass activations per batched token: the widest live tensors of one layer
 #: (hidden-sized input and output, the MLP's gate and up projections), 16-bit.
 FORWARD_WIDTHS = 2
@@ -113,10 +117,11 @@ def activation_bytes(setup: ReplicaSetup) -> float:
         * (model.experts_per_token or 1) if model.is_moe else model.intermediate_size
     forward = tokens * (FORWARD_WIDTHS * model.hidden_size + 2 * mlp / setup.tp) * 2.0
     logits = rows * model.vocab_size * 4.0
+    hidden = tokens * model.hidden_size * 2.0       # the forward pass's output, kept
     release = engine.release
     for since, copies in LOGIT_COPIES:
         if release >= since:
-            return forward + copies * logits
+            return max(forward, hidden + copies * logits)
     return forward + logits          # V0: the forward pass dominates, one logits copy
 
 

@@ -50,6 +50,17 @@ class RooflineStepTime(_Strict):
         default=0.84, gt=0, le=1, description="Compute efficiency factor for weights the GPU "
                                               "has no tensor cores for (dequantised in the "
                                               "kernel: Marlin W8A16 / W4A16).")
+    expert_slot_overhead_width: float = Field(
+        default=1700.0, ge=0,
+        description="Cost of one token's slot in a routed expert beyond the expert's GEMMs "
+                    "(gathering its hidden vector, sorting, padding the expert's tile, "
+                    "scattering and summing the output), as the extra expert-width columns "
+                    "that would cost as much: a slot costs 6 x hidden x (expert width on "
+                    "this GPU + this) FLOPs, so narrow experts, or experts sliced by tensor "
+                    "parallelism without expert parallelism, run well below the dense GEMM "
+                    "rate. Median of twelve estimates (170-5,200) from published "
+                    "large-batch MoE kernel benchmarks against the dense GEMM ceiling of the "
+                    "same GPU (vLLM fused_moe, CUTLASS grouped GEMM, DeepGEMM; FIDELITY.md).")
     gpu_fixed_ms: float = Field(default=0.3, ge=0,
                                 description="GPU time per step nothing overlaps (launch gaps).")
     cpu_fixed_ms: float = Field(
