@@ -69,8 +69,8 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     GEMMs: 2 FLOPs per active parameter per token on the tensor cores of the weight
     format (dequantising kernels where the GPU has none), at compute_efficiency times the
     GPU's measured GEMM share of peak over an H100's (catalog gemm_efficiency_vs_h100),
-    a routed expert's share at its slot cost (`_routed_params`: narrow expert slices run
-    below the dense rate);
+    plus a fixed cost per routed token-slot at the 16-bit rate (`_expert_slot_params`:
+    narrow expert slices run well below the dense rate);
     attention (its own roofline, the kernels run one after the other): 4 FLOPs per
     (query, key) pair per head dimension per query head and layer; sliding-window layers
     attend at most their window; MLA (vLLM's common MLA backend) decodes over the latent
@@ -95,7 +95,7 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     bandwidth = gpu.bandwidth_bytes_per_s * tp * spec.memory_efficiency
     # linear layers: every active parameter but the input embedding (a lookup)
     matmul_params = model.active_params_b * 1e9 - model.vocab_size * model.hidden_size
-    routed, routed_cost = _routed_params(setup, spec)
+    slot_params = _expert_slot_params(setup, spec)
     prefill_pair_dims = 2 * model.head_dim
     if model.attention == "mla":
         assert model.kv_lora_rank is not None and model.qk_rope_head_dim is not None
@@ -131,7 +131,7 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     return StepTime(
         serial_s=spec.gpu_fixed_ms * 1e-3 + sync_s + layer_s,
         serial_per_token_s=tokens_comm,
-        compute_per_token_s=2.0 * (matmul_params - routed + routed_cost) / flops,
+        compute_per_token_s=2.0 * matmul_params / flops + 2.0 * slot_params / attention_flops,
         compute_per_pair_s=pair_flops * model.full_layers / attention_flops,
         compute_per_prefill_pair_s=prefill_pair_flops * model.full_layers / attention_flops,
         compute_per_window_seq_s=pair_flops * model.sliding_layers * window / attention_flops,
@@ -146,20 +146,21 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         verify_tokens=verify, accepted=accepted, source="roofline")
 
 
-def _routed_params(setup: ReplicaSetup, spec: RooflineStepTime) -> tuple[float, float]:
-    """(routed expert parameters one token uses, what they cost in dense-GEMM parameters).
+def _expert_slot_params(setup: ReplicaSetup, spec: RooflineStepTime) -> float:
+    """What a token's slots in its routed experts cost beyond the experts' GEMMs, as
+    parameters of a 16-bit GEMM (6 x hidden x `expert_slot_overhead_width` FLOPs per slot
+    on each GPU that runs a slice of the expert).
 
-    A token's slot in an expert costs the GEMMs over this GPU's slice of the expert's width
-    plus a fixed cost of moving the token in and out, `expert_slot_overhead_width` columns
-    more: without expert parallelism every GPU pays it for its 1/tp slice of the width.
+    Gathering, sorting, scattering and summing a token move its 16-bit hidden vector: the
+    weight format's faster tensor cores do not shorten them. Without expert parallelism
+    each of the tp GPUs holds a slice of every expert and pays the whole cost for its slice.
     """
     model = setup.model
     if not model.is_moe:
-        return 0.0, 0.0
-    assert model.moe_intermediate_size is not None
-    routed = model.moe_layer_count * (model.experts_per_token or 0) * model.expert_params_each
-    slice_width = model.moe_intermediate_size * setup.expert_parallel / setup.tp
-    return routed, routed * (slice_width + spec.expert_slot_overhead_width) / slice_width
+        return 0.0
+    slots = model.moe_layer_count * (model.experts_per_token or 0)
+    gpus_per_slot = setup.tp // setup.expert_parallel
+    return slots * gpus_per_slot * 3.0 * model.hidden_size * spec.expert_slot_overhead_width
 
 
 def linear(setup: ReplicaSetup, spec: LinearStepTime) -> StepTime:

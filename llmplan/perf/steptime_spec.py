@@ -55,10 +55,12 @@ class RooflineStepTime(_Strict):
         description="Cost of one token's slot in a routed expert beyond the expert's GEMMs "
                     "(gathering its hidden vector, sorting, padding the expert's tile, "
                     "scattering and summing the output), as the extra expert-width columns "
-                    "that would cost as much: a slot costs 6 x hidden x (expert width on "
-                    "this GPU + this) FLOPs, so narrow experts, or experts sliced by tensor "
+                    "that would cost as much at the 16-bit rate (it moves 16-bit hidden "
+                    "vectors: FP8 and FP4 tensor cores do not shorten it): a slot costs "
+                    "6 x hidden x this FLOPs on every GPU holding a slice of the expert, on "
+                    "top of its GEMMs, so narrow experts, or experts sliced by tensor "
                     "parallelism without expert parallelism, run well below the dense GEMM "
-                    "rate. Median of twelve estimates (170-5,200) from published "
+                    "rate. Median of twelve estimates (95-5,200) from published "
                     "large-batch MoE kernel benchmarks against the dense GEMM ceiling of the "
                     "same GPU (vLLM fused_moe, CUTLASS grouped GEMM, DeepGEMM; FIDELITY.md).")
     gpu_fixed_ms: float = Field(default=0.3, ge=0,

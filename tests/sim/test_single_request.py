@@ -203,15 +203,17 @@ def test_a_routed_token_costs_its_expert_slice_plus_a_fixed_slot() -> None:
     slot: on one GPU 768 + 1,700 columns' worth; at tp=4 each GPU's slice is 192 columns
     and pays the whole slot overhead (four times the overhead over the replica); spread by
     expert parallelism each GPU runs whole experts and the overhead stays as on one GPU.
-    A dense model pays nothing extra."""
+    The overhead runs at the 16-bit rate whatever the weights' format; a dense model pays
+    nothing extra."""
     catalog = builtin_catalog()
     spec = RooflineStepTime()
     overhead = spec.expert_slot_overhead_width
 
     def per_token(tp: int, ep: bool, model: str = "Qwen3-30B-A3B",
-                  step: RooflineStepTime = spec) -> float:
+                  step: RooflineStepTime = spec, weights: str | None = None) -> float:
         setup = LocalDeployment(gpu="H100-SXM", model=model, tp=tp,
-                                engine=EngineSpec(expert_parallel=ep)).setup(catalog)
+                                engine=EngineSpec(expert_parallel=ep,
+                                                  weights_dtype=weights)).setup(catalog)
         return build_step_time(setup, step).compute_per_token_s
 
     model = catalog.models["Qwen3-30B-A3B"]
@@ -237,6 +239,10 @@ def test_a_routed_token_costs_its_expert_slice_plus_a_fixed_slot() -> None:
                                                                           step=no_overhead)
     assert per_token(1, False, "Llama-3.1-8B") == per_token(1, False, "Llama-3.1-8B",
                                                             no_overhead)
+    # FP8 experts halve the GEMMs' time, not the slot's: it moves 16-bit hidden vectors
+    fp8 = per_token(1, False, weights="fp8") - per_token(1, False, step=no_overhead,
+                                                          weights="fp8")
+    assert fp8 == pytest.approx(extra_one, rel=1e-9)
 
 
 TWO_TURNS_OF_A_PREFIX = """
