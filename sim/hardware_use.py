@@ -82,7 +82,8 @@ def hardware_use(setup: ReplicaSetup, work: WorkDone, replica_s: float) -> Hardw
                                              + decode_tokens)
                  + peak.compute_per_pair_s * work.kv_token_steps * verify
                  + peak.compute_per_prefill_pair_s * work.prefill_pairs
-                 + peak.compute_per_window_seq_s * decode_tokens)
+                 + peak.compute_per_window_seq_s * decode_tokens
+                 + peak.compute_per_sampled_s * decode_tokens)
     return HardwareUse(compute_fraction=compute_s / replica_s,
                        memory_bandwidth_fraction=_memory_s(peak, work)
                        / replica_s)

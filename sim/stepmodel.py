@@ -44,6 +44,7 @@ class StepModel:
                  compute_per_token_s: float = 0.0, compute_per_pair_s: float = 0.0,
                  compute_per_prefill_pair_s: float = -1.0,
                  compute_per_window_seq_s: float = 0.0,
+                 compute_per_sampled_s: float = 0.0,
                  weights_s: float = 0.0, experts_s: float = 0.0, experts: int = 0,
                  experts_per_token: int = 0, memory_per_kv_token_s: float = 0.0,
                  memory_per_seq_s: float = 0.0,
@@ -66,6 +67,9 @@ class StepModel:
         self.compute_per_prefill_pair_s = compute_per_pair_s if compute_per_prefill_pair_s < 0 \
             else compute_per_prefill_pair_s
         self.compute_per_window_seq_s = compute_per_window_seq_s
+        #: the output head's GEMM, run only for the tokens the step samples (each
+        #: decoding sequence's; a prompt's chunks sample nothing until their last token)
+        self.compute_per_sampled_s = compute_per_sampled_s
         self.weights_s = weights_s
         self.experts_s = experts_s
         self.untouched = 1.0 - experts_per_token / experts if experts > 0 else 0.0
@@ -98,6 +102,12 @@ class StepModel:
             return table[tokens]
         return table[n - 1] + self.serial_per_token_s * (tokens - n + 1)
 
+    def _gemm_flops_s(self, tokens: int, decode_seqs: int) -> float:
+        """The GEMMs' FLOP time: every token through the layers, the sampled ones (each
+        decoding sequence's verify tokens) through the output head too."""
+        return (self.compute_per_token_s * tokens
+                + self.compute_per_sampled_s * decode_seqs * self.verify_tokens)
+
     def _parts(self, prefill_tokens: int, decode_seqs: int,
                kv_tokens: int, pairs: int) -> tuple[float, float, float, float]:
         """(compute, memory, serial, cpu) of one step; compute and memory both include the
@@ -106,7 +116,7 @@ class StepModel:
         tokens = prefill_tokens + decode_seqs * q
         # the GEMMs' own roofline, a constant of the step's tokens; attention's parts follow
         # (both carry it, so max(compute, memory) is the sum of the two maxima)
-        gemms = max(self.compute_per_token_s * tokens, self._weights_read_s(tokens))
+        gemms = max(self._gemm_flops_s(tokens, decode_seqs), self._weights_read_s(tokens))
         compute = gemms + self.compute_per_prefill_pair_s * pairs \
             + self.compute_per_pair_s * q * kv_tokens + self.compute_per_window_seq_s * decode_seqs
         memory = gemms + self.memory_per_kv_token_s * kv_tokens \
@@ -150,7 +160,7 @@ class StepModel:
             return "gpu_serial"
         if compute == memory:       # attention adds nothing: the GEMMs' own roofline decides
             tokens = prefill_tokens + decode_seqs * self.verify_tokens
-            flops_s = self.compute_per_token_s * tokens
+            flops_s = self._gemm_flops_s(tokens, decode_seqs)
             return "gpu_compute" if flops_s >= self._weights_read_s(tokens) else "gpu_memory"
         return "gpu_compute" if compute > memory else "gpu_memory"
 

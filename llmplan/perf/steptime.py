@@ -41,6 +41,7 @@ class StepTime:
     compute_per_pair_s: float = 0.0
     compute_per_prefill_pair_s: float = 0.0     # the prefill chunks' pairs (MLA: cheaper)
     compute_per_window_seq_s: float = 0.0
+    compute_per_sampled_s: float = 0.0          # the output head, per sampled token
     weights_s: float = 0.0
     experts_s: float = 0.0
     experts: int = 0
@@ -66,7 +67,8 @@ class StepTime:
 def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     """Datasheet peaks times achievable efficiencies, part by part.
 
-    GEMMs: 2 FLOPs per active parameter per token on the tensor cores of the weight
+    GEMMs: 2 FLOPs per active parameter per token (the output head's only for the tokens
+    a step samples, at the 16-bit rate) on the tensor cores of the weight
     format (dequantising kernels where the GPU has none), at compute_efficiency times the
     GPU's measured GEMM share of peak over an H100's (catalog gemm_efficiency_vs_h100),
     plus a fixed cost per routed token-slot at the 16-bit rate (`_expert_slot_params`:
@@ -92,9 +94,15 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         flops *= spec.dequant_efficiency
     attention_flops = (gpu.flops_per_s("bf16") * tp * spec.compute_efficiency
                        * gpu.gemm_efficiency("bf16"))
+    head_flops = attention_flops          # embeddings and the head stay 16-bit
     bandwidth = gpu.bandwidth_bytes_per_s * tp * spec.memory_efficiency
-    # linear layers: every active parameter but the input embedding (a lookup)
-    matmul_params = model.active_params_b * 1e9 - model.vocab_size * model.hidden_size
+    # linear layers: the dense part and the routed experts a token uses (from the same
+    # parameter counts as the weights' bytes: model cards count "active" with or without
+    # the embeddings); the output head runs only on the tokens vLLM samples
+    # (logits_indices in its model runner), not on a prompt's other tokens
+    head_params = model.vocab_size * model.hidden_size
+    matmul_params = model.dense_params + (
+        model.expert_params * (model.experts_per_token or 0) / (model.experts or 1))
     slot_params = _expert_slot_params(setup, spec)
     prefill_pair_dims = 2 * model.head_dim
     if model.attention == "mla":
@@ -112,7 +120,8 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     # all weights but the experts are read every step; the experts as the tokens touch them
     all_weights = model.weight_bytes(weights)
     expert_bytes = all_weights - model.weight_bytes_without_experts(weights)
-    embedding_rows = model.vocab_size * model.hidden_size * 2.0   # input table: not read
+    # the input table is looked up, not read, unless it is also the output head (tied)
+    embedding_rows = 0.0 if model.tie_word_embeddings else head_params * 2.0
     tokens_comm = 0.0
     sync_s = 0.0
     if tp > 1:
@@ -135,6 +144,7 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         compute_per_pair_s=pair_flops * model.full_layers / attention_flops,
         compute_per_prefill_pair_s=prefill_pair_flops * model.full_layers / attention_flops,
         compute_per_window_seq_s=pair_flops * model.sliding_layers * window / attention_flops,
+        compute_per_sampled_s=2.0 * head_params / head_flops,
         weights_s=(all_weights - expert_bytes - embedding_rows) / bandwidth,
         experts_s=expert_bytes / bandwidth,
         experts=model.experts or 0, experts_per_token=model.experts_per_token or 0,

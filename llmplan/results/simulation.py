@@ -195,6 +195,7 @@ class StepTimeCoefficients(ResultModel):
     compute_per_pair_ns: float
     compute_per_prefill_pair_ns: float
     compute_per_window_seq_us: float
+    compute_per_sampled_us: float = 0.0     # the output head, per sampled token
     weights_ms: float
     experts_ms: float
     experts: int

@@ -169,11 +169,15 @@ def test_a_gpu_whose_gemms_reach_less_of_their_peak_computes_slower_by_that_shar
         setup = LocalDeployment(gpu="MI300X", model="Llama-3.1-70B", tp=8,
                                 engine=EngineSpec(weights_dtype=weights)).setup(catalog)
         got = build_step_time(setup, spec)
-        params = setup.model.active_params_b * 1e9 - (setup.model.vocab_size
-                                                      * setup.model.hidden_size)
+        # every token: the layers (no embeddings); sampled tokens: the 16-bit output head
+        head = setup.model.vocab_size * setup.model.hidden_size
+        params = setup.model.active_params_b * 1e9 - 2 * head
         assert peak is not None
         assert got.compute_per_token_s == pytest.approx(
             2 * params / (peak * 1e12 * 8 * spec.compute_efficiency * share), rel=1e-12)
+        assert got.compute_per_sampled_s == pytest.approx(
+            2 * head / (mi300x.bf16_dense_tflops * 1e12 * 8 * spec.compute_efficiency * 0.65),
+            rel=1e-12)
         unmeasured = dataclasses.replace(
             setup, gpu=mi300x.model_copy(update={"gemm_efficiency_vs_h100": {}}))
         flat = build_step_time(unmeasured, spec)
@@ -192,7 +196,8 @@ def test_a_gpu_whose_gemms_reach_less_of_their_peak_computes_slower_by_that_shar
     assert catalog.gpus["H100-SXM"].gemm_efficiency("nvfp4") == 1.0
     setup = LocalDeployment(gpu="B200", model="Llama-3.3-70B", tp=1,
                             engine=EngineSpec(weights_dtype="nvfp4")).setup(catalog)
-    params = setup.model.active_params_b * 1e9 - setup.model.vocab_size * setup.model.hidden_size
+    params = (setup.model.active_params_b * 1e9
+              - 2 * setup.model.vocab_size * setup.model.hidden_size)
     assert build_step_time(setup, spec).compute_per_token_s == pytest.approx(
         2 * params / (9000e12 * spec.compute_efficiency * 0.69), rel=1e-12)
 
@@ -243,6 +248,28 @@ def test_a_routed_token_costs_its_expert_slice_plus_a_fixed_slot() -> None:
     fp8 = per_token(1, False, weights="fp8") - per_token(1, False, step=no_overhead,
                                                           weights="fp8")
     assert fp8 == pytest.approx(extra_one, rel=1e-9)
+
+
+def test_a_tied_head_is_read_every_step_and_computed_for_sampled_tokens() -> None:
+    """Gemma-3-12B ties its output head to its input embedding: the one 262k x 3840 matrix
+    is looked up for every token and multiplied for every sampled one, so every step reads
+    it (an untied model's input table is only looked up). Per token the layers cost their
+    parameters but the embeddings; the head, in 16-bit, only on sampled tokens."""
+    catalog = builtin_catalog()
+    spec = RooflineStepTime(compute_efficiency=1.0, memory_efficiency=1.0)
+    gpu = catalog.gpus["H100-SXM"]
+    for name, tied in (("Gemma-3-12B", True), ("Qwen3-8B", False)):
+        model = catalog.models[name]
+        assert model.tie_word_embeddings is tied
+        setup = LocalDeployment(gpu="H100-SXM", model=name).setup(catalog)
+        got = build_step_time(setup, spec)
+        head = model.vocab_size * model.hidden_size
+        read = model.weight_bytes(setup.weights_dtype) - (0 if tied else 2 * head)
+        assert got.weights_s == pytest.approx(read / gpu.bandwidth_bytes_per_s, rel=1e-12)
+        peak = gpu.flops_per_s("bf16")
+        assert got.compute_per_sampled_s == pytest.approx(2 * head / peak, rel=1e-12)
+        layers = model.params_b * 1e9 - model.embedding_params
+        assert got.compute_per_token_s == pytest.approx(2 * layers / peak, rel=1e-12)
 
 
 TWO_TURNS_OF_A_PREFIX = """

@@ -142,3 +142,18 @@ def test_a_measured_table_of_step_tokens_and_its_extension() -> None:
     assert steps == NEVER
     for j in (0, 7, 300):
         assert first + growth * j == pytest.approx(model.step_s(0, 2, 500 + 2 * j), rel=1e-12)
+
+
+def test_only_sampled_tokens_go_through_the_output_head() -> None:
+    """vLLM computes logits only where it samples (logits_indices): a prompt's tokens go
+    through the layers, a decoding sequence's verify tokens through the head as well."""
+    model = StepModel(compute_per_token_s=1e-4, compute_per_sampled_s=3e-5)
+    assert model.step_s(100, 0, 0) == pytest.approx(100 * 1e-4)
+    assert model.step_s(0, 4, 0) == pytest.approx(4 * (1e-4 + 3e-5))
+    assert model.step_s(100, 4, 0) == pytest.approx(104 * 1e-4 + 4 * 3e-5)
+    speculative = StepModel(compute_per_token_s=1e-4, compute_per_sampled_s=3e-5,
+                            verify_tokens=3)
+    assert speculative.step_s(0, 2, 0) == pytest.approx(6 * (1e-4 + 3e-5))
+    # under a weight read the head's FLOPs hide like the layers'
+    assert StepModel(weights_s=0.01, compute_per_token_s=1e-4,
+                     compute_per_sampled_s=3e-5).step_s(0, 4, 0) == pytest.approx(0.01)
