@@ -158,6 +158,10 @@ def default_limits(engine: EngineSpec, gpu_memory_bytes: float,
         tokens, seqs = 16384, 1024
     else:
         tokens, seqs = 8192, 1024
+    if engine.version < (0, 8):
+        # the V0 engine's EngineArgs: 256 sequences on any GPU (the per-GPU defaults above
+        # came with V1's usage-context defaults in 0.8)
+        seqs = 256
     if not engine.chunked_prefill:
         tokens = max(tokens, engine.max_model_len or 0)
     return tokens, seqs
