@@ -31,7 +31,8 @@ def test_vllm_kv_cache_lines_within_ten_percent() -> None:
     cases = load_cases(KvCase, "kv_record.yaml")
     outcomes = kv_outcomes(cases)
     within = [o for o in outcomes if abs(o.error_pct) <= 10.0]
-    assert len(within) >= 8, [(o.case_id, round(o.error_pct, 1)) for o in outcomes]
+    # 11 of 12 (the miss: Qwen3-235B-FP8 with an LMCache connector, FIDELITY.md)
+    assert len(within) >= 11, [(o.case_id, round(o.error_pct, 1)) for o in outcomes]
     median, _ = summary(outcomes)
     assert median <= 10.0
     # the table really spans what the issue asks for
@@ -57,12 +58,13 @@ def test_published_throughput_table() -> None:
     assert median <= 15.0, sorted(round(o.error_pct) for o in dense)
     # the whole table, mixtures of experts and ROCm included: the median error found with
     # the ShareGPT length spread, the MoE/MLA layer latency, the MI300X's measured GEMM
-    # share, trtllm-bench's own limits, a roofline per kind of kernel and the B200's
-    # measured FP4 GEMM share meets the issue's 15% (14.9%: the table and the model are
-    # deterministic), and no case off by 2x or more
+    # share, trtllm-bench's own limits, a roofline per kind of kernel, the B200's measured
+    # FP4 GEMM share, the API server's stage and the routed experts' slot cost meets the
+    # issue's 15% with room (11.5%: the table and the model are deterministic), and no case
+    # is off by more than 60% (50%; the issue's bar, 35%, is not met: FIDELITY.md)
     whole, worst = summary(outcomes)
-    assert whole <= 15.0, sorted(round(o.error_pct) for o in outcomes)
-    assert worst < 100.0, sorted(round(o.error_pct) for o in outcomes)
+    assert whole <= 12.5, sorted(round(o.error_pct) for o in outcomes)
+    assert worst < 60.0, sorted(round(o.error_pct) for o in outcomes)
     # low-concurrency DeepSeek-R1 (InferenceMAX): the per-layer latency is what sets them
     low = [o for c, o in zip(cases, outcomes, strict=True) if c.id.startswith("ix-")]
     assert len(low) >= 8 and summary(low)[0] <= 20.0, [round(o.error_pct) for o in low]
