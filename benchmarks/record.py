@@ -57,6 +57,12 @@ class ThroughputCase(_Case):
     engine: str
     replicas: int = Field(default=1, description="Independent instances (data parallel).")
     expert_parallel: bool = False
+    attention_dp: bool = Field(
+        default=False, description="Attention data parallelism with expert parallelism "
+        "(TensorRT-LLM enable_attention_dp): each token goes only to its experts' GPUs, so "
+        "each GPU pays the routed slot cost of its share of the slots, not of all of them. "
+        "The rest of attention DP (replicated attention weights, whole-head KV per GPU) is "
+        "not modelled.")
     input_tokens: int
     output_tokens: int
     lengths: Literal["fixed", "sharegpt"] = Field(
@@ -113,8 +119,11 @@ def load_cases(kind: type[ThroughputCase] | type[KvCase], name: str) -> list[Any
 def _deployment(case: ThroughputCase | KvCase, engine: EngineSpec,
                 replicas: int = 1) -> LocalDeployment:
     in_process = isinstance(case, ThroughputCase) and case.served == "in_process"
-    step_time = RooflineStepTime(frontend_per_token_us=0.0) if in_process \
-        else RooflineStepTime()
+    spread = isinstance(case, ThroughputCase) and case.attention_dp
+    slot_width = RooflineStepTime().expert_slot_overhead_width / (case.tp if spread else 1)
+    step_time = RooflineStepTime(frontend_per_token_us=0.0 if in_process else
+                                 RooflineStepTime().frontend_per_token_us,
+                                 expert_slot_overhead_width=slot_width)
     return LocalDeployment(gpu=case.gpu, model=case.model, tp=case.tp, replicas=replicas,
                            engine=engine, step_time=step_time)
 

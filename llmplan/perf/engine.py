@@ -96,8 +96,12 @@ class EngineSpec(_Strict):
                                         "replaces the budget computed from utilisation.")
     weights_dtype: DType | None = None
     kv_dtype: KvDType | None = None
-    expert_parallel: bool = Field(default=False, description="Spread MoE experts over the "
-                                                             "replica's GPUs (EP = tp).")
+    expert_parallel: bool = Field(
+        default=False, description="Spread MoE experts over the replica's GPUs (EP = tp; "
+                                   "vLLM's --enable-expert-parallel). With one data-parallel "
+                                   "rank every token still visits every GPU, which sorts "
+                                   "all the routed slots: the step costs what tensor "
+                                   "parallelism's does.")
     speculative: SpeculativeSpec | None = None
     prefix_caching: Literal["vllm", "per_slot", "off"] = Field(
         default="vllm", description="Reuse of cached prompt prefixes: vllm (automatic prefix "

@@ -71,8 +71,8 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     a step samples, at the 16-bit rate) on the tensor cores of the weight
     format (dequantising kernels where the GPU has none), at compute_efficiency times the
     GPU's measured GEMM share of peak over an H100's (catalog gemm_efficiency_vs_h100),
-    plus a fixed cost per routed token-slot at the 16-bit rate (`_expert_slot_params`:
-    narrow expert slices run well below the dense rate);
+    plus a fixed cost per routed token-slot at the 16-bit rate on every GPU
+    (`_expert_slot_params`: narrow expert slices run well below the dense rate);
     attention (its own roofline, the kernels run one after the other): 4 FLOPs per
     (query, key) pair per head dimension per query head and layer; sliding-window layers
     attend at most their window; MLA (vLLM's common MLA backend) decodes over the latent
@@ -162,15 +162,18 @@ def _expert_slot_params(setup: ReplicaSetup, spec: RooflineStepTime) -> float:
     on each GPU that runs a slice of the expert).
 
     Gathering, sorting, scattering and summing a token move its 16-bit hidden vector: the
-    weight format's faster tensor cores do not shorten them. Without expert parallelism
-    each of the tp GPUs holds a slice of every expert and pays the whole cost for its slice.
+    weight format's faster tensor cores do not shorten them. Every one of the tp GPUs pays
+    it for every slot: without expert parallelism each holds a slice of every expert; with
+    vLLM's (tensor parallel, one data-parallel rank) every token stays on every GPU, whose
+    fused_moe sorts all the slots and writes zeros for the experts other GPUs hold. Only
+    engines that send each token to its experts' GPUs (attention data parallelism) spread
+    it, which a deployment here does not run.
     """
     model = setup.model
     if not model.is_moe:
         return 0.0
     slots = model.moe_layer_count * (model.experts_per_token or 0)
-    gpus_per_slot = setup.tp // setup.expert_parallel
-    return slots * gpus_per_slot * 3.0 * model.hidden_size * spec.expert_slot_overhead_width
+    return slots * setup.tp * 3.0 * model.hidden_size * spec.expert_slot_overhead_width
 
 
 def linear(setup: ReplicaSetup, spec: LinearStepTime) -> StepTime:
