@@ -34,8 +34,10 @@ from llmplan.perf.steptime import StepTime, roofline
 from llmplan.perf.steptime_spec import RooflineStepTime
 from llmplan.sim.stepmodel import StepModel
 
+#: the model's FLOPs and bytes at the datasheet's peaks: no efficiency, and no routed-slot
+#: overhead (moving tokens in and out of experts is the kernels' cost, not the model's FLOPs)
 AT_PEAK = RooflineStepTime(compute_efficiency=1.0, memory_efficiency=1.0,
-                           dequant_efficiency=1.0)
+                           dequant_efficiency=1.0, expert_slot_overhead_width=0.0)
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,11 @@ class StepModel:
         self.compute_per_prefill_pair_s = compute_per_pair_s if compute_per_prefill_pair_s < 0 \
             else compute_per_prefill_pair_s
         self.compute_per_window_seq_s = compute_per_window_seq_s
-        #: the output head's GEMM, run only for the tokens the step samples (each
-        #: decoding sequence's; a prompt's chunks sample nothing until their last token)
+        #: the output head's GEMM, run only on the rows vLLM computes logits for: one per
+        #: scheduled request (a decoding sequence's verify tokens; a prefilling request's
+        #: last row, whose sample is dropped until its last chunk). The prefilling requests'
+        #: rows are left out here: the step's arguments do not count them (one row each,
+        #: against the hundreds of tokens their chunk puts through the layers)
         self.compute_per_sampled_s = compute_per_sampled_s
         self.weights_s = weights_s
         self.experts_s = experts_s

@@ -164,7 +164,7 @@ def default_limits(engine: EngineSpec, gpu_memory_bytes: float,
         tokens, seqs = 8192, 1024
     if engine.version < (0, 8):
         # the V0 engine's EngineArgs: 256 sequences on any GPU (the per-GPU defaults above
-        # came with V1's usage-context defaults in 0.8)
+        # came with V1's usage-context defaults in 0.8); its token budget is left as above
         seqs = 256
     if not engine.chunked_prefill:
         tokens = max(tokens, engine.max_model_len or 0)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from llmplan.catalog import ModelSpec
 from llmplan.perf.setup import ReplicaSetup
 from llmplan.perf.steptime_spec import (
     CalibratedStepTime,
@@ -96,13 +97,10 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
                        * gpu.gemm_efficiency("bf16"))
     head_flops = attention_flops          # embeddings and the head stay 16-bit
     bandwidth = gpu.bandwidth_bytes_per_s * tp * spec.memory_efficiency
-    # linear layers: the dense part and the routed experts a token uses (from the same
-    # parameter counts as the weights' bytes: model cards count "active" with or without
-    # the embeddings); the output head runs only on the tokens vLLM samples
-    # (logits_indices in its model runner), not on a prompt's other tokens
+    # linear layers: the dense part and the routed experts a token uses; the output head
+    # runs only on the rows vLLM computes logits for (logits_indices in its model runner)
     head_params = model.vocab_size * model.hidden_size
-    matmul_params = model.dense_params + (
-        model.expert_params * (model.experts_per_token or 0) / (model.experts or 1))
+    matmul_params = _layer_params(model)
     slot_params = _expert_slot_params(setup, spec)
     prefill_pair_dims = 2 * model.head_dim
     if model.attention == "mla":
@@ -154,6 +152,21 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         async_cpu=setup.async_scheduling,
         frontend_per_seq_s=spec.frontend_per_token_us * 1e-6 / setup.engine.api_server_count,
         verify_tokens=verify, accepted=accepted, source="roofline")
+
+
+def _layer_params(model: ModelSpec) -> float:
+    """Parameters a token goes through in the layers (no embeddings, no output head).
+
+    Two counts, each at least that: the total less embeddings and the routed experts a
+    token skips also holds a vision tower (Llama 4, Gemma 3, Mistral Small 3.2); the model
+    card's active count less one vocab x hidden matrix also holds the head, and the input
+    embedding where the card counts it (gpt-oss's does not). The smaller is the closer.
+    """
+    routed_skipped = (model.expert_params * (1 - (model.experts_per_token or 0)
+                                             / model.experts) if model.experts else 0.0)
+    by_total = model.params_b * 1e9 - model.embedding_params - routed_skipped
+    by_card = model.active_params_b * 1e9 - model.vocab_size * model.hidden_size
+    return min(by_total, by_card)
 
 
 def _expert_slot_params(setup: ReplicaSetup, spec: RooflineStepTime) -> float:

