@@ -118,12 +118,12 @@ def load_cases(kind: type[ThroughputCase] | type[KvCase], name: str) -> list[Any
 
 def _deployment(case: ThroughputCase | KvCase, engine: EngineSpec,
                 replicas: int = 1) -> LocalDeployment:
-    in_process = isinstance(case, ThroughputCase) and case.served == "in_process"
-    spread = isinstance(case, ThroughputCase) and case.attention_dp
-    slot_width = RooflineStepTime().expert_slot_overhead_width / (case.tp if spread else 1)
-    step_time = RooflineStepTime(frontend_per_token_us=0.0 if in_process else
-                                 RooflineStepTime().frontend_per_token_us,
-                                 expert_slot_overhead_width=slot_width)
+    step_time = RooflineStepTime()
+    if isinstance(case, ThroughputCase):
+        step_time = step_time.model_copy(update={
+            **({"frontend_per_token_us": 0.0} if case.served == "in_process" else {}),
+            **({"expert_slot_overhead_width": step_time.expert_slot_overhead_width / case.tp}
+               if case.attention_dp else {})})
     return LocalDeployment(gpu=case.gpu, model=case.model, tp=case.tp, replicas=replicas,
                            engine=engine, step_time=step_time)
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 import pytest
 from helpers import run_first, scenario_from
 
+from llmplan.catalog import builtin_catalog
+from llmplan.perf.engine import EngineSpec
 from llmplan.perf.steptime import roofline
 from llmplan.perf.steptime_spec import RooflineStepTime
-from llmplan.scenario.models import SimulationMode
+from llmplan.scenario.models import LocalDeployment, SimulationMode
+from llmplan.sim.hardware_use import WorkDone, hardware_use
 from llmplan.sim.metrics import summarise_run
 
 ONE_REQUEST = """
@@ -146,11 +149,6 @@ def test_moe_mfu_counts_the_models_flops_not_the_slot_overhead() -> None:
     """MFU is the model's FLOPs over the peak: a prefill of 8,192 tokens through
     Qwen3-235B at tp 8 does 2 x (its layers' 21 B parameters a token goes through) FLOPs
     per token, however long the kernels take to move tokens in and out of experts."""
-    from llmplan.catalog import builtin_catalog
-    from llmplan.perf.engine import EngineSpec
-    from llmplan.scenario.models import LocalDeployment
-    from llmplan.sim.hardware_use import WorkDone, hardware_use
-
     catalog = builtin_catalog()
     setup = LocalDeployment(gpu="H100-SXM", model="Qwen3-235B-A22B", tp=8,
                             engine=EngineSpec(weights_dtype="fp8")).setup(catalog)
