@@ -29,7 +29,7 @@ from llmplan.catalog.catalog import DType, KvDType
 from llmplan.perf.engine import EngineSpec
 from llmplan.perf.memory import kv_capacity
 from llmplan.perf.steptime_spec import RooflineStepTime
-from llmplan.scenario.models import LocalDeployment
+from llmplan.scenario.models import AdmissionSpec, LocalDeployment
 from llmplan.sim.engine import simulate_deployment
 from llmplan.sim.table import RequestTable, request_table
 from llmplan.traffic import RequestStream
@@ -124,8 +124,11 @@ def _deployment(case: ThroughputCase | KvCase, engine: EngineSpec,
             **({"frontend_per_token_us": 0.0} if case.served == "in_process" else {}),
             **({"expert_slot_overhead_width": step_time.expert_slot_overhead_width / case.tp}
                if case.attention_dp else {})})
+    # benchmark clients wait for every answer (vllm bench serve's timeout is 6 hours; a
+    # scenario's clients give up after 60 s in the queue by default)
     return LocalDeployment(gpu=case.gpu, model=case.model, tp=case.tp, replicas=replicas,
-                           engine=engine, step_time=step_time)
+                           engine=engine, step_time=step_time,
+                           admission=AdmissionSpec(queue_timeout_s=None))
 
 
 def predicted_kv_tokens(case: KvCase, catalog: Catalog | None = None) -> int:
