@@ -21,7 +21,7 @@ from llmplan.fidelity.timeline import computed_prompt
 from llmplan.loadtests.records import RequestRecord
 from llmplan.perf.engine import EngineSpec
 from llmplan.perf.steptime_spec import CalibratedStepTime, Calibration
-from llmplan.scenario.models import LocalDeployment
+from llmplan.scenario.models import AdmissionSpec, LocalDeployment
 from llmplan.sim.engine import DeploymentRun, simulate_deployment
 from llmplan.sim.table import request_table
 from llmplan.stats import PERCENTILES, percentiles
@@ -45,13 +45,16 @@ class Comparison(BaseModel):
 
 def calibrated_deployment(calibration_path: Path, gpu: str = "L4",
                           model: str = "SmolLM2-135M") -> LocalDeployment:
-    """One replica with the calibration's coefficients and engine limits."""
+    """One replica with the calibration's coefficients and engine limits, whose clients
+    wait for every answer: it replays measured requests, all of which were answered (the
+    scenario default gives up after 60 s in the queue)."""
     calibration = Calibration.read(calibration_path)
     engine = EngineSpec(**calibration.engine.model_dump(exclude_none=True))
     step = CalibratedStepTime.model_validate(
         {"kind": "calibrated", "file": str(calibration_path.resolve())},
         context={"base_dir": "/"})
-    return LocalDeployment(gpu=gpu, model=model, engine=engine, step_time=step, replicas=1)
+    return LocalDeployment(gpu=gpu, model=model, engine=engine, step_time=step, replicas=1,
+                           admission=AdmissionSpec(queue_timeout_s=None))
 
 
 def replay_stream(rows: list[RequestRecord]) -> tuple[RequestStream, list[RequestRecord]]:

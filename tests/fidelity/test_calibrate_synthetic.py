@@ -260,3 +260,21 @@ def test_a_tabulated_calibration_prints_reads_and_rejects_what_it_should(tmp_pat
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
     with pytest.raises(ValueError, match=r"tokens_ms.*increase"):
         Calibration.read(tmp_path / "bad.yaml")
+
+
+def test_a_replay_keeps_requests_that_waited_longer_than_a_minute(tmp_path: Path) -> None:
+    """Every measured request was answered, so the replay's clients never give up (a
+    scenario's give up after 60 s in the queue). Calibrated on 4 slots, a burst of 120
+    requests of 200 tokens queues for minutes: all 120 are predicted, the last ones
+    starting well past 60 s."""
+    _write_records(tmp_path / "fit", _workload())
+    path = calibrate(tmp_path / "fit", slots=4).write(tmp_path / "c.yaml")
+    burst = serve([(0.01 * i, 20, 200) for i in range(120)])
+    result = compare(burst, calibrated_deployment(path))
+    predicted_rps = result.predicted["throughput"]["requests_per_s"]
+    assert predicted_rps is not None
+    p99_ttft_ms = result.predicted["ttft_ms"]["p99"]
+    assert p99_ttft_ms is not None and p99_ttft_ms > 60_000
+    # 120 requests in 30 batches of 4 x 200 steps of ~4 + 4 x 3 ms: ~100 s
+    span_s = 120 / predicted_rps
+    assert 80 < span_s < 130
