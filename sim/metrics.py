@@ -263,7 +263,7 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
             vllm_logged_kv_cache_tokens=run.capacity.logged_tokens,
             max_model_len=run.capacity.max_model_len,
             max_concurrency_at_max_model_len=run.capacity.max_concurrency,
-            max_concurrency_at_mean_request=(run.capacity.tokens / mean_request
+            max_concurrency_at_mean_request=(run.capacity.concurrency_at(mean_request)
                                              if mean_request else None),
             memory=MemoryOutcome(
                 total_gib=budget.total_bytes / GIB,

@@ -30,6 +30,7 @@ class _Seq:
         self.generated = 0
         self.blocks = 0            # its own blocks (its group's shared chain counts once)
         self.shared = 0            # blocks of the shared chain it holds
+        self.window = 0            # blocks its sliding-window layers hold while it runs
         self.slot = -1
         self.last_token_s = -1.0
 
@@ -45,6 +46,7 @@ class ReferenceReplica:
                  work: Workload) -> None:
         self.env, self.index, self.step = env, index, config.step
         self.total_blocks, self.B = config.blocks, config.block_size
+        self.window_of = config.window_reserve_blocks
         self.max_seqs, self.max_tokens = config.max_num_seqs, config.max_num_batched_tokens
         self.chunked, self.max_len = config.chunked_prefill, config.max_model_len
         self.queue_limit, self.timeout_s = config.queue_limit, config.queue_timeout_s
@@ -93,8 +95,8 @@ class ReferenceReplica:
         rec = self.rec
         rec.replica[rid] = self.index
         prompt, output = self.prompts[rid], self.outputs[rid]
-        if prompt + output > self.max_len or \
-                (prompt + output - 1 + self.B - 1) // self.B > self.total_blocks:
+        if prompt + output > self.max_len or (prompt + output - 1 + self.B - 1) // self.B \
+                + self.window_of(prompt + output) > self.total_blocks:
             rec.outcome[rid], rec.finish_s[rid] = TOO_LONG, t
             if rec.on_end is not None:
                 rec.on_end(rid)
@@ -115,7 +117,8 @@ class ReferenceReplica:
         return (tokens + self.B - 1) // self.B
 
     def _free(self) -> int:
-        return self.total_blocks - sum(s.blocks for s in self.running) - self.pinned
+        return self.total_blocks - sum(s.blocks + s.window for s in self.running) \
+            - self.pinned
 
     def _release(self, seq: _Seq, context: int, t: float) -> None:
         if self.cache is not None:
@@ -128,6 +131,7 @@ class ReferenceReplica:
         self.rec.preemptions[seq.rid] += 1
         self._release(seq, seq.computed if seq.decoding else 0, t)
         seq.blocks = 0
+        seq.window = 0
         seq.computed = 0
         seq.to_prefill = seq.prompt + seq.generated
         seq.last_token_s = t
@@ -193,7 +197,8 @@ class ReferenceReplica:
                     if tokens < seq.to_prefill - hit and not self.chunked:
                         break
                     own = max(0, self._blocks_for(hit + tokens) - shared)
-                    if own + new_pin > self._free():
+                    window = self.window_of(seq.prompt + seq.output)
+                    if own + new_pin + window > self._free():
                         break
                     self.waiting.pop(0)
                     if self.cache is not None:
@@ -207,6 +212,7 @@ class ReferenceReplica:
                     if rec.start_s[seq.rid] < 0:
                         rec.start_s[seq.rid] = t
                     seq.blocks = own
+                    seq.window = window
                     self.running.append(seq)
                     scheduled.append((seq, tokens))
                     budget -= tokens

@@ -45,7 +45,7 @@ class Seq:
     """A running (or preempted) request's scheduling state."""
 
     __slots__ = ("done", "finish_c", "generated", "group", "keep", "last_token_s", "off",
-                 "order", "output", "prompt", "rid", "shared", "slot", "total")
+                 "order", "output", "prompt", "rid", "shared", "slot", "total", "window")
 
     def __init__(self, rid: int, prompt: int, output: int, group: int = -1,
                  keep: int = -1) -> None:
@@ -63,6 +63,7 @@ class Seq:
         self.finish_c = 0          # step counter at which it has all its tokens
         self.order = -1            # admission order (key in `running`); -1 when not running
         self.last_token_s = -1.0
+        self.window = 0            # blocks its sliding-window layers hold while it runs
 
 
 class Replica:
@@ -72,7 +73,12 @@ class Replica:
         self.index = index
         self.model: StepModel = config.step
         self.pairs = 0              # prefill (query, key) pairs of the step being built
+        self.pool_blocks = config.blocks
+        # the pool less what running requests' sliding-window layers hold (taken at
+        # admission, given back at the end or a preemption)
         self.total_blocks = config.blocks
+        self.window_of = config.window_reserve_blocks
+        self.windowed = config.window_groups > 0
         self.B = config.block_size
         self.max_seqs = config.max_num_seqs
         self.max_tokens = config.max_num_batched_tokens
@@ -188,6 +194,7 @@ class Replica:
         self.s_off = 0
         self.phase = [0] * self.B
         self.used_other = 0
+        self.total_blocks = self.pool_blocks
         self._new_cache()     # the replica restarts empty
         self.n_in = 0
         self.now_s = max(self.now_s, t)
@@ -203,8 +210,8 @@ class Replica:
         rec = self.rec
         rec.replica[rid] = self.index
         prompt, output = self.prompts[rid], self.outputs[rid]
-        if prompt + output > self.max_len or \
-                -(-(prompt + output - 1) // self.B) > self.total_blocks:
+        if prompt + output > self.max_len or -(-(prompt + output - 1) // self.B) \
+                + (self.window_of(prompt + output) if self.windowed else 0) > self.pool_blocks:
             rec.outcome[rid] = TOO_LONG
             rec.finish_s[rid] = t
             if rec.on_end is not None:
@@ -254,6 +261,7 @@ class Replica:
             total = self.prompts[rid]
         else:
             return False
+        window = self.window_of(self.prompts[rid] + self.outputs[rid]) if self.windowed else 0
         if self.cache is None:
             need = -(-min(total, self.max_tokens - self.D) // self.B)
         else:
@@ -263,7 +271,7 @@ class Replica:
             chunk = min(total - hit, self.max_tokens - self.D)
             need = max(0, -(-(hit + chunk) // self.B) - shared) + new_pin
         # a decode may also need a block this step
-        need += self.phase[(-self.c) % self.B]
+        need += self.phase[(-self.c) % self.B] + window
         if need <= self._free_lower_bound(0):
             return True
         return need <= self._exact_free(0)
@@ -380,7 +388,8 @@ class Replica:
                 break
             own = -(-chunk // B) if cache is None else \
                 max(0, -(-(hit + chunk) // B) - shared)
-            blocks = own + new_pin
+            window = self.window_of(seq.prompt + seq.output) if self.windowed else 0
+            blocks = own + new_pin + window
             if blocks > free and not exact:
                 free, exact = self._exact_free(need), True
             if blocks > free:
@@ -404,6 +413,8 @@ class Replica:
                     rec.cached_tokens[seq.rid] = hit
             free -= blocks
             self.used_other += own
+            seq.window = window
+            self.total_blocks -= window
             seq.done = hit + chunk
             self.pairs += chunk * hit + chunk * (chunk + 1) // 2
             seq.order = self.next_order
@@ -433,6 +444,7 @@ class Replica:
                 cache.computed(seq.group, seq.shared * B, end)
             if seq.generated >= seq.output:
                 del self.running[seq.order]
+                self.total_blocks += seq.window
                 rec.finish_s[rid] = end
                 if rec.on_end is not None:
                     rec.on_end(rid)
@@ -470,6 +482,7 @@ class Replica:
             self.s_off -= seq.off
             self.D -= 1
             del self.running[seq.order]
+            self.total_blocks += seq.window
             if cache is not None:
                 self.s_shared -= seq.shared
                 self.pinned -= cache.release(seq.group, seq.shared, keep_group=seq.keep,
@@ -500,6 +513,8 @@ class Replica:
         """Preempt the newest running request; return the updated (need, free after need)."""
         _, seq = self.running.popitem()
         B, c = self.B, self.c
+        self.total_blocks += seq.window
+        free += seq.window
         if seq is self.partial:
             blocks = max(0, -(-seq.done // B) - seq.shared)
             self.used_other -= blocks

@@ -88,10 +88,27 @@ class KvCapacity:
     logged_tokens: int                # "GPU KV cache size: N tokens"
     max_concurrency: float            # "Maximum concurrency for max_model_len tokens"
     error: str | None = None
+    full_groups: int = 1              # KV-cache groups of full-attention layers
+    sliding_groups: int = 0           # and of sliding-window layers
+    window_blocks: int = 0            # pages a sliding group holds per request, at most
 
     @property
     def tokens(self) -> int:
         return self.blocks * self.block_size_tokens
+
+    def window_reserve_blocks(self, request_tokens: int) -> int:
+        """Blocks (of `blocks`) a request of this many tokens holds for its sliding-window
+        layers (see `window_reserve_blocks`)."""
+        return window_reserve_blocks(request_tokens, block=self.block_size_tokens,
+                                     sliding_groups=self.sliding_groups,
+                                     full_groups=self.full_groups,
+                                     window_blocks=self.window_blocks)
+
+    def concurrency_at(self, request_tokens: float) -> float:
+        """Requests of `request_tokens` tokens the KV cache holds at once."""
+        tokens = max(1, math.ceil(request_tokens))
+        per_request = -(-tokens // self.block_size_tokens) + self.window_reserve_blocks(tokens)
+        return self.blocks / per_request
 
     @property
     def weights_gb_per_gpu(self) -> float:
@@ -195,8 +212,9 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
     available = budget.available_bytes if engine.kv_cache_memory_gib is None \
         else engine.kv_cache_memory_gib * GIB
     vllm_blocks = max(0, math.floor(available / layout.block_bytes()))
-    # a long sequence needs a page of every full-attention layer per block of its tokens;
-    # its sliding-window pages stay bounded by the window (not counted against the pool)
+    # a sequence needs a page of every full-attention group per block of its tokens
+    # (`blocks` counts those), and a page of every sliding-window group per block of its
+    # last window (KvCapacity.window_reserve_blocks, held while it runs)
     blocks = vllm_blocks // max(1, layout.full_groups)
     if engine.kv_cache_tokens is not None:
         blocks = math.ceil(engine.kv_cache_tokens / block)
@@ -223,7 +241,34 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
     return KvCapacity(blocks=blocks, block_size_tokens=block, kv_bytes_per_token=bytes_per_token,
                       budget=budget, max_model_len=max_len, vllm_blocks=vllm_blocks,
                       kv_groups=layout.groups, logged_tokens=logged,
-                      max_concurrency=concurrency, error=error)
+                      max_concurrency=concurrency, error=error,
+                      full_groups=layout.full_groups if layout.full_groups else 1,
+                      sliding_groups=layout.sliding_groups if layout.full_groups else 0,
+                      window_blocks=_window_blocks(model.sliding_window_tokens, block))
+
+
+def window_reserve_blocks(request_tokens: int, *, block: int, sliding_groups: int,
+                          full_groups: int, window_blocks: int) -> int:
+    """Blocks of full-attention pages' worth a running request holds for its sliding-window
+    layers: each sliding group pages the request's last window of tokens, at most
+    `window_blocks` pages (vLLM's SlidingWindowManager frees the pages that fall out of the
+    window), shorter requests their whole length; one block of the simulator's pool holds a
+    page of each of the `full_groups`."""
+    if not sliding_groups:
+        return 0
+    pages = min(-(-request_tokens // block), window_blocks)
+    return -(-sliding_groups * pages // max(1, full_groups))
+
+
+def _window_blocks(window_tokens: int | None, block: int) -> int:
+    """Pages one sliding-window group holds for a decoding request: its last window - 1
+    tokens and the new one, straddling at most one more block than they fill
+    (vllm/v1/core/single_type_kv_cache_manager.py, SlidingWindowManager
+    .remove_skipped_blocks; a prefill chunk holds its own tokens on top while it runs,
+    which is not counted)."""
+    if not window_tokens:
+        return 0
+    return -(-(window_tokens - 1) // block) + 1
 
 
 def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
@@ -239,4 +284,5 @@ def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
             + " or a smaller weights_dtype")
 
 
-__all__ = ["DTYPE_BYTES", "KvCapacity", "MemoryBudget", "kv_capacity", "memory_budget"]
+__all__ = ["DTYPE_BYTES", "KvCapacity", "MemoryBudget", "kv_capacity", "memory_budget",
+           "window_reserve_blocks"]

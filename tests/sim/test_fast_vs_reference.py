@@ -121,6 +121,17 @@ CASES = {
                                           "per_kv_token_ns: 30, per_prefill_pair_ns: 0.2}",
                                 prefix="session: {turns_min: 1, turns_max: 4, "
                                        "think_time_s: 3}"),
+    # sliding-window layers (Gemma 3: 5 of 6 layers see the last 1,024 tokens): each running
+    # request also holds its window's pages, a small cache preempts
+    "sliding-window-kv-pressure": dict(gpu="A100-80GB", replicas=1, router="round_robin",
+                                       model="Gemma-3-27B",
+                                       engine="{max_num_seqs: 64, kv_cache_tokens: 60000}",
+                                       admission="{}", traffic="{kind: poisson, rate_per_s: 2}"),
+    "sliding-window-prefix-cache": dict(gpu="H100-SXM", replicas=1, router="round_robin",
+                                        model="gpt-oss-20b",
+                                        engine="{kv_cache_tokens: 40000, max_num_seqs: 64}",
+                                        admission="{}", traffic="{kind: poisson, rate_per_s: 6}",
+                                        prefix=PREFIX),
     "prefix-cache-per-slot": dict(gpu="A100-80GB", replicas=2, router="round_robin",
                                   engine="{prefix_caching: per_slot, max_num_seqs: 6}",
                                   admission="{}", traffic="{kind: poisson, rate_per_s: 4}",
@@ -180,3 +191,5 @@ def test_the_cases_exercise_what_they_claim() -> None:
                  "sessions-closed-loop", "sessions-per-slot", "tabulated-step-time"):
         assert seen[case][3] > 0, case
     assert seen["prefix-cache-vllm-eviction"][0] > 5
+    assert seen["sliding-window-kv-pressure"][0] > 5
+    assert seen["sliding-window-prefix-cache"][3] > 0
