@@ -242,7 +242,7 @@ class OpenAIStream:
             record.error_class = classify_status(response.status)
             record.retry_after_s = _retry_after_s(response.headers)
             try:
-                record.error = response.read(500).decode("utf-8", "replace")
+                record.error = self.target.redact(response.read(500).decode("utf-8", "replace"))
             except Exception as exc:
                 record.error = type(exc).__name__
             self._reset()
@@ -298,6 +298,7 @@ class OpenAIStream:
 
     def _failed(self, record: RequestRecord, exc: BaseException, timing: Timing) -> RequestRecord:
         failed = _failed(record, exc)
+        failed.error = self.target.redact(failed.error)
         if self.cancelled:
             failed.error_class = "cancelled"
         failed.chunks = len(timing.tokens)

@@ -62,6 +62,15 @@ class Target(BaseModel):
         """The key from the environment (read at request time, never stored or logged)."""
         return os.environ.get(self.api_key_env) if self.api_key_env else None
 
+    def redact(self, text: str | None) -> str | None:
+        """`text` (an error a server sent back) with the key replaced by its variable's
+        name: servers that echo the Authorization header in an error would otherwise put
+        the key in requests.jsonl and every Locust output."""
+        key = self.api_key()
+        if text is None or not key:
+            return text
+        return text.replace(key, f"<{self.api_key_env}>")
+
 
 class TargetsFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

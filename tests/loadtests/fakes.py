@@ -5,6 +5,7 @@ load generator's own ceiling, with faults chosen by the request's model name:
   "ok" (default)       stream max_tokens tokens, `token_delay_s` apart
   "error-500"          HTTP 500
   "throttle"           HTTP 429 with retry-after: 2
+  "echo-key"           HTTP 401 whose body repeats the Authorization header it got
   "reset"              abort the connection after two tokens
   "flaky"              like "reset" for every third request, else "ok"
   "slow"               wait 1.5 s before the first token
@@ -118,6 +119,10 @@ class FakeOpenAI(_LoopServer):
             else None
         if model == "error-500":
             await _simple(writer, "500 Internal Server Error", b'{"error":"boom"}')
+            return True
+        if model == "echo-key":
+            body = json.dumps({"error": f"invalid key: {headers.get('authorization', '')}"})
+            await _simple(writer, "401 Unauthorized", body.encode())
             return True
         if model == "throttle":
             await _simple(writer, "429 Too Many Requests", b'{"error":"rate limited"}',

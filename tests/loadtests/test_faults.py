@@ -143,13 +143,16 @@ def test_duration_is_a_hard_stop(tmp_path: Path, scenario_file: Path) -> None:
 
 
 def _fake_run(tmp_path: Path, scenario: Path, fake: FakeOpenAI, model: str,
-              name: str) -> tuple[int, str, list[dict[str, object]], dict[str, object]]:
+              name: str, key: str | None = None
+              ) -> tuple[int, str, list[dict[str, object]], dict[str, object]]:
     targets = targets_file(tmp_path, fake={"kind": "openai", "base_url": fake.base_url,
-                                           "model": model, "request_timeout_s": 10})
+                                           "model": model, "request_timeout_s": 10,
+                                           **({"api_key_env": "LLMPLAN_KEY"} if key else {})})
     out = tmp_path / name
     result = llmplan("loadtest", str(scenario), "--targets", str(targets), "--target", "fake",
                      "--duration", "30s", "--users", "4", "--time-scale", "0.1",
-                     "--max-requests", "12", "--out", str(out))
+                     "--max-requests", "12", "--out", str(out),
+                     env={"LLMPLAN_KEY": key} if key else None)
     rows = read_jsonl(out / "requests.jsonl")
     return result.returncode, result.stderr, rows, json.loads((out / "summary.json").read_text())
 
@@ -178,3 +181,21 @@ def test_erroring_targets_are_classified(tmp_path: Path, scenario_file: Path) ->
         code, err, rows, summary = _fake_run(tmp_path, scenario_file, fake, "slow", "s")
         assert code == 0, err
         assert all(r["error_class"] is None and r["ttft_ms"] > 1400 for r in rows)
+
+
+def test_a_key_the_server_echoes_back_is_redacted_everywhere(tmp_path: Path,
+                                                              scenario_file: Path) -> None:
+    """A 401 whose body repeats the Authorization header: the error is kept (with the
+    variable's name in place of the key) in requests.jsonl and Locust's outputs, and the key
+    appears in no file of the run."""
+    secret = "sk-echoed-7d2b41-DO-NOT-LEAK"
+    with FakeOpenAI(token_delay_s=0.002) as fake:
+        code, err, rows, _ = _fake_run(tmp_path, scenario_file, fake, "echo-key", "k", secret)
+    assert code == 3, err
+    assert rows and all(r["status"] == 401 for r in rows)
+    assert all("Bearer <LLMPLAN_KEY>" in str(r["error"]) for r in rows)
+    assert secret not in err
+    files = [p for p in (tmp_path / "k").rglob("*") if p.is_file()]
+    assert len(files) >= 6
+    for path in files:
+        assert secret.encode() not in path.read_bytes(), path
