@@ -45,6 +45,7 @@ class WorkDone:
     """What a fleet's steps processed over a run (sums over replicas)."""
 
     steps: float                # engine steps
+    decode_steps: float         # ... of which decoded (speculative: 1/accepted of a verify)
     tokens: float               # tokens computed: prefill tokens + one per decoding sequence-step
     prefill_pairs: float        # (query, key) pairs of the prefill chunks' attention
     decode_seq_steps: float     # decoding sequences summed over steps
@@ -63,7 +64,9 @@ def _peak(setup: ReplicaSetup) -> StepTime:
 
 def _memory_s(peak: StepTime, work: WorkDone) -> float:
     accepted = peak.accepted
-    steps = work.steps / accepted   # speculative decoding: one step emits `accepted` tokens
+    # speculative decoding: a verify step emits `accepted` tokens per decoding sequence, so
+    # a step that decodes is 1/accepted of one (stepmodel.py); a prefill-only step is whole
+    steps = work.steps - work.decode_steps + work.decode_steps / accepted
     experts = 0.0
     if peak.experts and steps > 0:
         per_step = work.tokens / steps
@@ -92,14 +95,16 @@ def hardware_use(setup: ReplicaSetup, work: WorkDone, replica_s: float) -> Hardw
 
 
 def memory_bandwidth_series(setup: ReplicaSetup, *, steps: list[float],
-                            decode_seq_steps: list[float], kv_token_steps: list[float],
-                            tokens_per_step: float, replica_s: list[float]) -> list[float]:
+                            decode_steps: list[float], decode_seq_steps: list[float],
+                            kv_token_steps: list[float], tokens_per_step: float,
+                            replica_s: list[float]) -> list[float]:
     """MBU per interval (the step counts of each; MoE experts at the run's mean batch)."""
     peak = _peak(setup)
     out = []
-    for n, d, k, span in zip(steps, decode_seq_steps, kv_token_steps, replica_s, strict=True):
-        work = WorkDone(steps=n, tokens=tokens_per_step * n, prefill_pairs=0.0,
-                        decode_seq_steps=d, kv_token_steps=k)
+    for n, e, d, k, span in zip(steps, decode_steps, decode_seq_steps, kv_token_steps,
+                                replica_s, strict=True):
+        work = WorkDone(steps=n, decode_steps=e, tokens=tokens_per_step * n,
+                        prefill_pairs=0.0, decode_seq_steps=d, kv_token_steps=k)
         out.append(_memory_s(peak, work) / span if span > 0 else 0.0)
     return out
 

@@ -55,6 +55,7 @@ from llmplan.sim.records import (
     BLOCKED,
     BUSY,
     DECODE_SEQ_STEPS,
+    DECODE_STEPS,
     FAILED,
     KV_TOKEN_S,
     KV_TOKEN_STEPS,
@@ -278,6 +279,7 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
             queue_depth_mean=q_series.tolist(),
             mbu_fraction=memory_bandwidth_series(
                 setup, steps=per_minute[STEPS].tolist(),
+                decode_steps=per_minute[DECODE_STEPS].tolist(),
                 decode_seq_steps=per_minute[DECODE_SEQ_STEPS].tolist(),
                 kv_token_steps=per_minute[KV_TOKEN_STEPS].tolist(),
                 tokens_per_step=work.tokens / max(1.0, work.steps),
@@ -295,12 +297,16 @@ def _fleet_started(run: DeploymentRun, table: RequestTable) -> np.ndarray:
 
 def _work(run: DeploymentRun, table: RequestTable, per_minute: np.ndarray) -> WorkDone:
     """What the fleet's steps processed: prefills of the requests it started (less what a
-    prefix cache answered; recomputation after preemption not counted), and the steps."""
-    started = _fleet_started(run, table)
+    prefix cache answered; recomputation after preemption not counted), and the steps,
+    within the run's duration (the steps after it, draining, are not in its GPU-seconds)."""
+    started = _fleet_started(run, table) & \
+        (np.asarray(run.records.start_s) < run.duration_s)
     cached = np.asarray(run.records.cached_tokens, dtype=np.float64)[started]
     computed = table.prompt_tokens[started] - cached
     decode = float(per_minute[DECODE_SEQ_STEPS].sum())
-    return WorkDone(steps=float(per_minute[STEPS].sum()), tokens=float(computed.sum()) + decode,
+    return WorkDone(steps=float(per_minute[STEPS].sum()),
+                    decode_steps=float(per_minute[DECODE_STEPS].sum()),
+                    tokens=float(computed.sum()) + decode,
                     prefill_pairs=float((computed * (cached + (computed + 1.0) / 2.0)).sum()),
                     decode_seq_steps=decode,
                     kv_token_steps=float(per_minute[KV_TOKEN_STEPS].sum()))
@@ -378,6 +384,8 @@ def _coefficients(step: StepTime) -> StepTimeCoefficients:
         cpu_per_seq_us=step.cpu_per_seq_s * 1e6, async_cpu=step.async_cpu,
         frontend_per_seq_us=step.frontend_per_seq_s * 1e6,
         verify_tokens=step.verify_tokens, accepted_per_step=step.accepted,
+        draft_per_token_us=step.draft_per_token_s * 1e6,
+        draft_weights_ms=step.draft_weights_s * 1e3,
         client_overhead_ms=step.client_overhead_s * 1e3, source=step.source)
 
 

@@ -20,8 +20,9 @@ NOT_SERVED, SERVED_LOCAL, SERVED_CLOUD = -1, 0, 1
 MINUTE_S = 60.0
 
 #: Rows of Records.per_minute.
-PER_MINUTE = ("busy_s", "kv_token_s", "steps", "decode_seq_steps", "kv_token_steps")
-BUSY, KV_TOKEN_S, STEPS, DECODE_SEQ_STEPS, KV_TOKEN_STEPS = range(5)
+PER_MINUTE = ("busy_s", "kv_token_s", "steps", "decode_seq_steps", "kv_token_steps",
+              "decode_steps")
+BUSY, KV_TOKEN_S, STEPS, DECODE_SEQ_STEPS, KV_TOKEN_STEPS, DECODE_STEPS = range(6)
 
 
 class Records:
@@ -59,12 +60,13 @@ class Records:
 
     def per_minute(self, minutes: int) -> np.ndarray:
         """Per minute, summed over replicas (rows of PER_MINUTE): busy seconds, KV
-        token-seconds, steps, decoding sequence-steps and KV token-steps (what the steps
-        read). A segment crossing a minute edge is split in proportion to its time."""
+        token-seconds, steps, decoding sequence-steps, KV token-steps (what the steps
+        read) and steps that decoded. A segment crossing a minute edge is split in
+        proportion to its time."""
         seg = self.segment_table()
         t0, dt, kv, n, w = seg[:, 0], seg[:, 1], seg[:, 2], seg[:, 5], seg[:, 6]
         n = np.where(dt > 0, n, 0.0)        # zero-length rows only log an inter-token gap
-        amounts = np.stack([dt, dt * kv, n, n * w, n * kv])
+        amounts = np.stack([dt, dt * kv, n, n * w, n * kv, np.where(w > 0, n, 0.0)])
         out = np.zeros((len(PER_MINUTE), minutes))
         m0 = np.floor(t0 / MINUTE_S).astype(np.int64)
         m1 = np.floor((t0 + dt) / MINUTE_S).astype(np.int64)

@@ -22,9 +22,19 @@ index, with a new piece only where another part takes over the max. `decode_run`
 current piece (first step time, growth per step, steps it lasts) so the fast scheduler can
 jump over it in closed form and stay exact against the step-by-step reference.
 
-Speculative decoding: each decode step verifies `verify_tokens` per sequence and emits
-`accepted` of them on average; the simulator emits one token per step, so a step that
-decodes lasts the verify step's time divided by `accepted`.
+Speculative decoding: a verify step runs `verify_tokens` (1 + drafts) per decoding sequence
+through the model and emits `accepted` of them on average, as vLLM's scheduler schedules
+1 + len(spec_token_ids) tokens per running request (vllm/v1/core/sched/scheduler.py) and its
+rejection sampler keeps the accepted prefix plus one. Prefill tokens cost what they cost
+without speculation. The simulator emits one token per decoding sequence per step, so its
+step stands for 1/accepted of a verify step: a step with P prefill tokens (A pairs) next to
+D decodes lasts verify_step(accepted x P, D, K, accepted x A) / accepted: per prefill token
+the real cost, per emitted token 1/accepted of the verify work (a step without decodes is
+a real step). A drafter with weights of its own (EAGLE heads, a draft model) runs after the
+model in every step, each pass bound by its own FLOPs or its weight reads: once over every
+token the step computed (vLLM's EagleProposer.propose runs it on the prompt tokens too,
+vllm/v1/spec_decode/eagle.py), then num_speculative_tokens - 1 times over one token per
+decoding sequence; part of `serial`, a constant of a decode run.
 """
 
 from __future__ import annotations
@@ -50,7 +60,8 @@ class StepModel:
                  memory_per_seq_s: float = 0.0,
                  cpu_s: float = 0.0, cpu_per_seq_s: float = 0.0, async_cpu: bool = False,
                  frontend_per_seq_s: float = 0.0,
-                 verify_tokens: int = 1, accepted: float = 1.0) -> None:
+                 verify_tokens: int = 1, accepted: float = 1.0,
+                 draft_per_token_s: float = 0.0, draft_weights_s: float = 0.0) -> None:
         self.serial_s = serial_s
         self.serial_per_token_s = serial_per_token_s
         #: a measured serial time of a step by its tokens (index: tokens; a calibrated
@@ -86,49 +97,73 @@ class StepModel:
         self.frontend_per_seq_s = frontend_per_seq_s
         self.verify_tokens = verify_tokens
         self.accepted = accepted
+        #: the drafter: FLOP time per token of a pass, weight-read time per pass
+        self.draft_per_token_s = draft_per_token_s
+        self.draft_weights_s = draft_weights_s
 
-    def _weights_read_s(self, tokens: int) -> float:
+    def _weights_read_s(self, tokens: float) -> float:
         """Dense weights, plus the share of experts `tokens` routed tokens touch (each picks
         top-k of E uniformly: E (1 - (1 - k/E)^T) distinct experts expected)."""
         if self.experts_s == 0.0:
             return self.weights_s
         return self.weights_s + self.experts_s * (1.0 - math.pow(self.untouched, tokens))
 
-    def _tokens_s(self, tokens: int) -> float:
-        """Serial time of the step's tokens: the measured table where it reaches, past
-        its end (or without one) serial_per_token_s per token."""
+    def _tokens_s(self, tokens: float) -> float:
+        """Serial time of the step's tokens: the measured table where it reaches (straight
+        between its entries for a fractional count), past its end (or without one)
+        serial_per_token_s per token."""
         table = self.serial_tokens_s
         n = len(table)
         if n == 0:
             return self.serial_per_token_s * tokens
-        if tokens < n:
-            return table[tokens]
+        if tokens < n - 1:
+            i = int(tokens)
+            return table[i] + (tokens - i) * (table[i + 1] - table[i]) if tokens > i \
+                else table[i]
         return table[n - 1] + self.serial_per_token_s * (tokens - n + 1)
 
-    def _gemm_flops_s(self, tokens: int, decode_seqs: int) -> float:
+    def _gemm_flops_s(self, tokens: float, decode_seqs: int) -> float:
         """The GEMMs' FLOP time: every token through the layers, the sampled ones (each
         decoding sequence's verify tokens) through the output head too."""
         return (self.compute_per_token_s * tokens
                 + self.compute_per_sampled_s * decode_seqs * self.verify_tokens)
 
+    def _draft_s(self, tokens: float, decode_seqs: int) -> float:
+        """The drafter's passes in a verify step (module docstring); 0 without one."""
+        weights = self.draft_weights_s
+        per_token = self.draft_per_token_s
+        if weights == 0.0 and per_token == 0.0:
+            return 0.0
+        later = self.verify_tokens - 2          # num_speculative_tokens - 1
+        return max(per_token * tokens, weights) \
+            + later * max(per_token * decode_seqs, weights)
+
+    def _spread(self, decode_seqs: int) -> float:
+        """Simulated steps per verify step: `accepted` when the step decodes, else 1."""
+        return self.accepted if decode_seqs > 0 else 1.0
+
     def _parts(self, prefill_tokens: int, decode_seqs: int,
                kv_tokens: int, pairs: int) -> tuple[float, float, float, float]:
-        """(compute, memory, serial, cpu) of one step; compute and memory both include the
-        GEMMs' max(FLOPs, weight reads)."""
+        """(compute, memory, serial, cpu) of the verify step one simulated step stands for
+        (module docstring: prefill scaled by `_spread`); compute and memory both include
+        the GEMMs' max(FLOPs, weight reads)."""
         q = self.verify_tokens
-        tokens = prefill_tokens + decode_seqs * q
+        spread = self._spread(decode_seqs)
+        prefill = prefill_tokens * spread
+        prefill_pairs = pairs * spread
+        tokens = prefill + decode_seqs * q
         # the GEMMs' own roofline, a constant of the step's tokens; attention's parts follow
         # (both carry it, so max(compute, memory) is the sum of the two maxima)
         gemms = max(self._gemm_flops_s(tokens, decode_seqs), self._weights_read_s(tokens))
-        compute = gemms + self.compute_per_prefill_pair_s * pairs \
+        compute = gemms + self.compute_per_prefill_pair_s * prefill_pairs \
             + self.compute_per_pair_s * q * kv_tokens + self.compute_per_window_seq_s * decode_seqs
         memory = gemms + self.memory_per_kv_token_s * kv_tokens \
             + self.memory_per_seq_s * decode_seqs
         serial = self.serial_s + (self._tokens_s(tokens) if self.tabulated
                                   else self.serial_per_token_s * tokens) \
-            + self.serial_per_prefill_token_s * prefill_tokens \
+            + self.serial_per_prefill_token_s * prefill \
             + self.serial_per_seq_s * decode_seqs + self.serial_per_kv_token_s * kv_tokens \
-            + self.serial_per_pair_s * pairs
+            + self.serial_per_pair_s * prefill_pairs + self._draft_s(tokens, decode_seqs)
         cpu = self.cpu_s + self.cpu_per_seq_s * decode_seqs
         return compute, memory, serial, cpu
 
@@ -162,7 +197,8 @@ class StepModel:
         if serial > max(compute, memory):
             return "gpu_serial"
         if compute == memory:       # attention adds nothing: the GEMMs' own roofline decides
-            tokens = prefill_tokens + decode_seqs * self.verify_tokens
+            tokens = prefill_tokens * self._spread(decode_seqs) \
+                + decode_seqs * self.verify_tokens
             flops_s = self._gemm_flops_s(tokens, decode_seqs)
             return "gpu_compute" if flops_s >= self._weights_read_s(tokens) else "gpu_memory"
         return "gpu_compute" if compute > memory else "gpu_memory"

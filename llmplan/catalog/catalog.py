@@ -92,6 +92,12 @@ class GpuSpec(_Entry):
     interconnect: Literal["nvlink", "pcie", "infinity_fabric"] = "pcie"
     interconnect_gb_per_s: float = Field(
         gt=0, description="Per GPU, one direction, to its peers (NVLink 4: 450).")
+    interconnect_domain_gpus: int = Field(
+        default=8, gt=0, le=1024,
+        description="GPUs that reach each other at interconnect_gb_per_s: one server's (8 in "
+                    "HGX/DGX boards, 8-GPU PCIe servers and MI300-series OAM platforms), or "
+                    "a rack's NVLink domain (GB200 NVL72: 72). The largest tp the simulator "
+                    "models: it has no slower link between servers.")
     tdp_w: float = Field(gt=0)
     purchase_usd: float = Field(ge=0)
     rental_usd_per_gpu_hour: float = Field(ge=0)

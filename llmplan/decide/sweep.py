@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from llmplan.decide.decision import price
 from llmplan.decide.planning import simulate_one
 from llmplan.perf.memory import kv_capacity
+from llmplan.perf.parallel import tp_error
 from llmplan.results._base import ResultModel
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.models import LocalDeployment, RouterName
@@ -75,9 +76,10 @@ def run_point(loaded: LoadedScenario, base: str, point: Point) -> PointResult:
                              loaded.catalog, loaded.path)
     head = {"gpu": point.gpu, "replicas": point.replicas, "router": point.router,
             "traffic_scale": point.traffic_scale, "name": name}
-    capacity = kv_capacity(varied.setup(loaded.catalog))
-    if capacity.error:
-        return PointResult(**head, error=capacity.error)
+    setup = varied.setup(loaded.catalog)
+    error = tp_error(setup) or kv_capacity(setup).error
+    if error:
+        return PointResult(**head, error=error)
     summary = simulate_one(variant, name, rate_factor=point.traffic_scale)
     cost = price(name, summary, variant, scenario.duration_s / point.traffic_scale)
     return PointResult(**head, ttft_p95_ms=summary.latency.ttft_ms.p95,

@@ -55,6 +55,8 @@ class StepTime:
     frontend_per_seq_s: float = 0.0
     verify_tokens: int = 1
     accepted: float = 1.0
+    draft_per_token_s: float = 0.0   # the drafter's FLOP time per token of a pass
+    draft_weights_s: float = 0.0     # ... and its weight reads per pass
     source: str = "roofline"
     client_overhead_s: float = 0.0   # HTTP, tokenisation, queueing outside the engine
 
@@ -85,6 +87,8 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     layer of one hidden vector per token, ring algorithm), a fixed gap, and the latency of
     the short kernels MoE and MLA layers add to a dense layer (per layer, whatever the
     batch). cpu: per step and per sequence, hidden behind the GPU with async scheduling.
+    drafter (speculative decoding): 2 FLOPs per parameter per token at the 16-bit rate, its
+    16-bit weights read once per pass (stepmodel.py says which passes).
     frontend: the API server's time per streamed token, a pipeline stage of its own.
     """
     gpu, model, tp = setup.gpu, setup.model, setup.tp
@@ -131,10 +135,11 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     layer_s = (model.moe_layer_count * spec.moe_layer_us
                + (model.layers if model.attention == "mla" else 0) * spec.mla_layer_us) * 1e-6
     speculative = setup.engine.speculative
-    verify, accepted = 1, 1.0
+    verify, accepted, draft_params = 1, 1.0, 0.0
     if speculative is not None:
         verify = speculative.num_speculative_tokens + 1
         accepted = speculative.mean_acceptance_length
+        draft_params = speculative.draft_params_b * 1e9   # 16-bit, as memory.py holds them
     return StepTime(
         serial_s=spec.gpu_fixed_ms * 1e-3 + sync_s + layer_s,
         serial_per_token_s=tokens_comm,
@@ -151,7 +156,9 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         cpu_s=spec.cpu_fixed_ms * 1e-3, cpu_per_seq_s=spec.cpu_per_seq_us * 1e-6,
         async_cpu=setup.async_scheduling,
         frontend_per_seq_s=spec.frontend_per_token_us * 1e-6 / setup.engine.api_server_count,
-        verify_tokens=verify, accepted=accepted, source="roofline")
+        verify_tokens=verify, accepted=accepted,
+        draft_per_token_s=2.0 * draft_params / head_flops,
+        draft_weights_s=draft_params * 2.0 / bandwidth, source="roofline")
 
 
 def _layer_params(model: ModelSpec) -> float:

@@ -208,6 +208,8 @@ class StepTimeCoefficients(ResultModel):
     frontend_per_seq_us: float
     verify_tokens: int
     accepted_per_step: float
+    draft_per_token_us: float = 0.0     # the speculative drafter, per token of a pass
+    draft_weights_ms: float = 0.0       # ... and its weight reads per pass
     client_overhead_ms: float
     source: str
 

@@ -1,8 +1,8 @@
 """Load a scenario file: YAML -> typed Scenario + merged catalog, or a ScenarioError.
 
 Two passes, both reporting file, line, field path and the expected value: the schema
-(pydantic), then the checks that need the catalog (known GPU and model names, the model
-fitting in GPU memory, trace task names).
+(pydantic), then the checks that need the catalog (known GPU and model names, a tp vLLM
+accepts for the model on that GPU, the model fitting in GPU memory, trace task names).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from llmplan.catalog import Catalog, builtin_catalog
 from llmplan.errors import InputError, Problem, ScenarioError
 from llmplan.perf.memory import kv_capacity
+from llmplan.perf.parallel import tp_error
 from llmplan.results.loadtest import LoadTestSummary
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import LocalDeployment, Scenario, SimulationMode
@@ -137,8 +138,10 @@ def _check_names(doc: YamlDocument, scenario: Scenario, catalog: Catalog) -> lis
             if dep.model not in catalog.models:
                 add((*base, "model"), _unknown("model", dep.model, list(catalog.models)))
             if dep.gpu in catalog.gpus and dep.model in catalog.models:
-                capacity = kv_capacity(dep.setup(catalog))
-                if capacity.error:
+                setup = dep.setup(catalog)
+                if (error := tp_error(setup)) is not None:
+                    add((*base, "tp"), error)
+                elif (capacity := kv_capacity(setup)).error:
                     add(base, capacity.error)
         elif isinstance(dep, CloudDeployment):
             if dep.model not in catalog.cloud_models:

@@ -7,7 +7,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from llmplan.cli import app
-from llmplan.decide.sweep import SweepResult, pareto_front
+from llmplan.decide.sweep import Point, SweepResult, pareto_front, run_point
+from llmplan.scenario import load_scenario_text
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -56,3 +57,27 @@ def test_ray_sweep_matches_the_process_pool(tmp_path: Path) -> None:
     pool = _sweep(tmp_path / "pool", "--workers", "2")
     on_ray = _sweep(tmp_path / "ray", "--ray", "local")
     assert on_ray.points == pool.points   # same simulations, same numbers
+
+
+RACK = """
+duration: 60
+traffic: {kind: poisson, rate_per_s: 1}
+tasks:
+  - name: chat
+    prompt_tokens: {kind: fixed, tokens: 100}
+    output_tokens: {kind: fixed, tokens: 50}
+deployments:
+  rack:
+    gpu: GB200
+    model: Llama-3.1-405B
+    tp: 16
+    engine: {weights_dtype: fp8}
+"""
+
+
+def test_a_point_whose_gpu_cannot_link_the_base_tp_is_an_error_not_a_simulation() -> None:
+    # 16 GB200s share an NVL72 NVLink domain; 16 H100s span two 8-GPU servers
+    loaded = load_scenario_text(RACK)
+    point = run_point(loaded, "rack", Point("H100-SXM", 1, "least_outstanding", 1.0))
+    assert point.error is not None and point.ttft_p95_ms is None
+    assert "tp 16" in point.error and "expected tp one of 1, 2, 4, 8" in point.error

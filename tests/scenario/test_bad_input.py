@@ -143,6 +143,24 @@ CASES = [
          edit("  a:\n    gpu: H100-SXM\n    model: Llama-3.1-8B\n",
               f"  big:  {MARK}\n    gpu: L4\n    model: Llama-3.1-70B\n"),
          "deployments.big", ("Llama-3.1-70B", "does not fit on L4", "20.2 GiB usable", "tp >= 8")),
+    # vLLM: "Total number of attention heads (32) must be divisible by tensor parallel size
+    # (3)" (vllm/config/model.py)
+    Case("tp-does-not-divide-the-heads", VALID + f"    tp: 3  {MARK}\n", "deployments.a.tp",
+         ("tp 3", "32 attention heads and 8 KV heads", "expected tp one of 1, 2, 4, 8")),
+    # 28 heads split over 7 GPUs, 4 KV heads do not (vLLM's QKVParallelLinear)
+    Case("tp-does-not-divide-the-kv-heads",
+         edit("    model: Llama-3.1-8B\n", "    model: Qwen2.5-7B\n") + f"    tp: 7  {MARK}\n",
+         "deployments.a.tp", ("tp 7", "28 attention heads and 4 KV heads",
+                              "expected tp one of 1, 2, 4 for Qwen2.5-7B")),
+    # an H100 server links 8 GPUs over NVLink; the simulator has no slower link between them
+    Case("tp-beyond-one-server", VALID + f"    tp: 16  {MARK}\n", "deployments.a.tp",
+         ("tp 16", "(8, catalog interconnect_domain_gpus)", "no model of the slower link",
+          "expected tp one of 1, 2, 4, 8")),
+    # 810 GB of bf16 weights: not within the 8 GPUs of an H100 server at any tp
+    Case("model-does-not-fit-any-tp",
+         edit("  a:\n    gpu: H100-SXM\n    model: Llama-3.1-8B\n",
+              f"  huge:  {MARK}\n    gpu: H100-SXM\n    model: Llama-3.1-405B\n"),
+         "deployments.huge", ("does not fit on H100-SXM", "expected a bigger GPU")),
     Case("batch-budget-below-max-seqs",
          VALID + f"    engine:  {MARK}\n      max_num_seqs: 512\n"
          "      max_num_batched_tokens: 256\n",

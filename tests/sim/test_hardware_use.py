@@ -53,6 +53,28 @@ def test_one_request_mfu_and_mbu_on_paper(mode: str) -> None:
     assert use.load_fraction < 0.01 and use.engine_busy_fraction < 0.01
 
 
+def test_speculative_mbu_counts_a_prefill_step_whole_and_a_decode_step_per_token() -> None:
+    # n-gram drafts (no drafter on the GPU), 3 per step, 2.5 tokens kept: the prefill step
+    # reads the weights once; the 9 decode tokens take 9 / 2.5 verify steps, each reading
+    # the weights and the context once and computing 4 tokens per sequence
+    loaded = scenario_from(ONE_REQUEST + """
+        engine: {speculative: {method: ngram, num_speculative_tokens: 3,
+                               mean_acceptance_length: 2.5}}
+    """)
+    run, stream = run_first(loaded)
+    use = summarise_run(run, stream, loaded.scenario).local.utilisation   # type: ignore[union-attr]
+    dep = loaded.scenario.deployments["one"]
+    peak = roofline(dep.setup(loaded.catalog),   # type: ignore[union-attr]
+                    RooflineStepTime(compute_efficiency=1, memory_efficiency=1))
+    kv_reads = sum(100 + j for j in range(1, 10))
+    memory_s = (1 + 9 / 2.5) * peak.weights_s + kv_reads / 2.5 * peak.memory_per_kv_token_s
+    verify = 9 * 4 / 2.5
+    compute_s = ((100 + verify) * peak.compute_per_token_s + verify * peak.compute_per_sampled_s
+                 + (5050 + kv_reads * 4 / 2.5) * peak.compute_per_pair_s)
+    assert use.mbu_fraction == pytest.approx(memory_s / 100.0, rel=1e-9)
+    assert use.mfu_fraction == pytest.approx(compute_s / 100.0, rel=1e-9)
+
+
 SATURATED = """
     seed: 3
     duration: 900   # long against the first batch's ramp (about 10 s)
@@ -152,8 +174,8 @@ def test_moe_mfu_counts_the_models_flops_not_the_slot_overhead() -> None:
     catalog = builtin_catalog()
     setup = LocalDeployment(gpu="H100-SXM", model="Qwen3-235B-A22B", tp=8,
                             engine=EngineSpec(weights_dtype="fp8")).setup(catalog)
-    work = WorkDone(steps=1, tokens=8192, prefill_pairs=0.0, decode_seq_steps=0.0,
-                    kv_token_steps=0.0)
+    work = WorkDone(steps=1, decode_steps=0.0, tokens=8192, prefill_pairs=0.0,
+                    decode_seq_steps=0.0, kv_token_steps=0.0)
     use = hardware_use(setup, work, replica_s=1.0)
     model = setup.model
     layers = model.dense_params + model.expert_params * 8 / 128

@@ -123,8 +123,20 @@ def test_speculative_decoding_spreads_a_verify_step_over_its_accepted_tokens() -
     assert model.step_s(0, 2, 0) == pytest.approx(0.010 / 2.5)   # 8 tokens: still memory
     assert model.step_s(0, 4, 0) == pytest.approx(0.016 / 2.5)   # 16 tokens of compute
     assert model.step_s(100, 0, 0) == pytest.approx(0.100)      # prefill is not spread
+    # next to decodes neither: 100 prompt tokens at 1 ms each, 8 verify tokens over 2.5
+    assert model.step_s(100, 2, 0) == pytest.approx(0.100 + 0.008 / 2.5)
     first, _, _ = model.decode_run(4, 0)
     assert first == pytest.approx(0.016 / 2.5)
+
+
+def test_the_drafter_runs_over_every_token_then_once_per_decode_per_draft() -> None:
+    # 3 drafts: one pass over the step's tokens, two over one token per decoding sequence,
+    # each bound by 0.1 ms of FLOPs per token or 2 ms of weight reads
+    model = StepModel(compute_per_token_s=0.001, verify_tokens=4, accepted=2.5,
+                      draft_per_token_s=1e-4, draft_weights_s=0.002)
+    assert model.step_s(100, 0, 0) == pytest.approx(0.100 + 0.010 + 2 * 0.002)
+    assert model.step_s(0, 10, 0) == pytest.approx((0.040 + 0.004 + 2 * 0.002) / 2.5)
+    assert model.step_s(0, 40, 0) == pytest.approx((0.160 + 0.016 + 2 * 0.004) / 2.5)
 
 
 def test_a_measured_table_of_step_tokens_and_its_extension() -> None:
