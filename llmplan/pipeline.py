@@ -14,7 +14,7 @@ from pathlib import Path
 from llmplan.catalog.staleness import stale_prices
 from llmplan.decide.decision import decide
 from llmplan.decide.planning import plan
-from llmplan.provision.stack_config import provisioning_problem
+from llmplan.provision.vllm_build import provisioning_problem
 from llmplan.results.decision import Result
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment

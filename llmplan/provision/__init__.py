@@ -8,7 +8,7 @@
 - `manifests.py`, `serving_manifests.py`, `gateway_manifests.py` render the Kubernetes
   objects (plain dicts, schema-validated in tests); `images.py` pins their images,
   `gpu_nodes.py` maps catalog GPUs to node resources, labels and EC2 types, and
-  `vllm_weights.py` picks the checkpoint and drafter vLLM serves as simulated;
+  `vllm_build.py` picks the checkpoint and drafter vLLM serves as simulated (or refuses);
 - Pulumi components: `cluster.py` (existing kubeconfig cluster or new EKS), `serving.py`
   (the vLLM fleet), `gateway.py` (the router), `cloud_access.py` (Bedrock IAM, endpoint,
   alarms; provider keys in Secrets Manager; the budget, with `bedrock_access.py` for the

@@ -17,7 +17,7 @@ from llmplan.provision.manifests import (
     pod_security,
 )
 from llmplan.provision.stack_config import StackConfig
-from llmplan.provision.vllm_weights import (
+from llmplan.provision.vllm_build import (
     ServedWeights,
     drafter_repo,
     served_weights,

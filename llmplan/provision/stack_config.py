@@ -19,7 +19,7 @@ from pydantic.alias_generators import to_camel
 from llmplan.catalog import Catalog, CloudModelSpec, ModelSpec
 from llmplan.errors import InputError, Problem
 from llmplan.provision.images import LITELLM_IMAGE, VLLM_IMAGE, VLLM_ROCM_IMAGE
-from llmplan.provision.vllm_weights import served_weights, speculative_config
+from llmplan.provision.vllm_build import buildable_with_vllm
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import DeploymentSpec, LocalDeployment, Name, SloSpec
 from llmplan.yamlio import Loc, YamlDocument, read_yaml, validate
@@ -60,36 +60,6 @@ class SimulatedFigures(_Strict):
         default_factory=dict, description="Requests each task sent to the API.")
 
 
-def _buildable_with_vllm(name: str, dep: LocalDeployment, model: ModelSpec) -> None:
-    """The stack serves vLLM behind a Kubernetes Service: refuse what it cannot build as
-    simulated rather than provision something else."""
-    try:
-        served_weights(dep.model, model, dep.engine.weights_dtype or model.default_dtype)
-        if dep.engine.speculative is not None:
-            speculative_config(dep.model, model, dep.engine.speculative)
-    except ValueError as exc:
-        raise ValueError(f"deployment '{name}' cannot be provisioned as simulated: {exc}") \
-            from None
-    if dep.engine.prefix_caching == "per_slot":
-        raise ValueError(f"deployment '{name}' was simulated with llama.cpp's per-slot prompt "
-                         "cache (engine.prefix_caching: per_slot), but the stack serves vLLM: "
-                         "simulate it with prefix_caching: vllm (or off) to provision it")
-    if dep.router == "prefix_affinity":
-        raise ValueError(f"deployment '{name}' was simulated behind a cache-aware router "
-                         "(router: prefix_affinity); the stack's Service balances connections "
-                         "without it: simulate it with router: least_outstanding or "
-                         "round_robin to provision it")
-
-
-def provisioning_problem(name: str, dep: LocalDeployment, model: ModelSpec) -> str | None:
-    """Why `llmplan stack` would refuse deployment `name` (None: it can build it)."""
-    try:
-        _buildable_with_vllm(name, dep, model)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
 class Plan(_Strict):
     """The simulated deployment (and its parts when hybrid) in the scenario's own schema."""
 
@@ -125,7 +95,7 @@ class Plan(_Strict):
             raise ValueError(f"the plan's catalog lacks {', '.join(missing)}")
         for name, dep in self.deployments.items():
             if isinstance(dep, LocalDeployment):
-                _buildable_with_vllm(name, dep, self.catalog.models[dep.model])
+                buildable_with_vllm(name, dep, self.catalog.models[dep.model])
         return self
 
     @property

@@ -14,12 +14,12 @@ from llmplan.catalog import builtin_catalog
 from llmplan.cli import app
 from llmplan.errors import InputError
 from llmplan.perf.engine import SpeculativeSpec
-from llmplan.pipeline import not_provisionable
+from llmplan.pipeline import evaluate, not_provisionable
 from llmplan.provision.serving_manifests import serving_sizes, vllm_args
 from llmplan.provision.stack import WrittenStack, write_stack
-from llmplan.provision.vllm_weights import speculative_config
+from llmplan.provision.vllm_build import speculative_config
 from llmplan.results.decision import Result
-from llmplan.scenario import LoadedScenario
+from llmplan.scenario import LoadedScenario, load_scenario
 
 Formats = tuple[LoadedScenario, Result]
 GIB = 2**30
@@ -140,3 +140,22 @@ def test_stack_command_refuses_an_unbuildable_deployment(tmp_path: Path) -> None
                                          str(tmp_path / "out")])
     assert simulated.exit_code == 0, simulated.output
     assert "cannot be provisioned as simulated" in " ".join(simulated.output.split())
+
+
+def test_a_checkpoint_added_in_the_scenario_catalog_is_served(tmp_path: Path) -> None:
+    """What the refusal suggests works: a scenario names the int4 repository it has."""
+    scenario = tmp_path / "scout.yaml"
+    scenario.write_text(
+        "name: scout\nduration: 10\ntraffic: {kind: poisson, rate_per_s: 0.5}\n"
+        "tasks: [{name: chat, prompt_tokens: {kind: fixed, tokens: 100}, "
+        "output_tokens: {kind: fixed, tokens: 10}}]\n"
+        "deployments:\n  scout: {gpu: H100-SXM, model: Llama-4-Scout, "
+        "engine: {weights_dtype: int4}}\n"
+        "catalog:\n  models:\n    Llama-4-Scout:\n      checkpoints:\n        int4:\n"
+        "          hf_id: example/Llama-4-Scout-W4A16\n"
+        "          source: our own GPTQ export, group size 128\n")
+    loaded = load_scenario(scenario)
+    written = write_stack(tmp_path / "Pulumi.dev.yaml", loaded, evaluate(loaded), None, {})
+    assert _flags(vllm_args(written.config))["--model"] == "example/Llama-4-Scout-W4A16"
+    hub = next(s.why for s in written.secrets if s.key == "hfToken")
+    assert "if example/Llama-4-Scout-W4A16 is gated" in hub     # its gating is not given

@@ -1,5 +1,7 @@
-"""What vLLM loads for a simulated deployment: the checkpoint in the simulated weights format
-and the speculative-decoding drafter, or a refusal that says what is missing.
+"""What vLLM builds of a simulated deployment: the checkpoint in the simulated weights format
+and the speculative-decoding drafter, or a refusal that says what is missing (also for what
+the stack's vLLM behind a Kubernetes Service cannot reproduce: llama.cpp's per-slot prompt
+cache, a cache-aware router).
 
 The simulation sizes memory and step time by `engine.weights_dtype`; serving another format
 would provision something else than what was simulated (the BF16 checkpoint of a model
@@ -19,6 +21,7 @@ from typing import Any
 
 from llmplan.catalog import ModelSpec
 from llmplan.perf.engine import SpeculativeSpec
+from llmplan.scenario.models import LocalDeployment
 
 SIXTEEN_BIT = ("bf16", "fp16")
 #: Speculative methods whose drafter is a checkpoint of its own.
@@ -95,3 +98,33 @@ def drafter_repo(model: ModelSpec, spec: SpeculativeSpec) -> tuple[str, bool | N
         same = known is not None and known.hf_id == spec.drafter
         return spec.drafter, known.hub_gated if same and known is not None else None
     return (known.hf_id, known.hub_gated) if known is not None else None
+
+
+def buildable_with_vllm(name: str, dep: LocalDeployment, model: ModelSpec) -> None:
+    """The stack serves vLLM behind a Kubernetes Service: refuse what it cannot build as
+    simulated rather than provision something else."""
+    try:
+        served_weights(dep.model, model, dep.engine.weights_dtype or model.default_dtype)
+        if dep.engine.speculative is not None:
+            speculative_config(dep.model, model, dep.engine.speculative)
+    except ValueError as exc:
+        raise ValueError(f"deployment '{name}' cannot be provisioned as simulated: {exc}") \
+            from None
+    if dep.engine.prefix_caching == "per_slot":
+        raise ValueError(f"deployment '{name}' was simulated with llama.cpp's per-slot prompt "
+                         "cache (engine.prefix_caching: per_slot), but the stack serves vLLM: "
+                         "simulate it with prefix_caching: vllm (or off) to provision it")
+    if dep.router == "prefix_affinity":
+        raise ValueError(f"deployment '{name}' was simulated behind a cache-aware router "
+                         "(router: prefix_affinity); the stack's Service balances connections "
+                         "without it: simulate it with router: least_outstanding or "
+                         "round_robin to provision it")
+
+
+def provisioning_problem(name: str, dep: LocalDeployment, model: ModelSpec) -> str | None:
+    """Why `llmplan stack` would refuse deployment `name` (None: it can build it)."""
+    try:
+        buildable_with_vllm(name, dep, model)
+    except ValueError as exc:
+        return str(exc)
+    return None
