@@ -102,7 +102,7 @@ def simulate(
         "--json", help="Print result.json to stdout instead of the summary.")] = False,
 ) -> None:
     """Simulate every deployment of SCENARIO; write OUT/result.json and OUT/report.html."""
-    from llmplan.pipeline import evaluate, used_stale_prices
+    from llmplan.pipeline import evaluate, not_provisionable, used_stale_prices
     from llmplan.render import exclusions, not_served, summary_table
     from llmplan.report import write_decision_report
     from llmplan.results import dumps_canonical, write_result
@@ -161,7 +161,7 @@ def simulate(
             if case.winner != rec.deployment:
                 out.print(f"  flips to {case.winner or 'no feasible candidate'} if "
                           f"{case.change}", highlight=False)
-    for warning in warnings:
+    for warning in [*warnings, *not_provisionable(loaded)]:
         console.print(f"[yellow]note:[/] {escape(warning)}", highlight=False)
     console.print(f"wrote {path} and {report}")
 

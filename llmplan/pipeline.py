@@ -14,6 +14,7 @@ from pathlib import Path
 from llmplan.catalog.staleness import stale_prices
 from llmplan.decide.decision import decide
 from llmplan.decide.planning import plan
+from llmplan.provision.vllm_build import provisioning_problem
 from llmplan.results.decision import Result
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment
@@ -33,6 +34,13 @@ def used_stale_prices(loaded: LoadedScenario, today: datetime.date) -> list[str]
         elif isinstance(dep, CloudDeployment):
             names.append(dep.model)
     return stale_prices(loaded.catalog, names, today)
+
+
+def not_provisionable(loaded: LoadedScenario) -> list[str]:
+    """Why `llmplan stack` could not build some simulated deployments as simulated."""
+    return [problem for name, dep in loaded.scenario.deployments.items()
+            if isinstance(dep, LocalDeployment) and (problem := provisioning_problem(
+                name, dep, loaded.catalog.models[dep.model])) is not None]
 
 
 def evaluate(loaded: LoadedScenario, seed: int | None = None, *,

@@ -6,6 +6,7 @@ A scenario may add entries or override fields under its `catalog:` key.
 
 from llmplan.catalog.catalog import (
     Catalog,
+    Checkpoint,
     CloudModelSpec,
     GpuSpec,
     ModelSpec,
@@ -13,5 +14,5 @@ from llmplan.catalog.catalog import (
 )
 from llmplan.catalog.staleness import STALE_AFTER_DAYS, is_stale, stale_prices
 
-__all__ = ["STALE_AFTER_DAYS", "Catalog", "CloudModelSpec", "GpuSpec", "ModelSpec",
+__all__ = ["STALE_AFTER_DAYS", "Catalog", "Checkpoint", "CloudModelSpec", "GpuSpec", "ModelSpec",
            "builtin_catalog", "is_stale", "stale_prices"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 from functools import cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import yaml
@@ -47,6 +47,9 @@ def _needs_source(value: Any) -> bool:
 class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
+    #: Fields whose entries carry their own `source` (a mapping of sourced items).
+    self_sourced_fields: ClassVar[frozenset[str]] = frozenset()
+
     sources: dict[str, str] = Field(
         default_factory=dict, description="Where each number comes from, keyed by field.")
 
@@ -63,7 +66,8 @@ class _Entry(BaseModel):
         # a field left at its default (written out again by a round trip) needs none
         fields = type(self).model_fields
         missing = [name for name in self.model_fields_set
-                   if name != "sources" and _needs_source(getattr(self, name))
+                   if name != "sources" and name not in self.self_sourced_fields
+                   and _needs_source(getattr(self, name))
                    and getattr(self, name) != fields[name].get_default(call_default_factory=True)
                    and not self.sources.get(name)]
         if missing:
@@ -178,10 +182,39 @@ class ChatTemplate(BaseModel):
         return np.where(turn > 0, self.prompt_tokens(turn - 1), first).astype(np.int64)
 
 
+class Checkpoint(BaseModel):
+    """A published Hugging Face repository of weights, with where we learnt it exists."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hf_id: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$",
+                       description="Hugging Face repository, `owner/name`.")
+    hub_gated: bool | None = Field(
+        default=None, description="Whether the hub asks for an accepted licence and a token "
+                                  "before it serves the files (None: not known).")
+    source: str = Field(min_length=1, description="Where the repository (and its format, "
+                                                  "and its gating when known) is documented.")
+
+
+#: Speculative-decoding methods whose drafter is a separate published checkpoint.
+DrafterMethod = Literal["eagle", "eagle3"]
+
+
 class ModelSpec(_Entry):
     """One open-weights model architecture (what sizes weights, the KV cache and FLOPs)."""
 
+    self_sourced_fields: ClassVar[frozenset[str]] = frozenset({"checkpoints", "drafters"})
+
     hf_id: str
+    hub_gated: bool | None = Field(
+        default=None, description="Whether `hf_id` is a gated repository (an accepted licence "
+                                  "and a token before download; None: not known).")
+    checkpoints: dict[DType, Checkpoint] = Field(
+        default_factory=dict, description="Published checkpoints of this model in other "
+                                          "weight formats (`hf_id` holds default_dtype).")
+    drafters: dict[DrafterMethod, Checkpoint] = Field(
+        default_factory=dict, description="Published EAGLE drafters for this model, per "
+                                          "speculative-decoding method.")
     layers: int = Field(gt=0)
     hidden_size: int = Field(gt=0)
     attention_heads: int = Field(gt=0)
@@ -229,7 +262,21 @@ class ModelSpec(_Entry):
             raise ValueError("sliding_layers cannot exceed layers")
         if self.sliding_layers and self.sliding_window_tokens is None:
             raise ValueError("sliding_layers need sliding_window_tokens")
+        if self.hub_gated is not None and "hub_gated" in self.model_fields_set \
+                and not self.sources.get("hub_gated"):
+            raise ValueError("no source given for: hub_gated (add it under sources)")
+        if self.default_dtype in self.checkpoints:
+            raise ValueError(f"checkpoints.{self.default_dtype}: hf_id already holds the "
+                             f"default_dtype ({self.default_dtype}) weights")
         return self
+
+    def weights_repo(self, dtype: str) -> Checkpoint | None:
+        """The published repository holding this model's weights stored as `dtype` (None:
+        none is known): `hf_id` for the format it ships in, else `checkpoints`."""
+        if dtype == self.default_dtype:
+            return Checkpoint(hf_id=self.hf_id, hub_gated=self.hub_gated,
+                              source=self.sources.get("hub_gated") or "hf_id")
+        return next((repo for stored, repo in self.checkpoints.items() if stored == dtype), None)
 
     # ------------------------------------------------------------------ parameters
 

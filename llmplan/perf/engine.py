@@ -57,11 +57,19 @@ class SpeculativeSpec(_Strict):
         default=0.0, ge=0, description="Parameters of the drafter (EAGLE heads ~0.2-1 B, a "
                                        "draft model its size; MTP and n-gram: 0 here, the "
                                        "MTP layer counts as one more layer of the model).")
+    drafter: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$",
+        description="Hugging Face repository of the EAGLE head or draft model the stack "
+                    "serves (vLLM's speculative_config.model; absent: the catalog's drafter "
+                    "of the model for the method). Not for mtp or ngram, which use none.")
 
     @model_validator(mode="after")
     def _acceptance_fits(self) -> SpeculativeSpec:
         if self.mean_acceptance_length > self.num_speculative_tokens + 1:
             raise ValueError("mean_acceptance_length cannot exceed num_speculative_tokens + 1")
+        if self.drafter is not None and self.method in ("mtp", "ngram"):
+            raise ValueError(f"drafter is for eagle, eagle3 and draft_model; {self.method} "
+                             "downloads no drafter")
         return self
 
 

@@ -6,8 +6,9 @@
 - `router_config.py` is the one generator of the gateway's LiteLLM config from the
   scenario's routing rules; `litellm_guard.py` is the guard LiteLLM loads beside it;
 - `manifests.py`, `serving_manifests.py`, `gateway_manifests.py` render the Kubernetes
-  objects (plain dicts, schema-validated in tests); `images.py` pins their images and
-  `gpu_nodes.py` maps catalog GPUs to node labels and EC2 types;
+  objects (plain dicts, schema-validated in tests); `images.py` pins their images,
+  `gpu_nodes.py` maps catalog GPUs to node resources, labels and EC2 types, and
+  `vllm_build.py` picks the checkpoint and drafter vLLM serves as simulated (or refuses);
 - Pulumi components: `cluster.py` (existing kubeconfig cluster or new EKS), `serving.py`
   (the vLLM fleet), `gateway.py` (the router), `cloud_access.py` (Bedrock IAM, endpoint,
   alarms; provider keys in Secrets Manager; the budget, with `bedrock_access.py` for the

@@ -103,11 +103,13 @@ class ClusterAccess(pulumi.ComponentResource):
         if settings.plan.local is not None:
             instance, low, desired, high = gpu_node_counts(settings)
             gpu = settings.plan.local[1].gpu
+            spec = settings.plan.catalog.gpus[gpu]
             aws.eks.NodeGroup(
                 f"{name}-gpu", cluster_name=cluster_name, node_role_arn=node_role.arn,
                 subnet_ids=self.subnet_ids, instance_types=[instance],
                 ami_type="AL2023_x86_64_NVIDIA", disk_size=200,
-                labels={PRODUCT_LABEL: product_label(gpu), "nvidia.com/gpu.present": "true"},
+                labels={PRODUCT_LABEL: product_label(gpu, spec),
+                        "nvidia.com/gpu.present": "true"},
                 taints=[{"key": GPU_RESOURCE, "value": "true", "effect": "NO_SCHEDULE"}],
                 scaling_config={"min_size": low, "desired_size": desired, "max_size": high},
                 opts=after_cluster)

@@ -1,11 +1,17 @@
 """How a catalog GPU shows up on Kubernetes nodes and which EC2 instances carry it.
 
-Node labels: NVIDIA GPU Feature Discovery (part of the GPU Operator, or deployed with the
-device plugin) labels each GPU node `nvidia.com/gpu.product=<product name with spaces as
-dashes>`, which is what the serving pods select on and what `llmplan import-cluster` maps
-back to catalog ids. On an EKS cluster llmplan creates, the node group sets the same label
-itself. Allocatable GPUs are the `nvidia.com/gpu` extended resource the device plugin
-advertises.
+NVIDIA: GPU Feature Discovery (part of the GPU Operator, or deployed with the device plugin)
+labels each GPU node `nvidia.com/gpu.product=<product name with spaces as dashes>`, which is
+what the serving pods select on and what `llmplan import-cluster` maps back to catalog ids.
+On an EKS cluster llmplan creates, the node group sets the same label itself. Allocatable
+GPUs are the `nvidia.com/gpu` extended resource the device plugin advertises.
+
+AMD: the AMD GPU device plugin advertises `amd.com/gpu`, and its node labeller (also part of
+the AMD GPU Operator) labels each node `amd.com/gpu.product-name=<product>`, e.g.
+`AMD_Instinct_MI300X_OAM` (ROCm/k8s-device-plugin docs/user-guide/installation.md, "Example
+labels for an AMD MI300X GPU"; the legacy `beta.amd.com/gpu.*` keys are kept beside them).
+Clusters that taint their GPU nodes use the resource name as the key (`amd.com/gpu`, as
+in the AMD GPU Operator's tolerations examples), so the pods tolerate it whatever its value.
 
 EC2 instances (AWS "Accelerated computing" instance types page): P5 = 8 x H100 80GB (p5.48xlarge);
 P4de = 8 x A100 80GB (p4de.24xlarge); P4d = 8 x A100 40GB (p4d.24xlarge); G6e = L40S in
@@ -16,8 +22,33 @@ no EC2 instance: name one with `eksGpuInstanceType` or use an existing cluster.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
+from llmplan.catalog import GpuSpec
+
 GPU_RESOURCE = "nvidia.com/gpu"
 PRODUCT_LABEL = "nvidia.com/gpu.product"
+
+
+@dataclass(frozen=True)
+class GpuNodeKind:
+    """How one vendor's GPUs appear to Kubernetes."""
+
+    resource: str         # the extended resource its device plugin advertises
+    product_label: str    # the node label naming the GPU product
+    taint_key: str        # the key GPU nodes are tainted with (tolerated with Exists)
+
+
+NODE_KINDS: dict[Literal["nvidia", "amd"], GpuNodeKind] = {
+    "nvidia": GpuNodeKind(GPU_RESOURCE, PRODUCT_LABEL, GPU_RESOURCE),
+    "amd": GpuNodeKind("amd.com/gpu", "amd.com/gpu.product-name", "amd.com/gpu"),
+}
+
+
+def node_kind(spec: GpuSpec) -> GpuNodeKind:
+    """The resource, product label and taint of the catalog GPU's vendor."""
+    return NODE_KINDS[spec.vendor]
 
 #: GPU Feature Discovery's product label value per catalog GPU id.
 GPU_PRODUCT_LABELS: dict[str, str] = {
@@ -42,8 +73,11 @@ EC2_GPU_INSTANCES: dict[str, list[tuple[str, int]]] = {
 }
 
 
-def product_label(gpu: str) -> str:
-    """The node label value pods of a `gpu` deployment select on."""
+def product_label(gpu: str, spec: GpuSpec | None = None) -> str:
+    """The node label value pods of a `gpu` deployment select on: the catalog's
+    `k8s_product_label` when it has one, else llmplan's table, else the id itself."""
+    if spec is not None and spec.k8s_product_label:
+        return spec.k8s_product_label
     return GPU_PRODUCT_LABELS.get(gpu, gpu)
 
 

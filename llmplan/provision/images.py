@@ -4,7 +4,11 @@ Each is the default of a stack setting (`vllmImage`, `litellmImage`), so a rollb
 `pulumi config set vllmImage <previous tag>` and `pulumi up`.
 
 - vLLM v0.33.0: the newest vLLM release on PyPI when this was written (the stack used to
-  pin v0.8.5 of spring 2025). The flags llmplan passes (--max-num-seqs,
+  pin v0.8.5 of spring 2025). On AMD GPUs the same release built for ROCm,
+  `vllm/vllm-openai-rocm:v0.33.0`: vLLM's release pipeline pushes `vllm/vllm-openai-rocm:
+  v<release>` with every `vllm/vllm-openai:v<release>` (.buildkite/scripts/
+  publish-release-images.sh, the `rocm` target), and vLLM's ROCm install docs name that
+  repository as the official image. The flags llmplan passes (--max-num-seqs,
   --max-num-batched-tokens, --gpu-memory-utilization, --block-size, --tensor-parallel-size,
   --enable-chunked-prefill, --enable-prefix-caching, --quantization, --max-model-len) are the
   scheduler and memory knobs the simulator models, and the autoscaler reads vLLM's
@@ -24,6 +28,7 @@ from llmplan.perf.engine import DEFAULT_VLLM_VERSION
 
 # the release the simulator's memory accounting and engine defaults model by default
 VLLM_IMAGE = f"vllm/vllm-openai:v{DEFAULT_VLLM_VERSION}"
+VLLM_ROCM_IMAGE = f"vllm/vllm-openai-rocm:v{DEFAULT_VLLM_VERSION}"
 LITELLM_VERSION = "1.108.7"
 LITELLM_IMAGE = f"ghcr.io/berriai/litellm:v{LITELLM_VERSION}"
 DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.19.1"

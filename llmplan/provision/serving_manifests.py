@@ -3,10 +3,11 @@ NetworkPolicy (see manifests.py for why a StatefulSet)."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
-from llmplan.provision.gpu_nodes import GPU_RESOURCE, PRODUCT_LABEL, product_label
+from llmplan.provision.gpu_nodes import node_kind, product_label
 from llmplan.provision.manifests import (
     SERVING_PORT,
     container_security,
@@ -16,6 +17,12 @@ from llmplan.provision.manifests import (
     pod_security,
 )
 from llmplan.provision.stack_config import StackConfig
+from llmplan.provision.vllm_build import (
+    ServedWeights,
+    drafter_repo,
+    served_weights,
+    speculative_config,
+)
 from llmplan.scenario.models import LocalDeployment
 
 HUB_SECRET_KEY = "token"
@@ -36,6 +43,28 @@ def hub_secret_name(config: StackConfig) -> str:
     return f"{serving_name(config)}-hub-token"
 
 
+def served(config: StackConfig) -> ServedWeights:
+    """The checkpoint the fleet serves (the plan was checked to have one)."""
+    local = config.plan.local
+    assert local is not None
+    dep, model = local[1], config.plan.catalog.models[local[1].model]
+    return served_weights(dep.model, model, dep.engine.weights_dtype or model.default_dtype)
+
+
+def hub_repos(config: StackConfig) -> list[tuple[str, bool | None]]:
+    """The Hugging Face repositories the fleet downloads, each with whether it is gated
+    (None: not known): the checkpoint, and the speculative drafter if any."""
+    local = config.plan.local
+    assert local is not None
+    dep, model = local[1], config.plan.catalog.models[local[1].model]
+    weights = served(config)
+    repos = [(weights.hf_id, weights.hub_gated)]
+    if dep.engine.speculative is not None:
+        drafter = drafter_repo(model, dep.engine.speculative)
+        repos += [drafter] if drafter is not None else []
+    return repos
+
+
 def vllm_args(config: StackConfig) -> list[str]:
     """The engine of the simulated deployment, as vLLM flags."""
     local = config.plan.local
@@ -44,7 +73,8 @@ def vllm_args(config: StackConfig) -> list[str]:
     engine = dep.engine
     setup = dep.setup(config.plan.catalog)   # defaults resolved as the simulation resolved them
     dtype = setup.weights_dtype
-    args = ["--model", model.hf_id, "--served-model-name", dep.model,
+    weights = served(config)
+    args = ["--model", weights.hf_id, "--served-model-name", dep.model,
             "--host", "0.0.0.0", "--port", str(SERVING_PORT),
             "--tensor-parallel-size", str(dep.tp),
             "--max-num-seqs", str(setup.max_num_seqs),
@@ -55,8 +85,8 @@ def vllm_args(config: StackConfig) -> list[str]:
             "--download-dir", f"{WEIGHTS_MOUNT}/hub"]
     if engine.max_model_len:
         args += ["--max-model-len", str(engine.max_model_len)]
-    if dtype == "fp8":
-        args += ["--quantization", "fp8"]
+    if weights.quantization is not None:
+        args += ["--quantization", weights.quantization]
     if engine.kv_dtype == "fp8":
         args += ["--kv-cache-dtype", "fp8"]
     args.append("--enable-chunked-prefill" if engine.chunked_prefill
@@ -74,6 +104,9 @@ def vllm_args(config: StackConfig) -> list[str]:
         args += ["--kv-cache-memory-bytes", str(int(engine.kv_cache_memory_gib * 2**30))]
     if engine.api_server_count > 1:
         args += ["--api-server-count", str(engine.api_server_count)]
+    if engine.speculative is not None:
+        args += ["--speculative-config", json.dumps(
+            speculative_config(dep.model, model, engine.speculative), separators=(",", ":"))]
     return args
 
 
@@ -81,13 +114,16 @@ def serving_sizes(config: StackConfig) -> tuple[int, int, int]:
     """CPU cores, memory GiB and weights-volume GiB of one replica.
 
     Memory holds the weights once while loading (safetensors are mapped through the page
-    cache) plus headroom; the volume holds the hub's bf16 files (what is downloaded, even
-    when served as fp8) plus a quarter and the compile caches."""
+    cache) plus headroom; the volume holds the downloaded files (the checkpoint in the format
+    it is stored in, 16-bit when vLLM quantises it while loading, and a drafter's 16-bit
+    weights) plus a quarter and the compile caches."""
     local = config.plan.local
     assert local is not None
     dep = local[1]
     model = config.plan.catalog.models[dep.model]
-    download_gib = model.params_b * 2.0 * 1e9 / 2**30
+    spec = dep.engine.speculative
+    drafter_bytes = spec.draft_params_b * 2.0 * 1e9 if spec is not None else 0.0
+    download_gib = (model.weight_bytes(served(config).stored_dtype) + drafter_bytes) / 2**30
     cpu = 4 * dep.tp + 2 + (dep.engine.api_server_count - 1)   # a core per extra API server
     memory_gib = max(32, math.ceil(download_gib * 1.2 / dep.tp) + 16)
     volume_gib = max(50, math.ceil(download_gib * 1.25) + 20)
@@ -103,8 +139,9 @@ def serving_manifests(config: StackConfig) -> list[dict[str, Any]]:
     pod_labels = labels(name, "gpu-serving")
     meta = {"name": name, "namespace": ns, "labels": pod_labels}
     cpu, memory_gib, volume_gib = serving_sizes(config)
-    gpus = str(dep.tp)
-    resources = {"cpu": str(cpu), "memory": f"{memory_gib}Gi", GPU_RESOURCE: gpus}
+    gpu = config.plan.catalog.gpus[dep.gpu]
+    nodes = node_kind(gpu)   # NVIDIA's or AMD's device plugin, labels and taint
+    resources = {"cpu": str(cpu), "memory": f"{memory_gib}Gi", nodes.resource: str(dep.tp)}
     probe = {"httpGet": {"path": "/health", "port": "http"}}
     spin_up_s = dep.autoscaling.spin_up_s if dep.autoscaling is not None else 180.0
     env = [{"name": "HOME", "value": "/tmp"},
@@ -115,7 +152,7 @@ def serving_manifests(config: StackConfig) -> list[dict[str, Any]]:
            {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
                "name": hub_secret_name(config), "key": HUB_SECRET_KEY, "optional": True}}}]
     container = {
-        "name": "vllm", "image": config.vllm_image, "args": vllm_args(config),
+        "name": "vllm", "image": config.serving_image, "args": vllm_args(config),
         "ports": [{"name": "http", "containerPort": SERVING_PORT}],
         "env": env,
         "resources": {"requests": resources, "limits": resources},
@@ -137,8 +174,8 @@ def serving_manifests(config: StackConfig) -> list[dict[str, Any]]:
             "serviceAccountName": name, "automountServiceAccountToken": False,
             "securityContext": pod_security(),
             "containers": [container],
-            "nodeSelector": {PRODUCT_LABEL: product_label(dep.gpu)},
-            "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists",
+            "nodeSelector": {nodes.product_label: product_label(dep.gpu, gpu)},
+            "tolerations": [{"key": nodes.taint_key, "operator": "Exists",
                              "effect": "NoSchedule"}],
             "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}},
                         {"name": "tmp", "emptyDir": {"sizeLimit": "20Gi"}}],

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from llmplan.catalog import Catalog
 from llmplan.errors import InputError, Problem
+from llmplan.provision.serving_manifests import hub_repos
 from llmplan.provision.stack_config import (
     CLOUD_KEY,
     HUB_TOKEN,
@@ -128,7 +129,13 @@ def build_stack(loaded: LoadedScenario, result: Result, name: str,
                 previous: StackConfig | None, settings: dict[str, Any]) -> StackConfig:
     """The stack for deployment `name`: the plan from this run, the other settings from
     `settings` (command-line options), else from the previous file, else the defaults."""
-    plan = plan_of(loaded, result, name)
+    try:
+        plan = plan_of(loaded, result, name)
+    except ValidationError as exc:
+        raise InputError([Problem(str(loaded.path), None, f"deployments.{name}",
+                                  str(e["msg"]).removeprefix("Value error, "))
+                          for e in exc.errors()],
+                         title="cannot provision this deployment as simulated") from None
     kept = previous.model_dump(exclude={"kind", "scenario", "monthly_budget_usd", "plan"}) \
         if previous is not None else {}
     given = {k: v for k, v in settings.items() if v is not None}
@@ -148,10 +155,29 @@ def secrets_needed(config: StackConfig, present: set[str]) -> list[SecretNeed]:
     model = config.plan.cloud_model
     if model is not None and model.provider != "bedrock":
         needs.append((CLOUD_KEY, f"the {model.provider} API key for {model.model_id}"))
-    if config.plan.model is not None:
-        needs.append((HUB_TOKEN, f"a model hub token: {config.plan.model.hf_id} is gated on "
-                                 "the hub (skip for ungated models)"))
+    if config.plan.local is not None:
+        why = _hub_token_why(hub_repos(config))
+        needs += [(HUB_TOKEN, why)] if why else []
     return [SecretNeed(key, why, key in present) for key, why in needs]
+
+
+def _hub_token_why(repos: list[tuple[str, bool | None]]) -> str | None:
+    """Why the fleet needs a hub token: the gated repositories it downloads (and those whose
+    gating the catalog does not know); None when every one is known to be open."""
+    gated = [repo for repo, is_gated in repos if is_gated]
+    unknown = [repo for repo, is_gated in repos if is_gated is None]
+    if not gated and not unknown:
+        return None
+    parts = []
+    if gated:
+        parts.append(f"a model hub token: {' and '.join(gated)} "
+                     f"{'is' if len(gated) == 1 else 'are'} gated on the hub (accept the "
+                     "licence there with the token's account)")
+    if unknown:
+        parts.append(f"{'also needed' if gated else 'a model hub token, needed'} if "
+                     f"{' or '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} gated "
+                     "(not known to llmplan's catalog)")
+    return "; ".join(parts)
 
 
 def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: str | None,
@@ -183,6 +209,16 @@ def setting_notes(config: StackConfig) -> list[str]:
             config.eks_cluster_name or config.oidc_provider_arn):
         notes.append("the gateway needs an AWS identity for Bedrock: set eksClusterName (an "
                      "EKS cluster with the Pod Identity agent) or oidcProviderArn")
+    if config.gpu_vendor == "amd":
+        # the device nodes keep the host's owner and mode in the container, and the render
+        # group's id differs from host to host: AMD's answer is a udev rule (ROCm/ROCm-docker
+        # #90), which kubeflow/kubeflow#7655 uses with the AMD device plugin on MI300X
+        notes.append("AMD GPUs: the cluster needs the AMD GPU device plugin and its node "
+                     "labeller (amd.com/gpu, amd.com/gpu.product-name; the AMD GPU Operator "
+                     "installs both), and vLLM runs as a non-root user, so /dev/kfd and "
+                     "/dev/dri/renderD* must be open to it on the GPU nodes: a udev rule "
+                     "KERNEL==\"kfd\", MODE=\"0666\" and SUBSYSTEM==\"drm\", "
+                     "KERNEL==\"renderD*\", MODE=\"0666\"")
     return notes
 
 

@@ -18,7 +18,8 @@ from pydantic.alias_generators import to_camel
 
 from llmplan.catalog import Catalog, CloudModelSpec, ModelSpec
 from llmplan.errors import InputError, Problem
-from llmplan.provision.images import LITELLM_IMAGE, VLLM_IMAGE
+from llmplan.provision.images import LITELLM_IMAGE, VLLM_IMAGE, VLLM_ROCM_IMAGE
+from llmplan.provision.vllm_build import buildable_with_vllm
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import DeploymentSpec, LocalDeployment, Name, SloSpec
 from llmplan.yamlio import Loc, YamlDocument, read_yaml, validate
@@ -59,20 +60,6 @@ class SimulatedFigures(_Strict):
         default_factory=dict, description="Requests each task sent to the API.")
 
 
-def _buildable_with_vllm(name: str, dep: LocalDeployment) -> None:
-    """The stack serves vLLM behind a Kubernetes Service: refuse what it cannot build as
-    simulated rather than provision something else."""
-    if dep.engine.prefix_caching == "per_slot":
-        raise ValueError(f"deployment '{name}' was simulated with llama.cpp's per-slot prompt "
-                         "cache (engine.prefix_caching: per_slot), but the stack serves vLLM: "
-                         "simulate it with prefix_caching: vllm (or off) to provision it")
-    if dep.router == "prefix_affinity":
-        raise ValueError(f"deployment '{name}' was simulated behind a cache-aware router "
-                         "(router: prefix_affinity); the stack's Service balances connections "
-                         "without it: simulate it with router: least_outstanding or "
-                         "round_robin to provision it")
-
-
 class Plan(_Strict):
     """The simulated deployment (and its parts when hybrid) in the scenario's own schema."""
 
@@ -108,7 +95,7 @@ class Plan(_Strict):
             raise ValueError(f"the plan's catalog lacks {', '.join(missing)}")
         for name, dep in self.deployments.items():
             if isinstance(dep, LocalDeployment):
-                _buildable_with_vllm(name, dep)
+                buildable_with_vllm(name, dep, self.catalog.models[dep.model])
         return self
 
     @property
@@ -185,11 +172,33 @@ class StackConfig(BaseModel):
         description="Namespaces whose pods may reach the gateway and the GPU fleet (clients; "
                     "the Prometheus that scrapes vLLM for the autoscaler).")
     gateway_replicas: int = Field(default=2, ge=1, le=100)
-    vllm_image: str = Field(default=VLLM_IMAGE, description="Serving image (pinned release).")
+    vllm_image: str = Field(default=VLLM_IMAGE, description="Serving image on NVIDIA GPUs "
+                                                            "(pinned release).")
+    vllm_rocm_image: str = Field(default=VLLM_ROCM_IMAGE, description="Serving image on AMD "
+                                                                      "GPUs (pinned release).")
     litellm_image: str = Field(default=LITELLM_IMAGE, description="Gateway image (pinned).")
     alarm_topic_arn: str = Field(default="", description="SNS topic the alarms notify.")
     budget_emails: list[str] = Field(default_factory=list,
                                      description="Who the budget notifies at 80% and 100%.")
+
+    @model_validator(mode="after")
+    def _eks_has_the_gpus(self) -> StackConfig:
+        if self.cluster_mode == "eks" and self.gpu_vendor == "amd":
+            raise ValueError("clusterMode eks creates NVIDIA GPU node groups, and the plan's "
+                             "GPU is an AMD one: use an existing cluster with the AMD GPU "
+                             "device plugin and node labeller (clusterMode kubeconfig)")
+        return self
+
+    @property
+    def gpu_vendor(self) -> Literal["nvidia", "amd"] | None:
+        """The vendor of the fleet's GPUs (None: no fleet)."""
+        local = self.plan.local
+        return self.plan.catalog.gpus[local[1].gpu].vendor if local is not None else None
+
+    @property
+    def serving_image(self) -> str:
+        """The vLLM image built for the fleet's GPUs."""
+        return self.vllm_rocm_image if self.gpu_vendor == "amd" else self.vllm_image
 
     @property
     def uses_aws(self) -> bool:

@@ -4,8 +4,8 @@ Checks, each reported with what was found:
 - the GPU fleet's StatefulSet rolled out: every replica updated to the current revision and
   ready;
 - each of its pods runs on a node, ready, with the replica's `tp` GPUs allocated (the
-  container's `nvidia.com/gpu` limit, and the node's allocatable GPUs cover it), running the
-  stack's image with the simulated engine flags;
+  container's `nvidia.com/gpu` or `amd.com/gpu` limit, and the node's allocatable GPUs
+  cover it), running the stack's image for those GPUs with the simulated engine flags;
 - the gateway's Deployment rolled out and is available;
 - the gateway answers: its readiness endpoint through the API server's service proxy.
 """
@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from llmplan.errors import InputError
-from llmplan.provision.gpu_nodes import GPU_RESOURCE
+from llmplan.provision.gpu_nodes import node_kind
 from llmplan.provision.kube import api_client, call, quantity
 from llmplan.provision.manifests import GATEWAY_NAME
 from llmplan.provision.serving_manifests import serving_name, vllm_args
@@ -78,13 +78,14 @@ def _fleet(client: Any, config: StackConfig) -> list[Check]:
         ns, label_selector=f"app.kubernetes.io/name={name}")).items
     allocatable: dict[str, int] = {}
     planned_args = vllm_args(config)
+    resource = node_kind(config.plan.catalog.gpus[config.plan.local[1].gpu]).resource
     for pod in sorted(pods, key=lambda p: p.metadata.name):
         node = pod.spec.node_name
         if node and node not in allocatable:
-            allocatable[node] = _node_gpus(client, node)
+            allocatable[node] = _node_gpus(client, node, resource)
         container = next((c for c in pod.spec.containers if c.name == "vllm"), None)
         limits = (container.resources.limits or {}) if container and container.resources else {}
-        gpus = quantity(limits.get(GPU_RESOURCE))
+        gpus = quantity(limits.get(resource))
         is_ready = any(c.type == "Ready" and c.status == "True"
                        for c in (pod.status.conditions or []))
         problems = []
@@ -96,9 +97,9 @@ def _fleet(client: Any, config: StackConfig) -> list[Check]:
             problems.append("not scheduled on a node")
         elif allocatable[node] < gpus:
             problems.append(f"node {node} has only {allocatable[node]} allocatable GPUs")
-        if container is None or container.image != config.vllm_image:
+        if container is None or container.image != config.serving_image:
             problems.append(f"image {container.image if container else '?'} is not "
-                            f"{config.vllm_image}")
+                            f"{config.serving_image}")
         elif list(container.args or []) != planned_args:
             problems.append("engine flags differ from the plan")
         checks.append(Check(name=f"pod {pod.metadata.name}", ok=not problems,
@@ -110,11 +111,11 @@ def _fleet(client: Any, config: StackConfig) -> list[Check]:
     return checks
 
 
-def _node_gpus(client: Any, node: str) -> int:
+def _node_gpus(client: Any, node: str, resource: str) -> int:
     from kubernetes import client as k8s
 
     read = call(f"read node {node}", lambda: k8s.CoreV1Api(client).read_node(node))
-    return quantity((read.status.allocatable or {}).get(GPU_RESOURCE))
+    return quantity((read.status.allocatable or {}).get(resource))
 
 
 def _gateway(client: Any, config: StackConfig) -> list[Check]:

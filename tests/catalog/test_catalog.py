@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from llmplan.catalog import GpuSpec, builtin_catalog
+from llmplan.catalog import Checkpoint, GpuSpec, ModelSpec, builtin_catalog
 from llmplan.errors import ScenarioError
 from llmplan.scenario import load_scenario
 
@@ -54,7 +54,12 @@ def test_every_number_has_a_non_empty_source(key: str, entry: Any) -> None:
     sourced = _set_numbers_and_structures(entry)
     assert len(sourced) >= 5, f"{key} sets almost no numbers: {sourced}"
     for name in sourced:
+        if name in entry.self_sourced_fields:   # each item carries its own source
+            assert all(item.source.strip() for item in getattr(entry, name).values()), name
+            continue
         assert entry.sources.get(name, "").strip(), f"{key}.{name} has no source"
+    if getattr(entry, "hub_gated", None) is not None:
+        assert entry.sources.get("hub_gated", "").strip(), f"{key}.hub_gated has no source"
     # and no source describes a field the entry does not have (a typo would hide a gap)
     assert set(entry.sources) <= set(type(entry).model_fields), key
 
@@ -198,3 +203,33 @@ def test_new_model_lacking_fields_lists_every_one(tmp_path: Path) -> None:
     assert missing == {"hidden_size", "attention_heads", "kv_heads", "head_dim",
                        "intermediate_size", "vocab_size", "params_b", "active_params_b",
                        "max_context_tokens"}
+
+
+def _repo(model: str, dtype: str) -> Checkpoint:
+    repo = builtin_catalog().models[model].weights_repo(dtype)
+    assert repo is not None, f"{model} has no {dtype} checkpoint"
+    return repo
+
+
+def test_each_weights_format_has_its_own_repository() -> None:
+    """The official checkpoint holds the format the model ships in; other formats are
+    separate published repositories, and a format nobody published has none."""
+    models = builtin_catalog().models
+    assert _repo("Qwen3-235B-A22B", "bf16").hf_id == "Qwen/Qwen3-235B-A22B"
+    assert _repo("Qwen3-235B-A22B", "fp8").hf_id == "Qwen/Qwen3-235B-A22B-FP8"
+    assert _repo("gpt-oss-20b", "mxfp4").hf_id == "openai/gpt-oss-20b"
+    assert models["gpt-oss-20b"].weights_repo("bf16") is None      # ships only MXFP4 experts
+    assert models["DeepSeek-V3"].weights_repo("nvfp4") is None
+    # gating is a fact per repository: Meta's are gated, Qwen's are not
+    assert _repo("Llama-3.3-70B", "bf16").hub_gated is True
+    assert _repo("Qwen3-8B", "bf16").hub_gated is False
+
+
+def test_a_checkpoint_for_the_default_format_or_a_gate_without_source_is_refused() -> None:
+    fields = builtin_catalog().models["Qwen3-8B"].model_dump(exclude_unset=True)
+    with pytest.raises(ValidationError, match="hf_id already holds the default_dtype"):
+        ModelSpec.model_validate({**fields, "checkpoints": {"bf16": {
+            "hf_id": "someone/Qwen3-8B-copy", "source": "a copy"}}})
+    del fields["sources"]["hub_gated"]
+    with pytest.raises(ValidationError, match="no source given for: hub_gated"):
+        ModelSpec.model_validate(fields)

@@ -56,6 +56,15 @@ def bedrock_stack(tmp_path_factory: pytest.TempPathFactory) -> WrittenStack:
                                 {"aws_region": "us-east-1"})
 
 
+@pytest.fixture(scope="session")
+def formats() -> tuple[LoadedScenario, Result]:
+    """infra_scenarios.FORMATS, simulated once: fleets in every weight format, speculative
+    decoding, an AMD GPU."""
+    from infra_scenarios import formats_scenario
+
+    return formats_scenario()
+
+
 #: What `pulumi config set --secret` would hold; planted to check where they end up.
 PLANTED = {"gatewayMasterKey": "mk-planted-master-key-7f3a",
            "cloudApiKey": "sk-plantedcloudkey1234567890",

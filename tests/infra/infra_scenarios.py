@@ -1,5 +1,6 @@
-"""A hybrid plan that exercises what the bundled examples do not: AWS Bedrock as the cloud,
-an autoscaled GPU fleet, and a local task that may spill to the API."""
+"""Plans that exercise what the bundled examples do not: a hybrid with AWS Bedrock as the
+cloud, an autoscaled GPU fleet and a local task that may spill to the API; and fleets in every
+weight format, with speculative decoding, and on AMD GPUs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from helpers import ROOT
 
 from llmplan.pipeline import evaluate
 from llmplan.provision.stack import WrittenStack, write_stack
-from llmplan.scenario import load_scenario_text
+from llmplan.results.decision import Result
+from llmplan.scenario import LoadedScenario, load_scenario_text
 
 BEDROCK_HYBRID = """
 name: bedrock-hybrid
@@ -51,3 +53,52 @@ def bedrock_hybrid_stack(folder: Path, settings: dict[str, object] | None = None
     loaded = load_scenario_text(textwrap.dedent(BEDROCK_HYBRID), base_dir=ROOT)
     return write_stack(folder / "Pulumi.bedrock.yaml", loaded, evaluate(loaded), "both",
                        settings or {})
+
+
+#: One deployment per way of getting the simulated weights (a published checkpoint in the
+#: format, the model's own checkpoint quantised while loading, none known), speculative
+#: decoding with and without a known drafter, and an AMD GPU.
+FORMATS = """
+name: formats
+seed: 4
+duration: 20
+traffic: {kind: poisson, rate_per_s: 0.5}
+tasks:
+  - {name: chat, prompt_tokens: {kind: fixed, tokens: 300},
+     output_tokens: {kind: fixed, tokens: 20}}
+slo: {ttft_ms: 60000, tpot_ms: 2000}
+deployments:
+  qwen-nvfp4: {gpu: B200, model: Qwen3-235B-A22B, tp: 2, engine: {weights_dtype: nvfp4}}
+  qwen-bf16: {gpu: H100-SXM, model: Qwen3-235B-A22B, tp: 8}
+  qwen8-fp8: {gpu: L40S, model: Qwen3-8B, engine: {weights_dtype: fp8}}
+  llama-int4: {gpu: A100-80GB, model: Llama-3.3-70B, tp: 2, engine: {weights_dtype: int4}}
+  llama-int8: {gpu: H100-SXM, model: Llama-3.3-70B, tp: 2, engine: {weights_dtype: int8}}
+  llama-fp8-eagle3:
+    gpu: H100-SXM
+    model: Llama-3.3-70B
+    tp: 2
+    engine:
+      weights_dtype: fp8
+      speculative: {method: eagle3, num_speculative_tokens: 3, mean_acceptance_length: 2.4,
+                    draft_params_b: 0.8}
+  qwen8-ngram:
+    gpu: L40S
+    model: Qwen3-8B
+    engine: {speculative: {method: ngram, num_speculative_tokens: 4, mean_acceptance_length: 1.6}}
+  qwen-fp8-eagle3:
+    gpu: H200
+    model: Qwen3-235B-A22B
+    tp: 4
+    engine:
+      weights_dtype: fp8
+      speculative: {method: eagle3, num_speculative_tokens: 3, mean_acceptance_length: 2.2,
+                    draft_params_b: 1.0}
+  oss-bf16: {gpu: H100-SXM, model: gpt-oss-20b, engine: {weights_dtype: bf16}}
+  mi300x: {gpu: MI300X, model: Llama-3.3-70B, tp: 2, replicas: 2, engine: {weights_dtype: fp8}}
+"""
+
+
+def formats_scenario() -> tuple[LoadedScenario, Result]:
+    """FORMATS, loaded and simulated (seconds)."""
+    loaded = load_scenario_text(textwrap.dedent(FORMATS), base_dir=ROOT)
+    return loaded, evaluate(loaded)

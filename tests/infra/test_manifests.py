@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 from conftest import EXAMPLES, ExampleStack
+from pydantic import ValidationError
 
 from llmplan.provision.gateway_manifests import gateway_manifests
-from llmplan.provision.images import LITELLM_IMAGE, VLLM_IMAGE, is_pinned
+from llmplan.provision.images import LITELLM_IMAGE, VLLM_IMAGE, VLLM_ROCM_IMAGE, is_pinned
 from llmplan.provision.manifests import (
     device_plugin_manifest,
     k8s_name,
@@ -17,8 +20,10 @@ from llmplan.provision.manifests import (
     network_policy,
 )
 from llmplan.provision.serving_manifests import serving_manifests
-from llmplan.provision.stack import WrittenStack
+from llmplan.provision.stack import WrittenStack, setting_notes, write_stack
 from llmplan.provision.stack_config import StackConfig
+from llmplan.results.decision import Result
+from llmplan.scenario import LoadedScenario
 
 K8S = kubernetes_validate.latest_version()
 
@@ -123,7 +128,7 @@ def test_only_the_gateway_and_named_namespaces_reach_the_fleet(
 
 def test_names_and_images() -> None:
     assert k8s_name("H100x2_Llama.8B") == "h100x2-llama-8b" and k8s_name("__") == "llm"
-    assert is_pinned(VLLM_IMAGE) and is_pinned(LITELLM_IMAGE)
+    assert is_pinned(VLLM_IMAGE) and is_pinned(VLLM_ROCM_IMAGE) and is_pinned(LITELLM_IMAGE)
     assert is_pinned("nvcr.io/nvidia/k8s-device-plugin:v0.19.1")
     assert is_pinned("registry:5000/vllm@sha256:" + "a" * 64)
     for moving in ("vllm/vllm-openai", "vllm/vllm-openai:latest", "registry:5000/vllm",
@@ -169,3 +174,53 @@ def test_extra_api_servers_are_passed_to_vllm_with_a_core_each(
     cores = [int(str(c["resources"]["requests"]["cpu"]).rstrip("m") or 0)
              for c in (before, after)]
     assert cores[1] == cores[0] + 2, cores
+
+
+def test_an_amd_fleet_runs_the_rocm_image_on_amd_gpu_nodes(
+        formats: tuple[LoadedScenario, Result], tmp_path: Path) -> None:
+    """MI300X replicas ask the AMD device plugin for `amd.com/gpu`, land on nodes its labeller
+    marks `amd.com/gpu.product-name=AMD_Instinct_MI300X_OAM` (ROCm/k8s-device-plugin docs),
+    and run vLLM's ROCm build of the same release; nothing NVIDIA is left in the pod."""
+    loaded, result = formats
+    config = write_stack(tmp_path / "Pulumi.amd.yaml", loaded, result, "mi300x", {}).config
+    manifests = _all(config)
+    for manifest in manifests:
+        kubernetes_validate.validate(manifest, K8S, strict=True)
+    statefulset = _by_kind(manifests, "StatefulSet")
+    pod = statefulset["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == VLLM_ROCM_IMAGE == "vllm/vllm-openai-rocm:v0.33.0"
+    assert container["resources"]["limits"]["amd.com/gpu"] == "2"
+    assert pod["nodeSelector"] == {"amd.com/gpu.product-name": "AMD_Instinct_MI300X_OAM"}
+    assert pod["tolerations"] == [{"key": "amd.com/gpu", "operator": "Exists",
+                                   "effect": "NoSchedule"}]
+    assert "nvidia" not in json.dumps(statefulset)
+    assert any("AMD GPU device plugin" in note for note in setting_notes(config))
+    # an EKS cluster llmplan creates has NVIDIA node groups only
+    with pytest.raises(ValidationError, match="the plan's GPU is an AMD one"):
+        StackConfig.model_validate({**config.model_dump(by_alias=True), "clusterMode": "eks"})
+
+
+def test_the_amd_fleet_under_the_pulumi_program(formats: tuple[LoadedScenario, Result],
+                                                tmp_path: Path) -> None:
+    from pulumi_harness import run_program, stack_values
+
+    loaded, result = formats
+    written = write_stack(tmp_path / "Pulumi.amd.yaml", loaded, result, "mi300x", {})
+    run = run_program(stack_values(written.path), {"gatewayMasterKey": "mk-test-master-key"})
+    statefulset = run.mocks.of_type("kubernetes:apps/v1:StatefulSet")[0].inputs
+    pod = statefulset["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == VLLM_ROCM_IMAGE
+    assert pod["containers"][0]["resources"]["requests"]["amd.com/gpu"] == "2"
+    assert statefulset["spec"]["replicas"] == 2
+
+
+def test_nvidia_fleets_select_the_catalog_gpu_product_label(
+        formats: tuple[LoadedScenario, Result], tmp_path: Path) -> None:
+    """GPU Feature Discovery labels a B200 node `NVIDIA-B200` (the catalog's
+    k8s_product_label), not with llmplan's id `B200`."""
+    loaded, result = formats
+    config = write_stack(tmp_path / "Pulumi.b200.yaml", loaded, result, "qwen-nvfp4", {}).config
+    pod = _by_kind(serving_manifests(config), "StatefulSet")["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-B200"}
+    assert pod["containers"][0]["image"] == VLLM_IMAGE

@@ -1,0 +1,130 @@
+"""What vLLM builds of a simulated deployment: the checkpoint in the simulated weights format
+and the speculative-decoding drafter, or a refusal that says what is missing (also for what
+the stack's vLLM behind a Kubernetes Service cannot reproduce: llama.cpp's per-slot prompt
+cache, a cache-aware router).
+
+The simulation sizes memory and step time by `engine.weights_dtype`; serving another format
+would provision something else than what was simulated (the BF16 checkpoint of a model
+simulated in NVFP4 does not even fit). vLLM takes the format from the checkpoint itself (the
+`quantization_config` of its config.json, or ModelOpt's hf_quant_config.json: vLLM docs,
+features/quantization/modelopt.md), so the checkpoint is the choice and no flag goes with it.
+Two formats need no published checkpoint: 16-bit weights in the other 16-bit type (vLLM casts
+them, `--dtype`), and FP8 quantised while loading a 16-bit checkpoint (`--quantization fp8`,
+vLLM docs features/quantization/fp8.md, "Online Dynamic Quantization"; since vLLM #31914,
+January 2026, it quantises layer by layer, so the 16-bit weights never all sit in memory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from llmplan.catalog import ModelSpec
+from llmplan.perf.engine import SpeculativeSpec
+from llmplan.scenario.models import LocalDeployment
+
+SIXTEEN_BIT = ("bf16", "fp16")
+#: Speculative methods whose drafter is a checkpoint of its own.
+DRAFTED = ("eagle", "eagle3", "draft_model")
+
+
+@dataclass(frozen=True)
+class ServedWeights:
+    """The repository vLLM downloads and how it turns it into the simulated format."""
+
+    hf_id: str
+    hub_gated: bool | None
+    stored_dtype: str            # the format of the downloaded files
+    quantization: str | None     # vLLM's --quantization, only to quantise while loading
+
+
+def servable_formats(model: ModelSpec) -> list[str]:
+    """Weight formats the stack can serve this model in, sorted."""
+    formats: set[str] = {model.default_dtype, *model.checkpoints}
+    if model.default_dtype in SIXTEEN_BIT:
+        formats |= {*SIXTEEN_BIT, "fp8"}
+    return sorted(formats)
+
+
+def served_weights(name: str, model: ModelSpec, weights_dtype: str) -> ServedWeights:
+    """The checkpoint holding `name`'s weights as `weights_dtype` (ValueError: none known)."""
+    repo = model.weights_repo(weights_dtype)
+    if repo is not None:
+        return ServedWeights(repo.hf_id, repo.hub_gated, weights_dtype, None)
+    if model.default_dtype in SIXTEEN_BIT and weights_dtype in (*SIXTEEN_BIT, "fp8"):
+        return ServedWeights(model.hf_id, model.hub_gated, model.default_dtype,
+                             "fp8" if weights_dtype == "fp8" else None)
+    raise ValueError(
+        f"no published {weights_dtype} checkpoint of model '{name}' is known: it was simulated "
+        f"with {weights_dtype} weights, and {model.hf_id} holds {model.default_dtype}, so "
+        f"serving it would not be what was simulated; add the repository under "
+        f"catalog.models.{name}.checkpoints.{weights_dtype} (hf_id and source) or simulate "
+        f"engine.weights_dtype as one of: {', '.join(servable_formats(model))}")
+
+
+def speculative_config(name: str, model: ModelSpec, spec: SpeculativeSpec) -> dict[str, Any]:
+    """vLLM's --speculative-config for the simulated method (ValueError: no drafter known).
+
+    Keys as vllm/config/speculative.py (SpeculativeConfig) reads them: `method`, `model` (the
+    EAGLE head or draft model; MTP uses the target's own MTP layers, n-gram looks up the
+    prompt, with vLLM's default window of 5 tokens) and `num_speculative_tokens`."""
+    config: dict[str, Any] = {"method": spec.method}
+    if spec.method == "mtp" and model.mtp_layers == 0:
+        raise ValueError(f"deployment simulated with multi-token prediction (speculative.method: "
+                         f"mtp), but model '{name}' ships no MTP layers (catalog mtp_layers: 0); "
+                         "simulate eagle3, eagle, draft_model or ngram instead")
+    if spec.method in DRAFTED:
+        drafter = drafter_repo(model, spec)
+        if drafter is None:
+            what = "draft model" if spec.method == "draft_model" else f"{spec.method} drafter"
+            where = "" if spec.method == "draft_model" else \
+                f" or under catalog.models.{name}.drafters.{spec.method}"
+            raise ValueError(f"no {what} of model '{name}' is known, so vLLM could not "
+                             f"speculate as simulated: name its Hugging Face repository in "
+                             f"engine.speculative.drafter{where}")
+        config["model"] = drafter[0]
+    config["num_speculative_tokens"] = spec.num_speculative_tokens
+    return config
+
+
+def drafter_repo(model: ModelSpec, spec: SpeculativeSpec) -> tuple[str, bool | None] | None:
+    """The drafter's repository and whether it is gated: the scenario's, else the catalog's
+    for the method (None: none is known, or the method downloads none)."""
+    if spec.method not in DRAFTED:
+        return None
+    known = next((repo for method, repo in model.drafters.items() if method == spec.method),
+                 None)
+    if spec.drafter is not None:
+        same = known is not None and known.hf_id == spec.drafter
+        return spec.drafter, known.hub_gated if same and known is not None else None
+    return (known.hf_id, known.hub_gated) if known is not None else None
+
+
+def buildable_with_vllm(name: str, dep: LocalDeployment, model: ModelSpec) -> None:
+    """The stack serves vLLM behind a Kubernetes Service: refuse what it cannot build as
+    simulated rather than provision something else."""
+    try:
+        served_weights(dep.model, model, dep.engine.weights_dtype or model.default_dtype)
+        if dep.engine.speculative is not None:
+            speculative_config(dep.model, model, dep.engine.speculative)
+    except ValueError as exc:
+        raise ValueError(f"deployment '{name}' cannot be provisioned as simulated: {exc}") \
+            from None
+    if dep.engine.prefix_caching == "per_slot":
+        raise ValueError(f"deployment '{name}' was simulated with llama.cpp's per-slot prompt "
+                         "cache (engine.prefix_caching: per_slot), but the stack serves vLLM: "
+                         "simulate it with prefix_caching: vllm (or off) to provision it")
+    if dep.router == "prefix_affinity":
+        raise ValueError(f"deployment '{name}' was simulated behind a cache-aware router "
+                         "(router: prefix_affinity); the stack's Service balances connections "
+                         "without it: simulate it with router: least_outstanding or "
+                         "round_robin to provision it")
+
+
+def provisioning_problem(name: str, dep: LocalDeployment, model: ModelSpec) -> str | None:
+    """Why `llmplan stack` would refuse deployment `name` (None: it can build it)."""
+    try:
+        buildable_with_vllm(name, dep, model)
+    except ValueError as exc:
+        return str(exc)
+    return None

@@ -1,0 +1,161 @@
+"""What vLLM loads is what was simulated: the checkpoint in the simulated weight format, the
+speculative drafter, and the hub token only for gated repositories; what cannot be built so
+is refused with what is missing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from llmplan.catalog import builtin_catalog
+from llmplan.cli import app
+from llmplan.errors import InputError
+from llmplan.perf.engine import SpeculativeSpec
+from llmplan.pipeline import evaluate, not_provisionable
+from llmplan.provision.serving_manifests import serving_sizes, vllm_args
+from llmplan.provision.stack import WrittenStack, write_stack
+from llmplan.provision.vllm_build import speculative_config
+from llmplan.results.decision import Result
+from llmplan.scenario import LoadedScenario, load_scenario
+
+Formats = tuple[LoadedScenario, Result]
+GIB = 2**30
+
+
+def _stack(formats: Formats, name: str, folder: Path) -> WrittenStack:
+    loaded, result = formats
+    return write_stack(folder / f"Pulumi.{name}.yaml", loaded, result, name, {})
+
+
+def _flags(args: list[str]) -> dict[str, str]:
+    return {args[i]: args[i + 1] for i in range(len(args) - 1)
+            if args[i].startswith("--") and not args[i + 1].startswith("--")}
+
+
+@pytest.mark.parametrize(("name", "repo", "quantization"), [
+    # a published checkpoint in the simulated format: vLLM reads the format from its config
+    ("qwen-nvfp4", "nvidia/Qwen3-235B-A22B-FP4", None),
+    ("qwen8-fp8", "Qwen/Qwen3-8B-FP8", None),
+    ("llama-int4", "RedHatAI/Llama-3.3-70B-Instruct-quantized.w4a16", None),
+    ("llama-int8", "RedHatAI/Llama-3.3-70B-Instruct-quantized.w8a8", None),
+    # the model's own checkpoint: as shipped, or FP8 quantised by vLLM while loading
+    ("qwen-bf16", "Qwen/Qwen3-235B-A22B", None),
+    ("llama-fp8-eagle3", "meta-llama/Llama-3.3-70B-Instruct", "fp8"),
+])
+def test_each_format_is_served_from_a_checkpoint_in_that_format(
+        formats: Formats, tmp_path: Path, name: str, repo: str, quantization: str | None) -> None:
+    written = _stack(formats, name, tmp_path)
+    flags = _flags(vllm_args(written.config))
+    assert flags["--model"] == repo
+    assert flags.get("--quantization") == quantization
+
+
+def test_the_weights_volume_holds_the_files_of_the_served_format(formats: Formats,
+                                                                  tmp_path: Path) -> None:
+    """235 B parameters in NVFP4 (4.5 bits with scales) are about 123 GiB on disk; in BF16
+    they would be 438 GiB, more than the volume of the NVFP4 fleet."""
+    _, _, nvfp4_volume_gib = serving_sizes(_stack(formats, "qwen-nvfp4", tmp_path).config)
+    _, _, bf16_volume_gib = serving_sizes(_stack(formats, "qwen-bf16", tmp_path).config)
+    assert 235e9 * 4.5 / 8 / GIB < nvfp4_volume_gib < 235e9 * 2 / GIB
+    assert bf16_volume_gib > 235e9 * 2 / GIB
+
+
+def test_a_format_without_a_known_checkpoint_is_refused(formats: Formats,
+                                                        tmp_path: Path) -> None:
+    """gpt-oss ships its experts in MXFP4 only: serving openai/gpt-oss-20b for a BF16
+    simulation would provision something else."""
+    with pytest.raises(InputError, match=r"no published bf16 checkpoint of model "
+                                         r"'gpt-oss-20b'.*one of: mxfp4") as caught:
+        _stack(formats, "oss-bf16", tmp_path)
+    assert not (tmp_path / "Pulumi.oss-bf16.yaml").exists()
+    assert "oss-bf16" in caught.value.problems[0].message
+    # and the simulation says so before anyone runs `llmplan stack`
+    problems = " | ".join(not_provisionable(formats[0]))
+    assert problems.count("cannot be provisioned as simulated") == 2
+    assert "'oss-bf16'" in problems and "'qwen-fp8-eagle3'" in problems
+
+
+def test_speculative_decoding_is_passed_to_vllm_as_simulated(formats: Formats,
+                                                            tmp_path: Path) -> None:
+    """vLLM's --speculative-config JSON (vllm/config/speculative.py): the method, the
+    drafter checkpoint for EAGLE-3, and the simulated number of draft tokens."""
+    eagle = _flags(vllm_args(_stack(formats, "llama-fp8-eagle3", tmp_path).config))
+    assert json.loads(eagle["--speculative-config"]) == {
+        "method": "eagle3", "model": "RedHatAI/Llama-3.3-70B-Instruct-speculator.eagle3",
+        "num_speculative_tokens": 3}
+    ngram = _flags(vllm_args(_stack(formats, "qwen8-ngram", tmp_path).config))
+    assert json.loads(ngram["--speculative-config"]) == {"method": "ngram",
+                                                         "num_speculative_tokens": 4}
+    # no EAGLE-3 head of Qwen3-235B-A22B is known: refused rather than served without one
+    with pytest.raises(InputError, match="no eagle3 drafter of model 'Qwen3-235B-A22B'"):
+        _stack(formats, "qwen-fp8-eagle3", tmp_path)
+
+
+def test_a_drafter_named_in_the_scenario_and_mtp_follow_the_model() -> None:
+    models = builtin_catalog().models
+    spec = SpeculativeSpec(method="eagle3", num_speculative_tokens=2, mean_acceptance_length=2,
+                           drafter="someone/my-eagle3-head")
+    assert speculative_config("Qwen3-235B-A22B", models["Qwen3-235B-A22B"], spec)["model"] == \
+        "someone/my-eagle3-head"
+    mtp = SpeculativeSpec(method="mtp", num_speculative_tokens=1, mean_acceptance_length=1.8)
+    # DeepSeek-V3 ships an MTP layer, used as the drafter of the same checkpoint
+    assert speculative_config("DeepSeek-V3", models["DeepSeek-V3"], mtp) == {
+        "method": "mtp", "num_speculative_tokens": 1}
+    with pytest.raises(ValueError, match="ships no MTP layers"):
+        speculative_config("Llama-3.3-70B", models["Llama-3.3-70B"], mtp)
+    with pytest.raises(ValueError, match="ngram downloads no drafter"):
+        SpeculativeSpec(method="ngram", mean_acceptance_length=1.5, drafter="a/b")
+
+
+def test_the_hub_token_is_asked_for_only_where_a_repository_may_be_gated(
+        formats: Formats, tmp_path: Path) -> None:
+    def token(name: str) -> str | None:
+        secrets = _stack(formats, name, tmp_path).secrets
+        return next((s.why for s in secrets if s.key == "hfToken"), None)
+
+    assert token("qwen-bf16") is None                   # Qwen's repositories are open
+    assert token("qwen8-fp8") is None
+    gated = token("llama-fp8-eagle3")
+    assert gated is not None and "meta-llama/Llama-3.3-70B-Instruct is gated" in gated
+    unknown = token("qwen-nvfp4")
+    assert unknown is not None and "if nvidia/Qwen3-235B-A22B-FP4 is gated" in unknown
+
+
+def test_stack_command_refuses_an_unbuildable_deployment(tmp_path: Path) -> None:
+    scenario = tmp_path / "oss.yaml"
+    scenario.write_text(
+        "name: oss\nduration: 10\ntraffic: {kind: poisson, rate_per_s: 0.5}\n"
+        "tasks: [{name: chat, prompt_tokens: {kind: fixed, tokens: 100}, "
+        "output_tokens: {kind: fixed, tokens: 10}}]\n"
+        "deployments:\n  oss: {gpu: H100-SXM, model: gpt-oss-20b, engine: {weights_dtype: bf16}}\n")
+    result = CliRunner().invoke(app, ["stack", str(scenario), "--deployment", "oss",
+                                      "--out", str(tmp_path)])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "no published bf16 checkpoint" in text, result.output
+    assert not (tmp_path / "Pulumi.dev.yaml").exists()
+    simulated = CliRunner().invoke(app, ["simulate", str(scenario), "--out",
+                                         str(tmp_path / "out")])
+    assert simulated.exit_code == 0, simulated.output
+    assert "cannot be provisioned as simulated" in " ".join(simulated.output.split())
+
+
+def test_a_checkpoint_added_in_the_scenario_catalog_is_served(tmp_path: Path) -> None:
+    """What the refusal suggests works: a scenario names the int4 repository it has."""
+    scenario = tmp_path / "scout.yaml"
+    scenario.write_text(
+        "name: scout\nduration: 10\ntraffic: {kind: poisson, rate_per_s: 0.5}\n"
+        "tasks: [{name: chat, prompt_tokens: {kind: fixed, tokens: 100}, "
+        "output_tokens: {kind: fixed, tokens: 10}}]\n"
+        "deployments:\n  scout: {gpu: H100-SXM, model: Llama-4-Scout, "
+        "engine: {weights_dtype: int4}}\n"
+        "catalog:\n  models:\n    Llama-4-Scout:\n      checkpoints:\n        int4:\n"
+        "          hf_id: example/Llama-4-Scout-W4A16\n"
+        "          source: our own GPTQ export, group size 128\n")
+    loaded = load_scenario(scenario)
+    written = write_stack(tmp_path / "Pulumi.dev.yaml", loaded, evaluate(loaded), None, {})
+    assert _flags(vllm_args(written.config))["--model"] == "example/Llama-4-Scout-W4A16"
+    hub = next(s.why for s in written.secrets if s.key == "hfToken")
+    assert "if example/Llama-4-Scout-W4A16 is gated" in hub     # its gating is not given
