@@ -328,7 +328,7 @@ def _utilisation(run: DeploymentRun, table: RequestTable, per_minute: np.ndarray
                  work: WorkDone, setup: ReplicaSetup, replica_s: float, q_mean: float,
                  q_max: float) -> Utilisation:
     """Shares of what the fleet had on: over the replica-seconds of the replicas on at
-    each moment (`replica_s`), so a fleet that scales never reads over 100%."""
+    each moment (`replica_s`), not the starting count times the window."""
     assert run.fleet is not None and run.capacity is not None and run.step_time is not None
     duration = run.duration_s
     started = _fleet_started(run, table)
