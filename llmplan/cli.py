@@ -16,7 +16,7 @@ from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from llmplan.errors import InputError, Problem
+from llmplan.errors import InputError, Problem, did_you_mean
 from llmplan.scenario.models import SimulationMode
 
 if TYPE_CHECKING:
@@ -501,10 +501,14 @@ def sweep(
     loaded, name, base_dep = _load_with_local(scenario, base, "--base")
     gpu_list = gpus.split(",") if gpus else [base_dep.gpu]
     router_list = routers.split(",")
-    unknown = [g for g in gpu_list if g not in loaded.catalog.gpus] + \
-        [r for r in router_list if r not in get_args(RouterName)]
+    unknown = [_option_problem(option, f"unknown {kind} '{value}'{did_you_mean(value, known)}; "
+                               f"expected one of: {', '.join(sorted(known))}")
+               for option, kind, values, known in (
+                   ("--gpus", "GPU", gpu_list, list(loaded.catalog.gpus)),
+                   ("--routers", "router", router_list, list(get_args(RouterName))))
+               for value in values if value not in known]
     if unknown:
-        _fail(InputError([_option_problem("--gpus/--routers", f"unknown: {', '.join(unknown)}")]))
+        _fail(InputError(unknown))
     try:
         points = grid(gpu_list, [int(r) for r in replicas.split(",")],
                       [cast(RouterName, r) for r in router_list],  # checked above
@@ -657,8 +661,9 @@ def import_cluster(
 
     models = builtin_catalog().models
     if model not in models:
-        _fail(InputError([_option_problem("--model", f"unknown model '{model}'; expected one "
-                                                     f"of: {', '.join(sorted(models))}")]))
+        _fail(InputError([_option_problem("--model", f"unknown model '{model}'"
+                                                     f"{did_you_mean(model, models)}; expected "
+                                                     f"one of: {', '.join(sorted(models))}")]))
     try:
         inventory = read_cluster(kubeconfig, context, model, tp)
     except InputError as error:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+#: most names a "did you mean" offers
+MAX_SUGGESTIONS = 4
 
 
 @dataclass(frozen=True)
@@ -39,3 +44,21 @@ class ScenarioError(InputError):
 
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__(problems, title="invalid scenario")
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """" (did you mean 'A' or 'B'?)" for a mistyped `name`, or "" when nothing is close.
+
+    Names that begin with what was typed come first (`H100`: H100-PCIe, H100-SXM), then
+    the ones spelt most alike (difflib's ratio of at least 0.6), ignoring case."""
+    by_lower = {k.lower(): k for k in known if k != name}
+    typed = name.lower()
+    offered = [by_lower[k] for k in sorted(by_lower) if typed and k.startswith(typed)]
+    offered += [by_lower[k] for k in difflib.get_close_matches(typed, by_lower, n=MAX_SUGGESTIONS)
+                if by_lower[k] not in offered]
+    offered = offered[:MAX_SUGGESTIONS]
+    if not offered:
+        return ""
+    quoted = [f"'{k}'" for k in offered]
+    listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+    return f" (did you mean {listed}?)"

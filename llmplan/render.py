@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from rich import box
-from rich.console import JustifyMethod
+from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 
@@ -17,6 +16,7 @@ from llmplan.loadtests.repeats import RepeatSummary
 from llmplan.perf.steptime_spec import Calibration, TabulatedStepTime
 from llmplan.results.decision import Candidate, Result
 from llmplan.results.loadtest import LoadTestSummary
+from llmplan.tables import Col, Fitted, grid
 
 
 def fmt(value: float | None, digits: int = 0) -> str:
@@ -38,30 +38,43 @@ def _serving(dep: Candidate) -> str:
     return " + ".join(parts)
 
 
-def summary_table(result: Result) -> Table:
-    """One row per candidate, units in the headers; fits 100 columns."""
+#: the simulate summary's figures, units in the headers
+SUMMARY_FIGURES = (Col("TTFT\np95 ms"), Col("TPOT\np50 ms"), Col("E2E\np95 s"), Col("goodput"),
+                   Col("$ per\nmonth"), Col("$ per 1k\nuseful"), Col("feasible", "left"))
+
+
+def summary_table(result: Result) -> Fitted:
+    """One row per candidate, units in the headers. What serves each candidate has a
+    column of its own, or goes under its name, or into a note under the table; the
+    narrowest layout leaves E2E out (result.json has it)."""
     meta = result.scenario
-    table = Table(title=f"{meta.name}: {meta.requests:,} requests over "
-                        f"{meta.duration_s / 3600:.2f} h (seed {meta.seed})",
-                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    columns: list[tuple[str, JustifyMethod]] = [
-        ("candidate", "left"), ("serves with", "left"), ("TTFT p95\nms", "right"),
-        ("TPOT p50\nms", "right"), ("E2E p95\ns", "right"), ("goodput", "right"),
-        ("$ per\nmonth", "right"), ("$ per 1k\nuseful", "right"), ("feasible", "left")]
-    for column, justify in columns:
-        table.add_column(column, justify=justify, overflow="fold")
+    title = (f"{meta.name}: {meta.requests:,} requests over {meta.duration_s / 3600:.2f} h "
+             f"(seed {meta.seed})")
+    names, serving, figures = [], [], []
     for name, dep in result.deployments.items():
         lat = dep.latency
         e2e = lat.e2e_ms.p95
         per_useful = dep.cost.usd_per_useful_result
         goodput = _pct(dep.slo.goodput_fraction)
-        table.add_row(
-            name, _serving(dep), fmt(lat.ttft_ms.p95), fmt(lat.tpot_ms.p50, 1),
+        names.append(escape(name))
+        serving.append(escape(_serving(dep)))
+        figures.append([
+            fmt(lat.ttft_ms.p95), fmt(lat.tpot_ms.p50, 1),
             fmt(None if e2e is None else e2e / 1e3, 1),
             f"[green]{goodput}[/]" if dep.slo.met else f"[red]{goodput}[/]",
             fmt(dep.cost.monthly_usd), fmt(None if per_useful is None else per_useful * 1e3, 2),
-            "[green]yes[/]" if dep.feasible else "[red]no[/]")
-    return table
+            "[green]yes[/]" if dep.feasible else "[red]no[/]"])
+    rows = list(zip(names, serving, figures, strict=True))
+    return Fitted(
+        grid(title, [Col("candidate", "left"), Col("serves with", "left", wrap=True),
+                     *SUMMARY_FIGURES], [[n, w, *f] for n, w, f in rows]),
+        grid(title, [Col("candidate\nserves with", "left", wrap=True), *SUMMARY_FIGURES],
+             [[f"{n}\n[dim]{w}[/]", *f] for n, w, f in rows]),
+        *(grid(title, [Col("candidate", "left"), *figures], [[n, *f] for n, _, f in cells],
+               caption="serves with: " + "; ".join(f"{n} = {w}" for n, w, _ in rows))
+          for figures, cells in ((SUMMARY_FIGURES, rows),
+                                 (SUMMARY_FIGURES[:2] + SUMMARY_FIGURES[3:],   # no E2E
+                                  [(n, w, f[:2] + f[3:]) for n, w, f in rows]))))
 
 
 def not_served(result: Result) -> list[str]:
@@ -83,36 +96,35 @@ def exclusions(result: Result) -> list[str]:
             for reason in dep.infeasible_because]
 
 
-def loadtest_table(summary: LoadTestSummary, title: str) -> Table:
-    """One row: what was sent and what came back (README "Names across tools")."""
-    table = Table(title=title)
-    for column in ("sent", "finished", "failed", "cancelled", "429", "req/s requested",
-                   "req/s achieved", "TTFT p50/p95 ms", "TPOT p50 ms", "ITL p50 ms",
-                   "E2E p50/p95 ms", "out tok/s/user p50", "goodput", "cache hit",
-                   "sched. delay p99 ms"):
-        table.add_column(column, justify="right")
+def loadtest_table(summary: LoadTestSummary, title: str) -> Group:
+    """What was sent and what came back (README "Names across tools"): the requests, then
+    the latencies; each a column of figures when the terminal is too narrow for a row."""
     req, lat, thr = summary.requests, summary.latency, summary.throughput
     cache = summary.cache
-    table.add_row(
-        f"{req.sent}/{req.planned}", str(req.finished), str(req.failed), str(req.cancelled),
-        str(req.errors_by_class.get("http_429", 0)),
-        fmt(thr.requested_rate_per_s, 2), fmt(thr.achieved_rate_per_s, 2),
-        f"{fmt(lat.ttft_ms.p50)} / {fmt(lat.ttft_ms.p95)}",
-        fmt(lat.tpot_ms.p50, 1), fmt(lat.itl_ms.p50, 1),
-        f"{fmt(lat.e2e_ms.p50)} / {fmt(lat.e2e_ms.p95)}",
-        fmt(thr.output_tokens_per_s_per_user.p50, 1),
-        _pct(summary.slo.goodput_fraction),
-        _pct(cache.hit_rate if cache is not None else None),
-        fmt(summary.schedule_delay_ms.p99, 1))
-    return table
+    counts = [
+        (Col("sent"), f"{req.sent}/{req.planned}"), (Col("finished"), str(req.finished)),
+        (Col("failed"), str(req.failed)), (Col("cancelled"), str(req.cancelled)),
+        (Col("429"), str(req.errors_by_class.get("http_429", 0))),
+        (Col("req/s\nrequested"), fmt(thr.requested_rate_per_s, 2)),
+        (Col("req/s\nachieved"), fmt(thr.achieved_rate_per_s, 2)),
+        (Col("goodput"), _pct(summary.slo.goodput_fraction)),
+        (Col("cache\nhit"), _pct(cache.hit_rate if cache is not None else None))]
+    times = [
+        (Col("TTFT ms\np50 / p95"), f"{fmt(lat.ttft_ms.p50)} / {fmt(lat.ttft_ms.p95)}"),
+        (Col("TPOT ms\np50"), fmt(lat.tpot_ms.p50, 1)),
+        (Col("ITL ms\np50"), fmt(lat.itl_ms.p50, 1)),
+        (Col("E2E ms\np50 / p95"), f"{fmt(lat.e2e_ms.p50)} / {fmt(lat.e2e_ms.p95)}"),
+        (Col("out tok/s per\nuser p50"), fmt(thr.output_tokens_per_s_per_user.p50, 1)),
+        (Col("sched. delay\nms p99"), fmt(summary.schedule_delay_ms.p99, 1))]
+    return Group(*(Fitted(grid(head, [c for c, _ in part], [[v for _, v in part]]),
+                          grid(head, [Col("measure", "left"), Col("value")],
+                               [[c.header.replace("\n", " "), v] for c, v in part]))
+                   for head, part in ((title, counts), (None, times))))
 
 
 def repeat_table(repeats: RepeatSummary) -> Table:
     """Mean of each percentile over the repeats, with its confidence interval."""
-    table = Table(title=f"{repeats.runs} repeats: mean and {repeats.confidence:.0%} "
-                        f"confidence interval")
-    for column in ("metric", "p50 mean", "p50 interval", "p95 mean", "p95 interval"):
-        table.add_column(column, justify="right")
+    rows = []
     for metric, points in repeats.intervals.items():
         cells = [metric]
         for q in ("p50", "p95"):
@@ -120,20 +132,16 @@ def repeat_table(repeats: RepeatSummary) -> Table:
             cells += ["-", "-"] if iv is None else [
                 fmt(iv.mean, 1), f"{fmt(iv.low, 1)} - {fmt(iv.high, 1)} "
                                  f"(+/-{iv.half_width_pct:.1f}%)"]
-        table.add_row(*cells)
-    return table
+        rows.append(cells)
+    return grid(f"{repeats.runs} repeats: mean and {repeats.confidence:.0%} confidence interval",
+                [Col("metric", "left"), Col("p50\nmean"), Col("p50\ninterval"),
+                 Col("p95\nmean"), Col("p95\ninterval")], rows)
 
 
 def calibration_table(calibration: Calibration) -> Table:
     """The fitted step time, one coefficient per row (what each costs, per what), and the
     fit's size and quality."""
     st, fit = calibration.step_time, calibration.fit
-    table = Table(title=f"calibration from {calibration.source}")
-    table.add_column("step time")
-    table.add_column("value", justify="right")
-    table.add_column("unit")
-    table.add_column("fit")
-    table.add_column("", justify="right")
     if isinstance(st, TabulatedStepTime):
         rows = [(f"step of {tokens:,} token{'s' if tokens > 1 else ''}", f"{ms:.1f}",
                  "ms (prompt + decodes)") for tokens, ms in st.tokens_ms]
@@ -150,55 +158,68 @@ def calibration_table(calibration: Calibration) -> Table:
              ("R2", f"{fit.r2:.3f}"), ("median |err| %", f"{fit.median_abs_error_pct:.1f}"),
              ("requests", f"{fit.requests:,}")]
     facts += [("", "")] * (len(rows) - len(facts))
-    for (name, value, unit), (fact, figure) in zip(rows, facts, strict=True):
-        table.add_row(name, value, unit, fact, figure)
-    return table
+    return grid(f"calibration from {escape(calibration.source)}",
+                [Col("step time", "left"), Col("value"), Col("unit", "left"),
+                 Col("fit", "left"), Col("")],
+                [[*row, *fact] for row, fact in zip(rows, facts, strict=True)])
 
 
 def fit_kind_table(fit: Fit) -> Table:
     """How the step model explains each kind of step (trimming never empties a kind)."""
-    table = Table(title="fit by kind of step (held in)")
-    for column in ("kind", "steps", "kept after trim", "total time bias %",
-                   "single-step median |err| %"):
-        table.add_column(column, justify="right")
-    for name, kind in (("carried a prompt", fit.prefill), ("decode only", fit.decode)):
-        table.add_row(name, f"{kind.steps:,}", f"{kind.kept:,}", fmt(kind.bias_pct, 1),
-                      fmt(kind.median_abs_error_pct, 1))
-    return table
+    return grid("fit by kind of step (held in)",
+                [Col("kind", "left"), Col("steps"), Col("kept after\ntrim"),
+                 Col("total time\nbias %"), Col("single-step\nmedian |err| %")],
+                [[name, f"{kind.steps:,}", f"{kind.kept:,}", fmt(kind.bias_pct, 1),
+                  fmt(kind.median_abs_error_pct, 1)]
+                 for name, kind in (("carried a prompt", fit.prefill),
+                                    ("decode only", fit.decode))])
 
 
 def validation_table(comparison: Comparison) -> Table:
-    table = Table(title=f"{comparison.requests} measured requests replayed through the "
-                        f"simulator")
-    for column in ("metric", "measured p50", "predicted p50", "err %", "measured p95",
-                   "predicted p95", "err %", "measured p99", "predicted p99", "err %"):
-        table.add_column(column, justify="right")
+    rows = []
     for metric in METRICS:
         m, p = comparison.measured[metric], comparison.predicted[metric]
         e = comparison.error_pct[metric]
         cells = [metric]
         for q in ("p50", "p95", "p99"):
             cells += [fmt(m.get(q), 1), fmt(p.get(q), 1), fmt(e.get(q), 1)]
-        table.add_row(*cells)
-    return table
+        rows.append(cells)
+    columns = [Col("metric", "left")]
+    for q in ("p50", "p95", "p99"):
+        columns += [Col(f"{q}\nmeasured"), Col(f"{q}\npredicted"), Col(f"{q}\nerr %")]
+    return grid(f"{comparison.requests} measured requests replayed through the simulator",
+                columns, rows)
 
 
-def sweep_table(sweep: SweepResult) -> Table:
-    table = Table(title=f"sweep of {sweep.base}: {len(sweep.points)} points "
-                        f"(* = Pareto front)")
-    for column in ("point", "SLO", "goodput", "TTFT p95 ms", "E2E p95 ms", "$/month",
-                   "$/useful"):
-        table.add_column(column, justify="right")
+def sweep_table(sweep: SweepResult) -> Fitted:
+    """One row per grid point, its name whole; a point that could not run says why in a
+    numbered note under the table. Narrow terminals get the SLO next to the goodput and no
+    E2E column."""
     on_front = {r.name for r in sweep.pareto_front}
+    notes: list[str] = []
+    wide_rows, narrow_rows = [], []
     for r in sweep.points:
+        name = ("* " if r.name in on_front else "  ") + escape(r.name)
         if r.error:
-            table.add_row(r.name, "-", "-", "-", "-", "-", escape(r.error[:40]))
+            notes.append(f"({len(notes) + 1}) {escape(r.name)}: {escape(r.error)}")
+            status = f"error ({len(notes)})"
+            wide_rows.append([name, status, "-", "-", "-", "-", "-"])
+            narrow_rows.append([name, status, "-", "-", "-"])
             continue
-        table.add_row(("* " if r.name in on_front else "") + r.name,
-                      "met" if r.slo_met else "missed", _pct(r.goodput_fraction),
-                      fmt(r.ttft_p95_ms), fmt(r.e2e_p95_ms), fmt(r.monthly_usd),
-                      fmt(r.usd_per_useful_result, 4))
-    return table
+        slo = "met" if r.slo_met else "missed"
+        money = [fmt(r.monthly_usd), fmt(r.usd_per_useful_result, 4)]
+        wide_rows.append([name, slo, _pct(r.goodput_fraction), fmt(r.ttft_p95_ms),
+                          fmt(r.e2e_p95_ms), *money])
+        narrow_rows.append([name, f"{_pct(r.goodput_fraction)} {slo}", fmt(r.ttft_p95_ms),
+                            *money])
+    title = f"sweep of {sweep.base}: {len(sweep.points)} points (* = Pareto front)"
+    caption = "\n".join(notes)
+    money_cols = [Col("$ per\nmonth"), Col("$ per\nuseful")]
+    return Fitted(
+        grid(title, [Col("point", "left"), Col("SLO", "left"), Col("goodput"),
+                     Col("TTFT p95\nms"), Col("E2E p95\nms"), *money_cols], wide_rows, caption),
+        grid(title, [Col("point", "left"), Col("goodput\nSLO"), Col("TTFT p95\nms"),
+                     *money_cols], narrow_rows, caption))
 
 
 def _num(value: float | None) -> str:
@@ -227,35 +248,44 @@ def _usd(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}".rstrip("0").rstrip(".")
 
 
-def _compact(title: str, caption: str = "") -> Table:
-    """A table narrow enough for a 100-column terminal: no outer edge, header rule only."""
-    return Table(title=title, caption=caption or None, box=box.SIMPLE_HEAD, show_edge=False,
-                 pad_edge=False, collapse_padding=True, caption_justify="left")
+def _dropping(title: str, columns: list[Col], rows: list[list[str]], caption: str,
+              *drops: tuple[str, ...]) -> Fitted:
+    """All the columns, then layouts without the ones each of `drops` names (by header):
+    the widest that fits is shown."""
+    layouts = []
+    for drop in ((), *drops):
+        keep = [i for i, c in enumerate(columns) if c.header not in drop]
+        layouts.append(grid(title, [columns[i] for i in keep],
+                            [[row[i] for i in keep] for row in rows], caption))
+    return Fitted(*layouts)
 
 
-def _catalog_overview(cat: Catalog, today: datetime.date | None) -> list[Table]:
+def _catalog_overview(cat: Catalog, today: datetime.date | None) -> list[Fitted]:
     def as_of(date: datetime.date) -> str:
         return date.isoformat() + ("*" if today is not None and is_stale(date, today) else "")
 
-    stale_note = (f"* prices older than {STALE_AFTER_DAYS} days on {today.isoformat()}"
-                  if today is not None else "")
-    gpus = _compact("GPUs", "GiB: total the runtime reports; TFLOP/s dense; link: GB/s per "
-                            "direction to peers" + (f"\n{stale_note}" if stale_note else ""))
-    for column in ("id", "GiB", "bf16", "fp8", "fp4", "HBM GB/s", "link", "W", "buy $",
-                   "rent $/h", "as of"):
-        gpus.add_column(column, justify="left" if column in ("id", "as of") else "right")
-    for key, g in cat.gpus.items():
-        gpus.add_row(key, f"{g.memory_mib / 1024:.1f}", _tflops(g.bf16_dense_tflops),
-                     _tflops(g.fp8_dense_tflops), _tflops(g.fp4_dense_tflops),
-                     f"{g.memory_bandwidth_gb_per_s:g}", f"{g.interconnect_gb_per_s:g}",
-                     f"{g.tdp_w:g}", f"{g.purchase_usd:,.0f}", f"{g.rental_usd_per_gpu_hour:.2f}",
-                     as_of(g.prices_as_of))
-    models = _compact("Models", "params: total/active B; attention: KV heads x head dim, or MLA "
-                                "latent + rope dims; KV: KiB per token over all layers in bf16; "
-                                "window: tokens x layers; experts: routed/top-k+shared")
-    for column in ("id", "params", "layers", "attention", "KV", "window", "experts", "dtype",
-                   "context"):
-        models.add_column(column, justify="left" if column in ("id", "dtype") else "right")
+    stale = (f"* prices older than {STALE_AFTER_DAYS} days on {today.isoformat()}"
+             if today is not None else "")
+    gpu_cols = [Col("id", "left"), Col("GiB", note="GiB: total the runtime reports"),
+                Col("bf16", note="bf16/fp8/fp4: dense TFLOP/s"), Col("fp8"), Col("fp4"),
+                Col("HBM\nGB/s"), Col("link", note="link: GB/s per direction to peers"),
+                Col("W"), Col("buy $"), Col("rent\n$/h"), Col("as of", "left")]
+    gpu_rows = [[key, f"{g.memory_mib / 1024:.1f}", _tflops(g.bf16_dense_tflops),
+                 _tflops(g.fp8_dense_tflops), _tflops(g.fp4_dense_tflops),
+                 f"{g.memory_bandwidth_gb_per_s:g}", f"{g.interconnect_gb_per_s:g}",
+                 f"{g.tdp_w:g}", f"{g.purchase_usd:,.0f}", f"{g.rental_usd_per_gpu_hour:.2f}",
+                 as_of(g.prices_as_of)] for key, g in cat.gpus.items()]
+    tables = [_dropping("GPUs", gpu_cols, gpu_rows, stale, ("link", "W"),
+                        ("link", "W", "fp4", "HBM\nGB/s"))]
+    model_cols = [Col("id", "left"), Col("params", note="params: total/active B"),
+                  Col("layers"),
+                  Col("attention", wrap=True, note="attention: KV heads x head dim, or MLA "
+                                                   "latent + rope dims"),
+                  Col("KV", note="KV: KiB per token over all layers in bf16"),
+                  Col("window", note="window: tokens x layers"),
+                  Col("experts", note="experts: routed/top-k+shared"), Col("dtype", "left"),
+                  Col("context")]
+    model_rows = []
     for key, m in cat.models.items():
         params = f"{m.params_b:g}" + (f"/{m.active_params_b:g}" if m.is_moe else "")
         attention = (f"mla {m.kv_lora_rank}+{m.qk_rope_head_dim}" if m.attention == "mla"
@@ -263,26 +293,24 @@ def _catalog_overview(cat: Catalog, today: datetime.date | None) -> list[Table]:
         window = (f"{m.sliding_window_tokens}x{m.sliding_layers}" if m.sliding_layers else "-")
         experts = (f"{m.experts}/{m.experts_per_token}"
                    + (f"+{m.shared_experts}" if m.shared_experts else "") if m.is_moe else "-")
-        models.add_row(key, params, str(m.layers), attention,
-                       f"{m.kv_bytes_per_token('bf16') / 1024:.4g}", window, experts,
-                       m.default_dtype, _tokens(m.max_context_tokens))
-    tables = [gpus, models]
+        model_rows.append([key, params, str(m.layers), attention,
+                           f"{m.kv_bytes_per_token('bf16') / 1024:.4g}", window, experts,
+                           m.default_dtype, _tokens(m.max_context_tokens)])
+    tables.append(_dropping("Models", model_cols, model_rows, "", ("layers", "dtype"),
+                            ("layers", "dtype", "window")))
+    cloud_cols = [Col("id", "left"), Col("in", note="USD per million tokens"), Col("cached"),
+                  Col("write"), Col("out"), Col("context"), Col("tier", "left"),
+                  Col("RPM", note="RPM/TPM of the default tier (Anthropic and Gemini TPM: "
+                                  "input only)"),
+                  Col("TPM"), Col("as of", "left")]
     for provider in dict.fromkeys(c.provider for c in cat.cloud_models.values()):
-        cloud = _compact(f"Cloud models: {provider}",
-                         "USD per million tokens; RPM/TPM of the default tier (Anthropic and "
-                         "Gemini TPM: input only)" + (f"\n{stale_note}" if stale_note else ""))
-        for column in ("id", "in", "cached", "write", "out", "context", "tier", "RPM", "TPM",
-                       "as of"):
-            cloud.add_column(column, justify="left" if column in ("id", "tier", "as of")
-                             else "right")
-        for key, c in cat.cloud_models.items():
-            if c.provider == provider:
-                cloud.add_row(key, _usd(c.input_usd_per_mtok), _usd(c.cached_input_usd_per_mtok),
-                              _usd(c.cache_write_usd_per_mtok), _usd(c.output_usd_per_mtok),
-                              _tokens(c.context_tokens), c.default_tier or "-",
-                              _num(c.default_rpm), _num(c.default_tpm),
-                              as_of(c.prices_as_of))
-        tables.append(cloud)
+        rows = [[key, _usd(c.input_usd_per_mtok), _usd(c.cached_input_usd_per_mtok),
+                 _usd(c.cache_write_usd_per_mtok), _usd(c.output_usd_per_mtok),
+                 _tokens(c.context_tokens), c.default_tier or "-", _num(c.default_rpm),
+                 _num(c.default_tpm), as_of(c.prices_as_of)]
+                for key, c in cat.cloud_models.items() if c.provider == provider]
+        tables.append(_dropping(f"Cloud models: {provider}", cloud_cols, rows, stale,
+                                ("tier",), ("tier", "context")))
     return tables
 
 
@@ -301,7 +329,7 @@ def _catalog_sources(cat: Catalog) -> list[Table]:
 
 
 def catalog_tables(cat: Catalog, *, sources: bool = False,
-                   today: datetime.date | None = None) -> list[Table]:
+                   today: datetime.date | None = None) -> list[Table] | list[Fitted]:
     """The catalog at a glance (GPUs, models, cloud models per provider; prices older than
     180 days on `today` starred), or with `sources` one block per entry giving every
     field's source."""

@@ -66,10 +66,12 @@ def load_curves(result: Result) -> go.Figure:
 
 def over_time(result: Result) -> go.Figure:
     fig = go.Figure()
+    top = 1.0           # the MBU axis reaches the highest point drawn (none is cut off)
     for name, dep in result.deployments.items():
         hours = [m / 60 for m in dep.timeseries.minute]
         if dep.local is not None:
             local = dep.local.timeseries
+            top = max([top, *local.mbu_fraction])
             fig.add_trace(go.Scatter(x=hours, y=local.mbu_fraction, mode="lines",
                                      name=f"{name} memory bandwidth"))
             fig.add_trace(go.Scatter(x=hours, y=local.queue_depth_mean, mode="lines",
@@ -79,7 +81,7 @@ def over_time(result: Result) -> go.Figure:
                          name="arrivals/s", yaxis="y3", opacity=0.25))
     fig.update_layout(title="GPU memory-bandwidth use, queue depth and arrivals over the run",
                       xaxis={"title": "hours", "domain": [0, 0.88]},
-                      yaxis={"title": "share of peak bandwidth (MBU)", "range": [0, 1.05]},
+                      yaxis={"title": "share of peak bandwidth (MBU)", "range": [0, top * 1.05]},
                       yaxis2={"title": "waiting requests", "overlaying": "y", "side": "right",
                               "rangemode": "nonnegative"},
                       yaxis3={"title": "arrivals/s", "overlaying": "y", "side": "right",

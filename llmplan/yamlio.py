@@ -8,7 +8,6 @@ rejects duplicate keys (PyYAML silently keeps the last), and turns every failure
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from llmplan.errors import InputError, Problem
+from llmplan.errors import InputError, Problem, did_you_mean
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -144,9 +143,7 @@ def _problem(doc: YamlDocument, model: type[BaseModel], err: Any) -> Problem:
     if kind == "extra_forbidden":
         allowed = fields_at(model, full[:-1])
         key = str(loc[-1]) if loc else "?"
-        hint = difflib.get_close_matches(key, allowed, n=1)
-        message = f"unknown key '{key}'"
-        message += f" (did you mean '{hint[0]}'?)" if hint else ""
+        message = f"unknown key '{key}'{did_you_mean(key, allowed)}"
         if allowed:
             message += f"; expected one of: {', '.join(sorted(allowed))}"
     elif kind == "missing":
@@ -161,9 +158,7 @@ def _problem(doc: YamlDocument, model: type[BaseModel], err: Any) -> Problem:
             message = "required field is missing"
         else:
             tag = str(ctx.get("tag", ""))
-            hint = difflib.get_close_matches(tag, expected, n=1)
-            message = f"unknown {tag_key} '{tag}'"
-            message += f" (did you mean '{hint[0]}'?)" if hint else ""
+            message = f"unknown {tag_key} '{tag}'{did_you_mean(tag, expected)}"
         if expected:
             message += f"; expected one of: {', '.join(expected)}"
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
 import simpy
 
 from llmplan.catalog import Catalog
@@ -31,7 +32,9 @@ class FleetControl(Protocol):
     retried: int
     scale_events: list[tuple[float, int]]
 
-    def mean_active(self, duration_s: float) -> float: ...
+    def replica_seconds(self, edges_s: np.ndarray) -> np.ndarray:
+        """Replica-seconds on in each interval between consecutive edges (after a run)."""
+        ...
 
 
 @dataclass

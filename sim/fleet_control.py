@@ -7,6 +7,10 @@ exponential repair time. Autoscaling: every `interval_s` the scaler reads the wa
 in-flight requests per active replica; above the scale-up threshold it starts one more
 replica, which takes traffic after `spin_up_s` (model load); below the scale-down threshold
 it stops sending to the newest one (it drains), at most once per `cooldown_s`.
+
+A replica is on (its GPUs count in the fleet's replica-seconds, the utilisation's
+denominator and the rented hours) while it takes traffic and, after a scale-down, until it
+has finished what it held; a failed one is off from the end of its last step.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ class FleetController:
         self.serving = dep.replicas           # replicas 0..serving-1 take traffic
         self.starting = 0                     # replicas loading their model
         self.last_scale_down_s = -np.inf
-        self.replica_seconds = 0.0
-        self.counted_until_s = 0.0
+        self.on_since: dict[int, float] = {}      # replicas on now: since when
+        self.draining: dict[int, float] = {}      # of those, scaled in: since when
+        self.on_intervals: list[tuple[float, float]] = []   # closed (start_s, end_s)
         self.failures = 0
         self.retried = 0
         self.scale_events: list[tuple[float, int]] = [(0.0, self.serving)]
@@ -48,17 +53,46 @@ class FleetController:
         self.env.timeout(max(0.0, delay_s)).callbacks.append(
             lambda _: action(self.env.now))
 
-    def _count(self, t: float) -> None:
-        self.replica_seconds += len(self.fleet.active) * (t - self.counted_until_s)
-        self.counted_until_s = t
-
     def _refresh(self) -> None:
+        t = self.env.now
         self.fleet.active = [r for i, r in enumerate(self.fleet.replicas)
                              if isinstance(r, Replica) and i < self.serving and self.up[i]]
+        active = {r.index for r in self.fleet.active}
+        for i in sorted(active & self.draining.keys()):     # back before or after draining
+            end = self._drained_at(i, t)
+            del self.draining[i]
+            if end is not None and end < t:
+                self._close(i, end)
+        for i in sorted(self.on_since.keys() - active - self.draining.keys()):
+            if self.up[i]:
+                self.draining[i] = t                       # scaled in: it drains
+        for i in sorted(active - self.on_since.keys()):
+            self.on_since[i] = t
 
-    def mean_active(self, duration_s: float) -> float:
-        self._count(max(self.counted_until_s, min(self.env.now, duration_s)))
-        return self.replica_seconds / duration_s
+    def _close(self, i: int, end_s: float) -> None:
+        self.on_intervals.append((self.on_since.pop(i), end_s))
+        self.draining.pop(i, None)
+
+    def _drained_at(self, i: int, t: float) -> float | None:
+        """When draining replica i finished its last request, if it has by t (else None)."""
+        replica = self.fleet.replicas[i]
+        assert isinstance(replica, Replica)
+        replica.advance(t, cut=False)     # every completion before t is known
+        return None if replica.n_in else max(self.draining[i], replica.last_end_s)
+
+    def replica_seconds(self, edges_s: np.ndarray) -> np.ndarray:
+        """Replica-seconds the fleet had on in each interval between consecutive edges
+        (call after the run: replicas still draining then are on until they finish)."""
+        intervals = list(self.on_intervals)
+        for i, since in self.on_since.items():
+            drained = self._drained_at(i, self.env.now) if i in self.draining else None
+            intervals.append((since, np.inf if drained is None else drained))
+        edges = edges_s.astype(np.float64)
+        out = np.zeros(max(0, len(edges) - 1))
+        for start, end in intervals:
+            out += np.clip(np.minimum(edges[1:], end) - np.maximum(edges[:-1], start), 0.0,
+                           None)
+        return out
 
     # ------------------------------------------------------------------ failures
 
@@ -83,20 +117,22 @@ class FleetController:
             return
         replica = self.fleet.replicas[index]
         assert isinstance(replica, Replica)   # reference mode has no fleet control
-        self._count(t)
         self.up[index] = False
         self._refresh()
         self.failures += 1
         self._later(down_s, lambda now: self._repair(index, now))
         rec = replica.rec
-        for rid in replica.evacuate(t):
+        drained = self._drained_at(index, t) if index in self.draining else None
+        rids = replica.evacuate(t)
+        if index in self.on_since:     # off when it drained, or once its last step ends
+            self._close(index, drained if drained is not None else max(t, replica.now_s))
+        for rid in rids:
             self.retried += 1
             rec.fallbacks[rid] += 1
             rec.start_s[rid] = rec.first_token_s[rid] = -1.0
             self.fleet.route(rid, t)
 
     def _repair(self, index: int, t: float) -> None:
-        self._count(t)
         self.up[index] = True
         self._refresh()
 
@@ -118,7 +154,6 @@ class FleetController:
         elif in_flight < spec.scale_down_outstanding_per_replica and self.starting == 0 \
                 and self.serving > spec.min_replicas \
                 and t - self.last_scale_down_s >= spec.cooldown_s:
-            self._count(t)
             self.serving -= 1          # the newest one drains: no new traffic
             self.last_scale_down_s = t
             self._refresh()
@@ -126,7 +161,6 @@ class FleetController:
         self._later(spec.interval_s, self._tick)
 
     def _ready(self, t: float) -> None:
-        self._count(t)
         self.starting -= 1
         self.serving += 1
         self._refresh()

@@ -244,6 +244,7 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
     per_minute = run.records.per_minute(minutes)
     kv = per_minute[KV_TOKEN_S]
     capacity_tokens = max(1, run.capacity.tokens)
+    replica_s = _replica_seconds(run, span)
     work = _work(run, table, per_minute)
     q_mean, q_max, q_series = queue_depth(table, duration, run.horizon_s)
     step = run.step_time
@@ -253,9 +254,9 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
     mean_request = float(requests.mean()) if len(requests) else 0.0
     return LocalOutcome(
         gpu=dep.gpu, model=dep.model, replicas=replicas, tp=dep.tp, gpus=replicas * dep.tp,
-        fleet=_fleet_part(run),
+        fleet=_fleet_part(run, float(replica_s.sum())),
         utilisation=_utilisation(run, table, per_minute, work=work, setup=setup,
-                                 q_mean=q_mean, q_max=q_max),
+                                 replica_s=float(replica_s.sum()), q_mean=q_mean, q_max=q_max),
         engine=EngineOutcome(
             vllm_version=dep.engine.vllm_version, max_num_seqs=setup.max_num_seqs,
             max_num_batched_tokens=setup.max_num_batched_tokens,
@@ -273,7 +274,7 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
                 activation_gib=budget.activation_bytes / GIB,
                 non_torch_gib=budget.non_torch_bytes / GIB,
                 cuda_graph_gib=budget.cuda_graph_bytes / GIB,
-                kv_cache_gib=run.capacity.kv_bytes_per_token * run.capacity.tokens / GIB),
+                kv_cache_gib=run.capacity.kv_cache_bytes / GIB),
             step_time=_coefficients(step)),
         timeseries=LocalTimeSeries(
             queue_depth_mean=q_series.tolist(),
@@ -283,9 +284,26 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
                 decode_seq_steps=per_minute[DECODE_SEQ_STEPS].tolist(),
                 kv_token_steps=per_minute[KV_TOKEN_STEPS].tolist(),
                 tokens_per_step=work.tokens / max(1.0, work.steps),
-                replica_s=(span * replicas).tolist()),
-            kv_cache_fraction=(kv / (span * replicas * capacity_tokens)).tolist()),
+                replica_s=replica_s.tolist()),
+            kv_cache_fraction=_share(kv, replica_s * capacity_tokens).tolist()),
         prefix_cache=_prefix_cache_part(run, table))
+
+
+def _replica_seconds(run: DeploymentRun, span: np.ndarray) -> np.ndarray:
+    """Replica-seconds the fleet had on in each minute of the run: with failures or
+    autoscaling, the replicas on at each moment (fleet_control.py), else all of them."""
+    assert run.fleet is not None
+    control = run.fleet.control
+    if control is None:
+        return span * run.fleet.deployment.replicas
+    return control.replica_seconds(np.concatenate([[0.0], np.cumsum(span)]))
+
+
+def _share(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """part / whole, 0 where the whole is 0 (a minute with no replica on)."""
+    out: np.ndarray = np.divide(part, whole, out=np.zeros_like(part, dtype=np.float64),
+                                where=whole > 0)
+    return out
 
 
 def _fleet_started(run: DeploymentRun, table: RequestTable) -> np.ndarray:
@@ -313,10 +331,12 @@ def _work(run: DeploymentRun, table: RequestTable, per_minute: np.ndarray) -> Wo
 
 
 def _utilisation(run: DeploymentRun, table: RequestTable, per_minute: np.ndarray, *,
-                 work: WorkDone, setup: ReplicaSetup, q_mean: float,
+                 work: WorkDone, setup: ReplicaSetup, replica_s: float, q_mean: float,
                  q_max: float) -> Utilisation:
+    """Shares of what the fleet had on: over the replica-seconds of the replicas on at
+    each moment (`replica_s`), not the starting count times the window."""
     assert run.fleet is not None and run.capacity is not None and run.step_time is not None
-    replicas, duration = run.fleet.deployment.replicas, run.duration_s
+    duration = run.duration_s
     started = _fleet_started(run, table)
     if not started.any():
         started = np.ones(len(table.prompt_tokens), dtype=bool)
@@ -328,8 +348,9 @@ def _utilisation(run: DeploymentRun, table: RequestTable, per_minute: np.ndarray
         output_tokens=table.output_tokens[started])
     served = table.ok & (table.served_by == SERVED_LOCAL) & (table.finish_s <= duration)
     achieved = float(served.sum() / duration)
-    full_rate = full.requests_per_s * replicas
-    use = hardware_use(setup, work, duration * replicas)
+    full_rate = full.requests_per_s * replica_s / duration
+    use = hardware_use(setup, work, replica_s)
+    whole = replica_s if replica_s > 0 else math.inf
     return Utilisation(
         achieved_requests_per_s=achieved, full_batch_requests_per_s=full_rate,
         full_batch_sequences=full.sequences, full_batch_limited_by=full.batch_limited_by,
@@ -337,8 +358,8 @@ def _utilisation(run: DeploymentRun, table: RequestTable, per_minute: np.ndarray
         load_fraction=achieved / full_rate if full_rate > 0 else 0.0,
         mfu_fraction=use.compute_fraction, mbu_fraction=use.memory_bandwidth_fraction,
         kv_cache_mean_fraction=float(per_minute[KV_TOKEN_S].sum()
-                                     / (duration * replicas * max(1, run.capacity.tokens))),
-        engine_busy_fraction=float(per_minute[BUSY].sum() / (duration * replicas)),
+                                     / (whole * max(1, run.capacity.tokens))),
+        engine_busy_fraction=float(per_minute[BUSY].sum() / whole),
         queue_depth_mean=q_mean, queue_depth_max=q_max)
 
 
@@ -389,7 +410,7 @@ def _coefficients(step: StepTime) -> StepTimeCoefficients:
         client_overhead_ms=step.client_overhead_s * 1e3, source=step.source)
 
 
-def _fleet_part(run: DeploymentRun) -> FleetOutcome:
+def _fleet_part(run: DeploymentRun, replica_s: float) -> FleetOutcome:
     fleet = run.fleet
     assert fleet is not None
     control = fleet.control
@@ -397,7 +418,7 @@ def _fleet_part(run: DeploymentRun) -> FleetOutcome:
         return FleetOutcome(mean_active_replicas=float(fleet.deployment.replicas), failures=0,
                             requests_retried_after_failure=0, scale_events=[])
     return FleetOutcome(
-        mean_active_replicas=control.mean_active(run.duration_s),
+        mean_active_replicas=replica_s / run.duration_s,
         max_replicas=fleet.deployment.max_replicas, failures=control.failures,
         requests_retried_after_failure=control.retried,
         scale_events=[ScaleEvent(t_s=t, replicas=n) for t, n in control.scale_events])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from helpers import ROOT
 
-from llmplan.errors import InputError
+from llmplan.errors import InputError, did_you_mean
 from llmplan.jsonl import read_jsonl
 from llmplan.scenario.goodput import within_slo
 from llmplan.scenario.models import Economics, RouterName, SloSpec
@@ -76,3 +76,11 @@ def test_the_pulumi_program_imports_only_the_provisioning_module() -> None:
     ours = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
             and node.module and node.module.startswith("llmplan")]
     assert ours and all(m.startswith("llmplan.provision") for m in ours)
+
+
+def test_did_you_mean_offers_names_that_begin_with_the_typo_first_then_the_alike() -> None:
+    known = ["H100-SXM", "H100-PCIe", "H200", "L40S", "L4"]
+    assert did_you_mean("H100", known) == " (did you mean 'H100-PCIe', 'H100-SXM' or 'H200'?)"
+    assert did_you_mean("h100-smx", known) == " (did you mean 'H100-SXM'?)"   # any case
+    assert did_you_mean("quux", known) == ""
+    assert did_you_mean("x", [f"x{i}" for i in range(10)]).count("'") == 2 * 4   # at most 4

@@ -82,6 +82,8 @@ class KvCapacity:
     blocks: int
     block_size_tokens: int
     kv_bytes_per_token: float        # one GPU, every layer (as vLLM pages them)
+    kv_cache_bytes: float            # one GPU: the whole blocks vLLM allocates
+    block_bytes: float               # one GPU, one block: a page of each layer of a group
     budget: MemoryBudget
     max_model_len: int
     vllm_blocks: int                  # "# GPU blocks": pages of one group
@@ -231,6 +233,13 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
     logged = int(concurrency * logged_len) if engine.version >= (0, 20) \
         else vllm_blocks // max(1, layout.groups) * block
     bytes_per_token = layout.groups * layout.block_bytes() / block
+    # one pool of blocks serves every group (a block is a page of each layer of one group),
+    # so the groups share the memory rather than multiply it: vLLM allocates `group_size`
+    # tensors of num_blocks pages, each shared by one layer of every group
+    # (vllm/v1/core/kv_cache_utils.py `get_kv_cache_config_from_groups`). With
+    # kv_cache_tokens set: the blocks holding those tokens' full-attention pages.
+    pool_blocks = vllm_blocks if engine.kv_cache_tokens is None \
+        else blocks * max(1, layout.full_groups)
     error = None
     if engine.kv_cache_tokens is None and available <= 0:
         error = _does_not_fit(setup, budget)
@@ -240,6 +249,8 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
     elif capacity_tokens < block:
         error = "KV cache has no room for a single block; expected more GPU memory"
     return KvCapacity(blocks=blocks, block_size_tokens=block, kv_bytes_per_token=bytes_per_token,
+                      kv_cache_bytes=pool_blocks * layout.block_bytes(),
+                      block_bytes=layout.block_bytes(),
                       budget=budget, max_model_len=max_len, vllm_blocks=vllm_blocks,
                       kv_groups=layout.groups, logged_tokens=logged,
                       max_concurrency=concurrency, error=error,

@@ -7,14 +7,13 @@ accepts for the model on that GPU, the model fitting in GPU memory, trace task n
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from llmplan.catalog import Catalog, builtin_catalog
-from llmplan.errors import InputError, Problem, ScenarioError
+from llmplan.errors import InputError, Problem, ScenarioError, did_you_mean
 from llmplan.perf.memory import kv_capacity
 from llmplan.perf.parallel import tp_error
 from llmplan.results.loadtest import LoadTestSummary
@@ -110,10 +109,8 @@ def _merge_catalog(doc: YamlDocument, scenario: Scenario) -> Catalog:
 
 
 def _unknown(kind: str, name: str, known: list[str]) -> str:
-    hint = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-    text = f"unknown {kind} '{name}'"
-    text += f" (did you mean '{hint[0]}'?)" if hint else ""
-    return text + f"; expected one of: {', '.join(sorted(known))}"
+    return f"unknown {kind} '{name}'{did_you_mean(name, known)}; expected one of: " \
+        f"{', '.join(sorted(known))}"
 
 
 REFERENCE_FIXED_FLEETS = ("simulation.mode reference simulates fixed fleets only: remove it, "

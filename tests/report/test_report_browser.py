@@ -117,3 +117,22 @@ def test_break_even_draws_every_candidate_and_where_the_scenario_is(
         assert any(a.text == "you are here" for a in fig.layout.annotations)
         # no negative counts or costs on the axes
         assert fig.layout.yaxis.rangemode == "nonnegative"
+
+
+def test_every_chart_axis_with_a_fixed_range_holds_its_data(results: list[Result]) -> None:
+    """A series over a fixed axis range would be cut off (MBU of 1.19 under [0, 1.05])."""
+    result = results[0]
+    name, dep = next((n, d) for n, d in result.deployments.items() if d.local is not None)
+    assert dep.local is not None
+    series = dep.local.timeseries.model_copy(update={"mbu_fraction": [0.2, 1.19, 0.4]})
+    local = dep.local.model_copy(update={"timeseries": series})
+    tall = result.model_copy(update={"deployments": {
+        **result.deployments, name: dep.model_copy(update={"local": local})}})
+    for outcome in (result, tall):
+        for chart in CHARTS:
+            fig = chart(outcome)
+            for trace in fig.data:
+                axis = fig.layout[f"yaxis{(trace.yaxis or 'y')[1:]}"]
+                if axis.range is not None and trace.y is not None:
+                    values = [v for v in trace.y if v is not None]
+                    assert max(values, default=0) <= axis.range[1], (chart.__name__, trace.name)

@@ -130,6 +130,10 @@ CASES = [
          "duration", ("expected a duration such as", "'ten minutes'")),
     Case("unknown-gpu", edit("    gpu: H100-SXM\n", f"    gpu: H100-SMX  {MARK}\n"),
          "deployments.a.gpu", ("unknown GPU 'H100-SMX'", "did you mean 'H100-SXM'?", "L40S")),
+    # a family name: every id it begins comes first (H200 is one letter off, after them)
+    Case("gpu-family-name", edit("    gpu: H100-SXM\n", f"    gpu: H100  {MARK}\n"),
+         "deployments.a.gpu", ("unknown GPU 'H100'",
+                               "did you mean 'H100-PCIe', 'H100-SXM' or 'H200'?")),
     Case("unknown-model",
          edit("    model: Llama-3.1-8B\n", f"    model: Llama-3.1-9000B  {MARK}\n"),
          "deployments.a.model", ("unknown model 'Llama-3.1-9000B'", "expected one of:",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+import pytest
 from helpers import run_first, scenario_from
 
 from llmplan.results.simulation import DeploymentResult
 from llmplan.sim.metrics import summarise_run
-from llmplan.sim.records import OK
+from llmplan.sim.records import BUSY, OK
 from llmplan.sim.table import request_table
 
 FLEET = """
@@ -73,3 +76,72 @@ def test_autoscaling_follows_a_spike_and_scales_back() -> None:
     assert 1 < summary.local.fleet.mean_active_replicas < 4
     assert _p95(summary) < _p95(fixed_summary)
     assert (table.replica >= 1).any()                      # the new replicas served
+
+
+SATURATED = """
+    seed: 2
+    duration: 600
+    traffic: {{kind: poisson, rate_per_s: 20}}
+    tasks: [{{name: chat, prompt_tokens: {{kind: fixed, tokens: 1000}},
+             output_tokens: {{kind: fixed, tokens: 300}}}}]
+    deployments:
+      d:
+        gpu: L40S
+        model: Llama-3.1-8B
+        replicas: {replicas}
+        {extra}
+"""
+
+
+def _saturated(replicas: int, extra: str) -> DeploymentResult:
+    loaded = scenario_from(SATURATED.format(replicas=replicas, extra=extra))
+    run, stream = run_first(loaded)
+    return summarise_run(run, stream, loaded.scenario)
+
+
+def test_a_fleet_busy_whenever_on_is_busy_all_the_time_when_one_replica_fails() -> None:
+    """Two replicas, one down from 300 s of 600 to the end, both busy whenever up: 1.5
+    replicas on average, busy 100% of that (not 0.75 of the two), the KV cache under 100%."""
+    summary = _saturated(2, "failures: {windows: [{replica: 1, start_s: 300, "
+                            "duration_s: 100000}]}")
+    assert summary.local is not None
+    local = summary.local
+    assert local.fleet.mean_active_replicas == pytest.approx(1.5, abs=1e-3)
+    assert 0.99 < local.utilisation.engine_busy_fraction <= 1.0
+    assert local.utilisation.kv_cache_mean_fraction <= 1.0
+    assert max(local.timeseries.kv_cache_fraction) <= 1.0
+
+
+def test_a_fleet_scaled_up_from_one_replica_is_busy_all_the_time_not_more() -> None:
+    """One replica, a second one after the first check that sees a queue (10 s) and its
+    60 s load: on from 70 s of 600, so (70 + 2 x 530) / 600 replicas on average, both busy
+    all the time: busy 100% (not 188% of the starting replica)."""
+    summary = _saturated(1, "autoscaling: {min_replicas: 1, max_replicas: 2, spin_up_s: 60, "
+                            "interval_s: 10, scale_up_waiting_per_replica: 2}")
+    assert summary.local is not None
+    local = summary.local
+    assert [(e.t_s, e.replicas) for e in local.fleet.scale_events][:2] == [(0.0, 1), (70.0, 2)]
+    assert local.fleet.mean_active_replicas == pytest.approx((70 + 2 * 530) / 600)
+    assert 0.99 < local.utilisation.engine_busy_fraction <= 1.0
+    assert local.utilisation.kv_cache_mean_fraction <= 1.0
+    assert max(local.timeseries.kv_cache_fraction) <= 1.0
+    assert max(local.timeseries.mbu_fraction) <= 1.0
+
+
+def test_no_minute_is_busier_than_the_replicas_on_in_it_while_scaling_down() -> None:
+    """A replica scaled in keeps running what it holds: it is on until it finishes, so
+    every minute's busy seconds fit in the minute's replica-seconds."""
+    spike = "[{start_s: 300, duration_s: 300, multiplier: 5}]"
+    scaling = ("autoscaling: {min_replicas: 1, max_replicas: 4, spin_up_s: 60, "
+               "cooldown_s: 60, interval_s: 10, scale_up_waiting_per_replica: 2, "
+               "scale_down_outstanding_per_replica: 8}")
+    run, _, _, summary = _go(rate=3.0, replicas=1, extra=scaling, spikes=spike)
+    assert run.fleet is not None and run.fleet.control is not None
+    assert summary.local is not None
+    events = summary.local.fleet.scale_events
+    assert any(b.replicas < a.replicas for a, b in itertools.pairwise(events))
+    minutes = 20
+    busy = run.records.per_minute(minutes)[BUSY]
+    on = run.fleet.control.replica_seconds(np.arange(minutes + 1) * 60.0)
+    assert (busy <= on + 1e-9).all()
+    assert on.sum() / 1200 == pytest.approx(summary.local.fleet.mean_active_replicas)

@@ -1,0 +1,132 @@
+"""Every table the CLI prints keeps ids, names and headers whole at 120 and 80 columns.
+
+A table too wide for the terminal gets a narrower layout (fewer or merged columns, long
+text in a note under it), never an id cut short ("H100-SXMx4-least_outstandin…") or split
+over two lines ("a100-bf" / "16"), never a header ending in an ellipsis ("fini…").
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+import pytest
+from helpers import scenario_from
+from rich.console import Console, RenderableType
+
+from llmplan.catalog import builtin_catalog
+from llmplan.decide.sweep import PointResult, SweepResult
+from llmplan.loadtests.records import RequestRecord
+from llmplan.loadtests.summary import summarise_records
+from llmplan.pipeline import evaluate
+from llmplan.render import catalog_tables, loadtest_table, summary_table, sweep_table
+from llmplan.results.decision import Result
+
+WIDTHS = (120, 80)
+
+
+def _text(renderables: list[RenderableType], width: int) -> str:
+    console = Console(width=width, record=True, color_system=None)
+    for renderable in renderables:
+        console.print(renderable)
+    text = console.export_text()
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= width
+    assert "…" not in text                       # no cell or header cut short
+    return text
+
+
+def _whole(text: str, word: str) -> bool:
+    """`word` appears on one line, not inside a longer name (not split, not cut)."""
+    pattern = re.compile(rf"(?<![\w.-]){re.escape(word)}(?![\w-]|\.\w)")
+    return any(pattern.search(line) for line in text.splitlines())
+
+
+SCENARIO = """
+    name: wide-names
+    seed: 1
+    duration: 60
+    traffic: {kind: poisson, rate_per_s: 0.5}
+    tasks:
+      - {name: chat, prompt_tokens: {kind: fixed, tokens: 200},
+         output_tokens: {kind: fixed, tokens: 20}}
+    deployments:
+      a100-bf16-x2: {gpu: A100-80GB, model: Gemma-3-27B, replicas: 2}
+      l40s-llama8b-x2: {gpu: L40S, model: Llama-3.1-8B, replicas: 2}
+      api: {kind: cloud, model: gemini-2.5-flash-lite}
+      hybrid-with-a-long-name: {kind: hybrid, local: a100-bf16-x2, cloud: api}
+"""
+
+
+@pytest.fixture(scope="module")
+def result() -> Result:
+    return evaluate(scenario_from(SCENARIO), planning=False)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_simulate_summary_keeps_candidates_and_what_serves_them_whole(result: Result,
+                                                                       width: int) -> None:
+    text = _text([summary_table(result)], width)
+    for word in [*result.deployments, "A100-80GB", "L40S", "gemini-2.5-flash-lite",
+                 "candidate", "goodput", "feasible"]:
+        assert _whole(text, word), (width, word, text)
+
+
+def _point(gpu: str, replicas: int, **figures: object) -> PointResult:
+    return PointResult(gpu=gpu, replicas=replicas, router="least_outstanding",
+                       traffic_scale=1.0, name=f"{gpu}x{replicas}-least_outstanding-1",
+                       **figures)  # type: ignore[arg-type]
+
+
+SWEEP = SweepResult(base="b200x8-tp1-fp8", points=[
+    _point("H100-SXM", 4, ttft_p95_ms=61_046.0, e2e_p95_ms=98_656.0, goodput_fraction=0.102,
+           monthly_usd=13_969.0, usd_per_useful_result=0.0026),
+    _point("B200", 8, ttft_p95_ms=976.0, e2e_p95_ms=136_534.0, goodput_fraction=1.0,
+           slo_met=True, monthly_usd=121_488.0, usd_per_useful_result=0.0004),
+    _point("L40S", 4, error="Llama-3.3-70B in fp8 does not fit on L40S with tp=1: needs 68.1 "
+                            "GiB per GPU (weights 67.7), 41.0 GiB usable at "
+                            "gpu_memory_utilization 0.92; expected tp >= 2 or a smaller "
+                            "weights_dtype")], pareto_front=[])
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_sweep_keeps_point_names_whole_and_says_why_a_point_failed_under_the_table(
+        width: int) -> None:
+    text = _text([sweep_table(SWEEP)], width)
+    for point in SWEEP.points:
+        assert _whole(text, point.name), (width, point.name, text)
+    flat = " ".join(text.split())
+    assert "(1) L40Sx4-least_outstanding-1: Llama-3.3-70B in fp8 does not fit" in flat
+    assert "expected tp >= 2 or a smaller weights_dtype" in flat
+    row = next(line for line in text.splitlines() if "L40Sx4" in line and "(1)" in line)
+    assert "error (1)" in row
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_catalog_keeps_every_id_price_and_date_whole(width: int) -> None:
+    catalog = builtin_catalog()
+    text = _text(list(catalog_tables(catalog, today=datetime.date(2026, 12, 1))), width)
+    lines = text.splitlines()
+    for key, entry in [*catalog.gpus.items(), *catalog.cloud_models.items()]:
+        row = [line for line in lines if line.startswith(key + " ")]
+        assert len(row) == 1, (width, key)
+        assert entry.prices_as_of.isoformat() in row[0], (width, key, row[0])
+    for key in catalog.models:
+        assert sum(line.startswith(key + " ") for line in lines) == 1, (width, key)
+    for key, gpu in catalog.gpus.items():
+        row = next(line for line in lines if line.startswith(key + " "))
+        assert f"{gpu.purchase_usd:,.0f}" in row.split() and \
+            f"{gpu.rental_usd_per_gpu_hour:.2f}" in row.split(), (width, row)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_loadtest_summary_keeps_every_header_whole(width: int) -> None:
+    rows = [RequestRecord(id=i, task="chat", target="t", scheduled_ts=float(i),
+                          send_ts=float(i), schedule_delay_ms=1.5, status=200,
+                          ttft_ms=12_345.0 + i, e2e_ms=23_456.0 + i, tpot_ms=45.6,
+                          output_tokens=400) for i in range(1000)]
+    summary = summarise_records(rows, planned=1000, planned_span_s=100.0, slo_by_task={},
+                                mode="open")
+    text = _text([loadtest_table(summary, "target: run1")], width)
+    for word in ("sent", "finished", "failed", "cancelled", "429", "requested", "achieved",
+                 "goodput", "TTFT", "TPOT", "ITL", "E2E", "1000/1000", "45.6"):
+        assert _whole(text, word), (width, word, text)
