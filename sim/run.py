@@ -25,8 +25,10 @@ Progress = Callable[[str, float], None]
 def run_deployment(loaded: LoadedScenario, name: str, stream: RequestStream,
                    duration_s: float, *, seed: int | None = None,
                    mode: SimulationMode | None = None,
-                   progress: Callable[[float], None] | None = None) -> DeploymentRun:
-    """Simulate deployment `name` of the scenario serving `stream` for `duration_s`."""
+                   progress: Callable[[float], None] | None = None,
+                   prime_limits: bool = False) -> DeploymentRun:
+    """Simulate deployment `name` of the scenario serving `stream` for `duration_s`
+    (`prime_limits`: see `simulate_deployment`)."""
     scenario = loaded.scenario
     return simulate_deployment(
         name, scenario.deployments[name], loaded.catalog, stream, duration_s,
@@ -34,7 +36,8 @@ def run_deployment(loaded: LoadedScenario, name: str, stream: RequestStream,
         progress=progress, seed=scenario.seed if seed is None else seed,
         deployments=scenario.deployments,
         task_sensitivity=[t.sensitivity for t in scenario.tasks],
-        restricted_stays_local=scenario.constraints.restricted_stays_local)
+        restricted_stays_local=scenario.constraints.restricted_stays_local,
+        prime_limits=prime_limits)
 
 
 def simulate_scenario(loaded: LoadedScenario, seed: int | None = None, *,
