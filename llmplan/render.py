@@ -43,6 +43,7 @@ def summary_table(result: Result) -> Table:
     meta = result.scenario
     table = Table(title=f"{meta.name}: {meta.requests:,} requests over "
                         f"{meta.duration_s / 3600:.2f} h (seed {meta.seed})",
+                  caption=result.monthly_volume(), caption_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     columns: list[tuple[str, JustifyMethod]] = [
         ("candidate", "left"), ("serves with", "left"), ("TTFT p95\nms", "right"),

@@ -49,7 +49,7 @@ def _cost_driver(best: str, other: str, candidates: dict[str, Candidate]) -> Dri
     group = max(sorted(diffs), key=lambda g: abs(diffs[g]))
     if abs(diffs[group]) < 1.0:
         return None
-    basis = "catalog prices x simulated volume" if group == API else \
+    basis = "catalog prices x monthly volume (the traffic's long-run rate)" if group == API else \
         "catalog prices and the scenario's economics"
     return Driver(text=f"{group}: ${a.get(group, 0.0):,.0f} a month for {best} against "
                        f"${b.get(group, 0.0):,.0f} for {other}", basis=basis)

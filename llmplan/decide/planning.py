@@ -471,8 +471,8 @@ def _fill_case(simulation: SimulationResult, planner: Planner,
     if factor < 1.2 or factor > RATE_LIMIT or any(abs(factor / f - 1) < 0.1
                                                   for f in VOLUME_FACTORS):
         return None
-    info = simulation.scenario.model_copy(
-        update={"duration_s": planner.window_s / factor, "requests": len(planner.window)})
+    info = simulation.scenario.sped_up(factor, requests=len(planner.window),
+                                       span_s=planner.window_s)
     varied = SimulationResult(scenario=info, deployments={
         other: planner.simulate(Point(other, factor=factor))
         for other in simulation.deployments})
@@ -491,9 +491,8 @@ def sensitivity(simulation: SimulationResult, planner: Planner,
     cases: list[SensitivityCase] = []
     loaded = planner.loaded
     for factor in VOLUME_FACTORS:
-        info = simulation.scenario.model_copy(
-            update={"duration_s": planner.window_s / factor,
-                    "requests": len(planner.window)})
+        info = simulation.scenario.sped_up(factor, requests=len(planner.window),
+                                           span_s=planner.window_s)
         varied = SimulationResult(scenario=info, deployments={
             name: planner.simulate(Point(name, factor=factor))
             for name in simulation.deployments})

@@ -141,3 +141,10 @@ class Result(ResultModel):
     decision_table: list[DecisionRow]
     checklist: list[ChecklistItem]
     planning: Planning | None = None
+
+    def monthly_volume(self) -> str:
+        """The month the costs are for, and what its volume rests on, in words."""
+        volume = max((d.cost.requests_per_month for d in self.deployments.values()),
+                     default=0.0)
+        basis = self.scenario.volume_basis or "the simulated window's own rate"
+        return f"monthly costs at {volume:,.0f} requests a month: {basis}"
