@@ -12,6 +12,8 @@ monthly volume between every local and every cloud candidate. `decide` returns a
 
 from __future__ import annotations
 
+import math
+
 from llmplan.decide.costs import (
     CloudFacts,
     CostItem,
@@ -203,7 +205,8 @@ def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario) -> list
     """Monthly request volume where each local and each cloud candidate cost the same.
 
     Costs are modelled as fixed + variable x volume (variable per request at the simulated
-    mix); the local side is only valid up to its simulated capacity.
+    mix); the local side is only valid up to its simulated capacity, and a break-even past
+    it says so (the fleet must grow, adding fixed costs).
     """
     out = []
     kinds = {n: loaded.scenario.deployments[n].kind for n in candidates}
@@ -215,10 +218,36 @@ def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario) -> list
             volume = None
             if vb > va:
                 volume = (a.fixed_usd_per_month - b.fixed_usd_per_month) / (vb - va)
+            volume = volume if volume and volume > 0 else None
+            capacity = _capacity_per_month(candidates[local])
             out.append(BreakEven(
                 local=local, cloud=cloud, local_fixed_usd=a.fixed_usd_per_month,
                 local_usd_per_request=va, cloud_fixed_usd=b.fixed_usd_per_month,
-                cloud_usd_per_request=vb,
-                break_even_requests_per_month=volume if volume and volume > 0 else None,
-                simulated_requests_per_month=a.requests_per_month))
+                cloud_usd_per_request=vb, break_even_requests_per_month=volume,
+                simulated_requests_per_month=a.requests_per_month,
+                local_capacity_requests_per_month=capacity,
+                fleet_must_grow=_must_grow(local, loaded, volume, capacity)))
     return out
+
+
+def _capacity_per_month(candidate: Candidate) -> float | None:
+    """Monthly volume at which the busiest simulated rate reaches the fleet's full-batch
+    throughput (None: nothing to scale from)."""
+    offered = candidate.throughput.offered_requests_per_s
+    if candidate.local is None or offered <= 0:
+        return None
+    full = candidate.local.utilisation.full_batch_requests_per_s
+    return candidate.cost.requests_per_month * full / offered
+
+
+def _must_grow(local: str, loaded: LoadedScenario, volume: float | None,
+               capacity: float | None) -> str | None:
+    if volume is None or capacity is None or capacity <= 0 or volume <= capacity:
+        return None
+    dep = loaded.scenario.deployments[local]
+    assert isinstance(dep, LocalDeployment)
+    replicas = math.ceil(volume / capacity * dep.replicas)
+    return (f"{local} serves at most {capacity / 1e6:,.1f} M requests a month with "
+            f"{dep.replicas} replica{'s' if dep.replicas > 1 else ''}: at the break-even "
+            f"({volume / 1e6:,.1f} M) it needs at least {replicas}, whose fixed costs move "
+            f"the break-even further out")

@@ -67,6 +67,8 @@ class Recommendation(ResultModel):
 class BreakEven(ResultModel):
     """Monthly volume where a local and a cloud candidate cost the same (fixed + variable)."""
 
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("fleet_must_grow",)
+
     local: str
     cloud: str
     local_fixed_usd: float
@@ -75,6 +77,14 @@ class BreakEven(ResultModel):
     cloud_usd_per_request: float
     break_even_requests_per_month: float | None
     simulated_requests_per_month: float
+    local_capacity_requests_per_month: float | None = Field(
+        default=None, description="The most the local fleet as simulated serves in a month: "
+                                  "its full-batch throughput at the traffic's busiest "
+                                  "simulated rate, scaled to the month (an upper bound; the "
+                                  "SLO may bind first: see planning).")
+    fleet_must_grow: str | None = Field(
+        default=None, description="When the break-even is past that capacity: the fleet "
+                                  "needed there, whose fixed costs move the break-even.")
 
 
 class DecisionRow(ResultModel):
