@@ -65,13 +65,15 @@ def summary_table(result: Result) -> Fitted:
             fmt(dep.cost.monthly_usd), fmt(None if per_useful is None else per_useful * 1e3, 2),
             "[green]yes[/]" if dep.feasible else "[red]no[/]"])
     rows = list(zip(names, serving, figures, strict=True))
+    volume = result.monthly_volume()
     return Fitted(
         grid(title, [Col("candidate", "left"), Col("serves with", "left", wrap=True),
-                     *SUMMARY_FIGURES], [[n, w, *f] for n, w, f in rows]),
+                     *SUMMARY_FIGURES], [[n, w, *f] for n, w, f in rows], caption=volume),
         grid(title, [Col("candidate\nserves with", "left", wrap=True), *SUMMARY_FIGURES],
-             [[f"{n}\n[dim]{w}[/]", *f] for n, w, f in rows]),
+             [[f"{n}\n[dim]{w}[/]", *f] for n, w, f in rows], caption=volume),
         *(grid(title, [Col("candidate", "left"), *figures], [[n, *f] for n, _, f in cells],
-               caption="serves with: " + "; ".join(f"{n} = {w}" for n, w, _ in rows))
+               caption=volume + "\nserves with: "
+               + "; ".join(f"{n} = {w}" for n, w, _ in rows))
           for figures, cells in ((SUMMARY_FIGURES, rows),
                                  (SUMMARY_FIGURES[:2] + SUMMARY_FIGURES[3:],   # no E2E
                                   [(n, w, f[:2] + f[3:]) for n, w, f in rows]))))

@@ -148,7 +148,9 @@ def break_even_chart(result: Result) -> go.Figure:
             v = r.break_even_requests_per_month
             fig.add_trace(go.Scatter(x=[v], y=[r.cloud_fixed_usd + r.cloud_usd_per_request * v],
                                      mode="markers", marker={"size": 11, "symbol": "x"},
-                                     name=f"break-even {r.local} / {r.cloud}"))
+                                     name=f"break-even {r.local} / {r.cloud}"
+                                     + (f" ({r.local} must grow)" if r.fleet_must_grow
+                                        else "")))
     fig.add_vline(x=here, line={"dash": "dash", "color": "#555"},
                   annotation_text="you are here", annotation_position="top left")
     fig.update_layout(title="Monthly cost versus monthly volume (dotted: infeasible here)",
@@ -215,7 +217,8 @@ def render(result: Result, price_warnings: list[str] | None = None) -> str:
             f"{dep.slo.goodput_fraction or 0.0:.1%}", _unanswered(dep),
             _fmt(cost.monthly_usd),
             _fmt(cost.usd_per_1k_requests, 3), _fmt(cost.usd_per_useful_result, 5)])
-    parts.append("<h2>Candidates</h2>" + _table(
+    parts.append("<h2>Candidates</h2><p>" + html.escape(result.monthly_volume().capitalize())
+                 + ".</p>" + _table(
         ["deployment", "kind", "latency from", "feasible", "KV cache tokens per replica",
          "max concurrent requests of mean length", "TTFT p95 ms", "E2E p95 ms",
          "goodput", "not answered", "USD/month",
@@ -267,6 +270,10 @@ def render(result: Result, price_warnings: list[str] | None = None) -> str:
             [[n, _fmt(p.min_replicas_meeting_slo),
               _fmt(p.max_sustainable_requests_per_s, 2)]
              for n, p in result.planning.deployments.items()]))
+    grow = [r.fleet_must_grow for r in result.break_even if r.fleet_must_grow]
+    if grow:
+        parts.append("<p class='warn'><b>Break-even past a fleet's capacity:</b> " + "; ".join(
+            html.escape(g) for g in grow) + ".</p>")
     for i, chart in enumerate(CHARTS):
         parts.append(f"<div class='chart' id='chart-{chart.__name__}'>"
                      f"{_figure_html(chart(result), first=i == 0)}</div>")

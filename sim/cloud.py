@@ -8,22 +8,35 @@ backoff and jitter, waiting at least the retry-after when it honours it, and giv
 `max_retries`; a hybrid router can then take the request back (`on_give_up`). An admitted
 call streams: TTFT = network round trip + provider TTFT, then (n - 1) tokens at the
 request's output rate (both lognormal).
+
+Planning asks two more things of the same limits: what rate they sustain for a stream's
+token mix (`sustained_limit`), and, for a stretch of a long busy day, to start the limiter
+as that same traffic, kept up, leaves it (`CloudEndpoint.prime`) instead of with a full
+minute's allowance, which would let a short stretch burst far past the limit.
 """
 
 from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import simpy
 
 from llmplan.catalog import CloudModelSpec
 from llmplan.scenario.cloud import CloudDeployment
-from llmplan.sim.ratelimit import DEFAULT_ACCOUNTING, LIMITERS, AzureSlices, BedrockReserve, Limiter
+from llmplan.sim.ratelimit import (
+    DEFAULT_ACCOUNTING,
+    LIMITERS,
+    AzureSlices,
+    BedrockReserve,
+    Limiter,
+    Sustained,
+)
 from llmplan.sim.records import FAILED, OK, SERVED_CLOUD, THROTTLED, TIMED_OUT
 from llmplan.sim.serving import Workload
+from llmplan.traffic import RequestStream
 
 Z95 = 1.6448536269514722
 GiveUp = Callable[[int, float, int], None]   # (request id, time, outcome code)
@@ -57,6 +70,25 @@ def make_limiter(spec: CloudDeployment, model: CloudModelSpec) -> Limiter:
     return LIMITERS[accounting](rpm, tpm, limits.requests_per_day, limits.tokens_per_day)
 
 
+def token_mix(spec: CloudDeployment, prompts: Sequence[int] | np.ndarray,
+              outputs: Sequence[int] | np.ndarray) -> tuple[float, float]:
+    """(tokens a call is charged, tokens it uses), means over the requests: prompt +
+    max_tokens (the output when none is set) and prompt + output."""
+    prompt, output = float(np.mean(prompts)), float(np.mean(outputs))
+    reserve = float(spec.limits.max_tokens) if spec.limits.max_tokens else output
+    return prompt + reserve, prompt + output
+
+
+def sustained_limit(spec: CloudDeployment, model: CloudModelSpec,
+                    stream: RequestStream) -> Sustained | None:
+    """The request rate `spec`'s limits admit over a long run at `stream`'s token mix
+    (as `CloudEndpoint` charges a call); None: no limits."""
+    if not len(stream):
+        return None
+    return make_limiter(spec, model).sustained(
+        *token_mix(spec, stream.prompt_tokens, stream.output_tokens))
+
+
 class CloudEndpoint:
     """One provider model serving requests routed to it."""
 
@@ -77,6 +109,14 @@ class CloudEndpoint:
         self.on_give_up: GiveUp | None = None
         self.calls = 0
         self.charged_tokens = 0.0
+
+    def prime(self, span_s: float) -> None:
+        """Start the limits as the same traffic, kept up, leaves them (the stream's
+        requests per second over `span_s`, its length in time, at its token mix)."""
+        work = self.work
+        if span_s > 0 and work.arrivals:
+            charge, used = token_mix(self.spec, work.prompts, work.outputs)
+            self.limiter.prime(len(work.arrivals) / span_s, charge, used)
 
     def down_until(self, t: float) -> float | None:
         for start, end in self.outages:

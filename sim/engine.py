@@ -86,14 +86,18 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
                         replica_class: type[Replica] = Replica, seed: int = 0,
                         deployments: Mapping[str, AnyDeployment] | None = None,
                         task_sensitivity: Sequence[str] | None = None,
-                        restricted_stays_local: bool = True) -> DeploymentRun:
+                        restricted_stays_local: bool = True,
+                        prime_limits: bool = False) -> DeploymentRun:
     """Simulate `dep` serving `stream`; arrivals stop at duration_s, work stops at the horizon.
 
     A hybrid deployment names its local and cloud parts: pass the scenario's `deployments`
     and each task's sensitivity (public / internal / restricted). `llmplan.sim.run` passes
     all of it from a scenario. A local deployment's model adds its chat template's tokens
     to the prompts of chat tasks (`api: chat`); hybrid and cloud deployments send the
-    prompts as they are.
+    prompts as they are. `prime_limits`: a cloud deployment's rate limits start as a
+    minute of the same traffic left them (the stream is a stretch of a longer busy
+    period), not with a full minute's allowance; a hybrid's cloud part is not primed (what
+    reaches it depends on its router).
     """
     horizon = duration_s + (duration_s if drain_s is None else drain_s)
     given = stream.prompt_tokens
@@ -131,6 +135,8 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
     elif isinstance(dep, CloudDeployment):
         cloud = run.cloud = CloudEndpoint(env, name, dep, catalog.cloud_models[dep.model], work,
                                           seed=seed, horizon_s=horizon)
+        if prime_limits:
+            cloud.prime(duration_s)
         handler = cloud.submit
     else:
         parts = deployments or {}

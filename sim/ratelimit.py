@@ -12,6 +12,11 @@ carries). `settle(t, charged, actual)` is called when an admitted request finish
 * BedrockReserve (AWS Bedrock): buckets like RollingMinute, charged input + maxTokens at the
   start, and the unused part of maxTokens handed back when the request finishes.
 Daily limits, where given, are plain counters over [day k, day k+1).
+
+Two questions planning asks of the same rules: `sustained(charge, used)`, the request rate
+the limits let through for ever at a given token mix (a bucket's refill, not its one-minute
+burst), and `prime(rate, charge, used)`, the state steady traffic leaves the limiter in (a
+stretch of a long busy day does not start with a full minute's allowance).
 """
 
 from __future__ import annotations
@@ -21,6 +26,14 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 DAY_S = 86_400.0
+
+
+@dataclass(frozen=True)
+class Sustained:
+    """The request rate a provider's limits admit for ever, and the limit that sets it."""
+
+    requests_per_s: float
+    limit: str            # e.g. "4,000 requests/min"
 
 
 @dataclass
@@ -79,6 +92,35 @@ class Limiter(ABC):
         """An admitted request finished having used `actual_tokens` in total."""
         return None
 
+    def _tokens_counted(self, charge_tokens: float, used_tokens: float) -> float:
+        """Tokens a request takes from the token limit for good (charged at the start)."""
+        return charge_tokens
+
+    def sustained(self, charge_tokens: float, used_tokens: float) -> Sustained | None:
+        """The most requests per second the limits admit over a long run when each request
+        is charged `charge_tokens` (prompt + max_tokens) and uses `used_tokens` (prompt +
+        output), both means; None without limits. Every limit refills at limit / period,
+        so the rate is the smallest of requests/min / 60, tokens/min / 60 / tokens per
+        request and the daily ones over 86,400 s."""
+        tokens = self._tokens_counted(charge_tokens, used_tokens)
+        bounds = [(per / 60.0, f"{per:,.0f} requests/min") for per in [self.rpm] if per]
+        bounds += [(per / 60.0 / tokens, f"{per:,.0f} tokens/min")
+                   for per in [self.tpm] if per and tokens > 0]
+        bounds += [(per / DAY_S, f"{per:,.0f} requests/day") for per in [self.rpd] if per]
+        bounds += [(per / DAY_S / tokens, f"{per:,.0f} tokens/day")
+                   for per in [self.tpd] if per and tokens > 0]
+        if not bounds:
+            return None
+        rate, limit = min(bounds)
+        return Sustained(rate, limit)
+
+    def prime(self, requests_per_s: float, charge_tokens: float, used_tokens: float) -> None:
+        """Start as steady traffic of `requests_per_s`, each request charged and using
+        these token means, leaves the limits: a bucket the traffic drains faster than it
+        refills is empty (it stays at the bottom, refusing the excess), any other full
+        (it stays at the top). Fixed windows and daily counters hold nothing over."""
+        return None
+
 
 class RollingMinute(Limiter):
     """OpenAI-style: continuously refilled per-minute buckets, prompt + max_tokens charged."""
@@ -89,6 +131,12 @@ class RollingMinute(Limiter):
         super().__init__(requests_per_min, tokens_per_min, requests_per_day, tokens_per_day)
         self.requests = Bucket.full(requests_per_min) if requests_per_min else None
         self.tokens = Bucket.full(tokens_per_min) if tokens_per_min else None
+
+    def prime(self, requests_per_s: float, charge_tokens: float, used_tokens: float) -> None:
+        tokens_per_s = requests_per_s * self._tokens_counted(charge_tokens, used_tokens)
+        for bucket, demand in ((self.requests, requests_per_s), (self.tokens, tokens_per_s)):
+            if bucket is not None and demand > bucket.per_min / 60.0 * (1 + 1e-9):
+                bucket.level = 0.0
 
     def try_acquire(self, t: float, prompt: int, reserve: int) -> tuple[bool, float, float]:
         charge = float(prompt + reserve)
@@ -109,6 +157,9 @@ class RollingMinute(Limiter):
 
 class BedrockReserve(RollingMinute):
     """Bedrock: input + maxTokens reserved at the start, the unused part returned after."""
+
+    def _tokens_counted(self, charge_tokens: float, used_tokens: float) -> float:
+        return used_tokens
 
     def settle(self, t: float, charged: float, actual_tokens: float) -> None:
         if self.tokens is not None and charged > actual_tokens:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from llmplan.results.simulation import RunInfo, SimulationResult
 from llmplan.scenario import LoadedScenario
-from llmplan.scenario.models import SimulationMode
+from llmplan.scenario.models import Scenario, SimulationMode
 from llmplan.sim.engine import DeploymentRun, simulate_deployment
 from llmplan.sim.metrics import summarise_run
 from llmplan.sim.requests_csv import write_requests_csv
-from llmplan.traffic import RequestStream, build_request_stream
+from llmplan.traffic import RequestStream, build_request_stream, long_run_requests
 
 Progress = Callable[[str, float], None]
 
@@ -25,8 +25,10 @@ Progress = Callable[[str, float], None]
 def run_deployment(loaded: LoadedScenario, name: str, stream: RequestStream,
                    duration_s: float, *, seed: int | None = None,
                    mode: SimulationMode | None = None,
-                   progress: Callable[[float], None] | None = None) -> DeploymentRun:
-    """Simulate deployment `name` of the scenario serving `stream` for `duration_s`."""
+                   progress: Callable[[float], None] | None = None,
+                   prime_limits: bool = False) -> DeploymentRun:
+    """Simulate deployment `name` of the scenario serving `stream` for `duration_s`
+    (`prime_limits`: see `simulate_deployment`)."""
     scenario = loaded.scenario
     return simulate_deployment(
         name, scenario.deployments[name], loaded.catalog, stream, duration_s,
@@ -34,7 +36,8 @@ def run_deployment(loaded: LoadedScenario, name: str, stream: RequestStream,
         progress=progress, seed=scenario.seed if seed is None else seed,
         deployments=scenario.deployments,
         task_sensitivity=[t.sensitivity for t in scenario.tasks],
-        restricted_stays_local=scenario.constraints.restricted_stays_local)
+        restricted_stays_local=scenario.constraints.restricted_stays_local,
+        prime_limits=prime_limits)
 
 
 def simulate_scenario(loaded: LoadedScenario, seed: int | None = None, *,
@@ -58,6 +61,15 @@ def simulate_scenario(loaded: LoadedScenario, seed: int | None = None, *,
         if requests_dir is not None:
             requests_dir.mkdir(parents=True, exist_ok=True)
             write_requests_csv(run, stream, requests_dir / f"{name}.csv")
-    info = RunInfo(name=scenario.name, seed=seed, duration_s=scenario.duration_s,
-                   requests=len(stream), mode=mode.value, tasks=list(stream.task_names))
-    return SimulationResult(scenario=info, deployments=deployments)
+    return SimulationResult(scenario=run_info(scenario, stream, seed, mode),
+                            deployments=deployments)
+
+
+def run_info(scenario: Scenario, stream: RequestStream, seed: int,
+             mode: SimulationMode) -> RunInfo:
+    """What a run of `scenario` serving `stream` simulates, with the traffic's long-run
+    request rate (what a month is made of)."""
+    volume = long_run_requests(scenario.traffic, stream, scenario.duration_s)
+    return RunInfo(name=scenario.name, seed=seed, duration_s=scenario.duration_s,
+                   requests=len(stream), mode=mode.value, tasks=list(stream.task_names),
+                   long_run_requests_per_s=volume.requests_per_s, volume_basis=volume.basis)

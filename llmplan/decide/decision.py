@@ -1,14 +1,18 @@
 """Which deployment wins, why, and where the answer would flip.
 
 From the simulated results: the cost of each candidate (costs.py), scaled from the
-simulated window to a month; feasibility (hard constraints, then the SLO); a ranking of the
-feasible ones by cost per useful result; the seed's decision table filled with this
-scenario's numbers (table.py); its evaluation checklist saying what was measured, simulated
-or assumed (table.py); and the break-even monthly volume between every local and every
-cloud candidate. `decide` returns a new `Result`; the simulation is left as it was.
+simulated window to a month of the traffic's long-run rate (`windows_per_month`: a diurnal
+scenario simulated at its peak is billed for its day's mean); feasibility (hard
+constraints, then the SLO); a ranking of the feasible ones by cost per useful result; the
+seed's decision table filled with this scenario's numbers (table.py); its evaluation
+checklist saying what was measured, simulated or assumed (table.py); and the break-even
+monthly volume between every local and every cloud candidate. `decide` returns a new
+`Result`; the simulation is left as it was.
 """
 
 from __future__ import annotations
+
+import math
 
 from llmplan.decide.costs import (
     CloudFacts,
@@ -27,10 +31,10 @@ from llmplan.results.decision import (
     Recommendation,
     Result,
 )
-from llmplan.results.simulation import DeploymentResult, SimulationResult
+from llmplan.results.simulation import DeploymentResult, RunInfo, SimulationResult
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, CloudLatency, HybridDeployment
-from llmplan.scenario.models import LocalDeployment, Scenario
+from llmplan.scenario.models import Economics, LocalDeployment, Scenario
 
 
 def deployment_costs(name: str, summary: DeploymentResult, loaded: LoadedScenario,
@@ -88,12 +92,22 @@ def cost_summary(items: list[CostItem], summary: DeploymentResult, factor: float
                         basis=i.basis) for i in items])
 
 
+def windows_per_month(info: RunInfo, econ: Economics) -> float:
+    """How many simulated windows make a month: the month's requests at the traffic's
+    long-run rate over the requests simulated (the simulated `requests` would take
+    requests / rate seconds at that rate); the window's own rate when none is known."""
+    rate = info.long_run_requests_per_s
+    if rate is None or rate <= 0 or info.requests <= 0:
+        return econ.month_factor(info.duration_s)
+    return econ.month_factor(info.requests / rate)
+
+
 def price(name: str, summary: DeploymentResult, loaded: LoadedScenario,
-          duration_s: float) -> CostSummary:
-    """The cost of one simulated deployment, per month."""
-    factor = loaded.scenario.economics.month_factor(duration_s)
+          info: RunInfo) -> CostSummary:
+    """The cost of one deployment simulated as `info` says, per month."""
+    factor = windows_per_month(info, loaded.scenario.economics)
     return cost_summary(deployment_costs(name, summary, loaded, factor), summary, factor,
-                        duration_s)
+                        info.duration_s)
 
 
 def infeasibility(name: str, summary: DeploymentResult, loaded: LoadedScenario,
@@ -145,10 +159,9 @@ def latency_from(name: str, scenario: Scenario) -> str:
 
 def decide(simulation: SimulationResult, loaded: LoadedScenario) -> Result:
     """Cost, feasibility and the recommendation for a simulation of `loaded`."""
-    duration_s = simulation.scenario.duration_s
     candidates: dict[str, Candidate] = {}
     for name, summary in simulation.deployments.items():
-        cost = price(name, summary, loaded, duration_s)
+        cost = price(name, summary, loaded, simulation.scenario)
         reasons = infeasibility(name, summary, loaded, cost.monthly_usd)
         candidates[name] = Candidate.of(summary, cost, reasons,
                                         latency_from(name, loaded.scenario))
@@ -192,7 +205,8 @@ def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario) -> list
     """Monthly request volume where each local and each cloud candidate cost the same.
 
     Costs are modelled as fixed + variable x volume (variable per request at the simulated
-    mix); the local side is only valid up to its simulated capacity.
+    mix); the local side is only valid up to its simulated capacity, and a break-even past
+    it says so (the fleet must grow, adding fixed costs).
     """
     out = []
     kinds = {n: loaded.scenario.deployments[n].kind for n in candidates}
@@ -204,10 +218,36 @@ def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario) -> list
             volume = None
             if vb > va:
                 volume = (a.fixed_usd_per_month - b.fixed_usd_per_month) / (vb - va)
+            volume = volume if volume and volume > 0 else None
+            capacity = _capacity_per_month(candidates[local])
             out.append(BreakEven(
                 local=local, cloud=cloud, local_fixed_usd=a.fixed_usd_per_month,
                 local_usd_per_request=va, cloud_fixed_usd=b.fixed_usd_per_month,
-                cloud_usd_per_request=vb,
-                break_even_requests_per_month=volume if volume and volume > 0 else None,
-                simulated_requests_per_month=a.requests_per_month))
+                cloud_usd_per_request=vb, break_even_requests_per_month=volume,
+                simulated_requests_per_month=a.requests_per_month,
+                local_capacity_requests_per_month=capacity,
+                fleet_must_grow=_must_grow(local, loaded, volume, capacity)))
     return out
+
+
+def _capacity_per_month(candidate: Candidate) -> float | None:
+    """Monthly volume at which the busiest simulated rate reaches the fleet's full-batch
+    throughput (None: nothing to scale from)."""
+    offered = candidate.throughput.offered_requests_per_s
+    if candidate.local is None or offered <= 0:
+        return None
+    full = candidate.local.utilisation.full_batch_requests_per_s
+    return candidate.cost.requests_per_month * full / offered
+
+
+def _must_grow(local: str, loaded: LoadedScenario, volume: float | None,
+               capacity: float | None) -> str | None:
+    if volume is None or capacity is None or capacity <= 0 or volume <= capacity:
+        return None
+    dep = loaded.scenario.deployments[local]
+    assert isinstance(dep, LocalDeployment)
+    replicas = math.ceil(volume / capacity * dep.replicas)
+    return (f"{local} serves at most {capacity / 1e6:,.1f} M requests a month with "
+            f"{dep.replicas} replica{'s' if dep.replicas > 1 else ''}: at the break-even "
+            f"({volume / 1e6:,.1f} M) it needs at least {replicas}, whose fixed costs move "
+            f"the break-even further out")

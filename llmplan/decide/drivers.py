@@ -49,7 +49,7 @@ def _cost_driver(best: str, other: str, candidates: dict[str, Candidate]) -> Dri
     group = max(sorted(diffs), key=lambda g: abs(diffs[g]))
     if abs(diffs[group]) < 1.0:
         return None
-    basis = "catalog prices x simulated volume" if group == API else \
+    basis = "catalog prices x monthly volume (the traffic's long-run rate)" if group == API else \
         "catalog prices and the scenario's economics"
     return Driver(text=f"{group}: ${a.get(group, 0.0):,.0f} a month for {best} against "
                        f"${b.get(group, 0.0):,.0f} for {other}", basis=basis)
@@ -93,11 +93,14 @@ def _api_server_driver(best: str, candidates: dict[str, Candidate]) -> Driver | 
     if local is None or local.utilisation.full_batch_step_bound_by != "api_server":
         return None
     use = local.utilisation
+    per_token_us = local.engine.step_time.frontend_per_seq_us
     return Driver(text=f"{best}'s full batches ({use.full_batch_sequences:,} sequences per "
                        f"replica) wait on the API server streaming their tokens, not on the "
                        f"GPUs: more engine.api_server_count raises the "
                        f"{_rate(use.full_batch_requests_per_s)} req/s it can serve",
-                  basis="simulated (RooflineStepTime.frontend_per_token_us)")
+                  basis=f"simulated: {per_token_us:g} us of API server time per streamed "
+                        f"token (step_time.frontend_per_token_us in the scenario, shared by "
+                        f"the engine.api_server_count processes)")
 
 
 def _excluded_driver(best: str, candidates: dict[str, Candidate]) -> Driver | None:

@@ -3,7 +3,9 @@
 * load_curve: goodput and tails at fractions and multiples of the scenario's traffic (the
   same requests compressed or stretched in time);
 * max_sustainable_rate: the highest mean request rate at which the SLO still holds
-  (bracketed by the load curve, then bisection on the rate factor);
+  (bracketed by the load curve, then bisection on the rate factor); for a cloud API, also
+  within the rate its provider's limits sustain at the stream's token mix (a rate over
+  that is refused in part for as long as it lasts, whatever a short simulation shows);
 * min_replicas: the fewest replicas of a local (or hybrid's local) fleet meeting every SLO
   at the scenario's traffic (doubling, then bisection; more replicas never make the SLO
   harder to meet), confirmed on the whole stream;
@@ -18,6 +20,10 @@ deployment, replicas and rate factor); independent simulations share the machine
 and the one figure a fleet is bought by, the replica count, is confirmed on the whole
 stream (stepping up if the whole day needs more than its busiest stretch). Same scenario
 and seed, same planning: the pool changes only when a simulation runs, never its result.
+
+A cloud API's limits start each planning simulation as the same traffic, kept up, leaves
+them (sim/cloud.py, `prime`): the stretch is part of a busy period, and a limiter starting
+with a full minute's allowance would let a stretch sped up to a few seconds pass any rate.
 """
 
 from __future__ import annotations
@@ -44,7 +50,9 @@ from llmplan.results.simulation import DeploymentResult, SimulationResult
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import LocalDeployment, SimulationMode
+from llmplan.sim.cloud import sustained_limit
 from llmplan.sim.metrics import summarise_run
+from llmplan.sim.ratelimit import Sustained
 from llmplan.sim.run import run_deployment
 from llmplan.traffic import RequestStream, build_request_stream
 
@@ -119,9 +127,20 @@ class Planner:
             self.stream, self.duration_s, window_requests)
         self.cache: dict[Point, DeploymentResult] = {}
         self.fresh: dict[Point, DeploymentResult] = {}   # run here since the last harvest
+        #: per cloud API, the rate its limits sustain at the stretch's token mix
+        self.limits: dict[str, Sustained] = {}
+        for name, dep in loaded.scenario.deployments.items():
+            if isinstance(dep, CloudDeployment):
+                sustained = sustained_limit(dep, loaded.catalog.cloud_models[dep.model],
+                                            self.window)
+                if sustained is not None:
+                    self.limits[name] = sustained
         if simulation.scenario.mode == SimulationMode.FAST.value:
-            # the evaluated run is the whole-stream point at the scenario's fleet
+            # the evaluated run is the whole-stream point at the scenario's fleet (not a
+            # cloud API's: planning starts its limits primed, the evaluated run full)
             for name, result in simulation.deployments.items():
+                if isinstance(loaded.scenario.deployments[name], CloudDeployment):
+                    continue
                 self.cache[Point(name, whole=True)] = result
                 if self.window is self.stream:
                     self.cache[Point(name)] = result
@@ -150,13 +169,26 @@ class Planner:
         scaled = stream.scaled(1.0 / point.factor)
         # planning always uses the fast scheduler (reference mode is for checking it)
         run = run_deployment(loaded, point.name, scaled, span / point.factor, seed=self.seed,
-                             mode=SimulationMode.FAST)
+                             mode=SimulationMode.FAST, prime_limits=True)
         result = summarise_run(run, scaled, loaded.scenario)
         self.cache[point] = self.fresh[point] = result
         return result
 
+    def limit_factor(self, name: str) -> float | None:
+        """The rate factor at which the stretch reaches the rate a cloud API's limits
+        sustain (None: not a cloud API, or no limits)."""
+        sustained = self.limits.get(name)
+        if sustained is None or not len(self.window):
+            return None
+        return sustained.requests_per_s / (len(self.window) / self.window_s)
+
+    def within_limits(self, point: Point) -> bool:
+        """The point's rate is one the deployment's API limits sustain."""
+        limit = self.limit_factor(point.name)
+        return limit is None or point.factor <= limit * (1 + 1e-9)
+
     def meets(self, point: Point) -> bool:
-        return self.simulate(point).slo.met
+        return self.within_limits(point) and self.simulate(point).slo.met
 
     def min_replicas(self, name: str) -> int | None:
         """Fewest replicas meeting the SLO on the busiest stretch (None past the limit)."""
@@ -206,6 +238,9 @@ class Planner:
                 lo = mid
             else:
                 hi = mid
+        limit = self.limit_factor(name)
+        if limit is not None and lo < limit < hi and self.meets(Point(name, factor=limit)):
+            return limit        # the API's limit, exactly, when it is what binds
         return lo
 
     def search(self, kind: str, name: str) -> int | float | None:
@@ -333,6 +368,7 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
     replicas = {n: planner.confirm_replicas(n, r) if isinstance(r, int) else None
                 for n, r in candidates.items()}
     base_rate = len(planner.stream) / planner.duration_s
+    notes += _over_limit_notes(planner, simulation)
     per_deployment = {}
     for name in names:
         factor = found.get(("rate", name))
@@ -355,6 +391,28 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
                                           span_s=planner.window_s,
                                           whole_stream=planner.window is planner.stream),
                     notes=notes)
+
+
+def _over_limit_notes(planner: Planner, simulation: SimulationResult) -> list[str]:
+    """Cloud APIs whose limits do not sustain the scenario's own busiest stretch."""
+    notes = []
+    for name in planner.limits:
+        limit = planner.limit_factor(name)
+        if limit is None or limit >= 1.0:
+            continue
+        sustained = planner.limits[name]
+        dep = planner.loaded.scenario.deployments[name]
+        assert isinstance(dep, CloudDeployment)
+        met = simulation.deployments[name].slo.met
+        notes.append(
+            f"{name}: {dep.model}'s limits ({sustained.limit}) sustain "
+            f"{sustained.requests_per_s:,.2f} requests/s at this token mix, less than the "
+            f"traffic's busiest stretch ({len(planner.window) / planner.window_s:,.2f}/s)"
+            + ("; the simulated run met the SLO on the limit's first minute of allowance, "
+               "traffic kept up longer would be refused (429) in part" if met else "")
+            + "; raise the account's tier or its limits (limits.requests_per_min, "
+              "tokens_per_min)")
+    return notes
 
 
 def _load_point(result: DeploymentResult, requests_per_s: float) -> LoadPoint:
@@ -413,8 +471,8 @@ def _fill_case(simulation: SimulationResult, planner: Planner,
     if factor < 1.2 or factor > RATE_LIMIT or any(abs(factor / f - 1) < 0.1
                                                   for f in VOLUME_FACTORS):
         return None
-    info = simulation.scenario.model_copy(
-        update={"duration_s": planner.window_s / factor, "requests": len(planner.window)})
+    info = simulation.scenario.sped_up(factor, requests=len(planner.window),
+                                       span_s=planner.window_s)
     varied = SimulationResult(scenario=info, deployments={
         other: planner.simulate(Point(other, factor=factor))
         for other in simulation.deployments})
@@ -433,9 +491,8 @@ def sensitivity(simulation: SimulationResult, planner: Planner,
     cases: list[SensitivityCase] = []
     loaded = planner.loaded
     for factor in VOLUME_FACTORS:
-        info = simulation.scenario.model_copy(
-            update={"duration_s": planner.window_s / factor,
-                    "requests": len(planner.window)})
+        info = simulation.scenario.sped_up(factor, requests=len(planner.window),
+                                           span_s=planner.window_s)
         varied = SimulationResult(scenario=info, deployments={
             name: planner.simulate(Point(name, factor=factor))
             for name in simulation.deployments})

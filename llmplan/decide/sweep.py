@@ -20,7 +20,9 @@ from llmplan.perf.memory import kv_capacity
 from llmplan.perf.parallel import tp_error
 from llmplan.results._base import ResultModel
 from llmplan.scenario import LoadedScenario
-from llmplan.scenario.models import LocalDeployment, RouterName
+from llmplan.scenario.models import LocalDeployment, RouterName, SimulationMode
+from llmplan.sim.run import run_info
+from llmplan.traffic import build_request_stream
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,9 @@ def run_point(loaded: LoadedScenario, base: str, point: Point) -> PointResult:
     if error:
         return PointResult(**head, error=error)
     summary = simulate_one(variant, name, rate_factor=point.traffic_scale)
-    cost = price(name, summary, variant, scenario.duration_s / point.traffic_scale)
+    info = run_info(scenario, build_request_stream(scenario), scenario.seed,
+                    SimulationMode.FAST).sped_up(point.traffic_scale)
+    cost = price(name, summary, variant, info)
     return PointResult(**head, ttft_p95_ms=summary.latency.ttft_ms.p95,
                        e2e_p95_ms=summary.latency.e2e_ms.p95,
                        goodput_fraction=summary.slo.goodput_fraction, slo_met=summary.slo.met,

@@ -100,7 +100,7 @@ def checklist(loaded: LoadedScenario) -> list[ChecklistItem]:
          "measured" if calibrated else "simulated",
          _latency_evidence(scenario, calibrated, clouds, given_latency)),
         ("What is the total cost per useful result?", "simulated",
-         "every item of both cost lists, monthly, from the simulated volume"),
+         "every item of both cost lists, monthly, at the traffic's long-run volume"),
         ("Who patches and monitors the system?", "assumed",
          "engineering and on-call hours per month in the cost model"),
         ("Can you roll back model changes?", "provisioned",

@@ -67,6 +67,8 @@ class Recommendation(ResultModel):
 class BreakEven(ResultModel):
     """Monthly volume where a local and a cloud candidate cost the same (fixed + variable)."""
 
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("fleet_must_grow",)
+
     local: str
     cloud: str
     local_fixed_usd: float
@@ -75,6 +77,14 @@ class BreakEven(ResultModel):
     cloud_usd_per_request: float
     break_even_requests_per_month: float | None
     simulated_requests_per_month: float
+    local_capacity_requests_per_month: float | None = Field(
+        default=None, description="The most the local fleet as simulated serves in a month: "
+                                  "its full-batch throughput at the traffic's busiest "
+                                  "simulated rate, scaled to the month (an upper bound; the "
+                                  "SLO may bind first: see planning).")
+    fleet_must_grow: str | None = Field(
+        default=None, description="When the break-even is past that capacity: the fleet "
+                                  "needed there, whose fixed costs move the break-even.")
 
 
 class DecisionRow(ResultModel):
@@ -141,3 +151,10 @@ class Result(ResultModel):
     decision_table: list[DecisionRow]
     checklist: list[ChecklistItem]
     planning: Planning | None = None
+
+    def monthly_volume(self) -> str:
+        """The month the costs are for, and what its volume rests on, in words."""
+        volume = max((d.cost.requests_per_month for d in self.deployments.values()),
+                     default=0.0)
+        basis = self.scenario.volume_basis or "the simulated window's own rate"
+        return f"monthly costs at {volume:,.0f} requests a month: {basis}"

@@ -375,6 +375,22 @@ class RunInfo(ResultModel):
     requests: int
     mode: Literal["fast", "reference"]
     tasks: list[str]
+    long_run_requests_per_s: float | None = Field(
+        default=None, description="The traffic's mean request rate over the long run, which "
+                                  "monthly volume and costs are made of (None: the simulated "
+                                  "window's own rate).")
+    volume_basis: str | None = Field(
+        default=None, description="Where long_run_requests_per_s comes from, in words.")
+
+    def sped_up(self, factor: float, *, requests: int | None = None,
+                span_s: float | None = None) -> RunInfo:
+        """This run's traffic at `factor` times the rate: `requests` of it (default: all)
+        that took `span_s` (default: the run's duration) simulated in span_s / factor."""
+        rate = self.long_run_requests_per_s
+        return self.model_copy(update={
+            "duration_s": (self.duration_s if span_s is None else span_s) / factor,
+            "requests": self.requests if requests is None else requests,
+            "long_run_requests_per_s": None if rate is None else rate * factor})
 
 
 class SimulationResult(ResultModel):

@@ -5,12 +5,17 @@ spikes) driven through time-rescaling: a unit-rate renewal process (Poisson, Gam
 coefficient of variation, or perfectly regular) is drawn in operational time and mapped back
 through the inverse of Lambda(t) = integral of lambda. So a Gamma process on a diurnal curve
 keeps its burstiness at every hour while following the curve.
+
+Each kind also states its long-run mean rate (`long_run_rate`), what a month of it is made
+of whatever stretch is simulated: a flat rate is its own, a diurnal curve's is its day's
+mean however busy the simulated hours, a trace's is its own requests over its own span.
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -42,8 +47,25 @@ class Spike(BaseModel):
     multiplier: float = Field(gt=0, description="Rate factor inside the window.")
 
 
+@dataclass(frozen=True)
+class LongRunRate:
+    """New requests per second over the long run (a month), and where that figure comes from
+    (a conversation's later turns come on top: see traffic/volume.py)."""
+
+    requests_per_s: float
+    basis: str
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds / 60:g} min"
+
+
 class _Traffic(BaseModel, ABC):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @abstractmethod
+    def long_run_rate(self, duration_s: float) -> LongRunRate:
+        """The mean arrival rate over the long run, when `duration_s` of it is simulated."""
 
     @abstractmethod
     def arrival_times_s(self, rng: np.random.Generator, duration_s: float) -> np.ndarray:
@@ -92,6 +114,23 @@ class _RateCurve(_Traffic):
         grid, cumulative = self._cumulative(duration_s)
         return float(np.interp(duration_s, grid, cumulative)) / duration_s
 
+    def _spikes_extra_per_s(self, duration_s: float) -> float:
+        """Requests the spikes add to the simulated window, per second of it."""
+        if not self.spikes:
+            return 0.0
+        plain = self.model_copy(update={"spikes": ()})
+        return self.expected_rate_per_s(duration_s) - plain.expected_rate_per_s(duration_s)
+
+    def _flat_long_run(self, kind: str, rate: float, duration_s: float) -> LongRunRate:
+        """A flat rate's long run: the rate, with any spikes' extra requests as often as the
+        simulated window (the window stands for every stretch of the month)."""
+        extra = self._spikes_extra_per_s(duration_s)
+        basis = f"{kind} traffic's rate_per_s {rate:g}/s"
+        if extra:
+            basis += (f", with its spikes' extra requests once every {_duration(duration_s)} "
+                      f"(the simulated window)")
+        return LongRunRate(rate + extra, basis)
+
     def arrival_times_s(self, rng: np.random.Generator, duration_s: float) -> np.ndarray:
         grid, cumulative = self._cumulative(duration_s)
         total = float(np.interp(duration_s, grid, cumulative))
@@ -132,6 +171,9 @@ class ConstantTraffic(_RateCurve):
     def base_rate_at(self, t_s: np.ndarray) -> np.ndarray:
         return np.full_like(t_s, self.rate_per_s, dtype=float)
 
+    def long_run_rate(self, duration_s: float) -> LongRunRate:
+        return self._flat_long_run(self.kind, self.rate_per_s, duration_s)
+
     def _interarrival_cv(self) -> float:
         return 0.0
 
@@ -153,6 +195,9 @@ class PoissonTraffic(_RateCurve):
     def base_rate_at(self, t_s: np.ndarray) -> np.ndarray:
         return np.full_like(t_s, self.rate_per_s, dtype=float)
 
+    def long_run_rate(self, duration_s: float) -> LongRunRate:
+        return self._flat_long_run(self.kind, self.rate_per_s, duration_s)
+
     def _is_flat(self) -> bool:
         return True
 
@@ -166,6 +211,9 @@ class GammaTraffic(_RateCurve):
 
     def base_rate_at(self, t_s: np.ndarray) -> np.ndarray:
         return np.full_like(t_s, self.rate_per_s, dtype=float)
+
+    def long_run_rate(self, duration_s: float) -> LongRunRate:
+        return self._flat_long_run(self.kind, self.rate_per_s, duration_s)
 
     def _interarrival_cv(self) -> float:
         return self.cv
@@ -206,6 +254,17 @@ class DiurnalTraffic(_RateCurve):
     def _interarrival_cv(self) -> float:
         return self.cv if self.arrival == "gamma" else 1.0
 
+    def long_run_rate(self, duration_s: float) -> LongRunRate:
+        """The day's mean, with any spikes' extra requests once a day (once in the run if it
+        is longer), whatever hours of the day are simulated."""
+        extra = self._spikes_extra_per_s(duration_s) * duration_s / max(duration_s, DAY_S)
+        window = self.expected_rate_per_s(duration_s)
+        basis = (f"diurnal traffic's mean_rate_per_s {self.mean_rate_per_s:g}/s (the day's "
+                 f"mean; the simulated {_duration(duration_s)} average {window:.3g}/s)")
+        if extra:
+            basis += ", with its spikes' extra requests once a day"
+        return LongRunRate(self.mean_rate_per_s + extra, basis)
+
 
 class TraceTraffic(_Traffic):
     """Replay recorded arrivals (and their token counts) from a CSV or JSONL trace."""
@@ -239,6 +298,23 @@ class TraceTraffic(_Traffic):
 
     def expected_rate_per_s(self, duration_s: float) -> float:
         return len(self.arrival_times_s(np.random.default_rng(0), duration_s)) / duration_s
+
+    def long_run_rate(self, duration_s: float) -> LongRunRate:
+        """The whole trace's own rate: its new requests (conversations' first turns; later
+        turns follow from them) over the time from its first to its last arrival."""
+        columns = self.columns()
+        times = columns["timestamp"] * self.time_scale
+        session, turn = columns.get("session"), columns.get("turn")
+        first = np.ones(len(times), dtype=bool) if session is None or turn is None \
+            else (session < 0) | (turn == 0)
+        span_s = float(times.max() - times.min()) if len(times) else 0.0
+        count = int(first.sum())
+        if count < 2 or span_s <= 0:       # no span to take a rate over: the window's own
+            rate = self.expected_rate_per_s(duration_s) * count / max(len(times), 1)
+            return LongRunRate(rate, "the simulated window (the trace has no span of its own)")
+        rate = (count - 1) / span_s
+        return LongRunRate(rate, f"the trace's own rate: {count:,} new requests over its "
+                                 f"{_duration(span_s)}")
 
 
 def _resolve(path: str, info: ValidationInfo) -> str:

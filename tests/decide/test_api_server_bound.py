@@ -39,6 +39,11 @@ def test_one_api_server_caps_the_fleet_and_the_answer_says_so(
     assert use.full_batch_step_bound_by == "api_server"
     texts = [d.text for d in result.recommendation.drivers]
     assert any("wait on the API server" in t and "api_server_count" in t for t in texts), texts
+    # its basis names what a scenario can set, in the scenario's words: the roofline's
+    # default 80 us per streamed token, one server
+    basis = next(d.basis for d in result.recommendation.drivers if "API server" in d.text)
+    assert "80 us of API server time per streamed token" in basis
+    assert "step_time.frontend_per_token_us" in basis and "StepTime" not in basis
     scale = next(r for r in result.decision_table if r.question == "scale")
     assert "wait on the API server" in scale.answers["one"]
     # four servers: the GPUs set the pace again and nothing claims otherwise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from helpers import scenario_from
 
@@ -129,3 +131,40 @@ def test_break_even_matches_the_closed_form() -> None:
     assert local_at == pytest.approx(cloud_at)
     assert cost["api"].cost.usd_per_1k_requests == pytest.approx(
         (api_fixed + per_request * 2 * 730 * 3600) / (2 * 730 * 3600) * 1000, rel=1e-6)
+
+
+GROWTH = """
+    seed: 1
+    duration: 120
+    traffic: {kind: constant, rate_per_s: 2}
+    tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 1000},
+             output_tokens: {kind: fixed, tokens: 200}}]
+    deployments:
+      gpu:
+        gpu: L4
+        model: Llama-3.1-8B
+        costs: {engineering_hours_per_month: HOURS}
+      api: {kind: cloud, model: gpt-4o,
+            limits: {requests_per_min: 100000, tokens_per_min: 100000000}}
+"""
+
+
+@pytest.mark.parametrize("hours", [0, 1_000_000])
+def test_break_even_past_the_fleets_capacity_says_the_fleet_must_grow(hours: int) -> None:
+    # with a million engineering hours a month the GPU only pays off at a volume far past
+    # what one L4 serves; with none, well within it
+    result = evaluate(scenario_from(GROWTH.replace("HOURS", str(hours))))
+    (row,) = result.break_even
+    volume, capacity = row.break_even_requests_per_month, row.local_capacity_requests_per_month
+    assert volume is not None and capacity is not None
+    gpu = result.deployments["gpu"]
+    assert gpu.local is not None
+    use = gpu.local.utilisation
+    # steady traffic: a month of the fleet's full-batch throughput
+    assert capacity == pytest.approx(use.full_batch_requests_per_s * 730 * 3600, rel=1e-9)
+    if hours:
+        assert volume > capacity
+        assert row.fleet_must_grow is not None
+        assert f"needs at least {math.ceil(volume / capacity)}" in row.fleet_must_grow
+    else:
+        assert volume < capacity and row.fleet_must_grow is None

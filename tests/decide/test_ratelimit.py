@@ -6,7 +6,14 @@ import math
 
 import pytest
 
-from llmplan.sim.ratelimit import DAY_S, AzureSlices, BedrockReserve, RollingMinute
+from llmplan.sim.ratelimit import (
+    DAY_S,
+    AzureSlices,
+    BedrockReserve,
+    Limiter,
+    RollingMinute,
+    Sustained,
+)
 
 
 def test_rolling_minute_requests_bucket() -> None:
@@ -64,3 +71,36 @@ def test_daily_limit_waits_for_the_next_day() -> None:
     ok, _, retry_after = limiter.try_acquire(100.0, 1, 1)
     assert not ok and retry_after == pytest.approx(DAY_S - 100.0)
     assert limiter.try_acquire(DAY_S + 1, 1, 1)[0]
+
+
+def _sustained_per_s(limiter: Limiter, charge_tokens: float, used_tokens: float) -> float:
+    sustained = limiter.sustained(charge_tokens, used_tokens)
+    assert sustained is not None
+    return sustained.requests_per_s
+
+
+def test_sustained_rate_is_the_tightest_refill_at_the_token_mix() -> None:
+    # 600 requests/min = 10/s; 396,000 tokens/min at 1,100 tokens a call = 6/s
+    limiter = RollingMinute(requests_per_min=600, tokens_per_min=396_000)
+    assert _sustained_per_s(limiter, 1100, 1100) == pytest.approx(6.0)
+    assert limiter.sustained(1100, 1100) == Sustained(pytest.approx(6.0), "396,000 tokens/min")
+    assert _sustained_per_s(RollingMinute(240, 396_000), 1100, 1100) == pytest.approx(4.0)
+    # a daily cap of 86,400 requests is one a second, whatever the minute allows
+    assert _sustained_per_s(RollingMinute(600, None, requests_per_day=86_400), 1100, 1100) \
+        == pytest.approx(1.0)
+    # Bedrock hands back the unused reserve: only the tokens used count for good
+    assert _sustained_per_s(BedrockReserve(None, 60_000), 1000, 500) == pytest.approx(2.0)
+    # Azure: 60,000 TPM gives 360 RPM (6 per 1,000), so 6/s for small calls
+    assert _sustained_per_s(AzureSlices(None, 60_000), 10, 10) == pytest.approx(6.0)
+    assert RollingMinute(None, None).sustained(10, 10) is None
+
+
+def test_primed_bucket_is_empty_only_when_the_traffic_outruns_it() -> None:
+    # 60 requests/min refill 1/s: steady traffic at 2/s has drained it, at 0.5/s has not
+    over = RollingMinute(requests_per_min=60, tokens_per_min=None)
+    over.prime(requests_per_s=2.0, charge_tokens=10, used_tokens=10)
+    assert not over.try_acquire(0.0, 5, 5)[0]
+    assert over.try_acquire(1.0, 5, 5)[0]                    # one refilled a second later
+    under = RollingMinute(requests_per_min=60, tokens_per_min=None)
+    under.prime(requests_per_s=0.5, charge_tokens=10, used_tokens=10)
+    assert [under.try_acquire(0.0, 5, 5)[0] for _ in range(61)].count(True) == 60

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from helpers import scenario_from
 
+from llmplan.decide.decision import windows_per_month
 from llmplan.pipeline import evaluate
 from llmplan.sim.prompt_cache import cached_prefix_tokens
 from llmplan.traffic import build_request_stream
@@ -67,14 +68,15 @@ def test_a_prefix_goes_in_front_of_the_same_requests() -> None:
 def test_cached_reads_are_billed_at_the_cached_price() -> None:
     plain = evaluate(scenario_from(SCENARIO.format(prefix=""))).deployments["api"]
     loaded = scenario_from(SCENARIO.format(prefix=PREFIX))
-    shared = evaluate(loaded).deployments["api"]
+    result = evaluate(loaded)
+    shared = result.deployments["api"]
     assert plain.cloud is not None and shared.cloud is not None
     assert plain.cloud.cached_input_tokens is None
     assert "cached_input_tokens" not in plain.cloud.model_dump()
     read, written = shared.cloud.cached_input_tokens, shared.cloud.cache_write_tokens
     assert read is not None and written is not None and read > 10 * written > 0
     item = next(i for i in shared.cost.items if i.item == "input_tokens")
-    month = loaded.scenario.economics.month_factor(1200)
+    month = windows_per_month(result.scenario, loaded.scenario.economics)
     # gpt-4o-mini: $0.15/M input, $0.075/M cached reads, no write surcharge
     expected = ((shared.cloud.input_tokens - read) * 0.15 + read * 0.075) / 1e6
     assert item.usd_per_month / month == pytest.approx(expected, rel=1e-9)

@@ -1,0 +1,74 @@
+"""Planning honours a cloud API's rate limits: the rate it calls sustainable is one the
+provider's limits let through for as long as it lasts, and a change of volume is
+re-checked against them (sim/ratelimit.py's accounting, the simulator's own)."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import scenario_from
+
+from llmplan.decide.decision import decide
+from llmplan.decide.planning import Planner, Point, plan
+from llmplan.sim.run import simulate_scenario
+
+# regular arrivals of identical calls: 1,000 prompt + 100 output tokens, charged 1,100
+PAPER = """
+    seed: 1
+    duration: 600
+    traffic: {kind: constant, rate_per_s: 5}
+    tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 1000},
+             output_tokens: {kind: fixed, tokens: 100}}]
+    slo: {ttft_ms: 5000, e2e_ms: 20000, min_goodput_fraction: 0.95}
+    deployments:
+      api: {kind: cloud, model: gpt-4o-mini,
+            limits: {requests_per_min: __RPM__, tokens_per_min: __TPM__}}
+"""
+
+
+@pytest.mark.parametrize(("rpm", "tpm", "sustained_per_s"), [
+    (600, 396_000, 6.0),        # 10 requests/s; 396,000 / 60 / 1,100 = 6 calls/s
+    (240, 3_960_000, 4.0),      # 4 requests/s; 60 calls/s by tokens
+])
+def test_max_sustainable_rate_is_the_tightest_limit(rpm: int, tpm: int,
+                                                    sustained_per_s: float) -> None:
+    loaded = scenario_from(PAPER.replace("__RPM__", str(rpm)).replace("__TPM__", str(tpm)))
+    planned = plan(simulate_scenario(loaded), loaded, jobs=1)
+    rate = planned.deployments["api"].max_sustainable_requests_per_s
+    assert rate == pytest.approx(sustained_per_s, rel=1e-9)
+    # the load curve's runs past the limit see the 429s that traffic would keep getting
+    over = [p for p in planned.deployments["api"].load_curve
+            if p.requests_per_s > 1.2 * sustained_per_s]
+    assert over and all((p.goodput_fraction or 0.0) < 0.95 for p in over)
+
+
+# a cheap API whose tokens/min hold 1x (330,000 a minute) but not 2x (660,000, 1.16x its
+# 570,000), and a dearer one with room to spare
+TWO_APIS = """
+    seed: 5
+    duration: 1200
+    traffic: {kind: poisson, rate_per_s: __RATE__}
+    tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 1000},
+             output_tokens: {kind: fixed, tokens: 100}}]
+    slo: {ttft_ms: 5000, e2e_ms: 20000, min_goodput_fraction: 0.95}
+    deployments:
+      cheap: {kind: cloud, model: gpt-4o-mini,
+              limits: {requests_per_min: 100000, tokens_per_min: 570000}}
+      dear: {kind: cloud, model: gpt-4o,
+             limits: {requests_per_min: 100000, tokens_per_min: 10000000}}
+"""
+
+
+def test_volume_x2_agrees_with_a_simulation_at_twice_the_rate() -> None:
+    loaded = scenario_from(TWO_APIS.replace("__RATE__", "5"))
+    simulation = simulate_scenario(loaded)
+    assert decide(simulation, loaded).recommendation.deployment == "cheap"
+    planned = plan(simulation, loaded, jobs=1, window_requests=400)
+    x2 = next(case for case in planned.sensitivity if case.change == "volume x2")
+    doubled = scenario_from(TWO_APIS.replace("__RATE__", "10"))
+    direct = simulate_scenario(doubled)
+    assert not direct.deployments["cheap"].slo.met and direct.deployments["dear"].slo.met
+    assert x2.winner == decide(direct, doubled).recommendation.deployment == "dear"
+    planner = Planner(loaded, simulation, window_requests=400)
+    for name in ("cheap", "dear"):
+        assert planner.simulate(Point(name, factor=2.0)).slo.met == \
+            direct.deployments[name].slo.met
