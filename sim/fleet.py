@@ -104,7 +104,7 @@ def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, 
         slot_prompt_similarity=engine.slot_prompt_similarity,
         host_cache_tokens=int(engine.host_prompt_cache_gib * 2**30
                               / (capacity.kv_bytes_per_token * dep.tp)),
-        window_groups=capacity.sliding_groups, full_groups=capacity.full_groups,
+        sliding_groups=capacity.sliding_groups, full_groups=capacity.full_groups,
         window_blocks=capacity.window_blocks)
     replicas: list[Replica] | list[ReferenceReplica]
     if mode == SimulationMode.REFERENCE:

@@ -78,7 +78,7 @@ class Replica:
         # admission, given back at the end or a preemption)
         self.total_blocks = config.blocks
         self.window_of = config.window_reserve_blocks
-        self.windowed = config.window_groups > 0
+        self.windowed = config.sliding_groups > 0
         self.B = config.block_size
         self.max_seqs = config.max_num_seqs
         self.max_tokens = config.max_num_batched_tokens

@@ -26,8 +26,8 @@ class ReplicaConfig:
     slot_prompt_similarity: float = 0.1
     host_cache_tokens: int = 0   # per_slot: prompt tokens the host-memory cache holds
     # sliding-window layers (KvCapacity.window_reserve_blocks): a running request also holds
-    # ceil(window_groups x min(ceil(tokens / block), window_blocks) / full_groups) blocks
-    window_groups: int = 0
+    # ceil(sliding_groups x min(ceil(tokens / block), window_blocks) / full_groups) blocks
+    sliding_groups: int = 0
     full_groups: int = 1
     window_blocks: int = 0
 
@@ -35,7 +35,7 @@ class ReplicaConfig:
         """Blocks a running request of `request_tokens` (prompt + output) holds for its
         sliding-window layers, from its admission to its end."""
         return window_reserve_blocks(request_tokens, block=self.block_size,
-                                     sliding_groups=self.window_groups,
+                                     sliding_groups=self.sliding_groups,
                                      full_groups=self.full_groups,
                                      window_blocks=self.window_blocks)
 
