@@ -47,6 +47,9 @@ from llmplan.perf.setup import ReplicaSetup
 #: Qwen3-32B ~1.1 GiB: 1.8, at 1024 sequences). Calibrate with your server's "Available KV
 #: cache memory" line.
 LOGIT_COPIES = (((0, 21), 2.3), ((0, 10, 2), 9.6), ((0, 9), 4.0))
+#: Non-torch memory per GPU (GiB): CUDA context growth, and communication buffers with tensor
+#: parallelism (see `non_torch_bytes`).
+NON_TORCH_ONE_GPU_GIB, NON_TORCH_TP_GIB = 0.13, 0.55
 #: Forward-pass activations per batched token: the widest live tensors of one layer
 #: (hidden-sized input and output, the MLP's gate and up projections), 16-bit.
 FORWARD_WIDTHS = 2
@@ -149,7 +152,7 @@ def non_torch_bytes(setup: ReplicaSetup) -> float:
     """CUDA context growth and communication buffers: about 0.13 GiB on one GPU and 0.55
     GiB per GPU with tensor parallelism (v0.11 start-up logs of Llama-3.1-8B, Qwen3-32B,
     Llama-3.3-70B on H100)."""
-    return (0.55 if setup.tp > 1 else 0.13) * GIB
+    return (NON_TORCH_TP_GIB if setup.tp > 1 else NON_TORCH_ONE_GPU_GIB) * GIB
 
 
 def cuda_graph_bytes(setup: ReplicaSetup) -> float:
@@ -287,7 +290,7 @@ def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
     need = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes
     min_tp = next((t for t in allowed_tp(setup.model, setup.gpu) if t > setup.tp and
                    budget.weights_bytes * setup.tp / t + budget.activation_bytes
-                   + (0.55 * GIB) < budget.budget_bytes), None)
+                   + NON_TORCH_TP_GIB * GIB < budget.budget_bytes), None)
     return (f"{setup.model_name} in {setup.weights_dtype} does not fit on {setup.gpu_name} "
             f"with tp={setup.tp}: needs {need / GIB:.1f} GiB per GPU (weights "
             f"{budget.weights_bytes / GIB:.1f}), {budget.budget_bytes / GIB:.1f} GiB usable at "
