@@ -57,7 +57,7 @@ from llmplan.sim.records import (
     DECODE_SEQ_STEPS,
     DECODE_STEPS,
     FAILED,
-    KV_TOKEN_S,
+    KV_BLOCK_S,
     KV_TOKEN_STEPS,
     MINUTE_S,
     PENDING,
@@ -242,8 +242,8 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
     dep, duration = run.fleet.deployment, run.duration_s
     replicas = dep.replicas
     per_minute = run.records.per_minute(minutes)
-    kv = per_minute[KV_TOKEN_S]
-    capacity_tokens = max(1, run.capacity.tokens)
+    held = per_minute[KV_BLOCK_S]
+    pool_blocks = max(1, run.capacity.blocks)
     replica_s = _replica_seconds(run, span)
     work = _work(run, table, per_minute)
     q_mean, q_max, q_series = queue_depth(table, duration, run.horizon_s)
@@ -285,7 +285,7 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
                 kv_token_steps=per_minute[KV_TOKEN_STEPS].tolist(),
                 tokens_per_step=work.tokens / max(1.0, work.steps),
                 replica_s=replica_s.tolist()),
-            kv_cache_fraction=_share(kv, replica_s * capacity_tokens).tolist()),
+            kv_cache_fraction=_share(held, replica_s * pool_blocks).tolist()),
         prefix_cache=_prefix_cache_part(run, table))
 
 
@@ -357,8 +357,8 @@ def _utilisation(run: DeploymentRun, table: RequestTable, per_minute: np.ndarray
         full_batch_step_bound_by=full.step_bound_by,
         load_fraction=achieved / full_rate if full_rate > 0 else 0.0,
         mfu_fraction=use.compute_fraction, mbu_fraction=use.memory_bandwidth_fraction,
-        kv_cache_mean_fraction=float(per_minute[KV_TOKEN_S].sum()
-                                     / (whole * max(1, run.capacity.tokens))),
+        kv_cache_mean_fraction=float(per_minute[KV_BLOCK_S].sum()
+                                     / (whole * max(1, run.capacity.blocks))),
         engine_busy_fraction=float(per_minute[BUSY].sum() / whole),
         queue_depth_mean=q_mean, queue_depth_max=q_max)
 

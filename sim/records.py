@@ -21,17 +21,23 @@ MINUTE_S = 60.0
 
 #: Rows of Records.per_minute.
 PER_MINUTE = ("busy_s", "kv_token_s", "steps", "decode_seq_steps", "kv_token_steps",
-              "decode_steps")
-BUSY, KV_TOKEN_S, STEPS, DECODE_SEQ_STEPS, KV_TOKEN_STEPS, DECODE_STEPS = range(6)
+              "decode_steps", "kv_block_s")
+BUSY, KV_TOKEN_S, STEPS, DECODE_SEQ_STEPS, KV_TOKEN_STEPS, DECODE_STEPS, KV_BLOCK_S = range(7)
+
+#: Numbers per logged segment (see Records).
+SEGMENT_FIELDS = 8
 
 
 class Records:
     """Column lists indexed by request id (plain lists: the fastest thing to write in a loop).
 
-    `segments` logs every executed batch step or closed-form run of steps as 7 numbers:
-    start time, duration, mean resident KV tokens, first step time, growth of the step time
-    per step, number of steps and number of decoding sequences (each of which saw every one
-    of those step times as an inter-token gap). Busy time, KV use and ITL come from it.
+    `segments` logs every executed batch step or closed-form run of steps as 8 numbers:
+    start time, duration, mean KV tokens the steps attend over (each running request's whole
+    context, shared prefixes included), first step time, growth of the step time per step,
+    number of steps, number of decoding sequences (each of which saw every one of those step
+    times as an inter-token gap) and mean KV blocks held (a shared prefix's blocks once, the
+    pool less its free blocks: what vLLM reports as KV cache usage). Busy time, KV use and
+    ITL come from it.
     """
 
     def __init__(self, n: int, horizon_s: float) -> None:
@@ -54,19 +60,20 @@ class Records:
         self.fallbacks = [0] * n            # times moved to the other path
 
     def segment_table(self) -> np.ndarray:
-        """Segments as an (n, 7) array, clipped to the horizon."""
-        table = np.frombuffer(self.segments, dtype=np.float64).reshape(-1, 7)
+        """Segments as an (n, SEGMENT_FIELDS) array, clipped to the horizon."""
+        table = np.frombuffer(self.segments, dtype=np.float64).reshape(-1, SEGMENT_FIELDS)
         return table[table[:, 0] < self.horizon_s]
 
     def per_minute(self, minutes: int) -> np.ndarray:
         """Per minute, summed over replicas (rows of PER_MINUTE): busy seconds, KV
         token-seconds, steps, decoding sequence-steps, KV token-steps (what the steps
-        read) and steps that decoded. A segment crossing a minute edge is split in
-        proportion to its time."""
+        read), steps that decoded and KV block-seconds (blocks held). A segment crossing a
+        minute edge is split in proportion to its time."""
         seg = self.segment_table()
         t0, dt, kv, n, w = seg[:, 0], seg[:, 1], seg[:, 2], seg[:, 5], seg[:, 6]
         n = np.where(dt > 0, n, 0.0)        # zero-length rows only log an inter-token gap
-        amounts = np.stack([dt, dt * kv, n, n * w, n * kv, np.where(w > 0, n, 0.0)])
+        amounts = np.stack([dt, dt * kv, n, n * w, n * kv, np.where(w > 0, n, 0.0),
+                            dt * seg[:, 7]])
         out = np.zeros((len(PER_MINUTE), minutes))
         m0 = np.floor(t0 / MINUTE_S).astype(np.int64)
         m1 = np.floor((t0 + dt) / MINUTE_S).astype(np.int64)

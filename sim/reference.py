@@ -225,12 +225,13 @@ class ReferenceReplica:
             kv = sum(s.computed + 1 for s in decodes) + \
                 sum(s.computed for s, _ in scheduled if not s.decoding)
             dt = step.step_s(prefill, len(decodes), kv, pairs)
+            held = self.total_blocks - self._free()
             if self.cache is not None:   # allocations evict cached blocks nobody holds
                 self.cache.evict_to(self._free())
             yield env.timeout(dt)
             end = t + dt
             self.busy_s += dt
-            rec.segments.extend((t, dt, kv, dt, 0.0, 1, len(decodes)))
+            rec.segments.extend((t, dt, kv, dt, 0.0, 1, len(decodes), held))
             for seq, tokens in scheduled:
                 was_decoding = seq.decoding
                 seq.computed += tokens
@@ -241,7 +242,7 @@ class ReferenceReplica:
                 if seq.generated == 0:
                     rec.first_token_s[seq.rid] = end
                 elif not was_decoding:
-                    rec.segments.extend((t, 0.0, 0.0, end - seq.last_token_s, 0.0, 1, 1))
+                    rec.segments.extend((t, 0.0, 0.0, end - seq.last_token_s, 0.0, 1, 1, 0))
                 seq.generated += 1
                 if seq.generated >= seq.output:
                     self.running.remove(seq)

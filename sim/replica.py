@@ -99,6 +99,7 @@ class Replica:
         self.D = 0                  # decoding sequences
         self.s_off = 0              # sum of off over decoding sequences
         self.phase = [0] * config.block_size
+        self.ceil_blocks = 0        # sum of ceil(ctx / block) over decoding sequences
         self.used_other = 0         # blocks held by the partial prefill
         self.next_order = 0
         self.last_end_s = -1.0      # end of the last executed step
@@ -107,7 +108,8 @@ class Replica:
         self.n_in = 0               # requests queued or running here
         self.admit_gap_s = 0.0      # moving average of the time between admissions
         self.last_admit_s = -1.0
-        self.log = records.segments.extend   # (t0, dt, kv, first, growth, n, decodes)
+        # (t0, dt, kv, first, growth, n, decodes, blocks held): records.py
+        self.log = records.segments.extend
         # Before this time no request can finish or time out unless one arrives here: the
         # router may read the load without advancing (set when a jump stops short).
         self.quiet_until_s = -math.inf
@@ -158,13 +160,48 @@ class Replica:
         return (len(self.waiting) + len(self.resumed)) * self.admit_gap_s
 
     def decode_blocks(self) -> int:
-        """Blocks held by decoding sequences: sum of ceil(ctx / B), from the phase counts."""
-        B, c = self.B, self.c
-        pad = 0
-        for q, count in enumerate(self.phase):
+        """Blocks held by decoding sequences: sum of ceil(ctx / B) (kept up to date as
+        sequences join, leave and take steps), less the shared ones counted in `pinned`."""
+        return self.ceil_blocks - self.s_shared
+
+    def _held_over_run(self, n: int) -> int:
+        """For the next n decode-only steps (c steps done): KV blocks held, summed over the
+        steps (the pool less its free blocks, each decoding sequence holding the block its
+        next token goes to); moves `ceil_blocks` on to the run's end.
+
+        A sequence with x = a*B + r tokens in cache (0 <= r < B) holds
+        ceil((x + k + 1) / B) = a + ceil((r + k + 1) / B) blocks in step k. With
+        n = q*B + t, its n steps hold n*a + B*q(q-1)/2 + q(B + r) + t(q + 1)
+        + max(0, r + t - B) blocks in all, and it ends holding q + [r + t >= 1]
+        + [r + t > B] - [r > 0] more than it started with. Summed over the sequences, only
+        those with r > B - t need visiting (at most t - 1 phase counts); the rest comes from
+        the sums kept: sum of a = ceil_blocks - D + (sequences with r = 0), sum of r from the
+        sum of contexts."""
+        B, c, D = self.B, self.c, self.D
+        q = n // B
+        t = n - q * B
+        phase = self.phase
+        zero = phase[(-c) % B]                # sequences whose last block is full (r = 0)
+        floors = self.ceil_blocks - D + zero  # sum of a
+        rest = self.s_off + D * c - B * floors
+        over = 0          # sum of r + t - B over sequences with r > B - t
+        high = 0          # how many those are
+        r = B - t + 1
+        i = (r - c) % B   # the phase count of sequences with this r
+        while r < B:
+            count = phase[i]
             if count:
-                pad += count * ((-(q + c)) % B)
-        return (self.s_off + self.D * c + pad) // B - self.s_shared
+                high += count
+                over += count * (r + t - B)
+            r += 1
+            i += 1
+            if i == B:
+                i = 0
+        ramp = D * (B * q * (q - 1) // 2 + q * B + t * (q + 1)) + q * rest + over
+        held = self.pool_blocks - self.total_blocks + self.used_other + self.pinned \
+            - self.s_shared + floors
+        self.ceil_blocks += D * q + (D if t else D - zero) + high - (D - zero)
+        return n * held + ramp
 
     def _exact_free(self, need: int) -> int:
         """Free blocks now, less the `need` promised to decodes this step."""
@@ -193,6 +230,7 @@ class Replica:
         self.D = 0
         self.s_off = 0
         self.phase = [0] * self.B
+        self.ceil_blocks = 0
         self.used_other = 0
         self.total_blocks = self.pool_blocks
         self._new_cache()     # the replica restarts empty
@@ -348,7 +386,10 @@ class Replica:
             return  # nothing could run: only possible when every request just timed out
         dt = self.model.step_s(prefill_tokens, self.D, kv_tokens, self.pairs)
         end = t + dt
-        self.log((t, dt, kv_tokens, dt, 0.0, 1, self.D))
+        # every decode writes a token: a block more for those whose last block was full
+        self.ceil_blocks += self.phase[(-c) % B]
+        self.log((t, dt, kv_tokens, dt, 0.0, 1, self.D, self.pool_blocks - self.total_blocks
+                  + self.used_other + self.pinned + self.ceil_blocks - self.s_shared))
         self.c = c + 1
         if self.evicts:   # allocations evict cached blocks nobody holds, oldest first
             self._evict()
@@ -436,7 +477,7 @@ class Replica:
             if seq.generated == 0:
                 rec.first_token_s[rid] = end
             else:  # the gap a preemption put between two tokens
-                self.log((t, 0.0, 0.0, end - seq.last_token_s, 0.0, 1, 1))
+                self.log((t, 0.0, 0.0, end - seq.last_token_s, 0.0, 1, 1, 0))
             seq.generated += 1
             self.used_other -= -(-seq.total // B) - seq.shared
             cache = self.cache
@@ -460,6 +501,7 @@ class Replica:
             self.s_shared += seq.shared
             seq.off = seq.total - c
             self.phase[seq.off % B] += 1
+            self.ceil_blocks += -(-seq.total // B)
             self.s_off += seq.off
             self.D += 1
             seq.finish_c = c + seq.output - seq.generated
@@ -479,6 +521,7 @@ class Replica:
             if seq.order != order:
                 continue  # stale entry of a preempted (maybe since re-admitted) sequence
             self.phase[seq.off % B] -= 1
+            self.ceil_blocks -= -(-(seq.off + c) // B)
             self.s_off -= seq.off
             self.D -= 1
             del self.running[seq.order]
@@ -529,6 +572,7 @@ class Replica:
         ctx = seq.off + c
         q = seq.off % B
         self.phase[q] -= 1
+        self.ceil_blocks -= -(-ctx // B)
         self.s_off -= seq.off
         self.D -= 1
         seq.order = -1                 # its heap entry is stale from now on
@@ -604,7 +648,8 @@ class Replica:
                 if n > 1 and (n - 1) * first + gd * (n - 1) * (n - 2) / 2 >= room:
                     n = _steps_covering(first, gd, room, n)
                     span = n * first + gd * n * (n - 1) / 2
-            self.log((t, span, self.s_off + D * (c + 1) + D * (n - 1) / 2, first, gd, n, D))
+            self.log((t, span, self.s_off + D * (c + 1) + D * (n - 1) / 2, first, gd, n, D,
+                      self._held_over_run(n) / n))
             c += n
             self.c = c
             self.now_s = self.last_end_s = end = t + span
@@ -656,3 +701,4 @@ def _steps_covering(first: float, growth: float, room: float, cap: int) -> int:
     while k < cap and k * first + growth * k * (k - 1) / 2 < room:
         k += 1
     return k
+

@@ -169,7 +169,9 @@ class Utilisation(ResultModel):
     mbu_fraction: float = Field(
         description="Model bandwidth utilisation: bytes the steps read (weights each step, "
                     "KV cache of decoding sequences) over peak memory bandwidth, over the run.")
-    kv_cache_mean_fraction: float
+    kv_cache_mean_fraction: float = Field(
+        description="KV cache blocks held over the pool, averaged over the run: a shared "
+                    "prefix's blocks count once (vLLM's kv_cache_usage_perc), so never above 1.")
     engine_busy_fraction: float = Field(
         description="Share of the time a step was running (any request in flight); not how "
                     "hard the GPUs work (see mbu_fraction, load_fraction).")
@@ -251,7 +253,8 @@ class LocalTimeSeries(ResultModel):
 
     queue_depth_mean: list[float]
     mbu_fraction: list[float]
-    kv_cache_fraction: list[float]
+    kv_cache_fraction: list[float] = Field(
+        description="KV cache blocks held over the pool, per minute (as kv_cache_mean_fraction).")
 
 
 class PrefixCacheOutcome(ResultModel):
