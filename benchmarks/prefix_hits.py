@@ -15,7 +15,16 @@ predictions). Latencies: the step time is fitted on one load level of the shared
 workload (other requests) and predicts the held-out prefix level and the conversations.
 Last lines: each figure's error (prefix_ttft_p50_err_pct, ...), with --repeat its noise
 floor, and prefix_hit_rate_diff_pts / session_hit_rate_diff_pts (predicted - measured,
-percentage points).
+percentage points), with --repeat also prefix_hit_rate_noise_pts (how far the server's own
+hit rate moved between the two runs).
+
+The hit rate is a step function of timing: a request that arrives while the request ahead of
+it with the same prefix is still computing that prefix, or while the slot holding it is busy,
+misses it, and each such miss moves a 36-request run by about 3 points. A slower stretch of a
+shared machine turns a few hits into misses (a CI run measured 59.9% where this machine
+measures 70.1% on the same plan, and the simulator gives 59.8% on that plan with every step
+1.5 times slower). A repeat of the plan measures how far the server moves between two runs;
+the CI test reads its bar against that.
 """
 
 from __future__ import annotations
@@ -105,10 +114,20 @@ class HitRates:
     #: with a repeat run: how far the server's own figures moved between the two runs of
     #: the same plan (% of the first), what no prediction can be expected to beat
     noise_pct: dict[str, float] | None = None
+    #: with a repeat run: the server's hit rate on it
+    measured_repeat: float | None = None
 
     @property
     def diff_pts(self) -> float:
         return 100.0 * (self.predicted - self.measured)
+
+    @property
+    def noise_pts(self) -> float:
+        """How far the server's hit rate moved between the two runs (percentage points; 0
+        without a repeat)."""
+        if self.measured_repeat is None:
+            return 0.0
+        return 100.0 * abs(self.measured_repeat - self.measured)
 
 
 def _service_time_s(target: Target, folder: Path) -> float:
@@ -143,6 +162,13 @@ def _percentiles(folder: Path) -> dict[str, float]:
             for metric, q in (("ttft_ms", 50), ("e2e_ms", 50), ("e2e_ms", 95))}
 
 
+def _hit_rate(folder: Path) -> float:
+    """The server's cached prompt tokens over the prompt tokens it counted."""
+    rows = [r for r in read_measurements(folder) if r.ok and r.prompt_tokens]
+    return sum(r.cached_prompt_tokens or 0 for r in rows) / sum(
+        r.prompt_tokens or 0 for r in rows)
+
+
 def _noise(folder: Path, repeat: Path) -> dict[str, float]:
     first, again = _percentiles(folder), _percentiles(repeat)
     return {key: 100.0 * abs(again[key] - first[key]) / first[key] for key in first}
@@ -153,8 +179,7 @@ def _compare(name: str, loaded: LoadedScenario, planned: int, folder: Path,
     """The measured run against the scenario's own requests simulated on `calibration`
     (llama.cpp: per_slot): hit rates, and TTFT / E2E percentiles of finished requests."""
     rows = [r for r in read_measurements(folder) if r.ok and r.prompt_tokens]
-    measured = sum(r.cached_prompt_tokens or 0 for r in rows) / sum(
-        r.prompt_tokens or 0 for r in rows)
+    measured = _hit_rate(folder)
     dep = calibrated_deployment(calibration)
     stream = build_request_stream(loaded.scenario).stretched(time_scale).head(planned)
     run = simulate_deployment(name, dep, loaded.catalog, stream,
@@ -174,7 +199,8 @@ def _compare(name: str, loaded: LoadedScenario, planned: int, folder: Path,
 
 def run_hit_experiment(*, prefix_requests: int = 48, session_requests: int = 60,
                        fit_requests: int = 80, fit_level: bool = True, fit_on: str = "prefix",
-                       out_dir: Path | None = None, repeat: bool = False) -> list[HitRates]:
+                       out_dir: Path | None = None,
+                       repeat: tuple[str, ...] = ()) -> list[HitRates]:
     """Measure the server's speed (plain requests one at a time), fit the step time on one
     load level of the shared-prefix workload (other requests than the held-out ones, at 60%
     of the rate the server sustains plain requests one at a time), then predict the
@@ -183,16 +209,20 @@ def run_hit_experiment(*, prefix_requests: int = 48, session_requests: int = 60,
     Without `fit_level` the 0.8 req/s run is fitted instead (hit rates only: the latency
     errors are then in-sample). `fit_on="plain"` fits plain prompts instead (20-300 tokens,
     nothing shared): a step time that never saw short prompts after a cached prefix, which
-    predicted the held-out p50s 9-18% fast (FIDELITY.md). With `repeat`, both
-    held-out plans run a second time (other words, same lengths and times) and each result
-    carries how far the server's own percentiles moved between the two runs: the noise
-    floor of its latency errors."""
+    predicted the held-out p50s 9-18% fast (FIDELITY.md). The held-out plans named in
+    `repeat` ("prefix", "session") run a second time (other words, same lengths and times,
+    after the other workload as the first time) and their results carry how far the
+    server's own hit rate and percentiles moved between the two runs: the noise floor of
+    their errors."""
     workdir = Path(out_dir or tempfile.mkdtemp(prefix="llmplan-prefix-hits-"))
     runs = []
     levels = [("prefix", PREFIXES, "completions", prefix_requests),
               ("session", CONVERSATIONS, "chat", session_requests)]
-    if repeat:
-        levels += [(f"{name}-repeat", text, api, n) for name, text, api, n in levels]
+    unknown = set(repeat) - {name for name, *_ in levels}
+    if unknown:
+        raise ValueError(f"repeat names {sorted(unknown)}: the workloads are prefix, session")
+    levels += [(f"{name}-repeat", text, api, n) for name, text, api, n in levels
+               if name in repeat]
     with LlamaCppServer(parallel=4, ctx_per_slot=512) as server:
         probe = Target(kind="llamacpp", base_url=server.base_url, model="smollm2",
                        api="completions")
@@ -219,9 +249,10 @@ def run_hit_experiment(*, prefix_requests: int = 48, session_requests: int = 60,
     results = [_compare(name, loaded, planned, workdir / name, calibration, time_scale=scale)
                for name, loaded, scale, planned in runs
                if name != "fit" and not name.endswith("-repeat")]
-    if repeat:
-        for r in results:
+    for r in results:
+        if r.name in repeat:
             r.noise_pct = _noise(workdir / r.name, workdir / f"{r.name}-repeat")
+            r.measured_repeat = _hit_rate(workdir / f"{r.name}-repeat")
     return results
 
 
@@ -234,7 +265,8 @@ def main() -> None:
                         help="the fit level's workload: a load level of the shared-prefix "
                              "workload (default) or plain prompts")
     args = parser.parse_args()
-    results = run_hit_experiment(out_dir=args.out, repeat=args.repeat, fit_on=args.fit_on)
+    results = run_hit_experiment(out_dir=args.out, fit_on=args.fit_on,
+                                 repeat=("prefix", "session") if args.repeat else ())
     for r in results:
         print(f"{r.name}: {r.requests} requests (times x{r.time_scale:.2f}), "
               f"measured hit rate {r.measured:.1%}, predicted {r.predicted:.1%}; latency error % "
@@ -245,6 +277,8 @@ def main() -> None:
         for key, value in (r.noise_pct or {}).items():
             print(f"{r.name}_{key}_noise_pct={value:.2f}")
         print(f"{r.name}_hit_rate_diff_pts={r.diff_pts:+.2f}")
+        if r.measured_repeat is not None:
+            print(f"{r.name}_hit_rate_noise_pts={r.noise_pts:.2f}")
 
 
 if __name__ == "__main__":
