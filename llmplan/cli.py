@@ -73,6 +73,10 @@ def _load_with_local(scenario: Path, wanted: str | None,
     loaded = _load(scenario)
     local = [n for n, d in loaded.scenario.deployments.items() if isinstance(d, LocalDeployment)]
     name = wanted or (local[0] if local else None)
+    if wanted is not None and wanted in loaded.unbuildable:
+        _fail(InputError([Problem(str(scenario), None, "deployments",
+                                  f"{option} {wanted} cannot be built as written: "
+                                  f"{loaded.unbuildable[wanted]}")]))
     if name not in local:
         _fail(InputError([Problem(str(scenario), None, "deployments",
                                   f"{option} must name a local deployment; expected one of: "

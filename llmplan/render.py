@@ -93,9 +93,12 @@ def not_served(result: Result) -> list[str]:
 
 
 def exclusions(result: Result) -> list[str]:
-    """Every reason each infeasible candidate was left out."""
+    """Every reason each infeasible candidate was left out, and each deployment that
+    cannot be built as written (not simulated)."""
     return [f"{name}: {reason}" for name, dep in result.deployments.items()
-            for reason in dep.infeasible_because]
+            for reason in dep.infeasible_because] + [
+        f"{name}: cannot be built, not simulated: {why}"
+        for name, why in (result.unbuildable or {}).items()]
 
 
 def loadtest_table(summary: LoadTestSummary, title: str) -> Group:

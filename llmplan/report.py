@@ -217,6 +217,9 @@ def render(result: Result, price_warnings: list[str] | None = None) -> str:
             f"{dep.slo.goodput_fraction or 0.0:.1%}", _unanswered(dep),
             _fmt(cost.monthly_usd),
             _fmt(cost.usd_per_1k_requests, 3), _fmt(cost.usd_per_useful_result, 5)])
+    for name, why in (result.unbuildable or {}).items():
+        summary_rows.append([name, "not simulated", "-", f"no: cannot be built: {why}",
+                             *["-"] * 9])
     parts.append("<h2>Candidates</h2><p>" + html.escape(result.monthly_volume().capitalize())
                  + ".</p>" + _table(
         ["deployment", "kind", "latency from", "feasible", "KV cache tokens per replica",

@@ -168,20 +168,24 @@ def decide(simulation: SimulationResult, loaded: LoadedScenario) -> Result:
     ranking = sorted((n for n, c in candidates.items() if c.feasible),
                      key=lambda n: (candidates[n].cost.usd_per_useful_result or float("inf"), n))
     ranking += sorted(n for n, c in candidates.items() if not c.feasible)
+    unbuildable = dict(sorted(loaded.unbuildable.items())) or None
     return Result(scenario=simulation.scenario, deployments=candidates,
-                  recommendation=_recommendation(ranking, candidates),
+                  recommendation=_recommendation(ranking, candidates, unbuildable or {}),
                   break_even=break_even(candidates, loaded),
                   decision_table=decision_table(candidates, loaded),
-                  checklist=checklist(loaded))
+                  checklist=checklist(loaded), unbuildable=unbuildable)
 
 
-def _recommendation(ranking: list[str], candidates: dict[str, Candidate]) -> Recommendation:
+def _recommendation(ranking: list[str], candidates: dict[str, Candidate],
+                    unbuildable: dict[str, str]) -> Recommendation:
     feasible = [n for n in ranking if candidates[n].feasible]
+    not_built = "".join(f"; {n} cannot be built ({why.split(': ', 1)[-1]})"
+                        for n, why in unbuildable.items())
     if not feasible:
         return Recommendation(deployment=None, ranking=ranking,
                               reason="no candidate is feasible: " + "; ".join(
                                   f"{n}: {', '.join(candidates[n].infeasible_because)}"
-                                  for n in ranking))
+                                  for n in ranking) + not_built)
     best = feasible[0]
     cost = candidates[best].cost
     per_useful = cost.usd_per_useful_result or 0.0
@@ -197,6 +201,7 @@ def _recommendation(ranking: list[str], candidates: dict[str, Candidate]) -> Rec
     if excluded:
         reason += "; excluded: " + "; ".join(
             f"{n} ({candidates[n].infeasible_because[0]})" for n in excluded)
+    reason += not_built
     return Recommendation(deployment=best, ranking=ranking, reason=reason,
                           drivers=drivers(best, feasible, candidates))
 

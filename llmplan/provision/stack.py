@@ -66,6 +66,10 @@ def choose_deployment(loaded: LoadedScenario, result: Result, wanted: str | None
     """The deployment to provision: `wanted`, or the recommendation."""
     names = list(loaded.scenario.deployments)
     if wanted is not None:
+        if wanted in loaded.unbuildable:
+            raise InputError([Problem(str(loaded.path), None, "--deployment",
+                                      f"'{wanted}' cannot be built as written, so it was not "
+                                      f"simulated: {loaded.unbuildable[wanted]}")])
         if wanted not in names:
             raise InputError([Problem(str(loaded.path), None, "--deployment",
                                       f"unknown deployment '{wanted}'; expected one of: "

@@ -142,7 +142,7 @@ class Planning(ResultModel):
 class Result(ResultModel):
     """result.json: the simulation, the decision and (when run) planning."""
 
-    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("planning",)
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("planning", "unbuildable")
 
     scenario: RunInfo
     deployments: dict[str, Candidate]
@@ -151,6 +151,11 @@ class Result(ResultModel):
     decision_table: list[DecisionRow]
     checklist: list[ChecklistItem]
     planning: Planning | None = None
+    unbuildable: dict[str, str] | None = Field(
+        default=None, description="Deployments of the scenario that cannot be built as "
+                                  "written (the model does not fit the GPU's memory at that "
+                                  "tp, vLLM refuses the tp, or a hybrid built on one): not "
+                                  "simulated. Name -> the field and why, with what would fit.")
 
     def monthly_volume(self) -> str:
         """The month the costs are for, and what its volume rests on, in words."""

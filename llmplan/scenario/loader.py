@@ -3,11 +3,17 @@
 Two passes, both reporting file, line, field path and the expected value: the schema
 (pydantic), then the checks that need the catalog (known GPU and model names, a tp vLLM
 accepts for the model on that GPU, the model fitting in GPU memory, trace task names).
+
+A local deployment that cannot be built as written (the model does not fit the GPU's memory
+at its tp, or vLLM refuses the tp), and a hybrid built on one, is an answer rather than a
+typo: "not on this GPU". It is left out of the simulation and listed with why and what would
+fit (`LoadedScenario.unbuildable`, result.json's `unbuildable`), next to the candidates that
+were simulated. Only when nothing else is left does the scenario fail to load.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -30,6 +36,9 @@ class LoadedScenario:
     scenario: Scenario
     catalog: Catalog
     path: Path
+    #: deployments left out because they cannot be built as written: name -> the field and
+    #: why, with what would fit (not in `scenario.deployments`)
+    unbuildable: dict[str, str] = field(default_factory=dict)
 
 
 def load_scenario(path: str | Path) -> LoadedScenario:
@@ -57,19 +66,38 @@ def _resolve(doc: YamlDocument, base_dir: Path, path: Path) -> LoadedScenario:
     except InputError as exc:
         raise ScenarioError(exc.problems) from None
     catalog = _merge_catalog(doc, scenario)
-    problems = _check_names(doc, scenario, catalog)
+    problems, unbuildable = _check_names(doc, scenario, catalog)
     if problems:
         raise ScenarioError(problems)
+    left_out = _left_out(scenario, unbuildable)
+    if len(left_out) == len(scenario.deployments):
+        raise ScenarioError([p for p in unbuildable.values()])
+    if left_out:
+        scenario = scenario.model_copy(update={"deployments": {
+            n: d for n, d in scenario.deployments.items() if n not in left_out}})
     if scenario.evaluations:
-        scenario = _import_evaluations(doc, scenario, base_dir)
-    return LoadedScenario(scenario, catalog, path)
+        scenario = _import_evaluations(doc, scenario, base_dir, set(left_out))
+    return LoadedScenario(scenario, catalog, path, left_out)
 
 
-def _import_evaluations(doc: YamlDocument, scenario: Scenario, base_dir: Path) -> Scenario:
+def _left_out(scenario: Scenario, unbuildable: dict[str, Problem]) -> dict[str, str]:
+    """The deployments that cannot be built, and the hybrids built on one: name -> why."""
+    out = {name: f"{p.path}: {p.message}" for name, p in unbuildable.items()}
+    for name, dep in scenario.deployments.items():
+        if isinstance(dep, HybridDeployment) and dep.local in unbuildable:
+            out[name] = (f"deployments.{name}.local: its local part '{dep.local}' cannot be "
+                         f"built ({unbuildable[dep.local].message})")
+    return out
+
+
+def _import_evaluations(doc: YamlDocument, scenario: Scenario, base_dir: Path,
+                        left_out: set[str]) -> Scenario:
     """Tasks' quality per deployment from load-test summaries (explicit rates win)."""
     tasks = [t.model_copy(update={"quality": dict(t.quality)}) for t in scenario.tasks]
     for deployment, where in scenario.evaluations.items():
         loc: Loc = ("evaluations", deployment)
+        if deployment in left_out:
+            continue
         if deployment not in scenario.deployments:
             raise ScenarioError([Problem(doc.file, doc.line_of(loc), _dotted(loc),
                                          f"unknown deployment; expected one of: "
@@ -117,11 +145,17 @@ REFERENCE_FIXED_FLEETS = ("simulation.mode reference simulates fixed fleets only
                           "or use mode fast (the default) for failures and autoscaling")
 
 
-def _check_names(doc: YamlDocument, scenario: Scenario, catalog: Catalog) -> list[Problem]:
+def _check_names(doc: YamlDocument, scenario: Scenario,
+                 catalog: Catalog) -> tuple[list[Problem], dict[str, Problem]]:
+    """Errors in the scenario, and the local deployments that cannot be built as written."""
     problems: list[Problem] = []
+    unbuildable: dict[str, Problem] = {}
 
     def add(loc: Loc, message: str) -> None:
         problems.append(Problem(doc.file, doc.line_of(loc), _dotted(loc), message))
+
+    def cannot_build(name: str, loc: Loc, message: str) -> None:
+        unbuildable[name] = Problem(doc.file, doc.line_of(loc), _dotted(loc), message)
 
     for name, dep in scenario.deployments.items():
         if isinstance(dep, LocalDeployment):
@@ -137,9 +171,9 @@ def _check_names(doc: YamlDocument, scenario: Scenario, catalog: Catalog) -> lis
             if dep.gpu in catalog.gpus and dep.model in catalog.models:
                 setup = dep.setup(catalog)
                 if (error := tp_error(setup)) is not None:
-                    add((*base, "tp"), error)
+                    cannot_build(name, (*base, "tp"), error)
                 elif (capacity := kv_capacity(setup)).error:
-                    add(base, capacity.error)
+                    cannot_build(name, base, capacity.error)
         elif isinstance(dep, CloudDeployment):
             if dep.model not in catalog.cloud_models:
                 add(("deployments", name, "model"),
@@ -172,4 +206,4 @@ def _check_names(doc: YamlDocument, scenario: Scenario, catalog: Catalog) -> lis
         if unknown:
             add(("traffic", "path"), f"trace has task(s) {', '.join(unknown)} not in tasks; "
                 f"expected one of: {', '.join(sorted(names))}")
-    return problems
+    return problems, unbuildable

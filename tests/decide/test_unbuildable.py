@@ -1,0 +1,102 @@
+"""A deployment that cannot be built as written (the model does not fit the GPU at its tp, or
+vLLM refuses the tp) is an answer, not a typo: it is listed with why and what would fit, next
+to the candidates that were simulated, instead of stopping the run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from llmplan.cli import app
+from llmplan.errors import ScenarioError
+from llmplan.results import Result
+from llmplan.scenario import load_scenario_text
+
+SCENARIO = """
+name: unbuildable
+seed: 3
+duration: 2m
+traffic: {kind: poisson, rate_per_s: 2}
+tasks:
+  - name: chat
+    prompt_tokens: {kind: fixed, tokens: 400}
+    output_tokens: {kind: fixed, tokens: 100}
+slo: {ttft_ms: 2000, tpot_ms: 100}
+deployments:
+  small: {gpu: L4, model: Llama-3.1-8B}
+  # 70.55e9 parameters x 2 bytes = 131 GiB of weights: not on one L4 (20.2 GiB usable)
+  big: {gpu: L4, model: Llama-3.1-70B}
+  # 32 attention heads do not split over 3 GPUs
+  odd: {gpu: L4, model: Llama-3.1-8B, tp: 3}
+  api: {kind: cloud, model: gpt-4o-mini}
+  mixed: {kind: hybrid, local: big, cloud: api}
+"""
+
+
+def test_the_scenario_loads_without_what_cannot_be_built() -> None:
+    loaded = load_scenario_text(SCENARIO)
+    assert set(loaded.scenario.deployments) == {"small", "api"}
+    assert set(loaded.unbuildable) == {"big", "odd", "mixed"}
+    big = loaded.unbuildable["big"]
+    assert big.startswith("deployments.big: ")
+    assert "does not fit on L4" in big and "tp >= 8" in big
+    assert loaded.unbuildable["odd"].startswith("deployments.odd.tp: ")
+    assert "expected tp one of 1, 2, 4, 8" in loaded.unbuildable["odd"]
+    assert "its local part 'big' cannot be built" in loaded.unbuildable["mixed"]
+
+
+def test_nothing_buildable_is_still_an_error() -> None:
+    text = SCENARIO.replace("  small: {gpu: L4, model: Llama-3.1-8B}\n", "").replace(
+        "  api: {kind: cloud, model: gpt-4o-mini}\n", "").replace(
+        "  mixed: {kind: hybrid, local: big, cloud: api}\n", "")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario_text(text)
+    paths = sorted(p.path for p in info.value.problems)
+    assert paths == ["deployments.big", "deployments.odd.tp"]
+
+
+def test_simulate_lists_them_in_the_result_the_report_and_the_terminal(
+        tmp_path: Path) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO)
+    out = tmp_path / "out"
+    run = CliRunner().invoke(app, ["simulate", str(scenario), "--out", str(out), "--no-plan",
+                                   "--quiet"])
+    assert run.exit_code == 0, run.output
+    result = Result.model_validate_json((out / "result.json").read_bytes())
+    assert set(result.deployments) == {"small", "api"}
+    assert result.unbuildable is not None and set(result.unbuildable) == {"big", "mixed", "odd"}
+    assert result.recommendation.deployment in {"small", "api"}
+    assert "big cannot be built" in result.recommendation.reason
+    text = " ".join(run.output.split())
+    assert "excluded big: cannot be built, not simulated: deployments.big:" in text
+    assert "excluded odd: cannot be built" in text
+    report = (out / "report.html").read_text()
+    assert "no: cannot be built: deployments.big" in report
+    assert "not simulated" in report
+    # a scenario where everything builds writes no such section
+    fine = tmp_path / "fine.yaml"
+    fine.write_text(SCENARIO.split("  big:", maxsplit=1)[0]
+                    + "  api: {kind: cloud, model: gpt-4o-mini}\n")
+    run = CliRunner().invoke(app, ["simulate", str(fine), "--out", str(tmp_path / "f"),
+                                   "--no-plan", "--quiet"])
+    assert run.exit_code == 0, run.output
+    assert "unbuildable" not in json.loads((tmp_path / "f" / "result.json").read_text())
+
+
+def test_asking_to_provision_or_sweep_one_says_why_it_cannot(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO)
+    run = CliRunner().invoke(app, ["stack", str(scenario), "--deployment", "big",
+                                   "--out", str(tmp_path)])
+    assert run.exit_code != 0
+    text = " ".join(run.output.split())
+    assert "'big' cannot be built as written" in text and "tp >= 8" in text
+    assert not list(tmp_path.glob("Pulumi.*.yaml"))
+    run = CliRunner().invoke(app, ["sweep", str(scenario), "--base", "odd",
+                                   "--out", str(tmp_path / "sw")])
+    assert run.exit_code != 0
+    assert "--base odd cannot be built as written" in " ".join(run.output.split())
