@@ -87,7 +87,9 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
                         deployments: Mapping[str, AnyDeployment] | None = None,
                         task_sensitivity: Sequence[str] | None = None,
                         restricted_stays_local: bool = True,
-                        prime_limits: bool = False) -> DeploymentRun:
+                        prime_limits: bool = False,
+                        cloud_demand: tuple[float, float, float] | None = None,
+                        ) -> DeploymentRun:
     """Simulate `dep` serving `stream`; arrivals stop at duration_s, work stops at the horizon.
 
     A hybrid deployment names its local and cloud parts: pass the scenario's `deployments`
@@ -96,8 +98,9 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
     to the prompts of chat tasks (`api: chat`); hybrid and cloud deployments send the
     prompts as they are. `prime_limits`: a cloud deployment's rate limits start as a
     minute of the same traffic left them (the stream is a stretch of a longer busy
-    period), not with a full minute's allowance; a hybrid's cloud part is not primed (what
-    reaches it depends on its router).
+    period), not with a full minute's allowance; a hybrid's cloud part is not (what reaches
+    it depends on its router) unless `cloud_demand` says what does: (requests per second,
+    tokens each is charged, tokens each uses), e.g. measured by a first run.
     """
     horizon = duration_s + (duration_s if drain_s is None else drain_s)
     given = stream.prompt_tokens
@@ -147,6 +150,8 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
         run.cloud = CloudEndpoint(env, dep.cloud, cloud_dep,
                                   catalog.cloud_models[cloud_dep.model], work, seed=seed,
                                   horizon_s=horizon)
+        if cloud_demand is not None:
+            run.cloud.limiter.prime(*cloud_demand)
         run.parts = {"local": dep.local, "cloud": dep.cloud}
         router = HybridRouter(
             dep, run.fleet, run.cloud, work, stream,

@@ -26,9 +26,10 @@ def run_deployment(loaded: LoadedScenario, name: str, stream: RequestStream,
                    duration_s: float, *, seed: int | None = None,
                    mode: SimulationMode | None = None,
                    progress: Callable[[float], None] | None = None,
-                   prime_limits: bool = False) -> DeploymentRun:
+                   prime_limits: bool = False,
+                   cloud_demand: tuple[float, float, float] | None = None) -> DeploymentRun:
     """Simulate deployment `name` of the scenario serving `stream` for `duration_s`
-    (`prime_limits`: see `simulate_deployment`)."""
+    (`prime_limits`, `cloud_demand`: see `simulate_deployment`)."""
     scenario = loaded.scenario
     return simulate_deployment(
         name, scenario.deployments[name], loaded.catalog, stream, duration_s,
@@ -37,7 +38,7 @@ def run_deployment(loaded: LoadedScenario, name: str, stream: RequestStream,
         deployments=scenario.deployments,
         task_sensitivity=[t.sensitivity for t in scenario.tasks],
         restricted_stays_local=scenario.constraints.restricted_stays_local,
-        prime_limits=prime_limits)
+        prime_limits=prime_limits, cloud_demand=cloud_demand)
 
 
 def simulate_scenario(loaded: LoadedScenario, seed: int | None = None, *,

@@ -24,6 +24,9 @@ and seed, same planning: the pool changes only when a simulation runs, never its
 A cloud API's limits start each planning simulation as the same traffic, kept up, leaves
 them (sim/cloud.py, `prime`): the stretch is part of a busy period, and a limiter starting
 with a full minute's allowance would let a stretch sped up to a few seconds pass any rate.
+A hybrid's cloud part gets what its router sends it, known only once the stretch has run:
+when that run sent the API more than its limits sustain, the stretch runs again with them
+primed by what it sent (requests per second and their token mix).
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ from llmplan.results.simulation import DeploymentResult, SimulationResult
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import LocalDeployment, SimulationMode
-from llmplan.sim.cloud import sustained_limit
+from llmplan.sim.cloud import make_limiter, sustained_limit, token_mix
+from llmplan.sim.engine import DeploymentRun
 from llmplan.sim.metrics import summarise_run
 from llmplan.sim.ratelimit import Sustained
 from llmplan.sim.run import run_deployment
@@ -170,9 +174,36 @@ class Planner:
         # planning always uses the fast scheduler (reference mode is for checking it)
         run = run_deployment(loaded, point.name, scaled, span / point.factor, seed=self.seed,
                              mode=SimulationMode.FAST, prime_limits=True)
+        demand = self._over_cloud_limits(point.name, run, scaled, span / point.factor)
+        if demand is not None:
+            run = run_deployment(loaded, point.name, scaled, span / point.factor,
+                                 seed=self.seed, mode=SimulationMode.FAST, prime_limits=True,
+                                 cloud_demand=demand)
         result = summarise_run(run, scaled, loaded.scenario)
         self.cache[point] = self.fresh[point] = result
         return result
+
+    def _over_cloud_limits(self, name: str, run: DeploymentRun, stream: RequestStream,
+                           span_s: float) -> tuple[float, float, float] | None:
+        """A hybrid whose run sent its API more requests per second than the API's limits
+        sustain at their token mix: (that rate, tokens charged, tokens used per request),
+        to start its limits from; None otherwise."""
+        dep = self.loaded.scenario.deployments[name]
+        if not isinstance(dep, HybridDeployment) or span_s <= 0:
+            return None
+        cloud = self.loaded.scenario.deployments[dep.cloud]
+        assert isinstance(cloud, CloudDeployment)
+        sent = np.flatnonzero(np.asarray(run.records.attempts) > 0)
+        if not len(sent):
+            return None
+        charge, used = token_mix(cloud, stream.prompt_tokens[sent],
+                                 stream.output_tokens[sent])
+        limiter = make_limiter(cloud, self.loaded.catalog.cloud_models[cloud.model])
+        sustained = limiter.sustained(charge, used)
+        rate = len(sent) / span_s
+        if sustained is None or rate <= sustained.requests_per_s:
+            return None
+        return rate, charge, used
 
     def limit_factor(self, name: str) -> float | None:
         """The rate factor at which the stretch reaches the rate a cloud API's limits

@@ -72,3 +72,47 @@ def test_volume_x2_agrees_with_a_simulation_at_twice_the_rate() -> None:
     for name in ("cheap", "dear"):
         assert planner.simulate(Point(name, factor=2.0)).slo.met == \
             direct.deployments[name].slo.met
+
+
+# a hybrid that sends every request to its API, a GPU catching what the API refuses: the
+# API's tokens/min hold 1x (330,000 a minute against 570,000) but not 2x (660,000: 8.64 of
+# 10 calls/s pass). Regular arrivals, so the busiest stretch runs at the day's rate. A
+# 400-request stretch sped up 2x lasts 40 s: an API starting it with a full minute's
+# allowance (518 calls) would pass all of it.
+HYBRID_OVER_LIMIT = """
+    seed: 5
+    duration: 1200
+    traffic: {kind: constant, rate_per_s: __RATE__}
+    tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 1000},
+             output_tokens: {kind: fixed, tokens: 100}}]
+    slo: {ttft_ms: 5000, e2e_ms: 20000, min_goodput_fraction: 0.95}
+    deployments:
+      gpu: {gpu: L4, model: Llama-3.1-8B}
+      api: {kind: cloud, model: gpt-4o-mini,
+            limits: {requests_per_min: 100000, tokens_per_min: 570000},
+            retry: {max_retries: 0}}
+      mixed: {kind: hybrid, local: gpu, cloud: api, routes: [{to: cloud}]}
+"""
+
+
+def test_a_hybrids_api_limits_start_as_what_its_router_sends_leaves_them() -> None:
+    loaded = scenario_from(HYBRID_OVER_LIMIT.replace("__RATE__", "5"))
+    simulation = simulate_scenario(loaded)
+    planner = Planner(loaded, simulation, window_requests=400)
+    doubled = scenario_from(HYBRID_OVER_LIMIT.replace("__RATE__", "10"))
+    direct = simulate_scenario(doubled).deployments["mixed"]
+    at_x2 = planner.simulate(Point("mixed", factor=2.0))
+    # the whole day at twice the rate: 12,000 calls, of which the API passes its first
+    # minute's allowance (570,000 / 1,100 = 518) and then 9,500 tokens/s (8.64 calls/s):
+    # 1,118 refused, moved to the GPU
+    assert direct.cloud is not None and direct.hybrid is not None
+    passed = 570_000 // 1100 + 570_000 / 60 / 1100 * 1200
+    assert direct.hybrid.moved_between_paths == pytest.approx(12_000 - passed, abs=5)
+    # the stretch is part of such a day past its first minute: 13.6% refused
+    # (1 - 8.64 / 10), not none on a minute's allowance
+    assert at_x2.cloud is not None and at_x2.hybrid is not None
+    assert at_x2.hybrid.moved_between_paths / at_x2.requests.total == pytest.approx(
+        1 - 570_000 / 60 / 1100 / 10, abs=0.01)
+    # at 1x the API's limits hold: nothing to prime, the same run as before
+    at_x1 = planner.simulate(Point("mixed", factor=1.0))
+    assert at_x1.cloud is not None and at_x1.cloud.throttle_events == 0
