@@ -179,8 +179,7 @@ def decide(simulation: SimulationResult, loaded: LoadedScenario) -> Result:
 def _recommendation(ranking: list[str], candidates: dict[str, Candidate],
                     unbuildable: dict[str, str]) -> Recommendation:
     feasible = [n for n in ranking if candidates[n].feasible]
-    not_built = "".join(f"; {n} cannot be built ({why.split(': ', 1)[-1]})"
-                        for n, why in unbuildable.items())
+    not_built = "".join(f"; {n} cannot be built ({why})" for n, why in unbuildable.items())
     if not feasible:
         return Recommendation(deployment=None, ranking=ranking,
                               reason="no candidate is feasible: " + "; ".join(

@@ -71,7 +71,7 @@ def _resolve(doc: YamlDocument, base_dir: Path, path: Path) -> LoadedScenario:
         raise ScenarioError(problems)
     left_out = _left_out(scenario, unbuildable)
     if len(left_out) == len(scenario.deployments):
-        raise ScenarioError([p for p in unbuildable.values()])
+        raise ScenarioError(list(unbuildable.values()))
     if left_out:
         scenario = scenario.model_copy(update={"deployments": {
             n: d for n, d in scenario.deployments.items() if n not in left_out}})
