@@ -32,8 +32,10 @@ if [ "$#" -gt 0 ]; then
   .venv/bin/pytest -q "$@"
   exit
 fi
-# The tests that only compute run on both cores; then, alone, the ones marked serial (a real
-# server or a load generator timed: tests/conftest.py). Both parts run even if the first fails.
+# Everything whose pace no assertion reads runs on both cores (the computing tests and most load
+# tests, each worker with its own llama.cpp server); then, alone, the ones marked serial (a
+# real server or a load generator timed: tests/conftest.py). Both parts run even if the first
+# fails.
 status=0
 .venv/bin/pytest -q -n 2 -m "not serial" --durations=15 || status=$?
 .venv/bin/pytest -q -m serial --durations=15 || status=$?

@@ -13,19 +13,29 @@ def root() -> Path:
     return ROOT
 
 
-# What times a real server or runs a load generator: another test running beside it on the
-# second core would be read as the server's latency. scripts/test.sh runs these alone, after
-# the rest has run on both cores.
-SERIAL_PATHS = (
-    "tests/loadtests/",
+# What times a real server or a load generator's pace: another test running beside it on the
+# second core would be read as the server's latency or the generator's lag. scripts/test.sh
+# runs these alone, after the rest has run on both cores. The other load tests (records on
+# disk, refusals, signals, redaction, cache counts, sessions' order) assert nothing a busy
+# machine can change and run in the parallel part, each worker with its own server.
+SERIAL = (
     "tests/fidelity/test_heldout_llamacpp.py",
     "tests/fidelity/test_prefix_hits_llamacpp.py",
-    "tests/infra/test_router_live.py",
+    # latency against the run before it, an SLO's goodput
+    "tests/loadtests/test_cache_and_recipe.py::test_running_the_same_load_test_twice_measures_the_same",
+    "tests/loadtests/test_cache_and_recipe.py::test_the_readme_recipe_gives_goodput",
+    # the generator's own timing: sends on schedule, stops within a fraction of a second,
+    # keeps its users busy, holds the stages it was given, finds where a server saturates
+    "tests/loadtests/test_llamacpp.py::test_replays_the_scenario_and_measures_every_request",
+    "tests/loadtests/test_faults.py::test_stop_means_stop",
+    "tests/loadtests/test_faults.py::test_duration_is_a_hard_stop",
+    "tests/loadtests/test_modes.py::test_closed_loop_keeps_the_users_busy_until_the_duration",
+    "tests/loadtests/test_modes.py::test_stages_change_the_number_of_users",
+    "tests/loadtests/test_modes.py::test_sweep_raises_the_rate_until_saturation",
 )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        where = item.path.relative_to(ROOT).as_posix()
-        if where.startswith(SERIAL_PATHS):
+        if item.nodeid.startswith(SERIAL):
             item.add_marker(pytest.mark.serial)
