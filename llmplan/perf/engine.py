@@ -159,9 +159,10 @@ class EngineSpec(_Strict):
         return release_tuple(self.vllm_version)
 
 
-def default_limits(engine: EngineSpec, gpu_memory_bytes: float,
-                   gpu_name: str) -> tuple[int, int]:
-    """(max_num_batched_tokens, max_num_seqs) `vllm serve` picks for this GPU."""
+def default_limits(engine: EngineSpec, gpu_memory_bytes: float, gpu_name: str,
+                   context_tokens: int = 0) -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) `vllm serve` picks for this GPU
+    (`context_tokens`: the model's context, vLLM's max_model_len when none is set)."""
     gib = gpu_memory_bytes / GIB
     big = gib >= 70 and "A100" not in gpu_name.upper()
     if not big:
@@ -175,5 +176,7 @@ def default_limits(engine: EngineSpec, gpu_memory_bytes: float,
         # came with V1's usage-context defaults in 0.8); its token budget is left as above
         seqs = 256
     if not engine.chunked_prefill:
-        tokens = max(tokens, engine.max_model_len or 0)
+        # without chunks a whole prompt runs in one step: vLLM's SchedulerConfig refuses a
+        # token budget below max_model_len, which is the model's context unless set
+        tokens = max(tokens, engine.max_model_len or context_tokens)
     return tokens, seqs

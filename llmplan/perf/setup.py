@@ -39,7 +39,8 @@ class ReplicaSetup:
 
     @cached_property
     def _defaults(self) -> tuple[int, int]:
-        return default_limits(self.engine, self.gpu.memory_bytes, self.gpu_name)
+        return default_limits(self.engine, self.gpu.memory_bytes, self.gpu_name,
+                              self.model.max_context_tokens)
 
     @property
     def max_num_batched_tokens(self) -> int:

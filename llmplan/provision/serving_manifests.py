@@ -7,6 +7,7 @@ import json
 import math
 from typing import Any
 
+from llmplan.perf.memory import kv_capacity
 from llmplan.provision.gpu_nodes import node_kind, product_label
 from llmplan.provision.manifests import (
     SERVING_PORT,
@@ -85,6 +86,11 @@ def vllm_args(config: StackConfig) -> list[str]:
             "--download-dir", f"{WEIGHTS_MOUNT}/hub"]
     if engine.max_model_len:
         args += ["--max-model-len", str(engine.max_model_len)]
+    elif kv_capacity(setup).max_model_len < model.max_context_tokens:
+        # the simulation served the longest request its KV cache holds; vLLM refuses to
+        # start with a context its cache cannot hold unless told to fit it (`auto`, vLLM
+        # 0.12 and later: vllm-project/vllm#29431)
+        args += ["--max-model-len", "auto"]
     if weights.quantization is not None:
         args += ["--quantization", weights.quantization]
     if engine.kv_dtype == "fp8":

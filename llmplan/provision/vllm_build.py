@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmplan.catalog import ModelSpec
-from llmplan.perf.engine import SpeculativeSpec
+from llmplan.perf.engine import DEFAULT_VLLM_VERSION, SpeculativeSpec, release_tuple
 from llmplan.scenario.models import LocalDeployment
 
 SIXTEEN_BIT = ("bf16", "fp16")
@@ -110,6 +110,18 @@ def buildable_with_vllm(name: str, dep: LocalDeployment, model: ModelSpec) -> No
     except ValueError as exc:
         raise ValueError(f"deployment '{name}' cannot be provisioned as simulated: {exc}") \
             from None
+    if dep.engine.release != release_tuple(DEFAULT_VLLM_VERSION):
+        raise ValueError(f"deployment '{name}' was simulated as vLLM {dep.engine.vllm_version} "
+                         f"(engine.vllm_version), but the stack runs vLLM "
+                         f"{DEFAULT_VLLM_VERSION} (its vllmImage), whose memory accounting "
+                         "and defaults differ: leave vllm_version out (or set it to "
+                         f"{DEFAULT_VLLM_VERSION}) to provision it")
+    if dep.engine.kv_cache_tokens is not None:
+        raise ValueError(f"deployment '{name}' was simulated with a KV cache set by hand "
+                         f"(engine.kv_cache_tokens: {dep.engine.kv_cache_tokens}), which skips "
+                         "the memory check; vLLM sizes its cache from the GPU's memory: set "
+                         "engine.kv_cache_memory_gib (vLLM's --kv-cache-memory-bytes) or leave "
+                         "both out to provision it")
     if dep.engine.prefix_caching == "per_slot":
         raise ValueError(f"deployment '{name}' was simulated with llama.cpp's per-slot prompt "
                          "cache (engine.prefix_caching: per_slot), but the stack serves vLLM: "

@@ -1,0 +1,111 @@
+"""The vLLM the stack starts is the engine that was simulated, or the stack refuses: a context
+the KV cache cannot hold, a whole-prompt step without chunked prefill, the simulated vLLM
+release, a KV cache set by hand."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+from helpers import ROOT
+
+from llmplan.errors import InputError
+from llmplan.perf.engine import DEFAULT_VLLM_VERSION
+from llmplan.perf.memory import kv_capacity
+from llmplan.pipeline import evaluate, not_provisionable
+from llmplan.provision.serving_manifests import vllm_args
+from llmplan.provision.stack import WrittenStack, write_stack
+from llmplan.results.decision import Result
+from llmplan.scenario import LoadedScenario, load_scenario_text
+from llmplan.scenario.models import LocalDeployment
+
+SCENARIO = """
+name: engine-flags
+seed: 5
+duration: 30
+traffic: {kind: poisson, rate_per_s: 0.5}
+tasks:
+  - {name: chat, prompt_tokens: {kind: fixed, tokens: 300},
+     output_tokens: {kind: fixed, tokens: 20}}
+deployments:
+  small-card: {gpu: L4, model: Llama-3.1-8B}
+  big-card: {gpu: H100-SXM, model: Llama-3.1-8B}
+  whole-prompts: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {chunked_prefill: false}}
+  older-vllm: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {vllm_version: "0.11.0"}}
+  cache-by-hand: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {kv_cache_tokens: 50000}}
+"""
+
+
+Simulated = tuple[LoadedScenario, Result]
+
+
+@pytest.fixture(scope="module")
+def simulated() -> Simulated:
+    loaded = load_scenario_text(textwrap.dedent(SCENARIO), base_dir=ROOT)
+    return loaded, evaluate(loaded)
+
+
+def _stack(simulated: Simulated, name: str, folder: Path) -> WrittenStack:
+    loaded, result = simulated
+    return write_stack(folder / f"Pulumi.{name}.yaml", loaded, result, name, {})
+
+
+def _local(loaded: LoadedScenario, name: str) -> LocalDeployment:
+    dep = loaded.scenario.deployments[name]
+    assert isinstance(dep, LocalDeployment)
+    return dep
+
+
+def _flags(args: list[str]) -> dict[str, str]:
+    return {args[i]: args[i + 1] for i in range(len(args) - 1)
+            if args[i].startswith("--") and not args[i + 1].startswith("--")}
+
+
+def test_a_context_the_cache_cannot_hold_is_fitted_as_it_was_simulated(
+        simulated: Simulated, tmp_path: Path) -> None:
+    """Llama-3.1-8B's 131,072-token context needs 16 GiB of BF16 KV cache; an L4 (24 GB)
+    has about 5 left after the weights. The simulation serves the longest request the cache
+    holds; a vLLM given no --max-model-len would refuse to start, so the stack asks it to
+    fit the context to the cache. An H100 holds the whole context: no flag."""
+    loaded, _ = simulated
+    catalog = loaded.catalog
+    context = catalog.models["Llama-3.1-8B"].max_context_tokens
+    assert kv_capacity(_local(loaded, "small-card").setup(catalog)).max_model_len < context
+    assert kv_capacity(_local(loaded, "big-card").setup(catalog)).max_model_len == context
+    assert _flags(vllm_args(_stack(simulated, "small-card", tmp_path).config))[
+        "--max-model-len"] == "auto"
+    assert "--max-model-len" not in vllm_args(_stack(simulated, "big-card", tmp_path).config)
+
+
+def test_without_chunked_prefill_the_step_holds_a_whole_context(
+        simulated: Simulated, tmp_path: Path) -> None:
+    """vLLM refuses max_num_batched_tokens below max_model_len when prompts are not chunked
+    (SchedulerConfig); with no max_model_len set that is the model's whole context, so the
+    simulated step budget, and the flag the stack passes, are the context."""
+    loaded, _ = simulated
+    catalog = loaded.catalog
+    context = catalog.models["Llama-3.1-8B"].max_context_tokens
+    assert _local(loaded, "whole-prompts").setup(catalog).max_num_batched_tokens == context
+    flags = _flags(vllm_args(_stack(simulated, "whole-prompts", tmp_path).config))
+    assert int(flags["--max-num-batched-tokens"]) == context
+    assert "--no-enable-chunked-prefill" in vllm_args(
+        _stack(simulated, "whole-prompts", tmp_path).config)
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ("older-vllm", f"simulated as vLLM 0.11.0 .* the stack runs vLLM {DEFAULT_VLLM_VERSION}"),
+    ("cache-by-hand", r"KV cache set by hand \(engine.kv_cache_tokens: 50000\)"),
+])
+def test_what_the_stack_cannot_start_as_simulated_is_refused(
+        simulated: Simulated, tmp_path: Path, name: str, why: str) -> None:
+    loaded, _ = simulated
+    with pytest.raises(InputError, match=why):
+        _stack(simulated, name, tmp_path)
+    assert not (tmp_path / f"Pulumi.{name}.yaml").exists()
+    # and the simulation lists it as not provisionable, with the same reason; only the two
+    problems = not_provisionable(loaded)
+    assert any(f"'{name}'" in problem and re.search(why, problem) for problem in problems)
+    listed = {n for n in loaded.scenario.deployments if any(f"'{n}'" in p for p in problems)}
+    assert listed == {"older-vllm", "cache-by-hand"}
