@@ -187,6 +187,13 @@ class StackConfig(BaseModel):
             raise ValueError("clusterMode eks creates NVIDIA GPU node groups, and the plan's "
                              "GPU is an AMD one: use an existing cluster with the AMD GPU "
                              "device plugin and node labeller (clusterMode kubeconfig)")
+        local = self.plan.local
+        if self.cluster_mode == "eks" and local is not None \
+                and 0 < self.eks_gpus_per_node < local[1].tp:
+            raise ValueError(f"eksGpusPerNode is {self.eks_gpus_per_node}, but each replica "
+                             f"of '{local[0]}' needs its {local[1].tp} GPUs (tp) on one node: "
+                             f"set eksGpuInstanceType to an instance with at least "
+                             f"{local[1].tp} GPUs")
         return self
 
     @property

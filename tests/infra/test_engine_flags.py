@@ -1,6 +1,6 @@
 """The vLLM the stack starts is the engine that was simulated, or the stack refuses: a context
 the KV cache cannot hold, a whole-prompt step without chunked prefill, the simulated vLLM
-release, a KV cache set by hand."""
+release, a KV cache set by hand, a node too small for one replica."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ from pathlib import Path
 
 import pytest
 from helpers import ROOT
+from pydantic import ValidationError
 
 from llmplan.errors import InputError
 from llmplan.perf.engine import DEFAULT_VLLM_VERSION
 from llmplan.perf.memory import kv_capacity
 from llmplan.pipeline import evaluate, not_provisionable
+from llmplan.provision.cluster import gpu_node_counts
 from llmplan.provision.serving_manifests import vllm_args
 from llmplan.provision.stack import WrittenStack, write_stack
+from llmplan.provision.stack_config import StackConfig
 from llmplan.results.decision import Result
 from llmplan.scenario import LoadedScenario, load_scenario_text
 from llmplan.scenario.models import LocalDeployment
@@ -35,6 +38,7 @@ deployments:
   whole-prompts: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {chunked_prefill: false}}
   older-vllm: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {vllm_version: "0.11.0"}}
   cache-by-hand: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {kv_cache_tokens: 50000}}
+  two-gpus: {gpu: L40S, model: Llama-3.1-8B, tp: 2}
 """
 
 
@@ -109,3 +113,18 @@ def test_what_the_stack_cannot_start_as_simulated_is_refused(
     assert any(f"'{name}'" in problem and re.search(why, problem) for problem in problems)
     listed = {n for n in loaded.scenario.deployments if any(f"'{n}'" in p for p in problems)}
     assert listed == {"older-vllm", "cache-by-hand"}
+
+
+def test_a_node_group_too_small_for_one_replica_is_refused(simulated: Simulated,
+                                                           tmp_path: Path) -> None:
+    """A tp 2 replica needs both GPUs on one node: an EKS node group of 1-GPU instances
+    would leave every pod Pending."""
+    config = _stack(simulated, "two-gpus", tmp_path).config
+    eks = {**config.model_dump(by_alias=True), "clusterMode": "eks", "awsRegion": "us-east-1",
+           "eksGpuInstanceType": "g6e.xlarge", "eksGpusPerNode": 1}
+    with pytest.raises(ValidationError, match=r"needs its 2 GPUs \(tp\) on one node"):
+        StackConfig.model_validate(eks)
+    four = StackConfig.model_validate({**eks, "eksGpuInstanceType": "g6e.12xlarge",
+                                       "eksGpusPerNode": 4})
+    instance, _, desired, _ = gpu_node_counts(four)
+    assert instance == "g6e.12xlarge" and desired == 1       # a 4-GPU node holds the replica
