@@ -220,8 +220,9 @@ def loadtest(
     repeat: Annotated[int, typer.Option(
         min=1, help="Run the plan N times; report 95% confidence intervals of p50/p95.")] = 1,
 ) -> None:
-    """Load-test a real endpoint with SCENARIO's traffic (or a quick fixed workload); writes
-    JSONL, summary.json/.csv, metrics.prom and report.html per run."""
+    """Load-test a real endpoint with SCENARIO's traffic (or a quick fixed workload).
+
+    Writes requests.jsonl, summary.json/.csv, metrics.prom and report.html per run."""
     from llmplan.loadtests.checks import load_test_set
     from llmplan.loadtests.levels import run_levels
     from llmplan.loadtests.plan import build_plan
@@ -633,8 +634,10 @@ def import_records(
         "--format", help="aiperf | guidellm | vllm-bench (default: from the content).")
     ] = None,
 ) -> None:
-    """Convert another load tool's per-request export into our records (requests.jsonl and
-    summary.json per run), so `calibrate`, `validate` and reports can use it."""
+    """Convert another load tool's per-request export into llmplan's records.
+
+    Writes requests.jsonl and summary.json per run, so `calibrate`, `validate` and reports
+    can use it."""
     from llmplan.fidelity.imports import write_imported
 
     try:
@@ -734,8 +737,9 @@ def catalog(
     sources: Annotated[bool, typer.Option(
         "--sources", help="Print every entry's source for each number instead.")] = False,
 ) -> None:
-    """List the GPUs, models and cloud models the planner knows (every number has a source;
-    prices older than 180 days are starred)."""
+    """List the GPUs, models and cloud models the planner knows, with sources.
+
+    Every number has a source; prices older than 180 days are starred."""
     import datetime
 
     from llmplan.catalog import builtin_catalog

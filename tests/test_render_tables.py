@@ -130,3 +130,18 @@ def test_loadtest_summary_keeps_every_header_whole(width: int) -> None:
     for word in ("sent", "finished", "failed", "cancelled", "429", "requested", "achieved",
                  "goodput", "TTFT", "TPOT", "ITL", "E2E", "1000/1000", "45.6"):
         assert _whole(text, word), (width, word, text)
+
+
+def test_each_command_reads_as_one_line_in_the_command_list() -> None:
+    # typer lists a command with its help's first paragraph, keeping its line breaks: a
+    # docstring whose first sentence runs onto a second source line prints broken mid-phrase
+    # ("... writes" / "JSONL, summary.json ...") in `llmplan --help`
+    import typer.main
+
+    from llmplan.cli import app
+
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    broken = {name: (command.help or "").split("\n\n")[0] for name, command in commands.items()
+              if "\n" in (command.help or "").split("\n\n")[0]}
+    assert not broken, broken
+    assert len(commands) >= 12
