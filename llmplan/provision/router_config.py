@@ -19,6 +19,11 @@ cache holds fewer sequences of the simulated mean length) plus `spillover_wait_s
 simulated completions per second per replica, times the replicas. It is a count, not a
 wait, and it is fixed at the starting replica count: that is where the gateway differs.
 
+A local task that does not spill, in a stack whose fleet sets `admission.queue_limit`, gets
+the same kind of cap with the queue limit as the allowance: the simulation refuses a request
+its replica cannot queue, and LiteLLM answers 429 past the cap with nothing to fall back to.
+The fleet's cap is shared between such groups by task weight (each entry counts its own).
+
 Provider limits: every API entry carries `rpm`/`tpm`, enforced by `usage-based-routing-v2`.
 LiteLLM counts per entry, so when several groups reach the API the account's limits are
 split between them in proportion to the requests each sent to the API in the simulation,
@@ -120,11 +125,27 @@ def spill_cap_per_replica(plan: Plan) -> int | None:
         allowance = dep.admission.queue_limit
     else:
         return None     # the simulation never spills: neither does the gateway
+    return _running_batch(plan, dep) + allowance
+
+
+def admission_cap_per_replica(plan: Plan) -> int | None:
+    """In-flight requests per replica past which the fleet's admission refuses a request
+    (`admission.queue_limit` waiting beside the running batch); None: it never refuses."""
+    local = plan.local
+    if local is None or local[1].admission.queue_limit is None:
+        return None
+    return _running_batch(plan, local[1]) + local[1].admission.queue_limit
+
+
+def _running_batch(plan: Plan, dep: LocalDeployment) -> int:
+    """Sequences a replica runs at once: max_num_seqs, or fewer when the KV cache holds fewer
+    of the simulated mean length."""
+    sim = plan.simulated
     batch = dep.setup(plan.catalog).max_num_seqs
     if sim.kv_cache_tokens_per_replica and sim.mean_tokens_per_request:
         batch = min(batch, max(1, int(sim.kv_cache_tokens_per_replica
                                       // sim.mean_tokens_per_request)))
-    return batch + allowance
+    return batch
 
 
 def router_config(config: StackConfig, endpoints: RouterEndpoints) -> dict[str, Any]:
@@ -137,13 +158,20 @@ def router_config(config: StackConfig, endpoints: RouterEndpoints) -> dict[str, 
     models: list[dict[str, Any]] = []
     cap = spill_cap_per_replica(plan) if cloud is not None else None
     cap_total = cap * local[1].replicas if cap is not None and local is not None else None
-    spill_weight = sum(t.weight for t in plan.tasks if t.name in {r.task for r in spill})
+    admit = admission_cap_per_replica(plan)
+    admit_total = admit * local[1].replicas if admit is not None and local is not None else None
+    weights = {t.name: t.weight for t in plan.tasks}
+    spill_weight = sum(weights[r.task] for r in spill)
+    held = [r for r in routes
+            if r.side == "local" and not (r.spills and cloud is not None and cap_total)]
+    held_weight = sum(weights[r.task] for r in held)
     for route in routes:
         if route.side == "local" and local is not None:
             share = None
             if route.spills and cap_total is not None:
-                weight = next(t.weight for t in plan.tasks if t.name == route.task)
-                share = max(1, math.floor(cap_total * weight / spill_weight))
+                share = max(1, math.floor(cap_total * weights[route.task] / spill_weight))
+            elif route in held and admit_total is not None:
+                share = max(1, math.floor(admit_total * weights[route.task] / held_weight))
             models.append(_local_entry(route.task, local[1], endpoints, share))
         elif route.side == "cloud" and cloud is not None and not route.restricted:
             models.append(_cloud_entry(route.task, plan, cloud[1], endpoints))

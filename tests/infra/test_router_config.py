@@ -10,6 +10,7 @@ from llmplan.provision.router_config import (
     CLOUD_SPILL,
     LOCAL_FALLBACK,
     RouterEndpoints,
+    admission_cap_per_replica,
     restricted_groups,
     router_config,
     spill_cap_per_replica,
@@ -102,3 +103,27 @@ def test_the_gateway_deploys_exactly_the_generated_config(bedrock_stack: Written
     assert env["LLMPLAN_RESTRICTED_GROUPS"]["value"] == "classify"
     assert "CLOUD_API_KEY" not in env       # Bedrock: the pod's role, no key
     assert env["AWS_REGION"]["value"] == "us-east-1"
+
+
+def test_a_local_fleet_with_a_queue_limit_refuses_at_the_gateway_as_simulated(
+        example_stacks: dict[str, ExampleStack]) -> None:
+    """The simulation refuses a request its replica cannot queue (`admission.queue_limit`);
+    without a cap the gateway would queue it in vLLM instead. Hand-computed: 2 replicas x
+    (min(max_num_seqs, KV 40,000 / 500 tokens = 80) + 7 waiting)."""
+    config = example_stacks["regulated-records"].written.config
+    plan = config.plan
+    name, dep = plan.local  # type: ignore[misc]
+    assert dep.admission.queue_limit is None
+    assert "max_parallel_requests" not in _groups(router_config(config, gateway_endpoints(
+        config)))["summarise"]          # nothing refuses in the simulation: no cap
+    limited = dep.model_copy(update={"admission": dep.admission.model_copy(
+        update={"queue_limit": 7}), "replicas": 2})
+    figures = plan.simulated.model_copy(update={"kv_cache_tokens_per_replica": 40_000,
+                                                "mean_tokens_per_request": 500.0})
+    plan = plan.model_copy(update={"deployments": {**plan.deployments, name: limited},
+                                   "simulated": figures})
+    batch = min(80, limited.setup(plan.catalog).max_num_seqs)
+    assert admission_cap_per_replica(plan) == batch + 7
+    groups = _groups(router_config(config.model_copy(update={"plan": plan}),
+                                   gateway_endpoints(config)))
+    assert groups["summarise"]["max_parallel_requests"] == 2 * (batch + 7)
