@@ -73,7 +73,16 @@ def _memory_s(peak: StepTime, work: WorkDone) -> float:
         untouched = 1.0 - peak.experts_per_token / peak.experts
         experts = peak.experts_s * (1.0 - math.pow(untouched, per_step)) * steps
     return (peak.weights_s * steps + experts + peak.memory_per_kv_token_s * work.kv_token_steps
-            / accepted + peak.memory_per_seq_s * work.decode_seq_steps / accepted)
+            / accepted + peak.memory_per_seq_s * _windows(peak, work) / accepted)
+
+
+def _windows(peak: StepTime, work: WorkDone) -> float:
+    """Whole windows the decodes' sliding-window layers read, as the step model counts
+    them (min(K, D x W) / W), from the run's totals."""
+    if not peak.window_tokens:
+        return work.decode_seq_steps
+    return min(work.kv_token_steps, work.decode_seq_steps * peak.window_tokens) \
+        / peak.window_tokens
 
 
 def hardware_use(setup: ReplicaSetup, work: WorkDone, replica_s: float) -> HardwareUse:
@@ -87,7 +96,7 @@ def hardware_use(setup: ReplicaSetup, work: WorkDone, replica_s: float) -> Hardw
                                              + decode_tokens)
                  + peak.compute_per_pair_s * work.kv_token_steps * verify
                  + peak.compute_per_prefill_pair_s * work.prefill_pairs
-                 + peak.compute_per_window_seq_s * decode_tokens
+                 + peak.compute_per_window_seq_s * _windows(peak, work) * verify
                  + peak.compute_per_sampled_s * decode_tokens)
     return HardwareUse(compute_fraction=compute_s / replica_s,
                        memory_bandwidth_fraction=_memory_s(peak, work)

@@ -397,6 +397,7 @@ def _coefficients(step: StepTime) -> StepTimeCoefficients:
         compute_per_pair_ns=step.compute_per_pair_s * 1e9,
         compute_per_prefill_pair_ns=step.compute_per_prefill_pair_s * 1e9,
         compute_per_window_seq_us=step.compute_per_window_seq_s * 1e6,
+        window_tokens=step.window_tokens,
         compute_per_sampled_us=step.compute_per_sampled_s * 1e6,
         weights_ms=step.weights_s * 1e3, experts_ms=step.experts_s * 1e3,
         experts=step.experts, experts_per_token=step.experts_per_token,

@@ -53,7 +53,7 @@ class StepModel:
                  serial_tokens_s: tuple[float, ...] = (),
                  compute_per_token_s: float = 0.0, compute_per_pair_s: float = 0.0,
                  compute_per_prefill_pair_s: float = -1.0,
-                 compute_per_window_seq_s: float = 0.0,
+                 compute_per_window_seq_s: float = 0.0, window_tokens: int = 0,
                  compute_per_sampled_s: float = 0.0,
                  weights_s: float = 0.0, experts_s: float = 0.0, experts: int = 0,
                  experts_per_token: int = 0, memory_per_kv_token_s: float = 0.0,
@@ -77,7 +77,12 @@ class StepModel:
         #: prefill chunks' pairs (negative: as decodes'); MLA computes them in another form
         self.compute_per_prefill_pair_s = compute_per_pair_s if compute_per_prefill_pair_s < 0 \
             else compute_per_prefill_pair_s
+        #: a sequence's sliding-window layers, a whole window of context: FLOPs per query
+        #: token (compute_per_window_seq_s) and KV reads per step (memory_per_seq_s). With
+        #: window_tokens W the step charges min(K, D x W) / W windows (`_window_seqs`);
+        #: without it (a calibrated model) one per decoding sequence
         self.compute_per_window_seq_s = compute_per_window_seq_s
+        self.window_tokens = window_tokens
         #: the output head's GEMM, run only on the rows vLLM computes logits for: one per
         #: scheduled request (a decoding sequence's verify tokens; a prefilling request's
         #: last row, whose sample is dropped until its last chunk). The prefilling requests'
@@ -142,6 +147,15 @@ class StepModel:
         """Simulated steps per verify step: `accepted` when the step decodes, else 1."""
         return self.accepted if decode_seqs > 0 else 1.0
 
+    def _window_seqs(self, decode_seqs: int, kv_tokens: int) -> float:
+        """Whole windows the decoding sequences' sliding-window layers read: each reads
+        min(context, W), and min(K, D x W) bounds their sum (exact while every context is
+        below the window or every one past it); linear in K up to D x W, then constant."""
+        w = self.window_tokens
+        if w == 0:
+            return float(decode_seqs)
+        return min(kv_tokens, decode_seqs * w) / w
+
     def _parts(self, prefill_tokens: int, decode_seqs: int,
                kv_tokens: int, pairs: int) -> tuple[float, float, float, float]:
         """(compute, memory, serial, cpu) of the verify step one simulated step stands for
@@ -155,10 +169,16 @@ class StepModel:
         # the GEMMs' own roofline, a constant of the step's tokens; attention's parts follow
         # (both carry it, so max(compute, memory) is the sum of the two maxima)
         gemms = max(self._gemm_flops_s(tokens, decode_seqs), self._weights_read_s(tokens))
+        windows = self._window_seqs(decode_seqs, kv_tokens)
+        # the prefill chunks' pairs in the window layers: at most W per token (a query
+        # attends its last W keys), so min(A, P x W) bounds them, in windows' worth
+        w = self.window_tokens
+        prefill_windows = min(prefill_pairs, prefill * w) / w if w else 0.0
         compute = gemms + self.compute_per_prefill_pair_s * prefill_pairs \
-            + self.compute_per_pair_s * q * kv_tokens + self.compute_per_window_seq_s * decode_seqs
+            + self.compute_per_pair_s * q * kv_tokens \
+            + self.compute_per_window_seq_s * (q * windows + prefill_windows)
         memory = gemms + self.memory_per_kv_token_s * kv_tokens \
-            + self.memory_per_seq_s * decode_seqs
+            + self.memory_per_seq_s * windows
         serial = self.serial_s + (self._tokens_s(tokens) if self.tabulated
                                   else self.serial_per_token_s * tokens) \
             + self.serial_per_prefill_token_s * prefill \
@@ -214,6 +234,13 @@ class StepModel:
         gs = self.serial_per_kv_token_s * d
         a0, ag = c0 + s0, self.compute_per_pair_s * q * d + gs
         b0, bg = m0 + s0, self.memory_per_kv_token_s * d + gs
+        w = self.window_tokens
+        window_steps = NEVER
+        if w and kv_tokens < d * w:
+            # the window layers read every context until K reaches D x W, a window each after
+            ag += self.compute_per_window_seq_s * q * d / w
+            bg += self.memory_per_seq_s * d / w
+            window_steps = -(-(d * w - kv_tokens) // d)
         c_line = cpu
         if not self.async_cpu:
             a0 += cpu
@@ -234,10 +261,10 @@ class StepModel:
             third, third_g = min(a0, b0), (bg if a0 >= b0 else ag)
         else:
             third, third_g = c_line, 0.0
-        steps = NEVER
+        steps = window_steps
         if other_g > growth:
             # overtakes after (first - other) / (other_g - growth) steps
-            steps = max(1, math.ceil((first - other) / (other_g - growth)))
+            steps = min(steps, max(1, math.ceil((first - other) / (other_g - growth))))
         if third_g > growth and third > -1.0:
             steps = min(steps, max(1, math.ceil((first - third) / (third_g - growth))))
         if self.accepted != 1.0:

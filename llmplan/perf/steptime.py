@@ -41,7 +41,8 @@ class StepTime:
     compute_per_token_s: float = 0.0
     compute_per_pair_s: float = 0.0
     compute_per_prefill_pair_s: float = 0.0     # the prefill chunks' pairs (MLA: cheaper)
-    compute_per_window_seq_s: float = 0.0
+    compute_per_window_seq_s: float = 0.0      # a whole window, per query token
+    window_tokens: int = 0                      # W (0: a window per decoding sequence)
     compute_per_sampled_s: float = 0.0          # the output head, per sampled token
     weights_s: float = 0.0
     experts_s: float = 0.0
@@ -83,8 +84,9 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     up-projects from it (2 x head_dim + rope dims).
     memory: every step reads the dense weights once, the
     experts its tokens touch, and the KV cache of every decoding sequence (full layers: the
-    whole context; window layers: the window). serial: tensor-parallel all-reduces (two per
-    layer of one hidden vector per token, ring algorithm), a fixed gap, and the latency of
+    whole context; window layers: min(context, window)). serial: tensor-parallel
+    all-reduces (two per layer of one hidden vector per token, ring algorithm), a fixed
+    gap, and the latency of
     the short kernels MoE and MLA layers add to a dense layer (per layer, whatever the
     batch). cpu: per step and per sequence, hidden behind the GPU with async scheduling.
     drafter (speculative decoding): 2 FLOPs per parameter per token at the 16-bit rate, its
@@ -147,6 +149,7 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         compute_per_pair_s=pair_flops * model.full_layers / attention_flops,
         compute_per_prefill_pair_s=prefill_pair_flops * model.full_layers / attention_flops,
         compute_per_window_seq_s=pair_flops * model.sliding_layers * window / attention_flops,
+        window_tokens=window,
         compute_per_sampled_s=2.0 * head_params / head_flops,
         weights_s=(all_weights - expert_bytes - embedding_rows) / bandwidth,
         experts_s=expert_bytes / bandwidth,

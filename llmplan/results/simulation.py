@@ -197,6 +197,9 @@ class StepTimeCoefficients(ResultModel):
     compute_per_pair_ns: float
     compute_per_prefill_pair_ns: float
     compute_per_window_seq_us: float
+    #: the sliding window W: a decoding sequence's window layers cost min(context, W) / W
+    #: of compute_per_window_seq_us and memory_per_seq_us (0: a whole one each)
+    window_tokens: int = 0
     compute_per_sampled_us: float = 0.0     # the output head, per sampled token
     weights_ms: float
     experts_ms: float

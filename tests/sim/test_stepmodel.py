@@ -108,6 +108,42 @@ def test_decode_runs_are_linear_pieces_that_end_where_another_part_takes_over() 
     assert first == pytest.approx(model.step_s(0, 4, 500), rel=1e-12)
 
 
+def test_window_layers_read_each_context_up_to_the_window() -> None:
+    # window 1,000 tokens: a whole window costs 1 ms of reads and 0.5 ms of FLOPs per query.
+    # 4 sequences at 100 tokens each read 400 tokens' worth (0.4 windows), not four windows;
+    # at 5,000 tokens each they read four whole windows; a mix is bounded by both
+    model = StepModel(weights_s=0.010, memory_per_seq_s=1e-3, compute_per_window_seq_s=5e-4,
+                      window_tokens=1000)
+    assert model.step_s(0, 4, 400) == pytest.approx(0.010 + 0.0004)
+    assert model.step_s(0, 4, 20_000) == pytest.approx(0.010 + 0.004)
+    assert model.step_s(0, 4, 2_000) == pytest.approx(0.010 + 0.002)
+    # without a window size (a calibrated model) each decoding sequence costs a window
+    assert StepModel(weights_s=0.010, memory_per_seq_s=1e-3).step_s(0, 4, 400) == \
+        pytest.approx(0.014)
+    # a prefill chunk's queries attend at most the window: 2,000 tokens from an empty
+    # context are 2,001,000 pairs, at most 2,000 x 1,000 in the window layers
+    compute = StepModel(compute_per_window_seq_s=5e-4, window_tokens=1000)
+    assert compute.step_s(2000, 0, 0, 2_001_000) == pytest.approx(5e-4 * 2000)
+    assert compute.step_s(500, 0, 0, 125_250) == pytest.approx(5e-4 * 125.25)
+
+
+def test_a_decode_run_ends_where_the_contexts_fill_the_window() -> None:
+    # 4 sequences from 2,000 context tokens: the window reads grow by 4 tokens a step until
+    # the sum reaches 4 x 1,000 (500 steps), then stay at four windows
+    model = StepModel(weights_s=0.010, memory_per_seq_s=1e-3, memory_per_kv_token_s=1e-7,
+                      window_tokens=1000)
+    first, growth, steps = model.decode_run(4, 2000)
+    assert steps == 500
+    for j in (0, 1, 250, 499):
+        assert first + growth * j == pytest.approx(model.step_s(0, 4, 2000 + 4 * j),
+                                                   rel=1e-12)
+    after, growth_after, steps_after = model.decode_run(4, 4000)
+    assert steps_after == NEVER and growth_after == pytest.approx(4e-7)
+    assert after == pytest.approx(model.step_s(0, 4, 4000), rel=1e-12)
+    # a context that does not end on a step: K = 3,998 reaches 4,000 in one step
+    assert model.decode_run(4, 3998)[2] == 1
+
+
 def test_experts_touched_grow_with_the_tokens_of_a_step() -> None:
     # 8 experts, top-2: one token touches 2 of 8; many tokens touch all of them
     model = StepModel(weights_s=0.001, experts_s=0.008, experts=8, experts_per_token=2)
