@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import sys
 import time
@@ -54,6 +55,17 @@ def _fail(error: InputError) -> NoReturn:
 
 def _option_problem(option: str, message: str) -> Problem:
     return Problem("<command line>", None, option, message)
+
+
+def _check_out_folder(folder: Path) -> None:
+    """--out names a folder that exists or can be made: checked before any long run."""
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
+    if not existing.is_dir():
+        what = "" if existing == folder else f" (in {folder})"
+        _fail(InputError([_option_problem("--out", f"{existing} is a file{what}; expected a "
+                                                   "folder, existing or new")]))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        _fail(InputError([_option_problem("--out", f"cannot write in {existing}")]))
 
 
 def _load(scenario: Path) -> LoadedScenario:
@@ -111,6 +123,7 @@ def simulate(
     from llmplan.report import write_decision_report
     from llmplan.results import dumps_canonical, write_result
 
+    _check_out_folder(out_dir)
     loaded = _load(scenario)
     duration = loaded.scenario.duration_s
     if mode == SimulationMode.REFERENCE:
@@ -503,6 +516,8 @@ def sweep(
     from llmplan.results import write_result
     from llmplan.scenario.models import RouterName
 
+    _check_out_folder(out_dir)
+    replica_counts, traffic_scales = _replica_counts(replicas), _traffic_scales(scales)
     loaded, name, base_dep = _load_with_local(scenario, base, "--base")
     gpu_list = gpus.split(",") if gpus else [base_dep.gpu]
     router_list = routers.split(",")
@@ -514,12 +529,9 @@ def sweep(
                for value in values if value not in known]
     if unknown:
         _fail(InputError(unknown))
-    try:
-        points = grid(gpu_list, [int(r) for r in replicas.split(",")],
-                      [cast(RouterName, r) for r in router_list],  # checked above
-                      [float(x) for x in scales.split(",")])
-    except ValueError as exc:
-        _fail(InputError([_option_problem("--replicas/--scales", f"expected numbers: {exc}")]))
+    points = grid(gpu_list, replica_counts,
+                  [cast(RouterName, r) for r in router_list],  # checked above
+                  traffic_scales)
     with Progress(TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                   console=console, disable=not console.is_terminal, transient=True) as bar:
@@ -529,6 +541,30 @@ def sweep(
     path = write_result(result, out_dir, "sweep.json")
     out.print(sweep_table(result))
     console.print(f"wrote {path}")
+
+
+def _replica_counts(text: str) -> list[int]:
+    """--replicas: whole numbers from 1 up, or a clear error naming the option."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or any(count < 1 for count in counts):
+        _fail(InputError([_option_problem("--replicas", f"got '{text}'; expected whole "
+                                                        "numbers of 1 or more, e.g. 1,2,4")]))
+    return counts
+
+
+def _traffic_scales(text: str) -> list[float]:
+    """--scales: finite multipliers above 0, or a clear error naming the option."""
+    try:
+        scales = [float(part) for part in text.split(",")]
+    except ValueError:
+        scales = []
+    if not scales or not all(math.isfinite(scale) and scale > 0 for scale in scales):
+        _fail(InputError([_option_problem("--scales", f"got '{text}'; expected numbers "
+                                                      "above 0, e.g. 0.5,1,2")]))
+    return scales
 
 
 @app.command("import-trace")

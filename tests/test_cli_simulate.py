@@ -165,3 +165,23 @@ def test_json_output_for_scripts(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert json.loads(result.stdout) == json.loads((tmp_path / "o" / "result.json").read_text())
     assert not (tmp_path / "o" / "requests").exists()     # the CSV only when asked
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_an_out_path_that_is_a_file_is_refused_before_simulating(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inside: bool) -> None:
+    import llmplan.pipeline
+
+    def never(*_: object, **__: object) -> None:
+        raise AssertionError("simulated although --out cannot be written")
+
+    monkeypatch.setattr(llmplan.pipeline, "evaluate", never)
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SMALL)
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    out = taken / "run" if inside else taken
+    result = CliRunner().invoke(app, ["simulate", str(scenario), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "--out" in result.output and str(taken) in result.output
+    assert "expected a folder" in result.output and "Traceback" not in result.output

@@ -20,7 +20,7 @@ from llmplan.perf.memory import kv_capacity
 from llmplan.perf.parallel import tp_error
 from llmplan.results._base import ResultModel
 from llmplan.scenario import LoadedScenario
-from llmplan.scenario.models import LocalDeployment, RouterName, SimulationMode
+from llmplan.scenario.models import LocalDeployment, RouterName, Scenario, SimulationMode
 from llmplan.sim.run import run_info
 from llmplan.traffic import build_request_stream
 
@@ -65,6 +65,18 @@ def grid(gpus: list[str], replicas: list[int], routers: list[RouterName],
                                                                      scales)]
 
 
+def with_variant(scenario: Scenario, base: str, name: str, varied: LocalDeployment) -> Scenario:
+    """`scenario` plus `varied` as deployment `name`, inheriting what the scenario keys by the
+    base deployment's name: each task's quality rate and the base's evaluation."""
+    tasks = [task.model_copy(update={"quality": {**task.quality, name: task.quality[base]}})
+             if base in task.quality else task for task in scenario.tasks]
+    evaluations = dict(scenario.evaluations)
+    if base in evaluations:
+        evaluations[name] = evaluations[base]
+    return scenario.model_copy(update={"deployments": {**scenario.deployments, name: varied},
+                                       "tasks": tasks, "evaluations": evaluations})
+
+
 def run_point(loaded: LoadedScenario, base: str, point: Point) -> PointResult:
     """Simulate one grid point and price it (a plain function: pickled to workers)."""
     scenario = loaded.scenario
@@ -73,9 +85,8 @@ def run_point(loaded: LoadedScenario, base: str, point: Point) -> PointResult:
     varied = dep.model_copy(update={"gpu": point.gpu, "replicas": point.replicas,
                                     "router": point.router, "autoscaling": None})
     name = f"{point.gpu}x{point.replicas}-{point.router}-{point.traffic_scale:g}"
-    deployments = {**scenario.deployments, name: varied}
-    variant = LoadedScenario(scenario.model_copy(update={"deployments": deployments}),
-                             loaded.catalog, loaded.path)
+    variant = LoadedScenario(with_variant(scenario, base, name, varied), loaded.catalog,
+                             loaded.path)
     head = {"gpu": point.gpu, "replicas": point.replicas, "router": point.router,
             "traffic_scale": point.traffic_scale, "name": name}
     setup = varied.setup(loaded.catalog)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from llmplan.cli import app
@@ -81,3 +82,40 @@ def test_a_point_whose_gpu_cannot_link_the_base_tp_is_an_error_not_a_simulation(
     point = run_point(loaded, "rack", Point("H100-SXM", 1, "least_outstanding", 1.0))
     assert point.error is not None and point.ttft_p95_ms is None
     assert "tp 16" in point.error and "expected tp one of 1, 2, 4, 8" in point.error
+
+
+FLEET = """
+duration: 60
+traffic: {kind: poisson, rate_per_s: 1}
+tasks:
+  - name: chat
+    prompt_tokens: {kind: fixed, tokens: 100}
+    output_tokens: {kind: fixed, tokens: 50}
+    %s
+deployments:
+  fleet: {gpu: L40S, model: Llama-3.1-8B}
+"""
+
+
+def test_a_point_keeps_the_quality_the_scenario_gives_its_base_deployment() -> None:
+    # the point is renamed (L40Sx1-...), yet half of fleet's answers are still wrong
+    point = Point("L40S", 1, "least_outstanding", 1.0)
+    halved = run_point(load_scenario_text(FLEET % "quality: {fleet: 0.5}"), "fleet", point)
+    whole = run_point(load_scenario_text(FLEET % ""), "fleet", point)
+    assert halved.monthly_usd == whole.monthly_usd
+    assert halved.usd_per_useful_result is not None and whole.usd_per_useful_result
+    assert halved.usd_per_useful_result == pytest.approx(2 * whole.usd_per_useful_result)
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    ("--replicas", "0"), ("--replicas", "1,-2"), ("--replicas", "1.5"), ("--replicas", "x"),
+    ("--scales", "0"), ("--scales", "-1"), ("--scales", "1,inf"), ("--scales", "nan")])
+def test_a_bad_grid_option_is_a_one_line_error_naming_it(tmp_path: Path, option: str,
+                                                        value: str) -> None:
+    result = CliRunner().invoke(app, [
+        "sweep", str(EXAMPLES / "support-assistant.yaml"), "--workers", "1",
+        "--out", str(tmp_path), option, value])
+    assert result.exit_code == 2, result.output
+    assert option in result.output and "expected" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "sweep.json").exists()
