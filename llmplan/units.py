@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|m|h|d)?\s*$")
+#: A duration as text: a number and an optional unit (seconds when left out); also valid as
+#: an ECMAScript pattern, so the JSON Schema of a scenario can carry it.
+DURATION_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|m|h|d)?\s*$"
+_DURATION = re.compile(DURATION_PATTERN)
 
 
 def parse_duration_s(value: object) -> float:

@@ -26,10 +26,18 @@ from llmplan.perf.steptime_spec import RooflineStepTime, StepTimeSpec
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.traffic.arrivals import TrafficSpec
 from llmplan.traffic.lengths import LengthSpec
-from llmplan.units import parse_duration_s
+from llmplan.units import DURATION_PATTERN, parse_duration_s
 
 #: The routers a local fleet may use (the simulator keeps one class per name).
 RouterName = Literal["round_robin", "least_outstanding", "prefix_affinity"]
+
+
+def _duration_json_schema(schema: dict[str, Any]) -> None:
+    """A seconds field's JSON Schema also accepts the text `parse_duration_s` reads: the
+    number keeps its bounds, the text must match DURATION_PATTERN."""
+    number = {key: schema.pop(key) for key in ("type", "exclusiveMinimum", "minimum",
+                                                "exclusiveMaximum", "maximum") if key in schema}
+    schema["anyOf"] = [number, {"type": "string", "pattern": DURATION_PATTERN}]
 
 
 class SimulationMode(StrEnum):
@@ -317,7 +325,8 @@ class Scenario(_Strict):
     description: str = ""
     seed: int = Field(default=0, ge=0, lt=2**63)
     duration_s: float = Field(alias="duration", gt=0, le=400 * 86400.0,
-                              description="Simulated time, e.g. 3600, '90m', '24h'.")
+                              description="Simulated time, e.g. 3600, '90m', '24h'.",
+                              json_schema_extra=_duration_json_schema)
     traffic: TrafficSpec
     tasks: list[TaskSpec] = Field(min_length=1)
     slo: SloSpec = SloSpec()

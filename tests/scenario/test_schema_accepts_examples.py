@@ -1,0 +1,60 @@
+"""`llmplan schema` describes what the loader accepts: the bundled examples validate against
+it with a standard JSON Schema validator, and a duration in text is checked like the loader."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from llmplan.cli import app
+from llmplan.errors import InputError
+from llmplan.scenario import load_scenario_text
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SCENARIOS = sorted(p for p in EXAMPLES.glob("*.yaml") if p.name != "targets.yaml")
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.protocols.Validator:
+    result = CliRunner().invoke(app, ["schema"])
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.output)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+@pytest.mark.parametrize("example", SCENARIOS, ids=lambda p: p.name)
+def test_every_example_scenario_validates_against_the_schema(
+        validator: jsonschema.protocols.Validator, example: Path) -> None:
+    errors = [f"{list(e.absolute_path)}: {e.message}"
+              for e in validator.iter_errors(yaml.safe_load(example.read_text()))]
+    assert not errors
+
+
+def _with_duration(duration: Any) -> str:
+    return (EXAMPLES / "support-assistant.yaml").read_text().replace(
+        "duration: 1h", f"duration: {json.dumps(duration)}", 1)
+
+
+@pytest.mark.parametrize("duration", [3600, 90.5, "90m", "24h", "1.5d", "500ms", "600"])
+def test_a_duration_the_loader_reads_is_valid_in_the_schema(
+        validator: jsonschema.protocols.Validator, duration: Any) -> None:
+    text = _with_duration(duration)
+    load_scenario_text(text)
+    validator.validate(yaml.safe_load(text))
+
+
+@pytest.mark.parametrize("duration", ["90 minutes", "1h30m", "-5m", 0, True])
+def test_a_duration_the_loader_refuses_is_invalid_in_the_schema(
+        validator: jsonschema.protocols.Validator, duration: Any) -> None:
+    text = _with_duration(duration)
+    with pytest.raises(InputError):
+        load_scenario_text(text)
+    assert not validator.is_valid(yaml.safe_load(text))
