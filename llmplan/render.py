@@ -238,10 +238,8 @@ def _num(value: float | None) -> str:
 
 
 def _tokens(count: int) -> str:
-    """A context length as people say it: 128k = 131,072 tokens, 1M = 2^20, 200k = 200,000."""
-    if count % 1024 == 0 and count >= 1024:
-        kib = count // 1024
-        return f"{kib // 1024}M" if kib % 1024 == 0 else f"{kib}k"
+    """A context length in decimal thousands, as providers publish it: 128,000 -> 128k,
+    131,072 -> 131k, 1,048,576 -> 1.05M (never binary: 128,000 is not "125k")."""
     return _num(count)
 
 
@@ -289,7 +287,7 @@ def _catalog_overview(cat: Catalog, today: datetime.date | None) -> list[Fitted]
                   Col("KV", note="KV: KiB per token over all layers in bf16"),
                   Col("window", note="window: tokens x layers"),
                   Col("experts", note="experts: routed/top-k+shared"), Col("dtype", "left"),
-                  Col("context")]
+                  Col("context", note="context: tokens, k = 1,000")]
     model_rows = []
     for key, m in cat.models.items():
         params = f"{m.params_b:g}" + (f"/{m.active_params_b:g}" if m.is_moe else "")
@@ -304,7 +302,8 @@ def _catalog_overview(cat: Catalog, today: datetime.date | None) -> list[Fitted]
     tables.append(_dropping("Models", model_cols, model_rows, "", ("layers", "dtype"),
                             ("layers", "dtype", "window")))
     cloud_cols = [Col("id", "left"), Col("in", note="USD per million tokens"), Col("cached"),
-                  Col("write"), Col("out"), Col("context"), Col("tier", "left"),
+                  Col("write"), Col("out"), Col("context", note="context: tokens, k = 1,000"),
+                  Col("tier", "left"),
                   Col("RPM", note="RPM/TPM of the default tier (Anthropic and Gemini TPM: "
                                   "input only)"),
                   Col("TPM"), Col("as of", "left")]

@@ -118,6 +118,27 @@ def test_catalog_keeps_every_id_price_and_date_whole(width: int) -> None:
             f"{gpu.rental_usd_per_gpu_hour:.2f}" in row.split(), (width, row)
 
 
+def _decimal(cell: str) -> float:
+    """A compact count read in decimal units: '128k' -> 128,000, '1.05M' -> 1,050,000."""
+    return float(cell.rstrip("kM")) * {"k": 1e3, "M": 1e6}.get(cell[-1], 1.0)
+
+
+def test_the_catalog_shows_context_lengths_in_decimal_thousands() -> None:
+    # a reader compares with the published figure: 128,000 is "128k", not 128,000 / 1024
+    catalog = builtin_catalog()
+    lines = _text(list(catalog_tables(catalog, today=datetime.date(2026, 12, 1))),
+                  120).splitlines()
+
+    def row(key: str) -> list[str]:
+        return next(line for line in lines if line.startswith(key + " ")).split()
+
+    shown = {key: (row(key)[-1], m.max_context_tokens) for key, m in catalog.models.items()}
+    shown |= {key: (row(key)[5], c.context_tokens)   # id, in, cached, write, out, context
+              for key, c in catalog.cloud_models.items()}
+    for key, (cell, tokens) in shown.items():
+        assert _decimal(cell) == pytest.approx(tokens, rel=0.005), (key, cell, tokens)
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_loadtest_summary_keeps_every_header_whole(width: int) -> None:
     rows = [RequestRecord(id=i, task="chat", target="t", scheduled_ts=float(i),
