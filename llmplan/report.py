@@ -9,6 +9,7 @@ time, the cost breakdown, the break-even chart, and the per-deployment figures.
 from __future__ import annotations
 
 import html
+import math
 from pathlib import Path
 
 import plotly.colors
@@ -56,12 +57,37 @@ def load_curves(result: Result) -> go.Figure:
         fig.add_trace(go.Scatter(x=rates, y=[p.ttft_p95_ms for p in curve],
                                  name=f"{name} TTFT p95", mode="lines+markers", yaxis="y2",
                                  line={"dash": "dot"}))
+    ttfts_ms = [p.ttft_p95_ms for plan in plans.values() for p in plan.load_curve]
     fig.update_layout(title="Goodput and TTFT p95 versus offered load",
                       xaxis={"title": "requests/s", "rangemode": "tozero"},
                       yaxis={"title": "goodput", "range": [0, 1.05]},
-                      yaxis2={"title": "TTFT p95 ms (log)", "overlaying": "y", "side": "right",
-                              "type": "log"})
+                      yaxis2={"title": "TTFT p95 (log)", "overlaying": "y", "side": "right",
+                              "type": "log", **log_ticks_ms(ttfts_ms)})
     return fig
+
+
+def log_ticks_ms(values_ms: list[float | None]) -> dict[str, object]:
+    """Tick settings of a log axis of milliseconds: 1-2-5 steps (only powers of ten over more
+    than four decades) covering the values, labelled whole ("50 ms", "2 s"), never Plotly's
+    lone leading digits ("4", "2", "8") when the axis follows another axis' grid."""
+    positive = [v for v in values_ms if v is not None and v > 0]
+    if not positive:
+        return {}
+    # from 1 ms up: every label a whole number of ms or s
+    bottom_ms, top_ms = max(1.0, min(positive)), max(1.0, *positive)
+    low, high = math.floor(math.log10(bottom_ms)), math.ceil(math.log10(top_ms))
+    steps = (1, 2, 5) if high - low <= 4 else (1,)
+    scale = [step * 10.0 ** exponent for exponent in range(low, high + 1) for step in steps]
+    first = max(i for i, tick in enumerate(scale) if tick <= bottom_ms)
+    last = min(i for i, tick in enumerate(scale) if tick >= top_ms)
+    ticks_ms = scale[first:max(last, first + 1) + 1]
+    return {"tickmode": "array", "tickvals": ticks_ms,
+            "ticktext": [_duration_label(t) for t in ticks_ms], "showgrid": False}
+
+
+def _duration_label(ms: float) -> str:
+    """A tick of 1 ms or more on a 1-2-5 scale: "500 ms", "2 s", "10,000 s"."""
+    return f"{round(ms / 1000):,} s" if ms >= 1000 else f"{round(ms)} ms"
 
 
 def over_time(result: Result) -> go.Figure:
