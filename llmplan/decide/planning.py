@@ -3,7 +3,9 @@
 * load_curve: goodput and tails at fractions and multiples of the scenario's traffic (the
   same requests compressed or stretched in time);
 * max_sustainable_rate: the highest mean request rate at which the SLO still holds
-  (bracketed by the load curve, then bisection on the rate factor); for a cloud API, also
+  (bracketed by the load curve, then bisection on the rate factor) and, for a fixed local
+  fleet, at most what it finishes with every batch full (a short stretch run a little
+  past that meets the SLO before its queue has grown: the day would not); for a cloud API, also
   within the rate its provider's limits sustain at the stream's token mix (a rate over
   that is refused in part for as long as it lasts, whatever a short simulation shows);
 * min_replicas: the fewest replicas of a local (or hybrid's local) fleet meeting every SLO
@@ -244,7 +246,46 @@ class Planner:
             n = n + 1 if n < REPLICA_LIMIT else None
         return n
 
+    def capacity_factor(self, name: str) -> float | None:
+        """The rate factor at which the stream's mean rate reaches what a fixed local fleet
+        finishes with every batch full (None: not a fixed local fleet). Past it a queue
+        grows for as long as the traffic lasts, however well a short stretch fares."""
+        dep = self.loaded.scenario.deployments[name]
+        if not isinstance(dep, LocalDeployment) or dep.autoscaling is not None \
+                or not len(self.stream) or self.duration_s <= 0:
+            return None
+        local = self.simulate(Point(name)).local
+        if local is None or local.utilisation.full_batch_requests_per_s <= 0:
+            return None
+        return local.utilisation.full_batch_requests_per_s \
+            / (len(self.stream) / self.duration_s)
+
     def max_rate_factor(self, name: str) -> float | None:
+        """Largest rate factor with the SLO met on the busiest stretch and the mean rate
+        within the fleet's full-batch throughput (None under 1/64)."""
+        ceiling = self.capacity_factor(name)
+        factor = self._max_meeting_factor(name)
+        if ceiling is not None and factor is not None and factor > ceiling:
+            return ceiling if self.meets(Point(name, factor=ceiling)) else \
+                self._bisect_down(name, ceiling)
+        return factor
+
+    def _bisect_down(self, name: str, hi: float) -> float | None:
+        """The largest factor under `hi` meeting the SLO, to 1/64 of it."""
+        lo = hi / 2
+        while not self.meets(Point(name, factor=lo)):
+            hi, lo = lo, lo / 2
+            if lo < 1 / 64:
+                return None
+        for _ in range(RATE_BISECTIONS):
+            mid = (lo + hi) / 2
+            if self.meets(Point(name, factor=mid)):
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
+    def _max_meeting_factor(self, name: str) -> float | None:
         """Largest rate factor with the SLO met on the busiest stretch (None under 1/64)."""
         met = [f for f in LOAD_FACTORS if self.meets(Point(name, factor=f))]
         failed = [f for f in LOAD_FACTORS if f not in met]
