@@ -151,9 +151,13 @@ def simulate(
                 bar.update(task, total=1, completed=1)
             tasks[text] = bar.add_task(text, total=None)
 
-        result = evaluate(loaded, seed, mode=mode, progress=progress, planning=plan,
-                          requests_dir=out_dir / "requests" if requests else None,
-                          stage=stage)
+        try:
+            result = evaluate(loaded, seed, mode=mode, progress=progress, planning=plan,
+                              requests_dir=out_dir / "requests" if requests else None,
+                              stage=stage)
+        except InputError as error:     # what only the drawn requests show (none at all)
+            bar.stop()
+            _fail(error)
     path = write_result(result, out_dir)
     warnings = used_stale_prices(loaded, datetime.date.today())
     report = write_decision_report(result, out_dir, warnings)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from llmplan.errors import Problem, ScenarioError
 from llmplan.results.simulation import RunInfo, SimulationResult
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.models import Scenario, SimulationMode
@@ -49,6 +50,11 @@ def simulate_scenario(loaded: LoadedScenario, seed: int | None = None, *,
     scenario = loaded.scenario
     seed = scenario.seed if seed is None else seed
     stream = build_request_stream(scenario, seed)
+    if not len(stream):
+        raise ScenarioError([Problem(
+            str(loaded.path), None, "traffic",
+            f"draws no request in {scenario.duration_s:g} s (seed {seed}); expected a "
+            "rate and duration that send at least one: raise the rate or lengthen duration")])
     mode = mode or scenario.simulation.mode
     deployments = {}
     for name in scenario.deployments:

@@ -185,3 +185,17 @@ def test_an_out_path_that_is_a_file_is_refused_before_simulating(
     assert result.exit_code == 2, result.output
     assert "--out" in result.output and str(taken) in result.output
     assert "expected a folder" in result.output and "Traceback" not in result.output
+
+
+def test_traffic_that_draws_no_request_is_an_input_error(tmp_path: Path) -> None:
+    # 0.001 req/s for ten minutes: seed 4 draws none; the simulation has nothing to measure
+    scenario = tmp_path / "quiet.yaml"
+    scenario.write_text(
+        "seed: 4\nduration: 600\ntraffic: {kind: poisson, rate_per_s: 0.001}\n"
+        "tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 100},\n"
+        "         output_tokens: {kind: fixed, tokens: 50}}]\n"
+        "deployments: {l40s: {gpu: L40S, model: Llama-3.1-8B}}\n")
+    result = CliRunner().invoke(app, ["simulate", str(scenario), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert "traffic: draws no request in 600 s" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "o" / "result.json").exists()
