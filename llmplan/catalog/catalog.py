@@ -258,6 +258,15 @@ class ModelSpec(_Entry):
         if self.attention == "mla" and (self.kv_lora_rank is None
                                         or self.qk_rope_head_dim is None):
             raise ValueError("attention: mla needs kv_lora_rank and qk_rope_head_dim")
+        if self.active_params_b > self.params_b * 1.001:
+            raise ValueError(f"active_params_b ({self.active_params_b:g}) exceeds params_b "
+                             f"({self.params_b:g}): expected the total parameter count in "
+                             "params_b and the count a token uses in active_params_b")
+        floor_b = (self.embedding_params + self.expert_params) / 1e9
+        if self.params_b <= floor_b:
+            raise ValueError(f"params_b ({self.params_b:g}) is not above what the embeddings "
+                             f"and routed experts of these shapes hold alone ({floor_b:.3g} "
+                             "billion): expected the total parameter count, in billions")
         if self.sliding_layers > self.layers:
             raise ValueError("sliding_layers cannot exceed layers")
         if self.sliding_layers and self.sliding_window_tokens is None:

@@ -233,3 +233,28 @@ def test_a_checkpoint_for_the_default_format_or_a_gate_without_source_is_refused
     del fields["sources"]["hub_gated"]
     with pytest.raises(ValidationError, match="no source given for: hub_gated"):
         ModelSpec.model_validate(fields)
+
+
+@pytest.mark.parametrize(("params_b", "active_b", "said"), [
+    (1.477, 14.77, "active_params_b (14.77) exceeds params_b (1.477)"),   # a slipped digit
+    (1.2, 1.2, "params_b (1.2) is not above what the embeddings"),        # below its shapes
+])
+def test_a_new_models_parameter_counts_must_fit_its_shapes(
+        tmp_path: Path, params_b: float, active_b: float, said: str) -> None:
+    # 48 layers of hidden 5,120 and a 152,064-token vocabulary: the two embedding matrices
+    # alone hold 1.56 billion parameters, so a total below that is a typo, which would
+    # leave no weights to read and compute (negative per-token cost in the step model)
+    catalog = ("  models:\n    typo:\n      hf_id: me/typo\n      layers: 48\n"
+               "      hidden_size: 5120\n      attention_heads: 40\n      kv_heads: 8\n"
+               "      head_dim: 128\n      intermediate_size: 13824\n"
+               "      vocab_size: 152064\n"
+               f"      params_b: {params_b}\n      active_params_b: {active_b}\n"
+               "      max_context_tokens: 32768\n")
+    with pytest.raises(ScenarioError) as info:
+        _load(tmp_path, catalog, gpu="H100-SXM", model="typo")
+    (problem,) = info.value.problems
+    assert problem.path == "catalog.models.typo" and said in problem.message
+    # the same shapes with the counts the model card gives load
+    good = catalog.replace(f"params_b: {params_b}\n      active_params_b: {active_b}",
+                           "params_b: 14.77\n      active_params_b: 14.77")
+    assert _load(tmp_path, good, gpu="H100-SXM", model="typo")[1].catalog.models["typo"]
