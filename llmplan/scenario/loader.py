@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from llmplan.catalog import Catalog, builtin_catalog
 from llmplan.errors import InputError, Problem, ScenarioError, did_you_mean
+from llmplan.perf.engine import SpeculativeSpec
 from llmplan.perf.memory import kv_capacity
 from llmplan.perf.parallel import tp_error
 from llmplan.results.loadtest import LoadTestSummary
@@ -39,6 +40,17 @@ class LoadedScenario:
     #: deployments left out because they cannot be built as written: name -> the field and
     #: why, with what would fit (not in `scenario.deployments`)
     unbuildable: dict[str, str] = field(default_factory=dict)
+
+
+
+def _speculation_error(spec: SpeculativeSpec | None, model: str, mtp_layers: int) -> str | None:
+    """Why the speculative method cannot run on this model (None: it can): MTP drafts with
+    the model's own multi-token-prediction layers, which most models do not ship."""
+    if spec is None or spec.method != "mtp" or mtp_layers > 0:
+        return None
+    return (f"method mtp drafts with the model's multi-token-prediction layers, and {model} "
+            "ships none (catalog mtp_layers: 0), so vLLM cannot speculate this way; expected "
+            "eagle3, eagle, draft_model or ngram for it")
 
 
 def load_scenario(path: str | Path) -> LoadedScenario:
@@ -174,6 +186,9 @@ def _check_names(doc: YamlDocument, scenario: Scenario,
                     cannot_build(name, (*base, "tp"), error)
                 elif (capacity := kv_capacity(setup)).error:
                     cannot_build(name, base, capacity.error)
+                elif (error := _speculation_error(setup.engine.speculative, dep.model,
+                                                  setup.model.mtp_layers)) is not None:
+                    cannot_build(name, (*base, "engine", "speculative", "method"), error)
         elif isinstance(dep, CloudDeployment):
             if dep.model not in catalog.cloud_models:
                 add(("deployments", name, "model"),

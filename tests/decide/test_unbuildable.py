@@ -100,3 +100,20 @@ def test_asking_to_provision_or_sweep_one_says_why_it_cannot(tmp_path: Path) -> 
                                    "--out", str(tmp_path / "sw")])
     assert run.exit_code != 0
     assert "--base odd cannot be built as written" in " ".join(run.output.split())
+
+
+def test_mtp_speculation_on_a_model_without_mtp_layers_is_not_simulated() -> None:
+    # MTP drafts with the model's own prediction layers: Llama-3.1-8B has none, so the
+    # speed-up it would simulate cannot be had; DeepSeek-style models (mtp_layers > 0) can
+    scenario = SCENARIO.replace(
+        "  odd: {gpu: L4, model: Llama-3.1-8B, tp: 3}\n",
+        "  odd: {gpu: L4, model: Llama-3.1-8B, tp: 3}\n"
+        "  mtp: {gpu: L4, model: Llama-3.1-8B, engine: {speculative: {method: mtp, "
+        "num_speculative_tokens: 1, mean_acceptance_length: 1.8}}}\n"
+        "  eagle: {gpu: L4, model: Llama-3.1-8B, engine: {speculative: {method: ngram, "
+        "num_speculative_tokens: 2, mean_acceptance_length: 1.5}}}\n")
+    loaded = load_scenario_text(scenario)
+    assert "mtp" not in loaded.scenario.deployments and "eagle" in loaded.scenario.deployments
+    why = loaded.unbuildable["mtp"]
+    assert why.startswith("deployments.mtp.engine.speculative.method: ")
+    assert "ships none (catalog mtp_layers: 0)" in why
