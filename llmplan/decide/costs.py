@@ -51,6 +51,11 @@ LocalItem = Callable[[LocalDeployment, GpuSpec, Economics, LocalFacts], CostItem
 CloudItem = Callable[[CloudDeployment, CloudModelSpec, Economics, CloudFacts], CostItem | None]
 
 
+def _gpu_count(gpus: float) -> str:
+    """A whole number of GPUs as is ("4"), a mean of rented ones to two decimals ("1.42")."""
+    return f"{gpus:,.0f}" if float(gpus).is_integer() else f"{gpus:,.2f}"
+
+
 def _servers(dep: LocalDeployment, facts: LocalFacts) -> int:
     return math.ceil(facts.gpus / dep.costs.gpus_per_server)
 
@@ -68,13 +73,13 @@ def hardware(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
     if _owned(dep):
         total = _hardware_usd(dep, gpu, facts)
         return CostItem("hardware", total / econ.amortisation_months, False,
-                        f"{facts.gpus} x {gpu.name} at ${gpu.purchase_usd:,.0f} + "
+                        f"{_gpu_count(facts.gpus)} x {gpu.name} at ${gpu.purchase_usd:,.0f} + "
                         f"{_servers(dep, facts)} servers at ${dep.costs.server_usd:,.0f}, "
                         f"over {econ.amortisation_months} months")
     rate = gpu.rental_usd_per_gpu_hour if dep.costs.ownership == "rented_on_demand" \
         else gpu.reserved_usd_per_gpu_hour
     return CostItem("gpu_rental", facts.gpus * rate * econ.hours_per_month, False,
-                    f"{facts.gpus} GPUs x ${rate:.2f}/h ({dep.costs.ownership}) x "
+                    f"{_gpu_count(facts.gpus)} GPUs x ${rate:.2f}/h ({dep.costs.ownership}) x "
                     f"{econ.hours_per_month:g} h")
 
 
@@ -141,7 +146,7 @@ def software(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
              facts: LocalFacts) -> CostItem | None:
     rate = dep.costs.serving_software_usd_per_gpu_month
     return CostItem("serving_software", facts.gpus * rate, False,
-                    f"{facts.gpus} GPUs x ${rate:,.0f}")
+                    f"{_gpu_count(facts.gpus)} GPUs x ${rate:,.0f}")
 
 
 def engineering(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
