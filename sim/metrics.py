@@ -455,6 +455,7 @@ def _prompt_cache(run: DeploymentRun, table: RequestTable, stream: RequestStream
     cached, written = cached_prefix_tokens(
         table.arrival_s, stream.prefix_group, stream.prefix_tokens, served,
         keep_group=stream.cache_write_groups(), prompt_tokens=table.prompt_tokens,
+        conversation=None if stream.session is None else stream.session >= 0,
         min_tokens=cloud.model.min_cacheable_tokens, ttl_s=cloud.model.cache_ttl_s)
     return {"cached_input_tokens": cached, "cache_write_tokens": written}
 

@@ -29,6 +29,33 @@ def test_the_cache_reads_within_its_lifetime_and_writes_otherwise() -> None:
                                 ttl_s=300.0) == (4 * 1500, 1500)
 
 
+
+def test_a_conversation_reads_its_previous_prompt_and_writes_the_rest() -> None:
+    # a system prompt (group 0, 1,500 tokens) in front of a 3-turn conversation (group 7):
+    # turn 0 sends 1,600 tokens; turn 1 resends them with the 400-token answer and a
+    # 100-token message (2,100; history 2,000); turn 2 the same again (2,600; history 2,500).
+    # What the cache holds when a turn arrives is the previous turn's prompt, never its
+    # answer: turn 1 reads 1,600 and writes 500, turn 2 reads 2,100 and writes 500
+    arrival = np.array([0.0, 30.0, 60.0])
+    group = np.array([0, 7, 7])
+    prefix = np.array([1500, 2000, 2500])
+    keep = np.array([7, 7, 7])
+    prompt = np.array([1600, 2100, 2600])
+    served = np.ones(3, dtype=bool)
+    turn = np.ones(3, dtype=bool)
+    cached, written = cached_prefix_tokens(arrival, group, prefix, served, min_tokens=1024,
+                                           ttl_s=300.0, keep_group=keep, prompt_tokens=prompt,
+                                           conversation=turn)
+    assert cached == 1600 + 2100
+    # turn 0 writes the system prompt and its own 100 tokens, then 500 a turn
+    assert written == 1600 + 500 + 500
+    assert cached + written == int(prompt.sum())     # every prompt token billed once
+    # a turn after the cache expired reads nothing and writes its whole prompt again
+    late = np.array([0.0, 30.0, 400.0])
+    assert cached_prefix_tokens(late, group, prefix, served, min_tokens=1024, ttl_s=300.0,
+                                keep_group=keep, prompt_tokens=prompt,
+                                conversation=turn) == (1600, 1600 + 500 + 2600)
+
 SCENARIO = """
     seed: 9
     duration: 1200
