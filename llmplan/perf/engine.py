@@ -11,7 +11,7 @@ is on by default from v0.21.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -33,6 +33,28 @@ def version_tuple(version: str) -> tuple[int, int]:
     """(major, minor) of a version."""
     major, minor, _ = release_tuple(version)
     return major, minor
+
+
+#: kv_dtype spellings the loader reads as fp8 (vLLM's --kv-cache-dtype names)
+FP8_KV_ALIASES = ("fp8_e4m3", "fp8_e5m2")
+
+
+def _version_schema(schema: dict[str, Any]) -> None:
+    """vllm_version: text, or a bare YAML number (0.33), read as its text."""
+    text = {key: schema.pop(key) for key in ("type", "pattern")}
+    schema["anyOf"] = [text, {"type": "number", "minimum": 0}]
+
+
+def _prefix_caching_schema(schema: dict[str, Any]) -> None:
+    """prefix_caching: one of the names, or a YAML boolean (bare off / on)."""
+    names = {key: schema.pop(key) for key in ("type", "enum")}
+    schema["anyOf"] = [names, {"type": "boolean"}]
+
+
+def _kv_dtype_schema(schema: dict[str, Any]) -> None:
+    """kv_dtype: also vLLM's fp8 variants, read as fp8."""
+    schema["anyOf"] = [{"enum": [*get_args(KvDType), *FP8_KV_ALIASES], "type": "string"},
+                       {"type": "null"}]
 
 
 class _Strict(BaseModel):
@@ -78,7 +100,9 @@ class EngineSpec(_Strict):
 
     vllm_version: str = Field(
         default=DEFAULT_VLLM_VERSION, pattern=r"^\d+\.\d+",
-        description="Decides the memory accounting and defaults (see llmplan/perf).")
+        description="Decides the memory accounting and defaults (see llmplan/perf). Quote "
+                    "it: a bare 0.10 is the number 0.1.",
+        json_schema_extra=_version_schema)
     max_num_seqs: int | None = Field(default=None, gt=0, le=1_000_000,
                                      description="Running sequences per step.")
     max_num_batched_tokens: int | None = Field(default=None, gt=0, le=100_000_000,
@@ -103,7 +127,9 @@ class EngineSpec(_Strict):
         default=None, gt=0, description="Per GPU, like vLLM's --kv-cache-memory-bytes: "
                                         "replaces the budget computed from utilisation.")
     weights_dtype: DType | None = None
-    kv_dtype: KvDType | None = None
+    kv_dtype: KvDType | None = Field(
+        default=None, description="KV-cache precision (fp8_e4m3 and fp8_e5m2 count as fp8).",
+        json_schema_extra=_kv_dtype_schema)
     expert_parallel: bool = Field(
         default=False, description="Spread MoE experts over the replica's GPUs (EP = tp; "
                                    "vLLM's --enable-expert-parallel). With one data-parallel "
@@ -114,7 +140,9 @@ class EngineSpec(_Strict):
     prefix_caching: Literal["vllm", "per_slot", "off"] = Field(
         default="vllm", description="Reuse of cached prompt prefixes: vllm (automatic prefix "
                                     "caching over KV blocks, vLLM's default), per_slot "
-                                    "(llama.cpp: each slot keeps its last prompt) or off.")
+                                    "(llama.cpp: each slot keeps its last prompt) or off "
+                                    "(a bare YAML off / on: off / vllm).",
+        json_schema_extra=_prefix_caching_schema)
     host_prompt_cache_gib: float = Field(
         default=8.0, ge=0, description="per_slot: host memory keeping the prompts slots give "
                                        "up (llama.cpp's --cache-ram, 8192 MiB by default; 0: "
@@ -140,7 +168,7 @@ class EngineSpec(_Strict):
     @field_validator("kv_dtype", mode="before")
     @classmethod
     def _kv_dtype_names(cls, value: object) -> object:
-        return "fp8" if value in ("fp8_e4m3", "fp8_e5m2") else value
+        return "fp8" if value in FP8_KV_ALIASES else value
 
     @model_validator(mode="after")
     def _batch_fits(self) -> EngineSpec:

@@ -58,3 +58,34 @@ def test_a_duration_the_loader_refuses_is_invalid_in_the_schema(
     with pytest.raises(InputError):
         load_scenario_text(text)
     assert not validator.is_valid(yaml.safe_load(text))
+
+
+def _with_engine(setting: str) -> str:
+    text = (EXAMPLES / "support-assistant.yaml").read_text()
+    assert "engine: {weights_dtype: fp8}" in text
+    return text.replace("engine: {weights_dtype: fp8}",
+                        f"engine: {{weights_dtype: fp8, {setting}}}", 1)
+
+
+@pytest.mark.parametrize("setting", [
+    "vllm_version: 0.33", "vllm_version: '0.10.2'", "vllm_version: 0.9",
+    "prefix_caching: off", "prefix_caching: on", "prefix_caching: per_slot",
+    "kv_dtype: fp8_e4m3", "kv_dtype: fp8_e5m2", "kv_dtype: fp8", "kv_dtype: bf16"])
+def test_an_engine_setting_the_loader_reads_is_valid_in_the_schema(
+        validator: jsonschema.protocols.Validator, setting: str) -> None:
+    text = _with_engine(setting)
+    load_scenario_text(text)
+    errors = [f"{list(e.absolute_path)}: {e.message}"
+              for e in validator.iter_errors(yaml.safe_load(text))]
+    assert not errors
+
+
+@pytest.mark.parametrize("setting", [
+    "vllm_version: latest", "vllm_version: -1.5", "prefix_caching: sometimes",
+    "prefix_caching: 1", "kv_dtype: fp8_e3m4", "kv_dtype: int4"])
+def test_an_engine_setting_the_loader_refuses_is_invalid_in_the_schema(
+        validator: jsonschema.protocols.Validator, setting: str) -> None:
+    text = _with_engine(setting)
+    with pytest.raises(InputError):
+        load_scenario_text(text)
+    assert not validator.is_valid(yaml.safe_load(text))
