@@ -49,7 +49,10 @@ out = _Console()
 
 
 def _fail(error: InputError) -> NoReturn:
-    console.print(f"[bold red]error:[/] {escape(error.render())}", highlight=False)
+    """Print the problems once each (a scenario can trip one rule on several paths) and exit 2."""
+    unique = list(dict.fromkeys(error.problems))
+    shown = error if len(unique) == len(error.problems) else InputError(unique, error.title)
+    console.print(f"[bold red]error:[/] {escape(shown.render())}", highlight=False)
     raise typer.Exit(code=2)
 
 
@@ -74,7 +77,29 @@ def _load(scenario: Path) -> LoadedScenario:
     try:
         return load_scenario(scenario)
     except InputError as error:
+        _not_a_result(scenario)
         _fail(error)
+
+
+#: top-level keys of `simulate`'s result.json that no scenario has
+RESULT_KEYS = frozenset({"recommendation", "decision_table", "break_even"})
+
+
+def _not_a_result(path: Path) -> None:
+    """A result.json passed where a scenario belongs: say so in one line (exit 2)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return
+    if not isinstance(data, dict) or not RESULT_KEYS.issubset(data):
+        return
+    scenario = data.get("scenario")
+    name = scenario.get("name") if isinstance(scenario, dict) else None
+    source = f" (scenario '{name}')" if isinstance(name, str) and name else ""
+    console.print(f"[bold red]error:[/] {escape(str(path))}: this is a simulation result "
+                  f"(result.json), not a scenario; pass the scenario file it came "
+                  f"from{escape(source)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
 
 
 def _load_with_local(scenario: Path, wanted: str | None,

@@ -1,0 +1,71 @@
+"""What the CLI says about inputs it cannot use: a result.json where a scenario belongs is
+named as such in one line, and the same problem is listed once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from llmplan import cli
+from llmplan.cli import app
+from llmplan.errors import Problem, ScenarioError
+
+TINY = """
+name: tiny-chat
+seed: 2
+duration: 60
+traffic: {kind: poisson, rate_per_s: 1}
+tasks:
+  - {name: chat, prompt_tokens: {kind: fixed, tokens: 200},
+     output_tokens: {kind: fixed, tokens: 20}}
+deployments:
+  gpu: {gpu: L4, model: Llama-3.1-8B}
+  api: {kind: cloud, model: gpt-4o-mini}
+"""
+
+
+@pytest.fixture(scope="module")
+def result_json(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("result")
+    scenario = folder / "tiny.yaml"
+    scenario.write_text(TINY)
+    run = CliRunner().invoke(app, ["simulate", str(scenario), "--out", str(folder / "out"),
+                                   "--no-plan", "--quiet"])
+    assert run.exit_code == 0, run.output
+    return folder / "out" / "result.json"
+
+
+@pytest.mark.parametrize("command", [["stack"], ["simulate", "--no-plan"], ["sweep"]])
+def test_a_result_json_for_a_scenario_is_named_in_one_line(
+        result_json: Path, command: list[str], tmp_path: Path) -> None:
+    run = CliRunner().invoke(app, [command[0], str(result_json), *command[1:],
+                                   "--out", str(tmp_path / "o")])
+    assert run.exit_code == 2
+    lines = run.output.strip().splitlines()
+    assert len(lines) == 1, run.output
+    assert str(result_json) in lines[0] and "simulation result" in lines[0]
+    assert "pass the scenario file it came from (scenario 'tiny-chat')" in lines[0]
+    assert "Traceback" not in run.output and not (tmp_path / "o" / "Pulumi.dev.yaml").exists()
+
+
+def test_a_json_scenario_with_mistakes_still_lists_them(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.json"
+    scenario.write_text('{"name": "x", "duration": 60}')
+    run = CliRunner().invoke(app, ["simulate", str(scenario), "--out", str(tmp_path / "o")])
+    assert run.exit_code == 2
+    assert "traffic: required field is missing" in run.output
+    assert "simulation result" not in run.output
+
+
+def test_identical_problems_are_listed_once(capsys: pytest.CaptureFixture[str]) -> None:
+    same = Problem("s.yaml", 3, "deployments.api.cloud", "unknown key 'cloud'")
+    other = Problem("s.yaml", 1, "duration", "required field is missing")
+    with pytest.raises(typer.Exit) as stopped:
+        cli._fail(ScenarioError([other, same, same, same, other]))
+    assert stopped.value.exit_code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].endswith("invalid scenario (2 problems):")
+    assert [line.strip() for line in lines[1:]] == [str(other), str(same)]
