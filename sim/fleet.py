@@ -36,6 +36,10 @@ class FleetControl(Protocol):
         """Replica-seconds on in each interval between consecutive edges (after a run)."""
         ...
 
+    def loading_seconds(self, end_s: float) -> float:
+        """Replica-seconds spent loading a model (autoscaling's spin-up) up to end_s."""
+        ...
+
 
 @dataclass
 class LocalFleet:

@@ -6,11 +6,15 @@ explicit window); its queued and running requests are retried on the replicas st
 exponential repair time. Autoscaling: every `interval_s` the scaler reads the waiting and
 in-flight requests per active replica; above the scale-up threshold it starts one more
 replica, which takes traffic after `spin_up_s` (model load); below the scale-down threshold
-it stops sending to the newest one (it drains), at most once per `cooldown_s`.
+it stops sending to the newest one (it drains), at most once per `cooldown_s` and not within
+`cooldown_s` of a scale-up (the stack's HPA holds scale-downs for the same stabilisation
+window after a higher recommendation, so a replica that just loaded is not sent away by the
+dip in per-replica load its own arrival causes).
 
 A replica is on (its GPUs count in the fleet's replica-seconds, the utilisation's
 denominator and the rented hours) while it takes traffic and, after a scale-down, until it
-has finished what it held; a failed one is off from the end of its last step.
+has finished what it held; a failed one is off from the end of its last step. A replica
+loading its model is paid for but not on (`loading_seconds`).
 """
 
 from __future__ import annotations
@@ -34,7 +38,10 @@ class FleetController:
         self.up = [True] * len(fleet.replicas)
         self.serving = dep.replicas           # replicas 0..serving-1 take traffic
         self.starting = 0                     # replicas loading their model
+        self.loading_since: list[float] = []  # ... since when, oldest first
+        self.loaded: list[tuple[float, float]] = []   # finished loads (start_s, end_s)
         self.last_scale_down_s = -np.inf
+        self.last_scale_up_s = -np.inf        # when the scaler last asked for one more
         self.on_since: dict[int, float] = {}      # replicas on now: since when
         self.draining: dict[int, float] = {}      # of those, scaled in: since when
         self.on_intervals: list[tuple[float, float]] = []   # closed (start_s, end_s)
@@ -94,6 +101,12 @@ class FleetController:
                            None)
         return out
 
+    def loading_seconds(self, end_s: float) -> float:
+        """Replica-seconds spent loading a model before taking traffic, up to end_s (paid
+        for, as a rented GPU is from its start, but serving nothing)."""
+        spans = self.loaded + [(since, end_s) for since in self.loading_since]
+        return float(sum(max(0.0, min(end, end_s) - start) for start, end in spans))
+
     # ------------------------------------------------------------------ failures
 
     def _schedule_failures(self, spec: FailureSpec, horizon_s: float) -> None:
@@ -150,10 +163,12 @@ class FleetController:
         total = self.serving + self.starting
         if waiting > spec.scale_up_waiting_per_replica and total < spec.max_replicas:
             self.starting += 1
+            self.loading_since.append(t)
+            self.last_scale_up_s = t
             self._later(spec.spin_up_s, self._ready)
         elif in_flight < spec.scale_down_outstanding_per_replica and self.starting == 0 \
                 and self.serving > spec.min_replicas \
-                and t - self.last_scale_down_s >= spec.cooldown_s:
+                and t - max(self.last_scale_down_s, self.last_scale_up_s) >= spec.cooldown_s:
             self.serving -= 1          # the newest one drains: no new traffic
             self.last_scale_down_s = t
             self._refresh()
@@ -163,6 +178,7 @@ class FleetController:
     def _ready(self, t: float) -> None:
         self.starting -= 1
         self.serving += 1
+        self.loaded.append((self.loading_since.pop(0), t))
         self._refresh()
         self.scale_events.append((t, self.serving))
 

@@ -420,6 +420,7 @@ def _fleet_part(run: DeploymentRun, replica_s: float) -> FleetOutcome:
                             requests_retried_after_failure=0, scale_events=[])
     return FleetOutcome(
         mean_active_replicas=replica_s / run.duration_s,
+        mean_loading_replicas=control.loading_seconds(run.duration_s) / run.duration_s,
         max_replicas=fleet.deployment.max_replicas, failures=control.failures,
         requests_retried_after_failure=control.retried,
         scale_events=[ScaleEvent(t_s=t, replicas=n) for t, n in control.scale_events])

@@ -135,6 +135,9 @@ class FleetOutcome(ResultModel):
     OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("max_replicas",)
 
     mean_active_replicas: float
+    #: replicas loading their model (autoscaling's spin-up): rented GPUs are paid for from
+    #: their start, so the rented hours are mean_active_replicas + this
+    mean_loading_replicas: float = 0.0
     max_replicas: int | None = None
     failures: int
     requests_retried_after_failure: int

@@ -202,7 +202,9 @@ class AutoscaleSpec(_Strict):
     scale_down_outstanding_per_replica: float = Field(
         default=1.0, ge=0, description="Remove one when fewer are in flight per replica.")
     spin_up_s: float = Field(default=180.0, ge=0, description="Model load time of a new replica.")
-    cooldown_s: float = Field(default=600.0, ge=0, description="Wait between scale-downs.")
+    cooldown_s: float = Field(default=600.0, ge=0,
+                              description="Wait between scale-downs, and after a scale-up "
+                                          "(the HPA's scale-down stabilisation window).")
     interval_s: float = Field(default=15.0, gt=0, description="How often the scaler looks.")
 
     @model_validator(mode="after")
