@@ -489,11 +489,16 @@ def stack(
     cluster_mode: Annotated[str | None, typer.Option(
         help="kubeconfig (an existing cluster) or eks (create one).")] = None,
     aws_region: Annotated[str | None, typer.Option(help="AWS region of AWS resources.")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder of Pulumi.yaml.")] = Path("."),
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Folder of Pulumi.yaml (default: the current folder if it is llmplan's "
+                      "Pulumi project, else the project llmplan came with).")] = None,
 ) -> None:
-    """Write Pulumi.<stack>.yaml so `pulumi up` deploys the deployment as simulated."""
+    """Write Pulumi.<stack>.yaml so `pulumi up` deploys the deployment as simulated.
+
+    The stack file goes next to the project's Pulumi.yaml, where the pulumi commands it
+    prints must run."""
     from llmplan.pipeline import evaluate
-    from llmplan.provision.stack import write_stack
+    from llmplan.provision.stack import is_project_dir, project_dir, stack_folder, write_stack
 
     if cluster_mode not in (None, "kubeconfig", "eks"):
         _fail(InputError([_option_problem("--cluster-mode", f"got '{cluster_mode}'; expected "
@@ -502,7 +507,8 @@ def stack(
     result = evaluate(loaded)
     settings = {"namespace": namespace, "cluster_mode": cluster_mode, "aws_region": aws_region}
     try:
-        written = write_stack(out_dir / f"Pulumi.{stack_name}.yaml", loaded, result, deployment,
+        folder = stack_folder(out_dir)
+        written = write_stack(folder / f"Pulumi.{stack_name}.yaml", loaded, result, deployment,
                               settings)
     except InputError as error:
         _fail(error)
@@ -515,7 +521,20 @@ def stack(
                       f"{escape('; '.join(candidate.infeasible_because))}", highlight=False)
     for note in written.notes:
         console.print(f"[bold yellow]note:[/] {escape(note)}", highlight=False)
-    steps = [f"pulumi stack select {stack_name} --create"]
+    project = folder if is_project_dir(folder) else project_dir()
+    steps = []
+    if project != folder:
+        where = f"the project folder {project}" if project is not None else \
+            "the folder of llmplan's Pulumi.yaml and infra/"
+        console.print(f"[bold yellow]warning:[/] {escape(str(folder.resolve()))} has no "
+                      f"Pulumi.yaml of this project; the pulumi commands run in "
+                      f"{escape(where)}, with "
+                      f"{written.path.name} beside Pulumi.yaml", highlight=False)
+        if project is not None:
+            steps.append(f"cp {written.path} {project}/")
+    if project is not None and project.resolve() != Path.cwd().resolve():
+        steps.append(f"cd {project}")
+    steps.append(f"pulumi stack select {stack_name} --create")
     steps += [f"pulumi config set --secret {s.key} <value>" + ("    # already set"
               if s.already_set else f"    # {s.why}") for s in written.secrets]
     steps += ["pulumi preview --policy-pack infra/policy", "pulumi up"]

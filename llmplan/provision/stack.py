@@ -184,6 +184,30 @@ def _hub_token_why(repos: list[tuple[str, bool | None]]) -> str | None:
     return "; ".join(parts)
 
 
+def is_project_dir(folder: Path) -> bool:
+    """`folder` holds llmplan's Pulumi project (Pulumi.yaml naming PROJECT): stacks go there."""
+    try:
+        project = yaml.safe_load((folder / "Pulumi.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(project, dict) and project.get("name") == PROJECT
+
+
+def project_dir() -> Path | None:
+    """The folder of llmplan's Pulumi.yaml and infra/ (the top level of its source), if any."""
+    top = Path(__file__).resolve().parents[2]
+    return top if is_project_dir(top) and (top / "infra").is_dir() else None
+
+
+def stack_folder(out_dir: Path | None) -> Path:
+    """Where Pulumi.<stack>.yaml goes: --out; else the current folder when it is the Pulumi
+    project, else the project llmplan came with, else the current folder."""
+    if out_dir is not None:
+        return out_dir
+    here = Path(".")
+    return here if is_project_dir(here) else project_dir() or here
+
+
 def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: str | None,
                 settings: dict[str, Any]) -> WrittenStack:
     """Write (or rewrite) Pulumi.<stack>.yaml for the chosen deployment; idempotent."""
