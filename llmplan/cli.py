@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import inspect
 import json
 import math
 import os
@@ -137,8 +138,8 @@ def simulate(
         "--plan/--no-plan", help="Search replicas and rates, test the ranking's stability.")
     ] = True,
     requests: Annotated[bool, typer.Option(
-        "--requests/--no-requests", help="Also write OUT/requests/<deployment>.csv (one row "
-                                         "per simulated request).")] = False,
+        "--requests/--no-requests", help="Also write a CSV per deployment in OUT/requests "
+                                         "(one row per simulated request).")] = False,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print result.json to stdout instead of the summary.")] = False,
 ) -> None:
@@ -229,8 +230,11 @@ def loadtest(
     time_scale: Annotated[float, typer.Option(
         help="Multiply arrival times (0.1 = 10x faster).")] = 1.0,
     max_requests: Annotated[int | None, typer.Option(
-        "--max-requests", "--requests",
-        help="Measured requests to send (closed loop: stop after this many).")] = None,
+        "--max-requests",
+        help="Measured requests to send (closed loop: stop after this many); also "
+             "--requests.")] = None,
+    requests: Annotated[int | None, typer.Option(
+        "--requests", hidden=True, help="Same as --max-requests.")] = None,
     max_output_tokens: Annotated[int | None, typer.Option(
         help="Cap planned output lengths.")] = None,
     max_prompt_tokens: Annotated[int | None, typer.Option(
@@ -252,7 +256,8 @@ def loadtest(
         help="Comma-separated request rates (req/s): open-loop levels until saturation.")
     ] = None,
     stages: Annotated[str | None, typer.Option(
-        help="Closed-loop stages 'seconds:users:spawn_rate,...' (a Locust LoadTestShape).")
+        help="Closed-loop stages, comma-separated, each seconds:users:rate (users started "
+             "per second; a Locust LoadTestShape).")
     ] = None,
     warmup: Annotated[int, typer.Option(
         min=0, help="Warm-up requests sent first and kept out of the statistics.")] = 0,
@@ -284,6 +289,10 @@ def loadtest(
 
     if not target:
         _fail(InputError([_option_problem("--target", "required: the target to load-test")]))
+    if requests is not None and max_requests is not None and requests != max_requests:
+        _fail(InputError([_option_problem("--max-requests/--requests", "the same option; "
+                                          "give one")]))
+    max_requests = max_requests if max_requests is not None else requests
     try:
         duration_s = parse_duration_s(duration)
         grace_s = parse_duration_s(grace)
@@ -624,6 +633,7 @@ def import_trace(
         "--out", help="The trace CSV to write (timestamp, prompt_tokens, output_tokens, "
                       "task[, hash_ids]).")] = Path("trace.csv"),
     include_failed: Annotated[bool, typer.Option(
+        "--include-failed",
         help="burstgpt: keep failed requests (0 response tokens) as 1-token answers.")] = False,
     sessions_per_s: Annotated[float, typer.Option(
         min=1e-9, help="sharegpt: conversations starting per second (Poisson).")] = 0.1,
@@ -831,6 +841,18 @@ def catalog(
 
     for table in catalog_tables(builtin_catalog(), sources=sources, today=datetime.date.today()):
         out.print(table, width=min(out.width, 100))
+
+
+def flowing(doc: str) -> str:
+    """A docstring's paragraphs, each on one line: rich help keeps a single newline as a line
+    break, which cut the text mid-sentence in a narrow terminal."""
+    return "\n\n".join(" ".join(paragraph.split())
+                       for paragraph in inspect.cleandoc(doc).split("\n\n"))
+
+
+for _command in app.registered_commands:
+    if _command.help is None and _command.callback is not None and _command.callback.__doc__:
+        _command.help = flowing(_command.callback.__doc__)
 
 
 def main() -> None:  # pragma: no cover - console entry point alias
