@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from llmplan.decide.decision import decide as _decide
-from llmplan.pipeline import evaluate
+from llmplan.pipeline import evaluate, with_provisioning
 from llmplan.results.decision import Result
 from llmplan.results.simulation import SimulationResult
 from llmplan.scenario import LoadedScenario, load_scenario_text
@@ -58,4 +58,4 @@ def simulate_only(source: ScenarioSource, *, seed: int | None = None) -> Simulat
 
 def recommend(simulation: SimulationResult, source: ScenarioSource) -> Result:
     """Cost, feasibility and the recommendation for a simulation of `source`."""
-    return _decide(simulation, load_scenario(source))
+    return _decide(simulation, with_provisioning(load_scenario(source)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from llmplan.catalog.staleness import stale_prices
@@ -17,7 +18,7 @@ from llmplan.decide.planning import plan
 from llmplan.provision.vllm_build import provisioning_problem
 from llmplan.results.decision import Result
 from llmplan.scenario import LoadedScenario
-from llmplan.scenario.cloud import CloudDeployment
+from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import LocalDeployment, SimulationMode
 from llmplan.sim.run import simulate_scenario
 
@@ -43,11 +44,28 @@ def not_provisionable(loaded: LoadedScenario) -> list[str]:
                 name, dep, loaded.catalog.models[dep.model])) is not None]
 
 
+def with_provisioning(loaded: LoadedScenario) -> LoadedScenario:
+    """`loaded` with the deployments `llmplan stack` could not build as simulated (a
+    hybrid whose local part it could not build, too), which the recommendation passes over
+    while another feasible candidate can be built."""
+    problems: dict[str, str] = {}
+    deployments = loaded.scenario.deployments
+    for name, dep in deployments.items():
+        if isinstance(dep, LocalDeployment) and (problem := provisioning_problem(
+                name, dep, loaded.catalog.models[dep.model])) is not None:
+            problems[name] = problem
+    for name, dep in deployments.items():
+        if isinstance(dep, HybridDeployment) and dep.local in problems:
+            problems[name] = f"its local part: {problems[dep.local]}"
+    return replace(loaded, not_provisionable=problems)
+
+
 def evaluate(loaded: LoadedScenario, seed: int | None = None, *,
              mode: SimulationMode | None = None, progress: Progress | None = None,
              planning: bool = False, requests_dir: Path | None = None,
              stage: Stage | None = None) -> Result:
     """result.json of a scenario (same scenario and seed: same result)."""
+    loaded = with_provisioning(loaded)
     simulation = simulate_scenario(loaded, seed, mode=mode, progress=progress,
                                    requests_dir=requests_dir)
     result = decide(simulation, loaded)

@@ -170,16 +170,28 @@ def decide(simulation: SimulationResult, loaded: LoadedScenario) -> Result:
     ranking += sorted(n for n, c in candidates.items() if not c.feasible)
     unbuildable = dict(sorted(loaded.unbuildable.items())) or None
     return Result(scenario=simulation.scenario, deployments=candidates,
-                  recommendation=_recommendation(ranking, candidates, unbuildable or {}),
+                  recommendation=_recommendation(ranking, candidates, unbuildable or {},
+                                                 loaded.not_provisionable),
                   break_even=break_even(candidates, loaded),
                   decision_table=decision_table(candidates, loaded),
                   checklist=checklist(loaded), unbuildable=unbuildable)
 
 
 def _recommendation(ranking: list[str], candidates: dict[str, Candidate],
-                    unbuildable: dict[str, str]) -> Recommendation:
+                    unbuildable: dict[str, str],
+                    not_provisionable: dict[str, str] | None = None) -> Recommendation:
     feasible = [n for n in ranking if candidates[n].feasible]
     not_built = "".join(f"; {n} cannot be built ({why})" for n, why in unbuildable.items())
+    # a cheaper candidate the stack cannot build as simulated is passed over while a
+    # feasible one it can build remains (what is provisioned must be what was simulated)
+    blocked = not_provisionable or {}
+    passed_over = []
+    if any(n not in blocked for n in feasible):
+        passed_over = [n for n in feasible if n in blocked]
+        passed_over = passed_over[:next(i for i, n in enumerate(feasible) if n not in blocked)]
+        feasible = [n for n in feasible if n not in passed_over]
+        ranking = [*feasible, *passed_over, *(n for n in ranking if n not in feasible
+                                              and n not in passed_over)]
     if not feasible:
         return Recommendation(deployment=None, ranking=ranking,
                               reason="no candidate is feasible: " + "; ".join(
@@ -194,8 +206,15 @@ def _recommendation(ranking: list[str], candidates: dict[str, Candidate],
     if len(feasible) > 1:
         runner_up = feasible[1]
         other = candidates[runner_up].cost.usd_per_useful_result or 0.0
-        reason += (f", {other / per_useful:.2f}x cheaper per useful result "
-                   f"than {runner_up}")
+        if other <= per_useful * 1.005:
+            reason += f", within 0.5% of {runner_up}'s cost per useful result"
+        else:
+            reason += (f", {other / per_useful:.2f}x cheaper per useful result "
+                       f"than {runner_up}")
+    for n in passed_over:
+        other = candidates[n].cost.usd_per_useful_result or 0.0
+        reason += (f"; {n} would cost ${other:.4f} per useful result but cannot be "
+                   f"provisioned as simulated ({blocked[n]})")
     excluded = [n for n in ranking if not candidates[n].feasible]
     if excluded:
         reason += "; excluded: " + "; ".join(

@@ -405,9 +405,8 @@ def _reprice(loaded: LoadedScenario, cloud_factor: float, gpu_factor: float) -> 
         "cached_input_usd_per_mtok": (m.cached_input_usd_per_mtok * cloud_factor
                                       if m.cached_input_usd_per_mtok is not None else None)})
         for k, m in catalog.cloud_models.items()}
-    return LoadedScenario(loaded.scenario,
-                          catalog.model_copy(update={"gpus": gpus, "cloud_models": clouds}),
-                          loaded.path)
+    return replace(loaded, catalog=catalog.model_copy(update={"gpus": gpus,
+                                                             "cloud_models": clouds}))
 
 
 def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
@@ -513,8 +512,8 @@ def _prefix_caching_toggled(planner: Planner) -> tuple[str, LoadedScenario, set[
             update={"prefix_caching": policy})})
     affected = set(local) | {name for name, dep in scenario.deployments.items()
                              if isinstance(dep, HybridDeployment) and dep.local in local}
-    changed = LoadedScenario(scenario.model_copy(update={"deployments": deployments}),
-                             planner.loaded.catalog, planner.loaded.path)
+    changed = replace(planner.loaded,
+                      scenario=scenario.model_copy(update={"deployments": deployments}))
     return f"local prefix caching {'off' if on else 'on'}", changed, affected
 
 

@@ -40,6 +40,9 @@ class LoadedScenario:
     #: deployments left out because they cannot be built as written: name -> the field and
     #: why, with what would fit (not in `scenario.deployments`)
     unbuildable: dict[str, str] = field(default_factory=dict)
+    #: simulated deployments `llmplan stack` could not provision as simulated (name -> why),
+    #: filled by llmplan.pipeline.with_provisioning: the recommendation prefers the others
+    not_provisionable: dict[str, str] = field(default_factory=dict)
 
 
 

@@ -117,3 +117,50 @@ def test_mtp_speculation_on_a_model_without_mtp_layers_is_not_simulated() -> Non
     why = loaded.unbuildable["mtp"]
     assert why.startswith("deployments.mtp.engine.speculative.method: ")
     assert "ships none (catalog mtp_layers: 0)" in why
+
+
+PROVISIONABLE = """
+name: cheapest-cannot-be-built
+seed: 1
+duration: 30m
+traffic: {kind: constant, rate_per_s: 0.02}
+tasks:
+  - name: qa
+    prompt_tokens: {kind: fixed, tokens: 2000}
+    output_tokens: {kind: fixed, tokens: 256}
+slo: {ttft_ms: 2000, tpot_ms: 50}
+catalog:
+  models:
+    qwen14:
+      hf_id: Qwen/Qwen2.5-14B-Instruct
+      layers: 48
+      hidden_size: 5120
+      attention_heads: 40
+      kv_heads: 8
+      head_dim: 128
+      intermediate_size: 13824
+      vocab_size: 152064
+      params_b: 14.77
+      active_params_b: 14.77
+      max_context_tokens: 32768
+deployments:
+  h100-fp8: {gpu: H100-SXM, model: qwen14, engine: {weights_dtype: fp8}}
+  # cheaper, but no int4 checkpoint of this model is known: vLLM would serve bf16
+  l40s-int4: {gpu: L40S, model: qwen14, engine: {weights_dtype: int4}}
+"""
+
+
+def test_the_recommendation_is_a_candidate_the_stack_can_build() -> None:
+    from llmplan.pipeline import evaluate
+
+    result = evaluate(load_scenario_text(PROVISIONABLE))
+    int4, fp8 = result.deployments["l40s-int4"], result.deployments["h100-fp8"]
+    assert int4.feasible and fp8.feasible
+    assert (int4.cost.usd_per_useful_result or 0) < (fp8.cost.usd_per_useful_result or 0)
+    rec = result.recommendation
+    assert rec.deployment == "h100-fp8" and rec.ranking[:2] == ["h100-fp8", "l40s-int4"]
+    assert "l40s-int4 would cost $" in rec.reason and "no published int4 checkpoint" in rec.reason
+    # with nothing buildable left, the cheapest is still named (and the note says why)
+    only = evaluate(load_scenario_text(PROVISIONABLE.replace(
+        "  h100-fp8: {gpu: H100-SXM, model: qwen14, engine: {weights_dtype: fp8}}\n", "")))
+    assert only.recommendation.deployment == "l40s-int4"
