@@ -35,6 +35,10 @@ def test_max_sustainable_rate_is_the_tightest_limit(rpm: int, tpm: int,
     planned = plan(simulate_scenario(loaded), loaded, jobs=1)
     rate = planned.deployments["api"].max_sustainable_requests_per_s
     assert rate == pytest.approx(sustained_per_s, rel=1e-9)
+    # below the traffic's 5/s, a note says so, in the same mean rate the table shows
+    notes = [n for n in planned.notes if n.startswith("api: gpt-4o-mini's limits")]
+    assert len(notes) == (sustained_per_s < 5.0)
+    assert all(f"at most {rate:,.2f}/s on average" in note for note in notes)
     # the load curve's runs past the limit see the 429s that traffic would keep getting
     over = [p for p in planned.deployments["api"].load_curve
             if p.requests_per_s > 1.2 * sustained_per_s]
