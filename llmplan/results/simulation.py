@@ -47,8 +47,12 @@ class RequestCounts(ResultModel):
     total: int
     completed: int
     rejected: int
-    timed_out: int
-    too_long: int
+    timed_out: int = Field(description="Gave up: waited in a local queue past "
+                                       "admission.queue_timeout_s, or an API call ran past "
+                                       "retry.request_timeout_s on its last attempt.")
+    too_long: int = Field(description="Prompt + output longer than the engine's "
+                                      "max_model_len: the model's context, or the tokens its "
+                                      "KV cache holds when that is less.")
     failed: int
     throttled: int
     blocked: int
@@ -58,8 +62,8 @@ class RequestCounts(ResultModel):
 
     #: How a request can end without an answer, as a reader says it.
     NOT_ANSWERED: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("timed_out", "gave up waiting in the queue"), ("rejected", "refused (queue full)"),
-        ("too_long", "too long for the context"), ("failed", "failed"),
+        ("timed_out", "timed out (queue wait or API call)"), ("rejected", "refused (queue full)"),
+        ("too_long", "longer than max_model_len (context or KV cache)"), ("failed", "failed"),
         ("throttled", "throttled (429) past the retries"),
         ("blocked", "blocked (restricted, local refused)"),
         ("unfinished", "unfinished at the end of the run"))

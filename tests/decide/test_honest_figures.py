@@ -72,7 +72,7 @@ def test_clients_give_up_after_the_default_queue_timeout_and_the_summary_says_so
     assert gpu.requests.timed_out > 0
     assert gpu.latency.ttft_ms.p95 is not None and gpu.latency.ttft_ms.p95 < 62_000
     line = next(x for x in not_served(result) if x.startswith("gpu "))
-    assert f"{gpu.requests.timed_out:,} gave up waiting in the queue" in line
+    assert f"{gpu.requests.timed_out:,} timed out (queue wait or API call)" in line
     # every way a request went unanswered is counted: the lost requests add up
     lost = gpu.requests.total - gpu.requests.completed
     assert line.startswith(f"gpu {lost:,} of {gpu.requests.total:,} requests")
