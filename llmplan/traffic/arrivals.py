@@ -260,7 +260,8 @@ class DiurnalTraffic(_RateCurve):
         extra = self._spikes_extra_per_s(duration_s) * duration_s / max(duration_s, DAY_S)
         window = self.expected_rate_per_s(duration_s)
         basis = (f"diurnal traffic's mean_rate_per_s {self.mean_rate_per_s:g}/s (the day's "
-                 f"mean; the simulated {_duration(duration_s)} average {window:.3g}/s)")
+                 f"mean; expected over the simulated {_duration(duration_s)}: {window:.3g}/s, "
+                 "which a random draw of arrivals meets only on average)")
         if extra:
             basis += ", with its spikes' extra requests once a day"
         return LongRunRate(self.mean_rate_per_s + extra, basis)
