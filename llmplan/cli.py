@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 import typer
 from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from llmplan.errors import InputError, Problem, did_you_mean
 from llmplan.scenario.models import SimulationMode
@@ -162,19 +169,26 @@ def simulate(
         if dynamic:
             _fail(InputError([_option_problem("--mode", f"{REFERENCE_FIXED_FLEETS} "
                                                         f"({', '.join(dynamic)} has them)")]))
-    with Progress(TextColumn("{task.description}"), BarColumn(),
-                  TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=console,
+    # a stage of unknown length shows no percentage (TaskProgressColumn), and a stage is
+    # finished (its clock stopped) as soon as the next one starts
+    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                  TimeElapsedColumn(), console=console,
                   disable=quiet or not console.is_terminal, transient=True) as bar:
         tasks: dict[str, TaskID] = {}
 
+        def finish_all() -> None:
+            for task in bar.tasks:
+                if not task.finished:
+                    bar.update(task.id, total=task.total or 1, completed=task.total or 1)
+
         def progress(name: str, t: float) -> None:
             if name not in tasks:
+                finish_all()                # deployments are simulated one after another
                 tasks[name] = bar.add_task(f"simulating {name}", total=duration)
             bar.update(tasks[name], completed=min(t, duration))
 
         def stage(text: str) -> None:
-            for task in tasks.values():     # the stage before this one is done
-                bar.update(task, total=1, completed=1)
+            finish_all()
             tasks[text] = bar.add_task(text, total=None)
 
         try:
