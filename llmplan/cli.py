@@ -60,7 +60,9 @@ def _fail(error: InputError) -> NoReturn:
     """Print the problems once each (a scenario can trip one rule on several paths) and exit 2."""
     unique = list(dict.fromkeys(error.problems))
     shown = error if len(unique) == len(error.problems) else InputError(unique, error.title)
-    console.print(f"[bold red]error:[/] {escape(shown.render())}", highlight=False)
+    # soft_wrap: the terminal wraps it; no newline cuts a path or a field name in two
+    console.print(f"[bold red]error:[/] {escape(shown.render())}", highlight=False,
+                  soft_wrap=True)
     raise typer.Exit(code=2)
 
 
