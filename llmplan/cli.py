@@ -563,7 +563,9 @@ def stack(
     steps += [f"pulumi config set --secret {s.key} <value>" + ("    # already set"
               if s.already_set else f"    # {s.why}") for s in written.secrets]
     steps += ["pulumi preview --policy-pack infra/policy", "pulumi up"]
-    out.print("next:\n" + "\n".join(f"  {escape(step)}" for step in steps), highlight=False)
+    # commands to copy: the terminal wraps them (soft_wrap), rich never cuts one in two
+    out.print("next:\n" + "\n".join(f"  {escape(step)}" for step in steps), highlight=False,
+              soft_wrap=True)
 
 
 @app.command()
