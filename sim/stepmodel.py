@@ -79,7 +79,7 @@ class StepModel:
             else compute_per_prefill_pair_s
         #: a sequence's sliding-window layers, a whole window of context: FLOPs per query
         #: token (compute_per_window_seq_s) and KV reads per step (memory_per_seq_s). With
-        #: window_tokens W the step charges min(K, D x W) / W windows (`_window_seqs`);
+        #: window_tokens W the step charges min(K, D x W) / W windows (`_parts`);
         #: without it (a calibrated model) one per decoding sequence
         self.compute_per_window_seq_s = compute_per_window_seq_s
         self.window_tokens = window_tokens
@@ -147,15 +147,6 @@ class StepModel:
         """Simulated steps per verify step: `accepted` when the step decodes, else 1."""
         return self.accepted if decode_seqs > 0 else 1.0
 
-    def _window_seqs(self, decode_seqs: int, kv_tokens: int) -> float:
-        """Whole windows the decoding sequences' sliding-window layers read: each reads
-        min(context, W), and min(K, D x W) bounds their sum (exact while every context is
-        below the window or every one past it); linear in K up to D x W, then constant."""
-        w = self.window_tokens
-        if w == 0:
-            return float(decode_seqs)
-        return min(kv_tokens, decode_seqs * w) / w
-
     def _parts(self, prefill_tokens: int, decode_seqs: int,
                kv_tokens: int, pairs: int) -> tuple[float, float, float, float]:
         """(compute, memory, serial, cpu) of the verify step one simulated step stands for
@@ -169,14 +160,19 @@ class StepModel:
         # the GEMMs' own roofline, a constant of the step's tokens; attention's parts follow
         # (both carry it, so max(compute, memory) is the sum of the two maxima)
         gemms = max(self._gemm_flops_s(tokens, decode_seqs), self._weights_read_s(tokens))
-        windows = self._window_seqs(decode_seqs, kv_tokens)
-        # the prefill chunks' pairs in the window layers: at most W per token (a query
-        # attends its last W keys), so min(A, P x W) bounds them, in windows' worth
         w = self.window_tokens
-        prefill_windows = min(prefill_pairs, prefill * w) / w if w else 0.0
+        if w:
+            # each decode reads min(context, W); min(K, D x W) bounds their sum (exact
+            # while every context is below W or every one past it), in windows
+            windows = min(kv_tokens, decode_seqs * w) / w
+            # the prefill chunks' pairs in the window layers: at most W per token (a query
+            # attends its last W keys), so min(A, P x W) bounds them, in windows' worth
+            window_work = q * windows + min(prefill_pairs, prefill * w) / w
+        else:
+            windows = window_work = float(decode_seqs)
         compute = gemms + self.compute_per_prefill_pair_s * prefill_pairs \
             + self.compute_per_pair_s * q * kv_tokens \
-            + self.compute_per_window_seq_s * (q * windows + prefill_windows)
+            + self.compute_per_window_seq_s * window_work
         memory = gemms + self.memory_per_kv_token_s * kv_tokens \
             + self.memory_per_seq_s * windows
         serial = self.serial_s + (self._tokens_s(tokens) if self.tabulated
