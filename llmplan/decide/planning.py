@@ -271,19 +271,29 @@ class Planner:
         return factor
 
     def _bisect_down(self, name: str, hi: float) -> float | None:
-        """The largest factor under `hi` meeting the SLO, to 1/64 of it."""
+        """The largest factor under `hi` (which fails) meeting the SLO, to 1/64 of the
+        bracket (None under 1/64)."""
+        bracket = self._halve_until_met(name, hi)
+        return None if bracket is None else self._bisect(name, *bracket)[0]
+
+    def _halve_until_met(self, name: str, hi: float) -> tuple[float, float] | None:
+        """(lo, hi): halving from a failing `hi` down to a factor that meets the SLO."""
         lo = hi / 2
         while not self.meets(Point(name, factor=lo)):
             hi, lo = lo, lo / 2
             if lo < 1 / 64:
                 return None
+        return lo, hi
+
+    def _bisect(self, name: str, lo: float, hi: float) -> tuple[float, float]:
+        """Bisection of [lo met, hi failed] to 1/2^RATE_BISECTIONS of it: the last bracket."""
         for _ in range(RATE_BISECTIONS):
             mid = (lo + hi) / 2
             if self.meets(Point(name, factor=mid)):
                 lo = mid
             else:
                 hi = mid
-        return lo
+        return lo, hi
 
     def _max_meeting_factor(self, name: str) -> float | None:
         """Largest rate factor with the SLO met on the busiest stretch (None under 1/64)."""
@@ -299,17 +309,11 @@ class Planner:
             lo = max(met)
             hi = min(f for f in failed if f > lo)
         else:
-            hi, lo = min(LOAD_FACTORS), min(LOAD_FACTORS) / 2
-            while not self.meets(Point(name, factor=lo)):
-                hi, lo = lo, lo / 2
-                if lo < 1 / 64:
-                    return None
-        for _ in range(RATE_BISECTIONS):
-            mid = (lo + hi) / 2
-            if self.meets(Point(name, factor=mid)):
-                lo = mid
-            else:
-                hi = mid
+            bracket = self._halve_until_met(name, min(LOAD_FACTORS))
+            if bracket is None:
+                return None
+            lo, hi = bracket
+        lo, hi = self._bisect(name, lo, hi)
         limit = self.limit_factor(name)
         if limit is not None and lo < limit < hi and self.meets(Point(name, factor=limit)):
             return limit        # the API's limit, exactly, when it is what binds
