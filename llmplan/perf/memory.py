@@ -244,7 +244,13 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
     pool_blocks = vllm_blocks if engine.kv_cache_tokens is None \
         else blocks * max(1, layout.full_groups)
     error = None
-    if engine.kv_cache_tokens is None and available <= 0:
+    if engine.max_model_len is not None and engine.max_model_len > model.max_context_tokens:
+        # vLLM refuses a max_model_len past the model's own (vllm/config/model.py,
+        # _get_and_verify_max_len) unless VLLM_ALLOW_LONG_MAX_MODEL_LEN is set
+        error = (f"engine.max_model_len {engine.max_model_len} exceeds {setup.model_name}'s "
+                 f"context window ({model.max_context_tokens} tokens), which vLLM refuses; "
+                 f"expected max_model_len <= {model.max_context_tokens}")
+    elif engine.kv_cache_tokens is None and available <= 0:
         error = _does_not_fit(setup, budget)
     elif engine.max_model_len is not None and engine.max_model_len > capacity_tokens:
         error = (f"engine.max_model_len {engine.max_model_len} exceeds the KV cache "

@@ -87,3 +87,15 @@ def test_a_fixed_kv_cache_tokens_occupies_those_tokens_pages() -> None:
     setup = ReplicaSetup("L40S", "Llama-3.1-8B", CATALOG.gpus["L40S"],
                          CATALOG.models["Llama-3.1-8B"], EngineSpec(kv_cache_tokens=16_000), 1)
     assert kv_capacity(setup).kv_cache_bytes == 16_000 * 128 * 1024
+
+
+def test_a_max_model_len_past_the_models_context_is_refused() -> None:
+    """vLLM will not start with --max-model-len above the model's context window."""
+    model = CATALOG.models["Llama-3.1-8B"]
+    over = EngineSpec(max_model_len=model.max_context_tokens + 1)
+    setup = ReplicaSetup("H100-SXM", "Llama-3.1-8B", CATALOG.gpus["H100-SXM"], model, over, 1)
+    error = kv_capacity(setup).error
+    assert error is not None and f"<= {model.max_context_tokens}" in error
+    at = EngineSpec(max_model_len=model.max_context_tokens)
+    assert kv_capacity(ReplicaSetup("H100-SXM", "Llama-3.1-8B", CATALOG.gpus["H100-SXM"],
+                                    model, at, 1)).error is None
