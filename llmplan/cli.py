@@ -215,6 +215,9 @@ def simulate(
     for driver in rec.drivers:
         out.print(f"  because {escape(driver.text)} [dim]({escape(driver.basis)})[/]",
                   highlight=False)
+    right_sized = result.right_sized_line()
+    if right_sized is not None:
+        out.print(f"  right-sized: {escape(right_sized)}", highlight=False)
     for line in exclusions(result):
         out.print(f"  excluded {escape(line)}", highlight=False)
     if result.planning is not None:

@@ -220,6 +220,9 @@ def render(result: Result, price_warnings: list[str] | None = None) -> str:
         parts.append("<div class='drivers'><b>What decides it</b><ul>" + "".join(
             f"<li>{html.escape(d.text)} <i>({html.escape(d.basis)})</i></li>"
             for d in rec.drivers) + "</ul></div>")
+    right_sized = result.right_sized_line()
+    if right_sized is not None:
+        parts.append(f"<p class='warn'><b>Right-sized:</b> {html.escape(right_sized)}.</p>")
     cases = result.planning.sensitivity if result.planning is not None else []
     flips = [c for c in cases if c.winner != rec.deployment]
     if flips:

@@ -157,21 +157,30 @@ def latency_from(name: str, scenario: Scenario) -> str:
     return f"defaults: {dep.step_time.kind} step model"
 
 
-def decide(simulation: SimulationResult, loaded: LoadedScenario) -> Result:
-    """Cost, feasibility and the recommendation for a simulation of `loaded`."""
-    candidates: dict[str, Candidate] = {}
-    for name, summary in simulation.deployments.items():
-        cost = price(name, summary, loaded, simulation.scenario)
-        reasons = infeasibility(name, summary, loaded, cost.monthly_usd)
-        candidates[name] = Candidate.of(summary, cost, reasons,
-                                        latency_from(name, loaded.scenario))
+def candidate(name: str, summary: DeploymentResult, loaded: LoadedScenario,
+              info: RunInfo) -> Candidate:
+    """One simulated deployment with its cost and feasibility."""
+    cost = price(name, summary, loaded, info)
+    reasons = infeasibility(name, summary, loaded, cost.monthly_usd)
+    return Candidate.of(summary, cost, reasons, latency_from(name, loaded.scenario))
+
+
+def recommend(candidates: dict[str, Candidate], loaded: LoadedScenario) -> Recommendation:
+    """The cheapest feasible candidate per useful result that can be built, and why."""
     ranking = sorted((n for n, c in candidates.items() if c.feasible),
                      key=lambda n: (candidates[n].cost.usd_per_useful_result or float("inf"), n))
     ranking += sorted(n for n, c in candidates.items() if not c.feasible)
+    return _recommendation(ranking, candidates, dict(sorted(loaded.unbuildable.items())),
+                           loaded.not_provisionable)
+
+
+def decide(simulation: SimulationResult, loaded: LoadedScenario) -> Result:
+    """Cost, feasibility and the recommendation for a simulation of `loaded`."""
+    candidates = {name: candidate(name, summary, loaded, simulation.scenario)
+                  for name, summary in simulation.deployments.items()}
     unbuildable = dict(sorted(loaded.unbuildable.items())) or None
     return Result(scenario=simulation.scenario, deployments=candidates,
-                  recommendation=_recommendation(ranking, candidates, unbuildable or {},
-                                                 loaded.not_provisionable),
+                  recommendation=recommend(candidates, loaded),
                   break_even=break_even(candidates, loaded),
                   decision_table=decision_table(candidates, loaded),
                   checklist=checklist(loaded), unbuildable=unbuildable)

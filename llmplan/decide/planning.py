@@ -42,13 +42,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from llmplan.decide.decision import decide
+from llmplan.decide.decision import candidate, decide, recommend
 from llmplan.decide.what_if import quality_variants
 from llmplan.results.decision import (
+    Candidate,
     DeploymentPlan,
     LoadPoint,
     Planning,
     PlanningWindow,
+    RightSized,
+    RightSizedFleet,
     SensitivityCase,
 )
 from llmplan.results.simulation import DeploymentResult, SimulationResult
@@ -461,11 +464,44 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
                     if kind == "rate" and isinstance(value, float)}
     return Planning(deployments=per_deployment,
                     sensitivity=sensitivity(simulation, planner, rate_factors),
+                    right_sized=right_sized(simulation, planner, replicas),
                     window=PlanningWindow(requests=len(planner.window),
                                           start_s=planner.window_start_s,
                                           span_s=planner.window_s,
                                           whole_stream=planner.window is planner.stream),
                     notes=notes)
+
+
+def right_sized(simulation: SimulationResult, planner: Planner,
+                replicas: dict[str, int | None]) -> RightSized | None:
+    """The decision again with each fixed local fleet (a hybrid's local part too) at the
+    fewest replicas meeting the SLO on the whole stream, each candidate resized on its own
+    (the runs the replica search confirmed, so no new simulation); None when no fleet's
+    size changes. A fleet bought larger than it needs, or too small to meet the SLO, is
+    what this shows: the answer as configured prices the fleets as written."""
+    loaded = planner.loaded
+    fleets: dict[str, RightSizedFleet] = {}
+    candidates: dict[str, Candidate] = {}
+    base = decide(simulation, loaded).deployments
+    for name in simulation.deployments:
+        n, now = replicas.get(name), planner.fleet_replicas(name)
+        dep = loaded.scenario.deployments[name]
+        fleet = dep.local if isinstance(dep, HybridDeployment) else name
+        local = loaded.scenario.deployments[fleet]
+        if n is None or now is None or n == now or not isinstance(local, LocalDeployment) \
+                or local.autoscaling is not None:
+            candidates[name] = base[name]
+            continue
+        resized_run = planner.simulate(Point(name, replicas=n, whole=True))
+        candidates[name] = found = candidate(name, resized_run, resized(loaded, name, n),
+                                             simulation.scenario)
+        fleets[name] = RightSizedFleet(fleet=fleet, replicas=n, simulated_replicas=now,
+                                       monthly_usd=found.cost.monthly_usd,
+                                       usd_per_useful_result=found.cost.usd_per_useful_result,
+                                       feasible=found.feasible)
+    if not fleets:
+        return None
+    return RightSized(fleets=fleets, recommendation=recommend(candidates, loaded))
 
 
 def _over_limit_notes(planner: Planner, simulation: SimulationResult) -> list[str]:
@@ -574,7 +610,8 @@ def sensitivity(simulation: SimulationResult, planner: Planner,
             name: planner.simulate(Point(name, factor=factor))
             for name in simulation.deployments})
         verdict = decide(varied, loaded).recommendation
-        cases.append(SensitivityCase(change=f"volume x{factor:g}", winner=verdict.deployment,
+        cases.append(SensitivityCase(change=f"volume x{factor:g} (fleets as simulated)",
+                                     winner=verdict.deployment,
                                      ranking=verdict.ranking))
     toggled = _prefix_caching_toggled(planner)
     if toggled is not None:

@@ -131,12 +131,36 @@ class PlanningWindow(ResultModel):
     whole_stream: bool
 
 
+class RightSizedFleet(ResultModel):
+    """A candidate with its local fleet at the fewest replicas meeting the SLO."""
+
+    fleet: str = Field(description="The local deployment resized (a hybrid's local part).")
+    replicas: int
+    simulated_replicas: int
+    monthly_usd: float
+    usd_per_useful_result: float | None
+    feasible: bool
+
+
+class RightSized(ResultModel):
+    """The decision again with every fixed local fleet at the fewest replicas meeting the
+    SLO on the whole stream (the other candidates as simulated)."""
+
+    fleets: dict[str, RightSizedFleet]
+    recommendation: Recommendation
+
+
 class Planning(ResultModel):
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("right_sized",)
+
     deployments: dict[str, DeploymentPlan]
     sensitivity: list[SensitivityCase]
     window: PlanningWindow
     notes: list[str] = Field(default_factory=list,
                              description="What the searches could not answer, and why.")
+    right_sized: RightSized | None = Field(
+        default=None, description="The answer with fixed local fleets resized to the fewest "
+                                  "replicas meeting the SLO (absent when none changes).")
 
 
 class Result(ResultModel):
@@ -156,6 +180,34 @@ class Result(ResultModel):
                                   "written (the model does not fit the GPU's memory at that "
                                   "tp, vLLM refuses the tp, or a hybrid built on one): not "
                                   "simulated. Name -> the field and why, with what would fit.")
+
+    def right_sized_line(self) -> str | None:
+        """What the answer is with each fixed fleet at the fewest replicas meeting the SLO,
+        when that changes the answer or the recommended fleet's size (None otherwise)."""
+        sized = self.planning.right_sized if self.planning is not None else None
+        if sized is None or sized.recommendation.deployment is None:
+            return None
+        best = sized.recommendation.deployment
+        fleet = sized.fleets.get(best)
+        if fleet is None and best == self.recommendation.deployment:
+            return None
+        if fleet is None:
+            cost = self.deployments[best].cost
+            monthly, per_useful = cost.monthly_usd, cost.usd_per_useful_result
+            what = f"{best} as simulated"
+        else:
+            monthly, per_useful = fleet.monthly_usd, fleet.usd_per_useful_result
+            plural = "s" if fleet.replicas > 1 else ""
+            of = "" if fleet.fleet == best else f" of {fleet.fleet}"
+            what = (f"{best} with {fleet.replicas} replica{plural}{of} "
+                    f"(simulated with {fleet.simulated_replicas})")
+        per_1k = "" if per_useful is None else f", ${per_useful * 1e3:,.2f} per 1k useful results"
+        line = (f"with each fixed fleet at the fewest replicas meeting the SLO, the answer is "
+                f"{what}: ${monthly:,.0f}/month{per_1k}")
+        if fleet is not None:
+            line += (f"; set deployments.{fleet.fleet}.replicas: {fleet.replicas} and run "
+                     "again to build it")
+        return line
 
     def monthly_volume(self) -> str:
         """The month the costs are for, and what its volume rests on, in words."""

@@ -67,7 +67,8 @@ def test_volume_x2_agrees_with_a_simulation_at_twice_the_rate() -> None:
     simulation = simulate_scenario(loaded)
     assert decide(simulation, loaded).recommendation.deployment == "cheap"
     planned = plan(simulation, loaded, jobs=1, window_requests=400)
-    x2 = next(case for case in planned.sensitivity if case.change == "volume x2")
+    x2 = next(case for case in planned.sensitivity
+              if case.change == "volume x2 (fleets as simulated)")
     doubled = scenario_from(TWO_APIS.replace("__RATE__", "10"))
     direct = simulate_scenario(doubled)
     assert not direct.deployments["cheap"].slo.met and direct.deployments["dear"].slo.met
