@@ -212,12 +212,20 @@ class StepModel:
             return "cpu"
         if serial > max(compute, memory):
             return "gpu_serial"
-        if compute == memory:       # attention adds nothing: the GEMMs' own roofline decides
-            tokens = prefill_tokens * self._spread(decode_seqs) \
-                + decode_seqs * self.verify_tokens
-            flops_s = self._gemm_flops_s(tokens, decode_seqs)
-            return "gpu_compute" if flops_s >= self._weights_read_s(tokens) else "gpu_memory"
-        return "gpu_compute" if compute > memory else "gpu_memory"
+        # the GEMMs and attention each take the longer of their FLOPs and their reads: the
+        # step is bound by whichever resource the larger share of its time waits on (the
+        # GEMMs' time is in both totals, so comparing the totals alone would let a little
+        # KV reading call a step of compute-bound GEMMs memory-bound)
+        tokens = prefill_tokens * self._spread(decode_seqs) + decode_seqs * self.verify_tokens
+        flops_s = self._gemm_flops_s(tokens, decode_seqs)
+        read_s = self._weights_read_s(tokens)
+        gemms = max(flops_s, read_s)
+        attn_compute, attn_memory = compute - gemms, memory - gemms
+        by_compute = (flops_s if flops_s >= read_s else 0.0) \
+            + (attn_compute if attn_compute >= attn_memory else 0.0)
+        by_memory = (read_s if read_s > flops_s else 0.0) \
+            + (attn_memory if attn_memory > attn_compute else 0.0)
+        return "gpu_compute" if by_compute >= by_memory else "gpu_memory"
 
     def decode_run(self, decode_seqs: int, kv_tokens: int) -> tuple[float, float, int]:
         """A run of pure decode steps from K = kv_tokens: (first step time, growth per

@@ -59,6 +59,18 @@ def test_what_bounds_a_step() -> None:
     assert latency.bound_by(0, 1, 0) == "gpu_serial"
 
 
+def test_a_little_kv_reading_does_not_make_compute_bound_gemms_memory_bound() -> None:
+    # 256 decodes: 25.6 ms of GEMM FLOPs against 10 ms of weights; their 1,000 context
+    # tokens take 1 ms to read against 0.1 ms of attention FLOPs. The step waits 25.6 +
+    # 0 ms on FLOPs and 1 ms on reads: compute-bound, though attention alone reads more
+    model = StepModel(weights_s=0.010, compute_per_token_s=0.0001,
+                      memory_per_kv_token_s=1e-6, compute_per_pair_s=1e-7)
+    assert model.step_s(0, 256, 1000) == pytest.approx(0.0256 + 0.001)
+    assert model.bound_by(0, 256, 1000) == "gpu_compute"
+    # few decodes reading long contexts: the weights and the KV are both reads
+    assert model.bound_by(0, 4, 20_000) == "gpu_memory"
+
+
 @pytest.mark.parametrize("async_cpu", [True, False])
 def test_decode_runs_step_onto_and_off_the_api_server_floor_exactly(async_cpu: bool) -> None:
     # 50 sequences: the floor (50 x 0.4 ms = 20 ms) is on top until attention's KV reads
