@@ -50,6 +50,7 @@ class WorkDone:
     prefill_pairs: float        # (query, key) pairs of the prefill chunks' attention
     decode_seq_steps: float     # decoding sequences summed over steps
     kv_token_steps: float       # context tokens the steps' decodes read
+    prefill_steps: float = 0.0  # steps carrying a prefill chunk (0: not known)
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,23 @@ def _memory_s(peak: StepTime, work: WorkDone) -> float:
     steps = work.steps - work.decode_steps + work.decode_steps / accepted
     experts = 0.0
     if peak.experts and steps > 0:
-        per_step = work.tokens / steps
         untouched = 1.0 - peak.experts_per_token / peak.experts
-        experts = peak.experts_s * (1.0 - math.pow(untouched, per_step)) * steps
+
+        def touched(tokens: float) -> float:      # share of the experts a step reads
+            return 1.0 - math.pow(untouched, tokens)
+
+        # the share touched is concave in a step's tokens, so the run's mean step would
+        # overstate it: the prefill chunks' tokens go to the steps that carry them (a
+        # chunk reads nearly every expert), the decodes spread over all steps
+        prefill = work.tokens - work.decode_seq_steps
+        chunks = min(work.prefill_steps, steps) if prefill > 0 else 0.0
+        decode = work.decode_seq_steps / steps
+        if chunks > 0:
+            share = chunks * touched(prefill / chunks + decode) \
+                + (steps - chunks) * touched(decode)
+        else:
+            share = steps * touched(work.tokens / steps)
+        experts = peak.experts_s * share
     return (peak.weights_s * steps + experts + peak.memory_per_kv_token_s * work.kv_token_steps
             / accepted + peak.memory_per_seq_s * _windows(peak, work) / accepted)
 

@@ -245,10 +245,10 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
     held = per_minute[KV_BLOCK_S]
     pool_blocks = max(1, run.capacity.blocks)
     replica_s = _replica_seconds(run, span)
-    work = _work(run, table, per_minute)
+    setup = dep.setup(run.fleet.catalog)
+    work = _work(run, table, per_minute, setup.max_num_batched_tokens)
     q_mean, q_max, q_series = queue_depth(table, duration, run.horizon_s)
     step = run.step_time
-    setup = dep.setup(run.fleet.catalog)
     budget = run.capacity.budget
     requests = table.prompt_tokens + table.output_tokens
     mean_request = float(requests.mean()) if len(requests) else 0.0
@@ -313,10 +313,13 @@ def _fleet_started(run: DeploymentRun, table: RequestTable) -> np.ndarray:
     return started
 
 
-def _work(run: DeploymentRun, table: RequestTable, per_minute: np.ndarray) -> WorkDone:
+def _work(run: DeploymentRun, table: RequestTable, per_minute: np.ndarray,
+          chunk_tokens: int) -> WorkDone:
     """What the fleet's steps processed: prefills of the requests it started (less what a
     prefix cache answered; recomputation after preemption not counted), and the steps,
-    within the run's duration (the steps after it, draining, are not in its GPU-seconds)."""
+    within the run's duration (the steps after it, draining, are not in its GPU-seconds).
+    Steps carrying a prefill: each prompt's chunks of at most `chunk_tokens` (the token
+    budget), as if no two prompts shared a step."""
     started = _fleet_started(run, table) & \
         (np.asarray(run.records.start_s) < run.duration_s)
     cached = np.asarray(run.records.cached_tokens, dtype=np.float64)[started]
@@ -327,7 +330,9 @@ def _work(run: DeploymentRun, table: RequestTable, per_minute: np.ndarray) -> Wo
                     tokens=float(computed.sum()) + decode,
                     prefill_pairs=float((computed * (cached + (computed + 1.0) / 2.0)).sum()),
                     decode_seq_steps=decode,
-                    kv_token_steps=float(per_minute[KV_TOKEN_STEPS].sum()))
+                    kv_token_steps=float(per_minute[KV_TOKEN_STEPS].sum()),
+                    prefill_steps=float(np.ceil(computed[computed > 0]
+                                                / max(1, chunk_tokens)).sum()))
 
 
 def _utilisation(run: DeploymentRun, table: RequestTable, per_minute: np.ndarray, *,

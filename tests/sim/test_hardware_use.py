@@ -11,7 +11,7 @@ from llmplan.perf.engine import EngineSpec
 from llmplan.perf.steptime import roofline
 from llmplan.perf.steptime_spec import RooflineStepTime
 from llmplan.scenario.models import LocalDeployment, SimulationMode
-from llmplan.sim.hardware_use import WorkDone, hardware_use
+from llmplan.sim.hardware_use import AT_PEAK, WorkDone, hardware_use
 from llmplan.sim.metrics import summarise_run
 
 ONE_REQUEST = """
@@ -183,3 +183,22 @@ def test_moe_mfu_counts_the_models_flops_not_the_slot_overhead() -> None:
     layers = model.dense_params + model.expert_params * 8 / 128
     fp8_peak = catalog.gpus["H100-SXM"].flops_per_s("fp8") * 8
     assert use.compute_fraction == pytest.approx(2 * layers * 8192 / fp8_peak, rel=0.02)
+
+
+def test_moe_mbu_reads_the_experts_each_step_touches() -> None:
+    """gpt-oss-120b (4 of 128 experts a token): 100 steps, each decoding 17 sequences, two
+    of them also carrying a 2,000-token prompt. A decode step touches 1 - (124/128)^17 =
+    42% of the experts, a prompt's step nearly all; the run's mean step (57 tokens, 84%)
+    would overstate the reads by about 70%."""
+    catalog = builtin_catalog()
+    setup = LocalDeployment(gpu="H100-SXM", model="gpt-oss-120b").setup(catalog)
+    work = WorkDone(steps=100, decode_steps=100.0, tokens=4000 + 1700, prefill_pairs=0.0,
+                    decode_seq_steps=1700.0, kv_token_steps=0.0, prefill_steps=2.0)
+    peak = roofline(setup, AT_PEAK)
+    untouched = 124 / 128
+    share = 2 * (1 - untouched ** 2017) + 98 * (1 - untouched ** 17)
+    expected_s = 100 * peak.weights_s + peak.experts_s * share
+    use = hardware_use(setup, work, replica_s=1.0)
+    assert use.memory_bandwidth_fraction == pytest.approx(expected_s, rel=1e-6)
+    mean_step = 100 * peak.weights_s + peak.experts_s * 100 * (1 - untouched ** 57)
+    assert mean_step > 1.3 * expected_s
