@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Local GPUs, cloud APIs, or both? Simulate, load-test, decide.")
-PIPED_WIDTH = 200        # piped (and no COLUMNS): whole cells and lines, never cut to 80
+PIPED_WIDTH = 100        # piped (and no COLUMNS): the product's widest, never cut to 80
 
 
 class _Console(Console):

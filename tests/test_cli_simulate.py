@@ -157,6 +157,20 @@ def test_piped_output_is_never_cut_to_80_columns() -> None:
     assert max(len(line) for line in result.output.splitlines()) > 80
 
 
+def test_piped_output_is_at_most_100_columns(tmp_path: Path) -> None:
+    # no terminal and no COLUMNS (a pipe, a CI log): nothing wider than the product's 100
+    # columns, the recommendation's long line wrapped rather than left at 150+ characters
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SMALL)
+    for args in (["simulate", str(scenario), "--out", str(tmp_path / "o"), "--no-plan"],
+                 ["catalog"]):
+        result = CliRunner().invoke(app, args, env={"COLUMNS": None})
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        assert max(len(line) for line in lines) <= 100, max(lines, key=len)
+        assert "…" not in result.output
+
+
 def test_json_output_for_scripts(tmp_path: Path) -> None:
     scenario = tmp_path / "s.yaml"
     scenario.write_text(SMALL)
