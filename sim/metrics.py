@@ -38,6 +38,7 @@ from llmplan.results.simulation import (
     Throughput,
     TimeSeries,
     TurnStats,
+    UnservedCalls,
     Useful,
     Utilisation,
 )
@@ -446,7 +447,22 @@ def _cloud_part(run: DeploymentRun, table: RequestTable,
         tokens_charged_against_limit=float(cloud.charged_tokens), outage_s=float(outage_s),
         outages=len(cloud.outages), input_tokens=int(table.prompt_tokens[served].sum()),
         output_tokens=int(table.output_tokens[served].sum()),
+        unserved=_unserved(run, table, served),
         **_prompt_cache(run, table, stream, served & table.ok))
+
+
+def _unserved(run: DeploymentRun, table: RequestTable,
+              served: np.ndarray) -> UnservedCalls | None:
+    """An API candidate's requests it did not answer (a hybrid's go to its fleet instead:
+    None), when there are any."""
+    if run.parts:
+        return None
+    missed = ~served
+    if not missed.any():
+        return None
+    return UnservedCalls(requests=int(missed.sum()),
+                         input_tokens=int(table.prompt_tokens[missed].sum()),
+                         output_tokens=int(table.output_tokens[missed].sum()))
 
 
 def _prompt_cache(run: DeploymentRun, table: RequestTable, stream: RequestStream,

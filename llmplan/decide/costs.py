@@ -45,6 +45,15 @@ class CloudFacts:
     # workload has no shared prefixes, the scenario's cached_input_fraction applies)
     cached_input_tokens: float | None = None
     cache_write_tokens: float = 0.0
+    unserved_requests: float = 0.0   # of requests, the ones the API did not answer
+
+
+def _offered(facts: CloudFacts) -> str:
+    """The basis's note when requests the API refused are priced as if served."""
+    if not facts.unserved_requests:
+        return ""
+    return (f"; the volume offered, with the {facts.unserved_requests / facts.requests:.0%} "
+            "of requests the API did not answer priced as if served")
 
 
 LocalItem = Callable[[LocalDeployment, GpuSpec, Economics, LocalFacts], CostItem | None]
@@ -187,13 +196,14 @@ def input_tokens(dep: CloudDeployment, model: CloudModelSpec, econ: Economics,
                         f"{facts.input_tokens / 1e6:,.1f} M tokens x "
                         f"${model.input_usd_per_mtok}/M ({share:.0%} read from the prompt cache "
                         f"at ${cached_price}/M, {written / 1e6:,.1f} M written at "
-                        f"${write_price}/M; simulated)")
+                        f"${write_price}/M; simulated){_offered(facts)}")
     cached = dep.costs.cached_input_fraction
     usd = facts.input_tokens / 1e6 * ((1 - cached) * model.input_usd_per_mtok
                                       + cached * cached_price)
     return CostItem("input_tokens", usd, True,
                     f"{facts.input_tokens / 1e6:,.1f} M tokens x ${model.input_usd_per_mtok}/M"
-                    + (f" ({cached:.0%} cached at ${cached_price}/M)" if cached else ""))
+                    + (f" ({cached:.0%} cached at ${cached_price}/M)" if cached else "")
+                    + _offered(facts))
 
 
 def output_tokens(dep: CloudDeployment, model: CloudModelSpec, econ: Economics,

@@ -62,9 +62,17 @@ def deployment_costs(name: str, summary: DeploymentResult, loaded: LoadedScenari
     if cloud is not None:
         part = summary.cloud
         assert part is not None
-        facts_c = CloudFacts(input_tokens=part.input_tokens * factor,
-                             output_tokens=part.output_tokens * factor,
-                             requests=part.served * factor,
+        # an API candidate is priced at the volume offered: what its limits refused would be
+        # served (and billed) once they allow it, and the calls that got through are the
+        # short ones, so pricing those alone understates the month
+        missed = part.unserved
+        facts_c = CloudFacts(input_tokens=(part.input_tokens
+                                           + (missed.input_tokens if missed else 0)) * factor,
+                             output_tokens=(part.output_tokens
+                                            + (missed.output_tokens if missed else 0)) * factor,
+                             requests=(part.served + (missed.requests if missed else 0))
+                             * factor,
+                             unserved_requests=(missed.requests if missed else 0) * factor,
                              cached_input_tokens=None if part.cached_input_tokens is None
                              else part.cached_input_tokens * factor,
                              cache_write_tokens=(part.cache_write_tokens or 0) * factor)

@@ -302,7 +302,8 @@ class LocalOutcome(ResultModel):
 class CloudOutcome(ResultModel):
     """The API side: calls, 429s, retries, outages and billed tokens."""
 
-    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("cached_input_tokens", "cache_write_tokens")
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("cached_input_tokens", "cache_write_tokens",
+                                                 "unserved")
 
     model: str
     provider: str
@@ -321,6 +322,18 @@ class CloudOutcome(ResultModel):
                                   "(tasks with shared prefixes; see sim/prompt_cache.py).")
     cache_write_tokens: int | None = Field(
         default=None, description="Of input_tokens, written to the provider's prompt cache.")
+    unserved: UnservedCalls | None = Field(
+        default=None, description="An API candidate's requests it did not answer (refused "
+                                  "past the retries, timed out, in an outage): the cost is "
+                                  "priced at the volume offered, as if they were served once "
+                                  "the account's limits allow it, so a throttled API is not "
+                                  "priced on the short requests that got through.")
+
+
+class UnservedCalls(ResultModel):
+    requests: int
+    input_tokens: int
+    output_tokens: int
 
 
 class HybridOutcome(ResultModel):
