@@ -294,7 +294,8 @@ def _window_blocks(window_tokens: int | None, block: int) -> int:
 
 def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
     need = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes
-    min_tp = next((t for t in allowed_tp(setup.model, setup.gpu) if t > setup.tp and
+    min_tp = next((t for t in allowed_tp(setup.model, setup.gpu, setup.gpus_per_server)
+                   if t > setup.tp and
                    budget.weights_bytes * setup.tp / t + budget.activation_bytes
                    + NON_TORCH_TP_GIB * GIB < budget.budget_bytes), None)
     return (f"{setup.model_name} in {setup.weights_dtype} does not fit on {setup.gpu_name} "

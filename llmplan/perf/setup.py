@@ -24,6 +24,9 @@ class ReplicaSetup:
     model: ModelSpec
     engine: EngineSpec
     tp: int
+    #: GPUs one of the deployment's servers holds (its costs.gpus_per_server; None: the
+    #: catalog's node_gpus alone bounds the replica)
+    gpus_per_server: int | None = None
 
     @property
     def weights_dtype(self) -> str:
@@ -62,6 +65,12 @@ class ReplicaSetup:
         if self.engine.async_scheduling is not None:
             return self.engine.async_scheduling
         return self.engine.version >= (0, 21)
+
+    @property
+    def gpus_per_node(self) -> int:
+        """The most GPUs one replica's pod gets: one server's, the catalog's or the
+        deployment's, whichever is fewer."""
+        return min(self.gpu.node_gpus, self.gpus_per_server or self.gpu.node_gpus)
 
     @property
     def expert_parallel(self) -> int:

@@ -253,7 +253,8 @@ class LocalDeployment(_Strict):
     def setup(self, catalog: Catalog) -> ReplicaSetup:
         """This deployment's replica, resolved against the catalog."""
         return ReplicaSetup(self.gpu, self.model, catalog.gpus[self.gpu],
-                            catalog.models[self.model], self.engine, self.tp)
+                            catalog.models[self.model], self.engine, self.tp,
+                            gpus_per_server=self.costs.gpus_per_server)
 
 
 def _deployment_kind(value: Any) -> str:

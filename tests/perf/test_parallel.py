@@ -8,6 +8,7 @@ import pytest
 
 from llmplan.catalog import builtin_catalog
 from llmplan.perf.parallel import allowed_tp, heads_allow
+from llmplan.scenario import load_scenario_text
 
 
 @pytest.mark.parametrize(("model", "gpu", "expected"), [
@@ -16,12 +17,53 @@ from llmplan.perf.parallel import allowed_tp, heads_allow
     ("Qwen3-30B-A3B", "H100-SXM", [1, 2, 4, 8]),      # 4 KV heads, each on 2 GPUs at tp 8
     ("SmolLM2-135M", "L4", [1, 3]),                   # 9 heads, 3 KV heads
     ("Llama-4-Scout", "H200", [1, 2, 4, 8]),          # 40 heads
-    ("Llama-3.1-405B", "GB200", [1, 2, 4, 8, 16, 32, 64]),   # one NVL72 domain: 72 GPUs
-    ("DeepSeek-V3", "GB200", [1, 2, 4, 8, 16, 32, 64]),      # MLA: 128 query heads
+    # one NVL72 NVLink domain links 72 GPUs, but a Kubernetes node (a compute tray) holds 4
+    ("Llama-3.1-405B", "GB200", [1, 2, 4]),
+    ("DeepSeek-V3", "GB200", [1, 2, 4]),             # MLA: 128 query heads
 ])
 def test_allowed_tp_within_one_domain(model: str, gpu: str, expected: list[int]) -> None:
     catalog = builtin_catalog()
     assert allowed_tp(catalog.models[model], catalog.gpus[gpu]) == expected
+
+
+SERVER = """
+duration: 60
+traffic: {kind: poisson, rate_per_s: 1}
+tasks:
+  - name: chat
+    prompt_tokens: {kind: fixed, tokens: 100}
+    output_tokens: {kind: fixed, tokens: 50}
+deployments:
+  fits: {gpu: H100-SXM, model: Llama-3.1-8B}
+  wide: %s
+"""
+
+
+@pytest.mark.parametrize(("deployment", "expected"), [
+    # 16 GB200s share one NVL72 NVLink domain, but a pod gets one node's 4 GPUs
+    ("{gpu: GB200, model: Llama-3.1-405B, tp: 16, engine: {weights_dtype: fp8}}",
+     ("deployments.wide.tp: tp 16 needs 16 GPUs in the replica's one pod",
+      "one GB200 server holds 4 (catalog node_gpus)", "multi-node tensor parallelism",
+      "expected tp one of 1, 2, 4 for Llama-3.1-405B on GB200")),
+    # the deployment's own servers hold 4 H100s: tp 8 would span two of them
+    ("{gpu: H100-SXM, model: Llama-3.1-70B, tp: 8, costs: {gpus_per_server: 4}}",
+     ("deployments.wide.tp: tp 8 needs 8 GPUs", "one H100-SXM server holds 4 "
+      "(deployment costs.gpus_per_server)", "expected tp one of 1, 2, 4 for Llama-3.1-70B")),
+])
+def test_a_tp_wider_than_one_server_cannot_be_built(deployment: str,
+                                                    expected: tuple[str, ...]) -> None:
+    """The stack asks one pod for tp GPUs and Kubernetes places a pod on one node: a wider
+    replica would need multi-node vLLM, which is neither simulated nor provisioned."""
+    loaded = load_scenario_text(SERVER % deployment)
+    assert "wide" not in loaded.scenario.deployments
+    for fragment in expected:
+        assert fragment in loaded.unbuildable["wide"]
+
+
+def test_a_replica_of_one_whole_server_is_built() -> None:
+    loaded = load_scenario_text(SERVER % "{gpu: GB200, model: Llama-3.1-405B, tp: 4, "
+                                         "engine: {weights_dtype: nvfp4}}")
+    assert "wide" in loaded.scenario.deployments and not loaded.unbuildable
 
 
 def test_kv_heads_replicate_only_in_whole_copies() -> None:
