@@ -199,7 +199,8 @@ def validation_table(comparison: Comparison) -> Table:
 def sweep_table(sweep: SweepResult) -> Fitted:
     """One row per grid point, its name whole; a point that could not run says why in a
     numbered note under the table. Narrow terminals get the SLO next to the goodput and no
-    E2E column."""
+    E2E column. The cost per useful result is per 1,000 of them, as in simulate's summary
+    (0.000402 and 0.000411 would both read 0.0004)."""
     on_front = {r.name for r in sweep.pareto_front}
     notes: list[str] = []
     wide_rows, narrow_rows = [], []
@@ -212,14 +213,17 @@ def sweep_table(sweep: SweepResult) -> Fitted:
             narrow_rows.append([name, status, "-", "-", "-"])
             continue
         slo = "met" if r.slo_met else "missed"
-        money = [fmt(r.monthly_usd), fmt(r.usd_per_useful_result, 4)]
+        per_useful = r.usd_per_useful_result
+        money = [fmt(r.monthly_usd), fmt(None if per_useful is None else per_useful * 1e3, 2)]
         wide_rows.append([name, slo, _pct(r.goodput_fraction), fmt(r.ttft_p95_ms),
                           fmt(r.e2e_p95_ms), *money])
         narrow_rows.append([name, f"{_pct(r.goodput_fraction)} {slo}", fmt(r.ttft_p95_ms),
                             *money])
-    title = f"sweep of {sweep.base}: {len(sweep.points)} points (* = Pareto front)"
+    scales = len({r.traffic_scale for r in sweep.points})
+    front = "Pareto front" + (" of its traffic scale" if scales > 1 else "")
+    title = f"sweep of {sweep.base}: {len(sweep.points)} points (* = {front})"
     caption = "\n".join(notes)
-    money_cols = [Col("$ per\nmonth"), Col("$ per\nuseful")]
+    money_cols = [Col("$ per\nmonth"), Col("$ per 1k\nuseful")]
     return Fitted(
         grid(title, [Col("point", "left"), Col("SLO", "left"), Col("goodput"),
                      Col("TTFT p95\nms"), Col("E2E p95\nms"), *money_cols], wide_rows, caption),

@@ -102,6 +102,23 @@ def test_sweep_keeps_point_names_whole_and_says_why_a_point_failed_under_the_tab
 
 
 @pytest.mark.parametrize("width", WIDTHS)
+def test_sweep_costs_per_useful_result_are_per_1k_and_tell_close_points_apart(
+        width: int) -> None:
+    # $0.000402 and $0.000411 per useful result both read "0.0004" with four decimals
+    close = SweepResult(base="fleet", points=[
+        _point("H100-SXM", 2, ttft_p95_ms=80.0, e2e_p95_ms=4_000.0, goodput_fraction=1.0,
+               slo_met=True, monthly_usd=11_000.0, usd_per_useful_result=0.000402),
+        _point("A100-80GB", 3, ttft_p95_ms=90.0, e2e_p95_ms=5_000.0, goodput_fraction=1.0,
+               slo_met=True, monthly_usd=11_200.0, usd_per_useful_result=0.000411)],
+        pareto_front=[])
+    text = _text([sweep_table(close)], width)
+    assert "$ per 1k" in text
+    rows = {p.gpu: next(line for line in text.splitlines() if p.name in line)
+            for p in close.points}
+    assert rows["H100-SXM"].split()[-1] == "0.40" and rows["A100-80GB"].split()[-1] == "0.41"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
 def test_catalog_keeps_every_id_price_and_date_whole(width: int) -> None:
     catalog = builtin_catalog()
     text = _text(list(catalog_tables(catalog, today=datetime.date(2026, 12, 1))), width)

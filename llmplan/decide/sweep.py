@@ -3,8 +3,9 @@
 Each grid point is one simulation of the scenario's base local deployment, resized and
 re-routed, under the scenario's traffic sped up by the scale; with its monthly cost and cost
 per useful result. Points run in a local process pool by default, or as tasks on a Ray
-cluster when an address is given. The Pareto front keeps the SLO-meeting points that no
-other point beats on both monthly cost and E2E p95.
+cluster when an address is given. The Pareto front keeps, per traffic scale, the
+SLO-meeting points that no other point of the same scale beats on both monthly cost and E2E
+p95 (a fleet under twice the traffic is not "beaten" by itself under the traffic as given).
 """
 
 from __future__ import annotations
@@ -154,8 +155,10 @@ def _dominates(a: PointResult, b: PointResult) -> bool:
 
 
 def pareto_front(rows: list[PointResult]) -> list[PointResult]:
-    """SLO-meeting points not beaten on both monthly cost and E2E p95 by another."""
+    """Per traffic scale, the SLO-meeting points not beaten on both monthly cost and E2E p95
+    by another point of that scale; by scale, then monthly cost."""
     ok = [r for r in rows if not r.error and r.slo_met and r.monthly_usd is not None
           and r.e2e_p95_ms is not None]
-    front = [r for r in ok if not any(_dominates(o, r) for o in ok)]
-    return sorted(front, key=lambda r: r.monthly_usd or 0.0)
+    front = [r for r in ok if not any(_dominates(o, r) for o in ok
+                                      if o.traffic_scale == r.traffic_scale)]
+    return sorted(front, key=lambda r: (r.traffic_scale, r.monthly_usd or 0.0))

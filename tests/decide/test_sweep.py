@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from llmplan.cli import app
-from llmplan.decide.sweep import Point, SweepResult, pareto_front, run_point
+from llmplan.decide.sweep import Point, PointResult, SweepResult, pareto_front, run_point
 from llmplan.scenario import load_scenario_text
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -44,12 +44,34 @@ def test_process_pool_sweep_and_its_pareto_front(tmp_path: Path) -> None:
                 assert by[(gpu, n, 0.5)].slo_met
     front = data.pareto_front
     assert front and all(p.slo_met for p in front)
-    for p in front:   # nothing on the grid beats a front point on both axes
+    for p in front:   # nothing at its traffic scale beats a front point on both axes
         key = (p.gpu, p.replicas, p.traffic_scale)
-        assert not any(q.slo_met and cost((q.gpu, q.replicas, q.traffic_scale)) < cost(key)
+        assert not any(q.slo_met and q.traffic_scale == p.traffic_scale
+                       and cost((q.gpu, q.replicas, q.traffic_scale)) < cost(key)
                        and tail((q.gpu, q.replicas, q.traffic_scale)) < tail(key)
                        for q in points)
+    assert {p.traffic_scale for p in front} == {1.0, 0.5}   # a front at each scale
     assert front == pareto_front(points)
+
+
+def _priced(gpu: str, replicas: int, scale: float, monthly_usd: float,
+            e2e_p95_ms: float) -> PointResult:
+    return PointResult(gpu=gpu, replicas=replicas, router="least_outstanding",
+                       traffic_scale=scale, name=f"{gpu}x{replicas}-least_outstanding-{scale:g}",
+                       e2e_p95_ms=e2e_p95_ms, slo_met=True, monthly_usd=monthly_usd)
+
+
+def test_the_pareto_front_compares_points_at_the_same_traffic_scale() -> None:
+    # one H100 costs the same under twice the traffic and its tail is longer: it is not
+    # "beaten" by itself under the traffic as given, it is the cheapest answer at 2x; two
+    # H100s at 2x are dearer and faster, also on that front; at 1x two H100s are dearer
+    # for no gain (same tail), so off it
+    one_1x = _priced("H100-SXM", 1, 1.0, 10_000.0, 4_000.0)
+    two_1x = _priced("H100-SXM", 2, 1.0, 20_000.0, 4_000.0)
+    one_2x = _priced("H100-SXM", 1, 2.0, 10_100.0, 9_000.0)
+    two_2x = _priced("H100-SXM", 2, 2.0, 20_100.0, 5_000.0)
+    front = pareto_front([one_2x, two_2x, two_1x, one_1x])
+    assert [p.name for p in front] == [one_1x.name, one_2x.name, two_2x.name]
 
 
 def test_ray_sweep_matches_the_process_pool(tmp_path: Path) -> None:
