@@ -22,18 +22,10 @@ def decision_table(candidates: dict[str, Candidate],
     first = next(iter(candidates.values()))
     restricted_tasks = {t.name for t in scenario.tasks if t.sensitivity == "restricted"}
     restricted = sum(s.requests for t, s in first.per_task.items() if t in restricted_tasks)
-    total = first.requests.total or 1
     rows: dict[str, dict[str, str]] = {q: {} for q in QUESTIONS}
     for name, s in candidates.items():
-        cloud_share = (s.cloud.served / total) if s.cloud is not None else 0.0
-        left = (s.hybrid.restricted_served_by_cloud if s.hybrid is not None
-                else restricted if s.kind == "cloud" else 0)
-        rows["data_location"][name] = (
-            f"{cloud_share:.0%} of requests sent to the provider; "
-            f"{restricted / total:.0%} of requests are restricted, {left:,} of them left "
-            f"owned hardware")
-        rows["model_quality"][name] = (f"{s.useful.useful_fraction or 0.0:.1%} useful results "
-                                       f"({s.useful.quality_source})")
+        rows["data_location"][name] = _data_location(s, restricted)
+        rows["model_quality"][name] = _model_quality(name, s, scenario)
         lat = s.latency
         rows["latency"][name] = (f"TTFT p95 {_ms(lat.ttft_ms.p95)}, E2E p95 "
                                  f"{_ms(lat.e2e_ms.p95)}; goodput "
@@ -58,7 +50,8 @@ def decision_table(candidates: dict[str, Candidate],
         rows["operations"][name] = ("; ".join(f"{i.item}: {i.basis}" for i in hours)
                                     or "provider-managed")
         rows["cost"][name] = (f"${s.cost.monthly_usd:,.0f}/month, "
-                              f"${(s.cost.usd_per_useful_result or 0):.4f} per useful result")
+                              f"${(s.cost.usd_per_useful_result or 0) * 1e3:,.2f} per 1k "
+                              f"useful results")
         rows["compliance"][name] = ("feasible" if s.feasible else
                                     "; ".join(s.infeasible_because))
     return [DecisionRow(question=q, answers=a) for q, a in rows.items()]
@@ -66,6 +59,54 @@ def decision_table(candidates: dict[str, Candidate],
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f} ms"
+
+
+def _data_location(s: Candidate, restricted: int) -> str:
+    """Where requests went, counted as the simulation routed them. A cloud candidate sends
+    every request to the provider, answered or not (a call refused with 429 carried its
+    prompt too); a hybrid's figure is what the provider answered."""
+    total = s.requests.total or 1
+    if s.hybrid is not None:
+        sent = f"{s.hybrid.served_cloud / total:.0%} of requests answered by the provider"
+        left = s.hybrid.restricted_served_by_cloud
+        where = f"{left:,} of them answered by the provider" if left else \
+            "none of them answered by the provider"
+    elif s.cloud is not None:
+        sent = (f"every request sent to the provider, {s.cloud.served / total:.0%} answered "
+                f"by it")
+        where = "all of them sent to the provider"
+    else:
+        sent = "no request sent to a provider"
+        where = "all of them kept on owned hardware"
+    if not restricted:
+        return f"{sent}; no request is restricted"
+    return f"{sent}; {restricted:,} restricted requests ({restricted / total:.0%}), {where}"
+
+
+def _model_quality(name: str, s: Candidate, scenario: Scenario) -> str:
+    """The useful share (requests within the SLO x their task's quality) and the task
+    quality rates it is made of, for each path of the candidate."""
+    dep = scenario.deployments[name]
+    paths = ({"local": dep.local, "cloud": dep.cloud} if isinstance(dep, HybridDeployment)
+             else {"": name})
+    rates, unrated = [], []
+    for task in scenario.tasks:
+        given = {path: task.quality.get(part, task.quality.get(name))
+                 for path, part in paths.items()}
+        if all(rate is None for rate in given.values()):
+            unrated.append(task.name)
+            continue
+        rates.append(f"{task.name} " + " / ".join(
+            f"{1.0 if rate is None else rate:g}" + (f" {path}" if path else "")
+            for path, rate in given.items()))
+    useful = (f"{s.useful.useful_fraction or 0.0:.1%} of requests useful (within the SLO x "
+              f"task quality)")
+    if not rates:
+        return f"{useful}; no task quality given: every answer counted right"
+    measured = any(part in scenario.evaluations for part in (name, *paths.values()))
+    source = "the scenario and its load-test evaluation" if measured else "the scenario"
+    other = "; none given for other tasks (counted 1)" if unrated else ""
+    return f"{useful}; task quality from {source}: {', '.join(rates)}{other}"
 
 
 def checklist(loaded: LoadedScenario) -> list[ChecklistItem]:
