@@ -109,7 +109,7 @@ def over_time(result: Result) -> go.Figure:
                       xaxis={"title": "hours", "domain": [0, 0.88]},
                       yaxis={"title": "share of peak bandwidth (MBU)", "range": [0, top * 1.05]},
                       yaxis2={"title": "waiting requests", "overlaying": "y", "side": "right",
-                              "rangemode": "nonnegative"},
+                              "rangemode": "tozero"},
                       yaxis3={"title": "arrivals/s", "overlaying": "y", "side": "right",
                               "anchor": "free", "position": 1.0,
                               "rangemode": "nonnegative"})
@@ -135,6 +135,16 @@ def item_label(item: str) -> str:
     return ITEM_LABELS.get(item.removeprefix("cloud_"), item.replace("_", " "))
 
 
+#: Candidates whose monthly costs differ more than this many times share a log cost axis
+#: (on a linear one the cheap ones, often the real choice, lie flat on the floor).
+WIDE_SPREAD = 20.0
+
+
+def _wide(costs: list[float]) -> bool:
+    positive = [c for c in costs if c > 0]
+    return len(positive) > 1 and max(positive) > WIDE_SPREAD * min(positive)
+
+
 def cost_breakdown(result: Result) -> go.Figure:
     names = list(result.deployments)
     # one bar segment per item as a reader names it (a hybrid's cloud_input_tokens and an
@@ -147,8 +157,13 @@ def cost_breakdown(result: Result) -> go.Figure:
         fig.add_trace(go.Bar(name=label, x=names, marker_color=colours[k % len(colours)],
                              y=[sum(i.usd_per_month for i in result.deployments[n].cost.items
                                     if item_label(i.item) == label) for n in names]))
+    totals = [result.deployments[n].cost.monthly_usd for n in names]
+    fig.add_trace(go.Scatter(x=names, y=totals, mode="text", name="total",
+                             text=[f"${t:,.0f}" for t in totals], textposition="top center"))
+    wide = _wide(totals)
     fig.update_layout(barmode="stack", title="Monthly cost by item", xaxis_title="candidate",
-                      yaxis_title="USD/month")
+                      yaxis={"title": "USD/month (log)" if wide else "USD/month",
+                             "type": "log" if wide else "linear"})
     return fig
 
 
@@ -159,7 +174,11 @@ def break_even_chart(result: Result) -> go.Figure:
     here = max((d.cost.requests_per_month for d in result.deployments.values()), default=1.0)
     top = max([r.break_even_requests_per_month or 0 for r in result.break_even]
               + [here, 1.0]) * 1.5
-    volumes = [top * k / 50 for k in range(51)]
+    # costs far apart: both axes log, from a thousandth of the top volume (a line of
+    # fixed + per request x volume is then a curve, every candidate readable)
+    wide = _wide([d.cost.monthly_usd for d in result.deployments.values()])
+    volumes = [top * 1000 ** (k / 50 - 1) for k in range(51)] if wide \
+        else [top * k / 50 for k in range(51)]
     for name, dep in result.deployments.items():
         cost = dep.cost
         per_request = cost.variable_usd_per_month / cost.requests_per_month \
@@ -177,11 +196,18 @@ def break_even_chart(result: Result) -> go.Figure:
                                      name=f"break-even {r.local} / {r.cloud}"
                                      + (f" ({r.local} must grow)" if r.fleet_must_grow
                                         else "")))
-    fig.add_vline(x=here, line={"dash": "dash", "color": "#555"},
+    # shapes on a log axis take the logarithm of their position (plotly's layout.shapes)
+    fig.add_vline(x=math.log10(here) if wide else here, line={"dash": "dash", "color": "#555"},
                   annotation_text="you are here", annotation_position="top left")
-    fig.update_layout(title="Monthly cost versus monthly volume (dotted: infeasible here)",
-                      xaxis={"title": "requests per month", "rangemode": "nonnegative"},
-                      yaxis={"title": "USD/month", "rangemode": "nonnegative"})
+    title = "Monthly cost versus monthly volume (dotted: infeasible here)"
+    if wide:
+        fig.update_layout(title=title + "; log scales",
+                          xaxis={"title": "requests per month (log)", "type": "log"},
+                          yaxis={"title": "USD/month (log)", "type": "log"})
+    else:
+        fig.update_layout(title=title,
+                          xaxis={"title": "requests per month", "rangemode": "nonnegative"},
+                          yaxis={"title": "USD/month", "rangemode": "nonnegative"})
     return fig
 
 
