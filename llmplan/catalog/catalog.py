@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 from functools import cache
 from importlib import resources
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import yaml
@@ -41,7 +41,7 @@ MAX_CATALOG_NUMBER = 1e12
 def _needs_source(value: Any) -> bool:
     if isinstance(value, bool) or value is None:
         return False
-    return isinstance(value, int | float | dict | list | BaseModel)
+    return isinstance(value, int | float | dict | list | tuple | BaseModel)
 
 
 class _Entry(BaseModel):
@@ -187,6 +187,10 @@ class ChatTemplate(BaseModel):
         return np.where(turn > 0, self.prompt_tokens(turn - 1), first).astype(np.int64)
 
 
+#: [block_n, block_k] of a block-quantised checkpoint: output and input rows per scale.
+WeightBlock = tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]]
+
+
 class Checkpoint(BaseModel):
     """A published Hugging Face repository of weights, with where we learnt it exists."""
 
@@ -199,6 +203,11 @@ class Checkpoint(BaseModel):
                                   "before it serves the files (None: not known).")
     source: str = Field(min_length=1, description="Where the repository (and its format, "
                                                   "and its gating when known) is documented.")
+    weight_block_size: WeightBlock | None = Field(
+        default=None, description="FP8 block quantisation: its config.json's quantization_"
+                                  "config.weight_block_size [block_n, block_k] (None: not "
+                                  "block-quantised). Every slice tensor parallelism cuts must "
+                                  "be a whole number of blocks.")
 
 
 #: Speculative-decoding methods whose drafter is a separate published checkpoint.
@@ -234,6 +243,10 @@ class ModelSpec(_Entry):
     max_context_tokens: int = Field(gt=0)
     default_dtype: DType = Field(default="bf16", description="The format the checkpoint ships "
                                                              "in.")
+    weight_block_size: WeightBlock | None = Field(
+        default=None, description="hf_id's FP8 block quantisation, [block_n, block_k] of its "
+                                  "quantization_config (DeepSeek-V3: [128, 128]; None: not "
+                                  "block-quantised).")
     experts: int | None = Field(default=None, gt=0, description="Routed experts per MoE layer.")
     experts_per_token: int | None = Field(default=None, gt=0)
     shared_experts: int = Field(default=0, ge=0)
@@ -289,8 +302,15 @@ class ModelSpec(_Entry):
         none is known): `hf_id` for the format it ships in, else `checkpoints`."""
         if dtype == self.default_dtype:
             return Checkpoint(hf_id=self.hf_id, hub_gated=self.hub_gated,
-                              source=self.sources.get("hub_gated") or "hf_id")
+                              source=self.sources.get("hub_gated") or "hf_id",
+                              weight_block_size=self.weight_block_size)
         return next((repo for stored, repo in self.checkpoints.items() if stored == dtype), None)
+
+    def weight_block(self, dtype: str) -> WeightBlock | None:
+        """[block_n, block_k] of the checkpoint holding the weights as `dtype` (None: not
+        block-quantised, or no published checkpoint: vLLM quantises while loading)."""
+        repo = self.weights_repo(dtype)
+        return repo.weight_block_size if repo is not None else None
 
     # ------------------------------------------------------------------ parameters
 

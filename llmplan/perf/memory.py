@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from llmplan.catalog.catalog import DTYPE_BYTES
 from llmplan.perf.engine import GIB
-from llmplan.perf.parallel import allowed_tp
+from llmplan.perf.parallel import setup_allowed_tp
 from llmplan.perf.setup import ReplicaSetup
 
 #: vLLM V1 sampler warm-up: fp32 logits copies of max_num_seqs x vocab alive at the peak
@@ -294,8 +294,7 @@ def _window_blocks(window_tokens: int | None, block: int) -> int:
 
 def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
     need = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes
-    min_tp = next((t for t in allowed_tp(setup.model, setup.gpu, setup.gpus_per_server)
-                   if t > setup.tp and
+    min_tp = next((t for t in setup_allowed_tp(setup) if t > setup.tp and
                    budget.weights_bytes * setup.tp / t + budget.activation_bytes
                    + NON_TORCH_TP_GIB * GIB < budget.budget_bytes), None)
     return (f"{setup.model_name} in {setup.weights_dtype} does not fit on {setup.gpu_name} "

@@ -18,6 +18,17 @@ Kubernetes places on one node: a tp above the GPUs one server holds (the catalog
 node_gpus, 4 in a GB200 NVL72 compute tray; the deployment's costs.gpus_per_server) would
 need vLLM's multi-node tensor parallelism (a Ray cluster over several pods), which is
 neither simulated nor provisioned, so it is refused too.
+
+An FP8 block-quantised checkpoint (catalog weight_block_size: one scale per block_n x block_k
+weights, [128, 128] in the official Qwen3 FP8 repositories and DeepSeek-V3/R1) loads only if
+every slice tensor parallelism cuts is whole blocks: a merged column-parallel weight's slice
+(gate and up, the QKV heads) a multiple of block_n, and with tp > 1 the row-parallel input
+slice (down, o_proj) a multiple of block_k (vllm/model_executor/layers/quantization/
+utils/fp8_utils.py validate_fp8_block_shape for linear layers; Fp8MoEMethod.create_weights
+for the experts: "The output_size of gate's and up's weight = 192 is not divisible by
+weight quantization block_n = 128", Qwen3-30B-A3B-FP8 at tp 4, vllm-project/vllm#17569; still
+so in 2026, vllm-project/vllm#54178). With expert parallelism each GPU holds whole experts,
+so only the layers outside the experts are cut.
 """
 
 from __future__ import annotations
@@ -36,19 +47,71 @@ def heads_allow(model: ModelSpec, tp: int) -> bool:
     return tp % kv == 0 if tp >= kv else kv % tp == 0
 
 
-def allowed_tp(model: ModelSpec, gpu: GpuSpec, gpus_per_server: int | None = None) -> list[int]:
+def cut_slices(model: ModelSpec, tp: int, expert_parallel: bool = False) -> list[tuple[str, int]]:
+    """The weights tensor parallelism cuts, each with the slice one GPU holds (columns of
+    the merged gate/up and QKV weights, the same rows of down and o_proj): the routed
+    experts (whole with expert parallelism), the shared experts, the dense MLP of the
+    layers without experts, the query and KV heads (GQA; MLA's latent projections are
+    not checked)."""
+    slices: list[tuple[str, int]] = []
+    if model.is_moe and model.moe_intermediate_size is not None:
+        width = model.moe_intermediate_size
+        slices.append((f"experts (moe_intermediate_size {width})",
+                       width if expert_parallel else width // tp))
+        if model.shared_experts:
+            shared = model.shared_experts * width
+            slices.append((f"shared experts ({shared} wide)", shared // tp))
+    if model.moe_layer_count < model.layers:
+        slices.append((f"dense MLP (intermediate_size {model.intermediate_size})",
+                       model.intermediate_size // tp))
+    if model.attention == "gqa":
+        slices.append((f"{model.attention_heads} query heads",
+                       model.attention_heads // tp * model.head_dim))
+        slices.append((f"{model.kv_heads} KV heads",
+                       max(1, model.kv_heads // tp) * model.head_dim))
+    return slices
+
+
+def block_problem(model: ModelSpec, weights_dtype: str, tp: int,
+                  expert_parallel: bool = False) -> tuple[str, int, str] | None:
+    """(weight, slice, the block side it misses) of the first slice at `tp` that is not
+    whole blocks of the checkpoint served as `weights_dtype` (None: every slice is, or the
+    checkpoint has no blocks)."""
+    block = model.weight_block(weights_dtype)
+    if block is None:
+        return None
+    block_n, block_k = block
+    for name, width in cut_slices(model, tp, expert_parallel and model.is_moe):
+        if width % block_n:
+            return name, width, f"block_n = {block_n}"
+        if tp > 1 and width % block_k:
+            return name, width, f"block_k = {block_k}"
+    return None
+
+
+def allowed_tp(model: ModelSpec, gpu: GpuSpec, gpus_per_server: int | None = None, *,
+               weights_dtype: str | None = None, expert_parallel: bool = False) -> list[int]:
     """Every tensor-parallel size vLLM accepts for `model` within one interconnect domain
-    and one server of `gpu` (`gpus_per_server`: the deployment's, when it has fewer),
-    increasing."""
+    and one server of `gpu` (`gpus_per_server`: the deployment's, when it has fewer), and
+    that cuts the checkpoint of `weights_dtype` into whole quantisation blocks, increasing."""
     largest = min(gpu.interconnect_domain_gpus, gpu.node_gpus,
                   gpus_per_server or gpu.node_gpus)
-    return [tp for tp in range(1, largest + 1) if heads_allow(model, tp)]
+    dtype = weights_dtype or model.default_dtype
+    return [tp for tp in range(1, largest + 1) if heads_allow(model, tp)
+            and block_problem(model, dtype, tp, expert_parallel) is None]
+
+
+def setup_allowed_tp(setup: ReplicaSetup) -> list[int]:
+    """`allowed_tp` for the replica's GPU, servers, weight format and expert parallelism."""
+    return allowed_tp(setup.model, setup.gpu, setup.gpus_per_server,
+                      weights_dtype=setup.weights_dtype,
+                      expert_parallel=setup.engine.expert_parallel)
 
 
 def tp_error(setup: ReplicaSetup) -> str | None:
     """Why the replica's tp cannot run (None: it can), naming the sizes that can."""
     model, gpu, tp = setup.model, setup.gpu, setup.tp
-    allowed = ", ".join(map(str, allowed_tp(model, gpu, setup.gpus_per_server)))
+    allowed = ", ".join(map(str, setup_allowed_tp(setup)))
     expected = f"expected tp one of {allowed} for {setup.model_name} on {setup.gpu_name}"
     if not heads_allow(model, tp):
         kv = "" if model.attention == "mla" else f" and {model.kv_heads} KV heads"
@@ -68,7 +131,21 @@ def tp_error(setup: ReplicaSetup) -> str | None:
                 f"server holds {setup.gpus_per_node} ({where}): vLLM would have to span "
                 f"servers (multi-node tensor parallelism), which is neither simulated nor "
                 f"provisioned; {expected} (more replicas for more GPUs)")
+    dtype = setup.weights_dtype
+    if (problem := block_problem(model, dtype, tp, setup.engine.expert_parallel)) is not None:
+        name, width, side = problem
+        repo = model.weights_repo(dtype)
+        block_n, block_k = model.weight_block(dtype) or (0, 0)
+        experts = model.is_moe and not setup.engine.expert_parallel
+        return (f"tp {tp} gives each GPU a {width}-wide slice of {setup.model_name}'s {name}, "
+                f"which is not whole {block_n}x{block_k} weight blocks of its {dtype} "
+                f"checkpoint ({repo.hf_id if repo else dtype}, catalog weight_block_size): "
+                f"vLLM refuses to load it ('... = {width} is not divisible by weight "
+                f"quantization {side}'); {expected} in {dtype}"
+                + (", or engine.expert_parallel: true (each GPU holds whole experts)"
+                   if experts else "") + ", or another engine.weights_dtype")
     return None
 
 
-__all__ = ["allowed_tp", "heads_allow", "tp_error"]
+__all__ = ["allowed_tp", "block_problem", "cut_slices", "heads_allow", "setup_allowed_tp",
+           "tp_error"]

@@ -94,6 +94,11 @@ deployments:
       speculative: {method: eagle3, num_speculative_tokens: 3, mean_acceptance_length: 2.2,
                     draft_params_b: 1.0}
   oss-bf16: {gpu: H100-SXM, model: gpt-oss-20b, engine: {weights_dtype: bf16}}
+  moe-fp8-ep:
+    gpu: H100-SXM
+    model: Qwen3-30B-A3B
+    tp: 4
+    engine: {weights_dtype: fp8, expert_parallel: true}
   mi300x: {gpu: MI300X, model: Llama-3.3-70B, tp: 2, replicas: 2, engine: {weights_dtype: fp8}}
 """
 

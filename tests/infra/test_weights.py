@@ -94,6 +94,19 @@ def test_speculative_decoding_is_passed_to_vllm_as_simulated(formats: Formats,
         _stack(formats, "qwen-fp8-eagle3", tmp_path)
 
 
+def test_experts_spread_by_expert_parallelism_are_spread_in_the_stack(
+        formats: Formats, tmp_path: Path) -> None:
+    """Qwen3-30B-A3B-FP8 at tp 4 loads only with whole experts on each GPU (its 768-wide
+    experts in 192-wide slices are not whole 128x128 blocks): the simulation's expert
+    parallelism is vLLM's --enable-expert-parallel, and the stack passes it."""
+    args = vllm_args(_stack(formats, "moe-fp8-ep", tmp_path).config)
+    flags = _flags(args)
+    assert flags["--model"] == "Qwen/Qwen3-30B-A3B-FP8"
+    assert flags["--tensor-parallel-size"] == "4" and "--enable-expert-parallel" in args
+    assert "--enable-expert-parallel" not in vllm_args(_stack(formats, "qwen-bf16",
+                                                              tmp_path).config)
+
+
 def test_a_drafter_named_in_the_scenario_and_mtp_follow_the_model() -> None:
     models = builtin_catalog().models
     spec = SpeculativeSpec(method="eagle3", num_speculative_tokens=2, mean_acceptance_length=2,

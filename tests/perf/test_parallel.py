@@ -72,3 +72,49 @@ def test_kv_heads_replicate_only_in_whole_copies() -> None:
     qwen = builtin_catalog().models["Qwen2.5-7B"]
     assert qwen.attention_heads % 7 == 0
     assert not heads_allow(qwen, 7)
+
+
+@pytest.mark.parametrize(("model", "gpu", "expected"), [
+    # 128x128 FP8 blocks: 768-wide experts split into 384 at tp 2, 192 at tp 4
+    ("Qwen3-30B-A3B", "H100-SXM", [1, 2]),
+    # 1536-wide experts: 384 at tp 4, 192 at tp 8
+    ("Qwen3-235B-A22B", "H200", [1, 2, 4]),
+    # dense 25600-wide MLP: 3200 = 25 x 128 at tp 8
+    ("Qwen3-32B", "H100-SXM", [1, 2, 4, 8]),
+])
+def test_fp8_block_checkpoints_allow_only_tps_that_cut_whole_blocks(
+        model: str, gpu: str, expected: list[int]) -> None:
+    catalog = builtin_catalog()
+    spec, card = catalog.models[model], catalog.gpus[gpu]
+    assert allowed_tp(spec, card, weights_dtype="fp8") == expected
+    # with expert parallelism each GPU holds whole experts; in BF16 there are no blocks
+    assert allowed_tp(spec, card, weights_dtype="fp8", expert_parallel=True) == \
+        allowed_tp(spec, card, weights_dtype="bf16") == allowed_tp(spec, card)
+
+
+@pytest.mark.parametrize(("deployment", "expected"), [
+    ("{gpu: H100-SXM, model: Qwen3-30B-A3B, tp: 4, engine: {weights_dtype: fp8}}",
+     ("deployments.wide.tp: tp 4 gives each GPU a 192-wide slice of Qwen3-30B-A3B's experts "
+      "(moe_intermediate_size 768)", "128x128 weight blocks of its fp8 checkpoint "
+      "(Qwen/Qwen3-30B-A3B-FP8, catalog weight_block_size)",
+      "'... = 192 is not divisible by weight quantization block_n = 128'",
+      "expected tp one of 1, 2 for Qwen3-30B-A3B on H100-SXM in fp8, or "
+      "engine.expert_parallel: true")),
+    ("{gpu: H200, model: Qwen3-235B-A22B, tp: 8, engine: {weights_dtype: fp8}}",
+     ("deployments.wide.tp: tp 8 gives each GPU a 192-wide slice of Qwen3-235B-A22B's "
+      "experts (moe_intermediate_size 1536)", "expected tp one of 1, 2, 4 for "
+      "Qwen3-235B-A22B on H200 in fp8")),
+])
+def test_an_fp8_block_checkpoint_cut_into_partial_blocks_cannot_be_built(
+        deployment: str, expected: tuple[str, ...]) -> None:
+    """vLLM refuses to load such a checkpoint (vllm-project/vllm#17569)."""
+    loaded = load_scenario_text(SERVER % deployment)
+    assert "wide" not in loaded.scenario.deployments
+    for fragment in expected:
+        assert fragment in loaded.unbuildable["wide"]
+
+
+def test_expert_parallelism_builds_the_same_checkpoint_at_that_tp() -> None:
+    loaded = load_scenario_text(SERVER % "{gpu: H100-SXM, model: Qwen3-30B-A3B, tp: 4, "
+                                         "engine: {weights_dtype: fp8, expert_parallel: true}}")
+    assert "wide" in loaded.scenario.deployments and not loaded.unbuildable
