@@ -1,58 +1,88 @@
 """What decides the recommendation: the two or three differences a tech lead should check.
 
 The winner is set against the runner-up (the next feasible candidate): the group of cost
-items whose monthly difference is largest (GPUs and servers, people, API tokens), the
-share of useful results when task quality differs, how idle a GPU fleet on either side
-is; and a cheaper candidate that was excluded, with why. Each driver says where its number
-comes from: simulated, an assumption given in the scenario, or the catalog's prices.
+items on which the winner saves the most a month (GPUs and servers, power and space,
+people, API tokens), with what it pays more for elsewhere; the share of useful results when
+task quality differs; how idle a GPU fleet on either side is; and a cheaper candidate that
+was excluded, with why. A difference that goes against the winner is worded as what the
+winner pays, never given as a reason for it. Each driver says where its number comes from:
+simulated, an assumption given in the scenario, or the catalog's prices.
 """
 
 from __future__ import annotations
 
 from llmplan.results.decision import Candidate, Driver
 
-#: Cost items by what a reader would call them.
+#: Cost items by what a reader would call them, each item in one group.
 GROUPS = {
-    "GPUs and servers": ("hardware", "gpu_rental", "electricity", "cooling", "maintenance",
-                         "rack_colocation", "serving_software", "replacement_cycle"),
-    "people": ("engineering", "on_call", "monitoring"),
+    "GPUs and servers": ("hardware", "gpu_rental", "maintenance", "replacement_cycle"),
+    "power and space": ("electricity", "cooling", "rack_colocation"),
+    "serving software and monitoring": ("serving_software", "monitoring"),
+    "people": ("engineering", "on_call"),
+    "API usage": ("input_tokens", "output_tokens", "request_fees", "tool_calls"),
+    "API overheads": ("storage_retrieval", "network_egress", "observability",
+                      "vendor_review", "rate_limit_planning"),
 }
 API = "API usage"
+#: Each cost item as a reader says it (the driver lists those a group holds).
+ITEM_WORDS = {"hardware": "amortised purchase", "gpu_rental": "rental",
+              "maintenance": "maintenance", "replacement_cycle": "replacements",
+              "electricity": "electricity", "cooling": "cooling",
+              "rack_colocation": "rack space", "serving_software": "serving software",
+              "monitoring": "monitoring", "engineering": "engineering", "on_call": "on-call",
+              "input_tokens": "input tokens", "output_tokens": "output tokens",
+              "request_fees": "request fees", "tool_calls": "tool calls",
+              "storage_retrieval": "storage", "network_egress": "egress",
+              "observability": "observability", "vendor_review": "vendor review",
+              "rate_limit_planning": "rate-limit planning"}
 MAX_DRIVERS = 3
 QUALITY_POINTS = 0.02        # useful-result shares this far apart are a driver
 UNUSED_FRACTION = 0.5        # a fleet serving under half what it could is a driver
+MIN_USD = 1.0                # monthly differences below this are no difference
+
+
+def _item(name: str) -> str:
+    """A cost item's name without the `cloud_` a hybrid's API items carry."""
+    return name.removeprefix("cloud_")
 
 
 def _group(item: str) -> str:
     for group, items in GROUPS.items():
-        if item in items:
+        if _item(item) in items:
             return group
-    return API if item.startswith("cloud_") or item in _CLOUD_ITEMS else "other"
+    return "other"
 
 
-_CLOUD_ITEMS = {"input_tokens", "output_tokens", "request_fees", "tool_calls",
-                "storage_retrieval", "network_egress", "observability", "vendor_review",
-                "rate_limit_planning"}
-
-
-def _by_group(candidate: Candidate) -> dict[str, float]:
-    totals: dict[str, float] = {}
+def _by_group(candidate: Candidate) -> dict[str, dict[str, float]]:
+    """Each group's items and their monthly cost."""
+    totals: dict[str, dict[str, float]] = {}
     for line in candidate.cost.items:
-        group = _group(line.item)
-        totals[group] = totals.get(group, 0.0) + line.usd_per_month
+        items = totals.setdefault(_group(line.item), {})
+        items[_item(line.item)] = items.get(_item(line.item), 0.0) + line.usd_per_month
     return totals
 
 
 def _cost_driver(best: str, other: str, candidates: dict[str, Candidate]) -> Driver | None:
+    """The group the winner saves most on against the runner-up, with the items it holds;
+    and the group the winner pays most extra for, as a cost it pays (an API's tokens that
+    replace GPUs are not a reason to choose the API)."""
     a, b = _by_group(candidates[best]), _by_group(candidates[other])
-    diffs = {g: a.get(g, 0.0) - b.get(g, 0.0) for g in set(a) | set(b)}
-    group = max(sorted(diffs), key=lambda g: abs(diffs[g]))
-    if abs(diffs[group]) < 1.0:
+    diffs = {g: sum(a.get(g, {}).values()) - sum(b.get(g, {}).values())
+             for g in set(a) | set(b)}
+    saved = min(sorted(diffs), key=lambda g: diffs[g])
+    if diffs[saved] > -MIN_USD:
         return None
-    basis = "catalog prices x monthly volume (the traffic's long-run rate)" if group == API else \
-        "catalog prices and the scenario's economics"
-    return Driver(text=f"{group}: ${a.get(group, 0.0):,.0f} a month for {best} against "
-                       f"${b.get(group, 0.0):,.0f} for {other}", basis=basis)
+    items = [ITEM_WORDS.get(i, i) for i in dict.fromkeys([*a.get(saved, {}),
+                                                            *b.get(saved, {})])
+             if a.get(saved, {}).get(i, 0.0) or b.get(saved, {}).get(i, 0.0)]
+    text = (f"{saved}: ${sum(a.get(saved, {}).values()):,.0f} a month for {best} against "
+            f"${sum(b.get(saved, {}).values()):,.0f} for {other} ({', '.join(items)})")
+    extra = max(sorted(diffs), key=lambda g: diffs[g])
+    if diffs[extra] >= MIN_USD:
+        text += f"; {best} pays ${diffs[extra]:,.0f} a month more for {extra}"
+    basis = "catalog prices x monthly volume (the traffic's long-run rate)" if saved == API \
+        else "catalog prices and the scenario's economics"
+    return Driver(text=text, basis=basis)
 
 
 def _quality_driver(best: str, other: str, candidates: dict[str, Candidate]) -> Driver | None:
@@ -60,9 +90,11 @@ def _quality_driver(best: str, other: str, candidates: dict[str, Candidate]) -> 
     if a.useful_fraction is None or b.useful_fraction is None or \
             abs(a.useful_fraction - b.useful_fraction) < QUALITY_POINTS:
         return None
-    return Driver(text=f"useful results: {a.useful_fraction:.0%} of requests for {best} "
-                       f"against {b.useful_fraction:.0%} for {other} (task quality x "
-                       f"goodput)",
+    shares = (f"useful results: {a.useful_fraction:.0%} of requests for {best} against "
+              f"{b.useful_fraction:.0%} for {other} (task quality x goodput)")
+    if a.useful_fraction < b.useful_fraction:    # the winner wins on cost despite it
+        shares += f"; {best} wins on cost per useful result despite fewer"
+    return Driver(text=shares,
                   basis="assumption: task quality from the scenario; measure it with a "
                         "load test's test set")
 
@@ -114,10 +146,23 @@ def _excluded_driver(best: str, candidates: dict[str, Candidate]) -> Driver | No
         return None
     name = min(cheaper, key=lambda n: candidates[n].cost.usd_per_useful_result or 0.0)
     per_k = (candidates[name].cost.usd_per_useful_result or 0.0) * 1e3
-    return Driver(text=f"{name} would cost less (${per_k:,.2f} per 1k useful results against "
-                       f"${cost * 1e3:,.2f}) but is excluded: "
+    shown = _apart(per_k, cost * 1e3)
+    compared = (f"would cost less (${shown[0]} per 1k useful results against ${shown[1]})"
+                if shown is not None else
+                f"would cost about the same (${per_k:,.2f} per 1k useful results)")
+    return Driver(text=f"{name} {compared} but is excluded: "
                        f"{candidates[name].infeasible_because[0]}",
                   basis="the scenario's constraints and SLO")
+
+
+def _apart(a: float, b: float) -> tuple[str, str] | None:
+    """Two dollar figures with the fewest decimals (2 to 4) that tell them apart; None when
+    they are the same to 4 decimals."""
+    for digits in (2, 3, 4):
+        shown = f"{a:,.{digits}f}", f"{b:,.{digits}f}"
+        if shown[0] != shown[1]:
+            return shown
+    return None
 
 
 def drivers(best: str, feasible: list[str], candidates: dict[str, Candidate]) -> list[Driver]:

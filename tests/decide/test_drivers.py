@@ -1,0 +1,99 @@
+"""The "because" lines: a difference is given as a reason only in the direction it favours
+the winner, a cost group is named for what it holds, and figures differ where they do."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import scenario_from
+
+from llmplan.decide.drivers import drivers
+from llmplan.pipeline import evaluate
+from llmplan.results.decision import Candidate, CostLine
+
+SCENARIO = """
+    seed: 1
+    duration: 60
+    traffic: {kind: poisson, rate_per_s: 0.5}
+    tasks:
+      - {name: chat, prompt_tokens: {kind: fixed, tokens: 200},
+         output_tokens: {kind: fixed, tokens: 20}}
+    deployments:
+      fleet: {gpu: L4, model: Llama-3.1-8B}
+      api: {kind: cloud, model: gpt-4o-mini}
+      hybrid: {kind: hybrid, local: fleet, cloud: api}
+"""
+
+
+@pytest.fixture(scope="module")
+def simulated() -> dict[str, Candidate]:
+    return evaluate(scenario_from(SCENARIO), planning=False).deployments
+
+
+def _priced(candidate: Candidate, per_useful_usd: float, items: dict[str, float], *,
+            excluded: str | None = None) -> Candidate:
+    """`candidate` with these monthly cost items and this cost per useful result."""
+    cost = candidate.cost.model_copy(update={
+        "monthly_usd": sum(items.values()), "usd_per_useful_result": per_useful_usd,
+        "items": [CostLine(item=k, usd_per_month=v, variable=False, basis="test")
+                  for k, v in items.items()]})
+    return candidate.model_copy(update={"cost": cost, "feasible": excluded is None,
+                                        "infeasible_because": [excluded] if excluded else []})
+
+
+def test_the_winners_extra_api_cost_is_what_it_pays_not_why_it_wins(
+        simulated: dict[str, Candidate]) -> None:
+    # the hybrid pays $5,000 of API tokens; it saves $3,300 of people, $2,400 of GPUs and
+    # servers and $900 of power: the saving is the reason, the API bill what it costs
+    candidates = {
+        "hybrid": _priced(simulated["hybrid"], 0.0004, {
+            "hardware": 3_000.0, "engineering": 3_300.0, "cloud_input_tokens": 4_000.0,
+            "cloud_output_tokens": 1_000.0}),
+        "fleet": _priced(simulated["fleet"], 0.0005, {
+            "hardware": 5_000.0, "maintenance": 400.0, "electricity": 900.0,
+            "engineering": 6_600.0})}
+    texts = [d.text for d in drivers("hybrid", ["hybrid", "fleet"], candidates)]
+    assert texts[0] == ("people: $3,300 a month for hybrid against $6,600 for fleet "
+                        "(engineering); hybrid pays $5,000 a month more for API usage")
+    assert not any(t.startswith("API usage") for t in texts)
+
+
+def test_gpus_and_servers_hold_no_electricity(simulated: dict[str, Candidate]) -> None:
+    candidates = {
+        "api": _priced(simulated["api"], 0.0002, {"input_tokens": 700.0,
+                                                  "output_tokens": 300.0}),
+        "fleet": _priced(simulated["fleet"], 0.0009, {
+            "hardware": 5_000.0, "maintenance": 400.0, "replacement_cycle": 200.0,
+            "electricity": 900.0, "rack_colocation": 300.0})}
+    texts = [d.text for d in drivers("api", ["api", "fleet"], candidates)]
+    assert texts[0] == ("GPUs and servers: $0 a month for api against $5,600 for fleet "
+                        "(amortised purchase, maintenance, replacements); api pays $1,000 a "
+                        "month more for API usage")
+
+
+@pytest.mark.parametrize(("cheaper_usd", "shown"), [
+    (0.000257, "would cost less ($0.257 per 1k useful results against $0.262)"),
+    (0.00026199, "would cost about the same ($0.26 per 1k useful results)")])
+def test_an_excluded_cheaper_candidate_shows_figures_that_differ(
+        simulated: dict[str, Candidate], cheaper_usd: float, shown: str) -> None:
+    candidates = {
+        "fleet": _priced(simulated["fleet"], 0.000262, {"hardware": 1_000.0}),
+        "api": _priced(simulated["api"], cheaper_usd, {"input_tokens": 900.0},
+                       excluded="restricted data (chat) would be sent to openai")}
+    texts = [d.text for d in drivers("fleet", ["fleet"], candidates)]
+    assert f"api {shown} but is excluded: restricted data" in " ".join(texts)
+
+
+def test_fewer_useful_results_are_what_the_winner_gives_up(
+        simulated: dict[str, Candidate]) -> None:
+    def useful(candidate: Candidate, fraction: float) -> Candidate:
+        return candidate.model_copy(update={"useful": candidate.useful.model_copy(
+            update={"useful_fraction": fraction})})
+
+    candidates = {
+        "fleet": useful(_priced(simulated["fleet"], 0.0003, {"hardware": 1_000.0}), 0.85),
+        "api": useful(_priced(simulated["api"], 0.0004, {"input_tokens": 2_000.0}), 0.92)}
+    quality = next(d.text for d in drivers("fleet", ["fleet", "api"], candidates)
+                   if d.text.startswith("useful results"))
+    assert quality == ("useful results: 85% of requests for fleet against 92% for api (task "
+                       "quality x goodput); fleet wins on cost per useful result despite "
+                       "fewer")
