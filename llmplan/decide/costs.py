@@ -221,10 +221,20 @@ def _per_request(name: str, pick: Callable[[CloudCosts], float], basis: str) -> 
     return item
 
 
-def _monthly(name: str, pick: Callable[[CloudCosts], float]) -> CloudItem:
+def _not_given(costs: CloudCosts, field: str) -> str | None:
+    """The basis of a cloud cost the scenario left at its $0 default: said, not hidden
+    (the local side's people and monitoring have non-zero defaults; these have no figure
+    llmplan could stand behind)."""
+    if field in costs.model_fields_set or getattr(costs, field):
+        return None
+    return f"not given: $0 assumed (set costs.{field})"
+
+
+def _monthly(name: str, field: str) -> CloudItem:
     def item(dep: CloudDeployment, model: CloudModelSpec, econ: Economics,
              facts: CloudFacts) -> CostItem:
-        return CostItem(name, pick(dep.costs), False, "per month")
+        return CostItem(name, getattr(dep.costs, field), False,
+                        _not_given(dep.costs, field) or "per month")
     return item
 
 
@@ -239,8 +249,9 @@ def vendor_review(dep: CloudDeployment, model: CloudModelSpec, econ: Economics,
                   facts: CloudFacts) -> CostItem:
     return CostItem("vendor_review", dep.costs.vendor_review_usd_one_off
                     / econ.amortisation_months, False,
-                    f"${dep.costs.vendor_review_usd_one_off:,.0f} once, over "
-                    f"{econ.amortisation_months} months")
+                    _not_given(dep.costs, "vendor_review_usd_one_off")
+                    or f"${dep.costs.vendor_review_usd_one_off:,.0f} once, over "
+                       f"{econ.amortisation_months} months")
 
 
 CLOUD_ITEMS: list[CloudItem] = [
@@ -248,11 +259,11 @@ CLOUD_ITEMS: list[CloudItem] = [
     _per_request("request_fees", lambda c: c.per_request_usd, "fee"),
     _per_request("tool_calls", lambda c: c.tool_calls_per_request * c.usd_per_tool_call,
                  "tool calls"),
-    _monthly("storage_retrieval", lambda c: c.storage_retrieval_usd_per_month),
+    _monthly("storage_retrieval", "storage_retrieval_usd_per_month"),
     egress,
-    _monthly("observability", lambda c: c.observability_usd_per_month),
+    _monthly("observability", "observability_usd_per_month"),
     vendor_review,
-    _monthly("rate_limit_planning", lambda c: c.rate_limit_planning_usd_per_month),
+    _monthly("rate_limit_planning", "rate_limit_planning_usd_per_month"),
 ]
 
 
