@@ -60,7 +60,7 @@ def test_every_chart_renders_without_console_errors(report: Path, tmp_path: Path
             assert title and title.group(1).strip(), f"{chart.__name__}: no {kind}"
         assert 'class="legend"' in block, f"{chart.__name__}: no legend"
     assert "Recommendation: hybrid" in dom
-    assert "What decides it" in dom and "API usage: $5," in dom
+    assert "What decides it" in dom and "useful results: 95% of requests for hybrid" in dom
     assert "The searches simulated" in dom          # which stretch planning simulated
     assert dom.count("<table>") >= 4            # candidates, decision table, checklist, plan
     assert "http://" not in dom.split("<script", 1)[0]   # nothing fetched from the web
