@@ -109,20 +109,22 @@ def _model_quality(name: str, s: Candidate, scenario: Scenario) -> str:
     return f"{useful}; task quality from {source}: {', '.join(rates)}{other}"
 
 
-def checklist(loaded: LoadedScenario) -> list[ChecklistItem]:
-    """The seed's evaluation checklist: what this run measured, simulated or assumed."""
+def checklist(loaded: LoadedScenario, recommended: str | None = None) -> list[ChecklistItem]:
+    """The seed's evaluation checklist: what this run measured, simulated or assumed. The
+    operations items (who patches, rollback, outages) answer for the `recommended`
+    candidate's kind when it is given, else for each kind of candidate the scenario has; all
+    follow the scenario's constraints (offline operation, restricted data)."""
     scenario = loaded.scenario
     quality_given = any(t.quality for t in scenario.tasks)
     evaluated = scenario.evaluations
     calibrated = [n for n, d in scenario.deployments.items() if isinstance(d, LocalDeployment)
                   and d.step_time.kind == "calibrated"]
-    outages = [n for n, d in scenario.deployments.items() if isinstance(d, CloudDeployment)
-               and (d.outages.windows or d.outages.mtbf_hours)]
     restricted = [t.name for t in scenario.tasks if t.sensitivity == "restricted"]
     hybrids = [n for n, d in scenario.deployments.items() if isinstance(d, HybridDeployment)]
     clouds = [n for n, d in scenario.deployments.items() if isinstance(d, CloudDeployment)]
     given_latency = [n for n, d in scenario.deployments.items()
                      if isinstance(d, CloudDeployment) and d.latency != CloudLatency()]
+    chosen = scenario.deployments.get(recommended) if recommended is not None else None
     items = [
         ("Does the model answer correctly on your task?",
          "measured" if evaluated else "given" if quality_given else "assumed",
@@ -142,17 +144,96 @@ def checklist(loaded: LoadedScenario) -> list[ChecklistItem]:
          _latency_evidence(scenario, calibrated, clouds, given_latency)),
         ("What is the total cost per useful result?", "simulated",
          "every item of both cost lists, monthly, at the traffic's long-run volume"),
-        ("Who patches and monitors the system?", "assumed",
-         "engineering and on-call hours per month in the cost model"),
-        ("Can you roll back model changes?", "provisioned",
-         "infra/: versioned images, rolling update with maxUnavailable 1"),
+        ("Who patches and monitors the system?",
+         *_upkeep(scenario, recommended, chosen)),
+        ("Can you roll back model changes?", *_rollback(scenario, recommended, chosen)),
         ("What happens during network or provider outages?",
-         "simulated" if outages else "assumed",
-         f"outages simulated for {', '.join(outages)}" if outages
-         else "no outage windows or MTBF given"),
+         *_outages(scenario, recommended, chosen)),
     ]
     return [ChecklistItem(item=item, status=status, evidence=evidence)
             for item, status, evidence in items]
+
+
+Deployment = LocalDeployment | CloudDeployment | HybridDeployment
+
+#: how infra/ rolls a fleet back: what `llmplan stack` provisions
+ROLLBACK = "infra/ builds versioned images and rolls updates out with maxUnavailable 1"
+
+
+def _names(scenario: Scenario, kind: type) -> list[str]:
+    return [n for n, d in scenario.deployments.items() if isinstance(d, kind)]
+
+
+def _api_model(scenario: Scenario, name: str) -> str:
+    dep = scenario.deployments[name]
+    return dep.model if isinstance(dep, CloudDeployment) else name
+
+
+def _upkeep(scenario: Scenario, recommended: str | None,
+            chosen: Deployment | None) -> tuple[str, str]:
+    hours = "engineering and on-call hours per month in the cost model"
+    if isinstance(chosen, CloudDeployment):
+        return ("provider-managed", f"{recommended}: the provider patches and monitors "
+                                    f"{chosen.model}; your side is the client and its keys")
+    if chosen is not None:
+        return "assumed", f"{recommended}: {hours}"
+    if not _names(scenario, LocalDeployment):
+        return "provider-managed", "every candidate is a provider's API"
+    return "assumed", hours + (" (provider APIs: the provider's)"
+                               if _names(scenario, CloudDeployment) else "")
+
+
+def _rollback(scenario: Scenario, recommended: str | None,
+              chosen: Deployment | None) -> tuple[str, str]:
+    pin = "pin a dated model id; the provider retires old versions on its own schedule"
+    if isinstance(chosen, CloudDeployment):
+        return ("provider-managed", f"{recommended} is the provider's {chosen.model}: nothing "
+                                    f"provisioned to roll back; {pin}")
+    if isinstance(chosen, HybridDeployment):
+        return ("provisioned", f"{recommended}'s fleet {chosen.local}: {ROLLBACK}; its API "
+                               f"side ({_api_model(scenario, chosen.cloud)}): {pin}")
+    if chosen is not None:
+        return "provisioned", f"{recommended}: {ROLLBACK}"
+    fleets, apis = _names(scenario, LocalDeployment), _names(scenario, CloudDeployment)
+    if not fleets:
+        return "provider-managed", f"nothing provisioned to roll back; {pin}"
+    if not apis:
+        return "provisioned", ROLLBACK
+    return ("provisioned for fleets", f"fleets {', '.join(fleets)}: {ROLLBACK}; API "
+                                      f"candidates {', '.join(apis)}: nothing provisioned, {pin}")
+
+
+def _outages(scenario: Scenario, recommended: str | None,
+             chosen: Deployment | None) -> tuple[str, str]:
+    apis = _names(scenario, CloudDeployment)
+    dependent = [*apis, *_names(scenario, HybridDeployment)]
+    simulated = [n for n, d in scenario.deployments.items() if isinstance(d, CloudDeployment)
+                 and (d.outages.windows or d.outages.mtbf_hours)]
+    if scenario.constraints.offline_operation_required:
+        excluded = (f"{', '.join(dependent)} excluded for depending on a cloud API"
+                    if dependent else "no candidate depends on a cloud API")
+        kept = (f"{recommended} runs on owned hardware" if recommended is not None
+                and isinstance(chosen, LocalDeployment) else "")
+        return "constraint", "; ".join(p for p in ("offline operation required by the "
+                                                   "scenario", excluded, kept) if p)
+    if isinstance(chosen, LocalDeployment):
+        failures = ("replica failures simulated (failures:)" if chosen.failures is not None
+                    else "replica failures not simulated (add failures: with an MTBF)")
+        return "not applicable", f"{recommended} runs on owned hardware, no provider; {failures}"
+    api = (recommended if isinstance(chosen, CloudDeployment) else
+           chosen.cloud if isinstance(chosen, HybridDeployment) else None)
+    if api is not None:
+        fallback = (f"; {recommended} falls back to {chosen.local}"
+                    if isinstance(chosen, HybridDeployment) and chosen.fallback_to_local else "")
+        if api in simulated:
+            return "simulated", f"outages of {api} simulated{fallback}"
+        return "assumed", (f"no outage windows or MTBF given for {api}: simulated with the "
+                           f"provider always up{fallback}")
+    if simulated:
+        return "simulated", f"outages simulated for {', '.join(simulated)}"
+    if not dependent:
+        return "not applicable", "every candidate runs on owned hardware, no provider"
+    return "assumed", f"no outage windows or MTBF given for {', '.join(apis)}"
 
 
 def _restricted_evidence(restricted: list[str], hybrids: list[str], clouds: list[str]) -> str:
