@@ -153,6 +153,7 @@ def simulate(
         "--json", help="Print result.json to stdout instead of the summary.")] = False,
 ) -> None:
     """Simulate every deployment of SCENARIO; write OUT/result.json and OUT/report.html."""
+    from llmplan.decide.retirement import retiring_cloud_models
     from llmplan.pipeline import evaluate, not_provisionable, used_stale_prices
     from llmplan.render import exclusions, not_served, summary_table
     from llmplan.report import write_decision_report
@@ -201,7 +202,8 @@ def simulate(
             bar.stop()
             _fail(error)
     path = write_result(result, out_dir)
-    warnings = used_stale_prices(loaded, datetime.date.today())
+    today = datetime.date.today()
+    warnings = used_stale_prices(loaded, today) + retiring_cloud_models(loaded, today)
     report = write_decision_report(result, out_dir, warnings)
     if as_json:
         sys.stdout.write(dumps_canonical(result))

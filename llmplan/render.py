@@ -8,7 +8,8 @@ from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 
-from llmplan.catalog import STALE_AFTER_DAYS, Catalog, is_stale
+from llmplan.catalog import STALE_AFTER_DAYS, Catalog, CloudModelSpec, is_stale
+from llmplan.decide.retirement import lifecycle
 from llmplan.decide.sweep import SweepResult
 from llmplan.fidelity.fit import Fit
 from llmplan.fidelity.validate import METRICS, Comparison
@@ -310,16 +311,30 @@ def _catalog_overview(cat: Catalog, today: datetime.date | None) -> list[Fitted]
                   Col("tier", "left"),
                   Col("RPM", note="RPM/TPM of the default tier (Anthropic and Gemini TPM: "
                                   "input only)"),
-                  Col("TPM"), Col("as of", "left")]
+                  Col("TPM"), Col("as of", "left"),
+                  Col("retires", "left", note="retires: the shutdown date the provider "
+                                              "announced (llmplan catalog --sources)")]
     for provider in dict.fromkeys(c.provider for c in cat.cloud_models.values()):
         rows = [[key, _usd(c.input_usd_per_mtok), _usd(c.cached_input_usd_per_mtok),
                  _usd(c.cache_write_usd_per_mtok), _usd(c.output_usd_per_mtok),
                  _tokens(c.context_tokens), c.default_tier or "-", _num(c.default_rpm),
-                 _num(c.default_tpm), as_of(c.prices_as_of)]
+                 _num(c.default_tpm), as_of(c.prices_as_of), _retires(c, today)]
                 for key, c in cat.cloud_models.items() if c.provider == provider]
         tables.append(_dropping(f"Cloud models: {provider}", cloud_cols, rows, stale,
-                                ("tier",), ("tier", "context")))
+                                ("tier",), ("tier", "context"), ("tier", "context", "TPM"),
+                                ("tier", "context", "TPM", "RPM")))
     return tables
+
+
+def _retires(model: CloudModelSpec, today: datetime.date | None) -> str:
+    """When the provider stops serving the model: its shutdown date, "retired" once it has
+    (on `today`), "deprecated" with no date given, "-" when none is announced."""
+    life = lifecycle(model)
+    if life.status == "retired" or (today is not None and life.retired_on(today)):
+        return "retired"
+    if life.shutdown is not None:
+        return life.shutdown.isoformat()
+    return "deprecated" if life.status == "deprecated" else "-"
 
 
 def _catalog_sources(cat: Catalog) -> list[Table]:

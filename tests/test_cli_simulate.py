@@ -129,6 +129,19 @@ def test_old_prices_are_named_in_the_terminal_and_the_report(tmp_path: Path) -> 
     assert "Prices out of date" not in (tmp_path / "f" / "report.html").read_text()
 
 
+def test_a_cloud_model_being_retired_is_named_in_the_terminal_and_the_report(
+        tmp_path: Path) -> None:
+    # gpt-4o-mini: shut down 2027-01-14 by the catalog, inside any 36-month horizon now
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SMALL + "  api: {kind: cloud, model: gpt-4o-mini}\n")
+    result = CliRunner().invoke(app, ["simulate", str(scenario), "--out", str(tmp_path / "o"),
+                                      "--no-plan"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "note: cloud model gpt-4o-mini (used by api): " in result.output
+    assert "cloud model gpt-4o-mini (used by api): " in (tmp_path / "o" /
+                                                          "report.html").read_text()
+
+
 @pytest.mark.parametrize("example", ["support-assistant", "bulk-extraction", "agent-workflow",
                                      "regulated-records", "retail-assistant",
                                      "coding-agent"])

@@ -135,6 +135,19 @@ def test_catalog_keeps_every_id_price_and_date_whole(width: int) -> None:
             f"{gpu.rental_usd_per_gpu_hour:.2f}" in row.split(), (width, row)
 
 
+@pytest.mark.parametrize("width", (*WIDTHS, 100))
+def test_the_catalog_shows_when_each_cloud_model_retires(width: int) -> None:
+    # the shutdown dates the catalog's sources give (llmplan catalog --sources)
+    text = _text(list(catalog_tables(builtin_catalog(), today=datetime.date(2026, 12, 1))),
+                 width)
+    rows = {line.split()[0]: line.split() for line in text.splitlines() if line.strip()}
+    assert rows["gpt-4o-mini"][-1] == "2027-01-14" and rows["gpt-4o"][-1] == "2027-01-14"
+    assert rows["llama-3.3-70b-bedrock"][-1] == "2027-03-30"
+    assert rows["o4-mini"][-1] == "retired" and rows["gemini-2.5-pro"][-1] == "retired"
+    assert rows["gpt-6-luna"][-1] == "-"
+    assert "retires" in text
+
+
 def _decimal(cell: str) -> float:
     """A compact count read in decimal units: '128k' -> 128,000, '1.05M' -> 1,050,000."""
     return float(cell.rstrip("kM")) * {"k": 1e3, "M": 1e6}.get(cell[-1], 1.0)
