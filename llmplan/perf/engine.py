@@ -35,6 +35,13 @@ def version_tuple(version: str) -> tuple[int, int]:
     return major, minor
 
 
+#: --block-size values vLLM starts with on a GPU: its CLI's choices (vllm/config/cache.py,
+#: BlockSize = Literal[1, 8, 16, 32, 64, 128, 256]) less 1 and 8, which every GPU attention
+#: backend refuses, their kernels paging in multiples of 16 tokens (FlashAttention, FlashMLA,
+#: Triton: get_supported_kernel_block_sizes -> MultipleOf(16); "vllm serve crashes at KV
+#: cache initialization when using --block-size 1 or 8", vllm-project/vllm#42510).
+BLOCK_SIZES = (16, 32, 64, 128, 256)
+
 #: kv_dtype spellings the loader reads as fp8 (vLLM's --kv-cache-dtype names)
 FP8_KV_ALIASES = ("fp8_e4m3", "fp8_e5m2")
 
@@ -108,7 +115,9 @@ class EngineSpec(_Strict):
     max_num_batched_tokens: int | None = Field(default=None, gt=0, le=100_000_000,
                                                description="Tokens per step.")
     chunked_prefill: bool = True
-    block_size_tokens: int = Field(default=16, gt=0, le=1024)
+    block_size_tokens: int = Field(
+        default=16, description="Tokens per KV-cache block (vLLM's --block-size): 16, 32, 64, "
+                                "128 or 256.", json_schema_extra={"enum": list(BLOCK_SIZES)})
     gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
     async_scheduling: bool | None = Field(
         default=None, description="Overlap CPU scheduling with the GPU step (default: on "
@@ -164,6 +173,16 @@ class EngineSpec(_Strict):
         # YAML 1.1 reads a bare `off` / `on` as a boolean
         return {False: "off", True: "vllm"}.get(value, value) \
             if isinstance(value, bool) else value
+
+    @field_validator("block_size_tokens")
+    @classmethod
+    def _vllm_block_size(cls, value: int) -> int:
+        if value not in BLOCK_SIZES:
+            raise ValueError(f"block size {value} is not one vLLM starts with on a GPU (its "
+                             f"--block-size choices, of which its attention kernels take "
+                             f"multiples of 16); expected one of "
+                             f"{', '.join(map(str, BLOCK_SIZES))}")
+        return value
 
     @field_validator("kv_dtype", mode="before")
     @classmethod

@@ -250,8 +250,12 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
         error = (f"engine.max_model_len {engine.max_model_len} exceeds {setup.model_name}'s "
                  f"context window ({model.max_context_tokens} tokens), which vLLM refuses; "
                  f"expected max_model_len <= {model.max_context_tokens}")
+    elif (problem := setup.scheduler_error()) is not None:
+        error = problem
     elif engine.kv_cache_tokens is None and available <= 0:
         error = _does_not_fit(setup, budget)
+    elif engine.kv_cache_tokens is None and (problem := _room_error(setup, budget)) is not None:
+        error = problem
     elif engine.max_model_len is not None and engine.max_model_len > capacity_tokens:
         error = (f"engine.max_model_len {engine.max_model_len} exceeds the KV cache "
                  f"({capacity_tokens} tokens); expected max_model_len <= {capacity_tokens}")
@@ -290,6 +294,39 @@ def _window_blocks(window_tokens: int | None, block: int) -> int:
     if not window_tokens:
         return 0
     return -(-(window_tokens - 1) // block) + 1
+
+
+def _room_error(setup: ReplicaSetup, budget: MemoryBudget) -> str | None:
+    """Why vLLM would run out of memory starting (None: it would not): a KV cache set by
+    hand (--kv-cache-memory-bytes, which skips the budget: vLLM's gpu_worker only warns "If
+    OOM'ed, ...") larger than what the card has left after the weights, the activation
+    peak, non-torch memory and the CUDA graphs; or a gpu_memory_utilization leaving less
+    outside its budget than the CUDA graphs captured there after the KV cache."""
+    engine, gib = setup.engine, budget.total_bytes / GIB
+    used = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes
+    if engine.kv_cache_memory_gib is not None:
+        room = budget.total_bytes - used - budget.cuda_graph_bytes
+        if engine.kv_cache_memory_gib * GIB <= room:
+            return None
+        expected = f"kv_cache_memory_gib <= {math.floor(room / GIB * 100) / 100:g}" \
+            if room > 0 else "a larger tp or a smaller weights_dtype"
+        return (f"engine.kv_cache_memory_gib {engine.kv_cache_memory_gib:g} is more than "
+                f"{setup.gpu_name} has left per GPU ({max(0.0, room) / GIB:.1f} of its "
+                f"{gib:.1f} GiB after weights {budget.weights_bytes / GIB:.1f}, activations "
+                f"{budget.activation_bytes / GIB:.1f}, non-torch memory "
+                f"{budget.non_torch_bytes / GIB:.2f} and CUDA graphs "
+                f"{budget.cuda_graph_bytes / GIB:.2f}): vLLM would run out of memory "
+                f"allocating it; expected {expected}")
+    outside = budget.total_bytes - budget.budget_bytes
+    if budget.cuda_graph_bytes <= outside:
+        return None
+    highest = math.floor((1 - budget.cuda_graph_bytes / budget.total_bytes) * 100) / 100
+    return (f"engine.gpu_memory_utilization {setup.gpu_memory_utilization:g} leaves "
+            f"{outside / GIB:.2f} of {setup.gpu_name}'s {gib:.1f} GiB outside vLLM's budget, "
+            f"where the CUDA graphs it captures after allocating the KV cache need about "
+            f"{budget.cuda_graph_bytes / GIB:.2f} GiB: it would run out of memory capturing "
+            f"them; expected gpu_memory_utilization <= {highest:g} (or engine.enforce_eager: "
+            f"true, no graphs)")
 
 
 def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:

@@ -54,6 +54,25 @@ class ReplicaSetup:
     def max_num_seqs(self) -> int:
         return self.engine.max_num_seqs or self._defaults[1]
 
+    def scheduler_error(self) -> str | None:
+        """Why vLLM's scheduler refuses these settings (None: it takes them). Without chunked
+        prefill a whole prompt runs in one step, so SchedulerConfig refuses a token budget
+        below max_model_len ("max_num_batched_tokens (4096) is smaller than max_model_len
+        (131072)...", vllm/config/scheduler.py `_verify_args`); max_model_len is the model's
+        context unless set."""
+        if self.engine.chunked_prefill:
+            return None
+        length = self.engine.max_model_len or self.model.max_context_tokens
+        tokens = self.max_num_batched_tokens
+        if tokens >= length:
+            return None
+        which = "engine.max_model_len" if self.engine.max_model_len else \
+            f"{self.model_name}'s context; engine.max_model_len unset"
+        return (f"engine.max_num_batched_tokens {tokens} is below max_model_len {length} "
+                f"({which}) with engine.chunked_prefill: false, which vLLM refuses (a whole "
+                f"prompt must fit one step); expected max_num_batched_tokens >= {length}, "
+                f"max_model_len <= {tokens} or chunked_prefill: true")
+
     @property
     def gpu_memory_utilization(self) -> float:
         if self.engine.gpu_memory_utilization is not None:

@@ -165,6 +165,40 @@ CASES = [
          edit("  a:\n    gpu: H100-SXM\n    model: Llama-3.1-8B\n",
               f"  huge:  {MARK}\n    gpu: H100-SXM\n    model: Llama-3.1-405B\n"),
          "deployments.huge", ("does not fit on H100-SXM", "expected a bigger GPU")),
+    # vLLM's --block-size choices are 1, 8, 16, 32, 64, 128, 256 (vllm/config/cache.py); its
+    # GPU attention kernels take multiples of 16 (vllm-project/vllm#42510 for 1 and 8)
+    Case("block-size-vllm-has-not",
+         VALID + f"    engine:\n      block_size_tokens: 48  {MARK}\n",
+         "deployments.a.engine.block_size_tokens",
+         ("block size 48", "expected one of 16, 32, 64, 128, 256")),
+    Case("block-size-below-the-gpu-kernels",
+         VALID + f"    engine:\n      block_size_tokens: 8  {MARK}\n",
+         "deployments.a.engine.block_size_tokens",
+         ("block size 8", "multiples of 16", "expected one of 16, 32, 64, 128, 256")),
+    # an H100 reports 81105.7 MiB = 79.20 GiB; Llama-3.1-8B's bf16 weights are 8.03e9 x 2 B
+    # = 14.96 GiB, the profiling peak 2.3 fp32 logit copies of 1024 x 128256 (1.125 GiB)
+    # and 8192 hidden vectors (0.0625): 1.19; non-torch 0.13; CUDA graphs 0.3 + 32 x 0.012 =
+    # 0.68. Left for the KV cache: 79.20 - 14.96 - 1.19 - 0.13 - 0.68 = 62.24 GiB, not 200.
+    Case("kv-cache-memory-beyond-the-card",
+         edit("  a:\n", f"  a:  {MARK}\n") + "    engine:\n      kv_cache_memory_gib: 200\n",
+         "deployments.a", ("engine.kv_cache_memory_gib 200 is more than H100-SXM has left",
+                           "62.2 of its 79.2 GiB", "run out of memory",
+                           "expected kv_cache_memory_gib <= 62.24")),
+    # vLLM's SchedulerConfig: "max_num_batched_tokens (4096) is smaller than max_model_len
+    # (131072)" without chunked prefill (a whole prompt must fit one step)
+    Case("whole-prompts-beyond-the-token-budget",
+         edit("  a:\n", f"  a:  {MARK}\n") + "    engine:\n      chunked_prefill: false\n"
+         "      max_num_batched_tokens: 4096\n",
+         "deployments.a", ("engine.max_num_batched_tokens 4096 is below max_model_len 131072",
+                           "engine.chunked_prefill: false", "expected max_num_batched_tokens "
+                           ">= 131072, max_model_len <= 4096 or chunked_prefill: true")),
+    # 0.999 of 79.20 GiB leaves 0.08 GiB outside the budget, and the CUDA graphs captured
+    # there need 0.68 GiB: at most 1 - 0.68 / 79.20 = 0.9914 -> 0.99
+    Case("memory-utilisation-leaves-no-room-for-cuda-graphs",
+         edit("  a:\n", f"  a:  {MARK}\n") + "    engine:\n      gpu_memory_utilization: 0.999\n",
+         "deployments.a", ("engine.gpu_memory_utilization 0.999 leaves 0.08 of H100-SXM's "
+                           "79.2 GiB outside vLLM's budget", "about 0.68 GiB",
+                           "expected gpu_memory_utilization <= 0.99")),
     Case("batch-budget-below-max-seqs",
          VALID + f"    engine:  {MARK}\n      max_num_seqs: 512\n"
          "      max_num_batched_tokens: 256\n",
