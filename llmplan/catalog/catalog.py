@@ -263,6 +263,16 @@ class ModelSpec(_Entry):
                                 description="How many layers attend only within the window.")
     mtp_layers: int = Field(default=0, ge=0, description="Multi-token-prediction layers "
                                                          "(DeepSeek), used for speculation.")
+    mtp_params_b: float = Field(
+        default=0.0, ge=0, description="Parameters of the MTP modules beyond those they share "
+                                       "with the model (embedding, output head), billions: "
+                                       "loaded next to the weights when speculating with "
+                                       "them; not in params_b.")
+    mtp_active_params_b: float | None = Field(
+        default=None, gt=0, description="Parameters one token goes through in an MTP module, "
+                                        "billions, the shared embedding and output head "
+                                        "included, as DeepSeek counts them (None: "
+                                        "mtp_params_b, a dense module).")
     chat_template: ChatTemplate | None = Field(
         default=None, description="Tokens the chat template adds to a task with `api: chat` "
                                   "(None: not known; none are added).")
@@ -292,6 +302,8 @@ class ModelSpec(_Entry):
         if self.hub_gated is not None and "hub_gated" in self.model_fields_set \
                 and not self.sources.get("hub_gated"):
             raise ValueError("no source given for: hub_gated (add it under sources)")
+        if self.mtp_params_b and not self.mtp_layers:
+            raise ValueError("mtp_params_b needs mtp_layers (the MTP modules they belong to)")
         if self.default_dtype in self.checkpoints:
             raise ValueError(f"checkpoints.{self.default_dtype}: hf_id already holds the "
                              f"default_dtype ({self.default_dtype}) weights")
@@ -431,6 +443,17 @@ class Catalog(BaseModel):
     gpus: dict[str, GpuSpec]
     models: dict[str, ModelSpec]
     cloud_models: dict[str, CloudModelSpec] = Field(default_factory=dict)
+
+    def model_of_repo(self, hf_id: str) -> tuple[str, str] | None:
+        """(catalog model, the weight format it holds) of a Hugging Face repository: a
+        model's `hf_id` or one of its `checkpoints` (None: no catalog model's)."""
+        for name, model in self.models.items():
+            if model.hf_id == hf_id:
+                return name, model.default_dtype
+            for dtype, repo in model.checkpoints.items():
+                if repo.hf_id == hf_id:
+                    return name, dtype
+        return None
 
     def merged(self, overrides: dict[str, dict[str, dict[str, Any]]], source: str) -> Catalog:
         """A copy with `overrides` (raw scenario `catalog:` entries) applied field by field.

@@ -82,23 +82,32 @@ class SpeculativeSpec(_Strict):
                           "vLLM's own baselines at k=3 on MT-Bench: EAGLE-3 on Llama-3.1-8B "
                           "2.60, Qwen3-8B 2.26, gpt-oss-20b 2.56; DeepSeek-V3 MTP with k=1 "
                           "about 1.85 (85-90% acceptance).")
-    draft_params_b: float = Field(
-        default=0.0, ge=0, description="Parameters of the drafter (EAGLE heads ~0.2-1 B, a "
-                                       "draft model its size; MTP and n-gram: 0 here, the "
-                                       "MTP layer counts as one more layer of the model).")
+    draft_params_b: float | None = Field(
+        default=None, ge=0, description="Parameters of the drafter, billions, held 16-bit "
+                                        "(EAGLE heads ~0.2-1 B): needed for eagle and eagle3; "
+                                        "a draft model that is a catalog model takes its size "
+                                        "from the catalog (given: this count instead); MTP "
+                                        "modules are the catalog's mtp_params_b; n-gram has "
+                                        "none.")
     drafter: str | None = Field(
-        default=None, pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$",
+        default=None, pattern=r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$",
         description="Hugging Face repository of the EAGLE head or draft model the stack "
-                    "serves (vLLM's speculative_config.model; absent: the catalog's drafter "
-                    "of the model for the method). Not for mtp or ngram, which use none.")
+                    "serves (vLLM's speculative_config.model), or a catalog model's name for "
+                    "a draft model (read as its hf_id); absent: the catalog's drafter of the "
+                    "model for the method. Not for mtp or ngram, which use none.")
 
     @model_validator(mode="after")
     def _acceptance_fits(self) -> SpeculativeSpec:
         if self.mean_acceptance_length > self.num_speculative_tokens + 1:
             raise ValueError("mean_acceptance_length cannot exceed num_speculative_tokens + 1")
-        if self.drafter is not None and self.method in ("mtp", "ngram"):
-            raise ValueError(f"drafter is for eagle, eagle3 and draft_model; {self.method} "
-                             "downloads no drafter")
+        if self.method in ("mtp", "ngram"):
+            if self.drafter is not None:
+                raise ValueError(f"drafter is for eagle, eagle3 and draft_model; "
+                                 f"{self.method} downloads no drafter")
+            if self.draft_params_b:
+                raise ValueError(f"draft_params_b is for eagle, eagle3 and draft_model; "
+                                 f"{self.method} loads no drafter (MTP modules: the "
+                                 f"catalog's mtp_params_b)")
         return self
 
 

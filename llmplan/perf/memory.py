@@ -32,6 +32,7 @@ import math
 from dataclasses import dataclass
 
 from llmplan.catalog.catalog import DTYPE_BYTES
+from llmplan.perf.drafter import drafter
 from llmplan.perf.engine import GIB
 from llmplan.perf.parallel import setup_allowed_tp
 from llmplan.perf.setup import ReplicaSetup
@@ -122,12 +123,9 @@ class KvCapacity:
 
 
 def weights_bytes_per_gpu(setup: ReplicaSetup) -> float:
-    """This GPU's share of the weights (and of a speculative drafter's)."""
-    model = setup.model
-    total = model.weight_bytes(setup.weights_dtype)
-    spec = setup.engine.speculative
-    if spec is not None:
-        total += spec.draft_params_b * 1e9 * 2.0
+    """This GPU's share of the weights and of a speculative drafter's (llmplan.perf.drafter:
+    an EAGLE head, a draft model, the model's MTP modules)."""
+    total = setup.model.weight_bytes(setup.weights_dtype) + drafter(setup).weights_bytes
     return total / setup.tp
 
 
@@ -185,28 +183,36 @@ class KvLayout:
     group_size: int            # layers whose pages share a block
     full_groups: int
     sliding_groups: int
+    drafter_bytes: float = 0.0     # a draft model's pages of one block, spread over the groups
 
     @property
     def groups(self) -> int:
         return self.full_groups + self.sliding_groups
 
     def block_bytes(self) -> float:
-        return self.group_size * self.page_bytes
+        return self.group_size * self.page_bytes + self.drafter_bytes
 
 
 def kv_layout(setup: ReplicaSetup) -> KvLayout:
     model, block = setup.model, setup.engine.block_size_tokens
     page = block * model.kv_bytes_per_token_per_layer(setup.kv_dtype, setup.tp)
-    spec = setup.engine.speculative
-    extra = model.mtp_layers if spec is not None and spec.method == "mtp" else 0
+    # the drafter's attention layers take pages of the same blocks: MTP modules and EAGLE
+    # heads are layers of the model's shape; a draft model's pages (its own shape) add to
+    # every block, spread over the groups (exact for dense models, one group)
+    draft = drafter(setup)
+    extra = draft.kv_layers if draft.same_shape else 0
     full = model.full_layers + extra
     sliding = model.sliding_layers
     if sliding == 0 or full == 0:
-        return KvLayout(page, full + sliding, 1 if full else 0, 1 if sliding else 0)
-    group = min(full, sliding)
-    if max(full, sliding) < 1.5 * group:        # v0.33: one group size for both kinds
-        group = max(full, sliding)
-    return KvLayout(page, group, math.ceil(full / group), math.ceil(sliding / group))
+        groups = (1 if full else 0, 1 if sliding else 0)
+        group = full + sliding
+    else:
+        group = min(full, sliding)
+        if max(full, sliding) < 1.5 * group:        # v0.33: one group size for both kinds
+            group = max(full, sliding)
+        groups = (math.ceil(full / group), math.ceil(sliding / group))
+    own = 0.0 if draft.same_shape else block * draft.kv_layers * draft.kv_layer_bytes
+    return KvLayout(page, group, *groups, drafter_bytes=own / max(1, sum(groups)))
 
 
 def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
@@ -244,7 +250,9 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
     pool_blocks = vllm_blocks if engine.kv_cache_tokens is None \
         else blocks * max(1, layout.full_groups)
     error = None
-    if engine.max_model_len is not None and engine.max_model_len > model.max_context_tokens:
+    if (problem := drafter(setup).error) is not None:
+        error = problem
+    elif engine.max_model_len is not None and engine.max_model_len > model.max_context_tokens:
         # vLLM refuses a max_model_len past the model's own (vllm/config/model.py,
         # _get_and_verify_max_len) unless VLLM_ALLOW_LONG_MAX_MODEL_LEN is set
         error = (f"engine.max_model_len {engine.max_model_len} exceeds {setup.model_name}'s "

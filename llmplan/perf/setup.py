@@ -15,6 +15,16 @@ from llmplan.perf.engine import EngineSpec, default_limits
 
 
 @dataclass(frozen=True)
+class CatalogDrafter:
+    """A speculative drafter that is a catalog model: its architecture and the format the
+    named repository holds it in."""
+
+    name: str
+    model: ModelSpec
+    dtype: str
+
+
+@dataclass(frozen=True)
 class ReplicaSetup:
     """`tp` GPUs of one kind serving one model with one engine configuration."""
 
@@ -27,6 +37,8 @@ class ReplicaSetup:
     #: GPUs one of the deployment's servers holds (its costs.gpus_per_server; None: the
     #: catalog's node_gpus alone bounds the replica)
     gpus_per_server: int | None = None
+    #: the speculative drafter, when engine.speculative.drafter is a catalog model's repository
+    drafter: CatalogDrafter | None = None
 
     @property
     def weights_dtype(self) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from llmplan.catalog import ModelSpec
+from llmplan.perf.drafter import drafter
 from llmplan.perf.setup import ReplicaSetup
 from llmplan.perf.steptime_spec import (
     CalibratedStepTime,
@@ -89,8 +90,10 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     gap, and the latency of
     the short kernels MoE and MLA layers add to a dense layer (per layer, whatever the
     batch). cpu: per step and per sequence, hidden behind the GPU with async scheduling.
-    drafter (speculative decoding): 2 FLOPs per parameter per token at the 16-bit rate, its
-    16-bit weights read once per pass (stepmodel.py says which passes).
+    drafter (speculative decoding, llmplan.perf.drafter): 2 FLOPs per parameter a token goes
+    through at the 16-bit rate, those weights read once per pass (stepmodel.py says which
+    passes): an EAGLE head's 16-bit weights, a draft model's active ones in its format, an
+    MTP module's active ones in the model's.
     frontend: the API server's time per streamed token, a pipeline stage of its own.
     """
     gpu, model, tp = setup.gpu, setup.model, setup.tp
@@ -137,11 +140,11 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     layer_s = (model.moe_layer_count * spec.moe_layer_us
                + (model.layers if model.attention == "mla" else 0) * spec.mla_layer_us) * 1e-6
     speculative = setup.engine.speculative
-    verify, accepted, draft_params = 1, 1.0, 0.0
+    verify, accepted = 1, 1.0
     if speculative is not None:
         verify = speculative.num_speculative_tokens + 1
         accepted = speculative.mean_acceptance_length
-        draft_params = speculative.draft_params_b * 1e9   # 16-bit, as memory.py holds them
+    draft = drafter(setup)       # the weights memory.py holds (none without speculation)
     return StepTime(
         serial_s=spec.gpu_fixed_ms * 1e-3 + sync_s + layer_s,
         serial_per_token_s=tokens_comm,
@@ -160,8 +163,8 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         async_cpu=setup.async_scheduling,
         frontend_per_seq_s=spec.frontend_per_token_us * 1e-6 / setup.engine.api_server_count,
         verify_tokens=verify, accepted=accepted,
-        draft_per_token_s=2.0 * draft_params / head_flops,
-        draft_weights_s=draft_params * 2.0 / bandwidth, source="roofline")
+        draft_per_token_s=2.0 * draft.pass_params / head_flops,
+        draft_weights_s=draft.pass_bytes / bandwidth, source="roofline")
 
 
 def _layer_params(model: ModelSpec) -> float:

@@ -7,6 +7,7 @@ import json
 import math
 from typing import Any
 
+from llmplan.perf.drafter import drafter
 from llmplan.perf.memory import kv_capacity
 from llmplan.provision.gpu_nodes import node_kind, product_label
 from llmplan.provision.manifests import (
@@ -19,6 +20,7 @@ from llmplan.provision.manifests import (
 )
 from llmplan.provision.stack_config import StackConfig
 from llmplan.provision.vllm_build import (
+    DRAFTED,
     ServedWeights,
     drafter_repo,
     served_weights,
@@ -61,7 +63,7 @@ def hub_repos(config: StackConfig) -> list[tuple[str, bool | None]]:
     weights = served(config)
     repos = [(weights.hf_id, weights.hub_gated)]
     if dep.engine.speculative is not None:
-        drafter = drafter_repo(model, dep.engine.speculative)
+        drafter = drafter_repo(model, dep.engine.speculative, config.plan.catalog)
         repos += [drafter] if drafter is not None else []
     return repos
 
@@ -127,9 +129,13 @@ def serving_sizes(config: StackConfig) -> tuple[int, int, int]:
     assert local is not None
     dep = local[1]
     model = config.plan.catalog.models[dep.model]
+    stored = served(config).stored_dtype
+    # the repository holds the MTP modules whether or not they draft (DeepSeek's 14B)
+    mtp_bytes = model.mtp_params_b * 1e9 * model.weight_bytes(stored) / (model.params_b * 1e9)
     spec = dep.engine.speculative
-    drafter_bytes = spec.draft_params_b * 2.0 * 1e9 if spec is not None else 0.0
-    download_gib = (model.weight_bytes(served(config).stored_dtype) + drafter_bytes) / 2**30
+    drafter_bytes = drafter(dep.setup(config.plan.catalog)).weights_bytes \
+        if spec is not None and spec.method in DRAFTED else 0.0
+    download_gib = (model.weight_bytes(stored) + mtp_bytes + drafter_bytes) / 2**30
     cpu = 4 * dep.tp + 2 + (dep.engine.api_server_count - 1)   # a core per extra API server
     memory_gib = max(32, math.ceil(download_gib * 1.2 / dep.tp) + 16)
     volume_gib = max(50, math.ceil(download_gib * 1.25) + 20)

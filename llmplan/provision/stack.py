@@ -94,9 +94,14 @@ def plan_of(loaded: LoadedScenario, result: Result, name: str) -> Plan:
         parts[chosen.cloud] = scenario.deployments[chosen.cloud]
     local = next((d for d in parts.values() if isinstance(d, LocalDeployment)), None)
     cloud = next((d for d in parts.values() if isinstance(d, CloudDeployment)), None)
+    models = [local.model] if local else []
+    spec = local.engine.speculative if local else None
+    if spec is not None and spec.drafter is not None \
+            and (drafter := loaded.catalog.model_of_repo(spec.drafter)) is not None:
+        models.append(drafter[0])      # a draft model the catalog sizes (llmplan.perf.drafter)
     catalog = Catalog(
         gpus={local.gpu: loaded.catalog.gpus[local.gpu]} if local else {},
-        models={local.model: loaded.catalog.models[local.model]} if local else {},
+        models={model: loaded.catalog.models[model] for model in models},
         cloud_models={cloud.model: loaded.catalog.cloud_models[cloud.model]} if cloud else {})
     return Plan(
         deployment=name, deployments=parts,

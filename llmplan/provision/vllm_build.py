@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from llmplan.catalog import ModelSpec
+from llmplan.catalog import Catalog, ModelSpec
 from llmplan.perf.engine import DEFAULT_VLLM_VERSION, SpeculativeSpec, release_tuple
 from llmplan.scenario.models import LocalDeployment
 
@@ -87,13 +87,20 @@ def speculative_config(name: str, model: ModelSpec, spec: SpeculativeSpec) -> di
     return config
 
 
-def drafter_repo(model: ModelSpec, spec: SpeculativeSpec) -> tuple[str, bool | None] | None:
-    """The drafter's repository and whether it is gated: the scenario's, else the catalog's
-    for the method (None: none is known, or the method downloads none)."""
+def drafter_repo(model: ModelSpec, spec: SpeculativeSpec,
+                 catalog: Catalog | None = None) -> tuple[str, bool | None] | None:
+    """The drafter's repository and whether it is gated: the scenario's (a catalog model's
+    repository gated as the catalog says), else the catalog's for the method (None: none is
+    known, or the method downloads none)."""
     if spec.method not in DRAFTED:
         return None
     known = next((repo for method, repo in model.drafters.items() if method == spec.method),
                  None)
+    found = catalog.model_of_repo(spec.drafter) \
+        if catalog is not None and spec.drafter is not None else None
+    if found is not None and catalog is not None:
+        repo = catalog.models[found[0]].weights_repo(found[1])
+        known = repo if repo is not None else known
     if spec.drafter is not None:
         same = known is not None and known.hf_id == spec.drafter
         return spec.drafter, known.hub_gated if same and known is not None else None

@@ -81,7 +81,9 @@ def _resolve(doc: YamlDocument, base_dir: Path, path: Path) -> LoadedScenario:
     except InputError as exc:
         raise ScenarioError(exc.problems) from None
     catalog = _merge_catalog(doc, scenario)
+    scenario, named = _drafters_by_repository(doc, scenario, catalog)
     problems, unbuildable = _check_names(doc, scenario, catalog)
+    problems = named + problems
     if problems:
         raise ScenarioError(problems)
     left_out = _left_out(scenario, unbuildable)
@@ -93,6 +95,30 @@ def _resolve(doc: YamlDocument, base_dir: Path, path: Path) -> LoadedScenario:
     if scenario.evaluations:
         scenario = _import_evaluations(doc, scenario, base_dir, set(left_out))
     return LoadedScenario(scenario, catalog, path, left_out)
+
+
+def _drafters_by_repository(doc: YamlDocument, scenario: Scenario,
+                            catalog: Catalog) -> tuple[Scenario, list[Problem]]:
+    """`scenario` with each speculative drafter named by a catalog model's name read as
+    that model's repository (what vLLM downloads), and the names that are no model's."""
+    problems: list[Problem] = []
+    deployments = dict(scenario.deployments)
+    for name, dep in scenario.deployments.items():
+        spec = dep.engine.speculative if isinstance(dep, LocalDeployment) else None
+        if spec is None or spec.drafter is None or "/" in spec.drafter:
+            continue
+        if spec.drafter not in catalog.models:
+            loc: Loc = ("deployments", name, "engine", "speculative", "drafter")
+            problems.append(Problem(doc.file, doc.line_of(loc), _dotted(loc),
+                                    _unknown("model", spec.drafter, list(catalog.models))
+                                    + " (or a Hugging Face repository, owner/name)"))
+            continue
+        assert isinstance(dep, LocalDeployment)
+        repo = catalog.models[spec.drafter].hf_id
+        engine = dep.engine.model_copy(update={
+            "speculative": spec.model_copy(update={"drafter": repo})})
+        deployments[name] = dep.model_copy(update={"engine": engine})
+    return scenario.model_copy(update={"deployments": deployments}), problems
 
 
 def _left_out(scenario: Scenario, unbuildable: dict[str, Problem]) -> dict[str, str]:

@@ -21,7 +21,7 @@ from pydantic import (
 
 from llmplan.catalog import Catalog
 from llmplan.perf.engine import EngineSpec
-from llmplan.perf.setup import ReplicaSetup
+from llmplan.perf.setup import CatalogDrafter, ReplicaSetup
 from llmplan.perf.steptime_spec import RooflineStepTime, StepTimeSpec
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.traffic.arrivals import TrafficSpec
@@ -252,9 +252,14 @@ class LocalDeployment(_Strict):
 
     def setup(self, catalog: Catalog) -> ReplicaSetup:
         """This deployment's replica, resolved against the catalog."""
+        spec = self.engine.speculative
+        found = catalog.model_of_repo(spec.drafter) \
+            if spec is not None and spec.drafter is not None else None
+        drafter = CatalogDrafter(found[0], catalog.models[found[0]], found[1]) \
+            if found is not None else None
         return ReplicaSetup(self.gpu, self.model, catalog.gpus[self.gpu],
                             catalog.models[self.model], self.engine, self.tp,
-                            gpus_per_server=self.costs.gpus_per_server)
+                            gpus_per_server=self.costs.gpus_per_server, drafter=drafter)
 
 
 def _deployment_kind(value: Any) -> str:

@@ -94,6 +94,13 @@ deployments:
       speculative: {method: eagle3, num_speculative_tokens: 3, mean_acceptance_length: 2.2,
                     draft_params_b: 1.0}
   oss-bf16: {gpu: H100-SXM, model: gpt-oss-20b, engine: {weights_dtype: bf16}}
+  qwen32-draft:
+    gpu: H100-SXM
+    model: Qwen3-32B
+    engine:
+      weights_dtype: fp8
+      speculative: {method: draft_model, drafter: Qwen3-0.6B, num_speculative_tokens: 3,
+                    mean_acceptance_length: 2.2}
   moe-fp8-ep:
     gpu: H100-SXM
     model: Qwen3-30B-A3B

@@ -5,6 +5,7 @@ is refused with what is missing."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from llmplan.cli import app
 from llmplan.errors import InputError
 from llmplan.perf.engine import SpeculativeSpec
 from llmplan.pipeline import evaluate, not_provisionable
-from llmplan.provision.serving_manifests import serving_sizes, vllm_args
+from llmplan.provision.serving_manifests import hub_repos, serving_sizes, vllm_args
 from llmplan.provision.stack import WrittenStack, write_stack
 from llmplan.provision.vllm_build import speculative_config
 from llmplan.results.decision import Result
@@ -92,6 +93,20 @@ def test_speculative_decoding_is_passed_to_vllm_as_simulated(formats: Formats,
     # no EAGLE-3 head of Qwen3-235B-A22B is known: refused rather than served without one
     with pytest.raises(InputError, match="no eagle3 drafter of model 'Qwen3-235B-A22B'"):
         _stack(formats, "qwen-fp8-eagle3", tmp_path)
+
+
+def test_a_draft_model_named_from_the_catalog_is_downloaded_and_served(
+        formats: Formats, tmp_path: Path) -> None:
+    """drafter: Qwen3-0.6B is the catalog model's repository, Qwen/Qwen3-0.6B: vLLM's
+    draft model, and its 1.19 GB of BF16 weights are on the weights volume too."""
+    written = _stack(formats, "qwen32-draft", tmp_path)
+    config = json.loads(_flags(vllm_args(written.config))["--speculative-config"])
+    assert config == {"method": "draft_model", "model": "Qwen/Qwen3-0.6B",
+                      "num_speculative_tokens": 3}
+    assert ("Qwen/Qwen3-0.6B", False) in hub_repos(written.config)
+    _, _, volume_gib = serving_sizes(written.config)
+    plain = builtin_catalog().models["Qwen3-32B"].weight_bytes("fp8")
+    assert volume_gib == max(50, math.ceil((plain + 1.192e9) / GIB * 1.25) + 20)
 
 
 def test_experts_spread_by_expert_parallelism_are_spread_in_the_stack(

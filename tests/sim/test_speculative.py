@@ -7,6 +7,10 @@ from __future__ import annotations
 import pytest
 from helpers import run_first, scenario_from
 
+from llmplan.perf.memory import kv_capacity
+from llmplan.perf.steptime import build_step_time
+from llmplan.perf.steptime_spec import RooflineStepTime
+from llmplan.scenario.models import LocalDeployment
 from llmplan.sim.metrics import summarise_run
 from llmplan.sim.table import request_table
 
@@ -89,3 +93,112 @@ def test_mfu_stays_under_the_compute_efficiency_when_overloaded(engine: str) -> 
     use = result.local.utilisation   # type: ignore[union-attr]
     assert use.engine_busy_fraction > 0.99
     assert 0.4 < use.mfu_fraction <= 0.55
+
+
+# ---------------------------------------------------------------- what the drafter weighs
+
+
+def _setup(gpu: str, model: str, tp: int, engine: str):
+    loaded = scenario_from(f"""
+    duration: 10
+    traffic: {{kind: constant, rate_per_s: 1}}
+    tasks:
+      - {{name: only, prompt_tokens: {{kind: fixed, tokens: 10}},
+         output_tokens: {{kind: fixed, tokens: 10}}}}
+    deployments:
+      one: {{gpu: {gpu}, model: {model}, tp: {tp}, engine: {engine}}}
+    """)
+    dep = loaded.scenario.deployments["one"]
+    assert isinstance(dep, LocalDeployment)
+    return dep, dep.setup(loaded.catalog)
+
+
+DRAFT = ("{{weights_dtype: fp8, speculative: {{method: draft_model, drafter: {drafter}, "
+         "num_speculative_tokens: 3, mean_acceptance_length: 2.2}}}}")
+
+
+@pytest.mark.parametrize("drafter", ["Qwen3-0.6B", "Qwen/Qwen3-0.6B"])
+def test_a_draft_model_from_the_catalog_weighs_what_the_catalog_says(drafter: str) -> None:
+    """Qwen3-0.6B drafting for Qwen3-32B, by name or by repository: its 0.596 B parameters
+    in BF16 are 1.192e9 bytes next to the model's; its 28 layers of 8 KV heads x 128 dims
+    page their K and V in the same blocks: 28 x 2 x 8 x 128 x 2 B = 114,688 B a token on top
+    of Qwen3-32B's 64 layers (262,144 B)."""
+    dep, setup = _setup("H100-SXM", "Qwen3-32B", 1, DRAFT.format(drafter=drafter))
+    _, plain = _setup("H100-SXM", "Qwen3-32B", 1, "{weights_dtype: fp8}")
+    assert dep.engine.speculative is not None
+    assert dep.engine.speculative.drafter == "Qwen/Qwen3-0.6B"     # what vLLM downloads
+    with_draft, without = kv_capacity(setup), kv_capacity(plain)
+    assert with_draft.error is None
+    assert with_draft.budget.weights_bytes - without.budget.weights_bytes == \
+        pytest.approx(1.192e9)
+    assert without.kv_bytes_per_token == 262_144
+    assert with_draft.kv_bytes_per_token == 262_144 + 114_688
+    # the step time reads the same drafter: like a head of 0.596 B 16-bit parameters
+    head = _setup("H100-SXM", "Qwen3-32B", 1, "{weights_dtype: fp8, speculative: {method: "
+                  "eagle3, num_speculative_tokens: 3, mean_acceptance_length: 2.2, "
+                  "draft_params_b: 0.596}}")[1]
+    drafted, headed = build_step_time(setup, RooflineStepTime()), \
+        build_step_time(head, RooflineStepTime())
+    assert drafted.draft_weights_s > 0 and drafted.draft_per_token_s > 0
+    assert drafted.draft_weights_s == pytest.approx(headed.draft_weights_s)
+    assert drafted.draft_per_token_s == pytest.approx(headed.draft_per_token_s)
+
+
+def test_an_eagle_head_pages_one_layer_of_the_models_shape() -> None:
+    """An EAGLE-3 head is one decoder layer shaped like the model's: Llama-3.3-70B's 80
+    layers of 8 KV heads x 128 dims over 2 GPUs (4 heads each) take 80 x 2 x 4 x 128 x 2 B
+    = 163,840 B a token per GPU; with the head 81 x 2,048 = 165,888 B; its 0.8 B 16-bit
+    parameters add 0.8 GB per GPU."""
+    _, eagle = _setup("H100-SXM", "Llama-3.3-70B", 2, EAGLE)
+    _, plain = _setup("H100-SXM", "Llama-3.3-70B", 2, PLAIN)
+    assert kv_capacity(plain).kv_bytes_per_token == 163_840
+    assert kv_capacity(eagle).kv_bytes_per_token == 165_888
+    assert kv_capacity(eagle).budget.weights_bytes - kv_capacity(plain).budget.weights_bytes \
+        == pytest.approx(0.8e9)
+
+
+def test_mtp_loads_the_models_mtp_module() -> None:
+    """DeepSeek-V3's MTP module: 11.5 B parameters of its own (catalog mtp_params_b), stored
+    like the model's FP8 weights (672.85e9 bytes for 671 B parameters: 1.00276 bytes each,
+    the 16-bit embeddings included) and split over 8 GPUs: 11.5e9 x 1.00276 / 8 = 1.4415e9
+    bytes per GPU. Its drafting pass goes through 2.4 B parameters less the shared
+    embedding's 0.927 B (a lookup)."""
+    mtp = ("{speculative: {method: mtp, num_speculative_tokens: 1, "
+           "mean_acceptance_length: 1.8}}")
+    _, with_mtp = _setup("H200", "DeepSeek-V3", 8, mtp)
+    _, plain = _setup("H200", "DeepSeek-V3", 8, "{}")
+    extra = kv_capacity(with_mtp).budget.weights_bytes - kv_capacity(plain).budget.weights_bytes
+    assert extra == pytest.approx(1.4415e9, rel=1e-4)
+    step = build_step_time(with_mtp, RooflineStepTime())
+    assert step.draft_per_token_s > 0 and step.draft_weights_s > 0   # was 0: no drafter
+    assert build_step_time(plain, RooflineStepTime()).draft_per_token_s == 0
+
+
+@pytest.mark.parametrize(("engine", "expected"), [
+    ("{speculative: {method: eagle3, num_speculative_tokens: 3, mean_acceptance_length: 2}}",
+     ("engine.speculative.draft_params_b is not given",
+      "eagle3 head (RedHatAI/Llama-3.3-70B-Instruct-speculator.eagle3) is no catalog model",
+      "expected draft_params_b: the head's parameters, billions")),
+    ("{speculative: {method: draft_model, drafter: someone/tiny-llama, "
+     "num_speculative_tokens: 3, mean_acceptance_length: 2, draft_params_b: 1}}",
+     ("'someone/tiny-llama' is no catalog model's repository",
+      "expected engine.speculative.drafter to name a catalog model (its name or hf_id)")),
+])
+def test_a_drafter_of_unknown_size_cannot_be_built(engine: str,
+                                                   expected: tuple[str, ...]) -> None:
+    """Simulated with no drafter weights (draft_params_b was 0 by default), the replica
+    would get KV cache that vLLM gives to the drafter."""
+    loaded = scenario_from(f"""
+    duration: 10
+    traffic: {{kind: constant, rate_per_s: 1}}
+    tasks:
+      - {{name: only, prompt_tokens: {{kind: fixed, tokens: 10}},
+         output_tokens: {{kind: fixed, tokens: 10}}}}
+    deployments:
+      plain: {{gpu: H100-SXM, model: Llama-3.3-70B, tp: 2}}
+      drafted: {{gpu: H100-SXM, model: Llama-3.3-70B, tp: 2, engine: {engine}}}
+    """)
+    why = loaded.unbuildable["drafted"]
+    assert why.startswith("deployments.drafted: ")
+    for fragment in expected:
+        assert fragment in why
