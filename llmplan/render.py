@@ -308,21 +308,19 @@ def _catalog_overview(cat: Catalog, today: datetime.date | None) -> list[Fitted]
                             ("layers", "dtype", "window")))
     cloud_cols = [Col("id", "left"), Col("in", note="USD per million tokens"), Col("cached"),
                   Col("write"), Col("out"), Col("context", note="context: tokens, k = 1,000"),
-                  Col("tier", "left"),
-                  Col("RPM", note="RPM/TPM of the default tier (Anthropic and Gemini TPM: "
-                                  "input only)"),
+                  Col("RPM", note="RPM/TPM of the default tier (llmplan catalog --sources "
+                                  "names it; Anthropic and Gemini TPM: input only)"),
                   Col("TPM"), Col("as of", "left"),
                   Col("retires", "left", note="retires: the shutdown date the provider "
                                               "announced (llmplan catalog --sources)")]
     for provider in dict.fromkeys(c.provider for c in cat.cloud_models.values()):
         rows = [[key, _usd(c.input_usd_per_mtok), _usd(c.cached_input_usd_per_mtok),
                  _usd(c.cache_write_usd_per_mtok), _usd(c.output_usd_per_mtok),
-                 _tokens(c.context_tokens), c.default_tier or "-", _num(c.default_rpm),
+                 _tokens(c.context_tokens), _num(c.default_rpm),
                  _num(c.default_tpm), as_of(c.prices_as_of), _retires(c, today)]
                 for key, c in cat.cloud_models.items() if c.provider == provider]
         tables.append(_dropping(f"Cloud models: {provider}", cloud_cols, rows, stale,
-                                ("tier",), ("tier", "context"), ("tier", "context", "TPM"),
-                                ("tier", "context", "TPM", "RPM")))
+                                ("context",), ("context", "TPM"), ("context", "TPM", "RPM")))
     return tables
 
 

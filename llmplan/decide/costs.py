@@ -222,12 +222,14 @@ def _per_request(name: str, pick: Callable[[CloudCosts], float], basis: str) -> 
 
 
 def _not_given(costs: CloudCosts, field: str) -> str | None:
-    """The basis of a cloud cost the scenario left at its $0 default: said, not hidden
+    """The basis of a cloud cost at $0, llmplan's default: said, not hidden
     (the local side's people and monitoring have non-zero defaults; these have no figure
     llmplan could stand behind)."""
-    if field in costs.model_fields_set or getattr(costs, field):
+    if getattr(costs, field):
         return None
-    return f"not given: $0 assumed (set costs.{field})"
+    # read from the value, not from whether the file set it: a stack file carries every
+    # field, and replaying it must price the same
+    return f"$0: llmplan's default when not given (set costs.{field})"
 
 
 def _monthly(name: str, field: str) -> CloudItem:

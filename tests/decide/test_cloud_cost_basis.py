@@ -37,8 +37,6 @@ def test_a_cloud_cost_left_out_reads_as_assumed_zero(field: str) -> None:
             "storage_retrieval_usd_per_month": "storage_retrieval",
             "vendor_review_usd_one_off": "vendor_review"}[field]
     usd, basis = _items("")[item]
-    assert usd == 0 and basis == f"not given: $0 assumed (set costs.{field})"
-    usd, basis = _items(f", costs: {{{field}: 0}}")[item]      # a stated zero is a figure
-    assert usd == 0 and "not given" not in basis
+    assert usd == 0 and basis == f"$0: llmplan's default when not given (set costs.{field})"
     usd, basis = _items(f", costs: {{{field}: 3600}}")[item]
-    assert usd > 0 and "not given" not in basis
+    assert usd > 0 and "default" not in basis

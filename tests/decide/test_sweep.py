@@ -91,19 +91,19 @@ tasks:
     output_tokens: {kind: fixed, tokens: 50}
 deployments:
   rack:
-    gpu: GB200
+    gpu: H100-SXM
     model: Llama-3.1-405B
-    tp: 16
+    tp: 8
     engine: {weights_dtype: fp8}
 """
 
 
 def test_a_point_whose_gpu_cannot_link_the_base_tp_is_an_error_not_a_simulation() -> None:
-    # 16 GB200s share an NVL72 NVLink domain; 16 H100s span two 8-GPU servers
+    # 8 H100s share a server; a Kubernetes node holds 4 GB200s, so tp 8 spans two
     loaded = load_scenario_text(RACK)
-    point = run_point(loaded, "rack", Point("H100-SXM", 1, "least_outstanding", 1.0))
+    point = run_point(loaded, "rack", Point("GB200", 1, "least_outstanding", 1.0))
     assert point.error is not None and point.ttft_p95_ms is None
-    assert "tp 16" in point.error and "expected tp one of 1, 2, 4, 8" in point.error
+    assert "8" in point.error and "1, 2, 4" in point.error, point.error
 
 
 FLEET = """

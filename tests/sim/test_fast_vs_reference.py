@@ -50,7 +50,7 @@ CASES = {
                                          traffic="{kind: gamma, rate_per_s: 3, cv: 3}"),
     "no-chunked-prefill": dict(gpu="A100-80GB", replicas=1, router="round_robin",
                                engine="{chunked_prefill: false, max_num_batched_tokens: 4096, "
-                                      "max_num_seqs: 32}",
+                                      "max_num_seqs: 32, max_model_len: 4096}",
                                admission="{}", traffic="{kind: poisson, rate_per_s: 4}"),
     "overload-timeouts-and-queue-limit": dict(
         gpu="L4", replicas=3, router="least_outstanding",
