@@ -187,11 +187,13 @@ def decide(simulation: SimulationResult, loaded: LoadedScenario) -> Result:
     candidates = {name: candidate(name, summary, loaded, simulation.scenario)
                   for name, summary in simulation.deployments.items()}
     unbuildable = dict(sorted(loaded.unbuildable.items())) or None
+    recommendation = recommend(candidates, loaded)
     return Result(scenario=simulation.scenario, deployments=candidates,
-                  recommendation=recommend(candidates, loaded),
+                  recommendation=recommendation,
                   break_even=break_even(candidates, loaded),
                   decision_table=decision_table(candidates, loaded),
-                  checklist=checklist(loaded), unbuildable=unbuildable)
+                  checklist=checklist(loaded, recommendation.deployment),
+                  unbuildable=unbuildable)
 
 
 def _recommendation(ranking: list[str], candidates: dict[str, Candidate],
