@@ -482,15 +482,14 @@ def right_sized(simulation: SimulationResult, planner: Planner,
     loaded = planner.loaded
     fleets: dict[str, RightSizedFleet] = {}
     candidates: dict[str, Candidate] = {}
-    base = decide(simulation, loaded).deployments
-    for name in simulation.deployments:
+    for name, summary in simulation.deployments.items():
         n, now = replicas.get(name), planner.fleet_replicas(name)
         dep = loaded.scenario.deployments[name]
         fleet = dep.local if isinstance(dep, HybridDeployment) else name
         local = loaded.scenario.deployments[fleet]
         if n is None or now is None or n == now or not isinstance(local, LocalDeployment) \
                 or local.autoscaling is not None:
-            candidates[name] = base[name]
+            candidates[name] = candidate(name, summary, loaded, simulation.scenario)
             continue
         resized_run = planner.simulate(Point(name, replicas=n, whole=True))
         candidates[name] = found = candidate(name, resized_run, resized(loaded, name, n),
