@@ -448,6 +448,8 @@ def _cloud_part(run: DeploymentRun, table: RequestTable,
         outages=len(cloud.outages), input_tokens=int(table.prompt_tokens[served].sum()),
         output_tokens=int(table.output_tokens[served].sum()),
         unserved=_unserved(run, table, served),
+        reasoning_streamed=(None if stream.reasoning_tokens is None
+                            else cloud.model.streams_reasoning),
         **_prompt_cache(run, table, stream, served & table.ok))
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from llmplan.scenario.goodput import within_slo
 from llmplan.scenario.models import Scenario
 from llmplan.sim.engine import DeploymentRun
-from llmplan.sim.records import OK, REJECTED, SERVED_LOCAL
+from llmplan.sim.records import OK, REJECTED, SERVED_CLOUD, SERVED_LOCAL
 from llmplan.traffic import RequestStream
 
 
@@ -76,7 +76,13 @@ def request_table(run: DeploymentRun, stream: RequestStream) -> RequestTable:
     if stream.reasoning_tokens is not None:
         # the visible answer starts after the hidden tokens, at the request's own pace
         r = stream.reasoning_tokens
-        visible = np.where(r > 0, first + r * np.nan_to_num(tpot), first) - arrival
+        first_visible = np.where(r > 0, first + r * np.nan_to_num(tpot), first)
+        visible = first_visible - arrival
+        if run.cloud is not None and not run.cloud.model.streams_reasoning:
+            # an API that withholds the reasoning sends its first token with the answer:
+            # that is the first token the client sees (the pace between tokens is the same)
+            withheld = served_by == SERVED_CLOUD
+            first = np.where(withheld, first_visible, first)
     return RequestTable(
         arrival_s=arrival, start_s=start, first_token_s=first, finish_s=finish,
         ttft_s=first - arrival, tpot_s=tpot, e2e_s=finish - arrival,

@@ -412,6 +412,28 @@ class RateLimitTier(BaseModel):
     output_tokens_per_min: float | None = Field(default=None, gt=0)
 
 
+#: Whether a provider's API streams a reasoning model's thinking while the model thinks
+#: (its first chunk comes before the answer) or withholds it (the first chunk is the
+#: answer's, after every reasoning token was generated), as each calls it by default.
+REASONING_STREAMED: dict[str, tuple[bool, str]] = {
+    "openai": (False, "OpenAI reasoning guide (platform.openai.com/docs/guides/reasoning): "
+                      "reasoning tokens are not visible via the API; a Responses API client "
+                      "may request a reasoning summary instead"),
+    "azure_openai": (False, "Azure OpenAI reasoning models "
+                            "(learn.microsoft.com/azure/ai-foundry/openai/how-to/reasoning): "
+                            "as OpenAI, the reasoning is not returned"),
+    "google": (False, "Gemini thinking guide (ai.google.dev/gemini-api/docs/thinking): by "
+                      "default only the final output is returned; thought summaries are "
+                      "opt-in (includeThoughts)"),
+    "anthropic": (True, "Anthropic extended thinking (docs.anthropic.com/en/docs/"
+                        "build-with-claude/extended-thinking): thinking streams as "
+                        "thinking_delta events before the text"),
+    "bedrock": (True, "Bedrock Converse stream (docs.aws.amazon.com/bedrock/latest/APIReference/"
+                      "API_runtime_ReasoningContentBlockDelta.html): reasoning arrives as "
+                      "reasoningContent deltas before the text"),
+}
+
+
 class CloudModelSpec(_Entry):
     """A hosted API model with its list prices and its provider's rate-limit tiers."""
 
@@ -426,6 +448,12 @@ class CloudModelSpec(_Entry):
     min_cacheable_tokens: int | None = Field(default=None, gt=0)
     cache_ttl_s: float | None = Field(default=None, gt=0)
     reasoning_billed_as_output: bool = True
+    reasoning_streamed: bool | None = Field(
+        default=None,
+        description="Whether the API streams the model's reasoning (or a summary of it) while "
+                    "it thinks, so the client's first token comes before the answer; false: "
+                    "the first token is the answer's, after the hidden reasoning. None: the "
+                    "provider's default (REASONING_STREAMED).")
     default_rpm: float = Field(gt=0, description="Requests/min of the default tier.")
     default_tpm: float = Field(gt=0, description="Tokens/min of the default tier.")
     default_tier: str | None = None
@@ -433,6 +461,14 @@ class CloudModelSpec(_Entry):
     context_tokens: int = Field(gt=0)
     max_output_tokens: int | None = Field(default=None, gt=0)
     prices_as_of: datetime.date
+
+    @property
+    def streams_reasoning(self) -> bool:
+        """Whether a call's first streamed token may be a reasoning one (see
+        reasoning_streamed)."""
+        if self.reasoning_streamed is not None:
+            return self.reasoning_streamed
+        return REASONING_STREAMED[self.provider][0]
 
 
 class Catalog(BaseModel):

@@ -303,7 +303,7 @@ class CloudOutcome(ResultModel):
     """The API side: calls, 429s, retries, outages and billed tokens."""
 
     OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("cached_input_tokens", "cache_write_tokens",
-                                                 "unserved")
+                                                 "unserved", "reasoning_streamed")
 
     model: str
     provider: str
@@ -328,6 +328,12 @@ class CloudOutcome(ResultModel):
                                   "priced at the volume offered, as if they were served once "
                                   "the account's limits allow it, so a throttled API is not "
                                   "priced on the short requests that got through.")
+    reasoning_streamed: bool | None = Field(
+        default=None, description="Workloads with hidden reasoning tokens: whether the API "
+                                  "streams the reasoning (TTFT is the first reasoning token, "
+                                  "as a local engine's reasoning parser streams it) or "
+                                  "withholds it (TTFT is the answer's first token, after "
+                                  "every reasoning token; the catalog's reasoning_streamed).")
 
 
 class UnservedCalls(ResultModel):

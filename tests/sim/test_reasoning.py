@@ -93,3 +93,56 @@ def test_reasoning_adds_to_the_same_requests_and_is_billed_as_output() -> None:
     out_a = next(i for i in cost_a.cost.items if i.item == "output_tokens").usd_per_month
     out_b = next(i for i in cost_b.cost.items if i.item == "output_tokens").usd_per_month
     assert out_b / out_a == pytest.approx(cost_b.cloud.output_tokens / cost_a.cloud.output_tokens)
+
+
+THINKING = MIX.format(reasoning="reasoning_tokens: {kind: uniform, min_tokens: 200, "
+                                "max_tokens: 600}").replace("gpt-4o-mini", "{model}")
+
+
+def _cloud_table(model: str, extra: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                       np.ndarray, bool | None]:
+    loaded = scenario_from(THINKING.replace("{model}", model) + extra)
+    run, stream = run_first(loaded)
+    table = request_table(run, stream)
+    assert table.ttft_visible_s is not None and stream.reasoning_tokens is not None
+    outcome = summarise_run(run, stream, loaded.scenario).cloud
+    assert outcome is not None
+    return (table.ttft_s, table.ttft_visible_s, table.tpot_s, stream.reasoning_tokens,
+            outcome.reasoning_streamed)
+
+
+def test_an_api_that_withholds_the_reasoning_sends_its_first_token_with_the_answer() -> None:
+    # OpenAI does not return reasoning tokens: the client's first token is the answer's
+    ttft, visible, tpot, hidden, streamed = _cloud_table("gpt-5-mini")
+    assert streamed is False
+    thinks = hidden > 0
+    assert np.allclose(ttft, visible, rtol=1e-12, atol=0)
+    # Anthropic streams the thinking: the first token comes a whole reasoning earlier
+    ttft_a, visible_a, tpot_a, _, streamed_a = _cloud_table("claude-haiku-4.5")
+    assert streamed_a is True
+    assert np.allclose(visible_a - ttft_a, np.where(thinks, hidden * tpot_a, 0.0), rtol=1e-9)
+    assert np.median((visible_a - ttft_a)[thinks]) > 1.5   # 200-600 tokens at ~90/s
+    # the same draws (one endpoint name, one latency spec): only the first token moved
+    assert np.allclose(visible, visible_a, rtol=1e-12) and np.allclose(tpot, tpot_a)
+    assert np.array_equal(ttft[~thinks], ttft_a[~thinks])
+
+
+def test_the_catalog_entry_overrides_its_providers_rule() -> None:
+    # an OpenAI-compatible model whose API streams the reasoning (a client that asked for
+    # it): the scenario says so in its catalog section
+    override = ("    catalog:\n      cloud_models:\n        gpt-5-mini:\n"
+                "          reasoning_streamed: true\n")
+    ttft, visible, _, hidden, streamed = _cloud_table("gpt-5-mini", override)
+    assert streamed is True
+    assert (ttft[hidden > 0] < visible[hidden > 0]).all()
+
+
+def test_a_ttft_bound_reads_the_first_token_the_client_sees() -> None:
+    slo = "    slo: {ttft_ms: 1500}\n"
+    met = {}
+    for model in ("gpt-5-mini", "claude-haiku-4.5"):
+        loaded = scenario_from(THINKING.replace("{model}", model) + slo)
+        met[model] = evaluate(loaded).deployments["api"].slo.goodput_fraction
+    # 200-600 hidden tokens at ~90 tokens/s take 2-7 s: withheld, every thinking request
+    # misses a 1.5 s TTFT bound; streamed, most meet it
+    assert met["gpt-5-mini"] < 0.6 < met["claude-haiku-4.5"]
