@@ -91,15 +91,22 @@ def finish_record(record: RequestRecord, timing: Timing, usage_prompt: int | Non
             else timing.reasoning
         if timing.first_visible is not None:
             record.ttft_visible_ms = (timing.first_visible - timing.start) * 1e3
+        elif not timing.reasoning and record.ttft_ms is not None:
+            # counted by the server, never streamed (OpenAI, Gemini): the first chunk
+            # is the answer's
+            record.ttft_visible_ms = record.ttft_ms
+    # reasoning the server counted but never streamed (OpenAI, Gemini): not a chunk
+    withheld = (usage_reasoning or 0) if not timing.reasoning else 0
     if usage_output is not None:
         record.output_tokens, record.token_source = usage_output, "server"
-        record.token_mismatch = usage_output != len(stamps)
+        record.token_mismatch = usage_output - withheld != len(stamps)
     else:
         record.output_tokens, record.token_source = len(stamps), "chunks"
     record.prompt_tokens = usage_prompt
     record.cached_prompt_tokens = cached_prompt
     record.server_prefill_ms = server_prefill_ms
-    n = record.output_tokens or 0
+    # the pace between streamed tokens: reasoning the API withheld came before the first
+    n = (record.output_tokens or 0) - withheld
     if n > 1 and record.ttft_ms is not None:
         record.tpot_ms = (record.e2e_ms - record.ttft_ms) / (n - 1)
     if item.check is not None:

@@ -135,8 +135,8 @@ class FakeOpenAI(_LoopServer):
         if model in {"sse-rich", "stream-error", "event-error"}:
             await self._special(model, n, chat, writer)
             return True
-        if model == "reasoning":
-            await self._reasoning(n, writer)
+        if model in {"reasoning", "reasoning-withheld"}:
+            await self._reasoning(n, writer, streamed=model == "reasoning")
             return True
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\n")
@@ -158,10 +158,12 @@ class FakeOpenAI(_LoopServer):
         return True
 
 
-    async def _reasoning(self, n: int, writer: asyncio.StreamWriter) -> None:
+    async def _reasoning(self, n: int, writer: asyncio.StreamWriter, *,
+                         streamed: bool) -> None:
         """A reasoning model behind vLLM's reasoning parser: `THINK` hidden tokens streamed
         as delta.reasoning_content (after a role-only chunk), then the answer as content,
-        the hidden ones counted in usage.completion_tokens_details."""
+        the hidden ones counted in usage.completion_tokens_details. Not `streamed`: as
+        OpenAI's API, the hidden tokens take their time but send nothing."""
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\n")
         role = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
@@ -169,6 +171,8 @@ class FakeOpenAI(_LoopServer):
         for i in range(self.THINK + n):
             await asyncio.sleep(self.token_delay_s)
             delta = {"reasoning_content": f" r{i}"} if i < self.THINK else {"content": f" a{i}"}
+            if i < self.THINK and not streamed:
+                continue
             await _chunk(writer, b"data: " + json.dumps(
                 {"choices": [{"index": 0, "delta": delta}]}).encode() + b"\n\n")
         usage = {"prompt_tokens": 8, "completion_tokens": self.THINK + n,

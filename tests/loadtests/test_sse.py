@@ -62,6 +62,22 @@ def test_hidden_reasoning_is_timed_and_the_first_visible_token_kept_apart(
     assert summary["latency"]["ttft_visible_ms"]["count"] == 6
 
 
+def test_reasoning_an_api_withholds_delays_the_first_token_not_the_pace(
+        tmp_path: Path) -> None:
+    with FakeOpenAI(token_delay_s=0.01) as fake:
+        code, rows = _run(tmp_path, fake, "reasoning-withheld")
+    assert code == 0 and len(rows) == 6
+    for row in rows:
+        # 5 hidden tokens generated but never sent, then 6 visible ones: the first chunk
+        # is the answer's, and the pace is over the 6 tokens that streamed
+        assert row["error_class"] is None, row
+        assert row["reasoning_tokens"] == FakeOpenAI.THINK and row["output_tokens"] == 11
+        assert row["chunks"] == 6 and not row["token_mismatch"]
+        ttft = float(row["ttft_ms"])                                   # type: ignore[arg-type]
+        assert row["ttft_visible_ms"] == ttft and ttft >= (FakeOpenAI.THINK + 1) * 10.0
+        assert float(row["tpot_ms"]) >= 9.0                            # type: ignore[arg-type]
+
+
 def test_error_objects_mid_stream_are_stream_errors(tmp_path: Path) -> None:
     with FakeOpenAI(token_delay_s=0.002) as fake:
         for model, message in (("stream-error", "CUDA out of memory"),
