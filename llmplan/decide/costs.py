@@ -65,12 +65,16 @@ def _gpu_count(gpus: float) -> str:
     return f"{gpus:,.0f}" if float(gpus).is_integer() else f"{gpus:,.2f}"
 
 
-def _servers(dep: LocalDeployment, facts: LocalFacts) -> int:
-    return math.ceil(facts.gpus / dep.costs.gpus_per_server)
+def _servers(dep: LocalDeployment, gpu: GpuSpec, facts: LocalFacts) -> int:
+    """Servers the fleet's replicas fill: a replica's GPUs sit in one server (its
+    costs.gpus_per_server, else the catalog's node_gpus: 4 in a GB200 compute tray)."""
+    per_server = dep.costs.gpus_per_server or gpu.node_gpus
+    replicas_per_server = max(1, per_server // dep.tp)
+    return math.ceil(facts.gpus / dep.tp / replicas_per_server - 1e-9)
 
 
 def _hardware_usd(dep: LocalDeployment, gpu: GpuSpec, facts: LocalFacts) -> float:
-    return facts.gpus * gpu.purchase_usd + _servers(dep, facts) * dep.costs.server_usd
+    return facts.gpus * gpu.purchase_usd + _servers(dep, gpu, facts) * dep.costs.server_usd
 
 
 def _owned(dep: LocalDeployment) -> bool:
@@ -83,7 +87,7 @@ def hardware(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
         total = _hardware_usd(dep, gpu, facts)
         return CostItem("hardware", total / econ.amortisation_months, False,
                         f"{_gpu_count(facts.gpus)} x {gpu.name} at ${gpu.purchase_usd:,.0f} + "
-                        f"{_servers(dep, facts)} servers at ${dep.costs.server_usd:,.0f}, "
+                        f"{_servers(dep, gpu, facts)} servers at ${dep.costs.server_usd:,.0f}, "
                         f"over {econ.amortisation_months} months")
     rate = gpu.rental_usd_per_gpu_hour if dep.costs.ownership == "rented_on_demand" \
         else gpu.reserved_usd_per_gpu_hour
@@ -97,7 +101,7 @@ def electricity(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
     if not _owned(dep):
         return None
     share = econ.idle_power_fraction + (1 - econ.idle_power_fraction) * facts.busy_fraction
-    kw = (facts.gpus * gpu.tdp_w * share + _servers(dep, facts) * econ.server_power_w) / 1e3
+    kw = (facts.gpus * gpu.tdp_w * share + _servers(dep, gpu, facts) * econ.server_power_w) / 1e3
     usd = kw * econ.pue * econ.hours_per_month * econ.electricity_usd_per_kwh
     return CostItem("electricity", usd, True,
                     f"{kw:.2f} kW at {facts.busy_fraction:.0%} busy x PUE {econ.pue} x "
@@ -146,7 +150,7 @@ def rack(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
          facts: LocalFacts) -> CostItem | None:
     if not _owned(dep):
         return None
-    servers = _servers(dep, facts)
+    servers = _servers(dep, gpu, facts)
     return CostItem("rack_colocation", servers * dep.costs.rack_usd_per_server_month, False,
                     f"{servers} servers x ${dep.costs.rack_usd_per_server_month:,.0f}")
 

@@ -168,3 +168,30 @@ def test_break_even_past_the_fleets_capacity_says_the_fleet_must_grow(hours: int
         assert f"needs at least {math.ceil(volume / capacity)}" in row.fleet_must_grow
     else:
         assert volume < capacity and row.fleet_must_grow is None
+
+
+@pytest.mark.parametrize(("gpu", "tp", "replicas", "per_server", "servers"), [
+    ("GB200", 4, 3, None, 3),      # a GB200 compute tray holds 4 GPUs (catalog node_gpus)
+    ("GB200", 2, 3, None, 2),      # two tp-2 replicas a tray
+    ("H100-SXM", 4, 3, None, 2),   # an HGX board holds 8: two tp-4 replicas a server
+    ("H100-SXM", 2, 3, 4, 2),      # the deployment's own 4-GPU servers
+])
+def test_servers_hold_whole_replicas_of_the_gpus_node(gpu: str, tp: int, replicas: int,
+                                                       per_server: int | None,
+                                                       servers: int) -> None:
+    costs = "" if per_server is None else f", costs: {{gpus_per_server: {per_server}}}"
+    loaded = scenario_from(f"""
+        seed: 1
+        duration: 60
+        traffic: {{kind: constant, rate_per_s: 1}}
+        tasks: [{{name: t, prompt_tokens: {{kind: fixed, tokens: 100}},
+                 output_tokens: {{kind: fixed, tokens: 10}}}}]
+        deployments:
+          d: {{gpu: {gpu}, model: Llama-3.1-8B, tp: {tp}, replicas: {replicas}{costs}}}
+    """)
+    dep = loaded.scenario.deployments["d"]
+    assert isinstance(dep, LocalDeployment)
+    items = {i.name: i for i in local_items(dep, loaded.catalog, loaded.scenario.economics,
+                                            LocalFacts(gpus=tp * replicas, busy_fraction=0.5))}
+    assert f"+ {servers} servers at" in items["hardware"].basis
+    assert items["rack_colocation"].usd_per_month == servers * dep.costs.rack_usd_per_server_month
