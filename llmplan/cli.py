@@ -203,8 +203,9 @@ def simulate(
             _fail(error)
     path = write_result(result, out_dir)
     today = datetime.date.today()
-    warnings = used_stale_prices(loaded, today) + retiring_cloud_models(loaded, today)
-    report = write_decision_report(result, out_dir, warnings)
+    stale, retiring = used_stale_prices(loaded, today), retiring_cloud_models(loaded, today)
+    warnings = stale + retiring
+    report = write_decision_report(result, out_dir, stale, retiring)
     if as_json:
         sys.stdout.write(dumps_canonical(result))
         return

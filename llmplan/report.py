@@ -235,8 +235,10 @@ def _unanswered(dep: Candidate) -> str:
     return f"{counts.total - counts.completed:,} ({count:,} {words})"
 
 
-def render(result: Result, price_warnings: list[str] | None = None) -> str:
-    """The page; `price_warnings` name catalog prices the run used that are out of date."""
+def render(result: Result, price_warnings: list[str] | None = None,
+           retiring: list[str] | None = None) -> str:
+    """The page; `price_warnings` name catalog prices the run used that are out of date,
+    `retiring` the cloud models it used that the provider retires within the horizon."""
     meta, rec = result.scenario, result.recommendation
     names = list(result.deployments)
     parts = [f"<h1>{html.escape(meta.name)}: local, cloud or both?</h1>",
@@ -259,6 +261,9 @@ def render(result: Result, price_warnings: list[str] | None = None) -> str:
         parts.append("<p class='warn'><b>Prices out of date:</b> " + "; ".join(
             html.escape(w) for w in price_warnings) + ". Override them under the scenario's "
             "<code>catalog:</code> with today's figures.</p>")
+    if retiring:
+        parts.append("<p class='warn'><b>Models retiring:</b> " + "; ".join(
+            html.escape(w) for w in retiring) + ".</p>")
     summary_rows = []
     for name, dep in result.deployments.items():
         lat, cost = dep.latency, dep.cost
@@ -347,8 +352,9 @@ def render(result: Result, price_warnings: list[str] | None = None) -> str:
 
 
 def write_decision_report(result: Result, out_dir: Path,
-                          price_warnings: list[str] | None = None) -> Path:
+                          price_warnings: list[str] | None = None,
+                          retiring: list[str] | None = None) -> Path:
     """out_dir/report.html for a simulation's result."""
     path = out_dir / "report.html"
-    path.write_text(render(result, price_warnings), encoding="utf-8")
+    path.write_text(render(result, price_warnings, retiring), encoding="utf-8")
     return path

@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from llmplan.pipeline import evaluate
-from llmplan.report import CHARTS, break_even_chart, cost_breakdown, write_decision_report
+from llmplan.report import (
+    CHARTS,
+    break_even_chart,
+    cost_breakdown,
+    render,
+    write_decision_report,
+)
 from llmplan.results import write_result
 from llmplan.results.decision import Result
 from llmplan.scenario import load_scenario
@@ -146,3 +152,16 @@ def test_every_chart_axis_with_a_fixed_range_holds_its_data(results: list[Result
                 if axis.range is not None and trace.y is not None:
                     values = [v for v in trace.y if v is not None]
                     assert max(values, default=0) <= axis.range[1], (chart.__name__, trace.name)
+
+
+def test_stale_prices_and_retiring_models_have_their_own_headings(
+        results: list[Result]) -> None:
+    page = render(results[1], ["gpt-4o prices are from 2024-05-13"],
+                  ["cloud model gpt-4o (used by api): shut down on 2027-01-14"])
+    stale = page.index("<b>Prices out of date:</b> gpt-4o prices are from 2024-05-13")
+    retiring = page.index("<b>Models retiring:</b> cloud model gpt-4o (used by api)")
+    assert stale < retiring
+    # the retirement line is not in the stale-price paragraph
+    assert "shut down" not in page[stale:retiring]
+    alone = render(results[1], [], ["cloud model gpt-4o (used by api): shut down"])
+    assert "Prices out of date" not in alone and "Models retiring" in alone
