@@ -173,6 +173,14 @@ def candidate(name: str, summary: DeploymentResult, loaded: LoadedScenario,
     return Candidate.of(summary, cost, reasons, latency_from(name, loaded.scenario))
 
 
+def unit_usd(usd: float) -> str:
+    """A unit cost to three significant figures ($0.000423, $0.0123, $0.500, $2.50,
+    $1,234.56): fractions of a cent keep their digits, whole dollars their cents."""
+    if usd <= 0 or usd >= 1:
+        return f"${usd:,.2f}"
+    return f"${usd:.{max(2, 2 - math.floor(math.log10(usd)))}f}"
+
+
 def recommend(candidates: dict[str, Candidate], loaded: LoadedScenario) -> Recommendation:
     """The cheapest feasible candidate per useful result that can be built, and why."""
     ranking = sorted((n for n, c in candidates.items() if c.feasible),
@@ -221,7 +229,7 @@ def _recommendation(ranking: list[str], candidates: dict[str, Candidate],
     per_useful = cost.usd_per_useful_result or 0.0
     reason = (f"{best} meets every constraint and the SLO "
               f"({candidates[best].slo.goodput_fraction or 0.0:.1%} goodput) at "
-              f"${per_useful:.4f} per useful result (${cost.monthly_usd:,.0f}/month)")
+              f"{unit_usd(per_useful)} per useful result (${cost.monthly_usd:,.0f}/month)")
     if len(feasible) > 1:
         runner_up = feasible[1]
         other = candidates[runner_up].cost.usd_per_useful_result or 0.0
@@ -232,7 +240,7 @@ def _recommendation(ranking: list[str], candidates: dict[str, Candidate],
                        f"than {runner_up}")
     for n in passed_over:
         other = candidates[n].cost.usd_per_useful_result or 0.0
-        reason += (f"; {n} would cost ${other:.4f} per useful result but cannot be "
+        reason += (f"; {n} would cost {unit_usd(other)} per useful result but cannot be "
                    f"provisioned as simulated ({blocked[n]})")
     excluded = [n for n in ranking if not candidates[n].feasible]
     if excluded:

@@ -97,3 +97,10 @@ def test_fewer_useful_results_are_what_the_winner_gives_up(
     assert quality == ("useful results: 85% of requests for fleet against 92% for api (task "
                        "quality x goodput); fleet wins on cost per useful result despite "
                        "fewer")
+
+
+def test_unit_costs_keep_three_significant_figures() -> None:
+    from llmplan.decide.decision import unit_usd
+    # "$0.0004" told $0.000402 from $0.000449 apart no better than from $0.0003502
+    assert [unit_usd(x) for x in (0.000402, 0.000449, 0.0123, 0.5, 2.5, 1234.567)] == [
+        "$0.000402", "$0.000449", "$0.0123", "$0.500", "$2.50", "$1,234.57"]
