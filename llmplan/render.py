@@ -33,7 +33,11 @@ def _serving(dep: Candidate) -> str:
     local, cloud = dep.local, dep.cloud
     parts = []
     if local is not None:
-        parts.append(f"{local.gpus} x {local.gpu}")
+        most = local.fleet.max_replicas
+        # an autoscaled fleet from its first replicas to its most (the most are bought)
+        count = f"{local.gpus}-{most * local.tp}" if most is not None \
+            and most > local.replicas else f"{local.gpus}"
+        parts.append(f"{count} x {local.gpu}")
     if cloud is not None:
         parts.append(cloud.model)
     return " + ".join(parts)

@@ -86,6 +86,7 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
                         replica_class: type[Replica] = Replica, seed: int = 0,
                         deployments: Mapping[str, AnyDeployment] | None = None,
                         task_sensitivity: Sequence[str] | None = None,
+                        task_kinds: Sequence[str | None] | None = None,
                         restricted_stays_local: bool = True,
                         prime_limits: bool = False,
                         cloud_demand: tuple[float, float, float] | None = None,
@@ -93,7 +94,7 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
     """Simulate `dep` serving `stream`; arrivals stop at duration_s, work stops at the horizon.
 
     A hybrid deployment names its local and cloud parts: pass the scenario's `deployments`
-    and each task's sensitivity (public / internal / restricted). `llmplan.sim.run` passes
+    and each task's sensitivity (public / internal / restricted) and kind. `llmplan.sim.run` passes
     all of it from a scenario. A local deployment's model adds its chat template's tokens
     to the prompts of chat tasks (`api: chat`); hybrid and cloud deployments send the
     prompts as they are. `prime_limits`: a cloud deployment's rate limits start as a
@@ -156,7 +157,7 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
         router = HybridRouter(
             dep, run.fleet, run.cloud, work, stream,
             task_sensitivity=list(task_sensitivity or ["internal"] * len(stream.task_names)),
-            restricted_stays_local=restricted_stays_local)
+            restricted_stays_local=restricted_stays_local, task_kinds=task_kinds)
         handler = router.arrive
     order: list[int] | None = None
     if stream.session is not None and stream.turn is not None and stream.think_s is not None:

@@ -1,6 +1,7 @@
 """The hybrid router: ordered rules, spill-over to the cloud, fall-back in both directions.
 
-Per request, first matching route (by task and sensitivity) or the default picks a side.
+Per request, first matching route (by task, its kind and sensitivity) or the default picks
+a side.
 Hard constraint first: a request marked sensitive (its task is `restricted` and the
 scenario keeps restricted data local) goes to the local fleet only, whatever the rules,
 spill-over or fall-back say; if the local fleet refuses it, it fails and is counted as
@@ -11,6 +12,8 @@ back to the local fleet when `fallback_to_local`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from llmplan.scenario.cloud import HybridDeployment
 from llmplan.sim.cloud import CloudEndpoint
@@ -25,22 +28,17 @@ CLOUD = "cloud"
 class HybridRouter:
     def __init__(self, spec: HybridDeployment, fleet: LocalFleet, cloud: CloudEndpoint,
                  work: Workload, stream: RequestStream, *, task_sensitivity: list[str],
-                 restricted_stays_local: bool) -> None:
+                 restricted_stays_local: bool,
+                 task_kinds: Sequence[str | None] | None = None) -> None:
         self.spec, self.fleet, self.cloud, self.rec = spec, fleet, cloud, work.records
         self.task_index = stream.task_index.tolist()
-        # the rules only look at task and sensitivity: resolve them once per task
-        self.side_of_task = [self._rule(name, label) for name, label
-                             in zip(stream.task_names, task_sensitivity, strict=True)]
+        # the rules only look at task, its kind and sensitivity: resolve them once per task
+        kinds = task_kinds or [None] * len(task_sensitivity)
+        self.side_of_task = [spec.side_of(name, kind, label) for name, kind, label
+                             in zip(stream.task_names, kinds, task_sensitivity, strict=True)]
         stays = [restricted_stays_local and label == "restricted" for label in task_sensitivity]
         self.sensitive = [stays[i] for i in self.task_index]
         cloud.on_give_up = self._cloud_gave_up
-
-    def _rule(self, task: str, sensitivity: str) -> str:
-        for route in self.spec.routes:
-            if (route.tasks is None or task in route.tasks) and \
-                    (route.sensitivity is None or sensitivity in route.sensitivity):
-                return route.to
-        return self.spec.default
 
     def arrive(self, rid: int, t: float) -> None:
         if self.sensitive[rid]:

@@ -38,6 +38,7 @@ def run_deployment(loaded: LoadedScenario, name: str, stream: RequestStream,
         progress=progress, seed=scenario.seed if seed is None else seed,
         deployments=scenario.deployments,
         task_sensitivity=[t.sensitivity for t in scenario.tasks],
+        task_kinds=[t.kind for t in scenario.tasks],
         restricted_stays_local=scenario.constraints.restricted_stays_local,
         prime_limits=prime_limits, cloud_demand=cloud_demand)
 

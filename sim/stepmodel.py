@@ -34,7 +34,8 @@ a real step). A drafter with weights of its own (EAGLE heads, a draft model) run
 model in every step, each pass bound by its own FLOPs or its weight reads: once over every
 token the step computed (vLLM's EagleProposer.propose runs it on the prompt tokens too,
 vllm/v1/spec_decode/eagle.py), then num_speculative_tokens - 1 times over one token per
-decoding sequence; part of `serial`, a constant of a decode run.
+decoding sequence; part of `serial`: its weights and FLOPs a constant of a decode run, its
+reads of its own KV cache (the roofline's serial_per_kv_token) growing with the contexts.
 """
 
 from __future__ import annotations

@@ -5,12 +5,44 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from filelock import FileLock
+from helpers import ROOT, ExampleResult
+
+from llmplan.results import Result
 
 
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def example_result(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> ExampleResult:
+    """Each bundled example evaluated once for the whole run, whichever xdist worker asks
+    first (the others wait for it and read its result.json back): the decision tests, the
+    stacks and the report all read the same deterministic evaluation, and the long ones (a
+    day of bulk extraction, the retail fleet) took most of a minute each time."""
+    from llmplan.pipeline import evaluate
+    from llmplan.scenario import load_scenario
+
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent           # the workers' base folders sit side by side
+    mine: dict[tuple[str, bool], Result] = {}
+
+    def get(name: str, planning: bool = False) -> Result:
+        if (name, planning) not in mine:
+            path = shared / f"example-{name}-{'planning' if planning else 'decision'}.json"
+            with FileLock(f"{path}.lock"):
+                if path.exists():
+                    result = Result.model_validate_json(path.read_text(encoding="utf-8"))
+                else:
+                    result = evaluate(load_scenario(ROOT / "examples" / f"{name}.yaml"),
+                                      planning=planning)
+                    path.write_text(result.model_dump_json(), encoding="utf-8")
+            mine[name, planning] = result
+        return mine[name, planning]
+    return get
 
 
 # What times a real server or a load generator's pace: another test running beside it on the

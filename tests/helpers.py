@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
+from llmplan.results import Result
 from llmplan.scenario import LoadedScenario, load_scenario_text
 from llmplan.scenario.models import SimulationMode
 from llmplan.sim.engine import DeploymentRun, simulate_deployment
 from llmplan.traffic import RequestStream, build_request_stream
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: A bundled example's whole evaluation: (example name, with planning) -> its result (the
+#: `example_result` fixture of tests/conftest.py: once per run, shared by the workers).
+ExampleResult = Callable[[str, bool], Result]
 
 
 def scenario_from(text: str, base_dir: Path | None = None) -> LoadedScenario:

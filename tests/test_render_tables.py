@@ -196,3 +196,15 @@ def test_each_command_reads_as_one_line_in_the_command_list() -> None:
               if "\n" in (command.help or "").split("\n\n")[0]}
     assert not broken, broken
     assert len(commands) >= 12
+
+
+def test_an_autoscaled_fleet_shows_the_gpus_it_may_grow_to() -> None:
+    tasks = SCENARIO.split("    deployments:", maxsplit=1)[0]   # the same traffic and task
+    scaled = evaluate(scenario_from(tasks + """
+    deployments:
+      grows: {gpu: L40S, model: Llama-3.1-8B, tp: 2, replicas: 1,
+              autoscaling: {min_replicas: 1, max_replicas: 3}}
+      fixed: {gpu: L40S, model: Llama-3.1-8B, replicas: 2}
+    """), planning=False)
+    text = _text([summary_table(scaled)], 200)
+    assert "2-6 x L40S" in text and "2 x L40S" in text

@@ -82,21 +82,14 @@ def task_routes(plan: Plan) -> list[TaskRoute]:
     for task in plan.tasks:
         restricted = plan.restricted_stays_local and task.sensitivity == "restricted"
         if isinstance(chosen, HybridDeployment):
-            side = "local" if restricted else _rule(chosen, task.name, task.sensitivity)
+            side = "local" if restricted else chosen.side_of(task.name, task.kind,
+                                                             task.sensitivity)
             routes.append(TaskRoute(task.name, side, restricted,
                                     spills=side == "local" and not restricted,
                                     falls_back=side == "cloud" and chosen.fallback_to_local))
         else:
             routes.append(TaskRoute(task.name, chosen.kind, restricted, False, False))
     return routes
-
-
-def _rule(spec: HybridDeployment, task: str, sensitivity: str) -> str:
-    for route in spec.routes:
-        if (route.tasks is None or task in route.tasks) and \
-                (route.sensitivity is None or sensitivity in route.sensitivity):
-            return route.to
-    return spec.default
 
 
 def cloud_output_tokens(plan: Plan) -> float | None:

@@ -105,7 +105,7 @@ def plan_of(loaded: LoadedScenario, result: Result, name: str) -> Plan:
         cloud_models={cloud.model: loaded.catalog.cloud_models[cloud.model]} if cloud else {})
     return Plan(
         deployment=name, deployments=parts,
-        tasks=[PlanTask(name=t.name, sensitivity=t.sensitivity, weight=t.weight,
+        tasks=[PlanTask(name=t.name, sensitivity=t.sensitivity, kind=t.kind, weight=t.weight,
                         mean_output_tokens=t.output_tokens.mean_tokens())
                for t in scenario.tasks],
         slo=scenario.slo, restricted_stays_local=scenario.constraints.restricted_stays_local,

@@ -20,7 +20,7 @@ from llmplan.catalog import Catalog, CloudModelSpec, ModelSpec
 from llmplan.errors import InputError, Problem
 from llmplan.provision.images import LITELLM_IMAGE, VLLM_IMAGE, VLLM_ROCM_IMAGE
 from llmplan.provision.vllm_build import buildable_with_vllm
-from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
+from llmplan.scenario.cloud import CloudDeployment, HybridDeployment, TaskKind
 from llmplan.scenario.models import DeploymentSpec, LocalDeployment, Name, SloSpec
 from llmplan.yamlio import Loc, YamlDocument, read_yaml, validate
 
@@ -43,6 +43,8 @@ class PlanTask(_Strict):
 
     name: Name
     sensitivity: Literal["public", "internal", "restricted"]
+    kind: TaskKind | None = Field(default=None, description="What the task does (hybrid "
+                                                            "routes by kind).")
     weight: float = Field(gt=0)
     mean_output_tokens: float = Field(ge=0, description="Mean answer length (the SLO alarm).")
 

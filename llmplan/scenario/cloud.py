@@ -135,12 +135,29 @@ class CloudDeployment(_Strict):
     costs: CloudCosts = CloudCosts()
 
 
+#: What a task does, in the seed guide's hybrid pattern (its "Practical Hybrid Pattern").
+TaskKind = Literal["classification", "redaction", "extraction", "drafting",
+                   "reasoning", "tool_use", "writing", "multimodal"]
+#: The seed's pattern: sensitive preprocessing and simple work close, on the fleet; the
+#: work where a stronger managed model's quality matters, on the API.
+SEED_LOCAL_KINDS: tuple[TaskKind, ...] = ("classification", "redaction", "extraction",
+                                          "drafting")
+SEED_CLOUD_KINDS: tuple[TaskKind, ...] = ("reasoning", "tool_use", "writing", "multimodal")
+
+
 class Route(_Strict):
     """Send matching requests to one side. Matches when every given list contains it."""
 
     tasks: list[str] | None = None
+    kinds: list[TaskKind] | None = Field(
+        default=None, description="Tasks whose `kind` is one of these.")
     sensitivity: list[Literal["public", "internal", "restricted"]] | None = None
     to: Literal["local", "cloud"]
+
+    def matches(self, task: str, kind: str | None, sensitivity: str) -> bool:
+        return (self.tasks is None or task in self.tasks) \
+            and (self.kinds is None or kind in self.kinds) \
+            and (self.sensitivity is None or sensitivity in self.sensitivity)
 
 
 class HybridDeployment(_Strict):
@@ -149,8 +166,11 @@ class HybridDeployment(_Strict):
     kind: Literal["hybrid"] = "hybrid"
     local: str = Field(description="Name of a kind: local deployment of this scenario.")
     cloud: str = Field(description="Name of a kind: cloud deployment of this scenario.")
-    routes: list[Route] = Field(default_factory=list,
-                                description="First match wins; restricted is always local.")
+    routes: list[Route] | Literal["seed"] = Field(
+        default_factory=list,
+        description="First match wins; restricted is always local. `seed`: the seed guide's "
+                    "pattern by task kind (classification, redaction, extraction and drafting "
+                    "on the fleet; reasoning, tool use, writing and multimodal on the API).")
     default: Literal["local", "cloud"] = "local"
     spillover_wait_s: float | None = Field(
         default=None, gt=0, description="Send to the cloud when the expected local queue "
@@ -160,3 +180,16 @@ class HybridDeployment(_Strict):
                                                   "refuses (queue limit).")
     fallback_to_local: bool = Field(default=True, description="Cloud failed (429 after "
                                     "retries, outage, timeout): serve locally instead.")
+
+    @property
+    def rules(self) -> list[Route]:
+        """The routes in order (`seed`: the guide's two, by kind)."""
+        if self.routes == "seed":
+            return [Route(kinds=list(SEED_LOCAL_KINDS), to="local"),
+                    Route(kinds=list(SEED_CLOUD_KINDS), to="cloud")]
+        return self.routes
+
+    def side_of(self, task: str, kind: str | None, sensitivity: str) -> str:
+        """Where the routes send a task's requests (before the restricted rule)."""
+        return next((route.to for route in self.rules
+                     if route.matches(task, kind, sensitivity)), self.default)

@@ -232,12 +232,21 @@ def _check_names(doc: YamlDocument, scenario: Scenario,
                         f"'{ref}' is not a kind: {part} deployment of this scenario; expected "
                         f"one of: {', '.join(options) or '(none defined)'}")
             task_names = {t.name for t in scenario.tasks}
-            for i, route in enumerate(dep.routes):
+            for i, route in enumerate(dep.rules):
                 unknown = sorted(set(route.tasks or []) - task_names)
                 if unknown:
                     add(("deployments", name, "routes", i, "tasks"),
                         f"unknown task(s) {', '.join(unknown)}; expected one of: "
                         f"{', '.join(sorted(task_names))}")
+            rules = dep.rules
+            by_kind = [i for i, route in enumerate(rules) if route.kinds is not None]
+            task_kinds = {t.kind for t in scenario.tasks}
+            if by_kind and not any(task_kinds & set(rules[i].kinds or []) for i in by_kind):
+                where = ("deployments", name, "routes") if dep.routes == "seed" \
+                    else ("deployments", name, "routes", by_kind[0], "kinds")
+                add(where, "no task has a kind these routes name, so they route nothing; "
+                    "expected tasks[i].kind on the tasks (one of: "
+                    f"{', '.join(k for i in by_kind for k in rules[i].kinds or [])})")
     for i, task in enumerate(scenario.tasks):
         unknown = sorted(set(task.quality) - set(scenario.deployments))
         if unknown:

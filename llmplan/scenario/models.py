@@ -23,7 +23,7 @@ from llmplan.catalog import Catalog
 from llmplan.perf.engine import EngineSpec
 from llmplan.perf.setup import CatalogDrafter, ReplicaSetup
 from llmplan.perf.steptime_spec import RooflineStepTime, StepTimeSpec
-from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
+from llmplan.scenario.cloud import CloudDeployment, HybridDeployment, TaskKind
 from llmplan.traffic.arrivals import TrafficSpec
 from llmplan.traffic.lengths import LengthSpec
 from llmplan.units import DURATION_PATTERN, parse_duration_s
@@ -127,6 +127,9 @@ class TaskSpec(_Strict):
         "completions, or left out: prompt_tokens are all the engine computes.")
     sensitivity: Literal["public", "internal", "restricted"] = Field(
         default="internal", description="restricted = data must stay on owned hardware.")
+    kind: TaskKind | None = Field(
+        default=None, description="What the task does, in the seed guide's hybrid pattern: a "
+                                  "hybrid's routes can match it (`kinds`, or `routes: seed`).")
     slo: SloSpec | None = Field(default=None, description="Overrides the scenario SLO.")
     quality: dict[str, float] = Field(
         default_factory=dict,

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from helpers import ExampleResult
 
-from llmplan.pipeline import evaluate
 from llmplan.results import Result
-from llmplan.scenario import load_scenario
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def _result(name: str) -> Result:
-    return evaluate(load_scenario(EXAMPLES / f"{name}.yaml"))
 
 
 def _per_useful(result: Result, name: str) -> float:
@@ -23,11 +14,12 @@ def _per_useful(result: Result, name: str) -> float:
     return value
 
 
-def test_support_assistant_the_small_gpu_keeps_the_restricted_work_and_the_api_chats() -> None:
+def test_support_assistant_the_small_gpu_keeps_the_restricted_work_and_the_api_chats(
+        example_result: ExampleResult) -> None:
     # one L40S with FP8 Llama-3.1-8B cannot carry all 12 req/s: its mixed steps pay the
     # prompts' GEMMs and the decodes' KV reads one after the other, and the queue grows. The
     # hybrid keeps classify and redact (restricted) on it and sends chat to the API.
-    result = _result("support-assistant")
+    result = example_result("support-assistant", False)
     deps = result.deployments
     assert result.recommendation.deployment == "hybrid"
     assert not deps["api"].feasible
@@ -48,8 +40,8 @@ def test_support_assistant_the_small_gpu_keeps_the_restricted_work_and_the_api_c
     assert quality.basis.startswith("assumption")
 
 
-def test_bulk_extraction_owned_gpus_win() -> None:
-    result = _result("bulk-extraction")
+def test_bulk_extraction_owned_gpus_win(example_result: ExampleResult) -> None:
+    result = example_result("bulk-extraction", False)
     ranking = result.recommendation.ranking
     assert ranking[0] == "owned-h100"
     assert ranking.index("owned-h100") < ranking.index("rented-h100")
@@ -60,8 +52,8 @@ def test_bulk_extraction_owned_gpus_win() -> None:
     assert be.break_even_requests_per_month < be.simulated_requests_per_month
 
 
-def test_bursty_agent_cloud_wins() -> None:
-    result = _result("agent-workflow")
+def test_bursty_agent_cloud_wins(example_result: ExampleResult) -> None:
+    result = example_result("agent-workflow", False)
     assert result.recommendation.deployment == "api"
     deps = result.deployments
     assert deps["gpu"].cost.monthly_usd > 5 * deps["api"].cost.monthly_usd
@@ -70,8 +62,9 @@ def test_bursty_agent_cloud_wins() -> None:
 
 
 @pytest.mark.parametrize("name", ["regulated-records"])
-def test_regulated_workload_cloud_infeasible(name: str) -> None:
-    result = _result(name)
+def test_regulated_workload_cloud_infeasible(name: str,
+                                             example_result: ExampleResult) -> None:
+    result = example_result(name, False)
     deps = result.deployments
     assert result.recommendation.deployment == "on-prem"
     reasons = " ".join(deps["api"].infeasible_because)
@@ -82,11 +75,11 @@ def test_regulated_workload_cloud_infeasible(name: str) -> None:
     assert len(texts) == 2 and texts[1].startswith("on-prem's 2 GPU(s) serve")
 
 
-def test_retail_assistant_small_fleet_plus_api_wins() -> None:
+def test_retail_assistant_small_fleet_plus_api_wins(example_result: ExampleResult) -> None:
     # evenings at four times the mean: one TP2 replica cannot carry the peak alone, three
     # can (eight H100s idle most of the night would be dearer); the hybrid keeps the
     # restricted order look-ups local and spills product questions at the peak
-    result = _result("retail-assistant")
+    result = example_result("retail-assistant", False)
     deps = result.deployments
     assert result.recommendation.deployment == "hybrid"
     assert not deps["gpu-base"].feasible and not deps["api"].feasible
@@ -104,10 +97,11 @@ def test_retail_assistant_small_fleet_plus_api_wins() -> None:
     assert any(t.startswith("gpu-peak's 6 GPU(s) serve") for t in texts)
 
 
-def test_coding_agent_gpus_win_only_with_their_prefix_cache() -> None:
+def test_coding_agent_gpus_win_only_with_their_prefix_cache(
+        example_result: ExampleResult) -> None:
     # agent loops resend an 8k system prompt and a growing history every step: two H100s
     # carry it while vLLM's prefix cache answers most prompt tokens, not without it
-    result = evaluate(load_scenario(EXAMPLES / "coding-agent.yaml"), planning=True)
+    result = example_result("coding-agent", True)
     deps = result.deployments
     assert result.recommendation.deployment == "gpu"
     local = deps["gpu"].local
@@ -128,10 +122,11 @@ def test_coding_agent_gpus_win_only_with_their_prefix_cache() -> None:
     assert flip.winner == "api"
 
 
-def test_bursty_agent_what_ifs_vary_quality_and_fill_the_gpu() -> None:
+def test_bursty_agent_what_ifs_vary_quality_and_fill_the_gpu(
+        example_result: ExampleResult) -> None:
     # the GPU idles at this volume; the what-ifs ask whether it would win if it were used
     # as far as the SLO allows, or if the quality figures typed into the scenario were off
-    result = evaluate(load_scenario(EXAMPLES / "agent-workflow.yaml"), planning=True)
+    result = example_result("agent-workflow", True)
     assert result.planning is not None
     cases = {c.change: c for c in result.planning.sensitivity}
     assert "the task quality gaps were halved" in cases

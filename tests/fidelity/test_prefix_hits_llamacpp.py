@@ -15,7 +15,7 @@ def test_predicted_prefix_hit_rates_match_the_servers_count(
     # while its prefix is still being computed misses it, ~3 points each), so the server's
     # own run-to-run difference is part of its bar. Conversations hit by structure (each
     # turn follows the answer), not by timing: one run.
-    results = run_hit_experiment(prefix_requests=36, session_requests=32, fit_level=False,
+    results = run_hit_experiment(prefix_requests=30, session_requests=32, fit_level=False,
                                  repeat=("prefix",))
     with capsys.disabled():
         print("\nprefix-cache hit rate on a real llama.cpp server (measured / predicted):")

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, ExampleResult
 
-from llmplan.pipeline import evaluate
 from llmplan.provision.stack import WrittenStack, write_stack
 from llmplan.results.decision import Result
 from llmplan.scenario import LoadedScenario, load_scenario
@@ -34,12 +33,13 @@ class ExampleStack:
 
 
 @pytest.fixture(scope="session")
-def example_stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ExampleStack]]:
+def example_stacks(tmp_path_factory: pytest.TempPathFactory,
+                   example_result: ExampleResult) -> Iterator[dict[str, ExampleStack]]:
     folder: Path = tmp_path_factory.mktemp("stacks")
     stacks = {}
     for name in EXAMPLES:
         loaded = load_scenario(ROOT / "examples" / f"{name}.yaml")
-        result = evaluate(loaded)
+        result = example_result(name, False)
         written = write_stack(folder / f"Pulumi.{name}.yaml", loaded, result, None, {})
         stacks[name] = ExampleStack(loaded, result, written)
     loaded, result = stacks["support-assistant"].loaded, stacks["support-assistant"].result

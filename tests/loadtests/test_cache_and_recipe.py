@@ -15,8 +15,8 @@ from llmplan.loadtests.runner import LoadTestSettings, run_load_test
 from llmplan.loadtests.targets import Target
 from llmplan.loadtests.workload import quick_workload
 
-# The same plan twice: arrivals at a constant 0.5 req/s, 60-token prompts (90 with the chat
-# template), 8-token answers: each request runs alone (E2E about 0.5 s, 2 s apart), so its
+# The same plan twice: arrivals at a constant 0.7 req/s, 60-token prompts (90 with the chat
+# template), 8-token answers: each request runs alone (E2E about 0.5 s, 1.4 s apart), so its
 # TTFT is one prefill and the median of 12 is that prefill's time. Poisson arrivals (the quick
 # mode) made the test a coin toss: with 12 requests the seed's one burst of three queued them
 # (1.1-1.9 s against 0.35-0.5 s for the others), and the median fell in the gap between the
@@ -25,7 +25,7 @@ from llmplan.loadtests.workload import quick_workload
 # sent first and kept out of the statistics.
 STEADY = """seed: 1
 duration: 3600
-traffic: {kind: constant, rate_per_s: 0.5}
+traffic: {kind: constant, rate_per_s: 0.7}
 tasks:
   - name: steady
     prompt_tokens: {kind: fixed, tokens: 60}

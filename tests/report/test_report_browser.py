@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import ExampleResult
 
-from llmplan.pipeline import evaluate
 from llmplan.report import (
     CHARTS,
     break_even_chart,
@@ -21,9 +21,7 @@ from llmplan.report import (
 )
 from llmplan.results import write_result
 from llmplan.results.decision import Result
-from llmplan.scenario import load_scenario
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000"]
@@ -43,9 +41,9 @@ def _open(page: Path, tmp_path: Path) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def report(tmp_path_factory: pytest.TempPathFactory, example_result: ExampleResult) -> Path:
     out = tmp_path_factory.mktemp("report")
-    result = evaluate(load_scenario(EXAMPLES / "support-assistant.yaml"), planning=True)
+    result = example_result("support-assistant", True)
     write_result(result, out)
     return write_decision_report(result, out)
 
@@ -80,8 +78,8 @@ def test_the_check_does_catch_a_broken_page(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def results() -> list[Result]:
-    return [evaluate(load_scenario(EXAMPLES / f"{name}.yaml"), planning=planning)
+def results(example_result: ExampleResult) -> list[Result]:
+    return [example_result(name, planning)
             for name, planning in (("support-assistant", True), ("agent-workflow", False),
                                    ("regulated-records", False),
                                    # gpt-4o at ~45x the owned fleet's month: log cost axes

@@ -142,6 +142,13 @@ def test_a_draft_model_from_the_catalog_weighs_what_the_catalog_says(drafter: st
     assert drafted.draft_weights_s > 0 and drafted.draft_per_token_s > 0
     assert drafted.draft_weights_s == pytest.approx(headed.draft_weights_s)
     assert drafted.draft_per_token_s == pytest.approx(headed.draft_per_token_s)
+    # and each of its 3 passes reads its own KV cache of the decoding contexts: 114,688 B
+    # a token at 3,350 GB/s x 0.75, 1.3x the model's own 262,144 B read once; the EAGLE
+    # head reads one layer shaped like the model's (4,096 B)
+    bandwidth = 3350e9 * 0.75
+    assert drafted.serial_per_kv_token_s == pytest.approx(3 * 114_688 / bandwidth)
+    assert drafted.memory_per_kv_token_s == pytest.approx(262_144 / bandwidth)
+    assert headed.serial_per_kv_token_s == pytest.approx(3 * 4_096 / bandwidth)
 
 
 def test_an_eagle_head_pages_one_layer_of_the_models_shape() -> None:
