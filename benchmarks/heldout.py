@@ -114,7 +114,7 @@ def offered_rate_per_s(plan: list[PlanItem]) -> float:
 
 def run_experiment(*, requests_per_level: int = 100, fit_load: float = 0.6,
                    held_out_loads: tuple[float, ...] = (0.35, 0.75),
-                   saturation_rate: float = 6.0, probe_requests: int = 40,
+                   saturation_rate: float = 6.0, probe_requests: int = 60,
                    out_dir: Path | None = None) -> Experiment:
     """Measure, calibrate on the fit level, predict the rest (see module docstring).
 
