@@ -414,24 +414,18 @@ class RateLimitTier(BaseModel):
 
 #: Whether a provider's API streams a reasoning model's thinking while the model thinks
 #: (its first chunk comes before the answer) or withholds it (the first chunk is the
-#: answer's, after every reasoning token was generated), as each calls it by default.
-REASONING_STREAMED: dict[str, tuple[bool, str]] = {
-    "openai": (False, "OpenAI reasoning guide (platform.openai.com/docs/guides/reasoning): "
-                      "reasoning tokens are not visible via the API; a Responses API client "
-                      "may request a reasoning summary instead"),
-    "azure_openai": (False, "Azure OpenAI reasoning models "
-                            "(learn.microsoft.com/azure/ai-foundry/openai/how-to/reasoning): "
-                            "as OpenAI, the reasoning is not returned"),
-    "google": (False, "Gemini thinking guide (ai.google.dev/gemini-api/docs/thinking): by "
-                      "default only the final output is returned; thought summaries are "
-                      "opt-in (includeThoughts)"),
-    "anthropic": (True, "Anthropic extended thinking (docs.anthropic.com/en/docs/"
-                        "build-with-claude/extended-thinking): thinking streams as "
-                        "thinking_delta events before the text"),
-    "bedrock": (True, "Bedrock Converse stream (docs.aws.amazon.com/bedrock/latest/APIReference/"
-                      "API_runtime_ReasoningContentBlockDelta.html): reasoning arrives as "
-                      "reasoningContent deltas before the text"),
-}
+#: answer's, after every reasoning token was generated), as each calls it by default:
+#: - openai, azure_openai: no. "Reasoning tokens are not visible via the API"
+#:   (platform.openai.com/docs/guides/reasoning; Azure OpenAI's reasoning models likewise); a
+#:   Responses API client may request a reasoning summary instead.
+#: - google: no. "By default only the final output is returned"; thought summaries are
+#:   opt-in, includeThoughts (ai.google.dev/gemini-api/docs/thinking).
+#: - anthropic: yes, thinking_delta events before the text
+#:   (docs.anthropic.com/en/docs/build-with-claude/extended-thinking).
+#: - bedrock: yes, reasoningContent deltas in the Converse stream
+#:   (docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ReasoningContentBlockDelta.html).
+REASONING_STREAMED: dict[str, bool] = {"openai": False, "azure_openai": False, "google": False,
+                                       "anthropic": True, "bedrock": True}
 
 
 class CloudModelSpec(_Entry):
@@ -468,7 +462,7 @@ class CloudModelSpec(_Entry):
         reasoning_streamed)."""
         if self.reasoning_streamed is not None:
             return self.reasoning_streamed
-        return REASONING_STREAMED[self.provider][0]
+        return REASONING_STREAMED[self.provider]
 
 
 class Catalog(BaseModel):
