@@ -4,7 +4,9 @@
 
 Prints the per-level table (measured vs predicted TTFT and E2E percentiles) and, as last
 lines: e2e_p50_err_pct, e2e_p95_err_pct, ttft_p50_err_pct (median absolute error over the
-held-out levels), saturation_err_pct and noise_floor_e2e_p50_pct (same level run twice),
+held-out levels), the same outside the predictions at each level's own speeds
+(e2e_p50_outside_run_speeds_pct, ...: see heldout.py), saturation_err_pct and
+noise_floor_e2e_p50_pct (same level run twice),
 then the shared-prefix and conversation workloads (benchmarks/prefix_hits.py): their
 TTFT p50 / E2E p50 / E2E p95 errors (prefix_e2e_p50_err_pct, session_e2e_p50_err_pct, ...)
 and prefix_hit_rate_diff_pts / session_hit_rate_diff_pts (predicted - measured share of
@@ -46,6 +48,10 @@ def main() -> None:
     print(f"e2e_p50_err_pct={experiment.median_abs_error_pct('e2e_ms', 'p50'):.2f}")
     print(f"e2e_p95_err_pct={experiment.median_abs_error_pct('e2e_ms', 'p95'):.2f}")
     print(f"ttft_p50_err_pct={experiment.median_abs_error_pct('ttft_ms', 'p50'):.2f}")
+    for metric, q in (("e2e_ms", "p50"), ("e2e_ms", "p95"), ("ttft_ms", "p50")):
+        name = f"{metric.removesuffix('_ms')}_{q}_outside_run_speeds_pct"
+        value = experiment.median_abs_error_pct(metric, q, basis="outside_run_speeds")
+        print(f"{name}={value:.2f}")
     print(f"saturation_err_pct={experiment.saturation_err_pct:.2f}")
     for metric, q in (("e2e_ms", "p50"), ("e2e_ms", "p95"), ("ttft_ms", "p50")):
         name = f"noise_floor_{metric.removesuffix('_ms')}_{q}_pct"

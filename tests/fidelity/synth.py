@@ -11,6 +11,7 @@ sees each token `overhead_s` later.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,8 @@ def serve(arrivals: list[tuple[float, int, int]], *, coef: tuple[float, ...] = C
           overhead_s: float = OVERHEAD_S, noise: float = 0.0,
           prefill_noise: float | None = None, seed: int = 0, cached: int = 0,
           start_ts: float = 1000.0, first_token_lag_s: float = 0.0,
-          tokens_s: list[tuple[int, float]] | None = None) -> list[RequestRecord]:
+          tokens_s: list[tuple[int, float]] | None = None,
+          speed: Callable[[float], float] | None = None) -> list[RequestRecord]:
     """Records of a server with the `coef` step model; arrivals are (time, prompt, output).
 
     `cached`: prompt tokens every request finds in the server's prompt cache (a chat
@@ -34,7 +36,8 @@ def serve(arrivals: list[tuple[float, int, int]], *, coef: tuple[float, ...] = C
     real server sends the response headers with it). `tokens_s`: (tokens, seconds) points
     of a step time that is not linear in the step's tokens (a CPU server's), straight in
     between from (0, 0) and past the last point at the last segment's rate; it replaces
-    the fixed, prompt-token and per-sequence terms."""
+    the fixed, prompt-token and per-sequence terms. `speed(t)`: how many times as long a
+    step starting at t takes (a host that another tenant slows down for a while)."""
     rng = np.random.default_rng(seed)
     pending = sorted(enumerate(arrivals), key=lambda x: x[1][0])
     running: list[dict[str, Any]] = []
@@ -60,6 +63,8 @@ def serve(arrivals: list[tuple[float, int, int]], *, coef: tuple[float, ...] = C
         sigma = noise if prefill_noise is None or not prefill else prefill_noise
         if sigma:
             step *= float(rng.lognormal(0.0, sigma))
+        if speed is not None:
+            step *= speed(t)
         t += step
         for r in decoding + admitted:
             r["tokens"].append(t)

@@ -1,0 +1,144 @@
+"""A validation reads the speed its run's server ran at, so a busy host's slowdown is not
+mistaken for the model's error: the records of a known server (synth.py, not the
+simulator) calibrated at one speed and measured at another."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synth import COEF, poisson_workload, serve, write_run
+
+from llmplan.fidelity.calibrate import calibrate
+from llmplan.fidelity.validate import calibrated_deployment, compare
+
+LATENCIES = (("ttft_ms", "p50"), ("e2e_ms", "p50"), ("e2e_ms", "p95"), ("tpot_ms", "p50"))
+
+
+def _calibrated(folder: Path, coef: tuple[float, ...] = COEF) -> Path:
+    rows = poisson_workload(seed=3, n=300, rate=6.0, prompt=(10, 80), output=(2, 40), coef=coef)
+    return calibrate(write_run(folder, rows), slots=64).write(folder / "calibration.yaml")
+
+
+@pytest.mark.parametrize("slowdown", [1.25, 0.8])
+def test_a_run_on_a_slower_or_faster_machine_is_read_at_its_own_speed(
+        tmp_path: Path, slowdown: float) -> None:
+    """Calibrated at COEF, measured on the same server with every step `slowdown` times as
+    long, at a load where the queue multiplies the change: the plain prediction misses the
+    latencies by far more than the slowdown, the run's steps read the slowdown back, and
+    the replay at that speed meets the measurements."""
+    dep = calibrated_deployment(_calibrated(tmp_path))
+    measured = poisson_workload(seed=5, n=300, rate=9.0, prompt=(10, 80), output=(2, 40),
+                                coef=tuple(c * slowdown for c in COEF))
+    result = compare(measured, dep)
+    assert result.step_time_ratio == pytest.approx(slowdown, rel=0.01)
+    assert result.step_time_ratio_range == pytest.approx((slowdown, slowdown), rel=0.01)
+    assert result.error_pct_at_run_speed is not None
+    assert result.error_pct_outside_run_speeds is not None
+    for metric, q in LATENCIES:
+        assert abs(result.error_pct_at_run_speed[metric][q]) < 1.5, (metric, q)
+        assert abs(result.error_pct_outside_run_speeds[metric][q]) < 1.5, (metric, q)
+    # the plain errors are the host's: as large as the slowdown at least, the other way
+    off_pct = 100.0 * (1.0 / slowdown - 1.0)
+    assert np.sign(result.error_pct["e2e_ms"]["p95"]) == np.sign(off_pct)
+    assert abs(result.error_pct["e2e_ms"]["p95"]) > abs(off_pct) * 0.9
+
+
+def test_a_host_that_slows_down_mid_run_is_bracketed_by_its_thirds(tmp_path: Path) -> None:
+    """The first 100 arrivals at the calibration's speed, the 200 after them 30% slower (a
+    tenant moved in): no one speed replays it, but the predictions at its fastest and its
+    slowest third's speeds bracket every latency, and the plain prediction misses. (A
+    slower server batches more, so it runs fewer steps: the thirds count steps.)"""
+    dep = calibrated_deployment(_calibrated(tmp_path))
+    rng = np.random.default_rng(5)
+    times = np.cumsum(rng.exponential(1 / 9.0, 300))
+    change_s = float(times[100])
+    measured = serve([(float(t), int(rng.integers(10, 80)), int(rng.integers(2, 40)))
+                      for t in times], speed=lambda t: 1.0 if t < change_s else 1.3)
+    result = compare(measured, dep)
+    assert result.step_time_ratio_range is not None
+    fastest, slowest = result.step_time_ratio_range
+    assert fastest == pytest.approx(1.0, abs=0.01) and slowest == pytest.approx(1.3, rel=0.01)
+    assert result.step_time_ratio is not None and fastest < result.step_time_ratio < slowest
+    assert result.error_pct_outside_run_speeds is not None
+    for metric, q in LATENCIES:
+        assert abs(result.error_pct_outside_run_speeds[metric][q]) < 1.0, (metric, q)
+    assert result.error_pct["e2e_ms"]["p95"] < -15
+
+
+def test_a_model_that_is_wrong_stays_outside_the_runs_speeds(tmp_path: Path) -> None:
+    """A calibration whose prompt cost is a fifth of the server's (a model error, not a
+    speed): the run's steps read about the calibration's speed, so the range is narrow and
+    the prompt-heavy TTFT stays far outside it."""
+    wrong = (COEF[0], COEF[1] / 5, COEF[2], COEF[3])
+    dep = calibrated_deployment(_calibrated(tmp_path, coef=wrong))
+    measured = poisson_workload(seed=5, n=300, rate=9.0, prompt=(200, 400), output=(2, 10))
+    result = compare(measured, dep)
+    assert result.error_pct_outside_run_speeds is not None
+    assert result.error_pct_outside_run_speeds["ttft_ms"]["p50"] < -20
+
+
+def test_a_run_at_the_calibrations_speed_reads_one(tmp_path: Path) -> None:
+    dep = calibrated_deployment(_calibrated(tmp_path))
+    measured = poisson_workload(seed=5, n=300, rate=9.0, prompt=(10, 80), output=(2, 40))
+    result = compare(measured, dep)
+    assert result.step_time_ratio == pytest.approx(1.0, abs=0.005)
+    assert result.error_pct_at_run_speed is not None
+    for metric, q in LATENCIES:
+        assert result.error_pct_at_run_speed[metric][q] == pytest.approx(
+            result.error_pct[metric][q], abs=0.5)
+
+
+def test_a_tabulated_calibration_is_read_at_its_runs_speed(tmp_path: Path) -> None:
+    """A CPU server's step table (see test_calibrate_synthetic): each point scales."""
+    truth = [(1, 0.0022), (2, 0.0046), (3, 0.0069), (4, 0.0072), (40, 0.045), (400, 0.39)]
+    rng = np.random.default_rng(11)
+
+    def run(rate: float, slowdown: float, n: int = 400) -> list:
+        times = np.cumsum(rng.exponential(1 / rate, n))
+        return serve([(float(t), int(rng.integers(20, 200)), int(rng.integers(2, 30)))
+                      for t in times], coef=(0.0, 0.0, 0.0, 2e-7 * slowdown),
+                     tokens_s=[(k, s * slowdown) for k, s in truth])
+
+    path = calibrate(write_run(tmp_path, run(3.0, 1.0)), slots=64).write(tmp_path / "c.yaml")
+    dep = calibrated_deployment(path)
+    assert dep.step_time.kind == "calibrated"
+    assert dep.step_time.calibration is not None
+    assert dep.step_time.calibration.step_time.kind == "tabulated"
+    result = compare(run(4.0, 1.2), dep)
+    assert result.step_time_ratio == pytest.approx(1.2, rel=0.03)
+    assert result.error_pct_at_run_speed is not None
+    for metric, q in LATENCIES:
+        assert abs(result.error_pct_at_run_speed[metric][q]) < 4, (metric, q)
+    assert result.error_pct["e2e_ms"]["p50"] < -10
+
+
+def test_too_few_steps_to_read_a_speed_leave_it_unread(tmp_path: Path) -> None:
+    dep = calibrated_deployment(_calibrated(tmp_path))
+    one = serve([(0.0, 20, 3)])
+    result = compare(one, dep)
+    assert result.step_time_ratio is None and result.error_pct_at_run_speed is None
+
+
+def test_validate_says_how_fast_the_run_was_and_writes_it(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from llmplan.cli import app
+
+    calibration = _calibrated(tmp_path / "fit")
+    slow = poisson_workload(seed=5, n=300, rate=9.0, prompt=(10, 80), output=(2, 40),
+                            coef=tuple(c * 1.25 for c in COEF))
+    run = write_run(tmp_path / "slow", slow)
+    out = tmp_path / "validation"
+    result = CliRunner().invoke(app, ["validate", str(run), "--calibration", str(calibration),
+                                      "--out", str(out)], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "the run's steps took 1.25" in text and "At that speed: TTFT p50" in text
+    assert "Outside the predictions at its thirds' speeds" in text
+    written = json.loads((out / "validation.json").read_text())
+    assert written["step_time_ratio"] == pytest.approx(1.25, rel=0.01)
+    assert abs(written["error_pct_at_run_speed"]["e2e_ms"]["p95"]) < 1.5
