@@ -10,16 +10,15 @@ again: fitting both runs of it brackets the held-out ones, so a drift of a share
 speed averages out, and their difference is the noise floor every error is read against.
 Used by benchmarks/fidelity.py and by the CI test, which checks the fidelity issue's bars.
 
-Each level is also read at the speeds the server ran at during it (`llmplan validate`'s
-step_time_ratio_range: its steps against the calibration's, over each third of the level):
-a shared machine that slows the server by 10% for a minute of one level moves that level's
-latencies by far more than the fit and its repeat differ (a CI run read the 0.75 level 27%
-slower than predicted, the fit and its repeat 6% apart, the saturation level 4% faster
-than predicted). The bars are read on how far each measurement falls outside the
-predictions at the level's fastest and slowest third's speed: what the model gets wrong
-about queueing, batching and the step mix, not how busy the host was. With a busy process
-switched on and off every minute beside the server, the plain errors reached 16% and the
-ones outside the thirds' speeds stayed within 4.3%.
+Each level is also predicted at the speed the server ran at during it (`llmplan validate`'s
+error_pct_at_run_speed: its steps against the calibration's over parts of 200+ steps, each
+request replayed at its part's speed). A shared machine that slows the server by 10% for a
+minute moves a loaded level's latencies by far more than the fit and its repeat differ (a
+CI run read the 0.75 level 27% slower than predicted, the fit and its repeat 6% apart, the
+saturation level 4% faster than predicted), and its speed moves within a level as well
+(one quiet-looking run: 0.90-1.22 of the calibration's over the parts of its levels). The
+bars are read on the errors at the run's speed: what the model gets wrong about queueing,
+batching and the step mix, not how busy the host was.
 """
 
 from __future__ import annotations
@@ -52,8 +51,8 @@ WORKLOAD = """
 """
 
 
-#: errors of the plain prediction, or how far outside the predictions at the run's speeds
-Basis = Literal["plain", "outside_run_speeds"]
+#: errors of the plain prediction, or of the prediction at the speed the server ran at
+Basis = Literal["plain", "at_run_speed"]
 
 
 @dataclass
@@ -91,14 +90,14 @@ class Experiment:
 
     def median_abs_error_pct(self, metric: str, q: str, *, basis: Basis = "plain") -> float:
         """Median over the held-out levels of |error| on `metric` `q`: the plain
-        prediction's, or how far outside the predictions at the level's own speeds."""
+        prediction's, or the prediction's at the speed the server ran at."""
         return float(np.median([abs(_errors(lv.compared, basis)[metric][q])
                                 for lv in self.held_out()]))
 
     def in_sample_error_pct(self, metric: str, q: str) -> float:
-        """The larger |error| outside the run's speeds of the two levels the calibration
-        was fitted on: no held-out level can be predicted closer."""
-        return max(abs(_errors(lv.compared, "outside_run_speeds")[metric][q])
+        """The larger |error| at the run's speed of the two levels the calibration was
+        fitted on: no held-out level can be predicted closer."""
+        return max(abs(_errors(lv.compared, "at_run_speed")[metric][q])
                    for lv in self.levels if lv.role in {"fit", "repeat"})
 
     def saturation_error_pct(self, *, basis: Basis = "plain") -> float:
@@ -117,8 +116,7 @@ class Experiment:
                 "rate_per_s": lv.rate_per_s, "load": lv.load, "role": lv.role,
                 "requests": c.requests, "step_time_ratio": c.step_time_ratio,
                 "step_time_ratio_range": c.step_time_ratio_range,
-                **{f"{metric}_{q}_outside_run_speeds_pct":
-                   _errors(c, "outside_run_speeds")[metric].get(q)
+                **{f"{metric}_{q}_at_run_speed_pct": _errors(c, "at_run_speed")[metric].get(q)
                    for metric in ("ttft_ms", "e2e_ms") for q in ("p50", "p95")},
                 "achieved_per_s": c.measured["throughput"]["requests_per_s"],
                 **{f"{metric}_{q}_{kind}": src.get(metric, {}).get(q)
@@ -131,9 +129,9 @@ class Experiment:
 def _errors(comparison: Comparison, basis: Basis) -> dict[str, dict[str, float]]:
     if basis == "plain":
         return comparison.error_pct
-    if comparison.error_pct_outside_run_speeds is None:
-        raise ValueError("too few busy steps to read the level's speeds")
-    return comparison.error_pct_outside_run_speeds
+    if comparison.error_pct_at_run_speed is None:
+        raise ValueError("too few busy steps to read the level's speed")
+    return comparison.error_pct_at_run_speed
 
 
 def offered_rate_per_s(plan: list[PlanItem]) -> float:

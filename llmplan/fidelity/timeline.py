@@ -32,6 +32,7 @@ class StepSample:
     decode_seqs: int
     kv_tokens: int
     prefill_pairs: int = 0
+    end_ts: float = 0.0        # when it ended, on the records' clock (seconds)
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,8 @@ def steps(rows: list[RequestRecord]) -> tuple[list[StepSample], list[ColdStart]]
         kv = sum((rows[i].prompt_tokens or 0) + j for i, j in decoding)
         pairs = sum(prefill_pairs(rows[i]) for i in firsts)
         end_prev, end_cur = _end_s(prev), _end_s(cur)
-        samples.append(StepSample(end_cur - end_prev, prefill, len(decoding), kv, pairs))
+        samples.append(StepSample(end_cur - end_prev, prefill, len(decoding), kv, pairs,
+                                  end_cur))
     cold = []
     ends = [(r.send_ts, r.send_ts + (r.e2e_ms or 0.0) / 1e3) for r in rows]
     for i, row in enumerate(rows):
