@@ -141,7 +141,7 @@ def offered_rate_per_s(plan: list[PlanItem]) -> float:
     return (len(sends) - 1) / (sends[-1] - sends[0])
 
 
-def run_experiment(*, requests_per_level: int = 100, fit_load: float = 0.6,
+def run_experiment(*, requests_per_level: int = 80, fit_load: float = 0.6,
                    held_out_loads: tuple[float, ...] = (0.35, 0.75),
                    saturation_rate: float = 6.0, probe_requests: int = 60,
                    out_dir: Path | None = None) -> Experiment:
