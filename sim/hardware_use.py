@@ -10,6 +10,12 @@ would take at peak, and dividing by the GPU-seconds of the run gives
   the experts the step's tokens touch, the KV cache of every decoding sequence), over peak
   memory bandwidth.
 
+A speculative drafter on the GPU (a draft model, an EAGLE head, an MTP module) counts in
+both, as the step model times it: after every step it runs num_speculative_tokens passes,
+each reading its weights once; the first computes every token of the step, the later ones
+one per decoding sequence; and each pass reads its own KV cache of the decoding contexts
+(the roofline's serial_per_kv_token, which holds nothing else).
+
 A replica that decodes small batches is "busy" all the time while its MBU stays low and its
 MFU near zero: these two say how much of the hardware the workload uses.
 
@@ -87,8 +93,10 @@ def _memory_s(peak: StepTime, work: WorkDone) -> float:
         else:
             share = steps * touched(work.tokens / steps)
         experts = peak.experts_s * share
+    drafts = (peak.verify_tokens - 1) * peak.draft_weights_s * steps \
+        + peak.serial_per_kv_token_s * work.kv_token_steps / accepted
     return (peak.weights_s * steps + experts + peak.memory_per_kv_token_s * work.kv_token_steps
-            / accepted + peak.memory_per_seq_s * _windows(peak, work) / accepted)
+            / accepted + peak.memory_per_seq_s * _windows(peak, work) / accepted + drafts)
 
 
 def _windows(peak: StepTime, work: WorkDone) -> float:
@@ -112,7 +120,12 @@ def hardware_use(setup: ReplicaSetup, work: WorkDone, replica_s: float) -> Hardw
                  + peak.compute_per_pair_s * work.kv_token_steps * verify
                  + peak.compute_per_prefill_pair_s * work.prefill_pairs
                  + peak.compute_per_window_seq_s * _windows(peak, work) * verify
-                 + peak.compute_per_sampled_s * decode_tokens)
+                 + peak.compute_per_sampled_s * decode_tokens
+                 # the drafter's passes: the first over the step's tokens, the later ones
+                 # over one token per decoding sequence of each verify step
+                 + peak.draft_per_token_s * (work.tokens - work.decode_seq_steps + decode_tokens
+                                             + (peak.verify_tokens - 2) * work.decode_seq_steps
+                                             / peak.accepted))
     return HardwareUse(compute_fraction=compute_s / replica_s,
                        memory_bandwidth_fraction=_memory_s(peak, work)
                        / replica_s)

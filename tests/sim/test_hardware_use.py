@@ -75,6 +75,36 @@ def test_speculative_mbu_counts_a_prefill_step_whole_and_a_decode_step_per_token
     assert use.mfu_fraction == pytest.approx(compute_s / 100.0, rel=1e-9)
 
 
+
+def test_a_draft_model_counts_its_reads_and_flops_in_mbu_and_mfu() -> None:
+    """Qwen3-0.6B drafting 3 tokens for Qwen3-32B (2.2 kept): after each of the 1 + 9 / 2.2
+    steps it runs 3 passes, each reading its weights once, the first over the step's tokens
+    and the two others over the decoding sequence; every pass of a verify step reads its
+    own KV cache of the context (28 layers of 4 KiB a token, 44% of the model's)."""
+    loaded = scenario_from(ONE_REQUEST.replace("Llama-3.1-8B", "Qwen3-32B") + """
+        engine: {weights_dtype: fp8,
+                 speculative: {method: draft_model, drafter: Qwen3-0.6B,
+                               num_speculative_tokens: 3, mean_acceptance_length: 2.2}}
+    """)
+    run, stream = run_first(loaded)
+    use = summarise_run(run, stream, loaded.scenario).local.utilisation   # type: ignore[union-attr]
+    dep = loaded.scenario.deployments["one"]
+    peak = roofline(dep.setup(loaded.catalog), AT_PEAK)   # type: ignore[union-attr]
+    assert peak.draft_weights_s > 0 and peak.serial_per_kv_token_s > 0
+    assert peak.serial_per_kv_token_s == pytest.approx(
+        3 * 114_688 / 262_144 * peak.memory_per_kv_token_s)
+    steps = 1 + 9 / 2.2
+    kv_reads = sum(100 + j for j in range(1, 10))
+    memory_s = steps * (peak.weights_s + 3 * peak.draft_weights_s) \
+        + kv_reads / 2.2 * (peak.memory_per_kv_token_s + peak.serial_per_kv_token_s)
+    verify = 9 * 4 / 2.2
+    compute_s = ((100 + verify) * peak.compute_per_token_s + verify * peak.compute_per_sampled_s
+                 + (5050 + kv_reads * 4 / 2.2) * peak.compute_per_pair_s
+                 + (100 + verify + 2 * 9 / 2.2) * peak.draft_per_token_s)
+    assert use.mbu_fraction == pytest.approx(memory_s / 100.0, rel=1e-9)
+    assert use.mfu_fraction == pytest.approx(compute_s / 100.0, rel=1e-9)
+
+
 SATURATED = """
     seed: 3
     duration: 900   # long against the first batch's ramp (about 10 s)
