@@ -213,20 +213,27 @@ def _predicted(rows: list[RequestRecord], dep: LocalDeployment) -> dict[str, Poi
                     itl)
 
 
-def _predicted_at(rows: list[RequestRecord], dep: LocalDeployment, speed: RunSpeed
-                  ) -> dict[str, Points]:
-    """A replay at the speed the server ran at when each request was sent: one replay per
-    part of the run, each request read from its own part's (a queue forgets within seconds
-    at the loads a part can be read at; a part lasts a minute or more). Inter-token
-    percentiles pool tokens, not requests: they are left out."""
+def _columns_at(rows: list[RequestRecord], dep: LocalDeployment, speed: RunSpeed
+                ) -> dict[str, np.ndarray]:
+    """Per-request latencies (s) of a replay at the speed the server ran at when each
+    request was sent: one replay per part of the run, each request read from its own part's
+    (a queue forgets within seconds at the loads a part can be read at; a part lasts a
+    minute or more)."""
     _, done = replay_stream(rows)
     part = np.minimum(np.searchsorted(np.array(speed.part_ends_ts),
                                       np.array([r.send_ts for r in done])),
                       len(speed.parts) - 1)
     tables = [_replay(rows, at_speed(dep, ratio))[0] for ratio in speed.parts]
     each = np.arange(len(done))
-    columns = {name: np.stack([getattr(t, name) for t in tables])[part, each]
-               for name in ("ttft_s", "tpot_s", "e2e_s", "arrival_s")}
+    return {name: np.stack([getattr(t, name) for t in tables])[part, each]
+            for name in ("ttft_s", "tpot_s", "e2e_s", "arrival_s")}
+
+
+def _predicted_at(rows: list[RequestRecord], dep: LocalDeployment, speed: RunSpeed
+                  ) -> dict[str, Points]:
+    """Percentiles of the replay at the run's speed (_columns_at). Inter-token percentiles
+    pool tokens, not requests: they are left out."""
+    columns = _columns_at(rows, dep, speed)
     return _summary(columns["ttft_s"], columns["tpot_s"], columns["e2e_s"],
                     columns["arrival_s"] + columns["e2e_s"], {})
 
@@ -267,7 +274,9 @@ def compare(rows: list[RequestRecord], dep: LocalDeployment) -> Comparison:
 
 def write_validation(result: Comparison, rows: list[RequestRecord], dep: LocalDeployment,
                      out_dir: Path) -> None:
-    """validation.json and validation.html (both latency distributions, overlaid)."""
+    """validation.json and validation.html: the measured and simulated latency
+    distributions overlaid (also at the run's speed, when it could be read) and the
+    server's speed over the run against the calibration's."""
     import plotly.graph_objects as go
     from plotly.io import to_html
     from plotly.subplots import make_subplots
@@ -277,13 +286,37 @@ def write_validation(result: Comparison, rows: list[RequestRecord], dep: LocalDe
         json.dumps(result.model_dump(mode="json"), indent=1, sort_keys=True))
     run, stream, done = simulate_replay(rows, dep)
     table = request_table(run, stream)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("TTFT CDF (ms)", "E2E CDF (ms)"))
-    for col, (measured, predicted) in enumerate((
-            ([r.ttft_ms or 0.0 for r in done], table.ttft_s * 1e3),
-            ([r.e2e_ms or 0.0 for r in done], table.e2e_s * 1e3)), start=1):
-        for name, values in (("measured", np.sort(measured)), ("simulated", np.sort(predicted))):
+    speed = None
+    if isinstance(dep.step_time, CalibratedStepTime) and dep.step_time.calibration:
+        speed = run_speed(rows, dep.step_time.calibration)
+    at_run = _columns_at(rows, dep, speed) if speed is not None else None
+    titles = ["TTFT CDF (ms)", "E2E CDF (ms)"]
+    if speed is not None:
+        titles.append("server step time / calibration's")
+    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles)
+    for col, (measured, key) in enumerate((([r.ttft_ms or 0.0 for r in done], "ttft_s"),
+                                           ([r.e2e_ms or 0.0 for r in done], "e2e_s")), start=1):
+        curves = [("measured", "#1f77b4", np.sort(measured)),
+                  ("simulated", "#d62728", np.sort(getattr(table, key) * 1e3))]
+        if at_run is not None:
+            curves.append(("simulated at the run's speed", "#2ca02c",
+                           np.sort(at_run[key] * 1e3)))
+        for name, colour, values in curves:
             fig.add_trace(go.Scatter(x=values, y=np.linspace(0, 1, len(values)), name=name,
-                                     mode="lines", showlegend=col == 1), row=1, col=col)
+                                     mode="lines", line={"color": colour}, legendgroup=name,
+                                     showlegend=col == 1), row=1, col=col)
+    if speed is not None:
+        t0 = done[0].send_ts
+        ends = [end - t0 for end in speed.part_ends_ts]
+        starts = [0.0, *ends[:-1]]
+        fig.add_trace(go.Scatter(
+            x=[t for a, b in zip(starts, ends, strict=True) for t in (a, b)],
+            y=[r for r in speed.parts for _ in (0, 1)], mode="lines",
+            name="server speed (step time / calibration's)", line={"color": "#7f7f7f"}),
+            row=1, col=3)
+        fig.add_hline(y=1.0, line={"dash": "dot", "color": "#555555"}, row=1, col=3)
+        fig.update_xaxes(title_text="seconds into the run", row=1, col=3)
+        fig.update_yaxes(range=[0, max(1.0, *speed.parts) * 1.1], row=1, col=3)
     (out_dir / "validation.html").write_text(
         "<!doctype html><meta charset='utf-8'><title>llmplan validate</title>"
         + to_html(fig, include_plotlyjs="inline", full_html=False), encoding="utf-8")

@@ -143,3 +143,6 @@ def test_validate_says_how_fast_the_run_was_and_writes_it(tmp_path: Path) -> Non
     written = json.loads((out / "validation.json").read_text())
     assert written["step_time_ratio"] == pytest.approx(1.25, rel=0.01)
     assert abs(written["error_pct_at_run_speed"]["e2e_ms"]["p95"]) < 1.5
+    html = (out / "validation.html").read_text()
+    assert "server step time" in html and "simulated at the run" in html
+    assert "seconds into the run" in html
