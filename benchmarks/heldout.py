@@ -94,6 +94,15 @@ class Experiment:
         return float(np.median([abs(_errors(lv.compared, basis)[metric][q])
                                 for lv in self.held_out()]))
 
+    def speed_spread_pct(self) -> float:
+        """How much slower the server's slowest part of any level ran than its fastest, in
+        % (its steps against the calibration's; validate's step_time_ratio_range)."""
+        ranges = [lv.compared.step_time_ratio_range for lv in self.levels]
+        known = [r for r in ranges if r is not None]
+        if not known:
+            return 0.0
+        return 100.0 * (max(b for _, b in known) / min(a for a, _ in known) - 1.0)
+
     def in_sample_error_pct(self, metric: str, q: str) -> float:
         """The larger |error| at the run's speed of the two levels the calibration was
         fitted on: no held-out level can be predicted closer."""

@@ -47,8 +47,10 @@ def test_held_out_predictions_meet_the_bars(capsys: pytest.CaptureFixture[str]) 
     assert sat.compared.measured["throughput"]["requests_per_s"] < 0.9 * sat.rate_per_s
     # and the others sit where they were placed: below it, give or take the machine's drift
     # between the probe that placed them and the saturation run (a CI clone saw the 0.75
-    # level offered at 2.00/s against 1.96/s achieved, its fit runs 73% apart)
-    drift = experiment.noise_floor_pct("e2e_ms", "p50")
+    # level offered at 2.00/s against 1.96/s achieved, its fit runs 73% apart): the fit
+    # runs' difference or the spread of the server's speed over the experiment's parts
+    # (0.84-1.22 of the calibration's in one run), whichever is larger
+    drift = max(experiment.noise_floor_pct("e2e_ms", "p50"), experiment.speed_spread_pct())
     achieved = sat.compared.measured["throughput"]["requests_per_s"]
     assert all(lv.rate_per_s < achieved * (1.0 + drift / 100.0)
                for lv in experiment.levels if lv is not sat)
