@@ -16,9 +16,12 @@ request replayed at its part's speed). A shared machine that slows the server by
 minute moves a loaded level's latencies by far more than the fit and its repeat differ (a
 CI run read the 0.75 level 27% slower than predicted, the fit and its repeat 6% apart, the
 saturation level 4% faster than predicted), and its speed moves within a level as well
-(one quiet-looking run: 0.90-1.22 of the calibration's over the parts of its levels). The
-bars are read on the errors at the run's speed: what the model gets wrong about queueing,
-batching and the step mix, not how busy the host was.
+(0.84-1.22 of the calibration's over the parts of one run's levels). The bars are read on
+the errors at the run's speed, against the noise floor of the fit level's two runs read
+the same way. A model error cannot hide in that reading: one that every level shares
+stays in the errors, and one in the step times shows as a speed that the steps' own
+measured-against-measured reading (step_time_ratio_measured) does not confirm, which the
+test bounds.
 """
 
 from __future__ import annotations
@@ -94,20 +97,23 @@ class Experiment:
         return float(np.median([abs(_errors(lv.compared, basis)[metric][q])
                                 for lv in self.held_out()]))
 
-    def speed_spread_pct(self) -> float:
-        """How much slower the server's slowest part of any level ran than its fastest, in
-        % (its steps against the calibration's; validate's step_time_ratio_range)."""
-        ranges = [lv.compared.step_time_ratio_range for lv in self.levels]
-        known = [r for r in ranges if r is not None]
-        if not known:
-            return 0.0
-        return 100.0 * (max(b for _, b in known) / min(a for a, _ in known) - 1.0)
+    def noise_at_speed_pct(self, metric: str, q: str) -> float:
+        """How far the fit level's two runs' errors at their own speed differ on `metric`
+        `q`: what the server does not reproduce of itself once its speed is read, so no
+        prediction can be closer. (A model error that every level shares is in both runs
+        alike, so it cannot hide here.)"""
+        first, repeat = (_errors(lv.compared, "at_run_speed")[metric][q] for lv in self.levels
+                         if lv.role in {"fit", "repeat"})
+        return abs(repeat - first)
 
-    def in_sample_error_pct(self, metric: str, q: str) -> float:
-        """The larger |error| at the run's speed of the two levels the calibration was
-        fitted on: no held-out level can be predicted closer."""
-        return max(abs(_errors(lv.compared, "at_run_speed")[metric][q])
-                   for lv in self.levels if lv.role in {"fit", "repeat"})
+    def speed_disagreement_pct(self, level: Level) -> float:
+        """How far a level's speed read against the fit is from the same read measured
+        against measured (validate's step_time_ratio_measured), in %: a model error passed
+        off as the host's speed shows here."""
+        c = level.compared
+        if c.step_time_ratio is None or c.step_time_ratio_measured is None:
+            raise ValueError("the level's speed could not be read both ways")
+        return 100.0 * abs(c.step_time_ratio / c.step_time_ratio_measured - 1.0)
 
     def saturation_error_pct(self, *, basis: Basis = "plain") -> float:
         level = next(lv for lv in self.levels if lv.role == "saturation")
@@ -125,6 +131,7 @@ class Experiment:
                 "rate_per_s": lv.rate_per_s, "load": lv.load, "role": lv.role,
                 "requests": c.requests, "step_time_ratio": c.step_time_ratio,
                 "step_time_ratio_range": c.step_time_ratio_range,
+                "step_time_ratio_measured": c.step_time_ratio_measured,
                 **{f"{metric}_{q}_at_run_speed_pct": _errors(c, "at_run_speed")[metric].get(q)
                    for metric in ("ttft_ms", "e2e_ms") for q in ("p50", "p95")},
                 "achieved_per_s": c.measured["throughput"]["requests_per_s"],

@@ -519,6 +519,13 @@ def validate(
             f"{fast['e2e_ms'].get('p50', 0.0):+.1f}%, E2E p95 "
             f"{fast['e2e_ms'].get('p95', 0.0):+.1f}%, throughput "
             f"{fast['throughput'].get('requests_per_s', 0.0):+.1f}%")
+        measured = result.step_time_ratio_measured
+        ratio = result.step_time_ratio or 1.0
+        if measured is not None and abs(ratio / measured - 1.0) > 0.10:
+            console.print(
+                f"[yellow]note:[/] the same-size steps of the calibration's own runs read "
+                f"{measured:.3f}, not {ratio:.3f}: the model mispredicts "
+                f"this run's steps, and the errors at the run's speed hide it")
 
 
 @app.command()

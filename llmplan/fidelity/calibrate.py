@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from llmplan.errors import InputError, Problem
 from llmplan.fidelity.fit import Finding, Fit, fit_step_time, identifiability, quality_gate
 from llmplan.fidelity.server import ServerInfo, same_server, server_info
@@ -36,6 +38,7 @@ from llmplan.perf.steptime_spec import (
     CalibrationServer,
     FitQuality,
     LinearStepTime,
+    SpeedPoint,
     TabulatedStepTime,
 )
 
@@ -105,7 +108,8 @@ def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
         raise InputError([Problem(source_text, None, "", str(exc))],
                          title="calibration impossible") from None
     blocking, advisory = identifiability(samples)
-    calibration = build_calibration(fit, _merged(infos), rows, source_text, slots=slots,
+    calibration = build_calibration(fit, _merged(infos), rows, source_text, samples=samples,
+                                    slots=slots,
                                     max_batched_tokens=max_batched_tokens,
                                     kv_cache_tokens=kv_cache_tokens)
     reasons, notes = quality_gate(fit, blocking)
@@ -175,7 +179,8 @@ def _merged(infos: list[ServerInfo]) -> ServerInfo:
 
 
 def build_calibration(fit: Fit, info: ServerInfo, rows: list[RequestRecord], source: str, *,
-                      slots: int | None, max_batched_tokens: int | None,
+                      samples: list[StepSample] | None = None, slots: int | None,
+                      max_batched_tokens: int | None,
                       kv_cache_tokens: int | None) -> Calibration:
     """The calibration file's content from a fit and what the server said about itself."""
     slots = slots or info.slots or max(1, max_concurrency(rows))
@@ -205,7 +210,26 @@ def build_calibration(fit: Fit, info: ServerInfo, rows: list[RequestRecord], sou
         fit=FitQuality(steps=fit.samples, cold_starts=fit.cold_starts, r2=round(fit.r2, 4),
                        rmse_ms=round(fit.rmse_ms, 3),
                        median_abs_error_pct=round(fit.median_abs_error_pct, 2),
-                       requests=len(rows)))
+                       requests=len(rows)),
+        speed_reference=speed_reference(samples) if samples else None)
+
+
+#: a batch size's decode-only steps count in the speed reference from this many
+SPEED_POINT_STEPS = 5
+
+
+def speed_reference(samples: list[StepSample]) -> list[SpeedPoint] | None:
+    """The decode-only steps' measured median per batch size (see SpeedPoint)."""
+    by_batch: dict[int, list[StepSample]] = {}
+    for s in samples:
+        if s.prefill_tokens == 0 and s.decode_seqs > 0:
+            by_batch.setdefault(s.decode_seqs, []).append(s)
+    points = [SpeedPoint(decode_seqs=d,
+                         median_ms=round(float(np.median([s.duration_s for s in group])) * 1e3, 6),
+                         median_kv_tokens=float(np.median([s.kv_tokens for s in group])),
+                         steps=len(group))
+              for d, group in sorted(by_batch.items()) if len(group) >= SPEED_POINT_STEPS]
+    return points or None
 
 
 def max_concurrency(rows: list[RequestRecord]) -> int:

@@ -10,12 +10,19 @@ A server that ran slower or faster than when it was calibrated (another tenant o
 machine, a throttled GPU) moves every latency with it, and near saturation the queue
 multiplies the change. So the comparison also reads the run's own speed: its busy steps,
 rebuilt from the records as the calibration rebuilt its own, against what the calibration
-predicts for each (the mean ratio, the 5% extremes either side trimmed), over the whole run
-(`step_time_ratio`) and over each part of it of SPEED_PART_STEPS steps or more
-(`step_time_ratio_range`: the fastest and the slowest part). `error_pct_at_run_speed` are
-the errors of a replay at the speed the server ran at when each request was sent (one
-replay per part, each request read from its part's): an error that vanishes there was the
-host's, one that stays is the model's.
+predicts for each (`step_time_ratio`: their mean ratio, 5% at either end trimmed), over the
+whole run and over parts of it (`step_time_ratio_range`; SPEED_PART_STEPS and
+SPEED_PART_LATENCIES say how long a part is). `error_pct_at_run_speed` are the errors of a
+replay at the speed the server ran at when each request was sent (one replay per part,
+each request read from its part's; the client overhead is not scaled).
+
+A coefficient the fit got wrong reads as a speed too, so the speed is also read measured
+against measured (`step_time_ratio_measured`): the calibration file keeps its runs'
+decode-only steps' median time per batch size (`speed_reference`), and the run's steps of
+the same sizes are set against them (their KV reads moved to the reference's context at
+the fitted per-KV-token cost). When the two readings agree, the speed was the host's and
+the errors at it are the model's; when they do not, the model mispredicts the run's
+steps, and the errors at the run's speed hide it.
 """
 
 from __future__ import annotations
@@ -30,7 +37,6 @@ from scipy.stats import trim_mean
 
 from llmplan.catalog import builtin_catalog
 from llmplan.fidelity.calibrate import read_measurements
-from llmplan.fidelity.fit import MIN_STEPS
 from llmplan.fidelity.timeline import StepSample, computed_prompt, steps
 from llmplan.loadtests.records import RequestRecord
 from llmplan.perf.engine import EngineSpec
@@ -61,13 +67,19 @@ class Comparison(BaseModel):
     measured: dict[str, Points]
     predicted: dict[str, Points]
     error_pct: dict[str, dict[str, float]]
-    #: the run's busy steps against the calibration's prediction of each (the trimmed
-    #: mean of measured / predicted): above 1 the server ran slower than when it was
-    #: calibrated. None: not a calibrated deployment, or too few busy steps to read.
+    #: the run's busy steps against the calibration's prediction of each (trimmed mean of
+    #: measured / predicted): above 1 the server ran slower than when it was calibrated, or
+    #: the model mispredicts its steps (step_time_ratio_measured tells them apart). None:
+    #: not a calibrated deployment, or too few busy steps to read.
     step_time_ratio: float | None = None
     #: the same over the fastest and the slowest part of the run, and how many parts
     step_time_ratio_range: tuple[float, float] | None = None
     speed_parts: int = 0
+    #: the run's decode-only steps against the calibration runs' own of the same batch
+    #: sizes, measured against measured: what the host did, whatever the model says. Far
+    #: from step_time_ratio, the model mispredicts this run's steps. None: the calibration
+    #: has no speed reference (written before it, or from vLLM's metrics).
+    step_time_ratio_measured: float | None = None
     #: the errors of a replay at the speed the server ran at when each request was sent
     error_pct_at_run_speed: dict[str, dict[str, float]] | None = None
 
@@ -101,10 +113,16 @@ def predicted_step_s(step_time: FittedStepTime, samples: list[StepSample]) -> np
     return np.asarray(ms, dtype=float) * 1e-3
 
 
-#: a run's speed is read over parts of it of this many busy steps (a one-thread CPU
-#: server's level of 100 requests has 800-1,400; an estimate from 200 varies by ~1%)
+#: a run's speed is read from at least this many busy steps,
+SPEED_MIN_STEPS = 50
+#: ... over parts of the run of at least this many (a one-thread CPU server's level of 80
+#: requests has 600-1,100),
 SPEED_PART_STEPS = 200
-#: ... into at most this many parts (each is one more replay)
+#: ... each lasting this many times the run's p95 latency or more (a part's speed sets its
+#: requests' latencies only if they start and end in it: past saturation every request
+#: waits behind the whole backlog, and the run is one part),
+SPEED_PART_LATENCIES = 3.0
+#: ... and at most this many parts (each is one more replay)
 SPEED_PARTS_MAX = 12
 #: ... as the mean step ratio without this share of the steps at either end: a preempted
 #: step can last ten times its prediction, and a busy host's preemptions are part of its
@@ -119,21 +137,47 @@ class RunSpeed:
     whole: float
     parts: tuple[float, ...]        # in time order
     part_ends_ts: tuple[float, ...]  # when each part's last step ended (records' clock)
+    #: the same read measured against measured: None without a speed reference
+    measured: float | None = None
 
 
-def run_speed(rows: list[RequestRecord], calibration: Calibration) -> RunSpeed | None:
-    """The run's speed against the calibration's, or None when fewer busy steps than a
-    calibration needs could be rebuilt."""
+def _measured_speed(samples: list[StepSample], calibration: Calibration) -> float | None:
+    """Median measured / reference time of each batch size's decode-only steps that the
+    calibration's runs measured too (their KV reads moved to the reference's context at
+    the fitted per-KV-token cost), averaged over the batch sizes by their steps; None
+    when fewer than SPEED_MIN_STEPS such steps."""
+    reference = {p.decode_seqs: p for p in calibration.speed_reference or []}
+    per_kv_token_ms = calibration.step_time.per_kv_token_ns * 1e-6
+    by_batch: dict[int, list[float]] = {}
+    for s in samples:
+        ref = reference.get(s.decode_seqs)
+        if s.prefill_tokens or ref is None:
+            continue
+        ms = s.duration_s * 1e3 - per_kv_token_ms * (s.kv_tokens - ref.median_kv_tokens)
+        by_batch.setdefault(s.decode_seqs, []).append(ms / ref.median_ms)
+    total = sum(len(v) for v in by_batch.values())
+    if total < SPEED_MIN_STEPS:
+        return None
+    return float(sum(len(v) * np.median(v) for v in by_batch.values()) / total)
+
+
+def run_speed(rows: list[RequestRecord], calibration: Calibration, p95_latency_s: float
+              ) -> RunSpeed | None:
+    """The run's speed against the calibration's (see the module doc), or None when fewer
+    than SPEED_MIN_STEPS busy steps could be rebuilt."""
     samples, _ = steps(rows)
-    if len(samples) < MIN_STEPS:
+    if len(samples) < SPEED_MIN_STEPS:
         return None
     predicted = predicted_step_s(calibration.step_time, samples)
     ratio = np.array([s.duration_s for s in samples]) / np.maximum(predicted, 1e-9)
-    parts = min(SPEED_PARTS_MAX, max(1, len(samples) // SPEED_PART_STEPS))
-    bounds = np.array_split(np.arange(len(samples)), parts)
+    span_s = samples[-1].end_ts - samples[0].end_ts
+    parts = min(SPEED_PARTS_MAX, len(samples) // SPEED_PART_STEPS,
+                int(span_s // (SPEED_PART_LATENCIES * max(p95_latency_s, 1e-9))))
+    bounds = np.array_split(np.arange(len(samples)), max(1, parts))
     return RunSpeed(whole=float(trim_mean(ratio, SPEED_TRIM)),
                     parts=tuple(float(trim_mean(ratio[b], SPEED_TRIM)) for b in bounds),
-                    part_ends_ts=tuple(samples[int(b[-1])].end_ts for b in bounds))
+                    part_ends_ts=tuple(samples[int(b[-1])].end_ts for b in bounds),
+                    measured=_measured_speed(samples, calibration))
 
 
 def at_speed(dep: LocalDeployment, ratio: float) -> LocalDeployment:
@@ -260,7 +304,8 @@ def compare(rows: list[RequestRecord], dep: LocalDeployment) -> Comparison:
     predicted = _predicted(rows, dep)
     speed = None
     if isinstance(dep.step_time, CalibratedStepTime) and dep.step_time.calibration:
-        speed = run_speed(rows, dep.step_time.calibration)
+        speed = run_speed(rows, dep.step_time.calibration,
+                          (measured["e2e_ms"].get("p95") or 0.0) / 1e3)
     if speed is None:
         return Comparison(requests=len(done), measured=measured, predicted=predicted,
                           error_pct=_errors(measured, predicted))
@@ -268,7 +313,7 @@ def compare(rows: list[RequestRecord], dep: LocalDeployment) -> Comparison:
         requests=len(done), measured=measured, predicted=predicted,
         error_pct=_errors(measured, predicted), step_time_ratio=speed.whole,
         step_time_ratio_range=(min(speed.parts), max(speed.parts)),
-        speed_parts=len(speed.parts),
+        speed_parts=len(speed.parts), step_time_ratio_measured=speed.measured,
         error_pct_at_run_speed=_errors(measured, _predicted_at(rows, dep, speed)))
 
 
@@ -288,7 +333,8 @@ def write_validation(result: Comparison, rows: list[RequestRecord], dep: LocalDe
     table = request_table(run, stream)
     speed = None
     if isinstance(dep.step_time, CalibratedStepTime) and dep.step_time.calibration:
-        speed = run_speed(rows, dep.step_time.calibration)
+        speed = run_speed(rows, dep.step_time.calibration,
+                          (result.measured["e2e_ms"].get("p95") or 0.0) / 1e3)
     at_run = _columns_at(rows, dep, speed) if speed is not None else None
     titles = ["TTFT CDF (ms)", "E2E CDF (ms)"]
     if speed is not None:

@@ -176,6 +176,17 @@ class FitQuality(_Strict):
     requests: int = Field(ge=0)
 
 
+class SpeedPoint(_Strict):
+    """The calibration runs' decode-only steps of one batch size, measured: what a later
+    run's same steps are compared with to read how fast its server ran (`llmplan
+    validate`), whatever the fitted coefficients say."""
+
+    decode_seqs: int = Field(gt=0)
+    median_ms: float = Field(gt=0)
+    median_kv_tokens: float = Field(ge=0)
+    steps: int = Field(gt=0)
+
+
 class Calibration(_Strict):
     """calibration.yaml: what `llmplan calibrate` writes and `kind: calibrated` reads."""
 
@@ -186,6 +197,9 @@ class Calibration(_Strict):
     client_overhead_ms: float = Field(ge=0, description="HTTP, tokenisation and queueing "
                                                         "outside the engine, per request.")
     fit: FitQuality
+    speed_reference: list[SpeedPoint] | None = Field(
+        default=None, description="The fitted runs' decode-only steps per batch size, "
+                                  "measured (none from vLLM's metrics).")
 
     def write(self, path: Path) -> Path:
         path.write_text("# Written by `llmplan calibrate`; reference it from a scenario as\n"

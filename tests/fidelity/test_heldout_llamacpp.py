@@ -29,16 +29,16 @@ def test_held_out_predictions_meet_the_bars(capsys: pytest.CaptureFixture[str]) 
             load = "" if row["load"] is None else f"{row['load']:.2f}"
             fastest, slowest = row["step_time_ratio_range"]
             print(f"  {row['rate_per_s']:5.2f} {load:>4} {row['role']:<10} "
-                  f"x{fastest:.3f}-{slowest:.3f} "
+                  f"x{fastest:.3f}-{slowest:.3f} (measured x{row['step_time_ratio_measured']:.3f}) "
                   f"{row['ttft_ms_p50_err_pct']:+6.1f} {row['e2e_ms_p50_err_pct']:+6.1f} "
                   f"{row['e2e_ms_p95_err_pct']:+6.1f} | "
                   f"{row['ttft_ms_p50_at_run_speed_pct']:+6.1f} "
                   f"{row['e2e_ms_p50_at_run_speed_pct']:+6.1f} "
                   f"{row['e2e_ms_p95_at_run_speed_pct']:+6.1f}  "
                   f"achieved {row['achieved_per_s']:.2f}/s")
-        print("  median |err| plain / at the server's speed / in-sample: " + "; ".join(
+        print("  median |err| plain / at the server's speed / noise floor at speed: " + "; ".join(
             f"{metric.removesuffix('_ms').upper()} {q} {plain[metric, q]:.1f} / "
-            f"{at_speed[metric, q]:.1f} / {experiment.in_sample_error_pct(metric, q):.1f}%"
+            f"{at_speed[metric, q]:.1f} / {experiment.noise_at_speed_pct(metric, q):.1f}%"
             for metric, q in at_speed) + f"; saturation {experiment.saturation_err_pct:+.1f} / "
             f"{saturation:+.1f}%")
     assert experiment.calibration.fit.steps > 200
@@ -47,22 +47,29 @@ def test_held_out_predictions_meet_the_bars(capsys: pytest.CaptureFixture[str]) 
     assert sat.compared.measured["throughput"]["requests_per_s"] < 0.9 * sat.rate_per_s
     # and the others sit where they were placed: below it, give or take the machine's drift
     # between the probe that placed them and the saturation run (a CI clone saw the 0.75
-    # level offered at 2.00/s against 1.96/s achieved, its fit runs 73% apart): the fit
-    # runs' difference or the spread of the server's speed over the experiment's parts
-    # (0.84-1.22 of the calibration's in one run), whichever is larger
-    drift = max(experiment.noise_floor_pct("e2e_ms", "p50"), experiment.speed_spread_pct())
+    # level offered at 2.00/s against 1.96/s achieved, its fit runs 73% apart)
+    drift = experiment.noise_floor_pct("e2e_ms", "p50")
     achieved = sat.compared.measured["throughput"]["requests_per_s"]
-    assert all(lv.rate_per_s < achieved * (1.0 + drift / 100.0)
+    speed = sat.compared.step_time_ratio or 1.0      # the saturation level's own
+    assert all(lv.rate_per_s < achieved * max(1.0, speed) * (1.0 + drift / 100.0)
                for lv in experiment.levels if lv is not sat)
+    # the speeds read against the fit are the host's, not the model's: the same-size
+    # steps read measured against measured agree within 10% (a hog switched on and off
+    # beside the server moved them 5% apart; a model whose per-sequence cost is 1.6 times
+    # the server's reads 20% apart, tests/fidelity/test_run_speed.py)
+    for level in experiment.held_out():
+        assert experiment.speed_disagreement_pct(level) <= 10.0, level.role
     # each bar is read on the prediction at the speed the server ran at during that level
     # (its steps against the calibration's, part by part): a shared machine's speed moves
     # every latency, and the queue of a loaded level multiplies it (a CI run read the 0.75
-    # level 27% slow with the fit and its repeat 6% apart). What is left beyond the bar is
-    # the model's error; no held-out level can be closer than the levels the calibration
-    # was fitted on, so that is the floor.
+    # level 27% slow with the fit and its repeat 6% apart). The floor is how far the fit
+    # level's two runs, read the same way, differ on that figure or on E2E p50 (which
+    # every latency moves with): what the server does not reproduce of itself. A model
+    # error every level shares is in both runs alike and stays in the figure.
+    drift_at_speed = experiment.noise_at_speed_pct("e2e_ms", "p50")
     for (metric, q), bar in zip(at_speed, (10.0, 10.0, 15.0), strict=True):
-        floor = experiment.in_sample_error_pct(metric, q)
+        floor = max(drift_at_speed, experiment.noise_at_speed_pct(metric, q))
         assert at_speed[metric, q] <= bar + floor, (metric, q, at_speed[metric, q], floor)
-    # throughput past saturation, at the level's speed
-    floor = experiment.in_sample_error_pct("throughput", "requests_per_s")
-    assert abs(saturation) <= 10.0 + floor, (saturation, floor)
+    # throughput past saturation, at the level's speed (one part: every request waits
+    # behind the whole backlog), with the same drift
+    assert abs(saturation) <= 10.0 + drift_at_speed, (saturation, drift_at_speed)
