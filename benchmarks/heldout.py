@@ -80,9 +80,13 @@ class Experiment:
     def noise_floor_pct(self, metric: str, q: str) -> float:
         """How far the fit level's two runs differ on `metric` `q`, in % of the first: what
         the server does not reproduce of itself, so no prediction can be closer."""
-        first, repeat = (lv.compared.measured[metric][q] or 0.0 for lv in self.levels
-                         if lv.role in {"fit", "repeat"})
+        first, repeat = (c.measured[metric][q] or 0.0 for c in self._fit_runs())
         return 100.0 * abs(repeat - first) / first
+
+    def _fit_runs(self) -> tuple[Comparison, Comparison]:
+        """The fit level's first run and its repeat."""
+        first, repeat = (lv.compared for lv in self.levels if lv.role in {"fit", "repeat"})
+        return first, repeat
 
     @property
     def noise_floor_e2e_p50_pct(self) -> float:
@@ -102,8 +106,7 @@ class Experiment:
         `q`: what the server does not reproduce of itself once its speed is read, so no
         prediction can be closer. (A model error that every level shares is in both runs
         alike, so it cannot hide here.)"""
-        first, repeat = (_errors(lv.compared, "at_run_speed")[metric][q] for lv in self.levels
-                         if lv.role in {"fit", "repeat"})
+        first, repeat = (_errors(c, "at_run_speed")[metric][q] for c in self._fit_runs())
         return abs(repeat - first)
 
     def speed_disagreement_pct(self, level: Level) -> float:

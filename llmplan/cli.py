@@ -485,8 +485,8 @@ def validate(
     """Replay measured requests through the calibrated simulator; predicted vs measured."""
     from llmplan.fidelity.validate import (
         calibrated_deployment,
-        compare,
         load_rows,
+        replay_and_compare,
         write_validation,
     )
     from llmplan.render import validation_table
@@ -500,10 +500,10 @@ def validate(
     except (OSError, ValueError) as exc:
         _fail(InputError([Problem(str(calibration), None, "", str(exc))]))
     try:
-        result = compare(rows, dep)
+        result, replay = replay_and_compare(rows, dep)
     except ValueError as exc:
         _fail(InputError([Problem(str(measurements), None, "", str(exc))]))
-    write_validation(result, rows, dep, out_dir)
+    write_validation(result, replay, out_dir)
     out.print(validation_table(result))
     thr = result.error_pct["throughput"]["requests_per_s"]
     console.print(f"throughput error {thr:+.1f}%; wrote {out_dir / 'validation.json'} and "

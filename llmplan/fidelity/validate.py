@@ -37,6 +37,7 @@ from scipy.stats import trim_mean
 
 from llmplan.catalog import builtin_catalog
 from llmplan.fidelity.calibrate import read_measurements
+from llmplan.fidelity.fit import TokenTable
 from llmplan.fidelity.timeline import StepSample, computed_prompt, steps
 from llmplan.loadtests.records import RequestRecord
 from llmplan.perf.engine import EngineSpec
@@ -83,6 +84,7 @@ class Comparison(BaseModel):
     #: the errors of a replay at the speed the server ran at when each request was sent
     error_pct_at_run_speed: dict[str, dict[str, float]] | None = None
 
+
 def calibrated_deployment(calibration_path: Path, gpu: str = "L4",
                           model: str = "SmolLM2-135M") -> LocalDeployment:
     """One replica with the calibration's coefficients and engine limits, whose clients
@@ -98,19 +100,18 @@ def calibrated_deployment(calibration_path: Path, gpu: str = "L4",
 
 
 def predicted_step_s(step_time: FittedStepTime, samples: list[StepSample]) -> np.ndarray:
-    """What a fitted step-time model predicts for each step."""
+    """What a fitted step-time model predicts for each step (seconds)."""
     P, D, K, A = (np.array([getattr(s, f) for s in samples], dtype=float)
                   for f in ("prefill_tokens", "decode_seqs", "kv_tokens", "prefill_pairs"))
-    if isinstance(step_time, LinearStepTime):
-        ms = step_time.fixed_ms + step_time.per_prefill_token_us * 1e-3 * P \
-            + step_time.per_decode_seq_us * 1e-3 * D
-    else:
-        tokens = [0, *(t for t, _ in step_time.tokens_ms)]
-        points = [0.0, *(v for _, v in step_time.tokens_ms)]
-        rate = max(0.0, (points[-1] - points[-2]) / (tokens[-1] - tokens[-2]))
-        ms = np.interp(P + D, tokens, points) + rate * np.maximum(0.0, P + D - tokens[-1])
-    ms = ms + step_time.per_kv_token_ns * 1e-6 * K + step_time.per_prefill_pair_ns * 1e-6 * A
-    return np.asarray(ms, dtype=float) * 1e-3
+    if isinstance(step_time, TabulatedStepTime):
+        table = TokenTable(tokens=tuple(t for t, _ in step_time.tokens_ms),
+                           step_s=tuple(v * 1e-3 for _, v in step_time.tokens_ms),
+                           per_kv_token_s=step_time.per_kv_token_ns * 1e-9,
+                           per_pair_s=step_time.per_prefill_pair_ns * 1e-9)
+        return table.predict(P + D, K, A)
+    return (step_time.fixed_ms * 1e-3 + step_time.per_prefill_token_us * 1e-6 * P
+            + step_time.per_decode_seq_us * 1e-6 * D + step_time.per_kv_token_ns * 1e-9 * K
+            + step_time.per_prefill_pair_ns * 1e-9 * A)
 
 
 #: a run's speed is read from at least this many busy steps,
@@ -250,20 +251,12 @@ def _summary(ttft_s: np.ndarray, tpot_s: np.ndarray, e2e_s: np.ndarray, finish_s
     }
 
 
-def _predicted(rows: list[RequestRecord], dep: LocalDeployment) -> dict[str, Points]:
-    """The replay's percentiles per metric and its throughput."""
-    table, itl = _replay(rows, dep)
-    return _summary(table.ttft_s, table.tpot_s, table.e2e_s, table.arrival_s + table.e2e_s,
-                    itl)
-
-
-def _columns_at(rows: list[RequestRecord], dep: LocalDeployment, speed: RunSpeed
-                ) -> dict[str, np.ndarray]:
+def _columns_at(rows: list[RequestRecord], dep: LocalDeployment, speed: RunSpeed,
+                done: list[RequestRecord]) -> dict[str, np.ndarray]:
     """Per-request latencies (s) of a replay at the speed the server ran at when each
     request was sent: one replay per part of the run, each request read from its own part's
     (a queue forgets within seconds at the loads a part can be read at; a part lasts a
     minute or more)."""
-    _, done = replay_stream(rows)
     part = np.minimum(np.searchsorted(np.array(speed.part_ends_ts),
                                       np.array([r.send_ts for r in done])),
                       len(speed.parts) - 1)
@@ -273,13 +266,14 @@ def _columns_at(rows: list[RequestRecord], dep: LocalDeployment, speed: RunSpeed
             for name in ("ttft_s", "tpot_s", "e2e_s", "arrival_s")}
 
 
-def _predicted_at(rows: list[RequestRecord], dep: LocalDeployment, speed: RunSpeed
-                  ) -> dict[str, Points]:
-    """Percentiles of the replay at the run's speed (_columns_at). Inter-token percentiles
-    pool tokens, not requests: they are left out."""
-    columns = _columns_at(rows, dep, speed)
-    return _summary(columns["ttft_s"], columns["tpot_s"], columns["e2e_s"],
-                    columns["arrival_s"] + columns["e2e_s"], {})
+@dataclass(frozen=True)
+class Replay:
+    """What a comparison simulated, kept for its chart (validation.html)."""
+
+    done: list[RequestRecord]                 # the measured requests replayed
+    table: RequestTable                       # ... their plain replay
+    speed: RunSpeed | None                    # the run's speed, when it could be read
+    at_run: dict[str, np.ndarray] | None      # ... and the replay at it (_columns_at)
 
 
 def _errors(measured: dict[str, Points], predicted: dict[str, Points]
@@ -292,6 +286,12 @@ def _errors(measured: dict[str, Points], predicted: dict[str, Points]
 def compare(rows: list[RequestRecord], dep: LocalDeployment) -> Comparison:
     """Predicted vs measured per metric and percentile, with relative errors in %, and the
     same at the run's own speed when the deployment is calibrated (see the module doc)."""
+    return replay_and_compare(rows, dep)[0]
+
+
+def replay_and_compare(rows: list[RequestRecord], dep: LocalDeployment
+                       ) -> tuple[Comparison, Replay]:
+    """compare(), and the replays it ran (for write_validation)."""
     _, done = replay_stream(rows)
     measured: dict[str, Points] = {
         "ttft_ms": _points([r.ttft_ms for r in done]),
@@ -301,24 +301,31 @@ def compare(rows: list[RequestRecord], dep: LocalDeployment) -> Comparison:
     }
     window_measured = max(r.send_ts + (r.e2e_ms or 0.0) / 1e3 for r in done) - done[0].send_ts
     measured["throughput"] = {"requests_per_s": len(done) / window_measured}
-    predicted = _predicted(rows, dep)
+    table, itl = _replay(rows, dep)
+    predicted = _summary(table.ttft_s, table.tpot_s, table.e2e_s,
+                         table.arrival_s + table.e2e_s, itl)
     speed = None
     if isinstance(dep.step_time, CalibratedStepTime) and dep.step_time.calibration:
         speed = run_speed(rows, dep.step_time.calibration,
                           (measured["e2e_ms"].get("p95") or 0.0) / 1e3)
     if speed is None:
-        return Comparison(requests=len(done), measured=measured, predicted=predicted,
-                          error_pct=_errors(measured, predicted))
-    return Comparison(
+        return (Comparison(requests=len(done), measured=measured, predicted=predicted,
+                           error_pct=_errors(measured, predicted)),
+                Replay(done, table, None, None))
+    at_run = _columns_at(rows, dep, speed, done)
+    # inter-token percentiles pool tokens, not requests: the stitched replay leaves them out
+    predicted_at = _summary(at_run["ttft_s"], at_run["tpot_s"], at_run["e2e_s"],
+                            at_run["arrival_s"] + at_run["e2e_s"], {})
+    return (Comparison(
         requests=len(done), measured=measured, predicted=predicted,
         error_pct=_errors(measured, predicted), step_time_ratio=speed.whole,
         step_time_ratio_range=(min(speed.parts), max(speed.parts)),
         speed_parts=len(speed.parts), step_time_ratio_measured=speed.measured,
-        error_pct_at_run_speed=_errors(measured, _predicted_at(rows, dep, speed)))
+        error_pct_at_run_speed=_errors(measured, predicted_at)),
+        Replay(done, table, speed, at_run))
 
 
-def write_validation(result: Comparison, rows: list[RequestRecord], dep: LocalDeployment,
-                     out_dir: Path) -> None:
+def write_validation(result: Comparison, replay: Replay, out_dir: Path) -> None:
     """validation.json and validation.html: the measured and simulated latency
     distributions overlaid (also at the run's speed, when it could be read) and the
     server's speed over the run against the calibration's."""
@@ -329,13 +336,7 @@ def write_validation(result: Comparison, rows: list[RequestRecord], dep: LocalDe
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "validation.json").write_text(
         json.dumps(result.model_dump(mode="json"), indent=1, sort_keys=True))
-    run, stream, done = simulate_replay(rows, dep)
-    table = request_table(run, stream)
-    speed = None
-    if isinstance(dep.step_time, CalibratedStepTime) and dep.step_time.calibration:
-        speed = run_speed(rows, dep.step_time.calibration,
-                          (result.measured["e2e_ms"].get("p95") or 0.0) / 1e3)
-    at_run = _columns_at(rows, dep, speed) if speed is not None else None
+    done, table, speed, at_run = replay.done, replay.table, replay.speed, replay.at_run
     titles = ["TTFT CDF (ms)", "E2E CDF (ms)"]
     if speed is not None:
         titles.append("server step time / calibration's")
