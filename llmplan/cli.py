@@ -484,6 +484,7 @@ def validate(
 ) -> None:
     """Replay measured requests through the calibrated simulator; predicted vs measured."""
     from llmplan.fidelity.validate import (
+        SPEED_AGREEMENT,
         calibrated_deployment,
         load_rows,
         replay_and_compare,
@@ -521,7 +522,7 @@ def validate(
             f"{fast['throughput'].get('requests_per_s', 0.0):+.1f}%")
         measured = result.step_time_ratio_measured
         ratio = result.step_time_ratio or 1.0
-        if measured is not None and abs(ratio / measured - 1.0) > 0.10:
+        if measured is not None and abs(ratio / measured - 1.0) > SPEED_AGREEMENT:
             console.print(
                 f"[yellow]note:[/] the same-size steps of the calibration's own runs read "
                 f"{measured:.3f}, not {ratio:.3f}: the model mispredicts "

@@ -22,7 +22,7 @@ decode-only steps' median time per batch size (`speed_reference`), and the run's
 the same sizes are set against them (their KV reads moved to the reference's context at
 the fitted per-KV-token cost). When the two readings agree, the speed was the host's and
 the errors at it are the model's; when they do not, the model mispredicts the run's
-steps, and the errors at the run's speed hide it.
+steps (SPEED_AGREEMENT), and the errors at the run's speed hide it.
 """
 
 from __future__ import annotations
@@ -129,6 +129,11 @@ SPEED_PARTS_MAX = 12
 #: step can last ten times its prediction, and a busy host's preemptions are part of its
 #: speed, but a mis-clustered step is not
 SPEED_TRIM = 0.05
+#: the two readings of a run's speed (step_time_ratio and step_time_ratio_measured) differ
+#: by at most this share when the speed is the host's: a busy host moves a mean of all
+#: steps and a median of the decode-only ones apart (up to 8.9% on a CI run's saturation
+#: level); a per-sequence cost 1.6 times the server's reads them 20% apart
+SPEED_AGREEMENT = 0.15
 
 
 @dataclass(frozen=True)

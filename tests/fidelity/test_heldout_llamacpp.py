@@ -8,6 +8,8 @@ from __future__ import annotations
 import pytest
 from heldout import run_experiment
 
+from llmplan.fidelity.validate import SPEED_AGREEMENT
+
 
 def test_held_out_predictions_meet_the_bars(capsys: pytest.CaptureFixture[str]) -> None:
     # 80 requests a level (the experiment's default): the comparisons replay each level's
@@ -54,11 +56,12 @@ def test_held_out_predictions_meet_the_bars(capsys: pytest.CaptureFixture[str]) 
     assert all(lv.rate_per_s < achieved * max(1.0, speed) * (1.0 + drift / 100.0)
                for lv in experiment.levels if lv is not sat)
     # the speeds read against the fit are the host's, not the model's: the same-size
-    # steps read measured against measured agree within 10% (a hog switched on and off
-    # beside the server moved them 5% apart; a model whose per-sequence cost is 1.6 times
-    # the server's reads 20% apart, tests/fidelity/test_run_speed.py)
+    # steps read measured against measured agree within SPEED_AGREEMENT (a hog switched on
+    # and off beside the server moved them 5% apart, a busy CI host 8.9%; a model whose
+    # per-sequence cost is 1.6 times the server's reads 20% apart,
+    # tests/fidelity/test_run_speed.py)
     for level in experiment.held_out():
-        assert experiment.speed_disagreement_pct(level) <= 10.0, level.role
+        assert experiment.speed_disagreement_pct(level) <= 100.0 * SPEED_AGREEMENT, level.role
     # each bar is read on the prediction at the speed the server ran at during that level
     # (its steps against the calibration's, part by part): a shared machine's speed moves
     # every latency, and the queue of a loaded level multiplies it (a CI run read the 0.75
