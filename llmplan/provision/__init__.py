@@ -5,6 +5,8 @@
   back into the simulated deployment;
 - `router_config.py` is the one generator of the gateway's LiteLLM config from the
   scenario's routing rules; `litellm_guard.py` is the guard LiteLLM loads beside it;
+  `balancer.py` is the nginx sidecar that routes the gateway's local requests to the fleet's
+  pods as the simulated router does;
 - `manifests.py`, `serving_manifests.py`, `gateway_manifests.py` render the Kubernetes
   objects (plain dicts, schema-validated in tests); `images.py` pins their images,
   `gpu_nodes.py` maps catalog GPUs to node resources, labels and EC2 types, and

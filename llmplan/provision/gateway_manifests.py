@@ -1,9 +1,11 @@
 """The gateway's manifests: LiteLLM with the plan's router config and the restricted guard.
 
-A ConfigMap carries config.yaml (router_config.py) and the guard (litellm_guard.py, loaded by
-LiteLLM as `llmplan_guard`); a Deployment runs the pinned LiteLLM image as a non-root user
-with the master key and the provider key from the stack's Secret, behind a Service, a
-PodDisruptionBudget and a NetworkPolicy admitting only the named namespaces.
+A ConfigMap carries config.yaml (router_config.py), the guard (litellm_guard.py, loaded by
+LiteLLM as `llmplan_guard`) and, with a GPU fleet, the request balancer's nginx.conf
+(balancer.py); a Deployment runs the pinned LiteLLM image as a non-root user with the
+master key and the provider key from the stack's Secret, and beside it the balancer that
+sends its local requests to the fleet's pods as the simulated router did, behind a Service,
+a PodDisruptionBudget and a NetworkPolicy admitting only the named namespaces.
 """
 
 from __future__ import annotations
@@ -14,10 +16,16 @@ from typing import Any
 
 import yaml
 
+from llmplan.provision.balancer import (
+    BALANCER_CONFIG_KEY,
+    balancer_conf,
+    balancer_container,
+    balancer_volumes,
+    local_api_base,
+)
 from llmplan.provision.manifests import (
     GATEWAY_NAME,
     GATEWAY_PORT,
-    SERVING_PORT,
     container_security,
     labels,
     network_policy,
@@ -32,7 +40,7 @@ from llmplan.provision.router_config import (
     restricted_groups,
     router_config,
 )
-from llmplan.provision.serving_manifests import serving_name
+from llmplan.provision.serving_manifests import pods_service_name
 from llmplan.provision.stack_config import StackConfig
 
 CONFIG_MOUNT = "/etc/litellm"
@@ -46,10 +54,8 @@ def guard_source() -> str:
 
 
 def gateway_endpoints(config: StackConfig) -> RouterEndpoints:
-    """The in-cluster addresses the gateway routes to."""
-    local = None
-    if config.plan.local is not None:
-        local = f"http://{serving_name(config)}.{config.namespace}.svc:{SERVING_PORT}/v1"
+    """The addresses the gateway routes to: the fleet through its balancer sidecar."""
+    local = local_api_base() if config.plan.local is not None else None
     return RouterEndpoints(local_api_base=local, aws_region=config.aws_region)
 
 
@@ -60,7 +66,8 @@ def needs_cloud_key(config: StackConfig) -> bool:
 
 def gateway_manifests(config: StackConfig,
                       role_annotations: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """ServiceAccount, ConfigMap, Deployment, Service, PodDisruptionBudget, NetworkPolicy.
+    """ServiceAccount, ConfigMap, Deployment (LiteLLM, and the balancer when there is a GPU
+    fleet), Service, PodDisruptionBudget, NetworkPolicy.
 
     The Secret (master key, provider key) is created by the Pulumi component from secret
     config; `role_annotations` bind the service account to the Bedrock role (IRSA)."""
@@ -98,6 +105,15 @@ def gateway_manifests(config: StackConfig,
                          {"name": "tmp", "mountPath": "/tmp"}]}
     files = {"config.yaml": yaml.safe_dump(router, sort_keys=False),
              f"{GUARD_MODULE}.py": guard_source()}
+    containers: list[dict[str, Any]] = [container]
+    volumes: list[dict[str, Any]] = [{"name": "config", "configMap": {"name": name}},
+                                     {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
+    if config.plan.local is not None:
+        fleet = config.plan.local[1]
+        files[BALANCER_CONFIG_KEY] = balancer_conf(config, fleet.router,
+                                                   pods_service_name(config))
+        containers.append(balancer_container(config))
+        volumes += balancer_volumes(name)
     # a changed config rolls the pods (a ConfigMap change alone would not restart them)
     checksum = hashlib.sha256("".join(files.values()).encode()).hexdigest()[:16]
     account_meta = {**meta, "annotations": dict(role_annotations)} if role_annotations \
@@ -115,9 +131,8 @@ def gateway_manifests(config: StackConfig,
                       "llmplan/config-sha256": checksum}}, "spec": {
                       "serviceAccountName": name, "automountServiceAccountToken": False,
                       "securityContext": pod_security(),
-                      "containers": [container],
-                      "volumes": [{"name": "config", "configMap": {"name": name}},
-                                  {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]}}}},
+                      "containers": containers,
+                      "volumes": volumes}}}},
         {"apiVersion": "v1", "kind": "Service", "metadata": meta,
          "spec": {"selector": pod_labels,
                   "ports": [{"name": "http", "port": GATEWAY_PORT, "targetPort": "http"}]}},

@@ -1,7 +1,7 @@
 """Container images the stack runs, pinned to exact releases (never `latest`).
 
-Each is the default of a stack setting (`vllmImage`, `litellmImage`), so a rollback is
-`pulumi config set vllmImage <previous tag>` and `pulumi up`.
+Each is the default of a stack setting (`vllmImage`, `litellmImage`, `balancerImage`), so a
+rollback is `pulumi config set vllmImage <previous tag>` and `pulumi up`.
 
 - vLLM v0.33.0: the newest vLLM release on PyPI when this was written (the stack used to
   pin v0.8.5 of spring 2025). On AMD GPUs the same release built for ROCm,
@@ -18,6 +18,10 @@ Each is the default of a stack setting (`vllmImage`, `litellmImage`), so a rollb
   stack deploys is the config that test exercised. It is the newest release whose proxy
   extra installs from PyPI alone (1.108.8 and later pin companion packages that were not
   published). Since 1.84.0 LiteLLM tags stable images plainly `vX.Y.Z`.
+- nginx 1.28.0: the gateway's request balancer (balancer.py). The first stable release line
+  with `server ... resolve` in open-source nginx (added in mainline 1.27.3, November 2024;
+  1.28.0 of April 2025 is the stable branch cut from it). The official image, run with its
+  own configuration as the pods' non-root user (every path it writes under /tmp).
 - NVIDIA device plugin v0.19.1: the current release line of NVIDIA/k8s-device-plugin (its
   static manifests were bumped to v0.19.1 in May 2026); it advertises `nvidia.com/gpu`.
 """
@@ -31,6 +35,7 @@ VLLM_IMAGE = f"vllm/vllm-openai:v{DEFAULT_VLLM_VERSION}"
 VLLM_ROCM_IMAGE = f"vllm/vllm-openai-rocm:v{DEFAULT_VLLM_VERSION}"
 LITELLM_VERSION = "1.108.7"
 LITELLM_IMAGE = f"ghcr.io/berriai/litellm:v{LITELLM_VERSION}"
+BALANCER_IMAGE = "nginx:1.28.0"
 DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.19.1"
 
 

@@ -8,11 +8,12 @@ The GPU fleet is a StatefulSet of vLLM pods, one per replica with `tp` GPUs each
 simulated engine knobs as flags. A StatefulSet rather than a Deployment so each replica keeps
 its own volume of weights across restarts and rollouts on any ReadWriteOnce storage class (a
 Deployment sharing one such volume cannot span nodes; one per pod would be lost on every
-rollout). Around it: a ClusterIP Service for the gateway, a headless Service for the pods'
-identities, a PodDisruptionBudget, the autoscaler of the scenario's `autoscaling` section
-(an HPA on vLLM's waiting requests), and a NetworkPolicy letting in only the gateway and the
-named namespaces. Every pod runs as a non-root user, drops all capabilities and has CPU and
-memory limits.
+rollout). Around it: a ClusterIP Service for clients of `allowedNamespaces`, a headless
+Service naming each Ready pod (the pods' identities, and the list the gateway's balancer
+picks a pod from per request: balancer.py), a PodDisruptionBudget, the autoscaler of the
+scenario's `autoscaling` section (an HPA on vLLM's waiting requests), and a NetworkPolicy
+letting in only the gateway and the named namespaces. Every pod runs as a non-root user,
+drops all capabilities and has CPU and memory limits.
 """
 
 from __future__ import annotations

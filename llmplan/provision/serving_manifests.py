@@ -42,6 +42,11 @@ def serving_name(config: StackConfig) -> str:
     return k8s_name(local[0])
 
 
+def pods_service_name(config: StackConfig) -> str:
+    """The headless Service naming each Ready pod (the gateway's balancer reads it)."""
+    return f"{serving_name(config)}-pods"
+
+
 def hub_secret_name(config: StackConfig) -> str:
     return f"{serving_name(config)}-hub-token"
 
@@ -201,7 +206,7 @@ def serving_manifests(config: StackConfig) -> list[dict[str, Any]]:
         claim["spec"]["storageClassName"] = config.storage_class
     statefulset = {
         "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta,
-        "spec": {"replicas": dep.replicas, "serviceName": f"{name}-pods",
+        "spec": {"replicas": dep.replicas, "serviceName": pods_service_name(config),
                  "selector": {"matchLabels": pod_labels},
                  "podManagementPolicy": "Parallel",
                  "updateStrategy": {"type": "RollingUpdate"},
@@ -216,7 +221,7 @@ def serving_manifests(config: StackConfig) -> list[dict[str, Any]]:
         {"apiVersion": "v1", "kind": "Service", "metadata": meta,
          "spec": {"selector": pod_labels, "ports": [port]}},
         {"apiVersion": "v1", "kind": "Service",
-         "metadata": {**meta, "name": f"{name}-pods"},
+         "metadata": {**meta, "name": pods_service_name(config)},
          "spec": {"clusterIP": "None", "selector": pod_labels, "ports": [port]}},
         {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta,
          "spec": {"maxUnavailable": 1, "selector": {"matchLabels": pod_labels}}},

@@ -18,7 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from llmplan.catalog import Catalog, CloudModelSpec, ModelSpec
 from llmplan.errors import InputError, Problem
-from llmplan.provision.images import LITELLM_IMAGE, VLLM_IMAGE, VLLM_ROCM_IMAGE
+from llmplan.provision.images import BALANCER_IMAGE, LITELLM_IMAGE, VLLM_IMAGE, VLLM_ROCM_IMAGE
 from llmplan.provision.vllm_build import buildable_with_vllm
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment, TaskKind
 from llmplan.scenario.models import DeploymentSpec, LocalDeployment, Name, SloSpec
@@ -179,6 +179,12 @@ class StackConfig(BaseModel):
     vllm_rocm_image: str = Field(default=VLLM_ROCM_IMAGE, description="Serving image on AMD "
                                                                       "GPUs (pinned release).")
     litellm_image: str = Field(default=LITELLM_IMAGE, description="Gateway image (pinned).")
+    balancer_image: str = Field(default=BALANCER_IMAGE, description="The gateway's request "
+                                "balancer, nginx 1.27.3 or later (pinned).")
+    cluster_domain: str = Field(default="cluster.local",
+                                pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$",
+                                description="The cluster's DNS domain (the balancer looks up "
+                                            "the fleet's pods under it).")
     alarm_topic_arn: str = Field(default="", description="SNS topic the alarms notify.")
     budget_emails: list[str] = Field(default_factory=list,
                                      description="Who the budget notifies at 80% and 100%.")

@@ -135,9 +135,9 @@ def buildable_with_vllm(name: str, dep: LocalDeployment, model: ModelSpec) -> No
                          "simulate it with prefix_caching: vllm (or off) to provision it")
     if dep.router == "prefix_affinity":
         raise ValueError(f"deployment '{name}' was simulated behind a cache-aware router "
-                         "(router: prefix_affinity); the stack's Service balances connections "
-                         "without it: simulate it with router: least_outstanding or "
-                         "round_robin to provision it")
+                         "(router: prefix_affinity); the stack's balancer (nginx beside the "
+                         "gateway) balances requests by load or in turn, without it: simulate "
+                         "it with router: least_outstanding or round_robin to provision it")
 
 
 def provisioning_problem(name: str, dep: LocalDeployment, model: ModelSpec) -> str | None:

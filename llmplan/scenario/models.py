@@ -28,7 +28,8 @@ from llmplan.traffic.arrivals import TrafficSpec
 from llmplan.traffic.lengths import LengthSpec
 from llmplan.units import DURATION_PATTERN, parse_duration_s
 
-#: The routers a local fleet may use (the simulator keeps one class per name).
+#: The routers a local fleet may use (the simulator keeps one class per name; the stack
+#: builds each one it can as the gateway's balancer, llmplan/provision/balancer.py).
 RouterName = Literal["round_robin", "least_outstanding", "prefix_affinity"]
 
 

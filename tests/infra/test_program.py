@@ -64,7 +64,9 @@ def test_the_hybrid_gateway_routes_to_the_fleet_it_deploys(
         program_runs: dict[str, ProgramRun]) -> None:
     run = program_runs[HYBRID]
     config = run.mocks.named("gateway-config-map-llm-gateway").inputs["data"]["config.yaml"]
-    assert "api_base: http://gpu-small.llm.svc:8000/v1" in config
+    assert "api_base: http://127.0.0.1:8001/v1" in config        # the balancer beside it
+    balancer = run.mocks.named("gateway-config-map-llm-gateway").inputs["data"]["nginx.conf"]
+    assert "server gpu-small-pods.llm.svc.cluster.local:8000 resolve;" in balancer
     statefulset = run.mocks.named("serving-stateful-set-gpu-small").inputs
     assert statefulset["metadata"] == {"name": "gpu-small", "namespace": "llm",
                                        "labels": statefulset["spec"]["selector"]["matchLabels"]}
@@ -74,7 +76,9 @@ def test_the_recommended_bedrock_hybrid_serves_and_routes_what_was_simulated(
         program_runs: dict[str, ProgramRun]) -> None:
     run = program_runs["retail-assistant"]
     config = run.mocks.named("gateway-config-map-llm-gateway").inputs["data"]["config.yaml"]
-    assert "api_base: http://gpu-base.llm.svc:8000/v1" in config
+    assert "api_base: http://127.0.0.1:8001/v1" in config
+    balancer = run.mocks.named("gateway-config-map-llm-gateway").inputs["data"]["nginx.conf"]
+    assert "server gpu-base-pods.llm.svc.cluster.local:8000 resolve;" in balancer
     assert "bedrock/us.meta.llama3-3-70b-instruct-v1:0" in config
     statefulset = run.mocks.named("serving-stateful-set-gpu-base").inputs
     container = statefulset["spec"]["template"]["spec"]["containers"][0]

@@ -50,7 +50,7 @@ def test_every_task_has_a_group_in_local_and_cloud_stacks(
     local = example_stacks["regulated-records"].written.config
     config = router_config(local, gateway_endpoints(local))
     assert set(_groups(config)) == {"summarise"} and "fallbacks" not in config["router_settings"]
-    assert _groups(config)["summarise"]["api_base"] == "http://on-prem.llm.svc:8000/v1"
+    assert _groups(config)["summarise"]["api_base"] == "http://127.0.0.1:8001/v1"  # balancer
     cloud = example_stacks["agent-workflow"].written.config
     groups = _groups(router_config(cloud, gateway_endpoints(cloud)))
     assert set(groups) == {"plan-and-call-tools"}
