@@ -29,6 +29,14 @@ LiteLLM counts per entry, so when several groups reach the API the account's lim
 split between them in proportion to the requests each sent to the API in the simulation,
 with a floor of `MIN_LIMIT_SHARE` for a group the simulation sent nothing (its path still
 has to work), the shares scaled back to sum to one.
+
+Gateway replicas: each LiteLLM process keeps its own counts (the rate limits in its
+in-memory cache, shared only through a Redis the stack does not run; `max_parallel_requests`
+as an in-process semaphore: litellm/router_strategy/lowest_tpm_rpm_v2.py,
+router_utils/client_initalization_utils.py), and the gateway's Service spreads clients'
+connections over them. So each replica gets 1/`gatewayReplicas` of every limit and cap:
+rate limits rounded down (together they must not pass the provider's), caps rounded up
+(together they hold at least what the simulation held).
 """
 
 from __future__ import annotations
@@ -173,6 +181,7 @@ def router_config(config: StackConfig, endpoints: RouterEndpoints) -> dict[str, 
     if spill and cloud is not None:
         models.append(_cloud_entry(CLOUD_SPILL, plan, cloud[1], endpoints))
     _split_limits(models, plan, [r.task for r in spill])
+    _per_instance(models, config.gateway_replicas)
     fallbacks = [{r.task: [CLOUD_SPILL]} for r in spill] + \
         [{r.task: [LOCAL_FALLBACK]} for r in back]
     router: dict[str, Any] = {"routing_strategy": "usage-based-routing-v2", "num_retries": 0}
@@ -219,6 +228,18 @@ def _cloud_entry(group: str, plan: Plan, dep: CloudDeployment,
                    "timeout": dep.retry.request_timeout_s, "max_retries": dep.retry.max_retries})
     return {"model_name": group, "litellm_params": params,
             "model_info": {"id": f"{group}--cloud"}}
+
+
+def _per_instance(models: list[dict[str, Any]], instances: int) -> None:
+    """Each gateway replica's share of the limits and caps (see the module doc)."""
+    for entry in models:
+        params = entry["litellm_params"]
+        for key in ("rpm", "tpm"):
+            if key in params:
+                params[key] = max(1, params[key] // instances)
+        if "max_parallel_requests" in params:
+            params["max_parallel_requests"] = math.ceil(params["max_parallel_requests"]
+                                                        / instances)
 
 
 def _split_limits(models: list[dict[str, Any]], plan: Plan, spill_tasks: list[str]) -> None:

@@ -34,7 +34,9 @@ def test_support_assistant_routes_chat_to_the_api_and_keeps_restricted_local(
     assert set(groups) == {"chat", "classify", "redact", LOCAL_FALLBACK}
     assert groups["chat"]["model"] == "openai/gpt-4o-mini"
     assert groups["chat"]["api_key"] == "os.environ/CLOUD_API_KEY"
-    assert (groups["chat"]["rpm"], groups["chat"]["tpm"]) == (5000, 4_000_000)  # tier 3
+    # tier 3 (5,000 rpm, 4,000,000 tpm), halved: each of the 2 gateway replicas counts its own
+    assert stack.gateway_replicas == 2
+    assert (groups["chat"]["rpm"], groups["chat"]["tpm"]) == (2500, 2_000_000)
     assert groups["chat"]["max_retries"] == 3 and groups["chat"]["timeout"] == 120
     for task in ("classify", "redact"):
         assert groups[task]["api_base"] == "http://gpu-small.llm.svc:8000/v1"
@@ -68,15 +70,17 @@ def test_bedrock_hybrid_spills_local_work_and_splits_the_account_limits(
     assert config["router_settings"]["fallbacks"] == [{"summarise": [CLOUD_SPILL]},
                                                       {"chat": [LOCAL_FALLBACK]}]
     assert "max_parallel_requests" not in groups["classify"]
+    # the only spillable group: 2 fleet replicas' caps, shared by 2 gateway replicas
     assert groups["summarise"]["max_parallel_requests"] == \
-        spill_cap_per_replica(stack.plan) * 2   # the only spillable group, 2 replicas
+        spill_cap_per_replica(stack.plan) * 2 // 2
     # the catalog's default account limits, shared by simulated API requests per group
     # (1,600 rpm, 600,000 tpm); this load never spilled in the simulation, so the spill
-    # group gets the 5% floor: shares 1/1.05 and 0.05/1.05
+    # group gets the 5% floor: shares 1/1.05 and 0.05/1.05 (1,523 and 76 rpm, 571,428 and
+    # 28,571 tpm), each halved for the 2 gateway replicas, rounded down
     counts = stack.plan.simulated.cloud_requests_by_task
     assert counts["chat"] > 0 and "classify" not in counts and "summarise" not in counts
-    assert (groups["chat"]["rpm"], groups[CLOUD_SPILL]["rpm"]) == (1523, 76)
-    assert (groups["chat"]["tpm"], groups[CLOUD_SPILL]["tpm"]) == (571_428, 28_571)
+    assert (groups["chat"]["rpm"], groups[CLOUD_SPILL]["rpm"]) == (761, 38)
+    assert (groups["chat"]["tpm"], groups[CLOUD_SPILL]["tpm"]) == (285_714, 14_285)
 
 
 def test_the_spill_cap_is_the_batch_plus_the_wait_the_simulation_tolerated(
@@ -109,7 +113,8 @@ def test_a_local_fleet_with_a_queue_limit_refuses_at_the_gateway_as_simulated(
         example_stacks: dict[str, ExampleStack]) -> None:
     """The simulation refuses a request its replica cannot queue (`admission.queue_limit`);
     without a cap the gateway would queue it in vLLM instead. Hand-computed: 2 replicas x
-    (min(max_num_seqs, KV 40,000 / 500 tokens = 80) + 7 waiting)."""
+    (min(max_num_seqs, KV 40,000 / 500 tokens = 80) + 7 waiting), shared by the 2 gateway
+    replicas."""
     config = example_stacks["regulated-records"].written.config
     plan = config.plan
     name, dep = plan.local  # type: ignore[misc]
@@ -126,4 +131,24 @@ def test_a_local_fleet_with_a_queue_limit_refuses_at_the_gateway_as_simulated(
     assert admission_cap_per_replica(plan) == batch + 7
     groups = _groups(router_config(config.model_copy(update={"plan": plan}),
                                    gateway_endpoints(config)))
-    assert groups["summarise"]["max_parallel_requests"] == 2 * (batch + 7)
+    assert groups["summarise"]["max_parallel_requests"] == 2 * (batch + 7) // 2
+
+
+def test_each_gateway_replica_gets_its_share_of_every_limit_and_cap(
+        bedrock_stack: WrittenStack) -> None:
+    """Each LiteLLM process counts rate limits and requests in flight by itself: the
+    replicas' rate limits add up to at most the account's, their caps to at least the
+    simulated cap (hand-computed from one replica's figures)."""
+    stack = bedrock_stack.config
+    endpoints = RouterEndpoints(LOCAL, aws_region="us-east-1")
+    whole = _groups(router_config(stack.model_copy(update={"gateway_replicas": 1}), endpoints))
+    assert whole["chat"]["rpm"] == 1523 and whole[CLOUD_SPILL]["tpm"] == 28_571
+    cap = spill_cap_per_replica(stack.plan)
+    assert cap is not None and whole["summarise"]["max_parallel_requests"] == 2 * cap
+    three = _groups(router_config(stack.model_copy(update={"gateway_replicas": 3}), endpoints))
+    assert (three["chat"]["rpm"], three[CLOUD_SPILL]["rpm"]) == (1523 // 3, 76 // 3)
+    assert (three["chat"]["tpm"], three[CLOUD_SPILL]["tpm"]) == (571_428 // 3, 28_571 // 3)
+    assert three["summarise"]["max_parallel_requests"] == -(-2 * cap // 3)   # rounded up
+    for group in ("chat", CLOUD_SPILL):
+        assert 3 * three[group]["rpm"] <= whole[group]["rpm"]
+    assert 3 * three["summarise"]["max_parallel_requests"] >= 2 * cap

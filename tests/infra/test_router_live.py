@@ -139,8 +139,9 @@ def counts_during(rig: Rig, action: Any, tokens: int = TOKENS) -> tuple[int, int
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     folder = tmp_path_factory.mktemp("router")
     loaded = load_scenario_text(textwrap.dedent(SCENARIO), base_dir=ROOT)
+    # one LiteLLM process: a gateway of one replica, which holds the whole cap and limits
     stack = write_stack(folder / "Pulumi.live.yaml", loaded, evaluate(loaded), "hybrid",
-                        {}).config
+                        {}).config.model_copy(update={"gateway_replicas": 1})
     assert stack.plan.deployment == "hybrid"
     with LlamaCppServer(parallel=2, ctx_per_slot=256) as local, \
             LlamaCppServer(parallel=4, ctx_per_slot=256) as cloud:
