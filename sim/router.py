@@ -42,7 +42,8 @@ class Router(Protocol):
 
 
 class RoundRobin:
-    """Replica i, i+1, ... in turn (what a plain Kubernetes Service roughly does)."""
+    """Replica i, i+1, ... in turn, whatever their load (nginx's default round robin per
+    request with equal weights: the stack's balancer for `round_robin`)."""
 
     needs_load = False
 
@@ -56,13 +57,36 @@ class RoundRobin:
 
 
 class LeastOutstanding:
-    """The replica with the fewest requests in flight; ties go to the lowest index."""
+    """The replica with the fewest requests in flight, as nginx's `least_conn` picks the pod
+    (the stack's balancer, llmplan/provision/balancer.py): ties go in turn by smooth
+    weighted round robin over the tied replicas, equal weights
+    (ngx_http_upstream_get_least_conn_peer: every tied peer's current weight grows by its
+    weight, the largest wins, the first on a tie, and loses the tied peers' total)."""
 
     needs_load = True
 
+    def __init__(self) -> None:
+        self._current: dict[int, int] = {}   # replica index (in the fleet) -> current weight
+
     def choose(self, replicas: Sequence[Loaded], t: float, rid: int) -> int:
         loads = _loads(replicas, t)
-        return loads.index(min(loads))
+        low = min(loads)
+        first = loads.index(low)
+        if loads.count(low) == 1:
+            return first
+        current = self._current
+        best, best_weight, tied = first, 0, 0
+        for i in range(first, len(loads)):
+            if loads[i] != low:
+                continue
+            key = replicas[i].index
+            weight = current.get(key, 0) + 1
+            current[key] = weight
+            tied += 1
+            if i == first or weight > best_weight:
+                best, best_weight = i, weight
+        current[replicas[best].index] = best_weight - tied
+        return best
 
 
 def _loads(replicas: Sequence[Loaded], t: float) -> list[int]:

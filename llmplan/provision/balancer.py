@@ -10,7 +10,7 @@ request:
 - `least_outstanding` is `least_conn`: nginx opens one upstream connection per request (no
   upstream keep-alive), so a pod's active connections are its requests in flight, and the
   pod with the fewest gets the request (ngx_http_upstream_module, `least_conn`; ties go
-  round robin among the tied pods where the simulator takes the lowest index);
+  in turn among the tied pods, as the simulator's LeastOutstanding breaks them);
 - `round_robin` is nginx's default weighted round robin with equal weights, per request;
 - `prefix_affinity` has no nginx counterpart and is refused by `vllm_build.py`.
 
