@@ -7,6 +7,10 @@ Checks, each reported with what was found:
   container's `nvidia.com/gpu` or `amd.com/gpu` limit, and the node's allocatable GPUs
   cover it), running the stack's image for those GPUs with the simulated engine flags;
 - the gateway's Deployment rolled out and is available;
+- the gateway routes as planned: its ConfigMap holds the router config, the guard and (with
+  a fleet) the balancer's nginx.conf this plan renders, and with a fleet its pods run the
+  request balancer (the stack's image) beside LiteLLM, so requests reach the replica the
+  simulated router would pick;
 - the gateway answers: its readiness endpoint through the API server's service proxy.
 """
 
@@ -19,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from llmplan.errors import InputError
+from llmplan.provision.gateway_manifests import gateway_manifests
 from llmplan.provision.gpu_nodes import node_kind
 from llmplan.provision.kube import api_client, call, quantity
 from llmplan.provision.manifests import GATEWAY_NAME
@@ -118,6 +123,40 @@ def _node_gpus(client: Any, node: str, resource: str) -> int:
     return quantity((read.status.allocatable or {}).get(resource))
 
 
+def _routing(client: Any, config: StackConfig, deployment: Any) -> Check:
+    """The gateway's routing is this plan's: its config files, and the balancer beside it."""
+    from kubernetes import client as k8s
+
+    ns = config.namespace
+    planned = next(m for m in gateway_manifests(config) if m["kind"] == "ConfigMap")["data"]
+    problems = []
+    try:
+        found = call(f"read ConfigMap {ns}/{GATEWAY_NAME}", lambda: k8s.CoreV1Api(
+            client).read_namespaced_config_map(GATEWAY_NAME, ns)).data or {}
+    except InputError as exc:   # reported here; the other checks still stand
+        found, problems = None, [f"ConfigMap {ns}/{GATEWAY_NAME}: {exc.problems[0].message}"]
+    if found is not None:
+        differ = sorted(key for key in set(planned) | set(found)
+                        if planned.get(key) != found.get(key))
+        if differ:
+            problems.append(f"{', '.join(differ)} differ from the plan's")
+    if config.plan.local is not None:
+        containers = {c.name: c for c in deployment.spec.template.spec.containers or []}
+        balancer = containers.get("balancer")
+        if balancer is None:
+            problems.append("no request balancer beside LiteLLM (requests would be balanced "
+                            "per connection, not as simulated)")
+        elif balancer.image != config.balancer_image:
+            problems.append(f"balancer image {balancer.image} is not {config.balancer_image}")
+    if problems:
+        detail = "; ".join(problems) + " (`pulumi up` applies the plan)"
+    else:
+        detail = ", ".join(sorted(planned)) + " as planned" + (
+            f"; balancer {config.balancer_image} beside LiteLLM"
+            if config.plan.local is not None else "")
+    return Check(name="gateway routes as planned", ok=not problems, detail=detail)
+
+
 def _gateway(client: Any, config: StackConfig) -> list[Check]:
     from kubernetes import client as k8s
 
@@ -129,7 +168,8 @@ def _gateway(client: Any, config: StackConfig) -> list[Check]:
     available = status.available_replicas or 0
     checks = [Check(name=f"Deployment {GATEWAY_NAME} rolled out",
                     ok=ready == wanted == updated and available >= 1,
-                    detail=f"{ready}/{wanted} ready, {updated} updated, {available} available")]
+                    detail=f"{ready}/{wanted} ready, {updated} updated, {available} available"),
+              _routing(client, config, deployment)]
     try:
         # the proxy's `path` option: the client library would escape the slash of a path
         # given in the URL itself

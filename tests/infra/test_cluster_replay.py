@@ -17,7 +17,9 @@ from typer.testing import CliRunner
 
 from llmplan.cli import app
 from llmplan.errors import InputError
+from llmplan.provision.gateway_manifests import gateway_manifests
 from llmplan.provision.inventory import import_cluster
+from llmplan.provision.stack_config import read_stack_file
 from llmplan.provision.verify import verify_stack
 from llmplan.scenario import load_scenario_text
 
@@ -85,11 +87,24 @@ def test_import_cluster_errors_are_clear(tmp_path: Path) -> None:
         assert bad.exit_code == 2 and "unknown model 'Llama-9'" in bad.output
 
 
-def _routes(**override: tuple[int, Any]) -> dict[str, tuple[int, Any]]:
+def _config_map(stack: Path) -> dict[str, Any]:
+    """The gateway's ConfigMap as the API server returns it once `pulumi up` applied the
+    stack (its data is what the program created from gateway_manifests)."""
+    config, _ = read_stack_file(stack)
+    made = next(m for m in gateway_manifests(config) if m["kind"] == "ConfigMap")
+    return {"kind": "ConfigMap", "apiVersion": "v1",
+            "metadata": {**made["metadata"], "uid": "7d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+                         "resourceVersion": "1842871",
+                         "creationTimestamp": "2026-11-20T09:12:39Z"},
+            "data": made["data"]}
+
+
+def _routes(stack: Path, **override: tuple[int, Any]) -> dict[str, tuple[int, Any]]:
     routes = {f"{APPS}/statefulsets/gpu-small": (200, recorded("statefulset-gpu-small.json")),
               f"{NS}/pods": (200, recorded("pods-gpu-small.json")),
               "/api/v1/nodes/gpu-l40s-a": (200, recorded("node-gpu-l40s-a.json")),
               f"{APPS}/deployments/llm-gateway": (200, recorded("deployment-llm-gateway.json")),
+              f"{NS}/configmaps/llm-gateway": (200, _config_map(stack)),
               PROXY: (200, recorded("gateway-readiness.json"))}
     return {**routes, **override}
 
@@ -97,7 +112,7 @@ def _routes(**override: tuple[int, Any]) -> dict[str, tuple[int, Any]]:
 def test_verify_passes_on_a_rolled_out_stack(example_stacks: dict[str, ExampleStack],
                                              tmp_path: Path) -> None:
     stack = example_stacks[HYBRID].written.path
-    with replaying(_routes()) as replay:
+    with replaying(_routes(stack)) as replay:
         report = verify_stack(stack, replay.kubeconfig(tmp_path), None)
         result = CliRunner().invoke(app, ["verify", "--stack", HYBRID, "--dir",
                                           str(stack.parent), "--kubeconfig",
@@ -105,20 +120,21 @@ def test_verify_passes_on_a_rolled_out_stack(example_stacks: dict[str, ExampleSt
     assert report.ok, report.checks
     assert [c.name for c in report.checks] == [
         "StatefulSet gpu-small rolled out", "pod gpu-small-0",
-        "Deployment llm-gateway rolled out", "gateway answers"]
+        "Deployment llm-gateway rolled out", "gateway routes as planned", "gateway answers"]
     assert "running on gpu-l40s-a with 1 GPU(s) of 4" in report.checks[1].detail
     pods = next(r for r in replay.requests if r["path"] == f"{NS}/pods")
     assert pods["query"]["labelSelector"] == ["app.kubernetes.io/name=gpu-small"]
     proxied = next(r for r in replay.requests if r["path"] == PROXY)
     assert proxied["query"]["path"] == ["health/readiness"]
     assert result.exit_code == 0, result.output
-    assert result.output.count("ok") >= 4
+    assert result.output.count("ok") >= 5
+    assert "balancer nginx:1.28.0 beside LiteLLM" in report.checks[3].detail
 
 
 def test_verify_fails_mid_rollout_unscheduled_and_silent(
         example_stacks: dict[str, ExampleStack], tmp_path: Path) -> None:
     stack = example_stacks[HYBRID].written.path
-    routes = _routes(**{
+    routes = _routes(stack, **{
         f"{APPS}/statefulsets/gpu-small": (200, recorded("statefulset-gpu-small-rolling.json")),
         f"{NS}/pods": (200, recorded("pods-gpu-small-pending.json")),
         PROXY: (503, {"kind": "Status", "apiVersion": "v1", "metadata": {},
@@ -147,11 +163,38 @@ def test_verify_catches_a_fleet_that_is_not_the_plan(example_stacks: dict[str, E
     pods = recorded("pods-gpu-small.json")
     container = pods["items"][0]["spec"]["containers"][0]
     container["args"] = [a if a != "256" else "512" for a in container["args"]]
-    with replaying(_routes(**{f"{NS}/pods": (200, pods)})) as replay:
+    with replaying(_routes(stack, **{f"{NS}/pods": (200, pods)})) as replay:
         report = verify_stack(stack, replay.kubeconfig(tmp_path), None)
     assert [c.detail for c in report.checks if not c.ok] == ["engine flags differ from the plan"]
     container["image"] = "vllm/vllm-openai:v0.8.5"
-    with replaying(_routes(**{f"{NS}/pods": (200, pods)})) as replay:
+    with replaying(_routes(stack, **{f"{NS}/pods": (200, pods)})) as replay:
         report = verify_stack(stack, replay.kubeconfig(tmp_path), None)
     [detail] = [c.detail for c in report.checks if not c.ok]
     assert "image vllm/vllm-openai:v0.8.5 is not vllm/vllm-openai:v0.33.0" in detail
+
+
+def test_verify_catches_a_gateway_that_does_not_route_as_planned(
+        example_stacks: dict[str, ExampleStack], tmp_path: Path) -> None:
+    """A gateway deployed by an older llmplan (no balancer: the Service balanced
+    connections), and one whose config was changed by hand, both fail the routing check
+    and name what differs; the rest of the stack still passes."""
+    stack = example_stacks[HYBRID].written.path
+    old = recorded("deployment-llm-gateway.json")
+    pod = old["spec"]["template"]["spec"]
+    pod["containers"] = [c for c in pod["containers"] if c["name"] != "balancer"]
+    edited = _config_map(stack)
+    edited["data"]["nginx.conf"] = edited["data"]["nginx.conf"].replace("least_conn;", "")
+    with replaying(_routes(stack, **{f"{APPS}/deployments/llm-gateway": (200, old),
+                                     f"{NS}/configmaps/llm-gateway": (200, edited)})) as replay:
+        report = verify_stack(stack, replay.kubeconfig(tmp_path), None)
+    [failed] = [c for c in report.checks if not c.ok]
+    assert failed.name == "gateway routes as planned"
+    assert "nginx.conf differ from the plan's" in failed.detail
+    assert "no request balancer beside LiteLLM" in failed.detail
+    missing = _routes(stack)
+    del missing[f"{NS}/configmaps/llm-gateway"]
+    with replaying(missing) as replay:
+        report = verify_stack(stack, replay.kubeconfig(tmp_path), None)
+    [failed] = [c for c in report.checks if not c.ok]
+    assert failed.name == "gateway routes as planned", failed
+    assert "ConfigMap llm/llm-gateway" in failed.detail, failed.detail
