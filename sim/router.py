@@ -51,7 +51,8 @@ class RoundRobin:
         self._next = 0
 
     def choose(self, replicas: Sequence[Loaded], t: float, rid: int) -> int:
-        chosen = self._next
+        # the list shrinks when a replica fails or is scaled in: wrap to its length
+        chosen = self._next % len(replicas)
         self._next = (chosen + 1) % len(replicas)
         return chosen
 

@@ -7,10 +7,12 @@ free connection happens to lead to. Each gateway pod therefore runs nginx beside
 which sends its local requests to it over the loopback, and nginx picks a vLLM pod per
 request:
 
-- `least_outstanding` is `least_conn`: nginx opens one upstream connection per request (no
-  upstream keep-alive), so a pod's active connections are its requests in flight, and the
-  pod with the fewest gets the request (ngx_http_upstream_module, `least_conn`; ties go
-  in turn among the tied pods, as the simulator's LeastOutstanding breaks them);
+- `least_outstanding` is `least_conn`: nginx counts each pod's requests in flight (a
+  peer's count rises when a request is sent to it and falls when its answer ends) and
+  sends the request to the pod with the fewest (ngx_http_upstream_module, `least_conn`;
+  ties go in turn among the tied pods, as the simulator's LeastOutstanding breaks them).
+  Each request opens its own upstream connection (nginx sends `Connection: close` and
+  keeps no pool), so nothing is held to a pod between requests;
 - `round_robin` is nginx's default weighted round robin with equal weights, per request;
 - `prefix_affinity` has no nginx counterpart and is refused by `vllm_build.py`.
 
@@ -18,7 +20,13 @@ The pods come from the StatefulSet's headless Service, whose DNS name lists ever
 `server ... resolve` re-reads it every RESOLVE_VALID_S (open-source nginx since 1.27.3), so
 pods the autoscaler adds join once their readiness probe passes, as the simulator adds a
 replica after its spin-up. `zone` keeps the pods and their counts in memory the worker
-processes share, so the counts are the whole sidecar's.
+processes share, so the counts are the whole sidecar's. nginx looks the name up at run
+time only, so it starts before any pod is Ready (and answers 502 until one is, which the
+gateway treats as any local error).
+
+The balancer is a native sidecar (an init container with `restartPolicy: Always`,
+Kubernetes 1.29 and later): it starts before LiteLLM and stops after it, so a gateway pod
+that is rolled or scaled in finishes its local requests through it.
 
 Where this still differs from the simulation: with several gateway replicas each sidecar
 balances the requests of its own pod (each sees about 1/`gatewayReplicas` of them), so the
@@ -61,6 +69,7 @@ def balancer_conf(config: StackConfig, router: RouterName, pods_service: str) ->
     lines = [
         "# rendered by llmplan (llmplan/provision/balancer.py): the simulated router",
         "worker_processes 2;",
+        "worker_rlimit_nofile 16384;   # two descriptors a proxied request",
         "pid /tmp/nginx.pid;",
         "error_log stderr warn;",
         "daemon off;",
@@ -100,7 +109,7 @@ def balancer_container(config: StackConfig) -> dict[str, Any]:
     balancer_volumes)."""
     resources = {"cpu": "500m", "memory": "256Mi"}
     return {
-        "name": "balancer", "image": config.balancer_image,
+        "name": "balancer", "image": config.balancer_image, "restartPolicy": "Always",
         "command": ["nginx", "-e", "stderr", "-c", f"{BALANCER_MOUNT}/{BALANCER_CONFIG_KEY}"],
         "resources": {"requests": resources, "limits": resources},
         "securityContext": container_security(),

@@ -44,6 +44,8 @@ from llmplan.provision.serving_manifests import pods_service_name
 from llmplan.provision.stack_config import StackConfig
 
 CONFIG_MOUNT = "/etc/litellm"
+#: The pod template's checksum of the ConfigMap's files: a changed config rolls the pods.
+CONFIG_SHA_ANNOTATION = "llmplan/config-sha256"
 MASTER_SECRET_KEY = "master-key"
 CLOUD_SECRET_KEY = "cloud-api-key"
 
@@ -105,14 +107,14 @@ def gateway_manifests(config: StackConfig,
                          {"name": "tmp", "mountPath": "/tmp"}]}
     files = {"config.yaml": yaml.safe_dump(router, sort_keys=False),
              f"{GUARD_MODULE}.py": guard_source()}
-    containers: list[dict[str, Any]] = [container]
+    sidecars: list[dict[str, Any]] = []
     volumes: list[dict[str, Any]] = [{"name": "config", "configMap": {"name": name}},
                                      {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
     if config.plan.local is not None:
         fleet = config.plan.local[1]
         files[BALANCER_CONFIG_KEY] = balancer_conf(config, fleet.router,
                                                    pods_service_name(config))
-        containers.append(balancer_container(config))
+        sidecars.append(balancer_container(config))
         volumes += balancer_volumes(name)
     # a changed config rolls the pods (a ConfigMap change alone would not restart them)
     checksum = hashlib.sha256("".join(files.values()).encode()).hexdigest()[:16]
@@ -128,10 +130,11 @@ def gateway_manifests(config: StackConfig,
                   "strategy": {"type": "RollingUpdate",
                                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                   "template": {"metadata": {"labels": pod_labels, "annotations": {
-                      "llmplan/config-sha256": checksum}}, "spec": {
+                      CONFIG_SHA_ANNOTATION: checksum}}, "spec": {
                       "serviceAccountName": name, "automountServiceAccountToken": False,
                       "securityContext": pod_security(),
-                      "containers": containers,
+                      **({"initContainers": sidecars} if sidecars else {}),
+                      "containers": [container],
                       "volumes": volumes}}}},
         {"apiVersion": "v1", "kind": "Service", "metadata": meta,
          "spec": {"selector": pod_labels,

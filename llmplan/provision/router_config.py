@@ -36,7 +36,10 @@ as an in-process semaphore: litellm/router_strategy/lowest_tpm_rpm_v2.py,
 router_utils/client_initalization_utils.py), and the gateway's Service spreads clients'
 connections over them. So each replica gets 1/`gatewayReplicas` of every limit and cap:
 rate limits rounded down (together they must not pass the provider's), caps rounded up
-(together they hold at least what the simulation held).
+(together they hold at least what the simulation held). The even split assumes clients
+spread their connections over the gateway's pods (the Service balances connections): a
+client with one long-lived connection reaches one pod and 1/`gatewayReplicas` of the
+limits. A limit below the replica count cannot be split and gives each replica 1.
 """
 
 from __future__ import annotations

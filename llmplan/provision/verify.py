@@ -8,7 +8,8 @@ Checks, each reported with what was found:
   cover it), running the stack's image for those GPUs with the simulated engine flags;
 - the gateway's Deployment rolled out and is available;
 - the gateway routes as planned: its ConfigMap holds the router config, the guard and (with
-  a fleet) the balancer's nginx.conf this plan renders, and with a fleet its pods run the
+  a fleet) the balancer's nginx.conf this plan renders, its pods were started from that
+  config (the checksum annotation the stack sets), and with a fleet they run the
   request balancer (the stack's image) beside LiteLLM, so requests reach the replica the
   simulated router would pick;
 - the gateway answers: its readiness endpoint through the API server's service proxy.
@@ -23,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from llmplan.errors import InputError
-from llmplan.provision.gateway_manifests import gateway_manifests
+from llmplan.provision.gateway_manifests import CONFIG_SHA_ANNOTATION, gateway_manifests
 from llmplan.provision.gpu_nodes import node_kind
 from llmplan.provision.kube import api_client, call, quantity
 from llmplan.provision.manifests import GATEWAY_NAME
@@ -128,7 +129,8 @@ def _routing(client: Any, config: StackConfig, deployment: Any) -> Check:
     from kubernetes import client as k8s
 
     ns = config.namespace
-    planned = next(m for m in gateway_manifests(config) if m["kind"] == "ConfigMap")["data"]
+    manifests = gateway_manifests(config)
+    planned = next(m for m in manifests if m["kind"] == "ConfigMap")["data"]
     problems = []
     try:
         found = call(f"read ConfigMap {ns}/{GATEWAY_NAME}", lambda: k8s.CoreV1Api(
@@ -140,8 +142,16 @@ def _routing(client: Any, config: StackConfig, deployment: Any) -> Check:
                         if planned.get(key) != found.get(key))
         if differ:
             problems.append(f"{', '.join(differ)} differ from the plan's")
+    template = deployment.spec.template
+    planned_sha = next(m for m in manifests if m["kind"] == "Deployment")[
+        "spec"]["template"]["metadata"]["annotations"][CONFIG_SHA_ANNOTATION]
+    running_sha = (template.metadata.annotations or {}).get(CONFIG_SHA_ANNOTATION)
+    if running_sha != planned_sha:
+        problems.append(f"the pods were started from another config ({CONFIG_SHA_ANNOTATION} "
+                        f"{running_sha or 'missing'}, the plan's {planned_sha})")
     if config.plan.local is not None:
-        containers = {c.name: c for c in deployment.spec.template.spec.containers or []}
+        containers = {c.name: c for c in [*(template.spec.init_containers or []),
+                                          *(template.spec.containers or [])]}
         balancer = containers.get("balancer")
         if balancer is None:
             problems.append("no request balancer beside LiteLLM (requests would be balanced "

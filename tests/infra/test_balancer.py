@@ -21,7 +21,7 @@ from llmplan.provision.balancer import (
     balancer_conf,
     local_api_base,
 )
-from llmplan.provision.gateway_manifests import gateway_manifests
+from llmplan.provision.gateway_manifests import CONFIG_SHA_ANNOTATION, gateway_manifests
 from llmplan.provision.manifests import SERVING_PORT
 from llmplan.provision.router_config import LOCAL_TIMEOUT_S
 from llmplan.provision.serving_manifests import (
@@ -79,8 +79,8 @@ def test_least_outstanding_is_least_conn_over_the_fleets_ready_pods(
                                         pods_service_name(config)), tmp_path), "http")
     upstream = _block(http, "upstream")
     assert "least_conn" in _names(upstream) and not OTHER_METHODS & set(_names(upstream))
-    # one upstream connection per request (no keepalive pool), so a pod's active
-    # connections are its requests in flight: what the simulator's router counts
+    # one upstream connection per request (no keepalive pool): nothing held to a pod
+    # between requests; least_conn counts each pod's requests in flight
     assert "keepalive" not in _names(upstream)
     [server] = [d["args"] for d in upstream if d["directive"] == "server"]
     # the headless Service of the StatefulSet the stack deploys, re-resolved as pods come
@@ -145,11 +145,14 @@ def test_litellm_reaches_the_fleet_only_through_the_balancer(
         config_map = next(m for m in manifests if m["kind"] == "ConfigMap")
         pod = next(m for m in manifests if m["kind"] == "Deployment")["spec"]["template"]
         containers = {c["name"]: c for c in pod["spec"]["containers"]}
+        sidecars = {c["name"]: c for c in pod["spec"].get("initContainers", [])}
+        assert set(containers) == {"litellm"}
         if config.plan.local is None:      # a cloud stack has no fleet to balance
-            assert set(containers) == {"litellm"}
-            assert BALANCER_CONFIG_KEY not in config_map["data"]
+            assert not sidecars and BALANCER_CONFIG_KEY not in config_map["data"]
             continue
-        assert set(containers) == {"litellm", "balancer"}
+        # a native sidecar: up before LiteLLM, down after it (its requests finish)
+        assert set(sidecars) == {"balancer"} and sidecars["balancer"]["restartPolicy"] == "Always"
+        containers.update(sidecars)
         assert f"api_base: {local_api_base()}" in config_map["data"]["config.yaml"]
         assert f"{serving_name(config)}.{config.namespace}.svc" not in \
             config_map["data"]["config.yaml"]         # not the Service (per connection)
@@ -160,7 +163,7 @@ def test_litellm_reaches_the_fleet_only_through_the_balancer(
         assert volumes[mount["name"]]["configMap"]["name"] == config_map["metadata"]["name"]
         # a changed balancer config rolls the gateway's pods like a changed router config
         other = _config(example_stacks, name, "round_robin")
-        annotation = "llmplan/config-sha256"
+        annotation = CONFIG_SHA_ANNOTATION
         assert (pod["metadata"]["annotations"][annotation]
                 != next(m for m in gateway_manifests(other) if m["kind"] == "Deployment")
                 ["spec"]["template"]["metadata"]["annotations"][annotation])

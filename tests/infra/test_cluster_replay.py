@@ -99,11 +99,22 @@ def _config_map(stack: Path) -> dict[str, Any]:
             "data": made["data"]}
 
 
+def _gateway_deployment(stack: Path) -> dict[str, Any]:
+    """The gateway's Deployment as recorded, its pod template carrying the checksum of the
+    config `pulumi up` applied for this stack (the annotation that rolls the pods)."""
+    config, _ = read_stack_file(stack)
+    made = next(m for m in gateway_manifests(config) if m["kind"] == "Deployment")
+    deployment = recorded("deployment-llm-gateway.json")
+    deployment["spec"]["template"]["metadata"]["annotations"] = \
+        made["spec"]["template"]["metadata"]["annotations"]
+    return deployment
+
+
 def _routes(stack: Path, **override: tuple[int, Any]) -> dict[str, tuple[int, Any]]:
     routes = {f"{APPS}/statefulsets/gpu-small": (200, recorded("statefulset-gpu-small.json")),
               f"{NS}/pods": (200, recorded("pods-gpu-small.json")),
               "/api/v1/nodes/gpu-l40s-a": (200, recorded("node-gpu-l40s-a.json")),
-              f"{APPS}/deployments/llm-gateway": (200, recorded("deployment-llm-gateway.json")),
+              f"{APPS}/deployments/llm-gateway": (200, _gateway_deployment(stack)),
               f"{NS}/configmaps/llm-gateway": (200, _config_map(stack)),
               PROXY: (200, recorded("gateway-readiness.json"))}
     return {**routes, **override}
@@ -179,9 +190,8 @@ def test_verify_catches_a_gateway_that_does_not_route_as_planned(
     connections), and one whose config was changed by hand, both fail the routing check
     and name what differs; the rest of the stack still passes."""
     stack = example_stacks[HYBRID].written.path
-    old = recorded("deployment-llm-gateway.json")
-    pod = old["spec"]["template"]["spec"]
-    pod["containers"] = [c for c in pod["containers"] if c["name"] != "balancer"]
+    old = _gateway_deployment(stack)
+    del old["spec"]["template"]["spec"]["initContainers"]
     edited = _config_map(stack)
     edited["data"]["nginx.conf"] = edited["data"]["nginx.conf"].replace("least_conn;", "")
     with replaying(_routes(stack, **{f"{APPS}/deployments/llm-gateway": (200, old),
@@ -191,6 +201,14 @@ def test_verify_catches_a_gateway_that_does_not_route_as_planned(
     assert failed.name == "gateway routes as planned"
     assert "nginx.conf differ from the plan's" in failed.detail
     assert "no request balancer beside LiteLLM" in failed.detail
+    # the config applied, but the pods still run the one before it (not rolled)
+    stale = _gateway_deployment(stack)
+    stale["spec"]["template"]["metadata"]["annotations"]["llmplan/config-sha256"] = "0" * 16
+    with replaying(_routes(stack, **{f"{APPS}/deployments/llm-gateway": (200, stale)})) \
+            as replay:
+        report = verify_stack(stack, replay.kubeconfig(tmp_path), None)
+    [failed] = [c for c in report.checks if not c.ok]
+    assert "the pods were started from another config" in failed.detail, failed.detail
     missing = _routes(stack)
     del missing[f"{NS}/configmaps/llm-gateway"]
     with replaying(missing) as replay:

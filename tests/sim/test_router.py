@@ -62,6 +62,16 @@ def test_round_robin_ignores_load() -> None:
     assert [router.choose(replicas, 0.0, rid) for rid in range(4)] == [0, 1, 0, 1]
 
 
+def test_round_robin_wraps_when_a_replica_leaves() -> None:
+    """A failure or a scale-in shrinks the list between two choices: the turn wraps to the
+    replicas left (it used to return an index past the end)."""
+    router = RoundRobin()
+    three = [_Replica(i, 0) for i in range(3)]
+    assert [router.choose(three, 0.0, rid) for rid in range(2)] == [0, 1]
+    two = three[:2]
+    assert [router.choose(two, 0.0, rid) for rid in range(3)] == [0, 1, 0]
+
+
 FLEET = """
     seed: 3
     duration: 400
