@@ -47,7 +47,7 @@ BALANCER_PORT = 8001                  # loopback only: LiteLLM in the same pod i
 BALANCER_MOUNT = "/etc/llmplan-balancer"
 BALANCER_CONFIG_KEY = "nginx.conf"   # its key in the gateway's ConfigMap
 RESOLVE_VALID_S = 5                  # how long a DNS answer listing the pods is kept
-#: The nginx directive that makes each simulated router, and the routers nginx cannot make.
+#: The nginx directive that makes each router nginx can make (a router not here is refused).
 BALANCING: dict[RouterName, str] = {"least_outstanding": "least_conn;", "round_robin": ""}
 
 
