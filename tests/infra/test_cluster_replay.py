@@ -87,11 +87,16 @@ def test_import_cluster_errors_are_clear(tmp_path: Path) -> None:
         assert bad.exit_code == 2 and "unknown model 'Llama-9'" in bad.output
 
 
+def _applied(stack: Path, kind: str) -> dict[str, Any]:
+    """The gateway's `kind` manifest as the stack's program created it."""
+    config, _ = read_stack_file(stack)
+    return next(m for m in gateway_manifests(config) if m["kind"] == kind)
+
+
 def _config_map(stack: Path) -> dict[str, Any]:
     """The gateway's ConfigMap as the API server returns it once `pulumi up` applied the
-    stack (its data is what the program created from gateway_manifests)."""
-    config, _ = read_stack_file(stack)
-    made = next(m for m in gateway_manifests(config) if m["kind"] == "ConfigMap")
+    stack."""
+    made = _applied(stack, "ConfigMap")
     return {"kind": "ConfigMap", "apiVersion": "v1",
             "metadata": {**made["metadata"], "uid": "7d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
                          "resourceVersion": "1842871",
@@ -102,11 +107,9 @@ def _config_map(stack: Path) -> dict[str, Any]:
 def _gateway_deployment(stack: Path) -> dict[str, Any]:
     """The gateway's Deployment as recorded, its pod template carrying the checksum of the
     config `pulumi up` applied for this stack (the annotation that rolls the pods)."""
-    config, _ = read_stack_file(stack)
-    made = next(m for m in gateway_manifests(config) if m["kind"] == "Deployment")
     deployment = recorded("deployment-llm-gateway.json")
     deployment["spec"]["template"]["metadata"]["annotations"] = \
-        made["spec"]["template"]["metadata"]["annotations"]
+        _applied(stack, "Deployment")["spec"]["template"]["metadata"]["annotations"]
     return deployment
 
 
