@@ -219,7 +219,7 @@ SPEED_POINT_STEPS = 5
 
 
 def speed_reference(samples: list[StepSample]) -> list[SpeedPoint] | None:
-    """The decode-only steps' measured median per batch size (see SpeedPoint)."""
+    """The decode-only steps' measured median and mean per batch size (see SpeedPoint)."""
     by_batch: dict[int, list[StepSample]] = {}
     for s in samples:
         if s.prefill_tokens == 0 and s.decode_seqs > 0:
@@ -227,7 +227,9 @@ def speed_reference(samples: list[StepSample]) -> list[SpeedPoint] | None:
     points = [SpeedPoint(decode_seqs=d,
                          median_ms=round(float(np.median([s.duration_s for s in group])) * 1e3, 6),
                          median_kv_tokens=float(np.median([s.kv_tokens for s in group])),
-                         steps=len(group))
+                         steps=len(group),
+                         mean_ms=round(float(np.mean([s.duration_s for s in group])) * 1e3, 6),
+                         mean_kv_tokens=round(float(np.mean([s.kv_tokens for s in group])), 3))
               for d, group in sorted(by_batch.items()) if len(group) >= SPEED_POINT_STEPS]
     return points or None
 

@@ -185,6 +185,10 @@ class SpeedPoint(_Strict):
     median_ms: float = Field(gt=0)
     median_kv_tokens: float = Field(ge=0)
     steps: int = Field(gt=0)
+    #: their mean time and context: a later run's total time over the same steps is read
+    #: against these (None in files written before they were kept: the medians are)
+    mean_ms: float | None = Field(default=None, gt=0)
+    mean_kv_tokens: float | None = Field(default=None, ge=0)
 
 
 class Calibration(_Strict):
