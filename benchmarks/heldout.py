@@ -11,17 +11,17 @@ speed averages out, and their difference is the noise floor every error is read 
 Used by benchmarks/fidelity.py and by the CI test, which checks the fidelity issue's bars.
 
 Each level is also predicted at the speed the server ran at during it (`llmplan validate`'s
-error_pct_at_run_speed: its steps against the calibration's over parts of 200+ steps, each
-request replayed at its part's speed). A shared machine that slows the server by 10% for a
-minute moves a loaded level's latencies by far more than the fit and its repeat differ (a
-CI run read the 0.75 level 27% slower than predicted, the fit and its repeat 6% apart, the
-saturation level 4% faster than predicted), and its speed moves within a level as well
-(0.84-1.22 of the calibration's over the parts of one run's levels). The bars are read on
-the errors at the run's speed, against the noise floor of the fit level's two runs read
+error_pct_at_run_speed: one replay on the run's own clock, each part of 100 steps at the
+wall time its busy steps took against the calibration's prediction of them). A shared
+machine that slows the server by 10% for a minute moves a loaded level's latencies by far
+more than the fit and its repeat differ (a CI run read the 0.75 level 27% slower than
+predicted, the fit and its repeat 6% apart), and its speed moves within a level as well
+(0.80-1.30 of the calibration's over the parts of recorded runs' levels). The bars are read
+on the errors at the run's speed, against the noise floor of the fit level's two runs read
 the same way. A model error cannot hide in that reading: one that every level shares
 stays in the errors, and one in the step times shows as a speed that the steps' own
 measured-against-measured reading (step_time_ratio_measured) does not confirm, which the
-test bounds.
+test bounds (SPEED_AGREEMENT).
 """
 
 from __future__ import annotations

@@ -55,24 +55,26 @@ def test_held_out_predictions_meet_the_bars(capsys: pytest.CaptureFixture[str]) 
     speed = sat.compared.step_time_ratio or 1.0      # the saturation level's own
     assert all(lv.rate_per_s < achieved * max(1.0, speed) * (1.0 + drift / 100.0)
                for lv in experiment.levels if lv is not sat)
-    # the speeds read against the fit are the host's, not the model's: the same-size
-    # steps read measured against measured agree within SPEED_AGREEMENT (a hog switched on
-    # and off beside the server moved them 5% apart, a busy CI host 8.9%; a model whose
-    # per-sequence cost is 1.6 times the server's reads 20% apart,
-    # tests/fidelity/test_run_speed.py)
+    # the speeds read against the fit are the host's, not the model's: the busy time read
+    # against the fit and the same-size steps' time read against the calibration runs' own
+    # agree within SPEED_AGREEMENT (at most 4.4% over 48 recorded held-out levels; a
+    # per-sequence decode cost 0.8 or 1.25 times the server's, or a per-prompt-token cost
+    # 0.7 times, fails this test, here or at the bars, on each of 12 recorded runs whose
+    # fit has that term: FIDELITY.md)
     for level in experiment.held_out():
         assert experiment.speed_disagreement_pct(level) <= 100.0 * SPEED_AGREEMENT, level.role
-    # each bar is read on the prediction at the speed the server ran at during that level
-    # (its steps against the calibration's, part by part): a shared machine's speed moves
-    # every latency, and the queue of a loaded level multiplies it (a CI run read the 0.75
-    # level 27% slow with the fit and its repeat 6% apart). The floor is how far the fit
-    # level's two runs, read the same way, differ on that figure or on E2E p50 (which
-    # every latency moves with): what the server does not reproduce of itself. A model
-    # error every level shares is in both runs alike and stays in the figure.
+    # each bar is read on the prediction at the speed the server ran at (one replay on the
+    # run's clock: each 100-step part at the wall time its steps took against the
+    # calibration's prediction): a shared machine's speed moves every latency, and the
+    # queue of a loaded level multiplies it (a CI run read the 0.75 level 27% slow with the
+    # fit and its repeat 6% apart). The floor is how far the fit level's two runs, read the
+    # same way, differ on that figure or on E2E p50 (which every latency moves with): what
+    # the server does not reproduce of itself. A model error every level shares is in both
+    # runs alike and stays in the figure.
     drift_at_speed = experiment.noise_at_speed_pct("e2e_ms", "p50")
     for (metric, q), bar in zip(at_speed, (10.0, 10.0, 15.0), strict=True):
         floor = max(drift_at_speed, experiment.noise_at_speed_pct(metric, q))
         assert at_speed[metric, q] <= bar + floor, (metric, q, at_speed[metric, q], floor)
-    # throughput past saturation, at the level's speed (one part: every request waits
-    # behind the whole backlog), with the same drift
+    # throughput past saturation, at the level's speed, with the same drift (the busy time
+    # is then the server's: this checks that the simulator fits the same steps into it)
     assert abs(saturation) <= 10.0 + drift_at_speed, (saturation, drift_at_speed)
