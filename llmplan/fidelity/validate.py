@@ -24,9 +24,9 @@ A coefficient the fit got wrong reads as a speed too, so the speed is also read 
 against measured (`step_time_ratio_measured`): the calibration file keeps its runs'
 decode-only steps' mean time per batch size (`speed_reference`), and the run's steps of
 the same sizes, in total, are set against them (their KV reads moved to the reference's
-context at the fitted per-KV-token cost). When the two readings agree, the speed was the host's and
-the errors at it are the model's; when they do not, the model mispredicts the run's
-steps (SPEED_AGREEMENT), and the errors at the run's speed hide it.
+context at the fitted per-KV-token cost). When the two readings agree, the speed was the
+host's and the errors at it are the model's; when they do not, the model mispredicts the
+run's steps (SPEED_AGREEMENT), and the errors at the run's speed hide it.
 """
 
 from __future__ import annotations
@@ -121,8 +121,8 @@ def predicted_step_s(step_time: FittedStepTime, samples: list[StepSample]) -> np
 SPEED_MIN_STEPS = 50
 #: ... over parts of the run of this many (one speed each; a one-thread CPU server's level
 #: of 80 requests has 400-1,600 steps, a part lasts 3-10 s): the fit's error on one step
-#: (a fifth of its time on that server) averages out over a part, a host's slow spell of
-#: a few seconds does not
+#: (15% of its time, median, on that server) averages out over a part, a host's slow
+#: spell of a few seconds does not
 SPEED_PART_STEPS = 100
 #: the two readings of a run's speed (step_time_ratio and step_time_ratio_measured) differ
 #: by at most this share when the speed is the host's: at most 4.4% on the 48 held-out
