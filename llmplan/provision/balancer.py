@@ -57,6 +57,12 @@ def pods_address(config: StackConfig, pods_service: str) -> str:
     return f"{pods_service}.{config.namespace}.svc.{config.cluster_domain}"
 
 
+def dns_resolver(config: StackConfig) -> str:
+    """The DNS server the balancer asks for the fleet's pods: the stack's `dnsResolver`, or
+    the kube-dns Service most distributions run (CoreDNS behind that name)."""
+    return config.dns_resolver or f"kube-dns.kube-system.svc.{config.cluster_domain}"
+
+
 def balancer_conf(config: StackConfig, router: RouterName, pods_service: str) -> str:
     """nginx.conf of the sidecar: the simulated router over the fleet's Ready pods."""
     if router not in BALANCING:
@@ -81,7 +87,7 @@ def balancer_conf(config: StackConfig, router: RouterName, pods_service: str) ->
         "  fastcgi_temp_path /tmp/fastcgi_temp;",
         "  uwsgi_temp_path /tmp/uwsgi_temp;",
         "  scgi_temp_path /tmp/scgi_temp;",
-        f"  resolver kube-dns.kube-system.svc.{config.cluster_domain} valid={RESOLVE_VALID_S}s;",
+        f"  resolver {dns_resolver(config)} valid={RESOLVE_VALID_S}s;",
         "  upstream vllm {",
         "    zone vllm 256k;",
         *([f"    {method}"] if method else []),

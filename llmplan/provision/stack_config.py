@@ -185,6 +185,11 @@ class StackConfig(BaseModel):
                                 pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$",
                                 description="The cluster's DNS domain (the balancer looks up "
                                             "the fleet's pods under it).")
+    dns_resolver: str = Field(
+        default="", pattern=r"^(([a-z0-9]([a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:]+\])(:[0-9]{1,5})?)?$",
+        description="The cluster DNS the balancer asks, host[:port] (empty: kube-dns."
+                    "kube-system.svc.<clusterDomain>; OpenShift: dns-default.openshift-dns.svc."
+                    "cluster.local).")
     alarm_topic_arn: str = Field(default="", description="SNS topic the alarms notify.")
     budget_emails: list[str] = Field(default_factory=list,
                                      description="Who the budget notifies at 80% and 100%.")

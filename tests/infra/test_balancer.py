@@ -92,6 +92,34 @@ def test_least_outstanding_is_least_conn_over_the_fleets_ready_pods(
     assert "zone" in _names(upstream) and "resolver" in _names(http)
 
 
+@pytest.mark.parametrize(("settings", "resolver"), [
+    ({}, "kube-dns.kube-system.svc.cluster.local"),
+    ({"cluster_domain": "corp.example"}, "kube-dns.kube-system.svc.corp.example"),
+    ({"dns_resolver": "dns-default.openshift-dns.svc.cluster.local"},   # OpenShift's
+     "dns-default.openshift-dns.svc.cluster.local"),
+    ({"dns_resolver": "10.96.0.10:53"}, "10.96.0.10:53"),
+])
+def test_the_balancer_asks_the_clusters_dns(example_stacks: dict[str, ExampleStack],
+                                            tmp_path: Path, settings: dict[str, str],
+                                            resolver: str) -> None:
+    config = _config(example_stacks, "bulk-extraction").model_copy(update=settings)
+    http = _block(_parsed(balancer_conf(config, "least_outstanding",
+                                        pods_service_name(config)), tmp_path), "http")
+    [args] = [d["args"] for d in http if d["directive"] == "resolver"]
+    assert args[0] == resolver
+    # the pods' name is under the cluster domain, whoever answers for it
+    [server] = [d["args"] for d in _block(http, "upstream") if d["directive"] == "server"]
+    assert server[0].endswith(f".svc.{config.cluster_domain}:{SERVING_PORT}")
+
+
+@pytest.mark.parametrize("bad", ["http://10.96.0.10", "dns server", "-x.local", "a.b:port"])
+def test_a_dns_resolver_that_nginx_cannot_use_is_refused(
+        example_stacks: dict[str, ExampleStack], bad: str) -> None:
+    values = example_stacks["bulk-extraction"].written.config.model_dump(by_alias=True)
+    with pytest.raises(ValueError, match="dnsResolver"):
+        StackConfig.model_validate({**values, "dnsResolver": bad})
+
+
 def test_round_robin_is_nginx_default_per_request(example_stacks: dict[str, ExampleStack],
                                                   tmp_path: Path) -> None:
     config = _config(example_stacks, "bulk-extraction", "round_robin")
