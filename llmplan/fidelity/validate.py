@@ -125,8 +125,8 @@ SPEED_MIN_STEPS = 50
 #: spell of a few seconds does not
 SPEED_PART_STEPS = 100
 #: the two readings of a run's speed (step_time_ratio and step_time_ratio_measured) differ
-#: by at most this share when the speed is the host's: at most 6.2% on the 54 held-out
-#: levels of 18 recorded held-out experiments on a shared 2-core machine (benchmarks/
+#: by at most this share when the speed is the host's: at most 6.2% on the 60 held-out
+#: levels of 20 recorded held-out experiments on a shared 2-core machine (benchmarks/
 #: heldout.py; the median-based reading of before was up to 11% off). A per-sequence
 #: decode cost 0.8 times the server's read more than 10% apart in 9 of 12 of them, a
 #: per-prompt-token cost 0.7 times in 12 of 12

@@ -59,7 +59,7 @@ def test_held_out_predictions_meet_the_bars(capsys: pytest.CaptureFixture[str]) 
                for lv in experiment.levels if lv is not sat)
     # the speeds read against the fit are the host's, not the model's: the busy time read
     # against the fit and the same-size steps' time read against the calibration runs' own
-    # agree within SPEED_AGREEMENT (at most 6.2% over 54 recorded held-out levels; a
+    # agree within SPEED_AGREEMENT (at most 6.2% over 60 recorded held-out levels; a
     # per-sequence decode cost 0.8 or 1.25 times the server's, or a per-prompt-token cost
     # 0.7 times, fails this test, here or at the bars, on each of 12 recorded runs whose
     # fit has that term: FIDELITY.md)
