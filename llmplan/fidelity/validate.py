@@ -149,17 +149,19 @@ def _measured_speed(samples: list[StepSample], calibration: Calibration) -> floa
     their total time against the total of those runs' mean for each (KV reads moved to the
     reference's context at the fitted per-KV-token cost): like step_time_ratio, a total,
     so a host's stalls count in both. None when fewer than SPEED_MIN_STEPS such steps.
-    (A reference written before means were kept is read by the median of each batch
-    size's ratios, averaged over the batch sizes by their steps.)"""
+    (A reference written before means were kept, even in part, is read by the median of
+    each batch size's ratios, averaged over the batch sizes by their steps.)"""
     reference = {p.decode_seqs: p for p in calibration.speed_reference or []}
     per_kv_token_ms = calibration.step_time.per_kv_token_ns * 1e-6
+    totals = all(p.mean_ms is not None and p.mean_kv_tokens is not None
+                 for p in reference.values())
     took_ms = reference_ms = 0.0
     by_batch: dict[int, list[float]] = {}
     for s in samples:
         ref = reference.get(s.decode_seqs)
         if s.prefill_tokens or ref is None:
             continue
-        if ref.mean_ms is not None and ref.mean_kv_tokens is not None:
+        if totals and ref.mean_ms is not None and ref.mean_kv_tokens is not None:
             took_ms += s.duration_s * 1e3 - per_kv_token_ms * (s.kv_tokens - ref.mean_kv_tokens)
             reference_ms += ref.mean_ms
         ms = s.duration_s * 1e3 - per_kv_token_ms * (s.kv_tokens - ref.median_kv_tokens)
@@ -188,6 +190,10 @@ def run_speed(rows: list[RequestRecord], calibration: Calibration) -> RunSpeed |
                     measured=_measured_speed(samples, calibration))
 
 
+#: how far before the first and after the last part's end the run's clock reaches
+CLOCK_REACH_S = 1e7
+
+
 @dataclass(frozen=True)
 class RunClock:
     """The work clock of a run whose server took `speed.parts[k]` times the calibration's
@@ -201,11 +207,11 @@ class RunClock:
 
     @classmethod
     def of(cls, speed: RunSpeed, t0_ts: float) -> RunClock:
-        edges = np.array(speed.part_ends_ts[:-1]) - t0_ts
-        # far enough either way that no replayed event lies outside (the drain is 600 s+)
-        far_s = 1e5 + 10.0 * float(edges[-1] - edges[0] if len(edges) else 0.0)
-        wall = np.concatenate([[min(0.0, *edges[:1]) - far_s], edges,
-                               [max(0.0, *edges[-1:]) + far_s]])
+        edges = np.array(speed.part_ends_ts[:-1], dtype=float) - t0_ts
+        first_s = min(0.0, float(edges[0])) if len(edges) else 0.0
+        last_s = max(0.0, float(edges[-1])) if len(edges) else 0.0
+        # ~4 months either way: no replayed event lies beyond (np.interp would pin it)
+        wall = np.concatenate([[first_s - CLOCK_REACH_S], edges, [last_s + CLOCK_REACH_S]])
         work = np.concatenate([[0.0], np.cumsum(np.diff(wall) / np.array(speed.parts))])
         return cls(wall, work - np.interp(0.0, wall, work))
 

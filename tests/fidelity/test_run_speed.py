@@ -114,6 +114,23 @@ def test_the_runs_clock_runs_slower_where_the_server_did() -> None:
     work = clock.to_work(wall)
     assert work == pytest.approx([-2.0, 0.0, 3.0, 5.0, 9.0, 65.0])
     assert clock.to_wall(work) == pytest.approx(wall)
+    # a short run is one part: one speed throughout (50-199 busy steps)
+    one = RunClock.of(RunSpeed(whole=1.25, parts=(1.25,), part_ends_ts=(105.0,)), t0_ts=100.0)
+    assert one.to_work(wall) == pytest.approx(wall / 1.25)
+    # a replay far past saturation still maps back (hours of backlog)
+    assert one.to_wall(one.to_work(np.array([86_400.0]))) == pytest.approx([86_400.0])
+
+
+def test_a_short_run_is_replayed_at_its_one_speed(tmp_path: Path) -> None:
+    """30 requests at 1.2 times the calibration's step time: fewer than 200 busy steps, one
+    part, read back and replayed at it."""
+    dep = calibrated_deployment(_calibrated(tmp_path))
+    measured = poisson_workload(seed=9, n=30, rate=9.0, prompt=(10, 80), output=(2, 12),
+                                coef=tuple(c * 1.2 for c in COEF))
+    result = compare(measured, dep)
+    assert result.speed_parts == 1 and result.step_time_ratio == pytest.approx(1.2, rel=0.01)
+    assert result.error_pct_at_run_speed is not None
+    assert abs(result.error_pct_at_run_speed["e2e_ms"]["p50"]) < 3
 
 
 @pytest.mark.parametrize(("wrong", "prompt", "output"), [
