@@ -515,7 +515,8 @@ def validate(
         console.print(
             f"the run's steps took {result.step_time_ratio:.3f} x the calibration's "
             f"({fastest:.3f}-{slowest:.3f} over {result.speed_parts} parts; a server slower or "
-            f"faster than when calibrated moves every latency). At the speed of each part: "
+            f"faster than when calibrated moves every latency). Replayed on the run's own "
+            f"clock, each part at its speed: "
             f"TTFT p50 {fast['ttft_ms'].get('p50', 0.0):+.1f}%, E2E p50 "
             f"{fast['e2e_ms'].get('p50', 0.0):+.1f}%, E2E p95 "
             f"{fast['e2e_ms'].get('p95', 0.0):+.1f}%, throughput "
