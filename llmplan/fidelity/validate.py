@@ -48,7 +48,6 @@ from llmplan.perf.steptime_spec import (
     CalibratedStepTime,
     Calibration,
     FittedStepTime,
-    LinearStepTime,
     TabulatedStepTime,
 )
 from llmplan.scenario.models import AdmissionSpec, LocalDeployment
@@ -153,25 +152,20 @@ def _measured_speed(samples: list[StepSample], calibration: Calibration) -> floa
     each batch size's ratios, averaged over the batch sizes by their steps.)"""
     reference = {p.decode_seqs: p for p in calibration.speed_reference or []}
     per_kv_token_ms = calibration.step_time.per_kv_token_ns * 1e-6
-    totals = all(p.mean_ms is not None and p.mean_kv_tokens is not None
-                 for p in reference.values())
-    took_ms = reference_ms = 0.0
-    by_batch: dict[int, list[float]] = {}
-    for s in samples:
-        ref = reference.get(s.decode_seqs)
-        if s.prefill_tokens or ref is None:
-            continue
-        if totals and ref.mean_ms is not None and ref.mean_kv_tokens is not None:
-            took_ms += s.duration_s * 1e3 - per_kv_token_ms * (s.kv_tokens - ref.mean_kv_tokens)
-            reference_ms += ref.mean_ms
-        ms = s.duration_s * 1e3 - per_kv_token_ms * (s.kv_tokens - ref.median_kv_tokens)
-        by_batch.setdefault(s.decode_seqs, []).append(ms / ref.median_ms)
-    total = sum(len(v) for v in by_batch.values())
-    if total < SPEED_MIN_STEPS:
+    matched = [(s, reference[s.decode_seqs]) for s in samples
+               if not s.prefill_tokens and s.decode_seqs in reference]
+    if len(matched) < SPEED_MIN_STEPS:
         return None
-    if reference_ms:
-        return took_ms / reference_ms
-    return float(sum(len(v) * np.median(v) for v in by_batch.values()) / total)
+    if all(p.mean_ms is not None and p.mean_kv_tokens is not None for p in reference.values()):
+        took_ms = sum(s.duration_s * 1e3
+                      - per_kv_token_ms * (s.kv_tokens - (r.mean_kv_tokens or 0.0))
+                      for s, r in matched)
+        return took_ms / sum(r.mean_ms or 0.0 for _, r in matched)
+    by_batch: dict[int, list[float]] = {}
+    for s, r in matched:
+        ms = s.duration_s * 1e3 - per_kv_token_ms * (s.kv_tokens - r.median_kv_tokens)
+        by_batch.setdefault(s.decode_seqs, []).append(ms / r.median_ms)
+    return float(sum(len(v) * np.median(v) for v in by_batch.values()) / len(matched))
 
 
 def run_speed(rows: list[RequestRecord], calibration: Calibration) -> RunSpeed | None:
@@ -220,26 +214,6 @@ class RunClock:
 
     def to_wall(self, work_s: np.ndarray) -> np.ndarray:
         return np.asarray(np.interp(work_s, self.work_s, self.wall_s), dtype=float)
-
-
-def at_speed(dep: LocalDeployment, ratio: float) -> LocalDeployment:
-    """The calibrated deployment with every step taking `ratio` times as long."""
-    assert isinstance(dep.step_time, CalibratedStepTime) and dep.step_time.calibration
-    calibration = dep.step_time.calibration
-    fitted = calibration.step_time
-    if isinstance(fitted, LinearStepTime):
-        scaled: FittedStepTime = fitted.model_copy(update={
-            f: getattr(fitted, f) * ratio
-            for f in ("fixed_ms", "per_prefill_token_us", "per_decode_seq_us",
-                      "per_kv_token_ns", "per_prefill_pair_ns")})
-    else:
-        scaled = TabulatedStepTime(
-            tokens_ms=[(t, v * ratio) for t, v in fitted.tokens_ms],
-            per_kv_token_ns=fitted.per_kv_token_ns * ratio,
-            per_prefill_pair_ns=fitted.per_prefill_pair_ns * ratio)
-    step = CalibratedStepTime(file=dep.step_time.file,
-                              calibration=calibration.model_copy(update={"step_time": scaled}))
-    return dep.model_copy(update={"step_time": step})
 
 
 def replay_stream(rows: list[RequestRecord]) -> tuple[RequestStream, list[RequestRecord]]:

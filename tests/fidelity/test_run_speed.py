@@ -18,11 +18,17 @@ from llmplan.fidelity.validate import (
     SPEED_AGREEMENT,
     RunClock,
     RunSpeed,
-    at_speed,
     calibrated_deployment,
     compare,
 )
-from llmplan.perf.steptime_spec import Calibration
+from llmplan.perf.steptime_spec import (
+    CalibratedStepTime,
+    Calibration,
+    FittedStepTime,
+    LinearStepTime,
+    TabulatedStepTime,
+)
+from llmplan.scenario.models import LocalDeployment
 
 LATENCIES = (("ttft_ms", "p50"), ("e2e_ms", "p50"), ("e2e_ms", "p95"), ("tpot_ms", "p50"))
 
@@ -30,6 +36,26 @@ LATENCIES = (("ttft_ms", "p50"), ("e2e_ms", "p50"), ("e2e_ms", "p95"), ("tpot_ms
 def _calibrated(folder: Path, coef: tuple[float, ...] = COEF) -> Path:
     rows = poisson_workload(seed=3, n=300, rate=6.0, prompt=(10, 80), output=(2, 40), coef=coef)
     return calibrate(write_run(folder, rows), slots=64).write(folder / "calibration.yaml")
+
+
+def at_speed(dep: LocalDeployment, ratio: float) -> LocalDeployment:
+    """The calibrated deployment with every step taking `ratio` times as long."""
+    assert isinstance(dep.step_time, CalibratedStepTime) and dep.step_time.calibration
+    calibration = dep.step_time.calibration
+    fitted = calibration.step_time
+    if isinstance(fitted, LinearStepTime):
+        scaled: FittedStepTime = fitted.model_copy(update={
+            f: getattr(fitted, f) * ratio
+            for f in ("fixed_ms", "per_prefill_token_us", "per_decode_seq_us",
+                      "per_kv_token_ns", "per_prefill_pair_ns")})
+    else:
+        scaled = TabulatedStepTime(
+            tokens_ms=[(t, v * ratio) for t, v in fitted.tokens_ms],
+            per_kv_token_ns=fitted.per_kv_token_ns * ratio,
+            per_prefill_pair_ns=fitted.per_prefill_pair_ns * ratio)
+    step = CalibratedStepTime(file=dep.step_time.file,
+                              calibration=calibration.model_copy(update={"step_time": scaled}))
+    return dep.model_copy(update={"step_time": step})
 
 
 @pytest.mark.parametrize("slowdown", [1.25, 0.8])

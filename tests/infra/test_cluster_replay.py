@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from llmplan.cli import app
 from llmplan.errors import InputError
-from llmplan.provision.gateway_manifests import gateway_manifests
+from llmplan.provision.gateway_manifests import CONFIG_SHA_ANNOTATION, gateway_manifests
 from llmplan.provision.inventory import import_cluster
 from llmplan.provision.stack_config import read_stack_file
 from llmplan.provision.verify import verify_stack
@@ -206,7 +206,7 @@ def test_verify_catches_a_gateway_that_does_not_route_as_planned(
     assert "no request balancer beside LiteLLM" in failed.detail
     # the config applied, but the pods still run the one before it (not rolled)
     stale = _gateway_deployment(stack)
-    stale["spec"]["template"]["metadata"]["annotations"]["llmplan/config-sha256"] = "0" * 16
+    stale["spec"]["template"]["metadata"]["annotations"][CONFIG_SHA_ANNOTATION] = "0" * 16
     with replaying(_routes(stack, **{f"{APPS}/deployments/llm-gateway": (200, stale)})) \
             as replay:
         report = verify_stack(stack, replay.kubeconfig(tmp_path), None)
