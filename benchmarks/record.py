@@ -59,10 +59,9 @@ class ThroughputCase(_Case):
     expert_parallel: bool = False
     attention_dp: bool = Field(
         default=False, description="Attention data parallelism with expert parallelism "
-        "(TensorRT-LLM enable_attention_dp): each token goes only to its experts' GPUs, so "
-        "each GPU pays the routed slot cost of its share of the slots, not of all of them. "
-        "The rest of attention DP (replicated attention weights, whole-head KV per GPU) is "
-        "not modelled.")
+        "(TensorRT-LLM enable_attention_dp, SGLang --enable-dp-attention): simulated as "
+        "engine.data_parallel_attention, vLLM's layout of the same kind (a rank per GPU "
+        "with whole attention weights and its own KV cache, the experts spread).")
     input_tokens: int
     output_tokens: int
     lengths: Literal["fixed", "sharegpt"] = Field(
@@ -119,11 +118,8 @@ def load_cases(kind: type[ThroughputCase] | type[KvCase], name: str) -> list[Any
 def _deployment(case: ThroughputCase | KvCase, engine: EngineSpec,
                 replicas: int = 1) -> LocalDeployment:
     step_time = RooflineStepTime()
-    if isinstance(case, ThroughputCase):
-        step_time = step_time.model_copy(update={
-            **({"frontend_per_token_us": 0.0} if case.served == "in_process" else {}),
-            **({"expert_slot_overhead_width": step_time.expert_slot_overhead_width / case.tp}
-               if case.attention_dp else {})})
+    if isinstance(case, ThroughputCase) and case.served == "in_process":
+        step_time = step_time.model_copy(update={"frontend_per_token_us": 0.0})
     # benchmark clients wait for every answer (vllm bench serve's timeout is 6 hours; a
     # scenario's clients give up after 60 s in the queue by default)
     return LocalDeployment(gpu=case.gpu, model=case.model, tp=case.tp, replicas=replicas,
@@ -262,6 +258,7 @@ def _run_table(case: ThroughputCase, arrivals: np.ndarray, catalog: Catalog) -> 
             trtllm_bench_limits(case, catalog)
     engine = EngineSpec(weights_dtype=case.weights, kv_dtype=case.kv_dtype,
                         expert_parallel=case.expert_parallel,
+                        data_parallel_attention=case.attention_dp,
                         async_scheduling=case.async_scheduling, **limits,
                         **({"vllm_version": case.vllm_version} if case.vllm_version else {}))
     dep = _deployment(case, engine, case.replicas)

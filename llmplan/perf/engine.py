@@ -154,6 +154,16 @@ class EngineSpec(_Strict):
                                    "rank every token still visits every GPU, which sorts "
                                    "all the routed slots: the step costs what tensor "
                                    "parallelism's does.")
+    data_parallel_attention: bool = Field(
+        default=False, description="MoE models with expert_parallel: each of the replica's "
+                                   "GPUs is a data-parallel rank with its own scheduler, KV "
+                                   "cache and whole copy of the attention and dense weights, "
+                                   "and the experts are spread over all of them (vLLM's "
+                                   "--data-parallel-size = the replica's GPUs, "
+                                   "--tensor-parallel-size 1, --enable-expert-parallel; "
+                                   "the layout vLLM documents for DeepSeek). max_num_seqs and "
+                                   "max_num_batched_tokens are then per rank, as vLLM reads "
+                                   "them.")
     speculative: SpeculativeSpec | None = None
     prefix_caching: Literal["vllm", "per_slot", "off"] = Field(
         default="vllm", description="Reuse of cached prompt prefixes: vllm (automatic prefix "

@@ -124,16 +124,21 @@ class KvCapacity:
 
 def weights_bytes_per_gpu(setup: ReplicaSetup) -> float:
     """This GPU's share of the weights and of a speculative drafter's (llmplan.perf.drafter:
-    an EAGLE head, a draft model, the model's MTP modules)."""
-    total = setup.model.weight_bytes(setup.weights_dtype) + drafter(setup).weights_bytes
+    an EAGLE head, a draft model, the model's MTP modules). With data-parallel attention
+    every rank holds the layers outside the experts whole, and its share of the experts."""
+    model, dtype = setup.model, setup.weights_dtype
+    total = model.weight_bytes(dtype) + drafter(setup).weights_bytes
+    if setup.attention_ranks > 1:
+        outside = model.weight_bytes_without_experts(dtype)
+        return outside + (total - outside) / setup.tp
     return total / setup.tp
 
 
 def activation_bytes(setup: ReplicaSetup) -> float:
     """Peak of vLLM's profiling run on one GPU (see the module docstring)."""
     model, engine = setup.model, setup.engine
-    tokens = setup.max_num_batched_tokens
-    rows = min(setup.max_num_seqs, tokens)
+    tokens = setup.rank_max_num_batched_tokens
+    rows = min(setup.rank_max_num_seqs, tokens)
     mlp = (model.moe_intermediate_size or model.intermediate_size) \
         * (model.experts_per_token or 1) if model.is_moe else model.intermediate_size
     forward = tokens * (FORWARD_WIDTHS * model.hidden_size + 2 * mlp / setup.tp) * 2.0
@@ -195,7 +200,7 @@ class KvLayout:
 
 def kv_layout(setup: ReplicaSetup) -> KvLayout:
     model, block = setup.model, setup.engine.block_size_tokens
-    page = block * model.kv_bytes_per_token_per_layer(setup.kv_dtype, setup.tp)
+    page = block * model.kv_bytes_per_token_per_layer(setup.kv_dtype, setup.attention_tp)
     # the drafter's attention layers take pages of the same blocks: MTP modules and EAGLE
     # heads are layers of the model's shape; a draft model's pages (its own shape) add to
     # every block, spread over the groups (exact for dense models, one group)
@@ -216,7 +221,12 @@ def kv_layout(setup: ReplicaSetup) -> KvLayout:
 
 
 def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
-    """KV blocks of one replica (all its GPUs), or the reason there is no room for any."""
+    """KV blocks of one replica (all its GPUs), or the reason there is no room for any.
+
+    With data-parallel attention each GPU is a rank with a cache of its own: the replica
+    holds every rank's blocks (the simulator pools them, as if the ranks' loads stayed
+    even), a request at most one rank's, and the logged figures are one rank's, as each
+    rank prints them."""
     model, engine = setup.model, setup.engine
     budget = memory_budget(setup)
     layout = kv_layout(setup)
@@ -227,15 +237,16 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
     # a sequence needs a page of every full-attention group per block of its tokens
     # (`blocks` counts those), and a page of every sliding-window group per block of its
     # last window (KvCapacity.window_reserve_blocks, held while it runs)
-    blocks = vllm_blocks // max(1, layout.full_groups)
+    rank_blocks = vllm_blocks // max(1, layout.full_groups)
+    blocks = rank_blocks * setup.attention_ranks
     if engine.kv_cache_tokens is not None:
-        blocks = math.ceil(engine.kv_cache_tokens / block)
-    capacity_tokens = blocks * block
+        blocks = rank_blocks = math.ceil(engine.kv_cache_tokens / block)
+    capacity_tokens = rank_blocks * block
     max_len = engine.max_model_len or min(model.max_context_tokens, max(capacity_tokens, 1))
     logged_len = engine.max_model_len or model.max_context_tokens
     per_request = layout.full_groups * math.ceil(logged_len / block)
     if layout.sliding_groups:
-        window = (model.sliding_window_tokens or 0) - 1 + setup.max_num_batched_tokens * (
+        window = (model.sliding_window_tokens or 0) - 1 + setup.rank_max_num_batched_tokens * (
             2 if setup.async_scheduling and engine.version >= (0, 33) else 1)
         per_request += layout.sliding_groups * (math.ceil(min(window, logged_len) / block) + 1)
     concurrency = vllm_blocks / per_request if per_request else 0.0

@@ -90,13 +90,19 @@ def block_problem(model: ModelSpec, weights_dtype: str, tp: int,
 
 
 def allowed_tp(model: ModelSpec, gpu: GpuSpec, gpus_per_server: int | None = None, *,
-               weights_dtype: str | None = None, expert_parallel: bool = False) -> list[int]:
+               weights_dtype: str | None = None, expert_parallel: bool = False,
+               data_parallel_attention: bool = False) -> list[int]:
     """Every tensor-parallel size vLLM accepts for `model` within one interconnect domain
     and one server of `gpu` (`gpus_per_server`: the deployment's, when it has fewer), and
-    that cuts the checkpoint of `weights_dtype` into whole quantisation blocks, increasing."""
+    that cuts the checkpoint of `weights_dtype` into whole quantisation blocks, increasing.
+    With data-parallel attention no rank splits its heads or dense layers (each is cut as
+    at tp 1) and the experts stay whole."""
     largest = min(gpu.interconnect_domain_gpus, gpu.node_gpus,
                   gpus_per_server or gpu.node_gpus)
     dtype = weights_dtype or model.default_dtype
+    if data_parallel_attention and model.is_moe:
+        whole = heads_allow(model, 1) and block_problem(model, dtype, 1, True) is None
+        return list(range(1, largest + 1)) if whole else []
     return [tp for tp in range(1, largest + 1) if heads_allow(model, tp)
             and block_problem(model, dtype, tp, expert_parallel) is None]
 
@@ -105,15 +111,38 @@ def setup_allowed_tp(setup: ReplicaSetup) -> list[int]:
     """`allowed_tp` for the replica's GPU, servers, weight format and expert parallelism."""
     return allowed_tp(setup.model, setup.gpu, setup.gpus_per_server,
                       weights_dtype=setup.weights_dtype,
-                      expert_parallel=setup.engine.expert_parallel)
+                      expert_parallel=setup.engine.expert_parallel,
+                      data_parallel_attention=setup.engine.data_parallel_attention)
+
+
+def data_parallel_error(setup: ReplicaSetup) -> str | None:
+    """Why engine.data_parallel_attention cannot run as set (None: it can, or it is off)."""
+    engine = setup.engine
+    if not engine.data_parallel_attention:
+        return None
+    if not setup.model.is_moe:
+        return (f"engine.data_parallel_attention is for mixtures of experts, and "
+                f"{setup.model_name} is dense: its data-parallel ranks would share nothing; "
+                f"expected data_parallel_attention: false (more replicas for more copies)")
+    if not engine.expert_parallel:
+        return ("engine.data_parallel_attention spreads the experts over the ranks, which "
+                "needs engine.expert_parallel: true (vLLM's --enable-expert-parallel); the "
+                "experts sliced over the ranks instead are not modelled; expected "
+                "expert_parallel: true")
+    if engine.speculative is not None:
+        return ("engine.speculative with engine.data_parallel_attention is not modelled (each "
+                "rank would run its own drafter); expected one of the two")
+    return None
 
 
 def tp_error(setup: ReplicaSetup) -> str | None:
     """Why the replica's tp cannot run (None: it can), naming the sizes that can."""
     model, gpu, tp = setup.model, setup.gpu, setup.tp
+    if (refused := data_parallel_error(setup)) is not None:
+        return refused
     allowed = ", ".join(map(str, setup_allowed_tp(setup)))
     expected = f"expected tp one of {allowed} for {setup.model_name} on {setup.gpu_name}"
-    if not heads_allow(model, tp):
+    if not heads_allow(model, setup.attention_tp):
         kv = "" if model.attention == "mla" else f" and {model.kv_heads} KV heads"
         return (f"tp {tp} does not split {setup.model_name}'s {model.attention_heads} "
                 f"attention heads{kv} evenly (vLLM refuses it: the heads must divide by tp, "
@@ -132,7 +161,8 @@ def tp_error(setup: ReplicaSetup) -> str | None:
                 f"servers (multi-node tensor parallelism), which is neither simulated nor "
                 f"provisioned; {expected} (more replicas for more GPUs)")
     dtype = setup.weights_dtype
-    if (problem := block_problem(model, dtype, tp, setup.engine.expert_parallel)) is not None:
+    if (problem := block_problem(model, dtype, setup.attention_tp,
+                                 setup.engine.expert_parallel)) is not None:
         name, width, side = problem
         repo = model.weights_repo(dtype)
         block_n, block_k = model.weight_block(dtype) or (0, 0)
@@ -147,5 +177,5 @@ def tp_error(setup: ReplicaSetup) -> str | None:
     return None
 
 
-__all__ = ["allowed_tp", "block_problem", "cut_slices", "heads_allow", "setup_allowed_tp",
-           "tp_error"]
+__all__ = ["allowed_tp", "block_problem", "cut_slices", "data_parallel_error", "heads_allow",
+           "setup_allowed_tp", "tp_error"]

@@ -58,13 +58,37 @@ class ReplicaSetup:
                               self.model.max_context_tokens)
 
     @property
-    def max_num_batched_tokens(self) -> int:
+    def attention_ranks(self) -> int:
+        """Data-parallel ranks of the replica's attention (engine.data_parallel_attention:
+        one per GPU, each with its own scheduler and KV cache; 1: one tensor-parallel
+        engine over all the GPUs)."""
+        return self.tp if self.engine.data_parallel_attention and self.model.is_moe else 1
+
+    @property
+    def attention_tp(self) -> int:
+        """GPUs one rank's attention heads (and dense layers) are split over."""
+        return self.tp // self.attention_ranks
+
+    @property
+    def rank_max_num_batched_tokens(self) -> int:
+        """One rank's token budget per step (vLLM's --max-num-batched-tokens)."""
         tokens = self.engine.max_num_batched_tokens or self._defaults[0]
-        return max(tokens, self.max_num_seqs)
+        return max(tokens, self.rank_max_num_seqs)
+
+    @property
+    def rank_max_num_seqs(self) -> int:
+        """One rank's running sequences (vLLM's --max-num-seqs)."""
+        return self.engine.max_num_seqs or self._defaults[1]
+
+    @property
+    def max_num_batched_tokens(self) -> int:
+        """The replica's token budget per step: every rank's."""
+        return self.rank_max_num_batched_tokens * self.attention_ranks
 
     @property
     def max_num_seqs(self) -> int:
-        return self.engine.max_num_seqs or self._defaults[1]
+        """The replica's running sequences: every rank's."""
+        return self.rank_max_num_seqs * self.attention_ranks
 
     def scheduler_error(self) -> str | None:
         """Why vLLM's scheduler refuses these settings (None: it takes them). Without chunked
@@ -75,7 +99,7 @@ class ReplicaSetup:
         if self.engine.chunked_prefill:
             return None
         length = self.engine.max_model_len or self.model.max_context_tokens
-        tokens = self.max_num_batched_tokens
+        tokens = self.rank_max_num_batched_tokens
         if tokens >= length:
             return None
         which = "engine.max_model_len" if self.engine.max_model_len else \

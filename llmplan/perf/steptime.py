@@ -85,8 +85,10 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     up-projects from it (2 x head_dim + rope dims).
     memory: every step reads the dense weights once, the
     experts its tokens touch, and the KV cache of every decoding sequence (full layers: the
-    whole context; window layers: min(context, window)). serial: tensor-parallel
-    all-reduces (two per layer of one hidden vector per token, ring algorithm), a fixed
+    whole context; window layers: min(context, window)); with data-parallel attention
+    every rank reads the weights outside the experts whole. serial: tensor-parallel
+    all-reduces (two per layer of one hidden vector per token, ring algorithm; with
+    data-parallel attention an all-gather and a reduce-scatter per routed layer), a fixed
     gap, and the latency of
     the short kernels MoE and MLA layers add to a dense layer (per layer, whatever the
     batch). cpu: per step and per sequence, hidden behind the GPU with async scheduling.
@@ -126,8 +128,13 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     pair_flops = 2.0 * model.attention_heads * pair_dims
     prefill_pair_flops = 2.0 * model.attention_heads * prefill_pair_dims
     window = model.sliding_window_tokens or 0
-    kv_layer_bytes = model.kv_bytes_per_token_per_layer(setup.kv_dtype, tp) * tp
-    # all weights but the experts are read every step; the experts as the tokens touch them
+    # KV bytes a token's context costs the replica: each GPU's heads (replicated ones too:
+    # MLA's latent on every GPU of a tensor-parallel group) x the GPUs holding them
+    ranks = setup.attention_ranks
+    kv_layer_bytes = model.kv_bytes_per_token_per_layer(setup.kv_dtype, tp // ranks) \
+        * (tp // ranks)
+    # all weights but the experts are read every step, by every data-parallel rank; the
+    # experts as the tokens touch them
     all_weights = model.weight_bytes(weights)
     expert_bytes = all_weights - model.weight_bytes_without_experts(weights)
     # the input table is looked up, not read, unless it is also the output head (tied)
@@ -135,10 +142,19 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     tokens_comm = 0.0
     sync_s = 0.0
     if tp > 1:
-        ring = 2.0 * (tp - 1) / tp
         link = gpu.interconnect_gb_per_s * 1e9 * spec.allreduce_efficiency
-        tokens_comm = 2 * model.layers * model.hidden_size * 2.0 * ring / link
-        sync_s = model.layers * spec.tp_sync_us_per_layer * 1e-6
+        if ranks > 1:
+            # data-parallel attention: only the routed layers talk, an all-gather of the
+            # ranks' hidden vectors before the experts and a reduce-scatter after (vLLM's
+            # default all2all backend, allgather_reducescatter), (tp - 1) / tp of a 16-bit
+            # hidden vector per token each
+            tokens_comm = (2 * model.moe_layer_count * model.hidden_size * 2.0
+                           * (tp - 1) / tp / link)
+            sync_s = model.moe_layer_count * spec.tp_sync_us_per_layer * 1e-6
+        else:
+            ring = 2.0 * (tp - 1) / tp
+            tokens_comm = 2 * model.layers * model.hidden_size * 2.0 * ring / link
+            sync_s = model.layers * spec.tp_sync_us_per_layer * 1e-6
     # the extra kernels of routed and latent-attention layers: a floor per layer per step
     layer_s = (model.moe_layer_count * spec.moe_layer_us
                + (model.layers if model.attention == "mla" else 0) * spec.mla_layer_us) * 1e-6
@@ -161,12 +177,13 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         compute_per_window_seq_s=pair_flops * model.sliding_layers * window / attention_flops,
         window_tokens=window,
         compute_per_sampled_s=2.0 * head_params / head_flops,
-        weights_s=(all_weights - expert_bytes - embedding_rows) / bandwidth,
+        weights_s=(all_weights - expert_bytes - embedding_rows) * ranks / bandwidth,
         experts_s=expert_bytes / bandwidth,
         experts=model.experts or 0, experts_per_token=model.experts_per_token or 0,
         memory_per_kv_token_s=kv_layer_bytes * model.full_layers / bandwidth,
         memory_per_seq_s=kv_layer_bytes * model.sliding_layers * window / bandwidth,
-        cpu_s=spec.cpu_fixed_ms * 1e-3, cpu_per_seq_s=spec.cpu_per_seq_us * 1e-6,
+        # each data-parallel rank's engine process schedules its own sequences
+        cpu_s=spec.cpu_fixed_ms * 1e-3, cpu_per_seq_s=spec.cpu_per_seq_us * 1e-6 / ranks,
         async_cpu=setup.async_scheduling,
         frontend_per_seq_s=spec.frontend_per_token_us * 1e-6 / setup.engine.api_server_count,
         verify_tokens=verify, accepted=accepted,
@@ -200,13 +217,14 @@ def _expert_slot_params(setup: ReplicaSetup, spec: RooflineStepTime) -> float:
     vLLM's (tensor parallel, one data-parallel rank) every token stays on every GPU, whose
     fused_moe sorts all the slots and writes zeros for the experts other GPUs hold. Only
     engines that send each token to its experts' GPUs (attention data parallelism) spread
-    it, which a deployment here does not run.
+    it: with data-parallel attention a slot costs only the GPU of its expert.
     """
     model = setup.model
     if not model.is_moe:
         return 0.0
     slots = model.moe_layer_count * (model.experts_per_token or 0)
-    return slots * setup.tp * 3.0 * model.hidden_size * spec.expert_slot_overhead_width
+    gpus = setup.tp // setup.attention_ranks
+    return slots * gpus * 3.0 * model.hidden_size * spec.expert_slot_overhead_width
 
 
 def linear(setup: ReplicaSetup, spec: LinearStepTime) -> StepTime:

@@ -84,9 +84,11 @@ def vllm_args(config: StackConfig) -> list[str]:
     weights = served(config)
     args = ["--model", weights.hf_id, "--served-model-name", dep.model,
             "--host", "0.0.0.0", "--port", str(SERVING_PORT),
-            "--tensor-parallel-size", str(dep.tp),
-            "--max-num-seqs", str(setup.max_num_seqs),
-            "--max-num-batched-tokens", str(setup.max_num_batched_tokens),
+            "--tensor-parallel-size", str(setup.attention_tp),
+            *(["--data-parallel-size", str(setup.attention_ranks)]
+              if setup.attention_ranks > 1 else []),
+            "--max-num-seqs", str(setup.rank_max_num_seqs),
+            "--max-num-batched-tokens", str(setup.rank_max_num_batched_tokens),
             "--gpu-memory-utilization", str(setup.gpu_memory_utilization),
             "--block-size", str(engine.block_size_tokens),
             "--dtype", "float16" if dtype == "fp16" else "bfloat16",

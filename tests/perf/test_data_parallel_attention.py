@@ -1,0 +1,146 @@
+"""Data-parallel attention with expert parallelism (engine.data_parallel_attention): each GPU
+is a rank with its own scheduler, KV cache and whole attention and dense weights, the
+experts spread over all of them (vLLM's --data-parallel-size with --enable-expert-parallel).
+Checked against the same replica run tensor-parallel, by hand from the catalog's sizes."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from helpers import ROOT
+
+from llmplan.catalog import builtin_catalog
+from llmplan.perf.engine import EngineSpec
+from llmplan.perf.memory import kv_capacity, weights_bytes_per_gpu
+from llmplan.perf.setup import ReplicaSetup
+from llmplan.perf.steptime import build_step_time
+from llmplan.perf.steptime_spec import RooflineStepTime
+from llmplan.pipeline import evaluate
+from llmplan.provision.serving_manifests import vllm_args
+from llmplan.provision.stack import write_stack
+from llmplan.scenario import load_scenario_text
+
+
+def _setup(model: str, gpu: str, tp: int, dp: bool, **engine: object) -> ReplicaSetup:
+    catalog = builtin_catalog()
+    spec = EngineSpec(weights_dtype="fp8", expert_parallel=True, data_parallel_attention=dp,
+                      **engine)  # type: ignore[arg-type]
+    return ReplicaSetup(gpu_name=gpu, model_name=model, gpu=catalog.gpus[gpu],
+                        model=catalog.models[model], engine=spec, tp=tp)
+
+
+@pytest.mark.parametrize("model", ["DeepSeek-V3", "Qwen3-235B-A22B"])
+def test_each_rank_holds_the_dense_weights_whole_and_a_share_of_the_experts(model: str) -> None:
+    tp_setup, dp_setup = (_setup(model, "H200", 8, dp) for dp in (False, True))
+    spec = dp_setup.model
+    whole, dense = spec.weight_bytes("fp8"), spec.weight_bytes_without_experts("fp8")
+    assert weights_bytes_per_gpu(tp_setup) == pytest.approx(whole / 8)
+    assert weights_bytes_per_gpu(dp_setup) == pytest.approx(dense + (whole - dense) / 8)
+
+
+@pytest.mark.parametrize(("model", "heads_per_gpu_tp"), [
+    ("DeepSeek-V3", None),          # MLA: the latent on every GPU either way
+    ("Qwen3-235B-A22B", 1),         # 4 KV heads over 8 GPUs: one each, each on two GPUs
+])
+def test_each_rank_caches_whole_heads_of_its_own_requests(
+        model: str, heads_per_gpu_tp: int | None) -> None:
+    tp_setup, dp_setup = (_setup(model, "H200", 8, dp) for dp in (False, True))
+    tp_cap, dp_cap = kv_capacity(tp_setup), kv_capacity(dp_setup)
+    assert tp_cap.error is None and dp_cap.error is None
+    spec = dp_setup.model
+    # a rank pages whole heads (or the one latent) of every layer
+    assert dp_cap.block_bytes == pytest.approx(
+        16 * spec.layers * spec.kv_bytes_per_token_per_layer("bf16"))
+    if heads_per_gpu_tp is not None:
+        assert tp_cap.block_bytes == pytest.approx(
+            16 * spec.layers * 2 * heads_per_gpu_tp * spec.head_dim * 2)
+    # the replica holds every rank's blocks, each rank what its own memory leaves
+    per_rank = int(dp_cap.budget.available_bytes // dp_cap.block_bytes)
+    assert dp_cap.vllm_blocks == per_rank
+    assert dp_cap.blocks == 8 * per_rank
+    # a request fits one rank: the longest is what one rank holds
+    assert dp_cap.max_model_len == min(spec.max_context_tokens, per_rank * 16)
+    if spec.attention == "mla":
+        # tensor parallelism keeps the same latent on all 8 GPUs: the ranks hold several
+        # times the tokens even after each keeps the dense weights whole
+        assert dp_cap.tokens > 4 * tp_cap.tokens
+
+
+def test_the_step_reads_dense_weights_per_rank_and_talks_only_in_routed_layers() -> None:
+    spec_time = RooflineStepTime()
+    tp_setup, dp_setup = (_setup("DeepSeek-V3", "H200", 8, dp) for dp in (False, True))
+    tp_step = build_step_time(tp_setup, spec_time)
+    dp_step = build_step_time(dp_setup, spec_time)
+    model, gpu = dp_setup.model, dp_setup.gpu
+    # every rank reads the weights outside the experts; the experts are read once
+    assert dp_step.weights_s == pytest.approx(8 * tp_step.weights_s)
+    assert dp_step.experts_s == pytest.approx(tp_step.experts_s)
+    # the latent is read once per token, not by all 8 GPUs
+    assert dp_step.memory_per_kv_token_s == pytest.approx(tp_step.memory_per_kv_token_s / 8)
+    # an all-gather and a reduce-scatter of 7/8 of a 16-bit hidden vector per routed layer
+    link = gpu.interconnect_gb_per_s * 1e9 * spec_time.allreduce_efficiency
+    assert dp_step.serial_per_token_s == pytest.approx(
+        2 * model.moe_layer_count * model.hidden_size * 2 * 7 / 8 / link)
+    assert tp_step.serial_per_token_s == pytest.approx(
+        2 * model.layers * model.hidden_size * 2 * (2 * 7 / 8) / link)
+    # a routed slot costs only its expert's GPU, and each rank's CPU its own sequences
+    slot = model.moe_layer_count * model.experts_per_token * 3 * model.hidden_size \
+        * spec_time.expert_slot_overhead_width * 2 / (
+            gpu.flops_per_s("bf16") * 8 * spec_time.compute_efficiency
+            * gpu.gemm_efficiency("bf16"))
+    assert tp_step.compute_per_token_s - dp_step.compute_per_token_s == pytest.approx(7 * slot)
+    assert dp_step.cpu_per_seq_s == pytest.approx(tp_step.cpu_per_seq_s / 8)
+
+
+def test_the_limits_are_per_rank_as_vllm_reads_them() -> None:
+    setup = _setup("DeepSeek-V3", "H200", 8, True, max_num_seqs=64,
+                   max_num_batched_tokens=4096)
+    assert (setup.rank_max_num_seqs, setup.rank_max_num_batched_tokens) == (64, 4096)
+    assert (setup.max_num_seqs, setup.max_num_batched_tokens) == (512, 32768)
+    assert (setup.attention_ranks, setup.attention_tp) == (8, 1)
+
+
+SCENARIO = """
+name: dp-attention
+seed: 3
+duration: 20
+traffic: {kind: poisson, rate_per_s: 2}
+tasks:
+  - {name: chat, prompt_tokens: {kind: fixed, tokens: 500},
+     output_tokens: {kind: fixed, tokens: 50}}
+deployments:
+  ranks: {gpu: H200, model: DeepSeek-V3, tp: 8,
+          engine: {weights_dtype: fp8, expert_parallel: true, data_parallel_attention: true,
+                   max_num_seqs: 32}}
+  %s
+"""
+
+
+def test_the_stack_starts_the_ranks_it_simulated(tmp_path: Path) -> None:
+    loaded = load_scenario_text(textwrap.dedent(SCENARIO % ""), base_dir=ROOT)
+    result = evaluate(loaded)
+    counts = result.deployments["ranks"].requests
+    assert counts.completed == counts.total > 0
+    args = vllm_args(write_stack(tmp_path / "Pulumi.ranks.yaml", loaded, result, "ranks",
+                                 {}).config)
+    flags = {args[i]: args[i + 1] for i in range(len(args) - 1)}
+    assert flags["--tensor-parallel-size"] == "1"
+    assert flags["--data-parallel-size"] == "8"
+    assert flags["--max-num-seqs"] == "32"          # per rank, as the scenario set it
+    assert "--enable-expert-parallel" in args
+
+
+@pytest.mark.parametrize(("deployment", "fragment"), [
+    ("dense: {gpu: H100-SXM, model: Llama-3.1-70B, tp: 4, "
+     "engine: {expert_parallel: true, data_parallel_attention: true}}",
+     "engine.data_parallel_attention is for mixtures of experts"),
+    ("sliced: {gpu: H200, model: Qwen3-235B-A22B, tp: 8, "
+     "engine: {data_parallel_attention: true}}", "needs engine.expert_parallel: true"),
+])
+def test_what_the_ranks_cannot_run_is_refused(deployment: str, fragment: str) -> None:
+    loaded = load_scenario_text(textwrap.dedent(SCENARIO % deployment), base_dir=ROOT)
+    name = deployment.split(":", maxsplit=1)[0]
+    assert name not in loaded.scenario.deployments
+    assert fragment in loaded.unbuildable[name]
