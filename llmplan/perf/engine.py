@@ -131,10 +131,12 @@ class EngineSpec(_Strict):
     async_scheduling: bool | None = Field(
         default=None, description="Overlap CPU scheduling with the GPU step (default: on "
                                   "from vLLM 0.21).")
-    api_server_count: int = Field(
-        default=1, gt=0, le=64, description="API-server processes streaming the replies "
-                                            "(vLLM's --api-server-count); they share the "
-                                            "per-token output work.")
+    api_server_count: int | None = Field(
+        default=None, gt=0, le=64,
+        description="API-server processes streaming the replies (vLLM's --api-server-count); "
+                    "they share the per-token output work. Default: 1, or one per rank with "
+                    "data_parallel_attention, as `vllm serve` defaults it for its internal "
+                    "load balancer.")
     enforce_eager: bool = Field(default=False, description="No CUDA graphs: no graph memory, "
                                                            "more CPU time per step.")
     max_model_len: int | None = Field(default=None, gt=0, le=100_000_000,

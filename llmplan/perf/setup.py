@@ -70,6 +70,14 @@ class ReplicaSetup:
         return self.tp // self.attention_ranks
 
     @property
+    def api_server_count(self) -> int:
+        """API-server processes: as set, else vLLM's default, one per data-parallel rank
+        ("Defaulting api_server_count to data_parallel_size (N)", vllm/entrypoints/cli/
+        serve.py, internal load balancing; in start-up logs of 0.15.1 and 0.25.0) and 1
+        without data parallelism."""
+        return self.engine.api_server_count or self.attention_ranks
+
+    @property
     def rank_max_num_batched_tokens(self) -> int:
         """One rank's token budget per step (vLLM's --max-num-batched-tokens)."""
         tokens = self.engine.max_num_batched_tokens or self._defaults[0]

@@ -185,7 +185,7 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         # each data-parallel rank's engine process schedules its own sequences
         cpu_s=spec.cpu_fixed_ms * 1e-3, cpu_per_seq_s=spec.cpu_per_seq_us * 1e-6 / ranks,
         async_cpu=setup.async_scheduling,
-        frontend_per_seq_s=spec.frontend_per_token_us * 1e-6 / setup.engine.api_server_count,
+        frontend_per_seq_s=spec.frontend_per_token_us * 1e-6 / setup.api_server_count,
         verify_tokens=verify, accepted=accepted,
         draft_per_token_s=2.0 * draft.pass_params / head_flops,
         draft_weights_s=draft.pass_bytes / bandwidth, source="roofline")

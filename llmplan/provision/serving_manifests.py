@@ -117,8 +117,8 @@ def vllm_args(config: StackConfig) -> list[str]:
         args.append("--enable-expert-parallel")
     if engine.kv_cache_memory_gib is not None:
         args += ["--kv-cache-memory-bytes", str(int(engine.kv_cache_memory_gib * 2**30))]
-    if engine.api_server_count > 1:
-        args += ["--api-server-count", str(engine.api_server_count)]
+    if setup.api_server_count > 1:
+        args += ["--api-server-count", str(setup.api_server_count)]
     if engine.speculative is not None:
         args += ["--speculative-config", json.dumps(
             speculative_config(dep.model, model, engine.speculative), separators=(",", ":"))]
@@ -143,7 +143,8 @@ def serving_sizes(config: StackConfig) -> tuple[int, int, int]:
     drafter_bytes = drafter(dep.setup(config.plan.catalog)).weights_bytes \
         if spec is not None and spec.method in DRAFTED else 0.0
     download_gib = (model.weight_bytes(stored) + mtp_bytes + drafter_bytes) / 2**30
-    cpu = 4 * dep.tp + 2 + (dep.engine.api_server_count - 1)   # a core per extra API server
+    servers = dep.setup(config.plan.catalog).api_server_count
+    cpu = 4 * dep.tp + 2 + (servers - 1)   # a core per extra API server
     memory_gib = max(32, math.ceil(download_gib * 1.2 / dep.tp) + 16)
     volume_gib = max(50, math.ceil(download_gib * 1.25) + 20)
     return cpu, memory_gib, volume_gib

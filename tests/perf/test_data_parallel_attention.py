@@ -92,6 +92,10 @@ def test_the_step_reads_dense_weights_per_rank_and_talks_only_in_routed_layers()
             * gpu.gemm_efficiency("bf16"))
     assert tp_step.compute_per_token_s - dp_step.compute_per_token_s == pytest.approx(7 * slot)
     assert dp_step.cpu_per_seq_s == pytest.approx(tp_step.cpu_per_seq_s / 8)
+    # vllm serve starts an API server per rank unless told otherwise
+    assert dp_step.frontend_per_seq_s == pytest.approx(tp_step.frontend_per_seq_s / 8)
+    one = build_step_time(_setup("DeepSeek-V3", "H200", 8, True, api_server_count=1), spec_time)
+    assert one.frontend_per_seq_s == pytest.approx(tp_step.frontend_per_seq_s)
 
 
 def test_the_limits_are_per_rank_as_vllm_reads_them() -> None:
@@ -129,6 +133,7 @@ def test_the_stack_starts_the_ranks_it_simulated(tmp_path: Path) -> None:
     assert flags["--tensor-parallel-size"] == "1"
     assert flags["--data-parallel-size"] == "8"
     assert flags["--max-num-seqs"] == "32"          # per rank, as the scenario set it
+    assert flags["--api-server-count"] == "8"       # what vllm serve would default to
     assert "--enable-expert-parallel" in args
 
 
