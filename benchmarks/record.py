@@ -95,8 +95,14 @@ class KvCase(_Case):
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
     block_size_tokens: int = 16
+    expert_parallel: bool = False
+    data_parallel_attention: bool = Field(
+        default=False, description="--data-parallel-size = the GPUs, with expert "
+        "parallelism: each rank logs its own line, for its own KV cache.")
     vllm_version: str
-    kv_cache_tokens: int = Field(description="'GPU KV cache size: N tokens' as logged.")
+    kv_cache_tokens: int = Field(description="'GPU KV cache size: N tokens' as logged (or "
+                                             "the tokens one request could use, where the "
+                                             "log only has vLLM's refusal: see notes).")
 
 
 @dataclass(frozen=True)
@@ -134,7 +140,9 @@ def predicted_kv_tokens(case: KvCase, catalog: Catalog | None = None) -> int:
                         gpu_memory_utilization=case.gpu_memory_utilization,
                         max_model_len=case.max_model_len, max_num_seqs=case.max_num_seqs,
                         max_num_batched_tokens=case.max_num_batched_tokens,
-                        block_size_tokens=case.block_size_tokens)
+                        block_size_tokens=case.block_size_tokens,
+                        expert_parallel=case.expert_parallel,
+                        data_parallel_attention=case.data_parallel_attention)
     capacity = kv_capacity(_deployment(case, engine).setup(catalog))
     return capacity.logged_tokens
 

@@ -7,8 +7,10 @@ v0.21.0 and v0.33.0):
     available = budget - weights - activation peak - non-torch memory - CUDA graphs
 
 `weights` are this GPU's share (tensor parallel splits every matrix, expert parallel the
-experts). The activation peak is vLLM's profiling run: a forward pass of
-max_num_batched_tokens tokens, then the sampler on min(max_num_seqs, those tokens) rows of
+experts; with data-parallel attention each rank holds the layers outside the experts
+whole). The activation peak is vLLM's profiling run: a forward pass of
+max_num_batched_tokens tokens (a mixture of experts also holds the fused-MoE kernel's
+caches, for every rank's tokens with data-parallel attention), then the sampler on min(max_num_seqs, those tokens) rows of
 fp32 logits over the vocabulary, whose sort and softmax copies dominate in V1; the forward
 pass's temporaries are freed before the sampler runs (only its output hidden states stay),
 so the peak is the larger of the two phases, not their sum. Non-torch
@@ -51,6 +53,8 @@ LOGIT_COPIES = (((0, 21), 2.3), ((0, 10, 2), 9.6), ((0, 9), 4.0))
 #: Non-torch memory per GPU (GiB): CUDA context growth, and communication buffers with tensor
 #: parallelism (see `non_torch_bytes`).
 NON_TORCH_ONE_GPU_GIB, NON_TORCH_TP_GIB = 0.13, 0.55
+#: Tokens the fused-MoE kernel runs at once (VLLM_FUSED_MOE_CHUNK_SIZE's default, 32768).
+FUSED_MOE_CHUNK_TOKENS = 32768
 #: Forward-pass activations per batched token: the widest live tensors of one layer
 #: (hidden-sized input and output, the MLP's gate and up projections), 16-bit.
 FORWARD_WIDTHS = 2
@@ -139,9 +143,15 @@ def activation_bytes(setup: ReplicaSetup) -> float:
     model, engine = setup.model, setup.engine
     tokens = setup.rank_max_num_batched_tokens
     rows = min(setup.rank_max_num_seqs, tokens)
-    mlp = (model.moe_intermediate_size or model.intermediate_size) \
-        * (model.experts_per_token or 1) if model.is_moe else model.intermediate_size
-    forward = tokens * (FORWARD_WIDTHS * model.hidden_size + 2 * mlp / setup.tp) * 2.0
+    forward = tokens * FORWARD_WIDTHS * model.hidden_size * 2.0
+    if model.is_moe:
+        # a routed layer holds its input and output for every token it runs (with
+        # data-parallel attention: every rank's, all-gathered), and the kernel's caches
+        gathered = tokens * setup.attention_ranks
+        forward = gathered * FORWARD_WIDTHS * model.hidden_size * 2.0 \
+            + moe_workspace_bytes(setup)
+    else:
+        forward += tokens * 2 * model.intermediate_size / setup.tp * 2.0
     logits = rows * model.vocab_size * 4.0
     hidden = tokens * model.hidden_size * 2.0       # the forward pass's output, kept
     release = engine.release
@@ -149,6 +159,25 @@ def activation_bytes(setup: ReplicaSetup) -> float:
         if release >= since:
             return max(forward, hidden + copies * logits)
     return forward + logits          # V0: the forward pass dominates, one logits copy
+
+
+def moe_workspace_bytes(setup: ReplicaSetup) -> float:
+    """The fused-MoE kernel's intermediate caches in the profiling run: for M tokens, each
+    with its top-k expert slots, one 16-bit buffer of M x k x max(2N, hidden) (the gate and
+    up projections, reused for the down projection's output) and one of M x k x N (after
+    the activation), N the expert width one GPU computes (whole with expert parallelism),
+    M at most VLLM_FUSED_MOE_CHUNK_SIZE tokens at a time (vllm/model_executor/layers/
+    fused_moe/fused_moe.py, fused_experts_impl). With data-parallel attention the routed
+    layers run every rank's tokens (the all-gather), so M is the ranks' budgets together."""
+    model = setup.model
+    assert model.moe_intermediate_size is not None and model.experts_per_token is not None
+    width: float = model.moe_intermediate_size
+    if setup.expert_parallel == 1:
+        width = width / setup.tp
+    tokens = min(setup.rank_max_num_batched_tokens * setup.attention_ranks,
+                 FUSED_MOE_CHUNK_TOKENS)
+    slots = tokens * model.experts_per_token
+    return slots * (max(2 * width, model.hidden_size) + width) * 2.0
 
 
 def non_torch_bytes(setup: ReplicaSetup) -> float:

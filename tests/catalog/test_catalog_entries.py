@@ -20,7 +20,7 @@ NEW_GPUS = ["H200", "B200", "MI300X", "RTX-PRO-6000", "GB200", "MI325X", "MI355X
 NEW_MODELS = ["Llama-3.3-70B", "Llama-4-Scout", "Llama-4-Maverick", "Qwen3-0.6B", "Qwen3-8B",
               "Qwen3-32B", "Qwen3-30B-A3B", "Qwen3-235B-A22B", "gpt-oss-20b", "gpt-oss-120b",
               "DeepSeek-V3", "DeepSeek-R1", "Gemma-3-12B", "Gemma-3-27B",
-              "Mistral-Small-3.2-24B"]
+              "Mistral-Small-3.2-24B", "Qwen3-Coder-480B-A35B"]
 #: Flagship and small model of each API provider on 2026-12-01, the main Bedrock-hosted ones,
 #: and the keys examples/*.yaml and the tests use.
 CLOUD_MODELS = ["gpt-6-astra", "gpt-6.2-sol", "gpt-6-luna", "claude-opus-5.5",
@@ -199,6 +199,8 @@ PUBLISHED_WEIGHTS = [
     ("Qwen3-30B-A3B", "fp8", 29.04, "Qwen3-30B-A3B-FP8, vLLM 0.13 (NVIDIA container) on GB10"),
     ("Qwen3-235B-A22B", "fp8", 4 * 55.19, "Qwen3-235B-A22B-Instruct-2507-FP8, recent vLLM TP4 "
                                           "on RTX PRO 6000 (public GitHub log)"),
+    ("Qwen3-Coder-480B-A35B", "fp8", 450, "Qwen3-Coder-480B-A35B-Instruct-FP8 snapshot "
+                                          "003f183a: 450G on disk (public benchmark doc)"),
     ("gpt-oss-20b", "mxfp4", 12.8, "GPT-OSS overview doc: ~12.8 GiB checkpoint"),
     ("gpt-oss-120b", "mxfp4", 60.8, "GPT-OSS overview doc: ~60.8 GiB checkpoint"),
 ]

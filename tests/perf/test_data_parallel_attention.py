@@ -13,7 +13,12 @@ from helpers import ROOT
 
 from llmplan.catalog import builtin_catalog
 from llmplan.perf.engine import EngineSpec
-from llmplan.perf.memory import kv_capacity, weights_bytes_per_gpu
+from llmplan.perf.memory import (
+    activation_bytes,
+    kv_capacity,
+    moe_workspace_bytes,
+    weights_bytes_per_gpu,
+)
 from llmplan.perf.setup import ReplicaSetup
 from llmplan.perf.steptime import build_step_time
 from llmplan.perf.steptime_spec import RooflineStepTime
@@ -149,3 +154,23 @@ def test_what_the_ranks_cannot_run_is_refused(deployment: str, fragment: str) ->
     name = deployment.split(":", maxsplit=1)[0]
     assert name not in loaded.scenario.deployments
     assert fragment in loaded.unbuildable[name]
+
+
+def test_the_profiling_run_holds_the_routed_layers_caches_for_every_ranks_tokens() -> None:
+    """vLLM's fused-MoE kernel keeps, for M tokens of k slots each, an M x k x max(2N,
+    hidden) and an M x k x N 16-bit buffer (N: the expert width one GPU computes), at most
+    32,768 tokens at a time; with data-parallel attention the routed layer runs every rank's
+    tokens (all-gathered), so M is the ranks' budgets together, capped by the chunk."""
+    dp = _setup("Qwen3-Coder-480B-A35B", "H200", 8, True, max_num_batched_tokens=8192)
+    assert moe_workspace_bytes(dp) == 32768 * 8 * (max(2 * 2560, 6144) + 2560) * 2
+    # tensor parallelism without expert parallelism: each GPU runs its 1/4 of each expert
+    # over its own 8,192 tokens
+    catalog = builtin_catalog()
+    tp = ReplicaSetup(gpu_name="H100-SXM", model_name="Qwen3-235B-A22B",
+                      gpu=catalog.gpus["H100-SXM"], model=catalog.models["Qwen3-235B-A22B"],
+                      engine=EngineSpec(weights_dtype="fp8", max_num_batched_tokens=8192),
+                      tp=4)
+    assert moe_workspace_bytes(tp) == 8192 * 8 * (max(2 * 384, 4096) + 384) * 2
+    # the gathered tokens' input and output come on top: 65,536 hidden vectors twice
+    assert activation_bytes(dp) == pytest.approx(
+        65536 * 2 * 6144 * 2 + moe_workspace_bytes(dp))

@@ -31,8 +31,12 @@ def test_vllm_kv_cache_lines_within_ten_percent() -> None:
     cases = load_cases(KvCase, "kv_record.yaml")
     outcomes = kv_outcomes(cases)
     within = [o for o in outcomes if abs(o.error_pct) <= 10.0]
-    # 11 of 12 (the miss: Qwen3-235B-FP8 with an LMCache connector, FIDELITY.md)
-    assert len(within) >= 11, [(o.case_id, round(o.error_pct, 1)) for o in outcomes]
+    # 13 of 14 (the miss: Qwen3-235B-FP8 with an LMCache connector, FIDELITY.md)
+    assert len(within) >= len(outcomes) - 1, [(o.case_id, round(o.error_pct, 1))
+                                              for o in outcomes]
+    # the data-parallel ranks' own lines (Qwen3-Coder-480B on eight GPUs, -dp=8)
+    ranks = [o for c, o in zip(cases, outcomes, strict=True) if c.data_parallel_attention]
+    assert len(ranks) >= 2 and all(abs(o.error_pct) <= 10.0 for o in ranks)
     median, _ = summary(outcomes)
     assert median <= 10.0
     # the table really spans what the issue asks for
@@ -61,13 +65,12 @@ def test_published_throughput_table() -> None:
     # share, trtllm-bench's own limits, a roofline per kind of kernel, the B200's measured
     # FP4 GEMM share, the API server's stage and the routed experts' slot cost meets the
     # issue's 15% with room (10.8%: the table and the model are deterministic), and no case
-    # is off by more than 65% (61%: Llama-4-Scout on four H100s, since its window layers
-    # read min(context, window) instead of a whole 8,192-token window per sequence, which
-    # moved Maverick on eight H200s from -30% to -7%; the issue's bar, 35%, is not met:
-    # FIDELITY.md)
+    # is off by more than 55% (51%: Llama-4-Scout on four H100s, since its window layers
+    # read min(context, window) instead of a whole 8,192-token window per sequence and its
+    # attention runs data parallel; the issue's bar, 35%, is not met: FIDELITY.md)
     whole, worst = summary(outcomes)
     assert whole <= 12.5, sorted(round(o.error_pct) for o in outcomes)
-    assert worst < 65.0, sorted(round(o.error_pct) for o in outcomes)
+    assert worst < 55.0, sorted(round(o.error_pct) for o in outcomes)
     # low-concurrency DeepSeek-R1 (InferenceMAX): the per-layer latency is what sets them
     low = [o for c, o in zip(cases, outcomes, strict=True) if c.id.startswith("ix-")]
     assert len(low) >= 8 and summary(low)[0] <= 20.0, [round(o.error_pct) for o in low]
