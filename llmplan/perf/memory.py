@@ -10,11 +10,12 @@ v0.21.0 and v0.33.0):
 experts; with data-parallel attention each rank holds the layers outside the experts
 whole). The activation peak is vLLM's profiling run: a forward pass of
 max_num_batched_tokens tokens (a mixture of experts also holds the fused-MoE kernel's
-caches, for every rank's tokens with data-parallel attention), then the sampler on min(max_num_seqs, those tokens) rows of
-fp32 logits over the vocabulary, whose sort and softmax copies dominate in V1; the forward
-pass's temporaries are freed before the sampler runs (only its output hidden states stay),
-so the peak is the larger of the two phases, not their sum. Non-torch
-memory (CUDA context growth, NCCL buffers) grows with tensor parallelism. CUDA graphs are
+caches, for every rank's tokens with data-parallel attention), then the sampler on
+min(max_num_seqs, those tokens) rows of fp32 logits over the vocabulary, whose sort and
+softmax copies dominate in V1; the forward pass's temporaries are freed before the
+sampler runs (only its output hidden states stay), so the peak is the larger of the two
+phases, not their sum. Non-torch memory (CUDA context growth, NCCL buffers) grows with
+tensor parallelism. CUDA graphs are
 captured after the KV cache is allocated, outside the budget: every published log we have,
 v0.21-v0.27 included, leaves them out of the KV arithmetic (vLLM's source has an estimate
 of them behind VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS); they are estimated here so the

@@ -132,6 +132,15 @@ CASES = {
                                         engine="{kv_cache_tokens: 40000, max_num_seqs: 64}",
                                         admission="{}", traffic="{kind: poisson, rate_per_s: 6}",
                                         prefix=PREFIX),
+    # data-parallel attention: a rank per GPU, the dense weights read by every rank, the
+    # routed layers' all-gather, MLA's latent once per rank (DeepSeek-V3 on eight H200s)
+    "data-parallel-attention-mla": dict(gpu="H200", replicas=1, router="round_robin",
+                                        model="DeepSeek-V3", tp=8,
+                                        engine="{expert_parallel: true, "
+                                               "data_parallel_attention: true, "
+                                               "max_num_seqs: 16}",
+                                        admission="{}",
+                                        traffic="{kind: poisson, rate_per_s: 20}"),
     "prefix-cache-per-slot": dict(gpu="A100-80GB", replicas=2, router="round_robin",
                                   engine="{prefix_caching: per_slot, max_num_seqs: 6}",
                                   admission="{}", traffic="{kind: poisson, rate_per_s: 4}",
