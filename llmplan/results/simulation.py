@@ -245,6 +245,11 @@ class EngineOutcome(ResultModel):
     """The engine as simulated (every default resolved, as it is provisioned)."""
 
     vllm_version: str
+    data_parallel_ranks: int = Field(
+        description="Data-parallel attention ranks of a replica (engine."
+                    "data_parallel_attention: one per GPU), 1 for one tensor-parallel "
+                    "engine; max_num_seqs, max_num_batched_tokens and kv_cache_tokens are "
+                    "the replica's, every rank's together.")
     max_num_seqs: int
     max_num_batched_tokens: int
     async_scheduling: bool

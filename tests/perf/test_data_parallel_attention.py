@@ -132,6 +132,10 @@ def test_the_stack_starts_the_ranks_it_simulated(tmp_path: Path) -> None:
     result = evaluate(loaded)
     counts = result.deployments["ranks"].requests
     assert counts.completed == counts.total > 0
+    local = result.deployments["ranks"].local
+    assert local is not None
+    # result.json says the replica is eight ranks, and gives their limits together
+    assert (local.engine.data_parallel_ranks, local.engine.max_num_seqs) == (8, 8 * 32)
     args = vllm_args(write_stack(tmp_path / "Pulumi.ranks.yaml", loaded, result, "ranks",
                                  {}).config)
     flags = {args[i]: args[i + 1] for i in range(len(args) - 1)}
