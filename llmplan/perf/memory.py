@@ -32,7 +32,7 @@ block x (latent rank + rope dims) x bytes for MLA (one latent vector, on every G
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llmplan.catalog.catalog import DTYPE_BYTES
 from llmplan.perf.drafter import drafter
@@ -381,7 +381,7 @@ def _room_error(setup: ReplicaSetup, budget: MemoryBudget) -> str | None:
 def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
     need = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes
     min_tp = next((t for t in setup_allowed_tp(setup) if t > setup.tp and
-                   budget.weights_bytes * setup.tp / t + budget.activation_bytes
+                   weights_bytes_per_gpu(replace(setup, tp=t)) + budget.activation_bytes
                    + NON_TORCH_TP_GIB * GIB < budget.budget_bytes), None)
     return (f"{setup.model_name} in {setup.weights_dtype} does not fit on {setup.gpu_name} "
             f"with tp={setup.tp}: needs {need / GIB:.1f} GiB per GPU (weights "

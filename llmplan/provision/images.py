@@ -10,9 +10,9 @@ rollback is `pulumi config set vllmImage <previous tag>` and `pulumi up`.
   publish-release-images.sh, the `rocm` target), and vLLM's ROCm install docs name that
   repository as the official image. The flags llmplan passes (--max-num-seqs,
   --max-num-batched-tokens, --gpu-memory-utilization, --block-size, --tensor-parallel-size,
-  --data-parallel-size and --api-server-count, --enable-chunked-prefill, --enable-prefix-caching, --quantization, --max-model-len) are the
-  scheduler and memory knobs the simulator models, and the autoscaler reads vLLM's
-  `vllm:num_requests_waiting`.
+  --data-parallel-size and --api-server-count, --enable-chunked-prefill,
+  --enable-prefix-caching, --quantization, --max-model-len) are the scheduler and memory
+  knobs the simulator models, and the autoscaler reads vLLM's `vllm:num_requests_waiting`.
 - LiteLLM v1.108.7: the release the live router test runs (tests/infra/test_router_live.py
   starts `litellm[proxy]==1.108.7` from this project's dev dependencies), so the config the
   stack deploys is the config that test exercised. It is the newest release whose proxy
