@@ -142,7 +142,8 @@ class EngineSpec(_Strict):
     max_model_len: int | None = Field(default=None, gt=0, le=100_000_000,
                                       description="Longest prompt + output accepted.")
     kv_cache_tokens: int | None = Field(
-        default=None, gt=0, le=10**12, description="Override the KV capacity computed from memory.")
+        default=None, gt=0, le=10**12, description="Override the KV capacity computed from memory "
+                                           "(per rank with data_parallel_attention).")
     kv_cache_memory_gib: float | None = Field(
         default=None, gt=0, description="Per GPU, like vLLM's --kv-cache-memory-bytes: "
                                         "replaces the budget computed from utilisation.")
@@ -165,7 +166,10 @@ class EngineSpec(_Strict):
                                    "--tensor-parallel-size 1, --enable-expert-parallel; "
                                    "the layout vLLM documents for DeepSeek). max_num_seqs and "
                                    "max_num_batched_tokens are then per rank, as vLLM reads "
-                                   "them.")
+                                   "them. The simulator pools the ranks as if their loads "
+                                   "stayed even: a lone long prompt is computed as if spread "
+                                   "over every GPU, and the ranks share one prefix cache "
+                                   "(optimistic at low concurrency).")
     speculative: SpeculativeSpec | None = None
     prefix_caching: Literal["vllm", "per_slot", "off"] = Field(
         default="vllm", description="Reuse of cached prompt prefixes: vllm (automatic prefix "

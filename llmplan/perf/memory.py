@@ -133,10 +133,16 @@ def weights_bytes_per_gpu(setup: ReplicaSetup) -> float:
     every rank holds the layers outside the experts whole, and its share of the experts."""
     model, dtype = setup.model, setup.weights_dtype
     total = model.weight_bytes(dtype) + drafter(setup).weights_bytes
-    if setup.attention_ranks > 1:
-        outside = model.weight_bytes_without_experts(dtype)
-        return outside + (total - outside) / setup.tp
-    return total / setup.tp
+    if setup.expert_parallel == 1:
+        return total / setup.tp
+    # whole experts: vLLM gives the first E mod tp GPUs one more (its expert map), and the
+    # fullest GPU is the one that runs out of memory
+    assert model.experts is not None
+    outside = model.weight_bytes_without_experts(dtype)
+    experts = model.weight_bytes(dtype) - outside
+    share = math.ceil(model.experts / setup.tp) / model.experts
+    rest = total - experts
+    return experts * share + (rest if setup.attention_ranks > 1 else rest / setup.tp)
 
 
 def activation_bytes(setup: ReplicaSetup) -> float:
@@ -270,7 +276,9 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
     rank_blocks = vllm_blocks // max(1, layout.full_groups)
     blocks = rank_blocks * setup.attention_ranks
     if engine.kv_cache_tokens is not None:
-        blocks = rank_blocks = math.ceil(engine.kv_cache_tokens / block)
+        # set by hand: one rank's tokens, as the other per-rank settings
+        rank_blocks = math.ceil(engine.kv_cache_tokens / block)
+        blocks = rank_blocks * setup.attention_ranks
     capacity_tokens = rank_blocks * block
     max_len = engine.max_model_len or min(model.max_context_tokens, max(capacity_tokens, 1))
     logged_len = engine.max_model_len or model.max_context_tokens
@@ -289,7 +297,7 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
     # (vllm/v1/core/kv_cache_utils.py `get_kv_cache_config_from_groups`). With
     # kv_cache_tokens set: the blocks holding those tokens' full-attention pages.
     pool_blocks = vllm_blocks if engine.kv_cache_tokens is None \
-        else blocks * max(1, layout.full_groups)
+        else rank_blocks * max(1, layout.full_groups)
     error = None
     if (problem := drafter(setup).error) is not None:
         error = problem
@@ -380,9 +388,8 @@ def _room_error(setup: ReplicaSetup, budget: MemoryBudget) -> str | None:
 
 def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
     need = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes
-    min_tp = next((t for t in setup_allowed_tp(setup) if t > setup.tp and
-                   weights_bytes_per_gpu(replace(setup, tp=t)) + budget.activation_bytes
-                   + NON_TORCH_TP_GIB * GIB < budget.budget_bytes), None)
+    min_tp = next((t for t in setup_allowed_tp(setup) if t > setup.tp
+                   and memory_budget(replace(setup, tp=t)).available_bytes > 0), None)
     return (f"{setup.model_name} in {setup.weights_dtype} does not fit on {setup.gpu_name} "
             f"with tp={setup.tp}: needs {need / GIB:.1f} GiB per GPU (weights "
             f"{budget.weights_bytes / GIB:.1f}), {budget.budget_bytes / GIB:.1f} GiB usable at "

@@ -117,7 +117,8 @@ def vllm_args(config: StackConfig) -> list[str]:
         args.append("--enable-expert-parallel")
     if engine.kv_cache_memory_gib is not None:
         args += ["--kv-cache-memory-bytes", str(int(engine.kv_cache_memory_gib * 2**30))]
-    if setup.api_server_count > 1:
+    if setup.api_server_count > 1 or setup.attention_ranks > 1:
+        # with data parallelism vLLM's own default is a server per rank: always say it
         args += ["--api-server-count", str(setup.api_server_count)]
     if engine.speculative is not None:
         args += ["--speculative-config", json.dumps(

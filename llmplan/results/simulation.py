@@ -248,8 +248,11 @@ class EngineOutcome(ResultModel):
     data_parallel_ranks: int = Field(
         description="Data-parallel attention ranks of a replica (engine."
                     "data_parallel_attention: one per GPU), 1 for one tensor-parallel "
-                    "engine; max_num_seqs, max_num_batched_tokens and kv_cache_tokens are "
-                    "the replica's, every rank's together.")
+                    "engine; max_num_seqs, max_num_batched_tokens, kv_cache_tokens, "
+                    "kv_cache_blocks and max_concurrency_at_mean_request are the "
+                    "replica's, every rank's together; vllm_logged_kv_cache_tokens, "
+                    "max_model_len and max_concurrency_at_max_model_len are one rank's, as "
+                    "each rank logs them; memory is one GPU's.")
     max_num_seqs: int
     max_num_batched_tokens: int
     async_scheduling: bool

@@ -5,6 +5,7 @@ Checked against the same replica run tensor-parallel, by hand from the catalog's
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from pathlib import Path
 
@@ -143,6 +144,12 @@ def test_the_stack_starts_the_ranks_it_simulated(tmp_path: Path) -> None:
     assert flags["--data-parallel-size"] == "8"
     assert flags["--max-num-seqs"] == "32"          # per rank, as the scenario set it
     assert flags["--api-server-count"] == "8"       # what vllm serve would default to
+    # one server asked for is one server started: vLLM's default would be eight
+    one = load_scenario_text(textwrap.dedent(SCENARIO % "").replace(
+        "max_num_seqs: 32}", "max_num_seqs: 32, api_server_count: 1}"), base_dir=ROOT)
+    args = vllm_args(write_stack(tmp_path / "Pulumi.one.yaml", one, evaluate(one), "ranks",
+                                 {}).config)
+    assert args[args.index("--api-server-count") + 1] == "1"
     assert "--enable-expert-parallel" in args
 
 
@@ -152,6 +159,8 @@ def test_the_stack_starts_the_ranks_it_simulated(tmp_path: Path) -> None:
      "engine.data_parallel_attention is for mixtures of experts"),
     ("sliced: {gpu: H200, model: Qwen3-235B-A22B, tp: 8, "
      "engine: {data_parallel_attention: true}}", "needs engine.expert_parallel: true"),
+    ("slots: {gpu: H200, model: Qwen3-235B-A22B, tp: 8, engine: {expert_parallel: true, "
+     "data_parallel_attention: true, prefix_caching: per_slot}}", "llama.cpp's cache"),
 ])
 def test_what_the_ranks_cannot_run_is_refused(deployment: str, fragment: str) -> None:
     loaded = load_scenario_text(textwrap.dedent(SCENARIO % deployment), base_dir=ROOT)
@@ -178,3 +187,57 @@ def test_the_profiling_run_holds_the_routed_layers_caches_for_every_ranks_tokens
     # the gathered tokens' input and output come on top: 65,536 hidden vectors twice
     assert activation_bytes(dp) == pytest.approx(
         65536 * 2 * 6144 * 2 + moe_workspace_bytes(dp))
+
+
+def test_api_servers_follow_vllms_default_of_the_release() -> None:
+    # one per rank from 0.15 (vllm-project/vllm#32525), one before; as set when set
+    assert _setup("DeepSeek-V3", "H200", 8, True).api_server_count == 8
+    assert _setup("DeepSeek-V3", "H200", 8, True, vllm_version="0.11.0").api_server_count == 1
+    assert _setup("DeepSeek-V3", "H200", 8, True, api_server_count=2).api_server_count == 2
+    assert _setup("DeepSeek-V3", "H200", 8, False).api_server_count == 1
+
+
+def test_a_kv_cache_set_by_hand_is_one_ranks() -> None:
+    setup = _setup("DeepSeek-V3", "H200", 8, True, kv_cache_tokens=100_000)
+    capacity = kv_capacity(setup)
+    assert capacity.blocks == 8 * 100_000 // 16
+    assert capacity.max_model_len == 100_000          # a request fits one rank
+    # one GPU's memory holds one rank's cache
+    assert capacity.kv_cache_bytes == pytest.approx(100_000 // 16 * capacity.block_bytes)
+
+
+def test_experts_that_do_not_divide_leave_the_fullest_gpu_one_more() -> None:
+    """vLLM's expert map gives the first E mod tp GPUs an extra expert: Mixtral's 8 experts
+    over 3 GPUs are 3, 3 and 2, and the GPU with 3 is the one that runs out of memory."""
+    setup = _setup("Mixtral-8x7B", "H100-SXM", 3, True)
+    model = setup.model
+    dense = model.weight_bytes_without_experts("fp8")
+    experts = model.weight_bytes("fp8") - dense
+    assert weights_bytes_per_gpu(setup) == pytest.approx(dense + experts * 3 / 8)
+    # with expert parallelism alone the rest is split three ways
+    tp_only = _setup("Mixtral-8x7B", "H100-SXM", 3, False)
+    assert weights_bytes_per_gpu(tp_only) == pytest.approx(dense / 3 + experts * 3 / 8)
+
+
+def test_the_tp_a_model_that_does_not_fit_is_told_to_take_fits() -> None:
+    """The suggestion counts the memory at the suggested size, the ranks' gathered
+    activations and whole dense weights included."""
+    catalog = builtin_catalog()
+    suggestions = []
+    for dp in (False, True):
+        for tp in (1, 2):
+            setup = ReplicaSetup(
+                gpu_name="L4", model_name="Mixtral-8x7B", gpu=catalog.gpus["L4"],
+                model=catalog.models["Mixtral-8x7B"], tp=tp,
+                engine=EngineSpec(expert_parallel=True, data_parallel_attention=dp,
+                                  max_num_batched_tokens=16384))
+            error = kv_capacity(setup).error
+            assert error is not None and "does not fit" in error
+            if "expected tp >= " in error:
+                suggested = int(error.split("expected tp >= ")[1].split()[0])
+                bigger = dataclasses.replace(setup, tp=suggested)
+                assert kv_capacity(bigger).error is None, (dp, tp, suggested)
+                suggestions.append((dp, suggested))
+    # tensor parallelism fits at 8 L4s; eight ranks each gather 8 x 16,384 tokens, which
+    # leaves no room on an L4 at any size
+    assert suggestions == [(False, 8), (False, 8)]
