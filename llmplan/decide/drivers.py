@@ -39,6 +39,7 @@ MAX_DRIVERS = 3
 QUALITY_POINTS = 0.02        # useful-result shares this far apart are a driver
 UNUSED_FRACTION = 0.5        # a fleet serving under half what it could is a driver
 MIN_USD = 1.0                # monthly differences below this are no difference
+POOLED_RANK_SEQUENCES = 2.0  # data-parallel ranks running fewer each: the pooling flatters
 
 
 def _item(name: str) -> str:
@@ -135,6 +136,24 @@ def _api_server_driver(best: str, candidates: dict[str, Candidate]) -> Driver | 
                         f"the engine.api_server_count processes)")
 
 
+def _pooled_ranks_driver(best: str, candidates: dict[str, Candidate]) -> Driver | None:
+    """The winner runs data-parallel ranks that the simulation pools, at a load where that
+    flatters it: say so, with the load."""
+    local = candidates[best].local
+    if local is None or local.engine.data_parallel_ranks <= 1:
+        return None
+    ranks, use = local.engine.data_parallel_ranks, local.utilisation
+    per_rank = use.load_fraction * use.full_batch_sequences / ranks
+    if per_rank >= POOLED_RANK_SEQUENCES:
+        return None
+    return Driver(text=f"{best}'s {ranks} data-parallel ranks run about {per_rank:.1f} "
+                       f"sequences each: the simulation pools them, so a rank's lone prompt "
+                       f"is computed as if spread over all {ranks} GPUs, and its TTFT is "
+                       f"optimistic (engine.data_parallel_attention: false is the safe "
+                       f"comparison)",
+                  basis="simulated: load x full batch / ranks")
+
+
 def _excluded_driver(best: str, candidates: dict[str, Candidate]) -> Driver | None:
     cost = candidates[best].cost.usd_per_useful_result
     if cost is None:
@@ -167,7 +186,8 @@ def _apart(a: float, b: float) -> tuple[str, str] | None:
 
 def drivers(best: str, feasible: list[str], candidates: dict[str, Candidate]) -> list[Driver]:
     """Up to MAX_DRIVERS reasons the winner wins, most decisive first."""
-    found: list[Driver | None] = [_excluded_driver(best, candidates)]
+    found: list[Driver | None] = [_pooled_ranks_driver(best, candidates),
+                                  _excluded_driver(best, candidates)]
     if len(feasible) == 1 and len(candidates) > 1:
         found.insert(0, Driver(text=f"{best} is the only candidate that meets every "
                                     f"constraint and the SLO",

@@ -13,6 +13,7 @@ import pytest
 from helpers import ROOT
 
 from llmplan.catalog import builtin_catalog
+from llmplan.decide.drivers import drivers
 from llmplan.perf.engine import EngineSpec
 from llmplan.perf.memory import (
     activation_bytes,
@@ -241,3 +242,21 @@ def test_the_tp_a_model_that_does_not_fit_is_told_to_take_fits() -> None:
     # tensor parallelism fits at 8 L4s; eight ranks each gather 8 x 16,384 tokens, which
     # leaves no room on an L4 at any size
     assert suggestions == [(False, 8), (False, 8)]
+
+
+def test_a_lightly_loaded_winner_with_pooled_ranks_says_its_ttft_is_optimistic() -> None:
+    loaded = load_scenario_text(textwrap.dedent(SCENARIO % ""), base_dir=ROOT)
+    result = evaluate(loaded)
+    local = result.deployments["ranks"].local
+    assert local is not None
+    use = local.utilisation
+    per_rank = use.load_fraction * use.full_batch_sequences / 8
+    assert per_rank < 2.0          # 2 requests a second on eight H200s
+    found = drivers("ranks", ["ranks"], result.deployments)
+    assert "8 data-parallel ranks run about" in found[0].text
+    assert "optimistic" in found[0].text
+    # busy ranks: no caveat
+    busy = result.deployments["ranks"].model_copy(update={"local": local.model_copy(update={
+        "utilisation": use.model_copy(update={"load_fraction": 1.0})})})
+    assert not any("data-parallel ranks" in d.text
+                   for d in drivers("ranks", ["ranks"], {"ranks": busy}))
