@@ -9,6 +9,7 @@ simulator evaluates them (max of overlapping parts plus serial parts, see stepmo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -178,7 +179,7 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         window_tokens=window,
         compute_per_sampled_s=2.0 * head_params / head_flops,
         weights_s=(all_weights - expert_bytes - embedding_rows) * ranks / bandwidth,
-        experts_s=expert_bytes / bandwidth,
+        experts_s=expert_bytes * _fullest_expert_share(setup) / bandwidth,
         experts=model.experts or 0, experts_per_token=model.experts_per_token or 0,
         memory_per_kv_token_s=kv_layer_bytes * model.full_layers / bandwidth,
         memory_per_seq_s=kv_layer_bytes * model.sliding_layers * window / bandwidth,
@@ -189,6 +190,16 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         verify_tokens=verify, accepted=accepted,
         draft_per_token_s=2.0 * draft.pass_params / head_flops,
         draft_weights_s=draft.pass_bytes / bandwidth, source="roofline")
+
+
+def _fullest_expert_share(setup: ReplicaSetup) -> float:
+    """How much longer the GPU holding the most whole experts reads them than an even split
+    would (1 without expert parallelism, or when the experts divide): vLLM gives the first
+    E mod tp GPUs one more, and the step waits for the slowest."""
+    experts = setup.model.experts
+    if setup.expert_parallel == 1 or not experts:
+        return 1.0
+    return math.ceil(experts / setup.tp) * setup.tp / experts
 
 
 def _layer_params(model: ModelSpec) -> float:

@@ -260,3 +260,16 @@ def test_a_lightly_loaded_winner_with_pooled_ranks_says_its_ttft_is_optimistic()
         "utilisation": use.model_copy(update={"load_fraction": 1.0})})})
     assert not any("data-parallel ranks" in d.text
                    for d in drivers("ranks", ["ranks"], {"ranks": busy}))
+
+
+def test_the_step_waits_for_the_gpu_with_the_most_experts() -> None:
+    # Mixtral's 8 experts over 3 GPUs: the step reads 3 of them on the slowest GPU, where an
+    # even split would read 8/3
+    uneven = build_step_time(_setup("Mixtral-8x7B", "H100-SXM", 3, True), RooflineStepTime())
+    even = build_step_time(_setup("Mixtral-8x7B", "H100-SXM", 4, True), RooflineStepTime())
+    model = builtin_catalog().models["Mixtral-8x7B"]
+    expert_bytes = model.weight_bytes("fp8") - model.weight_bytes_without_experts("fp8")
+    gpu = builtin_catalog().gpus["H100-SXM"]
+    per_gpu_bw = gpu.bandwidth_bytes_per_s * RooflineStepTime().memory_efficiency
+    assert uneven.experts_s == pytest.approx(expert_bytes * 3 / 8 / per_gpu_bw)
+    assert even.experts_s == pytest.approx(expert_bytes * 2 / 8 / per_gpu_bw)
