@@ -72,10 +72,10 @@ class ReplicaSetup:
     @property
     def api_server_count(self) -> int:
         """API-server processes: as set, else vLLM's default: one per data-parallel rank
-        from 0.15 ("Defaulting api_server_count to data_parallel_size (N)", vllm/
-        entrypoints/cli/serve.py, internal load balancing, vllm-project/vllm#32525 of
-        January 2026; in start-up logs of 0.15.1 and 0.25.0), one before it and without
-        data parallelism."""
+        ("Defaulting api_server_count to data_parallel_size (N)", vllm/entrypoints/cli/
+        serve.py, internal load balancing; the earliest start-up log found with it is
+        0.15.1's, so it is taken from 0.15; a review cited vllm-project/vllm#32525 of
+        January 2026, not checked here), one before it and without data parallelism."""
         if self.engine.api_server_count is not None:
             return self.engine.api_server_count
         return self.attention_ranks if self.engine.version >= (0, 15) else 1
