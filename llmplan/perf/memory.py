@@ -129,20 +129,13 @@ class KvCapacity:
 
 def weights_bytes_per_gpu(setup: ReplicaSetup) -> float:
     """This GPU's share of the weights and of a speculative drafter's (llmplan.perf.drafter:
-    an EAGLE head, a draft model, the model's MTP modules). With data-parallel attention
-    every rank holds the layers outside the experts whole, and its share of the experts."""
+    an EAGLE head, a draft model, the model's MTP modules): the fullest GPU's share of the
+    routed experts, and the rest split over the GPUs one rank's attention runs on (with
+    data-parallel attention each rank holds it whole)."""
     model, dtype = setup.model, setup.weights_dtype
-    total = model.weight_bytes(dtype) + drafter(setup).weights_bytes
-    if setup.expert_parallel == 1:
-        return total / setup.tp
-    # whole experts: vLLM gives the first E mod tp GPUs one more (its expert map), and the
-    # fullest GPU is the one that runs out of memory
-    assert model.experts is not None
-    outside = model.weight_bytes_without_experts(dtype)
-    experts = model.weight_bytes(dtype) - outside
-    share = math.ceil(model.experts / setup.tp) / model.experts
-    rest = total - experts
-    return experts * share + (rest if setup.attention_ranks > 1 else rest / setup.tp)
+    experts = model.weight_bytes(dtype) - model.weight_bytes_without_experts(dtype)
+    rest = model.weight_bytes(dtype) - experts + drafter(setup).weights_bytes
+    return experts * setup.fullest_expert_share + rest / setup.attention_tp
 
 
 def activation_bytes(setup: ReplicaSetup) -> float:
@@ -150,15 +143,11 @@ def activation_bytes(setup: ReplicaSetup) -> float:
     model, engine = setup.model, setup.engine
     tokens = setup.rank_max_num_batched_tokens
     rows = min(setup.rank_max_num_seqs, tokens)
-    forward = tokens * FORWARD_WIDTHS * model.hidden_size * 2.0
-    if model.is_moe:
-        # a routed layer holds its input and output for every token it runs (with
-        # data-parallel attention: every rank's, all-gathered), and the kernel's caches
-        gathered = tokens * setup.attention_ranks
-        forward = gathered * FORWARD_WIDTHS * model.hidden_size * 2.0 \
-            + moe_workspace_bytes(setup)
-    else:
-        forward += tokens * 2 * model.intermediate_size / setup.tp * 2.0
+    # a layer holds its input and output for every token it runs (a routed layer with
+    # data-parallel attention: every rank's, all-gathered), and its MLP's intermediates
+    forward = tokens * setup.attention_ranks * FORWARD_WIDTHS * model.hidden_size * 2.0
+    forward += moe_workspace_bytes(setup) if model.is_moe \
+        else tokens * 2 * model.intermediate_size / setup.tp * 2.0
     logits = rows * model.vocab_size * 4.0
     hidden = tokens * model.hidden_size * 2.0       # the forward pass's output, kept
     release = engine.release

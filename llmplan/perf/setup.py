@@ -7,6 +7,7 @@ use the same numbers.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -68,6 +69,16 @@ class ReplicaSetup:
     def attention_tp(self) -> int:
         """GPUs one rank's attention heads (and dense layers) are split over."""
         return self.tp // self.attention_ranks
+
+    @property
+    def fullest_expert_share(self) -> float:
+        """Share of the routed experts' weights the fullest GPU holds: 1/tp of every expert
+        without expert parallelism; with it, whole experts, the first E mod tp GPUs one
+        more (vLLM's expert map)."""
+        experts = self.model.experts
+        if self.expert_parallel == 1 or not experts:
+            return 1.0 / self.tp
+        return math.ceil(experts / self.tp) / experts
 
     @property
     def api_server_count(self) -> int:

@@ -9,7 +9,6 @@ simulator evaluates them (max of overlapping parts plus serial parts, see stepmo
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -132,8 +131,8 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     # KV bytes a token's context costs the replica: each GPU's heads (replicated ones too:
     # MLA's latent on every GPU of a tensor-parallel group) x the GPUs holding them
     ranks = setup.attention_ranks
-    kv_layer_bytes = model.kv_bytes_per_token_per_layer(setup.kv_dtype, tp // ranks) \
-        * (tp // ranks)
+    kv_layer_bytes = model.kv_bytes_per_token_per_layer(setup.kv_dtype, setup.attention_tp) \
+        * setup.attention_tp
     # all weights but the experts are read every step, by every data-parallel rank; the
     # experts as the tokens touch them
     all_weights = model.weight_bytes(weights)
@@ -179,7 +178,8 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         window_tokens=window,
         compute_per_sampled_s=2.0 * head_params / head_flops,
         weights_s=(all_weights - expert_bytes - embedding_rows) * ranks / bandwidth,
-        experts_s=expert_bytes * _fullest_expert_share(setup) / bandwidth,
+        # the step waits for the GPU holding the most experts
+        experts_s=expert_bytes * setup.fullest_expert_share * tp / bandwidth,
         experts=model.experts or 0, experts_per_token=model.experts_per_token or 0,
         memory_per_kv_token_s=kv_layer_bytes * model.full_layers / bandwidth,
         memory_per_seq_s=kv_layer_bytes * model.sliding_layers * window / bandwidth,
@@ -190,16 +190,6 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         verify_tokens=verify, accepted=accepted,
         draft_per_token_s=2.0 * draft.pass_params / head_flops,
         draft_weights_s=draft.pass_bytes / bandwidth, source="roofline")
-
-
-def _fullest_expert_share(setup: ReplicaSetup) -> float:
-    """How much longer the GPU holding the most whole experts reads them than an even split
-    would (1 without expert parallelism, or when the experts divide): vLLM gives the first
-    E mod tp GPUs one more, and the step waits for the slowest."""
-    experts = setup.model.experts
-    if setup.expert_parallel == 1 or not experts:
-        return 1.0
-    return math.ceil(experts / setup.tp) * setup.tp / experts
 
 
 def _layer_params(model: ModelSpec) -> float:
@@ -234,8 +224,7 @@ def _expert_slot_params(setup: ReplicaSetup, spec: RooflineStepTime) -> float:
     if not model.is_moe:
         return 0.0
     slots = model.moe_layer_count * (model.experts_per_token or 0)
-    gpus = setup.tp // setup.attention_ranks
-    return slots * gpus * 3.0 * model.hidden_size * spec.expert_slot_overhead_width
+    return slots * setup.attention_tp * 3.0 * model.hidden_size * spec.expert_slot_overhead_width
 
 
 def linear(setup: ReplicaSetup, spec: LinearStepTime) -> StepTime:
