@@ -109,7 +109,8 @@ def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, 
         host_cache_tokens=int(engine.host_prompt_cache_gib * 2**30
                               / (capacity.kv_bytes_per_token * dep.tp)),
         sliding_groups=capacity.sliding_groups, full_groups=capacity.full_groups,
-        window_blocks=capacity.window_blocks)
+        window_blocks=capacity.window_blocks,
+        max_chunk_tokens=setup.rank_max_num_batched_tokens)
     replicas: list[Replica] | list[ReferenceReplica]
     if mode == SimulationMode.REFERENCE:
         if dep.failures is not None or dep.autoscaling is not None:

@@ -48,6 +48,7 @@ class ReferenceReplica:
         self.total_blocks, self.B = config.blocks, config.block_size
         self.window_of = config.window_reserve_blocks
         self.max_seqs, self.max_tokens = config.max_num_seqs, config.max_num_batched_tokens
+        self.max_chunk = config.max_chunk_tokens or config.max_num_batched_tokens
         self.chunked, self.max_len = config.chunked_prefill, config.max_model_len
         self.queue_limit, self.timeout_s = config.queue_limit, config.queue_timeout_s
         self.prompts, self.outputs, self.arrivals = work.prompts, work.outputs, work.arrivals
@@ -160,15 +161,15 @@ class ReferenceReplica:
             budget = self.max_tokens
             scheduled: list[tuple[_Seq, int]] = []
             preempted = False
-            # running requests in admission order; preempt the newest when blocks run out
+            # decoding requests in admission order (the newest preempted when blocks run
+            # out), then those mid-prefill, oldest first (one short of blocks preempts itself)
             i = 0
             while i < len(self.running):
                 seq = self.running[i]
-                tokens = 1 if seq.decoding else min(seq.to_prefill - seq.computed, budget)
-                if tokens == 0:
+                if not seq.decoding:
                     i += 1
                     continue
-                need = max(0, self._blocks_for(seq.computed + tokens) - seq.shared) - seq.blocks
+                need = max(0, self._blocks_for(seq.computed + 1) - seq.shared) - seq.blocks
                 while need > self._free():
                     victim = self.running[-1]
                     self._preempt(victim, t)
@@ -178,9 +179,21 @@ class ReferenceReplica:
                 if seq not in self.running:
                     break
                 seq.blocks += need
+                scheduled.append((seq, 1))
+                budget -= 1
+                i += 1
+            for seq in [s for s in self.running if not s.decoding]:
+                tokens = min(seq.to_prefill - seq.computed, budget, self.max_chunk)
+                if tokens <= 0:
+                    continue
+                need = max(0, self._blocks_for(seq.computed + tokens) - seq.shared) - seq.blocks
+                if need > self._free():
+                    self._preempt(seq, t)
+                    preempted = True
+                    continue
+                seq.blocks += need
                 scheduled.append((seq, tokens))
                 budget -= tokens
-                i += 1
             if not preempted:
                 while self.waiting and budget > 0 and len(self.running) < self.max_seqs:
                     seq = self.waiting[0]
@@ -193,7 +206,7 @@ class ReferenceReplica:
                                 self.bases[seq.rid], self.base_shares[seq.rid])
                         hit, new_pin = self.cache.peek(seq.group, seq.share, seq.to_prefill)
                         shared = self.cache.shared_blocks(seq.group, seq.share, seq.to_prefill)
-                    tokens = min(seq.to_prefill - hit, budget)
+                    tokens = min(seq.to_prefill - hit, budget, self.max_chunk)
                     if tokens < seq.to_prefill - hit and not self.chunked:
                         break
                     own = max(0, self._blocks_for(hit + tokens) - shared)
@@ -219,12 +232,15 @@ class ReferenceReplica:
             if not scheduled:
                 continue
             prefill = sum(tok for s, tok in scheduled if not s.decoding)
-            pairs = sum(tok * s.computed + tok * (tok + 1) // 2
-                        for s, tok in scheduled if not s.decoding)
+            chunks = [(tok, tok * s.computed + tok * (tok + 1) // 2)
+                      for s, tok in scheduled if not s.decoding]
+            pairs = sum(p for _, p in chunks)
+            lone_tokens, lone_pairs = max(chunks, default=(0, 0))
             decodes = [s for s, _ in scheduled if s.decoding]
             kv = sum(s.computed + 1 for s in decodes) + \
                 sum(s.computed for s, _ in scheduled if not s.decoding)
-            dt = step.step_s(prefill, len(decodes), kv, pairs)
+            dt = step.step_s(prefill, len(decodes), kv, pairs, lone_tokens=lone_tokens,
+                             lone_pairs=lone_pairs)
             held = self.total_blocks - self._free()
             if self.cache is not None:   # allocations evict cached blocks nobody holds
                 self.cache.evict_to(self._free())

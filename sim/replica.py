@@ -7,8 +7,11 @@ Policy (what vLLM's V1 scheduler does, simplified where noted):
   needs a new block; if the free blocks do not cover all such needs, the newest running
   request is preempted (recompute: its blocks are freed, it goes back to the front of the
   queue and later re-prefills prompt + generated tokens) until they do.
-* The one partially prefilled request (chunked prefill) gets its next chunk from the token
-  budget left (max_num_batched_tokens - decodes); if its blocks do not fit it preempts itself.
+* Each partially prefilled request (chunked prefill), oldest first, gets its next chunk from
+  the token budget left (max_num_batched_tokens - decodes); if its blocks do not fit it
+  preempts itself. There is one such request at a time, unless a request's chunk is capped
+  below the budget (`max_chunk_tokens`: data-parallel ranks pool their budgets, and a
+  request runs on one rank): then one per rank it fills.
 * If nothing was preempted, waiting requests are admitted first come, first served (preempted
   ones first) while the budget, max_num_seqs and the free blocks allow. Without chunked
   prefill a prompt must fit whole in the budget.
@@ -82,6 +85,7 @@ class Replica:
         self.B = config.block_size
         self.max_seqs = config.max_num_seqs
         self.max_tokens = config.max_num_batched_tokens
+        self.max_chunk = config.max_chunk_tokens or config.max_num_batched_tokens
         self.chunked = config.chunked_prefill
         self.max_len = config.max_model_len
         self.queue_limit = config.queue_limit
@@ -94,13 +98,15 @@ class Replica:
         self.waiting: deque[int] = deque()      # fresh requests, FCFS
         self.resumed: deque[Seq] = deque()      # preempted, served before fresh ones
         self.running: dict[int, Seq] = {}       # admission order -> Seq
-        self.partial: Seq | None = None          # the one request mid-prefill
+        self.partials: list[Seq] = []            # requests mid-prefill, oldest first
         self.heap: list[tuple[int, int, Seq]] = []
         self.D = 0                  # decoding sequences
         self.s_off = 0              # sum of off over decoding sequences
         self.phase = [0] * config.block_size
         self.ceil_blocks = 0        # sum of ceil(ctx / block) over decoding sequences
-        self.used_other = 0         # blocks held by the partial prefill
+        self.used_other = 0         # blocks held by the partial prefills
+        self.lone_tokens = 0        # the step's largest chunk (data-parallel ranks) ...
+        self.lone_pairs = 0         # ... and its pairs
         self.next_order = 0
         self.last_end_s = -1.0      # end of the last executed step
         self.last_finished = 0      # requests finished by that step
@@ -225,7 +231,7 @@ class Replica:
         self.waiting.clear()
         self.resumed.clear()
         self.running = {}
-        self.partial = None
+        self.partials = []
         self.heap = []
         self.D = 0
         self.s_off = 0
@@ -277,7 +283,7 @@ class Replica:
         `until_s` without changing the batch: enough to know every completion before it.
         """
         while self.now_s < until_s and self.n_in:
-            if self.partial is None and (not (self.waiting or self.resumed)
+            if not self.partials and (not (self.waiting or self.resumed)
                                          or not self._admissible()):
                 if not self._jump(until_s, cut):
                     return
@@ -301,12 +307,12 @@ class Replica:
             return False
         window = self.window_of(self.prompts[rid] + self.outputs[rid]) if self.windowed else 0
         if self.cache is None:
-            need = -(-min(total, self.max_tokens - self.D) // self.B)
+            need = -(-min(total, self.max_tokens - self.D, self.max_chunk) // self.B)
         else:
             group, share = self._reads(rid)
             hit, new_pin = self.cache.peek(group, share, total)
             shared = self.cache.shared_blocks(group, share, total)
-            chunk = min(total - hit, self.max_tokens - self.D)
+            chunk = min(total - hit, self.max_tokens - self.D, self.max_chunk)
             need = max(0, -(-(hit + chunk) // self.B) - shared) + new_pin
         # a decode may also need a block this step
         need += self.phase[(-self.c) % self.B] + window
@@ -353,30 +359,33 @@ class Replica:
             preempted = True
         budget = self.max_tokens - self.D
         prefill_tokens = 0
-        self.pairs = 0
+        self.pairs = self.lone_tokens = self.lone_pairs = 0
         kv_tokens = self.s_off + self.D * (c + 1)
         prefilled: list[Seq] = []
-        part = self.partial
-        if part is not None:
-            chunk = min(part.total - part.done, budget)
+        for part in list(self.partials):
+            chunk = min(part.total - part.done, budget, self.max_chunk)
+            if chunk <= 0:
+                continue
             blocks = max(0, -(-(part.done + chunk) // B) - part.shared) \
                 - max(0, -(-part.done // B) - part.shared)
             if blocks > free and not exact:
                 free, exact = self._exact_free(need), True
             if blocks > free:
-                _, free = self._preempt_newest(0, free, t)   # the partial is the newest
+                _, free = self._preempt(part, 0, free, t)
                 preempted = True
-            else:
-                free -= blocks
-                self.used_other += blocks
-                kv_tokens += part.done
-                self.pairs += chunk * part.done + chunk * (chunk + 1) // 2
-                part.done += chunk
-                prefill_tokens += chunk
-                budget -= chunk
-                if part.done == part.total:
-                    prefilled.append(part)
-                    self.partial = None
+                continue
+            free -= blocks
+            self.used_other += blocks
+            kv_tokens += part.done
+            pairs = chunk * part.done + chunk * (chunk + 1) // 2
+            self.pairs += pairs
+            self._lone(chunk, pairs)
+            part.done += chunk
+            prefill_tokens += chunk
+            budget -= chunk
+            if part.done == part.total:
+                prefilled.append(part)
+                self.partials.remove(part)
         if not preempted:
             self.kv_cached = 0
             prefill_tokens = self._admit(budget, free, exact, need=need,
@@ -384,7 +393,8 @@ class Replica:
             kv_tokens += self.kv_cached
         if prefill_tokens == 0 and self.D == 0:
             return  # nothing could run: only possible when every request just timed out
-        dt = self.model.step_s(prefill_tokens, self.D, kv_tokens, self.pairs)
+        dt = self.model.step_s(prefill_tokens, self.D, kv_tokens, self.pairs,
+                               lone_tokens=self.lone_tokens, lone_pairs=self.lone_pairs)
         end = t + dt
         # every decode writes a token: a block more for those whose last block was full
         self.ceil_blocks += self.phase[(-c) % B]
@@ -394,6 +404,11 @@ class Replica:
         if self.evicts:   # allocations evict cached blocks nobody holds, oldest first
             self._evict()
         self._finish_step(t, end, dt, prefilled)
+
+    def _lone(self, chunk: int, pairs: int) -> None:
+        """Keep the step's largest chunk (ties: the one with more pairs)."""
+        if chunk > self.lone_tokens or (chunk == self.lone_tokens and pairs > self.lone_pairs):
+            self.lone_tokens, self.lone_pairs = chunk, pairs
 
     def cache_evictable(self) -> int:
         """Cached blocks no running request holds (what an allocation may evict)."""
@@ -424,7 +439,7 @@ class Replica:
                 seq.group, share = self._reads(seq.rid)
                 hit, new_pin = cache.peek(seq.group, share, seq.total)
                 shared = cache.shared_blocks(seq.group, share, seq.total)
-            chunk = min(seq.total - hit, budget)
+            chunk = min(seq.total - hit, budget, self.max_chunk)
             if chunk < seq.total - hit and not self.chunked:
                 break
             own = -(-chunk // B) if cache is None else \
@@ -457,7 +472,9 @@ class Replica:
             seq.window = window
             self.total_blocks -= window
             seq.done = hit + chunk
-            self.pairs += chunk * hit + chunk * (chunk + 1) // 2
+            pairs = chunk * hit + chunk * (chunk + 1) // 2
+            self.pairs += pairs
+            self._lone(chunk, pairs)
             seq.order = self.next_order
             self.next_order += 1
             self.running[seq.order] = seq
@@ -466,7 +483,7 @@ class Replica:
             if seq.done == seq.total:
                 prefilled.append(seq)
             else:
-                self.partial = seq
+                self.partials.append(seq)
         return prefill_tokens
 
     def _finish_step(self, t: float, end: float, dt: float, prefilled: list[Seq]) -> None:
@@ -554,14 +571,18 @@ class Replica:
 
     def _preempt_newest(self, need: int, free: int, t: float) -> tuple[int, int]:
         """Preempt the newest running request; return the updated (need, free after need)."""
-        _, seq = self.running.popitem()
+        return self._preempt(self.running[next(reversed(self.running))], need, free, t)
+
+    def _preempt(self, seq: Seq, need: int, free: int, t: float) -> tuple[int, int]:
+        """Preempt a running request; return the updated (need, free after need)."""
+        del self.running[seq.order]
         B, c = self.B, self.c
         self.total_blocks += seq.window
         free += seq.window
-        if seq is self.partial:
+        if seq in self.partials:
             blocks = max(0, -(-seq.done // B) - seq.shared)
             self.used_other -= blocks
-            self.partial = None
+            self.partials.remove(seq)
             if self.cache is not None:
                 unpinned = self.cache.release(seq.group, seq.shared, keep_group=seq.keep,
                                               context_tokens=0, now_s=t, slot=seq.slot)

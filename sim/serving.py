@@ -30,6 +30,9 @@ class ReplicaConfig:
     sliding_groups: int = 0
     full_groups: int = 1
     window_blocks: int = 0
+    # data-parallel ranks pool their budgets; a request runs on one rank, so its chunk of a
+    # step is at most one rank's budget (0: the whole max_num_batched_tokens)
+    max_chunk_tokens: int = 0
 
     def window_reserve_blocks(self, request_tokens: int) -> int:
         """Blocks a running request of `request_tokens` (prompt + output) holds for its

@@ -36,6 +36,17 @@ token the step computed (vLLM's EagleProposer.propose runs it on the prompt toke
 vllm/v1/spec_decode/eagle.py), then num_speculative_tokens - 1 times over one token per
 decoding sequence; part of `serial`: its weights and FLOPs a constant of a decode run, its
 reads of its own KV cache (the roofline's serial_per_kv_token) growing with the contexts.
+
+Data-parallel ranks (`ranks` > 1: attention data parallelism): the scheduler pools the
+ranks' sequences and budgets, and the coefficients price the step as if its tokens were
+spread evenly. A rank holds whole requests, though: the one with the step's largest chunk
+(`lone_tokens` prefill tokens, `lone_pairs` pairs) runs it through its own GPU's dense
+layers and attention while the others wait at the routed layers' all-gather. The busiest
+rank does at least that chunk and at least the even share, so the step's dense GEMMs are
+charged max(P, ranks x lone_tokens) tokens (at the pooled rate `rank_dense_per_token_s`:
+ranks x it per token on one GPU) and its prefill attention max(A, ranks x lone_pairs)
+pairs. The routed experts stay pooled: expert parallelism spreads every rank's tokens over
+all the GPUs. Decode runs are unaffected (no prefill), so `decode_run` stays exact.
 """
 
 from __future__ import annotations
@@ -62,7 +73,8 @@ class StepModel:
                  cpu_s: float = 0.0, cpu_per_seq_s: float = 0.0, async_cpu: bool = False,
                  frontend_per_seq_s: float = 0.0,
                  verify_tokens: int = 1, accepted: float = 1.0,
-                 draft_per_token_s: float = 0.0, draft_weights_s: float = 0.0) -> None:
+                 draft_per_token_s: float = 0.0, draft_weights_s: float = 0.0,
+                 ranks: int = 1, rank_dense_per_token_s: float = 0.0) -> None:
         self.serial_s = serial_s
         self.serial_per_token_s = serial_per_token_s
         #: a measured serial time of a step by its tokens (index: tokens; a calibrated
@@ -106,6 +118,10 @@ class StepModel:
         #: the drafter: FLOP time per token of a pass, weight-read time per pass
         self.draft_per_token_s = draft_per_token_s
         self.draft_weights_s = draft_weights_s
+        #: data-parallel ranks, and the dense layers' GEMM time per token at the pooled
+        #: rate (the part of compute_per_token_s a rank runs on its own GPU)
+        self.ranks = ranks
+        self.rank_dense_per_token_s = rank_dense_per_token_s if ranks > 1 else 0.0
 
     def _weights_read_s(self, tokens: float) -> float:
         """Dense weights, plus the share of experts `tokens` routed tokens touch (each picks
@@ -148,8 +164,9 @@ class StepModel:
         """Simulated steps per verify step: `accepted` when the step decodes, else 1."""
         return self.accepted if decode_seqs > 0 else 1.0
 
-    def _parts(self, prefill_tokens: int, decode_seqs: int,
-               kv_tokens: int, pairs: int) -> tuple[float, float, float, float]:
+    def _parts(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int, pairs: int, *,
+               lone_tokens: int = 0, lone_pairs: int = 0,
+               ) -> tuple[float, float, float, float]:
         """(compute, memory, serial, cpu) of the verify step one simulated step stands for
         (module docstring: prefill scaled by `_spread`); compute and memory both include
         the GEMMs' max(FLOPs, weight reads)."""
@@ -160,18 +177,31 @@ class StepModel:
         tokens = prefill + decode_seqs * q
         # the GEMMs' own roofline, a constant of the step's tokens; attention's parts follow
         # (both carry it, so max(compute, memory) is the sum of the two maxima)
-        gemms = max(self._gemm_flops_s(tokens, decode_seqs), self._weights_read_s(tokens))
+        flops_s = self._gemm_flops_s(tokens, decode_seqs)
         w = self.window_tokens
+        # the prefill chunks' pairs in the window layers: at most W per token (a query
+        # attends its last W keys), so min(A, P x W) bounds them
+        window_pairs = min(prefill_pairs, prefill * w) if w else 0.0
+        attention_pairs = prefill_pairs
+        if self.rank_dense_per_token_s and lone_tokens:
+            # the busiest rank's chunk (module docstring): its dense layers and attention
+            # on one GPU, where the pooled coefficients spread them over every rank
+            ranks = self.ranks
+            lone = lone_pairs * spread
+            flops_s += self.rank_dense_per_token_s * max(
+                0.0, ranks * lone_tokens * spread - prefill)
+            attention_pairs = max(prefill_pairs, ranks * lone)
+            if w:
+                window_pairs = max(window_pairs, ranks * min(lone, lone_tokens * spread * w))
+        gemms = max(flops_s, self._weights_read_s(tokens))
         if w:
             # each decode reads min(context, W); min(K, D x W) bounds their sum (exact
             # while every context is below W or every one past it), in windows
             windows = min(kv_tokens, decode_seqs * w) / w
-            # the prefill chunks' pairs in the window layers: at most W per token (a query
-            # attends its last W keys), so min(A, P x W) bounds them, in windows' worth
-            window_work = q * windows + min(prefill_pairs, prefill * w) / w
+            window_work = q * windows + window_pairs / w
         else:
             windows = window_work = float(decode_seqs)
-        compute = gemms + self.compute_per_prefill_pair_s * prefill_pairs \
+        compute = gemms + self.compute_per_prefill_pair_s * attention_pairs \
             + self.compute_per_pair_s * q * kv_tokens \
             + self.compute_per_window_seq_s * window_work
         memory = gemms + self.memory_per_kv_token_s * kv_tokens \
@@ -185,10 +215,12 @@ class StepModel:
         return compute, memory, serial, cpu
 
     def step_s(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int,
-               pairs: int = 0) -> float:
-        """One step with P prefill tokens (A pairs), D decodes reading K context tokens."""
+               pairs: int = 0, *, lone_tokens: int = 0, lone_pairs: int = 0) -> float:
+        """One step with P prefill tokens (A pairs), D decodes reading K context tokens;
+        with data-parallel ranks, the largest chunk's tokens and pairs (module docstring)."""
         compute, memory, serial, cpu = self._parts(prefill_tokens, decode_seqs, kv_tokens,
-                                                   pairs)
+                                                   pairs, lone_tokens=lone_tokens,
+                                                   lone_pairs=lone_pairs)
         engine = self._engine_s(max(compute, memory) + serial, cpu, decode_seqs)
         return max(engine, self.frontend_per_seq_s * decode_seqs)
 

@@ -39,7 +39,6 @@ MAX_DRIVERS = 3
 QUALITY_POINTS = 0.02        # useful-result shares this far apart are a driver
 UNUSED_FRACTION = 0.5        # a fleet serving under half what it could is a driver
 MIN_USD = 1.0                # monthly differences below this are no difference
-POOLED_RANK_SEQUENCES = 2.0  # data-parallel ranks running fewer each: the pooling flatters
 
 
 def _item(name: str) -> str:
@@ -137,21 +136,20 @@ def _api_server_driver(best: str, candidates: dict[str, Candidate]) -> Driver | 
 
 
 def _pooled_ranks_driver(best: str, candidates: dict[str, Candidate]) -> Driver | None:
-    """The winner runs data-parallel ranks that the simulation pools, at a load where that
-    flatters it: say so, with the load."""
+    """The winner runs data-parallel ranks whose prefix caches the simulation pools, and its
+    requests found cached prefixes: say the hit rate flatters it."""
     local = candidates[best].local
-    if local is None or local.engine.data_parallel_ranks <= 1:
+    if local is None or local.engine.data_parallel_ranks <= 1 or local.prefix_cache is None \
+            or local.prefix_cache.hit_rate_tokens <= 0.0:
         return None
-    ranks, use = local.engine.data_parallel_ranks, local.utilisation
-    per_rank = use.load_fraction * use.full_batch_sequences / ranks
-    if per_rank >= POOLED_RANK_SEQUENCES:
-        return None
-    return Driver(text=f"{best}'s {ranks} data-parallel ranks run about {per_rank:.1f} "
-                       f"sequences each: the simulation pools them, so a rank's lone prompt "
-                       f"is computed as if spread over all {ranks} GPUs, and its TTFT is "
-                       f"optimistic (engine.data_parallel_attention: false is the safe "
-                       f"comparison)",
-                  basis="simulated: load x full batch / ranks")
+    ranks, hits = local.engine.data_parallel_ranks, local.prefix_cache.hit_rate_tokens
+    return Driver(text=f"{best}'s {ranks} data-parallel ranks share one prefix cache in the "
+                       f"simulation ({hits:.0%} of prompt tokens cached); vLLM sends a request "
+                       f"to its least-loaded rank, not the one holding its prefix, so the hit "
+                       f"rate and TTFT are optimistic (engine.data_parallel_attention: false "
+                       f"is the safe comparison)",
+                  basis="simulated; vLLM's DPLBAsyncMPClient scores ranks by waiting x 4 + "
+                        "running")
 
 
 def _excluded_driver(best: str, candidates: dict[str, Candidate]) -> Driver | None:

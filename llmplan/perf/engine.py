@@ -166,10 +166,12 @@ class EngineSpec(_Strict):
                                    "--tensor-parallel-size 1, --enable-expert-parallel; "
                                    "the layout vLLM documents for DeepSeek). max_num_seqs and "
                                    "max_num_batched_tokens are then per rank, as vLLM reads "
-                                   "them. The simulator pools the ranks as if their loads "
-                                   "stayed even: a lone long prompt is computed as if spread "
-                                   "over every GPU, and the ranks share one prefix cache "
-                                   "(optimistic at low concurrency).")
+                                   "them. The simulator pools the ranks' batches: a "
+                                   "request's chunk is at most one rank's budget and the "
+                                   "largest chunk runs on one GPU while the others wait, but "
+                                   "the ranks share one prefix cache (optimistic when "
+                                   "requests share prefixes: vLLM routes to the least-loaded "
+                                   "rank).")
     speculative: SpeculativeSpec | None = None
     prefix_caching: Literal["vllm", "per_slot", "off"] = Field(
         default="vllm", description="Reuse of cached prompt prefixes: vllm (automatic prefix "

@@ -59,6 +59,8 @@ class StepTime:
     accepted: float = 1.0
     draft_per_token_s: float = 0.0   # the drafter's FLOP time per token of a pass
     draft_weights_s: float = 0.0     # ... and its weight reads per pass
+    ranks: int = 1                   # data-parallel attention ranks
+    rank_dense_per_token_s: float = 0.0   # the dense layers' share of compute_per_token_s
     source: str = "roofline"
     client_overhead_s: float = 0.0   # HTTP, tokenisation, queueing outside the engine
 
@@ -100,6 +102,9 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     its layers' bytes a token; a 0.6 B draft model of 28 layers holds 44% of Qwen3-32B's
     KV bytes, so at long contexts its reads rival the model's).
     frontend: the API server's time per streamed token, a pipeline stage of its own.
+    ranks: with data-parallel attention the dense layers' GEMMs (everything a token goes
+    through but its routed experts and their slots) are also given apart, for the step's
+    largest chunk, which one rank runs on its own GPU (stepmodel.py).
     """
     gpu, model, tp = setup.gpu, setup.model, setup.tp
     weights = setup.weights_dtype
@@ -116,6 +121,8 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     head_params = model.vocab_size * model.hidden_size
     matmul_params = _layer_params(model)
     slot_params = _expert_slot_params(setup, spec)
+    routed_params = (model.expert_params * (model.experts_per_token or 0) / model.experts
+                     if model.experts else 0.0)
     prefill_pair_dims = 2 * model.head_dim
     if model.attention == "mla":
         assert model.kv_lora_rank is not None and model.qk_rope_head_dim is not None
@@ -189,7 +196,10 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         frontend_per_seq_s=spec.frontend_per_token_us * 1e-6 / setup.api_server_count,
         verify_tokens=verify, accepted=accepted,
         draft_per_token_s=2.0 * draft.pass_params / head_flops,
-        draft_weights_s=draft.pass_bytes / bandwidth, source="roofline")
+        draft_weights_s=draft.pass_bytes / bandwidth, ranks=ranks,
+        rank_dense_per_token_s=(2.0 * max(0.0, matmul_params - routed_params) / flops
+                                if ranks > 1 else 0.0),
+        source="roofline")
 
 
 def _layer_params(model: ModelSpec) -> float:

@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, run_first, scenario_from
 
 from llmplan.catalog import builtin_catalog
 from llmplan.decide.drivers import drivers
@@ -28,6 +28,7 @@ from llmplan.pipeline import evaluate
 from llmplan.provision.serving_manifests import vllm_args
 from llmplan.provision.stack import write_stack
 from llmplan.scenario import load_scenario_text
+from llmplan.sim.stepmodel import StepModel
 
 
 def _setup(model: str, gpu: str, tp: int, dp: bool, **engine: object) -> ReplicaSetup:
@@ -244,22 +245,85 @@ def test_the_tp_a_model_that_does_not_fit_is_told_to_take_fits() -> None:
     assert suggestions == [(False, 8), (False, 8)]
 
 
-def test_a_lightly_loaded_winner_with_pooled_ranks_says_its_ttft_is_optimistic() -> None:
-    loaded = load_scenario_text(textwrap.dedent(SCENARIO % ""), base_dir=ROOT)
-    result = evaluate(loaded)
-    local = result.deployments["ranks"].local
-    assert local is not None
-    use = local.utilisation
-    per_rank = use.load_fraction * use.full_batch_sequences / 8
-    assert per_rank < 2.0          # 2 requests a second on eight H200s
-    found = drivers("ranks", ["ranks"], result.deployments)
-    assert "8 data-parallel ranks run about" in found[0].text
-    assert "optimistic" in found[0].text
-    # busy ranks: no caveat
-    busy = result.deployments["ranks"].model_copy(update={"local": local.model_copy(update={
-        "utilisation": use.model_copy(update={"load_fraction": 1.0})})})
-    assert not any("data-parallel ranks" in d.text
-                   for d in drivers("ranks", ["ranks"], {"ranks": busy}))
+LONE = """
+name: lone-prompt
+seed: 1
+duration: 30
+traffic: {kind: constant, rate_per_s: 0.02}
+tasks:
+  - {name: long, prompt_tokens: {kind: fixed, tokens: 60000},
+     output_tokens: {kind: fixed, tokens: 20}}
+deployments:
+  d: {gpu: H200, model: DeepSeek-V3, tp: 8,
+      engine: {weights_dtype: fp8, expert_parallel: true, data_parallel_attention: %s}}
+"""
+
+
+def test_the_largest_chunk_runs_on_one_ranks_gpu() -> None:
+    setup = _setup("DeepSeek-V3", "H200", 8, True)
+    st = build_step_time(setup, RooflineStepTime())
+    model = StepModel(**st.coefficients())
+    # the dense layers' GEMMs on one H200 at the FP8 rate: the layers' parameters (the
+    # total less embeddings and the 248 of 256 routed experts a token skips: 35.7 B, the
+    # smaller of the two counts, the card's 37 B active less the head being 36.1 B) less
+    # the 8 routed experts a token uses
+    spec, gpu, roof = setup.model, setup.gpu, RooflineStepTime()
+    routed = spec.expert_params * 8 / 256
+    dense = spec.params_b * 1e9 - spec.embedding_params - spec.expert_params
+    assert dense < spec.active_params_b * 1e9 - spec.vocab_size * spec.hidden_size - routed
+    one_gpu = gpu.flops_per_s("fp8") * roof.compute_efficiency * gpu.gemm_efficiency("fp8")
+    assert st.ranks == 8
+    assert st.rank_dense_per_token_s * 8 == pytest.approx(2 * dense / one_gpu, rel=1e-9)
+    # a lone 8,192-token chunk 40,000 tokens into its prompt: compute-bound, so the step
+    # is the pooled one plus 7 more GPUs' worth of its dense GEMMs and its attention
+    chunk, done = 8192, 40000
+    pairs = chunk * done + chunk * (chunk + 1) // 2
+    pooled = model.step_s(chunk, 0, done, pairs)
+    lone = model.step_s(chunk, 0, done, pairs, lone_tokens=chunk, lone_pairs=pairs)
+    assert lone - pooled == pytest.approx(
+        7 * (st.rank_dense_per_token_s * chunk + st.compute_per_prefill_pair_s * pairs),
+        rel=1e-9)
+    # eight such chunks, one per rank: the even share, nothing more
+    assert model.step_s(8 * chunk, 0, 8 * done, 8 * pairs, lone_tokens=chunk,
+                        lone_pairs=pairs) == \
+        pytest.approx(model.step_s(8 * chunk, 0, 8 * done, 8 * pairs), rel=1e-12)
+
+
+def test_a_lone_long_prompt_is_prefilled_by_one_rank_in_its_budget() -> None:
+    ranks, stream = run_first(scenario_from(LONE % "true"))
+    tensor, _ = run_first(scenario_from(LONE % "false"), stream=stream)
+    assert len(stream) == 1
+    setup = _setup("DeepSeek-V3", "H200", 8, True)
+    model = StepModel(**build_step_time(setup, RooflineStepTime()).coefficients())
+    # by hand: chunks of one rank's budget (8,192 of vLLM's H200 default, not the eight
+    # ranks' 65,536), each step the lone chunk's, until the prompt is in
+    budget = setup.rank_max_num_batched_tokens
+    assert (budget, setup.max_num_batched_tokens) == (8192, 8 * 8192)
+    expected, done = 0.0, 0
+    while done < 60000:
+        chunk = min(budget, 60000 - done)
+        pairs = chunk * done + chunk * (chunk + 1) // 2
+        expected += model.step_s(chunk, 0, done, pairs, lone_tokens=chunk, lone_pairs=pairs)
+        done += chunk
+    ttft = ranks.records.first_token_s[0] - stream.arrival_s[0]
+    assert ttft == pytest.approx(expected, rel=1e-9)
+    # one GPU's attention over 60,000 tokens against eight's: the ranks are slower here
+    tp_ttft = tensor.records.first_token_s[0] - stream.arrival_s[0]
+    assert ttft > 2 * tp_ttft
+
+
+def test_a_winner_whose_ranks_share_prefixes_says_its_hit_rate_is_optimistic() -> None:
+    shared = SCENARIO.replace(
+        "output_tokens: {kind: fixed, tokens: 50}}",
+        "output_tokens: {kind: fixed, tokens: 50},\n     shared_prefix: {groups: 2, tokens: "
+        "{kind: fixed, tokens: 400}}}")
+    for text, caveat in ((shared, True), (SCENARIO, False)):
+        result = evaluate(load_scenario_text(textwrap.dedent(text % ""), base_dir=ROOT))
+        local = result.deployments["ranks"].local
+        assert local is not None
+        assert (local.prefix_cache is not None) == caveat
+        found = [d.text for d in drivers("ranks", ["ranks"], result.deployments)]
+        assert any("share one prefix cache" in t and "optimistic" in t for t in found) == caveat
 
 
 def test_the_step_waits_for_the_gpu_with_the_most_experts() -> None:

@@ -141,6 +141,19 @@ CASES = {
                                                "max_num_seqs: 16}",
                                         admission="{}",
                                         traffic="{kind: poisson, rate_per_s: 20}"),
+    # a rank's budget below the prompts: a request's chunk is capped at one rank's budget,
+    # several requests are mid-prefill at once, the largest chunk sets the step; with a
+    # small cache they preempt (DeepSeek-V3 MLA over eight ranks, Qwen3-30B-A3B over two)
+    "data-parallel-attention-rank-chunks": dict(
+        gpu="H200", replicas=1, router="round_robin", model="DeepSeek-V3", tp=8,
+        engine="{expert_parallel: true, data_parallel_attention: true, "
+               "max_num_batched_tokens: 256, max_num_seqs: 16}",
+        admission="{}", traffic="{kind: poisson, rate_per_s: 12}"),
+    "data-parallel-attention-kv-pressure": dict(
+        gpu="H100-SXM", replicas=1, router="round_robin", model="Qwen3-30B-A3B", tp=2,
+        engine="{expert_parallel: true, data_parallel_attention: true, "
+               "max_num_batched_tokens: 512, max_num_seqs: 24, kv_cache_tokens: 6000}",
+        admission="{}", traffic="{kind: poisson, rate_per_s: 6}"),
     "prefix-cache-per-slot": dict(gpu="A100-80GB", replicas=2, router="round_robin",
                                   engine="{prefix_caching: per_slot, max_num_seqs: 6}",
                                   admission="{}", traffic="{kind: poisson, rate_per_s: 4}",
