@@ -86,6 +86,7 @@ class Replica:
         self.max_seqs = config.max_num_seqs
         self.max_tokens = config.max_num_batched_tokens
         self.max_chunk = config.max_chunk_tokens or config.max_num_batched_tokens
+        self.ranked = self.max_chunk < self.max_tokens     # data-parallel ranks
         self.chunked = config.chunked_prefill
         self.max_len = config.max_model_len
         self.queue_limit = config.queue_limit
@@ -306,13 +307,15 @@ class Replica:
         else:
             return False
         window = self.window_of(self.prompts[rid] + self.outputs[rid]) if self.windowed else 0
+        # a request's chunk is at most one rank's budget
+        room = min(self.max_tokens - self.D, self.max_chunk)
         if self.cache is None:
-            need = -(-min(total, self.max_tokens - self.D, self.max_chunk) // self.B)
+            need = -(-min(total, room) // self.B)
         else:
             group, share = self._reads(rid)
             hit, new_pin = self.cache.peek(group, share, total)
             shared = self.cache.shared_blocks(group, share, total)
-            chunk = min(total - hit, self.max_tokens - self.D, self.max_chunk)
+            chunk = min(total - hit, room)
             need = max(0, -(-(hit + chunk) // self.B) - shared) + new_pin
         # a decode may also need a block this step
         need += self.phase[(-self.c) % self.B] + window
@@ -359,33 +362,38 @@ class Replica:
             preempted = True
         budget = self.max_tokens - self.D
         prefill_tokens = 0
-        self.pairs = self.lone_tokens = self.lone_pairs = 0
+        self.pairs = 0
+        if self.ranked:
+            self.lone_tokens = self.lone_pairs = 0
         kv_tokens = self.s_off + self.D * (c + 1)
         prefilled: list[Seq] = []
-        for part in list(self.partials):
-            chunk = min(part.total - part.done, budget, self.max_chunk)
-            if chunk <= 0:
-                continue
-            blocks = max(0, -(-(part.done + chunk) // B) - part.shared) \
-                - max(0, -(-part.done // B) - part.shared)
-            if blocks > free and not exact:
-                free, exact = self._exact_free(need), True
-            if blocks > free:
-                _, free = self._preempt(part, 0, free, t)
-                preempted = True
-                continue
-            free -= blocks
-            self.used_other += blocks
-            kv_tokens += part.done
-            pairs = chunk * part.done + chunk * (chunk + 1) // 2
-            self.pairs += pairs
-            self._lone(chunk, pairs)
-            part.done += chunk
-            prefill_tokens += chunk
-            budget -= chunk
-            if part.done == part.total:
-                prefilled.append(part)
-                self.partials.remove(part)
+        if self.partials:
+            for part in self.partials[:]:
+                chunk = min(part.total - part.done,
+                            budget if budget < self.max_chunk else self.max_chunk)
+                if chunk <= 0:
+                    continue
+                blocks = max(0, -(-(part.done + chunk) // B) - part.shared) \
+                    - max(0, -(-part.done // B) - part.shared)
+                if blocks > free and not exact:
+                    free, exact = self._exact_free(need), True
+                if blocks > free:
+                    _, free = self._preempt(part, 0, free, t)
+                    preempted = True
+                    continue
+                free -= blocks
+                self.used_other += blocks
+                kv_tokens += part.done
+                pairs = chunk * part.done + chunk * (chunk + 1) // 2
+                self.pairs += pairs
+                if self.ranked:
+                    self._lone(chunk, pairs)
+                part.done += chunk
+                prefill_tokens += chunk
+                budget -= chunk
+                if part.done == part.total:
+                    prefilled.append(part)
+                    self.partials.remove(part)
         if not preempted:
             self.kv_cached = 0
             prefill_tokens = self._admit(budget, free, exact, need=need,
@@ -394,7 +402,8 @@ class Replica:
         if prefill_tokens == 0 and self.D == 0:
             return  # nothing could run: only possible when every request just timed out
         dt = self.model.step_s(prefill_tokens, self.D, kv_tokens, self.pairs,
-                               lone_tokens=self.lone_tokens, lone_pairs=self.lone_pairs)
+                               lone_tokens=self.lone_tokens, lone_pairs=self.lone_pairs) \
+            if self.ranked else self.model.step_s(prefill_tokens, self.D, kv_tokens, self.pairs)
         end = t + dt
         # every decode writes a token: a block more for those whose last block was full
         self.ceil_blocks += self.phase[(-c) % B]
@@ -439,7 +448,7 @@ class Replica:
                 seq.group, share = self._reads(seq.rid)
                 hit, new_pin = cache.peek(seq.group, share, seq.total)
                 shared = cache.shared_blocks(seq.group, share, seq.total)
-            chunk = min(seq.total - hit, budget, self.max_chunk)
+            chunk = min(seq.total - hit, budget if budget < self.max_chunk else self.max_chunk)
             if chunk < seq.total - hit and not self.chunked:
                 break
             own = -(-chunk // B) if cache is None else \
@@ -474,7 +483,8 @@ class Replica:
             seq.done = hit + chunk
             pairs = chunk * hit + chunk * (chunk + 1) // 2
             self.pairs += pairs
-            self._lone(chunk, pairs)
+            if self.ranked:
+                self._lone(chunk, pairs)
             seq.order = self.next_order
             self.next_order += 1
             self.running[seq.order] = seq
