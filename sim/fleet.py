@@ -112,12 +112,13 @@ def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, 
         window_blocks=capacity.window_blocks,
         max_chunk_tokens=setup.rank_max_num_batched_tokens)
     replicas: list[Replica] | list[ReferenceReplica]
+    router = make_router(dep.router, work.groups, work.shared, work.prompts)
+    work = work.on_ranks(setup.attention_ranks)     # each rank caches its own requests
     if mode == SimulationMode.REFERENCE:
         if dep.failures is not None or dep.autoscaling is not None:
             raise ValueError("reference mode does not simulate failures or autoscaling")
         replicas = [ReferenceReplica(env, i, config, work) for i in range(dep.replicas)]
     else:
         replicas = [replica_class(i, config, work) for i in range(dep.max_replicas)]
-    router = make_router(dep.router, work.groups, work.shared, work.prompts)
     return LocalFleet(dep, catalog, replicas, router, capacity, step,
                       active=replicas[:dep.replicas])

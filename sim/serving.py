@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llmplan.perf.memory import window_reserve_blocks
 from llmplan.sim.records import Records
@@ -66,3 +66,32 @@ class Workload:
     #: group), and the prefix groups of chat requests that begin with them
     head_tokens: int = 0
     head_groups: frozenset[int] = frozenset()
+
+    def on_ranks(self, ranks: int) -> Workload:
+        """The requests as the caches of `ranks` data-parallel ranks see them: each request
+        runs on one rank (`rank_of`), which caches what it computes for its own requests
+        only, so a prefix group g of a request on rank r is group g x ranks + r."""
+        if ranks <= 1 or self.groups is None:
+            return self
+
+        def ranked(groups: list[int] | None) -> list[int] | None:
+            if groups is None:
+                return None
+            return [g * ranks + rank_of(rid, ranks) if g >= 0 else g
+                    for rid, g in enumerate(groups)]
+
+        return replace(self, groups=ranked(self.groups), keep_groups=ranked(self.keep_groups),
+                       base_groups=ranked(self.base_groups),
+                       head_groups=frozenset(g * ranks + r for g in self.head_groups
+                                             for r in range(ranks)))
+
+
+def rank_of(rid: int, ranks: int) -> int:
+    """The data-parallel rank request `rid` runs on. vLLM's front end sends a request to the
+    rank with the fewest waiting x 4 + running requests (DPLBAsyncMPClient,
+    vllm/v1/engine/core_client.py), whatever that rank has cached; a mixed hash of the
+    request's index stands in for that choice: even over the ranks, deterministic, and
+    independent of the request's prefix and of how requests were spread over replicas."""
+    x = (rid * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    x = (x ^ (x >> 29)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+    return (x >> 32) % ranks

@@ -135,23 +135,6 @@ def _api_server_driver(best: str, candidates: dict[str, Candidate]) -> Driver | 
                         f"the engine.api_server_count processes)")
 
 
-def _pooled_ranks_driver(best: str, candidates: dict[str, Candidate]) -> Driver | None:
-    """The winner runs data-parallel ranks whose prefix caches the simulation pools, and its
-    requests found cached prefixes: say the hit rate flatters it."""
-    local = candidates[best].local
-    if local is None or local.engine.data_parallel_ranks <= 1 or local.prefix_cache is None \
-            or local.prefix_cache.hit_rate_tokens <= 0.0:
-        return None
-    ranks, hits = local.engine.data_parallel_ranks, local.prefix_cache.hit_rate_tokens
-    return Driver(text=f"{best}'s {ranks} data-parallel ranks share one prefix cache in the "
-                       f"simulation ({hits:.0%} of prompt tokens cached); vLLM sends a request "
-                       f"to its least-loaded rank, not the one holding its prefix, so the hit "
-                       f"rate and TTFT are optimistic (engine.data_parallel_attention: false "
-                       f"is the safe comparison)",
-                  basis="simulated; vLLM's DPLBAsyncMPClient scores ranks by waiting x 4 + "
-                        "running")
-
-
 def _excluded_driver(best: str, candidates: dict[str, Candidate]) -> Driver | None:
     cost = candidates[best].cost.usd_per_useful_result
     if cost is None:
@@ -184,8 +167,7 @@ def _apart(a: float, b: float) -> tuple[str, str] | None:
 
 def drivers(best: str, feasible: list[str], candidates: dict[str, Candidate]) -> list[Driver]:
     """Up to MAX_DRIVERS reasons the winner wins, most decisive first."""
-    found: list[Driver | None] = [_pooled_ranks_driver(best, candidates),
-                                  _excluded_driver(best, candidates)]
+    found: list[Driver | None] = [_excluded_driver(best, candidates)]
     if len(feasible) == 1 and len(candidates) > 1:
         found.insert(0, Driver(text=f"{best} is the only candidate that meets every "
                                     f"constraint and the SLO",

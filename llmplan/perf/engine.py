@@ -167,11 +167,11 @@ class EngineSpec(_Strict):
                                    "the layout vLLM documents for DeepSeek). max_num_seqs and "
                                    "max_num_batched_tokens are then per rank, as vLLM reads "
                                    "them. The simulator pools the ranks' batches: a "
-                                   "request's chunk is at most one rank's budget and the "
-                                   "largest chunk runs on one GPU while the others wait, but "
-                                   "the ranks share one prefix cache (optimistic when "
-                                   "requests share prefixes: vLLM routes to the least-loaded "
-                                   "rank).")
+                                   "request runs on one rank, its chunk at most that rank's "
+                                   "budget, the largest chunk on one GPU while the others "
+                                   "wait, and it finds cached only the prefixes its rank's "
+                                   "own requests computed (vLLM sends it to the "
+                                   "least-loaded rank, whatever that rank holds).")
     speculative: SpeculativeSpec | None = None
     prefix_caching: Literal["vllm", "per_slot", "off"] = Field(
         default="vllm", description="Reuse of cached prompt prefixes: vllm (automatic prefix "

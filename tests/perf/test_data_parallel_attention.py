@@ -9,11 +9,11 @@ import dataclasses
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import ROOT, run_first, scenario_from
 
 from llmplan.catalog import builtin_catalog
-from llmplan.decide.drivers import drivers
 from llmplan.perf.engine import EngineSpec
 from llmplan.perf.memory import (
     activation_bytes,
@@ -28,6 +28,7 @@ from llmplan.pipeline import evaluate
 from llmplan.provision.serving_manifests import vllm_args
 from llmplan.provision.stack import write_stack
 from llmplan.scenario import load_scenario_text
+from llmplan.sim.serving import rank_of
 from llmplan.sim.stepmodel import StepModel
 
 
@@ -312,18 +313,46 @@ def test_a_lone_long_prompt_is_prefilled_by_one_rank_in_its_budget() -> None:
     assert ttft > 2 * tp_ttft
 
 
-def test_a_winner_whose_ranks_share_prefixes_says_its_hit_rate_is_optimistic() -> None:
-    shared = SCENARIO.replace(
-        "output_tokens: {kind: fixed, tokens: 50}}",
-        "output_tokens: {kind: fixed, tokens: 50},\n     shared_prefix: {groups: 2, tokens: "
-        "{kind: fixed, tokens: 400}}}")
-    for text, caveat in ((shared, True), (SCENARIO, False)):
-        result = evaluate(load_scenario_text(textwrap.dedent(text % ""), base_dir=ROOT))
-        local = result.deployments["ranks"].local
-        assert local is not None
-        assert (local.prefix_cache is not None) == caveat
-        found = [d.text for d in drivers("ranks", ["ranks"], result.deployments)]
-        assert any("share one prefix cache" in t and "optimistic" in t for t in found) == caveat
+PREFIXED = """
+name: system-prompts
+seed: 4
+duration: 120
+traffic: {kind: poisson, rate_per_s: 0.5}
+tasks:
+  - {name: chat, prompt_tokens: {kind: fixed, tokens: 300},
+     output_tokens: {kind: fixed, tokens: 20},
+     shared_prefix: {groups: 5, tokens: {kind: fixed, tokens: 1600}}}
+deployments:
+  d: {gpu: H200, model: DeepSeek-V3, tp: 8,
+      engine: {weights_dtype: fp8, expert_parallel: true, data_parallel_attention: %s}}
+"""
+
+
+def test_a_rank_finds_only_the_prefixes_its_own_requests_computed() -> None:
+    # five system prompts, requests one at a time: with tensor parallelism each prompt is
+    # computed once; vLLM's balancer sends a request to a rank whatever it holds, so each
+    # rank computes each prompt once, and a request hits only where its rank has
+    ranks_run, stream = run_first(scenario_from(PREFIXED % "true"))
+    tensor_run, _ = run_first(scenario_from(PREFIXED % "false"), stream=stream)
+    groups = stream.prefix_group
+    assert groups is not None and len(stream) > 40
+    seen_tp: set[int] = set()
+    seen_dp: set[tuple[int, int]] = set()
+    hits_tp, hits_dp = [], []
+    for rid in np.argsort(stream.arrival_s, kind="stable"):
+        g = int(groups[rid])
+        hits_tp.append(g in seen_tp)
+        hits_dp.append((g, rank_of(int(rid), 8)) in seen_dp)
+        seen_tp.add(g)
+        seen_dp.add((g, rank_of(int(rid), 8)))
+    order = np.argsort(stream.arrival_s, kind="stable")
+    cached_tp = np.asarray(tensor_run.records.cached_tokens)[order]
+    cached_dp = np.asarray(ranks_run.records.cached_tokens)[order]
+    np.testing.assert_array_equal(cached_tp > 0, hits_tp)
+    np.testing.assert_array_equal(cached_dp > 0, hits_dp)
+    assert sum(hits_dp) < sum(hits_tp) == len(stream) - 5
+    # a hit reads the whole 1,600-token prompt (100 full blocks of 16)
+    assert set(cached_dp[np.asarray(hits_dp)].tolist()) == {1600}
 
 
 def test_the_step_waits_for_the_gpu_with_the_most_experts() -> None:

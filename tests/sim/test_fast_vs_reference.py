@@ -154,6 +154,13 @@ CASES = {
         engine="{expert_parallel: true, data_parallel_attention: true, "
                "max_num_batched_tokens: 512, max_num_seqs: 24, kv_cache_tokens: 6000}",
         admission="{}", traffic="{kind: poisson, rate_per_s: 6}"),
+    # conversations and system prompts on ranks: each rank caches its own requests' prefixes
+    "data-parallel-attention-prefixes": dict(
+        gpu="H100-SXM", replicas=2, router="prefix_affinity", model="Qwen3-30B-A3B", tp=4,
+        engine="{expert_parallel: true, data_parallel_attention: true, "
+               "max_num_batched_tokens: 1024, kv_cache_tokens: 20000}",
+        admission="{}", traffic="{kind: poisson, rate_per_s: 3}",
+        prefix=PREFIX + "\n        session: {turns_min: 2, turns_max: 4, think_time_s: 5}"),
     "prefix-cache-per-slot": dict(gpu="A100-80GB", replicas=2, router="round_robin",
                                   engine="{prefix_caching: per_slot, max_num_seqs: 6}",
                                   admission="{}", traffic="{kind: poisson, rate_per_s: 4}",
