@@ -235,7 +235,9 @@ class ReferenceReplica:
             chunks = [(tok, tok * s.computed + tok * (tok + 1) // 2)
                       for s, tok in scheduled if not s.decoding]
             pairs = sum(p for _, p in chunks)
-            lone_tokens, lone_pairs = max(chunks, default=(0, 0))
+            # the costliest chunk on one rank (the first of equals), data-parallel ranks
+            lone_tokens, lone_pairs = max(chunks, key=lambda c: step.rank_cost_s(*c),
+                                          default=(0, 0))
             decodes = [s for s, _ in scheduled if s.decoding]
             kv = sum(s.computed + 1 for s in decodes) + \
                 sum(s.computed for s, _ in scheduled if not s.decoding)

@@ -106,8 +106,9 @@ class Replica:
         self.phase = [0] * config.block_size
         self.ceil_blocks = 0        # sum of ceil(ctx / block) over decoding sequences
         self.used_other = 0         # blocks held by the partial prefills
-        self.lone_tokens = 0        # the step's largest chunk (data-parallel ranks) ...
-        self.lone_pairs = 0         # ... and its pairs
+        self.lone_tokens = 0        # the step's costliest chunk (data-parallel ranks) ...
+        self.lone_pairs = 0         # ... its pairs
+        self.lone_cost = 0.0        # ... and its cost on one rank (StepModel.rank_cost_s)
         self.next_order = 0
         self.last_end_s = -1.0      # end of the last executed step
         self.last_finished = 0      # requests finished by that step
@@ -365,6 +366,7 @@ class Replica:
         self.pairs = 0
         if self.ranked:
             self.lone_tokens = self.lone_pairs = 0
+            self.lone_cost = 0.0
         kv_tokens = self.s_off + self.D * (c + 1)
         prefilled: list[Seq] = []
         if self.partials:
@@ -415,9 +417,10 @@ class Replica:
         self._finish_step(t, end, dt, prefilled)
 
     def _lone(self, chunk: int, pairs: int) -> None:
-        """Keep the step's largest chunk (ties: the one with more pairs)."""
-        if chunk > self.lone_tokens or (chunk == self.lone_tokens and pairs > self.lone_pairs):
-            self.lone_tokens, self.lone_pairs = chunk, pairs
+        """Keep the step's costliest chunk on one rank (the first of equals)."""
+        cost = self.model.rank_cost_s(chunk, pairs)
+        if cost > self.lone_cost:
+            self.lone_tokens, self.lone_pairs, self.lone_cost = chunk, pairs, cost
 
     def cache_evictable(self) -> int:
         """Cached blocks no running request holds (what an allocation may evict)."""

@@ -39,14 +39,16 @@ reads of its own KV cache (the roofline's serial_per_kv_token) growing with the 
 
 Data-parallel ranks (`ranks` > 1: attention data parallelism): the scheduler pools the
 ranks' sequences and budgets, and the coefficients price the step as if its tokens were
-spread evenly. A rank holds whole requests, though: the one with the step's largest chunk
-(`lone_tokens` prefill tokens, `lone_pairs` pairs) runs it through its own GPU's dense
-layers and attention while the others wait at the routed layers' all-gather. The busiest
-rank does at least that chunk and at least the even share, so the step's dense GEMMs are
-charged max(P, ranks x lone_tokens) tokens (at the pooled rate `rank_dense_per_token_s`:
-ranks x it per token on one GPU) and its prefill attention max(A, ranks x lone_pairs)
-pairs. The routed experts stay pooled: expert parallelism spreads every rank's tokens over
-all the GPUs. Decode runs are unaffected (no prefill), so `decode_run` stays exact.
+spread evenly. A rank holds whole requests, though, and the ranks step together (the
+routed layers' all-gather waits for the slowest):
+* the step's costliest chunk (`lone_tokens` prefill tokens, `lone_pairs` pairs; cost
+  `rank_cost_s`, its dense GEMMs and attention at the pooled rate) runs on one rank's GPU:
+  the step computes at least ranks x its cost where the pooled parts gave the chunks' own
+  cost (the routed experts stay pooled: expert parallelism spreads every rank's tokens);
+* D decoding sequences sit whole on the ranks, ceil(D / ranks) on the busiest: their
+  attention (KV reads and FLOPs) is charged ranks x ceil(D / ranks) / D times the pooled
+  figure (a lone sequence's context is read by one GPU). A function of D alone, so a decode
+  run stays piecewise linear in K and `decode_run` exact.
 """
 
 from __future__ import annotations
@@ -164,6 +166,23 @@ class StepModel:
         """Simulated steps per verify step: `accepted` when the step decodes, else 1."""
         return self.accepted if decode_seqs > 0 else 1.0
 
+    def _uneven(self, decode_seqs: int) -> float:
+        """The busiest rank's share of the decodes' attention over the even share: ranks x
+        ceil(D / ranks) / D (1 without ranks; module docstring)."""
+        ranks = self.ranks
+        if ranks <= 1 or decode_seqs <= 0:
+            return 1.0
+        return ranks * (-(-decode_seqs // ranks)) / decode_seqs
+
+    def rank_cost_s(self, tokens: float, pairs: float) -> float:
+        """A prefill chunk's dense GEMMs and attention at the pooled rates (data-parallel
+        ranks: one rank runs it on its own GPU in ranks x this)."""
+        cost = self.rank_dense_per_token_s * tokens + self.compute_per_prefill_pair_s * pairs
+        w = self.window_tokens
+        if w:
+            cost += self.compute_per_window_seq_s * min(pairs, tokens * w) / w
+        return cost
+
     def _parts(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int, pairs: int, *,
                lone_tokens: int = 0, lone_pairs: int = 0,
                ) -> tuple[float, float, float, float]:
@@ -177,34 +196,27 @@ class StepModel:
         tokens = prefill + decode_seqs * q
         # the GEMMs' own roofline, a constant of the step's tokens; attention's parts follow
         # (both carry it, so max(compute, memory) is the sum of the two maxima)
-        flops_s = self._gemm_flops_s(tokens, decode_seqs)
+        gemms = max(self._gemm_flops_s(tokens, decode_seqs), self._weights_read_s(tokens))
+        u = self._uneven(decode_seqs)
         w = self.window_tokens
-        # the prefill chunks' pairs in the window layers: at most W per token (a query
-        # attends its last W keys), so min(A, P x W) bounds them
-        window_pairs = min(prefill_pairs, prefill * w) if w else 0.0
-        attention_pairs = prefill_pairs
-        if self.rank_dense_per_token_s and lone_tokens:
-            # the busiest rank's chunk (module docstring): its dense layers and attention
-            # on one GPU, where the pooled coefficients spread them over every rank
-            ranks = self.ranks
-            lone = lone_pairs * spread
-            flops_s += self.rank_dense_per_token_s * max(
-                0.0, ranks * lone_tokens * spread - prefill)
-            attention_pairs = max(prefill_pairs, ranks * lone)
-            if w:
-                window_pairs = max(window_pairs, ranks * min(lone, lone_tokens * spread * w))
-        gemms = max(flops_s, self._weights_read_s(tokens))
         if w:
             # each decode reads min(context, W); min(K, D x W) bounds their sum (exact
             # while every context is below W or every one past it), in windows
-            windows = min(kv_tokens, decode_seqs * w) / w
-            window_work = q * windows + window_pairs / w
+            windows = u * min(kv_tokens, decode_seqs * w) / w
+            # the prefill chunks' pairs in the window layers: at most W per token (a query
+            # attends its last W keys), so min(A, P x W) bounds them, in windows' worth
+            window_work = q * windows + min(prefill_pairs, prefill * w) / w
         else:
             windows = window_work = float(decode_seqs)
-        compute = gemms + self.compute_per_prefill_pair_s * attention_pairs \
-            + self.compute_per_pair_s * q * kv_tokens \
+        compute = gemms + self.compute_per_prefill_pair_s * prefill_pairs \
+            + self.compute_per_pair_s * q * u * kv_tokens \
             + self.compute_per_window_seq_s * window_work
-        memory = gemms + self.memory_per_kv_token_s * kv_tokens \
+        if lone_tokens and self.rank_dense_per_token_s:
+            # the costliest chunk on one rank's GPU (module docstring)
+            compute += max(0.0, self.ranks * self.rank_cost_s(lone_tokens * spread,
+                                                              lone_pairs * spread)
+                           - self.rank_cost_s(prefill, prefill_pairs))
+        memory = gemms + self.memory_per_kv_token_s * u * kv_tokens \
             + self.memory_per_seq_s * windows
         serial = self.serial_s + (self._tokens_s(tokens) if self.tabulated
                                   else self.serial_per_token_s * tokens) \
@@ -217,7 +229,7 @@ class StepModel:
     def step_s(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int,
                pairs: int = 0, *, lone_tokens: int = 0, lone_pairs: int = 0) -> float:
         """One step with P prefill tokens (A pairs), D decodes reading K context tokens;
-        with data-parallel ranks, the largest chunk's tokens and pairs (module docstring)."""
+        with data-parallel ranks, the costliest chunk's tokens and pairs (module docstring)."""
         compute, memory, serial, cpu = self._parts(prefill_tokens, decode_seqs, kv_tokens,
                                                    pairs, lone_tokens=lone_tokens,
                                                    lone_pairs=lone_pairs)
@@ -268,15 +280,16 @@ class StepModel:
         # per step K grows by d: each part's growth. Three lines: compute + serial, memory
         # + serial, and the CPU alone (async) or added to both (sync).
         q = self.verify_tokens
+        u = self._uneven(d)     # the busiest rank's share of the attention (data-parallel)
         gs = self.serial_per_kv_token_s * d
-        a0, ag = c0 + s0, self.compute_per_pair_s * q * d + gs
-        b0, bg = m0 + s0, self.memory_per_kv_token_s * d + gs
+        a0, ag = c0 + s0, self.compute_per_pair_s * q * u * d + gs
+        b0, bg = m0 + s0, self.memory_per_kv_token_s * u * d + gs
         w = self.window_tokens
         window_steps = NEVER
         if w and kv_tokens < d * w:
             # the window layers read every context until K reaches D x W, a window each after
-            ag += self.compute_per_window_seq_s * q * d / w
-            bg += self.memory_per_seq_s * d / w
+            ag += self.compute_per_window_seq_s * q * u * d / w
+            bg += self.memory_per_seq_s * u * d / w
             window_steps = -(-(d * w - kv_tokens) // d)
         c_line = cpu
         if not self.async_cpu:

@@ -168,10 +168,12 @@ class EngineSpec(_Strict):
                                    "max_num_batched_tokens are then per rank, as vLLM reads "
                                    "them. The simulator pools the ranks' batches: a "
                                    "request runs on one rank, its chunk at most that rank's "
-                                   "budget, the largest chunk on one GPU while the others "
-                                   "wait, and it finds cached only the prefixes its rank's "
-                                   "own requests computed (vLLM sends it to the "
-                                   "least-loaded rank, whatever that rank holds).")
+                                   "budget; with the roofline step time the costliest chunk "
+                                   "and the busiest rank's decodes are charged to one GPU "
+                                   "while the others wait; and a request finds cached only "
+                                   "the prefixes its rank's own requests computed (vLLM "
+                                   "sends it to the least-loaded rank, whatever that rank "
+                                   "holds).")
     speculative: SpeculativeSpec | None = None
     prefix_caching: Literal["vllm", "per_slot", "off"] = Field(
         default="vllm", description="Reuse of cached prompt prefixes: vllm (automatic prefix "

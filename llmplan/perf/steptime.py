@@ -104,7 +104,9 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     frontend: the API server's time per streamed token, a pipeline stage of its own.
     ranks: with data-parallel attention the dense layers' GEMMs (everything a token goes
     through but its routed experts and their slots) are also given apart, for the step's
-    largest chunk, which one rank runs on its own GPU (stepmodel.py).
+    costliest chunk, which one rank runs on its own GPU, and the decodes' attention is
+    charged to the busiest rank (stepmodel.py). The linear, tabulated and calibrated kinds
+    are fitted on a whole server and keep their pooled figures.
     """
     gpu, model, tp = setup.gpu, setup.model, setup.tp
     weights = setup.weights_dtype

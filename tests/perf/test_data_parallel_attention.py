@@ -290,6 +290,48 @@ def test_the_largest_chunk_runs_on_one_ranks_gpu() -> None:
         pytest.approx(model.step_s(8 * chunk, 0, 8 * done, 8 * pairs), rel=1e-12)
 
 
+def test_the_costliest_chunk_sets_the_step_and_more_work_never_shortens_it() -> None:
+    st = build_step_time(_setup("DeepSeek-V3", "H200", 8, True), RooflineStepTime())
+    model = StepModel(**st.coefficients())
+    # the tail of a 60,000-token prompt (2,656 tokens over 57,344 cached) next to a fresh
+    # 8,192-token prompt: fewer tokens, but 20 times the attention pairs
+    tail = (2656, 2656 * 57344 + 2656 * 2657 // 2)
+    fresh = (8192, 8192 * 8193 // 2)
+    assert model.rank_cost_s(*tail) > model.rank_cost_s(*fresh)
+    alone = model.step_s(tail[0], 0, 57344, tail[1], lone_tokens=tail[0], lone_pairs=tail[1])
+    both = model.step_s(tail[0] + fresh[0], 0, 57344, tail[1] + fresh[1],
+                        lone_tokens=tail[0], lone_pairs=tail[1])
+    assert both >= alone
+    # the two on two ranks: the tail's rank is the slower one, so the fresh chunk adds only
+    # what every rank shares, its routed experts' GEMMs and slots and its all-gather
+    assert both - alone == pytest.approx(
+        (st.compute_per_token_s - st.rank_dense_per_token_s + st.serial_per_token_s)
+        * fresh[0], rel=1e-9)
+
+
+def test_the_busiest_rank_reads_its_whole_sequences_kv() -> None:
+    setup = _setup("Qwen3-235B-A22B", "H100-SXM", 8, True)
+    st = build_step_time(setup, RooflineStepTime())
+    model = StepModel(**st.coefficients())
+    even = StepModel(**{**st.coefficients(), "ranks": 1, "rank_dense_per_token_s": 0.0})
+    # one sequence 60,000 tokens in: one GPU reads its whole context, eight times the
+    # pooled figure; nine sequences: two on the busiest rank, 16/9 of the even share
+    for seqs, share in ((1, 8.0), (8, 1.0), (9, 16 / 9)):
+        kv = seqs * 60000
+        _, memory, _, _ = model._parts(0, seqs, kv, 0)
+        _, memory_even, _, _ = even._parts(0, seqs, kv, 0)
+        assert memory - memory_even == pytest.approx(
+            (share - 1) * st.memory_per_kv_token_s * kv, rel=1e-9, abs=1e-12)
+    # by hand for the lone sequence: its 94 layers' 4 KV heads (fp16, 128 dims, K and V)
+    # over one H100's bandwidth at the roofline's 75%
+    spec, gpu = setup.model, setup.gpu
+    per_token = spec.layers * spec.kv_heads * spec.head_dim * 2 * 2
+    lone_read = per_token * 60000 / (gpu.bandwidth_bytes_per_s * 0.75)
+    _, memory, _, _ = model._parts(0, 1, 60000, 0)
+    _, memory_even, _, _ = even._parts(0, 1, 60000, 0)
+    assert memory - memory_even == pytest.approx(lone_read * 7 / 8, rel=1e-9)
+
+
 def test_a_lone_long_prompt_is_prefilled_by_one_rank_in_its_budget() -> None:
     ranks, stream = run_first(scenario_from(LONE % "true"))
     tensor, _ = run_first(scenario_from(LONE % "false"), stream=stream)
