@@ -603,16 +603,21 @@ def sweep(
     replicas: Annotated[str, typer.Option(help="Comma-separated replica counts.")] = "1,2,4",
     routers: Annotated[str, typer.Option(help="Comma-separated routers.")] = "least_outstanding",
     scales: Annotated[str, typer.Option(help="Comma-separated traffic multipliers.")] = "1",
+    layouts: Annotated[str | None, typer.Option(
+        help="Comma-separated replica layouts for a mixture of experts: tp (one "
+             "tensor-parallel group) and dp (a data-parallel rank per GPU, the experts "
+             "spread: engine.data_parallel_attention). Default: the deployment's own.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Local worker processes.")] = 2,
     ray: Annotated[str | None, typer.Option(
         help="Run on Ray: a cluster address, or 'local' for a local instance.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where sweep.json goes.")] = Path(
         "sweep-out"),
 ) -> None:
-    """Simulate a grid (GPU x replicas x router x traffic scale); table and Pareto front."""
+    """Simulate a grid (GPU x replicas x router x traffic scale, and layout when asked);
+    table and Pareto front."""
     from typing import cast, get_args
 
-    from llmplan.decide.sweep import grid, run_grid
+    from llmplan.decide.sweep import LAYOUTS, grid, run_grid
     from llmplan.render import sweep_table
     from llmplan.results import write_result
     from llmplan.scenario.models import RouterName
@@ -622,17 +627,19 @@ def sweep(
     loaded, name, base_dep = _load_with_local(scenario, base, "--base")
     gpu_list = gpus.split(",") if gpus else [base_dep.gpu]
     router_list = routers.split(",")
+    layout_list = layouts.split(",") if layouts else []
     unknown = [_option_problem(option, f"unknown {kind} '{value}'{did_you_mean(value, known)}; "
                                f"expected one of: {', '.join(sorted(known))}")
                for option, kind, values, known in (
                    ("--gpus", "GPU", gpu_list, list(loaded.catalog.gpus)),
-                   ("--routers", "router", router_list, list(get_args(RouterName))))
+                   ("--routers", "router", router_list, list(get_args(RouterName))),
+                   ("--layouts", "layout", layout_list, list(LAYOUTS)))
                for value in values if value not in known]
     if unknown:
         _fail(InputError(unknown))
     points = grid(gpu_list, replica_counts,
                   [cast(RouterName, r) for r in router_list],  # checked above
-                  traffic_scales)
+                  traffic_scales, list(layout_list) or None)
     with Progress(TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                   console=console, disable=not console.is_terminal, transient=True) as bar:

@@ -1,4 +1,5 @@
-"""`llmplan sweep`: a grid of GPU type x replica count x router x traffic scale, in parallel.
+"""`llmplan sweep`: a grid of GPU type x replica count x router x traffic scale (x the
+replica's layout for a mixture of experts), in parallel.
 
 Each grid point is one simulation of the scenario's base local deployment, resized and
 re-routed, under the scenario's traffic sped up by the scale; with its monthly cost and cost
@@ -14,6 +15,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from typing import ClassVar
 
 from llmplan.decide.decision import price
 from llmplan.decide.planning import simulate_one
@@ -25,6 +27,10 @@ from llmplan.scenario.models import LocalDeployment, RouterName, Scenario, Simul
 from llmplan.sim.run import run_info
 from llmplan.traffic import build_request_stream
 
+#: a replica's layout: its GPUs one tensor-parallel group, or one data-parallel rank each
+#: with the experts spread over them (engine.data_parallel_attention, expert_parallel)
+LAYOUTS = ("tp", "dp")
+
 
 @dataclass(frozen=True)
 class Point:
@@ -32,15 +38,19 @@ class Point:
     replicas: int
     router: RouterName
     traffic_scale: float
+    layout: str | None = None     # None: the base deployment's own
 
 
 class PointResult(ResultModel):
     """One simulated grid point (or why it could not run)."""
 
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("layout",)
+
     gpu: str
     replicas: int
     router: str
     traffic_scale: float
+    layout: str | None = None
     name: str
     error: str | None = None
     ttft_p95_ms: float | None = None
@@ -61,9 +71,9 @@ class SweepResult(ResultModel):
 
 
 def grid(gpus: list[str], replicas: list[int], routers: list[RouterName],
-         scales: list[float]) -> list[Point]:
-    return [Point(g, r, rt, s) for g, r, rt, s in itertools.product(gpus, replicas, routers,
-                                                                     scales)]
+         scales: list[float], layouts: list[str | None] | None = None) -> list[Point]:
+    return [Point(g, r, rt, s, lay) for g, r, lay, rt, s in itertools.product(
+        gpus, replicas, layouts or [None], routers, scales)]
 
 
 def with_variant(scenario: Scenario, base: str, name: str, varied: LocalDeployment) -> Scenario:
@@ -83,13 +93,21 @@ def run_point(loaded: LoadedScenario, base: str, point: Point) -> PointResult:
     scenario = loaded.scenario
     dep = scenario.deployments[base]
     assert isinstance(dep, LocalDeployment)
-    varied = dep.model_copy(update={"gpu": point.gpu, "replicas": point.replicas,
-                                    "router": point.router, "autoscaling": None})
-    name = f"{point.gpu}x{point.replicas}-{point.router}-{point.traffic_scale:g}"
+    update: dict[str, object] = {"gpu": point.gpu, "replicas": point.replicas,
+                                 "router": point.router, "autoscaling": None}
+    layout = ""
+    if point.layout is not None:
+        ranks = point.layout == "dp"
+        update["engine"] = dep.engine.model_copy(update={
+            "data_parallel_attention": ranks,
+            "expert_parallel": ranks or dep.engine.expert_parallel})
+        layout = f"-{point.layout}"
+    varied = dep.model_copy(update=update)
+    name = f"{point.gpu}x{point.replicas}{layout}-{point.router}-{point.traffic_scale:g}"
     variant = LoadedScenario(with_variant(scenario, base, name, varied), loaded.catalog,
                              loaded.path)
     head = {"gpu": point.gpu, "replicas": point.replicas, "router": point.router,
-            "traffic_scale": point.traffic_scale, "name": name}
+            "traffic_scale": point.traffic_scale, "layout": point.layout, "name": name}
     setup = varied.setup(loaded.catalog)
     error = tp_error(setup) or kv_capacity(setup).error
     if error:

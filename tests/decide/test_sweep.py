@@ -141,3 +141,46 @@ def test_a_bad_grid_option_is_a_one_line_error_naming_it(tmp_path: Path, option:
     assert option in result.output and "expected" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert not (tmp_path / "sweep.json").exists()
+
+
+MOE = """
+name: moe-layouts
+seed: 2
+duration: 60
+traffic: {kind: poisson, rate_per_s: 4}
+tasks:
+  - {name: chat, prompt_tokens: {kind: fixed, tokens: 3000},
+     output_tokens: {kind: fixed, tokens: 100}}
+slo: {ttft_ms: 60000, e2e_ms: 120000}
+deployments:
+  moe: {gpu: H100-SXM, model: Qwen3-30B-A3B, tp: 2, engine: {weights_dtype: fp8}}
+  dense: {gpu: H100-SXM, model: Llama-3.1-8B, tp: 2}
+"""
+
+
+def test_a_sweep_tries_both_layouts_of_a_mixture_of_experts(tmp_path: Path) -> None:
+    scenario = tmp_path / "moe.yaml"
+    scenario.write_text(MOE)
+    runs = {}
+    for base in ("moe", "dense"):
+        out = tmp_path / base
+        result = CliRunner().invoke(app, ["sweep", str(scenario), "--base", base,
+                                          "--replicas", "1", "--layouts", "tp,dp",
+                                          "--workers", "1", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        runs[base] = SweepResult.model_validate_json((out / "sweep.json").read_text())
+    tp, dp = runs["moe"].points
+    assert (tp.layout, dp.layout) == ("tp", "dp")
+    assert (tp.name, dp.name) == ("H100-SXMx1-tp-least_outstanding-1",
+                                  "H100-SXMx1-dp-least_outstanding-1")
+    assert tp.error is None and dp.error is None
+    # the same GPUs, run as two ranks with the experts spread: not the same answer
+    assert tp.e2e_p95_ms != dp.e2e_p95_ms
+    # a dense model has no experts to spread: its dp point says why it cannot run
+    dense_tp, dense_dp = runs["dense"].points
+    assert dense_tp.error is None
+    assert dense_dp.error is not None and "data_parallel_attention" in dense_dp.error
+    # an unknown layout is refused before anything runs
+    bad = CliRunner().invoke(app, ["sweep", str(scenario), "--layouts", "ep",
+                                   "--out", str(tmp_path / "bad")])
+    assert bad.exit_code != 0 and "--layouts" in bad.output and "'ep'" in bad.output
