@@ -639,7 +639,7 @@ def sweep(
         _fail(InputError(unknown))
     points = grid(gpu_list, replica_counts,
                   [cast(RouterName, r) for r in router_list],  # checked above
-                  traffic_scales, list(layout_list) or None)
+                  traffic_scales, [*layout_list] or None)
     with Progress(TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                   console=console, disable=not console.is_terminal, transient=True) as bar:

@@ -380,6 +380,7 @@ class Replica:
                 if blocks > free and not exact:
                     free, exact = self._exact_free(need), True
                 if blocks > free:
+                    del self.running[part.order]
                     _, free = self._preempt(part, 0, free, t)
                     preempted = True
                     continue
@@ -584,11 +585,11 @@ class Replica:
 
     def _preempt_newest(self, need: int, free: int, t: float) -> tuple[int, int]:
         """Preempt the newest running request; return the updated (need, free after need)."""
-        return self._preempt(self.running[next(reversed(self.running))], need, free, t)
+        return self._preempt(self.running.popitem()[1], need, free, t)
 
     def _preempt(self, seq: Seq, need: int, free: int, t: float) -> tuple[int, int]:
-        """Preempt a running request; return the updated (need, free after need)."""
-        del self.running[seq.order]
+        """Preempt a request just taken off `running`; return the updated (need, free after
+        need)."""
         B, c = self.B, self.c
         self.total_blocks += seq.window
         free += seq.window

@@ -351,6 +351,14 @@ class ModelSpec(_Entry):
                 * self.moe_intermediate_size)
 
     @property
+    def routed_active_params(self) -> float:
+        """Routed expert parameters one token goes through (top-k of E in every MoE layer)."""
+        if not self.is_moe:
+            return 0.0
+        assert self.experts is not None and self.experts_per_token is not None
+        return self.expert_params * self.experts_per_token / self.experts
+
+    @property
     def expert_params_each(self) -> float:
         """One routed expert of one layer."""
         assert self.moe_intermediate_size is not None

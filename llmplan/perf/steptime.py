@@ -123,8 +123,6 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     head_params = model.vocab_size * model.hidden_size
     matmul_params = _layer_params(model)
     slot_params = _expert_slot_params(setup, spec)
-    routed_params = (model.expert_params * (model.experts_per_token or 0) / model.experts
-                     if model.experts else 0.0)
     prefill_pair_dims = 2 * model.head_dim
     if model.attention == "mla":
         assert model.kv_lora_rank is not None and model.qk_rope_head_dim is not None
@@ -199,7 +197,8 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         verify_tokens=verify, accepted=accepted,
         draft_per_token_s=2.0 * draft.pass_params / head_flops,
         draft_weights_s=draft.pass_bytes / bandwidth, ranks=ranks,
-        rank_dense_per_token_s=(2.0 * max(0.0, matmul_params - routed_params) / flops
+        rank_dense_per_token_s=(2.0 * max(0.0, matmul_params - model.routed_active_params)
+                                / flops
                                 if ranks > 1 else 0.0),
         source="roofline")
 
@@ -212,8 +211,7 @@ def _layer_params(model: ModelSpec) -> float:
     card's active count less one vocab x hidden matrix also holds the head, and the input
     embedding where the card counts it (gpt-oss's does not). The smaller is the closer.
     """
-    routed_skipped = (model.expert_params * (1 - (model.experts_per_token or 0)
-                                             / model.experts) if model.experts else 0.0)
+    routed_skipped = model.expert_params - model.routed_active_params
     by_total = model.params_b * 1e9 - model.embedding_params - routed_skipped
     by_card = model.active_params_b * 1e9 - model.vocab_size * model.hidden_size
     return min(by_total, by_card)
