@@ -375,10 +375,15 @@ def _room_error(setup: ReplicaSetup, budget: MemoryBudget) -> str | None:
             f"true, no graphs)")
 
 
+def fits(setup: ReplicaSetup) -> bool:
+    """The weights, activations and non-torch memory leave room for a KV cache."""
+    return memory_budget(setup).available_bytes > 0
+
+
 def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
     need = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes
     min_tp = next((t for t in setup_allowed_tp(setup) if t > setup.tp
-                   and memory_budget(replace(setup, tp=t)).available_bytes > 0), None)
+                   and fits(replace(setup, tp=t))), None)
     return (f"{setup.model_name} in {setup.weights_dtype} does not fit on {setup.gpu_name} "
             f"with tp={setup.tp}: needs {need / GIB:.1f} GiB per GPU (weights "
             f"{budget.weights_bytes / GIB:.1f}), {budget.budget_bytes / GIB:.1f} GiB usable at "
@@ -387,5 +392,5 @@ def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
             + " or a smaller weights_dtype")
 
 
-__all__ = ["DTYPE_BYTES", "KvCapacity", "MemoryBudget", "kv_capacity", "memory_budget",
+__all__ = ["DTYPE_BYTES", "KvCapacity", "MemoryBudget", "fits", "kv_capacity", "memory_budget",
            "window_reserve_blocks"]

@@ -33,6 +33,9 @@ so only the layers outside the experts are cut.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+
 from llmplan.catalog import GpuSpec, ModelSpec
 from llmplan.perf.setup import ReplicaSetup
 
@@ -139,13 +142,33 @@ def data_parallel_error(setup: ReplicaSetup) -> str | None:
     return None
 
 
-def tp_error(setup: ReplicaSetup) -> str | None:
-    """Why the replica's tp cannot run (None: it can), naming the sizes that can."""
+#: does a replica's model fit its GPUs with room for a KV cache (memory.py's `fits`)
+Fits = Callable[[ReplicaSetup], bool]
+
+
+def _expected_tp(setup: ReplicaSetup, fits: Fits | None, more: str = "") -> str:
+    """The sizes vLLM accepts that also hold the weights (a list that fits nothing would
+    send the user to a size that fails next)."""
+    allowed = setup_allowed_tp(setup)
+    fitting = [t for t in allowed if fits is None or fits(replace(setup, tp=t))]
+    what = f"{setup.model_name} on {setup.gpu_name} in {setup.weights_dtype}"
+    if fitting:
+        return f"expected tp one of {', '.join(map(str, fitting))} for {what}{more}"
+    if not allowed:
+        return f"no tp within one server runs {what}; expected another GPU or weights_dtype"
+    return (f"no tp within one server holds {what} (tp {allowed[-1]} at most, where the "
+            f"weights and the activations leave no room for a KV cache); expected a GPU "
+            f"with more memory or a smaller weights_dtype")
+
+
+def tp_error(setup: ReplicaSetup, fits: Fits | None = None) -> str | None:
+    """Why the replica's tp cannot run (None: it can), naming the sizes that can (of those
+    `fits` holds, when given)."""
     model, gpu, tp = setup.model, setup.gpu, setup.tp
     if (refused := data_parallel_error(setup)) is not None:
         return refused
-    allowed = ", ".join(map(str, setup_allowed_tp(setup)))
-    expected = f"expected tp one of {allowed} for {setup.model_name} on {setup.gpu_name}"
+    expected = _expected_tp(setup, fits)
+    across = _expected_tp(setup, fits, " (more replicas for more GPUs)")
     if not heads_allow(model, setup.attention_tp):
         kv = "" if model.attention == "mla" else f" and {model.kv_heads} KV heads"
         return (f"tp {tp} does not split {setup.model_name}'s {model.attention_heads} "
@@ -155,7 +178,7 @@ def tp_error(setup: ReplicaSetup) -> str | None:
         return (f"tp {tp} spans more GPUs than one {setup.gpu_name} {gpu.interconnect} domain "
                 f"links ({gpu.interconnect_domain_gpus}, catalog interconnect_domain_gpus); "
                 f"the simulator has no model of the slower link between servers, so it "
-                f"refuses a larger tp; {expected} (more replicas for more GPUs)")
+                f"refuses a larger tp; {across}")
     if tp > setup.gpus_per_node:
         server = setup.gpus_per_server
         where = "deployment costs.gpus_per_server" if server is not None \
@@ -163,7 +186,7 @@ def tp_error(setup: ReplicaSetup) -> str | None:
         return (f"tp {tp} needs {tp} GPUs in the replica's one pod, and one {setup.gpu_name} "
                 f"server holds {setup.gpus_per_node} ({where}): vLLM would have to span "
                 f"servers (multi-node tensor parallelism), which is neither simulated nor "
-                f"provisioned; {expected} (more replicas for more GPUs)")
+                f"provisioned; {across}")
     dtype = setup.weights_dtype
     if (problem := block_problem(model, dtype, setup.attention_tp,
                                  setup.engine.expert_parallel)) is not None:
@@ -175,11 +198,11 @@ def tp_error(setup: ReplicaSetup) -> str | None:
                 f"which is not whole {block_n}x{block_k} weight blocks of its {dtype} "
                 f"checkpoint ({repo.hf_id if repo else dtype}, catalog weight_block_size): "
                 f"vLLM refuses to load it ('... = {width} is not divisible by weight "
-                f"quantization {side}'); {expected} in {dtype}"
+                f"quantization {side}'); {expected}"
                 + (", or engine.expert_parallel: true (each GPU holds whole experts)"
                    if experts else "") + ", or another engine.weights_dtype")
     return None
 
 
-__all__ = ["allowed_tp", "block_problem", "cut_slices", "data_parallel_error", "heads_allow",
-           "setup_allowed_tp", "tp_error"]
+__all__ = ["Fits", "allowed_tp", "block_problem", "cut_slices", "data_parallel_error",
+           "heads_allow", "setup_allowed_tp", "tp_error"]

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from llmplan.catalog import Catalog, builtin_catalog
 from llmplan.errors import InputError, Problem, ScenarioError, did_you_mean
 from llmplan.perf.engine import SpeculativeSpec
-from llmplan.perf.memory import kv_capacity
+from llmplan.perf.memory import fits, kv_capacity
 from llmplan.perf.parallel import tp_error
 from llmplan.results.loadtest import LoadTestSummary
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
@@ -211,7 +211,7 @@ def _check_names(doc: YamlDocument, scenario: Scenario,
                 add((*base, "model"), _unknown("model", dep.model, list(catalog.models)))
             if dep.gpu in catalog.gpus and dep.model in catalog.models:
                 setup = dep.setup(catalog)
-                if (error := tp_error(setup)) is not None:
+                if (error := tp_error(setup, fits)) is not None:
                     cannot_build(name, (*base, "tp"), error)
                 elif (capacity := kv_capacity(setup)).error:
                     cannot_build(name, base, capacity.error)

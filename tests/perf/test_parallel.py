@@ -44,11 +44,18 @@ deployments:
     ("{gpu: GB200, model: Llama-3.1-405B, tp: 16, engine: {weights_dtype: fp8}}",
      ("deployments.wide.tp: tp 16 needs 16 GPUs in the replica's one pod",
       "one GB200 server holds 4 (catalog node_gpus)", "multi-node tensor parallelism",
-      "expected tp one of 1, 2, 4 for Llama-3.1-405B on GB200")),
+      # 405 GB of fp8 weights: one tray's 4 GPUs hold them, 1 or 2 GPUs do not
+      "expected tp one of 4 for Llama-3.1-405B on GB200 in fp8")),
     # the deployment's own servers hold 4 H100s: tp 8 would span two of them
     ("{gpu: H100-SXM, model: Llama-3.1-70B, tp: 8, costs: {gpus_per_server: 4}}",
      ("deployments.wide.tp: tp 8 needs 8 GPUs", "one H100-SXM server holds 4 "
-      "(deployment costs.gpus_per_server)", "expected tp one of 1, 2, 4 for Llama-3.1-70B")),
+      "(deployment costs.gpus_per_server)", "expected tp one of 2, 4 for Llama-3.1-70B")),
+    # DeepSeek-V3's 671 GB of fp8 weights fit no tp of one 8-GPU H100 server: the sizes
+    # vLLM accepts are not offered as the way out
+    ("{gpu: H100-SXM, model: DeepSeek-V3, tp: 16, engine: {weights_dtype: fp8}}",
+     ("tp 16 spans more GPUs than one H100-SXM nvlink domain links",
+      "no tp within one server holds DeepSeek-V3 on H100-SXM in fp8 (tp 8 at most",
+      "expected a GPU with more memory or a smaller weights_dtype")),
 ])
 def test_a_tp_wider_than_one_server_cannot_be_built(deployment: str,
                                                     expected: tuple[str, ...]) -> None:
@@ -102,7 +109,7 @@ def test_fp8_block_checkpoints_allow_only_tps_that_cut_whole_blocks(
       "engine.expert_parallel: true")),
     ("{gpu: H200, model: Qwen3-235B-A22B, tp: 8, engine: {weights_dtype: fp8}}",
      ("deployments.wide.tp: tp 8 gives each GPU a 192-wide slice of Qwen3-235B-A22B's "
-      "experts (moe_intermediate_size 1536)", "expected tp one of 1, 2, 4 for "
+      "experts (moe_intermediate_size 1536)", "expected tp one of 2, 4 for "
       "Qwen3-235B-A22B on H200 in fp8")),
 ])
 def test_an_fp8_block_checkpoint_cut_into_partial_blocks_cannot_be_built(
