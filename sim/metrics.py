@@ -242,7 +242,7 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
     assert run.fleet is not None and run.capacity is not None and run.step_time is not None
     dep, duration = run.fleet.deployment, run.duration_s
     replicas = dep.replicas
-    per_minute = run.records.per_minute(minutes)
+    per_minute = run.records.per_minute(minutes, duration)
     held = per_minute[KV_BLOCK_S]
     pool_blocks = max(1, run.capacity.blocks)
     replica_s = _replica_seconds(run, span)

@@ -64,27 +64,34 @@ class Records:
         table = np.frombuffer(self.segments, dtype=np.float64).reshape(-1, SEGMENT_FIELDS)
         return table[table[:, 0] < self.horizon_s]
 
-    def per_minute(self, minutes: int) -> np.ndarray:
+    def per_minute(self, minutes: int, end_s: float | None = None) -> np.ndarray:
         """Per minute, summed over replicas (rows of PER_MINUTE): busy seconds, KV
         token-seconds, steps, decoding sequence-steps, KV token-steps (what the steps
         read), steps that decoded and KV block-seconds (blocks held). A segment crossing a
-        minute edge is split in proportion to its time."""
+        minute edge is split in proportion to its time; what runs after `end_s` (the
+        run's duration: the drain, or the rest of a last minute the run does not fill) is
+        left out, so a minute holds no more than its own seconds."""
+        end_s = minutes * MINUTE_S if end_s is None else min(end_s, minutes * MINUTE_S)
         seg = self.segment_table()
         t0, dt, kv, n, w = seg[:, 0], seg[:, 1], seg[:, 2], seg[:, 5], seg[:, 6]
         n = np.where(dt > 0, n, 0.0)        # zero-length rows only log an inter-token gap
         amounts = np.stack([dt, dt * kv, n, n * w, n * kv, np.where(w > 0, n, 0.0),
                             dt * seg[:, 7]])
         out = np.zeros((len(PER_MINUTE), minutes))
+        t1 = t0 + dt
         m0 = np.floor(t0 / MINUTE_S).astype(np.int64)
-        m1 = np.floor((t0 + dt) / MINUTE_S).astype(np.int64)
-        inside = (m0 == m1) & (m0 < minutes)
+        m1 = np.floor(t1 / MINUTE_S).astype(np.int64)
+        inside = (m0 == m1) & (t1 <= end_s) & (m0 < minutes)
         for row in range(len(PER_MINUTE)):
             np.add.at(out[row], m0[inside], amounts[row, inside])
-        for i in np.flatnonzero(~inside & (m0 < minutes)):   # few: they cross a minute edge
-            start, end = t0[i], t0[i] + dt[i]
-            for m in range(int(m0[i]), min(int(m1[i]), minutes - 1) + 1):
+        # few: they cross a minute edge or the end
+        for i in np.flatnonzero(~inside & (t0 < end_s)):
+            start, end = t0[i], min(t1[i], end_s)
+            last = min(math.floor(end / MINUTE_S), minutes - 1)
+            for m in range(int(m0[i]), last + 1):
                 part = min(end, (m + 1) * MINUTE_S) - max(start, m * MINUTE_S)
-                out[:, m] += amounts[:, i] * (part / dt[i])
+                if part > 0:
+                    out[:, m] += amounts[:, i] * (part / dt[i])
         return out
 
     def itl_percentiles_s(self, qs: tuple[float, ...]) -> tuple[float, dict[float, float]]:

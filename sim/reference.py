@@ -102,7 +102,9 @@ class ReferenceReplica:
             if rec.on_end is not None:
                 rec.on_end(rid)
             return
-        if self.queue_limit is not None and len(self.waiting) >= self.queue_limit:
+        if self.queue_limit is not None and (
+                len(self.waiting) >= self.queue_limit if self.queue_limit
+                else self.waiting or len(self.running) >= self.max_seqs):
             rec.outcome[rid], rec.finish_s[rid] = REJECTED, t
             if rec.on_end is not None:
                 rec.on_end(rid)

@@ -263,8 +263,7 @@ class Replica:
             if rec.on_end is not None:
                 rec.on_end(rid)
             return
-        if self.queue_limit is not None and \
-                len(self.waiting) + len(self.resumed) >= self.queue_limit:
+        if self.queue_limit is not None and self._refuses(t):
             rec.outcome[rid] = REJECTED
             rec.finish_s[rid] = t
             if rec.on_end is not None:
@@ -275,6 +274,17 @@ class Replica:
         self.waiting.append(rid)
         self.n_in += 1
         self.quiet_until_s = -math.inf
+
+    def _refuses(self, t: float) -> bool:
+        """Admission's queue is full at t: `queue_limit` requests wait; with a limit of 0,
+        a request would wait at all (others are ahead of it, or every seat is taken at t:
+        the sequences the step under way finishes still hold theirs), since a request
+        waits for the next step in any case."""
+        queued = len(self.waiting) + len(self.resumed)
+        if self.queue_limit:
+            return queued >= self.queue_limit
+        seated = len(self.running) + (self.last_finished if self.last_end_s > t else 0)
+        return queued > 0 or seated >= self.max_seqs
 
     # ---------------------------------------------------------------- time
 

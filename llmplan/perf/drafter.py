@@ -12,8 +12,15 @@ page of each drafter layer too.
   model's weights and sharing its embedding and output head; each is one more decoder
   layer of the model's shape.
 - eagle, eagle3: a head of one decoder layer shaped like the model's (the published EAGLE
-  and EAGLE-3 heads), 16-bit, of `draft_params_b` parameters: the catalog has no sizes of
-  heads, so the scenario must give it.
+  and EAGLE-3 heads), 16-bit, of `draft_params_b` parameters when the scenario gives them;
+  for a dense model without them, counted from its shape (`eagle_head_params`): EAGLE's
+  layer reads the hidden state and a 2h -> h fc joins it to the token's embedding (the
+  model's embedding and output head are shared); EAGLE-3's layer attends over 2h inputs
+  (embedding and fused features), an fc fuses three of the model's layers (3h -> h), and
+  it has an output head of its own over a draft vocabulary of 32,000 tokens (the published
+  EAGLE-3 configs: num_hidden_layers 1, draft_vocab_size 32000; Llama-3.1-8B's head counts
+  0.42 B parameters, 0.85 GB in 16 bits). A mixture of experts' heads have a dense MLP of
+  their own width, which the catalog lacks: those still need draft_params_b.
 - draft_model: a smaller model of the same family; its size and architecture come from the
   catalog when `drafter` names a catalog model's repository (draft_params_b, when given,
   replaces its parameter count), else it is refused: its weights and KV cache are unknown.
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llmplan.catalog import ModelSpec
 from llmplan.perf.setup import ReplicaSetup
 
 
@@ -42,6 +50,22 @@ class Drafter:
 
 
 NO_DRAFTER = Drafter()
+
+#: the draft vocabulary of the published EAGLE-3 heads (their configs' draft_vocab_size)
+EAGLE3_DRAFT_VOCAB = 32_000
+
+
+def eagle_head_params(model: ModelSpec, method: str) -> float | None:
+    """Parameters of an EAGLE ("eagle") or EAGLE-3 ("eagle3") head of a dense model,
+    counted from its shape (module docstring); None for a mixture of experts or MLA."""
+    if model.is_moe or model.attention == "mla":
+        return None
+    h, i = model.hidden_size, model.intermediate_size
+    q, kv = model.attention_heads * model.head_dim, model.kv_heads * model.head_dim
+    inputs, fc, head = (2 * h, 3 * h * h, EAGLE3_DRAFT_VOCAB * h) if method == "eagle3" \
+        else (h, 2 * h * h, 0)
+    layer = inputs * (q + 2 * kv) + q * h + 3 * h * i
+    return float(layer + fc + head)
 #: Bytes a drafter's weights take per parameter when the scenario gives only a count:
 #: EAGLE heads are published 16-bit.
 HEAD_BYTES_PER_PARAM = 2.0
@@ -75,6 +99,16 @@ def drafter(setup: ReplicaSetup) -> Drafter:
     if spec.method in ("eagle", "eagle3") or named is None:
         return _counted(setup, own_layer)
     draft = named.model
+    if draft.vocab_size != model.vocab_size:
+        # the drafter proposes token ids the target scores: vLLM's SpeculativeConfig checks
+        # the two vocabularies' sizes are equal (vllm-project/vllm#24322; still strict in
+        # 2026, vllm-project/vllm#42775)
+        return Drafter(error=f"engine.speculative.drafter {spec.drafter} has a vocabulary of "
+                             f"{draft.vocab_size} tokens and {setup.model_name} one of "
+                             f"{model.vocab_size}: a draft model proposes the target's token "
+                             f"ids, and vLLM refuses a pair whose vocabularies differ; expected "
+                             f"a drafter of {setup.model_name}'s family with the same "
+                             f"vocab_size")
     params = (spec.draft_params_b if spec.draft_params_b is not None else draft.params_b) * 1e9
     per_param = draft.weight_bytes(named.dtype) / (draft.params_b * 1e9)
     active = params * draft.active_params_b / draft.params_b
@@ -97,16 +131,19 @@ def _counted(setup: ReplicaSetup, own_layer: float) -> Drafter:
                              f"are unknown; expected engine.speculative.drafter to name a "
                              f"catalog model (its name or hf_id), or the model added under "
                              f"catalog.models")
-    if spec.draft_params_b is None:
+    counted = eagle_head_params(setup.model, spec.method) if spec.draft_params_b is None \
+        else spec.draft_params_b * 1e9
+    if counted is None:
         return Drafter(error=f"engine.speculative.draft_params_b is not given, and the "
                              f"{spec.method} head ({which}) is no catalog model, so its "
                              f"weights on the GPU are unknown; expected draft_params_b: the "
-                             f"head's parameters, billions (EAGLE heads ~0.2-1)")
-    params = spec.draft_params_b * 1e9
+                             f"head's parameters, billions (EAGLE heads ~0.2-1; a mixture "
+                             f"of experts' head is not counted from the model's shape)")
+    params = counted
     # one decoder layer shaped like the model's: one more page per block
     return Drafter(weights_bytes=params * HEAD_BYTES_PER_PARAM, pass_params=params,
                    pass_bytes=params * HEAD_BYTES_PER_PARAM, kv_layers=1,
                    kv_layer_bytes=own_layer)
 
 
-__all__ = ["NO_DRAFTER", "Drafter", "drafter"]
+__all__ = ["EAGLE3_DRAFT_VOCAB", "NO_DRAFTER", "Drafter", "drafter", "eagle_head_params"]

@@ -300,6 +300,18 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
         error = problem
     elif engine.kv_cache_tokens is None and available <= 0:
         error = _does_not_fit(setup, budget)
+    elif engine.kv_cache_tokens is not None and \
+            (need := budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes
+             + pool_blocks * layout.block_bytes()) > budget.total_bytes:
+        # the tokens replace the KV budget, not the card: the weights and those tokens'
+        # pages must still be on it
+        error = (f"{setup.model_name} in {setup.weights_dtype} with engine.kv_cache_tokens "
+                 f"{engine.kv_cache_tokens} does not fit on {setup.gpu_name} with "
+                 f"tp={setup.tp}: needs {need / GIB:.1f} GiB per GPU (weights "
+                 f"{budget.weights_bytes / GIB:.1f}, KV cache "
+                 f"{pool_blocks * layout.block_bytes() / GIB:.1f}), the card has "
+                 f"{budget.total_bytes / GIB:.1f}; expected fewer kv_cache_tokens, a larger "
+                 f"tp, a bigger GPU or a smaller weights_dtype")
     elif engine.kv_cache_tokens is None and (problem := _room_error(setup, budget)) is not None:
         error = problem
     elif engine.max_model_len is not None and engine.max_model_len > capacity_tokens:
@@ -384,9 +396,12 @@ def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
     need = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes
     min_tp = next((t for t in setup_allowed_tp(setup) if t > setup.tp
                    and fits(replace(setup, tp=t))), None)
+    draft = drafter(setup).weights_bytes / setup.attention_tp
+    of_which = f", the drafter's {draft / GIB:.1f} of them" if draft else ""
     return (f"{setup.model_name} in {setup.weights_dtype} does not fit on {setup.gpu_name} "
             f"with tp={setup.tp}: needs {need / GIB:.1f} GiB per GPU (weights "
-            f"{budget.weights_bytes / GIB:.1f}), {budget.budget_bytes / GIB:.1f} GiB usable at "
+            f"{budget.weights_bytes / GIB:.1f}{of_which}), {budget.budget_bytes / GIB:.1f} "
+            f"GiB usable at "
             f"gpu_memory_utilization {setup.gpu_memory_utilization:g}; expected "
             + (f"tp >= {min_tp}" if min_tp else "a bigger GPU")
             + " or a smaller weights_dtype")

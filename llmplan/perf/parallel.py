@@ -134,7 +134,8 @@ def data_parallel_error(setup: ReplicaSetup) -> str | None:
                 "expert_parallel: true")
     if engine.speculative is not None:
         return ("engine.speculative with engine.data_parallel_attention is not modelled (each "
-                "rank would run its own drafter); expected one of the two")
+                "rank would run its own drafter); expected engine.speculative left out, or "
+                "data_parallel_attention: false")
     if engine.prefix_caching == "per_slot":
         return ("engine.prefix_caching: per_slot is llama.cpp's cache and "
                 "engine.data_parallel_attention vLLM's layout; expected prefix_caching: vllm "

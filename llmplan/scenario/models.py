@@ -149,8 +149,11 @@ class TaskSpec(_Strict):
 class AdmissionSpec(_Strict):
     """What happens to requests the fleet cannot start at once."""
 
-    queue_limit: int | None = Field(default=None, ge=0,
-                                    description="Waiting requests per replica before rejecting.")
+    queue_limit: int | None = Field(
+        default=None, ge=0,
+        description="Waiting requests per replica before rejecting; 0: none waits, a "
+                    "request starts at the next step when a seat (max_num_seqs) is free and "
+                    "no request is ahead of it, else it is refused.")
     queue_timeout_s: float | None = Field(
         default=60.0, gt=0,
         description="Clients give up on a request that has not started after this long (a "

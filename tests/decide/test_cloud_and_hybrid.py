@@ -117,9 +117,14 @@ def test_outage_moves_traffic_to_the_fallback_and_shows_in_the_figures() -> None
 
 @pytest.mark.parametrize("queue_limit", [1000, 0])
 def test_restricted_requests_never_reach_the_cloud(queue_limit: int) -> None:
-    # every route says cloud, and with queue_limit 0 the local fleet refuses every
-    # request: restricted requests must then fail, never go to the cloud
-    _, _stream, table, summary = _run(HYBRID.replace("QUEUE", str(queue_limit)), "mixed")
+    # every route says cloud, and with queue_limit 0 and one seat the local fleet refuses
+    # every request arriving while its seat is taken (the outage's fallbacks take it):
+    # restricted requests must then fail, never go to the cloud
+    text = HYBRID.replace("QUEUE", str(queue_limit))
+    if queue_limit == 0:
+        text = text.replace("        admission:", "        engine: {max_num_seqs: 1}\n"
+                                                 "        admission:")
+    _, _stream, table, summary = _run(text, "mixed")
     restricted = table.task_index == 1
     assert restricted.sum() > 50
     assert not (table.served_by[restricted] == SERVED_CLOUD).any()   # every request

@@ -184,6 +184,22 @@ CASES = [
          "deployments.a", ("engine.kv_cache_memory_gib 200 is more than H100-SXM has left",
                            "62.2 of its 79.2 GiB", "run out of memory",
                            "expected kv_cache_memory_gib <= 62.24")),
+    # kv_cache_tokens replaces the KV budget, not the card: 600,000 tokens of Llama-3.1-8B
+    # are 600,000 x 128 KiB = 73.2 GiB next to 14.96 GiB of weights on a 79.2 GiB H100
+    Case("kv-cache-tokens-beyond-the-card",
+         edit("  a:\n", f"  a:  {MARK}\n") + "    engine:\n      kv_cache_tokens: 600000\n",
+         "deployments.a", ("engine.kv_cache_tokens 600000 does not fit on H100-SXM",
+                           "KV cache 73.2), the card has 79.2",
+                           "expected fewer kv_cache_tokens")),
+    # the conflict is the engine setting's, reported where it is set
+    Case("speculative-with-data-parallel-ranks",
+         edit("    model: Llama-3.1-8B\n", "    model: Qwen3-30B-A3B\n    tp: 2\n")
+         + "    engine:\n      expert_parallel: true\n"
+         + f"      data_parallel_attention: true  {MARK}\n"
+         + "      speculative: {method: ngram, mean_acceptance_length: 1.5}\n",
+         "deployments.a.engine.data_parallel_attention",
+         ("engine.speculative with engine.data_parallel_attention is not modelled",
+          "expected engine.speculative left out, or data_parallel_attention: false")),
     # vLLM's SchedulerConfig: "max_num_batched_tokens (4096) is smaller than max_model_len
     # (131072)" without chunked prefill (a whole prompt must fit one step)
     Case("whole-prompts-beyond-the-token-budget",

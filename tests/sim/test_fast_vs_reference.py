@@ -7,6 +7,7 @@ import pytest
 from helpers import run_first, scenario_from
 
 from llmplan.scenario.models import SimulationMode
+from llmplan.sim.records import OK
 from llmplan.sim.table import request_table
 
 BASE = """
@@ -57,6 +58,11 @@ CASES = {
         engine="{max_num_seqs: 16, kv_cache_tokens: 20000}",
         admission="{queue_limit: 20, queue_timeout_s: 8}",
         traffic="{kind: poisson, rate_per_s: 6}"),
+    # no queue: a request starts at the next step when a seat is free, else it is refused
+    "queue-limit-zero": dict(
+        gpu="L4", replicas=2, router="least_outstanding",
+        engine="{max_num_seqs: 8}", admission="{queue_limit: 0}",
+        traffic="{kind: poisson, rate_per_s: 3}"),
     # a mixture of experts whose weight reads change with the tokens of a step, decode runs
     # that cross from memory- to compute-bound as contexts grow, and the CPU exposed
     "moe-crossing-pieces": dict(gpu="H100-SXM", replicas=1, router="round_robin",
@@ -88,7 +94,8 @@ CASES = {
                                    traffic="{kind: poisson, rate_per_s: 4}", prefix=PREFIX),
     # conversations: later turns sent when the previous one ended, reading their history
     "sessions-closed-loop": dict(gpu="L4", replicas=2, router="prefix_affinity",
-                                 engine="{kv_cache_tokens: 60000}", admission="{}",
+                                 # about what an L4 holds (60,000 did not fit beside the weights)
+                                 engine="{kv_cache_tokens: 40000}", admission="{}",
                                  traffic="{kind: poisson, rate_per_s: 0.5}",
                                  prefix=PREFIX + "\n        session: {turns_min: 2, "
                                         "turns_max: 5, think_time_s: 8}"),
@@ -100,7 +107,8 @@ CASES = {
                             prefix=PREFIX + "\n        session: {turns_min: 2, "
                                    "turns_max: 4, think_time_s: 5, fan_out: 2}"),
     # an agent's turns fanned out over two calls each, replicas with room to spare
-    "sessions-fan-out": dict(gpu="L4", replicas=3, router="round_robin",
+    "sessions-fan-out": dict(gpu="H100-SXM", replicas=3, router="round_robin",
+                             # room for every branch (400,000 tokens do not fit an L4)
                              engine="{kv_cache_tokens: 400000}", admission="{}",
                              traffic="{kind: poisson, rate_per_s: 0.6}",
                              prefix=PREFIX + "\n        session: {turns_min: 2, "
@@ -203,17 +211,22 @@ def test_fast_mode_matches_reference_per_request(case: str) -> None:
 def test_the_cases_exercise_what_they_claim() -> None:
     """Guard against a case silently losing the behaviour it is there to compare."""
     seen = {}
+    table_outcomes = {}
     for case, params in CASES.items():
         run, stream = run_first(scenario_from(BASE.format(
             seed=5, duration=180,
             **{"model": "Llama-3.1-8B", "tp": 1, "prefix": "", "step_time": "{kind: roofline}",
                **params})))
         table = request_table(run, stream)
+        table_outcomes[case] = table.outcome
         seen[case] = (int(table.preemptions.sum()), int((table.outcome == 2).sum()),
                       int((table.outcome == 3).sum()), sum(run.records.cached_tokens))
     assert seen["kv-pressure-preemption"][0] > 20
     assert seen["overload-timeouts-and-queue-limit"][1] > 0      # rejected at the queue limit
     assert seen["overload-timeouts-and-queue-limit"][2] > 0      # timed out waiting
+    served, refused = (table_outcomes["queue-limit-zero"] == OK).sum(), \
+        seen["queue-limit-zero"][1]
+    assert served > 100 and refused > 10        # seats free and seats full both happen
     assert seen["plenty-of-kv"][0] == 0
     assert seen["plenty-of-kv"][3] == 0
     for case in ("prefix-cache-vllm", "prefix-cache-per-slot", "prefix-cache-vllm-eviction",

@@ -21,7 +21,7 @@ SCENARIO = """
         output_tokens: {{kind: uniform, min_tokens: 20, max_tokens: 400}}
         {prefix}
     deployments:
-      d: {{gpu: L4, model: Llama-3.1-8B, engine: {{kv_cache_tokens: {kv}, max_num_seqs: 64}}}}
+      d: {{gpu: {gpu}, model: Llama-3.1-8B, engine: {{kv_cache_tokens: {kv}, max_num_seqs: 64}}}}
 """
 
 
@@ -32,7 +32,9 @@ def test_a_decode_run_holds_each_sequences_blocks_rounded_up(mode: SimulationMod
     top). A decode-only run of n steps with D sequences holds, on average over its steps,
     less than that plus D (each sequence's last block partly empty): the fast replica logs
     such a run in one closed form, which must land inside that bracket."""
-    run, _ = run_first(scenario_from(SCENARIO.format(rate=2, prefix="", kv=200_000)), mode)
+    # 200,000 tokens: more than the run holds (an L40S has room for them, an L4 not)
+    text = SCENARIO.format(rate=2, prefix="", kv=200_000, gpu="L40S")
+    run, _ = run_first(scenario_from(text), mode)
     assert run.capacity is not None
     block = run.capacity.block_size_tokens
     seg = run.records.segment_table()
@@ -51,7 +53,7 @@ def test_shared_prefixes_count_once_so_use_stays_within_the_pool() -> None:
     (the old measure read 2 and more), the blocks held never do."""
     prefix = ("shared_prefix: {groups: 2, tokens: {kind: fixed, tokens: 3000}, "
               "popularity: uniform}")
-    loaded = scenario_from(SCENARIO.format(rate=6, prefix=prefix, kv=24_000))
+    loaded = scenario_from(SCENARIO.format(rate=6, prefix=prefix, kv=24_000, gpu="L4"))
     run, stream = run_first(loaded)
     assert run.capacity is not None
     minutes = 4

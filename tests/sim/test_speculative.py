@@ -4,15 +4,23 @@ token the model computed, prompt tokens included: vllm/v1/spec_decode/eagle.py).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from helpers import run_first, scenario_from
 
+from llmplan.catalog import builtin_catalog
+from llmplan.perf.drafter import drafter
+from llmplan.perf.engine import EngineSpec, SpeculativeSpec
 from llmplan.perf.memory import kv_capacity
+from llmplan.perf.setup import ReplicaSetup
 from llmplan.perf.steptime import build_step_time
 from llmplan.perf.steptime_spec import RooflineStepTime
 from llmplan.scenario.models import LocalDeployment
 from llmplan.sim.metrics import summarise_run
 from llmplan.sim.table import request_table
+
+CATALOG = builtin_catalog()
 
 EAGLE = ("{weights_dtype: fp8, speculative: {method: eagle3, num_speculative_tokens: 3, "
          "mean_acceptance_length: 2.4, draft_params_b: 0.8}}")
@@ -181,17 +189,26 @@ def test_mtp_loads_the_models_mtp_module() -> None:
     assert build_step_time(plain, RooflineStepTime()).draft_per_token_s == 0
 
 
-@pytest.mark.parametrize(("engine", "expected"), [
-    ("{speculative: {method: eagle3, num_speculative_tokens: 3, mean_acceptance_length: 2}}",
+@pytest.mark.parametrize(("model", "engine", "expected"), [
+    # a mixture of experts' EAGLE-3 head has an MLP of its own width: not counted
+    ("gpt-oss-20b",
+     "{speculative: {method: eagle3, num_speculative_tokens: 3, mean_acceptance_length: 2}}",
      ("engine.speculative.draft_params_b is not given",
-      "eagle3 head (RedHatAI/Llama-3.3-70B-Instruct-speculator.eagle3) is no catalog model",
+      "eagle3 head (RedHatAI/gpt-oss-20b-speculator.eagle3) is no catalog model",
       "expected draft_params_b: the head's parameters, billions")),
-    ("{speculative: {method: draft_model, drafter: someone/tiny-llama, "
+    ("Llama-3.3-70B",
+     "{speculative: {method: draft_model, drafter: someone/tiny-llama, "
      "num_speculative_tokens: 3, mean_acceptance_length: 2, draft_params_b: 1}}",
      ("'someone/tiny-llama' is no catalog model's repository",
       "expected engine.speculative.drafter to name a catalog model (its name or hf_id)")),
+    # another family's tokens: vLLM checks the vocabularies match
+    ("Gemma-3-27B",
+     "{speculative: {method: draft_model, drafter: Qwen3-0.6B, "
+     "num_speculative_tokens: 3, mean_acceptance_length: 2}}",
+     ("has a vocabulary of 151936 tokens and Gemma-3-27B one of 262208",
+      "vLLM refuses a pair whose vocabularies differ")),
 ])
-def test_a_drafter_of_unknown_size_cannot_be_built(engine: str,
+def test_a_drafter_of_unknown_size_cannot_be_built(model: str, engine: str,
                                                    expected: tuple[str, ...]) -> None:
     """Simulated with no drafter weights (draft_params_b was 0 by default), the replica
     would get KV cache that vLLM gives to the drafter."""
@@ -203,9 +220,35 @@ def test_a_drafter_of_unknown_size_cannot_be_built(engine: str,
          output_tokens: {{kind: fixed, tokens: 10}}}}
     deployments:
       plain: {{gpu: H100-SXM, model: Llama-3.3-70B, tp: 2}}
-      drafted: {{gpu: H100-SXM, model: Llama-3.3-70B, tp: 2, engine: {engine}}}
+      drafted: {{gpu: H100-SXM, model: {model}, tp: 2, engine: {engine}}}
     """)
     why = loaded.unbuildable["drafted"]
     assert why.startswith("deployments.drafted: ")
     for fragment in expected:
         assert fragment in why
+
+
+def test_a_dense_models_eagle3_head_is_counted_from_its_shape() -> None:
+    """Llama-3.1-8B's EAGLE-3 head, as its published config builds it (one decoder layer
+    whose attention reads 2 x 4096 inputs, a 3 x 4096 -> 4096 fc, an output head over
+    32,000 draft tokens): 0.42 B parameters, 0.85 GB in 16 bits."""
+    attention = 2 * 4096 * (32 * 128 + 2 * 8 * 128) + 32 * 128 * 4096
+    mlp = 3 * 4096 * 14336
+    params = attention + mlp + 3 * 4096 * 4096 + 32_000 * 4096
+    assert params == 424_673_280
+    setup = ReplicaSetup("H100-SXM", "Llama-3.1-8B", CATALOG.gpus["H100-SXM"],
+                         CATALOG.models["Llama-3.1-8B"], EngineSpec(speculative=SpeculativeSpec(
+                             method="eagle3", num_speculative_tokens=3,
+                             mean_acceptance_length=2.0)), 1)
+    assert drafter(setup).error is None
+    assert drafter(setup).weights_bytes == params * 2.0
+    # EAGLE (1 and 2): the layer reads the hidden state, a 2h -> h fc, the model's head
+    eagle = replace(setup, engine=setup.engine.model_copy(update={"speculative": SpeculativeSpec(
+        method="eagle", num_speculative_tokens=3, mean_acceptance_length=2.0)}))
+    layer = 4096 * (32 * 128 + 2 * 8 * 128) + 32 * 128 * 4096 + mlp
+    assert drafter(eagle).weights_bytes == (layer + 2 * 4096 * 4096) * 2.0
+    # the scenario's own count wins
+    given = replace(setup, engine=setup.engine.model_copy(update={"speculative": SpeculativeSpec(
+        method="eagle3", num_speculative_tokens=3, mean_acceptance_length=2.0,
+        draft_params_b=1.0)}))
+    assert drafter(given).weights_bytes == 1e9 * 2.0
