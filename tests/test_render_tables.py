@@ -208,3 +208,19 @@ def test_an_autoscaled_fleet_shows_the_gpus_it_may_grow_to() -> None:
     """), planning=False)
     text = _text([summary_table(scaled)], 200)
     assert "2-6 x L40S" in text and "2 x L40S" in text
+
+
+def test_what_serves_a_candidate_says_how_its_replicas_spread_over_their_gpus() -> None:
+    # four L40S as two tensor-parallel pairs, and two as one replica of two data-parallel
+    # ranks with the experts spread: the same GPU count says nothing of either
+    tasks = SCENARIO.split("    deployments:", maxsplit=1)[0]
+    result = evaluate(scenario_from(tasks + """
+    deployments:
+      pairs: {gpu: L40S, model: Llama-3.1-8B, tp: 2, replicas: 2}
+      ranks: {gpu: L40S, model: Qwen3-30B-A3B, tp: 2,
+              engine: {data_parallel_attention: true, expert_parallel: true}}
+      single: {gpu: L40S, model: Llama-3.1-8B}
+    """), planning=False)
+    text = _text([summary_table(result)], 200)
+    assert "4 x L40S (2 x tp 2)" in text and "2 x L40S (dp 2)" in text
+    assert re.search(r"1 x L40S\s", text)       # one GPU: nothing to spread
