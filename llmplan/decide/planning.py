@@ -44,6 +44,9 @@ import numpy as np
 
 from llmplan.decide.decision import candidate, decide, recommend
 from llmplan.decide.what_if import quality_variants
+from llmplan.perf.memory import fits, kv_capacity
+from llmplan.perf.parallel import tp_error
+from llmplan.perf.steptime_spec import RooflineStepTime
 from llmplan.results.decision import (
     Candidate,
     DeploymentPlan,
@@ -558,6 +561,46 @@ def _prefix_caching_toggled(planner: Planner) -> tuple[str, LoadedScenario, set[
     return f"local prefix caching {'off' if on else 'on'}", changed, affected
 
 
+def _layout_flipped(planner: Planner) -> tuple[str, LoadedScenario, set[str]] | None:
+    """When a local fleet runs a mixture of experts over several GPUs with the roofline
+    step model: the scenario with those fleets' replicas laid out the other way (data-parallel
+    ranks with the experts spread, vLLM's --data-parallel-size with --enable-expert-parallel,
+    when any runs one tensor-parallel engine; else every such fleet as one), the case's
+    label, and the deployments it changes (the fleets and the hybrids that use them). Fleets
+    the other layout cannot run (a drafter, a model that does not fit) keep theirs; None
+    when none changes."""
+    scenario, catalog = planner.loaded.scenario, planner.loaded.catalog
+    moe = {name: dep for name, dep in scenario.deployments.items()
+           if isinstance(dep, LocalDeployment) and dep.tp > 1
+           and dep.model in catalog.models and catalog.models[dep.model].is_moe
+           and isinstance(dep.step_time, RooflineStepTime)}
+    if not moe:
+        return None
+    to_ranks = any(not dep.engine.data_parallel_attention for dep in moe.values())
+    deployments = dict(scenario.deployments)
+    changed = set()
+    for name, dep in moe.items():
+        if dep.engine.data_parallel_attention == to_ranks:
+            continue
+        update: dict[str, object] = {"data_parallel_attention": to_ranks}
+        if to_ranks:
+            update["expert_parallel"] = True
+        flipped = dep.model_copy(update={"engine": dep.engine.model_copy(update=update)})
+        setup = flipped.setup(catalog)
+        if tp_error(setup, fits) is not None or kv_capacity(setup).error is not None:
+            continue
+        deployments[name] = flipped
+        changed.add(name)
+    if not changed:
+        return None
+    affected = changed | {name for name, dep in scenario.deployments.items()
+                          if isinstance(dep, HybridDeployment) and dep.local in changed}
+    label = ("mixture-of-experts fleets as data-parallel ranks (experts spread)" if to_ranks
+             else "mixture-of-experts fleets as one tensor-parallel engine per replica")
+    return label, replace(planner.loaded, scenario=scenario.model_copy(
+        update={"deployments": deployments})), affected
+
+
 FILL_FRACTION = 0.8      # the "well used" point: 80% of full batches (latency still bounded)
 
 
@@ -612,13 +655,14 @@ def sensitivity(simulation: SimulationResult, planner: Planner,
         cases.append(SensitivityCase(change=f"volume x{factor:g} (fleets as simulated)",
                                      winner=verdict.deployment,
                                      ranking=verdict.ranking))
-    toggled = _prefix_caching_toggled(planner)
-    if toggled is not None:
+    for toggled in (_prefix_caching_toggled(planner), _layout_flipped(planner)):
+        if toggled is None:
+            continue
         label, changed, affected = toggled
         varied = simulation.model_copy(update={"deployments": {
             name: simulate_one(changed, name, seed=planner.seed) if name in affected
             else result for name, result in simulation.deployments.items()}})
-        verdict = decide(varied, loaded).recommendation
+        verdict = decide(varied, changed).recommendation
         cases.append(SensitivityCase(change=label, winner=verdict.deployment,
                                      ranking=verdict.ranking))
     for label, varied in quality_variants(simulation, loaded):

@@ -171,3 +171,38 @@ def test_the_sustainable_rate_is_one_the_fleet_keeps_up_all_day() -> None:
     factor = planner.max_rate_factor("small")
     assert factor is not None and factor <= ceiling * (1 + 1e-9)
     assert planner.meets(Point("small", factor=factor))
+
+
+MOE_FLEET = """
+    seed: 3
+    duration: 900
+    traffic: {kind: poisson, rate_per_s: 0.6}
+    tasks:
+      - {name: think, prompt_tokens: {kind: fixed, tokens: 6000},
+         output_tokens: {kind: fixed, tokens: 3000}, sensitivity: restricted}
+    slo: {ttft_ms: 10000, min_goodput_fraction: 0.9}
+    deployments:
+      gpus: {gpu: H200, model: DeepSeek-V3, tp: 8, engine: {weights_dtype: fp8}}
+"""
+
+
+def test_a_moe_fleet_is_tried_as_data_parallel_ranks_too() -> None:
+    """One tensor-parallel DeepSeek-V3 on 8 H200s keeps MLA's latent on every GPU: about 70
+    sequences of 9,000 tokens, against the ~170 this traffic keeps in flight, so it queues.
+    As eight ranks each GPU caches only its own requests (about four times the tokens):
+    the sensitivity case says the answer changes, and is simulated with that layout."""
+    loaded = scenario_from(MOE_FLEET)
+    simulation = simulate_scenario(loaded)
+    assert not simulation.deployments["gpus"].slo.met
+    planned = plan(simulation, loaded, window_requests=WINDOW)
+    case = next(c for c in planned.sensitivity if c.change.startswith("mixture-of-experts"))
+    assert case.change == "mixture-of-experts fleets as data-parallel ranks (experts spread)"
+    assert case.winner == "gpus"
+    assert planned.deployments["gpus"].min_replicas_meeting_slo == 2    # as one engine
+    # a dense fleet has no such case
+    dense = scenario_from(MOE_FLEET.replace(
+        "gpus: {gpu: H200, model: DeepSeek-V3, tp: 8, engine: {weights_dtype: fp8}}",
+        "gpus: {gpu: H200, model: Llama-3.3-70B, tp: 2}"))
+    assert not any(c.change.startswith("mixture-of-experts")
+                   for c in plan(simulate_scenario(dense), dense,
+                                 window_requests=WINDOW).sensitivity)
