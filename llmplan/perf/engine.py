@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from llmplan.catalog.catalog import DType, KvDType
 
@@ -151,6 +159,9 @@ class EngineSpec(_Strict):
     kv_dtype: KvDType | None = Field(
         default=None, description="KV-cache precision (fp8_e4m3 and fp8_e5m2 count as fp8).",
         json_schema_extra=_kv_dtype_schema)
+    #: vLLM's --kv-cache-dtype as the scenario named it (fp8_e4m3 or fp8_e5m2 are simulated
+    #: as fp8, one byte a value either way, and provisioned as named)
+    kv_cache_dtype_flag: SkipJsonSchema[str | None] = Field(default=None, exclude=True)
     expert_parallel: bool = Field(
         default=False, description="Spread MoE experts over the replica's GPUs (EP = tp; "
                                    "vLLM's --enable-expert-parallel). With one data-parallel "
@@ -213,10 +224,16 @@ class EngineSpec(_Strict):
                              f"{', '.join(map(str, BLOCK_SIZES))}")
         return value
 
-    @field_validator("kv_dtype", mode="before")
+    @field_serializer("kv_dtype")
+    def _kv_dtype_as_named(self, value: str | None) -> str | None:
+        return self.kv_cache_dtype_flag or value
+
+    @model_validator(mode="before")
     @classmethod
-    def _kv_dtype_names(cls, value: object) -> object:
-        return "fp8" if value in FP8_KV_ALIASES else value
+    def _kv_dtype_names(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("kv_dtype") in FP8_KV_ALIASES:
+            data = {**data, "kv_dtype": "fp8", "kv_cache_dtype_flag": data["kv_dtype"]}
+        return data
 
     @model_validator(mode="after")
     def _batch_fits(self) -> EngineSpec:

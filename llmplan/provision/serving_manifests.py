@@ -103,7 +103,7 @@ def vllm_args(config: StackConfig) -> list[str]:
     if weights.quantization is not None:
         args += ["--quantization", weights.quantization]
     if engine.kv_dtype == "fp8":
-        args += ["--kv-cache-dtype", "fp8"]
+        args += ["--kv-cache-dtype", engine.kv_cache_dtype_flag or "fp8"]
     args.append("--enable-chunked-prefill" if engine.chunked_prefill
                 else "--no-enable-chunked-prefill")
     if engine.async_scheduling is not None:
@@ -248,8 +248,8 @@ def autoscaler(name: str, namespace: str, pod_labels: dict[str, str],
     scales down on waiting requests rather than the simulation's in-flight count."""
     scale = dep.autoscaling
     assert scale is not None
-    period = min(1800, max(1, round(scale.interval_s)))
-    cooldown = min(1800, max(1, round(scale.cooldown_s)))
+    period = round(scale.interval_s)        # whole seconds in 1-1800 (the scenario's check)
+    cooldown = round(scale.cooldown_s)
     return {
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": name, "namespace": namespace, "labels": pod_labels},
@@ -264,7 +264,7 @@ def autoscaler(name: str, namespace: str, pod_labels: dict[str, str],
                 "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
                             "policies": [{"type": "Pods", "value": 1,
                                           "periodSeconds": period}]},
-                "scaleDown": {"stabilizationWindowSeconds": min(3600, cooldown),
+                "scaleDown": {"stabilizationWindowSeconds": cooldown,
                               "selectPolicy": "Min",
                               "policies": [{"type": "Pods", "value": 1,
                                             "periodSeconds": cooldown}]}}}}

@@ -19,7 +19,7 @@ from llmplan.pipeline import evaluate, not_provisionable
 from llmplan.provision.cluster import gpu_node_counts
 from llmplan.provision.serving_manifests import vllm_args
 from llmplan.provision.stack import WrittenStack, write_stack
-from llmplan.provision.stack_config import StackConfig
+from llmplan.provision.stack_config import StackConfig, read_stack_file
 from llmplan.results.decision import Result
 from llmplan.scenario import LoadedScenario, load_scenario_text
 from llmplan.scenario.models import LocalDeployment
@@ -39,6 +39,8 @@ deployments:
   older-vllm: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {vllm_version: "0.11.0"}}
   cache-by-hand: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {kv_cache_tokens: 50000}}
   two-gpus: {gpu: L40S, model: Llama-3.1-8B, tp: 2}
+  e5m2-cache: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {kv_dtype: fp8_e5m2}}
+  fp8-cache: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {kv_dtype: fp8}}
 """
 
 
@@ -128,3 +130,16 @@ def test_a_node_group_too_small_for_one_replica_is_refused(simulated: Simulated,
                                        "eksGpusPerNode": 4})
     instance, _, desired, _ = gpu_node_counts(four)
     assert instance == "g6e.12xlarge" and desired == 1       # a 4-GPU node holds the replica
+
+
+@pytest.mark.parametrize(("name", "flag"), [("e5m2-cache", "fp8_e5m2"), ("fp8-cache", "fp8"),
+                                            ("big-card", None)])
+def test_the_kv_cache_format_is_the_one_the_scenario_named(
+        simulated: Simulated, tmp_path: Path, name: str, flag: str | None) -> None:
+    """fp8_e4m3 and fp8_e5m2 are simulated alike (a byte a value), but vLLM's CUDA build
+    reads a bare fp8 as e4m3: the variant named is the one started."""
+    written = _stack(simulated, name, tmp_path)
+    assert _flags(vllm_args(written.config)).get("--kv-cache-dtype") == flag
+    # as the Pulumi program reads it back from the stack file
+    config, _ = read_stack_file(written.path)
+    assert _flags(vllm_args(config)).get("--kv-cache-dtype") == flag
