@@ -540,6 +540,11 @@ def stack(
     cluster_mode: Annotated[str | None, typer.Option(
         help="kubeconfig (an existing cluster) or eks (create one).")] = None,
     aws_region: Annotated[str | None, typer.Option(help="AWS region of AWS resources.")] = None,
+    eks_gpu_instance_type: Annotated[str | None, typer.Option(
+        help="With --cluster-mode eks: the GPU nodes' EC2 instance type (default: the "
+             "smallest llmplan knows carrying one replica).")] = None,
+    eks_gpus_per_node: Annotated[int | None, typer.Option(
+        help="GPUs on --eks-gpu-instance-type.")] = None,
     out_dir: Annotated[Path | None, typer.Option(
         "--out", help="Folder of Pulumi.yaml (default: the current folder if it is llmplan's "
                       "Pulumi project, else the project llmplan came with).")] = None,
@@ -556,7 +561,9 @@ def stack(
                                                             "kubeconfig or eks")]))
     loaded = _load(scenario)
     result = evaluate(loaded)
-    settings = {"namespace": namespace, "cluster_mode": cluster_mode, "aws_region": aws_region}
+    settings = {"namespace": namespace, "cluster_mode": cluster_mode, "aws_region": aws_region,
+                "eks_gpu_instance_type": eks_gpu_instance_type,
+                "eks_gpus_per_node": eks_gpus_per_node}
     try:
         folder = stack_folder(out_dir)
         written = write_stack(folder / f"Pulumi.{stack_name}.yaml", loaded, result, deployment,

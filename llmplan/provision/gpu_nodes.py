@@ -16,8 +16,15 @@ in the AMD GPU Operator's tolerations examples), so the pods tolerate it whateve
 EC2 instances (AWS "Accelerated computing" instance types page): P5 = 8 x H100 80GB (p5.48xlarge);
 P4de = 8 x A100 80GB (p4de.24xlarge); P4d = 8 x A100 40GB (p4d.24xlarge); G6e = L40S in
 1/4/8-GPU sizes (g6e.xlarge, g6e.12xlarge, g6e.48xlarge); G6 = L4 (g6.xlarge, g6.12xlarge,
-g6.48xlarge); G5 = A10G (g5.xlarge, g5.12xlarge, g5.48xlarge). H100 PCIe and RTX 4090 have
-no EC2 instance: name one with `eksGpuInstanceType` or use an existing cluster.
+g6.48xlarge); G5 = A10G (g5.xlarge, g5.12xlarge, g5.48xlarge). Since 2025-2026: P5en = 8 x
+H200 141GB (p5en.48xlarge: `dstack offer` lists "gpu=H200:141GB:8", dstackai/dstack#4110,
+2026-08; the P5e size p5e.48xlarge carries the same GPUs with older networking); P6-B200 = 8 x
+B200 (p6-b200.48xlarge, "NVIDIA B200 183GB x 8" per node in public EFA test notes; EKS's
+accelerated AMI lists it); G7e = RTX PRO 6000 Blackwell Server Edition, 96 GB each, in 1, 2,
+4 and 8-GPU sizes (g7e.2xlarge, g7e.12xlarge, g7e.24xlarge, g7e.48xlarge; the sizes' GPU
+counts as public EKS blueprints tabulate them). H100 PCIe, RTX 4090 and the MI300X family
+have no EC2 instance, and GB200 comes only as UltraServers (p6e-gb200): name an instance
+with `eksGpuInstanceType` or use an existing cluster.
 """
 
 from __future__ import annotations
@@ -70,6 +77,10 @@ EC2_GPU_INSTANCES: dict[str, list[tuple[str, int]]] = {
     "L40S": [("g6e.xlarge", 1), ("g6e.12xlarge", 4), ("g6e.48xlarge", 8)],
     "L4": [("g6.xlarge", 1), ("g6.12xlarge", 4), ("g6.48xlarge", 8)],
     "A10G": [("g5.xlarge", 1), ("g5.12xlarge", 4), ("g5.48xlarge", 8)],
+    "H200": [("p5en.48xlarge", 8)],
+    "B200": [("p6-b200.48xlarge", 8)],
+    "RTX-PRO-6000": [("g7e.2xlarge", 1), ("g7e.12xlarge", 2), ("g7e.24xlarge", 4),
+                     ("g7e.48xlarge", 8)],
 }
 
 

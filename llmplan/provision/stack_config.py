@@ -18,6 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from llmplan.catalog import Catalog, CloudModelSpec, ModelSpec
 from llmplan.errors import InputError, Problem
+from llmplan.provision.gpu_nodes import ec2_instance
 from llmplan.provision.images import BALANCER_IMAGE, LITELLM_IMAGE, VLLM_IMAGE, VLLM_ROCM_IMAGE
 from llmplan.provision.vllm_build import buildable_with_vllm
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment, TaskKind
@@ -207,6 +208,15 @@ class StackConfig(BaseModel):
                              f"of '{local[0]}' needs its {local[1].tp} GPUs (tp) on one node: "
                              f"set eksGpuInstanceType to an instance with at least "
                              f"{local[1].tp} GPUs")
+        if self.cluster_mode == "eks" and local is not None and not self.eks_gpu_instance_type:
+            # the node group's instance is chosen here, not first at `pulumi up`
+            try:
+                ec2_instance(local[1].gpu, local[1].tp)
+            except ValueError as missing:
+                raise ValueError(
+                    f"{missing}: `llmplan stack --eks-gpu-instance-type <type> "
+                    f"--eks-gpus-per-node <GPUs on it>`, or an existing cluster "
+                    f"(clusterMode kubeconfig)") from None
         return self
 
     @property

@@ -17,6 +17,7 @@ from llmplan.perf.engine import DEFAULT_VLLM_VERSION
 from llmplan.perf.memory import kv_capacity
 from llmplan.pipeline import evaluate, not_provisionable
 from llmplan.provision.cluster import gpu_node_counts
+from llmplan.provision.gpu_nodes import ec2_instance
 from llmplan.provision.serving_manifests import vllm_args
 from llmplan.provision.stack import WrittenStack, write_stack
 from llmplan.provision.stack_config import StackConfig, read_stack_file
@@ -41,6 +42,7 @@ deployments:
   two-gpus: {gpu: L40S, model: Llama-3.1-8B, tp: 2}
   e5m2-cache: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {kv_dtype: fp8_e5m2}}
   fp8-cache: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {kv_dtype: fp8}}
+  pcie-card: {gpu: H100-PCIe, model: Llama-3.1-8B}
 """
 
 
@@ -143,3 +145,26 @@ def test_the_kv_cache_format_is_the_one_the_scenario_named(
     # as the Pulumi program reads it back from the stack file
     config, _ = read_stack_file(written.path)
     assert _flags(vllm_args(config)).get("--kv-cache-dtype") == flag
+
+
+@pytest.mark.parametrize(("gpu", "tp", "instance", "per_node"), [
+    ("H200", 8, "p5en.48xlarge", 8), ("B200", 4, "p6-b200.48xlarge", 8),
+    ("RTX-PRO-6000", 2, "g7e.12xlarge", 2), ("RTX-PRO-6000", 1, "g7e.2xlarge", 1),
+    ("L40S", 2, "g6e.12xlarge", 4)])
+def test_an_eks_node_group_carries_todays_gpus(gpu: str, tp: int, instance: str,
+                                               per_node: int) -> None:
+    assert ec2_instance(gpu, tp) == (instance, per_node)
+
+
+def test_a_gpu_no_ec2_instance_carries_is_refused_when_the_stack_is_written(
+        simulated: Simulated, tmp_path: Path) -> None:
+    """Not first at `pulumi up`: the stack names the options that fix it."""
+    config = _stack(simulated, "big-card", tmp_path).config
+    eks = {"clusterMode": "eks", "awsRegion": "us-east-1"}
+    StackConfig.model_validate({**config.model_dump(by_alias=True), **eks})   # p5.48xlarge
+    pcie = _stack(simulated, "pcie-card", tmp_path).config
+    with pytest.raises(ValidationError, match=r"no EC2 instance type carries 1 x H100-PCIe.*"
+                                              r"--eks-gpu-instance-type"):
+        StackConfig.model_validate({**pcie.model_dump(by_alias=True), **eks})
+    named = {**eks, "eksGpuInstanceType": "g9.xlarge", "eksGpusPerNode": 1}
+    assert StackConfig.model_validate({**pcie.model_dump(by_alias=True), **named})
