@@ -559,6 +559,9 @@ def stack(
     if cluster_mode not in (None, "kubeconfig", "eks"):
         _fail(InputError([_option_problem("--cluster-mode", f"got '{cluster_mode}'; expected "
                                                             "kubeconfig or eks")]))
+    if eks_gpus_per_node is not None and eks_gpu_instance_type is None:
+        _fail(InputError([_option_problem("--eks-gpus-per-node", "it counts the GPUs of "
+                                          "--eks-gpu-instance-type; expected that too")]))
     loaded = _load(scenario)
     result = evaluate(loaded)
     settings = {"namespace": namespace, "cluster_mode": cluster_mode, "aws_region": aws_region,

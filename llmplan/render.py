@@ -37,21 +37,23 @@ def _serving(dep: Candidate) -> str:
         # an autoscaled fleet from its first replicas to its most (the most are bought)
         count = f"{local.gpus}-{most * local.tp}" if most is not None \
             and most > local.replicas else f"{local.gpus}"
-        layout = _layout(local.tp, local.replicas, local.engine.data_parallel_ranks)
+        layout = _layout(local.tp, f"{local.replicas}-{most}" if most is not None
+                         and most > local.replicas else str(local.replicas),
+                         local.engine.data_parallel_ranks)
         parts.append(f"{count} x {local.gpu}{layout}")
     if cloud is not None:
         parts.append(cloud.model)
     return " + ".join(parts)
 
 
-def _layout(tp: int, replicas: int, ranks: int) -> str:
+def _layout(tp: int, replicas: str, ranks: int) -> str:
     """How a replica spreads over its GPUs, when over more than one: one tensor-parallel
     engine ("tp 8") or one data-parallel rank per GPU with the experts spread ("dp 8"),
-    times the replicas."""
+    times the replicas ("2-6": an autoscaled fleet's first and most)."""
     if tp == 1:
         return ""
     each = f"dp {ranks}" if ranks > 1 else f"tp {tp}"
-    return f" ({replicas} x {each})" if replicas > 1 else f" ({each})"
+    return f" ({replicas} x {each})" if replicas != "1" else f" ({each})"
 
 
 #: the simulate summary's figures, units in the headers

@@ -200,10 +200,15 @@ class _Arrivals:
     def _arrive(self, _: simpy.Event) -> None:
         i, arrivals, order = self.next, self.arrivals, self.order
         t = arrivals[order[i]]
-        self.handler(order[i], t)
-        if self.progress is not None and i % self.every == 0:
-            self.progress(t)
-        i += 1
+        # requests of one instant arrive together (a trace's same-second rows): a replica
+        # woken by the first starts its step with all of them, as the fast replica does
+        while True:
+            self.handler(order[i], t)
+            if self.progress is not None and i % self.every == 0:
+                self.progress(t)
+            i += 1
+            if i >= len(order) or arrivals[order[i]] != t:
+                break
         self.next = i
         if i < len(order):
             # schedule by the exact stream time, not by accumulated float deltas

@@ -102,9 +102,7 @@ class ReferenceReplica:
             if rec.on_end is not None:
                 rec.on_end(rid)
             return
-        if self.queue_limit is not None and (
-                len(self.waiting) >= self.queue_limit if self.queue_limit
-                else self.waiting or len(self.running) >= self.max_seqs):
+        if self.queue_limit is not None and self._refuses():
             rec.outcome[rid], rec.finish_s[rid] = REJECTED, t
             if rec.on_end is not None:
                 rec.on_end(rid)
@@ -139,6 +137,16 @@ class ReferenceReplica:
         seq.to_prefill = seq.prompt + seq.generated
         seq.last_token_s = t
         self.waiting.insert(0, seq)
+
+    def _refuses(self) -> bool:
+        """The queue is full: `queue_limit` requests wait; with 0, this one would wait (see
+        the fast replica's `_refuses`): no step under way (the process waits on its wake-up),
+        so those waiting start with it when seats remain; else anyone waiting, or no seat."""
+        if self.queue_limit:
+            return len(self.waiting) >= self.queue_limit
+        if self._wake is not None:
+            return len(self.running) + len(self.waiting) >= self.max_seqs
+        return bool(self.waiting) or len(self.running) >= self.max_seqs
 
     def _run(self) -> Generator[simpy.Event, Any, None]:
         env, rec, step = self.env, self.rec, self.step

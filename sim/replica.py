@@ -283,6 +283,11 @@ class Replica:
         queued = len(self.waiting) + len(self.resumed)
         if self.queue_limit:
             return queued >= self.queue_limit
+        if self.now_s <= t:
+            # no step under way at t: the requests waiting arrived at t too, and the step
+            # beginning at t seats them with this one (arrivals at one instant start
+            # together, as a trace's same-second requests do)
+            return len(self.running) + queued >= self.max_seqs
         seated = len(self.running) + (self.last_finished if self.last_end_s > t else 0)
         return queued > 0 or seated >= self.max_seqs
 

@@ -207,7 +207,7 @@ def test_an_autoscaled_fleet_shows_the_gpus_it_may_grow_to() -> None:
       fixed: {gpu: L40S, model: Llama-3.1-8B, replicas: 2}
     """), planning=False)
     text = _text([summary_table(scaled)], 200)
-    assert "2-6 x L40S" in text and "2 x L40S" in text
+    assert "2-6 x L40S (1-3 x tp 2)" in text and "2 x L40S" in text
 
 
 def test_what_serves_a_candidate_says_how_its_replicas_spread_over_their_gpus() -> None:

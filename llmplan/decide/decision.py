@@ -241,9 +241,8 @@ def _recommendation(ranking: list[str], candidates: dict[str, Candidate],
     if best in blocked:
         # every feasible candidate is one the stack cannot build as simulated: the answer
         # stands, and says what to change before building it
-        reason += (f"; but {best} cannot be provisioned as simulated ({blocked[best]}), and "
-                   f"no feasible candidate can: change it as that says before `llmplan "
-                   f"stack`")
+        reason += (f"; but {blocked[best]}, and no feasible candidate can be: change that "
+                   f"before `llmplan stack`")
     for n in passed_over:
         other = candidates[n].cost.usd_per_useful_result or 0.0
         reason += (f"; {n} would cost {unit_usd(other)} per useful result but cannot be "

@@ -17,11 +17,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
     field_serializer,
     field_validator,
     model_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
 
 from llmplan.catalog.catalog import DType, KvDType
 
@@ -160,8 +161,8 @@ class EngineSpec(_Strict):
         default=None, description="KV-cache precision (fp8_e4m3 and fp8_e5m2 count as fp8).",
         json_schema_extra=_kv_dtype_schema)
     #: vLLM's --kv-cache-dtype as the scenario named it (fp8_e4m3 or fp8_e5m2 are simulated
-    #: as fp8, one byte a value either way, and provisioned as named)
-    kv_cache_dtype_flag: SkipJsonSchema[str | None] = Field(default=None, exclude=True)
+    #: as fp8, one byte a value either way, and provisioned as named): not an input of its own
+    _kv_named: str | None = PrivateAttr(default=None)
     expert_parallel: bool = Field(
         default=False, description="Spread MoE experts over the replica's GPUs (EP = tp; "
                                    "vLLM's --enable-expert-parallel). With one data-parallel "
@@ -226,14 +227,24 @@ class EngineSpec(_Strict):
 
     @field_serializer("kv_dtype")
     def _kv_dtype_as_named(self, value: str | None) -> str | None:
-        return self.kv_cache_dtype_flag or value
+        return self._kv_named or value
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _kv_dtype_names(cls, data: object) -> object:
-        if isinstance(data, dict) and data.get("kv_dtype") in FP8_KV_ALIASES:
-            data = {**data, "kv_dtype": "fp8", "kv_cache_dtype_flag": data["kv_dtype"]}
-        return data
+    def _kv_dtype_names(cls, data: object, handler: ModelWrapValidatorHandler[EngineSpec]
+                        ) -> EngineSpec:
+        named = data.get("kv_dtype") if isinstance(data, dict) else None
+        if named in FP8_KV_ALIASES:
+            data = {**data, "kv_dtype": "fp8"}     # type: ignore[dict-item]
+        spec = handler(data)
+        if named in FP8_KV_ALIASES:
+            spec._kv_named = named
+        return spec
+
+    @property
+    def kv_cache_dtype_flag(self) -> str | None:
+        """vLLM's --kv-cache-dtype for an fp8 cache: the variant the scenario named, if any."""
+        return self._kv_named
 
     @model_validator(mode="after")
     def _batch_fits(self) -> EngineSpec:

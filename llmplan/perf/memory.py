@@ -302,14 +302,16 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
         error = _does_not_fit(setup, budget)
     elif engine.kv_cache_tokens is not None and \
             (need := budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes
-             + pool_blocks * layout.block_bytes()) > budget.total_bytes:
-        # the tokens replace the KV budget, not the card: the weights and those tokens'
-        # pages must still be on it
+             + budget.cuda_graph_bytes + pool_blocks * layout.block_bytes()) \
+            > budget.total_bytes:
+        # the tokens replace the KV budget, not the card: the weights, those tokens' pages
+        # and the CUDA graphs captured next to them must still be on it
         error = (f"{setup.model_name} in {setup.weights_dtype} with engine.kv_cache_tokens "
                  f"{engine.kv_cache_tokens} does not fit on {setup.gpu_name} with "
                  f"tp={setup.tp}: needs {need / GIB:.1f} GiB per GPU (weights "
                  f"{budget.weights_bytes / GIB:.1f}, KV cache "
-                 f"{pool_blocks * layout.block_bytes() / GIB:.1f}), the card has "
+                 f"{pool_blocks * layout.block_bytes() / GIB:.1f}, CUDA graphs "
+                 f"{budget.cuda_graph_bytes / GIB:.2f}), the card has "
                  f"{budget.total_bytes / GIB:.1f}; expected fewer kv_cache_tokens, a larger "
                  f"tp, a bigger GPU or a smaller weights_dtype")
     elif engine.kv_cache_tokens is None and (problem := _room_error(setup, budget)) is not None:

@@ -33,7 +33,7 @@ from llmplan.provision.stack_config import (
     SimulatedFigures,
     StackConfig,
     config_keys,
-    read_stack_file,
+    read_stack_settings,
 )
 from llmplan.results.decision import Candidate, Result
 from llmplan.scenario import LoadedScenario
@@ -135,9 +135,10 @@ def _figures(candidate: Candidate, result: Result) -> SimulatedFigures:
 
 
 def build_stack(loaded: LoadedScenario, result: Result, name: str,
-                previous: StackConfig | None, settings: dict[str, Any]) -> StackConfig:
+                previous: dict[str, Any] | None, settings: dict[str, Any]) -> StackConfig:
     """The stack for deployment `name`: the plan from this run, the other settings from
-    `settings` (command-line options), else from the previous file, else the defaults."""
+    `settings` (command-line options), else from the previous file's (`read_stack_settings`),
+    else the defaults."""
     try:
         plan = plan_of(loaded, result, name)
     except ValidationError as exc:
@@ -145,8 +146,7 @@ def build_stack(loaded: LoadedScenario, result: Result, name: str,
                                   str(e["msg"]).removeprefix("Value error, "))
                           for e in exc.errors()],
                          title="cannot provision this deployment as simulated") from None
-    kept = previous.model_dump(exclude={"kind", "scenario", "monthly_budget_usd", "plan"}) \
-        if previous is not None else {}
+    kept = previous or {}
     given = {k: v for k, v in settings.items() if v is not None}
     try:
         return StackConfig.model_validate({
@@ -217,7 +217,7 @@ def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: 
                 settings: dict[str, Any]) -> WrittenStack:
     """Write (or rewrite) Pulumi.<stack>.yaml for the chosen deployment; idempotent."""
     name = choose_deployment(loaded, result, deployment)
-    previous, rest = read_stack_file(path) if path.exists() else (None, {"config": {}})
+    previous, rest = read_stack_settings(path) if path.exists() else (None, {"config": {}})
     config = build_stack(loaded, result, name, previous, settings)
     others: dict[str, Any] = rest["config"]
     present = {k.removeprefix(f"{PROJECT}:") for k in others

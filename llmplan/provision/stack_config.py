@@ -250,6 +250,29 @@ def config_keys(config: StackConfig) -> dict[str, Any]:
 
 def read_stack_file(path: Path) -> tuple[StackConfig, dict[str, Any]]:
     """The typed settings of a stack file, and the file's other entries (kept on rewrite)."""
+    doc, ours, lines, rest = _stack_file_parts(path)
+    return validate(YamlDocument(ours, lines, doc.file), StackConfig), rest
+
+
+#: what `llmplan stack` writes from the simulation each time (not kept from a previous file)
+PLAN_KEYS = ("kind", "scenario", "monthlyBudgetUsd", "plan")
+
+
+def read_stack_settings(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings of a stack file that `llmplan stack` keeps when it writes it again (by
+    field name), and the file's other entries, without validating its old plan: a file a
+    newer check refuses (a GPU no EC2 instance carries, autoscaling the HPA cannot hold) is
+    rewritten with the options that fix it, not read into a loop."""
+    _, ours, _, rest = _stack_file_parts(path)
+    names = {field.alias or name: name for name, field in StackConfig.model_fields.items()}
+    return {names.get(key, key): value for key, value in ours.items()
+            if key not in PLAN_KEYS}, rest
+
+
+def _stack_file_parts(path: Path) -> tuple[YamlDocument, dict[str, Any], dict[Loc, int],
+                                           dict[str, Any]]:
+    """A stack file's document, its own (project) settings, their lines, and the other
+    entries; a secret stored in plain text is refused."""
     doc = read_yaml(path)
     data = doc.data if isinstance(doc.data, dict) else {}
     config = data.get("config") or {}
@@ -270,12 +293,11 @@ def read_stack_file(path: Path) -> tuple[StackConfig, dict[str, Any]]:
     for loc, line in doc.lines.items():
         if len(loc) >= 2 and loc[0] == "config" and str(loc[1]).startswith(f"{PROJECT}:"):
             lines[(str(loc[1]).removeprefix(f"{PROJECT}:"), *loc[2:])] = line
-    settings = validate(YamlDocument(ours, lines, doc.file), StackConfig)
     rest = {k: v for k, v in data.items() if k != "config"}
     rest["config"] = {k: v for k, v in config.items()
                       if not k.startswith(f"{PROJECT}:") or
                       k.removeprefix(f"{PROJECT}:") in SECRET_KEYS}
-    return settings, rest
+    return doc, ours, lines, rest
 
 
 def _is_secure(value: object) -> bool:

@@ -125,8 +125,8 @@ def buildable_with_vllm(name: str, dep: LocalDeployment, model: ModelSpec) -> No
                          f"{DEFAULT_VLLM_VERSION}) to provision it")
     if dep.engine.kv_cache_tokens is not None:
         raise ValueError(f"deployment '{name}' was simulated with a KV cache set by hand "
-                         f"(engine.kv_cache_tokens: {dep.engine.kv_cache_tokens}), which skips "
-                         "the memory check; vLLM sizes its cache from the GPU's memory: set "
+                         f"(engine.kv_cache_tokens: {dep.engine.kv_cache_tokens}), which no "
+                         "vLLM flag sets; vLLM sizes its cache from the GPU's memory: set "
                          "engine.kv_cache_memory_gib (vLLM's --kv-cache-memory-bytes) or leave "
                          "both out to provision it")
     if dep.engine.prefix_caching == "per_slot":

@@ -165,6 +165,7 @@ def test_the_recommendation_is_a_candidate_the_stack_can_build() -> None:
         "  h100-fp8: {gpu: H100-SXM, model: qwen14, engine: {weights_dtype: fp8}}\n", "")))
     assert only.recommendation.deployment == "l40s-int4"
     # ... and the recommendation itself says it cannot be built as simulated, and why
-    assert "but l40s-int4 cannot be provisioned as simulated" in only.recommendation.reason
+    assert "but deployment 'l40s-int4' cannot be provisioned as simulated" in \
+        only.recommendation.reason and "no feasible candidate can be" in only.recommendation.reason
     assert "no published int4 checkpoint" in only.recommendation.reason
     assert "cannot be provisioned" not in rec.reason.split("; l40s-int4 would cost")[0]

@@ -168,3 +168,26 @@ def test_a_gpu_no_ec2_instance_carries_is_refused_when_the_stack_is_written(
         StackConfig.model_validate({**pcie.model_dump(by_alias=True), **eks})
     named = {**eks, "eksGpuInstanceType": "g9.xlarge", "eksGpusPerNode": 1}
     assert StackConfig.model_validate({**pcie.model_dump(by_alias=True), **named})
+
+
+def test_a_stack_file_a_newer_check_refuses_is_rewritten_with_the_options_that_fix_it(
+        simulated: Simulated, tmp_path: Path) -> None:
+    """`pulumi config set clusterMode eks` on an H100 PCIe fleet gives a file the EC2 check
+    refuses; `llmplan stack --eks-gpu-instance-type ...` must still rewrite it (it keeps the
+    file's settings without validating its old plan), not fail on the same file."""
+    loaded, result = simulated
+    path = tmp_path / "Pulumi.pcie-card.yaml"
+    write_stack(path, loaded, result, "pcie-card", {})
+    text = path.read_text(encoding="utf-8")
+    assert "llm-deploy-planner:clusterMode: kubeconfig" in text
+    path.write_text(text.replace("llm-deploy-planner:clusterMode: kubeconfig",
+                                 "llm-deploy-planner:clusterMode: eks")
+                    .replace("llm-deploy-planner:awsRegion: ''",
+                             "llm-deploy-planner:awsRegion: us-east-1"), encoding="utf-8")
+    with pytest.raises(InputError, match="--eks-gpu-instance-type"):
+        write_stack(path, loaded, result, "pcie-card", {})
+    written = write_stack(path, loaded, result, "pcie-card",
+                          {"eks_gpu_instance_type": "g9.xlarge", "eks_gpus_per_node": 1})
+    config, _ = read_stack_file(written.path)
+    assert config.cluster_mode == "eks" and config.aws_region == "us-east-1"
+    assert config.eks_gpu_instance_type == "g9.xlarge"

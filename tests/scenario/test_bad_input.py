@@ -189,7 +189,7 @@ CASES = [
     Case("kv-cache-tokens-beyond-the-card",
          edit("  a:\n", f"  a:  {MARK}\n") + "    engine:\n      kv_cache_tokens: 600000\n",
          "deployments.a", ("engine.kv_cache_tokens 600000 does not fit on H100-SXM",
-                           "KV cache 73.2), the card has 79.2",
+                           "KV cache 73.2, CUDA graphs 0.68), the card has 79.2",
                            "expected fewer kv_cache_tokens")),
     # the stack provisions autoscaling as an HPA: whole seconds up to 1800, milli-units
     Case("autoscaling-cooldown-beyond-the-hpa",

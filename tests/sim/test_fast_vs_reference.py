@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers import run_first, scenario_from
@@ -235,3 +237,38 @@ def test_the_cases_exercise_what_they_claim() -> None:
     assert seen["prefix-cache-vllm-eviction"][0] > 5
     assert seen["sliding-window-kv-pressure"][0] > 5
     assert seen["sliding-window-prefix-cache"][3] > 0
+
+
+TIED = """
+    seed: 2
+    duration: 60
+    traffic: {{kind: trace, path: {trace}}}
+    tasks:
+      - {{name: chat, prompt_tokens: {{kind: fixed, tokens: 300}},
+         output_tokens: {{kind: fixed, tokens: 80}}}}
+    deployments:
+      d: {{gpu: L40S, model: Llama-3.1-8B, replicas: 2, router: least_outstanding,
+          engine: {{max_num_seqs: 4}}, admission: {{queue_limit: {limit}}}}}
+"""
+
+
+@pytest.mark.parametrize("limit", [0, 2])
+def test_requests_of_one_instant_arrive_together_in_both_modes(tmp_path: Path,
+                                                               limit: int) -> None:
+    """A trace's same-second rows: the reference used to start a step on the first of them
+    and queue the rest a step behind (the fast replica seats them together); with
+    queue_limit 0 the later ones were refused by one mode and served by the other."""
+    rng = np.random.default_rng(4)
+    seconds = np.sort(rng.integers(0, 50, 160))          # about 3 requests per second
+    rows = "".join(f"{s},300,80,chat\n" for s in seconds)
+    (tmp_path / "tied.csv").write_text("timestamp,prompt_tokens,output_tokens,task\n" + rows)
+    loaded = scenario_from(TIED.format(trace="tied.csv", limit=limit), base_dir=tmp_path)
+    fast, stream = run_first(loaded, SimulationMode.FAST)
+    ref, _ = run_first(loaded, SimulationMode.REFERENCE, stream)
+    a, b = request_table(fast, stream), request_table(ref, stream)
+    assert len(np.unique(seconds)) < len(seconds)        # ties there are
+    np.testing.assert_array_equal(a.outcome, b.outcome)
+    np.testing.assert_array_equal(a.replica, b.replica)
+    served = a.outcome == OK
+    np.testing.assert_allclose(a.ttft_s[served], b.ttft_s[served], rtol=1e-3, atol=1e-9)
+    assert served.sum() > 50 and (~served).sum() > 5     # seats free and seats full both
