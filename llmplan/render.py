@@ -33,13 +33,12 @@ def _serving(dep: Candidate) -> str:
     local, cloud = dep.local, dep.cloud
     parts = []
     if local is not None:
-        most = local.fleet.max_replicas
         # an autoscaled fleet from its first replicas to its most (the most are bought)
-        count = f"{local.gpus}-{most * local.tp}" if most is not None \
-            and most > local.replicas else f"{local.gpus}"
-        layout = _layout(local.tp, f"{local.replicas}-{most}" if most is not None
-                         and most > local.replicas else str(local.replicas),
-                         local.engine.data_parallel_ranks)
+        most = max(local.fleet.max_replicas or 0, local.replicas)
+        grows = most > local.replicas
+        count = f"{local.gpus}-{most * local.tp}" if grows else f"{local.gpus}"
+        replicas = f"{local.replicas}-{most}" if grows else f"{local.replicas}"
+        layout = _layout(local.tp, replicas, local.engine.data_parallel_ranks)
         parts.append(f"{count} x {local.gpu}{layout}")
     if cloud is not None:
         parts.append(cloud.model)

@@ -550,15 +550,22 @@ def _prefix_caching_toggled(planner: Planner) -> tuple[str, LoadedScenario, set[
         return None
     on = any(dep.engine.prefix_caching != "off" for dep in local.values())
     policy = "off" if on else "vllm"
-    deployments = dict(scenario.deployments)
-    for name, dep in local.items():
-        deployments[name] = dep.model_copy(update={"engine": dep.engine.model_copy(
-            update={"prefix_caching": policy})})
-    affected = set(local) | {name for name, dep in scenario.deployments.items()
-                             if isinstance(dep, HybridDeployment) and dep.local in local}
-    changed = replace(planner.loaded,
-                      scenario=scenario.model_copy(update={"deployments": deployments}))
+    changed, affected = _with_fleets(planner, {
+        name: dep.model_copy(update={"engine": dep.engine.model_copy(
+            update={"prefix_caching": policy})}) for name, dep in local.items()})
     return f"local prefix caching {'off' if on else 'on'}", changed, affected
+
+
+def _with_fleets(planner: Planner, fleets: dict[str, LocalDeployment]
+                 ) -> tuple[LoadedScenario, set[str]]:
+    """The scenario with these local fleets in place of its own, and the deployments that
+    changes: the fleets and the hybrids that use them."""
+    scenario = planner.loaded.scenario
+    affected = set(fleets) | {name for name, dep in scenario.deployments.items()
+                              if isinstance(dep, HybridDeployment) and dep.local in fleets}
+    deployments = {**scenario.deployments, **fleets}
+    return replace(planner.loaded, scenario=scenario.model_copy(
+        update={"deployments": deployments})), affected
 
 
 def _layout_flipped(planner: Planner) -> tuple[str, LoadedScenario, set[str]] | None:
@@ -577,8 +584,7 @@ def _layout_flipped(planner: Planner) -> tuple[str, LoadedScenario, set[str]] | 
     if not moe:
         return None
     to_ranks = any(not dep.engine.data_parallel_attention for dep in moe.values())
-    deployments = dict(scenario.deployments)
-    changed = set()
+    flipped_fleets: dict[str, LocalDeployment] = {}
     for name, dep in moe.items():
         if dep.engine.data_parallel_attention == to_ranks:
             continue
@@ -589,16 +595,13 @@ def _layout_flipped(planner: Planner) -> tuple[str, LoadedScenario, set[str]] | 
         setup = flipped.setup(catalog)
         if tp_error(setup, fits) is not None or kv_capacity(setup).error is not None:
             continue
-        deployments[name] = flipped
-        changed.add(name)
-    if not changed:
+        flipped_fleets[name] = flipped
+    if not flipped_fleets:
         return None
-    affected = changed | {name for name, dep in scenario.deployments.items()
-                          if isinstance(dep, HybridDeployment) and dep.local in changed}
+    changed, affected = _with_fleets(planner, flipped_fleets)
     label = ("mixture-of-experts fleets as data-parallel ranks (experts spread)" if to_ranks
              else "mixture-of-experts fleets as one tensor-parallel engine per replica")
-    return label, replace(planner.loaded, scenario=scenario.model_copy(
-        update={"deployments": deployments})), affected
+    return label, changed, affected
 
 
 FILL_FRACTION = 0.8      # the "well used" point: 80% of full batches (latency still bounded)

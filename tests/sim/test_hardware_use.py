@@ -107,7 +107,7 @@ def test_a_draft_model_counts_its_reads_and_flops_in_mbu_and_mfu() -> None:
 
 SATURATED = """
     seed: 3
-    duration: 900   # long against the first batch's ramp (about 10 s)
+    duration: {duration}   # 900: long against the first batch's ramp (about 10 s)
     traffic: {{kind: poisson, rate_per_s: {rate}}}
     tasks:
       - name: only
@@ -123,7 +123,7 @@ SATURATED = """
 
 
 def _saturated(rate: float, **spec: object) -> tuple[float, float, int]:
-    loaded = scenario_from(SATURATED.format(rate=rate, **spec))
+    loaded = scenario_from(SATURATED.format(rate=rate, duration=900, **spec))
     run, stream = run_first(loaded)
     result = summarise_run(run, stream, loaded.scenario)
     use = result.local.utilisation   # type: ignore[union-attr]
@@ -234,29 +234,15 @@ def test_moe_mbu_reads_the_experts_each_step_touches() -> None:
     assert mean_step > 1.3 * expected_s
 
 
-SHORT = """
-    seed: 2
-    duration: {duration}
-    traffic: {{kind: poisson, rate_per_s: 1}}
-    tasks:
-      - name: only
-        prompt_tokens: {{kind: fixed, tokens: 3000}}
-        output_tokens: {{kind: fixed, tokens: 500}}
-    deployments:
-      one:
-        gpu: L4
-        model: Llama-3.1-8B
-        engine: {{max_num_seqs: 8}}
-"""
-
-
 @pytest.mark.parametrize("duration", [30, 61, 90])
 def test_a_run_short_of_a_whole_minute_is_busy_at_most_all_of_its_time(duration: int) -> None:
     # the replica is never idle after its first request (8 seats, 1 long request a second):
     # busy about all of the run, however many seconds its last minute has; the last minute
     # had counted its steps up to the minute's end over only the run's seconds (busy 1.9
     # at 61 s)
-    loaded = scenario_from(SHORT.format(duration=duration))
+    loaded = scenario_from(SATURATED.format(
+        duration=duration, rate=1, prompt="{kind: fixed, tokens: 3000}",
+        output="{kind: fixed, tokens: 500}", seqs=8))
     run, stream = run_first(loaded)
     use = summarise_run(run, stream, loaded.scenario).local.utilisation  # type: ignore[union-attr]
     assert 0.9 < use.engine_busy_fraction <= 1.0
