@@ -838,7 +838,8 @@ def import_cluster(
         out.print(f"{product}: {gpus} GPUs, not in the catalog (add it under the scenario's "
                   "`catalog: gpus:`)", highlight=False)
     for name, dep in inventory.deployments.items():
-        out.print(f"deployment {name}: {dep.replicas} x {dep.tp} {dep.gpu} serving {dep.model}",
+        out.print(f"deployment {name}: {dep.replicas} x {dep.gpus_per_replica} {dep.gpu} serving "
+                  f"{dep.model}",
                   highlight=False)
     console.print(f"wrote {write_inventory(inventory, out_path)}")
 

@@ -36,22 +36,25 @@ def _serving(dep: Candidate) -> str:
         # an autoscaled fleet from its first replicas to its most (the most are bought)
         most = max(local.fleet.max_replicas or 0, local.replicas)
         grows = most > local.replicas
-        count = f"{local.gpus}-{most * local.tp}" if grows else f"{local.gpus}"
+        count = f"{local.gpus}-{most * local.tp * local.pp}" if grows else f"{local.gpus}"
         replicas = f"{local.replicas}-{most}" if grows else f"{local.replicas}"
-        layout = _layout(local.tp, replicas, local.engine.data_parallel_ranks)
+        layout = _layout(local.tp, local.pp, replicas, local.engine.data_parallel_ranks)
         parts.append(f"{count} x {local.gpu}{layout}")
     if cloud is not None:
         parts.append(cloud.model)
     return " + ".join(parts)
 
 
-def _layout(tp: int, replicas: str, ranks: int) -> str:
+def _layout(tp: int, pp: int, replicas: str, ranks: int) -> str:
     """How a replica spreads over its GPUs, when over more than one: one tensor-parallel
-    engine ("tp 8") or one data-parallel rank per GPU with the experts spread ("dp 8"),
-    times the replicas ("2-6": an autoscaled fleet's first and most)."""
-    if tp == 1:
+    engine ("tp 8"), one data-parallel rank per GPU with the experts spread ("dp 8"), or
+    pipeline stages ("tp 4 x pp 2", "pp 4"), times the replicas ("2-6": an autoscaled
+    fleet's first and most)."""
+    if tp * pp == 1:
         return ""
     each = f"dp {ranks}" if ranks > 1 else f"tp {tp}"
+    if pp > 1:
+        each = f"{each} x pp {pp}" if tp > 1 else f"pp {pp}"
     return f" ({replicas} x {each})" if replicas != "1" else f" ({each})"
 
 

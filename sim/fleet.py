@@ -107,7 +107,7 @@ def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, 
         prefix_caching=engine.prefix_caching,
         slot_prompt_similarity=engine.slot_prompt_similarity,
         host_cache_tokens=int(engine.host_prompt_cache_gib * 2**30
-                              / (capacity.kv_bytes_per_token * dep.tp)),
+                              / (capacity.kv_bytes_per_token * dep.gpus_per_replica)),
         sliding_groups=capacity.sliding_groups, full_groups=capacity.full_groups,
         window_blocks=capacity.window_blocks,
         max_chunk_tokens=setup.rank_max_num_batched_tokens)

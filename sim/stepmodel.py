@@ -49,6 +49,19 @@ routed layers' all-gather waits for the slowest):
   attention (KV reads and FLOPs) is charged ranks x ceil(D / ranks) / D times the pooled
   figure (a lone sequence's context is read by one GPU). A function of D alone, so a decode
   run stays piecewise linear in K and `decode_run` exact.
+
+Pipeline stages (`stages` = pp > 1, vLLM's --pipeline-parallel-size): each stage holds a
+run of the layers, and the engine keeps pp batches in flight, one per stage (V1's batch
+queue), each with its own token budget; a request is in one of them at a time (it decodes
+once per pass through every stage, vllm/v1/core/sched/scheduler.py). A simulated step is a
+round of those pp micro-batches: every running sequence advances once, in the time of one
+pass of a micro-batch of 1/pp of the round's work through all the stages, the others
+pipelined behind it. The coefficients are pooled as for data-parallel ranks (the roofline's
+per-token, per-pair and per-KV-token parts divided by pp; the weights, read once per stage
+per micro-batch, are one whole pass a round), `ranks` = pp charges the round for its
+costliest chunk (a micro-batch holds it whole: at least one full pass of it) and for the
+decodes as they split into micro-batches, and the experts a round reads are those each
+micro-batch's 1/pp of the tokens touches.
 """
 
 from __future__ import annotations
@@ -76,7 +89,8 @@ class StepModel:
                  frontend_per_seq_s: float = 0.0,
                  verify_tokens: int = 1, accepted: float = 1.0,
                  draft_per_token_s: float = 0.0, draft_weights_s: float = 0.0,
-                 ranks: int = 1, rank_dense_per_token_s: float = 0.0) -> None:
+                 ranks: int = 1, rank_dense_per_token_s: float = 0.0,
+                 stages: int = 1) -> None:
         self.serial_s = serial_s
         self.serial_per_token_s = serial_per_token_s
         #: a measured serial time of a step by its tokens (index: tokens; a calibrated
@@ -124,13 +138,17 @@ class StepModel:
         #: rate (the part of compute_per_token_s a rank runs on its own GPU)
         self.ranks = ranks
         self.rank_dense_per_token_s = rank_dense_per_token_s if ranks > 1 else 0.0
+        #: pipeline stages: a round's tokens go through the experts in `stages`
+        #: micro-batches, each touching its own share of them (module docstring)
+        self.stages = stages
 
     def _weights_read_s(self, tokens: float) -> float:
         """Dense weights, plus the share of experts `tokens` routed tokens touch (each picks
         top-k of E uniformly: E (1 - (1 - k/E)^T) distinct experts expected)."""
         if self.experts_s == 0.0:
             return self.weights_s
-        return self.weights_s + self.experts_s * (1.0 - math.pow(self.untouched, tokens))
+        return self.weights_s + self.experts_s * (1.0 - math.pow(self.untouched,
+                                                                  tokens / self.stages))
 
     def _tokens_s(self, tokens: float) -> float:
         """Serial time of the step's tokens: the measured table where it reaches (straight

@@ -66,11 +66,12 @@ def _gpu_count(gpus: float) -> str:
 
 
 def _servers(dep: LocalDeployment, gpu: GpuSpec, facts: LocalFacts) -> int:
-    """Servers the fleet's replicas fill: a replica's GPUs sit in one server (its
+    """Servers the fleet's replicas fill: a replica's tp x pp GPUs sit in one server (its
     costs.gpus_per_server, else the catalog's node_gpus: 4 in a GB200 compute tray)."""
     per_server = dep.costs.gpus_per_server or gpu.node_gpus
-    replicas_per_server = max(1, per_server // dep.tp)
-    return math.ceil(facts.gpus / dep.tp / replicas_per_server - 1e-9)
+    each = dep.gpus_per_replica
+    replicas_per_server = max(1, per_server // each)
+    return math.ceil(facts.gpus / each / replicas_per_server - 1e-9)
 
 
 def _hardware_usd(dep: LocalDeployment, gpu: GpuSpec, facts: LocalFacts) -> float:

@@ -56,7 +56,7 @@ def deployment_costs(name: str, summary: DeploymentResult, loaded: LoadedScenari
         # owned: every GPU the fleet may use is bought; rented: pay for the hours in use
         replicas = (local.max_replicas if local.costs.ownership == "owned"
                     else fleet.fleet.mean_active_replicas + fleet.fleet.mean_loading_replicas)
-        facts = LocalFacts(gpus=replicas * local.tp,
+        facts = LocalFacts(gpus=replicas * local.gpus_per_replica,
                            busy_fraction=fleet.utilisation.engine_busy_fraction)
         items += local_items(local, catalog, econ, facts)
     if cloud is not None:

@@ -21,6 +21,16 @@ v0.21-v0.27 included, leaves them out of the KV arithmetic (vLLM's source has an
 of them behind VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS); they are estimated here so the
 report can show the whole card.
 
+Pipeline stages (pp > 1) hold runs of the layers, vLLM's split (vllm/distributed/utils.py
+`get_pp_indices`: L // pp layers each, the remainder one more each on the stages before the
+last, counting back from the second-to-last); the first stage also holds the input
+embedding, the last the final norm, the output head and the sampler (PPMissingLayer
+elsewhere; with tied embeddings the last stage loads its own copy). Each stage's workers
+profile their own memory and size a cache of their own layers' pages, and the engine
+takes the fewest blocks any worker has (vllm/v1/core/kv_cache_utils.py
+`get_kv_cache_configs`, v0.11.0; re-planned to that count in v0.34's
+kv_cache_planning.py), so the replica's cache is its tightest stage's.
+
 The available bytes become blocks of `block_size` tokens: one block holds a page of every
 layer of a KV-cache group. Dense models have one group of all layers; models mixing
 sliding-window and full-attention layers (gpt-oss, Gemma 3) have groups of equal size
@@ -59,6 +69,41 @@ FUSED_MOE_CHUNK_TOKENS = 32768
 #: Forward-pass activations per batched token: the widest live tensors of one layer
 #: (hidden-sized input and output, the MLP's gate and up projections), 16-bit.
 FORWARD_WIDTHS = 2
+
+
+@dataclass(frozen=True)
+class Stage:
+    """The layers one pipeline stage holds (the whole model without pipeline parallelism),
+    and whether it holds the input embedding and the output head with the sampler."""
+
+    layers: int
+    full_layers: int
+    sliding_layers: int
+    embedding: bool
+    head: bool
+
+
+def stage_layers(layers: int, pp: int) -> list[int]:
+    """vLLM's split of `layers` over `pp` stages (get_pp_indices): the remainder goes one
+    layer each to the stages before the last, from the second-to-last backwards."""
+    parts = [layers // pp] * pp
+    for i in range(layers % pp):
+        parts[-2 - i] += 1
+    return parts
+
+
+def stages(setup: ReplicaSetup) -> list[Stage]:
+    """The replica's pipeline stages; a mix of sliding-window and full layers is spread in
+    proportion (the catalog does not order them)."""
+    model, pp = setup.model, setup.pp
+    if pp == 1:
+        return [Stage(model.layers, model.full_layers, model.sliding_layers, True, True)]
+    out = []
+    for i, count in enumerate(stage_layers(model.layers, pp)):
+        sliding = round(model.sliding_layers * count / model.layers)
+        out.append(Stage(count, count - sliding, sliding, embedding=i == 0
+                         or (i == pp - 1 and model.tie_word_embeddings), head=i == pp - 1))
+    return out
 
 
 @dataclass(frozen=True)
@@ -127,19 +172,27 @@ class KvCapacity:
         return self.budget.weights_bytes / 1e9
 
 
-def weights_bytes_per_gpu(setup: ReplicaSetup) -> float:
+def weights_bytes_per_gpu(setup: ReplicaSetup, stage: Stage | None = None) -> float:
     """This GPU's share of the weights and of a speculative drafter's (llmplan.perf.drafter:
     an EAGLE head, a draft model, the model's MTP modules): the fullest GPU's share of the
     routed experts, and the rest split over the GPUs one rank's attention runs on (with
-    data-parallel attention each rank holds it whole)."""
+    data-parallel attention each rank holds it whole); of a pipeline stage's layers (in
+    proportion to their count), and the 16-bit vocabulary matrices it holds."""
     model, dtype = setup.model, setup.weights_dtype
+    stage = stage or stages(setup)[0]
     experts = model.weight_bytes(dtype) - model.weight_bytes_without_experts(dtype)
-    rest = model.weight_bytes(dtype) - experts + drafter(setup).weights_bytes
-    return experts * setup.fullest_expert_share + rest / setup.attention_tp
+    matrix = model.vocab_size * model.hidden_size * 2.0
+    vocab = model.embedding_params * 2.0
+    share = stage.layers / model.layers
+    held = (int(stage.embedding) + int(stage.head)) * matrix if setup.pp > 1 else vocab
+    rest = (model.weight_bytes(dtype) - experts - vocab) * share + held \
+        + drafter(setup).weights_bytes
+    return experts * share * setup.fullest_expert_share + rest / setup.attention_tp
 
 
-def activation_bytes(setup: ReplicaSetup) -> float:
-    """Peak of vLLM's profiling run on one GPU (see the module docstring)."""
+def activation_bytes(setup: ReplicaSetup, stage: Stage | None = None) -> float:
+    """Peak of vLLM's profiling run on one GPU (see the module docstring); a stage without
+    the output head runs no sampler."""
     model, engine = setup.model, setup.engine
     tokens = setup.rank_max_num_batched_tokens
     rows = min(setup.rank_max_num_seqs, tokens)
@@ -148,6 +201,8 @@ def activation_bytes(setup: ReplicaSetup) -> float:
     forward = tokens * setup.attention_ranks * FORWARD_WIDTHS * model.hidden_size * 2.0
     forward += moe_workspace_bytes(setup) if model.is_moe \
         else tokens * 2 * model.intermediate_size / setup.tp * 2.0
+    if stage is not None and not stage.head:
+        return forward
     logits = rows * model.vocab_size * 4.0
     hidden = tokens * model.hidden_size * 2.0       # the forward pass's output, kept
     release = engine.release
@@ -180,10 +235,10 @@ def non_torch_bytes(setup: ReplicaSetup) -> float:
     """CUDA context growth and communication buffers: about 0.13 GiB on one GPU and 0.55
     GiB per GPU with tensor parallelism (v0.11 start-up logs of Llama-3.1-8B, Qwen3-32B,
     Llama-3.3-70B on H100)."""
-    return (NON_TORCH_TP_GIB if setup.tp > 1 else NON_TORCH_ONE_GPU_GIB) * GIB
+    return (NON_TORCH_TP_GIB if setup.gpus > 1 else NON_TORCH_ONE_GPU_GIB) * GIB
 
 
-def cuda_graph_bytes(setup: ReplicaSetup) -> float:
+def cuda_graph_bytes(setup: ReplicaSetup, stage: Stage | None = None) -> float:
     """CUDA-graph pool captured after the KV cache (0 with enforce_eager).
 
     Observed 0.23-0.68 GiB for 7-8B dense models, 1.3 GiB for Qwen3-30B-A3B, 1.9 GiB per
@@ -194,15 +249,20 @@ def cuda_graph_bytes(setup: ReplicaSetup) -> float:
         return 0.0
     model = setup.model
     per_layer = 0.012 * (2 if model.is_moe else 1)
-    return (0.3 + per_layer * model.layers) * GIB
+    layers = stage.layers if stage is not None else model.layers
+    return (0.3 + per_layer * layers) * GIB
 
 
-def memory_budget(setup: ReplicaSetup) -> MemoryBudget:
+def memory_budget(setup: ReplicaSetup, stage: Stage | None = None) -> MemoryBudget:
+    """One GPU's budget (of `stage`; without one, of the first stage)."""
     total = setup.gpu.memory_bytes
+    stage = stage or stages(setup)[0]
     return MemoryBudget(
         total_bytes=total, budget_bytes=total * setup.gpu_memory_utilization,
-        weights_bytes=weights_bytes_per_gpu(setup), activation_bytes=activation_bytes(setup),
-        non_torch_bytes=non_torch_bytes(setup), cuda_graph_bytes=cuda_graph_bytes(setup))
+        weights_bytes=weights_bytes_per_gpu(setup, stage),
+        activation_bytes=activation_bytes(setup, stage),
+        non_torch_bytes=non_torch_bytes(setup),
+        cuda_graph_bytes=cuda_graph_bytes(setup, stage))
 
 
 @dataclass(frozen=True)
@@ -223,16 +283,17 @@ class KvLayout:
         return self.group_size * self.page_bytes + self.drafter_bytes
 
 
-def kv_layout(setup: ReplicaSetup) -> KvLayout:
+def kv_layout(setup: ReplicaSetup, stage: Stage | None = None) -> KvLayout:
     model, block = setup.model, setup.engine.block_size_tokens
+    stage = stage or stages(setup)[0]
     page = block * model.kv_bytes_per_token_per_layer(setup.kv_dtype, setup.attention_tp)
     # the drafter's attention layers take pages of the same blocks: MTP modules and EAGLE
     # heads are layers of the model's shape; a draft model's pages (its own shape) add to
     # every block, spread over the groups (exact for dense models, one group)
     draft = drafter(setup)
     extra = draft.kv_layers if draft.same_shape else 0
-    full = model.full_layers + extra
-    sliding = model.sliding_layers
+    full = stage.full_layers + extra
+    sliding = stage.sliding_layers
     if sliding == 0 or full == 0:
         groups = (1 if full else 0, 1 if sliding else 0)
         group = full + sliding
@@ -253,12 +314,8 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
     even), a request at most one rank's, and the logged figures are one rank's, as each
     rank prints them."""
     model, engine = setup.model, setup.engine
-    budget = memory_budget(setup)
-    layout = kv_layout(setup)
     block = engine.block_size_tokens
-    available = budget.available_bytes if engine.kv_cache_memory_gib is None \
-        else engine.kv_cache_memory_gib * GIB
-    vllm_blocks = max(0, math.floor(available / layout.block_bytes()))
+    budget, layout, available, vllm_blocks = _tightest_stage(setup)
     # a sequence needs a page of every full-attention group per block of its tokens
     # (`blocks` counts those), and a page of every sliding-window group per block of its
     # last window (KvCapacity.window_reserve_blocks, held while it runs)
@@ -332,6 +389,21 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
                       window_blocks=_window_blocks(model.sliding_window_tokens, block))
 
 
+def _tightest_stage(setup: ReplicaSetup) -> tuple[MemoryBudget, KvLayout, float, int]:
+    """The budget, page layout, KV bytes and blocks of the pipeline stage with the fewest
+    blocks: the replica's cache (the whole model's without pipeline stages)."""
+    engine = setup.engine
+    found = []
+    for stage in stages(setup):
+        budget, layout = memory_budget(setup, stage), kv_layout(setup, stage)
+        available = budget.available_bytes if engine.kv_cache_memory_gib is None \
+            else engine.kv_cache_memory_gib * GIB
+        blocks = max(0, math.floor(available / layout.block_bytes()))
+        found.append((budget, layout, available, blocks))
+    # the fewest blocks; among stages with none, the one furthest short of memory
+    return min(found, key=lambda f: (f[3], f[2]))
+
+
 def window_reserve_blocks(request_tokens: int, *, block: int, sliding_groups: int,
                           full_groups: int, window_blocks: int) -> int:
     """Blocks of full-attention pages' worth a running request holds for its sliding-window
@@ -390,8 +462,9 @@ def _room_error(setup: ReplicaSetup, budget: MemoryBudget) -> str | None:
 
 
 def fits(setup: ReplicaSetup) -> bool:
-    """The weights, activations and non-torch memory leave room for a KV cache."""
-    return memory_budget(setup).available_bytes > 0
+    """The weights, activations and non-torch memory leave room for a KV cache (on every
+    pipeline stage)."""
+    return all(memory_budget(setup, stage).available_bytes > 0 for stage in stages(setup))
 
 
 def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
@@ -409,5 +482,5 @@ def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
             + " or a smaller weights_dtype")
 
 
-__all__ = ["DTYPE_BYTES", "KvCapacity", "MemoryBudget", "fits", "kv_capacity", "memory_budget",
-           "window_reserve_blocks"]
+__all__ = ["DTYPE_BYTES", "KvCapacity", "MemoryBudget", "Stage", "fits", "kv_capacity",
+           "memory_budget", "stage_layers", "stages", "window_reserve_blocks"]

@@ -143,6 +143,41 @@ def data_parallel_error(setup: ReplicaSetup) -> str | None:
     return None
 
 
+def pp_error(setup: ReplicaSetup) -> str | None:
+    """Why engine pipeline stages (the deployment's pp) cannot run as set (None: they can,
+    or there is one stage). A replica's stages run in its one pod, on one server: the
+    hand-over between servers (vLLM's multi-node serving, a LeaderWorkerSet of pods) is
+    neither simulated nor provisioned."""
+    pp, engine, model = setup.pp, setup.engine, setup.model
+    if pp == 1:
+        return None
+    if engine.prefix_caching == "per_slot":
+        return ("pp is vLLM's --pipeline-parallel-size, and engine.prefix_caching: per_slot "
+                "is llama.cpp's cache; expected pp: 1 or prefix_caching: vllm or off")
+    if engine.data_parallel_attention:
+        return ("pp with engine.data_parallel_attention is not modelled; expected pp: 1 or "
+                "data_parallel_attention: false")
+    if engine.speculative is not None:
+        return ("pp with engine.speculative is not modelled (the drafter would run on the "
+                "last stage between passes); expected pp: 1 or engine.speculative left out")
+    if pp > model.layers:
+        return (f"pp {pp} is more stages than {setup.model_name} has layers ({model.layers}); "
+                f"expected pp <= {model.layers}")
+    if setup.gpus > setup.gpus_per_node:
+        fit = setup.gpus_per_node // setup.tp
+        expected = f"pp <= {fit}" if fit >= 2 else "a smaller tp x pp"
+        return (f"tp {setup.tp} x pp {pp} needs {setup.gpus} GPUs in the replica's one pod, "
+                f"and one {setup.gpu_name} server holds {setup.gpus_per_node}: stages on "
+                f"several servers (vLLM's multi-node serving) are neither simulated nor "
+                f"provisioned; expected {expected}")
+    if engine.async_scheduling and engine.version < (0, 15):
+        return (f"engine.async_scheduling: true with pp {pp} on vLLM {engine.vllm_version}, "
+                f"which refuses it ('Async scheduling is not supported with "
+                f"pipeline-parallel-size > 1'; allowed from 0.15); expected async_scheduling "
+                f"left out or false, or vllm_version >= 0.15")
+    return None
+
+
 #: does a replica's model fit its GPUs with room for a KV cache (memory.py's `fits`)
 Fits = Callable[[ReplicaSetup], bool]
 
@@ -206,4 +241,4 @@ def tp_error(setup: ReplicaSetup, fits: Fits | None = None) -> str | None:
 
 
 __all__ = ["Fits", "allowed_tp", "block_problem", "cut_slices", "data_parallel_error",
-           "heads_allow", "setup_allowed_tp", "tp_error"]
+           "heads_allow", "pp_error", "setup_allowed_tp", "tp_error"]

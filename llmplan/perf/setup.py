@@ -27,7 +27,8 @@ class CatalogDrafter:
 
 @dataclass(frozen=True)
 class ReplicaSetup:
-    """`tp` GPUs of one kind serving one model with one engine configuration."""
+    """`tp` x `pp` GPUs of one kind serving one model with one engine configuration: `pp`
+    pipeline stages, each a run of the model's layers split over `tp` GPUs."""
 
     gpu_name: str
     model_name: str
@@ -40,6 +41,8 @@ class ReplicaSetup:
     gpus_per_server: int | None = None
     #: the speculative drafter, when engine.speculative.drafter is a catalog model's repository
     drafter: CatalogDrafter | None = None
+    #: pipeline stages (vLLM's --pipeline-parallel-size)
+    pp: int = 1
 
     @property
     def weights_dtype(self) -> str:
@@ -104,12 +107,15 @@ class ReplicaSetup:
 
     @property
     def max_num_batched_tokens(self) -> int:
-        """The replica's token budget per step: every rank's."""
-        return self.rank_max_num_batched_tokens * self.attention_ranks
+        """The replica's token budget per step: every rank's; with pipeline stages, a
+        simulated step is a round of pp batches, each with a budget of its own (V1's
+        scheduler resets it per batch: vllm/v1/core/sched/scheduler.py `schedule`)."""
+        return self.rank_max_num_batched_tokens * self.attention_ranks * self.pp
 
     @property
     def max_num_seqs(self) -> int:
-        """The replica's running sequences: every rank's."""
+        """The replica's running sequences: every rank's (one scheduler's limit over all its
+        batches in flight with pipeline stages)."""
         return self.rank_max_num_seqs * self.attention_ranks
 
     def scheduler_error(self) -> str | None:
@@ -142,6 +148,11 @@ class ReplicaSetup:
         if self.engine.async_scheduling is not None:
             return self.engine.async_scheduling
         return self.engine.version >= (0, 21)
+
+    @property
+    def gpus(self) -> int:
+        """The GPUs one replica runs on: tp x pp."""
+        return self.tp * self.pp
 
     @property
     def gpus_per_node(self) -> int:

@@ -10,7 +10,7 @@ simulator evaluates them (max of overlapping parts plus serial parts, see stepmo
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -61,6 +61,7 @@ class StepTime:
     draft_weights_s: float = 0.0     # ... and its weight reads per pass
     ranks: int = 1                   # data-parallel attention ranks
     rank_dense_per_token_s: float = 0.0   # the dense layers' share of compute_per_token_s
+    stages: int = 1                  # pipeline stages (a round of as many micro-batches)
     source: str = "roofline"
     client_overhead_s: float = 0.0   # HTTP, tokenisation, queueing outside the engine
 
@@ -281,4 +282,45 @@ STEP_TIME_BUILDERS: dict[str, Callable[..., StepTime]] = {
 
 def build_step_time(setup: ReplicaSetup, spec: StepTimeSpec) -> StepTime:
     """The step-time model a deployment asks for."""
-    return STEP_TIME_BUILDERS[spec.kind](setup, spec)
+    step = STEP_TIME_BUILDERS[spec.kind](setup, spec)
+    if setup.pp > 1 and isinstance(spec, RooflineStepTime):
+        return pipelined(step, setup, spec)
+    return step
+
+
+def pipelined(step: StepTime, setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
+    """The roofline of tp GPUs running every layer, as rounds of pp micro-batches through pp
+    stages (stepmodel.py's module docstring): a micro-batch's pass through the stages costs
+    what one step of the whole model on tp GPUs costs (each stage reads its share of the
+    weights at tp GPUs' bandwidth, so the stages' reads add up to the whole model's), plus
+    the hand-over between stages, and a round pipelines pp of them.
+
+    Between stages each micro-batch sends its hidden states and residual, two 16-bit
+    vectors per token, every TP rank its 1/tp slice, which the next stage's ranks
+    all-gather (vllm/distributed/parallel_state.py send_tensor_dict; IntermediateTensors in
+    the model files), over the GPUs' link at the all-reduces' efficiency, with a
+    collective's latency per hand-over. Pooled per round: the parts that grow with the
+    tokens, the pairs and the context divided by pp; the weights, the per-layer floors
+    and the fixed gap once a round (pp micro-batches each pay 1/pp of them per stage).
+    The engine schedules each micro-batch while the others run (V1's batch queue), so
+    the CPU's work, pp schedules a round, overlaps the GPUs'; the linear, tabulated and
+    calibrated kinds are measured on a whole server and are left as they are."""
+    pp, model = setup.pp, setup.model
+    link = setup.gpu.interconnect_gb_per_s * 1e9 * spec.allreduce_efficiency
+    # per token: a 1/tp slice sent by each rank, then (tp - 1)/tp of it gathered: one
+    # whole pair of 16-bit vectors' time on one link
+    hand_over = 2 * model.hidden_size * 2.0 / link
+    pooled = step.compute_per_token_s / pp
+    return replace(
+        step,
+        serial_s=step.serial_s + (pp - 1) * spec.tp_sync_us_per_layer * 1e-6,
+        serial_per_token_s=(step.serial_per_token_s + (pp - 1) * hand_over) / pp,
+        compute_per_token_s=pooled,
+        compute_per_pair_s=step.compute_per_pair_s / pp,
+        compute_per_prefill_pair_s=step.compute_per_prefill_pair_s / pp,
+        compute_per_window_seq_s=step.compute_per_window_seq_s / pp,
+        compute_per_sampled_s=step.compute_per_sampled_s / pp,
+        memory_per_kv_token_s=step.memory_per_kv_token_s / pp,
+        memory_per_seq_s=step.memory_per_seq_s / pp,
+        cpu_s=step.cpu_s * pp, async_cpu=True,
+        ranks=pp, rank_dense_per_token_s=pooled, stages=pp)

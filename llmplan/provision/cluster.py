@@ -40,10 +40,11 @@ def gpu_node_counts(settings: StackConfig) -> tuple[str, int, int, int]:
     assert local is not None
     dep = local[1]
     if settings.eks_gpu_instance_type:
-        instance, per_node = settings.eks_gpu_instance_type, settings.eks_gpus_per_node or dep.tp
+        instance = settings.eks_gpu_instance_type
+        per_node = settings.eks_gpus_per_node or dep.gpus_per_replica
     else:
-        instance, per_node = ec2_instance(dep.gpu, dep.tp)
-    replicas_per_node = max(1, per_node // dep.tp)
+        instance, per_node = ec2_instance(dep.gpu, dep.gpus_per_replica)
+    replicas_per_node = max(1, per_node // dep.gpus_per_replica)
     low = dep.autoscaling.min_replicas if dep.autoscaling is not None else dep.replicas
     return (instance, math.ceil(low / replicas_per_node),
             math.ceil(dep.replicas / replicas_per_node),

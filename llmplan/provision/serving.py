@@ -44,4 +44,4 @@ class GpuServing(pulumi.ComponentResource):
         self.endpoint = (f"http://{serving_name(settings)}.{settings.namespace}.svc:"
                          f"{SERVING_PORT}/v1")
         self.register_outputs({"endpoint": self.endpoint, "replicas": local[1].replicas,
-                               "gpus": local[1].replicas * local[1].tp})
+                               "gpus": local[1].replicas * local[1].gpus_per_replica})

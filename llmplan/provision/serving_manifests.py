@@ -85,6 +85,7 @@ def vllm_args(config: StackConfig) -> list[str]:
     args = ["--model", weights.hf_id, "--served-model-name", dep.model,
             "--host", "0.0.0.0", "--port", str(SERVING_PORT),
             "--tensor-parallel-size", str(setup.attention_tp),
+            *(["--pipeline-parallel-size", str(setup.pp)] if setup.pp > 1 else []),
             *(["--data-parallel-size", str(setup.attention_ranks)]
               if setup.attention_ranks > 1 else []),
             "--max-num-seqs", str(setup.rank_max_num_seqs),
@@ -145,8 +146,9 @@ def serving_sizes(config: StackConfig) -> tuple[int, int, int]:
         if spec is not None and spec.method in DRAFTED else 0.0
     download_gib = (model.weight_bytes(stored) + mtp_bytes + drafter_bytes) / 2**30
     servers = dep.setup(config.plan.catalog).api_server_count
-    cpu = 4 * dep.tp + 2 + (servers - 1)   # a core per extra API server
-    memory_gib = max(32, math.ceil(download_gib * 1.2 / dep.tp) + 16)
+    gpus = dep.gpus_per_replica
+    cpu = 4 * gpus + 2 + (servers - 1)   # a core per extra API server
+    memory_gib = max(32, math.ceil(download_gib * 1.2 / gpus) + 16)
     volume_gib = max(50, math.ceil(download_gib * 1.25) + 20)
     return cpu, memory_gib, volume_gib
 
@@ -162,7 +164,8 @@ def serving_manifests(config: StackConfig) -> list[dict[str, Any]]:
     cpu, memory_gib, volume_gib = serving_sizes(config)
     gpu = config.plan.catalog.gpus[dep.gpu]
     nodes = node_kind(gpu)   # NVIDIA's or AMD's device plugin, labels and taint
-    resources = {"cpu": str(cpu), "memory": f"{memory_gib}Gi", nodes.resource: str(dep.tp)}
+    resources = {"cpu": str(cpu), "memory": f"{memory_gib}Gi",
+                 nodes.resource: str(dep.gpus_per_replica)}
     probe = {"httpGet": {"path": "/health", "port": "http"}}
     spin_up_s = dep.autoscaling.spin_up_s if dep.autoscaling is not None else 180.0
     env = [{"name": "HOME", "value": "/tmp"},

@@ -203,15 +203,16 @@ class StackConfig(BaseModel):
                              "device plugin and node labeller (clusterMode kubeconfig)")
         local = self.plan.local
         if self.cluster_mode == "eks" and local is not None \
-                and 0 < self.eks_gpus_per_node < local[1].tp:
+                and 0 < self.eks_gpus_per_node < local[1].gpus_per_replica:
+            each = local[1].gpus_per_replica
             raise ValueError(f"eksGpusPerNode is {self.eks_gpus_per_node}, but each replica "
-                             f"of '{local[0]}' needs its {local[1].tp} GPUs (tp) on one node: "
+                             f"of '{local[0]}' needs its {each} GPUs (tp x pp) on one node: "
                              f"set eksGpuInstanceType to an instance with at least "
-                             f"{local[1].tp} GPUs")
+                             f"{each} GPUs")
         if self.cluster_mode == "eks" and local is not None and not self.eks_gpu_instance_type:
             # the node group's instance is chosen here, not first at `pulumi up`
             try:
-                ec2_instance(local[1].gpu, local[1].tp)
+                ec2_instance(local[1].gpu, local[1].gpus_per_replica)
             except ValueError as missing:
                 raise ValueError(
                     f"{missing}: `llmplan stack --eks-gpu-instance-type <type> "

@@ -3,7 +3,7 @@
 Checks, each reported with what was found:
 - the GPU fleet's StatefulSet rolled out: every replica updated to the current revision and
   ready;
-- each of its pods runs on a node, ready, with the replica's `tp` GPUs allocated (the
+- each of its pods runs on a node, ready, with the replica's tp x pp GPUs allocated (the
   container's `nvidia.com/gpu` or `amd.com/gpu` limit, and the node's allocatable GPUs
   cover it), running the stack's image for those GPUs with the simulated engine flags;
 - the gateway's Deployment rolled out and is available;
@@ -69,7 +69,7 @@ def _fleet(client: Any, config: StackConfig) -> list[Check]:
 
     name, ns = serving_name(config), config.namespace
     assert config.plan.local is not None
-    tp = config.plan.local[1].tp
+    each = config.plan.local[1].gpus_per_replica
     sts = call(f"read StatefulSet {ns}/{name}",
                lambda: k8s.AppsV1Api(client).read_namespaced_stateful_set(name, ns))
     status, wanted = sts.status, sts.spec.replicas or 0
@@ -97,8 +97,8 @@ def _fleet(client: Any, config: StackConfig) -> list[Check]:
         problems = []
         if pod.status.phase != "Running" or not is_ready:
             problems.append(f"{pod.status.phase}, not ready")
-        if gpus != tp:
-            problems.append(f"{gpus} GPUs allocated, the plan has {tp}")
+        if gpus != each:
+            problems.append(f"{gpus} GPUs allocated, the plan has {each}")
         if node is None:
             problems.append("not scheduled on a node")
         elif allocatable[node] < gpus:

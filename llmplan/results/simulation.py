@@ -299,6 +299,8 @@ class LocalOutcome(ResultModel):
     model: str
     replicas: int
     tp: int
+    #: pipeline stages per replica: a replica runs on tp x pp GPUs
+    pp: int
     gpus: int
     fleet: FleetOutcome
     utilisation: Utilisation

@@ -22,7 +22,7 @@ from llmplan.catalog import Catalog, builtin_catalog
 from llmplan.errors import InputError, Problem, ScenarioError, did_you_mean
 from llmplan.perf.engine import SpeculativeSpec
 from llmplan.perf.memory import fits, kv_capacity
-from llmplan.perf.parallel import data_parallel_error, tp_error
+from llmplan.perf.parallel import data_parallel_error, pp_error, tp_error
 from llmplan.results.loadtest import LoadTestSummary
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import LocalDeployment, Scenario, SimulationMode
@@ -215,6 +215,8 @@ def _check_names(doc: YamlDocument, scenario: Scenario,
                     cannot_build(name, (*base, "engine", "data_parallel_attention"), error)
                 elif (error := tp_error(setup, fits)) is not None:
                     cannot_build(name, (*base, "tp"), error)
+                elif (error := pp_error(setup)) is not None:
+                    cannot_build(name, (*base, "pp"), error)
                 elif (capacity := kv_capacity(setup)).error:
                     cannot_build(name, base, capacity.error)
                 elif (error := _speculation_error(setup.engine.speculative, dep.model,

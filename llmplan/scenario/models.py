@@ -242,13 +242,19 @@ class AutoscaleSpec(_Strict):
 
 
 class LocalDeployment(_Strict):
-    """Replicas of `tp` GPUs each, serving one open model with continuous batching."""
+    """Replicas of `tp` x `pp` GPUs each, serving one open model with continuous batching."""
 
     kind: Literal["local"] = "local"
     gpu: str
     model: str
     replicas: int = Field(default=1, gt=0, le=4096)
-    tp: int = Field(default=1, gt=0, le=64, description="GPUs per replica (tensor parallel).")
+    tp: int = Field(default=1, gt=0, le=64,
+                    description="GPUs each pipeline stage splits its layers over (tensor "
+                                "parallel).")
+    pp: int = Field(default=1, gt=0, le=16,
+                    description="Pipeline stages per replica, each holding a run of the "
+                                "model's layers on its own tp GPUs (vLLM's "
+                                "--pipeline-parallel-size).")
     engine: EngineSpec = EngineSpec()
     step_time: StepTimeSpec = RooflineStepTime()
     router: RouterName = "least_outstanding"
@@ -274,6 +280,11 @@ class LocalDeployment(_Strict):
         return self
 
     @property
+    def gpus_per_replica(self) -> int:
+        """tp x pp: the GPUs one replica runs on."""
+        return self.tp * self.pp
+
+    @property
     def max_replicas(self) -> int:
         return self.autoscaling.max_replicas if self.autoscaling is not None else self.replicas
 
@@ -286,7 +297,7 @@ class LocalDeployment(_Strict):
             if found is not None else None
         return ReplicaSetup(self.gpu, self.model, catalog.gpus[self.gpu],
                             catalog.models[self.model], self.engine, self.tp,
-                            gpus_per_server=self.costs.gpus_per_server, drafter=drafter)
+                            pp=self.pp, gpus_per_server=self.costs.gpus_per_server, drafter=drafter)
 
 
 def _deployment_kind(value: Any) -> str:
