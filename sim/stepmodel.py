@@ -142,13 +142,17 @@ class StepModel:
         #: micro-batches, each touching its own share of them (module docstring)
         self.stages = stages
 
-    def _weights_read_s(self, tokens: float) -> float:
+    def _weights_read_s(self, tokens: float, units: int = 1) -> float:
         """Dense weights, plus the share of experts `tokens` routed tokens touch (each picks
-        top-k of E uniformly: E (1 - (1 - k/E)^T) distinct experts expected)."""
+        top-k of E uniformly: E (1 - (1 - k/E)^T) distinct experts expected). With pipeline
+        stages, those one micro-batch's tokens touch: the round's `units` (decoding
+        sequences, a prefill) split over min(stages, units) micro-batches, and a round lasts
+        at least the largest one's pass."""
         if self.experts_s == 0.0:
             return self.weights_s
+        batches = min(self.stages, max(1, units))
         return self.weights_s + self.experts_s * (1.0 - math.pow(self.untouched,
-                                                                  tokens / self.stages))
+                                                                  tokens / batches))
 
     def _tokens_s(self, tokens: float) -> float:
         """Serial time of the step's tokens: the measured table where it reaches (straight
@@ -214,7 +218,8 @@ class StepModel:
         tokens = prefill + decode_seqs * q
         # the GEMMs' own roofline, a constant of the step's tokens; attention's parts follow
         # (both carry it, so max(compute, memory) is the sum of the two maxima)
-        gemms = max(self._gemm_flops_s(tokens, decode_seqs), self._weights_read_s(tokens))
+        units = decode_seqs + (1 if prefill_tokens else 0)
+        gemms = max(self._gemm_flops_s(tokens, decode_seqs), self._weights_read_s(tokens, units))
         u = self._uneven(decode_seqs)
         w = self.window_tokens
         if w:
@@ -281,7 +286,7 @@ class StepModel:
         # KV reading call a step of compute-bound GEMMs memory-bound)
         tokens = prefill_tokens * self._spread(decode_seqs) + decode_seqs * self.verify_tokens
         flops_s = self._gemm_flops_s(tokens, decode_seqs)
-        read_s = self._weights_read_s(tokens)
+        read_s = self._weights_read_s(tokens, decode_seqs + (1 if prefill_tokens else 0))
         gemms = max(flops_s, read_s)
         attn_compute, attn_memory = compute - gemms, memory - gemms
         by_compute = (flops_s if flops_s >= read_s else 0.0) \

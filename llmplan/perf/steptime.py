@@ -311,10 +311,11 @@ def pipelined(step: StepTime, setup: ReplicaSetup, spec: RooflineStepTime) -> St
     # whole pair of 16-bit vectors' time on one link
     hand_over = 2 * model.hidden_size * 2.0 / link
     pooled = step.compute_per_token_s / pp
+    serial_per_token = (step.serial_per_token_s + (pp - 1) * hand_over) / pp
     return replace(
         step,
         serial_s=step.serial_s + (pp - 1) * spec.tp_sync_us_per_layer * 1e-6,
-        serial_per_token_s=(step.serial_per_token_s + (pp - 1) * hand_over) / pp,
+        serial_per_token_s=serial_per_token,
         compute_per_token_s=pooled,
         compute_per_pair_s=step.compute_per_pair_s / pp,
         compute_per_prefill_pair_s=step.compute_per_prefill_pair_s / pp,
@@ -323,4 +324,5 @@ def pipelined(step: StepTime, setup: ReplicaSetup, spec: RooflineStepTime) -> St
         memory_per_kv_token_s=step.memory_per_kv_token_s / pp,
         memory_per_seq_s=step.memory_per_seq_s / pp,
         cpu_s=step.cpu_s * pp, async_cpu=True,
-        ranks=pp, rank_dense_per_token_s=pooled, stages=pp)
+        # a micro-batch holds the costliest chunk whole: its pass, all-reduces included
+        ranks=pp, rank_dense_per_token_s=pooled + serial_per_token, stages=pp)

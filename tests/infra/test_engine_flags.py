@@ -126,7 +126,7 @@ def test_a_node_group_too_small_for_one_replica_is_refused(simulated: Simulated,
     config = _stack(simulated, "two-gpus", tmp_path).config
     eks = {**config.model_dump(by_alias=True), "clusterMode": "eks", "awsRegion": "us-east-1",
            "eksGpuInstanceType": "g6e.xlarge", "eksGpusPerNode": 1}
-    with pytest.raises(ValidationError, match=r"needs its 2 GPUs \(tp\) on one node"):
+    with pytest.raises(ValidationError, match=r"needs its 2 GPUs \(tp x pp\) on one node"):
         StackConfig.model_validate(eks)
     four = StackConfig.model_validate({**eks, "eksGpuInstanceType": "g6e.12xlarge",
                                        "eksGpusPerNode": 4})

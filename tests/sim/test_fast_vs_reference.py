@@ -30,6 +30,7 @@ BASE = """
         gpu: {gpu}
         model: {model}
         tp: {tp}
+        pp: {pp}
         replicas: {replicas}
         router: {router}
         engine: {engine}
@@ -171,6 +172,19 @@ CASES = {
                "max_num_batched_tokens: 1024, kv_cache_tokens: 20000}",
         admission="{}", traffic="{kind: poisson, rate_per_s: 3}",
         prefix=PREFIX + "\n        session: {turns_min: 2, turns_max: 4, think_time_s: 5}"),
+    # pipeline stages: rounds of pp micro-batches, each with its own token budget; a
+    # request's chunk is one micro-batch's at most, the round pays its costliest chunk's
+    # whole pass, the decodes split over the micro-batches (PCIe L40S; a mixture of experts
+    # on two stages whose rounds touch the experts per micro-batch, under KV pressure)
+    "pipeline-stages": dict(gpu="L40S", replicas=1, router="round_robin", pp=4,
+                            engine="{max_num_batched_tokens: 512, max_num_seqs: 48}",
+                            admission="{}", traffic="{kind: poisson, rate_per_s: 6}",
+                            prefix=PREFIX),
+    "pipeline-stages-moe-kv-pressure": dict(
+        gpu="L40S", replicas=2, router="least_outstanding", model="Qwen3-30B-A3B", pp=2,
+        engine="{weights_dtype: fp8, max_num_batched_tokens: 1024, max_num_seqs: 32, "
+               "kv_cache_tokens: 8000}",
+        admission="{}", traffic="{kind: poisson, rate_per_s: 5}"),
     "prefix-cache-per-slot": dict(gpu="A100-80GB", replicas=2, router="round_robin",
                                   engine="{prefix_caching: per_slot, max_num_seqs: 6}",
                                   admission="{}", traffic="{kind: poisson, rate_per_s: 4}",
@@ -180,8 +194,8 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_fast_mode_matches_reference_per_request(case: str) -> None:
-    settings = {"model": "Llama-3.1-8B", "tp": 1, "prefix": "", "step_time": "{kind: roofline}",
-                **CASES[case]}
+    settings = {"model": "Llama-3.1-8B", "tp": 1, "pp": 1, "prefix": "",
+                "step_time": "{kind: roofline}", **CASES[case]}
     loaded = scenario_from(BASE.format(seed=5, duration=180, **settings))
     fast, stream = run_first(loaded, SimulationMode.FAST)
     ref, _ = run_first(loaded, SimulationMode.REFERENCE, stream)
@@ -217,8 +231,8 @@ def test_the_cases_exercise_what_they_claim() -> None:
     for case, params in CASES.items():
         run, stream = run_first(scenario_from(BASE.format(
             seed=5, duration=180,
-            **{"model": "Llama-3.1-8B", "tp": 1, "prefix": "", "step_time": "{kind: roofline}",
-               **params})))
+            **{"model": "Llama-3.1-8B", "tp": 1, "pp": 1, "prefix": "",
+               "step_time": "{kind: roofline}", **params})))
         table = request_table(run, stream)
         table_outcomes[case] = table.outcome
         seen[case] = (int(table.preemptions.sum()), int((table.outcome == 2).sum()),
@@ -237,6 +251,8 @@ def test_the_cases_exercise_what_they_claim() -> None:
     assert seen["prefix-cache-vllm-eviction"][0] > 5
     assert seen["sliding-window-kv-pressure"][0] > 5
     assert seen["sliding-window-prefix-cache"][3] > 0
+    assert seen["pipeline-stages"][3] > 0
+    assert seen["pipeline-stages-moe-kv-pressure"][0] > 5
 
 
 TIED = """

@@ -1,0 +1,199 @@
+"""Pipeline stages (a deployment's pp, vLLM's --pipeline-parallel-size): each stage holds a
+run of the layers on its own tp GPUs, the engine keeps pp micro-batches in flight. Checked
+by hand against vLLM's layer split, against the same model held tensor-parallel, and
+against the whole model's pass on one stage's GPUs (a lone request pipelines nothing; a
+full round pipelines pp micro-batches)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import textwrap
+
+import pytest
+from helpers import ROOT
+from rich.console import Console
+
+from llmplan.catalog import builtin_catalog
+from llmplan.errors import InputError
+from llmplan.perf.engine import EngineSpec
+from llmplan.perf.memory import kv_capacity, memory_budget, stage_layers, stages
+from llmplan.perf.setup import ReplicaSetup
+from llmplan.perf.steptime import build_step_time
+from llmplan.perf.steptime_spec import RooflineStepTime
+from llmplan.pipeline import evaluate
+from llmplan.render import summary_table
+from llmplan.scenario import load_scenario_text
+from llmplan.sim.stepmodel import StepModel
+
+CATALOG = builtin_catalog()
+
+
+def _setup(model: str, gpu: str, tp: int, pp: int, **engine: object) -> ReplicaSetup:
+    spec = EngineSpec(**engine)  # type: ignore[arg-type]
+    return ReplicaSetup(gpu_name=gpu, model_name=model, gpu=CATALOG.gpus[gpu],
+                        model=CATALOG.models[model], engine=spec, tp=tp, pp=pp)
+
+
+@pytest.mark.parametrize(("layers", "pp", "split"), [
+    (30, 4, [7, 8, 8, 7]),        # vLLM logs "Hidden layers were unevenly partitioned"
+    (61, 2, [31, 30]),            # DeepSeek-V3: the last stage never takes the extra layer
+    (80, 3, [27, 27, 26]),
+    (94, 4, [23, 24, 24, 23]),
+    (36, 4, [9, 9, 9, 9]),
+])
+def test_the_layers_split_as_vllm_splits_them(layers: int, pp: int, split: list[int]) -> None:
+    """get_pp_indices (vllm/distributed/utils.py): layers // pp each, the remainder one each
+    on the stages before the last, counting back from the second-to-last."""
+    assert stage_layers(layers, pp) == split
+
+
+def test_the_first_stage_holds_the_embedding_and_the_last_the_head_and_sampler() -> None:
+    setup = _setup("Llama-3.3-70B", "L40S", 1, 4, weights_dtype="fp8")
+    parts = stages(setup)
+    assert [(s.embedding, s.head) for s in parts] == [(True, False), (False, False),
+                                                      (False, False), (False, True)]
+    model = setup.model
+    matrix = model.vocab_size * model.hidden_size * 2.0
+    layers = model.weight_bytes("fp8") - model.embedding_params * 2.0
+    first, middle, _, last = (memory_budget(setup, s) for s in parts)
+    assert first.weights_bytes == pytest.approx(layers / 4 + matrix)
+    assert middle.weights_bytes == pytest.approx(layers / 4)
+    assert last.weights_bytes == pytest.approx(layers / 4 + matrix)
+    # only the last stage samples: its profiling peak holds the logits copies
+    assert last.activation_bytes > middle.activation_bytes == first.activation_bytes
+
+
+def test_the_cache_is_the_tightest_stages() -> None:
+    """Each stage sizes a cache of its own layers' pages; the engine takes the fewest
+    blocks (get_kv_cache_configs). The last stage holds the head and the sampler's peak."""
+    setup = _setup("Llama-3.3-70B", "L40S", 1, 4, weights_dtype="fp8")
+    capacity = kv_capacity(setup)
+    assert capacity.error is None
+    per_block = [memory_budget(setup, s).available_bytes // capacity.block_bytes
+                 for s in stages(setup)]
+    assert capacity.vllm_blocks == min(per_block) == per_block[-1] < per_block[1]
+
+
+@pytest.mark.parametrize(("model", "gpu"), [("Llama-3.1-8B", "L4"),
+                                            ("Qwen3-32B", "L40S"),
+                                            ("Llama-3.3-70B", "H100-SXM")])
+def test_two_stages_cache_about_what_two_tensor_parallel_gpus_cache(model: str,
+                                                                    gpu: str) -> None:
+    """Two stages of one GPU hold half the layers each, whole; two tensor-parallel GPUs
+    hold every layer, half the heads each: the same weights and KV bytes per token per
+    GPU, so the same cache but for the sampler's peak on one stage and the MLP's
+    activations on each (within 4%)."""
+    dtype = "fp8" if model == "Llama-3.3-70B" else None
+    tp2, pp2 = (kv_capacity(_setup(model, gpu, tp, pp, weights_dtype=dtype))
+                for tp, pp in ((2, 1), (1, 2)))
+    assert tp2.error is None and pp2.error is None
+    assert pp2.kv_bytes_per_token == pytest.approx(tp2.kv_bytes_per_token, rel=0.02)
+    assert pp2.tokens == pytest.approx(tp2.tokens, rel=0.04)
+
+
+def _whole_model(setup: ReplicaSetup) -> StepModel:
+    """The whole model's pass on one stage's tp GPUs (a roofline needs no memory check)."""
+    return StepModel(**build_step_time(dataclasses.replace(setup, pp=1),
+                                       RooflineStepTime()).coefficients())
+
+
+@pytest.mark.parametrize(("model", "gpu", "tp", "pp"), [
+    ("Llama-3.3-70B", "L40S", 1, 4), ("Llama-3.3-70B", "L40S", 2, 2),
+    ("Qwen3-30B-A3B", "L40S", 1, 2),
+])
+def test_a_lone_request_waits_for_every_stage_in_turn(model: str, gpu: str, tp: int,
+                                                      pp: int) -> None:
+    """One request alone pipelines nothing: its token passes every stage, which together
+    read the whole model at one stage's bandwidth, plus a hand-over between stages (a
+    collective's latency each). Its prefill chunk is one micro-batch: the round is its
+    whole pass."""
+    setup = _setup(model, gpu, tp, pp, weights_dtype="fp8")
+    spec = RooflineStepTime()
+    staged = StepModel(**build_step_time(setup, spec).coefficients())
+    whole = _whole_model(setup)
+    latency = (pp - 1) * spec.tp_sync_us_per_layer * 1e-6
+    for context in (500, 8000):
+        assert staged.step_s(0, 1, context) == pytest.approx(
+            whole.step_s(0, 1, context) + latency, rel=2e-3)
+    chunk = 2000
+    lone = dict(lone_tokens=chunk, lone_pairs=chunk * chunk // 2)
+    assert staged.step_s(chunk, 0, 0, chunk * chunk // 2, **lone) == pytest.approx(
+        whole.step_s(chunk, 0, 0, chunk * chunk // 2) + latency, rel=0.02)
+
+
+@pytest.mark.parametrize(("model", "tp", "pp"), [("Llama-3.3-70B", 1, 4),
+                                                 ("Qwen3-30B-A3B", 1, 2)])
+def test_a_full_round_pipelines_pp_micro_batches(model: str, tp: int, pp: int) -> None:
+    """D decodes split evenly over pp micro-batches: every sequence advances once in the
+    time of one pass of a micro-batch of D / pp through the stages (a mixture of experts
+    reads the experts its micro-batch's tokens touch), plus the hand-overs of its hidden
+    states; so a round of decodes bound by the weight reads lasts about what one pass of
+    all of them would (pipelining buys no bandwidth)."""
+    setup = _setup(model, "L40S", tp, pp, weights_dtype="fp8")
+    staged = StepModel(**build_step_time(setup, RooflineStepTime()).coefficients())
+    whole = _whole_model(setup)
+    decodes, context = 64 * pp, 64 * pp * 1500
+    hand_over = 2 * setup.model.hidden_size * 2.0 / (setup.gpu.interconnect_gb_per_s * 1e9
+                                                     * RooflineStepTime().allreduce_efficiency)
+    expected = whole.step_s(0, decodes // pp, context // pp) \
+        + (pp - 1) * (RooflineStepTime().tp_sync_us_per_layer * 1e-6 + hand_over * 64)
+    assert staged.step_s(0, decodes, context) == pytest.approx(expected, rel=2e-3)
+    assert staged.step_s(0, decodes, context) < whole.step_s(0, decodes, context)
+
+
+SCENARIO = """
+name: pipeline-stages
+seed: 4
+duration: 120
+traffic: {{kind: poisson, rate_per_s: {rate}}}
+tasks:
+  - name: chat
+    prompt_tokens: {{kind: lognormal, mean: 1500, p95: 4000}}
+    output_tokens: {{kind: lognormal, mean: 300, p95: 800}}
+slo: {{ttft_ms: 3000, tpot_ms: 150, min_goodput_fraction: 0.9}}
+deployments:
+  tensor: {{gpu: L40S, model: Llama-3.3-70B, tp: 4, engine: {{weights_dtype: fp8}}}}
+  stages: {{gpu: L40S, model: Llama-3.3-70B, pp: 4, engine: {{weights_dtype: fp8}}}}
+"""
+
+
+def test_on_pcie_cards_stages_trade_latency_for_throughput() -> None:
+    """Four L40S without NVLink: tensor parallelism all-reduces every layer's output over
+    PCIe, pipeline stages hand one hidden state over per stage. A lone request decodes
+    faster over four GPUs' bandwidth at once (tp), a full server serves more requests
+    with stages (pp): both ends of the trade, and the summary says which layout is which."""
+    result = evaluate(load_scenario_text(textwrap.dedent(SCENARIO.format(rate=0.1)),
+                                         base_dir=ROOT))
+    tensor, staged = (result.deployments[n].local for n in ("tensor", "stages"))
+    assert tensor is not None and staged is not None
+    assert (tensor.gpus, staged.gpus, staged.pp, staged.tp) == (4, 4, 4, 1)
+    low_tpot = {n: result.deployments[n].latency.tpot_ms.p50 for n in ("tensor", "stages")}
+    assert low_tpot["tensor"] * 2 < low_tpot["stages"]
+    assert staged.utilisation.full_batch_requests_per_s \
+        > 1.3 * tensor.utilisation.full_batch_requests_per_s
+    console = Console(width=140, record=True, color_system=None)
+    console.print(summary_table(result))
+    text = console.export_text()
+    assert "4 x L40S (pp 4)" in text and "4 x L40S (tp 4)" in text
+
+
+@pytest.mark.parametrize(("deployment", "why"), [
+    ("{gpu: L40S, model: Llama-3.1-8B, tp: 4, pp: 4}",
+     r"tp 4 x pp 4 needs 16 GPUs .* expected pp <= 2"),
+    ("{gpu: L40S, model: Qwen3-30B-A3B, tp: 2, pp: 2, engine: {expert_parallel: true, "
+     "data_parallel_attention: true}}", "pp with engine.data_parallel_attention"),
+    ("{gpu: L40S, model: Llama-3.1-8B, pp: 2, engine: {speculative: {method: ngram, "
+     "num_speculative_tokens: 3, mean_acceptance_length: 2}}}", "pp with engine.speculative"),
+    ("{gpu: L40S, model: Llama-3.1-8B, pp: 2, engine: {prefix_caching: per_slot}}",
+     "llama.cpp's cache"),
+    ("{gpu: L40S, model: Llama-3.1-8B, pp: 2, engine: {vllm_version: '0.11.0', "
+     "async_scheduling: true}}", "Async scheduling is not supported with pipeline"),
+])
+def test_stages_vllm_or_the_stack_cannot_run_are_refused_at_pp(deployment: str,
+                                                              why: str) -> None:
+    text = SCENARIO.format(rate=0.1).split("deployments:")[0] + \
+        f"deployments:\n  bad: {deployment}\n"
+    with pytest.raises(InputError, match=r"deployments\.bad\.pp") as err:
+        evaluate(load_scenario_text(textwrap.dedent(text), base_dir=ROOT))
+    assert re.search(why, str(err.value).replace("\n", " "))
