@@ -8,7 +8,7 @@ benchmarks/kv_record.yaml):
   rate whose mean number in flight is N, Little's law) for a GPU, model, weight format and
   tensor-parallel degree, simulated with the catalog's roofline defaults;
 * KV cache: vLLM's start-up line "GPU KV cache size: N tokens" for a model, GPU, tensor
-  parallelism, memory utilisation and vLLM version, from llmplan.perf.memory.
+  and pipeline parallelism, memory utilisation and vLLM version, from llmplan.perf.memory.
 
 Used by benchmarks/published.py (prints the tables) and tests/sim/test_published_record.py.
 """
@@ -46,6 +46,7 @@ class _Case(BaseModel):
     gpu: str
     model: str
     tp: int = 1
+    pp: int = Field(default=1, description="--pipeline-parallel-size (one server).")
     weights: DType | None = None
     kv_dtype: KvDType | None = None
     notes: str = ""
@@ -128,7 +129,8 @@ def _deployment(case: ThroughputCase | KvCase, engine: EngineSpec,
         step_time = step_time.model_copy(update={"frontend_per_token_us": 0.0})
     # benchmark clients wait for every answer (vllm bench serve's timeout is 6 hours; a
     # scenario's clients give up after 60 s in the queue by default)
-    return LocalDeployment(gpu=case.gpu, model=case.model, tp=case.tp, replicas=replicas,
+    return LocalDeployment(gpu=case.gpu, model=case.model, tp=case.tp, pp=case.pp,
+                           replicas=replicas,
                            engine=engine, step_time=step_time,
                            admission=AdmissionSpec(queue_timeout_s=None))
 
