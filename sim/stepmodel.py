@@ -58,10 +58,13 @@ round of those pp micro-batches: every running sequence advances once, in the ti
 pass of a micro-batch of 1/pp of the round's work through all the stages, the others
 pipelined behind it. The coefficients are pooled as for data-parallel ranks (the roofline's
 per-token, per-pair and per-KV-token parts divided by pp; the weights, read once per stage
-per micro-batch, are one whole pass a round), `ranks` = pp charges the round for its
-costliest chunk (a micro-batch holds it whole: at least one full pass of it) and for the
-decodes as they split into micro-batches, and the experts a round reads are those each
-micro-batch's 1/pp of the tokens touches.
+per micro-batch, are one whole pass a round), the experts a round reads are those each
+micro-batch's 1/pp of the tokens touches, and `ranks` = pp charges the decodes' attention
+as they split into micro-batches (a lone decode waits for its whole pass). A prompt's
+chunks do not wait for one another (V1 schedules a prefill's next chunk while the last is
+in flight: `_update_after_schedule` advances num_computed_tokens at scheduling), so a round
+with decodes in flight pipelines its chunks with them; a round of prefill chunks alone
+lasts at least its costliest chunk's whole pass (the prompt's first token waits for it).
 """
 
 from __future__ import annotations
@@ -234,8 +237,10 @@ class StepModel:
         compute = gemms + self.compute_per_prefill_pair_s * prefill_pairs \
             + self.compute_per_pair_s * q * u * kv_tokens \
             + self.compute_per_window_seq_s * window_work
-        if lone_tokens and self.rank_dense_per_token_s:
-            # the costliest chunk on one rank's GPU (module docstring)
+        if lone_tokens and self.rank_dense_per_token_s \
+                and (self.stages == 1 or decode_seqs == 0):
+            # the costliest chunk on one rank's GPU; with pipeline stages, its whole pass
+            # when nothing else is in flight (module docstring)
             compute += max(0.0, self.ranks * self.rank_cost_s(lone_tokens * spread,
                                                               lone_pairs * spread)
                            - self.rank_cost_s(prefill, prefill_pairs))

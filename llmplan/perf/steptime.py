@@ -324,5 +324,6 @@ def pipelined(step: StepTime, setup: ReplicaSetup, spec: RooflineStepTime) -> St
         memory_per_kv_token_s=step.memory_per_kv_token_s / pp,
         memory_per_seq_s=step.memory_per_seq_s / pp,
         cpu_s=step.cpu_s * pp, async_cpu=True,
-        # a micro-batch holds the costliest chunk whole: its pass, all-reduces included
+        # a round of prefills alone lasts its costliest chunk's whole pass, all-reduces
+        # included (stepmodel.py)
         ranks=pp, rank_dense_per_token_s=pooled + serial_per_token, stages=pp)

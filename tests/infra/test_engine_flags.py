@@ -43,6 +43,7 @@ deployments:
   e5m2-cache: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {kv_dtype: fp8_e5m2}}
   fp8-cache: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {kv_dtype: fp8}}
   pcie-card: {gpu: H100-PCIe, model: Llama-3.1-8B}
+  stages: {gpu: L40S, model: Llama-3.1-8B, tp: 2, pp: 2}
 """
 
 
@@ -132,6 +133,35 @@ def test_a_node_group_too_small_for_one_replica_is_refused(simulated: Simulated,
                                        "eksGpusPerNode": 4})
     instance, _, desired, _ = gpu_node_counts(four)
     assert instance == "g6e.12xlarge" and desired == 1       # a 4-GPU node holds the replica
+
+
+def test_pipeline_stages_are_started_as_simulated_on_one_node(simulated: Simulated,
+                                                              tmp_path: Path) -> None:
+    """tp 2 x pp 2: vLLM gets both sizes, the pod the four GPUs of its replica, on one node
+    (an EKS instance with four L40S), and the manifests still validate."""
+    import kubernetes_validate
+
+    from llmplan.provision.serving_manifests import serving_manifests
+
+    written = _stack(simulated, "stages", tmp_path)
+    flags = _flags(vllm_args(written.config))
+    assert (flags["--tensor-parallel-size"], flags["--pipeline-parallel-size"]) == ("2", "2")
+    assert "--pipeline-parallel-size" not in vllm_args(_stack(simulated, "two-gpus",
+                                                              tmp_path).config)
+    manifests = serving_manifests(written.config)
+    version = kubernetes_validate.latest_version()
+    for manifest in manifests:
+        kubernetes_validate.validate(manifest, version, strict=True)
+    pod = next(m for m in manifests if m["kind"] == "StatefulSet")["spec"]["template"]["spec"]
+    limits = next(c for c in pod["containers"] if c["name"] == "vllm")["resources"]["limits"]
+    assert limits["nvidia.com/gpu"] == "4"
+    eks = {**written.config.model_dump(by_alias=True), "clusterMode": "eks",
+           "awsRegion": "us-east-1"}
+    instance, _, desired, _ = gpu_node_counts(StackConfig.model_validate(eks))
+    assert instance == ec2_instance("L40S", 4)[0] and desired == 1
+    with pytest.raises(ValidationError, match=r"needs its 4 GPUs \(tp x pp\) on one node"):
+        StackConfig.model_validate({**eks, "eksGpuInstanceType": "g6e.2xlarge",
+                                    "eksGpusPerNode": 2})
 
 
 @pytest.mark.parametrize(("name", "flag"), [("e5m2-cache", "fp8_e5m2"), ("fp8-cache", "fp8"),

@@ -197,3 +197,20 @@ def test_stages_vllm_or_the_stack_cannot_run_are_refused_at_pp(deployment: str,
     with pytest.raises(InputError, match=r"deployments\.bad\.pp") as err:
         evaluate(load_scenario_text(textwrap.dedent(text), base_dir=ROOT))
     assert re.search(why, str(err.value).replace("\n", " "))
+
+
+def test_a_chunk_next_to_decodes_is_pipelined_with_them() -> None:
+    """vLLM V1 schedules a prompt's next chunk while the last is in flight and other
+    micro-batches' decodes between them: with decodes in flight a round pays a chunk's
+    share of every stage, not its whole pass (which a round of that chunk alone pays)."""
+    setup = _setup("Llama-3.3-70B", "L40S", 1, 4, weights_dtype="fp8")
+    staged = StepModel(**build_step_time(setup, RooflineStepTime()).coefficients())
+    whole = _whole_model(setup)
+    chunk, pairs = 2000, 2000 * 2000 // 2
+    lone = dict(lone_tokens=chunk, lone_pairs=pairs)
+    alone = staged.step_s(chunk, 0, 0, pairs, **lone)
+    shared = staged.step_s(chunk, 16, 16 * 1500, pairs, **lone)
+    assert alone == pytest.approx(whole.step_s(chunk, 0, 0, pairs), rel=0.02)
+    assert shared < 0.5 * alone
+    # still at least the chunk's own share of the stages, and the decodes' pass
+    assert shared > max(alone / 4, whole.step_s(0, 4, 4 * 1500))
