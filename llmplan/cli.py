@@ -614,9 +614,10 @@ def sweep(
     routers: Annotated[str, typer.Option(help="Comma-separated routers.")] = "least_outstanding",
     scales: Annotated[str, typer.Option(help="Comma-separated traffic multipliers.")] = "1",
     layouts: Annotated[str | None, typer.Option(
-        help="Comma-separated replica layouts for a mixture of experts: tp (one "
-             "tensor-parallel group) and dp (a data-parallel rank per GPU, the experts "
-             "spread: engine.data_parallel_attention). Default: the deployment's own.")] = None,
+        help="Comma-separated layouts of a replica's GPUs: tp (one tensor-parallel "
+             "group), pp (pipeline stages of one GPU each) and, for a mixture of experts, "
+             "dp (a data-parallel rank per GPU, the experts spread: "
+             "engine.data_parallel_attention). Default: the deployment's own.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Local worker processes.")] = 2,
     ray: Annotated[str | None, typer.Option(
         help="Run on Ray: a cluster address, or 'local' for a local instance.")] = None,

@@ -45,7 +45,7 @@ import numpy as np
 from llmplan.decide.decision import candidate, decide, recommend
 from llmplan.decide.what_if import quality_variants
 from llmplan.perf.memory import fits, kv_capacity
-from llmplan.perf.parallel import tp_error
+from llmplan.perf.parallel import pp_error, tp_error
 from llmplan.perf.steptime_spec import RooflineStepTime
 from llmplan.results.decision import (
     Candidate,
@@ -604,6 +604,40 @@ def _layout_flipped(planner: Planner) -> tuple[str, LoadedScenario, set[str]] | 
     return label, changed, affected
 
 
+def _stages_flipped(planner: Planner) -> tuple[str, LoadedScenario, set[str]] | None:
+    """When a local fleet spreads each replica over several PCIe cards (no NVLink) with the
+    roofline step model: the scenario with those replicas' GPUs as pipeline stages of one
+    GPU each when any runs tensor-parallel (vLLM's advice for GPUs without NVLink: a stage
+    hands one hidden state on where tensor parallelism all-reduces every layer's), else
+    every such fleet as one tensor-parallel group; the case's label and the deployments it
+    changes. Fleets the other layout cannot run keep theirs; None when none changes."""
+    scenario, catalog = planner.loaded.scenario, planner.loaded.catalog
+    pcie = {name: dep for name, dep in scenario.deployments.items()
+            if isinstance(dep, LocalDeployment) and dep.gpus_per_replica > 1
+            and dep.gpu in catalog.gpus and catalog.gpus[dep.gpu].interconnect == "pcie"
+            and not dep.engine.data_parallel_attention
+            and isinstance(dep.step_time, RooflineStepTime)}
+    to_stages = any(dep.pp == 1 for dep in pcie.values())
+    flipped_fleets: dict[str, LocalDeployment] = {}
+    for name, dep in pcie.items():
+        if (dep.pp == 1) != to_stages:
+            continue
+        gpus = dep.gpus_per_replica
+        flipped = dep.model_copy(update={"tp": 1, "pp": gpus} if to_stages
+                                 else {"tp": gpus, "pp": 1})
+        setup = flipped.setup(catalog)
+        if tp_error(setup, fits) is not None or pp_error(setup) is not None \
+                or kv_capacity(setup).error is not None:
+            continue
+        flipped_fleets[name] = flipped
+    if not flipped_fleets:
+        return None
+    changed, affected = _with_fleets(planner, flipped_fleets)
+    label = ("fleets on PCIe cards as pipeline stages (a GPU each)" if to_stages
+             else "fleets on PCIe cards as one tensor-parallel group per replica")
+    return label, changed, affected
+
+
 FILL_FRACTION = 0.8      # the "well used" point: 80% of full batches (latency still bounded)
 
 
@@ -658,7 +692,8 @@ def sensitivity(simulation: SimulationResult, planner: Planner,
         cases.append(SensitivityCase(change=f"volume x{factor:g} (fleets as simulated)",
                                      winner=verdict.deployment,
                                      ranking=verdict.ranking))
-    for toggled in (_prefix_caching_toggled(planner), _layout_flipped(planner)):
+    for toggled in (_prefix_caching_toggled(planner), _layout_flipped(planner),
+                    _stages_flipped(planner)):
         if toggled is None:
             continue
         label, changed, affected = toggled

@@ -27,9 +27,10 @@ from llmplan.scenario.models import LocalDeployment, RouterName, Scenario, Simul
 from llmplan.sim.run import run_info
 from llmplan.traffic import build_request_stream
 
-#: a replica's layout: its GPUs one tensor-parallel group, or one data-parallel rank each
-#: with the experts spread over them (engine.data_parallel_attention, expert_parallel)
-LAYOUTS = ("tp", "dp")
+#: a replica's layout: its GPUs one tensor-parallel group, pipeline stages of one GPU each
+#: (the deployment's pp), or one data-parallel rank each with the experts spread over them
+#: (engine.data_parallel_attention, expert_parallel)
+LAYOUTS = ("tp", "pp", "dp")
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ def run_point(loaded: LoadedScenario, base: str, point: Point) -> PointResult:
         update["engine"] = dep.engine.model_copy(update={
             "data_parallel_attention": ranks,
             "expert_parallel": ranks or dep.engine.expert_parallel})
+        gpus = dep.gpus_per_replica
+        update["tp"], update["pp"] = (1, gpus) if point.layout == "pp" else (gpus, 1)
         layout = f"-{point.layout}"
     varied = dep.model_copy(update=update)
     name = f"{point.gpu}x{point.replicas}{layout}-{point.router}-{point.traffic_scale:g}"

@@ -206,3 +206,35 @@ def test_a_moe_fleet_is_tried_as_data_parallel_ranks_too() -> None:
     assert not any(c.change.startswith("mixture-of-experts")
                    for c in plan(simulate_scenario(dense), dense,
                                  window_requests=WINDOW).sensitivity)
+
+
+PCIE_FLEET = """
+    seed: 3
+    duration: 600
+    traffic: {kind: poisson, rate_per_s: 1.5}
+    tasks:
+      - {name: chat, prompt_tokens: {kind: lognormal, mean: 1500, p95: 4000},
+         output_tokens: {kind: lognormal, mean: 300, p95: 800}, sensitivity: restricted}
+    slo: {ttft_ms: 5000, tpot_ms: 200, min_goodput_fraction: 0.9}
+    deployments:
+      gpus: {gpu: L40S, model: Llama-3.3-70B, tp: 4, engine: {weights_dtype: fp8}}
+"""
+
+
+def test_a_fleet_on_pcie_cards_is_tried_as_pipeline_stages_too() -> None:
+    """Llama-3.3-70B over four L40S without NVLink: tensor parallelism all-reduces every
+    layer's output over PCIe, so its prompts queue; as four pipeline stages the same GPUs
+    hand one hidden state on per stage and keep up. The sensitivity case says the answer
+    changes; GPUs with NVLink get no such case."""
+    loaded = scenario_from(PCIE_FLEET)
+    simulation = simulate_scenario(loaded)
+    assert not simulation.deployments["gpus"].slo.met
+    planned = plan(simulation, loaded, window_requests=WINDOW)
+    case = next(c for c in planned.sensitivity if c.change.startswith("fleets on PCIe"))
+    assert case.change == "fleets on PCIe cards as pipeline stages (a GPU each)"
+    assert case.winner == "gpus"
+    assert planned.deployments["gpus"].min_replicas_meeting_slo == 2    # as one engine
+    nvlink = scenario_from(PCIE_FLEET.replace("gpu: L40S", "gpu: H100-SXM"))
+    assert not any(c.change.startswith("fleets on PCIe")
+                   for c in plan(simulate_scenario(nvlink), nvlink,
+                                 window_requests=WINDOW).sensitivity)

@@ -159,27 +159,30 @@ deployments:
 """
 
 
-def test_a_sweep_tries_both_layouts_of_a_mixture_of_experts(tmp_path: Path) -> None:
+def test_a_sweep_tries_the_layouts_of_a_replicas_gpus(tmp_path: Path) -> None:
     scenario = tmp_path / "moe.yaml"
     scenario.write_text(MOE)
     runs = {}
     for base in ("moe", "dense"):
         out = tmp_path / base
         result = CliRunner().invoke(app, ["sweep", str(scenario), "--base", base,
-                                          "--replicas", "1", "--layouts", "tp,dp",
+                                          "--replicas", "1", "--layouts", "tp,pp,dp",
                                           "--workers", "1", "--out", str(out)])
         assert result.exit_code == 0, result.output
         runs[base] = SweepResult.model_validate_json((out / "sweep.json").read_text())
-    tp, dp = runs["moe"].points
-    assert (tp.layout, dp.layout) == ("tp", "dp")
+    tp, pp, dp = runs["moe"].points
+    assert (tp.layout, pp.layout, dp.layout) == ("tp", "pp", "dp")
     assert (tp.name, dp.name) == ("H100-SXMx1-tp-least_outstanding-1",
                                   "H100-SXMx1-dp-least_outstanding-1")
     assert tp.error is None and dp.error is None
     # the same GPUs, run as two ranks with the experts spread: not the same answer
     assert tp.e2e_p95_ms != dp.e2e_p95_ms
     # a dense model has no experts to spread: its dp point says why it cannot run
-    dense_tp, dense_dp = runs["dense"].points
+    dense_tp, dense_pp, dense_dp = runs["dense"].points
     assert dense_tp.error is None
+    # the same two GPUs as two pipeline stages: each token passes both in turn
+    for stages, engine in ((pp, tp), (dense_pp, dense_tp)):
+        assert stages.error is None and stages.e2e_p95_ms != engine.e2e_p95_ms
     assert dense_dp.error is not None and "data_parallel_attention" in dense_dp.error
     # an unknown layout is refused before anything runs
     bad = CliRunner().invoke(app, ["sweep", str(scenario), "--layouts", "ep",
