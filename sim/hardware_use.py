@@ -69,7 +69,19 @@ def _peak(setup: ReplicaSetup) -> StepTime:
     return roofline(setup, AT_PEAK)
 
 
-def _memory_s(peak: StepTime, work: WorkDone) -> float:
+def _micro_batches(pp: int, work: WorkDone) -> float:
+    """Micro-batches a step (a round of pipeline stages) held on average: one per decoding
+    sequence or prefilling step, at most pp (1 without stages)."""
+    if pp <= 1 or work.steps <= 0:
+        return 1.0
+    units = (work.decode_seq_steps + work.prefill_steps) / work.steps
+    return min(float(pp), max(1.0, units))
+
+
+def _memory_s(peak: StepTime, work: WorkDone, batches: float = 1.0) -> float:
+    """Seconds of memory traffic at one stage's tp GPUs' peak bandwidth; with pipeline
+    stages each of a round's `batches` micro-batches reads the weights, and the experts its
+    share of the tokens touches."""
     accepted = peak.accepted
     # speculative decoding: a verify step emits `accepted` tokens per decoding sequence, so
     # a step that decodes is 1/accepted of one (stepmodel.py); a prefill-only step is whole
@@ -79,7 +91,7 @@ def _memory_s(peak: StepTime, work: WorkDone) -> float:
         untouched = 1.0 - peak.experts_per_token / peak.experts
 
         def touched(tokens: float) -> float:      # share of the experts a step reads
-            return 1.0 - math.pow(untouched, tokens)
+            return batches * (1.0 - math.pow(untouched, tokens / batches))
 
         # the share touched is concave in a step's tokens, so the run's mean step would
         # overstate it: the prefill chunks' tokens go to the steps that carry them (a
@@ -95,7 +107,8 @@ def _memory_s(peak: StepTime, work: WorkDone) -> float:
         experts = peak.experts_s * share
     drafts = (peak.verify_tokens - 1) * peak.draft_weights_s * steps \
         + peak.serial_per_kv_token_s * work.kv_token_steps / accepted
-    return (peak.weights_s * steps + experts + peak.memory_per_kv_token_s * work.kv_token_steps
+    return (peak.weights_s * steps * batches + experts
+            + peak.memory_per_kv_token_s * work.kv_token_steps
             / accepted + peak.memory_per_seq_s * _windows(peak, work) / accepted + drafts)
 
 
@@ -109,7 +122,9 @@ def _windows(peak: StepTime, work: WorkDone) -> float:
 
 
 def hardware_use(setup: ReplicaSetup, work: WorkDone, replica_s: float) -> HardwareUse:
-    """MFU and MBU of `work` done over `replica_s` replica-seconds (each replica: tp GPUs)."""
+    """MFU and MBU of `work` done over `replica_s` replica-seconds (each replica: tp x pp
+    GPUs; the roofline's figures are at one stage's tp GPUs, so with pipeline stages the
+    FLOPs, the same whatever the layout, are spread over pp times those GPUs)."""
     if replica_s <= 0:
         return HardwareUse(0.0, 0.0)
     peak = _peak(setup)
@@ -126,9 +141,10 @@ def hardware_use(setup: ReplicaSetup, work: WorkDone, replica_s: float) -> Hardw
                  + peak.draft_per_token_s * (work.tokens - work.decode_seq_steps + decode_tokens
                                              + (peak.verify_tokens - 2) * work.decode_seq_steps
                                              / peak.accepted))
-    return HardwareUse(compute_fraction=compute_s / replica_s,
-                       memory_bandwidth_fraction=_memory_s(peak, work)
-                       / replica_s)
+    pp = setup.pp
+    return HardwareUse(compute_fraction=compute_s / replica_s / pp,
+                       memory_bandwidth_fraction=_memory_s(peak, work, _micro_batches(pp, work))
+                       / replica_s / pp)
 
 
 def memory_bandwidth_series(setup: ReplicaSetup, *, steps: list[float],
@@ -142,7 +158,8 @@ def memory_bandwidth_series(setup: ReplicaSetup, *, steps: list[float],
                                 replica_s, strict=True):
         work = WorkDone(steps=n, decode_steps=e, tokens=tokens_per_step * n,
                         prefill_pairs=0.0, decode_seq_steps=d, kv_token_steps=k)
-        out.append(_memory_s(peak, work) / span if span > 0 else 0.0)
+        batches = _micro_batches(setup.pp, work)
+        out.append(_memory_s(peak, work, batches) / span / setup.pp if span > 0 else 0.0)
     return out
 
 

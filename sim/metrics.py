@@ -262,7 +262,8 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
         engine=EngineOutcome(
             vllm_version=dep.engine.vllm_version, data_parallel_ranks=setup.attention_ranks,
             max_num_seqs=setup.max_num_seqs,
-            max_num_batched_tokens=setup.max_num_batched_tokens,
+            # one batch's (vLLM's flag, every rank's); pipeline stages run pp of them a round
+            max_num_batched_tokens=setup.max_num_batched_tokens // setup.pp,
             async_scheduling=setup.async_scheduling,
             kv_cache_tokens=run.capacity.tokens, kv_cache_blocks=run.capacity.blocks,
             vllm_logged_kv_cache_tokens=run.capacity.logged_tokens,

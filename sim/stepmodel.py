@@ -251,7 +251,8 @@ class StepModel:
             + self.serial_per_prefill_token_s * prefill \
             + self.serial_per_seq_s * decode_seqs + self.serial_per_kv_token_s * kv_tokens \
             + self.serial_per_pair_s * prefill_pairs + self._draft_s(tokens, decode_seqs)
-        cpu = self.cpu_s + self.cpu_per_seq_s * decode_seqs
+        # the scheduler runs once per micro-batch of a round (pipeline stages)
+        cpu = self.cpu_s * min(self.stages, max(1, units)) + self.cpu_per_seq_s * decode_seqs
         return compute, memory, serial, cpu
 
     def step_s(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int,

@@ -52,6 +52,9 @@ class PointResult(ResultModel):
     router: str
     traffic_scale: float
     layout: str | None = None
+    #: a replica's GPUs: tp x pp (with layout dp, tp is the data-parallel ranks)
+    tp: int = 1
+    pp: int = 1
     name: str
     error: str | None = None
     ttft_p95_ms: float | None = None
@@ -104,13 +107,14 @@ def run_point(loaded: LoadedScenario, base: str, point: Point) -> PointResult:
             "expert_parallel": ranks or dep.engine.expert_parallel})
         gpus = dep.gpus_per_replica
         update["tp"], update["pp"] = (1, gpus) if point.layout == "pp" else (gpus, 1)
-        layout = f"-{point.layout}"
+        layout = f"-{point.layout}{gpus}"
     varied = dep.model_copy(update=update)
     name = f"{point.gpu}x{point.replicas}{layout}-{point.router}-{point.traffic_scale:g}"
     variant = LoadedScenario(with_variant(scenario, base, name, varied), loaded.catalog,
                              loaded.path)
     head = {"gpu": point.gpu, "replicas": point.replicas, "router": point.router,
-            "traffic_scale": point.traffic_scale, "layout": point.layout, "name": name}
+            "traffic_scale": point.traffic_scale, "layout": point.layout, "tp": varied.tp,
+            "pp": varied.pp, "name": name}
     setup = varied.setup(loaded.catalog)
     error = tp_error(setup, fits) or pp_error(setup) or kv_capacity(setup).error
     if error:

@@ -25,7 +25,8 @@ Pipeline stages (pp > 1) hold runs of the layers, vLLM's split (vllm/distributed
 `get_pp_indices`: L // pp layers each, the remainder one more each on the stages before the
 last, counting back from the second-to-last); the first stage also holds the input
 embedding, the last the final norm, the output head and the sampler (PPMissingLayer
-elsewhere; with tied embeddings the last stage loads its own copy). Each stage's workers
+elsewhere; with tied embeddings the last stage loads its own copy, which is its head).
+Each stage's workers
 profile their own memory and size a cache of their own layers' pages, and the engine
 takes the fewest blocks any worker has (vllm/v1/core/kv_cache_utils.py
 `get_kv_cache_configs`, v0.11.0; re-planned to that count in v0.34's
@@ -47,7 +48,7 @@ from dataclasses import dataclass, replace
 from llmplan.catalog.catalog import DTYPE_BYTES
 from llmplan.perf.drafter import drafter
 from llmplan.perf.engine import GIB
-from llmplan.perf.parallel import setup_allowed_tp
+from llmplan.perf.parallel import pp_error, setup_allowed_tp
 from llmplan.perf.setup import ReplicaSetup
 
 #: vLLM V1 sampler warm-up: fp32 logits copies of max_num_seqs x vocab alive at the peak
@@ -184,7 +185,10 @@ def weights_bytes_per_gpu(setup: ReplicaSetup, stage: Stage | None = None) -> fl
     matrix = model.vocab_size * model.hidden_size * 2.0
     vocab = model.embedding_params * 2.0
     share = stage.layers / model.layers
-    held = (int(stage.embedding) + int(stage.head)) * matrix if setup.pp > 1 else vocab
+    # a stage holds one vocabulary matrix, the embedding or the head (with tied embeddings
+    # the last stage's head is its own copy of the embedding, one matrix: lm_head is
+    # tied to embed_tokens there)
+    held = matrix * (stage.embedding or stage.head) if setup.pp > 1 else vocab
     rest = (model.weight_bytes(dtype) - experts - vocab) * share + held \
         + drafter(setup).weights_bytes
     return experts * share * setup.fullest_expert_share + rest / setup.attention_tp
@@ -467,19 +471,41 @@ def fits(setup: ReplicaSetup) -> bool:
     return all(memory_budget(setup, stage).available_bytes > 0 for stage in stages(setup))
 
 
+def _layout(tp: int, pp: int) -> str:
+    return f"tp={tp}" if pp == 1 else f"tp {tp} x pp {pp}"
+
+
+def _fitting_layout(setup: ReplicaSetup) -> str | None:
+    """The layout within one server with the fewest GPUs, more than the replica has, that
+    holds the model: a larger tp (as the scenario has no stages), else tp x pp stages."""
+    if setup.pp == 1:
+        min_tp = next((t for t in setup_allowed_tp(setup) if t > setup.tp
+                       and fits(replace(setup, tp=t))), None)
+        if min_tp is not None:
+            return f"tp >= {min_tp}"
+    # fewest GPUs first; of as many, the fewest stages
+    layouts = sorted(((t, p) for t in setup_allowed_tp(setup)
+                      for p in range(1, setup.gpus_per_node // t + 1) if t * p > setup.gpus),
+                     key=lambda layout: (layout[0] * layout[1], layout[1]))
+    for tp, pp in layouts:
+        staged = replace(setup, tp=tp, pp=pp)
+        if pp_error(staged) is None and fits(staged):
+            return f"tp {tp} x pp {pp} ({tp * pp} GPUs)" if pp > 1 or setup.pp > 1 \
+                else f"tp >= {tp}"
+    return None
+
+
 def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
     need = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes
-    min_tp = next((t for t in setup_allowed_tp(setup) if t > setup.tp
-                   and fits(replace(setup, tp=t))), None)
+    fitting = _fitting_layout(setup)
     draft = drafter(setup).weights_bytes / setup.attention_tp
     of_which = f", the drafter's {draft / GIB:.1f} of them" if draft else ""
     return (f"{setup.model_name} in {setup.weights_dtype} does not fit on {setup.gpu_name} "
-            f"with tp={setup.tp}: needs {need / GIB:.1f} GiB per GPU (weights "
-            f"{budget.weights_bytes / GIB:.1f}{of_which}), {budget.budget_bytes / GIB:.1f} "
-            f"GiB usable at "
+            f"with {_layout(setup.tp, setup.pp)}: needs {need / GIB:.1f} GiB per GPU "
+            f"(weights {budget.weights_bytes / GIB:.1f}{of_which}), "
+            f"{budget.budget_bytes / GIB:.1f} GiB usable at "
             f"gpu_memory_utilization {setup.gpu_memory_utilization:g}; expected "
-            + (f"tp >= {min_tp}" if min_tp else "a bigger GPU")
-            + " or a smaller weights_dtype")
+            + (fitting or "a bigger GPU") + " or a smaller weights_dtype")
 
 
 __all__ = ["DTYPE_BYTES", "KvCapacity", "MemoryBudget", "Stage", "fits", "kv_capacity",

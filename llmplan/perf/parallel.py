@@ -185,7 +185,7 @@ Fits = Callable[[ReplicaSetup], bool]
 def _expected_tp(setup: ReplicaSetup, fits: Fits | None, more: str = "") -> str:
     """The sizes vLLM accepts that also hold the weights (a list that fits nothing would
     send the user to a size that fails next)."""
-    allowed = setup_allowed_tp(setup)
+    allowed = [t for t in setup_allowed_tp(setup) if t * setup.pp <= setup.gpus_per_node]
     fitting = [t for t in allowed if fits is None or fits(replace(setup, tp=t))]
     what = f"{setup.model_name} on {setup.gpu_name} in {setup.weights_dtype}"
     if fitting:

@@ -303,7 +303,8 @@ def pipelined(step: StepTime, setup: ReplicaSetup, spec: RooflineStepTime) -> St
     tokens, the pairs and the context divided by pp; the weights, the per-layer floors
     and the fixed gap once a round (pp micro-batches each pay 1/pp of them per stage).
     The engine schedules each micro-batch while the others run (V1's batch queue), so
-    the CPU's work, pp schedules a round, overlaps the GPUs'; the linear, tabulated and
+    the CPU's work, a schedule per micro-batch of the round (stepmodel.py), overlaps the
+    GPUs'; the linear, tabulated and
     calibrated kinds are measured on a whole server and are left as they are."""
     pp, model = setup.pp, setup.model
     link = setup.gpu.interconnect_gb_per_s * 1e9 * spec.allreduce_efficiency
@@ -323,7 +324,7 @@ def pipelined(step: StepTime, setup: ReplicaSetup, spec: RooflineStepTime) -> St
         compute_per_sampled_s=step.compute_per_sampled_s / pp,
         memory_per_kv_token_s=step.memory_per_kv_token_s / pp,
         memory_per_seq_s=step.memory_per_seq_s / pp,
-        cpu_s=step.cpu_s * pp, async_cpu=True,
+        async_cpu=True,
         # a round of prefills alone lasts its costliest chunk's whole pass, all-reduces
         # included (stepmodel.py)
         ranks=pp, rank_dense_per_token_s=pooled + serial_per_token, stages=pp)

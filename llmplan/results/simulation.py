@@ -252,7 +252,9 @@ class EngineOutcome(ResultModel):
                     "kv_cache_blocks and max_concurrency_at_mean_request are the "
                     "replica's, every rank's together; vllm_logged_kv_cache_tokens, "
                     "max_model_len and max_concurrency_at_max_model_len are one rank's, as "
-                    "each rank logs them; memory is one GPU's.")
+                    "each rank logs them; memory is one GPU's (with pipeline stages, of the "
+                    "stage with the fewest KV blocks; max_num_batched_tokens is one batch's, "
+                    "pp of them in flight).")
     max_num_seqs: int
     max_num_batched_tokens: int
     async_scheduling: bool

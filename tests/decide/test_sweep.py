@@ -172,8 +172,10 @@ def test_a_sweep_tries_the_layouts_of_a_replicas_gpus(tmp_path: Path) -> None:
         runs[base] = SweepResult.model_validate_json((out / "sweep.json").read_text())
     tp, pp, dp = runs["moe"].points
     assert (tp.layout, pp.layout, dp.layout) == ("tp", "pp", "dp")
-    assert (tp.name, dp.name) == ("H100-SXMx1-tp-least_outstanding-1",
-                                  "H100-SXMx1-dp-least_outstanding-1")
+    assert (tp.name, pp.name, dp.name) == ("H100-SXMx1-tp2-least_outstanding-1",
+                                           "H100-SXMx1-pp2-least_outstanding-1",
+                                           "H100-SXMx1-dp2-least_outstanding-1")
+    assert [(p.tp, p.pp) for p in (tp, pp, dp)] == [(2, 1), (1, 2), (2, 1)]
     assert tp.error is None and dp.error is None
     # the same GPUs, run as two ranks with the experts spread: not the same answer
     assert tp.e2e_p95_ms != dp.e2e_p95_ms

@@ -247,3 +247,46 @@ def test_a_run_short_of_a_whole_minute_is_busy_at_most_all_of_its_time(duration:
     use = summarise_run(run, stream, loaded.scenario).local.utilisation  # type: ignore[union-attr]
     assert 0.9 < use.engine_busy_fraction <= 1.0
     assert use.mbu_fraction <= 1.0 and use.kv_cache_mean_fraction <= 1.0
+
+
+def test_one_request_on_pipeline_stages_keeps_one_stage_busy_at_a_time() -> None:
+    """The same request on two stages of one H100 each: the same FLOPs and the same bytes
+    (its one micro-batch reads each stage's weights once a step), over twice the GPUs."""
+    loaded = scenario_from(ONE_REQUEST.replace("model: Llama-3.1-8B",
+                                               "model: Llama-3.1-8B\n        pp: 2"))
+    run, stream = run_first(loaded)
+    use = summarise_run(run, stream, loaded.scenario).local.utilisation   # type: ignore[union-attr]
+    dep = loaded.scenario.deployments["one"]
+    assert isinstance(dep, LocalDeployment) and dep.gpus_per_replica == 2
+    peak = roofline(dep.setup(loaded.catalog),
+                    RooflineStepTime(compute_efficiency=1, memory_efficiency=1))
+    kv_reads = sum(100 + j for j in range(1, 10))
+    memory_s = 10 * peak.weights_s + kv_reads * peak.memory_per_kv_token_s
+    compute_s = (109 * peak.compute_per_token_s + 9 * peak.compute_per_sampled_s
+                 + (5050 + kv_reads) * peak.compute_per_pair_s)
+    assert use.mbu_fraction == pytest.approx(memory_s / 100.0 / 2, rel=1e-9)
+    assert use.mfu_fraction == pytest.approx(compute_s / 100.0 / 2, rel=1e-9)
+
+
+OVERLOADED = """
+    seed: 2
+    duration: 30
+    traffic: {{kind: poisson, rate_per_s: 30}}
+    tasks:
+      - {{name: chat, prompt_tokens: {{kind: fixed, tokens: 500}},
+         output_tokens: {{kind: fixed, tokens: 200}}}}
+    deployments:
+      fleet: {deployment}
+"""
+
+
+@pytest.mark.parametrize("deployment", ["{gpu: MI300X, model: Llama-3.3-70B, pp: 4}",
+                                        "{gpu: MI300X, model: Llama-3.3-70B, tp: 4}"])
+def test_overloaded_stages_use_at_most_their_gpus(deployment: str) -> None:
+    """Saturated, four stages compute at most what four GPUs can (the roofline's figures
+    are one stage's GPUs': they are spread over all four), as the tensor-parallel twin."""
+    loaded = scenario_from(OVERLOADED.format(deployment=deployment))
+    run, stream = run_first(loaded)
+    use = summarise_run(run, stream, loaded.scenario).local.utilisation  # type: ignore[union-attr]
+    assert 0.2 < use.mfu_fraction <= 1.0 and 0.0 < use.mbu_fraction <= 1.0
+    assert use.engine_busy_fraction > 0.95
