@@ -15,7 +15,7 @@ from llmplan.fidelity.fit import Fit
 from llmplan.fidelity.validate import METRICS, Comparison
 from llmplan.loadtests.repeats import RepeatSummary
 from llmplan.perf.steptime_spec import Calibration, TabulatedStepTime
-from llmplan.results.decision import Candidate, Result
+from llmplan.results.decision import Result
 from llmplan.results.loadtest import LoadTestSummary
 from llmplan.tables import Col, Fitted, grid
 
@@ -27,35 +27,6 @@ def fmt(value: float | None, digits: int = 0) -> str:
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
-
-
-def _serving(dep: Candidate) -> str:
-    local, cloud = dep.local, dep.cloud
-    parts = []
-    if local is not None:
-        # an autoscaled fleet from its first replicas to its most (the most are bought)
-        most = max(local.fleet.max_replicas or 0, local.replicas)
-        grows = most > local.replicas
-        count = f"{local.gpus}-{most * local.tp * local.pp}" if grows else f"{local.gpus}"
-        replicas = f"{local.replicas}-{most}" if grows else f"{local.replicas}"
-        layout = _layout(local.tp, local.pp, replicas, local.engine.data_parallel_ranks)
-        parts.append(f"{count} x {local.gpu}{layout}")
-    if cloud is not None:
-        parts.append(cloud.model)
-    return " + ".join(parts)
-
-
-def _layout(tp: int, pp: int, replicas: str, ranks: int) -> str:
-    """How a replica spreads over its GPUs, when over more than one: one tensor-parallel
-    engine ("tp 8"), one data-parallel rank per GPU with the experts spread ("dp 8"), or
-    pipeline stages ("tp 4 x pp 2", "pp 4"), times the replicas ("2-6": an autoscaled
-    fleet's first and most)."""
-    if tp * pp == 1:
-        return ""
-    each = f"dp {ranks}" if ranks > 1 else f"tp {tp}"
-    if pp > 1:
-        each = f"{each} x pp {pp}" if tp > 1 else f"pp {pp}"
-    return f" ({replicas} x {each})" if replicas != "1" else f" ({each})"
 
 
 #: the simulate summary's figures, units in the headers
@@ -77,7 +48,7 @@ def summary_table(result: Result) -> Fitted:
         per_useful = dep.cost.usd_per_useful_result
         goodput = _pct(dep.slo.goodput_fraction)
         names.append(escape(name))
-        serving.append(escape(_serving(dep)))
+        serving.append(escape(dep.serves_with()))
         figures.append([
             fmt(lat.ttft_ms.p95), fmt(lat.tpot_ms.p50, 1),
             fmt(None if e2e is None else e2e / 1e3, 1),

@@ -269,8 +269,8 @@ def render(result: Result, price_warnings: list[str] | None = None,
         lat, cost = dep.latency, dep.cost
         engine = dep.local.engine if dep.local is not None else None
         summary_rows.append([
-            name, dep.kind, dep.latency_from, "yes" if dep.feasible else "no: " + "; ".join(
-                dep.infeasible_because),
+            name, dep.serves_with(), dep.latency_from,
+            "yes" if dep.feasible else "no: " + "; ".join(dep.infeasible_because),
             _fmt(engine.kv_cache_tokens) if engine else "-",
             _fmt(engine.max_concurrency_at_mean_request) if engine else "-",
             _fmt(lat.ttft_ms.p95), _fmt(lat.e2e_ms.p95),
@@ -282,7 +282,8 @@ def render(result: Result, price_warnings: list[str] | None = None,
                              *["-"] * 9])
     parts.append("<h2>Candidates</h2><p>" + html.escape(result.monthly_volume().capitalize())
                  + ".</p>" + _table(
-        ["deployment", "kind", "latency from", "feasible", "KV cache tokens per replica",
+        ["deployment", "serves with", "latency from", "feasible",
+         "KV cache tokens per replica",
          "max concurrent requests of mean length", "TTFT p95 ms", "E2E p95 ms",
          "goodput", "not answered", "USD/month",
          "USD per 1k requests", "USD per useful result"], summary_rows))

@@ -409,6 +409,36 @@ class DeploymentResult(ResultModel):
     hybrid: HybridOutcome | None = None
     sessions: SessionOutcome | None = None
 
+    def serves_with(self) -> str:
+        """What it runs on, as a tech lead reads it: "6 x H100-SXM (3 x tp 2)", an
+        autoscaled fleet from its first replicas to its most (the most are bought), the
+        cloud model, or both."""
+        local, cloud = self.local, self.cloud
+        parts = []
+        if local is not None:
+            most = max(local.fleet.max_replicas or 0, local.replicas)
+            grows = most > local.replicas
+            count = f"{local.gpus}-{most * local.tp * local.pp}" if grows else f"{local.gpus}"
+            replicas = f"{local.replicas}-{most}" if grows else f"{local.replicas}"
+            layout = _layout(local.tp, local.pp, replicas, local.engine.data_parallel_ranks)
+            parts.append(f"{count} x {local.gpu}{layout}")
+        if cloud is not None:
+            parts.append(cloud.model)
+        return " + ".join(parts)
+
+
+def _layout(tp: int, pp: int, replicas: str, ranks: int) -> str:
+    """How a replica spreads over its GPUs, when over more than one: one tensor-parallel
+    engine ("tp 8"), one data-parallel rank per GPU with the experts spread ("dp 8"), or
+    pipeline stages ("tp 4 x pp 2", "pp 4"), times the replicas ("2-6": an autoscaled
+    fleet's first and most)."""
+    if tp * pp == 1:
+        return ""
+    each = f"dp {ranks}" if ranks > 1 else f"tp {tp}"
+    if pp > 1:
+        each = f"{each} x pp {pp}" if tp > 1 else f"pp {pp}"
+    return f" ({replicas} x {each})" if replicas != "1" else f" ({each})"
+
 
 class RunInfo(ResultModel):
     """What was simulated."""

@@ -23,6 +23,7 @@ from llmplan.perf.steptime import build_step_time
 from llmplan.perf.steptime_spec import RooflineStepTime
 from llmplan.pipeline import evaluate
 from llmplan.render import summary_table
+from llmplan.report import render
 from llmplan.scenario import load_scenario_text
 from llmplan.sim.stepmodel import StepModel
 
@@ -198,6 +199,10 @@ def test_on_pcie_cards_stages_trade_latency_for_throughput() -> None:
     console.print(summary_table(result))
     text = console.export_text()
     assert "4 x L40S (pp 4)" in text and "4 x L40S (tp 4)" in text
+    # and the report's candidate table, which a tech lead reads
+    page = render(result)
+    assert "<th>serves with</th>" in page
+    assert "<td>4 x L40S (pp 4)</td>" in page and "<td>4 x L40S (tp 4)</td>" in page
 
 
 @pytest.mark.parametrize(("deployment", "where", "why"), [
