@@ -110,7 +110,9 @@ def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, 
                               / (capacity.kv_bytes_per_token * dep.gpus_per_replica)),
         sliding_groups=capacity.sliding_groups, full_groups=capacity.full_groups,
         window_blocks=capacity.window_blocks,
-        max_chunk_tokens=setup.rank_max_num_batched_tokens)
+        # a request's chunk: one rank's budget; with pipeline stages, up to every
+        # micro-batch's of the round (its next chunk is scheduled while the last is in flight)
+        max_chunk_tokens=setup.rank_max_num_batched_tokens * setup.pp)
     replicas: list[Replica] | list[ReferenceReplica]
     router = make_router(dep.router, work.groups, work.shared, work.prompts)
     work = work.on_ranks(setup.attention_ranks)     # each rank caches its own requests

@@ -69,12 +69,15 @@ def _peak(setup: ReplicaSetup) -> StepTime:
     return roofline(setup, AT_PEAK)
 
 
-def _micro_batches(pp: int, work: WorkDone) -> float:
+def _micro_batches(setup: ReplicaSetup, work: WorkDone) -> float:
     """Micro-batches a step (a round of pipeline stages) held on average: one per decoding
-    sequence or prefilling step, at most pp (1 without stages)."""
+    sequence, the prefill tokens in budgets of one batch's max_num_batched_tokens, at most
+    pp (1 without stages; from the run's means, so a little high when rounds vary)."""
+    pp = setup.pp
     if pp <= 1 or work.steps <= 0:
         return 1.0
-    units = (work.decode_seq_steps + work.prefill_steps) / work.steps
+    prefill = work.tokens - work.decode_seq_steps
+    units = (work.decode_seq_steps + prefill / setup.rank_max_num_batched_tokens) / work.steps
     return min(float(pp), max(1.0, units))
 
 
@@ -143,7 +146,7 @@ def hardware_use(setup: ReplicaSetup, work: WorkDone, replica_s: float) -> Hardw
                                              / peak.accepted))
     pp = setup.pp
     return HardwareUse(compute_fraction=compute_s / replica_s / pp,
-                       memory_bandwidth_fraction=_memory_s(peak, work, _micro_batches(pp, work))
+                       memory_bandwidth_fraction=_memory_s(peak, work, _micro_batches(setup, work))
                        / replica_s / pp)
 
 
@@ -158,7 +161,7 @@ def memory_bandwidth_series(setup: ReplicaSetup, *, steps: list[float],
                                 replica_s, strict=True):
         work = WorkDone(steps=n, decode_steps=e, tokens=tokens_per_step * n,
                         prefill_pairs=0.0, decode_seq_steps=d, kv_token_steps=k)
-        batches = _micro_batches(setup.pp, work)
+        batches = _micro_batches(setup, work)
         out.append(_memory_s(peak, work, batches) / span / setup.pp if span > 0 else 0.0)
     return out
 

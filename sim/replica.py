@@ -86,7 +86,8 @@ class Replica:
         self.max_seqs = config.max_num_seqs
         self.max_tokens = config.max_num_batched_tokens
         self.max_chunk = config.max_chunk_tokens or config.max_num_batched_tokens
-        self.ranked = self.max_chunk < self.max_tokens     # data-parallel ranks
+        # data-parallel ranks, pipeline stages: the step's costliest chunk sets a floor
+        self.ranked = self.max_chunk < self.max_tokens or config.step.stages > 1
         self.chunked = config.chunked_prefill
         self.max_len = config.max_model_len
         self.queue_limit = config.queue_limit

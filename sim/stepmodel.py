@@ -60,11 +60,13 @@ pipelined behind it. The coefficients are pooled as for data-parallel ranks (the
 per-token, per-pair and per-KV-token parts divided by pp; the weights, read once per stage
 per micro-batch, are one whole pass a round), the experts a round reads are those each
 micro-batch's 1/pp of the tokens touches, and `ranks` = pp charges the decodes' attention
-as they split into micro-batches (a lone decode waits for its whole pass). A prompt's
-chunks do not wait for one another (V1 schedules a prefill's next chunk while the last is
-in flight: `_update_after_schedule` advances num_computed_tokens at scheduling), so a round
-with decodes in flight pipelines its chunks with them; a round of prefill chunks alone
-lasts at least its costliest chunk's whole pass (the prompt's first token waits for it).
+as they split into micro-batches (a lone decode waits for its whole pass). Each stage takes
+the micro-batches in order, so one heavy micro-batch holds the others behind it at every
+stage: a round lasts at least the whole pass of its costliest micro-batch. A prompt's next
+chunk is scheduled while the last is in flight (`_update_after_schedule` advances
+num_computed_tokens at scheduling), so one request may take up to pp budgets of a round
+(`stage_tokens` each), its micro-batches one stage apart: the round lasts at least the
+first's whole pass plus one stage of each later one (`_lone_s`).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ class StepModel:
                  verify_tokens: int = 1, accepted: float = 1.0,
                  draft_per_token_s: float = 0.0, draft_weights_s: float = 0.0,
                  ranks: int = 1, rank_dense_per_token_s: float = 0.0,
-                 stages: int = 1) -> None:
+                 stages: int = 1, stage_tokens: int = 0) -> None:
         self.serial_s = serial_s
         self.serial_per_token_s = serial_per_token_s
         #: a measured serial time of a step by its tokens (index: tokens; a calibrated
@@ -144,6 +146,8 @@ class StepModel:
         #: pipeline stages: a round's tokens go through the experts in `stages`
         #: micro-batches, each touching its own share of them (module docstring)
         self.stages = stages
+        #: one micro-batch's token budget (pipeline stages: a round has `stages` of them)
+        self.stage_tokens = stage_tokens if stage_tokens > 0 else (1 << 62)
 
     def _weights_read_s(self, tokens: float, units: int = 1) -> float:
         """Dense weights, plus the share of experts `tokens` routed tokens touch (each picks
@@ -208,6 +212,17 @@ class StepModel:
             cost += self.compute_per_window_seq_s * min(pairs, tokens * w) / w
         return cost
 
+    def _lone_s(self, tokens: float, pairs: float) -> float:
+        """What the step's costliest chunk sets its compute to at least: ranks x its pooled
+        cost on one data-parallel rank's GPU; with pipeline stages, one request's tokens of
+        the round in micro-batches of at most `stage_tokens`, the first's whole pass (pp x
+        its pooled cost) and the others one stage each behind it."""
+        if self.stages <= 1 or tokens <= self.stage_tokens:
+            return self.ranks * self.rank_cost_s(tokens, pairs)
+        first = self.stage_tokens / tokens
+        return self.ranks * self.rank_cost_s(tokens * first, pairs * first) \
+            + self.rank_cost_s(tokens * (1.0 - first), pairs * (1.0 - first))
+
     def _parts(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int, pairs: int, *,
                lone_tokens: int = 0, lone_pairs: int = 0,
                ) -> tuple[float, float, float, float]:
@@ -221,7 +236,9 @@ class StepModel:
         tokens = prefill + decode_seqs * q
         # the GEMMs' own roofline, a constant of the step's tokens; attention's parts follow
         # (both carry it, so max(compute, memory) is the sum of the two maxima)
-        units = decode_seqs + (1 if prefill_tokens else 0)
+        # micro-batches the round's work fills (pipeline stages): a decode each at most,
+        # the prefill tokens in budgets of stage_tokens
+        units = decode_seqs + (-(-prefill_tokens // self.stage_tokens) if prefill_tokens else 0)
         gemms = max(self._gemm_flops_s(tokens, decode_seqs), self._weights_read_s(tokens, units))
         u = self._uneven(decode_seqs)
         w = self.window_tokens
@@ -237,12 +254,10 @@ class StepModel:
         compute = gemms + self.compute_per_prefill_pair_s * prefill_pairs \
             + self.compute_per_pair_s * q * u * kv_tokens \
             + self.compute_per_window_seq_s * window_work
-        if lone_tokens and self.rank_dense_per_token_s \
-                and (self.stages == 1 or decode_seqs == 0):
-            # the costliest chunk on one rank's GPU; with pipeline stages, its whole pass
-            # when nothing else is in flight (module docstring)
-            compute += max(0.0, self.ranks * self.rank_cost_s(lone_tokens * spread,
-                                                              lone_pairs * spread)
+        if lone_tokens and self.rank_dense_per_token_s:
+            # the costliest chunk on one rank's GPU; with pipeline stages, the whole pass of
+            # its first micro-batch, the rest of it pipelined behind (module docstring)
+            compute += max(0.0, self._lone_s(lone_tokens * spread, lone_pairs * spread)
                            - self.rank_cost_s(prefill, prefill_pairs))
         memory = gemms + self.memory_per_kv_token_s * u * kv_tokens \
             + self.memory_per_seq_s * windows
@@ -292,7 +307,8 @@ class StepModel:
         # KV reading call a step of compute-bound GEMMs memory-bound)
         tokens = prefill_tokens * self._spread(decode_seqs) + decode_seqs * self.verify_tokens
         flops_s = self._gemm_flops_s(tokens, decode_seqs)
-        read_s = self._weights_read_s(tokens, decode_seqs + (1 if prefill_tokens else 0))
+        read_s = self._weights_read_s(tokens, decode_seqs + (
+            -(-prefill_tokens // self.stage_tokens) if prefill_tokens else 0))
         gemms = max(flops_s, read_s)
         attn_compute, attn_memory = compute - gemms, memory - gemms
         by_compute = (flops_s if flops_s >= read_s else 0.0) \

@@ -578,7 +578,7 @@ def _layout_flipped(planner: Planner) -> tuple[str, LoadedScenario, set[str]] | 
     when none changes."""
     scenario, catalog = planner.loaded.scenario, planner.loaded.catalog
     moe = {name: dep for name, dep in scenario.deployments.items()
-           if isinstance(dep, LocalDeployment) and dep.tp > 1
+           if isinstance(dep, LocalDeployment) and dep.tp > 1 and dep.pp == 1
            and dep.model in catalog.models and catalog.models[dep.model].is_moe
            and isinstance(dep.step_time, RooflineStepTime)}
     if not moe:
@@ -593,7 +593,8 @@ def _layout_flipped(planner: Planner) -> tuple[str, LoadedScenario, set[str]] | 
             update["expert_parallel"] = True
         flipped = dep.model_copy(update={"engine": dep.engine.model_copy(update=update)})
         setup = flipped.setup(catalog)
-        if tp_error(setup, fits) is not None or kv_capacity(setup).error is not None:
+        if tp_error(setup, fits) is not None or pp_error(setup) is not None \
+                or kv_capacity(setup).error is not None:
             continue
         flipped_fleets[name] = flipped
     if not flipped_fleets:

@@ -404,8 +404,9 @@ def _tightest_stage(setup: ReplicaSetup) -> tuple[MemoryBudget, KvLayout, float,
             else engine.kv_cache_memory_gib * GIB
         blocks = max(0, math.floor(available / layout.block_bytes()))
         found.append((budget, layout, available, blocks))
-    # the fewest blocks; among stages with none, the one furthest short of memory
-    return min(found, key=lambda f: (f[3], f[2]))
+    # the fewest blocks; among stages with as many (none, or a cache set by hand), the one
+    # with the least memory of its own left, which a check of the room must look at
+    return min(found, key=lambda f: (f[3], f[0].available_bytes))
 
 
 def window_reserve_blocks(request_tokens: int, *, block: int, sliding_groups: int,

@@ -62,6 +62,7 @@ class StepTime:
     ranks: int = 1                   # data-parallel attention ranks
     rank_dense_per_token_s: float = 0.0   # the dense layers' share of compute_per_token_s
     stages: int = 1                  # pipeline stages (a round of as many micro-batches)
+    stage_tokens: int = 0            # ... each with this token budget (0: no stages)
     source: str = "roofline"
     client_overhead_s: float = 0.0   # HTTP, tokenisation, queueing outside the engine
 
@@ -325,6 +326,7 @@ def pipelined(step: StepTime, setup: ReplicaSetup, spec: RooflineStepTime) -> St
         memory_per_kv_token_s=step.memory_per_kv_token_s / pp,
         memory_per_seq_s=step.memory_per_seq_s / pp,
         async_cpu=True,
-        # a round of prefills alone lasts its costliest chunk's whole pass, all-reduces
+        # a round lasts at least its costliest micro-batch's whole pass, all-reduces
         # included (stepmodel.py)
-        ranks=pp, rank_dense_per_token_s=pooled + serial_per_token, stages=pp)
+        ranks=pp, rank_dense_per_token_s=pooled + serial_per_token, stages=pp,
+        stage_tokens=setup.rank_max_num_batched_tokens)

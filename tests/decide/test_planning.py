@@ -211,30 +211,48 @@ def test_a_moe_fleet_is_tried_as_data_parallel_ranks_too() -> None:
 PCIE_FLEET = """
     seed: 3
     duration: 600
-    traffic: {kind: poisson, rate_per_s: 1.5}
+    traffic: {kind: poisson, rate_per_s: 3}
     tasks:
-      - {name: chat, prompt_tokens: {kind: lognormal, mean: 1500, p95: 4000},
-         output_tokens: {kind: lognormal, mean: 300, p95: 800}, sensitivity: restricted}
-    slo: {ttft_ms: 5000, tpot_ms: 200, min_goodput_fraction: 0.9}
+      - {name: chat, prompt_tokens: {kind: lognormal, mean: 300, p95: 800},
+         output_tokens: {kind: lognormal, mean: 600, p95: 1500}, sensitivity: restricted}
+    slo: {ttft_ms: 5000, tpot_ms: 250, min_goodput_fraction: 0.9}
     deployments:
-      gpus: {gpu: L40S, model: Llama-3.3-70B, tp: 4, engine: {weights_dtype: fp8}}
+      gpus: {gpu: L40S, model: Llama-3.3-70B, pp: 4, engine: {weights_dtype: fp8}}
 """
 
 
-def test_a_fleet_on_pcie_cards_is_tried_as_pipeline_stages_too() -> None:
-    """Llama-3.3-70B over four L40S without NVLink: tensor parallelism all-reduces every
-    layer's output over PCIe, so its prompts queue; as four pipeline stages the same GPUs
-    hand one hidden state on per stage and keep up. The sensitivity case says the answer
-    changes; GPUs with NVLink get no such case."""
+def test_a_fleet_on_pcie_cards_is_tried_in_the_other_layout_too() -> None:
+    """Llama-3.3-70B as four pipeline stages on four L40S: each stage takes the
+    micro-batches in turn and a lone token waits for all four, so at 3 requests/s the
+    prompts queue; as one tensor-parallel group the same GPUs decode each token over four
+    GPUs' bandwidth at once and keep up, all-reduces over PCIe included. The sensitivity
+    case says the answer changes; GPUs with NVLink get no such case."""
     loaded = scenario_from(PCIE_FLEET)
     simulation = simulate_scenario(loaded)
     assert not simulation.deployments["gpus"].slo.met
     planned = plan(simulation, loaded, window_requests=WINDOW)
     case = next(c for c in planned.sensitivity if c.change.startswith("fleets on PCIe"))
-    assert case.change == "fleets on PCIe cards as pipeline stages (a GPU each)"
+    assert case.change == "fleets on PCIe cards as one tensor-parallel group per replica"
     assert case.winner == "gpus"
-    assert planned.deployments["gpus"].min_replicas_meeting_slo == 2    # as one engine
+    assert planned.deployments["gpus"].min_replicas_meeting_slo == 2    # as stages
+    # and the other way round: the tensor-parallel fleet is tried as stages
+    tensor = scenario_from(PCIE_FLEET.replace("pp: 4", "tp: 4"))
+    assert any(c.change == "fleets on PCIe cards as pipeline stages (a GPU each)"
+               for c in plan(simulate_scenario(tensor), tensor,
+                             window_requests=WINDOW).sensitivity)
     nvlink = scenario_from(PCIE_FLEET.replace("gpu: L40S", "gpu: H100-SXM"))
     assert not any(c.change.startswith("fleets on PCIe")
                    for c in plan(simulate_scenario(nvlink), nvlink,
                                  window_requests=WINDOW).sensitivity)
+
+
+def test_a_moe_fleet_with_stages_is_not_tried_as_data_parallel_ranks() -> None:
+    """Stages with data-parallel attention are refused when a scenario asks for them, so
+    the sensitivity case must not simulate them either."""
+    from llmplan.decide.planning import Planner, _layout_flipped
+
+    staged = scenario_from(MOE_FLEET.replace(
+        "gpus: {gpu: H200, model: DeepSeek-V3, tp: 8, engine: {weights_dtype: fp8}}",
+        "gpus: {gpu: L40S, model: Qwen3-30B-A3B, tp: 2, pp: 2, "
+        "engine: {weights_dtype: fp8}}").replace("duration: 900", "duration: 60"))
+    assert _layout_flipped(Planner(staged, simulate_scenario(staged))) is None

@@ -206,6 +206,9 @@ def test_on_pcie_cards_stages_trade_latency_for_throughput() -> None:
 
 
 @pytest.mark.parametrize(("deployment", "where", "why"), [
+    # a cache set by hand must fit next to every stage's own load, the last's sampler too
+    ("{gpu: L40S, model: Qwen3-32B, pp: 2, engine: {kv_cache_memory_gib: 12.48}}",
+     r"deployments\.bad:", r"kv_cache_memory_gib 12.48 is more than L40S has left"),
     # what does not fit names the layout, and a layout of one server that holds it
     ("{gpu: L4, model: Llama-3.3-70B, pp: 4}", r"deployments\.bad:",
      r"does not fit on L4 with tp 1 x pp 4: .* expected tp 8 x pp 1 \(8 GPUs\)"),
@@ -245,18 +248,24 @@ def test_stages_vllm_or_the_stack_cannot_run_are_refused_at_pp(deployment: str,
     assert re.search(why, str(err.value).replace("\n", " "))
 
 
-def test_a_chunk_next_to_decodes_is_pipelined_with_them() -> None:
-    """vLLM V1 schedules a prompt's next chunk while the last is in flight and other
-    micro-batches' decodes between them: with decodes in flight a round pays a chunk's
-    share of every stage, not its whole pass (which a round of that chunk alone pays)."""
-    setup = _setup("Llama-3.3-70B", "L40S", 1, 4, weights_dtype="fp8")
+def test_a_heavy_micro_batch_holds_the_others_and_a_long_prompt_pipelines() -> None:
+    """Each stage takes the micro-batches in turn, so a round with a prompt's chunk lasts
+    at least that chunk's whole pass, decodes beside it or not. A prompt longer than one
+    micro-batch's budget fills the round's micro-batches one stage apart (V1 schedules its
+    next chunk while the last is in flight): the first chunk's pass and one stage of each
+    other, not a pass each."""
+    setup = _setup("Llama-3.3-70B", "L40S", 1, 4, weights_dtype="fp8",
+                   max_num_batched_tokens=2048)
     staged = StepModel(**build_step_time(setup, RooflineStepTime()).coefficients())
     whole = _whole_model(setup)
     chunk, pairs = 2000, 2000 * 2000 // 2
     lone = dict(lone_tokens=chunk, lone_pairs=pairs)
     alone = staged.step_s(chunk, 0, 0, pairs, **lone)
-    shared = staged.step_s(chunk, 16, 16 * 1500, pairs, **lone)
+    beside = staged.step_s(chunk, 16, 16 * 1500, pairs, **lone)
     assert alone == pytest.approx(whole.step_s(chunk, 0, 0, pairs), rel=0.02)
-    assert shared < 0.5 * alone
-    # still at least the chunk's own share of the stages, and the decodes' pass
-    assert shared > max(alone / 4, whole.step_s(0, 4, 4 * 1500))
+    assert alone <= beside < alone + whole.step_s(0, 16, 16 * 1500)
+    # four budgets of one 8,192-token prompt in one round
+    long, long_pairs = 8192, 8192 * 8193 // 2
+    one_pass = whole.step_s(2048, 0, 0, 2048 * 2049 // 2)
+    piped = staged.step_s(long, 0, 0, long_pairs, lone_tokens=long, lone_pairs=long_pairs)
+    assert one_pass * 1.5 < piped < one_pass * 3.0     # about 1 + 3/4 passes, not 4
