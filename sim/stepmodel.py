@@ -95,7 +95,8 @@ class StepModel:
                  verify_tokens: int = 1, accepted: float = 1.0,
                  draft_per_token_s: float = 0.0, draft_weights_s: float = 0.0,
                  ranks: int = 1, rank_dense_per_token_s: float = 0.0,
-                 stages: int = 1, stage_tokens: int = 0) -> None:
+                 stages: int = 1, stage_tokens: int = 0,
+                 stage_weights_s: float = 0.0) -> None:
         self.serial_s = serial_s
         self.serial_per_token_s = serial_per_token_s
         #: a measured serial time of a step by its tokens (index: tokens; a calibrated
@@ -148,18 +149,24 @@ class StepModel:
         self.stages = stages
         #: one micro-batch's token budget (pipeline stages: a round has `stages` of them)
         self.stage_tokens = stage_tokens if stage_tokens > 0 else (1 << 62)
+        #: the busiest stage's weight reads per micro-batch (its layers, and the last
+        #: stage's output head): a round of m micro-batches waits for m of them
+        self.stage_weights_s = stage_weights_s
 
     def _weights_read_s(self, tokens: float, units: int = 1) -> float:
         """Dense weights, plus the share of experts `tokens` routed tokens touch (each picks
         top-k of E uniformly: E (1 - (1 - k/E)^T) distinct experts expected). With pipeline
         stages, those one micro-batch's tokens touch: the round's `units` (decoding
         sequences, a prefill) split over min(stages, units) micro-batches, and a round lasts
-        at least the largest one's pass."""
-        if self.experts_s == 0.0:
-            return self.weights_s
+        at least the largest one's pass; and the weights once a pass, or the busiest
+        stage's once per micro-batch, whichever is longer (the stages are not equally
+        loaded: the last also reads the output head)."""
         batches = min(self.stages, max(1, units))
-        return self.weights_s + self.experts_s * (1.0 - math.pow(self.untouched,
-                                                                  tokens / batches))
+        weights = self.weights_s if self.stage_weights_s == 0.0 \
+            else max(self.weights_s, batches * self.stage_weights_s)
+        if self.experts_s == 0.0:
+            return weights
+        return weights + self.experts_s * (1.0 - math.pow(self.untouched, tokens / batches))
 
     def _tokens_s(self, tokens: float) -> float:
         """Serial time of the step's tokens: the measured table where it reaches (straight

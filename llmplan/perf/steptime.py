@@ -17,6 +17,7 @@ import numpy as np
 
 from llmplan.catalog import ModelSpec
 from llmplan.perf.drafter import drafter
+from llmplan.perf.memory import stage_layers
 from llmplan.perf.setup import ReplicaSetup
 from llmplan.perf.steptime_spec import (
     CalibratedStepTime,
@@ -63,6 +64,7 @@ class StepTime:
     rank_dense_per_token_s: float = 0.0   # the dense layers' share of compute_per_token_s
     stages: int = 1                  # pipeline stages (a round of as many micro-batches)
     stage_tokens: int = 0            # ... each with this token budget (0: no stages)
+    stage_weights_s: float = 0.0     # ... and the busiest stage's weight reads per one
     source: str = "roofline"
     client_overhead_s: float = 0.0   # HTTP, tokenisation, queueing outside the engine
 
@@ -314,6 +316,14 @@ def pipelined(step: StepTime, setup: ReplicaSetup, spec: RooflineStepTime) -> St
     hand_over = 2 * model.hidden_size * 2.0 / link
     pooled = step.compute_per_token_s / pp
     serial_per_token = (step.serial_per_token_s + (pp - 1) * hand_over) / pp
+    # the busiest stage's reads per micro-batch: its run of the layers, and on the last the
+    # output head (the one vocabulary matrix weights_s holds; the embedding is looked up)
+    head_s = model.vocab_size * model.hidden_size * 2.0 / (
+        setup.gpu.bandwidth_bytes_per_s * setup.tp * spec.memory_efficiency)
+    layers_s = max(0.0, step.weights_s - head_s)
+    split = stage_layers(model.layers, pp)
+    busiest = max(layers_s * n / model.layers + (head_s if i == pp - 1 else 0.0)
+                  for i, n in enumerate(split))
     return replace(
         step,
         serial_s=step.serial_s + (pp - 1) * spec.tp_sync_us_per_layer * 1e-6,
@@ -329,4 +339,4 @@ def pipelined(step: StepTime, setup: ReplicaSetup, spec: RooflineStepTime) -> St
         # a round lasts at least its costliest micro-batch's whole pass, all-reduces
         # included (stepmodel.py)
         ranks=pp, rank_dense_per_token_s=pooled + serial_per_token, stages=pp,
-        stage_tokens=setup.rank_max_num_batched_tokens)
+        stage_tokens=setup.rank_max_num_batched_tokens, stage_weights_s=busiest)
