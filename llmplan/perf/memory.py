@@ -369,7 +369,7 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
         # and the CUDA graphs captured next to them must still be on it
         error = (f"{setup.model_name} in {setup.weights_dtype} with engine.kv_cache_tokens "
                  f"{engine.kv_cache_tokens} does not fit on {setup.gpu_name} with "
-                 f"tp={setup.tp}: needs {need / GIB:.1f} GiB per GPU (weights "
+                 f"{_layout(setup.tp, setup.pp)}: needs {need / GIB:.1f} GiB per GPU (weights "
                  f"{budget.weights_bytes / GIB:.1f}, KV cache "
                  f"{pool_blocks * layout.block_bytes() / GIB:.1f}, CUDA graphs "
                  f"{budget.cuda_graph_bytes / GIB:.2f}), the card has "
