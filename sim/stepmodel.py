@@ -153,15 +153,21 @@ class StepModel:
         #: stage's output head): a round of m micro-batches waits for m of them
         self.stage_weights_s = stage_weights_s
 
-    def _weights_read_s(self, tokens: float, units: int = 1) -> float:
+    def _batches(self, prefill_tokens: int, decode_seqs: int) -> int:
+        """Micro-batches a round's work fills (pipeline stages; 1 without): a decode each at
+        most, the prefill tokens in budgets of stage_tokens, at most `stages`."""
+        if self.stages == 1:
+            return 1
+        chunks = -(-prefill_tokens // self.stage_tokens) if prefill_tokens else 0
+        return min(self.stages, max(1, decode_seqs + chunks))
+
+    def _weights_read_s(self, tokens: float, batches: int = 1) -> float:
         """Dense weights, plus the share of experts `tokens` routed tokens touch (each picks
         top-k of E uniformly: E (1 - (1 - k/E)^T) distinct experts expected). With pipeline
-        stages, those one micro-batch's tokens touch: the round's `units` (decoding
-        sequences, a prefill) split over min(stages, units) micro-batches, and a round lasts
-        at least the largest one's pass; and the weights once a pass, or the busiest
-        stage's once per micro-batch, whichever is longer (the stages are not equally
-        loaded: the last also reads the output head)."""
-        batches = min(self.stages, max(1, units))
+        stages, those one of the round's `batches` micro-batches touches (a round lasts at
+        least the largest one's pass), and the weights once a pass or the busiest stage's
+        once per micro-batch, whichever is longer (the stages are not equally loaded: the
+        last also reads the output head)."""
         weights = self.weights_s if self.stage_weights_s == 0.0 \
             else max(self.weights_s, batches * self.stage_weights_s)
         if self.experts_s == 0.0:
@@ -243,10 +249,9 @@ class StepModel:
         tokens = prefill + decode_seqs * q
         # the GEMMs' own roofline, a constant of the step's tokens; attention's parts follow
         # (both carry it, so max(compute, memory) is the sum of the two maxima)
-        # micro-batches the round's work fills (pipeline stages): a decode each at most,
-        # the prefill tokens in budgets of stage_tokens
-        units = decode_seqs + (-(-prefill_tokens // self.stage_tokens) if prefill_tokens else 0)
-        gemms = max(self._gemm_flops_s(tokens, decode_seqs), self._weights_read_s(tokens, units))
+        batches = self._batches(prefill_tokens, decode_seqs)
+        gemms = max(self._gemm_flops_s(tokens, decode_seqs),
+                    self._weights_read_s(tokens, batches))
         u = self._uneven(decode_seqs)
         w = self.window_tokens
         if w:
@@ -274,7 +279,7 @@ class StepModel:
             + self.serial_per_seq_s * decode_seqs + self.serial_per_kv_token_s * kv_tokens \
             + self.serial_per_pair_s * prefill_pairs + self._draft_s(tokens, decode_seqs)
         # the scheduler runs once per micro-batch of a round (pipeline stages)
-        cpu = self.cpu_s * min(self.stages, max(1, units)) + self.cpu_per_seq_s * decode_seqs
+        cpu = self.cpu_s * batches + self.cpu_per_seq_s * decode_seqs
         return compute, memory, serial, cpu
 
     def step_s(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int,
@@ -314,8 +319,7 @@ class StepModel:
         # KV reading call a step of compute-bound GEMMs memory-bound)
         tokens = prefill_tokens * self._spread(decode_seqs) + decode_seqs * self.verify_tokens
         flops_s = self._gemm_flops_s(tokens, decode_seqs)
-        read_s = self._weights_read_s(tokens, decode_seqs + (
-            -(-prefill_tokens // self.stage_tokens) if prefill_tokens else 0))
+        read_s = self._weights_read_s(tokens, self._batches(prefill_tokens, decode_seqs))
         gemms = max(flops_s, read_s)
         attn_compute, attn_memory = compute - gemms, memory - gemms
         by_compute = (flops_s if flops_s >= read_s else 0.0) \

@@ -44,8 +44,7 @@ import numpy as np
 
 from llmplan.decide.decision import candidate, decide, recommend
 from llmplan.decide.what_if import quality_variants
-from llmplan.perf.memory import fits, kv_capacity
-from llmplan.perf.parallel import pp_error, tp_error
+from llmplan.perf.memory import build_error
 from llmplan.perf.steptime_spec import RooflineStepTime
 from llmplan.results.decision import (
     Candidate,
@@ -568,6 +567,14 @@ def _with_fleets(planner: Planner, fleets: dict[str, LocalDeployment]
         update={"deployments": deployments})), affected
 
 
+def _buildable(planner: Planner, fleets: dict[str, LocalDeployment]
+               ) -> tuple[LoadedScenario, set[str]] | None:
+    """`_with_fleets` of those of `fleets` that can be built (None: none can)."""
+    catalog = planner.loaded.catalog
+    kept = {name: dep for name, dep in fleets.items() if build_error(dep.setup(catalog)) is None}
+    return _with_fleets(planner, kept) if kept else None
+
+
 def _layout_flipped(planner: Planner) -> tuple[str, LoadedScenario, set[str]] | None:
     """When a local fleet runs a mixture of experts over several GPUs with the roofline
     step model: the scenario with those fleets' replicas laid out the other way (data-parallel
@@ -584,25 +591,17 @@ def _layout_flipped(planner: Planner) -> tuple[str, LoadedScenario, set[str]] | 
     if not moe:
         return None
     to_ranks = any(not dep.engine.data_parallel_attention for dep in moe.values())
-    flipped_fleets: dict[str, LocalDeployment] = {}
-    for name, dep in moe.items():
-        if dep.engine.data_parallel_attention == to_ranks:
-            continue
-        update: dict[str, object] = {"data_parallel_attention": to_ranks}
-        if to_ranks:
-            update["expert_parallel"] = True
-        flipped = dep.model_copy(update={"engine": dep.engine.model_copy(update=update)})
-        setup = flipped.setup(catalog)
-        if tp_error(setup, fits) is not None or pp_error(setup) is not None \
-                or kv_capacity(setup).error is not None:
-            continue
-        flipped_fleets[name] = flipped
-    if not flipped_fleets:
+    update: dict[str, object] = {"data_parallel_attention": to_ranks}
+    if to_ranks:
+        update["expert_parallel"] = True
+    flipped = _buildable(planner, {
+        name: dep.model_copy(update={"engine": dep.engine.model_copy(update=update)})
+        for name, dep in moe.items() if dep.engine.data_parallel_attention != to_ranks})
+    if flipped is None:
         return None
-    changed, affected = _with_fleets(planner, flipped_fleets)
     label = ("mixture-of-experts fleets as data-parallel ranks (experts spread)" if to_ranks
              else "mixture-of-experts fleets as one tensor-parallel engine per replica")
-    return label, changed, affected
+    return label, *flipped
 
 
 def _stages_flipped(planner: Planner) -> tuple[str, LoadedScenario, set[str]] | None:
@@ -619,24 +618,15 @@ def _stages_flipped(planner: Planner) -> tuple[str, LoadedScenario, set[str]] | 
             and not dep.engine.data_parallel_attention
             and isinstance(dep.step_time, RooflineStepTime)}
     to_stages = any(dep.pp == 1 for dep in pcie.values())
-    flipped_fleets: dict[str, LocalDeployment] = {}
-    for name, dep in pcie.items():
-        if (dep.pp == 1) != to_stages:
-            continue
-        gpus = dep.gpus_per_replica
-        flipped = dep.model_copy(update={"tp": 1, "pp": gpus} if to_stages
-                                 else {"tp": gpus, "pp": 1})
-        setup = flipped.setup(catalog)
-        if tp_error(setup, fits) is not None or pp_error(setup) is not None \
-                or kv_capacity(setup).error is not None:
-            continue
-        flipped_fleets[name] = flipped
-    if not flipped_fleets:
+    flipped = _buildable(planner, {
+        name: dep.model_copy(update={"tp": 1, "pp": dep.gpus_per_replica} if to_stages
+                             else {"tp": dep.gpus_per_replica, "pp": 1})
+        for name, dep in pcie.items() if (dep.pp == 1) == to_stages})
+    if flipped is None:
         return None
-    changed, affected = _with_fleets(planner, flipped_fleets)
     label = ("fleets on PCIe cards as pipeline stages (a GPU each)" if to_stages
              else "fleets on PCIe cards as one tensor-parallel group per replica")
-    return label, changed, affected
+    return label, *flipped
 
 
 FILL_FRACTION = 0.8      # the "well used" point: 80% of full batches (latency still bounded)

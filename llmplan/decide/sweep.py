@@ -19,8 +19,7 @@ from typing import ClassVar
 
 from llmplan.decide.decision import price
 from llmplan.decide.planning import simulate_one
-from llmplan.perf.memory import fits, kv_capacity
-from llmplan.perf.parallel import pp_error, tp_error
+from llmplan.perf.memory import build_error
 from llmplan.results._base import ResultModel
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.models import LocalDeployment, RouterName, Scenario, SimulationMode
@@ -116,7 +115,7 @@ def run_point(loaded: LoadedScenario, base: str, point: Point) -> PointResult:
             "traffic_scale": point.traffic_scale, "layout": point.layout, "tp": varied.tp,
             "pp": varied.pp, "name": name}
     setup = varied.setup(loaded.catalog)
-    error = tp_error(setup, fits) or pp_error(setup) or kv_capacity(setup).error
+    error = build_error(setup)
     if error:
         return PointResult(**head, error=error)
     summary = simulate_one(variant, name, rate_factor=point.traffic_scale)

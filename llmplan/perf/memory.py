@@ -48,7 +48,7 @@ from dataclasses import dataclass, replace
 from llmplan.catalog.catalog import DTYPE_BYTES
 from llmplan.perf.drafter import drafter
 from llmplan.perf.engine import GIB
-from llmplan.perf.parallel import pp_error, setup_allowed_tp
+from llmplan.perf.parallel import pp_error, setup_allowed_tp, tp_error
 from llmplan.perf.setup import ReplicaSetup
 
 #: vLLM V1 sampler warm-up: fp32 logits copies of max_num_seqs x vocab alive at the peak
@@ -496,6 +496,12 @@ def _fitting_layout(setup: ReplicaSetup) -> str | None:
     return None
 
 
+def build_error(setup: ReplicaSetup) -> str | None:
+    """Why the replica cannot be built as set (None: it can): its tp, its stages, its
+    memory."""
+    return tp_error(setup, fits) or pp_error(setup) or kv_capacity(setup).error
+
+
 def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
     need = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes
     fitting = _fitting_layout(setup)
@@ -509,5 +515,6 @@ def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
             + (fitting or "a bigger GPU") + " or a smaller weights_dtype")
 
 
-__all__ = ["DTYPE_BYTES", "KvCapacity", "MemoryBudget", "Stage", "fits", "kv_capacity",
+__all__ = ["DTYPE_BYTES", "KvCapacity", "MemoryBudget", "Stage", "build_error", "fits",
+           "kv_capacity",
            "memory_budget", "stage_layers", "stages", "window_reserve_blocks"]
