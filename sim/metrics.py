@@ -255,7 +255,7 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
     mean_request = float(requests.mean()) if len(requests) else 0.0
     return LocalOutcome(
         gpu=dep.gpu, model=dep.model, replicas=replicas, tp=dep.tp, pp=dep.pp,
-        gpus=replicas * dep.gpus_per_replica,
+        servers_per_replica=setup.servers, gpus=replicas * dep.gpus_per_replica,
         fleet=_fleet_part(run, float(replica_s.sum())),
         utilisation=_utilisation(run, table, per_minute, work=work, setup=setup,
                                  replica_s=float(replica_s.sum()), q_mean=q_mean, q_max=q_max),

@@ -102,11 +102,18 @@ class GpuSpec(_Entry):
                     "HGX/DGX boards, 8-GPU PCIe servers and MI300-series OAM platforms), or "
                     "a rack's NVLink domain (GB200 NVL72: 72). The largest tp the simulator "
                     "models: it has no slower link between servers.")
+    network_gb_per_s: float = Field(
+        default=6.25, gt=0,
+        description="Per GPU, one direction, between servers: the server's scale-out NICs "
+                    "shared by its GPUs (DGX/HGX: a 400 Gb/s ConnectX-7 per GPU = 50; "
+                    "default: one 400 Gb/s NIC for 8 GPUs). Pipeline stages on several "
+                    "servers hand over through it.")
     node_gpus: int = Field(
         default=8, gt=0, le=1024,
         description="GPUs one server, so one Kubernetes node, holds (8 on HGX/DGX boards and "
-                    "8-GPU servers; 4 in a GB200 NVL72 compute tray): the most one pod, so "
-                    "one replica, can be given.")
+                    "8-GPU servers; 4 in a GB200 NVL72 compute tray): the most one pod can "
+                    "be given (a replica whose pipeline stages span servers has a pod per "
+                    "server).")
     tdp_w: float = Field(gt=0)
     purchase_usd: float = Field(ge=0)
     rental_usd_per_gpu_hour: float = Field(ge=0)

@@ -67,11 +67,13 @@ def _gpu_count(gpus: float) -> str:
 
 def _servers(dep: LocalDeployment, gpu: GpuSpec, facts: LocalFacts) -> int:
     """Servers the fleet's replicas fill: a replica's tp x pp GPUs sit in one server (its
-    costs.gpus_per_server, else the catalog's node_gpus: 4 in a GB200 compute tray)."""
+    costs.gpus_per_server, else the catalog's node_gpus: 4 in a GB200 compute tray), or,
+    with stages outgrowing one, in as many whole servers as they span."""
     per_server = dep.costs.gpus_per_server or gpu.node_gpus
     each = dep.gpus_per_replica
+    spans = math.ceil(each / per_server)
     replicas_per_server = max(1, per_server // each)
-    return math.ceil(facts.gpus / each / replicas_per_server - 1e-9)
+    return math.ceil(facts.gpus / each / replicas_per_server - 1e-9) * spans
 
 
 def _hardware_usd(dep: LocalDeployment, gpu: GpuSpec, facts: LocalFacts) -> float:

@@ -48,7 +48,7 @@ from dataclasses import dataclass, replace
 from llmplan.catalog.catalog import DTYPE_BYTES
 from llmplan.perf.drafter import drafter
 from llmplan.perf.engine import GIB
-from llmplan.perf.parallel import pp_error, setup_allowed_tp, tp_error
+from llmplan.perf.parallel import pp_error, setup_allowed_tp, split_servers, tp_error
 from llmplan.perf.setup import ReplicaSetup
 
 #: vLLM V1 sampler warm-up: fp32 logits copies of max_num_seqs x vocab alive at the peak
@@ -477,22 +477,26 @@ def _layout(tp: int, pp: int) -> str:
 
 
 def _fitting_layout(setup: ReplicaSetup) -> str | None:
-    """The layout within one server with the fewest GPUs, more than the replica has, that
-    holds the model: a larger tp (as the scenario has no stages), else tp x pp stages."""
+    """The layout with the fewest GPUs, more than the replica has, that holds the model: a
+    larger tp (as the scenario has no stages), else tp x pp stages in one server, else
+    stages over several servers."""
     if setup.pp == 1:
         min_tp = next((t for t in setup_allowed_tp(setup) if t > setup.tp
                        and fits(replace(setup, tp=t))), None)
         if min_tp is not None:
             return f"tp >= {min_tp}"
     # fewest GPUs first; of as many, the fewest stages
-    layouts = sorted(((t, p) for t in setup_allowed_tp(setup)
-                      for p in range(1, setup.gpus_per_node // t + 1) if t * p > setup.gpus),
-                     key=lambda layout: (layout[0] * layout[1], layout[1]))
+    node = setup.gpus_per_node
+    layouts = sorted(((t, p) for t in setup_allowed_tp(setup) for p in range(1, 17)
+                      if t * p > setup.gpus and split_servers(t, p, node) is not None),
+                     key=lambda layout: (-(-layout[0] * layout[1] // node),
+                                         layout[0] * layout[1], layout[1]))
     for tp, pp in layouts:
         staged = replace(setup, tp=tp, pp=pp)
         if pp_error(staged) is None and fits(staged):
-            return f"tp {tp} x pp {pp} ({tp * pp} GPUs)" if pp > 1 or setup.pp > 1 \
-                else f"tp >= {tp}"
+            servers = f", {staged.servers} servers" if staged.servers > 1 else ""
+            return f"tp {tp} x pp {pp} ({tp * pp} GPUs{servers})" \
+                if pp > 1 or setup.pp > 1 else f"tp >= {tp}"
     return None
 
 

@@ -16,8 +16,9 @@ interconnect_domain_gpus (8 GPUs a server, 72 in a GB200 NVL72 rack) is refused 
 simulated at NVLink speed. The stack runs a replica as one pod asking for tp GPUs, which
 Kubernetes places on one node: a tp above the GPUs one server holds (the catalog's
 node_gpus, 4 in a GB200 NVL72 compute tray; the deployment's costs.gpus_per_server) would
-need vLLM's multi-node tensor parallelism (a Ray cluster over several pods), which is
-neither simulated nor provisioned, so it is refused too.
+need vLLM's multi-node tensor parallelism, which is neither simulated nor provisioned, so
+it is refused too. Pipeline stages may span servers (`pp_error`, `split_servers`): a pod
+per server, each holding whole stages, handing over through the servers' network.
 
 An FP8 block-quantised checkpoint (catalog weight_block_size: one scale per block_n x block_k
 weights, [128, 128] in the official Qwen3 FP8 repositories and DeepSeek-V3/R1) loads only if
@@ -143,11 +144,26 @@ def data_parallel_error(setup: ReplicaSetup) -> str | None:
     return None
 
 
+#: vLLM's multiprocessing executor runs one engine over several servers (`vllm serve
+#: --nnodes N --node-rank R --master-addr A`, the other nodes `--headless`) from 0.11.1
+#: (vllm/engine/arg_utils.py, vllm/config/parallel.py `nnodes`); before it, only through a
+#: Ray cluster, which the stack does not build
+MULTI_NODE_RELEASE = (0, 11, 1)
+
+
+def split_servers(tp: int, pp: int, gpus_per_node: int) -> int | None:
+    """Servers a replica of tp x pp GPUs runs on (None: no split keeps every
+    tensor-parallel group in one server). vLLM gives each node world / nnodes consecutive
+    ranks, tp innermost, so a node holds whole stages when pp divides by the nodes."""
+    servers = -(-tp * pp // gpus_per_node)
+    return servers if tp <= gpus_per_node and pp % servers == 0 else None
+
+
 def pp_error(setup: ReplicaSetup) -> str | None:
     """Why engine pipeline stages (the deployment's pp) cannot run as set (None: they can,
-    or there is one stage). A replica's stages run in its one pod, on one server: the
-    hand-over between servers (vLLM's multi-node serving, a LeaderWorkerSet of pods) is
-    neither simulated nor provisioned."""
+    or there is one stage). Stages that outgrow one server run on several, a pod per
+    server, each with pp / servers whole stages (vLLM's multi-node serving, a
+    LeaderWorkerSet in the stack); a tensor-parallel group stays in one server."""
     pp, engine, model = setup.pp, setup.engine, setup.model
     if pp == 1:
         return None
@@ -163,13 +179,22 @@ def pp_error(setup: ReplicaSetup) -> str | None:
     if pp > model.layers:
         return (f"pp {pp} is more stages than {setup.model_name} has layers ({model.layers}); "
                 f"expected pp <= {model.layers}")
-    if setup.gpus > setup.gpus_per_node:
-        fit = setup.gpus_per_node // setup.tp
-        expected = f"pp <= {fit}" if fit >= 2 else "a smaller tp x pp"
-        return (f"tp {setup.tp} x pp {pp} needs {setup.gpus} GPUs in the replica's one pod, "
-                f"and one {setup.gpu_name} server holds {setup.gpus_per_node}: stages on "
-                f"several servers (vLLM's multi-node serving) are neither simulated nor "
-                f"provisioned; expected {expected}")
+    node = setup.gpus_per_node
+    if setup.gpus > node and setup.tp <= node:
+        if split_servers(setup.tp, pp, node) is None:
+            fitting = [p for p in range(pp + 1, 17) if split_servers(setup.tp, p, node)]
+            fewer = [p for p in range(pp - 1, 1, -1) if split_servers(setup.tp, p, node)]
+            options = [f"pp {p}" for p in (fewer[:1] + fitting[:1])]
+            return (f"tp {setup.tp} x pp {pp} needs {setup.gpus} GPUs, more than one "
+                    f"{setup.gpu_name} server's {node}, and {setup.servers} servers would not "
+                    f"each hold whole stages (vLLM gives every node the same number of "
+                    f"consecutive ranks, and a tensor-parallel group must stay in one "
+                    f"server); expected " + (" or ".join(options) or "a smaller tp x pp"))
+        if engine.release < MULTI_NODE_RELEASE:
+            return (f"tp {setup.tp} x pp {pp} spans {setup.servers} {setup.gpu_name} servers, "
+                    f"and vLLM {engine.vllm_version} runs one engine over several servers "
+                    f"only through a Ray cluster (its multiprocessing --nnodes came in "
+                    f"0.11.1); expected vllm_version >= 0.11.1 or tp x pp <= {node}")
     if engine.async_scheduling and engine.version < (0, 15):
         return (f"engine.async_scheduling: true with pp {pp} on vLLM {engine.vllm_version}, "
                 f"which refuses it ('Async scheduling is not supported with "
@@ -185,13 +210,14 @@ Fits = Callable[[ReplicaSetup], bool]
 def _expected_tp(setup: ReplicaSetup, fits: Fits | None, more: str = "") -> str:
     """The sizes vLLM accepts that also hold the weights (a list that fits nothing would
     send the user to a size that fails next)."""
-    allowed = [t for t in setup_allowed_tp(setup) if t * setup.pp <= setup.gpus_per_node]
+    allowed = [t for t in setup_allowed_tp(setup)
+               if split_servers(t, setup.pp, setup.gpus_per_node) is not None]
     fitting = [t for t in allowed if fits is None or fits(replace(setup, tp=t))]
     what = f"{setup.model_name} on {setup.gpu_name} in {setup.weights_dtype}"
     if fitting:
         return f"expected tp one of {', '.join(map(str, fitting))} for {what}{more}"
     if not allowed:
-        return f"no tp within one server runs {what}; expected another GPU or weights_dtype"
+        return f"no tp runs {what} with pp {setup.pp}; expected another GPU or weights_dtype"
     return (f"no tp within one server holds {what} (tp {allowed[-1]} at most, where the "
             f"weights and the activations leave no room for a KV cache); expected a GPU "
             f"with more memory or a smaller weights_dtype")
@@ -240,5 +266,6 @@ def tp_error(setup: ReplicaSetup, fits: Fits | None = None) -> str | None:
     return None
 
 
-__all__ = ["Fits", "allowed_tp", "block_problem", "cut_slices", "data_parallel_error",
-           "heads_allow", "pp_error", "setup_allowed_tp", "tp_error"]
+__all__ = ["MULTI_NODE_RELEASE", "Fits", "allowed_tp", "block_problem", "cut_slices",
+           "data_parallel_error", "heads_allow", "pp_error", "setup_allowed_tp",
+           "split_servers", "tp_error"]

@@ -155,6 +155,19 @@ class ReplicaSetup:
         return self.tp * self.pp
 
     @property
+    def servers(self) -> int:
+        """Servers one replica spans: 1, or, when its tp x pp GPUs outgrow one, the fewest
+        that hold them, each running pp / servers whole stages (vLLM's --nnodes: the world
+        size divides by the nodes, a node's ranks are consecutive, tp innermost). parallel.py
+        `pp_error` refuses a split that leaves a tensor-parallel group across servers."""
+        return -(-self.gpus // self.gpus_per_node)
+
+    @property
+    def server_gpus(self) -> int:
+        """GPUs one pod of the replica holds (all of them on one server)."""
+        return self.gpus // self.servers
+
+    @property
     def gpus_per_node(self) -> int:
         """The most GPUs one replica's pod gets: one server's, the catalog's or the
         deployment's, whichever is fewer."""

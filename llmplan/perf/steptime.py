@@ -302,20 +302,31 @@ def pipelined(step: StepTime, setup: ReplicaSetup, spec: RooflineStepTime) -> St
     vectors per token, every TP rank its 1/tp slice, which the next stage's ranks
     all-gather (vllm/distributed/parallel_state.py send_tensor_dict; IntermediateTensors in
     the model files), over the GPUs' link at the all-reduces' efficiency, with a
-    collective's latency per hand-over. Pooled per round: the parts that grow with the
+    collective's latency per hand-over; between servers the slices cross the network
+    (network_gb_per_s per GPU). Pooled per round: the parts that grow with the
     tokens, the pairs and the context divided by pp; the weights, the per-layer floors
     and the fixed gap once a round (pp micro-batches each pay 1/pp of them per stage).
     The engine schedules each micro-batch while the others run (V1's batch queue), so
     the CPU's work, a schedule per micro-batch of the round (stepmodel.py), overlaps the
     GPUs'; the linear, tabulated and
     calibrated kinds are measured on a whole server and are left as they are."""
-    pp, model = setup.pp, setup.model
-    link = setup.gpu.interconnect_gb_per_s * 1e9 * spec.allreduce_efficiency
+    pp, model, gpu = setup.pp, setup.model, setup.gpu
+    link = gpu.interconnect_gb_per_s * 1e9 * spec.allreduce_efficiency
     # per token: a 1/tp slice sent by each rank, then (tp - 1)/tp of it gathered: one
     # whole pair of 16-bit vectors' time on one link
-    hand_over = 2 * model.hidden_size * 2.0 / link
+    vectors = 2 * model.hidden_size * 2.0
+    hand_over = vectors / link
+    # stages on several servers: servers - 1 of the hand-overs leave a server, each rank's
+    # slice through its share of the server's network (the catalog's network_gb_per_s),
+    # unless the servers share the GPUs' link domain (a GB200 NVL72 rack's trays)
+    rack = gpu.node_gpus < gpu.interconnect_domain_gpus and setup.gpus <= \
+        gpu.interconnect_domain_gpus
+    crossings = 0 if rack else setup.servers - 1
+    network = gpu.network_gb_per_s * 1e9 * spec.allreduce_efficiency
+    across = vectors / setup.tp / network + vectors * (setup.tp - 1) / setup.tp / link
     pooled = step.compute_per_token_s / pp
-    serial_per_token = (step.serial_per_token_s + (pp - 1) * hand_over) / pp
+    serial_per_token = (step.serial_per_token_s + (pp - 1 - crossings) * hand_over
+                        + crossings * across) / pp
     # the busiest stage's reads per micro-batch: its run of the layers, and on the last the
     # output head (the one vocabulary matrix weights_s holds; the embedding is looked up)
     head_s = model.vocab_size * model.hidden_size * 2.0 / (

@@ -303,6 +303,8 @@ class LocalOutcome(ResultModel):
     tp: int
     #: pipeline stages per replica: a replica runs on tp x pp GPUs
     pp: int
+    #: servers one replica spans (stages outgrowing one server: a pod per server)
+    servers_per_replica: int = 1
     gpus: int
     fleet: FleetOutcome
     utilisation: Utilisation
@@ -420,23 +422,26 @@ class DeploymentResult(ResultModel):
             grows = most > local.replicas
             count = f"{local.gpus}-{most * local.tp * local.pp}" if grows else f"{local.gpus}"
             replicas = f"{local.replicas}-{most}" if grows else f"{local.replicas}"
-            layout = _layout(local.tp, local.pp, replicas, local.engine.data_parallel_ranks)
+            layout = _layout(local.tp, local.pp, replicas, local.engine.data_parallel_ranks,
+                             local.servers_per_replica)
             parts.append(f"{count} x {local.gpu}{layout}")
         if cloud is not None:
             parts.append(cloud.model)
         return " + ".join(parts)
 
 
-def _layout(tp: int, pp: int, replicas: str, ranks: int) -> str:
+def _layout(tp: int, pp: int, replicas: str, ranks: int, servers: int = 1) -> str:
     """How a replica spreads over its GPUs, when over more than one: one tensor-parallel
     engine ("tp 8"), one data-parallel rank per GPU with the experts spread ("dp 8"), or
-    pipeline stages ("tp 4 x pp 2", "pp 4"), times the replicas ("2-6": an autoscaled
-    fleet's first and most)."""
+    pipeline stages ("tp 4 x pp 2", "pp 4", "tp 8 x pp 2 on 2 servers"), times the replicas
+    ("2-6": an autoscaled fleet's first and most)."""
     if tp * pp == 1:
         return ""
     each = f"dp {ranks}" if ranks > 1 else f"tp {tp}"
     if pp > 1:
         each = f"{each} x pp {pp}" if tp > 1 else f"pp {pp}"
+    if servers > 1:
+        each = f"{each} on {servers} servers"
     return f" ({replicas} x {each})" if replicas != "1" else f" ({each})"
 
 

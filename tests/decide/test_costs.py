@@ -170,16 +170,19 @@ def test_break_even_past_the_fleets_capacity_says_the_fleet_must_grow(hours: int
         assert volume < capacity and row.fleet_must_grow is None
 
 
-@pytest.mark.parametrize(("gpu", "tp", "replicas", "per_server", "servers"), [
-    ("GB200", 4, 3, None, 3),      # a GB200 compute tray holds 4 GPUs (catalog node_gpus)
-    ("GB200", 2, 3, None, 2),      # two tp-2 replicas a tray
-    ("H100-SXM", 4, 3, None, 2),   # an HGX board holds 8: two tp-4 replicas a server
-    ("H100-SXM", 2, 3, 4, 2),      # the deployment's own 4-GPU servers
+@pytest.mark.parametrize(("gpu", "layout", "replicas", "per_server", "servers"), [
+    ("GB200", (4, 1), 3, None, 3),      # a GB200 compute tray holds 4 GPUs (node_gpus)
+    ("GB200", (2, 1), 3, None, 2),      # two tp-2 replicas a tray
+    ("H100-SXM", (4, 1), 3, None, 2),   # an HGX board holds 8: two tp-4 replicas a server
+    ("H100-SXM", (2, 1), 3, 4, 2),      # the deployment's own 4-GPU servers
+    ("H100-SXM", (8, 2), 3, None, 6),   # tp 8 x pp 2: stages on two servers a replica
+    ("L40S", (4, 3), 1, 4, 3),          # tp 4 x pp 3 on the deployment's 4-GPU servers
 ])
-def test_servers_hold_whole_replicas_of_the_gpus_node(gpu: str, tp: int, replicas: int,
-                                                       per_server: int | None,
+def test_servers_hold_whole_replicas_of_the_gpus_node(gpu: str, layout: tuple[int, int],
+                                                       replicas: int, per_server: int | None,
                                                        servers: int) -> None:
     costs = "" if per_server is None else f", costs: {{gpus_per_server: {per_server}}}"
+    tp, pp = layout
     loaded = scenario_from(f"""
         seed: 1
         duration: 60
@@ -187,11 +190,12 @@ def test_servers_hold_whole_replicas_of_the_gpus_node(gpu: str, tp: int, replica
         tasks: [{{name: t, prompt_tokens: {{kind: fixed, tokens: 100}},
                  output_tokens: {{kind: fixed, tokens: 10}}}}]
         deployments:
-          d: {{gpu: {gpu}, model: Llama-3.1-8B, tp: {tp}, replicas: {replicas}{costs}}}
+          d: {{gpu: {gpu}, model: Llama-3.1-8B, tp: {tp}, pp: {pp}, replicas: {replicas}{costs}}}
     """)
     dep = loaded.scenario.deployments["d"]
     assert isinstance(dep, LocalDeployment)
     items = {i.name: i for i in local_items(dep, loaded.catalog, loaded.scenario.economics,
-                                            LocalFacts(gpus=tp * replicas, busy_fraction=0.5))}
+                                            LocalFacts(gpus=tp * pp * replicas,
+                                                       busy_fraction=0.5))}
     assert f"+ {servers} servers at" in items["hardware"].basis
     assert items["rack_colocation"].usd_per_month == servers * dep.costs.rack_usd_per_server_month

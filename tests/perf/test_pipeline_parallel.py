@@ -145,6 +145,33 @@ def test_a_lone_request_waits_for_every_stage_in_turn(model: str, gpu: str, tp: 
         rel=2e-3)
 
 
+def test_stages_on_two_servers_hand_over_through_the_network() -> None:
+    """tp 4 x pp 2 on servers of 4 GPUs: the one hand-over leaves the server, each rank's
+    1/tp slice through its share of the network (catalog network_gb_per_s), then gathered
+    over NVLink; on one server of 8 it stays on NVLink. A long prompt's chunk, alone,
+    passes both stages: the two differ by that hand-over's time for its tokens."""
+    spec = RooflineStepTime()
+    one = _setup("Llama-3.3-70B", "H100-SXM", 4, 2, weights_dtype="fp8")
+    two = dataclasses.replace(one, gpus_per_server=4)
+    assert (one.servers, two.servers, two.server_gpus) == (1, 2, 4)
+    vectors = 2 * one.model.hidden_size * 2.0
+    link = one.gpu.interconnect_gb_per_s * 1e9 * spec.allreduce_efficiency
+    network = one.gpu.network_gb_per_s * 1e9 * spec.allreduce_efficiency
+    across = vectors / 4 / network + vectors * 3 / 4 / link
+    chunk = 4000
+    lone = dict(lone_tokens=chunk, lone_pairs=chunk * chunk // 2)
+    near, far = (StepModel(**build_step_time(s, spec).coefficients()).step_s(
+        chunk, 0, 0, chunk * chunk // 2, **lone) for s in (one, two))
+    assert far - near == pytest.approx(chunk * (across - vectors / link), rel=1e-6)
+    assert far - near > 0.5e-3      # 50 GB/s per GPU against NVLink's 450: visible
+    # a GB200 NVL72 rack's trays of 4 share the NVLink domain: no network between them
+    rack = _setup("Llama-3.3-70B", "GB200", 4, 2, weights_dtype="fp8")
+    in_one = dataclasses.replace(rack, gpu=rack.gpu.model_copy(update={"node_gpus": 8}))
+    assert (rack.servers, in_one.servers) == (2, 1)
+    assert build_step_time(rack, spec).coefficients() == \
+        build_step_time(in_one, spec).coefficients()
+
+
 @pytest.mark.parametrize(("model", "tp", "pp"), [("Llama-3.3-70B", 1, 4),
                                                  ("Qwen3-30B-A3B", 1, 2)])
 def test_a_full_round_pipelines_pp_micro_batches(model: str, tp: int, pp: int) -> None:
@@ -224,9 +251,14 @@ def test_on_pcie_cards_stages_trade_latency_for_throughput() -> None:
      r"does not fit on L4 with tp 1 x pp 4: .* expected tp 8 x pp 1 \(8 GPUs\)"),
     ("{gpu: L40S, model: Qwen3-32B, pp: 2, engine: {max_num_batched_tokens: 131072, "
      "max_num_seqs: 1024}}", r"deployments\.bad:", r"expected tp 1 x pp 3 \(3 GPUs\)"),
-    # the sizes offered for tp leave room for the stages in one server
+    # the sizes offered for tp keep each server's stages whole: tp 8 x pp 2 on two servers
     ("{gpu: H100-SXM, model: Llama-3.3-70B, tp: 3, pp: 2}", r"deployments\.bad\.tp:",
-     "expected tp one of 1, 2, 4 for"),
+     "expected tp one of 1, 2, 4, 8 for"),
+    ("{gpu: H100-SXM, model: Llama-3.3-70B, tp: 3, pp: 3}", r"deployments\.bad\.tp:",
+     "expected tp one of 1, 2, 8 for"),
+    # no one-server layout holds DeepSeek-V3 on H100s: the fewest GPUs on two servers
+    ("{gpu: H100-SXM, model: DeepSeek-V3, tp: 8, engine: {weights_dtype: fp8}}",
+     r"deployments\.bad:", r"expected tp 2 x pp 6 \(12 GPUs, 2 servers\)"),
 ])
 def test_what_does_not_fit_names_the_stages_and_what_would(deployment: str, where: str,
                                                            why: str) -> None:
@@ -238,8 +270,14 @@ def test_what_does_not_fit_names_the_stages_and_what_would(deployment: str, wher
 
 
 @pytest.mark.parametrize(("deployment", "why"), [
-    ("{gpu: L40S, model: Llama-3.1-8B, tp: 4, pp: 4}",
-     r"tp 4 x pp 4 needs 16 GPUs .* expected pp <= 2"),
+    # two servers, each of 6 GPUs: a tensor-parallel group would straddle them
+    ("{gpu: L40S, model: Llama-3.1-8B, tp: 4, pp: 3}",
+     r"tp 4 x pp 3 needs 12 GPUs, more than one L40S server's 8, and 2 servers would not "
+     r"each hold whole stages .* expected pp 2 or pp 4"),
+    # vLLM before 0.11.1 spans servers only through Ray, which the stack does not build
+    ("{gpu: L40S, model: Llama-3.1-8B, tp: 4, pp: 4, engine: {vllm_version: '0.11.0'}}",
+     r"tp 4 x pp 4 spans 2 L40S servers, and vLLM 0.11.0 .* expected vllm_version >= "
+     r"0.11.1 or tp x pp <= 8"),
     ("{gpu: L40S, model: Qwen3-30B-A3B, tp: 2, pp: 2, engine: {expert_parallel: true, "
      "data_parallel_attention: true}}", "pp with engine.data_parallel_attention"),
     ("{gpu: L40S, model: Llama-3.1-8B, pp: 2, engine: {speculative: {method: ngram, "

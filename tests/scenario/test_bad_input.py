@@ -160,11 +160,19 @@ CASES = [
     Case("tp-beyond-one-server", VALID + f"    tp: 16  {MARK}\n", "deployments.a.tp",
          ("tp 16", "(8, catalog interconnect_domain_gpus)", "no model of the slower link",
           "expected tp one of 1, 2, 4, 8")),
-    # 810 GB of bf16 weights: not within the 8 GPUs of an H100 server at any tp
+    # 810 GB of bf16 weights: not within the 8 GPUs of an H100 server at any tp, so the
+    # fewest GPUs that hold it as pipeline stages over two servers
     Case("model-does-not-fit-any-tp",
          edit("  a:\n    gpu: H100-SXM\n    model: Llama-3.1-8B\n",
               f"  huge:  {MARK}\n    gpu: H100-SXM\n    model: Llama-3.1-405B\n"),
-         "deployments.huge", ("does not fit on H100-SXM", "expected a bigger GPU")),
+         "deployments.huge", ("does not fit on H100-SXM",
+                              "expected tp 2 x pp 6 (12 GPUs, 2 servers)")),
+    # servers of one L4 each: 16 stages of 24 GB do not hold 810 GB
+    Case("model-does-not-fit-any-layout",
+         edit("  a:\n    gpu: H100-SXM\n    model: Llama-3.1-8B\n",
+              f"  huge:  {MARK}\n    gpu: L4\n    model: Llama-3.1-405B\n"
+              "    costs: {gpus_per_server: 1}\n"),
+         "deployments.huge", ("does not fit on L4", "expected a bigger GPU")),
     # vLLM's --block-size choices are 1, 8, 16, 32, 64, 128, 256 (vllm/config/cache.py); its
     # GPU attention kernels take multiples of 16 (vllm-project/vllm#42510 for 1 and 8)
     Case("block-size-vllm-has-not",
