@@ -33,10 +33,21 @@ def _snake(key: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
 
 
+#: Kinds of custom resource definitions the stack creates objects of (their controllers
+#: must run in the cluster: see serving_manifests.py)
+CUSTOM_KINDS = frozenset({("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet")})
+
+
 def create(resource_name: str, manifest: dict[str, Any],
            opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
     """The Pulumi resource for one manifest (its top-level fields as the resource's inputs)."""
-    cls = KINDS[(manifest["apiVersion"], manifest["kind"])]
+    kind = (manifest["apiVersion"], manifest["kind"])
+    if kind in CUSTOM_KINDS:
+        custom: pulumi.CustomResource = k8s.apiextensions.CustomResource(
+            resource_name, api_version=kind[0], kind=kind[1],
+            metadata=manifest["metadata"], spec=manifest["spec"], opts=opts)
+        return custom
+    cls = KINDS[kind]
     fields = {_snake(k): v for k, v in manifest.items() if k not in ("apiVersion", "kind")}
     resource: pulumi.CustomResource = cls(resource_name, **fields, opts=opts)
     return resource

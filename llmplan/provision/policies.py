@@ -37,14 +37,18 @@ from pulumi_policy import (
 from llmplan.provision.images import is_pinned
 
 EXEMPT_NAMESPACES = frozenset({"kube-system"})
-WORKLOADS = {
-    "kubernetes:apps/v1:Deployment": ("spec", "template", "spec"),
-    "kubernetes:apps/v1:StatefulSet": ("spec", "template", "spec"),
-    "kubernetes:apps/v1:DaemonSet": ("spec", "template", "spec"),
-    "kubernetes:apps/v1:ReplicaSet": ("spec", "template", "spec"),
-    "kubernetes:batch/v1:Job": ("spec", "template", "spec"),
-    "kubernetes:batch/v1:CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-    "kubernetes:core/v1:Pod": ("spec",),
+WORKLOADS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "kubernetes:apps/v1:Deployment": (("spec", "template", "spec"),),
+    "kubernetes:apps/v1:StatefulSet": (("spec", "template", "spec"),),
+    "kubernetes:apps/v1:DaemonSet": (("spec", "template", "spec"),),
+    "kubernetes:apps/v1:ReplicaSet": (("spec", "template", "spec"),),
+    "kubernetes:batch/v1:Job": (("spec", "template", "spec"),),
+    "kubernetes:batch/v1:CronJob": (("spec", "jobTemplate", "spec", "template", "spec"),),
+    "kubernetes:core/v1:Pod": (("spec",),),
+    # a multi-server vLLM replica: its leader's and its workers' pods
+    "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet": (
+        ("spec", "leaderWorkerTemplate", "leaderTemplate", "spec"),
+        ("spec", "leaderWorkerTemplate", "workerTemplate", "spec")),
 }
 #: Where each IAM-bearing resource keeps its JSON policy documents.
 IAM_DOCUMENTS = {
@@ -125,11 +129,20 @@ def no_iam_wildcards(args: ResourceValidationArgs, report: ReportViolation) -> N
 
 # ------------------------------------------------------------------ pods
 
+def _pods(args: ResourceValidationArgs) -> list[Mapping[str, Any]]:
+    """The pod specs of a workload (none for other resources)."""
+    return [_get(args.props, path) or {} for path in WORKLOADS.get(args.resource_type, ())]
+
+
 def pods_non_root_with_limits(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    path = WORKLOADS.get(args.resource_type)
-    if path is None or _namespace(args.props) in EXEMPT_NAMESPACES:
+    if _namespace(args.props) in EXEMPT_NAMESPACES:
         return
-    pod = _get(args.props, path) or {}
+    for pod in _pods(args):
+        _pod_non_root_with_limits(args, report, pod)
+
+
+def _pod_non_root_with_limits(args: ResourceValidationArgs, report: ReportViolation,
+                              pod: Mapping[str, Any]) -> None:
     pod_context = pod.get("securityContext") or {}
     containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
     for container in containers:
@@ -208,10 +221,12 @@ def no_plaintext_secrets(args: ResourceValidationArgs, report: ReportViolation) 
 # ------------------------------------------------------------------ images
 
 def images_pinned(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    path = WORKLOADS.get(args.resource_type)
-    if path is None:
-        return
-    pod = _get(args.props, path) or {}
+    for pod in _pods(args):
+        _images_pinned(args, report, pod)
+
+
+def _images_pinned(args: ResourceValidationArgs, report: ReportViolation,
+                   pod: Mapping[str, Any]) -> None:
     for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
         image = str(container.get("image", ""))
         if not is_pinned(image):

@@ -17,8 +17,8 @@ from llmplan.provision.stack_config import StackConfig
 
 
 class GpuServing(pulumi.ComponentResource):
-    """StatefulSet, Services, budget, autoscaler and NetworkPolicy of serving_manifests, and
-    the model hub token as a Secret when one is configured."""
+    """StatefulSet (or LeaderWorkerSet), Services, budget, autoscaler and NetworkPolicy of
+    serving_manifests, and the model hub token as a Secret when one is configured."""
 
     def __init__(self, name: str, settings: StackConfig, *,
                  hub_token: pulumi.Output[str] | None,
@@ -36,7 +36,8 @@ class GpuServing(pulumi.ComponentResource):
         self.resources: dict[str, pulumi.CustomResource] = {}
         autoscaled = local[1].autoscaling is not None
         for manifest in serving_manifests(settings):
-            ignore = ["spec.replicas"] if manifest["kind"] == "StatefulSet" and autoscaled \
+            scaled = manifest["kind"] in ("StatefulSet", "LeaderWorkerSet")
+            ignore = ["spec.replicas"] if scaled and autoscaled \
                 else None   # the HPA owns the replica count
             self.resources[manifest["kind"] + "/" + manifest["metadata"]["name"]] = create(
                 resource_name(name, manifest), manifest,

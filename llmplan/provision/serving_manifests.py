@@ -1,11 +1,23 @@
 """The GPU fleet's manifests: vLLM as a StatefulSet with its Services, budget, autoscaler and
-NetworkPolicy (see manifests.py for why a StatefulSet)."""
+NetworkPolicy (see manifests.py for why a StatefulSet).
+
+A replica whose pipeline stages span servers (setup.servers > 1) is a group of pods, one
+per server, as a LeaderWorkerSet (leaderworkerset.x-k8s.io/v1, the Kubernetes SIG Apps
+controller vLLM's docs deploy multi-node serving with): the leader runs `vllm serve` with
+the API server and node rank 0, each worker the same engine `--headless` with its rank
+(LWS_WORKER_INDEX), all reaching the leader's torch.distributed store at
+LWS_LEADER_ADDRESS (vLLM's multiprocessing executor over nodes, 0.11.1 and later). Each pod
+holds its server's GPUs and its own volume of weights; a pod that fails restarts the whole
+group (RecreateGroupOnPodRestart), as one engine cannot lose a stage. The Services select
+leaders only, the NetworkPolicy also lets a group's pods reach each other, and the HPA
+scales groups (the LeaderWorkerSet's scale subresource counts them by their leaders).
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Literal
 
 from llmplan.perf.drafter import drafter
 from llmplan.perf.memory import kv_capacity
@@ -73,8 +85,45 @@ def hub_repos(config: StackConfig) -> list[tuple[str, bool | None]]:
     return repos
 
 
-def vllm_args(config: StackConfig) -> list[str]:
-    """The engine of the simulated deployment, as vLLM flags."""
+#: the port of the leader's torch.distributed store (vLLM's --master-port default)
+MASTER_PORT = 29501
+LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
+LEADER_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
+
+
+def group_name(config: StackConfig) -> str:
+    """The LeaderWorkerSet of a fleet over several servers: not the fleet's name, which its
+    ClusterIP Service holds, as the controller names the groups' own headless Service
+    (the leaders' DNS names, LWS_LEADER_ADDRESS) after it."""
+    return f"{serving_name(config)}-group"
+
+
+def servers(config: StackConfig) -> int:
+    """Servers, so pods, one replica runs on."""
+    local = config.plan.local
+    assert local is not None
+    return local[1].setup(config.plan.catalog).servers
+
+
+def vllm_args(config: StackConfig, role: Literal["leader", "worker"] = "leader") -> list[str]:
+    """The engine of the simulated deployment, as vLLM flags (a replica over several
+    servers: its leader's, or its workers')."""
+    args = _engine_args(config)
+    nodes = servers(config)
+    if nodes == 1:
+        return args
+    group = ["--nnodes", str(nodes), "--master-addr", "$(LWS_LEADER_ADDRESS)",
+             "--master-port", str(MASTER_PORT)]
+    if role == "leader":
+        return [*args, *group, "--node-rank", "0"]
+    # a headless node runs no API server, and vLLM refuses --api-server-count there
+    if "--api-server-count" in args:
+        at = args.index("--api-server-count")
+        args = args[:at] + args[at + 2:]
+    return [*args, *group, "--node-rank", "$(LWS_WORKER_INDEX)", "--headless"]
+
+
+def _engine_args(config: StackConfig) -> list[str]:
     local = config.plan.local
     assert local is not None
     dep, model = local[1], config.plan.catalog.models[local[1].model]
@@ -128,7 +177,8 @@ def vllm_args(config: StackConfig) -> list[str]:
 
 
 def serving_sizes(config: StackConfig) -> tuple[int, int, int]:
-    """CPU cores, memory GiB and weights-volume GiB of one replica.
+    """CPU cores, memory GiB and weights-volume GiB of one pod (a replica's, or one server's
+    of a replica over several).
 
     Memory holds the weights once while loading (safetensors are mapped through the page
     cache) plus headroom; the volume holds the downloaded files (the checkpoint in the format
@@ -145,27 +195,28 @@ def serving_sizes(config: StackConfig) -> tuple[int, int, int]:
     drafter_bytes = drafter(dep.setup(config.plan.catalog)).weights_bytes \
         if spec is not None and spec.method in DRAFTED else 0.0
     download_gib = (model.weight_bytes(stored) + mtp_bytes + drafter_bytes) / 2**30
-    servers = dep.setup(config.plan.catalog).api_server_count
-    gpus = dep.gpus_per_replica
-    cpu = 4 * gpus + 2 + (servers - 1)   # a core per extra API server
-    memory_gib = max(32, math.ceil(download_gib * 1.2 / gpus) + 16)
+    setup = dep.setup(config.plan.catalog)
+    api_servers = setup.api_server_count
+    gpus = setup.server_gpus         # one pod's (a replica over servers: a pod per server)
+    cpu = 4 * gpus + 2 + (api_servers - 1)   # a core per extra API server
+    memory_gib = max(32, math.ceil(download_gib * 1.2 / setup.gpus) + 16)
     volume_gib = max(50, math.ceil(download_gib * 1.25) + 20)
     return cpu, memory_gib, volume_gib
 
 
-def serving_manifests(config: StackConfig) -> list[dict[str, Any]]:
-    """ServiceAccount, StatefulSet, Services, PodDisruptionBudget, autoscaler, NetworkPolicy."""
+def _pod_template(config: StackConfig, pod_labels: dict[str, str],
+                  role: Literal["leader", "worker"] = "leader") -> dict[str, Any]:
+    """One pod of the fleet: a replica's, or one server's of a replica over several (the
+    leader serves the API; a worker runs its stages headless, with no HTTP to probe)."""
     local = config.plan.local
-    assert local is not None, f"a {config.kind} stack has no GPU fleet"
+    assert local is not None
     dep = local[1]
-    name, ns = serving_name(config), config.namespace
-    pod_labels = labels(name, "gpu-serving")
-    meta = {"name": name, "namespace": ns, "labels": pod_labels}
-    cpu, memory_gib, volume_gib = serving_sizes(config)
+    name = serving_name(config)
+    cpu, memory_gib, _ = serving_sizes(config)
     gpu = config.plan.catalog.gpus[dep.gpu]
     nodes = node_kind(gpu)   # NVIDIA's or AMD's device plugin, labels and taint
     resources = {"cpu": str(cpu), "memory": f"{memory_gib}Gi",
-                 nodes.resource: str(dep.gpus_per_replica)}
+                 nodes.resource: str(dep.setup(config.plan.catalog).server_gpus)}
     probe = {"httpGet": {"path": "/health", "port": "http"}}
     spin_up_s = dep.autoscaling.spin_up_s if dep.autoscaling is not None else 180.0
     env = [{"name": "HOME", "value": "/tmp"},
@@ -175,25 +226,29 @@ def serving_manifests(config: StackConfig) -> list[dict[str, Any]]:
            {"name": "DO_NOT_TRACK", "value": "1"},
            {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
                "name": hub_secret_name(config), "key": HUB_SECRET_KEY, "optional": True}}}]
-    container = {
-        "name": "vllm", "image": config.serving_image, "args": vllm_args(config),
+    container: dict[str, Any] = {
+        "name": "vllm", "image": config.serving_image, "args": vllm_args(config, role),
         "ports": [{"name": "http", "containerPort": SERVING_PORT}],
         "env": env,
         "resources": {"requests": resources, "limits": resources},
         "securityContext": container_security(),
-        # vLLM answers /health once the weights are loaded: allow 3x the simulated spin-up
-        "startupProbe": {**probe, "periodSeconds": 10,
-                         "failureThreshold": max(60, math.ceil(spin_up_s * 3 / 10))},
-        "readinessProbe": {**probe, "periodSeconds": 5},
-        "livenessProbe": {**probe, "periodSeconds": 15, "failureThreshold": 4},
         "volumeMounts": [{"name": "weights", "mountPath": WEIGHTS_MOUNT},
                          {"name": "shm", "mountPath": "/dev/shm"},
                          {"name": "tmp", "mountPath": "/tmp"}],
     }
-    pod = {
+    if role == "leader":
+        # vLLM answers /health once the weights are loaded: allow 3x the simulated spin-up
+        container |= {"startupProbe": {**probe, "periodSeconds": 10,
+                                       "failureThreshold": max(60, math.ceil(spin_up_s * 3
+                                                                             / 10))},
+                      "readinessProbe": {**probe, "periodSeconds": 5},
+                      "livenessProbe": {**probe, "periodSeconds": 15, "failureThreshold": 4}}
+    else:
+        container["ports"] = [{"name": "dist", "containerPort": MASTER_PORT}]
+    return {
         "metadata": {"labels": pod_labels, "annotations": {
             "prometheus.io/scrape": "true", "prometheus.io/port": str(SERVING_PORT),
-            "prometheus.io/path": "/metrics"}},
+            "prometheus.io/path": "/metrics"} if role == "leader" else {}},
         "spec": {
             "serviceAccountName": name, "automountServiceAccountToken": False,
             "securityContext": pod_security(),
@@ -206,42 +261,83 @@ def serving_manifests(config: StackConfig) -> list[dict[str, Any]]:
             "terminationGracePeriodSeconds": 120,
         },
     }
+
+
+def serving_manifests(config: StackConfig) -> list[dict[str, Any]]:
+    """ServiceAccount, StatefulSet (or LeaderWorkerSet), Services, PodDisruptionBudget,
+    autoscaler, NetworkPolicy."""
+    local = config.plan.local
+    assert local is not None, f"a {config.kind} stack has no GPU fleet"
+    dep = local[1]
+    name, ns = serving_name(config), config.namespace
+    pod_labels = labels(name, "gpu-serving")
+    meta = {"name": name, "namespace": ns, "labels": pod_labels}
+    _, _, volume_gib = serving_sizes(config)
     claim = {"metadata": {"name": "weights", "labels": pod_labels},
              "spec": {"accessModes": ["ReadWriteOnce"],
                       "resources": {"requests": {"storage": f"{volume_gib}Gi"}}}}
     if config.storage_class:
         claim["spec"]["storageClassName"] = config.storage_class
-    statefulset = {
-        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta,
-        "spec": {"replicas": dep.replicas, "serviceName": pods_service_name(config),
-                 "selector": {"matchLabels": pod_labels},
-                 "podManagementPolicy": "Parallel",
-                 "updateStrategy": {"type": "RollingUpdate"},
-                 "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain",
-                                                          "whenScaled": "Retain"},
-                 "template": pod, "volumeClaimTemplates": [claim]}}
+    retain = {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    group = servers(config)
+    # the Services and the budget pick the pods serving the API: a group's leader
+    serving = {**pod_labels, LEADER_LABEL: "0"} if group > 1 else pod_labels
+    fleet: dict[str, Any]
+    if group == 1:
+        fleet = {
+            "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta,
+            "spec": {"replicas": dep.replicas, "serviceName": pods_service_name(config),
+                     "selector": {"matchLabels": pod_labels},
+                     "podManagementPolicy": "Parallel",
+                     "updateStrategy": {"type": "RollingUpdate"},
+                     "persistentVolumeClaimRetentionPolicy": retain,
+                     "template": _pod_template(config, pod_labels),
+                     "volumeClaimTemplates": [claim]}}
+    else:
+        fleet = {
+            "apiVersion": LWS_API_VERSION, "kind": "LeaderWorkerSet",
+            "metadata": {**meta, "name": group_name(config)},
+            "spec": {"replicas": dep.replicas, "startupPolicy": "LeaderCreated",
+                     "networkConfig": {"subdomainPolicy": "Shared"},
+                     "rolloutStrategy": {"type": "RollingUpdate",
+                                         "rollingUpdateConfiguration": {
+                                             "maxUnavailable": 1, "maxSurge": 0}},
+                     "leaderWorkerTemplate": {
+                         "size": group, "restartPolicy": "RecreateGroupOnPodRestart",
+                         "leaderTemplate": _pod_template(config, pod_labels),
+                         "workerTemplate": _pod_template(config, pod_labels, "worker"),
+                         "volumeClaimTemplates": [claim],
+                         "persistentVolumeClaimRetentionPolicy": retain}}}
     port = {"name": "http", "port": SERVING_PORT, "targetPort": "http"}
+    policy = network_policy(config, name, pod_labels, SERVING_PORT, from_gateway=True)
+    if group > 1:
+        # a group's pods reach each other on any port: torch.distributed's store, NCCL's
+        # sockets and the engine's ZMQ channels pick theirs at start-up
+        policy["spec"]["ingress"].append({"from": [{"podSelector": {
+            "matchLabels": pod_labels}}]})
     manifests: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta,
          "automountServiceAccountToken": False},
-        statefulset,
+        fleet,
         {"apiVersion": "v1", "kind": "Service", "metadata": meta,
-         "spec": {"selector": pod_labels, "ports": [port]}},
+         "spec": {"selector": serving, "ports": [port]}},
         {"apiVersion": "v1", "kind": "Service",
          "metadata": {**meta, "name": pods_service_name(config)},
-         "spec": {"clusterIP": "None", "selector": pod_labels, "ports": [port]}},
+         "spec": {"clusterIP": "None", "selector": serving, "ports": [port]}},
         {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta,
-         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": pod_labels}}},
-        network_policy(config, name, pod_labels, SERVING_PORT,
-                       from_gateway=True),
+         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": serving}}},
+        policy,
     ]
     if dep.autoscaling is not None:
-        manifests.append(autoscaler(name, ns, pod_labels, dep))
+        target = ("apps/v1", "StatefulSet", name) if group == 1 else \
+            (LWS_API_VERSION, "LeaderWorkerSet", group_name(config))
+        manifests.append(autoscaler(name, ns, pod_labels, dep, target=target))
     return manifests
 
 
 def autoscaler(name: str, namespace: str, pod_labels: dict[str, str],
-               dep: LocalDeployment) -> dict[str, Any]:
+               dep: LocalDeployment, *,
+               target: tuple[str, str, str] | None = None) -> dict[str, Any]:
     """The simulated autoscaler as an HPA on waiting requests per replica.
 
     The simulation adds a replica when more than `scale_up_waiting_per_replica` requests wait
@@ -251,13 +347,14 @@ def autoscaler(name: str, namespace: str, pod_labels: dict[str, str],
     scales down on waiting requests rather than the simulation's in-flight count."""
     scale = dep.autoscaling
     assert scale is not None
+    api, kind, scaled = target or ("apps/v1", "StatefulSet", name)
     period = round(scale.interval_s)        # whole seconds in 1-1800 (the scenario's check)
     cooldown = round(scale.cooldown_s)
     return {
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": name, "namespace": namespace, "labels": pod_labels},
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name},
+            "scaleTargetRef": {"apiVersion": api, "kind": kind, "name": scaled},
             "minReplicas": scale.min_replicas, "maxReplicas": scale.max_replicas,
             "metrics": [{"type": "Pods", "pods": {
                 "metric": {"name": WAITING_METRIC},

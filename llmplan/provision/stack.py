@@ -242,6 +242,20 @@ def setting_notes(config: StackConfig) -> list[str]:
             config.eks_cluster_name or config.oidc_provider_arn):
         notes.append("the gateway needs an AWS identity for Bedrock: set eksClusterName (an "
                      "EKS cluster with the Pod Identity agent) or oidcProviderArn")
+    local = config.plan.local
+    setup = local[1].setup(config.plan.catalog) if local is not None else None
+    if setup is not None and setup.servers > 1:
+        gpu = config.plan.catalog.gpus[setup.gpu_name]
+        notes.append(
+            f"each replica is a group of {setup.servers} pods, one per server (a "
+            f"LeaderWorkerSet): the cluster needs the LeaderWorkerSet controller, v0.8.0 or "
+            f"later (`helm install lws oci://registry.k8s.io/lws/charts/lws --namespace "
+            f"lws-system --create-namespace`), and the stages were simulated handing over at "
+            f"{gpu.network_gb_per_s:g} GB/s per GPU between servers (catalog "
+            f"network_gb_per_s, an RDMA NIC's share): the pods ask for no RDMA device, so "
+            f"where the pod network is the only path NCCL uses its sockets: set "
+            f"catalog.gpus.{setup.gpu_name}.network_gb_per_s in the scenario to that "
+            f"network's share per GPU and simulate again to plan with it")
     if config.gpu_vendor == "amd":
         # the device nodes keep the host's owner and mode in the container, and the render
         # group's id differs from host to host: AMD's answer is a udev rule (ROCm/ROCm-docker

@@ -203,6 +203,15 @@ class StackConfig(BaseModel):
                              "device plugin and node labeller (clusterMode kubeconfig)")
         local = self.plan.local
         if self.cluster_mode == "eks" and local is not None \
+                and (servers := local[1].setup(self.plan.catalog).servers) > 1:
+            raise ValueError(
+                f"each replica of '{local[0]}' runs its pipeline stages on {servers} servers, "
+                f"simulated handing over through the servers' RDMA network (catalog "
+                f"network_gb_per_s); clusterMode eks creates GPU nodes without EFA, so NCCL "
+                f"would fall back to TCP: use an existing cluster with RDMA networking and "
+                f"the LeaderWorkerSet controller (clusterMode kubeconfig), or a layout of "
+                f"one server (tp x pp <= {local[1].setup(self.plan.catalog).gpus_per_node})")
+        if self.cluster_mode == "eks" and local is not None \
                 and 0 < self.eks_gpus_per_node < local[1].gpus_per_replica:
             each = local[1].gpus_per_replica
             raise ValueError(f"eksGpusPerNode is {self.eks_gpus_per_node}, but each replica "

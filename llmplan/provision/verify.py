@@ -2,10 +2,12 @@
 
 Checks, each reported with what was found:
 - the GPU fleet's StatefulSet rolled out: every replica updated to the current revision and
-  ready;
-- each of its pods runs on a node, ready, with the replica's tp x pp GPUs allocated (the
-  container's `nvidia.com/gpu` or `amd.com/gpu` limit, and the node's allocatable GPUs
-  cover it), running the stack's image for those GPUs with the simulated engine flags;
+  ready (a fleet whose replicas span servers: its LeaderWorkerSet's groups ready and
+  updated);
+- each of its pods runs on a node, ready, with its GPUs allocated (the replica's tp x pp,
+  or one server's share of them; the container's `nvidia.com/gpu` or `amd.com/gpu` limit,
+  and the node's allocatable GPUs cover it), running the stack's image for those GPUs with
+  the simulated engine flags (a group's leader and workers each their own);
 - the gateway's Deployment rolled out and is available;
 - the gateway routes as planned: its ConfigMap holds the router config, the guard and (with
   a fleet) the balancer's nginx.conf this plan renders, its pods were started from that
@@ -28,7 +30,12 @@ from llmplan.provision.gateway_manifests import CONFIG_SHA_ANNOTATION, gateway_m
 from llmplan.provision.gpu_nodes import node_kind
 from llmplan.provision.kube import api_client, call, quantity
 from llmplan.provision.manifests import GATEWAY_NAME
-from llmplan.provision.serving_manifests import serving_name, vllm_args
+from llmplan.provision.serving_manifests import (
+    LEADER_LABEL,
+    group_name,
+    serving_name,
+    vllm_args,
+)
 from llmplan.provision.stack_config import StackConfig, read_stack_file
 
 
@@ -69,22 +76,39 @@ def _fleet(client: Any, config: StackConfig) -> list[Check]:
 
     name, ns = serving_name(config), config.namespace
     assert config.plan.local is not None
-    each = config.plan.local[1].gpus_per_replica
-    sts = call(f"read StatefulSet {ns}/{name}",
-               lambda: k8s.AppsV1Api(client).read_namespaced_stateful_set(name, ns))
-    status, wanted = sts.status, sts.spec.replicas or 0
-    ready, updated = status.ready_replicas or 0, status.updated_replicas or 0
-    current = status.current_revision == status.update_revision
-    checks = [Check(name=f"StatefulSet {name} rolled out",
-                    ok=ready == wanted and updated == wanted and current and wanted > 0,
-                    detail=f"{ready}/{wanted} ready, {updated} updated, revision "
-                           f"{status.update_revision or '?'}"
-                           + ("" if current else f" (still {status.current_revision})"))]
+    setup = config.plan.local[1].setup(config.plan.catalog)
+    group = setup.servers
+    if group == 1:
+        sts = call(f"read StatefulSet {ns}/{name}",
+                   lambda: k8s.AppsV1Api(client).read_namespaced_stateful_set(name, ns))
+        status, wanted = sts.status, sts.spec.replicas or 0
+        ready, updated = status.ready_replicas or 0, status.updated_replicas or 0
+        current = status.current_revision == status.update_revision
+        checks = [Check(name=f"StatefulSet {name} rolled out",
+                        ok=ready == wanted and updated == wanted and current and wanted > 0,
+                        detail=f"{ready}/{wanted} ready, {updated} updated, revision "
+                               f"{status.update_revision or '?'}"
+                               + ("" if current else f" (still {status.current_revision})"))]
+    else:
+        lws_name = group_name(config)
+        lws = call(f"read LeaderWorkerSet {ns}/{lws_name} (is the LeaderWorkerSet controller "
+                   f"installed?)", lambda: k8s.CustomObjectsApi(
+                       client).get_namespaced_custom_object(
+                       "leaderworkerset.x-k8s.io", "v1", ns, "leaderworkersets", lws_name))
+        wanted = int(lws.get("spec", {}).get("replicas") or 0)
+        lws_status = lws.get("status") or {}
+        ready = int(lws_status.get("readyReplicas") or 0)
+        updated = int(lws_status.get("updatedReplicas") or 0)
+        checks = [Check(name=f"LeaderWorkerSet {lws_name} rolled out",
+                        ok=ready == wanted and updated == wanted and wanted > 0,
+                        detail=f"{ready}/{wanted} groups of {group} pods ready, {updated} "
+                               f"updated")]
     pods = call(f"list pods of {name}", lambda: k8s.CoreV1Api(client).list_namespaced_pod(
         ns, label_selector=f"app.kubernetes.io/name={name}")).items
     allocatable: dict[str, int] = {}
-    planned_args = vllm_args(config)
+    planned_args = {"leader": vllm_args(config, "leader"), "worker": vllm_args(config, "worker")}
     resource = node_kind(config.plan.catalog.gpus[config.plan.local[1].gpu]).resource
+    each = setup.server_gpus
     for pod in sorted(pods, key=lambda p: p.metadata.name):
         node = pod.spec.node_name
         if node and node not in allocatable:
@@ -94,6 +118,8 @@ def _fleet(client: Any, config: StackConfig) -> list[Check]:
         gpus = quantity(limits.get(resource))
         is_ready = any(c.type == "Ready" and c.status == "True"
                        for c in (pod.status.conditions or []))
+        role = "worker" if (pod.metadata.labels or {}).get(LEADER_LABEL, "0") != "0" \
+            else "leader"
         problems = []
         if pod.status.phase != "Running" or not is_ready:
             problems.append(f"{pod.status.phase}, not ready")
@@ -106,14 +132,15 @@ def _fleet(client: Any, config: StackConfig) -> list[Check]:
         if container is None or container.image != config.serving_image:
             problems.append(f"image {container.image if container else '?'} is not "
                             f"{config.serving_image}")
-        elif list(container.args or []) != planned_args:
+        elif list(container.args or []) != planned_args[role]:
             problems.append("engine flags differ from the plan")
         checks.append(Check(name=f"pod {pod.metadata.name}", ok=not problems,
                             detail="; ".join(problems) or f"running on {node} with {gpus} "
                                                           f"GPU(s) of {allocatable[node]}"))
-    if len(pods) < wanted:
+    if len(pods) < wanted * group:
         checks.append(Check(name=f"pods of {name}", ok=False,
-                            detail=f"{len(pods)} pods for {wanted} replicas"))
+                            detail=f"{len(pods)} pods for {wanted} replicas"
+                                   + (f" of {group} servers" if group > 1 else "")))
     return checks
 
 
