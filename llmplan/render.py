@@ -267,14 +267,16 @@ def _catalog_overview(cat: Catalog, today: datetime.date | None) -> list[Fitted]
     gpu_cols = [Col("id", "left"), Col("GiB", note="GiB: total the runtime reports"),
                 Col("bf16", note="bf16/fp8/fp4: dense TFLOP/s"), Col("fp8"), Col("fp4"),
                 Col("HBM\nGB/s"), Col("link", note="link: GB/s per direction to peers"),
+                Col("net", note="net: GB/s per GPU between servers"),
                 Col("W"), Col("buy $"), Col("rent\n$/h"), Col("as of", "left")]
     gpu_rows = [[key, f"{g.memory_mib / 1024:.1f}", _tflops(g.bf16_dense_tflops),
                  _tflops(g.fp8_dense_tflops), _tflops(g.fp4_dense_tflops),
                  f"{g.memory_bandwidth_gb_per_s:g}", f"{g.interconnect_gb_per_s:g}",
+                 f"{g.network_gb_per_s:g}",
                  f"{g.tdp_w:g}", f"{g.purchase_usd:,.0f}", f"{g.rental_usd_per_gpu_hour:.2f}",
                  as_of(g.prices_as_of)] for key, g in cat.gpus.items()]
-    tables = [_dropping("GPUs", gpu_cols, gpu_rows, stale, ("link", "W"),
-                        ("link", "W", "fp4", "HBM\nGB/s"))]
+    tables = [_dropping("GPUs", gpu_cols, gpu_rows, stale, ("net",), ("net", "link", "W"),
+                        ("net", "link", "W", "fp4", "HBM\nGB/s"))]
     model_cols = [Col("id", "left"), Col("params", note="params: total/active B"),
                   Col("layers"),
                   Col("attention", wrap=True, note="attention: KV heads x head dim, or MLA "
