@@ -249,8 +249,9 @@ def setting_notes(config: StackConfig) -> list[str]:
         notes.append(
             f"each replica is a group of {setup.servers} pods, one per server (a "
             f"LeaderWorkerSet): the cluster needs the LeaderWorkerSet controller, v0.8.0 or "
-            f"later (`helm install lws oci://registry.k8s.io/lws/charts/lws --namespace "
-            f"lws-system --create-namespace`), and the stages were simulated handing over at "
+            f"later (the manifests are checked against v0.10.0's schema: `helm install lws "
+            f"oci://registry.k8s.io/lws/charts/lws --version 0.10.0 --namespace lws-system "
+            f"--create-namespace`), and the stages were simulated handing over at "
             f"{gpu.network_gb_per_s:g} GB/s per GPU between servers (catalog "
             f"network_gb_per_s, an RDMA NIC's share): the pods ask for no RDMA device, so "
             f"where the pod network is the only path NCCL uses its sockets: set "
