@@ -479,7 +479,9 @@ def _layout(tp: int, pp: int) -> str:
 def _fitting_layout(setup: ReplicaSetup) -> str | None:
     """The layout with the fewest GPUs, more than the replica has, that holds the model: a
     larger tp (as the scenario has no stages), else tp x pp stages in one server, else
-    stages over several servers."""
+    stages over the fewest servers, as vLLM advises laying them out (its distributed
+    serving guide: the tensor-parallel size the GPUs of a server, the pipeline size the
+    servers)."""
     if setup.pp == 1:
         min_tp = next((t for t in setup_allowed_tp(setup) if t > setup.tp
                        and fits(replace(setup, tp=t))), None)
@@ -489,8 +491,7 @@ def _fitting_layout(setup: ReplicaSetup) -> str | None:
     node = setup.gpus_per_node
     layouts = sorted(((t, p) for t in setup_allowed_tp(setup) for p in range(1, 17)
                       if t * p > setup.gpus and split_servers(t, p, node) is not None),
-                     key=lambda layout: (-(-layout[0] * layout[1] // node),
-                                         layout[0] * layout[1], layout[1]))
+                     key=lambda layout: _preference(*layout, node))
     for tp, pp in layouts:
         staged = replace(setup, tp=tp, pp=pp)
         if pp_error(staged) is None and fits(staged):
@@ -498,6 +499,12 @@ def _fitting_layout(setup: ReplicaSetup) -> str | None:
             return f"tp {tp} x pp {pp} ({tp * pp} GPUs{servers})" \
                 if pp > 1 or setup.pp > 1 else f"tp >= {tp}"
     return None
+
+
+def _preference(tp: int, pp: int, node: int) -> tuple[int, int, int]:
+    """Fewest servers first; on one, the fewest GPUs; over several, the widest tp."""
+    servers = -(-tp * pp // node)
+    return (servers, tp * pp if servers == 1 else -tp, pp)
 
 
 def build_error(setup: ReplicaSetup) -> str | None:

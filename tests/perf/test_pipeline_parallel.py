@@ -258,7 +258,7 @@ def test_on_pcie_cards_stages_trade_latency_for_throughput() -> None:
      "expected tp one of 1, 2, 8 for"),
     # no one-server layout holds DeepSeek-V3 on H100s: the fewest GPUs on two servers
     ("{gpu: H100-SXM, model: DeepSeek-V3, tp: 8, engine: {weights_dtype: fp8}}",
-     r"deployments\.bad:", r"expected tp 2 x pp 6 \(12 GPUs, 2 servers\)"),
+     r"deployments\.bad:", r"expected tp 8 x pp 2 \(16 GPUs, 2 servers\)"),
 ])
 def test_what_does_not_fit_names_the_stages_and_what_would(deployment: str, where: str,
                                                            why: str) -> None:

@@ -161,12 +161,12 @@ CASES = [
          ("tp 16", "(8, catalog interconnect_domain_gpus)", "no model of the slower link",
           "expected tp one of 1, 2, 4, 8")),
     # 810 GB of bf16 weights: not within the 8 GPUs of an H100 server at any tp, so the
-    # fewest GPUs that hold it as pipeline stages over two servers
+    # fewest servers that hold it, a stage per server (vLLM's advice)
     Case("model-does-not-fit-any-tp",
          edit("  a:\n    gpu: H100-SXM\n    model: Llama-3.1-8B\n",
               f"  huge:  {MARK}\n    gpu: H100-SXM\n    model: Llama-3.1-405B\n"),
          "deployments.huge", ("does not fit on H100-SXM",
-                              "expected tp 2 x pp 6 (12 GPUs, 2 servers)")),
+                              "expected tp 8 x pp 2 (16 GPUs, 2 servers)")),
     # servers of one L4 each: 16 stages of 24 GB do not hold 810 GB
     Case("model-does-not-fit-any-layout",
          edit("  a:\n    gpu: H100-SXM\n    model: Llama-3.1-8B\n",
