@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from llmplan.catalog import Catalog, CloudModelSpec, GpuSpec
+from llmplan.perf.setup import servers_for
 from llmplan.scenario.cloud import CloudCosts, CloudDeployment
 from llmplan.scenario.models import Economics, LocalCosts, LocalDeployment
 
@@ -66,12 +67,14 @@ def _gpu_count(gpus: float) -> str:
 
 
 def _servers(dep: LocalDeployment, gpu: GpuSpec, facts: LocalFacts) -> int:
-    """Servers the fleet's replicas fill: a replica's tp x pp GPUs sit in one server (its
-    costs.gpus_per_server, else the catalog's node_gpus: 4 in a GB200 compute tray), or,
-    with stages outgrowing one, in as many whole servers as they span."""
-    per_server = dep.costs.gpus_per_server or gpu.node_gpus
+    """Servers the fleet's replicas fill: a replica's tp x pp GPUs sit in one server (the
+    catalog's node_gpus, 4 in a GB200 compute tray, or the deployment's fewer
+    costs.gpus_per_server), or, with stages outgrowing one, in as many whole servers as
+    they span."""
+    # as the simulation places them (ReplicaSetup.gpus_per_node, .servers)
+    per_server = min(gpu.node_gpus, dep.costs.gpus_per_server or gpu.node_gpus)
     each = dep.gpus_per_replica
-    spans = math.ceil(each / per_server)
+    spans = servers_for(dep.tp, dep.pp, per_server)
     replicas_per_server = max(1, per_server // each)
     return math.ceil(facts.gpus / each / replicas_per_server - 1e-9) * spans
 

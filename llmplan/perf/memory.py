@@ -48,8 +48,8 @@ from dataclasses import dataclass, replace
 from llmplan.catalog.catalog import DTYPE_BYTES
 from llmplan.perf.drafter import drafter
 from llmplan.perf.engine import GIB
-from llmplan.perf.parallel import pp_error, setup_allowed_tp, split_servers, tp_error
-from llmplan.perf.setup import ReplicaSetup
+from llmplan.perf.parallel import pp_error, setup_allowed_tp, tp_error
+from llmplan.perf.setup import ReplicaSetup, servers_for
 
 #: vLLM V1 sampler warm-up: fp32 logits copies of max_num_seqs x vocab alive at the peak
 #: (sort keys, indices, softmax), next to the forward pass's output hidden states. The count
@@ -490,8 +490,8 @@ def _fitting_layout(setup: ReplicaSetup) -> str | None:
     # fewest GPUs first; of as many, the fewest stages
     node = setup.gpus_per_node
     layouts = sorted(((t, p) for t in setup_allowed_tp(setup) for p in range(1, 17)
-                      if t * p > setup.gpus and split_servers(t, p, node) is not None),
-                     key=lambda layout: _preference(*layout, node))
+                      if t * p > setup.gpus and t <= node),
+                     key=lambda layout: _preference(layout[0], layout[1], node))
     for tp, pp in layouts:
         staged = replace(setup, tp=tp, pp=pp)
         if pp_error(staged) is None and fits(staged):
@@ -503,7 +503,7 @@ def _fitting_layout(setup: ReplicaSetup) -> str | None:
 
 def _preference(tp: int, pp: int, node: int) -> tuple[int, int, int]:
     """Fewest servers first; on one, the fewest GPUs; over several, the widest tp."""
-    servers = -(-tp * pp // node)
+    servers = servers_for(tp, pp, node)
     return (servers, tp * pp if servers == 1 else -tp, pp)
 
 

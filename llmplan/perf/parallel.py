@@ -17,8 +17,8 @@ simulated at NVLink speed. The stack runs a replica as one pod asking for tp GPU
 Kubernetes places on one node: a tp above the GPUs one server holds (the catalog's
 node_gpus, 4 in a GB200 NVL72 compute tray; the deployment's costs.gpus_per_server) would
 need vLLM's multi-node tensor parallelism, which is neither simulated nor provisioned, so
-it is refused too. Pipeline stages may span servers (`pp_error`, `split_servers`): a pod
-per server, each holding whole stages, handing over through the servers' network.
+it is refused too. Pipeline stages may span servers (`pp_error`; setup.py `servers_for`):
+a pod per server, each holding whole stages, handing over through the servers' network.
 
 An FP8 block-quantised checkpoint (catalog weight_block_size: one scale per block_n x block_k
 weights, [128, 128] in the official Qwen3 FP8 repositories and DeepSeek-V3/R1) loads only if
@@ -151,14 +151,6 @@ def data_parallel_error(setup: ReplicaSetup) -> str | None:
 MULTI_NODE_RELEASE = (0, 11, 1)
 
 
-def split_servers(tp: int, pp: int, gpus_per_node: int) -> int | None:
-    """Servers a replica of tp x pp GPUs runs on (None: no split keeps every
-    tensor-parallel group in one server). vLLM gives each node world / nnodes consecutive
-    ranks, tp innermost, so a node holds whole stages when pp divides by the nodes."""
-    servers = -(-tp * pp // gpus_per_node)
-    return servers if tp <= gpus_per_node and pp % servers == 0 else None
-
-
 def pp_error(setup: ReplicaSetup) -> str | None:
     """Why engine pipeline stages (the deployment's pp) cannot run as set (None: they can,
     or there is one stage). Stages that outgrow one server run on several, a pod per
@@ -180,21 +172,11 @@ def pp_error(setup: ReplicaSetup) -> str | None:
         return (f"pp {pp} is more stages than {setup.model_name} has layers ({model.layers}); "
                 f"expected pp <= {model.layers}")
     node = setup.gpus_per_node
-    if setup.gpus > node and setup.tp <= node:
-        if split_servers(setup.tp, pp, node) is None:
-            fitting = [p for p in range(pp + 1, 17) if split_servers(setup.tp, p, node)]
-            fewer = [p for p in range(pp - 1, 1, -1) if split_servers(setup.tp, p, node)]
-            options = [f"pp {p}" for p in (fewer[:1] + fitting[:1])]
-            return (f"tp {setup.tp} x pp {pp} needs {setup.gpus} GPUs, more than one "
-                    f"{setup.gpu_name} server's {node}, and {setup.servers} servers would not "
-                    f"each hold whole stages (vLLM gives every node the same number of "
-                    f"consecutive ranks, and a tensor-parallel group must stay in one "
-                    f"server); expected " + (" or ".join(options) or "a smaller tp x pp"))
-        if engine.release < MULTI_NODE_RELEASE:
-            return (f"tp {setup.tp} x pp {pp} spans {setup.servers} {setup.gpu_name} servers, "
-                    f"and vLLM {engine.vllm_version} runs one engine over several servers "
-                    f"only through a Ray cluster (its multiprocessing --nnodes came in "
-                    f"0.11.1); expected vllm_version >= 0.11.1 or tp x pp <= {node}")
+    if setup.gpus > node and setup.tp <= node and engine.release < MULTI_NODE_RELEASE:
+        return (f"tp {setup.tp} x pp {pp} spans {setup.servers} {setup.gpu_name} servers, "
+                f"and vLLM {engine.vllm_version} runs one engine over several servers only "
+                f"through a Ray cluster (its multiprocessing --nnodes came in 0.11.1); "
+                f"expected vllm_version >= 0.11.1 or tp x pp <= {node}")
     if engine.async_scheduling and engine.version < (0, 15):
         return (f"engine.async_scheduling: true with pp {pp} on vLLM {engine.vllm_version}, "
                 f"which refuses it ('Async scheduling is not supported with "
@@ -210,8 +192,10 @@ Fits = Callable[[ReplicaSetup], bool]
 def _expected_tp(setup: ReplicaSetup, fits: Fits | None, more: str = "") -> str:
     """The sizes vLLM accepts that also hold the weights (a list that fits nothing would
     send the user to a size that fails next)."""
+    node = setup.gpus_per_node
+    spans = setup.engine.release >= MULTI_NODE_RELEASE   # stages over several servers
     allowed = [t for t in setup_allowed_tp(setup)
-               if split_servers(t, setup.pp, setup.gpus_per_node) is not None]
+               if t <= node and (spans or t * setup.pp <= node)]
     fitting = [t for t in allowed if fits is None or fits(replace(setup, tp=t))]
     what = f"{setup.model_name} on {setup.gpu_name} in {setup.weights_dtype}"
     if fitting:
@@ -267,5 +251,4 @@ def tp_error(setup: ReplicaSetup, fits: Fits | None = None) -> str | None:
 
 
 __all__ = ["MULTI_NODE_RELEASE", "Fits", "allowed_tp", "block_problem", "cut_slices",
-           "data_parallel_error", "heads_allow", "pp_error", "setup_allowed_tp",
-           "split_servers", "tp_error"]
+           "data_parallel_error", "heads_allow", "pp_error", "setup_allowed_tp", "tp_error"]

@@ -15,6 +15,18 @@ from llmplan.catalog import GpuSpec, ModelSpec
 from llmplan.perf.engine import EngineSpec, default_limits
 
 
+def servers_for(tp: int, pp: int, gpus_per_node: int) -> int:
+    """The fewest servers a replica of tp x pp GPUs runs on with pp / servers whole stages
+    on each, as vLLM's multiprocessing executor places them over `--nnodes` (the world size
+    divides by the nodes; each node takes world / nodes consecutive ranks, tp innermost, so
+    whole stages keep every tensor-parallel group in one server). A tp wider than a server
+    has no such split (parallel.py refuses it): the servers its GPUs fill."""
+    least = -(-tp * pp // gpus_per_node)
+    if tp > gpus_per_node:
+        return least
+    return next(n for n in range(least, pp + 1) if pp % n == 0)
+
+
 @dataclass(frozen=True)
 class CatalogDrafter:
     """A speculative drafter that is a catalog model: its architecture and the format the
@@ -157,10 +169,8 @@ class ReplicaSetup:
     @property
     def servers(self) -> int:
         """Servers one replica spans: 1, or, when its tp x pp GPUs outgrow one, the fewest
-        that hold them, each running pp / servers whole stages (vLLM's --nnodes: the world
-        size divides by the nodes, a node's ranks are consecutive, tp innermost). parallel.py
-        `pp_error` refuses a split that leaves a tensor-parallel group across servers."""
-        return -(-self.gpus // self.gpus_per_node)
+        that hold them with the same number of whole stages each (`servers_for`)."""
+        return servers_for(self.tp, self.pp, self.gpus_per_node)
 
     @property
     def server_gpus(self) -> int:

@@ -89,13 +89,24 @@ def hub_repos(config: StackConfig) -> list[tuple[str, bool | None]]:
 MASTER_PORT = 29501
 LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
 LEADER_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
+#: the longest LeaderWorkerSet name: 63 less a group index of up to 4 digits, two dashes
+#: and a 10-character revision hash (`group_name`)
+GROUP_NAME_LIMIT = 46
 
 
 def group_name(config: StackConfig) -> str:
     """The LeaderWorkerSet of a fleet over several servers: not the fleet's name, which its
     ClusterIP Service holds, as the controller names the groups' own headless Service
-    (the leaders' DNS names, LWS_LEADER_ADDRESS) after it."""
-    return f"{serving_name(config)}-group"
+    (the leaders' DNS names, LWS_LEADER_ADDRESS) after it. A DNS-1035 label, as its
+    admission webhook requires (a letter first), short enough for what the controller
+    derives from it: worker StatefulSets `<name>-<group>`, their pods `<name>-<group>-<i>`,
+    each pod's controller-revision-hash label `<statefulset>-<10 characters>`, all within
+    63 characters."""
+    local = config.plan.local
+    assert local is not None
+    base = k8s_name(local[0], limit=GROUP_NAME_LIMIT - len("-group"))
+    name = f"{base}-group"
+    return name if name[0].isalpha() else f"g{name}"[:GROUP_NAME_LIMIT]
 
 
 def servers(config: StackConfig) -> int:
@@ -213,10 +224,13 @@ def _pod_template(config: StackConfig, pod_labels: dict[str, str],
     dep = local[1]
     name = serving_name(config)
     cpu, memory_gib, _ = serving_sizes(config)
+    setup = dep.setup(config.plan.catalog)
+    if role == "worker":             # no API server on a headless node
+        cpu -= setup.api_server_count - 1
     gpu = config.plan.catalog.gpus[dep.gpu]
     nodes = node_kind(gpu)   # NVIDIA's or AMD's device plugin, labels and taint
     resources = {"cpu": str(cpu), "memory": f"{memory_gib}Gi",
-                 nodes.resource: str(dep.setup(config.plan.catalog).server_gpus)}
+                 nodes.resource: str(setup.server_gpus)}
     probe = {"httpGet": {"path": "/health", "port": "http"}}
     spin_up_s = dep.autoscaling.spin_up_s if dep.autoscaling is not None else 180.0
     env = [{"name": "HOME", "value": "/tmp"},
@@ -236,6 +250,9 @@ def _pod_template(config: StackConfig, pod_labels: dict[str, str],
                          {"name": "shm", "mountPath": "/dev/shm"},
                          {"name": "tmp", "mountPath": "/tmp"}],
     }
+    if role == "leader" and setup.servers > 1:
+        # the group's torch.distributed store, which the workers reach at --master-addr
+        container["ports"].append({"name": "dist", "containerPort": MASTER_PORT})
     if role == "leader":
         # vLLM answers /health once the weights are loaded: allow 3x the simulated spin-up
         container |= {"startupProbe": {**probe, "periodSeconds": 10,
@@ -244,7 +261,7 @@ def _pod_template(config: StackConfig, pod_labels: dict[str, str],
                       "readinessProbe": {**probe, "periodSeconds": 5},
                       "livenessProbe": {**probe, "periodSeconds": 15, "failureThreshold": 4}}
     else:
-        container["ports"] = [{"name": "dist", "containerPort": MASTER_PORT}]
+        del container["ports"]
     return {
         "metadata": {"labels": pod_labels, "annotations": {
             "prometheus.io/scrape": "true", "prometheus.io/port": str(SERVING_PORT),
@@ -280,7 +297,7 @@ def serving_manifests(config: StackConfig) -> list[dict[str, Any]]:
         claim["spec"]["storageClassName"] = config.storage_class
     retain = {"whenDeleted": "Retain", "whenScaled": "Retain"}
     group = servers(config)
-    # the Services and the budget pick the pods serving the API: a group's leader
+    # the Services pick the pods serving the API: a group's leader
     serving = {**pod_labels, LEADER_LABEL: "0"} if group > 1 else pod_labels
     fleet: dict[str, Any]
     if group == 1:
@@ -324,8 +341,9 @@ def serving_manifests(config: StackConfig) -> list[dict[str, Any]]:
         {"apiVersion": "v1", "kind": "Service",
          "metadata": {**meta, "name": pods_service_name(config)},
          "spec": {"clusterIP": "None", "selector": serving, "ports": [port]}},
+        # every pod counts: a group loses its leader, so its replica, with any of its pods
         {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta,
-         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": serving}}},
+         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": pod_labels}}},
         policy,
     ]
     if dep.autoscaling is not None:

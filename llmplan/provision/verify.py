@@ -99,10 +99,20 @@ def _fleet(client: Any, config: StackConfig) -> list[Check]:
         lws_status = lws.get("status") or {}
         ready = int(lws_status.get("readyReplicas") or 0)
         updated = int(lws_status.get("updatedReplicas") or 0)
+        # the status may still describe the spec before the last change
+        generation = (lws.get("metadata") or {}).get("generation")
+        seen = lws_status.get("observedGeneration")
+        stale = generation is not None and seen != generation
+        updating = any(c.get("type") == "UpdateInProgress" and c.get("status") == "True"
+                       for c in lws_status.get("conditions") or [])
         checks = [Check(name=f"LeaderWorkerSet {lws_name} rolled out",
-                        ok=ready == wanted and updated == wanted and wanted > 0,
+                        ok=ready == wanted and updated == wanted and wanted > 0
+                        and not stale and not updating,
                         detail=f"{ready}/{wanted} groups of {group} pods ready, {updated} "
-                               f"updated")]
+                               f"updated"
+                               + (f" (status of generation {seen}, spec {generation})"
+                                  if stale else "")
+                               + (", an update in progress" if updating else ""))]
     pods = call(f"list pods of {name}", lambda: k8s.CoreV1Api(client).list_namespaced_pod(
         ns, label_selector=f"app.kubernetes.io/name={name}")).items
     allocatable: dict[str, int] = {}

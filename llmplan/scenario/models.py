@@ -168,9 +168,10 @@ class LocalCosts(_Strict):
     ownership: Literal["owned", "rented_on_demand", "rented_reserved"] = "owned"
     gpus_per_server: int | None = Field(
         default=None, gt=0, le=16,
-        description="GPUs one server holds (servers are bought, powered and racked whole, "
-                    "and a replica's GPUs sit in one); default: the GPU's catalog node_gpus "
-                    "(8 on HGX/DGX boards, 4 in a GB200 NVL72 compute tray).")
+        description="GPUs one server holds, at most the GPU's catalog node_gpus (servers "
+                    "are bought, powered and racked whole; a replica's GPUs sit in one, or its "
+                    "pipeline stages in several); default: node_gpus (8 on HGX/DGX boards, 4 "
+                    "in a GB200 NVL72 compute tray).")
     server_usd: float = Field(default=35_000.0, ge=0,
                               description="Host (CPUs, RAM, NICs, chassis) per server, owned.")
     maintenance_fraction_per_year: float = Field(default=0.05, ge=0, le=1,

@@ -177,6 +177,9 @@ def test_break_even_past_the_fleets_capacity_says_the_fleet_must_grow(hours: int
     ("H100-SXM", (2, 1), 3, 4, 2),      # the deployment's own 4-GPU servers
     ("H100-SXM", (8, 2), 3, None, 6),   # tp 8 x pp 2: stages on two servers a replica
     ("L40S", (4, 3), 1, 4, 3),          # tp 4 x pp 3 on the deployment's 4-GPU servers
+    ("H100-SXM", (4, 3), 2, None, 6),   # three servers of one stage each a replica
+    # a server holds no more than the catalog's node: GB200 trays of 4, as simulated
+    ("GB200", (4, 2), 1, 8, 2),
 ])
 def test_servers_hold_whole_replicas_of_the_gpus_node(gpu: str, layout: tuple[int, int],
                                                        replicas: int, per_server: int | None,

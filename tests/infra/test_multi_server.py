@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,16 @@ def _strict(schema: Any) -> Any:
     return schema
 
 
+#: what the LeaderWorkerSet webhook accepts as a name (validation.IsDNS1035Label)
+DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
 def _validate_lws(lws: dict[str, Any]) -> None:
+    name = lws["metadata"]["name"]
+    # and what the controller derives from it: worker StatefulSet `<name>-<group>`, its
+    # pods' controller-revision-hash `<statefulset>-<10 characters>` (group up to 9999)
+    if not DNS_1035.match(name) or len(f"{name}-9999-0123456789") > 63:
+        raise jsonschema.ValidationError(f"LeaderWorkerSet name {name!r}")
     schema = _strict(CRD["openAPIV3Schema"])
     # metadata is the API server's ObjectMeta, checked with the pod templates' below
     schema["properties"]["metadata"] = {"type": "object"}
@@ -129,11 +139,20 @@ def test_a_replica_over_two_servers_is_a_group_of_two_pods(simulated: Simulated,
     assert work["--node-rank"] == "$(LWS_WORKER_INDEX)" and "--headless" in worker["args"]
     assert "--api-server-count" not in worker["args"] and "readinessProbe" not in worker
     assert leader["args"] == vllm_args(config, "leader")
-    # the Services and the budget pick leaders; a group's pods reach each other
+    # the Services pick leaders; the budget every pod (a group falls with any of them);
+    # a group's pods reach each other
     leaders = {"leaderworkerset.sigs.k8s.io/worker-index": "0"}
     for manifest in manifests:
         if manifest["kind"] == "Service":
             assert leaders.items() <= manifest["spec"]["selector"].items()
+    budget = next(m for m in manifests if m["kind"] == "PodDisruptionBudget")
+    assert budget["spec"]["selector"]["matchLabels"] == \
+        template["workerTemplate"]["metadata"]["labels"]
+    # the leader hosts the group's torch.distributed store; a worker runs no API server
+    assert {"name": "dist", "containerPort": 29501} in leader["ports"]
+    assert "ports" not in worker
+    assert int(worker["resources"]["limits"]["cpu"]) == \
+        int(leader["resources"]["limits"]["cpu"]) - 1
     policy = next(m for m in manifests if m["kind"] == "NetworkPolicy")
     assert {"from": [{"podSelector": {"matchLabels": policy["spec"]["podSelector"][
         "matchLabels"]}}]} in policy["spec"]["ingress"]
@@ -141,6 +160,28 @@ def test_a_replica_over_two_servers_is_a_group_of_two_pods(simulated: Simulated,
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "leaderworkerset.x-k8s.io/v1",
                                              "kind": "LeaderWorkerSet", "name": "groups-group"}
     assert any("LeaderWorkerSet controller" in note for note in setting_notes(config))
+
+
+def test_the_summary_and_result_say_how_many_servers_a_replica_spans(
+        simulated: Simulated) -> None:
+    _, result = simulated
+    groups = result.deployments["groups"]
+    assert groups.serves_with() == "8-12 x L40S (2-3 x tp 2 x pp 2 on 2 servers)"
+    assert groups.local is not None and groups.local.servers_per_replica == 2
+    assert result.deployments["one-server"].serves_with() == "4 x L40S (tp 2 x pp 2)"
+    owned = {i.item: i for i in groups.cost.items}
+    assert "+ 6 servers at" in owned["hardware"].basis   # the most replicas are bought
+
+
+@pytest.mark.parametrize("deployment", ["8b-groups", "a" * 52, "9" * 60])
+def test_any_deployment_name_gives_a_set_name_the_controller_takes(
+        simulated: Simulated, tmp_path: Path, deployment: str) -> None:
+    config = _stack(simulated, "groups", tmp_path).config
+    plan = config.plan.model_copy(update={"local": (deployment, config.plan.local[1])})
+    renamed = config.model_copy(update={"plan": plan})
+    lws = next(m for m in serving_manifests(renamed) if m["kind"] == "LeaderWorkerSet")
+    _validate_lws(lws)
+    assert lws["metadata"]["name"].endswith("-group")
 
 
 def test_the_schema_check_catches_a_broken_group(simulated: Simulated,
@@ -255,6 +296,18 @@ def test_verify_reads_the_groups_and_each_pods_role(simulated: Simulated,
     assert "0/1 groups of 2 pods ready" in failed["LeaderWorkerSet groups-group rolled out"]
     assert "engine flags differ from the plan" in failed["pod groups-group-0-1"]
     assert "not ready" in failed["pod groups-group-0-1"]
+    # a status from before the last change, and an update under way
+    stale = {**lws, "metadata": {**lws["metadata"], "generation": 3},
+             "status": {**lws["status"], "observedGeneration": 2}}
+    updating = {**lws, "status": {**lws["status"], "conditions": [
+        {"type": "UpdateInProgress", "status": "True", "reason": "GroupsUpdating",
+         "message": "", "lastTransitionTime": "2026-12-05T10:00:00Z"}]}}
+    for served, why in ((stale, "status of generation 2, spec 3"),
+                        (updating, "an update in progress")):
+        with replaying({**routes, lws_path: (200, served)}) as replay:
+            report = verify_stack(written.path, replay.kubeconfig(tmp_path), None)
+        failed = {c.name: c.detail for c in report.checks if not c.ok}
+        assert why in failed["LeaderWorkerSet groups-group rolled out"]
     # no controller: the set is not found, and verify says what to look at
     del routes[lws_path]
     with replaying(routes) as replay, pytest.raises(

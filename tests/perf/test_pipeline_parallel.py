@@ -145,6 +145,24 @@ def test_a_lone_request_waits_for_every_stage_in_turn(model: str, gpu: str, tp: 
         rel=2e-3)
 
 
+@pytest.mark.parametrize(("tp", "pp", "node", "servers"), [
+    (8, 2, 8, 2), (4, 4, 8, 2), (2, 6, 8, 2),
+    # 12 GPUs: two servers of 6 would cut a tp-4 group, three of 4 hold a stage each
+    (4, 3, 8, 3),
+    (1, 13, 8, 13),   # 13 stages divide only into 13 servers
+    (4, 2, 8, 1), (8, 1, 8, 1),
+])
+def test_stages_span_the_fewest_servers_holding_whole_stages(tp: int, pp: int, node: int,
+                                                              servers: int) -> None:
+    """vLLM's --nnodes: the world size divides by the nodes, each node takes consecutive
+    ranks, tp innermost; so each server holds pp / servers whole stages."""
+    setup = dataclasses.replace(_setup("Llama-3.1-8B", "H100-SXM", tp, pp),
+                                gpus_per_server=node)
+    assert setup.servers == servers
+    assert setup.server_gpus * servers == tp * pp and setup.server_gpus % tp == 0
+    assert setup.server_gpus <= node and pp % servers == 0
+
+
 def test_stages_on_two_servers_hand_over_through_the_network() -> None:
     """tp 4 x pp 2 on servers of 4 GPUs: the one hand-over leaves the server, each rank's
     1/tp slice through its share of the network (catalog network_gb_per_s), then gathered
@@ -255,7 +273,10 @@ def test_on_pcie_cards_stages_trade_latency_for_throughput() -> None:
     ("{gpu: H100-SXM, model: Llama-3.3-70B, tp: 3, pp: 2}", r"deployments\.bad\.tp:",
      "expected tp one of 1, 2, 4, 8 for"),
     ("{gpu: H100-SXM, model: Llama-3.3-70B, tp: 3, pp: 3}", r"deployments\.bad\.tp:",
-     "expected tp one of 1, 2, 8 for"),
+     "expected tp one of 1, 2, 4, 8 for"),
+    # before vLLM 0.11.1 stages stay in one server: only the sizes that fit one
+    ("{gpu: H100-SXM, model: Llama-3.3-70B, tp: 3, pp: 3, engine: {vllm_version: '0.11.0'}}",
+     r"deployments\.bad\.tp:", "expected tp one of 1, 2 for"),
     # no one-server layout holds DeepSeek-V3 on H100s: the fewest GPUs on two servers
     ("{gpu: H100-SXM, model: DeepSeek-V3, tp: 8, engine: {weights_dtype: fp8}}",
      r"deployments\.bad:", r"expected tp 8 x pp 2 \(16 GPUs, 2 servers\)"),
@@ -270,10 +291,6 @@ def test_what_does_not_fit_names_the_stages_and_what_would(deployment: str, wher
 
 
 @pytest.mark.parametrize(("deployment", "why"), [
-    # two servers, each of 6 GPUs: a tensor-parallel group would straddle them
-    ("{gpu: L40S, model: Llama-3.1-8B, tp: 4, pp: 3}",
-     r"tp 4 x pp 3 needs 12 GPUs, more than one L40S server's 8, and 2 servers would not "
-     r"each hold whole stages .* expected pp 2 or pp 4"),
     # vLLM before 0.11.1 spans servers only through Ray, which the stack does not build
     ("{gpu: L40S, model: Llama-3.1-8B, tp: 4, pp: 4, engine: {vllm_version: '0.11.0'}}",
      r"tp 4 x pp 4 spans 2 L40S servers, and vLLM 0.11.0 .* expected vllm_version >= "
