@@ -16,7 +16,8 @@ request:
 - `round_robin` is nginx's default weighted round robin with equal weights, per request;
 - `prefix_affinity` has no nginx counterpart and is refused by `vllm_build.py`.
 
-The pods come from the StatefulSet's headless Service, whose DNS name lists every Ready pod;
+The pods come from the fleet's headless Service, whose DNS name lists every Ready pod (a
+replica over several servers: its leader, which serves the API);
 `server ... resolve` re-reads it every RESOLVE_VALID_S (open-source nginx since 1.27.3), so
 pods the autoscaler adds join once their readiness probe passes, as the simulator adds a
 replica after its spin-up. `zone` keeps the pods and their counts in memory the worker

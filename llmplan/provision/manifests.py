@@ -12,8 +12,10 @@ rollout). Around it: a ClusterIP Service for clients of `allowedNamespaces`, a h
 Service naming each Ready pod (the pods' identities, and the list the gateway's balancer
 picks a pod from per request: balancer.py), a PodDisruptionBudget, the autoscaler of the
 scenario's `autoscaling` section (an HPA on vLLM's waiting requests), and a NetworkPolicy
-letting in only the gateway and the named namespaces. Every pod runs as a non-root user,
-drops all capabilities and has CPU and memory limits.
+letting in only the gateway and the named namespaces. A replica whose pipeline stages
+span servers is instead a group of pods, one per server, of a LeaderWorkerSet
+(serving_manifests.py). Every pod runs as a non-root user, drops all capabilities and has
+CPU and memory limits.
 """
 
 from __future__ import annotations
