@@ -202,9 +202,16 @@ def _expected_tp(setup: ReplicaSetup, fits: Fits | None, more: str = "") -> str:
         return f"expected tp one of {', '.join(map(str, fitting))} for {what}{more}"
     if not allowed:
         return f"no tp runs {what} with pp {setup.pp}; expected another GPU or weights_dtype"
-    return (f"no tp within one server holds {what} (tp {allowed[-1]} at most, where the "
-            f"weights and the activations leave no room for a KV cache); expected a GPU "
-            f"with more memory or a smaller weights_dtype")
+    # more stages: a server's GPUs tensor-parallel, a stage per server (vLLM's advice)
+    widest = allowed[-1]
+    staged = next((p for p in range(setup.pp + 1, 17) if fits is not None
+                   and pp_error(replace(setup, tp=widest, pp=p)) is None
+                   and fits(replace(setup, tp=widest, pp=p))), None)
+    stages = "" if staged is None else \
+        f"tp {widest} x pp {staged} ({replace(setup, tp=widest, pp=staged).servers} servers), "
+    return (f"no tp holds {what} with pp {setup.pp} (tp {widest} at most, where the "
+            f"weights and the activations leave no room for a KV cache); expected "
+            f"{stages}a GPU with more memory or a smaller weights_dtype")
 
 
 def tp_error(setup: ReplicaSetup, fits: Fits | None = None) -> str | None:

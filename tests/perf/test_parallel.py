@@ -51,11 +51,16 @@ deployments:
      ("deployments.wide.tp: tp 8 needs 8 GPUs", "one H100-SXM server holds 4 "
       "(deployment costs.gpus_per_server)", "expected tp one of 2, 4 for Llama-3.1-70B")),
     # DeepSeek-V3's 671 GB of fp8 weights fit no tp of one 8-GPU H100 server: the sizes
-    # vLLM accepts are not offered as the way out
+    # vLLM accepts are not offered as the way out, pipeline stages over two servers are
     ("{gpu: H100-SXM, model: DeepSeek-V3, tp: 16, engine: {weights_dtype: fp8}}",
      ("tp 16 spans more GPUs than one H100-SXM nvlink domain links",
-      "no tp within one server holds DeepSeek-V3 on H100-SXM in fp8 (tp 8 at most",
-      "expected a GPU with more memory or a smaller weights_dtype")),
+      "no tp holds DeepSeek-V3 on H100-SXM in fp8 with pp 1 (tp 8 at most",
+      "expected tp 8 x pp 2 (2 servers), a GPU with more memory or a smaller weights_dtype")),
+    # ... unless the vLLM release cannot span servers
+    ("{gpu: H100-SXM, model: DeepSeek-V3, tp: 16, engine: {weights_dtype: fp8, "
+     "vllm_version: '0.11.0'}}",
+     ("no tp holds DeepSeek-V3 on H100-SXM in fp8 with pp 1 (tp 8 at most",
+      "KV cache); expected a GPU with more memory or a smaller weights_dtype")),
 ])
 def test_a_tp_wider_than_one_server_cannot_be_built(deployment: str,
                                                     expected: tuple[str, ...]) -> None:
