@@ -144,7 +144,7 @@ def test_a_cloud_model_being_retired_is_named_in_the_terminal_and_the_report(
 
 @pytest.mark.parametrize("example", ["support-assistant", "bulk-extraction", "agent-workflow",
                                      "regulated-records", "retail-assistant",
-                                     "coding-agent"])
+                                     "coding-agent", "reasoning-model"])
 def test_the_summary_fits_a_100_column_terminal(tmp_path: Path, example: str) -> None:
     result = CliRunner().invoke(app, ["simulate", str(EXAMPLES / f"{example}.yaml"), "--out",
                                       str(tmp_path), "--no-plan"], env={"COLUMNS": "100"},
