@@ -327,6 +327,10 @@ def pipelined(step: StepTime, setup: ReplicaSetup, spec: RooflineStepTime) -> St
     pooled = step.compute_per_token_s / pp
     serial_per_token = (step.serial_per_token_s + (pp - 1 - crossings) * hand_over
                         + crossings * across) / pp
+    # over several servers vLLM turns its custom all-reduce off: each layer's all-reduces
+    # take NCCL's latency, whichever link carries them
+    nccl_s = (spec.nccl_allreduce_factor - 1) * model.layers * spec.tp_sync_us_per_layer \
+        * 1e-6 if setup.servers > 1 and setup.tp > 1 else 0.0
     # the busiest stage's reads per micro-batch: its run of the layers, and on the last the
     # output head (the one vocabulary matrix weights_s holds; the embedding is looked up)
     head_s = model.vocab_size * model.hidden_size * 2.0 / (
@@ -337,7 +341,7 @@ def pipelined(step: StepTime, setup: ReplicaSetup, spec: RooflineStepTime) -> St
                   for i, n in enumerate(split))
     return replace(
         step,
-        serial_s=step.serial_s + (pp - 1) * spec.tp_sync_us_per_layer * 1e-6,
+        serial_s=step.serial_s + (pp - 1) * spec.tp_sync_us_per_layer * 1e-6 + nccl_s,
         serial_per_token_s=serial_per_token,
         compute_per_token_s=pooled,
         compute_per_pair_s=step.compute_per_pair_s / pp,

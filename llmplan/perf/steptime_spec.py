@@ -84,6 +84,14 @@ class RooflineStepTime(_Strict):
                     "0: served in-process (offline batch).")
     tp_sync_us_per_layer: float = Field(
         default=8.0, ge=0, description="All-reduce latency per layer per step when tp > 1.")
+    nccl_allreduce_factor: float = Field(
+        default=1.9, ge=1,
+        description="tp_sync_us_per_layer with NCCL's all-reduce over vLLM's custom one, "
+                    "which vLLM turns off when a replica spans servers (vllm/config/"
+                    "parallel.py, nnodes > 1). Mean of two same-run measurements on four "
+                    "H100s at 0.5 MB in bf16 (benchmark_device_communicators.py with CUDA "
+                    "graphs): NCCL 1.68x (vllm#24111) and 2.13x (vllm#24532) the custom "
+                    "kernel's time; the ratio is higher for smaller messages.")
     moe_layer_us: float = Field(
         default=71.0, ge=0,
         description="GPU time per MoE layer per step beyond its expert reads and FLOPs: the "
