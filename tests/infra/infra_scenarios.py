@@ -14,6 +14,22 @@ from llmplan.provision.stack import WrittenStack, write_stack
 from llmplan.results.decision import Result
 from llmplan.scenario import LoadedScenario, load_scenario_text
 
+#: a scenario loaded and simulated
+Simulated = tuple[LoadedScenario, Result]
+
+
+def simulate_text(text: str) -> Simulated:
+    """A scenario's text, loaded and simulated."""
+    loaded = load_scenario_text(textwrap.dedent(text), base_dir=ROOT)
+    return loaded, evaluate(loaded)
+
+
+def stack_of(simulated: Simulated, deployment: str, folder: Path) -> WrittenStack:
+    """The stack file of one deployment of a simulated scenario, written in `folder`."""
+    loaded, result = simulated
+    return write_stack(folder / f"Pulumi.{deployment}.yaml", loaded, result, deployment, {})
+
+
 BEDROCK_HYBRID = """
 name: bedrock-hybrid
 seed: 3
@@ -110,7 +126,6 @@ deployments:
 """
 
 
-def formats_scenario() -> tuple[LoadedScenario, Result]:
+def formats_scenario() -> Simulated:
     """FORMATS, loaded and simulated (seconds)."""
-    loaded = load_scenario_text(textwrap.dedent(FORMATS), base_dir=ROOT)
-    return loaded, evaluate(loaded)
+    return simulate_text(FORMATS)

@@ -5,24 +5,22 @@ release, a KV cache set by hand, a node too small for one replica."""
 from __future__ import annotations
 
 import re
-import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from infra_scenarios import Simulated, simulate_text, stack_of
 from pydantic import ValidationError
 
 from llmplan.errors import InputError
 from llmplan.perf.engine import DEFAULT_VLLM_VERSION
 from llmplan.perf.memory import kv_capacity
-from llmplan.pipeline import evaluate, not_provisionable
+from llmplan.pipeline import not_provisionable
 from llmplan.provision.cluster import gpu_node_counts
 from llmplan.provision.gpu_nodes import ec2_instance
 from llmplan.provision.serving_manifests import vllm_args
-from llmplan.provision.stack import WrittenStack, write_stack
+from llmplan.provision.stack import write_stack
 from llmplan.provision.stack_config import StackConfig, read_stack_file
-from llmplan.results.decision import Result
-from llmplan.scenario import LoadedScenario, load_scenario_text
+from llmplan.scenario import LoadedScenario
 from llmplan.scenario.models import LocalDeployment
 
 SCENARIO = """
@@ -47,18 +45,9 @@ deployments:
 """
 
 
-Simulated = tuple[LoadedScenario, Result]
-
-
 @pytest.fixture(scope="module")
 def simulated() -> Simulated:
-    loaded = load_scenario_text(textwrap.dedent(SCENARIO), base_dir=ROOT)
-    return loaded, evaluate(loaded)
-
-
-def _stack(simulated: Simulated, name: str, folder: Path) -> WrittenStack:
-    loaded, result = simulated
-    return write_stack(folder / f"Pulumi.{name}.yaml", loaded, result, name, {})
+    return simulate_text(SCENARIO)
 
 
 def _local(loaded: LoadedScenario, name: str) -> LocalDeployment:
@@ -83,9 +72,9 @@ def test_a_context_the_cache_cannot_hold_is_fitted_as_it_was_simulated(
     context = catalog.models["Llama-3.1-8B"].max_context_tokens
     assert kv_capacity(_local(loaded, "small-card").setup(catalog)).max_model_len < context
     assert kv_capacity(_local(loaded, "big-card").setup(catalog)).max_model_len == context
-    assert _flags(vllm_args(_stack(simulated, "small-card", tmp_path).config))[
+    assert _flags(vllm_args(stack_of(simulated, "small-card", tmp_path).config))[
         "--max-model-len"] == "auto"
-    assert "--max-model-len" not in vllm_args(_stack(simulated, "big-card", tmp_path).config)
+    assert "--max-model-len" not in vllm_args(stack_of(simulated, "big-card", tmp_path).config)
 
 
 def test_without_chunked_prefill_the_step_holds_a_whole_context(
@@ -97,10 +86,10 @@ def test_without_chunked_prefill_the_step_holds_a_whole_context(
     catalog = loaded.catalog
     context = catalog.models["Llama-3.1-8B"].max_context_tokens
     assert _local(loaded, "whole-prompts").setup(catalog).max_num_batched_tokens == context
-    flags = _flags(vllm_args(_stack(simulated, "whole-prompts", tmp_path).config))
+    flags = _flags(vllm_args(stack_of(simulated, "whole-prompts", tmp_path).config))
     assert int(flags["--max-num-batched-tokens"]) == context
     assert "--no-enable-chunked-prefill" in vllm_args(
-        _stack(simulated, "whole-prompts", tmp_path).config)
+        stack_of(simulated, "whole-prompts", tmp_path).config)
 
 
 @pytest.mark.parametrize(("name", "why"), [
@@ -111,7 +100,7 @@ def test_what_the_stack_cannot_start_as_simulated_is_refused(
         simulated: Simulated, tmp_path: Path, name: str, why: str) -> None:
     loaded, _ = simulated
     with pytest.raises(InputError, match=why):
-        _stack(simulated, name, tmp_path)
+        stack_of(simulated, name, tmp_path)
     assert not (tmp_path / f"Pulumi.{name}.yaml").exists()
     # and the simulation lists it as not provisionable, with the same reason; only the two
     problems = not_provisionable(loaded)
@@ -124,7 +113,7 @@ def test_a_node_group_too_small_for_one_replica_is_refused(simulated: Simulated,
                                                            tmp_path: Path) -> None:
     """A tp 2 replica needs both GPUs on one node: an EKS node group of 1-GPU instances
     would leave every pod Pending."""
-    config = _stack(simulated, "two-gpus", tmp_path).config
+    config = stack_of(simulated, "two-gpus", tmp_path).config
     eks = {**config.model_dump(by_alias=True), "clusterMode": "eks", "awsRegion": "us-east-1",
            "eksGpuInstanceType": "g6e.xlarge", "eksGpusPerNode": 1}
     with pytest.raises(ValidationError, match=r"needs its 2 GPUs \(tp x pp\) on one node"):
@@ -143,10 +132,10 @@ def test_pipeline_stages_are_started_as_simulated_on_one_node(simulated: Simulat
 
     from llmplan.provision.serving_manifests import serving_manifests
 
-    written = _stack(simulated, "stages", tmp_path)
+    written = stack_of(simulated, "stages", tmp_path)
     flags = _flags(vllm_args(written.config))
     assert (flags["--tensor-parallel-size"], flags["--pipeline-parallel-size"]) == ("2", "2")
-    assert "--pipeline-parallel-size" not in vllm_args(_stack(simulated, "two-gpus",
+    assert "--pipeline-parallel-size" not in vllm_args(stack_of(simulated, "two-gpus",
                                                               tmp_path).config)
     manifests = serving_manifests(written.config)
     version = kubernetes_validate.latest_version()
@@ -170,7 +159,7 @@ def test_the_kv_cache_format_is_the_one_the_scenario_named(
         simulated: Simulated, tmp_path: Path, name: str, flag: str | None) -> None:
     """fp8_e4m3 and fp8_e5m2 are simulated alike (a byte a value), but vLLM's CUDA build
     reads a bare fp8 as e4m3: the variant named is the one started."""
-    written = _stack(simulated, name, tmp_path)
+    written = stack_of(simulated, name, tmp_path)
     assert _flags(vllm_args(written.config)).get("--kv-cache-dtype") == flag
     # as the Pulumi program reads it back from the stack file
     config, _ = read_stack_file(written.path)
@@ -189,10 +178,10 @@ def test_an_eks_node_group_carries_todays_gpus(gpu: str, tp: int, instance: str,
 def test_a_gpu_no_ec2_instance_carries_is_refused_when_the_stack_is_written(
         simulated: Simulated, tmp_path: Path) -> None:
     """Not first at `pulumi up`: the stack names the options that fix it."""
-    config = _stack(simulated, "big-card", tmp_path).config
+    config = stack_of(simulated, "big-card", tmp_path).config
     eks = {"clusterMode": "eks", "awsRegion": "us-east-1"}
     StackConfig.model_validate({**config.model_dump(by_alias=True), **eks})   # p5.48xlarge
-    pcie = _stack(simulated, "pcie-card", tmp_path).config
+    pcie = stack_of(simulated, "pcie-card", tmp_path).config
     with pytest.raises(ValidationError, match=r"no EC2 instance type carries 1 x H100-PCIe.*"
                                               r"--eks-gpu-instance-type"):
         StackConfig.model_validate({**pcie.model_dump(by_alias=True), **eks})

@@ -12,23 +12,19 @@ from __future__ import annotations
 import copy
 import json
 import re
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
 import pytest
-from helpers import ROOT
+from infra_scenarios import Simulated, simulate_text, stack_of
 from pydantic import ValidationError
 
 from llmplan.errors import InputError
-from llmplan.pipeline import evaluate
 from llmplan.provision.serving_manifests import serving_manifests, vllm_args
-from llmplan.provision.stack import WrittenStack, setting_notes, write_stack
+from llmplan.provision.stack import setting_notes
 from llmplan.provision.stack_config import StackConfig
-from llmplan.results.decision import Result
-from llmplan.scenario import LoadedScenario, load_scenario_text
 
 K8S = kubernetes_validate.latest_version()
 CRD = json.loads((Path(__file__).parent / "schemas" / "leaderworkerset-v1.json").read_text())
@@ -49,18 +45,9 @@ deployments:
   one-server: {gpu: L40S, model: Llama-3.1-8B, tp: 2, pp: 2}
 """
 
-Simulated = tuple[LoadedScenario, Result]
-
-
 @pytest.fixture(scope="module")
 def simulated() -> Simulated:
-    loaded = load_scenario_text(textwrap.dedent(SCENARIO), base_dir=ROOT)
-    return loaded, evaluate(loaded)
-
-
-def _stack(simulated: Simulated, name: str, folder: Path) -> WrittenStack:
-    loaded, result = simulated
-    return write_stack(folder / f"Pulumi.{name}.yaml", loaded, result, name, {})
+    return simulate_text(SCENARIO)
 
 
 def _strict(schema: Any) -> Any:
@@ -108,7 +95,7 @@ def _flags(args: list[str]) -> dict[str, str]:
 
 def test_a_replica_over_two_servers_is_a_group_of_two_pods(simulated: Simulated,
                                                             tmp_path: Path) -> None:
-    config = _stack(simulated, "groups", tmp_path).config
+    config = stack_of(simulated, "groups", tmp_path).config
     manifests = serving_manifests(config)
     kinds = [m["kind"] for m in manifests]
     assert "StatefulSet" not in kinds and kinds.count("LeaderWorkerSet") == 1
@@ -176,7 +163,7 @@ def test_the_summary_and_result_say_how_many_servers_a_replica_spans(
 @pytest.mark.parametrize("deployment", ["8b-groups", "a" * 52, "9" * 60])
 def test_any_deployment_name_gives_a_set_name_the_controller_takes(
         simulated: Simulated, tmp_path: Path, deployment: str) -> None:
-    config = _stack(simulated, "groups", tmp_path).config
+    config = stack_of(simulated, "groups", tmp_path).config
     plan = config.plan.model_copy(update={"local": (deployment, config.plan.local[1])})
     renamed = config.model_copy(update={"plan": plan})
     lws = next(m for m in serving_manifests(renamed) if m["kind"] == "LeaderWorkerSet")
@@ -186,7 +173,7 @@ def test_any_deployment_name_gives_a_set_name_the_controller_takes(
 
 def test_the_schema_check_catches_a_broken_group(simulated: Simulated,
                                                  tmp_path: Path) -> None:
-    config = _stack(simulated, "groups", tmp_path).config
+    config = stack_of(simulated, "groups", tmp_path).config
     lws = next(m for m in serving_manifests(config) if m["kind"] == "LeaderWorkerSet")
     for breaks in ({"spec": {"leaderWorkerTemplate": {"size": "2"}}},
                    {"spec": {"leaderWorkerTemplate": {"restartPolicy": "Always"}}},
@@ -204,7 +191,7 @@ def test_the_schema_check_catches_a_broken_group(simulated: Simulated,
 
 def test_a_replica_within_one_server_stays_a_statefulset(simulated: Simulated,
                                                           tmp_path: Path) -> None:
-    config = _stack(simulated, "one-server", tmp_path).config
+    config = stack_of(simulated, "one-server", tmp_path).config
     manifests = serving_manifests(config)
     assert [m["kind"] for m in manifests].count("StatefulSet") == 1
     assert "--nnodes" not in vllm_args(config)
@@ -213,7 +200,7 @@ def test_a_replica_within_one_server_stays_a_statefulset(simulated: Simulated,
 
 def test_eks_clusters_without_rdma_are_refused_for_groups(simulated: Simulated,
                                                           tmp_path: Path) -> None:
-    config = _stack(simulated, "groups", tmp_path).config
+    config = stack_of(simulated, "groups", tmp_path).config
     eks = {**config.model_dump(by_alias=True), "clusterMode": "eks", "awsRegion": "us-east-1"}
     with pytest.raises(ValidationError, match=r"runs its pipeline stages on 2 servers.*"
                                               r"clusterMode kubeconfig"):
@@ -227,7 +214,7 @@ def test_the_program_creates_the_group_and_the_policies_hold(simulated: Simulate
 
     from llmplan.provision.policies import images_pinned, pods_non_root_with_limits
 
-    written = _stack(simulated, "groups", tmp_path)
+    written = stack_of(simulated, "groups", tmp_path)
     run = run_program(stack_values(written.path), {"gatewayMasterKey": "mk-test-master-key"})
     kind = "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet"
     (lws,) = run.mocks.of_type(kind)
@@ -270,7 +257,7 @@ def test_verify_reads_the_groups_and_each_pods_role(simulated: Simulated,
 
     from llmplan.provision.verify import verify_stack
 
-    written = _stack(simulated, "groups", tmp_path)
+    written = stack_of(simulated, "groups", tmp_path)
     config = written.config
     lws_path = "/apis/leaderworkerset.x-k8s.io/v1/namespaces/llm/leaderworkersets/groups-group"
     lws = {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
