@@ -119,7 +119,7 @@ def servers(config: StackConfig) -> int:
 def vllm_args(config: StackConfig, role: Literal["leader", "worker"] = "leader") -> list[str]:
     """The engine of the simulated deployment, as vLLM flags (a replica over several
     servers: its leader's, or its workers')."""
-    args = _engine_args(config)
+    args = _engine_args(config, serves_api=role == "leader")
     nodes = servers(config)
     if nodes == 1:
         return args
@@ -127,14 +127,10 @@ def vllm_args(config: StackConfig, role: Literal["leader", "worker"] = "leader")
              "--master-port", str(MASTER_PORT)]
     if role == "leader":
         return [*args, *group, "--node-rank", "0"]
-    # a headless node runs no API server, and vLLM refuses --api-server-count there
-    if "--api-server-count" in args:
-        at = args.index("--api-server-count")
-        args = args[:at] + args[at + 2:]
     return [*args, *group, "--node-rank", "$(LWS_WORKER_INDEX)", "--headless"]
 
 
-def _engine_args(config: StackConfig) -> list[str]:
+def _engine_args(config: StackConfig, *, serves_api: bool) -> list[str]:
     local = config.plan.local
     assert local is not None
     dep, model = local[1], config.plan.catalog.models[local[1].model]
@@ -178,8 +174,9 @@ def _engine_args(config: StackConfig) -> list[str]:
         args.append("--enable-expert-parallel")
     if engine.kv_cache_memory_gib is not None:
         args += ["--kv-cache-memory-bytes", str(int(engine.kv_cache_memory_gib * 2**30))]
-    if setup.api_server_count > 1 or setup.attention_ranks > 1:
-        # with data parallelism vLLM's own default is a server per rank: always say it
+    if serves_api and (setup.api_server_count > 1 or setup.attention_ranks > 1):
+        # with data parallelism vLLM's own default is a server per rank: always say it (a
+        # headless node runs no API server, and vLLM refuses the flag there)
         args += ["--api-server-count", str(setup.api_server_count)]
     if engine.speculative is not None:
         args += ["--speculative-config", json.dumps(
@@ -242,7 +239,6 @@ def _pod_template(config: StackConfig, pod_labels: dict[str, str],
                "name": hub_secret_name(config), "key": HUB_SECRET_KEY, "optional": True}}}]
     container: dict[str, Any] = {
         "name": "vllm", "image": config.serving_image, "args": vllm_args(config, role),
-        "ports": [{"name": "http", "containerPort": SERVING_PORT}],
         "env": env,
         "resources": {"requests": resources, "limits": resources},
         "securityContext": container_security(),
@@ -250,18 +246,17 @@ def _pod_template(config: StackConfig, pod_labels: dict[str, str],
                          {"name": "shm", "mountPath": "/dev/shm"},
                          {"name": "tmp", "mountPath": "/tmp"}],
     }
-    if role == "leader" and setup.servers > 1:
-        # the group's torch.distributed store, which the workers reach at --master-addr
-        container["ports"].append({"name": "dist", "containerPort": MASTER_PORT})
     if role == "leader":
+        # the API, and a group's torch.distributed store, which its workers reach at
+        # --master-addr
+        container["ports"] = [{"name": "http", "containerPort": SERVING_PORT}] + (
+            [{"name": "dist", "containerPort": MASTER_PORT}] if setup.servers > 1 else [])
         # vLLM answers /health once the weights are loaded: allow 3x the simulated spin-up
         container |= {"startupProbe": {**probe, "periodSeconds": 10,
                                        "failureThreshold": max(60, math.ceil(spin_up_s * 3
                                                                              / 10))},
                       "readinessProbe": {**probe, "periodSeconds": 5},
                       "livenessProbe": {**probe, "periodSeconds": 15, "failureThreshold": 4}}
-    else:
-        del container["ports"]
     return {
         "metadata": {"labels": pod_labels, "annotations": {
             "prometheus.io/scrape": "true", "prometheus.io/port": str(SERVING_PORT),
