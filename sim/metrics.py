@@ -278,6 +278,7 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
                 activation_gib=budget.activation_bytes / GIB,
                 non_torch_gib=budget.non_torch_bytes / GIB,
                 cuda_graph_gib=budget.cuda_graph_bytes / GIB,
+                cuda_graph_in_budget=budget.graphs_in_budget,
                 kv_cache_gib=run.capacity.kv_cache_bytes / GIB),
             step_time=_coefficients(step)),
         timeseries=LocalTimeSeries(

@@ -4,7 +4,8 @@ Per GPU (vllm/v1/worker/gpu_worker.py `determine_available_memory`, read in v0.1
 v0.21.0 and v0.33.0):
 
     budget    = total memory the runtime reports x gpu_memory_utilization
-    available = budget - weights - activation peak - non-torch memory - CUDA graphs
+    available = budget - weights - activation peak - non-torch memory
+                - CUDA graphs (their estimate, from v0.21.0)
 
 `weights` are this GPU's share (tensor parallel splits every matrix, expert parallel the
 experts; with data-parallel attention each rank holds the layers outside the experts
@@ -15,11 +16,13 @@ min(max_num_seqs, those tokens) rows of fp32 logits over the vocabulary, whose s
 softmax copies dominate in V1; the forward pass's temporaries are freed before the
 sampler runs (only its output hidden states stay), so the peak is the larger of the two
 phases, not their sum. Non-torch memory (CUDA context growth, NCCL buffers) grows with
-tensor parallelism. CUDA graphs are
-captured after the KV cache is allocated, outside the budget: every published log we have,
-v0.21-v0.27 included, leaves them out of the KV arithmetic (vLLM's source has an estimate
-of them behind VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS); they are estimated here so the
-report can show the whole card.
+tensor parallelism. CUDA graphs: since v0.21.0 vLLM captures a few of the graphs it will
+use while profiling and takes its estimate of their pool out of the budget
+(VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS, on by default; gpu_worker.py
+`determine_available_memory` in v0.27.1; a v0.26.0 log on a B300 reads "Actual usage is
+58.99 GiB for weight, 3.9 GiB for peak activation, 0.25 GiB for non-torch memory, and 0.7
+GiB for CUDAGraph memory"); earlier releases capture them after the KV cache is
+allocated, outside the budget (`cuda_graph_bytes`).
 
 Pipeline stages (pp > 1) hold runs of the layers, vLLM's split (vllm/distributed/utils.py
 `get_pp_indices`: L // pp layers each, the remainder one more each on the stages before the
@@ -58,13 +61,26 @@ from llmplan.perf.setup import ReplicaSetup, servers_for
 #: (Llama-3.1-8B 4.76 GiB, Qwen3-0.6B 5.56, Qwen3-32B 5.64, gpt-oss 7.38 GiB at 1024
 #: sequences: Qwen3-32B's peak exceeds Qwen3-0.6B's by just their hidden states' difference,
 #: 0.06 GiB); v0.9-v0.10.1 logs leave 0.4-0.8 GiB for activations and non-torch memory
-#: together (about 4 copies); v0.21 and later about 2.3 (Llama-3.1-8B 1.44 GiB: 2.8;
-#: Qwen3-32B ~1.1 GiB: 1.8, at 1024 sequences). Calibrate with your server's "Available KV
-#: cache memory" line.
-LOGIT_COPIES = (((0, 21), 2.3), ((0, 10, 2), 9.6), ((0, 9), 4.0))
+#: together (about 4 copies); v0.21 and later, whose budgets also hold the CUDA graphs'
+#: estimate (`cuda_graph_bytes`), 1.55: Llama-3.1-8B on one H100 at v0.21.0 leaves 1.59 GiB
+#: for the peak and the graphs at 1024 sequences, 0.77 of it the graphs' (fitted there, on
+#: one GPU, clear of tensor parallelism's non-torch memory; Qwen3-32B at tp 2 on v0.27.1
+#: leaves less, -6.8% in the record). Calibrate with your server's "Available KV cache
+#: memory" line.
+LOGIT_COPIES = (((0, 21), 1.55), ((0, 10, 2), 9.6), ((0, 9), 4.0))
 #: Non-torch memory per GPU (GiB): CUDA context growth, and communication buffers with tensor
 #: parallelism (see `non_torch_bytes`).
 NON_TORCH_ONE_GPU_GIB, NON_TORCH_TP_GIB = 0.13, 0.55
+#: vLLM's default largest CUDA-graph batch, and the graph pool's fit (see `cuda_graph_bytes`);
+#: from v0.21.0 its estimate is part of the budget (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS).
+MAX_CAPTURE_TOKENS = 512
+GRAPH_POOL_FIXED_GIB, GRAPH_POOL_PER_TOKEN_MIB, MOE_GRAPH_FACTOR = 0.05, 1.43, 2.0
+GRAPHS_IN_BUDGET_RELEASE = (0, 21)
+#: Device memory in use when vLLM starts (CUDA context, before any tensor): vLLM refuses a
+#: budget larger than the free memory it finds (vllm/v1/worker/utils.py, "Free memory on
+#: device ... is less than desired GPU memory utilization"); 267.69 - 267.08 GiB on a B300
+#: in a v0.26.0 log ("Free memory on device (267.08/267.69 GiB) on startup").
+CUDA_CONTEXT_GIB = 0.6
 #: Tokens the fused-MoE kernel runs at once (VLLM_FUSED_MOE_CHUNK_SIZE's default, 32768).
 FUSED_MOE_CHUNK_TOKENS = 32768
 #: Forward-pass activations per batched token: the widest live tensors of one layer
@@ -117,12 +133,15 @@ class MemoryBudget:
     activation_bytes: float
     non_torch_bytes: float
     cuda_graph_bytes: float
+    graphs_in_budget: bool = False   # vLLM >= 0.21: the graphs' estimate is budgeted
 
     @property
     def available_bytes(self) -> float:
-        """What the KV cache gets (CUDA graphs live outside the budget)."""
+        """What the KV cache gets (CUDA graphs too from vLLM 0.21 on; outside the budget
+        before)."""
+        graphs = self.cuda_graph_bytes if self.graphs_in_budget else 0.0
         return self.budget_bytes - self.weights_bytes - self.activation_bytes \
-            - self.non_torch_bytes
+            - self.non_torch_bytes - graphs
 
 
 @dataclass(frozen=True)
@@ -243,18 +262,27 @@ def non_torch_bytes(setup: ReplicaSetup) -> float:
 
 
 def cuda_graph_bytes(setup: ReplicaSetup, stage: Stage | None = None) -> float:
-    """CUDA-graph pool captured after the KV cache (0 with enforce_eager).
+    """CUDA-graph pool of one GPU (0 with enforce_eager): vLLM's own estimate from v0.21 on.
 
-    Observed 0.23-0.68 GiB for 7-8B dense models, 1.3 GiB for Qwen3-30B-A3B, 1.9 GiB per
-    GPU for gpt-oss-120b at TP4: about 0.3 GiB plus 12 MiB per layer, twice that per MoE
-    layer (their fused-expert workspaces are captured too).
+    The pool grows with the largest batch captured, vLLM's max_cudagraph_capture_size:
+    min(2 x max_num_seqs x (1 + speculative tokens), 512, max_num_batched_tokens)
+    (vllm/config/vllm.py, v0.27.1), and hardly with the model: the published estimates
+    ("Estimated CUDA graph memory: N GiB total", v0.22-v0.26 logs of dense models from
+    1.2B to 31B parameters) are 0.13 GiB at 40 tokens, 0.37-0.40 at 256 and 0.58-0.79 at
+    512; a least-squares line through the four of plain decoders gives 0.05 GiB plus 1.43
+    MiB per token. A mixture of experts' fused-expert workspaces are captured too: its
+    pools measured about twice a dense model's (v0.11: 1.3 GiB for Qwen3-30B-A3B, 1.9 GiB
+    per GPU for gpt-oss-120b at tp 4, against 0.23-0.68 GiB for 7-8B dense models).
     """
+    del stage           # every stage captures the same batch sizes
     if setup.engine.enforce_eager:
         return 0.0
-    model = setup.model
-    per_layer = 0.012 * (2 if model.is_moe else 1)
-    layers = stage.layers if stage is not None else model.layers
-    return (0.3 + per_layer * layers) * GIB
+    speculative = setup.engine.speculative
+    query = 1 + (speculative.num_speculative_tokens if speculative is not None else 0)
+    capture = min(2 * setup.rank_max_num_seqs * query, MAX_CAPTURE_TOKENS,
+                  setup.rank_max_num_batched_tokens)
+    pool = GRAPH_POOL_FIXED_GIB * GIB + capture * GRAPH_POOL_PER_TOKEN_MIB * (1 << 20)
+    return pool * (MOE_GRAPH_FACTOR if setup.model.is_moe else 1)
 
 
 def memory_budget(setup: ReplicaSetup, stage: Stage | None = None) -> MemoryBudget:
@@ -266,7 +294,8 @@ def memory_budget(setup: ReplicaSetup, stage: Stage | None = None) -> MemoryBudg
         weights_bytes=weights_bytes_per_gpu(setup, stage),
         activation_bytes=activation_bytes(setup, stage),
         non_torch_bytes=non_torch_bytes(setup),
-        cuda_graph_bytes=cuda_graph_bytes(setup, stage))
+        cuda_graph_bytes=cuda_graph_bytes(setup, stage),
+        graphs_in_budget=setup.engine.release >= GRAPHS_IN_BUDGET_RELEASE)
 
 
 @dataclass(frozen=True)
@@ -436,34 +465,43 @@ def _window_blocks(window_tokens: int | None, block: int) -> int:
 def _room_error(setup: ReplicaSetup, budget: MemoryBudget) -> str | None:
     """Why vLLM would run out of memory starting (None: it would not): a KV cache set by
     hand (--kv-cache-memory-bytes, which skips the budget: vLLM's gpu_worker only warns "If
-    OOM'ed, ...") larger than what the card has left after the weights, the activation
-    peak, non-torch memory and the CUDA graphs; or a gpu_memory_utilization leaving less
-    outside its budget than the CUDA graphs captured there after the KV cache."""
+    OOM'ed, ...") larger than what the card has left after the CUDA context, the weights,
+    the activation peak, non-torch memory and the CUDA graphs; or a gpu_memory_utilization
+    leaving less outside its budget than the CUDA context and, before vLLM 0.21, the CUDA
+    graphs captured there after the KV cache."""
     engine, gib = setup.engine, budget.total_bytes / GIB
     used = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes
     if engine.kv_cache_memory_gib is not None:
-        room = budget.total_bytes - used - budget.cuda_graph_bytes
+        room = budget.total_bytes - CUDA_CONTEXT_GIB * GIB - used - budget.cuda_graph_bytes
         if engine.kv_cache_memory_gib * GIB <= room:
             return None
         expected = f"kv_cache_memory_gib <= {math.floor(room / GIB * 100) / 100:g}" \
             if room > 0 else "a larger tp or a smaller weights_dtype"
         return (f"engine.kv_cache_memory_gib {engine.kv_cache_memory_gib:g} is more than "
                 f"{setup.gpu_name} has left per GPU ({max(0.0, room) / GIB:.1f} of its "
-                f"{gib:.1f} GiB after weights {budget.weights_bytes / GIB:.1f}, activations "
+                f"{gib:.1f} GiB after the CUDA context {CUDA_CONTEXT_GIB:g}, weights "
+                f"{budget.weights_bytes / GIB:.1f}, activations "
                 f"{budget.activation_bytes / GIB:.1f}, non-torch memory "
                 f"{budget.non_torch_bytes / GIB:.2f} and CUDA graphs "
                 f"{budget.cuda_graph_bytes / GIB:.2f}): vLLM would run out of memory "
                 f"allocating it; expected {expected}")
     outside = budget.total_bytes - budget.budget_bytes
-    if budget.cuda_graph_bytes <= outside:
+    graphs = 0.0 if budget.graphs_in_budget else budget.cuda_graph_bytes
+    needed = CUDA_CONTEXT_GIB * GIB + graphs
+    if needed <= outside:
         return None
-    highest = math.floor((1 - budget.cuda_graph_bytes / budget.total_bytes) * 100) / 100
+    highest = math.floor((1 - needed / budget.total_bytes) * 100) / 100
+    what = (f"the CUDA context it starts with (about {CUDA_CONTEXT_GIB:g} GiB) and the "
+            f"CUDA graphs it captures there after allocating the KV cache (about "
+            f"{graphs / GIB:.2f} GiB): it would run out of memory capturing them"
+            if graphs else
+            f"the CUDA context it starts with needs about {CUDA_CONTEXT_GIB:g} GiB: vLLM "
+            f"refuses to start (free memory on the device is less than the desired "
+            f"utilisation)")
     return (f"engine.gpu_memory_utilization {setup.gpu_memory_utilization:g} leaves "
             f"{outside / GIB:.2f} of {setup.gpu_name}'s {gib:.1f} GiB outside vLLM's budget, "
-            f"where the CUDA graphs it captures after allocating the KV cache need about "
-            f"{budget.cuda_graph_bytes / GIB:.2f} GiB: it would run out of memory capturing "
-            f"them; expected gpu_memory_utilization <= {highest:g} (or engine.enforce_eager: "
-            f"true, no graphs)")
+            f"where {what}; expected gpu_memory_utilization <= {highest:g}"
+            + (" (or engine.enforce_eager: true, no graphs)" if graphs else ""))
 
 
 def fits(setup: ReplicaSetup) -> bool:

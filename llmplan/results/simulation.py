@@ -228,8 +228,9 @@ class StepTimeCoefficients(ResultModel):
 
 class MemoryOutcome(ResultModel):
     """One GPU's memory as vLLM budgets it (GiB): budget = total x utilisation; the KV
-    cache gets what weights, the profiling run's activation peak, non-torch memory and
-    CUDA graphs leave."""
+    cache gets what weights, the profiling run's activation peak, non-torch memory and,
+    from vLLM 0.21 on, the CUDA graphs' estimate leave (before 0.21 the graphs are
+    captured outside the budget)."""
 
     total_gib: float
     gpu_memory_utilization: float
@@ -238,6 +239,10 @@ class MemoryOutcome(ResultModel):
     activation_gib: float
     non_torch_gib: float
     cuda_graph_gib: float
+    cuda_graph_in_budget: bool = Field(
+        description="vLLM >= 0.21 takes its CUDA-graph estimate out of the budget "
+                    "(VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS); before, the graphs "
+                    "live outside it.")
     kv_cache_gib: float
 
 

@@ -1,10 +1,10 @@
 """result.json's per-GPU memory: the KV cache is what is left, in whole vLLM blocks.
 
 vLLM gives the KV cache the bytes left of the budget once weights, the profiling run's
-activation peak and non-torch memory are counted, rounded down to whole blocks; models
-mixing sliding-window and full-attention layers page them in groups that share one pool
-of blocks (vllm/v1/core/kv_cache_utils.py `get_kv_cache_config_from_groups`), so the
-groups never multiply the memory.
+activation peak, non-torch memory and (from vLLM 0.21) the CUDA-graph estimate are
+counted, rounded down to whole blocks; models mixing sliding-window and full-attention
+layers page them in groups that share one pool of blocks (vllm/v1/core/kv_cache_utils.py
+`get_kv_cache_config_from_groups`), so the groups never multiply the memory.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def test_result_kv_cache_gib_fits_in_what_the_card_leaves(gpu: str, model: str,
     assert result.local is not None
     memory = result.local.engine.memory
     left_gib = memory.budget_gib - memory.weights_gib - memory.activation_gib \
-        - memory.non_torch_gib
+        - memory.non_torch_gib - (memory.cuda_graph_gib if memory.cuda_graph_in_budget else 0)
     block_gib = kv_capacity(loaded.scenario.deployments["d"].setup(loaded.catalog)) \
         .block_bytes / GIB
     assert left_gib - block_gib < memory.kv_cache_gib <= left_gib + 1e-9

@@ -183,21 +183,22 @@ CASES = [
          VALID + f"    engine:\n      block_size_tokens: 8  {MARK}\n",
          "deployments.a.engine.block_size_tokens",
          ("block size 8", "multiples of 16", "expected one of 16, 32, 64, 128, 256")),
-    # an H100 reports 81105.7 MiB = 79.20 GiB; Llama-3.1-8B's bf16 weights are 8.03e9 x 2 B
-    # = 14.96 GiB, the profiling peak 2.3 fp32 logit copies of 1024 x 128256 (1.125 GiB)
-    # and 8192 hidden vectors (0.0625): 1.19; non-torch 0.13; CUDA graphs 0.3 + 32 x 0.012 =
-    # 0.68. Left for the KV cache: 79.20 - 14.96 - 1.19 - 0.13 - 0.68 = 62.24 GiB, not 200.
+    # an H100 reports 81105.7 MiB = 79.20 GiB; the CUDA context takes 0.6 GiB; Llama-3.1-8B's
+    # bf16 weights are 8.03e9 x 2 B = 14.96 GiB, the profiling peak 1.55 fp32 logit copies of
+    # 1024 x 128256 (0.758 GiB) and 8192 hidden vectors (0.0625): 0.82; non-torch 0.13; CUDA
+    # graphs captured up to 512 tokens 0.05 + 512 x 1.43 MiB = 0.765. Left for the KV cache:
+    # 79.20 - 0.6 - 14.96 - 0.82 - 0.13 - 0.765 = 61.93 GiB, not 200.
     Case("kv-cache-memory-beyond-the-card",
          edit("  a:\n", f"  a:  {MARK}\n") + "    engine:\n      kv_cache_memory_gib: 200\n",
          "deployments.a", ("engine.kv_cache_memory_gib 200 is more than H100-SXM has left",
-                           "62.2 of its 79.2 GiB", "run out of memory",
-                           "expected kv_cache_memory_gib <= 62.24")),
+                           "61.9 of its 79.2 GiB", "run out of memory",
+                           "expected kv_cache_memory_gib <= 61.93")),
     # kv_cache_tokens replaces the KV budget, not the card: 600,000 tokens of Llama-3.1-8B
     # are 600,000 x 128 KiB = 73.2 GiB next to 14.96 GiB of weights on a 79.2 GiB H100
     Case("kv-cache-tokens-beyond-the-card",
          edit("  a:\n", f"  a:  {MARK}\n") + "    engine:\n      kv_cache_tokens: 600000\n",
          "deployments.a", ("engine.kv_cache_tokens 600000 does not fit on H100-SXM",
-                           "KV cache 73.2, CUDA graphs 0.68), the card has 79.2",
+                           "KV cache 73.2, CUDA graphs 0.77), the card has 79.2",
                            "expected fewer kv_cache_tokens")),
     # the stack provisions autoscaling as an HPA: whole seconds up to 1800, milli-units
     Case("autoscaling-cooldown-beyond-the-hpa",
@@ -229,13 +230,24 @@ CASES = [
          "deployments.a", ("engine.max_num_batched_tokens 4096 is below max_model_len 131072",
                            "engine.chunked_prefill: false", "expected max_num_batched_tokens "
                            ">= 131072, max_model_len <= 4096 or chunked_prefill: true")),
-    # 0.999 of 79.20 GiB leaves 0.08 GiB outside the budget, and the CUDA graphs captured
-    # there need 0.68 GiB: at most 1 - 0.68 / 79.20 = 0.9914 -> 0.99
-    Case("memory-utilisation-leaves-no-room-for-cuda-graphs",
+    # 0.999 of 79.20 GiB leaves 0.08 GiB outside the budget, and the CUDA context vLLM starts
+    # with takes 0.6 GiB of the device (vLLM >= 0.21 budgets its CUDA graphs): at most
+    # 1 - 0.6 / 79.20 = 0.9924 -> 0.99
+    Case("memory-utilisation-leaves-no-room-for-the-cuda-context",
          edit("  a:\n", f"  a:  {MARK}\n") + "    engine:\n      gpu_memory_utilization: 0.999\n",
          "deployments.a", ("engine.gpu_memory_utilization 0.999 leaves 0.08 of H100-SXM's "
-                           "79.2 GiB outside vLLM's budget", "about 0.68 GiB",
+                           "79.2 GiB outside vLLM's budget", "CUDA context",
+                           "about 0.6 GiB", "refuses to start",
                            "expected gpu_memory_utilization <= 0.99")),
+    # before vLLM 0.21 the CUDA graphs are captured outside the budget too: 0.6 + 0.765 GiB,
+    # at most 1 - 1.365 / 79.20 = 0.9828 -> 0.98
+    Case("memory-utilisation-leaves-no-room-for-cuda-graphs",
+         edit("  a:\n", f"  a:  {MARK}\n") + "    engine:\n      gpu_memory_utilization: 0.99\n"
+         "      vllm_version: '0.11.0'\n",
+         "deployments.a", ("engine.gpu_memory_utilization 0.99 leaves 0.79 of H100-SXM's "
+                           "79.2 GiB outside vLLM's budget", "CUDA graphs",
+                           "about 0.77 GiB", "expected gpu_memory_utilization <= 0.98",
+                           "enforce_eager")),
     Case("batch-budget-below-max-seqs",
          VALID + f"    engine:  {MARK}\n      max_num_seqs: 512\n"
          "      max_num_batched_tokens: 256\n",

@@ -1,0 +1,99 @@
+"""CUDA graphs in vLLM's memory budget.
+
+From v0.21.0 vLLM captures a few graphs while profiling and takes its estimate of their
+pool out of the budget (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS, on by default;
+vllm/v1/worker/gpu_worker.py `determine_available_memory`); before, they are captured
+after the KV cache, outside the budget. The pool follows the largest batch captured,
+min(2 x max_num_seqs x (1 + speculative tokens), 512, max_num_batched_tokens)
+(vllm/config/vllm.py, v0.27.1).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from llmplan.catalog import builtin_catalog
+from llmplan.perf.engine import GIB, EngineSpec, SpeculativeSpec
+from llmplan.perf.memory import (
+    GRAPH_POOL_FIXED_GIB,
+    GRAPH_POOL_PER_TOKEN_MIB,
+    MOE_GRAPH_FACTOR,
+    cuda_graph_bytes,
+    kv_capacity,
+    memory_budget,
+)
+from llmplan.perf.setup import ReplicaSetup
+
+CATALOG = builtin_catalog()
+MIB = float(1 << 20)
+
+
+def _setup(model: str = "Llama-3.1-8B", gpu: str = "H100-SXM", **engine: object) -> ReplicaSetup:
+    return ReplicaSetup(gpu, model, CATALOG.gpus[gpu], CATALOG.models[model],
+                        EngineSpec(**engine), 1)  # type: ignore[arg-type]
+
+
+def _pool(capture_tokens: int, moe: bool = False) -> float:
+    pool = GRAPH_POOL_FIXED_GIB * GIB + capture_tokens * GRAPH_POOL_PER_TOKEN_MIB * MIB
+    return pool * (MOE_GRAPH_FACTOR if moe else 1)
+
+
+@pytest.mark.parametrize("version", ["0.21.0", "0.27.1", "0.33.0"])
+def test_from_0_21_the_graphs_estimate_comes_out_of_the_budget(version: str) -> None:
+    budget = memory_budget(_setup(vllm_version=version))
+    assert budget.graphs_in_budget
+    assert budget.cuda_graph_bytes > 0
+    assert budget.available_bytes == pytest.approx(
+        budget.budget_bytes - budget.weights_bytes - budget.activation_bytes
+        - budget.non_torch_bytes - budget.cuda_graph_bytes)
+
+
+@pytest.mark.parametrize("version", ["0.10.1", "0.11.0", "0.20.2"])
+def test_before_0_21_the_graphs_live_outside_the_budget(version: str) -> None:
+    budget = memory_budget(_setup(vllm_version=version))
+    assert not budget.graphs_in_budget
+    assert budget.available_bytes == pytest.approx(
+        budget.budget_bytes - budget.weights_bytes - budget.activation_bytes
+        - budget.non_torch_bytes)
+
+
+def test_enforce_eager_gives_the_graphs_memory_to_the_kv_cache_from_0_21() -> None:
+    graphs, eager = (kv_capacity(_setup(enforce_eager=flag)) for flag in (False, True))
+    assert eager.budget.cuda_graph_bytes == 0
+    gained = eager.budget.available_bytes - graphs.budget.available_bytes
+    assert gained == pytest.approx(graphs.budget.cuda_graph_bytes)
+    assert eager.blocks > graphs.blocks
+    # before 0.21 the graphs were never in the budget: eager changes nothing in the cache
+    old = [kv_capacity(_setup(vllm_version="0.11.0", enforce_eager=flag)).blocks
+           for flag in (False, True)]
+    assert old[0] == old[1]
+
+
+@pytest.mark.parametrize(("engine", "capture"), [
+    ({}, 512),                                              # 1,024 sequences on an H100
+    ({"max_num_seqs": 20}, 40),                             # 2 x 20
+    ({"max_num_seqs": 128}, 256),
+    ({"max_num_seqs": 64, "max_num_batched_tokens": 96}, 96),   # capped by the token budget
+    ({"max_num_seqs": 32,
+      "speculative": SpeculativeSpec(method="ngram", num_speculative_tokens=3,
+                                     mean_acceptance_length=2.0)}, 256),  # 2 x 32 x 4
+])
+def test_the_pool_follows_the_largest_batch_vllm_captures(engine: dict[str, object],
+                                                          capture: int) -> None:
+    assert cuda_graph_bytes(_setup(**engine)) == pytest.approx(_pool(capture))
+
+
+def test_a_mixture_of_experts_captures_its_expert_workspaces_too() -> None:
+    dense = cuda_graph_bytes(_setup("Qwen3-32B"))
+    moe = cuda_graph_bytes(_setup("Qwen3-30B-A3B"))
+    assert moe == pytest.approx(MOE_GRAPH_FACTOR * dense)
+
+
+def test_fewer_sequences_leave_more_kv_cache_through_the_graphs_and_the_sampler() -> None:
+    """max_num_seqs shrinks both the sampler's logits in the profiling peak and the graph
+    pool: the KV cache grows by exactly what the two give back."""
+    many, few = (memory_budget(_setup(max_num_seqs=n)) for n in (1024, 32))
+    given_back = (many.activation_bytes - few.activation_bytes) \
+        + (many.cuda_graph_bytes - few.cuda_graph_bytes)
+    assert given_back > 0.5 * GIB
+    assert few.available_bytes - many.available_bytes == pytest.approx(given_back)
