@@ -123,6 +123,14 @@ class LinearStepTime(_Strict):
                     "after c cached ones (a prefix hit, earlier chunks) attend to n x c + "
                     "n (n + 1) / 2 keys. 0: the prompt's attention is in per_prefill_token.")
 
+    @model_validator(mode="after")
+    def _steps_take_time(self) -> LinearStepTime:
+        if self.fixed_ms + self.per_decode_seq_us + self.per_kv_token_ns <= 0:
+            raise ValueError("a decoding step would take no time (fixed_ms, "
+                             "per_decode_seq_us and per_kv_token_ns are all 0); expected "
+                             "at least one of them > 0")
+        return self
+
 
 class TabulatedStepTime(_Strict):
     """Step time measured against the number of tokens in the step (prompt tokens plus one
@@ -150,6 +158,9 @@ class TabulatedStepTime(_Strict):
         tokens = [t for t, _ in self.tokens_ms]
         if any(b <= a for a, b in itertools.pairwise(tokens)):
             raise ValueError(f"tokens_ms: the token counts must increase, got {tokens}")
+        if any(ms <= 0 for _, ms in self.tokens_ms):
+            raise ValueError("tokens_ms: a step of tokens takes time; expected every "
+                             f"milliseconds value > 0, got {[ms for _, ms in self.tokens_ms]}")
         return self
 
 

@@ -24,6 +24,9 @@ import numpy as np
 from llmplan.errors import InputError, Problem
 
 COLUMNS = ("timestamp", "prompt_tokens", "output_tokens")
+#: The longest pause a conversation's user may take before a turn (a year of seconds): a
+#: finite bound, so a turn's time stays a number the clock can hold.
+MAX_THINK_S = 365 * 86400.0
 #: optional integer columns and their value when absent; think_s is a float
 OPTIONAL = {"prefix_group": -1, "prefix_tokens": 0, "session": -1, "turn": 0}
 
@@ -128,8 +131,10 @@ def _optional(path: Path, number: int, column: str, value: Any, prompt: int) -> 
         raise InputError([Problem(str(path), number, column,
                                   f"expected a number, got {value!r}")]) from None
     low = 0 if column in {"prefix_tokens", "turn", "think_s"} else -1
-    if not number_value >= low or (column == "prefix_tokens" and number_value > prompt):
-        expected = "between 0 and prompt_tokens" if column == "prefix_tokens" else f">= {low}"
+    if not number_value >= low or (column == "prefix_tokens" and number_value > prompt) \
+            or (column == "think_s" and not number_value <= MAX_THINK_S):
+        expected = "between 0 and prompt_tokens" if column == "prefix_tokens" else \
+            f"between 0 and {MAX_THINK_S:g} seconds" if column == "think_s" else f">= {low}"
         raise InputError([Problem(str(path), number, column,
                                   f"expected {expected}, got {value!r}")])
     return number_value

@@ -248,6 +248,16 @@ CASES = [
                            "79.2 GiB outside vLLM's budget", "CUDA graphs",
                            "about 0.77 GiB", "expected gpu_memory_utilization <= 0.98",
                            "enforce_eager")),
+    # a fitted step time whose decoding steps would take no time (infinite throughput)
+    Case("linear-step-time-of-nothing",
+         VALID + f"    step_time:  {MARK}\n      kind: linear\n      fixed_ms: 0\n"
+         "      per_prefill_token_us: 0\n      per_decode_seq_us: 0\n      per_kv_token_ns: 0\n",
+         "deployments.a.step_time", ("a decoding step would take no time",
+                                     "expected at least one of them > 0")),
+    Case("tabulated-step-time-of-nothing",
+         VALID + f"    step_time:  {MARK}\n      kind: tabulated\n"
+         "      tokens_ms: [[1, 0], [512, 0]]\n      per_kv_token_ns: 0\n",
+         "deployments.a.step_time", ("expected every milliseconds value > 0",)),
     Case("batch-budget-below-max-seqs",
          VALID + f"    engine:  {MARK}\n      max_num_seqs: 512\n"
          "      max_num_batched_tokens: 256\n",
@@ -271,6 +281,13 @@ CASES = [
          edit("kind: poisson\n  rate_per_s: 2", TRACE_TRAFFIC.format(name="t.csv")),
          "traffic.path", ("{dir}/t.csv:3:", "finite"),
          files={"t.csv": CSV_HEADER + "0,10,5,chat\ninf,12,6,chat\n"}),
+    # a conversation's pause must stay a time the clock can hold (a year at most)
+    Case("trace-with-infinite-pause",
+         edit("kind: poisson\n  rate_per_s: 2", TRACE_TRAFFIC.format(name="t.csv")),
+         "traffic.path", ("{dir}/t.csv:3:", "think_s", "expected between 0 and",
+                          "seconds, got 'inf'"),
+         files={"t.csv": "timestamp,prompt_tokens,output_tokens,session,turn,think_s\n"
+                         "0,100,10,1,0,0\n1,100,10,1,1,inf\n"}),
     Case("trace-with-infinite-token-count",
          edit("kind: poisson\n  rate_per_s: 2", TRACE_TRAFFIC.format(name="t.jsonl")),
          "traffic.path", ("{dir}/t.jsonl:3:", "bad value"),
