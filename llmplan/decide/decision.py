@@ -170,6 +170,11 @@ def candidate(name: str, summary: DeploymentResult, loaded: LoadedScenario,
     """One simulated deployment with its cost and feasibility."""
     cost = price(name, summary, loaded, info)
     reasons = infeasibility(name, summary, loaded, cost.monthly_usd)
+    if cost.usd_per_useful_result is None:
+        # nothing it answers is worth anything (the tasks' quality, or no answer at all):
+        # a cost per useful result does not exist to rank it by
+        reasons.append("produces no useful result: task quality x answers within the SLO "
+                       "is 0")
     return Candidate.of(summary, cost, reasons, latency_from(name, loaded.scenario))
 
 
@@ -184,7 +189,7 @@ def unit_usd(usd: float) -> str:
 def recommend(candidates: dict[str, Candidate], loaded: LoadedScenario) -> Recommendation:
     """The cheapest feasible candidate per useful result that can be built, and why."""
     ranking = sorted((n for n, c in candidates.items() if c.feasible),
-                     key=lambda n: (candidates[n].cost.usd_per_useful_result or float("inf"), n))
+                     key=lambda n: (_per_useful(candidates[n]), n))
     ranking += sorted(n for n, c in candidates.items() if not c.feasible)
     return _recommendation(ranking, candidates, dict(sorted(loaded.unbuildable.items())),
                            loaded.not_provisionable)
@@ -226,15 +231,17 @@ def _recommendation(ranking: list[str], candidates: dict[str, Candidate],
                                   for n in ranking) + not_built)
     best = feasible[0]
     cost = candidates[best].cost
-    per_useful = cost.usd_per_useful_result or 0.0
+    per_useful = _per_useful(candidates[best])
     reason = (f"{best} meets every constraint and the SLO "
               f"({candidates[best].slo.goodput_fraction or 0.0:.1%} goodput) at "
               f"{unit_usd(per_useful)} per useful result (${cost.monthly_usd:,.0f}/month)")
     if len(feasible) > 1:
         runner_up = feasible[1]
-        other = candidates[runner_up].cost.usd_per_useful_result or 0.0
+        other = _per_useful(candidates[runner_up])
         if other <= per_useful * 1.005:
             reason += f", within 0.5% of {runner_up}'s cost per useful result"
+        elif per_useful == 0:
+            reason += f", free per useful result where {runner_up} costs {unit_usd(other)}"
         else:
             reason += (f", {other / per_useful:.2f}x cheaper per useful result "
                        f"than {runner_up}")
@@ -244,7 +251,7 @@ def _recommendation(ranking: list[str], candidates: dict[str, Candidate],
         reason += (f"; but {blocked[best]}, and no feasible candidate can be: change that "
                    f"before `llmplan stack`")
     for n in passed_over:
-        other = candidates[n].cost.usd_per_useful_result or 0.0
+        other = _per_useful(candidates[n])
         reason += (f"; {n} would cost {unit_usd(other)} per useful result but cannot be "
                    f"provisioned as simulated ({blocked[n]})")
     excluded = [n for n in ranking if not candidates[n].feasible]
@@ -254,6 +261,12 @@ def _recommendation(ranking: list[str], candidates: dict[str, Candidate],
     reason += not_built
     return Recommendation(deployment=best, ranking=ranking, reason=reason,
                           drivers=drivers(best, feasible, candidates))
+
+
+def _per_useful(candidate: Candidate) -> float:
+    """Its cost per useful result; none (nothing useful) ranks after every cost, free too."""
+    usd = candidate.cost.usd_per_useful_result
+    return math.inf if usd is None else usd
 
 
 def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario) -> list[BreakEven]:

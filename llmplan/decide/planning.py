@@ -33,6 +33,7 @@ primed by what it sent (requests per second and their token mix).
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import sys
@@ -638,7 +639,8 @@ def _fill_case(simulation: SimulationResult, planner: Planner,
     the most it serves within the SLO (the rate search), else FILL_FRACTION of its
     full-batch throughput. Local GPUs pay off when they are used."""
     verdict = decide(simulation, planner.loaded)
-    local = [(c.cost.usd_per_useful_result or float("inf"), name)
+    local = [(math.inf if c.cost.usd_per_useful_result is None
+              else c.cost.usd_per_useful_result, name)
              for name, c in verdict.deployments.items()
              if c.local is not None and c.local.utilisation.load_fraction > 0]
     if not local:
