@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from llmplan.catalog import STALE_AFTER_DAYS, Catalog, CloudModelSpec, is_stale
-from llmplan.decide.retirement import lifecycle
+from llmplan.catalog.lifecycle import lifecycle
 from llmplan.decide.sweep import SweepResult
 from llmplan.fidelity.fit import Fit
 from llmplan.fidelity.validate import METRICS, Comparison

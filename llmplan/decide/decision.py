@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+from llmplan.catalog.lifecycle import retired_reason
 from llmplan.decide.costs import (
     CloudFacts,
     CostItem,
@@ -140,6 +141,11 @@ def infeasibility(name: str, summary: DeploymentResult, loaded: LoadedScenario,
         if outside:
             reasons.append(f"processes data in {', '.join(outside)}, outside the allowed "
                            f"regions ({', '.join(rules.data_residency)})")
+    apis = [scenario.deployments[dep.cloud]] if isinstance(dep, HybridDeployment) else [dep]
+    for api in apis:
+        if isinstance(api, CloudDeployment) and (
+                retired := retired_reason(api.model, loaded.catalog.cloud_models)) is not None:
+            reasons.append(retired)
     if rules.offline_operation_required and not isinstance(dep, LocalDeployment):
         reasons.append("must work offline, and it depends on a cloud API")
     if rules.max_monthly_usd is not None and monthly_usd > rules.max_monthly_usd:

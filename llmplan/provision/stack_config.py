@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from llmplan.catalog import Catalog, CloudModelSpec, ModelSpec
+from llmplan.catalog.lifecycle import retired_reason
 from llmplan.errors import InputError, Problem
 from llmplan.provision.gpu_nodes import ec2_instance
 from llmplan.provision.images import BALANCER_IMAGE, LITELLM_IMAGE, VLLM_IMAGE, VLLM_ROCM_IMAGE
@@ -99,6 +100,10 @@ class Plan(_Strict):
         for name, dep in self.deployments.items():
             if isinstance(dep, LocalDeployment):
                 buildable_with_vllm(name, dep, self.catalog.models[dep.model])
+        cloud = self.cloud
+        if cloud is not None and (
+                retired := retired_reason(cloud[1].model, self.catalog.cloud_models)) is not None:
+            raise ValueError(f"deployment '{cloud[0]}': {retired}")
         return self
 
     @property

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
 from helpers import scenario_from
 
 from llmplan.catalog import builtin_catalog
-from llmplan.decide.retirement import lifecycle, months_later, retiring_cloud_models
+from llmplan.catalog.lifecycle import lifecycle
+from llmplan.decide.retirement import months_later, retiring_cloud_models
+from llmplan.pipeline import evaluate
+from llmplan.provision.stack import plan_of
 
 DAY = datetime.date(2026, 12, 1)
 
@@ -76,3 +80,21 @@ def test_deprecated_after_the_horizon_and_retired_are_named_too() -> None:
     retired = _lines("gemini-2.5-pro")
     assert retired == ["cloud model gemini-2.5-pro (used by api, both): retired on "
                        "2026-12-01: its prices are for a model that can no longer be called"]
+
+
+def test_a_retired_model_is_not_a_candidate_and_is_not_provisioned() -> None:
+    """The catalog's RETIRED status (not the clock) makes a candidate that calls the model,
+    directly or as a hybrid's cloud part, infeasible, and `llmplan stack` refuses it."""
+    loaded = scenario_from(SCENARIO.format(model="o4-mini", months=36))
+    result = evaluate(loaded)
+    for name in ("api", "both"):
+        reasons = result.deployments[name].infeasible_because
+        assert any("cloud model o4-mini was retired on 2026-10-23 and can no longer be "
+                   "called; expected a current model" in r for r in reasons), reasons
+    assert result.deployments["current"].feasible
+    assert result.recommendation.deployment not in {"api", "both"}
+    with pytest.raises(ValueError, match="o4-mini was retired"):
+        plan_of(loaded, result, "api")
+    # a deprecated model still being served stays a candidate
+    assert evaluate(scenario_from(SCENARIO.format(model="gpt-4o-mini", months=36))) \
+        .deployments["api"].feasible
