@@ -18,6 +18,10 @@ from llmplan.perf.setup import servers_for
 from llmplan.scenario.cloud import CloudCosts, CloudDeployment
 from llmplan.scenario.models import Economics, LocalCosts, LocalDeployment
 
+#: Hours in an average calendar month (365 x 24 / 12): what a reservation bills, whatever
+#: economics.hours_per_month the fleet runs.
+CALENDAR_HOURS_PER_MONTH = 730.0
+
 
 @dataclass(frozen=True)
 class CostItem:
@@ -95,11 +99,17 @@ def hardware(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
                         f"{_gpu_count(facts.gpus)} x {gpu.name} at ${gpu.purchase_usd:,.0f} + "
                         f"{_servers(dep, gpu, facts)} servers at ${dep.costs.server_usd:,.0f}, "
                         f"over {econ.amortisation_months} months")
-    rate = gpu.rental_usd_per_gpu_hour if dep.costs.ownership == "rented_on_demand" \
-        else gpu.reserved_usd_per_gpu_hour
-    return CostItem("gpu_rental", facts.gpus * rate * econ.hours_per_month, False,
+    if dep.costs.ownership == "rented_on_demand":
+        rate, hours, why = gpu.rental_usd_per_gpu_hour, econ.hours_per_month, ""
+    else:
+        # a reservation is billed for every hour of the month, used or not
+        rate = gpu.reserved_usd_per_gpu_hour
+        hours = max(econ.hours_per_month, CALENDAR_HOURS_PER_MONTH)
+        why = " (reserved: every hour of the month)" \
+            if hours > econ.hours_per_month else ""
+    return CostItem("gpu_rental", facts.gpus * rate * hours, False,
                     f"{_gpu_count(facts.gpus)} GPUs x ${rate:.2f}/h ({dep.costs.ownership}) x "
-                    f"{econ.hours_per_month:g} h")
+                    f"{hours:g} h{why}")
 
 
 def electricity(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,

@@ -327,7 +327,11 @@ class Economics(_Strict):
                                        description="GPU power when idle, of TDP.")
     server_power_w: float = Field(default=1_500.0, ge=0, description="Host power per server.")
     engineer_usd_per_hour: float = Field(default=110.0, ge=0)
-    hours_per_month: float = Field(default=730.0, gt=0)
+    hours_per_month: float = Field(
+        default=730.0, gt=0,
+        description="Hours a month the deployments run (and the traffic arrives): on-demand "
+                    "rental, electricity and the monthly volume follow them; a reserved "
+                    "rental bills every hour of the month (730) whatever this says.")
 
     def month_factor(self, duration_s: float) -> float:
         """How many simulated windows of `duration_s` make a month (hours_per_month long)."""

@@ -93,6 +93,26 @@ def test_rented_gpus_replace_purchase_power_and_facility() -> None:
     assert items["engineering"] == 1000
 
 
+def test_a_reservation_bills_every_hour_of_the_month_on_demand_only_the_hours_run() -> None:
+    """A fleet run 200 hours a month (office hours): on demand it pays for those hours, a
+    reservation for all 730 of the month's, used or not."""
+    loaded = scenario_from(SCENARIO.replace("ELECTRICITY", "0.2")
+                           .replace("hours_per_month: 730", "hours_per_month: 200"))
+    economics = loaded.scenario.economics
+    reserved = loaded.scenario.deployments["rented"]
+    assert isinstance(reserved, LocalDeployment)
+    on_demand = reserved.model_copy(update={"costs": reserved.costs.model_copy(
+        update={"ownership": "rented_on_demand"})})
+    facts = LocalFacts(gpus=2, busy_fraction=0.9)
+    bills = {dep.costs.ownership: next(i for i in local_items(dep, loaded.catalog, economics,
+                                                              facts) if i.name == "gpu_rental")
+             for dep in (reserved, on_demand)}
+    assert bills["rented_reserved"].usd_per_month == pytest.approx(2 * 1.5 * 730)
+    assert "730 h (reserved: every hour of the month)" in bills["rented_reserved"].basis
+    assert bills["rented_on_demand"].usd_per_month == pytest.approx(2 * 2.0 * 200)
+    assert bills["rented_on_demand"].basis.endswith("x 200 h")
+
+
 def test_cloud_items_by_hand() -> None:
     loaded = _loaded()
     dep = loaded.scenario.deployments["api"]
