@@ -28,13 +28,16 @@ def run_deployment(loaded: LoadedScenario, name: str, stream: RequestStream,
                    mode: SimulationMode | None = None,
                    progress: Callable[[float], None] | None = None,
                    prime_limits: bool = False,
-                   cloud_demand: tuple[float, float, float] | None = None) -> DeploymentRun:
+                   cloud_demand: tuple[float, float, float] | None = None,
+                   drain_s: float | None = None) -> DeploymentRun:
     """Simulate deployment `name` of the scenario serving `stream` for `duration_s`
-    (`prime_limits`, `cloud_demand`: see `simulate_deployment`)."""
+    (`prime_limits`, `cloud_demand`: see `simulate_deployment`; `drain_s`: the time left
+    after the last arrival, the scenario's by default)."""
     scenario = loaded.scenario
     return simulate_deployment(
         name, scenario.deployments[name], loaded.catalog, stream, duration_s,
-        drain_s=scenario.simulation.drain_s, mode=mode or scenario.simulation.mode,
+        drain_s=scenario.simulation.drain_s if drain_s is None else drain_s,
+        mode=mode or scenario.simulation.mode,
         progress=progress, seed=scenario.seed if seed is None else seed,
         deployments=scenario.deployments,
         task_sensitivity=[t.sensitivity for t in scenario.tasks],

@@ -179,14 +179,19 @@ class Planner:
         stream, span = ((self.stream, self.duration_s) if point.whole
                         else (self.window, self.window_s))
         scaled = stream.scaled(1.0 / point.factor)
+        # more traffic comes sooner, but each answer takes as long: the time left to finish
+        # after the last arrival is the unscaled stretch's, not shrunk with the arrivals
+        drain = self.loaded.scenario.simulation.drain_s
+        if drain is None:
+            drain = max(span, span / point.factor)
         # planning always uses the fast scheduler (reference mode is for checking it)
         run = run_deployment(loaded, point.name, scaled, span / point.factor, seed=self.seed,
-                             mode=SimulationMode.FAST, prime_limits=True)
+                             mode=SimulationMode.FAST, prime_limits=True, drain_s=drain)
         demand = self._over_cloud_limits(point.name, run, scaled, span / point.factor)
         if demand is not None:
             run = run_deployment(loaded, point.name, scaled, span / point.factor,
                                  seed=self.seed, mode=SimulationMode.FAST, prime_limits=True,
-                                 cloud_demand=demand)
+                                 cloud_demand=demand, drain_s=drain)
         result = summarise_run(run, scaled, loaded.scenario)
         self.cache[point] = self.fresh[point] = result
         return result
@@ -354,8 +359,12 @@ def simulate_one(loaded: LoadedScenario, name: str, *, rate_factor: float = 1.0,
     """Summary of one deployment on the whole stream, its traffic sped up by `rate_factor`
     (what a sweep point simulates)."""
     stream = build_request_stream(loaded.scenario, seed).scaled(1.0 / rate_factor)
-    run = run_deployment(loaded, name, stream, loaded.scenario.duration_s / rate_factor,
-                         seed=seed, mode=SimulationMode.FAST)
+    duration = loaded.scenario.duration_s
+    drain = loaded.scenario.simulation.drain_s
+    run = run_deployment(loaded, name, stream, duration / rate_factor, seed=seed,
+                         mode=SimulationMode.FAST,
+                         drain_s=max(duration, duration / rate_factor) if drain is None
+                         else drain)
     return summarise_run(run, stream, loaded.scenario)
 
 

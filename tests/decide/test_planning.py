@@ -256,3 +256,34 @@ def test_a_moe_fleet_with_stages_is_not_tried_as_data_parallel_ranks() -> None:
         "gpus: {gpu: L40S, model: Qwen3-30B-A3B, tp: 2, pp: 2, "
         "engine: {weights_dtype: fp8}}").replace("duration: 900", "duration: 60"))
     assert _layout_flipped(Planner(staged, simulate_scenario(staged))) is None
+
+
+LONG_ANSWERS = """
+    seed: 1
+    duration: 120
+    traffic: {kind: poisson, rate_per_s: 0.5}
+    tasks:
+      - name: report
+        prompt_tokens: {kind: fixed, tokens: 1000}
+        output_tokens: {kind: fixed, tokens: 3000}
+    deployments:
+      api: {kind: cloud, model: gpt-5-nano,
+            limits: {requests_per_min: 10000, tokens_per_min: 100000000}}
+"""
+
+
+@pytest.mark.parametrize("factor", [3.5, 20.0])
+def test_more_volume_comes_sooner_but_each_answer_still_gets_its_time(factor: float) -> None:
+    """A sped-up stretch's arrivals are compressed, its answers are not: 3,000-token answers
+    take the API about as long at any volume, so the time left to finish after the last
+    arrival is the unscaled stretch's. (It was compressed too: at 3.5x the last answers
+    were cut off and counted as misses, and the sensitivity reported a flip that a run at
+    3.5x the volume does not show.)"""
+    loaded = scenario_from(LONG_ANSWERS)
+    simulation = simulate_scenario(loaded)
+    sped_up = Planner(loaded, simulation).simulate(Point("api", factor=factor))
+    assert sped_up.requests.completed == sped_up.requests.total
+    assert sped_up.slo.met
+    direct = simulate_scenario(scenario_from(LONG_ANSWERS.replace(
+        "rate_per_s: 0.5", f"rate_per_s: {0.5 * factor}"))).deployments["api"]
+    assert direct.slo.met
