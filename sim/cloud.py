@@ -34,7 +34,7 @@ from llmplan.sim.ratelimit import (
     Limiter,
     Sustained,
 )
-from llmplan.sim.records import FAILED, OK, SERVED_CLOUD, THROTTLED, TIMED_OUT
+from llmplan.sim.records import FAILED, OK, SERVED_CLOUD, THROTTLED, TIMED_OUT, TOO_LONG
 from llmplan.sim.serving import Workload
 from llmplan.traffic import RequestStream
 
@@ -127,7 +127,21 @@ class CloudEndpoint:
         return None
 
     def submit(self, rid: int, t: float) -> None:
-        """A request handed to this API at time t (env.now == t)."""
+        """A request handed to this API at time t (env.now == t). One the model cannot
+        take is refused at once, as the provider answers it (HTTP 400, nothing charged):
+        its prompt and the answer it asks for (the client's max_tokens, else the answer's
+        length) beyond the model's context window, or that answer beyond its maximum
+        output."""
+        model, asked = self.model, self.spec.limits.max_tokens or self.work.outputs[rid]
+        if self.work.prompts[rid] + asked > model.context_tokens or (
+                model.max_output_tokens is not None and asked > model.max_output_tokens):
+            rec = self.rec
+            rec.outcome[rid], rec.finish_s[rid] = TOO_LONG, t
+            if rec.on_end is not None:
+                rec.on_end(rid)
+            if self.on_give_up is not None:
+                self.on_give_up(rid, t, TOO_LONG)
+            return
         self._attempt(rid, t, 0)
 
     def _later(self, delay_s: float, action: Callable[[], None]) -> None:

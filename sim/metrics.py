@@ -460,10 +460,11 @@ def _cloud_part(run: DeploymentRun, table: RequestTable,
 def _unserved(run: DeploymentRun, table: RequestTable,
               served: np.ndarray) -> UnservedCalls | None:
     """An API candidate's requests it did not answer (a hybrid's go to its fleet instead:
-    None), when there are any."""
+    None), when there are any; not those the model cannot take at all (too long for it:
+    no account's limits would ever let them through, so they are never priced)."""
     if run.parts:
         return None
-    missed = ~served
+    missed = ~served & (table.outcome != TOO_LONG)
     if not missed.any():
         return None
     return UnservedCalls(requests=int(missed.sum()),

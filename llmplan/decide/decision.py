@@ -176,7 +176,7 @@ def candidate(name: str, summary: DeploymentResult, loaded: LoadedScenario,
     """One simulated deployment with its cost and feasibility."""
     cost = price(name, summary, loaded, info)
     reasons = infeasibility(name, summary, loaded, cost.monthly_usd)
-    if cost.usd_per_useful_result is None:
+    if cost.usd_per_useful_result is None and not reasons:
         # nothing it answers is worth anything (the tasks' quality, or no answer at all):
         # a cost per useful result does not exist to rank it by
         reasons.append("produces no useful result: task quality x answers within the SLO "

@@ -51,8 +51,10 @@ class RequestCounts(ResultModel):
                                        "admission.queue_timeout_s, or an API call ran past "
                                        "retry.request_timeout_s on its last attempt.")
     too_long: int = Field(description="Prompt + output longer than the engine's "
-                                      "max_model_len: the model's context, or the tokens its "
-                                      "KV cache holds when that is less.")
+                                      "max_model_len (the model's context, or the tokens its "
+                                      "KV cache holds when that is less); for an API, than "
+                                      "the model's context window, or an answer beyond its "
+                                      "maximum output (refused, HTTP 400).")
     failed: int
     throttled: int
     blocked: int
@@ -63,7 +65,8 @@ class RequestCounts(ResultModel):
     #: How a request can end without an answer, as a reader says it.
     NOT_ANSWERED: ClassVar[tuple[tuple[str, str], ...]] = (
         ("timed_out", "timed out (queue wait or API call)"), ("rejected", "refused (queue full)"),
-        ("too_long", "longer than max_model_len (context or KV cache)"), ("failed", "failed"),
+        ("too_long", "too long for the model (context window, KV cache or maximum output)"),
+        ("failed", "failed"),
         ("throttled", "throttled (429) past the retries"),
         ("blocked", "blocked (restricted, local refused)"),
         ("unfinished", "unfinished at the end of the run"))

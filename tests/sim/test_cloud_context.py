@@ -1,0 +1,64 @@
+"""An API refuses what its model cannot take, as the provider does (HTTP 400, nothing
+charged): a prompt and the answer it asks for beyond the model's context window, or an
+answer beyond its maximum output. gpt-4o-mini: 128,000 tokens of context, 16,384 of
+output (catalog)."""
+
+from __future__ import annotations
+
+from helpers import scenario_from
+
+from llmplan.catalog import builtin_catalog
+from llmplan.sim.run import simulate_scenario
+
+MINI = builtin_catalog().cloud_models["gpt-4o-mini"]
+
+SCENARIO = """
+    seed: 3
+    duration: 120
+    traffic: {{kind: poisson, rate_per_s: 1}}
+    tasks:
+      - {{name: t, prompt_tokens: {{kind: fixed, tokens: {prompt}}},
+         output_tokens: {{kind: fixed, tokens: {output}}}}}
+    deployments:
+      api:
+        kind: cloud
+        model: gpt-4o-mini
+        limits: {{requests_per_min: 100000, tokens_per_min: 1000000000{max_tokens}}}
+        latency: {{output_tokens_per_s: {{median: 2000, p5: 1800}}}}
+"""
+
+
+def _api(prompt: int, output: int, max_tokens: int | None = None):  # type: ignore[no-untyped-def]
+    extra = f", max_tokens: {max_tokens}" if max_tokens is not None else ""
+    loaded = scenario_from(SCENARIO.format(prompt=prompt, output=output, max_tokens=extra))
+    result = simulate_scenario(loaded).deployments["api"]
+    assert result.cloud is not None
+    return result
+
+
+def test_the_whole_window_is_answered() -> None:
+    assert MINI.context_tokens == 128_000 and MINI.max_output_tokens == 16_384
+    result = _api(prompt=128_000 - 16_384, output=16_384)
+    assert result.requests.too_long == 0
+    assert result.requests.completed == result.requests.total
+
+
+def test_a_prompt_past_the_context_window_is_refused_and_not_billed() -> None:
+    result = _api(prompt=128_000 - 99, output=100)
+    assert result.requests.too_long == result.requests.total > 0
+    assert result.cloud.served == 0 and result.cloud.input_tokens == 0
+    assert result.cloud.unserved is None      # never priced as if it could be served
+    assert not result.slo.met
+
+
+def test_an_answer_past_the_maximum_output_is_refused() -> None:
+    result = _api(prompt=1_000, output=16_385)
+    assert result.requests.too_long == result.requests.total > 0
+
+
+def test_the_clients_max_tokens_is_what_the_provider_checks() -> None:
+    # asking for more than the model writes is refused even for short answers
+    assert _api(prompt=1_000, output=100, max_tokens=20_000).requests.too_long > 0
+    # and it counts against the window with the prompt
+    assert _api(prompt=120_000, output=100, max_tokens=10_000).requests.too_long > 0
+    assert _api(prompt=100_000, output=100, max_tokens=10_000).requests.too_long == 0
