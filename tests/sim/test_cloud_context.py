@@ -62,3 +62,33 @@ def test_the_clients_max_tokens_is_what_the_provider_checks() -> None:
     # and it counts against the window with the prompt
     assert _api(prompt=120_000, output=100, max_tokens=10_000).requests.too_long > 0
     assert _api(prompt=100_000, output=100, max_tokens=10_000).requests.too_long == 0
+
+
+HYBRID = """
+    seed: 3
+    duration: 60
+    traffic: {{kind: poisson, rate_per_s: 0.2}}
+    tasks:
+      - {{name: t, prompt_tokens: {{kind: fixed, tokens: 130000}},
+         output_tokens: {{kind: fixed, tokens: 100}}}}
+    deployments:
+      gpus: {{gpu: H200, model: Llama-3.1-8B}}
+      api: {{kind: cloud, model: gpt-4o-mini,
+             limits: {{requests_per_min: 100000, tokens_per_min: 1000000000}}}}
+      both: {{kind: hybrid, local: gpus, cloud: api, routes: [{{tasks: [t], to: cloud}}],
+              fallback_to_local: {fallback}}}
+"""
+
+
+def test_a_hybrid_sends_what_its_api_cannot_take_to_its_fleet_when_allowed() -> None:
+    """130,000-token prompts: past gpt-4o-mini's window, within Llama-3.1-8B's 131,072."""
+    served = simulate_scenario(scenario_from(HYBRID.format(fallback="true"))) \
+        .deployments["both"]
+    assert served.hybrid is not None
+    assert served.requests.total > 0
+    assert served.requests.too_long == 0
+    assert served.hybrid.moved_between_paths == served.requests.total
+    assert served.hybrid.served_cloud == 0 and served.hybrid.served_local > 0
+    refused = simulate_scenario(scenario_from(HYBRID.format(fallback="false"))) \
+        .deployments["both"]
+    assert refused.requests.too_long == refused.requests.total
