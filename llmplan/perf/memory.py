@@ -76,6 +76,8 @@ NON_TORCH_ONE_GPU_GIB, NON_TORCH_TP_GIB = 0.13, 0.55
 MAX_CAPTURE_TOKENS = 512
 GRAPH_POOL_FIXED_GIB, GRAPH_POOL_PER_TOKEN_MIB, MOE_GRAPH_FACTOR = 0.05, 1.43, 2.0
 GRAPHS_IN_BUDGET_RELEASE = (0, 21)
+#: From this release `--max-model-len auto` fits an unset context to the KV cache.
+AUTO_MAX_MODEL_LEN_RELEASE = (0, 12)
 #: Device memory in use when vLLM starts (CUDA context, before any tensor): vLLM refuses a
 #: budget larger than the free memory it finds (vllm/v1/worker/utils.py, "Free memory on
 #: device ... is less than desired GPU memory utilization"); 267.69 - 267.08 GiB on a B300
@@ -360,7 +362,10 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
         blocks = rank_blocks * setup.attention_ranks
     capacity_tokens = rank_blocks * block
     max_len = engine.max_model_len or min(model.max_context_tokens, max(capacity_tokens, 1))
-    logged_len = engine.max_model_len or model.max_context_tokens
+    # vLLM 0.12 and later fit an unset length to the cache (`--max-model-len auto`, which
+    # the stack passes then: vllm-project/vllm#29431) and log their figures at that length
+    logged_len = engine.max_model_len or (
+        max_len if engine.version >= AUTO_MAX_MODEL_LEN_RELEASE else model.max_context_tokens)
     per_request = layout.full_groups * math.ceil(logged_len / block)
     if layout.sliding_groups:
         window = (model.sliding_window_tokens or 0) - 1 + setup.rank_max_num_batched_tokens * (
