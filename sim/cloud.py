@@ -70,6 +70,21 @@ def make_limiter(spec: CloudDeployment, model: CloudModelSpec) -> Limiter:
     return LIMITERS[accounting](rpm, tpm, limits.requests_per_day, limits.tokens_per_day)
 
 
+def fits_model(spec: CloudDeployment, model: CloudModelSpec,
+               prompts: Sequence[int] | np.ndarray,
+               outputs: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Which requests the model can take: the prompt and the answer asked for (the client's
+    max_tokens, else the answer's own length, as the limiter reserves it) within the
+    catalog's context window, that answer within the maximum output. The others the
+    provider refuses (HTTP 400): they never reach the limits."""
+    asked = np.full(len(outputs), spec.limits.max_tokens) if spec.limits.max_tokens \
+        else np.asarray(outputs)
+    fits: np.ndarray = np.asarray(prompts) + asked <= model.context_tokens
+    if model.max_output_tokens is not None:
+        fits &= asked <= model.max_output_tokens
+    return fits
+
+
 def token_mix(spec: CloudDeployment, prompts: Sequence[int] | np.ndarray,
               outputs: Sequence[int] | np.ndarray) -> tuple[float, float]:
     """(tokens a call is charged, tokens it uses), means over the requests: prompt +
@@ -82,11 +97,16 @@ def token_mix(spec: CloudDeployment, prompts: Sequence[int] | np.ndarray,
 def sustained_limit(spec: CloudDeployment, model: CloudModelSpec,
                     stream: RequestStream) -> Sustained | None:
     """The request rate `spec`'s limits admit over a long run at `stream`'s token mix
-    (as `CloudEndpoint` charges a call); None: no limits."""
-    if not len(stream):
+    (as `CloudEndpoint` charges a call); None: no limits. Requests the model refuses never
+    reach the limits: the rate is the whole stream's at which those it takes reach them."""
+    fits = fits_model(spec, model, stream.prompt_tokens, stream.output_tokens)
+    if not fits.any():
         return None
-    return make_limiter(spec, model).sustained(
-        *token_mix(spec, stream.prompt_tokens, stream.output_tokens))
+    found = make_limiter(spec, model).sustained(
+        *token_mix(spec, stream.prompt_tokens[fits], stream.output_tokens[fits]))
+    if found is None:
+        return None
+    return Sustained(found.requests_per_s * len(fits) / int(fits.sum()), found.limit)
 
 
 class CloudEndpoint:
@@ -114,9 +134,11 @@ class CloudEndpoint:
         """Start the limits as the same traffic, kept up, leaves them (the stream's
         requests per second over `span_s`, its length in time, at its token mix)."""
         work = self.work
-        if span_s > 0 and work.arrivals:
-            charge, used = token_mix(self.spec, work.prompts, work.outputs)
-            self.limiter.prime(len(work.arrivals) / span_s, charge, used)
+        fits = fits_model(self.spec, self.model, work.prompts, work.outputs)
+        if span_s > 0 and fits.any():
+            prompts, outputs = np.asarray(work.prompts), np.asarray(work.outputs)
+            charge, used = token_mix(self.spec, prompts[fits], outputs[fits])
+            self.limiter.prime(int(fits.sum()) / span_s, charge, used)
 
     def down_until(self, t: float) -> float | None:
         for start, end in self.outages:
@@ -128,13 +150,14 @@ class CloudEndpoint:
 
     def submit(self, rid: int, t: float) -> None:
         """A request handed to this API at time t (env.now == t). One the model cannot
-        take is refused at once, as the provider answers it (HTTP 400, nothing charged):
-        its prompt and the answer it asks for (the client's max_tokens, else the answer's
-        length) beyond the model's context window, or that answer beyond its maximum
-        output."""
-        model, asked = self.model, self.spec.limits.max_tokens or self.work.outputs[rid]
-        if self.work.prompts[rid] + asked > model.context_tokens or (
-                model.max_output_tokens is not None and asked > model.max_output_tokens):
+        take (`fits_model`) is refused at once, as the provider answers a call whose
+        prompt and max_tokens overrun the context window, or whose max_tokens exceeds the
+        maximum output (HTTP 400, nothing charged). The client is taken to ask for the
+        answer's length when limits.max_tokens is unset, as the limiter reserves it; a
+        client sending no max_tokens at all would instead get the answer cut off at the
+        limit, and billed: too long either way."""
+        if not fits_model(self.spec, self.model, [self.work.prompts[rid]],
+                          [self.work.outputs[rid]])[0]:
             rec = self.rec
             rec.outcome[rid], rec.finish_s[rid] = TOO_LONG, t
             if rec.on_end is not None:

@@ -7,8 +7,8 @@ scenario keeps restricted data local) goes to the local fleet only, whatever the
 spill-over or fall-back say; if the local fleet refuses it, it fails and is counted as
 blocked. Otherwise a local-bound request spills to the cloud when the chosen replica's
 expected queue wait passes `spillover_wait_s` or its admission refuses it, and a
-cloud-bound request that the API finally fails (429s after retries, outage, timeout) falls
-back to the local fleet when `fallback_to_local`.
+cloud-bound request that the API finally fails (429s after retries, outage, timeout) or
+refuses (too long for its model) falls back to the local fleet when `fallback_to_local`.
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 Each cloud model's lifecycle is read from its catalog source (llmplan.catalog.lifecycle).
 A model that is retired can no longer be called: a candidate using it is not feasible
-(`retired_cloud_model`; the catalog's status decides, not the clock, so a scenario's result
-does not change with the day it is run). A model that is shut down within
-the cost horizon (economics.amortisation_months from today) is priced for months it cannot
-be called, so simulate names it next to the out-of-date prices.
+(`llmplan.catalog.lifecycle.retired_reason`; the catalog's status decides, not the clock,
+so a scenario's result does not change with the day it is run). A model that is shut down
+within the cost horizon (economics.amortisation_months from today) is priced for months it
+cannot be called, so simulate names it next to the out-of-date prices.
 """
 
 from __future__ import annotations

@@ -49,9 +49,10 @@ def decision_table(candidates: dict[str, Candidate],
         hours = [i for i in s.cost.items if i.item in ("engineering", "on_call")]
         rows["operations"][name] = ("; ".join(f"{i.item}: {i.basis}" for i in hours)
                                     or "provider-managed")
-        rows["cost"][name] = (f"${s.cost.monthly_usd:,.0f}/month, "
-                              f"${(s.cost.usd_per_useful_result or 0) * 1e3:,.2f} per 1k "
-                              f"useful results")
+        per_useful = s.cost.usd_per_useful_result
+        rows["cost"][name] = (f"${s.cost.monthly_usd:,.0f}/month, " + (
+            "no useful result" if per_useful is None
+            else f"${per_useful * 1e3:,.2f} per 1k useful results"))
         rows["compliance"][name] = ("feasible" if s.feasible else
                                     "; ".join(s.infeasible_because))
     return [DecisionRow(question=q, answers=a) for q, a in rows.items()]

@@ -19,10 +19,11 @@ phases, not their sum. Non-torch memory (CUDA context growth, NCCL buffers) grow
 tensor parallelism. CUDA graphs: since v0.21.0 vLLM captures a few of the graphs it will
 use while profiling and takes its estimate of their pool out of the budget
 (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS, on by default; gpu_worker.py
-`determine_available_memory` in v0.27.1; a v0.26.0 log on a B300 reads "Actual usage is
-58.99 GiB for weight, 3.9 GiB for peak activation, 0.25 GiB for non-torch memory, and 0.7
-GiB for CUDAGraph memory"); earlier releases capture them after the KV cache is
-allocated, outside the budget (`cuda_graph_bytes`).
+`determine_available_memory` in v0.27.1: available = requested - non-KV memory - the
+applied estimate). A v0.26.0 log on a B300 adds up that way: 246.27 GiB requested = 58.99
+weights + 0.25 non-torch + 3.9 peak activation + the 0.76 GiB "Estimated CUDA graph
+memory" + 182.37 KV cache (the pool it then captured: 0.70 GiB). Earlier releases capture
+the graphs after the KV cache is allocated, outside the budget (`cuda_graph_bytes`).
 
 Pipeline stages (pp > 1) hold runs of the layers, vLLM's split (vllm/distributed/utils.py
 `get_pp_indices`: L // pp layers each, the remainder one more each on the stages before the
@@ -396,15 +397,16 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
     elif engine.kv_cache_tokens is None and available <= 0:
         error = _does_not_fit(setup, budget)
     elif engine.kv_cache_tokens is not None and \
-            (need := budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes
-             + budget.cuda_graph_bytes + pool_blocks * layout.block_bytes()) \
-            > budget.total_bytes:
+            (need := CUDA_CONTEXT_GIB * GIB + budget.weights_bytes + budget.activation_bytes
+             + budget.non_torch_bytes + budget.cuda_graph_bytes
+             + pool_blocks * layout.block_bytes()) > budget.total_bytes:
         # the tokens replace the KV budget, not the card: the weights, those tokens' pages
         # and the CUDA graphs captured next to them must still be on it
         error = (f"{setup.model_name} in {setup.weights_dtype} with engine.kv_cache_tokens "
                  f"{engine.kv_cache_tokens} does not fit on {setup.gpu_name} with "
-                 f"{_layout(setup.tp, setup.pp)}: needs {need / GIB:.1f} GiB per GPU (weights "
-                 f"{budget.weights_bytes / GIB:.1f}, KV cache "
+                 f"{_layout(setup.tp, setup.pp)}: needs {need / GIB:.1f} GiB per GPU (CUDA "
+                 f"context {CUDA_CONTEXT_GIB:g}, weights {budget.weights_bytes / GIB:.1f}, "
+                 f"KV cache "
                  f"{pool_blocks * layout.block_bytes() / GIB:.1f}, CUDA graphs "
                  f"{budget.cuda_graph_bytes / GIB:.2f}), the card has "
                  f"{budget.total_bytes / GIB:.1f}; expected fewer kv_cache_tokens, a larger "
@@ -557,13 +559,15 @@ def build_error(setup: ReplicaSetup) -> str | None:
 
 
 def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
-    need = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes
+    graphs = budget.cuda_graph_bytes if budget.graphs_in_budget else 0.0
+    need = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes + graphs
     fitting = _fitting_layout(setup)
     draft = drafter(setup).weights_bytes / setup.attention_tp
     of_which = f", the drafter's {draft / GIB:.1f} of them" if draft else ""
+    in_budget = f", CUDA graphs {graphs / GIB:.2f}" if graphs else ""
     return (f"{setup.model_name} in {setup.weights_dtype} does not fit on {setup.gpu_name} "
             f"with {_layout(setup.tp, setup.pp)}: needs {need / GIB:.1f} GiB per GPU "
-            f"(weights {budget.weights_bytes / GIB:.1f}{of_which}), "
+            f"(weights {budget.weights_bytes / GIB:.1f}{of_which}{in_budget}), "
             f"{budget.budget_bytes / GIB:.1f} GiB usable at "
             f"gpu_memory_utilization {setup.gpu_memory_utilization:g}; expected "
             + (fitting or "a bigger GPU") + " or a smaller weights_dtype")

@@ -158,9 +158,11 @@ class TabulatedStepTime(_Strict):
         tokens = [t for t, _ in self.tokens_ms]
         if any(b <= a for a, b in itertools.pairwise(tokens)):
             raise ValueError(f"tokens_ms: the token counts must increase, got {tokens}")
-        if any(ms <= 0 for _, ms in self.tokens_ms):
-            raise ValueError("tokens_ms: a step of tokens takes time; expected every "
-                             f"milliseconds value > 0, got {[ms for _, ms in self.tokens_ms]}")
+        if self.tokens_ms[0][1] <= 0 and self.per_kv_token_ns <= 0:
+            # h runs from 0 at no tokens: a one-token decode step would take no time
+            raise ValueError("tokens_ms: a step of one decode token would take no time (the "
+                             "first point is 0 ms and per_kv_token_ns is 0); expected the "
+                             "first point's milliseconds > 0 or per_kv_token_ns > 0")
         return self
 
 

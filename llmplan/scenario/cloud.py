@@ -179,7 +179,8 @@ class HybridDeployment(_Strict):
                                       description="Send to the cloud when local admission "
                                                   "refuses (queue limit).")
     fallback_to_local: bool = Field(default=True, description="Cloud failed (429 after "
-                                    "retries, outage, timeout): serve locally instead.")
+                                    "retries, outage, timeout) or refused (too long for "
+                                    "its model): serve locally instead.")
 
     @property
     def rules(self) -> list[Route]:

@@ -134,7 +134,8 @@ def _optional(path: Path, number: int, column: str, value: Any, prompt: int) -> 
     if not number_value >= low or (column == "prefix_tokens" and number_value > prompt) \
             or (column == "think_s" and not number_value <= MAX_THINK_S):
         expected = "between 0 and prompt_tokens" if column == "prefix_tokens" else \
-            f"between 0 and {MAX_THINK_S:g} seconds" if column == "think_s" else f">= {low}"
+            f"between 0 and {MAX_THINK_S:,.0f} seconds (a year)" if column == "think_s" \
+            else f">= {low}"
         raise InputError([Problem(str(path), number, column,
                                   f"expected {expected}, got {value!r}")])
     return number_value

@@ -57,3 +57,11 @@ def test_when_nothing_is_useful_there_is_no_answer() -> None:
                                                 catalog="")))
     assert result.recommendation.deployment is None
     assert "produces no useful result" in result.recommendation.reason
+
+
+def test_the_decision_table_does_not_call_nothing_useful_free() -> None:
+    result = evaluate(scenario_from(BASE.format(quality="{gpu: 0.9, api: 0, paid: 0}",
+                                                catalog="")))
+    cost = next(r for r in result.decision_table if r.question == "cost").answers
+    assert cost["api"].endswith("no useful result") and "per 1k" not in cost["api"]
+    assert "per 1k useful results" in cost["gpu"]

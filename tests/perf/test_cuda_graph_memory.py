@@ -10,6 +10,8 @@ min(2 x max_num_seqs x (1 + speculative tokens), 512, max_num_batched_tokens)
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from llmplan.catalog import builtin_catalog
@@ -109,3 +111,13 @@ def test_an_unset_context_is_fitted_to_the_cache_and_logged_at_that_length() -> 
     assert new.max_concurrency == pytest.approx(1.0, abs=0.01)
     old = kv_capacity(_setup(gpu="L4", vllm_version="0.11.0"))
     assert old.max_concurrency < 0.5
+
+
+def test_what_does_not_fit_counts_the_graphs_it_budgets() -> None:
+    """At a utilisation that leaves the weights and the peak room but not the graphs'
+    estimate, the refusal's own figures add up: what it needs exceeds what is usable."""
+    error = kv_capacity(_setup(gpu_memory_utilization=0.2046)).error
+    assert error is not None and "CUDA graphs 0.77" in error, error
+    need, usable = (float(x) for x in re.findall(
+        r"needs ([\d.]+) GiB per GPU.*, ([\d.]+) GiB usable", error)[0])
+    assert need > usable

@@ -257,7 +257,8 @@ CASES = [
     Case("tabulated-step-time-of-nothing",
          VALID + f"    step_time:  {MARK}\n      kind: tabulated\n"
          "      tokens_ms: [[1, 0], [512, 0]]\n      per_kv_token_ns: 0\n",
-         "deployments.a.step_time", ("expected every milliseconds value > 0",)),
+         "deployments.a.step_time", ("a step of one decode token would take no time",
+                                     "expected the first point's milliseconds > 0")),
     Case("batch-budget-below-max-seqs",
          VALID + f"    engine:  {MARK}\n      max_num_seqs: 512\n"
          "      max_num_batched_tokens: 256\n",
@@ -285,7 +286,7 @@ CASES = [
     Case("trace-with-infinite-pause",
          edit("kind: poisson\n  rate_per_s: 2", TRACE_TRAFFIC.format(name="t.csv")),
          "traffic.path", ("{dir}/t.csv:3:", "think_s", "expected between 0 and",
-                          "seconds, got 'inf'"),
+                          "31,536,000 seconds (a year), got 'inf'"),
          files={"t.csv": "timestamp,prompt_tokens,output_tokens,session,turn,think_s\n"
                          "0,100,10,1,0,0\n1,100,10,1,1,inf\n"}),
     Case("trace-with-infinite-token-count",

@@ -5,10 +5,15 @@ output (catalog)."""
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 from helpers import scenario_from
 
 from llmplan.catalog import builtin_catalog
+from llmplan.scenario.cloud import CloudDeployment
+from llmplan.sim.cloud import fits_model, sustained_limit
 from llmplan.sim.run import simulate_scenario
+from llmplan.traffic import RequestStream
 
 MINI = builtin_catalog().cloud_models["gpt-4o-mini"]
 
@@ -92,3 +97,23 @@ def test_a_hybrid_sends_what_its_api_cannot_take_to_its_fleet_when_allowed() -> 
     refused = simulate_scenario(scenario_from(HYBRID.format(fallback="false"))) \
         .deployments["both"]
     assert refused.requests.too_long == refused.requests.total
+
+
+def test_what_the_model_refuses_never_reaches_the_limits() -> None:
+    """Half the stream is refused (prompts past the window): the rate at which the other
+    half reaches a tokens-per-minute limit is twice the rate those alone would sustain,
+    counted over the whole stream."""
+    spec = CloudDeployment.model_validate(
+        {"kind": "cloud", "model": "gpt-4o-mini",
+         "limits": {"requests_per_min": 1_000_000, "tokens_per_min": 600_000}})
+    n = 10
+    prompts = np.array([1_000, 200_000] * (n // 2), dtype=np.int64)
+    outputs = np.full(n, 200, dtype=np.int64)
+    stream = RequestStream(arrival_s=np.arange(n, dtype=float),
+                           task_index=np.zeros(n, dtype=np.int64), prompt_tokens=prompts,
+                           output_tokens=outputs, task_names=("t",))
+    assert fits_model(spec, MINI, prompts, outputs).tolist() == [True, False] * (n // 2)
+    sustained = sustained_limit(spec, MINI, stream)
+    assert sustained is not None and "tokens/min" in sustained.limit
+    # 600,000 tokens a minute over 1,200-token calls: 500 a minute of those that fit
+    assert sustained.requests_per_s * 60 == pytest.approx(2 * 500)
