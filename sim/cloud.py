@@ -115,6 +115,8 @@ class CloudEndpoint:
     def __init__(self, env: simpy.Environment, name: str, spec: CloudDeployment,
                  model: CloudModelSpec, work: Workload, *, seed: int, horizon_s: float) -> None:
         self.env, self.spec, self.model, self.work = env, spec, model, work
+        #: per request, whether the model can take it at all (the rest it refuses)
+        self.fits = fits_model(spec, model, work.prompts, work.outputs)
         self.rec = work.records
         self.rng = np.random.default_rng([seed, 11, zlib.crc32(name.encode())])
         self.limiter = make_limiter(spec, model)
@@ -133,8 +135,7 @@ class CloudEndpoint:
     def prime(self, span_s: float) -> None:
         """Start the limits as the same traffic, kept up, leaves them (the stream's
         requests per second over `span_s`, its length in time, at its token mix)."""
-        work = self.work
-        fits = fits_model(self.spec, self.model, work.prompts, work.outputs)
+        work, fits = self.work, self.fits
         if span_s > 0 and fits.any():
             prompts, outputs = np.asarray(work.prompts), np.asarray(work.outputs)
             charge, used = token_mix(self.spec, prompts[fits], outputs[fits])
@@ -156,8 +157,7 @@ class CloudEndpoint:
         answer's length when limits.max_tokens is unset, as the limiter reserves it; a
         client sending no max_tokens at all would instead get the answer cut off at the
         limit, and billed: too long either way."""
-        if not fits_model(self.spec, self.model, [self.work.prompts[rid]],
-                          [self.work.outputs[rid]])[0]:
+        if not self.fits[rid]:
             rec = self.rec
             rec.outcome[rid], rec.finish_s[rid] = TOO_LONG, t
             if rec.on_end is not None:

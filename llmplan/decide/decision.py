@@ -195,7 +195,7 @@ def unit_usd(usd: float) -> str:
 def recommend(candidates: dict[str, Candidate], loaded: LoadedScenario) -> Recommendation:
     """The cheapest feasible candidate per useful result that can be built, and why."""
     ranking = sorted((n for n, c in candidates.items() if c.feasible),
-                     key=lambda n: (_per_useful(candidates[n]), n))
+                     key=lambda n: (per_useful_usd(candidates[n]), n))
     ranking += sorted(n for n, c in candidates.items() if not c.feasible)
     return _recommendation(ranking, candidates, dict(sorted(loaded.unbuildable.items())),
                            loaded.not_provisionable)
@@ -237,13 +237,13 @@ def _recommendation(ranking: list[str], candidates: dict[str, Candidate],
                                   for n in ranking) + not_built)
     best = feasible[0]
     cost = candidates[best].cost
-    per_useful = _per_useful(candidates[best])
+    per_useful = per_useful_usd(candidates[best])
     reason = (f"{best} meets every constraint and the SLO "
               f"({candidates[best].slo.goodput_fraction or 0.0:.1%} goodput) at "
               f"{unit_usd(per_useful)} per useful result (${cost.monthly_usd:,.0f}/month)")
     if len(feasible) > 1:
         runner_up = feasible[1]
-        other = _per_useful(candidates[runner_up])
+        other = per_useful_usd(candidates[runner_up])
         if other <= per_useful * 1.005:
             reason += f", within 0.5% of {runner_up}'s cost per useful result"
         elif per_useful == 0:
@@ -257,7 +257,7 @@ def _recommendation(ranking: list[str], candidates: dict[str, Candidate],
         reason += (f"; but {blocked[best]}, and no feasible candidate can be: change that "
                    f"before `llmplan stack`")
     for n in passed_over:
-        other = _per_useful(candidates[n])
+        other = per_useful_usd(candidates[n])
         reason += (f"; {n} would cost {unit_usd(other)} per useful result but cannot be "
                    f"provisioned as simulated ({blocked[n]})")
     excluded = [n for n in ranking if not candidates[n].feasible]
@@ -269,7 +269,7 @@ def _recommendation(ranking: list[str], candidates: dict[str, Candidate],
                           drivers=drivers(best, feasible, candidates))
 
 
-def _per_useful(candidate: Candidate) -> float:
+def per_useful_usd(candidate: Candidate) -> float:
     """Its cost per useful result; none (nothing useful) ranks after every cost, free too."""
     usd = candidate.cost.usd_per_useful_result
     return math.inf if usd is None else usd

@@ -33,7 +33,6 @@ primed by what it sent (requests per second and their token mix).
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import sys
@@ -43,7 +42,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from llmplan.decide.decision import candidate, decide, recommend
+from llmplan.decide.decision import candidate, decide, per_useful_usd, recommend
 from llmplan.decide.what_if import quality_variants
 from llmplan.perf.memory import build_error
 from llmplan.perf.steptime_spec import RooflineStepTime
@@ -179,11 +178,7 @@ class Planner:
         stream, span = ((self.stream, self.duration_s) if point.whole
                         else (self.window, self.window_s))
         scaled = stream.scaled(1.0 / point.factor)
-        # more traffic comes sooner, but each answer takes as long: the time left to finish
-        # after the last arrival is the unscaled stretch's, not shrunk with the arrivals
-        drain = self.loaded.scenario.simulation.drain_s
-        if drain is None:
-            drain = max(span, span / point.factor)
+        drain = _drain_s(self.loaded, span, point.factor)
         # planning always uses the fast scheduler (reference mode is for checking it)
         run = run_deployment(loaded, point.name, scaled, span / point.factor, seed=self.seed,
                              mode=SimulationMode.FAST, prime_limits=True, drain_s=drain)
@@ -360,12 +355,18 @@ def simulate_one(loaded: LoadedScenario, name: str, *, rate_factor: float = 1.0,
     (what a sweep point simulates)."""
     stream = build_request_stream(loaded.scenario, seed).scaled(1.0 / rate_factor)
     duration = loaded.scenario.duration_s
-    drain = loaded.scenario.simulation.drain_s
     run = run_deployment(loaded, name, stream, duration / rate_factor, seed=seed,
                          mode=SimulationMode.FAST,
-                         drain_s=max(duration, duration / rate_factor) if drain is None
-                         else drain)
+                         drain_s=_drain_s(loaded, duration, rate_factor))
     return summarise_run(run, stream, loaded.scenario)
+
+
+def _drain_s(loaded: LoadedScenario, span_s: float, factor: float) -> float:
+    """Time to finish after the last arrival of `span_s` of traffic sped up `factor` times:
+    the scenario's drain, else the unscaled span (more traffic comes sooner, but each answer
+    takes as long; a slowed-down span keeps its own longer length)."""
+    drain = loaded.scenario.simulation.drain_s
+    return max(span_s, span_s / factor) if drain is None else drain
 
 
 #: Modules whose threads do not survive a fork (gRPC, which Pulumi's engine and mocks run):
@@ -648,8 +649,7 @@ def _fill_case(simulation: SimulationResult, planner: Planner,
     the most it serves within the SLO (the rate search), else FILL_FRACTION of its
     full-batch throughput. Local GPUs pay off when they are used."""
     verdict = decide(simulation, planner.loaded)
-    local = [(math.inf if c.cost.usd_per_useful_result is None
-              else c.cost.usd_per_useful_result, name)
+    local = [(per_useful_usd(c), name)
              for name, c in verdict.deployments.items()
              if c.local is not None and c.local.utilisation.load_fraction > 0]
     if not local:

@@ -139,12 +139,15 @@ class MemoryBudget:
     graphs_in_budget: bool = False   # vLLM >= 0.21: the graphs' estimate is budgeted
 
     @property
+    def budgeted_graph_bytes(self) -> float:
+        """The CUDA graphs' share of the budget (vLLM >= 0.21; before, they live outside)."""
+        return self.cuda_graph_bytes if self.graphs_in_budget else 0.0
+
+    @property
     def available_bytes(self) -> float:
-        """What the KV cache gets (CUDA graphs too from vLLM 0.21 on; outside the budget
-        before)."""
-        graphs = self.cuda_graph_bytes if self.graphs_in_budget else 0.0
+        """What the KV cache gets."""
         return self.budget_bytes - self.weights_bytes - self.activation_bytes \
-            - self.non_torch_bytes - graphs
+            - self.non_torch_bytes - self.budgeted_graph_bytes
 
 
 @dataclass(frozen=True)
@@ -264,8 +267,9 @@ def non_torch_bytes(setup: ReplicaSetup) -> float:
     return (NON_TORCH_TP_GIB if setup.gpus > 1 else NON_TORCH_ONE_GPU_GIB) * GIB
 
 
-def cuda_graph_bytes(setup: ReplicaSetup, stage: Stage | None = None) -> float:
-    """CUDA-graph pool of one GPU (0 with enforce_eager): vLLM's own estimate from v0.21 on.
+def cuda_graph_bytes(setup: ReplicaSetup) -> float:
+    """CUDA-graph pool of one GPU (0 with enforce_eager), every pipeline stage capturing the
+    same batch sizes: vLLM's own estimate from v0.21 on.
 
     The pool grows with the largest batch captured, vLLM's max_cudagraph_capture_size:
     min(2 x max_num_seqs x (1 + speculative tokens), 512, max_num_batched_tokens)
@@ -277,7 +281,6 @@ def cuda_graph_bytes(setup: ReplicaSetup, stage: Stage | None = None) -> float:
     pools measured about twice a dense model's (v0.11: 1.3 GiB for Qwen3-30B-A3B, 1.9 GiB
     per GPU for gpt-oss-120b at tp 4, against 0.23-0.68 GiB for 7-8B dense models).
     """
-    del stage           # every stage captures the same batch sizes
     if setup.engine.enforce_eager:
         return 0.0
     speculative = setup.engine.speculative
@@ -297,7 +300,7 @@ def memory_budget(setup: ReplicaSetup, stage: Stage | None = None) -> MemoryBudg
         weights_bytes=weights_bytes_per_gpu(setup, stage),
         activation_bytes=activation_bytes(setup, stage),
         non_torch_bytes=non_torch_bytes(setup),
-        cuda_graph_bytes=cuda_graph_bytes(setup, stage),
+        cuda_graph_bytes=cuda_graph_bytes(setup),
         graphs_in_budget=setup.engine.release >= GRAPHS_IN_BUDGET_RELEASE)
 
 
@@ -493,7 +496,7 @@ def _room_error(setup: ReplicaSetup, budget: MemoryBudget) -> str | None:
                 f"{budget.cuda_graph_bytes / GIB:.2f}): vLLM would run out of memory "
                 f"allocating it; expected {expected}")
     outside = budget.total_bytes - budget.budget_bytes
-    graphs = 0.0 if budget.graphs_in_budget else budget.cuda_graph_bytes
+    graphs = budget.cuda_graph_bytes - budget.budgeted_graph_bytes     # captured outside
     needed = CUDA_CONTEXT_GIB * GIB + graphs
     if needed <= outside:
         return None
@@ -559,7 +562,7 @@ def build_error(setup: ReplicaSetup) -> str | None:
 
 
 def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
-    graphs = budget.cuda_graph_bytes if budget.graphs_in_budget else 0.0
+    graphs = budget.budgeted_graph_bytes
     need = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes + graphs
     fitting = _fitting_layout(setup)
     draft = drafter(setup).weights_bytes / setup.attention_tp
