@@ -77,8 +77,10 @@ NON_TORCH_ONE_GPU_GIB, NON_TORCH_TP_GIB = 0.13, 0.55
 MAX_CAPTURE_TOKENS = 512
 GRAPH_POOL_FIXED_GIB, GRAPH_POOL_PER_TOKEN_MIB, MOE_GRAPH_FACTOR = 0.05, 1.43, 2.0
 GRAPHS_IN_BUDGET_RELEASE = (0, 21)
-#: From this release `--max-model-len auto` fits an unset context to the KV cache.
-AUTO_MAX_MODEL_LEN_RELEASE = (0, 12)
+#: From this release `--max-model-len auto` fits an unset context to the KV cache (vLLM
+#: 0.14.0: `human_readable_int_or_auto` in vllm/engine/arg_utils.py, `_auto_fit_max_model_len`
+#: in vllm/v1/core/kv_cache_utils.py; 0.13.0's parser refuses `auto`).
+AUTO_MAX_MODEL_LEN_RELEASE = (0, 14)
 #: Device memory in use when vLLM starts (CUDA context, before any tensor): vLLM refuses a
 #: budget larger than the free memory it finds (vllm/v1/worker/utils.py, "Free memory on
 #: device ... is less than desired GPU memory utilization"); 267.69 - 267.08 GiB on a B300
@@ -366,8 +368,8 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
         blocks = rank_blocks * setup.attention_ranks
     capacity_tokens = rank_blocks * block
     max_len = engine.max_model_len or min(model.max_context_tokens, max(capacity_tokens, 1))
-    # vLLM 0.12 and later fit an unset length to the cache (`--max-model-len auto`, which
-    # the stack passes then: vllm-project/vllm#29431) and log their figures at that length
+    # vLLM 0.14 and later fit an unset length to the cache (`--max-model-len auto`, which
+    # the stack passes then) and log their figures at that length
     logged_len = engine.max_model_len or (
         max_len if engine.version >= AUTO_MAX_MODEL_LEN_RELEASE else model.max_context_tokens)
     per_request = layout.full_groups * math.ceil(logged_len / block)
@@ -416,6 +418,17 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
                  f"tp, a bigger GPU or a smaller weights_dtype")
     elif engine.kv_cache_tokens is None and (problem := _room_error(setup, budget)) is not None:
         error = problem
+    elif engine.max_model_len is None and engine.version < AUTO_MAX_MODEL_LEN_RELEASE \
+            and concurrency < 1:
+        # before `auto`, an unset length is the model's whole context, and vLLM refuses to
+        # start when its cache cannot hold one request of it (V1: kv_cache_utils.py
+        # `check_enough_kv_cache_memory`; V0: "The model's max seq len ... is larger than
+        # the maximum number of tokens that can be stored in KV cache")
+        error = (f"vLLM {engine.vllm_version} starts {setup.model_name} with its whole context "
+                 f"({model.max_context_tokens} tokens) as max_model_len, and its KV cache "
+                 f"({capacity_tokens} tokens) cannot hold one such request, so it refuses to "
+                 f"start; expected engine.max_model_len <= {capacity_tokens} (or "
+                 f"vllm_version >= 0.14, whose --max-model-len auto fits it)")
     elif engine.max_model_len is not None and engine.max_model_len > capacity_tokens:
         error = (f"engine.max_model_len {engine.max_model_len} exceeds the KV cache "
                  f"({capacity_tokens} tokens); expected max_model_len <= {capacity_tokens}")

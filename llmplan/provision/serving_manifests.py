@@ -155,7 +155,7 @@ def _engine_args(config: StackConfig, *, serves_api: bool) -> list[str]:
     elif kv_capacity(setup).max_model_len < model.max_context_tokens:
         # the simulation served the longest request its KV cache holds; vLLM refuses to
         # start with a context its cache cannot hold unless told to fit it (`auto`, vLLM
-        # 0.12 and later: vllm-project/vllm#29431)
+        # 0.14 and later: memory.AUTO_MAX_MODEL_LEN_RELEASE)
         args += ["--max-model-len", "auto"]
     if weights.quantization is not None:
         args += ["--quantization", weights.quantization]

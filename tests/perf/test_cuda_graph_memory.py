@@ -102,14 +102,14 @@ def test_fewer_sequences_leave_more_kv_cache_through_the_graphs_and_the_sampler(
 
 
 def test_an_unset_context_is_fitted_to_the_cache_and_logged_at_that_length() -> None:
-    """Llama-3.1-8B on an L4 holds far fewer tokens than its 131,072 context. vLLM 0.12 and
+    """Llama-3.1-8B on an L4 holds far fewer tokens than its 131,072 context. vLLM 0.14 and
     later, told `--max-model-len auto` (what the stack passes), fit the length to the cache
     and log their concurrency at it: one whole request; before, the figures are at the
     model's own context."""
     new = kv_capacity(_setup(gpu="L4"))
     assert new.max_model_len < CATALOG.models["Llama-3.1-8B"].max_context_tokens
     assert new.max_concurrency == pytest.approx(1.0, abs=0.01)
-    old = kv_capacity(_setup(gpu="L4", vllm_version="0.11.0"))
+    old = kv_capacity(_setup(gpu="L4", vllm_version="0.13.0", max_model_len=131072))
     assert old.max_concurrency < 0.5
 
 
