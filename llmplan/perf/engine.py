@@ -11,6 +11,7 @@ is on by default from v0.21.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, get_args
 
 from pydantic import (
@@ -34,7 +35,8 @@ GIB = float(1 << 30)
 def release_tuple(version: str) -> tuple[int, int, int]:
     """(major, minor, patch) of a version such as '0.11.2' or '0.9.2rc1'."""
     parts = [*version.split("."), "0", "0"][:3]
-    digits = ["".join(ch for ch in part if ch.isdigit()) or "0" for part in parts]
+    # the leading digits of each part: 0.9.2rc1 is 0.9.2 (not 0.9.21)
+    digits = [re.match(r"\d*", part)[0] or "0" for part in parts]  # type: ignore[index]
     return int(digits[0]), int(digits[1]), int(digits[2])
 
 
@@ -50,6 +52,22 @@ def version_tuple(version: str) -> tuple[int, int]:
 #: Triton: get_supported_kernel_block_sizes -> MultipleOf(16); "vllm serve crashes at KV
 #: cache initialization when using --block-size 1 or 8", vllm-project/vllm#42510).
 BLOCK_SIZES = (16, 32, 64, 128, 256)
+
+#: The first vLLM release whose `vllm serve` takes each setting (read in the published wheels:
+#: vllm/engine/arg_utils.py `add_cli_args`, vllm/config/cache.py, vllm/entrypoints): before
+#: it, vLLM refuses the flag, so a scenario setting it is refused too.
+SETTING_RELEASES: dict[str, tuple[tuple[int, int, int], str]] = {
+    # --data-parallel-size: 0.8.3 (arg_utils.py; earlier only the VLLM_DP_SIZE variable)
+    "data_parallel_attention": ((0, 8, 3), "--data-parallel-size"),
+    # --api-server-count: 0.9.1 (entrypoints/cli/serve.py)
+    "api_server_count": ((0, 9, 1), "--api-server-count"),
+    # --async-scheduling: 0.10.0 (SchedulerConfig.async_scheduling)
+    "async_scheduling": ((0, 10, 0), "--async-scheduling"),
+    # --kv-cache-memory-bytes: 0.10.2 (CacheConfig.kv_cache_memory_bytes)
+    "kv_cache_memory_gib": ((0, 10, 2), "--kv-cache-memory-bytes"),
+    # --block-size 256: 0.11.1 (BlockSize gained 256 in vllm/config/cache.py)
+    "block_size_tokens": ((0, 11, 1), "--block-size 256"),
+}
 
 #: kv_dtype spellings the loader reads as fp8 (vLLM's --kv-cache-dtype names)
 FP8_KV_ALIASES = ("fp8_e4m3", "fp8_e5m2")
@@ -252,6 +270,21 @@ class EngineSpec(_Strict):
                 and self.max_num_batched_tokens < self.max_num_seqs:
             raise ValueError("max_num_batched_tokens must be >= max_num_seqs (every running "
                              "sequence needs one token of budget per step)")
+        return self
+
+    @model_validator(mode="after")
+    def _release_takes_the_settings(self) -> EngineSpec:
+        used = {"data_parallel_attention": self.data_parallel_attention,
+                "api_server_count": (self.api_server_count or 1) > 1,
+                "async_scheduling": bool(self.async_scheduling),
+                "kv_cache_memory_gib": self.kv_cache_memory_gib is not None,
+                "block_size_tokens": self.block_size_tokens == 256}
+        for name, (since, flag) in SETTING_RELEASES.items():
+            if used[name] and self.release < since:
+                first = ".".join(map(str, since))
+                raise ValueError(f"{name} is vLLM's {flag}, which vLLM {self.vllm_version} "
+                                 f"does not take (it came in {first}); expected "
+                                 f"vllm_version >= {first} or {name} left out")
         return self
 
     @property

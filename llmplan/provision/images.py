@@ -1,18 +1,24 @@
 """Container images the stack runs, pinned to exact releases (never `latest`).
 
-Each is the default of a stack setting (`vllmImage`, `litellmImage`, `balancerImage`), so a
-rollback is `pulumi config set vllmImage <previous tag>` and `pulumi up`.
+Each is the default of a stack setting (`vllmImage`, `litellmImage`, `balancerImage`). vLLM's
+is the simulated release's own (`engine.vllm_version`, v0.33.0 unless the scenario pins
+another), so rolling vLLM back is simulating the earlier release (`engine.vllm_version`) and
+running `llmplan stack` again; a `vllmImage` whose tag names another release is refused, as
+it would not be what was simulated. The others roll back with `pulumi config set <key>
+<previous tag>` and `pulumi up`.
 
-- vLLM v0.33.0: the newest vLLM release on PyPI when this was written (the stack used to
-  pin v0.8.5 of spring 2025). On AMD GPUs the same release built for ROCm,
-  `vllm/vllm-openai-rocm:v0.33.0`: vLLM's release pipeline pushes `vllm/vllm-openai-rocm:
-  v<release>` with every `vllm/vllm-openai:v<release>` (.buildkite/scripts/
-  publish-release-images.sh, the `rocm` target), and vLLM's ROCm install docs name that
-  repository as the official image. The flags llmplan passes (--max-num-seqs,
-  --max-num-batched-tokens, --gpu-memory-utilization, --block-size, --tensor-parallel-size,
-  --data-parallel-size and --api-server-count, --enable-chunked-prefill,
-  --enable-prefix-caching, --quantization, --max-model-len) are the scheduler and memory
-  knobs the simulator models, and the autoscaler reads vLLM's `vllm:num_requests_waiting`.
+- vLLM v0.33.0 by default: the newest vLLM release on PyPI when this was written (the stack
+  used to pin v0.8.5 of spring 2025); any release from 0.8.5 on (`vllm_build.
+  OLDEST_STACK_RELEASE`) when the scenario pins it. On AMD GPUs the same release built for
+  ROCm, `vllm/vllm-openai-rocm:v<release>`: vLLM's release pipeline pushes it with every
+  `vllm/vllm-openai:v<release>` (.buildkite/scripts/publish-release-images.sh, the `rocm`
+  target) from 0.14.0 on, and vLLM's ROCm install docs name that repository as the official
+  image. The flags llmplan passes (--max-num-seqs, --max-num-batched-tokens,
+  --gpu-memory-utilization, --block-size, --tensor-parallel-size, --data-parallel-size and
+  --api-server-count, --enable-chunked-prefill, --enable-prefix-caching, --quantization,
+  --max-model-len) are the scheduler and memory knobs the simulator models, each passed only
+  to a release that takes it (`engine.SETTING_RELEASES`), and the autoscaler reads vLLM's
+  `vllm:num_requests_waiting`.
 - LiteLLM v1.108.7: the release the live router test runs (tests/infra/test_router_live.py
   starts `litellm[proxy]==1.108.7` from this project's dev dependencies), so the config the
   stack deploys is the config that test exercised. It is the newest release whose proxy
@@ -28,11 +34,42 @@ rollback is `pulumi config set vllmImage <previous tag>` and `pulumi up`.
 
 from __future__ import annotations
 
-from llmplan.perf.engine import DEFAULT_VLLM_VERSION
+import re
+from typing import Literal
+
+from llmplan.perf.engine import DEFAULT_VLLM_VERSION, release_tuple
+
+VLLM_REPOSITORY = "vllm/vllm-openai"
+VLLM_ROCM_REPOSITORY = "vllm/vllm-openai-rocm"
+#: The first release vLLM's pipeline published as vllm/vllm-openai-rocm:v<release> (0.14.0,
+#: January 2026: vLLM's ROCm install docs name the repository from then, vllm-project/vllm
+#: #32580; no earlier tag of it was found). Earlier ROCm builds were AMD's own rocm/vllm.
+FIRST_ROCM_IMAGE_RELEASE = (0, 14, 0)
+
+
+def vllm_image(version: str, vendor: Literal["nvidia", "amd"] = "nvidia") -> str:
+    """vLLM's official serving image of a release (`engine.vllm_version`): the release's
+    tag, v<major>.<minor>.<patch> (a post release's fourth number kept: v0.10.1.1)."""
+    repository = VLLM_ROCM_REPOSITORY if vendor == "amd" else VLLM_REPOSITORY
+    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", version):
+        return f"{repository}:v{version}"
+    major, minor, patch = release_tuple(version)
+    return f"{repository}:v{major}.{minor}.{patch}"
+
+
+def image_release(image: str) -> tuple[int, int, int] | None:
+    """The vLLM release an image's tag names (v0.21.0, 0.21.0, v0.21.0-rocm, v0.9.2rc1),
+    else None (a digest, or a tag of one's own that names no release)."""
+    if "@" in image:
+        return None
+    tag = image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else ""
+    found = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)(?:\.\d+)?(?:[-.+]?[A-Za-z][\w.-]*)?", tag)
+    return (int(found[1]), int(found[2]), int(found[3])) if found else None
+
 
 # the release the simulator's memory accounting and engine defaults model by default
-VLLM_IMAGE = f"vllm/vllm-openai:v{DEFAULT_VLLM_VERSION}"
-VLLM_ROCM_IMAGE = f"vllm/vllm-openai-rocm:v{DEFAULT_VLLM_VERSION}"
+VLLM_IMAGE = vllm_image(DEFAULT_VLLM_VERSION)
+VLLM_ROCM_IMAGE = vllm_image(DEFAULT_VLLM_VERSION, "amd")
 LITELLM_VERSION = "1.108.7"
 LITELLM_IMAGE = f"ghcr.io/berriai/litellm:v{LITELLM_VERSION}"
 BALANCER_IMAGE = "nginx:1.28.0"

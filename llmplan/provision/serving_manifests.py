@@ -20,6 +20,7 @@ import math
 from typing import Any, Literal
 
 from llmplan.perf.drafter import drafter
+from llmplan.perf.engine import SETTING_RELEASES
 from llmplan.perf.memory import kv_capacity
 from llmplan.provision.gpu_nodes import node_kind, product_label
 from llmplan.provision.manifests import (
@@ -39,6 +40,9 @@ from llmplan.provision.vllm_build import (
     speculative_config,
 )
 from llmplan.scenario.models import LocalDeployment
+
+ASYNC_FLAG_RELEASE = SETTING_RELEASES["async_scheduling"][0]
+API_SERVER_FLAG_RELEASE = SETTING_RELEASES["api_server_count"][0]
 
 HUB_SECRET_KEY = "token"
 #: The custom metric the HPA reads: vLLM's `vllm:num_requests_waiting`, which a metrics
@@ -163,7 +167,9 @@ def _engine_args(config: StackConfig, *, serves_api: bool) -> list[str]:
         args += ["--kv-cache-dtype", engine.kv_cache_dtype_flag or "fp8"]
     args.append("--enable-chunked-prefill" if engine.chunked_prefill
                 else "--no-enable-chunked-prefill")
-    if engine.async_scheduling is not None:
+    if engine.async_scheduling is not None and engine.release >= ASYNC_FLAG_RELEASE:
+        # before the flag vLLM had no async scheduling: off as set (an engine set on is
+        # refused there by the scenario)
         args.append("--async-scheduling" if engine.async_scheduling
                     else "--no-async-scheduling")
     args.append("--no-enable-prefix-caching" if engine.prefix_caching == "off"
@@ -174,7 +180,8 @@ def _engine_args(config: StackConfig, *, serves_api: bool) -> list[str]:
         args.append("--enable-expert-parallel")
     if engine.kv_cache_memory_gib is not None:
         args += ["--kv-cache-memory-bytes", str(int(engine.kv_cache_memory_gib * 2**30))]
-    if serves_api and (setup.api_server_count > 1 or setup.attention_ranks > 1):
+    if serves_api and (setup.api_server_count > 1 or setup.attention_ranks > 1) \
+            and engine.release >= API_SERVER_FLAG_RELEASE:   # before it: one server, as set
         # with data parallelism vLLM's own default is a server per rank: always say it (a
         # headless node runs no API server, and vLLM refuses the flag there)
         args += ["--api-server-count", str(setup.api_server_count)]

@@ -18,9 +18,11 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 
 from llmplan.catalog import Catalog
 from llmplan.errors import InputError, Problem
+from llmplan.provision.images import VLLM_REPOSITORY, VLLM_ROCM_REPOSITORY, image_release
 from llmplan.provision.serving_manifests import hub_repos
 from llmplan.provision.stack_config import (
     CLOUD_KEY,
@@ -146,7 +148,8 @@ def build_stack(loaded: LoadedScenario, result: Result, name: str,
                                   str(e["msg"]).removeprefix("Value error, "))
                           for e in exc.errors()],
                          title="cannot provision this deployment as simulated") from None
-    kept = previous or {}
+    kept = {k: v for k, v in (previous or {}).items()
+            if k not in stale_images(previous or {}, plan)}
     given = {k: v for k, v in settings.items() if v is not None}
     try:
         return StackConfig.model_validate({
@@ -156,6 +159,20 @@ def build_stack(loaded: LoadedScenario, result: Result, name: str,
         raise InputError([Problem("<command line>", None, ".".join(map(str, e["loc"])),
                                   e["msg"]) for e in exc.errors()],
                          title="invalid stack setting") from None
+
+
+def stale_images(previous: dict[str, Any], plan: Plan) -> dict[str, str]:
+    """Images of the previous file that are vLLM's own image of another release than the
+    one now simulated (by setting field): `llmplan stack` wrote them, or they pinned a
+    release the plan no longer models, so the simulated release's image replaces them."""
+    local = plan.local
+    if local is None:
+        return {}
+    release = local[1].engine.release
+    return {field: image for field in ("vllm_image", "vllm_rocm_image")
+            if isinstance(image := previous.get(field), str)
+            and image.rpartition(":")[0] in (VLLM_REPOSITORY, VLLM_ROCM_REPOSITORY)
+            and image_release(image) != release}
 
 
 def secrets_needed(config: StackConfig, present: set[str]) -> list[SecretNeed]:
@@ -219,6 +236,7 @@ def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: 
     name = choose_deployment(loaded, result, deployment)
     previous, rest = read_stack_settings(path) if path.exists() else (None, {"config": {}})
     config = build_stack(loaded, result, name, previous, settings)
+    replaced = stale_images(previous or {}, config.plan)
     others: dict[str, Any] = rest["config"]
     present = {k.removeprefix(f"{PROJECT}:") for k in others
                if k.removeprefix(f"{PROJECT}:") in SECRET_KEYS}
@@ -229,7 +247,14 @@ def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: 
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     return WrittenStack(path, config, result.deployments[name], secrets, changed=old != text,
-                        notes=setting_notes(config))
+                        notes=[*(f"{to_camel(field)} {image} ran another vLLM release than "
+                                 f"the simulated {config.plan.local[1].engine.vllm_version}: "
+                                 f"now {config.serving_image}"
+                                 for field, image in replaced.items()
+                                 if config.plan.local is not None and field == (
+                                     "vllm_rocm_image" if config.gpu_vendor == "amd"
+                                     else "vllm_image")),
+                               *setting_notes(config)])
 
 
 def setting_notes(config: StackConfig) -> list[str]:

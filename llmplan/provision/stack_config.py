@@ -20,7 +20,15 @@ from llmplan.catalog import Catalog, CloudModelSpec, ModelSpec
 from llmplan.catalog.lifecycle import retired_reason
 from llmplan.errors import InputError, Problem
 from llmplan.provision.gpu_nodes import ec2_instance
-from llmplan.provision.images import BALANCER_IMAGE, LITELLM_IMAGE, VLLM_IMAGE, VLLM_ROCM_IMAGE
+from llmplan.provision.images import (
+    BALANCER_IMAGE,
+    FIRST_ROCM_IMAGE_RELEASE,
+    LITELLM_IMAGE,
+    VLLM_IMAGE,
+    VLLM_ROCM_IMAGE,
+    image_release,
+    vllm_image,
+)
 from llmplan.provision.vllm_build import buildable_with_vllm
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment, TaskKind
 from llmplan.scenario.models import DeploymentSpec, LocalDeployment, Name, SloSpec
@@ -180,10 +188,14 @@ class StackConfig(BaseModel):
         description="Namespaces whose pods may reach the gateway and the GPU fleet (clients; "
                     "the Prometheus that scrapes vLLM for the autoscaler).")
     gateway_replicas: int = Field(default=2, ge=1, le=100)
-    vllm_image: str = Field(default=VLLM_IMAGE, description="Serving image on NVIDIA GPUs "
-                                                            "(pinned release).")
-    vllm_rocm_image: str = Field(default=VLLM_ROCM_IMAGE, description="Serving image on AMD "
-                                                                      "GPUs (pinned release).")
+    vllm_image: str = Field(default="", description="Serving image on NVIDIA GPUs (empty: "
+                                                    "vllm/vllm-openai at the simulated vLLM "
+                                                    "release; a tag naming another release "
+                                                    "is refused).")
+    vllm_rocm_image: str = Field(default="", description="Serving image on AMD GPUs (empty: "
+                                                         "vllm/vllm-openai-rocm at the "
+                                                         "simulated vLLM release; a tag naming "
+                                                         "another release is refused).")
     litellm_image: str = Field(default=LITELLM_IMAGE, description="Gateway image (pinned).")
     balancer_image: str = Field(default=BALANCER_IMAGE, description="The gateway's request "
                                 "balancer, nginx 1.27.3 or later (pinned).")
@@ -242,8 +254,39 @@ class StackConfig(BaseModel):
 
     @property
     def serving_image(self) -> str:
-        """The vLLM image built for the fleet's GPUs."""
-        return self.vllm_rocm_image if self.gpu_vendor == "amd" else self.vllm_image
+        """The vLLM image the fleet runs: the one set for its GPUs' vendor, else vLLM's
+        official image of the simulated release."""
+        local = self.plan.local
+        if self.gpu_vendor == "amd":
+            return self.vllm_rocm_image or (
+                vllm_image(local[1].engine.vllm_version, "amd") if local else VLLM_ROCM_IMAGE)
+        return self.vllm_image or (vllm_image(local[1].engine.vllm_version) if local
+                                   else VLLM_IMAGE)
+
+    @model_validator(mode="after")
+    def _image_runs_the_simulated_release(self) -> StackConfig:
+        local = self.plan.local
+        if local is None:
+            return self
+        engine = local[1].engine
+        key, image = ("vllmRocmImage", self.vllm_rocm_image) if self.gpu_vendor == "amd" \
+            else ("vllmImage", self.vllm_image)
+        ran = image_release(image) if image else None
+        if ran is not None and ran != engine.release:
+            raise ValueError(
+                f"{key} {image} runs vLLM {'.'.join(map(str, ran))}, but '{local[0]}' was "
+                f"simulated as vLLM {engine.vllm_version} (engine.vllm_version), whose "
+                f"memory accounting, defaults and flags differ: leave {key} empty (vLLM's "
+                f"own image of the simulated release), or set engine.vllm_version to the "
+                f"image's release in the scenario and run `llmplan stack` again")
+        if not image and self.gpu_vendor == "amd" and engine.release < FIRST_ROCM_IMAGE_RELEASE:
+            first = ".".join(map(str, FIRST_ROCM_IMAGE_RELEASE))
+            raise ValueError(
+                f"'{local[0]}' was simulated as vLLM {engine.vllm_version} on AMD GPUs, and "
+                f"vLLM publishes ROCm images (vllm/vllm-openai-rocm) from {first} on: set "
+                f"vllmRocmImage to an image that runs vLLM {engine.vllm_version} (AMD's "
+                f"rocm/vllm), or simulate engine.vllm_version >= {first}")
+        return self
 
     @property
     def uses_aws(self) -> bool:

@@ -20,10 +20,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmplan.catalog import Catalog, ModelSpec
-from llmplan.perf.engine import DEFAULT_VLLM_VERSION, SpeculativeSpec, release_tuple
+from llmplan.perf.engine import SpeculativeSpec
 from llmplan.scenario.models import LocalDeployment
 
 SIXTEEN_BIT = ("bf16", "fp16")
+#: The oldest vLLM release the stack renders flags for: from 0.8.5 every boolean engine
+#: setting takes both --x and --no-x (vllm/engine/arg_utils.py `get_kwargs`,
+#: BooleanOptionalAction; 0.8.4 still parsed --enable-chunked-prefill with a value). The
+#: image is the release's own (`images.vllm_image`), and flags a release does not take are
+#: refused by the scenario (`engine.SETTING_RELEASES`) or left to the release's default.
+OLDEST_STACK_RELEASE = (0, 8, 5)
 #: Speculative methods whose drafter is a checkpoint of its own.
 DRAFTED = ("eagle", "eagle3", "draft_model")
 
@@ -117,12 +123,13 @@ def buildable_with_vllm(name: str, dep: LocalDeployment, model: ModelSpec) -> No
     except ValueError as exc:
         raise ValueError(f"deployment '{name}' cannot be provisioned as simulated: {exc}") \
             from None
-    if dep.engine.release != release_tuple(DEFAULT_VLLM_VERSION):
+    if dep.engine.release < OLDEST_STACK_RELEASE:
+        oldest = ".".join(map(str, OLDEST_STACK_RELEASE))
         raise ValueError(f"deployment '{name}' was simulated as vLLM {dep.engine.vllm_version} "
-                         f"(engine.vllm_version), but the stack runs vLLM "
-                         f"{DEFAULT_VLLM_VERSION} (its vllmImage), whose memory accounting "
-                         "and defaults differ: leave vllm_version out (or set it to "
-                         f"{DEFAULT_VLLM_VERSION}) to provision it")
+                         f"(engine.vllm_version), and the stack starts vLLM {oldest} or later "
+                         f"(older releases parse its flags otherwise: "
+                         f"--no-enable-chunked-prefill came in {oldest}): set vllm_version "
+                         f">= {oldest} to provision it")
     if dep.engine.kv_cache_tokens is not None:
         raise ValueError(f"deployment '{name}' was simulated with a KV cache set by hand "
                          f"(engine.kv_cache_tokens: {dep.engine.kv_cache_tokens}), which no "

@@ -1,6 +1,6 @@
 """The vLLM the stack starts is the engine that was simulated, or the stack refuses: a context
-the KV cache cannot hold, a whole-prompt step without chunked prefill, the simulated vLLM
-release, a KV cache set by hand, a node too small for one replica."""
+the KV cache cannot hold, a whole-prompt step without chunked prefill, a vLLM release
+older than its flags, a KV cache set by hand, a node too small for one replica."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from infra_scenarios import Simulated, simulate_text, stack_of
 from pydantic import ValidationError
 
 from llmplan.errors import InputError
-from llmplan.perf.engine import DEFAULT_VLLM_VERSION
 from llmplan.perf.memory import kv_capacity
 from llmplan.pipeline import not_provisionable
 from llmplan.provision.cluster import gpu_node_counts
@@ -35,7 +34,7 @@ deployments:
   small-card: {gpu: L4, model: Llama-3.1-8B}
   big-card: {gpu: H100-SXM, model: Llama-3.1-8B}
   whole-prompts: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {chunked_prefill: false}}
-  older-vllm: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {vllm_version: "0.11.0"}}
+  ancient-vllm: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {vllm_version: "0.8.4"}}
   cache-by-hand: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {kv_cache_tokens: 50000}}
   two-gpus: {gpu: L40S, model: Llama-3.1-8B, tp: 2}
   e5m2-cache: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {kv_dtype: fp8_e5m2}}
@@ -93,7 +92,7 @@ def test_without_chunked_prefill_the_step_holds_a_whole_context(
 
 
 @pytest.mark.parametrize(("name", "why"), [
-    ("older-vllm", f"simulated as vLLM 0.11.0 .* the stack runs vLLM {DEFAULT_VLLM_VERSION}"),
+    ("ancient-vllm", r"simulated as vLLM 0.8.4 .* the stack starts vLLM 0.8.5 or later"),
     ("cache-by-hand", r"KV cache set by hand \(engine.kv_cache_tokens: 50000\)"),
 ])
 def test_what_the_stack_cannot_start_as_simulated_is_refused(
@@ -106,7 +105,7 @@ def test_what_the_stack_cannot_start_as_simulated_is_refused(
     problems = not_provisionable(loaded)
     assert any(f"'{name}'" in problem and re.search(why, problem) for problem in problems)
     listed = {n for n in loaded.scenario.deployments if any(f"'{n}'" in p for p in problems)}
-    assert listed == {"older-vllm", "cache-by-hand"}
+    assert listed == {"ancient-vllm", "cache-by-hand"}
 
 
 def test_a_node_group_too_small_for_one_replica_is_refused(simulated: Simulated,

@@ -1,0 +1,145 @@
+"""A deployment simulated as one vLLM release is provisioned as that release: vLLM's own image
+of it, and only the flags that release takes; a setting the release does not take is refused
+by the scenario, and an image naming another release by the stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+from infra_scenarios import Simulated, simulate_text, stack_of
+from pydantic import ValidationError
+
+from llmplan.errors import InputError
+from llmplan.perf.engine import release_tuple
+from llmplan.provision.images import VLLM_IMAGE, image_release, vllm_image
+from llmplan.provision.serving_manifests import serving_manifests, vllm_args
+from llmplan.provision.stack import write_stack
+from llmplan.provision.stack_config import StackConfig
+from llmplan.scenario import load_scenario_text
+
+K8S = kubernetes_validate.latest_version()
+
+SCENARIO = """
+name: vllm-releases
+seed: 5
+duration: 30
+traffic: {kind: poisson, rate_per_s: 0.5}
+tasks:
+  - {name: chat, prompt_tokens: {kind: fixed, tokens: 300},
+     output_tokens: {kind: fixed, tokens: 20}}
+deployments:
+  current: {gpu: H100-SXM, model: Llama-3.1-8B}
+  v0-11: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {vllm_version: "0.11.0"}}
+  v0-9-sync: {gpu: H100-SXM, model: Llama-3.1-8B,
+              engine: {vllm_version: "0.9.2", async_scheduling: false}}
+  v0-9-ranks: {gpu: H200, model: Qwen3-30B-A3B, tp: 2,
+               engine: {vllm_version: "0.9.2", expert_parallel: true,
+                        data_parallel_attention: true}}
+  amd-old: {gpu: MI300X, model: Llama-3.1-8B, engine: {vllm_version: "0.11.0"}}
+  amd-new: {gpu: MI300X, model: Llama-3.1-8B, engine: {vllm_version: "0.14.0"}}
+"""
+
+
+@pytest.fixture(scope="module")
+def simulated() -> Simulated:
+    return simulate_text(SCENARIO)
+
+
+def _dump(config: StackConfig, **changes: object) -> dict[str, object]:
+    return {**config.model_dump(by_alias=True), **changes}
+
+
+def test_each_release_runs_its_own_image(simulated: Simulated, tmp_path: Path) -> None:
+    assert stack_of(simulated, "current", tmp_path).config.serving_image == VLLM_IMAGE
+    old = stack_of(simulated, "v0-11", tmp_path).config
+    assert old.serving_image == "vllm/vllm-openai:v0.11.0"
+    container = next(m for m in serving_manifests(old) if m["kind"] == "StatefulSet")[
+        "spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "vllm/vllm-openai:v0.11.0"
+    for manifest in serving_manifests(old):
+        kubernetes_validate.validate(manifest, K8S, strict=True)
+    # 0.11's defaults, as simulated: 0.9 of the memory, no async scheduling flag needed
+    args = vllm_args(old)
+    assert args[args.index("--gpu-memory-utilization") + 1] == "0.9"
+    assert not any("async-scheduling" in a for a in args)
+
+
+def test_flags_a_release_does_not_take_are_left_to_its_default(simulated: Simulated,
+                                                               tmp_path: Path) -> None:
+    """0.9.2 had no async scheduling (--no-async-scheduling came with the flag in 0.10.0)
+    and one API server per engine (--api-server-count: 0.9.1 takes it, so it is passed)."""
+    sync = vllm_args(stack_of(simulated, "v0-9-sync", tmp_path).config)
+    assert not any("async-scheduling" in a for a in sync)
+    ranks = vllm_args(stack_of(simulated, "v0-9-ranks", tmp_path).config)
+    assert ranks[ranks.index("--data-parallel-size") + 1] == "2"
+    assert ranks[ranks.index("--api-server-count") + 1] == "1"   # 0.9's default, as simulated
+
+
+def test_an_image_of_another_release_is_refused(simulated: Simulated, tmp_path: Path) -> None:
+    config = stack_of(simulated, "v0-11", tmp_path).config
+    with pytest.raises(ValidationError, match=r"vllmImage vllm/vllm-openai:v0.33.0 runs vLLM "
+                                              r"0.33.0, but 'v0-11' was simulated as vLLM "
+                                              r"0.11.0"):
+        StackConfig.model_validate(_dump(config, vllmImage="vllm/vllm-openai:v0.33.0"))
+    mirror = StackConfig.model_validate(_dump(config,
+                                              vllmImage="registry.local/vllm:v0.11.0-cu128"))
+    assert mirror.serving_image == "registry.local/vllm:v0.11.0-cu128"
+    own = StackConfig.model_validate(_dump(config, vllmImage="registry.local/vllm:prod"))
+    assert own.serving_image == "registry.local/vllm:prod"     # names no release: the user's
+
+
+def test_rewriting_a_stack_for_another_release_replaces_the_image(simulated: Simulated,
+                                                                  tmp_path: Path) -> None:
+    """A stack file written at one release keeps its settings when the plan moves to
+    another, but not vLLM's image of the old release."""
+    loaded, result = simulated
+    path = tmp_path / "Pulumi.prod.yaml"
+    first = write_stack(path, loaded, result, "current", {})
+    assert first.config.serving_image == VLLM_IMAGE
+    # a file of an earlier llmplan, which wrote the image out
+    path.write_text(path.read_text().replace("llm-deploy-planner:vllmImage: ''",
+                                             f"llm-deploy-planner:vllmImage: {VLLM_IMAGE}"))
+    assert f"vllmImage: {VLLM_IMAGE}" in path.read_text()
+    again = write_stack(path, loaded, result, "v0-11", {"namespace": "llm-prod"})
+    assert again.config.serving_image == "vllm/vllm-openai:v0.11.0"
+    assert again.config.namespace == "llm-prod"
+    assert any(f"vllmImage {VLLM_IMAGE} ran another vLLM release than the simulated 0.11.0"
+               in note for note in again.notes)
+
+
+def test_amd_images_start_at_the_first_rocm_release(simulated: Simulated,
+                                                    tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"vLLM publishes ROCm images \(vllm/vllm-openai-rocm"
+                                         r"\) from 0.14.0 on"):
+        stack_of(simulated, "amd-old", tmp_path)
+    assert stack_of(simulated, "amd-new", tmp_path).config.serving_image == \
+        "vllm/vllm-openai-rocm:v0.14.0"
+
+
+@pytest.mark.parametrize(("engine", "why"), [
+    ("{vllm_version: '0.9.2', async_scheduling: true}", r"--async-scheduling.* came in 0.10.0"),
+    ("{vllm_version: '0.10.1', kv_cache_memory_gib: 20}",
+     r"--kv-cache-memory-bytes.* came in 0.10.2"),
+    ("{vllm_version: '0.11.0', block_size_tokens: 256}", r"--block-size 256.* came in 0.11.1"),
+    ("{vllm_version: '0.9.0', api_server_count: 2}", r"--api-server-count.* came in 0.9.1"),
+])
+def test_a_setting_the_release_does_not_take_is_refused(engine: str, why: str) -> None:
+    text = SCENARIO.split("deployments:", maxsplit=1)[0] + \
+        f"deployments:\n  d: {{gpu: H100-SXM, model: Llama-3.1-8B, engine: {engine}}}\n"
+    with pytest.raises(InputError, match=why):
+        load_scenario_text(text)
+    later = engine.replace(engine.split("'")[1], "0.33.0")
+    load_scenario_text(text.replace(engine, later))       # the same setting, a later release
+
+
+@pytest.mark.parametrize(("version", "image", "release"), [
+    ("0.33", "vllm/vllm-openai:v0.33.0", (0, 33, 0)),
+    ("0.10.1.1", "vllm/vllm-openai:v0.10.1.1", (0, 10, 1)),
+    ("0.9.2rc1", "vllm/vllm-openai:v0.9.2", (0, 9, 2)),
+])
+def test_release_names(version: str, image: str, release: tuple[int, int, int]) -> None:
+    assert vllm_image(version) == image
+    assert release_tuple(version) == release == image_release(image)
+    assert image_release("vllm/vllm-openai@sha256:" + "0" * 64) is None
