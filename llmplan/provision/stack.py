@@ -304,6 +304,9 @@ def render_stack_file(config: StackConfig, rest: dict[str, Any],
               f"# planned at ${plan.simulated.monthly_usd:,.0f} per month. Running the command "
               "again rewrites `plan` and keeps every other entry.",
               "# Secrets are never written here; set them with:"]
+    if plan.local is not None:
+        header.insert(2, f"# The fleet runs {config.serving_image} (vLLM "
+                         f"{plan.local[1].engine.vllm_version}, as simulated).")
     header += [f"#   pulumi config set --secret {s.key} <value>    # {s.why}" for s in secrets]
     others = dict(rest["config"])
     body = {**{k: v for k, v in rest.items() if k != "config"},

@@ -53,8 +53,12 @@ def _dump(config: StackConfig, **changes: object) -> dict[str, object]:
 
 def test_each_release_runs_its_own_image(simulated: Simulated, tmp_path: Path) -> None:
     assert stack_of(simulated, "current", tmp_path).config.serving_image == VLLM_IMAGE
-    old = stack_of(simulated, "v0-11", tmp_path).config
+    written = stack_of(simulated, "v0-11", tmp_path)
+    old = written.config
     assert old.serving_image == "vllm/vllm-openai:v0.11.0"
+    # the stack file says which image runs, though vllmImage is left empty
+    assert "# The fleet runs vllm/vllm-openai:v0.11.0 (vLLM 0.11.0, as simulated)." in \
+        written.path.read_text()
     container = next(m for m in serving_manifests(old) if m["kind"] == "StatefulSet")[
         "spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "vllm/vllm-openai:v0.11.0"
