@@ -154,7 +154,12 @@ def simulate(
 ) -> None:
     """Simulate every deployment of SCENARIO; write OUT/result.json and OUT/report.html."""
     from llmplan.decide.retirement import retiring_cloud_models
-    from llmplan.pipeline import evaluate, not_provisionable, used_stale_prices
+    from llmplan.pipeline import (
+        evaluate,
+        newer_than_modelled,
+        not_provisionable,
+        used_stale_prices,
+    )
     from llmplan.render import exclusions, not_served, summary_table
     from llmplan.report import write_decision_report
     from llmplan.results import dumps_canonical, write_result
@@ -230,7 +235,7 @@ def simulate(
             if case.winner != rec.deployment:
                 out.print(f"  flips to {case.winner or 'no feasible candidate'} if "
                           f"{case.change}", highlight=False)
-    for warning in [*warnings, *not_provisionable(loaded)]:
+    for warning in [*warnings, *not_provisionable(loaded), *newer_than_modelled(loaded)]:
         console.print(f"[yellow]note:[/] {escape(warning)}", highlight=False)
     console.print(f"wrote {path} and {report}")
 

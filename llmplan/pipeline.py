@@ -15,6 +15,7 @@ from pathlib import Path
 from llmplan.catalog.staleness import stale_prices
 from llmplan.decide.decision import decide
 from llmplan.decide.planning import plan
+from llmplan.perf.engine import DEFAULT_VLLM_VERSION, version_tuple
 from llmplan.provision.vllm_build import provisioning_problem
 from llmplan.results.decision import Result
 from llmplan.scenario import LoadedScenario
@@ -35,6 +36,16 @@ def used_stale_prices(loaded: LoadedScenario, today: datetime.date) -> list[str]
         elif isinstance(dep, CloudDeployment):
             names.append(dep.model)
     return stale_prices(loaded.catalog, names, today)
+
+
+def newer_than_modelled(loaded: LoadedScenario) -> list[str]:
+    """Deployments pinned to a vLLM release after the newest one the simulator models."""
+    newest = version_tuple(DEFAULT_VLLM_VERSION)
+    return [f"deployment '{name}' pins vLLM {dep.engine.vllm_version}, newer than the "
+            f"releases llmplan models (to {newest[0]}.{newest[1]}): simulated with "
+            f"{newest[0]}.{newest[1]}'s memory accounting and defaults"
+            for name, dep in loaded.scenario.deployments.items()
+            if isinstance(dep, LocalDeployment) and dep.engine.version > newest]
 
 
 def not_provisionable(loaded: LoadedScenario) -> list[str]:

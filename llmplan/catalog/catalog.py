@@ -86,6 +86,11 @@ class GpuSpec(_Entry):
                           "/ 2^20): what vLLM's gpu_memory_utilization multiplies.")
     marketed_memory_gb: float = Field(gt=0, description="The datasheet's figure (a label).")
     bf16_dense_tflops: float = Field(gt=0)
+    compute_capability: str | None = Field(
+        default=None, pattern=r"^\d+\.\d+$",
+        description="CUDA compute capability (torch's major.minor), where a vLLM default "
+                    "depends on it: 10.x, data-centre Blackwell, captures CUDA graphs of up "
+                    "to 1024 tokens from vLLM 0.28.")
     fp8_dense_tflops: float | None = Field(
         default=None, gt=0, description="FP8 tensor cores (Hopper, Ada, Blackwell, MI300); "
                                         "None: FP8 weights are dequantised to BF16.")

@@ -1,12 +1,15 @@
 """The serving engine's settings of one replica (vLLM's scheduler and memory knobs).
 
 Settings left out take vLLM's own defaults for the GPU and the vLLM version, as
-`vllm serve` picks them (vllm/engine/arg_utils.py, `_set_default_args`, v0.33.0): on cards
-of 70 GiB or more other than the A100, 8192 batched tokens and 1024 sequences (16384 tokens
-on cards of 160 GiB or more from v0.21); elsewhere 2048 and 256. GPU memory utilisation
-defaults to 0.92 from v0.21 (0.9 before), when vLLM started to count CUDA-graph memory in
-its budget; async scheduling (the CPU prepares the next step while the GPU runs this one)
-is on by default from v0.21.
+`vllm serve` picks them (vllm/engine/arg_utils.py, `_set_default_args`, v0.33.0; each
+release boundary below read in the published wheels): on cards of 70 GiB or more other
+than the A100, 8192 batched tokens and 1024 sequences (16384 tokens on cards of 160 GiB or
+more from v0.28); elsewhere 2048 and 256 (`default_limits` has the older rules). GPU memory
+utilisation defaults to 0.92 from v0.20 (0.9 before: vllm/config/cache.py), when vLLM
+started to count CUDA-graph memory in its budget; async scheduling (the CPU prepares the
+next step while the GPU runs this one) is on by default from v0.14 (vllm/config/vllm.py:
+not with pipeline stages before 0.15, nor with n-gram drafts, nor with a draft model
+before 0.28).
 """
 
 from __future__ import annotations
@@ -68,6 +71,23 @@ SETTING_RELEASES: dict[str, tuple[tuple[int, int, int], str]] = {
     # --block-size 256: 0.11.1 (BlockSize gained 256 in vllm/config/cache.py)
     "block_size_tokens": ((0, 11, 1), "--block-size 256"),
 }
+
+#: Speculative methods whose drafts vLLM runs under async scheduling (vllm/config/vllm.py
+#: EagleModelTypes: EAGLE, EAGLE-3 and MTP from 0.11.1), and the release a draft model joined
+#: them (0.28.0); vLLM's CPU n-gram proposer never runs with it.
+ASYNC_DRAFTS = ("eagle", "eagle3", "mtp")
+ASYNC_DRAFTS_RELEASE, ASYNC_DRAFT_MODEL_RELEASE = (0, 11, 1), (0, 28, 0)
+
+
+def async_takes(speculative: SpeculativeSpec | None, release: tuple[int, int, int]) -> bool:
+    """Whether vLLM of this release runs async scheduling with this speculative decoding."""
+    if speculative is None:
+        return True
+    if release < ASYNC_DRAFTS_RELEASE:
+        return False
+    return speculative.method in ASYNC_DRAFTS or (
+        speculative.method == "draft_model" and release >= ASYNC_DRAFT_MODEL_RELEASE)
+
 
 #: kv_dtype spellings the loader reads as fp8 (vLLM's --kv-cache-dtype names)
 FP8_KV_ALIASES = ("fp8_e4m3", "fp8_e5m2")
@@ -279,6 +299,13 @@ class EngineSpec(_Strict):
                 "async_scheduling": bool(self.async_scheduling),
                 "kv_cache_memory_gib": self.kv_cache_memory_gib is not None,
                 "block_size_tokens": self.block_size_tokens == 256}
+        if self.async_scheduling and self.speculative is not None \
+                and not async_takes(self.speculative, self.release):
+            raise ValueError(f"async_scheduling: true with speculative.method "
+                             f"{self.speculative.method}, which vLLM {self.vllm_version} "
+                             f"refuses ('async scheduling is only supported with EAGLE/MTP "
+                             f"kind of speculative decoding'; a draft model from 0.28.0); "
+                             f"expected async_scheduling left out or false")
         for name, (since, flag) in SETTING_RELEASES.items():
             if used[name] and self.release < since:
                 first = ".".join(map(str, since))
@@ -299,19 +326,32 @@ class EngineSpec(_Strict):
 def default_limits(engine: EngineSpec, gpu_memory_bytes: float, gpu_name: str,
                    context_tokens: int = 0) -> tuple[int, int]:
     """(max_num_batched_tokens, max_num_seqs) `vllm serve` picks for this GPU
-    (`context_tokens`: the model's context, vLLM's max_model_len when none is set)."""
+    (`context_tokens`: the model's context, vLLM's max_model_len when none is set).
+
+    By release (vllm/engine/arg_utils.py `_set_default_args`, read in the published wheels):
+    0.8.0-0.8.4 pick by the device's name (8192 tokens on an H100 or H200, else 2048; 1024
+    sequences on any GPU until 0.8.3, 256 off H100/H200 in 0.8.4); 0.8.5 by memory (70 GiB
+    or more: 8192 and 1024, else 2048 and 256); 0.9.0 leaves the A100 out of the larger
+    tier; 0.28.0 adds 16384 tokens on cards of 160 GiB or more."""
     gib = gpu_memory_bytes / GIB
-    big = gib >= 70 and "A100" not in gpu_name.upper()
+    name = gpu_name.upper()
+    release = engine.release
+    if release < (0, 8, 5):
+        big = "H100" in name or "H200" in name
+    else:
+        big = gib >= 70 and (release < (0, 9) or "A100" not in name)
     if not big:
         tokens, seqs = 2048, 256
-    elif gib >= 160 and engine.version >= (0, 21):
+    elif gib >= 160 and release >= (0, 28):
         tokens, seqs = 16384, 1024
     else:
         tokens, seqs = 8192, 1024
-    if engine.version < (0, 8):
+    if release < (0, 8):
         # the V0 engine's EngineArgs: 256 sequences on any GPU (the per-GPU defaults above
         # came with V1's usage-context defaults in 0.8); its token budget is left as above
         seqs = 256
+    elif release < (0, 8, 4):
+        seqs = 1024
     if not engine.chunked_prefill:
         # without chunks a whole prompt runs in one step: vLLM's SchedulerConfig refuses a
         # token budget below max_model_len, which is the model's context unless set

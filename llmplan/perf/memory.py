@@ -68,15 +68,23 @@ from llmplan.perf.setup import ReplicaSetup, servers_for
 #: one GPU, clear of tensor parallelism's non-torch memory; Qwen3-32B at tp 2 on v0.27.1
 #: leaves less, -6.8% in the record). Calibrate with your server's "Available KV cache
 #: memory" line.
-LOGIT_COPIES = (((0, 21), 1.55), ((0, 10, 2), 9.6), ((0, 9), 4.0))
+#: The release boundaries follow vLLM's sampler (vllm/v1/sample/ops/topk_topp_sampler.py, read
+#: in the published wheels): a PyTorch sort over the logits (about six fp32 copies alive)
+#: from 0.11.1 to 0.16 (and before, where FlashInfer was not installed); a Triton kernel
+#: working in place from 0.17 and FlashInfer's from 0.21 (about three each), so the v0.21
+#: fit holds from 0.17.
+LOGIT_COPIES = (((0, 17), 1.55), ((0, 10, 2), 9.6), ((0, 9), 4.0))
 #: Non-torch memory per GPU (GiB): CUDA context growth, and communication buffers with tensor
 #: parallelism (see `non_torch_bytes`).
 NON_TORCH_ONE_GPU_GIB, NON_TORCH_TP_GIB = 0.13, 0.55
-#: vLLM's default largest CUDA-graph batch, and the graph pool's fit (see `cuda_graph_bytes`);
-#: from v0.21.0 its estimate is part of the budget (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS).
-MAX_CAPTURE_TOKENS = 512
+#: vLLM's default largest CUDA-graph batch (1024 on data-centre Blackwell, compute capability
+#: 10.x, from 0.28.0: vllm/config/vllm.py), and the graph pool's fit (see `cuda_graph_bytes`).
+MAX_CAPTURE_TOKENS, BLACKWELL_CAPTURE_TOKENS, BLACKWELL_CAPTURE_RELEASE = 512, 1024, (0, 28)
 GRAPH_POOL_FIXED_GIB, GRAPH_POOL_PER_TOKEN_MIB, MOE_GRAPH_FACTOR = 0.05, 1.43, 2.0
-GRAPHS_IN_BUDGET_RELEASE = (0, 21)
+#: From these releases the graphs' estimate is part of the budget (VLLM_MEMORY_PROFILER_
+#: ESTIMATE_CUDAGRAPHS on by default from 0.20.0, vllm/envs.py; vllm/v1/worker/gpu_worker.py
+#: skipped it on ROCm until 0.26.0, vllm-project/vllm#44825).
+GRAPHS_IN_BUDGET_RELEASE, ROCM_GRAPHS_IN_BUDGET_RELEASE = (0, 20), (0, 26)
 #: From this release `--max-model-len auto` fits an unset context to the KV cache (vLLM
 #: 0.14.0: `human_readable_int_or_auto` in vllm/engine/arg_utils.py, `_auto_fit_max_model_len`
 #: in vllm/v1/core/kv_cache_utils.py; 0.13.0's parser refuses `auto`).
@@ -138,11 +146,12 @@ class MemoryBudget:
     activation_bytes: float
     non_torch_bytes: float
     cuda_graph_bytes: float
-    graphs_in_budget: bool = False   # vLLM >= 0.21: the graphs' estimate is budgeted
+    graphs_in_budget: bool = False   # vLLM >= 0.20 (ROCm: 0.26): the estimate is budgeted
 
     @property
     def budgeted_graph_bytes(self) -> float:
-        """The CUDA graphs' share of the budget (vLLM >= 0.21; before, they live outside)."""
+        """The CUDA graphs' share of the budget (vLLM >= 0.20, on ROCm 0.26; before, they
+        live outside)."""
         return self.cuda_graph_bytes if self.graphs_in_budget else 0.0
 
     @property
@@ -285,12 +294,25 @@ def cuda_graph_bytes(setup: ReplicaSetup) -> float:
     """
     if setup.engine.enforce_eager:
         return 0.0
-    speculative = setup.engine.speculative
-    query = 1 + (speculative.num_speculative_tokens if speculative is not None else 0)
-    capture = min(2 * setup.rank_max_num_seqs * query, MAX_CAPTURE_TOKENS,
-                  setup.rank_max_num_batched_tokens)
+    capture = capture_tokens(setup)
     pool = GRAPH_POOL_FIXED_GIB * GIB + capture * GRAPH_POOL_PER_TOKEN_MIB * (1 << 20)
     return pool * (MOE_GRAPH_FACTOR if setup.model.is_moe else 1)
+
+
+def capture_tokens(setup: ReplicaSetup) -> int:
+    """The largest batch vLLM captures a CUDA graph of, by release (vllm/config/vllm.py
+    and, before 0.11.1, vllm/config/scheduler.py `cuda_graph_sizes`, read in the published
+    wheels): up to 512 whatever the sequences before 0.10; twice max_num_seqs, at most 512,
+    from 0.10; times the tokens a speculative step verifies from 0.13; at most 1024 on
+    data-centre Blackwell from 0.28; never past max_num_batched_tokens."""
+    engine = setup.engine
+    cap = BLACKWELL_CAPTURE_TOKENS if engine.release >= BLACKWELL_CAPTURE_RELEASE \
+        and (setup.gpu.compute_capability or "").startswith("10.") else MAX_CAPTURE_TOKENS
+    speculative = engine.speculative
+    query = 1 + (speculative.num_speculative_tokens
+                 if speculative is not None and engine.release >= (0, 13) else 0)
+    largest = cap if engine.release < (0, 10) else min(2 * setup.rank_max_num_seqs * query, cap)
+    return min(largest, setup.rank_max_num_batched_tokens)
 
 
 def memory_budget(setup: ReplicaSetup, stage: Stage | None = None) -> MemoryBudget:
@@ -303,7 +325,9 @@ def memory_budget(setup: ReplicaSetup, stage: Stage | None = None) -> MemoryBudg
         activation_bytes=activation_bytes(setup, stage),
         non_torch_bytes=non_torch_bytes(setup),
         cuda_graph_bytes=cuda_graph_bytes(setup),
-        graphs_in_budget=setup.engine.release >= GRAPHS_IN_BUDGET_RELEASE)
+        graphs_in_budget=setup.engine.release >= (
+            ROCM_GRAPHS_IN_BUDGET_RELEASE if setup.gpu.vendor == "amd"
+            else GRAPHS_IN_BUDGET_RELEASE))
 
 
 @dataclass(frozen=True)
@@ -375,7 +399,7 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
     per_request = layout.full_groups * math.ceil(logged_len / block)
     if layout.sliding_groups:
         window = (model.sliding_window_tokens or 0) - 1 + setup.rank_max_num_batched_tokens * (
-            2 if setup.async_scheduling and engine.version >= (0, 33) else 1)
+            2 if setup.async_scheduling and engine.version >= (0, 26) else 1)
         per_request += layout.sliding_groups * (math.ceil(min(window, logged_len) / block) + 1)
     concurrency = vllm_blocks / per_request if per_request else 0.0
     logged = int(concurrency * logged_len) if engine.version >= (0, 20) \

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from llmplan.catalog import GpuSpec, ModelSpec
-from llmplan.perf.engine import EngineSpec, default_limits
+from llmplan.perf.engine import EngineSpec, async_takes, default_limits
 
 
 def servers_for(tp: int, pp: int, gpus_per_node: int) -> int:
@@ -151,15 +151,22 @@ class ReplicaSetup:
 
     @property
     def gpu_memory_utilization(self) -> float:
+        """As set, else vLLM's default: 0.92 from 0.20.0, 0.9 before (vllm/config/cache.py)."""
         if self.engine.gpu_memory_utilization is not None:
             return self.engine.gpu_memory_utilization
-        return 0.92 if self.engine.version >= (0, 21) else 0.9
+        return 0.92 if self.engine.version >= (0, 20) else 0.9
 
     @property
     def async_scheduling(self) -> bool:
-        if self.engine.async_scheduling is not None:
-            return self.engine.async_scheduling
-        return self.engine.version >= (0, 21)
+        """As set, else vLLM's default (vllm/config/vllm.py, read in the published wheels):
+        on from 0.14.0 unless something it cannot run with is on: pipeline stages before
+        0.15.0, n-gram drafts, a draft model before 0.28.0."""
+        engine = self.engine
+        if engine.async_scheduling is not None:
+            return engine.async_scheduling
+        if engine.version < (0, 14) or (self.pp > 1 and engine.version < (0, 15)):
+            return False
+        return async_takes(engine.speculative, engine.release)
 
     @property
     def gpus(self) -> int:

@@ -20,6 +20,7 @@ from llmplan.perf.memory import (
     GRAPH_POOL_FIXED_GIB,
     GRAPH_POOL_PER_TOKEN_MIB,
     MOE_GRAPH_FACTOR,
+    capture_tokens,
     cuda_graph_bytes,
     kv_capacity,
     memory_budget,
@@ -40,8 +41,8 @@ def _pool(capture_tokens: int, moe: bool = False) -> float:
     return pool * (MOE_GRAPH_FACTOR if moe else 1)
 
 
-@pytest.mark.parametrize("version", ["0.21.0", "0.27.1", "0.33.0"])
-def test_from_0_21_the_graphs_estimate_comes_out_of_the_budget(version: str) -> None:
+@pytest.mark.parametrize("version", ["0.20.0", "0.21.0", "0.27.1", "0.33.0"])
+def test_from_0_20_the_graphs_estimate_comes_out_of_the_budget(version: str) -> None:
     budget = memory_budget(_setup(vllm_version=version))
     assert budget.graphs_in_budget
     assert budget.cuda_graph_bytes > 0
@@ -50,8 +51,8 @@ def test_from_0_21_the_graphs_estimate_comes_out_of_the_budget(version: str) -> 
         - budget.non_torch_bytes - budget.cuda_graph_bytes)
 
 
-@pytest.mark.parametrize("version", ["0.10.1", "0.11.0", "0.20.2"])
-def test_before_0_21_the_graphs_live_outside_the_budget(version: str) -> None:
+@pytest.mark.parametrize("version", ["0.10.1", "0.11.0", "0.19.1"])
+def test_before_0_20_the_graphs_live_outside_the_budget(version: str) -> None:
     budget = memory_budget(_setup(vllm_version=version))
     assert not budget.graphs_in_budget
     assert budget.available_bytes == pytest.approx(
@@ -59,13 +60,13 @@ def test_before_0_21_the_graphs_live_outside_the_budget(version: str) -> None:
         - budget.non_torch_bytes)
 
 
-def test_enforce_eager_gives_the_graphs_memory_to_the_kv_cache_from_0_21() -> None:
+def test_enforce_eager_gives_the_graphs_memory_to_the_kv_cache_from_0_20() -> None:
     graphs, eager = (kv_capacity(_setup(enforce_eager=flag)) for flag in (False, True))
     assert eager.budget.cuda_graph_bytes == 0
     gained = eager.budget.available_bytes - graphs.budget.available_bytes
     assert gained == pytest.approx(graphs.budget.cuda_graph_bytes)
     assert eager.blocks > graphs.blocks
-    # before 0.21 the graphs were never in the budget: eager changes nothing in the cache
+    # before 0.20 the graphs were never in the budget: eager changes nothing in the cache
     old = [kv_capacity(_setup(vllm_version="0.11.0", enforce_eager=flag)).blocks
            for flag in (False, True)]
     assert old[0] == old[1]
@@ -83,6 +84,28 @@ def test_enforce_eager_gives_the_graphs_memory_to_the_kv_cache_from_0_21() -> No
 def test_the_pool_follows_the_largest_batch_vllm_captures(engine: dict[str, object],
                                                           capture: int) -> None:
     assert cuda_graph_bytes(_setup(**engine)) == pytest.approx(_pool(capture))
+
+
+def test_rocm_budgets_the_graphs_from_0_26() -> None:
+    """vLLM skipped the estimate on ROCm until 0.26.0 (vllm/v1/worker/gpu_worker.py)."""
+    assert not memory_budget(_setup(gpu="MI300X", vllm_version="0.25.1")).graphs_in_budget
+    assert memory_budget(_setup(gpu="MI300X", vllm_version="0.26.0")).graphs_in_budget
+    assert memory_budget(_setup(gpu="H100-SXM", vllm_version="0.25.1")).graphs_in_budget
+
+
+@pytest.mark.parametrize(("gpu", "version", "engine", "capture"), [
+    ("B200", "0.28.0", {}, 1024),            # data-centre Blackwell: up to 1,024 from 0.28
+    ("B200", "0.27.1", {}, 512),
+    ("H200", "0.33.0", {}, 512),
+    ("RTX-PRO-6000", "0.33.0", {"max_num_seqs": 1024}, 512),   # sm_120: not family 10
+    ("H100-SXM", "0.9.2", {"max_num_seqs": 20}, 512),      # 0.9: 512 whatever the sequences
+    ("H100-SXM", "0.12.0", {"max_num_seqs": 32, "speculative": SpeculativeSpec(
+        method="eagle3", num_speculative_tokens=3, mean_acceptance_length=2.0,
+        draft_params_b=0.5)}, 64),                         # drafts multiply it from 0.13
+])
+def test_the_largest_captured_batch_by_release(gpu: str, version: str,
+                                               engine: dict[str, object], capture: int) -> None:
+    assert capture_tokens(_setup(gpu=gpu, vllm_version=version, **engine)) == capture
 
 
 def test_a_mixture_of_experts_captures_its_expert_workspaces_too() -> None:

@@ -1,0 +1,101 @@
+"""vLLM's defaults, release by release, as its own code sets them (read in the published
+wheels: vllm/config/cache.py, vllm/config/vllm.py, vllm/v1/kv_cache_interface.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmplan.catalog import builtin_catalog
+from llmplan.errors import InputError
+from llmplan.perf.engine import EngineSpec, SpeculativeSpec
+from llmplan.perf.memory import kv_capacity
+from llmplan.perf.setup import ReplicaSetup
+from llmplan.scenario import load_scenario_text
+
+CATALOG = builtin_catalog()
+NGRAM = SpeculativeSpec(method="ngram", num_speculative_tokens=3, mean_acceptance_length=1.8)
+DRAFT = SpeculativeSpec(method="draft_model", num_speculative_tokens=3,
+                        mean_acceptance_length=2.0, drafter="Llama-3.2-1B")
+EAGLE = SpeculativeSpec(method="eagle3", num_speculative_tokens=3, mean_acceptance_length=2.6,
+                        draft_params_b=0.5)
+
+
+def _setup(gpu: str = "H100-SXM", model: str = "Llama-3.1-8B", pp: int = 1,
+           **engine: object) -> ReplicaSetup:
+    return ReplicaSetup(gpu, model, CATALOG.gpus[gpu], CATALOG.models[model],
+                        EngineSpec(**engine), 1, pp=pp)  # type: ignore[arg-type]
+
+
+def test_the_memory_utilisation_default_rose_to_0_92_in_0_20() -> None:
+    assert _setup(vllm_version="0.19.1").gpu_memory_utilization == 0.9
+    assert _setup(vllm_version="0.20.0").gpu_memory_utilization == 0.92
+
+
+@pytest.mark.parametrize(("version", "pp", "speculative", "on"), [
+    ("0.13.0", 1, None, False),
+    ("0.14.0", 1, None, True),           # on by default from 0.14
+    ("0.14.1", 2, None, False),          # not with pipeline stages before 0.15
+    ("0.15.0", 2, None, True),
+    ("0.33.0", 1, NGRAM, False),         # vLLM's CPU n-gram proposer never runs async
+    ("0.27.1", 1, DRAFT, False),         # a draft model from 0.28
+    ("0.28.0", 1, DRAFT, True),
+    ("0.14.0", 1, EAGLE, True),
+])
+def test_async_scheduling_is_on_by_default_where_vllm_turns_it_on(
+        version: str, pp: int, speculative: SpeculativeSpec | None, on: bool) -> None:
+    setup = _setup(vllm_version=version, pp=pp, speculative=speculative)
+    assert setup.async_scheduling is on
+
+
+@pytest.mark.parametrize(("version", "speculative"), [
+    ("0.33.0", NGRAM), ("0.27.1", DRAFT), ("0.11.0", EAGLE)])
+def test_async_scheduling_set_on_with_drafts_vllm_refuses_is_refused(
+        version: str, speculative: SpeculativeSpec) -> None:
+    with pytest.raises(ValueError, match=r"async_scheduling: true with speculative.method "
+                                         rf"{speculative.method}, which vLLM {version} refuses"):
+        EngineSpec(vllm_version=version, async_scheduling=True, speculative=speculative)
+    EngineSpec(vllm_version="0.28.0", async_scheduling=True, speculative=DRAFT)
+
+
+def test_the_window_layers_reserve_two_steps_of_tokens_under_async_from_0_26() -> None:
+    """From 0.26 a sliding-window layer's pages per request count the tokens of every batch
+    in flight (max_num_batched_tokens twice with async scheduling), so vLLM's logged
+    concurrency falls; the pool itself does not change."""
+    old, new = (kv_capacity(_setup(model="gpt-oss-20b", vllm_version=v, async_scheduling=True))
+                for v in ("0.25.1", "0.26.0"))
+    assert old.vllm_blocks == new.vllm_blocks
+    assert new.max_concurrency < old.max_concurrency
+
+
+def test_a_scenario_setting_async_with_ngram_names_the_field() -> None:
+    text = """
+name: s
+duration: 10
+traffic: {kind: poisson, rate_per_s: 1}
+tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 100},
+         output_tokens: {kind: fixed, tokens: 10}}]
+deployments:
+  d: {gpu: H100-SXM, model: Llama-3.1-8B,
+      engine: {async_scheduling: true,
+               speculative: {method: ngram, mean_acceptance_length: 1.5}}}
+"""
+    with pytest.raises(InputError, match=r"deployments.d.*engine.*speculative.method ngram"):
+        load_scenario_text(text)
+
+
+def test_a_release_after_the_newest_modelled_is_simulated_with_a_note() -> None:
+    from llmplan.pipeline import newer_than_modelled
+
+    text = """
+name: s
+duration: 10
+traffic: {kind: poisson, rate_per_s: 1}
+tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 100},
+         output_tokens: {kind: fixed, tokens: 10}}]
+deployments:
+  now: {gpu: H100-SXM, model: Llama-3.1-8B}
+  later: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {vllm_version: '0.34.0'}}
+"""
+    notes = newer_than_modelled(load_scenario_text(text))
+    assert len(notes) == 1 and "'later' pins vLLM 0.34.0" in notes[0]
+    assert "simulated with 0.33's memory accounting" in notes[0]
