@@ -70,6 +70,8 @@ SETTING_RELEASES: dict[str, tuple[tuple[int, int, int], str]] = {
     "kv_cache_memory_gib": ((0, 10, 2), "--kv-cache-memory-bytes"),
     # --block-size 256: 0.11.1 (BlockSize gained 256 in vllm/config/cache.py)
     "block_size_tokens": ((0, 11, 1), "--block-size 256"),
+    # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS: 0.18.0 (vllm/envs.py)
+    "cuda_graph_estimate": ((0, 18, 0), "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS"),
 }
 
 #: Speculative methods whose drafts vLLM runs under async scheduling (vllm/config/vllm.py
@@ -184,6 +186,12 @@ class EngineSpec(_Strict):
                     "they share the per-token output work. Default: 1, or one per rank with "
                     "data_parallel_attention, as `vllm serve` defaults it for its internal "
                     "load balancer.")
+    cuda_graph_estimate: bool | None = Field(
+        default=None, description="vLLM's VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS: take the "
+                                  "CUDA graphs' estimated memory out of the KV budget "
+                                  "(default: on from vLLM 0.20, ROCm 0.26; the variable "
+                                  "came in 0.18). Off: vLLM captures them after sizing the "
+                                  "cache, outside the budget.")
     enforce_eager: bool = Field(default=False, description="No CUDA graphs: no graph memory, "
                                                            "more CPU time per step.")
     max_model_len: int | None = Field(default=None, gt=0, le=100_000_000,
@@ -298,7 +306,8 @@ class EngineSpec(_Strict):
                 "api_server_count": (self.api_server_count or 1) > 1,
                 "async_scheduling": bool(self.async_scheduling),
                 "kv_cache_memory_gib": self.kv_cache_memory_gib is not None,
-                "block_size_tokens": self.block_size_tokens == 256}
+                "block_size_tokens": self.block_size_tokens == 256,
+                "cuda_graph_estimate": self.cuda_graph_estimate is not None}
         if self.async_scheduling and self.speculative is not None \
                 and not async_takes(self.speculative, self.release):
             raise ValueError(f"async_scheduling: true with speculative.method "

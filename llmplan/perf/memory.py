@@ -325,9 +325,18 @@ def memory_budget(setup: ReplicaSetup, stage: Stage | None = None) -> MemoryBudg
         activation_bytes=activation_bytes(setup, stage),
         non_torch_bytes=non_torch_bytes(setup),
         cuda_graph_bytes=cuda_graph_bytes(setup),
-        graphs_in_budget=setup.engine.release >= (
-            ROCM_GRAPHS_IN_BUDGET_RELEASE if setup.gpu.vendor == "amd"
-            else GRAPHS_IN_BUDGET_RELEASE))
+        graphs_in_budget=graphs_in_budget(setup))
+
+
+def graphs_in_budget(setup: ReplicaSetup) -> bool:
+    """Whether vLLM takes its CUDA graphs' estimate out of the budget: as the engine sets
+    VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS, else by release; vLLM estimates nothing on
+    ROCm before 0.26, whatever the variable says."""
+    release = setup.engine.release
+    if setup.gpu.vendor == "amd" and release < ROCM_GRAPHS_IN_BUDGET_RELEASE:
+        return False
+    estimate = setup.engine.cuda_graph_estimate
+    return release >= GRAPHS_IN_BUDGET_RELEASE if estimate is None else estimate
 
 
 @dataclass(frozen=True)

@@ -242,6 +242,9 @@ def _pod_template(config: StackConfig, pod_labels: dict[str, str],
            {"name": "VLLM_CACHE_ROOT", "value": f"{WEIGHTS_MOUNT}/vllm"},
            {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
            {"name": "DO_NOT_TRACK", "value": "1"},
+           *([{"name": "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS",
+               "value": "1" if dep.engine.cuda_graph_estimate else "0"}]
+             if dep.engine.cuda_graph_estimate is not None else []),
            {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
                "name": hub_secret_name(config), "key": HUB_SECRET_KEY, "optional": True}}}]
     container: dict[str, Any] = {

@@ -37,6 +37,7 @@ deployments:
   v0-9-ranks: {gpu: H200, model: Qwen3-30B-A3B, tp: 2,
                engine: {vllm_version: "0.9.2", expert_parallel: true,
                         data_parallel_attention: true}}
+  no-estimate: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {cuda_graph_estimate: false}}
   amd-old: {gpu: MI300X, model: Llama-3.1-8B, engine: {vllm_version: "0.11.0"}}
   amd-new: {gpu: MI300X, model: Llama-3.1-8B, engine: {vllm_version: "0.14.0"}}
 """
@@ -147,3 +148,17 @@ def test_release_names(version: str, image: str, release: tuple[int, int, int]) 
     assert vllm_image(version) == image
     assert release_tuple(version) == release == image_release(image)
     assert image_release("vllm/vllm-openai@sha256:" + "0" * 64) is None
+
+
+def test_the_graph_estimate_setting_reaches_the_pod(simulated: Simulated,
+                                                    tmp_path: Path) -> None:
+    def env(name: str) -> dict[str, str]:
+        config = stack_of(simulated, name, tmp_path).config
+        statefulset = next(m for m in serving_manifests(config) if m["kind"] == "StatefulSet")
+        for manifest in serving_manifests(config):
+            kubernetes_validate.validate(manifest, K8S, strict=True)
+        return {e["name"]: e.get("value", "") for e in
+                statefulset["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    assert env("no-estimate")["VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS"] == "0"
+    assert "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS" not in env("current")

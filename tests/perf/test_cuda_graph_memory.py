@@ -144,3 +144,19 @@ def test_what_does_not_fit_counts_the_graphs_it_budgets() -> None:
     need, usable = (float(x) for x in re.findall(
         r"needs ([\d.]+) GiB per GPU.*, ([\d.]+) GiB usable", error)[0])
     assert need > usable
+
+
+def test_the_estimate_can_be_turned_off_or_on_as_vllm_reads_its_variable() -> None:
+    """VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS (vllm/envs.py, from 0.18): off gives the
+    graphs' share back to the KV cache; on brings it into 0.18/0.19 budgets; on ROCm before
+    0.26 vLLM estimates nothing whatever it says."""
+    on, off = (memory_budget(_setup(cuda_graph_estimate=flag)) for flag in (None, False))
+    assert on.graphs_in_budget and not off.graphs_in_budget
+    assert off.available_bytes - on.available_bytes == pytest.approx(on.cuda_graph_bytes)
+    assert memory_budget(_setup(vllm_version="0.18.0", cuda_graph_estimate=True)).graphs_in_budget
+    assert not memory_budget(_setup(vllm_version="0.19.1")).graphs_in_budget
+    assert not memory_budget(_setup(gpu="MI300X", vllm_version="0.25.1",
+                                    cuda_graph_estimate=True)).graphs_in_budget
+    with pytest.raises(ValueError, match=r"VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS.* came in "
+                                         r"0.18.0"):
+        EngineSpec(vllm_version="0.17.1", cuda_graph_estimate=False)
