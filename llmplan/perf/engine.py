@@ -8,7 +8,7 @@ more from v0.28); elsewhere 2048 and 256 (`default_limits` has the older rules).
 utilisation defaults to 0.92 from v0.20 (0.9 before: vllm/config/cache.py), when vLLM
 started to count CUDA-graph memory in its budget; async scheduling (the CPU prepares the
 next step while the GPU runs this one) is on by default from v0.14 (vllm/config/vllm.py:
-not with pipeline stages before 0.15, nor with n-gram drafts, nor with a draft model
+not with pipeline stages before 0.15, nor with n-gram drafts before 0.32, nor with a draft model
 before 0.28).
 """
 
@@ -74,22 +74,42 @@ SETTING_RELEASES: dict[str, tuple[tuple[int, int, int], str]] = {
     "cuda_graph_estimate": ((0, 18, 0), "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS"),
 }
 
-#: Speculative methods whose drafts vLLM runs under async scheduling (vllm/config/vllm.py
-#: EagleModelTypes: EAGLE, EAGLE-3 and MTP from 0.11.1), and the release a draft model joined
-#: them (0.28.0); vLLM's CPU n-gram proposer never runs with it.
+#: The first release whose --speculative-config takes each method as the stack passes it
+#: (vllm/config/speculative.py and arg_utils.py, read in the published wheels): EAGLE-3 from
+#: 0.9.1 (not in 0.9.0's method list), MTP named `mtp` from 0.11.0 (`deepseek_mtp` before),
+#: a draft model from 0.15.0 (0.10-0.14 raise NotImplementedError for it in V1; 0.8.5-0.9
+#: fall back to the V0 engine).
+SPECULATIVE_RELEASES: dict[str, tuple[int, int, int]] = {
+    "eagle3": (0, 9, 1), "mtp": (0, 11, 0), "draft_model": (0, 15, 0)}
+#: Speculative methods vLLM runs under async scheduling (vllm/config/vllm.py): EAGLE, EAGLE-3
+#: and MTP from 0.11.1 (EagleModelTypes; before, no speculative decoding at all); a draft
+#: model when set from 0.16.0 and by default from 0.28.0; n-gram drafts from 0.32.0, where
+#: Model Runner V2 runs them on the GPU (the V1 runner's CPU proposer never does).
 ASYNC_DRAFTS = ("eagle", "eagle3", "mtp")
-ASYNC_DRAFTS_RELEASE, ASYNC_DRAFT_MODEL_RELEASE = (0, 11, 1), (0, 28, 0)
+ASYNC_DRAFTS_RELEASE = (0, 11, 1)
+ASYNC_DRAFT_MODEL_RELEASES = {"set": (0, 16, 0), "default": (0, 28, 0)}
+ASYNC_NGRAM_RELEASE = (0, 32, 0)
 
 
-def async_takes(speculative: SpeculativeSpec | None, release: tuple[int, int, int]) -> bool:
-    """Whether vLLM of this release runs async scheduling with this speculative decoding."""
+def async_takes(speculative: SpeculativeSpec | None, release: tuple[int, int, int], *,
+                by_default: bool = True) -> bool:
+    """Whether vLLM of this release runs async scheduling with this speculative decoding
+    (`by_default`: turns it on itself, else accepts it when set)."""
     if speculative is None:
         return True
     if release < ASYNC_DRAFTS_RELEASE:
         return False
-    return speculative.method in ASYNC_DRAFTS or (
-        speculative.method == "draft_model" and release >= ASYNC_DRAFT_MODEL_RELEASE)
+    method = speculative.method
+    if method == "draft_model":
+        return release >= ASYNC_DRAFT_MODEL_RELEASES["default" if by_default else "set"]
+    if method == "ngram":
+        return release >= ASYNC_NGRAM_RELEASE
+    return method in ASYNC_DRAFTS
 
+
+#: From this release the V1 engine honours --no-enable-chunked-prefill (0.8-0.11.0 force
+#: chunked prefill on: "V1 always uses chunked prefills", vllm/engine/arg_utils.py).
+CHUNKED_PREFILL_OFF_RELEASE = (0, 11, 1)
 
 #: kv_dtype spellings the loader reads as fp8 (vLLM's --kv-cache-dtype names)
 FP8_KV_ALIASES = ("fp8_e4m3", "fp8_e5m2")
@@ -308,19 +328,34 @@ class EngineSpec(_Strict):
                 "kv_cache_memory_gib": self.kv_cache_memory_gib is not None,
                 "block_size_tokens": self.block_size_tokens == 256,
                 "cuda_graph_estimate": self.cuda_graph_estimate is not None}
-        if self.async_scheduling and self.speculative is not None \
-                and not async_takes(self.speculative, self.release):
-            raise ValueError(f"async_scheduling: true with speculative.method "
-                             f"{self.speculative.method}, which vLLM {self.vllm_version} "
-                             f"refuses ('async scheduling is only supported with EAGLE/MTP "
-                             f"kind of speculative decoding'; a draft model from 0.28.0); "
-                             f"expected async_scheduling left out or false")
         for name, (since, flag) in SETTING_RELEASES.items():
             if used[name] and self.release < since:
                 first = ".".join(map(str, since))
                 raise ValueError(f"{name} is vLLM's {flag}, which vLLM {self.vllm_version} "
                                  f"does not take (it came in {first}); expected "
                                  f"vllm_version >= {first} or {name} left out")
+        speculative = self.speculative
+        if speculative is not None and self.release < (
+                since := SPECULATIVE_RELEASES.get(speculative.method, (0, 0, 0))):
+            first = ".".join(map(str, since))
+            raise ValueError(f"speculative.method {speculative.method} is not one vLLM "
+                             f"{self.vllm_version} runs (it came in {first}); expected "
+                             f"vllm_version >= {first} or another method")
+        if self.async_scheduling and speculative is not None \
+                and not async_takes(speculative, self.release, by_default=False):
+            said = ("'speculative decoding is not supported with async scheduling'"
+                    if self.release < ASYNC_DRAFTS_RELEASE else
+                    "'async scheduling is only supported with EAGLE/MTP kind of "
+                    "speculative decoding', a draft model from 0.16.0, n-gram drafts from "
+                    "0.32.0")
+            raise ValueError(f"async_scheduling: true with speculative.method "
+                             f"{speculative.method}, which vLLM {self.vllm_version} refuses "
+                             f"({said}); expected async_scheduling left out or false")
+        if not self.chunked_prefill and (0, 8) <= self.release < CHUNKED_PREFILL_OFF_RELEASE:
+            raise ValueError(f"chunked_prefill: false, which vLLM {self.vllm_version} ignores "
+                             f"(its V1 engine always chunks prompts before 0.11.1: "
+                             f"vllm/engine/arg_utils.py); expected chunked_prefill left out "
+                             f"or true, or vllm_version >= 0.11.1")
         return self
 
     @property

@@ -62,15 +62,17 @@ from llmplan.perf.setup import ReplicaSetup, servers_for
 #: (Llama-3.1-8B 4.76 GiB, Qwen3-0.6B 5.56, Qwen3-32B 5.64, gpt-oss 7.38 GiB at 1024
 #: sequences: Qwen3-32B's peak exceeds Qwen3-0.6B's by just their hidden states' difference,
 #: 0.06 GiB); v0.9-v0.10.1 logs leave 0.4-0.8 GiB for activations and non-torch memory
-#: together (about 4 copies); v0.21 and later, whose budgets also hold the CUDA graphs'
-#: estimate (`cuda_graph_bytes`), 1.55: Llama-3.1-8B on one H100 at v0.21.0 leaves 1.59 GiB
+#: together (about 4 copies); v0.17 and later (below), whose budgets from v0.20 also hold
+#: the CUDA graphs' estimate (`cuda_graph_bytes`), 1.55: Llama-3.1-8B on one H100 at v0.21.0
+#: leaves 1.59 GiB
 #: for the peak and the graphs at 1024 sequences, 0.77 of it the graphs' (fitted there, on
 #: one GPU, clear of tensor parallelism's non-torch memory; Qwen3-32B at tp 2 on v0.27.1
 #: leaves less, -6.8% in the record). Calibrate with your server's "Available KV cache
 #: memory" line.
 #: The release boundaries follow vLLM's sampler (vllm/v1/sample/ops/topk_topp_sampler.py, read
 #: in the published wheels): a PyTorch sort over the logits (about six fp32 copies alive)
-#: from 0.11.1 to 0.16 (and before, where FlashInfer was not installed); a Triton kernel
+#: from 0.11.1 to 0.16 (and before, where FlashInfer was not installed: the v0.10.2-v0.11
+#: fit stands for those releases up to 0.16); a Triton kernel
 #: working in place from 0.17 and FlashInfer's from 0.21 (about three each), so the v0.21
 #: fit holds from 0.17.
 LOGIT_COPIES = (((0, 17), 1.55), ((0, 10, 2), 9.6), ((0, 9), 4.0))
@@ -299,6 +301,23 @@ def cuda_graph_bytes(setup: ReplicaSetup) -> float:
     return pool * (MOE_GRAPH_FACTOR if setup.model.is_moe else 1)
 
 
+def batches_in_flight(setup: ReplicaSetup) -> int:
+    """Batches whose tokens a sliding-window layer's pages must cover per request, as vLLM
+    reserves them from 0.26.0 (vllm/config/vllm.py `max_concurrent_batches`, `max_in_flight_
+    tokens`; one batch before): a batch per pipeline stage, and with async scheduling one
+    more on Model Runner V2 (every model's default from 0.29.0) or two without stages on
+    the V1 runner."""
+    engine = setup.engine
+    if engine.release < (0, 26):
+        return 1
+    if setup.async_scheduling:
+        if engine.release >= (0, 29):
+            return setup.pp + 1
+        if setup.pp <= 1:
+            return 2
+    return setup.pp
+
+
 def capture_tokens(setup: ReplicaSetup) -> int:
     """The largest batch vLLM captures a CUDA graph of, by release (vllm/config/vllm.py
     and, before 0.11.1, vllm/config/scheduler.py `cuda_graph_sizes`, read in the published
@@ -407,8 +426,8 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
         max_len if engine.version >= AUTO_MAX_MODEL_LEN_RELEASE else model.max_context_tokens)
     per_request = layout.full_groups * math.ceil(logged_len / block)
     if layout.sliding_groups:
-        window = (model.sliding_window_tokens or 0) - 1 + setup.rank_max_num_batched_tokens * (
-            2 if setup.async_scheduling and engine.version >= (0, 26) else 1)
+        window = (model.sliding_window_tokens or 0) - 1 \
+            + setup.rank_max_num_batched_tokens * batches_in_flight(setup)
         per_request += layout.sliding_groups * (math.ceil(min(window, logged_len) / block) + 1)
     concurrency = vllm_blocks / per_request if per_request else 0.0
     logged = int(concurrency * logged_len) if engine.version >= (0, 20) \

@@ -99,9 +99,8 @@ class ReplicaSetup:
     def api_server_count(self) -> int:
         """API-server processes: as set, else vLLM's default: one per data-parallel rank
         ("Defaulting api_server_count to data_parallel_size (N)", vllm/entrypoints/cli/
-        serve.py, internal load balancing; the earliest start-up log found with it is
-        0.15.1's, so it is taken from 0.15; a review cited vllm-project/vllm#32525 of
-        January 2026, not checked here), one before it and without data parallelism."""
+        serve.py, internal load balancing, from 0.15.0: read in the published wheels), one
+        before it and without data parallelism."""
         if self.engine.api_server_count is not None:
             return self.engine.api_server_count
         return self.attention_ranks if self.engine.version >= (0, 15) else 1
@@ -160,7 +159,7 @@ class ReplicaSetup:
     def async_scheduling(self) -> bool:
         """As set, else vLLM's default (vllm/config/vllm.py, read in the published wheels):
         on from 0.14.0 unless something it cannot run with is on: pipeline stages before
-        0.15.0, n-gram drafts, a draft model before 0.28.0."""
+        0.15.0, n-gram drafts before 0.32.0, a draft model before 0.28.0."""
         engine = self.engine
         if engine.async_scheduling is not None:
             return engine.async_scheduling

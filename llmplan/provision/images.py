@@ -58,9 +58,12 @@ def vllm_image(version: str, vendor: Literal["nvidia", "amd"] = "nvidia") -> str
 
 
 def image_release(image: str) -> tuple[int, int, int] | None:
-    """The vLLM release an image's tag names (v0.21.0, 0.21.0, v0.21.0-rocm, v0.9.2rc1),
-    else None (a digest, or a tag of one's own that names no release)."""
-    if "@" in image:
+    """The vLLM release the tag of vLLM's image names, whatever the registry it is copied
+    to (…/vllm-openai or …/vllm-openai-rocm: v0.21.0, 0.21.0, v0.21.0-rocm, v0.9.2rc1),
+    else None (a digest, another image, or a tag of one's own that names no release)."""
+    repository = image.rsplit(":", 1)[0] if ":" in image.rpartition("/")[2] else image
+    if "@" in image or repository.rpartition("/")[2] not in (
+            VLLM_REPOSITORY.rpartition("/")[2], VLLM_ROCM_REPOSITORY.rpartition("/")[2]):
         return None
     tag = image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else ""
     found = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)(?:\.\d+)?(?:[-.+]?[A-Za-z][\w.-]*)?", tag)

@@ -167,10 +167,10 @@ def _engine_args(config: StackConfig, *, serves_api: bool) -> list[str]:
         args += ["--kv-cache-dtype", engine.kv_cache_dtype_flag or "fp8"]
     args.append("--enable-chunked-prefill" if engine.chunked_prefill
                 else "--no-enable-chunked-prefill")
-    if engine.async_scheduling is not None and engine.release >= ASYNC_FLAG_RELEASE:
-        # before the flag vLLM had no async scheduling: off as set (an engine set on is
-        # refused there by the scenario)
-        args.append("--async-scheduling" if engine.async_scheduling
+    if engine.release >= ASYNC_FLAG_RELEASE:
+        # as simulated, set or resolved from the release's default, so the pod runs what
+        # the plan assumed (before the flag vLLM had no async scheduling: off, as simulated)
+        args.append("--async-scheduling" if setup.async_scheduling
                     else "--no-async-scheduling")
     args.append("--no-enable-prefix-caching" if engine.prefix_caching == "off"
                 else "--enable-prefix-caching")

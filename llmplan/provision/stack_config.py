@@ -27,6 +27,7 @@ from llmplan.provision.images import (
     VLLM_IMAGE,
     VLLM_ROCM_IMAGE,
     image_release,
+    is_pinned,
     vllm_image,
 )
 from llmplan.provision.vllm_build import buildable_with_vllm
@@ -271,6 +272,10 @@ class StackConfig(BaseModel):
         engine = local[1].engine
         key, image = ("vllmRocmImage", self.vllm_rocm_image) if self.gpu_vendor == "amd" \
             else ("vllmImage", self.vllm_image)
+        own = vllm_image(engine.vllm_version, self.gpu_vendor or "nvidia")
+        if image and not is_pinned(image):
+            raise ValueError(f"{key} {image} is not pinned to a release; expected a tag "
+                             f"naming one ({own}) or a digest, or {key} left empty")
         ran = image_release(image) if image else None
         if ran is not None and ran != engine.release:
             raise ValueError(

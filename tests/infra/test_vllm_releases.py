@@ -65,10 +65,10 @@ def test_each_release_runs_its_own_image(simulated: Simulated, tmp_path: Path) -
     assert container["image"] == "vllm/vllm-openai:v0.11.0"
     for manifest in serving_manifests(old):
         kubernetes_validate.validate(manifest, K8S, strict=True)
-    # 0.11's defaults, as simulated: 0.9 of the memory, no async scheduling flag needed
+    # 0.11's defaults, as simulated: 0.9 of the memory, no async scheduling
     args = vllm_args(old)
     assert args[args.index("--gpu-memory-utilization") + 1] == "0.9"
-    assert not any("async-scheduling" in a for a in args)
+    assert "--no-async-scheduling" in args
 
 
 def test_flags_a_release_does_not_take_are_left_to_its_default(simulated: Simulated,
@@ -77,6 +77,9 @@ def test_flags_a_release_does_not_take_are_left_to_its_default(simulated: Simula
     and one API server per engine (--api-server-count: 0.9.1 takes it, so it is passed)."""
     sync = vllm_args(stack_of(simulated, "v0-9-sync", tmp_path).config)
     assert not any("async-scheduling" in a for a in sync)
+    # from 0.10 the pod is told what was simulated, set or the release's default
+    assert "--no-async-scheduling" in vllm_args(stack_of(simulated, "v0-11", tmp_path).config)
+    assert "--async-scheduling" in vllm_args(stack_of(simulated, "current", tmp_path).config)
     ranks = vllm_args(stack_of(simulated, "v0-9-ranks", tmp_path).config)
     assert ranks[ranks.index("--data-parallel-size") + 1] == "2"
     assert ranks[ranks.index("--api-server-count") + 1] == "1"   # 0.9's default, as simulated
@@ -88,11 +91,20 @@ def test_an_image_of_another_release_is_refused(simulated: Simulated, tmp_path: 
                                               r"0.33.0, but 'v0-11' was simulated as vLLM "
                                               r"0.11.0"):
         StackConfig.model_validate(_dump(config, vllmImage="vllm/vllm-openai:v0.33.0"))
-    mirror = StackConfig.model_validate(_dump(config,
-                                              vllmImage="registry.local/vllm:v0.11.0-cu128"))
-    assert mirror.serving_image == "registry.local/vllm:v0.11.0-cu128"
+    with pytest.raises(ValidationError, match=r"runs vLLM 0.33.0"):
+        StackConfig.model_validate(_dump(config, vllmImage="registry.local:5000/vllm/"
+                                                           "vllm-openai:v0.33.0"))
+    mirror = StackConfig.model_validate(_dump(
+        config, vllmImage="registry.local:5000/vllm/vllm-openai:v0.11.0"))
+    assert mirror.serving_image == "registry.local:5000/vllm/vllm-openai:v0.11.0"
     own = StackConfig.model_validate(_dump(config, vllmImage="registry.local/vllm:prod"))
     assert own.serving_image == "registry.local/vllm:prod"     # names no release: the user's
+    # a version-like tag of another image is not read as a vLLM release
+    acme = StackConfig.model_validate(_dump(config, vllmImage="registry.local/acme:1.4.0"))
+    assert acme.serving_image == "registry.local/acme:1.4.0"
+    with pytest.raises(ValidationError, match=r"vllmImage vllm/vllm-openai:latest is not "
+                                              r"pinned"):
+        StackConfig.model_validate(_dump(config, vllmImage="vllm/vllm-openai:latest"))
 
 
 def test_rewriting_a_stack_for_another_release_replaces_the_image(simulated: Simulated,
@@ -112,6 +124,18 @@ def test_rewriting_a_stack_for_another_release_replaces_the_image(simulated: Sim
     assert again.config.namespace == "llm-prod"
     assert any(f"vllmImage {VLLM_IMAGE} ran another vLLM release than the simulated 0.11.0"
                in note for note in again.notes)
+
+
+def test_a_stale_rocm_image_is_replaced_too(simulated: Simulated, tmp_path: Path) -> None:
+    loaded, result = simulated
+    path = tmp_path / "Pulumi.amd.yaml"
+    write_stack(path, loaded, result, "amd-new", {})
+    stale = "vllm/vllm-openai-rocm:v0.33.0"
+    path.write_text(path.read_text().replace("llm-deploy-planner:vllmRocmImage: ''",
+                                             f"llm-deploy-planner:vllmRocmImage: {stale}"))
+    again = write_stack(path, loaded, result, "amd-new", {})
+    assert again.config.serving_image == "vllm/vllm-openai-rocm:v0.14.0"
+    assert any(f"vllmRocmImage {stale} ran another vLLM release" in n for n in again.notes)
 
 
 def test_amd_images_start_at_the_first_rocm_release(simulated: Simulated,

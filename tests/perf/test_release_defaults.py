@@ -8,7 +8,7 @@ import pytest
 from llmplan.catalog import builtin_catalog
 from llmplan.errors import InputError
 from llmplan.perf.engine import EngineSpec, SpeculativeSpec
-from llmplan.perf.memory import kv_capacity
+from llmplan.perf.memory import batches_in_flight, kv_capacity
 from llmplan.perf.setup import ReplicaSetup
 from llmplan.scenario import load_scenario_text
 
@@ -36,7 +36,8 @@ def test_the_memory_utilisation_default_rose_to_0_92_in_0_20() -> None:
     ("0.14.0", 1, None, True),           # on by default from 0.14
     ("0.14.1", 2, None, False),          # not with pipeline stages before 0.15
     ("0.15.0", 2, None, True),
-    ("0.33.0", 1, NGRAM, False),         # vLLM's CPU n-gram proposer never runs async
+    ("0.31.0", 1, NGRAM, False),         # the V1 runner's CPU n-gram proposer: never
+    ("0.32.0", 1, NGRAM, True),          # Model Runner V2 drafts n-grams on the GPU
     ("0.27.1", 1, DRAFT, False),         # a draft model from 0.28
     ("0.28.0", 1, DRAFT, True),
     ("0.14.0", 1, EAGLE, True),
@@ -47,14 +48,62 @@ def test_async_scheduling_is_on_by_default_where_vllm_turns_it_on(
     assert setup.async_scheduling is on
 
 
-@pytest.mark.parametrize(("version", "speculative"), [
-    ("0.33.0", NGRAM), ("0.27.1", DRAFT), ("0.11.0", EAGLE)])
+@pytest.mark.parametrize(("version", "speculative", "said"), [
+    ("0.31.0", NGRAM, "async scheduling is only supported with EAGLE/MTP"),
+    ("0.15.0", DRAFT, "async scheduling is only supported with EAGLE/MTP"),
+    ("0.11.0", EAGLE, "speculative decoding is not supported with async scheduling")])
 def test_async_scheduling_set_on_with_drafts_vllm_refuses_is_refused(
-        version: str, speculative: SpeculativeSpec) -> None:
+        version: str, speculative: SpeculativeSpec, said: str) -> None:
     with pytest.raises(ValueError, match=r"async_scheduling: true with speculative.method "
-                                         rf"{speculative.method}, which vLLM {version} refuses"):
+                                         rf"{speculative.method}, which vLLM {version} refuses"
+                                         rf" \('{said}"):
         EngineSpec(vllm_version=version, async_scheduling=True, speculative=speculative)
-    EngineSpec(vllm_version="0.28.0", async_scheduling=True, speculative=DRAFT)
+
+
+@pytest.mark.parametrize(("version", "speculative"), [
+    ("0.16.0", DRAFT), ("0.32.0", NGRAM), ("0.11.1", EAGLE)])
+def test_async_scheduling_set_on_with_drafts_vllm_runs_is_taken(
+        version: str, speculative: SpeculativeSpec) -> None:
+    """Set on, a draft model runs async from 0.16 though vLLM turns it on itself only
+    from 0.28."""
+    engine = EngineSpec(vllm_version=version, async_scheduling=True, speculative=speculative)
+    assert engine.async_scheduling
+
+
+@pytest.mark.parametrize(("method", "first", "before"), [
+    ("draft_model", "0.15.0", "0.14.1"), ("mtp", "0.11.0", "0.10.2"),
+    ("eagle3", "0.9.1", "0.9.0")])
+def test_a_speculative_method_older_releases_lack_is_refused(method: str, first: str,
+                                                            before: str) -> None:
+    spec = {"draft_model": DRAFT, "eagle3": EAGLE}.get(method) or SpeculativeSpec(
+        method="mtp", num_speculative_tokens=1, mean_acceptance_length=1.8)
+    with pytest.raises(ValueError, match=rf"speculative.method {method} is not one vLLM "
+                                         rf"{before} runs \(it came in {first}\)"):
+        EngineSpec(vllm_version=before, speculative=spec)
+    EngineSpec(vllm_version=first, speculative=spec)
+
+
+def test_chunked_prefill_off_is_refused_where_v1_ignores_it() -> None:
+    with pytest.raises(ValueError, match=r"chunked_prefill: false, which vLLM 0.11.0 ignores"):
+        EngineSpec(vllm_version="0.11.0", chunked_prefill=False)
+    EngineSpec(vllm_version="0.11.1", chunked_prefill=False)
+    EngineSpec(vllm_version="0.6.2", chunked_prefill=False)     # the V0 engine honours it
+
+
+def test_data_parallel_attention_needs_0_8_3() -> None:
+    with pytest.raises(ValueError, match=r"--data-parallel-size.* came in 0.8.3"):
+        EngineSpec(vllm_version="0.8.2", expert_parallel=True, data_parallel_attention=True)
+
+
+@pytest.mark.parametrize(("version", "pp", "async_on", "batches"), [
+    ("0.25.1", 1, True, 1), ("0.26.0", 1, True, 2), ("0.26.0", 1, False, 1),
+    ("0.26.0", 2, True, 2),               # V1 runner with stages: a batch per stage
+    ("0.29.0", 2, True, 3),               # Model Runner V2: one more than the stages
+    ("0.29.0", 2, False, 2)])
+def test_batches_in_flight_follow_vllms_max_concurrent_batches(
+        version: str, pp: int, async_on: bool, batches: int) -> None:
+    setup = _setup(model="gpt-oss-20b", vllm_version=version, async_scheduling=async_on, pp=pp)
+    assert batches_in_flight(setup) == batches
 
 
 def test_the_window_layers_reserve_two_steps_of_tokens_under_async_from_0_26() -> None:
@@ -76,7 +125,7 @@ tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 100},
          output_tokens: {kind: fixed, tokens: 10}}]
 deployments:
   d: {gpu: H100-SXM, model: Llama-3.1-8B,
-      engine: {async_scheduling: true,
+      engine: {async_scheduling: true, vllm_version: '0.31.0',
                speculative: {method: ngram, mean_acceptance_length: 1.5}}}
 """
     with pytest.raises(InputError, match=r"deployments.d.*engine.*speculative.method ngram"):
