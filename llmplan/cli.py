@@ -550,6 +550,9 @@ def stack(
              "smallest llmplan knows carrying one replica).")] = None,
     eks_gpus_per_node: Annotated[int | None, typer.Option(
         help="GPUs on --eks-gpu-instance-type.")] = None,
+    vllm_image: Annotated[str | None, typer.Option(
+        help="The fleet's vLLM image, pinned (default: vLLM's own image of the simulated "
+             "release); on AMD GPUs it sets vllmRocmImage.")] = None,
     out_dir: Annotated[Path | None, typer.Option(
         "--out", help="Folder of Pulumi.yaml (default: the current folder if it is llmplan's "
                       "Pulumi project, else the project llmplan came with).")] = None,
@@ -571,7 +574,7 @@ def stack(
     result = evaluate(loaded)
     settings = {"namespace": namespace, "cluster_mode": cluster_mode, "aws_region": aws_region,
                 "eks_gpu_instance_type": eks_gpu_instance_type,
-                "eks_gpus_per_node": eks_gpus_per_node}
+                "eks_gpus_per_node": eks_gpus_per_node, "serving_image": vllm_image}
     try:
         folder = stack_folder(out_dir)
         written = write_stack(folder / f"Pulumi.{stack_name}.yaml", loaded, result, deployment,

@@ -139,8 +139,9 @@ def _figures(candidate: Candidate, result: Result) -> SimulatedFigures:
 def build_stack(loaded: LoadedScenario, result: Result, name: str,
                 previous: dict[str, Any] | None, settings: dict[str, Any]) -> StackConfig:
     """The stack for deployment `name`: the plan from this run, the other settings from
-    `settings` (command-line options), else from the previous file's (`read_stack_settings`),
-    else the defaults."""
+    `settings` (command-line options; `serving_image` is the fleet's vLLM image, in its
+    vendor's setting), else from the previous file's (`read_stack_settings`), else the
+    defaults."""
     try:
         plan = plan_of(loaded, result, name)
     except ValidationError as exc:
@@ -151,6 +152,11 @@ def build_stack(loaded: LoadedScenario, result: Result, name: str,
     kept = {k: v for k, v in (previous or {}).items()
             if k not in stale_images(previous or {}, plan)}
     given = {k: v for k, v in settings.items() if v is not None}
+    if (image := given.pop("serving_image", None)) is not None:
+        # the fleet's image, in the setting of its GPUs' vendor
+        local = plan.local
+        amd = local is not None and plan.catalog.gpus[local[1].gpu].vendor == "amd"
+        given["vllm_rocm_image" if amd else "vllm_image"] = image
     try:
         return StackConfig.model_validate({
             **kept, **given, "kind": plan.chosen.kind, "scenario": loaded.scenario.name,

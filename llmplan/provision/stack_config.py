@@ -289,8 +289,9 @@ class StackConfig(BaseModel):
             raise ValueError(
                 f"'{local[0]}' was simulated as vLLM {engine.vllm_version} on AMD GPUs, and "
                 f"vLLM publishes ROCm images (vllm/vllm-openai-rocm) from {first} on: set "
-                f"vllmRocmImage to an image that runs vLLM {engine.vllm_version} (AMD's "
-                f"rocm/vllm), or simulate engine.vllm_version >= {first}")
+                f"vllmRocmImage to a pinned image that runs vLLM {engine.vllm_version} "
+                f"(AMD's rocm/vllm; `llmplan stack --vllm-image <image>`), or simulate "
+                f"engine.vllm_version >= {first}")
         return self
 
     @property

@@ -144,6 +144,20 @@ def test_a_deployment_the_stack_cannot_build_as_simulated_is_refused(
             read_stack_file(broken)
 
 
+def test_stack_command_takes_the_fleets_image_of_the_simulated_release(tmp_path: Path) -> None:
+    args = ["stack", str(ROOT / "examples" / "support-assistant.yaml"), "--stack", "prod",
+            "--out", str(tmp_path), "--deployment", "gpu-fleet"]
+    other = CliRunner().invoke(app, [*args, "--vllm-image", "vllm/vllm-openai:v0.32.0"])
+    said = " ".join(other.output.split())
+    assert other.exit_code == 2 and "runs vLLM 0.32.0" in said, other.output
+    assert not (tmp_path / "Pulumi.prod.yaml").exists()
+    mirror = "registry.local/vllm/vllm-openai:v0.33.0"
+    same = CliRunner().invoke(app, [*args, "--vllm-image", mirror])
+    assert same.exit_code == 0, same.output
+    config, _ = read_stack_file(tmp_path / "Pulumi.prod.yaml")
+    assert config.vllm_image == mirror and config.serving_image == mirror
+
+
 def test_stack_command_prints_the_secrets_then_pulumi_up(tmp_path: Path) -> None:
     args = ["stack", str(ROOT / "examples" / "agent-workflow.yaml"), "--stack", "prod",
             "--out", str(tmp_path), "--aws-region", "us-east-1"]

@@ -145,6 +145,13 @@ def test_amd_images_start_at_the_first_rocm_release(simulated: Simulated,
         stack_of(simulated, "amd-old", tmp_path)
     assert stack_of(simulated, "amd-new", tmp_path).config.serving_image == \
         "vllm/vllm-openai-rocm:v0.14.0"
+    # an image of that release named on the command line goes to the ROCm setting
+    loaded, result = simulated
+    image = "rocm/vllm:rocm6.4.1_vllm_0.11.0_20250812"
+    written = write_stack(tmp_path / "Pulumi.amd-old.yaml", loaded, result, "amd-old",
+                          {"serving_image": image})
+    assert written.config.vllm_rocm_image == image and written.config.serving_image == image
+    assert written.config.vllm_image == ""
 
 
 @pytest.mark.parametrize(("engine", "why"), [
