@@ -91,6 +91,11 @@ GRAPHS_IN_BUDGET_RELEASE, ROCM_GRAPHS_IN_BUDGET_RELEASE = (0, 20), (0, 26)
 #: 0.14.0: `human_readable_int_or_auto` in vllm/engine/arg_utils.py, `_auto_fit_max_model_len`
 #: in vllm/v1/core/kv_cache_utils.py; 0.13.0's parser refuses `auto`).
 AUTO_MAX_MODEL_LEN_RELEASE = (0, 14)
+#: From this release an fp8_e5m2 KV cache on Hopper gets a backend that takes it: before,
+#: FlashAttention, vLLM's choice there for fp8 caches, read it as e4m3 (0.8-0.10.0) or
+#: refused it (0.10.1-0.21: `get_fp8_dtype_for_flashattn`), vllm/v1/attention/backends/
+#: flash_attn.py and vllm/platforms/cuda.py read in the published wheels.
+E5M2_ON_HOPPER_RELEASE = (0, 22)
 #: Device memory in use when vLLM starts (CUDA context, before any tensor): vLLM refuses a
 #: budget larger than the free memory it finds (vllm/v1/worker/utils.py, "Free memory on
 #: device ... is less than desired GPU memory utilization"); 267.69 - 267.08 GiB on a B300
@@ -451,6 +456,13 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
                  f"expected max_model_len <= {model.max_context_tokens}")
     elif (problem := setup.scheduler_error()) is not None:
         error = problem
+    elif engine.kv_cache_dtype_flag == "fp8_e5m2" and (0, 8) <= engine.release \
+            < E5M2_ON_HOPPER_RELEASE and (setup.gpu.compute_capability or "").startswith("9."):
+        error = (f"kv_dtype fp8_e5m2 on {setup.gpu_name}: vLLM {engine.vllm_version} serves "
+                 f"an fp8 KV cache on Hopper with FlashAttention, which takes only e4m3 "
+                 f"(\"Unrecognized FP8 dtype: fp8_e5m2\" from 0.10.1; read as e4m3 before) "
+                 f"until 0.22 picks another backend for it; expected kv_dtype fp8 (or "
+                 f"fp8_e4m3), or vllm_version >= 0.22")
     elif engine.kv_cache_tokens is None and available <= 0:
         error = _does_not_fit(setup, budget)
     elif engine.kv_cache_tokens is not None and \

@@ -148,3 +148,15 @@ deployments:
     notes = newer_than_modelled(load_scenario_text(text))
     assert len(notes) == 1 and "'later' pins vLLM 0.34.0" in notes[0]
     assert "simulated with 0.33's memory accounting" in notes[0]
+
+
+def test_an_e5m2_cache_on_hopper_waits_for_0_22() -> None:
+    """vLLM serves an fp8 KV cache on Hopper with FlashAttention, which takes only e4m3
+    until 0.22 (vllm/v1/attention/backends/flash_attn.py)."""
+    old = kv_capacity(_setup(vllm_version="0.21.0", kv_dtype="fp8_e5m2"))
+    assert old.error is not None and "fp8_e5m2 on H100-SXM" in old.error
+    assert kv_capacity(_setup(vllm_version="0.22.0", kv_dtype="fp8_e5m2")).error is None
+    assert kv_capacity(_setup(vllm_version="0.21.0", kv_dtype="fp8_e4m3")).error is None
+    # other GPUs took another backend for fp8 caches
+    assert kv_capacity(_setup(gpu="L40S", vllm_version="0.21.0", kv_dtype="fp8_e5m2")).error \
+        is None
