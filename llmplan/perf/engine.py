@@ -30,6 +30,8 @@ from pydantic import (
 
 from llmplan.catalog.catalog import DType, KvDType
 
+#: A vLLM release number as PyPI writes it: 0.33, 0.33.0, 0.10.1.1, 0.9.2rc1, 0.8.5.post1.
+VERSION_PATTERN = r"^\d+\.\d+(\.\d+){0,2}(rc\d+|\.post\d+|\.dev\d+)?$"
 #: The vLLM release the simulator models by default and the provisioned image runs.
 DEFAULT_VLLM_VERSION = "0.33.0"
 GIB = float(1 << 30)
@@ -111,6 +113,16 @@ def async_takes(speculative: SpeculativeSpec | None, release: tuple[int, int, in
 #: chunked prefill on: "V1 always uses chunked prefills", vllm/engine/arg_utils.py).
 CHUNKED_PREFILL_OFF_RELEASE = (0, 11, 1)
 
+def _dotted(release: tuple[int, int, int]) -> str:
+    return ".".join(map(str, release))
+
+
+def _async_drafts_release(method: str) -> tuple[int, int, int]:
+    """The first release that takes async scheduling set on with these drafts."""
+    return {"draft_model": ASYNC_DRAFT_MODEL_RELEASES["set"],
+            "ngram": ASYNC_NGRAM_RELEASE}.get(method, ASYNC_DRAFTS_RELEASE)
+
+
 #: kv_dtype spellings the loader reads as fp8 (vLLM's --kv-cache-dtype names)
 FP8_KV_ALIASES = ("fp8_e4m3", "fp8_e5m2")
 
@@ -184,7 +196,7 @@ class EngineSpec(_Strict):
     """vLLM-style scheduler and memory knobs of one serving replica (None: vLLM's default)."""
 
     vllm_version: str = Field(
-        default=DEFAULT_VLLM_VERSION, pattern=r"^\d+\.\d+",
+        default=DEFAULT_VLLM_VERSION, pattern=VERSION_PATTERN,
         description="Decides the memory accounting and defaults (see llmplan/perf). Quote "
                     "it: a bare 0.10 is the number 0.1.",
         json_schema_extra=_version_schema)
@@ -199,7 +211,7 @@ class EngineSpec(_Strict):
     gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
     async_scheduling: bool | None = Field(
         default=None, description="Overlap CPU scheduling with the GPU step (default: on "
-                                  "from vLLM 0.21).")
+                                  "from vLLM 0.14, as vLLM turns it on).")
     api_server_count: int | None = Field(
         default=None, gt=0, le=64,
         description="API-server processes streaming the replies (vLLM's --api-server-count); "
@@ -271,8 +283,21 @@ class EngineSpec(_Strict):
     @field_validator("vllm_version", mode="before")
     @classmethod
     def _version_as_text(cls, value: object) -> object:
-        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) \
-            else value
+        whole, _, tenth = repr(value).partition(".")
+        if isinstance(value, float) and len(tenth) == 1 and tenth != "0" \
+                and version_tuple(f"{whole}.{tenth}0") <= version_tuple(DEFAULT_VLLM_VERSION):
+            # YAML reads a bare 0.10, 0.20 or 0.30 as the number 0.1, 0.2 or 0.3: both
+            # readings are vLLM releases
+            raise ValueError(f"a bare {value} is a YAML number: {whole}.{tenth} or "
+                             f"{whole}.{tenth}0? expected the version quoted, such as "
+                             f"'{whole}.{tenth}0.0' or '{whole}.{tenth}.0'")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and not re.fullmatch(VERSION_PATTERN, value):
+            raise ValueError(f"'{value}' is not a vLLM release number; expected one such as "
+                             f"'{DEFAULT_VLLM_VERSION}' (major.minor[.patch], quoted, no 'v'; "
+                             f"rc, post and dev suffixes as PyPI writes them)")
+        return value
 
     @field_validator("prefix_caching", mode="before")
     @classmethod
@@ -322,40 +347,43 @@ class EngineSpec(_Strict):
 
     @model_validator(mode="after")
     def _release_takes_the_settings(self) -> EngineSpec:
+        """Refuse what this vLLM release does not run, naming every such setting and the
+        release that runs them all (so the advice is not refused in turn)."""
         used = {"data_parallel_attention": self.data_parallel_attention,
                 "api_server_count": (self.api_server_count or 1) > 1,
                 "async_scheduling": bool(self.async_scheduling),
                 "kv_cache_memory_gib": self.kv_cache_memory_gib is not None,
                 "block_size_tokens": self.block_size_tokens == 256,
                 "cuda_graph_estimate": self.cuda_graph_estimate is not None}
+        found: list[tuple[tuple[int, int, int], str]] = []
         for name, (since, flag) in SETTING_RELEASES.items():
             if used[name] and self.release < since:
-                first = ".".join(map(str, since))
-                raise ValueError(f"{name} is vLLM's {flag}, which vLLM {self.vllm_version} "
-                                 f"does not take (it came in {first}); expected "
-                                 f"vllm_version >= {first} or {name} left out")
+                found.append((since, f"{name} is vLLM's {flag}, which came in "
+                                     f"{_dotted(since)}"))
         speculative = self.speculative
         if speculative is not None and self.release < (
                 since := SPECULATIVE_RELEASES.get(speculative.method, (0, 0, 0))):
-            first = ".".join(map(str, since))
-            raise ValueError(f"speculative.method {speculative.method} is not one vLLM "
-                             f"{self.vllm_version} runs (it came in {first}); expected "
-                             f"vllm_version >= {first} or another method")
+            found.append((since, f"speculative.method {speculative.method} came in "
+                                 f"{_dotted(since)}"))
         if self.async_scheduling and speculative is not None \
                 and not async_takes(speculative, self.release, by_default=False):
+            since = _async_drafts_release(speculative.method)
             said = ("'speculative decoding is not supported with async scheduling'"
                     if self.release < ASYNC_DRAFTS_RELEASE else
                     "'async scheduling is only supported with EAGLE/MTP kind of "
-                    "speculative decoding', a draft model from 0.16.0, n-gram drafts from "
-                    "0.32.0")
-            raise ValueError(f"async_scheduling: true with speculative.method "
-                             f"{speculative.method}, which vLLM {self.vllm_version} refuses "
-                             f"({said}); expected async_scheduling left out or false")
+                    "speculative decoding'")
+            found.append((since, f"async_scheduling: true with speculative.method "
+                                 f"{speculative.method} is refused ({said}) before "
+                                 f"{_dotted(since)}"))
         if not self.chunked_prefill and (0, 8) <= self.release < CHUNKED_PREFILL_OFF_RELEASE:
-            raise ValueError(f"chunked_prefill: false, which vLLM {self.vllm_version} ignores "
-                             f"(its V1 engine always chunks prompts before 0.11.1: "
-                             f"vllm/engine/arg_utils.py); expected chunked_prefill left out "
-                             f"or true, or vllm_version >= 0.11.1")
+            found.append((CHUNKED_PREFILL_OFF_RELEASE,
+                          "chunked_prefill: false is ignored (the V1 engine always chunks "
+                          "prompts) before 0.11.1"))
+        if found:
+            first = _dotted(max(since for since, _ in found))
+            raise ValueError(f"vLLM {self.vllm_version} does not run these settings: "
+                             f"{'; '.join(text for _, text in found)}; expected vllm_version "
+                             f">= {first}, or those settings left out")
         return self
 
     @property

@@ -645,12 +645,22 @@ def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
     draft = drafter(setup).weights_bytes / setup.attention_tp
     of_which = f", the drafter's {draft / GIB:.1f} of them" if draft else ""
     in_budget = f", CUDA graphs {graphs / GIB:.2f}" if graphs else ""
+    tokens = setup.rank_max_num_batched_tokens
+    peak = (f", profiling peak {budget.activation_bytes / GIB:.1f} at {tokens} batched "
+            f"tokens")
+    if budget.activation_bytes > budget.weights_bytes:
+        # the step's token budget, not the model, is what does not fit
+        advice = f"a smaller engine.max_num_batched_tokens (now {tokens})" \
+            if setup.engine.chunked_prefill else (
+                f"engine.max_model_len set (without chunked prefill the step's token budget "
+                f"holds a whole context, now {tokens} tokens) or chunked_prefill: true")
+    else:
+        advice = (fitting or "a bigger GPU") + " or a smaller weights_dtype"
     return (f"{setup.model_name} in {setup.weights_dtype} does not fit on {setup.gpu_name} "
             f"with {_layout(setup.tp, setup.pp)}: needs {need / GIB:.1f} GiB per GPU "
-            f"(weights {budget.weights_bytes / GIB:.1f}{of_which}{in_budget}), "
+            f"(weights {budget.weights_bytes / GIB:.1f}{of_which}{peak}{in_budget}), "
             f"{budget.budget_bytes / GIB:.1f} GiB usable at "
-            f"gpu_memory_utilization {setup.gpu_memory_utilization:g}; expected "
-            + (fitting or "a bigger GPU") + " or a smaller weights_dtype")
+            f"gpu_memory_utilization {setup.gpu_memory_utilization:g}; expected {advice}")
 
 
 __all__ = ["DTYPE_BYTES", "KvCapacity", "MemoryBudget", "Stage", "build_error", "fits",

@@ -51,22 +51,41 @@ def vllm_image(version: str, vendor: Literal["nvidia", "amd"] = "nvidia") -> str
     """vLLM's official serving image of a release (`engine.vllm_version`): the release's
     tag, v<major>.<minor>.<patch> (a post release's fourth number kept: v0.10.1.1)."""
     repository = VLLM_ROCM_REPOSITORY if vendor == "amd" else VLLM_REPOSITORY
-    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", version):
+    if re.fullmatch(r"\d+\.\d+\.\d+(\.\d+|\.post\d+)", version):
         return f"{repository}:v{version}"
     major, minor, patch = release_tuple(version)
     return f"{repository}:v{major}.{minor}.{patch}"
 
 
+def is_final(version: str) -> bool:
+    """A release vLLM publishes an image of (not an rc or a dev build)."""
+    return re.fullmatch(r"\d+\.\d+(\.\d+)?(\.\d+|\.post\d+)?", version) is not None
+
+
+def image_vendor(image: str) -> str | None:
+    """The GPU vendor vLLM's own image is built for (None: another image)."""
+    name = _repository(image).rpartition("/")[2]
+    return {VLLM_REPOSITORY.rpartition("/")[2]: "nvidia",
+            VLLM_ROCM_REPOSITORY.rpartition("/")[2]: "amd"}.get(name)
+
+
+def _repository(image: str) -> str:
+    image = image.partition("@")[0]
+    return image.rsplit(":", 1)[0] if ":" in image.rpartition("/")[2] else image
+
+
 def image_release(image: str) -> tuple[int, int, int] | None:
-    """The vLLM release the tag of vLLM's image names, whatever the registry it is copied
-    to (…/vllm-openai or …/vllm-openai-rocm: v0.21.0, 0.21.0, v0.21.0-rocm, v0.9.2rc1),
-    else None (a digest, another image, or a tag of one's own that names no release)."""
-    repository = image.rsplit(":", 1)[0] if ":" in image.rpartition("/")[2] else image
-    if "@" in image or repository.rpartition("/")[2] not in (
-            VLLM_REPOSITORY.rpartition("/")[2], VLLM_ROCM_REPOSITORY.rpartition("/")[2]):
-        return None
-    tag = image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else ""
-    found = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)(?:\.\d+)?(?:[-.+]?[A-Za-z][\w.-]*)?", tag)
+    """The vLLM release an image's tag names: vLLM's own image wherever it is copied to
+    (…/vllm-openai or …/vllm-openai-rocm: v0.21.0, 0.21.0, v0.21.0-rocm, v0.9.2rc1, also
+    with a digest after it), or AMD's rocm/vllm naming it in its tag (…_vllm_0.9.1_…); else
+    None (a bare digest, or a tag of one's own that names no release)."""
+    named = image.partition("@")[0]
+    tag = named.rpartition(":")[2] if ":" in named.rpartition("/")[2] else ""
+    if image_vendor(image) is not None:
+        found = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)(?:\.\d+)?(?:[-.+]?[A-Za-z][\w.-]*)?", tag)
+    else:
+        # AMD's rocm/vllm names the vLLM it carries in its tags: rocm6.4.1_vllm_0.9.1_20250715
+        found = re.search(r"vllm[_-]v?(\d+)\.(\d+)\.(\d+)", tag)
     return (int(found[1]), int(found[2]), int(found[3])) if found else None
 
 

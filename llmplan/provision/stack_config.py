@@ -10,6 +10,7 @@ deployment that was simulated, and the figures of that simulation the router nee
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +28,8 @@ from llmplan.provision.images import (
     VLLM_IMAGE,
     VLLM_ROCM_IMAGE,
     image_release,
+    image_vendor,
+    is_final,
     is_pinned,
     vllm_image,
 )
@@ -273,6 +276,21 @@ class StackConfig(BaseModel):
         key, image = ("vllmRocmImage", self.vllm_rocm_image) if self.gpu_vendor == "amd" \
             else ("vllmImage", self.vllm_image)
         own = vllm_image(engine.vllm_version, self.gpu_vendor or "nvidia")
+        if image and (re.search(r"\s", image) or not image.strip("/:@")):
+            raise ValueError(f"{key} '{image}' is not an image reference; expected one such "
+                             f"as {own}")
+        if image and image_vendor(image) not in (None, self.gpu_vendor):
+            raise ValueError(f"{key} {image} is vLLM's image for "
+                             f"{'AMD' if image_vendor(image) == 'amd' else 'NVIDIA'} GPUs, and "
+                             f"the fleet's {local[1].gpu} is "
+                             f"{'an AMD' if self.gpu_vendor == 'amd' else 'an NVIDIA'} GPU; "
+                             f"expected {own} or {key} left empty")
+        if not image and not is_final(engine.vllm_version):
+            final = re.split(r"rc|\.dev", engine.vllm_version)[0]
+            raise ValueError(f"'{local[0]}' was simulated as vLLM {engine.vllm_version}, a "
+                             f"pre-release vLLM publishes no image of: set {key} to an image "
+                             f"of it (`llmplan stack --vllm-image <image>`), or simulate a "
+                             f"release such as {final}")
         if image and not is_pinned(image):
             raise ValueError(f"{key} {image} is not pinned to a release; expected a tag "
                              f"naming one ({own}) or a digest, or {key} left empty")

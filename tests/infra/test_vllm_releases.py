@@ -38,6 +38,7 @@ deployments:
                engine: {vllm_version: "0.9.2", expert_parallel: true,
                         data_parallel_attention: true}}
   no-estimate: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {cuda_graph_estimate: false}}
+  candidate: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {vllm_version: "0.9.2rc1"}}
   amd-old: {gpu: MI300X, model: Llama-3.1-8B, engine: {vllm_version: "0.11.0"}}
   amd-new: {gpu: MI300X, model: Llama-3.1-8B, engine: {vllm_version: "0.14.0"}}
 """
@@ -193,3 +194,33 @@ def test_the_graph_estimate_setting_reaches_the_pod(simulated: Simulated,
 
     assert env("no-estimate")["VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS"] == "0"
     assert "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS" not in env("current")
+
+
+def test_images_of_the_wrong_vendor_or_release_or_no_image_at_all_are_refused(
+        simulated: Simulated, tmp_path: Path) -> None:
+    nvidia = stack_of(simulated, "v0-11", tmp_path).config
+    amd = stack_of(simulated, "amd-new", tmp_path).config
+    with pytest.raises(ValidationError, match=r"vLLM's image for AMD GPUs, and the fleet's "
+                                              r"H100-SXM is an NVIDIA GPU"):
+        StackConfig.model_validate(_dump(nvidia, vllmImage="vllm/vllm-openai-rocm:v0.11.0"))
+    with pytest.raises(ValidationError, match=r"vLLM's image for NVIDIA GPUs, and the fleet's "
+                                              r"MI300X is an AMD GPU"):
+        StackConfig.model_validate(_dump(amd, vllmRocmImage="vllm/vllm-openai:v0.14.0"))
+    with pytest.raises(ValidationError, match=r"is not an image reference"):
+        StackConfig.model_validate(_dump(nvidia, vllmImage="vllm/vllm-openai:v0.11.0 --foo"))
+    # AMD's own builds name the vLLM they carry; a digest after a tag keeps the tag's word
+    with pytest.raises(ValidationError, match=r"runs vLLM 0.9.1"):
+        StackConfig.model_validate(_dump(amd, vllmRocmImage="rocm/vllm:rocm6.4.1_vllm_0.9.1_"
+                                                            "20250715"))
+    with pytest.raises(ValidationError, match=r"runs vLLM 0.33.0"):
+        StackConfig.model_validate(_dump(nvidia, vllmImage="vllm/vllm-openai:v0.33.0@sha256:"
+                                                           + "0" * 64))
+
+
+def test_a_release_candidate_needs_an_image_named(simulated: Simulated, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"a pre-release vLLM publishes no image of"):
+        stack_of(simulated, "candidate", tmp_path)
+    loaded, result = simulated
+    written = write_stack(tmp_path / "Pulumi.rc.yaml", loaded, result, "candidate",
+                          {"serving_image": "registry.local/vllm/vllm-openai:v0.9.2rc1"})
+    assert written.config.serving_image == "registry.local/vllm/vllm-openai:v0.9.2rc1"

@@ -54,9 +54,9 @@ def test_async_scheduling_is_on_by_default_where_vllm_turns_it_on(
     ("0.11.0", EAGLE, "speculative decoding is not supported with async scheduling")])
 def test_async_scheduling_set_on_with_drafts_vllm_refuses_is_refused(
         version: str, speculative: SpeculativeSpec, said: str) -> None:
-    with pytest.raises(ValueError, match=r"async_scheduling: true with speculative.method "
-                                         rf"{speculative.method}, which vLLM {version} refuses"
-                                         rf" \('{said}"):
+    with pytest.raises(ValueError, match=rf"vLLM {version} does not run these settings: "
+                                         r"async_scheduling: true with speculative.method "
+                                         rf"{speculative.method} is refused \('{said}"):
         EngineSpec(vllm_version=version, async_scheduling=True, speculative=speculative)
 
 
@@ -77,14 +77,16 @@ def test_a_speculative_method_older_releases_lack_is_refused(method: str, first:
                                                             before: str) -> None:
     spec = {"draft_model": DRAFT, "eagle3": EAGLE}.get(method) or SpeculativeSpec(
         method="mtp", num_speculative_tokens=1, mean_acceptance_length=1.8)
-    with pytest.raises(ValueError, match=rf"speculative.method {method} is not one vLLM "
-                                         rf"{before} runs \(it came in {first}\)"):
+    with pytest.raises(ValueError, match=rf"vLLM {before} does not run these settings: "
+                                         rf"speculative.method {method} came in {first}; "
+                                         rf"expected vllm_version >= {first}"):
         EngineSpec(vllm_version=before, speculative=spec)
     EngineSpec(vllm_version=first, speculative=spec)
 
 
 def test_chunked_prefill_off_is_refused_where_v1_ignores_it() -> None:
-    with pytest.raises(ValueError, match=r"chunked_prefill: false, which vLLM 0.11.0 ignores"):
+    with pytest.raises(ValueError, match=r"vLLM 0.11.0 does not run these settings: "
+                                         r"chunked_prefill: false is ignored"):
         EngineSpec(vllm_version="0.11.0", chunked_prefill=False)
     EngineSpec(vllm_version="0.11.1", chunked_prefill=False)
     EngineSpec(vllm_version="0.6.2", chunked_prefill=False)     # the V0 engine honours it
@@ -160,3 +162,43 @@ def test_an_e5m2_cache_on_hopper_waits_for_0_22() -> None:
     # other GPUs took another backend for fp8 caches
     assert kv_capacity(_setup(gpu="L40S", vllm_version="0.21.0", kv_dtype="fp8_e5m2")).error \
         is None
+
+
+@pytest.mark.parametrize(("engine", "first"), [
+    # each advice is the release that runs every setting at once, not the first one's
+    ({"vllm_version": "0.9.2rc1", "async_scheduling": True, "speculative": EAGLE}, "0.11.1"),
+    ({"vllm_version": "0.9.1", "async_scheduling": True, "speculative": NGRAM}, "0.32.0"),
+    ({"vllm_version": "0.8.0", "expert_parallel": True, "data_parallel_attention": True,
+      "api_server_count": 2}, "0.9.1")])
+def test_the_advice_is_a_release_that_takes_every_setting(engine: dict[str, object],
+                                                         first: str) -> None:
+    with pytest.raises(ValueError, match=rf"expected vllm_version >= {first},"):
+        EngineSpec(**engine)
+    EngineSpec(**{**engine, "vllm_version": first})
+
+
+@pytest.mark.parametrize(("value", "said"), [
+    (0.2, r"a bare 0.2 is a YAML number: 0.2 or 0.20\?"),
+    (0.1, r"0.1 or 0.10\?"),
+    ("v0.11.0", r"'v0.11.0' is not a vLLM release number"),
+    ("0.14 beta; whatever", r"is not a vLLM release number"),
+    (1, r"'1' is not a vLLM release number")])
+def test_a_version_vllm_never_had_or_yaml_garbles_is_refused(value: object, said: str) -> None:
+    with pytest.raises(ValueError, match=said):
+        EngineSpec(vllm_version=value)
+
+
+@pytest.mark.parametrize("value", [0.9, 0.33, "0.8.5.post1", "0.10.1.1", "0.9.2rc1", "0.33"])
+def test_release_numbers_as_pypi_writes_them_are_taken(value: object) -> None:
+    assert EngineSpec(vllm_version=value).vllm_version == str(value)
+
+
+def test_a_token_budget_that_does_not_fit_is_named_as_the_cause() -> None:
+    """Without chunked prefill the step's budget holds a whole context; Llama-4-Scout's 10M
+    tokens make a profiling peak no GPU holds: the refusal names it and its fix."""
+    setup = _setup(gpu="B200", model="Llama-4-Scout", chunked_prefill=False,
+                   weights_dtype="fp8")
+    error = kv_capacity(ReplicaSetup("B200", "Llama-4-Scout", CATALOG.gpus["B200"],
+                                     CATALOG.models["Llama-4-Scout"], setup.engine, 8)).error
+    assert error is not None and "profiling peak" in error
+    assert "expected engine.max_model_len set" in error and "bigger GPU" not in error
