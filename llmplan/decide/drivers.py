@@ -131,7 +131,8 @@ def _api_server_driver(best: str, candidates: dict[str, Candidate]) -> Driver | 
                        f"GPUs: more engine.api_server_count raises the "
                        f"{_rate(use.full_batch_requests_per_s)} req/s it can serve",
                   basis=f"simulated: {per_token_us:g} us of API server time per streamed "
-                        f"token (step_time.frontend_per_token_us in the scenario, shared by "
+                        f"token, the replica's servers together (step_time."
+                        f"frontend_per_token_us, its default or the scenario's, divided among "
                         f"the engine.api_server_count processes)")
 
 
