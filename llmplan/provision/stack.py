@@ -22,6 +22,7 @@ from pydantic.alias_generators import to_camel
 
 from llmplan.catalog import Catalog
 from llmplan.errors import InputError, Problem
+from llmplan.perf.engine import release_tuple
 from llmplan.provision.images import VLLM_REPOSITORY, VLLM_ROCM_REPOSITORY, image_release
 from llmplan.provision.serving_manifests import hub_repos
 from llmplan.provision.stack_config import (
@@ -35,6 +36,7 @@ from llmplan.provision.stack_config import (
     SimulatedFigures,
     StackConfig,
     config_keys,
+    previous_release,
     read_stack_settings,
 )
 from llmplan.results.decision import Candidate, Result
@@ -241,8 +243,19 @@ def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: 
     """Write (or rewrite) Pulumi.<stack>.yaml for the chosen deployment; idempotent."""
     name = choose_deployment(loaded, result, deployment)
     previous, rest = read_stack_settings(path) if path.exists() else (None, {"config": {}})
+    was = previous_release(path) if path.exists() else None
     config = build_stack(loaded, result, name, previous, settings)
     replaced = stale_images(previous or {}, config.plan)
+    kept_image = config.vllm_rocm_image if config.gpu_vendor == "amd" else config.vllm_image
+    now = config.plan.local[1].engine.vllm_version if config.plan.local is not None else None
+    moved = []
+    if kept_image and was is not None and now is not None \
+            and release_tuple(was) != release_tuple(now) \
+            and settings.get("serving_image") is None:
+        # an image of one's own names no release to check: say the release moved under it
+        key = "vllmRocmImage" if config.gpu_vendor == "amd" else "vllmImage"
+        moved.append(f"{key} {kept_image} is kept from the stack file, and the plan now "
+                     f"simulates vLLM {now} (was {was}): make sure the image runs {now}")
     others: dict[str, Any] = rest["config"]
     present = {k.removeprefix(f"{PROJECT}:") for k in others
                if k.removeprefix(f"{PROJECT}:") in SECRET_KEYS}
@@ -260,7 +273,7 @@ def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: 
                                  if config.plan.local is not None and field == (
                                      "vllm_rocm_image" if config.gpu_vendor == "amd"
                                      else "vllm_image")),
-                               *setting_notes(config)])
+                               *moved, *setting_notes(config)])
 
 
 def setting_notes(config: StackConfig) -> list[str]:

@@ -20,6 +20,7 @@ from pydantic.alias_generators import to_camel
 from llmplan.catalog import Catalog, CloudModelSpec, ModelSpec
 from llmplan.catalog.lifecycle import retired_reason
 from llmplan.errors import InputError, Problem
+from llmplan.perf.engine import DEFAULT_VLLM_VERSION
 from llmplan.provision.gpu_nodes import ec2_instance
 from llmplan.provision.images import (
     BALANCER_IMAGE,
@@ -349,6 +350,23 @@ def read_stack_settings(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     names = {field.alias or name: name for name, field in StackConfig.model_fields.items()}
     return {names.get(key, key): value for key, value in ours.items()
             if key not in PLAN_KEYS}, rest
+
+
+def previous_release(path: Path) -> str | None:
+    """The vLLM release a stack file's plan simulated its fleet as (None: no fleet, or a
+    file this cannot read)."""
+    _, ours, _, _ = _stack_file_parts(path)
+    plan = ours.get("plan")
+    deployments = plan.get("deployments") if isinstance(plan, dict) else None
+    if not isinstance(deployments, dict):
+        return None
+    for dep in deployments.values():
+        engine = dep.get("engine") if isinstance(dep, dict) and "gpu" in dep else None
+        if isinstance(engine, dict):
+            return str(engine.get("vllm_version", DEFAULT_VLLM_VERSION))
+        if isinstance(dep, dict) and "gpu" in dep:
+            return DEFAULT_VLLM_VERSION
+    return None
 
 
 def _stack_file_parts(path: Path) -> tuple[YamlDocument, dict[str, Any], dict[Loc, int],

@@ -224,3 +224,22 @@ def test_a_release_candidate_needs_an_image_named(simulated: Simulated, tmp_path
     written = write_stack(tmp_path / "Pulumi.rc.yaml", loaded, result, "candidate",
                           {"serving_image": "registry.local/vllm/vllm-openai:v0.9.2rc1"})
     assert written.config.serving_image == "registry.local/vllm/vllm-openai:v0.9.2rc1"
+
+
+def test_an_own_image_kept_across_a_release_change_gets_a_note(simulated: Simulated,
+                                                               tmp_path: Path) -> None:
+    """An image of one's own names no release to check: when the plan's release moves
+    under it, the rewrite says so."""
+    loaded, result = simulated
+    path = tmp_path / "Pulumi.own.yaml"
+    first = write_stack(path, loaded, result, "v0-11",
+                        {"serving_image": "registry.local/team/vllm:prod-2025"})
+    assert first.config.serving_image == "registry.local/team/vllm:prod-2025"
+    assert not any("is kept from the stack file" in n for n in first.notes)
+    again = write_stack(path, loaded, result, "current", {})
+    assert again.config.serving_image == "registry.local/team/vllm:prod-2025"
+    assert any("vllmImage registry.local/team/vllm:prod-2025 is kept from the stack file, "
+               "and the plan now simulates vLLM 0.33.0 (was 0.11.0)" in n for n in again.notes)
+    # the same release again: nothing to say
+    assert not any("is kept" in n for n in write_stack(path, loaded, result, "current",
+                                                       {}).notes)
