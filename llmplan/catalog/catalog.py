@@ -134,6 +134,12 @@ class GpuSpec(_Entry):
                     "the same share of their peak).")
 
     @property
+    def capability_major(self) -> int | None:
+        """The compute capability's major number (9: Hopper, 10: data-centre Blackwell;
+        None: not given)."""
+        return int(self.compute_capability.split(".")[0]) if self.compute_capability else None
+
+    @property
     def memory_bytes(self) -> float:
         return self.memory_mib * MIB
 

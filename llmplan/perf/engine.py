@@ -79,48 +79,42 @@ SETTING_RELEASES: dict[str, tuple[tuple[int, int, int], str]] = {
 #: The first release whose --speculative-config takes each method as the stack passes it
 #: (vllm/config/speculative.py and arg_utils.py, read in the published wheels): EAGLE-3 from
 #: 0.9.1 (not in 0.9.0's method list), MTP named `mtp` from 0.11.0 (`deepseek_mtp` before),
-#: a draft model from 0.15.0 (0.10-0.14 raise NotImplementedError for it in V1; 0.8.5-0.9
-#: fall back to the V0 engine).
+#: a draft model from 0.15.0 (V1 refuses it at start-up in 0.10-0.14; 0.8.5-0.9 fall back
+#: to the V0 engine for it).
 SPECULATIVE_RELEASES: dict[str, tuple[int, int, int]] = {
     "eagle3": (0, 9, 1), "mtp": (0, 11, 0), "draft_model": (0, 15, 0)}
 #: Speculative methods vLLM runs under async scheduling (vllm/config/vllm.py): EAGLE, EAGLE-3
 #: and MTP from 0.11.1 (EagleModelTypes; before, no speculative decoding at all); a draft
 #: model when set from 0.16.0 and by default from 0.28.0; n-gram drafts from 0.32.0, where
 #: Model Runner V2 runs them on the GPU (the V1 runner's CPU proposer never does).
-ASYNC_DRAFTS = ("eagle", "eagle3", "mtp")
 ASYNC_DRAFTS_RELEASE = (0, 11, 1)
 ASYNC_DRAFT_MODEL_RELEASES = {"set": (0, 16, 0), "default": (0, 28, 0)}
 ASYNC_NGRAM_RELEASE = (0, 32, 0)
+
+
+def async_drafts_release(method: str, *, by_default: bool = False) -> tuple[int, int, int]:
+    """The first release that runs async scheduling with these drafts: when set, or
+    (`by_default`) turned on by vLLM itself."""
+    if method == "draft_model":
+        return ASYNC_DRAFT_MODEL_RELEASES["default" if by_default else "set"]
+    return ASYNC_NGRAM_RELEASE if method == "ngram" else ASYNC_DRAFTS_RELEASE
 
 
 def async_takes(speculative: SpeculativeSpec | None, release: tuple[int, int, int], *,
                 by_default: bool = True) -> bool:
     """Whether vLLM of this release runs async scheduling with this speculative decoding
     (`by_default`: turns it on itself, else accepts it when set)."""
-    if speculative is None:
-        return True
-    if release < ASYNC_DRAFTS_RELEASE:
-        return False
-    method = speculative.method
-    if method == "draft_model":
-        return release >= ASYNC_DRAFT_MODEL_RELEASES["default" if by_default else "set"]
-    if method == "ngram":
-        return release >= ASYNC_NGRAM_RELEASE
-    return method in ASYNC_DRAFTS
+    return speculative is None or release >= async_drafts_release(
+        speculative.method, by_default=by_default)
 
 
 #: From this release the V1 engine honours --no-enable-chunked-prefill (0.8-0.11.0 force
 #: chunked prefill on: "V1 always uses chunked prefills", vllm/engine/arg_utils.py).
 CHUNKED_PREFILL_OFF_RELEASE = (0, 11, 1)
 
-def _dotted(release: tuple[int, int, int]) -> str:
+def dotted(release: tuple[int, int, int]) -> str:
+    """A release tuple as vLLM writes it: (0, 11, 1) -> 0.11.1."""
     return ".".join(map(str, release))
-
-
-def _async_drafts_release(method: str) -> tuple[int, int, int]:
-    """The first release that takes async scheduling set on with these drafts."""
-    return {"draft_model": ASYNC_DRAFT_MODEL_RELEASES["set"],
-            "ngram": ASYNC_NGRAM_RELEASE}.get(method, ASYNC_DRAFTS_RELEASE)
 
 
 #: kv_dtype spellings the loader reads as fp8 (vLLM's --kv-cache-dtype names)
@@ -359,28 +353,28 @@ class EngineSpec(_Strict):
         for name, (since, flag) in SETTING_RELEASES.items():
             if used[name] and self.release < since:
                 found.append((since, f"{name} is vLLM's {flag}, which came in "
-                                     f"{_dotted(since)}"))
+                                     f"{dotted(since)}"))
         speculative = self.speculative
         if speculative is not None and self.release < (
                 since := SPECULATIVE_RELEASES.get(speculative.method, (0, 0, 0))):
             found.append((since, f"speculative.method {speculative.method} came in "
-                                 f"{_dotted(since)}"))
+                                 f"{dotted(since)}"))
         if self.async_scheduling and speculative is not None \
                 and not async_takes(speculative, self.release, by_default=False):
-            since = _async_drafts_release(speculative.method)
+            since = async_drafts_release(speculative.method)
             said = ("'speculative decoding is not supported with async scheduling'"
                     if self.release < ASYNC_DRAFTS_RELEASE else
                     "'async scheduling is only supported with EAGLE/MTP kind of "
                     "speculative decoding'")
             found.append((since, f"async_scheduling: true with speculative.method "
                                  f"{speculative.method} is refused ({said}) before "
-                                 f"{_dotted(since)}"))
+                                 f"{dotted(since)}"))
         if not self.chunked_prefill and (0, 8) <= self.release < CHUNKED_PREFILL_OFF_RELEASE:
             found.append((CHUNKED_PREFILL_OFF_RELEASE,
                           "chunked_prefill: false is ignored (the V1 engine always chunks "
                           "prompts) before 0.11.1"))
         if found:
-            first = _dotted(max(since for since, _ in found))
+            first = dotted(max(since for since, _ in found))
             raise ValueError(f"vLLM {self.vllm_version} does not run these settings: "
                              f"{'; '.join(text for _, text in found)}; expected vllm_version "
                              f">= {first}, or those settings left out")

@@ -287,7 +287,7 @@ def non_torch_bytes(setup: ReplicaSetup) -> float:
 
 def cuda_graph_bytes(setup: ReplicaSetup) -> float:
     """CUDA-graph pool of one GPU (0 with enforce_eager), every pipeline stage capturing the
-    same batch sizes: vLLM's own estimate from v0.21 on.
+    same batch sizes: vLLM's own estimate, inside the budget from v0.20 on.
 
     The pool grows with the largest batch captured, vLLM's max_cudagraph_capture_size:
     min(2 x max_num_seqs x (1 + speculative tokens), 512, max_num_batched_tokens)
@@ -331,7 +331,7 @@ def capture_tokens(setup: ReplicaSetup) -> int:
     data-centre Blackwell from 0.28; never past max_num_batched_tokens."""
     engine = setup.engine
     cap = BLACKWELL_CAPTURE_TOKENS if engine.release >= BLACKWELL_CAPTURE_RELEASE \
-        and (setup.gpu.compute_capability or "").startswith("10.") else MAX_CAPTURE_TOKENS
+        and setup.gpu.capability_major == 10 else MAX_CAPTURE_TOKENS
     speculative = engine.speculative
     query = 1 + (speculative.num_speculative_tokens
                  if speculative is not None and engine.release >= (0, 13) else 0)
@@ -457,7 +457,7 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
     elif (problem := setup.scheduler_error()) is not None:
         error = problem
     elif engine.kv_cache_dtype_flag == "fp8_e5m2" and (0, 8) <= engine.release \
-            < E5M2_ON_HOPPER_RELEASE and (setup.gpu.compute_capability or "").startswith("9."):
+            < E5M2_ON_HOPPER_RELEASE and setup.gpu.capability_major == 9:
         error = (f"kv_dtype fp8_e5m2 on {setup.gpu_name}: vLLM {engine.vllm_version} serves "
                  f"an fp8 KV cache on Hopper with FlashAttention, which takes only e4m3 "
                  f"(\"Unrecognized FP8 dtype: fp8_e5m2\" from 0.10.1; read as e4m3 before) "

@@ -62,16 +62,21 @@ def is_final(version: str) -> bool:
     return re.fullmatch(r"\d+\.\d+(\.\d+)?(\.\d+|\.post\d+)?", version) is not None
 
 
+def split_image(image: str) -> tuple[str, str]:
+    """An image reference's repository and tag ("" without one), a digest left out."""
+    named = image.partition("@")[0]
+    if ":" not in named.rpartition("/")[2]:
+        return named, ""
+    repository, _, tag = named.rpartition(":")
+    return repository, tag
+
+
 def image_vendor(image: str) -> str | None:
-    """The GPU vendor vLLM's own image is built for (None: another image)."""
-    name = _repository(image).rpartition("/")[2]
+    """The GPU vendor vLLM's own image is built for, wherever it is copied to (None:
+    another image)."""
+    name = split_image(image)[0].rpartition("/")[2]
     return {VLLM_REPOSITORY.rpartition("/")[2]: "nvidia",
             VLLM_ROCM_REPOSITORY.rpartition("/")[2]: "amd"}.get(name)
-
-
-def _repository(image: str) -> str:
-    image = image.partition("@")[0]
-    return image.rsplit(":", 1)[0] if ":" in image.rpartition("/")[2] else image
 
 
 def image_release(image: str) -> tuple[int, int, int] | None:
@@ -79,8 +84,7 @@ def image_release(image: str) -> tuple[int, int, int] | None:
     (…/vllm-openai or …/vllm-openai-rocm: v0.21.0, 0.21.0, v0.21.0-rocm, v0.9.2rc1, also
     with a digest after it), or AMD's rocm/vllm naming it in its tag (…_vllm_0.9.1_…); else
     None (a bare digest, or a tag of one's own that names no release)."""
-    named = image.partition("@")[0]
-    tag = named.rpartition(":")[2] if ":" in named.rpartition("/")[2] else ""
+    tag = split_image(image)[1]
     if image_vendor(image) is not None:
         found = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)(?:\.\d+)?(?:[-.+]?[A-Za-z][\w.-]*)?", tag)
     else:

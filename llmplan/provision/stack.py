@@ -23,7 +23,12 @@ from pydantic.alias_generators import to_camel
 from llmplan.catalog import Catalog
 from llmplan.errors import InputError, Problem
 from llmplan.perf.engine import release_tuple
-from llmplan.provision.images import VLLM_REPOSITORY, VLLM_ROCM_REPOSITORY, image_release
+from llmplan.provision.images import (
+    VLLM_REPOSITORY,
+    VLLM_ROCM_REPOSITORY,
+    image_release,
+    split_image,
+)
 from llmplan.provision.serving_manifests import hub_repos
 from llmplan.provision.stack_config import (
     CLOUD_KEY,
@@ -179,7 +184,7 @@ def stale_images(previous: dict[str, Any], plan: Plan) -> dict[str, str]:
     release = local[1].engine.release
     return {field: image for field in ("vllm_image", "vllm_rocm_image")
             if isinstance(image := previous.get(field), str)
-            and image.rpartition(":")[0] in (VLLM_REPOSITORY, VLLM_ROCM_REPOSITORY)
+            and split_image(image)[0] in (VLLM_REPOSITORY, VLLM_ROCM_REPOSITORY)
             and image_release(image) != release}
 
 
@@ -245,17 +250,8 @@ def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: 
     previous, rest = read_stack_settings(path) if path.exists() else (None, {"config": {}})
     was = previous_release(path) if path.exists() else None
     config = build_stack(loaded, result, name, previous, settings)
-    replaced = stale_images(previous or {}, config.plan)
-    kept_image = config.vllm_rocm_image if config.gpu_vendor == "amd" else config.vllm_image
-    now = config.plan.local[1].engine.vllm_version if config.plan.local is not None else None
-    moved = []
-    if kept_image and was is not None and now is not None \
-            and release_tuple(was) != release_tuple(now) \
-            and settings.get("serving_image") is None:
-        # an image of one's own names no release to check: say the release moved under it
-        key = "vllmRocmImage" if config.gpu_vendor == "amd" else "vllmImage"
-        moved.append(f"{key} {kept_image} is kept from the stack file, and the plan now "
-                     f"simulates vLLM {now} (was {was}): make sure the image runs {now}")
+    notes = _image_notes(config, stale_images(previous or {}, config.plan), was,
+                         chosen=settings.get("serving_image") is not None)
     others: dict[str, Any] = rest["config"]
     present = {k.removeprefix(f"{PROJECT}:") for k in others
                if k.removeprefix(f"{PROJECT}:") in SECRET_KEYS}
@@ -266,14 +262,26 @@ def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: 
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     return WrittenStack(path, config, result.deployments[name], secrets, changed=old != text,
-                        notes=[*(f"{to_camel(field)} {image} ran another vLLM release than "
-                                 f"the simulated {config.plan.local[1].engine.vllm_version}: "
-                                 f"now {config.serving_image}"
-                                 for field, image in replaced.items()
-                                 if config.plan.local is not None and field == (
-                                     "vllm_rocm_image" if config.gpu_vendor == "amd"
-                                     else "vllm_image")),
-                               *moved, *setting_notes(config)])
+                        notes=[*notes, *setting_notes(config)])
+
+
+def _image_notes(config: StackConfig, replaced: dict[str, str], was: str | None, *,
+                 chosen: bool) -> list[str]:
+    """What happened to the fleet's image on a rewrite: vLLM's image of another release
+    replaced by the simulated one's, or an image of one's own (which names no release to
+    check) kept while the plan's release moved under it (`was`: the previous file's)."""
+    local = config.plan.local
+    if local is None:
+        return []
+    key, now = to_camel(config.image_setting), local[1].engine.vllm_version
+    if (stale := replaced.get(config.image_setting)) is not None:
+        return [f"{key} {stale} ran another vLLM release than the simulated {now}: now "
+                f"{config.serving_image}"]
+    kept = getattr(config, config.image_setting)
+    if kept and not chosen and was is not None and release_tuple(was) != release_tuple(now):
+        return [f"{key} {kept} is kept from the stack file, and the plan now simulates vLLM "
+                f"{now} (was {was}): make sure the image runs {now}"]
+    return []
 
 
 def setting_notes(config: StackConfig) -> list[str]:

@@ -20,14 +20,12 @@ from pydantic.alias_generators import to_camel
 from llmplan.catalog import Catalog, CloudModelSpec, ModelSpec
 from llmplan.catalog.lifecycle import retired_reason
 from llmplan.errors import InputError, Problem
-from llmplan.perf.engine import DEFAULT_VLLM_VERSION
+from llmplan.perf.engine import DEFAULT_VLLM_VERSION, dotted
 from llmplan.provision.gpu_nodes import ec2_instance
 from llmplan.provision.images import (
     BALANCER_IMAGE,
     FIRST_ROCM_IMAGE_RELEASE,
     LITELLM_IMAGE,
-    VLLM_IMAGE,
-    VLLM_ROCM_IMAGE,
     image_release,
     image_vendor,
     is_final,
@@ -258,15 +256,19 @@ class StackConfig(BaseModel):
         return self.plan.catalog.gpus[local[1].gpu].vendor if local is not None else None
 
     @property
+    def image_setting(self) -> Literal["vllm_image", "vllm_rocm_image"]:
+        """The setting of the fleet's vLLM image: its GPUs' vendor's."""
+        return "vllm_rocm_image" if self.gpu_vendor == "amd" else "vllm_image"
+
+    @property
     def serving_image(self) -> str:
         """The vLLM image the fleet runs: the one set for its GPUs' vendor, else vLLM's
         official image of the simulated release."""
         local = self.plan.local
-        if self.gpu_vendor == "amd":
-            return self.vllm_rocm_image or (
-                vllm_image(local[1].engine.vllm_version, "amd") if local else VLLM_ROCM_IMAGE)
-        return self.vllm_image or (vllm_image(local[1].engine.vllm_version) if local
-                                   else VLLM_IMAGE)
+        vendor = self.gpu_vendor or "nvidia"
+        return getattr(self, self.image_setting) or (
+            vllm_image(local[1].engine.vllm_version, vendor) if local is not None
+            else vllm_image(DEFAULT_VLLM_VERSION, vendor))
 
     @model_validator(mode="after")
     def _image_runs_the_simulated_release(self) -> StackConfig:
@@ -274,8 +276,7 @@ class StackConfig(BaseModel):
         if local is None:
             return self
         engine = local[1].engine
-        key, image = ("vllmRocmImage", self.vllm_rocm_image) if self.gpu_vendor == "amd" \
-            else ("vllmImage", self.vllm_image)
+        key, image = to_camel(self.image_setting), getattr(self, self.image_setting)
         own = vllm_image(engine.vllm_version, self.gpu_vendor or "nvidia")
         if image and (re.search(r"\s", image) or not image.strip("/:@")):
             raise ValueError(f"{key} '{image}' is not an image reference; expected one such "
@@ -298,13 +299,13 @@ class StackConfig(BaseModel):
         ran = image_release(image) if image else None
         if ran is not None and ran != engine.release:
             raise ValueError(
-                f"{key} {image} runs vLLM {'.'.join(map(str, ran))}, but '{local[0]}' was "
+                f"{key} {image} runs vLLM {dotted(ran)}, but '{local[0]}' was "
                 f"simulated as vLLM {engine.vllm_version} (engine.vllm_version), whose "
                 f"memory accounting, defaults and flags differ: leave {key} empty (vLLM's "
                 f"own image of the simulated release), or set engine.vllm_version to the "
                 f"image's release in the scenario and run `llmplan stack` again")
         if not image and self.gpu_vendor == "amd" and engine.release < FIRST_ROCM_IMAGE_RELEASE:
-            first = ".".join(map(str, FIRST_ROCM_IMAGE_RELEASE))
+            first = dotted(FIRST_ROCM_IMAGE_RELEASE)
             raise ValueError(
                 f"'{local[0]}' was simulated as vLLM {engine.vllm_version} on AMD GPUs, and "
                 f"vLLM publishes ROCm images (vllm/vllm-openai-rocm) from {first} on: set "
@@ -355,17 +356,13 @@ def read_stack_settings(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 def previous_release(path: Path) -> str | None:
     """The vLLM release a stack file's plan simulated its fleet as (None: no fleet, or a
     file this cannot read)."""
-    _, ours, _, _ = _stack_file_parts(path)
-    plan = ours.get("plan")
+    plan = _stack_file_parts(path)[1].get("plan")
     deployments = plan.get("deployments") if isinstance(plan, dict) else None
-    if not isinstance(deployments, dict):
-        return None
-    for dep in deployments.values():
-        engine = dep.get("engine") if isinstance(dep, dict) and "gpu" in dep else None
-        if isinstance(engine, dict):
-            return str(engine.get("vllm_version", DEFAULT_VLLM_VERSION))
-        if isinstance(dep, dict) and "gpu" in dep:
-            return DEFAULT_VLLM_VERSION
+    for dep in (deployments or {}).values() if isinstance(deployments, dict) else ():
+        if isinstance(dep, dict) and "gpu" in dep:          # the fleet, a local deployment
+            engine = dep.get("engine")
+            return str(engine.get("vllm_version", DEFAULT_VLLM_VERSION)
+                       if isinstance(engine, dict) else DEFAULT_VLLM_VERSION)
     return None
 
 

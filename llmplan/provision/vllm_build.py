@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmplan.catalog import Catalog, ModelSpec
-from llmplan.perf.engine import SpeculativeSpec
+from llmplan.perf.engine import SpeculativeSpec, dotted
 from llmplan.scenario.models import LocalDeployment
 
 SIXTEEN_BIT = ("bf16", "fp16")
@@ -124,7 +124,7 @@ def buildable_with_vllm(name: str, dep: LocalDeployment, model: ModelSpec) -> No
         raise ValueError(f"deployment '{name}' cannot be provisioned as simulated: {exc}") \
             from None
     if dep.engine.release < OLDEST_STACK_RELEASE:
-        oldest = ".".join(map(str, OLDEST_STACK_RELEASE))
+        oldest = dotted(OLDEST_STACK_RELEASE)
         raise ValueError(f"deployment '{name}' was simulated as vLLM {dep.engine.vllm_version} "
                          f"(engine.vllm_version), and the stack starts vLLM {oldest} or later "
                          f"(older releases parse its flags otherwise: "

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from infra_scenarios import Simulated, simulate_text, stack_of
+from infra_scenarios import Simulated, chat_scenario, simulate_text, stack_of
 from pydantic import ValidationError
 
 from llmplan.errors import InputError
@@ -22,15 +22,7 @@ from llmplan.provision.stack_config import StackConfig, read_stack_file
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.models import LocalDeployment
 
-SCENARIO = """
-name: engine-flags
-seed: 5
-duration: 30
-traffic: {kind: poisson, rate_per_s: 0.5}
-tasks:
-  - {name: chat, prompt_tokens: {kind: fixed, tokens: 300},
-     output_tokens: {kind: fixed, tokens: 20}}
-deployments:
+SCENARIO = chat_scenario("engine-flags", """
   small-card: {gpu: L4, model: Llama-3.1-8B}
   big-card: {gpu: H100-SXM, model: Llama-3.1-8B}
   whole-prompts: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {chunked_prefill: false}}
@@ -41,7 +33,7 @@ deployments:
   fp8-cache: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {kv_dtype: fp8}}
   pcie-card: {gpu: H100-PCIe, model: Llama-3.1-8B}
   stages: {gpu: L40S, model: Llama-3.1-8B, tp: 2, pp: 2}
-"""
+""")
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
-from infra_scenarios import Simulated, simulate_text, stack_of
+from infra_scenarios import Simulated, chat_scenario, simulate_text, stack_of
 from pydantic import ValidationError
 
 from llmplan.errors import InputError
@@ -29,21 +29,13 @@ from llmplan.provision.stack_config import StackConfig
 K8S = kubernetes_validate.latest_version()
 CRD = json.loads((Path(__file__).parent / "schemas" / "leaderworkerset-v1.json").read_text())
 
-SCENARIO = """
-name: multi-server
-seed: 5
-duration: 30
-traffic: {kind: poisson, rate_per_s: 0.5}
-tasks:
-  - {name: chat, prompt_tokens: {kind: fixed, tokens: 300},
-     output_tokens: {kind: fixed, tokens: 20}}
-deployments:
+SCENARIO = chat_scenario("multi-server", """
   # servers of two L40S each: tp 2 x pp 2 is two servers a replica
   groups: {gpu: L40S, model: Llama-3.1-8B, tp: 2, pp: 2, replicas: 2,
            costs: {gpus_per_server: 2}, engine: {api_server_count: 2},
            autoscaling: {min_replicas: 1, max_replicas: 3}}
   one-server: {gpu: L40S, model: Llama-3.1-8B, tp: 2, pp: 2}
-"""
+""")
 
 @pytest.fixture(scope="module")
 def simulated() -> Simulated:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
-from infra_scenarios import Simulated, simulate_text, stack_of
+from infra_scenarios import Simulated, chat_scenario, simulate_text, stack_of
 from pydantic import ValidationError
 
 from llmplan.errors import InputError
@@ -21,15 +21,7 @@ from llmplan.scenario import load_scenario_text
 
 K8S = kubernetes_validate.latest_version()
 
-SCENARIO = """
-name: vllm-releases
-seed: 5
-duration: 30
-traffic: {kind: poisson, rate_per_s: 0.5}
-tasks:
-  - {name: chat, prompt_tokens: {kind: fixed, tokens: 300},
-     output_tokens: {kind: fixed, tokens: 20}}
-deployments:
+SCENARIO = chat_scenario("vllm-releases", """
   current: {gpu: H100-SXM, model: Llama-3.1-8B}
   v0-11: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {vllm_version: "0.11.0"}}
   v0-9-sync: {gpu: H100-SXM, model: Llama-3.1-8B,
@@ -41,7 +33,7 @@ deployments:
   candidate: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {vllm_version: "0.9.2rc1"}}
   amd-old: {gpu: MI300X, model: Llama-3.1-8B, engine: {vllm_version: "0.11.0"}}
   amd-new: {gpu: MI300X, model: Llama-3.1-8B, engine: {vllm_version: "0.14.0"}}
-"""
+""")
 
 
 @pytest.fixture(scope="module")
@@ -163,8 +155,8 @@ def test_amd_images_start_at_the_first_rocm_release(simulated: Simulated,
     ("{vllm_version: '0.9.0', api_server_count: 2}", r"--api-server-count.* came in 0.9.1"),
 ])
 def test_a_setting_the_release_does_not_take_is_refused(engine: str, why: str) -> None:
-    text = SCENARIO.split("deployments:", maxsplit=1)[0] + \
-        f"deployments:\n  d: {{gpu: H100-SXM, model: Llama-3.1-8B, engine: {engine}}}\n"
+    text = chat_scenario("one", f"  d: {{gpu: H100-SXM, model: Llama-3.1-8B, "
+                                f"engine: {engine}}}")
     with pytest.raises(InputError, match=why):
         load_scenario_text(text)
     later = engine.replace(engine.split("'")[1], "0.33.0")

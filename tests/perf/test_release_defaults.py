@@ -10,7 +10,7 @@ from llmplan.errors import InputError
 from llmplan.perf.engine import EngineSpec, SpeculativeSpec
 from llmplan.perf.memory import batches_in_flight, kv_capacity
 from llmplan.perf.setup import ReplicaSetup
-from llmplan.scenario import load_scenario_text
+from llmplan.scenario import LoadedScenario, load_scenario_text
 
 CATALOG = builtin_catalog()
 NGRAM = SpeculativeSpec(method="ngram", num_speculative_tokens=3, mean_acceptance_length=1.8)
@@ -18,6 +18,18 @@ DRAFT = SpeculativeSpec(method="draft_model", num_speculative_tokens=3,
                         mean_acceptance_length=2.0, drafter="Llama-3.2-1B")
 EAGLE = SpeculativeSpec(method="eagle3", num_speculative_tokens=3, mean_acceptance_length=2.6,
                         draft_params_b=0.5)
+
+
+def _scenario(deployments: str) -> LoadedScenario:
+    """A short scenario of one task with these deployments (YAML lines under
+    `deployments:`)."""
+    return load_scenario_text("""
+name: s
+duration: 10
+traffic: {kind: poisson, rate_per_s: 1}
+tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 100},
+         output_tokens: {kind: fixed, tokens: 10}}]
+deployments:""" + deployments + "\n")
 
 
 def _setup(gpu: str = "H100-SXM", model: str = "Llama-3.1-8B", pp: int = 1,
@@ -119,35 +131,19 @@ def test_the_window_layers_reserve_two_steps_of_tokens_under_async_from_0_26() -
 
 
 def test_a_scenario_setting_async_with_ngram_names_the_field() -> None:
-    text = """
-name: s
-duration: 10
-traffic: {kind: poisson, rate_per_s: 1}
-tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 100},
-         output_tokens: {kind: fixed, tokens: 10}}]
-deployments:
+    with pytest.raises(InputError, match=r"deployments.d.*engine.*speculative.method ngram"):
+        _scenario("""
   d: {gpu: H100-SXM, model: Llama-3.1-8B,
       engine: {async_scheduling: true, vllm_version: '0.31.0',
-               speculative: {method: ngram, mean_acceptance_length: 1.5}}}
-"""
-    with pytest.raises(InputError, match=r"deployments.d.*engine.*speculative.method ngram"):
-        load_scenario_text(text)
+               speculative: {method: ngram, mean_acceptance_length: 1.5}}}""")
 
 
 def test_a_release_after_the_newest_modelled_is_simulated_with_a_note() -> None:
     from llmplan.pipeline import newer_than_modelled
 
-    text = """
-name: s
-duration: 10
-traffic: {kind: poisson, rate_per_s: 1}
-tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 100},
-         output_tokens: {kind: fixed, tokens: 10}}]
-deployments:
+    notes = newer_than_modelled(_scenario("""
   now: {gpu: H100-SXM, model: Llama-3.1-8B}
-  later: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {vllm_version: '0.34.0'}}
-"""
-    notes = newer_than_modelled(load_scenario_text(text))
+  later: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {vllm_version: '0.34.0'}}"""))
     assert len(notes) == 1 and "'later' pins vLLM 0.34.0" in notes[0]
     assert "simulated with 0.33's memory accounting" in notes[0]
 
