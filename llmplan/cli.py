@@ -214,7 +214,7 @@ def simulate(
     if as_json:
         sys.stdout.write(dumps_canonical(result))
         return
-    out.print(summary_table(result))
+    out.print(summary_table(result, loaded.scenario.bounded_latencies()))
     for line in not_served(result):
         out.print(f"  not answered: {escape(line)}", highlight=False)
     rec = result.recommendation

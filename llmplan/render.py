@@ -32,12 +32,26 @@ def _pct(value: float | None) -> str:
 #: the simulate summary's figures, units in the headers
 SUMMARY_FIGURES = (Col("TTFT\np95 ms"), Col("TPOT\np50 ms"), Col("E2E\np95 s"), Col("goodput"),
                    Col("$ per\nmonth"), Col("$ per 1k\nuseful"), Col("feasible", "left"))
+#: the latency figures' positions in SUMMARY_FIGURES, the one a narrow layout leaves out
+#: first first
+_LATENCIES = (("e2e_ms", 2), ("tpot_ms", 1), ("ttft_ms", 0))
+#: SUMMARY_FIGURES in words (name, unit), for captions and the one-line layout
+_FIGURE_WORDS = (("TTFT p95", " ms"), ("TPOT p50", " ms"), ("E2E p95", " s"), ("goodput", ""),
+                 ("$ per month", ""), ("$ per 1k useful", ""), ("feasible", ""))
 
 
-def summary_table(result: Result) -> Fitted:
+def _in_words(cells: list[str]) -> str:
+    """A candidate's summary figures as one line of words ("TTFT p95 74 ms, ...")."""
+    return ", ".join(f"{name} {cell}{unit if cell != '-' else ''}"
+                     for (name, unit), cell in zip(_FIGURE_WORDS, cells, strict=True))
+
+
+def summary_table(result: Result, bounded: frozenset[str] = frozenset()) -> Fitted:
     """One row per candidate, units in the headers. What serves each candidate has a
-    column of its own, or goes under its name, or into a note under the table; the
-    narrowest layout leaves E2E out (result.json has it)."""
+    column of its own, or goes under its name, or into a note under the table. Narrower,
+    the latency figures no SLO bounds (`bounded`: "ttft_ms", "tpot_ms", "e2e_ms") are left
+    out, E2E first (result.json has them); narrowest, each candidate's figures are one line
+    of words, wrapped, so nothing is lost."""
     meta = result.scenario
     title = (f"{meta.name}: {meta.requests:,} requests over {meta.duration_s / 3600:.2f} h "
              f"(seed {meta.seed})")
@@ -57,17 +71,31 @@ def summary_table(result: Result) -> Fitted:
             "[green]yes[/]" if dep.feasible else "[red]no[/]"])
     rows = list(zip(names, serving, figures, strict=True))
     volume = result.monthly_volume()
-    return Fitted(
+    served = "\nserves with: " + "; ".join(f"{n} = {w}" for n, w, _ in rows)
+    layouts = [
         grid(title, [Col("candidate", "left"), Col("serves with", "left", wrap=True),
                      *SUMMARY_FIGURES], [[n, w, *f] for n, w, f in rows], caption=volume),
         grid(title, [Col("candidate\nserves with", "left", wrap=True), *SUMMARY_FIGURES],
              [[f"{n}\n[dim]{w}[/]", *f] for n, w, f in rows], caption=volume),
-        *(grid(title, [Col("candidate", "left"), *figures], [[n, *f] for n, _, f in cells],
-               caption=volume + "\nserves with: "
-               + "; ".join(f"{n} = {w}" for n, w, _ in rows))
-          for figures, cells in ((SUMMARY_FIGURES, rows),
-                                 (SUMMARY_FIGURES[:2] + SUMMARY_FIGURES[3:],   # no E2E
-                                  [(n, w, f[:2] + f[3:]) for n, w, f in rows]))))
+        grid(title, [Col("candidate", "left"), *SUMMARY_FIGURES],
+             [[n, *f] for n, _, f in rows], caption=volume + served)]
+    left_out: list[int] = []
+    for name, index in _LATENCIES:
+        if name in bounded:
+            continue
+        left_out.append(index)
+        keep = [i for i in range(len(SUMMARY_FIGURES)) if i not in left_out]
+        gone = ", ".join(_FIGURE_WORDS[i][0] for i in sorted(left_out))
+        layouts.append(grid(
+            title, [Col("candidate", "left"), *(SUMMARY_FIGURES[i] for i in keep)],
+            [[n, *(f[i] for i in keep)] for n, _, f in rows],
+            caption=f"{volume}{served}\nleft out for width (no SLO bounds it; result.json "
+                    f"has it): {gone}"))
+    # one column: each candidate's name on a line of its own, then its figures in words
+    layouts.append(grid(
+        title, [Col("candidate: serves with; figures", "left", wrap=True)],
+        [[f"{n}: [dim]{w}[/]\n  {_in_words(f)}"] for n, w, f in rows], caption=volume))
+    return Fitted(*layouts)
 
 
 def not_served(result: Result) -> list[str]:

@@ -71,6 +71,48 @@ def test_simulate_summary_keeps_candidates_and_what_serves_them_whole(result: Re
         assert _whole(text, word), (width, word, text)
 
 
+LONG_NAMES = """
+    slo: {%s}
+    deployments:
+      a-very-long-deployment-name-for-the-l40s-fleet: {gpu: L40S, model: Llama-3.1-8B,
+                                                       replicas: 2}
+      another-quite-long-name-for-the-a100-pair-x2: {gpu: A100-80GB, model: Gemma-3-27B,
+                                                     replicas: 2}
+"""
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_figure_the_slo_bounds_is_never_left_out_for_width(width: int) -> None:
+    scenario = scenario_from(SCENARIO.split("    deployments:", maxsplit=1)[0]
+                             + LONG_NAMES % "e2e_ms: 20000")
+    result = evaluate(scenario, planning=False)
+    text = _text([summary_table(result, scenario.scenario.bounded_latencies())], width)
+    for name in result.deployments:
+        assert _whole(text, name), (width, text)
+    # in a column of its own, or in words under the candidate's name
+    assert "E2E" in text and "left out" not in text, (width, text)
+    for dep in result.deployments.values():
+        e2e_s = dep.latency.e2e_ms.p95 / 1e3  # type: ignore[operator]
+        assert f"{e2e_s:.1f}" in text
+
+
+def test_narrow_layouts_leave_out_the_latencies_no_slo_bounds_and_say_so() -> None:
+    names = (LONG_NAMES % "ttft_ms: 2000").replace(
+        "a-very-long-deployment-name-for-the-l40s-fleet", "l40s-fleet-with-a-longer-name"
+    ).replace("another-quite-long-name-for-the-a100-pair-x2", "a100-pair-with-longer-name")
+    scenario = scenario_from(SCENARIO.split("    deployments:", maxsplit=1)[0] + names)
+    result = evaluate(scenario, planning=False)
+    text = _text([summary_table(result, scenario.scenario.bounded_latencies())], 80)
+    header = text[:text.index("─")]
+    assert "TTFT" in header and "TPOT" not in header and "E2E" not in header
+    caption = text[text.index("left out for width"):]
+    assert "TPOT p50" in caption and "E2E p95" in caption and "TTFT" not in caption
+    # with every latency bounded, none is left out: the figures go into words instead
+    every = _text([summary_table(result, frozenset({"ttft_ms", "tpot_ms", "e2e_ms"}))], 80)
+    assert "left out" not in every
+    assert "TPOT p50" in every and "E2E p95" in every
+
+
 def _point(gpu: str, replicas: int, **figures: object) -> PointResult:
     return PointResult(gpu=gpu, replicas=replicas, router="least_outstanding",
                        traffic_scale=1.0, name=f"{gpu}x{replicas}-least_outstanding-1",

@@ -412,3 +412,8 @@ class Scenario(_Strict):
 
     def slo_for(self, task: TaskSpec) -> SloSpec:
         return task.slo if task.slo is not None else self.slo
+
+    def bounded_latencies(self) -> frozenset[str]:
+        """The latency figures some task's SLO bounds ("ttft_ms", "tpot_ms", "e2e_ms")."""
+        return frozenset(name for task in self.tasks for name in ("ttft_ms", "tpot_ms", "e2e_ms")
+                         if getattr(self.slo_for(task), name) is not None)
