@@ -88,9 +88,10 @@ class GpuSpec(_Entry):
     bf16_dense_tflops: float = Field(gt=0)
     compute_capability: str | None = Field(
         default=None, pattern=r"^\d+\.\d+$",
-        description="CUDA compute capability (torch's major.minor), where a vLLM default "
-                    "depends on it: 10.x, data-centre Blackwell, captures CUDA graphs of up "
-                    "to 1024 tokens from vLLM 0.28.")
+        description="CUDA compute capability (torch's major.minor; None: not NVIDIA, or not "
+                    "known). vLLM keys defaults and kernels on it: 10.x, data-centre "
+                    "Blackwell, captures CUDA graphs of up to 1024 tokens from vLLM 0.28; "
+                    "NVFP4 below 10.0 needs vLLM 0.9 (llmplan/perf/support.py).")
     fp8_dense_tflops: float | None = Field(
         default=None, gt=0, description="FP8 tensor cores (Hopper, Ada, Blackwell, MI300); "
                                         "None: FP8 weights are dequantised to BF16.")
@@ -137,7 +138,15 @@ class GpuSpec(_Entry):
     def capability_major(self) -> int | None:
         """The compute capability's major number (9: Hopper, 10: data-centre Blackwell;
         None: not given)."""
-        return int(self.compute_capability.split(".")[0]) if self.compute_capability else None
+        return self.capability[0] if self.capability is not None else None
+
+    @property
+    def capability(self) -> tuple[int, int] | None:
+        """The compute capability as (major, minor), for comparisons (None: not given)."""
+        if self.compute_capability is None:
+            return None
+        major, minor = self.compute_capability.split(".")
+        return int(major), int(minor)
 
     @property
     def memory_bytes(self) -> float:
@@ -238,6 +247,12 @@ class ModelSpec(_Entry):
     self_sourced_fields: ClassVar[frozenset[str]] = frozenset({"checkpoints", "drafters"})
 
     hf_id: str
+    architecture: str | None = Field(
+        default=None, pattern=r"^[A-Za-z][A-Za-z0-9]*$",
+        description="The checkpoint's config.json architectures[0] (LlamaForCausalLM), which "
+                    "vLLM looks up in its model registry: a pinned vLLM release older than "
+                    "the architecture is refused (llmplan/perf/support.py; None: not "
+                    "checked).")
     hub_gated: bool | None = Field(
         default=None, description="Whether `hf_id` is a gated repository (an accepted licence "
                                   "and a token before download; None: not known).")

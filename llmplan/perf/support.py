@@ -1,0 +1,87 @@
+"""What a pinned vLLM release can load: the model's architecture and its weights' format.
+
+Each boundary is the first published wheel whose file has it, read in every wheel on PyPI
+from 0.6.4 to 0.11.0 (HTTP range reads of the wheel; nothing run):
+- architectures: `vllm/model_executor/models/registry.py`, the name under which a checkpoint's
+  config.json `architectures` is looked up (an unlisted one is refused at start-up:
+  "Model architectures [...] are not supported for now"). Those already listed in 0.6.4
+  (Llama, Mistral, Mixtral, Qwen2) are left out: older wheels were not read.
+- formats: `vllm/model_executor/layers/quantization/__init__.py` (the method names vLLM
+  reads from a checkpoint's quantization_config), `modelopt.py` and `fp8.py`.
+A model a scenario adds without `architecture`, or with one not listed here, is not checked.
+"""
+
+from __future__ import annotations
+
+from llmplan.perf.engine import dotted
+from llmplan.perf.setup import ReplicaSetup
+
+Release = tuple[int, int, int]
+
+#: The first release whose model registry lists each architecture.
+ARCHITECTURE_RELEASES: dict[str, Release] = {
+    "DeepseekV3ForCausalLM": (0, 6, 6),
+    "Gemma3ForCausalLM": (0, 8, 0),
+    "Gemma3ForConditionalGeneration": (0, 8, 0),
+    "Llama4ForConditionalGeneration": (0, 8, 3),
+    "Mistral3ForConditionalGeneration": (0, 8, 3),
+    "Qwen3ForCausalLM": (0, 8, 4),
+    "Qwen3MoeForCausalLM": (0, 8, 4),
+    "GptOssForCausalLM": (0, 10, 1),
+}
+
+#: The catalog's architectures already in 0.6.4's registry, the oldest read (no boundary).
+LISTED_IN_0_6_4 = frozenset({"LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM",
+                             "Qwen2ForCausalLM"})
+
+#: FP8 checkpoints with block scales (Fp8Config's weight_block_size): 0.6.6, with DeepSeek-V3.
+FP8_BLOCK_RELEASE: Release = (0, 6, 6)
+#: MXFP4 (Mxfp4Config, "mxfp4"): 0.10.1, with gpt-oss.
+MXFP4_RELEASE: Release = (0, 10, 1)
+#: NVIDIA Model Optimizer NVFP4 checkpoints (ModelOptNvFp4Config): 0.8.0, for linear layers
+#: on compute capability 10.0 and up (its get_min_capability: 100). 0.9.0 brought the experts
+#: (ModelOptNvFp4FusedMoE) and Marlin's FP4 kernels, which run it from capability 8.0.
+NVFP4_RELEASE: Release = (0, 8, 0)
+NVFP4_EXPERTS_RELEASE: Release = (0, 9, 0)
+NVFP4_MARLIN_RELEASE: Release = (0, 9, 0)
+
+
+def _weights_need(setup: ReplicaSetup) -> tuple[Release, str] | None:
+    """The release the weights' format needs, and why (None: any release read)."""
+    dtype, model = setup.weights_dtype, setup.model
+    if dtype == "mxfp4":
+        return MXFP4_RELEASE, "MXFP4 weights came in 0.10.1"
+    if dtype == "nvfp4":
+        capability = setup.gpu.capability
+        if model.is_moe:
+            return NVFP4_EXPERTS_RELEASE, "NVFP4 experts (ModelOptNvFp4FusedMoE) came in 0.9.0"
+        if capability is not None and capability < (10, 0):
+            return NVFP4_MARLIN_RELEASE, (
+                f"NVFP4 on compute capability {setup.gpu.compute_capability} "
+                f"({setup.gpu_name}) runs through Marlin's FP4 kernels, from 0.9.0 (before, "
+                f"NVFP4 needs 10.0)")
+        return NVFP4_RELEASE, "NVFP4 checkpoints came in 0.8.0"
+    if dtype == "fp8" and model.weight_block(dtype) is not None:
+        return FP8_BLOCK_RELEASE, "FP8 checkpoints with block scales came in 0.6.6"
+    return None
+
+
+def release_error(setup: ReplicaSetup) -> str | None:
+    """Why the pinned vLLM release cannot load this model in this format (None: it can, or
+    the boundary was not read), naming every cause and the release that loads them all."""
+    engine, model = setup.engine, setup.model
+    found: list[tuple[Release, str]] = []
+    architecture = model.architecture
+    if architecture is not None and engine.release < (
+            since := ARCHITECTURE_RELEASES.get(architecture, (0, 0, 0))):
+        found.append((since, f"{setup.model_name} ({architecture}) came in {dotted(since)}"))
+    if (need := _weights_need(setup)) is not None and engine.release < need[0]:
+        found.append(need)
+    if not found:
+        return None
+    return (f"vLLM {engine.vllm_version} cannot load {setup.model_name} in "
+            f"{setup.weights_dtype}: {'; '.join(text for _, text in found)}; expected "
+            f"vllm_version >= {dotted(max(since for since, _ in found))}")
+
+
+__all__ = ["ARCHITECTURE_RELEASES", "LISTED_IN_0_6_4", "release_error"]
