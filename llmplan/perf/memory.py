@@ -5,7 +5,8 @@ v0.21.0 and v0.33.0):
 
     budget    = total memory the runtime reports x gpu_memory_utilization
     available = budget - weights - activation peak - non-torch memory
-                - CUDA graphs (their estimate, from v0.21.0)
+                - CUDA graphs (their estimate, from v0.20.0; from 0.29.0 on Model
+                  Runner V2, whose estimate was a stub returning 0 before)
 
 `weights` are this GPU's share (tensor parallel splits every matrix, expert parallel the
 experts; with data-parallel attention each rank holds the layers outside the experts
@@ -16,8 +17,9 @@ min(max_num_seqs, those tokens) rows of fp32 logits over the vocabulary, whose s
 softmax copies dominate in V1; the forward pass's temporaries are freed before the
 sampler runs (only its output hidden states stay), so the peak is the larger of the two
 phases, not their sum. Non-torch memory (CUDA context growth, NCCL buffers) grows with
-tensor parallelism. CUDA graphs: since v0.21.0 vLLM captures a few of the graphs it will
-use while profiling and takes its estimate of their pool out of the budget
+tensor parallelism. CUDA graphs: since v0.20.0 vLLM captures a few of the graphs it will
+use while profiling (on Model Runner V2, which serves every dense model from 0.25.0, only
+from 0.29.0: llmplan.perf.runner) and takes its estimate of their pool out of the budget
 (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS, on by default; gpu_worker.py
 `determine_available_memory` in v0.27.1: available = requested - non-KV memory - the
 applied estimate). A v0.26.0 log on a B300 adds up that way: 246.27 GiB requested = 58.99
@@ -53,6 +55,7 @@ from llmplan.catalog.catalog import DTYPE_BYTES
 from llmplan.perf.drafter import drafter
 from llmplan.perf.engine import GIB
 from llmplan.perf.parallel import pp_error, setup_allowed_tp, tp_error
+from llmplan.perf.runner import model_runner
 from llmplan.perf.setup import ReplicaSetup, servers_for
 from llmplan.perf.support import release_error
 
@@ -88,6 +91,9 @@ GRAPH_POOL_FIXED_GIB, GRAPH_POOL_PER_TOKEN_MIB, MOE_GRAPH_FACTOR = 0.05, 1.43, 2
 #: ESTIMATE_CUDAGRAPHS on by default from 0.20.0, vllm/envs.py; vllm/v1/worker/gpu_worker.py
 #: skipped it on ROCm until 0.26.0, vllm-project/vllm#44825).
 GRAPHS_IN_BUDGET_RELEASE, ROCM_GRAPHS_IN_BUDGET_RELEASE = (0, 20), (0, 26)
+#: Model Runner V2's profile_cudagraph_memory returned 0 ("TBD") until 0.29.0
+#: (vllm/v1/worker/gpu/model_runner.py)
+V2_ESTIMATES_GRAPHS_RELEASE = (0, 29)
 #: From this release `--max-model-len auto` fits an unset context to the KV cache (vLLM
 #: 0.14.0: `human_readable_int_or_auto` in vllm/engine/arg_utils.py, `_auto_fit_max_model_len`
 #: in vllm/v1/core/kv_cache_utils.py; 0.13.0's parser refuses `auto`).
@@ -104,9 +110,12 @@ E5M2_ON_HOPPER_RELEASE = (0, 22)
 CUDA_CONTEXT_GIB = 0.6
 #: Tokens the fused-MoE kernel runs at once (VLLM_FUSED_MOE_CHUNK_SIZE's default, 32768).
 FUSED_MOE_CHUNK_TOKENS = 32768
-#: Forward-pass activations per batched token: the widest live tensors of one layer
-#: (hidden-sized input and output, the MLP's gate and up projections), 16-bit.
+#: Forward-pass activations per batched token: the widest live tensors of one layer,
+#: 16-bit: its hidden-sized input and output, and in a dense MLP the gate and up
+#: projections' output (2 x intermediate) next to the activation's (1 x intermediate)
+#: written from it (vllm/model_executor/layers/activation.py SiluAndMul: out = d / 2).
 FORWARD_WIDTHS = 2
+MLP_WIDTHS = 3
 
 
 @dataclass(frozen=True)
@@ -248,7 +257,7 @@ def activation_bytes(setup: ReplicaSetup, stage: Stage | None = None) -> float:
     # data-parallel attention: every rank's, all-gathered), and its MLP's intermediates
     forward = tokens * setup.attention_ranks * FORWARD_WIDTHS * model.hidden_size * 2.0
     forward += moe_workspace_bytes(setup) if model.is_moe \
-        else tokens * 2 * model.intermediate_size / setup.tp * 2.0
+        else tokens * MLP_WIDTHS * model.intermediate_size / setup.tp * 2.0
     if stage is not None and not stage.head:
         return forward
     logits = rows * model.vocab_size * 4.0
@@ -311,13 +320,13 @@ def batches_in_flight(setup: ReplicaSetup) -> int:
     """Batches whose tokens a sliding-window layer's pages must cover per request, as vLLM
     reserves them from 0.26.0 (vllm/config/vllm.py `max_concurrent_batches`, `max_in_flight_
     tokens`; one batch before): a batch per pipeline stage, and with async scheduling one
-    more on Model Runner V2 (every model's default from 0.29.0) or two without stages on
-    the V1 runner."""
+    more on Model Runner V2 (llmplan.perf.runner) or two without stages on the V1
+    runner."""
     engine = setup.engine
     if engine.release < (0, 26):
         return 1
     if setup.async_scheduling:
-        if engine.release >= (0, 29):
+        if model_runner(setup) == "v2":
             return setup.pp + 1
         if setup.pp <= 1:
             return 2
@@ -356,10 +365,13 @@ def memory_budget(setup: ReplicaSetup, stage: Stage | None = None) -> MemoryBudg
 def graphs_in_budget(setup: ReplicaSetup) -> bool:
     """Whether vLLM takes its CUDA graphs' estimate out of the budget: as the engine sets
     VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS, else by release; vLLM estimates nothing on
-    ROCm before 0.26, whatever the variable says."""
+    ROCm before 0.26, nor on Model Runner V2 before 0.29 (llmplan.perf.runner), whatever
+    the variable says."""
     release = setup.engine.release
     if setup.gpu.vendor == "amd" and release < ROCM_GRAPHS_IN_BUDGET_RELEASE:
         return False
+    if release < V2_ESTIMATES_GRAPHS_RELEASE and model_runner(setup) == "v2":
+        return False             # Model Runner V2's estimate was a stub returning 0
     estimate = setup.engine.cuda_graph_estimate
     return release >= GRAPHS_IN_BUDGET_RELEASE if estimate is None else estimate
 

@@ -1,9 +1,10 @@
 """CUDA graphs in vLLM's memory budget.
 
-From v0.21.0 vLLM captures a few graphs while profiling and takes its estimate of their
+From v0.20.0 vLLM captures a few graphs while profiling and takes its estimate of their
 pool out of the budget (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS, on by default;
 vllm/v1/worker/gpu_worker.py `determine_available_memory`); before, they are captured
-after the KV cache, outside the budget. The pool follows the largest batch captured,
+after the KV cache, outside the budget, and so are they on Model Runner V2 until 0.29,
+whose estimate returned 0. The pool follows the largest batch captured,
 min(2 x max_num_seqs x (1 + speculative tokens), 512, max_num_batched_tokens)
 (vllm/config/vllm.py, v0.27.1).
 """
@@ -41,9 +42,13 @@ def _pool(capture_tokens: int, moe: bool = False) -> float:
     return pool * (MOE_GRAPH_FACTOR if moe else 1)
 
 
-@pytest.mark.parametrize("version", ["0.20.0", "0.21.0", "0.27.1", "0.33.0"])
-def test_from_0_20_the_graphs_estimate_comes_out_of_the_budget(version: str) -> None:
-    budget = memory_budget(_setup(vllm_version=version))
+@pytest.mark.parametrize(("version", "model"), [
+    ("0.20.0", "Llama-3.1-8B"), ("0.21.0", "Llama-3.1-8B"), ("0.33.0", "Llama-3.1-8B"),
+    # a mixture of experts stays on the V1 runner until 0.29
+    ("0.27.1", "Qwen3-30B-A3B")])
+def test_from_0_20_the_graphs_estimate_comes_out_of_the_budget(version: str,
+                                                               model: str) -> None:
+    budget = memory_budget(_setup(model, vllm_version=version))
     assert budget.graphs_in_budget
     assert budget.cuda_graph_bytes > 0
     assert budget.available_bytes == pytest.approx(
@@ -51,9 +56,14 @@ def test_from_0_20_the_graphs_estimate_comes_out_of_the_budget(version: str) -> 
         - budget.non_torch_bytes - budget.cuda_graph_bytes)
 
 
-@pytest.mark.parametrize("version", ["0.10.1", "0.11.0", "0.19.1"])
-def test_before_0_20_the_graphs_live_outside_the_budget(version: str) -> None:
-    budget = memory_budget(_setup(vllm_version=version))
+@pytest.mark.parametrize(("version", "model"), [
+    ("0.10.1", "Llama-3.1-8B"), ("0.11.0", "Llama-3.1-8B"), ("0.19.1", "Llama-3.1-8B"),
+    # Model Runner V2 (every dense model from 0.25) estimated 0 until 0.29
+    ("0.25.0", "Llama-3.1-8B"), ("0.27.1", "Qwen3-32B"), ("0.28.0", "Gemma-3-27B"),
+    ("0.22.0", "Qwen3-8B")])
+def test_before_0_20_and_on_runner_v2_before_0_29_the_graphs_live_outside_the_budget(
+        version: str, model: str) -> None:
+    budget = memory_budget(_setup(model, vllm_version=version))
     assert not budget.graphs_in_budget
     assert budget.available_bytes == pytest.approx(
         budget.budget_bytes - budget.weights_bytes - budget.activation_bytes
@@ -88,9 +98,11 @@ def test_the_pool_follows_the_largest_batch_vllm_captures(engine: dict[str, obje
 
 def test_rocm_budgets_the_graphs_from_0_26() -> None:
     """vLLM skipped the estimate on ROCm until 0.26.0 (vllm/v1/worker/gpu_worker.py)."""
-    assert not memory_budget(_setup(gpu="MI300X", vllm_version="0.25.1")).graphs_in_budget
-    assert memory_budget(_setup(gpu="MI300X", vllm_version="0.26.0")).graphs_in_budget
-    assert memory_budget(_setup(gpu="H100-SXM", vllm_version="0.25.1")).graphs_in_budget
+    # a mixture of experts, which the V1 runner serves in these releases
+    moe = "Qwen3-30B-A3B"
+    assert not memory_budget(_setup(moe, gpu="MI300X", vllm_version="0.25.1")).graphs_in_budget
+    assert memory_budget(_setup(moe, gpu="MI300X", vllm_version="0.26.0")).graphs_in_budget
+    assert memory_budget(_setup(moe, gpu="H100-SXM", vllm_version="0.25.1")).graphs_in_budget
 
 
 @pytest.mark.parametrize(("gpu", "version", "engine", "capture"), [

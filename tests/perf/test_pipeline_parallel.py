@@ -275,7 +275,7 @@ def test_on_pcie_cards_stages_trade_latency_for_throughput() -> None:
     # what does not fit names the layout, and a layout of one server that holds it
     ("{gpu: L4, model: Llama-3.3-70B, pp: 4}", r"deployments\.bad:",
      r"does not fit on L4 with tp 1 x pp 4: .* expected tp 8 x pp 1 \(8 GPUs\)"),
-    ("{gpu: L40S, model: Qwen3-32B, pp: 2, engine: {max_num_batched_tokens: 131072, "
+    ("{gpu: L40S, model: Qwen3-32B, pp: 2, engine: {max_num_batched_tokens: 98304, "
      "max_num_seqs: 1024}}", r"deployments\.bad:", r"expected tp 1 x pp 3 \(3 GPUs\)"),
     # the sizes offered for tp keep each server's stages whole: tp 8 x pp 2 on two servers
     ("{gpu: H100-SXM, model: Llama-3.3-70B, tp: 3, pp: 2}", r"deployments\.bad\.tp:",

@@ -1,0 +1,68 @@
+"""Which of vLLM's two GPU model runners serves a replica, release by release.
+
+Model Runner V2 (vllm/v1/worker/gpu/model_runner.py) became the default in steps, read in
+the published wheels (vllm/config/vllm.py: DEFAULT_V2_MODEL_RUNNER_ARCHITECTURES,
+`_is_default_v2_model_runner_model`, `_get_v2_model_runner_unsupported_features`):
+- 0.22: Qwen3ForCausalLM; 0.23: LlamaForCausalLM, MistralForCausalLM and Qwen3ForCausalLM;
+  both only unquantized and dense. 0.24: those three in any format.
+- 0.25-0.28: every dense model (and a few MoE architectures, none in the catalog).
+- 0.29 on: every model.
+It falls back to V1 for what it does not run yet: n-gram drafts until 0.32, a draft model
+until 0.31 (only EAGLE, EAGLE-3 and MTP before), EAGLE-3 with pipeline stages until 0.30.
+
+What it changes here: V2's `profile_cudagraph_memory` returned 0 until 0.29 (a "TBD"
+stub), so before 0.29 a replica on V2 keeps its CUDA graphs out of the KV budget; and with
+async scheduling V2 keeps a batch per pipeline stage plus one in flight, V1 two without
+stages and one per stage with them (`max_concurrent_batches`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from llmplan.perf.setup import ReplicaSetup
+
+Runner = Literal["v1", "v2"]
+
+#: The architectures Model Runner V2 served by default, unquantized and dense only in the
+#: first two releases
+V2_ARCHITECTURES: dict[tuple[int, int], frozenset[str]] = {
+    (0, 22): frozenset({"Qwen3ForCausalLM"}),
+    (0, 23): frozenset({"LlamaForCausalLM", "MistralForCausalLM", "Qwen3ForCausalLM"}),
+    (0, 24): frozenset({"LlamaForCausalLM", "MistralForCausalLM", "Qwen3ForCausalLM"}),
+}
+V2_DENSE_RELEASE = (0, 25)       # every dense model
+V2_EVERY_MODEL_RELEASE = (0, 29)
+#: The release from which V2 runs each speculative method (before: V1)
+V2_DRAFTS_RELEASE = {"ngram": (0, 32), "draft_model": (0, 31)}
+V2_EAGLE3_STAGES_RELEASE = (0, 30)
+
+
+def _by_default(setup: ReplicaSetup) -> bool:
+    release, model = setup.engine.release, setup.model
+    if release >= V2_EVERY_MODEL_RELEASE:
+        return True
+    if release >= V2_DENSE_RELEASE:
+        return not model.is_moe
+    listed = V2_ARCHITECTURES.get(release[:2], frozenset())
+    if model.architecture not in listed:
+        return False
+    return release >= (0, 24) or (not model.is_moe
+                                  and setup.weights_dtype in ("bf16", "fp16"))
+
+
+def model_runner(setup: ReplicaSetup) -> Runner:
+    """The model runner this replica's vLLM release serves it with by default."""
+    if not _by_default(setup):
+        return "v1"
+    release, speculative = setup.engine.release, setup.engine.speculative
+    if speculative is not None:
+        if release < V2_DRAFTS_RELEASE.get(speculative.method, (0, 0)):
+            return "v1"
+        if speculative.method == "eagle3" and setup.pp > 1 \
+                and release < V2_EAGLE3_STAGES_RELEASE:
+            return "v1"
+    return "v2"
+
+
+__all__ = ["Runner", "model_runner"]

@@ -1,0 +1,76 @@
+"""Which of vLLM's model runners serves a replica, as each release's vllm/config/vllm.py
+decides it (read in the published wheels), and what that changes in the memory budget."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmplan.catalog import builtin_catalog
+from llmplan.perf.engine import EngineSpec, SpeculativeSpec
+from llmplan.perf.memory import batches_in_flight, graphs_in_budget
+from llmplan.perf.runner import model_runner
+from llmplan.perf.setup import ReplicaSetup
+
+CATALOG = builtin_catalog()
+NGRAM = SpeculativeSpec(method="ngram", num_speculative_tokens=3, mean_acceptance_length=1.8)
+DRAFT = SpeculativeSpec(method="draft_model", num_speculative_tokens=3,
+                        mean_acceptance_length=2.0, drafter="Llama-3.2-1B")
+EAGLE3 = SpeculativeSpec(method="eagle3", num_speculative_tokens=3, mean_acceptance_length=2.6,
+                         draft_params_b=0.5)
+
+
+def _setup(model: str, release: str, *, weights: str | None = None, pp: int = 1,
+           **engine: object) -> ReplicaSetup:
+    return ReplicaSetup("H100-SXM", model, CATALOG.gpus["H100-SXM"], CATALOG.models[model],
+                        EngineSpec(vllm_version=release, weights_dtype=weights,  # type: ignore[arg-type]
+                                   **engine),  # type: ignore[arg-type]
+                        1, pp=pp)
+
+
+@pytest.mark.parametrize(("model", "release", "weights", "runner"), [
+    ("Qwen3-8B", "0.21.0", None, "v1"),           # no default V2 architecture before 0.22
+    ("Qwen3-8B", "0.22.0", None, "v2"),           # 0.22: Qwen3, unquantized
+    ("Qwen3-8B", "0.22.0", "fp8", "v1"),
+    ("Llama-3.1-8B", "0.22.0", None, "v1"),
+    ("Llama-3.1-8B", "0.23.0", None, "v2"),       # 0.23: Llama, Mistral, Qwen3
+    ("Llama-3.1-8B", "0.23.0", "fp8", "v1"),
+    ("Llama-3.1-8B", "0.24.0", "fp8", "v2"),      # 0.24: those in any format
+    ("Gemma-3-27B", "0.24.0", None, "v1"),
+    ("Gemma-3-27B", "0.25.0", None, "v2"),        # 0.25-0.28: every dense model
+    ("Qwen3-32B", "0.27.1", None, "v2"),
+    ("Qwen3-30B-A3B", "0.28.0", None, "v1"),      # ... but not a mixture of experts
+    ("Qwen3-30B-A3B", "0.29.0", None, "v2"),      # 0.29: every model
+    ("gpt-oss-20b", "0.33.0", None, "v2"),
+])
+def test_the_default_runner_by_release_and_model(model: str, release: str,
+                                                 weights: str | None, runner: str) -> None:
+    assert model_runner(_setup(model, release, weights=weights)) == runner
+
+
+@pytest.mark.parametrize(("release", "speculative", "pp", "runner"), [
+    ("0.31.0", NGRAM, 1, "v1"), ("0.32.0", NGRAM, 1, "v2"),
+    ("0.30.0", DRAFT, 1, "v1"), ("0.31.0", DRAFT, 1, "v2"),
+    ("0.29.0", EAGLE3, 2, "v1"), ("0.30.0", EAGLE3, 2, "v2"),
+    ("0.25.0", EAGLE3, 1, "v2"),
+])
+def test_drafts_v2_does_not_run_yet_fall_back_to_v1(release: str, speculative: SpeculativeSpec,
+                                                    pp: int, runner: str) -> None:
+    assert model_runner(_setup("Llama-3.1-8B", release, pp=pp,
+                               speculative=speculative)) == runner
+
+
+def test_v2_kept_its_graphs_out_of_the_budget_until_0_29() -> None:
+    # its profile_cudagraph_memory returned 0 until 0.29; V1's counts from 0.20
+    assert not graphs_in_budget(_setup("Qwen3-32B", "0.27.1"))
+    assert graphs_in_budget(_setup("Qwen3-30B-A3B", "0.27.1"))
+    assert graphs_in_budget(_setup("Qwen3-32B", "0.29.0"))
+    assert graphs_in_budget(_setup("Qwen3-32B", "0.21.0"))
+
+
+def test_async_batches_in_flight_follow_the_runner() -> None:
+    # max_concurrent_batches: V2 keeps a batch per stage plus one; V1 with stages one per
+    # stage (it does not overlap them with async scheduling)
+    assert batches_in_flight(_setup("Gemma-3-27B", "0.27.1", pp=2, async_scheduling=True)) == 3
+    assert batches_in_flight(_setup("gpt-oss-20b", "0.27.1", pp=2, async_scheduling=True)) == 2
+    assert batches_in_flight(_setup("gpt-oss-20b", "0.27.1", async_scheduling=True)) == 2
+    assert batches_in_flight(_setup("gpt-oss-20b", "0.29.0", pp=2, async_scheduling=True)) == 3
