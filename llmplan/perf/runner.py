@@ -4,7 +4,8 @@ Model Runner V2 (vllm/v1/worker/gpu/model_runner.py) became the default in steps
 the published wheels (vllm/config/vllm.py: DEFAULT_V2_MODEL_RUNNER_ARCHITECTURES,
 `_is_default_v2_model_runner_model`, `_get_v2_model_runner_unsupported_features`):
 - 0.22: Qwen3ForCausalLM; 0.23: LlamaForCausalLM, MistralForCausalLM and Qwen3ForCausalLM;
-  both only unquantized and dense. 0.24: those three in any format.
+  both only dense and from a checkpoint without a quantization_config. 0.24: those three in
+  any format.
 - 0.25-0.28: every dense model (and a few MoE architectures, none in the catalog).
 - 0.29 on: every model.
 It falls back to V1 for what it does not run yet: n-gram drafts until 0.32, a draft model
@@ -47,8 +48,16 @@ def _by_default(setup: ReplicaSetup) -> bool:
     listed = V2_ARCHITECTURES.get(release[:2], frozenset())
     if model.architecture not in listed:
         return False
-    return release >= (0, 24) or (not model.is_moe
-                                  and setup.weights_dtype in ("bf16", "fp16"))
+    return release >= (0, 24) or not (model.is_moe or _quantized_checkpoint(setup))
+
+
+def _quantized_checkpoint(setup: ReplicaSetup) -> bool:
+    """Whether the weights come from a checkpoint with a quantization_config (vLLM's
+    `ModelConfig.is_quantized`), not 16-bit ones quantized while loading (FP8 of a model
+    without an FP8 checkpoint, as the stack serves it)."""
+    dtype, model = setup.weights_dtype, setup.model
+    return dtype not in ("bf16", "fp16") and (dtype == model.default_dtype
+                                              or dtype in model.checkpoints)
 
 
 def model_runner(setup: ReplicaSetup) -> Runner:

@@ -33,7 +33,8 @@ def _setup(model: str, release: str, *, weights: str | None = None, pp: int = 1,
     ("Qwen3-8B", "0.22.0", "fp8", "v1"),
     ("Llama-3.1-8B", "0.22.0", None, "v1"),
     ("Llama-3.1-8B", "0.23.0", None, "v2"),       # 0.23: Llama, Mistral, Qwen3
-    ("Llama-3.1-8B", "0.23.0", "fp8", "v1"),
+    ("Llama-3.1-8B", "0.23.0", "int4", "v1"),    # a quantized checkpoint
+    ("Llama-3.1-8B", "0.23.0", "fp8", "v2"),     # no FP8 checkpoint: quantized on loading
     ("Llama-3.1-8B", "0.24.0", "fp8", "v2"),      # 0.24: those in any format
     ("Gemma-3-27B", "0.24.0", None, "v1"),
     ("Gemma-3-27B", "0.25.0", None, "v2"),        # 0.25-0.28: every dense model
