@@ -89,8 +89,8 @@ def summary_table(result: Result, bounded: frozenset[str] = frozenset()) -> Fitt
         layouts.append(grid(
             title, [Col("candidate", "left"), *(SUMMARY_FIGURES[i] for i in keep)],
             [[n, *(f[i] for i in keep)] for n, _, f in rows],
-            caption=f"{volume}{served}\nleft out for width (no SLO bounds it; result.json "
-                    f"has it): {gone}"))
+            caption=f"{volume}{served}\nleft out for width (bounded by no SLO; in "
+                    f"result.json): {gone}"))
     # one column: each candidate's name on a line of its own, then its figures in words
     layouts.append(grid(
         title, [Col("candidate: serves with; figures", "left", wrap=True)],
