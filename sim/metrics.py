@@ -279,6 +279,7 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
                 non_torch_gib=budget.non_torch_bytes / GIB,
                 cuda_graph_gib=budget.cuda_graph_bytes / GIB,
                 cuda_graph_in_budget=budget.graphs_in_budget,
+                runner_buffers_gib=budget.runner_buffers_bytes / GIB,
                 kv_cache_gib=run.capacity.kv_cache_bytes / GIB),
             step_time=_coefficients(step)),
         timeseries=LocalTimeSeries(

@@ -94,6 +94,9 @@ GRAPHS_IN_BUDGET_RELEASE, ROCM_GRAPHS_IN_BUDGET_RELEASE = (0, 20), (0, 26)
 #: Model Runner V2's profile_cudagraph_memory returned 0 ("TBD") until 0.29.0
 #: (vllm/v1/worker/gpu/model_runner.py)
 V2_ESTIMATES_GRAPHS_RELEASE = (0, 29)
+#: From 0.32 Model Runner V2 drafts n-grams on the GPU and keeps the token ids there
+#: (vllm/v1/worker/gpu/model_runner.py `use_dense_all_token_ids`)
+NGRAM_TOKENS_ON_GPU_RELEASE = (0, 32)
 #: From this release `--max-model-len auto` fits an unset context to the KV cache (vLLM
 #: 0.14.0: `human_readable_int_or_auto` in vllm/engine/arg_utils.py, `_auto_fit_max_model_len`
 #: in vllm/v1/core/kv_cache_utils.py; 0.13.0's parser refuses `auto`).
@@ -164,6 +167,7 @@ class MemoryBudget:
     non_torch_bytes: float
     cuda_graph_bytes: float
     graphs_in_budget: bool = False   # vLLM >= 0.20 (ROCm: 0.26): the estimate is budgeted
+    runner_buffers_bytes: float = 0.0    # Model Runner V2's sampler and request buffers
 
     @property
     def budgeted_graph_bytes(self) -> float:
@@ -175,7 +179,7 @@ class MemoryBudget:
     def available_bytes(self) -> float:
         """What the KV cache gets."""
         return self.budget_bytes - self.weights_bytes - self.activation_bytes \
-            - self.non_torch_bytes - self.budgeted_graph_bytes
+            - self.non_torch_bytes - self.budgeted_graph_bytes - self.runner_buffers_bytes
 
 
 @dataclass(frozen=True)
@@ -262,6 +266,13 @@ def activation_bytes(setup: ReplicaSetup, stage: Stage | None = None) -> float:
         return forward
     logits = rows * model.vocab_size * 4.0
     hidden = tokens * model.hidden_size * 2.0       # the forward pass's output, kept
+    if model_runner(setup) == "v2":
+        # V2's warm-up samples the 16-bit logits as they come (no processing asked, a
+        # Gumbel argmax per block: sample/sampler.py, gumbel.py): each rank's slice of the
+        # vocabulary and, under tensor parallelism, the gathered whole
+        # (layers/logits_processor.py)
+        slices = 1.0 + (1.0 / setup.attention_tp if setup.attention_tp > 1 else 0.0)
+        return max(forward, hidden + slices * logits / 2)
     release = engine.release
     for since, copies in LOGIT_COPIES:
         if release >= since:
@@ -359,7 +370,34 @@ def memory_budget(setup: ReplicaSetup, stage: Stage | None = None) -> MemoryBudg
         activation_bytes=activation_bytes(setup, stage),
         non_torch_bytes=non_torch_bytes(setup),
         cuda_graph_bytes=cuda_graph_bytes(setup),
-        graphs_in_budget=graphs_in_budget(setup))
+        graphs_in_budget=graphs_in_budget(setup),
+        runner_buffers_bytes=runner_buffers_bytes(setup, stage))
+
+
+def runner_buffers_bytes(setup: ReplicaSetup, stage: Stage | None = None) -> float:
+    """Buffers Model Runner V2 allocates when it starts, before vLLM profiles (so its
+    budget counts them), that grow with max_num_seqs (vllm/v1/worker/gpu/, read in the
+    published wheels from 0.22):
+    - on the stage with the output head, the sampler's penalty counts
+      (sample/penalties.py `output_bin_counts`: int32 per sequence and vocabulary entry,
+      and `prompt_bin_mask`, a bit each), allocated whatever the requests ask;
+    - from 0.32 with n-gram drafts, every request's token ids on the GPU (states.py
+      `all_token_ids`, int32 per sequence and position up to max_model_len as vLLM first
+      sets it, the model's whole context when it is left to `auto`; host memory
+      otherwise).
+    The V1 runner allocates neither."""
+    if model_runner(setup) != "v2":
+        return 0.0
+    model, engine = setup.model, setup.engine
+    seqs = setup.rank_max_num_seqs
+    total = 0.0
+    if stage is None or stage.head:
+        total += seqs * (model.vocab_size + -(-model.vocab_size // 32)) * 4.0
+    speculative = engine.speculative
+    if speculative is not None and speculative.method == "ngram" \
+            and engine.release >= NGRAM_TOKENS_ON_GPU_RELEASE:
+        total += seqs * (engine.max_model_len or model.max_context_tokens) * 4.0
+    return total
 
 
 def graphs_in_budget(setup: ReplicaSetup) -> bool:
@@ -480,7 +518,7 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
         error = _does_not_fit(setup, budget)
     elif engine.kv_cache_tokens is not None and \
             (need := CUDA_CONTEXT_GIB * GIB + budget.weights_bytes + budget.activation_bytes
-             + budget.non_torch_bytes + budget.cuda_graph_bytes
+             + budget.non_torch_bytes + budget.cuda_graph_bytes + budget.runner_buffers_bytes
              + pool_blocks * layout.block_bytes()) > budget.total_bytes:
         # the tokens replace the KV budget, not the card: the weights, those tokens' pages
         # and the CUDA graphs captured next to them must still be on it
@@ -490,7 +528,7 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
                  f"context {CUDA_CONTEXT_GIB:g}, weights {budget.weights_bytes / GIB:.1f}, "
                  f"KV cache "
                  f"{pool_blocks * layout.block_bytes() / GIB:.1f}, CUDA graphs "
-                 f"{budget.cuda_graph_bytes / GIB:.2f}), the card has "
+                 f"{budget.cuda_graph_bytes / GIB:.2f}{_buffers(budget)}), the card has "
                  f"{budget.total_bytes / GIB:.1f}; expected fewer kv_cache_tokens, a larger "
                  f"tp, a bigger GPU or a smaller weights_dtype")
     elif engine.kv_cache_tokens is None and (problem := _room_error(setup, budget)) is not None:
@@ -570,7 +608,8 @@ def _room_error(setup: ReplicaSetup, budget: MemoryBudget) -> str | None:
     leaving less outside its budget than the CUDA context and, before vLLM 0.21, the CUDA
     graphs captured there after the KV cache."""
     engine, gib = setup.engine, budget.total_bytes / GIB
-    used = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes
+    used = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes \
+        + budget.runner_buffers_bytes
     if engine.kv_cache_memory_gib is not None:
         room = budget.total_bytes - CUDA_CONTEXT_GIB * GIB - used - budget.cuda_graph_bytes
         if engine.kv_cache_memory_gib * GIB <= room:
@@ -582,7 +621,7 @@ def _room_error(setup: ReplicaSetup, budget: MemoryBudget) -> str | None:
                 f"{gib:.1f} GiB after the CUDA context {CUDA_CONTEXT_GIB:g}, weights "
                 f"{budget.weights_bytes / GIB:.1f}, activations "
                 f"{budget.activation_bytes / GIB:.1f}, non-torch memory "
-                f"{budget.non_torch_bytes / GIB:.2f} and CUDA graphs "
+                f"{budget.non_torch_bytes / GIB:.2f}{_buffers(budget)} and CUDA graphs "
                 f"{budget.cuda_graph_bytes / GIB:.2f}): vLLM would run out of memory "
                 f"allocating it; expected {expected}")
     outside = budget.total_bytes - budget.budget_bytes
@@ -652,9 +691,16 @@ def build_error(setup: ReplicaSetup) -> str | None:
         or kv_capacity(setup).error
 
 
+def _buffers(budget: MemoryBudget) -> str:
+    """Model Runner V2's buffers in a list of what a GPU holds ("" when there are none)."""
+    buffers = budget.runner_buffers_bytes
+    return f", Model Runner V2's buffers {buffers / GIB:.2f}" if buffers else ""
+
+
 def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
     graphs = budget.budgeted_graph_bytes
-    need = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes + graphs
+    need = budget.weights_bytes + budget.activation_bytes + budget.non_torch_bytes + graphs \
+        + budget.runner_buffers_bytes
     fitting = _fitting_layout(setup)
     draft = drafter(setup).weights_bytes / setup.attention_tp
     of_which = f", the drafter's {draft / GIB:.1f} of them" if draft else ""
@@ -662,7 +708,14 @@ def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
     tokens = setup.rank_max_num_batched_tokens
     peak = (f", profiling peak {budget.activation_bytes / GIB:.1f} at {tokens} batched "
             f"tokens")
-    if budget.activation_bytes > budget.weights_bytes:
+    if budget.runner_buffers_bytes > max(budget.weights_bytes, budget.activation_bytes):
+        # n-gram drafts on V2 keep max_num_seqs x max_model_len token ids on the GPU
+        advice = (f"engine.max_model_len set (Model Runner V2 keeps max_num_seqs x "
+                  f"max_model_len token ids on the GPU for n-gram drafts, now "
+                  f"{setup.rank_max_num_seqs} x "
+                  f"{setup.engine.max_model_len or setup.model.max_context_tokens}) or a "
+                  f"smaller engine.max_num_seqs")
+    elif budget.activation_bytes > budget.weights_bytes:
         # the step's token budget, not the model, is what does not fit
         advice = f"a smaller engine.max_num_batched_tokens (now {tokens})" \
             if setup.engine.chunked_prefill else (
@@ -672,7 +725,8 @@ def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
         advice = (fitting or "a bigger GPU") + " or a smaller weights_dtype"
     return (f"{setup.model_name} in {setup.weights_dtype} does not fit on {setup.gpu_name} "
             f"with {_layout(setup.tp, setup.pp)}: needs {need / GIB:.1f} GiB per GPU "
-            f"(weights {budget.weights_bytes / GIB:.1f}{of_which}{peak}{in_budget}), "
+            f"(weights {budget.weights_bytes / GIB:.1f}{of_which}{peak}{in_budget}"
+            f"{_buffers(budget)}), "
             f"{budget.budget_bytes / GIB:.1f} GiB usable at "
             f"gpu_memory_utilization {setup.gpu_memory_utilization:g}; expected {advice}")
 

@@ -231,9 +231,9 @@ class StepTimeCoefficients(ResultModel):
 
 class MemoryOutcome(ResultModel):
     """One GPU's memory as vLLM budgets it (GiB): budget = total x utilisation; the KV
-    cache gets what weights, the profiling run's activation peak, non-torch memory and,
-    from vLLM 0.21 on, the CUDA graphs' estimate leave (before 0.21 the graphs are
-    captured outside the budget)."""
+    cache gets what weights, the profiling run's activation peak, non-torch memory, Model
+    Runner V2's buffers and, from vLLM 0.20 on, the CUDA graphs' estimate leave (before,
+    and on Model Runner V2 before 0.29, the graphs are captured outside the budget)."""
 
     total_gib: float
     gpu_memory_utilization: float
@@ -243,9 +243,14 @@ class MemoryOutcome(ResultModel):
     non_torch_gib: float
     cuda_graph_gib: float
     cuda_graph_in_budget: bool = Field(
-        description="vLLM >= 0.21 takes its CUDA-graph estimate out of the budget "
-                    "(VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS); before, the graphs "
-                    "live outside it.")
+        description="vLLM >= 0.20 takes its CUDA-graph estimate out of the budget "
+                    "(VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS; Model Runner V2 from "
+                    "0.29); before, the graphs live outside it.")
+    runner_buffers_gib: float = Field(
+        default=0.0, description="Model Runner V2's buffers allocated before profiling: the "
+                                 "sampler's penalty counts (int32 per sequence and "
+                                 "vocabulary entry) and, from vLLM 0.32 with n-gram drafts, "
+                                 "the requests' token ids; 0 on the V1 runner.")
     kv_cache_gib: float
 
 

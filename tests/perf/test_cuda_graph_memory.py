@@ -53,7 +53,7 @@ def test_from_0_20_the_graphs_estimate_comes_out_of_the_budget(version: str,
     assert budget.cuda_graph_bytes > 0
     assert budget.available_bytes == pytest.approx(
         budget.budget_bytes - budget.weights_bytes - budget.activation_bytes
-        - budget.non_torch_bytes - budget.cuda_graph_bytes)
+        - budget.non_torch_bytes - budget.cuda_graph_bytes - budget.runner_buffers_bytes)
 
 
 @pytest.mark.parametrize(("version", "model"), [
@@ -67,7 +67,7 @@ def test_before_0_20_and_on_runner_v2_before_0_29_the_graphs_live_outside_the_bu
     assert not budget.graphs_in_budget
     assert budget.available_bytes == pytest.approx(
         budget.budget_bytes - budget.weights_bytes - budget.activation_bytes
-        - budget.non_torch_bytes)
+        - budget.non_torch_bytes - budget.runner_buffers_bytes)
 
 
 def test_enforce_eager_gives_the_graphs_memory_to_the_kv_cache_from_0_20() -> None:
@@ -127,11 +127,14 @@ def test_a_mixture_of_experts_captures_its_expert_workspaces_too() -> None:
 
 
 def test_fewer_sequences_leave_more_kv_cache_through_the_graphs_and_the_sampler() -> None:
-    """max_num_seqs shrinks both the sampler's logits in the profiling peak and the graph
-    pool: the KV cache grows by exactly what the two give back."""
+    """max_num_seqs shrinks the sampler's logits in the profiling peak, the graph pool and
+    (Model Runner V2, the default release's) the sampler's penalty counts: the KV cache
+    grows by exactly what they give back."""
     many, few = (memory_budget(_setup(max_num_seqs=n)) for n in (1024, 32))
     given_back = (many.activation_bytes - few.activation_bytes) \
-        + (many.cuda_graph_bytes - few.cuda_graph_bytes)
+        + (many.cuda_graph_bytes - few.cuda_graph_bytes) \
+        + (many.runner_buffers_bytes - few.runner_buffers_bytes)
+    assert many.runner_buffers_bytes - few.runner_buffers_bytes > 0.4 * GIB
     assert given_back > 0.5 * GIB
     assert few.available_bytes - many.available_bytes == pytest.approx(given_back)
 

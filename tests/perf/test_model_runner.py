@@ -7,7 +7,7 @@ import pytest
 
 from llmplan.catalog import builtin_catalog
 from llmplan.perf.engine import EngineSpec, SpeculativeSpec
-from llmplan.perf.memory import batches_in_flight, graphs_in_budget
+from llmplan.perf.memory import activation_bytes, batches_in_flight, graphs_in_budget, memory_budget
 from llmplan.perf.runner import model_runner
 from llmplan.perf.setup import ReplicaSetup
 
@@ -75,3 +75,38 @@ def test_async_batches_in_flight_follow_the_runner() -> None:
     assert batches_in_flight(_setup("gpt-oss-20b", "0.27.1", pp=2, async_scheduling=True)) == 2
     assert batches_in_flight(_setup("gpt-oss-20b", "0.27.1", async_scheduling=True)) == 2
     assert batches_in_flight(_setup("gpt-oss-20b", "0.29.0", pp=2, async_scheduling=True)) == 3
+
+
+def test_v2_holds_the_samplers_penalty_counts_and_ngram_token_ids() -> None:
+    # sample/penalties.py: int32 per sequence and vocabulary entry, and a bit each
+    model = CATALOG.models["Llama-3.1-8B"]
+    v2 = memory_budget(_setup("Llama-3.1-8B", "0.33.0", max_num_seqs=256))
+    assert v2.runner_buffers_bytes == pytest.approx(
+        256 * (model.vocab_size + -(-model.vocab_size // 32)) * 4.0)
+    assert memory_budget(_setup("Llama-3.1-8B", "0.21.0",
+                                max_num_seqs=256)).runner_buffers_bytes == 0.0
+    # from 0.32 n-gram drafts keep every request's token ids on the GPU, sized by
+    # max_model_len as vLLM first sets it (the whole context when left unset)
+    ngram = memory_budget(_setup("Llama-3.1-8B", "0.33.0", max_num_seqs=256,
+                                 max_model_len=32768, speculative=NGRAM))
+    assert ngram.runner_buffers_bytes - v2.runner_buffers_bytes == pytest.approx(
+        256 * 32768 * 4.0)
+    whole = memory_budget(_setup("Llama-3.1-8B", "0.33.0", max_num_seqs=256,
+                                 speculative=NGRAM))
+    assert whole.runner_buffers_bytes - v2.runner_buffers_bytes == pytest.approx(
+        256 * model.max_context_tokens * 4.0)
+    # 0.31 drafts n-grams on the V1 runner, which keeps them in host memory
+    assert memory_budget(_setup("Llama-3.1-8B", "0.31.0", max_num_seqs=256,
+                                speculative=NGRAM)).runner_buffers_bytes == 0.0
+
+
+def test_v2_warm_up_samples_the_16_bit_logits_as_they_come() -> None:
+    # no fp32 copies: the logits (each rank's slice and the gathered whole under tensor
+    # parallelism) next to the forward pass's output, or the forward pass if larger
+    model = CATALOG.models["Qwen3-8B"]
+    setup = _setup("Qwen3-8B", "0.33.0", max_num_seqs=1024, max_num_batched_tokens=1024)
+    logits = 1024 * model.vocab_size * 2.0
+    hidden = 1024 * model.hidden_size * 2.0
+    assert activation_bytes(setup) == pytest.approx(hidden + logits)
+    v1 = _setup("Qwen3-8B", "0.21.0", max_num_seqs=1024, max_num_batched_tokens=1024)
+    assert activation_bytes(v1) > 2.5 * activation_bytes(setup)

@@ -73,7 +73,8 @@ def test_result_kv_cache_gib_fits_in_what_the_card_leaves(gpu: str, model: str,
     assert result.local is not None
     memory = result.local.engine.memory
     left_gib = memory.budget_gib - memory.weights_gib - memory.activation_gib \
-        - memory.non_torch_gib - (memory.cuda_graph_gib if memory.cuda_graph_in_budget else 0)
+        - memory.non_torch_gib - (memory.cuda_graph_gib if memory.cuda_graph_in_budget else 0) \
+        - memory.runner_buffers_gib
     block_gib = kv_capacity(loaded.scenario.deployments["d"].setup(loaded.catalog)) \
         .block_bytes / GIB
     assert left_gib - block_gib < memory.kv_cache_gib <= left_gib + 1e-9

@@ -184,21 +184,25 @@ CASES = [
          "deployments.a.engine.block_size_tokens",
          ("block size 8", "multiples of 16", "expected one of 16, 32, 64, 128, 256")),
     # an H100 reports 81105.7 MiB = 79.20 GiB; the CUDA context takes 0.6 GiB; Llama-3.1-8B's
-    # bf16 weights are 8.03e9 x 2 B = 14.96 GiB, the profiling peak 1.55 fp32 logit copies of
-    # 1024 x 128256 (0.758 GiB) and 8192 hidden vectors (0.0625): 0.82; non-torch 0.13; CUDA
-    # graphs captured up to 512 tokens 0.05 + 512 x 1.43 MiB = 0.765. Left for the KV cache:
-    # 79.20 - 0.6 - 14.96 - 0.82 - 0.13 - 0.765 = 61.93 GiB, not 200.
+    # bf16 weights are 8.03e9 x 2 B = 14.96 GiB. vLLM 0.33 runs it on Model Runner V2: the
+    # profiling peak is the forward pass, 8192 tokens x (2 x 4096 + 3 x 14336) x 2 B =
+    # 0.781 GiB (above its sampler's 16-bit logits, 1024 x 128256 x 2 B = 0.245, and the
+    # 0.0625 of hidden vectors); non-torch 0.13; CUDA graphs captured up to 512 tokens
+    # 0.05 + 512 x 1.43 MiB = 0.765; the sampler's penalty counts 1024 x (128256 + 4008) x
+    # 4 B = 0.505. Left for the KV cache: 79.20 - 0.6 - 14.96 - 0.781 - 0.13 - 0.765 - 0.505
+    # = 61.46 GiB, not 200.
     Case("kv-cache-memory-beyond-the-card",
          edit("  a:\n", f"  a:  {MARK}\n") + "    engine:\n      kv_cache_memory_gib: 200\n",
          "deployments.a", ("engine.kv_cache_memory_gib 200 is more than H100-SXM has left",
-                           "61.9 of its 79.2 GiB", "run out of memory",
-                           "expected kv_cache_memory_gib <= 61.93")),
+                           "61.5 of its 79.2 GiB", "run out of memory",
+                           "expected kv_cache_memory_gib <= 61.46")),
     # kv_cache_tokens replaces the KV budget, not the card: 600,000 tokens of Llama-3.1-8B
     # are 600,000 x 128 KiB = 73.2 GiB next to 14.96 GiB of weights on a 79.2 GiB H100
     Case("kv-cache-tokens-beyond-the-card",
          edit("  a:\n", f"  a:  {MARK}\n") + "    engine:\n      kv_cache_tokens: 600000\n",
          "deployments.a", ("engine.kv_cache_tokens 600000 does not fit on H100-SXM",
-                           "KV cache 73.2, CUDA graphs 0.77), the card has 79.2",
+                           "KV cache 73.2, CUDA graphs 0.77, Model Runner V2's buffers 0.50), "
+                           "the card has 79.2",
                            "expected fewer kv_cache_tokens")),
     # the stack provisions autoscaling as an HPA: whole seconds up to 1800, milli-units
     Case("autoscaling-cooldown-beyond-the-hpa",

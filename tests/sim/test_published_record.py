@@ -30,16 +30,16 @@ from llmplan.catalog import builtin_catalog
 def test_vllm_kv_cache_lines_within_ten_percent() -> None:
     cases = load_cases(KvCase, "kv_record.yaml")
     outcomes = kv_outcomes(cases)
-    # 13 of 16 within 10%; the misses, each with its reason in FIDELITY.md: Qwen3-235B-FP8
-    # with an LMCache connector, and the two pipeline-parallel lines (Qwen3-32B's first stage
-    # leaves about 1.2 GiB more outside the cache than the model finds, by a mechanism not
-    # found in vLLM's source, while its tensor-parallel twin, the same cards, flags and
-    # release, is within 5%), which stay within 20%
+    # 14 of 16 within 10%; the misses, each with its reason in FIDELITY.md: Qwen3-235B-FP8
+    # with an LMCache connector, and the four-stage line (a table, not a log, whose tokens
+    # and GiB disagree with each other), which stays within 15%; the two-stage Qwen3-32B
+    # line and its tensor-parallel twin (the same cards, flags and release, both on Model
+    # Runner V2) within 10% and 5%
     misses = {o.case_id: round(o.error_pct, 1) for o in outcomes if abs(o.error_pct) > 10.0}
-    assert set(misses) <= {"qwen3-235b-fp8-4x-h100-tp4", "qwen3-32b-2x-rtx-pro-6000-pp2",
+    assert set(misses) <= {"qwen3-235b-fp8-4x-h100-tp4",
                            "qwen3-235b-fp8-4x-rtx-pro-6000-pp4"}, misses
     staged = [o for c, o in zip(cases, outcomes, strict=True) if c.pp > 1]
-    assert len(staged) >= 2 and all(abs(o.error_pct) <= 20.0 for o in staged)
+    assert len(staged) >= 2 and all(abs(o.error_pct) <= 15.0 for o in staged)
     twin = next(o for o in outcomes if o.case_id == "qwen3-32b-2x-rtx-pro-6000-tp2")
     assert abs(twin.error_pct) <= 5.0
     # the data-parallel ranks' own lines (Qwen3-Coder-480B on eight GPUs, -dp=8)
