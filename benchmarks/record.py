@@ -266,10 +266,14 @@ def _run_table(case: ThroughputCase, arrivals: np.ndarray, catalog: Catalog) -> 
     if case.engine == "trtllm" and case.scenario == "offline" and case.max_num_seqs is None:
         limits["max_num_seqs"], limits["max_num_batched_tokens"] = \
             trtllm_bench_limits(case, catalog)
+    # TensorRT-LLM and SGLang runs are sized with vLLM's accounting as a stand-in, on the V1
+    # model runner's terms as they always were: Model Runner V2's sampler buffers and
+    # warm-up are vLLM's own, not those engines'
+    runner = {} if case.engine == "vllm" else {"model_runner": "v1"}
     engine = EngineSpec(weights_dtype=case.weights, kv_dtype=case.kv_dtype,
                         expert_parallel=case.expert_parallel,
                         data_parallel_attention=case.attention_dp,
-                        async_scheduling=case.async_scheduling, **limits,
+                        async_scheduling=case.async_scheduling, **limits, **runner,
                         **({"vllm_version": case.vllm_version} if case.vllm_version else {}))
     dep = _deployment(case, engine, case.replicas)
     stream = _stream(arrivals, case)

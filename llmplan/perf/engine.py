@@ -74,7 +74,11 @@ SETTING_RELEASES: dict[str, tuple[tuple[int, int, int], str]] = {
     "block_size_tokens": ((0, 11, 1), "--block-size 256"),
     # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS: 0.18.0 (vllm/envs.py)
     "cuda_graph_estimate": ((0, 18, 0), "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS"),
+    # VLLM_USE_V2_MODEL_RUNNER: 0.12.0 (vllm/envs.py; gone in 0.34.0 with the V1 runner)
+    "model_runner": ((0, 12, 0), "VLLM_USE_V2_MODEL_RUNNER"),
 }
+#: 0.34.0 has no V1 model runner left (vllm/v1/worker/gpu_model_runner.py is gone)
+NO_V1_RUNNER_RELEASE = (0, 34, 0)
 
 #: The first release whose --speculative-config takes each method as the stack passes it
 #: (vllm/config/speculative.py and arg_utils.py, read in the published wheels): EAGLE-3 from
@@ -218,6 +222,12 @@ class EngineSpec(_Strict):
                                   "(default: on from vLLM 0.20, ROCm 0.26; the variable "
                                   "came in 0.18). Off: vLLM captures them after sizing the "
                                   "cache, outside the budget.")
+    model_runner: Literal["v1", "v2"] | None = Field(
+        default=None, description="vLLM's GPU model runner (VLLM_USE_V2_MODEL_RUNNER, 0.12 to "
+                                  "0.33; the stack sets it in the pods). Default: as the "
+                                  "release picks it (llmplan/perf/runner.py): V2 for Qwen3 "
+                                  "from 0.22, Llama and Mistral from 0.23, every dense model "
+                                  "from 0.25 and every model from 0.29.")
     enforce_eager: bool = Field(default=False, description="No CUDA graphs: no graph memory, "
                                                            "more CPU time per step.")
     max_model_len: int | None = Field(default=None, gt=0, le=100_000_000,
@@ -348,7 +358,8 @@ class EngineSpec(_Strict):
                 "async_scheduling": bool(self.async_scheduling),
                 "kv_cache_memory_gib": self.kv_cache_memory_gib is not None,
                 "block_size_tokens": self.block_size_tokens == 256,
-                "cuda_graph_estimate": self.cuda_graph_estimate is not None}
+                "cuda_graph_estimate": self.cuda_graph_estimate is not None,
+                "model_runner": self.model_runner is not None}
         found: list[tuple[tuple[int, int, int], str]] = []
         for name, (since, flag) in SETTING_RELEASES.items():
             if used[name] and self.release < since:
@@ -369,6 +380,10 @@ class EngineSpec(_Strict):
             found.append((since, f"async_scheduling: true with speculative.method "
                                  f"{speculative.method} is refused ({said}) before "
                                  f"{dotted(since)}"))
+        if self.model_runner == "v1" and self.release >= NO_V1_RUNNER_RELEASE:
+            raise ValueError(f"model_runner v1: vLLM {self.vllm_version} has no V1 model "
+                             f"runner (0.34.0 removed it); expected model_runner v2 or left "
+                             f"out, or vllm_version < 0.34")
         if not self.chunked_prefill and (0, 8) <= self.release < CHUNKED_PREFILL_OFF_RELEASE:
             found.append((CHUNKED_PREFILL_OFF_RELEASE,
                           "chunked_prefill: false is ignored (the V1 engine always chunks "

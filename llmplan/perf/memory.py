@@ -70,9 +70,9 @@ from llmplan.perf.support import release_error
 #: the CUDA graphs' estimate (`cuda_graph_bytes`), 1.55: Llama-3.1-8B on one H100 at v0.21.0
 #: leaves 1.59 GiB
 #: for the peak and the graphs at 1024 sequences, 0.77 of it the graphs' (fitted there, on
-#: one GPU, clear of tensor parallelism's non-torch memory; Qwen3-32B at tp 2 on v0.27.1
-#: leaves less, -6.8% in the record). Calibrate with your server's "Available KV cache
-#: memory" line.
+#: one GPU, clear of tensor parallelism's non-torch memory). Calibrate with your server's
+#: "Available KV cache memory" line. These are the V1 model runner's; Model Runner V2's
+#: warm-up is in `activation_bytes`.
 #: The release boundaries follow vLLM's sampler (vllm/v1/sample/ops/topk_topp_sampler.py, read
 #: in the published wheels): a PyTorch sort over the logits (about six fp32 copies alive)
 #: from 0.11.1 to 0.16 (and before, where FlashInfer was not installed: the v0.10.2-v0.11
@@ -80,6 +80,11 @@ from llmplan.perf.support import release_error
 #: working in place from 0.17 and FlashInfer's from 0.21 (about three each), so the v0.21
 #: fit holds from 0.17.
 LOGIT_COPIES = (((0, 17), 1.55), ((0, 10, 2), 9.6), ((0, 9), 4.0))
+#: From 0.33 Model Runner V2's warm-up samples a second time with every sampling parameter
+#: set ("pays for the fp32 logits pipeline", `_dummy_sampler_run`,
+#: SamplingParams.for_sampler_warmup): an fp32 copy of the logits and the top-k/top-p
+#: sampler's own, for which V1's fitted copies (the same FlashInfer sampler) stand in.
+V2_FP32_WARMUP_RELEASE = (0, 33)
 #: Non-torch memory per GPU (GiB): CUDA context growth, and communication buffers with tensor
 #: parallelism (see `non_torch_bytes`).
 NON_TORCH_ONE_GPU_GIB, NON_TORCH_TP_GIB = 0.13, 0.55
@@ -266,14 +271,15 @@ def activation_bytes(setup: ReplicaSetup, stage: Stage | None = None) -> float:
         return forward
     logits = rows * model.vocab_size * 4.0
     hidden = tokens * model.hidden_size * 2.0       # the forward pass's output, kept
+    release = engine.release
     if model_runner(setup) == "v2":
         # V2's warm-up samples the 16-bit logits as they come (no processing asked, a
         # Gumbel argmax per block: sample/sampler.py, gumbel.py): each rank's slice of the
         # vocabulary and, under tensor parallelism, the gathered whole
-        # (layers/logits_processor.py)
+        # (layers/logits_processor.py); from 0.33 a second pass runs the fp32 pipeline
         slices = 1.0 + (1.0 / setup.attention_tp if setup.attention_tp > 1 else 0.0)
-        return max(forward, hidden + slices * logits / 2)
-    release = engine.release
+        fp32 = LOGIT_COPIES[0][1] * logits if release >= V2_FP32_WARMUP_RELEASE else 0.0
+        return max(forward, hidden + slices * logits / 2 + fp32)
     for since, copies in LOGIT_COPIES:
         if release >= since:
             return max(forward, hidden + copies * logits)

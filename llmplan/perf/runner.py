@@ -39,6 +39,20 @@ V2_DRAFTS_RELEASE = {"ngram": (0, 32), "draft_model": (0, 31)}
 V2_EAGLE3_STAGES_RELEASE = (0, 30)
 
 
+def v2_lacks(setup: ReplicaSetup) -> tuple[tuple[int, int], str] | None:
+    """The release from which Model Runner V2 runs this replica's drafts, and what it
+    lacks before (None: it runs them at this release)."""
+    release, speculative = setup.engine.release, setup.engine.speculative
+    if speculative is None:
+        return None
+    since = V2_DRAFTS_RELEASE.get(speculative.method, (0, 0))
+    if release < since:
+        return since, f"{speculative.method} drafts"
+    if speculative.method == "eagle3" and setup.pp > 1 and release < V2_EAGLE3_STAGES_RELEASE:
+        return V2_EAGLE3_STAGES_RELEASE, "EAGLE-3 with pipeline stages"
+    return None
+
+
 def _by_default(setup: ReplicaSetup) -> bool:
     release, model = setup.engine.release, setup.model
     if release >= V2_EVERY_MODEL_RELEASE:
@@ -61,17 +75,13 @@ def _quantized_checkpoint(setup: ReplicaSetup) -> bool:
 
 
 def model_runner(setup: ReplicaSetup) -> Runner:
-    """The model runner this replica's vLLM release serves it with by default."""
+    """The model runner that serves this replica: the scenario's `engine.model_runner`
+    (VLLM_USE_V2_MODEL_RUNNER), else the one its vLLM release picks."""
+    if setup.engine.model_runner is not None:
+        return setup.engine.model_runner
     if not _by_default(setup):
         return "v1"
-    release, speculative = setup.engine.release, setup.engine.speculative
-    if speculative is not None:
-        if release < V2_DRAFTS_RELEASE.get(speculative.method, (0, 0)):
-            return "v1"
-        if speculative.method == "eagle3" and setup.pp > 1 \
-                and release < V2_EAGLE3_STAGES_RELEASE:
-            return "v1"
-    return "v2"
+    return "v1" if v2_lacks(setup) is not None else "v2"
 
 
-__all__ = ["Runner", "model_runner"]
+__all__ = ["Runner", "model_runner", "v2_lacks"]

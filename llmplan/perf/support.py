@@ -1,4 +1,5 @@
-"""What a pinned vLLM release can load: the model's architecture and its weights' format.
+"""What a pinned vLLM release can serve: the model's architecture, its weights' format, and
+with Model Runner V2 forced (`engine.model_runner: v2`) the drafts V2 runs.
 
 Each boundary is the first published wheel whose file has it, read in every wheel on PyPI
 from 0.6.4 to 0.11.0 (HTTP range reads of the wheel; nothing run):
@@ -14,6 +15,7 @@ A model a scenario adds without `architecture`, or with one not listed here, is 
 from __future__ import annotations
 
 from llmplan.perf.engine import dotted
+from llmplan.perf.runner import v2_lacks
 from llmplan.perf.setup import ReplicaSetup
 
 Release = tuple[int, int, int]
@@ -67,8 +69,9 @@ def _weights_need(setup: ReplicaSetup) -> tuple[Release, str] | None:
 
 
 def release_error(setup: ReplicaSetup) -> str | None:
-    """Why the pinned vLLM release cannot load this model in this format (None: it can, or
-    the boundary was not read), naming every cause and the release that loads them all."""
+    """Why the pinned vLLM release cannot serve this model in this format, on the model
+    runner set (None: it can, or the boundary was not read), naming every cause and the
+    release that serves them all."""
     engine, model = setup.engine, setup.model
     found: list[tuple[Release, str]] = []
     architecture = model.architecture
@@ -77,9 +80,14 @@ def release_error(setup: ReplicaSetup) -> str | None:
         found.append((since, f"{setup.model_name} ({architecture}) came in {dotted(since)}"))
     if (need := _weights_need(setup)) is not None and engine.release < need[0]:
         found.append(need)
+    if engine.model_runner == "v2" and (lacks := v2_lacks(setup)) is not None:
+        # VLLM_USE_V2_MODEL_RUNNER=1 with what V2 cannot run yet: vLLM refuses to start
+        # ("Model Runner V2 does not yet support ...", vllm/config/vllm.py)
+        since = (*lacks[0], 0)
+        found.append((since, f"model_runner v2 runs {lacks[1]} from {dotted(since)}"))
     if not found:
         return None
-    return (f"vLLM {engine.vllm_version} cannot load {setup.model_name} in "
+    return (f"vLLM {engine.vllm_version} cannot serve {setup.model_name} in "
             f"{setup.weights_dtype}: {'; '.join(text for _, text in found)}; expected "
             f"vllm_version >= {dotted(max(since for since, _ in found))}")
 

@@ -245,6 +245,9 @@ def _pod_template(config: StackConfig, pod_labels: dict[str, str],
            *([{"name": "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS",
                "value": "1" if dep.engine.cuda_graph_estimate else "0"}]
              if dep.engine.cuda_graph_estimate is not None else []),
+           *([{"name": "VLLM_USE_V2_MODEL_RUNNER",
+               "value": "1" if dep.engine.model_runner == "v2" else "0"}]
+             if dep.engine.model_runner is not None else []),
            {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
                "name": hub_secret_name(config), "key": HUB_SECRET_KEY, "optional": True}}}]
     container: dict[str, Any] = {

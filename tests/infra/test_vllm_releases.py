@@ -29,7 +29,8 @@ SCENARIO = chat_scenario("vllm-releases", """
   v0-9-ranks: {gpu: H200, model: Qwen3-30B-A3B, tp: 2,
                engine: {vllm_version: "0.9.2", expert_parallel: true,
                         data_parallel_attention: true}}
-  no-estimate: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {cuda_graph_estimate: false}}
+  no-estimate: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {cuda_graph_estimate: false,
+                                                             model_runner: v1}}
   candidate: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {vllm_version: "0.9.2rc1"}}
   amd-old: {gpu: MI300X, model: Llama-3.1-8B, engine: {vllm_version: "0.11.0"}}
   amd-new: {gpu: MI300X, model: Llama-3.1-8B, engine: {vllm_version: "0.14.0"}}
@@ -174,8 +175,8 @@ def test_release_names(version: str, image: str, release: tuple[int, int, int]) 
     assert image_release("vllm/vllm-openai@sha256:" + "0" * 64) is None
 
 
-def test_the_graph_estimate_setting_reaches_the_pod(simulated: Simulated,
-                                                    tmp_path: Path) -> None:
+def test_the_graph_estimate_and_model_runner_settings_reach_the_pod(simulated: Simulated,
+                                                                    tmp_path: Path) -> None:
     def env(name: str) -> dict[str, str]:
         config = stack_of(simulated, name, tmp_path).config
         statefulset = next(m for m in serving_manifests(config) if m["kind"] == "StatefulSet")
@@ -185,7 +186,9 @@ def test_the_graph_estimate_setting_reaches_the_pod(simulated: Simulated,
                 statefulset["spec"]["template"]["spec"]["containers"][0]["env"]}
 
     assert env("no-estimate")["VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS"] == "0"
+    assert env("no-estimate")["VLLM_USE_V2_MODEL_RUNNER"] == "0"
     assert "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS" not in env("current")
+    assert "VLLM_USE_V2_MODEL_RUNNER" not in env("current")
 
 
 def test_images_of_the_wrong_vendor_or_release_or_no_image_at_all_are_refused(

@@ -86,7 +86,7 @@ def test_every_cause_is_named_with_the_release_that_loads_them_all() -> None:
     error = release_error(_setup("gpt-oss-20b", "0.9.2"))
     assert error is not None
     assert "GptOssForCausalLM" in error and "MXFP4" in error
-    assert error.startswith("vLLM 0.9.2 cannot load gpt-oss-20b in mxfp4: ")
+    assert error.startswith("vLLM 0.9.2 cannot serve gpt-oss-20b in mxfp4: ")
     # the Marlin rule and the architecture's: the later one is the advice
     both = release_error(_setup("Qwen3-8B", "0.8.3", "L40S", "nvfp4"))
     assert both is not None and "0.8.4" in both and both.endswith(">= 0.9.0")
@@ -106,5 +106,5 @@ deployments:
 """)
     assert set(loaded.unbuildable) == {"old"}
     problem = loaded.unbuildable["old"]
-    assert problem.startswith("deployments.old.engine.vllm_version: vLLM 0.10.0 cannot load")
+    assert problem.startswith("deployments.old.engine.vllm_version: vLLM 0.10.0 cannot serve")
     assert problem.endswith("expected vllm_version >= 0.10.1")

@@ -10,6 +10,7 @@ from llmplan.perf.engine import EngineSpec, SpeculativeSpec
 from llmplan.perf.memory import activation_bytes, batches_in_flight, graphs_in_budget, memory_budget
 from llmplan.perf.runner import model_runner
 from llmplan.perf.setup import ReplicaSetup
+from llmplan.perf.support import release_error
 
 CATALOG = builtin_catalog()
 NGRAM = SpeculativeSpec(method="ngram", num_speculative_tokens=3, mean_acceptance_length=1.8)
@@ -101,12 +102,39 @@ def test_v2_holds_the_samplers_penalty_counts_and_ngram_token_ids() -> None:
 
 
 def test_v2_warm_up_samples_the_16_bit_logits_as_they_come() -> None:
-    # no fp32 copies: the logits (each rank's slice and the gathered whole under tensor
-    # parallelism) next to the forward pass's output, or the forward pass if larger
+    # until 0.33 no fp32 copies: the logits next to the forward pass's output (or the
+    # forward pass if larger)
     model = CATALOG.models["Qwen3-8B"]
-    setup = _setup("Qwen3-8B", "0.33.0", max_num_seqs=1024, max_num_batched_tokens=1024)
+    engine = {"max_num_seqs": 1024, "max_num_batched_tokens": 1024}
     logits = 1024 * model.vocab_size * 2.0
     hidden = 1024 * model.hidden_size * 2.0
-    assert activation_bytes(setup) == pytest.approx(hidden + logits)
-    v1 = _setup("Qwen3-8B", "0.21.0", max_num_seqs=1024, max_num_batched_tokens=1024)
-    assert activation_bytes(v1) > 2.5 * activation_bytes(setup)
+    assert activation_bytes(_setup("Qwen3-8B", "0.32.0", **engine)) == pytest.approx(
+        hidden + logits)
+    v1 = _setup("Qwen3-8B", "0.21.0", **engine)
+    assert activation_bytes(v1) > 2.5 * (hidden + logits)
+    # from 0.33 a second pass with every sampling parameter set adds the fp32 pipeline,
+    # V1's fitted copies standing in for it
+    assert activation_bytes(_setup("Qwen3-8B", "0.33.0", **engine)) == pytest.approx(
+        hidden + logits + (activation_bytes(v1) - hidden))
+
+
+def test_the_runner_set_by_the_scenario_wins_where_vllm_takes_the_setting() -> None:
+    # VLLM_USE_V2_MODEL_RUNNER: V1 forced on a dense model of 0.27.1 budgets its graphs
+    # and keeps no sampler buffers; V2 forced on 0.21 keeps them and leaves its graphs out
+    v1 = _setup("Qwen3-32B", "0.27.1", model_runner="v1")
+    assert model_runner(v1) == "v1" and graphs_in_budget(v1)
+    assert memory_budget(v1).runner_buffers_bytes == 0.0
+    v2 = _setup("Llama-3.1-8B", "0.21.0", model_runner="v2")
+    assert model_runner(v2) == "v2" and not graphs_in_budget(v2)
+    assert memory_budget(v2).runner_buffers_bytes > 0.0
+    # the variable came in 0.12 and left with the V1 runner in 0.34
+    with pytest.raises(ValueError, match=r"VLLM_USE_V2_MODEL_RUNNER, which came in 0\.12\.0"):
+        EngineSpec(vllm_version="0.11.0", model_runner="v1")
+    with pytest.raises(ValueError, match=r"has no V1 model runner \(0\.34\.0 removed it\)"):
+        EngineSpec(vllm_version="0.34.0", model_runner="v1")
+    # V2 forced where it cannot run the drafts: vLLM refuses to start
+    error = release_error(_setup("Llama-3.1-8B", "0.31.0", model_runner="v2",
+                                 speculative=NGRAM))
+    assert error is not None and "model_runner v2 runs ngram drafts from 0.32.0" in error
+    assert release_error(_setup("Llama-3.1-8B", "0.32.0", model_runner="v2",
+                                speculative=NGRAM)) is None
