@@ -79,6 +79,8 @@ SETTING_RELEASES: dict[str, tuple[tuple[int, int, int], str]] = {
 }
 #: 0.34.0 has no V1 model runner left (vllm/v1/worker/gpu_model_runner.py is gone)
 NO_V1_RUNNER_RELEASE = (0, 34, 0)
+#: Model Runner V2 first served a model by default in 0.22.0 (llmplan/perf/runner.py)
+V2_FIRST_DEFAULT_RELEASE = (0, 22, 0)
 
 #: The first release whose --speculative-config takes each method as the stack passes it
 #: (vllm/config/speculative.py and arg_utils.py, read in the published wheels): EAGLE-3 from
@@ -380,6 +382,11 @@ class EngineSpec(_Strict):
             found.append((since, f"async_scheduling: true with speculative.method "
                                  f"{speculative.method} is refused ({said}) before "
                                  f"{dotted(since)}"))
+        if self.model_runner == "v2" and self.release < V2_FIRST_DEFAULT_RELEASE:
+            found.append((V2_FIRST_DEFAULT_RELEASE,
+                          "model_runner v2 before 0.22, where vLLM first served a model "
+                          "with it by default, is not modelled (its early releases took "
+                          "only FlashAttention layers and no pipeline stages)"))
         if self.model_runner == "v1" and self.release >= NO_V1_RUNNER_RELEASE:
             raise ValueError(f"model_runner v1: vLLM {self.vllm_version} has no V1 model "
                              f"runner (0.34.0 removed it); expected model_runner v2 or left "

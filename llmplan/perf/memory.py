@@ -85,6 +85,10 @@ LOGIT_COPIES = (((0, 17), 1.55), ((0, 10, 2), 9.6), ((0, 9), 4.0))
 #: SamplingParams.for_sampler_warmup): an fp32 copy of the logits and the top-k/top-p
 #: sampler's own, for which V1's fitted copies (the same FlashInfer sampler) stand in.
 V2_FP32_WARMUP_RELEASE = (0, 33)
+#: Until 0.26 Model Runner V2's sampler copied the logits to fp32 whatever the requests asked
+#: (sample/sampler.py `apply_sampling_params`, 0.22-0.25); from 0.26 only when they ask for
+#: processing, which the warm-up's empty requests do not
+V2_IN_PLACE_SAMPLER_RELEASE = (0, 26)
 #: Non-torch memory per GPU (GiB): CUDA context growth, and communication buffers with tensor
 #: parallelism (see `non_torch_bytes`).
 NON_TORCH_ONE_GPU_GIB, NON_TORCH_TP_GIB = 0.13, 0.55
@@ -273,12 +277,14 @@ def activation_bytes(setup: ReplicaSetup, stage: Stage | None = None) -> float:
     hidden = tokens * model.hidden_size * 2.0       # the forward pass's output, kept
     release = engine.release
     if model_runner(setup) == "v2":
-        # V2's warm-up samples the 16-bit logits as they come (no processing asked, a
-        # Gumbel argmax per block: sample/sampler.py, gumbel.py): each rank's slice of the
-        # vocabulary and, under tensor parallelism, the gathered whole
-        # (layers/logits_processor.py); from 0.33 a second pass runs the fp32 pipeline
+        # V2's warm-up samples the 16-bit logits (a Gumbel argmax per block: sample/
+        # sampler.py, gumbel.py): each rank's slice of the vocabulary and, under tensor
+        # parallelism, the gathered whole (layers/logits_processor.py); before 0.26 its
+        # sampler always copied them to fp32 first; from 0.33 a second pass runs the fp32
+        # pipeline
         slices = 1.0 + (1.0 / setup.attention_tp if setup.attention_tp > 1 else 0.0)
-        fp32 = LOGIT_COPIES[0][1] * logits if release >= V2_FP32_WARMUP_RELEASE else 0.0
+        fp32 = LOGIT_COPIES[0][1] * logits if release >= V2_FP32_WARMUP_RELEASE \
+            else logits if release < V2_IN_PLACE_SAMPLER_RELEASE else 0.0
         return max(forward, hidden + slices * logits / 2 + fp32)
     for since, copies in LOGIT_COPIES:
         if release >= since:
@@ -386,7 +392,9 @@ def runner_buffers_bytes(setup: ReplicaSetup, stage: Stage | None = None) -> flo
     published wheels from 0.22):
     - on the stage with the output head, the sampler's penalty counts
       (sample/penalties.py `output_bin_counts`: int32 per sequence and vocabulary entry,
-      and `prompt_bin_mask`, a bit each), allocated whatever the requests ask;
+      and `prompt_bin_mask`, a bit each), allocated whatever the requests ask, and the
+      structured-output worker's grammar bitmask (structured_outputs.py: a bit per
+      vocabulary entry for each sequence and each of its draft positions);
     - from 0.32 with n-gram drafts, every request's token ids on the GPU (states.py
       `all_token_ids`, int32 per sequence and position up to max_model_len as vLLM first
       sets it, the model's whole context when it is left to `auto`; host memory
@@ -398,7 +406,9 @@ def runner_buffers_bytes(setup: ReplicaSetup, stage: Stage | None = None) -> flo
     seqs = setup.rank_max_num_seqs
     total = 0.0
     if stage is None or stage.head:
-        total += seqs * (model.vocab_size + -(-model.vocab_size // 32)) * 4.0
+        words = -(-model.vocab_size // 32)
+        drafts = engine.speculative.num_speculative_tokens if engine.speculative else 0
+        total += seqs * (model.vocab_size + words * (2 + drafts)) * 4.0
     speculative = engine.speculative
     if speculative is not None and speculative.method == "ngram" \
             and engine.release >= NGRAM_TOKENS_ON_GPU_RELEASE:

@@ -79,23 +79,26 @@ def test_async_batches_in_flight_follow_the_runner() -> None:
 
 
 def test_v2_holds_the_samplers_penalty_counts_and_ngram_token_ids() -> None:
-    # sample/penalties.py: int32 per sequence and vocabulary entry, and a bit each
+    # sample/penalties.py: int32 per sequence and vocabulary entry, and a bit each; the
+    # structured-output worker's grammar bitmask, a bit each per sequence and draft position
     model = CATALOG.models["Llama-3.1-8B"]
+    words = -(-model.vocab_size // 32)
     v2 = memory_budget(_setup("Llama-3.1-8B", "0.33.0", max_num_seqs=256))
     assert v2.runner_buffers_bytes == pytest.approx(
-        256 * (model.vocab_size + -(-model.vocab_size // 32)) * 4.0)
+        256 * (model.vocab_size + words + words) * 4.0)
     assert memory_budget(_setup("Llama-3.1-8B", "0.21.0",
                                 max_num_seqs=256)).runner_buffers_bytes == 0.0
     # from 0.32 n-gram drafts keep every request's token ids on the GPU, sized by
     # max_model_len as vLLM first sets it (the whole context when left unset)
+    bitmask_drafts = 256 * words * NGRAM.num_speculative_tokens * 4.0
     ngram = memory_budget(_setup("Llama-3.1-8B", "0.33.0", max_num_seqs=256,
                                  max_model_len=32768, speculative=NGRAM))
     assert ngram.runner_buffers_bytes - v2.runner_buffers_bytes == pytest.approx(
-        256 * 32768 * 4.0)
+        256 * 32768 * 4.0 + bitmask_drafts)
     whole = memory_budget(_setup("Llama-3.1-8B", "0.33.0", max_num_seqs=256,
                                  speculative=NGRAM))
     assert whole.runner_buffers_bytes - v2.runner_buffers_bytes == pytest.approx(
-        256 * model.max_context_tokens * 4.0)
+        256 * model.max_context_tokens * 4.0 + bitmask_drafts)
     # 0.31 drafts n-grams on the V1 runner, which keeps them in host memory
     assert memory_budget(_setup("Llama-3.1-8B", "0.31.0", max_num_seqs=256,
                                 speculative=NGRAM)).runner_buffers_bytes == 0.0
@@ -110,6 +113,9 @@ def test_v2_warm_up_samples_the_16_bit_logits_as_they_come() -> None:
     hidden = 1024 * model.hidden_size * 2.0
     assert activation_bytes(_setup("Qwen3-8B", "0.32.0", **engine)) == pytest.approx(
         hidden + logits)
+    # before 0.26 its sampler copied them to fp32 whatever the requests asked
+    assert activation_bytes(_setup("Qwen3-8B", "0.25.0", **engine)) == pytest.approx(
+        hidden + logits + 2 * logits)
     v1 = _setup("Qwen3-8B", "0.21.0", **engine)
     assert activation_bytes(v1) > 2.5 * (hidden + logits)
     # from 0.33 a second pass with every sampling parameter set adds the fp32 pipeline,
@@ -124,9 +130,12 @@ def test_the_runner_set_by_the_scenario_wins_where_vllm_takes_the_setting() -> N
     v1 = _setup("Qwen3-32B", "0.27.1", model_runner="v1")
     assert model_runner(v1) == "v1" and graphs_in_budget(v1)
     assert memory_budget(v1).runner_buffers_bytes == 0.0
-    v2 = _setup("Llama-3.1-8B", "0.21.0", model_runner="v2")
+    v2 = _setup("Qwen3-30B-A3B", "0.27.1", model_runner="v2")
     assert model_runner(v2) == "v2" and not graphs_in_budget(v2)
     assert memory_budget(v2).runner_buffers_bytes > 0.0
+    # before 0.22, where V2 first served a model by default, forcing it is not modelled
+    with pytest.raises(ValueError, match=r"model_runner v2 before 0\.22"):
+        EngineSpec(vllm_version="0.21.0", model_runner="v2")
     # the variable came in 0.12 and left with the V1 runner in 0.34
     with pytest.raises(ValueError, match=r"VLLM_USE_V2_MODEL_RUNNER, which came in 0\.12\.0"):
         EngineSpec(vllm_version="0.11.0", model_runner="v1")

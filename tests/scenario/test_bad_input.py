@@ -189,20 +189,20 @@ CASES = [
     # 0.245 GiB) and the fp32 pipeline's 1.55 copies (1.55 x 0.489 = 0.758) next to the
     # 0.0625 of hidden vectors, 1.066 in all (above the forward pass, 8192 tokens x
     # (2 x 4096 + 3 x 14336) x 2 B = 0.781); non-torch 0.13; CUDA graphs captured up to 512
-    # tokens 0.05 + 512 x 1.43 MiB = 0.765; the sampler's penalty counts 1024 x (128256 +
-    # 4008) x 4 B = 0.505. Left for the KV cache: 79.20 - 0.6 - 14.96 - 1.066 - 0.13 - 0.765
-    # - 0.505 = 61.18 GiB, not 200.
+    # tokens 0.05 + 512 x 1.43 MiB = 0.765; the sampler's penalty counts and the grammar
+    # bitmask 1024 x (128256 + 2 x 4008) x 4 B = 0.520. Left for the KV cache: 79.20 - 0.6 -
+    # 14.96 - 1.066 - 0.13 - 0.765 - 0.520 = 61.16 GiB, not 200.
     Case("kv-cache-memory-beyond-the-card",
          edit("  a:\n", f"  a:  {MARK}\n") + "    engine:\n      kv_cache_memory_gib: 200\n",
          "deployments.a", ("engine.kv_cache_memory_gib 200 is more than H100-SXM has left",
                            "61.2 of its 79.2 GiB", "run out of memory",
-                           "expected kv_cache_memory_gib <= 61.18")),
+                           "expected kv_cache_memory_gib <= 61.16")),
     # kv_cache_tokens replaces the KV budget, not the card: 600,000 tokens of Llama-3.1-8B
     # are 600,000 x 128 KiB = 73.2 GiB next to 14.96 GiB of weights on a 79.2 GiB H100
     Case("kv-cache-tokens-beyond-the-card",
          edit("  a:\n", f"  a:  {MARK}\n") + "    engine:\n      kv_cache_tokens: 600000\n",
          "deployments.a", ("engine.kv_cache_tokens 600000 does not fit on H100-SXM",
-                           "KV cache 73.2, CUDA graphs 0.77, Model Runner V2's buffers 0.50), "
+                           "KV cache 73.2, CUDA graphs 0.77, Model Runner V2's buffers 0.52), "
                            "the card has 79.2",
                            "expected fewer kv_cache_tokens")),
     # the stack provisions autoscaling as an HPA: whole seconds up to 1800, milli-units
