@@ -11,10 +11,14 @@ the published wheels (vllm/config/vllm.py: DEFAULT_V2_MODEL_RUNNER_ARCHITECTURES
 It falls back to V1 for what it does not run yet: n-gram drafts until 0.32, a draft model
 until 0.31 (only EAGLE, EAGLE-3 and MTP before), EAGLE-3 with pipeline stages until 0.30.
 
-What it changes here: V2's `profile_cudagraph_memory` returned 0 until 0.29 (a "TBD"
-stub), so before 0.29 a replica on V2 keeps its CUDA graphs out of the KV budget; and with
-async scheduling V2 keeps a batch per pipeline stage plus one in flight, V1 two without
-stages and one per stage with them (`max_concurrent_batches`).
+What it changes in the budget (llmplan/perf/memory.py): V2's `profile_cudagraph_memory`
+returned 0 until 0.29 (a "TBD" stub), so before 0.29 a replica on V2 keeps its CUDA graphs
+out of the KV budget; V2's sampler warm-up holds 16-bit logits (an fp32 copy more until
+0.26, a second fp32 pass from 0.33) and its sampler's buffers are allocated before
+profiling (`runner_buffers_bytes`); with async scheduling V2 keeps a batch per pipeline
+stage plus one in flight, V1 two without stages and one per stage with them
+(`max_concurrent_batches`). A scenario may set the runner (`engine.model_runner`, vLLM's
+VLLM_USE_V2_MODEL_RUNNER).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ V2_ARCHITECTURES: dict[tuple[int, int], frozenset[str]] = {
     (0, 23): frozenset({"LlamaForCausalLM", "MistralForCausalLM", "Qwen3ForCausalLM"}),
     (0, 24): frozenset({"LlamaForCausalLM", "MistralForCausalLM", "Qwen3ForCausalLM"}),
 }
+V2_ANY_FORMAT_RELEASE = (0, 24)  # the listed architectures, quantized checkpoints too
 V2_DENSE_RELEASE = (0, 25)       # every dense model
 V2_EVERY_MODEL_RELEASE = (0, 29)
 #: The release from which V2 runs each speculative method (before: V1)
@@ -62,7 +67,8 @@ def _by_default(setup: ReplicaSetup) -> bool:
     listed = V2_ARCHITECTURES.get(release[:2], frozenset())
     if model.architecture not in listed:
         return False
-    return release >= (0, 24) or not (model.is_moe or _quantized_checkpoint(setup))
+    return release >= V2_ANY_FORMAT_RELEASE \
+        or not (model.is_moe or _quantized_checkpoint(setup))
 
 
 def _quantized_checkpoint(setup: ReplicaSetup) -> bool:
