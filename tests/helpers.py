@@ -6,6 +6,7 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+from llmplan.perf.engine import SpeculativeSpec
 from llmplan.results import Result
 from llmplan.scenario import LoadedScenario, load_scenario_text
 from llmplan.scenario.models import SimulationMode
@@ -17,6 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 #: A bundled example's whole evaluation: (example name, with planning) -> its result (the
 #: `example_result` fixture of tests/conftest.py: once per run, shared by the workers).
 ExampleResult = Callable[[str, bool], Result]
+
+#: Speculative decoding of each kind the release rules key on (vLLM's n-gram, draft-model
+#: and EAGLE-3 methods), with plausible acceptance
+NGRAM = SpeculativeSpec(method="ngram", num_speculative_tokens=3, mean_acceptance_length=1.8)
+DRAFT = SpeculativeSpec(method="draft_model", num_speculative_tokens=3,
+                        mean_acceptance_length=2.0, drafter="Llama-3.2-1B")
+EAGLE3 = SpeculativeSpec(method="eagle3", num_speculative_tokens=3, mean_acceptance_length=2.6,
+                         draft_params_b=0.5)
 
 
 def scenario_from(text: str, base_dir: Path | None = None) -> LoadedScenario:

@@ -4,6 +4,7 @@ decides it (read in the published wheels), and what that changes in the memory b
 from __future__ import annotations
 
 import pytest
+from helpers import DRAFT, EAGLE3, NGRAM
 
 from llmplan.catalog import builtin_catalog
 from llmplan.perf.engine import EngineSpec, SpeculativeSpec
@@ -13,11 +14,6 @@ from llmplan.perf.setup import ReplicaSetup
 from llmplan.perf.support import release_error
 
 CATALOG = builtin_catalog()
-NGRAM = SpeculativeSpec(method="ngram", num_speculative_tokens=3, mean_acceptance_length=1.8)
-DRAFT = SpeculativeSpec(method="draft_model", num_speculative_tokens=3,
-                        mean_acceptance_length=2.0, drafter="Llama-3.2-1B")
-EAGLE3 = SpeculativeSpec(method="eagle3", num_speculative_tokens=3, mean_acceptance_length=2.6,
-                         draft_params_b=0.5)
 
 
 def _setup(model: str, release: str, *, weights: str | None = None, pp: int = 1,

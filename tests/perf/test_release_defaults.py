@@ -4,6 +4,7 @@ wheels: vllm/config/cache.py, vllm/config/vllm.py, vllm/v1/kv_cache_interface.py
 from __future__ import annotations
 
 import pytest
+from helpers import DRAFT, EAGLE3, NGRAM
 
 from llmplan.catalog import builtin_catalog
 from llmplan.errors import InputError
@@ -13,11 +14,6 @@ from llmplan.perf.setup import ReplicaSetup
 from llmplan.scenario import LoadedScenario, load_scenario_text
 
 CATALOG = builtin_catalog()
-NGRAM = SpeculativeSpec(method="ngram", num_speculative_tokens=3, mean_acceptance_length=1.8)
-DRAFT = SpeculativeSpec(method="draft_model", num_speculative_tokens=3,
-                        mean_acceptance_length=2.0, drafter="Llama-3.2-1B")
-EAGLE = SpeculativeSpec(method="eagle3", num_speculative_tokens=3, mean_acceptance_length=2.6,
-                        draft_params_b=0.5)
 
 
 def _scenario(deployments: str) -> LoadedScenario:
@@ -52,7 +48,7 @@ def test_the_memory_utilisation_default_rose_to_0_92_in_0_20() -> None:
     ("0.32.0", 1, NGRAM, True),          # Model Runner V2 drafts n-grams on the GPU
     ("0.27.1", 1, DRAFT, False),         # a draft model from 0.28
     ("0.28.0", 1, DRAFT, True),
-    ("0.14.0", 1, EAGLE, True),
+    ("0.14.0", 1, EAGLE3, True),
 ])
 def test_async_scheduling_is_on_by_default_where_vllm_turns_it_on(
         version: str, pp: int, speculative: SpeculativeSpec | None, on: bool) -> None:
@@ -63,7 +59,7 @@ def test_async_scheduling_is_on_by_default_where_vllm_turns_it_on(
 @pytest.mark.parametrize(("version", "speculative", "said"), [
     ("0.31.0", NGRAM, "async scheduling is only supported with EAGLE/MTP"),
     ("0.15.0", DRAFT, "async scheduling is only supported with EAGLE/MTP"),
-    ("0.11.0", EAGLE, "speculative decoding is not supported with async scheduling")])
+    ("0.11.0", EAGLE3, "speculative decoding is not supported with async scheduling")])
 def test_async_scheduling_set_on_with_drafts_vllm_refuses_is_refused(
         version: str, speculative: SpeculativeSpec, said: str) -> None:
     with pytest.raises(ValueError, match=rf"vLLM {version} does not run these settings: "
@@ -73,7 +69,7 @@ def test_async_scheduling_set_on_with_drafts_vllm_refuses_is_refused(
 
 
 @pytest.mark.parametrize(("version", "speculative"), [
-    ("0.16.0", DRAFT), ("0.32.0", NGRAM), ("0.11.1", EAGLE)])
+    ("0.16.0", DRAFT), ("0.32.0", NGRAM), ("0.11.1", EAGLE3)])
 def test_async_scheduling_set_on_with_drafts_vllm_runs_is_taken(
         version: str, speculative: SpeculativeSpec) -> None:
     """Set on, a draft model runs async from 0.16 though vLLM turns it on itself only
@@ -87,7 +83,7 @@ def test_async_scheduling_set_on_with_drafts_vllm_runs_is_taken(
     ("eagle3", "0.9.1", "0.9.0")])
 def test_a_speculative_method_older_releases_lack_is_refused(method: str, first: str,
                                                             before: str) -> None:
-    spec = {"draft_model": DRAFT, "eagle3": EAGLE}.get(method) or SpeculativeSpec(
+    spec = {"draft_model": DRAFT, "eagle3": EAGLE3}.get(method) or SpeculativeSpec(
         method="mtp", num_speculative_tokens=1, mean_acceptance_length=1.8)
     with pytest.raises(ValueError, match=rf"vLLM {before} does not run these settings: "
                                          rf"speculative.method {method} came in {first}; "
@@ -162,7 +158,7 @@ def test_an_e5m2_cache_on_hopper_waits_for_0_22() -> None:
 
 @pytest.mark.parametrize(("engine", "first"), [
     # each advice is the release that runs every setting at once, not the first one's
-    ({"vllm_version": "0.9.2rc1", "async_scheduling": True, "speculative": EAGLE}, "0.11.1"),
+    ({"vllm_version": "0.9.2rc1", "async_scheduling": True, "speculative": EAGLE3}, "0.11.1"),
     ({"vllm_version": "0.9.1", "async_scheduling": True, "speculative": NGRAM}, "0.32.0"),
     ({"vllm_version": "0.8.0", "expert_parallel": True, "data_parallel_attention": True,
       "api_server_count": 2}, "0.9.1")])
