@@ -4,8 +4,8 @@ Two tables, each case with its source (benchmarks/published_record.yaml,
 benchmarks/kv_record.yaml):
 
 * throughput: a serving benchmark's output tokens/s (offline: every request at once, the
-  makespan measured; concurrency N: N clients back to back, approximated by the Poisson
-  rate whose mean number in flight is N, Little's law) for a GPU, model, weight format and
+  makespan measured; concurrency N: N clients back to back, each sending its next prompt
+  when its last answer has ended, the whole run timed) for a GPU, model, weight format and
   tensor-parallel degree, simulated with the catalog's roofline defaults;
 * KV cache: vLLM's start-up line "GPU KV cache size: N tokens" for a model, GPU, tensor
   and pipeline parallelism, memory utilisation and vLLM version, from llmplan.perf.memory.
@@ -16,7 +16,7 @@ Used by benchmarks/published.py (prints the tables) and tests/sim/test_published
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -68,6 +68,11 @@ class ThroughputCase(_Case):
     lengths: Literal["fixed", "sharegpt"] = Field(
         default="fixed", description="fixed: every request has the stated lengths; sharegpt: "
         "the stated lengths are the means of a ShareGPT sample (see sharegpt_lengths).")
+    min_length_ratio: float = Field(
+        default=1.0, gt=0, le=1, description="Random lengths (lengths: fixed): each prompt's "
+        "and answer's length drawn uniformly from int(L x ratio) to L, as InferenceMAX's "
+        "client (kimbochen/bench_serving, sample_random_requests) reads --random-range-ratio; "
+        "1: every request has the stated lengths (vllm bench serve's default).")
     api: Literal["chat", "completions"] = Field(
         default="completions", description="chat: the benchmark client sent chat messages "
         "(vllm bench serve --backend openai-chat) and counted the prompt's own tokens, so "
@@ -79,7 +84,8 @@ class ThroughputCase(_Case):
         "throughput benchmark, Triton's C++ frontend.")
     scenario: Literal["offline", "concurrency"]
     concurrency: int | None = None
-    requests: int = Field(default=1000, description="Offline: prompts sent at once.")
+    requests: int = Field(default=1000, description="Prompts the benchmark sent (offline: all "
+                                                    "at once).")
     output_tokens_per_s: float = Field(description="Measured, whole system.")
     vllm_version: str | None = None
     max_num_seqs: int | None = Field(default=None, description="As the source ran it.")
@@ -197,6 +203,12 @@ def _stream(arrivals: np.ndarray, case: ThroughputCase) -> RequestStream:
     n = len(arrivals)
     if case.lengths == "sharegpt":
         prompt, output = sharegpt_lengths(case.input_tokens, case.output_tokens, n)
+    elif case.min_length_ratio < 1.0:
+        rng = np.random.default_rng(13)
+        prompt = rng.integers(int(case.input_tokens * case.min_length_ratio),
+                              case.input_tokens + 1, size=n)
+        output = rng.integers(int(case.output_tokens * case.min_length_ratio),
+                              case.output_tokens + 1, size=n)
     else:
         prompt = np.full(n, case.input_tokens, dtype=np.int64)
         output = np.full(n, case.output_tokens, dtype=np.int64)
@@ -262,6 +274,10 @@ def offline_median_tpot_s(case: ThroughputCase, catalog: Catalog | None = None) 
 
 
 def _run_table(case: ThroughputCase, arrivals: np.ndarray, catalog: Catalog) -> RequestTable:
+    return _table(case, _stream(arrivals, case), catalog)
+
+
+def _table(case: ThroughputCase, stream: RequestStream, catalog: Catalog) -> RequestTable:
     limits: dict[str, int | None] = {"max_num_seqs": case.max_num_seqs}
     if case.engine == "trtllm" and case.scenario == "offline" and case.max_num_seqs is None:
         limits["max_num_seqs"], limits["max_num_batched_tokens"] = \
@@ -276,8 +292,7 @@ def _run_table(case: ThroughputCase, arrivals: np.ndarray, catalog: Catalog) -> 
                         async_scheduling=case.async_scheduling, **limits, **runner,
                         **({"vllm_version": case.vllm_version} if case.vllm_version else {}))
     dep = _deployment(case, engine, case.replicas)
-    stream = _stream(arrivals, case)
-    span = float(arrivals[-1]) + 1e-9
+    span = float(stream.arrival_s[-1]) + 1e-9
     run = simulate_deployment(case.id, dep, catalog, stream, span, drain_s=86400.0)
     return request_table(run, stream)
 
@@ -291,28 +306,28 @@ def predicted_output_tokens_per_s(case: ThroughputCase, catalog: Catalog | None 
 
 
 def _closed_loop(case: ThroughputCase, catalog: Catalog) -> float:
-    """N users back to back: the Poisson rate at which N requests are in flight on average
-    (bisection on the rate, Little's law), its throughput measured in the middle of the run
-    (the warm-up and the drain left out)."""
+    """N clients back to back, as `vllm bench serve --max-concurrency N` and InferenceMAX's
+    client run them: the case's prompts all due at once, N in flight, each client sending
+    its next prompt as soon as its last answer has ended (sessions of turns with no pause,
+    llmplan.sim.sessions). Throughput as those benchmarks report it: output tokens over the
+    whole run, its ramp and drain included. The benchmarks hand a freed slot the next
+    prompt in line, the sessions the client's own next one: the same with equal lengths,
+    and with random ones the same in distribution but for the last prompts."""
+    table = closed_loop_table(case, catalog)
+    done = ~np.isnan(table.finish_s)
+    return float(table.output_tokens[done].sum() / table.finish_s[done].max())
+
+
+def closed_loop_table(case: ThroughputCase, catalog: Catalog) -> RequestTable:
+    """The requests of a concurrency case's closed loop (_closed_loop): prompt i is client
+    i mod N's turn i // N."""
     assert case.concurrency is not None
-    target = case.concurrency * case.replicas
-    rng = np.random.default_rng(7)
-    n = max(400, 12 * target)
-    gaps = rng.exponential(1.0, n)
-    lo, hi = 0.0, math.inf
-    rate = 1.0
-    for _ in range(20):
-        arrivals = np.cumsum(gaps) / rate
-        _, in_flight = _simulate(case, arrivals, catalog)
-        if in_flight < target:
-            lo = rate
-        else:
-            hi = rate
-        rate = rate * 2 if math.isinf(hi) else (lo + hi) / 2
-        if hi - lo < 0.01 * hi:
-            break
-    # Little's law: N in flight, each for E2E seconds, complete N / E2E per second
-    return (lo + hi) / 2 * case.output_tokens
+    clients = case.concurrency * case.replicas
+    n = case.requests * case.replicas
+    row = np.arange(n, dtype=np.int64)
+    stream = replace(_stream(np.zeros(n), case), session=row % clients, turn=row // clients,
+                     think_s=np.zeros(n))
+    return _table(case, stream, catalog)
 
 
 def throughput_outcomes(cases: list[ThroughputCase]) -> list[Outcome]:

@@ -16,9 +16,11 @@ import numpy as np
 from record import (
     KvCase,
     ThroughputCase,
+    closed_loop_table,
     kv_outcomes,
     load_cases,
     offline_median_tpot_s,
+    predicted_output_tokens_per_s,
     sharegpt_lengths,
     summary,
     throughput_outcomes,
@@ -139,3 +141,39 @@ def test_benchmark_clients_wait_for_every_answer() -> None:
     assert finished.all(), int(finished.sum())
     assert float(np.max(table.ttft_s)) > 60.0
     assert int(table.output_tokens.sum()) == case.requests * case.output_tokens
+
+
+def _case(case_id: str) -> ThroughputCase:
+    return next(c for c in load_cases(ThroughputCase, "published_record.yaml")
+                if c.id == case_id)
+
+
+def test_concurrency_cases_run_the_benchmark_clients_closed_loop() -> None:
+    """`--max-concurrency N --request-rate inf`: N prompts at once, then each client sends
+    its next one the moment its last answer ends, so N are in flight until the drain;
+    InferenceMAX sends 10 prompts a client, each length uniform from 0.8 L to L."""
+    case = _case("ix-h200-trt-dsr1-fp8-tp8-1k1k-c8")
+    n = case.concurrency
+    assert n == 8 and case.requests == 80
+    table = closed_loop_table(case, builtin_catalog())
+    assert len(table.arrival_s) == 80 and not np.isnan(table.finish_s).any()
+    assert (table.arrival_s[:n] == 0.0).all()
+    np.testing.assert_allclose(table.arrival_s[n:], table.finish_s[:-n])
+    in_flight = [int(((table.arrival_s <= t) & (table.finish_s > t)).sum())
+                 for t in table.arrival_s[n:]]
+    assert max(in_flight) == n
+    for drawn, nominal in ((table.prompt_tokens, 1024), (table.output_tokens, 1024)):
+        assert drawn.min() >= int(0.8 * nominal) and drawn.max() <= nominal
+        assert 0.87 * nominal < drawn.mean() < 0.93 * nominal
+        assert len(np.unique(drawn)) > 40
+
+
+def test_one_client_throughput_is_one_request_at_a_time() -> None:
+    """At concurrency 1 the closed loop runs its prompts one after another on an idle
+    replica: the throughput is one request's output over its own end-to-end latency."""
+    from record import _run_table
+
+    case = _case("kubesimplify-rtxpro6000-qwen3-32b-tp2-c1")
+    alone = _run_table(case, np.zeros(1), builtin_catalog())
+    expected = case.output_tokens / float(alone.e2e_s[0])
+    assert math.isclose(predicted_output_tokens_per_s(case), expected, rel_tol=1e-9)
