@@ -125,6 +125,8 @@ def dotted(release: tuple[int, int, int]) -> str:
 
 #: kv_dtype spellings the loader reads as fp8 (vLLM's --kv-cache-dtype names)
 FP8_KV_ALIASES = ("fp8_e4m3", "fp8_e5m2")
+#: vLLM's default --kv-cache-dtype: the model's own dtype, as leaving kv_dtype out
+KV_AUTO = "auto"
 
 
 def _version_schema(schema: dict[str, Any]) -> None:
@@ -141,7 +143,8 @@ def _prefix_caching_schema(schema: dict[str, Any]) -> None:
 
 def _kv_dtype_schema(schema: dict[str, Any]) -> None:
     """kv_dtype: also vLLM's fp8 variants, read as fp8."""
-    schema["anyOf"] = [{"enum": [*get_args(KvDType), *FP8_KV_ALIASES], "type": "string"},
+    schema["anyOf"] = [{"enum": [*get_args(KvDType), *FP8_KV_ALIASES, KV_AUTO],
+                        "type": "string"},
                        {"type": "null"}]
 
 
@@ -242,7 +245,8 @@ class EngineSpec(_Strict):
                                         "replaces the budget computed from utilisation.")
     weights_dtype: DType | None = None
     kv_dtype: KvDType | None = Field(
-        default=None, description="KV-cache precision (fp8_e4m3 and fp8_e5m2 count as fp8).",
+        default=None, description="KV-cache precision (fp8_e4m3 and fp8_e5m2 count as fp8; "
+                                  "auto, vLLM's default, is the model's own dtype, as left out).",
         json_schema_extra=_kv_dtype_schema)
     #: vLLM's --kv-cache-dtype as the scenario named it (fp8_e4m3 or fp8_e5m2 are simulated
     #: as fp8, one byte a value either way, and provisioned as named): not an input of its own
@@ -331,6 +335,8 @@ class EngineSpec(_Strict):
     def _kv_dtype_names(cls, data: object, handler: ModelWrapValidatorHandler[EngineSpec]
                         ) -> EngineSpec:
         named = data.get("kv_dtype") if isinstance(data, dict) else None
+        if named == KV_AUTO:
+            data = {**data, "kv_dtype": None}     # type: ignore[dict-item]
         if named in FP8_KV_ALIASES:
             data = {**data, "kv_dtype": "fp8"}     # type: ignore[dict-item]
         spec = handler(data)

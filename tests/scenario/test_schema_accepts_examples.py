@@ -70,7 +70,8 @@ def _with_engine(setting: str) -> str:
 @pytest.mark.parametrize("setting", [
     "vllm_version: 0.33", "vllm_version: '0.10.2'", "vllm_version: 0.9",
     "prefix_caching: off", "prefix_caching: on", "prefix_caching: per_slot",
-    "kv_dtype: fp8_e4m3", "kv_dtype: fp8_e5m2", "kv_dtype: fp8", "kv_dtype: bf16"])
+    "kv_dtype: fp8_e4m3", "kv_dtype: fp8_e5m2", "kv_dtype: fp8", "kv_dtype: bf16",
+    "kv_dtype: auto"])
 def test_an_engine_setting_the_loader_reads_is_valid_in_the_schema(
         validator: jsonschema.protocols.Validator, setting: str) -> None:
     text = _with_engine(setting)
@@ -89,3 +90,13 @@ def test_an_engine_setting_the_loader_refuses_is_invalid_in_the_schema(
     with pytest.raises(InputError):
         load_scenario_text(text)
     assert not validator.is_valid(yaml.safe_load(text))
+
+
+def test_kv_dtype_auto_is_vllms_default_the_models_own_dtype() -> None:
+    """`--kv-cache-dtype auto` is vLLM's default: a scenario that copies it gets the cache
+    it would get leaving kv_dtype out."""
+    auto = load_scenario_text(_with_engine("kv_dtype: auto")).scenario
+    plain = load_scenario_text(_with_engine("max_num_seqs: 256")).scenario
+    engine, default = auto.deployments["gpu-small"].engine, plain.deployments["gpu-small"].engine
+    assert engine.kv_dtype is None and engine.kv_dtype == default.kv_dtype
+    assert engine.kv_cache_dtype_flag is None
