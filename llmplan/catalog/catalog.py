@@ -102,6 +102,11 @@ class GpuSpec(_Entry):
     interconnect: Literal["nvlink", "pcie", "infinity_fabric"] = "pcie"
     interconnect_gb_per_s: float = Field(
         gt=0, description="Per GPU, one direction, to its peers (NVLink 4: 450).")
+    peer_to_peer: bool = Field(
+        default=True,
+        description="GPUs of one server read and write each other's memory directly (CUDA "
+                    "peer-to-peer), which vLLM's custom all-reduce needs on PCIe cards; "
+                    "NVIDIA's driver leaves it off on GeForce cards.")
     interconnect_domain_gpus: int = Field(
         default=8, gt=0, le=1024,
         description="GPUs that reach each other at interconnect_gb_per_s: one server's (8 in "

@@ -161,11 +161,11 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
             # hidden vector per token each
             tokens_comm = (2 * model.moe_layer_count * model.hidden_size * 2.0
                            * (tp - 1) / tp / link)
-            sync_s = model.moe_layer_count * spec.tp_sync_us_per_layer * 1e-6
+            sync_s = model.moe_layer_count * layer_sync_us(setup, spec) * 1e-6
         else:
             ring = 2.0 * (tp - 1) / tp
             tokens_comm = 2 * model.layers * model.hidden_size * 2.0 * ring / link
-            sync_s = model.layers * spec.tp_sync_us_per_layer * 1e-6
+            sync_s = model.layers * layer_sync_us(setup, spec) * 1e-6
     # the extra kernels of routed and latent-attention layers: a floor per layer per step
     layer_s = (model.moe_layer_count * spec.moe_layer_us
                + (model.layers if model.attention == "mla" else 0) * spec.mla_layer_us) * 1e-6
@@ -205,6 +205,30 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
                                 / flops
                                 if ranks > 1 else 0.0),
         source="roofline")
+
+
+def nccl_all_reduce(setup: ReplicaSetup) -> bool:
+    """Whether vLLM's tensor-parallel all-reduces go through NCCL rather than its custom
+    kernel (vllm/distributed/device_communicators/custom_all_reduce.py, read in 0.27.1):
+    across servers (vllm/config/parallel.py turns the kernel off with nnodes > 1), and
+    between PCIe-only cards when more than two ("Custom allreduce is disabled because it's
+    not supported on more than two PCIe-only GPUs") or when they cannot reach each other
+    peer-to-peer (its `_can_p2p` check)."""
+    if setup.servers > 1:
+        return True
+    gpu = setup.gpu
+    return gpu.interconnect == "pcie" and (setup.tp > 2 or not gpu.peer_to_peer)
+
+
+def layer_sync_us(setup: ReplicaSetup, spec: RooflineStepTime) -> float:
+    """The latency of a layer's two tensor-parallel all-reduces (or, with data-parallel
+    attention, its all-gather and reduce-scatter) in a step, whatever its tokens: on NVLink
+    and xGMI tp_sync_us_per_layer (across servers `pipelined` adds NCCL's excess); between
+    PCIe cards two of the custom kernel's or two of NCCL's, as `nccl_all_reduce` says."""
+    if setup.gpu.interconnect != "pcie":
+        return spec.tp_sync_us_per_layer
+    one = spec.pcie_nccl_allreduce_us if nccl_all_reduce(setup) else spec.pcie_custom_allreduce_us
+    return 2.0 * one
 
 
 def _layer_params(model: ModelSpec) -> float:
@@ -329,8 +353,9 @@ def pipelined(step: StepTime, setup: ReplicaSetup, spec: RooflineStepTime) -> St
                         + crossings * across) / pp
     # over several servers vLLM turns its custom all-reduce off: each layer's all-reduces
     # take NCCL's latency, whichever link carries them
+    # (between PCIe cards, layer_sync_us already counts NCCL's)
     nccl_s = (spec.nccl_allreduce_factor - 1) * model.layers * spec.tp_sync_us_per_layer \
-        * 1e-6 if setup.servers > 1 and setup.tp > 1 else 0.0
+        * 1e-6 if setup.servers > 1 and setup.tp > 1 and gpu.interconnect != "pcie" else 0.0
     # the busiest stage's reads per micro-batch: its run of the layers, and on the last the
     # output head (the one vocabulary matrix weights_s holds; the embedding is looked up)
     head_s = model.vocab_size * model.hidden_size * 2.0 / (

@@ -92,6 +92,25 @@ class RooflineStepTime(_Strict):
                     "H100s at 0.5 MB in bf16 (benchmark_device_communicators.py with CUDA "
                     "graphs): NCCL 1.68x (vllm#24111) and 2.13x (vllm#24532) the custom "
                     "kernel's time; the ratio is higher for smaller messages.")
+    pcie_custom_allreduce_us: float = Field(
+        default=9.2, ge=0,
+        description="One small all-reduce (a decode step's hidden vectors) by vLLM's custom "
+                    "kernel over PCIe peer-to-peer, the path it takes for two PCIe cards. "
+                    "Median of the one-shot kernels' times at 8-32 KB on PCIe cards with "
+                    "peer-to-peer on (RTX PRO 6000: 10.1, 8.9, 11.6, 9.2 us in four "
+                    "voipmonitor/rtx6kpro tables; V100 behind a PCIe switch: 5.0 us, "
+                    "haohervchb/sglang-V100 PR #2); NVLink's is tp_sync_us_per_layer / 2.")
+    pcie_nccl_allreduce_us: float = Field(
+        default=21.9, ge=0,
+        description="One small all-reduce by NCCL between PCIe cards: the path vLLM takes for "
+                    "more than two PCIe-only GPUs (custom_all_reduce.py: 'not supported on "
+                    "more than two PCIe-only GPUs'), for cards without peer-to-peer, and "
+                    "across servers. Median of nccl-tests all_reduce_perf at 8-32 KB on "
+                    "PCIe servers, ten tables (RTX PRO 6000 x4-x8: 15.4, 57.6, 18.6, 32.2, "
+                    "24.2 us, voipmonitor/rtx6kpro; RTX 5090 x8: 37.0, aikitoria/open-gpu-kernel-"
+                    "modules; V100 x4 on a PCIe switch: 20.3, haohervchb/sglang-V100; RTX "
+                    "4090 x2 and x4 without peer-to-peer: 16.8, 13.5, 23.5, kalavai-net/"
+                    "kalavai-client).")
     moe_layer_us: float = Field(
         default=71.0, ge=0,
         description="GPU time per MoE layer per step beyond its expert reads and FLOPs: the "

@@ -1,0 +1,74 @@
+"""Tensor-parallel all-reduces between PCIe cards take the path vLLM gives them.
+
+vLLM's custom all-reduce kernel (vllm/distributed/device_communicators/custom_all_reduce.py,
+read in 0.27.1) runs on NVLink and xGMI groups and on two PCIe cards that reach each other
+peer-to-peer; more than two PCIe-only cards, cards without peer-to-peer (GeForce) and
+replicas over several servers go through NCCL, whose small all-reduces take several times
+as long on PCIe (RooflineStepTime.pcie_nccl_allreduce_us and pcie_custom_allreduce_us, from
+published nccl-tests and kernel tables).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from llmplan.catalog import builtin_catalog
+from llmplan.perf.engine import EngineSpec
+from llmplan.perf.setup import ReplicaSetup
+from llmplan.perf.steptime import build_step_time, layer_sync_us, nccl_all_reduce
+from llmplan.perf.steptime_spec import RooflineStepTime
+
+CATALOG = builtin_catalog()
+SPEC = RooflineStepTime()
+
+
+def _setup(gpu: str, tp: int, pp: int = 1, model: str = "Qwen3-32B") -> ReplicaSetup:
+    return ReplicaSetup(gpu_name=gpu, model_name=model, gpu=CATALOG.gpus[gpu],
+                        model=CATALOG.models[model], engine=EngineSpec(), tp=tp, pp=pp)
+
+
+@pytest.mark.parametrize(("gpu", "tp", "nccl", "per_layer_us"), [
+    ("H100-SXM", 2, False, SPEC.tp_sync_us_per_layer),
+    ("H100-SXM", 8, False, SPEC.tp_sync_us_per_layer),
+    ("MI300X", 4, False, SPEC.tp_sync_us_per_layer),
+    ("RTX-PRO-6000", 2, False, 2 * SPEC.pcie_custom_allreduce_us),
+    ("RTX-PRO-6000", 4, True, 2 * SPEC.pcie_nccl_allreduce_us),
+    ("L40S", 8, True, 2 * SPEC.pcie_nccl_allreduce_us),
+    ("H100-PCIe", 2, False, 2 * SPEC.pcie_custom_allreduce_us),
+    # GeForce: no peer-to-peer, so no custom kernel even for two cards
+    ("RTX-4090", 2, True, 2 * SPEC.pcie_nccl_allreduce_us),
+])
+def test_the_all_reduce_path_is_the_one_vllm_takes(gpu: str, tp: int, nccl: bool,
+                                                    per_layer_us: float) -> None:
+    setup = _setup(gpu, tp)
+    assert nccl_all_reduce(setup) is nccl
+    assert layer_sync_us(setup, SPEC) == pytest.approx(per_layer_us)
+
+
+def test_more_than_two_pcie_cards_pay_nccls_latency_every_layer() -> None:
+    """A decode step of one sequence on four PCIe cards: every layer's two all-reduces at
+    NCCL's PCIe latency instead of the NVLink figure (Qwen3-235B: 94 layers, 188 of them,
+    3.8 ms a step more); nothing else in the step changes."""
+    pcie = _setup("RTX-PRO-6000", 4, model="Qwen3-235B-A22B")
+    as_nvlink = SPEC.model_copy(update={"pcie_nccl_allreduce_us": SPEC.tp_sync_us_per_layer / 2})
+    slow, fast = (build_step_time(pcie, spec) for spec in (SPEC, as_nvlink))
+    extra_s = 94 * (2 * SPEC.pcie_nccl_allreduce_us - SPEC.tp_sync_us_per_layer) * 1e-6
+    assert slow.serial_s - fast.serial_s == pytest.approx(extra_s)
+    assert extra_s == pytest.approx(3.365e-3, rel=0.01)
+    assert dataclasses.replace(slow, serial_s=fast.serial_s) == fast
+
+
+def test_stages_on_several_pcie_servers_count_nccl_once() -> None:
+    """Over several servers vLLM turns the custom kernel off: on NVLink groups `pipelined`
+    adds NCCL's excess over tp_sync_us_per_layer; between PCIe cards the layers already pay
+    NCCL's own PCIe latency, and nothing more."""
+    one = _setup("L40S", 2, pp=2)
+    two = dataclasses.replace(one, gpus_per_server=2)
+    assert (one.servers, two.servers) == (1, 2)
+    assert not nccl_all_reduce(one) and nccl_all_reduce(two)
+    near, far = (build_step_time(s, SPEC) for s in (one, two))
+    layers = one.model.layers
+    expected = layers * 2 * (SPEC.pcie_nccl_allreduce_us - SPEC.pcie_custom_allreduce_us) * 1e-6
+    assert far.serial_s - near.serial_s == pytest.approx(expected)
