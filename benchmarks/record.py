@@ -87,6 +87,10 @@ class ThroughputCase(_Case):
     requests: int = Field(default=1000, description="Prompts the benchmark sent (offline: all "
                                                     "at once).")
     output_tokens_per_s: float = Field(description="Measured, whole system.")
+    median_tpot_ms: float | None = Field(
+        default=None, gt=0, description="Measured median time per output token (the first "
+        "token left out), where the source prints it: what `vllm bench serve` and "
+        "InferenceMAX report as Median TPOT.")
     vllm_version: str | None = None
     max_num_seqs: int | None = Field(default=None, description="As the source ran it.")
     async_scheduling: bool | None = Field(
@@ -117,6 +121,9 @@ class Outcome:
     case_id: str
     measured: float
     predicted: float
+    #: median time per output token, ms: measured where the source prints it, and predicted
+    measured_tpot_ms: float | None = None
+    predicted_tpot_ms: float | None = None
 
     @property
     def error_pct(self) -> float:
@@ -254,23 +261,25 @@ def trtllm_bench_limits(case: ThroughputCase, catalog: Catalog) -> tuple[int, in
     return bs, max(tokens, bs)
 
 
-def _simulate(case: ThroughputCase, arrivals: np.ndarray,
-              catalog: Catalog) -> tuple[float, float]:
-    """(output tokens/s over the run, mean requests in flight)."""
-    table = _run_table(case, arrivals, catalog)
-    finish = table.finish_s[~np.isnan(table.finish_s)]
-    makespan = float(finish.max())
-    tokens = float(table.output_tokens[~np.isnan(table.finish_s)].sum())
-    busy = float(np.nansum(table.e2e_s)) / makespan
-    return tokens / makespan, busy
+def case_table(case: ThroughputCase, catalog: Catalog) -> RequestTable:
+    """The case's requests as its benchmark ran them: offline, every prompt due at once;
+    concurrency N, N clients back to back (closed_loop_table)."""
+    if case.scenario == "offline":
+        return _run_table(case, np.zeros(case.requests * case.replicas), catalog)
+    return closed_loop_table(case, catalog)
 
 
-def offline_median_tpot_s(case: ThroughputCase, catalog: Catalog | None = None) -> float:
-    """Predicted median time per output token of an offline case (what `vllm bench serve`
-    prints as Median TPOT)."""
-    catalog = catalog or builtin_catalog()
-    table = _run_table(case, np.zeros(case.requests * case.replicas), catalog)
-    return float(np.nanmedian(table.tpot_s))
+def _output_tokens_per_s(table: RequestTable) -> float:
+    """Output tokens over the whole run, as the benchmarks report it (first send to last
+    answer)."""
+    done = ~np.isnan(table.finish_s)
+    return float(table.output_tokens[done].sum() / table.finish_s[done].max())
+
+
+def predicted_median_tpot_s(case: ThroughputCase, catalog: Catalog | None = None) -> float:
+    """Predicted median time per output token (what `vllm bench serve` prints as Median
+    TPOT)."""
+    return float(np.nanmedian(case_table(case, catalog or builtin_catalog()).tpot_s))
 
 
 def _run_table(case: ThroughputCase, arrivals: np.ndarray, catalog: Catalog) -> RequestTable:
@@ -298,29 +307,17 @@ def _table(case: ThroughputCase, stream: RequestStream, catalog: Catalog) -> Req
 
 
 def predicted_output_tokens_per_s(case: ThroughputCase, catalog: Catalog | None = None) -> float:
-    catalog = catalog or builtin_catalog()
-    if case.scenario == "offline":
-        return _simulate(case, np.zeros(case.requests * case.replicas), catalog)[0]
-    assert case.concurrency is not None
-    return _closed_loop(case, catalog)
-
-
-def _closed_loop(case: ThroughputCase, catalog: Catalog) -> float:
-    """N clients back to back, as `vllm bench serve --max-concurrency N` and InferenceMAX's
-    client run them: the case's prompts all due at once, N in flight, each client sending
-    its next prompt as soon as its last answer has ended (sessions of turns with no pause,
-    llmplan.sim.sessions). Throughput as those benchmarks report it: output tokens over the
-    whole run, its ramp and drain included. The benchmarks hand a freed slot the next
-    prompt in line, the sessions the client's own next one: the same with equal lengths,
-    and with random ones the same in distribution but for the last prompts."""
-    table = closed_loop_table(case, catalog)
-    done = ~np.isnan(table.finish_s)
-    return float(table.output_tokens[done].sum() / table.finish_s[done].max())
+    return _output_tokens_per_s(case_table(case, catalog or builtin_catalog()))
 
 
 def closed_loop_table(case: ThroughputCase, catalog: Catalog) -> RequestTable:
-    """The requests of a concurrency case's closed loop (_closed_loop): prompt i is client
-    i mod N's turn i // N."""
+    """N clients back to back, as `vllm bench serve --max-concurrency N` and InferenceMAX's
+    client run them: the case's prompts all due at once, N in flight, each client sending
+    its next prompt as soon as its last answer has ended (prompt i is client i mod N's
+    turn i // N: sessions of turns with no pause, llmplan.sim.sessions). The benchmarks
+    hand a freed slot the next prompt in line, the sessions the client's own next one: the
+    same with equal lengths, and with random ones the same in distribution but for the
+    last prompts."""
     assert case.concurrency is not None
     clients = case.concurrency * case.replicas
     n = case.requests * case.replicas
@@ -331,8 +328,14 @@ def closed_loop_table(case: ThroughputCase, catalog: Catalog) -> RequestTable:
 
 
 def throughput_outcomes(cases: list[ThroughputCase]) -> list[Outcome]:
-    return [Outcome(c.id, c.output_tokens_per_s, predicted_output_tokens_per_s(c))
-            for c in cases]
+    catalog = builtin_catalog()
+    outcomes = []
+    for case in cases:
+        table = case_table(case, catalog)
+        outcomes.append(Outcome(case.id, case.output_tokens_per_s, _output_tokens_per_s(table),
+                                case.median_tpot_ms,
+                                float(np.nanmedian(table.tpot_s)) * 1e3))
+    return outcomes
 
 
 def summary(outcomes: list[Outcome]) -> tuple[float, float]:
