@@ -207,14 +207,27 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         source="roofline")
 
 
+#: the releases in which a replica over several servers (`--nnodes` > 1) turns vLLM's
+#: custom all-reduce off for every group (vllm/config/parallel.py, 0.11.1 to 0.26.x; from
+#: 0.27.0 each tensor-parallel group decides for itself, and it stays within one server)
+NODES_DISABLE_CUSTOM_ALL_REDUCE = ((0, 11, 1), (0, 27, 0))
+
+
+def nccl_across_servers(setup: ReplicaSetup) -> bool:
+    """Whether a replica over several servers runs its tensor-parallel all-reduces on NCCL
+    because it spans servers (NODES_DISABLE_CUSTOM_ALL_REDUCE)."""
+    first, last = NODES_DISABLE_CUSTOM_ALL_REDUCE
+    return setup.servers > 1 and setup.tp > 1 and first <= setup.engine.release < last
+
+
 def nccl_all_reduce(setup: ReplicaSetup) -> bool:
     """Whether vLLM's tensor-parallel all-reduces go through NCCL rather than its custom
     kernel (vllm/distributed/device_communicators/custom_all_reduce.py, read in 0.27.1):
-    across servers (vllm/config/parallel.py turns the kernel off with nnodes > 1), and
     between PCIe-only cards when more than two ("Custom allreduce is disabled because it's
     not supported on more than two PCIe-only GPUs") or when they cannot reach each other
-    peer-to-peer (its `_can_p2p` check)."""
-    if setup.servers > 1:
+    peer-to-peer (its `_can_p2p` check), and across servers in the releases that turn it
+    off there (`nccl_across_servers`)."""
+    if nccl_across_servers(setup):
         return True
     gpu = setup.gpu
     return gpu.interconnect == "pcie" and (setup.tp > 2 or not gpu.peer_to_peer)
@@ -223,8 +236,10 @@ def nccl_all_reduce(setup: ReplicaSetup) -> bool:
 def layer_sync_us(setup: ReplicaSetup, spec: RooflineStepTime) -> float:
     """The latency of a layer's two tensor-parallel all-reduces (or, with data-parallel
     attention, its all-gather and reduce-scatter) in a step, whatever its tokens: on NVLink
-    and xGMI tp_sync_us_per_layer (across servers `pipelined` adds NCCL's excess); between
-    PCIe cards two of the custom kernel's or two of NCCL's, as `nccl_all_reduce` says."""
+    and xGMI tp_sync_us_per_layer (`pipelined` adds NCCL's excess when `nccl_across_servers`);
+    between PCIe cards two of the custom kernel's or two of NCCL's, as `nccl_all_reduce`
+    says. Not followed: the custom kernel takes messages under 8 MiB only, so a prefill
+    chunk's all-reduces (5,120 x 2 bytes a token: from about 800 tokens) go to NCCL."""
     if setup.gpu.interconnect != "pcie":
         return spec.tp_sync_us_per_layer
     one = spec.pcie_nccl_allreduce_us if nccl_all_reduce(setup) else spec.pcie_custom_allreduce_us
@@ -351,11 +366,11 @@ def pipelined(step: StepTime, setup: ReplicaSetup, spec: RooflineStepTime) -> St
     pooled = step.compute_per_token_s / pp
     serial_per_token = (step.serial_per_token_s + (pp - 1 - crossings) * hand_over
                         + crossings * across) / pp
-    # over several servers vLLM turns its custom all-reduce off: each layer's all-reduces
-    # take NCCL's latency, whichever link carries them
-    # (between PCIe cards, layer_sync_us already counts NCCL's)
+    # over several servers vLLM 0.11.1-0.26 turns its custom all-reduce off: each layer's
+    # all-reduces take NCCL's latency, whichever link carries them (between PCIe cards,
+    # layer_sync_us already counts NCCL's)
     nccl_s = (spec.nccl_allreduce_factor - 1) * model.layers * spec.tp_sync_us_per_layer \
-        * 1e-6 if setup.servers > 1 and setup.tp > 1 and gpu.interconnect != "pcie" else 0.0
+        * 1e-6 if nccl_across_servers(setup) and gpu.interconnect != "pcie" else 0.0
     # the busiest stage's reads per micro-batch: its run of the layers, and on the last the
     # output head (the one vocabulary matrix weights_s holds; the embedding is looked up)
     head_s = model.vocab_size * model.hidden_size * 2.0 / (

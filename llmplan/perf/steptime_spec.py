@@ -87,8 +87,9 @@ class RooflineStepTime(_Strict):
     nccl_allreduce_factor: float = Field(
         default=1.9, ge=1,
         description="tp_sync_us_per_layer with NCCL's all-reduce over vLLM's custom one, "
-                    "which vLLM turns off when a replica spans servers (vllm/config/"
-                    "parallel.py, nnodes > 1). Mean of two same-run measurements on four "
+                    "which vLLM 0.11.1 to 0.26 turns off when a replica spans servers (vllm/"
+                    "config/parallel.py, nnodes > 1; from 0.27.0 a tensor-parallel group "
+                    "within one server keeps it). Mean of two same-run measurements on four "
                     "H100s at 0.5 MB in bf16 (benchmark_device_communicators.py with CUDA "
                     "graphs): NCCL 1.68x (vllm#24111) and 2.13x (vllm#24532) the custom "
                     "kernel's time; the ratio is higher for smaller messages.")

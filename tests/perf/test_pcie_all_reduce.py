@@ -2,15 +2,16 @@
 
 vLLM's custom all-reduce kernel (vllm/distributed/device_communicators/custom_all_reduce.py,
 read in 0.27.1) runs on NVLink and xGMI groups and on two PCIe cards that reach each other
-peer-to-peer; more than two PCIe-only cards, cards without peer-to-peer (GeForce) and
-replicas over several servers go through NCCL, whose small all-reduces take several times
-as long on PCIe (RooflineStepTime.pcie_nccl_allreduce_us and pcie_custom_allreduce_us, from
-published nccl-tests and kernel tables).
+peer-to-peer; more than two PCIe-only cards, cards without peer-to-peer (GeForce) and, in
+vLLM 0.11.1 to 0.26, replicas over several servers go through NCCL, whose small
+all-reduces take several times as long on PCIe (RooflineStepTime.pcie_nccl_allreduce_us
+and pcie_custom_allreduce_us, from published nccl-tests and kernel tables).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 
 import pytest
 
@@ -19,6 +20,7 @@ from llmplan.perf.engine import EngineSpec
 from llmplan.perf.setup import ReplicaSetup
 from llmplan.perf.steptime import build_step_time, layer_sync_us, nccl_all_reduce
 from llmplan.perf.steptime_spec import RooflineStepTime
+from llmplan.scenario import load_scenario_text
 
 CATALOG = builtin_catalog()
 SPEC = RooflineStepTime()
@@ -50,7 +52,7 @@ def test_the_all_reduce_path_is_the_one_vllm_takes(gpu: str, tp: int, nccl: bool
 def test_more_than_two_pcie_cards_pay_nccls_latency_every_layer() -> None:
     """A decode step of one sequence on four PCIe cards: every layer's two all-reduces at
     NCCL's PCIe latency instead of the NVLink figure (Qwen3-235B: 94 layers, 188 of them,
-    3.8 ms a step more); nothing else in the step changes."""
+    3.4 ms a step more); nothing else in the step changes."""
     pcie = _setup("RTX-PRO-6000", 4, model="Qwen3-235B-A22B")
     as_nvlink = SPEC.model_copy(update={"pcie_nccl_allreduce_us": SPEC.tp_sync_us_per_layer / 2})
     slow, fast = (build_step_time(pcie, spec) for spec in (SPEC, as_nvlink))
@@ -61,14 +63,49 @@ def test_more_than_two_pcie_cards_pay_nccls_latency_every_layer() -> None:
 
 
 def test_stages_on_several_pcie_servers_count_nccl_once() -> None:
-    """Over several servers vLLM turns the custom kernel off: on NVLink groups `pipelined`
-    adds NCCL's excess over tp_sync_us_per_layer; between PCIe cards the layers already pay
-    NCCL's own PCIe latency, and nothing more."""
-    one = _setup("L40S", 2, pp=2)
-    two = dataclasses.replace(one, gpus_per_server=2)
-    assert (one.servers, two.servers) == (1, 2)
-    assert not nccl_all_reduce(one) and nccl_all_reduce(two)
-    near, far = (build_step_time(s, SPEC) for s in (one, two))
-    layers = one.model.layers
-    expected = layers * 2 * (SPEC.pcie_nccl_allreduce_us - SPEC.pcie_custom_allreduce_us) * 1e-6
-    assert far.serial_s - near.serial_s == pytest.approx(expected)
+    """vLLM 0.11.1 to 0.26 turns the custom kernel off when a replica spans servers: on
+    NVLink groups `pipelined` adds NCCL's excess over tp_sync_us_per_layer; between PCIe
+    cards the layers pay NCCL's own PCIe latency, and nothing more. From 0.27.0 a
+    tensor-parallel group inside one server keeps the custom kernel."""
+    for version, nccl in (("0.26.0", True), ("0.27.0", False), ("0.33.0", False)):
+        one = _setup("L40S", 2, pp=2)
+        one = dataclasses.replace(one, engine=one.engine.model_copy(
+            update={"vllm_version": version}))
+        two = dataclasses.replace(one, gpus_per_server=2)
+        assert (one.servers, two.servers) == (1, 2)
+        assert not nccl_all_reduce(one) and nccl_all_reduce(two) is nccl
+        near, far = (build_step_time(s, SPEC) for s in (one, two))
+        layers = one.model.layers
+        expected = layers * 2 * (SPEC.pcie_nccl_allreduce_us - SPEC.pcie_custom_allreduce_us) \
+            * 1e-6 if nccl else 0.0
+        assert far.serial_s - near.serial_s == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_box_without_peer_to_peer_is_said_in_the_scenario() -> None:
+    """Peer-to-peer depends on the platform as much as the card (IOMMU, virtual machines):
+    a scenario that says its L40S box has none gets NCCL for two cards, and the step pays
+    for it."""
+    text = textwrap.dedent("""\
+        name: no-p2p
+        duration: 60
+        traffic: {kind: poisson, rate_per_s: 1}
+        tasks:
+          - name: chat
+            prompt_tokens: {kind: fixed, tokens: 500}
+            output_tokens: {kind: fixed, tokens: 100}
+        catalog:
+          gpus:
+            L40S:
+              peer_to_peer: false
+              sources: {peer_to_peer: "our cloud's VMs: cudaDeviceCanAccessPeer is 0"}
+        deployments:
+          box: {gpu: L40S, model: Qwen3-32B, tp: 2}
+        """)
+    loaded = load_scenario_text(text)
+    setup = loaded.scenario.deployments["box"].setup(loaded.catalog)
+    assert not setup.gpu.peer_to_peer and nccl_all_reduce(setup)
+    builtin = _setup("L40S", 2)
+    assert not nccl_all_reduce(builtin)
+    extra_s = 64 * 2 * (SPEC.pcie_nccl_allreduce_us - SPEC.pcie_custom_allreduce_us) * 1e-6
+    assert build_step_time(setup, SPEC).serial_s - build_step_time(builtin, SPEC).serial_s \
+        == pytest.approx(extra_s)

@@ -178,12 +178,13 @@ def test_stages_span_the_fewest_servers_holding_whole_stages(tp: int, pp: int, n
 def test_stages_on_two_servers_hand_over_through_the_network() -> None:
     """tp 4 x pp 2 on servers of 4 GPUs: the one hand-over leaves the server, each rank's
     1/tp slice through its share of the network (catalog network_gb_per_s), then gathered
-    over NVLink; on one server of 8 it stays on NVLink. vLLM also turns its custom
-    all-reduce off over several servers, so every layer's all-reduces take NCCL's latency.
-    A long prompt's chunk, alone, passes both stages: the two differ by that hand-over's
-    time for its tokens and the layers' slower all-reduces."""
+    over NVLink; on one server of 8 it stays on NVLink. vLLM 0.11.1 to 0.26 also turns its
+    custom all-reduce off over several servers, so every layer's all-reduces take NCCL's
+    latency. A long prompt's chunk, alone, passes both stages: the two differ by that
+    hand-over's time for its tokens and the layers' slower all-reduces."""
     spec = RooflineStepTime()
-    one = _setup("Llama-3.3-70B", "H100-SXM", 4, 2, weights_dtype="fp8")
+    one = _setup("Llama-3.3-70B", "H100-SXM", 4, 2, weights_dtype="fp8",
+                 vllm_version="0.26.0")
     two = dataclasses.replace(one, gpus_per_server=4)
     assert (one.servers, two.servers, two.server_gpus) == (1, 2, 4)
     vectors = 2 * one.model.hidden_size * 2.0
@@ -201,12 +202,19 @@ def test_stages_on_two_servers_hand_over_through_the_network() -> None:
     assert far - near - nccl > 0.5e-3      # 50 GB/s per GPU against NVLink's 450: visible
     # a GB200 NVL72 rack's trays of 4 share the NVLink domain: no network between them,
     # only NCCL's all-reduces (two nodes to vLLM all the same)
-    rack = _setup("Llama-3.3-70B", "GB200", 4, 2, weights_dtype="fp8")
+    rack = _setup("Llama-3.3-70B", "GB200", 4, 2, weights_dtype="fp8", vllm_version="0.26.0")
     in_one = dataclasses.replace(rack, gpu=rack.gpu.model_copy(update={"node_gpus": 8}))
     assert (rack.servers, in_one.servers) == (2, 1)
     trays, tray = (build_step_time(s, spec).coefficients() for s in (rack, in_one))
     assert trays.pop("serial_s") - tray.pop("serial_s") == pytest.approx(nccl)
     assert trays == tray
+    # from 0.27.0 each tensor-parallel group keeps the custom kernel within its server
+    # (the nnodes rule is gone from vllm/config/parallel.py): only the hand-over differs
+    now = {n: dataclasses.replace(s, engine=s.engine.model_copy(update={"vllm_version": "0.27.0"}))
+           for n, s in (("one", one), ("two", two))}
+    near_now, far_now = (StepModel(**build_step_time(s, spec).coefficients()).step_s(
+        chunk, 0, 0, chunk * chunk // 2, **lone) for s in (now["one"], now["two"]))
+    assert far_now - near_now == pytest.approx(chunk * (across - vectors / link), rel=1e-6)
 
 
 @pytest.mark.parametrize(("model", "tp", "pp"), [("Llama-3.3-70B", 1, 4),
