@@ -176,6 +176,11 @@ def _engine_args(config: StackConfig, *, serves_api: bool) -> list[str]:
                 else "--enable-prefix-caching")
     if engine.enforce_eager:
         args.append("--enforce-eager")
+    if setup.tp > 1 and setup.gpu.interconnect == "pcie" and not setup.gpu.peer_to_peer:
+        # simulated on NCCL (steptime.nccl_all_reduce): vLLM would find no peer access and
+        # fall back itself, unless the driver offers one the box cannot carry, where its
+        # custom kernel hangs at start-up (ai-dynamo/aiconfigurator#1346)
+        args.append("--disable-custom-all-reduce")
     if engine.expert_parallel and setup.model.is_moe:
         args.append("--enable-expert-parallel")
     if engine.kv_cache_memory_gib is not None:

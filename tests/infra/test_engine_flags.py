@@ -33,6 +33,7 @@ SCENARIO = chat_scenario("engine-flags", """
   fp8-cache: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {kv_dtype: fp8}}
   pcie-card: {gpu: H100-PCIe, model: Llama-3.1-8B}
   stages: {gpu: L40S, model: Llama-3.1-8B, tp: 2, pp: 2}
+  geforce-pair: {gpu: RTX-4090, model: Llama-3.1-8B, tp: 2}
 """)
 
 
@@ -201,3 +202,15 @@ def test_a_stack_file_a_newer_check_refuses_is_rewritten_with_the_options_that_f
     config, _ = read_stack_file(written.path)
     assert config.cluster_mode == "eks" and config.aws_region == "us-east-1"
     assert config.eks_gpu_instance_type == "g9.xlarge"
+
+
+def test_cards_without_peer_to_peer_start_without_the_custom_all_reduce(
+        simulated: Simulated, tmp_path: Path) -> None:
+    """Two RTX 4090s have no peer-to-peer (the catalog's peer_to_peer): simulated on NCCL,
+    started with --disable-custom-all-reduce. Two L40S reach each other: vLLM's own kernel,
+    no flag; one card all-reduces nothing."""
+    assert "--disable-custom-all-reduce" in vllm_args(
+        stack_of(simulated, "geforce-pair", tmp_path).config)
+    for name in ("two-gpus", "big-card"):
+        assert "--disable-custom-all-reduce" not in vllm_args(
+            stack_of(simulated, name, tmp_path).config)
