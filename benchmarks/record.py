@@ -129,6 +129,13 @@ class Outcome:
     def error_pct(self) -> float:
         return 100.0 * (self.predicted - self.measured) / self.measured
 
+    @property
+    def tpot_error_pct(self) -> float | None:
+        """The predicted median TPOT's error, where the source prints one."""
+        if self.measured_tpot_ms is None or self.predicted_tpot_ms is None:
+            return None
+        return 100.0 * (self.predicted_tpot_ms / self.measured_tpot_ms - 1.0)
+
 
 def load_cases(kind: type[ThroughputCase] | type[KvCase], name: str) -> list[Any]:
     data = yaml.safe_load((HERE / name).read_text(encoding="utf-8"))

@@ -28,6 +28,22 @@ EAGLE3 = SpeculativeSpec(method="eagle3", num_speculative_tokens=3, mean_accepta
                          draft_params_b=0.5)
 
 
+def chat_scenario(name: str, deployments: str) -> str:
+    """A short chat scenario's text (300-token prompts, 20-token answers, 0.5 req/s for
+    30 s) with these deployments (YAML lines under `deployments:`, indented)."""
+    return f"""
+name: {name}
+seed: 5
+duration: 30
+traffic: {{kind: poisson, rate_per_s: 0.5}}
+tasks:
+  - {{name: chat, prompt_tokens: {{kind: fixed, tokens: 300}},
+     output_tokens: {{kind: fixed, tokens: 20}}}}
+deployments:
+{deployments.strip(chr(10))}
+"""
+
+
 def scenario_from(text: str, base_dir: Path | None = None) -> LoadedScenario:
     return load_scenario_text(textwrap.dedent(text), base_dir=base_dir or ROOT)
 

@@ -235,13 +235,15 @@ def nccl_all_reduce(setup: ReplicaSetup) -> bool:
 
 def layer_sync_us(setup: ReplicaSetup, spec: RooflineStepTime) -> float:
     """The latency of a layer's two tensor-parallel all-reduces (or, with data-parallel
-    attention, its all-gather and reduce-scatter) in a step, whatever its tokens: on NVLink
-    and xGMI tp_sync_us_per_layer (`pipelined` adds NCCL's excess when `nccl_across_servers`);
-    between PCIe cards two of the custom kernel's or two of NCCL's, as `nccl_all_reduce`
-    says. Not followed: the custom kernel takes messages under 8 MiB only, so a prefill
-    chunk's all-reduces (5,120 x 2 bytes a token: from about 800 tokens) go to NCCL."""
+    attention, its all-gather and reduce-scatter) in a step, whatever its tokens, by the
+    path `nccl_all_reduce` says: on NVLink and xGMI tp_sync_us_per_layer, times
+    nccl_allreduce_factor on NCCL (a replica over several servers, whichever link carries
+    the all-reduces); between PCIe cards two of the custom kernel's or two of NCCL's. Not
+    followed: the custom kernel takes messages under 8 MiB only, so a prefill chunk's
+    all-reduces (5,120 x 2 bytes a token: from about 800 tokens) go to NCCL."""
     if setup.gpu.interconnect != "pcie":
-        return spec.tp_sync_us_per_layer
+        factor = spec.nccl_allreduce_factor if nccl_across_servers(setup) else 1.0
+        return spec.tp_sync_us_per_layer * factor
     one = spec.pcie_nccl_allreduce_us if nccl_all_reduce(setup) else spec.pcie_custom_allreduce_us
     return 2.0 * one
 
@@ -366,11 +368,6 @@ def pipelined(step: StepTime, setup: ReplicaSetup, spec: RooflineStepTime) -> St
     pooled = step.compute_per_token_s / pp
     serial_per_token = (step.serial_per_token_s + (pp - 1 - crossings) * hand_over
                         + crossings * across) / pp
-    # over several servers vLLM 0.11.1-0.26 turns its custom all-reduce off: each layer's
-    # all-reduces take NCCL's latency, whichever link carries them (between PCIe cards,
-    # layer_sync_us already counts NCCL's)
-    nccl_s = (spec.nccl_allreduce_factor - 1) * model.layers * spec.tp_sync_us_per_layer \
-        * 1e-6 if nccl_across_servers(setup) and gpu.interconnect != "pcie" else 0.0
     # the busiest stage's reads per micro-batch: its run of the layers, and on the last the
     # output head (the one vocabulary matrix weights_s holds; the embedding is looked up)
     head_s = model.vocab_size * model.hidden_size * 2.0 / (
@@ -381,7 +378,7 @@ def pipelined(step: StepTime, setup: ReplicaSetup, spec: RooflineStepTime) -> St
                   for i, n in enumerate(split))
     return replace(
         step,
-        serial_s=step.serial_s + (pp - 1) * spec.tp_sync_us_per_layer * 1e-6 + nccl_s,
+        serial_s=step.serial_s + (pp - 1) * spec.tp_sync_us_per_layer * 1e-6,
         serial_per_token_s=serial_per_token,
         compute_per_token_s=pooled,
         compute_per_pair_s=step.compute_per_pair_s / pp,

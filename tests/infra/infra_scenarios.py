@@ -24,22 +24,6 @@ def simulate_text(text: str) -> Simulated:
     return loaded, evaluate(loaded)
 
 
-def chat_scenario(name: str, deployments: str) -> str:
-    """A short chat scenario's text (300-token prompts, 20-token answers, 0.5 req/s for
-    30 s) with these deployments (YAML lines under `deployments:`, indented)."""
-    return f"""
-name: {name}
-seed: 5
-duration: 30
-traffic: {{kind: poisson, rate_per_s: 0.5}}
-tasks:
-  - {{name: chat, prompt_tokens: {{kind: fixed, tokens: 300}},
-     output_tokens: {{kind: fixed, tokens: 20}}}}
-deployments:
-{deployments.strip(chr(10))}
-"""
-
-
 def stack_of(simulated: Simulated, deployment: str, folder: Path) -> WrittenStack:
     """The stack file of one deployment of a simulated scenario, written in `folder`."""
     loaded, result = simulated

@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from infra_scenarios import Simulated, chat_scenario, simulate_text, stack_of
+from helpers import chat_scenario
+from infra_scenarios import Simulated, simulate_text, stack_of
 from pydantic import ValidationError
 
 from llmplan.errors import InputError

@@ -11,9 +11,9 @@ and pcie_custom_allreduce_us, from published nccl-tests and kernel tables).
 from __future__ import annotations
 
 import dataclasses
-import textwrap
 
 import pytest
+from helpers import chat_scenario
 
 from llmplan.catalog import builtin_catalog
 from llmplan.perf.engine import EngineSpec
@@ -64,9 +64,9 @@ def test_more_than_two_pcie_cards_pay_nccls_latency_every_layer() -> None:
 
 def test_stages_on_several_pcie_servers_count_nccl_once() -> None:
     """vLLM 0.11.1 to 0.26 turns the custom kernel off when a replica spans servers: on
-    NVLink groups `pipelined` adds NCCL's excess over tp_sync_us_per_layer; between PCIe
-    cards the layers pay NCCL's own PCIe latency, and nothing more. From 0.27.0 a
-    tensor-parallel group inside one server keeps the custom kernel."""
+    NVLink groups a layer pays tp_sync_us_per_layer x nccl_allreduce_factor; between PCIe
+    cards NCCL's own PCIe latency, and nothing more. From 0.27.0 a tensor-parallel group
+    inside one server keeps the custom kernel."""
     for version, nccl in (("0.26.0", True), ("0.27.0", False), ("0.33.0", False)):
         one = _setup("L40S", 2, pp=2)
         one = dataclasses.replace(one, engine=one.engine.model_copy(
@@ -85,22 +85,13 @@ def test_a_box_without_peer_to_peer_is_said_in_the_scenario() -> None:
     """Peer-to-peer depends on the platform as much as the card (IOMMU, virtual machines):
     a scenario that says its L40S box has none gets NCCL for two cards, and the step pays
     for it."""
-    text = textwrap.dedent("""\
-        name: no-p2p
-        duration: 60
-        traffic: {kind: poisson, rate_per_s: 1}
-        tasks:
-          - name: chat
-            prompt_tokens: {kind: fixed, tokens: 500}
-            output_tokens: {kind: fixed, tokens: 100}
-        catalog:
-          gpus:
-            L40S:
-              peer_to_peer: false
-              sources: {peer_to_peer: "our cloud's VMs: cudaDeviceCanAccessPeer is 0"}
-        deployments:
-          box: {gpu: L40S, model: Qwen3-32B, tp: 2}
-        """)
+    text = chat_scenario("no-p2p", "  box: {gpu: L40S, model: Qwen3-32B, tp: 2}") + """
+catalog:
+  gpus:
+    L40S:
+      peer_to_peer: false
+      sources: {peer_to_peer: "our cloud's VMs: cudaDeviceCanAccessPeer is 0"}
+"""
     loaded = load_scenario_text(text)
     setup = loaded.scenario.deployments["box"].setup(loaded.catalog)
     assert not setup.gpu.peer_to_peer and nccl_all_reduce(setup)
