@@ -107,6 +107,18 @@ class GpuSpec(_Entry):
         description="GPUs of one server read and write each other's memory directly (CUDA "
                     "peer-to-peer), which vLLM's custom all-reduce needs on PCIe cards; "
                     "NVIDIA's driver leaves it off on GeForce cards.")
+    host_allreduce_bus_gb_per_s: float = Field(
+        default=3.9, gt=0,
+        description="Without peer-to-peer (peer_to_peer false): NCCL's all-reduce bus bandwidth "
+                    "(nccl-tests busbw at 32-128 MB) through host memory, its SHM transport. "
+                    "A property of the server more than of the card: median of eight "
+                    "published nccl-tests plateaus of stock-driver GeForce boxes, 0.9-27 GB/s "
+                    "(2 x RTX 4090: 2.22, 3.71, 0.89, 9.04; 4 x RTX 4090: 2.57, kalavai-net/"
+                    "kalavai-client scripts/README.md and lab notes; 8 x RTX 4090 on two EPYC "
+                    "7542: 14.45, blog.chlc.cc 'RTX4090 GPUDirect P2P Unlocked!'; 4 x RTX 5090 "
+                    "on Genoa: 27.26, NVIDIA/nccl-tests#287; 2 x RTX 2080 Ti behind a PCIe "
+                    "switch: 4.00, Anthony-Hoo's AutoDL test). Set the box's own figure when "
+                    "known: many-channel server CPUs reach 14-27.")
     interconnect_domain_gpus: int = Field(
         default=8, gt=0, le=1024,
         description="GPUs that reach each other at interconnect_gb_per_s: one server's (8 in "

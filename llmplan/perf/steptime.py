@@ -153,7 +153,7 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     tokens_comm = 0.0
     sync_s = 0.0
     if tp > 1:
-        link = gpu.interconnect_gb_per_s * 1e9 * spec.allreduce_efficiency
+        link = all_reduce_bus_bytes_per_s(setup, spec)
         if ranks > 1:
             # data-parallel attention: only the routed layers talk, an all-gather of the
             # ranks' hidden vectors before the experts and a reduce-scatter after (vLLM's
@@ -231,6 +231,18 @@ def nccl_all_reduce(setup: ReplicaSetup) -> bool:
         return True
     gpu = setup.gpu
     return gpu.interconnect == "pcie" and (setup.tp > 2 or not gpu.peer_to_peer)
+
+
+def all_reduce_bus_bytes_per_s(setup: ReplicaSetup, spec: RooflineStepTime) -> float:
+    """The bus bandwidth a replica's large all-reduces (and data-parallel attention's
+    all-gathers and reduce-scatters) reach, in bytes per second: the GPUs' link at
+    allreduce_efficiency, or, between PCIe cards without peer-to-peer, what NCCL moves
+    through host memory (the catalog's host_allreduce_bus_gb_per_s: 2-4 GB/s on
+    consumer boxes where the link would give 19)."""
+    gpu = setup.gpu
+    if gpu.interconnect == "pcie" and not gpu.peer_to_peer:
+        return gpu.host_allreduce_bus_gb_per_s * 1e9
+    return gpu.interconnect_gb_per_s * 1e9 * spec.allreduce_efficiency
 
 
 def layer_sync_us(setup: ReplicaSetup, spec: RooflineStepTime) -> float:
@@ -352,6 +364,9 @@ def pipelined(step: StepTime, setup: ReplicaSetup, spec: RooflineStepTime) -> St
     GPUs'; the linear, tabulated and
     calibrated kinds are measured on a whole server and are left as they are."""
     pp, model, gpu = setup.pp, setup.model, setup.gpu
+    # the hand-overs are one-way copies: between cards without peer-to-peer NCCL stages them
+    # through host memory at about a copy's speed (19-20 GB/s measured on RTX 4090 boxes whose
+    # all-reduces reach 2-4), so they keep the link, not host_allreduce_bus_gb_per_s
     link = gpu.interconnect_gb_per_s * 1e9 * spec.allreduce_efficiency
     # per token: a 1/tp slice sent by each rank, then (tp - 1)/tp of it gathered: one
     # whole pair of 16-bit vectors' time on one link

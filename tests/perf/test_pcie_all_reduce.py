@@ -100,3 +100,33 @@ catalog:
     extra_s = 64 * 2 * (SPEC.pcie_nccl_allreduce_us - SPEC.pcie_custom_allreduce_us) * 1e-6
     assert build_step_time(setup, SPEC).serial_s - build_step_time(builtin, SPEC).serial_s \
         == pytest.approx(extra_s)
+
+
+def test_cards_without_peer_to_peer_all_reduce_at_host_memory_speed() -> None:
+    """Without peer-to-peer NCCL stages all-reduces through host memory: published
+    nccl-tests plateaus of stock-driver GeForce boxes are 2-4 GB/s of bus bandwidth (median
+    3.9 over eight, the catalog's host_allreduce_bus_gb_per_s), where the PCIe 4.0 link at
+    allreduce_efficiency would give 19. A prompt token of Qwen3-8B on two RTX 4090s moves
+    its hidden vector (4,096 x 2 bytes) through two all-reduces in each of 36 layers, on
+    paper 2 x 36 x 8,192 x 2 (tp - 1) / tp bytes at 3.9 GB/s: 151 us, five times the
+    link's figure; a box that says its own figure gets it; cards with peer-to-peer keep
+    the link."""
+    pair = _setup("RTX-4090", 2, model="Qwen3-8B")
+    per_token_bytes = 2 * 36 * 4096 * 2.0
+    assert pair.model.layers == 36 and pair.model.hidden_size == 4096
+    step = build_step_time(pair, SPEC)
+    assert step.serial_per_token_s == pytest.approx(per_token_bytes / 3.9e9)
+    assert step.serial_per_token_s == pytest.approx(151e-6, rel=0.01)
+    link_s = per_token_bytes / (32e9 * SPEC.allreduce_efficiency)
+    assert step.serial_per_token_s > 4.9 * link_s
+    # a box with many memory channels (8 x RTX 4090 on two EPYC 7542: 14.45 GB/s)
+    server = dataclasses.replace(pair, gpu=pair.gpu.model_copy(
+        update={"host_allreduce_bus_gb_per_s": 14.45}))
+    assert build_step_time(server, SPEC).serial_per_token_s == pytest.approx(
+        per_token_bytes / 14.45e9)
+    # the same cards with peer-to-peer (a patched driver) all-reduce over the link
+    patched = dataclasses.replace(pair, gpu=pair.gpu.model_copy(update={"peer_to_peer": True}))
+    assert build_step_time(patched, SPEC).serial_per_token_s == pytest.approx(link_s)
+    # four cards: (tp - 1) / tp of a ring twice, 1.5 times two cards' bytes
+    four = build_step_time(_setup("RTX-4090", 4, model="Qwen3-8B"), SPEC)
+    assert four.serial_per_token_s == pytest.approx(1.5 * per_token_bytes / 3.9e9)
