@@ -96,6 +96,10 @@ class ThroughputCase(_Case):
     async_scheduling: bool | None = Field(
         default=None, description="--async-scheduling as the source ran it (None: the "
                                   "engine's default for its version).")
+    marlin: bool = Field(
+        default=True, description="False: the run's dequantising kernels are not the "
+        "engine's Marlin ones (a pull request's own kernel), so the GPU's "
+        "marlin_vs_bf16_gemm is left out and the roofline's dequant_efficiency stands in.")
 
 
 class KvCase(_Case):
@@ -307,6 +311,9 @@ def _table(case: ThroughputCase, stream: RequestStream, catalog: Catalog) -> Req
                         data_parallel_attention=case.attention_dp,
                         async_scheduling=case.async_scheduling, **limits, **runner,
                         **({"vllm_version": case.vllm_version} if case.vllm_version else {}))
+    if not case.marlin:
+        gpu = catalog.gpus[case.gpu].model_copy(update={"marlin_vs_bf16_gemm": None})
+        catalog = catalog.model_copy(update={"gpus": {**catalog.gpus, case.gpu: gpu}})
     dep = _deployment(case, engine, case.replicas)
     span = float(stream.arrival_s[-1]) + 1e-9
     run = simulate_deployment(case.id, dep, catalog, stream, span, drain_s=86400.0)

@@ -150,6 +150,13 @@ class GpuSpec(_Entry):
                     "over the H100 SXM's share in the same benchmark (the roofline's "
                     "compute_efficiency is an H100's; absent: 1, the GPU's libraries reach "
                     "the same share of their peak).")
+    marlin_vs_bf16_gemm: float | None = Field(
+        default=None, gt=0, le=1,
+        description="Share of this GPU's BF16 GEMM rate that Marlin-family kernels (vLLM's "
+                    "W4A16/W8A16 dequantising GEMMs, Ampere-style mma.sync) reach at prefill "
+                    "sizes (M >= 1,024): they do about the same work per SM and clock on "
+                    "Ampere and Hopper, so they fall further below the newer tensor cores' "
+                    "peak. None: the roofline's dequant_efficiency.")
 
     @property
     def capability_major(self) -> int | None:
@@ -420,11 +427,16 @@ class ModelSpec(_Entry):
         experts, norms (from the model card's total)."""
         return max(0.0, self.params_b * 1e9 - self.embedding_params - self.expert_params)
 
+    def dense_dtype(self, dtype: str) -> str:
+        """The format of the layers outside the routed experts when the checkpoint is in
+        `dtype`: MXFP4 on a mixture of experts quantises only the experts (as gpt-oss
+        ships: attention and router in BF16)."""
+        return "bf16" if dtype == "mxfp4" and self.is_moe else dtype
+
     def weight_bytes_without_experts(self, dtype: str) -> float:
         """Bytes of the weights every step reads whatever its tokens: embeddings, output
         head and the dense part (attention, dense MLPs, shared experts)."""
-        bits = WEIGHT_BITS[dtype]
-        dense_bits = 16.0 if dtype == "mxfp4" and self.is_moe else bits
+        dense_bits = WEIGHT_BITS[self.dense_dtype(dtype)]
         return self.embedding_params * 2.0 + self.dense_params * dense_bits / 8.0
 
     def weight_bytes(self, dtype: str) -> float:
@@ -433,10 +445,8 @@ class ModelSpec(_Entry):
         Embeddings and the output head stay 16-bit in quantised checkpoints. MXFP4 on a
         mixture of experts quantises only the experts (as gpt-oss ships).
         """
-        bits = WEIGHT_BITS[dtype]
-        dense_bits = 16.0 if dtype == "mxfp4" and self.is_moe else bits
-        return (self.embedding_params * 2.0 + self.expert_params * bits / 8.0
-                + self.dense_params * dense_bits / 8.0)
+        return (self.embedding_params * 2.0 + self.expert_params * WEIGHT_BITS[dtype] / 8.0
+                + self.dense_params * WEIGHT_BITS[self.dense_dtype(dtype)] / 8.0)
 
     # ------------------------------------------------------------------ KV cache
 

@@ -114,10 +114,8 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     """
     gpu, model, tp = setup.gpu, setup.model, setup.tp
     weights = setup.weights_dtype
-    flops = (gpu.flops_per_s(weights) * tp * spec.compute_efficiency
-             * gpu.gemm_efficiency(weights))
-    if not gpu.runs_natively(weights):
-        flops *= spec.dequant_efficiency
+    flops = gemm_flops_per_s(setup, spec, experts=False)
+    expert_flops = gemm_flops_per_s(setup, spec, experts=True)
     attention_flops = (gpu.flops_per_s("bf16") * tp * spec.compute_efficiency
                        * gpu.gemm_efficiency("bf16"))
     head_flops = attention_flops          # embeddings and the head stay 16-bit
@@ -182,7 +180,9 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         serial_s=spec.gpu_fixed_ms * 1e-3 + sync_s + layer_s,
         serial_per_token_s=tokens_comm,
         serial_per_kv_token_s=draft_kv_s,
-        compute_per_token_s=2.0 * matmul_params / flops + 2.0 * slot_params / attention_flops,
+        compute_per_token_s=(2.0 * max(0.0, matmul_params - model.routed_active_params) / flops
+                             + 2.0 * model.routed_active_params / expert_flops
+                             + 2.0 * slot_params / attention_flops),
         compute_per_pair_s=pair_flops * model.full_layers / attention_flops,
         compute_per_prefill_pair_s=prefill_pair_flops * model.full_layers / attention_flops,
         compute_per_window_seq_s=pair_flops * model.sliding_layers * window / attention_flops,
@@ -205,6 +205,32 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
                                 / flops
                                 if ranks > 1 else 0.0),
         source="roofline")
+
+
+def gemm_flops_per_s(setup: ReplicaSetup, spec: RooflineStepTime, experts: bool) -> float:
+    """The replica's GEMM rate for its routed experts (`experts`) or for the layers outside
+    them, in the format each is stored in (ModelSpec.dense_dtype: gpt-oss keeps its
+    attention in BF16).
+
+    A format the GPU has no tensor cores for runs vLLM's dequantising kernels: the routed
+    experts fused Marlin MoE on every NVIDIA GPU (AWQMoEMethod, GPTQMarlinMoEMethod,
+    compressed-tensors WNA16 and, in 0.10.1-0.11, MXFP4 on Hopper unless triton_kernels is
+    installed: mxfp4.py get_mxfp4_backend), the dense layers Machete on Hopper
+    (choose_mp_linear_kernel tries it first; MacheteLinearKernel needs capability 9.0) and
+    Marlin elsewhere, all read in vLLM 0.11.0. Marlin reaches the GPU's
+    marlin_vs_bf16_gemm share of the BF16 GEMM rate where the catalog has it; Machete and
+    GPUs without the figure take dequant_efficiency. Not followed: AWQ checkpoints' dense
+    layers run Marlin on Hopper too (awq_marlin.py does not go through the kernel choice)."""
+    gpu = setup.gpu
+    dtype = setup.weights_dtype if experts else setup.model.dense_dtype(setup.weights_dtype)
+    rate = (gpu.flops_per_s(dtype) * setup.tp * spec.compute_efficiency
+            * gpu.gemm_efficiency(dtype))
+    if gpu.runs_natively(dtype):
+        return rate
+    machete = not experts and gpu.capability == (9, 0)
+    if gpu.marlin_vs_bf16_gemm is None or machete:
+        return rate * spec.dequant_efficiency
+    return rate * gpu.marlin_vs_bf16_gemm
 
 
 #: the releases in which a replica over several servers (`--nnodes` > 1) turns vLLM's

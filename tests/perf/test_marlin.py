@@ -1,0 +1,85 @@
+"""Formats a GPU has no tensor cores for run vLLM's dequantising kernels, at the rate those
+kernels reach on that GPU.
+
+vLLM runs a mixture of experts' W4A16 experts through fused Marlin MoE on every NVIDIA GPU
+(and gpt-oss's MXFP4 experts on Hopper in 0.10-0.11), and dense W4A16 layers through
+Machete on Hopper, Marlin elsewhere (read in vLLM 0.11.0). Marlin's Ampere-style mma.sync
+GEMMs do about the same work per SM and clock on every generation, so on Hopper they reach
+0.61 of the BF16 GEMM (humming's benchmark, H100 and H200) where A100-class cards reach
+about 0.9 (the roofline's dequant_efficiency 0.84 stands for those).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from llmplan.catalog import builtin_catalog
+from llmplan.perf.engine import EngineSpec
+from llmplan.perf.setup import ReplicaSetup
+from llmplan.perf.steptime import build_step_time, gemm_flops_per_s
+from llmplan.perf.steptime_spec import RooflineStepTime
+
+CATALOG = builtin_catalog()
+SPEC = RooflineStepTime()
+
+
+def _setup(gpu: str, model: str, weights: str, tp: int = 1) -> ReplicaSetup:
+    return ReplicaSetup(gpu_name=gpu, model_name=model, gpu=CATALOG.gpus[gpu],
+                        model=CATALOG.models[model],
+                        engine=EngineSpec(weights_dtype=weights), tp=tp)
+
+
+def _bf16_gemm(gpu: str) -> float:
+    return CATALOG.gpus[gpu].bf16_dense_tflops * 1e12 * SPEC.compute_efficiency
+
+
+@pytest.mark.parametrize(("gpu", "model", "weights", "dense_share", "expert_share"), [
+    # Hopper: Machete for dense layers, Marlin for the experts
+    ("H100-SXM", "Qwen3-30B-A3B", "int4", SPEC.dequant_efficiency, 0.61),
+    ("H200", "Qwen3-30B-A3B", "int4", SPEC.dequant_efficiency, 0.61),
+    # gpt-oss quantises only its experts: attention runs at the BF16 rate
+    ("H100-SXM", "gpt-oss-20b", "mxfp4", 1.0, 0.61),
+    # Blackwell: no Machete, Marlin for both (from a B300's measured absolute rate)
+    ("B200", "Qwen3-30B-A3B", "int4", 0.27, 0.27),
+    # A100: no figure in the catalog, the roofline's
+    ("A100-80GB", "Qwen3-30B-A3B", "int4", SPEC.dequant_efficiency, SPEC.dequant_efficiency),
+    ("A100-80GB", "gpt-oss-120b", "mxfp4", 1.0, SPEC.dequant_efficiency),
+])
+def test_dequantising_kernels_run_at_their_share_of_the_bf16_gemm(
+        gpu: str, model: str, weights: str, dense_share: float, expert_share: float) -> None:
+    setup = _setup(gpu, model, weights)
+    assert gemm_flops_per_s(setup, SPEC, experts=False) == pytest.approx(
+        _bf16_gemm(gpu) * dense_share)
+    assert gemm_flops_per_s(setup, SPEC, experts=True) == pytest.approx(
+        _bf16_gemm(gpu) * expert_share)
+
+
+def test_tensor_cores_for_the_format_need_no_dequantising_kernel() -> None:
+    """MXFP4 on a B200 and FP8 on an H100 run on their tensor cores: Marlin's share does
+    not apply."""
+    b200 = _setup("B200", "gpt-oss-120b", "mxfp4")
+    gpu = CATALOG.gpus["B200"]
+    assert gemm_flops_per_s(b200, SPEC, experts=True) == pytest.approx(
+        gpu.flops_per_s("mxfp4") * SPEC.compute_efficiency * gpu.gemm_efficiency("mxfp4"))
+    h100 = _setup("H100-SXM", "Qwen3-30B-A3B", "fp8")
+    assert gemm_flops_per_s(h100, SPEC, experts=True) == pytest.approx(
+        1978.9e12 * SPEC.compute_efficiency)
+
+
+def test_fused_marlin_moe_on_hopper_reaches_what_was_measured() -> None:
+    """A check the catalog's figure was not set from: vLLM's fused_marlin_moe on Mixtral
+    INT4 at 4,096-32,768 tokens ran 291-296 TFLOP/s of routed GEMMs on a 989-TFLOP/s Hopper
+    (flagos-ai/FlagGems#4350's baseline). On paper a token's slot in an expert costs its
+    three GEMMs, 6 x 4,096 x 14,336 FLOPs at Marlin's rate, and the slot overhead, 6 x
+    4,096 x 1,700 at the BF16 rate: 309 TFLOP/s of routed GEMMs, within 6%. The A100's
+    share (0.84) would have given 428."""
+    setup = _setup("H100-SXM", "Mixtral-8x7B", "int4")
+    step = build_step_time(setup, SPEC)
+    model = setup.model
+    dense_s = 2.0 * (12_879_925_248 - model.vocab_size * model.hidden_size
+                     - model.routed_active_params) / gemm_flops_per_s(setup, SPEC, False)
+    routed_s = step.compute_per_token_s - dense_s
+    routed_flops = 2.0 * model.routed_active_params
+    achieved = routed_flops / routed_s
+    assert achieved == pytest.approx(309e12, rel=0.01)
+    assert 291e12 * 0.94 < achieved < 296e12 * 1.06
