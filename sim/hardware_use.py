@@ -152,15 +152,23 @@ def hardware_use(setup: ReplicaSetup, work: WorkDone, replica_s: float) -> Hardw
 
 def memory_bandwidth_series(setup: ReplicaSetup, *, steps: list[float],
                             decode_steps: list[float], decode_seq_steps: list[float],
-                            kv_token_steps: list[float], tokens_per_step: float,
+                            kv_token_steps: list[float], run: WorkDone,
                             replica_s: list[float]) -> list[float]:
-    """MBU per interval (the step counts of each; MoE experts at the run's mean batch)."""
+    """MBU per interval: the step counts of each, its decodes, and its share of the run's
+    prefill (prompt tokens and the steps that carry them, at the run's rate per step), so
+    a MoE's expert reads split between chunk steps and decode steps as in the run's
+    figure (`hardware_use`): spread evenly over every step, the prompts' tokens would have
+    each step touch nearly every expert."""
     peak = _peak(setup)
+    per_step = 1.0 / run.steps if run.steps > 0 else 0.0
+    prefill_per_step = (run.tokens - run.decode_seq_steps) * per_step
+    chunk_share = run.prefill_steps * per_step
     out = []
     for n, e, d, k, span in zip(steps, decode_steps, decode_seq_steps, kv_token_steps,
                                 replica_s, strict=True):
-        work = WorkDone(steps=n, decode_steps=e, tokens=tokens_per_step * n,
-                        prefill_pairs=0.0, decode_seq_steps=d, kv_token_steps=k)
+        work = WorkDone(steps=n, decode_steps=e, tokens=prefill_per_step * n + d,
+                        prefill_pairs=0.0, decode_seq_steps=d, kv_token_steps=k,
+                        prefill_steps=chunk_share * n)
         batches = _micro_batches(setup, work)
         out.append(_memory_s(peak, work, batches) / span / setup.pp if span > 0 else 0.0)
     return out

@@ -289,7 +289,7 @@ def _local_part(run: DeploymentRun, table: RequestTable, minutes: int,
                 decode_steps=per_minute[DECODE_STEPS].tolist(),
                 decode_seq_steps=per_minute[DECODE_SEQ_STEPS].tolist(),
                 kv_token_steps=per_minute[KV_TOKEN_STEPS].tolist(),
-                tokens_per_step=work.tokens / max(1.0, work.steps),
+                run=work,
                 replica_s=replica_s.tolist()),
             kv_cache_fraction=_share(held, replica_s * pool_blocks).tolist()),
         prefix_cache=_prefix_cache_part(run, table))
