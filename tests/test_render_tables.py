@@ -141,6 +141,9 @@ def test_sweep_keeps_point_names_whole_and_says_why_a_point_failed_under_the_tab
     assert "expected tp >= 2 or a smaller weights_dtype" in flat
     row = next(line for line in text.splitlines() if "L40Sx4" in line and "(1)" in line)
     assert "error (1)" in row
+    # at every width the E2E p95 the Pareto front is drawn on is in the row
+    b200 = next(line for line in text.splitlines() if "B200x8" in line)
+    assert "136,534" in b200, (width, b200)
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -171,16 +171,26 @@ def _execute(loaded: LoadedScenario, base: str, points: list[Point], workers: in
             yield futures[future], future.result()
 
 
+#: monthly costs closer than this share count as the same: points that differ only in
+#: how busy the same GPUs were (a router, say) differ by cents of electricity
+SAME_COST_SHARE = 0.005
+
+
 def _dominates(a: PointResult, b: PointResult) -> bool:
+    """`a` is as cheap as `b` (within SAME_COST_SHARE) and as fast, and better on one."""
     assert a.monthly_usd is not None and a.e2e_p95_ms is not None
     assert b.monthly_usd is not None and b.e2e_p95_ms is not None
-    return (a.monthly_usd <= b.monthly_usd and a.e2e_p95_ms <= b.e2e_p95_ms) and \
-        (a.monthly_usd < b.monthly_usd or a.e2e_p95_ms < b.e2e_p95_ms)
+    same_cost = abs(a.monthly_usd - b.monthly_usd) <= SAME_COST_SHARE * max(
+        a.monthly_usd, b.monthly_usd)
+    cheaper_or_same = same_cost or a.monthly_usd < b.monthly_usd
+    return cheaper_or_same and a.e2e_p95_ms <= b.e2e_p95_ms and \
+        ((not same_cost and a.monthly_usd < b.monthly_usd) or a.e2e_p95_ms < b.e2e_p95_ms)
 
 
 def pareto_front(rows: list[PointResult]) -> list[PointResult]:
     """Per traffic scale, the SLO-meeting points not beaten on both monthly cost and E2E p95
-    by another point of that scale; by scale, then monthly cost."""
+    by another point of that scale (costs within SAME_COST_SHARE of each other count as
+    equal); by scale, then monthly cost."""
     ok = [r for r in rows if not r.error and r.slo_met and r.monthly_usd is not None
           and r.e2e_p95_ms is not None]
     front = [r for r in ok if not any(_dominates(o, r) for o in ok

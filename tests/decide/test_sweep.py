@@ -74,6 +74,17 @@ def test_the_pareto_front_compares_points_at_the_same_traffic_scale() -> None:
     assert [p.name for p in front] == [one_1x.name, one_2x.name, two_2x.name]
 
 
+def test_points_a_few_dollars_apart_cost_the_same_on_the_front() -> None:
+    """Two routers on the same two H100s cost the same but for cents of electricity (how
+    busy the GPUs were): the one with the longer tail is beaten, not starred for being
+    $0.40 cheaper. A point 1% cheaper is a real saving and stays."""
+    slower = _priced("H100-SXM", 2, 1.0, 11_737.22, 6_695.0)
+    faster = _priced("H100-SXM", 2, 1.0, 11_737.62, 6_651.0)
+    cheaper = _priced("H100-SXM", 1, 1.0, 11_620.0, 6_900.0)
+    front = pareto_front([slower, faster, cheaper])
+    assert [p.monthly_usd for p in front] == [11_620.0, 11_737.62]
+
+
 def test_ray_sweep_matches_the_process_pool(tmp_path: Path) -> None:
     import ray  # noqa: F401
 
