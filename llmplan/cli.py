@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import inspect
 import json
 import math
@@ -654,6 +655,10 @@ def sweep(
                    ("--routers", "router", router_list, list(get_args(RouterName))),
                    ("--layouts", "layout", layout_list, list(LAYOUTS)))
                for value in values if value not in known]
+    if ray is not None and importlib.util.find_spec("ray") is None:
+        unknown.append(_option_problem("--ray", "Ray is not installed in this environment; "
+                                                "expected `pip install ray` (or the project's "
+                                                "dev extra), or local workers (--workers)"))
     if unknown:
         _fail(InputError(unknown))
     points = grid(gpu_list, replica_counts,

@@ -89,10 +89,27 @@ def read_usage_csv(path: Path, period_s: float | None = None) -> list[Period]:
 
 def read_cloudwatch(model_id: str, start: datetime, end: datetime, *, region: str,
                     endpoint_url: str | None = None) -> list[Period]:
-    """One-minute periods of a Bedrock model's usage from CloudWatch (boto3)."""
+    """One-minute periods of a Bedrock model's usage from CloudWatch (boto3). What AWS
+    refuses (no credentials, no access, an endpoint that does not answer) is an InputError
+    naming the option and the cause, as botocore words it (it quotes no secret)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return _read_cloudwatch(model_id, start, end, region=region, endpoint_url=endpoint_url)
+    except (BotoCoreError, ClientError) as exc:
+        where = endpoint_url or f"CloudWatch in {region}"
+        raise InputError([Problem("<command line>", None, "--bedrock-model",
+                                  f"could not read {model_id}'s metrics from {where}: "
+                                  f"{exc}")]) from None
+
+
+def _read_cloudwatch(model_id: str, start: datetime, end: datetime, *, region: str,
+                     endpoint_url: str | None) -> list[Period]:
     import boto3
 
-    client = boto3.client("cloudwatch", region_name=region, endpoint_url=endpoint_url)
+    # a session of its own: boto3's default one keeps the credentials it first found
+    client = boto3.session.Session().client("cloudwatch", region_name=region,
+                                            endpoint_url=endpoint_url)
     queries = [{"Id": key, "MetricStat": {"Metric": {
         "Namespace": "AWS/Bedrock", "MetricName": metric,
         "Dimensions": [{"Name": "ModelId", "Value": model_id}]},

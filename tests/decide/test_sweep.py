@@ -201,3 +201,21 @@ def test_a_sweep_tries_the_layouts_of_a_replicas_gpus(tmp_path: Path) -> None:
     bad = CliRunner().invoke(app, ["sweep", str(scenario), "--layouts", "ep",
                                    "--out", str(tmp_path / "bad")])
     assert bad.exit_code != 0 and "--layouts" in bad.output and "'ep'" in bad.output
+
+
+def test_ray_without_ray_installed_is_a_clear_error(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """--ray where Ray is not installed (it comes with the development extra): the option
+    named and what to do, exit 2, before any point runs."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "ray" else real(name, *a))
+    result = CliRunner().invoke(app, [
+        "sweep", str(EXAMPLES / "support-assistant.yaml"), "--base", "gpu-fleet",
+        "--replicas", "1", "--ray", "local", "--out", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    flat = " ".join(result.output.split())
+    assert "--ray: Ray is not installed" in flat and "Traceback" not in result.output
+    assert not (tmp_path / "sweep.json").exists()

