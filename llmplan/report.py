@@ -103,6 +103,13 @@ def over_time(result: Result) -> go.Figure:
             fig.add_trace(go.Scatter(x=hours, y=local.queue_depth_mean, mode="lines",
                                      name=f"{name} queue", yaxis="y2", line={"dash": "dot"}))
     first = next(iter(result.deployments.values())).timeseries
+    if not fig.data:            # cloud APIs only: the arrivals alone, on their own axis
+        fig.add_trace(go.Bar(x=[m / 60 for m in first.minute], y=first.arrivals_per_s,
+                             name="arrivals/s"))
+        fig.update_layout(title="Arrivals over the run (no candidate runs on GPUs)",
+                          xaxis={"title": "hours"},
+                          yaxis={"title": "arrivals/s", "rangemode": "nonnegative"})
+        return fig
     fig.add_trace(go.Bar(x=[m / 60 for m in first.minute], y=first.arrivals_per_s,
                          name="arrivals/s", yaxis="y3", opacity=0.25))
     fig.update_layout(title="GPU memory-bandwidth use, queue depth and arrivals over the run",
@@ -212,6 +219,16 @@ def break_even_chart(result: Result) -> go.Figure:
 
 
 CHARTS = (latency_cdfs, load_curves, over_time, cost_breakdown, break_even_chart)
+#: what a chart with nothing to draw says in its place
+EMPTY_CHART = {
+    "latency_cdfs": "No latency distribution: no candidate answered a request.",
+    "load_curves": "Goodput and TTFT p95 versus offered load come from planning, which "
+                   "this run skipped (--no-plan) or which had no GPU fleet to size.",
+    "over_time": "Nothing over time: the run had no minutes.",
+    "cost_breakdown": "No cost breakdown: no candidate was priced.",
+    "break_even_chart": "No break-even chart: it needs a GPU fleet and a cloud API to "
+                        "compare.",
+}
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -338,9 +355,16 @@ def render(result: Result, price_warnings: list[str] | None = None,
     if grow:
         parts.append("<p class='warn'><b>Break-even past a fleet's capacity:</b> " + "; ".join(
             html.escape(g) for g in grow) + ".</p>")
-    for i, chart in enumerate(CHARTS):
+    first = True
+    for chart in CHARTS:
+        fig = chart(result)
+        if not fig.data:        # nothing to draw: say why instead of empty axes
+            parts.append(f"<p class='chart-missing' id='chart-{chart.__name__}'>"
+                         f"{html.escape(EMPTY_CHART[chart.__name__])}</p>")
+            continue
         parts.append(f"<div class='chart' id='chart-{chart.__name__}'>"
-                     f"{_figure_html(chart(result), first=i == 0)}</div>")
+                     f"{_figure_html(fig, first=first)}</div>")
+        first = False
     style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;"
              "padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0;"
              "font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;"

@@ -16,6 +16,7 @@ from llmplan.report import (
     CHARTS,
     break_even_chart,
     cost_breakdown,
+    load_curves,
     render,
     write_decision_report,
 )
@@ -163,3 +164,15 @@ def test_stale_prices_and_retiring_models_have_their_own_headings(
     assert "shut down" not in page[stale:retiring]
     alone = render(results[1], [], ["cloud model gpt-4o (used by api): shut down"])
     assert "Prices out of date" not in alone and "Models retiring" in alone
+
+
+def test_a_chart_with_nothing_to_draw_says_why_instead(results: list[Result]) -> None:
+    """Without planning there is no load curve: the report says so where the chart would
+    be, rather than drawing empty axes; a planned run draws every chart."""
+    planned, unplanned = results[0], results[1]
+    assert unplanned.planning is None and not load_curves(unplanned).data
+    page = render(unplanned)
+    assert "<p class='chart-missing' id='chart-load_curves'>" in page
+    assert "this run skipped (--no-plan)" in page
+    assert "plotly" in page.split("chart-over_time", 1)[1]   # the library still comes along
+    assert "chart-missing" not in render(planned)
