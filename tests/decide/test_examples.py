@@ -139,3 +139,27 @@ def test_bursty_agent_what_ifs_vary_quality_and_fill_the_gpu(
     # the volume factor is the rate search's, to two significant digits
     assert factor == float(f"{most / offered:.2g}")
     assert fill.winner == "api"
+
+
+def test_the_readmes_stack_costs_are_the_examples_monthly_costs(
+        example_result: ExampleResult) -> None:
+    """README's "What each stack costs" table quotes each example's monthly cost: it must be
+    what the example gives today (the deployment `stack` builds: the recommendation, or
+    the one `--deployment` names)."""
+    import re
+
+    from helpers import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    table = text.split("**What each stack costs, per the plan**", 1)[1].split("\n\n", 2)[1]
+    rows = [line.split("|")[1:-1] for line in table.splitlines()[2:]]
+    assert len(rows) >= 6
+    for cells in rows:
+        first, cost = cells[0].strip(), cells[-1].strip()
+        example = first.split()[0]
+        named = re.search(r"--deployment ([\w-]+)", first)
+        result = example_result(example, False)
+        deployment = named.group(1) if named else result.recommendation.deployment
+        assert deployment is not None
+        monthly = result.deployments[deployment].cost.monthly_usd
+        assert cost == f"{monthly:,.0f}", (example, deployment, cost, monthly)
