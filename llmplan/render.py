@@ -129,7 +129,7 @@ def loadtest_table(summary: LoadTestSummary, title: str) -> Group:
         (Col("sent"), f"{req.sent}/{req.planned}"), (Col("finished"), str(req.finished)),
         (Col("failed"), str(req.failed)), (Col("cancelled"), str(req.cancelled)),
         (Col("429"), str(req.errors_by_class.get("http_429", 0))),
-        (Col("req/s\nrequested"), fmt(thr.requested_rate_per_s, 2)),
+        (Col("req/s\noffered"), fmt(thr.requested_rate_per_s, 2)),
         (Col("req/s\nachieved"), fmt(thr.achieved_rate_per_s, 2)),
         (Col("goodput"), _pct(summary.slo.goodput_fraction)),
         (Col("cache\nhit"), _pct(cache.hit_rate if cache is not None else None))]

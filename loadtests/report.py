@@ -1,6 +1,6 @@
 """report.html of a load test: what was asked, what came back, and how it moved over time.
 
-Summary cards (achieved vs requested rate, goodput, outcomes, errors by class), latency
+Summary cards (achieved vs offered rate, goodput, outcomes, errors by class), latency
 distributions with the SLO bounds drawn in, a per-task table, time series on the run's own
 clock (seconds since the first send), and the raw files behind links. Self-contained and
 offline (plotly inline); opened in a real browser by tests/loadtests/test_report.py.
@@ -116,7 +116,7 @@ def throughput_over_time(summary: LoadTestSummary, rows: list[RequestRecord],
     fig.add_trace(go.Scatter(x=mids, y=in_flight, name="in flight", mode="lines"))
     rate = summary.throughput.requested_rate_per_s
     if rate is not None:
-        fig.add_hline(y=rate, line_dash="dot", annotation_text=f"requested {rate:.2f}/s")
+        fig.add_hline(y=rate, line_dash="dot", annotation_text=f"offered {rate:.2f}/s")
     fig.update_xaxes(title_text="seconds since the first send", range=[0, bins[-1]])
     fig.update_layout(title="Throughput and concurrency over the run")
     return fig
@@ -141,7 +141,7 @@ def _cards(summary: LoadTestSummary) -> str:
     req, thr, lat = summary.requests, summary.throughput, summary.latency
     goodput = summary.slo.goodput_fraction
     cards = [
-        ("achieved / requested", f"{_fmt(thr.achieved_rate_per_s, 2)} / "
+        ("achieved / offered", f"{_fmt(thr.achieved_rate_per_s, 2)} / "
                                  f"{_fmt(thr.requested_rate_per_s, 2)} req/s"),
         ("goodput", "-" if goodput is None else f"{goodput:.1%}"),
         ("finished / sent / planned", f"{req.finished:,} / {req.sent:,} / {req.planned:,}"),

@@ -223,7 +223,7 @@ def test_loadtest_summary_keeps_every_header_whole(width: int) -> None:
     summary = summarise_records(rows, planned=1000, planned_span_s=100.0, slo_by_task={},
                                 mode="open")
     text = _text([loadtest_table(summary, "target: run1")], width)
-    for word in ("sent", "finished", "failed", "cancelled", "429", "requested", "achieved",
+    for word in ("sent", "finished", "failed", "cancelled", "429", "offered", "achieved",
                  "goodput", "TTFT", "TPOT", "ITL", "E2E", "1000/1000", "45.6"):
         assert _whole(text, word), (width, word, text)
 

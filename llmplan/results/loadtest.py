@@ -64,7 +64,11 @@ class MeasuredLatency(_Model):
 
 
 class MeasuredThroughput(_Model):
-    requested_rate_per_s: float | None
+    requested_rate_per_s: float | None = Field(
+        description="The rate the schedule offered (open loop): its planned arrivals over "
+                    "their span. A Poisson draw of N arrivals varies around the nominal rate "
+                    "asked for (40 at 0.3/s offer 0.24-0.40/s nine times in ten); tables "
+                    "call it 'offered'. None in closed loop.")
     send_rate_per_s: float | None
     achieved_rate_per_s: float
     output_tokens_per_s: float

@@ -49,7 +49,7 @@ def test_the_report_renders_in_a_browser(page: tuple[Path, float], tmp_path: Pat
         assert "main-svg" in block, f"{chart.__name__} did not render"
         assert re.search(r'class="(trace|point|bars)', block), f"{chart.__name__} is empty"
     # summary cards, errors with their meaning, the per-task table, SLO lines, raw data links
-    assert "achieved / requested" in dom and "goodput" in dom
+    assert "achieved / offered" in dom and "goodput" in dom
     assert "http_5xx" in dom and "the server failed" in dom
     assert ">classify<" in dom and "Per task" in dom
     assert "SLO 150 (chat)" in dom and "SLO 80 (classify)" in dom
