@@ -28,7 +28,15 @@ from llmplan.results.loadtest import LoadTestSummary
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import LocalDeployment, Scenario, SimulationMode
 from llmplan.traffic.arrivals import TraceTraffic
-from llmplan.yamlio import Loc, YamlDocument, _dotted, parse_yaml, read_yaml, validate
+from llmplan.yamlio import (
+    Loc,
+    YamlDocument,
+    _dotted,
+    fields_at,
+    parse_yaml,
+    read_yaml,
+    validate,
+)
 
 
 @dataclass(frozen=True)
@@ -174,6 +182,15 @@ def _merge_catalog(doc: YamlDocument, scenario: Scenario) -> Catalog:
             message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "missing":
                 message = "required field is missing (new catalog entries need every field)"
+            elif err["type"] == "extra_forbidden":
+                allowed = fields_at(Catalog, tuple(err["loc"][:-1]))
+                key = str(err["loc"][-1])
+                message = f"unknown key '{key}'{did_you_mean(key, allowed)}"
+                if allowed:
+                    message += f"; expected one of: {', '.join(sorted(allowed))}"
+            elif "input" in err and not isinstance(err["input"], dict | list):
+                shown = repr(err["input"])
+                message += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
             problems.append(Problem(doc.file, doc.line_of(loc), _dotted(loc), message))
         raise ScenarioError(problems) from None
 
