@@ -21,14 +21,15 @@ from llmplan.results.decision import Candidate, Result
 CHART_HEIGHT = 520
 
 
-def _figure_html(fig: go.Figure, first: bool) -> str:
+def _figure_html(fig: go.Figure, first: bool, div_id: str) -> str:
     # the legend under the plot: on the right it would cover the right-hand axes
     fig.update_layout(height=CHART_HEIGHT, template="plotly_white",
                       margin={"l": 60, "r": 20, "t": 50, "b": 50},
                       legend={"orientation": "h", "yanchor": "top", "y": -0.15,
                               "xanchor": "left", "x": 0})
+    # a fixed div id (plotly's own is random): the same result renders the same page
     return str(to_html(fig, include_plotlyjs="inline" if first else False, full_html=False,
-                       config={"displaylogo": False, "responsive": True}))
+                       div_id=div_id, config={"displaylogo": False, "responsive": True}))
 
 
 def latency_cdfs(result: Result) -> go.Figure:
@@ -168,7 +169,11 @@ def cost_breakdown(result: Result) -> go.Figure:
     fig.add_trace(go.Scatter(x=names, y=totals, mode="text", name="total",
                              text=[f"${t:,.0f}" for t in totals], textposition="top center"))
     wide = _wide(totals)
-    fig.update_layout(barmode="stack", title="Monthly cost by item", xaxis_title="candidate",
+    # stacked segments on a log axis would have sizes that mean nothing: side by side there
+    fig.update_layout(barmode="group" if wide else "stack",
+                      title="Monthly cost by item" + (" (log axis: items side by side)"
+                                                      if wide else ""),
+                      xaxis_title="candidate",
                       yaxis={"title": "USD/month (log)" if wide else "USD/month",
                              "type": "log" if wide else "linear"})
     return fig
@@ -363,7 +368,8 @@ def render(result: Result, price_warnings: list[str] | None = None,
                          f"{html.escape(EMPTY_CHART[chart.__name__])}</p>")
             continue
         parts.append(f"<div class='chart' id='chart-{chart.__name__}'>"
-                     f"{_figure_html(fig, first=first)}</div>")
+                     f"{_figure_html(fig, first=first, div_id=f'plot-{chart.__name__}')}"
+                     "</div>")
         first = False
     style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;"
              "padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0;"

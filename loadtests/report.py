@@ -200,6 +200,7 @@ def render(summary: LoadTestSummary, rows: list[RequestRecord], title: str,
         fig.update_layout(height=CHART_HEIGHT, template="plotly_white",
                           margin={"l": 60, "r": 20, "t": 60, "b": 50})
         figure = to_html(fig, include_plotlyjs="inline" if i == 0 else False, full_html=False,
+                         div_id=f"plot-{chart.__name__}",
                          config={"displaylogo": False, "responsive": True})
         parts.append(f"<div class='chart' id='chart-{chart.__name__}'>{figure}</div>")
     style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;"

@@ -393,7 +393,8 @@ def write_validation(result: Comparison, replay: Replay, out_dir: Path) -> None:
         fig.update_yaxes(range=[0, max(1.0, *speed.parts) * 1.1], row=1, col=3)
     (out_dir / "validation.html").write_text(
         "<!doctype html><meta charset='utf-8'><title>llmplan validate</title>"
-        + to_html(fig, include_plotlyjs="inline", full_html=False), encoding="utf-8")
+        + to_html(fig, include_plotlyjs="inline", full_html=False, div_id="plot-validation"),
+        encoding="utf-8")
 
 
 def load_rows(path: Path) -> list[RequestRecord]:

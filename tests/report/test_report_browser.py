@@ -176,3 +176,19 @@ def test_a_chart_with_nothing_to_draw_says_why_instead(results: list[Result]) ->
     assert "this run skipped (--no-plan)" in page
     assert "plotly" in page.split("chart-over_time", 1)[1]   # the library still comes along
     assert "chart-missing" not in render(planned)
+
+
+def test_the_same_result_renders_the_same_page(results: list[Result]) -> None:
+    """Plotly names each chart's div at random unless told: the page is now a function of
+    the result, as result.json is."""
+    for result in results:
+        assert render(result) == render(result)
+
+
+def test_costs_far_apart_stand_side_by_side_on_their_log_axis(results: list[Result]) -> None:
+    """On a log axis stacked segments have sizes that mean nothing: bulk-extraction's
+    candidates (gpt-4o at ~45 times the owned fleet's month) get their items as bars side
+    by side; close costs stay stacked."""
+    wide, close = cost_breakdown(results[3]), cost_breakdown(results[0])
+    assert wide.layout.yaxis.type == "log" and wide.layout.barmode == "group"
+    assert close.layout.yaxis.type == "linear" and close.layout.barmode == "stack"
