@@ -298,7 +298,10 @@ def render(result: Result, price_warnings: list[str] | None = None,
             _fmt(lat.ttft_ms.p95), _fmt(lat.e2e_ms.p95),
             f"{dep.slo.goodput_fraction or 0.0:.1%}", _unanswered(dep),
             _fmt(cost.monthly_usd),
-            _fmt(cost.usd_per_1k_requests, 3), _fmt(cost.usd_per_useful_result, 5)])
+            _fmt(cost.usd_per_1k_requests, 3),
+            # per 1,000 useful results, as the terminal's table and the sweep give it
+            _fmt(None if cost.usd_per_useful_result is None
+                 else cost.usd_per_useful_result * 1e3, 2)])
     for name, why in (result.unbuildable or {}).items():
         summary_rows.append([name, "not simulated", "-", f"no: cannot be built: {why}",
                              *["-"] * 9])
@@ -308,7 +311,7 @@ def render(result: Result, price_warnings: list[str] | None = None,
          "KV cache tokens per replica",
          "max concurrent requests of mean length", "TTFT p95 ms", "E2E p95 ms",
          "goodput", "not answered", "USD/month",
-         "USD per 1k requests", "USD per useful result"], summary_rows))
+         "USD per 1k requests", "USD per 1k useful results"], summary_rows))
     cached = {name: dep.local.prefix_cache for name, dep in result.deployments.items()
               if dep.local is not None and dep.local.prefix_cache is not None}
     if cached:
