@@ -25,6 +25,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 from llmplan.errors import InputError, Problem, did_you_mean
 from llmplan.scenario.models import SimulationMode
@@ -65,6 +66,17 @@ def _fail(error: InputError) -> NoReturn:
     console.print(f"[bold red]error:[/] {escape(shown.render())}", highlight=False,
                   soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+def _hanging(label: str, markup: str) -> None:
+    """`  label text...` with the text's wrapped lines under its first word, not at the
+    margin, so the labels down the left stay readable."""
+    lead = f"  {label} "
+    lines = Text.from_markup(markup).wrap(out, max(20, out.size.width - len(lead)))
+    for i, line in enumerate(lines):
+        line.rstrip()
+        out.print(Text(lead if i == 0 else " " * len(lead)) + line, highlight=False,
+                  soft_wrap=True)
 
 
 def _option_problem(option: str, message: str) -> Problem:
@@ -222,20 +234,19 @@ def simulate(
     out.print(f"[bold]recommendation: {rec.deployment or 'none'}[/] - {escape(rec.reason)}",
               highlight=False)
     for driver in rec.drivers:
-        out.print(f"  because {escape(driver.text)} [dim]({escape(driver.basis)})[/]",
-                  highlight=False)
+        _hanging("because", f"{escape(driver.text)} [dim]({escape(driver.basis)})[/]")
     right_sized = result.right_sized_line()
     if right_sized is not None:
-        out.print(f"  right-sized: {escape(right_sized)}", highlight=False)
+        _hanging("right-sized:", escape(right_sized))
     for line in exclusions(result):
-        out.print(f"  excluded {escape(line)}", highlight=False)
+        _hanging("excluded", escape(line))
     if result.planning is not None:
         for note in result.planning.notes:
-            out.print(f"  planning: {escape(note)}", highlight=False)
+            _hanging("planning:", escape(note))
         for case in result.planning.sensitivity:
             if case.winner != rec.deployment:
-                out.print(f"  flips to {case.winner or 'no feasible candidate'} if "
-                          f"{case.change}", highlight=False)
+                _hanging("flips to", escape(f"{case.winner or 'no feasible candidate'} if "
+                                            f"{case.change}"))
     for warning in [*warnings, *not_provisionable(loaded), *newer_than_modelled(loaded)]:
         console.print(f"[yellow]note:[/] {escape(warning)}", highlight=False)
     console.print(f"wrote {path} and {report}")

@@ -158,7 +158,20 @@ def test_the_summary_fits_a_100_column_terminal(tmp_path: Path, example: str) ->
         assert any(line.lstrip().startswith(name) for line in lines)
     for name, dep in table.deployments.items():         # every reason of every exclusion
         for reason in dep.infeasible_because:
-            assert f"excluded {name}: {reason}"[:60] in result.output.replace("\n", " ")
+            assert f"excluded {name}: {reason}"[:60] in " ".join(result.output.split())
+    # the labelled lines under the recommendation wrap under their text, not at the margin
+    labels = ("because ", "right-sized: ", "excluded ", "flips to ")
+    label = None
+    for line in lines:
+        starts = next((x for x in labels if line.startswith("  " + x)), None)
+        if starts is not None:
+            label = starts
+        elif label is not None and line.startswith("   "):
+            assert line.startswith(" " * (2 + len(label))), (label, line)
+        else:
+            label = None
+            continue
+        assert not line.endswith(" "), line
 
 
 def test_piped_output_is_never_cut_to_80_columns() -> None:
