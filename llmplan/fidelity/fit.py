@@ -190,11 +190,17 @@ def _fit_table(samples: list[StepSample], y: np.ndarray, prefill: np.ndarray
     # trimmed within the prompt steps and within each batch size of the others, so that no
     # size (whose point only its own steps set) can lose all its steps to the trim
     group = np.where(prefill, -1, np.array([s.decode_seqs for s in samples]))
-    X = np.column_stack([_token_basis(tokens, points), kv, pairs])
+    # a step with more tokens takes no less time: the table's values are fitted as their
+    # non-negative increments (column i adds to every point from i on), so noise between
+    # neighbouring batch sizes cannot make 108 tokens faster than 107
+    basis = _token_basis(tokens, points)
+    increments = np.cumsum(basis[:, ::-1], axis=1)[:, ::-1]
+    X = np.column_stack([increments, kv, pairs])
     coef = _relative_nnls(X, y)
     keep = _trim_by_group(np.abs(X @ coef - y) / np.maximum(y, 1e-9), group)
     coef = _relative_nnls(X[keep], y[keep])
-    table = TokenTable(tokens=tuple(points), step_s=tuple(float(v) for v in coef[:-2]),
+    step_s = np.cumsum(coef[:-2])
+    table = TokenTable(tokens=tuple(points), step_s=tuple(float(v) for v in step_s),
                        per_kv_token_s=float(coef[-2]), per_pair_s=float(coef[-1]))
     return table, keep
 

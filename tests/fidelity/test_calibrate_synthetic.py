@@ -278,3 +278,32 @@ def test_a_replay_keeps_requests_that_waited_longer_than_a_minute(tmp_path: Path
     # 120 requests in 30 batches of 4 x 200 steps of ~4 + 4 x 3 ms: ~100 s
     span_s = 120 / predicted_rps
     assert 80 < span_s < 130
+
+
+def test_the_step_time_table_never_falls_with_more_tokens() -> None:
+    """Decode steps of 1 to 6 sequences measured with the noise a shared machine adds
+    (here: the 4-sequence steps happened to run 15% slower than the 5-sequence ones): the
+    table's points still rise with the tokens, the two sizes pooled at one figure rather
+    than a 5-sequence step faster than a 4-sequence one."""
+    from llmplan.fidelity.fit import _fit_table
+    from llmplan.fidelity.timeline import StepSample
+
+    rng = np.random.default_rng(3)
+    base_ms = {1: 10.0, 2: 11.0, 3: 12.0, 4: 15.0, 5: 13.0, 6: 14.0}
+    samples = [StepSample(duration_s=ms * (1 + 0.01 * rng.standard_normal()) / 1e3,
+                          prefill_tokens=0, decode_seqs=d, kv_tokens=0)
+               for d, ms in base_ms.items() for _ in range(12)]
+    samples += [StepSample(duration_s=(30.0 + 0.02 * p) * (1 + 0.01 * rng.standard_normal())
+                           / 1e3, prefill_tokens=p, decode_seqs=2, kv_tokens=0)
+                for p in range(200, 2000, 60)]
+    y = np.array([s.duration_s for s in samples])
+    prefill = np.array([s.prefill_tokens > 0 for s in samples])
+    fitted = _fit_table(samples, y, prefill)
+    assert fitted is not None
+    table, _ = fitted
+    assert table.tokens[:6] == (1, 2, 3, 4, 5, 6)
+    assert all(a <= b for a, b in zip(table.step_s, table.step_s[1:], strict=False))
+    four, five = table.step_s[3], table.step_s[4]
+    assert four == pytest.approx(five, rel=1e-6)
+    assert 13e-3 < five < 15e-3               # between the two measured figures
+    assert table.step_s[0] == pytest.approx(10e-3, rel=0.03)
