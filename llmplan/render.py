@@ -131,7 +131,8 @@ def loadtest_table(summary: LoadTestSummary, title: str) -> Group:
         (Col("429"), str(req.errors_by_class.get("http_429", 0))),
         (Col("req/s\noffered"), fmt(thr.requested_rate_per_s, 2)),
         (Col("req/s\nachieved"), fmt(thr.achieved_rate_per_s, 2)),
-        (Col("goodput"), _pct(summary.slo.goodput_fraction)),
+        (Col("goodput"), _pct(summary.slo.goodput_fraction) if summary.slo.bounded
+         else "no SLO"),
         (Col("cache\nhit"), _pct(cache.hit_rate if cache is not None else None))]
     times = [
         (Col("TTFT ms\np50 / p95"), f"{fmt(lat.ttft_ms.p50)} / {fmt(lat.ttft_ms.p95)}"),

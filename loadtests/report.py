@@ -143,7 +143,8 @@ def _cards(summary: LoadTestSummary) -> str:
     cards = [
         ("achieved / offered", f"{_fmt(thr.achieved_rate_per_s, 2)} / "
                                  f"{_fmt(thr.requested_rate_per_s, 2)} req/s"),
-        ("goodput", "-" if goodput is None else f"{goodput:.1%}"),
+        ("goodput", "-" if goodput is None else f"{goodput:.1%}" if summary.slo.bounded
+         else "no SLO given"),
         ("finished / sent / planned", f"{req.finished:,} / {req.sent:,} / {req.planned:,}"),
         ("failed / cancelled / not sent", f"{req.failed:,} / {req.cancelled:,} / "
                                           f"{req.not_sent:,}"),

@@ -153,5 +153,7 @@ def summarise_records(rows: list[RequestRecord], *, planned: int, planned_span_s
             window_s=window),
         schedule_delay_ms=stats(r.schedule_delay_ms for r in rows),
         slo=MeasuredSlo(goodput_fraction=float(good.sum()) / len(rows) if rows else None,
-                        goodput_requests_per_s=float(good.sum()) / window),
+                        goodput_requests_per_s=float(good.sum()) / window,
+                        bounded=any(bound is not None for spec in slo_by_task.values()
+                                    for bound in (spec.ttft_ms, spec.tpot_ms, spec.e2e_ms))),
         tasks=tasks, cache=cache_figures(rows, shared_prompts, planned_prompt_tokens))

@@ -226,6 +226,8 @@ def test_loadtest_summary_keeps_every_header_whole(width: int) -> None:
     for word in ("sent", "finished", "failed", "cancelled", "429", "offered", "achieved",
                  "goodput", "TTFT", "TPOT", "ITL", "E2E", "1000/1000", "45.6"):
         assert _whole(text, word), (width, word, text)
+    # no task had a bound: no goodput to speak of, only requests that finished
+    assert not summary.slo.bounded and "no SLO" in text and "100.0%" not in text
 
 
 def test_each_command_reads_as_one_line_in_the_command_list() -> None:

@@ -94,6 +94,9 @@ class MeasuredCache(_Model):
 class MeasuredSlo(_Model):
     goodput_fraction: float | None
     goodput_requests_per_s: float
+    bounded: bool = Field(
+        default=True, description="Whether any task had a latency bound; without one, "
+                                  "goodput is just the share of requests that finished.")
 
 
 class TaskMeasurement(_Model):
