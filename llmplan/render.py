@@ -53,8 +53,10 @@ def summary_table(result: Result, bounded: frozenset[str] = frozenset()) -> Fitt
     out, E2E first (result.json has them); narrowest, each candidate's figures are one line
     of words, wrapped, so nothing is lost."""
     meta = result.scenario
-    title = (f"{meta.name}: {meta.requests:,} requests over {meta.duration_s / 3600:.2f} h "
-             f"(seed {meta.seed})")
+    span = (f"{meta.duration_s / 3600:.3g} h" if meta.duration_s >= 3600 else
+            f"{meta.duration_s / 60:.3g} min" if meta.duration_s >= 60 else
+            f"{meta.duration_s:.3g} s")
+    title = f"{meta.name}: {meta.requests:,} requests over {span} (seed {meta.seed})"
     names, serving, figures = [], [], []
     for name, dep in result.deployments.items():
         lat = dep.latency
