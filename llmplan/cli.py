@@ -32,6 +32,7 @@ from llmplan.scenario.models import SimulationMode
 
 if TYPE_CHECKING:
     from llmplan.loadtests.plan import PlanItem
+    from llmplan.results import Result
     from llmplan.scenario import LoadedScenario, LocalDeployment
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -164,6 +165,10 @@ def simulate(
                                          "(one row per simulated request).")] = False,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print result.json to stdout instead of the summary.")] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit 1 when no candidate can be recommended (none feasible and "
+                         "buildable), for a CI job to fail on; the files are written "
+                         "first.")] = False,
 ) -> None:
     """Simulate every deployment of SCENARIO; write OUT/result.json and OUT/report.html."""
     from llmplan.decide.retirement import retiring_cloud_models
@@ -226,6 +231,7 @@ def simulate(
     report = write_decision_report(result, out_dir, stale, retiring)
     if as_json:
         sys.stdout.write(dumps_canonical(result))
+        _exit_if_none(result, strict)
         return
     out.print(summary_table(result, loaded.scenario.bounded_latencies()))
     for line in not_served(result):
@@ -250,6 +256,14 @@ def simulate(
     for warning in [*warnings, *not_provisionable(loaded), *newer_than_modelled(loaded)]:
         console.print(f"[yellow]note:[/] {escape(warning)}", highlight=False)
     console.print(f"wrote {path} and {report}")
+    _exit_if_none(result, strict)
+
+
+def _exit_if_none(result: Result, strict: bool) -> None:
+    """--strict: exit 1 when there is no recommendation (what a CI job fails on)."""
+    if strict and result.recommendation.deployment is None:
+        console.print("[bold red]no candidate can be recommended[/] (--strict)")
+        raise typer.Exit(code=1)
 
 
 @app.command()

@@ -239,3 +239,23 @@ def test_traffic_that_draws_no_request_is_an_input_error(tmp_path: Path) -> None
     assert result.exit_code == 2, result.output
     assert "traffic: draws no request in 600 s" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "o" / "result.json").exists()
+
+
+def test_strict_fails_a_ci_job_when_nothing_can_be_recommended(tmp_path: Path) -> None:
+    """--strict: exit 1 when no candidate is feasible (an SLO no fleet meets), after the
+    files are written; 0 when one is, and without it the exit stays 0 either way."""
+    hopeless = tmp_path / "hopeless.yaml"
+    hopeless.write_text(SMALL.replace("slo: {ttft_ms: 1000, tpot_ms: 80}",
+                                      "slo: {ttft_ms: 1, tpot_ms: 1}"))
+    args = ["simulate", str(hopeless), "--no-plan", "--no-requests"]
+    strict = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a"), "--strict"])
+    assert strict.exit_code == 1, strict.output
+    assert "no candidate can be recommended" in strict.output
+    assert (tmp_path / "a" / "result.json").exists() and (tmp_path / "a" / "report.html").exists()
+    lenient = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b")])
+    assert lenient.exit_code == 0, lenient.output
+    fine = tmp_path / "fine.yaml"
+    fine.write_text(SMALL)
+    ok = CliRunner().invoke(app, ["simulate", str(fine), "--no-plan", "--no-requests",
+                                  "--out", str(tmp_path / "c"), "--strict", "--json"])
+    assert ok.exit_code == 0, ok.output
