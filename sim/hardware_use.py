@@ -41,7 +41,9 @@ from llmplan.perf.steptime_spec import RooflineStepTime
 from llmplan.sim.stepmodel import StepModel
 
 #: the model's FLOPs and bytes at the datasheet's peaks: no efficiency, and no routed-slot
-#: overhead (moving tokens in and out of experts is the kernels' cost, not the model's FLOPs)
+#: overhead (moving tokens in and out of experts is the kernels' cost, not the model's FLOPs);
+#: `_peak` also leaves out each GPU's and kernel's measured share of peak (the MI300X's
+#: GEMMs, Marlin's on Hopper): those are how far below the peak the work runs, not the peak
 AT_PEAK = RooflineStepTime(compute_efficiency=1.0, memory_efficiency=1.0,
                            dequant_efficiency=1.0, expert_slot_overhead_width=0.0)
 
@@ -66,7 +68,7 @@ class HardwareUse:
 
 
 def _peak(setup: ReplicaSetup) -> StepTime:
-    return roofline(setup, AT_PEAK)
+    return roofline(setup, AT_PEAK, datasheet=True)
 
 
 def _micro_batches(setup: ReplicaSetup, work: WorkDone) -> float:

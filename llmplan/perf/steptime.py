@@ -75,7 +75,8 @@ class StepTime:
         return data
 
 
-def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
+def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
+             datasheet: bool = False) -> StepTime:
     """Datasheet peaks times achievable efficiencies, part by part.
 
     GEMMs: 2 FLOPs per active parameter per token (the output head's only for the tokens
@@ -114,10 +115,10 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
     """
     gpu, model, tp = setup.gpu, setup.model, setup.tp
     weights = setup.weights_dtype
-    flops = gemm_flops_per_s(setup, spec, experts=False)
-    expert_flops = gemm_flops_per_s(setup, spec, experts=True)
+    flops = gemm_flops_per_s(setup, spec, experts=False, datasheet=datasheet)
+    expert_flops = gemm_flops_per_s(setup, spec, experts=True, datasheet=datasheet)
     attention_flops = (gpu.flops_per_s("bf16") * tp * spec.compute_efficiency
-                       * gpu.gemm_efficiency("bf16"))
+                       * (1.0 if datasheet else gpu.gemm_efficiency("bf16")))
     head_flops = attention_flops          # embeddings and the head stay 16-bit
     bandwidth = gpu.bandwidth_bytes_per_s * tp * spec.memory_efficiency
     # linear layers: the dense part and the routed experts a token uses; the output head
@@ -207,7 +208,8 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime) -> StepTime:
         source="roofline")
 
 
-def gemm_flops_per_s(setup: ReplicaSetup, spec: RooflineStepTime, experts: bool) -> float:
+def gemm_flops_per_s(setup: ReplicaSetup, spec: RooflineStepTime, experts: bool, *,
+                     datasheet: bool = False) -> float:
     """The replica's GEMM rate for its routed experts (`experts`) or for the layers outside
     them, in the format each is stored in (ModelSpec.dense_dtype: gpt-oss keeps its
     attention in BF16).
@@ -220,11 +222,16 @@ def gemm_flops_per_s(setup: ReplicaSetup, spec: RooflineStepTime, experts: bool)
     Marlin elsewhere, all read in vLLM 0.11.0. Marlin reaches the GPU's
     marlin_vs_bf16_gemm share of the BF16 GEMM rate where the catalog has it; Machete and
     GPUs without the figure take dequant_efficiency. Not followed: AWQ checkpoints' dense
-    layers run Marlin on Hopper too (awq_marlin.py does not go through the kernel choice)."""
+    layers run Marlin on Hopper too (awq_marlin.py does not go through the kernel choice).
+
+    `datasheet`: the peak of the tensor cores the format runs on, with no kernel's or GPU's
+    measured share (what MFU divides by)."""
     gpu = setup.gpu
     dtype = setup.weights_dtype if experts else setup.model.dense_dtype(setup.weights_dtype)
-    rate = (gpu.flops_per_s(dtype) * setup.tp * spec.compute_efficiency
-            * gpu.gemm_efficiency(dtype))
+    rate = gpu.flops_per_s(dtype) * setup.tp * spec.compute_efficiency
+    if datasheet:
+        return rate
+    rate *= gpu.gemm_efficiency(dtype)
     if gpu.runs_natively(dtype):
         return rate
     machete = not experts and gpu.capability == (9, 0)

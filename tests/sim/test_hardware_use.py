@@ -317,3 +317,23 @@ def test_the_mbu_series_of_a_moe_agrees_with_the_runs_figure() -> None:
     # of which minute a prompt's chunk fell in
     for value in series:
         assert value == pytest.approx(local.utilisation.mbu_fraction, rel=0.15)
+
+
+@pytest.mark.parametrize(("gpu", "model", "weights"), [
+    ("MI300X", "Llama-3.1-8B", "bf16"),          # GEMMs measured at 0.65 of an H100's share
+    ("H100-SXM", "Qwen3-30B-A3B", "int4"),       # Marlin's experts at 0.61 of the BF16 GEMM
+])
+def test_mfu_divides_by_the_datasheet_peak_not_a_measured_share(
+        gpu: str, model: str, weights: str) -> None:
+    """MFU is the model's FLOPs over the peak of the tensor cores the format runs on: a
+    GPU's or a kernel's measured share of that peak is how far below it the work runs, so
+    it must not shrink the peak (it had raised the MI300X's MFU by 1 / 0.65)."""
+    catalog = builtin_catalog()
+    setup = LocalDeployment(gpu=gpu, model=model,
+                            engine=EngineSpec(weights_dtype=weights)).setup(catalog)
+    work = WorkDone(steps=1, decode_steps=0.0, tokens=8192, prefill_pairs=0.0,
+                    decode_seq_steps=0.0, kv_token_steps=0.0)
+    use = hardware_use(setup, work, replica_s=1.0)
+    layers = setup.model.dense_params + setup.model.routed_active_params
+    peak = catalog.gpus[gpu].bf16_dense_tflops * 1e12
+    assert use.compute_fraction == pytest.approx(2 * layers * 8192 / peak, rel=0.02)
