@@ -53,7 +53,8 @@ def summary_table(result: Result, bounded: frozenset[str] = frozenset()) -> Fitt
     out, E2E first (result.json has them); narrowest, each candidate's figures are one line
     of words, wrapped, so nothing is lost."""
     meta = result.scenario
-    span = (f"{meta.duration_s / 3600:.3g} h" if meta.duration_s >= 3600 else
+    hours = meta.duration_s / 3600
+    span = (f"{hours:,.0f} h" if hours >= 100 else f"{hours:.3g} h" if hours >= 1 else
             f"{meta.duration_s / 60:.3g} min" if meta.duration_s >= 60 else
             f"{meta.duration_s:.3g} s")
     title = f"{meta.name}: {meta.requests:,} requests over {span} (seed {meta.seed})"

@@ -224,15 +224,12 @@ def break_even_chart(result: Result) -> go.Figure:
 
 
 CHARTS = (latency_cdfs, load_curves, over_time, cost_breakdown, break_even_chart)
-#: what a chart with nothing to draw says in its place
+#: what a chart that can come out with nothing to draw says in its place (the others
+#: always draw: arrivals, a total per candidate, a cost line per candidate)
 EMPTY_CHART = {
     "latency_cdfs": "No latency distribution: no candidate answered a request.",
     "load_curves": "Goodput and TTFT p95 versus offered load come from planning, which "
-                   "this run skipped (--no-plan) or which had no GPU fleet to size.",
-    "over_time": "Nothing over time: the run had no minutes.",
-    "cost_breakdown": "No cost breakdown: no candidate was priced.",
-    "break_even_chart": "No break-even chart: it needs a GPU fleet and a cloud API to "
-                        "compare.",
+                   "this run skipped (--no-plan) or which had no fleet to size.",
 }
 
 
@@ -368,7 +365,8 @@ def render(result: Result, price_warnings: list[str] | None = None,
         fig = chart(result)
         if not fig.data:        # nothing to draw: say why instead of empty axes
             parts.append(f"<p class='chart-missing' id='chart-{chart.__name__}'>"
-                         f"{html.escape(EMPTY_CHART[chart.__name__])}</p>")
+                         f"{html.escape(EMPTY_CHART.get(chart.__name__, 'Nothing to draw.'))}"
+                         "</p>")
             continue
         parts.append(f"<div class='chart' id='chart-{chart.__name__}'>"
                      f"{_figure_html(fig, first=first, div_id=f'plot-{chart.__name__}')}"

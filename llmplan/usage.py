@@ -96,6 +96,10 @@ def read_cloudwatch(model_id: str, start: datetime, end: datetime, *, region: st
 
     try:
         return _read_cloudwatch(model_id, start, end, region=region, endpoint_url=endpoint_url)
+    except ValueError as exc:       # botocore's word for an endpoint URL it cannot use
+        raise InputError([Problem("<command line>", None, "--endpoint-url",
+                                  f"{exc}; expected a URL such as "
+                                  f"https://monitoring.{region}.amazonaws.com")]) from None
     except (BotoCoreError, ClientError) as exc:
         where = endpoint_url or f"CloudWatch in {region}"
         raise InputError([Problem("<command line>", None, "--bedrock-model",

@@ -12,6 +12,7 @@ p95 (a fleet under twice the traffic is not "beaten" by itself under the traffic
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -176,23 +177,24 @@ def _execute(loaded: LoadedScenario, base: str, points: list[Point], workers: in
 SAME_COST_SHARE = 0.005
 
 
-def _dominates(a: PointResult, b: PointResult) -> bool:
-    """`a` is as cheap as `b` (within SAME_COST_SHARE) and as fast, and better on one."""
-    assert a.monthly_usd is not None and a.e2e_p95_ms is not None
-    assert b.monthly_usd is not None and b.e2e_p95_ms is not None
-    same_cost = abs(a.monthly_usd - b.monthly_usd) <= SAME_COST_SHARE * max(
-        a.monthly_usd, b.monthly_usd)
-    cheaper_or_same = same_cost or a.monthly_usd < b.monthly_usd
-    return cheaper_or_same and a.e2e_p95_ms <= b.e2e_p95_ms and \
-        ((not same_cost and a.monthly_usd < b.monthly_usd) or a.e2e_p95_ms < b.e2e_p95_ms)
-
-
 def pareto_front(rows: list[PointResult]) -> list[PointResult]:
     """Per traffic scale, the SLO-meeting points not beaten on both monthly cost and E2E p95
-    by another point of that scale (costs within SAME_COST_SHARE of each other count as
-    equal); by scale, then monthly cost."""
+    by another point of that scale, costs within SAME_COST_SHARE of each other counting as
+    equal; by scale, then monthly cost. From the fastest point on, a slower one joins the
+    front only if it is cheaper, by more than that share, than every point already on it
+    (exact twins, such as one replica under two routers, both stay)."""
     ok = [r for r in rows if not r.error and r.slo_met and r.monthly_usd is not None
           and r.e2e_p95_ms is not None]
-    front = [r for r in ok if not any(_dominates(o, r) for o in ok
-                                      if o.traffic_scale == r.traffic_scale)]
+    front: list[PointResult] = []
+    for scale in sorted({r.traffic_scale for r in ok}):
+        kept: list[PointResult] = []
+        for r in sorted((r for r in ok if r.traffic_scale == scale),
+                        key=lambda r: (r.e2e_p95_ms, r.monthly_usd)):
+            assert r.monthly_usd is not None
+            cheapest = min((k.monthly_usd or 0.0 for k in kept), default=math.inf)
+            twin = any((k.e2e_p95_ms, k.monthly_usd) == (r.e2e_p95_ms, r.monthly_usd)
+                       for k in kept)
+            if twin or r.monthly_usd < (1 - SAME_COST_SHARE) * cheapest:
+                kept.append(r)
+        front += kept
     return sorted(front, key=lambda r: (r.traffic_scale, r.monthly_usd or 0.0))

@@ -216,13 +216,14 @@ def gemm_flops_per_s(setup: ReplicaSetup, spec: RooflineStepTime, experts: bool,
 
     A format the GPU has no tensor cores for runs vLLM's dequantising kernels: the routed
     experts fused Marlin MoE on every NVIDIA GPU (AWQMoEMethod, GPTQMarlinMoEMethod,
-    compressed-tensors WNA16 and, in 0.10.1-0.11, MXFP4 on Hopper unless triton_kernels is
-    installed: mxfp4.py get_mxfp4_backend), the dense layers Machete on Hopper
-    (choose_mp_linear_kernel tries it first; MacheteLinearKernel needs capability 9.0) and
-    Marlin elsewhere, all read in vLLM 0.11.0. Marlin reaches the GPU's
-    marlin_vs_bf16_gemm share of the BF16 GEMM rate where the catalog has it; Machete and
-    GPUs without the figure take dequant_efficiency. Not followed: AWQ checkpoints' dense
-    layers run Marlin on Hopper too (awq_marlin.py does not go through the kernel choice).
+    compressed-tensors WNA16; MXFP4 experts on Hopper until MXFP4_TRITON_ON_HOPPER), the
+    dense INT4 layers Machete on Hopper (choose_mp_linear_kernel tries it first;
+    MacheteLinearKernel needs capability 9.0), every other dequantised layer Marlin (NVFP4
+    on Hopper and Ada: Marlin's FP4 kernels), all read in vLLM 0.11.0. Marlin reaches the
+    GPU's marlin_vs_bf16_gemm share of the BF16 GEMM rate where the catalog has it;
+    Machete, Triton's MXFP4 kernels and GPUs without the figure take dequant_efficiency.
+    Not followed: AWQ checkpoints' dense layers run Marlin on Hopper too (awq_marlin.py
+    does not go through the kernel choice).
 
     `datasheet`: the peak of the tensor cores the format runs on, with no kernel's or GPU's
     measured share (what MFU divides by)."""
@@ -234,10 +235,20 @@ def gemm_flops_per_s(setup: ReplicaSetup, spec: RooflineStepTime, experts: bool,
     rate *= gpu.gemm_efficiency(dtype)
     if gpu.runs_natively(dtype):
         return rate
-    machete = not experts and gpu.capability == (9, 0)
-    if gpu.marlin_vs_bf16_gemm is None or machete:
+    hopper = gpu.capability == (9, 0)
+    machete = not experts and hopper and dtype == "int4"
+    triton = experts and hopper and dtype == "mxfp4" and \
+        setup.engine.release >= MXFP4_TRITON_ON_HOPPER
+    if gpu.marlin_vs_bf16_gemm is None or machete or triton:
         return rate * spec.dequant_efficiency
     return rate * gpu.marlin_vs_bf16_gemm
+
+
+#: the first vLLM release whose wheel carries OpenAI's triton_kernels
+#: (vllm/third_party/triton_kernels; `has_triton_kernels` finds it), so that
+#: `get_mxfp4_backend` runs MXFP4 experts on Hopper through its Triton matmul rather than
+#: Marlin (read in the 0.11.2 and 0.12.0 wheels: 0.11.2 looks for the package alone)
+MXFP4_TRITON_ON_HOPPER = (0, 12, 0)
 
 
 #: the releases in which a replica over several servers (`--nnodes` > 1) turns vLLM's

@@ -83,6 +83,28 @@ def test_points_a_few_dollars_apart_cost_the_same_on_the_front() -> None:
     cheaper = _priced("H100-SXM", 1, 1.0, 11_620.0, 6_900.0)
     front = pareto_front([slower, faster, cheaper])
     assert [p.monthly_usd for p in front] == [11_620.0, 11_737.62]
+    # the same tail and costs 0.3% apart: the dearer is beaten; exact twins both stay
+    same = [_priced("H100-SXM", 1, 1.0, 10_000.0, 5_000.0),
+            _priced("H100-SXM", 1, 1.0, 10_030.0, 5_000.0),
+            _priced("H100-SXM", 1, 1.0, 10_000.0, 5_000.0)]
+    assert [p.monthly_usd for p in pareto_front(same)] == [10_000.0, 10_000.0]
+
+
+def test_close_costs_do_not_chain_a_cheaper_point_off_the_front() -> None:
+    """Six points, each 0.4% dearer and 10 ms faster than the one before: each is as cheap
+    as the next slower one within the tolerance, but the fastest and the cheapest are 2%
+    apart, a real saving: the front keeps the fastest and a point within 0.5% of the
+    cheapest (the old rule, neighbour by neighbour, had left the dearest alone)."""
+    points = [_priced("H100-SXM", 1, 1.0, 10_000.0 * 1.004 ** i, 5_000.0 - 10 * i)
+              for i in range(6)]
+    front = pareto_front(points)
+    assert front[-1].monthly_usd == pytest.approx(10_000.0 * 1.004 ** 5)
+    assert front[0].monthly_usd <= 10_000.0 * 1.005 and len(front) == 3
+    # every point left off has one on the front that is as cheap (within 0.5%) and as fast
+    for p in points:
+        if p not in front:
+            assert any(f.e2e_p95_ms <= p.e2e_p95_ms and f.monthly_usd <= p.monthly_usd * 1.005
+                       for f in front)
 
 
 def test_ray_sweep_matches_the_process_pool(tmp_path: Path) -> None:

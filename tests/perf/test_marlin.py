@@ -2,12 +2,12 @@
 kernels reach on that GPU.
 
 vLLM runs a mixture of experts' W4A16 experts through fused Marlin MoE on every NVIDIA GPU
-(and gpt-oss's MXFP4 experts on Hopper in 0.10-0.11), and dense W4A16 layers through
-Machete on Hopper, Marlin elsewhere (read in vLLM 0.11.0). Marlin's Ampere-style mma.sync
-GEMMs do about the same work per SM and clock on every generation, so on Hopper they reach
-0.61 of the BF16 GEMM (humming's benchmark, H100 and H200) where A100-class cards reach
-about 0.9 (the roofline's dequant_efficiency 0.84 stands for those).
-"""
+(and gpt-oss's MXFP4 experts on Hopper until 0.12.0 vendored triton_kernels), and dense
+INT4 layers through Machete on Hopper, Marlin elsewhere (read in vLLM 0.11.0). Marlin's
+Ampere-style mma.sync GEMMs do about the same work per SM and clock on every generation,
+so on Hopper they reach 0.61 of the BF16 GEMM (humming's benchmark, H100 and H200) where
+A100-class cards reach about 0.9 (the roofline's dequant_efficiency 0.84 stands for
+those)."""
 
 from __future__ import annotations
 
@@ -23,10 +23,11 @@ CATALOG = builtin_catalog()
 SPEC = RooflineStepTime()
 
 
-def _setup(gpu: str, model: str, weights: str, tp: int = 1) -> ReplicaSetup:
+def _setup(gpu: str, model: str, weights: str, tp: int = 1,
+           vllm: str = "0.11.0") -> ReplicaSetup:
     return ReplicaSetup(gpu_name=gpu, model_name=model, gpu=CATALOG.gpus[gpu],
                         model=CATALOG.models[model],
-                        engine=EngineSpec(weights_dtype=weights), tp=tp)
+                        engine=EngineSpec(weights_dtype=weights, vllm_version=vllm), tp=tp)
 
 
 def _bf16_gemm(gpu: str) -> float:
@@ -39,6 +40,8 @@ def _bf16_gemm(gpu: str) -> float:
     ("H200", "Qwen3-30B-A3B", "int4", SPEC.dequant_efficiency, 0.61),
     # gpt-oss quantises only its experts: attention runs at the BF16 rate
     ("H100-SXM", "gpt-oss-20b", "mxfp4", 1.0, 0.61),
+    # NVFP4 on Hopper: Marlin's FP4 kernels for the dense layers too (no Machete)
+    ("H100-SXM", "Qwen3-8B", "nvfp4", 0.61, 0.61),
     # Blackwell: no Machete, Marlin for both (from a B300's measured absolute rate)
     ("B200", "Qwen3-30B-A3B", "int4", 0.27, 0.27),
     # A100: no figure in the catalog, the roofline's
@@ -52,6 +55,20 @@ def test_dequantising_kernels_run_at_their_share_of_the_bf16_gemm(
         _bf16_gemm(gpu) * dense_share)
     assert gemm_flops_per_s(setup, SPEC, experts=True) == pytest.approx(
         _bf16_gemm(gpu) * expert_share)
+
+
+def test_mxfp4_experts_on_hopper_leave_marlin_when_vllm_ships_triton_kernels() -> None:
+    """From 0.12.0 vLLM's wheel carries triton_kernels, and get_mxfp4_backend runs MXFP4
+    experts on Hopper through its Triton matmul: no Marlin share (dequant_efficiency)."""
+    for version, share in (("0.11.2", 0.61), ("0.12.0", SPEC.dequant_efficiency),
+                           ("0.33.0", SPEC.dequant_efficiency)):
+        setup = _setup("H100-SXM", "gpt-oss-120b", "mxfp4", vllm=version)
+        assert gemm_flops_per_s(setup, SPEC, experts=True) == pytest.approx(
+            _bf16_gemm("H100-SXM") * share), version
+    # INT4 experts stay on fused Marlin MoE
+    later = _setup("H100-SXM", "Qwen3-30B-A3B", "int4", vllm="0.33.0")
+    assert gemm_flops_per_s(later, SPEC, experts=True) == pytest.approx(
+        _bf16_gemm("H100-SXM") * 0.61)
 
 
 def test_tensor_cores_for_the_format_need_no_dequantising_kernel() -> None:

@@ -136,3 +136,6 @@ def test_cloudwatch_that_refuses_is_a_clear_error_without_the_secret(
     flat = " ".join(result.output.split())
     assert "Could not connect to the endpoint URL" in flat
     assert "s3cr3t-do-not-print" not in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(app, [*args, "--endpoint-url", "localhost:1234"])
+    assert result.exit_code == 2, result.output
+    assert "--endpoint-url: Invalid endpoint: localhost:1234" in " ".join(result.output.split())
