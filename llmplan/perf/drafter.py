@@ -47,6 +47,7 @@ class Drafter:
     kv_layer_bytes: float = 0.0      # one token, one of those layers, one GPU
     same_shape: bool = True          # its layers page like the model's full-attention ones
     error: str | None = None
+    dtype: str = "bf16"              # the format its GEMMs run in (EAGLE heads: 16-bit)
 
 
 NO_DRAFTER = Drafter()
@@ -94,7 +95,8 @@ def drafter(setup: ReplicaSetup) -> Drafter:
             if model.mtp_active_params_b else active
         return Drafter(weights_bytes=model.mtp_params_b * 1e9 * per_param,
                        pass_params=active, pass_bytes=active * per_param,
-                       kv_layers=model.mtp_layers, kv_layer_bytes=own_layer)
+                       kv_layers=model.mtp_layers, kv_layer_bytes=own_layer,
+                       dtype=model.dense_dtype(setup.weights_dtype))
     named = setup.drafter
     if spec.method in ("eagle", "eagle3") or named is None:
         return _counted(setup, own_layer)
@@ -115,7 +117,7 @@ def drafter(setup: ReplicaSetup) -> Drafter:
     layer = draft.kv_bytes_per_token_per_layer(setup.kv_dtype, tp)
     return Drafter(weights_bytes=params * per_param, pass_params=active,
                    pass_bytes=active * per_param, kv_layers=draft.layers, kv_layer_bytes=layer,
-                   same_shape=False)
+                   same_shape=False, dtype=named.dtype)
 
 
 def _counted(setup: ReplicaSetup, own_layer: float) -> Drafter:

@@ -200,7 +200,10 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
         async_cpu=setup.async_scheduling,
         frontend_per_seq_s=spec.frontend_per_token_us * 1e-6 / setup.api_server_count,
         verify_tokens=verify, accepted=accepted,
-        draft_per_token_s=2.0 * draft.pass_params / head_flops,
+        # the drafter's GEMMs in its own format (an MTP module in the model's, a draft
+        # model in its checkpoint's, an EAGLE head in 16 bits), as dense layers
+        draft_per_token_s=2.0 * draft.pass_params / gemm_flops_per_s(
+            setup, spec, experts=False, datasheet=datasheet, dtype=draft.dtype),
         draft_weights_s=draft.pass_bytes / bandwidth, ranks=ranks,
         rank_dense_per_token_s=(2.0 * max(0.0, matmul_params - model.routed_active_params)
                                 / flops
@@ -209,7 +212,7 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
 
 
 def gemm_flops_per_s(setup: ReplicaSetup, spec: RooflineStepTime, experts: bool, *,
-                     datasheet: bool = False) -> float:
+                     datasheet: bool = False, dtype: str | None = None) -> float:
     """The replica's GEMM rate for its routed experts (`experts`) or for the layers outside
     them, in the format each is stored in (ModelSpec.dense_dtype: gpt-oss keeps its
     attention in BF16).
@@ -226,9 +229,12 @@ def gemm_flops_per_s(setup: ReplicaSetup, spec: RooflineStepTime, experts: bool,
     does not go through the kernel choice).
 
     `datasheet`: the peak of the tensor cores the format runs on, with no kernel's or GPU's
-    measured share (what MFU divides by)."""
+    measured share (what MFU divides by). `dtype`: another format than the model's (a
+    speculative drafter's)."""
     gpu = setup.gpu
-    dtype = setup.weights_dtype if experts else setup.model.dense_dtype(setup.weights_dtype)
+    if dtype is None:
+        dtype = setup.weights_dtype if experts else \
+            setup.model.dense_dtype(setup.weights_dtype)
     rate = gpu.flops_per_s(dtype) * setup.tp * spec.compute_efficiency
     if datasheet:
         return rate

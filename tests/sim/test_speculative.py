@@ -187,6 +187,11 @@ def test_mtp_loads_the_models_mtp_module() -> None:
     step = build_step_time(with_mtp, RooflineStepTime())
     assert step.draft_per_token_s > 0 and step.draft_weights_s > 0   # was 0: no drafter
     assert build_step_time(plain, RooflineStepTime()).draft_per_token_s == 0
+    # its passes compute in the model's FP8, on 8 GPUs at the roofline's share of the
+    # H200's FP8 peak (they had been timed at the BF16 rate, twice as long)
+    active = (2.4e9 - 129_280 * 7_168)
+    fp8 = 8 * 1978.9e12 * RooflineStepTime().compute_efficiency
+    assert step.draft_per_token_s == pytest.approx(2 * active / fp8, rel=1e-3)
 
 
 @pytest.mark.parametrize(("model", "engine", "expected"), [
