@@ -104,15 +104,15 @@ def over_time(result: Result) -> go.Figure:
             fig.add_trace(go.Scatter(x=hours, y=local.queue_depth_mean, mode="lines",
                                      name=f"{name} queue", yaxis="y2", line={"dash": "dot"}))
     first = next(iter(result.deployments.values())).timeseries
-    if not fig.data:            # cloud APIs only: the arrivals alone, on their own axis
-        fig.add_trace(go.Bar(x=[m / 60 for m in first.minute], y=first.arrivals_per_s,
-                             name="arrivals/s"))
+    gpus = bool(fig.data)       # cloud APIs only: the arrivals alone, on their own axis
+    fig.add_trace(go.Bar(x=[m / 60 for m in first.minute], y=first.arrivals_per_s,
+                         name="arrivals/s", **({"yaxis": "y3", "opacity": 0.25} if gpus
+                                               else {})))
+    if not gpus:
         fig.update_layout(title="Arrivals over the run (no candidate runs on GPUs)",
                           xaxis={"title": "hours"},
                           yaxis={"title": "arrivals/s", "rangemode": "nonnegative"})
         return fig
-    fig.add_trace(go.Bar(x=[m / 60 for m in first.minute], y=first.arrivals_per_s,
-                         name="arrivals/s", yaxis="y3", opacity=0.25))
     fig.update_layout(title="GPU memory-bandwidth use, queue depth and arrivals over the run",
                       xaxis={"title": "hours", "domain": [0, 0.88]},
                       yaxis={"title": "share of peak bandwidth (MBU)", "range": [0, top * 1.05]},

@@ -187,14 +187,13 @@ def pareto_front(rows: list[PointResult]) -> list[PointResult]:
           and r.e2e_p95_ms is not None]
     front: list[PointResult] = []
     for scale in sorted({r.traffic_scale for r in ok}):
-        kept: list[PointResult] = []
+        cheapest, last = math.inf, None
         for r in sorted((r for r in ok if r.traffic_scale == scale),
                         key=lambda r: (r.e2e_p95_ms, r.monthly_usd)):
             assert r.monthly_usd is not None
-            cheapest = min((k.monthly_usd or 0.0 for k in kept), default=math.inf)
-            twin = any((k.e2e_p95_ms, k.monthly_usd) == (r.e2e_p95_ms, r.monthly_usd)
-                       for k in kept)
+            twin = last is not None and (last.e2e_p95_ms, last.monthly_usd) == \
+                (r.e2e_p95_ms, r.monthly_usd)
             if twin or r.monthly_usd < (1 - SAME_COST_SHARE) * cheapest:
-                kept.append(r)
-        front += kept
+                front.append(r)
+                cheapest, last = min(cheapest, r.monthly_usd), r
     return sorted(front, key=lambda r: (r.traffic_scale, r.monthly_usd or 0.0))

@@ -117,14 +117,16 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
     weights = setup.weights_dtype
     flops = gemm_flops_per_s(setup, spec, experts=False, datasheet=datasheet)
     expert_flops = gemm_flops_per_s(setup, spec, experts=True, datasheet=datasheet)
-    attention_flops = (gpu.flops_per_s("bf16") * tp * spec.compute_efficiency
-                       * (1.0 if datasheet else gpu.gemm_efficiency("bf16")))
+    attention_flops = gemm_flops_per_s(setup, spec, experts=False, datasheet=datasheet,
+                                       dtype="bf16")
     head_flops = attention_flops          # embeddings and the head stay 16-bit
     bandwidth = gpu.bandwidth_bytes_per_s * tp * spec.memory_efficiency
     # linear layers: the dense part and the routed experts a token uses; the output head
     # runs only on the rows vLLM computes logits for (logits_indices in its model runner)
     head_params = model.vocab_size * model.hidden_size
     matmul_params = _layer_params(model)
+    # what a token goes through outside its routed experts (those run their own kernels)
+    dense_params = max(0.0, matmul_params - model.routed_active_params)
     slot_params = _expert_slot_params(setup, spec)
     prefill_pair_dims = 2 * model.head_dim
     if model.attention == "mla":
@@ -181,7 +183,7 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
         serial_s=spec.gpu_fixed_ms * 1e-3 + sync_s + layer_s,
         serial_per_token_s=tokens_comm,
         serial_per_kv_token_s=draft_kv_s,
-        compute_per_token_s=(2.0 * max(0.0, matmul_params - model.routed_active_params) / flops
+        compute_per_token_s=(2.0 * dense_params / flops
                              + 2.0 * model.routed_active_params / expert_flops
                              + 2.0 * slot_params / attention_flops),
         compute_per_pair_s=pair_flops * model.full_layers / attention_flops,
@@ -205,9 +207,7 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
         draft_per_token_s=2.0 * draft.pass_params / gemm_flops_per_s(
             setup, spec, experts=False, datasheet=datasheet, dtype=draft.dtype),
         draft_weights_s=draft.pass_bytes / bandwidth, ranks=ranks,
-        rank_dense_per_token_s=(2.0 * max(0.0, matmul_params - model.routed_active_params)
-                                / flops
-                                if ranks > 1 else 0.0),
+        rank_dense_per_token_s=2.0 * dense_params / flops if ranks > 1 else 0.0,
         source="roofline")
 
 
