@@ -94,6 +94,9 @@ def _duration_label(ms: float) -> str:
 def over_time(result: Result) -> go.Figure:
     fig = go.Figure()
     top = 1.0           # the MBU axis reaches the highest point drawn (none is cut off)
+    queues = {name: dep.local.timeseries.queue_depth_mean
+              for name, dep in result.deployments.items() if dep.local is not None}
+    log_queue = queue_axis_is_log(list(queues.values()))
     for name, dep in result.deployments.items():
         hours = [m / 60 for m in dep.timeseries.minute]
         if dep.local is not None:
@@ -101,7 +104,9 @@ def over_time(result: Result) -> go.Figure:
             top = max([top, *local.mbu_fraction])
             fig.add_trace(go.Scatter(x=hours, y=local.mbu_fraction, mode="lines",
                                      name=f"{name} memory bandwidth"))
-            fig.add_trace(go.Scatter(x=hours, y=local.queue_depth_mean, mode="lines",
+            # on a log axis a minute with nobody waiting is a gap, not a fall to zero
+            depth = [q if q > 0 or not log_queue else None for q in queues[name]]
+            fig.add_trace(go.Scatter(x=hours, y=depth, mode="lines",
                                      name=f"{name} queue", yaxis="y2", line={"dash": "dot"}))
     first = next(iter(result.deployments.values())).timeseries
     gpus = bool(fig.data)       # cloud APIs only: the arrivals alone, on their own axis
@@ -116,12 +121,26 @@ def over_time(result: Result) -> go.Figure:
     fig.update_layout(title="GPU memory-bandwidth use, queue depth and arrivals over the run",
                       xaxis={"title": "hours", "domain": [0, 0.88]},
                       yaxis={"title": "share of peak bandwidth (MBU)", "range": [0, top * 1.05]},
-                      yaxis2={"title": "waiting requests", "overlaying": "y", "side": "right",
-                              "rangemode": "tozero"},
+                      yaxis2={"overlaying": "y", "side": "right",
+                              **({"title": "waiting requests (log; gaps: none waiting)",
+                                  "type": "log"} if log_queue else
+                                 {"title": "waiting requests", "rangemode": "tozero"})},
                       yaxis3={"title": "arrivals/s", "overlaying": "y", "side": "right",
                               "anchor": "free", "position": 1.0,
                               "rangemode": "nonnegative"})
     return fig
+
+
+#: how many times one candidate's longest queue may exceed another's before the queue axis
+#: turns logarithmic: on a shared linear axis a saturated candidate flattens the others
+QUEUE_LOG_SPREAD = 20.0
+
+
+def queue_axis_is_log(queues: list[list[float]]) -> bool:
+    """Whether the candidates' queue depths need a log axis to all be readable: the
+    longest queue of one is QUEUE_LOG_SPREAD times another's (among those that queue)."""
+    peaks = [max(q) for q in queues if q and max(q) > 0]
+    return len(peaks) > 1 and max(peaks) > QUEUE_LOG_SPREAD * min(peaks)
 
 
 #: Cost items as a reader names them (result.json keeps the item keys).

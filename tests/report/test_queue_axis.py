@@ -1,0 +1,49 @@
+"""The over-time chart's queue axis stays readable when one candidate's queue dwarfs the
+others' (a saturated candidate next to ones that keep up)."""
+
+from __future__ import annotations
+
+from helpers import ExampleResult
+
+from llmplan.report import QUEUE_LOG_SPREAD, over_time, queue_axis_is_log
+from llmplan.results.decision import Result
+
+
+def test_the_axis_turns_logarithmic_only_past_the_spread() -> None:
+    assert not queue_axis_is_log([[0.0, 1.0, 3.0], [0.0, 2.0, 30.0]])     # 10x: linear
+    assert queue_axis_is_log([[0.0, 1.0, 3.0], [0.0, 2.0, 3.0 * QUEUE_LOG_SPREAD + 1]])
+    # candidates that never queue do not count: their line lies on zero either way
+    assert not queue_axis_is_log([[0.0, 0.0], [0.0, 500.0]])
+    assert not queue_axis_is_log([[4.0]])
+
+
+def _with_queues(result: Result, queues: list[list[float]]) -> Result:
+    """The result with its GPU candidates' per-minute queue depths replaced, in order (the
+    ones past the list never queue)."""
+    deployments = dict(result.deployments)
+    local = [name for name, dep in deployments.items() if dep.local is not None]
+    assert len(local) >= 2, "the example needs two GPU candidates"
+    for name, queue in zip(local, queues + [[0.0]] * len(local), strict=False):
+        dep = deployments[name]
+        assert dep.local is not None
+        minutes = len(dep.local.timeseries.queue_depth_mean)
+        series = dep.local.timeseries.model_copy(
+            update={"queue_depth_mean": (queue * minutes)[:minutes]})
+        deployments[name] = dep.model_copy(
+            update={"local": dep.local.model_copy(update={"timeseries": series})})
+    return result.model_copy(update={"deployments": deployments})
+
+
+def test_a_saturated_candidate_does_not_flatten_the_others(
+        example_result: ExampleResult) -> None:
+    result = example_result("support-assistant")
+    fig = over_time(_with_queues(result, [[0.0, 2.0], [900.0, 1500.0]]))
+    assert fig.layout.yaxis2.type == "log"
+    queue_lines = [t for t in fig.data if t.name.endswith(" queue")]
+    # a minute with nobody waiting is a gap on the log axis, every waiting minute is drawn
+    assert None in queue_lines[0].y and 2.0 in queue_lines[0].y
+    assert min(y for y in queue_lines[1].y if y is not None) == 900.0
+    # queues of one order stay on the linear axis that starts at zero
+    fig = over_time(_with_queues(result, [[0.0, 2.0], [3.0, 5.0]]))
+    assert fig.layout.yaxis2.type != "log" and fig.layout.yaxis2.rangemode == "tozero"
+    assert 0.0 in next(t for t in fig.data if t.name.endswith(" queue")).y
