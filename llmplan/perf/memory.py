@@ -54,6 +54,7 @@ from dataclasses import dataclass, replace
 from llmplan.catalog.catalog import DTYPE_BYTES
 from llmplan.perf.drafter import drafter
 from llmplan.perf.engine import GIB
+from llmplan.perf.mxfp4_layout import expert_padding
 from llmplan.perf.parallel import pp_error, setup_allowed_tp, tp_error
 from llmplan.perf.runner import model_runner
 from llmplan.perf.setup import ReplicaSetup, servers_for
@@ -244,7 +245,8 @@ def weights_bytes_per_gpu(setup: ReplicaSetup, stage: Stage | None = None) -> fl
     an EAGLE head, a draft model, the model's MTP modules): the fullest GPU's share of the
     routed experts, and the rest split over the GPUs one rank's attention runs on (with
     data-parallel attention each rank holds it whole); of a pipeline stage's layers (in
-    proportion to their count), and the 16-bit vocabulary matrices it holds."""
+    proportion to their count), and the 16-bit vocabulary matrices it holds. MXFP4 experts
+    take the room their kernel's padding gives them (llmplan.perf.mxfp4_layout)."""
     model, dtype = setup.model, setup.weights_dtype
     stage = stage or stages(setup)[0]
     experts = model.weight_bytes(dtype) - model.weight_bytes_without_experts(dtype)
@@ -257,7 +259,8 @@ def weights_bytes_per_gpu(setup: ReplicaSetup, stage: Stage | None = None) -> fl
     held = matrix * (stage.embedding or stage.head) if setup.pp > 1 else vocab
     rest = (model.weight_bytes(dtype) - experts - vocab) * share + held \
         + drafter(setup).weights_bytes
-    return experts * share * setup.fullest_expert_share + rest / setup.attention_tp
+    return experts * expert_padding(setup) * share * setup.fullest_expert_share \
+        + rest / setup.attention_tp
 
 
 def activation_bytes(setup: ReplicaSetup, stage: Stage | None = None) -> float:

@@ -18,6 +18,7 @@ import numpy as np
 from llmplan.catalog import ModelSpec
 from llmplan.perf.drafter import drafter
 from llmplan.perf.memory import stage_layers
+from llmplan.perf.mxfp4_layout import MXFP4_TRITON_ON_HOPPER, expert_padding
 from llmplan.perf.setup import ReplicaSetup
 from llmplan.perf.steptime_spec import (
     CalibratedStepTime,
@@ -149,6 +150,9 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
     # experts as the tokens touch them
     all_weights = model.weight_bytes(weights)
     expert_bytes = all_weights - model.weight_bytes_without_experts(weights)
+    # the experts as vLLM lays them out: MXFP4 padded to its kernel's tile, read and
+    # multiplied with the rest (llmplan.perf.mxfp4_layout)
+    padding = expert_padding(setup)
     # the input table is looked up, not read, unless it is also the output head (tied)
     embedding_rows = 0.0 if model.tie_word_embeddings else head_params * 2.0
     tokens_comm = 0.0
@@ -184,7 +188,7 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
         serial_per_token_s=tokens_comm,
         serial_per_kv_token_s=draft_kv_s,
         compute_per_token_s=(2.0 * dense_params / flops
-                             + 2.0 * model.routed_active_params / expert_flops
+                             + 2.0 * model.routed_active_params * padding / expert_flops
                              + 2.0 * slot_params / attention_flops),
         compute_per_pair_s=pair_flops * model.full_layers / attention_flops,
         compute_per_prefill_pair_s=prefill_pair_flops * model.full_layers / attention_flops,
@@ -193,7 +197,7 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
         compute_per_sampled_s=2.0 * head_params / head_flops,
         weights_s=(all_weights - expert_bytes - embedding_rows) * ranks / bandwidth,
         # the step waits for the GPU holding the most experts
-        experts_s=expert_bytes * setup.fullest_expert_share * tp / bandwidth,
+        experts_s=expert_bytes * padding * setup.fullest_expert_share * tp / bandwidth,
         experts=model.experts or 0, experts_per_token=model.experts_per_token or 0,
         memory_per_kv_token_s=kv_layer_bytes * model.full_layers / bandwidth,
         memory_per_seq_s=kv_layer_bytes * model.sliding_layers * window / bandwidth,
@@ -248,13 +252,6 @@ def gemm_flops_per_s(setup: ReplicaSetup, spec: RooflineStepTime, experts: bool,
     if gpu.marlin_vs_bf16_gemm is None or machete or triton:
         return rate * spec.dequant_efficiency
     return rate * gpu.marlin_vs_bf16_gemm
-
-
-#: the first vLLM release whose wheel carries OpenAI's triton_kernels
-#: (vllm/third_party/triton_kernels; `has_triton_kernels` finds it), so that
-#: `get_mxfp4_backend` runs MXFP4 experts on Hopper through its Triton matmul rather than
-#: Marlin (read in the 0.11.2 and 0.12.0 wheels: 0.11.2 looks for the package alone)
-MXFP4_TRITON_ON_HOPPER = (0, 12, 0)
 
 
 #: the releases in which a replica over several servers (`--nnodes` > 1) turns vLLM's
