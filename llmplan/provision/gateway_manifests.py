@@ -32,6 +32,7 @@ from llmplan.provision.manifests import (
     pod_security,
 )
 from llmplan.provision.router_config import (
+    AZURE_API_BASE_ENV,
     CLOUD_KEY_ENV,
     GUARD_MODULE,
     MASTER_KEY_ENV,
@@ -58,7 +59,8 @@ def guard_source() -> str:
 def gateway_endpoints(config: StackConfig) -> RouterEndpoints:
     """The addresses the gateway routes to: the fleet through its balancer sidecar."""
     local = local_api_base() if config.plan.local is not None else None
-    return RouterEndpoints(local_api_base=local, aws_region=config.aws_region)
+    return RouterEndpoints(local_api_base=local, aws_region=config.aws_region,
+                           azure_deployment=config.azure_deployment)
 
 
 def needs_cloud_key(config: StackConfig) -> bool:
@@ -88,6 +90,8 @@ def gateway_manifests(config: StackConfig,
             "name": name, "key": CLOUD_SECRET_KEY}}})
     if config.aws_region:
         env.append({"name": "AWS_REGION", "value": config.aws_region})
+    if config.uses_azure:
+        env.append({"name": AZURE_API_BASE_ENV, "value": config.azure_api_base})
     resources = {"cpu": "1", "memory": "2Gi"}
     container = {
         "name": "litellm", "image": config.litellm_image,

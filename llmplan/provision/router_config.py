@@ -72,6 +72,15 @@ class RouterEndpoints:
     local_api_base: str | None            # the vLLM Service, e.g. http://svc.ns.svc:8000/v1
     cloud_api_base: str | None = None     # None: the provider's own; tests: a stand-in server
     aws_region: str = ""
+    azure_deployment: str = ""            # Azure OpenAI: the resource's deployment name
+
+
+#: LiteLLM's prefix for each catalog provider (its provider names: "google" is Gemini's API
+#: through Google AI Studio, `gemini/`; LiteLLM refuses `google/...` with "LLM Provider NOT
+#: provided", checked in LiteLLM 1.108.7)
+LITELLM_PROVIDER = {"openai": "openai", "anthropic": "anthropic", "google": "gemini",
+                    "bedrock": "bedrock", "azure_openai": "azure"}
+AZURE_API_BASE_ENV = "AZURE_API_BASE"
 
 
 @dataclass(frozen=True)
@@ -221,10 +230,13 @@ def _cloud_entry(group: str, plan: Plan, dep: CloudDeployment,
         # credentials: the gateway's service account role (EKS Pod Identity or IRSA)
         params = {"model": f"bedrock/{spec.model_id}", "aws_region_name": endpoints.aws_region}
     elif spec.provider == "azure_openai":
-        params = {"model": f"azure/{spec.model_id}", "api_key": f"os.environ/{CLOUD_KEY_ENV}",
-                  "api_base": "os.environ/AZURE_API_BASE", "api_version": AZURE_API_VERSION}
+        # Azure addresses the resource's own deployment of the model, under its own name
+        deployment = endpoints.azure_deployment or spec.model_id
+        params = {"model": f"azure/{deployment}", "api_key": f"os.environ/{CLOUD_KEY_ENV}",
+                  "api_base": f"os.environ/{AZURE_API_BASE_ENV}",
+                  "api_version": AZURE_API_VERSION}
     else:
-        params = {"model": f"{spec.provider}/{spec.model_id}",
+        params = {"model": f"{LITELLM_PROVIDER[spec.provider]}/{spec.model_id}",
                   "api_key": f"os.environ/{CLOUD_KEY_ENV}"}
     params.update({"rpm": int(dep.limits.requests_per_min or spec.default_rpm),
                    "tpm": int(dep.limits.tokens_per_min or spec.default_tpm),

@@ -290,6 +290,12 @@ def setting_notes(config: StackConfig) -> list[str]:
     if (config.uses_bedrock or config.cluster_mode == "eks") and not config.aws_region:
         why = "the plan calls AWS Bedrock" if config.uses_bedrock else "clusterMode is eks"
         notes.append(f"{why}: set the region (--aws-region, or pulumi config set awsRegion)")
+    if config.uses_azure and not config.azure_api_base:
+        notes.append("the plan calls Azure OpenAI: set the resource's endpoint (pulumi config "
+                     "set azureApiBase https://<resource>.openai.azure.com) and, if its "
+                     "deployment of the model has another name than "
+                     f"'{config.plan.cloud_model.model_id if config.plan.cloud_model else ''}', "
+                     "azureDeployment")
     if config.uses_bedrock and config.cluster_mode != "eks" and not (
             config.eks_cluster_name or config.oidc_provider_arn):
         notes.append("the gateway needs an AWS identity for Bedrock: set eksClusterName (an "

@@ -174,6 +174,14 @@ class StackConfig(BaseModel):
     kube_context: str = Field(default="", description="kubeconfig context (empty: current).")
     aws_region: str = Field(default="", description="AWS region (empty: no AWS resources "
                                                     "unless EKS or Bedrock needs them).")
+    azure_api_base: str = Field(
+        default="", pattern=r"^(https://[^\s/]+(/[^\s]*)?)?$",
+        description="Azure OpenAI plans: the resource's endpoint, https://<resource>.openai."
+                    "azure.com (the gateway's AZURE_API_BASE).")
+    azure_deployment: str = Field(
+        default="", pattern=r"^[A-Za-z0-9._-]*$",
+        description="Azure OpenAI plans: the name of the resource's deployment of the "
+                    "planned model (empty: the model's catalog id).")
     eks_kubernetes_version: str = Field(default="1.33", description="EKS control plane.")
     eks_gpu_instance_type: str = Field(default="", description="GPU node type (empty: the "
                                                                "catalog GPU's EC2 type).")
@@ -322,6 +330,11 @@ class StackConfig(BaseModel):
     def uses_bedrock(self) -> bool:
         model = self.plan.cloud_model
         return model is not None and model.provider == "bedrock"
+
+    @property
+    def uses_azure(self) -> bool:
+        model = self.plan.cloud_model
+        return model is not None and model.provider == "azure_openai"
 
 
 # ------------------------------------------------------------------ reading and writing
