@@ -31,6 +31,7 @@ from llmplan.sim.ratelimit import (
     LIMITERS,
     AzureSlices,
     BedrockReserve,
+    InputOutput,
     Limiter,
     Sustained,
 )
@@ -67,6 +68,11 @@ def make_limiter(spec: CloudDeployment, model: CloudModelSpec) -> Limiter:
     if accounting == "azure_slices":
         return AzureSlices(rpm, tpm, limits.requests_per_day, limits.tokens_per_day,
                            slice_s=float(limits.slice_s))
+    if accounting == "input_output":
+        tier = model.rate_limit_tiers.get(model.default_tier or "")
+        otpm = limits.output_tokens_per_min or (tier.output_tokens_per_min if tier else None)
+        return InputOutput(rpm, tpm, limits.requests_per_day, limits.tokens_per_day,
+                           output_tokens_per_min=otpm)
     return LIMITERS[accounting](rpm, tpm, limits.requests_per_day, limits.tokens_per_day)
 
 
@@ -86,12 +92,12 @@ def fits_model(spec: CloudDeployment, model: CloudModelSpec,
 
 
 def token_mix(spec: CloudDeployment, prompts: Sequence[int] | np.ndarray,
-              outputs: Sequence[int] | np.ndarray) -> tuple[float, float]:
-    """(tokens a call is charged, tokens it uses), means over the requests: prompt +
-    max_tokens (the output when none is set) and prompt + output."""
+              outputs: Sequence[int] | np.ndarray) -> tuple[float, float, float]:
+    """(tokens a call is charged, tokens it uses, its prompt's), means over the requests:
+    prompt + max_tokens (the output when none is set), prompt + output, and prompt."""
     prompt, output = float(np.mean(prompts)), float(np.mean(outputs))
     reserve = float(spec.limits.max_tokens) if spec.limits.max_tokens else output
-    return prompt + reserve, prompt + output
+    return prompt + reserve, prompt + output, prompt
 
 
 def sustained_limit(spec: CloudDeployment, model: CloudModelSpec,
@@ -121,7 +127,7 @@ class CloudEndpoint:
         self.rng = np.random.default_rng([seed, 11, zlib.crc32(name.encode())])
         self.limiter = make_limiter(spec, model)
         self.outages = outage_windows(spec, horizon_s, self.rng)
-        self.settles = isinstance(self.limiter, BedrockReserve)
+        self.settles = isinstance(self.limiter, BedrockReserve | InputOutput)
         lat = spec.latency
         self.ttft_mu = math.log(lat.ttft_ms.median / 1e3)
         self.ttft_sigma = math.log(lat.ttft_ms.p95 / lat.ttft_ms.median) / Z95
@@ -138,8 +144,8 @@ class CloudEndpoint:
         work, fits = self.work, self.fits
         if span_s > 0 and fits.any():
             prompts, outputs = np.asarray(work.prompts), np.asarray(work.outputs)
-            charge, used = token_mix(self.spec, prompts[fits], outputs[fits])
-            self.limiter.prime(int(fits.sum()) / span_s, charge, used)
+            self.limiter.prime(int(fits.sum()) / span_s,
+                               *token_mix(self.spec, prompts[fits], outputs[fits]))
 
     def down_until(self, t: float) -> float | None:
         for start, end in self.outages:

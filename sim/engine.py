@@ -89,7 +89,7 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
                         task_kinds: Sequence[str | None] | None = None,
                         restricted_stays_local: bool = True,
                         prime_limits: bool = False,
-                        cloud_demand: tuple[float, float, float] | None = None,
+                        cloud_demand: tuple[float, float, float, float] | None = None,
                         ) -> DeploymentRun:
     """Simulate `dep` serving `stream`; arrivals stop at duration_s, work stops at the horizon.
 
@@ -101,7 +101,8 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
     minute of the same traffic left them (the stream is a stretch of a longer busy
     period), not with a full minute's allowance; a hybrid's cloud part is not (what reaches
     it depends on its router) unless `cloud_demand` says what does: (requests per second,
-    tokens each is charged, tokens each uses), e.g. measured by a first run.
+    tokens each is charged, tokens each uses, prompt tokens each sends), e.g. measured by
+    a first run.
     """
     horizon = duration_s + (duration_s if drain_s is None else drain_s)
     given = stream.prompt_tokens

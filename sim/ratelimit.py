@@ -11,6 +11,12 @@ carries). `settle(t, charged, actual)` is called when an admitted request finish
   10 s) of limit x slice / 60 each; requests/min is 6 per 1,000 tokens/min unless given.
 * BedrockReserve (AWS Bedrock): buckets like RollingMinute, charged input + maxTokens at the
   start, and the unused part of maxTokens handed back when the request finishes.
+* InputOutput (Anthropic): input tokens/min (ITPM) charged with the prompt, output
+  tokens/min (OTPM) estimated from max_tokens when the request starts and settled to the
+  tokens the answer used when it ends (platform.claude.com/docs/en/api/rate-limits); the
+  output limit only where the tier has one.
+* InputOnly (Gemini): tokens/min counts the prompt alone (ai.google.dev/gemini-api/docs/
+  rate-limits: "TPM (input)"), the answer costs nothing against it.
 Daily limits, where given, are plain counters over [day k, day k+1).
 
 Two questions planning asks of the same rules: `sustained(charge, used)`, the request rate
@@ -92,20 +98,29 @@ class Limiter(ABC):
         """An admitted request finished having used `actual_tokens` in total."""
         return None
 
-    def _tokens_counted(self, charge_tokens: float, used_tokens: float) -> float:
+    def _tokens_counted(self, charge_tokens: float, used_tokens: float,
+                        prompt_tokens: float | None = None) -> float:
         """Tokens a request takes from the token limit for good (charged at the start)."""
         return charge_tokens
 
-    def sustained(self, charge_tokens: float, used_tokens: float) -> Sustained | None:
+    def _extra_bounds(self, charge_tokens: float, used_tokens: float,
+                      prompt_tokens: float | None) -> list[tuple[float, str]]:
+        """Sustained-rate bounds of limits beyond requests, tokens and daily ones."""
+        return []
+
+    def sustained(self, charge_tokens: float, used_tokens: float,
+                  prompt_tokens: float | None = None) -> Sustained | None:
         """The most requests per second the limits admit over a long run when each request
         is charged `charge_tokens` (prompt + max_tokens) and uses `used_tokens` (prompt +
-        output), both means; None without limits. Every limit refills at limit / period,
-        so the rate is the smallest of requests/min / 60, tokens/min / 60 / tokens per
-        request and the daily ones over 86,400 s."""
-        tokens = self._tokens_counted(charge_tokens, used_tokens)
+        output), both means, of which `prompt_tokens` are its prompt's (None: not known,
+        taken as all); None without limits. Every limit refills at limit / period, so the
+        rate is the smallest of requests/min / 60, tokens/min / 60 / tokens per request
+        and the daily ones over 86,400 s."""
+        tokens = self._tokens_counted(charge_tokens, used_tokens, prompt_tokens)
         bounds = [(per / 60.0, f"{per:,.0f} requests/min") for per in [self.rpm] if per]
-        bounds += [(per / 60.0 / tokens, f"{per:,.0f} tokens/min")
+        bounds += [(per / 60.0 / tokens, f"{per:,.0f} {self.token_limit_name}")
                    for per in [self.tpm] if per and tokens > 0]
+        bounds += self._extra_bounds(charge_tokens, used_tokens, prompt_tokens)
         bounds += [(per / DAY_S, f"{per:,.0f} requests/day") for per in [self.rpd] if per]
         bounds += [(per / DAY_S / tokens, f"{per:,.0f} tokens/day")
                    for per in [self.tpd] if per and tokens > 0]
@@ -114,7 +129,11 @@ class Limiter(ABC):
         rate, limit = min(bounds)
         return Sustained(rate, limit)
 
-    def prime(self, requests_per_s: float, charge_tokens: float, used_tokens: float) -> None:
+    #: what the token limit counts, as the provider names it
+    token_limit_name = "tokens/min"
+
+    def prime(self, requests_per_s: float, charge_tokens: float, used_tokens: float,
+              prompt_tokens: float | None = None) -> None:
         """Start as steady traffic of `requests_per_s`, each request charged and using
         these token means, leaves the limits: a bucket the traffic drains faster than it
         refills is empty (it stays at the bottom, refusing the excess), any other full
@@ -132,8 +151,10 @@ class RollingMinute(Limiter):
         self.requests = Bucket.full(requests_per_min) if requests_per_min else None
         self.tokens = Bucket.full(tokens_per_min) if tokens_per_min else None
 
-    def prime(self, requests_per_s: float, charge_tokens: float, used_tokens: float) -> None:
-        tokens_per_s = requests_per_s * self._tokens_counted(charge_tokens, used_tokens)
+    def prime(self, requests_per_s: float, charge_tokens: float, used_tokens: float,
+              prompt_tokens: float | None = None) -> None:
+        tokens_per_s = requests_per_s * self._tokens_counted(charge_tokens, used_tokens,
+                                                             prompt_tokens)
         for bucket, demand in ((self.requests, requests_per_s), (self.tokens, tokens_per_s)):
             if bucket is not None and demand > bucket.per_min / 60.0 * (1 + 1e-9):
                 bucket.level = 0.0
@@ -158,7 +179,8 @@ class RollingMinute(Limiter):
 class BedrockReserve(RollingMinute):
     """Bedrock: input + maxTokens reserved at the start, the unused part returned after."""
 
-    def _tokens_counted(self, charge_tokens: float, used_tokens: float) -> float:
+    def _tokens_counted(self, charge_tokens: float, used_tokens: float,
+                        prompt_tokens: float | None = None) -> float:
         return used_tokens
 
     def settle(self, t: float, charged: float, actual_tokens: float) -> None:
@@ -211,12 +233,80 @@ class AzureSlices(Limiter):
         return True, charge, 0.0
 
 
+class InputOutput(RollingMinute):
+    """Anthropic: requests/min, input tokens/min charged with the prompt, and output
+    tokens/min estimated from max_tokens at the start, settled to the answer's at the end."""
+
+    token_limit_name = "input tokens/min"
+
+    def __init__(self, requests_per_min: float | None, tokens_per_min: float | None,
+                 requests_per_day: float | None = None, tokens_per_day: float | None = None,
+                 output_tokens_per_min: float | None = None) -> None:
+        super().__init__(requests_per_min, tokens_per_min, requests_per_day, tokens_per_day)
+        self.output = Bucket.full(output_tokens_per_min) if output_tokens_per_min else None
+
+    def _tokens_counted(self, charge_tokens: float, used_tokens: float,
+                        prompt_tokens: float | None = None) -> float:
+        return used_tokens if prompt_tokens is None else prompt_tokens
+
+    def _extra_bounds(self, charge_tokens: float, used_tokens: float,
+                      prompt_tokens: float | None) -> list[tuple[float, str]]:
+        if self.output is None or prompt_tokens is None or used_tokens <= prompt_tokens:
+            return []
+        per = self.output.per_min
+        return [(per / 60.0 / (used_tokens - prompt_tokens), f"{per:,.0f} output tokens/min")]
+
+    def prime(self, requests_per_s: float, charge_tokens: float, used_tokens: float,
+              prompt_tokens: float | None = None) -> None:
+        super().prime(requests_per_s, charge_tokens, used_tokens, prompt_tokens)
+        if self.output is not None and prompt_tokens is not None and \
+                requests_per_s * (used_tokens - prompt_tokens) > self.output.per_min / 60.0:
+            self.output.level = 0.0
+
+    def try_acquire(self, t: float, prompt: int, reserve: int) -> tuple[bool, float, float]:
+        charge = float(prompt + reserve)
+        wait = self._day_wait(t, charge)
+        for bucket, amount in ((self.requests, 1.0), (self.tokens, float(prompt)),
+                               (self.output, float(reserve))):
+            if bucket is not None:
+                bucket.refill(t)
+                wait = max(wait, bucket.wait_s(amount))
+        if wait > 0:
+            return False, 0.0, wait
+        if self.requests is not None:
+            self.requests.level -= 1.0
+        if self.tokens is not None:
+            self.tokens.level -= prompt
+        if self.output is not None:
+            self.output.level -= reserve
+        self._charge_day(charge)
+        return True, charge, 0.0
+
+    def settle(self, t: float, charged: float, actual_tokens: float) -> None:
+        # the output estimate (max_tokens) less what the answer used goes back
+        if self.output is not None and charged > actual_tokens:
+            self.output.refill(t)
+            self.output.level = min(self.output.per_min,
+                                    self.output.level + charged - actual_tokens)
+
+
+class InputOnly(InputOutput):
+    """Gemini: requests/min and tokens/min of the prompt alone."""
+
+    def __init__(self, requests_per_min: float | None, tokens_per_min: float | None,
+                 requests_per_day: float | None = None, tokens_per_day: float | None = None,
+                 output_tokens_per_min: float | None = None) -> None:
+        super().__init__(requests_per_min, tokens_per_min, requests_per_day, tokens_per_day)
+
+
 LIMITERS: dict[str, type[Limiter]] = {
     "rolling_minute": RollingMinute,
     "bedrock_reserve": BedrockReserve,
     "azure_slices": AzureSlices,
+    "input_output": InputOutput,
+    "input_only": InputOnly,
 }
 
-DEFAULT_ACCOUNTING = {"openai": "rolling_minute", "anthropic": "rolling_minute",
-                      "google": "rolling_minute", "bedrock": "bedrock_reserve",
+DEFAULT_ACCOUNTING = {"openai": "rolling_minute", "anthropic": "input_output",
+                      "google": "input_only", "bedrock": "bedrock_reserve",
                       "azure_openai": "azure_slices"}

@@ -3,7 +3,8 @@
 `run_deployment` passes everything a deployment's simulation needs from the scenario (its
 parts if hybrid, each task's sensitivity, the drain time, the seed); planning and sweeps
 call it with a sped-up stream. `simulate_scenario` runs every deployment against the same
-request stream and summarises each (no decision: that is llmplan.decide's job).
+request stream and summarises each (no decision: that is llmplan.decide's job), with a
+cloud API's rate limits as the traffic, kept up, leaves them (`run_steady`).
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from llmplan.errors import Problem, ScenarioError
 from llmplan.results.simulation import RunInfo, SimulationResult
 from llmplan.scenario import LoadedScenario
+from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import Scenario, SimulationMode
+from llmplan.sim.cloud import make_limiter, token_mix
 from llmplan.sim.engine import DeploymentRun, simulate_deployment
 from llmplan.sim.metrics import summarise_run
 from llmplan.sim.requests_csv import write_requests_csv
@@ -28,7 +33,7 @@ def run_deployment(loaded: LoadedScenario, name: str, stream: RequestStream,
                    mode: SimulationMode | None = None,
                    progress: Callable[[float], None] | None = None,
                    prime_limits: bool = False,
-                   cloud_demand: tuple[float, float, float] | None = None,
+                   cloud_demand: tuple[float, float, float, float] | None = None,
                    drain_s: float | None = None) -> DeploymentRun:
     """Simulate deployment `name` of the scenario serving `stream` for `duration_s`
     (`prime_limits`, `cloud_demand`: see `simulate_deployment`; `drain_s`: the time left
@@ -44,6 +49,47 @@ def run_deployment(loaded: LoadedScenario, name: str, stream: RequestStream,
         task_kinds=[t.kind for t in scenario.tasks],
         restricted_stays_local=scenario.constraints.restricted_stays_local,
         prime_limits=prime_limits, cloud_demand=cloud_demand)
+
+
+def run_steady(loaded: LoadedScenario, name: str, stream: RequestStream, duration_s: float,
+               *, seed: int | None = None, mode: SimulationMode | None = None,
+               progress: Callable[[float], None] | None = None,
+               drain_s: float | None = None) -> DeploymentRun:
+    """`run_deployment` with a cloud API's rate limits as the same traffic, kept up, leaves
+    them rather than with a full minute's allowance (a scenario is a stretch of a long run:
+    a month is made of it): a cloud deployment's from its own stream; a hybrid's, when its
+    first run sent the API more requests per second than the limits sustain, from that
+    rate, in a second run (its router decides what the API gets)."""
+    run = run_deployment(loaded, name, stream, duration_s, seed=seed, mode=mode,
+                         progress=progress, prime_limits=True, drain_s=drain_s)
+    demand = cloud_demand_over_limits(loaded, name, run, stream, duration_s)
+    if demand is None:
+        return run
+    return run_deployment(loaded, name, stream, duration_s, seed=seed, mode=mode,
+                          progress=progress, prime_limits=True, cloud_demand=demand,
+                          drain_s=drain_s)
+
+
+def cloud_demand_over_limits(loaded: LoadedScenario, name: str, run: DeploymentRun,
+                             stream: RequestStream, span_s: float
+                             ) -> tuple[float, float, float, float] | None:
+    """A hybrid whose run sent its API more requests per second than the API's limits
+    sustain at their token mix: (that rate, tokens charged, tokens used and prompt tokens
+    per request), to start its limits from; None otherwise."""
+    dep = loaded.scenario.deployments[name]
+    if not isinstance(dep, HybridDeployment) or span_s <= 0:
+        return None
+    cloud = loaded.scenario.deployments[dep.cloud]
+    assert isinstance(cloud, CloudDeployment)
+    sent = np.flatnonzero(np.asarray(run.records.attempts) > 0)
+    if not len(sent):
+        return None
+    mix = token_mix(cloud, stream.prompt_tokens[sent], stream.output_tokens[sent])
+    sustained = make_limiter(cloud, loaded.catalog.cloud_models[cloud.model]).sustained(*mix)
+    rate = len(sent) / span_s
+    if sustained is None or rate <= sustained.requests_per_s:
+        return None
+    return (rate, *mix)
 
 
 def simulate_scenario(loaded: LoadedScenario, seed: int | None = None, *,
@@ -66,8 +112,8 @@ def simulate_scenario(loaded: LoadedScenario, seed: int | None = None, *,
             if progress is not None:
                 progress(name, t)
 
-        run = run_deployment(loaded, name, stream, scenario.duration_s, seed=seed, mode=mode,
-                             progress=report)
+        run = run_steady(loaded, name, stream, scenario.duration_s, seed=seed, mode=mode,
+                         progress=report)
         deployments[name] = summarise_run(run, stream, scenario)
         if requests_dir is not None:
             requests_dir.mkdir(parents=True, exist_ok=True)

@@ -60,11 +60,10 @@ from llmplan.results.simulation import DeploymentResult, SimulationResult
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import LocalDeployment, SimulationMode
-from llmplan.sim.cloud import make_limiter, sustained_limit, token_mix
-from llmplan.sim.engine import DeploymentRun
+from llmplan.sim.cloud import sustained_limit
 from llmplan.sim.metrics import summarise_run
 from llmplan.sim.ratelimit import Sustained
-from llmplan.sim.run import run_deployment
+from llmplan.sim.run import run_deployment, run_steady
 from llmplan.traffic import RequestStream, build_request_stream
 
 WINDOW_REQUESTS = 6000          # requests in the busiest stretch the searches simulate
@@ -180,38 +179,11 @@ class Planner:
         scaled = stream.scaled(1.0 / point.factor)
         drain = _drain_s(self.loaded, span, point.factor)
         # planning always uses the fast scheduler (reference mode is for checking it)
-        run = run_deployment(loaded, point.name, scaled, span / point.factor, seed=self.seed,
-                             mode=SimulationMode.FAST, prime_limits=True, drain_s=drain)
-        demand = self._over_cloud_limits(point.name, run, scaled, span / point.factor)
-        if demand is not None:
-            run = run_deployment(loaded, point.name, scaled, span / point.factor,
-                                 seed=self.seed, mode=SimulationMode.FAST, prime_limits=True,
-                                 cloud_demand=demand, drain_s=drain)
+        run = run_steady(loaded, point.name, scaled, span / point.factor, seed=self.seed,
+                         mode=SimulationMode.FAST, drain_s=drain)
         result = summarise_run(run, scaled, loaded.scenario)
         self.cache[point] = self.fresh[point] = result
         return result
-
-    def _over_cloud_limits(self, name: str, run: DeploymentRun, stream: RequestStream,
-                           span_s: float) -> tuple[float, float, float] | None:
-        """A hybrid whose run sent its API more requests per second than the API's limits
-        sustain at their token mix: (that rate, tokens charged, tokens used per request),
-        to start its limits from; None otherwise."""
-        dep = self.loaded.scenario.deployments[name]
-        if not isinstance(dep, HybridDeployment) or span_s <= 0:
-            return None
-        cloud = self.loaded.scenario.deployments[dep.cloud]
-        assert isinstance(cloud, CloudDeployment)
-        sent = np.flatnonzero(np.asarray(run.records.attempts) > 0)
-        if not len(sent):
-            return None
-        charge, used = token_mix(cloud, stream.prompt_tokens[sent],
-                                 stream.output_tokens[sent])
-        limiter = make_limiter(cloud, self.loaded.catalog.cloud_models[cloud.model])
-        sustained = limiter.sustained(charge, used)
-        rate = len(sent) / span_s
-        if sustained is None or rate <= sustained.requests_per_s:
-            return None
-        return rate, charge, used
 
     def limit_factor(self, name: str) -> float | None:
         """The rate factor at which the stretch reaches the rate a cloud API's limits

@@ -58,8 +58,14 @@ class RateLimitSpec(_Strict):
     tokens_per_min: float | None = Field(default=None, gt=0)
     requests_per_day: float | None = Field(default=None, gt=0)
     tokens_per_day: float | None = Field(default=None, gt=0)
-    accounting: Literal["rolling_minute", "azure_slices", "bedrock_reserve"] | None = Field(
-        default=None, description="Default: the provider's own rule.")
+    output_tokens_per_min: float | None = Field(
+        default=None, gt=0, description="input_output accounting (Anthropic): the output "
+                                        "tokens/min limit (default: the catalog tier's).")
+    accounting: Literal["rolling_minute", "azure_slices", "bedrock_reserve", "input_output",
+                        "input_only"] | None = Field(
+        default=None, description="Default: the provider's own rule (input_output: "
+                                  "Anthropic, tokens_per_min counting input tokens; "
+                                  "input_only: Gemini).")
     slice_s: Literal[1, 10] = Field(default=10, description="Azure's window.")
     max_tokens: int | None = Field(
         default=None, gt=0, description="max_tokens each call sends (reserved against the "

@@ -10,6 +10,8 @@ from llmplan.sim.ratelimit import (
     DAY_S,
     AzureSlices,
     BedrockReserve,
+    InputOnly,
+    InputOutput,
     Limiter,
     RollingMinute,
     Sustained,
@@ -104,3 +106,34 @@ def test_primed_bucket_is_empty_only_when_the_traffic_outruns_it() -> None:
     under = RollingMinute(requests_per_min=60, tokens_per_min=None)
     under.prime(requests_per_s=0.5, charge_tokens=10, used_tokens=10)
     assert [under.try_acquire(0.0, 5, 5)[0] for _ in range(61)].count(True) == 60
+
+
+def test_anthropic_counts_input_and_output_apart() -> None:
+    """ITPM takes the prompt; OTPM the max_tokens estimate, settled to the answer's."""
+    limiter = InputOutput(requests_per_min=None, tokens_per_min=1000,
+                          output_tokens_per_min=4000)
+    # 1,000 input tokens/min: ten 100-token prompts, whatever their answers ask for
+    admitted = [limiter.try_acquire(0.0, 100, 400) for _ in range(11)]
+    assert [a[0] for a in admitted].count(True) == 10
+    # 4,000 output tokens/min held by ten 400-token estimates: nothing is left ...
+    fresh = InputOutput(requests_per_min=None, tokens_per_min=10**6, output_tokens_per_min=4000)
+    assert [fresh.try_acquire(0.0, 10, 400)[0] for _ in range(11)].count(True) == 10
+    # ... until each answer ends having used 100 of its 400: 3,000 come back
+    for _ in range(10):
+        fresh.settle(0.0, 410, 110)
+    assert [fresh.try_acquire(0.0, 10, 400)[0] for _ in range(8)].count(True) == 7
+    # long run: the tighter of input (1,000 / 100 a call) and output (4,000 / 100 used)
+    assert limiter.sustained(500, 200, 100) == Sustained(pytest.approx(1000 / 60 / 100),
+                                                         "1,000 input tokens/min")
+    tight = InputOutput(None, 10**6, output_tokens_per_min=600)
+    assert tight.sustained(500, 200, 100) == Sustained(pytest.approx(600 / 60 / 100),
+                                                       "600 output tokens/min")
+
+
+def test_gemini_counts_the_prompt_alone() -> None:
+    limiter = InputOnly(requests_per_min=None, tokens_per_min=1000)
+    # 4,000-token answers to 100-token prompts: ten a minute, as a prompt-only count says
+    assert [limiter.try_acquire(0.0, 100, 4000)[0] for _ in range(11)].count(True) == 10
+    assert _sustained_per_s(InputOnly(None, 6000), 4100, 4100) == pytest.approx(100 / 4100)
+    assert InputOnly(None, 6000).sustained(4100, 4100, 100) == \
+        Sustained(pytest.approx(1.0), "6,000 input tokens/min")
