@@ -113,8 +113,14 @@ class ReplicaSetup:
 
     @property
     def rank_max_num_seqs(self) -> int:
-        """One rank's running sequences (vLLM's --max-num-seqs)."""
-        return self.engine.max_num_seqs or self._defaults[1]
+        """One rank's running sequences (vLLM's --max-num-seqs). Left to vLLM, its default
+        for the GPU, but no more than the token budget: `min(default, max_num_batched_
+        tokens)` (vllm/engine/arg_utils.py, read in 0.11.0 and 0.27.1), so that a budget
+        of 512 runs at most 512 sequences rather than being refused."""
+        if self.engine.max_num_seqs is not None:
+            return self.engine.max_num_seqs
+        budget = self.engine.max_num_batched_tokens or self._defaults[0]
+        return min(self._defaults[1], budget)
 
     @property
     def max_num_batched_tokens(self) -> int:
