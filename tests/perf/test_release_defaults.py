@@ -194,3 +194,22 @@ def test_a_token_budget_that_does_not_fit_is_named_as_the_cause() -> None:
                                      CATALOG.models["Llama-4-Scout"], setup.engine, 8)).error
     assert error is not None and "profiling peak" in error
     assert "expected engine.max_model_len set" in error and "bigger GPU" not in error
+
+
+@pytest.mark.parametrize(("budget", "seqs", "expected"), [
+    (None, None, (8192, 1024)),     # an H100's API-server defaults
+    (512, None, (512, 512)),        # max_num_seqs = min(default, the budget)
+    (1, None, (1, 1)),
+    (4096, None, (4096, 1024)),
+    (2048, 64, (2048, 64)),         # both given: as given
+])
+def test_max_num_seqs_left_to_vllm_never_exceeds_the_token_budget(
+        budget: int | None, seqs: int | None, expected: tuple[int, int]) -> None:
+    """vllm/engine/arg_utils.py (0.11.0 and 0.27.1): an unset max_num_seqs defaults to
+    min(the GPU's default, max_num_batched_tokens), so a budget below the default runs
+    as many sequences as it has tokens rather than being refused or raised."""
+    setup = ReplicaSetup(gpu_name="H100-SXM", model_name="Llama-3.1-8B",
+                         gpu=CATALOG.gpus["H100-SXM"], model=CATALOG.models["Llama-3.1-8B"],
+                         engine=EngineSpec(vllm_version="0.11.0", max_num_batched_tokens=budget,
+                                           max_num_seqs=seqs), tp=1)
+    assert (setup.rank_max_num_batched_tokens, setup.rank_max_num_seqs) == expected
