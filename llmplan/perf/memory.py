@@ -116,6 +116,26 @@ AUTO_MAX_MODEL_LEN_RELEASE = (0, 14)
 #: refused it (0.10.1-0.21: `get_fp8_dtype_for_flashattn`), vllm/v1/attention/backends/
 #: flash_attn.py and vllm/platforms/cuda.py read in the published wheels.
 E5M2_ON_HOPPER_RELEASE = (0, 22)
+def rocm_error(setup: ReplicaSetup) -> str | None:
+    """Why vLLM's ROCm build cannot serve these formats on an AMD GPU (None: it can).
+
+    Read in 0.11.0: `RocmPlatform.supported_quantization` has no modelopt_fp4, the format of
+    NVFP4 checkpoints, whose only ROCm path is petit_nvfp4, on the separate petit-kernel
+    package (not in vLLM; llmplan's stack does not install it); and --kv-cache-dtype's help
+    (vllm/config/cache.py): "ROCm (AMD GPU) supports fp8 (=fp8_e4m3)", not fp8_e5m2."""
+    if setup.gpu.vendor != "amd":
+        return None
+    if setup.weights_dtype == "nvfp4":
+        return (f"weights_dtype nvfp4 on {setup.gpu_name}: vLLM's ROCm build serves NVFP4 "
+                f"checkpoints only through the separate petit-kernel package "
+                f"(petit_nvfp4), which the stack does not install; expected weights_dtype "
+                f"fp8, mxfp4, int4 or bf16 on AMD GPUs")
+    if setup.engine.kv_cache_dtype_flag == "fp8_e5m2":
+        return (f"kv_dtype fp8_e5m2 on {setup.gpu_name}: vLLM on ROCm takes fp8 (= fp8_e4m3) "
+                f"KV caches only; expected kv_dtype fp8 (or fp8_e4m3)")
+    return None
+
+
 #: Device memory in use when vLLM starts (CUDA context, before any tensor): vLLM refuses a
 #: budget larger than the free memory it finds (vllm/v1/worker/utils.py, "Free memory on
 #: device ... is less than desired GPU memory utilization"); 267.69 - 267.08 GiB on a B300
@@ -533,6 +553,8 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
                  f"(\"Unrecognized FP8 dtype: fp8_e5m2\" from 0.10.1; read as e4m3 before) "
                  f"until 0.22 picks another backend for it; expected kv_dtype fp8 (or "
                  f"fp8_e4m3), or vllm_version >= 0.22")
+    elif (problem := rocm_error(setup)) is not None:
+        error = problem
     elif engine.kv_cache_tokens is None and available <= 0:
         error = _does_not_fit(setup, budget)
     elif engine.kv_cache_tokens is not None and \

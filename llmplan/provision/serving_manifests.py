@@ -35,6 +35,7 @@ from llmplan.provision.stack_config import StackConfig
 from llmplan.provision.vllm_build import (
     DRAFTED,
     ServedWeights,
+    activation_dtype,
     drafter_repo,
     served_weights,
     speculative_config,
@@ -140,7 +141,6 @@ def _engine_args(config: StackConfig, *, serves_api: bool) -> list[str]:
     dep, model = local[1], config.plan.catalog.models[local[1].model]
     engine = dep.engine
     setup = dep.setup(config.plan.catalog)   # defaults resolved as the simulation resolved them
-    dtype = setup.weights_dtype
     weights = served(config)
     args = ["--model", weights.hf_id, "--served-model-name", dep.model,
             "--host", "0.0.0.0", "--port", str(SERVING_PORT),
@@ -152,7 +152,7 @@ def _engine_args(config: StackConfig, *, serves_api: bool) -> list[str]:
             "--max-num-batched-tokens", str(setup.rank_max_num_batched_tokens),
             "--gpu-memory-utilization", str(setup.gpu_memory_utilization),
             "--block-size", str(engine.block_size_tokens),
-            "--dtype", "float16" if dtype == "fp16" else "bfloat16",
+            "--dtype", activation_dtype(setup),
             "--download-dir", f"{WEIGHTS_MOUNT}/hub"]
     if engine.max_model_len:
         args += ["--max-model-len", str(engine.max_model_len)]

@@ -21,6 +21,7 @@ from typing import Any
 
 from llmplan.catalog import Catalog, ModelSpec
 from llmplan.perf.engine import SpeculativeSpec, dotted
+from llmplan.perf.setup import ReplicaSetup
 from llmplan.scenario.models import LocalDeployment
 
 SIXTEEN_BIT = ("bf16", "fp16")
@@ -42,6 +43,18 @@ class ServedWeights:
     hub_gated: bool | None
     stored_dtype: str            # the format of the downloaded files
     quantization: str | None     # vLLM's --quantization, only to quantise while loading
+
+
+def activation_dtype(setup: ReplicaSetup) -> str:
+    """vLLM's --dtype for the replica: float16 for FP16 weights, and for INT4 (AWQ/GPTQ)
+    checkpoints on AMD GPUs, whose ROCm build runs them with the plain AWQ and GPTQ kernels
+    (RocmPlatform.supported_quantization has no awq_marlin or gptq_marlin, read in 0.11.0)
+    that take float16 activations only ("torch.bfloat16 is not supported for quantization
+    method awq"); bfloat16 otherwise."""
+    if setup.weights_dtype == "fp16" or (setup.gpu.vendor == "amd"
+                                         and setup.weights_dtype == "int4"):
+        return "float16"
+    return "bfloat16"
 
 
 def servable_formats(model: ModelSpec) -> list[str]:
