@@ -22,7 +22,11 @@ wait, and it is fixed at the starting replica count: that is where the gateway d
 A local task that does not spill, in a stack whose fleet sets `admission.queue_limit`, gets
 the same kind of cap with the queue limit as the allowance: the simulation refuses a request
 its replica cannot queue, and LiteLLM answers 429 past the cap with nothing to fall back to.
-The fleet's cap is shared between such groups by task weight (each entry counts its own).
+One fleet serves every local group, and the simulation spills or refuses on its queue as a
+whole, so the caps are shared by task weight over all the local groups (each entry counts its
+own): the spilling groups' shares of the spill cap, the held groups' of the admission cap
+(the spill cap no more than it), so that together they never admit more than the fleet
+held.
 
 Provider limits: every API entry carries `rpm`/`tpm`, enforced by `usage-based-routing-v2`.
 LiteLLM counts per entry, so when several groups reach the API the account's limits are
@@ -178,13 +182,19 @@ def router_config(config: StackConfig, endpoints: RouterEndpoints) -> dict[str, 
     held = [r for r in routes
             if r.side == "local" and not (r.spills and cloud is not None and cap_total)]
     held_weight = sum(weights[r.task] for r in held)
+    if cap_total is not None and admit_total is not None:
+        cap_total = min(cap_total, admit_total)
+    # one fleet serves both kinds of groups: the spilling ones spill, and the held ones are
+    # refused, when the fleet's queue as a whole is long, so each kind gets its weight's
+    # share of the fleet's count and together they never admit more than it held
+    local_weight = spill_weight + held_weight
     for route in routes:
         if route.side == "local" and local is not None:
             share = None
             if route.spills and cap_total is not None:
-                share = max(1, math.floor(cap_total * weights[route.task] / spill_weight))
+                share = max(1, math.floor(cap_total * weights[route.task] / local_weight))
             elif route in held and admit_total is not None:
-                share = max(1, math.floor(admit_total * weights[route.task] / held_weight))
+                share = max(1, math.floor(admit_total * weights[route.task] / local_weight))
             models.append(_local_entry(route.task, local[1], endpoints, share))
         elif route.side == "cloud" and cloud is not None and not route.restricted:
             models.append(_cloud_entry(route.task, plan, cloud[1], endpoints))

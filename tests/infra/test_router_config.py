@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import yaml
 from conftest import HYBRID, ExampleStack
 
@@ -70,9 +72,11 @@ def test_bedrock_hybrid_spills_local_work_and_splits_the_account_limits(
     assert config["router_settings"]["fallbacks"] == [{"summarise": [CLOUD_SPILL]},
                                                       {"chat": [LOCAL_FALLBACK]}]
     assert "max_parallel_requests" not in groups["classify"]
-    # the only spillable group: 2 fleet replicas' caps, shared by 2 gateway replicas
-    assert groups["summarise"]["max_parallel_requests"] == \
-        spill_cap_per_replica(stack.plan) * 2 // 2
+    # the only spillable group: its weight's share (0.3 of the fleet's 0.5: classify, kept
+    # local, fills the same queues) of 2 fleet replicas' caps, shared by 2 gateway replicas
+    cap = spill_cap_per_replica(stack.plan)
+    assert cap is not None
+    assert groups["summarise"]["max_parallel_requests"] == -(-math.floor(cap * 2 * 0.6) // 2)
     # the catalog's default account limits, shared by simulated API requests per group
     # (1,600 rpm, 600,000 tpm); this load never spilled in the simulation, so the spill
     # group gets the 5% floor: shares 1/1.05 and 0.05/1.05 (1,523 and 76 rpm, 571,428 and
@@ -144,11 +148,33 @@ def test_each_gateway_replica_gets_its_share_of_every_limit_and_cap(
     whole = _groups(router_config(stack.model_copy(update={"gateway_replicas": 1}), endpoints))
     assert whole["chat"]["rpm"] == 1523 and whole[CLOUD_SPILL]["tpm"] == 28_571
     cap = spill_cap_per_replica(stack.plan)
-    assert cap is not None and whole["summarise"]["max_parallel_requests"] == 2 * cap
+    assert cap is not None
+    held = math.floor(2 * cap * 0.3 / 0.5)     # summarise's share of the fleet's queues
+    assert whole["summarise"]["max_parallel_requests"] == held
     three = _groups(router_config(stack.model_copy(update={"gateway_replicas": 3}), endpoints))
     assert (three["chat"]["rpm"], three[CLOUD_SPILL]["rpm"]) == (1523 // 3, 76 // 3)
     assert (three["chat"]["tpm"], three[CLOUD_SPILL]["tpm"]) == (571_428 // 3, 28_571 // 3)
-    assert three["summarise"]["max_parallel_requests"] == -(-2 * cap // 3)   # rounded up
+    assert three["summarise"]["max_parallel_requests"] == -(-held // 3)   # rounded up
     for group in ("chat", CLOUD_SPILL):
         assert 3 * three[group]["rpm"] <= whole[group]["rpm"]
-    assert 3 * three["summarise"]["max_parallel_requests"] >= 2 * cap
+    assert 3 * three["summarise"]["max_parallel_requests"] >= held
+
+
+def test_spilling_and_held_groups_together_admit_no_more_than_the_fleet(
+        bedrock_stack: WrittenStack) -> None:
+    """With a queue limit the simulated fleet holds at most (batch + queue_limit) x
+    replicas, whichever task sent them; the spilling group (summarise) and the held one
+    (classify, restricted) share that count by weight rather than each taking it whole."""
+    config = bedrock_stack.config.model_copy(update={"gateway_replicas": 1})
+    plan = config.plan
+    name, dep = plan.local  # type: ignore[misc]
+    limited = dep.model_copy(update={"admission": dep.admission.model_copy(
+        update={"queue_limit": 20})})
+    plan = plan.model_copy(update={"deployments": {**plan.deployments, name: limited}})
+    admit = admission_cap_per_replica(plan)
+    assert admit is not None
+    groups = _groups(router_config(config.model_copy(update={"plan": plan}),
+                                   RouterEndpoints(LOCAL, aws_region="us-east-1")))
+    caps = {task: groups[task]["max_parallel_requests"] for task in ("summarise", "classify")}
+    assert sum(caps.values()) <= admit * limited.replicas
+    assert caps["classify"] == math.floor(admit * limited.replicas * 0.2 / 0.5)
