@@ -51,7 +51,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from llmplan.catalog.catalog import DTYPE_BYTES
+from llmplan.catalog.catalog import DTYPE_BYTES, WEIGHT_BITS
 from llmplan.perf.drafter import drafter
 from llmplan.perf.engine import GIB
 from llmplan.perf.mxfp4_layout import expert_padding
@@ -763,7 +763,10 @@ def _does_not_fit(setup: ReplicaSetup, budget: MemoryBudget) -> str:
                 f"engine.max_model_len set (without chunked prefill the step's token budget "
                 f"holds a whole context, now {tokens} tokens) or chunked_prefill: true")
     else:
-        advice = (fitting or "a bigger GPU") + " or a smaller weights_dtype"
+        # a 4-bit format is already the smallest vLLM serves
+        smaller = " or a smaller weights_dtype" \
+            if WEIGHT_BITS[setup.weights_dtype] > min(WEIGHT_BITS.values()) + 0.5 else ""
+        advice = (fitting or "a bigger GPU") + smaller
     return (f"{setup.model_name} in {setup.weights_dtype} does not fit on {setup.gpu_name} "
             f"with {_layout(setup.tp, setup.pp)}: needs {need / GIB:.1f} GiB per GPU "
             f"(weights {budget.weights_bytes / GIB:.1f}{of_which}{peak}{in_budget}"
