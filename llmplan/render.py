@@ -109,9 +109,18 @@ def not_served(result: Result) -> list[str]:
         parts = [f"{count:,} {words}" for count, words in counts.not_answered()]
         if parts:
             lost = counts.total - counts.completed
+            # the latency columns describe the answered requests alone: say so where they
+            # are few, or a 0%-goodput row reads as fast
+            few = f"; its latencies are of the {counts.completed:,} answered only" \
+                if lost >= LATENCY_OF_FEW * counts.total else ""
             lines.append(f"{name} {lost:,} of {counts.total:,} requests "
-                         f"({lost / counts.total:.1%}): " + ", ".join(parts))
+                         f"({lost / counts.total:.1%}): " + ", ".join(parts) + few)
     return lines
+
+
+#: the share of a candidate's requests left unanswered from which its line says that the
+#: table's latencies are of the answered ones only
+LATENCY_OF_FEW = 0.2
 
 
 def exclusions(result: Result) -> list[str]:

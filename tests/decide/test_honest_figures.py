@@ -76,6 +76,9 @@ def test_clients_give_up_after_the_default_queue_timeout_and_the_summary_says_so
     # every way a request went unanswered is counted: the lost requests add up
     lost = gpu.requests.total - gpu.requests.completed
     assert line.startswith(f"gpu {lost:,} of {gpu.requests.total:,} requests")
+    # so many lost that the table's latencies describe the answered ones only: said so
+    assert lost >= 0.2 * gpu.requests.total
+    assert line.endswith(f"its latencies are of the {gpu.requests.completed:,} answered only")
 
 
 @pytest.mark.parametrize(("quality", "flips"), [
