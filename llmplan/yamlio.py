@@ -8,6 +8,7 @@ rejects duplicate keys (PyYAML silently keeps the last), and turns every failure
 
 from __future__ import annotations
 
+import dataclasses
 import types
 import typing
 from pathlib import Path
@@ -132,7 +133,48 @@ def validate(doc: YamlDocument, model: type[M], context: dict[str, Any] | None =
     try:
         return model.model_validate(doc.data, context=context)
     except ValidationError as exc:
-        raise InputError([_problem(doc, model, err) for err in exc.errors()]) from None
+        raise InputError(_one_per_field(
+            [(_problem(doc, model, err), _through_branch(err["loc"]))
+             for err in exc.errors()])) from None
+
+
+def _through_branch(loc: Any) -> bool:
+    """Whether pydantic reached this error through a member of a union (a loc part such as
+    "list[Route]" or "literal['seed']", which is no key of the data)."""
+    return any(_is_branch(part) for part in loc)
+
+
+def _is_branch(part: str | int) -> bool:
+    return isinstance(part, str) and "[" in part and part.endswith("]")
+
+
+def _one_per_field(found: list[tuple[Problem, bool]]) -> list[Problem]:
+    """The problems as a reader wants them: a field a union's members each refused gets one
+    line ("Input should be a valid list or 'seed'"), and a member's complaint about the
+    field as a whole is dropped where another member found what is wrong inside it (a
+    mistyped key in one of the listed routes, not "should be 'seed'")."""
+    paths = [problem.path for problem, _ in found]
+    kept: list[Problem] = []
+    merged: dict[str, int] = {}
+    for problem, branch in found:
+        if branch and any(other.startswith((f"{problem.path}.", f"{problem.path}["))
+                          for other in paths):
+            continue
+        if branch and problem.path in merged:
+            first = kept[merged[problem.path]]
+            wanted = problem.message.removeprefix("Input should be ")
+            got = ""
+            if " (got " in wanted:
+                wanted, got = wanted.split(" (got ", 1)
+                got = f" (got {got}"
+            head, _, tail = first.message.partition(" (got ")
+            kept[merged[problem.path]] = dataclasses.replace(
+                first, message=f"{head} or {wanted}" + (f" (got {tail}" if tail else got))
+            continue
+        if branch:
+            merged[problem.path] = len(kept)
+        kept.append(problem)
+    return kept
 
 
 def _problem(doc: YamlDocument, model: type[BaseModel], err: Any) -> Problem:
@@ -167,7 +209,14 @@ def _problem(doc: YamlDocument, model: type[BaseModel], err: Any) -> Problem:
             shown = repr(err["input"])
             got = f"got {shown if len(shown) <= 60 else shown[:57] + '...'}"
             message += f" ({got})" if got not in message else ""
+        elif kind in SCALAR_ERRORS and isinstance(err.get("input"), dict | list):
+            message += f" (got a {'mapping' if isinstance(err['input'], dict) else 'list'})"
     return Problem(doc.file, doc.line_of(loc), _dotted(loc), message)
+
+
+#: pydantic errors of a field that wants one value, where a list or mapping was given
+SCALAR_ERRORS = frozenset({"int_type", "float_type", "string_type", "bool_type",
+                           "literal_error", "enum"})
 
 
 def data_loc(data: Any, loc: Loc) -> Loc:
@@ -180,7 +229,7 @@ def data_loc(data: Any, loc: Loc) -> Loc:
         if in_dict or in_list:
             out.append(part)
             node = node[part]
-        elif not isinstance(node, dict | list):
+        elif not isinstance(node, dict | list) and not _is_branch(part):
             out.append(part)  # field under a scalar: keep so the path still reads right
             break
     else:
@@ -236,6 +285,8 @@ def _step(tp: Any, part: str | int) -> Any:
     if origin in (typing.Union, types.UnionType):
         for member in typing.get_args(tp):
             member = _unwrap(member)
+            if _is_branch(part) and _branch_label(member) == part:
+                return member
             if isinstance(member, type) and issubclass(member, BaseModel):
                 kind = member.model_fields.get("kind")
                 if kind is not None and part in typing.get_args(kind.annotation):
@@ -243,6 +294,15 @@ def _step(tp: Any, part: str | int) -> Any:
                 if member.__name__ == part:
                     return member
         return None
+    return None
+
+
+def _branch_label(tp: Any) -> str | None:
+    """pydantic's loc label of a generic union member, e.g. "list[Route]"."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (list, dict, tuple) and args:
+        names = ", ".join(getattr(_unwrap(a), "__name__", str(a)) for a in args)
+        return f"{origin.__name__}[{names}]"
     return None
 
 

@@ -61,6 +61,14 @@ class Case:
     files: dict[str, str] = field(default_factory=dict)  # extra files next to the scenario
 
 
+HYBRID = """\
+  c: {kind: cloud, model: gpt-4o-mini}
+  h:
+    kind: hybrid
+    local: a
+    cloud: c
+"""
+
 CSV_HEADER = "timestamp,prompt_tokens,output_tokens,task\n"
 TRACE_TRAFFIC = "kind: trace\n  path: {name}  " + MARK
 
@@ -341,6 +349,18 @@ CASES = [
          "catalog.models.Llama-3.1-8B.layers", ("at most",)),
     Case("recursive-alias", VALID + f"description: &d [1, *d]  {MARK}\n", "description[1]",
          ("recursive alias",)),
+    # a field that is a union (a list of routes, or 'seed'): one line naming both, no
+    # pydantic member labels ("routes.list[Route]") in the path
+    Case("routes-neither-list-nor-seed",
+         VALID + HYBRID + f"    routes: everything  {MARK}\n", "deployments.h.routes",
+         ("Input should be a valid list or 'seed'", "got 'everything'")),
+    # a mistyped key inside one listed route: said there, with what the key could be
+    Case("route-key-mistyped",
+         VALID + HYBRID + f"    routes: [{{task: [chat], to: cloud}}]  {MARK}\n",
+         "deployments.h.routes[0].task", ("unknown key 'task'", "did you mean 'tasks'")),
+    Case("tp-given-a-list", edit("    model: Llama-3.1-8B\n",
+                                 f"    model: Llama-3.1-8B\n    tp: [2]  {MARK}\n"),
+         "deployments.a.tp", ("valid integer", "got a list")),
 ]
 
 
@@ -457,3 +477,11 @@ def test_cli_prints_keys_that_look_like_markup_verbatim(tmp_path: Path) -> None:
     code, output, _ = _cli(tmp_path, case)
     assert code == 2
     assert "unknown key '[/x]'" in output
+
+
+def test_a_union_field_gets_one_line_not_one_per_member() -> None:
+    for routes in ("everything", "[{task: [chat], to: cloud}]"):
+        with pytest.raises(ScenarioError) as caught:
+            load_scenario_text(VALID + HYBRID + f"    routes: {routes}\n")
+        assert len(caught.value.problems) == 1, caught.value.problems
+        assert "[Route]" not in str(caught.value) and "literal[" not in str(caught.value)
