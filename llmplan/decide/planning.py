@@ -63,7 +63,7 @@ from llmplan.scenario.models import LocalDeployment, SimulationMode
 from llmplan.sim.cloud import sustained_limit
 from llmplan.sim.metrics import summarise_run
 from llmplan.sim.ratelimit import Sustained
-from llmplan.sim.run import run_deployment, run_steady
+from llmplan.sim.run import run_steady
 from llmplan.traffic import RequestStream, build_request_stream
 
 WINDOW_REQUESTS = 6000          # requests in the busiest stretch the searches simulate
@@ -327,9 +327,8 @@ def simulate_one(loaded: LoadedScenario, name: str, *, rate_factor: float = 1.0,
     (what a sweep point simulates)."""
     stream = build_request_stream(loaded.scenario, seed).scaled(1.0 / rate_factor)
     duration = loaded.scenario.duration_s
-    run = run_deployment(loaded, name, stream, duration / rate_factor, seed=seed,
-                         mode=SimulationMode.FAST,
-                         drain_s=_drain_s(loaded, duration, rate_factor))
+    run = run_steady(loaded, name, stream, duration / rate_factor, seed=seed,
+                     mode=SimulationMode.FAST, drain_s=_drain_s(loaded, duration, rate_factor))
     return summarise_run(run, stream, loaded.scenario)
 
 
