@@ -290,6 +290,16 @@ class EngineSpec(_Strict):
                                              "cover to be chosen (llama.cpp's "
                                              "--slot-prompt-similarity).")
 
+    @field_validator("kv_dtype", mode="before")
+    @classmethod
+    def _kv_dtype_known(cls, value: object) -> object:
+        # the wrap validator below reads vLLM's spellings; anything else is named with all
+        # of them, not only the three the simulation keeps
+        accepted = [*get_args(KvDType), *FP8_KV_ALIASES, KV_AUTO]
+        if value is not None and value not in accepted:
+            raise ValueError(f"expected one of {', '.join(accepted)}")
+        return value
+
     @field_validator("vllm_version", mode="before")
     @classmethod
     def _version_as_text(cls, value: object) -> object:
