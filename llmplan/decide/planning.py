@@ -33,6 +33,7 @@ primed by what it sent (requests per second and their token mix).
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import sys
@@ -429,7 +430,9 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
                              for n, r in candidates.items() if isinstance(r, int)])
     replicas = {n: planner.confirm_replicas(n, r) if isinstance(r, int) else None
                 for n, r in candidates.items()}
-    base_rate = len(planner.stream) / planner.duration_s
+    # the searches and load curves speed up the busiest stretch, so a factor is a multiple
+    # of its rate (not of the run's mean: a diurnal day's peak is several times that)
+    base_rate = len(planner.window) / planner.window_s
     notes += _over_limit_notes(planner, simulation)
     per_deployment = {}
     for name in names:
@@ -632,7 +635,7 @@ def _fill_case(simulation: SimulationResult, planner: Planner,
         use = verdict.deployments[name].local.utilisation   # type: ignore[union-attr]
         factor = FILL_FRACTION / use.load_fraction
         how = f"runs {name}'s GPUs at {FILL_FRACTION:.0%} of full batches"
-    factor = float(f"{factor:.2g}")
+    factor = _two_digits_down(factor)
     if factor < 1.2 or factor > RATE_LIMIT or any(abs(factor / f - 1) < 0.1
                                                   for f in VOLUME_FACTORS):
         return None
@@ -647,6 +650,15 @@ def _fill_case(simulation: SimulationResult, planner: Planner,
 
 
 VOLUME_FACTORS = (0.5, 2.0)
+
+
+def _two_digits_down(factor: float) -> float:
+    """`factor` to two significant digits, rounded down: the volume a fleet serves within
+    the SLO, rounded up, can be one it no longer serves (16.8 -> 17 flipped a case)."""
+    if factor <= 0:
+        return factor
+    scale = 10.0 ** (1 - math.floor(math.log10(factor)))
+    return math.floor(factor * scale * (1 + 1e-12)) / scale
 
 
 def sensitivity(simulation: SimulationResult, planner: Planner,

@@ -68,7 +68,11 @@ def test_min_replicas_is_minimal_on_the_stretch_and_holds_on_the_whole_stream() 
                     and planner.meets(Point("small", replicas=n - 1, whole=True)))
     rate = planned.deployments["small"].max_sustainable_requests_per_s
     assert rate is not None
-    factor = rate / (len(planner.stream) / planner.duration_s)
+    # a rate in requests per second as the stretch arrives (the surge's pace, which the
+    # searches speed up), not a multiple of the run's mean
+    surge = len(planner.window) / planner.window_s
+    assert surge > 2 * len(planner.stream) / planner.duration_s
+    factor = rate / surge
     assert planner.meets(Point("small", factor=factor))
     assert not planner.meets(Point("small", factor=factor * 1.05))
 
@@ -287,3 +291,13 @@ def test_more_volume_comes_sooner_but_each_answer_still_gets_its_time(factor: fl
     direct = simulate_scenario(scenario_from(LONG_ANSWERS.replace(
         "rate_per_s: 0.5", f"rate_per_s: {0.5 * factor}"))).deployments["api"]
     assert direct.slo.met
+
+
+def test_the_filling_volume_is_rounded_down_never_past_what_the_fleet_serves() -> None:
+    """A fleet serving 16.8x within the SLO may miss it at 17x: the case that asks what
+    wins when the fleet is full takes the factor rounded down."""
+    from llmplan.decide.planning import _two_digits_down
+
+    assert [_two_digits_down(f) for f in (16.8, 3.781, 1.25, 123.4, 2.0)] == \
+        [16.0, 3.7, 1.2, 120.0, 2.0]
+    assert all(_two_digits_down(f) <= f for f in (0.0123, 9.99, 99.5, 1e3 + 1))
