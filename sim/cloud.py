@@ -72,7 +72,8 @@ def make_limiter(spec: CloudDeployment, model: CloudModelSpec) -> Limiter:
         tier = model.rate_limit_tiers.get(model.default_tier or "")
         otpm = limits.output_tokens_per_min or (tier.output_tokens_per_min if tier else None)
         return InputOutput(rpm, tpm, limits.requests_per_day, limits.tokens_per_day,
-                           output_tokens_per_min=otpm)
+                           output_tokens_per_min=otpm,
+                           uncached_share=1.0 - spec.costs.cached_input_fraction)
     return LIMITERS[accounting](rpm, tpm, limits.requests_per_day, limits.tokens_per_day)
 
 

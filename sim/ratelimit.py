@@ -11,7 +11,8 @@ carries). `settle(t, charged, actual)` is called when an admitted request finish
   10 s) of limit x slice / 60 each; requests/min is 6 per 1,000 tokens/min unless given.
 * BedrockReserve (AWS Bedrock): buckets like RollingMinute, charged input + maxTokens at the
   start, and the unused part of maxTokens handed back when the request finishes.
-* InputOutput (Anthropic): input tokens/min (ITPM) charged with the prompt, output
+* InputOutput (Anthropic): input tokens/min (ITPM) charged with the prompt less what it
+  reads from the prompt cache (cache reads do not count toward ITPM), output
   tokens/min (OTPM) estimated from max_tokens when the request starts and settled to the
   tokens the answer used when it ends (platform.claude.com/docs/en/api/rate-limits); the
   output limit only where the tier has one.
@@ -241,13 +242,17 @@ class InputOutput(RollingMinute):
 
     def __init__(self, requests_per_min: float | None, tokens_per_min: float | None,
                  requests_per_day: float | None = None, tokens_per_day: float | None = None,
-                 output_tokens_per_min: float | None = None) -> None:
+                 *, output_tokens_per_min: float | None = None,
+                 uncached_share: float = 1.0) -> None:
         super().__init__(requests_per_min, tokens_per_min, requests_per_day, tokens_per_day)
         self.output = Bucket.full(output_tokens_per_min) if output_tokens_per_min else None
+        #: the share of a prompt not read from the provider's cache: cache reads do not
+        #: count toward Anthropic's input tokens/min (its rate-limit docs)
+        self.uncached_share = uncached_share
 
     def _tokens_counted(self, charge_tokens: float, used_tokens: float,
                         prompt_tokens: float | None = None) -> float:
-        return used_tokens if prompt_tokens is None else prompt_tokens
+        return used_tokens if prompt_tokens is None else prompt_tokens * self.uncached_share
 
     def _extra_bounds(self, charge_tokens: float, used_tokens: float,
                       prompt_tokens: float | None) -> list[tuple[float, str]]:
@@ -266,7 +271,8 @@ class InputOutput(RollingMinute):
     def try_acquire(self, t: float, prompt: int, reserve: int) -> tuple[bool, float, float]:
         charge = float(prompt + reserve)
         wait = self._day_wait(t, charge)
-        for bucket, amount in ((self.requests, 1.0), (self.tokens, float(prompt)),
+        counted = prompt * self.uncached_share
+        for bucket, amount in ((self.requests, 1.0), (self.tokens, counted),
                                (self.output, float(reserve))):
             if bucket is not None:
                 bucket.refill(t)
@@ -276,7 +282,7 @@ class InputOutput(RollingMinute):
         if self.requests is not None:
             self.requests.level -= 1.0
         if self.tokens is not None:
-            self.tokens.level -= prompt
+            self.tokens.level -= counted
         if self.output is not None:
             self.output.level -= reserve
         self._charge_day(charge)
@@ -291,11 +297,11 @@ class InputOutput(RollingMinute):
 
 
 class InputOnly(InputOutput):
-    """Gemini: requests/min and tokens/min of the prompt alone."""
+    """Gemini: requests/min and tokens/min of the prompt alone (no output limit)."""
 
     def __init__(self, requests_per_min: float | None, tokens_per_min: float | None,
-                 requests_per_day: float | None = None, tokens_per_day: float | None = None,
-                 output_tokens_per_min: float | None = None) -> None:
+                 requests_per_day: float | None = None,
+                 tokens_per_day: float | None = None) -> None:
         super().__init__(requests_per_min, tokens_per_min, requests_per_day, tokens_per_day)
 
 

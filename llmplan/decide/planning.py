@@ -395,7 +395,9 @@ def _reprice(loaded: LoadedScenario, cloud_factor: float, gpu_factor: float) -> 
         "input_usd_per_mtok": m.input_usd_per_mtok * cloud_factor,
         "output_usd_per_mtok": m.output_usd_per_mtok * cloud_factor,
         "cached_input_usd_per_mtok": (m.cached_input_usd_per_mtok * cloud_factor
-                                      if m.cached_input_usd_per_mtok is not None else None)})
+                                      if m.cached_input_usd_per_mtok is not None else None),
+        "cache_write_usd_per_mtok": (m.cache_write_usd_per_mtok * cloud_factor
+                                     if m.cache_write_usd_per_mtok is not None else None)})
         for k, m in catalog.cloud_models.items()}
     return replace(loaded, catalog=catalog.model_copy(update={"gpus": gpus,
                                                              "cloud_models": clouds}))
