@@ -57,7 +57,9 @@ def _offered(facts: CloudFacts) -> str:
     """The basis's note when requests the API refused are priced as if served."""
     if not facts.unserved_requests:
         return ""
-    return (f"; the volume offered, with the {facts.unserved_requests / facts.requests:.0%} "
+    share = facts.unserved_requests / facts.requests
+    shown = f"{share:.0%}" if share >= 0.01 else f"{share:.1%}" if share >= 0.001 else "<0.1%"
+    return (f"; the volume offered, with the {shown} "
             "of requests the API did not answer priced as if served")
 
 
