@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from llmplan.catalog.staleness import stale_prices
-from llmplan.decide.decision import decide
+from llmplan.decide.decision import decide, with_slo_capacity
 from llmplan.decide.planning import plan
 from llmplan.perf.engine import DEFAULT_VLLM_VERSION, version_tuple
 from llmplan.provision.vllm_build import provisioning_problem
@@ -81,6 +81,8 @@ def evaluate(loaded: LoadedScenario, seed: int | None = None, *,
                                    requests_dir=requests_dir)
     result = decide(simulation, loaded)
     if planning:
-        result = result.model_copy(update={"planning": plan(simulation, loaded,
-                                                            progress=stage)})
+        planned = plan(simulation, loaded, progress=stage)
+        result = result.model_copy(update={
+            "planning": planned,
+            "break_even": with_slo_capacity(result.break_even, planned, loaded)})
     return result

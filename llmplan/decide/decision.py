@@ -29,6 +29,7 @@ from llmplan.results.decision import (
     Candidate,
     CostLine,
     CostSummary,
+    Planning,
     Recommendation,
     Result,
 )
@@ -315,13 +316,39 @@ def _capacity_per_month(candidate: Candidate) -> float | None:
 
 
 def _must_grow(local: str, loaded: LoadedScenario, volume: float | None,
-               capacity: float | None) -> str | None:
+               capacity: float | None, within: str = "") -> str | None:
     if volume is None or capacity is None or capacity <= 0 or volume <= capacity:
         return None
     dep = loaded.scenario.deployments[local]
     assert isinstance(dep, LocalDeployment)
     replicas = math.ceil(volume / capacity * dep.replicas)
-    return (f"{local} serves at most {capacity / 1e6:,.1f} M requests a month with "
+    return (f"{local} serves at most {capacity / 1e6:,.1f} M requests a month{within} with "
             f"{dep.replicas} replica{'s' if dep.replicas > 1 else ''}: at the break-even "
             f"({volume / 1e6:,.1f} M) it needs at least {replicas}, whose fixed costs move "
             f"the break-even further out")
+
+
+def with_slo_capacity(rows: list[BreakEven], planning: Planning,
+                      loaded: LoadedScenario) -> list[BreakEven]:
+    """The break-even rows checked against what each fleet serves within the SLO, which
+    planning found: the month's volume at which the busiest stretch arrives at the
+    fleet's highest sustainable rate (full batches are an upper bound the SLO binds
+    first, often by far: a diurnal peak several times the mean)."""
+    window = planning.window
+    if window.span_s <= 0 or not window.requests:
+        return rows
+    pace = window.requests / window.span_s
+    out = []
+    for row in rows:
+        found = planning.deployments.get(row.local)
+        rate = found.max_sustainable_requests_per_s if found is not None else None
+        if rate is None:
+            out.append(row)
+            continue
+        slo = row.simulated_requests_per_month * rate / pace
+        grow = _must_grow(row.local, loaded, row.break_even_requests_per_month,
+                          min(slo, row.local_capacity_requests_per_month or slo),
+                          " within the SLO")
+        out.append(row.model_copy(update={"local_slo_capacity_requests_per_month": slo,
+                                          "fleet_must_grow": grow}))
+    return out

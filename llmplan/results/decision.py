@@ -67,7 +67,8 @@ class Recommendation(ResultModel):
 class BreakEven(ResultModel):
     """Monthly volume where a local and a cloud candidate cost the same (fixed + variable)."""
 
-    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("fleet_must_grow",)
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("fleet_must_grow",
+                                                 "local_slo_capacity_requests_per_month")
 
     local: str
     cloud: str
@@ -82,6 +83,11 @@ class BreakEven(ResultModel):
                                   "its full-batch throughput at the traffic's busiest "
                                   "simulated rate, scaled to the month (an upper bound; the "
                                   "SLO may bind first: see planning).")
+    local_slo_capacity_requests_per_month: float | None = Field(
+        default=None, description="With planning: the monthly volume at which the busiest "
+                                  "stretch arrives at the highest rate the fleet serves "
+                                  "within the SLO (planning's max_sustainable_requests_per_s)"
+                                  "; the break-even is checked against it too.")
     fleet_must_grow: str | None = Field(
         default=None, description="When the break-even is past that capacity: the fleet "
                                   "needed there, whose fixed costs move the break-even.")

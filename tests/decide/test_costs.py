@@ -222,3 +222,27 @@ def test_servers_hold_whole_replicas_of_the_gpus_node(gpu: str, layout: tuple[in
                                                        busy_fraction=0.5))}
     assert f"+ {servers} servers at" in items["hardware"].basis
     assert items["rack_colocation"].usd_per_month == servers * dep.costs.rack_usd_per_server_month
+
+
+def test_with_planning_the_break_even_is_checked_against_what_the_slo_allows() -> None:
+    """Full batches are an upper bound; planning's highest sustainable rate is what the
+    fleet serves within the SLO. The month's volume at which the busiest stretch arrives
+    at that rate bounds the break-even too (hand-computed from the planning window)."""
+    from llmplan.decide.decision import with_slo_capacity
+    from llmplan.results.decision import DeploymentPlan, Planning, PlanningWindow
+
+    result = evaluate(scenario_from(GROWTH.replace("HOURS", "0")))
+    (row,) = result.break_even
+    assert row.break_even_requests_per_month is not None and row.fleet_must_grow is None
+    # a planning that found the L4 sustains a tenth of the break-even's pace
+    window = PlanningWindow(requests=600, start_s=0.0, span_s=300.0, whole_stream=False)
+    rate = 2.0 * 0.1 * row.break_even_requests_per_month / row.simulated_requests_per_month
+    planning = Planning(deployments={"gpu": DeploymentPlan(
+        min_replicas_meeting_slo=1, max_sustainable_requests_per_s=rate, load_curve=[])},
+        sensitivity=[], window=window)
+    (checked,) = with_slo_capacity(result.break_even, planning,
+                                   scenario_from(GROWTH.replace("HOURS", "0")))
+    slo = checked.local_slo_capacity_requests_per_month
+    assert slo == pytest.approx(0.1 * row.break_even_requests_per_month)
+    assert checked.fleet_must_grow is not None and "within the SLO" in checked.fleet_must_grow
+    assert "needs at least 10" in checked.fleet_must_grow
