@@ -83,14 +83,21 @@ def _locust_cmd(user_class: str, settings: LoadTestSettings, out: Path, role: li
     return cmd + role + [user_class]
 
 
+def clear_previous_run(out_dir: Path) -> None:
+    """Remove a previous run's request and marker files from `out_dir`: its start markers
+    above all (the duration clock starts from the earliest `started.*`, so an old one would
+    end the new run before it sent anything)."""
+    for stale in [*out_dir.glob("requests*.jsonl"), *out_dir.glob("done.*"),
+                  *out_dir.glob("started.*"), out_dir / "stop", out_dir / "warmup.jsonl"]:
+        stale.unlink(missing_ok=True)
+
+
 def run_load_test(target_name: str, target: Target, plan: list[PlanItem],
                   settings: LoadTestSettings, out_dir: Path, *,
                   loaded: LoadedScenario | None = None) -> LoadTestResult:
     """Drive Locust through the plan; always leaves every finished request on disk."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [*out_dir.glob("requests*.jsonl"), *out_dir.glob("done.*"),
-                  out_dir / "stop", out_dir / "warmup.jsonl"]:
-        stale.unlink(missing_ok=True)
+    clear_previous_run(out_dir)
     write_plan(plan, out_dir / "plan.json")
     stop_file = out_dir / "stop"
     config = {

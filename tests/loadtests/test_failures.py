@@ -64,3 +64,22 @@ def test_a_run_where_every_request_failed_exits_non_zero(tmp_path: Path,
     assert [r["error_class"] for r in rows] == ["connect"] * 6
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["requests"]["failed"] == 6 and summary["requests"]["finished"] == 0
+
+
+def test_a_reused_output_folder_forgets_the_previous_runs_clock(tmp_path: Path) -> None:
+    """A run into a folder an earlier run used: that run's start marker would start this
+    run's duration clock long ago (it stopped before sending anything, and exited 0)."""
+    import time
+
+    from llmplan.loadtests.runner import _stop_at, clear_previous_run
+
+    (tmp_path / "started.4242").write_text(repr(time.time() - 900.0), encoding="utf-8")
+    (tmp_path / "requests.4242.jsonl").write_text("{}\n", encoding="utf-8")
+    (tmp_path / "summary.json").write_text("{}", encoding="utf-8")     # kept: rewritten later
+    assert _stop_at(tmp_path, time.monotonic(), 600.0) < time.monotonic()   # already over
+    clear_previous_run(tmp_path)
+    assert not list(tmp_path.glob("started.*")) and not list(tmp_path.glob("requests*"))
+    assert (tmp_path / "summary.json").exists()
+    # with no marker yet, the clock waits for the new run's own start
+    stop = _stop_at(tmp_path, time.monotonic(), 600.0)
+    assert stop is None or stop > time.monotonic() + 500.0
