@@ -143,6 +143,15 @@ def _fit_vllm_metrics(runs: list[Path], infos: list[ServerInfo], *, slots: int |
                                     max_batched_tokens=max_batched_tokens,
                                     kv_cache_tokens=kv_cache_tokens)
     reasons, notes = quality_gate(fit, identifiability_intervals(found))
+    if not (slots or info.slots):
+        # vLLM's metrics do not carry --max-num-seqs: the busiest moment is a lower bound,
+        # and validating a heavier run against it would queue what the server ran
+        notes.append(Finding(
+            "engine.max_num_seqs",
+            f"max_num_seqs is written as the most requests seen running at once ({running}), "
+            f"a lower bound: the server's own limit is not in its metrics, and a heavier "
+            f"load would be simulated queueing behind it",
+            "pass --slots with the server's --max-num-seqs"))
     return CalibrationReport(calibration, fit, reasons, notes, source_text)
 
 

@@ -65,3 +65,16 @@ def test_cli_names_a_run_without_scrapes(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "server_metrics.prom" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "c.yaml").exists()
+
+
+def test_a_concurrency_read_from_the_metrics_is_called_a_lower_bound(vllm_run: Path) -> None:
+    """vLLM's metrics do not carry --max-num-seqs: the busiest moment seen is written, and
+    the report says it is a lower bound unless --slots gave the server's own."""
+    from llmplan.fidelity.calibrate import fit_runs
+
+    seen = fit_runs(vllm_run, source="vllm-metrics")
+    notes = [f for f in seen.advisory if f.field == "engine.max_num_seqs"]
+    assert len(notes) == 1 and "lower bound" in str(notes[0]) and "--slots" in str(notes[0])
+    given = fit_runs(vllm_run, source="vllm-metrics", slots=64)
+    assert given.calibration.engine.max_num_seqs == 64
+    assert not [f for f in given.advisory if f.field == "engine.max_num_seqs"]
