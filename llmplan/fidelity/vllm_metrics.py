@@ -188,6 +188,55 @@ def run_intervals(run: Path, rows: list[RequestRecord],
         raise InputError([Problem(str(path), None, STEPS.removesuffix("_count"),
                                   "not in the scrapes: this is not a vLLM (v1) /metrics")],
                          title="calibration impossible")
+    _one_engine_with_every_metric(path, snapshots)
     running = max((s.total(RUNNING) or 0) for s in snapshots)
-    return (intervals(snapshots, rows, kv_capacity_tokens),
-            client_overhead_s(snapshots, rows), int(running))
+    found = intervals(snapshots, rows, kv_capacity_tokens)
+    if rows and not found:
+        _records_within_the_scrapes(path, snapshots, rows)
+    return found, client_overhead_s(snapshots, rows), int(running)
+
+
+#: the counters and gauge every interval needs (besides STEPS, checked first)
+NEEDED = (PROMPT, GENERATED, FIRST_TOKENS, RUNNING)
+#: labels that tell one engine's series from another's in one scrape
+ENGINE_LABELS = ("model_name", "engine")
+
+
+def _one_engine_with_every_metric(path: Path, snapshots: list[Snapshot]) -> None:
+    """Refuse scrapes that lack a metric the intervals need, or that hold several models'
+    or data-parallel engines' series: their counters would be added together, and the
+    engines step side by side, not one after the other as the interval law assumes."""
+    missing = [name for name in NEEDED if all(s.total(name) is None for s in snapshots)]
+    if missing:
+        raise InputError([Problem(str(path), None, name,
+                                  "not in any scrape: every busy interval needs it (vLLM v1 "
+                                  "exports it; a scrape filtered by metric name loses it)")
+                          for name in missing], title="calibration impossible")
+    engines = {tuple((key, labels.get(key, "")) for key in ENGINE_LABELS)
+               for s in snapshots for labels, _ in s.samples.get(STEPS, [])}
+    if len(engines) > 1:
+        shown = "; ".join(", ".join(f"{k}={v}" for k, v in e if v) or "(no labels)"
+                          for e in sorted(engines))
+        raise InputError([Problem(str(path), None, STEPS.removesuffix("_count"),
+                                  f"{len(engines)} engines' series in one scrape ({shown}): "
+                                  f"their steps run side by side, and their counters would "
+                                  f"be added; calibrate a server of one model and one "
+                                  f"engine (--data-parallel-size 1)")],
+                         title="calibration impossible")
+
+
+def _records_within_the_scrapes(path: Path, snapshots: list[Snapshot],
+                                rows: list[RequestRecord]) -> None:
+    """Refuse records whose times do not meet the scrapes' (another run's, or clocks
+    apart): no interval can have a request in flight."""
+    stamps = [s.unix_ts for s in snapshots if s.unix_ts is not None]
+    sent = [r.send_ts for r in rows]
+    if not stamps or not sent:
+        return
+    first, last = min(sent), max(r.send_ts + (r.e2e_ms or 0) / 1e3 for r in rows)
+    if last < min(stamps) or first > max(stamps):
+        raise InputError([Problem(str(path), None, "server_metrics.prom",
+                                  f"the records ({first:,.0f}-{last:,.0f} s, Unix time) and "
+                                  f"the scrapes ({min(stamps):,.0f}-{max(stamps):,.0f} s) do "
+                                  f"not overlap: scrape the server during the run whose "
+                                  f"records these are")], title="calibration impossible")

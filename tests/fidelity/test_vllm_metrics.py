@@ -78,3 +78,32 @@ def test_a_concurrency_read_from_the_metrics_is_called_a_lower_bound(vllm_run: P
     given = fit_runs(vllm_run, source="vllm-metrics", slots=64)
     assert given.calibration.engine.max_num_seqs == 64
     assert not [f for f in given.advisory if f.field == "engine.max_num_seqs"]
+
+
+def _refusal(tmp_path: Path, edit: object) -> str:
+    """The CLI's message for a run whose scrapes were changed by `edit` (text -> text)."""
+    text, rows = run(coef=COEF, seed=3, n=120, rate=3.0)
+    folder = write_run(tmp_path / "run", rows)
+    (folder / "server_metrics.prom").write_text(edit(text))  # type: ignore[operator]
+    out = CliRunner().invoke(app, ["calibrate", str(folder), "--source", "vllm-metrics",
+                                   "--out", str(tmp_path / "cal.yaml")])
+    assert out.exit_code != 0 and not (tmp_path / "cal.yaml").exists()
+    return " ".join(out.output.split())
+
+
+def test_a_missing_counter_is_named(tmp_path: Path) -> None:
+    message = _refusal(tmp_path, lambda text: "\n".join(
+        line for line in text.splitlines()
+        if not line.startswith("vllm:generation_tokens_total")))
+    assert "vllm:generation_tokens_total" in message and "not in any scrape" in message
+
+
+def test_two_engines_in_one_scrape_are_refused_not_added(tmp_path: Path) -> None:
+    def second_engine(text: str) -> str:
+        lines = text.splitlines()
+        twin = [line.replace('engine="0"', 'engine="1"') for line in lines
+                if line.startswith("vllm:") and 'engine="0"' in line]
+        return "\n".join(lines + twin)
+
+    message = _refusal(tmp_path, second_engine)
+    assert "2 engines' series in one scrape" in message and "engine=1" in message
