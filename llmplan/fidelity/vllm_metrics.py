@@ -9,7 +9,8 @@ times, and the counters say what those steps did:
 (fitted per interval as its mean step, interval_s / N, against P/N, D/N and K/N)
 
 N  engine steps            delta of `vllm:iteration_tokens_total` (histogram) _count
-P  prompt tokens prefilled delta of `vllm:prompt_tokens_total`
+P  prompt tokens prefilled delta of `vllm:prompt_tokens_total` less the prefix cache's
+                           hits (`vllm:prefix_cache_hits_total`, where exported)
 D  decode tokens           delta of `vllm:generation_tokens_total` less the first tokens
                            (delta of `vllm:time_to_first_token_seconds_count`)
 K  KV tokens read          from the load-test records (every decode token's context), else
@@ -48,6 +49,9 @@ FIRST_TOKENS = "vllm:time_to_first_token_seconds_count"
 TTFT_SUM = "vllm:time_to_first_token_seconds_sum"
 RUNNING = "vllm:num_requests_running"
 KV_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
+#: prompt tokens read from the prefix cache (a counter of tokens; named
+#: vllm:gpu_prefix_cache_hits until 0.9.2, vllm/v1/metrics/loggers.py)
+PREFIX_HITS = ("vllm:prefix_cache_hits_total", "vllm:gpu_prefix_cache_hits_total")
 MIN_INTERVALS = 8
 
 
@@ -65,6 +69,16 @@ def _delta(a: Snapshot, b: Snapshot, name: str) -> float:
     if x is None or y is None:
         raise KeyError(name)
     return y - x
+
+
+def _cache_hits(a: Snapshot, b: Snapshot) -> float:
+    """Prompt tokens the prefix cache answered between two scrapes (0 when the server does
+    not export the counter)."""
+    for name in PREFIX_HITS:
+        x, y = a.total(name), b.total(name)
+        if x is not None and y is not None:
+            return max(0.0, y - x)
+    return 0.0
 
 
 def _records_kv(rows: list[RequestRecord], start: float, end: float) -> float:
@@ -98,7 +112,9 @@ def intervals(snapshots: list[Snapshot], rows: list[RequestRecord],
             continue
         try:
             steps = _delta(a, b, STEPS)
-            prompt = _delta(a, b, PROMPT)
+            # prompt tokens the engine computed: vLLM counts a prefix-cache hit in
+            # prompt_tokens_total too, and apart in prefix_cache_hits_total
+            prompt = _delta(a, b, PROMPT) - _cache_hits(a, b)
             decode = _delta(a, b, GENERATED) - _delta(a, b, FIRST_TOKENS)
         except KeyError:
             continue

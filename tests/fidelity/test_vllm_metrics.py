@@ -107,3 +107,15 @@ def test_two_engines_in_one_scrape_are_refused_not_added(tmp_path: Path) -> None
 
     message = _refusal(tmp_path, second_engine)
     assert "2 engines' series in one scrape" in message and "engine=1" in message
+
+
+def test_prefix_cache_hits_are_not_counted_as_computed_prompt_tokens(tmp_path: Path) -> None:
+    """vLLM counts a prompt's cached prefix in prompt_tokens_total and again in
+    prefix_cache_hits_total; only the rest is computed. With 80% of every prompt cached
+    the fit still recovers the engine's prompt-token cost."""
+    text, rows = run(coef=COEF, seed=5, n=300, rate=3.0, cached=0.8)
+    folder = write_run(tmp_path / "run", rows)
+    (folder / "server_metrics.prom").write_text(text)
+    st = calibrate(folder, source="vllm-metrics").step_time
+    assert st.per_prefill_token_us == pytest.approx(COEF[1] * 1e6, rel=0.1)
+    assert st.per_decode_seq_us == pytest.approx(COEF[2] * 1e6, rel=0.15)

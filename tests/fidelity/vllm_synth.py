@@ -60,6 +60,7 @@ class Engine:
         "vllm:request_prefill_time_seconds": Histogram(REQUEST_BUCKETS),
         "vllm:request_decode_time_seconds": Histogram(REQUEST_BUCKETS)})
     prompt_total: int = 0
+    prefix_hits_total: int = 0
     generation_total: int = 0
     running: int = 0
     kv_usage: float = 0.0
@@ -78,6 +79,8 @@ class Engine:
                  f"vllm:kv_cache_usage_perc{{{LABELS}}} {self.kv_usage!r}",
                  "# TYPE vllm:prompt_tokens_total counter",
                  f"vllm:prompt_tokens_total{{{LABELS}}} {float(self.prompt_total)}",
+                 "# TYPE vllm:prefix_cache_hits_total counter",
+                 f"vllm:prefix_cache_hits_total{{{LABELS}}} {float(self.prefix_hits_total)}",
                  "# TYPE vllm:generation_tokens_total counter",
                  f"vllm:generation_tokens_total{{{LABELS}}} {float(self.generation_total)}"]
         for name, hist in self.hist.items():
@@ -87,8 +90,10 @@ class Engine:
 
 def run(*, coef: tuple[float, float, float, float], seed: int = 1, n: int = 400,
         rate: float = 4.0, http_s: float = 0.004, scrape_s: float = 1.0,
-        start_ts: float = 1_700_000_000.0) -> tuple[str, list[RequestRecord]]:
-    """(scrape file text, client records) of one run of the engine."""
+        start_ts: float = 1_700_000_000.0,
+        cached: float = 0.0) -> tuple[str, list[RequestRecord]]:
+    """(scrape file text, client records) of one run of the engine; `cached`: the share of
+    every prompt its prefix cache answers (counted in prompt_tokens_total, not computed)."""
     rng = np.random.default_rng(seed)
     arrivals = np.cumsum(rng.exponential(1 / rate, n))
     pending = [(float(t), int(rng.integers(100, 900)), int(rng.integers(20, 120)), i)
@@ -108,7 +113,8 @@ def run(*, coef: tuple[float, float, float, float], seed: int = 1, n: int = 400,
             admitted.append({"id": i, "arrival": at, "prompt": prompt, "output": output,
                              "tokens": [], "scheduled": t})
         decoding = list(running)
-        prefill = sum(r["prompt"] for r in admitted)
+        hits = sum(int(r["prompt"] * cached) for r in admitted)
+        prefill = sum(r["prompt"] for r in admitted) - hits
         kv = sum(r["prompt"] + len(r["tokens"]) for r in decoding)
         end = t + coef[0] + coef[1] * prefill + coef[2] * len(decoding) + coef[3] * kv
         while next_scrape < end:             # scrapes during the step see the state before it
@@ -117,7 +123,8 @@ def run(*, coef: tuple[float, float, float, float], seed: int = 1, n: int = 400,
             next_scrape += scrape_s
         t = end
         engine.hist["vllm:iteration_tokens_total"].observe(prefill + len(decoding) + len(admitted))
-        engine.prompt_total += prefill
+        engine.prompt_total += prefill + hits
+        engine.prefix_hits_total += hits
         engine.generation_total += len(decoding) + len(admitted)
         for r in admitted:
             engine.hist["vllm:time_to_first_token_seconds"].observe(t - r["arrival"])
