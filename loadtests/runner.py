@@ -20,8 +20,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -135,8 +137,9 @@ def run_load_test(target_name: str, target: Target, plan: list[PlanItem],
     scraper = MetricsScraper(target, out_dir)
     scraper.start()
     try:
-        interrupted = _supervise(processes, out_dir, senders, settings.duration_s,
-                                 settings.grace_s)
+        with _stop_signals_as_ctrl_c():
+            interrupted = _supervise(processes, out_dir, senders, settings.duration_s,
+                                     settings.grace_s)
     finally:
         _signal_all(processes, signal.SIGTERM)
         for p in processes:
@@ -256,6 +259,31 @@ def _save_server_state(target: Target, out_dir: Path, when: str) -> None:
                 (out_dir / name).write_bytes(response.read())
         except (OSError, ValueError):
             continue
+
+
+#: what a CI job's timeout or a closed terminal sends: each stops a run as Ctrl-C does
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def _stop_signals_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt while the run is supervised, so they stop
+    it as Ctrl-C does (the senders drain and are stopped, every finished request is kept and
+    summarised) instead of killing this process and leaving Locust, in its own session,
+    sending on its own."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _wait_any(processes: list[subprocess.Popen[bytes]], timeout_s: float) -> None:

@@ -84,10 +84,14 @@ def _locust_count(out: Path) -> int:
     return int(next(r for r in rows if r["Name"] == "Aggregated")["Request Count"])
 
 
-@pytest.mark.parametrize("grace, outcome", [("0.3s", "cancelled"), ("10s", "finished")])
-def test_stop_means_stop(tmp_path: Path, scenario_file: Path, grace: str, outcome: str) -> None:
-    """Ctrl-C: nothing is sent after it; in-flight requests finish within the grace period or
-    are recorded as cancelled; every sent request is in the records and in Locust's CSV."""
+@pytest.mark.parametrize("grace, outcome, sig", [
+    ("0.3s", "cancelled", signal.SIGINT), ("10s", "finished", signal.SIGINT),
+    ("0.3s", "cancelled", signal.SIGTERM)])       # a CI job's timeout stops it the same way
+def test_stop_means_stop(tmp_path: Path, scenario_file: Path, grace: str, outcome: str,
+                         sig: signal.Signals) -> None:
+    """Ctrl-C (or SIGTERM): nothing is sent after it; in-flight requests finish within the
+    grace period or are recorded as cancelled; every sent request is in the records and in
+    Locust's CSV."""
     with FakeOpenAI(token_delay_s=0.1) as fake:     # 16 tokens: 1.6 s per answer
         targets = targets_file(tmp_path, fake={"kind": "openai", "base_url": fake.base_url,
                                                "model": "ok", "request_timeout_s": 30})
@@ -99,7 +103,7 @@ def test_stop_means_stop(tmp_path: Path, scenario_file: Path, grace: str, outcom
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _wait_for_lines(tmp_path / "out", 3)
         interrupted_at = time.time()
-        os.kill(proc.pid, signal.SIGINT)
+        os.kill(proc.pid, sig)
         _stdout, stderr = proc.communicate(timeout=60)
         stopped_at = time.time()
     assert proc.returncode == 130, stderr
