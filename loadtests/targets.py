@@ -8,7 +8,10 @@ says `allow_remote: true`.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import re
+import urllib.parse
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
@@ -69,7 +72,13 @@ class Target(BaseModel):
         key = self.api_key()
         if text is None or not key:
             return text
-        return text.replace(key, f"<{self.api_key_env}>")
+        # as sent, and as a server may echo it: case changed, URL- or JSON-escaped
+        spellings = {key, urllib.parse.quote(key, safe=""), urllib.parse.quote_plus(key),
+                     json.dumps(key)[1:-1]}
+        for spelling in sorted(spellings, key=len, reverse=True):
+            text = re.sub(re.escape(spelling), f"<{self.api_key_env}>", text,
+                          flags=re.IGNORECASE)
+        return text
 
 
 class TargetsFile(BaseModel):

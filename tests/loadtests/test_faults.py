@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,21 @@ def test_a_key_the_server_echoes_back_is_redacted_everywhere(tmp_path: Path,
     assert len(files) >= 6
     for path in files:
         assert secret.encode() not in path.read_bytes(), path
+
+
+def test_a_key_echoed_in_another_spelling_is_redacted_too(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server may echo the key lower-cased, URL- or JSON-escaped: each spelling is taken
+    out, not only the exact one."""
+    from llmplan.loadtests.targets import Target
+
+    secret = "sk-Echo/7d+b41=DO-NOT-LEAK"
+    monkeypatch.setenv("LLMPLAN_KEY", secret)
+    target = Target(kind="openai", base_url="http://127.0.0.1:9", model="m",
+                    api_key_env="LLMPLAN_KEY")
+    body = (f"bad key {secret.lower()}; in a URL {urllib.parse.quote(secret, safe='')}; "
+            f"as JSON {json.dumps({'k': secret})}; upper {secret.upper()}")
+    cleaned = target.redact(body)
+    assert cleaned is not None and cleaned.count("<LLMPLAN_KEY>") == 4
+    for spelling in (secret, secret.lower(), urllib.parse.quote(secret, safe="")):
+        assert spelling.lower() not in cleaned.lower()
