@@ -45,6 +45,9 @@ MAX_TABLE_SIZES = 16          # decode batch sizes that get their own point (mor
 TRIM_FRACTION = 0.05          # per kind: the worst 5% by relative residual are refitted without
 MIN_STEPS = 8
 MIN_PREFILL_STEPS = 20        # steps that carried a prompt
+#: the largest prompt step must be this many times the smallest for the per-token cost to
+#: be measured rather than extrapolated (107-109 tokens are one length, not three)
+MIN_PROMPT_SPREAD = 1.5
 MIN_DECODE_SIZES = 2          # distinct decode batch sizes ...
 MIN_STEPS_PER_SIZE = 5        # ... each seen at least this often
 MIN_R2 = 0.5                  # a collapsed fit scores about 0; a noisy CPU server 0.7-0.97
@@ -325,11 +328,13 @@ def identifiability(samples: list[StepSample]) -> tuple[list[Finding], list[Find
             "run an open-loop level below saturation (Poisson arrivals vary the batch), or "
             "closed-loop levels with different --users, and fit them together"))
     prompts = {s.prefill_tokens for s in samples if s.prefill_tokens > 0}
-    if 0 < len(prompts) < 3:
+    if prompts and (len(prompts) < 3 or max(prompts) < MIN_PROMPT_SPREAD * min(prompts)):
+        values = ", ".join(map(str, sorted(prompts))) if len(prompts) < 3 else \
+            f"{min(prompts)}-{max(prompts)}"
         advisory.append(Finding(
             "per_prefill_token_us",
-            f"prompt tokens per step took only {len(prompts)} value(s); the per-token cost "
-            f"is an extrapolation away from {', '.join(map(str, sorted(prompts)))} tokens",
+            f"prompt tokens per step took only {values}; the per-token cost is an "
+            f"extrapolation away from that narrow a range",
             "use a workload whose prompt lengths vary (uniform or lognormal)"))
     decoding = [s for s in samples if s.decode_seqs > 0]
     if len(decoding) >= MIN_STEPS:

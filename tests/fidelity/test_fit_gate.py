@@ -134,3 +134,21 @@ def test_cli_exits_non_zero_with_the_reason_and_writes_nothing(tmp_path: Path) -
                                       "--accept-poor-fit"])
     assert forced.exit_code == 0, forced.output
     assert out.exists() and "not trusted" in forced.output
+
+
+def test_prompts_of_nearly_one_length_are_called_an_extrapolation() -> None:
+    """Three prompt lengths a token apart (one length in all but name) get the same advice
+    as one: vary the prompt lengths; prompts spread over a wide range get none."""
+    from llmplan.fidelity.fit import identifiability
+    from llmplan.fidelity.timeline import StepSample
+
+    def samples(prompts: list[int]) -> list[StepSample]:
+        return [StepSample(0.1, p, 0, 0) for p in prompts] + \
+            [StepSample(0.02, 0, d, 100 * d) for d in (1, 2, 3) for _ in range(20)]
+
+    narrow = [f for f in identifiability(samples([107, 108, 109] * 10))[1]
+              if f.field == "per_prefill_token_us"]
+    assert len(narrow) == 1 and "107-109" in str(narrow[0]) and "vary" in str(narrow[0])
+    wide = [f for f in identifiability(samples([60, 140, 300, 620] * 8))[1]
+            if f.field == "per_prefill_token_us"]
+    assert wide == []
