@@ -59,6 +59,11 @@ class Bucket:
         self.level = min(self.per_min, self.level + (t - self.updated_s) * self.per_min / 60.0)
         self.updated_s = t
 
+    def give_back(self, t: float, amount: float) -> None:
+        """Return tokens a call was charged and did not use (never past the capacity)."""
+        self.refill(t)
+        self.level = min(self.per_min, self.level + amount)
+
     def wait_s(self, amount: float) -> float:
         """Seconds until `amount` is available (0 if it is); inf if it never fits."""
         if amount > self.per_min:
@@ -160,19 +165,23 @@ class RollingMinute(Limiter):
             if bucket is not None and demand > bucket.per_min / 60.0 * (1 + 1e-9):
                 bucket.level = 0.0
 
+    def _charges(self, prompt: int, reserve: int) -> list[tuple[Bucket | None, float]]:
+        """What a call takes from each bucket: a request, and prompt + max_tokens."""
+        return [(self.requests, 1.0), (self.tokens, float(prompt + reserve))]
+
     def try_acquire(self, t: float, prompt: int, reserve: int) -> tuple[bool, float, float]:
         charge = float(prompt + reserve)
         wait = self._day_wait(t, charge)
-        for bucket, amount in ((self.requests, 1.0), (self.tokens, charge)):
+        charges = self._charges(prompt, reserve)
+        for bucket, amount in charges:
             if bucket is not None:
                 bucket.refill(t)
                 wait = max(wait, bucket.wait_s(amount))
         if wait > 0:
             return False, 0.0, wait
-        if self.requests is not None:
-            self.requests.level -= 1.0
-        if self.tokens is not None:
-            self.tokens.level -= charge
+        for bucket, amount in charges:
+            if bucket is not None:
+                bucket.level -= amount
         self._charge_day(charge)
         return True, charge, 0.0
 
@@ -186,9 +195,7 @@ class BedrockReserve(RollingMinute):
 
     def settle(self, t: float, charged: float, actual_tokens: float) -> None:
         if self.tokens is not None and charged > actual_tokens:
-            self.tokens.refill(t)
-            self.tokens.level = min(self.tokens.per_min,
-                                    self.tokens.level + charged - actual_tokens)
+            self.tokens.give_back(t, charged - actual_tokens)
         if self.tpd is not None and charged > actual_tokens:
             self.day_tokens -= charged - actual_tokens
 
@@ -268,32 +275,14 @@ class InputOutput(RollingMinute):
                 requests_per_s * (used_tokens - prompt_tokens) > self.output.per_min / 60.0:
             self.output.level = 0.0
 
-    def try_acquire(self, t: float, prompt: int, reserve: int) -> tuple[bool, float, float]:
-        charge = float(prompt + reserve)
-        wait = self._day_wait(t, charge)
-        counted = prompt * self.uncached_share
-        for bucket, amount in ((self.requests, 1.0), (self.tokens, counted),
-                               (self.output, float(reserve))):
-            if bucket is not None:
-                bucket.refill(t)
-                wait = max(wait, bucket.wait_s(amount))
-        if wait > 0:
-            return False, 0.0, wait
-        if self.requests is not None:
-            self.requests.level -= 1.0
-        if self.tokens is not None:
-            self.tokens.level -= counted
-        if self.output is not None:
-            self.output.level -= reserve
-        self._charge_day(charge)
-        return True, charge, 0.0
+    def _charges(self, prompt: int, reserve: int) -> list[tuple[Bucket | None, float]]:
+        return [(self.requests, 1.0), (self.tokens, prompt * self.uncached_share),
+                (self.output, float(reserve))]
 
     def settle(self, t: float, charged: float, actual_tokens: float) -> None:
         # the output estimate (max_tokens) less what the answer used goes back
         if self.output is not None and charged > actual_tokens:
-            self.output.refill(t)
-            self.output.level = min(self.output.per_min,
-                                    self.output.level + charged - actual_tokens)
+            self.output.give_back(t, charged - actual_tokens)
 
 
 class InputOnly(InputOutput):
