@@ -203,9 +203,10 @@ def calibration_table(calibration: Calibration) -> Table:
 
 def fit_kind_table(fit: Fit) -> Table:
     """How the step model explains each kind of step (trimming never empties a kind)."""
-    return grid("fit by kind of step (held in)",
-                [Col("kind", "left"), Col("steps"), Col("kept after\ntrim"),
-                 Col("total time\nbias %"), Col("single-step\nmedian |err| %")],
+    unit = fit.observed
+    return grid(f"fit by kind of {unit} (held in)",
+                [Col("kind", "left"), Col(f"{unit}s"), Col("kept after\ntrim"),
+                 Col("total time\nbias %"), Col(f"single-{unit}\nmedian |err| %")],
                 [[name, f"{kind.steps:,}", f"{kind.kept:,}", fmt(kind.bias_pct, 1),
                   fmt(kind.median_abs_error_pct, 1)]
                  for name, kind in (("carried a prompt", fit.prefill),

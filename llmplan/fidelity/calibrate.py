@@ -112,7 +112,7 @@ def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
                                     slots=slots,
                                     max_batched_tokens=max_batched_tokens,
                                     kv_cache_tokens=kv_cache_tokens)
-    reasons, notes = quality_gate(fit, blocking)
+    reasons, notes = quality_gate(fit, blocking, advisory)
     return CalibrationReport(calibration, fit, reasons, advisory + notes, source_text)
 
 

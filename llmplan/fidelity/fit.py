@@ -110,6 +110,9 @@ class Fit:
     #: the measured step-time table when it explains the steps better than the line
     #: (coefficients_s is then the line it beat)
     table: TokenTable | None = None
+    #: what one observation of the fit is: an engine step rebuilt from the records, or
+    #: (from vLLM's /metrics) a scrape interval of many steps
+    observed: str = "step"
 
 
 @dataclass(frozen=True)
@@ -349,12 +352,17 @@ def identifiability(samples: list[StepSample]) -> tuple[list[Finding], list[Find
     return blocking, advisory
 
 
-def quality_gate(fit: Fit, blocking: list[Finding]) -> tuple[list[Finding], list[Finding]]:
-    """(every reason not to trust the fit, notes), each with how to fix it."""
+def quality_gate(fit: Fit, blocking: list[Finding],
+                 advisory: list[Finding] | None = None) -> tuple[list[Finding], list[Finding]]:
+    """(every reason not to trust the fit, notes), each with how to fix it; `advisory` (from
+    identifiability) steers the fix: more requests of one prompt length would not help."""
     reasons = list(blocking)
     notes: list[Finding] = []
     fixed, prefill, decode, _, _ = fit.coefficients_s
     more = "run more requests per level, or fit several runs of this server together"
+    if any(f.field == "per_prefill_token_us" for f in advisory or []):
+        more = ("use a workload whose prompt lengths vary (uniform or lognormal), then "
+                + more)
     if fit.r2 < MIN_R2:
         reasons.append(Finding("fit.r2", f"R2 {fit.r2:.3f} is under {MIN_R2}: the step model "
                                f"explains too little of the measured step times", more))
@@ -367,8 +375,9 @@ def quality_gate(fit: Fit, blocking: list[Finding]) -> tuple[list[Finding], list
         err = kind.median_abs_error_pct
         if err is not None and err > NOISY_STEP_ERROR_PCT:
             notes.append(Finding(
-                f"fit.{name}", f"single {name} steps are {err:.0f}% off (median): the machine's "
-                f"jitter; whole requests average it out", "run on a quieter machine"))
+                f"fit.{name}", f"single {name} {fit.observed}s are {err:.0f}% off (median): "
+                f"the machine's jitter; whole requests average it out",
+                "run on a quieter machine"))
     if fit.prefill.steps > 0 and prefill <= 0:
         reasons.append(Finding("per_prefill_token_us", "the fitted prompt-token cost is 0 "
                                "although prompts were prefilled", more))

@@ -159,7 +159,8 @@ def fit_intervals(found: list[Interval], overhead_s: float) -> Fit:
                r2=1.0 - ss_res / ss_tot, rmse_ms=math.sqrt(ss_res / len(y)) * 1e3,
                median_abs_error_pct=float(np.median(error_pct)),
                prefill=kind_quality(predicted, y, prefill, keep),
-               decode=kind_quality(predicted, y, ~prefill, keep), median_cold_ttft_s=None)
+               decode=kind_quality(predicted, y, ~prefill, keep), median_cold_ttft_s=None,
+               observed="scrape interval")
 
 
 def identifiability_intervals(found: list[Interval]) -> list[Finding]:
@@ -175,12 +176,20 @@ def identifiability_intervals(found: list[Interval]) -> list[Finding]:
     return blocking
 
 
+def _increase(snapshots: list[Snapshot], name: str) -> float:
+    """A counter's increase over the scrapes, as Prometheus' increase() takes it: a fall
+    is a restart of the server, after which the counter counts again from zero."""
+    seen = [v for v in (s.total(name) for s in snapshots) if v is not None]
+    if not seen:
+        raise KeyError(name)
+    return sum(b - a if b >= a else b for a, b in itertools.pairwise(seen))
+
+
 def client_overhead_s(snapshots: list[Snapshot], rows: list[RequestRecord]) -> float:
     """Client-seen mean TTFT less vLLM's own mean TTFT over the run (never negative)."""
-    first, last = snapshots[0], snapshots[-1]
     try:
-        count = _delta(first, last, FIRST_TOKENS)
-        server = _delta(first, last, TTFT_SUM) / count if count > 0 else None
+        count = _increase(snapshots, FIRST_TOKENS)
+        server = _increase(snapshots, TTFT_SUM) / count if count > 0 else None
     except KeyError:
         server = None
     client = [r.ttft_ms / 1e3 for r in rows if r.ok and r.ttft_ms is not None]

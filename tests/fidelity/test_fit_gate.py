@@ -152,3 +152,24 @@ def test_prompts_of_nearly_one_length_are_called_an_extrapolation() -> None:
     wide = [f for f in identifiability(samples([60, 140, 300, 620] * 8))[1]
             if f.field == "per_prefill_token_us"]
     assert wide == []
+
+
+def test_a_poor_fit_on_prompts_of_one_length_is_told_to_vary_them() -> None:
+    """When the prompts barely varied, 'run more requests' would repeat the same data:
+    a rejected fit's fix then says to vary the prompt lengths first."""
+    from dataclasses import replace
+
+    from llmplan.fidelity.fit import fit_step_time, identifiability, quality_gate
+    from llmplan.fidelity.timeline import StepSample
+
+    def samples(prompts: list[int]) -> list[StepSample]:
+        return [StepSample(0.1 + p * 1e-4, p, 0, 0) for p in prompts] + \
+            [StepSample(0.02 + 0.001 * d, 0, d, 100 * d) for d in (1, 2, 3) for _ in range(20)]
+
+    for prompts, told in (([107, 108, 109] * 10, True), ([60, 140, 300, 620] * 8, False)):
+        found = samples(prompts)
+        blocking, advisory = identifiability(found)
+        poor = replace(fit_step_time(found, [], []), r2=0.1)
+        reasons, _ = quality_gate(poor, blocking, advisory)
+        r2 = [f for f in reasons if f.field == "fit.r2"]
+        assert len(r2) == 1 and ("prompt lengths vary" in str(r2[0])) is told

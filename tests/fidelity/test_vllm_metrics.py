@@ -119,3 +119,30 @@ def test_prefix_cache_hits_are_not_counted_as_computed_prompt_tokens(tmp_path: P
     st = calibrate(folder, source="vllm-metrics").step_time
     assert st.per_prefill_token_us == pytest.approx(COEF[1] * 1e6, rel=0.1)
     assert st.per_decode_seq_us == pytest.approx(COEF[2] * 1e6, rel=0.15)
+
+
+def test_a_server_restart_mid_run_leaves_the_client_overhead_alone(vllm_run: Path) -> None:
+    """Counters that fall mid-run are a restart (Prometheus' increase() rule): the run's
+    totals add what came before and after it, as if the counters had kept counting."""
+    from dataclasses import replace
+
+    from llmplan.fidelity.calibrate import read_measurements
+    from llmplan.fidelity.promtext import Snapshot
+    from llmplan.fidelity.vllm_metrics import FIRST_TOKENS, TTFT_SUM, client_overhead_s
+
+    snapshots = parse_snapshots((vllm_run / "server_metrics.prom").read_text())
+    rows = read_measurements(vllm_run)
+    half = len(snapshots) // 2
+    at_restart = snapshots[half - 1]
+
+    def restarted(s: Snapshot, name: str) -> list[tuple[dict[str, str], float]]:
+        base = at_restart.total(name) or 0.0
+        return [(labels, value - base) for labels, value in s.samples[name]]
+
+    after = [replace(s, samples={**s.samples, **{n: restarted(s, n)
+                                                   for n in (FIRST_TOKENS, TTFT_SUM)}})
+             for s in snapshots[half:]]
+    assert after[0].total(FIRST_TOKENS) < snapshots[half - 1].total(FIRST_TOKENS)  # it fell
+    whole = client_overhead_s(snapshots, rows)
+    assert whole > 0.002
+    assert client_overhead_s(snapshots[:half] + after, rows) == pytest.approx(whole, rel=1e-9)
