@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from llmplan.catalog.staleness import stale_prices
-from llmplan.decide.decision import decide, with_slo_capacity
+from llmplan.decide.decision import decide
 from llmplan.decide.planning import plan
 from llmplan.perf.engine import DEFAULT_VLLM_VERSION, version_tuple
 from llmplan.provision.vllm_build import provisioning_problem
@@ -79,10 +79,5 @@ def evaluate(loaded: LoadedScenario, seed: int | None = None, *,
     loaded = with_provisioning(loaded)
     simulation = simulate_scenario(loaded, seed, mode=mode, progress=progress,
                                    requests_dir=requests_dir)
-    result = decide(simulation, loaded)
-    if planning:
-        planned = plan(simulation, loaded, progress=stage)
-        result = result.model_copy(update={
-            "planning": planned,
-            "break_even": with_slo_capacity(result.break_even, planned, loaded)})
-    return result
+    planned = plan(simulation, loaded, progress=stage) if planning else None
+    return decide(simulation, loaded, planned)

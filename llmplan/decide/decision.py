@@ -22,7 +22,7 @@ from llmplan.decide.costs import (
     cloud_items,
     local_items,
 )
-from llmplan.decide.drivers import drivers
+from llmplan.decide.drivers import SloHeadroom, drivers
 from llmplan.decide.table import checklist, decision_table
 from llmplan.results.decision import (
     BreakEven,
@@ -193,32 +193,52 @@ def unit_usd(usd: float) -> str:
     return f"${usd:.{max(2, 2 - math.floor(math.log10(usd)))}f}"
 
 
-def recommend(candidates: dict[str, Candidate], loaded: LoadedScenario) -> Recommendation:
+def recommend(candidates: dict[str, Candidate], loaded: LoadedScenario,
+              headroom: dict[str, SloHeadroom] | None = None) -> Recommendation:
     """The cheapest feasible candidate per useful result that can be built, and why."""
     ranking = sorted((n for n, c in candidates.items() if c.feasible),
                      key=lambda n: (per_useful_usd(candidates[n]), n))
     ranking += sorted(n for n, c in candidates.items() if not c.feasible)
     return _recommendation(ranking, candidates, dict(sorted(loaded.unbuildable.items())),
-                           loaded.not_provisionable)
+                           loaded.not_provisionable, headroom)
 
 
-def decide(simulation: SimulationResult, loaded: LoadedScenario) -> Result:
-    """Cost, feasibility and the recommendation for a simulation of `loaded`."""
+def slo_headroom(planning: Planning, loaded: LoadedScenario) -> dict[str, SloHeadroom]:
+    """Each local fleet's busiest-stretch arrival rate against the highest rate at which
+    planning found it holds the SLO (both in requests/s of that stretch)."""
+    window = planning.window
+    if window.span_s <= 0 or not window.requests:
+        return {}
+    pace = window.requests / window.span_s
+    return {name: SloHeadroom(pace, found.max_sustainable_requests_per_s)
+            for name, found in planning.deployments.items()
+            if isinstance(loaded.scenario.deployments.get(name), LocalDeployment)
+            and found.max_sustainable_requests_per_s}
+
+
+def decide(simulation: SimulationResult, loaded: LoadedScenario,
+           planning: Planning | None = None) -> Result:
+    """Cost, feasibility and the recommendation for a simulation of `loaded`; with
+    `planning` (plan() of the same simulation), judged against what the fleets serve
+    within the SLO as well as with full batches."""
     candidates = {name: candidate(name, summary, loaded, simulation.scenario)
                   for name, summary in simulation.deployments.items()}
     unbuildable = dict(sorted(loaded.unbuildable.items())) or None
-    recommendation = recommend(candidates, loaded)
+    headroom = slo_headroom(planning, loaded) if planning is not None else None
+    recommendation = recommend(candidates, loaded, headroom)
+    rows = break_even(candidates, loaded)
     return Result(scenario=simulation.scenario, deployments=candidates,
                   recommendation=recommendation,
-                  break_even=break_even(candidates, loaded),
+                  break_even=with_slo_capacity(rows, planning, loaded) if planning else rows,
                   decision_table=decision_table(candidates, loaded),
                   checklist=checklist(loaded, recommendation.deployment),
-                  unbuildable=unbuildable)
+                  unbuildable=unbuildable, planning=planning)
 
 
 def _recommendation(ranking: list[str], candidates: dict[str, Candidate],
                     unbuildable: dict[str, str],
-                    not_provisionable: dict[str, str] | None = None) -> Recommendation:
+                    not_provisionable: dict[str, str] | None = None,
+                    headroom: dict[str, SloHeadroom] | None = None) -> Recommendation:
     feasible = [n for n in ranking if candidates[n].feasible]
     not_built = "".join(f"; {n} cannot be built ({why})" for n, why in unbuildable.items())
     # a cheaper candidate the stack cannot build as simulated is passed over while a
@@ -267,7 +287,7 @@ def _recommendation(ranking: list[str], candidates: dict[str, Candidate],
             f"{n} ({candidates[n].infeasible_because[0]})" for n in excluded)
     reason += not_built
     return Recommendation(deployment=best, ranking=ranking, reason=reason,
-                          drivers=drivers(best, feasible, candidates))
+                          drivers=drivers(best, feasible, candidates, headroom))
 
 
 def per_useful_usd(candidate: Candidate) -> float:

@@ -11,6 +11,8 @@ simulated, an assumption given in the scenario, or the catalog's prices.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from llmplan.results.decision import Candidate, Driver
 
 #: Cost items by what a reader would call them, each item in one group.
@@ -104,12 +106,33 @@ def _rate(per_s: float) -> str:
     return f"{per_s:,.0f}" if per_s >= 10 else f"{per_s:.2g}"
 
 
-def _idle_driver(names: list[str], candidates: dict[str, Candidate]) -> Driver | None:
+class SloHeadroom(NamedTuple):
+    """A local fleet's busiest-stretch arrival rate and the highest rate at which it holds
+    the SLO (planning's max_sustainable_requests_per_s), both in requests/s."""
+
+    busiest_requests_per_s: float
+    slo_requests_per_s: float
+
+
+def _idle_driver(names: list[str], candidates: dict[str, Candidate],
+                 headroom: dict[str, SloHeadroom] | None = None) -> Driver | None:
+    """A fleet paid for far more than it serves. With planning, 'what it could' is what it
+    sustains within the SLO, which binds before full batches do (often by far)."""
     for name in names:
         local = candidates[name].local
         if local is None:
             continue
         use = local.utilisation
+        if headroom is not None and name in headroom:
+            busiest, slo = headroom[name]
+            if busiest / slo <= 1.0 - UNUSED_FRACTION:
+                return Driver(text=f"{name}'s {local.gpus} GPU(s) serve {busiest / slo:.0%} "
+                                   f"of what they sustain within the SLO at the busiest "
+                                   f"stretch ({_rate(busiest)} of {_rate(slo)} req/s; "
+                                   f"{_rate(use.full_batch_requests_per_s)} with full "
+                                   f"batches) and are paid for all of it",
+                              basis="simulated: planning's highest rate meeting the SLO")
+            continue
         if 1.0 - use.load_fraction >= UNUSED_FRACTION:
             return Driver(text=f"{name}'s {local.gpus} GPU(s) serve {use.load_fraction:.0%} of "
                                f"what they could ({_rate(use.achieved_requests_per_s)} of "
@@ -166,7 +189,8 @@ def _apart(a: float, b: float) -> tuple[str, str] | None:
     return None
 
 
-def drivers(best: str, feasible: list[str], candidates: dict[str, Candidate]) -> list[Driver]:
+def drivers(best: str, feasible: list[str], candidates: dict[str, Candidate],
+            headroom: dict[str, SloHeadroom] | None = None) -> list[Driver]:
     """Up to MAX_DRIVERS reasons the winner wins, most decisive first."""
     found: list[Driver | None] = [_excluded_driver(best, candidates)]
     if len(feasible) == 1 and len(candidates) > 1:
@@ -177,8 +201,8 @@ def drivers(best: str, feasible: list[str], candidates: dict[str, Candidate]) ->
         other = feasible[1]
         found += [_cost_driver(best, other, candidates),
                   _quality_driver(best, other, candidates),
-                  _idle_driver([other, best], candidates)]
+                  _idle_driver([other, best], candidates, headroom)]
     else:
-        found.append(_idle_driver([best], candidates))
+        found.append(_idle_driver([best], candidates, headroom))
     found.append(_api_server_driver(best, candidates))
     return [d for d in found if d is not None][:MAX_DRIVERS]

@@ -246,3 +246,34 @@ def test_with_planning_the_break_even_is_checked_against_what_the_slo_allows() -
     assert slo == pytest.approx(0.1 * row.break_even_requests_per_month)
     assert checked.fleet_must_grow is not None and "within the SLO" in checked.fleet_must_grow
     assert "needs at least 10" in checked.fleet_must_grow
+
+
+@pytest.mark.parametrize(("busiest", "slo", "idle"), [(1.0, 10.0, True), (9.0, 10.0, False)])
+def test_with_planning_an_idle_fleet_is_judged_by_what_it_sustains_within_the_slo(
+        busiest: float, slo: float, idle: bool) -> None:
+    """Full batches overstate what a fleet could serve where the SLO binds first: with
+    planning, the idle-fleet reason compares the busiest stretch's rate with planning's
+    highest rate meeting the SLO, and says nothing of a fleet near that rate."""
+    from llmplan.decide.decision import decide, slo_headroom
+    from llmplan.results.decision import DeploymentPlan, Planning, PlanningWindow
+    from llmplan.sim.run import simulate_scenario
+
+    loaded = scenario_from(GROWTH.replace("HOURS", "0").replace("rate_per_s: 2",
+                                                                  "rate_per_s: 0.2"))
+    simulation = simulate_scenario(loaded)
+    plain = decide(simulation, loaded)
+    use = plain.deployments["gpu"].local.utilisation  # type: ignore[union-attr]
+    assert use.load_fraction < 0.5   # full batches call this L4 idle
+    window = PlanningWindow(requests=int(busiest * 300), start_s=0.0, span_s=300.0,
+                            whole_stream=False)
+    planning = Planning(deployments={"gpu": DeploymentPlan(
+        min_replicas_meeting_slo=1, max_sustainable_requests_per_s=slo, load_curve=[])},
+        sensitivity=[], window=window)
+    assert slo_headroom(planning, loaded) == {"gpu": (pytest.approx(busiest), slo)}
+    judged = decide(simulation, loaded, planning)
+    texts = [d.text for d in judged.recommendation.drivers if d.text.startswith("gpu's")]
+    within = [t for t in texts if "within the SLO" in t]
+    assert bool(within) is idle and not [t for t in texts if "of what they could" in t]
+    if idle:
+        assert f"serve {busiest / slo:.0%} of what they sustain" in within[0]
+    assert judged.planning == planning
