@@ -37,6 +37,9 @@ class LocalFacts:
 
     gpus: float               # may be fractional: mean rented GPUs
     busy_fraction: float
+    #: a reserved fleet's mean GPUs above its reservation (autoscaling past the floor),
+    #: rented on demand
+    burst_gpus: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -109,9 +112,18 @@ def hardware(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
         hours = max(econ.hours_per_month, CALENDAR_HOURS_PER_MONTH)
         why = " (reserved: every hour of the month)" \
             if hours > econ.hours_per_month else ""
-    return CostItem("gpu_rental", facts.gpus * rate * hours, False,
-                    f"{_gpu_count(facts.gpus)} GPUs x ${rate:.2f}/h ({dep.costs.ownership}) x "
-                    f"{hours:g} h{why}")
+    usd = facts.gpus * rate * hours
+    basis = (f"{_gpu_count(facts.gpus)} GPUs x ${rate:.2f}/h ({dep.costs.ownership}) x "
+             f"{hours:g} h{why}")
+    if facts.burst_gpus > 0:
+        # an autoscaled reserved fleet reserves its floor; what it scales out to is rented
+        # by the hour at the on-demand rate, for the hours the fleet runs
+        on_demand = gpu.rental_usd_per_gpu_hour
+        usd += facts.burst_gpus * on_demand * econ.hours_per_month
+        basis += (f" + {_gpu_count(facts.burst_gpus)} GPUs on average above the "
+                  f"reservation x ${on_demand:.2f}/h (rented_on_demand) x "
+                  f"{econ.hours_per_month:g} h")
+    return CostItem("gpu_rental", usd, False, basis)
 
 
 def electricity(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,

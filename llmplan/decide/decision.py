@@ -55,11 +55,22 @@ def deployment_costs(name: str, summary: DeploymentResult, loaded: LoadedScenari
     if local is not None:
         fleet = summary.local
         assert fleet is not None
-        # owned: every GPU the fleet may use is bought; rented: pay for the hours in use
-        replicas = (local.max_replicas if local.costs.ownership == "owned"
-                    else fleet.fleet.mean_active_replicas + fleet.fleet.mean_loading_replicas)
+        # owned: every GPU the fleet may use is bought; on demand: pay for the hours in
+        # use; reserved: the floor is reserved (every replica of a fixed fleet) and what
+        # autoscaling adds above it is rented on demand
+        running = fleet.fleet.mean_active_replicas + fleet.fleet.mean_loading_replicas
+        burst = 0.0
+        if local.costs.ownership == "owned":
+            replicas: float = local.max_replicas
+        elif local.costs.ownership == "rented_reserved":
+            replicas = local.autoscaling.min_replicas if local.autoscaling is not None \
+                else local.replicas
+            burst = max(0.0, running - replicas) * local.gpus_per_replica
+        else:
+            replicas = running
         facts = LocalFacts(gpus=replicas * local.gpus_per_replica,
-                           busy_fraction=fleet.utilisation.engine_busy_fraction)
+                           busy_fraction=fleet.utilisation.engine_busy_fraction,
+                           burst_gpus=burst)
         items += local_items(local, catalog, econ, facts)
     if cloud is not None:
         part = summary.cloud

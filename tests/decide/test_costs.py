@@ -277,3 +277,40 @@ def test_with_planning_an_idle_fleet_is_judged_by_what_it_sustains_within_the_sl
     if idle:
         assert f"serve {busiest / slo:.0%} of what they sustain" in within[0]
     assert judged.planning == planning
+
+
+AUTOSCALED_RESERVED = """
+    seed: 2
+    duration: 900
+    traffic: {kind: poisson, rate_per_s: 1,
+              spikes: [{start_s: 200, duration_s: 400, multiplier: 5}]}
+    tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 2000},
+             output_tokens: {kind: fixed, tokens: 300}}]
+    deployments:
+      reserved:
+        gpu: L4
+        model: Llama-3.1-8B
+        replicas: 1
+        autoscaling: {min_replicas: 1, max_replicas: 6, spin_up_s: 30, cooldown_s: 60}
+        costs: {ownership: rented_reserved}
+"""
+
+
+def test_an_autoscaled_reservation_reserves_its_floor_and_rents_the_rest_on_demand() -> None:
+    """A reservation is a fixed count: the floor (min_replicas) is reserved for every hour
+    of the month; the replicas autoscaling adds above it run on demand, for the hours they
+    run. Billing the mean fleet at the reserved rate would sell elastic capacity at the
+    reservation's price."""
+    loaded = scenario_from(AUTOSCALED_RESERVED)
+    result = evaluate(loaded)
+    dep = result.deployments["reserved"]
+    assert dep.local is not None
+    fleet = dep.local.fleet
+    running = fleet.mean_active_replicas + fleet.mean_loading_replicas
+    assert running > 1.5                       # the peak scaled it out
+    gpu = loaded.catalog.gpus["L4"]
+    (rental,) = [i for i in dep.cost.items if i.item == "gpu_rental"]
+    assert rental.usd_per_month == pytest.approx(
+        1 * gpu.reserved_usd_per_gpu_hour * 730
+        + (running - 1) * gpu.rental_usd_per_gpu_hour * 730, rel=1e-9)
+    assert "above the reservation" in rental.basis
