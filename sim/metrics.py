@@ -17,6 +17,7 @@ from llmplan.perf.engine import GIB
 from llmplan.perf.setup import ReplicaSetup
 from llmplan.perf.steptime import StepTime
 from llmplan.results.simulation import (
+    AbandonedCalls,
     CloudOutcome,
     DeploymentResult,
     EngineOutcome,
@@ -453,6 +454,10 @@ def _cloud_part(run: DeploymentRun, table: RequestTable,
         outages=len(cloud.outages), input_tokens=int(table.prompt_tokens[served].sum()),
         output_tokens=int(table.output_tokens[served].sum()),
         unserved=_unserved(run, table, served),
+        abandoned=AbandonedCalls(attempts=cloud.abandoned_attempts,
+                                 input_tokens=cloud.abandoned_input_tokens,
+                                 output_tokens=cloud.abandoned_output_tokens)
+        if cloud.abandoned_attempts else None,
         reasoning_streamed=(None if stream.reasoning_tokens is None
                             else cloud.model.streams_reasoning),
         **_prompt_cache(run, table, stream, served & table.ok))

@@ -33,7 +33,12 @@ from llmplan.results.decision import (
     Recommendation,
     Result,
 )
-from llmplan.results.simulation import DeploymentResult, RunInfo, SimulationResult
+from llmplan.results.simulation import (
+    AbandonedCalls,
+    DeploymentResult,
+    RunInfo,
+    SimulationResult,
+)
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, CloudLatency, HybridDeployment
 from llmplan.scenario.models import Economics, LocalDeployment, Scenario
@@ -88,11 +93,21 @@ def deployment_costs(name: str, summary: DeploymentResult, loaded: LoadedScenari
                              unserved_requests=(missed.requests if missed else 0) * factor,
                              cached_input_tokens=None if part.cached_input_tokens is None
                              else part.cached_input_tokens * factor,
-                             cache_write_tokens=(part.cache_write_tokens or 0) * factor)
+                             cache_write_tokens=(part.cache_write_tokens or 0) * factor,
+                             **_abandoned(part.abandoned, factor))
         items += [CostItem(f"cloud_{i.name}" if local is not None else i.name,
                            i.usd_per_month, i.variable, i.basis)
                   for i in cloud_items(cloud, catalog, econ, facts_c)]
     return items
+
+
+def _abandoned(calls: AbandonedCalls | None, factor: float) -> dict[str, float]:
+    """CloudFacts' abandoned attempts, scaled to a month."""
+    if calls is None:
+        return {}
+    return {"abandoned_attempts": calls.attempts * factor,
+            "abandoned_input_tokens": calls.input_tokens * factor,
+            "abandoned_output_tokens": calls.output_tokens * factor}
 
 
 def cost_summary(items: list[CostItem], summary: DeploymentResult, factor: float,

@@ -314,3 +314,47 @@ def test_an_autoscaled_reservation_reserves_its_floor_and_rents_the_rest_on_dema
         1 * gpu.reserved_usd_per_gpu_hour * 730
         + (running - 1) * gpu.rental_usd_per_gpu_hour * 730, rel=1e-9)
     assert "above the reservation" in rental.basis
+
+
+TIMEOUTS = """
+    seed: 4
+    duration: 120
+    traffic: {kind: poisson, rate_per_s: 0.5}
+    tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 4000},
+             output_tokens: {kind: fixed, tokens: 2000}}]
+    slo: {min_goodput_fraction: 0.01}
+    deployments:
+      api:
+        kind: cloud
+        model: gpt-4o-mini
+        limits: {requests_per_min: 100000, tokens_per_min: 100000000}
+        latency: {network_rtt_ms: 40, ttft_ms: {median: 500, p95: 500},
+                  output_tokens_per_s: {median: 50, p5: 50}}
+        retry: {request_timeout_s: TIMEOUT, max_retries: 2}
+"""
+
+
+@pytest.mark.parametrize("timeout_s", [20, 60])
+def test_attempts_the_client_times_out_are_billed_for_what_the_provider_did(
+        timeout_s: int) -> None:
+    """A 2,000-token answer at 50 tokens/s after 0.54 s takes 40.5 s: a 20 s timeout gives
+    up on every attempt, after the provider read the 4,000-token prompt and generated
+    1 + (20 - 0.54) x 50 = 974 tokens; three attempts each (two retries), all billed. A 60 s
+    timeout abandons none."""
+    result = evaluate(scenario_from(TIMEOUTS.replace("TIMEOUT", str(timeout_s))))
+    api = result.deployments["api"]
+    assert api.cloud is not None
+    items = {i.item: i for i in api.cost.items}
+    if timeout_s == 60:
+        assert api.cloud.abandoned is None and "abandoned_attempts" not in items
+        return
+    calls = api.cloud.abandoned
+    assert calls is not None and api.cloud.served == 0
+    assert calls.attempts == api.cloud.calls == 3 * result.deployments["api"].requests.total
+    assert calls.input_tokens == 4000 * calls.attempts
+    assert calls.output_tokens == pytest.approx(974.0 * calls.attempts, rel=1e-9)
+    usd = items["abandoned_attempts"].usd_per_month
+    per_attempt = (4000 * 0.15 + 974 * 0.6) / 1e6     # the catalog's gpt-4o-mini prices
+    # a month is 730 h of the traffic's long-run rate: the simulated requests' share of it
+    windows = 730 * 3600 / (result.scenario.requests / 0.5)
+    assert usd == pytest.approx(calls.attempts * windows * per_attempt, rel=1e-6)
