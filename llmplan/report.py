@@ -151,6 +151,7 @@ ITEM_LABELS = {
     "engineering": "engineering hours", "on_call": "on-call hours", "monitoring": "monitoring",
     "replacement_cycle": "replacements", "input_tokens": "API input tokens",
     "output_tokens": "API output tokens", "abandoned_attempts": "API attempts timed out",
+    "long_context": "API long-context prices",
     "request_fees": "API request fees",
     "tool_calls": "tool calls", "storage_retrieval": "storage and retrieval",
     "network_egress": "network egress", "observability": "API observability",

@@ -28,6 +28,7 @@ from llmplan.results.simulation import (
     LatencyStats,
     LocalOutcome,
     LocalTimeSeries,
+    LongContextCalls,
     MemoryOutcome,
     PrefixCacheOutcome,
     RequestCounts,
@@ -458,6 +459,7 @@ def _cloud_part(run: DeploymentRun, table: RequestTable,
                                  input_tokens=cloud.abandoned_input_tokens,
                                  output_tokens=cloud.abandoned_output_tokens)
         if cloud.abandoned_attempts else None,
+        long_context=_long_context(run, table, served),
         reasoning_streamed=(None if stream.reasoning_tokens is None
                             else cloud.model.streams_reasoning),
         **_prompt_cache(run, table, stream, served & table.ok))
@@ -476,6 +478,24 @@ def _unserved(run: DeploymentRun, table: RequestTable,
     return UnservedCalls(requests=int(missed.sum()),
                          input_tokens=int(table.prompt_tokens[missed].sum()),
                          output_tokens=int(table.output_tokens[missed].sum()))
+
+
+def _long_context(run: DeploymentRun, table: RequestTable,
+                  served: np.ndarray) -> LongContextCalls | None:
+    """The priced requests (served, and an API candidate's unserved ones) whose prompts
+    are past the model's long-context threshold: billed whole at its long-context prices."""
+    cloud = run.cloud
+    assert cloud is not None
+    prices = cloud.model.long_context
+    if prices is None:
+        return None
+    priced = served if run.parts else served | (table.outcome != TOO_LONG)
+    long = priced & (table.prompt_tokens > prices.above_input_tokens)
+    if not long.any():
+        return None
+    return LongContextCalls(requests=int(long.sum()),
+                            input_tokens=int(table.prompt_tokens[long].sum()),
+                            output_tokens=int(table.output_tokens[long].sum()))
 
 
 def _prompt_cache(run: DeploymentRun, table: RequestTable, stream: RequestStream,

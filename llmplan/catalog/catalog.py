@@ -496,6 +496,18 @@ REASONING_STREAMED: dict[str, bool] = {"openai": False, "azure_openai": False, "
                                        "anthropic": True, "bedrock": True}
 
 
+class LongContextPrice(BaseModel):
+    """A provider's prices for a request whose prompt is longer than `above_input_tokens`:
+    the whole request (its input, cache reads and writes, and output) is billed at these."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    above_input_tokens: int = Field(gt=0)
+    input_usd_per_mtok: float = Field(ge=0)
+    output_usd_per_mtok: float = Field(ge=0)
+    cached_input_usd_per_mtok: float | None = Field(default=None, ge=0)
+
+
 class CloudModelSpec(_Entry):
     """A hosted API model with its list prices and its provider's rate-limit tiers."""
 
@@ -522,6 +534,10 @@ class CloudModelSpec(_Entry):
     rate_limit_tiers: dict[str, RateLimitTier] = Field(default_factory=dict)
     context_tokens: int = Field(gt=0)
     max_output_tokens: int | None = Field(default=None, gt=0)
+    long_context: LongContextPrice | None = Field(
+        default=None, description="Higher prices for every token of a request whose prompt "
+                                  "is past a length (Gemini Pro and Claude past 200k tokens, "
+                                  "OpenAI's GPT-6 family past 272k).")
     prices_as_of: datetime.date
 
     @property

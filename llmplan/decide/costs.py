@@ -58,6 +58,10 @@ class CloudFacts:
     abandoned_attempts: float = 0.0
     abandoned_input_tokens: float = 0.0
     abandoned_output_tokens: float = 0.0
+    # of the priced requests and their tokens, those past the long-context threshold
+    long_requests: float = 0.0
+    long_input_tokens: float = 0.0
+    long_output_tokens: float = 0.0
 
 
 def _offered(facts: CloudFacts) -> str:
@@ -251,6 +255,39 @@ def output_tokens(dep: CloudDeployment, model: CloudModelSpec, econ: Economics,
                     f"${model.output_usd_per_mtok}/M")
 
 
+def _cached_share(dep: CloudDeployment, facts: CloudFacts) -> float:
+    """The share of input tokens read from the provider's prompt cache."""
+    if facts.cached_input_tokens is not None:
+        return facts.cached_input_tokens / facts.input_tokens if facts.input_tokens else 0.0
+    return dep.costs.cached_input_fraction
+
+
+def long_context(dep: CloudDeployment, model: CloudModelSpec, econ: Economics,
+                 facts: CloudFacts) -> CostItem | None:
+    """What requests past the long-context threshold pay over the standard prices (the
+    input and output items price every token at those): their input, cache reads (at the
+    workload's cached share) and output at the long-context prices."""
+    prices = model.long_context
+    if prices is None or not facts.long_requests:
+        return None
+    share = _cached_share(dep, facts)
+    cached = model.cached_input_usd_per_mtok if model.cached_input_usd_per_mtok is not None \
+        else model.input_usd_per_mtok
+    long_cached = prices.cached_input_usd_per_mtok \
+        if prices.cached_input_usd_per_mtok is not None else prices.input_usd_per_mtok
+    usd = (facts.long_input_tokens * ((1 - share) * (prices.input_usd_per_mtok
+                                                     - model.input_usd_per_mtok)
+                                      + share * (long_cached - cached))
+           + facts.long_output_tokens * (prices.output_usd_per_mtok
+                                         - model.output_usd_per_mtok)) / 1e6
+    return CostItem("long_context", usd, True,
+                    f"{facts.long_requests:,.0f} requests with prompts over "
+                    f"{prices.above_input_tokens:,} tokens ({facts.long_input_tokens / 1e6:,.1f} "
+                    f"M input, {facts.long_output_tokens / 1e6:,.1f} M output tokens) billed at "
+                    f"the long-context prices, ${prices.input_usd_per_mtok}/M in and "
+                    f"${prices.output_usd_per_mtok}/M out: the difference")
+
+
 def abandoned_attempts(dep: CloudDeployment, model: CloudModelSpec, econ: Economics,
                        facts: CloudFacts) -> CostItem | None:
     """Attempts the client gave up on at retry.request_timeout_s while the provider worked
@@ -313,7 +350,7 @@ def vendor_review(dep: CloudDeployment, model: CloudModelSpec, econ: Economics,
 
 
 CLOUD_ITEMS: list[CloudItem] = [
-    input_tokens, output_tokens, abandoned_attempts,
+    input_tokens, output_tokens, long_context, abandoned_attempts,
     _per_request("request_fees", lambda c: c.per_request_usd, "fee"),
     _per_request("tool_calls", lambda c: c.tool_calls_per_request * c.usd_per_tool_call,
                  "tool calls"),

@@ -36,6 +36,7 @@ from llmplan.results.decision import (
 from llmplan.results.simulation import (
     AbandonedCalls,
     DeploymentResult,
+    LongContextCalls,
     RunInfo,
     SimulationResult,
 )
@@ -94,7 +95,8 @@ def deployment_costs(name: str, summary: DeploymentResult, loaded: LoadedScenari
                              cached_input_tokens=None if part.cached_input_tokens is None
                              else part.cached_input_tokens * factor,
                              cache_write_tokens=(part.cache_write_tokens or 0) * factor,
-                             **_abandoned(part.abandoned, factor))
+                             **_abandoned(part.abandoned, factor),
+                             **_long(part.long_context, factor))
         items += [CostItem(f"cloud_{i.name}" if local is not None else i.name,
                            i.usd_per_month, i.variable, i.basis)
                   for i in cloud_items(cloud, catalog, econ, facts_c)]
@@ -108,6 +110,15 @@ def _abandoned(calls: AbandonedCalls | None, factor: float) -> dict[str, float]:
     return {"abandoned_attempts": calls.attempts * factor,
             "abandoned_input_tokens": calls.input_tokens * factor,
             "abandoned_output_tokens": calls.output_tokens * factor}
+
+
+def _long(calls: LongContextCalls | None, factor: float) -> dict[str, float]:
+    """CloudFacts' requests past the long-context threshold, scaled to a month."""
+    if calls is None:
+        return {}
+    return {"long_requests": calls.requests * factor,
+            "long_input_tokens": calls.input_tokens * factor,
+            "long_output_tokens": calls.output_tokens * factor}
 
 
 def cost_summary(items: list[CostItem], summary: DeploymentResult, factor: float,

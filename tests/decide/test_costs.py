@@ -358,3 +358,43 @@ def test_attempts_the_client_times_out_are_billed_for_what_the_provider_did(
     # a month is 730 h of the traffic's long-run rate: the simulated requests' share of it
     windows = 730 * 3600 / (result.scenario.requests / 0.5)
     assert usd == pytest.approx(calls.attempts * windows * per_attempt, rel=1e-6)
+
+
+LONG_PROMPTS = """
+    seed: 5
+    duration: 300
+    traffic: {kind: poisson, rate_per_s: 0.2}
+    tasks:
+      - {name: long, weight: 1, prompt_tokens: {kind: fixed, tokens: 250000},
+         output_tokens: {kind: fixed, tokens: 1000}}
+      - {name: short, weight: 3, prompt_tokens: {kind: fixed, tokens: 150000},
+         output_tokens: {kind: fixed, tokens: 1000}}
+    slo: {min_goodput_fraction: 0.01}
+    deployments:
+      api:
+        kind: cloud
+        model: gemini-3.1-pro-preview
+        limits: {requests_per_min: 100000, tokens_per_min: 1000000000}
+"""
+
+
+def test_prompts_past_the_long_context_threshold_are_billed_at_its_prices() -> None:
+    """Gemini 3.1 Pro bills a request whose prompt is past 200k tokens at $4/$18 per M
+    instead of $2/$12: the 250k-token requests pay the difference on every token, the
+    150k-token ones do not."""
+    loaded = scenario_from(LONG_PROMPTS)
+    result = evaluate(loaded)
+    api = result.deployments["api"]
+    assert api.cloud is not None
+    long = api.cloud.long_context
+    assert long is not None and 0 < long.requests < api.requests.total
+    assert long.input_tokens == 250_000 * long.requests
+    assert long.output_tokens == 1000 * long.requests
+    items = {i.item: i for i in api.cost.items}
+    windows = 730 * 3600 / (result.scenario.requests / 0.2)
+    extra = long.requests * windows * (250_000 * (4.0 - 2.0) + 1000 * (18.0 - 12.0)) / 1e6
+    assert items["long_context"].usd_per_month == pytest.approx(extra, rel=1e-6)
+    assert "over 200,000 tokens" in items["long_context"].basis
+    # the standard items price every token at the standard prices
+    assert items["input_tokens"].usd_per_month == pytest.approx(
+        api.cloud.input_tokens * windows * 2.0 / 1e6, rel=1e-6)
