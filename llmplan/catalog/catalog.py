@@ -340,6 +340,16 @@ class ModelSpec(_Entry):
                 (self.experts is not None and self.moe_intermediate_size is None):
             raise ValueError("a mixture of experts needs experts, experts_per_token and "
                              "moe_intermediate_size")
+        if self.experts is not None and self.experts_per_token is not None \
+                and self.experts_per_token > self.experts:
+            raise ValueError(f"experts_per_token ({self.experts_per_token}) exceeds experts "
+                             f"({self.experts}): a token is routed to k of the E experts")
+        if self.moe_layers is not None and self.moe_layers > self.layers:
+            raise ValueError(f"moe_layers ({self.moe_layers}) exceeds layers ({self.layers})")
+        if self.kv_heads > self.attention_heads or self.attention_heads % self.kv_heads:
+            raise ValueError(f"attention_heads ({self.attention_heads}) must be a multiple of "
+                             f"kv_heads ({self.kv_heads}): each KV head serves a whole group "
+                             f"of query heads")
         if self.attention == "mla" and (self.kv_lora_rank is None
                                         or self.qk_rope_head_dim is None):
             raise ValueError("attention: mla needs kv_lora_rank and qk_rope_head_dim")
@@ -347,6 +357,12 @@ class ModelSpec(_Entry):
             raise ValueError(f"active_params_b ({self.active_params_b:g}) exceeds params_b "
                              f"({self.params_b:g}): expected the total parameter count in "
                              "params_b and the count a token uses in active_params_b")
+        routed_b = self.routed_active_params / 1e9
+        if self.active_params_b < routed_b:
+            raise ValueError(f"active_params_b ({self.active_params_b:g}) is below what a "
+                             f"token's {self.experts_per_token} routed experts alone hold "
+                             f"({routed_b:.3g} billion): expected the parameters a token "
+                             f"uses, in billions")
         floor_b = (self.embedding_params + self.expert_params) / 1e9
         if self.params_b <= floor_b:
             raise ValueError(f"params_b ({self.params_b:g}) is not above what the embeddings "

@@ -200,6 +200,31 @@ def _unknown(kind: str, name: str, known: list[str]) -> str:
         f"{', '.join(sorted(known))}"
 
 
+#: the most requests one simulated window may draw: every request takes a few hundred bytes
+#: in the request table and the simulator's queues (a month is scaled from the window)
+MAX_SIMULATED_REQUESTS = 20_000_000
+
+
+def _traffic_problems(scenario: Scenario) -> list[tuple[Loc, str]]:
+    """A stream too large to hold, and spikes outside the simulated window."""
+    found: list[tuple[Loc, str]] = []
+    traffic, duration_s = scenario.traffic, scenario.duration_s
+    if not isinstance(traffic, TraceTraffic):
+        expected = traffic.expected_rate_per_s(duration_s) * duration_s
+        if expected > MAX_SIMULATED_REQUESTS:
+            found.append((("traffic",),
+                          f"draws about {expected:,.0f} requests in {duration_s:g} s; at most "
+                          f"{MAX_SIMULATED_REQUESTS:,} are simulated: shorten duration (a "
+                          f"month's cost is scaled from the window) or lower the rate"))
+    for i, spike in enumerate(getattr(traffic, "spikes", ())):
+        if spike.start_s >= duration_s:
+            found.append((("traffic", "spikes", i, "start_s"),
+                          f"{spike.start_s:g} s is past the simulated window (duration "
+                          f"{duration_s:g} s), so the spike never happens; expected a start "
+                          f"below {duration_s:g}"))
+    return found
+
+
 REFERENCE_FIXED_FLEETS = ("simulation.mode reference simulates fixed fleets only: remove it, "
                           "or use mode fast (the default) for failures and autoscaling")
 
@@ -215,6 +240,9 @@ def _check_names(doc: YamlDocument, scenario: Scenario,
 
     def cannot_build(name: str, loc: Loc, message: str) -> None:
         unbuildable[name] = Problem(doc.file, doc.line_of(loc), _dotted(loc), message)
+
+    for loc, message in _traffic_problems(scenario):
+        add(loc, message)
 
     for name, dep in scenario.deployments.items():
         if isinstance(dep, LocalDeployment):

@@ -258,3 +258,36 @@ def test_a_new_models_parameter_counts_must_fit_its_shapes(
     good = catalog.replace(f"params_b: {params_b}\n      active_params_b: {active_b}",
                            "params_b: 14.77\n      active_params_b: 14.77")
     assert _load(tmp_path, good, gpu="H100-SXM", model="typo")[1].catalog.models["typo"]
+
+
+@pytest.mark.parametrize(("shape", "said"), [
+    ("attention_heads: 40\n      kv_heads: 80", "must be a multiple of kv_heads (80)"),
+    ("attention_heads: 40\n      kv_heads: 6", "must be a multiple of kv_heads (6)"),
+    ("experts_per_token: 65", "experts_per_token (65) exceeds experts (64)"),
+    ("moe_layers: 60", "moe_layers (60) exceeds layers (48)"),
+    ("active_params_b: 0.5", "below what a token's 8 routed experts alone hold"),
+    ("kv_heads: 4", None),                     # the shapes as a real MoE has them load
+])
+def test_a_new_models_shapes_must_agree_with_each_other(
+        tmp_path: Path, shape: str, said: str | None) -> None:
+    """Shapes no checkpoint can have are refused where they are written (each of these
+    simulated before, one crashed after simulating: k > E made the expected count of
+    experts a step touches the power of a negative number)."""
+    base = {"attention_heads": "40", "kv_heads": "8", "experts_per_token": "8",
+            "moe_layers": "48", "active_params_b": "3.3"}
+    for line in shape.split("\n"):
+        key, value = line.strip().split(": ")
+        base[key] = value
+    catalog = ("  models:\n    moe:\n      hf_id: me/moe\n      layers: 48\n"
+               "      hidden_size: 2048\n      head_dim: 128\n      intermediate_size: 6144\n"
+               "      vocab_size: 151936\n      params_b: 30.5\n"
+               "      max_context_tokens: 32768\n      experts: 64\n"
+               "      moe_intermediate_size: 768\n"
+               + "".join(f"      {k}: {v}\n" for k, v in base.items()))
+    if said is None:
+        assert _load(tmp_path, catalog, gpu="H100-SXM", model="moe")[1].catalog.models["moe"]
+        return
+    with pytest.raises(ScenarioError) as info:
+        _load(tmp_path, catalog, gpu="H100-SXM", model="moe")
+    (problem,) = info.value.problems
+    assert problem.path == "catalog.models.moe" and said in problem.message, problem.message

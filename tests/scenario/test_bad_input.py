@@ -105,6 +105,13 @@ CASES = [
          ("valid integer", "'many'")),
     Case("negative-rate", edit("rate_per_s: 2\n", f"rate_per_s: -3  {MARK}\n"),
          "traffic.rate_per_s", ("greater than 0", "-3")),
+    Case("too-many-requests", edit("rate_per_s: 2\n", "rate_per_s: 1e9\n"),
+         "traffic", ("about 600,000,000,000 requests", "at most 20,000,000", "shorten duration"),
+         line=line_of(VALID, "traffic:")),
+    Case("spike-after-the-run", edit("rate_per_s: 2\n", "rate_per_s: 2\n  spikes:\n"
+                                     f"    - {{start_s: 900, duration_s: 60, multiplier: 3}}"
+                                     f"  {MARK}\n"),
+         "traffic.spikes[0].start_s", ("past the simulated window", "below 600")),
     Case("zero-replicas", VALID + f"    replicas: 0  {MARK}\n", "deployments.a.replicas",
          ("greater than 0", "got 0")),
     Case("infinite-rate", edit("rate_per_s: 2\n", f"rate_per_s: .inf  {MARK}\n"),
