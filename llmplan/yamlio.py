@@ -76,6 +76,9 @@ def _yaml_problem(exc: yaml.YAMLError, file: str) -> Problem:
     return Problem(file, line, "", f"not valid YAML: {problem}")
 
 
+BOOL_TAG = "tag:yaml.org,2002:bool"
+
+
 def _index(node: yaml.Node, loc: Loc, lines: dict[Loc, int], problems: list[Problem],
            file: str, *, open_nodes: set[int], done: set[int]) -> None:
     lines[loc] = node.start_mark.line + 1
@@ -91,6 +94,13 @@ def _index(node: yaml.Node, loc: Loc, lines: dict[Loc, int], problems: list[Prob
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
             line = key_node.start_mark.line + 1
+            if key_node.tag == BOOL_TAG:
+                # YAML 1.1 reads a bare on / off / yes / no as true or false, and a name
+                # would silently become a boolean
+                problems.append(Problem(file, line, _dotted((*loc, key)),
+                                        f"the key {key} reads as a YAML boolean, not a name; "
+                                        f"expected it quoted ('{key}') or another name"))
+                continue
             if key in seen:
                 problems.append(Problem(file, line, _dotted((*loc, key)),
                                         f"duplicate key (first given on line {seen[key]})"))
