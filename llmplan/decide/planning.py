@@ -71,6 +71,9 @@ WINDOW_REQUESTS = 6000          # requests in the busiest stretch the searches s
 LOAD_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 RATE_BISECTIONS = 6             # the rate is found to 1/64 of its bracket
 RATE_LIMIT = 1024               # a rate factor met at this is reported as no limit found
+WHOLE_STEP_DOWN = 0.9           # a rate the whole stream fails: try 10% lower, then lower
+WHOLE_BISECTIONS = 3            # and bisect that bracket to 1/8 of it (1.25% of the rate)
+RELAXATIONS = 10                # a stretch this many queue relaxation times long has settled
 REPLICA_LIMIT = 256
 Progress = Callable[[str], None]
 
@@ -240,14 +243,55 @@ class Planner:
             / (len(self.stream) / self.duration_s)
 
     def max_rate_factor(self, name: str) -> float | None:
-        """Largest rate factor with the SLO met on the busiest stretch and the mean rate
-        within the fleet's full-batch throughput (None under 1/64)."""
+        """Largest rate factor with the SLO met on the busiest stretch and on the whole
+        stream, and the mean rate within the fleet's full-batch throughput (None under
+        1/64)."""
         ceiling = self.capacity_factor(name)
         factor = self._max_meeting_factor(name)
         if ceiling is not None and factor is not None and factor > ceiling:
-            return ceiling if self.meets(Point(name, factor=ceiling)) else \
+            factor = ceiling if self.meets(Point(name, factor=ceiling)) else \
                 self._bisect_down(name, ceiling)
-        return factor
+        return None if factor is None else self._held_on_the_whole_stream(name, factor)
+
+    def _settles_within_the_stretch(self, name: str, factor: float) -> bool:
+        """Whether the stretch is long enough for the fleet's queue to reach its steady
+        state at `factor`: an API has no queue of its own, and a fixed fleet loaded to rho
+        of its full-batch throughput relaxes in about 1 / (1 - sqrt(rho))^2 mean service
+        times (the M/M/1 queue's relaxation time, Morse 1955): the stretch must hold
+        RELAXATIONS of them. A hybrid or an autoscaled fleet is checked on the whole
+        stream."""
+        if isinstance(self.loaded.scenario.deployments[name], CloudDeployment):
+            return True
+        ceiling = self.capacity_factor(name)
+        if ceiling is None or not len(self.window):
+            return False
+        # the stretch's rate against the fleet's throughput (capacity_factor is against
+        # the whole stream's mean rate)
+        rho = factor / ceiling * (len(self.window) / self.window_s) \
+            / (len(self.stream) / self.duration_s)
+        return rho < 1 and (1 - math.sqrt(rho)) ** 2 * len(self.window) >= RELAXATIONS
+
+    def _held_on_the_whole_stream(self, name: str, factor: float) -> float | None:
+        """`factor`, or the largest below it at which the whole stream meets the SLO too.
+        The busiest stretch starts with an empty queue: close to the fleet's capacity a
+        queue takes longer than the stretch to build (at 97% of it, an hour grows one
+        tens of times what a few minutes do), so a rate the stretch holds can still be one
+        the traffic, kept up, does not."""
+        if self._settles_within_the_stretch(name, factor) or \
+                self.meets(Point(name, factor=factor, whole=True)):
+            return factor
+        hi, lo = factor, factor * WHOLE_STEP_DOWN
+        while not self.meets(Point(name, factor=lo, whole=True)):
+            hi, lo = lo, lo * WHOLE_STEP_DOWN
+            if lo < 1 / 64:
+                return None
+        for _ in range(WHOLE_BISECTIONS):
+            mid = (lo + hi) / 2
+            if self.meets(Point(name, factor=mid, whole=True)):
+                lo = mid
+            else:
+                hi = mid
+        return lo
 
     def _bisect_down(self, name: str, hi: float) -> float | None:
         """The largest factor under `hi` (which fails) meeting the SLO, to 1/64 of the

@@ -177,6 +177,32 @@ def test_the_sustainable_rate_is_one_the_fleet_keeps_up_all_day() -> None:
     assert planner.meets(Point("small", factor=factor))
 
 
+def test_a_rate_the_stretch_holds_near_capacity_is_checked_on_the_whole_stream() -> None:
+    """Within the fleet's full-batch throughput but close to it, a queue takes longer than
+    the busiest stretch to grow: the stretch meets the SLO at a rate the whole stream (a
+    half hour of the same traffic) does not. The rate planning reports holds on both."""
+    loaded = scenario_from("""
+        seed: 5
+        duration: 1800
+        traffic: {kind: poisson, rate_per_s: 2.0}
+        tasks: [{name: t, prompt_tokens: {kind: lognormal, mean: 400, p95: 1200},
+                 output_tokens: {kind: lognormal, mean: 150, p95: 400}}]
+        slo: {ttft_ms: 1500, min_goodput_fraction: 0.95}
+        deployments:
+          small: {gpu: L4, model: Llama-3.1-8B, replicas: 1}
+    """)
+    planner = Planner(loaded, simulate_scenario(loaded), window_requests=300)
+    ceiling = planner.capacity_factor("small")
+    stretch_only = planner._max_meeting_factor("small")
+    assert ceiling is not None and stretch_only is not None and stretch_only < ceiling
+    assert planner.meets(Point("small", factor=stretch_only))
+    assert not planner.meets(Point("small", factor=stretch_only, whole=True))
+    factor = planner.max_rate_factor("small")
+    assert factor is not None and 0.7 * stretch_only < factor < stretch_only
+    assert planner.meets(Point("small", factor=factor))
+    assert planner.meets(Point("small", factor=factor, whole=True))
+
+
 MOE_FLEET = """
     seed: 3
     duration: 900
