@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import plotly.colors
@@ -71,19 +72,36 @@ def log_ticks_ms(values_ms: list[float | None]) -> dict[str, object]:
     """Tick settings of a log axis of milliseconds: 1-2-5 steps (only powers of ten over more
     than four decades) covering the values, labelled whole ("50 ms", "2 s"), never Plotly's
     lone leading digits ("4", "2", "8") when the axis follows another axis' grid."""
-    positive = [v for v in values_ms if v is not None and v > 0]
+    return _log_ticks(values_ms, _duration_label)
+
+
+def log_ticks_count(values: list[float | None]) -> dict[str, object]:
+    """The same for a log axis of mean counts (waiting requests): "0.01", "20", "5,000",
+    from a hundredth up (a minute's mean under that is as good as nobody waiting), the axis
+    spanning the ticks (else a minute's 1e-5 stretches it over decades of nothing)."""
+    ticks = _log_ticks(values, lambda n: f"{n:g}" if n < 1 else f"{round(n):,}",
+                       floor=QUEUE_LOG_FLOOR)
+    tickvals = ticks.get("tickvals")
+    if isinstance(tickvals, list) and tickvals:
+        ticks["range"] = [math.log10(tickvals[0]), math.log10(tickvals[-1])]
+    return ticks
+
+
+def _log_ticks(values: list[float | None], label: Callable[[float], str],
+               floor: float = 1.0) -> dict[str, object]:
+    positive = [v for v in values if v is not None and v > 0]
     if not positive:
         return {}
-    # from 1 ms up: every label a whole number of ms or s
-    bottom_ms, top_ms = max(1.0, min(positive)), max(1.0, *positive)
-    low, high = math.floor(math.log10(bottom_ms)), math.ceil(math.log10(top_ms))
+    # from `floor` up: every label whole (or a tenth, below 1)
+    bottom, top = max(floor, min(positive)), max(floor, *positive)
+    low, high = math.floor(math.log10(bottom)), math.ceil(math.log10(top))
     steps = (1, 2, 5) if high - low <= 4 else (1,)
     scale = [step * 10.0 ** exponent for exponent in range(low, high + 1) for step in steps]
-    first = max(i for i, tick in enumerate(scale) if tick <= bottom_ms)
-    last = min(i for i, tick in enumerate(scale) if tick >= top_ms)
-    ticks_ms = scale[first:max(last, first + 1) + 1]
-    return {"tickmode": "array", "tickvals": ticks_ms,
-            "ticktext": [_duration_label(t) for t in ticks_ms], "showgrid": False}
+    first = max(i for i, tick in enumerate(scale) if tick <= bottom)
+    last = min(i for i, tick in enumerate(scale) if tick >= top)
+    ticks = scale[first:max(last, first + 1) + 1]
+    return {"tickmode": "array", "tickvals": ticks, "ticktext": [label(t) for t in ticks],
+            "showgrid": False}
 
 
 def _duration_label(ms: float) -> str:
@@ -121,19 +139,27 @@ def over_time(result: Result) -> go.Figure:
     fig.update_layout(title="GPU memory-bandwidth use, queue depth and arrivals over the run",
                       xaxis={"title": "hours", "domain": [0, 0.88]},
                       yaxis={"title": "share of peak bandwidth (MBU)", "range": [0, top * 1.05]},
-                      yaxis2={"overlaying": "y", "side": "right",
-                              **({"title": "waiting requests (log; gaps: none waiting)",
-                                  "type": "log"} if log_queue else
+                      # plotly.js 3 syncs an overlaying axis's ticks to the grid of the
+                      # axis it overlays, which on a log or differently scaled axis gives
+                      # ticks like 1.113455µ: each axis places its own
+                      yaxis2={"overlaying": "y", "side": "right", "tickmode": "auto",
+                              "showgrid": False,
+                              **({"title": "waiting requests, minute means (log; under 0.01 or gaps: none)",
+                                  "type": "log",
+                                  **log_ticks_count([q for qs in queues.values() for q in qs])}
+                                 if log_queue else
                                  {"title": "waiting requests", "rangemode": "tozero"})},
                       yaxis3={"title": "arrivals/s", "overlaying": "y", "side": "right",
-                              "anchor": "free", "position": 1.0,
-                              "rangemode": "nonnegative"})
+                              "anchor": "free", "position": 1.0, "tickmode": "auto",
+                              "showgrid": False, "rangemode": "nonnegative"})
     return fig
 
 
 #: how many times one candidate's longest queue may exceed another's before the queue axis
 #: turns logarithmic: on a shared linear axis a saturated candidate flattens the others
 QUEUE_LOG_SPREAD = 20.0
+#: on that axis, a minute's mean queue under this is drawn as none (below the axis)
+QUEUE_LOG_FLOOR = 0.01
 
 
 def queue_axis_is_log(queues: list[list[float]]) -> bool:

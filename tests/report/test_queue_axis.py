@@ -47,3 +47,20 @@ def test_a_saturated_candidate_does_not_flatten_the_others(
     fig = over_time(_with_queues(result, [[0.0, 2.0], [3.0, 5.0]]))
     assert fig.layout.yaxis2.type != "log" and fig.layout.yaxis2.rangemode == "tozero"
     assert 0.0 in next(t for t in fig.data if t.name.endswith(" queue")).y
+
+
+def test_the_right_hand_axes_place_their_own_ticks(example_result: ExampleResult) -> None:
+    """plotly.js 3 aligns an overlaying axis's ticks with the grid of the axis it overlays
+    unless told otherwise: a log queue axis read "1.113455µ ... 798.3911". The log axis
+    gets 1-2-5 ticks labelled as counts over the range it shows, from a hundredth of a
+    waiting request up (a minute's 1e-5 no longer stretches it); the arrivals axis its own."""
+    result = example_result("support-assistant")
+    fig = over_time(_with_queues(result, [[1e-5, 0.3, 2.0], [900.0, 1500.0]]))
+    queue, arrivals = fig.layout.yaxis2, fig.layout.yaxis3
+    assert queue.type == "log" and queue.tickmode == "array"
+    assert list(queue.tickvals)[0] == 0.01 and list(queue.tickvals)[-1] == 10_000
+    assert list(queue.ticktext)[:3] == ["0.01", "0.1", "1"] and "1,000" in queue.ticktext
+    assert list(queue.range) == [-2.0, 4.0]
+    assert arrivals.tickmode == "auto"
+    fig = over_time(_with_queues(result, [[0.0, 2.0], [3.0, 5.0]]))
+    assert fig.layout.yaxis2.tickmode == "auto"
