@@ -144,7 +144,8 @@ def over_time(result: Result) -> go.Figure:
                       # ticks like 1.113455µ: each axis places its own
                       yaxis2={"overlaying": "y", "side": "right", "tickmode": "auto",
                               "showgrid": False,
-                              **({"title": "waiting requests, minute means (log; under 0.01 or gaps: none)",
+                              **({"title": "waiting requests, minute means "
+                                           "(log; under 0.01 or gaps: none)",
                                   "type": "log",
                                   **log_ticks_count([q for qs in queues.values() for q in qs])}
                                  if log_queue else
