@@ -130,10 +130,9 @@ def _idle_driver(names: list[str], candidates: dict[str, Candidate],
             busiest, slo = headroom[name]
             if busiest / slo <= 1.0 - UNUSED_FRACTION:
                 return Driver(text=f"{name}'s {local.gpus} GPU(s) serve {busiest / slo:.0%} "
-                                   f"of what they sustain within the SLO at the busiest "
-                                   f"stretch ({_rate(busiest)} of {_rate(slo)} req/s; "
-                                   f"{_rate(use.full_batch_requests_per_s)} with full "
-                                   f"batches) and are paid for all of it",
+                                   f"of what they sustain within the SLO ({_rate(busiest)} "
+                                   f"of {_rate(slo)} req/s at the busiest stretch's pace) "
+                                   f"and are paid for all of it",
                               basis="simulated: planning's highest rate meeting the SLO")
             continue
         if 1.0 - use.load_fraction >= UNUSED_FRACTION:
@@ -204,7 +203,9 @@ def drivers(best: str, feasible: list[str], candidates: dict[str, Candidate],
         other = feasible[1]
         found += [_cost_driver(best, other, candidates),
                   _quality_driver(best, other, candidates),
-                  _idle_driver([other, best], candidates, headroom)]
+                  # the runner-up's idle GPUs are a reason it loses; the winner's own
+                  # would argue against it
+                  _idle_driver([other], candidates, headroom)]
     else:
         found.append(_idle_driver([best], candidates, headroom))
     found.append(_api_server_driver(best, candidates))
