@@ -552,9 +552,10 @@ def _over_limit_notes(planner: Planner, simulation: SimulationResult) -> list[st
             f"{sustained.requests_per_s:,.2f} requests/s at this token mix, less than the "
             f"traffic's busiest stretch ({len(planner.window) / planner.window_s:,.2f}/s), "
             f"so at most {limit * len(planner.stream) / planner.duration_s:,.2f}/s on average "
-            "with this traffic's shape (the planning's max sustainable rate is such a mean)"
-            + ("; the simulated run met the SLO on the limit's first minute of allowance, "
-               "traffic kept up longer would be refused (429) in part" if met else "")
+            "with this traffic's shape (the planning's max sustainable rate is the first: "
+            "the busiest stretch's pace)"
+            + ("; the run still met the SLO, its refused calls retried in time" if met
+               else "")
             + "; raise the account's tier or its limits (limits.requests_per_min, "
               "tokens_per_min)")
     return notes
