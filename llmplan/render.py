@@ -74,6 +74,8 @@ def summary_table(result: Result, bounded: frozenset[str] = frozenset()) -> Fitt
             "[green]yes[/]" if dep.feasible else "[red]no[/]"])
     rows = list(zip(names, serving, figures, strict=True))
     volume = result.monthly_volume()
+    if meta.slo:
+        volume += f"\nSLO: {meta.slo}"
     served = "\nserves with: " + "; ".join(f"{n} = {w}" for n, w, _ in rows)
     layouts = [
         grid(title, [Col("candidate", "left"), Col("serves with", "left", wrap=True),

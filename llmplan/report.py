@@ -340,7 +340,7 @@ def render(result: Result, price_warnings: list[str] | None = None,
             "yes" if dep.feasible else "no: " + "; ".join(dep.infeasible_because),
             _fmt(engine.kv_cache_tokens) if engine else "-",
             _fmt(engine.max_concurrency_at_mean_request) if engine else "-",
-            _fmt(lat.ttft_ms.p95), _fmt(lat.e2e_ms.p95),
+            _fmt(lat.ttft_ms.p95), _fmt(lat.tpot_ms.p50, 1), _fmt(lat.e2e_ms.p95),
             f"{dep.slo.goodput_fraction or 0.0:.1%}", _unanswered(dep),
             _fmt(cost.monthly_usd),
             _fmt(cost.usd_per_1k_requests, 3),
@@ -349,12 +349,14 @@ def render(result: Result, price_warnings: list[str] | None = None,
                  else cost.usd_per_useful_result * 1e3, 2)])
     for name, why in (result.unbuildable or {}).items():
         summary_rows.append([name, "not simulated", "-", f"no: cannot be built: {why}",
-                             *["-"] * 9])
+                             *["-"] * 10])
+    slo = f" SLO: {result.scenario.slo}." if result.scenario.slo else ""
     parts.append("<h2>Candidates</h2><p>" + html.escape(result.monthly_volume().capitalize())
-                 + ".</p>" + _table(
+                 + "." + html.escape(slo) + "</p>" + _table(
         ["deployment", "serves with", "latency from", "feasible",
          "KV cache tokens per replica",
-         "max concurrent requests of mean length", "TTFT p95 ms", "E2E p95 ms",
+         "requests of mean length the KV cache holds", "TTFT p95 ms", "TPOT p50 ms",
+         "E2E p95 ms",
          "goodput", "not answered", "USD/month",
          "USD per 1k requests", "USD per 1k useful results"], summary_rows))
     cached = {name: dep.local.prefix_cache for name, dep in result.deployments.items()

@@ -129,4 +129,5 @@ def run_info(scenario: Scenario, stream: RequestStream, seed: int,
     volume = long_run_requests(scenario.traffic, stream, scenario.duration_s)
     return RunInfo(name=scenario.name, seed=seed, duration_s=scenario.duration_s,
                    requests=len(stream), mode=mode.value, tasks=list(stream.task_names),
-                   long_run_requests_per_s=volume.requests_per_s, volume_basis=volume.basis)
+                   long_run_requests_per_s=volume.requests_per_s, volume_basis=volume.basis,
+                   slo=scenario.slo_in_words())

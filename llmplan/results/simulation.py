@@ -496,6 +496,8 @@ class RunInfo(ResultModel):
                                   "window's own rate).")
     volume_basis: str | None = Field(
         default=None, description="Where long_run_requests_per_s comes from, in words.")
+    slo: str | None = Field(
+        default=None, description="The SLO the candidates are judged by, in words.")
 
     def sped_up(self, factor: float, *, requests: int | None = None,
                 span_s: float | None = None) -> RunInfo:

@@ -65,6 +65,14 @@ class SloSpec(_Strict):
         default=0.95, gt=0, le=1,
         description="A deployment meets the SLO when at least this share of requests do.")
 
+    def bounds_in_words(self) -> str:
+        """"TTFT <= 1,500 ms, TPOT <= 80 ms" (or "no latency bound")."""
+        bounds = [f"{name} <= {value:,.0f} ms" if value < 10_000 else
+                  f"{name} <= {value / 1e3:,.3g} s"
+                  for name, value in (("TTFT", self.ttft_ms), ("TPOT", self.tpot_ms),
+                                      ("E2E", self.e2e_ms)) if value is not None]
+        return ", ".join(bounds) or "no latency bound"
+
 
 class SharedPrefixSpec(_Strict):
     """Prompts that start with one of a few shared texts (system prompts, few-shot blocks,
@@ -412,6 +420,20 @@ class Scenario(_Strict):
 
     def slo_for(self, task: TaskSpec) -> SloSpec:
         return task.slo if task.slo is not None else self.slo
+
+    def slo_in_words(self) -> str:
+        """The SLO a candidate is judged by: "TTFT <= 1,500 ms, TPOT <= 80 ms for each
+        request; met when 95% of requests are within it", tasks with their own after."""
+        own = [t for t in self.tasks if t.slo is not None and t.slo != self.slo]
+        words = f"{self.slo.bounds_in_words()} for each request"
+        if own and len(own) == len(self.tasks):
+            words = "per task"
+        words += "".join(f"; {t.name}: {t.slo.bounds_in_words()}" for t in own
+                         if t.slo is not None)
+        goodput = {self.slo_for(t).min_goodput_fraction for t in self.tasks}
+        share = (f"{goodput.pop():.0%}" if len(goodput) == 1 else
+                 f"the share each task's SLO asks ({min(goodput):.0%} to {max(goodput):.0%})")
+        return f"{words}; met when {share} of requests are within it (goodput)"
 
     def bounded_latencies(self) -> frozenset[str]:
         """The latency figures some task's SLO bounds ("ttft_ms", "tpot_ms", "e2e_ms")."""

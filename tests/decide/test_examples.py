@@ -163,3 +163,17 @@ def test_the_readmes_stack_costs_are_the_examples_monthly_costs(
         assert deployment is not None
         monthly = result.deployments[deployment].cost.monthly_usd
         assert cost == f"{monthly:,.0f}", (example, deployment, cost, monthly)
+
+
+def test_the_slo_is_stated_beside_the_figures_it_judges(example_result: ExampleResult) -> None:
+    """The terminal's summary and the report say which bounds goodput counts against."""
+    from llmplan.render import summary_table
+    from llmplan.report import render
+
+    result = example_result("support-assistant", False)
+    words = "TTFT <= 1,500 ms, TPOT <= 80 ms for each request; met when 95% of requests"
+    assert result.scenario.slo is not None and result.scenario.slo.startswith(words)
+    table = summary_table(result, frozenset({"ttft_ms", "tpot_ms"}))
+    assert any(f"SLO: {words}" in (layout.caption or "") for layout in table.layouts)
+    page = render(result)
+    assert "SLO: TTFT &lt;= 1,500 ms, TPOT &lt;= 80 ms" in page and "TPOT p50 ms" in page
