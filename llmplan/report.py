@@ -392,17 +392,22 @@ def render(result: Result, price_warnings: list[str] | None = None,
     parts.append("<h2>Evaluation checklist</h2>" + _table(
         ["question", "status", "evidence"],
         [[c.item, c.status, c.evidence] for c in result.checklist]))
+    parts.append("<h2>Cost items</h2><p>Every item of the seed's two cost lists each "
+                 "candidate pays, per month, with how it was reached; items at $0 are listed "
+                 "too (a default of $0 says so: set the field to price it).</p>"
+                 + "".join(_cost_items(name, dep) for name, dep in result.deployments.items()))
     if result.planning is not None:
         window = result.planning.window
         where = ("the whole request stream" if window.whole_stream else
                  f"the busiest stretch of the request stream: {window.requests:,} requests "
                  f"arriving in {window.span_s:,.0f} s from {window.start_s:,.0f} s on")
         parts.append("<h2>Planning</h2><p>" + html.escape(
-            f"The searches simulated {where}; the replica counts were confirmed on the "
-            f"whole stream.") + "</p>" + "".join(
+            f"The searches simulated {where}; the replica counts and sustainable rates "
+            f"were checked on the whole stream too.") + "</p>" + "".join(
             f"<p class='warn'>{html.escape(note)}</p>" for note in result.planning.notes)
             + _table(
-            ["deployment", "fewest replicas meeting the SLO", "max sustainable requests/s"],
+            ["deployment", "fewest replicas meeting the SLO",
+             "max sustainable requests/s (at the busiest stretch's pace)"],
             [[n, _fmt(p.min_replicas_meeting_slo),
               _fmt(p.max_sustainable_requests_per_s, 2)]
              for n, p in result.planning.deployments.items()]))
@@ -431,6 +436,16 @@ def render(result: Result, price_warnings: list[str] | None = None,
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>llmplan: "
             f"{html.escape(meta.name)}</title><style>{style}</style></head><body>"
             + "".join(parts) + "</body></html>")
+
+
+def _cost_items(name: str, dep: Candidate) -> str:
+    """One candidate's cost items, folded under its name and monthly total."""
+    rows = [[item_label(line.item), _fmt(line.usd_per_month, 2),
+             "yes" if line.variable else "no", line.basis] for line in dep.cost.items]
+    return (f"<details><summary>{html.escape(name)}: "
+            f"${dep.cost.monthly_usd:,.0f} a month in {len(rows)} items</summary>"
+            + _table(["item", "USD/month", "grows with volume", "basis"], rows)
+            + "</details>")
 
 
 def write_decision_report(result: Result, out_dir: Path,

@@ -177,3 +177,23 @@ def test_the_slo_is_stated_beside_the_figures_it_judges(example_result: ExampleR
     assert any(f"SLO: {words}" in (layout.caption or "") for layout in table.layouts)
     page = render(result)
     assert "SLO: TTFT &lt;= 1,500 ms, TPOT &lt;= 80 ms" in page and "TPOT p50 ms" in page
+
+
+def test_the_report_lists_every_cost_item_with_its_basis(
+        example_result: ExampleResult) -> None:
+    """The cost chart draws what costs money; the report also lists every item, the $0
+    ones with the default that made them $0, so a lopsided default is visible."""
+    import html
+
+    from llmplan.report import item_label, render
+
+    result = example_result("support-assistant", False)
+    page = render(result)
+    section = page.split("<h2>Cost items</h2>", 1)[1]
+    for name, dep in result.deployments.items():
+        assert f"<summary>{name}: ${dep.cost.monthly_usd:,.0f} a month" in section
+        for line in dep.cost.items:
+            assert html.escape(line.basis) in section and item_label(line.item) in section
+    free = [line for dep in result.deployments.values() for line in dep.cost.items
+            if line.usd_per_month == 0]
+    assert free and any("llmplan's default" in line.basis for line in free)
