@@ -126,7 +126,8 @@ def run_info(scenario: Scenario, stream: RequestStream, seed: int,
              mode: SimulationMode) -> RunInfo:
     """What a run of `scenario` serving `stream` simulates, with the traffic's long-run
     request rate (what a month is made of)."""
-    volume = long_run_requests(scenario.traffic, stream, scenario.duration_s)
+    volume = long_run_requests(scenario.traffic, stream, scenario.duration_s,
+                               scenario.requests_per_session())
     return RunInfo(name=scenario.name, seed=seed, duration_s=scenario.duration_s,
                    requests=len(stream), mode=mode.value, tasks=list(stream.task_names),
                    long_run_requests_per_s=volume.requests_per_s, volume_basis=volume.basis,

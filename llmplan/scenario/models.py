@@ -421,6 +421,23 @@ class Scenario(_Strict):
     def slo_for(self, task: TaskSpec) -> SloSpec:
         return task.slo if task.slo is not None else self.slo
 
+    def requests_per_session(self) -> float | None:
+        """Requests each new arrival brings over the long run, from the tasks' session
+        specs (a session of T turns sends its first request and fan_out for each later
+        turn; T uniform between turns_min and turns_max; arrivals pick tasks by weight);
+        None when no task has sessions."""
+        if not any(task.session is not None for task in self.tasks):
+            return None
+        total = sum(task.weight for task in self.tasks)
+        mean = 0.0
+        for task in self.tasks:
+            per = 1.0
+            if task.session is not None:
+                turns = (task.session.turns_min + task.session.turns_max) / 2
+                per += (turns - 1) * task.session.fan_out
+            mean += task.weight / total * per
+        return mean
+
     def slo_in_words(self) -> str:
         """The SLO a candidate is judged by: "TTFT <= 1,500 ms, TPOT <= 80 ms for each
         request; met when 95% of requests are within it", tasks with their own after."""

@@ -77,3 +77,29 @@ def test_a_trace_is_billed_at_its_own_rate(tmp_path: Path) -> None:
     assert result.deployments["api"].cost.requests_per_month == \
         pytest.approx(1.0 * MONTH_S, rel=1e-9)
     assert "the trace's own rate" in (result.scenario.volume_basis or "")
+
+
+@pytest.mark.parametrize("duration_s", [300, 1800])
+def test_conversations_count_every_turn_however_short_the_window(duration_s: int) -> None:
+    """Sessions of 4 to 16 turns average 10 requests, plus two parallel calls for each
+    later turn of an agent loop of 2 to 4 turns (1 + 2 x 2 = 5): a month counts them so
+    whatever the window; the turns a short window cuts off (sessions it ends in) are not
+    missing from the month."""
+    result = evaluate(scenario_from(DIURNAL.replace(
+        """{kind: diurnal, mean_rate_per_s: 2, peak_to_mean: 3, peak_hour: 14,
+              start_hour: 13.75}""", "{kind: poisson, rate_per_s: 0.2}").replace(
+        "duration: 1800", f"duration: {duration_s}").replace(
+        """tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 1000},
+             output_tokens: {kind: fixed, tokens: 100}}]""",
+        """tasks:
+      - {name: chat, weight: 3, prompt_tokens: {kind: fixed, tokens: 100},
+         output_tokens: {kind: fixed, tokens: 50},
+         session: {turns_min: 4, turns_max: 16, think_time_s: 5}}
+      - {name: agent, weight: 1, prompt_tokens: {kind: fixed, tokens: 100},
+         output_tokens: {kind: fixed, tokens: 50},
+         session: {kind: agent, turns_min: 2, turns_max: 4, think_time_s: 1,
+                   fan_out: 2}}""")))
+    per_arrival = 0.75 * 10 + 0.25 * 5
+    assert result.deployments["api"].cost.requests_per_month == pytest.approx(
+        0.2 * per_arrival * MONTH_S, rel=1e-9)
+    assert "x 8.75 requests each" in (result.scenario.volume_basis or "")
