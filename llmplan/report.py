@@ -17,7 +17,7 @@ import plotly.colors
 import plotly.graph_objects as go
 from plotly.io import to_html
 
-from llmplan.results.decision import Candidate, Result
+from llmplan.results.decision import BreakEven, Candidate, Result
 
 CHART_HEIGHT = 520
 
@@ -259,7 +259,10 @@ def break_even_chart(result: Result) -> go.Figure:
     # shapes on a log axis take the logarithm of their position (plotly's layout.shapes)
     fig.add_vline(x=math.log10(here) if wide else here, line={"dash": "dash", "color": "#555"},
                   annotation_text="you are here", annotation_position="top left")
-    title = "Monthly cost versus monthly volume (dotted: infeasible here)"
+    # the ranking is by cost per useful result: a candidate whose answers are right less
+    # often can cost less a month and still lose
+    title = ("Monthly cost versus monthly volume (dotted: infeasible here; the ranking is "
+             "per useful result)")
     if wide:
         fig.update_layout(title=title + "; log scales",
                           xaxis={"title": "requests per month (log)", "type": "log"},
@@ -411,6 +414,14 @@ def render(result: Result, price_warnings: list[str] | None = None,
             [[n, _fmt(p.min_replicas_meeting_slo),
               _fmt(p.max_sustainable_requests_per_s, 2)]
              for n, p in result.planning.deployments.items()]))
+    if result.break_even:
+        parts.append("<h2>Break-even</h2>" + _table(
+            ["local", "cloud", "break-even requests/month", "simulated requests/month",
+             "local fleet serves at most (full batches)", "within the SLO (planning)"],
+            [[r.local, r.cloud, _break_even_words(r),
+              _fmt(r.simulated_requests_per_month),
+              _fmt(r.local_capacity_requests_per_month),
+              _fmt(r.local_slo_capacity_requests_per_month)] for r in result.break_even]))
     grow = [r.fleet_must_grow for r in result.break_even if r.fleet_must_grow]
     if grow:
         parts.append("<p class='warn'><b>Break-even past a fleet's capacity:</b> " + "; ".join(
@@ -436,6 +447,15 @@ def render(result: Result, price_warnings: list[str] | None = None,
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>llmplan: "
             f"{html.escape(meta.name)}</title><style>{style}</style></head><body>"
             + "".join(parts) + "</body></html>")
+
+
+def _break_even_words(row: BreakEven) -> str:
+    """The break-even volume, or which side is cheaper at every volume."""
+    if row.break_even_requests_per_month:
+        return _fmt(row.break_even_requests_per_month)
+    local_cheaper = row.local_fixed_usd <= row.cloud_fixed_usd \
+        and row.local_usd_per_request <= row.cloud_usd_per_request
+    return f"none: {row.local if local_cheaper else row.cloud} is cheaper at every volume"
 
 
 def _cost_items(name: str, dep: Candidate) -> str:

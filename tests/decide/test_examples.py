@@ -197,3 +197,16 @@ def test_the_report_lists_every_cost_item_with_its_basis(
     free = [line for dep in result.deployments.values() for line in dep.cost.items
             if line.usd_per_month == 0]
     assert free and any("llmplan's default" in line.basis for line in free)
+
+
+def test_the_report_prints_the_break_even_volumes(example_result: ExampleResult) -> None:
+    """The chart marks them; the table gives the numbers (and which side never loses)."""
+    from llmplan.report import render
+
+    result = example_result("support-assistant", False)
+    section = render(result).split("<h2>Break-even</h2>", 1)[1]
+    for row in result.break_even:
+        assert row.break_even_requests_per_month is not None
+        cells = (f"<td>{row.local}</td><td>{row.cloud}</td>"
+                 f"<td>{row.break_even_requests_per_month:,.0f}</td>")
+        assert cells in section
