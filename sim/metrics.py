@@ -216,9 +216,16 @@ def _cdf_ms(values_s: np.ndarray) -> list[float]:
 
 
 def _itl(run: DeploymentRun) -> LatencyStats:
+    """Gaps between streamed chunks. A simulated step is one token's; with speculative
+    decoding it is 1/accepted of a verify step, whose tokens the engine streams as one
+    chunk (vLLM's output processor sends what a step produced), so a chunk's gap is the
+    whole verify step: accepted x the token's."""
     average, points = run.records.itl_percentiles_s(PERCENTILES)
-    return LatencyStats(mean=_ms(average), p50=_ms(points[50]), p90=_ms(points[90]),
-                        p95=_ms(points[95]), p99=_ms(points[99]))
+    step = run.step_time
+    chunk = step.accepted if step is not None else 1.0
+    return LatencyStats(mean=_ms(average * chunk), p50=_ms(points[50] * chunk),
+                        p90=_ms(points[90] * chunk), p95=_ms(points[95] * chunk),
+                        p99=_ms(points[99] * chunk))
 
 
 def _per_task(table: RequestTable, met: np.ndarray,

@@ -78,6 +78,18 @@ def test_decode_steps_are_spread_over_the_accepted_tokens() -> None:
     assert eagle.tpot_s[0] < plain.tpot_s[0] / 2
 
 
+def test_a_verify_steps_tokens_stream_as_one_chunk() -> None:
+    """ITL is the gap between streamed chunks (what a load test measures): a verify step's
+    2.4 tokens on average leave the engine together, so one request's chunks come a whole
+    verify step apart (2.4 x its TPOT), where without drafts a chunk is a token."""
+    plain_table, plain = _run(PLAIN, prompt=100, output=200)
+    eagle_table, eagle = _run(EAGLE, prompt=100, output=200)
+    assert plain.latency.itl_ms.p50 == pytest.approx(plain_table.tpot_s[0] * 1e3, rel=0.01)
+    assert eagle.latency.itl_ms.p50 == pytest.approx(2.4 * eagle_table.tpot_s[0] * 1e3,
+                                                     rel=0.01)
+    assert eagle.latency.tpot_ms.p50 == pytest.approx(eagle_table.tpot_s[0] * 1e3, rel=1e-6)
+
+
 def test_prefill_bound_capacity_is_not_multiplied_by_the_acceptance_length() -> None:
     # 2,000-token prompts, 2 output tokens: nearly all the work is prefill, which
     # speculation cannot speed up; the drafter's pass over the prompt (0.8 B of 16-bit
