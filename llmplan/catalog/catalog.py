@@ -123,8 +123,10 @@ class GpuSpec(_Entry):
         default=8, gt=0, le=1024,
         description="GPUs that reach each other at interconnect_gb_per_s: one server's (8 in "
                     "HGX/DGX boards, 8-GPU PCIe servers and MI300-series OAM platforms), or "
-                    "a rack's NVLink domain (GB200 NVL72: 72). The largest tp the simulator "
-                    "models: it has no slower link between servers.")
+                    "a rack's NVLink domain (GB200 NVL72: 72, whose trays hand pipeline "
+                    "stages over through NVLink). tp stays within one server (node_gpus): "
+                    "past it vLLM would span hosts, which is neither simulated nor "
+                    "provisioned.")
     network_gb_per_s: float = Field(
         default=6.25, gt=0,
         description="Per GPU, one direction, between servers: the server's scale-out NICs "
