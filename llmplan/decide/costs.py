@@ -214,8 +214,37 @@ def oncall(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
                     f"{hours:g} h x ${econ.engineer_usd_per_hour:g}")
 
 
+#: GPU-hours between unexpected interruptions of a large H100 fleet: Meta's Llama 3 paper
+#: (Dubey et al. 2024, section 3.3.4) counts 419 in 54 days of pre-training on 16,384 H100s
+#: (78% of them hardware): 16,384 x 54 x 24 / 419
+GPU_HOURS_PER_INTERRUPTION = 16_384 * 54 * 24 / 419
+
+
+def hardware_incidents(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
+                       facts: LocalFacts) -> CostItem | None:
+    """Owned GPUs: the hours their interruptions take, which grow with the fleet (the
+    flat engineering and on-call hours do not)."""
+    if not _owned(dep):
+        return None
+    hours = dep.costs.hours_per_hardware_incident
+    mtbf = dep.failures.mtbf_hours if dep.failures is not None else None
+    if mtbf is not None:
+        replicas = facts.gpus / dep.gpus_per_replica
+        incidents = replicas * econ.hours_per_month / mtbf
+        rate = f"{replicas:g} replicas x {econ.hours_per_month:g} h / failures.mtbf_hours {mtbf:g}"
+    else:
+        incidents = facts.gpus * econ.hours_per_month / GPU_HOURS_PER_INTERRUPTION
+        rate = (f"{_gpu_count(facts.gpus)} GPUs x {econ.hours_per_month:g} h / "
+                f"{GPU_HOURS_PER_INTERRUPTION:,.0f} GPU-hours between interruptions (Llama 3 "
+                f"paper: 419 in 54 days on 16,384 H100s)")
+    return CostItem("hardware_incidents", incidents * hours * econ.engineer_usd_per_hour, False,
+                    f"{rate} = {incidents:.2g} interruptions a month x {hours:g} h x "
+                    f"${econ.engineer_usd_per_hour:g}")
+
+
 LOCAL_ITEMS: list[LocalItem] = [
     hardware, electricity, cooling, maintenance, rack, software, engineering, oncall,
+    hardware_incidents,
     _flat("monitoring", lambda c: c.monitoring_usd_per_month, False, "per month"),
     replacement,
 ]

@@ -194,6 +194,12 @@ class LocalCosts(_Strict):
     serving_software_usd_per_gpu_month: float = Field(default=0.0, ge=0)
     engineering_hours_per_month: float = Field(default=40.0, ge=0)
     oncall_hours_per_month: float = Field(default=20.0, ge=0)
+    hours_per_hardware_incident: float = Field(
+        default=4.0, ge=0,
+        description="Owned GPUs: engineer hours each unexpected interruption of a GPU server "
+                    "takes (diagnose, drain, replace or RMA, return; an assumption). How "
+                    "often: failures.mtbf_hours when set, else Meta's Llama 3 fleet's rate "
+                    "(419 unexpected interruptions in 54 days on 16,384 H100s).")
     monitoring_usd_per_month: float = Field(default=300.0, ge=0)
 
 

@@ -10,7 +10,7 @@ from helpers import scenario_from
 from llmplan.decide.costs import CloudFacts, LocalFacts, cloud_items, local_items
 from llmplan.pipeline import evaluate
 from llmplan.scenario.cloud import CloudDeployment
-from llmplan.scenario.models import LocalDeployment
+from llmplan.scenario.models import FailureSpec, LocalDeployment
 
 SCENARIO = """
     seed: 1
@@ -78,7 +78,10 @@ def test_owned_gpu_items_by_hand() -> None:
     assert items["serving_software"] == 8 * 50
     assert items["engineering"] == 40 * 100 and items["on_call"] == 20 * 100
     assert items["monitoring"] == 300
-    assert len(items) == 10
+    # Llama 3's fleet: 419 interruptions in 54 days on 16,384 H100s, 4 h each by default
+    incidents = 8 * 730 / (16_384 * 54 * 24 / 419)
+    assert items["hardware_incidents"] == pytest.approx(incidents * 4 * 100)
+    assert len(items) == 11
 
 
 def test_rented_gpus_replace_purchase_power_and_facility() -> None:
@@ -136,6 +139,7 @@ def test_break_even_matches_the_closed_form() -> None:
     loaded = _loaded("0")
     result = evaluate(loaded)
     fixed = 235_000 / 36 + 250 + 235_000 * (0.06 + 0.024) / 12 + 1200 + 400 + 4000 + 2000 + 300
+    fixed += 8 * 730 / (16_384 * 54 * 24 / 419) * 4 * 100     # hardware incidents
     per_request = ((1000 * (0.8 * 0.5 + 0.2 * 0.25) + 200 * 2.0) / 1e6 + 0.001 + 0.005
                    + 8 / 1e6 * 0.09)
     api_fixed = 100 + 50 + 100 + 20
@@ -398,3 +402,28 @@ def test_prompts_past_the_long_context_threshold_are_billed_at_its_prices() -> N
     # the standard items price every token at the standard prices
     assert items["input_tokens"].usd_per_month == pytest.approx(
         api.cloud.input_tokens * windows * 2.0 / 1e6, rel=1e-6)
+
+
+def test_hardware_incidents_grow_with_the_fleet_at_the_simulated_failure_rate() -> None:
+    """The flat engineering and on-call hours stay flat; the interruptions' hours grow
+    with the GPUs owned, at the scenario's own failures.mtbf_hours when it simulates
+    failures (what is priced is what was simulated), else at Llama 3's fleet rate."""
+    loaded = _loaded()
+    dep = loaded.scenario.deployments["owned"]
+    assert isinstance(dep, LocalDeployment)
+    econ = loaded.scenario.economics
+
+    def incident_usd(d: LocalDeployment, gpus: int) -> float:
+        return next(i.usd_per_month for i in local_items(
+            d, loaded.catalog, econ, LocalFacts(gpus=gpus, busy_fraction=0.5))
+            if i.name == "hardware_incidents")
+
+    assert incident_usd(dep, 64) == pytest.approx(8 * incident_usd(dep, 8))
+    failing = dep.model_copy(update={"failures": FailureSpec(mtbf_hours=1000)})
+    # 8 GPUs in tp-4 replicas: 2 replicas x 730 h / 1,000 h = 1.46 interruptions, 4 h each
+    assert incident_usd(failing, 8) == pytest.approx(2 * 730 / 1000 * 4 * 100)
+    rented = loaded.scenario.deployments["rented"]
+    assert isinstance(rented, LocalDeployment)
+    assert not [i for i in local_items(rented, loaded.catalog, econ,
+                                       LocalFacts(gpus=8, busy_fraction=0.5))
+                if i.name == "hardware_incidents"]     # the provider's hardware
