@@ -40,6 +40,9 @@ class LocalFacts:
     #: a reserved fleet's mean GPUs above its reservation (autoscaling past the floor),
     #: rented on demand
     burst_gpus: float = 0.0
+    #: owned GPUs on average running a replica (autoscaling: fewer than owned; the rest
+    #: draw idle power); None: all of them
+    running_gpus: float | None = None
 
 
 @dataclass(frozen=True)
@@ -139,10 +142,14 @@ def electricity(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
     if not _owned(dep):
         return None
     share = econ.idle_power_fraction + (1 - econ.idle_power_fraction) * facts.busy_fraction
-    kw = (facts.gpus * gpu.tdp_w * share + _servers(dep, gpu, facts) * econ.server_power_w) / 1e3
+    running = facts.gpus if facts.running_gpus is None else min(facts.gpus, facts.running_gpus)
+    gpus_w = gpu.tdp_w * (running * share + (facts.gpus - running) * econ.idle_power_fraction)
+    kw = (gpus_w + _servers(dep, gpu, facts) * econ.server_power_w) / 1e3
     usd = kw * econ.pue * econ.hours_per_month * econ.electricity_usd_per_kwh
+    scaled = "" if running >= facts.gpus else \
+        f" ({running:.2f} of {_gpu_count(facts.gpus)} GPUs running on average, the rest idle)"
     return CostItem("electricity", usd, True,
-                    f"{kw:.2f} kW at {facts.busy_fraction:.0%} busy x PUE {econ.pue} x "
+                    f"{kw:.2f} kW at {facts.busy_fraction:.0%} busy{scaled} x PUE {econ.pue} x "
                     f"{econ.hours_per_month:g} h x ${econ.electricity_usd_per_kwh}/kWh")
 
 
@@ -362,11 +369,22 @@ def _monthly(name: str, field: str) -> CloudItem:
     return item
 
 
+#: bytes of text a token stands for (OpenAI's rule of thumb for English)
+BYTES_PER_TOKEN = 4.0
+
+
 def egress(dep: CloudDeployment, model: CloudModelSpec, econ: Economics,
            facts: CloudFacts) -> CostItem:
-    gb = facts.requests * dep.costs.egress_kb_per_request / 1e6
+    per_request_kb = dep.costs.egress_kb_per_request
+    if per_request_kb is not None:
+        gb = facts.requests * per_request_kb / 1e6
+        how = f"{facts.requests:,.0f} requests x {per_request_kb:g} KB"
+    else:
+        gb = facts.input_tokens * BYTES_PER_TOKEN / 1e9
+        how = (f"the prompts' {facts.input_tokens / 1e6:,.1f} M tokens x "
+               f"{BYTES_PER_TOKEN:g} bytes")
     return CostItem("network_egress", gb * dep.costs.egress_usd_per_gb, True,
-                    f"{gb:,.1f} GB x ${dep.costs.egress_usd_per_gb}/GB")
+                    f"{gb:,.1f} GB ({how}) x ${dep.costs.egress_usd_per_gb}/GB")
 
 
 def vendor_review(dep: CloudDeployment, model: CloudModelSpec, econ: Economics,

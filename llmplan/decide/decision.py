@@ -76,7 +76,9 @@ def deployment_costs(name: str, summary: DeploymentResult, loaded: LoadedScenari
             replicas = running
         facts = LocalFacts(gpus=replicas * local.gpus_per_replica,
                            busy_fraction=fleet.utilisation.engine_busy_fraction,
-                           burst_gpus=burst)
+                           burst_gpus=burst,
+                           running_gpus=running * local.gpus_per_replica
+                           if local.autoscaling is not None else None)
         items += local_items(local, catalog, econ, facts)
     if cloud is not None:
         part = summary.cloud

@@ -118,7 +118,11 @@ class CloudCosts(_Strict):
     tool_calls_per_request: float = Field(default=0.0, ge=0)
     usd_per_tool_call: float = Field(default=0.0, ge=0)
     storage_retrieval_usd_per_month: float = Field(default=0.0, ge=0)
-    egress_kb_per_request: float = Field(default=8.0, ge=0)
+    egress_kb_per_request: float | None = Field(
+        default=None, ge=0,
+        description="Data each request sends out of your network to the provider; default: "
+                    "its prompt at 4 bytes a token (OpenAI's rule of thumb: a token is about "
+                    "4 characters of English), the answer coming back as ingress.")
     egress_usd_per_gb: float = Field(default=0.09, ge=0)
     observability_usd_per_month: float = Field(default=0.0, ge=0)
     vendor_review_usd_one_off: float = Field(default=0.0, ge=0,

@@ -427,3 +427,37 @@ def test_hardware_incidents_grow_with_the_fleet_at_the_simulated_failure_rate() 
     assert not [i for i in local_items(rented, loaded.catalog, econ,
                                        LocalFacts(gpus=8, busy_fraction=0.5))
                 if i.name == "hardware_incidents"]     # the provider's hardware
+
+
+def test_egress_is_the_prompts_sent_unless_a_size_is_given() -> None:
+    """What leaves your network for an API is the prompt: 4 bytes a token by default (a
+    300k-token prompt is no 8 KB), or the scenario's own KB per request."""
+    loaded = _loaded()
+    dep = loaded.scenario.deployments["api"]
+    assert isinstance(dep, CloudDeployment)
+    facts = CloudFacts(input_tokens=3e9, output_tokens=1e8, requests=10_000)
+
+    def egress_usd(d: CloudDeployment) -> float:
+        return next(i.usd_per_month for i in cloud_items(d, loaded.catalog,
+                                                         loaded.scenario.economics, facts)
+                    if i.name == "network_egress")
+
+    default = dep.model_copy(update={"costs": dep.costs.model_copy(
+        update={"egress_kb_per_request": None})})
+    assert egress_usd(default) == pytest.approx(3e9 * 4 / 1e9 * 0.09)
+    assert egress_usd(dep) == pytest.approx(10_000 * 8 / 1e6 * 0.09)
+
+
+def test_an_autoscaled_owned_fleet_draws_idle_power_on_the_gpus_not_running() -> None:
+    """Every owned GPU is bought; only the replicas running draw power at the run's busy
+    share, the rest idle (economics.idle_power_fraction)."""
+    loaded = _loaded()
+    dep = loaded.scenario.deployments["owned"]
+    assert isinstance(dep, LocalDeployment)
+    econ = loaded.scenario.economics
+    (line,) = [i for i in local_items(dep, loaded.catalog, econ,
+                                      LocalFacts(gpus=8, busy_fraction=0.5, running_gpus=2))
+               if i.name == "electricity"]
+    kw = (2 * 700 * (0.3 + 0.7 * 0.5) + 6 * 700 * 0.3 + 1000) / 1000
+    assert line.usd_per_month == pytest.approx(kw * 1.5 * 730 * 0.2)
+    assert "2.00 of 8 GPUs running on average" in line.basis
