@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -141,11 +142,52 @@ def validate(doc: YamlDocument, model: type[M], context: dict[str, Any] | None =
         got = "an empty file" if doc.data is None else f"a {type(doc.data).__name__}"
         raise InputError([Problem(doc.file, 1, "", f"expected a mapping of keys, got {got}")])
     try:
-        return model.model_validate(doc.data, context=context)
+        validated = model.model_validate(doc.data, context=context)
     except ValidationError as exc:
         raise InputError(_one_per_field(
             [(_problem(doc, model, err), _through_branch(err["loc"]))
              for err in exc.errors()])) from None
+    booleans = list(_booleans_read_as_numbers(doc.data, validated, ()))
+    if booleans:
+        raise InputError([Problem(doc.file, doc.line_of(loc), _dotted(loc),
+                                  f"expected a number, got {str(raw).lower()} (YAML reads "
+                                  f"true/false, yes/no and on/off as booleans)")
+                          for loc, raw in booleans])
+    return validated
+
+
+def _booleans_read_as_numbers(data: Any, value: Any, loc: Loc) -> Iterator[tuple[Loc, bool]]:
+    """Where the YAML gave true/false and the model holds a number: pydantic's lax mode
+    reads `replicas: yes` as 1 and `rate_per_s: true` as 1/s without a word."""
+    if isinstance(data, bool):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            yield loc, data
+        return
+    if isinstance(data, dict):
+        for key, raw in data.items():
+            if isinstance(value, BaseModel):
+                name = _field_named(type(value), str(key))
+                if name is None:
+                    continue
+                inner = getattr(value, name, None)
+            elif isinstance(value, dict):
+                if key not in value:
+                    continue
+                inner = value[key]
+            else:
+                continue
+            yield from _booleans_read_as_numbers(raw, inner, (*loc, key))
+    elif isinstance(data, list) and isinstance(value, list | tuple) \
+            and len(data) == len(value):
+        for i, (raw, inner) in enumerate(zip(data, value, strict=True)):
+            yield from _booleans_read_as_numbers(raw, inner, (*loc, i))
+
+
+def _field_named(model: type[BaseModel], key: str) -> str | None:
+    """The field a data key fills (its name or its alias)."""
+    if key in model.model_fields:
+        return key
+    return next((name for name, info in model.model_fields.items() if info.alias == key), None)
 
 
 def _through_branch(loc: Any) -> bool:

@@ -114,6 +114,8 @@ CASES = [
          "traffic.spikes[0].start_s", ("past the simulated window", "below 600")),
     Case("boolean-key", VALID + f"  off:  {MARK}\n    gpu: H100-SXM\n    model: Llama-3.1-8B\n",
          "deployments.off", ("reads as a YAML boolean", "quoted ('off')")),
+    Case("boolean-as-number", VALID + f"    replicas: yes  {MARK}\n", "deployments.a.replicas",
+         ("expected a number, got true", "yes/no")),
     Case("zero-replicas", VALID + f"    replicas: 0  {MARK}\n", "deployments.a.replicas",
          ("greater than 0", "got 0")),
     Case("infinite-rate", edit("rate_per_s: 2\n", f"rate_per_s: .inf  {MARK}\n"),
