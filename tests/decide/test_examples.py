@@ -45,7 +45,7 @@ def test_bulk_extraction_owned_gpus_win(example_result: ExampleResult) -> None:
     ranking = result.recommendation.ranking
     assert ranking[0] == "owned-h100"
     assert ranking.index("owned-h100") < ranking.index("rented-h100")
-    assert ranking.index("owned-h100") < ranking.index("mini") < ranking.index("gpt4o")
+    assert ranking.index("owned-h100") < ranking.index("mini") < ranking.index("flagship")
     be = next(r for r in result.break_even if r.local == "owned-h100" and r.cloud == "mini")
     # the simulated volume is past the break-even volume
     assert be.break_even_requests_per_month is not None

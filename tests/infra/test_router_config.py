@@ -34,7 +34,7 @@ def test_support_assistant_routes_chat_to_the_api_and_keeps_restricted_local(
     config = router_config(stack, RouterEndpoints("http://gpu-small.llm.svc:8000/v1"))
     groups = _groups(config)
     assert set(groups) == {"chat", "classify", "redact", LOCAL_FALLBACK}
-    assert groups["chat"]["model"] == "openai/gpt-4o-mini"
+    assert groups["chat"]["model"] == "openai/gpt-6-luna"
     assert groups["chat"]["api_key"] == "os.environ/CLOUD_API_KEY"
     # tier 3 (5,000 rpm, 4,000,000 tpm), halved: each of the 2 gateway replicas counts its own
     assert stack.gateway_replicas == 2
@@ -58,7 +58,7 @@ def test_every_task_has_a_group_in_local_and_cloud_stacks(
     cloud = example_stacks["agent-workflow"].written.config
     groups = _groups(router_config(cloud, gateway_endpoints(cloud)))
     assert set(groups) == {"plan-and-call-tools"}
-    assert groups["plan-and-call-tools"]["model"] == "openai/gpt-4o"
+    assert groups["plan-and-call-tools"]["model"] == "openai/gpt-6-sol"
 
 
 def test_bedrock_hybrid_spills_local_work_and_splits_the_account_limits(

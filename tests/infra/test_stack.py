@@ -58,7 +58,7 @@ def test_the_hybrid_stack_carries_both_parts_and_the_catalog_entries_they_use(
     assert set(config.plan.deployments) == {"hybrid", "gpu-small", "api"}
     assert set(config.plan.catalog.gpus) == {"L40S"}
     assert set(config.plan.catalog.models) == {"Llama-3.1-8B"}
-    assert set(config.plan.catalog.cloud_models) == {"gpt-4o-mini"}
+    assert set(config.plan.catalog.cloud_models) == {"gpt-6-luna"}
     assert [t.sensitivity for t in config.plan.tasks] == ["internal", "restricted", "restricted"]
     simulated = config.plan.simulated
     assert set(simulated.cloud_requests_by_task) == {"chat"}   # restricted never went out
