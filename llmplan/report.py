@@ -406,8 +406,9 @@ def render(result: Result, price_warnings: list[str] | None = None,
                  f"the busiest stretch of the request stream: {window.requests:,} requests "
                  f"arriving in {window.span_s:,.0f} s from {window.start_s:,.0f} s on")
         parts.append("<h2>Planning</h2><p>" + html.escape(
-            f"The searches simulated {where}; the replica counts and sustainable rates "
-            f"were checked on the whole stream too.") + "</p>" + "".join(
+            f"The searches simulated {where}; the replica counts were checked on the "
+            f"whole stream, the sustainable rates on a stretch four times as long.")
+            + "</p>" + "".join(
             f"<p class='warn'>{html.escape(note)}</p>" for note in result.planning.notes)
             + _table(
             ["deployment", "fewest replicas meeting the SLO",

@@ -72,7 +72,8 @@ LOAD_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 RATE_BISECTIONS = 6             # the rate is found to 1/64 of its bracket
 RATE_LIMIT = 1024               # a rate factor met at this is reported as no limit found
 WHOLE_STEP_DOWN = 0.9           # a rate the whole stream fails: try 10% lower, then lower
-WHOLE_BISECTIONS = 3            # and bisect that bracket to 1/8 of it (1.25% of the rate)
+WHOLE_BISECTIONS = 2            # and bisect that bracket to 1/4 of it (2.5% of the rate)
+LONG_STRETCHES = 4              # a rate is checked on the busiest stretch this many times longer
 RELAXATIONS = 10                # a stretch this many queue relaxation times long has settled
 REPLICA_LIMIT = 256
 Progress = Callable[[str], None]
@@ -86,6 +87,7 @@ class Point:
     replicas: int | None = None     # None: as in the scenario
     factor: float = 1.0
     whole: bool = False             # the whole stream (else the busiest stretch)
+    long: bool = False              # the busiest stretch LONG_STRETCHES times as long
 
 
 def busiest_stretch(stream: RequestStream, duration_s: float,
@@ -139,6 +141,8 @@ class Planner:
         self.duration_s = loaded.scenario.duration_s
         self.window, self.window_s, self.window_start_s = busiest_stretch(
             self.stream, self.duration_s, window_requests)
+        self.long, self.long_s, _ = busiest_stretch(
+            self.stream, self.duration_s, window_requests * LONG_STRETCHES)
         self.cache: dict[Point, DeploymentResult] = {}
         self.fresh: dict[Point, DeploymentResult] = {}   # run here since the last harvest
         #: per cloud API, the rate its limits sustain at the stretch's token mix
@@ -164,8 +168,10 @@ class Planner:
         replicas = point.replicas
         if replicas is not None and replicas == self.fleet_replicas(point.name):
             replicas = None
-        whole = point.whole and self.window is not self.stream
-        return Point(point.name, replicas, point.factor, whole)
+        whole = (point.whole or (point.long and self.long is self.stream)) \
+            and self.window is not self.stream
+        long = point.long and not whole and self.long is not self.window
+        return Point(point.name, replicas, point.factor, whole, long)
 
     def fleet_replicas(self, name: str) -> int | None:
         dep = self.loaded.scenario.deployments[name]
@@ -179,6 +185,7 @@ class Planner:
             return self.cache[point]
         loaded = resized(self.loaded, point.name, point.replicas)
         stream, span = ((self.stream, self.duration_s) if point.whole
+                        else (self.long, self.long_s) if point.long
                         else (self.window, self.window_s))
         scaled = stream.scaled(1.0 / point.factor)
         drain = _drain_s(self.loaded, span, point.factor)
@@ -251,15 +258,15 @@ class Planner:
         if ceiling is not None and factor is not None and factor > ceiling:
             factor = ceiling if self.meets(Point(name, factor=ceiling)) else \
                 self._bisect_down(name, ceiling)
-        return None if factor is None else self._held_on_the_whole_stream(name, factor)
+        return None if factor is None else self._held_on_a_longer_stretch(name, factor)
 
     def _settles_within_the_stretch(self, name: str, factor: float) -> bool:
         """Whether the stretch is long enough for the fleet's queue to reach its steady
         state at `factor`: an API has no queue of its own, and a fixed fleet loaded to rho
         of its full-batch throughput relaxes in about 1 / (1 - sqrt(rho))^2 mean service
         times (the M/M/1 queue's relaxation time, Morse 1955): the stretch must hold
-        RELAXATIONS of them. A hybrid or an autoscaled fleet is checked on the whole
-        stream."""
+        RELAXATIONS of them. A hybrid or an autoscaled fleet is checked on a longer
+        stretch."""
         if isinstance(self.loaded.scenario.deployments[name], CloudDeployment):
             return True
         ceiling = self.capacity_factor(name)
@@ -271,23 +278,24 @@ class Planner:
             / (len(self.stream) / self.duration_s)
         return rho < 1 and (1 - math.sqrt(rho)) ** 2 * len(self.window) >= RELAXATIONS
 
-    def _held_on_the_whole_stream(self, name: str, factor: float) -> float | None:
-        """`factor`, or the largest below it at which the whole stream meets the SLO too.
-        The busiest stretch starts with an empty queue: close to the fleet's capacity a
-        queue takes longer than the stretch to build (at 97% of it, an hour grows one
-        tens of times what a few minutes do), so a rate the stretch holds can still be one
-        the traffic, kept up, does not."""
+    def _held_on_a_longer_stretch(self, name: str, factor: float) -> float | None:
+        """`factor`, or the largest below it at which the busiest stretch LONG_STRETCHES
+        times as long (the whole stream when shorter) meets the SLO too. The busiest
+        stretch starts with an empty queue: close to the fleet's capacity a queue takes
+        longer than the stretch to build (at 97% of it, an hour grows one tens of times
+        what a few minutes do), so a rate the stretch holds can still be one the
+        traffic, kept up, does not."""
         if self._settles_within_the_stretch(name, factor) or \
-                self.meets(Point(name, factor=factor, whole=True)):
+                self.meets(Point(name, factor=factor, long=True)):
             return factor
         hi, lo = factor, factor * WHOLE_STEP_DOWN
-        while not self.meets(Point(name, factor=lo, whole=True)):
+        while not self.meets(Point(name, factor=lo, long=True)):
             hi, lo = lo, lo * WHOLE_STEP_DOWN
             if lo < 1 / 64:
                 return None
         for _ in range(WHOLE_BISECTIONS):
             mid = (lo + hi) / 2
-            if self.meets(Point(name, factor=mid, whole=True)):
+            if self.meets(Point(name, factor=mid, long=True)):
                 lo = mid
             else:
                 hi = mid
