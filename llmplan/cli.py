@@ -8,6 +8,7 @@ import inspect
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -82,6 +83,26 @@ def _hanging(label: str, markup: str) -> None:
 
 def _option_problem(option: str, message: str) -> Problem:
     return Problem("<command line>", None, option, message)
+
+
+#: what Pulumi takes as a stack name (and so as the file Pulumi.<stack>.yaml beside the
+#: project): letters, digits, '-', '_' and '.', an optional org/project/ prefix excluded
+STACK_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _check_stack_name(name: str) -> None:
+    if not STACK_NAME.fullmatch(name) or name in (".", ".."):
+        _fail(InputError([_option_problem("--stack", f"'{name}' is no Pulumi stack name; "
+                                                     "expected letters, digits, '-', '_' and "
+                                                     "'.' only (e.g. dev, prod-eu)")]))
+
+
+def _check_out_file(path: Path) -> None:
+    """--out names a file to write: not a folder, in a folder that exists or can be made."""
+    if path.is_dir():
+        _fail(InputError([_option_problem("--out", f"{path} is a folder; expected a file to "
+                                                   "write")]))
+    _check_out_folder(path.parent)
 
 
 def _check_out_folder(folder: Path) -> None:
@@ -590,6 +611,9 @@ def stack(
     from llmplan.pipeline import evaluate
     from llmplan.provision.stack import is_project_dir, project_dir, stack_folder, write_stack
 
+    _check_stack_name(stack_name)
+    if out_dir is not None:
+        _check_out_folder(out_dir)
     if cluster_mode not in (None, "kubeconfig", "eks"):
         _fail(InputError([_option_problem("--cluster-mode", f"got '{cluster_mode}'; expected "
                                                             "kubeconfig or eks")]))
@@ -731,7 +755,8 @@ def import_trace(
     source: Annotated[Path, typer.Argument(help="The published trace file.")],
     out_file: Annotated[Path, typer.Option(
         "--out", help="The trace CSV to write (timestamp, prompt_tokens, output_tokens, "
-                      "task[, hash_ids]).")] = Path("trace.csv"),
+                      "task, and what the source carries: hash_ids, prefix_group and "
+                      "prefix_tokens, session, turn and think_s).")] = Path("trace.csv"),
     include_failed: Annotated[bool, typer.Option(
         "--include-failed",
         help="burstgpt: keep failed requests (0 response tokens) as 1-token answers.")] = False,
@@ -754,6 +779,7 @@ def import_trace(
 
     if not source.is_file():
         _fail(InputError([Problem(str(source), None, "", "file not found")]))
+    _check_out_file(out_file)
     try:
         if fmt == "azure":
             rows = read_azure(source)
@@ -764,6 +790,10 @@ def import_trace(
         else:
             rows = read_sharegpt(source, ShareGptOptions(sessions_per_s, think_s,
                                                           chars_per_token))
+        if not rows:
+            raise InputError([Problem(str(source), None, "", "no usable requests in it (every "
+                                      "row was empty or failed; burstgpt: --include-failed "
+                                      "keeps failed ones)")])
         path = write_trace(rows, out_file)
     except InputError as exc:
         _fail(exc)
@@ -771,7 +801,8 @@ def import_trace(
     tasks = sorted({r.task for r in rows if r.task})
     out.print(f"wrote {path}: {len(rows):,} requests over {span:,.0f} s")
     out.print("traffic section for the scenario:", highlight=False)
-    out.print(f"  traffic: {{kind: trace, path: {path}}}", highlight=False)
+    out.print(f"  traffic: {{kind: trace, path: {path.resolve()}}}  # or the path from the "
+              f"scenario's folder", highlight=False)
     if tasks:
         out.print(f"  tasks named in the trace (declare each under tasks:): {', '.join(tasks)}",
                   highlight=False)
@@ -798,6 +829,7 @@ def import_usage(
 
     if (csv_file is None) == (cloudwatch_model is None):
         _fail(InputError([_option_problem("--csv/--bedrock-model", "give exactly one source")]))
+    _check_out_folder(out_dir)
     try:
         if csv_file is not None:
             periods = read_usage_csv(csv_file)
@@ -896,6 +928,7 @@ def verify(
     """After `pulumi up`: the fleet rolled out with its GPUs and the gateway answers."""
     from llmplan.provision.verify import verify_stack
 
+    _check_stack_name(stack_name)
     try:
         report = verify_stack(stack_dir / f"Pulumi.{stack_name}.yaml", kubeconfig, context)
     except InputError as error:

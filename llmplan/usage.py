@@ -24,6 +24,7 @@ import numpy as np
 from llmplan.errors import InputError, Problem
 
 TIME_COLUMNS = ("start_time", "timestamp", "time", "date", "period_start")
+END_COLUMNS = ("end_time", "period_end")
 REQUEST_COLUMNS = ("num_model_requests", "requests", "n_requests", "invocations",
                    "request_count")
 INPUT_COLUMNS = ("input_tokens", "n_context_tokens_total", "prompt_tokens", "input_token_count")
@@ -58,6 +59,27 @@ def _column(header: list[str], options: tuple[str, ...], what: str, file: str) -
                               f"{', '.join(options)}")])
 
 
+def _cell_count(file: str, number: int, row: dict[str, str], column: str) -> float:
+    """A count cell: finite, 0 or more (empty: 0)."""
+    try:
+        value = float(row[column] or 0)
+    except (ValueError, TypeError):
+        raise InputError([Problem(file, number, column, f"got {row[column]!r}; expected a "
+                                  "number")]) from None
+    if not math.isfinite(value) or value < 0:
+        raise InputError([Problem(file, number, column, f"got {row[column]!r}; expected a "
+                                  "count, 0 or more")])
+    return value
+
+
+def _cell_time(file: str, number: int, row: dict[str, str], column: str) -> datetime:
+    try:
+        return _parse_time(row[column])
+    except (ValueError, TypeError, OverflowError, OSError):
+        raise InputError([Problem(file, number, column, f"got {row[column]!r}; expected a "
+                                  "Unix time or an ISO date")]) from None
+
+
 def read_usage_csv(path: Path, period_s: float | None = None) -> list[Period]:
     """Periods of a usage export; the period length is the spacing of its rows."""
     file = str(path)
@@ -72,18 +94,36 @@ def read_usage_csv(path: Path, period_s: float | None = None) -> list[Period]:
     r_col = _column(header, REQUEST_COLUMNS, "requests", file)
     i_col = _column(header, INPUT_COLUMNS, "input tokens", file)
     o_col = _column(header, OUTPUT_COLUMNS, "output tokens", file)
+    lowered = {h.lower().strip(): h for h in header}
+    e_col = next((lowered[c] for c in END_COLUMNS if c in lowered), None)
     parsed = []
+    lengths = []
     for number, row in enumerate(rows, start=2):
-        try:
-            parsed.append((_parse_time(row[t_col]), int(float(row[r_col] or 0)),
-                           float(row[i_col] or 0), float(row[o_col] or 0)))
-        except (ValueError, TypeError) as exc:
-            raise InputError([Problem(file, number, "", f"bad value: {exc}")]) from None
+        start = _cell_time(file, number, row, t_col)
+        requests, prompt, output = (_cell_count(file, number, row, c)
+                                    for c in (r_col, i_col, o_col))
+        parsed.append((start, int(requests), prompt, output))
+        if e_col is not None and row.get(e_col):
+            seconds = (_cell_time(file, number, row, e_col) - start).total_seconds()
+            if seconds <= 0:
+                raise InputError([Problem(file, number, e_col, "ends before it starts; "
+                                          "expected a time after the start")])
+            lengths.append(seconds)
+    if not any(n for _, n, _, _ in parsed):
+        raise InputError([Problem(file, None, r_col, "every period has 0 requests: nothing to "
+                                  "replay; expected an export with traffic in it")])
     parsed.sort(key=lambda p: p[0])
     if period_s is None:
         gaps = [(b[0] - a[0]).total_seconds() for a, b in itertools.pairwise(parsed)
                 if b[0] > a[0]]
-        period_s = float(min(gaps)) if gaps else 3600.0
+        if lengths:
+            period_s = float(min(lengths))      # the export says how long a period is
+        elif gaps:
+            period_s = float(min(gaps))
+        else:
+            raise InputError([Problem(file, None, t_col, "one period and no end column: its "
+                                      "length is unknown; expected an end_time column or "
+                                      "two or more periods")])
     return [Period(t, period_s, n, i, o) for t, n, i, o in parsed]
 
 

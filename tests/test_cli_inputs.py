@@ -69,3 +69,27 @@ def test_identical_problems_are_listed_once(capsys: pytest.CaptureFixture[str]) 
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[0].endswith("invalid scenario (2 problems):")
     assert [line.strip() for line in lines[1:]] == [str(other), str(same)]
+
+
+@pytest.mark.parametrize("name", ["/../../escaped", "../evil", "a b", ".."])
+def test_a_stack_name_pulumi_would_refuse_never_becomes_a_path(tmp_path: Path,
+                                                              name: str) -> None:
+    """`--stack` names the file Pulumi.<stack>.yaml beside the project: a name with a
+    slash, a space or dots alone would write elsewhere (it wrote outside --out)."""
+    result = CliRunner().invoke(app, ["stack", str(tmp_path / "any.yaml"), "--stack", name,
+                                      "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "is no Pulumi stack name" in result.output
+    assert not any(tmp_path.rglob("*.yaml"))
+
+
+def test_an_out_path_that_is_the_wrong_kind_is_a_clear_error(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    trace = tmp_path / "t.csv"
+    trace.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2024-05-10 00:00:00,1,2\n")
+    for args in (["import-usage", "--csv", str(trace), "--out", str(afile)],
+                 ["import-trace", "azure", str(trace), "--out", str(afile / "x.csv")],
+                 ["import-trace", "azure", str(trace), "--out", str(tmp_path)]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and "Traceback" not in result.output, args
+        assert "--out" in result.output, args

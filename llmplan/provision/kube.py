@@ -18,6 +18,7 @@ T = TypeVar("T")
 
 def api_client(kubeconfig: Path | None, context: str | None) -> Any:
     """An ApiClient for the kubeconfig (default: $KUBECONFIG or ~/.kube/config)."""
+    import yaml
     from kubernetes import config
     from kubernetes.config.config_exception import ConfigException
 
@@ -26,7 +27,12 @@ def api_client(kubeconfig: Path | None, context: str | None) -> Any:
         return config.new_client_from_config(
             config_file=str(kubeconfig) if kubeconfig else None, context=context or None,
             persist_config=False)
-    except (ConfigException, OSError) as exc:
+    except yaml.YAMLError as exc:      # the client parses the file with PyYAML itself
+        raise InputError([Problem(where, None, "--kubeconfig",
+                                  f"not a kubeconfig (not valid YAML: "
+                                  f"{getattr(exc, 'problem', None) or exc})")],
+                         title="no cluster to talk to") from None
+    except (ConfigException, OSError, AttributeError, TypeError) as exc:
         raise InputError([Problem(where, None, "--context" if context else "--kubeconfig",
                                   f"cannot use this kubeconfig: {exc}")],
                          title="no cluster to talk to") from None

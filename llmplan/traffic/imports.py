@@ -204,6 +204,7 @@ def read_sharegpt(path: Path, options: ShareGptOptions | None = None) -> list[Tr
         start += float(rng.exponential(1.0 / options.sessions_per_s))
         history = 0
         turn_number = 0
+        answered = -1          # the index of the last answer taken as a question's reply
         for k, turn in enumerate(turns):
             if not isinstance(turn, dict) or "from" not in turn or "value" not in turn:
                 raise _problem(path, None, f"{where}[{k}]",
@@ -223,10 +224,13 @@ def read_sharegpt(path: Path, options: ShareGptOptions | None = None) -> list[Tr
                                      think_s=options.think_s if turn_number else 0.0))
                 turn_number += 1
                 history = prompt + answer
+                answered = k + 1
             elif speaker not in {"gpt", "assistant", "chatgpt", "bard", "system"}:
                 raise _problem(path, None, f"{where}[{k}].from",
                                f"expected human/user, gpt/assistant or system, got {speaker!r}")
-            elif speaker == "system":
+            elif speaker == "system" or k != answered:
+                # a system prompt, or an assistant message no question asked for (a
+                # greeting that opens the conversation): part of what later prompts resend
                 history += tokens(text)
     return rows
 

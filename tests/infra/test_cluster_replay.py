@@ -83,6 +83,13 @@ def test_import_cluster_errors_are_clear(tmp_path: Path) -> None:
         missing = CliRunner().invoke(app, ["import-cluster", "--kubeconfig",
                                            str(tmp_path / "nope"), "--out", str(tmp_path / "x")])
         assert missing.exit_code == 2 and "cannot use this kubeconfig" in missing.output
+        garbled = tmp_path / "garbled"          # the kubernetes client parses it with PyYAML
+        garbled.write_text("garbage: [\n")
+        for args in (["import-cluster", "--kubeconfig", str(garbled), "--out",
+                      str(tmp_path / "y")],
+                     ["verify", "--stack", "dev", "--kubeconfig", str(garbled)]):
+            result = CliRunner().invoke(app, args)
+            assert result.exit_code == 2 and "Traceback" not in result.output, args
         bad = CliRunner().invoke(app, ["import-cluster", "--model", "Llama-9"])
         assert bad.exit_code == 2 and "unknown model 'Llama-9'" in bad.output
 

@@ -147,6 +147,20 @@ def test_sharegpt_turns_carry_their_history(tmp_path: Path) -> None:
     assert rows[1].timestamp_s - rows[0].timestamp_s == pytest.approx(10.0)
 
 
+def test_a_sharegpt_greeting_before_the_first_question_is_in_every_prompt(
+        tmp_path: Path) -> None:
+    """A conversation the assistant opens ("Hi! How can I help?"): its greeting is part of
+    what the first question's request, and every later one, sends."""
+    path = tmp_path / "sharegpt.json"
+    path.write_text(json.dumps([{"id": "c", "conversations": [
+        {"from": "gpt", "value": "g" * 12}, {"from": "human", "value": "x" * 40},
+        {"from": "gpt", "value": "y" * 80}, {"from": "human", "value": "z" * 20},
+        {"from": "gpt", "value": "w" * 8}]}]))
+    rows = read_sharegpt(path, ShareGptOptions(sessions_per_s=1.0, think_s=10.0))
+    # greeting 3 tokens; turn 1: 3 + 10 in, 20 out; turn 2: 3 + 10 + 20 + 5 in, 2 out
+    assert [(r.prompt_tokens, r.output_tokens) for r in rows] == [(13, 20), (38, 2)]
+
+
 @pytest.mark.parametrize(("reader", "name", "text", "line", "column"), [
     (read_azure, "a.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\nyesterday,1,2\n", 2,
      "TIMESTAMP"),

@@ -99,6 +99,43 @@ def test_usage_export_csv(tmp_path: Path) -> None:
     assert diurnal["peak_hour"] == 11.0
 
 
+def test_a_one_row_export_takes_its_period_from_its_end_time(tmp_path: Path) -> None:
+    """OpenAI's daily usage export: one row from midnight to midnight is a day, 8,640
+    requests 0.1 a second, not an hour of 2.4 a second."""
+    export = tmp_path / "daily.csv"
+    export.write_text("start_time,end_time,num_model_requests,input_tokens,output_tokens\n"
+                      "1793836800,1793923200,8640,8640000,864000\n")
+    result = CliRunner().invoke(app, ["import-usage", "--csv", str(export),
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "over 24.0 h" in result.output
+    sections = yaml.safe_load((tmp_path / "out" / "traffic.yaml").read_text())
+    assert sections["diurnal"]["mean_rate_per_s"] == pytest.approx(0.1)
+    alone = tmp_path / "alone.csv"         # one row and nothing to say how long it lasts
+    alone.write_text("start_time,num_model_requests,input_tokens,output_tokens\n"
+                     "1793836800,8640,8640000,864000\n")
+    result = CliRunner().invoke(app, ["import-usage", "--csv", str(alone),
+                                      "--out", str(tmp_path / "alone")])
+    assert result.exit_code == 2 and "its length is unknown" in result.output
+
+
+@pytest.mark.parametrize(("cell", "said"), [
+    ("inf", "input_tokens: got 'inf'; expected a count"),
+    ("nan", "input_tokens: got 'nan'; expected a count"),
+    ("-5", "input_tokens: got '-5'; expected a count"),
+    ("abc", "input_tokens: got 'abc'; expected a number"),
+])
+def test_a_bad_count_names_its_row_and_column(tmp_path: Path, cell: str, said: str) -> None:
+    export = tmp_path / "export.csv"
+    export.write_text("start_time,num_model_requests,input_tokens,output_tokens\n"
+                      "2026-11-02T10:00:00Z,120,240000,36000\n"
+                      f"2026-11-02T11:00:00Z,120,{cell},36000\n")
+    result = CliRunner().invoke(app, ["import-usage", "--csv", str(export),
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"export.csv:3: {said}" in " ".join(result.output.split())
+
+
 def test_a_bad_export_is_a_clear_error(tmp_path: Path) -> None:
     export = tmp_path / "export.csv"
     export.write_text("when,calls\n2026-11-02T10:00:00Z,3\n")
