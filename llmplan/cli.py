@@ -669,7 +669,8 @@ def sweep(
         help="Local deployment to vary (default: the first).")] = None,
     gpus: Annotated[str | None, typer.Option(help="Comma-separated GPU ids.")] = None,
     replicas: Annotated[str, typer.Option(help="Comma-separated replica counts.")] = "1,2,4",
-    routers: Annotated[str, typer.Option(help="Comma-separated routers.")] = "least_outstanding",
+    routers: Annotated[str | None, typer.Option(
+        help="Comma-separated routers (default: the deployment's own).")] = None,
     scales: Annotated[str, typer.Option(help="Comma-separated traffic multipliers.")] = "1",
     layouts: Annotated[str | None, typer.Option(
         help="Comma-separated layouts of a replica's GPUs: tp (one tensor-parallel "
@@ -695,7 +696,7 @@ def sweep(
     replica_counts, traffic_scales = _replica_counts(replicas), _traffic_scales(scales)
     loaded, name, base_dep = _load_with_local(scenario, base, "--base")
     gpu_list = gpus.split(",") if gpus else [base_dep.gpu]
-    router_list = routers.split(",")
+    router_list = routers.split(",") if routers else [base_dep.router]
     layout_list = layouts.split(",") if layouts else []
     unknown = [_option_problem(option, f"unknown {kind} '{value}'{did_you_mean(value, known)}; "
                                f"expected one of: {', '.join(sorted(known))}")
@@ -721,6 +722,9 @@ def sweep(
                           on_done=lambda _: bar.advance(task))
     path = write_result(result, out_dir, "sweep.json")
     out.print(sweep_table(result))
+    if base_dep.autoscaling is not None:
+        out.print(f"note: {name}'s autoscaling is left out: each point is a fixed fleet of "
+                  "the replicas it names (simulate prices the autoscaled one)", highlight=False)
     console.print(f"wrote {path}")
 
 

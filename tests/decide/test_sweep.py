@@ -241,3 +241,36 @@ def test_ray_without_ray_installed_is_a_clear_error(tmp_path: Path,
     flat = " ".join(result.output.split())
     assert "--ray: Ray is not installed" in flat and "Traceback" not in result.output
     assert not (tmp_path / "sweep.json").exists()
+
+
+def test_a_point_as_the_scenario_has_it_is_what_simulate_gives(tmp_path: Path) -> None:
+    """The router defaults to the deployment's own (it was least_outstanding whatever the
+    scenario said), so the point with the scenario's own fleet is its simulation; an
+    autoscaled base is said to be swept as fixed fleets."""
+    from llmplan.pipeline import evaluate
+
+    text = """
+        seed: 4
+        duration: 300
+        traffic: {kind: poisson, rate_per_s: 3}
+        tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 500},
+                 output_tokens: {kind: fixed, tokens: 100}}]
+        deployments:
+          gpu: {gpu: L40S, model: Llama-3.1-8B, replicas: 2, router: round_robin,
+                autoscaling: AUTOSCALING}
+    """
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(text.replace("AUTOSCALING", "null"))
+    result = CliRunner().invoke(app, ["sweep", str(scenario), "--replicas", "2",
+                                      "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    (point,) = SweepResult.model_validate_json((tmp_path / "o" / "sweep.json").read_text()).points
+    assert point.router == "round_robin"
+    simulated = evaluate(load_scenario_text(text.replace("AUTOSCALING", "null"))).deployments
+    # the sweep keeps cents and hundredths of a millisecond
+    assert point.monthly_usd == pytest.approx(simulated["gpu"].cost.monthly_usd, abs=0.006)
+    assert point.e2e_p95_ms == pytest.approx(simulated["gpu"].latency.e2e_ms.p95, abs=0.006)
+    scenario.write_text(text.replace("AUTOSCALING", "{min_replicas: 1, max_replicas: 3}"))
+    result = CliRunner().invoke(app, ["sweep", str(scenario), "--replicas", "2",
+                                      "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0 and "autoscaling is left out" in result.output
