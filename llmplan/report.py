@@ -17,6 +17,7 @@ import plotly.colors
 import plotly.graph_objects as go
 from plotly.io import to_html
 
+from llmplan.decide.table import SEED_FIT
 from llmplan.results.decision import BreakEven, Candidate, Result
 
 CHART_HEIGHT = 520
@@ -390,8 +391,8 @@ def render(result: Result, price_warnings: list[str] | None = None,
               *["-"] * (turns - len(t.by_turn))]
              for name, t in talks.items()]))
     parts.append("<h2>Decision table</h2>" + _table(
-        ["question", *names],
-        [[row.question.replace("_", " ")] + [row.answers.get(n, "-") for n in names]
+        ["question (the seed guide: local may fit / cloud may fit)", *names],
+        [[_seed_question(row.question)] + [row.answers.get(n, "-") for n in names]
          for row in result.decision_table]))
     parts.append("<h2>Evaluation checklist</h2>" + _table(
         ["question", "status", "evidence"],
@@ -449,6 +450,13 @@ def render(result: Result, price_warnings: list[str] | None = None,
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>llmplan: "
             f"{html.escape(meta.name)}</title><style>{style}</style></head><body>"
             + "".join(parts) + "</body></html>")
+
+
+def _seed_question(question: str) -> str:
+    """A decision-table question with the seed guide's two answers to it."""
+    fit = SEED_FIT.get(question)
+    words = question.replace("_", " ")
+    return f"{words} (local: {fit[0]}; cloud: {fit[1]})" if fit else words
 
 
 def _break_even_words(row: BreakEven) -> str:

@@ -13,6 +13,20 @@ BOUND_NOTES = {"api_server": "; full batches wait on the API server",
 
 QUESTIONS = ("data_location", "model_quality", "latency", "scale", "operations", "cost",
              "compliance")
+#: the seed guide's decision table: when each question favours local, and when cloud
+SEED_FIT = {
+    "data_location": ("data must stay on owned hardware",
+                      "data can be sent to a provider under policy"),
+    "model_quality": ("a good enough smaller model is acceptable",
+                      "the best available model quality matters"),
+    "latency": ("local network or offline latency matters", "internet latency is acceptable"),
+    "scale": ("the workload is predictable", "the workload changes quickly"),
+    "operations": ("the team can manage GPUs and updates",
+                   "the team wants managed infrastructure"),
+    "cost": ("high steady usage can justify hardware", "variable usage favors pay-as-you-go"),
+    "compliance": ("a strict local processing requirement",
+                   "vendor controls and contracts are acceptable"),
+}
 
 
 def decision_table(candidates: dict[str, Candidate],

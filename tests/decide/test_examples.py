@@ -210,3 +210,18 @@ def test_the_report_prints_the_break_even_volumes(example_result: ExampleResult)
         cells = (f"<td>{row.local}</td><td>{row.cloud}</td>"
                  f"<td>{row.break_even_requests_per_month:,.0f}</td>")
         assert cells in section
+
+
+def test_the_reports_decision_table_carries_the_seed_guides_criteria(
+        example_result: ExampleResult) -> None:
+    """Each of the seven questions says when the guide has local fit and when cloud."""
+    import html
+
+    from llmplan.decide.table import QUESTIONS, SEED_FIT
+    from llmplan.report import render
+
+    section = render(example_result("support-assistant", False)).split(
+        "<h2>Decision table</h2>", 1)[1].split("<h2>", 1)[0]
+    assert set(SEED_FIT) == set(QUESTIONS)
+    for local, cloud in SEED_FIT.values():
+        assert html.escape(f"local: {local}; cloud: {cloud}") in section
