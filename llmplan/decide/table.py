@@ -58,9 +58,14 @@ def decision_table(candidates: dict[str, Candidate],
                 scale.append(f"prefix cache ({prefix.policy}): "
                              f"{prefix.hit_rate_tokens:.0%} of prompt tokens")
         if s.cloud is not None:
-            scale.append(f"{s.cloud.throttled_requests:,} requests throttled (429)")
+            gave_up = s.requests.throttled
+            scale.append(f"{s.cloud.throttled_requests:,} requests met a 429"
+                         + (f" ({gave_up:,} still refused after the retries)" if gave_up
+                            else " (all served on a retry)"
+                            if s.cloud.throttled_requests else ""))
         rows["scale"][name] = "; ".join(scale) or "-"
-        hours = [i for i in s.cost.items if i.item in ("engineering", "on_call")]
+        hours = [i for i in s.cost.items
+                 if i.item in ("engineering", "on_call", "hardware_incidents")]
         rows["operations"][name] = ("; ".join(f"{i.item}: {i.basis}" for i in hours)
                                     or "provider-managed")
         per_useful = s.cost.usd_per_useful_result
