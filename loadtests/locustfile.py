@@ -45,6 +45,8 @@ CONFIG: dict[str, Any] = json.loads(Path(os.environ["LLMPLAN_LOADTEST"]).read_te
 TARGET = Target.model_validate(CONFIG["target"])
 OUT = Path(CONFIG["out_dir"])
 STOP_FILE = Path(CONFIG["stop_file"])
+#: the llmplan process that started this one (its children are reparented when it dies)
+LAUNCHER = os.getppid()
 GRACE_S = float(CONFIG.get("grace_s", 5.0))
 Stream = OpenAIStream | BedrockStream
 # Locust's CSV and worker reports lag by these intervals: keep them short, and let one pass
@@ -204,8 +206,10 @@ class _Dispatch:
             runner.quit()
 
     def _watch(self) -> None:
-        """Stop at the stop file: no more sends; in-flight requests get GRACE_S, then are cut."""
-        while not STOP_FILE.exists():
+        """Stop at the stop file, or when llmplan, which launched this process, is gone (even
+        SIGKILLed: nobody would stop the run): no more sends; in-flight requests get
+        GRACE_S, then are cut, and every record is on disk for `calibrate` to join."""
+        while not STOP_FILE.exists() and os.getppid() == LAUNCHER:
             gevent.sleep(0.05)
         self.stop.set()
         deadline = time.monotonic() + GRACE_S
@@ -244,10 +248,19 @@ DISPATCH = _Dispatch()
 def _on_test_start(environment: Any, **_: Any) -> None:
     runner = environment.runner
     if type(runner).__name__ == "MasterRunner":
+        gevent.spawn(_quit_with_the_launcher, runner)
         return                 # the master sends nothing: only workers take their share
     DISPATCH.environment = environment
     index = getattr(runner, "worker_index", 0)
     DISPATCH.begin(max(0, index), int(CONFIG.get("workers", 1)) or 1)
+
+
+def _quit_with_the_launcher(runner: Any) -> None:
+    """The master's watch: when llmplan is gone, end the run (the workers stop themselves)."""
+    while os.getppid() == LAUNCHER:
+        gevent.sleep(0.5)
+    gevent.sleep(GRACE_S + 3.0)        # the workers' in-flight requests finish or are cut
+    runner.quit()
 
 
 @events.test_stop.add_listener

@@ -137,8 +137,14 @@ def read_records(path: Path) -> list[RequestRecord]:
 
 
 def records_file(path: Path) -> Path:
-    """requests.jsonl of a load-test output folder, or the file itself."""
+    """requests.jsonl of a load-test output folder, or the file itself. A folder whose run
+    never joined its senders' records (the launcher was killed) has them joined now."""
+    if not path.exists():
+        raise InputError([Problem(str(path), None, "", "does not exist; expected the output "
+                                  "folder of `llmplan loadtest` or its requests.jsonl")])
     file = path / "requests.jsonl" if path.is_dir() else path
+    if not file.exists() and path.is_dir() and any(path.glob("requests.*.jsonl")):
+        merge(path)
     if not file.exists():
         raise InputError([Problem(str(file), None, "", "no load-test records here; expected "
                                   "the output folder of `llmplan loadtest` or its "

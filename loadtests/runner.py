@@ -85,13 +85,21 @@ def _locust_cmd(user_class: str, settings: LoadTestSettings, out: Path, role: li
     return cmd + role + [user_class]
 
 
+#: what a run writes into its folder, all of it replaced by the next run there
+RUN_FILES = ("requests*.jsonl", "done.*", "started.*", "stop", "warmup.jsonl",
+             "server_props.json", "server_metrics*", "metrics.prom", "summary.*",
+             "report.html", "locust*", "plan.json", "config.json")
+
+
 def clear_previous_run(out_dir: Path) -> None:
-    """Remove a previous run's request and marker files from `out_dir`: its start markers
-    above all (the duration clock starts from the earliest `started.*`, so an old one would
-    end the new run before it sent anything)."""
-    for stale in [*out_dir.glob("requests*.jsonl"), *out_dir.glob("done.*"),
-                  *out_dir.glob("started.*"), out_dir / "stop", out_dir / "warmup.jsonl"]:
-        stale.unlink(missing_ok=True)
+    """Remove a previous run's files from `out_dir`: its start markers above all (the
+    duration clock starts from the earliest `started.*`, so an old one would end the new
+    run before it sent anything), and what it read from its server (a new run against
+    another server would otherwise be calibrated with the old one's slots)."""
+    for pattern in RUN_FILES:
+        for stale in out_dir.glob(pattern):
+            if stale.is_file():
+                stale.unlink(missing_ok=True)
 
 
 def run_load_test(target_name: str, target: Target, plan: list[PlanItem],

@@ -75,11 +75,15 @@ def test_a_reused_output_folder_forgets_the_previous_runs_clock(tmp_path: Path) 
 
     (tmp_path / "started.4242").write_text(repr(time.time() - 900.0), encoding="utf-8")
     (tmp_path / "requests.4242.jsonl").write_text("{}\n", encoding="utf-8")
-    (tmp_path / "summary.json").write_text("{}", encoding="utf-8")     # kept: rewritten later
+    (tmp_path / "summary.json").write_text("{}", encoding="utf-8")
+    # what the previous server said about itself: another server's slots, not this one's
+    (tmp_path / "server_props.json").write_text('{"total_slots": 4}', encoding="utf-8")
+    (tmp_path / "server_metrics_start.txt").write_text("", encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")      # the user's: kept
     assert _stop_at(tmp_path, time.monotonic(), 600.0) < time.monotonic()   # already over
     clear_previous_run(tmp_path)
     assert not list(tmp_path.glob("started.*")) and not list(tmp_path.glob("requests*"))
-    assert (tmp_path / "summary.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
     # with no marker yet, the clock waits for the new run's own start
     stop = _stop_at(tmp_path, time.monotonic(), 600.0)
     assert stop is None or stop > time.monotonic() + 500.0

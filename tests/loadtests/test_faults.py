@@ -222,3 +222,37 @@ def test_a_key_echoed_in_another_spelling_is_redacted_too(
     assert cleaned is not None and cleaned.count("<LLMPLAN_KEY>") == 4
     for spelling in (secret, secret.lower(), urllib.parse.quote(secret, safe="")):
         assert spelling.lower() not in cleaned.lower()
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie nobody reaped yet has stopped)."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in state
+
+
+def test_a_killed_launcher_leaves_no_sender_running_and_its_records_readable(
+        tmp_path: Path, scenario_file: Path, llamacpp: LlamaCppServer) -> None:
+    """SIGKILL (the OOM killer, a CI job's hard stop) gives llmplan no chance to stop
+    Locust: the senders see their parent gone, stop sending and cut what is in flight, and
+    the records they wrote are joined when the folder is read (calibrate, validate)."""
+    from llmplan.loadtests.records import read_records, records_file
+
+    # the plan at its own pace: a minute of sending left when the launcher dies
+    proc = _start(tmp_path, scenario_file, llamacpp.base_url, "--time-scale", "1")
+    out = tmp_path / "out"
+    seen = _wait_for_lines(out, 5)
+    senders = [int(p.suffix[1:]) for p in out.glob("started.*")]
+    assert senders
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    # the grace for in-flight requests (5 s by default), then the run ends
+    deadline = time.monotonic() + 25
+    while any(_alive(pid) for pid in senders) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in senders)
+    rows = read_records(records_file(out))
+    assert seen <= len(rows) < 60
+    assert (out / "requests.jsonl").exists() and not list(out.glob("requests.*.jsonl"))
