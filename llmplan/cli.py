@@ -527,6 +527,26 @@ def calibrate(
     console.print(f"wrote {out_file}")
 
 
+def _same_server_as_calibrated(measurements: Path, calibration: Path) -> None:
+    """Refuse to validate a calibration against another server's run (its slots or context
+    differ): the errors would be the servers' difference, not the model's."""
+    from llmplan.fidelity.server import server_info
+    from llmplan.perf.steptime_spec import Calibration
+
+    run = server_info(measurements)
+    calibrated = Calibration.read(calibration).server
+    differ = [f"{name} {mine} here, {theirs} calibrated"
+              for name, mine, theirs in (("slots", run.slots, calibrated.slots),
+                                         ("context per slot", run.n_ctx_per_slot,
+                                          calibrated.n_ctx_per_slot))
+              if mine is not None and theirs is not None and mine != theirs]
+    if differ:
+        _fail(InputError([Problem(str(measurements), None, "server_props.json",
+                                  f"another server than the calibration's ({'; '.join(differ)});"
+                                  " expected a run of the calibrated server, or a calibration "
+                                  "of this one")], title="nothing to validate"))
+
+
 @app.command()
 def validate(
     measurements: Annotated[Path, typer.Argument(help="Load-test output folder (or JSONL).")],
@@ -552,6 +572,12 @@ def validate(
         dep = calibrated_deployment(calibration)
     except (OSError, ValueError) as exc:
         _fail(InputError([Problem(str(calibration), None, "", str(exc))]))
+    _same_server_as_calibrated(measurements, calibration)
+    failed = sum(1 for r in rows if not r.ok)
+    if failed:
+        console.print(f"[yellow]note:[/] {failed:,} of {len(rows):,} requests in this run "
+                      "failed; the replay has only the answered ones, so a server that was "
+                      "dying or refusing makes the comparison meaningless", highlight=False)
     try:
         result, replay = replay_and_compare(rows, dep)
     except ValueError as exc:

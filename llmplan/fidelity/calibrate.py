@@ -14,6 +14,7 @@ out of bounds (fit.quality_gate). `fit_runs` returns the fit and its findings ei
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +67,18 @@ class CalibrationReport:
 
 
 def read_measurements(path: Path) -> list[RequestRecord]:
-    """Records of a load test (its folder, or a requests.jsonl file), validated."""
-    return read_records(records_file(path))
+    """Records of a load test (its folder, or a requests.jsonl file), validated: one
+    target's (a file joining two servers' records would be fitted as one server)."""
+    file = records_file(path)
+    rows = read_records(file)
+    targets = Counter(r.target for r in rows)
+    if len(targets) > 1:
+        seen = ", ".join(f"{name} ({count:,})" for name, count in targets.most_common())
+        raise InputError([Problem(str(file), None, "target", f"records of {len(targets)} "
+                                  f"targets: {seen}; expected one server's: keep each run in "
+                                  "its own folder and pass the folders (runs of one server "
+                                  "are fitted together)")], title="records of several servers")
+    return rows
 
 
 def _as_list(paths: Path | Sequence[Path]) -> list[Path]:

@@ -173,3 +173,37 @@ def test_a_poor_fit_on_prompts_of_one_length_is_told_to_vary_them() -> None:
         reasons, _ = quality_gate(poor, blocking, advisory)
         r2 = [f for f in reasons if f.field == "fit.r2"]
         assert len(r2) == 1 and ("prompt lengths vary" in str(r2[0])) is told
+
+
+def test_records_of_two_servers_in_one_file_are_refused(tmp_path: Path) -> None:
+    """Two runs' records joined into one file would be fitted as one server's steps:
+    the records name their target, so a run of several is refused."""
+    rows = poisson_workload(seed=3, n=120, rate=3.0, prompt=(20, 60), output=(5, 30),
+                            noise=0.05, prefill_noise=0.05, coef=COEF)
+    mixed = [r.model_copy(update={"target": "other"}) if i % 3 == 0 else r
+             for i, r in enumerate(rows)]
+    run = write_run(tmp_path / "mixed", mixed)
+    result = CliRunner().invoke(app, ["calibrate", str(run), "--out", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2 and "records of 2 targets" in result.output
+    assert not (tmp_path / "c.yaml").exists()
+
+
+def test_validating_against_another_servers_run_is_refused(tmp_path: Path) -> None:
+    """A calibration of a 4-slot server checked against a 2-slot server's run would show
+    the servers' difference as the model's error: refused, naming both."""
+    a = _run(tmp_path / "a", 1, SHORT)
+    b = _run(tmp_path / "b", 2, SHORT)
+    for run, slots in ((a, 4), (b, 2)):
+        (run / "server_props.json").write_text(json.dumps(
+            {"total_slots": slots, "default_generation_settings": {"n_ctx": 512},
+             "model_path": "m.gguf"}))
+    calibration = tmp_path / "cal.yaml"
+    assert CliRunner().invoke(app, ["calibrate", str(a), "--out", str(calibration)]) \
+        .exit_code == 0
+    refused = CliRunner().invoke(app, ["validate", str(b), "--calibration", str(calibration),
+                                       "--out", str(tmp_path / "v")])
+    assert refused.exit_code == 2, refused.output
+    assert "slots 2 here, 4 calibrated" in " ".join(refused.output.split())
+    same = CliRunner().invoke(app, ["validate", str(a), "--calibration", str(calibration),
+                                    "--out", str(tmp_path / "v")])
+    assert same.exit_code == 0, same.output
