@@ -257,13 +257,28 @@ def _problem(doc: YamlDocument, model: type[BaseModel], err: Any) -> Problem:
             message += f"; expected one of: {', '.join(expected)}"
     else:
         message = err["msg"].removeprefix("Value error, ")
-        if "input" in err and not isinstance(err["input"], dict | list):
+        if "input" in err and _may_be_secret(loc, err["input"]):
+            pass                    # a key pasted in the wrong place is not repeated
+        elif "input" in err and not isinstance(err["input"], dict | list):
             shown = repr(err["input"])
             got = f"got {shown if len(shown) <= 60 else shown[:57] + '...'}"
             message += f" ({got})" if got not in message else ""
         elif kind in SCALAR_ERRORS and isinstance(err.get("input"), dict | list):
             message += f" (got a {'mapping' if isinstance(err['input'], dict) else 'list'})"
     return Problem(doc.file, doc.line_of(loc), _dotted(loc), message)
+
+
+#: field names whose values may be secrets: never repeated in an error
+SECRET_WORDS = ("key", "token", "secret", "password")
+
+
+def _may_be_secret(loc: Loc, value: Any) -> bool:
+    """A value an error must not repeat: a field named like a key, or a URL with a user or
+    password in it."""
+    name = str(loc[-1]).lower() if loc else ""
+    if any(word in name for word in SECRET_WORDS):
+        return True
+    return isinstance(value, str) and "://" in value and "@" in value.split("://", 1)[1]
 
 
 #: pydantic errors of a field that wants one value, where a list or mapping was given

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llmplan.errors import InputError, Problem
 from llmplan.yamlio import load_model
@@ -34,7 +34,7 @@ class Target(BaseModel):
     model: str = Field(description="Model id sent with each request.")
     api: Literal["chat", "completions"] = "chat"
     api_key_env: str | None = Field(
-        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        default=None,
         description="Name of the environment variable holding the API key (never the key).")
     region: str = Field(default="us-east-1", description="Bedrock region.")
     fixed_output_length: bool = Field(
@@ -44,12 +44,31 @@ class Target(BaseModel):
                                description="Permit a non-loopback address.")
     request_timeout_s: float = Field(default=120.0, gt=0)
 
-    @model_validator(mode="after")
-    def _url(self) -> Target:
-        parsed = urlparse(self.base_url)
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_name_not_a_key(cls, value: str | None) -> str | None:
+        # the message never repeats the value: a key pasted here must not reach a log
+        if value is not None and looks_like_a_key(value):
+            raise ValueError("this looks like an API key itself; expected the NAME of the "
+                             "environment variable holding it (e.g. OPENAI_API_KEY), and "
+                             "the key in that variable")
+        if value is not None and not ENV_NAME.fullmatch(value):
+            raise ValueError("expected an environment variable's name: letters, digits and "
+                             "'_', not starting with a digit")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.username is not None or parsed.password is not None:
+            # said without the URL: its user:password part is a secret
+            raise ValueError("the URL carries credentials (user:password@); expected them "
+                             "out of the URL, the key in the environment variable "
+                             "api_key_env names")
         if parsed.scheme not in {"http", "https"} or not parsed.hostname:
-            raise ValueError(f"base_url must be http(s)://host[:port], got {self.base_url!r}")
-        return self
+            raise ValueError(f"must be http(s)://host[:port], got {value!r}")
+        return value
 
     @property
     def is_loopback(self) -> bool:
@@ -81,6 +100,23 @@ class Target(BaseModel):
         return text
 
 
+#: an environment variable's name
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: how the common API keys and tokens start (OpenAI, Anthropic, GitHub, Hugging Face, AWS,
+#: Google)
+KEY_PREFIXES = ("sk-", "sk_", "ghp_", "gho_", "github_pat_", "hf_", "AKIA", "ASIA", "AIza",
+                "xai-", "gsk_")
+
+
+def looks_like_a_key(value: str) -> bool:
+    """A known key prefix, or a long run of mixed letters and digits no one names a
+    variable with (OPENAI_API_KEY is upper case and words)."""
+    if value.startswith(KEY_PREFIXES) or "-" in value:
+        return True
+    return len(value) >= 24 and any(c.isdigit() for c in value) \
+        and any(c.islower() for c in value) and any(c.isupper() for c in value)
+
+
 class TargetsFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -102,5 +138,6 @@ def load_target(path: str | Path, name: str) -> Target:
                                   f"allow_remote: true on the target to load-test it")])
     if target.api_key_env and target.api_key() is None:
         raise InputError([Problem(str(path), None, f"targets.{name}.api_key_env",
-                                  f"environment variable {target.api_key_env} is not set")])
+                                  f"environment variable {target.api_key_env} is not set; "
+                                  "expected it exported in the shell that runs llmplan")])
     return target

@@ -9,6 +9,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import yaml
 from lt_helpers import llmplan, read_jsonl, targets_file
 
 from llmplan.loadtests.clients import ConnectFailedError, classify_exception
@@ -87,3 +88,27 @@ def test_a_reused_output_folder_forgets_the_previous_runs_clock(tmp_path: Path) 
     # with no marker yet, the clock waits for the new run's own start
     stop = _stop_at(tmp_path, time.monotonic(), 600.0)
     assert stop is None or stop > time.monotonic() + 500.0
+
+
+@pytest.mark.parametrize(("field", "value", "said"), [
+    ("api_key_env", "sk-literal-key-abc123", "looks like an API key itself"),
+    ("api_key_env", "ghp0123456789abcdefSECRETTOKEN", "looks like an API key itself"),
+    ("base_url", "http://user:sk-urlsecret-777@127.0.0.1:8080", "carries credentials"),
+])
+def test_a_secret_in_the_wrong_field_is_refused_without_being_repeated(
+        tmp_path: Path, field: str, value: str, said: str) -> None:
+    """A key pasted where a variable's NAME belongs, or a password inside the URL, is an
+    error that never repeats it (it went to stderr and, in the URL's case, config.json)."""
+    from llmplan.errors import InputError
+    from llmplan.loadtests.targets import load_target
+
+    target = {"kind": "llamacpp", "base_url": "http://127.0.0.1:8080", "model": "m",
+              field: value}
+    path = tmp_path / "targets.yaml"
+    path.write_text(yaml.safe_dump({"targets": {"local": target}}))
+    with pytest.raises(InputError) as caught:
+        load_target(path, "local")
+    text = caught.value.render()
+    assert said in text and f"targets.local.{field}" in text
+    secret = "sk-urlsecret-777" if field == "base_url" else value
+    assert secret not in text
