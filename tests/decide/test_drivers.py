@@ -85,18 +85,25 @@ def test_an_excluded_cheaper_candidate_shows_figures_that_differ(
 
 def test_fewer_useful_results_are_what_the_winner_gives_up(
         simulated: dict[str, Candidate]) -> None:
-    def useful(candidate: Candidate, fraction: float) -> Candidate:
+    def useful(candidate: Candidate, fraction: float, source: str) -> Candidate:
         return candidate.model_copy(update={"useful": candidate.useful.model_copy(
-            update={"useful_fraction": fraction})})
+            update={"useful_fraction": fraction, "quality_source": source})})
 
-    candidates = {
-        "fleet": useful(_priced(simulated["fleet"], 0.0003, {"hardware": 1_000.0}), 0.85),
-        "api": useful(_priced(simulated["api"], 0.0004, {"input_tokens": 2_000.0}), 0.92)}
-    quality = next(d.text for d in drivers("fleet", ["fleet", "api"], candidates)
-                   if d.text.startswith("useful results"))
-    assert quality == ("useful results: 85% of requests for fleet against 92% for api (task "
-                       "quality x goodput); fleet wins on cost per useful result despite "
-                       "fewer")
+    for source, why, basis in (("scenario", "task quality x goodput", "assumption"),
+                               ("assumed 1.0 (no quality given)",
+                                "goodput: no task quality given", "simulated")):
+        candidates = {
+            "fleet": useful(_priced(simulated["fleet"], 0.0003, {"hardware": 1_000.0}), 0.85,
+                            source),
+            "api": useful(_priced(simulated["api"], 0.0004, {"input_tokens": 2_000.0}), 0.92,
+                          source)}
+        quality = next(d for d in drivers("fleet", ["fleet", "api"], candidates)
+                       if d.text.startswith("useful results"))
+        assert quality.text == (f"useful results: 85% of requests for fleet against 92% for "
+                                f"api ({why}); fleet wins on cost per useful result despite "
+                                f"fewer")
+        # with no quality figures the gap is the simulated goodput's, not an assumption's
+        assert quality.basis.startswith(basis)
 
 
 def test_unit_costs_keep_three_significant_figures() -> None:
