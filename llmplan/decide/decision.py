@@ -269,7 +269,7 @@ def decide(simulation: SimulationResult, loaded: LoadedScenario,
     return Result(scenario=simulation.scenario, deployments=candidates,
                   recommendation=recommendation,
                   break_even=with_slo_capacity(rows, planning, loaded) if planning else rows,
-                  decision_table=decision_table(candidates, loaded),
+                  decision_table=decision_table(candidates, loaded, headroom),
                   checklist=checklist(loaded, recommendation.deployment),
                   unbuildable=unbuildable, planning=planning)
 

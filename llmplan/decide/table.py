@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from llmplan.decide.drivers import SloHeadroom
 from llmplan.results.decision import Candidate, ChecklistItem, DecisionRow
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, CloudLatency, HybridDeployment
@@ -29,9 +30,11 @@ SEED_FIT = {
 }
 
 
-def decision_table(candidates: dict[str, Candidate],
-                   loaded: LoadedScenario) -> list[DecisionRow]:
-    """The seed's seven questions, answered per candidate with this scenario's numbers."""
+def decision_table(candidates: dict[str, Candidate], loaded: LoadedScenario,
+                   headroom: dict[str, SloHeadroom] | None = None) -> list[DecisionRow]:
+    """The seed's seven questions, answered per candidate with this scenario's numbers
+    (with planning's `headroom`, a fleet's load against what it sustains within the SLO,
+    which binds before full batches do)."""
     scenario = loaded.scenario
     first = next(iter(candidates.values()))
     restricted_tasks = {t.name for t in scenario.tasks if t.sensitivity == "restricted"}
@@ -51,9 +54,16 @@ def decision_table(candidates: dict[str, Candidate],
         if s.local is not None:
             util = s.local.utilisation
             bound = BOUND_NOTES.get(util.full_batch_step_bound_by, "")
-            scale.append(f"{util.achieved_requests_per_s:,.1f} of "
-                         f"{util.full_batch_requests_per_s:,.1f} req/s the fleet can serve "
-                         f"({util.load_fraction:.0%}{bound}); memory bandwidth "
+            if headroom is not None and name in headroom:
+                busiest, slo = headroom[name]
+                scale.append(f"{busiest:,.1f} of {slo:,.1f} req/s it sustains within the SLO "
+                             f"at the busiest stretch's pace ({busiest / slo:.0%}); full "
+                             f"batches {util.full_batch_requests_per_s:,.1f} req/s{bound}")
+            else:
+                scale.append(f"{util.achieved_requests_per_s:,.1f} of "
+                             f"{util.full_batch_requests_per_s:,.1f} req/s the fleet can serve "
+                             f"({util.load_fraction:.0%}{bound})")
+            scale.append(f"memory bandwidth "
                          f"{util.mbu_fraction:.0%}, compute {util.mfu_fraction:.0%} of peak; "
                          f"KV cache {util.kv_cache_mean_fraction:.0%} full")
             prefix = s.local.prefix_cache
