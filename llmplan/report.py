@@ -241,15 +241,26 @@ def break_even_chart(result: Result) -> go.Figure:
     wide = _wide([d.cost.monthly_usd for d in result.deployments.values()])
     volumes = [top * 1000 ** (k / 50 - 1) for k in range(51)] if wide \
         else [top * k / 50 for k in range(51)]
-    for name, dep in result.deployments.items():
+    capacity = _monthly_capacity(result)
+    colors = plotly.colors.qualitative.Plotly
+    for i, (name, dep) in enumerate(result.deployments.items()):
         cost = dep.cost
         per_request = cost.variable_usd_per_month / cost.requests_per_month \
             if cost.requests_per_month else 0.0
         label = f"{name} (recommended)" if name == result.recommendation.deployment else name
-        fig.add_trace(go.Scatter(x=volumes, mode="lines", name=label,
-                                 y=[cost.fixed_usd_per_month + per_request * v
-                                    for v in volumes],
-                                 line={"dash": "solid" if dep.feasible else "dot"}))
+        color = colors[i % len(colors)]
+        # solid while the fleet serves the volume (within the SLO when planning found how
+        # much), dotted past it; an infeasible candidate dotted throughout
+        most = capacity.get(name, math.inf) if dep.feasible else 0.0
+        within = [v for v in volumes if v <= most] if most > 0 else []
+        beyond = [] if len(within) == len(volumes) else \
+            [v for v in volumes if v >= (within[-1] if within else 0.0)]
+        for part, dash, shown in ((within, "solid", True), (beyond, "dot", not within)):
+            if part:
+                fig.add_trace(go.Scatter(
+                    x=part, mode="lines", name=label, legendgroup=name, showlegend=shown,
+                    y=[cost.fixed_usd_per_month + per_request * v for v in part],
+                    line={"dash": dash, "color": color}))
     for r in result.break_even:
         if r.break_even_requests_per_month:
             v = r.break_even_requests_per_month
@@ -263,8 +274,8 @@ def break_even_chart(result: Result) -> go.Figure:
                   annotation_text="you are here", annotation_position="top left")
     # the ranking is by cost per useful result: a candidate whose answers are right less
     # often can cost less a month and still lose
-    title = ("Monthly cost versus monthly volume (dotted: infeasible here; the ranking is "
-             "per useful result)")
+    title = ("Monthly cost versus monthly volume (dotted: infeasible, or past what the fleet "
+             "serves; the ranking is per useful result)")
     if wide:
         fig.update_layout(title=title + "; log scales",
                           xaxis={"title": "requests per month (log)", "type": "log"},
@@ -457,6 +468,17 @@ def _seed_question(question: str) -> str:
     fit = SEED_FIT.get(question)
     words = question.replace("_", " ")
     return f"{words} (local: {fit[0]}; cloud: {fit[1]})" if fit else words
+
+
+def _monthly_capacity(result: Result) -> dict[str, float]:
+    """The monthly volume each local fleet serves: within the SLO when planning found it,
+    else with full batches (from the break-even rows, which carry both)."""
+    found: dict[str, float] = {}
+    for row in result.break_even:
+        most = row.local_slo_capacity_requests_per_month or row.local_capacity_requests_per_month
+        if most:
+            found[row.local] = most
+    return found
 
 
 def _break_even_words(row: BreakEven) -> str:

@@ -65,3 +65,23 @@ def test_the_right_hand_axes_place_their_own_ticks(example_result: ExampleResult
     assert arrivals.tickmode == "auto"
     fig = over_time(_with_queues(result, [[0.0, 2.0], [3.0, 5.0]]))
     assert fig.layout.yaxis2.tickmode == "auto"
+
+
+def test_a_break_even_line_is_dotted_past_what_its_fleet_serves(
+        example_result: ExampleResult) -> None:
+    """A feasible fleet's cost line is solid up to the volume it serves within the SLO
+    (planning's, from the break-even rows) and dotted past it; an infeasible one dotted."""
+    from llmplan.report import break_even_chart
+
+    result = example_result("support-assistant", True)
+    fig = break_even_chart(result)
+    row = next(r for r in result.break_even if r.local == "gpu-fleet")
+    most = row.local_slo_capacity_requests_per_month
+    assert most is not None
+    lines = [t for t in fig.data if t.legendgroup == "gpu-fleet"]
+    solid = next(t for t in lines if t.line.dash == "solid")
+    assert max(solid.x) <= most
+    dotted = [t for t in lines if t.line.dash == "dot"]
+    assert not dotted or min(dotted[0].x) >= max(solid.x)
+    infeasible = [t for t in fig.data if t.legendgroup == "gpu-small"]
+    assert infeasible and all(t.line.dash == "dot" for t in infeasible)
