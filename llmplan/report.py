@@ -61,8 +61,21 @@ def load_curves(result: Result) -> go.Figure:
                                  name=f"{name} TTFT p95", mode="lines+markers", yaxis="y2",
                                  line={"dash": "dot"}))
     ttfts_ms = [p.ttft_p95_ms for plan in plans.values() for p in plan.load_curve]
+    targets = {d.slo.min_goodput_fraction for d in result.deployments.values()}
+    if plans and len(targets) == 1:
+        # the goodput a candidate needs: where its curve crosses this line is its capacity
+        fig.add_hline(y=targets.pop(), line={"dash": "dash", "color": "#555", "width": 1},
+                      annotation_text="SLO goodput", annotation_position="bottom left")
+    if plans and result.planning is not None and result.planning.window.span_s > 0:
+        window = result.planning.window
+        fig.add_vline(x=window.requests / window.span_s,
+                      line={"dash": "dash", "color": "#555", "width": 1},
+                      annotation_text="this traffic", annotation_position="top right")
     fig.update_layout(title="Goodput and TTFT p95 versus offered load",
-                      xaxis={"title": "requests/s", "rangemode": "tozero"},
+                      # the legend clear of the right axis's labels ("50 s") and title
+                      legend={"x": 1.12},
+                      xaxis={"title": "requests/s at the busiest stretch's pace",
+                             "rangemode": "tozero"},
                       yaxis={"title": "goodput", "range": [0, 1.05]},
                       yaxis2={"title": "TTFT p95 (log)", "overlaying": "y", "side": "right",
                               "type": "log", **log_ticks_ms(ttfts_ms)})
@@ -145,8 +158,7 @@ def over_time(result: Result) -> go.Figure:
                       # ticks like 1.113455µ: each axis places its own
                       yaxis2={"overlaying": "y", "side": "right", "tickmode": "auto",
                               "showgrid": False,
-                              **({"title": "waiting requests, minute means "
-                                           "(log; under 0.01 or gaps: none)",
+                              **({"title": "waiting requests (log)",
                                   "type": "log",
                                   **log_ticks_count([q for qs in queues.values() for q in qs])}
                                  if log_queue else
@@ -417,9 +429,12 @@ def render(result: Result, price_warnings: list[str] | None = None,
         where = ("the whole request stream" if window.whole_stream else
                  f"the busiest stretch of the request stream: {window.requests:,} requests "
                  f"arriving in {window.span_s:,.0f} s from {window.start_s:,.0f} s on")
+        checked = "" if window.whole_stream else (
+            "; the replica counts were checked on the whole stream, the sustainable rates on "
+            "a stretch four times as long")
         parts.append("<h2>Planning</h2><p>" + html.escape(
-            f"The searches simulated {where}; the replica counts were checked on the "
-            f"whole stream, the sustainable rates on a stretch four times as long.")
+            f"The searches simulated {where}{checked}. Rates are requests per second at "
+            f"the pace the simulated stretch arrives.")
             + "</p>" + "".join(
             f"<p class='warn'>{html.escape(note)}</p>" for note in result.planning.notes)
             + _table(

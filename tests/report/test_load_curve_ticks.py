@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from llmplan.report import load_curves
-from llmplan.results.decision import DeploymentPlan, LoadPoint, Planning, Result
+from llmplan.results.decision import (
+    DeploymentPlan,
+    LoadPoint,
+    Planning,
+    PlanningWindow,
+    Result,
+)
 
 #: TTFT p95 of the support-assistant example's load curve, as the reviewer saw it
 TTFTS_MS = [39.0, 174.0, 770.0, 3404.0, 15046.0, 66500.0]
@@ -21,9 +27,12 @@ def _result(ttfts_ms: list[float | None]) -> Result:
                        e2e_p95_ms=t) for i, t in enumerate(ttfts_ms)]
     plan = DeploymentPlan(min_replicas_meeting_slo=1, max_sustainable_requests_per_s=1.0,
                           load_curve=curve)
-    # only the planning part is read by the chart: the rest is left out
-    planning: dict[str, Any] = {"deployments": {"gpu": plan}}
-    result: dict[str, Any] = {"planning": Planning.model_construct(**planning)}
+    # only the planning part is read by the chart (and the candidates' goodput targets,
+    # none here): the rest is left out
+    window = PlanningWindow(requests=6000, start_s=0.0, span_s=600.0, whole_stream=False)
+    planning: dict[str, Any] = {"deployments": {"gpu": plan}, "window": window}
+    result: dict[str, Any] = {"planning": Planning.model_construct(**planning),
+                              "deployments": {}}
     return Result.model_construct(**result)
 
 
