@@ -214,15 +214,54 @@ def _stop_at(out_dir: Path, launched: float, duration_s: float) -> float | None:
     return None
 
 
+#: this many requests in a row failing to connect: the target is down, and sending the
+#: rest of the plan to it would only take the plan's time
+DEAD_STREAK = 10
+
+
+class _DeadWatch:
+    """Reads the senders' records as they are written (each file from where it stopped)
+    and counts the requests that failed to connect since the last that did not."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.offsets: dict[Path, int] = {}
+        self.streak = 0
+        self.checked = 0.0
+
+    def down(self) -> bool:
+        now = time.monotonic()
+        if now - self.checked < 1.0:
+            return self.streak >= DEAD_STREAK
+        self.checked = now
+        for part in sorted(self.out_dir.glob("requests.*.jsonl")):
+            try:
+                with part.open("rb") as handle:
+                    handle.seek(self.offsets.get(part, 0))
+                    data = handle.read()
+            except OSError:
+                continue
+            complete = data[:data.rfind(b"\n") + 1]
+            self.offsets[part] = self.offsets.get(part, 0) + len(complete)
+            for line in complete.splitlines():
+                try:
+                    error = json.loads(line).get("error_class")
+                except (ValueError, AttributeError):
+                    continue
+                self.streak = self.streak + 1 if error == "connect" else 0
+        return self.streak >= DEAD_STREAK
+
+
 def _supervise(processes: list[subprocess.Popen[bytes]], out_dir: Path, senders: int,
                duration_s: float, grace_s: float) -> bool:
-    """Wait for the senders to finish; stop them `duration_s` after the plan's start, or at
-    Ctrl-C. True: interrupted."""
+    """Wait for the senders to finish; stop them `duration_s` after the plan's start, at
+    Ctrl-C, or once DEAD_STREAK requests in a row failed to connect. True: interrupted."""
     interrupted = False
     stop_file = out_dir / "stop"
     drain_until: float | None = None
     launched = time.monotonic()
     stop_at: float | None = None
+    dead = _DeadWatch(out_dir)
     while True:
         try:
             done = len(list(out_dir.glob("done.*")))
@@ -235,7 +274,8 @@ def _supervise(processes: list[subprocess.Popen[bytes]], out_dir: Path, senders:
             if stop_at is None:
                 stop_at = _stop_at(out_dir, launched, duration_s)
             now = time.monotonic()
-            if drain_until is None and stop_at is not None and now >= stop_at:
+            if drain_until is None and ((stop_at is not None and now >= stop_at)
+                                        or dead.down()):
                 stop_file.touch()
                 drain_until = now + grace_s + 5.0
             if drain_until is not None and now > drain_until:

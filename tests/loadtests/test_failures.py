@@ -112,3 +112,24 @@ def test_a_secret_in_the_wrong_field_is_refused_without_being_repeated(
     assert said in text and f"targets.local.{field}" in text
     secret = "sk-urlsecret-777" if field == "base_url" else value
     assert secret not in text
+
+
+def test_a_target_dead_from_the_start_stops_the_run_early(tmp_path: Path,
+                                                          scenario_file: Path) -> None:
+    """Nothing listening: after ten refused connections in a row the run stops, instead of
+    sending the whole plan (here 60 requests over 60 s) to nobody; the refusals are on
+    disk and the run says the target is unreachable."""
+    import time
+
+    targets = targets_file(tmp_path, down={"kind": "openai", "base_url": "http://127.0.0.1:9",
+                                           "model": "m", "request_timeout_s": 5})
+    start = time.monotonic()
+    result = llmplan("loadtest", str(scenario_file), "--targets", str(targets), "--target",
+                     "down", "--duration", "60s", "--time-scale", "1", "--max-requests", "60",
+                     "--out", str(tmp_path / "out"))
+    took = time.monotonic() - start
+    assert result.returncode == 3, result.stderr
+    assert "target unreachable" in result.stderr
+    rows = read_jsonl(tmp_path / "out" / "requests.jsonl")
+    assert 10 <= len(rows) < 60 and {r["error_class"] for r in rows} == {"connect"}
+    assert took < 55
