@@ -270,7 +270,7 @@ def decide(simulation: SimulationResult, loaded: LoadedScenario,
                   recommendation=recommendation,
                   break_even=with_slo_capacity(rows, planning, loaded) if planning else rows,
                   decision_table=decision_table(candidates, loaded, headroom),
-                  checklist=checklist(loaded, recommendation.deployment),
+                  checklist=checklist(loaded, recommendation.deployment, candidates),
                   unbuildable=unbuildable, planning=planning)
 
 

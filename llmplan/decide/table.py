@@ -143,7 +143,8 @@ def _model_quality(name: str, s: Candidate, scenario: Scenario) -> str:
     return f"{useful}; task quality from {source}: {', '.join(rates)}{other}"
 
 
-def checklist(loaded: LoadedScenario, recommended: str | None = None) -> list[ChecklistItem]:
+def checklist(loaded: LoadedScenario, recommended: str | None = None,
+              candidates: dict[str, Candidate] | None = None) -> list[ChecklistItem]:
     """The seed's evaluation checklist: what this run measured, simulated or assumed. The
     operations items (who patches, rollback, outages) answer for the `recommended`
     candidate's kind when it is given, else for each kind of candidate the scenario has; all
@@ -182,7 +183,7 @@ def checklist(loaded: LoadedScenario, recommended: str | None = None) -> list[Ch
          *_upkeep(scenario, recommended, chosen)),
         ("Can you roll back model changes?", *_rollback(scenario, recommended, chosen)),
         ("What happens during network or provider outages?",
-         *_outages(scenario, recommended, chosen)),
+         *_outages(scenario, recommended, chosen, _fallback_fleet(chosen, candidates))),
     ]
     return [ChecklistItem(item=item, status=status, evidence=evidence)
             for item, status, evidence in items]
@@ -237,8 +238,17 @@ def _rollback(scenario: Scenario, recommended: str | None,
                                       f"candidates {', '.join(apis)}: nothing provisioned, {pin}")
 
 
-def _outages(scenario: Scenario, recommended: str | None,
-             chosen: Deployment | None) -> tuple[str, str]:
+def _fallback_fleet(chosen: Deployment | None,
+                    candidates: dict[str, Candidate] | None) -> Candidate | None:
+    """A hybrid's local fleet as simulated alone on the whole traffic (what it would face
+    with the API down), when the scenario has it as a candidate of its own."""
+    if not isinstance(chosen, HybridDeployment) or candidates is None:
+        return None
+    return candidates.get(chosen.local)
+
+
+def _outages(scenario: Scenario, recommended: str | None, chosen: Deployment | None,
+             simulated_as: Candidate | None = None) -> tuple[str, str]:
     apis = _names(scenario, CloudDeployment)
     dependent = [*apis, *_names(scenario, HybridDeployment)]
     simulated = [n for n, d in scenario.deployments.items() if isinstance(d, CloudDeployment)
@@ -259,6 +269,16 @@ def _outages(scenario: Scenario, recommended: str | None,
     if api is not None:
         fallback = (f"; {recommended} falls back to {chosen.local}"
                     if isinstance(chosen, HybridDeployment) and chosen.fallback_to_local else "")
+        if fallback and simulated_as is not None and simulated_as.local is not None:
+            # whether the fleet could take the API's share while the API is down: as a
+            # candidate of its own it faced the whole traffic
+            most = simulated_as.local.utilisation.full_batch_requests_per_s
+            if not simulated_as.slo.met:
+                fallback += (f", which alone on the whole traffic meets "
+                             f"{simulated_as.slo.goodput_fraction or 0.0:.0%} of it within the "
+                             f"SLO (at most {most:,.1f} req/s with full batches): during an "
+                             f"outage requests queue and miss the SLO (simulate one: outages: "
+                             f"on {api})")
         if api in simulated:
             return "simulated", f"outages of {api} simulated{fallback}"
         return "assumed", (f"no outage windows or MTBF given for {api}: simulated with the "

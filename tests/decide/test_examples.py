@@ -225,3 +225,15 @@ def test_the_reports_decision_table_carries_the_seed_guides_criteria(
     assert set(SEED_FIT) == set(QUESTIONS)
     for local, cloud in SEED_FIT.values():
         assert html.escape(f"local: {local}; cloud: {cloud}") in section
+
+
+def test_a_hybrids_fallback_that_cannot_carry_the_traffic_says_so(
+        example_result: ExampleResult) -> None:
+    """support-assistant's hybrid falls back to its L40S, which alone misses the SLO on the
+    whole traffic: the outage line says so rather than imply the fallback carries it."""
+    result = example_result("support-assistant", False)
+    small = result.deployments["gpu-small"]
+    assert not small.slo.met
+    outage = next(c for c in result.checklist if "outages" in c.item)
+    assert "hybrid falls back to gpu-small, which alone on the whole traffic meets " \
+           f"{small.slo.goodput_fraction:.0%} of it within the SLO" in outage.evidence
