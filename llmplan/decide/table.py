@@ -95,19 +95,27 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f} ms"
 
 
+def _share(part: int, whole: int) -> str:
+    """A share in whole per cent, never rounded to 0% or 100% when it is neither."""
+    share = part / whole
+    if 0 < part < whole and (share < 0.005 or share >= 0.995):
+        return f"{share:.1%}"
+    return f"{share:.0%}"
+
+
 def _data_location(s: Candidate, restricted: int) -> str:
     """Where requests went, counted as the simulation routed them. A cloud candidate sends
     every request to the provider, answered or not (a call refused with 429 carried its
     prompt too); a hybrid's figure is what the provider answered."""
     total = s.requests.total or 1
     if s.hybrid is not None:
-        sent = f"{s.hybrid.served_cloud / total:.0%} of requests answered by the provider"
+        sent = f"{_share(s.hybrid.served_cloud, total)} of requests answered by the provider"
         left = s.hybrid.restricted_served_by_cloud
         where = f"{left:,} of them answered by the provider" if left else \
             "none of them answered by the provider"
     elif s.cloud is not None:
-        sent = (f"every request sent to the provider, {s.cloud.served / total:.0%} answered "
-                f"by it")
+        sent = (f"every request sent to the provider, {_share(s.cloud.served, total)} "
+                f"answered by it")
         where = "all of them sent to the provider"
     else:
         sent = "no request sent to a provider"
