@@ -71,6 +71,10 @@ def read_measurements(path: Path) -> list[RequestRecord]:
     target's (a file joining two servers' records would be fitted as one server)."""
     file = records_file(path)
     rows = read_records(file)
+    if not rows:
+        raise InputError([Problem(str(file), None, "", "no requests in it: the run sent "
+                                  "nothing (see its summary.json and locust.log)")],
+                         title="nothing to read")
     targets = Counter(r.target for r in rows)
     if len(targets) > 1:
         seen = ", ".join(f"{name} ({count:,})" for name, count in targets.most_common())

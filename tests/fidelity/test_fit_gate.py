@@ -207,3 +207,14 @@ def test_validating_against_another_servers_run_is_refused(tmp_path: Path) -> No
     same = CliRunner().invoke(app, ["validate", str(a), "--calibration", str(calibration),
                                     "--out", str(tmp_path / "v")])
     assert same.exit_code == 0, same.output
+
+
+def test_a_run_that_sent_nothing_says_so(tmp_path: Path) -> None:
+    run = tmp_path / "empty"
+    run.mkdir()
+    (run / "requests.jsonl").write_text("")
+    result = CliRunner().invoke(app, ["calibrate", str(run), "--out", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2 and "no requests in it" in result.output
+    missing = CliRunner().invoke(app, ["calibrate", str(tmp_path / "nope"),
+                                       "--out", str(tmp_path / "c.yaml")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
