@@ -358,7 +358,15 @@ def target_down(rows: list[RequestRecord]) -> str | None:
         counts = _counts(measured)
         unreachable = set(counts) <= {"connect", "timeout"}
         what = "target unreachable" if unreachable else "every request failed"
-        return f"{what}: all {len(measured):,} requests failed ({_format(counts)})"
+        statuses = sorted({r.status for r in measured if r.status})
+        why = ""
+        if statuses:
+            why = f"; HTTP {', '.join(map(str, statuses))}"
+            if set(statuses) & {401, 403}:
+                why += ": the server refused the credentials (check the key api_key_env names)"
+            elif 404 in statuses:
+                why += ": no such endpoint (check base_url and the target's api)"
+        return f"{what}: all {len(measured):,} requests failed ({_format(counts)}){why}"
     dead_classes = {"connect", "reset", "timeout"}
     tail: list[RequestRecord] = []
     for row in reversed(measured):

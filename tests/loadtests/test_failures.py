@@ -48,6 +48,12 @@ def test_the_dead_target_message_counts_what_the_records_say() -> None:
     assert target_down([_row(i, "connect") for i in range(4)]) == \
         "target unreachable: all 4 requests failed (connect: 4)"
     assert target_down([_row(0, None), _row(1, "connect")]) is None
+    # refusals the server answered: their status says what to check
+    refused = [r.model_copy(update={"status": 401}) for r in
+               (_row(i, "http_4xx") for i in range(3))]
+    assert target_down(refused) == (
+        "every request failed: all 3 requests failed (http_4xx: 3); HTTP 401: the server "
+        "refused the credentials (check the key api_key_env names)")
 
 
 def test_a_run_where_every_request_failed_exits_non_zero(tmp_path: Path,
