@@ -271,10 +271,11 @@ def input_tokens(dep: CloudDeployment, model: CloudModelSpec, econ: Economics,
                + written * write_price) / 1e6
         share = read / facts.input_tokens if facts.input_tokens else 0.0
         return CostItem("input_tokens", usd, True,
-                        f"{facts.input_tokens / 1e6:,.1f} M tokens x "
-                        f"${model.input_usd_per_mtok}/M ({share:.0%} read from the prompt cache "
-                        f"at ${cached_price}/M, {written / 1e6:,.1f} M written at "
-                        f"${write_price}/M; simulated){_offered(facts)}")
+                        f"{facts.input_tokens / 1e6:,.1f} M tokens: {plain / 1e6:,.1f} M x "
+                        f"${model.input_usd_per_mtok}/M, {read / 1e6:,.1f} M ({share:.0%}) "
+                        f"read from the prompt cache at ${cached_price}/M, "
+                        f"{written / 1e6:,.1f} M written at ${write_price}/M "
+                        f"(simulated){_offered(facts)}")
     cached = dep.costs.cached_input_fraction
     usd = facts.input_tokens / 1e6 * ((1 - cached) * model.input_usd_per_mtok
                                       + cached * cached_price)
