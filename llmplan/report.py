@@ -431,7 +431,7 @@ def render(result: Result, price_warnings: list[str] | None = None,
                  f"arriving in {window.span_s:,.0f} s from {window.start_s:,.0f} s on")
         checked = "" if window.whole_stream else (
             "; the replica counts were checked on the whole stream, the sustainable rates on "
-            "a stretch four times as long")
+            "a stretch three times as long")
         parts.append("<h2>Planning</h2><p>" + html.escape(
             f"The searches simulated {where}{checked}. Rates are requests per second at "
             f"the pace the simulated stretch arrives.")

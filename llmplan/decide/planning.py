@@ -69,11 +69,11 @@ from llmplan.traffic import RequestStream, build_request_stream
 
 WINDOW_REQUESTS = 6000          # requests in the busiest stretch the searches simulate
 LOAD_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
-RATE_BISECTIONS = 6             # the rate is found to 1/64 of its bracket
+RATE_BISECTIONS = 5             # the rate is found to 1/32 of its bracket
 RATE_LIMIT = 1024               # a rate factor met at this is reported as no limit found
 WHOLE_STEP_DOWN = 0.9           # a rate the whole stream fails: try 10% lower, then lower
-WHOLE_BISECTIONS = 2            # and bisect that bracket to 1/4 of it (2.5% of the rate)
-LONG_STRETCHES = 4              # a rate is checked on the busiest stretch this many times longer
+WHOLE_BISECTIONS = 1            # and bisect that bracket once (5% of the rate, the lower end)
+LONG_STRETCHES = 3              # a rate is checked on the busiest stretch this many times longer
 RELAXATIONS = 10                # a stretch this many queue relaxation times long has settled
 REPLICA_LIMIT = 256
 Progress = Callable[[str], None]
@@ -302,7 +302,7 @@ class Planner:
         return lo
 
     def _bisect_down(self, name: str, hi: float) -> float | None:
-        """The largest factor under `hi` (which fails) meeting the SLO, to 1/64 of the
+        """The largest factor under `hi` (which fails) meeting the SLO, to 1/32 of the
         bracket (None under 1/64)."""
         bracket = self._halve_until_met(name, hi)
         return None if bracket is None else self._bisect(name, *bracket)[0]

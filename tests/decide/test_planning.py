@@ -183,7 +183,7 @@ def test_a_rate_the_stretch_holds_near_capacity_is_checked_on_the_whole_stream()
     """Within the fleet's full-batch throughput but close to it, a queue takes longer than
     the busiest stretch to grow: the stretch meets the SLO at a rate the whole stream (a
     half hour of the same traffic) does not. The rate planning reports holds on both (its
-    longer stretch, four windows, is the whole stream here)."""
+    longer stretch, three windows, is three quarters of the half hour here)."""
     loaded = scenario_from("""
         seed: 5
         duration: 1800
