@@ -268,15 +268,16 @@ def _problem(doc: YamlDocument, model: type[BaseModel], err: Any) -> Problem:
     return Problem(doc.file, doc.line_of(loc), _dotted(loc), message)
 
 
-#: field names whose values may be secrets: never repeated in an error
-SECRET_WORDS = ("key", "token", "secret", "password")
+#: how the names of fields whose values may be secrets end: never repeated in an error
+#: (not "tokens": prompt_tokens and max_tokens are counts)
+SECRET_ENDINGS = ("key", "key_env", "token", "secret", "password")
 
 
 def _may_be_secret(loc: Loc, value: Any) -> bool:
     """A value an error must not repeat: a field named like a key, or a URL with a user or
     password in it."""
     name = str(loc[-1]).lower() if loc else ""
-    if any(word in name for word in SECRET_WORDS):
+    if name.endswith(SECRET_ENDINGS):
         return True
     return isinstance(value, str) and "://" in value and "@" in value.split("://", 1)[1]
 

@@ -139,3 +139,15 @@ def test_a_target_dead_from_the_start_stops_the_run_early(tmp_path: Path,
     rows = read_jsonl(tmp_path / "out" / "requests.jsonl")
     assert 10 <= len(rows) < 60 and {r["error_class"] for r in rows} == {"connect"}
     assert took < 55
+
+
+def test_only_fields_named_like_secrets_hide_their_values() -> None:
+    from llmplan.yamlio import _may_be_secret
+
+    assert _may_be_secret(("targets", "t", "api_key_env"), "OPENAI_API_KEY")
+    assert _may_be_secret(("x", "hf_token"), "abc")
+    assert _may_be_secret(("targets", "t", "base_url"), "http://u:p@127.0.0.1:1")
+    # counts of tokens are no secrets: their errors keep the value given
+    for field in ("prompt_tokens", "max_tokens", "tokens", "tokens_per_min"):
+        assert not _may_be_secret(("tasks", 0, field), -5)
+    assert not _may_be_secret(("targets", "t", "base_url"), "http://127.0.0.1:1")
