@@ -525,6 +525,12 @@ class LongContextPrice(BaseModel):
     output_usd_per_mtok: float = Field(ge=0)
     cached_input_usd_per_mtok: float | None = Field(default=None, ge=0)
 
+    @property
+    def cache_read_usd_per_mtok(self) -> float:
+        """A cache read's price: the cached price, or the input price without one."""
+        return self.cached_input_usd_per_mtok if self.cached_input_usd_per_mtok is not None \
+            else self.input_usd_per_mtok
+
 
 class CloudModelSpec(_Entry):
     """A hosted API model with its list prices and its provider's rate-limit tiers."""
@@ -557,6 +563,12 @@ class CloudModelSpec(_Entry):
                                   "is past a length (Gemini Pro and Claude past 200k tokens, "
                                   "OpenAI's GPT-6 family past 272k).")
     prices_as_of: datetime.date
+
+    @property
+    def cache_read_usd_per_mtok(self) -> float:
+        """A cache read's price: the cached price, or the input price without one."""
+        return self.cached_input_usd_per_mtok if self.cached_input_usd_per_mtok is not None \
+            else self.input_usd_per_mtok
 
     @property
     def streams_reasoning(self) -> bool:

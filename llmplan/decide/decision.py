@@ -16,6 +16,7 @@ import math
 
 from llmplan.catalog.lifecycle import retired_reason
 from llmplan.decide.costs import (
+    CallTokens,
     CloudFacts,
     CostItem,
     LocalFacts,
@@ -97,30 +98,21 @@ def deployment_costs(name: str, summary: DeploymentResult, loaded: LoadedScenari
                              cached_input_tokens=None if part.cached_input_tokens is None
                              else part.cached_input_tokens * factor,
                              cache_write_tokens=(part.cache_write_tokens or 0) * factor,
-                             **_abandoned(part.abandoned, factor),
-                             **_long(part.long_context, factor))
+                             abandoned=_per_month(part.abandoned, factor),
+                             long_context=_per_month(part.long_context, factor))
         items += [CostItem(f"cloud_{i.name}" if local is not None else i.name,
                            i.usd_per_month, i.variable, i.basis)
                   for i in cloud_items(cloud, catalog, econ, facts_c)]
     return items
 
 
-def _abandoned(calls: AbandonedCalls | None, factor: float) -> dict[str, float]:
-    """CloudFacts' abandoned attempts, scaled to a month."""
-    if calls is None:
-        return {}
-    return {"abandoned_attempts": calls.attempts * factor,
-            "abandoned_input_tokens": calls.input_tokens * factor,
-            "abandoned_output_tokens": calls.output_tokens * factor}
-
-
-def _long(calls: LongContextCalls | None, factor: float) -> dict[str, float]:
-    """CloudFacts' requests past the long-context threshold, scaled to a month."""
-    if calls is None:
-        return {}
-    return {"long_requests": calls.requests * factor,
-            "long_input_tokens": calls.input_tokens * factor,
-            "long_output_tokens": calls.output_tokens * factor}
+def _per_month(found: AbandonedCalls | LongContextCalls | None, factor: float) -> CallTokens:
+    """A cloud part's extra billed calls (abandoned attempts, long-context requests),
+    scaled to a month."""
+    if found is None:
+        return CallTokens()
+    calls = found.attempts if isinstance(found, AbandonedCalls) else found.requests
+    return CallTokens(calls * factor, found.input_tokens * factor, found.output_tokens * factor)
 
 
 def cost_summary(items: list[CostItem], summary: DeploymentResult, factor: float,

@@ -293,13 +293,7 @@ class Planner:
             hi, lo = lo, lo * WHOLE_STEP_DOWN
             if lo < 1 / 64:
                 return None
-        for _ in range(WHOLE_BISECTIONS):
-            mid = (lo + hi) / 2
-            if self.meets(Point(name, factor=mid, long=True)):
-                lo = mid
-            else:
-                hi = mid
-        return lo
+        return self._bisect(name, lo, hi, WHOLE_BISECTIONS, long=True)[0]
 
     def _bisect_down(self, name: str, hi: float) -> float | None:
         """The largest factor under `hi` (which fails) meeting the SLO, to 1/32 of the
@@ -316,11 +310,13 @@ class Planner:
                 return None
         return lo, hi
 
-    def _bisect(self, name: str, lo: float, hi: float) -> tuple[float, float]:
-        """Bisection of [lo met, hi failed] to 1/2^RATE_BISECTIONS of it: the last bracket."""
-        for _ in range(RATE_BISECTIONS):
+    def _bisect(self, name: str, lo: float, hi: float, steps: int = RATE_BISECTIONS, *,
+                long: bool = False) -> tuple[float, float]:
+        """Bisection of [lo met, hi failed] to 1/2^steps of it, on the busiest stretch (or
+        the longer one): the last bracket."""
+        for _ in range(steps):
             mid = (lo + hi) / 2
-            if self.meets(Point(name, factor=mid)):
+            if self.meets(Point(name, factor=mid, long=long)):
                 lo = mid
             else:
                 hi = mid

@@ -53,6 +53,14 @@ def _run(folder: Path, seed: int, spec: Workload) -> Path:
     return write_run(folder, rows)
 
 
+def _with_slots(run: Path, slots: int) -> Path:
+    """The run with llama.cpp's /props as a server of `slots` slots of 512 tokens saved it."""
+    (run / "server_props.json").write_text(json.dumps(
+        {"total_slots": slots, "default_generation_settings": {"n_ctx": 512},
+         "model_path": "m.gguf"}))
+    return run
+
+
 def _close(st: LinearStepTime, coef: tuple[float, ...], rel: float) -> None:
     assert st.fixed_ms == pytest.approx(coef[0] * 1e3, rel=rel)
     assert st.per_prefill_token_us == pytest.approx(coef[1] * 1e6, rel=rel)
@@ -111,12 +119,8 @@ def test_one_batch_size_is_refused(tmp_path: Path) -> None:
 
 
 def test_runs_from_different_server_settings_are_refused(tmp_path: Path) -> None:
-    a = _run(tmp_path / "a", 1, SHORT)
-    b = _run(tmp_path / "b", 2, SHORT)
-    for run, slots in ((a, 4), (b, 8)):
-        (run / "server_props.json").write_text(json.dumps(
-            {"total_slots": slots, "default_generation_settings": {"n_ctx": 512},
-             "model_path": "m.gguf"}))
+    a = _with_slots(_run(tmp_path / "a", 1, SHORT), 4)
+    b = _with_slots(_run(tmp_path / "b", 2, SHORT), 8)
     assert calibrate([a], slots=None).server.slots == 4
     with pytest.raises(Exception) as caught:
         calibrate([a, b])
@@ -191,12 +195,8 @@ def test_records_of_two_servers_in_one_file_are_refused(tmp_path: Path) -> None:
 def test_validating_against_another_servers_run_is_refused(tmp_path: Path) -> None:
     """A calibration of a 4-slot server checked against a 2-slot server's run would show
     the servers' difference as the model's error: refused, naming both."""
-    a = _run(tmp_path / "a", 1, SHORT)
-    b = _run(tmp_path / "b", 2, SHORT)
-    for run, slots in ((a, 4), (b, 2)):
-        (run / "server_props.json").write_text(json.dumps(
-            {"total_slots": slots, "default_generation_settings": {"n_ctx": 512},
-             "model_path": "m.gguf"}))
+    a = _with_slots(_run(tmp_path / "a", 1, SHORT), 4)
+    b = _with_slots(_run(tmp_path / "b", 2, SHORT), 2)
     calibration = tmp_path / "cal.yaml"
     assert CliRunner().invoke(app, ["calibrate", str(a), "--out", str(calibration)]) \
         .exit_code == 0
