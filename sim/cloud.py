@@ -4,10 +4,11 @@ Each call is one SimPy timeout with a callback (no process per request). A call 
 with a 429 when the provider's limiter says so (sim/ratelimit.py) or, with the configured
 probability, when the provider's shared pool is busy; it fails at once (errors) or hangs to
 the client's timeout (timeouts) during an outage. The client retries with exponential
-backoff and jitter, waiting at least the retry-after when it honours it, and gives up after
-`max_retries`; a hybrid router can then take the request back (`on_give_up`). An admitted
-call streams: TTFT = network round trip + provider TTFT, then (n - 1) tokens at the
-request's output rate (both lognormal).
+backoff and jitter, waiting at least the retry-after when it honours it (and giving up at
+once on one longer than `max_retry_after_s`, as openai-python does past two minutes: a
+daily limit's), and gives up after `max_retries`; a hybrid router can then take the
+request back (`on_give_up`). An admitted call streams: TTFT = network round trip +
+provider TTFT, then (n - 1) tokens at the request's output rate (both lognormal).
 
 Planning asks two more things of the same limits: what rate they sustain for a stream's
 token mix (`sustained_limit`), and, for a stretch of a long busy day, to start the limiter
@@ -26,6 +27,7 @@ import simpy
 
 from llmplan.catalog import CloudModelSpec
 from llmplan.scenario.cloud import CloudDeployment
+from llmplan.sim.prompt_cache import PromptCache, cached_prefix_tokens
 from llmplan.sim.ratelimit import (
     DEFAULT_ACCOUNTING,
     LIMITERS,
@@ -59,7 +61,10 @@ def outage_windows(spec: CloudDeployment, horizon_s: float,
     return sorted(windows)
 
 
-def make_limiter(spec: CloudDeployment, model: CloudModelSpec) -> Limiter:
+def make_limiter(spec: CloudDeployment, model: CloudModelSpec,
+                 cached_share: float | None = None) -> Limiter:
+    """The limiter of `spec`'s limits; `cached_share`: the share of the prompts the
+    provider's cache answers, as simulated (None: the scenario's cached_input_fraction)."""
     limits = spec.limits
     accounting = limits.accounting or DEFAULT_ACCOUNTING[model.provider]
     rpm = limits.requests_per_min or (None if accounting == "azure_slices"
@@ -73,8 +78,28 @@ def make_limiter(spec: CloudDeployment, model: CloudModelSpec) -> Limiter:
         otpm = limits.output_tokens_per_min or (tier.output_tokens_per_min if tier else None)
         return InputOutput(rpm, tpm, limits.requests_per_day, limits.tokens_per_day,
                            output_tokens_per_min=otpm,
-                           uncached_share=1.0 - spec.costs.cached_input_fraction)
+                           uncached_share=1.0 - (spec.costs.cached_input_fraction
+                                                 if cached_share is None else cached_share))
     return LIMITERS[accounting](rpm, tpm, limits.requests_per_day, limits.tokens_per_day)
+
+
+def simulated_cache_share(model: CloudModelSpec, taken: np.ndarray, *, arrival_s: np.ndarray,
+                          group: np.ndarray | None, prefix: np.ndarray | None,
+                          keep: np.ndarray | None, prompts: np.ndarray,
+                          turns: np.ndarray | None) -> float | None:
+    """Of the prompt tokens of the requests `taken`, the share the provider's cache answers
+    when all of them reach it in arrival order (None: no shared prefixes, or a provider
+    that does not cache: the scenario's cached_input_fraction stands)."""
+    if group is None or prefix is None or model.cached_input_usd_per_mtok is None:
+        return None
+    total = int(np.asarray(prompts)[taken].sum())
+    if total <= 0:
+        return None
+    read, _ = cached_prefix_tokens(arrival_s, group, prefix, taken, keep_group=keep,
+                                   prompt_tokens=prompts, conversation=turns,
+                                   min_tokens=model.min_cacheable_tokens,
+                                   ttl_s=model.cache_ttl_s)
+    return read / total
 
 
 def fits_model(spec: CloudDeployment, model: CloudModelSpec,
@@ -109,7 +134,12 @@ def sustained_limit(spec: CloudDeployment, model: CloudModelSpec,
     fits = fits_model(spec, model, stream.prompt_tokens, stream.output_tokens)
     if not fits.any():
         return None
-    found = make_limiter(spec, model).sustained(
+    keep = stream.cache_write_groups()
+    share = simulated_cache_share(
+        model, fits, arrival_s=stream.arrival_s, group=stream.prefix_group,
+        prefix=stream.prefix_tokens, keep=keep, prompts=stream.prompt_tokens,
+        turns=None if stream.session is None else stream.session >= 0)
+    found = make_limiter(spec, model, share).sustained(
         *token_mix(spec, stream.prompt_tokens[fits], stream.output_tokens[fits]))
     if found is None:
         return None
@@ -127,6 +157,23 @@ class CloudEndpoint:
         self.rec = work.records
         self.rng = np.random.default_rng([seed, 11, zlib.crc32(name.encode())])
         self.limiter = make_limiter(spec, model)
+        #: the provider's prompt cache as calls reach it, where a limit does not count
+        #: what it answers (Anthropic's input tokens/min) and the workload shares prefixes
+        self.cache: PromptCache | None = None
+        if type(self.limiter) is InputOutput and work.groups is not None \
+                and work.shared is not None and model.cached_input_usd_per_mtok is not None:
+            self.cache = PromptCache(min_tokens=model.min_cacheable_tokens,
+                                     ttl_s=model.cache_ttl_s)
+            # what priming and sustained rates count: the share the cache answers when
+            # every request the model takes reaches it (each call is charged its own)
+            share = simulated_cache_share(
+                model, self.fits, arrival_s=np.asarray(work.arrivals),
+                group=np.asarray(work.groups), prefix=np.asarray(work.shared),
+                keep=None if work.keep_groups is None else np.asarray(work.keep_groups),
+                prompts=np.asarray(work.prompts),
+                turns=None if work.turns is None else np.asarray(work.turns))
+            if share is not None:
+                self.limiter.uncached_share = 1.0 - share
         self.outages = outage_windows(spec, horizon_s, self.rng)
         self.settles = isinstance(self.limiter, BedrockReserve | InputOutput)
         lat = spec.latency
@@ -200,12 +247,16 @@ class CloudEndpoint:
                 self.rng.random() < spec.limits.shared_pool_throttle_probability:
             admitted, charged, retry_after = False, 0.0, 1.0
         else:
-            admitted, charged, retry_after = self.limiter.try_acquire(t, prompt, reserve)
+            cached = None if self.cache is None else self._cache_read(rid, t)
+            admitted, charged, retry_after = self.limiter.try_acquire(t, prompt, reserve,
+                                                                      cached)
         if not admitted:
             rec.throttles[rid] += 1
             self._later(rtt, lambda: self._retry(rid, t + rtt, attempt, retry_after, THROTTLED))
             return
         self.charged_tokens += charged
+        if self.cache is not None:
+            self._cache_visit(rid, t)
         ttft = rtt + float(self.rng.lognormal(self.ttft_mu, self.ttft_sigma))
         rate = float(self.rng.lognormal(self.rate_mu, self.rate_sigma))
         total = ttft + (output - 1) / rate
@@ -233,6 +284,19 @@ class CloudEndpoint:
             used = float(prompt + output)
             self._later(total, lambda: self.limiter.settle(t + total, charged, used))
 
+    def _cache_read(self, rid: int, t: float) -> int:
+        assert self.cache is not None and self.work.groups is not None \
+            and self.work.shared is not None
+        return self.cache.read(t, self.work.groups[rid], self.work.shared[rid])
+
+    def _cache_visit(self, rid: int, t: float) -> None:
+        work = self.work
+        assert self.cache is not None and work.groups is not None and work.shared is not None
+        keep = -1 if work.keep_groups is None else work.keep_groups[rid]
+        turn = keep != work.groups[rid] if work.turns is None else work.turns[rid]
+        self.cache.visit(t, work.groups[rid], work.shared[rid], keep=keep,
+                         prompt=work.prompts[rid], turn=turn)
+
     def _retry(self, rid: int, t: float, attempt: int, retry_after: float | None,
                failure: int) -> None:
         """The attempt failed at time t: back off and call again, or give up."""
@@ -251,7 +315,9 @@ class CloudEndpoint:
         elif retry.jitter == "equal":
             delay = delay / 2 + float(self.rng.uniform(0.0, delay / 2))
         if retry.honor_retry_after and retry_after is not None:
-            if math.isinf(retry_after):   # can never fit (request larger than the limit)
+            # a request that can never fit (larger than the limit), or a retry-after past
+            # what the client waits for (a daily limit's): the client gives up now
+            if retry_after > retry.max_retry_after_s:
                 self.rec.outcome[rid] = failure
                 self.rec.finish_s[rid] = t
                 if self.rec.on_end is not None:

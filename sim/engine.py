@@ -119,7 +119,9 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
     work = Workload(stream.prompt_tokens.tolist(), stream.output_tokens.tolist(), arrivals,
                     records, groups=groups.tolist() if groups is not None and sharing else None,
                     shared=shared.tolist() if shared is not None and sharing else None,
-                    keep_groups=keep.tolist() if keep is not None and sharing else None)
+                    keep_groups=keep.tolist() if keep is not None and sharing else None,
+                    turns=(stream.session >= 0).tolist()
+                    if sharing and stream.session is not None else None)
     base = stream.conversation_bases() if sharing else None
     if base is not None:
         work = replace(work, base_groups=base[0].tolist(), base_shared=base[1].tolist())

@@ -18,56 +18,75 @@ DEFAULT_MIN_TOKENS = 1024
 DEFAULT_TTL_S = 300.0
 
 
+class PromptCache:
+    """One provider cache, request by request in the order the provider sees them.
+
+    A shared prefix (a system prompt) is read whole when its group was used within the
+    lifetime, else written whole. A conversation's turn (`turn`; `keep` its conversation's
+    group, `prompt` its prompt) leaves its whole prompt cached for the next turn: the next
+    turn reads what that cache holds, the previous prompt, and not the previous answer or
+    its own new message, which it writes (they extend the cache for the turn after).
+    """
+
+    def __init__(self, *, min_tokens: int | None, ttl_s: float | None) -> None:
+        self.minimum = DEFAULT_MIN_TOKENS if min_tokens is None else min_tokens
+        self.ttl = DEFAULT_TTL_S if ttl_s is None else ttl_s
+        self.last_use: dict[int, float] = {}
+        self.held: dict[int, int] = {}           # tokens the cache holds for a group
+
+    def read(self, t: float, group: int, prefix: int) -> int:
+        """Prompt tokens a request of `group` sharing `prefix` tokens would read at t."""
+        if group < 0 or prefix < self.minimum:
+            return 0
+        previous = self.last_use.get(group)
+        if previous is None or t - previous > self.ttl:
+            return 0
+        return min(prefix, self.held.get(group, prefix))
+
+    def visit(self, t: float, group: int, prefix: int, *, keep: int = -1, prompt: int = 0,
+              turn: bool = False) -> tuple[int, int]:
+        """The provider takes the request at t: (tokens read, tokens written)."""
+        hit = accounted = written = 0
+        if group >= 0 and prefix >= self.minimum:
+            hit = accounted = self.read(t, group, prefix)
+            if hit:
+                self.last_use[group] = t
+            if not turn or keep != group:
+                # a shared prefix: written whole when not held (then held whole)
+                written += prefix - hit
+                accounted = prefix
+                self.held[group] = max(self.held.get(group, 0), prefix)
+                self.last_use[group] = t
+        if turn and keep >= 0 and prompt >= self.minimum:
+            # the turn's whole prompt becomes what its conversation's cache holds
+            written += prompt - accounted
+            self.held[keep] = prompt
+            self.last_use[keep] = t
+        return hit, written
+
+
 def cached_prefix_tokens(arrival_s: np.ndarray, group: np.ndarray, prefix_tokens: np.ndarray,
                          served: np.ndarray, *, min_tokens: int | None, ttl_s: float | None,
                          keep_group: np.ndarray | None = None,
                          prompt_tokens: np.ndarray | None = None,
                          conversation: np.ndarray | None = None) -> tuple[int, int]:
     """(prompt tokens read from the cache, prompt tokens written to it) of the served
-    requests, given each request's shared prefix group (-1: none) and its length.
-
-    A shared prefix (a system prompt) is read whole when its group was used within the
-    lifetime, else written whole. A conversation's turn (`conversation` true; `keep_group`
-    its conversation, `prompt_tokens` its prompt) leaves its whole prompt cached for the
-    next turn: the next turn reads what that cache holds, the previous prompt, and not the
-    previous answer or its own new message, which it writes (they extend the cache for the
-    turn after). Without `conversation`, a request whose keep_group differs from its group
-    counts as a conversation's turn (older callers).
-    """
-    minimum = DEFAULT_MIN_TOKENS if min_tokens is None else min_tokens
-    ttl = DEFAULT_TTL_S if ttl_s is None else ttl_s
-    last_use: dict[int, float] = {}
-    held: dict[int, int] = {}           # tokens the cache holds for a group
-    cached = written = 0
-    reads = served & (group >= 0) & (prefix_tokens >= minimum)
+    requests in arrival order (`PromptCache`), given each request's shared prefix group
+    (-1: none) and its length. Without `conversation`, a request whose keep_group differs
+    from its group counts as a conversation's turn (older callers)."""
+    cache = PromptCache(min_tokens=min_tokens, ttl_s=ttl_s)
+    keep = np.full(len(group), -1, dtype=np.int64) if keep_group is None else keep_group
+    prompts = np.zeros(len(group), dtype=np.int64) if prompt_tokens is None else prompt_tokens
     if keep_group is None or prompt_tokens is None:
-        turns = np.zeros_like(reads)
+        turns = np.zeros(len(group), dtype=bool)
     else:
-        turn = (keep_group != group) if conversation is None else conversation
-        turns = served & (keep_group >= 0) & turn
-    candidates = np.flatnonzero(reads | turns)
+        turns = (keep_group != group) if conversation is None else conversation
+    candidates = np.flatnonzero(served & (((group >= 0) & (prefix_tokens >= cache.minimum))
+                                          | ((keep >= 0) & turns)))
+    cached = written = 0
     for i in candidates[np.argsort(arrival_s[candidates], kind="stable")]:
-        t = float(arrival_s[i])
-        hit = accounted = 0
-        if reads[i]:
-            g, n = int(group[i]), int(prefix_tokens[i])
-            previous = last_use.get(g)
-            if previous is not None and t - previous <= ttl:
-                hit = min(n, held.get(g, n))
-                last_use[g] = t
-            cached += hit
-            accounted = hit
-            if not turns[i] or int(keep_group[i]) != g:     # type: ignore[index]
-                # a shared prefix: written whole when not held (then held whole)
-                written += n - hit
-                accounted = n
-                held[g] = max(held.get(g, 0), n)
-                last_use[g] = t
-        if turns[i]:   # the turn's whole prompt becomes what its conversation's cache holds
-            assert keep_group is not None and prompt_tokens is not None
-            k, prompt = int(keep_group[i]), int(prompt_tokens[i])
-            if prompt >= minimum:
-                written += prompt - accounted
-                held[k] = prompt
-                last_use[k] = t
+        hit, wrote = cache.visit(float(arrival_s[i]), int(group[i]), int(prefix_tokens[i]),
+                                 keep=int(keep[i]), prompt=int(prompts[i]), turn=bool(turns[i]))
+        cached += hit
+        written += wrote
     return cached, written

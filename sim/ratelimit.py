@@ -6,7 +6,8 @@ carries). `settle(t, charged, actual)` is called when an admitted request finish
 
 * RollingMinute (OpenAI and default): requests and tokens per minute as token buckets that
   refill continuously (limit/60 per second, capacity one minute's worth); a request is
-  charged prompt + max_tokens when it starts. Failed requests count too.
+  charged prompt + max_tokens when it starts. Failed requests count too: a refused call
+  takes its request from the requests bucket.
 * AzureSlices (Azure OpenAI): the per-minute quota enforced over short fixed windows (1 s or
   10 s) of limit x slice / 60 each; requests/min is 6 per 1,000 tokens/min unless given.
 * BedrockReserve (AWS Bedrock): buckets like RollingMinute, charged input + maxTokens at the
@@ -97,8 +98,10 @@ class Limiter(ABC):
         self.day_tokens += tokens
 
     @abstractmethod
-    def try_acquire(self, t: float, prompt: int, reserve: int) -> tuple[bool, float, float]:
-        """(admitted, tokens charged, retry-after seconds when refused)."""
+    def try_acquire(self, t: float, prompt: int, reserve: int,
+                    cached: int | None = None) -> tuple[bool, float, float]:
+        """(admitted, tokens charged, retry-after seconds when refused); `cached`: of the
+        prompt, the tokens the provider's cache would answer (None: not simulated)."""
 
     def settle(self, t: float, charged: float, actual_tokens: float) -> None:
         """An admitted request finished having used `actual_tokens` in total."""
@@ -150,6 +153,10 @@ class Limiter(ABC):
 class RollingMinute(Limiter):
     """OpenAI-style: continuously refilled per-minute buckets, prompt + max_tokens charged."""
 
+    #: whether a refused call counts against requests/min (OpenAI's rule; the other
+    #: providers' documents do not say so)
+    refusals_count = True
+
     def __init__(self, requests_per_min: float | None, tokens_per_min: float | None,
                  requests_per_day: float | None = None,
                  tokens_per_day: float | None = None) -> None:
@@ -165,19 +172,27 @@ class RollingMinute(Limiter):
             if bucket is not None and demand > bucket.per_min / 60.0 * (1 + 1e-9):
                 bucket.level = 0.0
 
-    def _charges(self, prompt: int, reserve: int) -> list[tuple[Bucket | None, float]]:
+    def _charges(self, prompt: int, reserve: int,
+                 cached: int | None) -> list[tuple[Bucket | None, float]]:
         """What a call takes from each bucket: a request, and prompt + max_tokens."""
         return [(self.requests, 1.0), (self.tokens, float(prompt + reserve))]
 
-    def try_acquire(self, t: float, prompt: int, reserve: int) -> tuple[bool, float, float]:
+    def try_acquire(self, t: float, prompt: int, reserve: int,
+                    cached: int | None = None) -> tuple[bool, float, float]:
         charge = float(prompt + reserve)
         wait = self._day_wait(t, charge)
-        charges = self._charges(prompt, reserve)
+        charges = self._charges(prompt, reserve, cached)
         for bucket, amount in charges:
             if bucket is not None:
                 bucket.refill(t)
                 wait = max(wait, bucket.wait_s(amount))
         if wait > 0:
+            if self.refusals_count and self.requests is not None:
+                # a refused call still takes its request from the minute's allowance
+                # (OpenAI: "unsuccessful requests contribute to your per-minute limit"):
+                # retrying in a tight loop keeps a client throttled
+                self.requests.level = max(self.requests.level - 1.0, -self.requests.per_min)
+                wait = max(wait, self.requests.wait_s(1.0))   # what the 429 then says
             return False, 0.0, wait
         for bucket, amount in charges:
             if bucket is not None:
@@ -188,6 +203,8 @@ class RollingMinute(Limiter):
 
 class BedrockReserve(RollingMinute):
     """Bedrock: input + maxTokens reserved at the start, the unused part returned after."""
+
+    refusals_count = False
 
     def _tokens_counted(self, charge_tokens: float, used_tokens: float,
                         prompt_tokens: float | None = None) -> float:
@@ -201,7 +218,15 @@ class BedrockReserve(RollingMinute):
 
 
 class AzureSlices(Limiter):
-    """Azure OpenAI: the minute's quota split into fixed 1 s or 10 s slices."""
+    """Azure OpenAI: the minute's quota split into fixed 1 s or 10 s slices.
+
+    A slice takes calls while they fit its share of the quota (limit x slice / 60). A call
+    larger than that share (a 12,000-token prompt against 60,000 tokens/min in 1 s slices,
+    or any call when the share is under one request) gets into a slice nothing else has
+    used, and what it takes past the share is taken from the slices after it: Azure serves
+    such calls at a small quota, no faster than the quota allows. A call larger than the
+    whole minute's quota never fits.
+    """
 
     def __init__(self, requests_per_min: float | None, tokens_per_min: float | None,
                  requests_per_day: float | None = None, tokens_per_day: float | None = None,
@@ -214,25 +239,37 @@ class AzureSlices(Limiter):
         self.used_requests = 0.0
         self.used_tokens = 0.0
 
-    def try_acquire(self, t: float, prompt: int, reserve: int) -> tuple[bool, float, float]:
+    @staticmethod
+    def _slices_to_wait(used: float, amount: float, cap: float) -> int:
+        """Slices from this one until a call of `amount` fits: the used share (carried
+        over, less `cap` a slice) is gone, or leaves room for it (0: it fits now)."""
+        if used <= cap * 1e-9 or used + amount <= cap * (1 + 1e-9):
+            return 0
+        return max(1, min(math.ceil(used / cap - 1e-12),
+                          math.ceil((used + amount - cap) / cap - 1e-12)))
+
+    def try_acquire(self, t: float, prompt: int, reserve: int,
+                    cached: int | None = None) -> tuple[bool, float, float]:
         charge = float(prompt + reserve)
         window = int(t // self.slice_s)
+        request_cap = None if self.rpm is None else self.rpm * self.slice_s / 60.0
+        token_cap = None if self.tpm is None else self.tpm * self.slice_s / 60.0
         if window != self.window:
-            self.window, self.used_requests, self.used_tokens = window, 0.0, 0.0
-        next_window_s = (window + 1) * self.slice_s - t
+            passed = window - self.window if self.window >= 0 else 1
+            if request_cap is not None:
+                self.used_requests = max(0.0, self.used_requests - request_cap * passed)
+            if token_cap is not None:
+                self.used_tokens = max(0.0, self.used_tokens - token_cap * passed)
+            self.window = window
+        if self.tpm is not None and charge > self.tpm:
+            return False, 0.0, math.inf
         wait = self._day_wait(t, charge)
-        if self.rpm is not None:
-            cap = self.rpm * self.slice_s / 60.0
-            if cap < 1.0:
-                return False, 0.0, math.inf
-            if self.used_requests + 1 > cap:
-                wait = max(wait, next_window_s)
-        if self.tpm is not None:
-            cap = self.tpm * self.slice_s / 60.0
-            if charge > cap:
-                return False, 0.0, math.inf
-            if self.used_tokens + charge > cap:
-                wait = max(wait, next_window_s)
+        slices = max(0 if request_cap is None else
+                     self._slices_to_wait(self.used_requests, 1.0, request_cap),
+                     0 if token_cap is None else
+                     self._slices_to_wait(self.used_tokens, charge, token_cap))
+        if slices:
+            wait = max(wait, (window + slices) * self.slice_s - t)
         if wait > 0:
             return False, 0.0, wait
         self.used_requests += 1
@@ -246,6 +283,7 @@ class InputOutput(RollingMinute):
     tokens/min estimated from max_tokens at the start, settled to the answer's at the end."""
 
     token_limit_name = "input tokens/min"
+    refusals_count = False
 
     def __init__(self, requests_per_min: float | None, tokens_per_min: float | None,
                  requests_per_day: float | None = None, tokens_per_day: float | None = None,
@@ -254,7 +292,8 @@ class InputOutput(RollingMinute):
         super().__init__(requests_per_min, tokens_per_min, requests_per_day, tokens_per_day)
         self.output = Bucket.full(output_tokens_per_min) if output_tokens_per_min else None
         #: the share of a prompt not read from the provider's cache: cache reads do not
-        #: count toward Anthropic's input tokens/min (its rate-limit docs)
+        #: count toward Anthropic's input tokens/min (its rate-limit docs); a call whose
+        #: cache reads are simulated is charged its own uncached tokens instead
         self.uncached_share = uncached_share
 
     def _tokens_counted(self, charge_tokens: float, used_tokens: float,
@@ -275,9 +314,10 @@ class InputOutput(RollingMinute):
                 requests_per_s * (used_tokens - prompt_tokens) > self.output.per_min / 60.0:
             self.output.level = 0.0
 
-    def _charges(self, prompt: int, reserve: int) -> list[tuple[Bucket | None, float]]:
-        return [(self.requests, 1.0), (self.tokens, prompt * self.uncached_share),
-                (self.output, float(reserve))]
+    def _charges(self, prompt: int, reserve: int,
+                 cached: int | None) -> list[tuple[Bucket | None, float]]:
+        uncached = prompt * self.uncached_share if cached is None else float(prompt - cached)
+        return [(self.requests, 1.0), (self.tokens, uncached), (self.output, float(reserve))]
 
     def settle(self, t: float, charged: float, actual_tokens: float) -> None:
         # the output estimate (max_tokens) less what the answer used goes back

@@ -19,7 +19,7 @@ from llmplan.results.simulation import RunInfo, SimulationResult
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import Scenario, SimulationMode
-from llmplan.sim.cloud import make_limiter, token_mix
+from llmplan.sim.cloud import make_limiter, simulated_cache_share, token_mix
 from llmplan.sim.engine import DeploymentRun, simulate_deployment
 from llmplan.sim.metrics import summarise_run
 from llmplan.sim.requests_csv import write_requests_csv
@@ -85,7 +85,14 @@ def cloud_demand_over_limits(loaded: LoadedScenario, name: str, run: DeploymentR
     if not len(sent):
         return None
     mix = token_mix(cloud, stream.prompt_tokens[sent], stream.output_tokens[sent])
-    sustained = make_limiter(cloud, loaded.catalog.cloud_models[cloud.model]).sustained(*mix)
+    model = loaded.catalog.cloud_models[cloud.model]
+    taken = np.asarray(run.records.attempts) > 0
+    share = simulated_cache_share(
+        model, taken, arrival_s=stream.arrival_s, group=stream.prefix_group,
+        prefix=stream.prefix_tokens, keep=stream.cache_write_groups(),
+        prompts=stream.prompt_tokens,
+        turns=None if stream.session is None else stream.session >= 0)
+    sustained = make_limiter(cloud, model, share).sustained(*mix)
     rate = len(sent) / span_s
     if sustained is None or rate <= sustained.requests_per_s:
         return None

@@ -57,6 +57,8 @@ class Workload:
     shared: list[int] | None = None
     #: per request, the group its computed tokens extend (its conversation's; None: groups)
     keep_groups: list[int] | None = None
+    #: per request, whether it is a conversation's turn (None: no conversations)
+    turns: list[bool] | None = None
     #: per request, the group and shared tokens of its conversation's first turn (its
     #: system prompt: what a replica that never saw the conversation may still have)
     base_groups: list[int] | None = None

@@ -203,11 +203,49 @@ def latency_from(name: str, scenario: Scenario) -> str:
     return f"defaults: {dep.step_time.kind} step model"
 
 
+DAY_S = 86_400.0
+
+
+def daily_limit_reason(name: str, summary: DeploymentResult, loaded: LoadedScenario,
+                       info: RunInfo) -> str | None:
+    """Why the API's daily limits cannot carry a day of this traffic (None: they can, there
+    are none, or the run spans a day and saw them itself). A run shorter than a day starts
+    the day's counters at zero and ends before they fill, so a limit of 1,000 requests a
+    day shows nothing in ten minutes of a request a second."""
+    dep = loaded.scenario.deployments[name]
+    api_name = dep.cloud if isinstance(dep, HybridDeployment) else name
+    api = loaded.scenario.deployments[api_name]
+    cloud = summary.cloud
+    if not isinstance(api, CloudDeployment) or cloud is None or info.duration_s >= DAY_S \
+            or info.requests <= 0 or cloud.served <= 0:
+        return None
+    rate = info.long_run_requests_per_s or info.requests / info.duration_s
+    calls_per_day = rate * cloud.served / info.requests * DAY_S
+    found = []
+    if api.limits.requests_per_day and calls_per_day > api.limits.requests_per_day:
+        found.append((api.limits.requests_per_day / calls_per_day,
+                      f"{api.limits.requests_per_day:,.0f} requests/day",
+                      f"{calls_per_day:,.0f} calls a day"))
+    tokens_per_day = calls_per_day * cloud.tokens_charged_against_limit / cloud.served
+    if api.limits.tokens_per_day and tokens_per_day > api.limits.tokens_per_day:
+        found.append((api.limits.tokens_per_day / tokens_per_day,
+                      f"{api.limits.tokens_per_day:,.0f} tokens/day",
+                      f"{tokens_per_day:,.0f} tokens a day"))
+    if not found:
+        return None
+    share, limit, need = min(found)
+    return (f"{api_name}'s daily limit ({limit}) carries {share:.1%} of the {need} this "
+            f"traffic sends it; raise limits.requests_per_day / tokens_per_day, or simulate "
+            f"a whole day (duration: 24h) to see the rest refused")
+
+
 def candidate(name: str, summary: DeploymentResult, loaded: LoadedScenario,
               info: RunInfo) -> Candidate:
     """One simulated deployment with its cost and feasibility."""
     cost = price(name, summary, loaded, info)
     reasons = infeasibility(name, summary, loaded, cost.monthly_usd)
+    if (daily := daily_limit_reason(name, summary, loaded, info)) is not None:
+        reasons.append(daily)
     if cost.usd_per_useful_result is None and not reasons:
         # nothing it answers is worth anything (the tasks' quality, or no answer at all):
         # a cost per useful result does not exist to rank it by

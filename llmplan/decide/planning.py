@@ -558,11 +558,20 @@ def _over_limit_notes(planner: Planner, simulation: SimulationResult) -> list[st
             f"so at most {limit * len(planner.stream) / planner.duration_s:,.2f}/s on average "
             "with this traffic's shape (the planning's max sustainable rate is the first: "
             "the busiest stretch's pace)"
-            + ("; the run still met the SLO, its refused calls retried in time" if met
-               else "")
-            + "; raise the account's tier or its limits (limits.requests_per_min, "
-              "tokens_per_min)")
+            + (_met_anyway(simulation.deployments[name]) if met else "")
+            + "; raise the account's tier or its limits (limits."
+            + ("requests_per_day, tokens_per_day)" if "/day" in sustained.limit
+               else "requests_per_min, tokens_per_min)"))
     return notes
+
+
+def _met_anyway(result: DeploymentResult) -> str:
+    """Why a run over its API's sustained rate still met the SLO."""
+    cloud = result.cloud
+    if cloud is not None and cloud.throttled_requests:
+        return "; the run still met the SLO, its refused calls retried in time"
+    return ("; the run met the SLO without a refusal: it is shorter than the limit's "
+            "period, which it does not fill")
 
 
 def _load_point(result: DeploymentResult, requests_per_s: float) -> LoadPoint:

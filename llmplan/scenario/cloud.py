@@ -83,6 +83,11 @@ class RetrySpec(_Strict):
     max_backoff_s: float = Field(default=30.0, ge=0)
     jitter: Literal["none", "full", "equal"] = "full"
     honor_retry_after: bool = True
+    max_retry_after_s: float = Field(
+        default=120.0, gt=0,
+        description="A 429 whose retry-after is longer than this is not retried: the client "
+                    "gives up on it at once (a hybrid falls back). openai-python 3.63's "
+                    "MAX_RETRY_AFTER_DELAY: 2 minutes.")
     request_timeout_s: float = Field(default=120.0, gt=0,
                                      description="Give up on one attempt after this long.")
 

@@ -45,27 +45,36 @@ def test_429s_and_retries_match_the_hand_computed_case() -> None:
     assert (table.outcome == OK).sum() == 30
     assert (table.outcome == THROTTLED).sum() == 10
     assert table.throttles.sum() == 10
-    # one retry 4 s later (after the 20 ms round trip): 2 tokens have refilled
+    # the 10 refused calls took a request each (OpenAI: failed requests count), leaving
+    # the bucket at -10: a retry 4 s later (after the 20 ms round trip) finds 2 refilled,
+    # still short, and one 24 s later finds 12: two of the ten get in
     _, stream, table, summary = _run(BURST.format(retries=1, honor="false"))
+    assert (table.outcome == OK).sum() == 30
+    assert table.throttles.sum() == 10 + 10
+    _, stream, table, summary = _run(BURST.format(retries=1, honor="false").replace(
+        "initial_backoff_s: 4", "initial_backoff_s: 24"))
     assert (table.outcome == OK).sum() == 32
     assert table.throttles.sum() == 10 + 8
     retried_ok = (table.attempts == 2) & (table.outcome == OK)
     assert retried_ok.sum() == 2
     start = table.start_s[retried_ok]
-    np.testing.assert_allclose(start, stream.arrival_s[retried_ok] + 0.020 + 4.0)
+    np.testing.assert_allclose(start, stream.arrival_s[retried_ok] + 0.020 + 24.0)
     assert summary.cloud.throttle_events == 18
 
 
 def test_honouring_retry_after_waits_at_least_that_long() -> None:
-    # the bucket is empty: every 429 says "retry after 2 s" (one request at 0.5/s);
-    # with a 1 s policy backoff, honouring it still waits 2 s
-    text = BURST.format(retries=3, honor="true").replace("initial_backoff_s: 4",
-                                                         "initial_backoff_s: 1")
+    # 31 calls: the 31st finds the bucket empty and, its refusal counted, at -1: the 429
+    # says "retry after 4 s" (two requests at 0.5/s); with a 1 s policy backoff,
+    # honouring it still waits 4 s, and then gets in
+    text = BURST.format(retries=3, honor="true").replace(
+        "initial_backoff_s: 4", "initial_backoff_s: 1").replace("duration: 0.04",
+                                                                 "duration: 0.031")
     _, stream, table, _ = _run(text)
+    assert len(stream) == 31
     second_try = (table.attempts == 2) & (table.outcome == OK)
-    assert second_try.any()
+    assert second_try.sum() == 1 and (table.outcome == OK).all()
     gap = table.start_s[second_try] - stream.arrival_s[second_try]
-    assert (gap >= 0.020 + 1.95).all()
+    assert (gap >= 0.020 + 3.9).all()
 
 
 HYBRID = """
@@ -134,3 +143,40 @@ def test_restricted_requests_never_reach_the_cloud(queue_limit: int) -> None:
         blocked = table.outcome[restricted] == BLOCKED
         assert blocked.any()
         assert summary.hybrid.restricted_blocked == blocked.sum()
+
+
+def test_a_daily_limit_spent_sends_the_rest_to_the_fallback_at_once() -> None:
+    # 100 requests/day: the 101st chat call gets a 429 whose retry-after is the rest of
+    # the day, past the two minutes a client waits (openai-python's MAX_RETRY_AFTER_DELAY):
+    # it gives up at once and the local fleet serves it
+    text = HYBRID.replace("QUEUE", "1000").replace(
+        "limits: {requests_per_min: 100000, tokens_per_min: 100000000}",
+        "limits: {requests_per_min: 100000, requests_per_day: 100}").replace(
+        "retry: {max_retries: 0}", "retry: {max_retries: 5}").replace(
+        "        outages: {windows: [{start_s: 40, duration_s: 30}]}\n", "")
+    _, _, table, summary = _run(text, "mixed")
+    chat = table.task_index == 0
+    assert (table.outcome == OK).all()
+    assert ((table.served_by == SERVED_CLOUD) & chat).sum() == 100
+    moved = chat & (table.fallbacks == 1)
+    assert moved.sum() == chat.sum() - 100 and (table.served_by[moved] == SERVED_LOCAL).all()
+    assert (table.attempts[moved] == 1).all()      # no retry waits out the day
+    assert summary.cloud.throttled_requests == moved.sum()
+
+
+def test_a_daily_limit_a_short_run_never_fills_makes_the_api_infeasible() -> None:
+    from llmplan.decide.decision import decide
+    from llmplan.sim.run import simulate_scenario
+    text = HYBRID.replace("QUEUE", "1000").replace(
+        "limits: {requests_per_min: 100000, tokens_per_min: 100000000}",
+        "limits: {requests_per_min: 100000, requests_per_day: 20000}").replace(
+        "        outages: {windows: [{start_s: 40, duration_s: 30}]}\n", "")
+    loaded = scenario_from(text)
+    result = decide(simulate_scenario(loaded), loaded)
+    # 3 requests/s are 259,200 calls a day, 7.7% of which the limit lets through; the
+    # hybrid sends the API its chats (about two in three: 162,269 a day in this run)
+    api = result.deployments["api"].infeasible_because
+    assert any("daily limit (20,000 requests/day) carries 7.7%" in r for r in api)
+    mixed = " ".join(result.deployments["mixed"].infeasible_because)
+    assert "daily limit (20,000 requests/day) carries 12.3% of the 162,269 calls" in mixed
+    assert result.deployments["gpu"].feasible

@@ -121,3 +121,33 @@ def test_a_hybrids_api_limits_start_as_what_its_router_sends_leaves_them() -> No
     # at 1x the API's limits hold: nothing to prime, the same run as before
     at_x1 = planner.simulate(Point("mixed", factor=1.0))
     assert at_x1.cloud is not None and at_x1.cloud.throttle_events == 0
+
+
+# every call shares one 50,000-token system prompt the provider caches after the first:
+# 500 uncached tokens a second are 30,000 a minute, half the input limit; the whole prompt
+# (50,500 a call) would be 50 times it
+CACHED_PREFIX = """
+    seed: 3
+    duration: 120
+    traffic: {kind: constant, rate_per_s: 1}
+    tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 500},
+             output_tokens: {kind: fixed, tokens: 100},
+             shared_prefix: {groups: 1, tokens: {kind: fixed, tokens: 50000}}}]
+    slo: {ttft_ms: 5000, e2e_ms: 20000, min_goodput_fraction: 0.95}
+    deployments:
+      api: {kind: cloud, model: claude-sonnet-4.6,
+            limits: {requests_per_min: 6000, tokens_per_min: 60000,
+                     output_tokens_per_min: 1000000}}
+"""
+
+
+def test_cache_reads_the_run_simulates_leave_anthropics_input_limit_alone() -> None:
+    loaded = scenario_from(CACHED_PREFIX)
+    simulation = simulate_scenario(loaded)
+    cloud = simulation.deployments["api"].cloud
+    assert cloud is not None and cloud.cached_input_tokens == 119 * 50_000
+    assert cloud.throttled_requests == 0 and simulation.deployments["api"].slo.met
+    # planning counts the same: per call 500 + 50,000 / 120 (the one write) uncached tokens
+    uncached = 500 + 50_000 / 120
+    rate = plan(simulation, loaded, jobs=1).deployments["api"].max_sustainable_requests_per_s
+    assert rate == pytest.approx(60_000 / 60 / uncached, rel=0.02)

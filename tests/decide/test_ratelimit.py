@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from llmplan.sim.ratelimit import (
@@ -20,13 +21,22 @@ from llmplan.sim.ratelimit import (
 
 def test_rolling_minute_requests_bucket() -> None:
     limiter = RollingMinute(requests_per_min=60, tokens_per_min=None)
-    admitted = [limiter.try_acquire(0.0, 10, 10)[0] for _ in range(61)]
+    admitted = [limiter.try_acquire(0.0, 10, 10)[0] for _ in range(60)]
     assert admitted.count(True) == 60            # a full minute's worth at once
+    # refills 1 request per second, and the refused call took its request too (OpenAI:
+    # failed requests count): at -1, the 429 says 2 s
     ok, _, retry_after = limiter.try_acquire(0.0, 10, 10)
-    assert not ok and retry_after == pytest.approx(1.0)   # refills 1 request per second
-    ok, _, retry_after = limiter.try_acquire(0.5, 10, 10)
-    assert not ok and retry_after == pytest.approx(0.5)
-    assert limiter.try_acquire(1.0, 10, 10)[0]
+    assert not ok and retry_after == pytest.approx(2.0)
+    ok, _, retry_after = limiter.try_acquire(0.5, 10, 10)    # -0.5, then -1.5
+    assert not ok and retry_after == pytest.approx(2.5)
+    assert not limiter.try_acquire(2.5, 10, 10)[0]        # -1.5 + 2 = 0.5: short again
+    assert limiter.try_acquire(4.0, 10, 10)[0]            # -0.5 + 1.5 = 1
+
+
+def test_bedrock_and_anthropic_refusals_take_nothing() -> None:
+    for limiter in (BedrockReserve(60, None), InputOutput(60, None)):
+        assert all(limiter.try_acquire(0.0, 10, 10)[0] for _ in range(60))
+        assert [limiter.try_acquire(0.0, 10, 10)[1:] for _ in range(3)] == [(0.0, 1.0)] * 3
 
 
 def test_rolling_minute_tokens_charge_prompt_plus_max_tokens() -> None:
@@ -53,6 +63,24 @@ def test_azure_slices_split_the_minute() -> None:
     assert limiter.try_acquire(10.0, 100, 100)[0]
     one_second = AzureSlices(requests_per_min=120, tokens_per_min=None, slice_s=1)
     assert [one_second.try_acquire(0.2, 1, 1)[0] for _ in range(3)] == [True, True, False]
+
+
+def test_azure_calls_larger_than_a_slice_still_get_in_at_the_quotas_pace() -> None:
+    # 5,000 TPM -> 30 RPM: half a request a 1 s slice; a call every other slice gets in
+    small = AzureSlices(requests_per_min=None, tokens_per_min=5_000, slice_s=1)
+    admitted = [t for t in np.arange(0.0, 10.0, 0.5) if small.try_acquire(t, 50, 10)[0]]
+    assert admitted == [0.0, 2.0, 4.0, 6.0, 8.0]
+    # 250-token calls: 83.3 tokens a slice, one call every 3 s (20 a minute)
+    tokens = AzureSlices(requests_per_min=None, tokens_per_min=5_000, slice_s=1)
+    assert [t for t in np.arange(0.0, 10.0, 0.5)
+            if tokens.try_acquire(t, 200, 50)[0]] == [0.0, 3.0, 6.0, 9.0]
+    # 12,200 tokens against 1,000 a slice (60,000 TPM): in, then 12.2 slices to pay off
+    big = AzureSlices(requests_per_min=None, tokens_per_min=60_000, slice_s=1)
+    assert big.try_acquire(0.0, 12_000, 200)[0]
+    ok, _, retry_after = big.try_acquire(0.5, 12_000, 200)
+    assert not ok and retry_after == pytest.approx(12.5)  # the slice that starts at 13 s
+    assert big.try_acquire(13.0, 12_000, 200)[0]
+    assert math.isinf(big.try_acquire(40.0, 60_000, 1)[2])    # past the minute's quota
 
 
 def test_bedrock_reserves_max_tokens_and_settles_the_rest() -> None:
@@ -101,8 +129,8 @@ def test_primed_bucket_is_empty_only_when_the_traffic_outruns_it() -> None:
     # 60 requests/min refill 1/s: steady traffic at 2/s has drained it, at 0.5/s has not
     over = RollingMinute(requests_per_min=60, tokens_per_min=None)
     over.prime(requests_per_s=2.0, charge_tokens=10, used_tokens=10)
-    assert not over.try_acquire(0.0, 5, 5)[0]
-    assert over.try_acquire(1.0, 5, 5)[0]                    # one refilled a second later
+    assert not over.try_acquire(0.0, 5, 5)[0]                # and took one: -1
+    assert over.try_acquire(2.0, 5, 5)[0]                    # two refilled 2 s later
     under = RollingMinute(requests_per_min=60, tokens_per_min=None)
     under.prime(requests_per_s=0.5, charge_tokens=10, used_tokens=10)
     assert [under.try_acquire(0.0, 5, 5)[0] for _ in range(61)].count(True) == 60
