@@ -113,7 +113,10 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
             stream = stream.with_chat_template(template)
     records = Records(len(stream), horizon)
     arrivals = stream.arrival_s.tolist()
-    groups, shared = stream.prefix_group, stream.prefix_tokens
+    groups = stream.prefix_group
+    # what an engine shares is the cache's: a cloud provider's cache reads only the turn
+    # before's prompt anyway (sim/prompt_cache.py)
+    shared = stream.engine_shared_tokens()
     keep = stream.cache_write_groups()
     sharing = groups is not None and shared is not None
     work = Workload(stream.prompt_tokens.tolist(), stream.output_tokens.tolist(), arrivals,

@@ -145,6 +145,37 @@ class RequestStream:
         tokens[rows] = np.where(self.prefix_group[first] >= 0, self.prefix_tokens[first], 0)
         return group, tokens
 
+    def engine_shared_tokens(self) -> np.ndarray | None:
+        """Per request, the prompt tokens it shares with what an engine computed for its
+        group's earlier requests: prefix_tokens (a later turn: its history), except where
+        the turn before generated hidden reasoning. The engine's sequence holds that
+        reasoning between the turn's prompt and its answer, while the history goes on with
+        the answer (chat templates drop the reasoning), so the two part after the turn's
+        prompt. (A fanned-out turn's calls part from each other at their own messages;
+        the history of the turn after is taken as shared whole.)"""
+        shared = self.prefix_tokens
+        if shared is None or self.session is None or self.turn is None \
+                or self.reasoning_tokens is None:
+            return shared
+        rows = np.flatnonzero(self.session >= 0)
+        later = rows[self.turn[rows] > 0]
+        if not len(later):
+            return shared
+        stride = int(self.turn.max()) + 1
+        keys = self.session[rows] * stride + self.turn[rows]
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        wanted = self.session[later] * stride + self.turn[later] - 1
+        at = np.searchsorted(sorted_keys, wanted)
+        found = (at < len(sorted_keys)) & (sorted_keys[np.minimum(at, len(rows) - 1)] == wanted)
+        previous = rows[order[at[found]]]           # the turn before (its first call)
+        later = later[found]
+        hidden = self.reasoning_tokens[previous] > 0
+        out = shared.copy()
+        out[later[hidden]] = np.minimum(shared[later[hidden]],
+                                        self.prompt_tokens[previous[hidden]])
+        return out
+
     def cache_write_groups(self) -> np.ndarray | None:
         """Per request, the prefix group its computed tokens extend for later requests: its
         conversation's (numbered after the shared prefixes) for a turn, else the group it

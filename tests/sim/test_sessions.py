@@ -111,6 +111,25 @@ def test_a_slower_server_delays_the_conversation() -> None:
                                                                            rel=1e-6)
 
 
+@pytest.mark.parametrize("mode", ["fast", "reference"])
+def test_hidden_reasoning_ends_what_the_next_turn_reads_from_the_cache(mode: str) -> None:
+    # each answer is 40 reasoning tokens, then 40 visible: the engine computed turn 0 as
+    # [prompt 100][reasoning 40][answer 40], and turn 1 sends [prompt 100][answer 40][new
+    # 100]: they agree on the prompt only, whose 6 full 16-token blocks are reused (96,
+    # not the 128 of a 140-token history); turn 2 reads turn 1's 240-token prompt (15
+    # blocks), not its 280-token history (17)
+    text = ONE_SESSION.replace("output_tokens: {kind: fixed, tokens: 10}",
+                               "output_tokens: {kind: fixed, tokens: 40}\n"
+                               "        reasoning_tokens: {kind: fixed, tokens: 40}")
+    run, stream = run_first(scenario_from(text), SimulationMode(mode))
+    assert list(stream.prompt_tokens) == [100, 240, 380]       # the history: no reasoning
+    assert stream.prefix_tokens is not None and list(stream.prefix_tokens[1:]) == [140, 280]
+    assert run.records.cached_tokens == [0, 96, 240]
+    table = request_table(run, stream)
+    prefill = stream.prompt_tokens[1] - 96
+    assert table.ttft_s[1] == pytest.approx(0.002 + prefill * 1e-5 + 96 * 50e-9, rel=1e-9)
+
+
 FAN_OUT = """
     seed: 2
     duration: 100
