@@ -81,7 +81,7 @@ class _Dispatch:
         # turns in flight with a next turn: (session, turn, cycle) -> requests not ended
         # yet, the history they were sent after, the (message, answer) of each that ended
         self.open_turns: dict[tuple[int, int, int], tuple[int, list[Message],
-                                                         list[tuple[int, str, str]]]] = {}
+                                                         list[tuple[int, str, str | None]]]] = {}
         self.ready: list[tuple[float, int, PlanItem, list[Message], int]] = []
         self.order = itertools.count()
         self.awaiting = 0
@@ -150,9 +150,11 @@ class _Dispatch:
         return Taken(item, item.index + cycle * self.plan_size, item.warmup and cycle == 0,
                      scheduled, history, cycle)
 
-    def answered(self, taken: Taken, answer: str) -> None:
-        """A request ended (however); when every request of its turn has, the
-        conversation's next turn is due after its pause, with them in its history."""
+    def answered(self, taken: Taken, answer: str | None) -> None:
+        """A request ended (`answer` None: without one); when every request of its turn
+        has, the conversation's next turn is due after its pause, with them in its
+        history, unless one of them failed: that ends the conversation, and its later
+        turns are never sent (as the simulator has them)."""
         item = taken.item
         key = (item.session, item.turn, taken.cycle)
         if key not in self.open_turns:
@@ -164,12 +166,12 @@ class _Dispatch:
             return
         del self.open_turns[key]
         self.awaiting -= 1
-        if self.stop.is_set():
+        if self.stop.is_set() or any(text is None for _, _, text in done):
             return
         history = list(history)
         for _, prompt, text in sorted(done):       # in plan order, whatever ended first
             history += [{"role": "user", "content": prompt},
-                        {"role": "assistant", "content": text}]
+                        {"role": "assistant", "content": text or ""}]
         for follower in self.followers[(item.session, item.turn + 1)]:
             heapq.heappush(self.ready, (time.time() + follower.think_s, next(self.order),
                                         follower, history, taken.cycle))
@@ -304,7 +306,7 @@ class _PlanUser(User):
                                turn=item.turn if item.session >= 0 else None)
         DISPATCH.inflight[request_id] = (record, self.stream)
         self.stream.send(item, record, taken.history)
-        DISPATCH.answered(taken, self.stream.answer())
+        DISPATCH.answered(taken, self.stream.answer() if record.error_class is None else None)
         if request_id not in DISPATCH.inflight:
             return                 # the stop already recorded it as cancelled
         if self.stream.cancelled and record.error_class is not None:

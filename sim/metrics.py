@@ -57,6 +57,7 @@ from llmplan.sim.queue import queue_depth
 from llmplan.sim.records import (
     BLOCKED,
     BUSY,
+    CONVERSATION_ENDED,
     DECODE_SEQ_STEPS,
     DECODE_STEPS,
     FAILED,
@@ -106,6 +107,8 @@ def summarise_run(run: DeploymentRun, stream: RequestStream,
             timed_out=_count(outcome, TIMED_OUT), too_long=_count(outcome, TOO_LONG),
             failed=_count(outcome, FAILED), throttled=_count(outcome, THROTTLED),
             blocked=_count(outcome, BLOCKED), unfinished=_count(outcome, PENDING),
+            conversation_ended=(None if stream.session is None
+                                else _count(outcome, CONVERSATION_ENDED)),
             preempted=int((table.preemptions > 0).sum()),
             preemptions=int(table.preemptions.sum())),
         latency=Latency(
@@ -479,7 +482,7 @@ def _unserved(run: DeploymentRun, table: RequestTable,
     no account's limits would ever let them through, so they are never priced)."""
     if run.parts:
         return None
-    missed = ~served & (table.outcome != TOO_LONG)
+    missed = ~served & (table.outcome != TOO_LONG) & (table.outcome != CONVERSATION_ENDED)
     if not missed.any():
         return None
     return UnservedCalls(requests=int(missed.sum()),
@@ -496,7 +499,8 @@ def _long_context(run: DeploymentRun, table: RequestTable,
     prices = cloud.model.long_context
     if prices is None:
         return None
-    priced = served if run.parts else served | (table.outcome != TOO_LONG)
+    priced = served if run.parts else served | (
+        (table.outcome != TOO_LONG) & (table.outcome != CONVERSATION_ENDED))
     long = priced & (table.prompt_tokens > prices.above_input_tokens)
     if not long.any():
         return None

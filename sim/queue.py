@@ -6,14 +6,15 @@ import math
 
 import numpy as np
 
-from llmplan.sim.records import MINUTE_S, REJECTED, TIMED_OUT, TOO_LONG
+from llmplan.sim.records import CONVERSATION_ENDED, MINUTE_S, REJECTED, TIMED_OUT, TOO_LONG
 from llmplan.sim.table import RequestTable
 
 
 def queue_depth(table: RequestTable, duration_s: float,
                 horizon_s: float) -> tuple[float, float, np.ndarray]:
     """Time-average and max of waiting requests over [0, duration], and per-minute means."""
-    queued = (table.outcome != REJECTED) & (table.outcome != TOO_LONG)
+    queued = (table.outcome != REJECTED) & (table.outcome != TOO_LONG) \
+        & (table.outcome != CONVERSATION_ENDED)
     enter = table.arrival_s[queued]
     leave = table.start_s[queued]
     leave = np.where(np.isnan(leave), np.where(table.outcome[queued] == TIMED_OUT,

@@ -10,9 +10,12 @@ import numpy as np
 
 # Outcome codes (per request).
 PENDING, OK, REJECTED, TIMED_OUT, TOO_LONG, FAILED, THROTTLED, BLOCKED = 0, 1, 2, 3, 4, 5, 6, 7
+#: a conversation's later turn never sent: an earlier turn of it ended without an answer
+CONVERSATION_ENDED = 8
 OUTCOME_NAMES = {PENDING: "unfinished", OK: "ok", REJECTED: "rejected",
                  TIMED_OUT: "timed_out", TOO_LONG: "too_long", FAILED: "failed",
-                 THROTTLED: "throttled", BLOCKED: "blocked"}
+                 THROTTLED: "throttled", BLOCKED: "blocked",
+                 CONVERSATION_ENDED: "conversation_ended"}
 
 # Which path served a request (hybrid deployments use both).
 NOT_SERVED, SERVED_LOCAL, SERVED_CLOUD = -1, 0, 1

@@ -2,9 +2,13 @@
 
 The request stream holds every turn (traffic/stream.py); the first turn of each session
 arrives at its stream time like any request, every later one `think_s` after the previous
-turn of its session ended, however it ended (answered, refused, timed out, failed); a turn
-that fans out into several requests (an agent's parallel calls) has ended when all have. So a
-slow fleet delays the conversations it serves, as it would with real users and agents.
+turn of its session was answered; a turn that fans out into several requests (an agent's
+parallel calls) has ended when all have. So a slow fleet delays the conversations it serves,
+as it would with real users and agents. A turn that ends without an answer (refused, too
+long, timed out, failed) ends its conversation: the turns after it are never sent (outcome
+`conversation_ended`, at that time), since their history would hold an answer that does not
+exist (an agent's loop stops at a failed call; a user whose question failed does not go on
+as if answered).
 
 Ends are reported by whatever served the request (`Records.on_end`): a cloud endpoint knows
 them ahead of time, a fast replica as soon as it executes the step (it may run ahead of the
@@ -21,7 +25,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import simpy
 
-from llmplan.sim.records import PENDING, Records
+from llmplan.sim.records import CONVERSATION_ENDED, OK, PENDING, Records
 from llmplan.sim.replica import Replica
 
 
@@ -59,6 +63,7 @@ class SessionLoop:
             self.members[-1].append(rid)
         self.left = [len(m) for m in self.members]
         self.last_end = [0.0] * len(self.members)
+        self.unanswered = [False] * len(self.members)   # a request of the turn failed
         self.ended = [False] * n
         #: requests sent at their stream time (first turns, and requests of no session)
         self.first = [rid for rid in range(n) if self.sent[rid]]
@@ -91,8 +96,12 @@ class SessionLoop:
         group = self.turn_of[rid]
         self.left[group] -= 1
         self.last_end[group] = max(self.last_end[group], end)
+        self.unanswered[group] |= self.rec.outcome[rid] != OK
         if self.left[group]:
             return   # other requests of the turn are still running
+        if self.unanswered[group]:
+            self._end_conversation(self.next_of[group], self.last_end[group])
+            return
         following = self.members[self.next_of[group]]
         due = self.last_end[group] + self.think_s[following[0]]
         if due < self.env.now - 1e-9:
@@ -102,6 +111,16 @@ class SessionLoop:
             self.sent[nxt] = True
             self.arrivals[nxt] = due
         self._later(due, lambda: self._send_turn(following, due))
+
+    def _end_conversation(self, group: int, t: float) -> None:
+        """Turn `group` and every one after it are never sent: the conversation ended at
+        t, when the turn before it ended unanswered."""
+        rec = self.rec
+        while group >= 0:
+            for rid in self.members[group]:
+                rec.outcome[rid], rec.finish_s[rid] = CONVERSATION_ENDED, t
+                self.arrivals[rid] = t
+            group = self.next_of[group]
 
     def _send_turn(self, rids: list[int], t: float) -> None:
         for rid in rids:

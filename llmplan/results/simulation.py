@@ -61,6 +61,12 @@ class RequestCounts(ResultModel):
     unfinished: int
     preempted: int
     preemptions: int
+    conversation_ended: int | None = Field(
+        default=None, description="Conversations' later turns never sent: an earlier turn "
+                                  "of theirs ended without an answer (None: the workload "
+                                  "has no conversations).")
+
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("conversation_ended",)
 
     #: How a request can end without an answer, as a reader says it.
     NOT_ANSWERED: ClassVar[tuple[tuple[str, str], ...]] = (
@@ -69,7 +75,8 @@ class RequestCounts(ResultModel):
         ("failed", "failed"),
         ("throttled", "throttled (429) past the retries"),
         ("blocked", "blocked (restricted, local refused)"),
-        ("unfinished", "unfinished at the end of the run"))
+        ("unfinished", "unfinished at the end of the run"),
+        ("conversation_ended", "not sent: an earlier turn of the conversation failed"))
 
     def not_answered(self) -> list[tuple[int, str]]:
         """(count, how they ended) of each way requests went unanswered, commonest first."""

@@ -78,3 +78,21 @@ def test_an_agent_turn_fanned_out_waits_for_all_its_calls(tmp_path: Path,
             # and carries all of them in its history
             assert min(int(r["prompt_tokens"]) for r in after) > \
                 sum(int(r["prompt_tokens"]) for r in before) / len(before) + 30
+
+
+def test_a_turn_the_server_refuses_ends_its_conversation(tmp_path: Path,
+                                                         llamacpp: LlamaCppServer) -> None:
+    # 180-token messages in a 512-token slot: the third turn (about 560 tokens of history
+    # and message) is refused, and the fourth, whose history would hold an answer that
+    # never came, is not sent (the simulator's `conversation_ended`)
+    long = CHATS.replace("tokens: 30}", "tokens: 180}").replace(
+        "turns_min: 3, turns_max: 3", "turns_min: 4, turns_max: 4")
+    plan = build_plan(scenario_from(long), max_requests=4, salt="refused")
+    assert [(p.session, p.turn) for p in plan] == [(0, 0), (0, 1), (0, 2), (0, 3)]
+    target = Target(kind="llamacpp", base_url=llamacpp.base_url, model="smollm2")
+    result = run_load_test("local", target, plan, LoadTestSettings(users=2, duration_s=60),
+                           tmp_path / "refused")
+    rows = sorted(read_jsonl(tmp_path / "refused" / "requests.jsonl"), key=lambda r: r["turn"])
+    assert [r["turn"] for r in rows] == [0, 1, 2], rows
+    assert [r["error_class"] is None for r in rows] == [True, True, False], rows
+    assert result.summary.requests.not_sent == 1

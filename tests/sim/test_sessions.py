@@ -9,6 +9,8 @@ import pytest
 from helpers import run_first, scenario_from
 
 from llmplan.scenario.models import SimulationMode
+from llmplan.sim.metrics import summarise_run
+from llmplan.sim.records import OUTCOME_NAMES
 from llmplan.sim.table import request_table
 from llmplan.traffic import build_request_stream
 
@@ -128,6 +130,25 @@ def test_hidden_reasoning_ends_what_the_next_turn_reads_from_the_cache(mode: str
     table = request_table(run, stream)
     prefill = stream.prompt_tokens[1] - 96
     assert table.ttft_s[1] == pytest.approx(0.002 + prefill * 1e-5 + 96 * 50e-9, rel=1e-9)
+
+
+@pytest.mark.parametrize("mode", ["fast", "reference"])
+def test_a_turn_without_an_answer_ends_its_conversation(mode: str) -> None:
+    # 4 turns of 100, 210, 320, 430 prompt tokens against a 300-token max_model_len: the
+    # third is refused as too long, and the fourth, whose history would hold the third's
+    # answer, is never sent
+    text = ONE_SESSION.replace("turns_min: 3, turns_max: 3", "turns_min: 4, turns_max: 4") \
+        .replace("engine: {max_num_seqs: 8}", "engine: {max_num_seqs: 8, max_model_len: 300}")
+    loaded = scenario_from(text)
+    run, stream = run_first(loaded, SimulationMode(mode))
+    assert list(stream.prompt_tokens) == [100, 210, 320, 430]
+    table = request_table(run, stream)
+    assert [OUTCOME_NAMES[int(o)] for o in table.outcome] == [
+        "ok", "ok", "too_long", "conversation_ended"]
+    assert table.refused_s[3] == table.refused_s[2] > 0     # it ended when turn 2 was refused
+    summary = summarise_run(run, stream, loaded.scenario)
+    assert summary.requests.conversation_ended == 1 and summary.requests.too_long == 1
+    assert summary.slo.goodput_fraction == pytest.approx(0.5)
 
 
 FAN_OUT = """
