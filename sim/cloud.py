@@ -47,7 +47,9 @@ GiveUp = Callable[[int, float, int], None]   # (request id, time, outcome code)
 
 def outage_windows(spec: CloudDeployment, horizon_s: float,
                    rng: np.random.Generator) -> list[tuple[float, float]]:
-    """Explicit windows plus random ones: up ~ Exp(MTBF), down ~ Exp(MTTR)."""
+    """Explicit windows plus random ones (up ~ Exp(MTBF), down ~ Exp(MTTR)), those that
+    overlap or touch merged into one: the provider is down once, however many windows
+    say so."""
     windows = [(w.start_s, w.start_s + w.duration_s) for w in spec.outages.windows]
     if spec.outages.mtbf_hours is not None and spec.outages.mttr_minutes is not None:
         t = 0.0
@@ -58,7 +60,13 @@ def outage_windows(spec: CloudDeployment, horizon_s: float,
             down = rng.exponential(spec.outages.mttr_minutes * 60.0)
             windows.append((t, t + down))
             t += down
-    return sorted(windows)
+    merged: list[tuple[float, float]] = []
+    for start, end in sorted(windows):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def make_limiter(spec: CloudDeployment, model: CloudModelSpec,
@@ -107,11 +115,14 @@ def fits_model(spec: CloudDeployment, model: CloudModelSpec,
                outputs: Sequence[int] | np.ndarray) -> np.ndarray:
     """Which requests the model can take: the prompt and the answer asked for (the client's
     max_tokens, else the answer's own length, as the limiter reserves it) within the
-    catalog's context window, that answer within the maximum output. The others the
+    catalog's context window, the prompt within its maximum input, that answer within the
+    maximum output. The others the
     provider refuses (HTTP 400): they never reach the limits."""
     asked = np.full(len(outputs), spec.limits.max_tokens) if spec.limits.max_tokens \
         else np.asarray(outputs)
     fits: np.ndarray = np.asarray(prompts) + asked <= model.context_tokens
+    if model.max_input_tokens is not None:
+        fits &= np.asarray(prompts) <= model.max_input_tokens
     if model.max_output_tokens is not None:
         fits &= asked <= model.max_output_tokens
     return fits

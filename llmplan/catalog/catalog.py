@@ -558,6 +558,10 @@ class CloudModelSpec(_Entry):
     rate_limit_tiers: dict[str, RateLimitTier] = Field(default_factory=dict)
     context_tokens: int = Field(gt=0)
     max_output_tokens: int | None = Field(default=None, gt=0)
+    max_input_tokens: int | None = Field(
+        default=None, gt=0, description="The longest prompt the API takes, where it is less "
+                                        "than the context window (OpenAI's: the window less "
+                                        "the maximum output; None: the window).")
     long_context: LongContextPrice | None = Field(
         default=None, description="Higher prices for every token of a request whose prompt "
                                   "is past a length (Gemini Pro and Claude past 200k tokens, "

@@ -180,3 +180,14 @@ def test_a_daily_limit_a_short_run_never_fills_makes_the_api_infeasible() -> Non
     mixed = " ".join(result.deployments["mixed"].infeasible_because)
     assert "daily limit (20,000 requests/day) carries 12.3% of the 162,269 calls" in mixed
     assert result.deployments["gpu"].feasible
+
+
+def test_overlapping_outage_windows_are_one_outage() -> None:
+    from llmplan.scenario.cloud import CloudDeployment
+    from llmplan.sim.cloud import outage_windows
+    spec = CloudDeployment.model_validate({
+        "kind": "cloud", "model": "gpt-4o-mini", "outages": {"windows": [
+            {"start_s": 100, "duration_s": 100}, {"start_s": 100, "duration_s": 100},
+            {"start_s": 150, "duration_s": 100}, {"start_s": 400, "duration_s": 10}]}})
+    windows = outage_windows(spec, 1000.0, np.random.default_rng(0))
+    assert windows == [(100.0, 250.0), (400.0, 410.0)]

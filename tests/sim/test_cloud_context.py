@@ -117,3 +117,14 @@ def test_what_the_model_refuses_never_reaches_the_limits() -> None:
     assert sustained is not None and "tokens/min" in sustained.limit
     # 600,000 tokens a minute over 1,200-token calls: 500 a minute of those that fit
     assert sustained.requests_per_s * 60 == pytest.approx(2 * 500)
+
+
+@pytest.mark.parametrize(("prompt", "too_long"), [(922_000, False), (922_001, True)])
+def test_a_prompt_past_the_maximum_input_is_refused_inside_the_window(prompt: int,
+                                                                     too_long: bool) -> None:
+    # gpt-6-sol: 1,050,000 tokens of context, but prompts of at most 922,000 (the window
+    # less its 128,000 of output), whatever the answer asks
+    sol = builtin_catalog().cloud_models["gpt-6-sol"]
+    assert (sol.context_tokens, sol.max_input_tokens) == (1_050_000, 922_000)
+    spec = CloudDeployment(kind="cloud", model="gpt-6-sol")
+    assert fits_model(spec, sol, [prompt], [100]).tolist() == [not too_long]
