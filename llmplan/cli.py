@@ -91,10 +91,14 @@ STACK_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def _check_stack_name(name: str) -> None:
-    if not STACK_NAME.fullmatch(name) or name in (".", ".."):
+    """Pulumi's rule (sdk/go/common/tokens: at most 100 characters of letters, digits, '-',
+    '_' and '.'), and no leading '-', which `pulumi stack select` would read as a flag."""
+    if not STACK_NAME.fullmatch(name) or name in (".", "..") or name.startswith("-") \
+            or len(name) > 100:
         _fail(InputError([_option_problem("--stack", f"'{name}' is no Pulumi stack name; "
-                                                     "expected letters, digits, '-', '_' and "
-                                                     "'.' only (e.g. dev, prod-eu)")]))
+                                                     "expected at most 100 letters, digits, "
+                                                     "'-', '_' and '.', not starting with "
+                                                     "'-' (e.g. dev, prod-eu)")]))
 
 
 def _check_out_file(path: Path) -> None:

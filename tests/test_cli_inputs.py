@@ -71,7 +71,7 @@ def test_identical_problems_are_listed_once(capsys: pytest.CaptureFixture[str]) 
     assert [line.strip() for line in lines[1:]] == [str(other), str(same)]
 
 
-@pytest.mark.parametrize("name", ["/../../escaped", "../evil", "a b", ".."])
+@pytest.mark.parametrize("name", ["/../../escaped", "../evil", "a b", "..", "-dev", "a" * 101])
 def test_a_stack_name_pulumi_would_refuse_never_becomes_a_path(tmp_path: Path,
                                                               name: str) -> None:
     """`--stack` names the file Pulumi.<stack>.yaml beside the project: a name with a

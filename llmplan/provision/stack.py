@@ -23,6 +23,7 @@ from pydantic.alias_generators import to_camel
 from llmplan.catalog import Catalog
 from llmplan.errors import InputError, Problem
 from llmplan.perf.engine import release_tuple
+from llmplan.provision.gpu_nodes import ec2_instance
 from llmplan.provision.images import (
     VLLM_REPOSITORY,
     VLLM_ROCM_REPOSITORY,
@@ -301,6 +302,18 @@ def setting_notes(config: StackConfig) -> list[str]:
         notes.append("the gateway needs an AWS identity for Bedrock: set eksClusterName (an "
                      "EKS cluster with the Pod Identity agent) or oidcProviderArn")
     local = config.plan.local
+    if config.cluster_mode == "eks" and local is not None:
+        instance = config.eks_gpu_instance_type or \
+            ec2_instance(local[1].gpu, local[1].gpus_per_replica)[0]
+        notes.append(
+            f"clusterMode eks creates the GPU nodes of '{local[0]}' as on-demand EC2 instances "
+            f"({instance}), billed at AWS's hourly rate; the plan priced the fleet "
+            f"{local[1].costs.ownership.replace('_', ' ')} at "
+            f"${config.plan.simulated.monthly_usd:,.0f} a month with the catalog's "
+            f"{local[1].gpu} prices, which are not that rate: to compare on what EKS will "
+            f"bill, set deployments.{local[0]}.costs.ownership: rented_on_demand and "
+            f"catalog.gpus.{local[1].gpu}."
+            f"rental_usd_per_gpu_hour to the instance's price per GPU, and run again")
     setup = local[1].setup(config.plan.catalog) if local is not None else None
     if setup is not None and setup.servers > 1:
         gpu = config.plan.catalog.gpus[setup.gpu_name]

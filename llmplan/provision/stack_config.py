@@ -21,7 +21,7 @@ from llmplan.catalog import Catalog, CloudModelSpec, ModelSpec
 from llmplan.catalog.lifecycle import retired_reason
 from llmplan.errors import InputError, Problem
 from llmplan.perf.engine import DEFAULT_VLLM_VERSION, dotted
-from llmplan.provision.gpu_nodes import ec2_instance
+from llmplan.provision.gpu_nodes import EC2_GPU_INSTANCES, ec2_instance
 from llmplan.provision.images import (
     BALANCER_IMAGE,
     FIRST_ROCM_IMAGE_RELEASE,
@@ -246,6 +246,23 @@ class StackConfig(BaseModel):
                              f"of '{local[0]}' needs its {each} GPUs (tp x pp) on one node: "
                              f"set eksGpuInstanceType to an instance with at least "
                              f"{each} GPUs")
+        known = {instance: (gpu, count) for gpu, rows in EC2_GPU_INSTANCES.items()
+                 for instance, count in rows}
+        if self.cluster_mode == "eks" and local is not None \
+                and self.eks_gpu_instance_type in known:
+            carries, count = known[self.eks_gpu_instance_type]
+            if carries != local[1].gpu:
+                fits = ", ".join(i for i, _ in EC2_GPU_INSTANCES.get(local[1].gpu, [])) \
+                    or "none in llmplan's table"
+                raise ValueError(
+                    f"eksGpuInstanceType {self.eks_gpu_instance_type} carries {carries} "
+                    f"GPUs, and '{local[0]}' was simulated on {local[1].gpu}: its pods would "
+                    f"run on other GPUs than the plan's figures (instances with "
+                    f"{local[1].gpu}: {fits})")
+            if self.eks_gpus_per_node and self.eks_gpus_per_node != count:
+                raise ValueError(
+                    f"eksGpusPerNode is {self.eks_gpus_per_node}, but "
+                    f"{self.eks_gpu_instance_type} carries {count} GPUs")
         if self.cluster_mode == "eks" and local is not None and not self.eks_gpu_instance_type:
             # the node group's instance is chosen here, not first at `pulumi up`
             try:

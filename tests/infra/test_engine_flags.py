@@ -117,6 +117,28 @@ def test_a_node_group_too_small_for_one_replica_is_refused(simulated: Simulated,
     assert instance == "g6e.12xlarge" and desired == 1       # a 4-GPU node holds the replica
 
 
+def test_a_node_group_of_other_gpus_than_simulated_is_refused(simulated: Simulated,
+                                                              tmp_path: Path) -> None:
+    """The two-gpus fleet was simulated on L40S: an instance type carrying A100s or H100s
+    would serve it on other GPUs than the figures were made for; and the count of GPUs an
+    instance carries is the instance's."""
+    config = stack_of(simulated, "two-gpus", tmp_path).config
+    eks = {**config.model_dump(by_alias=True), "clusterMode": "eks", "awsRegion": "us-east-1"}
+    for other in ("p4d.24xlarge", "p5.48xlarge", "g6.12xlarge"):
+        with pytest.raises(ValidationError, match=rf"{re.escape(other)} carries .* simulated "
+                                                  r"on L40S.*g6e\.xlarge, g6e\.12xlarge"):
+            StackConfig.model_validate({**eks, "eksGpuInstanceType": other})
+    with pytest.raises(ValidationError, match=r"eksGpusPerNode is 8, but g6e\.12xlarge "
+                                              r"carries 4 GPUs"):
+        StackConfig.model_validate({**eks, "eksGpuInstanceType": "g6e.12xlarge",
+                                    "eksGpusPerNode": 8})
+    # an on-demand node group is not what an owned fleet was priced at: the stack says so
+    written = write_stack(tmp_path / "Pulumi.eks.yaml", *simulated, "two-gpus",
+                          {"cluster_mode": "eks", "aws_region": "us-east-1"})
+    assert any("on-demand EC2 instances (g6e.12xlarge)" in note
+               and "costs.ownership: rented_on_demand" in note for note in written.notes)
+
+
 def test_pipeline_stages_are_started_as_simulated_on_one_node(simulated: Simulated,
                                                               tmp_path: Path) -> None:
     """tp 2 x pp 2: vLLM gets both sizes, the pod the four GPUs of its replica, on one node
