@@ -6,8 +6,9 @@ NVIDIA device plugin and GPU Feature Discovery's product labels (the GPU Operato
 both). `clusterMode: eks` creates the cluster with pulumi-eks: the control plane, a small
 CPU node group for the gateway and add-ons, a GPU node group of the catalog GPU's EC2 type
 sized for the plan's replicas (tainted and labelled like GPU Feature Discovery would), the
-NVIDIA device plugin, the EBS CSI driver with an encrypted gp3 StorageClass for the weights,
-and the EKS Pod Identity agent the gateway's Bedrock role is bound through.
+NVIDIA device plugin, the EBS CSI driver with an encrypted gp3 StorageClass for the weights
+(provisioned at 1,000 MiB/s), and the EKS Pod Identity agent the gateway's Bedrock role is
+bound through.
 """
 
 from __future__ import annotations
@@ -139,5 +140,8 @@ class ClusterAccess(pulumi.ComponentResource):
             "metadata": {"name": EKS_STORAGE_CLASS},
             "provisioner": "ebs.csi.aws.com", "volumeBindingMode": "WaitForFirstConsumer",
             "allowVolumeExpansion": True,
-            "parameters": {"type": "gp3", "encrypted": "true"}}, on_k8s)
+            # gp3's baseline 125 MiB/s would take 18 minutes to read a 70B checkpoint at
+            # every start: 1,000 MiB/s (its maximum at 4,000 IOPS: 0.25 MiB/s per IOPS)
+            "parameters": {"type": "gp3", "encrypted": "true", "throughput": "1000",
+                           "iops": "4000"}}, on_k8s)
         self.storage_class = settings.storage_class or EKS_STORAGE_CLASS

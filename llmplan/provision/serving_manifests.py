@@ -196,14 +196,16 @@ def _engine_args(config: StackConfig, *, serves_api: bool) -> list[str]:
     return args
 
 
-def serving_sizes(config: StackConfig) -> tuple[int, int, int]:
-    """CPU cores, memory GiB and weights-volume GiB of one pod (a replica's, or one server's
-    of a replica over several).
+#: the pace of a pod's first download of its checkpoint from the model hub, bytes/s: an
+#: assumption (a download through a cloud NAT; hf_transfer reaches several times it); the
+#: startup probe allows for it
+HUB_DOWNLOAD_BYTES_PER_S = 100e6
 
-    Memory holds the weights once while loading (safetensors are mapped through the page
-    cache) plus headroom; the volume holds the downloaded files (the checkpoint in the format
-    it is stored in, 16-bit when vLLM quantises it while loading, and a drafter's 16-bit
-    weights) plus a quarter and the compile caches."""
+
+def checkpoint_gib(config: StackConfig) -> float:
+    """GiB a pod downloads from the model hub: the checkpoint in the format it is stored
+    in (16-bit when vLLM quantises it while loading), its MTP modules, and a drafter's
+    16-bit weights."""
     local = config.plan.local
     assert local is not None
     dep = local[1]
@@ -215,6 +217,20 @@ def serving_sizes(config: StackConfig) -> tuple[int, int, int]:
     drafter_bytes = drafter(dep.setup(config.plan.catalog)).weights_bytes \
         if spec is not None and spec.method in DRAFTED else 0.0
     download_gib = (model.weight_bytes(stored) + mtp_bytes + drafter_bytes) / 2**30
+    return download_gib
+
+
+def serving_sizes(config: StackConfig) -> tuple[int, int, int]:
+    """CPU cores, memory GiB and weights-volume GiB of one pod (a replica's, or one server's
+    of a replica over several).
+
+    Memory holds the weights once while loading (safetensors are mapped through the page
+    cache) plus headroom; the volume holds the downloaded files (`download_gib`) plus a
+    quarter and the compile caches."""
+    local = config.plan.local
+    assert local is not None
+    dep = local[1]
+    download_gib = checkpoint_gib(config)
     setup = dep.setup(config.plan.catalog)
     api_servers = setup.api_server_count
     gpus = setup.server_gpus         # one pod's (a replica over servers: a pod per server)
@@ -242,6 +258,8 @@ def _pod_template(config: StackConfig, pod_labels: dict[str, str],
                  nodes.resource: str(setup.server_gpus)}
     probe = {"httpGet": {"path": "/health", "port": "http"}}
     spin_up_s = dep.autoscaling.spin_up_s if dep.autoscaling is not None else 180.0
+    # a pod's first start downloads the checkpoint before it loads it
+    first_start_s = 3 * spin_up_s + checkpoint_gib(config) * 2**30 / HUB_DOWNLOAD_BYTES_PER_S
     env = [{"name": "HOME", "value": "/tmp"},
            {"name": "HF_HOME", "value": f"{WEIGHTS_MOUNT}/hf"},
            {"name": "VLLM_CACHE_ROOT", "value": f"{WEIGHTS_MOUNT}/vllm"},
@@ -270,8 +288,9 @@ def _pod_template(config: StackConfig, pod_labels: dict[str, str],
         container["ports"] = [{"name": "http", "containerPort": SERVING_PORT}] + (
             [{"name": "dist", "containerPort": MASTER_PORT}] if setup.servers > 1 else [])
         # vLLM answers /health once the weights are loaded: allow 3x the simulated spin-up
+        # and the first start's download
         container |= {"startupProbe": {**probe, "periodSeconds": 10,
-                                       "failureThreshold": max(60, math.ceil(spin_up_s * 3
+                                       "failureThreshold": max(60, math.ceil(first_start_s
                                                                              / 10))},
                       "readinessProbe": {**probe, "periodSeconds": 5},
                       "livenessProbe": {**probe, "periodSeconds": 15, "failureThreshold": 4}}

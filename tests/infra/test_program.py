@@ -105,7 +105,11 @@ def test_eks_cluster_with_gpu_nodes_device_plugin_and_storage(
     assert plugin["metadata"]["namespace"] == "kube-system"
     assert plugin["spec"]["template"]["spec"]["containers"][0]["image"].startswith(
         "nvcr.io/nvidia/k8s-device-plugin:v")
-    assert run.mocks.named("cluster-storage-class").inputs["provisioner"] == "ebs.csi.aws.com"
+    storage = run.mocks.named("cluster-storage-class").inputs
+    assert storage["provisioner"] == "ebs.csi.aws.com"
+    # gp3 at its 1,000 MiB/s (and the 4,000 IOPS that takes), not its 125 MiB/s baseline
+    assert storage["parameters"] == {"type": "gp3", "encrypted": "true", "throughput": "1000",
+                                     "iops": "4000"}
     statefulset = run.mocks.named("serving-stateful-set-gpus").inputs
     claim = statefulset["spec"]["volumeClaimTemplates"][0]["spec"]
     assert claim["storageClassName"] == "llmplan-gp3"

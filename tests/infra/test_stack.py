@@ -214,5 +214,8 @@ def test_what_pulumi_up_still_needs_is_said(bedrock_stack: WrittenStack, tmp_pat
                                    "eksClusterName (an EKS cluster with the Pod Identity agent) "
                                    "or oidcProviderArn"]
     config = bedrock_stack.config.model_copy(update={"aws_region": "", "cluster_mode": "eks"})
-    assert setting_notes(config) == ["the plan calls AWS Bedrock: set the region (--aws-region, "
-                                     "or pulumi config set awsRegion)"]
+    region, on_demand = setting_notes(config)
+    assert region == ("the plan calls AWS Bedrock: set the region (--aws-region, or pulumi "
+                      "config set awsRegion)")
+    assert on_demand.startswith("clusterMode eks creates the GPU nodes of 'gpus' as on-demand "
+                                "EC2 instances (g6e.xlarge)")

@@ -16,7 +16,12 @@ from llmplan.cli import app
 from llmplan.errors import InputError
 from llmplan.perf.engine import SpeculativeSpec
 from llmplan.pipeline import evaluate, not_provisionable
-from llmplan.provision.serving_manifests import hub_repos, serving_sizes, vllm_args
+from llmplan.provision.serving_manifests import (
+    hub_repos,
+    serving_manifests,
+    serving_sizes,
+    vllm_args,
+)
 from llmplan.provision.stack import WrittenStack, write_stack
 from llmplan.provision.vllm_build import speculative_config
 from llmplan.results.decision import Result
@@ -62,6 +67,22 @@ def test_the_weights_volume_holds_the_files_of_the_served_format(formats: Format
     _, _, bf16_volume_gib = serving_sizes(_stack(formats, "qwen-bf16", tmp_path).config)
     assert 235e9 * 4.5 / 8 / GIB < nvfp4_volume_gib < 235e9 * 2 / GIB
     assert bf16_volume_gib > 235e9 * 2 / GIB
+
+
+def test_the_startup_probe_waits_for_the_first_download(formats: Formats,
+                                                         tmp_path: Path) -> None:
+    """A pod's first start downloads its checkpoint (438 GiB of BF16 Qwen3-235B, about 79
+    minutes at the assumed 100 MB/s) before vLLM answers /health: a probe allowing 3 x the
+    180 s spin-up alone would restart it every 10 minutes, for ever."""
+    def allowed_s(name: str) -> float:
+        config = _stack(formats, name, tmp_path).config
+        [fleet] = [m for m in serving_manifests(config) if m["kind"] == "StatefulSet"]
+        [vllm] = fleet["spec"]["template"]["spec"]["containers"]
+        probe = vllm["startupProbe"]
+        return float(probe["periodSeconds"] * probe["failureThreshold"])
+    bf16 = allowed_s("qwen-bf16")
+    assert bf16 >= 3 * 180 + 235e9 * 2 / 100e6
+    assert allowed_s("qwen-nvfp4") < bf16 / 2          # a quarter of the bytes
 
 
 def test_a_format_without_a_known_checkpoint_is_refused(formats: Formats,
