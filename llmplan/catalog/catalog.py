@@ -335,6 +335,11 @@ class ModelSpec(_Entry):
     chat_template: ChatTemplate | None = Field(
         default=None, description="Tokens the chat template adds to a task with `api: chat` "
                                   "(None: not known; none are added).")
+    reasoning_parser: str | None = Field(
+        default=None, description="vLLM's reasoning parser for the model's thinking "
+                                  "(--reasoning-parser): it streams the reasoning apart from "
+                                  "the answer, as the simulation times it (None: the model "
+                                  "does not think, or vLLM has no parser for it).")
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:

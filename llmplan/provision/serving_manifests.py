@@ -43,6 +43,8 @@ from llmplan.provision.vllm_build import (
 from llmplan.scenario.models import LocalDeployment
 
 ASYNC_FLAG_RELEASE = SETTING_RELEASES["async_scheduling"][0]
+#: vLLM 0.9.0 deprecated --enable-reasoning: naming a --reasoning-parser turns it on
+REASONING_WITHOUT_ENABLE_RELEASE = (0, 9, 0)
 API_SERVER_FLAG_RELEASE = SETTING_RELEASES["api_server_count"][0]
 
 HUB_SECRET_KEY = "token"
@@ -193,6 +195,12 @@ def _engine_args(config: StackConfig, *, serves_api: bool) -> list[str]:
     if engine.speculative is not None:
         args += ["--speculative-config", json.dumps(
             speculative_config(dep.model, model, engine.speculative), separators=(",", ":"))]
+    if serves_api and model.reasoning_parser is not None:
+        # the thinking streamed apart from the answer (`reasoning_content`), as the
+        # simulation's time to the first answer token has it; before 0.9.0 the parser
+        # took --enable-reasoning as well
+        args += ([] if engine.release >= REASONING_WITHOUT_ENABLE_RELEASE
+                 else ["--enable-reasoning"]) + ["--reasoning-parser", model.reasoning_parser]
     return args
 
 

@@ -59,6 +59,17 @@ def test_each_format_is_served_from_a_checkpoint_in_that_format(
     assert flags.get("--quantization") == quantization
 
 
+def test_a_thinking_model_streams_its_reasoning_apart_as_simulated(formats: Formats,
+                                                                   tmp_path: Path) -> None:
+    """Qwen3 thinks in <think> tags: without vLLM's reasoning parser the thinking arrives
+    in the answer's content, and the simulated time to the first answer token has no
+    counterpart; Llama has none to parse."""
+    qwen = _flags(vllm_args(_stack(formats, "qwen8-fp8", tmp_path).config))
+    assert qwen["--reasoning-parser"] == "qwen3" and "--enable-reasoning" not in qwen
+    llama = vllm_args(_stack(formats, "llama-int4", tmp_path).config)
+    assert "--reasoning-parser" not in llama
+
+
 def test_the_weights_volume_holds_the_files_of_the_served_format(formats: Formats,
                                                                   tmp_path: Path) -> None:
     """235 B parameters in NVFP4 (4.5 bits with scales) are about 123 GiB on disk; in BF16
