@@ -28,7 +28,12 @@ own): the spilling groups' shares of the spill cap, the held groups' of the admi
 (the spill cap no more than it), so that together they never admit more than the fleet
 held.
 
-Provider limits: every API entry carries `rpm`/`tpm`, enforced by `usage-based-routing-v2`.
+Provider limits: every API entry carries `rpm`/`tpm`, enforced by `usage-based-routing-v2`;
+`tpm` only where the provider's token limit counts what LiteLLM counts, a call's prompt and
+answer together (its counter adds each response's `total_tokens`:
+router_strategy/lowest_tpm_rpm_v2.py). Anthropic's and Gemini's limits count input tokens
+alone (sim/ratelimit.py), which LiteLLM's counter would pass long before them on long
+answers: there the provider's own limit and 429s do it, as simulated.
 LiteLLM counts per entry, so when several groups reach the API the account's limits are
 split between them in proportion to the requests each sent to the API in the simulation,
 with a floor of `MIN_LIMIT_SHARE` for a group the simulation sent nothing (its path still
@@ -55,6 +60,7 @@ from typing import Any
 from llmplan.provision.stack_config import Plan, StackConfig
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import LocalDeployment
+from llmplan.sim.ratelimit import DEFAULT_ACCOUNTING
 
 LOCAL_FALLBACK = "llmplan-local-fallback"
 CLOUD_SPILL = "llmplan-cloud-spill"
@@ -249,10 +255,16 @@ def _cloud_entry(group: str, plan: Plan, dep: CloudDeployment,
         params = {"model": f"{LITELLM_PROVIDER[spec.provider]}/{spec.model_id}",
                   "api_key": f"os.environ/{CLOUD_KEY_ENV}"}
     params.update({"rpm": int(dep.limits.requests_per_min or spec.default_rpm),
-                   "tpm": int(dep.limits.tokens_per_min or spec.default_tpm),
                    "timeout": dep.retry.request_timeout_s, "max_retries": dep.retry.max_retries})
+    accounting = dep.limits.accounting or DEFAULT_ACCOUNTING[spec.provider]
+    if accounting not in INPUT_TOKEN_LIMITS:
+        params["tpm"] = int(dep.limits.tokens_per_min or spec.default_tpm)
     return {"model_name": group, "litellm_params": params,
             "model_info": {"id": f"{group}--cloud"}}
+
+
+#: accountings whose token limit counts a call's input alone (sim/ratelimit.py)
+INPUT_TOKEN_LIMITS = ("input_output", "input_only")
 
 
 def _per_instance(models: list[dict[str, Any]], instances: int) -> None:
@@ -287,5 +299,6 @@ def _split_limits(models: list[dict[str, Any]], plan: Plan, spill_tasks: list[st
     for entry, share in zip(cloud, raw, strict=True):
         fraction = share / sum(raw)
         params = entry["litellm_params"]
-        params["rpm"] = max(1, math.floor(params["rpm"] * fraction))
-        params["tpm"] = max(1, math.floor(params["tpm"] * fraction))
+        for key in ("rpm", "tpm"):
+            if key in params:
+                params[key] = max(1, math.floor(params[key] * fraction))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import yaml
 from conftest import HYBRID, ExampleStack
+from helpers import ROOT, ExampleResult
 
 from llmplan.provision.gateway_manifests import gateway_endpoints, gateway_manifests
 from llmplan.provision.router_config import (
@@ -17,7 +19,8 @@ from llmplan.provision.router_config import (
     router_config,
     spill_cap_per_replica,
 )
-from llmplan.provision.stack import WrittenStack
+from llmplan.provision.stack import WrittenStack, write_stack
+from llmplan.scenario import load_scenario
 
 LOCAL = "http://gpus.llm.svc:8000/v1"
 
@@ -178,3 +181,16 @@ def test_spilling_and_held_groups_together_admit_no_more_than_the_fleet(
     caps = {task: groups[task]["max_parallel_requests"] for task in ("summarise", "classify")}
     assert sum(caps.values()) <= admit * limited.replicas
     assert caps["classify"] == math.floor(admit * limited.replicas * 0.2 / 0.5)
+
+
+def test_a_limit_on_input_tokens_alone_is_left_to_the_provider(
+        example_result: ExampleResult, tmp_path: Path) -> None:
+    """Anthropic's tokens/min counts input alone (claude-sonnet-4.6 in coding-agent);
+    LiteLLM's tpm counter adds every response's total tokens, so it would refuse calls the
+    provider takes: the entry keeps its rpm and leaves the token limit to the provider."""
+    loaded = load_scenario(ROOT / "examples" / "coding-agent.yaml")
+    written = write_stack(tmp_path / "Pulumi.agent.yaml", loaded,
+                          example_result("coding-agent", False), "api", {})
+    [entry] = _groups(router_config(written.config, gateway_endpoints(written.config))).values()
+    assert entry["model"] == "anthropic/claude-sonnet-4-6"
+    assert entry["rpm"] > 0 and "tpm" not in entry
