@@ -8,7 +8,8 @@ backoff and jitter, waiting at least the retry-after when it honours it (and giv
 once on one longer than `max_retry_after_s`, as openai-python does past two minutes: a
 daily limit's), and gives up after `max_retries`; a hybrid router can then take the
 request back (`on_give_up`). An admitted call streams: TTFT = network round trip +
-provider TTFT, then (n - 1) tokens at the request's output rate (both lognormal).
+provider TTFT (lognormal) + the prompt tokens the provider's cache does not hold at its
+prefill pace, then (n - 1) tokens at the request's output rate (lognormal).
 
 Planning asks two more things of the same limits: what rate they sustain for a stream's
 token mix (`sustained_limit`), and, for a stretch of a long busy day, to start the limiter
@@ -168,11 +169,14 @@ class CloudEndpoint:
         self.rec = work.records
         self.rng = np.random.default_rng([seed, 11, zlib.crc32(name.encode())])
         self.limiter = make_limiter(spec, model)
-        #: the provider's prompt cache as calls reach it, where a limit does not count
-        #: what it answers (Anthropic's input tokens/min) and the workload shares prefixes
+        #: the provider's prompt cache as calls reach it, where the workload shares
+        #: prefixes: what it answers is read at once, and Anthropic's input tokens/min does
+        #: not count it
         self.cache: PromptCache | None = None
-        if type(self.limiter) is InputOutput and work.groups is not None \
-                and work.shared is not None and model.cached_input_usd_per_mtok is not None:
+        #: Anthropic's input tokens/min leaves cache reads out (Gemini's counts the prompt)
+        self.cache_reads_uncounted = type(self.limiter) is InputOutput
+        if work.groups is not None and work.shared is not None \
+                and model.cached_input_usd_per_mtok is not None:
             self.cache = PromptCache(min_tokens=model.min_cacheable_tokens,
                                      ttl_s=model.cache_ttl_s)
             # what priming and sustained rates count: the share the cache answers when
@@ -183,7 +187,8 @@ class CloudEndpoint:
                 keep=None if work.keep_groups is None else np.asarray(work.keep_groups),
                 prompts=np.asarray(work.prompts),
                 turns=None if work.turns is None else np.asarray(work.turns))
-            if share is not None:
+            if share is not None and self.cache_reads_uncounted:
+                assert isinstance(self.limiter, InputOutput)
                 self.limiter.uncached_share = 1.0 - share
         self.outages = outage_windows(spec, horizon_s, self.rng)
         self.settles = isinstance(self.limiter, BedrockReserve | InputOutput)
@@ -254,13 +259,13 @@ class CloudEndpoint:
             return
         prompt, output = self.work.prompts[rid], self.work.outputs[rid]
         reserve = spec.limits.max_tokens or output
+        cached = None if self.cache is None else self._cache_read(rid, t)
         if spec.limits.shared_pool_throttle_probability and \
                 self.rng.random() < spec.limits.shared_pool_throttle_probability:
             admitted, charged, retry_after = False, 0.0, 1.0
         else:
-            cached = None if self.cache is None else self._cache_read(rid, t)
-            admitted, charged, retry_after = self.limiter.try_acquire(t, prompt, reserve,
-                                                                      cached)
+            admitted, charged, retry_after = self.limiter.try_acquire(
+                t, prompt, reserve, cached if self.cache_reads_uncounted else None)
         if not admitted:
             rec.throttles[rid] += 1
             self._later(rtt, lambda: self._retry(rid, t + rtt, attempt, retry_after, THROTTLED))
@@ -268,7 +273,9 @@ class CloudEndpoint:
         self.charged_tokens += charged
         if self.cache is not None:
             self._cache_visit(rid, t)
-        ttft = rtt + float(self.rng.lognormal(self.ttft_mu, self.ttft_sigma))
+        # the provider reads the prompt its cache does not hold before the first token
+        ttft = rtt + float(self.rng.lognormal(self.ttft_mu, self.ttft_sigma)) \
+            + (prompt - (cached or 0)) / spec.latency.prefill_tokens_per_s
         rate = float(self.rng.lognormal(self.rate_mu, self.rate_sigma))
         total = ttft + (output - 1) / rate
         if total > spec.retry.request_timeout_s:

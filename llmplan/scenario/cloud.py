@@ -46,7 +46,16 @@ class CloudLatency(_Strict):
 
     network_rtt_ms: float = Field(default=40.0, ge=0, description="Client to provider and back.")
     ttft_ms: Quantiles = Field(default=Quantiles(median=350.0, p95=1200.0),
-                               description="Provider-side time to first token.")
+                               description="Provider-side time to first token of a short "
+                                           "prompt.")
+    prefill_tokens_per_s: float = Field(
+        default=50_000.0, gt=0,
+        description="The pace at which the provider reads a prompt's tokens its cache does "
+                    "not hold, added to the time to first token: a 150,000-token prompt waits "
+                    "3 s more at the default. Measured first-token latency of small API models "
+                    "grew by 1-2.5 s from tiny prompts to about 150,000 tokens (blog.0xmmo.co, "
+                    "2026: gpt-5.4-mini, claude-haiku-4-5, gemini-2.5-flash, 65-115k tokens/s); "
+                    "larger models read slower: an assumption, measure yours.")
     output_tokens_per_s: RateQuantiles = Field(
         default=RateQuantiles(median=90.0, p5=35.0), description="Streaming speed per request.")
 

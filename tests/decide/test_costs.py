@@ -346,9 +346,10 @@ TIMEOUTS = """
 @pytest.mark.parametrize("timeout_s", [20, 60])
 def test_attempts_the_client_times_out_are_billed_for_what_the_provider_did(
         timeout_s: int) -> None:
-    """A 2,000-token answer at 50 tokens/s after 0.54 s takes 40.5 s: a 20 s timeout gives
-    up on every attempt, after the provider read the 4,000-token prompt and generated
-    1 + (20 - 0.54) x 50 = 974 tokens; three attempts each (two retries), all billed. A 60 s
+    """A 2,000-token answer at 50 tokens/s after 0.62 s (the round trip, the provider's
+    0.5 s and the 4,000-token prompt at 50,000 tokens/s) takes 40.6 s: a 20 s timeout gives
+    up on every attempt, after the provider read the prompt and generated
+    1 + (20 - 0.62) x 50 = 970 tokens; three attempts each (two retries), all billed. A 60 s
     timeout abandons none."""
     result = evaluate(scenario_from(TIMEOUTS.replace("TIMEOUT", str(timeout_s))))
     api = result.deployments["api"]
@@ -361,9 +362,9 @@ def test_attempts_the_client_times_out_are_billed_for_what_the_provider_did(
     assert calls is not None and api.cloud.served == 0
     assert calls.attempts == api.cloud.calls == 3 * result.deployments["api"].requests.total
     assert calls.input_tokens == 4000 * calls.attempts
-    assert calls.output_tokens == pytest.approx(974.0 * calls.attempts, rel=1e-9)
+    assert calls.output_tokens == pytest.approx(970.0 * calls.attempts, rel=1e-9)
     usd = items["abandoned_attempts"].usd_per_month
-    per_attempt = (4000 * 0.15 + 974 * 0.6) / 1e6     # the catalog's gpt-4o-mini prices
+    per_attempt = (4000 * 0.15 + 970 * 0.6) / 1e6     # the catalog's gpt-4o-mini prices
     # a month is 730 h of the traffic's long-run rate: the simulated requests' share of it
     windows = 730 * 3600 / (result.scenario.requests / 0.5)
     assert usd == pytest.approx(calls.attempts * windows * per_attempt, rel=1e-6)

@@ -128,3 +128,17 @@ def test_a_prompt_past_the_maximum_input_is_refused_inside_the_window(prompt: in
     assert (sol.context_tokens, sol.max_input_tokens) == (1_050_000, 922_000)
     spec = CloudDeployment(kind="cloud", model="gpt-6-sol")
     assert fits_model(spec, sol, [prompt], [100]).tolist() == [not too_long]
+
+
+def test_a_long_prompt_waits_for_the_provider_to_read_it() -> None:
+    # the provider's time to first token, every draw the same (p95 = median), plus the
+    # prompt at the default 50,000 tokens/s: 100,000 tokens wait 2 s more than 1,000
+    def ttft_ms(prompt: int) -> float:
+        text = SCENARIO.format(prompt=prompt, output=10, max_tokens="") + \
+            "        latency: {ttft_ms: {median: 300, p95: 300}, network_rtt_ms: 40}\n"
+        text = text.replace("        latency: {output_tokens_per_s: {median: 2000, p5: 1800}}\n",
+                            "")
+        result = simulate_scenario(scenario_from(text)).deployments["api"]
+        return result.latency.ttft_ms.p50
+    assert ttft_ms(1_000) == pytest.approx(40 + 300 + 1_000 / 50, rel=1e-6)
+    assert ttft_ms(100_000) - ttft_ms(1_000) == pytest.approx(99_000 / 50, rel=1e-6)
