@@ -7,6 +7,7 @@ Failures and autoscaling (fleet_control.py) act on a fleet through `active`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -57,6 +58,16 @@ class LocalFleet:
     step_time: StepTime
     active: list[Replica] | list[ReferenceReplica] = field(default_factory=list)
     control: FleetControl | None = None
+    #: where a request goes again when the replica serving it fails: the fleet's router,
+    #: or a hybrid's (which may send it to the cloud)
+    reroute: Callable[[int, float], object] | None = None
+
+    def route_again(self, rid: int, t: float) -> None:
+        """A request taken back from a failed replica, sent where `reroute` says."""
+        if self.reroute is not None:
+            self.reroute(rid, t)
+        else:
+            self.route(rid, t)
 
     def route(self, rid: int, t: float) -> Replica | ReferenceReplica | None:
         """Bring the chosen replica up to t and hand it the request (None: none is up)."""

@@ -143,7 +143,7 @@ class FleetController:
             self.retried += 1
             rec.fallbacks[rid] += 1
             rec.start_s[rid] = rec.first_token_s[rid] = -1.0
-            self.fleet.route(rid, t)
+            self.fleet.route_again(rid, t)
 
     def _repair(self, index: int, t: float) -> None:
         self.up[index] = True

@@ -39,6 +39,7 @@ class HybridRouter:
         stays = [restricted_stays_local and label == "restricted" for label in task_sensitivity]
         self.sensitive = [stays[i] for i in self.task_index]
         cloud.on_give_up = self._cloud_gave_up
+        fleet.reroute = self._replica_failed
 
     def arrive(self, rid: int, t: float) -> None:
         if self.sensitive[rid]:
@@ -57,6 +58,8 @@ class HybridRouter:
                 self.cloud.submit(rid, t)
             else:
                 fleet.route(rid, t)   # counted as failed
+                if self.sensitive[rid]:
+                    self.rec.outcome[rid] = BLOCKED   # must stay local, and none is up
             return
         replica = fleet.active[fleet.router.choose(fleet.active, t, rid)]
         replica.advance(t)
@@ -76,6 +79,12 @@ class HybridRouter:
             self.rec.finish_s[rid] = -1.0
             self.rec.fallbacks[rid] += 1
             self.cloud.submit(rid, t)
+
+    def _replica_failed(self, rid: int, t: float) -> None:
+        """A request whose replica failed under it goes again by the same rules: to the
+        fleet's other replicas, or to the cloud when none is up (or their queue is past
+        the spill-over wait), unless it must stay local."""
+        self._local(rid, t, may_spill=not self.sensitive[rid])
 
     def _cloud_gave_up(self, rid: int, t: float, failure: int) -> None:
         if self.spec.fallback_to_local and not self.sensitive[rid]:

@@ -191,3 +191,27 @@ def test_overlapping_outage_windows_are_one_outage() -> None:
             {"start_s": 150, "duration_s": 100}, {"start_s": 400, "duration_s": 10}]}})
     windows = outage_windows(spec, 1000.0, np.random.default_rng(0))
     assert windows == [(100.0, 250.0), (400.0, 410.0)]
+
+
+def test_a_replica_failing_under_requests_sends_them_by_the_hybrids_rules() -> None:
+    # the only replica fails at 40 s for 30 s: chats it was serving go to the API (none up),
+    # the restricted ones it was serving cannot, and are blocked like those arriving then
+    text = HYBRID.replace("QUEUE", "1000").replace("        routes: [{to: cloud}]\n", "") \
+        .replace("        admission: {queue_limit: 1000}\n",
+                 "        admission: {queue_limit: 1000}\n"
+                 "        failures: {windows: [{replica: 0, start_s: 40, duration_s: 30}]}\n") \
+        .replace("        outages: {windows: [{start_s: 40, duration_s: 30}]}\n", "") \
+        .replace("tokens: 60}", "tokens: 1500}").replace("tokens: 30}, sensitivity",
+                                                          "tokens: 1500}, sensitivity")
+    _, _, table, summary = _run(text, "mixed")        # answers of about 10 s: many in flight
+    chat, secret = table.task_index == 0, table.task_index == 1
+    taken_back = (table.fallbacks > 0) & (table.arrival_s < 40)
+    assert (taken_back & chat).any() and (taken_back & secret).any()
+    assert (table.outcome[taken_back & chat] == OK).all()
+    assert (table.served_by[taken_back & chat] == SERVED_CLOUD).all()
+    assert (table.outcome[taken_back & secret] == BLOCKED).all()
+    down = (table.arrival_s >= 40) & (table.arrival_s < 70)
+    assert (table.outcome[down & secret] == BLOCKED).all()
+    assert summary.hybrid.restricted_blocked == int(
+        (secret & (table.outcome == BLOCKED)).sum()) > int((down & secret).sum())
+    assert summary.hybrid.restricted_served_by_cloud == 0
