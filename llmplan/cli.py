@@ -261,6 +261,11 @@ def simulate(
     out.print(summary_table(result, loaded.scenario.bounded_latencies()))
     for line in not_served(result):
         out.print(f"  not answered: {escape(line)}", highlight=False)
+    answers = result.first_answer_tokens()
+    if answers:
+        _hanging("answer starts:", escape("; ".join(answers) + " (p95 of the first "
+                                          "answer token, after the hidden reasoning; TTFT "
+                                          "is the first token of any kind)"))
     rec = result.recommendation
     out.print(f"[bold]recommendation: {rec.deployment or 'none'}[/] - {escape(rec.reason)}",
               highlight=False)

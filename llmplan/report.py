@@ -387,6 +387,11 @@ def render(result: Result, price_warnings: list[str] | None = None,
          "E2E p95 ms",
          "goodput", "not answered", "USD/month",
          "USD per 1k requests", "USD per 1k useful results"], summary_rows))
+    answers = result.first_answer_tokens()
+    if answers:
+        parts.append("<p><b>Answer starts</b> (p95 of the first answer token, after the "
+                     "hidden reasoning; TTFT above is the first token of any kind): "
+                     + html.escape("; ".join(answers)) + ".</p>")
     cached = {name: dep.local.prefix_cache for name, dep in result.deployments.items()
               if dep.local is not None and dep.local.prefix_cache is not None}
     if cached:

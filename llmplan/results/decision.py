@@ -215,6 +215,20 @@ class Result(ResultModel):
                      "again to build it")
         return line
 
+    def first_answer_tokens(self) -> list[str]:
+        """Per candidate, with hidden reasoning in the workload: the time to the first token
+        of the answer (p95), which its TTFT is not where the reasoning streams first."""
+        lines = []
+        for name, dep in self.deployments.items():
+            visible = dep.latency.ttft_visible_ms
+            if visible is None or visible.p95 is None:
+                continue
+            withheld = dep.cloud is not None and dep.cloud.reasoning_streamed is False \
+                and dep.local is None
+            lines.append(f"{name} {visible.p95:,.0f} ms"
+                         + (" (its TTFT: the API withholds the reasoning)" if withheld else ""))
+        return lines
+
     def monthly_volume(self) -> str:
         """The month the costs are for, and what its volume rests on, in words."""
         volume = max((d.cost.requests_per_month for d in self.deployments.values()),

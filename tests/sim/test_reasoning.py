@@ -7,6 +7,7 @@ import pytest
 from helpers import run_first, scenario_from
 
 from llmplan.pipeline import evaluate
+from llmplan.report import render
 from llmplan.scenario.models import SimulationMode
 from llmplan.sim.metrics import summarise_run
 from llmplan.sim.table import request_table
@@ -146,3 +147,19 @@ def test_a_ttft_bound_reads_the_first_token_the_client_sees() -> None:
     # 200-600 hidden tokens at ~90 tokens/s take 2-7 s: withheld, every thinking request
     # misses a 1.5 s TTFT bound; streamed, most meet it
     assert met["gpt-5-mini"] < 0.6 < met["claude-haiku-4.5"]
+
+
+def test_the_answer_starts_where_the_reader_sees_it() -> None:
+    """The summary's TTFT is a first reasoning token for one API and the answer's for the
+    other: the line under the table and the report give the first answer token of both."""
+    text = THINKING.replace("{model}", "gpt-5-mini") + \
+        "      streamed: {kind: cloud, model: claude-haiku-4.5}\n"
+    result = evaluate(scenario_from(text))
+    lines = result.first_answer_tokens()
+    p95 = {name: dep.latency.ttft_visible_ms.p95 for name, dep in result.deployments.items()
+           if dep.latency.ttft_visible_ms is not None}
+    assert set(p95) == {"api", "streamed"}
+    assert lines == [f"api {p95['api']:,.0f} ms (its TTFT: the API withholds the reasoning)",
+                     f"streamed {p95['streamed']:,.0f} ms"]
+    assert result.deployments["streamed"].latency.ttft_ms.p95 < p95["streamed"] / 2
+    assert f"streamed {p95['streamed']:,.0f} ms" in render(result)
