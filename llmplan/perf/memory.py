@@ -472,7 +472,7 @@ class KvLayout:
 
 
 def kv_layout(setup: ReplicaSetup, stage: Stage | None = None) -> KvLayout:
-    model, block = setup.model, setup.engine.block_size_tokens
+    model, block = setup.model, setup.block_size_tokens
     stage = stage or stages(setup)[0]
     page = block * model.kv_bytes_per_token_per_layer(setup.kv_dtype, setup.attention_tp)
     # the drafter's attention layers take pages of the same blocks: MTP modules and EAGLE
@@ -502,7 +502,7 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
     even), a request at most one rank's, and the logged figures are one rank's, as each
     rank prints them."""
     model, engine = setup.model, setup.engine
-    block = engine.block_size_tokens
+    block = setup.block_size_tokens
     budget, layout, available, vllm_blocks = _tightest_stage(setup)
     # a sequence needs a page of every full-attention group per block of its tokens
     # (`blocks` counts those), and a page of every sliding-window group per block of its

@@ -162,6 +162,19 @@ class ReplicaSetup:
         return 0.92 if self.engine.version >= (0, 20) else 0.9
 
     @property
+    def block_size_tokens(self) -> int:
+        """Tokens per KV block: --block-size, except where vLLM's MLA kernels force theirs
+        (platforms/cuda.py, check_and_update_config, 0.8.3 to today: FlashMLA, the default
+        MLA backend where it runs, on Hopper and data-centre Blackwell, takes a multiple of
+        64 and turns any other block into 64; releases around 0.9-0.10 gave Blackwell
+        CUTLASS MLA's 128 instead, not followed)."""
+        block = self.engine.block_size_tokens
+        if self.model.attention == "mla" and self.gpu.vendor == "nvidia" \
+                and self.gpu.capability_major in (9, 10) and block % 64:
+            return 64
+        return block
+
+    @property
     def async_scheduling(self) -> bool:
         """As set, else vLLM's default (vllm/config/vllm.py, read in the published wheels):
         on from 0.14.0 unless something it cannot run with is on: pipeline stages before

@@ -153,7 +153,7 @@ def _engine_args(config: StackConfig, *, serves_api: bool) -> list[str]:
             "--max-num-seqs", str(setup.rank_max_num_seqs),
             "--max-num-batched-tokens", str(setup.rank_max_num_batched_tokens),
             "--gpu-memory-utilization", str(setup.gpu_memory_utilization),
-            "--block-size", str(engine.block_size_tokens),
+            "--block-size", str(setup.block_size_tokens),   # what vLLM runs with
             "--dtype", activation_dtype(setup),
             "--download-dir", f"{WEIGHTS_MOUNT}/hub"]
     if engine.max_model_len:

@@ -59,9 +59,12 @@ def test_each_rank_caches_whole_heads_of_its_own_requests(
     tp_cap, dp_cap = kv_capacity(tp_setup), kv_capacity(dp_setup)
     assert tp_cap.error is None and dp_cap.error is None
     spec = dp_setup.model
+    # blocks of 16 tokens, 64 where FlashMLA runs (DeepSeek on the H200)
+    block = 64 if spec.attention == "mla" else 16
+    assert dp_cap.block_size_tokens == tp_cap.block_size_tokens == block
     # a rank pages whole heads (or the one latent) of every layer
     assert dp_cap.block_bytes == pytest.approx(
-        16 * spec.layers * spec.kv_bytes_per_token_per_layer("bf16"))
+        block * spec.layers * spec.kv_bytes_per_token_per_layer("bf16"))
     if heads_per_gpu_tp is not None:
         assert tp_cap.block_bytes == pytest.approx(
             16 * spec.layers * 2 * heads_per_gpu_tp * spec.head_dim * 2)
@@ -70,7 +73,7 @@ def test_each_rank_caches_whole_heads_of_its_own_requests(
     assert dp_cap.vllm_blocks == per_rank
     assert dp_cap.blocks == 8 * per_rank
     # a request fits one rank: the longest is what one rank holds
-    assert dp_cap.max_model_len == min(spec.max_context_tokens, per_rank * 16)
+    assert dp_cap.max_model_len == min(spec.max_context_tokens, per_rank * block)
     if spec.attention == "mla":
         # tensor parallelism keeps the same latent on all 8 GPUs: the ranks hold several
         # times the tokens even after each keeps the dense weights whole
@@ -203,10 +206,11 @@ def test_api_servers_follow_vllms_default_of_the_release() -> None:
 def test_a_kv_cache_set_by_hand_is_one_ranks() -> None:
     setup = _setup("DeepSeek-V3", "H200", 8, True, kv_cache_tokens=100_000)
     capacity = kv_capacity(setup)
-    assert capacity.blocks == 8 * 100_000 // 16
-    assert capacity.max_model_len == 100_000          # a request fits one rank
+    assert capacity.block_size_tokens == 64            # FlashMLA's: 1,563 blocks a rank
+    assert capacity.blocks == 8 * 1_563
+    assert capacity.max_model_len == 1_563 * 64        # a request fits one rank
     # one GPU's memory holds one rank's cache
-    assert capacity.kv_cache_bytes == pytest.approx(100_000 // 16 * capacity.block_bytes)
+    assert capacity.kv_cache_bytes == pytest.approx(1_563 * capacity.block_bytes)
 
 
 def test_experts_that_do_not_divide_leave_the_fullest_gpu_one_more() -> None:
