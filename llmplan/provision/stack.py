@@ -302,6 +302,12 @@ def setting_notes(config: StackConfig) -> list[str]:
         notes.append("the gateway needs an AWS identity for Bedrock: set eksClusterName (an "
                      "EKS cluster with the Pod Identity agent) or oidcProviderArn")
     local = config.plan.local
+    plan = config.plan
+    restricted = [t.name for t in plan.tasks if t.sensitivity == "restricted"]
+    if local is None and plan.restricted_stays_local and restricted:
+        notes.append(f"the plan has no GPU fleet and restricted data stays local: the "
+                     f"gateway has no route for {', '.join(restricted)}, and refuses "
+                     f"those requests")
     if config.cluster_mode == "eks" and local is not None:
         instance = config.eks_gpu_instance_type or \
             ec2_instance(local[1].gpu, local[1].gpus_per_replica)[0]

@@ -219,3 +219,24 @@ def test_what_pulumi_up_still_needs_is_said(bedrock_stack: WrittenStack, tmp_pat
                       "config set awsRegion)")
     assert on_demand.startswith("clusterMode eks creates the GPU nodes of 'gpus' as on-demand "
                                 "EC2 instances (g6e.xlarge)")
+
+
+def test_an_api_stack_says_the_gateway_refuses_restricted_tasks(tmp_path: Path) -> None:
+    """An API plan with a restricted task is infeasible, and can still be written: the
+    gateway then has no route for that task, and the stack says so."""
+    from infra_scenarios import simulate_text, stack_of
+
+    written = stack_of(simulate_text("""
+        name: restricted-api
+        duration: 60
+        traffic: {kind: poisson, rate_per_s: 1}
+        tasks:
+          - {name: chat, prompt_tokens: {kind: fixed, tokens: 100},
+             output_tokens: {kind: fixed, tokens: 20}}
+          - {name: secret, prompt_tokens: {kind: fixed, tokens: 100},
+             output_tokens: {kind: fixed, tokens: 20}, sensitivity: restricted}
+        deployments:
+          api: {kind: cloud, model: gpt-4o-mini}
+        """), "api", tmp_path)
+    assert not written.candidate.feasible
+    assert any("no route for secret, and refuses those requests" in n for n in written.notes)
