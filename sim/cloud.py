@@ -206,6 +206,8 @@ class CloudEndpoint:
         self.abandoned_attempts = 0
         self.abandoned_input_tokens = 0
         self.abandoned_output_tokens = 0.0
+        #: of those, answers the provider cut at the client's max_tokens
+        self.cut_off = 0
 
     def prime(self, span_s: float) -> None:
         """Start the limits as the same traffic, kept up, leaves them (the stream's
@@ -277,12 +279,16 @@ class CloudEndpoint:
         ttft = rtt + float(self.rng.lognormal(self.ttft_mu, self.ttft_sigma)) \
             + (prompt - (cached or 0)) / spec.latency.prefill_tokens_per_s
         rate = float(self.rng.lognormal(self.rate_mu, self.rate_sigma))
-        total = ttft + (output - 1) / rate
+        # the provider stops at the client's max_tokens: an answer (hidden reasoning first)
+        # longer than that is cut off, billed and useless
+        cut = spec.limits.max_tokens is not None and output > spec.limits.max_tokens
+        generated = spec.limits.max_tokens if cut and spec.limits.max_tokens else output
+        total = ttft + (generated - 1) / rate
         if total > spec.retry.request_timeout_s:
             wait = spec.retry.request_timeout_s
             # the provider read the prompt and streamed tokens until the client hung up:
             # billing stops at the last token generated, not at nothing
-            made = 0.0 if wait <= ttft else min(float(output), 1.0 + (wait - ttft) * rate)
+            made = 0.0 if wait <= ttft else min(float(generated), 1.0 + (wait - ttft) * rate)
             self.abandoned_attempts += 1
             self.abandoned_input_tokens += prompt
             self.abandoned_output_tokens += made
@@ -290,6 +296,18 @@ class CloudEndpoint:
                 used_so_far = prompt + made
                 self._later(wait, lambda: self.limiter.settle(t + wait, charged, used_so_far))
             self._later(wait, lambda: self._retry(rid, t + wait, attempt, None, TIMED_OUT))
+            return
+        if cut:
+            # billed like an attempt given up on; asking again with the same max_tokens
+            # would be cut again: the request ends too long for the client's limit
+            self.abandoned_attempts += 1
+            self.cut_off += 1
+            self.abandoned_input_tokens += prompt
+            self.abandoned_output_tokens += generated
+            if self.settles:
+                self._later(total, lambda: self.limiter.settle(t + total, charged,
+                                                               float(prompt + generated)))
+            self._later(total, lambda: self._cut_off(rid, t + total))
             return
         rec.start_s[rid] = t if rec.start_s[rid] < 0 else rec.start_s[rid]
         rec.first_token_s[rid] = t + ttft
@@ -301,6 +319,14 @@ class CloudEndpoint:
         if self.settles:
             used = float(prompt + output)
             self._later(total, lambda: self.limiter.settle(t + total, charged, used))
+
+    def _cut_off(self, rid: int, t: float) -> None:
+        rec = self.rec
+        rec.outcome[rid], rec.finish_s[rid] = TOO_LONG, t
+        if rec.on_end is not None:
+            rec.on_end(rid)
+        if self.on_give_up is not None:
+            self.on_give_up(rid, t, TOO_LONG)
 
     def _cache_read(self, rid: int, t: float) -> int:
         assert self.cache is not None and self.work.groups is not None \

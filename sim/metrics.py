@@ -458,31 +458,47 @@ def _cloud_part(run: DeploymentRun, table: RequestTable,
                    if start < run.duration_s)
     return CloudOutcome(
         model=cloud.spec.model, provider=cloud.model.provider, calls=int(cloud.calls),
-        served=int(served.sum()), throttle_events=int(table.throttles.sum()),
+        served=int(served.sum()), requests_sent=int((table.attempts > 0).sum()),
+        throttle_events=int(table.throttles.sum()),
         throttled_requests=int((table.throttles > 0).sum()),
         retried_requests=int((table.attempts > 1).sum()),
         tokens_charged_against_limit=float(cloud.charged_tokens), outage_s=float(outage_s),
         outages=len(cloud.outages), input_tokens=int(table.prompt_tokens[served].sum()),
         output_tokens=int(table.output_tokens[served].sum()),
-        unserved=_unserved(run, table, served),
+        unserved=_unserved(run, table, stream, served),
         abandoned=AbandonedCalls(attempts=cloud.abandoned_attempts,
                                  input_tokens=cloud.abandoned_input_tokens,
-                                 output_tokens=cloud.abandoned_output_tokens)
+                                 output_tokens=cloud.abandoned_output_tokens,
+                                 cut_off=cloud.cut_off or None)
         if cloud.abandoned_attempts else None,
-        long_context=_long_context(run, table, served),
+        long_context=_long_context(run, table, stream, served),
         reasoning_streamed=(None if stream.reasoning_tokens is None
                             else cloud.model.streams_reasoning),
         **_prompt_cache(run, table, stream, served & table.ok))
 
 
-def _unserved(run: DeploymentRun, table: RequestTable,
+def _priceable(table: RequestTable, stream: RequestStream) -> np.ndarray:
+    """An API candidate's requests priced whether answered or not (at the volume offered):
+    all but those too long for it (no account's limits would ever let them through) and
+    the later turns of a conversation one of whose turns was too long (they would be too:
+    the history only grows). A conversation a 429 or an outage ended would have gone on,
+    its later turns with it."""
+    priceable: np.ndarray = table.outcome != TOO_LONG
+    ended = table.outcome == CONVERSATION_ENDED
+    if ended.any() and stream.session is not None:
+        too_long = np.unique(stream.session[(table.outcome == TOO_LONG)
+                                            & (stream.session >= 0)])
+        priceable &= ~(ended & np.isin(stream.session, too_long))
+    return priceable
+
+
+def _unserved(run: DeploymentRun, table: RequestTable, stream: RequestStream,
               served: np.ndarray) -> UnservedCalls | None:
     """An API candidate's requests it did not answer (a hybrid's go to its fleet instead:
-    None), when there are any; not those the model cannot take at all (too long for it:
-    no account's limits would ever let them through, so they are never priced)."""
+    None), when there are any, of those it is priced for (`_priceable`)."""
     if run.parts:
         return None
-    missed = ~served & (table.outcome != TOO_LONG) & (table.outcome != CONVERSATION_ENDED)
+    missed = ~served & _priceable(table, stream)
     if not missed.any():
         return None
     return UnservedCalls(requests=int(missed.sum()),
@@ -490,7 +506,7 @@ def _unserved(run: DeploymentRun, table: RequestTable,
                          output_tokens=int(table.output_tokens[missed].sum()))
 
 
-def _long_context(run: DeploymentRun, table: RequestTable,
+def _long_context(run: DeploymentRun, table: RequestTable, stream: RequestStream,
                   served: np.ndarray) -> LongContextCalls | None:
     """The priced requests (served, and an API candidate's unserved ones) whose prompts
     are past the model's long-context threshold: billed whole at its long-context prices."""
@@ -499,8 +515,7 @@ def _long_context(run: DeploymentRun, table: RequestTable,
     prices = cloud.model.long_context
     if prices is None:
         return None
-    priced = served if run.parts else served | (
-        (table.outcome != TOO_LONG) & (table.outcome != CONVERSATION_ENDED))
+    priced = served if run.parts else served | _priceable(table, stream)
     long = priced & (table.prompt_tokens > prices.above_input_tokens)
     if not long.any():
         return None

@@ -6,8 +6,9 @@ carries). `settle(t, charged, actual)` is called when an admitted request finish
 
 * RollingMinute (OpenAI and default): requests and tokens per minute as token buckets that
   refill continuously (limit/60 per second, capacity one minute's worth); a request is
-  charged prompt + max_tokens when it starts. Failed requests count too: a refused call
-  takes its request from the requests bucket.
+  charged prompt + max_tokens when it starts. A refused call takes nothing: OpenAI says
+  failed requests count toward the limit, but a bucket charged for each 429 locks out a
+  client 10% over its limit for good (retries keep it empty), which the service does not.
 * AzureSlices (Azure OpenAI): the per-minute quota enforced over short fixed windows (1 s or
   10 s) of limit x slice / 60 each; requests/min is 6 per 1,000 tokens/min unless given.
 * BedrockReserve (AWS Bedrock): buckets like RollingMinute, charged input + maxTokens at the
@@ -153,10 +154,6 @@ class Limiter(ABC):
 class RollingMinute(Limiter):
     """OpenAI-style: continuously refilled per-minute buckets, prompt + max_tokens charged."""
 
-    #: whether a refused call counts against requests/min (OpenAI's rule; the other
-    #: providers' documents do not say so)
-    refusals_count = True
-
     def __init__(self, requests_per_min: float | None, tokens_per_min: float | None,
                  requests_per_day: float | None = None,
                  tokens_per_day: float | None = None) -> None:
@@ -187,12 +184,6 @@ class RollingMinute(Limiter):
                 bucket.refill(t)
                 wait = max(wait, bucket.wait_s(amount))
         if wait > 0:
-            if self.refusals_count and self.requests is not None:
-                # a refused call still takes its request from the minute's allowance
-                # (OpenAI: "unsuccessful requests contribute to your per-minute limit"):
-                # retrying in a tight loop keeps a client throttled
-                self.requests.level = max(self.requests.level - 1.0, -self.requests.per_min)
-                wait = max(wait, self.requests.wait_s(1.0))   # what the 429 then says
             return False, 0.0, wait
         for bucket, amount in charges:
             if bucket is not None:
@@ -203,8 +194,6 @@ class RollingMinute(Limiter):
 
 class BedrockReserve(RollingMinute):
     """Bedrock: input + maxTokens reserved at the start, the unused part returned after."""
-
-    refusals_count = False
 
     def _tokens_counted(self, charge_tokens: float, used_tokens: float,
                         prompt_tokens: float | None = None) -> float:
@@ -283,7 +272,6 @@ class InputOutput(RollingMinute):
     tokens/min estimated from max_tokens at the start, settled to the answer's at the end."""
 
     token_limit_name = "input tokens/min"
-    refusals_count = False
 
     def __init__(self, requests_per_min: float | None, tokens_per_min: float | None,
                  requests_per_day: float | None = None, tokens_per_day: float | None = None,

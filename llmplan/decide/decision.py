@@ -209,18 +209,19 @@ DAY_S = 86_400.0
 def daily_limit_reason(name: str, summary: DeploymentResult, loaded: LoadedScenario,
                        info: RunInfo) -> str | None:
     """Why the API's daily limits cannot carry a day of this traffic (None: they can, there
-    are none, or the run spans a day and saw them itself). A run shorter than a day starts
-    the day's counters at zero and ends before they fill, so a limit of 1,000 requests a
-    day shows nothing in ten minutes of a request a second."""
+    are none, or the run spans a day and saw them itself): the requests the run sent the
+    API, at the traffic's long-run rate, against them. A run shorter than a day starts the
+    day's counters at zero, so a limit of 1,000 requests a day shows nothing in ten minutes
+    of a request a second."""
     dep = loaded.scenario.deployments[name]
     api_name = dep.cloud if isinstance(dep, HybridDeployment) else name
     api = loaded.scenario.deployments[api_name]
     cloud = summary.cloud
     if not isinstance(api, CloudDeployment) or cloud is None or info.duration_s >= DAY_S \
-            or info.requests <= 0 or cloud.served <= 0:
+            or info.requests <= 0 or cloud.served <= 0 or cloud.requests_sent <= 0:
         return None
     rate = info.long_run_requests_per_s or info.requests / info.duration_s
-    calls_per_day = rate * cloud.served / info.requests * DAY_S
+    calls_per_day = rate * cloud.requests_sent / info.requests * DAY_S
     found = []
     if api.limits.requests_per_day and calls_per_day > api.limits.requests_per_day:
         found.append((api.limits.requests_per_day / calls_per_day,
@@ -235,8 +236,8 @@ def daily_limit_reason(name: str, summary: DeploymentResult, loaded: LoadedScena
         return None
     share, limit, need = min(found)
     return (f"{api_name}'s daily limit ({limit}) carries {share:.1%} of the {need} this "
-            f"traffic sends it; raise limits.requests_per_day / tokens_per_day, or simulate "
-            f"a whole day (duration: 24h) to see the rest refused")
+            f"traffic sends it (a run shorter than a day starts the day's count at zero); "
+            f"raise limits.requests_per_day / tokens_per_day")
 
 
 def candidate(name: str, summary: DeploymentResult, loaded: LoadedScenario,

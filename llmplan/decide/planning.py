@@ -561,6 +561,7 @@ def _over_limit_notes(planner: Planner, simulation: SimulationResult) -> list[st
             + (_met_anyway(simulation.deployments[name]) if met else "")
             + "; raise the account's tier or its limits (limits."
             + ("requests_per_day, tokens_per_day)" if "/day" in sustained.limit
+               else "output_tokens_per_min)" if "output tokens" in sustained.limit
                else "requests_per_min, tokens_per_min)"))
     return notes
 
@@ -570,8 +571,8 @@ def _met_anyway(result: DeploymentResult) -> str:
     cloud = result.cloud
     if cloud is not None and cloud.throttled_requests:
         return "; the run still met the SLO, its refused calls retried in time"
-    return ("; the run met the SLO without a refusal: it is shorter than the limit's "
-            "period, which it does not fill")
+    return ("; the run met the SLO without a refusal: it starts with the limit's whole "
+            "allowance, which it did not spend")
 
 
 def _load_point(result: DeploymentResult, requests_per_s: float) -> LoadPoint:

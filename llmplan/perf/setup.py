@@ -37,6 +37,11 @@ class CatalogDrafter:
     dtype: str
 
 
+#: the oldest release whose FlashMLA forces its 64-token blocks, as its start-up log says
+#: ("Forcing kv cache block size to 64 for FlashMLA backend", vLLM 0.8.3)
+FLASHMLA_BLOCK_RELEASE = (0, 8, 3)
+
+
 @dataclass(frozen=True)
 class ReplicaSetup:
     """`tp` x `pp` GPUs of one kind serving one model with one engine configuration: `pp`
@@ -170,7 +175,8 @@ class ReplicaSetup:
         CUTLASS MLA's 128 instead, not followed)."""
         block = self.engine.block_size_tokens
         if self.model.attention == "mla" and self.gpu.vendor == "nvidia" \
-                and self.gpu.capability_major in (9, 10) and block % 64:
+                and self.gpu.capability_major in (9, 10) and block % 64 \
+                and self.engine.release >= FLASHMLA_BLOCK_RELEASE:
             return 64
         return block
 

@@ -54,7 +54,8 @@ class RequestCounts(ResultModel):
                                       "max_model_len (the model's context, or the tokens its "
                                       "KV cache holds when that is less); for an API, than "
                                       "the model's context window, or an answer beyond its "
-                                      "maximum output (refused, HTTP 400).")
+                                      "maximum output (refused, HTTP 400), or beyond the "
+                                      "client's max_tokens (cut off: billed, no answer).")
     failed: int
     throttled: int
     blocked: int
@@ -71,7 +72,7 @@ class RequestCounts(ResultModel):
     #: How a request can end without an answer, as a reader says it.
     NOT_ANSWERED: ClassVar[tuple[tuple[str, str], ...]] = (
         ("timed_out", "timed out (queue wait or API call)"), ("rejected", "refused (queue full)"),
-        ("too_long", "too long for the model (context window, KV cache or maximum output)"),
+        ("too_long", "too long (context window, KV cache, maximum output or max_tokens)"),
         ("failed", "failed"),
         ("throttled", "throttled (429) past the retries"),
         ("blocked", "blocked (restricted, local refused)"),
@@ -344,6 +345,8 @@ class CloudOutcome(ResultModel):
     provider: str
     calls: int
     served: int
+    requests_sent: int = Field(default=0, description="Requests that reached the API (at "
+                                                      "least one attempt), answered or not.")
     throttle_events: int
     throttled_requests: int
     retried_requests: int
@@ -394,9 +397,15 @@ class LongContextCalls(ResultModel):
 
 
 class AbandonedCalls(ResultModel):
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("cut_off",)
+
     attempts: int
     input_tokens: int
     output_tokens: float
+    cut_off: int | None = Field(
+        default=None, description="Of the attempts, answers the provider cut at the "
+                                  "client's limits.max_tokens (hidden reasoning counts): "
+                                  "billed, and no answer (the request ends too long).")
 
 
 class HybridOutcome(ResultModel):

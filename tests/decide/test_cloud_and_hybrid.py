@@ -45,36 +45,27 @@ def test_429s_and_retries_match_the_hand_computed_case() -> None:
     assert (table.outcome == OK).sum() == 30
     assert (table.outcome == THROTTLED).sum() == 10
     assert table.throttles.sum() == 10
-    # the 10 refused calls took a request each (OpenAI: failed requests count), leaving
-    # the bucket at -10: a retry 4 s later (after the 20 ms round trip) finds 2 refilled,
-    # still short, and one 24 s later finds 12: two of the ten get in
+    # one retry 4 s later (after the 20 ms round trip): 2 tokens have refilled
     _, stream, table, summary = _run(BURST.format(retries=1, honor="false"))
-    assert (table.outcome == OK).sum() == 30
-    assert table.throttles.sum() == 10 + 10
-    _, stream, table, summary = _run(BURST.format(retries=1, honor="false").replace(
-        "initial_backoff_s: 4", "initial_backoff_s: 24"))
     assert (table.outcome == OK).sum() == 32
     assert table.throttles.sum() == 10 + 8
     retried_ok = (table.attempts == 2) & (table.outcome == OK)
     assert retried_ok.sum() == 2
     start = table.start_s[retried_ok]
-    np.testing.assert_allclose(start, stream.arrival_s[retried_ok] + 0.020 + 24.0)
+    np.testing.assert_allclose(start, stream.arrival_s[retried_ok] + 0.020 + 4.0)
     assert summary.cloud.throttle_events == 18
 
 
 def test_honouring_retry_after_waits_at_least_that_long() -> None:
-    # 31 calls: the 31st finds the bucket empty and, its refusal counted, at -1: the 429
-    # says "retry after 4 s" (two requests at 0.5/s); with a 1 s policy backoff,
-    # honouring it still waits 4 s, and then gets in
-    text = BURST.format(retries=3, honor="true").replace(
-        "initial_backoff_s: 4", "initial_backoff_s: 1").replace("duration: 0.04",
-                                                                 "duration: 0.031")
+    # the bucket is empty: every 429 says "retry after 2 s" (one request at 0.5/s);
+    # with a 1 s policy backoff, honouring it still waits 2 s
+    text = BURST.format(retries=3, honor="true").replace("initial_backoff_s: 4",
+                                                         "initial_backoff_s: 1")
     _, stream, table, _ = _run(text)
-    assert len(stream) == 31
     second_try = (table.attempts == 2) & (table.outcome == OK)
-    assert second_try.sum() == 1 and (table.outcome == OK).all()
+    assert second_try.any()
     gap = table.start_s[second_try] - stream.arrival_s[second_try]
-    assert (gap >= 0.020 + 3.9).all()
+    assert (gap >= 0.020 + 1.95).all()
 
 
 HYBRID = """
@@ -215,3 +206,35 @@ def test_a_replica_failing_under_requests_sends_them_by_the_hybrids_rules() -> N
     assert summary.hybrid.restricted_blocked == int(
         (secret & (table.outcome == BLOCKED)).sum()) > int((down & secret).sum())
     assert summary.hybrid.restricted_served_by_cloud == 0
+
+
+def test_traffic_a_tenth_over_the_limit_still_gets_the_limits_worth() -> None:
+    # 1.1 calls/s against 60 requests/min, each retried up to 3 times at its retry-after:
+    # the API answers about one a second, never none (a 429 counted against the bucket
+    # would keep it empty for good once retries outnumber the refill)
+    text = BURST.format(retries=3, honor="true").replace(
+        "duration: 0.04", "duration: 600").replace("rate_per_s: 1000", "rate_per_s: 1.1") \
+        .replace("requests_per_min: 30", "requests_per_min: 60")
+    _, stream, table, _ = _run(text)
+    served = int((table.outcome == OK).sum())
+    assert len(stream) == 660 and 600 <= served <= 660
+
+
+def test_a_daily_limit_the_run_meets_counts_what_was_sent_not_served() -> None:
+    # a call a second for 10 min against 100 requests/day: the run itself is refused after
+    # 100, and a day of the traffic is 86,400 calls, not the 100 served x 144
+    from llmplan.pipeline import evaluate
+    result = evaluate(scenario_from("""
+        seed: 1
+        duration: 600
+        traffic: {kind: constant, rate_per_s: 1}
+        tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 100},
+                 output_tokens: {kind: fixed, tokens: 10}}]
+        deployments:
+          api: {kind: cloud, model: gpt-4o-mini, limits: {requests_per_day: 100}}
+    """))
+    api = result.deployments["api"]
+    assert api.cloud is not None and api.cloud.served == 100
+    assert api.cloud.requests_sent == 600
+    assert any("daily limit (100 requests/day) carries 0.1% of the 86,400 calls" in r
+               for r in api.infeasible_because)

@@ -21,22 +21,13 @@ from llmplan.sim.ratelimit import (
 
 def test_rolling_minute_requests_bucket() -> None:
     limiter = RollingMinute(requests_per_min=60, tokens_per_min=None)
-    admitted = [limiter.try_acquire(0.0, 10, 10)[0] for _ in range(60)]
+    admitted = [limiter.try_acquire(0.0, 10, 10)[0] for _ in range(61)]
     assert admitted.count(True) == 60            # a full minute's worth at once
-    # refills 1 request per second, and the refused call took its request too (OpenAI:
-    # failed requests count): at -1, the 429 says 2 s
     ok, _, retry_after = limiter.try_acquire(0.0, 10, 10)
-    assert not ok and retry_after == pytest.approx(2.0)
-    ok, _, retry_after = limiter.try_acquire(0.5, 10, 10)    # -0.5, then -1.5
-    assert not ok and retry_after == pytest.approx(2.5)
-    assert not limiter.try_acquire(2.5, 10, 10)[0]        # -1.5 + 2 = 0.5: short again
-    assert limiter.try_acquire(4.0, 10, 10)[0]            # -0.5 + 1.5 = 1
-
-
-def test_bedrock_and_anthropic_refusals_take_nothing() -> None:
-    for limiter in (BedrockReserve(60, None), InputOutput(60, None)):
-        assert all(limiter.try_acquire(0.0, 10, 10)[0] for _ in range(60))
-        assert [limiter.try_acquire(0.0, 10, 10)[1:] for _ in range(3)] == [(0.0, 1.0)] * 3
+    assert not ok and retry_after == pytest.approx(1.0)   # refills 1 request per second
+    ok, _, retry_after = limiter.try_acquire(0.5, 10, 10)
+    assert not ok and retry_after == pytest.approx(0.5)
+    assert limiter.try_acquire(1.0, 10, 10)[0]
 
 
 def test_rolling_minute_tokens_charge_prompt_plus_max_tokens() -> None:
@@ -129,8 +120,8 @@ def test_primed_bucket_is_empty_only_when_the_traffic_outruns_it() -> None:
     # 60 requests/min refill 1/s: steady traffic at 2/s has drained it, at 0.5/s has not
     over = RollingMinute(requests_per_min=60, tokens_per_min=None)
     over.prime(requests_per_s=2.0, charge_tokens=10, used_tokens=10)
-    assert not over.try_acquire(0.0, 5, 5)[0]                # and took one: -1
-    assert over.try_acquire(2.0, 5, 5)[0]                    # two refilled 2 s later
+    assert not over.try_acquire(0.0, 5, 5)[0]
+    assert over.try_acquire(1.0, 5, 5)[0]                    # one refilled a second later
     under = RollingMinute(requests_per_min=60, tokens_per_min=None)
     under.prime(requests_per_s=0.5, charge_tokens=10, used_tokens=10)
     assert [under.try_acquire(0.0, 5, 5)[0] for _ in range(61)].count(True) == 60

@@ -29,3 +29,10 @@ def test_the_block_is_the_one_vllm_runs_with(gpu: str, model: str, asked: int,
     assert setup.block_size_tokens == runs
     capacity = kv_capacity(setup)
     assert capacity.block_size_tokens == runs
+
+
+def test_a_release_before_flashmla_keeps_the_block_asked_for() -> None:
+    setup = ReplicaSetup("H200", "DeepSeek-V3", CATALOG.gpus["H200"],
+                         CATALOG.models["DeepSeek-V3"],
+                         EngineSpec(block_size_tokens=16, vllm_version="0.6.6"), 8)
+    assert setup.block_size_tokens == 16

@@ -10,6 +10,7 @@ from llmplan.pipeline import evaluate
 from llmplan.report import render
 from llmplan.scenario.models import SimulationMode
 from llmplan.sim.metrics import summarise_run
+from llmplan.sim.records import OK, TOO_LONG
 from llmplan.sim.table import request_table
 from llmplan.traffic import build_request_stream
 
@@ -163,3 +164,24 @@ def test_the_answer_starts_where_the_reader_sees_it() -> None:
                      f"streamed {p95['streamed']:,.0f} ms"]
     assert result.deployments["streamed"].latency.ttft_ms.p95 < p95["streamed"] / 2
     assert f"streamed {p95['streamed']:,.0f} ms" in render(result)
+
+
+def test_a_max_tokens_under_the_reasoning_leaves_no_answer_and_a_bill() -> None:
+    """gpt-5-mini thinks 200-600 tokens before 20-80 of answer: a client's max_tokens of
+    150 stops every thinking request before its answer (billed: the prompt and 150 tokens,
+    no answer: too long), while the plain requests (10 tokens) are answered."""
+    loaded = scenario_from(THINKING.replace("{model}", "gpt-5-mini").replace(
+        "api: {kind: cloud, model: gpt-5-mini}",
+        "api: {kind: cloud, model: gpt-5-mini, limits: {max_tokens: 150}}"))
+    run, stream = run_first(loaded)
+    table = request_table(run, stream)
+    chat = stream.task_index == 0
+    assert (table.outcome[chat] == TOO_LONG).all() and (table.outcome[~chat] == OK).all()
+    result = evaluate(loaded).deployments["api"]
+    assert result.cloud is not None and result.cloud.abandoned is not None
+    cut = result.cloud.abandoned
+    assert cut.cut_off == cut.attempts == int(chat.sum())            # one attempt each
+    assert cut.output_tokens == 150 * cut.attempts
+    assert cut.input_tokens == int(stream.prompt_tokens[chat].sum())
+    item = next(i for i in result.cost.items if i.item == "abandoned_attempts")
+    assert "cut at the client's max_tokens (limits.max_tokens 150)" in item.basis

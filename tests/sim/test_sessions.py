@@ -184,3 +184,23 @@ def test_a_fanned_out_turn_waits_for_all_its_calls(mode: str) -> None:
     calls = stream.prompt_tokens[1:4] - stream.prefix_tokens[1:4]
     history = stream.prefix_tokens[1] + calls.sum() + stream.output_tokens[1:4].sum()
     assert (stream.prefix_tokens[4:] == history).all()
+
+
+def test_an_api_is_priced_for_the_turns_its_limits_stopped() -> None:
+    # one conversation of 4 turns against 1 request a minute and no retries: the second
+    # turn is refused (429) and ends it; priced at the volume offered, the API pays for
+    # the three it did not answer, as it would once its limits let them through
+    text = ONE_SESSION.replace("turns_min: 3, turns_max: 3", "turns_min: 4, turns_max: 4")
+    text = text[:text.index("    deployments:")] + (
+        "    deployments:\n"
+        "      api: {kind: cloud, model: gpt-4o-mini, limits: {requests_per_min: 1},\n"
+        "            retry: {max_retries: 0}}\n")
+    loaded = scenario_from(text)
+    run, stream = run_first(loaded)
+    table = request_table(run, stream)
+    assert [OUTCOME_NAMES[int(o)] for o in table.outcome] == [
+        "ok", "throttled", "conversation_ended", "conversation_ended"]
+    cloud = summarise_run(run, stream, loaded.scenario).cloud
+    assert cloud is not None and cloud.unserved is not None
+    assert cloud.unserved.requests == 3
+    assert cloud.unserved.input_tokens == int(stream.prompt_tokens[1:].sum())
