@@ -60,6 +60,7 @@ from llmplan.results.decision import (
 from llmplan.results.simulation import DeploymentResult, SimulationResult
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
+from llmplan.scenario.loader import MAX_SIMULATED_REQUESTS
 from llmplan.scenario.models import LocalDeployment, SimulationMode
 from llmplan.sim.cloud import sustained_limit
 from llmplan.sim.metrics import summarise_run
@@ -370,15 +371,36 @@ def resized(loaded: LoadedScenario, name: str, replicas: int | None) -> LoadedSc
                           loaded.catalog, loaded.path)
 
 
-def simulate_one(loaded: LoadedScenario, name: str, *, rate_factor: float = 1.0,
-                 seed: int | None = None) -> DeploymentResult:
-    """Summary of one deployment on the whole stream, its traffic sped up by `rate_factor`
-    (what a sweep point simulates)."""
-    stream = build_request_stream(loaded.scenario, seed).scaled(1.0 / rate_factor)
+def scaled_stream(loaded: LoadedScenario, rate_factor: float,
+                  seed: int | None = None) -> RequestStream:
+    """The scenario's traffic at `rate_factor` times its rate over its whole duration: the
+    stream sped up, and repeated back to back until the duration is full (at 20x, twenty
+    copies of a twentieth of the time), so an overload lasts as long as the scenario and
+    its queue builds as it would; slowed down, the part that fits the duration."""
+    stream = build_request_stream(loaded.scenario, seed)
     duration = loaded.scenario.duration_s
-    run = run_steady(loaded, name, stream, duration / rate_factor, seed=seed,
-                     mode=SimulationMode.FAST, drain_s=_drain_s(loaded, duration, rate_factor))
-    return summarise_run(run, stream, loaded.scenario)
+    if not len(stream) or rate_factor == 1.0:
+        return stream
+    period = duration / rate_factor
+    copies = math.ceil(rate_factor)
+    if copies * len(stream) > MAX_SIMULATED_REQUESTS:
+        raise ValueError(f"{rate_factor:g} times the traffic is about "
+                         f"{rate_factor * len(stream):,.0f} requests, more than the "
+                         f"{MAX_SIMULATED_REQUESTS:,} a run simulates")
+    repeated = stream.scaled(1.0 / rate_factor).repeated(copies, period)
+    return repeated.rows(np.flatnonzero(repeated.arrival_s < duration))
+
+
+def simulate_one(loaded: LoadedScenario, name: str, *, rate_factor: float = 1.0,
+                 seed: int | None = None) -> tuple[DeploymentResult, int]:
+    """Summary of one deployment on the scenario's traffic at `rate_factor` times its rate
+    over its whole duration (`scaled_stream`: what a sweep point simulates), and the
+    requests that was."""
+    stream = scaled_stream(loaded, rate_factor, seed)
+    duration = loaded.scenario.duration_s
+    run = run_steady(loaded, name, stream, duration, seed=seed, mode=SimulationMode.FAST,
+                     drain_s=loaded.scenario.simulation.drain_s)
+    return summarise_run(run, stream, loaded.scenario), len(stream)
 
 
 def _drain_s(loaded: LoadedScenario, span_s: float, factor: float) -> float:
@@ -744,7 +766,7 @@ def sensitivity(simulation: SimulationResult, planner: Planner,
             continue
         label, changed, affected = toggled
         varied = simulation.model_copy(update={"deployments": {
-            name: simulate_one(changed, name, seed=planner.seed) if name in affected
+            name: simulate_one(changed, name, seed=planner.seed)[0] if name in affected
             else result for name, result in simulation.deployments.items()}})
         verdict = decide(varied, changed).recommendation
         cases.append(SensitivityCase(change=label, winner=verdict.deployment,

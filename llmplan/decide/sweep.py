@@ -2,11 +2,12 @@
 replica's layout for a mixture of experts), in parallel.
 
 Each grid point is one simulation of the scenario's base local deployment, resized and
-re-routed, under the scenario's traffic sped up by the scale; with its monthly cost and cost
-per useful result. Points run in a local process pool by default, or as tasks on a Ray
-cluster when an address is given. The Pareto front keeps, per traffic scale, the
-SLO-meeting points that no other point of the same scale beats on both monthly cost and E2E
-p95 (a fleet under twice the traffic is not "beaten" by itself under the traffic as given).
+re-routed, under the scenario's traffic at the scale's multiple of its rate for the whole
+duration (planning.scaled_stream); with its monthly cost and cost per useful result.
+Points run in a local process pool by default, or as tasks on a Ray cluster when an
+address is given. The Pareto front keeps, per traffic scale, the SLO-meeting points that
+no other point of the same scale beats on both monthly cost and E2E p95 (a fleet under
+twice the traffic is not "beaten" by itself under the traffic as given).
 """
 
 from __future__ import annotations
@@ -119,9 +120,15 @@ def run_point(loaded: LoadedScenario, base: str, point: Point) -> PointResult:
     error = build_error(setup)
     if error:
         return PointResult(**head, error=error)
-    summary = simulate_one(variant, name, rate_factor=point.traffic_scale)
+    try:
+        summary, requests = simulate_one(variant, name, rate_factor=point.traffic_scale)
+    except ValueError as too_many:
+        return PointResult(**head, error=str(too_many))
+    # the scaled traffic over the scenario's whole duration
     info = run_info(scenario, build_request_stream(scenario), scenario.seed,
-                    SimulationMode.FAST).sped_up(point.traffic_scale)
+                    SimulationMode.FAST).sped_up(point.traffic_scale, requests=requests,
+                                                 span_s=scenario.duration_s
+                                                 * point.traffic_scale)
     cost = price(name, summary, variant, info)
     return PointResult(**head, ttft_p95_ms=summary.latency.ttft_ms.p95,
                        e2e_p95_ms=summary.latency.e2e_ms.p95,

@@ -68,10 +68,43 @@ class RequestStream:
         think = None if self.think_s is None else self.think_s * time_factor
         return replace(self.scaled(time_factor), think_s=think)
 
+    def repeated(self, copies: int, period_s: float) -> RequestStream:
+        """`copies` of these requests back to back, each `period_s` after the one before,
+        in arrival order: each copy's conversations (and their prefix groups) numbered
+        apart, the shared prefixes shared by all."""
+        if copies <= 1:
+            return self
+        n = len(self)
+
+        def tile(column: np.ndarray | None) -> np.ndarray | None:
+            return None if column is None else np.tile(column, copies)
+
+        copy = np.repeat(np.arange(copies), n)
+        session, group = tile(self.session), tile(self.prefix_group)
+        if session is not None and self.session is not None:
+            span = int(self.session.max()) + 1
+            session = np.where(session >= 0, session + copy * span, session)
+            if group is not None:
+                group = np.where(group >= SESSION_GROUP_BASE, SESSION_GROUP_BASE + session,
+                                 group)
+        arrival = np.tile(self.arrival_s, copies) + copy * period_s
+        order = np.argsort(arrival, kind="stable")
+
+        def ordered(column: np.ndarray | None) -> np.ndarray | None:
+            return None if column is None else column[order]
+
+        return RequestStream(arrival[order], np.tile(self.task_index, copies)[order],
+                             np.tile(self.prompt_tokens, copies)[order],
+                             np.tile(self.output_tokens, copies)[order], self.task_names,
+                             ordered(tile(self.reasoning_tokens)), ordered(group),
+                             ordered(tile(self.prefix_tokens)), ordered(session),
+                             ordered(tile(self.turn)), ordered(tile(self.think_s)),
+                             self.chat_tasks)
+
     def head(self, n: int) -> RequestStream:
         return self.rows(slice(0, n))
 
-    def rows(self, index: slice) -> RequestStream:
+    def rows(self, index: slice | np.ndarray) -> RequestStream:
         """The requests of `index`, times as they are."""
         def cut(column: np.ndarray | None) -> np.ndarray | None:
             return None if column is None else column[index]

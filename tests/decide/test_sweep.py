@@ -274,3 +274,56 @@ def test_a_point_as_the_scenario_has_it_is_what_simulate_gives(tmp_path: Path) -
     result = CliRunner().invoke(app, ["sweep", str(scenario), "--replicas", "2",
                                       "--out", str(tmp_path / "a")])
     assert result.exit_code == 0 and "autoscaling is left out" in result.output
+
+
+def test_a_traffic_scale_is_that_rate_for_the_whole_duration(tmp_path: Path) -> None:
+    """20 times 4 requests/s is 80/s for the scenario's 2 minutes, far past one H100: the
+    point fails the SLO and reaches the replica's capacity as `simulate` at 80/s does (the
+    same requests squeezed into 6 s used to drain afterwards and meet it)."""
+    from llmplan.pipeline import evaluate
+
+    text = """
+        seed: 1
+        duration: 120
+        traffic: {kind: poisson, rate_per_s: RATE}
+        tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 500},
+                 output_tokens: {kind: fixed, tokens: 100}}]
+        slo: {ttft_ms: 2000, tpot_ms: 100}
+        deployments:
+          h100: {gpu: H100-SXM, model: Llama-3.1-8B}
+    """
+    loaded = load_scenario_text(text.replace("RATE", "4"))
+    point = run_point(loaded, "h100", Point("H100-SXM", 1, "least_outstanding", 20.0))
+    direct = evaluate(load_scenario_text(text.replace("RATE", "80"))).deployments["h100"]
+    assert point.error is None and not point.slo_met and not direct.slo.met
+    assert point.goodput_fraction is not None and point.goodput_fraction < 0.05
+    assert point.requests_per_s == pytest.approx(direct.throughput.requests_per_s, rel=0.1)
+    # priced at 80/s: twenty times the month's requests of the scale-1 point
+    one = run_point(loaded, "h100", Point("H100-SXM", 1, "least_outstanding", 1.0))
+    assert one.slo_met and point.monthly_usd is not None and one.monthly_usd is not None
+    assert point.monthly_usd > one.monthly_usd
+
+
+def test_a_repeated_stream_numbers_each_copys_conversations_apart() -> None:
+    from llmplan.traffic import build_request_stream
+    from llmplan.traffic.stream import SESSION_GROUP_BASE
+
+    scenario = load_scenario_text("""
+        seed: 2
+        duration: 60
+        traffic: {kind: poisson, rate_per_s: 0.5}
+        tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 50},
+                 output_tokens: {kind: fixed, tokens: 10},
+                 session: {turns_min: 2, turns_max: 2, think_time_s: 1}}]
+        deployments: {api: {kind: cloud, model: gpt-4o-mini}}
+    """).scenario
+    stream = build_request_stream(scenario)
+    twice = stream.repeated(2, 60.0)
+    assert len(twice) == 2 * len(stream)
+    assert (twice.arrival_s[1:] >= twice.arrival_s[:-1]).all()
+    assert stream.session is not None and twice.session is not None
+    assert twice.prefix_group is not None and twice.turn is not None
+    sessions = int(stream.session.max()) + 1
+    assert set(twice.session.tolist()) == set(range(2 * sessions))
+    later = twice.turn > 0
+    assert (twice.prefix_group[later] == SESSION_GROUP_BASE + twice.session[later]).all()
