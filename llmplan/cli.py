@@ -178,7 +178,8 @@ def simulate(
     out_dir: Annotated[Path, typer.Option(
         "--out", help="Folder for result.json and report.html (and requests/ with "
                       "--requests).")] = Path("out"),
-    seed: Annotated[int | None, typer.Option(help="Override the scenario seed.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the scenario seed.", min=0,
+                                             max=2**63 - 1)] = None,
     mode: Annotated[SimulationMode | None, typer.Option(
         help="fast (default: the scenario's) or reference (one event per step).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -334,7 +335,8 @@ def loadtest(
         help="Quick run: open-loop Poisson arrivals at this many requests/s.")] = None,
     workers: Annotated[int, typer.Option(min=0, help="Locust workers (0: one process).")] = 0,
     test_set: Annotated[Path | None, typer.Option(help="JSONL prompts with answer checks.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Override the scenario seed.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the scenario seed.", min=0,
+                                             max=2**63 - 1)] = None,
     sweep: Annotated[str | None, typer.Option(
         help="Comma-separated request rates (req/s): open-loop levels until saturation.")
     ] = None,
@@ -518,6 +520,10 @@ def calibrate(
                           source="records" if source == "records" else "vllm-metrics")
     except InputError as error:
         _fail(error)
+    except UnicodeDecodeError:
+        _fail(InputError([Problem(", ".join(str(m) for m in measurements), None, "",
+                                  "not a text file; expected a load test's records "
+                                  "(requests.jsonl) or vLLM metrics text")]))
     out.print(calibration_table(report.calibration))
     out.print(fit_kind_table(report.fit))
     for finding in report.advisory:
@@ -818,6 +824,9 @@ def import_trace(
 
     if not source.is_file():
         _fail(InputError([Problem(str(source), None, "", "file not found")]))
+    if out_file.resolve() == source.resolve():
+        _fail(InputError([_option_problem("--out", f"{out_file} is the trace being read; "
+                                                   "expected another file")]))
     _check_out_file(out_file)
     try:
         if fmt == "azure":
@@ -836,6 +845,9 @@ def import_trace(
         path = write_trace(rows, out_file)
     except InputError as exc:
         _fail(exc)
+    except UnicodeDecodeError:
+        _fail(InputError([Problem(str(source), None, "", f"not a text file; expected the "
+                                                         f"{fmt} trace's CSV or JSON")]))
     span = max(r.timestamp_s for r in rows) - min(r.timestamp_s for r in rows)
     tasks = sorted({r.task for r in rows if r.task})
     out.print(f"wrote {path}: {len(rows):,} requests over {span:,.0f} s")

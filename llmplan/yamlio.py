@@ -275,11 +275,14 @@ SECRET_ENDINGS = ("key", "key_env", "token", "secret", "password")
 
 def _may_be_secret(loc: Loc, value: Any) -> bool:
     """A value an error must not repeat: a field named like a key, or a URL with a user or
-    password in it."""
+    password in it, or a query (?api_key=...)."""
     name = str(loc[-1]).lower() if loc else ""
     if name.endswith(SECRET_ENDINGS):
         return True
-    return isinstance(value, str) and "://" in value and "@" in value.split("://", 1)[1]
+    if not isinstance(value, str) or "://" not in value:
+        return False
+    rest = value.split("://", 1)[1]
+    return "@" in rest or "?" in rest or "#" in rest
 
 
 #: pydantic errors of a field that wants one value, where a list or mapping was given

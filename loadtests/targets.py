@@ -66,8 +66,19 @@ class Target(BaseModel):
             raise ValueError("the URL carries credentials (user:password@); expected them "
                              "out of the URL, the key in the environment variable "
                              "api_key_env names")
+        if parsed.query or parsed.fragment:
+            # said without the URL: a query may hold a key (?api_key=...)
+            raise ValueError("the URL carries a query or fragment (?... or #...); expected "
+                             "the API's base URL alone, a key in the environment variable "
+                             "api_key_env names")
         if parsed.scheme not in {"http", "https"} or not parsed.hostname:
             raise ValueError(f"must be http(s)://host[:port], got {value!r}")
+        try:
+            port = parsed.port
+        except ValueError:
+            port = -1
+        if port is not None and not 0 < port < 65536:
+            raise ValueError(f"the port must be 1-65535, got {value!r}")
         return value
 
     @property

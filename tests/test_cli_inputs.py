@@ -13,6 +13,8 @@ from llmplan import cli
 from llmplan.cli import app
 from llmplan.errors import Problem, ScenarioError
 
+ROOT = Path(__file__).resolve().parent.parent
+
 TINY = """
 name: tiny-chat
 seed: 2
@@ -93,3 +95,30 @@ def test_an_out_path_that_is_the_wrong_kind_is_a_clear_error(tmp_path: Path) -> 
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 2 and "Traceback" not in result.output, args
         assert "--out" in result.output, args
+
+
+def test_a_seed_the_scenario_would_refuse_is_refused_on_the_command_line(
+        tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["simulate", str(ROOT / "examples" / "agent-workflow.yaml"),
+                                      "--seed", "-3", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "--seed" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "o").exists()
+
+
+def test_import_trace_never_writes_over_the_trace_it_reads(tmp_path: Path) -> None:
+    source = tmp_path / "azure.csv"
+    text = "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,374,44\n"
+    source.write_text(text)
+    result = CliRunner().invoke(app, ["import-trace", "azure", str(source), "--out",
+                                      str(source)])
+    assert result.exit_code == 2 and "is the trace being read" in result.output
+    assert source.read_text() == text
+
+
+@pytest.mark.parametrize("command", [["import-trace", "azure"], ["import-trace", "sharegpt"],
+                                     ["calibrate"]])
+def test_a_binary_file_is_a_clear_error(tmp_path: Path, command: list[str]) -> None:
+    binary = tmp_path / "picture.png"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
+    result = CliRunner().invoke(app, [*command, str(binary)])
+    assert result.exit_code == 2 and "not a text file" in result.output, result.output

@@ -100,6 +100,7 @@ def test_a_reused_output_folder_forgets_the_previous_runs_clock(tmp_path: Path) 
     ("api_key_env", "sk-literal-key-abc123", "looks like an API key itself"),
     ("api_key_env", "ghp0123456789abcdefSECRETTOKEN", "looks like an API key itself"),
     ("base_url", "http://user:sk-urlsecret-777@127.0.0.1:8080", "carries credentials"),
+    ("base_url", "http://127.0.0.1:8080/v1?api_key=sk-urlsecret-777", "carries a query"),
 ])
 def test_a_secret_in_the_wrong_field_is_refused_without_being_repeated(
         tmp_path: Path, field: str, value: str, said: str) -> None:
@@ -118,6 +119,21 @@ def test_a_secret_in_the_wrong_field_is_refused_without_being_repeated(
     assert said in text and f"targets.local.{field}" in text
     secret = "sk-urlsecret-777" if field == "base_url" else value
     assert secret not in text
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://127.0.0.1:0"])
+def test_a_port_no_socket_can_have_is_refused_in_the_targets_file(tmp_path: Path,
+                                                                  url: str) -> None:
+    """It reached Locust, whose ValueError went to its log while the run exited 0."""
+    from llmplan.errors import InputError
+    from llmplan.loadtests.targets import load_target
+
+    path = tmp_path / "targets.yaml"
+    path.write_text(yaml.safe_dump({"targets": {"x": {"kind": "openai", "base_url": url,
+                                                      "model": "m"}}}))
+    with pytest.raises(InputError) as caught:
+        load_target(path, "x")
+    assert "targets.x.base_url: the port must be 1-65535" in caught.value.render()
 
 
 def test_a_target_dead_from_the_start_stops_the_run_early(tmp_path: Path,
