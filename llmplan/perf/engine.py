@@ -34,6 +34,10 @@ from llmplan.catalog.catalog import DType, KvDType
 VERSION_PATTERN = r"^\d+\.\d+(\.\d+){0,2}(rc\d+|\.post\d+|\.dev\d+)?$"
 #: The vLLM release the simulator models by default and the provisioned image runs.
 DEFAULT_VLLM_VERSION = "0.33.0"
+#: vLLM's first release on PyPI, and the newest minor release whose code llmplan has read
+#: (0.34.0: the V1 model runner removed); a number outside them is refused
+FIRST_VLLM_RELEASE = (0, 1)
+NEWEST_KNOWN_MINOR = (0, 34)
 GIB = float(1 << 30)
 
 
@@ -317,6 +321,12 @@ class EngineSpec(_Strict):
             raise ValueError(f"'{value}' is not a vLLM release number; expected one such as "
                              f"'{DEFAULT_VLLM_VERSION}' (major.minor[.patch], quoted, no 'v'; "
                              f"rc, post and dev suffixes as PyPI writes them)")
+        if isinstance(value, str) and not \
+                FIRST_VLLM_RELEASE <= version_tuple(value) <= NEWEST_KNOWN_MINOR:
+            raise ValueError(
+                f"vLLM {value} is outside the releases llmplan knows (0.1 to "
+                f"{NEWEST_KNOWN_MINOR[0]}.{NEWEST_KNOWN_MINOR[1]}): its memory accounting, "
+                f"defaults and image are not known; expected a release in that range")
         return value
 
     @field_validator("prefix_caching", mode="before")
