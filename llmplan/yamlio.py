@@ -9,6 +9,7 @@ rejects duplicate keys (PyYAML silently keeps the last), and turns every failure
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import types
 import typing
 from collections.abc import Iterator
@@ -260,7 +261,8 @@ def _problem(doc: YamlDocument, model: type[BaseModel], err: Any) -> Problem:
         if "input" in err and _may_be_secret(loc, err["input"]):
             pass                    # a key pasted in the wrong place is not repeated
         elif "input" in err and not isinstance(err["input"], dict | list):
-            shown = repr(err["input"])
+            shown = str(err["input"]) if isinstance(err["input"], datetime.date) \
+                else repr(err["input"])
             got = f"got {shown if len(shown) <= 60 else shown[:57] + '...'}"
             message += f" ({got})" if got not in message else ""
         elif kind in SCALAR_ERRORS and isinstance(err.get("input"), dict | list):

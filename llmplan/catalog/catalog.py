@@ -61,6 +61,15 @@ class _Entry(BaseModel):
             raise ValueError(f"must be at most {MAX_CATALOG_NUMBER:g}")
         return value
 
+    @field_validator("prices_as_of", check_fields=False)
+    @classmethod
+    def _not_in_the_future(cls, value: datetime.date) -> datetime.date:
+        # a date to come would keep the 180-day staleness check quiet for ever
+        if value > datetime.date.today():
+            raise ValueError(f"{value} is after today; expected the date the prices were "
+                             f"read")
+        return value
+
     @model_validator(mode="after")
     def _every_number_has_a_source(self) -> _Entry:
         # a field left at its default (written out again by a round trip) needs none

@@ -13,6 +13,7 @@ were simulated. Only when nothing else is left does the scenario fail to load.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,8 +190,10 @@ def _merge_catalog(doc: YamlDocument, scenario: Scenario) -> Catalog:
                 if allowed:
                     message += f"; expected one of: {', '.join(sorted(allowed))}"
             elif "input" in err and not isinstance(err["input"], dict | list):
-                shown = repr(err["input"])
-                message += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+                shown = str(err["input"]) if isinstance(err["input"], datetime.date) \
+                    else repr(err["input"])
+                if shown not in message:
+                    message += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
             problems.append(Problem(doc.file, doc.line_of(loc), _dotted(loc), message))
         raise ScenarioError(problems) from None
 

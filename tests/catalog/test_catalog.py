@@ -291,3 +291,12 @@ def test_a_new_models_shapes_must_agree_with_each_other(
         _load(tmp_path, catalog, gpu="H100-SXM", model="moe")
     (problem,) = info.value.problems
     assert problem.path == "catalog.models.moe" and said in problem.message, problem.message
+
+
+def test_a_price_dated_after_today_is_refused() -> None:
+    """A date to come would keep the 180-day staleness warning quiet for ever."""
+    gpu = builtin_catalog().gpus["L40S"].model_dump()
+    tomorrow = datetime.date.today() + datetime.timedelta(days=1)
+    with pytest.raises(ValidationError, match="is after today"):
+        GpuSpec.model_validate({**gpu, "prices_as_of": tomorrow})
+    GpuSpec.model_validate({**gpu, "prices_as_of": datetime.date.today()})
