@@ -637,7 +637,7 @@ def stack(
         help="With --cluster-mode eks: the GPU nodes' EC2 instance type (default: the "
              "smallest llmplan knows carrying one replica).")] = None,
     eks_gpus_per_node: Annotated[int | None, typer.Option(
-        help="GPUs on --eks-gpu-instance-type.")] = None,
+        min=1, max=64, help="GPUs on --eks-gpu-instance-type.")] = None,
     vllm_image: Annotated[str | None, typer.Option(
         help="The fleet's vLLM image, pinned (default: vLLM's own image of the simulated "
              "release); on AMD GPUs it sets vllmRocmImage.")] = None,
@@ -736,9 +736,10 @@ def sweep(
     _check_out_folder(out_dir)
     replica_counts, traffic_scales = _replica_counts(replicas), _traffic_scales(scales)
     loaded, name, base_dep = _load_with_local(scenario, base, "--base")
-    gpu_list = gpus.split(",") if gpus else [base_dep.gpu]
-    router_list = routers.split(",") if routers else [base_dep.router]
-    layout_list = layouts.split(",") if layouts else []
+    # a value named twice is one point, not two twins on the front
+    gpu_list = list(dict.fromkeys(gpus.split(","))) if gpus else [base_dep.gpu]
+    router_list = list(dict.fromkeys(routers.split(","))) if routers else [base_dep.router]
+    layout_list = list(dict.fromkeys(layouts.split(","))) if layouts else []
     unknown = [_option_problem(option, f"unknown {kind} '{value}'{did_you_mean(value, known)}; "
                                f"expected one of: {', '.join(sorted(known))}")
                for option, kind, values, known in (
@@ -778,7 +779,7 @@ def _replica_counts(text: str) -> list[int]:
     if not counts or any(count < 1 for count in counts):
         _fail(InputError([_option_problem("--replicas", f"got '{text}'; expected whole "
                                                         "numbers of 1 or more, e.g. 1,2,4")]))
-    return counts
+    return list(dict.fromkeys(counts))
 
 
 def _traffic_scales(text: str) -> list[float]:
@@ -790,7 +791,7 @@ def _traffic_scales(text: str) -> list[float]:
     if not scales or not all(math.isfinite(scale) and scale > 0 for scale in scales):
         _fail(InputError([_option_problem("--scales", f"got '{text}'; expected numbers "
                                                       "above 0, e.g. 0.5,1,2")]))
-    return scales
+    return list(dict.fromkeys(scales))
 
 
 @app.command("import-trace")

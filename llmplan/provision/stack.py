@@ -23,7 +23,7 @@ from pydantic.alias_generators import to_camel
 from llmplan.catalog import Catalog
 from llmplan.errors import InputError, Problem
 from llmplan.perf.engine import release_tuple
-from llmplan.provision.gpu_nodes import ec2_instance
+from llmplan.provision.gpu_nodes import EC2_GPU_INSTANCES, ec2_instance
 from llmplan.provision.images import (
     VLLM_REPOSITORY,
     VLLM_ROCM_REPOSITORY,
@@ -145,7 +145,8 @@ def _figures(candidate: Candidate, result: Result) -> SimulatedFigures:
 
 
 def build_stack(loaded: LoadedScenario, result: Result, name: str,
-                previous: dict[str, Any] | None, settings: dict[str, Any]) -> StackConfig:
+                previous: dict[str, Any] | None, settings: dict[str, Any],
+                *, previous_file: Path | None = None) -> StackConfig:
     """The stack for deployment `name`: the plan from this run, the other settings from
     `settings` (command-line options; `serving_image` is the fleet's vLLM image, in its
     vendor's setting), else from the previous file's (`read_stack_settings`), else the
@@ -170,9 +171,26 @@ def build_stack(loaded: LoadedScenario, result: Result, name: str,
             **kept, **given, "kind": plan.chosen.kind, "scenario": loaded.scenario.name,
             "monthly_budget_usd": max(1, math.ceil(plan.simulated.monthly_usd)), "plan": plan})
     except ValidationError as exc:
-        raise InputError([Problem("<command line>", None, ".".join(map(str, e["loc"])),
-                                  e["msg"]) for e in exc.errors()],
+        raise InputError([_setting_problem(e, given, previous_file) for e in exc.errors()],
                          title="invalid stack setting") from None
+
+
+def _setting_problem(error: Any, given: dict[str, Any], previous_file: Path | None) -> Problem:
+    """Where a bad setting came from: its command-line option, or the stack file it was
+    kept from (under its key there, llm-deploy-planner:<camelCase>)."""
+    loc = error["loc"]
+    field = str(loc[0]) if loc else ""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error.get("type") == "extra_forbidden":
+        message = "unknown setting (the file keeps llmplan's own under this project's keys)"
+    elif "input" in error and not isinstance(error["input"], dict | list) \
+            and str(error["input"]) not in message and not field.endswith(("key", "token")):
+        message += f" (got {error['input']!r})"
+    if field in given or previous_file is None or not field:
+        option = f"--{field.replace('_', '-')}" if field in given else ".".join(map(str, loc))
+        return Problem("<command line>", None, option, message)
+    key = ".".join([f"{PROJECT}:{to_camel(field)}", *map(str, loc[1:])])
+    return Problem(str(previous_file), None, key, message)
 
 
 def stale_images(previous: dict[str, Any], plan: Plan) -> dict[str, str]:
@@ -250,7 +268,8 @@ def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: 
     name = choose_deployment(loaded, result, deployment)
     previous, rest = read_stack_settings(path) if path.exists() else (None, {"config": {}})
     was = previous_release(path) if path.exists() else None
-    config = build_stack(loaded, result, name, previous, settings)
+    config = build_stack(loaded, result, name, previous, settings,
+                         previous_file=path if path.exists() else None)
     notes = _image_notes(config, stale_images(previous or {}, config.plan), was,
                          chosen=settings.get("serving_image") is not None)
     others: dict[str, Any] = rest["config"]
@@ -311,6 +330,11 @@ def setting_notes(config: StackConfig) -> list[str]:
     if config.cluster_mode == "eks" and local is not None:
         instance = config.eks_gpu_instance_type or \
             ec2_instance(local[1].gpu, local[1].gpus_per_replica)[0]
+        known = {i for rows in EC2_GPU_INSTANCES.values() for i, _ in rows}
+        if instance not in known:
+            notes.append(f"eksGpuInstanceType {instance} is not in llmplan's table of GPU "
+                         f"instances: check that it carries {local[1].gpu} GPUs, "
+                         f"{local[1].gpus_per_replica} or more, or the pods stay Pending")
         notes.append(
             f"clusterMode eks creates the GPU nodes of '{local[0]}' as on-demand EC2 instances "
             f"({instance}), billed at AWS's hourly rate; the plan priced the fleet "

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from llmplan.catalog import Catalog, CloudModelSpec, ModelSpec
@@ -172,8 +172,9 @@ class StackConfig(BaseModel):
     cluster_mode: Literal["kubeconfig", "eks"] = Field(
         default="kubeconfig", description="kubeconfig: an existing cluster; eks: create one.")
     kube_context: str = Field(default="", description="kubeconfig context (empty: current).")
-    aws_region: str = Field(default="", description="AWS region (empty: no AWS resources "
-                                                    "unless EKS or Bedrock needs them).")
+    aws_region: str = Field(default="",
+                            description="AWS region, e.g. us-east-1 (empty: no AWS resources "
+                                        "unless EKS or Bedrock needs them).")
     azure_api_base: str = Field(
         default="", pattern=r"^(https://[^\s/]+(/[^\s]*)?)?$",
         description="Azure OpenAI plans: the resource's endpoint, https://<resource>.openai."
@@ -183,8 +184,9 @@ class StackConfig(BaseModel):
         description="Azure OpenAI plans: the name of the resource's deployment of the "
                     "planned model (empty: the model's catalog id).")
     eks_kubernetes_version: str = Field(default="1.33", description="EKS control plane.")
-    eks_gpu_instance_type: str = Field(default="", description="GPU node type (empty: the "
-                                                               "catalog GPU's EC2 type).")
+    eks_gpu_instance_type: str = Field(default="",
+                                       description="GPU node type, e.g. p5.48xlarge (empty: "
+                                                   "the catalog GPU's EC2 type).")
     eks_gpus_per_node: int = Field(default=0, ge=0, le=64,
                                    description="GPUs on eksGpuInstanceType (0: from the table).")
     eks_cluster_name: str = Field(default="", description="An existing EKS cluster: Bedrock "
@@ -222,6 +224,22 @@ class StackConfig(BaseModel):
     alarm_topic_arn: str = Field(default="", description="SNS topic the alarms notify.")
     budget_emails: list[str] = Field(default_factory=list,
                                      description="Who the budget notifies at 80% and 100%.")
+
+    @field_validator("aws_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d+", value):
+            raise ValueError(f"'{value}' is no AWS region; expected one such as us-east-1 or "
+                             f"eu-west-2")
+        return value
+
+    @field_validator("eks_gpu_instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[a-z0-9-]+\.[a-z0-9-]+", value):
+            raise ValueError(f"'{value}' is no EC2 instance type; expected one such as "
+                             f"p5.48xlarge or g6e.12xlarge")
+        return value
 
     @model_validator(mode="after")
     def _eks_has_the_gpus(self) -> StackConfig:

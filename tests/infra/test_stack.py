@@ -240,3 +240,24 @@ def test_an_api_stack_says_the_gateway_refuses_restricted_tasks(tmp_path: Path) 
         """), "api", tmp_path)
     assert not written.candidate.feasible
     assert any("no route for secret, and refuses those requests" in n for n in written.notes)
+
+
+def test_a_bad_setting_names_its_option_or_the_file_it_was_kept_from(tmp_path: Path) -> None:
+    scenario = str(ROOT / "examples" / "bulk-extraction.yaml")
+    result = CliRunner().invoke(app, ["stack", scenario, "--stack", "x", "--out", str(tmp_path),
+                                      "--cluster-mode", "eks", "--aws-region", "mars-1",
+                                      "--eks-gpu-instance-type", "foo bar!!"])
+    assert result.exit_code == 2
+    assert "--aws-region: 'mars-1' is no AWS region" in result.output
+    assert "--eks-gpu-instance-type: 'foo bar!!' is no EC2 instance type" in result.output
+    assert not (tmp_path / "Pulumi.x.yaml").exists()
+    # a setting the file kept: its key there, in the file
+    assert CliRunner().invoke(app, ["stack", scenario, "--stack", "x",
+                                    "--out", str(tmp_path)]).exit_code == 0
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_text(path.read_text().replace("llm-deploy-planner:clusterMode: kubeconfig",
+                                             "llm-deploy-planner:clusterMode: gke"))
+    again = CliRunner().invoke(app, ["stack", scenario, "--stack", "x", "--out", str(tmp_path)])
+    assert again.exit_code == 2
+    said = " ".join(again.output.split())
+    assert "Pulumi.x.yaml: llm-deploy-planner:clusterMode:" in said and "(got 'gke')" in said
