@@ -243,6 +243,9 @@ def simulate(
             finish_all()
             tasks[text] = bar.add_task(text, total=None)
 
+        # an earlier run's per-request CSVs would sit beside this run's result as its own
+        for old_csv in sorted((out_dir / "requests").glob("*.csv")):
+            old_csv.unlink()
         try:
             result = evaluate(loaded, seed, mode=mode, progress=progress, planning=plan,
                               requests_dir=out_dir / "requests" if requests else None,

@@ -259,3 +259,13 @@ def test_strict_fails_a_ci_job_when_nothing_can_be_recommended(tmp_path: Path) -
     ok = CliRunner().invoke(app, ["simulate", str(fine), "--no-plan", "--no-requests",
                                   "--out", str(tmp_path / "c"), "--strict", "--json"])
     assert ok.exit_code == 0, ok.output
+
+
+def test_an_earlier_runs_request_csvs_do_not_outlive_it(tmp_path: Path) -> None:
+    scenario = EXAMPLES / "agent-workflow.yaml"
+    out = tmp_path / "o"
+    first = CliRunner().invoke(app, ["simulate", str(scenario), "--out", str(out),
+                                     "--no-plan", "--requests"])
+    assert first.exit_code == 0 and sorted(p.name for p in (out / "requests").iterdir())
+    again = CliRunner().invoke(app, ["simulate", str(scenario), "--out", str(out), "--no-plan"])
+    assert again.exit_code == 0 and not list((out / "requests").glob("*.csv"))

@@ -101,7 +101,8 @@ def _read(path: Path) -> dict[str, np.ndarray]:
             raise InputError([Problem(str(path), number, "", f"bad value: {exc}")]) from None
         if prompt < 1 or output < 1:
             raise InputError([Problem(str(path), number, "prompt_tokens/output_tokens",
-                                      "token counts must be >= 1")])
+                                      f"token counts must be >= 1 (got {prompt} and "
+                                      f"{output})")])
         prompts.append(prompt)
         outputs.append(output)
         tasks.append(str(row.get("task") or ""))
