@@ -146,10 +146,11 @@ def sustained_limit(spec: CloudDeployment, model: CloudModelSpec,
     fits = fits_model(spec, model, stream.prompt_tokens, stream.output_tokens)
     if not fits.any():
         return None
-    keep = stream.cache_write_groups()
-    share = simulated_cache_share(
+    accounting = spec.limits.accounting or DEFAULT_ACCOUNTING[model.provider]
+    share = None if accounting != "input_output" else simulated_cache_share(
         model, fits, arrival_s=stream.arrival_s, group=stream.prefix_group,
-        prefix=stream.prefix_tokens, keep=keep, prompts=stream.prompt_tokens,
+        prefix=stream.prefix_tokens, keep=stream.cache_write_groups(),
+        prompts=stream.prompt_tokens,
         turns=None if stream.session is None else stream.session >= 0)
     found = make_limiter(spec, model, share).sustained(
         *token_mix(spec, stream.prompt_tokens[fits], stream.output_tokens[fits]))
@@ -179,6 +180,7 @@ class CloudEndpoint:
                 and model.cached_input_usd_per_mtok is not None:
             self.cache = PromptCache(min_tokens=model.min_cacheable_tokens,
                                      ttl_s=model.cache_ttl_s)
+        if self.cache is not None and self.cache_reads_uncounted:
             # what priming and sustained rates count: the share the cache answers when
             # every request the model takes reaches it (each call is charged its own)
             share = simulated_cache_share(
@@ -187,7 +189,7 @@ class CloudEndpoint:
                 keep=None if work.keep_groups is None else np.asarray(work.keep_groups),
                 prompts=np.asarray(work.prompts),
                 turns=None if work.turns is None else np.asarray(work.turns))
-            if share is not None and self.cache_reads_uncounted:
+            if share is not None:
                 assert isinstance(self.limiter, InputOutput)
                 self.limiter.uncached_share = 1.0 - share
         self.outages = outage_windows(spec, horizon_s, self.rng)

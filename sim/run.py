@@ -22,6 +22,7 @@ from llmplan.scenario.models import Scenario, SimulationMode
 from llmplan.sim.cloud import make_limiter, simulated_cache_share, token_mix
 from llmplan.sim.engine import DeploymentRun, simulate_deployment
 from llmplan.sim.metrics import summarise_run
+from llmplan.sim.ratelimit import DEFAULT_ACCOUNTING
 from llmplan.sim.requests_csv import write_requests_csv
 from llmplan.traffic import RequestStream, build_request_stream, long_run_requests
 
@@ -87,7 +88,8 @@ def cloud_demand_over_limits(loaded: LoadedScenario, name: str, run: DeploymentR
     mix = token_mix(cloud, stream.prompt_tokens[sent], stream.output_tokens[sent])
     model = loaded.catalog.cloud_models[cloud.model]
     taken = np.asarray(run.records.attempts) > 0
-    share = simulated_cache_share(
+    accounting = cloud.limits.accounting or DEFAULT_ACCOUNTING[model.provider]
+    share = None if accounting != "input_output" else simulated_cache_share(
         model, taken, arrival_s=stream.arrival_s, group=stream.prefix_group,
         prefix=stream.prefix_tokens, keep=stream.cache_write_groups(),
         prompts=stream.prompt_tokens,

@@ -493,7 +493,11 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
     say("planning: load curves")
     _run_all(planner, jobs, [Point(n, factor=f) for n in names for f in LOAD_FACTORS])
     say("planning: replica and rate searches")
-    searches = [("rate", n) for n in names] + [("replicas", n) for n in local] \
+    # the longest first, so the last to start is a short one (a hybrid's search runs both
+    # paths, an API's no queue); which process runs which never changes a result
+    cost = {HybridDeployment: 0, LocalDeployment: 1, CloudDeployment: 2}
+    by_cost = sorted(names, key=lambda n: cost.get(type(scenario.deployments[n]), 1))
+    searches = [("rate", n) for n in by_cost] + [("replicas", n) for n in local] \
         if bounded else []
     found = _search_all(planner, jobs, searches)
     say("planning: replica counts on the whole stream")
