@@ -640,7 +640,7 @@ def stack(
         help="With --cluster-mode eks: the GPU nodes' EC2 instance type (default: the "
              "smallest llmplan knows carrying one replica).")] = None,
     eks_gpus_per_node: Annotated[int | None, typer.Option(
-        min=1, max=64, help="GPUs on --eks-gpu-instance-type.")] = None,
+        help="GPUs on --eks-gpu-instance-type.")] = None,
     vllm_image: Annotated[str | None, typer.Option(
         help="The fleet's vLLM image, pinned (default: vLLM's own image of the simulated "
              "release); on AMD GPUs it sets vllmRocmImage.")] = None,
@@ -661,6 +661,9 @@ def stack(
     if cluster_mode not in (None, "kubeconfig", "eks"):
         _fail(InputError([_option_problem("--cluster-mode", f"got '{cluster_mode}'; expected "
                                                             "kubeconfig or eks")]))
+    if eks_gpus_per_node is not None and not 1 <= eks_gpus_per_node <= 64:
+        _fail(InputError([_option_problem("--eks-gpus-per-node", f"got {eks_gpus_per_node}; "
+                                          "expected the GPUs of one node, 1 to 64")]))
     if eks_gpus_per_node is not None and eks_gpu_instance_type is None:
         _fail(InputError([_option_problem("--eks-gpus-per-node", "it counts the GPUs of "
                                           "--eks-gpu-instance-type; expected that too")]))

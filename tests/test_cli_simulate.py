@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 
@@ -121,8 +122,9 @@ def test_old_prices_are_named_in_the_terminal_and_the_report(tmp_path: Path) -> 
     assert "Prices out of date" in page and "GPU L4: prices as of 2020-01-01" in page
     # a deployment's GPU whose prices are recent enough is not named
     fresh = tmp_path / "fresh.yaml"
-    fresh.write_text(SMALL + "catalog:\n  gpus:\n    L4: {prices_as_of: 2099-01-01}\n"
-                     "    H100-SXM: {prices_as_of: 2099-01-01}\n")
+    today = datetime.date.today().isoformat()
+    fresh.write_text(SMALL + f"catalog:\n  gpus:\n    L4: {{prices_as_of: {today}}}\n"
+                     f"    H100-SXM: {{prices_as_of: {today}}}\n")
     again = CliRunner().invoke(app, ["simulate", str(fresh), "--out", str(tmp_path / "f"),
                                      "--no-plan", "--no-requests"])
     assert again.exit_code == 0, again.output
