@@ -111,6 +111,20 @@ def simulated_cache_share(model: CloudModelSpec, taken: np.ndarray, *, arrival_s
     return read / total
 
 
+def limit_cache_share(spec: CloudDeployment, model: CloudModelSpec, stream: RequestStream,
+                      taken: np.ndarray) -> float | None:
+    """The share of the prompts of `stream`'s requests `taken` that an input limit leaves
+    out as cache reads: Anthropic's (`input_output`); None for the others, which count the
+    whole prompt, or without shared prefixes."""
+    if (spec.limits.accounting or DEFAULT_ACCOUNTING[model.provider]) != "input_output":
+        return None
+    return simulated_cache_share(
+        model, taken, arrival_s=stream.arrival_s, group=stream.prefix_group,
+        prefix=stream.prefix_tokens, keep=stream.cache_write_groups(),
+        prompts=stream.prompt_tokens,
+        turns=None if stream.session is None else stream.session >= 0)
+
+
 def fits_model(spec: CloudDeployment, model: CloudModelSpec,
                prompts: Sequence[int] | np.ndarray,
                outputs: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -146,13 +160,7 @@ def sustained_limit(spec: CloudDeployment, model: CloudModelSpec,
     fits = fits_model(spec, model, stream.prompt_tokens, stream.output_tokens)
     if not fits.any():
         return None
-    accounting = spec.limits.accounting or DEFAULT_ACCOUNTING[model.provider]
-    share = None if accounting != "input_output" else simulated_cache_share(
-        model, fits, arrival_s=stream.arrival_s, group=stream.prefix_group,
-        prefix=stream.prefix_tokens, keep=stream.cache_write_groups(),
-        prompts=stream.prompt_tokens,
-        turns=None if stream.session is None else stream.session >= 0)
-    found = make_limiter(spec, model, share).sustained(
+    found = make_limiter(spec, model, limit_cache_share(spec, model, stream, fits)).sustained(
         *token_mix(spec, stream.prompt_tokens[fits], stream.output_tokens[fits]))
     if found is None:
         return None
@@ -237,12 +245,7 @@ class CloudEndpoint:
         client sending no max_tokens at all would instead get the answer cut off at the
         limit, and billed: too long either way."""
         if not self.fits[rid]:
-            rec = self.rec
-            rec.outcome[rid], rec.finish_s[rid] = TOO_LONG, t
-            if rec.on_end is not None:
-                rec.on_end(rid)
-            if self.on_give_up is not None:
-                self.on_give_up(rid, t, TOO_LONG)
+            self._give_up(rid, t, TOO_LONG)
             return
         self._attempt(rid, t, 0)
 
@@ -283,8 +286,8 @@ class CloudEndpoint:
         rate = float(self.rng.lognormal(self.rate_mu, self.rate_sigma))
         # the provider stops at the client's max_tokens: an answer (hidden reasoning first)
         # longer than that is cut off, billed and useless
-        cut = spec.limits.max_tokens is not None and output > spec.limits.max_tokens
-        generated = spec.limits.max_tokens if cut and spec.limits.max_tokens else output
+        generated = min(output, spec.limits.max_tokens or output)
+        cut = generated < output
         total = ttft + (generated - 1) / rate
         if total > spec.retry.request_timeout_s:
             wait = spec.retry.request_timeout_s
@@ -309,7 +312,7 @@ class CloudEndpoint:
             if self.settles:
                 self._later(total, lambda: self.limiter.settle(t + total, charged,
                                                                float(prompt + generated)))
-            self._later(total, lambda: self._cut_off(rid, t + total))
+            self._later(total, lambda: self._give_up(rid, t + total, TOO_LONG))
             return
         rec.start_s[rid] = t if rec.start_s[rid] < 0 else rec.start_s[rid]
         rec.first_token_s[rid] = t + ttft
@@ -322,13 +325,14 @@ class CloudEndpoint:
             used = float(prompt + output)
             self._later(total, lambda: self.limiter.settle(t + total, charged, used))
 
-    def _cut_off(self, rid: int, t: float) -> None:
+    def _give_up(self, rid: int, t: float, outcome: int) -> None:
+        """The request ends at t without an answer (a hybrid may take it back)."""
         rec = self.rec
-        rec.outcome[rid], rec.finish_s[rid] = TOO_LONG, t
+        rec.outcome[rid], rec.finish_s[rid] = outcome, t
         if rec.on_end is not None:
             rec.on_end(rid)
         if self.on_give_up is not None:
-            self.on_give_up(rid, t, TOO_LONG)
+            self.on_give_up(rid, t, outcome)
 
     def _cache_read(self, rid: int, t: float) -> int:
         assert self.cache is not None and self.work.groups is not None \
@@ -348,12 +352,7 @@ class CloudEndpoint:
         """The attempt failed at time t: back off and call again, or give up."""
         retry = self.spec.retry
         if attempt >= retry.max_retries:
-            self.rec.outcome[rid] = failure
-            self.rec.finish_s[rid] = t
-            if self.rec.on_end is not None:
-                self.rec.on_end(rid)
-            if self.on_give_up is not None:
-                self.on_give_up(rid, t, failure)
+            self._give_up(rid, t, failure)
             return
         delay = min(retry.max_backoff_s, retry.initial_backoff_s * retry.multiplier ** attempt)
         if retry.jitter == "full":
@@ -364,12 +363,7 @@ class CloudEndpoint:
             # a request that can never fit (larger than the limit), or a retry-after past
             # what the client waits for (a daily limit's): the client gives up now
             if retry_after > retry.max_retry_after_s:
-                self.rec.outcome[rid] = failure
-                self.rec.finish_s[rid] = t
-                if self.rec.on_end is not None:
-                    self.rec.on_end(rid)
-                if self.on_give_up is not None:
-                    self.on_give_up(rid, t, failure)
+                self._give_up(rid, t, failure)
                 return
             delay = max(delay, retry_after)
         self._later(delay, lambda: self._attempt(rid, t + delay, attempt + 1))

@@ -19,10 +19,9 @@ from llmplan.results.simulation import RunInfo, SimulationResult
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import Scenario, SimulationMode
-from llmplan.sim.cloud import make_limiter, simulated_cache_share, token_mix
+from llmplan.sim.cloud import limit_cache_share, make_limiter, token_mix
 from llmplan.sim.engine import DeploymentRun, simulate_deployment
 from llmplan.sim.metrics import summarise_run
-from llmplan.sim.ratelimit import DEFAULT_ACCOUNTING
 from llmplan.sim.requests_csv import write_requests_csv
 from llmplan.traffic import RequestStream, build_request_stream, long_run_requests
 
@@ -82,19 +81,14 @@ def cloud_demand_over_limits(loaded: LoadedScenario, name: str, run: DeploymentR
         return None
     cloud = loaded.scenario.deployments[dep.cloud]
     assert isinstance(cloud, CloudDeployment)
-    sent = np.flatnonzero(np.asarray(run.records.attempts) > 0)
+    taken = np.asarray(run.records.attempts) > 0
+    sent = np.flatnonzero(taken)
     if not len(sent):
         return None
     mix = token_mix(cloud, stream.prompt_tokens[sent], stream.output_tokens[sent])
     model = loaded.catalog.cloud_models[cloud.model]
-    taken = np.asarray(run.records.attempts) > 0
-    accounting = cloud.limits.accounting or DEFAULT_ACCOUNTING[model.provider]
-    share = None if accounting != "input_output" else simulated_cache_share(
-        model, taken, arrival_s=stream.arrival_s, group=stream.prefix_group,
-        prefix=stream.prefix_tokens, keep=stream.cache_write_groups(),
-        prompts=stream.prompt_tokens,
-        turns=None if stream.session is None else stream.session >= 0)
-    sustained = make_limiter(cloud, model, share).sustained(*mix)
+    sustained = make_limiter(cloud, model,
+                             limit_cache_share(cloud, model, stream, taken)).sustained(*mix)
     rate = len(sent) / span_s
     if sustained is None or rate <= sustained.requests_per_s:
         return None

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from llmplan.catalog import Catalog, CloudModelSpec, ModelSpec
@@ -38,6 +38,10 @@ from llmplan.scenario.models import DeploymentSpec, LocalDeployment, Name, SloSp
 from llmplan.yamlio import Loc, YamlDocument, read_yaml, validate
 
 PROJECT = "llm-deploy-planner"
+#: the form of the AWS names a stack setting holds: (pattern, what it is, examples)
+AWS_NAMES = {"aws_region": (r"[a-z]{2}(-[a-z]+)+-\d+", "AWS region", "us-east-1 or eu-west-2"),
+             "eks_gpu_instance_type": (r"[a-z0-9-]+\.[a-z0-9-]+", "EC2 instance type",
+                                       "p5.48xlarge or g6e.12xlarge")}
 StackKind = Literal["local", "cloud", "hybrid"]
 
 #: Secret configuration, set with `pulumi config set --secret` and never written by llmplan.
@@ -225,20 +229,12 @@ class StackConfig(BaseModel):
     budget_emails: list[str] = Field(default_factory=list,
                                      description="Who the budget notifies at 80% and 100%.")
 
-    @field_validator("aws_region")
+    @field_validator("aws_region", "eks_gpu_instance_type")
     @classmethod
-    def _region(cls, value: str) -> str:
-        if value and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d+", value):
-            raise ValueError(f"'{value}' is no AWS region; expected one such as us-east-1 or "
-                             f"eu-west-2")
-        return value
-
-    @field_validator("eks_gpu_instance_type")
-    @classmethod
-    def _instance_type(cls, value: str) -> str:
-        if value and not re.fullmatch(r"[a-z0-9-]+\.[a-z0-9-]+", value):
-            raise ValueError(f"'{value}' is no EC2 instance type; expected one such as "
-                             f"p5.48xlarge or g6e.12xlarge")
+    def _aws_name(cls, value: str, info: ValidationInfo) -> str:
+        pattern, what, examples = AWS_NAMES[info.field_name or ""]
+        if value and not re.fullmatch(pattern, value):
+            raise ValueError(f"'{value}' is no {what}; expected one such as {examples}")
         return value
 
     @model_validator(mode="after")
