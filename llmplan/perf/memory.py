@@ -149,18 +149,23 @@ FUSED_MOE_CHUNK_TOKENS = 32768
 #: written from it (vllm/model_executor/layers/activation.py SiluAndMul: out = d / 2).
 FORWARD_WIDTHS = 2
 MLP_WIDTHS = 3
+#: What a pipeline stage after the first receives per token: the hidden states and the
+#: residual (IntermediateTensors of the decoder models), 16-bit.
+RECEIVED_WIDTHS = 2
 
 
 @dataclass(frozen=True)
 class Stage:
     """The layers one pipeline stage holds (the whole model without pipeline parallelism),
-    and whether it holds the input embedding and the output head with the sampler."""
+    whether it holds the input embedding and the output head with the sampler, and
+    whether it receives the previous stage's hidden states."""
 
     layers: int
     full_layers: int
     sliding_layers: int
     embedding: bool
     head: bool
+    receives: bool = False
 
 
 def stage_layers(layers: int, pp: int) -> list[int]:
@@ -182,7 +187,8 @@ def stages(setup: ReplicaSetup) -> list[Stage]:
     for i, count in enumerate(stage_layers(model.layers, pp)):
         sliding = round(model.sliding_layers * count / model.layers)
         out.append(Stage(count, count - sliding, sliding, embedding=i == 0
-                         or (i == pp - 1 and model.tie_word_embeddings), head=i == pp - 1))
+                         or (i == pp - 1 and model.tie_word_embeddings), head=i == pp - 1,
+                         receives=i > 0))
     return out
 
 
@@ -294,8 +300,13 @@ def activation_bytes(setup: ReplicaSetup, stage: Stage | None = None) -> float:
     forward = tokens * setup.attention_ranks * FORWARD_WIDTHS * model.hidden_size * 2.0
     forward += moe_workspace_bytes(setup) if model.is_moe \
         else tokens * MLP_WIDTHS * model.intermediate_size / setup.tp * 2.0
+    # a stage after the first keeps a buffer for the hidden states and residual it
+    # receives, sized for the largest batch (make_empty_intermediate_tensors(batch_size=
+    # max_num_tokens): the V1 runner's first `_dummy_run`, V2's `load_model`; read in 0.27.1)
+    received = tokens * RECEIVED_WIDTHS * model.hidden_size * 2.0 \
+        if stage is not None and stage.receives else 0.0
     if stage is not None and not stage.head:
-        return forward
+        return received + forward
     logits = rows * model.vocab_size * 4.0
     hidden = tokens * model.hidden_size * 2.0       # the forward pass's output, kept
     release = engine.release
@@ -308,11 +319,11 @@ def activation_bytes(setup: ReplicaSetup, stage: Stage | None = None) -> float:
         slices = 1.0 + (1.0 / setup.attention_tp if setup.attention_tp > 1 else 0.0)
         fp32 = LOGIT_COPIES[0][1] * logits if release >= V2_FP32_WARMUP_RELEASE \
             else logits if release < V2_IN_PLACE_SAMPLER_RELEASE else 0.0
-        return max(forward, hidden + slices * logits / 2 + fp32)
+        return received + max(forward, hidden + slices * logits / 2 + fp32)
     for since, copies in LOGIT_COPIES:
         if release >= since:
-            return max(forward, hidden + copies * logits)
-    return forward + logits          # V0: the forward pass dominates, one logits copy
+            return received + max(forward, hidden + copies * logits)
+    return received + forward + logits          # V0: the forward pass dominates, one logits copy
 
 
 def moe_workspace_bytes(setup: ReplicaSetup) -> float:

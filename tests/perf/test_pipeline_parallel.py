@@ -64,7 +64,11 @@ def test_the_first_stage_holds_the_embedding_and_the_last_the_head_and_sampler()
     assert last.weights_bytes == pytest.approx(layers / 4 + matrix)
     # only the last stage samples: its profiling peak holds the logits and, on Model
     # Runner V2 (every model from 0.29), it alone holds the sampler's penalty counts
-    assert last.activation_bytes >= middle.activation_bytes == first.activation_bytes
+    assert last.activation_bytes >= middle.activation_bytes > first.activation_bytes
+    # every stage after the first keeps a buffer for the hidden states and residual it
+    # receives, 16-bit, for the largest batch (make_empty_intermediate_tensors, 0.27.1)
+    received = setup.rank_max_num_batched_tokens * 2 * model.hidden_size * 2.0
+    assert middle.activation_bytes - first.activation_bytes == pytest.approx(received)
     assert last.runner_buffers_bytes == pytest.approx(
         1024 * (model.vocab_size + 2 * model.vocab_size / 32) * 4.0, rel=1e-4)
     assert first.runner_buffers_bytes == middle.runner_buffers_bytes == 0.0
