@@ -591,11 +591,16 @@ def validate(
     except (OSError, ValueError) as exc:
         _fail(InputError([Problem(str(calibration), None, "", str(exc))]))
     _same_server_as_calibrated(measurements, calibration)
-    failed = sum(1 for r in rows if not r.ok)
+    failed = sum(1 for r in rows if not r.ok and r.error_class != "cancelled")
+    cut = sum(1 for r in rows if r.error_class == "cancelled")
     if failed:
         console.print(f"[yellow]note:[/] {failed:,} of {len(rows):,} requests in this run "
                       "failed; the replay has only the answered ones, so a server that was "
                       "dying or refusing makes the comparison meaningless", highlight=False)
+    if cut:
+        console.print(f"[yellow]note:[/] {cut:,} of {len(rows):,} requests were still running "
+                      "when the run stopped (--duration or Ctrl-C); the replay leaves them "
+                      "out", highlight=False)
     try:
         result, replay = replay_and_compare(rows, dep)
     except ValueError as exc:

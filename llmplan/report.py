@@ -336,8 +336,10 @@ def render(result: Result, price_warnings: list[str] | None = None,
     `retiring` the cloud models it used that the provider retires within the horizon."""
     meta, rec = result.scenario, result.recommendation
     names = list(result.deployments)
+    # no feasible candidate: the answer is "none", in the warning's colours, not a success's
+    box, named = ("rec", rec.deployment) if rec.deployment is not None else ("warn", "none")
     parts = [f"<h1>{html.escape(meta.name)}: local, cloud or both?</h1>",
-             f"<p class='rec'><b>Recommendation: {html.escape(str(rec.deployment))}</b>. "
+             f"<p class='{box}'><b>Recommendation: {html.escape(named)}</b>. "
              f"{html.escape(rec.reason)}.</p>"]
     if rec.drivers:
         parts.append("<div class='drivers'><b>What decides it</b><ul>" + "".join(

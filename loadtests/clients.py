@@ -249,7 +249,9 @@ class OpenAIStream:
             record.error_class = classify_status(response.status)
             record.retry_after_s = _retry_after_s(response.headers)
             try:
-                record.error = self.target.redact(response.read(500).decode("utf-8", "replace"))
+                # redacted before it is cut: a key echoed across the cut leaves no part
+                text = self.target.redact(response.read(4096).decode("utf-8", "replace"))
+                record.error = text[:500] if text is not None else None
             except Exception as exc:
                 record.error = type(exc).__name__
             self._reset()

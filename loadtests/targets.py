@@ -108,11 +108,20 @@ class Target(BaseModel):
         for spelling in sorted(spellings, key=len, reverse=True):
             text = re.sub(re.escape(spelling), f"<{self.api_key_env}>", text,
                           flags=re.IGNORECASE)
+        # a text cut short (a body read up to a size) may end inside the key: drop that start
+        tail = text.lower()
+        for spelling in spellings:
+            for size in range(min(len(spelling) - 1, len(text)), MIN_KEY_PART - 1, -1):
+                if tail.endswith(spelling[:size].lower()):
+                    return text[:-size] + f"<{self.api_key_env}>"
         return text
 
 
 #: an environment variable's name
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: The shortest start of a key that `Target.redact` takes out of a text's end (a false
+#: match costs only the text's last characters).
+MIN_KEY_PART = 4
 #: how the common API keys and tokens start (OpenAI, Anthropic, GitHub, Hugging Face, AWS,
 #: Google)
 KEY_PREFIXES = ("sk-", "sk_", "ghp_", "gho_", "github_pat_", "hf_", "AKIA", "ASIA", "AIza",

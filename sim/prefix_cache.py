@@ -179,6 +179,31 @@ class BlockPrefixCache:
     def last_slot(self) -> int:
         return -1
 
+    # A preempted request's own full blocks: vLLM frees them with their hashes kept
+    # (vllm/v1/core/block_pool.py free_blocks: to the free queue's tail, its last block
+    # first, so evicted last-block-first and after blocks freed earlier), and the request
+    # finds them again when it is scheduled (get_computed_blocks) unless an allocation took
+    # them. Kept here as a chain of the request's own (`parked_key`), evictable like any.
+
+    def park(self, key: int, blocks: int, now_s: float) -> None:
+        """Keep `blocks` full blocks of a preempted request, evictable, under `key`."""
+        if blocks <= 0:
+            return
+        self.cached[key] = blocks
+        self.used_s[key] = now_s
+        self.evictable += blocks
+
+    def parked(self, key: int) -> int:
+        """Blocks of the preempted request `key` still cached."""
+        return self.cached.get(key, 0)
+
+    def unpark(self, key: int) -> None:
+        """The request is running again: its blocks are its own, no longer cache."""
+        blocks = self.cached.pop(key, 0)
+        if blocks:
+            del self.used_s[key]
+            self.evictable -= blocks
+
 
 class SlotPrefixCache:
     """llama.cpp's server: each slot keeps its last prompt, and a host-memory prompt cache
@@ -424,6 +449,15 @@ def make_prefix_cache(policy: str, *, block_size: int, slots: int,
     return cache.build(block_size=block_size, slots=slots, similarity=similarity,
                        host_tokens=host_tokens, head_tokens=head_tokens,
                        head_groups=head_groups)
+
+
+#: Chains of preempted requests are kept under keys past any prefix group's.
+PARKED_KEY_BASE = 1 << 48
+
+
+def parked_key(rid: int) -> int:
+    """The cache key of request `rid`'s own blocks while it is preempted."""
+    return PARKED_KEY_BASE + rid
 
 
 #: One class per policy name (besides "off"); the scenario schema names the same ones.

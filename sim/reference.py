@@ -14,7 +14,7 @@ from typing import Any
 
 import simpy
 
-from llmplan.sim.prefix_cache import PrefixCache, make_prefix_cache
+from llmplan.sim.prefix_cache import BlockPrefixCache, PrefixCache, make_prefix_cache, parked_key
 from llmplan.sim.records import OK, REJECTED, SERVED_LOCAL, TIMED_OUT, TOO_LONG
 from llmplan.sim.serving import ReplicaConfig, Workload
 
@@ -65,14 +65,14 @@ class ReferenceReplica:
         self.groups, self.shares = work.groups, work.shared
         self.keeps = work.keep_groups if work.keep_groups is not None else work.groups
         self.bases, self.base_shares = work.base_groups, work.base_shared
-        self.cache: PrefixCache | None = None
-        if work.groups is not None and config.prefix_caching != "off":
-            self.cache = make_prefix_cache(config.prefix_caching, block_size=self.B,
-                                           slots=self.max_seqs,
-                                           similarity=config.slot_prompt_similarity,
-                                           host_tokens=config.host_cache_tokens,
-                                           head_tokens=work.head_tokens,
-                                           head_groups=work.head_groups)
+        cache = make_prefix_cache(config.prefix_caching, block_size=self.B,
+                                  slots=self.max_seqs,
+                                  similarity=config.slot_prompt_similarity,
+                                  host_tokens=config.host_cache_tokens,
+                                  head_tokens=work.head_tokens, head_groups=work.head_groups)
+        # a block cache also keeps what a preempted request computed (see _preempt)
+        self.cache: PrefixCache | None = cache \
+            if work.groups is not None or isinstance(cache, BlockPrefixCache) else None
         self.pinned = 0
         env.process(self._run())
 
@@ -130,6 +130,8 @@ class ReferenceReplica:
     def _preempt(self, seq: _Seq, t: float) -> None:
         self.running.remove(seq)
         self.rec.preemptions[seq.rid] += 1
+        if isinstance(self.cache, BlockPrefixCache):   # its full blocks past its group's
+            self.cache.park(parked_key(seq.rid), seq.computed // self.B - seq.shared, t)
         self._release(seq, seq.computed if seq.decoding else 0, t)
         seq.blocks = 0
         seq.window = 0
@@ -216,6 +218,11 @@ class ReferenceReplica:
                                 self.bases[seq.rid], self.base_shares[seq.rid])
                         hit, new_pin = self.cache.peek(seq.group, seq.share, seq.to_prefill)
                         shared = self.cache.shared_blocks(seq.group, seq.share, seq.to_prefill)
+                        if isinstance(self.cache, BlockPrefixCache) and hit >= shared * self.B:
+                            own = self.cache.parked(parked_key(seq.rid))   # preempted
+                            if own:
+                                hit = min(hit + own * self.B,
+                                          (seq.to_prefill - 1) // self.B * self.B)
                     tokens = min(seq.to_prefill - hit, budget, self.max_chunk)
                     if tokens < seq.to_prefill - hit and not self.chunked:
                         break
@@ -224,6 +231,8 @@ class ReferenceReplica:
                     if own + new_pin + window > self._free():
                         break
                     self.waiting.pop(0)
+                    if isinstance(self.cache, BlockPrefixCache):
+                        self.cache.unpark(parked_key(seq.rid))
                     if self.cache is not None:
                         self.cache.take(seq.group, seq.share, seq.to_prefill, t)
                         seq.slot = self.cache.last_slot()

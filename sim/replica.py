@@ -6,7 +6,8 @@ Policy (what vLLM's V1 scheduler does, simplified where noted):
   every decoding sequence (one token each). A sequence whose KV cache fills its last block
   needs a new block; if the free blocks do not cover all such needs, the newest running
   request is preempted (recompute: its blocks are freed, it goes back to the front of the
-  queue and later re-prefills prompt + generated tokens) until they do.
+  queue and later re-prefills prompt + generated tokens, less the full blocks that vLLM's
+  prefix cache still holds of them then) until they do.
 * Each partially prefilled request (chunked prefill), oldest first, gets its next chunk from
   the token budget left (max_num_batched_tokens - decodes); if its blocks do not fit it
   preempts itself. There is one such request at a time, unless a request's chunk is capped
@@ -38,7 +39,13 @@ import heapq
 import math
 from collections import deque
 
-from llmplan.sim.prefix_cache import BlockPrefixCache, PrefixCache, make_prefix_cache
+from llmplan.sim.prefix_cache import (
+    PREFIX_CACHES,
+    BlockPrefixCache,
+    PrefixCache,
+    make_prefix_cache,
+    parked_key,
+)
 from llmplan.sim.records import OK, REJECTED, SERVED_LOCAL, TIMED_OUT, TOO_LONG
 from llmplan.sim.serving import ReplicaConfig, Workload
 from llmplan.sim.stepmodel import StepModel
@@ -48,11 +55,13 @@ class Seq:
     """A running (or preempted) request's scheduling state."""
 
     __slots__ = ("done", "finish_c", "generated", "group", "keep", "last_token_s", "off",
-                 "order", "output", "prompt", "rid", "shared", "slot", "total", "window")
+                 "order", "output", "parked", "prompt", "rid", "shared", "slot", "total",
+                 "window")
 
     def __init__(self, rid: int, prompt: int, output: int, group: int = -1,
                  keep: int = -1) -> None:
         self.rid = rid
+        self.parked = False        # preempted with full blocks left in the block cache
         self.group = group         # prefix group it reads (-1: none)
         self.keep = keep           # prefix group its tokens extend (its conversation's)
         self.shared = 0            # blocks of its group's chain it holds (counted there)
@@ -136,6 +145,10 @@ class Replica:
         self.head_groups = work.head_groups
         self.cache: PrefixCache | None = None
         self.evicts = False
+        # vLLM's block cache also keeps a preempted request's full blocks (`_park`): the
+        # prefix cache when it is one, else (no shared prefixes) one kept for that alone
+        self.blocks_cache: BlockPrefixCache | None = None
+        self.parked_n = 0           # preempted requests with blocks parked there
         self.pinned = 0             # blocks of cached chains running requests hold
         self.s_shared = 0           # of those, counted in decoding sequences' contexts
         self.kv_cached = 0          # context tokens a step's new admissions found cached
@@ -149,6 +162,10 @@ class Replica:
                                            head_tokens=self.head_tokens,
                                            head_groups=self.head_groups)
             self.evicts = isinstance(self.cache, BlockPrefixCache)
+        self.blocks_cache = self.cache if isinstance(self.cache, BlockPrefixCache) else \
+            BlockPrefixCache(self.B) if PREFIX_CACHES.get(self.policy) is BlockPrefixCache \
+            else None
+        self.parked_n = 0
         self.pinned = 0
         self.s_shared = 0
 
@@ -326,14 +343,15 @@ class Replica:
         window = self.window_of(self.prompts[rid] + self.outputs[rid]) if self.windowed else 0
         # a request's chunk is at most one rank's budget
         room = min(self.max_tokens - self.D, self.max_chunk)
-        if self.cache is None:
-            need = -(-min(total, room) // self.B)
-        else:
+        hit = new_pin = shared = 0
+        if self.cache is not None:
             group, share = self._reads(rid)
             hit, new_pin = self.cache.peek(group, share, total)
             shared = self.cache.shared_blocks(group, share, total)
-            chunk = min(total - hit, room)
-            need = max(0, -(-(hit + chunk) // self.B) - shared) + new_pin
+        if self.resumed and self.resumed[0].parked:
+            hit = self._resumed_hit(self.resumed[0], hit, shared)
+        chunk = min(total - hit, room)
+        need = max(0, -(-(hit + chunk) // self.B) - shared) + new_pin
         # a decode may also need a block this step
         need += self.phase[(-self.c) % self.B] + window
         if need <= self._free_lower_bound(0):
@@ -348,6 +366,25 @@ class Replica:
             return cache.reads(self.groups[rid], self.share[rid], self.bases[rid],
                                self.base_share[rid])
         return self.groups[rid], self.share[rid]
+
+    def _resumed_hit(self, seq: Seq, hit: int, shared: int) -> int:
+        """Tokens a preempted request finds cached: its group's chain and after it, when
+        that is whole, what is left of its own blocks (`_park`); never its last token."""
+        cache = self.blocks_cache
+        if cache is None or hit < shared * self.B:
+            return hit
+        own = cache.parked(parked_key(seq.rid))
+        return min(hit + own * self.B, (seq.total - 1) // self.B * self.B) if own else hit
+
+    def _park(self, seq: Seq, computed: int, t: float) -> None:
+        """A preempted request's full blocks past its group's chain stay cached (vLLM keeps
+        their hashes), evictable, until it runs again."""
+        cache = self.blocks_cache
+        blocks = computed // self.B - seq.shared
+        if cache is not None and blocks > 0:
+            cache.park(parked_key(seq.rid), blocks, t)
+            seq.parked = True
+            self.parked_n += 1
 
     def _expire(self, t: float) -> None:
         if self.timeout_s is None:
@@ -429,8 +466,8 @@ class Replica:
         self.log((t, dt, kv_tokens, dt, 0.0, 1, self.D, self.pool_blocks - self.total_blocks
                   + self.used_other + self.pinned + self.ceil_blocks - self.s_shared))
         self.c = c + 1
-        if self.evicts:   # allocations evict cached blocks nobody holds, oldest first
-            self._evict()
+        if self.evicts or self.parked_n:   # allocations evict cached blocks nobody holds,
+            self._evict()                  # oldest first
         self._finish_step(t, end, dt, prefilled)
 
     def _lone(self, chunk: int, pairs: int) -> None:
@@ -441,11 +478,11 @@ class Replica:
 
     def cache_evictable(self) -> int:
         """Cached blocks no running request holds (what an allocation may evict)."""
-        cache = self.cache
-        return cache.evictable if isinstance(cache, BlockPrefixCache) else 0
+        cache = self.blocks_cache
+        return cache.evictable if cache is not None else 0
 
     def _evict(self) -> None:
-        cache = self.cache
+        cache = self.blocks_cache
         assert cache is not None
         cache.evict_to(self.total_blocks - self.used_other - self.pinned - self.decode_blocks())
 
@@ -468,11 +505,12 @@ class Replica:
                 seq.group, share = self._reads(seq.rid)
                 hit, new_pin = cache.peek(seq.group, share, seq.total)
                 shared = cache.shared_blocks(seq.group, share, seq.total)
+            if seq.parked:
+                hit = self._resumed_hit(seq, hit, shared)
             chunk = min(seq.total - hit, budget if budget < self.max_chunk else self.max_chunk)
             if chunk < seq.total - hit and not self.chunked:
                 break
-            own = -(-chunk // B) if cache is None else \
-                max(0, -(-(hit + chunk) // B) - shared)
+            own = max(0, -(-(hit + chunk) // B) - shared)
             window = self.window_of(seq.prompt + seq.output) if self.windowed else 0
             blocks = own + new_pin + window
             if blocks > free and not exact:
@@ -488,14 +526,19 @@ class Replica:
                 self.last_admit_s = t
             else:
                 self.resumed.popleft()
+                if seq.parked:   # running again: its blocks are its own, no longer cache
+                    assert self.blocks_cache is not None
+                    self.blocks_cache.unpark(parked_key(seq.rid))
+                    seq.parked = False
+                    self.parked_n -= 1
             if cache is not None:
                 cache.take(seq.group, share, seq.total, t)
                 seq.shared = shared
                 seq.slot = cache.last_slot()
                 self.pinned += new_pin
-                self.kv_cached += hit
                 if fresh:
                     rec.cached_tokens[seq.rid] = hit
+            self.kv_cached += hit
             free -= blocks
             self.used_other += own
             seq.window = window
@@ -590,7 +633,8 @@ class Replica:
     # ---------------------------------------------------------------- preemption
 
     def _requeue(self, seq: Seq, t: float) -> None:
-        """Recompute preemption: forget the cache, queue first, re-prefill prompt + output."""
+        """Recompute preemption: queue first, re-prefill prompt + output less what the cache
+        still holds of them when it runs again (`_park`)."""
         self.rec.preemptions[seq.rid] += 1
         seq.total = seq.prompt + seq.generated
         seq.done = 0
@@ -613,6 +657,7 @@ class Replica:
             blocks = max(0, -(-seq.done // B) - seq.shared)
             self.used_other -= blocks
             self.partials.remove(seq)
+            self._park(seq, seq.done, t)
             if self.cache is not None:
                 unpinned = self.cache.release(seq.group, seq.shared, keep_group=seq.keep,
                                               context_tokens=0, now_s=t, slot=seq.slot)
@@ -629,6 +674,7 @@ class Replica:
         seq.order = -1                 # its heap entry is stale from now on
         seq.generated = seq.output - (seq.finish_c - c)
         freed = -(-ctx // B) - seq.shared
+        self._park(seq, ctx, t)
         if self.cache is not None:
             self.s_shared -= seq.shared
             unpinned = self.cache.release(seq.group, seq.shared, keep_group=seq.keep,
@@ -672,7 +718,8 @@ class Replica:
             # model takes over (see stepmodel.py): run no further than that
             first, gd, linear = model.decode_run(D, self.s_off + D * (c + 1))
             n = min(n, linear)
-            if self.evicts and (self.waiting or self.resumed) and self.cache_evictable():
+            if (self.evicts or self.parked_n) and (self.waiting or self.resumed) \
+                    and self.cache_evictable():
                 # each step may evict cached blocks a waiting request would read, which can
                 # shrink what it needs (its first chunk then ends inside the shared chain):
                 # it may become admissible mid-run, so go step by step
@@ -705,7 +752,7 @@ class Replica:
             self.c = c
             self.now_s = self.last_end_s = end = t + span
             self.busy_s += span
-            if self.evicts:
+            if self.evicts or self.parked_n:
                 self._evict()
             if entry[0] > c:                      # stopped by time or blocks
                 self.last_finished = 0

@@ -254,6 +254,10 @@ def test_strict_fails_a_ci_job_when_nothing_can_be_recommended(tmp_path: Path) -
     assert strict.exit_code == 1, strict.output
     assert "no candidate can be recommended" in strict.output
     assert (tmp_path / "a" / "result.json").exists() and (tmp_path / "a" / "report.html").exists()
+    # the report says "none" in a warning's box, not Python's None in the success colours
+    page = (tmp_path / "a" / "report.html").read_text(encoding="utf-8")
+    assert "<p class='warn'><b>Recommendation: none</b>" in page
+    assert "Recommendation: None" not in page
     lenient = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b")])
     assert lenient.exit_code == 0, lenient.output
     fine = tmp_path / "fine.yaml"

@@ -251,9 +251,9 @@ class Planner:
             / (len(self.stream) / self.duration_s)
 
     def max_rate_factor(self, name: str) -> float | None:
-        """Largest rate factor with the SLO met on the busiest stretch and on the whole
-        stream, and the mean rate within the fleet's full-batch throughput (None under
-        1/64)."""
+        """Largest rate factor with the SLO met on the busiest stretch and on a stretch
+        LONG_STRETCHES times as long (`_held_on_a_longer_stretch`), and the mean rate
+        within the fleet's full-batch throughput (None under 1/64)."""
         ceiling = self.capacity_factor(name)
         factor = self._max_meeting_factor(name)
         if ceiling is not None and factor is not None and factor > ceiling:

@@ -48,9 +48,13 @@ def retiring_cloud_models(loaded: LoadedScenario, today: datetime.date) -> list[
             continue
         life = lifecycle(spec)
         when = life.shutdown.isoformat() if life.shutdown is not None else None
-        if life.retired_on(today):
+        if life.status == "retired":
             what = (f"retired{f' on {when}' if when else ''}: its prices are for a model "
                     f"that can no longer be called")
+        elif life.retired_on(today):
+            what = (f"the provider's shutdown date {when} has passed: it may no longer be "
+                    f"callable, though the catalog still lists it as {life.status}; check "
+                    f"before relying on it")
         elif life.shutdown is not None and life.shutdown <= horizon:
             what = (f"{'deprecated, ' if life.status == 'deprecated' else ''}the provider "
                     f"shuts it down on {when}, within the {months}-month cost horizon "

@@ -258,8 +258,10 @@ def test_every_provider_has_a_rate_limit_accounting() -> None:
 
 def test_retired_models_are_marked() -> None:
     cloud = builtin_catalog().cloud_models
-    for key in ("claude-3.5-sonnet", "claude-3.5-haiku", "gemini-2.5-pro", "o4-mini"):
+    # claude-sonnet-4.5's Claude API shutdown date (2026-11-30) passed
+    for key in ("claude-3.5-sonnet", "claude-3.5-haiku", "gemini-2.5-pro", "o4-mini",
+                "claude-sonnet-4.5"):
         assert "RETIRED" in cloud[key].sources["model_id"], key
-    for key in ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4.5"):
+    for key in ("gpt-4o", "gpt-4o-mini"):
         assert "DEPRECATED" in cloud[key].sources["model_id"], key
     assert "CURRENT" in cloud["claude-opus-5.5"].sources["model_id"]

@@ -77,6 +77,11 @@ def test_deprecated_after_the_horizon_and_retired_are_named_too() -> None:
     assert _lines("gpt-4o-mini", months=12, today=datetime.date(2024, 1, 1)) == [
         "cloud model gpt-4o-mini (used by api, both): deprecated, shut down on 2027-01-14 "
         "(after the 12-month cost horizon); price its successor gpt-6-luna"]
+    # a shutdown date passed while the catalog still says deprecated: not a certainty
+    assert _lines("gpt-4o-mini", today=datetime.date(2027, 2, 1)) == [
+        "cloud model gpt-4o-mini (used by api, both): the provider's shutdown date "
+        "2027-01-14 has passed: it may no longer be callable, though the catalog still "
+        "lists it as deprecated; check before relying on it; price its successor gpt-6-luna"]
     retired = _lines("gemini-2.5-pro")
     assert retired == ["cloud model gemini-2.5-pro (used by api, both): retired on "
                        "2026-12-01: its prices are for a model that can no longer be called"]

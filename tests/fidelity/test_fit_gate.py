@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import NamedTuple
 
@@ -207,6 +208,22 @@ def test_validating_against_another_servers_run_is_refused(tmp_path: Path) -> No
     same = CliRunner().invoke(app, ["validate", str(a), "--calibration", str(calibration),
                                     "--out", str(tmp_path / "v")])
     assert same.exit_code == 0, same.output
+    assert "failed" not in same.output and "still running" not in same.output
+    # requests a --duration cut off are not failures of the server
+    cut = tmp_path / "cut"
+    shutil.copytree(a, cut)
+    lines = (cut / "requests.jsonl").read_text().splitlines()
+    for i in range(len(lines) - 3, len(lines)):
+        row = json.loads(lines[i])
+        row["error_class"], row["error"] = "cancelled", "the run stopped"
+        lines[i] = json.dumps(row)
+    (cut / "requests.jsonl").write_text("\n".join(lines) + "\n")
+    noted = CliRunner().invoke(app, ["validate", str(cut), "--calibration", str(calibration),
+                                     "--out", str(tmp_path / "v2")])
+    assert noted.exit_code == 0, noted.output
+    said = " ".join(noted.output.split())
+    assert "3 of" in said and "still running when the run stopped" in said
+    assert "failed" not in said
 
 
 def test_a_run_that_sent_nothing_says_so(tmp_path: Path) -> None:

@@ -227,6 +227,22 @@ def test_a_key_echoed_in_another_spelling_is_redacted_too(
         assert spelling.lower() not in cleaned.lower()
 
 
+def test_a_text_cut_inside_the_key_keeps_no_part_of_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error body or stream message read up to a size may end in the middle of an echoed
+    key: the start of the key that is left is taken out as well."""
+    from llmplan.loadtests.targets import Target
+
+    secret = "Zq7secretKEYvalue4242abcdefXYZ"
+    monkeypatch.setenv("LLMPLAN_KEY", secret)
+    target = Target(kind="openai", base_url="http://127.0.0.1:9", model="m",
+                    api_key_env="LLMPLAN_KEY")
+    for cut in (4, 8, len(secret) - 1):
+        cleaned = target.redact("x" * 480 + "got Bearer " + secret[:cut])
+        assert cleaned == "x" * 480 + "got Bearer <LLMPLAN_KEY>", cut
+    # an ordinary ending is left alone
+    assert target.redact("unauthorized: Zq7") == "unauthorized: Zq7"
+
+
 def _alive(pid: int) -> bool:
     """Running (a zombie nobody reaped yet has stopped)."""
     try:

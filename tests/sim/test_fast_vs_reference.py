@@ -48,6 +48,11 @@ CASES = {
     "kv-pressure-preemption": dict(gpu="L4", replicas=2, router="round_robin",
                                    engine="{max_num_seqs: 48, kv_cache_tokens: 12000}",
                                    admission="{}", traffic="{kind: poisson, rate_per_s: 3}"),
+    # the same without a prefix cache: a preempted request recomputes from its first token
+    "kv-pressure-preemption-no-cache": dict(
+        gpu="L4", replicas=2, router="round_robin",
+        engine="{max_num_seqs: 48, kv_cache_tokens: 12000, prefix_caching: off}",
+        admission="{}", traffic="{kind: poisson, rate_per_s: 3}"),
     "chunked-prefill-small-budget": dict(gpu="A100-80GB", replicas=1, router="round_robin",
                                          engine="{max_num_batched_tokens: 512, max_num_seqs: 64}",
                                          admission="{}",
@@ -238,6 +243,7 @@ def test_the_cases_exercise_what_they_claim() -> None:
         seen[case] = (int(table.preemptions.sum()), int((table.outcome == 2).sum()),
                       int((table.outcome == 3).sum()), sum(run.records.cached_tokens))
     assert seen["kv-pressure-preemption"][0] > 20
+    assert seen["kv-pressure-preemption-no-cache"][0] > 20
     assert seen["overload-timeouts-and-queue-limit"][1] > 0      # rejected at the queue limit
     assert seen["overload-timeouts-and-queue-limit"][2] > 0      # timed out waiting
     served, refused = (table_outcomes["queue-limit-zero"] == OK).sum(), \

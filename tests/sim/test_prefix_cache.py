@@ -9,7 +9,12 @@ from helpers import run_first, scenario_from
 
 from llmplan.perf.engine import EngineSpec
 from llmplan.scenario.models import SimulationMode
-from llmplan.sim.prefix_cache import PREFIX_CACHES, BlockPrefixCache, SlotPrefixCache
+from llmplan.sim.prefix_cache import (
+    PREFIX_CACHES,
+    BlockPrefixCache,
+    SlotPrefixCache,
+    parked_key,
+)
 from llmplan.sim.table import request_table
 
 
@@ -42,6 +47,56 @@ def test_vllm_chains_are_shared_full_blocks_held_once_and_evicted_oldest_first()
     assert cache.cached == {} and cache.evictable == 0
     # no group, nothing shared
     assert cache.peek(-1, 500, 600) == (0, 0) and cache.take(-1, 500, 600, 6.0) == (0, 0)
+
+
+def test_a_preempted_requests_blocks_stay_cached_until_evicted_last_block_first() -> None:
+    """vLLM frees a preempted request's blocks with their hashes (to the free queue's
+    tail, its last block first): its next admission finds what no allocation took."""
+    cache = BlockPrefixCache(block_size=16)
+    cache.computed(0, 64, now_s=1.0)                  # an older chain: 4 evictable blocks
+    cache.park(parked_key(7), 10, now_s=2.0)          # request 7 preempted with 10 full
+    assert cache.parked(parked_key(7)) == 10 and cache.evictable == 14
+    cache.evict_to(8)            # allocations took 6 blocks: the older chain's go first
+    assert 0 not in cache.cached and cache.parked(parked_key(7)) == 8
+    cache.evict_to(5)            # then the request's own, from its end
+    assert cache.parked(parked_key(7)) == 5 and cache.evictable == 5
+    cache.unpark(parked_key(7))  # running again: its blocks are its own, not cache
+    assert cache.parked(parked_key(7)) == 0 and cache.evictable == 0
+    cache.park(parked_key(8), 0, now_s=3.0)           # nothing full: nothing kept
+    assert cache.cached == {}
+
+
+LONG_CONTEXT = """
+    seed: 2
+    duration: 20m
+    traffic: {{kind: poisson, rate_per_s: 0.05}}
+    tasks:
+      - name: doc
+        prompt_tokens: {{kind: fixed, tokens: 120000}}
+        output_tokens: {{kind: fixed, tokens: 1000}}
+    deployments:
+      d:
+        gpu: H100-SXM
+        model: Llama-3.1-8B
+        engine: {{prefix_caching: {policy}}}
+"""
+
+
+@pytest.mark.parametrize("mode", ["fast", "reference"])
+def test_a_preempted_request_resumes_from_what_the_cache_still_holds(mode: str) -> None:
+    """Four 120k-token requests fit in an H100's cache for Llama-3.1-8B; a fifth admitted
+    while others decode is preempted as they grow. Re-prefilling from zero each time (no
+    prefix cache) lets the decoders run it out again and again; vLLM's cache gives it back
+    its computed blocks, so it resumes where it stopped."""
+    tables = {}
+    for policy in ("vllm", "off"):
+        run, stream = run_first(scenario_from(LONG_CONTEXT.format(policy=policy)),
+                                SimulationMode(mode))
+        tables[policy] = request_table(run, stream)
+    cached, recomputed = tables["vllm"], tables["off"]
+    assert recomputed.preemptions.sum() > 100
+    assert cached.preemptions.sum() * 3 < recomputed.preemptions.sum()
+    assert (cached.outcome == 1).sum() > (recomputed.outcome == 1).sum() + 10
 
 
 def test_llamacpp_slots_keep_their_last_prompt_and_pick_by_similarity() -> None:
