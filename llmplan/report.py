@@ -281,8 +281,9 @@ def break_even_chart(result: Result) -> go.Figure:
                                      name=f"break-even {r.local} / {r.cloud}"
                                      + (f" ({r.local} must grow)" if r.fleet_must_grow
                                         else "")))
-    # shapes on a log axis take the logarithm of their position (plotly's layout.shapes)
-    fig.add_vline(x=math.log10(here) if wide else here, line={"dash": "dash", "color": "#555"},
+    # the bundled plotly.js places a shape at its data value on a log axis too (the log of
+    # it drew the line at ~8 requests a month and stretched the axis down to it)
+    fig.add_vline(x=here, line={"dash": "dash", "color": "#555"},
                   annotation_text="you are here", annotation_position="top left")
     # the ranking is by cost per useful result: a candidate whose answers are right less
     # often can cost less a month and still lose
