@@ -576,10 +576,12 @@ def validate(
     from llmplan.fidelity.validate import (
         SPEED_AGREEMENT,
         calibrated_deployment,
+        context_extrapolation,
         load_rows,
         replay_and_compare,
         write_validation,
     )
+    from llmplan.perf.steptime_spec import Calibration
     from llmplan.render import validation_table
 
     try:
@@ -601,6 +603,9 @@ def validate(
         console.print(f"[yellow]note:[/] {cut:,} of {len(rows):,} requests were still running "
                       "when the run stopped (--duration or Ctrl-C); the replay leaves them "
                       "out", highlight=False)
+    extrapolated = context_extrapolation(rows, Calibration.read(calibration))
+    if extrapolated is not None:
+        console.print(f"[yellow]note:[/] {extrapolated}", highlight=False)
     try:
         result, replay = replay_and_compare(rows, dep)
     except ValueError as exc:

@@ -23,7 +23,14 @@ from typing import Literal
 import numpy as np
 
 from llmplan.errors import InputError, Problem
-from llmplan.fidelity.fit import Finding, Fit, fit_step_time, identifiability, quality_gate
+from llmplan.fidelity.fit import (
+    Finding,
+    Fit,
+    fit_step_time,
+    identifiability,
+    kv_split_note,
+    quality_gate,
+)
 from llmplan.fidelity.server import ServerInfo, same_server, server_info
 from llmplan.fidelity.timeline import ColdStart, StepSample, first_tokens, steps
 from llmplan.fidelity.vllm_metrics import (
@@ -128,6 +135,9 @@ def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
                                     max_batched_tokens=max_batched_tokens,
                                     kv_cache_tokens=kv_cache_tokens)
     reasons, notes = quality_gate(fit, blocking, advisory)
+    split = kv_split_note(fit, samples)
+    if split is not None:
+        notes.append(split)
     return CalibrationReport(calibration, fit, reasons, advisory + notes, source_text)
 
 

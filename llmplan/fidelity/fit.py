@@ -352,6 +352,39 @@ def identifiability(samples: list[StepSample]) -> tuple[list[Finding], list[Find
     return blocking, advisory
 
 
+#: Above this correlation of decode steps' batch size and KV tokens, a per-sequence cost the
+#: fit puts at 0 says the two costs were not told apart (the advisory at 0.995 says so
+#: whatever the fit).
+KV_SPLIT_CORRELATION = 0.8
+
+
+def kv_split_note(fit: Fit, samples: list[StepSample]) -> Finding | None:
+    """A note when the fit puts the whole cost of a decoding sequence in its KV tokens (the
+    per-sequence cost at its bound, 0) while batch size and KV tokens moved together: the
+    split is then the fit's guess, and contexts longer than the runs' are extrapolated on
+    it."""
+    _, _, per_seq, per_kv, _ = fit.coefficients_s
+    decoding = [s for s in samples if s.decode_seqs > 0 and not s.prefill_tokens]
+    if per_seq > 0 or per_kv <= 0 or len(decoding) < MIN_STEPS:
+        return None
+    D = np.array([s.decode_seqs for s in decoding], dtype=float)
+    K = np.array([s.kv_tokens for s in decoding], dtype=float)
+    if np.std(D) == 0 or np.std(K) == 0:
+        return None
+    r = abs(float(np.corrcoef(D, K)[0, 1]))
+    if r <= KV_SPLIT_CORRELATION or r > 0.995:
+        return None
+    longest = int(np.max(K / D))
+    return Finding(
+        "per_kv_token_ns",
+        f"the fit puts a decoding sequence's whole cost in its KV tokens (per-sequence cost "
+        f"0, batch size and KV tokens correlated at {r:.2f}): the two are not told apart, "
+        f"and contexts longer than these runs' (at most {longest:,} tokens a sequence) are "
+        f"predicted from that guess",
+        "vary prompt lengths so batches of one size hold different contexts, with contexts "
+        "as long as the ones you plan for")
+
+
 def quality_gate(fit: Fit, blocking: list[Finding],
                  advisory: list[Finding] | None = None) -> tuple[list[Finding], list[Finding]]:
     """(every reason not to trust the fit, notes), each with how to fix it; `advisory` (from

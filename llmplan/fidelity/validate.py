@@ -157,15 +157,43 @@ def _measured_speed(samples: list[StepSample], calibration: Calibration) -> floa
     if len(matched) < SPEED_MIN_STEPS:
         return None
     if all(p.mean_ms is not None and p.mean_kv_tokens is not None for p in reference.values()):
-        took_ms = sum(s.duration_s * 1e3
-                      - per_kv_token_ms * (s.kv_tokens - (r.mean_kv_tokens or 0.0))
-                      for s, r in matched)
-        return took_ms / sum(r.mean_ms or 0.0 for _, r in matched)
+        moved = [s.duration_s * 1e3 - per_kv_token_ms * (s.kv_tokens - (r.mean_kv_tokens or 0.0))
+                 for s, r in matched]
+        if min(moved) <= 0:
+            return None     # the KV cost cannot move these steps to the reference's contexts
+        return sum(moved) / sum(r.mean_ms or 0.0 for _, r in matched)
     by_batch: dict[int, list[float]] = {}
     for s, r in matched:
         ms = s.duration_s * 1e3 - per_kv_token_ms * (s.kv_tokens - r.median_kv_tokens)
+        if ms <= 0:
+            return None
         by_batch.setdefault(s.decode_seqs, []).append(ms / r.median_ms)
     return float(sum(len(v) * np.median(v) for v in by_batch.values()) / len(matched))
+
+
+#: A run whose decoding sequences hold this many times the calibration's longest contexts
+#: is predicted on an extrapolated KV-token cost: validate says so.
+CONTEXT_EXTRAPOLATION = 2.0
+
+
+def context_extrapolation(rows: list[RequestRecord], calibration: Calibration) -> str | None:
+    """A note when the run's decoding sequences hold far longer contexts (median per
+    sequence) than any batch size of the calibration's runs did on average."""
+    reference = [p for p in calibration.speed_reference or [] if p.decode_seqs > 0]
+    samples, _ = steps(rows)
+    decoding = [s.kv_tokens / s.decode_seqs for s in samples
+                if s.decode_seqs > 0 and not s.prefill_tokens]
+    if not reference or not decoding:
+        return None
+    calibrated = max((p.mean_kv_tokens if p.mean_kv_tokens is not None else p.median_kv_tokens)
+                     / p.decode_seqs for p in reference)
+    here = float(np.median(decoding))
+    if calibrated <= 0 or here <= CONTEXT_EXTRAPOLATION * calibrated:
+        return None
+    return (f"this run's decoding sequences hold {here:,.0f} tokens of context (median), "
+            f"{here / calibrated:.1f} times the calibration runs' longest ({calibrated:,.0f}): "
+            f"the per-KV-token cost ({calibration.step_time.per_kv_token_ns:,.1f} ns) is "
+            f"extrapolated; calibrate with contexts as long as these")
 
 
 def run_speed(rows: list[RequestRecord], calibration: Calibration) -> RunSpeed | None:

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import pytest
 from synth import COEF, poisson_workload, serve, write_run
 from typer.testing import CliRunner
@@ -25,7 +26,8 @@ from llmplan.fidelity.calibrate import (
     fit_runs,
     read_measurements,
 )
-from llmplan.fidelity.timeline import steps
+from llmplan.fidelity.fit import Fit, KindQuality, kv_split_note
+from llmplan.fidelity.timeline import StepSample, steps
 from llmplan.fidelity.validate import calibrated_deployment, compare
 from llmplan.loadtests.records import RequestRecord
 from llmplan.perf.steptime_spec import LinearStepTime
@@ -235,3 +237,79 @@ def test_a_run_that_sent_nothing_says_so(tmp_path: Path) -> None:
     missing = CliRunner().invoke(app, ["calibrate", str(tmp_path / "nope"),
                                        "--out", str(tmp_path / "c.yaml")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_a_run_with_far_longer_contexts_than_the_calibration_says_its_kv_cost_is_extrapolated(
+        tmp_path: Path) -> None:
+    """Calibrated on prompts of 10-80 tokens, checked on prompts of 400-1,000: the
+    per-KV-token cost is then an extrapolation, and validate says so with both contexts."""
+    short = _with_slots(_run(tmp_path / "short", 1, SHORT), 4)
+    long = _with_slots(_run(tmp_path / "long", 2, LONG), 4)
+    calibration = tmp_path / "cal.yaml"
+    assert CliRunner().invoke(app, ["calibrate", str(short), "--out", str(calibration)]) \
+        .exit_code == 0
+    far = CliRunner().invoke(app, ["validate", str(long), "--calibration", str(calibration),
+                                   "--out", str(tmp_path / "v")])
+    assert far.exit_code == 0, far.output
+    said = " ".join(far.output.split())
+    assert "tokens of context (median)" in said and "is extrapolated" in said
+    near = CliRunner().invoke(app, ["validate", str(short), "--calibration", str(calibration),
+                                    "--out", str(tmp_path / "v2")])
+    assert "extrapolated" not in " ".join(near.output.split())
+
+
+def test_a_fit_that_puts_every_sequences_cost_in_its_kv_tokens_says_so() -> None:
+    """Batch size and KV tokens moving together (correlation ~0.9) let the fit put a
+    sequence's whole cost on its context: a per-sequence cost of 0 is then noted."""
+    rng = np.random.default_rng(4)
+    samples = []
+    for _ in range(400):
+        d = int(rng.integers(1, 5))
+        k = int(d * rng.uniform(60, 140))
+        samples.append(StepSample(duration_s=0.02 + 2e-4 * k, prefill_tokens=0,
+                                  decode_seqs=d, kv_tokens=k))
+    quality = KindQuality(steps=400, kept=400, median_abs_error_pct=1.0, bias_pct=0.0)
+    fit = Fit(coefficients_s=(0.02, 1e-4, 0.0, 2e-4, 0.0), client_overhead_s=0.0,
+              samples=400, cold_starts=0, r2=0.9, rmse_ms=1.0, median_abs_error_pct=1.0,
+              prefill=quality, decode=quality, median_cold_ttft_s=None)
+    note = kv_split_note(fit, samples)
+    assert note is not None and "not told apart" in note.problem
+    assert "at most" in note.problem
+    # with a per-sequence cost found, or contexts that vary apart from the batch, no note
+    split = Fit(**{**fit.__dict__, "coefficients_s": (0.02, 1e-4, 3e-3, 2e-4, 0.0)})
+    assert kv_split_note(split, samples) is None
+    apart = [StepSample(duration_s=s.duration_s, prefill_tokens=0, decode_seqs=s.decode_seqs,
+                        kv_tokens=int(rng.integers(50, 600))) for s in samples]
+    assert kv_split_note(fit, apart) is None
+
+
+def test_a_speed_read_the_kv_cost_cannot_move_to_the_reference_is_not_given() -> None:
+    """The run's steps are moved to the calibration's contexts at the fitted KV-token cost;
+    when that cost takes a step below nothing (a cost fitted on short contexts, long ones
+    here) there is no speed read: a ratio of step times is never negative."""
+    from llmplan.fidelity.validate import _measured_speed
+    from llmplan.perf.steptime_spec import (
+        Calibration,
+        CalibrationEngine,
+        CalibrationServer,
+        FitQuality,
+        SpeedPoint,
+    )
+
+    def calibration(per_kv_token_ns: float) -> Calibration:
+        return Calibration(
+            source="t", server=CalibrationServer(slots=4),
+            step_time=LinearStepTime(fixed_ms=20, per_prefill_token_us=100,
+                                     per_decode_seq_us=0, per_kv_token_ns=per_kv_token_ns),
+            engine=CalibrationEngine(max_num_seqs=4, max_num_batched_tokens=512),
+            client_overhead_ms=0,
+            fit=FitQuality(steps=100, cold_starts=0, r2=0.9, rmse_ms=1, median_abs_error_pct=1,
+                           requests=10),
+            speed_reference=[SpeedPoint(decode_seqs=2, median_ms=30, median_kv_tokens=200,
+                                        steps=50, mean_ms=30, mean_kv_tokens=200)])
+
+    # 2 sequences of 600 tokens each, 29 ms a step
+    run = [StepSample(duration_s=0.029, prefill_tokens=0, decode_seqs=2, kv_tokens=1200)] * 60
+    assert _measured_speed(run, calibration(5_000)) == pytest.approx(
+        (29 - 5e-3 * 1000) / 30)
+    assert _measured_speed(run, calibration(214_000)) is None
