@@ -546,9 +546,9 @@ def calibrate(
 
 
 def _same_server_as_calibrated(measurements: Path, calibration: Path) -> None:
-    """Refuse to validate a calibration against another server's run (its slots or context
-    differ): the errors would be the servers' difference, not the model's."""
-    from llmplan.fidelity.server import server_info
+    """Refuse to validate a calibration against another server's run (its slots, context or
+    model file differ): the errors would be the servers' difference, not the model's."""
+    from llmplan.fidelity.server import model_file, server_info
     from llmplan.perf.steptime_spec import Calibration
 
     run = server_info(measurements)
@@ -556,7 +556,9 @@ def _same_server_as_calibrated(measurements: Path, calibration: Path) -> None:
     differ = [f"{name} {mine} here, {theirs} calibrated"
               for name, mine, theirs in (("slots", run.slots, calibrated.slots),
                                          ("context per slot", run.n_ctx_per_slot,
-                                          calibrated.n_ctx_per_slot))
+                                          calibrated.n_ctx_per_slot),
+                                         ("model file", model_file(run),
+                                          calibrated.model_file))
               if mine is not None and theirs is not None and mine != theirs]
     if differ:
         _fail(InputError([Problem(str(measurements), None, "server_props.json",

@@ -31,7 +31,7 @@ from llmplan.fidelity.fit import (
     kv_split_note,
     quality_gate,
 )
-from llmplan.fidelity.server import ServerInfo, same_server, server_info
+from llmplan.fidelity.server import ServerInfo, model_file, same_server, server_info
 from llmplan.fidelity.timeline import ColdStart, StepSample, first_tokens, steps
 from llmplan.fidelity.vllm_metrics import (
     Interval,
@@ -233,7 +233,8 @@ def build_calibration(fit: Fit, info: ServerInfo, rows: list[RequestRecord], sou
             per_prefill_pair_ns=round(fit.table.per_pair_s * 1e9, 6))
     return Calibration(
         source=source,
-        server=CalibrationServer(slots=int(slots), n_ctx_per_slot=n_ctx, build=info.build),
+        server=CalibrationServer(slots=int(slots), n_ctx_per_slot=n_ctx, build=info.build,
+                                 model_file=model_file(info)),
         step_time=step_time,
         engine=CalibrationEngine(max_num_seqs=int(slots),
                                  max_num_batched_tokens=int(max_batched_tokens

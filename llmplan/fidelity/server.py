@@ -86,6 +86,13 @@ def server_info(run: Path) -> ServerInfo:
     return info
 
 
+def model_file(info: ServerInfo) -> str | None:
+    """The name of the model file the server loaded (llama.cpp's model_path), if it said:
+    the name, not the path, so one model moved to another folder is the same model."""
+    path = info.settings.get("model_path")
+    return Path(path).name if path else None
+
+
 def same_server(runs: list[Path], infos: list[ServerInfo]) -> None:
     """Refuse to fit runs whose saved server settings differ (InputError naming them)."""
     problems = []

@@ -195,6 +195,8 @@ class CalibrationServer(_Strict):
     slots: int = Field(gt=0)
     n_ctx_per_slot: int | None = None
     build: str | None = None
+    model_file: str | None = Field(default=None, description="The model file the server "
+                                   "loaded (the name of llama.cpp's /props model_path).")
 
 
 class CalibrationEngine(_Strict):

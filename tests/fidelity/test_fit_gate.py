@@ -211,6 +211,19 @@ def test_validating_against_another_servers_run_is_refused(tmp_path: Path) -> No
                                     "--out", str(tmp_path / "v")])
     assert same.exit_code == 0, same.output
     assert "failed" not in same.output and "still running" not in same.output
+    # the same slots and context, another model: refused too (a moved file is the same one)
+    other = _with_slots(_run(tmp_path / "c", 2, SHORT), 4)
+    props = json.loads((other / "server_props.json").read_text())
+    (other / "server_props.json").write_text(json.dumps({**props,
+                                                         "model_path": "/x/llama-70b.gguf"}))
+    wrong = CliRunner().invoke(app, ["validate", str(other), "--calibration",
+                                     str(calibration), "--out", str(tmp_path / "v3")])
+    assert wrong.exit_code == 2, wrong.output
+    assert "model file llama-70b.gguf here, m.gguf calibrated" in " ".join(wrong.output.split())
+    (other / "server_props.json").write_text(json.dumps({**props, "model_path": "/y/m.gguf"}))
+    moved = CliRunner().invoke(app, ["validate", str(other), "--calibration",
+                                     str(calibration), "--out", str(tmp_path / "v3")])
+    assert moved.exit_code == 0, moved.output
     # requests a --duration cut off are not failures of the server
     cut = tmp_path / "cut"
     shutil.copytree(a, cut)
