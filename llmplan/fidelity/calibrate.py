@@ -180,6 +180,11 @@ def _fit_vllm_metrics(runs: list[Path], infos: list[ServerInfo], *, slots: int |
     return CalibrationReport(calibration, fit, reasons, notes, source_text)
 
 
+#: Finished requests without a prompt token count a run may have before calibrate refuses
+#: it (each one leaves the steps it ran in a sequence short).
+MAX_UNCOUNTED_SHARE = 0.02
+
+
 def _need_token_times(run: Path, rows: list[RequestRecord]) -> None:
     """Steps are rebuilt from per-token arrival times: refuse records that have none."""
     multi = [r for r in rows if r.ok and (r.output_tokens or 0) > 1]
@@ -191,6 +196,18 @@ def _need_token_times(run: Path, rows: list[RequestRecord]) -> None:
                                   f"calibrate from records with per-chunk times (llmplan "
                                   f"loadtest, AIPerf's inter_chunk_latency, vllm bench serve "
                                   f"--save-detailed)")], title="calibration impossible")
+    # a request without its prompt's token count cannot be placed in the steps it ran in;
+    # leaving it out would rebuild every batch it shared one or more sequences short
+    finished = [r for r in rows if r.ok]
+    uncounted = sum(1 for r in finished if not r.prompt_tokens)
+    if uncounted > MAX_UNCOUNTED_SHARE * len(finished):
+        raise InputError([Problem(str(run), None, "prompt_tokens",
+                                  f"{uncounted:,} of {len(finished):,} finished requests carry "
+                                  f"no prompt token count (the server sent no usage), so the "
+                                  f"batches they ran in cannot be rebuilt; calibrate from a "
+                                  f"server that reports usage (OpenAI-compatible streams: "
+                                  f"stream_options include_usage)")],
+                         title="calibration impossible")
 
 
 def calibrate(paths: Path | Sequence[Path], *, slots: int | None = None,

@@ -326,3 +326,21 @@ def test_a_speed_read_the_kv_cost_cannot_move_to_the_reference_is_not_given() ->
     assert _measured_speed(run, calibration(5_000)) == pytest.approx(
         (29 - 5e-3 * 1000) / 30)
     assert _measured_speed(run, calibration(214_000)) is None
+
+
+def test_requests_without_a_prompt_count_are_not_silently_left_out(tmp_path: Path) -> None:
+    """A server that sends no usage leaves records without prompt_tokens: the steps they ran
+    in cannot be rebuilt, so calibrate says that, not "load the server with concurrent
+    requests" or "run more requests"."""
+    run = _with_slots(_run(tmp_path / "a", 1, SHORT), 4)
+    lines = (run / "requests.jsonl").read_text().splitlines()
+    for i in range(0, len(lines), 2):          # half of them
+        row = json.loads(lines[i])
+        row["prompt_tokens"] = None
+        lines[i] = json.dumps(row)
+    (run / "requests.jsonl").write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(app, ["calibrate", str(run), "--out", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert "finished requests carry no prompt token count" in said
+    assert not (tmp_path / "c.yaml").exists()
