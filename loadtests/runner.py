@@ -365,7 +365,12 @@ def target_down(rows: list[RequestRecord]) -> str | None:
             if set(statuses) & {401, 403}:
                 why += ": the server refused the credentials (check the key api_key_env names)"
             elif 404 in statuses:
-                why += ": no such endpoint (check base_url and the target's api)"
+                # a 404 is also how OpenAI-compatible servers refuse an unknown model name:
+                # the server's own words tell which
+                said = next((r.error for r in measured if r.status == 404 and r.error), None)
+                why += (f": the server said {said.strip()[:200]!r} (check the target's model "
+                        f"and base_url)" if said
+                        else ": no such endpoint (check base_url and the target's api)")
         return f"{what}: all {len(measured):,} requests failed ({_format(counts)}){why}"
     dead_classes = {"connect", "reset", "timeout"}
     tail: list[RequestRecord] = []

@@ -54,6 +54,16 @@ def test_the_dead_target_message_counts_what_the_records_say() -> None:
     assert target_down(refused) == (
         "every request failed: all 3 requests failed (http_4xx: 3); HTTP 401: the server "
         "refused the credentials (check the key api_key_env names)")
+    # a 404 with the server's words (vLLM's unknown model) says them; a bare one, the path
+    unknown = [r.model_copy(update={"status": 404, "error": '{"message": "The model '
+                                    '`wrong-model` does not exist."}'})
+               for r in (_row(i, "http_4xx") for i in range(2))]
+    message = target_down(unknown)
+    assert message is not None and "`wrong-model` does not exist" in message
+    assert "check the target's model" in message
+    bare = [r.model_copy(update={"status": 404}) for r in (_row(i, "http_4xx") for i in range(2))]
+    assert (target_down(bare) or "").endswith(
+        "no such endpoint (check base_url and the target's api)")
 
 
 def test_a_run_where_every_request_failed_exits_non_zero(tmp_path: Path,
