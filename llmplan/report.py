@@ -317,6 +317,34 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _hybrid_routing(hybrids: dict[str, Candidate]) -> str:
+    """The seed's hybrid pattern as each hybrid ran it: per task, its requests and the share
+    each path answered (the routes send whole tasks one way; spill-over, fall-back and
+    the restricted rule move single requests)."""
+    rows = []
+    for name, dep in hybrids.items():
+        assert dep.hybrid is not None
+        for task, outcome in dep.per_task.items():
+            local = outcome.completed - outcome.served_cloud
+            rows.append([name, task, _fmt(outcome.requests),
+                         f"{_fmt(local)} ({local / outcome.requests:.0%})"
+                         if outcome.requests else "-",
+                         f"{_fmt(outcome.served_cloud)} "
+                         f"({outcome.served_cloud / outcome.requests:.0%})"
+                         if outcome.requests else "-",
+                         _fmt(outcome.ttft_p95_ms)])
+    moved = "; ".join(
+        f"{name}: {dep.hybrid.moved_between_paths:,} requests moved between the paths "
+        f"(spill-over or fall-back); {dep.hybrid.restricted_requests:,} restricted, "
+        f"{dep.hybrid.restricted_served_by_cloud:,} of them answered by the API"
+        for name, dep in hybrids.items() if dep.hybrid is not None)
+    return ("<h2>Hybrid routing</h2><p>The seed's hybrid pattern: a router sends each task "
+            "to the fleet or the API by its rules, restricted data never leaves the fleet. "
+            "Where each task's requests were answered: " + html.escape(moved) + ".</p>"
+            + _table(["deployment", "task", "requests", "answered on the fleet",
+                      "answered by the API", "TTFT p95 ms"], rows))
+
+
 def _fmt(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
@@ -407,6 +435,9 @@ def render(result: Result, price_warnings: list[str] | None = None,
               f"{c.hit_rate_tokens:.1%} ({_fmt(c.cached_prompt_tokens)})",
               _fmt(c.requests_with_hit), _fmt(c.ttft_p50_ms_hit), _fmt(c.ttft_p50_ms_miss)]
              for name, c in cached.items()]))
+    hybrids = {name: dep for name, dep in result.deployments.items() if dep.hybrid is not None}
+    if hybrids:
+        parts.append(_hybrid_routing(hybrids))
     talks = {name: dep.sessions for name, dep in result.deployments.items()
              if dep.sessions is not None}
     if talks:
