@@ -287,8 +287,8 @@ def break_even_chart(result: Result) -> go.Figure:
                   annotation_text="you are here", annotation_position="top left")
     # the ranking is by cost per useful result: a candidate whose answers are right less
     # often can cost less a month and still lose
-    title = ("Monthly cost versus monthly volume (dotted: infeasible, or past what the fleet "
-             "serves; the ranking is per useful result)")
+    title = ("Monthly cost versus monthly volume (dotted: infeasible, or past what it "
+             "serves within the SLO; the ranking is per useful result)")
     if wide:
         fig.update_layout(title=title + "; log scales",
                           xaxis={"title": "requests per month (log)", "type": "log"},
@@ -525,13 +525,24 @@ def _seed_question(question: str) -> str:
 
 
 def _monthly_capacity(result: Result) -> dict[str, float]:
-    """The monthly volume each local fleet serves: within the SLO when planning found it,
-    else with full batches (from the break-even rows, which carry both)."""
+    """The monthly volume each candidate serves: within the SLO when planning found its
+    highest sustainable rate (the month's volume at which the busiest stretch arrives at
+    that rate: a cloud API's limits, a hybrid's, a fleet's), else for a local fleet with
+    full batches (from the break-even rows, which carry both)."""
     found: dict[str, float] = {}
     for row in result.break_even:
         most = row.local_slo_capacity_requests_per_month or row.local_capacity_requests_per_month
         if most:
             found[row.local] = most
+    planning = result.planning
+    if planning is None or planning.window.span_s <= 0 or not planning.window.requests:
+        return found
+    pace = planning.window.requests / planning.window.span_s
+    for name, plan in planning.deployments.items():
+        rate = plan.max_sustainable_requests_per_s
+        dep = result.deployments.get(name)
+        if name not in found and rate is not None and dep is not None:
+            found[name] = dep.cost.requests_per_month * rate / pace
     return found
 
 

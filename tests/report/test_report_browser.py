@@ -135,6 +135,18 @@ def test_break_even_draws_every_candidate_and_where_the_scenario_is(
             # no negative counts or costs on the axes
             assert fig.layout.yaxis.rangemode == "nonnegative"
         assert any(a.text == "you are here" for a in fig.layout.annotations)
+        # every candidate planning found a sustainable rate for (APIs and hybrids too) is
+        # solid only up to the month's volume at that rate at the busiest stretch's pace
+        planning = result.planning
+        if planning is not None and planning.window.requests:
+            pace = planning.window.requests / planning.window.span_s
+            for name, plan in planning.deployments.items():
+                rate = plan.max_sustainable_requests_per_s
+                solid = [t for t in fig.data if t.legendgroup == name and t.line.dash == "solid"]
+                if rate is None or not solid:
+                    continue
+                most = result.deployments[name].cost.requests_per_month * rate / pace
+                assert max(solid[0].x) <= most * (1 + 1e-9), name
 
 
 def test_on_log_scales_the_volume_line_is_drawn_where_the_volume_is(
