@@ -142,6 +142,11 @@ class GpuSpec(_Entry):
                     "shared by its GPUs (DGX/HGX: a 400 Gb/s ConnectX-7 per GPU = 50; "
                     "default: one 400 Gb/s NIC for 8 GPUs). Pipeline stages on several "
                     "servers hand over through it.")
+    board_gpus: int = Field(
+        default=1, gt=0, le=1024,
+        description="The fewest GPUs one can buy together: 1 for PCIe cards; an SXM or OAM "
+                    "module comes on a baseboard of 4 or 8 (HGX, AMD's UBB), so an owned "
+                    "fleet buys whole boards.")
     node_gpus: int = Field(
         default=8, gt=0, le=1024,
         description="GPUs one server, so one Kubernetes node, holds (8 on HGX/DGX boards and "

@@ -104,8 +104,15 @@ def _servers(dep: LocalDeployment, gpu: GpuSpec, facts: LocalFacts) -> int:
     return math.ceil(facts.gpus / each / replicas_per_server - 1e-9) * spans
 
 
+def bought_gpus(gpu: GpuSpec, gpus: float) -> int:
+    """GPUs an owned fleet of `gpus` must buy: whole baseboards of SXM or OAM modules
+    (the catalog's board_gpus: 4 or 8; a PCIe card is sold alone)."""
+    return math.ceil(gpus / gpu.board_gpus - 1e-9) * gpu.board_gpus
+
+
 def _hardware_usd(dep: LocalDeployment, gpu: GpuSpec, facts: LocalFacts) -> float:
-    return facts.gpus * gpu.purchase_usd + _servers(dep, gpu, facts) * dep.costs.server_usd
+    return bought_gpus(gpu, facts.gpus) * gpu.purchase_usd \
+        + _servers(dep, gpu, facts) * dep.costs.server_usd
 
 
 def _owned(dep: LocalDeployment) -> bool:
@@ -116,8 +123,12 @@ def hardware(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
              facts: LocalFacts) -> CostItem | None:
     if _owned(dep):
         total = _hardware_usd(dep, gpu, facts)
+        bought = bought_gpus(gpu, facts.gpus)
+        boards = "" if bought == facts.gpus else \
+            (f" (baseboards of {gpu.board_gpus}: {_gpu_count(facts.gpus)} of them serve, the "
+             f"rest are idle capacity)")
         return CostItem("hardware", total / econ.amortisation_months, False,
-                        f"{_gpu_count(facts.gpus)} x {gpu.name} at ${gpu.purchase_usd:,.0f} + "
+                        f"{bought:,} x {gpu.name} at ${gpu.purchase_usd:,.0f}{boards} + "
                         f"{_servers(dep, gpu, facts)} servers at ${dep.costs.server_usd:,.0f}, "
                         f"over {econ.amortisation_months} months")
     if dep.costs.ownership == "rented_on_demand":

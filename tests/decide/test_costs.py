@@ -467,3 +467,37 @@ def test_an_autoscaled_owned_fleet_draws_idle_power_on_the_gpus_not_running() ->
     kw = (2 * 700 * (0.3 + 0.7 * 0.5) + 6 * 700 * 0.3 + 1000) / 1000
     assert line.usd_per_month == pytest.approx(kw * 1.5 * 730 * 0.2)
     assert "2.00 of 8 GPUs running on average" in line.basis
+
+
+@pytest.mark.parametrize(("gpu", "gpus", "bought"), [
+    ("H100-SXM", 2, 4),     # HGX H100 comes on 4- and 8-GPU baseboards
+    ("H100-SXM", 6, 8),
+    ("H100-SXM", 8, 8),
+    ("B200", 2, 8),         # HGX B200: 8-GPU boards only
+    ("MI300X", 1, 8),       # AMD's platform: 8 OAM modules on a baseboard
+    ("L40S", 3, 3),         # PCIe cards are sold one by one
+])
+def test_an_owned_fleet_buys_whole_baseboards(gpu: str, gpus: int, bought: int) -> None:
+    """SXM and OAM modules are not sold alone: a fleet of 2 H100 SXMs buys a 4-GPU board,
+    and says that the other two are idle capacity. Renting is by the GPU."""
+    loaded = scenario_from(f"""
+        seed: 1
+        duration: 60
+        traffic: {{kind: constant, rate_per_s: 1}}
+        tasks: [{{name: t, prompt_tokens: {{kind: fixed, tokens: 100}},
+                 output_tokens: {{kind: fixed, tokens: 10}}}}]
+        deployments:
+          d: {{gpu: {gpu}, model: Llama-3.1-8B, replicas: {gpus}}}
+    """)
+    dep = loaded.scenario.deployments["d"]
+    assert isinstance(dep, LocalDeployment)
+    gpu_spec = loaded.catalog.gpus[gpu]
+    items = {i.name: i for i in local_items(dep, loaded.catalog, loaded.scenario.economics,
+                                            LocalFacts(gpus=gpus, busy_fraction=0.5))}
+    servers = int(items["hardware"].basis.split(" servers at")[0].rsplit("+ ", 1)[1])
+    hardware = bought * gpu_spec.purchase_usd + servers * dep.costs.server_usd
+    assert items["hardware"].usd_per_month == pytest.approx(
+        hardware / loaded.scenario.economics.amortisation_months)
+    assert items["hardware"].basis.startswith(f"{bought:,} x ")
+    assert ("of them serve, the rest are idle capacity" in items["hardware"].basis) \
+        == (bought > gpus)
