@@ -276,15 +276,22 @@ class EngineOutcome(ResultModel):
                     "each rank logs them; memory is one GPU's (with pipeline stages, of the "
                     "stage with the fewest KV blocks; max_num_batched_tokens is one batch's, "
                     "pp of them in flight).")
-    max_num_seqs: int
-    max_num_batched_tokens: int
+    max_num_seqs: int = Field(description="Sequences a replica runs at once (every "
+                                          "data-parallel rank's together).")
+    max_num_batched_tokens: int = Field(description="Tokens a replica's step takes (every "
+                                                    "rank's together).")
     async_scheduling: bool
-    kv_cache_tokens: int
-    kv_cache_blocks: int
-    vllm_logged_kv_cache_tokens: int
-    max_model_len: int
-    max_concurrency_at_max_model_len: float
-    max_concurrency_at_mean_request: float | None
+    kv_cache_tokens: int = Field(description="KV cache of a replica, in tokens (every rank's "
+                                             "together).")
+    kv_cache_blocks: int = Field(description="The same in blocks (every rank's together).")
+    vllm_logged_kv_cache_tokens: int = Field(
+        description="vLLM's start-up 'GPU KV cache size: N tokens': one rank's, as it logs it.")
+    max_model_len: int = Field(description="The longest request, one rank's (as it logs it).")
+    max_concurrency_at_max_model_len: float = Field(
+        description="vLLM's 'Maximum concurrency for max_model_len tokens': one rank's.")
+    max_concurrency_at_mean_request: float | None = Field(
+        description="Requests of the scenario's mean length the replica's KV cache holds at "
+                    "once (every rank's together).")
     memory: MemoryOutcome
     step_time: StepTimeCoefficients
 
