@@ -281,20 +281,24 @@ def break_even_chart(result: Result) -> go.Figure:
                                      name=f"break-even {r.local} / {r.cloud}"
                                      + (f" ({r.local} must grow)" if r.fleet_must_grow
                                         else "")))
-    # the bundled plotly.js places a shape at its data value on a log axis too (the log of
-    # it drew the line at ~8 requests a month and stretched the axis down to it)
-    fig.add_vline(x=here, line={"dash": "dash", "color": "#555"},
-                  annotation_text="you are here", annotation_position="top left")
+    # the bundled plotly.js places a shape at its data value on a log axis (the log of it
+    # drew the line at ~8 requests a month and stretched the axis down to it), and an
+    # annotation at the log of its value: the label is added apart
+    fig.add_vline(x=here, line={"dash": "dash", "color": "#555"})
+    fig.add_annotation(x=math.log10(here) if wide else here, xref="x", y=1, yref="paper",
+                       text="you are here", showarrow=False, xanchor="right",
+                       yanchor="bottom")
     # the ranking is by cost per useful result: a candidate whose answers are right less
     # often can cost less a month and still lose
-    title = ("Monthly cost versus monthly volume (dotted: infeasible, or past what it "
-             "serves within the SLO; the ranking is per useful result)")
+    # two lines: one would run under the chart's toolbar and past the page's width
+    title = ("Monthly cost versus monthly volume<br><sup>dotted: infeasible, or past what it "
+             "serves within the SLO; the ranking is per useful result")
     if wide:
-        fig.update_layout(title=title + "; log scales",
+        fig.update_layout(title=title + "; log scales</sup>",
                           xaxis={"title": "requests per month (log)", "type": "log"},
                           yaxis={"title": "USD/month (log)", "type": "log"})
     else:
-        fig.update_layout(title=title,
+        fig.update_layout(title=title + "</sup>",
                           xaxis={"title": "requests per month", "rangemode": "nonnegative"},
                           yaxis={"title": "USD/month", "rangemode": "nonnegative"})
     return fig

@@ -158,9 +158,12 @@ class BlockPrefixCache:
         excess = self.evictable - max(0, free_blocks)
         if excess <= 0:
             return
-        # least recently used first; ties (same step) by group, whatever the call order
+        # least recently used first; ties (same step): a preempted request's own blocks
+        # before the chains they follow (vLLM frees a request's blocks last first), then by
+        # group, whatever the call order
         used = self.used_s
-        for group in sorted(self.cached, key=lambda g: (used[g], g)):
+        for group in sorted(self.cached,
+                            key=lambda g: (used[g], g < PARKED_KEY_BASE, g)):
             spare = self._spare(group)
             if spare <= 0:
                 continue

@@ -33,6 +33,7 @@ class _Seq:
         self.window = 0            # blocks its sliding-window layers hold while it runs
         self.slot = -1
         self.last_token_s = -1.0
+        self.parked = (-1, 0)       # (group, shared blocks) its parked blocks follow
 
     @property
     def decoding(self) -> bool:
@@ -130,9 +131,15 @@ class ReferenceReplica:
     def _preempt(self, seq: _Seq, t: float) -> None:
         self.running.remove(seq)
         self.rec.preemptions[seq.rid] += 1
-        if isinstance(self.cache, BlockPrefixCache):   # its full blocks past its group's
+        parks = isinstance(self.cache, BlockPrefixCache)
+        if parks:   # its full blocks past its group's chain stay cached, found when it resumes
+            assert isinstance(self.cache, BlockPrefixCache)
             self.cache.park(parked_key(seq.rid), seq.computed // self.B - seq.shared, t)
-        self._release(seq, seq.computed if seq.decoding else 0, t)
+            seq.parked = (seq.group, seq.shared)
+        if self.cache is not None and not seq.decoding and seq.shared:
+            # the full blocks of its group's chain it computed stay cached
+            self.cache.computed(seq.group, min(seq.computed, seq.shared * self.B), t)
+        self._release(seq, seq.computed if seq.decoding and not parks else 0, t)
         seq.blocks = 0
         seq.window = 0
         seq.computed = 0
@@ -218,7 +225,8 @@ class ReferenceReplica:
                                 self.bases[seq.rid], self.base_shares[seq.rid])
                         hit, new_pin = self.cache.peek(seq.group, seq.share, seq.to_prefill)
                         shared = self.cache.shared_blocks(seq.group, seq.share, seq.to_prefill)
-                        if isinstance(self.cache, BlockPrefixCache) and hit >= shared * self.B:
+                        if isinstance(self.cache, BlockPrefixCache) and hit >= shared * self.B \
+                                and seq.parked == (seq.group, shared):
                             own = self.cache.parked(parked_key(seq.rid))   # preempted
                             if own:
                                 hit = min(hit + own * self.B,

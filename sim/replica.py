@@ -55,13 +55,15 @@ class Seq:
     """A running (or preempted) request's scheduling state."""
 
     __slots__ = ("done", "finish_c", "generated", "group", "keep", "last_token_s", "off",
-                 "order", "output", "parked", "prompt", "rid", "shared", "slot", "total",
-                 "window")
+                 "order", "output", "parked", "parked_group", "parked_shared", "prompt", "rid",
+                 "shared", "slot", "total", "window")
 
     def __init__(self, rid: int, prompt: int, output: int, group: int = -1,
                  keep: int = -1) -> None:
         self.rid = rid
-        self.parked = False        # preempted with full blocks left in the block cache
+        self.parked = False        # preempted with full blocks left in the block cache,
+        self.parked_group = -1     # ... which follow this group's chain ...
+        self.parked_shared = 0     # ... of this many blocks
         self.group = group         # prefix group it reads (-1: none)
         self.keep = keep           # prefix group its tokens extend (its conversation's)
         self.shared = 0            # blocks of its group's chain it holds (counted there)
@@ -344,12 +346,13 @@ class Replica:
         # a request's chunk is at most one rank's budget
         room = min(self.max_tokens - self.D, self.max_chunk)
         hit = new_pin = shared = 0
+        group = -1
         if self.cache is not None:
             group, share = self._reads(rid)
             hit, new_pin = self.cache.peek(group, share, total)
             shared = self.cache.shared_blocks(group, share, total)
         if self.resumed and self.resumed[0].parked:
-            hit = self._resumed_hit(self.resumed[0], hit, shared)
+            hit = self._resumed_hit(self.resumed[0], group, hit, shared)
         chunk = min(total - hit, room)
         need = max(0, -(-(hit + chunk) // self.B) - shared) + new_pin
         # a decode may also need a block this step
@@ -367,11 +370,13 @@ class Replica:
                                self.base_share[rid])
         return self.groups[rid], self.share[rid]
 
-    def _resumed_hit(self, seq: Seq, hit: int, shared: int) -> int:
-        """Tokens a preempted request finds cached: its group's chain and after it, when
-        that is whole, what is left of its own blocks (`_park`); never its last token."""
+    def _resumed_hit(self, seq: Seq, group: int, hit: int, shared: int) -> int:
+        """Tokens a preempted request finds cached: the chain it reads and after it, when
+        that is whole and the one its own blocks followed, what is left of them (`_park`);
+        never its last token."""
         cache = self.blocks_cache
-        if cache is None or hit < shared * self.B:
+        if cache is None or hit < shared * self.B or group != seq.parked_group \
+                or shared != seq.parked_shared:
             return hit
         own = cache.parked(parked_key(seq.rid))
         return min(hit + own * self.B, (seq.total - 1) // self.B * self.B) if own else hit
@@ -384,6 +389,7 @@ class Replica:
         if cache is not None and blocks > 0:
             cache.park(parked_key(seq.rid), blocks, t)
             seq.parked = True
+            seq.parked_group, seq.parked_shared = seq.group, seq.shared
             self.parked_n += 1
 
     def _expire(self, t: float) -> None:
@@ -506,7 +512,7 @@ class Replica:
                 hit, new_pin = cache.peek(seq.group, share, seq.total)
                 shared = cache.shared_blocks(seq.group, share, seq.total)
             if seq.parked:
-                hit = self._resumed_hit(seq, hit, shared)
+                hit = self._resumed_hit(seq, seq.group, hit, shared)
             chunk = min(seq.total - hit, budget if budget < self.max_chunk else self.max_chunk)
             if chunk < seq.total - hit and not self.chunked:
                 break
@@ -659,6 +665,8 @@ class Replica:
             self.partials.remove(seq)
             self._park(seq, seq.done, t)
             if self.cache is not None:
+                if seq.shared:   # the full blocks of its group's chain it computed stay
+                    self.cache.computed(seq.group, min(seq.done, seq.shared * B), t)
                 unpinned = self.cache.release(seq.group, seq.shared, keep_group=seq.keep,
                                               context_tokens=0, now_s=t, slot=seq.slot)
                 self.pinned -= unpinned
@@ -677,8 +685,10 @@ class Replica:
         self._park(seq, ctx, t)
         if self.cache is not None:
             self.s_shared -= seq.shared
+            # a block cache keeps its blocks parked (once); another cache, in its group
             unpinned = self.cache.release(seq.group, seq.shared, keep_group=seq.keep,
-                                          context_tokens=ctx, now_s=t, slot=seq.slot)
+                                          context_tokens=0 if seq.parked else ctx, now_s=t,
+                                          slot=seq.slot)
             self.pinned -= unpinned
             freed += unpinned
         self._requeue(seq, t)

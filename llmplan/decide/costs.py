@@ -159,7 +159,9 @@ def electricity(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
         return None
     share = econ.idle_power_fraction + (1 - econ.idle_power_fraction) * facts.busy_fraction
     running = facts.gpus if facts.running_gpus is None else min(facts.gpus, facts.running_gpus)
-    gpus_w = gpu.tdp_w * (running * share + (facts.gpus - running) * econ.idle_power_fraction)
+    # the GPUs of a bought baseboard the fleet does not use idle too
+    idle = facts.gpus - running + bought_gpus(gpu, facts.gpus) - facts.gpus
+    gpus_w = gpu.tdp_w * (running * share + idle * econ.idle_power_fraction)
     kw = (gpus_w + _servers(dep, gpu, facts) * econ.server_power_w) / 1e3
     usd = kw * econ.pue * econ.hours_per_month * econ.electricity_usd_per_kwh
     scaled = "" if running >= facts.gpus else \

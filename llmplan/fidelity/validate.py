@@ -157,17 +157,18 @@ def _measured_speed(samples: list[StepSample], calibration: Calibration) -> floa
     if len(matched) < SPEED_MIN_STEPS:
         return None
     if all(p.mean_ms is not None and p.mean_kv_tokens is not None for p in reference.values()):
-        moved = [s.duration_s * 1e3 - per_kv_token_ms * (s.kv_tokens - (r.mean_kv_tokens or 0.0))
-                 for s, r in matched]
-        if min(moved) <= 0:
+        moved = sum(s.duration_s * 1e3
+                    - per_kv_token_ms * (s.kv_tokens - (r.mean_kv_tokens or 0.0))
+                    for s, r in matched)
+        if moved <= 0:
             return None     # the KV cost cannot move these steps to the reference's contexts
-        return sum(moved) / sum(r.mean_ms or 0.0 for _, r in matched)
+        return moved / sum(r.mean_ms or 0.0 for _, r in matched)
     by_batch: dict[int, list[float]] = {}
     for s, r in matched:
         ms = s.duration_s * 1e3 - per_kv_token_ms * (s.kv_tokens - r.median_kv_tokens)
-        if ms <= 0:
-            return None
         by_batch.setdefault(s.decode_seqs, []).append(ms / r.median_ms)
+    if sum(len(v) * np.median(v) for v in by_batch.values()) <= 0:
+        return None
     return float(sum(len(v) * np.median(v) for v in by_batch.values()) / len(matched))
 
 

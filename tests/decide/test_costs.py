@@ -501,3 +501,10 @@ def test_an_owned_fleet_buys_whole_baseboards(gpu: str, gpus: int, bought: int) 
     assert items["hardware"].basis.startswith(f"{bought:,} x ")
     assert ("of them serve, the rest are idle capacity" in items["hardware"].basis) \
         == (bought > gpus)
+    # the board's unused GPUs draw idle power
+    econ = loaded.scenario.economics
+    gpus_w = gpu_spec.tdp_w * (gpus * (econ.idle_power_fraction + (1 - econ.idle_power_fraction)
+                                       * 0.5) + (bought - gpus) * econ.idle_power_fraction)
+    kw = (gpus_w + servers * econ.server_power_w) / 1e3
+    assert items["electricity"].usd_per_month == pytest.approx(
+        kw * econ.pue * econ.hours_per_month * econ.electricity_usd_per_kwh)

@@ -64,6 +64,12 @@ def test_a_preempted_requests_blocks_stay_cached_until_evicted_last_block_first(
     assert cache.parked(parked_key(7)) == 0 and cache.evictable == 0
     cache.park(parked_key(8), 0, now_s=3.0)           # nothing full: nothing kept
     assert cache.cached == {}
+    # freed in the same step as the chain it follows: its own blocks go first, as vLLM
+    # frees a request's blocks last first
+    cache.computed(3, 64, now_s=4.0)
+    cache.park(parked_key(9), 6, now_s=4.0)
+    cache.evict_to(4)
+    assert cache.parked(parked_key(9)) == 0 and cache.cached[3] == 4
 
 
 LONG_CONTEXT = """
