@@ -325,17 +325,15 @@ def _hybrid_routing(hybrids: dict[str, Candidate]) -> str:
     """The seed's hybrid pattern as each hybrid ran it: per task, its requests and the share
     each path answered (the routes send whole tasks one way; spill-over, fall-back and
     the restricted rule move single requests)."""
+    def share(count: int, of: int) -> str:
+        return f"{_fmt(count)} ({count / of:.0%})" if of else "-"
+
     rows = []
     for name, dep in hybrids.items():
-        assert dep.hybrid is not None
         for task, outcome in dep.per_task.items():
-            local = outcome.completed - outcome.served_cloud
             rows.append([name, task, _fmt(outcome.requests),
-                         f"{_fmt(local)} ({local / outcome.requests:.0%})"
-                         if outcome.requests else "-",
-                         f"{_fmt(outcome.served_cloud)} "
-                         f"({outcome.served_cloud / outcome.requests:.0%})"
-                         if outcome.requests else "-",
+                         share(outcome.completed - outcome.served_cloud, outcome.requests),
+                         share(outcome.served_cloud, outcome.requests),
                          _fmt(outcome.ttft_p95_ms)])
     moved = "; ".join(
         f"{name}: {dep.hybrid.moved_between_paths:,} requests moved between the paths "
@@ -539,14 +537,12 @@ def _monthly_capacity(result: Result) -> dict[str, float]:
         if most:
             found[row.local] = most
     planning = result.planning
-    if planning is None or planning.window.span_s <= 0 or not planning.window.requests:
+    if planning is None:
         return found
-    pace = planning.window.requests / planning.window.span_s
-    for name, plan in planning.deployments.items():
-        rate = plan.max_sustainable_requests_per_s
-        dep = result.deployments.get(name)
-        if name not in found and rate is not None and dep is not None:
-            found[name] = dep.cost.requests_per_month * rate / pace
+    for name, dep in result.deployments.items():
+        most = planning.monthly_capacity(name, dep.cost.requests_per_month)
+        if name not in found and most is not None:
+            found[name] = most
     return found
 
 

@@ -132,8 +132,8 @@ class ReferenceReplica:
         self.running.remove(seq)
         self.rec.preemptions[seq.rid] += 1
         parks = isinstance(self.cache, BlockPrefixCache)
-        if parks:   # its full blocks past its group's chain stay cached, found when it resumes
-            assert isinstance(self.cache, BlockPrefixCache)
+        if isinstance(self.cache, BlockPrefixCache):
+            # its full blocks past its group's chain stay cached, found when it resumes
             self.cache.park(parked_key(seq.rid), seq.computed // self.B - seq.shared, t)
             seq.parked = (seq.group, seq.shared)
         if self.cache is not None and not seq.decoding and seq.shared:

@@ -424,18 +424,12 @@ def with_slo_capacity(rows: list[BreakEven], planning: Planning,
     planning found: the month's volume at which the busiest stretch arrives at the
     fleet's highest sustainable rate (full batches are an upper bound the SLO binds
     first, often by far: a diurnal peak several times the mean)."""
-    window = planning.window
-    if window.span_s <= 0 or not window.requests:
-        return rows
-    pace = window.requests / window.span_s
     out = []
     for row in rows:
-        found = planning.deployments.get(row.local)
-        rate = found.max_sustainable_requests_per_s if found is not None else None
-        if rate is None:
+        slo = planning.monthly_capacity(row.local, row.simulated_requests_per_month)
+        if slo is None:
             out.append(row)
             continue
-        slo = row.simulated_requests_per_month * rate / pace
         grow = _must_grow(row.local, loaded, row.break_even_requests_per_month,
                           min(slo, row.local_capacity_requests_per_month or slo),
                           " within the SLO")

@@ -339,22 +339,37 @@ def identifiability(samples: list[StepSample]) -> tuple[list[Finding], list[Find
             f"prompt tokens per step took only {values}; the per-token cost is an "
             f"extrapolation away from that narrow a range",
             "use a workload whose prompt lengths vary (uniform or lognormal)"))
-    decoding = [s for s in samples if s.decode_seqs > 0]
-    if len(decoding) >= MIN_STEPS:
-        D = np.array([s.decode_seqs for s in decoding], dtype=float)
-        K = np.array([s.kv_tokens for s in decoding], dtype=float)
-        if np.std(K) > 0 and np.std(D) > 0 and abs(np.corrcoef(D, K)[0, 1]) > 0.995:
-            advisory.append(Finding(
-                "per_kv_token_ns",
-                "KV tokens per step moved in lockstep with the batch size, so the KV-token "
-                "and per-sequence costs are not told apart (their sum is)",
-                "vary prompt lengths so batches of one size hold different contexts"))
+    together = _batch_kv_correlation(samples)
+    if together is not None and together > KV_LOCKSTEP_CORRELATION:
+        advisory.append(Finding(
+            "per_kv_token_ns",
+            "KV tokens per step moved in lockstep with the batch size, so the KV-token "
+            "and per-sequence costs are not told apart (their sum is)",
+            "vary prompt lengths so batches of one size hold different contexts"))
     return blocking, advisory
 
 
+#: Decode steps' batch size and KV tokens correlated above this move in lockstep: the two
+#: costs are not told apart, whatever the fit says.
+KV_LOCKSTEP_CORRELATION = 0.995
+
+
+def _batch_kv_correlation(samples: list[StepSample]) -> float | None:
+    """|correlation| of the batch size and the KV tokens of the steps with decodes (None:
+    too few such steps, or either never varies)."""
+    decoding = [s for s in samples if s.decode_seqs > 0]
+    if len(decoding) < MIN_STEPS:
+        return None
+    D = np.array([s.decode_seqs for s in decoding], dtype=float)
+    K = np.array([s.kv_tokens for s in decoding], dtype=float)
+    if np.std(D) == 0 or np.std(K) == 0:
+        return None
+    return abs(float(np.corrcoef(D, K)[0, 1]))
+
+
 #: Above this correlation of decode steps' batch size and KV tokens, a per-sequence cost the
-#: fit puts at 0 says the two costs were not told apart (the advisory at 0.995 says so
-#: whatever the fit).
+#: fit puts at 0 says the two costs were not told apart (above KV_LOCKSTEP_CORRELATION the
+#: advisory says so whatever the fit).
 KV_SPLIT_CORRELATION = 0.8
 
 
@@ -364,17 +379,12 @@ def kv_split_note(fit: Fit, samples: list[StepSample]) -> Finding | None:
     split is then the fit's guess, and contexts longer than the runs' are extrapolated on
     it."""
     _, _, per_seq, per_kv, _ = fit.coefficients_s
-    decoding = [s for s in samples if s.decode_seqs > 0 and not s.prefill_tokens]
-    if per_seq > 0 or per_kv <= 0 or len(decoding) < MIN_STEPS:
+    r = _batch_kv_correlation(samples)
+    if per_seq > 0 or per_kv <= 0 or r is None or not \
+            KV_SPLIT_CORRELATION < r <= KV_LOCKSTEP_CORRELATION:
         return None
-    D = np.array([s.decode_seqs for s in decoding], dtype=float)
-    K = np.array([s.kv_tokens for s in decoding], dtype=float)
-    if np.std(D) == 0 or np.std(K) == 0:
-        return None
-    r = abs(float(np.corrcoef(D, K)[0, 1]))
-    if r <= KV_SPLIT_CORRELATION or r > 0.995:
-        return None
-    longest = int(np.max(K / D))
+    longest = max((s.kv_tokens // s.decode_seqs for s in samples
+                   if s.decode_seqs > 0 and not s.prefill_tokens), default=0)
     return Finding(
         "per_kv_token_ns",
         f"the fit puts a decoding sequence's whole cost in its KV tokens (per-sequence cost "

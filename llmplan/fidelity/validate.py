@@ -167,9 +167,8 @@ def _measured_speed(samples: list[StepSample], calibration: Calibration) -> floa
     for s, r in matched:
         ms = s.duration_s * 1e3 - per_kv_token_ms * (s.kv_tokens - r.median_kv_tokens)
         by_batch.setdefault(s.decode_seqs, []).append(ms / r.median_ms)
-    if sum(len(v) * np.median(v) for v in by_batch.values()) <= 0:
-        return None
-    return float(sum(len(v) * np.median(v) for v in by_batch.values()) / len(matched))
+    total = float(sum(len(v) * np.median(v) for v in by_batch.values()))
+    return total / len(matched) if total > 0 else None
 
 
 #: A run whose decoding sequences hold this many times the calibration's longest contexts

@@ -291,7 +291,17 @@ def weights_bytes_per_gpu(setup: ReplicaSetup, stage: Stage | None = None) -> fl
 
 def activation_bytes(setup: ReplicaSetup, stage: Stage | None = None) -> float:
     """Peak of vLLM's profiling run on one GPU (see the module docstring); a stage without
-    the output head runs no sampler."""
+    the output head runs no sampler. A stage after the first keeps a buffer for the hidden
+    states and residual it receives, sized for the largest batch, through the whole run
+    (make_empty_intermediate_tensors(batch_size=max_num_tokens): the V1 runner's first
+    `_dummy_run`, V2's `load_model`; read in 0.27.1)."""
+    received = setup.rank_max_num_batched_tokens * RECEIVED_WIDTHS \
+        * setup.model.hidden_size * 2.0 if stage is not None and stage.receives else 0.0
+    return received + _profiling_peak_bytes(setup, stage)
+
+
+def _profiling_peak_bytes(setup: ReplicaSetup, stage: Stage | None) -> float:
+    """The profiling run's own peak, the forward pass's or the sampler's (no buffers)."""
     model, engine = setup.model, setup.engine
     tokens = setup.rank_max_num_batched_tokens
     rows = min(setup.rank_max_num_seqs, tokens)
@@ -300,13 +310,8 @@ def activation_bytes(setup: ReplicaSetup, stage: Stage | None = None) -> float:
     forward = tokens * setup.attention_ranks * FORWARD_WIDTHS * model.hidden_size * 2.0
     forward += moe_workspace_bytes(setup) if model.is_moe \
         else tokens * MLP_WIDTHS * model.intermediate_size / setup.tp * 2.0
-    # a stage after the first keeps a buffer for the hidden states and residual it
-    # receives, sized for the largest batch (make_empty_intermediate_tensors(batch_size=
-    # max_num_tokens): the V1 runner's first `_dummy_run`, V2's `load_model`; read in 0.27.1)
-    received = tokens * RECEIVED_WIDTHS * model.hidden_size * 2.0 \
-        if stage is not None and stage.receives else 0.0
     if stage is not None and not stage.head:
-        return received + forward
+        return forward
     logits = rows * model.vocab_size * 4.0
     hidden = tokens * model.hidden_size * 2.0       # the forward pass's output, kept
     release = engine.release
@@ -319,11 +324,11 @@ def activation_bytes(setup: ReplicaSetup, stage: Stage | None = None) -> float:
         slices = 1.0 + (1.0 / setup.attention_tp if setup.attention_tp > 1 else 0.0)
         fp32 = LOGIT_COPIES[0][1] * logits if release >= V2_FP32_WARMUP_RELEASE \
             else logits if release < V2_IN_PLACE_SAMPLER_RELEASE else 0.0
-        return received + max(forward, hidden + slices * logits / 2 + fp32)
+        return max(forward, hidden + slices * logits / 2 + fp32)
     for since, copies in LOGIT_COPIES:
         if release >= since:
-            return received + max(forward, hidden + copies * logits)
-    return received + forward + logits          # V0: the forward pass dominates, one logits copy
+            return max(forward, hidden + copies * logits)
+    return forward + logits          # V0: the forward pass dominates, one logits copy
 
 
 def moe_workspace_bytes(setup: ReplicaSetup) -> float:

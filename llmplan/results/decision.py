@@ -168,6 +168,17 @@ class Planning(ResultModel):
         default=None, description="The answer with fixed local fleets resized to the fewest "
                                   "replicas meeting the SLO (absent when none changes).")
 
+    def monthly_capacity(self, name: str, requests_per_month: float) -> float | None:
+        """The monthly volume candidate `name` serves within the SLO: the month's volume
+        (`requests_per_month` as simulated) at which the busiest stretch arrives at its
+        highest sustainable rate (None: no rate found, or no stretch)."""
+        found = self.deployments.get(name)
+        rate = found.max_sustainable_requests_per_s if found is not None else None
+        window = self.window
+        if rate is None or window.span_s <= 0 or not window.requests:
+            return None
+        return requests_per_month * rate / (window.requests / window.span_s)
+
 
 class Result(ResultModel):
     """result.json: the simulation, the decision and (when run) planning."""
