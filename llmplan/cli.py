@@ -197,7 +197,7 @@ def simulate(
                          "first.")] = False,
 ) -> None:
     """Simulate every deployment of SCENARIO; write OUT/result.json and OUT/report.html."""
-    from llmplan.decide.retirement import retiring_cloud_models
+    from llmplan.decide.retirement import retiring_cloud_models, retiring_under
     from llmplan.pipeline import (
         evaluate,
         newer_than_modelled,
@@ -256,8 +256,9 @@ def simulate(
     path = write_result(result, out_dir)
     today = datetime.date.today()
     stale, retiring = used_stale_prices(loaded, today), retiring_cloud_models(loaded, today)
-    warnings = stale + retiring
-    report = write_decision_report(result, out_dir, stale, retiring)
+    risks = retiring_under(loaded, today, result.recommendation.deployment)
+    warnings = stale + [line for line in retiring if line not in risks]
+    report = write_decision_report(result, out_dir, stale, retiring, risks)
     if as_json:
         sys.stdout.write(dumps_canonical(result))
         _exit_if_none(result, strict)
@@ -271,10 +272,12 @@ def simulate(
                                           "answer token, after the hidden reasoning; TTFT "
                                           "is the first token of any kind)"))
     rec = result.recommendation
-    out.print(f"[bold]recommendation: {rec.deployment or 'none'}[/] - {escape(rec.reason)}",
+    out.print(f"[bold]recommendation: {escape(result.headline())}[/] - {escape(rec.reason)}",
               highlight=False)
     for driver in rec.drivers:
         _hanging("because", f"{escape(driver.text)} [dim]({escape(driver.basis)})[/]")
+    for risk in risks:
+        _hanging("risk:", escape(risk))
     right_sized = result.right_sized_line()
     if right_sized is not None:
         _hanging("right-sized:", escape(right_sized))

@@ -362,13 +362,15 @@ def _unanswered(dep: Candidate) -> str:
 
 
 def render(result: Result, price_warnings: list[str] | None = None,
-           retiring: list[str] | None = None) -> str:
+           retiring: list[str] | None = None, risks: list[str] | None = None) -> str:
     """The page; `price_warnings` name catalog prices the run used that are out of date,
-    `retiring` the cloud models it used that the provider retires within the horizon."""
+    `retiring` the cloud models it used that the provider retires within the horizon,
+    `risks` those of them the recommendation uses."""
     meta, rec = result.scenario, result.recommendation
     names = list(result.deployments)
     # no feasible candidate: the answer is "none", in the warning's colours, not a success's
-    box, named = ("rec", rec.deployment) if rec.deployment is not None else ("warn", "none")
+    box = "rec" if rec.deployment is not None else "warn"
+    named = result.headline()
     parts = [f"<h1>{html.escape(meta.name)}: local, cloud or both?</h1>",
              f"<p class='{box}'><b>Recommendation: {html.escape(named)}</b>. "
              f"{html.escape(rec.reason)}.</p>"]
@@ -376,6 +378,9 @@ def render(result: Result, price_warnings: list[str] | None = None,
         parts.append("<div class='drivers'><b>What decides it</b><ul>" + "".join(
             f"<li>{html.escape(d.text)} <i>({html.escape(d.basis)})</i></li>"
             for d in rec.drivers) + "</ul></div>")
+    if risks:
+        parts.append("<p class='warn'><b>Risk to the recommendation:</b> " + "; ".join(
+            html.escape(r) for r in risks) + ".</p>")
     right_sized = result.right_sized_line()
     if right_sized is not None:
         parts.append(f"<p class='warn'><b>Right-sized:</b> {html.escape(right_sized)}.</p>")
@@ -389,9 +394,10 @@ def render(result: Result, price_warnings: list[str] | None = None,
         parts.append("<p class='warn'><b>Prices out of date:</b> " + "; ".join(
             html.escape(w) for w in price_warnings) + ". Override them under the scenario's "
             "<code>catalog:</code> with today's figures.</p>")
-    if retiring:
+    others = [w for w in retiring or [] if w not in (risks or [])]
+    if others:
         parts.append("<p class='warn'><b>Models retiring:</b> " + "; ".join(
-            html.escape(w) for w in retiring) + ".</p>")
+            html.escape(w) for w in others) + ".</p>")
     summary_rows = []
     for name, dep in result.deployments.items():
         lat, cost = dep.latency, dep.cost
@@ -567,8 +573,9 @@ def _cost_items(name: str, dep: Candidate) -> str:
 
 def write_decision_report(result: Result, out_dir: Path,
                           price_warnings: list[str] | None = None,
-                          retiring: list[str] | None = None) -> Path:
+                          retiring: list[str] | None = None,
+                          risks: list[str] | None = None) -> Path:
     """out_dir/report.html for a simulation's result."""
     path = out_dir / "report.html"
-    path.write_text(render(result, price_warnings, retiring), encoding="utf-8")
+    path.write_text(render(result, price_warnings, retiring, risks), encoding="utf-8")
     return path

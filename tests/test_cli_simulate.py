@@ -162,7 +162,7 @@ def test_the_summary_fits_a_100_column_terminal(tmp_path: Path, example: str) ->
         for reason in dep.infeasible_because:
             assert f"excluded {name}: {reason}"[:60] in " ".join(result.output.split())
     # the labelled lines under the recommendation wrap under their text, not at the margin
-    labels = ("because ", "right-sized: ", "excluded ", "flips to ")
+    labels = ("because ", "risk: ", "right-sized: ", "excluded ", "flips to ")
     label = None
     for line in lines:
         starts = next((x for x in labels if line.startswith("  " + x)), None)

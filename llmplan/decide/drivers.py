@@ -45,6 +45,7 @@ MAX_DRIVERS = 3
 QUALITY_POINTS = 0.02        # useful-result shares this far apart are a driver
 UNUSED_FRACTION = 0.5        # a fleet serving under half what it could is a driver
 MIN_USD = 1.0                # monthly differences below this are no difference
+MINOR_SHARE = 0.02           # cost groups apart by less than this share of the bill: "the rest"
 
 
 def _item(name: str) -> str:
@@ -69,26 +70,46 @@ def _by_group(candidate: Candidate) -> dict[str, dict[str, float]]:
 
 
 def _cost_driver(best: str, other: str, candidates: dict[str, Candidate]) -> Driver | None:
-    """The group the winner saves most on against the runner-up, with the items it holds;
-    and the group the winner pays most extra for, as a cost it pays (an API's tokens that
-    replace GPUs are not a reason to choose the API)."""
+    """The two monthly totals and every group of cost items that sets them apart: those the
+    winner saves on, most first, then those it pays more for, as costs it pays (an API's
+    tokens that replace GPUs are not a reason to choose the API). None when the winner
+    saves on no group."""
     a, b = _by_group(candidates[best]), _by_group(candidates[other])
     diffs = {g: sum(a.get(g, {}).values()) - sum(b.get(g, {}).values())
              for g in set(a) | set(b)}
-    saved = min(sorted(diffs), key=lambda g: diffs[g])
-    if diffs[saved] > -MIN_USD:
+    if min(diffs.values(), default=0.0) > -MIN_USD:
         return None
-    items = [ITEM_WORDS.get(i, i) for i in dict.fromkeys([*a.get(saved, {}),
-                                                            *b.get(saved, {})])
-             if a.get(saved, {}).get(i, 0.0) or b.get(saved, {}).get(i, 0.0)]
-    text = (f"{saved}: ${sum(a.get(saved, {}).values()):,.0f} a month for {best} against "
-            f"${sum(b.get(saved, {}).values()):,.0f} for {other} ({', '.join(items)})")
-    extra = max(sorted(diffs), key=lambda g: diffs[g])
-    if diffs[extra] >= MIN_USD:
-        text += f"; {best} pays ${diffs[extra]:,.0f} a month more for {extra}"
-    basis = "catalog prices x monthly volume (the traffic's long-run rate)" if saved == API \
-        else "catalog prices and the scenario's economics"
-    return Driver(text=text, basis=basis)
+    total_a = candidates[best].cost.monthly_usd
+    total_b = candidates[other].cost.monthly_usd
+    # groups apart by less than this share of the larger bill go into "the rest"
+    shown = max(MIN_USD, MINOR_SHARE * max(total_a, total_b))
+    saved = sorted((g for g in diffs if diffs[g] <= -shown), key=lambda g: (diffs[g], g))
+    extra = sorted((g for g in diffs if diffs[g] >= shown), key=lambda g: (-diffs[g], g))
+    saved = saved or [min(sorted(diffs), key=lambda g: diffs[g])]
+    rest = sum(d for g, d in diffs.items() if g not in saved and g not in extra)
+
+    def items(group: str) -> str:
+        return ", ".join(ITEM_WORDS.get(i, i) for i in dict.fromkeys(
+            [*a.get(group, {}), *b.get(group, {})])
+            if a.get(group, {}).get(i, 0.0) or b.get(group, {}).get(i, 0.0))
+
+    gap = total_a - total_b
+    text = (f"monthly cost: ${total_a:,.0f} for {best} against ${total_b:,.0f} for {other}"
+            + (f", ${-gap:,.0f} less" if gap <= -MIN_USD else
+               f", ${gap:,.0f} more" if gap >= MIN_USD else ", the same") + ": ")
+    text += "; ".join(f"{g} ${sum(a.get(g, {}).values()):,.0f} against "
+                      f"${sum(b.get(g, {}).values()):,.0f} ({items(g)})" for g in saved)
+    if extra:
+        text += f"; {best} pays " + ", ".join(
+            f"${diffs[g]:,.0f} a month more for {g} ({items(g)})" for g in extra)
+    if abs(rest) >= MIN_USD:
+        text += f"; the rest ${abs(rest):,.0f} {'less' if rest < 0 else 'more'}"
+    basis = ["catalog prices x monthly volume (the traffic's long-run rate)"
+             if saved[0] == API else "catalog prices and the scenario's economics"]
+    if "people" in saved or "people" in extra:
+        basis.append("people's hours are an assumption (costs.engineering_hours_per_month, "
+                     "oncall_hours_per_month)")
+    return Driver(text=text, basis="; ".join(basis))
 
 
 def _quality_driver(best: str, other: str, candidates: dict[str, Candidate]) -> Driver | None:

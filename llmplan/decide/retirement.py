@@ -29,6 +29,18 @@ def months_later(day: datetime.date, months: int) -> datetime.date:
 def retiring_cloud_models(loaded: LoadedScenario, today: datetime.date) -> list[str]:
     """One line per cloud model the scenario's candidates use that is retired, deprecated,
     or shut down within the cost horizon (economics.amortisation_months from `today`)."""
+    return [line for _users, line in _retiring(loaded, today)]
+
+
+def retiring_under(loaded: LoadedScenario, today: datetime.date,
+                   deployment: str | None) -> list[str]:
+    """The lines of `retiring_cloud_models` for the models `deployment` uses (the
+    recommendation's risk: its API part may not be callable for the whole horizon)."""
+    return [line for users, line in _retiring(loaded, today) if deployment in users]
+
+
+def _retiring(loaded: LoadedScenario, today: datetime.date) -> list[tuple[list[str], str]]:
+    """Each retiring model's users and its line."""
     scenario, catalog = loaded.scenario, loaded.catalog
     months = scenario.economics.amortisation_months
     horizon = months_later(today, months)
@@ -66,5 +78,6 @@ def retiring_cloud_models(loaded: LoadedScenario, today: datetime.date) -> list[
             continue
         successor = (f"; price its successor {life.successor}"
                      if life.successor in catalog.cloud_models else "")
-        lines.append(f"cloud model {model} (used by {', '.join(names)}): {what}{successor}")
+        lines.append((names, f"cloud model {model} (used by {', '.join(names)}): "
+                             f"{what}{successor}"))
     return lines

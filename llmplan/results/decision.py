@@ -198,16 +198,42 @@ class Result(ResultModel):
                                   "tp, vLLM refuses the tp, or a hybrid built on one): not "
                                   "simulated. Name -> the field and why, with what would fit.")
 
-    def right_sized_line(self) -> str | None:
-        """What the answer is with each fixed fleet at the fewest replicas meeting the SLO,
-        when that changes the answer or the recommended fleet's size (None otherwise)."""
+    def _right_sized_answer(self) -> tuple[RightSized, str] | None:
+        """Planning's answer with each fixed fleet at the fewest replicas meeting the SLO,
+        and the candidate it picks, when that changes the answer or the recommended fleet's
+        size (None otherwise)."""
         sized = self.planning.right_sized if self.planning is not None else None
         if sized is None or sized.recommendation.deployment is None:
             return None
         best = sized.recommendation.deployment
-        fleet = sized.fleets.get(best)
-        if fleet is None and best == self.recommendation.deployment:
+        if best not in sized.fleets and best == self.recommendation.deployment:
             return None
+        return sized, best
+
+    def headline(self) -> str:
+        """The recommendation as the terminal and the report head it: the candidate, and
+        "as written" when right-sizing the fleets would change the answer (the line under
+        it says to what)."""
+        named = self.recommendation.deployment or "none"
+        answer = self._right_sized_answer()
+        if self.recommendation.deployment is None or answer is None:
+            return named
+        sized, best = answer
+        fleet = sized.fleets.get(best)
+        if best != named:
+            return f"{named} with the fleets as written (right-sized: {best})"
+        assert fleet is not None
+        plural = "s" if fleet.replicas > 1 else ""
+        return f"{named} as written (right-sized: {fleet.replicas} replica{plural})"
+
+    def right_sized_line(self) -> str | None:
+        """What the answer is with each fixed fleet at the fewest replicas meeting the SLO,
+        when that changes the answer or the recommended fleet's size (None otherwise)."""
+        answer = self._right_sized_answer()
+        if answer is None:
+            return None
+        sized, best = answer
+        fleet = sized.fleets.get(best)
         if fleet is None:
             cost = self.deployments[best].cost
             monthly, per_useful = cost.monthly_usd, cost.usd_per_useful_result
@@ -219,6 +245,10 @@ class Result(ResultModel):
             what = (f"{best} with {fleet.replicas} replica{plural}{of} "
                     f"(simulated with {fleet.simulated_replicas})")
         per_1k = "" if per_useful is None else f", ${per_useful * 1e3:,.2f} per 1k useful results"
+        written = self.recommendation.deployment
+        now = self.deployments[written].cost.usd_per_useful_result if written else None
+        if per_useful is not None and now is not None and written != best:
+            per_1k += f" (against ${now * 1e3:,.2f} for {written} as written)"
         line = (f"with each fixed fleet at the fewest replicas meeting the SLO, the answer is "
                 f"{what}: ${monthly:,.0f}/month{per_1k}")
         if fleet is not None:

@@ -52,9 +52,15 @@ def test_the_winners_extra_api_cost_is_what_it_pays_not_why_it_wins(
             "hardware": 5_000.0, "maintenance": 400.0, "electricity": 900.0,
             "engineering": 6_600.0})}
     texts = [d.text for d in drivers("hybrid", ["hybrid", "fleet"], candidates)]
-    assert texts[0] == ("people: $3,300 a month for hybrid against $6,600 for fleet "
-                        "(engineering); hybrid pays $5,000 a month more for API usage")
+    # both totals and every group apart: the reader can add them up to the gap
+    assert texts[0] == ("monthly cost: $11,300 for hybrid against $12,900 for fleet, $1,600 "
+                        "less: people $3,300 against $6,600 (engineering); GPUs and servers "
+                        "$3,000 against $5,400 (amortised purchase, maintenance); power and "
+                        "space $0 against $900 (electricity); hybrid pays $5,000 a month "
+                        "more for API usage (input tokens, output tokens)")
     assert not any(t.startswith("API usage") for t in texts)
+    assert "people's hours are an assumption" in \
+        drivers("hybrid", ["hybrid", "fleet"], candidates)[0].basis
 
 
 def test_gpus_and_servers_hold_no_electricity(simulated: dict[str, Candidate]) -> None:
@@ -63,11 +69,14 @@ def test_gpus_and_servers_hold_no_electricity(simulated: dict[str, Candidate]) -
                                                   "output_tokens": 300.0}),
         "fleet": _priced(simulated["fleet"], 0.0009, {
             "hardware": 5_000.0, "maintenance": 400.0, "replacement_cycle": 200.0,
-            "electricity": 900.0, "rack_colocation": 300.0})}
+            "electricity": 900.0, "rack_colocation": 300.0, "monitoring": 10.0})}
     texts = [d.text for d in drivers("api", ["api", "fleet"], candidates)]
-    assert texts[0] == ("GPUs and servers: $0 a month for api against $5,600 for fleet "
-                        "(amortised purchase, maintenance, replacements); api pays $1,000 a "
-                        "month more for API usage")
+    # a group apart by under 2% of the bill is summed into "the rest"
+    assert texts[0] == ("monthly cost: $1,000 for api against $6,810 for fleet, $5,810 "
+                        "less: GPUs and servers $0 against $5,600 (amortised purchase, "
+                        "maintenance, replacements); power and space $0 against $1,200 "
+                        "(electricity, rack space); api pays $1,000 a month more for API "
+                        "usage (input tokens, output tokens); the rest $10 less")
 
 
 @pytest.mark.parametrize(("cheaper_usd", "shown"), [

@@ -93,7 +93,7 @@ def test_retail_assistant_small_fleet_plus_api_wins(example_result: ExampleResul
     # fleet's GPUs cost twice the hybrid's while idling much of the day
     texts = [d.text for d in result.recommendation.drivers]
     assert texts[0].startswith("api would cost less") and "restricted data" in texts[0]
-    assert texts[1].startswith("GPUs and servers: $")
+    assert texts[1].startswith("monthly cost: $") and "GPUs and servers $" in texts[1]
     assert any(t.startswith("gpu-peak's 6 GPU(s) serve") for t in texts)
 
 

@@ -10,7 +10,7 @@ from helpers import scenario_from
 
 from llmplan.catalog import builtin_catalog
 from llmplan.catalog.lifecycle import lifecycle
-from llmplan.decide.retirement import months_later, retiring_cloud_models
+from llmplan.decide.retirement import months_later, retiring_cloud_models, retiring_under
 from llmplan.pipeline import evaluate
 from llmplan.provision.stack import plan_of
 
@@ -71,6 +71,17 @@ def test_a_model_shut_down_within_the_horizon_is_named_with_its_users() -> None:
         "2027-04-14, within the 12-month cost horizon (economics.amortisation_months): its "
         "prices stop applying then"]
     assert _lines("gpt-6-sol-azure", months=12) == []
+
+
+def test_the_recommendations_own_retiring_model_is_its_risk() -> None:
+    # a hybrid built on a model shut down in six weeks: its line is the hybrid's risk, not
+    # the local fleet's or the current model's
+    loaded = scenario_from(SCENARIO.format(model="gpt-4o-mini", months=36))
+    [line] = retiring_cloud_models(loaded, DAY)
+    assert retiring_under(loaded, DAY, "both") == [line]
+    assert retiring_under(loaded, DAY, "api") == [line]
+    assert retiring_under(loaded, DAY, "fleet") == retiring_under(loaded, DAY, "current") == []
+    assert retiring_under(loaded, DAY, None) == []
 
 
 def test_deprecated_after_the_horizon_and_retired_are_named_too() -> None:
