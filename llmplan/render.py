@@ -63,7 +63,7 @@ def summary_table(result: Result, bounded: frozenset[str] = frozenset()) -> Fitt
         lat = dep.latency
         e2e = lat.e2e_ms.p95
         per_useful = dep.cost.usd_per_useful_result
-        goodput = _pct(dep.slo.goodput_fraction)
+        goodput = dep.slo.goodput_shown()
         names.append(escape(name))
         serving.append(escape(dep.serves_with()))
         figures.append([

@@ -408,7 +408,7 @@ def render(result: Result, price_warnings: list[str] | None = None,
             _fmt(engine.kv_cache_tokens) if engine else "-",
             _fmt(engine.max_concurrency_at_mean_request) if engine else "-",
             _fmt(lat.ttft_ms.p95), _fmt(lat.tpot_ms.p50, 1), _fmt(lat.e2e_ms.p95),
-            f"{dep.slo.goodput_fraction or 0.0:.1%}", _unanswered(dep),
+            dep.slo.goodput_shown(), _unanswered(dep),
             _fmt(cost.monthly_usd),
             _fmt(cost.usd_per_1k_requests, 3),
             # per 1,000 useful results, as the terminal's table and the sweep give it

@@ -185,8 +185,8 @@ def infeasibility(name: str, summary: DeploymentResult, loaded: LoadedScenario,
                        f" budget")
     slo = summary.slo
     if not slo.met:
-        reasons.append(f"misses the SLO: {slo.goodput_fraction or 0.0:.1%} of requests within "
-                       f"bounds, {slo.min_goodput_fraction:.0%} required")
+        reasons.append(f"misses the SLO: {slo.goodput_shown()} of requests within bounds, "
+                       f"{slo.min_goodput_fraction:.0%} required")
     return reasons
 
 

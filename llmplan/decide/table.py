@@ -46,7 +46,7 @@ def decision_table(candidates: dict[str, Candidate], loaded: LoadedScenario,
         lat = s.latency
         rows["latency"][name] = (f"TTFT p95 {_ms(lat.ttft_ms.p95)}, E2E p95 "
                                  f"{_ms(lat.e2e_ms.p95)}; goodput "
-                                 f"{s.slo.goodput_fraction or 0.0:.1%}"
+                                 f"{s.slo.goodput_shown()}"
                                  + ("" if s.slo.met else
                                     f" (misses the SLO: {s.slo.min_goodput_fraction:.0%} "
                                     f"required)"))

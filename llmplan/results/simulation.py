@@ -7,6 +7,7 @@ path served what). Latency statistics follow the one percentile rule of `llmplan
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -102,6 +103,18 @@ class SloOutcome(ResultModel):
     goodput_requests_per_s: float
     min_goodput_fraction: float
     met: bool
+
+    def goodput_shown(self) -> str:
+        """The goodput as a percentage, with as many decimals (1 to 4) as it takes for a
+        miss to read under the required share: 94.96%, never a missed "95.0%"."""
+        share = self.goodput_fraction
+        if share is None:
+            return "-"
+        for digits in (1, 2, 3, 4):
+            shown = f"{share:.{digits}%}"
+            if self.met or float(shown[:-1]) / 100 < self.min_goodput_fraction:
+                return shown
+        return f"{math.floor(share * 1e6) / 1e4:.4f}%"    # cut, not rounded up to the bar
 
 
 class LatencyCdf(ResultModel):
