@@ -52,6 +52,11 @@ HUB_SECRET_KEY = "token"
 #: adapter (prometheus-adapter) exposes under this name (a Kubernetes metric name has no ':').
 WAITING_METRIC = "vllm_num_requests_waiting"
 WEIGHTS_MOUNT = "/models"
+#: the login name the pods' non-root user goes by (USER, LOGNAME)
+RUN_AS_USER = "vllm"
+#: /health's timeout: llm-d's benchmark harness raised it to 15 s after saturated vLLM
+#: servers missed 1 s probes (llm-d/llm-d-benchmark#1734)
+PROBE_TIMEOUT_S = 10
 
 
 def serving_name(config: StackConfig) -> str:
@@ -268,7 +273,10 @@ def _pod_template(config: StackConfig, pod_labels: dict[str, str],
     spin_up_s = dep.autoscaling.spin_up_s if dep.autoscaling is not None else 180.0
     # a pod's first start downloads the checkpoint before it loads it
     first_start_s = 3 * spin_up_s + checkpoint_gib(config) * 2**30 / HUB_DOWNLOAD_BYTES_PER_S
+    # the image has no passwd entry for NON_ROOT_UID and torch asks getpass.getuser(),
+    # which reads LOGNAME and USER before the passwd database (Python's getpass)
     env = [{"name": "HOME", "value": "/tmp"},
+           {"name": "USER", "value": RUN_AS_USER}, {"name": "LOGNAME", "value": RUN_AS_USER},
            {"name": "HF_HOME", "value": f"{WEIGHTS_MOUNT}/hf"},
            {"name": "VLLM_CACHE_ROOT", "value": f"{WEIGHTS_MOUNT}/vllm"},
            {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
@@ -300,8 +308,13 @@ def _pod_template(config: StackConfig, pod_labels: dict[str, str],
         container |= {"startupProbe": {**probe, "periodSeconds": 10,
                                        "failureThreshold": max(60, math.ceil(first_start_s
                                                                              / 10))},
-                      "readinessProbe": {**probe, "periodSeconds": 5},
-                      "livenessProbe": {**probe, "periodSeconds": 15, "failureThreshold": 4}}
+                      # a saturated server answers /health late: Kubernetes' 1 s default
+                      # timeout would take it out of service, or restart it, under load
+                      "readinessProbe": {**probe, "periodSeconds": 10,
+                                         "timeoutSeconds": PROBE_TIMEOUT_S},
+                      "livenessProbe": {**probe, "periodSeconds": 15,
+                                        "timeoutSeconds": PROBE_TIMEOUT_S,
+                                        "failureThreshold": 4}}
     return {
         "metadata": {"labels": pod_labels, "annotations": {
             "prometheus.io/scrape": "true", "prometheus.io/port": str(SERVING_PORT),

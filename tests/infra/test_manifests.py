@@ -92,6 +92,12 @@ def test_the_fleet_runs_the_simulated_engine_hardened(bedrock_stack: WrittenStac
     assert env["HF_HOME"]["value"].startswith("/models")
     token = env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]
     assert token == {"name": "gpus-hub-token", "key": "token", "optional": True}
+    # the non-root uid has no passwd entry in vLLM's image: torch's getpass.getuser()
+    # must find a login name in the environment or the server dies on import
+    assert env["USER"]["value"] and env["LOGNAME"]["value"] == env["USER"]["value"]
+    # /health of a saturated server may take seconds: not Kubernetes' 1 s default
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["timeoutSeconds"] >= 5
 
 
 def test_the_simulated_autoscaler_becomes_an_hpa_on_waiting_requests(
