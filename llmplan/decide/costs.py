@@ -225,26 +225,18 @@ def software(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
                     f"{_gpu_count(facts.gpus)} GPUs x ${rate:,.0f}")
 
 
-def _hours(dep: LocalDeployment, field: str, econ: Economics) -> str:
-    """A people item's basis: its hours a month x the rate, and whose figure the hours are."""
-    hours = getattr(dep.costs, field)
-    given = "" if field in dep.costs.model_fields_set else \
-        f" (llmplan's default hours: set costs.{field})"
-    return f"{hours:g} h x ${econ.engineer_usd_per_hour:g}{given}"
-
-
 def engineering(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
                 facts: LocalFacts) -> CostItem | None:
     hours = dep.costs.engineering_hours_per_month
     return CostItem("engineering", hours * econ.engineer_usd_per_hour, False,
-                    _hours(dep, "engineering_hours_per_month", econ))
+                    f"{hours:g} h x ${econ.engineer_usd_per_hour:g}")
 
 
 def oncall(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
            facts: LocalFacts) -> CostItem | None:
     hours = dep.costs.oncall_hours_per_month
     return CostItem("on_call", hours * econ.engineer_usd_per_hour, False,
-                    _hours(dep, "oncall_hours_per_month", econ))
+                    f"{hours:g} h x ${econ.engineer_usd_per_hour:g}")
 
 
 #: GPU-hours between unexpected interruptions of a large H100 fleet: Meta's Llama 3 paper

@@ -20,7 +20,8 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from llmplan.provision.gpu_nodes import GPU_RESOURCE, PRODUCT_LABEL, ec2_instance, product_label
+from llmplan.provision.cluster_sizing import pods_per_node
+from llmplan.provision.gpu_nodes import GPU_RESOURCE, PRODUCT_LABEL, product_label
 from llmplan.provision.k8s_resources import create
 from llmplan.provision.manifests import device_plugin_manifest
 from llmplan.provision.stack_config import StackConfig
@@ -40,12 +41,8 @@ def gpu_node_counts(settings: StackConfig) -> tuple[str, int, int, int]:
     local = settings.plan.local
     assert local is not None
     dep = local[1]
-    if settings.eks_gpu_instance_type:
-        instance = settings.eks_gpu_instance_type
-        per_node = settings.eks_gpus_per_node or dep.gpus_per_replica
-    else:
-        instance, per_node = ec2_instance(dep.gpu, dep.gpus_per_replica)
-    replicas_per_node = max(1, per_node // dep.gpus_per_replica)
+    instance, replicas_per_node = pods_per_node(settings)
+    replicas_per_node = max(1, replicas_per_node)
     low = dep.autoscaling.min_replicas if dep.autoscaling is not None else dep.replicas
     return (instance, math.ceil(low / replicas_per_node),
             math.ceil(dep.replicas / replicas_per_node),

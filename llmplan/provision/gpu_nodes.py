@@ -29,8 +29,9 @@ with `eksGpuInstanceType` or use an existing cluster.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from llmplan.catalog import GpuSpec
 
@@ -69,19 +70,70 @@ GPU_PRODUCT_LABELS: dict[str, str] = {
     "RTX-4090": "NVIDIA-GeForce-RTX-4090",
 }
 
-#: EC2 instance types per catalog GPU: (instance type, GPUs on it), smallest first.
-EC2_GPU_INSTANCES: dict[str, list[tuple[str, int]]] = {
-    "H100-SXM": [("p5.48xlarge", 8)],
-    "A100-80GB": [("p4de.24xlarge", 8)],
-    "A100-40GB": [("p4d.24xlarge", 8)],
-    "L40S": [("g6e.xlarge", 1), ("g6e.12xlarge", 4), ("g6e.48xlarge", 8)],
-    "L4": [("g6.xlarge", 1), ("g6.12xlarge", 4), ("g6.48xlarge", 8)],
-    "A10G": [("g5.xlarge", 1), ("g5.12xlarge", 4), ("g5.48xlarge", 8)],
-    "H200": [("p5en.48xlarge", 8)],
-    "B200": [("p6-b200.48xlarge", 8)],
-    "RTX-PRO-6000": [("g7e.2xlarge", 1), ("g7e.12xlarge", 2), ("g7e.24xlarge", 4),
-                     ("g7e.48xlarge", 8)],
+class Ec2Gpu(NamedTuple):
+    """An EC2 instance type carrying GPUs, and its size (AWS's instance-type tables)."""
+
+    instance: str
+    gpus: int
+    vcpus: int
+    memory_gib: int
+
+    def pods(self, gpus_per_pod: int, cpu: float, memory_gib: float) -> int:
+        """Pods of this size that fit on one node: by its GPUs, and by what EKS leaves
+        allocatable of its vCPUs and memory (`NODE_RESERVED_CPU`, `node_memory_gib`)."""
+        usable_cpu = self.vcpus - NODE_RESERVED_CPU
+        return min(self.gpus // gpus_per_pod, math.floor(usable_cpu / cpu) if cpu else
+                   self.gpus, math.floor(node_memory_gib(self.memory_gib) / memory_gib)
+                   if memory_gib else self.gpus)
+
+
+#: vCPUs an EKS GPU node does not offer pods: the EKS AMI's kube-reserved CPU (6% of the
+#: first core, 1% of the second, 0.5% of two more, 0.25% of the rest; awslabs/amazon-eks-ami
+#: bootstrap) and the node's daemon sets (VPC CNI, kube-proxy, EBS CSI node, device plugin)
+NODE_RESERVED_CPU = 0.5
+
+
+def node_memory_gib(memory_gib: float) -> float:
+    """GiB an EKS node leaves pods of `memory_gib` nominal: the kernel keeps ~4% of it
+    (MemTotal is the node's capacity), and the EKS AMI reserves 255 MiB + 11 MiB a pod plus
+    100 MiB for eviction (about 1 GiB at the pod densities of GPU instances)."""
+    return 0.96 * memory_gib - 1.0
+
+
+#: EC2 instance types per catalog GPU, smallest first. vCPUs and memory: AWS's
+#: accelerated-computing tables (the sizes as ROSA's supported-instance list and torchx's
+#: named resources quote them: g6e.xlarge 4 vCPU / 32 GiB ... g6e.48xlarge 192 / 1,536;
+#: p6-b200.48xlarge 192 / 2,048); G7e's 1-GPU sizes from aws/sagemaker-hyperpod-cli#390
+#: (g7e.2xlarge 8 / 64, 4xlarge 16 / 128, 8xlarge 32 / 256), its larger sizes at the same
+#: 8 GiB per vCPU (an estimate).
+EC2_GPU_INSTANCES: dict[str, list[Ec2Gpu]] = {
+    "H100-SXM": [Ec2Gpu("p5.48xlarge", 8, 192, 2048)],
+    "A100-80GB": [Ec2Gpu("p4de.24xlarge", 8, 96, 1152)],
+    "A100-40GB": [Ec2Gpu("p4d.24xlarge", 8, 96, 1152)],
+    "L40S": [Ec2Gpu("g6e.xlarge", 1, 4, 32), Ec2Gpu("g6e.2xlarge", 1, 8, 64),
+             Ec2Gpu("g6e.4xlarge", 1, 16, 128), Ec2Gpu("g6e.8xlarge", 1, 32, 256),
+             Ec2Gpu("g6e.12xlarge", 4, 48, 384), Ec2Gpu("g6e.48xlarge", 8, 192, 1536)],
+    "L4": [Ec2Gpu("g6.xlarge", 1, 4, 16), Ec2Gpu("g6.2xlarge", 1, 8, 32),
+           Ec2Gpu("g6.4xlarge", 1, 16, 64), Ec2Gpu("g6.8xlarge", 1, 32, 128),
+           Ec2Gpu("g6.12xlarge", 4, 48, 192), Ec2Gpu("g6.48xlarge", 8, 192, 768)],
+    "A10G": [Ec2Gpu("g5.xlarge", 1, 4, 16), Ec2Gpu("g5.2xlarge", 1, 8, 32),
+             Ec2Gpu("g5.4xlarge", 1, 16, 64), Ec2Gpu("g5.8xlarge", 1, 32, 128),
+             Ec2Gpu("g5.12xlarge", 4, 48, 192), Ec2Gpu("g5.48xlarge", 8, 192, 768)],
+    "H200": [Ec2Gpu("p5en.48xlarge", 8, 192, 2048)],
+    "B200": [Ec2Gpu("p6-b200.48xlarge", 8, 192, 2048)],
+    "RTX-PRO-6000": [Ec2Gpu("g7e.2xlarge", 1, 8, 64), Ec2Gpu("g7e.4xlarge", 1, 16, 128),
+                     Ec2Gpu("g7e.8xlarge", 1, 32, 256), Ec2Gpu("g7e.12xlarge", 2, 48, 384),
+                     Ec2Gpu("g7e.24xlarge", 4, 96, 768), Ec2Gpu("g7e.48xlarge", 8, 192, 1536)],
 }
+
+
+def known_instance(instance: str) -> tuple[str, Ec2Gpu] | None:
+    """The catalog GPU and size of an instance type in llmplan's table (None: not in it)."""
+    for gpu, rows in EC2_GPU_INSTANCES.items():
+        for row in rows:
+            if row.instance == instance:
+                return gpu, row
+    return None
 
 
 def product_label(gpu: str, spec: GpuSpec | None = None) -> str:
@@ -108,10 +160,13 @@ def catalog_gpu(product: str) -> str | None:
     return None
 
 
-def ec2_instance(gpu: str, gpus_per_replica: int) -> tuple[str, int]:
-    """The smallest EC2 instance type carrying at least one replica of `gpus_per_replica`."""
-    for instance, count in EC2_GPU_INSTANCES.get(gpu, []):
-        if count >= gpus_per_replica:
-            return instance, count
-    raise ValueError(f"no EC2 instance type carries {gpus_per_replica} x {gpu} in llmplan's "
-                     f"table; set eksGpuInstanceType (and check its GPU count)")
+def ec2_instance(gpu: str, gpus_per_replica: int, cpu: float = 0.0,
+                 memory_gib: float = 0.0) -> tuple[str, int]:
+    """The smallest EC2 instance type (and its GPUs) holding one replica of
+    `gpus_per_replica` whose pod asks `cpu` cores and `memory_gib` GiB."""
+    for row in EC2_GPU_INSTANCES.get(gpu, []):
+        if row.gpus >= gpus_per_replica and row.pods(gpus_per_replica, cpu, memory_gib) >= 1:
+            return row.instance, row.gpus
+    pod = f" with {cpu:g} cores and {memory_gib:g} GiB" if cpu or memory_gib else ""
+    raise ValueError(f"no EC2 instance type carries {gpus_per_replica} x {gpu}{pod} in "
+                     f"llmplan's table; set eksGpuInstanceType (and check its GPU count)")

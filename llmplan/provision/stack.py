@@ -23,7 +23,8 @@ from pydantic.alias_generators import to_camel
 from llmplan.catalog import Catalog
 from llmplan.errors import InputError, Problem
 from llmplan.perf.engine import release_tuple
-from llmplan.provision.gpu_nodes import EC2_GPU_INSTANCES, ec2_instance
+from llmplan.provision.cluster_sizing import check_eks_pods, eks_instance
+from llmplan.provision.gpu_nodes import known_instance
 from llmplan.provision.images import (
     VLLM_REPOSITORY,
     VLLM_ROCM_REPOSITORY,
@@ -270,6 +271,11 @@ def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: 
     was = previous_release(path) if path.exists() else None
     config = build_stack(loaded, result, name, previous, settings,
                          previous_file=path if path.exists() else None)
+    try:
+        check_eks_pods(config)
+    except ValueError as small:
+        raise InputError([Problem(str(path), None, "eksGpuInstanceType", str(small))],
+                         title="cannot provision this deployment as simulated") from None
     notes = _image_notes(config, stale_images(previous or {}, config.plan), was,
                          chosen=settings.get("serving_image") is not None)
     others: dict[str, Any] = rest["config"]
@@ -328,10 +334,8 @@ def setting_notes(config: StackConfig) -> list[str]:
                      f"gateway has no route for {', '.join(restricted)}, and refuses "
                      f"those requests")
     if config.cluster_mode == "eks" and local is not None:
-        instance = config.eks_gpu_instance_type or \
-            ec2_instance(local[1].gpu, local[1].gpus_per_replica)[0]
-        known = {i for rows in EC2_GPU_INSTANCES.values() for i, _ in rows}
-        if instance not in known:
+        instance = config.eks_gpu_instance_type or eks_instance(config)
+        if known_instance(instance) is None:
             notes.append(f"eksGpuInstanceType {instance} is not in llmplan's table of GPU "
                          f"instances: check that it carries {local[1].gpu} GPUs, "
                          f"{local[1].gpus_per_replica} or more, or the pods stay Pending")

@@ -21,7 +21,7 @@ from llmplan.catalog import Catalog, CloudModelSpec, ModelSpec
 from llmplan.catalog.lifecycle import retired_reason
 from llmplan.errors import InputError, Problem
 from llmplan.perf.engine import DEFAULT_VLLM_VERSION, dotted
-from llmplan.provision.gpu_nodes import EC2_GPU_INSTANCES, ec2_instance
+from llmplan.provision.gpu_nodes import EC2_GPU_INSTANCES, ec2_instance, known_instance
 from llmplan.provision.images import (
     BALANCER_IMAGE,
     FIRST_ROCM_IMAGE_RELEASE,
@@ -260,13 +260,12 @@ class StackConfig(BaseModel):
                              f"of '{local[0]}' needs its {each} GPUs (tp x pp) on one node: "
                              f"set eksGpuInstanceType to an instance with at least "
                              f"{each} GPUs")
-        known = {instance: (gpu, count) for gpu, rows in EC2_GPU_INSTANCES.items()
-                 for instance, count in rows}
-        if self.cluster_mode == "eks" and local is not None \
-                and self.eks_gpu_instance_type in known:
-            carries, count = known[self.eks_gpu_instance_type]
+        known = known_instance(self.eks_gpu_instance_type)
+        if self.cluster_mode == "eks" and local is not None and known is not None:
+            carries, row = known
+            count = row.gpus
             if carries != local[1].gpu:
-                fits = ", ".join(i for i, _ in EC2_GPU_INSTANCES.get(local[1].gpu, [])) \
+                fits = ", ".join(r.instance for r in EC2_GPU_INSTANCES.get(local[1].gpu, [])) \
                     or "none in llmplan's table"
                 raise ValueError(
                     f"eksGpuInstanceType {self.eks_gpu_instance_type} carries {carries} "
@@ -277,6 +276,15 @@ class StackConfig(BaseModel):
                 raise ValueError(
                     f"eksGpusPerNode is {self.eks_gpus_per_node}, but "
                     f"{self.eks_gpu_instance_type} carries {count} GPUs")
+            if count < local[1].gpus_per_replica:
+                each = local[1].gpus_per_replica
+                bigger = ", ".join(r.instance for r in EC2_GPU_INSTANCES[carries]
+                                   if r.gpus >= each) or "none in llmplan's table"
+                raise ValueError(
+                    f"eksGpuInstanceType {self.eks_gpu_instance_type} carries {count} GPU(s), "
+                    f"and each replica of '{local[0]}' needs its {each} GPUs (tp x pp) on "
+                    f"one node: its pods would stay Pending (instances with {each} or more "
+                    f"{carries} GPUs: {bigger})")
         if self.cluster_mode == "eks" and local is not None and not self.eks_gpu_instance_type:
             # the node group's instance is chosen here, not first at `pulumi up`
             try:

@@ -509,19 +509,3 @@ def test_an_owned_fleet_buys_whole_baseboards(gpu: str, gpus: int, bought: int) 
     assert items["electricity"].usd_per_month == pytest.approx(
         kw * econ.pue * econ.hours_per_month * econ.electricity_usd_per_kwh)
 
-
-def test_people_hours_say_when_they_are_llmplans_default() -> None:
-    # the hours decide many answers: a reader must see which were the scenario's own
-    loaded = scenario_from(SCENARIO.replace("ELECTRICITY", "0.2").replace(
-        "engineering_hours_per_month: 10,\n", "\n"))
-    econ = loaded.scenario.economics
-    basis = {}
-    for name in ("owned", "rented"):
-        dep = loaded.scenario.deployments[name]
-        assert isinstance(dep, LocalDeployment)
-        basis[name] = {i.name: i.basis for i in local_items(
-            dep, loaded.catalog, econ, LocalFacts(gpus=2, busy_fraction=0.5))}
-    assert basis["owned"]["engineering"] == "40 h x $100"
-    assert basis["rented"]["engineering"] == ("40 h x $100 (llmplan's default hours: set "
-                                              "costs.engineering_hours_per_month)")
-    assert basis["rented"]["on_call"] == "0 h x $100"

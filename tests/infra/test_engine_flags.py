@@ -126,7 +126,8 @@ def test_a_node_group_of_other_gpus_than_simulated_is_refused(simulated: Simulat
     eks = {**config.model_dump(by_alias=True), "clusterMode": "eks", "awsRegion": "us-east-1"}
     for other in ("p4d.24xlarge", "p5.48xlarge", "g6.12xlarge"):
         with pytest.raises(ValidationError, match=rf"{re.escape(other)} carries .* simulated "
-                                                  r"on L40S.*g6e\.xlarge, g6e\.12xlarge"):
+                                                  r"on L40S.*g6e\.xlarge, g6e\.2xlarge, "
+                                                  r".*g6e\.12xlarge"):
             StackConfig.model_validate({**eks, "eksGpuInstanceType": other})
     with pytest.raises(ValidationError, match=r"eksGpusPerNode is 8, but g6e\.12xlarge "
                                               r"carries 4 GPUs"):
@@ -237,3 +238,36 @@ def test_cards_without_peer_to_peer_start_without_the_custom_all_reduce(
     for name in ("two-gpus", "big-card"):
         assert "--disable-custom-all-reduce" not in vllm_args(
             stack_of(simulated, name, tmp_path).config)
+
+
+def test_an_eks_node_holds_the_serving_pod_not_just_its_gpus(
+        simulated: Simulated, tmp_path: Path) -> None:
+    """A one-GPU pod of an 8B model asks 6 cores and 34 GiB: a g6e.xlarge (4 vCPUs, 32 GiB)
+    or a g6.xlarge carries its GPU and could never schedule it. The node group takes the
+    smallest instance that holds the pod, a named instance too small for it is refused with
+    the one that would do, and so is one with fewer GPUs than a replica."""
+    from llmplan.provision.cluster_sizing import eks_instance
+    from llmplan.provision.gpu_nodes import known_instance
+    from llmplan.provision.serving_manifests import serving_sizes
+    loaded, result = simulated
+    eks = {"cluster_mode": "eks", "aws_region": "us-east-1"}
+    written = write_stack(tmp_path / "Pulumi.one.yaml", loaded, result, "two-gpus", eks)
+    config = StackConfig.model_validate({**stack_of(simulated, "small-card", tmp_path).config
+                                         .model_dump(by_alias=True), "clusterMode": "eks",
+                                         "awsRegion": "us-east-1"})
+    cpu, memory_gib, _ = serving_sizes(config)
+    instance, _, desired, _ = gpu_node_counts(config)
+    # an 8B model's pod asks 34 GiB: neither g6.xlarge (16 GiB) nor g6.2xlarge (32) holds it
+    assert instance == eks_instance(config) == "g6.4xlarge"
+    known = known_instance(instance)
+    assert known is not None and known[1].vcpus > cpu and known[1].memory_gib > memory_gib
+    assert desired == 1
+    with pytest.raises(InputError, match=r"g6\.xlarge \(4 vCPUs, 16 GiB\) cannot hold a "
+                                         r"serving pod.*the smallest that does is g6\.4xlarge"):
+        write_stack(tmp_path / "Pulumi.small.yaml", loaded, result, "small-card",
+                    {**eks, "eks_gpu_instance_type": "g6.xlarge"})
+    # a tp-2 replica on a one-GPU instance the table knows
+    assert written.config.plan.local is not None
+    with pytest.raises(InputError, match=r"g6e\.2xlarge carries 1 GPU\(s\).*needs its 2 GPUs"):
+        write_stack(tmp_path / "Pulumi.two.yaml", loaded, result, "two-gpus",
+                    {**eks, "eks_gpu_instance_type": "g6e.2xlarge"})

@@ -96,7 +96,8 @@ def test_eks_cluster_with_gpu_nodes_device_plugin_and_storage(
     assert cluster.typ == "eks:index:Cluster"
     assert cluster.inputs["subnetIds"] == ["subnet-a", "subnet-b"]   # the default VPC's
     gpu = run.mocks.named("cluster-gpu").inputs
-    assert gpu["instanceTypes"] == ["g6e.xlarge"] and gpu["amiType"] == "AL2023_x86_64_NVIDIA"
+    # a g6e.xlarge carries the L40S but not the pod's 6 cores
+    assert gpu["instanceTypes"] == ["g6e.2xlarge"] and gpu["amiType"] == "AL2023_x86_64_NVIDIA"
     assert gpu["labels"]["nvidia.com/gpu.product"] == "NVIDIA-L40S"
     assert gpu["taints"] == [{"key": "nvidia.com/gpu", "value": "true",
                               "effect": "NO_SCHEDULE"}]

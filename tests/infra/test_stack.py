@@ -218,7 +218,7 @@ def test_what_pulumi_up_still_needs_is_said(bedrock_stack: WrittenStack, tmp_pat
     assert region == ("the plan calls AWS Bedrock: set the region (--aws-region, or pulumi "
                       "config set awsRegion)")
     assert on_demand.startswith("clusterMode eks creates the GPU nodes of 'gpus' as on-demand "
-                                "EC2 instances (g6e.xlarge)")
+                                "EC2 instances (g6e.2xlarge)")
 
 
 def test_an_api_stack_says_the_gateway_refuses_restricted_tasks(tmp_path: Path) -> None:
