@@ -30,7 +30,9 @@ from llmplan.results.decision import (
     Candidate,
     CostLine,
     CostSummary,
+    DeploymentPlan,
     Planning,
+    PlanningWindow,
     Recommendation,
     Result,
 )
@@ -287,12 +289,18 @@ def slo_headroom(planning: Planning, loaded: LoadedScenario) -> dict[str, SloHea
 
 
 def decide(simulation: SimulationResult, loaded: LoadedScenario,
-           planning: Planning | None = None) -> Result:
+           planning: Planning | None = None, *,
+           peak: tuple[PlanningWindow, dict[str, DeploymentPlan]] | None = None) -> Result:
     """Cost, feasibility and the recommendation for a simulation of `loaded`; with
     `planning` (plan() of the same simulation), judged against what the fleets serve
-    within the SLO as well as with full batches."""
+    within the SLO as well as with full batches (`peak`: planning's window and searches
+    alone, to judge a variant of the run against a daily peak it misses)."""
     candidates = {name: candidate(name, summary, loaded, simulation.scenario)
                   for name, summary in simulation.deployments.items()}
+    if planning is not None:
+        peak = planning.window, planning.deployments
+    if peak is not None:
+        candidates = at_the_peak(candidates, *peak)
     unbuildable = dict(sorted(loaded.unbuildable.items())) or None
     headroom = slo_headroom(planning, loaded) if planning is not None else None
     recommendation = recommend(candidates, loaded, headroom)
@@ -303,6 +311,35 @@ def decide(simulation: SimulationResult, loaded: LoadedScenario,
                   decision_table=decision_table(candidates, loaded, headroom),
                   checklist=checklist(loaded, recommendation.deployment, candidates),
                   unbuildable=unbuildable, planning=planning)
+
+
+def at_the_peak(candidates: dict[str, Candidate], window: PlanningWindow,
+                plans: dict[str, DeploymentPlan]) -> dict[str, Candidate]:
+    """The candidates, those excluded that do not sustain a diurnal traffic's daily peak
+    within the SLO when the simulated hours miss it (planning ran at the peak's rate):
+    a fleet sized on a quiet hour is priced on the whole day's volume."""
+    peak = window.peak_requests_per_s()
+    if peak is None:
+        return candidates
+    out = {}
+    for name, found in candidates.items():
+        plan = plans.get(name)
+        rate = plan.max_sustainable_requests_per_s if plan is not None else None
+        at_peak = next((p for p in plan.load_curve if abs(p.requests_per_s - peak)
+                        <= 1e-9 * peak), None) if plan is not None else None
+        short = rate is not None and rate < peak * (1 - 1e-9)
+        if rate is None and at_peak is not None and at_peak.goodput_fraction is not None:
+            short = at_peak.goodput_fraction < found.slo.min_goodput_fraction
+        if not short:
+            out[name] = found
+            continue
+        sustains = (f"sustains {rate:,.3g} requests/s within the SLO"
+                    if rate is not None else "misses the SLO")
+        why = (f"{sustains} against the traffic's daily peak of {peak:,.3g}/s, which the "
+               "simulated hours do not reach (planning, at the peak's rate)")
+        out[name] = found.model_copy(update={
+            "feasible": False, "infeasible_because": [*found.infeasible_because, why]})
+    return out
 
 
 def _recommendation(ranking: list[str], candidates: dict[str, Candidate],

@@ -43,7 +43,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from llmplan.decide.decision import candidate, decide, per_useful_usd, recommend
+from llmplan.decide.decision import at_the_peak, candidate, decide, per_useful_usd, recommend
 from llmplan.decide.what_if import quality_variants
 from llmplan.perf.memory import build_error
 from llmplan.perf.steptime_spec import RooflineStepTime
@@ -67,10 +67,14 @@ from llmplan.sim.metrics import summarise_run
 from llmplan.sim.ratelimit import Sustained
 from llmplan.sim.run import run_steady
 from llmplan.traffic import RequestStream, build_request_stream
+from llmplan.traffic.arrivals import DiurnalTraffic
 
 WINDOW_REQUESTS = 6000          # requests in the busiest stretch the searches simulate
 LOAD_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 RATE_BISECTIONS = 5             # the rate is found to 1/32 of its bracket
+#: a diurnal run whose hours reach under the day's peak rate by more than this factor is
+#: planned at the peak (its stretches sped up to it)
+PEAK_MISSED = 1.2
 RATE_LIMIT = 1024               # a rate factor met at this is reported as no limit found
 WHOLE_STEP_DOWN = 0.9           # a rate the whole stream fails: try 10% lower, then lower
 WHOLE_BISECTIONS = 1            # and bisect that bracket once (5% of the rate, the lower end)
@@ -144,6 +148,18 @@ class Planner:
             self.stream, self.duration_s, window_requests)
         self.long, self.long_s, _ = busiest_stretch(
             self.stream, self.duration_s, window_requests * LONG_STRETCHES)
+        #: when the simulated hours miss a diurnal traffic's daily peak, the stretches are
+        #: sped up to its rate: every search judges a candidate at the peak
+        traffic = loaded.scenario.traffic
+        missed = traffic.peak_missed_by(self.duration_s) \
+            if isinstance(traffic, DiurnalTraffic) else 1.0
+        self.sped_up_to_peak = missed if missed > PEAK_MISSED else None
+        if self.sped_up_to_peak is not None:
+            same = self.long is self.window
+            self.window, self.window_s = self.window.scaled(1.0 / missed), \
+                self.window_s / missed
+            self.long, self.long_s = (self.window, self.window_s) if same else \
+                (self.long.scaled(1.0 / missed), self.long_s / missed)
         self.cache: dict[Point, DeploymentResult] = {}
         self.fresh: dict[Point, DeploymentResult] = {}   # run here since the last harvest
         #: per cloud API, the rate its limits sustain at the stretch's token mix
@@ -490,6 +506,17 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
         notes.append("the scenario sets no latency bound (slo.ttft_ms, tpot_ms or e2e_ms): "
                      "the replica and rate searches have nothing to meet, so they were not "
                      "run; set one to size the fleet")
+    if planner.sped_up_to_peak is not None:
+        traffic = scenario.traffic
+        assert isinstance(traffic, DiurnalTraffic)
+        notes.append(
+            f"the simulated {_hours(scenario.duration_s)} from {_clock(traffic.start_hour)} "
+            f"reach {1 / planner.sped_up_to_peak:.0%} of the traffic's daily peak "
+            f"({traffic.mean_rate_per_s * traffic.peak_to_mean:,.3g} new requests/s at "
+            f"{_clock(traffic.peak_hour)}), which the month's costs include: planning runs the "
+            f"busiest stretch {planner.sped_up_to_peak:.3g}x faster, at the peak's rate, and "
+            "a candidate that does not sustain it within the SLO is excluded; simulate the "
+            "peak hours (traffic.start_hour, duration) to see its queues at length")
     say("planning: load curves")
     _run_all(planner, jobs, [Point(n, factor=f) for n in names for f in LOAD_FACTORS])
     say("planning: replica and rate searches")
@@ -525,18 +552,31 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
                         for f in LOAD_FACTORS])
     rate_factors = {name: value for (kind, name), value in found.items()
                     if kind == "rate" and isinstance(value, float)}
+    window = PlanningWindow(requests=len(planner.window), start_s=planner.window_start_s,
+                            span_s=planner.window_s,
+                            whole_stream=planner.window is planner.stream,
+                            sped_up_to_peak=planner.sped_up_to_peak)
     return Planning(deployments=per_deployment,
-                    sensitivity=sensitivity(simulation, planner, rate_factors),
-                    right_sized=right_sized(simulation, planner, replicas),
-                    window=PlanningWindow(requests=len(planner.window),
-                                          start_s=planner.window_start_s,
-                                          span_s=planner.window_s,
-                                          whole_stream=planner.window is planner.stream),
-                    notes=notes)
+                    sensitivity=sensitivity(simulation, planner, rate_factors,
+                                            peak=(window, per_deployment)),
+                    right_sized=right_sized(simulation, planner, replicas,
+                                            window, per_deployment),
+                    window=window, notes=notes)
+
+
+def _hours(duration_s: float) -> str:
+    return f"{duration_s / 3600:g} h" if duration_s >= 3600 else f"{duration_s / 60:g} min"
+
+
+def _clock(hour: float) -> str:
+    """A clock hour as HH:MM."""
+    minutes = round(hour * 60) % (24 * 60)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def right_sized(simulation: SimulationResult, planner: Planner,
-                replicas: dict[str, int | None]) -> RightSized | None:
+                replicas: dict[str, int | None], window: PlanningWindow | None = None,
+                plans: dict[str, DeploymentPlan] | None = None) -> RightSized | None:
     """The decision again with each fixed local fleet (a hybrid's local part too) at the
     fewest replicas meeting the SLO on the whole stream, each candidate resized on its own
     (the runs the replica search confirmed, so no new simulation); None when no fleet's
@@ -563,6 +603,13 @@ def right_sized(simulation: SimulationResult, planner: Planner,
                                        feasible=found.feasible)
     if not fleets:
         return None
+    if window is not None and plans is not None:
+        # a fleet resized by the replica search meets the SLO at the stretch's pace, the
+        # daily peak's when the run misses it; the others are judged as in the decision
+        kept = {n: c for n, c in candidates.items() if n in fleets}
+        candidates = {**at_the_peak({n: c for n, c in candidates.items() if n not in fleets},
+                                    window, plans), **kept}
+        candidates = {n: candidates[n] for n in simulation.deployments}
     return RightSized(fleets=fleets, recommendation=recommend(candidates, loaded))
 
 
@@ -581,7 +628,7 @@ def _over_limit_notes(planner: Planner, simulation: SimulationResult) -> list[st
             f"{name}: {dep.model}'s limits ({sustained.limit}) sustain "
             f"{sustained.requests_per_s:,.2f} requests/s at this token mix, less than the "
             f"traffic's busiest stretch ({len(planner.window) / planner.window_s:,.2f}/s), "
-            f"so at most {limit * len(planner.stream) / planner.duration_s:,.2f}/s on average "
+            f"so at most {limit * _mean_rate(planner, simulation):,.2f}/s on average "
             "with this traffic's shape (the planning's max sustainable rate is the first: "
             "the busiest stretch's pace)"
             + (_met_anyway(simulation.deployments[name]) if met else "")
@@ -590,6 +637,15 @@ def _over_limit_notes(planner: Planner, simulation: SimulationResult) -> list[st
                else "output_tokens_per_min)" if "output tokens" in sustained.limit
                else "requests_per_min, tokens_per_min)"))
     return notes
+
+
+def _mean_rate(planner: Planner, simulation: SimulationResult) -> float:
+    """The traffic's mean requests/s the busiest stretch stands for: the run's own, or the
+    day's when the stretch was sped up to a daily peak the run misses."""
+    long_run = simulation.scenario.long_run_requests_per_s
+    if planner.sped_up_to_peak is not None and long_run is not None:
+        return long_run
+    return len(planner.stream) / planner.duration_s
 
 
 def _met_anyway(result: DeploymentResult) -> str:
@@ -718,6 +774,8 @@ def _fill_case(simulation: SimulationResult, planner: Planner,
     _, name = min(local)
     if name in rate_factors:
         factor, how = rate_factors[name], f"the most {name} serves within the SLO"
+    elif planner.sped_up_to_peak is not None:
+        return None     # its load fraction is the quiet run's, not the peak's
     else:
         use = verdict.deployments[name].local.utilisation   # type: ignore[union-attr]
         factor = FILL_FRACTION / use.load_fraction
@@ -749,9 +807,12 @@ def _two_digits_down(factor: float) -> float:
 
 
 def sensitivity(simulation: SimulationResult, planner: Planner,
-                rate_factors: dict[str, float] | None = None) -> list[SensitivityCase]:
+                rate_factors: dict[str, float] | None = None, *,
+                peak: tuple[PlanningWindow, dict[str, DeploymentPlan]] | None = None
+                ) -> list[SensitivityCase]:
     """The winner under changed volume (the load curve's runs and the volume that fills
-    the cheapest local fleet), task quality (re-counted) and prices (repriced)."""
+    the cheapest local fleet), task quality (re-counted) and prices (repriced); `peak`:
+    the scenario's run judged at a daily peak it misses, as the decision judges it."""
     cases: list[SensitivityCase] = []
     loaded = planner.loaded
     for factor in VOLUME_FACTORS:
@@ -776,7 +837,7 @@ def sensitivity(simulation: SimulationResult, planner: Planner,
         cases.append(SensitivityCase(change=label, winner=verdict.deployment,
                                      ranking=verdict.ranking))
     for label, varied in quality_variants(simulation, loaded):
-        verdict = decide(varied, loaded).recommendation
+        verdict = decide(varied, loaded, peak=peak).recommendation
         cases.append(SensitivityCase(change=label, winner=verdict.deployment,
                                      ranking=verdict.ranking))
     fill = _fill_case(simulation, planner, rate_factors or {})
@@ -786,7 +847,8 @@ def sensitivity(simulation: SimulationResult, planner: Planner,
                                             ("cloud prices x2", 2.0, 1.0),
                                             ("GPU prices x0.7", 1.0, 0.7),
                                             ("GPU prices x1.3", 1.0, 1.3)):
-        verdict = decide(simulation, _reprice(loaded, cloud_factor, gpu_factor)).recommendation
+        verdict = decide(simulation, _reprice(loaded, cloud_factor, gpu_factor),
+                         peak=peak).recommendation
         cases.append(SensitivityCase(change=label, winner=verdict.deployment,
                                      ranking=verdict.ranking))
     return cases

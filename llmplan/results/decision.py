@@ -131,10 +131,24 @@ class PlanningWindow(ResultModel):
     """The stretch of the request stream the planning searches simulate: the `requests`
     consecutive requests that arrive in the shortest time (the busiest stretch)."""
 
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("sped_up_to_peak",)
+
     requests: int
     start_s: float
     span_s: float
     whole_stream: bool
+    sped_up_to_peak: float | None = Field(
+        default=None,
+        description="The simulated hours miss the diurnal traffic's daily peak: the "
+                    "stretch's arrivals were sped up this many times (span_s is the sped-up "
+                    "span), so planning judges every candidate at the peak's rate, as if "
+                    "the run had been simulated at the peak hour.")
+
+    def peak_requests_per_s(self) -> float | None:
+        """The daily peak's rate, when the run misses it (None otherwise)."""
+        if self.sped_up_to_peak is None or self.span_s <= 0:
+            return None
+        return self.requests / self.span_s
 
 
 class RightSizedFleet(ResultModel):

@@ -56,6 +56,10 @@ class LongRunRate:
     basis: str
 
 
+#: points of the simulated hours at which a diurnal curve's highest rate is read
+PEAK_SAMPLES = 2049
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds / 60:g} min"
 
@@ -253,6 +257,14 @@ class DiurnalTraffic(_RateCurve):
 
     def _interarrival_cv(self) -> float:
         return self.cv if self.arrival == "gamma" else 1.0
+
+    def peak_missed_by(self, duration_s: float) -> float:
+        """How many times the day's peak rate exceeds the highest rate of the simulated
+        hours (1.0: they include the peak)."""
+        t_s = np.linspace(0.0, duration_s, PEAK_SAMPLES)
+        highest = float(self.base_rate_at(t_s).max())
+        peak = self.mean_rate_per_s * self.peak_to_mean
+        return max(1.0, peak / highest)
 
     def long_run_rate(self, duration_s: float) -> LongRunRate:
         """The day's mean, with any spikes' extra requests once a day (once in the run if it

@@ -1,0 +1,72 @@
+"""A diurnal run that misses the day's peak is planned at the peak: the month's costs are
+the whole day's, so a fleet that only keeps up with a quiet hour cannot be the answer."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from helpers import scenario_from
+
+from llmplan.pipeline import evaluate
+from llmplan.traffic.arrivals import DiurnalTraffic
+
+SCENARIO = """
+    seed: 5
+    duration: 300
+    traffic: {kind: diurnal, mean_rate_per_s: 12, peak_to_mean: 3, peak_hour: 14,
+              start_hour: START}
+    tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 1000},
+             output_tokens: {kind: fixed, tokens: 200}}]
+    slo: {ttft_ms: 2000, tpot_ms: 60, min_goodput_fraction: 0.95}
+    deployments:
+      l4: {gpu: L40S, model: Llama-3.1-8B}
+      api: {kind: cloud, model: gpt-4o,
+            limits: {requests_per_min: 100000, tokens_per_min: 100000000}}
+"""
+
+
+def test_how_far_under_the_peak_the_simulated_hours_stay_on_paper() -> None:
+    day = DiurnalTraffic(mean_rate_per_s=3, peak_to_mean=3, peak_hour=14, start_hour=2)
+    k = day.concentration()
+    # the curve is mean * exp(k cos a) / I0(k); from 02:00 to 02:05 it rises, so its
+    # highest point is 02:05, 11 h 55 min before the peak
+    angle = 2 * math.pi * (2 + 5 / 60 - 14) / 24
+    assert day.peak_missed_by(300) == pytest.approx(math.exp(k * (1 - math.cos(angle))),
+                                                    rel=1e-6)
+    assert DiurnalTraffic(mean_rate_per_s=3, peak_to_mean=3, start_hour=13.9) \
+        .peak_missed_by(3600) == pytest.approx(1.0)
+    assert DiurnalTraffic(mean_rate_per_s=3, peak_to_mean=3, start_hour=0) \
+        .peak_missed_by(86_400) == pytest.approx(1.0)
+    # the curve's own peak, as the day's mean times peak_to_mean
+    assert float(day.base_rate_at(np.array([12 * 3600.0])).item()) == pytest.approx(9.0)
+
+
+def test_a_quiet_hour_run_is_planned_and_judged_at_the_peak() -> None:
+    quiet = evaluate(scenario_from(SCENARIO.replace("START", "3")), planning=True)
+    assert quiet.planning is not None
+    window = quiet.planning.window
+    peak = window.peak_requests_per_s()
+    assert window.sped_up_to_peak is not None and window.sped_up_to_peak > 3
+    # the peak is 36 new requests/s; the busiest stretch of a short Poisson run, sped up,
+    # lands near it
+    assert peak is not None and 25 < peak < 50
+    l4 = quiet.deployments["l4"]
+    rate = quiet.planning.deployments["l4"].max_sustainable_requests_per_s
+    assert l4.slo.met                       # the quiet five minutes alone it serves
+    assert rate is not None and rate < peak
+    assert not l4.feasible and "daily peak" in l4.infeasible_because[-1]
+    assert quiet.recommendation.deployment == "api"
+    assert any("daily peak" in note for note in quiet.planning.notes)
+    # no sensitivity case hands the day back to the fleet that misses its peak
+    assert all(case.winner != "l4" for case in quiet.planning.sensitivity
+               if not case.change.startswith("volume x0"))
+
+
+def test_a_run_over_the_peak_is_planned_as_it_was_simulated() -> None:
+    busy = evaluate(scenario_from(SCENARIO.replace("START", "13.95")), planning=True)
+    assert busy.planning is not None
+    assert busy.planning.window.sped_up_to_peak is None
+    assert busy.planning.window.peak_requests_per_s() is None
+    assert "sped_up_to_peak" not in busy.model_dump_json()
