@@ -58,7 +58,7 @@ from llmplan.perf.mxfp4_layout import expert_padding
 from llmplan.perf.parallel import pp_error, setup_allowed_tp, tp_error
 from llmplan.perf.runner import model_runner
 from llmplan.perf.setup import ReplicaSetup, servers_for
-from llmplan.perf.support import release_error
+from llmplan.perf.support import format_error, release_error
 
 #: vLLM V1 sampler warm-up: fp32 logits copies of max_num_seqs x vocab alive at the peak
 #: (sort keys, indices, softmax), next to the forward pass's output hidden states. The count
@@ -744,8 +744,8 @@ def _preference(tp: int, pp: int, node: int) -> tuple[int, int, int]:
 def build_error(setup: ReplicaSetup) -> str | None:
     """Why the replica cannot be built as set (None: it can): the pinned vLLM release, its
     tp, its stages, its memory."""
-    return release_error(setup) or tp_error(setup, fits) or pp_error(setup) \
-        or kv_capacity(setup).error
+    return format_error(setup) or release_error(setup) or tp_error(setup, fits) \
+        or pp_error(setup) or kv_capacity(setup).error
 
 
 def _buffers(budget: MemoryBudget) -> str:

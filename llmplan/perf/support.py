@@ -68,6 +68,22 @@ def _weights_need(setup: ReplicaSetup) -> tuple[Release, str] | None:
     return None
 
 
+def format_error(setup: ReplicaSetup) -> str | None:
+    """Why vLLM cannot serve the model in its weight format on this GPU (None: it can).
+
+    vLLM's `mxfp4` method quantises a mixture of experts' routed experts only: its linear
+    layers fall back to unquantized ones ("MXFP4 linear layer is not implemented",
+    vllm/model_executor/layers/quantization/mxfp4.py, read in 0.27.1), so a dense model has
+    no MXFP4 path on NVIDIA GPUs (AMD's Quark checkpoints carry MXFP4 dense layers to
+    ROCm)."""
+    if setup.weights_dtype != "mxfp4" or setup.model.is_moe or setup.gpu.vendor == "amd":
+        return None
+    return (f"vLLM quantises only a mixture of experts' routed experts in MXFP4 (its linear "
+            f"layers fall back to unquantized ones), and {setup.model_name} is dense: "
+            f"expected engine.weights_dtype nvfp4 or int4 for 4-bit weights on "
+            f"{setup.gpu_name}")
+
+
 def release_error(setup: ReplicaSetup) -> str | None:
     """Why the pinned vLLM release cannot serve this model in this format, on the model
     runner set (None: it can, or the boundary was not read), naming every cause and the
@@ -92,4 +108,4 @@ def release_error(setup: ReplicaSetup) -> str | None:
             f"vllm_version >= {dotted(max(since for since, _ in found))}")
 
 
-__all__ = ["ARCHITECTURE_RELEASES", "LISTED_IN_0_6_4", "release_error"]
+__all__ = ["ARCHITECTURE_RELEASES", "LISTED_IN_0_6_4", "format_error", "release_error"]

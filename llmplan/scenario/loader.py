@@ -24,7 +24,7 @@ from llmplan.errors import InputError, Problem, ScenarioError, did_you_mean
 from llmplan.perf.engine import SpeculativeSpec
 from llmplan.perf.memory import fits, kv_capacity
 from llmplan.perf.parallel import data_parallel_error, pp_error, tp_error
-from llmplan.perf.support import release_error
+from llmplan.perf.support import format_error, release_error
 from llmplan.results.loadtest import LoadTestSummary
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import LocalDeployment, Scenario, SimulationMode
@@ -260,7 +260,9 @@ def _check_names(doc: YamlDocument, scenario: Scenario,
                 add((*base, "model"), _unknown("model", dep.model, list(catalog.models)))
             if dep.gpu in catalog.gpus and dep.model in catalog.models:
                 setup = dep.setup(catalog)
-                if (error := release_error(setup)) is not None:
+                if (error := format_error(setup)) is not None:
+                    cannot_build(name, (*base, "engine", "weights_dtype"), error)
+                elif (error := release_error(setup)) is not None:
                     cannot_build(name, (*base, "engine", "vllm_version"), error)
                 elif (error := data_parallel_error(setup)) is not None:
                     cannot_build(name, (*base, "engine", "data_parallel_attention"), error)

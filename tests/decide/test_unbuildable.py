@@ -169,3 +169,18 @@ def test_the_recommendation_is_a_candidate_the_stack_can_build() -> None:
         only.recommendation.reason and "no feasible candidate can be" in only.recommendation.reason
     assert "no published int4 checkpoint" in only.recommendation.reason
     assert "cannot be provisioned" not in rec.reason.split("; l40s-int4 would cost")[0]
+
+
+def test_mxfp4_weights_on_a_dense_model_cannot_be_built_on_nvidia() -> None:
+    # vLLM's mxfp4 method quantises a mixture of experts' experts; its linear layers fall
+    # back to unquantized ones, so a dense model in MXFP4 is not what vLLM would serve
+    text = SCENARIO.replace("  odd: {gpu: L4, model: Llama-3.1-8B, tp: 3}\n",
+                            "  odd: {gpu: L4, model: Llama-3.1-8B, engine: "
+                            "{weights_dtype: mxfp4}}\n"
+                            "  moe: {gpu: H100-SXM, model: gpt-oss-20b, engine: "
+                            "{weights_dtype: mxfp4}}\n")
+    loaded = load_scenario_text(text)
+    assert loaded.unbuildable["odd"].startswith("deployments.odd.engine.weights_dtype: ")
+    assert "Llama-3.1-8B is dense" in loaded.unbuildable["odd"]
+    assert "nvfp4 or int4" in loaded.unbuildable["odd"]
+    assert "moe" in loaded.scenario.deployments        # gpt-oss ships its experts in MXFP4
