@@ -431,6 +431,7 @@ def _coefficients(step: StepTime) -> StepTimeCoefficients:
         verify_tokens=step.verify_tokens, accepted_per_step=step.accepted,
         draft_per_token_us=step.draft_per_token_s * 1e6,
         draft_weights_ms=step.draft_weights_s * 1e3,
+        launch_ms=step.launch_s * 1e3 if step.launch_s else None,
         client_overhead_ms=step.client_overhead_s * 1e3, source=step.source)
 
 

@@ -96,8 +96,11 @@ class StepModel:
                  draft_per_token_s: float = 0.0, draft_weights_s: float = 0.0,
                  ranks: int = 1, rank_dense_per_token_s: float = 0.0,
                  stages: int = 1, stage_tokens: int = 0,
-                 stage_weights_s: float = 0.0) -> None:
+                 stage_weights_s: float = 0.0, launch_s: float = 0.0) -> None:
         self.serial_s = serial_s
+        #: eager mode (no CUDA graphs): the CPU's time launching a step's kernels, a floor
+        #: under the GPU's compute and memory time (the GPU cannot run ahead of them)
+        self.launch_s = launch_s
         self.serial_per_token_s = serial_per_token_s
         #: a measured serial time of a step by its tokens (index: tokens; a calibrated
         #: server whose step is not linear in them); past its end serial_per_token_s each
@@ -289,7 +292,8 @@ class StepModel:
         compute, memory, serial, cpu = self._parts(prefill_tokens, decode_seqs, kv_tokens,
                                                    pairs, lone_tokens=lone_tokens,
                                                    lone_pairs=lone_pairs)
-        engine = self._engine_s(max(compute, memory) + serial, cpu, decode_seqs)
+        engine = self._engine_s(max(compute, memory, self.launch_s) + serial, cpu,
+                                decode_seqs)
         return max(engine, self.frontend_per_seq_s * decode_seqs)
 
     def _engine_s(self, gpu: float, cpu: float, decode_seqs: int) -> float:
@@ -306,11 +310,11 @@ class StepModel:
         'gpu_memory' or 'gpu_serial' (all-reduces, launch gaps, per-layer latency)."""
         compute, memory, serial, cpu = self._parts(prefill_tokens, decode_seqs, kv_tokens,
                                                    pairs)
-        gpu = max(compute, memory) + serial
+        gpu = max(compute, memory, self.launch_s) + serial
         if self.frontend_per_seq_s * decode_seqs > self._engine_s(gpu, cpu, decode_seqs):
             return "api_server"
-        if cpu > gpu:
-            return "cpu"
+        if cpu > gpu or self.launch_s > max(compute, memory):
+            return "cpu"           # scheduling, or (eager mode) launching the kernels
         if serial > max(compute, memory):
             return "gpu_serial"
         # the GEMMs and attention each take the longer of their FLOPs and their reads: the
@@ -333,8 +337,9 @@ class StepModel:
         step, how many steps from the first follow that line, NEVER if all do)."""
         d = decode_seqs
         c0, m0, s0, cpu = self._parts(0, d, kv_tokens, 0)
-        # per step K grows by d: each part's growth. Three lines: compute + serial, memory
-        # + serial, and the CPU alone (async) or added to both (sync).
+        # per step K grows by d: each part's growth. Four lines: compute + serial, memory
+        # + serial, eager mode's launch floor + serial, and the CPU alone (async) or added
+        # to the others (sync).
         q = self.verify_tokens
         u = self._uneven(d)     # the busiest rank's share of the attention (data-parallel)
         gs = self.serial_per_kv_token_s * d
@@ -347,32 +352,28 @@ class StepModel:
             ag += self.compute_per_window_seq_s * q * u * d / w
             bg += self.memory_per_seq_s * u * d / w
             window_steps = -(-(d * w - kv_tokens) // d)
+        # eager mode's launch floor under the GPU's work, the serial part on top
+        l0, lg = self.launch_s + s0, gs
         c_line = cpu
         if not self.async_cpu:
             a0 += cpu
             b0 += cpu
+            l0 += cpu
             c_line = -1.0          # never on top
         # the API server's floor, in the same units (before dividing by `accepted`)
         frontend = self.frontend_per_seq_s * d * self.accepted
         if frontend > 0.0:
             c_line = max(c_line, frontend)
-        # the line on top now (ties: the one that grows faster stays on top)
-        if a0 > b0 or (a0 == b0 and ag > bg):
-            first, growth, other, other_g = a0, ag, b0, bg
-        else:
-            first, growth, other, other_g = b0, bg, a0, ag
-        if c_line > first:
-            first, growth = c_line, 0.0
-            other, other_g = max(a0, b0), (ag if a0 >= b0 else bg)
-            third, third_g = min(a0, b0), (bg if a0 >= b0 else ag)
-        else:
-            third, third_g = c_line, 0.0
+        # the line on top now (ties: the one that grows faster stays on top), and the
+        # steps until a faster-growing one overtakes it: (first - it) / (its growth - growth)
+        first, growth = a0, ag
+        for value, grows in ((b0, bg), (l0, lg), (c_line, 0.0)):
+            if value > first or (value == first and grows > growth):
+                first, growth = value, grows
         steps = window_steps
-        if other_g > growth:
-            # overtakes after (first - other) / (other_g - growth) steps
-            steps = min(steps, max(1, math.ceil((first - other) / (other_g - growth))))
-        if third_g > growth and third > -1.0:
-            steps = min(steps, max(1, math.ceil((first - third) / (third_g - growth))))
+        for value, grows in ((a0, ag), (b0, bg), (l0, lg), (c_line, 0.0)):
+            if grows > growth and value > -1.0:
+                steps = min(steps, max(1, math.ceil((first - value) / (grows - growth))))
         if self.accepted != 1.0:
             first /= self.accepted
             growth /= self.accepted

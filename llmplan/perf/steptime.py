@@ -66,6 +66,7 @@ class StepTime:
     stages: int = 1                  # pipeline stages (a round of as many micro-batches)
     stage_tokens: int = 0            # ... each with this token budget (0: no stages)
     stage_weights_s: float = 0.0     # ... and the busiest stage's weight reads per one
+    launch_s: float = 0.0            # eager mode: the CPU's kernel launches, a GPU floor
     source: str = "roofline"
     client_overhead_s: float = 0.0   # HTTP, tokenisation, queueing outside the engine
 
@@ -183,8 +184,14 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
     # each drafting pass attends over the drafter's own KV cache of every decoding
     # sequence's context (its layers' pages in the model's blocks: drafter.py)
     draft_kv_s = (verify - 1) * draft.kv_layers * draft.kv_layer_bytes * tp / bandwidth
+    # eager mode (no CUDA graphs, no torch.compile): every kernel is launched from Python,
+    # a floor under the step's GPU work, and the short kernels' launch gaps add on top
+    eager = setup.engine.enforce_eager
+    launch_s = model.layers * spec.eager_launch_us_per_layer * 1e-6 if eager else 0.0
+    layer_s += model.layers * spec.eager_gap_us_per_layer * 1e-6 if eager else 0.0
     return StepTime(
         serial_s=spec.gpu_fixed_ms * 1e-3 + sync_s + layer_s,
+        launch_s=launch_s,
         serial_per_token_s=tokens_comm,
         serial_per_kv_token_s=draft_kv_s,
         compute_per_token_s=(2.0 * dense_params / flops

@@ -65,6 +65,23 @@ class RooflineStepTime(_Strict):
                     "same GPU (vLLM fused_moe, CUTLASS grouped GEMM, DeepGEMM; FIDELITY.md).")
     gpu_fixed_ms: float = Field(default=0.3, ge=0,
                                 description="GPU time per step nothing overlaps (launch gaps).")
+    eager_launch_us_per_layer: float = Field(
+        default=230.0, ge=0,
+        description="engine.enforce_eager (no CUDA graphs; vLLM also turns torch.compile "
+                    "off, vllm/config/vllm.py): the CPU's time launching one decoder layer's "
+                    "kernels, a floor under a step's GPU work (layers x this). Median of "
+                    "four eager-versus-graphs decode gaps of tiny models, whose GPU work is "
+                    "far below it (OPT-125M on vLLM V1 and V0, vllm#10058: 130 and 169 us a "
+                    "layer; GPT-2 on vLLM and SGLang, H200, deepspeedai/DeepSpeed#8352: 293 "
+                    "and 320).")
+    eager_gap_us_per_layer: float = Field(
+        default=47.0, ge=0,
+        description="engine.enforce_eager: GPU time per decoder layer per step its short "
+                    "kernels' launch gaps add whatever the batch (kernels shorter than their "
+                    "launch leave the GPU idle between them). Median of five eager-versus-"
+                    "graphs decode gaps of 7-8B models, whose GPU work is about the launch "
+                    "floor (vllm#1440: 47; vllm#10058: 54, 27; sgl-project/sglang#1401: 69, "
+                    "28 us a layer).")
     cpu_fixed_ms: float = Field(
         default=1.5, ge=0, description="CPU time per step (scheduling, input preparation); "
                                        "hidden behind the GPU with async scheduling.")

@@ -215,6 +215,8 @@ class StepTimeCoefficients(ResultModel):
     next to the CPU's part; P prefill tokens, D decoding sequences, K KV tokens read, pairs
     of prefill attention. A calibrated or linear model is all serial."""
 
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("launch_ms",)
+
     serial_ms: float
     serial_per_token_us: float
     #: a tabulated (measured) model's [tokens in the step, ms] points; past the last,
@@ -246,6 +248,10 @@ class StepTimeCoefficients(ResultModel):
     accepted_per_step: float
     draft_per_token_us: float = 0.0     # the speculative drafter, per token of a pass
     draft_weights_ms: float = 0.0       # ... and its weight reads per pass
+    launch_ms: float | None = Field(
+        default=None, description="engine.enforce_eager: the CPU's kernel launches per "
+                                  "step, a floor under max(compute, memory) (absent with "
+                                  "CUDA graphs).")
     client_overhead_ms: float
     source: str
 

@@ -77,6 +77,15 @@ CASES = {
                                 model="Mixtral-8x7B", tp=2,
                                 engine="{async_scheduling: false, max_num_seqs: 96}",
                                 admission="{}", traffic="{kind: poisson, rate_per_s: 8}"),
+    # eager mode: decode runs start under the kernel-launch floor and cross to memory-bound
+    # as their contexts grow (with the CPU overlapped, and in turn)
+    "eager-launch-floor": dict(gpu="H100-SXM", replicas=1, router="round_robin",
+                               engine="{enforce_eager: true, max_num_seqs: 64}",
+                               admission="{}", traffic="{kind: poisson, rate_per_s: 3}"),
+    "eager-launch-floor-sync-cpu": dict(
+        gpu="H100-SXM", replicas=1, router="round_robin",
+        engine="{enforce_eager: true, async_scheduling: false, max_num_seqs: 64}",
+        admission="{}", traffic="{kind: poisson, rate_per_s: 3}"),
     "speculative-decoding": dict(gpu="A100-80GB", replicas=1, router="round_robin",
                                  engine="{speculative: {method: eagle3, "
                                         "num_speculative_tokens: 3, "

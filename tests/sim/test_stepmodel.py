@@ -217,3 +217,64 @@ def test_only_sampled_tokens_go_through_the_output_head() -> None:
     # under a weight read the head's FLOPs hide like the layers'
     assert StepModel(weights_s=0.01, compute_per_token_s=1e-4,
                      compute_per_sampled_s=3e-5).step_s(0, 4, 0) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("async_cpu", [True, False])
+def test_eager_launches_are_a_floor_the_kv_reads_climb_past(async_cpu: bool) -> None:
+    # eager mode: 20 ms of kernel launches a step, under which the GPU's 10 ms of weight
+    # reads hide; 10 sequences' KV reads (2 us per context token) add 20 us a step and
+    # pass the floor after 10 ms / 20 us = 500 steps. Serial parts (1 ms) add on top of
+    # either, the CPU (1 ms) overlaps with async scheduling and adds without
+    model = StepModel(weights_s=0.010, memory_per_kv_token_s=2e-6, serial_s=0.001,
+                      cpu_s=0.001, async_cpu=async_cpu, launch_s=0.020)
+    cpu = 0.0 if async_cpu else 0.001
+    assert model.step_s(0, 10, 0) == pytest.approx(0.020 + 0.001 + cpu)
+    assert model.bound_by(0, 10, 0) == "cpu"                  # launching the kernels
+    first, growth, steps = model.decode_run(10, 0)
+    assert (first, growth) == (pytest.approx(0.021 + cpu), 0.0)
+    assert steps in (500, 501)                  # the tie at 500, either side of rounding
+    assert first == pytest.approx(model.step_s(0, 10, 10 * (steps - 1)), rel=1e-12)
+    first, growth, steps = model.decode_run(10, 10 * 500)
+    assert growth == pytest.approx(20e-6) and steps == NEVER
+    for j in (0, 250):
+        assert first + growth * j == pytest.approx(model.step_s(0, 10, 5000 + 10 * j),
+                                                   rel=1e-12)
+    assert model.bound_by(0, 10, 10 * 600) == "gpu_memory"
+    # a prefill step's GPU work is far above the floor: untouched by it
+    heavy = StepModel(weights_s=0.010, compute_per_token_s=0.0001, launch_s=0.020)
+    assert heavy.step_s(1000, 0, 0) == pytest.approx(0.1)
+
+
+def test_eager_mode_costs_launches_the_roofline_charges_per_layer() -> None:
+    from helpers import scenario_from
+
+    from llmplan.perf.steptime import roofline
+    from llmplan.perf.steptime_spec import RooflineStepTime
+    from llmplan.scenario.models import LocalDeployment
+    loaded = scenario_from("""
+        duration: 60
+        traffic: {kind: poisson, rate_per_s: 1}
+        tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 100},
+                 output_tokens: {kind: fixed, tokens: 10}}]
+        deployments:
+          graphs: {gpu: H100-SXM, model: Llama-3.1-8B}
+          eager: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {enforce_eager: true}}
+    """)
+    spec = RooflineStepTime()
+    steps = {}
+    for name in ("graphs", "eager"):
+        dep = loaded.scenario.deployments[name]
+        assert isinstance(dep, LocalDeployment)
+        steps[name] = roofline(dep.setup(loaded.catalog), spec)
+    layers = loaded.catalog.models["Llama-3.1-8B"].layers
+    assert steps["graphs"].launch_s == 0.0
+    assert steps["eager"].launch_s == pytest.approx(layers * 230e-6)
+    assert steps["eager"].serial_s - steps["graphs"].serial_s == pytest.approx(layers * 47e-6)
+    # one decode on an H100: the 16 GB of weights (about 6.5 ms) sit under 32 layers' 7.4 ms
+    # of launches
+    graph_step = StepModel(**steps["graphs"].coefficients()).step_s(0, 1, 1000)
+    eager_step = StepModel(**steps["eager"].coefficients()).step_s(0, 1, 1000)
+    assert eager_step == pytest.approx(max(graph_step - steps["graphs"].serial_s,
+                                           layers * 230e-6) + steps["eager"].serial_s,
+                                       rel=1e-9)
+    assert 1.5e-3 < eager_step - graph_step < 3.5e-3
