@@ -292,8 +292,10 @@ class StepModel:
         compute, memory, serial, cpu = self._parts(prefill_tokens, decode_seqs, kv_tokens,
                                                    pairs, lone_tokens=lone_tokens,
                                                    lone_pairs=lone_pairs)
-        engine = self._engine_s(max(compute, memory, self.launch_s) + serial, cpu,
-                                decode_seqs)
+        gpu = compute if compute > memory else memory
+        if self.launch_s > gpu:
+            gpu = self.launch_s
+        engine = self._engine_s(gpu + serial, cpu, decode_seqs)
         return max(engine, self.frontend_per_seq_s * decode_seqs)
 
     def _engine_s(self, gpu: float, cpu: float, decode_seqs: int) -> float:
@@ -367,13 +369,19 @@ class StepModel:
         # the line on top now (ties: the one that grows faster stays on top), and the
         # steps until a faster-growing one overtakes it: (first - it) / (its growth - growth)
         first, growth = a0, ag
-        for value, grows in ((b0, bg), (l0, lg), (c_line, 0.0)):
-            if value > first or (value == first and grows > growth):
-                first, growth = value, grows
+        if b0 > first or (b0 == first and bg > growth):
+            first, growth = b0, bg
+        if self.launch_s > 0.0 and (l0 > first or (l0 == first and lg > growth)):
+            first, growth = l0, lg
+        if c_line > first:
+            first, growth = c_line, 0.0
         steps = window_steps
-        for value, grows in ((a0, ag), (b0, bg), (l0, lg), (c_line, 0.0)):
-            if grows > growth and value > -1.0:
-                steps = min(steps, max(1, math.ceil((first - value) / (grows - growth))))
+        if ag > growth:
+            steps = min(steps, max(1, math.ceil((first - a0) / (ag - growth))))
+        if bg > growth:
+            steps = min(steps, max(1, math.ceil((first - b0) / (bg - growth))))
+        if lg > growth and self.launch_s > 0.0:
+            steps = min(steps, max(1, math.ceil((first - l0) / (lg - growth))))
         if self.accepted != 1.0:
             first /= self.accepted
             growth /= self.accepted
