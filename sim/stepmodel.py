@@ -292,9 +292,9 @@ class StepModel:
         compute, memory, serial, cpu = self._parts(prefill_tokens, decode_seqs, kv_tokens,
                                                    pairs, lone_tokens=lone_tokens,
                                                    lone_pairs=lone_pairs)
-        gpu = compute if compute > memory else memory
-        if self.launch_s > gpu:
-            gpu = self.launch_s
+        # two-argument max calls: compiled inline (a three-argument one is not)
+        gpu = max(compute, memory)
+        gpu = max(gpu, self.launch_s)
         engine = self._engine_s(gpu + serial, cpu, decode_seqs)
         return max(engine, self.frontend_per_seq_s * decode_seqs)
 
