@@ -45,6 +45,9 @@ from llmplan.scenario.models import LocalDeployment
 ASYNC_FLAG_RELEASE = SETTING_RELEASES["async_scheduling"][0]
 #: vLLM 0.9.0 deprecated --enable-reasoning: naming a --reasoning-parser turns it on
 REASONING_WITHOUT_ENABLE_RELEASE = (0, 9, 0)
+#: --default-chat-template-kwargs (merged under each request's chat_template_kwargs) came in
+#: 0.14.0 (vllm/entrypoints/openai/cli_args.py: absent in 0.13.0's wheel, present in 0.14.0's)
+CHAT_DEFAULTS_RELEASE = (0, 14, 0)
 API_SERVER_FLAG_RELEASE = SETTING_RELEASES["api_server_count"][0]
 
 HUB_SECRET_KEY = "token"
@@ -206,7 +209,24 @@ def _engine_args(config: StackConfig, *, serves_api: bool) -> list[str]:
         # took --enable-reasoning as well
         args += ([] if engine.release >= REASONING_WITHOUT_ENABLE_RELEASE
                  else ["--enable-reasoning"]) + ["--reasoning-parser", model.reasoning_parser]
+    if serves_api and thinks_unasked(config) and engine.release >= CHAT_DEFAULTS_RELEASE:
+        # simulated without reasoning: the chat template's thinking off unless a request
+        # asks for it (request-level chat_template_kwargs still take precedence)
+        args += ["--default-chat-template-kwargs", json.dumps({"enable_thinking": False},
+                                                              separators=(",", ":"))]
     return args
+
+
+def thinks_unasked(config: StackConfig) -> bool:
+    """The model's chat template thinks by default (Qwen3's hybrid models: their
+    `enable_thinking` switch, vLLM's qwen3 reasoning parser), and no task was simulated
+    with reasoning: served as is, every chat answer would start with thinking the plan
+    neither timed nor priced."""
+    local = config.plan.local
+    if local is None:
+        return False
+    model = config.plan.catalog.models[local[1].model]
+    return model.reasoning_parser == "qwen3" and not any(t.reasoning for t in config.plan.tasks)
 
 
 #: the pace of a pod's first download of its checkpoint from the model hub, bytes/s: an

@@ -31,7 +31,7 @@ from llmplan.provision.images import (
     image_release,
     split_image,
 )
-from llmplan.provision.serving_manifests import hub_repos
+from llmplan.provision.serving_manifests import CHAT_DEFAULTS_RELEASE, hub_repos, thinks_unasked
 from llmplan.provision.stack_config import (
     CLOUD_KEY,
     HUB_TOKEN,
@@ -117,7 +117,8 @@ def plan_of(loaded: LoadedScenario, result: Result, name: str) -> Plan:
     return Plan(
         deployment=name, deployments=parts,
         tasks=[PlanTask(name=t.name, sensitivity=t.sensitivity, kind=t.kind, weight=t.weight,
-                        mean_output_tokens=t.output_tokens.mean_tokens())
+                        mean_output_tokens=t.output_tokens.mean_tokens(),
+                        reasoning=t.reasoning_tokens is not None)
                for t in scenario.tasks],
         slo=scenario.slo, restricted_stays_local=scenario.constraints.restricted_stays_local,
         catalog=catalog, simulated=_figures(result.deployments[name], result))
@@ -313,6 +314,14 @@ def _image_notes(config: StackConfig, replaced: dict[str, str], was: str | None,
 def setting_notes(config: StackConfig) -> list[str]:
     """What `pulumi up` will still need that the stack file does not say yet."""
     notes = []
+    local = config.plan.local
+    if local is not None and thinks_unasked(config) \
+            and local[1].engine.release < CHAT_DEFAULTS_RELEASE:
+        notes.append(f"{local[1].model} thinks before every chat answer unless asked not to, "
+                     f"and the plan was simulated without reasoning; vLLM "
+                     f"{local[1].engine.vllm_version} has no --default-chat-template-kwargs "
+                     f"(0.14.0 on), so clients must send chat_template_kwargs "
+                     f"{{\"enable_thinking\": false}}")
     if (config.uses_bedrock or config.cluster_mode == "eks") and not config.aws_region:
         why = "the plan calls AWS Bedrock" if config.uses_bedrock else "clusterMode is eks"
         notes.append(f"{why}: set the region (--aws-region, or pulumi config set awsRegion)")
@@ -326,7 +335,6 @@ def setting_notes(config: StackConfig) -> list[str]:
             config.eks_cluster_name or config.oidc_provider_arn):
         notes.append("the gateway needs an AWS identity for Bedrock: set eksClusterName (an "
                      "EKS cluster with the Pod Identity agent) or oidcProviderArn")
-    local = config.plan.local
     plan = config.plan
     restricted = [t.name for t in plan.tasks if t.sensitivity == "restricted"]
     if local is None and plan.restricted_stays_local and restricted:

@@ -64,6 +64,9 @@ class PlanTask(_Strict):
                                                             "routes by kind).")
     weight: float = Field(gt=0)
     mean_output_tokens: float = Field(ge=0, description="Mean answer length (the SLO alarm).")
+    reasoning: bool = Field(default=False, description="The task was simulated with hidden "
+                                                       "reasoning before its answers "
+                                                       "(reasoning_tokens).")
 
 
 class SimulatedFigures(_Strict):

@@ -271,3 +271,31 @@ def test_an_eks_node_holds_the_serving_pod_not_just_its_gpus(
     with pytest.raises(InputError, match=r"g6e\.2xlarge carries 1 GPU\(s\).*needs its 2 GPUs"):
         write_stack(tmp_path / "Pulumi.two.yaml", loaded, result, "two-gpus",
                     {**eks, "eks_gpu_instance_type": "g6e.2xlarge"})
+
+
+THINKING = chat_scenario("thinking", """
+  qwen: {gpu: H100-SXM, model: Qwen3-8B}
+  qwen-old: {gpu: H100-SXM, model: Qwen3-8B, engine: {vllm_version: "0.11.0"}}
+  llama: {gpu: H100-SXM, model: Llama-3.1-8B}
+""")
+
+
+def test_a_thinking_model_simulated_without_reasoning_is_served_without_it(
+        tmp_path: Path) -> None:
+    """Qwen3's chat template thinks unless told not to (enable_thinking): a plan simulated
+    without reasoning tokens starts vLLM with thinking off by default (a request may still
+    ask for it), or says clients must turn it off where the release has no such flag; a
+    plan whose tasks reason keeps the model's default."""
+    simulated = simulate_text(THINKING)
+    flags = _flags(vllm_args(stack_of(simulated, "qwen", tmp_path).config))
+    assert flags["--default-chat-template-kwargs"] == '{"enable_thinking":false}'
+    assert flags["--reasoning-parser"] == "qwen3"
+    assert "--default-chat-template-kwargs" not in vllm_args(
+        stack_of(simulated, "llama", tmp_path).config)
+    old = stack_of(simulated, "qwen-old", tmp_path)
+    assert "--default-chat-template-kwargs" not in vllm_args(old.config)
+    assert any("chat_template_kwargs" in note and "0.14.0" in note for note in old.notes)
+    reasoning = simulate_text(THINKING.replace(
+        "output_tokens:", "reasoning_tokens: {kind: fixed, tokens: 200},\n     output_tokens:"))
+    assert "--default-chat-template-kwargs" not in vllm_args(
+        stack_of(reasoning, "qwen", tmp_path).config)
