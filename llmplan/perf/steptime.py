@@ -378,7 +378,7 @@ def calibrated(setup: ReplicaSetup, spec: CalibratedStepTime) -> StepTime:
     fitted = STEP_TIME_BUILDERS[spec.calibration.step_time.kind](setup,
                                                                   spec.calibration.step_time)
     return StepTime(**{**asdict(fitted),
-                       "source": f"calibrated: {spec.resolved_path or spec.file}",
+                       "source": f"calibrated: {spec.file}",
                        "client_overhead_s": spec.calibration.client_overhead_ms * 1e-3})
 
 

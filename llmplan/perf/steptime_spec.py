@@ -299,8 +299,10 @@ class CalibratedStepTime(_Strict):
 
     kind: Literal["calibrated"] = "calibrated"
     file: str
-    calibration: Calibration | None = Field(default=None, exclude=True)
-    resolved_path: str = Field(default="", exclude=True)
+    calibration: Calibration | None = Field(
+        default=None, description="The file's content: read from `file`, and written out "
+                                  "with the deployment (a stack file carries it, so `pulumi "
+                                  "up` needs no file beside it).")
 
     @model_validator(mode="after")
     def _load(self, info: ValidationInfo) -> CalibratedStepTime:
@@ -308,7 +310,6 @@ class CalibratedStepTime(_Strict):
             return self
         path = Path((info.context or {}).get("base_dir", ".")) / self.file
         object.__setattr__(self, "calibration", Calibration.read(path))
-        object.__setattr__(self, "resolved_path", str(path))
         return self
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from llmplan.catalog import Catalog, ModelSpec
 from llmplan.perf.engine import SpeculativeSpec, dotted
 from llmplan.perf.setup import ReplicaSetup
+from llmplan.perf.steptime_spec import CalibratedStepTime
 from llmplan.scenario.models import LocalDeployment
 
 SIXTEEN_BIT = ("bf16", "fp16")
@@ -153,6 +154,18 @@ def buildable_with_vllm(name: str, dep: LocalDeployment, model: ModelSpec) -> No
         raise ValueError(f"deployment '{name}' was simulated with llama.cpp's per-slot prompt "
                          "cache (engine.prefix_caching: per_slot), but the stack serves vLLM: "
                          "simulate it with prefix_caching: vllm (or off) to provision it")
+    step = dep.step_time
+    calibrated = step.calibration if isinstance(step, CalibratedStepTime) else None
+    if isinstance(step, CalibratedStepTime) and calibrated is not None and (
+            calibrated.server.n_ctx_per_slot is not None
+            or (calibrated.server.model_file or "").endswith(".gguf")):
+        server = calibrated.server
+        raise ValueError(f"deployment '{name}' was simulated with step times measured on a "
+                         f"llama.cpp server (step_time file {step.file}: build "
+                         f"{server.build or 'unknown'}, {server.model_file or 'its GGUF file'}"
+                         f"), but the stack serves vLLM, whose steps are not those: calibrate "
+                         f"against a vLLM server, or simulate the roofline step time, to "
+                         f"provision it")
     if dep.router == "prefix_affinity":
         raise ValueError(f"deployment '{name}' was simulated behind a cache-aware router "
                          "(router: prefix_affinity); the stack's balancer (nginx beside the "
