@@ -123,11 +123,18 @@ def task_routes(plan: Plan) -> list[TaskRoute]:
 
 
 def cloud_output_tokens(plan: Plan) -> float | None:
-    """Mean answer length of the requests the routes send to the API (weighted by task)."""
-    sent = {r.task for r in task_routes(plan) if r.side == "cloud" and not r.restricted}
-    tasks = [t for t in plan.tasks if t.name in sent]
-    weight = sum(t.weight for t in tasks)
-    return sum(t.weight * t.mean_output_tokens for t in tasks) / weight if weight else None
+    """Mean answer length of the requests the API answered in the simulation, weighted by
+    how many each task sent it (a hybrid's spilled requests too); without those counts, of
+    the tasks the routes send it, by task weight."""
+    by_task = {t.name: t for t in plan.tasks}
+    weights = {name: float(n) for name, n in plan.simulated.cloud_requests_by_task.items()
+               if n > 0 and name in by_task}
+    if not weights:
+        weights = {r.task: by_task[r.task].weight for r in task_routes(plan)
+                   if r.side == "cloud" and not r.restricted}
+    total = sum(weights.values())
+    return sum(w * by_task[name].mean_output_tokens for name, w in weights.items()) / total \
+        if total else None
 
 
 def restricted_groups(plan: Plan) -> list[str]:

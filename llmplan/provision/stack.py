@@ -332,6 +332,12 @@ def setting_notes(config: StackConfig) -> list[str]:
                      f"'{config.plan.cloud_model.model_id if config.plan.cloud_model else ''}', "
                      "azureDeployment")
     if config.uses_bedrock and config.cluster_mode != "eks" and not (
+            config.vpc_id and config.subnet_ids):
+        notes.append("no VPC endpoint for Bedrock is created without the cluster's vpcId and "
+                     "subnetIds (pulumi config set vpcId ...; subnetIds as a list): the "
+                     "gateway then reaches Bedrock over the internet through the cluster's "
+                     "NAT")
+    if config.uses_bedrock and config.cluster_mode != "eks" and not (
             config.eks_cluster_name or config.oidc_provider_arn):
         notes.append("the gateway needs an AWS identity for Bedrock: set eksClusterName (an "
                      "EKS cluster with the Pod Identity agent) or oidcProviderArn")

@@ -210,9 +210,15 @@ def test_a_loaded_example_round_trips_through_json(example_stacks: dict[str, Exa
 
 
 def test_what_pulumi_up_still_needs_is_said(bedrock_stack: WrittenStack, tmp_path: Path) -> None:
-    assert bedrock_stack.notes == ["the gateway needs an AWS identity for Bedrock: set "
-                                   "eksClusterName (an EKS cluster with the Pod Identity agent) "
-                                   "or oidcProviderArn"]
+    endpoint, identity = bedrock_stack.notes
+    # on an existing cluster the program can only add Bedrock's VPC endpoint in its VPC
+    assert endpoint.startswith("no VPC endpoint for Bedrock is created without the "
+                               "cluster's vpcId and subnetIds")
+    assert identity == ("the gateway needs an AWS identity for Bedrock: set eksClusterName (an "
+                        "EKS cluster with the Pod Identity agent) or oidcProviderArn")
+    placed = bedrock_stack.config.model_copy(update={"vpc_id": "vpc-1",
+                                                     "subnet_ids": ["subnet-a"]})
+    assert not any("VPC endpoint" in note for note in setting_notes(placed))
     config = bedrock_stack.config.model_copy(update={"aws_region": "", "cluster_mode": "eks"})
     region, on_demand = setting_notes(config)
     assert region == ("the plan calls AWS Bedrock: set the region (--aws-region, or pulumi "
@@ -261,3 +267,18 @@ def test_a_bad_setting_names_its_option_or_the_file_it_was_kept_from(tmp_path: P
     assert again.exit_code == 2
     said = " ".join(again.output.split())
     assert "Pulumi.x.yaml: llm-deploy-planner:clusterMode:" in said and "(got 'gke')" in said
+
+
+def test_the_api_latency_alarm_counts_what_a_hybrid_spills_to_it(
+        example_stacks: dict[str, ExampleStack]) -> None:
+    """retail-assistant routes no task to Bedrock outright: its product questions reach it
+    by spilling at the peak. The latency alarm's answer length is of those requests (the
+    simulation's count per task), not None for want of a cloud route."""
+    from llmplan.provision.router_config import cloud_output_tokens, task_routes
+    plan = example_stacks["retail-assistant"].written.config.plan
+    assert not any(r.side == "cloud" for r in task_routes(plan))
+    sent = plan.simulated.cloud_requests_by_task
+    assert sent and all(n >= 0 for n in sent.values())
+    by_task = {t.name: t.mean_output_tokens for t in plan.tasks}
+    expected = sum(n * by_task[t] for t, n in sent.items()) / sum(sent.values())
+    assert cloud_output_tokens(plan) == pytest.approx(expected)
