@@ -104,14 +104,20 @@ def _servers(dep: LocalDeployment, gpu: GpuSpec, facts: LocalFacts) -> int:
     return math.ceil(facts.gpus / each / replicas_per_server - 1e-9) * spans
 
 
-def bought_gpus(gpu: GpuSpec, gpus: float) -> int:
-    """GPUs an owned fleet of `gpus` must buy: whole baseboards of SXM or OAM modules
-    (the catalog's board_gpus: 4 or 8; a PCIe card is sold alone)."""
-    return math.ceil(gpus / gpu.board_gpus - 1e-9) * gpu.board_gpus
+def bought_gpus(dep: LocalDeployment, gpu: GpuSpec, facts: LocalFacts) -> int:
+    """GPUs an owned fleet must buy: whole baseboards of SXM or OAM modules (the catalog's
+    board_gpus: 4 or 8; a PCIe card is sold alone), each server holding whole boards (a
+    server set to fewer GPUs than a board, costs.gpus_per_server, still holds one)."""
+    board = gpu.board_gpus
+    whole = math.ceil(facts.gpus / board - 1e-9) * board
+    per_server = min(gpu.node_gpus, dep.costs.gpus_per_server or gpu.node_gpus)
+    if per_server % board == 0:
+        return whole
+    return max(whole, _servers(dep, gpu, facts) * math.ceil(per_server / board) * board)
 
 
 def _hardware_usd(dep: LocalDeployment, gpu: GpuSpec, facts: LocalFacts) -> float:
-    return bought_gpus(gpu, facts.gpus) * gpu.purchase_usd \
+    return bought_gpus(dep, gpu, facts) * gpu.purchase_usd \
         + _servers(dep, gpu, facts) * dep.costs.server_usd
 
 
@@ -123,7 +129,7 @@ def hardware(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
              facts: LocalFacts) -> CostItem | None:
     if _owned(dep):
         total = _hardware_usd(dep, gpu, facts)
-        bought = bought_gpus(gpu, facts.gpus)
+        bought = bought_gpus(dep, gpu, facts)
         boards = "" if bought == facts.gpus else \
             (f" (baseboards of {gpu.board_gpus}: {_gpu_count(facts.gpus)} of them serve, the "
              f"rest are idle capacity)")
@@ -160,7 +166,7 @@ def electricity(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
     share = econ.idle_power_fraction + (1 - econ.idle_power_fraction) * facts.busy_fraction
     running = facts.gpus if facts.running_gpus is None else min(facts.gpus, facts.running_gpus)
     # the GPUs of a bought baseboard the fleet does not use idle too
-    idle = facts.gpus - running + bought_gpus(gpu, facts.gpus) - facts.gpus
+    idle = facts.gpus - running + bought_gpus(dep, gpu, facts) - facts.gpus
     gpus_w = gpu.tdp_w * (running * share + idle * econ.idle_power_fraction)
     kw = (gpus_w + _servers(dep, gpu, facts) * econ.server_power_w) / 1e3
     usd = kw * econ.pue * econ.hours_per_month * econ.electricity_usd_per_kwh

@@ -509,3 +509,24 @@ def test_an_owned_fleet_buys_whole_baseboards(gpu: str, gpus: int, bought: int) 
     assert items["electricity"].usd_per_month == pytest.approx(
         kw * econ.pue * econ.hours_per_month * econ.electricity_usd_per_kwh)
 
+
+
+def test_a_server_set_smaller_than_a_board_still_holds_a_whole_board() -> None:
+    # three tp-2 replicas of H100 SXMs, two GPUs a server (costs.gpus_per_server): an HGX
+    # board of 4 cannot be split between servers, so each of the 3 servers holds one
+    loaded = scenario_from("""
+        seed: 1
+        duration: 60
+        traffic: {kind: constant, rate_per_s: 1}
+        tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 100},
+                 output_tokens: {kind: fixed, tokens: 10}}]
+        deployments:
+          d: {gpu: H100-SXM, model: Llama-3.1-8B, tp: 2, replicas: 3,
+              costs: {gpus_per_server: 2}}
+    """)
+    dep = loaded.scenario.deployments["d"]
+    assert isinstance(dep, LocalDeployment)
+    items = {i.name: i for i in local_items(dep, loaded.catalog, loaded.scenario.economics,
+                                            LocalFacts(gpus=6, busy_fraction=0.5))}
+    assert items["hardware"].basis.startswith("12 x ")
+    assert "+ 3 servers at" in items["hardware"].basis
