@@ -340,9 +340,17 @@ def _union_tags(model: type[BaseModel], loc: Loc, key: str) -> list[str]:
 
 
 def _unwrap(tp: Any) -> Any:
-    while typing.get_origin(tp) is typing.Annotated:
-        tp = typing.get_args(tp)[0]
-    return tp
+    """The type inside Annotated[...] and Optional (X | None: X)."""
+    while True:
+        if typing.get_origin(tp) is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+            continue
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):
+            members = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(members) == 1:
+                tp = members[0]
+                continue
+        return tp
 
 
 def _step(tp: Any, part: str | int) -> Any:

@@ -198,6 +198,18 @@ def _merge_catalog(doc: YamlDocument, scenario: Scenario) -> Catalog:
         raise ScenarioError(problems) from None
 
 
+def _unknown_model(name: str, catalog: Catalog) -> str:
+    """An unknown model id, or a Hugging Face repository the catalog knows by its own id."""
+    wanted = name.lower()
+    for key, spec in sorted(catalog.models.items()):
+        repos = [spec.hf_id, *(c.hf_id for c in spec.checkpoints.values())]
+        if any(repo is not None and repo.lower() == wanted for repo in repos):
+            return (f"unknown model '{name}': that is a Hugging Face repository of the "
+                    f"catalog's model '{key}'; expected its catalog id, '{key}' (the weight "
+                    f"format picks the repository: engine.weights_dtype)")
+    return _unknown("model", name, list(catalog.models))
+
+
 def _unknown(kind: str, name: str, known: list[str]) -> str:
     return f"unknown {kind} '{name}'{did_you_mean(name, known)}; expected one of: " \
         f"{', '.join(sorted(known))}"
@@ -257,7 +269,7 @@ def _check_names(doc: YamlDocument, scenario: Scenario,
             if dep.gpu not in catalog.gpus:
                 add((*base, "gpu"), _unknown("GPU", dep.gpu, list(catalog.gpus)))
             if dep.model not in catalog.models:
-                add((*base, "model"), _unknown("model", dep.model, list(catalog.models)))
+                add((*base, "model"), _unknown_model(dep.model, catalog))
             if dep.gpu in catalog.gpus and dep.model in catalog.models:
                 setup = dep.setup(catalog)
                 if (error := format_error(setup)) is not None:

@@ -95,6 +95,17 @@ CASES = [
          VALID + f"    engine:\n      max_num_seq: 64  {MARK}\n",
          "deployments.a.engine.max_num_seq",
          ("unknown key 'max_num_seq'", "did you mean 'max_num_seqs'?", "max_num_batched_tokens")),
+    # an optional section (failures: FailureSpec | None) names its keys too
+    Case("unknown-key-in-an-optional-section",
+         VALID + f"    failures: {{mtbf_hours: 500, mttr_minutes: 30}}  {MARK}\n",
+         "deployments.a.failures.mttr_minutes",
+         ("unknown key 'mttr_minutes'", "did you mean 'repair_minutes'?", "mtbf_hours")),
+    Case("model-named-by-its-hub-repository",
+         edit("    model: Llama-3.1-8B\n",
+              f"    model: meta-llama/Llama-3.1-8B-Instruct  {MARK}\n"),
+         "deployments.a.model",
+         ("Hugging Face repository of the catalog's model 'Llama-3.1-8B'",
+          "expected its catalog id")),
     Case("missing-tasks",
          edit("tasks:\n  - name: chat\n    prompt_tokens: {kind: fixed, tokens: 100}\n"
               "    output_tokens: {kind: fixed, tokens: 50}\n", ""),
