@@ -352,13 +352,13 @@ def _fmt(value: float | None, digits: int = 0) -> str:
 
 
 def _unanswered(dep: Candidate) -> str:
-    """Requests that got no answer, with the commonest way they ended."""
+    """Requests that got no answer, with every way they ended (as the terminal says)."""
     counts = dep.requests
     ways = counts.not_answered()
     if not ways:
         return "0"
-    count, words = ways[0]
-    return f"{counts.total - counts.completed:,} ({count:,} {words})"
+    return f"{counts.total - counts.completed:,} (" + ", ".join(
+        f"{count:,} {words}" for count, words in ways) + ")"
 
 
 def render(result: Result, price_warnings: list[str] | None = None,
@@ -514,6 +514,7 @@ def render(result: Result, price_warnings: list[str] | None = None,
                      f"{_figure_html(fig, first=first, div_id=f'plot-{chart.__name__}')}"
                      "</div>")
         first = False
+    parts.append(_glossary())
     style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;"
              "padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0;"
              "font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;"
@@ -523,6 +524,41 @@ def render(result: Result, price_warnings: list[str] | None = None,
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>llmplan: "
             f"{html.escape(meta.name)}</title><style>{style}</style></head><body>"
             + "".join(parts) + "</body></html>")
+
+
+#: the report's terms, as the simulator and the checklist use them
+GLOSSARY = (
+    ("TTFT", "time to first token: from a request's arrival to its first streamed token "
+             "(queueing and prefill included); with hidden reasoning, a reasoning token"),
+    ("TPOT", "time per output token after the first: the gap between streamed tokens"),
+    ("E2E", "end to end: from arrival to the last token of the answer"),
+    ("p50, p95", "the median, and the value 95% of requests stay within"),
+    ("goodput", "the share of requests answered within every SLO bound of their task; a "
+                "candidate meets the SLO when it reaches slo.min_goodput_fraction"),
+    ("useful result", "a request answered within the SLO, times its task's quality (the "
+                      "share of right answers): what the cost per useful result divides by"),
+    ("busiest stretch", "the run of consecutive requests that arrives in the shortest time: "
+                        "planning's searches speed it up to find the highest rate a "
+                        "candidate sustains within the SLO"),
+    ("full batches", "a replica running max_num_seqs sequences every step: an upper bound "
+                     "on what it can serve, which the SLO usually binds first"),
+    ("KV cache tokens", "tokens of context a replica's KV cache holds, as vLLM logs it at "
+                        "start-up ('GPU KV cache size')"),
+    ("MBU", "model bandwidth utilisation: the bytes the steps read (weights, and the KV "
+            "cache of decoding sequences) over the GPUs' peak memory bandwidth, over the run"),
+    ("right-sized", "the answer again with each fixed fleet at the fewest replicas meeting "
+                    "the SLO (as simulated on the whole run)"),
+    ("checklist status", "given (the scenario says it), assumed (llmplan's default, or "
+                         "no figure), simulated or measured (from the runs), provisioned "
+                         "(what the stack builds), constraint (a rule of the scenario), "
+                         "not applicable"),
+)
+
+
+def _glossary() -> str:
+    return ("<h2>Terms</h2><dl>" + "".join(
+        f"<dt><b>{html.escape(term)}</b></dt><dd>{html.escape(text)}</dd>"
+        for term, text in GLOSSARY) + "</dl>")
 
 
 def _seed_question(question: str) -> str:

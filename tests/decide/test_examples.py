@@ -237,3 +237,26 @@ def test_a_hybrids_fallback_that_cannot_carry_the_traffic_says_so(
     outage = next(c for c in result.checklist if "outages" in c.item)
     assert "hybrid falls back to gpu-small, which alone on the whole traffic meets " \
            f"{small.slo.goodput_fraction:.0%} of it within the SLO" in outage.evidence
+
+
+def test_the_report_defines_its_terms_and_gives_every_way_a_request_went_unanswered(
+        example_result: ExampleResult) -> None:
+    """A tech lead meets TTFT, goodput and the checklist's statuses without a definition
+    otherwise; the table's 'not answered' cell gives every way, as the terminal does."""
+    import html
+
+    from llmplan.render import not_served
+    from llmplan.report import GLOSSARY, render
+
+    result = example_result("support-assistant", False)
+    page = render(result, risks=["cloud model x (used by hybrid): shut down soon"])
+    terms = page.split("<h2>Terms</h2>", 1)[1]
+    for term, _ in GLOSSARY:
+        assert f"<dt><b>{html.escape(term)}</b></dt>" in terms
+    for word in ("TTFT", "TPOT", "goodput", "useful result", "assumed", "provisioned"):
+        assert word in terms
+    assert "<b>Risk to the recommendation:</b> cloud model x (used by hybrid)" in page
+    for name, dep in result.deployments.items():
+        for count, words in dep.requests.not_answered():
+            assert html.escape(f"{count:,} {words}") in page, name
+    assert not_served(result)                      # the example leaves some unanswered
