@@ -205,6 +205,19 @@ def item_label(item: str) -> str:
     return ITEM_LABELS.get(item.removeprefix("cloud_"), item.replace("_", " "))
 
 
+#: every cost item's label, in a fixed order: its colour is the same in every report
+ITEM_ORDER = tuple(dict.fromkeys(ITEM_LABELS.values()))
+ITEM_COLOURS = plotly.colors.qualitative.Dark24 + plotly.colors.qualitative.Light24
+
+
+def item_colour(label: str) -> str:
+    """A cost item's colour, the same in every report (one not in ITEM_LABELS: by its
+    letters, stably)."""
+    if label in ITEM_ORDER:
+        return str(ITEM_COLOURS[ITEM_ORDER.index(label) % len(ITEM_COLOURS)])
+    return str(ITEM_COLOURS[(len(ITEM_ORDER) + sum(map(ord, label))) % len(ITEM_COLOURS)])
+
+
 #: Candidates whose monthly costs differ more than this many times share a log cost axis
 #: (on a linear one the cheap ones, often the real choice, lie flat on the floor).
 WIDE_SPREAD = 20.0
@@ -221,14 +234,13 @@ def cost_breakdown(result: Result) -> go.Figure:
     # API's input_tokens are both "API input tokens"), one distinct colour each
     labels = sorted({item_label(i.item) for d in result.deployments.values()
                      for i in d.cost.items if i.usd_per_month > 0})
-    colours = plotly.colors.qualitative.Dark24 + plotly.colors.qualitative.Light24
     fig = go.Figure()
-    for k, label in enumerate(labels):
-        fig.add_trace(go.Bar(name=label, x=names, marker_color=colours[k % len(colours)],
+    for label in labels:
+        fig.add_trace(go.Bar(name=label, x=names, marker_color=item_colour(label),
                              y=[sum(i.usd_per_month for i in result.deployments[n].cost.items
                                     if item_label(i.item) == label) for n in names]))
     totals = [result.deployments[n].cost.monthly_usd for n in names]
-    fig.add_trace(go.Scatter(x=names, y=totals, mode="text", name="total",
+    fig.add_trace(go.Scatter(x=names, y=totals, mode="text", name="total", showlegend=False,
                              text=[f"${t:,.0f}" for t in totals], textposition="top center"))
     wide = _wide(totals)
     # stacked segments on a log axis would have sizes that mean nothing: side by side there

@@ -260,3 +260,21 @@ def test_the_report_defines_its_terms_and_gives_every_way_a_request_went_unanswe
         for count, words in dep.requests.not_answered():
             assert html.escape(f"{count:,} {words}") in page, name
     assert not_served(result)                      # the example leaves some unanswered
+
+
+def test_a_cost_item_has_one_colour_in_every_report(example_result: ExampleResult) -> None:
+    """Two reports side by side: "GPUs and servers" must not be red in one, green in the
+    other; the totals' text labels are not a legend entry."""
+    from llmplan.report import cost_breakdown
+
+    colours: dict[str, set[str]] = {}
+    for example in ("support-assistant", "retail-assistant"):
+        fig = cost_breakdown(example_result(example, False))
+        for trace in fig.data:
+            if trace.type == "bar":
+                colours.setdefault(trace.name, set()).add(trace.marker.color)
+            else:
+                assert trace.showlegend is False
+    assert len(colours) > 3 and all(len(c) == 1 for c in colours.values())
+    firsts = [next(iter(c)) for c in colours.values()]
+    assert len(set(firsts)) == len(firsts)          # and no two items share one
