@@ -203,6 +203,18 @@ Deployment = LocalDeployment | CloudDeployment | HybridDeployment
 ROLLBACK = "infra/ builds versioned images and rolls updates out with maxUnavailable 1"
 
 
+def _lone_replica(fleet: LocalDeployment) -> str:
+    """What a rollout means for a fleet of one replica: the old pod goes before the new one
+    serves, so the fleet is down for a start-up (its simulated spin-up)."""
+    low = fleet.autoscaling.min_replicas if fleet.autoscaling is not None else fleet.replicas
+    if low > 1:
+        return ""
+    spin_up = fleet.autoscaling.spin_up_s if fleet.autoscaling is not None else None
+    took = f", about {spin_up:g} s as simulated," if spin_up is not None else ""
+    return (f"; with one replica an update or a rollback stops it for a start-up{took} "
+            f"with nothing serving meanwhile: run two replicas, or update off-hours")
+
+
 def _names(scenario: Scenario, kind: type) -> list[str]:
     return [n for n, d in scenario.deployments.items() if isinstance(d, kind)]
 
@@ -233,10 +245,12 @@ def _rollback(scenario: Scenario, recommended: str | None,
         return ("provider-managed", f"{recommended} is the provider's {chosen.model}: nothing "
                                     f"provisioned to roll back; {pin}")
     if isinstance(chosen, HybridDeployment):
-        return ("provisioned", f"{recommended}'s fleet {chosen.local}: {ROLLBACK}; its API "
-                               f"side ({_api_model(scenario, chosen.cloud)}): {pin}")
-    if chosen is not None:
-        return "provisioned", f"{recommended}: {ROLLBACK}"
+        fleet = scenario.deployments[chosen.local]
+        lone = _lone_replica(fleet) if isinstance(fleet, LocalDeployment) else ""
+        return ("provisioned", f"{recommended}'s fleet {chosen.local}: {ROLLBACK}{lone}; its "
+                               f"API side ({_api_model(scenario, chosen.cloud)}): {pin}")
+    if isinstance(chosen, LocalDeployment):
+        return "provisioned", f"{recommended}: {ROLLBACK}{_lone_replica(chosen)}"
     fleets, apis = _names(scenario, LocalDeployment), _names(scenario, CloudDeployment)
     if not fleets:
         return "provider-managed", f"nothing provisioned to roll back; {pin}"

@@ -62,3 +62,14 @@ def test_offline_operation_is_the_outage_answer_when_the_scenario_requires_it() 
     # a fleet with no provider has no provider outage to assume
     local = _items(FLEET, recommended="fleet")["outages"]
     assert local.status == "not applicable" and "no provider" in local.evidence
+
+
+def test_rolling_out_a_fleet_of_one_replica_stops_it() -> None:
+    # maxUnavailable 1 of one replica: the old pod goes before the new one serves
+    lone = _items(FLEET + API + HYBRID, recommended="fleet")["roll"]
+    assert lone.status == "provisioned" and "with one replica an update" in lone.evidence
+    assert "with one replica" in _items(FLEET + API + HYBRID, recommended="both")["roll"] \
+        .evidence
+    pair = _items(FLEET.replace("Llama-3.1-8B}", "Llama-3.1-8B, replicas: 2}") + API,
+                  recommended="fleet")["roll"]
+    assert "with one replica" not in pair.evidence and "maxUnavailable 1" in pair.evidence
