@@ -19,6 +19,7 @@ from plotly.io import to_html
 
 from llmplan.decide.table import SEED_FIT
 from llmplan.results.decision import BreakEven, Candidate, Result
+from llmplan.scenario.cloud import SEED_CLOUD_KINDS, SEED_LOCAL_KINDS
 
 CHART_HEIGHT = 520
 
@@ -352,9 +353,15 @@ def _hybrid_routing(hybrids: dict[str, Candidate]) -> str:
         f"(spill-over or fall-back); {dep.hybrid.restricted_requests:,} restricted, "
         f"{dep.hybrid.restricted_served_by_cloud:,} of them answered by the API"
         for name, dep in hybrids.items() if dep.hybrid is not None)
+    local, cloud = (", ".join(k.replace("_", " ") for k in kinds)
+                    for kinds in (SEED_LOCAL_KINDS, SEED_CLOUD_KINDS))
     return ("<h2>Hybrid routing</h2><p>The seed's hybrid pattern: a router sends each task "
             "to the fleet or the API by its rules, restricted data never leaves the fleet. "
-            "Where each task's requests were answered: " + html.escape(moved) + ".</p>"
+            f"The guide's own split (a hybrid's <code>routes: seed</code>, by each task's "
+            f"<code>kind</code>): {html.escape(local)} on the fleet, sensitive preprocessing "
+            f"kept close; {html.escape(cloud)} on the API, where a stronger managed model's "
+            "quality matters. Where each task's requests were answered: "
+            + html.escape(moved) + ".</p>"
             + _table(["deployment", "task", "requests", "answered on the fleet",
                       "answered by the API", "TTFT p95 ms"], rows))
 

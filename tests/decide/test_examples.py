@@ -260,6 +260,11 @@ def test_the_report_defines_its_terms_and_gives_every_way_a_request_went_unanswe
         for count, words in dep.requests.not_answered():
             assert html.escape(f"{count:,} {words}") in page, name
     assert not_served(result)                      # the example leaves some unanswered
+    # the seed's hybrid pattern, its two lists by task kind
+    routing = page.split("<h2>Hybrid routing</h2>", 1)[1].split("<h2>", 1)[0]
+    for kind in ("classification", "redaction", "extraction", "drafting", "reasoning",
+                 "tool use", "writing", "multimodal"):
+        assert kind in routing
 
 
 def test_a_cost_item_has_one_colour_in_every_report(example_result: ExampleResult) -> None:
