@@ -494,7 +494,12 @@ def render(result: Result, price_warnings: list[str] | None = None,
         window = result.planning.window
         where = ("the whole request stream" if window.whole_stream else
                  f"the busiest stretch of the request stream: {window.requests:,} requests "
-                 f"arriving in {window.span_s:,.0f} s from {window.start_s:,.0f} s on")
+                 f"from {window.start_s:,.0f} s on")
+        if window.sped_up_to_peak is not None:
+            where += (f", sped up {window.sped_up_to_peak:.3g}x to the traffic's daily peak "
+                      f"({window.requests:,} requests in {window.span_s:,.0f} s)")
+        elif not window.whole_stream:
+            where += f" arriving in {window.span_s:,.0f} s"
         checked = "" if window.whole_stream else (
             "; the replica counts were checked on the whole stream, the sustainable rates on "
             "a stretch three times as long")

@@ -315,10 +315,13 @@ class StepModel:
         gpu = max(compute, memory, self.launch_s) + serial
         if self.frontend_per_seq_s * decode_seqs > self._engine_s(gpu, cpu, decode_seqs):
             return "api_server"
-        if cpu > gpu or self.launch_s > max(compute, memory):
-            return "cpu"           # scheduling, or (eager mode) launching the kernels
-        if serial > max(compute, memory):
+        if cpu > gpu:
+            return "cpu"
+        work = max(compute, memory)
+        if serial > max(work, self.launch_s):
             return "gpu_serial"
+        if self.launch_s > work:
+            return "cpu"           # eager mode: the CPU launching the kernels
         # the GEMMs and attention each take the longer of their FLOPs and their reads: the
         # step is bound by whichever resource the larger share of its time waits on (the
         # GEMMs' time is in both totals, so comparing the totals alone would let a little

@@ -188,7 +188,7 @@ def infeasibility(name: str, summary: DeploymentResult, loaded: LoadedScenario,
     slo = summary.slo
     if not slo.met:
         reasons.append(f"misses the SLO: {slo.goodput_shown()} of requests within bounds, "
-                       f"{slo.min_goodput_fraction:.0%} required")
+                       f"{slo.required_shown()} required")
     return reasons
 
 

@@ -76,7 +76,7 @@ def _cost_driver(best: str, other: str, candidates: dict[str, Candidate]) -> Dri
     saves on no group."""
     a, b = _by_group(candidates[best]), _by_group(candidates[other])
     diffs = {g: sum(a.get(g, {}).values()) - sum(b.get(g, {}).values())
-             for g in set(a) | set(b)}
+             for g in sorted(set(a) | set(b))}
     if min(diffs.values(), default=0.0) > -MIN_USD:
         return None
     total_a = candidates[best].cost.monthly_usd

@@ -148,18 +148,26 @@ class Planner:
             self.stream, self.duration_s, window_requests)
         self.long, self.long_s, _ = busiest_stretch(
             self.stream, self.duration_s, window_requests * LONG_STRETCHES)
+        #: whether the stretch is the whole stream, before any speed-up (for the report)
+        self.whole_window = self.window is self.stream
         #: when the simulated hours miss a diurnal traffic's daily peak, the stretches are
-        #: sped up to its rate: every search judges a candidate at the peak
-        traffic = loaded.scenario.traffic
-        missed = traffic.peak_missed_by(self.duration_s) \
-            if isinstance(traffic, DiurnalTraffic) else 1.0
-        self.sped_up_to_peak = missed if missed > PEAK_MISSED else None
-        if self.sped_up_to_peak is not None:
+        #: sped up to its rate (requests/s, conversations' turns counted, as the stream
+        #: does): every search judges a candidate at the peak
+        self.sped_up_to_peak: float | None = None
+        self.peak_requests_per_s = daily_peak_requests_per_s(loaded, simulation)
+        pace = len(self.window) / self.window_s if self.window_s > 0 else 0.0
+        if self.peak_requests_per_s is not None and pace > 0 \
+                and self.peak_requests_per_s > pace * (1 + 1e-9):
+            peak = self.peak_requests_per_s
+            self.sped_up_to_peak = peak / pace
             same = self.long is self.window
-            self.window, self.window_s = self.window.scaled(1.0 / missed), \
-                self.window_s / missed
+            self.window, self.window_s = self.window.scaled(pace / peak), len(self.window) / peak
+            long_pace = len(self.long) / self.long_s
             self.long, self.long_s = (self.window, self.window_s) if same else \
-                (self.long.scaled(1.0 / missed), self.long_s / missed)
+                (self.long.scaled(min(1.0, long_pace / peak)),
+                 min(self.long_s, len(self.long) / peak))
+        else:
+            self.peak_requests_per_s = None
         self.cache: dict[Point, DeploymentResult] = {}
         self.fresh: dict[Point, DeploymentResult] = {}   # run here since the last harvest
         #: per cloud API, the rate its limits sustain at the stretch's token mix
@@ -263,8 +271,15 @@ class Planner:
         local = self.simulate(Point(name)).local
         if local is None or local.utilisation.full_batch_requests_per_s <= 0:
             return None
-        return local.utilisation.full_batch_requests_per_s \
-            / (len(self.stream) / self.duration_s)
+        return local.utilisation.full_batch_requests_per_s / self.mean_rate()
+
+    def mean_rate(self) -> float:
+        """The stream's mean requests/s a long overload is judged by: the run's own, or,
+        when the stretches were sped up to a daily peak the run misses, the peak's (the
+        traffic stays near it for hours)."""
+        if self.peak_requests_per_s is not None:
+            return self.peak_requests_per_s
+        return len(self.stream) / self.duration_s
 
     def max_rate_factor(self, name: str) -> float | None:
         """Largest rate factor with the SLO met on the busiest stretch and on a stretch
@@ -291,8 +306,7 @@ class Planner:
             return False
         # the stretch's rate against the fleet's throughput (capacity_factor is against
         # the whole stream's mean rate)
-        rho = factor / ceiling * (len(self.window) / self.window_s) \
-            / (len(self.stream) / self.duration_s)
+        rho = factor / ceiling * (len(self.window) / self.window_s) / self.mean_rate()
         return rho < 1 and (1 - math.sqrt(rho)) ** 2 * len(self.window) >= RELAXATIONS
 
     def _held_on_a_longer_stretch(self, name: str, factor: float) -> float | None:
@@ -506,17 +520,17 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
         notes.append("the scenario sets no latency bound (slo.ttft_ms, tpot_ms or e2e_ms): "
                      "the replica and rate searches have nothing to meet, so they were not "
                      "run; set one to size the fleet")
-    if planner.sped_up_to_peak is not None:
+    if planner.sped_up_to_peak is not None and planner.peak_requests_per_s is not None:
         traffic = scenario.traffic
         assert isinstance(traffic, DiurnalTraffic)
         notes.append(
             f"the simulated {_hours(scenario.duration_s)} from {_clock(traffic.start_hour)} "
-            f"reach {1 / planner.sped_up_to_peak:.0%} of the traffic's daily peak "
-            f"({traffic.mean_rate_per_s * traffic.peak_to_mean:,.3g} new requests/s at "
-            f"{_clock(traffic.peak_hour)}), which the month's costs include: planning runs the "
-            f"busiest stretch {planner.sped_up_to_peak:.3g}x faster, at the peak's rate, and "
-            "a candidate that does not sustain it within the SLO is excluded; simulate the "
-            "peak hours (traffic.start_hour, duration) to see its queues at length")
+            f"miss the traffic's daily peak ({planner.peak_requests_per_s:,.3g} requests/s "
+            f"at {_clock(traffic.peak_hour)}), which the month's costs include: planning "
+            f"runs the busiest stretch {planner.sped_up_to_peak:.3g}x faster, at the peak's "
+            "rate, and a candidate that does not sustain it within the SLO is excluded; "
+            "simulate the peak hours (traffic.start_hour, duration) to see its queues at "
+            "length")
     say("planning: load curves")
     _run_all(planner, jobs, [Point(n, factor=f) for n in names for f in LOAD_FACTORS])
     say("planning: replica and rate searches")
@@ -553,8 +567,7 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
     rate_factors = {name: value for (kind, name), value in found.items()
                     if kind == "rate" and isinstance(value, float)}
     window = PlanningWindow(requests=len(planner.window), start_s=planner.window_start_s,
-                            span_s=planner.window_s,
-                            whole_stream=planner.window is planner.stream,
+                            span_s=planner.window_s, whole_stream=planner.whole_window,
                             sped_up_to_peak=planner.sped_up_to_peak)
     return Planning(deployments=per_deployment,
                     sensitivity=sensitivity(simulation, planner, rate_factors,
@@ -562,6 +575,23 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
                     right_sized=right_sized(simulation, planner, replicas,
                                             window, per_deployment),
                     window=window, notes=notes)
+
+
+def daily_peak_requests_per_s(loaded: LoadedScenario,
+                              simulation: SimulationResult) -> float | None:
+    """The requests/s (conversations' turns counted) of a diurnal traffic's daily peak when
+    the simulated hours miss it by more than PEAK_MISSED (None otherwise): the long-run
+    rate times the curve's peak-to-mean, spikes left out."""
+    traffic = loaded.scenario.traffic
+    duration_s = loaded.scenario.duration_s
+    if not isinstance(traffic, DiurnalTraffic) or \
+            traffic.peak_missed_by(duration_s) <= PEAK_MISSED:
+        return None
+    long_run = simulation.scenario.long_run_requests_per_s
+    base = traffic.long_run_rate(duration_s).requests_per_s
+    if long_run is None or base <= 0:
+        return None
+    return traffic.mean_rate_per_s * traffic.peak_to_mean * long_run / base
 
 
 def _hours(duration_s: float) -> str:
@@ -833,7 +863,10 @@ def sensitivity(simulation: SimulationResult, planner: Planner,
         varied = simulation.model_copy(update={"deployments": {
             name: simulate_one(changed, name, seed=planner.seed)[0] if name in affected
             else result for name, result in simulation.deployments.items()}})
-        verdict = decide(varied, changed).recommendation
+        # judged at the daily peak by the fleets' searches as simulated: a change that
+        # makes a fleet faster may not show (the searches are not run again), one that
+        # makes it slower does not bring it back
+        verdict = decide(varied, changed, peak=peak).recommendation
         cases.append(SensitivityCase(change=label, winner=verdict.deployment,
                                      ranking=verdict.ranking))
     for label, varied in quality_variants(simulation, loaded):

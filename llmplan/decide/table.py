@@ -48,7 +48,7 @@ def decision_table(candidates: dict[str, Candidate], loaded: LoadedScenario,
                                  f"{_ms(lat.e2e_ms.p95)}; goodput "
                                  f"{s.slo.goodput_shown()}"
                                  + ("" if s.slo.met else
-                                    f" (misses the SLO: {s.slo.min_goodput_fraction:.0%} "
+                                    f" (misses the SLO: {s.slo.required_shown()} "
                                     f"required)"))
         scale = []
         if s.local is not None:

@@ -20,7 +20,7 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from llmplan.provision.cluster_sizing import pods_per_node
+from llmplan.provision.cluster_sizing import check_eks_pods, pods_per_node
 from llmplan.provision.gpu_nodes import GPU_RESOURCE, PRODUCT_LABEL, product_label
 from llmplan.provision.k8s_resources import create
 from llmplan.provision.manifests import device_plugin_manifest
@@ -41,6 +41,9 @@ def gpu_node_counts(settings: StackConfig) -> tuple[str, int, int, int]:
     local = settings.plan.local
     assert local is not None
     dep = local[1]
+    # an instance set after `llmplan stack` (pulumi config set eksGpuInstanceType) is checked
+    # here, before any node exists: pods that fit no node would stay Pending for good
+    check_eks_pods(settings)
     instance, replicas_per_node = pods_per_node(settings)
     replicas_per_node = max(1, replicas_per_node)
     low = dep.autoscaling.min_replicas if dep.autoscaling is not None else dep.replicas

@@ -31,6 +31,7 @@ from llmplan.provision.manifests import (
     network_policy,
     pod_security,
 )
+from llmplan.provision.router_config import task_routes
 from llmplan.provision.stack_config import StackConfig
 from llmplan.provision.vllm_build import (
     DRAFTED,
@@ -226,7 +227,12 @@ def thinks_unasked(config: StackConfig) -> bool:
     if local is None:
         return False
     model = config.plan.catalog.models[local[1].model]
-    return model.reasoning_parser == "qwen3" and not any(t.reasoning for t in config.plan.tasks)
+    served = {r.task for r in task_routes(config.plan)
+              if r.side == "local" or r.falls_back or r.spills}
+    tasks = [t for t in config.plan.tasks if t.name in served]
+    # unknown (an older stack file): leave the model's default as it was
+    return model.reasoning_parser == "qwen3" and bool(tasks) \
+        and all(t.reasoning is False for t in tasks)
 
 
 #: the pace of a pod's first download of its checkpoint from the model hub, bytes/s: an

@@ -64,9 +64,10 @@ class PlanTask(_Strict):
                                                             "routes by kind).")
     weight: float = Field(gt=0)
     mean_output_tokens: float = Field(ge=0, description="Mean answer length (the SLO alarm).")
-    reasoning: bool = Field(default=False, description="The task was simulated with hidden "
-                                                       "reasoning before its answers "
-                                                       "(reasoning_tokens).")
+    reasoning: bool | None = Field(
+        default=None, description="Whether the task was simulated with hidden reasoning "
+                                  "before its answers (reasoning_tokens); None: a stack file "
+                                  "written before llmplan recorded it.")
 
 
 class SimulatedFigures(_Strict):

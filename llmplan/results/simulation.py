@@ -104,6 +104,14 @@ class SloOutcome(ResultModel):
     min_goodput_fraction: float
     met: bool
 
+    def required_shown(self) -> str:
+        """The required share as a percentage: whole where it is one (95%), else to a
+        tenth (95.5%)."""
+        whole = round(self.min_goodput_fraction * 100)
+        if abs(self.min_goodput_fraction * 100 - whole) < 1e-9:
+            return f"{whole}%"
+        return f"{self.min_goodput_fraction:.1%}"
+
     def goodput_shown(self) -> str:
         """The goodput as a percentage, with as many decimals (1 to 4) as it takes for a
         miss to read under the required share: 94.96%, never a missed "95.0%"."""

@@ -49,9 +49,10 @@ def test_a_quiet_hour_run_is_planned_and_judged_at_the_peak() -> None:
     window = quiet.planning.window
     peak = window.peak_requests_per_s()
     assert window.sped_up_to_peak is not None and window.sped_up_to_peak > 3
-    # the peak is 36 new requests/s; the busiest stretch of a short Poisson run, sped up,
-    # lands near it
-    assert peak is not None and 25 < peak < 50
+    # the busiest stretch is sped up to the peak exactly: 12/s x 3
+    assert peak == pytest.approx(36.0)
+    assert window.sped_up_to_peak == pytest.approx(
+        36.0 / (window.requests / (window.span_s * window.sped_up_to_peak)))
     l4 = quiet.deployments["l4"]
     rate = quiet.planning.deployments["l4"].max_sustainable_requests_per_s
     assert l4.slo.met                       # the quiet five minutes alone it serves

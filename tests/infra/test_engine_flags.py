@@ -266,6 +266,11 @@ def test_an_eks_node_holds_the_serving_pod_not_just_its_gpus(
                                          r"serving pod.*the smallest that does is g6\.4xlarge"):
         write_stack(tmp_path / "Pulumi.small.yaml", loaded, result, "small-card",
                     {**eks, "eks_gpu_instance_type": "g6.xlarge"})
+    # set after the stack was written (pulumi config set): refused before any node exists
+    later = StackConfig.model_validate({**config.model_dump(by_alias=True),
+                                        "eksGpuInstanceType": "g6.xlarge"})
+    with pytest.raises(ValueError, match=r"g6\.xlarge .* cannot hold a serving pod"):
+        gpu_node_counts(later)
     # a tp-2 replica on a one-GPU instance the table knows
     assert written.config.plan.local is not None
     with pytest.raises(InputError, match=r"g6e\.2xlarge carries 1 GPU\(s\).*needs its 2 GPUs"):
@@ -299,3 +304,9 @@ def test_a_thinking_model_simulated_without_reasoning_is_served_without_it(
         "output_tokens:", "reasoning_tokens: {kind: fixed, tokens: 200},\n     output_tokens:"))
     assert "--default-chat-template-kwargs" not in vllm_args(
         stack_of(reasoning, "qwen", tmp_path).config)
+    # a stack file written before the tasks recorded it: the model's default stays
+    config = stack_of(simulated, "qwen", tmp_path).config
+    unknown = config.plan.model_copy(update={"tasks": [
+        t.model_copy(update={"reasoning": None}) for t in config.plan.tasks]})
+    assert "--default-chat-template-kwargs" not in vllm_args(
+        config.model_copy(update={"plan": unknown}))

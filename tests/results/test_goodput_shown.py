@@ -22,3 +22,8 @@ def test_a_met_or_missing_goodput_keeps_one_decimal() -> None:
     assert _slo(0.95).goodput_shown() == "95.0%"
     assert _slo(0.99996).goodput_shown() == "100.0%"
     assert _slo(None).goodput_shown() == "-"
+
+
+def test_the_required_share_keeps_its_tenth() -> None:
+    assert _slo(0.9, required=0.955).required_shown() == "95.5%"
+    assert _slo(0.9, required=0.95).required_shown() == "95%"

@@ -240,6 +240,9 @@ def test_eager_launches_are_a_floor_the_kv_reads_climb_past(async_cpu: bool) -> 
         assert first + growth * j == pytest.approx(model.step_s(0, 10, 5000 + 10 * j),
                                                    rel=1e-12)
     assert model.bound_by(0, 10, 10 * 600) == "gpu_memory"
+    # a serial part above the launch floor is what bounds the step
+    slow_sync = StepModel(weights_s=0.010, serial_s=0.030, launch_s=0.020)
+    assert slow_sync.bound_by(0, 10, 0) == "gpu_serial"
     # a prefill step's GPU work is far above the floor: untouched by it
     heavy = StepModel(weights_s=0.010, compute_per_token_s=0.0001, launch_s=0.020)
     assert heavy.step_s(1000, 0, 0) == pytest.approx(0.1)
