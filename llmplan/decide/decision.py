@@ -20,6 +20,7 @@ from llmplan.decide.costs import (
     CloudFacts,
     CostItem,
     LocalFacts,
+    bought_gpus,
     cloud_items,
     local_items,
 )
@@ -62,27 +63,7 @@ def deployment_costs(name: str, summary: DeploymentResult, loaded: LoadedScenari
         assert isinstance(local_part, LocalDeployment) and isinstance(cloud_part, CloudDeployment)
         local, cloud = local_part, cloud_part
     if local is not None:
-        fleet = summary.local
-        assert fleet is not None
-        # owned: every GPU the fleet may use is bought; on demand: pay for the hours in
-        # use; reserved: the floor is reserved (every replica of a fixed fleet) and what
-        # autoscaling adds above it is rented on demand
-        running = fleet.fleet.mean_active_replicas + fleet.fleet.mean_loading_replicas
-        burst = 0.0
-        if local.costs.ownership == "owned":
-            replicas: float = local.max_replicas
-        elif local.costs.ownership == "rented_reserved":
-            replicas = local.autoscaling.min_replicas if local.autoscaling is not None \
-                else local.replicas
-            burst = max(0.0, running - replicas) * local.gpus_per_replica
-        else:
-            replicas = running
-        facts = LocalFacts(gpus=replicas * local.gpus_per_replica,
-                           busy_fraction=fleet.utilisation.engine_busy_fraction,
-                           burst_gpus=burst,
-                           running_gpus=running * local.gpus_per_replica
-                           if local.autoscaling is not None else None)
-        items += local_items(local, catalog, econ, facts)
+        items += local_items(local, catalog, econ, local_facts(local, summary))
     if cloud is not None:
         part = summary.cloud
         assert part is not None
@@ -106,6 +87,42 @@ def deployment_costs(name: str, summary: DeploymentResult, loaded: LoadedScenari
                            i.usd_per_month, i.variable, i.basis)
                   for i in cloud_items(cloud, catalog, econ, facts_c)]
     return items
+
+
+def local_facts(local: LocalDeployment, summary: DeploymentResult) -> LocalFacts:
+    """What a local fleet's cost items are computed from: owned, every GPU the fleet may use
+    is bought; on demand, the hours in use are paid; reserved, the floor is reserved (every
+    replica of a fixed fleet) and what autoscaling adds above it is rented on demand."""
+    fleet = summary.local
+    assert fleet is not None
+    running = fleet.fleet.mean_active_replicas + fleet.fleet.mean_loading_replicas
+    burst = 0.0
+    if local.costs.ownership == "owned":
+        replicas: float = local.max_replicas
+    elif local.costs.ownership == "rented_reserved":
+        replicas = local.autoscaling.min_replicas if local.autoscaling is not None \
+            else local.replicas
+        burst = max(0.0, running - replicas) * local.gpus_per_replica
+    else:
+        replicas = running
+    return LocalFacts(gpus=replicas * local.gpus_per_replica,
+                      busy_fraction=fleet.utilisation.engine_busy_fraction,
+                      burst_gpus=burst,
+                      running_gpus=running * local.gpus_per_replica
+                      if local.autoscaling is not None else None)
+
+
+def _gpus_bought(name: str, summary: DeploymentResult, loaded: LoadedScenario) -> int | None:
+    """The GPUs an owned fleet buys when whole baseboards make them more than it uses."""
+    dep = loaded.scenario.deployments[name]
+    local = loaded.scenario.deployments[dep.local] if isinstance(dep, HybridDeployment) \
+        else dep
+    if not isinstance(local, LocalDeployment) or local.costs.ownership != "owned" \
+            or summary.local is None:
+        return None
+    facts = local_facts(local, summary)
+    bought = bought_gpus(local, loaded.catalog.gpus[local.gpu], facts)
+    return bought if bought > facts.gpus else None
 
 
 def _per_month(found: AbandonedCalls | LongContextCalls | None, factor: float) -> CallTokens:
@@ -149,8 +166,10 @@ def price(name: str, summary: DeploymentResult, loaded: LoadedScenario,
           info: RunInfo) -> CostSummary:
     """The cost of one deployment simulated as `info` says, per month."""
     factor = windows_per_month(info, loaded.scenario.economics)
-    return cost_summary(deployment_costs(name, summary, loaded, factor), summary, factor,
+    cost = cost_summary(deployment_costs(name, summary, loaded, factor), summary, factor,
                         info.duration_s)
+    bought = _gpus_bought(name, summary, loaded)
+    return cost if bought is None else cost.model_copy(update={"gpus_bought": bought})
 
 
 def infeasibility(name: str, summary: DeploymentResult, loaded: LoadedScenario,

@@ -21,6 +21,8 @@ class CostLine(ResultModel):
 
 
 class CostSummary(ResultModel):
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("gpus_bought",)
+
     monthly_usd: float
     fixed_usd_per_month: float
     variable_usd_per_month: float
@@ -30,6 +32,9 @@ class CostSummary(ResultModel):
     usd_per_million_output_tokens: float | None
     usd_per_useful_result: float | None
     items: list[CostLine]
+    gpus_bought: int | None = Field(
+        default=None, description="An owned fleet's GPUs bought, when whole baseboards "
+                                  "(4 or 8 SXM/OAM modules) make them more than it uses.")
 
 
 class Candidate(DeploymentResult):
@@ -41,6 +46,16 @@ class Candidate(DeploymentResult):
     latency_from: str = Field(description="Where its latency figures come from: measured "
                                           "(calibrated), roofline defaults, or the provider "
                                           "latency given in the scenario or assumed.")
+
+    def serves_with(self) -> str:
+        """As the simulation says, and the GPUs bought when whole baseboards make them more
+        ("2 x H100-SXM (4 bought)")."""
+        shown = super().serves_with()
+        bought = self.cost.gpus_bought
+        if bought is None:
+            return shown
+        fleet, plus, cloud = shown.partition(" + ")
+        return f"{fleet} ({bought:,} bought){plus}{cloud}"
 
     @classmethod
     def of(cls, simulated: DeploymentResult, cost: CostSummary, reasons: list[str],

@@ -530,3 +530,25 @@ def test_a_server_set_smaller_than_a_board_still_holds_a_whole_board() -> None:
                                             LocalFacts(gpus=6, busy_fraction=0.5))}
     assert items["hardware"].basis.startswith("12 x ")
     assert "+ 3 servers at" in items["hardware"].basis
+
+
+def test_the_table_says_how_many_gpus_an_owned_fleet_buys() -> None:
+    # two H100 SXMs in use, a 4-GPU board bought: the summary's "serves with" says both
+    loaded = scenario_from("""
+        seed: 1
+        duration: 30
+        traffic: {kind: poisson, rate_per_s: 1}
+        tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 100},
+                 output_tokens: {kind: fixed, tokens: 10}}]
+        deployments:
+          board: {gpu: H100-SXM, model: Llama-3.1-8B, replicas: 2}
+          rented: {gpu: H100-SXM, model: Llama-3.1-8B, replicas: 2,
+                   costs: {ownership: rented_on_demand}}
+          cards: {gpu: L40S, model: Llama-3.1-8B, replicas: 3}
+    """)
+    deps = evaluate(loaded).deployments
+    assert deps["board"].cost.gpus_bought == 4
+    assert deps["board"].serves_with() == "2 x H100-SXM (4 bought)"
+    assert deps["rented"].cost.gpus_bought is None           # rented by the GPU
+    assert deps["cards"].cost.gpus_bought is None            # PCIe cards sold alone
+    assert deps["cards"].serves_with() == "3 x L40S"
