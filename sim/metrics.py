@@ -495,11 +495,10 @@ def _priceable(table: RequestTable, stream: RequestStream) -> np.ndarray:
 
 def _unserved(run: DeploymentRun, table: RequestTable, stream: RequestStream,
               served: np.ndarray) -> UnservedCalls | None:
-    """An API candidate's requests it did not answer (a hybrid's go to its fleet instead:
-    None), when there are any, of those it is priced for (`_priceable`)."""
-    if run.parts:
-        return None
-    missed = ~served & _priceable(table, stream)
+    """The requests the API was priced for (`_priceable`) and did not answer, when there
+    are any: an API candidate's, and those a hybrid sent its API (at least one attempt)
+    that no path answered (a hybrid's other requests are its fleet's)."""
+    missed = _missed(run, table, stream, served)
     if not missed.any():
         return None
     return UnservedCalls(requests=int(missed.sum()),
@@ -507,16 +506,26 @@ def _unserved(run: DeploymentRun, table: RequestTable, stream: RequestStream,
                          output_tokens=int(table.output_tokens[missed].sum()))
 
 
+def _missed(run: DeploymentRun, table: RequestTable, stream: RequestStream,
+            served: np.ndarray) -> np.ndarray:
+    """The requests the API is priced for as if served though it did not answer them."""
+    missed: np.ndarray = ~served & _priceable(table, stream)
+    if run.parts:
+        missed &= (table.attempts > 0) & ~table.ok
+    return missed
+
+
 def _long_context(run: DeploymentRun, table: RequestTable, stream: RequestStream,
                   served: np.ndarray) -> LongContextCalls | None:
-    """The priced requests (served, and an API candidate's unserved ones) whose prompts
-    are past the model's long-context threshold: billed whole at its long-context prices."""
+    """The priced requests (served, and the unserved ones priced as if served: `_missed`)
+    whose prompts are past the model's long-context threshold: billed whole at its
+    long-context prices."""
     cloud = run.cloud
     assert cloud is not None
     prices = cloud.model.long_context
     if prices is None:
         return None
-    priced = served if run.parts else served | _priceable(table, stream)
+    priced = served | _missed(run, table, stream, served)
     long = priced & (table.prompt_tokens > prices.above_input_tokens)
     if not long.any():
         return None

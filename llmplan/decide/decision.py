@@ -67,9 +67,9 @@ def deployment_costs(name: str, summary: DeploymentResult, loaded: LoadedScenari
     if cloud is not None:
         part = summary.cloud
         assert part is not None
-        # an API candidate is priced at the volume offered: what its limits refused would be
-        # served (and billed) once they allow it, and the calls that got through are the
-        # short ones, so pricing those alone understates the month
+        # an API is priced at the volume offered (a hybrid's: what it sent the API): what
+        # its limits refused would be served (and billed) once they allow it, and the calls
+        # that got through are the short ones, so pricing those alone understates the month
         missed = part.unserved
         facts_c = CloudFacts(input_tokens=(part.input_tokens
                                            + (missed.input_tokens if missed else 0)) * factor,

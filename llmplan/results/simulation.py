@@ -395,8 +395,9 @@ class CloudOutcome(ResultModel):
     cache_write_tokens: int | None = Field(
         default=None, description="Of input_tokens, written to the provider's prompt cache.")
     unserved: UnservedCalls | None = Field(
-        default=None, description="An API candidate's requests it did not answer (refused "
-                                  "past the retries, timed out, in an outage): the cost is "
+        default=None, description="Requests the API did not answer (refused past the "
+                                  "retries, timed out, in an outage; a hybrid's: those it sent "
+                                  "the API that no path answered): the cost is "
                                   "priced at the volume offered, as if they were served once "
                                   "the account's limits allow it, so a throttled API is not "
                                   "priced on the short requests that got through.")

@@ -55,3 +55,24 @@ def test_an_api_that_answers_everything_has_no_unserved_section() -> None:
     cloud = simulation.deployments["api"].cloud
     assert cloud is not None and cloud.unserved is None
     assert "unserved" not in simulation.model_dump_json()
+
+
+def test_a_hybrids_refused_api_requests_are_priced_as_the_api_candidates_are() -> None:
+    # the long task goes to the throttled API, the short one to a fleet: what the API
+    # refused (no fall-back) is priced as if served, as for the API candidate; what the
+    # fleet answered is not the API's
+    loaded = scenario_from(SCENARIO + """
+      fleet: {gpu: L40S, model: Llama-3.1-8B}
+      both: {kind: hybrid, local: fleet, cloud: api, fallback_to_local: false,
+             routes: [{tasks: [long], to: cloud}, {tasks: [short], to: local}]}
+    """)
+    simulation = simulate_scenario(loaded)
+    hybrid = simulation.deployments["both"]
+    cloud = hybrid.cloud
+    assert cloud is not None and cloud.unserved is not None
+    long_task = hybrid.per_task["long"]
+    assert cloud.served + cloud.unserved.requests == long_task.requests
+    assert cloud.unserved.input_tokens == 4000 * cloud.unserved.requests
+    cost = decide(simulation, loaded).deployments["both"].cost
+    basis = next(i.basis for i in cost.items if i.item == "cloud_input_tokens")
+    assert "priced as if served" in basis
