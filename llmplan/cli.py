@@ -903,16 +903,23 @@ def import_usage(
     if (csv_file is None) == (cloudwatch_model is None):
         _fail(InputError([_option_problem("--csv/--bedrock-model", "give exactly one source")]))
     _check_out_folder(out_dir)
+    if task and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", task):
+        _fail(InputError([_option_problem("--task", f"got '{task}'; expected a task name a "
+                                                    "scenario accepts: letters, digits, "
+                                                    "_ . - (not first)")]))
     try:
+        window = None
         if csv_file is not None:
             periods = read_usage_csv(csv_file)
         else:
             if start is None:
                 _fail(InputError([_option_problem("--start", "required with --bedrock-model")]))
             begin, finish = parse_window(start, end, hours)
+            # CloudWatch leaves out the minutes without calls: the window is what was read
+            window = begin, finish
             periods = read_cloudwatch(str(cloudwatch_model), begin, finish, region=region,
                                       endpoint_url=endpoint_url)
-        imported = write_usage(periods, out_dir, task)
+        imported = write_usage(periods, out_dir, task, window)
     except InputError as error:
         _fail(error)
     except ValueError as exc:

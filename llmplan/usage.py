@@ -32,6 +32,11 @@ OUTPUT_COLUMNS = ("output_tokens", "n_generated_tokens_total", "completion_token
                   "output_token_count")
 
 
+#: the most requests a trace may hold: a simulated run draws at most this many
+#: (llmplan.scenario.loader.MAX_SIMULATED_REQUESTS), and the trace is written row by row
+MAX_TRACE_REQUESTS = 20_000_000
+
+
 @dataclass(frozen=True)
 class Period:
     start: datetime
@@ -96,23 +101,37 @@ def read_usage_csv(path: Path, period_s: float | None = None) -> list[Period]:
     o_col = _column(header, OUTPUT_COLUMNS, "output tokens", file)
     lowered = {h.lower().strip(): h for h in header}
     e_col = next((lowered[c] for c in END_COLUMNS if c in lowered), None)
-    parsed = []
+    merged: dict[datetime, list[float]] = {}
     lengths = []
     for number, row in enumerate(rows, start=2):
         start = _cell_time(file, number, row, t_col)
         requests, prompt, output = (_cell_count(file, number, row, c)
                                     for c in (r_col, i_col, o_col))
-        parsed.append((start, int(requests), prompt, output))
+        if requests > MAX_TRACE_REQUESTS:
+            raise InputError([Problem(file, number, r_col, f"{requests:,.0f} requests in one "
+                                      f"period; a trace holds at most "
+                                      f"{MAX_TRACE_REQUESTS:,} (a run's limit): expected the "
+                                      f"period's request count")])
+        # rows of one period (one per model, as OpenAI's export has them) add up
+        total = merged.setdefault(start, [0.0, 0.0, 0.0])
+        total[0] += requests
+        total[1] += prompt
+        total[2] += output
         if e_col is not None and row.get(e_col):
             seconds = (_cell_time(file, number, row, e_col) - start).total_seconds()
             if seconds <= 0:
                 raise InputError([Problem(file, number, e_col, "ends before it starts; "
                                           "expected a time after the start")])
             lengths.append(seconds)
+    parsed = sorted((t, round(n), i, o) for t, (n, i, o) in merged.items())
     if not any(n for _, n, _, _ in parsed):
         raise InputError([Problem(file, None, r_col, "every period has 0 requests: nothing to "
                                   "replay; expected an export with traffic in it")])
-    parsed.sort(key=lambda p: p[0])
+    if sum(n for _, n, _, _ in parsed) > MAX_TRACE_REQUESTS:
+        raise InputError([Problem(file, None, r_col, f"{sum(n for _, n, _, _ in parsed):,} "
+                                  f"requests in all; a trace holds at most "
+                                  f"{MAX_TRACE_REQUESTS:,} (a run's limit): expected a "
+                                  f"shorter export")])
     if period_s is None:
         gaps = [(b[0] - a[0]).total_seconds() for a, b in itertools.pairwise(parsed)
                 if b[0] > a[0]]
@@ -208,25 +227,55 @@ def _split(total: float, n: int) -> list[int]:
     return [base + (1 if k < extra else 0) for k in range(n)]
 
 
-def daily_shape(periods: list[Period]) -> dict[str, float]:
-    """Mean rate, peak-to-mean of the hourly profile, and the peak hour (UTC)."""
-    hours = np.zeros(24)
+def recorded_window(periods: list[Period]) -> tuple[datetime, datetime]:
+    """The time a CSV export covers: from its first period's start to its last's end
+    (periods without rows in between had no traffic); an export of a day or more covers
+    whole UTC days (an export leaves out the idle night hours at its ends too)."""
+    begin = periods[0].start
+    end = max(p.start + timedelta(seconds=p.seconds) for p in periods)
+    if end - begin >= timedelta(hours=20):
+        midnight = begin.replace(hour=0, minute=0, second=0, microsecond=0)
+        days = math.ceil((end - midnight) / timedelta(days=1))
+        begin, end = midnight, midnight + timedelta(days=days)
+    return begin, end
+
+
+def _seconds_by_hour(begin: datetime, end: datetime) -> np.ndarray:
+    """Seconds of [begin, end) in each clock hour of the day (UTC)."""
     seconds = np.zeros(24)
+    t = begin
+    while t < end:
+        following = (t.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
+        step = min(following, end)
+        seconds[t.hour] += (step - t).total_seconds()
+        t = step
+    return seconds
+
+
+def daily_shape(periods: list[Period],
+                window: tuple[datetime, datetime] | None = None) -> dict[str, float]:
+    """Mean rate, peak-to-mean of the hourly profile, and the peak hour (UTC), over the
+    whole window recorded (idle minutes count as time without requests: CloudWatch and
+    usage exports leave them out)."""
+    begin, end = window or recorded_window(periods)
+    hours = np.zeros(24)
     for p in periods:
         hours[p.start.hour] += p.requests
-        seconds[p.start.hour] += p.seconds
+    seconds = _seconds_by_hour(begin, end)
     covered = seconds > 0
     rates = np.divide(hours, seconds, out=np.zeros(24), where=covered)
-    total_s = sum(p.seconds for p in periods)
-    mean = sum(p.requests for p in periods) / total_s if total_s else 0.0
+    total_s = (end - begin).total_seconds()
+    mean = sum(p.requests for p in periods) / total_s if total_s > 0 else 0.0
     peak = float(rates.max()) if covered.any() else 0.0
     return {"mean_rate_per_s": mean,
             "peak_to_mean": max(1.01, peak / mean) if mean else 1.01,
             "peak_hour": float(int(np.argmax(rates)))}
 
 
-def traffic_sections(trace: Path, periods: list[Period]) -> dict[str, Any]:
-    shape = daily_shape(periods)
+def traffic_sections(trace: Path, periods: list[Period],
+                     window: tuple[datetime, datetime] | None = None) -> dict[str, Any]:
+    begin, end = window or recorded_window(periods)
+    shape = daily_shape(periods, (begin, end))
     requests = sum(p.requests for p in periods)
     return {
         "trace": {"kind": "trace", "path": trace.name},
@@ -234,7 +283,7 @@ def traffic_sections(trace: Path, periods: list[Period]) -> dict[str, Any]:
                     "peak_to_mean": round(shape["peak_to_mean"], 3),
                     "peak_hour": shape["peak_hour"]},
         "recorded": {"requests": requests,
-                     "hours": sum(p.seconds for p in periods) / 3600.0,
+                     "hours": (end - begin).total_seconds() / 3600.0,
                      "mean_prompt_tokens": sum(p.input_tokens for p in periods) / max(1, requests),
                      "mean_output_tokens": sum(p.output_tokens for p in periods)
                      / max(1, requests)},
@@ -263,14 +312,23 @@ class ImportedUsage:
     mean_output_tokens: float
 
 
-def import_usage(periods: list[Period], out_dir: Path, task: str = "") -> ImportedUsage:
-    """Write the replayable trace and the traffic snippet (trace and fitted diurnal)."""
+def import_usage(periods: list[Period], out_dir: Path, task: str = "",
+                 window: tuple[datetime, datetime] | None = None) -> ImportedUsage:
+    """Write the replayable trace and the traffic snippet (trace and fitted diurnal);
+    `window`: the time the periods were read from (default: the first period's start to
+    the last one's end)."""
     import yaml
 
+    if not periods:
+        raise InputError([Problem(str(out_dir), None, "", "no usage in the selected window")])
+    if sum(p.requests for p in periods) > MAX_TRACE_REQUESTS:
+        raise InputError([Problem(str(out_dir), None, "", f"more than {MAX_TRACE_REQUESTS:,} "
+                                  f"requests in the window (a run's limit): expected a "
+                                  f"shorter window")])
     out_dir.mkdir(parents=True, exist_ok=True)
     trace = out_dir / "usage-trace.csv"
     count = write_trace(periods, trace, task)
-    sections = traffic_sections(trace, periods)
+    sections = traffic_sections(trace, periods, window)
     snippet = out_dir / "traffic.yaml"
     snippet.write_text(
         "# Paste one of these as the scenario's traffic (trace: replay; diurnal: plan ahead)\n"

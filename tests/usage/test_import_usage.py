@@ -65,6 +65,10 @@ def test_bedrock_cloudwatch_usage_becomes_a_replayable_trace(cloudwatch: str,
     assert per_minute == [m[0] for m in MINUTES]
     sections = yaml.safe_load((tmp_path / "traffic.yaml").read_text())
     assert sections["diurnal"]["peak_hour"] == 9.0
+    # CloudWatch leaves out the minutes without calls: the rate is over the hour asked for
+    assert sections["diurnal"]["mean_rate_per_s"] == pytest.approx(
+        sum(m[0] for m in MINUTES) / 3600, abs=1e-6)
+    assert sections["recorded"]["hours"] == 1.0
     # the trace section loads as a scenario's traffic and replays every call
     loaded = load_scenario_text("""
 duration: 600
@@ -176,3 +180,42 @@ def test_cloudwatch_that_refuses_is_a_clear_error_without_the_secret(
     result = CliRunner().invoke(app, [*args, "--endpoint-url", "localhost:1234"])
     assert result.exit_code == 2, result.output
     assert "--endpoint-url: Invalid endpoint: localhost:1234" in " ".join(result.output.split())
+
+
+def test_an_export_per_model_and_with_idle_hours_gives_the_days_rate(tmp_path: Path) -> None:
+    """OpenAI's export has a row per model per period: they add up. Hours without rows had
+    no traffic: two business days (09:00-17:00) of 1 request/s are 1/3 request/s over the
+    two days, peaking at 3x that."""
+    export = tmp_path / "export.csv"
+    rows = ["start_time,end_time,model,num_model_requests,input_tokens,output_tokens"]
+    for day in (1, 2):
+        for hour in range(9, 17):
+            start = datetime(2026, 11, day, hour, tzinfo=UTC)
+            end = start + timedelta(hours=1)
+            for model, share in (("gpt-4o", 0.25), ("gpt-4o-mini", 0.75)):
+                rows.append(f"{start.isoformat()},{end.isoformat()},{model},"
+                            f"{3600 * share:.0f},{3600 * share * 500:.0f},"
+                            f"{3600 * share * 100:.0f}")
+    export.write_text("\n".join(rows) + "\n")
+    result = CliRunner().invoke(app, ["import-usage", "--csv", str(export),
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert len(_rows(tmp_path / "out" / "usage-trace.csv")) == 2 * 8 * 3600
+    sections = yaml.safe_load((tmp_path / "out" / "traffic.yaml").read_text())
+    assert sections["recorded"]["hours"] == 48.0
+    assert sections["diurnal"]["mean_rate_per_s"] == pytest.approx(1 / 3, abs=1e-6)
+    assert sections["diurnal"]["peak_to_mean"] == pytest.approx(3.0)
+
+
+def test_a_request_count_no_run_could_hold_is_refused_by_its_line(tmp_path: Path) -> None:
+    export = tmp_path / "export.csv"
+    export.write_text("start_time,end_time,requests,input_tokens,output_tokens\n"
+                      "2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,1000000000000,2,4\n")
+    result = CliRunner().invoke(app, ["import-usage", "--csv", str(export),
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code != 0
+    assert "export.csv:2: requests" in result.output and "at most 20,000,000" in result.output
+    assert not (tmp_path / "out" / "usage-trace.csv").exists()
+    named = CliRunner().invoke(app, ["import-usage", "--csv", str(export), "--task",
+                                     "my chat/ü", "--out", str(tmp_path / "out")])
+    assert named.exit_code != 0 and "--task" in named.output
