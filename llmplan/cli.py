@@ -969,6 +969,7 @@ def import_cluster(
 ) -> None:
     """Read an existing cluster's GPU nodes into deployments a scenario can use."""
     from llmplan.catalog import builtin_catalog
+    from llmplan.provision.gpu_nodes import sliced
     from llmplan.provision.inventory import import_cluster as read_cluster
     from llmplan.provision.inventory import write_inventory
 
@@ -986,8 +987,15 @@ def import_cluster(
                   f"{pool.allocatable_gpus} GPUs allocatable, {pool.usable_nodes} nodes ready "
                   "and schedulable", highlight=False)
     for product, gpus in inventory.unknown_products.items():
+        if sliced(product):
+            out.print(f"{product}: {gpus} GPU slices (MIG or time-shared), not whole GPUs: "
+                      "left out (a model's replica needs whole cards)", highlight=False)
+            continue
         out.print(f"{product}: {gpus} GPUs, not in the catalog (add it under the scenario's "
                   "`catalog: gpus:`)", highlight=False)
+    for gpu, most in inventory.too_small.items():
+        out.print(f"{gpu}: no ready node has {tp} of them (--tp); the most on one node is "
+                  f"{most}: no deployment", highlight=False)
     for name, dep in inventory.deployments.items():
         out.print(f"deployment {name}: {dep.replicas} x {dep.gpus_per_replica} {dep.gpu} serving "
                   f"{dep.model}",

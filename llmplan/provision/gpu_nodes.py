@@ -144,12 +144,22 @@ def product_label(gpu: str, spec: GpuSpec | None = None) -> str:
     return GPU_PRODUCT_LABELS.get(gpu, gpu)
 
 
-def catalog_gpu(product: str) -> str | None:
-    """The catalog id of a node's `nvidia.com/gpu.product` label (None: not in the catalog).
+def sliced(product: str) -> bool:
+    """Whether a node's product label is of GPU slices, not whole GPUs: MIG instances
+    (`...-MIG-1g.5gb`, GFD's mixed strategy) or time-shared GPUs (`...-SHARED`), each
+    advertised as one `nvidia.com/gpu` though it is a fraction of a card."""
+    return "-MIG-" in product or product.endswith("-SHARED")
 
-    Accepts the variants GFD writes for the same card (e.g. `-SHARED` suffixes when
-    time-slicing, SXM5 vs HBM3 naming)."""
-    for gpu, label in GPU_PRODUCT_LABELS.items():
+
+def catalog_gpu(product: str, labels: dict[str, str] | None = None) -> str | None:
+    """The catalog id of a node's `nvidia.com/gpu.product` label (None: not in the
+    catalog, or GPU slices: `sliced`). `labels`: the catalog's own labels by GPU id
+    (`k8s_product_label`), read before llmplan's table.
+
+    Accepts the variants GFD writes for the same card (SXM5 vs HBM3 naming)."""
+    if sliced(product):
+        return None
+    for gpu, label in [*(labels or {}).items(), *GPU_PRODUCT_LABELS.items()]:
         if product == label or product.startswith(f"{label}-"):
             return gpu
     aliases = {"NVIDIA-H100-SXM5-80GB": "H100-SXM", "NVIDIA-H100-80GB-HBM3": "H100-SXM",

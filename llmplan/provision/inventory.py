@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmplan.catalog import builtin_catalog
 from llmplan.provision.gpu_nodes import GPU_RESOURCE, PRODUCT_LABEL, catalog_gpu
 from llmplan.provision.kube import api_client, call, quantity
 from llmplan.provision.manifests import k8s_name
@@ -53,8 +54,13 @@ class ClusterInventory(_Model):
     server: str
     gpu_nodes: list[GpuNode]
     pools: list[GpuPool]
-    unknown_products: dict[str, int] = Field(description="Product label -> allocatable GPUs.")
+    unknown_products: dict[str, int] = Field(description="Product label -> allocatable GPUs "
+                                                         "(slices of GPUs, MIG or shared, "
+                                                         "among them).")
     deployments: dict[str, LocalDeployment]
+    too_small: dict[str, int] = Field(default_factory=dict,
+                                      description="GPU pools no ready node of which holds a "
+                                                  "replica's tp GPUs -> the most a node has.")
 
 
 def read_nodes(client: Any) -> list[GpuNode]:
@@ -62,6 +68,8 @@ def read_nodes(client: Any) -> list[GpuNode]:
     from kubernetes import client as k8s
 
     nodes = call("list nodes", lambda: k8s.CoreV1Api(client).list_node()).items
+    labels_by_gpu = {gpu: spec.k8s_product_label for gpu, spec in builtin_catalog().gpus.items()
+                     if spec.k8s_product_label}
     found = []
     for node in nodes:
         labels = node.metadata.labels or {}
@@ -74,14 +82,15 @@ def read_nodes(client: Any) -> list[GpuNode]:
         ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
         schedulable = not (node.spec.unschedulable if node.spec else False)
         found.append(GpuNode(name=node.metadata.name, product=product or "unlabelled",
-                             gpu=catalog_gpu(product), allocatable_gpus=gpus, ready=ready,
-                             schedulable=schedulable))
+                             gpu=catalog_gpu(product, labels_by_gpu), allocatable_gpus=gpus,
+                             ready=ready, schedulable=schedulable))
     return sorted(found, key=lambda n: n.name)
 
 
 def build_inventory(server: str, nodes: list[GpuNode], model: str, tp: int) -> ClusterInventory:
     """Group nodes by catalog GPU; one deployment of `model` per group."""
     pools, deployments = [], {}
+    short: dict[str, int] = {}
     for gpu in sorted({n.gpu for n in nodes if n.gpu is not None}):
         members = [n for n in nodes if n.gpu == gpu]
         usable = [n for n in members if n.ready and n.schedulable]
@@ -91,6 +100,8 @@ def build_inventory(server: str, nodes: list[GpuNode], model: str, tp: int) -> C
                              allocatable_gpus=sum(n.allocatable_gpus for n in members),
                              usable_gpus_per_node=per_node))
         replicas = sum(count // tp for count in per_node)
+        if replicas == 0:
+            short[gpu] = max(per_node, default=0)
         if replicas > 0:
             deployments[f"cluster-{k8s_name(gpu)}"] = LocalDeployment(
                 gpu=gpu, model=model, replicas=replicas, tp=tp,
@@ -100,7 +111,8 @@ def build_inventory(server: str, nodes: list[GpuNode], model: str, tp: int) -> C
         if node.gpu is None:
             unknown[node.product] = unknown.get(node.product, 0) + node.allocatable_gpus
     return ClusterInventory(server=server, gpu_nodes=nodes, pools=pools,
-                            unknown_products=unknown, deployments=deployments)
+                            unknown_products=unknown, deployments=deployments,
+                            too_small=short)
 
 
 def import_cluster(kubeconfig: Path | None, context: str | None, model: str,

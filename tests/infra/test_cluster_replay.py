@@ -46,14 +46,18 @@ def test_import_cluster_reads_gpu_nodes_into_deployments(tmp_path: Path) -> None
         inventory = import_cluster(replay.kubeconfig(tmp_path), None, "Llama-3.1-70B", 2)
     assert replay.requests[0]["authorization"] == "Bearer replay-token"
     pools = {p.gpu: p for p in inventory.pools}
-    assert set(pools) == {"L40S", "H100-SXM"}
+    # the B200's label is the catalog's own (k8s_product_label), not in llmplan's table
+    assert set(pools) == {"L40S", "H100-SXM", "B200"}
     # two L40S nodes of 4 GPUs, one cordoned; two H100 nodes of 8, one not ready
     assert (pools["L40S"].allocatable_gpus, pools["L40S"].usable_gpus_per_node) == (8, [4])
     assert (pools["H100-SXM"].allocatable_gpus, pools["H100-SXM"].usable_nodes) == (16, 1)
-    assert inventory.unknown_products == {"NVIDIA-B200": 8}
+    # an unknown card, and 56 MIG slices of an A100 that are no whole GPUs
+    assert inventory.unknown_products == {"NVIDIA-RTX-A6000": 2,
+                                          "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb": 56}
     deployments = inventory.deployments
     assert {n: (d.gpu, d.replicas, d.tp) for n, d in deployments.items()} == {
-        "cluster-h100-sxm": ("H100-SXM", 4, 2), "cluster-l40s": ("L40S", 2, 2)}
+        "cluster-b200": ("B200", 4, 2), "cluster-h100-sxm": ("H100-SXM", 4, 2),
+        "cluster-l40s": ("L40S", 2, 2)}
     assert all(d.costs.ownership == "owned" for d in deployments.values())
 
 
@@ -63,7 +67,9 @@ def test_import_cluster_command_writes_deployments_a_scenario_loads(tmp_path: Pa
                                           str(replay.kubeconfig(tmp_path)), "--out",
                                           str(tmp_path / "inventory.yaml")])
     assert result.exit_code == 0, result.output
-    assert "NVIDIA-B200: 8 GPUs, not in the catalog" in " ".join(result.output.split())
+    said = " ".join(result.output.split())
+    assert "NVIDIA-RTX-A6000: 2 GPUs, not in the catalog" in said
+    assert "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb: 56 GPU slices (MIG or time-shared)" in said
     deployments = yaml.safe_load((tmp_path / "inventory.yaml").read_text())["deployments"]
     scenario = textwrap.dedent("""
         duration: 60
@@ -226,3 +232,15 @@ def test_verify_catches_a_gateway_that_does_not_route_as_planned(
     [failed] = [c for c in report.checks if not c.ok]
     assert failed.name == "gateway routes as planned", failed
     assert "ConfigMap llm/llm-gateway" in failed.detail, failed.detail
+
+
+def test_import_cluster_says_which_pools_hold_no_replica(tmp_path: Path) -> None:
+    with replaying({"/api/v1/nodes": (200, recorded("nodes.json"))}) as replay:
+        result = CliRunner().invoke(app, ["import-cluster", "--kubeconfig",
+                                          str(replay.kubeconfig(tmp_path)), "--tp", "16",
+                                          "--out", str(tmp_path / "inventory.yaml")])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    for gpu, most in (("L40S", 4), ("H100-SXM", 8), ("B200", 8)):
+        assert f"{gpu}: no ready node has 16 of them (--tp); the most on one node is {most}" \
+            in said
