@@ -789,6 +789,11 @@ def sweep(
         out.print(f"note: {name}'s autoscaling is left out: each point is a fixed fleet of "
                   "the replicas it names (simulate prices the autoscaled one)", highlight=False)
     console.print(f"wrote {path}")
+    if result.points and all(p.error for p in result.points):
+        # nothing was simulated: a CI job running the sweep must not pass on it
+        console.print("[bold red]no point of the grid could be simulated[/] (each row says "
+                      "why)")
+        raise typer.Exit(code=1)
 
 
 def _replica_counts(text: str) -> list[int]:

@@ -427,6 +427,10 @@ def simulate_one(loaded: LoadedScenario, name: str, *, rate_factor: float = 1.0,
     over its whole duration (`scaled_stream`: what a sweep point simulates), and the
     requests that was."""
     stream = scaled_stream(loaded, rate_factor, seed)
+    if not len(stream):
+        raise ValueError(f"the traffic at x{rate_factor:g} draws no request in "
+                         f"{loaded.scenario.duration_s:g} s: expected a larger scale (or a "
+                         f"longer duration)")
     duration = loaded.scenario.duration_s
     run = run_steady(loaded, name, stream, duration, seed=seed, mode=SimulationMode.FAST,
                      drain_s=loaded.scenario.simulation.drain_s)

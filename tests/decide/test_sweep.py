@@ -327,3 +327,17 @@ def test_a_repeated_stream_numbers_each_copys_conversations_apart() -> None:
     assert set(twice.session.tolist()) == set(range(2 * sessions))
     later = twice.turn > 0
     assert (twice.prefix_group[later] == SESSION_GROUP_BASE + twice.session[later]).all()
+
+
+def test_a_sweep_that_simulates_nothing_fails_and_says_why(tmp_path: Path) -> None:
+    """A scale that draws no request is a point's error in words (it was numpy's NaN), and
+    a grid none of whose points ran exits 1, so a CI job does not pass on it."""
+    result = CliRunner().invoke(app, [
+        "sweep", str(EXAMPLES / "support-assistant.yaml"), "--base", "gpu-fleet",
+        "--gpus", "H100-SXM", "--replicas", "1", "--scales", "0.000001",
+        "--out", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())
+    assert "draws no request" in said and "NaN" not in said
+    data = SweepResult.model_validate_json((tmp_path / "sweep.json").read_text())
+    assert data.points and all(p.error for p in data.points)
