@@ -951,6 +951,11 @@ def import_records(
     can use it."""
     from llmplan.fidelity.imports import write_imported
 
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        # a run's records would be replaced, or sit beside another tool's under one server
+        _fail(InputError([_option_problem("--out", f"{out_dir} already holds files (a run's "
+                                                   "records?); expected a new or empty "
+                                                   "folder")]))
     try:
         written = write_imported(export, out_dir, fmt)
     except InputError as error:

@@ -99,6 +99,11 @@ def test_aiperf_export_imports_and_calibrates(tmp_path: Path) -> None:
     assert calibration.step_time.per_decode_seq_us == pytest.approx(COEF[2] * 1e6, rel=1e-3)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["requests"]["cancelled"] == 1 and summary["requests"]["failed"] == 0
+    # a folder that already holds a run is not written over
+    before = (tmp_path / "run" / "requests.jsonl").read_bytes()
+    again = RUN.invoke(app, ["import-records", str(export), "--out", str(tmp_path / "run")])
+    assert again.exit_code != 0 and "already holds files" in " ".join(again.output.split())
+    assert (tmp_path / "run" / "requests.jsonl").read_bytes() == before
 
 
 def test_vllm_bench_serve_detail_imports_and_calibrates(tmp_path: Path) -> None:
