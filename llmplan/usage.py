@@ -89,7 +89,7 @@ def read_usage_csv(path: Path, period_s: float | None = None) -> list[Period]:
     """Periods of a usage export; the period length is the spacing of its rows."""
     file = str(path)
     try:
-        rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
+        rows = list(csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines()))
     except OSError as exc:
         raise InputError([Problem(file, None, "", f"cannot read: {exc}")]) from None
     if not rows:

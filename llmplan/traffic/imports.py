@@ -32,6 +32,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -72,7 +73,7 @@ def _problem(path: Path, line: int | None, column: str, message: str) -> InputEr
 
 
 def _csv_rows(path: Path, columns: tuple[str, ...]) -> Iterable[tuple[int, dict[str, str]]]:
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in columns if c not in (reader.fieldnames or [])]
         if missing:
@@ -126,8 +127,15 @@ def read_burstgpt(path: Path, include_failed: bool = False) -> list[TraceRow]:
             continue                      # a failed request (the publishers' convention)
         rows.append(TraceRow(_float(path, line, "Timestamp", row["Timestamp"]),
                              _int(path, line, "Request tokens", row["Request tokens"], 1),
-                             max(1, output), task=str(row["Model"] or "").strip()))
+                             max(1, output), task=task_name(str(row["Model"] or ""))))
     return rows
+
+
+def task_name(model: str) -> str:
+    """A trace's model name as a task name a scenario accepts (letters, digits and _ . -,
+    not first): "GPT 4 Turbo" -> "GPT-4-Turbo"; "" stays "" (no task)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", model.strip()).strip("-_.")
+    return name
 
 
 def read_mooncake(path: Path) -> list[TraceRow]:

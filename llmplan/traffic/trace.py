@@ -52,7 +52,7 @@ def describe(problems: list[Problem]) -> str:
 
 
 def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")
     if path.suffix in {".jsonl", ".ndjson"}:
         rows = []
         for number, line in enumerate(text.splitlines(), start=1):

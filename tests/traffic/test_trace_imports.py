@@ -213,3 +213,23 @@ def test_the_cli_writes_a_trace_a_scenario_replays(tmp_path: Path) -> None:
     assert stream.arrival_s[1] == pytest.approx(2.0)
     bad = CliRunner().invoke(app, ["import-trace", "azure", str(source)])
     assert bad.exit_code == 2 and "TIMESTAMP" in bad.output
+
+
+def test_a_model_name_becomes_a_task_name_a_scenario_accepts(tmp_path: Path) -> None:
+    from llmplan.traffic.imports import task_name
+
+    assert task_name("GPT 4 Turbo") == "GPT-4-Turbo"
+    assert task_name(" Modèle/Ü ") == "Mod-le"
+    assert task_name("ChatGPT") == "ChatGPT" and task_name("") == ""
+    path = tmp_path / "b.csv"
+    path.write_text("Timestamp,Model,Request tokens,Response tokens\n1,GPT 4 Turbo,10,2\n")
+    assert [r.task for r in read_burstgpt(path)] == ["GPT-4-Turbo"]
+
+
+def test_a_spreadsheets_byte_order_mark_is_not_part_of_the_first_column(
+        tmp_path: Path) -> None:
+    # Excel writes UTF-8 CSVs with a BOM: "TIMESTAMP" must still be found
+    path = tmp_path / "azure.csv"
+    path.write_bytes("\ufeffTIMESTAMP,ContextTokens,GeneratedTokens\n"
+                     "2023-11-16 18:15:46.6805900,374,44\n".encode())
+    assert [(r.prompt_tokens, r.output_tokens) for r in read_azure(path)] == [(374, 44)]
