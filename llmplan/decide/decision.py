@@ -205,9 +205,10 @@ def infeasibility(name: str, summary: DeploymentResult, loaded: LoadedScenario,
         reasons.append(f"costs ${monthly_usd:,.0f}/month, over the ${rules.max_monthly_usd:,.0f}"
                        f" budget")
     slo = summary.slo
-    if not slo.met:
+    if not slo.met and not (slo.goodput_fraction or 0.0) >= slo.min_goodput_fraction:
         reasons.append(f"misses the SLO: {slo.goodput_shown()} of requests within bounds, "
                        f"{slo.required_shown()} required")
+    reasons += [f"misses a task's SLO: {short}" for short in slo.tasks_short or []]
     return reasons
 
 

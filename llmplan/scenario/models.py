@@ -425,7 +425,13 @@ class Scenario(_Strict):
         return tasks
 
     def slo_for(self, task: TaskSpec) -> SloSpec:
-        return task.slo if task.slo is not None else self.slo
+        """The task's own SLO, its share required the scenario's unless it sets one."""
+        if task.slo is None:
+            return self.slo
+        if "min_goodput_fraction" in task.slo.model_fields_set:
+            return task.slo
+        return task.slo.model_copy(update={
+            "min_goodput_fraction": self.slo.min_goodput_fraction})
 
     def requests_per_session(self) -> float | None:
         """Requests each new arrival brings over the long run, from the tasks' session
