@@ -47,6 +47,7 @@ from llmplan.results.simulation import (
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, CloudLatency, HybridDeployment
 from llmplan.scenario.models import Economics, LocalDeployment, Scenario
+from llmplan.traffic.arrivals import DiurnalTraffic
 
 
 def deployment_costs(name: str, summary: DeploymentResult, loaded: LoadedScenario,
@@ -321,6 +322,8 @@ def decide(simulation: SimulationResult, loaded: LoadedScenario,
         peak = planning.window, planning.deployments
     if peak is not None:
         candidates = at_the_peak(candidates, *peak)
+    elif (daily := daily_peak_requests_per_s(loaded, simulation)) is not None:
+        candidates = below_the_peak(candidates, daily)
     unbuildable = dict(sorted(loaded.unbuildable.items())) or None
     headroom = slo_headroom(planning, loaded) if planning is not None else None
     recommendation = recommend(candidates, loaded, headroom)
@@ -331,6 +334,46 @@ def decide(simulation: SimulationResult, loaded: LoadedScenario,
                   decision_table=decision_table(candidates, loaded, headroom),
                   checklist=checklist(loaded, recommendation.deployment, candidates),
                   unbuildable=unbuildable, planning=planning)
+
+
+#: a diurnal run whose hours reach under the day's peak rate by more than this factor is
+#: judged at the peak (planning speeds its stretches up to it)
+PEAK_MISSED = 1.2
+
+
+def daily_peak_requests_per_s(loaded: LoadedScenario,
+                              simulation: SimulationResult) -> float | None:
+    """The requests/s (conversations' turns counted) of a diurnal traffic's daily peak when
+    the simulated hours miss it by more than PEAK_MISSED (None otherwise): the long-run
+    rate times the curve's peak-to-mean, spikes left out."""
+    traffic = loaded.scenario.traffic
+    duration_s = loaded.scenario.duration_s
+    if not isinstance(traffic, DiurnalTraffic) or \
+            traffic.peak_missed_by(duration_s) <= PEAK_MISSED:
+        return None
+    long_run = simulation.scenario.long_run_requests_per_s
+    base = traffic.long_run_rate(duration_s).requests_per_s
+    if long_run is None or base <= 0:
+        return None
+    return float(traffic.mean_rate_per_s * traffic.peak_to_mean * long_run / base)
+
+
+def below_the_peak(candidates: dict[str, Candidate], peak: float) -> dict[str, Candidate]:
+    """Without planning: the local fleets excluded whose full batches cannot serve a daily
+    peak the simulated hours miss (an upper bound: within the SLO they serve less)."""
+    out = {}
+    for name, found in candidates.items():
+        local = found.local
+        rate = local.utilisation.full_batch_requests_per_s if local is not None else None
+        if found.hybrid is not None or rate is None or rate >= peak:
+            out[name] = found
+            continue
+        why = (f"its full batches serve {rate:,.3g} requests/s, under the traffic's daily peak "
+               f"of {peak:,.3g}/s, which the simulated hours do not reach (plan to judge it "
+               "within the SLO)")
+        out[name] = found.model_copy(update={
+            "feasible": False, "infeasible_because": [*found.infeasible_because, why]})
+    return out
 
 
 def at_the_peak(candidates: dict[str, Candidate], window: PlanningWindow,

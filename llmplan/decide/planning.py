@@ -43,7 +43,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from llmplan.decide.decision import at_the_peak, candidate, decide, per_useful_usd, recommend
+from llmplan.decide.decision import (
+    at_the_peak,
+    candidate,
+    daily_peak_requests_per_s,
+    decide,
+    per_useful_usd,
+    recommend,
+)
 from llmplan.decide.what_if import quality_variants
 from llmplan.perf.memory import build_error
 from llmplan.perf.steptime_spec import RooflineStepTime
@@ -72,9 +79,6 @@ from llmplan.traffic.arrivals import DiurnalTraffic
 WINDOW_REQUESTS = 6000          # requests in the busiest stretch the searches simulate
 LOAD_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 RATE_BISECTIONS = 5             # the rate is found to 1/32 of its bracket
-#: a diurnal run whose hours reach under the day's peak rate by more than this factor is
-#: planned at the peak (its stretches sped up to it)
-PEAK_MISSED = 1.2
 RATE_LIMIT = 1024               # a rate factor met at this is reported as no limit found
 WHOLE_STEP_DOWN = 0.9           # a rate the whole stream fails: try 10% lower, then lower
 WHOLE_BISECTIONS = 1            # and bisect that bracket once (5% of the rate, the lower end)
@@ -579,23 +583,6 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
                     right_sized=right_sized(simulation, planner, replicas,
                                             window, per_deployment),
                     window=window, notes=notes)
-
-
-def daily_peak_requests_per_s(loaded: LoadedScenario,
-                              simulation: SimulationResult) -> float | None:
-    """The requests/s (conversations' turns counted) of a diurnal traffic's daily peak when
-    the simulated hours miss it by more than PEAK_MISSED (None otherwise): the long-run
-    rate times the curve's peak-to-mean, spikes left out."""
-    traffic = loaded.scenario.traffic
-    duration_s = loaded.scenario.duration_s
-    if not isinstance(traffic, DiurnalTraffic) or \
-            traffic.peak_missed_by(duration_s) <= PEAK_MISSED:
-        return None
-    long_run = simulation.scenario.long_run_requests_per_s
-    base = traffic.long_run_rate(duration_s).requests_per_s
-    if long_run is None or base <= 0:
-        return None
-    return traffic.mean_rate_per_s * traffic.peak_to_mean * long_run / base
 
 
 def _hours(duration_s: float) -> str:

@@ -71,3 +71,18 @@ def test_a_run_over_the_peak_is_planned_as_it_was_simulated() -> None:
     assert busy.planning.window.sped_up_to_peak is None
     assert busy.planning.window.peak_requests_per_s() is None
     assert "sped_up_to_peak" not in busy.model_dump_json()
+
+
+def test_without_planning_a_fleet_whose_full_batches_miss_the_peak_is_excluded() -> None:
+    # --no-plan: no search at the peak, but full batches bound what a fleet serves: one
+    # that cannot serve the 36/s peak even so is not priced on the day's volume
+    result = evaluate(scenario_from(SCENARIO.replace("START", "3")), planning=False)
+    l4 = result.deployments["l4"]
+    local = l4.local
+    assert local is not None and local.utilisation.full_batch_requests_per_s < 36
+    assert not l4.feasible and "daily peak of 36/s" in l4.infeasible_because[-1]
+    assert result.recommendation.deployment == "api"
+    # over the peak hours the run is judged as simulated
+    busy = evaluate(scenario_from(SCENARIO.replace("START", "13.95")), planning=False)
+    assert not any("daily peak" in r for d in busy.deployments.values()
+                   for r in d.infeasible_because)
