@@ -205,8 +205,12 @@ def _useful(run: DeploymentRun, table: RequestTable, met: np.ndarray,
                 quality[(table.task_index == i) & (table.served_by == path)] = rate
     useful = float((met * quality).sum())
     n = len(met)
+    # a load test's test set (`evaluations:`) measured it for this deployment or its paths
+    measured = any(name in scenario.evaluations for name in {run.name, *names.values()})
+    source = "measured (load-test evaluation)" if given and measured else \
+        "scenario" if given else "assumed 1.0 (no quality given)"
     return Useful(expected_useful_requests=useful, useful_fraction=useful / n if n else None,
-                  quality_source="scenario" if given else "assumed 1.0 (no quality given)")
+                  quality_source=source)
 
 
 def _cdf_ms(values_s: np.ndarray) -> list[float]:

@@ -117,15 +117,18 @@ def _quality_driver(best: str, other: str, candidates: dict[str, Candidate]) -> 
     if a.useful_fraction is None or b.useful_fraction is None or \
             abs(a.useful_fraction - b.useful_fraction) < QUALITY_POINTS:
         return None
-    given = "scenario" in (a.quality_source, b.quality_source)
+    sources = (a.quality_source, b.quality_source)
+    measured = all(q.startswith("measured") for q in sources)
+    given = any(q == "scenario" or q.startswith("measured") for q in sources)
     shares = (f"useful results: {a.useful_fraction:.0%} of requests for {best} against "
               f"{b.useful_fraction:.0%} for {other} "
               + ("(task quality x goodput)" if given else "(goodput: no task quality given)"))
     if a.useful_fraction < b.useful_fraction:    # the winner wins on cost despite it
         shares += f"; {best} wins on cost per useful result despite fewer"
-    return Driver(text=shares,
-                  basis="assumption: task quality from the scenario; measure it with a "
-                        "load test's test set" if given else "simulated")
+    basis = ("measured: task quality from load-test evaluations x simulated goodput"
+             if measured else "assumption: task quality from the scenario; measure it with a "
+             "load test's test set" if given else "simulated")
+    return Driver(text=shares, basis=basis)
 
 
 def _rate(per_s: float) -> str:

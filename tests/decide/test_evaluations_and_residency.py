@@ -56,6 +56,9 @@ def test_quality_comes_from_the_load_test_unless_given(tmp_path: Path) -> None:
     assert gpu.useful.useful_fraction == pytest.approx(expected, rel=1e-9)
     check = next(c for c in result.checklist if "correctly" in c.item)
     assert check.status == "measured" and "staging-run" in check.evidence
+    # the useful results' quality is the load test's for gpu, an assumption for none
+    assert gpu.useful.quality_source == "measured (load-test evaluation)"
+    assert result.deployments["api-eu"].useful.quality_source.startswith("assumed")
 
 
 def test_data_residency_rules_out_other_regions(tmp_path: Path) -> None:
