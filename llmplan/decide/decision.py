@@ -185,7 +185,7 @@ def infeasibility(name: str, summary: DeploymentResult, loaded: LoadedScenario,
         reasons.append(f"restricted data ({', '.join(restricted)}) would be sent to "
                        f"{loaded.catalog.cloud_models[dep.model].provider}")
     if isinstance(dep, HybridDeployment) and summary.hybrid is not None \
-            and summary.hybrid.restricted_served_by_cloud:
+            and rules.restricted_stays_local and summary.hybrid.restricted_served_by_cloud:
         reasons.append("restricted requests reached the cloud")   # must never happen
     if rules.data_residency:
         regions = [scenario.deployments[n] for n in ([dep.cloud] if isinstance(

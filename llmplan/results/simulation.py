@@ -452,7 +452,8 @@ class AbandonedCalls(ResultModel):
 
 
 class HybridOutcome(ResultModel):
-    """Which path served what; restricted requests must never reach the cloud."""
+    """Which path served what, and the restricted tasks' requests (with
+    constraints.restricted_stays_local, the default, none may reach the cloud)."""
 
     local: str
     cloud: str

@@ -238,3 +238,31 @@ def test_a_daily_limit_the_run_meets_counts_what_was_sent_not_served() -> None:
     assert api.cloud.requests_sent == 600
     assert any("daily limit (100 requests/day) carries 0.1% of the 86,400 calls" in r
                for r in api.infeasible_because)
+
+
+def test_restricted_requests_are_counted_where_the_scenario_lets_them_go() -> None:
+    """With restricted_stays_local off, a route may send restricted data to the API: the
+    hybrid says how much went (it said 0) and is not excluded for it."""
+    from helpers import scenario_from
+
+    from llmplan.pipeline import evaluate
+
+    loaded = scenario_from("""
+        seed: 2
+        duration: 60
+        traffic: {kind: poisson, rate_per_s: 2}
+        tasks:
+          - {name: payroll, sensitivity: restricted, prompt_tokens: {kind: fixed, tokens: 200},
+             output_tokens: {kind: fixed, tokens: 20}}
+        constraints: {restricted_stays_local: false}
+        deployments:
+          fleet: {gpu: L4, model: Llama-3.1-8B}
+          api: {kind: cloud, model: gpt-4o-mini}
+          both: {kind: hybrid, local: fleet, cloud: api,
+                 routes: [{tasks: [payroll], to: cloud}]}
+    """)
+    both = evaluate(loaded).deployments["both"]
+    assert both.hybrid is not None
+    assert both.hybrid.restricted_requests == both.requests.total > 0
+    assert both.hybrid.restricted_served_by_cloud == both.hybrid.served_cloud > 0
+    assert not any("restricted" in r for r in both.infeasible_because)
