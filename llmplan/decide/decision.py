@@ -57,12 +57,12 @@ def deployment_costs(name: str, summary: DeploymentResult, loaded: LoadedScenari
     dep = scenario.deployments[name]
     econ = scenario.economics
     items: list[CostItem] = []
-    local = dep if isinstance(dep, LocalDeployment) else None
+    local = fleet_of(name, scenario)
     cloud = dep if isinstance(dep, CloudDeployment) else None
     if isinstance(dep, HybridDeployment):
-        local_part, cloud_part = scenario.deployments[dep.local], scenario.deployments[dep.cloud]
-        assert isinstance(local_part, LocalDeployment) and isinstance(cloud_part, CloudDeployment)
-        local, cloud = local_part, cloud_part
+        cloud_part = scenario.deployments[dep.cloud]
+        assert isinstance(cloud_part, CloudDeployment)
+        cloud = cloud_part
     if local is not None:
         items += local_items(local, catalog, econ, local_facts(local, summary))
     if cloud is not None:
@@ -113,13 +113,17 @@ def local_facts(local: LocalDeployment, summary: DeploymentResult) -> LocalFacts
                       if local.autoscaling is not None else None)
 
 
+def fleet_of(name: str, scenario: Scenario) -> LocalDeployment | None:
+    """Candidate `name`'s local fleet: itself, a hybrid's local part, or none."""
+    dep = scenario.deployments[name]
+    local = scenario.deployments[dep.local] if isinstance(dep, HybridDeployment) else dep
+    return local if isinstance(local, LocalDeployment) else None
+
+
 def _gpus_bought(name: str, summary: DeploymentResult, loaded: LoadedScenario) -> int | None:
     """The GPUs an owned fleet buys when whole baseboards make them more than it uses."""
-    dep = loaded.scenario.deployments[name]
-    local = loaded.scenario.deployments[dep.local] if isinstance(dep, HybridDeployment) \
-        else dep
-    if not isinstance(local, LocalDeployment) or local.costs.ownership != "owned" \
-            or summary.local is None:
+    local = fleet_of(name, loaded.scenario)
+    if local is None or local.costs.ownership != "owned" or summary.local is None:
         return None
     facts = local_facts(local, summary)
     bought = bought_gpus(local, loaded.catalog.gpus[local.gpu], facts)
@@ -206,7 +210,7 @@ def infeasibility(name: str, summary: DeploymentResult, loaded: LoadedScenario,
         reasons.append(f"costs ${monthly_usd:,.0f}/month, over the ${rules.max_monthly_usd:,.0f}"
                        f" budget")
     slo = summary.slo
-    if not slo.met and not (slo.goodput_fraction or 0.0) >= slo.min_goodput_fraction:
+    if (slo.goodput_fraction or 0.0) < slo.min_goodput_fraction:
         reasons.append(f"misses the SLO: {slo.goodput_shown()} of requests within bounds, "
                        f"{slo.required_shown()} required")
     reasons += [f"misses a task's SLO: {short}" for short in slo.tasks_short or []]
@@ -368,12 +372,17 @@ def below_the_peak(candidates: dict[str, Candidate], peak: float) -> dict[str, C
         if found.hybrid is not None or rate is None or rate >= peak:
             out[name] = found
             continue
-        why = (f"its full batches serve {rate:,.3g} requests/s, under the traffic's daily peak "
-               f"of {peak:,.3g}/s, which the simulated hours do not reach (plan to judge it "
-               "within the SLO)")
-        out[name] = found.model_copy(update={
-            "feasible": False, "infeasible_because": [*found.infeasible_because, why]})
+        out[name] = _excluded(found, f"its full batches serve {rate:,.3g} requests/s, under "
+                                     f"the traffic's daily peak of {peak:,.3g}/s, which the "
+                                     "simulated hours do not reach (plan to judge it within "
+                                     "the SLO)")
     return out
+
+
+def _excluded(found: Candidate, why: str) -> Candidate:
+    """`found`, infeasible for one more reason."""
+    return found.model_copy(update={"feasible": False,
+                                    "infeasible_because": [*found.infeasible_because, why]})
 
 
 def at_the_peak(candidates: dict[str, Candidate], window: PlanningWindow,
@@ -398,10 +407,9 @@ def at_the_peak(candidates: dict[str, Candidate], window: PlanningWindow,
             continue
         sustains = (f"sustains {rate:,.3g} requests/s within the SLO"
                     if rate is not None else "misses the SLO")
-        why = (f"{sustains} against the traffic's daily peak of {peak:,.3g}/s, which the "
-               "simulated hours do not reach (planning, at the peak's rate)")
-        out[name] = found.model_copy(update={
-            "feasible": False, "infeasible_because": [*found.infeasible_because, why]})
+        out[name] = _excluded(found, f"{sustains} against the traffic's daily peak of "
+                                     f"{peak:,.3g}/s, which the simulated hours do not reach "
+                                     "(planning, at the peak's rate)")
     return out
 
 

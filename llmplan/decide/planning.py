@@ -74,7 +74,7 @@ from llmplan.sim.metrics import summarise_run
 from llmplan.sim.ratelimit import Sustained
 from llmplan.sim.run import run_steady
 from llmplan.traffic import RequestStream, build_request_stream
-from llmplan.traffic.arrivals import DiurnalTraffic
+from llmplan.traffic.arrivals import DiurnalTraffic, duration_words
 
 WINDOW_REQUESTS = 6000          # requests in the busiest stretch the searches simulate
 LOAD_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
@@ -528,11 +528,13 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
         notes.append("the scenario sets no latency bound (slo.ttft_ms, tpot_ms or e2e_ms): "
                      "the replica and rate searches have nothing to meet, so they were not "
                      "run; set one to size the fleet")
-    if planner.sped_up_to_peak is not None and planner.peak_requests_per_s is not None:
+    if planner.sped_up_to_peak is not None:
+        assert planner.peak_requests_per_s is not None
         traffic = scenario.traffic
         assert isinstance(traffic, DiurnalTraffic)
         notes.append(
-            f"the simulated {_hours(scenario.duration_s)} from {_clock(traffic.start_hour)} "
+            f"the simulated {duration_words(scenario.duration_s)} from "
+            f"{_clock(traffic.start_hour)} "
             f"miss the traffic's daily peak ({planner.peak_requests_per_s:,.3g} requests/s "
             f"at {_clock(traffic.peak_hour)}), which the month's costs include: planning "
             f"runs the busiest stretch {planner.sped_up_to_peak:.3g}x faster, at the peak's "
@@ -583,10 +585,6 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
                     right_sized=right_sized(simulation, planner, replicas,
                                             window, per_deployment),
                     window=window, notes=notes)
-
-
-def _hours(duration_s: float) -> str:
-    return f"{duration_s / 3600:g} h" if duration_s >= 3600 else f"{duration_s / 60:g} min"
 
 
 def _clock(hour: float) -> str:

@@ -60,7 +60,8 @@ class LongRunRate:
 PEAK_SAMPLES = 2049
 
 
-def _duration(seconds: float) -> str:
+def duration_words(seconds: float) -> str:
+    """A run's length as a reader says it: "1.5 h", "5 min"."""
     return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds / 60:g} min"
 
 
@@ -131,7 +132,7 @@ class _RateCurve(_Traffic):
         extra = self._spikes_extra_per_s(duration_s)
         basis = f"{kind} traffic's rate_per_s {rate:g}/s"
         if extra:
-            basis += (f", with its spikes' extra requests once every {_duration(duration_s)} "
+            basis += (f", with its spikes' extra requests once every {duration_words(duration_s)} "
                       f"(the simulated window)")
         return LongRunRate(rate + extra, basis)
 
@@ -272,7 +273,7 @@ class DiurnalTraffic(_RateCurve):
         extra = self._spikes_extra_per_s(duration_s) * duration_s / max(duration_s, DAY_S)
         window = self.expected_rate_per_s(duration_s)
         basis = (f"diurnal traffic's mean_rate_per_s {self.mean_rate_per_s:g}/s (the day's "
-                 f"mean; expected over the simulated {_duration(duration_s)}: {window:.3g}/s, "
+                 f"mean; expected over the simulated {duration_words(duration_s)}: {window:.3g}/s, "
                  "which a random draw of arrivals meets only on average)")
         if extra:
             basis += ", with its spikes' extra requests once a day"
@@ -327,7 +328,7 @@ class TraceTraffic(_Traffic):
             return LongRunRate(rate, "the simulated window (the trace has no span of its own)")
         rate = (count - 1) / span_s
         return LongRunRate(rate, f"the trace's own rate: {count:,} new requests over its "
-                                 f"{_duration(span_s)}")
+                                 f"{duration_words(span_s)}")
 
 
 def _resolve(path: str, info: ValidationInfo) -> str:
