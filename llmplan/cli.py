@@ -200,6 +200,7 @@ def simulate(
     from llmplan.decide.retirement import retiring_cloud_models, retiring_under
     from llmplan.pipeline import (
         evaluate,
+        fallback_after_clients_left,
         newer_than_modelled,
         not_provisionable,
         used_stale_prices,
@@ -290,7 +291,8 @@ def simulate(
             if case.winner != rec.deployment:
                 _hanging("flips to", escape(f"{case.winner or 'no feasible candidate'} if "
                                             f"{case.change}"))
-    for warning in [*warnings, *not_provisionable(loaded), *newer_than_modelled(loaded)]:
+    for warning in [*warnings, *not_provisionable(loaded), *newer_than_modelled(loaded),
+                    *fallback_after_clients_left(loaded)]:
         console.print(f"[yellow]note:[/] {escape(warning)}", highlight=False)
     console.print(f"wrote {path} and {report}")
     _exit_if_none(result, strict)

@@ -55,6 +55,37 @@ def not_provisionable(loaded: LoadedScenario) -> list[str]:
                 name, dep, loaded.catalog.models[dep.model])) is not None]
 
 
+def fallback_after_clients_left(loaded: LoadedScenario) -> list[str]:
+    """Hybrids whose fall-back from an API that hangs (outages in `timeouts` mode) reaches
+    the fleet only after its clients have given up (the fleet's admission.queue_timeout_s,
+    counted from arrival): every request the API timed out on is lost, fall-back or not,
+    in the simulation and behind the gateway `llmplan stack` builds with the same timeout
+    and retries."""
+    deployments = loaded.scenario.deployments
+    notes = []
+    for name, dep in deployments.items():
+        if not isinstance(dep, HybridDeployment) or not dep.fallback_to_local:
+            continue
+        cloud, local = deployments[dep.cloud], deployments[dep.local]
+        assert isinstance(cloud, CloudDeployment) and isinstance(local, LocalDeployment)
+        outages, retry = cloud.outages, cloud.retry
+        patience_s = local.admission.queue_timeout_s
+        hangs = outages.mode == "timeouts" and (outages.windows or outages.mtbf_hours)
+        attempts = retry.max_retries + 1
+        if not hangs or patience_s is None or attempts * retry.request_timeout_s < patience_s:
+            continue
+        tries = (f"{attempts} attempts of {retry.request_timeout_s:g} s" if attempts > 1
+                 else f"{retry.request_timeout_s:g} s")
+        notes.append(
+            f"hybrid '{name}' falls back to '{dep.local}' when '{dep.cloud}' times out, but "
+            f"the API gives up only after {tries} (retry.max_retries, request_timeout_s) "
+            f"and clients give up on a request not started within {patience_s:g} s "
+            f"('{dep.local}' admission.queue_timeout_s): during an outage in timeouts mode "
+            "no request is saved by the fall-back; keep (max_retries + 1) x "
+            "request_timeout_s below queue_timeout_s for it to help")
+    return notes
+
+
 def with_provisioning(loaded: LoadedScenario) -> LoadedScenario:
     """`loaded` with the deployments `llmplan stack` could not build as simulated (a
     hybrid whose local part it could not build, too), which the recommendation passes over

@@ -6,8 +6,17 @@ import numpy as np
 import pytest
 from helpers import scenario_from
 
+from llmplan.pipeline import fallback_after_clients_left
 from llmplan.sim.metrics import summarise_run
-from llmplan.sim.records import BLOCKED, FAILED, OK, SERVED_CLOUD, SERVED_LOCAL, THROTTLED
+from llmplan.sim.records import (
+    BLOCKED,
+    FAILED,
+    OK,
+    SERVED_CLOUD,
+    SERVED_LOCAL,
+    THROTTLED,
+    TIMED_OUT,
+)
 from llmplan.sim.run import run_deployment
 from llmplan.sim.table import request_table
 from llmplan.traffic import build_request_stream
@@ -113,6 +122,30 @@ def test_outage_moves_traffic_to_the_fallback_and_shows_in_the_figures() -> None
     # the failed cloud call's round trip is part of their latency
     assert np.nanmin(hybrid.ttft_s[in_outage & chat]) > 0.040
     assert summary.hybrid.moved_between_paths == (in_outage & chat).sum()
+
+
+@pytest.mark.parametrize("retry", ["{max_retries: 0, request_timeout_s: 10}",
+                                   "{max_retries: 0, request_timeout_s: 60}",
+                                   "{max_retries: 1, request_timeout_s: 40}"])
+def test_a_fall_back_after_the_clients_left_saves_nothing_and_is_noted(retry: str) -> None:
+    # the API hangs from 40 s on; clients give up on a request not started within 60 s
+    text = HYBRID.replace("QUEUE", "1000").replace("retry: {max_retries: 0}",
+                                                   f"retry: {retry}") \
+        .replace("outages: {windows:", "outages: {mode: timeouts, windows:") \
+        .replace("duration_s: 30", "duration_s: 100")   # the retry hangs too
+    _, stream, table, _ = _run(text, "mixed")
+    in_outage = (stream.arrival_s >= 40) & (stream.arrival_s < 70) & (table.task_index == 0)
+    assert in_outage.sum() > 40
+    assert (table.fallbacks[in_outage] == 1).all()
+    notes = fallback_after_clients_left(scenario_from(text))
+    if retry.endswith("10}"):
+        assert (table.outcome[in_outage] == OK).all()
+        assert (table.served_by[in_outage] == SERVED_LOCAL).all()
+        assert notes == []
+    else:   # 60 s or 2 x 40 s of timeouts: the fall-back comes after the clients left
+        assert (table.outcome[in_outage] == TIMED_OUT).all()
+        assert len(notes) == 1 and "hybrid 'mixed'" in notes[0] and "60 s" in notes[0]
+        assert ("2 attempts of 40 s" in notes[0]) == retry.startswith("{max_retries: 1")
 
 
 @pytest.mark.parametrize("queue_limit", [1000, 0])
