@@ -139,12 +139,13 @@ def _per_month(found: AbandonedCalls | LongContextCalls | None, factor: float) -
     return CallTokens(calls * factor, found.input_tokens * factor, found.output_tokens * factor)
 
 
-def cost_summary(items: list[CostItem], summary: DeploymentResult, factor: float,
-                 duration_s: float) -> CostSummary:
-    """Monthly totals and unit costs of a deployment simulated for `duration_s`."""
+def cost_summary(items: list[CostItem], summary: DeploymentResult,
+                 factor: float) -> CostSummary:
+    """Monthly totals and unit costs of a deployment whose simulated window makes
+    1/`factor` of a month."""
     monthly = sum(i.usd_per_month for i in items)
     requests = summary.requests.total * factor
-    tokens = summary.throughput.output_tokens_per_s * duration_s
+    tokens = summary.throughput.offered_output_tokens
     useful = summary.useful.expected_useful_requests * factor
     fixed = sum(i.usd_per_month for i in items if not i.variable)
     return CostSummary(
@@ -171,8 +172,7 @@ def price(name: str, summary: DeploymentResult, loaded: LoadedScenario,
           info: RunInfo) -> CostSummary:
     """The cost of one deployment simulated as `info` says, per month."""
     factor = windows_per_month(info, loaded.scenario.economics)
-    cost = cost_summary(deployment_costs(name, summary, loaded, factor), summary, factor,
-                        info.duration_s)
+    cost = cost_summary(deployment_costs(name, summary, loaded, factor), summary, factor)
     bought = _gpus_bought(name, summary, loaded)
     return cost if bought is None else cost.model_copy(update={"gpus_bought": bought})
 

@@ -28,8 +28,10 @@ class CostSummary(ResultModel):
     variable_usd_per_month: float
     requests_per_month: float
     useful_results_per_month: float
-    usd_per_1k_requests: float | None
-    usd_per_million_output_tokens: float | None
+    usd_per_1k_requests: float | None = Field(description="Per 1,000 requests offered.")
+    usd_per_million_output_tokens: float | None = Field(
+        description="Per million output tokens the requests offered ask for (hidden "
+                    "reasoning included), answered or not.")
     usd_per_useful_result: float | None
     items: list[CostLine]
     gpus_bought: int | None = Field(

@@ -88,12 +88,18 @@ class RequestCounts(ResultModel):
 
 
 class Throughput(ResultModel):
-    """What finished inside the simulated duration, per second of it."""
+    """What finished inside the simulated duration, per second of it (and the output
+    tokens offered in all)."""
 
     requests_per_s: float
     output_tokens_per_s: float
     input_tokens_per_s: float
     offered_requests_per_s: float
+    offered_output_tokens: int = Field(
+        description="Output tokens (hidden reasoning included) the stream's requests ask "
+                    "for, answered or not, those finishing after the duration too: what the "
+                    "month's cost per million output tokens divides by, as its cost per 1k "
+                    "requests divides by the requests offered.")
 
 
 class SloOutcome(ResultModel):

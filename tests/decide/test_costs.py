@@ -552,3 +552,33 @@ def test_the_table_says_how_many_gpus_an_owned_fleet_buys() -> None:
     assert deps["rented"].cost.gpus_bought is None           # rented by the GPU
     assert deps["cards"].cost.gpus_bought is None            # PCIe cards sold alone
     assert deps["cards"].serves_with() == "3 x L40S"
+
+
+def test_the_cost_per_million_output_tokens_counts_answers_finished_in_the_drain() -> None:
+    # 20 s of traffic whose 1,800-token answers take about 20 s each at the default 90
+    # tokens/s: most finish after the duration, and are billed all the same (as are those
+    # still unanswered when the drain ends: an API is priced at the volume offered)
+    loaded = scenario_from("""
+        seed: 3
+        duration: 20
+        traffic: {kind: constant, rate_per_s: 2}
+        tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 100},
+                 output_tokens: {kind: fixed, tokens: 1800}}]
+        catalog:
+          cloud_models:
+            gpt-4o-mini: {input_usd_per_mtok: 0.5, output_usd_per_mtok: 2.0}
+        deployments:
+          api:
+            kind: cloud
+            model: gpt-4o-mini
+            limits: {requests_per_min: 100000, tokens_per_min: 100000000}
+            costs: {egress_usd_per_gb: 0}
+    """)
+    result = evaluate(loaded)
+    api = result.deployments["api"]
+    assert api.requests.total == 40
+    finished_in_window = api.throughput.output_tokens_per_s * 20
+    assert finished_in_window < 0.5 * 40 * 1800        # the drain matters here
+    # every answer is billed: per million output tokens, the output price plus the
+    # prompts' input at 100 input tokens per 1,800 output
+    assert api.cost.usd_per_million_output_tokens == pytest.approx(2.0 + 0.5 * 100 / 1800)
