@@ -28,6 +28,10 @@ from llmplan.provision.stack_config import StackConfig
 
 EKS_STORAGE_CLASS = "llmplan-gp3"
 SYSTEM_INSTANCE_TYPE = "m6i.large"
+#: zones whose subnets make CreateCluster fail with UnsupportedAvailabilityZoneException:
+#: us-east-1's use1-az3 (us-east-1e in many accounts; pulumi/pulumi-eks#1401,
+#: eksctl-io/eksctl#817), which has no Nitro instances either, so no current GPU ones
+EKS_REFUSED_ZONE_IDS = ("use1-az3",)
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
                  "AmazonEC2ContainerRegistryReadOnly")
 
@@ -76,10 +80,18 @@ class ClusterAccess(pulumi.ComponentResource):
     def _create_eks(self, name: str, settings: StackConfig, provider: aws.Provider) -> None:
         on_aws = pulumi.ResourceOptions(parent=self, provider=provider)
         if self.vpc_id is None:
-            vpc = aws.ec2.get_vpc(default=True, opts=pulumi.InvokeOptions(provider=provider))
+            invoke = pulumi.InvokeOptions(provider=provider)
+            vpc = aws.ec2.get_vpc(default=True, opts=invoke)
+            # the region's own zones (no Local or Wavelength Zones) that EKS takes
+            zones = aws.get_availability_zones(
+                state="available", exclude_zone_ids=list(EKS_REFUSED_ZONE_IDS),
+                filters=[aws.GetAvailabilityZonesFilterArgs(
+                    name="opt-in-status", values=["opt-in-not-required"])], opts=invoke)
             subnets = aws.ec2.get_subnets(
-                filters=[aws.ec2.GetSubnetsFilterArgs(name="vpc-id", values=[vpc.id])],
-                opts=pulumi.InvokeOptions(provider=provider))
+                filters=[aws.ec2.GetSubnetsFilterArgs(name="vpc-id", values=[vpc.id]),
+                         aws.ec2.GetSubnetsFilterArgs(name="availability-zone-id",
+                                                      values=list(zones.zone_ids))],
+                opts=invoke)
             self.vpc_id, self.subnet_ids = vpc.id, list(subnets.ids)
         cluster_name = eks_cluster_name(pulumi.get_stack())
         self.eks_cluster_name = cluster_name

@@ -239,6 +239,32 @@ def thinks_unasked(config: StackConfig) -> bool:
 #: assumption (a download through a cloud NAT; hf_transfer reaches several times it); the
 #: startup probe allows for it
 HUB_DOWNLOAD_BYTES_PER_S = 100e6
+#: what a new GPU node and the serving image's pull take before the container starts, s: an
+#: assumption (vLLM's CUDA image is about 10 GB compressed)
+POD_START_S = 900
+#: Pulumi's own wait for a StatefulSet to be ready is 10 minutes unless its
+#: `pulumi.com/timeoutSeconds` annotation says otherwise (pulumi-kubernetes,
+#: pkg/await: DefaultStatefulSetTimeoutMins, AnnotationTimeoutSeconds)
+PULUMI_TIMEOUT_ANNOTATION = "pulumi.com/timeoutSeconds"
+
+
+def startup_allowance_s(config: StackConfig) -> int:
+    """How long the startup probe lets vLLM take to answer /health: 3x the simulated
+    spin-up and the first start's download of the checkpoint, at least 10 minutes."""
+    local = config.plan.local
+    assert local is not None
+    autoscaling = local[1].autoscaling
+    spin_up_s = autoscaling.spin_up_s if autoscaling is not None else 180.0
+    first_start_s = 3 * spin_up_s + checkpoint_gib(config) * 2**30 / HUB_DOWNLOAD_BYTES_PER_S
+    return 10 * max(60, math.ceil(first_start_s / 10))
+
+
+def ready_timeout_s(config: StackConfig) -> int:
+    """How long `pulumi up` waits for the fleet to be ready: a rolling update replaces the
+    replicas one at a time, each with its node, image pull and start-up to wait for."""
+    local = config.plan.local
+    assert local is not None
+    return local[1].replicas * (POD_START_S + startup_allowance_s(config))
 
 
 def checkpoint_gib(config: StackConfig) -> float:
@@ -296,9 +322,6 @@ def _pod_template(config: StackConfig, pod_labels: dict[str, str],
     resources = {"cpu": str(cpu), "memory": f"{memory_gib}Gi",
                  nodes.resource: str(setup.server_gpus)}
     probe = {"httpGet": {"path": "/health", "port": "http"}}
-    spin_up_s = dep.autoscaling.spin_up_s if dep.autoscaling is not None else 180.0
-    # a pod's first start downloads the checkpoint before it loads it
-    first_start_s = 3 * spin_up_s + checkpoint_gib(config) * 2**30 / HUB_DOWNLOAD_BYTES_PER_S
     # the image has no passwd entry for NON_ROOT_UID and torch asks getpass.getuser(),
     # which reads LOGNAME and USER before the passwd database (Python's getpass)
     env = [{"name": "HOME", "value": "/tmp"},
@@ -332,8 +355,7 @@ def _pod_template(config: StackConfig, pod_labels: dict[str, str],
         # vLLM answers /health once the weights are loaded: allow 3x the simulated spin-up
         # and the first start's download
         container |= {"startupProbe": {**probe, "periodSeconds": 10,
-                                       "failureThreshold": max(60, math.ceil(first_start_s
-                                                                             / 10))},
+                                       "failureThreshold": startup_allowance_s(config) // 10},
                       # a saturated server answers /health late: Kubernetes' 1 s default
                       # timeout would take it out of service, or restart it, under load
                       "readinessProbe": {**probe, "periodSeconds": 10,
@@ -381,7 +403,9 @@ def serving_manifests(config: StackConfig) -> list[dict[str, Any]]:
     fleet: dict[str, Any]
     if group == 1:
         fleet = {
-            "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta,
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {**meta, "annotations": {
+                PULUMI_TIMEOUT_ANNOTATION: str(ready_timeout_s(config))}},
             "spec": {"replicas": dep.replicas, "serviceName": pods_service_name(config),
                      "selector": {"matchLabels": pod_labels},
                      "podManagementPolicy": "Parallel",

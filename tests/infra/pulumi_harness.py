@@ -47,8 +47,18 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     "id": ACCOUNT, "userId": "ci"}, []
         if args.token == "aws:ec2/getVpc:getVpc":
             return {"id": args.args.get("id") or "vpc-default", "cidrBlock": "172.31.0.0/16"}, []
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            known = ["use1-az1", "use1-az2", "use1-az3", "use1-az4"]
+            zones = [z for z in known if z not in args.args.get("excludeZoneIds", [])]
+            return {"id": "us-east-1", "names": [f"zone-{z}" for z in zones],
+                    "zoneIds": zones, "groupNames": []}, []
         if args.token == "aws:ec2/getSubnets:getSubnets":
-            return {"id": "subnets", "ids": ["subnet-a", "subnet-b"]}, []
+            # the default VPC has a subnet in each zone, us-east-1e (use1-az3) too
+            wanted = {f["name"]: f["values"] for f in args.args.get("filters", [])}
+            zones = {"use1-az1": "subnet-a", "use1-az2": "subnet-b", "use1-az3": "subnet-e"}
+            ids = [subnet for zone, subnet in zones.items()
+                   if zone in wanted.get("availability-zone-id", zones)]
+            return {"id": "subnets", "ids": ids}, []
         return {}, []
 
     def of_type(self, type_: str) -> list[pulumi.runtime.MockResourceArgs]:

@@ -96,6 +96,21 @@ def test_the_startup_probe_waits_for_the_first_download(formats: Formats,
     assert allowed_s("qwen-nvfp4") < bf16 / 2          # a quarter of the bytes
 
 
+def test_pulumi_waits_for_the_fleet_as_long_as_its_pods_may_take(formats: Formats,
+                                                                 tmp_path: Path) -> None:
+    """`pulumi up` gives a StatefulSet 10 minutes to be ready unless its
+    pulumi.com/timeoutSeconds annotation says otherwise: the first start of BF16
+    Qwen3-235B alone may take 80 minutes, and a rolling update starts the replicas one at
+    a time, so the wait covers every replica's start-up allowance and its pod's start."""
+    config = _stack(formats, "qwen-bf16", tmp_path).config
+    [fleet] = [m for m in serving_manifests(config) if m["kind"] == "StatefulSet"]
+    [vllm] = fleet["spec"]["template"]["spec"]["containers"]
+    allowed_s = vllm["startupProbe"]["periodSeconds"] * vllm["startupProbe"]["failureThreshold"]
+    waited_s = int(fleet["metadata"]["annotations"]["pulumi.com/timeoutSeconds"])
+    replicas = fleet["spec"]["replicas"]
+    assert waited_s > replicas * allowed_s > 10 * 60
+
+
 def test_a_format_without_a_known_checkpoint_is_refused(formats: Formats,
                                                         tmp_path: Path) -> None:
     """gpt-oss ships its experts in MXFP4 only: serving openai/gpt-oss-20b for a BF16
