@@ -40,6 +40,16 @@ def eks_cluster_name(stack: str) -> str:
     return f"llmplan-{stack}"[:100]
 
 
+def system_node_counts(settings: StackConfig) -> dict[str, int]:
+    """The system node group's size: one node per gateway pod (an m6i.large's 1.93
+    allocatable vCPUs hold one 1.5-CPU pod, LiteLLM's and its balancer's, beside the
+    daemonsets) and one more for a rolling update's surge pod (maxSurge 1, maxUnavailable 0:
+    no cluster autoscaler runs, so a surge pod with no room would stall every gateway
+    update); at least two, for the cluster's own add-ons."""
+    nodes = max(2, settings.gateway_replicas + 1)
+    return {"min_size": nodes, "desired_size": nodes, "max_size": nodes + 1}
+
+
 def gpu_node_counts(settings: StackConfig) -> tuple[str, int, int, int]:
     """GPU instance type and the node group's min, desired and max size for the plan."""
     local = settings.plan.local
@@ -112,7 +122,7 @@ class ClusterAccess(pulumi.ComponentResource):
             f"{name}-system", cluster_name=cluster_name, node_role_arn=node_role.arn,
             subnet_ids=self.subnet_ids, instance_types=[SYSTEM_INSTANCE_TYPE],
             ami_type="AL2023_x86_64_STANDARD",
-            scaling_config={"min_size": 2, "desired_size": 2, "max_size": 3},
+            scaling_config=system_node_counts(settings),
             opts=after_cluster)
         if settings.plan.local is not None:
             instance, low, desired, high = gpu_node_counts(settings)

@@ -35,6 +35,7 @@ from llmplan.provision.router_config import (
     AZURE_API_BASE_ENV,
     CLOUD_KEY_ENV,
     GUARD_MODULE,
+    LOCAL_TIMEOUT_S,
     MASTER_KEY_ENV,
     RESTRICTED_ENV,
     RouterEndpoints,
@@ -49,6 +50,9 @@ CONFIG_MOUNT = "/etc/litellm"
 CONFIG_SHA_ANNOTATION = "llmplan/config-sha256"
 MASTER_SECRET_KEY = "master-key"
 CLOUD_SECRET_KEY = "cloud-api-key"
+#: how long a terminating gateway pod keeps serving before SIGTERM, s: kube-proxy and the
+#: Service's clients learn it has left the endpoints within seconds (an assumption)
+ENDPOINTS_SETTLE_S = 10
 
 
 def guard_source() -> str:
@@ -107,6 +111,10 @@ def gateway_manifests(config: StackConfig,
                           "periodSeconds": 15, "failureThreshold": 4},
         "startupProbe": {"httpGet": {"path": "/health/liveliness", "port": "http"},
                          "periodSeconds": 5, "failureThreshold": 60},
+        # a pod rolled or scaled in leaves the Service's endpoints while it still serves:
+        # wait for that before SIGTERM, which makes uvicorn stop taking new connections
+        # and finish the requests it has
+        "lifecycle": {"preStop": {"sleep": {"seconds": ENDPOINTS_SETTLE_S}}},
         "volumeMounts": [{"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
                          {"name": "tmp", "mountPath": "/tmp"}]}
     files = {"config.yaml": yaml.safe_dump(router, sort_keys=False),
@@ -137,6 +145,9 @@ def gateway_manifests(config: StackConfig,
                       CONFIG_SHA_ANNOTATION: checksum}}, "spec": {
                       "serviceAccountName": name, "automountServiceAccountToken": False,
                       "securityContext": pod_security(),
+                      # its longest request, a local one, may take LOCAL_TIMEOUT_S
+                      "terminationGracePeriodSeconds": (ENDPOINTS_SETTLE_S + LOCAL_TIMEOUT_S
+                                                        + 30),
                       **({"initContainers": sidecars} if sidecars else {}),
                       "containers": [container],
                       "volumes": volumes}}}},

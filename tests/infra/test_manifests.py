@@ -230,3 +230,17 @@ def test_nvidia_fleets_select_the_catalog_gpu_product_label(
     pod = _by_kind(serving_manifests(config), "StatefulSet")["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-B200"}
     assert pod["containers"][0]["image"] == VLLM_IMAGE
+
+
+def test_a_gateway_pod_rolled_or_scaled_in_finishes_its_requests(
+        bedrock_stack: WrittenStack) -> None:
+    """A terminating pod first waits for the Service to stop sending it requests, then gets
+    SIGTERM (uvicorn finishes what it has) and as long as the longest request it may hold, a
+    local one, before it is killed: Kubernetes' 30 s default cut every long answer."""
+    from llmplan.provision.router_config import LOCAL_TIMEOUT_S
+    gateway = _by_kind(gateway_manifests(bedrock_stack.config), "Deployment")
+    pod = gateway["spec"]["template"]["spec"]
+    [litellm] = pod["containers"]
+    wait_s = litellm["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert wait_s > 0
+    assert pod["terminationGracePeriodSeconds"] > wait_s + LOCAL_TIMEOUT_S

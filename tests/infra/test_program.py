@@ -106,6 +106,20 @@ def test_eks_cluster_with_gpu_nodes_device_plugin_and_storage(
     assert gpu["taints"] == [{"key": "nvidia.com/gpu", "value": "true",
                               "effect": "NO_SCHEDULE"}]
     assert gpu["scalingConfig"] == {"minSize": 1, "desiredSize": 2, "maxSize": 4}
+    # a node per gateway pod (one 1.5-CPU pod fits an m6i.large) and one for the rolling
+    # update's surge pod, which no cluster autoscaler would make room for
+    system = run.mocks.named("cluster-system").inputs
+    gateway = run.mocks.named("gateway-deployment-llm-gateway").inputs
+    replicas = gateway["spec"]["replicas"]
+    assert gateway["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 1
+    assert system["instanceTypes"] == ["m6i.large"]
+    assert system["scalingConfig"]["desiredSize"] == system["scalingConfig"]["minSize"] \
+        == replicas + 1
+    pod = gateway["spec"]["template"]["spec"]
+    [litellm] = pod["containers"]
+    cpu = float(litellm["resources"]["requests"]["cpu"]) + sum(
+        float(c["resources"]["requests"]["cpu"].rstrip("m")) / 1e3 for c in pod["initContainers"])
+    assert 1.93 / 2 < cpu <= 1.93 - 0.2      # one a node, beside the daemonsets
     plugin = run.mocks.named("cluster-device-plugin").inputs
     assert plugin["metadata"]["namespace"] == "kube-system"
     assert plugin["spec"]["template"]["spec"]["containers"][0]["image"].startswith(
