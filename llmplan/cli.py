@@ -320,7 +320,7 @@ def loadtest(
         min=1, help="Concurrency cap (closed loop: users). Default 64.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("loadtest-out"),
     time_scale: Annotated[float, typer.Option(
-        help="Multiply arrival times (0.1 = 10x faster).")] = 1.0,
+        min=1e-6, help="Multiply arrival times (0.1 = 10x faster).")] = 1.0,
     max_requests: Annotated[int | None, typer.Option(
         "--max-requests",
         help="Measured requests to send (closed loop: stop after this many); also "
@@ -328,9 +328,9 @@ def loadtest(
     requests: Annotated[int | None, typer.Option(
         "--requests", hidden=True, help="Same as --max-requests.")] = None,
     max_output_tokens: Annotated[int | None, typer.Option(
-        help="Cap planned output lengths.")] = None,
+        min=1, help="Cap planned output lengths.")] = None,
     max_prompt_tokens: Annotated[int | None, typer.Option(
-        help="Cap planned prompt lengths.")] = None,
+        min=1, help="Cap planned prompt lengths.")] = None,
     closed: Annotated[bool, typer.Option(
         "--closed", help="Closed loop: users send back to back.")] = False,
     concurrency: Annotated[int | None, typer.Option(
@@ -340,7 +340,8 @@ def loadtest(
     output_tokens: Annotated[int | None, typer.Option(
         min=1, help="Quick run: output tokens of every request.")] = None,
     rate: Annotated[float | None, typer.Option(
-        help="Quick run: open-loop Poisson arrivals at this many requests/s.")] = None,
+        min=1e-6, help="Quick run: open-loop Poisson arrivals at this many requests/s.")
+    ] = None,
     workers: Annotated[int, typer.Option(min=0, help="Locust workers (0: one process).")] = 0,
     test_set: Annotated[Path | None, typer.Option(help="JSONL prompts with answer checks.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override the scenario seed.", min=0,
@@ -368,7 +369,7 @@ def loadtest(
     from llmplan.loadtests.plan import build_plan
     from llmplan.loadtests.repeats import summarise_repeats
     from llmplan.loadtests.report import write_loadtest_report
-    from llmplan.loadtests.runner import LoadTestSettings
+    from llmplan.loadtests.runner import LoadTestSettings, out_folder_problem
     from llmplan.loadtests.server_props import fetch_props
     from llmplan.loadtests.targets import load_target
     from llmplan.loadtests.workload import (
@@ -382,6 +383,20 @@ def loadtest(
 
     if not target:
         _fail(InputError([_option_problem("--target", "required: the target to load-test")]))
+    _check_out_folder(out_dir)
+    if (problem := out_folder_problem(out_dir)) is not None:
+        _fail(InputError([_option_problem("--out", problem)]))
+    quick_only = [name for name, value in (("--rate", rate), ("--prompt-tokens", prompt_tokens),
+                                           ("--output-tokens", output_tokens))
+                  if value is not None]
+    if scenario is not None and quick_only:
+        _fail(InputError([_option_problem("/".join(quick_only), "for a quick run only: the "
+                                          "scenario gives the traffic and the lengths (use "
+                                          "--sweep for other rates, --time-scale to speed "
+                                          "it up)")]))
+    if rate is not None and (concurrency is not None or closed):
+        _fail(InputError([_option_problem("--rate/--concurrency", "an open loop at a rate "
+                                          "or a closed loop of users: give one")]))
     if requests is not None and max_requests is not None and requests != max_requests:
         _fail(InputError([_option_problem("--max-requests/--requests", "the same option; "
                                           "give one")]))
@@ -411,10 +426,13 @@ def loadtest(
         check_api(loaded, endpoint.api, target)
         items = load_test_set(test_set) if test_set is not None else None
         rates: list[float | None] = [float(r) for r in sweep.split(",")] if sweep else [None]
+        if any(r is not None and not r > 0 for r in rates):
+            raise ValueError("a rate of 0 or less")
     except InputError as error:
         _fail(error)
     except ValueError:
-        _fail(InputError([_option_problem("--sweep", "expected numbers such as 0.5,1,2")]))
+        _fail(InputError([_option_problem("--sweep", "expected rates above 0 such as "
+                                          "0.5,1,2")]))
     try:
         stage_list = tuple((float(a), int(b), float(c)) for a, b, c in
                            (part.split(":") for part in stages.split(","))) if stages else ()

@@ -14,6 +14,7 @@ makes the run end with a clear message and a non-zero exit code, with everything
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import math
 import os
@@ -86,26 +87,77 @@ def _locust_cmd(user_class: str, settings: LoadTestSettings, out: Path, role: li
 
 
 #: what a run writes into its folder, all of it replaced by the next run there
-RUN_FILES = ("requests*.jsonl", "done.*", "started.*", "stop", "warmup.jsonl",
-             "server_props.json", "server_metrics*", "metrics.prom", "summary.*",
-             "report.html", "locust*", "plan.json", "config.json")
+#: what a run writes in its folder: exact names, and the per-process parts
+RUN_FILES = ("requests.jsonl", "requests.[0-9]*.jsonl", "done.[0-9]*", "started.[0-9]*", "stop",
+             "warmup.jsonl", "server_props.json", "server_metrics_*.txt", "server_metrics.prom",
+             "metrics.prom", "summary.json", "summary.csv", "report.html", "locust.log",
+             "locust.html", "locust_*.csv", "plan.json", "config.json")
+#: what a sweep or a repeated run writes above its runs' folders
+PARENT_ENTRIES = ("sweep.json", "repeats.json", "rate-*", "repeat-*")
+
+
+def _matches(path: Path, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(path.name, pattern) for pattern in patterns)
+
+
+def _is_run(folder: Path) -> bool:
+    """A folder a load test wrote: its config.json is the runner's."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and {"target_name", "stop_file"} <= config.keys()
+
+
+def out_folder_problem(out_dir: Path) -> str | None:
+    """Why a load test must not write in `out_dir` (None: it may). A new or empty folder
+    is fine, and so is a previous run's (or sweep's, or repeated run's): the run clears the
+    files it writes itself, by their exact names, and nothing else. A folder of other files
+    is refused, as is one holding records a stopped run never joined (their only copy)."""
+    if not out_dir.exists():
+        return None
+    if not out_dir.is_dir():
+        return f"{out_dir} is a file; expected a folder, existing or new"
+    entries = sorted(out_dir.iterdir())
+    if not entries:
+        return None
+    runs = [out_dir] if _is_run(out_dir) else []
+    for child in entries:
+        if child.is_dir() and _matches(child, PARENT_ENTRIES):
+            runs += [child] if _is_run(child) else \
+                [grand for grand in sorted(child.iterdir()) if grand.is_dir() and _is_run(grand)]
+    ours = any(_matches(e, PARENT_ENTRIES[:2]) for e in entries)
+    if not runs and not ours:
+        shown = ", ".join(e.name for e in entries[:5]) + (", ..." if len(entries) > 5 else "")
+        return (f"{out_dir} holds files that are not a load test's ({shown}); choose a new "
+                "or empty folder (a run clears a previous run's files from its folder)")
+    unjoined = [part for run in runs for part in sorted(run.glob("requests.[0-9]*.jsonl"))]
+    if unjoined:
+        return (f"{out_dir} holds the records of a run stopped before it joined them "
+                f"({', '.join(str(p.relative_to(out_dir)) for p in unjoined[:3])}), their "
+                "only copy: `llmplan calibrate` or `llmplan validate` on that folder joins "
+                "them; then run again, or choose another folder")
+    return None
 
 
 def clear_previous_run(out_dir: Path) -> None:
-    """Remove a previous run's files from `out_dir`: its start markers above all (the
-    duration clock starts from the earliest `started.*`, so an old one would end the new
-    run before it sent anything), and what it read from its server (a new run against
-    another server would otherwise be calibrated with the old one's slots)."""
-    for pattern in RUN_FILES:
-        for stale in out_dir.glob(pattern):
-            if stale.is_file():
-                stale.unlink(missing_ok=True)
+    """Remove a previous run's files from `out_dir` (by their exact names): its start
+    markers above all (the duration clock starts from the earliest `started.*`, so an old
+    one would end the new run before it sent anything), and what it read from its server (a
+    new run against another server would otherwise be calibrated with the old one's
+    slots)."""
+    for stale in out_dir.iterdir():
+        if stale.is_file() and _matches(stale, RUN_FILES):
+            stale.unlink(missing_ok=True)
 
 
 def run_load_test(target_name: str, target: Target, plan: list[PlanItem],
                   settings: LoadTestSettings, out_dir: Path, *,
                   loaded: LoadedScenario | None = None) -> LoadTestResult:
     """Drive Locust through the plan; always leaves every finished request on disk."""
+    problem = out_folder_problem(out_dir)
+    if problem is not None:
+        raise ValueError(problem)
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_previous_run(out_dir)
     write_plan(plan, out_dir / "plan.json")
@@ -349,10 +401,15 @@ def _signal_all(processes: list[subprocess.Popen[bytes]], sig: int) -> None:
 
 def target_down(rows: list[RequestRecord]) -> str | None:
     """Why the target is considered down, if it is: it never answered (every request failed
-    to connect or timed out), or it answered at first and then refused or reset to the end.
+    to connect or timed out, or was still waiting for its first token at the stop), or it
+    answered at first and then refused or reset to the end.
     Counts in the message are those of the records."""
     measured = [r for r in rows if r.error_class != "cancelled"]
     if not measured:
+        if rows and all(r.ttft_ms is None for r in rows):
+            return (f"target answered nothing: all {len(rows):,} requests were still waiting "
+                    "for their first token when the run stopped (cancelled): the server took "
+                    "them and sent nothing back (raise --duration if it is only slow)")
         return None
     if all(not r.ok for r in measured):
         counts = _counts(measured)

@@ -66,6 +66,45 @@ def test_the_dead_target_message_counts_what_the_records_say() -> None:
         "no such endpoint (check base_url and the target's api)")
 
 
+def test_a_target_that_took_every_request_and_answered_nothing_is_down() -> None:
+    silent = [_row(i, "cancelled") for i in range(6)]
+    message = target_down(silent)
+    assert message is not None and message.startswith("target answered nothing: all 6")
+    # a slow one that started answering some before the stop is not
+    started = [*silent[:5], silent[5].model_copy(update={"ttft_ms": 900.0})]
+    assert target_down(started) is None
+
+
+def test_a_run_folder_of_other_files_is_refused_and_a_previous_run_is_cleared_by_name(
+        tmp_path: Path) -> None:
+    from llmplan.loadtests.runner import clear_previous_run, out_folder_problem
+    assert out_folder_problem(tmp_path / "new") is None
+    assert out_folder_problem(tmp_path) is None                      # empty
+    mine = tmp_path / "project"
+    mine.mkdir()
+    for name in ("summary.md", "report.html", "locustfile.py", "config.json"):
+        (mine / name).write_text("{}", encoding="utf-8")
+    problem = out_folder_problem(mine)
+    assert problem is not None and "not a load test's" in problem and "summary.md" in problem
+    # a previous run: its own files go, by their exact names; the user's stay
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"target_name": "t", "stop_file": "x"}))
+    for name in ("requests.jsonl", "summary.json", "summary.md", "locust_stats.csv",
+                 "done.4242", "done.txt", "notes.txt"):
+        (run / name).write_text("", encoding="utf-8")
+    assert out_folder_problem(run) is None
+    clear_previous_run(run)
+    assert sorted(p.name for p in run.iterdir()) == ["done.txt", "notes.txt", "summary.md"]
+    # a stopped run's unjoined records are their only copy: refused, in a sweep's level too
+    level = tmp_path / "sweep" / "rate-2"
+    level.mkdir(parents=True)
+    (level / "config.json").write_text(json.dumps({"target_name": "t", "stop_file": "x"}))
+    (level / "requests.4242.jsonl").write_text("", encoding="utf-8")
+    problem = out_folder_problem(tmp_path / "sweep")
+    assert problem is not None and "rate-2/requests.4242.jsonl" in problem
+
+
 def test_a_run_where_every_request_failed_exits_non_zero(tmp_path: Path,
                                                          scenario_file: Path) -> None:
     # loopback only (nothing listens on port 9); DNS failures are covered above
