@@ -31,7 +31,7 @@ from llmplan.provision.manifests import (
     network_policy,
     pod_security,
 )
-from llmplan.provision.router_config import task_routes
+from llmplan.provision.router_config import LOCAL_TIMEOUT_S, task_routes
 from llmplan.provision.stack_config import StackConfig
 from llmplan.provision.vllm_build import (
     DRAFTED,
@@ -50,6 +50,14 @@ REASONING_WITHOUT_ENABLE_RELEASE = (0, 9, 0)
 #: 0.14.0 (vllm/entrypoints/openai/cli_args.py: absent in 0.13.0's wheel, present in 0.14.0's)
 CHAT_DEFAULTS_RELEASE = (0, 14, 0)
 API_SERVER_FLAG_RELEASE = SETTING_RELEASES["api_server_count"][0]
+#: --shutdown-timeout came in 0.18.0 with a default of 0: at SIGTERM vLLM aborts every
+#: request in flight, or with N > 0 takes no new ones and drains for up to N s
+#: (engine/arg_utils.py, v1/engine/core.py _handle_shutdown); before it, requests in flight
+#: were dropped
+SHUTDOWN_TIMEOUT_RELEASE = (0, 18, 0)
+#: a replica scaled in or rolled finishes its requests, as the simulation's scale-down
+#: drains it: as long as the gateway waits for a local answer
+DRAIN_S = LOCAL_TIMEOUT_S
 
 HUB_SECRET_KEY = "token"
 #: The custom metric the HPA reads: vLLM's `vllm:num_requests_waiting`, which a metrics
@@ -185,6 +193,8 @@ def _engine_args(config: StackConfig, *, serves_api: bool) -> list[str]:
                     else "--no-async-scheduling")
     args.append("--no-enable-prefix-caching" if engine.prefix_caching == "off"
                 else "--enable-prefix-caching")
+    if engine.release >= SHUTDOWN_TIMEOUT_RELEASE:
+        args += ["--shutdown-timeout", str(DRAIN_S)]
     if engine.enforce_eager:
         args.append("--enforce-eager")
     if setup.tp > 1 and setup.gpu.interconnect == "pcie" and not setup.gpu.peer_to_peer:
@@ -376,7 +386,10 @@ def _pod_template(config: StackConfig, pod_labels: dict[str, str],
                              "effect": "NoSchedule"}],
             "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}},
                         {"name": "tmp", "emptyDir": {"sizeLimit": "20Gi"}}],
-            "terminationGracePeriodSeconds": 120,
+            # the drain, and the engine processes' clean-up after it (15 s on ROCm, from
+            # 0.30: v1/utils.py get_engine_process_shutdown_timeout)
+            "terminationGracePeriodSeconds": (DRAIN_S + 30 if dep.engine.release
+                                              >= SHUTDOWN_TIMEOUT_RELEASE else 120),
         },
     }
 

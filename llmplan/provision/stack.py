@@ -31,7 +31,12 @@ from llmplan.provision.images import (
     image_release,
     split_image,
 )
-from llmplan.provision.serving_manifests import CHAT_DEFAULTS_RELEASE, hub_repos, thinks_unasked
+from llmplan.provision.serving_manifests import (
+    CHAT_DEFAULTS_RELEASE,
+    SHUTDOWN_TIMEOUT_RELEASE,
+    hub_repos,
+    thinks_unasked,
+)
 from llmplan.provision.stack_config import (
     CLOUD_KEY,
     HUB_TOKEN,
@@ -322,6 +327,11 @@ def setting_notes(config: StackConfig) -> list[str]:
                      f"{local[1].engine.vllm_version} has no --default-chat-template-kwargs "
                      f"(0.14.0 on), so clients must send chat_template_kwargs "
                      f"{{\"enable_thinking\": false}}")
+    if local is not None and local[1].engine.release < SHUTDOWN_TIMEOUT_RELEASE:
+        notes.append(f"vLLM {local[1].engine.vllm_version} drops the requests in flight "
+                     f"when a pod stops (a scale-in, a rolling update; --shutdown-timeout "
+                     f"drains them from 0.18.0), where the simulation let them finish: "
+                     f"clients see those as errors, or the gateway falls back")
     if (config.uses_bedrock or config.cluster_mode == "eks") and not config.aws_region:
         why = "the plan calls AWS Bedrock" if config.uses_bedrock else "clusterMode is eks"
         notes.append(f"{why}: set the region (--aws-region, or pulumi config set awsRegion)")

@@ -310,3 +310,21 @@ def test_a_thinking_model_simulated_without_reasoning_is_served_without_it(
         t.model_copy(update={"reasoning": None}) for t in config.plan.tasks]})
     assert "--default-chat-template-kwargs" not in vllm_args(
         config.model_copy(update={"plan": unknown}))
+
+
+def test_a_stopping_pod_drains_its_requests_as_the_simulated_scale_down_does(
+        tmp_path: Path) -> None:
+    """vLLM 0.18.0 and later abort every request in flight at SIGTERM unless
+    --shutdown-timeout says to drain (its default is 0); the pod's grace period covers the
+    drain. An older release has no such flag: the stack says its requests are dropped."""
+    from llmplan.provision.router_config import LOCAL_TIMEOUT_S
+    from llmplan.provision.serving_manifests import serving_manifests
+    simulated = simulate_text(THINKING)
+    config = stack_of(simulated, "llama", tmp_path).config
+    drain_s = int(_flags(vllm_args(config))["--shutdown-timeout"])
+    assert drain_s >= LOCAL_TIMEOUT_S            # as long as the gateway waits for an answer
+    [fleet] = [m for m in serving_manifests(config) if m["kind"] == "StatefulSet"]
+    assert fleet["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > drain_s
+    old = stack_of(simulated, "qwen-old", tmp_path)
+    assert "--shutdown-timeout" not in vllm_args(old.config)
+    assert any("drops the requests in flight" in note for note in old.notes)
