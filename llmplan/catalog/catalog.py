@@ -334,6 +334,11 @@ class ModelSpec(_Entry):
         default=None, gt=0, description="Window of the sliding-window layers.")
     sliding_layers: int = Field(default=0, ge=0,
                                 description="How many layers attend only within the window.")
+    local_attention: Literal["sliding", "chunked"] = Field(
+        default="sliding", description="How the window layers attend: a sliding window "
+                                       "(gpt-oss, Gemma 3), or chunks of the window's length "
+                                       "(Llama 4's attention_chunk_size), which some vLLM "
+                                       "releases page as full attention.")
     mtp_layers: int = Field(default=0, ge=0, description="Multi-token-prediction layers "
                                                          "(DeepSeek), used for speculation.")
     mtp_params_b: float = Field(

@@ -487,9 +487,36 @@ class KvLayout:
         return self.group_size * self.page_bytes + self.drafter_bytes
 
 
+#: Releases whose hybrid KV cache manager is off for chunked local attention (Llama 4) by
+#: default: VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE defaults to "0" from 0.10.1
+#: ("There is a latency regression ... Disabling it, by default": config/vllm.py) and to
+#: "1" from 0.14.0 (envs.py of each wheel)
+CHUNKED_HYBRID_OFF_RELEASES = ((0, 10, 1), (0, 14, 0))
+#: drafters that keep it off with chunked local attention in every release
+#: (speculative_config.use_eagle(), uses_target_hidden_states in 0.34)
+HIDDEN_STATE_DRAFTERS = ("eagle", "eagle3", "mtp")
+
+
+def pages_local_layers_whole(setup: ReplicaSetup) -> bool:
+    """vLLM pages the chunked-local-attention layers as full attention (every layer a page
+    per block of the whole context: kv_cache_utils.unify_hybrid_kv_cache_specs), with its
+    hybrid KV cache manager off; attention still reads a chunk's worth."""
+    engine, model = setup.engine, setup.model
+    if model.local_attention != "chunked" or not model.sliding_layers:
+        return False
+    low, high = CHUNKED_HYBRID_OFF_RELEASES
+    speculative = engine.speculative
+    return low <= engine.release < high or (
+        speculative is not None and speculative.method in HIDDEN_STATE_DRAFTERS
+        and engine.release >= low)
+
+
 def kv_layout(setup: ReplicaSetup, stage: Stage | None = None) -> KvLayout:
     model, block = setup.model, setup.block_size_tokens
     stage = stage or stages(setup)[0]
+    if pages_local_layers_whole(setup):
+        stage = replace(stage, full_layers=stage.full_layers + stage.sliding_layers,
+                        sliding_layers=0)
     page = block * model.kv_bytes_per_token_per_layer(setup.kv_dtype, setup.attention_tp)
     # the drafter's attention layers take pages of the same blocks: MTP modules and EAGLE
     # heads are layers of the model's shape; a draft model's pages (its own shape) add to

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from llmplan.catalog import builtin_catalog
 from llmplan.perf.engine import EngineSpec
@@ -56,3 +57,32 @@ def test_a_burst_starts_only_what_all_groups_hold() -> None:
     # (the step-by-step reference agrees request by request: test_fast_vs_reference's
     # sliding-window cases; it starts its first step at the first arrival's event, so a
     # burst at one instant is not comparable there)
+
+
+def _scout(version: str, **engine: object) -> LocalDeployment:
+    return LocalDeployment(gpu="H200", model="Llama-4-Scout",
+                           engine=EngineSpec(vllm_version=version, max_model_len=32768,
+                                             weights_dtype="fp8",
+                                             **engine))  # type: ignore[arg-type]
+
+
+def test_chunked_local_layers_are_paged_whole_where_vllm_turns_its_hybrid_manager_off() -> None:
+    """Llama 4's 36 chunked-local layers (8,192-token chunks) and 12 full ones: vLLM 0.10.1
+    to 0.13 page them all as full attention by default, 0.14 on by their chunk; a request of
+    the whole 32,768 tokens then holds pages for its whole length in every layer. The log's
+    "GPU KV cache size" is the same either way (blocks over groups x block size)."""
+    catalog = builtin_catalog()
+    off = kv_capacity(_scout("0.13.0").setup(catalog))
+    on = kv_capacity(_scout("0.14.0").setup(catalog))
+    assert (off.full_groups, off.sliding_groups) == (1, 0)
+    assert (on.full_groups, on.sliding_groups) == (1, 3)
+    assert off.logged_tokens == pytest.approx(on.logged_tokens, rel=0.02)
+    # whole-context requests: 48 layers' pages against 12 and 3 groups' chunk and step
+    ratio = off.concurrency_at(32768) / on.concurrency_at(32768)
+    assert 0.4 < ratio < 0.75
+    # short requests need the same memory either way
+    assert off.concurrency_at(1000) == pytest.approx(on.concurrency_at(1000), rel=0.03)
+    # an EAGLE-3 drafter keeps it off in every release
+    eagle = _scout("0.14.0", speculative={"method": "eagle3", "num_speculative_tokens": 3,
+                                          "draft_params_b": 0.9, "mean_acceptance_length": 2.5})
+    assert kv_capacity(eagle.setup(catalog)).sliding_groups == 0
