@@ -54,7 +54,7 @@ from dataclasses import dataclass, replace
 from llmplan.catalog.catalog import DTYPE_BYTES, WEIGHT_BITS
 from llmplan.perf.drafter import drafter
 from llmplan.perf.engine import GIB
-from llmplan.perf.mxfp4_layout import expert_padding
+from llmplan.perf.mxfp4_layout import expert_padding, hopper_scale_bytes
 from llmplan.perf.parallel import pp_error, setup_allowed_tp, tp_error
 from llmplan.perf.runner import model_runner
 from llmplan.perf.setup import ReplicaSetup, servers_for
@@ -272,7 +272,8 @@ def weights_bytes_per_gpu(setup: ReplicaSetup, stage: Stage | None = None) -> fl
     routed experts, and the rest split over the GPUs one rank's attention runs on (with
     data-parallel attention each rank holds it whole); of a pipeline stage's layers (in
     proportion to their count), and the 16-bit vocabulary matrices it holds. MXFP4 experts
-    take the room their kernel's padding gives them (llmplan.perf.mxfp4_layout)."""
+    take the room their kernel's padding gives them, and on Hopper a second copy of their
+    scales (llmplan.perf.mxfp4_layout)."""
     model, dtype = setup.model, setup.weights_dtype
     stage = stage or stages(setup)[0]
     experts = model.weight_bytes(dtype) - model.weight_bytes_without_experts(dtype)
@@ -286,7 +287,7 @@ def weights_bytes_per_gpu(setup: ReplicaSetup, stage: Stage | None = None) -> fl
     rest = (model.weight_bytes(dtype) - experts - vocab) * share + held \
         + drafter(setup).weights_bytes
     return experts * expert_padding(setup) * share * setup.fullest_expert_share \
-        + rest / setup.attention_tp
+        + hopper_scale_bytes(setup) * share + rest / setup.attention_tp
 
 
 def activation_bytes(setup: ReplicaSetup, stage: Stage | None = None) -> float:

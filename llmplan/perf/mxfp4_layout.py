@@ -23,7 +23,8 @@ Which kernel, and so which alignment (hidden, expert width), read in the wheels 
   gpt-oss-120b ran on one H100 under 0.10.2 at the default 0.9 of its memory with 1,024
   sequences, and even with 16,384 batched tokens, which Marlin's 65.9 GiB would not have
   left room for (their 7.4 GiB profiling peak: llm-d's measured 7.38), so the model keeps
-  Hopper's weights unpadded in every release. (steptime still times the experts of
+  Hopper's weights unpadded in every release, with a swizzled second copy of their
+  scales from 0.12 (`hopper_scale_bytes`). (steptime still times the experts of
   releases before 0.12 at Marlin's rate: the record's H100 rows fit it better; the two
   readings disagree, FIDELITY.md.)
 * data-centre Blackwell (capability 10): FlashInfer's TensorRT-LLM MoE, the default when
@@ -72,6 +73,42 @@ def mxfp4_alignment(setup: ReplicaSetup) -> tuple[int, int]:
     if capability == (9, 0):
         return 1, 64
     return 256, 128
+
+
+#: On Hopper the Triton matmul takes its block scales swizzled, a new tensor whose rows are
+#: padded to 256 (HopperMXScaleLayout: SWIZZLE_ALIGN_M = 2 x num_warps 8 x 2 x 8) and its
+#: scale groups to 2, built in process_weights_after_loading while the checkpoint's scale
+#: parameters stay allocated: two copies, until 0.25.0 deletes the old ones ("drop the
+#: now-dead weight/scale Parameters"); from 0.26.0 the groups are padded to 4 on SM90 (read
+#: in the wheels from 0.12.0 to 0.34.0). gpt-oss-120b on one H100 then holds 64.3 GiB of
+#: weights, as logged under 0.14.1 (vllm#33155) and by llm-d: "Model loading took 64.38 GiB".
+HOPPER_SCALES_FREED = (0, 25, 0)
+HOPPER_SCALE_GROUPS_4 = (0, 26, 0)
+SCALE_BLOCK = 32
+SWIZZLE_ROWS = 256
+
+
+def hopper_scale_bytes(setup: ReplicaSetup) -> float:
+    """Bytes one GPU holds for its MXFP4 experts' block scales (one uint8 per 32 weights)
+    beyond the checkpoint's, which the weights' 4.25 bits count: the swizzled copy of the
+    Triton matmul on Hopper, all MoE layers; 0 elsewhere. (Its float32 copies of the
+    experts' biases, 2 MB a layer for gpt-oss-120b, are left out.)"""
+    model, release = setup.model, setup.engine.release
+    if setup.weights_dtype != "mxfp4" or not model.is_moe or setup.gpu.vendor == "amd" \
+            or setup.gpu.capability != (9, 0) or release < MXFP4_TRITON_ON_HOPPER:
+        return 0.0
+    assert model.moe_intermediate_size is not None and model.experts
+    ep = setup.expert_parallel > 1
+    width = model.moe_intermediate_size // (1 if ep else setup.tp)
+    experts = -(-model.experts // setup.tp) if ep else model.experts
+    hidden = model.hidden_size
+    group = 4 if release >= HOPPER_SCALE_GROUPS_4 else 2
+    up_groups, down_groups = hidden // SCALE_BLOCK, width // SCALE_BLOCK
+    checkpoint = 2 * width * up_groups + hidden * down_groups
+    swizzled = _round_up(2 * width, SWIZZLE_ROWS) * _round_up(up_groups, group) \
+        + _round_up(hidden, SWIZZLE_ROWS) * _round_up(down_groups, group)
+    extra = swizzled if release < HOPPER_SCALES_FREED else swizzled - checkpoint
+    return float(extra * experts * model.moe_layer_count)
 
 
 def _round_up(value: int, multiple: int) -> int:

@@ -119,11 +119,12 @@ def test_batches_in_flight_follow_vllms_max_concurrent_batches(
 def test_the_window_layers_reserve_two_steps_of_tokens_under_async_from_0_26() -> None:
     """From 0.26 a sliding-window layer's pages per request count the tokens of every batch
     in flight (max_num_batched_tokens twice with async scheduling), so vLLM's logged
-    concurrency falls; the pool itself does not change."""
+    concurrency falls; the pool itself does not change (but for the 0.02% more room 0.26
+    gives the Hopper scales: mxfp4_layout.HOPPER_SCALE_GROUPS_4)."""
     old, new = (kv_capacity(_setup(model="gpt-oss-20b", vllm_version=v, async_scheduling=True))
                 for v in ("0.25.1", "0.26.0"))
-    assert old.vllm_blocks == new.vllm_blocks
-    assert new.max_concurrency < old.max_concurrency
+    assert old.vllm_blocks == pytest.approx(new.vllm_blocks, rel=5e-4)
+    assert new.max_concurrency < 0.97 * old.max_concurrency
 
 
 def test_a_scenario_setting_async_with_ngram_names_the_field() -> None:
