@@ -47,7 +47,7 @@ from llmplan.results.simulation import (
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, CloudLatency, HybridDeployment
 from llmplan.scenario.models import Economics, LocalDeployment, Scenario
-from llmplan.traffic.arrivals import DiurnalTraffic
+from llmplan.traffic.arrivals import DiurnalTraffic, duration_words
 
 
 def deployment_costs(name: str, summary: DeploymentResult, loaded: LoadedScenario,
@@ -267,6 +267,32 @@ def daily_limit_reason(name: str, summary: DeploymentResult, loaded: LoadedScena
             f"raise limits.requests_per_day / tokens_per_day")
 
 
+#: full batches at the mix's mean lengths estimate what a fleet finishes to within a few
+#: percent either way (a mix's spread and the batch's ramp move it): a shortfall within
+#: this factor is left to the run's own latencies
+OVERLOAD_MARGIN = 1.1
+
+
+def overload_reason(name: str, summary: DeploymentResult, loaded: LoadedScenario,
+                    info: RunInfo) -> str | None:
+    """Why a fixed local fleet cannot carry this traffic however its run went (None: it
+    can, as far as its full batches say): with every batch full it finishes fewer requests
+    a second than the traffic brings on average, so its queue grows for as long as the
+    traffic lasts; a run that ends before the queue reaches the SLO's bounds shows none of
+    it. Only a shortfall past OVERLOAD_MARGIN is called: the full batches are an estimate."""
+    dep = loaded.scenario.deployments[name]
+    local, rate = summary.local, info.long_run_requests_per_s
+    if not isinstance(dep, LocalDeployment) or dep.autoscaling is not None \
+            or summary.hybrid is not None or local is None or rate is None:
+        return None
+    capacity = local.utilisation.full_batch_requests_per_s
+    if capacity <= 0 or capacity * OVERLOAD_MARGIN >= rate:
+        return None
+    return (f"its full batches finish {capacity:,.3g} requests/s, under the {rate:,.3g}/s "
+            f"the traffic brings on average: its queue grows for as long as the traffic "
+            f"lasts, past any SLO ({duration_words(info.duration_s)} simulated)")
+
+
 def candidate(name: str, summary: DeploymentResult, loaded: LoadedScenario,
               info: RunInfo) -> Candidate:
     """One simulated deployment with its cost and feasibility."""
@@ -274,6 +300,8 @@ def candidate(name: str, summary: DeploymentResult, loaded: LoadedScenario,
     reasons = infeasibility(name, summary, loaded, cost.monthly_usd)
     if (daily := daily_limit_reason(name, summary, loaded, info)) is not None:
         reasons.append(daily)
+    if (overload := overload_reason(name, summary, loaded, info)) is not None:
+        reasons.append(overload)
     if cost.usd_per_useful_result is None and not reasons:
         # nothing it answers is worth anything (the tasks' quality, or no answer at all):
         # a cost per useful result does not exist to rank it by

@@ -86,3 +86,36 @@ def test_without_planning_a_fleet_whose_full_batches_miss_the_peak_is_excluded()
     busy = evaluate(scenario_from(SCENARIO.replace("START", "13.95")), planning=False)
     assert not any("daily peak" in r for d in busy.deployments.values()
                    for r in d.infeasible_because)
+
+
+OVERLOADED = """
+    seed: 3
+    duration: 120
+    traffic: {kind: poisson, rate_per_s: RATE}
+    tasks: [{name: chat, prompt_tokens: {kind: lognormal, mean: 1500, p95: 4000},
+             reasoning_tokens: {kind: lognormal, mean: 300, p95: 1000},
+             output_tokens: {kind: lognormal, mean: 400, p95: 1000}}]
+    slo: {ttft_ms: 2000, tpot_ms: 50, min_goodput_fraction: 0.95}
+    deployments:
+      h100: {gpu: H100-SXM, model: gpt-oss-120b}
+      api: {kind: cloud, model: gpt-4o,
+            limits: {requests_per_min: 100000, tokens_per_min: 100000000}}
+"""
+
+
+def test_a_fleet_slower_than_the_traffic_is_excluded_whatever_a_short_run_showed() -> None:
+    """Two minutes at 4 requests/s against one H100 whose full batches finish about 3 a
+    second: the queue has not yet reached the SLO's bounds when the run ends, but it grows
+    for as long as the traffic lasts, and the month is priced at 4/s."""
+    result = evaluate(scenario_from(OVERLOADED.replace("RATE", "4")))
+    h100 = result.deployments["h100"]
+    assert h100.local is not None
+    capacity = h100.local.utilisation.full_batch_requests_per_s
+    assert capacity < 4
+    assert h100.slo.met                       # the short run's latencies alone pass
+    assert not h100.feasible
+    assert any("queue grows for as long as the traffic lasts" in why
+               for why in h100.infeasible_because)
+    # at a rate its full batches carry, that reason does not apply
+    calm = evaluate(scenario_from(OVERLOADED.replace("RATE", f"{0.8 * capacity:.3f}")))
+    assert not any("queue grows" in why for why in calm.deployments["h100"].infeasible_because)
