@@ -18,6 +18,7 @@ import errno
 import http.client
 import itertools
 import json
+import select
 import socket
 import time
 from collections.abc import Sequence
@@ -148,12 +149,26 @@ def _retry_after_s(headers: Any) -> float | None:
     return None
 
 
+def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:
+    """Whether an idle keep-alive connection was closed by the server: between requests it
+    has nothing to read unless the server sent its end (urllib3 checks the same before
+    reusing a pooled connection)."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 class OpenAIStream:
     """OpenAI-compatible streaming over a keep-alive connection (http.client, gevent-friendly).
 
     http.client hands back each server-sent line as it arrives (geventhttpclient buffers
     chunked bodies whole). A connection the server closed after the last response is
-    reopened once, before anything of the new response was read.
+    replaced before the next request is sent on it; a request is never sent twice.
     """
 
     def __init__(self, target: Target) -> None:
@@ -173,6 +188,8 @@ class OpenAIStream:
         return "".join(self.timing.text)
 
     def _connection(self) -> http.client.HTTPConnection:
+        if self.conn is not None and _closed_by_peer(self.conn):
+            self._reset()      # a keep-alive the server closed while idle: a new one
         if self.conn is None:
             cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
             conn = cls(self.host, self.port, timeout=self.target.request_timeout_s)
@@ -222,16 +239,12 @@ class OpenAIStream:
         return headers
 
     def _open(self, body: bytes, headers: dict[str, str]) -> http.client.HTTPResponse:
-        for attempt in (0, 1):
-            conn = self._connection()
-            try:
-                conn.request("POST", self.path, body=body, headers=headers)
-                return conn.getresponse()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                self._reset()
-                if attempt == 1:
-                    raise
-        raise AssertionError("unreachable")
+        """Send once: a request the server took and then dropped is recorded as such, never
+        sent again behind the record's back (a second send would be load the plan does
+        not have, and its time would hide in the first's TTFT)."""
+        conn = self._connection()
+        conn.request("POST", self.path, body=body, headers=headers)
+        return conn.getresponse()
 
     def send(self, item: PlanItem, record: RequestRecord,
              history: Sequence[Message] = ()) -> RequestRecord:

@@ -9,6 +9,8 @@ load generator's own ceiling, with faults chosen by the request's model name:
   "reset"              abort the connection after two tokens
   "flaky"              like "reset" for every third request, else "ok"
   "slow"               wait 1.5 s before the first token
+  "drop"               take the request, wait 0.3 s, close the connection unanswered
+  "one-shot"           like "ok", then close the kept-alive connection
   "sse-rich"           every SSE feature at once: comments, `event:`/`id:`/`retry:` lines, CRLF
                        line ends, each JSON object split over two `data:` lines
   "stream-error"       two tokens, then `data: {"error": {...}}` (as vLLM and OpenAI send)
@@ -130,6 +132,9 @@ class FakeOpenAI(_LoopServer):
             return True
         if model == "slow":
             await asyncio.sleep(1.5)
+        if model == "drop":
+            await asyncio.sleep(0.3)
+            return False                   # took it, answered nothing, closed
         n = int(request.get("max_tokens", 16))
         chat = path.endswith("/chat/completions")
         if model in {"sse-rich", "stream-error", "event-error"}:
@@ -155,7 +160,7 @@ class FakeOpenAI(_LoopServer):
         await _chunk(writer, b"data: " + json.dumps({"choices": [], "usage": usage}).encode()
                      + b"\n\ndata: [DONE]\n\n")
         await _chunk(writer, b"")
-        return True
+        return model != "one-shot"     # one-shot: closes the keep-alive once idle
 
 
     async def _reasoning(self, n: int, writer: asyncio.StreamWriter, *,

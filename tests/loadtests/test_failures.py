@@ -216,3 +216,38 @@ def test_only_fields_named_like_secrets_hide_their_values() -> None:
     for field in ("prompt_tokens", "max_tokens", "tokens", "tokens_per_min"):
         assert not _may_be_secret(("tasks", 0, field), -5)
     assert not _may_be_secret(("targets", "t", "base_url"), "http://127.0.0.1:1")
+
+
+def test_a_request_is_sent_once_and_an_idle_connection_the_server_closed_is_replaced() -> None:
+    """A request the server took and dropped is recorded as failed, never sent again
+    behind the record's back; a keep-alive connection the server closed while idle is
+    replaced before the next request goes out, so that one is not lost either."""
+    import time
+
+    from fakes import FakeOpenAI
+
+    from llmplan.loadtests.clients import OpenAIStream
+    from llmplan.loadtests.plan import PlanItem
+    from llmplan.loadtests.targets import Target
+
+    def item(i: int) -> PlanItem:
+        return PlanItem(index=i, send_s=0.0, task="t", prompt="hello", planned_prompt_tokens=1,
+                        max_tokens=3, fixed_length=False, check=None)
+
+    def record(i: int) -> RequestRecord:
+        return RequestRecord(id=i, task="t", target="x", scheduled_ts=time.time(),
+                             send_ts=time.time(), schedule_delay_ms=0.0, status=0)
+
+    with FakeOpenAI() as server:
+        dropped = OpenAIStream(Target(kind="openai", base_url=server.base_url, model="drop",
+                                      api="completions"))
+        got = dropped.send(item(0), record(0))
+        assert got.error_class == "reset" and server.requests == 1
+        closing = OpenAIStream(Target(kind="openai", base_url=server.base_url,
+                                      model="one-shot", api="completions"))
+        for i in range(3):
+            assert closing.send(item(i), record(i)).error_class is None
+            time.sleep(0.05)                     # the server's close arrives meanwhile
+        closing.cancel()
+        closing._reset()
+        assert server.requests == 4
