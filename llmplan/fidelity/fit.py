@@ -374,23 +374,26 @@ KV_SPLIT_CORRELATION = 0.8
 
 
 def kv_split_note(fit: Fit, samples: list[StepSample]) -> Finding | None:
-    """A note when the fit puts the whole cost of a decoding sequence in its KV tokens (the
-    per-sequence cost at its bound, 0) while batch size and KV tokens moved together: the
+    """A note when the fit puts the whole cost of a decoding sequence in one of its two
+    parts (the other at its bound, 0) while batch size and KV tokens moved together: the
     split is then the fit's guess, and contexts longer than the runs' are extrapolated on
-    it."""
+    it. All in its KV tokens: a batch of short contexts comes out nearly free; none in them
+    (a KV read that costs nothing, which no engine has): longer contexts cost no more."""
     _, _, per_seq, per_kv, _ = fit.coefficients_s
     r = _batch_kv_correlation(samples)
-    if per_seq > 0 or per_kv <= 0 or r is None or not \
-            KV_SPLIT_CORRELATION < r <= KV_LOCKSTEP_CORRELATION:
+    if r is None or not KV_SPLIT_CORRELATION < r <= KV_LOCKSTEP_CORRELATION \
+            or (per_seq > 0) == (per_kv > 0):
         return None
     longest = max((s.kv_tokens // s.decode_seqs for s in samples
                    if s.decode_seqs > 0 and not s.prefill_tokens), default=0)
+    where = ("in its KV tokens (per-sequence cost 0" if per_kv > 0
+             else "in the sequence itself (cost per KV token 0, as if reading the cache were "
+                  "free")
     return Finding(
         "per_kv_token_ns",
-        f"the fit puts a decoding sequence's whole cost in its KV tokens (per-sequence cost "
-        f"0, batch size and KV tokens correlated at {r:.2f}): the two are not told apart, "
-        f"and contexts longer than these runs' (at most {longest:,} tokens a sequence) are "
-        f"predicted from that guess",
+        f"the fit puts a decoding sequence's whole cost {where}; batch size and KV tokens "
+        f"correlated at {r:.2f}): the two are not told apart, and contexts longer than these "
+        f"runs' (at most {longest:,} tokens a sequence) are predicted from that guess",
         "vary prompt lengths so batches of one size hold different contexts, with contexts "
         "as long as the ones you plan for")
 

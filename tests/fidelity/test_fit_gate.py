@@ -294,6 +294,10 @@ def test_a_fit_that_puts_every_sequences_cost_in_its_kv_tokens_says_so() -> None
     apart = [StepSample(duration_s=s.duration_s, prefill_tokens=0, decode_seqs=s.decode_seqs,
                         kv_tokens=int(rng.integers(50, 600))) for s in samples]
     assert kv_split_note(fit, apart) is None
+    # the other way round: a KV read that costs nothing is the fit's guess too
+    free_reads = Fit(**{**fit.__dict__, "coefficients_s": (0.02, 1e-4, 3e-3, 0.0, 0.0)})
+    note = kv_split_note(free_reads, samples)
+    assert note is not None and "cost per KV token 0" in note.problem
 
 
 def test_a_speed_read_the_kv_cost_cannot_move_to_the_reference_is_not_given() -> None:
