@@ -11,6 +11,7 @@ simulated, an assumption given in the scenario, or the catalog's prices.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 from llmplan.results.decision import Candidate, Driver
@@ -204,9 +205,39 @@ def _excluded_driver(best: str, candidates: dict[str, Candidate]) -> Driver | No
     compared = (f"would cost less (${shown[0]} per 1k useful results against ${shown[1]})"
                 if shown is not None else
                 f"would cost about the same (${per_k:,.2f} per 1k useful results)")
-    return Driver(text=f"{name} {compared} but is excluded: "
-                       f"{candidates[name].infeasible_because[0]}",
-                  basis="the scenario's constraints and SLO")
+    excluded = candidates[name]
+    why = excluded.infeasible_because[0]
+    basis = "the scenario's constraints and SLO"
+    if why.startswith("misses the SLO"):
+        if (noise := _sampling_noise(excluded)) is not None:
+            why += noise
+        if excluded.latency_from.startswith("assumed"):
+            basis = (f"the scenario's SLO against {excluded.latency_from.removeprefix('assumed: ')}"
+                     f", assumed (set the deployment's latency from a load test)")
+    return Driver(text=f"{name} {compared} but is excluded: {why}", basis=basis)
+
+
+def _dearer(name: str, than: str, candidates: dict[str, Candidate]) -> bool:
+    """Whether `name` costs more a month than `than` (past a rounding's 1%)."""
+    return candidates[name].cost.monthly_usd > 1.01 * candidates[than].cost.monthly_usd
+
+
+#: how many standard errors of a share measured on n requests count as noise
+NOISE_SE = 2.0
+
+
+def _sampling_noise(found: Candidate) -> str | None:
+    """Words for a goodput that misses its bar by less than the run's sampling noise (a
+    share measured on n requests moves by about sqrt(p (1 - p) / n) between seeds)."""
+    share, bar = found.slo.goodput_fraction, found.slo.min_goodput_fraction
+    counted = found.requests.total
+    if share is None or counted <= 0:
+        return None
+    noise = NOISE_SE * math.sqrt(max(share * (1 - share), 1.0 / counted) / counted)
+    if bar - share >= noise:
+        return None
+    return (f", within this run's sampling noise (about {noise:.1%} at {counted:,} requests: "
+            f"another seed may pass it; simulate longer to tell)")
 
 
 def _apart(a: float, b: float) -> tuple[str, str] | None:
@@ -231,9 +262,10 @@ def drivers(best: str, feasible: list[str], candidates: dict[str, Candidate],
         other = feasible[1]
         found += [_cost_driver(best, other, candidates),
                   _quality_driver(best, other, candidates),
-                  # the runner-up's idle GPUs are a reason it loses; the winner's own
-                  # would argue against it
-                  _idle_driver([other], candidates, headroom)]
+                  # the runner-up's idle GPUs are a reason it loses when they make it
+                  # dearer; the winner's own would argue against it
+                  _idle_driver([other], candidates, headroom)
+                  if _dearer(other, best, candidates) else None]
     else:
         found.append(_idle_driver([best], candidates, headroom))
     found.append(_api_server_driver(best, candidates))
