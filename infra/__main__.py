@@ -42,7 +42,7 @@ if settings.plan.local is not None:
 
 gateway = LlmGateway("gateway", settings, master_key=secrets.master_key,
                      cloud_api_key=secrets.cloud_api_key,
-                     role_annotations=cloud.role_annotations if cloud is not None else None,
+                     web_identity_role=cloud.web_identity_role if cloud is not None else None,
                      opts=in_namespace)
 pulumi.export("gateway_endpoint", gateway.endpoint)
 pulumi.export("deployment", settings.plan.deployment)

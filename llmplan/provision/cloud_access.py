@@ -45,7 +45,8 @@ class CloudAccess(pulumi.ComponentResource):
         super().__init__("llmplan:infra:CloudAccess", name, None, opts)
         self._opts = pulumi.ResourceOptions(parent=self, provider=provider)
         self._provider = provider
-        self.role_annotations: dict[str, Any] | None = None
+        #: outside EKS's Pod Identity: the role the gateway assumes with its own token
+        self.web_identity_role: pulumi.Output[str] | None = None
         self.role_arn: pulumi.Output[str] | None = None
         stack = pulumi.get_stack()
         if settings.uses_bedrock:
@@ -90,7 +91,7 @@ class CloudAccess(pulumi.ComponentResource):
                 namespace=settings.namespace, service_account=GATEWAY_NAME, role_arn=role.arn,
                 opts=self._opts)
         else:
-            self.role_annotations = {"eks.amazonaws.com/role-arn": role.arn}
+            self.web_identity_role = role.arn
         if vpc_id is not None and subnet_ids is not None:
             self._endpoint(name, region, vpc_id, subnet_ids, role_arn=role.arn, arns=arns)
         self._alarms(name, settings, model.model_id)

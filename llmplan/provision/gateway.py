@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -23,7 +21,7 @@ class LlmGateway(pulumi.ComponentResource):
 
     def __init__(self, name: str, settings: StackConfig, *, master_key: pulumi.Output[str],
                  cloud_api_key: pulumi.Output[str] | None,
-                 role_annotations: dict[str, Any] | None = None,
+                 web_identity_role: pulumi.Output[str] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("llmplan:infra:LlmGateway", name, None, opts)
         child = child_options(self, opts)
@@ -37,7 +35,7 @@ class LlmGateway(pulumi.ComponentResource):
             f"{name}-secret", metadata={"name": GATEWAY_NAME, "namespace": settings.namespace},
             string_data=data, opts=child)
         self.resources: dict[str, pulumi.CustomResource] = {}
-        for manifest in gateway_manifests(settings, role_annotations):
+        for manifest in gateway_manifests(settings, web_identity_role):
             self.resources[manifest["kind"] + "/" + manifest["metadata"]["name"]] = create(
                 resource_name(name, manifest), manifest,
                 child_options(self, opts, depends_on=[self.secret]))

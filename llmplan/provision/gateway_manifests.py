@@ -53,6 +53,11 @@ CLOUD_SECRET_KEY = "cloud-api-key"
 #: how long a terminating gateway pod keeps serving before SIGTERM, s: kube-proxy and the
 #: Service's clients learn it has left the endpoints within seconds (an assumption)
 ENDPOINTS_SETTLE_S = 10
+#: a service-account token for AWS STS (AssumeRoleWithWebIdentity), where EKS's IRSA
+#: webhook mounts its own
+STS_AUDIENCE = "sts.amazonaws.com"
+STS_TOKEN_MOUNT = "/var/run/secrets/eks.amazonaws.com/serviceaccount"
+STS_TOKEN_FILE = "token"
 
 
 def guard_source() -> str:
@@ -73,12 +78,15 @@ def needs_cloud_key(config: StackConfig) -> bool:
 
 
 def gateway_manifests(config: StackConfig,
-                      role_annotations: dict[str, str] | None = None) -> list[dict[str, Any]]:
+                      web_identity_role: Any | None = None) -> list[dict[str, Any]]:
     """ServiceAccount, ConfigMap, Deployment (LiteLLM, and the balancer when there is a GPU
     fleet), Service, PodDisruptionBudget, NetworkPolicy.
 
     The Secret (master key, provider key) is created by the Pulumi component from secret
-    config; `role_annotations` bind the service account to the Bedrock role (IRSA)."""
+    config. `web_identity_role` (an ARN, or Pulumi's output of one): outside EKS's Pod
+    Identity, the pod assumes the Bedrock role itself with a service-account token for STS
+    (a projected volume, and the AWS_ROLE_ARN / AWS_WEB_IDENTITY_TOKEN_FILE that boto3's
+    credential chain reads), as EKS's IRSA webhook would add, which other clusters lack."""
     name, ns = GATEWAY_NAME, config.namespace
     pod_labels = labels(name, "llm-gateway")
     meta = {"name": name, "namespace": ns, "labels": pod_labels}
@@ -94,6 +102,11 @@ def gateway_manifests(config: StackConfig,
             "name": name, "key": CLOUD_SECRET_KEY}}})
     if config.aws_region:
         env.append({"name": "AWS_REGION", "value": config.aws_region})
+    if web_identity_role is not None:
+        env += [{"name": "AWS_ROLE_ARN", "value": web_identity_role},
+                {"name": "AWS_WEB_IDENTITY_TOKEN_FILE",
+                 "value": f"{STS_TOKEN_MOUNT}/{STS_TOKEN_FILE}"},
+                {"name": "AWS_STS_REGIONAL_ENDPOINTS", "value": "regional"}]
     if config.uses_azure:
         env.append({"name": AZURE_API_BASE_ENV, "value": config.azure_api_base})
     resources = {"cpu": "1", "memory": "2Gi"}
@@ -116,12 +129,19 @@ def gateway_manifests(config: StackConfig,
         # and finish the requests it has
         "lifecycle": {"preStop": {"sleep": {"seconds": ENDPOINTS_SETTLE_S}}},
         "volumeMounts": [{"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
-                         {"name": "tmp", "mountPath": "/tmp"}]}
+                         {"name": "tmp", "mountPath": "/tmp"},
+                         *([{"name": "aws-token", "mountPath": STS_TOKEN_MOUNT,
+                             "readOnly": True}] if web_identity_role is not None else [])]}
     files = {"config.yaml": yaml.safe_dump(router, sort_keys=False),
              f"{GUARD_MODULE}.py": guard_source()}
     sidecars: list[dict[str, Any]] = []
     volumes: list[dict[str, Any]] = [{"name": "config", "configMap": {"name": name}},
                                      {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
+    if web_identity_role is not None:
+        # the kubelet renews it before it expires; its audience is what the role trusts
+        volumes.append({"name": "aws-token", "projected": {"sources": [{
+            "serviceAccountToken": {"audience": STS_AUDIENCE, "expirationSeconds": 86400,
+                                    "path": STS_TOKEN_FILE}}]}})
     if config.plan.local is not None:
         fleet = config.plan.local[1]
         files[BALANCER_CONFIG_KEY] = balancer_conf(config, fleet.router,
@@ -130,10 +150,8 @@ def gateway_manifests(config: StackConfig,
         volumes += balancer_volumes(name)
     # a changed config rolls the pods (a ConfigMap change alone would not restart them)
     checksum = hashlib.sha256("".join(files.values()).encode()).hexdigest()[:16]
-    account_meta = {**meta, "annotations": dict(role_annotations)} if role_annotations \
-        else meta
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": account_meta,
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta,
          "automountServiceAccountToken": False},
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
          "data": files},

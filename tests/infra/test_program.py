@@ -186,8 +186,19 @@ def test_bedrock_on_another_cluster_federates_the_gateway_account(
     trust = json.loads(run.mocks.named("cloud-bedrock-role").inputs["assumeRolePolicy"])
     condition = trust["Statement"][0]["Condition"]["StringEquals"]
     assert condition["oidc.example.com/abc:sub"] == "system:serviceaccount:llm:llm-gateway"
-    account = run.mocks.named("gateway-service-account-llm-gateway").inputs
-    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:")
+    # no IRSA webhook outside EKS: the pod carries its own token for STS and the variables
+    # boto3's credential chain reads (AssumeRoleWithWebIdentity)
+    pod = run.mocks.named("gateway-deployment-llm-gateway").inputs["spec"]["template"]["spec"]
+    [litellm] = pod["containers"]
+    env = {e["name"]: e.get("value") for e in litellm["env"]}
+    assert env["AWS_ROLE_ARN"].startswith("arn:")
+    token_file = env["AWS_WEB_IDENTITY_TOKEN_FILE"]
+    [mount] = [m for m in litellm["volumeMounts"] if token_file.startswith(m["mountPath"] + "/")]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    [source] = volume["projected"]["sources"]
+    assert source["serviceAccountToken"]["audience"] == trust["Statement"][0]["Condition"][
+        "StringEquals"]["oidc.example.com/abc:aud"]
+    assert token_file.endswith("/" + source["serviceAccountToken"]["path"])
     assert not run.mocks.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
     assert run.mocks.named("cloud-bedrock-runtime").inputs["subnetIds"] == ["subnet-1"]
     with pytest.raises(ValueError, match="oidcProviderArn"):
