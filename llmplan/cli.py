@@ -205,7 +205,7 @@ def simulate(
         not_provisionable,
         used_stale_prices,
     )
-    from llmplan.render import exclusions, not_served, summary_table
+    from llmplan.render import exclusions, not_served, one_sided, summary_table
     from llmplan.report import write_decision_report
     from llmplan.results import dumps_canonical, write_result
 
@@ -267,6 +267,8 @@ def simulate(
     out.print(summary_table(result, loaded.scenario.bounded_latencies()))
     for line in not_served(result):
         out.print(f"  not answered: {escape(line)}", highlight=False)
+    for line in one_sided(result):
+        _hanging("one side only:", escape(line))
     answers = result.first_answer_tokens()
     if answers:
         _hanging("answer starts:", escape("; ".join(answers) + " (p95 of the first "

@@ -120,6 +120,24 @@ def not_served(result: Result) -> list[str]:
     return lines
 
 
+def one_sided(result: Result) -> list[str]:
+    """Hybrids whose run answered everything on one side: no route, spill-over or fall-back
+    reached the other, so the run says nothing about it (but for its fixed costs)."""
+    lines = []
+    for name, dep in result.deployments.items():
+        hybrid = dep.hybrid
+        if hybrid is None or dep.requests.completed == 0:
+            continue
+        if hybrid.served_cloud == 0:
+            lines.append(f"{name} answered every request on {hybrid.local}: its routes and "
+                         f"spill-over sent {hybrid.cloud} nothing to answer, so it ran as "
+                         f"{hybrid.local} alone (with the API's fixed costs)")
+        elif hybrid.served_local == 0:
+            lines.append(f"{name} answered every request on {hybrid.cloud}: its routes sent "
+                         f"{hybrid.local} nothing to answer, though its GPUs are paid for")
+    return lines
+
+
 #: the share of a candidate's requests left unanswered from which its line says that the
 #: table's latencies are of the answered ones only
 LATENCY_OF_FEW = 0.2

@@ -299,3 +299,18 @@ def test_restricted_requests_are_counted_where_the_scenario_lets_them_go() -> No
     assert both.hybrid.restricted_requests == both.requests.total > 0
     assert both.hybrid.restricted_served_by_cloud == both.hybrid.served_cloud > 0
     assert not any("restricted" in r for r in both.infeasible_because)
+
+
+def test_a_hybrid_that_kept_everything_on_one_side_says_so() -> None:
+    """Every route to the fleet and a queue that never passes the spill-over wait: the
+    hybrid ran as its fleet alone, which the terminal says rather than show it as both."""
+    from llmplan.pipeline import evaluate
+    from llmplan.render import one_sided
+    text = HYBRID.replace("QUEUE", "1000").replace("routes: [{to: cloud}]", "routes: []") \
+        .replace("        outages: {windows: [{start_s: 40, duration_s: 30}]}\n", "")
+    result = evaluate(scenario_from(text))
+    assert result.deployments["mixed"].hybrid is not None
+    assert result.deployments["mixed"].hybrid.served_cloud == 0
+    [line] = one_sided(result)
+    assert line.startswith("mixed answered every request on gpu") and "api nothing" in line
+    assert one_sided(evaluate(scenario_from(HYBRID.replace("QUEUE", "1000")))) == []
