@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 #: How a model's weights are stored. int4 is AWQ/GPTQ (W4A16, group 128), mxfp4 the OCP
 #: microscaling format (gpt-oss ships its experts in it), nvfp4 NVIDIA's 4-bit format.
@@ -96,11 +96,28 @@ class GpuSpec(_Entry):
     marketed_memory_gb: float = Field(gt=0, description="The datasheet's figure (a label).")
     bf16_dense_tflops: float = Field(gt=0)
     compute_capability: str | None = Field(
-        default=None, pattern=r"^\d+\.\d+$",
+        default=None, pattern=r"^\d+\.\d+$", validate_default=True,
         description="CUDA compute capability (torch's major.minor; None: not NVIDIA, or not "
                     "known). vLLM keys defaults and kernels on it: 10.x, data-centre "
                     "Blackwell, captures CUDA graphs of up to 1024 tokens from vLLM 0.28; "
                     "NVFP4 below 10.0 needs vLLM 0.9 (llmplan/perf/support.py).")
+    @field_validator("compute_capability", mode="before")
+    @classmethod
+    def _as_written(cls, value: Any) -> Any:
+        # YAML reads an unquoted 9.0 as a number
+        return f"{value:.1f}" if isinstance(value, float) else value
+
+    @field_validator("compute_capability")
+    @classmethod
+    def _nvidia_has_one(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("vendor", "nvidia") == "nvidia":
+            raise ValueError(
+                "required for an NVIDIA GPU: vLLM picks its kernels and defaults by it "
+                "(torch's major.minor: 8.0 A100, 8.6 A10 and RTX 3090, 8.9 L4, L40S and RTX "
+                "4090, 9.0 H100 and H200, 10.0 B200, 10.3 B300, 12.0 RTX 5090 and RTX PRO "
+                "6000)")
+        return value
+
     fp8_dense_tflops: float | None = Field(
         default=None, gt=0, description="FP8 tensor cores (Hopper, Ada, Blackwell, MI300); "
                                         "None: FP8 weights are dequantised to BF16.")

@@ -141,7 +141,8 @@ def test_override_keeps_a_source_given_in_the_scenario(tmp_path: Path) -> None:
 
 
 NEW_GPU = {"name": "Test accelerator 192GB", "memory_mib": 196608, "marketed_memory_gb": 192,
-           "bf16_dense_tflops": 400, "memory_bandwidth_gb_per_s": 2000,
+           "compute_capability": "8.9", "bf16_dense_tflops": 400,
+           "memory_bandwidth_gb_per_s": 2000,
            "interconnect_gb_per_s": 64, "tdp_w": 500, "purchase_usd": 12000,
            "rental_usd_per_gpu_hour": 1.5, "reserved_usd_per_gpu_hour": 1.0,
            "prices_as_of": "2026-11-01"}
@@ -300,3 +301,19 @@ def test_a_price_dated_after_today_is_refused() -> None:
     with pytest.raises(ValidationError, match="is after today"):
         GpuSpec.model_validate({**gpu, "prices_as_of": tomorrow})
     GpuSpec.model_validate({**gpu, "prices_as_of": datetime.date.today()})
+
+
+def test_a_new_nvidia_gpu_without_its_compute_capability_is_refused(tmp_path: Path) -> None:
+    """vLLM picks kernels (Marlin or the FP8 and FP4 paths) and defaults by the compute
+    capability: left out, a B300 would run as a card before Hopper, without a word."""
+    from llmplan.errors import InputError
+    fields = {k: v for k, v in NEW_GPU.items() if k != "compute_capability"}
+    with pytest.raises(InputError) as caught:
+        _load(tmp_path, _gpu_yaml(fields), gpu="TEST-96")
+    [problem] = caught.value.problems
+    assert "TEST-96" in str(problem.path) and "compute_capability" in str(problem.path)
+    assert "required for an NVIDIA GPU" in problem.message and "10.3 B300" in problem.message
+    # an AMD one has none; an unquoted number reads as written
+    _load(tmp_path, _gpu_yaml({**fields, "vendor": "amd"}), gpu="TEST-96")
+    _, loaded = _load(tmp_path, _gpu_yaml({**fields, "compute_capability": 10.0}), gpu="TEST-96")
+    assert loaded.catalog.gpus["TEST-96"].capability == (10, 0)

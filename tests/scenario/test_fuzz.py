@@ -58,7 +58,8 @@ VALID: dict[str, Any] = {
     "simulation": {"mode": "fast", "drain_s": 120},
     "catalog": {"gpus": {
         "big-l4": {"name": "L4 with more memory", "memory_mib": 45000, "marketed_memory_gb": 48,
-                   "bf16_dense_tflops": 121, "memory_bandwidth_gb_per_s": 300,
+                   "compute_capability": "8.9", "bf16_dense_tflops": 121,
+                   "memory_bandwidth_gb_per_s": 300,
                    "interconnect_gb_per_s": 32, "tdp_w": 72, "purchase_usd": 3000,
                    "rental_usd_per_gpu_hour": 0.8, "reserved_usd_per_gpu_hour": 0.5,
                    "prices_as_of": "2026-11-01"},
