@@ -427,6 +427,14 @@ def loadtest(
         endpoint = load_target(targets, target)
         check_api(loaded, endpoint.api, target)
         items = load_test_set(test_set) if test_set is not None else None
+        if items is not None and test_set is not None:
+            known = [t.name for t in loaded.scenario.tasks]
+            unknown = sorted({i.task for i in items} - set(known))
+            if unknown:
+                raise InputError([Problem(str(test_set), None, "task", (
+                    f"{', '.join(map(repr, unknown))} not a task of "
+                    f"{'this quick run' if quick else str(scenario)}; expected one of: "
+                    f"{', '.join(known)} (its items would never be sent)"))])
         rates: list[float | None] = [float(r) for r in sweep.split(",")] if sweep else [None]
         if any(r is not None and not r > 0 for r in rates):
             raise ValueError("a rate of 0 or less")

@@ -251,3 +251,19 @@ def test_a_request_is_sent_once_and_an_idle_connection_the_server_closed_is_repl
         closing.cancel()
         closing._reset()
         assert server.requests == 4
+
+
+def test_a_test_set_naming_no_task_of_the_run_is_refused_before_anything_is_sent(
+        tmp_path: Path, scenario_file: Path) -> None:
+    # nothing listens on port 9: the check comes before any request
+    targets = targets_file(tmp_path, down={"kind": "openai", "base_url": "http://127.0.0.1:9",
+                                           "model": "m"})
+    items = tmp_path / "tests.jsonl"
+    items.write_text(json.dumps({"task": "clasify", "prompt": "2+2?",
+                                 "check": {"kind": "contains", "value": "4"}}) + "\n")
+    result = llmplan("loadtest", str(scenario_file), "--targets", str(targets), "--target",
+                     "down", "--test-set", str(items), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    said = " ".join(result.stderr.split())
+    assert "'clasify' not a task of" in said and "expected one of:" in said
+    assert not (tmp_path / "out").exists()
