@@ -630,21 +630,39 @@ def validate(
     _same_server_as_calibrated(measurements, calibration)
     failed = sum(1 for r in rows if not r.ok and r.error_class != "cancelled")
     cut = sum(1 for r in rows if r.error_class == "cancelled")
+    notes = []
     if failed:
-        console.print(f"[yellow]note:[/] {failed:,} of {len(rows):,} requests in this run "
-                      "failed; the replay has only the answered ones, so a server that was "
-                      "dying or refusing makes the comparison meaningless", highlight=False)
+        notes.append(f"{failed:,} of {len(rows):,} requests in this run failed; the replay "
+                     "has only the answered ones, so a server that was dying or refusing "
+                     "makes the comparison meaningless")
     if cut:
-        console.print(f"[yellow]note:[/] {cut:,} of {len(rows):,} requests were still running "
-                      "when the run stopped (--duration or Ctrl-C); the replay leaves them "
-                      "out", highlight=False)
-    extrapolated = context_extrapolation(rows, Calibration.read(calibration))
+        notes.append(f"{cut:,} of {len(rows):,} requests were still running when the run "
+                     "stopped (--duration or Ctrl-C); the replay leaves them out")
+    calibrated = Calibration.read(calibration)
+    extrapolated = context_extrapolation(rows, calibrated)
     if extrapolated is not None:
-        console.print(f"[yellow]note:[/] {extrapolated}", highlight=False)
+        notes.append(extrapolated)
+    fitted = {Path(part).resolve() for part in calibrated.source.split(", ")}
+    if measurements.resolve() in fitted or measurements.resolve().parent in fitted:
+        notes.append("this run is one the calibration was fitted on: its errors say how "
+                     "well the fit matches its own data, not how well it predicts; validate "
+                     "on a run it has not seen")
+    answered = sum(1 for r in rows if r.ok)
+    if 0 < answered < FEW_REQUESTS:
+        notes.append(f"{answered:,} answered requests: their p95 and p99 rest on the last "
+                     "one or two of them; read the p50s")
     try:
         result, replay = replay_and_compare(rows, dep)
     except ValueError as exc:
         _fail(InputError([Problem(str(measurements), None, "", str(exc))]))
+    measured = result.step_time_ratio_measured
+    ratio = result.step_time_ratio or 1.0
+    if result.step_time_ratio_range is not None and result.error_pct_at_run_speed is not None \
+            and measured is not None and abs(ratio / measured - 1.0) > SPEED_AGREEMENT:
+        notes.append(f"the same-size steps of the calibration's own runs read {measured:.3f}, "
+                     f"not {ratio:.3f}: the model mispredicts this run's steps, and the errors "
+                     f"at the run's speed hide it")
+    result = result.model_copy(update={"notes": notes})
     write_validation(result, replay, out_dir)
     out.print(validation_table(result))
     thr = result.error_pct["throughput"]["requests_per_s"]
@@ -662,13 +680,12 @@ def validate(
             f"{fast['e2e_ms'].get('p50', 0.0):+.1f}%, E2E p95 "
             f"{fast['e2e_ms'].get('p95', 0.0):+.1f}%, throughput "
             f"{fast['throughput'].get('requests_per_s', 0.0):+.1f}%")
-        measured = result.step_time_ratio_measured
-        ratio = result.step_time_ratio or 1.0
-        if measured is not None and abs(ratio / measured - 1.0) > SPEED_AGREEMENT:
-            console.print(
-                f"[yellow]note:[/] the same-size steps of the calibration's own runs read "
-                f"{measured:.3f}, not {ratio:.3f}: the model mispredicts "
-                f"this run's steps, and the errors at the run's speed hide it")
+    for note in notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+
+
+#: answered requests below which a run's tail percentiles rest on one or two of them
+FEW_REQUESTS = 20
 
 
 @app.command()

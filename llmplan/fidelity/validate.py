@@ -31,12 +31,13 @@ run's steps (SPEED_AGREEMENT), and the errors at the run's speed hide it.
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from llmplan.catalog import builtin_catalog
 from llmplan.fidelity.calibrate import read_measurements
@@ -85,6 +86,9 @@ class Comparison(BaseModel):
     step_time_ratio_measured: float | None = None
     #: the errors of the replay on the run's own clock (each part at its speed; no ITL)
     error_pct_at_run_speed: dict[str, dict[str, float]] | None = None
+    #: what limits the comparison (failed or cut requests, contexts past the calibration's,
+    #: the calibration's own run, few requests, a model that mispredicts this run's steps)
+    notes: list[str] = Field(default_factory=list)
 
 
 def calibrated_deployment(calibration_path: Path, gpu: str = "L4",
@@ -419,8 +423,10 @@ def write_validation(result: Comparison, replay: Replay, out_dir: Path) -> None:
         fig.add_hline(y=1.0, line={"dash": "dot", "color": "#555555"}, row=1, col=3)
         fig.update_xaxes(title_text="seconds into the run", row=1, col=3)
         fig.update_yaxes(range=[0, max(1.0, *speed.parts) * 1.1], row=1, col=3)
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in result.notes)
     (out_dir / "validation.html").write_text(
         "<!doctype html><meta charset='utf-8'><title>llmplan validate</title>"
+        + (f"<p><b>Read with care:</b></p><ul>{notes}</ul>" if notes else "")
         + to_html(fig, include_plotlyjs="inline", full_html=False, div_id="plot-validation"),
         encoding="utf-8")
 

@@ -211,6 +211,11 @@ def test_validating_against_another_servers_run_is_refused(tmp_path: Path) -> No
                                     "--out", str(tmp_path / "v")])
     assert same.exit_code == 0, same.output
     assert "failed" not in same.output and "still running" not in same.output
+    # its own run: the errors measure the fit, not a prediction, and the files say so too
+    assert "one the calibration was fitted on" in " ".join(same.output.split())
+    written = json.loads((tmp_path / "v" / "validation.json").read_text())
+    assert any("fitted on" in note for note in written["notes"])
+    assert "fitted on" in (tmp_path / "v" / "validation.html").read_text()
     # the same slots and context, another model: refused too (a moved file is the same one)
     other = _with_slots(_run(tmp_path / "c", 2, SHORT), 4)
     props = json.loads((other / "server_props.json").read_text())
@@ -238,7 +243,9 @@ def test_validating_against_another_servers_run_is_refused(tmp_path: Path) -> No
     assert noted.exit_code == 0, noted.output
     said = " ".join(noted.output.split())
     assert "3 of" in said and "still running when the run stopped" in said
-    assert "failed" not in said
+    assert "failed" not in said and "fitted on" not in said
+    written = json.loads((tmp_path / "v2" / "validation.json").read_text())
+    assert any("still running" in note for note in written["notes"])
 
 
 def test_a_run_that_sent_nothing_says_so(tmp_path: Path) -> None:
