@@ -616,6 +616,7 @@ def validate(
         replay_and_compare,
         write_validation,
     )
+    from llmplan.loadtests.records import warmup_records
     from llmplan.perf.steptime_spec import Calibration
     from llmplan.render import validation_table
 
@@ -647,6 +648,11 @@ def validate(
         notes.append("this run is one the calibration was fitted on: its errors say how "
                      "well the fit matches its own data, not how well it predicts; validate "
                      "on a run it has not seen")
+    warm = warmup_records(measurements)
+    if warm:
+        notes.append(f"{len(warm):,} warm-up requests ran before the measured ones and may "
+                     "still have been running beside the first of them; the replay starts "
+                     "without them, on an idle server")
     answered = sum(1 for r in rows if r.ok)
     if 0 < answered < FEW_REQUESTS:
         notes.append(f"{answered:,} answered requests: their p95 and p99 rest on the last "

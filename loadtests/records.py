@@ -118,6 +118,14 @@ class RecordWriter:
         self._file.close()
 
 
+def warmup_records(path: Path) -> list[RequestRecord]:
+    """The warm-up requests of a load-test output folder (its warmup.jsonl; none for a
+    records file or a run without them): sent first, kept out of the statistics, but the
+    server ran them beside the first measured ones."""
+    file = path / "warmup.jsonl"
+    return read_records(file) if path.is_dir() and file.exists() else []
+
+
 def read_records(path: Path) -> list[RequestRecord]:
     """The records of one JSONL file (the torn-last-line rule of llmplan.jsonl), validated."""
     records = []

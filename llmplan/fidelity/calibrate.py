@@ -39,7 +39,7 @@ from llmplan.fidelity.vllm_metrics import (
     identifiability_intervals,
     run_intervals,
 )
-from llmplan.loadtests.records import RequestRecord, read_records, records_file
+from llmplan.loadtests.records import RequestRecord, read_records, records_file, warmup_records
 from llmplan.perf.steptime_spec import (
     Calibration,
     CalibrationEngine,
@@ -120,7 +120,8 @@ def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
     for run in runs:
         run_rows = read_measurements(run)
         _need_token_times(run, run_rows)
-        run_samples, run_cold = steps(run_rows)
+        # the warm-ups were still running as the first measured requests started
+        run_samples, run_cold = steps(run_rows, warmup_records(run))
         rows += run_rows
         samples += run_samples
         cold += run_cold

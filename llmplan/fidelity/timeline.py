@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,9 +117,14 @@ def _end_s(cluster: list[Event]) -> float:
     return max(decodes) if decodes else max(t for t, _, _ in cluster)
 
 
-def steps(rows: list[RequestRecord]) -> tuple[list[StepSample], list[ColdStart]]:
-    """Step samples of a busy server and cold-start requests, from load-test records."""
-    rows = usable(rows)
+def steps(rows: list[RequestRecord], also: Sequence[RequestRecord] = ()
+          ) -> tuple[list[StepSample], list[ColdStart]]:
+    """Step samples of a busy server and cold-start requests, from load-test records.
+    `also`: requests that ran on the server beside them but are not theirs to judge (a
+    run's warm-up requests, still decoding as the first measured ones start): their tokens
+    are in the steps, and they are no cold starts."""
+    judged = len(usable(rows))
+    rows = usable(rows) + usable(list(also))
     events = []   # (time, request index, token index)
     for i, row in enumerate(rows):
         for j, t in enumerate(token_times(row)):
@@ -141,7 +147,7 @@ def steps(rows: list[RequestRecord]) -> tuple[list[StepSample], list[ColdStart]]
                                   end_cur))
     cold = []
     ends = [(r.send_ts, r.send_ts + (r.e2e_ms or 0.0) / 1e3) for r in rows]
-    for i, row in enumerate(rows):
+    for i, row in enumerate(rows[:judged]):
         start, ttft_s = row.send_ts, (row.ttft_ms or 0.0) / 1e3
         busy = any(a < start < b for k, (a, b) in enumerate(ends) if k != i) or \
             any(start <= a < start + ttft_s for k, (a, _) in enumerate(ends) if k != i)

@@ -307,3 +307,26 @@ def test_the_step_time_table_never_falls_with_more_tokens() -> None:
     assert four == pytest.approx(five, rel=1e-6)
     assert 13e-3 < five < 15e-3               # between the two measured figures
     assert table.step_s[0] == pytest.approx(10e-3, rel=0.03)
+
+
+def test_warm_up_requests_still_decoding_are_counted_in_the_steps() -> None:
+    """A server of 50 ms steps: a warm-up request decodes from t = 0.1 s, a measured one
+    joins at 0.25 s. The steps both ran in hold two decoding sequences, not one, though the
+    warm-up is kept out of the statistics; it is no cold start either."""
+    from llmplan.fidelity.timeline import steps
+    from llmplan.loadtests.records import RequestRecord
+
+    def row(i: int, send_s: float, ttft_s: float, tokens: int) -> RequestRecord:
+        return RequestRecord(id=i, task="t", target="x", scheduled_ts=send_s, send_ts=send_s,
+                             schedule_delay_ms=0.0, status=200, ttft_ms=ttft_s * 1e3,
+                             e2e_ms=(ttft_s + 0.05 * (tokens - 1)) * 1e3,
+                             itl_ms=[50.0] * (tokens - 1), prompt_tokens=20,
+                             output_tokens=tokens, chunks=tokens)
+    warm = row(0, 0.0, 0.1, 20)            # tokens at 0.10, 0.15, ... 1.05
+    measured = row(1, 0.21, 0.04, 10)      # first token at 0.25, then 0.30 ... 0.70
+    alone, _ = steps([measured])
+    together, cold = steps([measured], [warm])
+    both = [s for s in together if 0.3 <= s.end_ts <= 0.7]
+    assert both and all(s.decode_seqs == 2 for s in both)
+    assert all(s.decode_seqs == 1 for s in alone)
+    assert all(abs(c.ttft_s - 0.1) > 1e-9 for c in cold)   # the warm-up: no cold start
