@@ -20,6 +20,7 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
+from llmplan.provision.cloud_access import STACK_TAG
 from llmplan.provision.cluster_sizing import check_eks_pods, pods_per_node
 from llmplan.provision.gpu_nodes import GPU_RESOURCE, PRODUCT_LABEL, product_label
 from llmplan.provision.k8s_resources import create
@@ -87,6 +88,23 @@ class ClusterAccess(pulumi.ComponentResource):
             self._create_eks(name, settings, aws_provider)
         self.register_outputs({"eks_cluster_name": self.eks_cluster_name or ""})
 
+    def _tagged_nodes(self, name: str, disk_gib: int,
+                      opts: pulumi.ResourceOptions) -> dict[str, pulumi.Input[str]]:
+        """A node group's launch template: its instances and their root volumes carry the
+        stack's tag, which the budget filters on (a managed node group's own tags reach
+        neither: aws/containers-roadmap#608); the root volume's size moves here with it
+        (EKS refuses disk_size beside a launch template). The image stays the node
+        group's (ami_type)."""
+        tags = {STACK_TAG: pulumi.get_stack()}
+        template = aws.ec2.LaunchTemplate(
+            f"{name}-template",
+            block_device_mappings=[{"device_name": "/dev/xvda", "ebs": {
+                "volume_size": disk_gib, "volume_type": "gp3", "encrypted": "true"}}],
+            tag_specifications=[{"resource_type": kind, "tags": tags}
+                                for kind in ("instance", "volume", "network-interface")],
+            opts=opts)
+        return {"id": template.id, "version": template.latest_version.apply(str)}
+
     def _create_eks(self, name: str, settings: StackConfig, provider: aws.Provider) -> None:
         on_aws = pulumi.ResourceOptions(parent=self, provider=provider)
         if self.vpc_id is None:
@@ -122,6 +140,7 @@ class ClusterAccess(pulumi.ComponentResource):
             f"{name}-system", cluster_name=cluster_name, node_role_arn=node_role.arn,
             subnet_ids=self.subnet_ids, instance_types=[SYSTEM_INSTANCE_TYPE],
             ami_type="AL2023_x86_64_STANDARD",
+            launch_template=self._tagged_nodes(f"{name}-system", 20, on_aws),
             scaling_config=system_node_counts(settings),
             opts=after_cluster)
         if settings.plan.local is not None:
@@ -131,7 +150,8 @@ class ClusterAccess(pulumi.ComponentResource):
             aws.eks.NodeGroup(
                 f"{name}-gpu", cluster_name=cluster_name, node_role_arn=node_role.arn,
                 subnet_ids=self.subnet_ids, instance_types=[instance],
-                ami_type="AL2023_x86_64_NVIDIA", disk_size=200,
+                ami_type="AL2023_x86_64_NVIDIA",
+                launch_template=self._tagged_nodes(f"{name}-gpu", 200, on_aws),
                 labels={PRODUCT_LABEL: product_label(gpu, spec),
                         "nvidia.com/gpu.present": "true"},
                 taints=[{"key": GPU_RESOURCE, "value": "true", "effect": "NO_SCHEDULE"}],
@@ -164,6 +184,9 @@ class ClusterAccess(pulumi.ComponentResource):
             "allowVolumeExpansion": True,
             # gp3's baseline 125 MiB/s would take 18 minutes to read a 70B checkpoint at
             # every start: 1,000 MiB/s (its maximum at 4,000 IOPS: 0.25 MiB/s per IOPS)
+            # the budget's tag on every volume the driver makes (its tagSpecification_N
+            # parameters: aws-ebs-csi-driver docs/tagging.md)
             "parameters": {"type": "gp3", "encrypted": "true", "throughput": "1000",
-                           "iops": "4000"}}, on_k8s)
+                           "iops": "4000",
+                           "tagSpecification_1": f"{STACK_TAG}={pulumi.get_stack()}"}}, on_k8s)
         self.storage_class = settings.storage_class or EKS_STORAGE_CLASS

@@ -341,6 +341,10 @@ def setting_notes(config: StackConfig) -> list[str]:
                      "deployment of the model has another name than "
                      f"'{config.plan.cloud_model.model_id if config.plan.cloud_model else ''}', "
                      "azureDeployment")
+    if config.uses_bedrock:
+        notes.append("the AWS budget counts what carries the stack's tag; Bedrock's on-demand "
+                     "token spend carries none, so watch it apart (Cost Explorer's Amazon "
+                     "Bedrock line, or an application inference profile with the tag)")
     if config.uses_bedrock and config.cluster_mode != "eks" and not (
             config.vpc_id and config.subnet_ids):
         notes.append("no VPC endpoint for Bedrock is created without the cluster's vpcId and "

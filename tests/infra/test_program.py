@@ -128,7 +128,19 @@ def test_eks_cluster_with_gpu_nodes_device_plugin_and_storage(
     assert storage["provisioner"] == "ebs.csi.aws.com"
     # gp3 at its 1,000 MiB/s (and the 4,000 IOPS that takes), not its 125 MiB/s baseline
     assert storage["parameters"] == {"type": "gp3", "encrypted": "true", "throughput": "1000",
-                                     "iops": "4000"}
+                                     "iops": "4000", "tagSpecification_1": "llmplan-stack=test"}
+    # the budget filters on the stack's tag: the nodes and their volumes carry it (a managed
+    # node group's own tags reach neither), with the GPU nodes' 200 GiB root volume
+    for group in ("cluster-gpu", "cluster-system"):
+        template_ref = run.mocks.named(group).inputs["launchTemplate"]
+        [template] = [r for r in run.mocks.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+                      if template_ref["id"] == f"{r.name}-id"]
+        kinds = {t["resourceType"]: t["tags"] for t in template.inputs["tagSpecifications"]}
+        assert kinds["instance"] == kinds["volume"] == {"llmplan-stack": "test"}
+        assert "diskSize" not in run.mocks.named(group).inputs
+    gpu_template = next(r for r in run.mocks.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+                        if r.name == "cluster-gpu-template")
+    assert gpu_template.inputs["blockDeviceMappings"][0]["ebs"]["volumeSize"] == 200
     statefulset = run.mocks.named("serving-stateful-set-gpus").inputs
     claim = statefulset["spec"]["volumeClaimTemplates"][0]["spec"]
     assert claim["storageClassName"] == "llmplan-gp3"

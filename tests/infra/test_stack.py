@@ -210,7 +210,9 @@ def test_a_loaded_example_round_trips_through_json(example_stacks: dict[str, Exa
 
 
 def test_what_pulumi_up_still_needs_is_said(bedrock_stack: WrittenStack, tmp_path: Path) -> None:
-    endpoint, identity = bedrock_stack.notes
+    budget, endpoint, identity = bedrock_stack.notes
+    # the budget filters on the stack's tag, which Bedrock's token spend cannot carry
+    assert budget.startswith("the AWS budget counts what carries the stack's tag; Bedrock's")
     # on an existing cluster the program can only add Bedrock's VPC endpoint in its VPC
     assert endpoint.startswith("no VPC endpoint for Bedrock is created without the "
                                "cluster's vpcId and subnetIds")
@@ -220,7 +222,7 @@ def test_what_pulumi_up_still_needs_is_said(bedrock_stack: WrittenStack, tmp_pat
                                                      "subnet_ids": ["subnet-a"]})
     assert not any("VPC endpoint" in note for note in setting_notes(placed))
     config = bedrock_stack.config.model_copy(update={"aws_region": "", "cluster_mode": "eks"})
-    region, on_demand = setting_notes(config)
+    region, _, on_demand = setting_notes(config)
     assert region == ("the plan calls AWS Bedrock: set the region (--aws-region, or pulumi "
                       "config set awsRegion)")
     assert on_demand.startswith("clusterMode eks creates the GPU nodes of 'gpus' as on-demand "
