@@ -525,13 +525,16 @@ def calibrate(
     out_file: Annotated[Path, typer.Option("--out", help="Calibration file to write.")] = Path(
         "calibration.yaml"),
     slots: Annotated[int | None, typer.Option(
-        help="Concurrent sequences of the server (default: from its /props, or observed).")
+        min=1, help="Concurrent sequences of the server (default: from its /props, or "
+                    "observed).")
     ] = None,
     max_batched_tokens: Annotated[int | None, typer.Option(
-        help="Tokens per step of the server (llama.cpp n_batch, vLLM max_num_batched_tokens).")
+        min=1, help="Tokens per step of the server (llama.cpp n_batch, vLLM "
+                    "max_num_batched_tokens).")
     ] = None,
     kv_cache_tokens: Annotated[int | None, typer.Option(
-        help="KV-cache capacity in tokens (default: slots x context per slot).")] = None,
+        min=1, help="KV-cache capacity in tokens (default: slots x context per slot).")
+    ] = None,
     accept_poor_fit: Annotated[bool, typer.Option(
         "--accept-poor-fit", help="Write the calibration even when the quality gate fails.")
     ] = False,
