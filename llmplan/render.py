@@ -15,7 +15,7 @@ from llmplan.fidelity.fit import Fit
 from llmplan.fidelity.validate import METRICS, Comparison
 from llmplan.loadtests.repeats import RepeatSummary
 from llmplan.perf.steptime_spec import Calibration, TabulatedStepTime
-from llmplan.results.decision import Result
+from llmplan.results.decision import Candidate, Result
 from llmplan.results.loadtest import LoadTestSummary
 from llmplan.tables import Col, Fitted, grid
 
@@ -116,8 +116,21 @@ def not_served(result: Result) -> list[str]:
             few = f"; its latencies are of the {counts.completed:,} answered only" \
                 if lost >= LATENCY_OF_FEW * counts.total else ""
             lines.append(f"{name} {lost:,} of {counts.total:,} requests "
-                         f"({lost / counts.total:.1%}): " + ", ".join(parts) + few)
+                         f"({lost / counts.total:.1%}): " + ", ".join(parts) + few
+                         + _too_long_tasks(dep))
     return lines
+
+
+def _too_long_tasks(dep: Candidate) -> str:
+    """Which tasks the too-long requests were, and the local engine's limit."""
+    tasks = [f"{task} {outcome.too_long:,} of {outcome.requests:,}"
+             for task, outcome in dep.per_task.items() if outcome.too_long]
+    if not tasks:
+        return ""
+    local = dep.local
+    limit = f"; max_model_len {local.engine.max_model_len:,} tokens" if local is not None \
+        else ""
+    return f" (too long by task: {', '.join(tasks)}{limit})"
 
 
 def one_sided(result: Result) -> list[str]:

@@ -270,6 +270,7 @@ def _per_task(table: RequestTable, met: np.ndarray,
         p95_e2e = percentile(table.e2e_s[ok], 95)
         out[task.name] = TaskOutcome(
             requests=count, completed=int(ok.sum()),
+            too_long=int((mine & (table.outcome == TOO_LONG)).sum()),
             goodput_fraction=float((met & mine).sum() / count) if count else None,
             served_cloud=int((mine & (table.served_by == SERVED_CLOUD)).sum()),
             ttft_p95_ms=None if p95_ttft is None else p95_ttft * 1e3,

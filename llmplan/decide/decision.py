@@ -283,7 +283,8 @@ def overload_reason(name: str, summary: DeploymentResult, loaded: LoadedScenario
     dep = loaded.scenario.deployments[name]
     local, rate = summary.local, info.long_run_requests_per_s
     if not isinstance(dep, LocalDeployment) or dep.autoscaling is not None \
-            or summary.hybrid is not None or local is None or rate is None:
+            or summary.hybrid is not None or local is None or rate is None \
+            or not summary.requests.completed:     # no mix it ran to estimate from
         return None
     capacity = local.utilisation.full_batch_requests_per_s
     if capacity <= 0 or capacity * OVERLOAD_MARGIN >= rate:

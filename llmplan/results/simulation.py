@@ -158,6 +158,8 @@ class Useful(ResultModel):
 class TaskOutcome(ResultModel):
     requests: int
     completed: int
+    too_long: int = Field(default=0, description="Refused or cut off as too long (see "
+                                                 "RequestCounts.too_long).")
     goodput_fraction: float | None
     served_cloud: int
     ttft_p95_ms: float | None

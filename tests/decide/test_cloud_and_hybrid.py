@@ -314,3 +314,24 @@ def test_a_hybrid_that_kept_everything_on_one_side_says_so() -> None:
     [line] = one_sided(result)
     assert line.startswith("mixed answered every request on gpu") and "api nothing" in line
     assert one_sided(evaluate(scenario_from(HYBRID.replace("QUEUE", "1000")))) == []
+
+
+def test_requests_too_long_for_the_model_are_named_by_task_with_the_limit() -> None:
+    from llmplan.pipeline import evaluate
+    from llmplan.render import not_served
+    text = HYBRID.replace("QUEUE", "1000").replace(
+        "prompt_tokens: {kind: fixed, tokens: 300},\n         output_tokens: {kind: fixed, "
+        "tokens: 30}, sensitivity: restricted}",
+        "prompt_tokens: {kind: fixed, tokens: 200000},\n         output_tokens: {kind: fixed, "
+        "tokens: 30}, sensitivity: restricted}")
+    result = evaluate(scenario_from(text))
+    [line] = [line for line in not_served(result) if line.startswith("gpu ")]
+    secret = result.deployments["gpu"].per_task["secret"]
+    assert secret.too_long == secret.requests > 0
+    assert f"(too long by task: secret {secret.requests:,} of {secret.requests:,}; " \
+           f"max_model_len 131,072 tokens)" in line
+    # with every request too long nothing ran: no full-batch figure judges the fleet
+    none_fit = evaluate(scenario_from(text.replace("tokens: 300}", "tokens: 200000}")))
+    assert none_fit.deployments["gpu"].requests.completed == 0
+    assert not any("full batches" in why
+                   for why in none_fit.deployments["gpu"].infeasible_because)
