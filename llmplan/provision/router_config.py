@@ -217,6 +217,7 @@ def router_config(config: StackConfig, endpoints: RouterEndpoints) -> dict[str, 
         models.append(_cloud_entry(CLOUD_SPILL, plan, cloud[1], endpoints))
     _split_limits(models, plan, [r.task for r in spill])
     _per_instance(models, config.gateway_replicas)
+    _uncapped_calls(models)
     fallbacks = [{r.task: [CLOUD_SPILL]} for r in spill] + \
         [{r.task: [LOCAL_FALLBACK]} for r in back]
     router: dict[str, Any] = {"routing_strategy": "usage-based-routing-v2", "num_retries": 0}
@@ -268,6 +269,19 @@ def _cloud_entry(group: str, plan: Plan, dep: CloudDeployment,
         params["tpm"] = int(dep.limits.tokens_per_min or spec.default_tpm)
     return {"model_name": group, "litellm_params": params,
             "model_info": {"id": f"{group}--cloud"}}
+
+
+def _uncapped_calls(models: list[dict[str, Any]]) -> None:
+    """API entries' in-flight calls left to the provider's limits, as simulated: an entry
+    with an rpm and no max_parallel_requests gets a semaphore of rpm calls in flight
+    (litellm's utils.calculate_max_parallel_requests, which the router holds around each
+    call), so answers longer than a minute would queue at the gateway; the most the rpm
+    lets be in flight is rpm calls a minute each lasting the client's timeout."""
+    for entry in models:
+        params = entry["litellm_params"]
+        if entry["model_info"]["id"].endswith("--cloud") and "rpm" in params:
+            params["max_parallel_requests"] = max(
+                params["rpm"], math.ceil(params["rpm"] * params["timeout"] / 60.0))
 
 
 #: accountings whose token limit counts a call's input alone (sim/ratelimit.py)
