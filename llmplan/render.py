@@ -141,9 +141,10 @@ def one_sided(result: Result) -> list[str]:
         hybrid = dep.hybrid
         if hybrid is None or dep.requests.completed == 0:
             continue
-        if hybrid.served_cloud == 0:
+        sent = dep.cloud.requests_sent if dep.cloud is not None else hybrid.served_cloud
+        if hybrid.served_cloud == 0 and sent == 0:
             lines.append(f"{name} answered every request on {hybrid.local}: its routes and "
-                         f"spill-over sent {hybrid.cloud} nothing to answer, so it ran as "
+                         f"spill-over sent {hybrid.cloud} nothing, so it ran as "
                          f"{hybrid.local} alone (with the API's fixed costs)")
         elif hybrid.served_local == 0:
             lines.append(f"{name} answered every request on {hybrid.cloud}: its routes sent "

@@ -276,10 +276,11 @@ OVERLOAD_MARGIN = 1.1
 def overload_reason(name: str, summary: DeploymentResult, loaded: LoadedScenario,
                     info: RunInfo) -> str | None:
     """Why a fixed local fleet cannot carry this traffic however its run went (None: it
-    can, as far as its full batches say): with every batch full it finishes fewer requests
-    a second than the traffic brings on average, so its queue grows for as long as the
-    traffic lasts; a run that ends before the queue reaches the SLO's bounds shows none of
-    it. Only a shortfall past OVERLOAD_MARGIN is called: the full batches are an estimate."""
+    can, as far as its full batches say): with every batch full it answers fewer requests a
+    second than the traffic's average rate times the goodput the SLO asks, so over a month
+    the rest wait until they time out or are refused, or the queue grows without end; a
+    run that ends before that backlog builds shows none of it. Only a shortfall past
+    OVERLOAD_MARGIN is called: the full batches are an estimate."""
     dep = loaded.scenario.deployments[name]
     local, rate = summary.local, info.long_run_requests_per_s
     if not isinstance(dep, LocalDeployment) or dep.autoscaling is not None \
@@ -287,11 +288,14 @@ def overload_reason(name: str, summary: DeploymentResult, loaded: LoadedScenario
             or not summary.requests.completed:     # no mix it ran to estimate from
         return None
     capacity = local.utilisation.full_batch_requests_per_s
-    if capacity <= 0 or capacity * OVERLOAD_MARGIN >= rate:
+    required = summary.slo.min_goodput_fraction
+    if capacity <= 0 or capacity * OVERLOAD_MARGIN >= rate * required:
         return None
-    return (f"its full batches finish {capacity:,.3g} requests/s, under the {rate:,.3g}/s "
-            f"the traffic brings on average: its queue grows for as long as the traffic "
-            f"lasts, past any SLO ({duration_words(info.duration_s)} simulated)")
+    return (f"its full batches answer {capacity:,.3g} requests/s, {capacity / rate:.0%} of the "
+            f"{rate:,.3g}/s the traffic brings on average, under the "
+            f"{summary.slo.required_shown()} the SLO asks: the rest would wait until they "
+            f"time out, or queue for ever (the {duration_words(info.duration_s)} simulated "
+            f"end before that backlog shows)")
 
 
 def candidate(name: str, summary: DeploymentResult, loaded: LoadedScenario,

@@ -208,12 +208,13 @@ def _excluded_driver(best: str, candidates: dict[str, Candidate]) -> Driver | No
     excluded = candidates[name]
     why = excluded.infeasible_because[0]
     basis = "the scenario's constraints and SLO"
-    if why.startswith("misses the SLO"):
-        if (noise := _sampling_noise(excluded)) is not None:
+    if why.startswith("misses the SLO:"):
+        sole = len(excluded.infeasible_because) == 1
+        if sole and (noise := _sampling_noise(excluded)) is not None:
             why += noise
-        if excluded.latency_from.startswith("assumed"):
-            basis = (f"the scenario's SLO against {excluded.latency_from.removeprefix('assumed: ')}"
-                     f", assumed (set the deployment's latency from a load test)")
+        if "assumed: " in excluded.latency_from:
+            basis = ("the scenario's SLO against llmplan's default provider latency, assumed "
+                     "(set the deployment's latency from a load test)")
     return Driver(text=f"{name} {compared} but is excluded: {why}", basis=basis)
 
 
@@ -231,7 +232,7 @@ def _sampling_noise(found: Candidate) -> str | None:
     share measured on n requests moves by about sqrt(p (1 - p) / n) between seeds)."""
     share, bar = found.slo.goodput_fraction, found.slo.min_goodput_fraction
     counted = found.requests.total
-    if share is None or counted <= 0:
+    if share is None or counted <= 0 or share >= bar:
         return None
     noise = NOISE_SE * math.sqrt(max(share * (1 - share), 1.0 / counted) / counted)
     if bar - share >= noise:

@@ -138,6 +138,8 @@ def steps(rows: list[RequestRecord], also: Sequence[RequestRecord] = ()
         continued = {i for _, i, _ in prev} & {i for i, _ in decoding}
         if not continued:
             continue   # the server may have idled in between: not a whole step
+        if all(i >= judged for _, i, _ in cur):
+            continue   # only `also` requests ran in it (a warm-up's own cold steps)
         firsts = [i for _, i, j in cur if j == 0]
         prefill = sum(computed_prompt(rows[i]) for i in firsts)
         kv = sum((rows[i].prompt_tokens or 0) + j for i, j in decoding)

@@ -493,7 +493,7 @@ class KvLayout:
 #: ("There is a latency regression ... Disabling it, by default": config/vllm.py) and to
 #: "1" from 0.14.0 (envs.py of each wheel)
 CHUNKED_HYBRID_OFF_RELEASES = ((0, 10, 1), (0, 14, 0))
-#: drafters that keep it off with chunked local attention in every release
+#: drafters that keep it off with chunked local attention in every release, 0.10.0 too
 #: (speculative_config.use_eagle(), uses_target_hidden_states in 0.34)
 HIDDEN_STATE_DRAFTERS = ("eagle", "eagle3", "mtp")
 
@@ -508,8 +508,7 @@ def pages_local_layers_whole(setup: ReplicaSetup) -> bool:
     low, high = CHUNKED_HYBRID_OFF_RELEASES
     speculative = engine.speculative
     return low <= engine.release < high or (
-        speculative is not None and speculative.method in HIDDEN_STATE_DRAFTERS
-        and engine.release >= low)
+        speculative is not None and speculative.method in HIDDEN_STATE_DRAFTERS)
 
 
 def kv_layout(setup: ReplicaSetup, stage: Stage | None = None) -> KvLayout:

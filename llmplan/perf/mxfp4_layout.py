@@ -99,12 +99,14 @@ def hopper_scale_bytes(setup: ReplicaSetup) -> float:
         return 0.0
     assert model.moe_intermediate_size is not None and model.experts
     ep = setup.expert_parallel > 1
-    width = model.moe_intermediate_size // (1 if ep else setup.tp)
+    # the Triton path pads the expert width to 64 first (mxfp4_alignment on Hopper)
+    width = _round_up(model.moe_intermediate_size // (1 if ep else setup.tp), 64)
     experts = -(-model.experts // setup.tp) if ep else model.experts
     hidden = model.hidden_size
     group = 4 if release >= HOPPER_SCALE_GROUPS_4 else 2
     up_groups, down_groups = hidden // SCALE_BLOCK, width // SCALE_BLOCK
-    checkpoint = 2 * width * up_groups + hidden * down_groups
+    unpadded = model.moe_intermediate_size // (1 if ep else setup.tp)
+    checkpoint = 2 * unpadded * up_groups + hidden * (unpadded // SCALE_BLOCK)
     swizzled = _round_up(2 * width, SWIZZLE_ROWS) * _round_up(up_groups, group) \
         + _round_up(hidden, SWIZZLE_ROWS) * _round_up(down_groups, group)
     extra = swizzled if release < HOPPER_SCALES_FREED else swizzled - checkpoint

@@ -31,8 +31,9 @@ EKS_STORAGE_CLASS = "llmplan-gp3"
 SYSTEM_INSTANCE_TYPE = "m6i.large"
 #: zones whose subnets make CreateCluster fail with UnsupportedAvailabilityZoneException:
 #: us-east-1's use1-az3 (us-east-1e in many accounts; pulumi/pulumi-eks#1401,
-#: eksctl-io/eksctl#817), which has no Nitro instances either, so no current GPU ones
-EKS_REFUSED_ZONE_IDS = ("use1-az3",)
+#: eksctl-io/eksctl#817), which has no Nitro instances either, so no current GPU ones;
+#: us-west-1's usw1-az2 and ca-central-1's cac1-az3, which eksctl leaves out as well
+EKS_REFUSED_ZONE_IDS = ("use1-az3", "usw1-az2", "cac1-az3")
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
                  "AmazonEC2ContainerRegistryReadOnly")
 

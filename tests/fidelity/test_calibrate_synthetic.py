@@ -330,3 +330,6 @@ def test_warm_up_requests_still_decoding_are_counted_in_the_steps() -> None:
     assert both and all(s.decode_seqs == 2 for s in both)
     assert all(s.decode_seqs == 1 for s in alone)
     assert all(abs(c.ttft_s - 0.1) > 1e-9 for c in cold)   # the warm-up: no cold start
+    # steps the warm-up ran alone (before the measured one came, after it left) are not
+    # samples: they are what warm-ups are sent to absorb
+    assert all(0.25 <= s.end_ts <= 0.7 + 1e-9 for s in together)
