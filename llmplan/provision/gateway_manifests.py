@@ -42,7 +42,7 @@ from llmplan.provision.router_config import (
     restricted_groups,
     router_config,
 )
-from llmplan.provision.serving_manifests import pods_service_name
+from llmplan.provision.serving_manifests import ENDPOINTS_SETTLE_S, pods_service_name
 from llmplan.provision.stack_config import StackConfig
 
 CONFIG_MOUNT = "/etc/litellm"
@@ -50,9 +50,6 @@ CONFIG_MOUNT = "/etc/litellm"
 CONFIG_SHA_ANNOTATION = "llmplan/config-sha256"
 MASTER_SECRET_KEY = "master-key"
 CLOUD_SECRET_KEY = "cloud-api-key"
-#: how long a terminating gateway pod keeps serving before SIGTERM, s: kube-proxy and the
-#: Service's clients learn it has left the endpoints within seconds (an assumption)
-ENDPOINTS_SETTLE_S = 10
 #: a service-account token for AWS STS (AssumeRoleWithWebIdentity), where EKS's IRSA
 #: webhook mounts its own
 STS_AUDIENCE = "sts.amazonaws.com"
@@ -75,6 +72,18 @@ def gateway_endpoints(config: StackConfig) -> RouterEndpoints:
 def needs_cloud_key(config: StackConfig) -> bool:
     model = config.plan.cloud_model
     return model is not None and model.provider != "bedrock"
+
+
+def longest_request_s(config: StackConfig) -> float:
+    """The longest a request may stay in the gateway: a local answer (LOCAL_TIMEOUT_S), or
+    an API call's attempts (each up to the client's timeout) and then, falling back, a
+    local answer."""
+    cloud = config.plan.cloud
+    if cloud is None:
+        return LOCAL_TIMEOUT_S
+    retry = cloud[1].retry
+    attempts_s = (retry.max_retries + 1) * retry.request_timeout_s
+    return max(LOCAL_TIMEOUT_S, attempts_s + (LOCAL_TIMEOUT_S if config.plan.local else 0))
 
 
 def gateway_manifests(config: StackConfig,
@@ -163,9 +172,8 @@ def gateway_manifests(config: StackConfig,
                       CONFIG_SHA_ANNOTATION: checksum}}, "spec": {
                       "serviceAccountName": name, "automountServiceAccountToken": False,
                       "securityContext": pod_security(),
-                      # its longest request, a local one, may take LOCAL_TIMEOUT_S
-                      "terminationGracePeriodSeconds": (ENDPOINTS_SETTLE_S + LOCAL_TIMEOUT_S
-                                                        + 30),
+                      "terminationGracePeriodSeconds": (ENDPOINTS_SETTLE_S
+                                                        + longest_request_s(config) + 30),
                       **({"initContainers": sidecars} if sidecars else {}),
                       "containers": [container],
                       "volumes": volumes}}}},

@@ -58,6 +58,10 @@ SHUTDOWN_TIMEOUT_RELEASE = (0, 18, 0)
 #: a replica scaled in or rolled finishes its requests, as the simulation's scale-down
 #: drains it: as long as the gateway waits for a local answer
 DRAIN_S = LOCAL_TIMEOUT_S
+#: how long a terminating pod keeps serving before SIGTERM, s: kube-proxy and the Service's
+#: clients (the balancer's DNS look-ups) learn it has left the endpoints within seconds
+#: (an assumption)
+ENDPOINTS_SETTLE_S = 10
 
 HUB_SECRET_KEY = "token"
 #: The custom metric the HPA reads: vLLM's `vllm:num_requests_waiting`, which a metrics
@@ -372,7 +376,10 @@ def _pod_template(config: StackConfig, pod_labels: dict[str, str],
                                          "timeoutSeconds": PROBE_TIMEOUT_S},
                       "livenessProbe": {**probe, "periodSeconds": 15,
                                         "timeoutSeconds": PROBE_TIMEOUT_S,
-                                        "failureThreshold": 4}}
+                                        "failureThreshold": 4},
+                      # vLLM takes no request after SIGTERM: first leave the endpoints
+                      # (and the balancer's next DNS look-up)
+                      "lifecycle": {"preStop": {"sleep": {"seconds": ENDPOINTS_SETTLE_S}}}}
     return {
         "metadata": {"labels": pod_labels, "annotations": {
             "prometheus.io/scrape": "true", "prometheus.io/port": str(SERVING_PORT),
@@ -388,8 +395,8 @@ def _pod_template(config: StackConfig, pod_labels: dict[str, str],
                         {"name": "tmp", "emptyDir": {"sizeLimit": "20Gi"}}],
             # the drain, and the engine processes' clean-up after it (15 s on ROCm, from
             # 0.30: v1/utils.py get_engine_process_shutdown_timeout)
-            "terminationGracePeriodSeconds": (DRAIN_S + 30 if dep.engine.release
-                                              >= SHUTDOWN_TIMEOUT_RELEASE else 120),
+            "terminationGracePeriodSeconds": ENDPOINTS_SETTLE_S + (
+                DRAIN_S + 30 if dep.engine.release >= SHUTDOWN_TIMEOUT_RELEASE else 120),
         },
     }
 

@@ -244,3 +244,15 @@ def test_a_gateway_pod_rolled_or_scaled_in_finishes_its_requests(
     wait_s = litellm["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert wait_s > 0
     assert pod["terminationGracePeriodSeconds"] > wait_s + LOCAL_TIMEOUT_S
+    # a hybrid's API request may spend its attempts, then fall back to a local answer
+    cloud = bedrock_stack.config.plan.cloud
+    assert cloud is not None
+    retry = cloud[1].retry
+    assert pod["terminationGracePeriodSeconds"] > wait_s + LOCAL_TIMEOUT_S + (
+        retry.max_retries + 1) * retry.request_timeout_s
+    # the fleet's pods leave the endpoints before vLLM stops taking requests, then drain
+    fleet = _by_kind(serving_manifests(bedrock_stack.config), "StatefulSet")
+    spec = fleet["spec"]["template"]["spec"]
+    [vllm] = spec["containers"]
+    settle_s = vllm["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert spec["terminationGracePeriodSeconds"] > settle_s + 600
