@@ -48,6 +48,7 @@ from llmplan.decide.decision import (
     candidate,
     daily_peak_requests_per_s,
     decide,
+    overload_reason,
     per_useful_usd,
     recommend,
 )
@@ -145,6 +146,7 @@ class Planner:
     def __init__(self, loaded: LoadedScenario, simulation: SimulationResult,
                  window_requests: int = WINDOW_REQUESTS) -> None:
         self.loaded = loaded
+        self.info = simulation.scenario
         self.seed = simulation.scenario.seed
         self.stream = build_request_stream(loaded.scenario, self.seed)
         self.duration_s = loaded.scenario.duration_s
@@ -239,7 +241,14 @@ class Planner:
         return limit is None or point.factor <= limit * (1 + 1e-9)
 
     def meets(self, point: Point) -> bool:
-        return self.within_limits(point) and self.simulate(point).slo.met
+        """Within the API's limits and the SLO; a resized fleet also with full batches
+        that keep up with the traffic's long-run rate (decision.overload_reason), as the
+        decision judges the fleet it sizes."""
+        if not self.within_limits(point):
+            return False
+        found = self.simulate(point)
+        return found.slo.met and (point.replicas is None or overload_reason(
+            point.name, found, self.loaded, self.info) is None)
 
     def min_replicas(self, name: str) -> int | None:
         """Fewest replicas meeting the SLO on the busiest stretch (None past the limit)."""

@@ -129,3 +129,15 @@ def test_a_fleet_short_of_the_rate_but_not_of_the_goodput_asked_is_not_called_ov
                                                    "min_goodput_fraction: 0.7")
     h100 = evaluate(scenario_from(text)).deployments["h100"]
     assert not any("full batches answer" in why for why in h100.infeasible_because)
+
+
+def test_the_replica_search_sizes_past_a_fleet_its_traffic_would_overload() -> None:
+    """The replica search judges a fleet as the decision does: one H100 passes the two
+    minutes' latencies at 4/s, but its full batches answer about 3 a second, so the fewest
+    replicas meeting the SLO is two, and the right-sized fleet is a feasible one."""
+    result = evaluate(scenario_from(OVERLOADED.replace("RATE", "4")), planning=True)
+    assert result.planning is not None
+    assert result.planning.deployments["h100"].min_replicas_meeting_slo == 2
+    sized = result.planning.right_sized
+    if sized is not None and "h100" in sized.fleets:
+        assert sized.fleets["h100"].feasible
