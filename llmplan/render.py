@@ -281,6 +281,9 @@ def sweep_table(sweep: SweepResult) -> Fitted:
             narrow_rows.append([name, status, "-", "-", "-"])
             continue
         slo = "met" if r.slo_met else "missed"
+        if r.overloaded:
+            notes.append(f"({len(notes) + 1}) {escape(r.name)}: {escape(r.overloaded)}")
+            slo = f"met, overloaded ({len(notes)})"
         per_useful = r.usd_per_useful_result
         money = [fmt(r.monthly_usd), fmt(None if per_useful is None else per_useful * 1e3, 2)]
         wide_rows.append([name, slo, _pct(r.goodput_fraction), fmt(r.ttft_p95_ms),

@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import ClassVar
 
-from llmplan.decide.decision import price
+from llmplan.decide.decision import overload_reason, price
 from llmplan.decide.planning import simulate_one
 from llmplan.perf.memory import build_error
 from llmplan.results._base import ResultModel
@@ -46,7 +46,7 @@ class Point:
 class PointResult(ResultModel):
     """One simulated grid point (or why it could not run)."""
 
-    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("layout",)
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("layout", "overloaded")
 
     gpu: str
     replicas: int
@@ -62,6 +62,9 @@ class PointResult(ResultModel):
     e2e_p95_ms: float | None = None
     goodput_fraction: float | None = None
     slo_met: bool = False
+    #: why the fleet could not carry the traffic past the run, though it met the SLO in it
+    #: (decision.overload_reason): off the Pareto front
+    overloaded: str | None = None
     requests_per_s: float | None = None
     monthly_usd: float | None = None
     usd_per_useful_result: float | None = None
@@ -130,7 +133,8 @@ def run_point(loaded: LoadedScenario, base: str, point: Point) -> PointResult:
                                                  span_s=scenario.duration_s
                                                  * point.traffic_scale)
     cost = price(name, summary, variant, info)
-    return PointResult(**head, ttft_p95_ms=summary.latency.ttft_ms.p95,
+    overloaded = overload_reason(name, summary, variant, info) if summary.slo.met else None
+    return PointResult(**head, ttft_p95_ms=summary.latency.ttft_ms.p95, overloaded=overloaded,
                        e2e_p95_ms=summary.latency.e2e_ms.p95,
                        goodput_fraction=summary.slo.goodput_fraction, slo_met=summary.slo.met,
                        requests_per_s=summary.throughput.requests_per_s,
@@ -190,7 +194,8 @@ def pareto_front(rows: list[PointResult]) -> list[PointResult]:
     equal; by scale, then monthly cost. From the fastest point on, a slower one joins the
     front only if it is cheaper, by more than that share, than every point already on it
     (exact twins, such as one replica under two routers, both stay)."""
-    ok = [r for r in rows if not r.error and r.slo_met and r.monthly_usd is not None
+    ok = [r for r in rows if not r.error and r.slo_met and not r.overloaded
+          and r.monthly_usd is not None
           and r.e2e_p95_ms is not None]
     front: list[PointResult] = []
     for scale in sorted({r.traffic_scale for r in ok}):

@@ -341,3 +341,19 @@ def test_a_sweep_that_simulates_nothing_fails_and_says_why(tmp_path: Path) -> No
     assert "draws no request" in said and "NaN" not in said
     data = SweepResult.model_validate_json((tmp_path / "sweep.json").read_text())
     assert data.points and all(p.error for p in data.points)
+
+
+def test_a_point_whose_fleet_the_traffic_would_overload_stays_off_the_front() -> None:
+    """One H100 meets two minutes' SLO at 4/s with full batches of about 3 a second: its
+    point says so and leaves the Pareto front to the fleets that keep up."""
+    import sys
+    import textwrap
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_daily_peak import OVERLOADED
+    loaded = load_scenario_text(textwrap.dedent(OVERLOADED.replace("RATE", "4")))
+    one = run_point(loaded, "h100", Point("H100-SXM", 1, "least_outstanding", 1.0))
+    two = run_point(loaded, "h100", Point("H100-SXM", 2, "least_outstanding", 1.0))
+    assert one.slo_met and one.overloaded is not None and "full batches" in one.overloaded
+    assert two.slo_met and two.overloaded is None
+    assert [r.replicas for r in pareto_front([one, two])] == [2]
