@@ -646,8 +646,7 @@ def validate(
     extrapolated = context_extrapolation(rows, calibrated)
     if extrapolated is not None:
         notes.append(extrapolated)
-    fitted = {Path(part).resolve() for part in calibrated.source.split(", ")}
-    if measurements.resolve() in fitted or measurements.resolve().parent in fitted:
+    if measurements.resolve() in _fitted_runs(calibrated.source, calibration):
         notes.append("this run is one the calibration was fitted on: its errors say how "
                      "well the fit matches its own data, not how well it predicts; validate "
                      "on a run it has not seen")
@@ -695,6 +694,20 @@ def validate(
 
 #: answered requests below which a run's tail percentiles rest on one or two of them
 FEW_REQUESTS = 20
+
+
+def _fitted_runs(source: str, calibration: Path) -> set[Path]:
+    """The runs a calibration was fitted on, as folders and files, read from its `source`
+    (paths as given to calibrate: relative to where it ran, which may be the calibration
+    file's folder or here; vLLM-metrics runs carry a suffix)."""
+    found: set[Path] = set()
+    for part in source.split(", "):
+        path = Path(part.removesuffix(" (vLLM /metrics)"))
+        for base in (Path.cwd(), calibration.resolve().parent):
+            run = (base / path).resolve()
+            found |= {run, run / "requests.jsonl"} if run.suffix != ".jsonl" else {run,
+                                                                                     run.parent}
+    return found
 
 
 @app.command()

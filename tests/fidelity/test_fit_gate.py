@@ -355,3 +355,12 @@ def test_requests_without_a_prompt_count_are_not_silently_left_out(tmp_path: Pat
     said = " ".join(result.output.split())
     assert "finished requests carry no prompt token count" in said
     assert not (tmp_path / "c.yaml").exists()
+
+
+def test_the_runs_a_calibration_was_fitted_on_are_found_as_folders_or_files(
+        tmp_path: Path) -> None:
+    from llmplan.cli import _fitted_runs
+    calibration = tmp_path / "cal" / "calibration.yaml"
+    found = _fitted_runs("../runs/a, ../runs/b (vLLM /metrics)", calibration)
+    runs = (tmp_path / "runs").resolve()
+    assert {runs / "a", runs / "a" / "requests.jsonl", runs / "b"} <= found
