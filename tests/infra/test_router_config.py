@@ -43,6 +43,10 @@ def test_support_assistant_routes_chat_to_the_api_and_keeps_restricted_local(
     assert stack.gateway_replicas == 2
     assert (groups["chat"]["rpm"], groups["chat"]["tpm"]) == (2500, 2_000_000)
     assert groups["chat"]["max_retries"] == 3 and groups["chat"]["timeout"] == 120
+    # LiteLLM would hold an entry with an rpm to rpm calls in flight (its
+    # calculate_max_parallel_requests): answers past a minute would queue at the gateway,
+    # which the simulation does not; the most the rpm lets be in flight within the timeout
+    assert groups["chat"]["max_parallel_requests"] == 2500 * 120 // 60
     for task in ("classify", "redact"):
         assert groups[task]["api_base"] == "http://gpu-small.llm.svc:8000/v1"
         assert "max_parallel_requests" not in groups[task]    # never spills
