@@ -72,7 +72,7 @@ def fallback_after_clients_left(loaded: LoadedScenario) -> list[str]:
         patience_s = local.admission.queue_timeout_s
         hangs = outages.mode == "timeouts" and (outages.windows or outages.mtbf_hours)
         attempts = retry.max_retries + 1
-        if not hangs or patience_s is None or attempts * retry.request_timeout_s < patience_s:
+        if not hangs or patience_s is None or retry.hung_s < patience_s:
             continue
         tries = (f"{attempts} attempts of {retry.request_timeout_s:g} s" if attempts > 1
                  else f"{retry.request_timeout_s:g} s")

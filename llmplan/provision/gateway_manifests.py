@@ -24,12 +24,14 @@ from llmplan.provision.balancer import (
     local_api_base,
 )
 from llmplan.provision.manifests import (
+    ENDPOINTS_SETTLE_S,
     GATEWAY_NAME,
     GATEWAY_PORT,
     container_security,
     labels,
     network_policy,
     pod_security,
+    settle_before_stop,
 )
 from llmplan.provision.router_config import (
     AZURE_API_BASE_ENV,
@@ -42,7 +44,7 @@ from llmplan.provision.router_config import (
     restricted_groups,
     router_config,
 )
-from llmplan.provision.serving_manifests import ENDPOINTS_SETTLE_S, pods_service_name
+from llmplan.provision.serving_manifests import pods_service_name
 from llmplan.provision.stack_config import StackConfig
 
 CONFIG_MOUNT = "/etc/litellm"
@@ -81,9 +83,8 @@ def longest_request_s(config: StackConfig) -> float:
     cloud = config.plan.cloud
     if cloud is None:
         return LOCAL_TIMEOUT_S
-    retry = cloud[1].retry
-    attempts_s = (retry.max_retries + 1) * retry.request_timeout_s
-    return max(LOCAL_TIMEOUT_S, attempts_s + (LOCAL_TIMEOUT_S if config.plan.local else 0))
+    hung_s = cloud[1].retry.hung_s
+    return max(LOCAL_TIMEOUT_S, hung_s + (LOCAL_TIMEOUT_S if config.plan.local else 0))
 
 
 def gateway_manifests(config: StackConfig,
@@ -133,10 +134,7 @@ def gateway_manifests(config: StackConfig,
                           "periodSeconds": 15, "failureThreshold": 4},
         "startupProbe": {"httpGet": {"path": "/health/liveliness", "port": "http"},
                          "periodSeconds": 5, "failureThreshold": 60},
-        # a pod rolled or scaled in leaves the Service's endpoints while it still serves:
-        # wait for that before SIGTERM, which makes uvicorn stop taking new connections
-        # and finish the requests it has
-        "lifecycle": {"preStop": {"sleep": {"seconds": ENDPOINTS_SETTLE_S}}},
+        "lifecycle": settle_before_stop(),
         "volumeMounts": [{"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
                          {"name": "tmp", "mountPath": "/tmp"},
                          *([{"name": "aws-token", "mountPath": STS_TOKEN_MOUNT,

@@ -56,6 +56,19 @@ def container_security() -> dict[str, Any]:
             "runAsNonRoot": True}
 
 
+#: how long a terminating pod keeps serving before SIGTERM, s: kube-proxy and the Service's
+#: clients (the balancer's DNS look-ups) learn it has left the endpoints within seconds
+#: (an assumption)
+ENDPOINTS_SETTLE_S = 10
+
+
+def settle_before_stop() -> dict[str, Any]:
+    """A container's lifecycle: a pod rolled or scaled in leaves the Service's endpoints
+    while it still serves, so it waits for that before SIGTERM, after which vLLM and uvicorn
+    take no new request and finish those they have."""
+    return {"preStop": {"sleep": {"seconds": ENDPOINTS_SETTLE_S}}}
+
+
 def namespace_manifest(config: StackConfig) -> dict[str, Any]:
     """The stack's namespace, with the `restricted` Pod Security Standard enforced."""
     return {"apiVersion": "v1", "kind": "Namespace",

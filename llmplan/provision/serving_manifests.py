@@ -24,12 +24,14 @@ from llmplan.perf.engine import SETTING_RELEASES
 from llmplan.perf.memory import kv_capacity
 from llmplan.provision.gpu_nodes import node_kind, product_label
 from llmplan.provision.manifests import (
+    ENDPOINTS_SETTLE_S,
     SERVING_PORT,
     container_security,
     k8s_name,
     labels,
     network_policy,
     pod_security,
+    settle_before_stop,
 )
 from llmplan.provision.router_config import LOCAL_TIMEOUT_S, task_routes
 from llmplan.provision.stack_config import StackConfig
@@ -58,10 +60,6 @@ SHUTDOWN_TIMEOUT_RELEASE = (0, 18, 0)
 #: a replica scaled in or rolled finishes its requests, as the simulation's scale-down
 #: drains it: as long as the gateway waits for a local answer
 DRAIN_S = LOCAL_TIMEOUT_S
-#: how long a terminating pod keeps serving before SIGTERM, s: kube-proxy and the Service's
-#: clients (the balancer's DNS look-ups) learn it has left the endpoints within seconds
-#: (an assumption)
-ENDPOINTS_SETTLE_S = 10
 
 HUB_SECRET_KEY = "token"
 #: The custom metric the HPA reads: vLLM's `vllm:num_requests_waiting`, which a metrics
@@ -377,9 +375,7 @@ def _pod_template(config: StackConfig, pod_labels: dict[str, str],
                       "livenessProbe": {**probe, "periodSeconds": 15,
                                         "timeoutSeconds": PROBE_TIMEOUT_S,
                                         "failureThreshold": 4},
-                      # vLLM takes no request after SIGTERM: first leave the endpoints
-                      # (and the balancer's next DNS look-up)
-                      "lifecycle": {"preStop": {"sleep": {"seconds": ENDPOINTS_SETTLE_S}}}}
+                      "lifecycle": settle_before_stop()}
     return {
         "metadata": {"labels": pod_labels, "annotations": {
             "prometheus.io/scrape": "true", "prometheus.io/port": str(SERVING_PORT),

@@ -100,6 +100,12 @@ class RetrySpec(_Strict):
     request_timeout_s: float = Field(default=120.0, gt=0,
                                      description="Give up on one attempt after this long.")
 
+    @property
+    def hung_s(self) -> float:
+        """How long the client spends on a call whose every attempt hangs to its timeout
+        (the back-offs between them left out)."""
+        return (self.max_retries + 1) * self.request_timeout_s
+
 
 class OutageWindow(_Strict):
     start_s: float = Field(ge=0)
