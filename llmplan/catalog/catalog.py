@@ -124,6 +124,11 @@ class GpuSpec(_Entry):
     fp4_dense_tflops: float | None = Field(
         default=None, gt=0, description="FP4 tensor cores (Blackwell, MI355X); None: 4-bit "
                                         "weights are dequantised (W4A16).")
+    int8_dense_tops: float | None = Field(
+        default=None, gt=0, description="INT8 tensor cores, where their rate is not the FP8 "
+                                        "one (Ampere has INT8 but no FP8; GeForce Ada runs "
+                                        "FP8 at half rate with FP32 accumulation, INT8 at "
+                                        "full); None: fp8_dense_tflops.")
     memory_bandwidth_gb_per_s: float = Field(gt=0, description="Peak HBM/GDDR bandwidth.")
     interconnect: Literal["nvlink", "pcie", "infinity_fabric"] = "pcie"
     interconnect_gb_per_s: float = Field(
@@ -213,9 +218,19 @@ class GpuSpec(_Entry):
     def bandwidth_bytes_per_s(self) -> float:
         return self.memory_bandwidth_gb_per_s * 1e9
 
+    @property
+    def int8_tops(self) -> float | None:
+        """Dense INT8 tensor-core TOP/s (None: no INT8 tensor cores listed): vLLM's W8A8
+        INT8 layers run CUTLASS's INT8 GEMMs from capability 7.5 on."""
+        return self.int8_dense_tops if self.int8_dense_tops is not None \
+            else self.fp8_dense_tflops
+
     def flops_per_s(self, weights: str) -> float:
-        """Dense tensor-core rate the weight format computes at on this GPU."""
-        if weights in ("fp8", "int8") and self.fp8_dense_tflops is not None:
+        """Dense tensor-core rate the weight format computes at on this GPU (what
+        `computes_in` says it multiplies in)."""
+        if weights == "int8" and self.int8_tops is not None:
+            return self.int8_tops * 1e12
+        if weights == "fp8" and self.fp8_dense_tflops is not None:
             return self.fp8_dense_tflops * 1e12
         if weights in ("mxfp4", "nvfp4") and self.fp4_dense_tflops is not None:
             return self.fp4_dense_tflops * 1e12
@@ -223,9 +238,12 @@ class GpuSpec(_Entry):
 
     def gemm_efficiency(self, weights: str) -> float:
         """The measured GEMM share of peak over an H100's for the kernels `weights` run on
-        (FP8 tensor cores, else the 16-bit ones: dequantising kernels compute in BF16)."""
+        (FP8 tensor cores, INT8 ones where they have their own rate (the 16-bit share
+        stands in), else the 16-bit ones: dequantising kernels compute in BF16)."""
         if weights in ("mxfp4", "nvfp4") and self.fp4_dense_tflops is not None:
             return self.gemm_efficiency_vs_h100.get("fp4", 1.0)
+        if weights == "int8" and self.int8_dense_tops is not None:
+            return self.gemm_efficiency_vs_h100.get("bf16", 1.0)
         native_fp8 = weights in ("fp8", "int8") and self.fp8_dense_tflops is not None
         return self.gemm_efficiency_vs_h100.get("fp8" if native_fp8 else "bf16", 1.0)
 
@@ -233,7 +251,9 @@ class GpuSpec(_Entry):
         """Whether this GPU has tensor cores for the format (else a dequantising kernel)."""
         if weights in ("bf16", "fp16"):
             return True
-        if weights in ("fp8", "int8"):
+        if weights == "int8":
+            return self.int8_tops is not None
+        if weights == "fp8":
             return self.fp8_dense_tflops is not None
         if weights in ("mxfp4", "nvfp4"):
             return self.fp4_dense_tflops is not None
@@ -333,6 +353,11 @@ class ModelSpec(_Entry):
     max_context_tokens: int = Field(gt=0)
     default_dtype: DType = Field(default="bf16", description="The format the checkpoint ships "
                                                              "in.")
+    mxfp4_activations: Literal["bf16", "mxfp4"] = Field(
+        default="mxfp4", description="What the MXFP4 experts multiply: mxfp4, a checkpoint "
+        "that quantises the activations too (AMD Quark's W4A4), at the GPU's FP4 rate; "
+        "bf16, a checkpoint of weights alone (gpt-oss: no activation scales), whose experts "
+        "compute at the 16-bit rate on every GPU (llmplan.perf.steptime.gemm_flops_per_s).")
     weight_block_size: WeightBlock | None = Field(
         default=None, description="hf_id's FP8 block quantisation, [block_n, block_k] of its "
                                   "quantization_config (DeepSeek-V3: [128, 128]; None: not "

@@ -239,6 +239,15 @@ def gemm_flops_per_s(setup: ReplicaSetup, spec: RooflineStepTime, experts: bool,
     Not followed: AWQ checkpoints' dense layers run Marlin on Hopper too (awq_marlin.py
     does not go through the kernel choice).
 
+    An MXFP4 checkpoint of weights alone (ModelSpec.mxfp4_activations bf16: gpt-oss)
+    multiplies 16-bit activations on GPUs with FP4 tensor cores too: vLLM's default for it
+    is FlashInfer's MXFP4 x BF16 MoE on data-centre Blackwell (SM100_FI_MXFP4_BF16 in
+    get_mxfp4_backend, 0.10 to 0.18, "For faster performance ... consider setting
+    VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1"; fused_moe/oracle/mxfp4.py's default list: BF16
+    activations only in 0.19, FLASHINFER_TRTLLM_MXFP4_BF16 first for gpt-oss to 0.34), Marlin on RTX
+    Blackwell (capability 12: OpenAI's triton_kernels are confirmed for 9.0 to 10.x only),
+    AITER's W4A16 kernel on ROCm (0.27 on). MXFP8 activations, an environment setting, are
+    not modelled.
     `datasheet`: the peak of the tensor cores the format runs on, with no kernel's or GPU's
     measured share (what MFU divides by). `dtype`: another format than the model's (a
     speculative drafter's)."""
@@ -246,17 +255,21 @@ def gemm_flops_per_s(setup: ReplicaSetup, spec: RooflineStepTime, experts: bool,
     if dtype is None:
         dtype = setup.weights_dtype if experts else \
             setup.model.dense_dtype(setup.weights_dtype)
-    rate = gpu.flops_per_s(dtype) * setup.tp * spec.compute_efficiency
+    weights_only = dtype == "mxfp4" and setup.model.mxfp4_activations == "bf16"
+    computes_in = "bf16" if weights_only else dtype
+    rate = gpu.flops_per_s(computes_in) * setup.tp * spec.compute_efficiency
     if datasheet:
         return rate
-    rate *= gpu.gemm_efficiency(dtype)
-    if gpu.runs_natively(dtype):
+    rate *= gpu.gemm_efficiency(computes_in)
+    if gpu.runs_natively(dtype) and not weights_only:
         return rate
     hopper = gpu.capability == (9, 0)
     machete = not experts and hopper and dtype == "int4"
     triton = experts and hopper and dtype == "mxfp4" and \
         setup.engine.release >= MXFP4_TRITON_ON_HOPPER
-    if gpu.marlin_vs_bf16_gemm is None or machete or triton:
+    # data-centre Blackwell: FlashInfer's TensorRT-LLM MoE, MXFP4 x BF16 (fused, not Marlin)
+    flashinfer = experts and dtype == "mxfp4" and gpu.capability_major == 10
+    if gpu.marlin_vs_bf16_gemm is None or machete or triton or flashinfer:
         return rate * spec.dequant_efficiency
     return rate * gpu.marlin_vs_bf16_gemm
 

@@ -75,15 +75,47 @@ def test_mxfp4_experts_on_hopper_leave_marlin_when_vllm_ships_triton_kernels() -
 
 
 def test_tensor_cores_for_the_format_need_no_dequantising_kernel() -> None:
-    """MXFP4 on a B200 and FP8 on an H100 run on their tensor cores: Marlin's share does
-    not apply."""
-    b200 = _setup("B200", "gpt-oss-120b", "mxfp4")
+    """MXFP4 weights and activations (AMD Quark's W4A4, here DeepSeek-R1's) on a B200 and
+    FP8 on an H100 run on their tensor cores: Marlin's share does not apply."""
+    b200 = _setup("B200", "DeepSeek-R1", "mxfp4", tp=8)
     gpu = CATALOG.gpus["B200"]
     assert gemm_flops_per_s(b200, SPEC, experts=True) == pytest.approx(
-        gpu.flops_per_s("mxfp4") * SPEC.compute_efficiency * gpu.gemm_efficiency("mxfp4"))
+        8 * gpu.flops_per_s("mxfp4") * SPEC.compute_efficiency * gpu.gemm_efficiency("mxfp4"))
     h100 = _setup("H100-SXM", "Qwen3-30B-A3B", "fp8")
     assert gemm_flops_per_s(h100, SPEC, experts=True) == pytest.approx(
         1978.9e12 * SPEC.compute_efficiency)
+
+
+@pytest.mark.parametrize("gpu", ["B200", "RTX-PRO-6000", "MI355X"])
+def test_gpt_oss_experts_multiply_16_bit_activations_even_with_fp4_tensor_cores(
+        gpu: str) -> None:
+    """gpt-oss's checkpoint quantises the experts' weights alone: vLLM's default backends
+    for it multiply BF16 activations (FlashInfer's MXFP4 x BF16 MoE on a B200, Marlin on
+    RTX Blackwell, AITER's W4A16 on ROCm), at the 16-bit rate, 4.4-8x below the FP4 one
+    the tensor cores would give W4A4 weights."""
+    setup = _setup(gpu, "gpt-oss-120b", "mxfp4", vllm="0.33.0")
+    spec = CATALOG.gpus[gpu]
+    assert spec.fp4_dense_tflops is not None
+    rate = gemm_flops_per_s(setup, SPEC, experts=True)
+    assert rate == pytest.approx(_bf16_gemm(gpu) * SPEC.dequant_efficiency)
+    assert rate < spec.fp4_dense_tflops * 1e12 * SPEC.compute_efficiency / 4
+    # and MFU divides by the peak of the tensor cores they run on
+    assert gemm_flops_per_s(setup, SPEC, experts=True, datasheet=True) == pytest.approx(
+        spec.bf16_dense_tflops * 1e12 * SPEC.compute_efficiency)
+
+
+@pytest.mark.parametrize(("gpu", "tops"), [("A100-80GB", 624), ("A10G", 140),
+                                           ("RTX-4090", 660.6), ("H100-SXM", 1978.9)])
+def test_int8_weights_and_activations_run_on_int8_tensor_cores(gpu: str, tops: float) -> None:
+    """W8A8 INT8 runs CUTLASS's INT8 GEMMs from capability 7.5: on Ampere, which has no FP8,
+    at twice the BF16 rate rather than dequantised below it; on GeForce Ada at full rate
+    where FP8 (FP32 accumulation) runs at half; on Hopper at the FP8 rate."""
+    setup = _setup(gpu, "Llama-3.1-8B", "int8")
+    rate = gemm_flops_per_s(setup, SPEC, experts=False)
+    assert gemm_flops_per_s(setup, SPEC, experts=False, datasheet=True) == pytest.approx(
+        tops * 1e12 * SPEC.compute_efficiency)
+    assert rate > 1.8 * gemm_flops_per_s(_setup(gpu, "Llama-3.1-8B", "bf16"), SPEC,
+                                         experts=False)
 
 
 def test_fused_marlin_moe_on_hopper_reaches_what_was_measured() -> None:
