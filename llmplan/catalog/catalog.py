@@ -371,6 +371,10 @@ class ModelSpec(_Entry):
     attention: Literal["gqa", "mla"] = Field(
         default="gqa", description="mla: DeepSeek's latent KV (kv_lora_rank + rope dims).")
     kv_lora_rank: int | None = Field(default=None, gt=0)
+    q_lora_rank: int | None = Field(
+        default=None, gt=0, description="MLA's query latent (DeepSeek-V3: 1536; None: the "
+                                        "query is projected directly, split by tensor "
+                                        "parallelism).")
     qk_rope_head_dim: int | None = Field(default=None, gt=0)
     sliding_window_tokens: int | None = Field(
         default=None, gt=0, description="Window of the sliding-window layers.")
@@ -510,6 +514,25 @@ class ModelSpec(_Entry):
         """Everything but embeddings and routed experts: attention, dense MLPs, shared
         experts, norms (from the model card's total)."""
         return max(0.0, self.params_b * 1e9 - self.embedding_params - self.expert_params)
+
+    @property
+    def replicated_params(self) -> float:
+        """Parameters outside the experts that every GPU of a tensor-parallel group holds
+        and multiplies whole: the routers (experts x hidden a routed layer: vLLM's
+        ReplicatedLinear, GateLinear from 0.17) and MLA's down-projections, q_a_proj (hidden
+        x q_lora_rank) and kv_a_proj_with_mqa (hidden x (kv_lora_rank + rope dims)),
+        ReplicatedLinear or fused_qkv_a_proj with disable_tp (deepseek_v2.py, read in the
+        0.10.2 and 0.34.0 wheels). DeepSeek-V3's are 0.92 B of its 14 B of attention."""
+        routers = self.moe_layer_count * (self.experts or 0) * self.hidden_size
+        if self.attention != "mla":
+            return float(routers)
+        assert self.kv_lora_rank is not None and self.qk_rope_head_dim is not None
+        latents = (self.q_lora_rank or 0) + self.kv_lora_rank + self.qk_rope_head_dim
+        return float(routers + self.layers * self.hidden_size * latents)
+
+    def replicated_bytes(self, dtype: str) -> float:
+        """`replicated_params` in the format of the layers outside the experts."""
+        return self.replicated_params * WEIGHT_BITS[self.dense_dtype(dtype)] / 8.0
 
     def dense_dtype(self, dtype: str) -> str:
         """The format of the layers outside the routed experts when the checkpoint is in

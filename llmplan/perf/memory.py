@@ -270,7 +270,8 @@ def weights_bytes_per_gpu(setup: ReplicaSetup, stage: Stage | None = None) -> fl
     """This GPU's share of the weights and of a speculative drafter's (llmplan.perf.drafter:
     an EAGLE head, a draft model, the model's MTP modules): the fullest GPU's share of the
     routed experts, and the rest split over the GPUs one rank's attention runs on (with
-    data-parallel attention each rank holds it whole); of a pipeline stage's layers (in
+    data-parallel attention each rank holds it whole) but for what every GPU holds whole
+    (ModelSpec.replicated_params: routers, MLA's down-projections); of a pipeline stage's layers (in
     proportion to their count), and the 16-bit vocabulary matrices it holds. MXFP4 experts
     take the room their kernel's padding gives them, and on Hopper a second copy of their
     scales (llmplan.perf.mxfp4_layout)."""
@@ -284,10 +285,11 @@ def weights_bytes_per_gpu(setup: ReplicaSetup, stage: Stage | None = None) -> fl
     # the last stage's head is its own copy of the embedding, one matrix: lm_head is
     # tied to embed_tokens there)
     held = matrix * (stage.embedding or stage.head) if setup.pp > 1 else vocab
-    rest = (model.weight_bytes(dtype) - experts - vocab) * share + held \
+    replicated = model.replicated_bytes(dtype) * share
+    rest = (model.weight_bytes(dtype) - experts - vocab) * share - replicated + held \
         + drafter(setup).weights_bytes
     return experts * expert_padding(setup) * share * setup.fullest_expert_share \
-        + hopper_scale_bytes(setup) * share + rest / setup.attention_tp
+        + hopper_scale_bytes(setup) * share + rest / setup.attention_tp + replicated
 
 
 def activation_bytes(setup: ReplicaSetup, stage: Stage | None = None) -> float:

@@ -92,7 +92,8 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
     attend at most their window; MLA (vLLM's common MLA backend) decodes over the latent
     (2 x kv_lora_rank + rope dims per pair) and prefills over keys and values it
     up-projects from it (2 x head_dim + rope dims).
-    memory: every step reads the dense weights once, the
+    memory: every step reads the dense weights once (those every GPU holds whole, the
+    routers and MLA's down-projections, on each GPU), the
     experts its tokens touch, and the KV cache of every decoding sequence (full layers: the
     whole context; window layers: min(context, window)); with data-parallel attention
     every rank reads the weights outside the experts whole. serial: tensor-parallel
@@ -130,6 +131,9 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
     # what a token goes through outside its routed experts (those run their own kernels)
     dense_params = max(0.0, matmul_params - model.routed_active_params)
     slot_params = _expert_slot_params(setup, spec)
+    # what every GPU of a tensor-parallel group holds and multiplies whole (routers, MLA's
+    # down-projections): read and computed attention_tp times over
+    extra_replicated = model.replicated_params * (setup.attention_tp - 1)
     prefill_pair_dims = 2 * model.head_dim
     if model.attention == "mla":
         assert model.kv_lora_rank is not None and model.qk_rope_head_dim is not None
@@ -194,7 +198,7 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
         launch_s=launch_s,
         serial_per_token_s=tokens_comm,
         serial_per_kv_token_s=draft_kv_s,
-        compute_per_token_s=(2.0 * dense_params / flops
+        compute_per_token_s=(2.0 * (dense_params + extra_replicated) / flops
                              + 2.0 * model.routed_active_params * padding / expert_flops
                              + 2.0 * slot_params / attention_flops),
         compute_per_pair_s=pair_flops * model.full_layers / attention_flops,
@@ -202,7 +206,9 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
         compute_per_window_seq_s=pair_flops * model.sliding_layers * window / attention_flops,
         window_tokens=window,
         compute_per_sampled_s=2.0 * head_params / head_flops,
-        weights_s=(all_weights - expert_bytes - embedding_rows) * ranks / bandwidth,
+        weights_s=(all_weights - expert_bytes - embedding_rows
+                   + model.replicated_bytes(weights) * (setup.attention_tp - 1))
+        * ranks / bandwidth,
         # the step waits for the GPU holding the most experts
         experts_s=expert_bytes * padding * setup.fullest_expert_share * tp / bandwidth,
         experts=model.experts or 0, experts_per_token=model.experts_per_token or 0,

@@ -45,7 +45,10 @@ def test_each_rank_holds_the_dense_weights_whole_and_a_share_of_the_experts(mode
     tp_setup, dp_setup = (_setup(model, "H200", 8, dp) for dp in (False, True))
     spec = dp_setup.model
     whole, dense = spec.weight_bytes("fp8"), spec.weight_bytes_without_experts("fp8")
-    assert weights_bytes_per_gpu(tp_setup) == pytest.approx(whole / 8)
+    # under tensor parallelism too, every GPU holds the routers and MLA's down-projections
+    replicated = spec.replicated_bytes("fp8")
+    assert weights_bytes_per_gpu(tp_setup) == pytest.approx((whole - replicated) / 8
+                                                            + replicated)
     assert weights_bytes_per_gpu(dp_setup) == pytest.approx(dense + (whole - dense) / 8)
 
 
@@ -86,8 +89,12 @@ def test_the_step_reads_dense_weights_per_rank_and_talks_only_in_routed_layers()
     tp_step = build_step_time(tp_setup, spec_time)
     dp_step = build_step_time(dp_setup, spec_time)
     model, gpu = dp_setup.model, dp_setup.gpu
-    # every rank reads the weights outside the experts; the experts are read once
-    assert dp_step.weights_s == pytest.approx(8 * tp_step.weights_s)
+    # every rank reads the weights outside the experts; the experts are read once; under
+    # tensor parallelism each GPU reads the replicated layers whole, a rank its own copy
+    bandwidth = gpu.bandwidth_bytes_per_s * 8 * spec_time.memory_efficiency
+    replicated = model.replicated_bytes("fp8")
+    assert dp_step.weights_s == pytest.approx(8 * (tp_step.weights_s
+                                                   - 7 * replicated / bandwidth))
     assert dp_step.experts_s == pytest.approx(tp_step.experts_s)
     # the latent is read once per token, not by all 8 GPUs
     assert dp_step.memory_per_kv_token_s == pytest.approx(tp_step.memory_per_kv_token_s / 8)
@@ -102,7 +109,12 @@ def test_the_step_reads_dense_weights_per_rank_and_talks_only_in_routed_layers()
         * spec_time.expert_slot_overhead_width * 2 / (
             gpu.flops_per_s("bf16") * 8 * spec_time.compute_efficiency
             * gpu.gemm_efficiency("bf16"))
-    assert tp_step.compute_per_token_s - dp_step.compute_per_token_s == pytest.approx(7 * slot)
+    # ... and under tensor parallelism each GPU multiplies the replicated layers whole
+    whole = 7 * model.replicated_params * 2 / (gpu.flops_per_s("fp8") * 8
+                                               * spec_time.compute_efficiency
+                                               * gpu.gemm_efficiency("fp8"))
+    assert tp_step.compute_per_token_s - dp_step.compute_per_token_s == pytest.approx(
+        7 * slot + whole)
     assert dp_step.cpu_per_seq_s == pytest.approx(tp_step.cpu_per_seq_s / 8)
     # vllm serve starts an API server per rank unless told otherwise
     assert dp_step.frontend_per_seq_s == pytest.approx(tp_step.frontend_per_seq_s / 8)
@@ -221,9 +233,11 @@ def test_experts_that_do_not_divide_leave_the_fullest_gpu_one_more() -> None:
     dense = model.weight_bytes_without_experts("fp8")
     experts = model.weight_bytes("fp8") - dense
     assert weights_bytes_per_gpu(setup) == pytest.approx(dense + experts * 3 / 8)
-    # with expert parallelism alone the rest is split three ways
+    # with expert parallelism alone the rest is split three ways, but for the routers
     tp_only = _setup("Mixtral-8x7B", "H100-SXM", 3, False)
-    assert weights_bytes_per_gpu(tp_only) == pytest.approx(dense / 3 + experts * 3 / 8)
+    routers = model.replicated_bytes("fp8")
+    assert weights_bytes_per_gpu(tp_only) == pytest.approx(
+        (dense - routers) / 3 + routers + experts * 3 / 8)
 
 
 def test_the_tp_a_model_that_does_not_fit_is_told_to_take_fits() -> None:
@@ -412,3 +426,21 @@ def test_the_step_waits_for_the_gpu_with_the_most_experts() -> None:
     per_gpu_bw = gpu.bandwidth_bytes_per_s * RooflineStepTime().memory_efficiency
     assert uneven.experts_s == pytest.approx(expert_bytes * 3 / 8 / per_gpu_bw)
     assert even.experts_s == pytest.approx(expert_bytes * 2 / 8 / per_gpu_bw)
+
+
+def test_mla_down_projections_and_routers_are_held_and_read_whole_on_every_gpu() -> None:
+    """vLLM builds DeepSeek's q_a_proj and kv_a_proj_with_mqa (fused_qkv_a_proj,
+    disable_tp=True) and every router as replicated layers: on paper 61 x 7,168 x (1,536 +
+    512 + 64) + 58 x 256 x 7,168 = 0.93 B parameters, 0.93 GB in FP8 on each of eight GPUs,
+    where an even split would put 0.12 GB; each GPU reads them every step."""
+    setup = _setup("DeepSeek-V3", "H200", 8, dp=False)
+    model = setup.model
+    on_paper = 61 * 7168 * (1536 + 512 + 64) + 58 * 256 * 7168
+    assert model.replicated_params == on_paper
+    step = build_step_time(setup, RooflineStepTime())
+    split = RooflineStepTime()
+    bandwidth = setup.gpu.bandwidth_bytes_per_s * 8 * split.memory_efficiency
+    outside = model.weight_bytes("fp8") - (model.weight_bytes("fp8")
+                                           - model.weight_bytes_without_experts("fp8")) \
+        - model.vocab_size * model.hidden_size * 2.0
+    assert step.weights_s == pytest.approx((outside + 7 * on_paper) / bandwidth)
