@@ -146,6 +146,34 @@ class SloHeadroom(NamedTuple):
     slo_requests_per_s: float
 
 
+def _used_share(name: str, candidates: dict[str, Candidate],
+                headroom: dict[str, SloHeadroom] | None) -> float | None:
+    """The share of its fleet's capacity a candidate uses, as `_idle_driver` reads it
+    (None: no fleet of its own)."""
+    local = candidates[name].local
+    if local is None:
+        return None
+    if headroom is not None and name in headroom:
+        busiest, slo = headroom[name]
+        return busiest / slo if slo > 0 else None
+    return local.utilisation.load_fraction
+
+
+def _better_used(best: str, other: str, candidates: dict[str, Candidate],
+                 headroom: dict[str, SloHeadroom] | None) -> bool:
+    """Whether the winner uses what it pays for better than `other` does, by IDLE_GAP (an
+    API pays per use): else the runner-up's idle share is no reason it loses (the same
+    fleet bought or rented is as idle either way)."""
+    mine = _used_share(best, candidates, headroom)
+    theirs = _used_share(other, candidates, headroom)
+    return mine is None or theirs is None or mine - theirs >= IDLE_GAP
+
+
+#: how many points more of its capacity the winner must use for the runner-up's idle GPUs
+#: to count as a reason it loses
+IDLE_GAP = 0.1
+
+
 def _idle_driver(names: list[str], candidates: dict[str, Candidate],
                  headroom: dict[str, SloHeadroom] | None = None) -> Driver | None:
     """A fleet paid for far more than it serves. With planning, 'what it could' is what it
@@ -210,7 +238,7 @@ def _excluded_driver(best: str, candidates: dict[str, Candidate]) -> Driver | No
     basis = "the scenario's constraints and SLO"
     if why.startswith("misses the SLO:"):
         sole = len(excluded.infeasible_because) == 1
-        if sole and (noise := _sampling_noise(excluded)) is not None:
+        if sole and (noise := sampling_noise(excluded)) is not None:
             why += noise
         if "assumed: " in excluded.latency_from:
             basis = ("the scenario's SLO against llmplan's default provider latency, assumed "
@@ -227,7 +255,7 @@ def _dearer(name: str, than: str, candidates: dict[str, Candidate]) -> bool:
 NOISE_SE = 2.0
 
 
-def _sampling_noise(found: Candidate) -> str | None:
+def sampling_noise(found: Candidate) -> str | None:
     """Words for a goodput that misses its bar by less than the run's sampling noise (a
     share measured on n requests moves by about sqrt(p (1 - p) / n) between seeds)."""
     share, bar = found.slo.goodput_fraction, found.slo.min_goodput_fraction
@@ -264,9 +292,11 @@ def drivers(best: str, feasible: list[str], candidates: dict[str, Candidate],
         found += [_cost_driver(best, other, candidates),
                   _quality_driver(best, other, candidates),
                   # the runner-up's idle GPUs are a reason it loses when they make it
-                  # dearer; the winner's own would argue against it
+                  # dearer and the winner's are busier; the winner's own would argue
+                  # against it
                   _idle_driver([other], candidates, headroom)
-                  if _dearer(other, best, candidates) else None]
+                  if _dearer(other, best, candidates)
+                  and _better_used(best, other, candidates, headroom) else None]
     else:
         found.append(_idle_driver([best], candidates, headroom))
     found.append(_api_server_driver(best, candidates))

@@ -65,7 +65,7 @@ from llmplan.results.decision import (
     RightSizedFleet,
     SensitivityCase,
 )
-from llmplan.results.simulation import DeploymentResult, SimulationResult
+from llmplan.results.simulation import DeploymentResult, RunInfo, SimulationResult
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.loader import MAX_SIMULATED_REQUESTS
@@ -174,6 +174,14 @@ class Planner:
                  min(self.long_s, len(self.long) / peak))
         else:
             self.peak_requests_per_s = None
+        #: how much lighter the stretch arrives than the long-run rate the month's costs
+        #: are at (conversations cut off by the run's end, a light draw), 1.0 when it is
+        #: not: the volume cases speed it up by this much more, so "volume x2" is twice
+        #: the costed volume
+        long_run = simulation.scenario.long_run_requests_per_s
+        pace = len(self.window) / self.window_s if self.window_s > 0 else 0.0
+        self.light_draw = long_run / pace if self.sped_up_to_peak is None \
+            and long_run is not None and pace > 0 and long_run > pace * (1 + 1e-9) else 1.0
         self.cache: dict[Point, DeploymentResult] = {}
         self.fresh: dict[Point, DeploymentResult] = {}   # run here since the last harvest
         #: per cloud API, the rate its limits sustain at the stretch's token mix
@@ -550,6 +558,15 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
             "rate, and a candidate that does not sustain it within the SLO is excluded; "
             "simulate the peak hours (traffic.start_hour, duration) to see its queues at "
             "length")
+    if planner.light_draw > LIGHT_DRAW_NOTED:
+        rate = simulation.scenario.long_run_requests_per_s
+        assert rate is not None
+        notes.append(
+            f"the simulated stream arrives at {rate / planner.light_draw:,.3g} requests/s, "
+            f"{1 - 1 / planner.light_draw:.0%} below the {rate:,.3g} requests/s the "
+            "month's costs are at (conversations the run's end cuts off, or a light "
+            "draw): the volume cases run it at multiples of the costed rate; a longer "
+            "duration brings the two closer")
     say("planning: load curves")
     _run_all(planner, jobs, [Point(n, factor=f) for n in names for f in LOAD_FACTORS])
     say("planning: replica and rate searches")
@@ -809,17 +826,32 @@ def _fill_case(simulation: SimulationResult, planner: Planner,
         factor = FILL_FRACTION / use.load_fraction
         how = f"runs {name}'s GPUs at {FILL_FRACTION:.0%} of full batches"
     factor = _two_digits_down(factor)
-    if factor < 1.2 or factor > RATE_LIMIT or any(abs(factor / f - 1) < 0.1
+    # the volume, over the costed one, that the stretch sped up `factor` times stands for
+    volume = _two_digits_down(factor / planner.light_draw)
+    if volume < 1.2 or factor > RATE_LIMIT or any(abs(volume / f - 1) < 0.1
                                                   for f in VOLUME_FACTORS):
         return None
-    info = simulation.scenario.sped_up(factor, requests=len(planner.window),
-                                       span_s=planner.window_s)
+    info = _at_volume(simulation.scenario.sped_up(factor, requests=len(planner.window),
+                                                  span_s=planner.window_s),
+                      simulation.scenario, volume)
     varied = SimulationResult(scenario=info, deployments={
         other: planner.simulate(Point(other, factor=factor))
         for other in simulation.deployments})
     result = decide(varied, planner.loaded).recommendation
-    return SensitivityCase(change=f"volume x{factor:g} ({how})", winner=result.deployment,
+    return SensitivityCase(change=f"volume x{volume:g} ({how})", winner=result.deployment,
                            ranking=result.ranking)
+
+
+def _at_volume(info: RunInfo, base: RunInfo, volume: float) -> RunInfo:
+    """`info` (the stretch sped up) costed at `volume` times `base`'s long-run rate."""
+    rate = base.long_run_requests_per_s
+    return info if rate is None else info.model_copy(
+        update={"long_run_requests_per_s": rate * volume})
+
+
+#: how much lighter than the costed rate the simulated stream must arrive for planning to
+#: say so (10%: two standard deviations of a Poisson draw of 400 requests)
+LIGHT_DRAW_NOTED = 1.1
 
 
 VOLUME_FACTORS = (0.5, 2.0)
@@ -844,10 +876,12 @@ def sensitivity(simulation: SimulationResult, planner: Planner,
     cases: list[SensitivityCase] = []
     loaded = planner.loaded
     for factor in VOLUME_FACTORS:
-        info = simulation.scenario.sped_up(factor, requests=len(planner.window),
-                                           span_s=planner.window_s)
+        speed = factor * planner.light_draw
+        info = _at_volume(simulation.scenario.sped_up(speed, requests=len(planner.window),
+                                                      span_s=planner.window_s),
+                          simulation.scenario, factor)
         varied = SimulationResult(scenario=info, deployments={
-            name: planner.simulate(Point(name, factor=factor))
+            name: planner.simulate(Point(name, factor=speed))
             for name in simulation.deployments})
         verdict = decide(varied, loaded).recommendation
         cases.append(SensitivityCase(change=f"volume x{factor:g} (fleets as simulated)",

@@ -154,7 +154,7 @@ def test_the_runner_ups_spare_gpus_are_no_reason_when_they_cost_no_more(
     from llmplan.decide.drivers import SloHeadroom
     winner = _priced(simulated["hybrid"], 0.0010, {"hardware": 5_000.0})
     same = _priced(simulated["fleet"], 0.0011, {"hardware": 5_000.0})
-    headroom = {"fleet": SloHeadroom(1.0, 4.0)}
+    headroom = {"fleet": SloHeadroom(1.0, 4.0), "hybrid": SloHeadroom(3.0, 4.0)}
     texts = [d.text for d in drivers("hybrid", ["hybrid", "fleet"],
                                      {"hybrid": winner, "fleet": same}, headroom)]
     assert not any("paid for all of it" in t for t in texts)
@@ -162,3 +162,43 @@ def test_the_runner_ups_spare_gpus_are_no_reason_when_they_cost_no_more(
     texts = [d.text for d in drivers("hybrid", ["hybrid", "fleet"],
                                      {"hybrid": winner, "fleet": dearer}, headroom)]
     assert any("fleet's 1 GPU(s) serve 25%" in t for t in texts)
+
+
+def test_the_runner_ups_spare_gpus_are_no_reason_when_the_winners_are_as_spare(
+        simulated: dict[str, Candidate]) -> None:
+    """The same eight GPUs bought and rented serve the same 32% of what they sustain: the
+    rented ones lose on their price, not on being idle, which the bought ones are too."""
+    from llmplan.decide.drivers import SloHeadroom
+    owned = _priced(simulated["fleet"], 0.0010, {"hardware": 5_000.0})
+    rented = _priced(simulated["fleet"], 0.0015, {"hardware": 8_000.0})
+    candidates = {"owned": owned, "rented": rented}
+    same = {"owned": SloHeadroom(41.7, 129.0), "rented": SloHeadroom(41.7, 129.0)}
+    texts = [d.text for d in drivers("owned", ["owned", "rented"], candidates, same)]
+    assert not any("paid for all of it" in t for t in texts)
+    busier = {"owned": SloHeadroom(100.0, 129.0), "rented": SloHeadroom(41.7, 129.0)}
+    texts = [d.text for d in drivers("owned", ["owned", "rented"], candidates, busier)]
+    assert any("rented's" in t and "paid for all of it" in t for t in texts)
+
+
+def test_no_feasible_candidate_still_says_a_miss_is_within_the_runs_noise(
+        simulated: dict[str, Candidate]) -> None:
+    """With nothing feasible, the answer 'none' most needs to say that the cheapest miss
+    (94.98% against 95% at 3,603 requests) may pass with another seed."""
+    from llmplan.decide.decision import _recommendation
+    api = _priced(simulated["api"], 0.0001, {"cloud_output_tokens": 100.0},
+                  excluded="misses the SLO: 94.98% of requests within bounds, 95% required")
+    api = api.model_copy(update={
+        "slo": api.slo.model_copy(update={"goodput_fraction": 0.9498,
+                                          "min_goodput_fraction": 0.95, "met": False}),
+        "requests": api.requests.model_copy(update={"total": 3603})})
+    fleet = _priced(simulated["fleet"], 0.002, {"hardware": 2_000.0},
+                    excluded="misses the SLO: 40.0% of requests within bounds, 95% required")
+    fleet = fleet.model_copy(update={
+        "slo": fleet.slo.model_copy(update={"goodput_fraction": 0.40,
+                                            "min_goodput_fraction": 0.95, "met": False}),
+        "requests": fleet.requests.model_copy(update={"total": 3603})})
+    answer = _recommendation(["api", "fleet"], {"api": api, "fleet": fleet}, {})
+    assert answer.deployment is None
+    api_part, fleet_part = answer.reason.split("; fleet:")
+    assert "within this run's sampling noise (about 0.7% at 3,603 requests" in api_part
+    assert "noise" not in fleet_part
