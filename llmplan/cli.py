@@ -259,7 +259,9 @@ def simulate(
     stale, retiring = used_stale_prices(loaded, today), retiring_cloud_models(loaded, today)
     risks = retiring_under(loaded, today, result.recommendation.deployment)
     warnings = stale + [line for line in retiring if line not in risks]
-    report = write_decision_report(result, out_dir, stale, retiring, risks)
+    notes = [*one_sided(result), *not_provisionable(loaded), *newer_than_modelled(loaded),
+             *fallback_after_clients_left(loaded)]
+    report = write_decision_report(result, out_dir, stale, retiring, risks, notes=notes)
     if as_json:
         sys.stdout.write(dumps_canonical(result))
         _exit_if_none(result, strict)

@@ -143,9 +143,18 @@ def over_time(result: Result) -> go.Figure:
                                      name=f"{name} queue", yaxis="y2", line={"dash": "dot"}))
     first = next(iter(result.deployments.values())).timeseries
     gpus = bool(fig.data)       # cloud APIs only: the arrivals alone, on their own axis
-    fig.add_trace(go.Bar(x=[m / 60 for m in first.minute], y=first.arrivals_per_s,
-                         name="arrivals/s", **({"yaxis": "y3", "opacity": 0.25} if gpus
-                                               else {})))
+    behind = {"yaxis": "y3"} if gpus else {}
+    if len(first.minute) > STEP_AREA_MINUTES:
+        # a day's 1,440 bars are each under a pixel wide, and faded behind the lines they
+        # vanished: the same minutes as a shaded step outline
+        fig.add_trace(go.Scatter(x=[m / 60 for m in first.minute], y=first.arrivals_per_s,
+                                 name="arrivals/s", mode="lines", fill="tozeroy",
+                                 line={"shape": "hv", "width": 1, "color": ARRIVALS_LINE},
+                                 fillcolor=ARRIVALS_FILL, **behind))
+    else:
+        fig.add_trace(go.Bar(x=[m / 60 for m in first.minute], y=first.arrivals_per_s,
+                             name="arrivals/s", **({**behind, "opacity": 0.25} if gpus
+                                                   else {})))
     if not gpus:
         fig.update_layout(title="Arrivals over the run (no candidate runs on GPUs)",
                           xaxis={"title": "hours"},
@@ -168,6 +177,19 @@ def over_time(result: Result) -> go.Figure:
                               "anchor": "free", "position": 1.0, "tickmode": "auto",
                               "showgrid": False, "rangemode": "nonnegative"})
     return fig
+
+
+#: runs longer than this many minutes draw their arrivals as a shaded step line, not bars
+STEP_AREA_MINUTES = 240
+ARRIVALS_LINE, ARRIVALS_FILL = "rgba(99,110,250,0.6)", "rgba(99,110,250,0.25)"
+
+
+def volume_bound(dep: Candidate) -> bool:
+    """Whether a candidate is left out only for the volume it was asked to serve (an SLO
+    miss, full batches under the traffic, a daily API limit): at less, it may serve."""
+    return bool(dep.infeasible_because) and all(
+        why.startswith(("misses the SLO", "its full batches answer")) or "daily limit (" in why
+        for why in dep.infeasible_because)
 
 
 #: how many times one candidate's longest queue may exceed another's before the queue axis
@@ -275,8 +297,10 @@ def break_even_chart(result: Result) -> go.Figure:
         label = f"{name} (recommended)" if name == result.recommendation.deployment else name
         color = colors[i % len(colors)]
         # solid while the fleet serves the volume (within the SLO when planning found how
-        # much), dotted past it; an infeasible candidate dotted throughout
-        most = capacity.get(name, math.inf) if dep.feasible else 0.0
+        # much), dotted past it; an infeasible candidate dotted throughout, but for one
+        # left out only for the volume it missed, which serves less (planning's figure)
+        most = capacity.get(name, math.inf) if dep.feasible else \
+            capacity.get(name, 0.0) if volume_bound(dep) else 0.0
         within = [v for v in volumes if v <= most] if most > 0 else []
         beyond = [] if len(within) == len(volumes) else \
             [v for v in volumes if v >= (within[-1] if within else 0.0)]
@@ -298,14 +322,19 @@ def break_even_chart(result: Result) -> go.Figure:
     # drew the line at ~8 requests a month and stretched the axis down to it), and an
     # annotation at the log of its value: the label is added apart
     fig.add_vline(x=here, line={"dash": "dash", "color": "#555"})
+    # inside the plot's top edge (above it, the label ran over the subtitle), on the
+    # line's roomier side (left of a line near the axis' start, it ran off the plot)
+    at = math.log10(here / volumes[0]) / math.log10(top / volumes[0]) if wide \
+        else here / top
     fig.add_annotation(x=math.log10(here) if wide else here, xref="x", y=1, yref="paper",
-                       text="you are here", showarrow=False, xanchor="right",
-                       yanchor="bottom")
+                       text="you are here", showarrow=False,
+                       xanchor="right" if at > 0.5 else "left", yanchor="top",
+                       bgcolor="rgba(255,255,255,0.8)")
     # the ranking is by cost per useful result: a candidate whose answers are right less
     # often can cost less a month and still lose
     # two lines: one would run under the chart's toolbar and past the page's width
-    title = ("Monthly cost versus monthly volume<br><sup>dotted: infeasible, or past what it "
-             "serves within the SLO; the ranking is per useful result")
+    title = ("Monthly cost versus monthly volume<br><sup>dotted: past what it serves within "
+             "the SLO, or infeasible at any volume; the ranking is per useful result")
     if wide:
         fig.update_layout(title=title + "; log scales</sup>",
                           xaxis={"title": "requests per month (log)", "type": "log"},
@@ -381,10 +410,12 @@ def _unanswered(dep: Candidate) -> str:
 
 
 def render(result: Result, price_warnings: list[str] | None = None,
-           retiring: list[str] | None = None, risks: list[str] | None = None) -> str:
+           retiring: list[str] | None = None, risks: list[str] | None = None, *,
+           notes: list[str] | None = None) -> str:
     """The page; `price_warnings` name catalog prices the run used that are out of date,
     `retiring` the cloud models it used that the provider retires within the horizon,
-    `risks` those of them the recommendation uses."""
+    `risks` those of them the recommendation uses, `notes` what else the terminal notes
+    (a hybrid that ran one side only, a deployment the stack builds otherwise)."""
     meta, rec = result.scenario, result.recommendation
     names = list(result.deployments)
     # no feasible candidate: the answer is "none", in the warning's colours, not a success's
@@ -417,6 +448,9 @@ def render(result: Result, price_warnings: list[str] | None = None,
     if others:
         parts.append("<p class='warn'><b>Models retiring:</b> " + "; ".join(
             html.escape(w) for w in others) + ".</p>")
+    if notes:
+        parts.append("<div class='warn' id='notes'><b>Notes</b><ul>" + "".join(
+            f"<li>{html.escape(n)}</li>" for n in notes) + "</ul></div>")
     summary_rows = []
     for name, dep in result.deployments.items():
         lat, cost = dep.latency, dep.cost
@@ -634,8 +668,9 @@ def _cost_items(name: str, dep: Candidate) -> str:
 def write_decision_report(result: Result, out_dir: Path,
                           price_warnings: list[str] | None = None,
                           retiring: list[str] | None = None,
-                          risks: list[str] | None = None) -> Path:
+                          risks: list[str] | None = None, *,
+                          notes: list[str] | None = None) -> Path:
     """out_dir/report.html for a simulation's result."""
     path = out_dir / "report.html"
-    path.write_text(render(result, price_warnings, retiring, risks), encoding="utf-8")
+    path.write_text(render(result, price_warnings, retiring, risks, notes=notes), encoding="utf-8")
     return path

@@ -295,7 +295,7 @@ def overload_reason(name: str, summary: DeploymentResult, loaded: LoadedScenario
             f"{rate:,.3g}/s the traffic brings on average, under the "
             f"{summary.slo.required_shown()} the SLO asks: the rest would wait until they "
             f"time out, or queue for ever (the {duration_words(info.duration_s)} simulated "
-            f"end before that backlog shows)")
+            f"show only the start of that backlog)")
 
 
 def candidate(name: str, summary: DeploymentResult, loaded: LoadedScenario,

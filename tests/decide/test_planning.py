@@ -333,3 +333,43 @@ def test_the_filling_volume_is_rounded_down_never_past_what_the_fleet_serves() -
     assert [_two_digits_down(f) for f in (16.8, 3.781, 1.25, 123.4, 2.0)] == \
         [16.0, 3.7, 1.2, 120.0, 2.0]
     assert all(_two_digits_down(f) <= f for f in (0.0123, 9.99, 99.5, 1e3 + 1))
+
+
+# agent loops of 10 steps a minute apart, started every 20 s: a 10-minute run's last
+# loops are cut off by its end, so it arrives well below the 0.5 requests/s of the long run
+LOOPS = """
+    seed: 2
+    duration: 600
+    traffic: {kind: poisson, rate_per_s: 0.05}
+    tasks:
+      - name: step
+        prompt_tokens: {kind: fixed, tokens: 500}
+        output_tokens: {kind: fixed, tokens: 100}
+        session: {kind: agent, turns_min: 10, turns_max: 10, think_time_s: 60}
+    slo: {ttft_ms: 5000, min_goodput_fraction: 0.95}
+    deployments:
+      api: {kind: cloud, model: gpt-5-nano}
+"""
+
+
+def test_the_volume_cases_run_at_multiples_of_the_costed_rate() -> None:
+    """"Volume x2" is twice the traffic the month's costs are at: a stream that arrives
+    lighter than that rate (its conversations cut off by the run's end) is sped up by as
+    much more, its cost is twice the costed volume's, and planning says so."""
+    from llmplan.decide.planning import LIGHT_DRAW_NOTED, sensitivity
+
+    loaded = scenario_from(LOOPS)
+    simulation = simulate_scenario(loaded)
+    long_run = simulation.scenario.long_run_requests_per_s
+    assert long_run == pytest.approx(0.5)
+    planner = Planner(loaded, simulation)
+    pace = len(planner.window) / planner.window_s
+    assert planner.light_draw == pytest.approx(long_run / pace)
+    assert planner.light_draw > LIGHT_DRAW_NOTED
+    cases = {c.change: c for c in sensitivity(simulation, planner)}
+    assert "volume x2 (fleets as simulated)" in cases
+    assert Point("api", factor=2.0 * planner.light_draw) in planner.cache
+    assert Point("api", factor=2.0) not in planner.cache
+    notes = plan(simulation, loaded, jobs=1).notes
+    assert any(f"below the {long_run:g} requests/s the month's costs are at" in n
+               for n in notes)

@@ -83,5 +83,43 @@ def test_a_break_even_line_is_dotted_past_what_its_fleet_serves(
     assert max(solid.x) <= most
     dotted = [t for t in lines if t.line.dash == "dot"]
     assert not dotted or min(dotted[0].x) >= max(solid.x)
-    infeasible = [t for t in fig.data if t.legendgroup == "gpu-small"]
+    # gpu-small misses the SLO at this volume only: solid up to what it serves within it
+    # (it wins at half the volume), dotted past it
+    small = result.deployments["gpu-small"]
+    assert not small.feasible and all(w.startswith("misses the SLO")
+                                      for w in small.infeasible_because)
+    serves = next(r for r in result.break_even if r.local == "gpu-small")
+    serves_most = serves.local_slo_capacity_requests_per_month
+    assert serves_most is not None
+    small_lines = [t for t in fig.data if t.legendgroup == "gpu-small"]
+    small_solid = [t for t in small_lines if t.line.dash == "solid"]
+    assert small_solid and 0 < max(small_solid[0].x) <= serves_most
+    # an infeasible candidate for a rule, not a volume, is dotted at every volume
+    ruled = result.deployments["gpu-small"].model_copy(update={
+        "infeasible_because": ["must work offline, and it depends on a cloud API"]})
+    ruled_result = result.model_copy(update={"deployments": {
+        **result.deployments, "gpu-small": ruled}})
+    infeasible = [t for t in break_even_chart(ruled_result).data
+                  if t.legendgroup == "gpu-small"]
     assert infeasible and all(t.line.dash == "dot" for t in infeasible)
+    # "you are here" sits inside the plot, under the subtitle, on the line's roomier side
+    [here] = fig.layout.annotations
+    assert here.yanchor == "top" and here.xanchor in ("left", "right")
+
+
+def test_a_days_arrivals_are_a_shaded_step_line_not_bars_too_thin_to_see(
+        example_result: ExampleResult) -> None:
+    """A 24-hour run's 1,440 one-minute bars are each under a pixel wide and vanished
+    behind the lines: past STEP_AREA_MINUTES they are drawn as a filled step outline, on
+    the same axis; an hour's 60 stay bars."""
+    from llmplan.report import STEP_AREA_MINUTES
+
+    day = example_result("retail-assistant")
+    minutes = len(next(iter(day.deployments.values())).timeseries.minute)
+    assert minutes > STEP_AREA_MINUTES
+    [arrivals] = [t for t in over_time(day).data if t.name == "arrivals/s"]
+    assert arrivals.type == "scatter" and arrivals.fill == "tozeroy"
+    assert arrivals.line.shape == "hv" and arrivals.yaxis == "y3"
+    hour = example_result("support-assistant")
+    [bars] = [t for t in over_time(hour).data if t.name == "arrivals/s"]
+    assert bars.type == "bar"

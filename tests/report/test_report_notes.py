@@ -1,0 +1,38 @@
+"""What the terminal notes under its table reaches the report too: a tech lead who reads
+only report.html learns that a hybrid ran on one side only, or that the stack would build
+a deployment otherwise than it was simulated."""
+
+from __future__ import annotations
+
+from helpers import scenario_from
+
+from llmplan.render import one_sided
+from llmplan.report import render
+from llmplan.results import Result
+
+# a hybrid whose routes never reach its API: it ran as its fleet alone
+ONE_SIDED = """
+    seed: 1
+    duration: 120
+    traffic: {kind: poisson, rate_per_s: 0.5}
+    tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 200},
+             output_tokens: {kind: fixed, tokens: 50}}]
+    deployments:
+      fleet: {gpu: L4, model: Llama-3.1-8B}
+      api: {kind: cloud, model: gpt-4o-mini}
+      both: {kind: hybrid, local: fleet, cloud: api, spillover_wait_s: 600}
+"""
+
+
+def test_the_terminals_notes_are_in_the_report() -> None:
+    from llmplan.pipeline import evaluate
+
+    result: Result = evaluate(scenario_from(ONE_SIDED))
+    lines = one_sided(result)
+    assert lines and lines[0].startswith("both answered every request on fleet")
+    page = render(result, notes=[*lines, "a <deployment> the stack builds otherwise"])
+    assert "<b>Notes</b>" in page
+    assert "both answered every request on fleet" in page
+    # escaped, as every other text of the page
+    assert "a &lt;deployment&gt; the stack builds otherwise" in page
+    assert "<b>Notes</b>" not in render(result)
