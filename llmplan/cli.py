@@ -268,7 +268,7 @@ def simulate(
         return
     out.print(summary_table(result, loaded.scenario.bounded_latencies()))
     for line in not_served(result):
-        out.print(f"  not answered: {escape(line)}", highlight=False)
+        _hanging("not answered:", escape(line))
     for line in one_sided(result):
         _hanging("one side only:", escape(line))
     answers = result.first_answer_tokens()

@@ -127,9 +127,14 @@ def _too_long_tasks(dep: Candidate) -> str:
              for task, outcome in dep.per_task.items() if outcome.too_long]
     if not tasks:
         return ""
-    local = dep.local
-    limit = f"; max_model_len {local.engine.max_model_len:,} tokens" if local is not None \
-        else ""
+    local, cloud = dep.local, dep.cloud
+    limit = ""
+    if local is not None:
+        limit = f"; max_model_len {local.engine.max_model_len:,} tokens"
+    if cloud is not None and cloud.context_tokens is not None:
+        most = f", at most {cloud.max_output_tokens:,} out (reasoning included)" \
+            if cloud.max_output_tokens is not None else ""
+        limit += f"; {cloud.model}'s window {cloud.context_tokens:,} tokens{most}"
     return f" (too long by task: {', '.join(tasks)}{limit})"
 
 

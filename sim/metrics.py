@@ -504,6 +504,10 @@ def _cloud_part(run: DeploymentRun, table: RequestTable,
         long_context=_long_context(run, table, stream, served),
         reasoning_streamed=(None if stream.reasoning_tokens is None
                             else cloud.model.streams_reasoning),
+        # what limited the requests too long for it
+        **({"context_tokens": cloud.model.context_tokens,
+            "max_output_tokens": cloud.model.max_output_tokens}
+           if (table.outcome == TOO_LONG).any() else {}),
         **_prompt_cache(run, table, stream, served & table.ok))
 
 

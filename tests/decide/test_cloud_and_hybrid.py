@@ -330,6 +330,13 @@ def test_requests_too_long_for_the_model_are_named_by_task_with_the_limit() -> N
     assert secret.too_long == secret.requests > 0
     assert f"(too long by task: secret {secret.requests:,} of {secret.requests:,}; " \
            f"max_model_len 131,072 tokens)" in line
+    # an API's line names its window and longest answer (gpt-4o-mini: 128k, 16,384 out);
+    # result.json gives them only where a request was too long
+    [api_line] = [line for line in not_served(result) if line.startswith("api ")]
+    assert "; gpt-4o-mini's window 128,000 tokens, at most 16,384 out (reasoning " \
+           "included))" in api_line
+    fits = evaluate(scenario_from(HYBRID.replace("QUEUE", "1000"))).deployments["api"]
+    assert fits.cloud is not None and fits.cloud.context_tokens is None
     # with every request too long nothing ran: no full-batch figure judges the fleet
     none_fit = evaluate(scenario_from(text.replace("tokens: 300}", "tokens: 200000}")))
     assert none_fit.deployments["gpu"].requests.completed == 0
