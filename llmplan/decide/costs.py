@@ -173,7 +173,9 @@ def electricity(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
     scaled = "" if running >= facts.gpus else \
         f" ({running:.2f} of {_gpu_count(facts.gpus)} GPUs running on average, the rest idle)"
     return CostItem("electricity", usd, True,
-                    f"{kw:.2f} kW at {facts.busy_fraction:.0%} busy{scaled} x PUE {econ.pue} x "
+                    f"{kw:.2f} kW, the engines stepping {facts.busy_fraction:.0%} of the time "
+                    f"(power follows that, not the share of full batches){scaled} x PUE "
+                    f"{econ.pue} x "
                     f"{econ.hours_per_month:g} h x ${econ.electricity_usd_per_kwh}/kWh")
 
 
