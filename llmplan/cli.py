@@ -254,6 +254,12 @@ def simulate(
         except InputError as error:     # what only the drawn requests show (none at all)
             bar.stop()
             _fail(error)
+        except KeyboardInterrupt:
+            bar.stop()
+            console.print(f"[yellow]interrupted:[/] nothing written to {escape(str(out_dir))} "
+                          "(a simulation's result is whole or not at all; --no-plan skips "
+                          "planning, the longer part)", highlight=False)
+            raise typer.Exit(code=130) from None
     path = write_result(result, out_dir)
     today = datetime.date.today()
     stale, retiring = used_stale_prices(loaded, today), retiring_cloud_models(loaded, today)
@@ -856,6 +862,11 @@ def sweep(
                           on_done=lambda _: bar.advance(task))
     path = write_result(result, out_dir, "sweep.json")
     out.print(sweep_table(result))
+    if result.points_not_run:
+        console.print(f"[yellow]interrupted:[/] {len(result.points):,} of "
+                      f"{len(points):,} points ran; {escape(str(path))} holds them",
+                      highlight=False)
+        raise typer.Exit(code=130)
     if base_dep.autoscaling is not None:
         out.print(f"note: {name}'s autoscaling is left out: each point is a fixed fleet of "
                   "the replicas it names (simulate prices the autoscaled one)", highlight=False)

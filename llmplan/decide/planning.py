@@ -38,7 +38,7 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -52,6 +52,7 @@ from llmplan.decide.decision import (
     per_useful_usd,
     recommend,
 )
+from llmplan.decide.pool import ignore_interrupts, stopped_on_interrupt
 from llmplan.decide.what_if import quality_variants
 from llmplan.perf.memory import build_error
 from llmplan.perf.steptime_spec import RooflineStepTime
@@ -126,6 +127,7 @@ _WORKER: list[Planner] = []
 
 
 def _start_worker(planner: Planner) -> None:
+    ignore_interrupts()
     _WORKER[:] = [planner]
 
 
@@ -471,7 +473,7 @@ def _drain_s(loaded: LoadedScenario, span_s: float, factor: float) -> float:
 FORK_UNSAFE = ("grpc",)
 
 
-def _pool(planner: Planner, jobs: int, tasks: int) -> Executor | None:
+def _pool(planner: Planner, jobs: int, tasks: int) -> ProcessPoolExecutor | None:
     """A pool forked now, so its workers start from the planner's cache as it is."""
     if min(jobs, tasks) <= 1 or "fork" not in multiprocessing.get_all_start_methods() \
             or any(name in sys.modules for name in FORK_UNSAFE):
@@ -489,7 +491,7 @@ def _run_all(planner: Planner, jobs: int, points: Iterable[Point]) -> None:
         for point in todo:
             planner.simulate(point)
         return
-    with pool:
+    with stopped_on_interrupt(pool):
         for point, result in zip(todo, pool.map(_run_in_worker, todo), strict=True):
             planner.cache[point] = result
 
@@ -502,7 +504,7 @@ def _search_all(planner: Planner, jobs: int,
         for kind, name in searches:
             found[kind, name] = planner.search(kind, name)
         return found
-    with pool:
+    with stopped_on_interrupt(pool):
         for kind, name, value, fresh in pool.map(_search_in_worker, searches):
             found[kind, name] = value
             planner.cache.update(fresh)

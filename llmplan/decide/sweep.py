@@ -19,8 +19,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import ClassVar
 
+from pydantic import Field
+
 from llmplan.decide.decision import overload_reason, price
 from llmplan.decide.planning import simulate_one
+from llmplan.decide.pool import ignore_interrupts, stopped_on_interrupt
 from llmplan.perf.memory import build_error
 from llmplan.results._base import ResultModel
 from llmplan.scenario import LoadedScenario
@@ -73,9 +76,14 @@ class PointResult(ResultModel):
 class SweepResult(ResultModel):
     """sweep.json."""
 
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("points_not_run",)
+
     base: str
     points: list[PointResult]
     pareto_front: list[PointResult]
+    points_not_run: int | None = Field(
+        default=None, description="Points of the grid a Ctrl-C left unrun (None: every "
+                                  "point ran); `points` holds those that finished.")
 
 
 def grid(gpus: list[str], replicas: list[int], routers: list[RouterName],
@@ -147,12 +155,18 @@ def run_grid(loaded: LoadedScenario, base: str, points: list[Point], *, workers:
              on_done: Callable[[PointResult], None] | None = None) -> SweepResult:
     """Every point's result, in grid order, and the Pareto front."""
     rows: dict[Point, PointResult] = {}
-    for point, row in _execute(loaded, base, points, workers, ray_address):
-        rows[point] = row
-        if on_done is not None:
-            on_done(row)
-    ordered = [rows[p] for p in points]
-    return SweepResult(base=base, points=ordered, pareto_front=pareto_front(ordered))
+    interrupted = None
+    try:
+        for point, row in _execute(loaded, base, points, workers, ray_address):
+            rows[point] = row
+            if on_done is not None:
+                on_done(row)
+    except KeyboardInterrupt:
+        # Ctrl-C keeps what finished: the points run so far, in grid order
+        interrupted = len(points) - len(rows)
+    ordered = [rows[p] for p in points if p in rows]
+    return SweepResult(base=base, points=ordered, pareto_front=pareto_front(ordered),
+                       points_not_run=interrupted)
 
 
 def _execute(loaded: LoadedScenario, base: str, points: list[Point], workers: int,
@@ -177,7 +191,8 @@ def _execute(loaded: LoadedScenario, base: str, points: list[Point], workers: in
         for point in points:
             yield point, run_point(loaded, base, point)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=ignore_interrupts)
+    with stopped_on_interrupt(pool):
         futures = {pool.submit(run_point, loaded, base, p): p for p in points}
         for future in as_completed(futures):
             yield futures[future], future.result()

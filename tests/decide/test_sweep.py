@@ -357,3 +357,28 @@ def test_a_point_whose_fleet_the_traffic_would_overload_stays_off_the_front() ->
     assert one.slo_met and one.overloaded is not None and "full batches" in one.overloaded
     assert two.slo_met and two.overloaded is None
     assert [r.replicas for r in pareto_front([one, two])] == [2]
+
+
+def test_ctrl_c_keeps_the_points_that_finished(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C mid-sweep ends it with the points run so far, in grid order, and how many
+    it left: sweep.json keeps them (the command exits 130 after writing it)."""
+    from llmplan.decide import sweep
+
+    loaded = load_scenario_text(FLEET % "")
+    points = sweep.grid(["L40S"], [1, 2, 3], ["least_outstanding"], [1.0])
+    ran: list[Point] = []
+
+    def run_or_stop(loaded_: object, base: str, point: Point) -> PointResult:
+        if len(ran) == 2:
+            raise KeyboardInterrupt
+        ran.append(point)
+        return run_point(loaded, base, point)
+
+    monkeypatch.setattr(sweep, "run_point", run_or_stop)
+    result = sweep.run_grid(loaded, "fleet", points, workers=1)
+    assert [p.replicas for p in result.points] == [1, 2]
+    assert result.points_not_run == 1
+    assert '"points_not_run":1' in result.model_dump_json()
+    monkeypatch.undo()
+    whole = sweep.run_grid(loaded, "fleet", points[:2], workers=1)
+    assert whole.points_not_run is None and "points_not_run" not in whole.model_dump_json()

@@ -1,0 +1,40 @@
+"""The `llmplan` command: the CLI, and one line for a Ctrl-C that came before a command
+could say what it kept (while Python imports the CLI, or where typer turns it into a
+silent exit 130)."""
+
+from __future__ import annotations
+
+import sys
+
+#: the exit status of a command interrupted by Ctrl-C (128 + SIGINT), as typer gives it
+INTERRUPTED = 130
+
+
+def main() -> None:
+    try:
+        from llmplan.cli import app
+        app()
+    except KeyboardInterrupt:
+        _say_interrupted()
+        raise SystemExit(INTERRUPTED) from None
+    except SystemExit as stop:
+        if stop.code == INTERRUPTED and _from_ctrl_c(stop):
+            _say_interrupted()
+        raise
+
+
+def _from_ctrl_c(error: BaseException) -> bool:
+    """Whether a KeyboardInterrupt caused this exit (typer's `Exit(130) from` it); the
+    commands that say what they kept raise theirs from None."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+    return False
+
+
+def _say_interrupted() -> None:
+    sys.stderr.write("interrupted: nothing written\n")
