@@ -11,7 +11,8 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
@@ -118,6 +119,18 @@ def _check_out_folder(folder: Path) -> None:
                                                    "folder, existing or new")]))
     if not os.access(existing, os.W_OK | os.X_OK):
         _fail(InputError([_option_problem("--out", f"cannot write in {existing}")]))
+
+
+@contextmanager
+def _writing(out_dir: Path) -> Iterator[None]:
+    """Writes into --out that the disk or the folder refuses (full, read-only, a folder
+    where a file goes): one line naming the path and why, not a traceback."""
+    try:
+        yield
+    except OSError as error:
+        where = error.filename or out_dir
+        _fail(InputError([_option_problem("--out", f"cannot write {where}: "
+                                                   f"{error.strerror or error}")]))
 
 
 def _load(scenario: Path) -> LoadedScenario:
@@ -260,14 +273,16 @@ def simulate(
                           "(a simulation's result is whole or not at all; --no-plan skips "
                           "planning, the longer part)", highlight=False)
             raise typer.Exit(code=130) from None
-    path = write_result(result, out_dir)
+    with _writing(out_dir):
+        path = write_result(result, out_dir)
     today = datetime.date.today()
     stale, retiring = used_stale_prices(loaded, today), retiring_cloud_models(loaded, today)
     risks = retiring_under(loaded, today, result.recommendation.deployment)
     warnings = stale + [line for line in retiring if line not in risks]
     notes = [*one_sided(result), *not_provisionable(loaded), *newer_than_modelled(loaded),
              *fallback_after_clients_left(loaded)]
-    report = write_decision_report(result, out_dir, stale, retiring, risks, notes=notes)
+    with _writing(out_dir):
+        report = write_decision_report(result, out_dir, stale, retiring, risks, notes=notes)
     if as_json:
         sys.stdout.write(dumps_canonical(result))
         _exit_if_none(result, strict)
@@ -860,7 +875,8 @@ def sweep(
         task = bar.add_task(f"sweeping {name}", total=len(points))
         result = run_grid(loaded, name, points, workers=workers, ray_address=ray,
                           on_done=lambda _: bar.advance(task))
-    path = write_result(result, out_dir, "sweep.json")
+    with _writing(out_dir):
+        path = write_result(result, out_dir, "sweep.json")
     out.print(sweep_table(result))
     if result.points_not_run:
         console.print(f"[yellow]interrupted:[/] {len(result.points):,} of "

@@ -122,3 +122,17 @@ def test_a_binary_file_is_a_clear_error(tmp_path: Path, command: list[str]) -> N
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
     result = CliRunner().invoke(app, [*command, str(binary)])
     assert result.exit_code == 2 and "not a text file" in result.output, result.output
+
+
+def test_an_output_the_disk_refuses_is_a_one_line_error(tmp_path: Path) -> None:
+    """A folder where result.json goes (or a full disk, a vanished mount): the path and
+    why, exit 2, not a traceback."""
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY)
+    out = tmp_path / "out"
+    (out / "result.json.tmp").mkdir(parents=True)
+    run = CliRunner().invoke(app, ["simulate", str(scenario), "--out", str(out), "--no-plan",
+                                   "--quiet"])
+    assert run.exit_code == 2
+    assert "--out: cannot write" in run.output and "result.json.tmp" in run.output
+    assert "Traceback" not in run.output

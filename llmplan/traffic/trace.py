@@ -14,14 +14,17 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Callable
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
 from llmplan.errors import InputError, Problem
+
+T = TypeVar("T")
 
 COLUMNS = ("timestamp", "prompt_tokens", "output_tokens")
 #: The longest pause a conversation's user may take before a turn (a year of seconds): a
@@ -91,14 +94,16 @@ def _read(path: Path) -> dict[str, np.ndarray]:
                                                         for _, row in rows)]
     extra: dict[str, list[float]] = {c: [] for c in present}
     for number, row in rows:
-        try:
-            times.append(_timestamp_s(row["timestamp"]))
-            prompt, output = int(row["prompt_tokens"]), int(row["output_tokens"])
-        except KeyError as exc:
-            raise InputError([Problem(str(path), number, str(exc.args[0]),
-                                      "missing value")]) from None
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise InputError([Problem(str(path), number, "", f"bad value: {exc}")]) from None
+        past: list[str] | None = cast("dict[Any, Any]", row).get(None)
+        if past:                 # csv.DictReader's key for values past the header's
+            raise InputError([Problem(str(path), number, "", (
+                f"{len(past)} value(s) more than the header's columns "
+                f"({', '.join(c for c in row if c is not None)})"))])
+        times.append(_cell(path, number, row, "timestamp", parse=_timestamp_s,
+                           expected="a finite number of seconds or an ISO date-time"))
+        prompt, output = (_cell(path, number, row, column, parse=_whole,
+                                expected="a whole number of tokens")
+                          for column in ("prompt_tokens", "output_tokens"))
         if prompt < 1 or output < 1:
             raise InputError([Problem(str(path), number, "prompt_tokens/output_tokens",
                                       f"token counts must be >= 1 (got {prompt} and "
@@ -120,6 +125,31 @@ def _read(path: Path) -> dict[str, np.ndarray]:
         kind = np.float64 if column == "think_s" else np.int64
         columns[column] = np.asarray(values, dtype=kind)[order]
     return columns
+
+
+def _cell(path: Path, number: int, row: dict[Any, Any], column: str, *,
+          parse: Callable[[Any], T], expected: str) -> T:
+    """One required column's value, or an error naming the file, line, column and what was
+    expected."""
+    value = row.get(column)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InputError([Problem(str(path), number, column, f"missing; expected {expected}")])
+    try:
+        return parse(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError([Problem(str(path), number, column,
+                                  f"expected {expected}, got {value!r}")]) from None
+
+
+def _whole(value: Any) -> int:
+    """A whole number from a CSV cell or a JSON value ("100", 100, 100.0; not 100.5)."""
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a count")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("not whole")
+        return int(value)
+    return int(value)
 
 
 def _optional(path: Path, number: int, column: str, value: Any, prompt: int) -> float:
