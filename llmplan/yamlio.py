@@ -256,6 +256,12 @@ def _problem(doc: YamlDocument, model: type[BaseModel], err: Any) -> Problem:
             message = f"unknown {tag_key} '{tag}'{did_you_mean(tag, expected)}"
         if expected:
             message += f"; expected one of: {', '.join(expected)}"
+    elif kind == "too_short":
+        # pydantic's "Dictionary should have at least 1 item after validation, not 0"
+        least = ctx.get("min_length", 1)
+        what = "entry" if isinstance(err.get("input"), dict) else "item"
+        message = (f"expected at least {least} {what}{'' if least == 1 else 's'}, got "
+                   f"{'none' if not err.get('input') else len(err['input'])}")
     else:
         message = err["msg"].removeprefix("Value error, ")
         if "input" in err and _may_be_secret(loc, err["input"]):

@@ -61,8 +61,10 @@ PEAK_SAMPLES = 2049
 
 
 def duration_words(seconds: float) -> str:
-    """A run's length as a reader says it: "1.5 h", "5 min"."""
-    return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds / 60:g} min"
+    """A run's length as a reader says it, to three figures: "1.5 h", "5 min", "6.44 s"."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.3g} h"
+    return f"{seconds / 60:.3g} min" if seconds >= 60 else f"{seconds:.3g} s"
 
 
 class _Traffic(BaseModel, ABC):
@@ -327,7 +329,8 @@ class TraceTraffic(_Traffic):
             rate = self.expected_rate_per_s(duration_s) * count / max(len(times), 1)
             return LongRunRate(rate, "the simulated window (the trace has no span of its own)")
         rate = (count - 1) / span_s
-        return LongRunRate(rate, f"the trace's own rate: {count:,} new requests over its "
+        return LongRunRate(rate, f"the trace's own rate: {count - 1:,} gaps between its "
+                                 f"{count:,} new requests, over its "
                                  f"{duration_words(span_s)}")
 
 

@@ -128,7 +128,17 @@ class EmpiricalLength(_Length):
     column: Literal["prompt_tokens", "output_tokens"]
     task: str | None = Field(default=None, description="Only rows of this task.")
     values: tuple[int, ...] = Field(default=(), exclude=True,
-                                    description="Filled from `path` when validated.")
+                                    description="Filled from `path` when validated (not "
+                                                "an input: refused in a scenario).")
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _not_given(cls, values: object) -> object:
+        if values not in ((), [], None):
+            raise ValueError("the lengths come from `path` (and `column`, `task`): leave "
+                             "values out, or use kind: uniform / fixed for lengths of your "
+                             "own")
+        return ()
 
     @field_validator("path")
     @classmethod
@@ -141,8 +151,6 @@ class EmpiricalLength(_Length):
 
     @model_validator(mode="after")
     def _load(self, info: ValidationInfo) -> EmpiricalLength:
-        if self.values:
-            return self
         trace = read_trace(Path((info.context or {}).get("base_dir", ".")) / self.path)
         column = trace[self.column]
         if self.task is not None:

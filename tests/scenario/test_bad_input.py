@@ -362,6 +362,16 @@ CASES = [
               "output_tokens:\n      kind: empirical\n      column: output_tokens\n"
               f"      path: gone.jsonl  {MARK}"),
          "tasks[0].output_tokens.path", ("{dir}/gone.jsonl", "trace file not found")),
+    # typed lengths beside a file silently replaced the file's
+    Case("empirical-length-values-typed",
+         edit("output_tokens: {kind: fixed, tokens: 50}",
+              "output_tokens:\n      kind: empirical\n      column: output_tokens\n"
+              f"      path: t.csv\n      values: [7777]  {MARK}"),
+         "tasks[0].output_tokens.values", ("the lengths come from `path`",),
+         files={"t.csv": CSV_HEADER + "0,10,5,chat\n"}),
+    Case("no-candidates",
+         VALID[:VALID.index("deployments:")] + f"deployments: {{}}  {MARK}\n",
+         "deployments", ("expected at least 1 entry, got none",)),
     Case("catalog-override-wrong-type",
          VALID + f"catalog:\n  gpus:\n    L4:\n      memory_mib: lots  {MARK}\n",
          "catalog.gpus.L4.memory_mib", ("valid number",)),
