@@ -338,8 +338,11 @@ def _dropping(title: str, columns: list[Col], rows: list[list[str]], caption: st
     layouts = []
     for drop in ((), *drops):
         keep = [i for i, c in enumerate(columns) if c.header not in drop]
+        left_out = ", ".join(h.replace("\n", " ") for h in drop)
+        said = "\n".join(part for part in (caption, left_out and (
+            f"not shown at this width: {left_out} (a wider terminal shows them)")) if part)
         layouts.append(grid(title, [columns[i] for i in keep],
-                            [[row[i] for i in keep] for row in rows], caption))
+                            [[row[i] for i in keep] for row in rows], said))
     return Fitted(*layouts)
 
 
@@ -361,7 +364,8 @@ def _catalog_overview(cat: Catalog, today: datetime.date | None) -> list[Fitted]
                  f"{g.tdp_w:g}", f"{g.purchase_usd:,.0f}", f"{g.rental_usd_per_gpu_hour:.2f}",
                  as_of(g.prices_as_of)] for key, g in cat.gpus.items()]
     tables = [_dropping("GPUs", gpu_cols, gpu_rows, stale, ("net",), ("net", "link", "W"),
-                        ("net", "link", "W", "fp4", "HBM\nGB/s"))]
+                        ("net", "link", "W", "fp4", "HBM\nGB/s"),
+                        ("net", "link", "W", "fp4", "HBM\nGB/s", "fp8", "buy $"))]
     model_cols = [Col("id", "left"), Col("params", note="params: total/active B"),
                   Col("layers"),
                   Col("attention", wrap=True, note="attention: KV heads x head dim, or MLA "
@@ -382,12 +386,13 @@ def _catalog_overview(cat: Catalog, today: datetime.date | None) -> list[Fitted]
                            f"{m.kv_bytes_per_token('bf16') / 1024:.4g}", window, experts,
                            m.default_dtype, _tokens(m.max_context_tokens)])
     tables.append(_dropping("Models", model_cols, model_rows, "", ("layers", "dtype"),
-                            ("layers", "dtype", "window")))
+                            ("layers", "dtype", "window"),
+                            ("layers", "dtype", "window", "attention", "experts")))
     cloud_cols = [Col("id", "left"), Col("in", note="USD per million tokens"), Col("cached"),
                   Col("write"), Col("out"), Col("context", note="context: tokens, k = 1,000"),
                   Col("RPM", note="RPM/TPM of the default tier (llmplan catalog --sources "
-                                  "names it; Anthropic and Gemini TPM: input only)"),
-                  Col("TPM"), Col("as of", "left"),
+                                  "names it)"),
+                  Col("TPM", note="Anthropic and Gemini TPM: input only"), Col("as of", "left"),
                   Col("retires", "left", note="retires: the shutdown date the provider "
                                               "announced (llmplan catalog --sources)")]
     for provider in dict.fromkeys(c.provider for c in cat.cloud_models.values()):
@@ -397,7 +402,9 @@ def _catalog_overview(cat: Catalog, today: datetime.date | None) -> list[Fitted]
                  _num(c.default_tpm), as_of(c.prices_as_of), _retires(c, today)]
                 for key, c in cat.cloud_models.items() if c.provider == provider]
         tables.append(_dropping(f"Cloud models: {provider}", cloud_cols, rows, stale,
-                                ("context",), ("context", "TPM"), ("context", "TPM", "RPM")))
+                                ("context",), ("context", "TPM"), ("context", "TPM", "RPM"),
+                                ("context", "TPM", "RPM", "write", "cached"),
+                                ("context", "TPM", "RPM", "write", "cached", "retires")))
     return tables
 
 

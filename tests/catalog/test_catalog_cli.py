@@ -70,3 +70,18 @@ def test_cli_catalog_lists_cloud_models_and_sources() -> None:
     assert "cloud_models/gemini-4-argon" in sources.output
     assert "gpus/MI300X" in sources.output
     assert max(len(line) for line in sources.output.splitlines()) <= WIDTH
+
+
+def test_a_60_column_terminal_drops_columns_it_names_and_never_cuts_an_id() -> None:
+    """Below 80 columns the tables show fewer columns, whole: every id on one line of its
+    own, and a caption naming the columns left out (RTX-PRO-6000 had been cut in two)."""
+    console = Console(width=400, record=True, color_system=None)
+    for table in catalog_tables(builtin_catalog(), today=datetime.date(2026, 12, 1)):
+        console.print(table, width=60)
+    text = console.export_text()
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 60
+    lines = text.splitlines()
+    catalog = builtin_catalog()
+    for key in [*catalog.gpus, *catalog.models, *catalog.cloud_models]:
+        assert sum(line.startswith(key + " ") for line in lines) == 1, key
+    assert "not shown at this width:" in text
