@@ -128,6 +128,13 @@ class ReferenceReplica:
                                               context_tokens=context, now_s=t, slot=seq.slot)
         seq.shared, seq.slot = 0, -1
 
+    def _cache_scheduled(self, seq: _Seq, tokens: int, t: float) -> None:
+        """vLLM caches the full blocks of a scheduled chunk at once (KVCacheManager.
+        allocate_slots, before the step runs): a request admitted after it in the same
+        step, or later, reads them."""
+        if isinstance(self.cache, BlockPrefixCache) and seq.shared:
+            self.cache.computed(seq.group, min(tokens, seq.shared * self.B), t)
+
     def _preempt(self, seq: _Seq, t: float) -> None:
         self.running.remove(seq)
         self.rec.preemptions[seq.rid] += 1
@@ -213,6 +220,7 @@ class ReferenceReplica:
                 seq.blocks += need
                 scheduled.append((seq, tokens))
                 budget -= tokens
+                self._cache_scheduled(seq, seq.computed + tokens, t)
             if not preempted:
                 while self.waiting and budget > 0 and len(self.running) < self.max_seqs:
                     seq = self.waiting[0]
@@ -256,6 +264,7 @@ class ReferenceReplica:
                     self.running.append(seq)
                     scheduled.append((seq, tokens))
                     budget -= tokens
+                    self._cache_scheduled(seq, hit + tokens, t)
             if not scheduled:
                 continue
             prefill = sum(tok for s, tok in scheduled if not s.decoding)

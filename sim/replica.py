@@ -451,6 +451,10 @@ class Replica:
                 if self.ranked:
                     self._lone(chunk, pairs)
                 part.done += chunk
+                if self.blocks_cache is not None and part.shared:
+                    # vLLM caches a chunk's full blocks when it schedules them
+                    # (allocate_slots): a request admitted after it reads them
+                    self.blocks_cache.computed(part.group, min(part.done, part.shared * B), t)
                 prefill_tokens += chunk
                 budget -= chunk
                 if part.done == part.total:
@@ -550,6 +554,8 @@ class Replica:
             seq.window = window
             self.total_blocks -= window
             seq.done = hit + chunk
+            if self.blocks_cache is not None and shared:   # read from the next admission on
+                self.blocks_cache.computed(seq.group, min(seq.done, shared * B), t)
             pairs = chunk * hit + chunk * (chunk + 1) // 2
             self.pairs += pairs
             if self.ranked:

@@ -231,6 +231,45 @@ def test_a_cached_prefix_is_not_prefilled_again(policy: str, mode: str) -> None:
     assert ttft[1] == pytest.approx(0.002 + (136 - cached) * 1e-5 + cached * 50e-9, rel=1e-12)
 
 
+# two 6,000-token prompts sharing 5,900 tokens, 1 ms apart, under a 2,048-token budget
+CHUNKED_PAIR = """
+    seed: 1
+    duration: 0.002
+    simulation: {{drain_s: 10}}
+    traffic: {{kind: constant, rate_per_s: 1000}}
+    tasks:
+      - name: only
+        prompt_tokens: {{kind: fixed, tokens: 100}}
+        output_tokens: {{kind: fixed, tokens: 2}}
+        shared_prefix: {{groups: 1, tokens: {{kind: fixed, tokens: 5900}}}}
+    deployments:
+      one:
+        gpu: H100-SXM
+        model: Llama-3.1-8B
+        engine: {{max_num_seqs: 8, max_num_batched_tokens: 2048, prefix_caching: {policy}}}
+        step_time: {{kind: linear, fixed_ms: 2, per_prefill_token_us: 10,
+                    per_decode_seq_us: 100, per_kv_token_ns: 0}}
+"""
+
+
+@pytest.mark.parametrize("mode", ["fast", "reference"])
+def test_a_prefix_scheduled_in_a_step_is_read_by_the_next_admission(mode: str) -> None:
+    """vLLM caches a chunk's full blocks when it schedules them (KVCacheManager.
+    allocate_slots, before the step runs). The first prompt's third chunk (4,096 to 6,000)
+    leaves 144 tokens of the budget: the second request, admitted after it in that step,
+    reads the 368 full blocks of the shared 5,900 tokens (5,888) and computes 112. The
+    cache had published them only once the first's prefill ended: it computed all 6,000."""
+    loaded = scenario_from(CHUNKED_PAIR.format(policy="vllm"))
+    run, stream = run_first(loaded, SimulationMode(mode))
+    assert list(stream.prompt_tokens) == [6000, 6000]
+    assert list(stream.arrival_s) == [0.0, 0.001]
+    assert run.records.cached_tokens == [0, 5888]
+    ttft = request_table(run, stream).ttft_s
+    # steps of 2 ms + 10 us a token: 2,048, 2,048, then 1,904 + 112 with its first token
+    assert ttft[1] + 0.001 == pytest.approx(3 * 0.002 + (2048 + 2048 + 2016) * 1e-5,
+                                            rel=1e-9)
+
+
 class _Replica:
     """What a router reads of a replica, with a fixed load."""
 
