@@ -223,6 +223,9 @@ def simulate(
     from llmplan.results import dumps_canonical, write_result
 
     _check_out_folder(out_dir)
+    if requests and (out_dir / "requests").exists() and not (out_dir / "requests").is_dir():
+        _fail(InputError([_option_problem("--requests", f"{out_dir / 'requests'} is a file; "
+                                                        "expected a folder for the CSVs")]))
     loaded = _load(scenario)
     duration = loaded.scenario.duration_s
     if mode == SimulationMode.REFERENCE:
@@ -258,8 +261,9 @@ def simulate(
             tasks[text] = bar.add_task(text, total=None)
 
         # an earlier run's per-request CSVs would sit beside this run's result as its own
-        for old_csv in sorted((out_dir / "requests").glob("*.csv")):
-            old_csv.unlink()
+        with _writing(out_dir):
+            for old_csv in sorted((out_dir / "requests").glob("*.csv")):
+                old_csv.unlink()
         try:
             result = evaluate(loaded, seed, mode=mode, progress=progress, planning=plan,
                               requests_dir=out_dir / "requests" if requests else None,

@@ -289,6 +289,7 @@ def break_even_chart(result: Result) -> go.Figure:
     volumes = [top * 1000 ** (k / 50 - 1) for k in range(51)] if wide \
         else [top * k / 50 for k in range(51)]
     capacity = _monthly_capacity(result)
+    within_slo = _monthly_capacity(result, within_slo=True)
     colors = plotly.colors.qualitative.Plotly
     for i, (name, dep) in enumerate(result.deployments.items()):
         cost = dep.cost
@@ -299,8 +300,11 @@ def break_even_chart(result: Result) -> go.Figure:
         # solid while the fleet serves the volume (within the SLO when planning found how
         # much), dotted past it; an infeasible candidate dotted throughout, but for one
         # left out only for the volume it missed, which serves less (planning's figure)
+        # (planning's rate within the SLO only, below the volume it missed at: never the
+        # full batches, which a candidate missing the SLO at any load still has)
         most = capacity.get(name, math.inf) if dep.feasible else \
-            capacity.get(name, 0.0) if volume_bound(dep) else 0.0
+            min(within_slo.get(name, 0.0), cost.requests_per_month) if volume_bound(dep) \
+            else 0.0
         within = [v for v in volumes if v <= most] if most > 0 else []
         beyond = [] if len(within) == len(volumes) else \
             [v for v in volumes if v >= (within[-1] if within else 0.0)]
@@ -626,14 +630,15 @@ def _seed_question(question: str) -> str:
     return f"{words} (local: {fit[0]}; cloud: {fit[1]})" if fit else words
 
 
-def _monthly_capacity(result: Result) -> dict[str, float]:
+def _monthly_capacity(result: Result, *, within_slo: bool = False) -> dict[str, float]:
     """The monthly volume each candidate serves: within the SLO when planning found its
     highest sustainable rate (the month's volume at which the busiest stretch arrives at
-    that rate: a cloud API's limits, a hybrid's, a fleet's), else for a local fleet with
-    full batches (from the break-even rows, which carry both)."""
+    that rate: a cloud API's limits, a hybrid's, a fleet's), else (unless `within_slo`)
+    for a local fleet with full batches (from the break-even rows, which carry both)."""
     found: dict[str, float] = {}
     for row in result.break_even:
-        most = row.local_slo_capacity_requests_per_month or row.local_capacity_requests_per_month
+        most = row.local_slo_capacity_requests_per_month or (
+            None if within_slo else row.local_capacity_requests_per_month)
         if most:
             found[row.local] = most
     planning = result.planning

@@ -136,3 +136,15 @@ def test_an_output_the_disk_refuses_is_a_one_line_error(tmp_path: Path) -> None:
     assert run.exit_code == 2
     assert "--out: cannot write" in run.output and "result.json.tmp" in run.output
     assert "Traceback" not in run.output
+
+
+def test_requests_where_a_file_stands_is_refused_before_the_run(tmp_path: Path) -> None:
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "requests").write_text("not a folder")
+    run = CliRunner().invoke(app, ["simulate", str(scenario), "--out", str(out), "--no-plan",
+                                   "--quiet", "--requests"])
+    assert run.exit_code == 2
+    assert "--requests:" in run.output and "is a file" in run.output

@@ -518,21 +518,34 @@ class ModelSpec(_Entry):
     @property
     def replicated_params(self) -> float:
         """Parameters outside the experts that every GPU of a tensor-parallel group holds
-        and multiplies whole: the routers (experts x hidden a routed layer: vLLM's
-        ReplicatedLinear, GateLinear from 0.17) and MLA's down-projections, q_a_proj (hidden
-        x q_lora_rank) and kv_a_proj_with_mqa (hidden x (kv_lora_rank + rope dims)),
-        ReplicatedLinear or fused_qkv_a_proj with disable_tp (deepseek_v2.py, read in the
-        0.10.2 and 0.34.0 wheels). DeepSeek-V3's are 0.92 B of its 14 B of attention."""
-        routers = self.moe_layer_count * (self.experts or 0) * self.hidden_size
+        and multiplies whole: the routers and MLA's down-projections (DeepSeek-V3: 0.11 B
+        and 0.92 B)."""
+        return self.router_params + self.latent_projection_params
+
+    @property
+    def router_params(self) -> float:
+        """The routers: experts x hidden a routed layer, vLLM's ReplicatedLinear (GateLinear
+        from 0.17) built with no quantisation (quant_config=None): 16-bit in every
+        checkpoint."""
+        return float(self.moe_layer_count * (self.experts or 0) * self.hidden_size)
+
+    @property
+    def latent_projection_params(self) -> float:
+        """MLA's down-projections, q_a_proj (hidden x q_lora_rank) and kv_a_proj_with_mqa
+        (hidden x (kv_lora_rank + rope dims)): ReplicatedLinear, or fused_qkv_a_proj with
+        disable_tp (deepseek_v2.py, read in the 0.10.2 and 0.34.0 wheels); in the
+        checkpoint's format."""
         if self.attention != "mla":
-            return float(routers)
+            return 0.0
         assert self.kv_lora_rank is not None and self.qk_rope_head_dim is not None
         latents = (self.q_lora_rank or 0) + self.kv_lora_rank + self.qk_rope_head_dim
-        return float(routers + self.layers * self.hidden_size * latents)
+        return float(self.layers * self.hidden_size * latents)
 
     def replicated_bytes(self, dtype: str) -> float:
-        """`replicated_params` in the format of the layers outside the experts."""
-        return self.replicated_params * WEIGHT_BITS[self.dense_dtype(dtype)] / 8.0
+        """`replicated_params` as stored: the routers in 16 bits, the down-projections in
+        the format of the layers outside the experts."""
+        return self.router_params * 2.0 \
+            + self.latent_projection_params * WEIGHT_BITS[self.dense_dtype(dtype)] / 8.0
 
     def dense_dtype(self, dtype: str) -> str:
         """The format of the layers outside the routed experts when the checkpoint is in

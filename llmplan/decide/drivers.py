@@ -164,8 +164,12 @@ def _better_used(best: str, other: str, candidates: dict[str, Candidate],
     """Whether the winner uses what it pays for better than `other` does, by IDLE_GAP (an
     API pays per use): else the runner-up's idle share is no reason it loses (the same
     fleet bought or rented is as idle either way)."""
-    mine = _used_share(best, candidates, headroom)
-    theirs = _used_share(other, candidates, headroom)
+    # like with like: the shares of what each sustains within the SLO when planning found
+    # both, else of their full batches
+    both = headroom if headroom is not None and best in headroom and other in headroom \
+        else None
+    mine = _used_share(best, candidates, both)
+    theirs = _used_share(other, candidates, both)
     return mine is None or theirs is None or mine - theirs >= IDLE_GAP
 
 

@@ -563,8 +563,9 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
     if planner.light_draw > LIGHT_DRAW_NOTED:
         rate = simulation.scenario.long_run_requests_per_s
         assert rate is not None
+        stretch = "simulated stream" if planner.whole_window else "busiest stretch"
         notes.append(
-            f"the simulated stream arrives at {rate / planner.light_draw:,.3g} requests/s, "
+            f"the {stretch} arrives at {rate / planner.light_draw:,.3g} requests/s, "
             f"{1 - 1 / planner.light_draw:.0%} below the {rate:,.3g} requests/s the "
             "month's costs are at (conversations the run's end cuts off, or a light "
             "draw): the volume cases run it at multiples of the costed rate; a longer "
@@ -606,7 +607,8 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
                     if kind == "rate" and isinstance(value, float)}
     window = PlanningWindow(requests=len(planner.window), start_s=planner.window_start_s,
                             span_s=planner.window_s, whole_stream=planner.whole_window,
-                            sped_up_to_peak=planner.sped_up_to_peak)
+                            sped_up_to_peak=planner.sped_up_to_peak,
+                            light_draw=planner.light_draw if planner.light_draw > 1 else None)
     return Planning(deployments=per_deployment,
                     sensitivity=sensitivity(simulation, planner, rate_factors,
                                             peak=(window, per_deployment)),

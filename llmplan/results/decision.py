@@ -148,7 +148,7 @@ class PlanningWindow(ResultModel):
     """The stretch of the request stream the planning searches simulate: the `requests`
     consecutive requests that arrive in the shortest time (the busiest stretch)."""
 
-    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("sped_up_to_peak",)
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("sped_up_to_peak", "light_draw")
 
     requests: int
     start_s: float
@@ -160,6 +160,12 @@ class PlanningWindow(ResultModel):
                     "stretch's arrivals were sped up this many times (span_s is the sped-up "
                     "span), so planning judges every candidate at the peak's rate, as if "
                     "the run had been simulated at the peak hour.")
+    light_draw: float | None = Field(
+        default=None,
+        description="The stretch arrives this many times lighter than the long-run rate "
+                    "the month's costs are at (conversations the run's end cuts off, a light "
+                    "draw): a rate it sustains stands for that much less of the month's "
+                    "volume (None: not lighter).")
 
     def peak_requests_per_s(self) -> float | None:
         """The daily peak's rate, when the run misses it (None otherwise)."""
@@ -202,13 +208,15 @@ class Planning(ResultModel):
     def monthly_capacity(self, name: str, requests_per_month: float) -> float | None:
         """The monthly volume candidate `name` serves within the SLO: the month's volume
         (`requests_per_month` as simulated) at which the busiest stretch arrives at its
-        highest sustainable rate (None: no rate found, or no stretch)."""
+        highest sustainable rate, over how much lighter the stretch arrived than the month's
+        rate (None: no rate found, or no stretch)."""
         found = self.deployments.get(name)
         rate = found.max_sustainable_requests_per_s if found is not None else None
         window = self.window
         if rate is None or window.span_s <= 0 or not window.requests:
             return None
-        return requests_per_month * rate / (window.requests / window.span_s)
+        return requests_per_month * rate / (window.requests / window.span_s) \
+            / (window.light_draw or 1.0)
 
 
 class Result(ResultModel):

@@ -61,10 +61,14 @@ PEAK_SAMPLES = 2049
 
 
 def duration_words(seconds: float) -> str:
-    """A run's length as a reader says it, to three figures: "1.5 h", "5 min", "6.44 s"."""
-    if seconds >= 3600:
-        return f"{seconds / 3600:.3g} h"
-    return f"{seconds / 60:.3g} min" if seconds >= 60 else f"{seconds:.3g} s"
+    """A run's length as a reader says it, to three figures: "1.5 h", "5 min", "6.44 s",
+    "1,080 h" (the unit chosen after rounding: 59.99 s is "1 min", not "60 s")."""
+    if (shown := float(f"{seconds:.3g}")) < 60:
+        return f"{shown:g} s"
+    if (minutes := float(f"{seconds / 60:.3g}")) < 60:
+        return f"{minutes:g} min"
+    hours = seconds / 3600
+    return f"{hours:,.0f} h" if hours >= 100 else f"{float(f'{hours:.3g}'):g} h"
 
 
 class _Traffic(BaseModel, ABC):

@@ -76,7 +76,8 @@ def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
         raise InputError([Problem(
             str(path), 1, "", f"missing column(s) {', '.join(missing)}; "
             "expected header: timestamp,prompt_tokens,output_tokens[,task]")])
-    return [(number, row) for number, row in enumerate(reader, start=2)]
+    # the line a row ends on, as the file numbers it (DictReader skips blank lines)
+    return [(reader.line_num, row) for row in reader]
 
 
 @cache

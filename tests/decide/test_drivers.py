@@ -147,6 +147,15 @@ def test_a_cheaper_api_missing_the_bar_by_less_than_the_runs_noise_says_so(
     assert "noise" not in far.text
 
 
+def _using(candidate: Candidate, load_fraction: float) -> Candidate:
+    """`candidate` with its local fleet running this share of its full batches."""
+    local = candidate.local
+    assert local is not None
+    use = local.utilisation.model_copy(update={"load_fraction": load_fraction})
+    return candidate.model_copy(update={"local": local.model_copy(
+        update={"utilisation": use})})
+
+
 def test_the_runner_ups_spare_gpus_are_no_reason_when_they_cost_no_more(
         simulated: dict[str, Candidate]) -> None:
     """Idle GPUs argue against a runner-up only through what they cost: at the same monthly
@@ -154,11 +163,15 @@ def test_the_runner_ups_spare_gpus_are_no_reason_when_they_cost_no_more(
     from llmplan.decide.drivers import SloHeadroom
     winner = _priced(simulated["hybrid"], 0.0010, {"hardware": 5_000.0})
     same = _priced(simulated["fleet"], 0.0011, {"hardware": 5_000.0})
-    headroom = {"fleet": SloHeadroom(1.0, 4.0), "hybrid": SloHeadroom(3.0, 4.0)}
+    # planning finds a headroom for local fleets only: the hybrid's local part is compared
+    # with the fleet by the share of full batches each runs (busier: 50% against 10%)
+    winner = _using(winner, 0.5)
+    same = _using(same, 0.1)
+    headroom = {"fleet": SloHeadroom(1.0, 4.0)}
     texts = [d.text for d in drivers("hybrid", ["hybrid", "fleet"],
                                      {"hybrid": winner, "fleet": same}, headroom)]
     assert not any("paid for all of it" in t for t in texts)
-    dearer = _priced(simulated["fleet"], 0.0011, {"hardware": 7_000.0})
+    dearer = _using(_priced(simulated["fleet"], 0.0011, {"hardware": 7_000.0}), 0.1)
     texts = [d.text for d in drivers("hybrid", ["hybrid", "fleet"],
                                      {"hybrid": winner, "fleet": dearer}, headroom)]
     assert any("fleet's 1 GPU(s) serve 25%" in t for t in texts)

@@ -430,13 +430,17 @@ def test_the_step_waits_for_the_gpu_with_the_most_experts() -> None:
 
 def test_mla_down_projections_and_routers_are_held_and_read_whole_on_every_gpu() -> None:
     """vLLM builds DeepSeek's q_a_proj and kv_a_proj_with_mqa (fused_qkv_a_proj,
-    disable_tp=True) and every router as replicated layers: on paper 61 x 7,168 x (1,536 +
-    512 + 64) + 58 x 256 x 7,168 = 0.93 B parameters, 0.93 GB in FP8 on each of eight GPUs,
-    where an even split would put 0.12 GB; each GPU reads them every step."""
+    disable_tp=True) and every router (unquantised) as replicated layers: on paper 61 x
+    7,168 x (1,536 + 512 + 64) = 0.92 B parameters in FP8 and 58 x 256 x 7,168 = 0.11 B in
+    BF16, 1.14 GB on each of eight GPUs, where an even split would put 0.12 GB; each GPU
+    reads them every step."""
     setup = _setup("DeepSeek-V3", "H200", 8, dp=False)
     model = setup.model
-    on_paper = 61 * 7168 * (1536 + 512 + 64) + 58 * 256 * 7168
-    assert model.replicated_params == on_paper
+    latents, routers = 61 * 7168 * (1536 + 512 + 64), 58 * 256 * 7168
+    assert model.replicated_params == latents + routers
+    on_paper = latents * 1.0 + routers * 2.0
+    assert model.replicated_bytes("fp8") == on_paper
+    assert 1.13e9 < on_paper < 1.14e9
     step = build_step_time(setup, RooflineStepTime())
     split = RooflineStepTime()
     bandwidth = setup.gpu.bandwidth_bytes_per_s * 8 * split.memory_efficiency

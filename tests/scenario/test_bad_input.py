@@ -314,6 +314,10 @@ CASES = [
          "traffic.path", ("{dir}/t.csv:4: prompt_tokens: expected a whole number of tokens, "
                           "got 'many'",),
          files={"t.csv": CSV_HEADER + "0,10,5,chat\n1.5,12,6,chat\n3,many,6,chat\n4,1,1,chat\n"}),
+    Case("trace-with-blank-lines-before-a-bad-row",   # named by the file's own line
+         edit("kind: poisson\n  rate_per_s: 2", TRACE_TRAFFIC.format(name="t.csv")),
+         "traffic.path", ("{dir}/t.csv:5: prompt_tokens:",),
+         files={"t.csv": CSV_HEADER + "0,10,5,chat\n\n\n1,abc,6,chat\n"}),
     Case("trace-with-empty-cell",
          edit("kind: poisson\n  rate_per_s: 2", TRACE_TRAFFIC.format(name="t.csv")),
          "traffic.path", ("{dir}/t.csv:3: output_tokens: missing; expected a whole number",),
