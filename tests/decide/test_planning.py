@@ -373,3 +373,21 @@ def test_the_volume_cases_run_at_multiples_of_the_costed_rate() -> None:
     notes = plan(simulation, loaded, jobs=1).notes
     assert any(f"below the {long_run:g} requests/s the month's costs are at" in n
                for n in notes)
+
+
+def test_the_monthly_capacity_of_a_light_stretch_is_of_the_costed_volume() -> None:
+    """A fleet that sustains 1.7 requests/s of a stretch arriving at 0.854/s serves twice
+    that stretch's volume; the month's volume is costed at 1.0/s, so it serves 1.7x the
+    month's volume, not 2x (the break-even chart had drawn it solid to 2x)."""
+    from llmplan.results.decision import DeploymentPlan, Planning, PlanningWindow
+
+    window = PlanningWindow(requests=1537, start_s=0.0, span_s=1800.0, whole_stream=True,
+                            light_draw=1.0 / (1537 / 1800.0))
+    planning = Planning(deployments={"gpu": DeploymentPlan(
+        min_replicas_meeting_slo=None, max_sustainable_requests_per_s=1.7, load_curve=[])},
+        sensitivity=[], window=window)
+    month = 2_628_000.0      # 1.0 requests/s over 730 hours
+    assert planning.monthly_capacity("gpu", month) == pytest.approx(month * 1.7)
+    plain = planning.model_copy(update={"window": window.model_copy(
+        update={"light_draw": None})})
+    assert plain.monthly_capacity("gpu", month) == pytest.approx(month * 1.7 / (1537 / 1800))

@@ -102,6 +102,18 @@ def test_a_break_even_line_is_dotted_past_what_its_fleet_serves(
     infeasible = [t for t in break_even_chart(ruled_result).data
                   if t.legendgroup == "gpu-small"]
     assert infeasible and all(t.line.dash == "dot" for t in infeasible)
+    # ... and so is one that misses the SLO at every load planning tried: its full batches
+    # are no volume it serves within the SLO
+    assert result.planning is not None
+    never = result.model_copy(update={
+        "break_even": [r.model_copy(update={"local_slo_capacity_requests_per_month": None})
+                       for r in result.break_even],
+        "planning": result.planning.model_copy(update={"deployments": {
+            **result.planning.deployments,
+            "gpu-small": result.planning.deployments["gpu-small"].model_copy(
+                update={"max_sustainable_requests_per_s": None})}})})
+    hopeless = [t for t in break_even_chart(never).data if t.legendgroup == "gpu-small"]
+    assert hopeless and all(t.line.dash == "dot" for t in hopeless)
     # "you are here" sits inside the plot, under the subtitle, on the line's roomier side
     [here] = fig.layout.annotations
     assert here.yanchor == "top" and here.xanchor in ("left", "right")
