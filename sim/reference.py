@@ -208,6 +208,9 @@ class ReferenceReplica:
                 scheduled.append((seq, 1))
                 budget -= 1
                 i += 1
+            # the decodes take 1 + drafts each of vLLM's budget; the prefill's share is in
+            # the simulated step's units (StepModel.prefill_budget)
+            budget = step.prefill_budget(self.max_tokens, len(scheduled))
             for seq in [s for s in self.running if not s.decoding]:
                 tokens = min(seq.to_prefill - seq.computed, budget, self.max_chunk)
                 if tokens <= 0:

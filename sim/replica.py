@@ -344,7 +344,7 @@ class Replica:
             return False
         window = self.window_of(self.prompts[rid] + self.outputs[rid]) if self.windowed else 0
         # a request's chunk is at most one rank's budget
-        room = min(self.max_tokens - self.D, self.max_chunk)
+        room = min(self.model.prefill_budget(self.max_tokens, self.D), self.max_chunk)
         hit = new_pin = shared = 0
         group = -1
         if self.cache is not None:
@@ -420,7 +420,7 @@ class Replica:
         while free < 0:
             need, free = self._preempt_newest(need, free, t)
             preempted = True
-        budget = self.max_tokens - self.D
+        budget = self.model.prefill_budget(self.max_tokens, self.D)
         prefill_tokens = 0
         self.pairs = 0
         if self.ranked:

@@ -207,6 +207,15 @@ class StepModel:
         return max(per_token * tokens, weights) \
             + later * max(per_token * decode_seqs, weights)
 
+    def prefill_budget(self, max_tokens: int, decode_seqs: int) -> int:
+        """Prefill tokens a simulated step may schedule beside `decode_seqs` decodes:
+        vLLM's token budget less what the decodes take of it, 1 + drafts each (its
+        scheduler charges num_tokens_with_spec), in the simulated step's units (1/accepted
+        of a verify step); without speculation, the budget less one token a decode."""
+        if decode_seqs == 0 or self.verify_tokens == 1:
+            return max_tokens - decode_seqs
+        return max(0, int((max_tokens - decode_seqs * self.verify_tokens) / self.accepted))
+
     def _spread(self, decode_seqs: int) -> float:
         """Simulated steps per verify step: `accepted` when the step decodes, else 1."""
         return self.accepted if decode_seqs > 0 else 1.0

@@ -269,3 +269,18 @@ def test_a_dense_models_eagle3_head_is_counted_from_its_shape() -> None:
         method="eagle3", num_speculative_tokens=3, mean_acceptance_length=2.0,
         draft_params_b=1.0)}))
     assert drafter(given).weights_bytes == 1e9 * 2.0
+
+
+def test_the_decodes_verify_tokens_come_out_of_the_prefill_budget() -> None:
+    """vLLM's scheduler charges a decoding request 1 + its drafts of max_num_batched_tokens
+    (num_tokens_with_spec): beside 100 sequences verifying 4 tokens each, a 2,048-token
+    budget leaves 1,648 prefill tokens a verify step, 659 in the simulated step's units
+    (1/2.5 of a verify step). The prefill had been given the budget less one token a
+    decode (1,948 a simulated step, 4,870 a verify step: over the budget)."""
+    from llmplan.sim.stepmodel import StepModel
+    plain = StepModel()
+    assert plain.prefill_budget(2048, 100) == 1948 and plain.prefill_budget(2048, 0) == 2048
+    spec = StepModel(verify_tokens=4, accepted=2.5)
+    assert spec.prefill_budget(2048, 100) == 659
+    assert spec.prefill_budget(2048, 0) == 2048          # no decodes: a real step
+    assert spec.prefill_budget(2048, 600) == 0           # the decodes take it all
