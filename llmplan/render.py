@@ -15,7 +15,7 @@ from llmplan.fidelity.fit import Fit
 from llmplan.fidelity.validate import METRICS, Comparison
 from llmplan.loadtests.repeats import RepeatSummary
 from llmplan.perf.steptime_spec import Calibration, TabulatedStepTime
-from llmplan.results.decision import Candidate, Result
+from llmplan.results.decision import Result
 from llmplan.results.loadtest import LoadTestSummary
 from llmplan.tables import Col, Fitted, grid
 
@@ -117,25 +117,8 @@ def not_served(result: Result) -> list[str]:
                 if lost >= LATENCY_OF_FEW * counts.total else ""
             lines.append(f"{name} {lost:,} of {counts.total:,} requests "
                          f"({lost / counts.total:.1%}): " + ", ".join(parts) + few
-                         + _too_long_tasks(dep))
+                         + dep.too_long_by_task())
     return lines
-
-
-def _too_long_tasks(dep: Candidate) -> str:
-    """Which tasks the too-long requests were, and the local engine's limit."""
-    tasks = [f"{task} {outcome.too_long:,} of {outcome.requests:,}"
-             for task, outcome in dep.per_task.items() if outcome.too_long]
-    if not tasks:
-        return ""
-    local, cloud = dep.local, dep.cloud
-    limit = ""
-    if local is not None:
-        limit = f"; max_model_len {local.engine.max_model_len:,} tokens"
-    if cloud is not None and cloud.context_tokens is not None:
-        most = f", at most {cloud.max_output_tokens:,} out (reasoning included)" \
-            if cloud.max_output_tokens is not None else ""
-        limit += f"; {cloud.model}'s window {cloud.context_tokens:,} tokens{most}"
-    return f" (too long by task: {', '.join(tasks)}{limit})"
 
 
 def one_sided(result: Result) -> list[str]:

@@ -410,7 +410,7 @@ def _unanswered(dep: Candidate) -> str:
     if not ways:
         return "0"
     return f"{counts.total - counts.completed:,} (" + ", ".join(
-        f"{count:,} {words}" for count, words in ways) + ")"
+        f"{count:,} {words}" for count, words in ways) + ")" + dep.too_long_by_task()
 
 
 def render(result: Result, price_warnings: list[str] | None = None,

@@ -59,6 +59,24 @@ class Candidate(DeploymentResult):
         fleet, plus, cloud = shown.partition(" + ")
         return f"{fleet} ({bought:,} bought){plus}{cloud}"
 
+    def too_long_by_task(self) -> str:
+        """" (too long by task: ...)": which tasks the requests too long for the model
+        were, and the limit (the local engine's max_model_len, the API's window and
+        longest answer); "" when none was."""
+        tasks = [f"{task} {outcome.too_long:,} of {outcome.requests:,}"
+                 for task, outcome in self.per_task.items() if outcome.too_long]
+        if not tasks:
+            return ""
+        local, cloud = self.local, self.cloud
+        limit = ""
+        if local is not None:
+            limit = f"; max_model_len {local.engine.max_model_len:,} tokens"
+        if cloud is not None and cloud.context_tokens is not None:
+            most = f", at most {cloud.max_output_tokens:,} out (reasoning included)" \
+                if cloud.max_output_tokens is not None else ""
+            limit += f"; {cloud.model}'s window {cloud.context_tokens:,} tokens{most}"
+        return f" (too long by task: {', '.join(tasks)}{limit})"
+
     @classmethod
     def of(cls, simulated: DeploymentResult, cost: CostSummary, reasons: list[str],
            latency_from: str) -> Candidate:

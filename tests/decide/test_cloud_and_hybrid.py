@@ -337,6 +337,14 @@ def test_requests_too_long_for_the_model_are_named_by_task_with_the_limit() -> N
            "included))" in api_line
     fits = evaluate(scenario_from(HYBRID.replace("QUEUE", "1000"))).deployments["api"]
     assert fits.cloud is not None and fits.cloud.context_tokens is None
+    # report.html's 'not answered' cells say the same
+    import html
+
+    from llmplan.report import render
+    page = render(result)
+    for name in ("gpu", "api"):
+        words = result.deployments[name].too_long_by_task()
+        assert words and html.escape(words) in page, name
     # with every request too long nothing ran: no full-batch figure judges the fleet
     none_fit = evaluate(scenario_from(text.replace("tokens: 300}", "tokens: 200000}")))
     assert none_fit.deployments["gpu"].requests.completed == 0
