@@ -277,8 +277,6 @@ def simulate(
                           "(a simulation's result is whole or not at all; --no-plan skips "
                           "planning, the longer part)", highlight=False)
             raise typer.Exit(code=130) from None
-    with _writing(out_dir):
-        path = write_result(result, out_dir)
     today = datetime.date.today()
     stale, retiring = used_stale_prices(loaded, today), retiring_cloud_models(loaded, today)
     risks = retiring_under(loaded, today, result.recommendation.deployment)
@@ -286,6 +284,7 @@ def simulate(
     notes = [*one_sided(result), *not_provisionable(loaded), *newer_than_modelled(loaded),
              *fallback_after_clients_left(loaded)]
     with _writing(out_dir):
+        path = write_result(result, out_dir)
         report = write_decision_report(result, out_dir, stale, retiring, risks, notes=notes)
     if as_json:
         sys.stdout.write(dumps_canonical(result))

@@ -184,7 +184,6 @@ class ReferenceReplica:
                 yield self._wake
                 self._wake = None
                 continue
-            budget = self.max_tokens
             scheduled: list[tuple[_Seq, int]] = []
             preempted = False
             # decoding requests in admission order (the newest preempted when blocks run
@@ -206,7 +205,6 @@ class ReferenceReplica:
                     break
                 seq.blocks += need
                 scheduled.append((seq, 1))
-                budget -= 1
                 i += 1
             # the decodes take 1 + drafts each of vLLM's budget; the prefill's share is in
             # the simulated step's units (StepModel.prefill_budget)

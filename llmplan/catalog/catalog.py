@@ -226,8 +226,9 @@ class GpuSpec(_Entry):
             else self.fp8_dense_tflops
 
     def flops_per_s(self, weights: str) -> float:
-        """Dense tensor-core rate the weight format computes at on this GPU (what
-        `computes_in` says it multiplies in)."""
+        """Dense tensor-core rate of the tensor cores a format multiplies on (a format of
+        weights alone, such as gpt-oss's MXFP4, is asked for as "bf16":
+        llmplan.perf.steptime.gemm_flops_per_s)."""
         if weights == "int8" and self.int8_tops is not None:
             return self.int8_tops * 1e12
         if weights == "fp8" and self.fp8_dense_tflops is not None:

@@ -24,7 +24,7 @@ from llmplan.decide.costs import (
     cloud_items,
     local_items,
 )
-from llmplan.decide.drivers import SloHeadroom, drivers, sampling_noise
+from llmplan.decide.drivers import SloHeadroom, drivers, slo_noise_words
 from llmplan.decide.table import checklist, decision_table
 from llmplan.results.decision import (
     BreakEven,
@@ -446,15 +446,6 @@ def at_the_peak(candidates: dict[str, Candidate], window: PlanningWindow,
     return out
 
 
-def _noise_words(found: Candidate) -> str:
-    """What a candidate whose only fault is a goodput miss within the run's sampling noise
-    is told (the same words its exclusion gets beside a winner)."""
-    why = found.infeasible_because
-    if len(why) != 1 or not why[0].startswith("misses the SLO:"):
-        return ""
-    return sampling_noise(found) or ""
-
-
 def _recommendation(ranking: list[str], candidates: dict[str, Candidate],
                     unbuildable: dict[str, str],
                     not_provisionable: dict[str, str] | None = None,
@@ -475,7 +466,7 @@ def _recommendation(ranking: list[str], candidates: dict[str, Candidate],
         return Recommendation(deployment=None, ranking=ranking,
                               reason="no candidate is feasible: " + "; ".join(
                                   f"{n}: {', '.join(candidates[n].infeasible_because)}"
-                                  + _noise_words(candidates[n])
+                                  + slo_noise_words(candidates[n])
                                   for n in ranking) + not_built)
     best = feasible[0]
     cost = candidates[best].cost

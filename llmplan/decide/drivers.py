@@ -240,13 +240,10 @@ def _excluded_driver(best: str, candidates: dict[str, Candidate]) -> Driver | No
     excluded = candidates[name]
     why = excluded.infeasible_because[0]
     basis = "the scenario's constraints and SLO"
-    if why.startswith("misses the SLO:"):
-        sole = len(excluded.infeasible_because) == 1
-        if sole and (noise := sampling_noise(excluded)) is not None:
-            why += noise
-        if "assumed: " in excluded.latency_from:
-            basis = ("the scenario's SLO against llmplan's default provider latency, assumed "
-                     "(set the deployment's latency from a load test)")
+    why += slo_noise_words(excluded)
+    if why.startswith("misses the SLO:") and "assumed: " in excluded.latency_from:
+        basis = ("the scenario's SLO against llmplan's default provider latency, assumed "
+                 "(set the deployment's latency from a load test)")
     return Driver(text=f"{name} {compared} but is excluded: {why}", basis=basis)
 
 
@@ -259,7 +256,16 @@ def _dearer(name: str, than: str, candidates: dict[str, Candidate]) -> bool:
 NOISE_SE = 2.0
 
 
-def sampling_noise(found: Candidate) -> str | None:
+def slo_noise_words(found: Candidate) -> str:
+    """What a candidate whose only fault is a goodput miss within the run's sampling noise
+    is told, beside a winner or in the answer "none" ("" otherwise)."""
+    why = found.infeasible_because
+    if len(why) != 1 or not why[0].startswith("misses the SLO:"):
+        return ""
+    return _sampling_noise(found) or ""
+
+
+def _sampling_noise(found: Candidate) -> str | None:
     """Words for a goodput that misses its bar by less than the run's sampling noise (a
     share measured on n requests moves by about sqrt(p (1 - p) / n) between seeds)."""
     share, bar = found.slo.goodput_fraction, found.slo.min_goodput_fraction

@@ -181,7 +181,6 @@ class Planner:
         #: not: the volume cases speed it up by this much more, so "volume x2" is twice
         #: the costed volume
         long_run = simulation.scenario.long_run_requests_per_s
-        pace = len(self.window) / self.window_s if self.window_s > 0 else 0.0
         self.light_draw = long_run / pace if self.sped_up_to_peak is None \
             and long_run is not None and pace > 0 and long_run > pace * (1 + 1e-9) else 1.0
         self.cache: dict[Point, DeploymentResult] = {}

@@ -198,18 +198,17 @@ def test_no_feasible_candidate_still_says_a_miss_is_within_the_runs_noise(
     """With nothing feasible, the answer 'none' most needs to say that the cheapest miss
     (94.98% against 95% at 3,603 requests) may pass with another seed."""
     from llmplan.decide.decision import _recommendation
-    api = _priced(simulated["api"], 0.0001, {"cloud_output_tokens": 100.0},
-                  excluded="misses the SLO: 94.98% of requests within bounds, 95% required")
-    api = api.model_copy(update={
-        "slo": api.slo.model_copy(update={"goodput_fraction": 0.9498,
-                                          "min_goodput_fraction": 0.95, "met": False}),
-        "requests": api.requests.model_copy(update={"total": 3603})})
-    fleet = _priced(simulated["fleet"], 0.002, {"hardware": 2_000.0},
-                    excluded="misses the SLO: 40.0% of requests within bounds, 95% required")
-    fleet = fleet.model_copy(update={
-        "slo": fleet.slo.model_copy(update={"goodput_fraction": 0.40,
-                                            "min_goodput_fraction": 0.95, "met": False}),
-        "requests": fleet.requests.model_copy(update={"total": 3603})})
+
+    def missing(candidate: Candidate, per_useful_usd: float, share: float) -> Candidate:
+        found = _priced(candidate, per_useful_usd, {"usage": 100.0},
+                        excluded=f"misses the SLO: {share:.2%} of requests within bounds, "
+                                 "95% required")
+        return found.model_copy(update={
+            "slo": found.slo.model_copy(update={"goodput_fraction": share,
+                                                "min_goodput_fraction": 0.95, "met": False}),
+            "requests": found.requests.model_copy(update={"total": 3603})})
+
+    api, fleet = missing(simulated["api"], 0.0001, 0.9498), missing(simulated["fleet"], 0.002, 0.40)
     answer = _recommendation(["api", "fleet"], {"api": api, "fleet": fleet}, {})
     assert answer.deployment is None
     api_part, fleet_part = answer.reason.split("; fleet:")
