@@ -216,6 +216,7 @@ def simulate(
         fallback_after_clients_left,
         newer_than_modelled,
         not_provisionable,
+        thinking_not_simulated,
         used_stale_prices,
     )
     from llmplan.render import exclusions, not_served, one_sided, summary_table
@@ -282,7 +283,7 @@ def simulate(
     risks = retiring_under(loaded, today, result.recommendation.deployment)
     warnings = stale + [line for line in retiring if line not in risks]
     notes = [*one_sided(result), *not_provisionable(loaded), *newer_than_modelled(loaded),
-             *fallback_after_clients_left(loaded)]
+             *fallback_after_clients_left(loaded), *thinking_not_simulated(loaded)]
     with _writing(out_dir):
         path = write_result(result, out_dir)
         report = write_decision_report(result, out_dir, stale, retiring, risks, notes=notes)
@@ -320,7 +321,7 @@ def simulate(
                 _hanging("flips to", escape(f"{case.winner or 'no feasible candidate'} if "
                                             f"{case.change}"))
     for warning in [*warnings, *not_provisionable(loaded), *newer_than_modelled(loaded),
-                    *fallback_after_clients_left(loaded)]:
+                    *fallback_after_clients_left(loaded), *thinking_not_simulated(loaded)]:
         console.print(f"[yellow]note:[/] {escape(warning)}", highlight=False)
     console.print(f"wrote {path} and {report}")
     _exit_if_none(result, strict)

@@ -48,6 +48,26 @@ def newer_than_modelled(loaded: LoadedScenario) -> list[str]:
             if isinstance(dep, LocalDeployment) and dep.engine.version > newest]
 
 
+def thinking_not_simulated(loaded: LoadedScenario) -> list[str]:
+    """Deployments of a model that reasons before every answer (gpt-oss, DeepSeek-R1)
+    serving tasks that give no reasoning_tokens: served for real, each of those answers
+    starts with thinking the simulation neither timed nor priced."""
+    scenario = loaded.scenario
+    plain = [t.name for t in scenario.tasks if t.reasoning_tokens is None]
+    if not plain:
+        return []
+    notes = []
+    for name, dep in scenario.deployments.items():
+        if isinstance(dep, LocalDeployment) and loaded.catalog.models[dep.model].always_thinks:
+            notes.append(f"deployment '{name}' serves {dep.model}, which reasons before every "
+                         f"answer (no switch turns it off), and task"
+                         f"{'s' if len(plain) > 1 else ''} {', '.join(plain)} give"
+                         f"{'' if len(plain) > 1 else 's'} no reasoning_tokens: the simulation "
+                         f"timed and priced those answers without their thinking; give each "
+                         f"task its reasoning_tokens (a load test of the model shows them)")
+    return notes
+
+
 def not_provisionable(loaded: LoadedScenario) -> list[str]:
     """Why `llmplan stack` could not build some simulated deployments as simulated."""
     return [problem for name, dep in loaded.scenario.deployments.items()

@@ -34,6 +34,7 @@ from llmplan.sim.ratelimit import (
     LIMITERS,
     AzureSlices,
     BedrockReserve,
+    InputOnly,
     InputOutput,
     Limiter,
     Sustained,
@@ -70,35 +71,51 @@ def outage_windows(spec: CloudDeployment, horizon_s: float,
     return merged
 
 
+def daily_limits(spec: CloudDeployment, model: CloudModelSpec) -> tuple[float | None,
+                                                                         float | None]:
+    """(requests/day, tokens/day) of `spec`'s account: the scenario's, else the default
+    tier's where the scenario keeps the tier's per-minute limits (one giving its own
+    per-minute quota describes another account); None: no such limit."""
+    limits = spec.limits
+    tier = model.rate_limit_tiers.get(model.default_tier or "")
+    default = tier if tier is not None and not limits.requests_per_min \
+        and not limits.tokens_per_min else None
+    return (limits.requests_per_day or (default.requests_per_day if default else None),
+            limits.tokens_per_day or (default.tokens_per_day if default else None))
+
+
 def make_limiter(spec: CloudDeployment, model: CloudModelSpec,
                  cached_share: float | None = None) -> Limiter:
     """The limiter of `spec`'s limits; `cached_share`: the share of the prompts the
     provider's cache answers, as simulated (None: the scenario's cached_input_fraction)."""
     limits = spec.limits
-    accounting = limits.accounting or DEFAULT_ACCOUNTING[model.provider]
+    accounting = accounting_of(spec, model)
     rpm = limits.requests_per_min or (None if accounting == "azure_slices"
                                       and limits.tokens_per_min else model.default_rpm)
     tpm = limits.tokens_per_min or model.default_tpm
+    tier = model.rate_limit_tiers.get(model.default_tier or "")
+    rpd, tpd = daily_limits(spec, model)
     if accounting == "azure_slices":
-        return AzureSlices(rpm, tpm, limits.requests_per_day, limits.tokens_per_day,
-                           slice_s=float(limits.slice_s))
+        return AzureSlices(rpm, tpm, rpd, tpd, slice_s=float(limits.slice_s))
+    share = 1.0 - (spec.costs.cached_input_fraction if cached_share is None else cached_share)
+    if accounting == "bedrock_reserve":
+        return BedrockReserve(rpm, tpm, rpd, tpd, output_burndown=model.output_quota_burndown,
+                              uncached_share=share)
     if accounting == "input_output":
-        tier = model.rate_limit_tiers.get(model.default_tier or "")
         otpm = limits.output_tokens_per_min or (tier.output_tokens_per_min if tier else None)
-        return InputOutput(rpm, tpm, limits.requests_per_day, limits.tokens_per_day,
-                           output_tokens_per_min=otpm,
-                           uncached_share=1.0 - (spec.costs.cached_input_fraction
-                                                 if cached_share is None else cached_share))
-    return LIMITERS[accounting](rpm, tpm, limits.requests_per_day, limits.tokens_per_day)
+        return InputOutput(rpm, tpm, rpd, tpd, output_tokens_per_min=otpm, uncached_share=share)
+    return LIMITERS[accounting](rpm, tpm, rpd, tpd)
 
 
 def simulated_cache_share(model: CloudModelSpec, taken: np.ndarray, *, arrival_s: np.ndarray,
                           group: np.ndarray | None, prefix: np.ndarray | None,
                           keep: np.ndarray | None, prompts: np.ndarray,
-                          turns: np.ndarray | None) -> float | None:
+                          turns: np.ndarray | None,
+                          period_s: float | None = None) -> float | None:
     """Of the prompt tokens of the requests `taken`, the share the provider's cache answers
-    when all of them reach it in arrival order (None: no shared prefixes, or a provider
-    that does not cache: the scenario's cached_input_fraction stands)."""
+    when all of them reach it in arrival order, the cache warm as traffic repeating every
+    `period_s` leaves it (None: no shared prefixes, or a provider that does not cache: the
+    scenario's cached_input_fraction stands)."""
     if group is None or prefix is None or model.cached_input_usd_per_mtok is None:
         return None
     total = int(np.asarray(prompts)[taken].sum())
@@ -107,22 +124,44 @@ def simulated_cache_share(model: CloudModelSpec, taken: np.ndarray, *, arrival_s
     read, _ = cached_prefix_tokens(arrival_s, group, prefix, taken, keep_group=keep,
                                    prompt_tokens=prompts, conversation=turns,
                                    min_tokens=model.min_cacheable_tokens,
-                                   ttl_s=model.cache_ttl_s)
+                                   ttl_s=model.cache_ttl_s, period_s=period_s)
     return read / total
 
 
+#: accountings whose token limits leave out prompt tokens read from the provider's cache
+CACHE_READS_UNCOUNTED = ("input_output", "bedrock_reserve")
+
+
+def accounting_of(spec: CloudDeployment, model: CloudModelSpec) -> str:
+    """How `spec`'s provider counts against its limits (the scenario's, else its own)."""
+    return spec.limits.accounting or DEFAULT_ACCOUNTING[model.provider]
+
+
+def reserved_output(spec: CloudDeployment, model: CloudModelSpec, output: int) -> int:
+    """The output tokens a call reserves against the token limit: the client's max_tokens;
+    unset, Bedrock reserves the model's maximum output (REFERENCE.md; AWS's token burndown
+    page), the others are taken to be sent the answer's own length."""
+    if spec.limits.max_tokens:
+        return spec.limits.max_tokens
+    if accounting_of(spec, model) == "bedrock_reserve" and model.max_output_tokens:
+        return max(model.max_output_tokens, output)
+    return output
+
+
 def limit_cache_share(spec: CloudDeployment, model: CloudModelSpec, stream: RequestStream,
-                      taken: np.ndarray) -> float | None:
-    """The share of the prompts of `stream`'s requests `taken` that an input limit leaves
-    out as cache reads: Anthropic's (`input_output`); None for the others, which count the
-    whole prompt, or without shared prefixes."""
-    if (spec.limits.accounting or DEFAULT_ACCOUNTING[model.provider]) != "input_output":
+                      taken: np.ndarray, period_s: float | None = None) -> float | None:
+    """The share of the prompts of `stream`'s requests `taken` that a token limit leaves
+    out as cache reads: Anthropic's (`input_output`) and Bedrock's (`bedrock_reserve`, in
+    what a request counts in the end); None for the others, which count the whole prompt,
+    or without shared prefixes. `period_s`: the stream's span, a stretch of a long run
+    (the cache starts warm)."""
+    if accounting_of(spec, model) not in CACHE_READS_UNCOUNTED:
         return None
     return simulated_cache_share(
         model, taken, arrival_s=stream.arrival_s, group=stream.prefix_group,
         prefix=stream.prefix_tokens, keep=stream.cache_write_groups(),
         prompts=stream.prompt_tokens,
-        turns=None if stream.session is None else stream.session >= 0)
+        turns=None if stream.session is None else stream.session >= 0, period_s=period_s)
 
 
 def fits_model(spec: CloudDeployment, model: CloudModelSpec,
@@ -153,14 +192,15 @@ def token_mix(spec: CloudDeployment, prompts: Sequence[int] | np.ndarray,
 
 
 def sustained_limit(spec: CloudDeployment, model: CloudModelSpec,
-                    stream: RequestStream) -> Sustained | None:
+                    stream: RequestStream, period_s: float | None = None) -> Sustained | None:
     """The request rate `spec`'s limits admit over a long run at `stream`'s token mix
     (as `CloudEndpoint` charges a call); None: no limits. Requests the model refuses never
     reach the limits: the rate is the whole stream's at which those it takes reach them."""
     fits = fits_model(spec, model, stream.prompt_tokens, stream.output_tokens)
     if not fits.any():
         return None
-    found = make_limiter(spec, model, limit_cache_share(spec, model, stream, fits)).sustained(
+    share = limit_cache_share(spec, model, stream, fits, period_s)
+    found = make_limiter(spec, model, share).sustained(
         *token_mix(spec, stream.prompt_tokens[fits], stream.output_tokens[fits]))
     if found is None:
         return None
@@ -171,7 +211,10 @@ class CloudEndpoint:
     """One provider model serving requests routed to it."""
 
     def __init__(self, env: simpy.Environment, name: str, spec: CloudDeployment,
-                 model: CloudModelSpec, work: Workload, *, seed: int, horizon_s: float) -> None:
+                 model: CloudModelSpec, work: Workload, *, seed: int, horizon_s: float,
+                 duration_s: float | None = None) -> None:
+        """`duration_s`: the arrivals' span (a stretch of a long run: the share of prompts
+        the provider's cache answers is taken with the cache warm); None: cold."""
         self.env, self.spec, self.model, self.work = env, spec, model, work
         #: per request, whether the model can take it at all (the rest it refuses)
         self.fits = fits_model(spec, model, work.prompts, work.outputs)
@@ -184,11 +227,13 @@ class CloudEndpoint:
         self.cache: PromptCache | None = None
         #: Anthropic's input tokens/min leaves cache reads out (Gemini's counts the prompt)
         self.cache_reads_uncounted = type(self.limiter) is InputOutput
+        limiter = self.limiter
         if work.groups is not None and work.shared is not None \
                 and model.cached_input_usd_per_mtok is not None:
             self.cache = PromptCache(min_tokens=model.min_cacheable_tokens,
                                      ttl_s=model.cache_ttl_s)
-        if self.cache is not None and self.cache_reads_uncounted:
+        if self.cache is not None and isinstance(limiter, InputOutput | BedrockReserve) \
+                and type(limiter) is not InputOnly:
             # what priming and sustained rates count: the share the cache answers when
             # every request the model takes reaches it (each call is charged its own)
             share = simulated_cache_share(
@@ -196,10 +241,10 @@ class CloudEndpoint:
                 group=np.asarray(work.groups), prefix=np.asarray(work.shared),
                 keep=None if work.keep_groups is None else np.asarray(work.keep_groups),
                 prompts=np.asarray(work.prompts),
-                turns=None if work.turns is None else np.asarray(work.turns))
+                turns=None if work.turns is None else np.asarray(work.turns),
+                period_s=duration_s)
             if share is not None:
-                assert isinstance(self.limiter, InputOutput)
-                self.limiter.uncached_share = 1.0 - share
+                limiter.uncached_share = 1.0 - share
         self.outages = outage_windows(spec, horizon_s, self.rng)
         self.settles = isinstance(self.limiter, BedrockReserve | InputOutput)
         lat = spec.latency
@@ -221,8 +266,18 @@ class CloudEndpoint:
 
     def prime(self, span_s: float) -> None:
         """Start the limits as the same traffic, kept up, leaves them (the stream's
-        requests per second over `span_s`, its length in time, at its token mix)."""
+        requests per second over `span_s`, its length in time, at its token mix), and the
+        provider's prompt cache too (`PromptCache.warm`)."""
         work, fits = self.work, self.fits
+        if self.cache is not None and span_s > 0:
+            assert work.groups is not None and work.shared is not None
+            groups, shared = np.asarray(work.groups), np.asarray(work.shared)
+            own = np.zeros(len(groups), dtype=bool)
+            if work.turns is not None and work.keep_groups is not None:
+                own = np.asarray(work.turns) & (np.asarray(work.keep_groups) == groups)
+            self.cache.warm(np.asarray(work.arrivals), groups, shared,
+                            fits & (groups >= 0) & (shared >= self.cache.minimum) & ~own,
+                            span_s)
         if span_s > 0 and fits.any():
             prompts, outputs = np.asarray(work.prompts), np.asarray(work.outputs)
             self.limiter.prime(int(fits.sum()) / span_s,
@@ -265,7 +320,7 @@ class CloudEndpoint:
                 self._later(rtt, lambda: self._retry(rid, t + rtt, attempt, None, FAILED))
             return
         prompt, output = self.work.prompts[rid], self.work.outputs[rid]
-        reserve = spec.limits.max_tokens or output
+        reserve = reserved_output(spec, self.model, output)
         cached = None if self.cache is None else self._cache_read(rid, t)
         if spec.limits.shared_pool_throttle_probability and \
                 self.rng.random() < spec.limits.shared_pool_throttle_probability:
@@ -298,7 +353,7 @@ class CloudEndpoint:
             self.abandoned_input_tokens += prompt
             self.abandoned_output_tokens += made
             if self.settles:
-                used_so_far = prompt + made
+                used_so_far = self.limiter.final_tokens(prompt, cached, made)
                 self._later(wait, lambda: self.limiter.settle(t + wait, charged, used_so_far))
             self._later(wait, lambda: self._retry(rid, t + wait, attempt, None, TIMED_OUT))
             return
@@ -310,8 +365,8 @@ class CloudEndpoint:
             self.abandoned_input_tokens += prompt
             self.abandoned_output_tokens += generated
             if self.settles:
-                self._later(total, lambda: self.limiter.settle(t + total, charged,
-                                                               float(prompt + generated)))
+                counted = self.limiter.final_tokens(prompt, cached, generated)
+                self._later(total, lambda: self.limiter.settle(t + total, charged, counted))
             self._later(total, lambda: self._give_up(rid, t + total, TOO_LONG))
             return
         rec.start_s[rid] = t if rec.start_s[rid] < 0 else rec.start_s[rid]
@@ -322,7 +377,7 @@ class CloudEndpoint:
         rec.outcome[rid] = OK
         rec.served_by[rid] = SERVED_CLOUD
         if self.settles:
-            used = float(prompt + output)
+            used = self.limiter.final_tokens(prompt, cached, output)
             self._later(total, lambda: self.limiter.settle(t + total, charged, used))
 
     def _give_up(self, rid: int, t: float, outcome: int) -> None:

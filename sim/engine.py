@@ -144,7 +144,7 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
             fleet.route(rid, t)
     elif isinstance(dep, CloudDeployment):
         cloud = run.cloud = CloudEndpoint(env, name, dep, catalog.cloud_models[dep.model], work,
-                                          seed=seed, horizon_s=horizon)
+                                          seed=seed, horizon_s=horizon, duration_s=duration_s)
         if prime_limits:
             cloud.prime(duration_s)
         handler = cloud.submit
@@ -156,7 +156,7 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
                                  replica_class=replica_class, seed=seed, horizon_s=horizon)
         run.cloud = CloudEndpoint(env, dep.cloud, cloud_dep,
                                   catalog.cloud_models[cloud_dep.model], work, seed=seed,
-                                  horizon_s=horizon)
+                                  horizon_s=horizon, duration_s=duration_s)
         if cloud_demand is not None:
             run.cloud.limiter.prime(*cloud_demand)
         run.parts = {"local": dep.local, "cloud": dep.cloud}

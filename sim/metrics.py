@@ -52,7 +52,7 @@ from llmplan.sim.hardware_use import (
     hardware_use,
     memory_bandwidth_series,
 )
-from llmplan.sim.prompt_cache import cached_prefix_tokens
+from llmplan.sim.prompt_cache import prompt_cache_use
 from llmplan.sim.queue import queue_depth
 from llmplan.sim.records import (
     BLOCKED,
@@ -484,6 +484,8 @@ def _cloud_part(run: DeploymentRun, table: RequestTable,
     cloud = run.cloud
     assert cloud is not None
     served = table.served_by == SERVED_CLOUD
+    cache = _prompt_cache_use(run, table, stream, (served & table.ok)
+                              | _missed(run, table, stream, served))
     outage_s = sum(min(end, run.duration_s) - start for start, end in cloud.outages
                    if start < run.duration_s)
     return CloudOutcome(
@@ -501,14 +503,15 @@ def _cloud_part(run: DeploymentRun, table: RequestTable,
                                  output_tokens=cloud.abandoned_output_tokens,
                                  cut_off=cloud.cut_off or None)
         if cloud.abandoned_attempts else None,
-        long_context=_long_context(run, table, stream, served),
+        long_context=_long_context(run, table, stream, served, cache),
         reasoning_streamed=(None if stream.reasoning_tokens is None
                             else cloud.model.streams_reasoning),
         # what limited the requests too long for it
         **({"context_tokens": cloud.model.context_tokens,
             "max_output_tokens": cloud.model.max_output_tokens}
            if (table.outcome == TOO_LONG).any() else {}),
-        **_prompt_cache(run, table, stream, served & table.ok))
+        **({} if cache is None else {"cached_input_tokens": int(cache[0].sum()),
+                                     "cache_write_tokens": int(cache[1].sum())}))
 
 
 def _priceable(table: RequestTable, stream: RequestStream) -> np.ndarray:
@@ -549,10 +552,12 @@ def _missed(run: DeploymentRun, table: RequestTable, stream: RequestStream,
 
 
 def _long_context(run: DeploymentRun, table: RequestTable, stream: RequestStream,
-                  served: np.ndarray) -> LongContextCalls | None:
+                  served: np.ndarray, cache: tuple[np.ndarray, np.ndarray] | None
+                  ) -> LongContextCalls | None:
     """The priced requests (served, and the unserved ones priced as if served: `_missed`)
     whose prompts are past the model's long-context threshold: billed whole at its
-    long-context prices."""
+    long-context prices, their own cache reads and writes among them (`cache`, per
+    request)."""
     cloud = run.cloud
     assert cloud is not None
     prices = cloud.model.long_context
@@ -564,24 +569,32 @@ def _long_context(run: DeploymentRun, table: RequestTable, stream: RequestStream
         return None
     return LongContextCalls(requests=int(long.sum()),
                             input_tokens=int(table.prompt_tokens[long].sum()),
-                            output_tokens=int(table.output_tokens[long].sum()))
+                            output_tokens=int(table.output_tokens[long].sum()),
+                            **({} if cache is None else
+                               {"cached_input_tokens": int(cache[0][long].sum()),
+                                "cache_write_tokens": int(cache[1][long].sum())}))
 
 
-def _prompt_cache(run: DeploymentRun, table: RequestTable, stream: RequestStream,
-                  served: np.ndarray) -> dict[str, int]:
-    """Tokens the provider's prompt cache answered and took (tasks with shared prefixes)."""
+def _prompt_cache_use(run: DeploymentRun, table: RequestTable, stream: RequestStream,
+                      priced: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per request, the prompt tokens the provider's cache answered and took (tasks with
+    shared prefixes), over the `priced` requests: those answered and those priced as if
+    answered (`_missed`), whose calls would have read and written the cache too. The cache
+    starts as the same traffic, kept up, leaves it (the window is a stretch of a month).
+    None: no shared prefixes; zeros: a provider that does not cache."""
     cloud = run.cloud
     assert cloud is not None
     if stream.prefix_group is None or stream.prefix_tokens is None:
-        return {}
+        return None
     if cloud.model.cached_input_usd_per_mtok is None:    # the provider does not cache
-        return {"cached_input_tokens": 0, "cache_write_tokens": 0}
-    cached, written = cached_prefix_tokens(
-        table.arrival_s, stream.prefix_group, stream.prefix_tokens, served,
+        none = np.zeros(len(table.prompt_tokens), dtype=np.int64)
+        return none, none
+    return prompt_cache_use(
+        table.arrival_s, stream.prefix_group, stream.prefix_tokens, priced,
         keep_group=stream.cache_write_groups(), prompt_tokens=table.prompt_tokens,
         conversation=None if stream.session is None else stream.session >= 0,
-        min_tokens=cloud.model.min_cacheable_tokens, ttl_s=cloud.model.cache_ttl_s)
-    return {"cached_input_tokens": cached, "cache_write_tokens": written}
+        min_tokens=cloud.model.min_cacheable_tokens, ttl_s=cloud.model.cache_ttl_s,
+        period_s=run.duration_s)
 
 
 def _hybrid_part(run: DeploymentRun, table: RequestTable, scenario: Scenario) -> HybridOutcome:

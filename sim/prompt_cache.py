@@ -8,6 +8,9 @@ that write above the input price). This replays the requests a cloud path served
 arrival order, through one such cache per scenario: the best case the provider's rules
 allow, since a real provider may route two requests with the same prefix to different
 machines. The whole prefix counts (providers cache in 128-token steps past the minimum).
+A simulated window is a stretch of a long run, so the cache starts as the same traffic,
+kept up, leaves it (`PromptCache.warm`), as the rate limits do; a conversation's own
+history starts cold with the conversation.
 """
 
 from __future__ import annotations
@@ -64,16 +67,32 @@ class PromptCache:
             self.last_use[keep] = t
         return hit, written
 
+    def warm(self, arrival_s: np.ndarray, group: np.ndarray, prefix_tokens: np.ndarray,
+             shared: np.ndarray, period_s: float) -> None:
+        """Start as a long run of traffic repeating every `period_s` leaves the cache: the
+        shared prefixes (`shared`: the requests whose group is a prefix many requests send,
+        not a conversation's own history, which starts cold with its conversation) sent in
+        the stretch's last lifetime, as if sent one period earlier. A stretch of a month
+        does not start with an empty cache, any more than with full rate limits."""
+        if period_s <= 0:
+            return
+        late = np.flatnonzero(shared & (arrival_s >= period_s - self.ttl))
+        for i in late[np.argsort(arrival_s[late], kind="stable")]:
+            self.visit(float(arrival_s[i]) - period_s, int(group[i]), int(prefix_tokens[i]))
 
-def cached_prefix_tokens(arrival_s: np.ndarray, group: np.ndarray, prefix_tokens: np.ndarray,
-                         served: np.ndarray, *, min_tokens: int | None, ttl_s: float | None,
-                         keep_group: np.ndarray | None = None,
-                         prompt_tokens: np.ndarray | None = None,
-                         conversation: np.ndarray | None = None) -> tuple[int, int]:
-    """(prompt tokens read from the cache, prompt tokens written to it) of the served
-    requests in arrival order (`PromptCache`), given each request's shared prefix group
-    (-1: none) and its length. Without `conversation`, a request whose keep_group differs
-    from its group counts as a conversation's turn (older callers)."""
+
+def prompt_cache_use(arrival_s: np.ndarray, group: np.ndarray, prefix_tokens: np.ndarray,
+                     served: np.ndarray, *, min_tokens: int | None, ttl_s: float | None,
+                     keep_group: np.ndarray | None = None,
+                     prompt_tokens: np.ndarray | None = None,
+                     conversation: np.ndarray | None = None,
+                     period_s: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per request, the prompt tokens read from the cache and written to it (0 for those
+    not `served`), replaying the served requests in arrival order (`PromptCache`), given
+    each request's shared prefix group (-1: none) and its length. Without `conversation`,
+    a request whose keep_group differs from its group counts as a conversation's turn
+    (older callers). `period_s`: the requests are a stretch of traffic that repeats with
+    that period, so the cache starts warm (`PromptCache.warm`); None: it starts empty."""
     cache = PromptCache(min_tokens=min_tokens, ttl_s=ttl_s)
     keep = np.full(len(group), -1, dtype=np.int64) if keep_group is None else keep_group
     prompts = np.zeros(len(group), dtype=np.int64) if prompt_tokens is None else prompt_tokens
@@ -81,12 +100,30 @@ def cached_prefix_tokens(arrival_s: np.ndarray, group: np.ndarray, prefix_tokens
         turns = np.zeros(len(group), dtype=bool)
     else:
         turns = (keep_group != group) if conversation is None else conversation
-    candidates = np.flatnonzero(served & (((group >= 0) & (prefix_tokens >= cache.minimum))
-                                          | ((keep >= 0) & turns)))
-    cached = written = 0
+    shared = (group >= 0) & (prefix_tokens >= cache.minimum)
+    if period_s is not None:
+        cache.warm(arrival_s, group, prefix_tokens, served & shared & ~(turns & (keep == group)),
+                   period_s)
+    read = np.zeros(len(group), dtype=np.int64)
+    written = np.zeros(len(group), dtype=np.int64)
+    candidates = np.flatnonzero(served & (shared | ((keep >= 0) & turns)))
     for i in candidates[np.argsort(arrival_s[candidates], kind="stable")]:
-        hit, wrote = cache.visit(float(arrival_s[i]), int(group[i]), int(prefix_tokens[i]),
-                                 keep=int(keep[i]), prompt=int(prompts[i]), turn=bool(turns[i]))
-        cached += hit
-        written += wrote
-    return cached, written
+        read[i], written[i] = cache.visit(float(arrival_s[i]), int(group[i]),
+                                          int(prefix_tokens[i]), keep=int(keep[i]),
+                                          prompt=int(prompts[i]), turn=bool(turns[i]))
+    return read, written
+
+
+def cached_prefix_tokens(arrival_s: np.ndarray, group: np.ndarray, prefix_tokens: np.ndarray,
+                         served: np.ndarray, *, min_tokens: int | None, ttl_s: float | None,
+                         keep_group: np.ndarray | None = None,
+                         prompt_tokens: np.ndarray | None = None,
+                         conversation: np.ndarray | None = None,
+                         period_s: float | None = None) -> tuple[int, int]:
+    """(prompt tokens read from the cache, prompt tokens written to it) of the served
+    requests: `prompt_cache_use`'s, summed."""
+    read, written = prompt_cache_use(arrival_s, group, prefix_tokens, served,
+                                     min_tokens=min_tokens, ttl_s=ttl_s, keep_group=keep_group,
+                                     prompt_tokens=prompt_tokens, conversation=conversation,
+                                     period_s=period_s)
+    return int(read.sum()), int(written.sum())

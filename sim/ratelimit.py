@@ -11,8 +11,11 @@ carries). `settle(t, charged, actual)` is called when an admitted request finish
   client 10% over its limit for good (retries keep it empty), which the service does not.
 * AzureSlices (Azure OpenAI): the per-minute quota enforced over short fixed windows (1 s or
   10 s) of limit x slice / 60 each; requests/min is 6 per 1,000 tokens/min unless given.
-* BedrockReserve (AWS Bedrock): buckets like RollingMinute, charged input + maxTokens at the
-  start, and the unused part of maxTokens handed back when the request finishes.
+* BedrockReserve (AWS Bedrock): buckets like RollingMinute, charged the whole input
+  (cache reads too) + maxTokens at the start (an unset maxTokens reserves the model's
+  maximum output) and settled when the request finishes to input less cache reads + output
+  x the model's burndown rate (5 for Claude 4 and later): AWS, "How tokens are counted in
+  Amazon Bedrock" (docs.aws.amazon.com/bedrock/latest/userguide/quotas-token-burndown.html).
 * InputOutput (Anthropic): input tokens/min (ITPM) charged with the prompt less what it
   reads from the prompt cache (cache reads do not count toward ITPM), output
   tokens/min (OTPM) estimated from max_tokens when the request starts and settled to the
@@ -62,7 +65,9 @@ class Bucket:
         self.updated_s = t
 
     def give_back(self, t: float, amount: float) -> None:
-        """Return tokens a call was charged and did not use (never past the capacity)."""
+        """Return tokens a call was charged and did not use (never past the capacity); a
+        negative amount takes what a call counted past its charge (the level may go below
+        0: later calls wait until the refill has paid it off)."""
         self.refill(t)
         self.level = min(self.per_min, self.level + amount)
 
@@ -105,8 +110,14 @@ class Limiter(ABC):
         prompt, the tokens the provider's cache would answer (None: not simulated)."""
 
     def settle(self, t: float, charged: float, actual_tokens: float) -> None:
-        """An admitted request finished having used `actual_tokens` in total."""
+        """An admitted request finished, counted `actual_tokens` in the end (`final_tokens`)."""
         return None
+
+    def final_tokens(self, prompt: int, cached: int | None, output: float) -> float:
+        """What a finished request of `prompt` tokens (`cached` of them read from the
+        provider's cache; None: not simulated) that generated `output` tokens counts in the
+        end, as `settle` takes it: its prompt and output."""
+        return float(prompt) + output
 
     def _tokens_counted(self, charge_tokens: float, used_tokens: float,
                         prompt_tokens: float | None = None) -> float:
@@ -193,16 +204,36 @@ class RollingMinute(Limiter):
 
 
 class BedrockReserve(RollingMinute):
-    """Bedrock: input + maxTokens reserved at the start, the unused part returned after."""
+    """Bedrock: the whole input + maxTokens reserved at the start; at the end the request
+    counts its input less cache reads plus its output x `output_burndown` (AWS's token
+    burndown page: InputTokenCount + CacheWriteInputTokens + OutputTokenCount x burndown
+    rate), the difference handed back (or taken, when the output's burndown outgrows the
+    reservation)."""
+
+    def __init__(self, requests_per_min: float | None, tokens_per_min: float | None,
+                 requests_per_day: float | None = None, tokens_per_day: float | None = None,
+                 *, output_burndown: float = 1.0, uncached_share: float = 1.0) -> None:
+        super().__init__(requests_per_min, tokens_per_min, requests_per_day, tokens_per_day)
+        #: quota tokens an output token takes (5 for Claude 4 and later on Bedrock)
+        self.output_burndown = output_burndown
+        #: the share of a prompt not read from the provider's cache (reads are released)
+        self.uncached_share = uncached_share
 
     def _tokens_counted(self, charge_tokens: float, used_tokens: float,
                         prompt_tokens: float | None = None) -> float:
-        return used_tokens
+        if prompt_tokens is None:
+            return used_tokens
+        return prompt_tokens * self.uncached_share \
+            + (used_tokens - prompt_tokens) * self.output_burndown
+
+    def final_tokens(self, prompt: int, cached: int | None, output: float) -> float:
+        uncached = prompt * self.uncached_share if cached is None else float(prompt - cached)
+        return uncached + output * self.output_burndown
 
     def settle(self, t: float, charged: float, actual_tokens: float) -> None:
-        if self.tokens is not None and charged > actual_tokens:
+        if self.tokens is not None:
             self.tokens.give_back(t, charged - actual_tokens)
-        if self.tpd is not None and charged > actual_tokens:
+        if self.tpd is not None:
             self.day_tokens -= charged - actual_tokens
 
 

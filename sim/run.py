@@ -87,8 +87,8 @@ def cloud_demand_over_limits(loaded: LoadedScenario, name: str, run: DeploymentR
         return None
     mix = token_mix(cloud, stream.prompt_tokens[sent], stream.output_tokens[sent])
     model = loaded.catalog.cloud_models[cloud.model]
-    sustained = make_limiter(cloud, model,
-                             limit_cache_share(cloud, model, stream, taken)).sustained(*mix)
+    sustained = make_limiter(cloud, model, limit_cache_share(cloud, model, stream, taken,
+                                                            span_s)).sustained(*mix)
     rate = len(sent) / span_s
     if sustained is None or rate <= sustained.requests_per_s:
         return None

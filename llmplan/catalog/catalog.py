@@ -407,6 +407,12 @@ class ModelSpec(_Entry):
                                   "the answer, as the simulation times it (None: the model "
                                   "does not think, or vLLM has no parser for it).")
 
+    @property
+    def always_thinks(self) -> bool:
+        """Whether the model reasons before every answer, with no switch to turn it off
+        (`ALWAYS_THINKING_PARSERS`)."""
+        return self.reasoning_parser in ALWAYS_THINKING_PARSERS
+
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
         if (self.experts is None) != (self.experts_per_token is None) or \
@@ -590,6 +596,14 @@ class ModelSpec(_Entry):
         return self.layers * self.kv_bytes_per_token_per_layer(dtype)
 
 
+#: vLLM reasoning parsers of models that reason before every answer, with no switch to
+#: turn it off: gpt-oss (the harmony format's analysis channel; reasoning_effort low,
+#: medium or high, never none: openai/gpt-oss model card) and DeepSeek-R1 (it opens every
+#: answer with its thinking: the model card's usage notes). Qwen3's hybrid models think by
+#: default but take enable_thinking false.
+ALWAYS_THINKING_PARSERS = frozenset({"openai_gptoss", "deepseek_r1"})
+
+
 class RateLimitTier(BaseModel):
     """One account tier's limits for a model (None: the provider sets none)."""
 
@@ -599,6 +613,8 @@ class RateLimitTier(BaseModel):
     tokens_per_min: float | None = Field(default=None, gt=0, description="Input + output.")
     input_tokens_per_min: float | None = Field(default=None, gt=0)
     output_tokens_per_min: float | None = Field(default=None, gt=0)
+    requests_per_day: float | None = Field(default=None, gt=0)
+    tokens_per_day: float | None = Field(default=None, gt=0)
 
 
 #: Whether a provider's API streams a reasoning model's thinking while the model thinks
@@ -659,6 +675,9 @@ class CloudModelSpec(_Entry):
     default_tpm: float = Field(gt=0, description="Tokens/min of the default tier.")
     default_tier: str | None = None
     rate_limit_tiers: dict[str, RateLimitTier] = Field(default_factory=dict)
+    output_quota_burndown: float = Field(
+        default=1.0, ge=1, description="Quota tokens one output token takes from the token "
+                                       "limit (Bedrock: 5 for Claude 4 and later).")
     context_tokens: int = Field(gt=0)
     max_output_tokens: int | None = Field(default=None, gt=0)
     max_input_tokens: int | None = Field(

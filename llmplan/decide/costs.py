@@ -52,6 +52,9 @@ class CallTokens:
     calls: float = 0.0
     input_tokens: float = 0.0
     output_tokens: float = 0.0
+    # of input_tokens, simulated prompt-cache reads and writes (None: not simulated)
+    cached_input_tokens: float | None = None
+    cache_write_tokens: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -317,32 +320,35 @@ def output_tokens(dep: CloudDeployment, model: CloudModelSpec, econ: Economics,
                     f"${model.output_usd_per_mtok}/M")
 
 
-def _cached_share(dep: CloudDeployment, facts: CloudFacts) -> float:
-    """The share of input tokens read from the provider's prompt cache."""
-    if facts.cached_input_tokens is not None:
-        return facts.cached_input_tokens / facts.input_tokens if facts.input_tokens else 0.0
-    return dep.costs.cached_input_fraction
-
-
 def long_context(dep: CloudDeployment, model: CloudModelSpec, econ: Economics,
                  facts: CloudFacts) -> CostItem | None:
     """What requests past the long-context threshold pay over the standard prices (the
-    input and output items price every token at those): their input, cache reads (at the
-    workload's cached share) and output at the long-context prices."""
+    input and output items price every token at those): their input, cache reads and
+    writes (their own as simulated, else at the scenario's cached share) and output at the
+    long-context prices. A cache write's long-context price keeps its ratio to the input
+    price (Anthropic's and OpenAI's writes are 1.25x input in both tiers)."""
     prices, long = model.long_context, facts.long_context
     if prices is None or not long.calls:
         return None
-    share = _cached_share(dep, facts)
-    usd = (long.input_tokens * ((1 - share) * (prices.input_usd_per_mtok
-                                               - model.input_usd_per_mtok)
-                                + share * (prices.cache_read_usd_per_mtok
-                                           - model.cache_read_usd_per_mtok))
+    if long.cached_input_tokens is not None:
+        read, written = long.cached_input_tokens, long.cache_write_tokens
+    else:
+        read, written = long.input_tokens * dep.costs.cached_input_fraction, 0.0
+    write_price = model.cache_write_usd_per_mtok if model.cache_write_usd_per_mtok \
+        is not None else model.input_usd_per_mtok
+    long_write = write_price * prices.input_usd_per_mtok / model.input_usd_per_mtok \
+        if model.input_usd_per_mtok else prices.input_usd_per_mtok
+    usd = ((long.input_tokens - read - written) * (prices.input_usd_per_mtok
+                                                   - model.input_usd_per_mtok)
+           + read * (prices.cache_read_usd_per_mtok - model.cache_read_usd_per_mtok)
+           + written * (long_write - write_price)
            + long.output_tokens * (prices.output_usd_per_mtok
                                    - model.output_usd_per_mtok)) / 1e6
     return CostItem("long_context", usd, True,
                     f"{long.calls:,.0f} requests with prompts over "
                     f"{prices.above_input_tokens:,} tokens ({long.input_tokens / 1e6:,.1f} "
-                    f"M input, {long.output_tokens / 1e6:,.1f} M output tokens) billed at "
+                    f"M input, {read / 1e6:,.1f} M of it read from the prompt cache, "
+                    f"{long.output_tokens / 1e6:,.1f} M output tokens) billed at "
                     f"the long-context prices, ${prices.input_usd_per_mtok}/M in and "
                     f"${prices.output_usd_per_mtok}/M out: the difference")
 

@@ -47,6 +47,7 @@ from llmplan.results.simulation import (
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, CloudLatency, HybridDeployment
 from llmplan.scenario.models import Economics, LocalDeployment, Scenario
+from llmplan.sim.cloud import daily_limits
 from llmplan.traffic.arrivals import DiurnalTraffic, duration_words
 
 
@@ -135,8 +136,14 @@ def _per_month(found: AbandonedCalls | LongContextCalls | None, factor: float) -
     scaled to a month."""
     if found is None:
         return CallTokens()
-    calls = found.attempts if isinstance(found, AbandonedCalls) else found.requests
-    return CallTokens(calls * factor, found.input_tokens * factor, found.output_tokens * factor)
+    if isinstance(found, AbandonedCalls):
+        return CallTokens(found.attempts * factor, found.input_tokens * factor,
+                          found.output_tokens * factor)
+    return CallTokens(found.requests * factor, found.input_tokens * factor,
+                      found.output_tokens * factor,
+                      None if found.cached_input_tokens is None
+                      else found.cached_input_tokens * factor,
+                      (found.cache_write_tokens or 0) * factor)
 
 
 def cost_summary(items: list[CostItem], summary: DeploymentResult,
@@ -249,15 +256,19 @@ def daily_limit_reason(name: str, summary: DeploymentResult, loaded: LoadedScena
         return None
     rate = info.long_run_requests_per_s or info.requests / info.duration_s
     calls_per_day = rate * cloud.requests_sent / info.requests * DAY_S
+    model = loaded.catalog.cloud_models[api.model]
+    requests_per_day, day_tokens = daily_limits(api, model)
+    # a limit the scenario does not give is its default tier's, from the catalog
+    tier = "" if api.limits.requests_per_day else f", {api.model}'s {model.default_tier}"
     found = []
-    if api.limits.requests_per_day and calls_per_day > api.limits.requests_per_day:
-        found.append((api.limits.requests_per_day / calls_per_day,
-                      f"{api.limits.requests_per_day:,.0f} requests/day",
+    if requests_per_day and calls_per_day > requests_per_day:
+        found.append((requests_per_day / calls_per_day,
+                      f"{requests_per_day:,.0f} requests/day{tier}",
                       f"{calls_per_day:,.0f} calls a day"))
+    tier = "" if api.limits.tokens_per_day else f", {api.model}'s {model.default_tier}"
     tokens_per_day = calls_per_day * cloud.tokens_charged_against_limit / cloud.served
-    if api.limits.tokens_per_day and tokens_per_day > api.limits.tokens_per_day:
-        found.append((api.limits.tokens_per_day / tokens_per_day,
-                      f"{api.limits.tokens_per_day:,.0f} tokens/day",
+    if day_tokens and tokens_per_day > day_tokens:
+        found.append((day_tokens / tokens_per_day, f"{day_tokens:,.0f} tokens/day{tier}",
                       f"{tokens_per_day:,.0f} tokens a day"))
     if not found:
         return None

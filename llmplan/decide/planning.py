@@ -190,7 +190,7 @@ class Planner:
         for name, dep in loaded.scenario.deployments.items():
             if isinstance(dep, CloudDeployment):
                 sustained = sustained_limit(dep, loaded.catalog.cloud_models[dep.model],
-                                            self.window)
+                                            self.window, self.window_s)
                 if sustained is not None:
                     self.limits[name] = sustained
         if simulation.scenario.mode == SimulationMode.FAST.value:

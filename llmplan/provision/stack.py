@@ -31,6 +31,7 @@ from llmplan.provision.images import (
     image_release,
     split_image,
 )
+from llmplan.provision.router_config import task_routes
 from llmplan.provision.serving_manifests import (
     CHAT_DEFAULTS_RELEASE,
     SHUTDOWN_TIMEOUT_RELEASE,
@@ -316,6 +317,33 @@ def _image_notes(config: StackConfig, replaced: dict[str, str], was: str | None,
     return []
 
 
+def thinking_notes(config: StackConfig) -> list[str]:
+    """The fleet's tasks simulated without reasoning that the served model will think on
+    anyway: a model that always thinks (gpt-oss, DeepSeek-R1: no switch), or Qwen3's
+    hybrid models when only some tasks think (the server's default then stays on, and the
+    others' clients must turn it off per request)."""
+    local = config.plan.local
+    assert local is not None
+    model = config.plan.catalog.models[local[1].model]
+    served = {r.task for r in task_routes(config.plan)
+              if r.side == "local" or r.falls_back or r.spills}
+    tasks = [t for t in config.plan.tasks if t.name in served]
+    plain = [t.name for t in tasks if t.reasoning is False]
+    if not plain:
+        return []
+    if model.always_thinks:
+        return [f"{local[1].model} reasons before every answer (no switch turns it off) and "
+                f"the plan simulated {', '.join(plain)} without reasoning: those answers "
+                f"will take longer and cost more than simulated; give the tasks "
+                f"reasoning_tokens and run again"]
+    if model.reasoning_parser == "qwen3" and not thinks_unasked(config):
+        return [f"{local[1].model} thinks unless asked not to and the plan simulated "
+                f"{', '.join(plain)} without reasoning (the other tasks with it): the "
+                f"clients of those tasks must send chat_template_kwargs "
+                f"{{\"enable_thinking\": false}}"]
+    return []
+
+
 def setting_notes(config: StackConfig) -> list[str]:
     """What `pulumi up` will still need that the stack file does not say yet."""
     notes = []
@@ -327,6 +355,8 @@ def setting_notes(config: StackConfig) -> list[str]:
                      f"{local[1].engine.vllm_version} has no --default-chat-template-kwargs "
                      f"(0.14.0 on), so clients must send chat_template_kwargs "
                      f"{{\"enable_thinking\": false}}")
+    if local is not None:
+        notes += thinking_notes(config)
     if local is not None and local[1].engine.release < SHUTDOWN_TIMEOUT_RELEASE:
         notes.append(f"vLLM {local[1].engine.vllm_version} drops the requests in flight "
                      f"when a pod stops (a scale-in, a rolling update; --shutdown-timeout "

@@ -407,10 +407,13 @@ class CloudOutcome(ResultModel):
     input_tokens: int
     output_tokens: int
     cached_input_tokens: int | None = Field(
-        default=None, description="Of input_tokens, read from the provider's prompt cache "
-                                  "(tasks with shared prefixes; see sim/prompt_cache.py).")
+        default=None, description="Of the priced requests' input tokens (input_tokens and "
+                                  "unserved.input_tokens), read from the provider's prompt "
+                                  "cache (tasks with shared prefixes, the cache as the same "
+                                  "traffic kept up leaves it; see sim/prompt_cache.py).")
     cache_write_tokens: int | None = Field(
-        default=None, description="Of input_tokens, written to the provider's prompt cache.")
+        default=None, description="Of the priced requests' input tokens, written to the "
+                                  "provider's prompt cache.")
     unserved: UnservedCalls | None = Field(
         default=None, description="Requests the API did not answer (refused past the "
                                   "retries, timed out, in an outage; a hybrid's: those it sent "
@@ -449,9 +452,16 @@ class UnservedCalls(ResultModel):
 
 
 class LongContextCalls(ResultModel):
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("cached_input_tokens", "cache_write_tokens")
+
     requests: int
     input_tokens: int
     output_tokens: int
+    cached_input_tokens: int | None = Field(
+        default=None, description="Of input_tokens, read from the provider's prompt cache "
+                                  "(None: no shared prefixes simulated).")
+    cache_write_tokens: int | None = Field(
+        default=None, description="Of input_tokens, written to the provider's prompt cache.")
 
 
 class AbandonedCalls(ResultModel):

@@ -86,6 +86,30 @@ def test_bedrock_reserves_max_tokens_and_settles_the_rest() -> None:
     assert again.count(True) == 7
 
 
+def test_bedrock_counts_claude_output_at_its_burndown_and_releases_cache_reads() -> None:
+    # AWS's token burndown page: reserved input + max_tokens at the start, counted
+    # input - cache reads + output x 5 (Claude 4 and later) at the end
+    limiter = BedrockReserve(requests_per_min=None, tokens_per_min=60_000, output_burndown=5)
+    ok, charged, _ = limiter.try_acquire(0.0, 10_000, 4_000)
+    assert ok and charged == 14_000                          # the cache reads reserved too
+    final = limiter.final_tokens(10_000, 8_000, 3_000)
+    assert final == 2_000 + 5 * 3_000
+    limiter.settle(0.0, charged, final)
+    # 60,000 - 17,000 left: a second such call's 14,000 fit three times, not four
+    assert [limiter.try_acquire(0.0, 10_000, 4_000)[0] for _ in range(4)].count(True) == 3
+    # an output burning more than it reserved takes the excess: the bucket goes below 0
+    # and the next call waits for the refill to pay it off
+    over = BedrockReserve(requests_per_min=None, tokens_per_min=6_000, output_burndown=5)
+    ok, charged, _ = over.try_acquire(0.0, 1_000, 1_000)
+    over.settle(0.0, charged, over.final_tokens(1_000, None, 1_000))   # counts 6,000
+    ok, _, wait = over.try_acquire(0.0, 100, 100)
+    assert not ok and wait == pytest.approx(2.0)             # 200 tokens at 100/s
+    # in the long run: per call, the uncached prompt and 5 x the output
+    assert _sustained_per_s(BedrockReserve(None, 60_000, output_burndown=5,
+                                           uncached_share=0.5),
+                            0, 1_200, 1_000) == pytest.approx(1_000 / (500 + 5 * 200))
+
+
 def test_daily_limit_waits_for_the_next_day() -> None:
     limiter = RollingMinute(requests_per_min=10_000, tokens_per_min=None, requests_per_day=3)
     assert [limiter.try_acquire(100.0, 1, 1)[0] for _ in range(3)] == [True] * 3
@@ -94,8 +118,9 @@ def test_daily_limit_waits_for_the_next_day() -> None:
     assert limiter.try_acquire(DAY_S + 1, 1, 1)[0]
 
 
-def _sustained_per_s(limiter: Limiter, charge_tokens: float, used_tokens: float) -> float:
-    sustained = limiter.sustained(charge_tokens, used_tokens)
+def _sustained_per_s(limiter: Limiter, charge_tokens: float, used_tokens: float,
+                     prompt_tokens: float | None = None) -> float:
+    sustained = limiter.sustained(charge_tokens, used_tokens, prompt_tokens)
     assert sustained is not None
     return sustained.requests_per_s
 

@@ -312,6 +312,40 @@ def test_a_thinking_model_simulated_without_reasoning_is_served_without_it(
         config.model_copy(update={"plan": unknown}))
 
 
+ALWAYS_THINKING = chat_scenario("always-thinking", """
+  oss: {gpu: H100-SXM, model: gpt-oss-20b}
+  llama: {gpu: H100-SXM, model: Llama-3.1-8B}
+""")
+
+
+def test_a_model_that_always_thinks_is_not_built_silently_for_tasks_without_reasoning(
+        tmp_path: Path) -> None:
+    """gpt-oss reasons before every answer (no switch): a plan simulated without
+    reasoning tokens is noted when simulated and when its stack is written, and a plan
+    that gives them is not; Qwen3 thinking on some tasks only tells the others' clients to
+    turn it off."""
+    from llmplan.pipeline import thinking_not_simulated
+    from llmplan.scenario import load_scenario_text
+    simulated = simulate_text(ALWAYS_THINKING)
+    [note] = thinking_not_simulated(load_scenario_text(ALWAYS_THINKING))
+    assert "'oss'" in note and "chat" in note and "reasoning_tokens" in note
+    assert any("reasons before every answer" in n
+               for n in stack_of(simulated, "oss", tmp_path).notes)
+    assert not any("reasons before every answer" in n
+                   for n in stack_of(simulated, "llama", tmp_path).notes)
+    reasoning = ALWAYS_THINKING.replace(
+        "output_tokens:", "reasoning_tokens: {kind: fixed, tokens: 200},\n     output_tokens:")
+    assert thinking_not_simulated(load_scenario_text(reasoning)) == []
+    assert not any("reasons before every answer" in n
+                   for n in stack_of(simulate_text(reasoning), "oss", tmp_path).notes)
+    mixed = THINKING.replace("  - {name: chat,", "  - {name: think, reasoning_tokens: {kind: "
+                             "fixed, tokens: 200}, prompt_tokens: {kind: fixed, tokens: 300},"
+                             " output_tokens: {kind: fixed, tokens: 20}}\n  - {name: chat,")
+    assert mixed != THINKING
+    notes = stack_of(simulate_text(mixed), "qwen", tmp_path).notes
+    assert any("enable_thinking" in n and "chat" in n and "think," not in n for n in notes)
+
+
 def test_a_stopping_pod_drains_its_requests_as_the_simulated_scale_down_does(
         tmp_path: Path) -> None:
     """vLLM 0.18.0 and later abort every request in flight at SIGTERM unless

@@ -23,7 +23,7 @@ tasks:
   - {name: chat, prompt_tokens: {kind: fixed, tokens: 200},
      output_tokens: {kind: fixed, tokens: 20}}
 deployments:
-  api: {kind: cloud, model: gpt-4o-mini}
+  api: {kind: cloud, model: gpt-4o-mini, limits: {requests_per_min: 5000, tokens_per_min: 2000000}}
 """
 
 
