@@ -401,6 +401,10 @@ class ModelSpec(_Entry):
     chat_template: ChatTemplate | None = Field(
         default=None, description="Tokens the chat template adds to a task with `api: chat` "
                                   "(None: not known; none are added).")
+    hub_weights_copies: int = Field(
+        default=1, ge=1, description="Copies of the weights as safetensors in the model's own "
+                                     "repository (hf_id): gpt-oss's keeps a second set under "
+                                     "original/, which vLLM before 0.14.0 downloads too.")
     reasoning_parser: str | None = Field(
         default=None, description="vLLM's reasoning parser for the model's thinking "
                                   "(--reasoning-parser): it streams the reasoning apart from "

@@ -178,6 +178,17 @@ def _fit_vllm_metrics(runs: list[Path], infos: list[ServerInfo], *, slots: int |
             f"a lower bound: the server's own limit is not in its metrics, and a heavier "
             f"load would be simulated queueing behind it",
             "pass --slots with the server's --max-num-seqs"))
+    if not (max_batched_tokens or info.max_batched_tokens):
+        # nor --max-num-batched-tokens: 2048 is llama.cpp's batch, not vLLM's default
+        # (8192 for the API server on large GPUs: engine/arg_utils.py, 0.10 on)
+        notes.append(Finding(
+            "engine.max_num_batched_tokens",
+            f"max_num_batched_tokens is written as "
+            f"{calibration.engine.max_num_batched_tokens:,}, an assumption: the server's "
+            f"own step budget is not in its metrics, and it sets how a long prompt is "
+            f"split into chunks",
+            "pass --max-batched-tokens with the server's --max-num-batched-tokens (its "
+            "start-up log prints it)"))
     return CalibrationReport(calibration, fit, reasons, notes, source_text)
 
 

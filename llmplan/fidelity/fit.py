@@ -226,7 +226,7 @@ def _trim_by_group(relative: np.ndarray, group: np.ndarray) -> np.ndarray:
     return keep
 
 
-def _trim_by_kind(relative: np.ndarray, prefill: np.ndarray) -> np.ndarray:
+def trim_by_kind(relative: np.ndarray, prefill: np.ndarray) -> np.ndarray:
     """Keep all but the worst TRIM_FRACTION of each kind (a kind is never emptied)."""
     return _trim_by_group(relative, prefill.astype(int))
 
@@ -261,7 +261,7 @@ def fit_step_time(samples: list[StepSample], cold: list[ColdStart],
     X, y, prefill = _design(samples)
     coef, _ = nnls(X, y)
     relative = np.abs(X @ coef - y) / np.maximum(y, 1e-9)
-    keep = _trim_by_kind(relative, prefill)
+    keep = trim_by_kind(relative, prefill)
     coef, _ = nnls(X[keep], y[keep])
     predicted = X @ coef
     table = None

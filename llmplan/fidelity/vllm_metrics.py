@@ -9,8 +9,11 @@ times, and the counters say what those steps did:
 (fitted per interval as its mean step, interval_s / N, against P/N, D/N and K/N)
 
 N  engine steps            delta of `vllm:iteration_tokens_total` (histogram) _count
-P  prompt tokens prefilled delta of `vllm:prompt_tokens_total` less the prefix cache's
-                           hits (`vllm:prefix_cache_hits_total`, where exported)
+P  prompt tokens prefilled delta of `vllm:prompt_tokens_by_source_total{source=
+                           "local_compute"}` (0.20 on), else of `vllm:prompt_tokens_total`
+                           less the run's share of cache hits (`prefix_cache_hits_total`
+                           and `external_prefix_cache_hits_total`, or V0's
+                           `gpu_prefix_cache_hit_rate`)
 D  decode tokens           delta of `vllm:generation_tokens_total` less the first tokens
                            (delta of `vllm:time_to_first_token_seconds_count`)
 K  KV tokens read          from the load-test records (every decode token's context), else
@@ -18,7 +21,14 @@ K  KV tokens read          from the load-test records (every decode token's cont
                            (`vllm:cache_config_info` num_gpu_blocks x block_size)
 
 An interval counts as busy when `vllm:num_requests_running` is positive at both ends and the
-records show a request in flight throughout. The same robust NNLS and quality gate as the
+records show a request in flight throughout. Consecutive busy intervals are merged until one
+holds at least MIN_STEPS_PER_OBSERVATION steps: a step that straddles a scrape is counted in
+the interval it ends in, and V1 counts a prompt's tokens when its first token comes, not
+when its chunks are computed, so a single interval's counters can belong partly to its
+neighbours'. A run whose steps were counted by several API server processes (multiprocess
+metrics: `--api-server-count` above 1 counts a step once per front-end with output in it)
+is refused: the records show fewer tokens per step for a request decoding throughout than
+a step gives. The same robust NNLS and quality gate as the
 records path give the same coefficient kinds; the client overhead is the client's mean TTFT
 less vLLM's own (`vllm:time_to_first_token_seconds`), i.e. HTTP and tokenisation.
 Metric names are vLLM's (v1 engine, `vllm/v1/metrics/loggers.py`); the KV gauge was
@@ -36,7 +46,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from llmplan.errors import InputError, Problem
-from llmplan.fidelity.fit import MIN_STEPS, Finding, Fit, kind_quality
+from llmplan.fidelity.fit import MIN_STEPS, Finding, Fit, kind_quality, trim_by_kind
 from llmplan.fidelity.promtext import Snapshot
 from llmplan.fidelity.server import metrics_snapshots
 from llmplan.fidelity.timeline import token_times, usable
@@ -52,7 +62,19 @@ KV_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
 #: prompt tokens read from the prefix cache (a counter of tokens; named
 #: vllm:gpu_prefix_cache_hits until 0.9.2, vllm/v1/metrics/loggers.py)
 PREFIX_HITS = ("vllm:prefix_cache_hits_total", "vllm:gpu_prefix_cache_hits_total")
+#: prompt tokens a KV connector (LMCache, offloading) brought in (0.14 on)
+EXTERNAL_HITS = "vllm:external_prefix_cache_hits_total"
+#: prompt tokens by where they came from; "local_compute": computed (0.20 on)
+BY_SOURCE = "vllm:prompt_tokens_by_source_total"
+#: V0's share of prefix-cache block lookups that hit (a gauge; V0 counts no hit tokens)
+V0_HIT_RATE = "vllm:gpu_prefix_cache_hit_rate"
 MIN_INTERVALS = 8
+#: steps an observation holds at least (consecutive busy intervals merged): a step that
+#: straddles a scrape moves at most one step's time between neighbours
+MIN_STEPS_PER_OBSERVATION = 10
+#: the median tokens per step of requests decoding through an interval below which the
+#: steps were counted more than once (one token per step, more with speculation)
+MIN_TOKENS_PER_STEP = 0.75
 
 
 @dataclass(frozen=True)
@@ -71,14 +93,35 @@ def _delta(a: Snapshot, b: Snapshot, name: str) -> float:
     return y - x
 
 
-def _cache_hits(a: Snapshot, b: Snapshot) -> float:
-    """Prompt tokens the prefix cache answered between two scrapes (0 when the server does
-    not export the counter)."""
-    for name in PREFIX_HITS:
-        x, y = a.total(name), b.total(name)
-        if x is not None and y is not None:
-            return max(0.0, y - x)
-    return 0.0
+def _computed(s: Snapshot) -> float | None:
+    """The prompt tokens the engine computed, counted so far (0.20 on; None before)."""
+    values = [v for labels, v in s.samples.get(BY_SOURCE, [])
+              if labels.get("source") == "local_compute"]
+    return sum(values) if values else None
+
+
+def computed_share(snapshots: list[Snapshot]) -> float:
+    """Of the prompt tokens vLLM counted over the run, the share it computed rather than
+    read from a cache: its local prefix cache's hits and a KV connector's
+    (`vllm:prefix_cache_hits_total`, `external_prefix_cache_hits_total`), counted when a
+    request is scheduled while its prompt is counted at its first token, so taken over the
+    whole run; V0 counts no hit tokens, only a hit rate of block lookups (a gauge); 1
+    without any."""
+    try:
+        prompt = _increase(snapshots, PROMPT)
+    except KeyError:
+        return 1.0
+    hits = 0.0
+    local = [n for n in PREFIX_HITS if any(s.total(n) is not None for s in snapshots)]
+    for name in [*local[:1], EXTERNAL_HITS]:     # one name per release (renamed in 0.9.2)
+        try:
+            hits += _increase(snapshots, name)
+        except KeyError:
+            continue
+    if not local:
+        rates = [r for r in (s.total(V0_HIT_RATE) for s in snapshots) if r is not None]
+        return 1.0 - float(np.clip(np.mean(rates), 0.0, 1.0)) if rates else 1.0
+    return float(np.clip(1.0 - hits / prompt, 0.0, 1.0)) if prompt > 0 else 1.0
 
 
 def _records_kv(rows: list[RequestRecord], start: float, end: float) -> float:
@@ -102,19 +145,23 @@ def _in_flight(rows: list[RequestRecord], start: float, end: float) -> bool:
     return reach >= end
 
 
-def intervals(snapshots: list[Snapshot], rows: list[RequestRecord],
-              kv_capacity_tokens: int | None) -> list[Interval]:
-    """The busy scrape intervals, as step-model observations."""
+def busy_intervals(snapshots: list[Snapshot], rows: list[RequestRecord],
+                   kv_capacity_tokens: int | None) -> list[tuple[float, Interval]]:
+    """The busy scrape intervals, each with its start (Unix time), as step-model
+    observations."""
     done = usable(rows)
+    share = computed_share(snapshots)
     out = []
     for a, b in itertools.pairwise(snapshots):
         if a.unix_ts is None or b.unix_ts is None or b.unix_ts <= a.unix_ts:
             continue
         try:
             steps = _delta(a, b, STEPS)
-            # prompt tokens the engine computed: vLLM counts a prefix-cache hit in
-            # prompt_tokens_total too, and apart in prefix_cache_hits_total
-            prompt = _delta(a, b, PROMPT) - _cache_hits(a, b)
+            # prompt tokens the engine computed: vLLM counts a cache hit in
+            # prompt_tokens_total too (computed_share)
+            x, y = _computed(a), _computed(b)
+            prompt = y - x if x is not None and y is not None \
+                else _delta(a, b, PROMPT) * share
             decode = _delta(a, b, GENERATED) - _delta(a, b, FIRST_TOKENS)
         except KeyError:
             continue
@@ -127,8 +174,51 @@ def intervals(snapshots: list[Snapshot], rows: list[RequestRecord],
         else:
             usage = [u for u in (a.first(*KV_USAGE), b.first(*KV_USAGE)) if u is not None]
             kv = steps * float(np.mean(usage)) * (kv_capacity_tokens or 0) if usage else 0.0
-        out.append(Interval(b.unix_ts - a.unix_ts, steps, prompt, max(decode, 0.0), kv))
+        out.append((a.unix_ts, Interval(b.unix_ts - a.unix_ts, steps, max(prompt, 0.0),
+                                        max(decode, 0.0), kv)))
     return out
+
+
+def merged(found: list[tuple[float, Interval]]) -> list[Interval]:
+    """Consecutive busy intervals added together until each holds at least
+    MIN_STEPS_PER_OBSERVATION steps (a run's last few, short of it, are left out)."""
+    out: list[Interval] = []
+    group: list[Interval] = []
+    end = None
+    for start, interval in found:
+        if group and (end is None or abs(start - end) > 1e-6):
+            group = []                        # a gap: not consecutive, start again
+        group.append(interval)
+        end = start + interval.seconds
+        if sum(i.steps for i in group) >= MIN_STEPS_PER_OBSERVATION:
+            out.append(Interval(*(sum(getattr(i, f) for i in group)
+                                  for f in ("seconds", "steps", "prompt_tokens",
+                                            "decode_tokens", "kv_tokens"))))
+            group = []
+    return out
+
+
+def intervals(snapshots: list[Snapshot], rows: list[RequestRecord],
+              kv_capacity_tokens: int | None) -> list[Interval]:
+    """The busy scrape intervals as step-model observations (`merged`)."""
+    return merged(busy_intervals(snapshots, rows, kv_capacity_tokens))
+
+
+def tokens_per_step(found: list[tuple[float, Interval]],
+                    rows: list[RequestRecord]) -> float | None:
+    """The median, over busy intervals and the requests decoding through each (first token
+    before it, last after it), of the tokens the request received per step counted (None:
+    no such request)."""
+    ratios = []
+    for start, interval in found:
+        end = start + interval.seconds
+        for row in usable(rows):
+            times = token_times(row)
+            if len(times) < 3 or times[0] > start or times[-1] < end:
+                continue
+            got = int(np.count_nonzero((times >= start) & (times < end)))
+            ratios.append(got / interval.steps)
+    return float(np.median(ratios)) if ratios else None
 
 
 def fit_intervals(found: list[Interval], overhead_s: float) -> Fit:
@@ -143,14 +233,15 @@ def fit_intervals(found: list[Interval], overhead_s: float) -> Fit:
     y = np.array([i.seconds / i.steps for i in found])
     coef, _ = nnls(X, y)
     relative = np.abs(X @ coef - y) / y
-    keep = relative <= np.percentile(relative, 95) if len(found) >= 20 else \
-        np.ones(len(found), dtype=bool)
+    prefill = X[:, 1] > 0
+    # trimmed within each kind (prompt-carrying or not), as the records path does: a trim
+    # of all intervals together can drop every prompt-carrying one
+    keep = trim_by_kind(relative, prefill)
     coef, _ = nnls(X[keep], y[keep])
     predicted = X @ coef
     error_pct = 100 * np.abs(predicted - y) / y
     ss_res = float(np.sum((y - predicted) ** 2))
     ss_tot = float(np.sum((y - y.mean()) ** 2)) or 1e-30
-    prefill = X[:, 1] > 0
 
     return Fit(coefficients_s=(float(coef[0]), float(coef[1]), float(coef[2]), float(coef[3]),
                                0.0),   # scrapes do not say which prompts hit the cache
@@ -215,10 +306,19 @@ def run_intervals(run: Path, rows: list[RequestRecord],
                          title="calibration impossible")
     _one_engine_with_every_metric(path, snapshots)
     running = max((s.total(RUNNING) or 0) for s in snapshots)
-    found = intervals(snapshots, rows, kv_capacity_tokens)
-    if rows and not found:
+    busy = busy_intervals(snapshots, rows, kv_capacity_tokens)
+    if rows and not busy:
         _records_within_the_scrapes(path, snapshots, rows)
-    return found, client_overhead_s(snapshots, rows), int(running)
+    per_step = tokens_per_step(busy, rows)
+    if per_step is not None and per_step < MIN_TOKENS_PER_STEP:
+        raise InputError([Problem(
+            str(path), None, STEPS.removesuffix("_count"),
+            f"a request decoding through a scrape interval received {per_step:.2f} tokens "
+            f"per step counted (median), where every step gives it one: the steps were "
+            f"counted more than once, as several API server processes count them "
+            f"(--api-server-count above 1, Prometheus multiprocess mode); calibrate a "
+            f"server started with --api-server-count 1")], title="calibration impossible")
+    return merged(busy), client_overhead_s(snapshots, rows), int(running)
 
 
 #: the counters and gauge every interval needs (besides STEPS, checked first)

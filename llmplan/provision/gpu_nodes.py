@@ -144,6 +144,19 @@ def product_label(gpu: str, spec: GpuSpec | None = None) -> str:
     return GPU_PRODUCT_LABELS.get(gpu, gpu)
 
 
+def unlabelled(gpu: str, spec: GpuSpec | None) -> str | None:
+    """Why pods of a `gpu` deployment would select no node (None: they select its label):
+    a GPU neither the catalog nor llmplan's table gives a node label, whose id no GPU
+    Feature Discovery or AMD node labeller writes."""
+    if (spec is not None and spec.k8s_product_label) or gpu in GPU_PRODUCT_LABELS:
+        return None
+    return (f"GPU {gpu} has no node label in the catalog (k8s_product_label), so its pods "
+            f"would select nodes labelled '{gpu}', which no GPU node carries, and stay "
+            f"Pending; set catalog.gpus.{gpu}.k8s_product_label to the nodes' "
+            f"nvidia.com/gpu.product (or amd.com/gpu.product-name) value: kubectl get nodes "
+            f"-L nvidia.com/gpu.product")
+
+
 def sliced(product: str) -> bool:
     """Whether a node's product label is of GPU slices, not whole GPUs: MIG instances
     (`...-MIG-1g.5gb`, GFD's mixed strategy) or time-shared GPUs (`...-SHARED`), each

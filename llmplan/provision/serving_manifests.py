@@ -43,7 +43,7 @@ from llmplan.provision.vllm_build import (
     served_weights,
     speculative_config,
 )
-from llmplan.scenario.models import LocalDeployment
+from llmplan.scenario.models import AutoscaleSpec, LocalDeployment
 
 ASYNC_FLAG_RELEASE = SETTING_RELEASES["async_scheduling"][0]
 #: vLLM 0.9.0 deprecated --enable-reasoning: naming a --reasoning-parser turns it on
@@ -57,14 +57,18 @@ API_SERVER_FLAG_RELEASE = SETTING_RELEASES["api_server_count"][0]
 #: (engine/arg_utils.py, v1/engine/core.py _handle_shutdown); before it, requests in flight
 #: were dropped
 SHUTDOWN_TIMEOUT_RELEASE = (0, 18, 0)
+#: from 0.14.0 vLLM downloads only the safetensors its repository's index names
+#: (model_loader/weight_utils.py download_weights_from_hf), not a subfolder's copy
+INDEXED_DOWNLOAD_RELEASE = (0, 14, 0)
 #: a replica scaled in or rolled finishes its requests, as the simulation's scale-down
 #: drains it: as long as the gateway waits for a local answer
 DRAIN_S = LOCAL_TIMEOUT_S
 
 HUB_SECRET_KEY = "token"
-#: The custom metric the HPA reads: vLLM's `vllm:num_requests_waiting`, which a metrics
-#: adapter (prometheus-adapter) exposes under this name (a Kubernetes metric name has no ':').
-WAITING_METRIC = "vllm_num_requests_waiting"
+#: The external metric the HPA reads, per fleet (`scale_metric`): the simulated scaler's own
+#: decision from vLLM's gauges, which a prometheus-adapter external rule (`scale_rule`)
+#: computes as a ratio to the current replicas: 2 to add one, 0.5 to remove one, 1 to hold
+SCALE_METRIC = "llmplan_scale_ratio"
 WEIGHTS_MOUNT = "/models"
 #: the login name the pods' non-root user goes by (USER, LOGNAME)
 RUN_AS_USER = "vllm"
@@ -279,10 +283,11 @@ def ready_timeout_s(config: StackConfig) -> int:
     return local[1].replicas * (POD_START_S + startup_allowance_s(config))
 
 
-def checkpoint_gib(config: StackConfig) -> float:
+def checkpoint_gib(config: StackConfig, *, copies: bool = True) -> float:
     """GiB a pod downloads from the model hub: the checkpoint in the format it is stored
     in (16-bit when vLLM quantises it while loading), its MTP modules, and a drafter's
-    16-bit weights."""
+    16-bit weights; `copies`: with a second copy of the weights the release downloads too
+    (False: what it loads)."""
     local = config.plan.local
     assert local is not None
     dep = local[1]
@@ -293,7 +298,11 @@ def checkpoint_gib(config: StackConfig) -> float:
     spec = dep.engine.speculative
     drafter_bytes = drafter(dep.setup(config.plan.catalog)).weights_bytes \
         if spec is not None and spec.method in DRAFTED else 0.0
-    download_gib = (model.weight_bytes(stored) + mtp_bytes + drafter_bytes) / 2**30
+    # before 0.14.0 vLLM downloads every *.safetensors of the repository, a second copy of
+    # the weights in a subfolder too (gpt-oss's original/)
+    sets = model.hub_weights_copies if copies and served(config).hf_id == model.hf_id \
+        and dep.engine.release < INDEXED_DOWNLOAD_RELEASE else 1
+    download_gib = (model.weight_bytes(stored) * sets + mtp_bytes + drafter_bytes) / 2**30
     return download_gib
 
 
@@ -312,7 +321,8 @@ def serving_sizes(config: StackConfig) -> tuple[int, int, int]:
     api_servers = setup.api_server_count
     gpus = setup.server_gpus         # one pod's (a replica over servers: a pod per server)
     cpu = 4 * gpus + 2 + (api_servers - 1)   # a core per extra API server
-    memory_gib = max(32, math.ceil(download_gib * 1.2 / setup.gpus) + 16)
+    loaded_gib = checkpoint_gib(config, copies=False)
+    memory_gib = max(32, math.ceil(loaded_gib * 1.2 / setup.gpus) + 16)
     volume_gib = max(50, math.ceil(download_gib * 1.25) + 20)
     return cpu, memory_gib, volume_gib
 
@@ -472,16 +482,54 @@ def serving_manifests(config: StackConfig) -> list[dict[str, Any]]:
     return manifests
 
 
+def scale_metric(name: str) -> str:
+    """The external metric of fleet `name`'s scaler (a metric name takes no '-')."""
+    return f"{SCALE_METRIC}_{name.replace('-', '_')}"
+
+
+def scale_query(namespace: str, pods: str, scale: AutoscaleSpec) -> str:
+    """PromQL of the simulated scaler's decision (sim/fleet_control.py `_tick`) over the
+    fleet's serving pods (`pods`: their names' prefix): add a replica when more than
+    `scale_up_waiting_per_replica` requests wait per pod, else remove one when fewer than
+    `scale_down_outstanding_per_replica` are in flight (running or waiting) per pod, as a
+    ratio to the current replicas (2, 0.5, else 1)."""
+    match = f'{{namespace="{namespace}",pod=~"{pods}-[0-9]+"}}'
+    waiting = f"sum by (pod) (vllm:num_requests_waiting{match})"
+    running = f"sum by (pod) (vllm:num_requests_running{match})"
+    up = f"(avg({waiting}) > bool {scale.scale_up_waiting_per_replica:g})"
+    down = f"(avg({running} + {waiting}) < bool {scale.scale_down_outstanding_per_replica:g})"
+    return f"1 + {up} - 0.5 * (1 - {up}) * {down}"
+
+
+def scale_rule(config: StackConfig) -> dict[str, Any] | None:
+    """The prometheus-adapter external rule the fleet's HPA reads (None: no autoscaling),
+    to add to the adapter's `externalRules`: its metric is the simulated scaler's decision
+    (`scale_query`)."""
+    local = config.plan.local
+    if local is None or local[1].autoscaling is None:
+        return None
+    name, namespace = serving_name(config), config.namespace
+    # the serving pods: the StatefulSet's `<name>-<i>`, a LeaderWorkerSet's leaders
+    # `<group>-<i>` (its workers `<group>-<i>-<j>` serve no API and export no metrics)
+    pods = name if servers(config) == 1 else group_name(config)
+    return {"seriesQuery": f'vllm:num_requests_waiting{{namespace="{namespace}"}}',
+            "resources": {"namespaced": False},
+            "name": {"matches": "^vllm:num_requests_waiting$", "as": scale_metric(name)},
+            "metricsQuery": scale_query(namespace, pods, local[1].autoscaling)}
+
+
 def autoscaler(name: str, namespace: str, pod_labels: dict[str, str],
                dep: LocalDeployment, *,
                target: tuple[str, str, str] | None = None) -> dict[str, Any]:
-    """The simulated autoscaler as an HPA on waiting requests per replica.
+    """The simulated autoscaler as an HPA on its own decision.
 
-    The simulation adds a replica when more than `scale_up_waiting_per_replica` requests wait
-    per replica, looking every `interval_s`, and removes one at a time after `cooldown_s`. The
-    HPA targets that average (desired = ceil(replicas x average / target)), adds at most one
-    pod per `interval_s` and removes one per `cooldown_s` after a `cooldown_s` window. It
-    scales down on waiting requests rather than the simulation's in-flight count."""
+    The simulation looks every `interval_s`: it adds a replica when more than
+    `scale_up_waiting_per_replica` requests wait per replica, and removes one when fewer
+    than `scale_down_outstanding_per_replica` are in flight per replica, `cooldown_s` after
+    its last change. The HPA reads that decision as a ratio to the current replicas (the
+    external metric of `scale_rule`: 2, 0.5 or 1; desired = ceil(replicas x ratio)), adds
+    at most one pod per `interval_s` and removes one per `cooldown_s`, after the decision
+    to remove held for a `cooldown_s` window (the HPA's scale-down stabilisation)."""
     scale = dep.autoscaling
     assert scale is not None
     api, kind, scaled = target or ("apps/v1", "StatefulSet", name)
@@ -493,10 +541,9 @@ def autoscaler(name: str, namespace: str, pod_labels: dict[str, str],
         "spec": {
             "scaleTargetRef": {"apiVersion": api, "kind": kind, "name": scaled},
             "minReplicas": scale.min_replicas, "maxReplicas": scale.max_replicas,
-            "metrics": [{"type": "Pods", "pods": {
-                "metric": {"name": WAITING_METRIC},
-                "target": {"type": "AverageValue",
-                           "averageValue": _quantity(scale.scale_up_waiting_per_replica)}}}],
+            "metrics": [{"type": "External", "external": {
+                "metric": {"name": scale_metric(name)},
+                "target": {"type": "Value", "value": "1"}}}],
             "behavior": {
                 "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
                             "policies": [{"type": "Pods", "value": 1,
@@ -505,10 +552,5 @@ def autoscaler(name: str, namespace: str, pod_labels: dict[str, str],
                               "selectPolicy": "Min",
                               "policies": [{"type": "Pods", "value": 1,
                                             "periodSeconds": cooldown}]}}}}
-
-
-def _quantity(value: float) -> str:
-    """A Kubernetes quantity: whole numbers plain, fractions in milli-units."""
-    return str(int(value)) if float(value).is_integer() else f"{round(value * 1000)}m"
 
 

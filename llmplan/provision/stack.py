@@ -24,7 +24,7 @@ from llmplan.catalog import Catalog
 from llmplan.errors import InputError, Problem
 from llmplan.perf.engine import release_tuple
 from llmplan.provision.cluster_sizing import check_eks_pods, eks_instance
-from llmplan.provision.gpu_nodes import known_instance
+from llmplan.provision.gpu_nodes import known_instance, unlabelled
 from llmplan.provision.images import (
     VLLM_REPOSITORY,
     VLLM_ROCM_REPOSITORY,
@@ -34,8 +34,12 @@ from llmplan.provision.images import (
 from llmplan.provision.router_config import task_routes
 from llmplan.provision.serving_manifests import (
     CHAT_DEFAULTS_RELEASE,
+    HUB_DOWNLOAD_BYTES_PER_S,
+    POD_START_S,
     SHUTDOWN_TIMEOUT_RELEASE,
+    checkpoint_gib,
     hub_repos,
+    scale_rule,
     thinks_unasked,
 )
 from llmplan.provision.stack_config import (
@@ -278,6 +282,12 @@ def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: 
     was = previous_release(path) if path.exists() else None
     config = build_stack(loaded, result, name, previous, settings,
                          previous_file=path if path.exists() else None)
+    local = config.plan.local
+    if local is not None and (why := unlabelled(
+            local[1].gpu, config.plan.catalog.gpus.get(local[1].gpu))) is not None:
+        raise InputError([Problem(str(loaded.path), None,
+                                  f"catalog.gpus.{local[1].gpu}.k8s_product_label", why)],
+                         title="cannot provision this deployment as simulated")
     try:
         check_eks_pods(config)
     except ValueError as small:
@@ -294,6 +304,17 @@ def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: 
     if old != text:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
+    rule = scale_rule(config)
+    if rule is not None:
+        rules = path.with_name(f"prometheus-adapter.{path.stem.removeprefix('Pulumi.')}.yaml")
+        rules.write_text("# prometheus-adapter rule the fleet's HorizontalPodAutoscaler reads: "
+                         "add it to the adapter's\n# externalRules (llmplan stack; README, "
+                         "Autoscaling)\n" + yaml.safe_dump({"externalRules": [rule]},
+                                                           sort_keys=False, width=1000),
+                         encoding="utf-8")
+        notes.append(f"the fleet's autoscaler reads the external metric "
+                     f"{rule['name']['as']}: add the rule in {rules.name} to "
+                     f"prometheus-adapter's externalRules, or the HPA never scales")
     return WrittenStack(path, config, result.deployments[name], secrets, changed=old != text,
                         notes=[*notes, *setting_notes(config)])
 
@@ -357,6 +378,18 @@ def setting_notes(config: StackConfig) -> list[str]:
                      f"{{\"enable_thinking\": false}}")
     if local is not None:
         notes += thinking_notes(config)
+    scale = local[1].autoscaling if local is not None else None
+    if scale is not None:
+        download_s = checkpoint_gib(config) * 2**30 / HUB_DOWNLOAD_BYTES_PER_S
+        if download_s + scale.spin_up_s > 1.5 * scale.spin_up_s:
+            notes.append(
+                f"a replica the autoscaler adds starts with an empty weights volume: it "
+                f"downloads {checkpoint_gib(config):,.0f} GiB (about {download_s / 60:,.0f} "
+                f"min at the assumed 100 MB/s) before loading, and waits for its node and "
+                f"image first where the cluster adds nodes (up to {POD_START_S // 60} min "
+                f"assumed); the simulation gave it autoscaling.spin_up_s "
+                f"{scale.spin_up_s:g} s: set spin_up_s to what the cluster measures, or "
+                f"keep the weights where a new pod finds them")
     if local is not None and local[1].engine.release < SHUTDOWN_TIMEOUT_RELEASE:
         notes.append(f"vLLM {local[1].engine.vllm_version} drops the requests in flight "
                      f"when a pod stops (a scale-in, a rolling update; --shutdown-timeout "

@@ -25,8 +25,10 @@ SCENARIO = """
     constraints: {data_residency: [eu]}
     deployments:
       gpu: {gpu: H100-SXM, model: Llama-3.1-8B}
-      api-us: {kind: cloud, model: gpt-4o-mini, region: us, limits: {requests_per_min: 5000, tokens_per_min: 2000000}}
-      api-eu: {kind: cloud, model: gpt-4o-mini, region: eu, limits: {requests_per_min: 5000, tokens_per_min: 2000000}}
+      api-us: {kind: cloud, model: gpt-4o-mini, region: us,
+              limits: {requests_per_min: 5000, tokens_per_min: 2000000}}
+      api-eu: {kind: cloud, model: gpt-4o-mini, region: eu,
+              limits: {requests_per_min: 5000, tokens_per_min: 2000000}}
 """
 
 

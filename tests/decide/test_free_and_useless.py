@@ -26,7 +26,8 @@ BASE = """
       gpu: {{gpu: H100-SXM, model: Llama-3.1-8B}}
       api: {{kind: cloud, model: gpt-4o-mini, costs: {{egress_kb_per_request: 0}},
              limits: {{requests_per_min: 5000, tokens_per_min: 2000000}}}}
-      paid: {{kind: cloud, model: gpt-4.1-mini, limits: {{requests_per_min: 5000, tokens_per_min: 2000000}}}}
+      paid: {{kind: cloud, model: gpt-4.1-mini,
+              limits: {{requests_per_min: 5000, tokens_per_min: 2000000}}}}
 """
 
 FREE = ("catalog:\n      cloud_models:\n        gpt-4o-mini: {input_usd_per_mtok: 0, "

@@ -49,7 +49,8 @@ SCENARIO = """
     economics: {{amortisation_months: {months}}}
     deployments:
       fleet: {{gpu: L4, model: Llama-3.1-8B}}
-      api: {{kind: cloud, model: {model}, limits: {{requests_per_min: 5000, tokens_per_min: 2000000}}}}
+      api: {{kind: cloud, model: {model},
+             limits: {{requests_per_min: 5000, tokens_per_min: 2000000}}}}
       both: {{kind: hybrid, local: fleet, cloud: api}}
       current: {{kind: cloud, model: gpt-6-luna}}
 """

@@ -146,3 +146,45 @@ def test_a_server_restart_mid_run_leaves_the_client_overhead_alone(vllm_run: Pat
     whole = client_overhead_s(snapshots, rows)
     assert whole > 0.002
     assert client_overhead_s(snapshots[:half] + after, rows) == pytest.approx(whole, rel=1e-9)
+
+
+def _fitted(tmp_path: Path, **kwargs: object) -> object:
+    text, rows = run(**kwargs)  # type: ignore[arg-type]
+    folder = write_run(tmp_path / "run", rows)
+    (folder / "server_metrics.prom").write_text(text)
+    return calibrate(folder, source="vllm-metrics").step_time
+
+
+@pytest.mark.parametrize("hits_as", ["by_source", "v0_rate"])
+def test_cache_hits_as_each_release_exports_them_are_not_computed_tokens(
+        tmp_path: Path, hits_as: str) -> None:
+    """0.20 and later export the computed prompt tokens themselves
+    (prompt_tokens_by_source_total{source="local_compute"}); V0 only a hit rate of block
+    lookups, with the cached tokens in prompt_tokens_total. Either way, with 80% of every
+    prompt cached, the prompt-token cost is the engine's."""
+    st = _fitted(tmp_path, coef=COEF, seed=5, n=300, rate=3.0, cached=0.8, hits_as=hits_as)
+    assert st.per_prefill_token_us == pytest.approx(COEF[1] * 1e6, rel=0.1)  # type: ignore[attr-defined]
+
+
+def test_steps_near_the_scrape_period_are_fitted_over_merged_intervals(tmp_path: Path) -> None:
+    """Steps of 0.3-0.5 s against 1 s scrapes: a step counts in the interval it ends in,
+    so a lone interval's time and counters disagree by up to a step; intervals merged to
+    ten steps or more recover the engine's costs."""
+    coef = (0.25, 0.0004, 0.004, 0.00001)
+    st = _fitted(tmp_path, coef=coef, seed=3, n=300, rate=0.6)
+    assert st.fixed_ms == pytest.approx(coef[0] * 1e3, rel=0.1)  # type: ignore[attr-defined]
+    assert st.per_prefill_token_us == pytest.approx(coef[1] * 1e6, rel=0.2)  # type: ignore[attr-defined]
+    assert st.per_decode_seq_us == pytest.approx(coef[2] * 1e6, rel=0.15)  # type: ignore[attr-defined]
+
+
+def test_steps_counted_by_several_api_servers_are_refused(tmp_path: Path) -> None:
+    """With --api-server-count above 1 every front-end with output in a step counts it:
+    a request decoding through an interval then gets half a token per step counted."""
+    import re
+
+    def doubled(text: str) -> str:
+        return re.sub(r"^(vllm:iteration_tokens_total_(?:count|bucket)\{[^}]*\}) (\S+)$",
+                      lambda m: f"{m.group(1)} {2 * float(m.group(2))}", text, flags=re.M)
+
+    message = _refusal(tmp_path, doubled)
+    assert "counted more than once" in message and "--api-server-count 1" in message

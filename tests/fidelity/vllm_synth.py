@@ -64,6 +64,10 @@ class Engine:
     generation_total: int = 0
     running: int = 0
     kv_usage: float = 0.0
+    #: what it exports of its cache hits: "counter" (prefix_cache_hits_total, 0.9.2 on),
+    #: "by_source" (that and prompt_tokens_by_source_total, 0.20 on) or "v0_rate" (V0's
+    #: gpu_prefix_cache_hit_rate gauge alone)
+    hits_as: str = "counter"
 
     def text(self) -> str:
         lines = ["# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig",
@@ -79,26 +83,43 @@ class Engine:
                  f"vllm:kv_cache_usage_perc{{{LABELS}}} {self.kv_usage!r}",
                  "# TYPE vllm:prompt_tokens_total counter",
                  f"vllm:prompt_tokens_total{{{LABELS}}} {float(self.prompt_total)}",
-                 "# TYPE vllm:prefix_cache_hits_total counter",
-                 f"vllm:prefix_cache_hits_total{{{LABELS}}} {float(self.prefix_hits_total)}",
+                 *self._hits(),
                  "# TYPE vllm:generation_tokens_total counter",
                  f"vllm:generation_tokens_total{{{LABELS}}} {float(self.generation_total)}"]
         for name, hist in self.hist.items():
             lines += hist.text(name)
         return "\n".join(lines) + "\n"
 
+    def _hits(self) -> list[str]:
+        if self.hits_as == "v0_rate":
+            rate = self.prefix_hits_total / self.prompt_total if self.prompt_total else 0.0
+            return ["# TYPE vllm:gpu_prefix_cache_hit_rate gauge",
+                    f"vllm:gpu_prefix_cache_hit_rate{{{LABELS}}} {rate!r}"]
+        lines = ["# TYPE vllm:prefix_cache_hits_total counter",
+                 f"vllm:prefix_cache_hits_total{{{LABELS}}} {float(self.prefix_hits_total)}"]
+        if self.hits_as == "by_source":
+            computed = self.prompt_total - self.prefix_hits_total
+            lines += ["# TYPE vllm:prompt_tokens_by_source_total counter"]
+            lines += [f'vllm:prompt_tokens_by_source_total{{{LABELS},source="{source}"}} '
+                      f"{float(value)}" for source, value in (
+                          ("local_compute", computed), ("local_cache_hit", self.prefix_hits_total),
+                          ("external_kv_transfer", 0))]
+        return lines
+
 
 def run(*, coef: tuple[float, float, float, float], seed: int = 1, n: int = 400,
         rate: float = 4.0, http_s: float = 0.004, scrape_s: float = 1.0,
         start_ts: float = 1_700_000_000.0,
-        cached: float = 0.0) -> tuple[str, list[RequestRecord]]:
+        cached: float = 0.0, hits_as: str = "counter",
+        lengths: tuple[int, int] = (100, 900)) -> tuple[str, list[RequestRecord]]:
     """(scrape file text, client records) of one run of the engine; `cached`: the share of
-    every prompt its prefix cache answers (counted in prompt_tokens_total, not computed)."""
+    every prompt its prefix cache answers (counted in prompt_tokens_total, not computed),
+    exported as `hits_as` says (Engine.hits_as); `lengths`: the prompts' range."""
     rng = np.random.default_rng(seed)
     arrivals = np.cumsum(rng.exponential(1 / rate, n))
-    pending = [(float(t), int(rng.integers(100, 900)), int(rng.integers(20, 120)), i)
+    pending = [(float(t), int(rng.integers(*lengths)), int(rng.integers(20, 120)), i)
                for i, t in enumerate(arrivals)]
-    engine = Engine()
+    engine = Engine(hits_as=hits_as)
     running: list[dict[str, Any]] = []
     done: list[dict[str, Any]] = []
     scrapes: list[str] = []

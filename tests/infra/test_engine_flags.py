@@ -362,3 +362,30 @@ def test_a_stopping_pod_drains_its_requests_as_the_simulated_scale_down_does(
     old = stack_of(simulated, "qwen-old", tmp_path)
     assert "--shutdown-timeout" not in vllm_args(old.config)
     assert any("drops the requests in flight" in note for note in old.notes)
+
+
+UNLABELLED_GPU = chat_scenario("unlabelled", """
+  h20: {gpu: H20, model: Llama-3.1-8B}
+  h100: {gpu: H100-SXM, model: Llama-3.1-8B}
+""").replace("deployments:", """catalog:
+  gpus:
+    H20: {name: NVIDIA H20, memory_mib: 97871, marketed_memory_gb: 96, bf16_dense_tflops: 148,
+          fp8_dense_tflops: 296, memory_bandwidth_gb_per_s: 4000, interconnect: nvlink,
+          interconnect_gb_per_s: 450, network_gb_per_s: 50, board_gpus: 8, tdp_w: 400,
+          purchase_usd: 12000, rental_usd_per_gpu_hour: 1.2, reserved_usd_per_gpu_hour: 0.9,
+          prices_as_of: 2026-11-01, compute_capability: "9.0", sources: {}}
+deployments:""")
+
+
+def test_a_gpu_without_a_node_label_is_refused_rather_than_left_pending(
+        tmp_path: Path) -> None:
+    """A GPU the scenario adds without k8s_product_label: its pods would select nodes
+    labelled with the catalog id, which GPU Feature Discovery never writes."""
+    simulated = simulate_text(UNLABELLED_GPU)
+    with pytest.raises(InputError, match=r"catalog\.gpus\.H20\.k8s_product_label"):
+        stack_of(simulated, "h20", tmp_path)
+    stack_of(simulated, "h100", tmp_path)
+    labelled = UNLABELLED_GPU.replace("sources: {}}", "sources: {},\n"
+                                      "          k8s_product_label: NVIDIA-H20}")
+    assert labelled != UNLABELLED_GPU
+    stack_of(simulate_text(labelled), "h20", tmp_path)

@@ -100,19 +100,36 @@ def test_the_fleet_runs_the_simulated_engine_hardened(bedrock_stack: WrittenStac
         assert container[probe]["timeoutSeconds"] >= 5
 
 
-def test_the_simulated_autoscaler_becomes_an_hpa_on_waiting_requests(
+def test_the_simulated_autoscaler_becomes_an_hpa_on_its_own_decision(
         bedrock_stack: WrittenStack) -> None:
-    hpa = _by_kind(serving_manifests(bedrock_stack.config), "HorizontalPodAutoscaler")
+    """The HPA reads the simulated scaler's decision (add when more than 2.5 requests wait
+    per pod, remove when fewer than 1 is in flight) as a ratio to the replicas, from an
+    external rule `llmplan stack` writes beside the stack file: an HPA on waiting requests
+    alone would scale in whenever the queue is empty, which the simulation never did."""
+    import yaml
+
+    from llmplan.provision.serving_manifests import scale_rule
+    config = bedrock_stack.config
+    hpa = _by_kind(serving_manifests(config), "HorizontalPodAutoscaler")
     spec = hpa["spec"]
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "StatefulSet",
                                       "name": "gpus"}
     assert (spec["minReplicas"], spec["maxReplicas"]) == (1, 4)
-    metric = spec["metrics"][0]["pods"]
-    assert metric["metric"]["name"] == "vllm_num_requests_waiting"
-    assert metric["target"] == {"type": "AverageValue", "averageValue": "2500m"}
+    metric = spec["metrics"][0]["external"]
+    assert metric["metric"]["name"] == "llmplan_scale_ratio_gpus"
+    assert metric["target"] == {"type": "Value", "value": "1"}
     assert spec["behavior"]["scaleUp"]["policies"] == [{"type": "Pods", "value": 1,
                                                         "periodSeconds": 20}]
     assert spec["behavior"]["scaleDown"]["policies"][0]["periodSeconds"] == 300
+    rule = scale_rule(config)
+    assert rule is not None and rule["name"]["as"] == "llmplan_scale_ratio_gpus"
+    query = rule["metricsQuery"]
+    assert "> bool 2.5)" in query and "< bool 1)" in query
+    assert f'namespace="{config.namespace}",pod=~"gpus-[0-9]+"' in query
+    written = bedrock_stack.path.with_name(
+        f"prometheus-adapter.{bedrock_stack.path.stem.removeprefix('Pulumi.')}.yaml")
+    assert yaml.safe_load(written.read_text()) == {"externalRules": [rule]}
+    assert any(written.name in note for note in bedrock_stack.notes)
 
 
 def test_only_the_gateway_and_named_namespaces_reach_the_fleet(

@@ -234,3 +234,24 @@ def test_a_checkpoint_added_in_the_scenario_catalog_is_served(tmp_path: Path) ->
     assert _flags(vllm_args(written.config))["--model"] == "example/Llama-4-Scout-W4A16"
     hub = next(s.why for s in written.secrets if s.key == "hfToken")
     assert "if example/Llama-4-Scout-W4A16 is gated" in hub     # its gating is not given
+
+
+def test_a_repository_with_a_second_copy_is_downloaded_whole_before_vllm_0_14(
+        tmp_path: Path) -> None:
+    """gpt-oss's repository keeps its weights twice (the root, and original/); vLLM before
+    0.14.0 downloads every *.safetensors, so the volume and the first start hold both."""
+    from helpers import chat_scenario
+    from infra_scenarios import simulate_text, stack_of
+
+    from llmplan.provision.serving_manifests import checkpoint_gib
+    simulated = simulate_text(chat_scenario("copies", """
+  old: {gpu: H100-SXM, model: gpt-oss-20b, engine: {vllm_version: "0.13.0"}}
+  new: {gpu: H100-SXM, model: gpt-oss-20b, engine: {vllm_version: "0.14.0"}}
+  llama: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {vllm_version: "0.13.0"}}
+"""))
+    old, new = (stack_of(simulated, name, tmp_path).config for name in ("old", "new"))
+    assert checkpoint_gib(old) == pytest.approx(2 * checkpoint_gib(new))
+    assert serving_sizes(old)[2] >= 2.5 * checkpoint_gib(new)      # 1.25 x both copies
+    assert serving_sizes(old)[1] == serving_sizes(new)[1]            # one set is loaded
+    llama = stack_of(simulated, "llama", tmp_path).config
+    assert checkpoint_gib(llama) == pytest.approx(8.03e9 * 2 / GIB, rel=0.05)
