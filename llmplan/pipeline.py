@@ -72,7 +72,8 @@ def not_provisionable(loaded: LoadedScenario) -> list[str]:
     """Why `llmplan stack` could not build some simulated deployments as simulated."""
     return [problem for name, dep in loaded.scenario.deployments.items()
             if isinstance(dep, LocalDeployment) and (problem := provisioning_problem(
-                name, dep, loaded.catalog.models[dep.model])) is not None]
+                name, dep, loaded.catalog.models[dep.model],
+                loaded.catalog.gpus.get(dep.gpu))) is not None]
 
 
 def fallback_after_clients_left(loaded: LoadedScenario) -> list[str]:
@@ -114,7 +115,8 @@ def with_provisioning(loaded: LoadedScenario) -> LoadedScenario:
     deployments = loaded.scenario.deployments
     for name, dep in deployments.items():
         if isinstance(dep, LocalDeployment) and (problem := provisioning_problem(
-                name, dep, loaded.catalog.models[dep.model])) is not None:
+                name, dep, loaded.catalog.models[dep.model],
+                loaded.catalog.gpus.get(dep.gpu))) is not None:
             problems[name] = problem
     for name, dep in deployments.items():
         if isinstance(dep, HybridDeployment) and dep.local in problems:

@@ -49,6 +49,7 @@ block x (latent rank + rope dims) x bytes for MLA (one latent vector, on every G
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from llmplan.catalog.catalog import DTYPE_BYTES, WEIGHT_BITS
@@ -559,16 +560,32 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
         rank_blocks = math.ceil(engine.kv_cache_tokens / block)
         blocks = rank_blocks * setup.attention_ranks
     capacity_tokens = rank_blocks * block
-    max_len = engine.max_model_len or min(model.max_context_tokens, max(capacity_tokens, 1))
+    window = (model.sliding_window_tokens or 0) - 1 \
+        + setup.rank_max_num_batched_tokens * batches_in_flight(setup)
+
+    def pages(tokens: int) -> int:
+        """Pages one request of `tokens` holds at most: a page of every full-attention
+        group per block of its tokens, and of every sliding-window group per block of its
+        last window and the batches in flight (vLLM's `max_memory_usage_bytes` per
+        group, summed over the groups: kv_cache_utils.py `_max_memory_usage_bytes_from_
+        groups`, 0.19 on; per layer before 0.14)."""
+        held = layout.full_groups * math.ceil(tokens / block)
+        if layout.sliding_groups:
+            held += layout.sliding_groups * (math.ceil(min(window, tokens) / block) + 1)
+        return held
+
+    # the longest request one rank's cache holds whole, its window pages included (what
+    # vLLM's `--max-model-len auto` finds by the same binary search; a hybrid model's
+    # window pages make it shorter than the full-attention pages alone would)
+    held = vllm_blocks if engine.kv_cache_tokens is None \
+        else rank_blocks * max(1, layout.full_groups)       # one rank's, as set by hand
+    fits_len = _longest(pages, held, model.max_context_tokens)
+    max_len = engine.max_model_len or min(model.max_context_tokens, max(fits_len, 1))
     # vLLM 0.14 and later fit an unset length to the cache (`--max-model-len auto`, which
     # the stack passes then) and log their figures at that length
     logged_len = engine.max_model_len or (
         max_len if engine.version >= AUTO_MAX_MODEL_LEN_RELEASE else model.max_context_tokens)
-    per_request = layout.full_groups * math.ceil(logged_len / block)
-    if layout.sliding_groups:
-        window = (model.sliding_window_tokens or 0) - 1 \
-            + setup.rank_max_num_batched_tokens * batches_in_flight(setup)
-        per_request += layout.sliding_groups * (math.ceil(min(window, logged_len) / block) + 1)
+    per_request = pages(logged_len)
     concurrency = vllm_blocks / per_request if per_request else 0.0
     logged = int(concurrency * logged_len) if engine.version >= (0, 20) \
         else vllm_blocks // max(1, layout.groups) * block
@@ -628,13 +645,19 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
         error = (f"vLLM {engine.vllm_version} starts {setup.model_name} with its whole context "
                  f"({model.max_context_tokens} tokens) as max_model_len, and its KV cache "
                  f"({capacity_tokens} tokens) cannot hold one such request, so it refuses to "
-                 f"start; expected engine.max_model_len <= {capacity_tokens} (or "
+                 f"start; expected engine.max_model_len <= {fits_len} (or "
                  f"vllm_version >= 0.14, whose --max-model-len auto fits it)")
-    elif engine.max_model_len is not None and engine.max_model_len > capacity_tokens:
-        error = (f"engine.max_model_len {engine.max_model_len} exceeds the KV cache "
-                 f"({capacity_tokens} tokens); expected max_model_len <= {capacity_tokens}")
-    elif capacity_tokens < block:
-        error = "KV cache has no room for a single block; expected more GPU memory"
+    elif engine.max_model_len is not None and concurrency < 1:
+        # vLLM refuses to start when its cache cannot hold one request of max_model_len
+        # (kv_cache_utils.py `check_enough_kv_cache_memory`), window pages included
+        error = (f"engine.max_model_len {engine.max_model_len} exceeds what the KV cache "
+                 f"holds of one request ({fits_len} tokens"
+                 + (", its sliding-window pages included" if layout.sliding_groups else "")
+                 + f"); expected max_model_len <= {fits_len}")
+    elif capacity_tokens < block or fits_len < block:
+        error = ("KV cache has no room for one request of a single block"
+                 + (" and its sliding-window pages" if layout.sliding_groups else "")
+                 + "; expected more GPU memory, a larger tp or a smaller weights_dtype")
     return KvCapacity(blocks=blocks, block_size_tokens=block, kv_bytes_per_token=bytes_per_token,
                       kv_cache_bytes=pool_blocks * layout.block_bytes(),
                       block_bytes=layout.block_bytes(),
@@ -644,6 +667,21 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
                       full_groups=layout.full_groups if layout.full_groups else 1,
                       sliding_groups=layout.sliding_groups if layout.full_groups else 0,
                       window_blocks=_window_blocks(model.sliding_window_tokens, block))
+
+
+def _longest(pages: Callable[[int], int], blocks: int, context: int) -> int:
+    """The longest request (at most `context` tokens) whose `pages` fit in `blocks`, by
+    binary search as vLLM's auto-fit does (0 when not even one token fits)."""
+    if pages(1) > blocks:
+        return 0
+    low, high = 1, context
+    while low < high:
+        mid = (low + high + 1) // 2
+        if pages(mid) <= blocks:
+            low = mid
+        else:
+            high = mid - 1
+    return low
 
 
 def _tightest_stage(setup: ReplicaSetup) -> tuple[MemoryBudget, KvLayout, float, int]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from llmplan.catalog import Catalog, ModelSpec
+from llmplan.catalog import Catalog, GpuSpec, ModelSpec
 from llmplan.perf.engine import SpeculativeSpec, dotted
 from llmplan.perf.setup import ReplicaSetup
 from llmplan.perf.steptime_spec import CalibratedStepTime
@@ -173,10 +173,40 @@ def buildable_with_vllm(name: str, dep: LocalDeployment, model: ModelSpec) -> No
                          "it with router: least_outstanding or round_robin to provision it")
 
 
-def provisioning_problem(name: str, dep: LocalDeployment, model: ModelSpec) -> str | None:
-    """Why `llmplan stack` would refuse deployment `name` (None: it can build it)."""
+#: from 0.16.0 vLLM's online FP8 creates a 16-bit layer's weights only as its checkpoint
+#: shards arrive and quantises it at once (quantization/fp8.py Fp8OnlineLinearMethod: the
+#: weights on the "meta" device, materialised just in time); 0.15.0 quantised each layer
+#: once loaded, into 16-bit weights allocated for every layer up front
+LAYERWISE_FP8_RELEASE = (0, 16, 0)
+
+
+def online_fp8_problem(name: str, dep: LocalDeployment, model: ModelSpec,
+                       gpu: GpuSpec) -> str | None:
+    """Why vLLM could not load deployment `name`: FP8 quantised while loading a 16-bit
+    checkpoint, by a release that holds every 16-bit weight first, more than the GPU has
+    (None: it can)."""
+    weights = served_weights(dep.model, model, dep.engine.weights_dtype or model.default_dtype)
+    if weights.quantization != "fp8" or dep.engine.release >= LAYERWISE_FP8_RELEASE:
+        return None
+    per_gpu = model.weight_bytes(weights.stored_dtype) / (dep.tp * dep.pp)
+    if per_gpu <= gpu.memory_bytes:
+        return None
+    return (f"deployment '{name}' cannot be provisioned as simulated: its FP8 weights are "
+            f"quantised by vLLM while loading {weights.hf_id} ({weights.stored_dtype}), and "
+            f"vLLM {dep.engine.vllm_version} holds every 16-bit weight before quantising, "
+            f"{per_gpu / 2**30:,.0f} GiB a GPU against the {dep.gpu}'s "
+            f"{gpu.memory_bytes / 2**30:,.0f} GiB; expected vllm_version >= "
+            f"{dotted(LAYERWISE_FP8_RELEASE)} (which quantises each layer as it loads), a "
+            f"published FP8 checkpoint (catalog.models.{dep.model}.checkpoints.fp8) or more "
+            f"GPUs")
+
+
+def provisioning_problem(name: str, dep: LocalDeployment, model: ModelSpec,
+                         gpu: GpuSpec | None = None) -> str | None:
+    """Why `llmplan stack` would refuse deployment `name` (None: it can build it); `gpu`:
+    its GPU's catalog entry, for what loading needs of it."""
     try:
         buildable_with_vllm(name, dep, model)
     except ValueError as exc:
         return str(exc)
-    return None
+    return None if gpu is None else online_fp8_problem(name, dep, model, gpu)

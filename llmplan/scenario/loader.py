@@ -14,6 +14,7 @@ were simulated. Only when nothing else is left does the scenario fail to load.
 from __future__ import annotations
 
 import datetime
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -244,6 +245,22 @@ REFERENCE_FIXED_FLEETS = ("simulation.mode reference simulates fixed fleets only
                           "or use mode fast (the default) for failures and autoscaling")
 
 
+
+#: engine settings a KV-cache refusal may name, as the field its message points at
+_ENGINE_FIELDS = ("max_model_len", "kv_cache_tokens", "kv_cache_memory_gib", "kv_dtype",
+                  "weights_dtype", "gpu_memory_utilization", "speculative")
+
+
+def _field_named(message: str) -> Loc:
+    """The deployment field a KV-cache refusal is about: the engine setting its message
+    opens with (`engine.max_model_len 9000 exceeds ...`, `kv_dtype fp8_e5m2 on ...`);
+    () when it opens with none (a model that does not fit: the deployment as a whole)."""
+    for name in _ENGINE_FIELDS:
+        if match := re.match(rf"(?:engine\.)?({name}(?:\.\w+)?)\b", message):
+            return ("engine", *match.group(1).split("."))
+    return ()
+
+
 def _check_names(doc: YamlDocument, scenario: Scenario,
                  catalog: Catalog) -> tuple[list[Problem], dict[str, Problem]]:
     """Errors in the scenario, and the local deployments that cannot be built as written."""
@@ -283,7 +300,7 @@ def _check_names(doc: YamlDocument, scenario: Scenario,
                 elif (error := pp_error(setup)) is not None:
                     cannot_build(name, (*base, "pp"), error)
                 elif (capacity := kv_capacity(setup)).error:
-                    cannot_build(name, base, capacity.error)
+                    cannot_build(name, (*base, *_field_named(capacity.error)), capacity.error)
                 elif (error := _speculation_error(setup.engine.speculative, dep.model,
                                                   setup.model.mtp_layers)) is not None:
                     cannot_build(name, (*base, "engine", "speculative", "method"), error)

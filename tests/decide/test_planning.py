@@ -179,6 +179,30 @@ def test_the_sustainable_rate_is_one_the_fleet_keeps_up_all_day() -> None:
     assert planner.meets(Point("small", factor=factor))
 
 
+def test_a_stretch_met_at_any_speed_up_is_bounded_by_the_full_batches() -> None:
+    # 142 requests in ten minutes on an H200: the busiest stretch fits one batch, so it
+    # meets the SLO even sped up 1,024 times; the rate kept up is still the full batches'
+    loaded = scenario_from("""
+        seed: 17
+        duration: 600
+        traffic: {kind: poisson, rate_per_s: 0.2}
+        tasks: [{name: chat, prompt_tokens: {kind: fixed, tokens: 500},
+                 output_tokens: {kind: fixed, tokens: 200}}]
+        slo: {ttft_ms: 3000, tpot_ms: 80}
+        deployments:
+          big: {gpu: H200, model: Llama-3.1-8B}
+    """)
+    simulation = simulate_scenario(loaded)
+    planner = Planner(loaded, simulation)
+    ceiling = planner.capacity_factor("big")
+    assert ceiling is not None and planner._max_meeting_factor("big") is None
+    factor = planner.max_rate_factor("big")
+    assert factor == pytest.approx(ceiling)
+    planned = plan(simulation, loaded, jobs=1)
+    assert planned.deployments["big"].max_sustainable_requests_per_s is not None
+    assert not any("met the SLO even at" in note for note in planned.notes)
+
+
 def test_a_rate_the_stretch_holds_near_capacity_is_checked_on_the_whole_stream() -> None:
     """Within the fleet's full-batch throughput but close to it, a queue takes longer than
     the busiest stretch to grow: the stretch meets the SLO at a rate the whole stream (a

@@ -255,3 +255,23 @@ def test_a_repository_with_a_second_copy_is_downloaded_whole_before_vllm_0_14(
     assert serving_sizes(old)[1] == serving_sizes(new)[1]            # one set is loaded
     llama = stack_of(simulated, "llama", tmp_path).config
     assert checkpoint_gib(llama) == pytest.approx(8.03e9 * 2 / GIB, rel=0.05)
+
+
+def test_fp8_quantised_while_loading_must_fit_in_16_bits_before_vllm_0_16() -> None:
+    """Llama-4-Maverick has no published FP8 checkpoint: vLLM quantises its BF16 one while
+    loading. Before 0.16.0 every BF16 weight sits on the GPUs first, 94 GiB a GPU at tp 8,
+    more than an H100 holds; 0.16.0 quantises each layer as its shards arrive."""
+    from helpers import chat_scenario
+
+    from llmplan.scenario import load_scenario_text
+    loaded = load_scenario_text(chat_scenario("online-fp8", """
+  old: {gpu: H100-SXM, model: Llama-4-Maverick, tp: 8,
+        engine: {weights_dtype: fp8, vllm_version: "0.15.0", max_model_len: 8192}}
+  new: {gpu: H100-SXM, model: Llama-4-Maverick, tp: 8,
+        engine: {weights_dtype: fp8, vllm_version: "0.16.0", max_model_len: 8192}}
+  h200: {gpu: H200, model: Llama-4-Maverick, tp: 8,
+         engine: {weights_dtype: fp8, vllm_version: "0.15.0", max_model_len: 8192}}
+"""))
+    problems = not_provisionable(loaded)
+    assert len(problems) == 1 and "'old'" in problems[0]
+    assert "vllm_version >= 0.16.0" in problems[0] and "GiB a GPU" in problems[0]

@@ -294,7 +294,8 @@ def test_on_pcie_cards_stages_trade_latency_for_throughput() -> None:
 @pytest.mark.parametrize(("deployment", "where", "why"), [
     # a cache set by hand must fit next to every stage's own load, the last's sampler too
     ("{gpu: L40S, model: Qwen3-32B, pp: 2, engine: {kv_cache_memory_gib: 12.48}}",
-     r"deployments\.bad:", r"kv_cache_memory_gib 12.48 is more than L40S has left"),
+     r"deployments\.bad\.engine\.kv_cache_memory_gib:",
+     r"kv_cache_memory_gib 12.48 is more than L40S has left"),
     # what does not fit names the layout, and a layout of one server that holds it
     ("{gpu: L4, model: Llama-3.3-70B, pp: 4}", r"deployments\.bad:",
      r"does not fit on L4 with tp 1 x pp 4: .* expected tp 8 x pp 1 \(8 GPUs\)"),

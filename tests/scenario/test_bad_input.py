@@ -223,8 +223,9 @@ CASES = [
     # bitmask 1024 x (128256 + 2 x 4008) x 4 B = 0.520. Left for the KV cache: 79.20 - 0.6 -
     # 14.96 - 1.066 - 0.13 - 0.765 - 0.520 = 61.16 GiB, not 200.
     Case("kv-cache-memory-beyond-the-card",
-         edit("  a:\n", f"  a:  {MARK}\n") + "    engine:\n      kv_cache_memory_gib: 200\n",
-         "deployments.a", ("engine.kv_cache_memory_gib 200 is more than H100-SXM has left",
+         VALID + f"    engine:\n      kv_cache_memory_gib: 200  {MARK}\n",
+         "deployments.a.engine.kv_cache_memory_gib",
+         ("engine.kv_cache_memory_gib 200 is more than H100-SXM has left",
                            "61.2 of its 79.2 GiB", "run out of memory",
                            "expected kv_cache_memory_gib <= 61.16")),
     # kv_cache_tokens replaces the KV budget, not the card: 600,000 tokens of Llama-3.1-8B
@@ -269,17 +270,19 @@ CASES = [
     # with takes 0.6 GiB of the device (vLLM >= 0.21 budgets its CUDA graphs): at most
     # 1 - 0.6 / 79.20 = 0.9924 -> 0.99
     Case("memory-utilisation-leaves-no-room-for-the-cuda-context",
-         edit("  a:\n", f"  a:  {MARK}\n") + "    engine:\n      gpu_memory_utilization: 0.999\n",
-         "deployments.a", ("engine.gpu_memory_utilization 0.999 leaves 0.08 of H100-SXM's "
+         VALID + f"    engine:\n      gpu_memory_utilization: 0.999  {MARK}\n",
+         "deployments.a.engine.gpu_memory_utilization",
+         ("engine.gpu_memory_utilization 0.999 leaves 0.08 of H100-SXM's "
                            "79.2 GiB outside vLLM's budget", "CUDA context",
                            "about 0.6 GiB", "refuses to start",
                            "expected gpu_memory_utilization <= 0.99")),
     # before vLLM 0.21 the CUDA graphs are captured outside the budget too: 0.6 + 0.765 GiB,
     # at most 1 - 1.365 / 79.20 = 0.9828 -> 0.98
     Case("memory-utilisation-leaves-no-room-for-cuda-graphs",
-         edit("  a:\n", f"  a:  {MARK}\n") + "    engine:\n      gpu_memory_utilization: 0.99\n"
+         VALID + f"    engine:\n      gpu_memory_utilization: 0.99  {MARK}\n"
          "      vllm_version: '0.11.0'\n",
-         "deployments.a", ("engine.gpu_memory_utilization 0.99 leaves 0.79 of H100-SXM's "
+         "deployments.a.engine.gpu_memory_utilization",
+         ("engine.gpu_memory_utilization 0.99 leaves 0.79 of H100-SXM's "
                            "79.2 GiB outside vLLM's budget", "CUDA graphs",
                            "about 0.77 GiB", "expected gpu_memory_utilization <= 0.98",
                            "enforce_eager")),

@@ -86,3 +86,29 @@ def test_chunked_local_layers_are_paged_whole_where_vllm_turns_its_hybrid_manage
     eagle = _scout("0.14.0", speculative={"method": "eagle3", "num_speculative_tokens": 3,
                                           "draft_params_b": 0.9, "mean_acceptance_length": 2.5})
     assert kv_capacity(eagle.setup(catalog)).sliding_groups == 0
+
+
+def test_the_longest_request_a_hybrid_cache_holds_counts_its_window_pages() -> None:
+    """Gemma 3 on one H100 at 88% of its memory: the full group's pages alone would hold
+    the whole 131,072-token context, but one such request also holds 6 groups' window
+    pages (1,023 + two steps' 8,192 tokens each, async scheduling keeping a batch in
+    flight) and would not fit: vLLM's auto-fit (0.14
+    on) searches for the longest request whose pages of every group fit, and so does the
+    simulation, so the stack passes `--max-model-len auto` (it refuses to start otherwise)."""
+    setup = LocalDeployment(gpu="H100-SXM", model="Gemma-3-27B", engine=EngineSpec(
+        gpu_memory_utilization=0.88)).setup(builtin_catalog())
+    capacity = kv_capacity(setup)
+    assert capacity.error is None
+    full_only = capacity.blocks * capacity.block_size_tokens     # the full group's pages
+    assert full_only >= 131_072 > capacity.max_model_len
+    assert capacity.max_concurrency >= 1.0        # one request of max_model_len fits
+    block = capacity.block_size_tokens
+    window_pages = 6 * (math.ceil((1023 + 2 * 8192) / block) + 1)
+    assert math.ceil(capacity.max_model_len / block) + window_pages <= capacity.vllm_blocks
+    assert math.ceil((capacity.max_model_len + block) / block) + window_pages \
+        > capacity.vllm_blocks
+    # a length set past it is refused, as vLLM refuses to start with it
+    too_long = LocalDeployment(gpu="H100-SXM", model="Gemma-3-27B", engine=EngineSpec(
+        gpu_memory_utilization=0.88, max_model_len=131_072)).setup(builtin_catalog())
+    error = kv_capacity(too_long).error
+    assert error is not None and "sliding-window pages included" in error
