@@ -263,7 +263,7 @@ def build_calibration(fit: Fit, info: ServerInfo, rows: list[RequestRecord], sou
     return Calibration(
         source=source,
         server=CalibrationServer(slots=int(slots), n_ctx_per_slot=n_ctx, build=info.build,
-                                 model_file=model_file(info)),
+                                 model_file=model_file(info), engine=info.engine),
         step_time=step_time,
         engine=CalibrationEngine(max_num_seqs=int(slots),
                                  max_num_batched_tokens=int(max_batched_tokens

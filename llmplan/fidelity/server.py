@@ -8,6 +8,7 @@ one configuration: `same_server` refuses runs whose saved settings differ.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -28,6 +29,10 @@ class ServerInfo:
     build: str | None = None
     settings: dict[str, str] = field(default_factory=dict)
     source: str = ""
+    #: the engine the run measured: "llama.cpp" (its /props), "vllm" (its /metrics), else
+    #: the load test's target kind ("ollama"; "openai": an OpenAI-compatible server of an
+    #: engine not known); None: not recorded
+    engine: str | None = None
 
     def filled_from(self, other: ServerInfo) -> ServerInfo:
         """Self, with what it lacks taken from `other`."""
@@ -36,6 +41,7 @@ class ServerInfo:
                        kv_cache_tokens=self.kv_cache_tokens or other.kv_cache_tokens,
                        max_batched_tokens=self.max_batched_tokens or other.max_batched_tokens,
                        build=self.build or other.build,
+                       engine=self.engine or other.engine,
                        settings={**other.settings, **self.settings},
                        source=self.source or other.source)
 
@@ -72,7 +78,7 @@ def server_info(run: Path) -> ServerInfo:
     if props is not None:
         info = ServerInfo(slots=props.total_slots, n_ctx_per_slot=props.n_ctx_per_slot,
                           build=props.build_info, settings=props.settings(),
-                          source=str(_folder(run) / "server_props.json"))
+                          source=str(_folder(run) / "server_props.json"), engine="llama.cpp")
     scraped = metrics_snapshots(run)
     if scraped is not None and scraped[1]:
         path, snapshots = scraped
@@ -82,8 +88,23 @@ def server_info(run: Path) -> ServerInfo:
             size = _int(settings.get("vllm.block_size"))
             info = info.filled_from(ServerInfo(
                 kv_cache_tokens=blocks * size if blocks and size else None,
-                settings=settings, source=str(path)))
-    return info
+                settings=settings, source=str(path), engine="vllm"))
+    return info.filled_from(ServerInfo(engine=target_kind(run)))
+
+
+#: the load test's target kinds as the engine they name (llmplan/loadtests/targets.py)
+TARGET_ENGINES = {"llamacpp": "llama.cpp", "vllm": "vllm", "ollama": "ollama",
+                  "openai": "openai"}
+
+
+def target_kind(run: Path) -> str | None:
+    """The engine the run's load test named its target as (config.json; None: none)."""
+    path = _folder(run) / "config.json"
+    try:
+        kind = json.loads(path.read_text(encoding="utf-8"))["target"]["kind"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return TARGET_ENGINES.get(kind) if isinstance(kind, str) else None
 
 
 def model_file(info: ServerInfo) -> str | None:

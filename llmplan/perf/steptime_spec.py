@@ -214,6 +214,11 @@ class CalibrationServer(_Strict):
     build: str | None = None
     model_file: str | None = Field(default=None, description="The model file the server "
                                    "loaded (the name of llama.cpp's /props model_path).")
+    engine: str | None = Field(
+        default=None, description="The engine the steps were measured on: llama.cpp (its "
+                                  "/props), vllm (its /metrics), else the load test's target "
+                                  "kind (ollama; openai: an OpenAI-compatible server of an "
+                                  "engine not known); None: not recorded (older files).")
 
 
 class CalibrationEngine(_Strict):

@@ -166,6 +166,14 @@ def buildable_with_vllm(name: str, dep: LocalDeployment, model: ModelSpec) -> No
                          f"), but the stack serves vLLM, whose steps are not those: calibrate "
                          f"against a vLLM server, or simulate the roofline step time, to "
                          f"provision it")
+    if isinstance(step, CalibratedStepTime) and calibrated is not None \
+            and calibrated.server.engine not in (None, "vllm", "llama.cpp"):
+        raise ValueError(f"deployment '{name}' was simulated with step times measured on "
+                         f"{_engine_words(calibrated.server.engine)} (step_time file "
+                         f"{step.file}), but the stack serves vLLM, whose steps are not "
+                         f"known to be those: calibrate against a vLLM server (a load test "
+                         f"of kind vllm scrapes its /metrics), or simulate the roofline step "
+                         f"time, to provision it")
     if dep.router == "prefix_affinity":
         raise ValueError(f"deployment '{name}' was simulated behind a cache-aware router "
                          "(router: prefix_affinity); the stack's balancer (nginx beside the "
@@ -199,6 +207,11 @@ def online_fp8_problem(name: str, dep: LocalDeployment, model: ModelSpec,
             f"{dotted(LAYERWISE_FP8_RELEASE)} (which quantises each layer as it loads), a "
             f"published FP8 checkpoint (catalog.models.{dep.model}.checkpoints.fp8) or more "
             f"GPUs")
+
+
+def _engine_words(engine: str) -> str:
+    return "an OpenAI-compatible server of an engine not recorded" if engine == "openai" \
+        else f"{engine}"
 
 
 def provisioning_problem(name: str, dep: LocalDeployment, model: ModelSpec,

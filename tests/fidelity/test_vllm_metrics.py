@@ -47,6 +47,7 @@ def test_metrics_calibration_recovers_the_coefficients(vllm_run: Path) -> None:
     assert st.per_prefill_token_us == pytest.approx(COEF[1] * 1e6, rel=0.1)
     assert st.per_decode_seq_us == pytest.approx(COEF[2] * 1e6, rel=0.15)
     assert from_metrics.engine.kv_cache_tokens == BLOCKS * BLOCK
+    assert from_metrics.server.engine == "vllm"      # what the stack builds it as
     assert from_metrics.client_overhead_ms == pytest.approx(4.0, abs=1.0)
     assert from_metrics.fit.r2 > 0.95
     # the records path on the same run: same kinds of coefficient, same values

@@ -77,3 +77,20 @@ def test_step_times_measured_on_llama_cpp_are_not_provisioned_as_vllm(
     result = evaluate(loaded)
     with pytest.raises(InputError, match=r"measured on a llama\.cpp server.*serves vLLM"):
         write_stack(tmp_path / "Pulumi.cal.yaml", loaded, result, "measured", {})
+
+
+@pytest.mark.parametrize(("engine", "words"), [
+    ("ollama", "measured on ollama"),
+    ("openai", "an OpenAI-compatible server of an engine not recorded")])
+def test_step_times_measured_on_another_engine_are_not_provisioned_as_vllm(
+        tmp_path: Path, engine: str, words: str) -> None:
+    """SGLang, Ollama or an unnamed OpenAI-compatible server: the calibration records the
+    engine it measured (`server.engine`), and only vLLM's steps are built as vLLM."""
+    path = _scenario(tmp_path, "a server", f"{{slots: 4, engine: {engine}}}")
+    loaded = load_scenario(path)
+    result = evaluate(loaded)
+    with pytest.raises(InputError, match=rf"{words}.*serves vLLM"):
+        write_stack(tmp_path / "Pulumi.cal.yaml", loaded, result, "measured", {})
+    vllm = _scenario(tmp_path / "vllm", "vllm 0.27.1", "{slots: 4, engine: vllm}")
+    loaded = load_scenario(vllm)
+    write_stack(tmp_path / "Pulumi.v.yaml", loaded, evaluate(loaded), "measured", {})
