@@ -22,7 +22,8 @@ K  KV tokens read          from the load-test records (every decode token's cont
 
 An interval counts as busy when `vllm:num_requests_running` is positive at both ends and the
 records show a request in flight throughout. Consecutive busy intervals are merged until one
-holds at least MIN_STEPS_PER_OBSERVATION steps: a step that straddles a scrape is counted in
+holds at least MIN_STEPS_PER_OBSERVATION steps and spans PREFILLS_PER_OBSERVATION mean
+prefills (`vllm:request_prefill_time_seconds`): a step that straddles a scrape is counted in
 the interval it ends in, and V1 counts a prompt's tokens when its first token comes, not
 when its chunks are computed, so a single interval's counters can belong partly to its
 neighbours'. A run whose steps were counted by several API server processes (multiprocess
@@ -72,6 +73,13 @@ MIN_INTERVALS = 8
 #: steps an observation holds at least (consecutive busy intervals merged): a step that
 #: straddles a scrape moves at most one step's time between neighbours
 MIN_STEPS_PER_OBSERVATION = 10
+#: vLLM's time from a request's scheduling to its first token (V1, observed as it ends)
+PREFILL_SUM = "vllm:request_prefill_time_seconds_sum"
+PREFILL_COUNT = "vllm:request_prefill_time_seconds_count"
+#: an observation spans at least this many mean prefills: V1 counts a prompt's tokens at
+#: its first token, so the chunks of the prompts prefilling across an observation's edges
+#: (about one prefill's worth at each) are counted in a neighbour
+PREFILLS_PER_OBSERVATION = 4
 #: the median tokens per step of requests decoding through an interval below which the
 #: steps were counted more than once (one token per step, more with speculation)
 MIN_TOKENS_PER_STEP = 0.75
@@ -179,9 +187,20 @@ def busy_intervals(snapshots: list[Snapshot], rows: list[RequestRecord],
     return out
 
 
-def merged(found: list[tuple[float, Interval]]) -> list[Interval]:
+def mean_prefill_s(snapshots: list[Snapshot]) -> float:
+    """vLLM's mean time from scheduling a request to its first token over the run (0 when
+    it does not export it)."""
+    try:
+        count = _increase(snapshots, PREFILL_COUNT)
+        return _increase(snapshots, PREFILL_SUM) / count if count > 0 else 0.0
+    except KeyError:
+        return 0.0
+
+
+def merged(found: list[tuple[float, Interval]], min_s: float = 0.0) -> list[Interval]:
     """Consecutive busy intervals added together until each holds at least
-    MIN_STEPS_PER_OBSERVATION steps (a run's last few, short of it, are left out)."""
+    MIN_STEPS_PER_OBSERVATION steps and spans `min_s` (a run's last few, short of it, are
+    left out)."""
     out: list[Interval] = []
     group: list[Interval] = []
     end = None
@@ -190,7 +209,8 @@ def merged(found: list[tuple[float, Interval]]) -> list[Interval]:
             group = []                        # a gap: not consecutive, start again
         group.append(interval)
         end = start + interval.seconds
-        if sum(i.steps for i in group) >= MIN_STEPS_PER_OBSERVATION:
+        if sum(i.steps for i in group) >= MIN_STEPS_PER_OBSERVATION \
+                and sum(i.seconds for i in group) >= min_s:
             out.append(Interval(*(sum(getattr(i, f) for i in group)
                                   for f in ("seconds", "steps", "prompt_tokens",
                                             "decode_tokens", "kv_tokens"))))
@@ -318,7 +338,8 @@ def run_intervals(run: Path, rows: list[RequestRecord],
             f"counted more than once, as several API server processes count them "
             f"(--api-server-count above 1, Prometheus multiprocess mode); calibrate a "
             f"server started with --api-server-count 1")], title="calibration impossible")
-    return merged(busy), client_overhead_s(snapshots, rows), int(running)
+    return merged(busy, PREFILLS_PER_OBSERVATION * mean_prefill_s(snapshots)), \
+        client_overhead_s(snapshots, rows), int(running)
 
 
 #: the counters and gauge every interval needs (besides STEPS, checked first)
