@@ -168,9 +168,8 @@ def fits_model(spec: CloudDeployment, model: CloudModelSpec,
                prompts: Sequence[int] | np.ndarray,
                outputs: Sequence[int] | np.ndarray) -> np.ndarray:
     """Which requests the model can take: the prompt and the answer asked for (the client's
-    max_tokens, else the answer's own length, as the limiter reserves it) within the
-    catalog's context window, the prompt within its maximum input, that answer within the
-    maximum output. The others the
+    max_tokens, else the answer's own length) within the catalog's context window, the
+    prompt within its maximum input, that answer within the maximum output. The others the
     provider refuses (HTTP 400): they never reach the limits."""
     asked = np.full(len(outputs), spec.limits.max_tokens) if spec.limits.max_tokens \
         else np.asarray(outputs)
@@ -296,9 +295,9 @@ class CloudEndpoint:
         take (`fits_model`) is refused at once, as the provider answers a call whose
         prompt and max_tokens overrun the context window, or whose max_tokens exceeds the
         maximum output (HTTP 400, nothing charged). The client is taken to ask for the
-        answer's length when limits.max_tokens is unset, as the limiter reserves it; a
-        client sending no max_tokens at all would instead get the answer cut off at the
-        limit, and billed: too long either way."""
+        answer's length when limits.max_tokens is unset (Bedrock still reserves its
+        maximum: `reserved_output`); a client sending no max_tokens at all would instead
+        get the answer cut off at the limit, and billed: too long either way."""
         if not self.fits[rid]:
             self._give_up(rid, t, TOO_LONG)
             return

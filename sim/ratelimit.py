@@ -119,9 +119,11 @@ class Limiter(ABC):
         end, as `settle` takes it: its prompt and output."""
         return float(prompt) + output
 
-    def _tokens_counted(self, charge_tokens: float, used_tokens: float,
+    def tokens_counted(self, charge_tokens: float, used_tokens: float,
                         prompt_tokens: float | None = None) -> float:
-        """Tokens a request takes from the token limit for good (charged at the start)."""
+        """Tokens a request takes from the token limit for good, its charge (`charge_tokens`:
+        prompt + max_tokens), use (`used_tokens`: prompt + output) and prompt given (the
+        minute's and the day's limits alike)."""
         return charge_tokens
 
     def _extra_bounds(self, charge_tokens: float, used_tokens: float,
@@ -137,7 +139,7 @@ class Limiter(ABC):
         taken as all); None without limits. Every limit refills at limit / period, so the
         rate is the smallest of requests/min / 60, tokens/min / 60 / tokens per request
         and the daily ones over 86,400 s."""
-        tokens = self._tokens_counted(charge_tokens, used_tokens, prompt_tokens)
+        tokens = self.tokens_counted(charge_tokens, used_tokens, prompt_tokens)
         bounds = [(per / 60.0, f"{per:,.0f} requests/min") for per in [self.rpm] if per]
         bounds += [(per / 60.0 / tokens, f"{per:,.0f} {self.token_limit_name}")
                    for per in [self.tpm] if per and tokens > 0]
@@ -174,7 +176,7 @@ class RollingMinute(Limiter):
 
     def prime(self, requests_per_s: float, charge_tokens: float, used_tokens: float,
               prompt_tokens: float | None = None) -> None:
-        tokens_per_s = requests_per_s * self._tokens_counted(charge_tokens, used_tokens,
+        tokens_per_s = requests_per_s * self.tokens_counted(charge_tokens, used_tokens,
                                                              prompt_tokens)
         for bucket, demand in ((self.requests, requests_per_s), (self.tokens, tokens_per_s)):
             if bucket is not None and demand > bucket.per_min / 60.0 * (1 + 1e-9):
@@ -219,7 +221,7 @@ class BedrockReserve(RollingMinute):
         #: the share of a prompt not read from the provider's cache (reads are released)
         self.uncached_share = uncached_share
 
-    def _tokens_counted(self, charge_tokens: float, used_tokens: float,
+    def tokens_counted(self, charge_tokens: float, used_tokens: float,
                         prompt_tokens: float | None = None) -> float:
         if prompt_tokens is None:
             return used_tokens
@@ -315,7 +317,7 @@ class InputOutput(RollingMinute):
         #: cache reads are simulated is charged its own uncached tokens instead
         self.uncached_share = uncached_share
 
-    def _tokens_counted(self, charge_tokens: float, used_tokens: float,
+    def tokens_counted(self, charge_tokens: float, used_tokens: float,
                         prompt_tokens: float | None = None) -> float:
         return used_tokens if prompt_tokens is None else prompt_tokens * self.uncached_share
 

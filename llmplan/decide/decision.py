@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+from llmplan.catalog import CloudModelSpec
 from llmplan.catalog.lifecycle import retired_reason
 from llmplan.decide.costs import (
     CallTokens,
@@ -39,6 +40,7 @@ from llmplan.results.decision import (
 )
 from llmplan.results.simulation import (
     AbandonedCalls,
+    CloudOutcome,
     DeploymentResult,
     LongContextCalls,
     RunInfo,
@@ -47,7 +49,7 @@ from llmplan.results.simulation import (
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, CloudLatency, HybridDeployment
 from llmplan.scenario.models import Economics, LocalDeployment, Scenario
-from llmplan.sim.cloud import daily_limits
+from llmplan.sim.cloud import daily_limits, make_limiter
 from llmplan.traffic.arrivals import DiurnalTraffic, duration_words
 
 
@@ -240,6 +242,20 @@ def latency_from(name: str, scenario: Scenario) -> str:
 DAY_S = 86_400.0
 
 
+def _tokens_counted_per_call(api: CloudDeployment, model: CloudModelSpec,
+                             cloud: CloudOutcome) -> float:
+    """Tokens an answered call counts against the API's token limits in the end, as its
+    limiter settles them (Bedrock: the uncached prompt and the output at its burndown; the
+    others: prompt + max_tokens), at the run's means."""
+    prompt, output = cloud.input_tokens / cloud.served, cloud.output_tokens / cloud.served
+    cached = (cloud.cached_input_tokens or 0) / cloud.input_tokens if cloud.input_tokens \
+        else 0.0
+    limiter = make_limiter(api, model, cached if cloud.cached_input_tokens is not None
+                           else None)
+    reserve = float(api.limits.max_tokens) if api.limits.max_tokens else output
+    return limiter.tokens_counted(prompt + reserve, prompt + output, prompt)
+
+
 def daily_limit_reason(name: str, summary: DeploymentResult, loaded: LoadedScenario,
                        info: RunInfo) -> str | None:
     """Why the API's daily limits cannot carry a day of this traffic (None: they can, there
@@ -266,7 +282,7 @@ def daily_limit_reason(name: str, summary: DeploymentResult, loaded: LoadedScena
                       f"{requests_per_day:,.0f} requests/day{tier}",
                       f"{calls_per_day:,.0f} calls a day"))
     tier = "" if api.limits.tokens_per_day else f", {api.model}'s {model.default_tier}"
-    tokens_per_day = calls_per_day * cloud.tokens_charged_against_limit / cloud.served
+    tokens_per_day = calls_per_day * _tokens_counted_per_call(api, model, cloud)
     if day_tokens and tokens_per_day > day_tokens:
         found.append((day_tokens / tokens_per_day, f"{day_tokens:,.0f} tokens/day{tier}",
                       f"{tokens_per_day:,.0f} tokens a day"))

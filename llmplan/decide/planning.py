@@ -309,8 +309,8 @@ class Planner:
         within the fleet's full-batch throughput (None under 1/64)."""
         ceiling = self.capacity_factor(name)
         factor = self._max_meeting_factor(name)
-        if factor is None and ceiling is not None and ceiling <= RATE_LIMIT \
-                and self.meets(Point(name, factor=max(ceiling, 1 / 64))):
+        if factor is None and ceiling is not None and 1 / 64 <= ceiling <= RATE_LIMIT \
+                and self.meets(Point(name, factor=ceiling)):
             # met even at RATE_LIMIT: a stretch short enough to fit one full batch at any
             # speed-up says nothing of the traffic kept up; the full batches' throughput
             # bounds it, as it bounds a factor found below the limit

@@ -229,15 +229,17 @@ def tokens_per_step(found: list[tuple[float, Interval]],
     """The median, over busy intervals and the requests decoding through each (first token
     before it, last after it), of the tokens the request received per step counted (None:
     no such request)."""
+    times = [t for t in (token_times(row) for row in usable(rows)) if len(t) >= 3]
+    if not times or not found:
+        return None
+    first = np.array([t[0] for t in times])
+    last = np.array([t[-1] for t in times])
     ratios = []
     for start, interval in found:
         end = start + interval.seconds
-        for row in usable(rows):
-            times = token_times(row)
-            if len(times) < 3 or times[0] > start or times[-1] < end:
-                continue
-            got = int(np.count_nonzero((times >= start) & (times < end)))
-            ratios.append(got / interval.steps)
+        for i in np.flatnonzero((first <= start) & (last >= end)):
+            got = np.searchsorted(times[i], end) - np.searchsorted(times[i], start)
+            ratios.append(float(got) / interval.steps)
     return float(np.median(ratios)) if ratios else None
 
 
@@ -336,8 +338,11 @@ def run_intervals(run: Path, rows: list[RequestRecord],
             f"a request decoding through a scrape interval received {per_step:.2f} tokens "
             f"per step counted (median), where every step gives it one: the steps were "
             f"counted more than once, as several API server processes count them "
-            f"(--api-server-count above 1, Prometheus multiprocess mode); calibrate a "
-            f"server started with --api-server-count 1")], title="calibration impossible")
+            f"(--api-server-count above 1, Prometheus multiprocess mode), or the engine ran "
+            f"pipeline stages, whose batches take turns (an interval is then not the sum of "
+            f"its steps); calibrate a server started with --api-server-count 1 and no "
+            f"stages, or fit these runs from their records (--source records)")],
+            title="calibration impossible")
     return merged(busy, PREFILLS_PER_OBSERVATION * mean_prefill_s(snapshots)), \
         client_overhead_s(snapshots, rows), int(running)
 

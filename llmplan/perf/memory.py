@@ -568,7 +568,7 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
         group per block of its tokens, and of every sliding-window group per block of its
         last window and the batches in flight (vLLM's `max_memory_usage_bytes` per
         group, summed over the groups: kv_cache_utils.py `_max_memory_usage_bytes_from_
-        groups`, 0.19 on; per layer before 0.14)."""
+        groups`, 0.19 on; per layer before 0.14; the first group alone between)."""
         held = layout.full_groups * math.ceil(tokens / block)
         if layout.sliding_groups:
             held += layout.sliding_groups * (math.ceil(min(window, tokens) / block) + 1)
@@ -580,13 +580,21 @@ def kv_capacity(setup: ReplicaSetup) -> KvCapacity:
     held = vllm_blocks if engine.kv_cache_tokens is None \
         else rank_blocks * max(1, layout.full_groups)       # one rank's, as set by hand
     fits_len = _longest(pages, held, model.max_context_tokens)
+    if layout.sliding_groups and AUTO_MAX_MODEL_LEN_RELEASE <= engine.release < (0, 19):
+        # 0.14 to 0.18 sized a hybrid model's request by its first KV-cache group alone
+        # (`_max_memory_usage_bytes_from_groups`: `any_spec = kv_cache_groups[0]`), the
+        # sliding-window group of every hybrid model llmplan knows (their first layer
+        # slides): a window's pages, so auto-fit and the start-up check take the whole
+        # context, whatever the cache holds of it
+        fits_len = model.max_context_tokens \
+            if math.ceil(min(window, model.max_context_tokens) / block) + 1 <= held else 0
     max_len = engine.max_model_len or min(model.max_context_tokens, max(fits_len, 1))
     # vLLM 0.14 and later fit an unset length to the cache (`--max-model-len auto`, which
     # the stack passes then) and log their figures at that length
     logged_len = engine.max_model_len or (
         max_len if engine.version >= AUTO_MAX_MODEL_LEN_RELEASE else model.max_context_tokens)
     per_request = pages(logged_len)
-    concurrency = vllm_blocks / per_request if per_request else 0.0
+    concurrency = held / per_request if per_request else 0.0
     logged = int(concurrency * logged_len) if engine.version >= (0, 20) \
         else vllm_blocks // max(1, layout.groups) * block
     bytes_per_token = layout.groups * layout.block_bytes() / block

@@ -496,8 +496,8 @@ def scale_query(namespace: str, pods: str, scale: AutoscaleSpec) -> str:
     match = f'{{namespace="{namespace}",pod=~"{pods}-[0-9]+"}}'
     waiting = f"sum by (pod) (vllm:num_requests_waiting{match})"
     running = f"sum by (pod) (vllm:num_requests_running{match})"
-    up = f"(avg({waiting}) > bool {scale.scale_up_waiting_per_replica:g})"
-    down = f"(avg({running} + {waiting}) < bool {scale.scale_down_outstanding_per_replica:g})"
+    up = f"(avg({waiting}) > bool {scale.scale_up_waiting_per_replica!r})"
+    down = f"(avg({running} + {waiting}) < bool {scale.scale_down_outstanding_per_replica!r})"
     return f"1 + {up} - 0.5 * (1 - {up}) * {down}"
 
 

@@ -32,7 +32,7 @@ from llmplan.provision.images import (
     is_pinned,
     vllm_image,
 )
-from llmplan.provision.vllm_build import buildable_with_vllm
+from llmplan.provision.vllm_build import provisioning_problem
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment, TaskKind
 from llmplan.scenario.models import DeploymentSpec, LocalDeployment, Name, SloSpec
 from llmplan.yamlio import Loc, YamlDocument, read_yaml, validate
@@ -117,8 +117,10 @@ class Plan(_Strict):
         if missing:
             raise ValueError(f"the plan's catalog lacks {', '.join(missing)}")
         for name, dep in self.deployments.items():
-            if isinstance(dep, LocalDeployment):
-                buildable_with_vllm(name, dep, self.catalog.models[dep.model])
+            if isinstance(dep, LocalDeployment) and (problem := provisioning_problem(
+                    name, dep, self.catalog.models[dep.model],
+                    self.catalog.gpus[dep.gpu])) is not None:
+                raise ValueError(problem)
         cloud = self.cloud
         if cloud is not None and (
                 retired := retired_reason(cloud[1].model, self.catalog.cloud_models)) is not None:

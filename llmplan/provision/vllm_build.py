@@ -23,6 +23,7 @@ from llmplan.catalog import Catalog, GpuSpec, ModelSpec
 from llmplan.perf.engine import SpeculativeSpec, dotted
 from llmplan.perf.setup import ReplicaSetup
 from llmplan.perf.steptime_spec import CalibratedStepTime
+from llmplan.provision.gpu_nodes import unlabelled
 from llmplan.scenario.models import LocalDeployment
 
 SIXTEEN_BIT = ("bf16", "fp16")
@@ -222,4 +223,8 @@ def provisioning_problem(name: str, dep: LocalDeployment, model: ModelSpec,
         buildable_with_vllm(name, dep, model)
     except ValueError as exc:
         return str(exc)
-    return None if gpu is None else online_fp8_problem(name, dep, model, gpu)
+    if gpu is None:
+        return None
+    if (why := unlabelled(dep.gpu, gpu)) is not None:
+        return f"deployment '{name}' cannot be provisioned as simulated: {why}"
+    return online_fp8_problem(name, dep, model, gpu)

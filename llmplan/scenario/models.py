@@ -224,9 +224,8 @@ class AutoscaleSpec(_Strict):
     min_replicas: int = Field(default=1, ge=1)
     max_replicas: int = Field(gt=0, le=4096)
     scale_up_waiting_per_replica: float = Field(
-        default=4.0, ge=0.001, description="Add a replica when more requests wait per replica "
-                                           "(in thousandths at most: the HPA's target is a "
-                                           "quantity in milli-units).")
+        default=4.0, ge=0.001, description="Add a replica when more requests wait per "
+                                           "replica.")
     scale_down_outstanding_per_replica: float = Field(
         default=1.0, ge=0, description="Remove one when fewer are in flight per replica.")
     spin_up_s: float = Field(default=180.0, ge=0, description="Model load time of a new replica.")
@@ -242,17 +241,13 @@ class AutoscaleSpec(_Strict):
     def _bounds(self) -> AutoscaleSpec:
         if self.max_replicas < self.min_replicas:
             raise ValueError("max_replicas must be >= min_replicas")
-        # the stack provisions these as an HPA, which takes whole seconds and milli-units:
-        # a value it would round is not what was simulated
+        # the stack provisions these as an HPA, which takes whole seconds: a value it
+        # would round is not what was simulated
         for name in ("cooldown_s", "interval_s"):
             if not float(getattr(self, name)).is_integer():
                 raise ValueError(f"{name} {getattr(self, name):g} is not whole seconds, which "
                                  f"the stack's HorizontalPodAutoscaler takes; expected "
                                  f"{name}: {round(getattr(self, name))}")
-        waiting = self.scale_up_waiting_per_replica
-        if abs(waiting * 1000 - round(waiting * 1000)) > 1e-9:
-            raise ValueError(f"scale_up_waiting_per_replica {waiting:g} is finer than the "
-                             f"HPA's milli-units; expected {round(waiting, 3):g}")
         return self
 
 

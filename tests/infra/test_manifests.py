@@ -124,7 +124,7 @@ def test_the_simulated_autoscaler_becomes_an_hpa_on_its_own_decision(
     rule = scale_rule(config)
     assert rule is not None and rule["name"]["as"] == "llmplan_scale_ratio_gpus"
     query = rule["metricsQuery"]
-    assert "> bool 2.5)" in query and "< bool 1)" in query
+    assert "> bool 2.5)" in query and "< bool 1.0)" in query
     assert f'namespace="{config.namespace}",pod=~"gpus-[0-9]+"' in query
     written = bedrock_stack.path.with_name(
         f"prometheus-adapter.{bedrock_stack.path.stem.removeprefix('Pulumi.')}.yaml")

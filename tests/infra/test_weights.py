@@ -275,3 +275,8 @@ def test_fp8_quantised_while_loading_must_fit_in_16_bits_before_vllm_0_16() -> N
     problems = not_provisionable(loaded)
     assert len(problems) == 1 and "'old'" in problems[0]
     assert "vllm_version >= 0.16.0" in problems[0] and "GiB a GPU" in problems[0]
+    # and the stack refuses it, named or not
+    result = evaluate(loaded)
+    assert result.recommendation.deployment != "old"
+    with pytest.raises(InputError, match=r"vllm_version >= 0\.16\.0"):
+        write_stack(Path("/nonexistent/Pulumi.old.yaml"), loaded, result, "old", {})

@@ -236,7 +236,7 @@ CASES = [
                            "KV cache 73.2, CUDA graphs 0.77, Model Runner V2's buffers 0.52), "
                            "the card has 79.2",
                            "expected fewer kv_cache_tokens")),
-    # the stack provisions autoscaling as an HPA: whole seconds up to 1800, milli-units
+    # the stack provisions autoscaling as an HPA: whole seconds up to 1800
     Case("autoscaling-cooldown-beyond-the-hpa",
          VALID + "    autoscaling:\n      max_replicas: 3\n"
          + f"      cooldown_s: 3000  {MARK}\n",
@@ -245,10 +245,6 @@ CASES = [
          VALID + f"    autoscaling:  {MARK}\n      max_replicas: 3\n      interval_s: 2.5\n",
          "deployments.a.autoscaling", ("interval_s 2.5 is not whole seconds",
                                        "HorizontalPodAutoscaler")),
-    Case("autoscaling-target-finer-than-milli",
-         VALID + f"    autoscaling:  {MARK}\n      max_replicas: 3\n"
-         + "      scale_up_waiting_per_replica: 1.0004\n",
-         "deployments.a.autoscaling", ("finer than the HPA's milli-units", "expected 1")),
     # the conflict is the engine setting's, reported where it is set
     Case("speculative-with-data-parallel-ranks",
          edit("    model: Llama-3.1-8B\n", "    model: Qwen3-30B-A3B\n    tp: 2\n")

@@ -137,3 +137,33 @@ def test_the_default_tiers_daily_limit_holds_where_the_scenario_keeps_the_tier()
     assert not tier1.feasible and raised.feasible
     assert any("10,000 requests/day, gpt-4o-mini's tier_1" in why
                for why in tier1.infeasible_because)
+
+
+# Claude on Bedrock counts a call's uncached input and 5 x its output against tokens/day
+# (1,000 + 5 x 200 = 2,000 a call, 172.8 M a day at one a second), not what it reserved at
+# its start (1,000 + 64,000 with max_tokens unset, 1,400 with 400)
+BEDROCK_DAILY = """
+    seed: 3
+    duration: 600
+    traffic: {{kind: constant, rate_per_s: 1}}
+    tasks: [{{name: chat, prompt_tokens: {{kind: fixed, tokens: 1000}},
+              output_tokens: {{kind: fixed, tokens: 200}}}}]
+    slo: {{ttft_ms: 5000, tpot_ms: 200}}
+    deployments:
+      unset: {{kind: cloud, model: claude-sonnet-4.5-bedrock,
+               limits: {{tokens_per_day: {day}}}}}
+      capped: {{kind: cloud, model: claude-sonnet-4.5-bedrock,
+                limits: {{tokens_per_day: {day}, max_tokens: 400}}}}
+"""
+
+
+@pytest.mark.parametrize(("day", "feasible"), [(160_000_000, False), (180_000_000, True)])
+def test_bedrocks_daily_tokens_are_what_its_calls_count_in_the_end(day: int,
+                                                                   feasible: bool) -> None:
+    result = evaluate(scenario_from(BEDROCK_DAILY.format(day=day)))
+    for name in ("unset", "capped"):
+        candidate = result.deployments[name]
+        assert candidate.feasible is feasible, candidate.infeasible_because
+        if not feasible:
+            assert any("172,800,000 tokens a day" in why
+                       for why in candidate.infeasible_because)

@@ -39,10 +39,14 @@ def test_a_stretch_of_a_long_run_starts_with_what_its_own_last_minutes_left_cach
                                 ttl_s=300.0) == (0, 4000)
     assert cached_prefix_tokens(arrival, group, prefix, served, min_tokens=1024, ttl_s=300.0,
                                 period_s=600.0) == (2000, 2000)
-    # a call more than a lifetime before the window's end leaves nothing for its start
-    early = np.array([10.0, 200.0])
-    assert cached_prefix_tokens(early, group, prefix, served, min_tokens=1024, ttl_s=300.0,
+    # the warm start is the window's last lifetime, one period earlier: a call at 320 s
+    # was at -280 s, 290 s before the call at 10 s, which reads it (and the call at 320 s,
+    # 310 s after that one, writes again); started empty, both write
+    late = np.array([10.0, 320.0])
+    assert cached_prefix_tokens(late, group, prefix, served, min_tokens=1024, ttl_s=300.0,
                                 period_s=600.0) == (2000, 2000)
+    assert cached_prefix_tokens(late, group, prefix, served, min_tokens=1024,
+                                ttl_s=300.0) == (0, 4000)
     # a conversation's own history starts cold with the conversation, warm or not
     keep, prompt, turn = np.full(2, 7), np.array([1600, 2100]), np.ones(2, dtype=bool)
     conversation = {"keep_group": keep, "prompt_tokens": prompt, "conversation": turn}

@@ -112,3 +112,20 @@ def test_the_longest_request_a_hybrid_cache_holds_counts_its_window_pages() -> N
         gpu_memory_utilization=0.88, max_model_len=131_072)).setup(builtin_catalog())
     error = kv_capacity(too_long).error
     assert error is not None and "sliding-window pages included" in error
+
+
+def test_vllm_0_14_to_0_18_sized_a_hybrid_request_by_its_first_group() -> None:
+    """From 0.14 to 0.18 vLLM's auto-fit and start-up check counted only the first KV-cache
+    group's pages (Gemma 3's first layer slides: a window's worth), so the whole context
+    passes there, set or left to auto; 0.19 on sum every group's, as the simulation does
+    from 0.19 (here the default release, two batches in flight)."""
+    def capacity(version: str | None, max_model_len: int | None = None) -> object:
+        engine = {"gpu_memory_utilization": 0.88, "max_model_len": max_model_len,
+                  **({"vllm_version": version} if version else {})}
+        return kv_capacity(LocalDeployment(gpu="H100-SXM", model="Gemma-3-27B",
+                                           engine=EngineSpec(**engine)).setup(
+            builtin_catalog()))
+    old, new = capacity("0.18.0"), capacity(None)
+    assert old.max_model_len == 131_072 > new.max_model_len  # type: ignore[attr-defined]
+    assert capacity("0.18.0", 131_072).error is None  # type: ignore[attr-defined]
+    assert capacity(None, 131_072).error is not None  # type: ignore[attr-defined]
