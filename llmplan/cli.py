@@ -133,6 +133,19 @@ def _writing(out_dir: Path) -> Iterator[None]:
                                                    f"{error.strerror or error}")]))
 
 
+def _not_an_input(out_file: Path, inputs: list[Path], example: str) -> None:
+    """Refuse an --out that is one of the files the command reads: an input named, or a
+    file in an input folder other than a calibration (YAML) of its own."""
+    target = out_file.resolve()
+    for given in inputs:
+        folder = given.resolve()
+        if target == folder or (folder.is_dir() and target.parent == folder
+                                and target.exists() and target.suffix not in (".yaml", ".yml")):
+            _fail(InputError([_option_problem("--out", f"{out_file} is {given}'s own input "
+                                                       "(it would be overwritten); expected "
+                                                       f"another file, e.g. {example}")]))
+
+
 def _load(scenario: Path) -> LoadedScenario:
     from llmplan.scenario import load_scenario
 
@@ -580,6 +593,7 @@ def calibrate(
 
     if source not in ("records", "vllm-metrics"):
         _fail(InputError([_option_problem("--source", "expected records or vllm-metrics")]))
+    _not_an_input(out_file, measurements, "calibration.yaml")
     try:
         report = fit_runs(measurements, slots=slots, max_batched_tokens=max_batched_tokens,
                           kv_cache_tokens=kv_cache_tokens,
@@ -604,7 +618,8 @@ def calibrate(
             raise typer.Exit(code=4)
         console.print(f"[yellow]warning: this calibration is not trusted:[/] "
                       f"{escape(rejection.render())}", highlight=False)
-    report.calibration.write(out_file)
+    with _writing(out_file):
+        report.calibration.write(out_file)
     console.print(f"wrote {out_file}")
 
 
@@ -698,7 +713,8 @@ def validate(
                      f"not {ratio:.3f}: the model mispredicts this run's steps, and the errors "
                      f"at the run's speed hide it")
     result = result.model_copy(update={"notes": notes})
-    write_validation(result, replay, out_dir)
+    with _writing(out_dir):
+        write_validation(result, replay, out_dir)
     out.print(validation_table(result))
     thr = result.error_pct["throughput"]["requests_per_s"]
     console.print(f"throughput error {thr:+.1f}%; wrote {out_dir / 'validation.json'} and "
@@ -879,6 +895,11 @@ def sweep(
         task = bar.add_task(f"sweeping {name}", total=len(points))
         result = run_grid(loaded, name, points, workers=workers, ray_address=ray,
                           on_done=lambda _: bar.advance(task))
+    if result.points_not_run and not result.points:
+        console.print(f"[yellow]interrupted:[/] no point ran; nothing written to "
+                      f"{escape(str(out_dir))} (a sweep.json there is the previous one)",
+                      highlight=False)
+        raise typer.Exit(code=130)
     with _writing(out_dir):
         path = write_result(result, out_dir, "sweep.json")
     out.print(sweep_table(result))
@@ -971,7 +992,8 @@ def import_trace(
             raise InputError([Problem(str(source), None, "", "no usable requests in it (every "
                                       "row was empty or failed; burstgpt: --include-failed "
                                       "keeps failed ones)")])
-        path = write_trace(rows, out_file)
+        with _writing(out_file):
+            path = write_trace(rows, out_file)
     except InputError as exc:
         _fail(exc)
     except UnicodeDecodeError:
@@ -1026,9 +1048,13 @@ def import_usage(
             window = begin, finish
             periods = read_cloudwatch(str(cloudwatch_model), begin, finish, region=region,
                                       endpoint_url=endpoint_url)
-        imported = write_usage(periods, out_dir, task, window)
+        with _writing(out_dir):
+            imported = write_usage(periods, out_dir, task, window)
     except InputError as error:
         _fail(error)
+    except UnicodeDecodeError:
+        _fail(InputError([Problem(str(csv_file), None, "", "not a text file; expected a "
+                                  "usage CSV")]))
     except ValueError as exc:
         _fail(InputError([_option_problem("--start/--end", str(exc))]))
     console.print(f"wrote {imported.trace} ({imported.requests:,} requests over "
@@ -1059,9 +1085,13 @@ def import_records(
                                                    "records?); expected a new or empty "
                                                    "folder")]))
     try:
-        written = write_imported(export, out_dir, fmt)
+        with _writing(out_dir):
+            written = write_imported(export, out_dir, fmt)
     except InputError as error:
         _fail(error)
+    except UnicodeDecodeError:
+        _fail(InputError([Problem(str(export), None, "", "not a text file; expected AIPerf, "
+                                  "GuideLLM or vllm bench JSON")]))
     for folder, rows in written:
         ok = sum(1 for r in rows if r.ok)
         console.print(f"wrote {folder / 'requests.jsonl'}: {len(rows):,} requests "
@@ -1085,6 +1115,8 @@ def import_cluster(
     from llmplan.provision.inventory import import_cluster as read_cluster
     from llmplan.provision.inventory import write_inventory
 
+    if kubeconfig is not None:
+        _not_an_input(out_path, [kubeconfig], "inventory.yaml")
     models = builtin_catalog().models
     if model not in models:
         _fail(InputError([_option_problem("--model", f"unknown model '{model}'"
@@ -1112,7 +1144,8 @@ def import_cluster(
         out.print(f"deployment {name}: {dep.replicas} x {dep.gpus_per_replica} {dep.gpu} serving "
                   f"{dep.model}",
                   highlight=False)
-    console.print(f"wrote {write_inventory(inventory, out_path)}")
+    with _writing(out_path):
+        console.print(f"wrote {write_inventory(inventory, out_path)}")
 
 
 @app.command()

@@ -8,6 +8,8 @@ import sys
 
 #: the exit status of a command interrupted by Ctrl-C (128 + SIGINT), as typer gives it
 INTERRUPTED = 130
+#: the exit status of bad input, as the commands give it (llmplan.cli `_fail`)
+BAD_INPUT = 2
 
 
 def main() -> None:
@@ -17,6 +19,15 @@ def main() -> None:
     except KeyboardInterrupt:
         _say_interrupted()
         raise SystemExit(INTERRUPTED) from None
+    except UnicodeDecodeError as error:
+        # a reader that did not name its file: one line, not a traceback
+        sys.stderr.write(f"error: an input file is not UTF-8 text ({error.reason} at byte "
+                         f"{error.start}); expected the text file the command reads\n")
+        raise SystemExit(BAD_INPUT) from None
+    except OverflowError as error:
+        sys.stderr.write(f"error: a number in the input is too large to use ({error}); "
+                         f"expected values of a sensible size\n")
+        raise SystemExit(BAD_INPUT) from None
     except SystemExit as stop:
         if stop.code == INTERRUPTED and _from_ctrl_c(stop):
             _say_interrupted()

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Annotated, Literal, TextIO
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from llmplan.errors import InputError, Problem
 from llmplan.jsonl import dumps_line, read_jsonl
@@ -42,7 +42,7 @@ HINT = ("see `llmplan schema --records`; convert other tools' exports with "
 class RequestRecord(BaseModel):
     """What one request measured. Times are Unix seconds; durations milliseconds."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     id: int = Field(description="Plan index of the request.")
     task: str
@@ -55,18 +55,20 @@ class RequestRecord(BaseModel):
         default=None, description="None: it succeeded; else one of: " + "; ".join(
             f"{k}: {v}" for k, v in ERROR_MEANINGS.items()))
     error: str | None = None
-    ttft_ms: float | None = Field(default=None, description="Send to first streamed token.")
+    ttft_ms: float | None = Field(default=None, ge=0,
+                                  description="Send to first streamed token.")
     ttft_visible_ms: float | None = Field(
-        default=None, description="Send to the first token of the visible answer, when the "
+        default=None, ge=0, description="Send to the first token of the visible answer, when the "
                                   "server streamed hidden reasoning first (delta."
                                   "reasoning_content or reasoning); None: no reasoning seen.")
     reasoning_tokens: int | None = Field(
         default=None, ge=0, description="Hidden reasoning tokens (usage.completion_tokens_"
                                         "details.reasoning_tokens, else reasoning chunks).")
-    e2e_ms: float | None = Field(default=None, description="Send to the last byte.")
-    tpot_ms: float | None = Field(default=None, description="(E2E - TTFT) / (tokens - 1).")
-    itl_ms: list[float] = Field(default_factory=list,
-                                description="Every gap between streamed chunks.")
+    e2e_ms: float | None = Field(default=None, ge=0, description="Send to the last byte.")
+    tpot_ms: float | None = Field(default=None, ge=0,
+                                  description="(E2E - TTFT) / (tokens - 1).")
+    itl_ms: list[Annotated[float, Field(ge=0)]] = Field(
+        default_factory=list, description="Every gap between streamed chunks.")
     prompt_tokens: int | None = Field(default=None, ge=0,
                                       description="Prompt tokens, counted by the server.")
     cached_prompt_tokens: int | None = Field(
@@ -85,6 +87,17 @@ class RequestRecord(BaseModel):
     retry_after_s: float | None = None
     correct: bool | None = Field(default=None, description="Test-set check, if the task has one.")
     worker: int = 0
+
+    @model_validator(mode="after")
+    def _in_order(self) -> RequestRecord:
+        # the first token comes before the last byte (a record in other units, or of
+        # another request, would say otherwise)
+        if self.ttft_ms is not None and self.e2e_ms is not None \
+                and self.ttft_ms > self.e2e_ms * (1 + 1e-9) + 1e-6:
+            raise ValueError(f"ttft_ms {self.ttft_ms:g} is after e2e_ms {self.e2e_ms:g}; "
+                             "expected the first token at or before the last byte (both "
+                             "milliseconds from the send)")
+        return self
     session: int | None = Field(default=None, description="The conversation it is a turn "
                                                           "of (None: none).")
     turn: int | None = Field(default=None, description="Its turn number, from 0.")

@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from llmplan.errors import InputError, Problem
 from llmplan.jsonl import read_jsonl
 from llmplan.loadtests.records import ErrorClass, RequestRecord
@@ -91,10 +93,24 @@ def _record(index: int, target: str, send_ts: float, **fields: Any) -> RequestRe
     itl = fields.get("itl_ms") or []
     fields.setdefault("chunks", len(itl) + 1 if ttft is not None and fields.get(
         "error_class") is None else 0)
-    return RequestRecord(id=index, task="imported", target=target, scheduled_ts=send_ts,
-                         send_ts=send_ts, schedule_delay_ms=0.0,
-                         status=fields.pop("status", 200),
-                         token_source="server" if n is not None else "none", **fields)
+    try:
+        return RequestRecord(id=index, task="imported", target=target, scheduled_ts=send_ts,
+                             send_ts=send_ts, schedule_delay_ms=0.0,
+                             status=fields.pop("status", 200),
+                             token_source="server" if n is not None else "none", **fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ImportedRecordError(index, ".".join(str(p) for p in err["loc"]) or "record",
+                                  str(err["msg"]).removeprefix("Value error, ")) from None
+
+
+class ImportedRecordError(ValueError):
+    """A request of an export that makes no valid record (a negative or NaN time, a first
+    token after the last byte: another unit, or a broken export)."""
+
+    def __init__(self, index: int, field: str, message: str) -> None:
+        super().__init__(f"request {index}: {field}: {message}")
+        self.index, self.field, self.message = index, field, message
 
 
 def _ms(metric: Any, field: str) -> float | list[float] | None:
@@ -317,7 +333,14 @@ def write_imported(path: Path, out_dir: Path, fmt: str | None = None) -> list[
     from llmplan.loadtests.summary import summarise_records
 
     written = []
-    for suffix, rows in import_records(path, fmt):
+    try:
+        imported = list(import_records(path, fmt))
+    except ImportedRecordError as bad:
+        raise InputError([Problem(str(path), None, f"request {bad.index}: {bad.field}",
+                                  f"{bad.message}; expected times in the export's own units "
+                                  f"(--format), none negative or NaN")],
+                         title="export cannot become records") from None
+    for suffix, rows in imported:
         folder = out_dir / suffix if suffix else out_dir
         folder.mkdir(parents=True, exist_ok=True)
         rows.sort(key=lambda r: (r.send_ts, r.id))
