@@ -260,7 +260,13 @@ def daily_shape(periods: list[Period],
     begin, end = window or recorded_window(periods)
     hours = np.zeros(24)
     for p in periods:
-        hours[p.start.hour] += p.requests
+        # a period's requests spread over the clock hours it covers (a day's row says
+        # nothing of its hours: it adds evenly to each, not all to its first)
+        if p.seconds > 3600:
+            covered_s = _seconds_by_hour(p.start, p.start + timedelta(seconds=p.seconds))
+            hours += p.requests * covered_s / covered_s.sum()
+        else:
+            hours[p.start.hour] += p.requests
     seconds = _seconds_by_hour(begin, end)
     covered = seconds > 0
     rates = np.divide(hours, seconds, out=np.zeros(24), where=covered)

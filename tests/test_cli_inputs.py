@@ -3,6 +3,7 @@ named as such in one line, and the same problem is listed once."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,30 @@ def test_requests_where_a_file_stands_is_refused_before_the_run(tmp_path: Path) 
                                    "--quiet", "--requests"])
     assert run.exit_code == 2
     assert "--requests:" in run.output and "is a file" in run.output
+
+
+@pytest.mark.parametrize("command", [
+    ["calibrate", "{input}", "--out", "{input}"],
+    ["import-cluster", "--kubeconfig", "{input}", "--out", "{input}"]])
+def test_an_out_that_is_the_commands_own_input_is_refused(tmp_path: Path,
+                                                          command: list[str]) -> None:
+    given = tmp_path / "input.jsonl"
+    given.write_text("precious\n", encoding="utf-8")
+    result = CliRunner().invoke(app, [part.format(input=given) for part in command])
+    assert result.exit_code == 2 and "own input" in result.output
+    assert given.read_text(encoding="utf-8") == "precious\n"
+
+
+def test_records_with_a_negative_time_are_refused_where_they_are(tmp_path: Path) -> None:
+    from llmplan.errors import InputError
+    from llmplan.loadtests.records import read_records
+    row = {"id": 0, "task": "t", "target": "x", "scheduled_ts": 1.0, "send_ts": 1.0,
+           "schedule_delay_ms": 0.0, "status": 200, "ttft_ms": 50.0, "e2e_ms": 900.0}
+    bad = [row, {**row, "id": 1, "ttft_ms": -1000.0}, {**row, "id": 2, "ttft_ms": 2000.0}]
+    path = tmp_path / "requests.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in bad), encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        read_records(path)
+    where = [(p.line, p.path) for p in caught.value.problems]
+    assert where == [(2, "ttft_ms"), (3, "")]
+    assert "after e2e_ms" in caught.value.problems[1].message

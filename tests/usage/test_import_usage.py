@@ -219,3 +219,19 @@ def test_a_request_count_no_run_could_hold_is_refused_by_its_line(tmp_path: Path
     named = CliRunner().invoke(app, ["import-usage", "--csv", str(export), "--task",
                                      "my chat/ü", "--out", str(tmp_path / "out")])
     assert named.exit_code != 0 and "--task" in named.output
+
+
+def test_daily_rows_say_nothing_of_the_hours_within_a_day(tmp_path: Path) -> None:
+    """A week of daily rows at a flat 1 request a second: each day's requests spread over
+    its 24 hours, not all into midnight (which planned for 24 times the real peak)."""
+    export = tmp_path / "daily.csv"
+    days = [datetime(2026, 11, 2, tzinfo=UTC) + timedelta(days=d) for d in range(7)]
+    export.write_text("start_time,end_time,num_model_requests,input_tokens,output_tokens\n"
+                      + "".join(f"{d.isoformat()},{(d + timedelta(days=1)).isoformat()},"
+                                f"86400,86400000,8640000\n" for d in days))
+    result = CliRunner().invoke(app, ["import-usage", "--csv", str(export),
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    diurnal = yaml.safe_load((tmp_path / "out" / "traffic.yaml").read_text())["diurnal"]
+    assert diurnal["mean_rate_per_s"] == pytest.approx(1.0)
+    assert diurnal["peak_to_mean"] < 1.05
