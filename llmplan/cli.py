@@ -925,9 +925,14 @@ def _replica_counts(text: str) -> list[int]:
         counts = [int(part) for part in text.split(",")]
     except ValueError:
         counts = []
-    if not counts or any(count < 1 for count in counts):
+    from llmplan.scenario import LocalDeployment
+
+    most = LocalDeployment.model_fields["replicas"].metadata
+    limit = next((m.le for m in most if getattr(m, "le", None) is not None), 4096)
+    if not counts or any(count < 1 or count > limit for count in counts):
         _fail(InputError([_option_problem("--replicas", f"got '{text}'; expected whole "
-                                                        "numbers of 1 or more, e.g. 1,2,4")]))
+                                                        f"numbers from 1 to {limit}, e.g. "
+                                                        "1,2,4")]))
     return list(dict.fromkeys(counts))
 
 
