@@ -235,20 +235,28 @@ def fit_kind_table(fit: Fit) -> Table:
                                     ("decode only", fit.decode))])
 
 
-def validation_table(comparison: Comparison) -> Table:
-    rows = []
-    for metric in METRICS:
-        m, p = comparison.measured[metric], comparison.predicted[metric]
-        e = comparison.error_pct[metric]
-        cells = [metric]
+def validation_table(comparison: Comparison) -> Fitted:
+    """Measured, predicted and error at p50, p95 and p99 per metric; narrower terminals
+    keep the whole p50 and the errors of the tails (then only p50 whole), never a cut
+    number."""
+    title = f"{comparison.requests} measured requests replayed through the simulator"
+    layouts = []
+    for whole in (("p50", "p95", "p99"), ("p50", "p95"), ("p50",)):
+        columns = [Col("metric", "left")]
         for q in ("p50", "p95", "p99"):
-            cells += [fmt(m.get(q), 1), fmt(p.get(q), 1), fmt(e.get(q), 1)]
-        rows.append(cells)
-    columns = [Col("metric", "left")]
-    for q in ("p50", "p95", "p99"):
-        columns += [Col(f"{q}\nmeasured"), Col(f"{q}\npredicted"), Col(f"{q}\nerr %")]
-    return grid(f"{comparison.requests} measured requests replayed through the simulator",
-                columns, rows)
+            columns += [Col(f"{q}\nmeasured"), Col(f"{q}\npredicted"), Col(f"{q}\nerr %")] \
+                if q in whole else [Col(f"{q}\nerr %")]
+        rows = []
+        for metric in METRICS:
+            m, p = comparison.measured[metric], comparison.predicted[metric]
+            e = comparison.error_pct[metric]
+            cells = [metric]
+            for q in ("p50", "p95", "p99"):
+                cells += [fmt(m.get(q), 1), fmt(p.get(q), 1), fmt(e.get(q), 1)] \
+                    if q in whole else [fmt(e.get(q), 1)]
+            rows.append(cells)
+        layouts.append(grid(title, columns, rows))
+    return Fitted(*layouts)
 
 
 def sweep_table(sweep: SweepResult) -> Fitted:
