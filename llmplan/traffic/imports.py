@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from llmplan.errors import InputError, Problem
+from llmplan.traffic.trace import MAX_TOKENS
 
 FORMATS = ("azure", "burstgpt", "mooncake", "sharegpt")
 
@@ -85,9 +86,15 @@ def _csv_rows(path: Path, columns: tuple[str, ...]) -> Iterable[tuple[int, dict[
 
 def _int(path: Path, line: int, column: str, value: Any, minimum: int = 0) -> int:
     try:
-        number = int(float(value))
-    except (TypeError, ValueError):
-        raise _problem(path, line, column, f"expected a whole number, got {value!r}") from None
+        if isinstance(value, bool):
+            raise ValueError
+        real = float(value)
+        number = int(real)
+        if real != number or abs(number) > MAX_TOKENS:
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise _problem(path, line, column, f"expected a whole number up to {MAX_TOKENS:,}, "
+                                           f"got {value!r}") from None
     if number < minimum:
         raise _problem(path, line, column, f"expected at least {minimum}, got {number}")
     return number

@@ -103,7 +103,7 @@ def _read(path: Path) -> dict[str, np.ndarray]:
         times.append(_cell(path, number, row, "timestamp", parse=_timestamp_s,
                            expected="a finite number of seconds or an ISO date-time"))
         prompt, output = (_cell(path, number, row, column, parse=_whole,
-                                expected="a whole number of tokens")
+                                expected=f"a whole number of tokens up to {MAX_TOKENS:,}")
                           for column in ("prompt_tokens", "output_tokens"))
         if prompt < 1 or output < 1:
             raise InputError([Problem(str(path), number, "prompt_tokens/output_tokens",
@@ -142,15 +142,23 @@ def _cell(path: Path, number: int, row: dict[Any, Any], column: str, *,
                                   f"expected {expected}, got {value!r}")]) from None
 
 
+#: the largest token count a trace row may carry (a million-token context is today's most)
+MAX_TOKENS = 10**8
+
+
 def _whole(value: Any) -> int:
-    """A whole number from a CSV cell or a JSON value ("100", 100, 100.0; not 100.5)."""
+    """A whole number from a CSV cell or a JSON value ("100", 100, 100.0; not 100.5), at
+    most MAX_TOKENS."""
     if isinstance(value, bool):
         raise TypeError("a boolean is not a count")
     if isinstance(value, float):
         if not value.is_integer():
             raise ValueError("not whole")
-        return int(value)
-    return int(value)
+        value = int(value)
+    number = int(value)
+    if abs(number) > MAX_TOKENS:
+        raise ValueError("too large")
+    return number
 
 
 def _optional(path: Path, number: int, column: str, value: Any, prompt: int) -> float:

@@ -233,3 +233,18 @@ def test_a_spreadsheets_byte_order_mark_is_not_part_of_the_first_column(
     path.write_bytes("\ufeffTIMESTAMP,ContextTokens,GeneratedTokens\n"
                      "2023-11-16 18:15:46.6805900,374,44\n".encode())
     assert [(r.prompt_tokens, r.output_tokens) for r in read_azure(path)] == [(374, 44)]
+
+
+@pytest.mark.parametrize("tokens", ["3.7", "inf", "99999999999999999999999", "1e400"])
+def test_a_token_count_that_is_no_whole_count_is_named_not_truncated(
+        tmp_path: Path, tokens: str) -> None:
+    trace = tmp_path / "azure.csv"
+    trace.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                     f"2023-11-16 18:15:46.6805900,{tokens},44\n")
+    with pytest.raises(InputError, match=r"azure\.csv:2: ContextTokens: expected a whole "
+                                         r"number up to 100,000,000"):
+        read_azure(trace)
+    own = tmp_path / "own.csv"
+    own.write_text(f"timestamp,prompt_tokens,output_tokens\n0,{tokens},10\n")
+    with pytest.raises(InputError, match=r"own\.csv:2: prompt_tokens: expected a whole"):
+        read_trace(own)
