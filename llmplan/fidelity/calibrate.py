@@ -107,6 +107,12 @@ def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
     between the vLLM /metrics scrapes of every run are fitted (vllm_metrics.py).
     """
     runs = _as_list(paths)
+    twice = sorted({str(run) for run in runs if sum(r.resolve() == run.resolve()
+                                                    for r in runs) > 1})
+    if twice:
+        raise InputError([Problem(", ".join(twice), None, "", "given more than once: each "
+                                  "run's steps would count twice; expected each run once")],
+                         title="calibration impossible")
     infos = [server_info(run) for run in runs]
     same_server(runs, infos)
     if source == "vllm-metrics":
@@ -130,6 +136,8 @@ def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
     except ValueError as exc:
         raise InputError([Problem(source_text, None, "", str(exc))],
                          title="calibration impossible") from None
+    given = _options_hold(source_text, rows, samples, slots=slots,
+                          kv_cache_tokens=kv_cache_tokens)
     blocking, advisory = identifiability(samples)
     calibration = build_calibration(fit, _merged(infos), rows, source_text, samples=samples,
                                     slots=slots,
@@ -139,7 +147,34 @@ def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
     split = kv_split_note(fit, samples)
     if split is not None:
         notes.append(split)
-    return CalibrationReport(calibration, fit, reasons, advisory + notes, source_text)
+    return CalibrationReport(calibration, fit, reasons, given + advisory + notes, source_text)
+
+
+def _options_hold(source: str, rows: list[RequestRecord], samples: list[StepSample], *,
+                  slots: int | None, kv_cache_tokens: int | None) -> list[Finding]:
+    """Refuse --kv-cache-tokens below the run's longest request, and note --slots below the
+    batches its steps held (a reconstruction may count one too many): the calibration
+    would describe another server than the one measured, and a replay of its own run
+    would refuse or queue what it served."""
+    problems = []
+    notes = []
+    most = max((s.decode_seqs for s in samples), default=0)
+    if slots is not None and slots < most:
+        notes.append(Finding("engine.max_num_seqs",
+                             f"--slots {slots}, but the run's steps decoded up to {most} "
+                             f"sequences at once: replayed, the calibration queues what the "
+                             f"server ran together",
+                             f"pass the server's own concurrency (--slots {most} or more)"))
+    longest = max(((r.prompt_tokens or 0) + (r.output_tokens or 0) for r in rows if r.ok),
+                  default=0)
+    if kv_cache_tokens is not None and kv_cache_tokens < longest:
+        problems.append(Problem(source, None, "--kv-cache-tokens",
+                                f"{kv_cache_tokens:,}, but a request of the run held "
+                                f"{longest:,} tokens; expected the server's KV cache, "
+                                f"{longest:,} tokens or more"))
+    if problems:
+        raise InputError(problems, title="calibration impossible")
+    return notes
 
 
 def _fit_vllm_metrics(runs: list[Path], infos: list[ServerInfo], *, slots: int | None,

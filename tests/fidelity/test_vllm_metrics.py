@@ -189,3 +189,17 @@ def test_steps_counted_by_several_api_servers_are_refused(tmp_path: Path) -> Non
 
     message = _refusal(tmp_path, doubled)
     assert "counted more than once" in message and "--api-server-count 1" in message
+
+
+def test_options_that_contradict_the_run_are_refused_or_noted(vllm_run: Path) -> None:
+    """A KV cache smaller than a request the run served, a run given twice, slots below the
+    batches its steps held: another server than the one measured."""
+    from llmplan.errors import InputError
+    from llmplan.fidelity.calibrate import fit_runs
+    with pytest.raises(InputError, match="--kv-cache-tokens: 1, but a request of the run"):
+        fit_runs(vllm_run, kv_cache_tokens=1)
+    with pytest.raises(InputError, match="given more than once"):
+        fit_runs([vllm_run, vllm_run])
+    report = fit_runs(vllm_run, slots=1)
+    assert any(f.field == "engine.max_num_seqs" and "--slots 1" in f.problem
+               for f in report.advisory)
