@@ -1145,6 +1145,9 @@ def import_cluster(
     for gpu, most in inventory.too_small.items():
         out.print(f"{gpu}: no ready node has {tp} of them (--tp); the most on one node is "
                   f"{most}: no deployment", highlight=False)
+    for gpu, why in inventory.cannot_serve.items():
+        out.print(f"{gpu}: {model} with --tp {tp} cannot be served there ({escape(why)}): no "
+                  f"deployment", highlight=False)
     for name, dep in inventory.deployments.items():
         out.print(f"deployment {name}: {dep.replicas} x {dep.gpus_per_replica} {dep.gpu} serving "
                   f"{dep.model}",

@@ -18,6 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmplan.catalog import builtin_catalog
+from llmplan.perf.memory import fits, kv_capacity
+from llmplan.perf.parallel import tp_error
 from llmplan.provision.gpu_nodes import GPU_RESOURCE, PRODUCT_LABEL, catalog_gpu
 from llmplan.provision.kube import api_client, call, quantity
 from llmplan.provision.manifests import k8s_name
@@ -61,6 +63,9 @@ class ClusterInventory(_Model):
     too_small: dict[str, int] = Field(default_factory=dict,
                                       description="GPU pools no ready node of which holds a "
                                                   "replica's tp GPUs -> the most a node has.")
+    cannot_serve: dict[str, str] = Field(
+        default_factory=dict, description="GPU pools whose replicas of tp GPUs cannot serve "
+                                          "the model as a scenario would check it -> why.")
 
 
 def read_nodes(client: Any) -> list[GpuNode]:
@@ -91,6 +96,8 @@ def build_inventory(server: str, nodes: list[GpuNode], model: str, tp: int) -> C
     """Group nodes by catalog GPU; one deployment of `model` per group."""
     pools, deployments = [], {}
     short: dict[str, int] = {}
+    cannot: dict[str, str] = {}
+    catalog = builtin_catalog()
     for gpu in sorted({n.gpu for n in nodes if n.gpu is not None}):
         members = [n for n in nodes if n.gpu == gpu]
         usable = [n for n in members if n.ready and n.schedulable]
@@ -103,16 +110,23 @@ def build_inventory(server: str, nodes: list[GpuNode], model: str, tp: int) -> C
         if replicas == 0:
             short[gpu] = max(per_node, default=0)
         if replicas > 0:
-            deployments[f"cluster-{k8s_name(gpu)}"] = LocalDeployment(
-                gpu=gpu, model=model, replicas=replicas, tp=tp,
-                costs=LocalCosts(ownership="owned"))
+            dep = LocalDeployment(gpu=gpu, model=model, replicas=replicas, tp=tp,
+                                  costs=LocalCosts(ownership="owned"))
+            # what a scenario's own checks would refuse is not proposed (the file says its
+            # deployments validate as kind: local)
+            setup = dep.setup(catalog)
+            why = tp_error(setup, fits) or kv_capacity(setup).error
+            if why is not None:
+                cannot[gpu] = why
+            else:
+                deployments[f"cluster-{k8s_name(gpu)}"] = dep
     unknown: dict[str, int] = {}
     for node in nodes:
         if node.gpu is None:
             unknown[node.product] = unknown.get(node.product, 0) + node.allocatable_gpus
     return ClusterInventory(server=server, gpu_nodes=nodes, pools=pools,
                             unknown_products=unknown, deployments=deployments,
-                            too_small=short)
+                            too_small=short, cannot_serve=cannot)
 
 
 def import_cluster(kubeconfig: Path | None, context: str | None, model: str,

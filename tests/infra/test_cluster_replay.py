@@ -56,8 +56,10 @@ def test_import_cluster_reads_gpu_nodes_into_deployments(tmp_path: Path) -> None
                                           "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb": 56}
     deployments = inventory.deployments
     assert {n: (d.gpu, d.replicas, d.tp) for n, d in deployments.items()} == {
-        "cluster-b200": ("B200", 4, 2), "cluster-h100-sxm": ("H100-SXM", 4, 2),
-        "cluster-l40s": ("L40S", 2, 2)}
+        "cluster-b200": ("B200", 4, 2), "cluster-h100-sxm": ("H100-SXM", 4, 2)}
+    # 141 GB of BF16 weights on two 48 GB L40S: no deployment a scenario would refuse
+    assert set(inventory.cannot_serve) == {"L40S"}
+    assert "does not fit" in inventory.cannot_serve["L40S"]
     assert all(d.costs.ownership == "owned" for d in deployments.values())
 
 
