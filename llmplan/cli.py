@@ -963,7 +963,7 @@ def import_trace(
     sessions_per_s: Annotated[float, typer.Option(
         min=1e-9, help="sharegpt: conversations starting per second (Poisson).")] = 0.1,
     think_s: Annotated[float, typer.Option(
-        min=0, help="sharegpt: seconds between a conversation's turns.")] = 30.0,
+        min=0, max=86_400, help="sharegpt: seconds between a conversation's turns.")] = 30.0,
     chars_per_token: Annotated[float, typer.Option(
         min=0.1, help="sharegpt: characters per token when estimating counts.")] = 4.0,
 ) -> None:
@@ -1041,6 +1041,14 @@ def import_usage(
         _fail(InputError([_option_problem("--task", f"got '{task}'; expected a task name a "
                                                     "scenario accepts: letters, digits, "
                                                     "_ . - (not first)")]))
+    if csv_file is not None and (start is not None or end is not None):
+        _fail(InputError([_option_problem("--start/--end", "apply to --bedrock-model only: a "
+                                                         "usage CSV is read whole; expected "
+                                                         "them left out (or the CSV cut to "
+                                                         "the window)")]))
+    if not math.isfinite(hours) or hours <= 0 or hours > 24 * 366:
+        _fail(InputError([_option_problem("--hours", f"got {hours:g}; expected hours above 0, "
+                                                     "at most a year")]))
     try:
         window = None
         if csv_file is not None:
