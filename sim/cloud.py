@@ -268,19 +268,27 @@ class CloudEndpoint:
         requests per second over `span_s`, its length in time, at its token mix), and the
         provider's prompt cache too (`PromptCache.warm`)."""
         work, fits = self.work, self.fits
-        if self.cache is not None and span_s > 0:
-            assert work.groups is not None and work.shared is not None
-            groups, shared = np.asarray(work.groups), np.asarray(work.shared)
-            own = np.zeros(len(groups), dtype=bool)
-            if work.turns is not None and work.keep_groups is not None:
-                own = np.asarray(work.turns) & (np.asarray(work.keep_groups) == groups)
-            self.cache.warm(np.asarray(work.arrivals), groups, shared,
-                            fits & (groups >= 0) & (shared >= self.cache.minimum) & ~own,
-                            span_s)
+        self.warm_cache(fits, span_s)
         if span_s > 0 and fits.any():
             prompts, outputs = np.asarray(work.prompts), np.asarray(work.outputs)
             self.limiter.prime(int(fits.sum()) / span_s,
                                *token_mix(self.spec, prompts[fits], outputs[fits]))
+
+    def warm_cache(self, sent: np.ndarray, span_s: float) -> None:
+        """Start the provider's prompt cache as the requests `sent` here, kept up over a
+        window of `span_s`, leave it (`PromptCache.warm`; a hybrid's: those its routes send
+        the API)."""
+        work = self.work
+        if self.cache is None or span_s <= 0:
+            return
+        assert work.groups is not None and work.shared is not None
+        groups, shared = np.asarray(work.groups), np.asarray(work.shared)
+        own = np.zeros(len(groups), dtype=bool)
+        if work.turns is not None and work.keep_groups is not None:
+            own = np.asarray(work.turns) & (np.asarray(work.keep_groups) == groups)
+        self.cache.warm(np.asarray(work.arrivals), groups, shared,
+                        self.fits & sent & (groups >= 0) & (shared >= self.cache.minimum)
+                        & ~own, span_s)
 
     def down_until(self, t: float) -> float | None:
         for start, end in self.outages:

@@ -164,6 +164,10 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
             dep, run.fleet, run.cloud, work, stream,
             task_sensitivity=list(task_sensitivity or ["internal"] * len(stream.task_names)),
             restricted_stays_local=restricted_stays_local, task_kinds=task_kinds)
+        if prime_limits:
+            # the API's prompt cache as the requests its routes send it left it (what
+            # spills over comes and goes with the fleet's queue: not counted)
+            run.cloud.warm_cache(router.routed_to_cloud(), duration_s)
         handler = router.arrive
     order: list[int] | None = None
     if stream.session is not None and stream.turn is not None and stream.think_s is not None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from llmplan.scenario.cloud import HybridDeployment
 from llmplan.sim.cloud import CloudEndpoint
 from llmplan.sim.fleet import LocalFleet
@@ -40,6 +42,14 @@ class HybridRouter:
         self.sensitive = [stays[i] for i in self.task_index]
         cloud.on_give_up = self._cloud_gave_up
         fleet.reroute = self._replica_failed
+
+    def routed_to_cloud(self) -> np.ndarray:
+        """Per request, whether its task's route sends it to the API (not what spills or
+        falls back there)."""
+        cloud = np.array([side == CLOUD for side in self.side_of_task], dtype=bool)
+        routed: np.ndarray = cloud[np.asarray(self.task_index, dtype=np.int64)] \
+            & ~np.asarray(self.sensitive, dtype=bool)
+        return routed
 
     def arrive(self, rid: int, t: float) -> None:
         if self.sensitive[rid]:

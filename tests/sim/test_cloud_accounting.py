@@ -167,3 +167,33 @@ def test_bedrocks_daily_tokens_are_what_its_calls_count_in_the_end(day: int,
         if not feasible:
             assert any("172,800,000 tokens a day" in why
                        for why in candidate.infeasible_because)
+
+
+# a hybrid whose routes send one task to Claude: every call shares a 50,000-token system
+# prompt, one a minute. The stretch is a piece of a long day, so the provider's cache holds
+# the prompt when it starts (the call a minute before the window left it), as it is priced:
+# the first call reads it too, and no call waits 50 s to prefill it at 1,000 tokens a second
+HYBRID_WARM = """
+    seed: 4
+    duration: 600
+    traffic: {kind: constant, rate_per_s: 0.0166667}
+    tasks: [{name: ask, prompt_tokens: {kind: fixed, tokens: 200},
+             output_tokens: {kind: fixed, tokens: 20},
+             shared_prefix: {groups: 1, tokens: {kind: fixed, tokens: 50000}}}]
+    slo: {ttft_ms: 10000}
+    deployments:
+      fleet: {gpu: L4, model: Llama-3.1-8B}
+      api: {kind: cloud, model: claude-sonnet-4.6,
+            latency: {prefill_tokens_per_s: 1000},
+            limits: {requests_per_min: 1000, tokens_per_min: 10000000,
+                     output_tokens_per_min: 1000000}}
+      both: {kind: hybrid, local: fleet, cloud: api, routes: [{tasks: [ask], to: cloud}]}
+"""
+
+
+def test_a_hybrids_api_starts_with_the_cache_its_routes_leave() -> None:
+    simulation = simulate_scenario(scenario_from(HYBRID_WARM))
+    both = simulation.deployments["both"]
+    assert both.cloud is not None and both.cloud.served == both.requests.total >= 10
+    assert both.cloud.cache_write_tokens == 0
+    assert both.latency.ttft_ms.p99 is not None and both.latency.ttft_ms.p99 < 5000
