@@ -310,8 +310,8 @@ CASES = [
          "traffic.path", ("{dir}/nowhere.csv", "trace file not found")),
     Case("trace-with-bad-row",
          edit("kind: poisson\n  rate_per_s: 2", TRACE_TRAFFIC.format(name="t.csv")),
-         "traffic.path", ("{dir}/t.csv:4: prompt_tokens: expected a whole number of tokens, "
-                          "got 'many'",),
+         "traffic.path", ("{dir}/t.csv:4: prompt_tokens: expected a whole number of tokens "
+                          "up to 100,000,000, got 'many'",),
          files={"t.csv": CSV_HEADER + "0,10,5,chat\n1.5,12,6,chat\n3,many,6,chat\n4,1,1,chat\n"}),
     Case("trace-with-blank-lines-before-a-bad-row",   # named by the file's own line
          edit("kind: poisson\n  rate_per_s: 2", TRACE_TRAFFIC.format(name="t.csv")),
@@ -347,8 +347,8 @@ CASES = [
                          "0,100,10,1,0,0\n1,100,10,1,1,inf\n"}),
     Case("trace-with-infinite-token-count",
          edit("kind: poisson\n  rate_per_s: 2", TRACE_TRAFFIC.format(name="t.jsonl")),
-         "traffic.path", ("{dir}/t.jsonl:3: prompt_tokens: expected a whole number of tokens, "
-                          "got inf",),
+         "traffic.path", ("{dir}/t.jsonl:3: prompt_tokens: expected a whole number of tokens "
+                          "up to 100,000,000, got inf",),
          files={"t.jsonl": '{"timestamp": 0, "prompt_tokens": 9, "output_tokens": 5}\n\n'
                            '{"timestamp": 1, "prompt_tokens": 1e400, "output_tokens": 5}\n'}),
     Case("trace-with-huge-integer-time",
