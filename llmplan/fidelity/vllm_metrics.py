@@ -14,8 +14,11 @@ P  prompt tokens prefilled delta of `vllm:prompt_tokens_by_source_total{source=
                            less the run's share of cache hits (`prefix_cache_hits_total`
                            and `external_prefix_cache_hits_total`, or V0's
                            `gpu_prefix_cache_hit_rate`)
-D  decode tokens           delta of `vllm:generation_tokens_total` less the first tokens
-                           (delta of `vllm:time_to_first_token_seconds_count`)
+D  decode sequences        delta of `vllm:generation_tokens_total` less the first tokens
+                           (delta of `vllm:time_to_first_token_seconds_count`) and, with
+                           speculative decoding, less the accepted draft tokens (delta of
+                           `vllm:spec_decode_num_accepted_tokens_total`: a verify step gives
+                           a sequence one token and those it accepts)
 K  KV tokens read          from the load-test records (every decode token's context), else
                            N x the mean `vllm:kv_cache_usage_perc` x the KV capacity
                            (`vllm:cache_config_info` num_gpu_blocks x block_size)
@@ -73,6 +76,8 @@ MIN_INTERVALS = 8
 #: steps an observation holds at least (consecutive busy intervals merged): a step that
 #: straddles a scrape moves at most one step's time between neighbours
 MIN_STEPS_PER_OBSERVATION = 10
+#: draft tokens a verify step accepted (speculative decoding; V1 from 0.8)
+ACCEPTED = "vllm:spec_decode_num_accepted_tokens_total"
 #: vLLM's time from a request's scheduling to its first token (V1, observed as it ends)
 PREFILL_SUM = "vllm:request_prefill_time_seconds_sum"
 PREFILL_COUNT = "vllm:request_prefill_time_seconds_count"
@@ -99,6 +104,12 @@ def _delta(a: Snapshot, b: Snapshot, name: str) -> float:
     if x is None or y is None:
         raise KeyError(name)
     return y - x
+
+
+def _accepted(a: Snapshot, b: Snapshot) -> float:
+    """Draft tokens verify steps accepted between two scrapes (0 without speculation)."""
+    x, y = a.total(ACCEPTED), b.total(ACCEPTED)
+    return max(0.0, y - x) if x is not None and y is not None else 0.0
 
 
 def _computed(s: Snapshot) -> float | None:
@@ -170,7 +181,8 @@ def busy_intervals(snapshots: list[Snapshot], rows: list[RequestRecord],
             x, y = _computed(a), _computed(b)
             prompt = y - x if x is not None and y is not None \
                 else _delta(a, b, PROMPT) * share
-            decode = _delta(a, b, GENERATED) - _delta(a, b, FIRST_TOKENS)
+            decode = _delta(a, b, GENERATED) - _delta(a, b, FIRST_TOKENS) \
+                - _accepted(a, b)
         except KeyError:
             continue
         if steps <= 0 or not (a.total(RUNNING) or 0) > 0 or not (b.total(RUNNING) or 0) > 0:

@@ -203,3 +203,28 @@ def test_options_that_contradict_the_run_are_refused_or_noted(vllm_run: Path) ->
     report = fit_runs(vllm_run, slots=1)
     assert any(f.field == "engine.max_num_seqs" and "--slots 1" in f.problem
                for f in report.advisory)
+
+
+def test_accepted_draft_tokens_are_not_decoding_sequences() -> None:
+    """With speculative decoding a verify step gives each sequence one token and the draft
+    tokens it accepts: 1,000 generated tokens of which 600 were accepted drafts are 400
+    sequence-steps (vLLM's spec_decode_num_accepted_tokens), not 1,000."""
+    from llmplan.fidelity.vllm_metrics import busy_intervals
+
+    def scrape(ts: float, steps: int, generated: int, accepted: int | None) -> str:
+        labels = 'engine="0",model_name="m"'
+        lines = [f"# llmplan-scrape unix_ts={ts}",
+                 f"vllm:iteration_tokens_total_count{{{labels}}} {steps}",
+                 f"vllm:prompt_tokens_total{{{labels}}} 0",
+                 f"vllm:generation_tokens_total{{{labels}}} {generated}",
+                 f"vllm:time_to_first_token_seconds_count{{{labels}}} 0",
+                 f"vllm:num_requests_running{{{labels}}} 4"]
+        if accepted is not None:
+            lines.append(f"vllm:spec_decode_num_accepted_tokens_total{{{labels}}} {accepted}")
+        return "\n".join(lines) + "\n"
+
+    for accepted, sequences in ((600, 400.0), (None, 1000.0)):
+        snapshots = parse_snapshots(scrape(0.0, 0, 0, 0 if accepted is not None else None)
+                                    + scrape(1.0, 100, 1000, accepted))
+        [(_, interval)] = busy_intervals(snapshots, [], None)
+        assert interval.decode_tokens == sequences
