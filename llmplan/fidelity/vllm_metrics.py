@@ -230,12 +230,6 @@ def merged(found: list[tuple[float, Interval]], min_s: float = 0.0) -> list[Inte
     return out
 
 
-def intervals(snapshots: list[Snapshot], rows: list[RequestRecord],
-              kv_capacity_tokens: int | None) -> list[Interval]:
-    """The busy scrape intervals as step-model observations (`merged`)."""
-    return merged(busy_intervals(snapshots, rows, kv_capacity_tokens))
-
-
 def tokens_per_step(found: list[tuple[float, Interval]],
                     rows: list[RequestRecord]) -> float | None:
     """The median, over busy intervals and the requests decoding through each (first token
