@@ -495,7 +495,8 @@ def loadtest(
                                 mode=mode, workers=workers, stages=stage_list, grace_s=grace_s,
                                 max_requests=(max_requests + warmup
                                               if mode == "closed" and max_requests else None))
-    fetched = fetch_props(endpoint.base_url) if endpoint.kind == "llamacpp" else None
+    fetched = fetch_props(endpoint.base_url, headers=endpoint.auth_headers()) \
+        if endpoint.kind == "llamacpp" else None
     props = fetched[0] if fetched is not None else None
     if props is not None:
         console.print(f"server: {props.total_slots or '?'} slots, "

@@ -234,11 +234,8 @@ class OpenAIStream:
         return json.dumps(payload).encode()
 
     def headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-        key = self.target.api_key()
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
+        return {"Content-Type": "application/json", "Accept": "text/event-stream",
+                **self.target.auth_headers()}
 
     def _open(self, body: bytes, headers: dict[str, str]) -> http.client.HTTPResponse:
         """Send once: a request the server took and then dropped is recorded as such, never
@@ -278,11 +275,15 @@ class OpenAIStream:
         chat = self.target.api == "chat"
         done = False
         parser = EventParser()
+        events, opening = 0, b""    # the body's first bytes, until an event comes
         try:
             while not done:
                 line = response.readline()
+                if not events and len(opening) < 300:
+                    opening += line
                 event = parser.feed(line) if line else parser.close()
                 if event is not None:
+                    events += 1
                     if event.data.strip() == "[DONE]":
                         done = True
                         break
@@ -305,6 +306,13 @@ class OpenAIStream:
                 if not line:
                     break
             timing.end = time.perf_counter()
+            if not done and not events and opening.strip():
+                # a whole answer that is no event stream (an HTML page, a server that
+                # ignores stream: true): the server's words say what it is
+                kind = response.headers.get("Content-Type") or "no Content-Type"
+                text = opening.decode("utf-8", "replace").strip()
+                raise ValueError(f"not an OpenAI event stream: HTTP {response.status} "
+                                 f"{kind}: {text[:200]!r}")
             if not done:   # the connection closed mid-answer: chunked EOF reads as b""
                 raise http.client.IncompleteRead(b"", None)
             response.read()   # drain what follows [DONE] so the connection can be reused
@@ -328,6 +336,7 @@ class OpenAIStream:
         failed.chunks = len(timing.tokens)
         if timing.tokens:
             failed.ttft_ms = (timing.tokens[0] - timing.start) * 1e3
+            failed.itl_ms = [(b - a) * 1e3 for a, b in itertools.pairwise(timing.tokens)]
         failed.e2e_ms = (time.perf_counter() - timing.start) * 1e3
         return failed
 

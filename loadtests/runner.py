@@ -355,7 +355,8 @@ def _save_server_state(target: Target, out_dir: Path, when: str) -> None:
         wanted.append(("props", "server_props.json"))
     for path, name in wanted:
         try:
-            with urllib.request.urlopen(f"{base}/{path}", timeout=5) as response:
+            request = urllib.request.Request(f"{base}/{path}", headers=target.auth_headers())
+            with urllib.request.urlopen(request, timeout=5) as response:
                 (out_dir / name).write_bytes(response.read())
         except (OSError, ValueError):
             continue
@@ -428,7 +429,14 @@ def target_down(rows: list[RequestRecord]) -> str | None:
                 why += (f": the server said {said.strip()[:200]!r} (check the target's model "
                         f"and base_url)" if said
                         else ": no such endpoint (check base_url and the target's api)")
+            elif set(counts) == {"protocol"} or any(s >= 500 for s in statuses):
+                # an answer that is no OpenAI stream, or a server error: its words say why
+                said = next((r.error for r in measured if r.error), None)
+                if said:
+                    why += f": {said.strip()[:200]!r}"
         return f"{what}: all {len(measured):,} requests failed ({_format(counts)}){why}"
+    heard = [_last_token_ts(r) for r in rows if r.ttft_ms is not None]
+    last_heard = max(heard, default=None)
     dead_classes = {"connect", "reset", "timeout"}
     tail: list[RequestRecord] = []
     for row in reversed(measured):
@@ -436,11 +444,41 @@ def target_down(rows: list[RequestRecord]) -> str | None:
             break
         tail.append(row)
     if len(tail) >= 3:
-        first_dead = tail[-1]
-        when = time.strftime("%H:%M:%S", time.localtime(first_dead.send_ts))
-        return (f"target stopped answering at {when}: the last {len(tail):,} requests failed "
-                f"({_format(_counts(tail))})")
+        since = last_heard if last_heard is not None else tail[-1].send_ts
+        return (f"target stopped answering after {_clock(since)}: the last {len(tail):,} "
+                f"requests failed ({_format(_counts(tail))})")
+    # a server that hangs: it takes the requests and sends nothing back, so they end
+    # cancelled at the stop with no first token, long after its last answer
+    silent = [r for r in rows if r.error_class == "cancelled" and r.ttft_ms is None]
+    if len(silent) >= STALL_REQUESTS and last_heard is not None \
+            and last_heard < min(r.send_ts for r in silent):
+        longest_s = max(((r.e2e_ms or 0.0) / 1000 for r in measured if r.ok), default=0.0)
+        quiet_s = max(r.send_ts for r in silent) - last_heard
+        if quiet_s > max(STALL_MIN_S, 2 * longest_s):
+            return (f"target stopped answering after {_clock(last_heard)}: it sent nothing "
+                    f"back for at least {quiet_s:,.0f} s, and the {len(silent):,} requests "
+                    f"sent from then on got no first token before the run stopped "
+                    f"(cancelled); its longest finished request took {longest_s:,.1f} s")
     return None
+
+
+#: A hung target: at least this many requests without a first token at the stop, all sent
+#: after its last answer, over more than STALL_MIN_S and twice its longest finished request
+STALL_REQUESTS = 3
+STALL_MIN_S = 10.0
+
+
+def _last_token_ts(row: RequestRecord) -> float:
+    """When the last token of a request that got one arrived (Unix s); for a stream cut
+    off with more tokens than it kept times of, when it ended (as late as it can be)."""
+    assert row.ttft_ms is not None
+    if row.chunks > len(row.itl_ms) + 1 and row.e2e_ms is not None:
+        return row.send_ts + row.e2e_ms / 1000
+    return row.send_ts + (row.ttft_ms + sum(row.itl_ms)) / 1000
+
+
+def _clock(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts))
 
 
 def _counts(rows: list[RequestRecord]) -> dict[str, int]:

@@ -21,10 +21,11 @@ SCRAPE_MARK = "# llmplan-scrape unix_ts="
 METRICS_FILE = "server_metrics.prom"
 
 
-def scrape_once(base_url: str, timeout_s: float = 2.0) -> bytes | None:
+def scrape_once(base_url: str, timeout_s: float = 2.0, *,
+                headers: dict[str, str] | None = None) -> bytes | None:
+    request = urllib.request.Request(f"{base_url.rstrip('/')}/metrics", headers=headers or {})
     try:
-        with urllib.request.urlopen(f"{base_url.rstrip('/')}/metrics",
-                                    timeout=timeout_s) as response:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
             body: bytes = response.read()
             return body
     except (OSError, ValueError):
@@ -37,6 +38,7 @@ class MetricsScraper:
     def __init__(self, target: Target, out_dir: Path, interval_s: float = 1.0) -> None:
         self.enabled = target.kind == "vllm"
         self.base_url = target.base_url
+        self.target = target
         self.path = out_dir / METRICS_FILE
         self.interval_s = interval_s
         self._stop = threading.Event()
@@ -51,14 +53,15 @@ class MetricsScraper:
         with self.path.open("ab") as handle:
             while True:
                 stamp = time.time()
-                body = scrape_once(self.base_url)
+                body = scrape_once(self.base_url, headers=self.target.auth_headers())
                 if body is not None:
                     handle.write(f"{SCRAPE_MARK}{stamp:.3f}\n".encode() + body
                                  + (b"" if body.endswith(b"\n") else b"\n"))
                     handle.flush()
                 if self._stop.wait(self.interval_s):
                     break
-            body = scrape_once(self.base_url)        # one last look after the run
+            # one last look after the run
+            body = scrape_once(self.base_url, headers=self.target.auth_headers())
             if body is not None:
                 handle.write(f"{SCRAPE_MARK}{time.time():.3f}\n".encode() + body
                              + (b"" if body.endswith(b"\n") else b"\n"))

@@ -72,10 +72,12 @@ def read_props(folder: Path) -> ServerProps | None:
     return parse_props(data, str(path))
 
 
-def fetch_props(base_url: str, timeout_s: float = 5.0) -> tuple[ServerProps, bytes] | None:
+def fetch_props(base_url: str, timeout_s: float = 5.0, *,
+                headers: dict[str, str] | None = None) -> tuple[ServerProps, bytes] | None:
     """llama.cpp's /props (and the raw answer), or None when the server has none."""
+    request = urllib.request.Request(f"{base_url.rstrip('/')}/props", headers=headers or {})
     try:
-        with urllib.request.urlopen(f"{base_url.rstrip('/')}/props", timeout=timeout_s) as resp:
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:
             raw: bytes = resp.read()
         return parse_props(json.loads(raw), f"{base_url}/props"), raw
     except (OSError, ValueError, InputError):

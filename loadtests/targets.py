@@ -95,6 +95,12 @@ class Target(BaseModel):
         """The key from the environment (read at request time, never stored or logged)."""
         return os.environ.get(self.api_key_env) if self.api_key_env else None
 
+    def auth_headers(self) -> dict[str, str]:
+        """The Authorization header its requests carry (none without a key), for the
+        server's own endpoints too (/props, /metrics: llama.cpp guards them with the key)."""
+        key = self.api_key()
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
     def redact(self, text: str | None) -> str | None:
         """`text` (an error a server sent back) with the key replaced by its variable's
         name: servers that echo the Authorization header in an error would otherwise put

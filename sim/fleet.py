@@ -15,6 +15,7 @@ import numpy as np
 import simpy
 
 from llmplan.catalog import Catalog
+from llmplan.perf.engine import WHOLE_PROMPT_ADMISSION_RELEASE
 from llmplan.perf.memory import KvCapacity, kv_capacity
 from llmplan.perf.steptime import StepTime, build_step_time
 from llmplan.scenario.models import LocalDeployment, SimulationMode
@@ -123,7 +124,10 @@ def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, 
         window_blocks=capacity.window_blocks,
         # a request's chunk: one rank's budget; with pipeline stages, up to every
         # micro-batch's of the round (its next chunk is scheduled while the last is in flight)
-        max_chunk_tokens=setup.rank_max_num_batched_tokens * setup.pp)
+        max_chunk_tokens=setup.rank_max_num_batched_tokens * setup.pp,
+        # llama.cpp's slots (per_slot) each hold a whole request's context
+        admit_whole_prompt=(engine.release >= WHOLE_PROMPT_ADMISSION_RELEASE
+                            and engine.prefix_caching != "per_slot"))
     replicas: list[Replica] | list[ReferenceReplica]
     router = make_router(dep.router, work.groups, work.shared, work.prompts)
     work = work.on_ranks(setup.attention_ranks)     # each rank caches its own requests

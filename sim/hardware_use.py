@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from llmplan.perf.memory import KvCapacity
 from llmplan.perf.setup import ReplicaSetup
 from llmplan.perf.steptime import StepTime, roofline
 from llmplan.perf.steptime_spec import RooflineStepTime
@@ -186,7 +187,7 @@ class FullBatch:
     step_bound_by: str          # StepModel.bound_by of a decode step of the full batch
 
 
-def full_batch(step: StepTime, *, max_num_seqs: int, kv_tokens: int,
+def full_batch(step: StepTime, *, max_num_seqs: int, capacity: KvCapacity,
                max_num_batched_tokens: int, prompt_tokens: np.ndarray,
                cached_tokens: np.ndarray, output_tokens: np.ndarray) -> FullBatch:
     """Requests per second one replica finishes with its batch full (module docstring), for
@@ -194,14 +195,23 @@ def full_batch(step: StepTime, *, max_num_seqs: int, kv_tokens: int,
     and output lengths), with the batch it assumes and what limits it. A request holds its
     batch slot for as many steps as it has output tokens, so the batch holds the mix
     weighted by output length: its context per slot is the output-weighted mean of
-    prompt + output / 2."""
+    prompt + output / 2, and its blocks that context's plus, with sliding-window layers,
+    the pages those hold for it from admission to end (KvCapacity.window_reserve_blocks)."""
     output = np.maximum(output_tokens.astype(np.float64), 1.0)
     prompt = prompt_tokens.astype(np.float64)
     cached = cached_tokens.astype(np.float64)
     computed = np.maximum(prompt - cached, 0.0)
     out_mean, computed_mean = float(output.mean()), float(computed.mean())
     context = float((output * (prompt + output / 2.0)).sum() / output.sum())
-    limits = {"max_num_seqs": float(max_num_seqs), "kv_cache": kv_tokens / context,
+    blocks = context / capacity.block_size_tokens
+    if capacity.sliding_groups:
+        # window_reserve_blocks over the whole mix at once
+        block = capacity.block_size_tokens
+        pages = np.minimum(-(-(prompt_tokens.astype(np.int64) + output_tokens) // block),
+                           capacity.window_blocks)
+        window = -(-capacity.sliding_groups * pages // max(1, capacity.full_groups))
+        blocks += float((output * window).sum() / output.sum())
+    limits = {"max_num_seqs": float(max_num_seqs), "kv_cache": capacity.blocks / blocks,
               "token_budget": max_num_batched_tokens / (1.0 + computed_mean / out_mean)}
     batch = max(1, math.floor(min(limits.values())))
     done_per_step = batch / out_mean

@@ -393,7 +393,7 @@ def _utilisation(run: DeploymentRun, table: RequestTable, per_minute: np.ndarray
     if not started.any():
         started = np.ones(len(table.prompt_tokens), dtype=bool)
     full = full_batch(
-        run.step_time, max_num_seqs=setup.max_num_seqs, kv_tokens=run.capacity.tokens,
+        run.step_time, max_num_seqs=setup.max_num_seqs, capacity=run.capacity,
         max_num_batched_tokens=setup.max_num_batched_tokens,
         prompt_tokens=table.prompt_tokens[started],
         cached_tokens=np.asarray(run.records.cached_tokens)[started],

@@ -51,6 +51,7 @@ class ReferenceReplica:
         self.max_seqs, self.max_tokens = config.max_num_seqs, config.max_num_batched_tokens
         self.max_chunk = config.max_chunk_tokens or config.max_num_batched_tokens
         self.chunked, self.max_len = config.chunked_prefill, config.max_model_len
+        self.whole = config.admit_whole_prompt   # vLLM 0.19 on: the whole prompt must fit
         self.queue_limit, self.timeout_s = config.queue_limit, config.queue_timeout_s
         self.prompts, self.outputs, self.arrivals = work.prompts, work.outputs, work.arrivals
         self.rec = work.records
@@ -245,7 +246,9 @@ class ReferenceReplica:
                         break
                     own = max(0, self._blocks_for(hit + tokens) - shared)
                     window = self.window_of(seq.prompt + seq.output)
-                    if own + new_pin + window > self._free():
+                    held = max(0, self._blocks_for(seq.to_prefill) - shared) if self.whole \
+                        else own
+                    if held + new_pin + window > self._free():
                         break
                     self.waiting.pop(0)
                     if isinstance(self.cache, BlockPrefixCache):

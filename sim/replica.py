@@ -14,8 +14,10 @@ Policy (what vLLM's V1 scheduler does, simplified where noted):
   below the budget (`max_chunk_tokens`: data-parallel ranks pool their budgets, and a
   request runs on one rank): then one per rank it fills.
 * If nothing was preempted, waiting requests are admitted first come, first served (preempted
-  ones first) while the budget, max_num_seqs and the free blocks allow. Without chunked
-  prefill a prompt must fit whole in the budget.
+  ones first) while the budget, max_num_seqs and the free blocks allow: the blocks of the
+  first chunk, or from vLLM 0.19 (`admit_whole_prompt`) of the whole prompt, so that a
+  request admitted is not preempted by its own next chunk. Without chunked prefill a prompt
+  must fit whole in the budget.
 * The step takes StepTime(P, D, K); at its end every decode emits a token, a finished prefill
   emits the first token, and requests with all their tokens leave and free their blocks.
 
@@ -100,6 +102,7 @@ class Replica:
         # data-parallel ranks, pipeline stages: the step's costliest chunk sets a floor
         self.ranked = self.max_chunk < self.max_tokens or config.step.stages > 1
         self.chunked = config.chunked_prefill
+        self.whole = config.admit_whole_prompt
         self.max_len = config.max_model_len
         self.queue_limit = config.queue_limit
         self.timeout_s = config.queue_timeout_s
@@ -354,7 +357,7 @@ class Replica:
         if self.resumed and self.resumed[0].parked:
             hit = self._resumed_hit(self.resumed[0], group, hit, shared)
         chunk = min(total - hit, room)
-        need = max(0, -(-(hit + chunk) // self.B) - shared) + new_pin
+        need = max(0, -(-(total if self.whole else hit + chunk) // self.B) - shared) + new_pin
         # a decode may also need a block this step
         need += self.phase[(-self.c) % self.B] + window
         if need <= self._free_lower_bound(0):
@@ -523,9 +526,11 @@ class Replica:
             own = max(0, -(-(hit + chunk) // B) - shared)
             window = self.window_of(seq.prompt + seq.output) if self.windowed else 0
             blocks = own + new_pin + window
-            if blocks > free and not exact:
+            gate = blocks if not self.whole else \
+                max(0, -(-seq.total // B) - shared) + new_pin + window
+            if gate > free and not exact:
                 free, exact = self._exact_free(need), True
-            if blocks > free:
+            if gate > free:
                 break
             fresh = not self.resumed
             if fresh:

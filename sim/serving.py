@@ -33,6 +33,9 @@ class ReplicaConfig:
     # data-parallel ranks pool their budgets; a request runs on one rank, so its chunk of a
     # step is at most one rank's budget (0: the whole max_num_batched_tokens)
     max_chunk_tokens: int = 0
+    # admit a request only when its whole prompt's blocks are free, not just its first
+    # chunk's (vLLM 0.19 on: engine.WHOLE_PROMPT_ADMISSION_RELEASE)
+    admit_whole_prompt: bool = False
 
     def window_reserve_blocks(self, request_tokens: int) -> int:
         """Blocks a running request of `request_tokens` (prompt + output) holds for its

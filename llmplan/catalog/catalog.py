@@ -9,6 +9,7 @@ million tokens.
 from __future__ import annotations
 
 import datetime
+import itertools
 from functools import cache
 from importlib import resources
 from typing import Annotated, Any, ClassVar, Literal
@@ -104,8 +105,10 @@ class GpuSpec(_Entry):
     @field_validator("compute_capability", mode="before")
     @classmethod
     def _as_written(cls, value: Any) -> Any:
-        # YAML reads an unquoted 9.0 as a number
-        return f"{value:.1f}" if isinstance(value, float) else value
+        # YAML reads an unquoted 9.0 as a number, and 12 as a whole one
+        if isinstance(value, bool):
+            return value
+        return f"{value:.1f}" if isinstance(value, int | float) else value
 
     @field_validator("compute_capability")
     @classmethod
@@ -195,6 +198,38 @@ class GpuSpec(_Entry):
                     "sizes (M >= 1,024): they do about the same work per SM and clock on "
                     "Ampere and Hopper, so they fall further below the newer tensor cores' "
                     "peak. None: the roofline's dequant_efficiency.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GpuSpec:
+        reported_mib = self.marketed_memory_gb * 1e9 / MIB
+        if not 0.9 * reported_mib <= self.memory_mib <= 1.2 * reported_mib:
+            raise ValueError(
+                f"memory_mib ({self.memory_mib:g}) is not what a card marketed with "
+                f"{self.marketed_memory_gb:g} GB reports (about {0.98 * reported_mib:,.0f} to "
+                f"{1.07 * reported_mib:,.0f} MiB): expected MiB, nvidia-smi's 'MiB' total "
+                f"(GiB x 1024)")
+        rates = [("bf16_dense_tflops", self.bf16_dense_tflops),
+                 ("fp8_dense_tflops", self.fp8_dense_tflops),
+                 ("fp4_dense_tflops", self.fp4_dense_tflops)]
+        given = [(name, rate) for name, rate in rates if rate is not None]
+        for (wide, wide_rate), (narrow, narrow_rate) in itertools.pairwise(given):
+            if narrow_rate < wide_rate:
+                raise ValueError(f"{narrow} ({narrow_rate:g}) is below {wide} "
+                                 f"({wide_rate:g}): tensor cores run a narrower format at "
+                                 f"least as fast (leave a rate out when the GPU has no "
+                                 f"tensor cores for it)")
+        cc = self.capability
+        if self.vendor == "nvidia" and cc is not None:
+            # NVIDIA's FP8 tensor cores came with Ada and Hopper (8.9, 9.0), FP4 with
+            # Blackwell (10.0, 12.0)
+            for name, rate, since in (("fp8_dense_tflops", self.fp8_dense_tflops, (8, 9)),
+                                      ("fp4_dense_tflops", self.fp4_dense_tflops, (10, 0))):
+                if rate is not None and cc < since:
+                    raise ValueError(
+                        f"{name} on compute capability {self.compute_capability}: NVIDIA's "
+                        f"tensor cores for it start at {since[0]}.{since[1]}; leave it out "
+                        f"(the weights are then dequantised, as vLLM does on this GPU)")
+        return self
 
     @property
     def capability_major(self) -> int | None:
@@ -317,6 +352,11 @@ class Checkpoint(BaseModel):
 
 #: Speculative-decoding methods whose drafter is a separate published checkpoint.
 DrafterMethod = Literal["eagle", "eagle3"]
+
+
+#: How far below what its shapes imply a model's parameter counts may be: model cards round
+#: ("7B" for Mistral-7B's 7.25 billion), and norms, biases and vision towers only add.
+SHAPES_TOLERANCE = 0.95
 
 
 class ModelSpec(_Entry):
@@ -451,6 +491,19 @@ class ModelSpec(_Entry):
             raise ValueError(f"params_b ({self.params_b:g}) is not above what the embeddings "
                              f"and routed experts of these shapes hold alone ({floor_b:.3g} "
                              "billion): expected the total parameter count, in billions")
+        shapes_b = self.shape_params / 1e9
+        if self.params_b < SHAPES_TOLERANCE * shapes_b:
+            raise ValueError(f"params_b ({self.params_b:g}) is below what these shapes hold "
+                             f"({shapes_b:.3g} billion in the embeddings, attention, MLPs "
+                             "and experts): expected the total parameter count, in billions, "
+                             "or the layers and widths of config.json")
+        token_b = self.shape_active_params / 1e9
+        if self.active_params_b < SHAPES_TOLERANCE * token_b:
+            raise ValueError(f"active_params_b ({self.active_params_b:g}) is below what a "
+                             f"token goes through in these shapes ({token_b:.3g} billion: "
+                             "attention, MLPs, shared and routed experts, output head); "
+                             "expected params_b for a dense model, and for a mixture of "
+                             "experts the shared weights plus the top-k routed experts")
         if self.sliding_layers > self.layers:
             raise ValueError("sliding_layers cannot exceed layers")
         if self.sliding_layers and self.sliding_window_tokens is None:
@@ -505,6 +558,34 @@ class ModelSpec(_Entry):
         assert self.experts is not None and self.moe_intermediate_size is not None
         return (self.moe_layer_count * self.experts * 3.0 * self.hidden_size
                 * self.moe_intermediate_size)
+
+    @property
+    def _attention_mlp_params(self) -> float:
+        """The attention projections (q, k, v, o; MLA: its down-projections only, a lower
+        bound), the dense layers' MLPs and the shared experts, norms and biases left out."""
+        h = self.hidden_size
+        if self.attention == "mla":
+            attention = self.latent_projection_params
+        else:
+            attention = self.layers * 2.0 * h * self.head_dim * (self.attention_heads
+                                                                 + self.kv_heads)
+        mlps = (self.layers - self.moe_layer_count) * 3.0 * h * self.intermediate_size
+        shared = self.moe_layer_count * self.shared_experts * 3.0 * h \
+            * (self.moe_intermediate_size or 0)
+        return attention + mlps + shared
+
+    @property
+    def shape_params(self) -> float:
+        """Parameters these shapes hold at least: embeddings, attention, MLPs, shared and
+        routed experts (norms, biases and a vision tower would add to them)."""
+        return self.embedding_params + self._attention_mlp_params + self.expert_params
+
+    @property
+    def shape_active_params(self) -> float:
+        """Parameters a token goes through at least: attention, MLPs, shared experts, its
+        top-k routed experts and the output head."""
+        return self._attention_mlp_params + self.routed_active_params \
+            + self.vocab_size * self.hidden_size
 
     @property
     def routed_active_params(self) -> float:

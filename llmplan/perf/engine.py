@@ -118,6 +118,14 @@ def async_takes(speculative: SpeculativeSpec | None, release: tuple[int, int, in
         speculative.method, by_default=by_default)
 
 
+#: From this release vLLM admits a waiting or preempted request only when the KV cache's free
+#: blocks hold its whole prompt (with what it generated before a preemption), less its cached
+#: prefix, not just its first chunk: SchedulerConfig.scheduler_reserve_full_isl, on by default
+#: ("Prevents over-admission and KV cache thrashing with chunked prefill"; read in 0.19.0
+#: `KVCacheManager.can_fit_full_sequence` and 0.21.0-0.34.0 `allocate_slots(...,
+#: full_sequence_must_fit=...)`; absent from 0.18.1).
+WHOLE_PROMPT_ADMISSION_RELEASE = (0, 19, 0)
+
 #: From this release the V1 engine honours --no-enable-chunked-prefill (0.8-0.11.0 force
 #: chunked prefill on: "V1 always uses chunked prefills", vllm/engine/arg_utils.py).
 CHUNKED_PREFILL_OFF_RELEASE = (0, 11, 1)

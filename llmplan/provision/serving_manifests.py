@@ -236,15 +236,15 @@ def _engine_args(config: StackConfig, *, serves_api: bool) -> list[str]:
 
 def thinks_unasked(config: StackConfig) -> bool:
     """The model's chat template thinks by default (Qwen3's hybrid models: their
-    `enable_thinking` switch, vLLM's qwen3 reasoning parser), and no task was simulated
-    with reasoning: served as is, every chat answer would start with thinking the plan
-    neither timed nor priced."""
+    `enable_thinking` switch, vLLM's qwen3 reasoning parser), and no task the fleet serves
+    was simulated with reasoning: served as is, every chat answer would start with thinking
+    the plan neither timed nor priced. A hybrid's API tasks that fall back to the fleet only
+    when the API fails do not decide its default (`thinking_notes` names them)."""
     local = config.plan.local
     if local is None:
         return False
     model = config.plan.catalog.models[local[1].model]
-    served = {r.task for r in task_routes(config.plan)
-              if r.side == "local" or r.falls_back or r.spills}
+    served = {r.task for r in task_routes(config.plan) if r.side == "local"}
     tasks = [t for t in config.plan.tasks if t.name in served]
     # unknown (an older stack file): leave the model's default as it was
     return model.reasoning_parser == "qwen3" and bool(tasks) \

@@ -357,11 +357,20 @@ def thinking_notes(config: StackConfig) -> list[str]:
                 f"the plan simulated {', '.join(plain)} without reasoning: those answers "
                 f"will take longer and cost more than simulated; give the tasks "
                 f"reasoning_tokens and run again"]
-    if model.reasoning_parser == "qwen3" and not thinks_unasked(config):
+    if model.reasoning_parser != "qwen3":
+        return []
+    if not thinks_unasked(config):
         return [f"{local[1].model} thinks unless asked not to and the plan simulated "
                 f"{', '.join(plain)} without reasoning (the other tasks with it): the "
                 f"clients of those tasks must send chat_template_kwargs "
                 f"{{\"enable_thinking\": false}}"]
+    thinking = [t.name for t in tasks if t.reasoning]
+    if thinking:
+        return [f"the fleet starts {local[1].model} with thinking off, as its own tasks were "
+                f"simulated without reasoning; {', '.join(thinking)}, simulated with "
+                f"reasoning, fall back to it when the API fails and will answer there "
+                f"without thinking unless their clients send chat_template_kwargs "
+                f"{{\"enable_thinking\": true}}"]
     return []
 
 

@@ -324,8 +324,12 @@ class EngineOutcome(ResultModel):
     max_num_batched_tokens: int = Field(description="Tokens a replica's step takes (every "
                                                     "rank's together).")
     async_scheduling: bool
-    kv_cache_tokens: int = Field(description="KV cache of a replica, in tokens (every rank's "
-                                             "together).")
+    kv_cache_tokens: int = Field(description="KV cache of a replica, in tokens of its "
+                                             "full-attention layers (every rank's together). "
+                                             "With sliding-window layers each running "
+                                             "request also holds its window's pages of "
+                                             "them, which max_concurrency_at_mean_request "
+                                             "counts and this does not.")
     kv_cache_blocks: int = Field(description="The same in blocks (every rank's together).")
     vllm_logged_kv_cache_tokens: int = Field(
         description="vLLM's start-up 'GPU KV cache size: N tokens': one rank's, as it logs it.")

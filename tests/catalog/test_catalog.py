@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 from pathlib import Path
 from typing import Any
 
@@ -116,10 +117,10 @@ def _load(tmp_path: Path, catalog: str, gpu: str = "L4", model: str = "Llama-3.1
 
 
 def test_override_one_field_of_a_builtin_gpu(tmp_path: Path) -> None:
-    path, loaded = _load(tmp_path, "  gpus:\n    L4:\n      memory_mib: 45000\n")
+    path, loaded = _load(tmp_path, "  gpus:\n    L4:\n      memory_mib: 23034\n")
     builtin = builtin_catalog().gpus["L4"]
     l4 = loaded.catalog.gpus["L4"]
-    assert l4.memory_mib == 45000
+    assert l4.memory_mib == 23034
     assert str(path) in l4.sources["memory_mib"]
     for name in _numeric_fields(builtin):
         if name != "memory_mib":
@@ -169,7 +170,8 @@ def test_new_gpu_still_gets_the_memory_check(tmp_path: Path) -> None:
     # 70.55e9 params x 2 B = 131.4 GiB of weights > 96 GiB x 0.92 (vLLM's default from 0.21)
     # = 88.3 GiB usable; with tp=2 half the weights plus the profiling peak fit.
     with pytest.raises(ScenarioError) as info:
-        _load(tmp_path, _gpu_yaml({**NEW_GPU, "memory_mib": 96 * 1024}), gpu="TEST-96",
+        _load(tmp_path, _gpu_yaml({**NEW_GPU, "memory_mib": 96 * 1024,
+                                   "marketed_memory_gb": 103}), gpu="TEST-96",
               model="Llama-3.1-70B")
     (problem,) = info.value.problems
     # What the catalog guarantees: a GPU added in the scenario goes through the same check and
@@ -239,6 +241,11 @@ def test_a_checkpoint_for_the_default_format_or_a_gate_without_source_is_refused
 @pytest.mark.parametrize(("params_b", "active_b", "said"), [
     (1.477, 14.77, "active_params_b (14.77) exceeds params_b (1.477)"),   # a slipped digit
     (1.2, 1.2, "params_b (1.2) is not above what the embeddings"),        # below its shapes
+    # 48 x (2 x 5120 x 128 x 48 + 3 x 5120 x 13824) + 2 x 152064 x 5120 = 14.8 billion in
+    # the layers and embeddings: a total of 4.77 reads a third of the weights
+    (4.77, 4.77, "params_b (4.77) is below what these shapes hold (14.8 billion"),
+    # a dense model's token goes through every layer: 1.77 of 14.77 would compute it 8x fast
+    (14.77, 1.77, "active_params_b (1.77) is below what a token goes through"),
 ])
 def test_a_new_models_parameter_counts_must_fit_its_shapes(
         tmp_path: Path, params_b: float, active_b: float, said: str) -> None:
@@ -317,3 +324,27 @@ def test_a_new_nvidia_gpu_without_its_compute_capability_is_refused(tmp_path: Pa
     _load(tmp_path, _gpu_yaml({**fields, "vendor": "amd"}), gpu="TEST-96")
     _, loaded = _load(tmp_path, _gpu_yaml({**fields, "compute_capability": 10.0}), gpu="TEST-96")
     assert loaded.catalog.gpus["TEST-96"].capability == (10, 0)
+
+
+@pytest.mark.parametrize(("gpu", "change", "said"), [
+    # GiB typed where nvidia-smi's MiB belong: a 96 GB card with 96 MiB
+    ("RTX-PRO-6000", {"memory_mib": 96}, "memory_mib (96) is not what a card marketed with"),
+    # FP4 tensor cores on a Hopper: NVFP4 would run at a rate the GPU does not have
+    ("H100-SXM", {"fp4_dense_tflops": 2400}, "fp4_dense_tflops on compute capability 9.0"),
+    ("A100-80GB", {"fp8_dense_tflops": 624}, "fp8_dense_tflops on compute capability 8.0"),
+    # an FP8 rate below BF16's: FP8 weights would run four times slower than 16-bit ones
+    ("L40S", {"fp8_dense_tflops": 120}, "fp8_dense_tflops (120) is below bf16_dense_tflops"),
+    ("B200", {"fp4_dense_tflops": 900}, "fp4_dense_tflops (900) is below fp8_dense_tflops"),
+])
+def test_a_gpus_memory_and_rates_must_agree_with_what_it_is(
+        gpu: str, change: dict[str, float], said: str) -> None:
+    fields = builtin_catalog().gpus[gpu].model_dump(exclude_unset=True)
+    assert GpuSpec.model_validate(fields)
+    sources = {**fields["sources"], **{name: "a datasheet" for name in change}}
+    with pytest.raises(ValidationError, match=re.escape(said)):
+        GpuSpec.model_validate({**fields, **change, "sources": sources})
+
+
+def test_a_whole_compute_capability_reads_as_major_dot_zero() -> None:
+    fields = builtin_catalog().gpus["RTX-PRO-6000"].model_dump(exclude_unset=True)
+    assert GpuSpec.model_validate({**fields, "compute_capability": 12}).capability == (12, 0)

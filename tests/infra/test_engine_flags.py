@@ -389,3 +389,33 @@ def test_a_gpu_without_a_node_label_is_refused_rather_than_left_pending(
                                       "          k8s_product_label: NVIDIA-H20}")
     assert labelled != UNLABELLED_GPU
     stack_of(simulate_text(labelled), "h20", tmp_path)
+
+
+HYBRID_THINKING = """
+name: hybrid-thinking
+seed: 5
+duration: 60
+traffic: {kind: poisson, rate_per_s: 1}
+tasks:
+  - {name: qa, weight: 0.7, prompt_tokens: {kind: fixed, tokens: 600},
+     output_tokens: {kind: fixed, tokens: 150}}
+  - {name: code, weight: 0.3, prompt_tokens: {kind: fixed, tokens: 1500},
+     output_tokens: {kind: fixed, tokens: 400}, reasoning_tokens: {kind: fixed, tokens: 800}}
+deployments:
+  qwen: {gpu: L40S, model: Qwen3-8B}
+  api: {kind: cloud, model: gpt-4o-mini}
+  both: {kind: hybrid, local: qwen, cloud: api, routes: [{tasks: [code], to: cloud}]}
+"""
+
+
+def test_a_hybrids_fall_back_task_does_not_turn_thinking_on_for_the_fleets_own(
+        tmp_path: Path) -> None:
+    """The fleet serves qa, simulated without reasoning; code reasons on the API and reaches
+    the fleet only when the API fails: the fleet starts with thinking off, as for qa alone,
+    and the stack says what code's fall-back answers need."""
+    simulated = simulate_text(HYBRID_THINKING)
+    written = stack_of(simulated, "both", tmp_path)
+    flags = _flags(vllm_args(written.config))
+    assert flags["--default-chat-template-kwargs"] == '{"enable_thinking":false}'
+    assert any("code" in n and '"enable_thinking": true' in n for n in written.notes)
+    assert not any("qa" in n and "enable_thinking" in n for n in written.notes)

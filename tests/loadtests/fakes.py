@@ -126,6 +126,12 @@ class FakeOpenAI(_LoopServer):
             body = json.dumps({"error": f"invalid key: {headers.get('authorization', '')}"})
             await _simple(writer, "401 Unauthorized", body.encode())
             return True
+        if model == "html-200":            # a web page where the API should be
+            page = b"<html><body>Welcome to nginx!</body></html>"
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(page) + page)
+            await writer.drain()
+            return True
         if model == "throttle":
             await _simple(writer, "429 Too Many Requests", b'{"error":"rate limited"}',
                           "Retry-After: 2\r\n")

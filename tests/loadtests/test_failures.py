@@ -267,3 +267,67 @@ def test_a_test_set_naming_no_task_of_the_run_is_refused_before_anything_is_sent
     said = " ".join(result.stderr.split())
     assert "'clasify' not a task of" in said and "expected one of:" in said
     assert not (tmp_path / "out").exists()
+
+
+def test_a_target_that_hangs_after_answering_is_down() -> None:
+    """Six answers in the first seconds, then the server takes requests and sends nothing:
+    they end cancelled at the stop with no first token, long after its last answer."""
+    answered = [_row(i, None).model_copy(update={"ttft_ms": 200.0, "itl_ms": [50.0] * 9,
+                                                 "e2e_ms": 650.0, "chunks": 10})
+                for i in range(6)]
+    hung = [_row(20 + 2 * i, "cancelled") for i in range(9)]     # sent at 1020 s to 1036 s
+    message = target_down(answered + hung)
+    assert message is not None and "stopped answering after" in message
+    assert "the 9 requests sent from then on got no first token" in message
+    # still streaming a long answer while they queue (one slot): not down
+    streaming = answered[5].model_copy(update={"error_class": "cancelled", "e2e_ms": 40_000.0,
+                                               "itl_ms": [50.0] * 700, "chunks": 701})
+    assert target_down([*answered[:5], streaming, *hung]) is None
+    # a short quiet spell at the run's end (a slow first token) is not either
+    assert target_down(answered + hung[:2]) is None
+    assert target_down(answered + [_row(7 + i, "cancelled") for i in range(3)]) is None
+
+
+def test_the_servers_own_endpoints_get_the_key_its_requests_carry(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama.cpp started with --api-key guards /props and /metrics too (401 without it): the
+    load test sends them the key, so the slot check and the scrapes still happen."""
+    import http.server
+    import threading
+
+    from llmplan.loadtests.scrape import scrape_once
+    from llmplan.loadtests.server_props import fetch_props
+    from llmplan.loadtests.targets import Target
+
+    secret = "sk-planted-props-key"
+
+    class Guarded(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.headers.get("Authorization") != f"Bearer {secret}":
+                self.send_response(401)
+                self.end_headers()
+                return
+            body = (b'{"total_slots": 3, "default_generation_settings": {"n_ctx": 512}}'
+                    if self.path == "/props" else b"llamacpp:requests_processing 0\n")
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Guarded)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        target = Target(kind="llamacpp", base_url=base, model="m", api_key_env="LLMPLAN_KEY")
+        assert fetch_props(base) is None and scrape_once(base) is None      # refused
+        monkeypatch.setenv("LLMPLAN_KEY", secret)
+        fetched = fetch_props(base, headers=target.auth_headers())
+        assert fetched is not None and fetched[0].total_slots == 3
+        assert scrape_once(base, headers=target.auth_headers()) == \
+            b"llamacpp:requests_processing 0\n"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -186,6 +186,13 @@ def test_erroring_targets_are_classified(tmp_path: Path, scenario_file: Path) ->
         cut = [r for r in rows if r["error_class"] == "reset"]
         assert all(r["chunks"] == 2 for r in cut)     # two tokens arrived before the reset
 
+        # a 200 that is no event stream: the server's words, not a connection reset
+        code, err, rows, summary = _fake_run(tmp_path, scenario_file, fake, "html-200", "h")
+        assert code == 3, err
+        assert {r["error_class"] for r in rows} == {"protocol"}
+        assert "not an OpenAI event stream: HTTP 200 text/html" in rows[0]["error"]
+        assert "Welcome to nginx" in err
+
         code, err, rows, summary = _fake_run(tmp_path, scenario_file, fake, "slow", "s")
         assert code == 0, err
         assert all(r["error_class"] is None and r["ttft_ms"] > 1400 for r in rows)

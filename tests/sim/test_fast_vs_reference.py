@@ -53,6 +53,13 @@ CASES = {
         gpu="L4", replicas=2, router="round_robin",
         engine="{max_num_seqs: 48, kv_cache_tokens: 12000, prefix_caching: off}",
         admission="{}", traffic="{kind: poisson, rate_per_s: 3}"),
+    # vLLM before 0.19 admits a request when its first chunk's blocks are free: a long
+    # prompt admitted on little room preempts itself at a later chunk
+    "kv-pressure-first-chunk-admission": dict(
+        gpu="L4", replicas=1, router="round_robin",
+        engine="{vllm_version: '0.18.1', max_num_seqs: 48, kv_cache_tokens: 12000, "
+               "max_num_batched_tokens: 512, prefix_caching: off}",
+        admission="{}", traffic="{kind: poisson, rate_per_s: 2}"),
     "chunked-prefill-small-budget": dict(gpu="A100-80GB", replicas=1, router="round_robin",
                                          engine="{max_num_batched_tokens: 512, max_num_seqs: 64}",
                                          admission="{}",
@@ -268,6 +275,7 @@ def test_the_cases_exercise_what_they_claim() -> None:
     assert seen["sliding-window-prefix-cache"][3] > 0
     assert seen["pipeline-stages"][3] > 0
     assert seen["pipeline-stages-moe-kv-pressure"][0] > 5
+    assert seen["kv-pressure-first-chunk-admission"][0] > 5
 
 
 TIED = """

@@ -337,3 +337,41 @@ def test_mfu_divides_by_the_datasheet_peak_not_a_measured_share(
     layers = setup.model.dense_params + setup.model.routed_active_params
     peak = catalog.gpus[gpu].bf16_dense_tflops * 1e12
     assert use.compute_fraction == pytest.approx(2 * layers * 8192 / peak, rel=0.02)
+
+
+WINDOWED = """
+    seed: 12
+    duration: 900
+    traffic: {{kind: poisson, rate_per_s: {rate}}}
+    tasks:
+      - name: rag
+        prompt_tokens: {{kind: fixed, tokens: 3000}}
+        output_tokens: {{kind: fixed, tokens: 300}}
+    deployments:
+      one:
+        gpu: H100-SXM
+        model: Gemma-3-27B
+        admission: {{queue_timeout_s: 1000}}
+"""
+
+
+def test_a_sliding_window_models_full_batch_counts_its_window_pages() -> None:
+    # Gemma 3 27B: 10 full-attention layers (one KV group) and 52 sliding ones of a 1,024-
+    # token window (six groups of ten); a running request holds its context's pages of the
+    # full group and, of each sliding group, its window's 65 (64 and the one straddled):
+    # 3,000 + 300 / 2 tokens are 196.9 pages, and 6 x 65 = 390 more, so the cache's blocks
+    # hold blocks / 586.9 of them, not blocks / 196.9 (as when the window was left out)
+    loaded = scenario_from(WINDOWED.format(rate=1.0))
+    run, stream = run_first(loaded)
+    result = summarise_run(run, stream, loaded.scenario)
+    assert result.local is not None
+    blocks = result.local.engine.kv_cache_blocks
+    use = result.local.utilisation
+    assert use.full_batch_limited_by == "kv_cache"
+    assert use.full_batch_sequences == int(blocks / (3150 / 16 + 6 * 65))
+    estimate = use.full_batch_requests_per_s
+    loaded = scenario_from(WINDOWED.format(rate=3.0 * estimate))
+    run, stream = run_first(loaded)
+    achieved = summarise_run(run, stream, loaded.scenario).local.utilisation \
+        .achieved_requests_per_s  # type: ignore[union-attr]
+    assert 0.85 * estimate <= achieved <= 1.05 * estimate

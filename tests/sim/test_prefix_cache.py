@@ -84,14 +84,15 @@ LONG_CONTEXT = """
       d:
         gpu: H100-SXM
         model: Llama-3.1-8B
-        engine: {{prefix_caching: {policy}}}
+        engine: {{prefix_caching: {policy}, vllm_version: '0.18.1'}}
 """
 
 
 @pytest.mark.parametrize("mode", ["fast", "reference"])
 def test_a_preempted_request_resumes_from_what_the_cache_still_holds(mode: str) -> None:
     """Four 120k-token requests fit in an H100's cache for Llama-3.1-8B; a fifth admitted
-    while others decode is preempted as they grow. Re-prefilling from zero each time (no
+    on its first chunk while others decode (vLLM before 0.19, which did not ask for room for
+    the whole prompt) is preempted as they grow. Re-prefilling from zero each time (no
     prefix cache) lets the decoders run it out again and again; vLLM's cache gives it back
     its computed blocks, so it resumes where it stopped."""
     tables = {}
