@@ -230,6 +230,7 @@ def simulate(
         newer_than_modelled,
         not_provisionable,
         thinking_not_simulated,
+        untrusted_calibrations,
         used_stale_prices,
     )
     from llmplan.render import exclusions, not_served, one_sided, summary_table
@@ -296,7 +297,8 @@ def simulate(
     risks = retiring_under(loaded, today, result.recommendation.deployment)
     warnings = stale + [line for line in retiring if line not in risks]
     notes = [*one_sided(result), *not_provisionable(loaded), *newer_than_modelled(loaded),
-             *fallback_after_clients_left(loaded), *thinking_not_simulated(loaded)]
+             *fallback_after_clients_left(loaded), *thinking_not_simulated(loaded),
+             *untrusted_calibrations(loaded)]
     with _writing(out_dir):
         path = write_result(result, out_dir)
         report = write_decision_report(result, out_dir, stale, retiring, risks, notes=notes)
@@ -334,7 +336,8 @@ def simulate(
                 _hanging("flips to", escape(f"{case.winner or 'no feasible candidate'} if "
                                             f"{case.change}"))
     for warning in [*warnings, *not_provisionable(loaded), *newer_than_modelled(loaded),
-                    *fallback_after_clients_left(loaded), *thinking_not_simulated(loaded)]:
+                    *fallback_after_clients_left(loaded), *thinking_not_simulated(loaded),
+                    *untrusted_calibrations(loaded)]:
         console.print(f"[yellow]note:[/] {escape(warning)}", highlight=False)
     console.print(f"wrote {path} and {report}")
     _exit_if_none(result, strict)
@@ -619,8 +622,12 @@ def calibrate(
             raise typer.Exit(code=4)
         console.print(f"[yellow]warning: this calibration is not trusted:[/] "
                       f"{escape(rejection.render())}", highlight=False)
+    calibration = report.calibration
+    if report.rejected:   # the file says so, and so does everything that reads it
+        calibration = calibration.model_copy(update={"fit": calibration.fit.model_copy(
+            update={"rejected": rejection.render()})})
     with _writing(out_file):
-        report.calibration.write(out_file)
+        calibration.write(out_file)
     console.print(f"wrote {out_file}")
 
 
@@ -686,6 +693,9 @@ def validate(
         notes.append(f"{cut:,} of {len(rows):,} requests were still running when the run "
                      "stopped (--duration or Ctrl-C); the replay leaves them out")
     calibrated = Calibration.read(calibration)
+    if calibrated.fit.rejected:
+        notes.append(f"this calibration's quality gate refused it "
+                     f"({calibrated.fit.rejected}); it was written with --accept-poor-fit")
     extrapolated = context_extrapolation(rows, calibrated)
     if extrapolated is not None:
         notes.append(extrapolated)

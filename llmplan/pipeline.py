@@ -16,6 +16,7 @@ from llmplan.catalog.staleness import stale_prices
 from llmplan.decide.decision import decide
 from llmplan.decide.planning import plan
 from llmplan.perf.engine import DEFAULT_VLLM_VERSION, version_tuple
+from llmplan.perf.steptime_spec import CalibratedStepTime
 from llmplan.provision.vllm_build import provisioning_problem
 from llmplan.results.decision import Result
 from llmplan.scenario import LoadedScenario
@@ -65,6 +66,20 @@ def thinking_not_simulated(loaded: LoadedScenario) -> list[str]:
                          f"{'' if len(plain) > 1 else 's'} no reasoning_tokens: the simulation "
                          f"timed and priced those answers without their thinking; give each "
                          f"task its reasoning_tokens (a load test of the model shows them)")
+    return notes
+
+
+def untrusted_calibrations(loaded: LoadedScenario) -> list[str]:
+    """Deployments timed by a calibration its quality gate refused (written anyway with
+    `llmplan calibrate --accept-poor-fit`): their latencies rest on that fit."""
+    notes = []
+    for name, dep in loaded.scenario.deployments.items():
+        spec = dep.step_time if isinstance(dep, LocalDeployment) else None
+        if isinstance(spec, CalibratedStepTime) and spec.calibration is not None \
+                and spec.calibration.fit.rejected:
+            notes.append(f"deployment '{name}' is timed by {spec.file}, a calibration its "
+                         f"quality gate refused ({spec.calibration.fit.rejected}): its "
+                         f"latencies rest on that fit")
     return notes
 
 

@@ -602,8 +602,11 @@ GLOSSARY = (
     ("busiest stretch", "the run of consecutive requests that arrives in the shortest time: "
                         "planning's searches speed it up to find the highest rate a "
                         "candidate sustains within the SLO"),
-    ("full batches", "a replica running max_num_seqs sequences every step: an upper bound "
-                     "on what it can serve, which the SLO usually binds first"),
+    ("full batches", "a replica running its fullest batch every step (max_num_seqs, or "
+                     "what the KV cache holds): what it finishes per second as a mean over a "
+                     "long run, which the SLO usually binds first; the rate planning finds "
+                     "within the SLO is at the busiest stretch's pace, and a stretch a "
+                     "little above the mean can exceed it while the queue absorbs it"),
     ("KV cache tokens", "tokens of context a replica's KV cache holds, as vLLM logs it at "
                         "start-up ('GPU KV cache size')"),
     ("MBU", "model bandwidth utilisation: the bytes the steps read (weights, and the KV "

@@ -18,6 +18,7 @@ from llmplan.catalog import Catalog
 from llmplan.perf.engine import WHOLE_PROMPT_ADMISSION_RELEASE
 from llmplan.perf.memory import KvCapacity, kv_capacity
 from llmplan.perf.steptime import StepTime, build_step_time
+from llmplan.perf.steptime_spec import CalibratedStepTime
 from llmplan.scenario.models import LocalDeployment, SimulationMode
 from llmplan.sim.records import FAILED
 from llmplan.sim.reference import ReferenceReplica
@@ -100,6 +101,17 @@ def _max_model_len(capacity: KvCapacity, chunked_prefill: bool, batched_tokens: 
                                                               batched_tokens)
 
 
+def _measured_on_vllm(dep: LocalDeployment) -> bool:
+    """Whether the replica schedules as vLLM does: not llama.cpp's slots, and a
+    calibration, if it is timed by one, measured on vLLM."""
+    if dep.engine.prefix_caching == "per_slot":
+        return False
+    spec = dep.step_time
+    if isinstance(spec, CalibratedStepTime):
+        return spec.calibration is not None and spec.calibration.server.engine == "vllm"
+    return True
+
+
 def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, work: Workload,
                 *, mode: SimulationMode = SimulationMode.FAST,
                 replica_class: type[Replica] = Replica) -> LocalFleet:
@@ -127,7 +139,8 @@ def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, 
         max_chunk_tokens=setup.rank_max_num_batched_tokens * setup.pp,
         # llama.cpp's slots (per_slot) each hold a whole request's context
         admit_whole_prompt=(engine.release >= WHOLE_PROMPT_ADMISSION_RELEASE
-                            and engine.prefix_caching != "per_slot"))
+                            and engine.prefix_caching != "per_slot"),
+        async_admission=setup.async_scheduling and _measured_on_vllm(dep))
     replicas: list[Replica] | list[ReferenceReplica]
     router = make_router(dep.router, work.groups, work.shared, work.prompts)
     work = work.on_ranks(setup.attention_ranks)     # each rank caches its own requests

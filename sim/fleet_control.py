@@ -158,7 +158,7 @@ class FleetController:
         for replica in active:
             replica.advance(t)
         n = max(1, len(active))
-        waiting = sum(len(r.waiting) + len(r.resumed) for r in active) / n
+        waiting = sum(r.waiting_seen() for r in active) / n
         in_flight = sum(r.n_in for r in active) / n
         total = self.serving + self.starting
         if waiting > spec.scale_up_waiting_per_replica and total < spec.max_replicas:

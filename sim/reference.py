@@ -59,6 +59,8 @@ class ReferenceReplica:
         self.running: list[_Seq] = []      # admission order
         self.in_step: list[_Seq] = []      # finishing when the current step ends
         self.busy_s = 0.0
+        self.lagged = config.async_admission   # async scheduling: see replica.py
+        self.last_start_s = self.last_end_s = -1.0
         self._wake: simpy.Event | None = None
         # what a router reads (see router.Loaded): always ask load_at, nothing pending
         self.quiet_until_s = -math.inf
@@ -187,6 +189,10 @@ class ReferenceReplica:
                 continue
             scheduled: list[tuple[_Seq, int]] = []
             preempted = False
+            # the latest arrival this step can admit: under async scheduling, while
+            # requests run on, what came before the step before it started
+            visible = self.last_start_s if self.lagged and self.last_end_s == t \
+                and self.running else t
             # decoding requests in admission order (the newest preempted when blocks run
             # out), then those mid-prefill, oldest first (one short of blocks preempts itself)
             i = 0
@@ -226,6 +232,8 @@ class ReferenceReplica:
             if not preempted:
                 while self.waiting and budget > 0 and len(self.running) < self.max_seqs:
                     seq = self.waiting[0]
+                    if rec.start_s[seq.rid] < 0 and self.arrivals[seq.rid] > visible:
+                        break
                     hit = new_pin = shared = 0
                     if self.cache is not None:
                         if self.bases is not None and self.base_shares is not None:
@@ -288,6 +296,7 @@ class ReferenceReplica:
                 self.cache.evict_to(self._free())
             yield env.timeout(dt)
             end = t + dt
+            self.last_start_s, self.last_end_s = t, env.now
             self.busy_s += dt
             rec.segments.extend((t, dt, kv, dt, 0.0, 1, len(decodes), held))
             for seq, tokens in scheduled:

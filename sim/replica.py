@@ -17,7 +17,10 @@ Policy (what vLLM's V1 scheduler does, simplified where noted):
   ones first) while the budget, max_num_seqs and the free blocks allow: the blocks of the
   first chunk, or from vLLM 0.19 (`admit_whole_prompt`) of the whole prompt, so that a
   request admitted is not preempted by its own next chunk. Without chunked prefill a prompt
-  must fit whole in the budget.
+  must fit whole in the budget. Under async scheduling (`async_admission`) vLLM schedules a
+  step as the one before it starts (EngineCore.step_with_batch_queue, two batches in
+  flight), so while requests run, a step admits only those that arrived before the previous
+  step started; an idle engine schedules an arrival at once.
 * The step takes StepTime(P, D, K); at its end every decode emits a token, a finished prefill
   emits the first token, and requests with all their tokens leave and free their blocks.
 
@@ -103,6 +106,7 @@ class Replica:
         self.ranked = self.max_chunk < self.max_tokens or config.step.stages > 1
         self.chunked = config.chunked_prefill
         self.whole = config.admit_whole_prompt
+        self.lagged = config.async_admission
         self.max_len = config.max_model_len
         self.queue_limit = config.queue_limit
         self.timeout_s = config.queue_timeout_s
@@ -126,6 +130,8 @@ class Replica:
         self.lone_cost = 0.0        # ... and its cost on one rank (StepModel.rank_cost_s)
         self.next_order = 0
         self.last_end_s = -1.0      # end of the last executed step
+        self.last_start_s = -1.0    # and its start
+        self.prev_start_s = -1.0    # the start of the step before it
         self.last_finished = 0      # requests finished by that step
         self.busy_s = 0.0
         self.n_in = 0               # requests queued or running here
@@ -268,7 +274,7 @@ class Replica:
         self.n_in = 0
         self.now_s = max(self.now_s, t)
         self.last_finished = 0
-        self.last_end_s = -1.0
+        self.last_end_s = self.last_start_s = self.prev_start_s = -1.0
         self.quiet_until_s = -math.inf
         return rids
 
@@ -342,6 +348,8 @@ class Replica:
             rid, total = seq.rid, seq.total
         elif self.waiting:
             rid = self.waiting[0]
+            if self.arrivals[rid] > self.visible_s(self.now_s):
+                return False  # scheduled from the step after the next (`_jump` stops there)
             total = self.prompts[rid]
         else:
             return False
@@ -363,6 +371,29 @@ class Replica:
         if need <= self._free_lower_bound(0):
             return True
         return need <= self._exact_free(0)
+
+    def waiting_seen(self) -> int:
+        """Requests waiting that the engine has seen (vLLM's num_requests_waiting): under
+        async scheduling not those that arrived since the step before the next began,
+        which it takes in only as that step is scheduled."""
+        waiting, arrivals = self.waiting, self.arrivals
+        unseen = 0
+        if self.lagged and waiting:
+            # those the step under way could admit and did not (it was scheduled as the
+            # one before it started); later ones are scheduled with the next step or not
+            # yet taken in from the engine's input queue
+            visible = self.prev_start_s
+            while unseen < len(waiting) and arrivals[waiting[-1 - unseen]] > visible:
+                unseen += 1
+        return len(waiting) - unseen + len(self.resumed)
+
+    def visible_s(self, t: float) -> float:
+        """The latest arrival the step starting at `t` can admit: under async scheduling,
+        while requests run without a break, what arrived before the step before it
+        started (it was scheduled then); otherwise everything that arrived by `t`."""
+        if self.lagged and self.last_end_s == t and self.running:
+            return self.last_start_s
+        return t
 
     def _reads(self, rid: int) -> tuple[int, int]:
         """The prefix group and shared tokens request `rid` looks up (prefix_cache.py)."""
@@ -413,6 +444,7 @@ class Replica:
         t = self.now_s
         self.quiet_until_s = -math.inf
         self._expire(t)
+        visible = self.visible_s(t)
         B, c = self.B, self.c
         need = self.phase[(-c) % B]
         free = self._free_lower_bound(need)
@@ -466,7 +498,8 @@ class Replica:
         if not preempted:
             self.kv_cached = 0
             prefill_tokens = self._admit(budget, free, exact, need=need,
-                                         prefill_tokens=prefill_tokens, prefilled=prefilled, t=t)
+                                         prefill_tokens=prefill_tokens, prefilled=prefilled, t=t,
+                                         visible=visible)
             kv_tokens += self.kv_cached
         if prefill_tokens == 0 and self.D == 0:
             return  # nothing could run: only possible when every request just timed out
@@ -500,7 +533,7 @@ class Replica:
         cache.evict_to(self.total_blocks - self.used_other - self.pinned - self.decode_blocks())
 
     def _admit(self, budget: int, free: int, exact: bool, *, need: int, prefill_tokens: int,
-               prefilled: list[Seq], t: float) -> int:
+               prefilled: list[Seq], t: float, visible: float) -> int:
         B, rec = self.B, self.rec
         cache = self.cache
         while budget > 0 and len(self.running) < self.max_seqs:
@@ -508,6 +541,8 @@ class Replica:
                 seq = self.resumed[0]
             elif self.waiting:
                 rid = self.waiting[0]
+                if self.arrivals[rid] > visible:
+                    break   # scheduled from the next step on
                 seq = Seq(rid, self.prompts[rid], self.outputs[rid],
                           self.groups[rid] if cache is not None else -1,
                           self.keeps[rid] if cache is not None else -1)
@@ -615,6 +650,7 @@ class Replica:
             heapq.heappush(self.heap, (seq.finish_c, seq.order, seq))
         if self.heap and self.heap[0][0] <= c:
             finished += self._pop_finished(end)
+        self.prev_start_s, self.last_start_s = self.last_start_s, t
         self.now_s = self.last_end_s = end
         self.last_finished = finished
         self.busy_s += dt
@@ -739,6 +775,9 @@ class Replica:
             # model takes over (see stepmodel.py): run no further than that
             first, gd, linear = model.decode_run(D, self.s_off + D * (c + 1))
             n = min(n, linear)
+            if self.lagged and self.waiting and not self.resumed \
+                    and self.arrivals[self.waiting[0]] > self.visible_s(self.now_s):
+                n = 1   # the next step may admit it (async scheduling: `visible_s`)
             if (self.evicts or self.parked_n) and (self.waiting or self.resumed) \
                     and self.cache_evictable():
                 # each step may evict cached blocks a waiting request would read, which can
@@ -772,6 +811,9 @@ class Replica:
             c += n
             self.c = c
             self.now_s = self.last_end_s = end = t + span
+            last = end - (first + gd * (n - 1))
+            self.prev_start_s = last - (first + gd * (n - 2)) if n > 1 else self.last_start_s
+            self.last_start_s = last
             self.busy_s += span
             if self.evicts or self.parked_n:
                 self._evict()

@@ -36,6 +36,9 @@ class ReplicaConfig:
     # admit a request only when its whole prompt's blocks are free, not just its first
     # chunk's (vLLM 0.19 on: engine.WHOLE_PROMPT_ADMISSION_RELEASE)
     admit_whole_prompt: bool = False
+    # async scheduling (vLLM's batch queue of two): a step is scheduled when the one before
+    # it starts, so a request arriving during a step first runs in the step after the next
+    async_admission: bool = False
 
     def window_reserve_blocks(self, request_tokens: int) -> int:
         """Blocks a running request of `request_tokens` (prompt + output) holds for its

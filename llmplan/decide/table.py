@@ -56,13 +56,13 @@ def decision_table(candidates: dict[str, Candidate], loaded: LoadedScenario,
             bound = BOUND_NOTES.get(util.full_batch_step_bound_by, "")
             if headroom is not None and name in headroom:
                 busiest, slo = headroom[name]
-                scale.append(f"{busiest:,.1f} of {slo:,.1f} req/s it sustains within the SLO "
-                             f"at the busiest stretch's pace ({busiest / slo:.0%}); full "
-                             f"batches {util.full_batch_requests_per_s:,.1f} req/s{bound}")
+                scale.append(f"{_rate(busiest)} of {_rate(slo)} req/s it sustains within the "
+                             f"SLO at the busiest stretch's pace ({busiest / slo:.0%}); full "
+                             f"batches {_rate(util.full_batch_requests_per_s)} req/s{bound}")
             else:
-                scale.append(f"{util.achieved_requests_per_s:,.1f} of "
-                             f"{util.full_batch_requests_per_s:,.1f} req/s the fleet can serve "
-                             f"({util.load_fraction:.0%}{bound})")
+                scale.append(f"{_rate(util.achieved_requests_per_s)} of "
+                             f"{_rate(util.full_batch_requests_per_s)} req/s the fleet can "
+                             f"serve ({util.load_fraction:.0%}{bound})")
             scale.append(f"memory bandwidth "
                          f"{util.mbu_fraction:.0%}, compute {util.mfu_fraction:.0%} of peak; "
                          f"KV cache {util.kv_cache_mean_fraction:.0%} full")
@@ -340,3 +340,10 @@ def _latency_evidence(scenario: Scenario, calibrated: list[str], clouds: list[st
         parts.append(f"{', '.join(n for n in clouds if n not in given)}: assumed provider "
                      f"latency (llmplan's defaults); measure it with `llmplan loadtest`")
     return "; ".join(parts)
+
+
+def _rate(requests_per_s: float) -> str:
+    """A rate with three significant figures (0.0178, 0.375, 41.7), whole from 1,000 on."""
+    if requests_per_s >= 1000:
+        return f"{requests_per_s:,.0f}"
+    return f"{requests_per_s:.3g}"

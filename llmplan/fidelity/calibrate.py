@@ -138,6 +138,13 @@ def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
                          title="calibration impossible") from None
     given = _options_hold(source_text, rows, samples, slots=slots,
                           kv_cache_tokens=kv_cache_tokens)
+    lost = sum(1 for r in rows if not r.ok)
+    if lost:
+        given.append(Finding(
+            "requests", f"{lost:,} of {len(rows):,} requests failed or were cut off, and "
+                        f"the steps they ran in are rebuilt without them (those batches "
+                        f"read smaller than the server ran them)",
+            "calibrate from runs without failures where you can"))
     blocking, advisory = identifiability(samples)
     calibration = build_calibration(fit, _merged(infos), rows, source_text, samples=samples,
                                     slots=slots,
@@ -234,6 +241,15 @@ MAX_UNCOUNTED_SHARE = 0.02
 
 def _need_token_times(run: Path, rows: list[RequestRecord]) -> None:
     """Steps are rebuilt from per-token arrival times: refuse records that have none."""
+    if rows and not any(r.ok for r in rows):
+        classes: dict[str, int] = {}
+        for r in rows:
+            classes[r.error_class or "?"] = classes.get(r.error_class or "?", 0) + 1
+        said = ", ".join(f"{name}: {n:,}" for name, n in sorted(classes.items()))
+        raise InputError([Problem(str(run), None, "error_class",
+                                  f"no request of this run finished ({said}); calibrate "
+                                  f"from a run the server answered")],
+                         title="calibration impossible")
     multi = [r for r in rows if r.ok and (r.output_tokens or 0) > 1]
     bare = sum(1 for r in multi if not r.itl_ms)
     if multi and bare > len(multi) / 2:

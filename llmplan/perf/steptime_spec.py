@@ -239,6 +239,10 @@ class FitQuality(_Strict):
     rmse_ms: float = Field(ge=0)
     median_abs_error_pct: float = Field(ge=0)
     requests: int = Field(ge=0)
+    rejected: str | None = Field(
+        default=None, description="Why the quality gate refused this fit, when `llmplan "
+                                  "calibrate --accept-poor-fit` wrote it anyway: every "
+                                  "simulation and validation using it repeats it.")
 
 
 class SpeedPoint(_Strict):

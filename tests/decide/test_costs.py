@@ -283,7 +283,7 @@ def test_with_planning_an_idle_fleet_is_judged_by_what_it_sustains_within_the_sl
     assert judged.planning == planning
     # the decision table's scale row reads the same headroom
     scale = next(r.answers["gpu"] for r in judged.decision_table if r.question == "scale")
-    assert scale.startswith(f"{busiest:,.1f} of {slo:,.1f} req/s it sustains within the SLO")
+    assert scale.startswith(f"{busiest:.3g} of {slo:.3g} req/s it sustains within the SLO")
     plain_scale = next(r.answers["gpu"] for r in plain.decision_table if r.question == "scale")
     assert "the fleet can serve" in plain_scale
 

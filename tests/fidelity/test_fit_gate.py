@@ -141,6 +141,25 @@ def test_cli_exits_non_zero_with_the_reason_and_writes_nothing(tmp_path: Path) -
                                       "--accept-poor-fit"])
     assert forced.exit_code == 0, forced.output
     assert out.exists() and "not trusted" in forced.output
+    # the file keeps the refusal, and a simulation timed by it repeats it
+    from llmplan.perf.steptime_spec import Calibration
+    assert "steps carried a prompt" in (Calibration.read(out).fit.rejected or "")
+    scenario = tmp_path / "timed.yaml"
+    scenario.write_text(f"""
+name: timed
+seed: 1
+duration: 30
+traffic: {{kind: poisson, rate_per_s: 0.2}}
+tasks:
+  - {{name: chat, prompt_tokens: {{kind: fixed, tokens: 100}},
+     output_tokens: {{kind: fixed, tokens: 10}}}}
+deployments:
+  cpu: {{gpu: L4, model: SmolLM2-135M, step_time: {{kind: calibrated, file: {out.name}}}}}
+""")
+    simulated = CliRunner().invoke(app, ["simulate", str(scenario), "--out",
+                                         str(tmp_path / "sim"), "--no-plan"])
+    assert simulated.exit_code == 0, simulated.output
+    assert "a calibration its quality gate refused" in " ".join(simulated.output.split())
 
 
 def test_prompts_of_nearly_one_length_are_called_an_extrapolation() -> None:
@@ -364,3 +383,17 @@ def test_the_runs_a_calibration_was_fitted_on_are_found_as_folders_or_files(
     found = _fitted_runs("../runs/a, ../runs/b (vLLM /metrics)", calibration)
     runs = (tmp_path / "runs").resolve()
     assert {runs / "a", runs / "a" / "requests.jsonl", runs / "b"} <= found
+
+
+def test_a_run_whose_every_request_failed_is_refused_as_such(tmp_path: Path) -> None:
+    """Every request refused (HTTP 400): the reason is the failures, not a lack of load."""
+    rows = [r.model_copy(update={"status": 400, "error_class": "http_4xx", "ttft_ms": None,
+                                 "itl_ms": [], "e2e_ms": 3.0, "output_tokens": None})
+            for r in serve([(i * 0.1, 500, 40) for i in range(6)])]
+    run = write_run(tmp_path / "refused", rows)
+    result = CliRunner().invoke(app, ["calibrate", str(run), "--out",
+                                      str(tmp_path / "c.yaml")])
+    assert result.exit_code != 0
+    said = " ".join(result.output.split())
+    assert "no request of this run finished (http_4xx: 6)" in said, said
+    assert "load the server" not in said

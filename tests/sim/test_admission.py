@@ -52,3 +52,40 @@ def test_a_prompt_waits_until_its_whole_prompt_fits_from_vllm_0_19(tmp_path: Pat
     rec, table = seen["0.19.0"]
     assert rec.start_s[1] == pytest.approx(rec.finish_s[0], abs=1e-12)
     assert table.preemptions.sum() == 0
+
+
+ONE_STEP_LATE = """
+    seed: 1
+    duration: 10
+    traffic: {{kind: trace, path: two.csv}}
+    tasks:
+      - {{name: chat, prompt_tokens: {{kind: fixed, tokens: 100}},
+         output_tokens: {{kind: fixed, tokens: 10}}}}
+    deployments:
+      d:
+        gpu: H100-SXM
+        model: Llama-3.1-8B
+        engine: {{async_scheduling: {async_}}}
+        step_time: {{kind: linear, fixed_ms: 10, per_prefill_token_us: 50,
+                    per_decode_seq_us: 100, per_kv_token_ns: 0}}
+"""
+
+
+@pytest.mark.parametrize("mode", ["fast", "reference"])
+def test_under_async_scheduling_an_arrival_runs_a_step_later(tmp_path: Path,
+                                                              mode: str) -> None:
+    """A decodes alone in 10.1 ms steps after its 15 ms prefill (steps start at 15 ms +
+    k x 10.1 ms); B arrives at 0.5 s, during the step of 0.4998-0.5099 s. Scheduling in
+    step with the GPU, vLLM admits B into the next step, at 0.5099 s; with async
+    scheduling that step was scheduled as the one under way started, before B came, so B
+    starts at 0.5200 s. An idle engine takes a request at once either way (A at 0)."""
+    (tmp_path / "two.csv").write_text("timestamp,prompt_tokens,output_tokens,task\n"
+                                      "0,100,200,chat\n0.5,100,10,chat\n")
+    starts = {}
+    for async_ in ("false", "true"):
+        run, _ = run_first(scenario_from(ONE_STEP_LATE.format(async_=async_),
+                                         base_dir=tmp_path), SimulationMode(mode))
+        starts[async_] = (run.records.start_s[0], run.records.start_s[1])
+    step_s, first_s = 0.0101, 0.015
+    assert starts["false"] == pytest.approx((0.0, first_s + 49 * step_s), abs=1e-9)
+    assert starts["true"] == pytest.approx((0.0, first_s + 50 * step_s), abs=1e-9)
