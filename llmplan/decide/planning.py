@@ -608,6 +608,15 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
                                             if isinstance(factor, float) else None),
             load_curve=[_load_point(planner.simulate(Point(name, factor=f)), base_rate * f)
                         for f in LOAD_FACTORS])
+    costed = simulation.scenario.long_run_requests_per_s
+    for name, found_plan in per_deployment.items():
+        top = found_plan.max_sustainable_requests_per_s
+        run = simulation.deployments.get(name)
+        if costed and top is not None and top < costed and run is not None and run.slo.met:
+            notes.append(f"{name} meets the SLO over the run ({run.slo.goodput_shown()}) but "
+                         f"not on its busiest stretch: planning finds it sustains at most "
+                         f"{top:,.3g} requests/s there, below the costed {costed:,.3g}, so "
+                         f"bursts like it miss the SLO")
     rate_factors = {name: value for (kind, name), value in found.items()
                     if kind == "rate" and isinstance(value, float)}
     window = PlanningWindow(requests=len(planner.window), start_s=planner.window_start_s,

@@ -285,3 +285,22 @@ def test_a_cost_item_has_one_colour_in_every_report(example_result: ExampleResul
     assert len(colours) > 3 and all(len(c) == 1 for c in colours.values())
     firsts = [next(iter(c)) for c in colours.values()]
     assert len(set(firsts)) == len(firsts)          # and no two items share one
+
+
+def test_a_candidate_that_meets_the_slo_only_on_average_is_said_to(
+        example_result: ExampleResult) -> None:
+    """reasoning-model's Bedrock candidate meets the SLO over the run at the costed rate, yet
+    planning finds it sustains less on the busiest stretch: the answer says so, rather than
+    show a feasible candidate whose top rate sits below its own traffic."""
+    result = example_result("reasoning-model", planning=True)
+    assert result.planning is not None
+    costed = result.scenario.long_run_requests_per_s
+    assert costed is not None
+    short = [name for name, p in result.planning.deployments.items()
+             if p.max_sustainable_requests_per_s is not None
+             and p.max_sustainable_requests_per_s < costed
+             and result.deployments[name].slo.met]
+    assert short
+    for name in short:
+        assert any(note.startswith(f"{name} meets the SLO over the run") and
+                   "busiest stretch" in note for note in result.planning.notes), name
