@@ -69,9 +69,16 @@ def load_curves(result: Result) -> go.Figure:
                       annotation_text="SLO goodput", annotation_position="bottom left")
     if plans and result.planning is not None and result.planning.window.span_s > 0:
         window = result.planning.window
-        fig.add_vline(x=window.requests / window.span_s,
-                      line={"dash": "dash", "color": "#555", "width": 1},
+        here = window.requests / window.span_s
+        fig.add_vline(x=here, line={"dash": "dash", "color": "#555", "width": 1},
                       annotation_text="this traffic", annotation_position="top right")
+        costed = result.scenario.long_run_requests_per_s
+        if costed and abs(costed / here - 1) > 0.05:
+            # the month's costs (and the volume cases, their multiples) are at the long-run
+            # rate, which a stretch lighter or busier than it does not show
+            fig.add_vline(x=costed, line={"dash": "dot", "color": "#999", "width": 1},
+                          annotation_text="costed rate (volume x1)",
+                          annotation_position="bottom right")
     fig.update_layout(title="Goodput and TTFT p95 versus offered load",
                       # the legend clear of the right axis's labels ("50 s") and title
                       legend={"x": 1.12},

@@ -17,6 +17,7 @@ from llmplan.results.decision import (
     PlanningWindow,
     Result,
 )
+from llmplan.results.simulation import RunInfo
 
 #: TTFT p95 of the support-assistant example's load curve, as the reviewer saw it
 TTFTS_MS = [39.0, 174.0, 770.0, 3404.0, 15046.0, 66500.0]
@@ -32,7 +33,8 @@ def _result(ttfts_ms: list[float | None]) -> Result:
     window = PlanningWindow(requests=6000, start_s=0.0, span_s=600.0, whole_stream=False)
     planning: dict[str, Any] = {"deployments": {"gpu": plan}, "window": window}
     result: dict[str, Any] = {"planning": Planning.model_construct(**planning),
-                              "deployments": {}}
+                              "deployments": {},
+                              "scenario": RunInfo.model_construct(long_run_requests_per_s=None)}
     return Result.model_construct(**result)
 
 
