@@ -333,12 +333,22 @@ def build_calibration(fit: Fit, info: ServerInfo, rows: list[RequestRecord], sou
 SPEED_POINT_STEPS = 5
 
 
+#: a decode-only step this many times its batch size's median is no decode step of it (a
+#: prompt step the timeline could not place, a lost token's gap): kept out of the speed
+#: reference, and out of what a later run's steps are read against it
+NOT_A_DECODE_STEP = 10.0
+
+
 def speed_reference(samples: list[StepSample]) -> list[SpeedPoint] | None:
-    """The decode-only steps' measured median and mean per batch size (see SpeedPoint)."""
+    """The decode-only steps' measured median and mean per batch size (see SpeedPoint),
+    without steps NOT_A_DECODE_STEP times their median or more."""
     by_batch: dict[int, list[StepSample]] = {}
     for s in samples:
         if s.prefill_tokens == 0 and s.decode_seqs > 0:
             by_batch.setdefault(s.decode_seqs, []).append(s)
+    for d, group in by_batch.items():
+        median = float(np.median([s.duration_s for s in group]))
+        by_batch[d] = [s for s in group if s.duration_s < NOT_A_DECODE_STEP * median]
     points = [SpeedPoint(decode_seqs=d,
                          median_ms=round(float(np.median([s.duration_s for s in group])) * 1e3, 6),
                          median_kv_tokens=float(np.median([s.kv_tokens for s in group])),

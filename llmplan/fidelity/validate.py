@@ -40,7 +40,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmplan.catalog import builtin_catalog
-from llmplan.fidelity.calibrate import read_measurements
+from llmplan.fidelity.calibrate import NOT_A_DECODE_STEP, read_measurements
 from llmplan.fidelity.fit import TokenTable
 from llmplan.fidelity.timeline import StepSample, computed_prompt, steps
 from llmplan.loadtests.records import RequestRecord
@@ -156,8 +156,12 @@ def _measured_speed(samples: list[StepSample], calibration: Calibration) -> floa
     each batch size's ratios, averaged over the batch sizes by their steps.)"""
     reference = {p.decode_seqs: p for p in calibration.speed_reference or []}
     per_kv_token_ms = calibration.step_time.per_kv_token_ns * 1e-6
-    matched = [(s, reference[s.decode_seqs]) for s in samples
-               if not s.prefill_tokens and s.decode_seqs in reference]
+    decodes = [s for s in samples if not s.prefill_tokens and s.decode_seqs in reference]
+    median_s = {d: float(np.median([s.duration_s for s in decodes if s.decode_seqs == d]))
+                for d in {s.decode_seqs for s in decodes}}
+    # as the reference was taken: without steps too long to be decode steps of their size
+    matched = [(s, reference[s.decode_seqs]) for s in decodes
+               if s.duration_s < NOT_A_DECODE_STEP * median_s[s.decode_seqs]]
     if len(matched) < SPEED_MIN_STEPS:
         return None
     if all(p.mean_ms is not None and p.mean_kv_tokens is not None for p in reference.values()):

@@ -397,3 +397,19 @@ def test_a_run_whose_every_request_failed_is_refused_as_such(tmp_path: Path) -> 
     said = " ".join(result.output.split())
     assert "no request of this run finished (http_4xx: 6)" in said, said
     assert "load the server" not in said
+
+
+def test_steps_too_long_to_be_decode_steps_stay_out_of_the_speed_reference() -> None:
+    """Twenty one-sequence decode steps of about 27 ms and three of 0.9-2.1 s (prompt steps
+    the timeline could not place): the reference's mean is the decode steps', not 241 ms,
+    and a later run with the same three reads as fast as its decode steps say."""
+    from llmplan.fidelity.calibrate import speed_reference
+    from llmplan.fidelity.timeline import StepSample
+
+    decodes = [StepSample(duration_s=0.027 + 0.0001 * i, prefill_tokens=0, decode_seqs=1,
+                          kv_tokens=300) for i in range(20)]
+    strays = [StepSample(duration_s=t, prefill_tokens=0, decode_seqs=1, kv_tokens=300)
+              for t in (0.894, 1.552, 2.132)]
+    [point] = speed_reference(decodes + strays) or []
+    assert point.steps == 20
+    assert point.mean_ms == pytest.approx(27.95, abs=0.01)
