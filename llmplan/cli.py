@@ -410,7 +410,7 @@ def loadtest(
 
     Writes requests.jsonl, summary.json/.csv, metrics.prom and report.html per run."""
     from llmplan.loadtests.checks import load_test_set
-    from llmplan.loadtests.levels import run_levels
+    from llmplan.loadtests.levels import SATURATED_SHARE, run_levels
     from llmplan.loadtests.plan import build_plan
     from llmplan.loadtests.repeats import summarise_repeats
     from llmplan.loadtests.report import write_loadtest_report
@@ -554,6 +554,14 @@ def loadtest(
                 raise typer.Exit(code=3)
             if level.saturated:
                 console.print(f"saturated at {level_rate:g} req/s")
+            elif level_rate is None and settings.mode == "open":
+                offered = result.summary.throughput.requested_rate_per_s
+                achieved = result.summary.throughput.achieved_rate_per_s
+                if offered and achieved < SATURATED_SHARE * offered:
+                    console.print(f"[yellow]note:[/] the target finished {achieved:.3g} of the "
+                                  f"{offered:.3g} requests/s offered: it was saturated, and "
+                                  f"these figures measure its queue, not its service; send "
+                                  f"less (a larger --time-scale, or --rate)", highlight=False)
             finished.append(result.summary)
     if repeat > 1:
         repeats = summarise_repeats(finished)

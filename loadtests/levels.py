@@ -34,11 +34,16 @@ class SweepLevel(BaseModel):
     e2e_p95_ms: float | None
 
 
+#: a level whose target finished under this share of the rate offered is saturated
+SATURATED_SHARE = 0.9
+
+
 def saturated(summary: LoadTestSummary, rate: float, min_goodput: float) -> bool:
     """Achieved under 90% of what the plan offered (its own arrivals), or the SLO broke."""
     offered = summary.throughput.requested_rate_per_s or rate
     goodput = summary.slo.goodput_fraction or 0.0
-    return summary.throughput.achieved_rate_per_s < 0.9 * offered or goodput < min_goodput
+    return summary.throughput.achieved_rate_per_s < SATURATED_SHARE * offered \
+        or goodput < min_goodput
 
 
 @dataclass(frozen=True)

@@ -196,6 +196,10 @@ def test_erroring_targets_are_classified(tmp_path: Path, scenario_file: Path) ->
         code, err, rows, summary = _fake_run(tmp_path, scenario_file, fake, "slow", "s")
         assert code == 0, err
         assert all(r["error_class"] is None and r["ttft_ms"] > 1400 for r in rows)
+        # four users of 1.5 s answers finish under 2.7 of the requests/s offered: said
+        throughput = summary["throughput"]
+        assert throughput["achieved_rate_per_s"] < 0.9 * throughput["requested_rate_per_s"]  # type: ignore[index]
+        assert "it was saturated" in " ".join(err.split())
 
 
 def test_a_key_the_server_echoes_back_is_redacted_everywhere(tmp_path: Path,
