@@ -306,7 +306,9 @@ class OpenAIStream:
                 if not line:
                     break
             timing.end = time.perf_counter()
-            if not done and not events and opening.strip():
+            stray = [line for line in opening.splitlines() if line.strip()
+                     and not line.startswith((b":", b"data:", b"event:", b"id:", b"retry:"))]
+            if not done and not events and stray:
                 # a whole answer that is no event stream (an HTML page, a server that
                 # ignores stream: true): the server's words say what it is
                 kind = response.headers.get("Content-Type") or "no Content-Type"

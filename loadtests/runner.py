@@ -449,9 +449,10 @@ def target_down(rows: list[RequestRecord]) -> str | None:
                 f"requests failed ({_format(_counts(tail))})")
     # a server that hangs: it takes the requests and sends nothing back, so they end
     # cancelled at the stop with no first token, long after its last answer
-    silent = [r for r in rows if r.error_class == "cancelled" and r.ttft_ms is None]
-    if len(silent) >= STALL_REQUESTS and last_heard is not None \
-            and last_heard < min(r.send_ts for r in silent):
+    # (some sent before it may have been waiting in the queue when it stopped)
+    silent = [r for r in rows if r.error_class == "cancelled" and r.ttft_ms is None
+              and last_heard is not None and r.send_ts > last_heard]
+    if len(silent) >= STALL_REQUESTS and last_heard is not None:
         longest_s = max(((r.e2e_ms or 0.0) / 1000 for r in measured if r.ok), default=0.0)
         quiet_s = max(r.send_ts for r in silent) - last_heard
         if quiet_s > max(STALL_MIN_S, 2 * longest_s):

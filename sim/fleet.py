@@ -140,7 +140,9 @@ def build_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog, 
         # llama.cpp's slots (per_slot) each hold a whole request's context
         admit_whole_prompt=(engine.release >= WHOLE_PROMPT_ADMISSION_RELEASE
                             and engine.prefix_caching != "per_slot"),
-        async_admission=setup.async_scheduling and _measured_on_vllm(dep))
+        # with pipeline stages vLLM's batch queue is the stages' (max_concurrent_batches:
+        # pp, async or not), so async scheduling adds no step of its own there
+        async_admission=setup.async_scheduling and setup.pp == 1 and _measured_on_vllm(dep))
     replicas: list[Replica] | list[ReferenceReplica]
     router = make_router(dep.router, work.groups, work.shared, work.prompts)
     work = work.on_ranks(setup.attention_ranks)     # each rank caches its own requests

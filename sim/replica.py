@@ -132,6 +132,7 @@ class Replica:
         self.last_end_s = -1.0      # end of the last executed step
         self.last_start_s = -1.0    # and its start
         self.prev_start_s = -1.0    # the start of the step before it
+        self.step_visible_s = -1.0  # the latest arrival that step could admit (`visible_s`)
         self.last_finished = 0      # requests finished by that step
         self.busy_s = 0.0
         self.n_in = 0               # requests queued or running here
@@ -274,7 +275,7 @@ class Replica:
         self.n_in = 0
         self.now_s = max(self.now_s, t)
         self.last_finished = 0
-        self.last_end_s = self.last_start_s = self.prev_start_s = -1.0
+        self.last_end_s = self.last_start_s = self.prev_start_s = self.step_visible_s = -1.0
         self.quiet_until_s = -math.inf
         return rids
 
@@ -382,7 +383,7 @@ class Replica:
             # those the step under way could admit and did not (it was scheduled as the
             # one before it started); later ones are scheduled with the next step or not
             # yet taken in from the engine's input queue
-            visible = self.prev_start_s
+            visible = self.step_visible_s
             while unseen < len(waiting) and arrivals[waiting[-1 - unseen]] > visible:
                 unseen += 1
         return len(waiting) - unseen + len(self.resumed)
@@ -444,7 +445,7 @@ class Replica:
         t = self.now_s
         self.quiet_until_s = -math.inf
         self._expire(t)
-        visible = self.visible_s(t)
+        visible = self.step_visible_s = self.visible_s(t)
         B, c = self.B, self.c
         need = self.phase[(-c) % B]
         free = self._free_lower_bound(need)
@@ -814,6 +815,9 @@ class Replica:
             last = end - (first + gd * (n - 1))
             self.prev_start_s = last - (first + gd * (n - 2)) if n > 1 else self.last_start_s
             self.last_start_s = last
+            # the run's last step, scheduled as the one before it started (while requests
+            # run on), could admit what came by then
+            self.step_visible_s = self.prev_start_s if self.lagged else last
             self.busy_s += span
             if self.evicts or self.parked_n:
                 self._evict()

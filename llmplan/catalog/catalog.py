@@ -205,9 +205,10 @@ class GpuSpec(_Entry):
         if not 0.9 * reported_mib <= self.memory_mib <= 1.2 * reported_mib:
             raise ValueError(
                 f"memory_mib ({self.memory_mib:g}) is not what a card marketed with "
-                f"{self.marketed_memory_gb:g} GB reports (about {0.98 * reported_mib:,.0f} to "
-                f"{1.07 * reported_mib:,.0f} MiB): expected MiB, nvidia-smi's 'MiB' total "
-                f"(GiB x 1024)")
+                f"{self.marketed_memory_gb:g} GB reports (from {0.9 * reported_mib:,.0f} to "
+                f"{1.2 * reported_mib:,.0f} MiB; cards report 0.98-1.07 x their marketed "
+                f"bytes): expected one device's MiB, nvidia-smi's 'MiB' total (GiB x 1024), "
+                f"and its own marketed GB (a board of two devices: one of them)")
         rates = [("bf16_dense_tflops", self.bf16_dense_tflops),
                  ("fp8_dense_tflops", self.fp8_dense_tflops),
                  ("fp4_dense_tflops", self.fp4_dense_tflops)]
@@ -501,7 +502,7 @@ class ModelSpec(_Entry):
         if self.active_params_b < SHAPES_TOLERANCE * token_b:
             raise ValueError(f"active_params_b ({self.active_params_b:g}) is below what a "
                              f"token goes through in these shapes ({token_b:.3g} billion: "
-                             "attention, MLPs, shared and routed experts, output head); "
+                             "attention, MLPs, shared and routed experts); "
                              "expected params_b for a dense model, and for a mixture of "
                              "experts the shared weights plus the top-k routed experts")
         if self.sliding_layers > self.layers:
@@ -561,16 +562,18 @@ class ModelSpec(_Entry):
 
     @property
     def _attention_mlp_params(self) -> float:
-        """The attention projections (q, k, v, o; MLA: its down-projections only, a lower
-        bound), the dense layers' MLPs and the shared experts, norms and biases left out."""
+        """At least what the attention projections (q, k, v, o; MLA: its down-projections
+        only), the dense layers' MLPs and the shared experts hold: an MLP's up and down
+        matrices (a gated one has a third: StarCoder2, Falcon and Phi-2 have none), norms
+        and biases left out."""
         h = self.hidden_size
         if self.attention == "mla":
             attention = self.latent_projection_params
         else:
             attention = self.layers * 2.0 * h * self.head_dim * (self.attention_heads
                                                                  + self.kv_heads)
-        mlps = (self.layers - self.moe_layer_count) * 3.0 * h * self.intermediate_size
-        shared = self.moe_layer_count * self.shared_experts * 3.0 * h \
+        mlps = (self.layers - self.moe_layer_count) * 2.0 * h * self.intermediate_size
+        shared = self.moe_layer_count * self.shared_experts * 2.0 * h \
             * (self.moe_intermediate_size or 0)
         return attention + mlps + shared
 
@@ -582,10 +585,9 @@ class ModelSpec(_Entry):
 
     @property
     def shape_active_params(self) -> float:
-        """Parameters a token goes through at least: attention, MLPs, shared experts, its
-        top-k routed experts and the output head."""
-        return self._attention_mlp_params + self.routed_active_params \
-            + self.vocab_size * self.hidden_size
+        """Parameters a token goes through at least: attention, MLPs, shared experts and its
+        top-k routed experts (model cards count the output head or not: it is left out)."""
+        return self._attention_mlp_params + self.routed_active_params
 
     @property
     def routed_active_params(self) -> float:

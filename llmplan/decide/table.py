@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from llmplan.decide.drivers import SloHeadroom
 from llmplan.results.decision import Candidate, ChecklistItem, DecisionRow
 from llmplan.scenario import LoadedScenario
@@ -56,13 +58,14 @@ def decision_table(candidates: dict[str, Candidate], loaded: LoadedScenario,
             bound = BOUND_NOTES.get(util.full_batch_step_bound_by, "")
             if headroom is not None and name in headroom:
                 busiest, slo = headroom[name]
-                scale.append(f"{_rate(busiest)} of {_rate(slo)} req/s it sustains within the "
-                             f"SLO at the busiest stretch's pace ({busiest / slo:.0%}); full "
-                             f"batches {_rate(util.full_batch_requests_per_s)} req/s{bound}")
+                scale.append(f"{rate_shown(busiest)} of {rate_shown(slo)} req/s it sustains "
+                             f"within the SLO at the busiest stretch's pace "
+                             f"({busiest / slo:.0%}); full batches "
+                             f"{rate_shown(util.full_batch_requests_per_s)} req/s{bound}")
             else:
-                scale.append(f"{_rate(util.achieved_requests_per_s)} of "
-                             f"{_rate(util.full_batch_requests_per_s)} req/s the fleet can "
-                             f"serve ({util.load_fraction:.0%}{bound})")
+                scale.append(f"{rate_shown(util.achieved_requests_per_s)} of "
+                             f"{rate_shown(util.full_batch_requests_per_s)} req/s the fleet "
+                             f"can serve ({util.load_fraction:.0%}{bound})")
             scale.append(f"memory bandwidth "
                          f"{util.mbu_fraction:.0%}, compute {util.mfu_fraction:.0%} of peak; "
                          f"KV cache {util.kv_cache_mean_fraction:.0%} full")
@@ -342,8 +345,11 @@ def _latency_evidence(scenario: Scenario, calibrated: list[str], clouds: list[st
     return "; ".join(parts)
 
 
-def _rate(requests_per_s: float) -> str:
-    """A rate with three significant figures (0.0178, 0.375, 41.7), whole from 1,000 on."""
-    if requests_per_s >= 1000:
+def rate_shown(requests_per_s: float) -> str:
+    """A rate with three significant figures (0.0178, 0.375, 41.7), whole from 100 on, never
+    in exponent notation."""
+    if requests_per_s >= 100:
         return f"{requests_per_s:,.0f}"
-    return f"{requests_per_s:.3g}"
+    if requests_per_s <= 0:
+        return "0"
+    return f"{requests_per_s:.{max(0, 2 - math.floor(math.log10(requests_per_s)))}f}"

@@ -244,7 +244,10 @@ def thinks_unasked(config: StackConfig) -> bool:
     if local is None:
         return False
     model = config.plan.catalog.models[local[1].model]
-    served = {r.task for r in task_routes(config.plan) if r.side == "local"}
+    routes = task_routes(config.plan)
+    # a standby fleet serves only what falls back to it
+    served = {r.task for r in routes if r.side == "local"} or \
+        {r.task for r in routes if r.falls_back}
     tasks = [t for t in config.plan.tasks if t.name in served]
     # unknown (an older stack file): leave the model's default as it was
     return model.reasoning_parser == "qwen3" and bool(tasks) \

@@ -359,12 +359,14 @@ def thinking_notes(config: StackConfig) -> list[str]:
                 f"reasoning_tokens and run again"]
     if model.reasoning_parser != "qwen3":
         return []
+    thinking = [t.name for t in tasks if t.reasoning]
     if not thinks_unasked(config):
+        if not thinking:
+            return []    # the model's default kept: tasks of unknown reasoning
         return [f"{local[1].model} thinks unless asked not to and the plan simulated "
-                f"{', '.join(plain)} without reasoning (the other tasks with it): the "
+                f"{', '.join(plain)} without reasoning ({', '.join(thinking)} with it): the "
                 f"clients of those tasks must send chat_template_kwargs "
                 f"{{\"enable_thinking\": false}}"]
-    thinking = [t.name for t in tasks if t.reasoning]
     if thinking:
         return [f"the fleet starts {local[1].model} with thinking off, as its own tasks were "
                 f"simulated without reasoning; {', '.join(thinking)}, simulated with "

@@ -8,6 +8,7 @@ import pytest
 from helpers import scenario_from
 
 from llmplan.decide.costs import CloudFacts, LocalFacts, cloud_items, local_items
+from llmplan.decide.table import rate_shown
 from llmplan.pipeline import evaluate
 from llmplan.scenario.cloud import CloudDeployment
 from llmplan.scenario.models import FailureSpec, LocalDeployment
@@ -283,7 +284,10 @@ def test_with_planning_an_idle_fleet_is_judged_by_what_it_sustains_within_the_sl
     assert judged.planning == planning
     # the decision table's scale row reads the same headroom
     scale = next(r.answers["gpu"] for r in judged.decision_table if r.question == "scale")
-    assert scale.startswith(f"{busiest:.3g} of {slo:.3g} req/s it sustains within the SLO")
+    assert scale.startswith(f"{rate_shown(busiest)} of {rate_shown(slo)} req/s it sustains "
+                            f"within the SLO")
+    assert [rate_shown(x) for x in (999.6, 41.72, 0.375, 1.78e-5)] == \
+        ["1,000", "41.7", "0.375", "0.0000178"]
     plain_scale = next(r.answers["gpu"] for r in plain.decision_table if r.question == "scale")
     assert "the fleet can serve" in plain_scale
 

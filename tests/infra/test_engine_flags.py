@@ -419,3 +419,9 @@ def test_a_hybrids_fall_back_task_does_not_turn_thinking_on_for_the_fleets_own(
     assert flags["--default-chat-template-kwargs"] == '{"enable_thinking":false}'
     assert any("code" in n and '"enable_thinking": true' in n for n in written.notes)
     assert not any("qa" in n and "enable_thinking" in n for n in written.notes)
+    # a standby fleet, every task on the API: what falls back to it decides its default
+    standby = simulate_text(HYBRID_THINKING.replace("routes: [{tasks: [code], to: cloud}]",
+                                                    "routes: [{tasks: [code, qa], to: cloud}]")
+                            .replace("reasoning_tokens: {kind: fixed, tokens: 800}", ""))
+    flags = _flags(vllm_args(stack_of(standby, "both", tmp_path).config))
+    assert flags["--default-chat-template-kwargs"] == '{"enable_thinking":false}'

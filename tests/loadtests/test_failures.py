@@ -279,6 +279,10 @@ def test_a_target_that_hangs_after_answering_is_down() -> None:
     message = target_down(answered + hung)
     assert message is not None and "stopped answering after" in message
     assert "the 9 requests sent from then on got no first token" in message
+    # under steady load one request was queued behind the last answers when it hung
+    queued = _row(19, "cancelled").model_copy(update={"send_ts": 1005.5})
+    message = target_down([*answered, queued, *hung])
+    assert message is not None and "the 9 requests sent from then on" in message
     # still streaming a long answer while they queue (one slot): not down
     streaming = answered[5].model_copy(update={"error_class": "cancelled", "e2e_ms": 40_000.0,
                                                "itl_ms": [50.0] * 700, "chunks": 701})

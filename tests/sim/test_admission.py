@@ -89,3 +89,39 @@ def test_under_async_scheduling_an_arrival_runs_a_step_later(tmp_path: Path,
     step_s, first_s = 0.0101, 0.015
     assert starts["false"] == pytest.approx((0.0, first_s + 49 * step_s), abs=1e-9)
     assert starts["true"] == pytest.approx((0.0, first_s + 50 * step_s), abs=1e-9)
+    # over two pipeline stages vLLM keeps a batch per stage in flight, async or not: the
+    # setting adds no step of its own
+    staged = {}
+    for async_ in ("false", "true"):
+        run, _ = run_first(scenario_from(ONE_STEP_LATE.format(async_=async_).replace(
+            "model: Llama-3.1-8B", "model: Llama-3.1-8B\n        pp: 2"), base_dir=tmp_path),
+            SimulationMode(mode))
+        staged[async_] = run.records.start_s[1]
+    assert staged["true"] == staged["false"]
+
+
+def test_the_autoscaler_sees_a_burst_an_idle_engine_took_in_at_once() -> None:
+    """Twenty 2,000-token prompts reach an idle replica at once: its first step admits two
+    (a 2,048-token budget) and takes the others in as waiting, which vLLM's gauge shows,
+    async scheduling or not."""
+    from llmplan.sim.records import Records
+    from llmplan.sim.replica import Replica
+    from llmplan.sim.serving import ReplicaConfig, Workload
+    from llmplan.sim.stepmodel import StepModel
+
+    for lagged in (False, True):
+        step = StepModel(serial_s=0.010, serial_per_prefill_token_s=50e-6,
+                         serial_per_seq_s=100e-6)
+        config = ReplicaConfig(step=step, blocks=10_000, block_size=16, max_num_seqs=64,
+                               max_num_batched_tokens=2048, chunked_prefill=True,
+                               max_model_len=8192, queue_limit=None, queue_timeout_s=None,
+                               async_admission=lagged, admit_whole_prompt=True)
+        replica = Replica(0, config, Workload(prompts=[2000] * 20, outputs=[50] * 20,
+                                              arrivals=[100.0] * 20,
+                                              records=Records(20, 1000)))
+        for rid in range(20):
+            replica.advance(100.0)
+            replica.arrive(rid, 100.0)
+        replica.advance(100.05)          # the first step, 100.0 to about 100.11, under way
+        assert replica.last_start_s == 100.0 < 100.05 < replica.last_end_s
+        assert len(replica.waiting) == replica.waiting_seen() == 18, lagged
