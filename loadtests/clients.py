@@ -74,6 +74,11 @@ class Timing:
             self.reasoning += 1
 
 
+def _gaps_ms(stamps: list[float]) -> list[float]:
+    """The times between consecutive streamed tokens, ms (perf_counter stamps)."""
+    return [(b - a) * 1e3 for a, b in itertools.pairwise(stamps)]
+
+
 def finish_record(record: RequestRecord, timing: Timing, usage_prompt: int | None,
                   usage_output: int | None, item: PlanItem, *,
                   cached_prompt: int | None = None,
@@ -86,7 +91,7 @@ def finish_record(record: RequestRecord, timing: Timing, usage_prompt: int | Non
     record.e2e_ms = (end - timing.start) * 1e3
     if stamps:
         record.ttft_ms = (stamps[0] - timing.start) * 1e3
-        record.itl_ms = [(b - a) * 1e3 for a, b in itertools.pairwise(stamps)]
+        record.itl_ms = _gaps_ms(stamps)
     if timing.reasoning or usage_reasoning:
         record.reasoning_tokens = usage_reasoning if usage_reasoning is not None \
             else timing.reasoning
@@ -338,7 +343,7 @@ class OpenAIStream:
         failed.chunks = len(timing.tokens)
         if timing.tokens:
             failed.ttft_ms = (timing.tokens[0] - timing.start) * 1e3
-            failed.itl_ms = [(b - a) * 1e3 for a, b in itertools.pairwise(timing.tokens)]
+            failed.itl_ms = _gaps_ms(timing.tokens)
         failed.e2e_ms = (time.perf_counter() - timing.start) * 1e3
         return failed
 

@@ -451,8 +451,8 @@ def target_down(rows: list[RequestRecord]) -> str | None:
     # cancelled at the stop with no first token, long after its last answer
     # (some sent before it may have been waiting in the queue when it stopped)
     silent = [r for r in rows if r.error_class == "cancelled" and r.ttft_ms is None
-              and last_heard is not None and r.send_ts > last_heard]
-    if len(silent) >= STALL_REQUESTS and last_heard is not None:
+              and r.send_ts > (last_heard or math.inf)]
+    if last_heard is not None and len(silent) >= STALL_REQUESTS:
         longest_s = max(((r.e2e_ms or 0.0) / 1000 for r in measured if r.ok), default=0.0)
         quiet_s = max(r.send_ts for r in silent) - last_heard
         if quiet_s > max(STALL_MIN_S, 2 * longest_s):

@@ -131,7 +131,6 @@ class Replica:
         self.next_order = 0
         self.last_end_s = -1.0      # end of the last executed step
         self.last_start_s = -1.0    # and its start
-        self.prev_start_s = -1.0    # the start of the step before it
         self.step_visible_s = -1.0  # the latest arrival that step could admit (`visible_s`)
         self.last_finished = 0      # requests finished by that step
         self.busy_s = 0.0
@@ -275,7 +274,7 @@ class Replica:
         self.n_in = 0
         self.now_s = max(self.now_s, t)
         self.last_finished = 0
-        self.last_end_s = self.last_start_s = self.prev_start_s = self.step_visible_s = -1.0
+        self.last_end_s = self.last_start_s = self.step_visible_s = -1.0
         self.quiet_until_s = -math.inf
         return rids
 
@@ -651,7 +650,7 @@ class Replica:
             heapq.heappush(self.heap, (seq.finish_c, seq.order, seq))
         if self.heap and self.heap[0][0] <= c:
             finished += self._pop_finished(end)
-        self.prev_start_s, self.last_start_s = self.last_start_s, t
+        self.last_start_s = t
         self.now_s = self.last_end_s = end
         self.last_finished = finished
         self.busy_s += dt
@@ -813,11 +812,10 @@ class Replica:
             self.c = c
             self.now_s = self.last_end_s = end = t + span
             last = end - (first + gd * (n - 1))
-            self.prev_start_s = last - (first + gd * (n - 2)) if n > 1 else self.last_start_s
+            # the run's last step was scheduled as the one before it started (requests ran
+            # on throughout): it could admit what came by then (read only when `lagged`)
+            self.step_visible_s = last - (first + gd * (n - 2)) if n > 1 else self.last_start_s
             self.last_start_s = last
-            # the run's last step, scheduled as the one before it started (while requests
-            # run on), could admit what came by then
-            self.step_visible_s = self.prev_start_s if self.lagged else last
             self.busy_s += span
             if self.evicts or self.parked_n:
                 self._evict()
