@@ -298,7 +298,7 @@ class ReferenceReplica:
             end = t + dt
             self.last_start_s, self.last_end_s = t, env.now
             self.busy_s += dt
-            rec.segments.extend((t, dt, kv, dt, 0.0, 1, len(decodes), held))
+            rec.log_segment(t, dt, kv, dt, 0.0, 1, len(decodes), held)
             for seq, tokens in scheduled:
                 was_decoding = seq.decoding
                 seq.computed += tokens
@@ -309,7 +309,7 @@ class ReferenceReplica:
                 if seq.generated == 0:
                     rec.first_token_s[seq.rid] = end
                 elif not was_decoding:
-                    rec.segments.extend((t, 0.0, 0.0, end - seq.last_token_s, 0.0, 1, 1, 0))
+                    rec.log_segment(t, 0.0, 0.0, end - seq.last_token_s, 0.0, 1, 1, 0)
                 seq.generated += 1
                 if seq.generated >= seq.output:
                     self.running.remove(seq)

@@ -43,6 +43,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
+from collections.abc import Callable
 
 from llmplan.sim.prefix_cache import (
     PREFIX_CACHES,
@@ -51,7 +52,7 @@ from llmplan.sim.prefix_cache import (
     make_prefix_cache,
     parked_key,
 )
-from llmplan.sim.records import OK, REJECTED, SERVED_LOCAL, TIMED_OUT, TOO_LONG
+from llmplan.sim.records import OK, REJECTED, SEGMENT, SERVED_LOCAL, TIMED_OUT, TOO_LONG
 from llmplan.sim.serving import ReplicaConfig, Workload
 from llmplan.sim.stepmodel import StepModel
 
@@ -137,8 +138,9 @@ class Replica:
         self.n_in = 0               # requests queued or running here
         self.admit_gap_s = 0.0      # moving average of the time between admissions
         self.last_admit_s = -1.0
-        # (t0, dt, kv, first, growth, n, decodes, blocks held): records.py
-        self.log = records.segments.extend
+        # (t0, dt, kv, first, growth, n, decodes, blocks held) packed: records.py
+        self.pack: Callable[..., bytes] = SEGMENT.pack
+        self.append_bytes: Callable[[bytes], None] = records.segments.extend
         # Before this time no request can finish or time out unless one arrives here: the
         # router may read the load without advancing (set when a jump stops short).
         self.quiet_until_s = -math.inf
@@ -509,8 +511,9 @@ class Replica:
         end = t + dt
         # every decode writes a token: a block more for those whose last block was full
         self.ceil_blocks += self.phase[(-c) % B]
-        self.log((t, dt, kv_tokens, dt, 0.0, 1, self.D, self.pool_blocks - self.total_blocks
-                  + self.used_other + self.pinned + self.ceil_blocks - self.s_shared))
+        self.append_bytes(self.pack(t, dt, kv_tokens, dt, 0.0, 1, self.D,
+                                    self.pool_blocks - self.total_blocks + self.used_other
+                                    + self.pinned + self.ceil_blocks - self.s_shared))
         self.c = c + 1
         if self.evicts or self.parked_n:   # allocations evict cached blocks nobody holds,
             self._evict()                  # oldest first
@@ -619,7 +622,7 @@ class Replica:
             if seq.generated == 0:
                 rec.first_token_s[rid] = end
             else:  # the gap a preemption put between two tokens
-                self.log((t, 0.0, 0.0, end - seq.last_token_s, 0.0, 1, 1, 0))
+                self.append_bytes(self.pack(t, 0.0, 0.0, end - seq.last_token_s, 0.0, 1, 1, 0))
             seq.generated += 1
             self.used_other -= -(-seq.total // B) - seq.shared
             cache = self.cache
@@ -806,8 +809,8 @@ class Replica:
                 if n > 1 and (n - 1) * first + gd * (n - 1) * (n - 2) / 2 >= room:
                     n = _steps_covering(first, gd, room, n)
                     span = n * first + gd * n * (n - 1) / 2
-            self.log((t, span, self.s_off + D * (c + 1) + D * (n - 1) / 2, first, gd, n, D,
-                      self._held_over_run(n) / n))
+            self.append_bytes(self.pack(t, span, self.s_off + D * (c + 1) + D * (n - 1) / 2,
+                                        first, gd, n, D, self._held_over_run(n) / n))
             c += n
             self.c = c
             self.now_s = self.last_end_s = end = t + span

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from llmplan.sim.replica import Replica
+
 if TYPE_CHECKING:
     from llmplan.scenario.models import RouterName
 
@@ -80,20 +82,37 @@ class LeastOutstanding:
         for i in range(first, len(loads)):
             if loads[i] != low:
                 continue
-            key = replicas[i].index
+            key = _index(replicas[i])
             weight = current.get(key, 0) + 1
             current[key] = weight
             tied += 1
             if i == first or weight > best_weight:
                 best, best_weight = i, weight
-        current[replicas[best].index] = best_weight - tied
+        current[_index(replicas[best])] = best_weight - tied
         return best
 
 
 def _loads(replicas: Sequence[Loaded], t: float) -> list[int]:
-    # load_at inlined for replicas that cannot have changed (hot path: every arrival)
-    return [r.load_at(t) if t >= r.quiet_until_s else
-            (r.n_in + r.last_finished if r.last_end_s > t else r.n_in) for r in replicas]
+    # hot path (every arrival): the fast replica read natively when compiled (a protocol's
+    # attributes are looked up by name), load_at inlined for replicas that cannot have
+    # changed
+    loads = []
+    for r in replicas:
+        if isinstance(r, Replica):
+            loads.append(r.load_at(t))
+            continue
+        if t >= r.quiet_until_s:
+            loads.append(r.load_at(t))
+        else:
+            loads.append(r.n_in + r.last_finished if r.last_end_s > t else r.n_in)
+    return loads
+
+
+def _index(replica: Loaded) -> int:
+    """The replica's number in its fleet (read natively from the fast replica)."""
+    if isinstance(replica, Replica):
+        return replica.index
+    return replica.index
 
 
 class PrefixAffinity:
