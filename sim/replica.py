@@ -113,6 +113,15 @@ class Replica:
         self.timeout_s = config.queue_timeout_s
         self.prompts, self.outputs, self.arrivals = work.prompts, work.outputs, work.arrivals
         self.rec = records = work.records
+        # its columns, read natively here (the lists are never replaced; `on_end` may be)
+        self.start_s: list[float] = records.start_s
+        self.first_token_s: list[float] = records.first_token_s
+        self.finish_s: list[float] = records.finish_s
+        self.replica_of: list[int] = records.replica
+        self.preemptions: list[int] = records.preemptions
+        self.cached_tokens: list[int] = records.cached_tokens
+        self.outcome: list[int] = records.outcome
+        self.served_by: list[int] = records.served_by
 
         self.now_s = 0.0            # when the next step may start
         self.c = 0                  # steps executed
@@ -285,18 +294,18 @@ class Replica:
     def arrive(self, rid: int, t: float) -> None:
         """A request routed here at time t. Call after advance(t)."""
         rec = self.rec
-        rec.replica[rid] = self.index
+        self.replica_of[rid] = self.index
         prompt, output = self.prompts[rid], self.outputs[rid]
         if prompt + output > self.max_len or -(-(prompt + output - 1) // self.B) \
                 + (self.window_of(prompt + output) if self.windowed else 0) > self.pool_blocks:
-            rec.outcome[rid] = TOO_LONG
-            rec.finish_s[rid] = t
+            self.outcome[rid] = TOO_LONG
+            self.finish_s[rid] = t
             if rec.on_end is not None:
                 rec.on_end(rid)
             return
         if self.queue_limit is not None and self._refuses(t):
-            rec.outcome[rid] = REJECTED
-            rec.finish_s[rid] = t
+            self.outcome[rid] = REJECTED
+            self.finish_s[rid] = t
             if rec.on_end is not None:
                 rec.on_end(rid)
             return
@@ -434,8 +443,8 @@ class Replica:
         waiting, arrivals, rec = self.waiting, self.arrivals, self.rec
         while waiting and arrivals[waiting[0]] + self.timeout_s <= t:
             rid = waiting.popleft()
-            rec.outcome[rid] = TIMED_OUT
-            rec.finish_s[rid] = arrivals[rid] + self.timeout_s
+            self.outcome[rid] = TIMED_OUT
+            self.finish_s[rid] = arrivals[rid] + self.timeout_s
             if rec.on_end is not None:
                 rec.on_end(rid)
             self.n_in -= 1
@@ -537,7 +546,7 @@ class Replica:
 
     def _admit(self, budget: int, free: int, exact: bool, *, need: int, prefill_tokens: int,
                prefilled: list[Seq], t: float, visible: float) -> int:
-        B, rec = self.B, self.rec
+        B = self.B
         cache = self.cache
         while budget > 0 and len(self.running) < self.max_seqs:
             if self.resumed:
@@ -573,7 +582,7 @@ class Replica:
             fresh = not self.resumed
             if fresh:
                 self.waiting.popleft()
-                rec.start_s[seq.rid] = t
+                self.start_s[seq.rid] = t
                 if self.last_admit_s >= 0:
                     self.admit_gap_s += 0.1 * (t - self.last_admit_s - self.admit_gap_s)
                 self.last_admit_s = t
@@ -590,7 +599,7 @@ class Replica:
                 seq.slot = cache.last_slot()
                 self.pinned += new_pin
                 if fresh:
-                    rec.cached_tokens[seq.rid] = hit
+                    self.cached_tokens[seq.rid] = hit
             self.kv_cached += hit
             free -= blocks
             self.used_other += own
@@ -620,7 +629,7 @@ class Replica:
         for seq in prefilled:
             rid = seq.rid
             if seq.generated == 0:
-                rec.first_token_s[rid] = end
+                self.first_token_s[rid] = end
             else:  # the gap a preemption put between two tokens
                 self.append_bytes(self.pack(t, 0.0, 0.0, end - seq.last_token_s, 0.0, 1, 1, 0))
             seq.generated += 1
@@ -631,11 +640,11 @@ class Replica:
             if seq.generated >= seq.output:
                 del self.running[seq.order]
                 self.total_blocks += seq.window
-                rec.finish_s[rid] = end
+                self.finish_s[rid] = end
                 if rec.on_end is not None:
                     rec.on_end(rid)
-                rec.outcome[rid] = OK
-                rec.served_by[rid] = SERVED_LOCAL
+                self.outcome[rid] = OK
+                self.served_by[rid] = SERVED_LOCAL
                 finished += 1
                 self.n_in -= 1
                 if cache is not None:
@@ -677,11 +686,11 @@ class Replica:
                 self.pinned -= cache.release(seq.group, seq.shared, keep_group=seq.keep,
                                              context_tokens=seq.off + c, now_s=end,
                                              slot=seq.slot)
-            rec.finish_s[seq.rid] = end
+            self.finish_s[seq.rid] = end
             if on_end is not None:
                 on_end(seq.rid)
-            rec.outcome[seq.rid] = OK
-            rec.served_by[seq.rid] = SERVED_LOCAL
+            self.outcome[seq.rid] = OK
+            self.served_by[seq.rid] = SERVED_LOCAL
             finished += 1
         self.n_in -= finished
         return finished
@@ -691,7 +700,7 @@ class Replica:
     def _requeue(self, seq: Seq, t: float) -> None:
         """Recompute preemption: queue first, re-prefill prompt + output less what the cache
         still holds of them when it runs again (`_park`)."""
-        self.rec.preemptions[seq.rid] += 1
+        self.preemptions[seq.rid] += 1
         seq.total = seq.prompt + seq.generated
         seq.done = 0
         seq.shared = 0
