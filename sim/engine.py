@@ -135,13 +135,11 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
     run = DeploymentRun(name, dep, records, duration_s, horizon, shares_prefixes=sharing,
                         engine_prompt_tokens=None if stream.prompt_tokens is given
                         else stream.prompt_tokens)
-    handler: Callable[[int, float], None]
+    handler: Callable[[int, float], object]
     if isinstance(dep, LocalDeployment):
-        fleet = run.fleet = _local_fleet(env, dep, catalog, work, mode=mode,
-                                         replica_class=replica_class, seed=seed, horizon_s=horizon)
-
-        def handler(rid: int, t: float) -> None:
-            fleet.route(rid, t)
+        run.fleet = _local_fleet(env, dep, catalog, work, mode=mode,
+                                 replica_class=replica_class, seed=seed, horizon_s=horizon)
+        handler = run.fleet.route
     elif isinstance(dep, CloudDeployment):
         cloud = run.cloud = CloudEndpoint(env, name, dep, catalog.cloud_models[dep.model], work,
                                           seed=seed, horizon_s=horizon, duration_s=duration_s)
@@ -196,7 +194,7 @@ class _Arrivals:
     """
 
     def __init__(self, env: simpy.Environment, arrivals: list[float],
-                 handler: Callable[[int, float], None], progress: Progress | None,
+                 handler: Callable[[int, float], object], progress: Progress | None,
                  order: list[int] | None = None) -> None:
         self.env, self.arrivals, self.handler = env, arrivals, handler
         self.progress = progress

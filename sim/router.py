@@ -73,9 +73,14 @@ class LeastOutstanding:
 
     def choose(self, replicas: Sequence[Loaded], t: float, rid: int) -> int:
         loads = _loads(replicas, t)
-        low = min(loads)
-        first = loads.index(low)
-        if loads.count(low) == 1:
+        low, first, ties = loads[0], 0, 1   # the lowest load, where it first is, how often
+        for i in range(1, len(loads)):     # (a loop of native ints when compiled)
+            load = loads[i]
+            if load < low:
+                low, first, ties = load, i, 1
+            elif load == low:
+                ties += 1
+        if ties == 1:
             return first
         current = self._current
         best, best_weight, tied = first, 0, 0

@@ -34,7 +34,7 @@ class SessionLoop:
 
     def __init__(self, env: simpy.Environment, *, session: np.ndarray, turn: np.ndarray,
                  think_s: np.ndarray, arrivals: list[float], records: Records,
-                 handler: Callable[[int, float], None]) -> None:
+                 handler: Callable[[int, float], object]) -> None:
         self.env, self.arrivals, self.rec, self.handler = env, arrivals, records, handler
         self.think_s = think_s.tolist()
         n = len(session)
