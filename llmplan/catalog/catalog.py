@@ -86,6 +86,22 @@ class _Entry(BaseModel):
         return self
 
 
+#: Where a GPU's figures lie in the units their fields name, far enough apart to pass any
+#: accelerator and to catch one typed in the unit a thousand times larger or smaller (TB/s
+#: in a GB/s field, PFLOP/s in a TFLOP/s one): (field, lowest, highest, unit, example).
+_GPU_SCALES: tuple[tuple[str, float, float, str, str], ...] = (
+    ("memory_bandwidth_gb_per_s", 50.0, 50_000.0, "GB/s", "an H100 SXM's is 3,350"),
+    ("bf16_dense_tflops", 2.0, 50_000.0, "dense TFLOP/s", "an H100 SXM's is 989"),
+    ("fp8_dense_tflops", 2.0, 100_000.0, "dense TFLOP/s", "an H100 SXM's is 1,979"),
+    ("fp4_dense_tflops", 2.0, 200_000.0, "dense TFLOP/s", "a B200's is 9,000"),
+    ("int8_dense_tops", 2.0, 100_000.0, "dense TOP/s", "an A100's is 624"),
+    ("interconnect_gb_per_s", 1.0, 20_000.0, "GB/s, one direction",
+     "NVLink 4's is 450, PCIe 4 x16's 32"),
+    ("network_gb_per_s", 0.1, 20_000.0, "GB/s", "a 400 Gb/s NIC's is 50"),
+    ("tdp_w", 10.0, 20_000.0, "W", "an H100 SXM's is 700"),
+)
+
+
 class GpuSpec(_Entry):
     """One accelerator model. Dense (no sparsity) peaks; prices per GPU."""
 
@@ -209,6 +225,13 @@ class GpuSpec(_Entry):
                 f"{1.2 * reported_mib:,.0f} MiB; cards report 0.98-1.07 x their marketed "
                 f"bytes): expected one device's MiB, nvidia-smi's 'MiB' total (GiB x 1024), "
                 f"and its own marketed GB (a board of two devices: one of them)")
+        for name, low, high, unit, example in _GPU_SCALES:
+            figure = getattr(self, name)
+            if figure is not None and not low <= figure <= high:
+                raise ValueError(
+                    f"{name} ({figure:g}) is not in {unit} (a GPU's is {low:,g} to "
+                    f"{high:,g}; {example}): a figure in another unit (x1000 or /1000) makes "
+                    f"every step that far off")
         rates = [("bf16_dense_tflops", self.bf16_dense_tflops),
                  ("fp8_dense_tflops", self.fp8_dense_tflops),
                  ("fp4_dense_tflops", self.fp4_dense_tflops)]

@@ -336,6 +336,13 @@ def test_a_new_nvidia_gpu_without_its_compute_capability_is_refused(tmp_path: Pa
     # an FP8 rate below BF16's: FP8 weights would run four times slower than 16-bit ones
     ("L40S", {"fp8_dense_tflops": 120}, "fp8_dense_tflops (120) is below bf16_dense_tflops"),
     ("B200", {"fp4_dense_tflops": 900}, "fp4_dense_tflops (900) is below fp8_dense_tflops"),
+    # figures in the unit a thousand times off: every step would be that far off
+    ("H100-SXM", {"memory_bandwidth_gb_per_s": 3.35},
+     "memory_bandwidth_gb_per_s (3.35) is not in GB/s"),
+    ("H100-SXM", {"bf16_dense_tflops": 0.989, "fp8_dense_tflops": 1.979},
+     "bf16_dense_tflops (0.989) is not in dense TFLOP/s"),
+    ("B200", {"fp4_dense_tflops": 9_000_000}, "fp4_dense_tflops (9e+06) is not in dense"),
+    ("L40S", {"interconnect_gb_per_s": 32_000}, "interconnect_gb_per_s (32000) is not in GB/s"),
 ])
 def test_a_gpus_memory_and_rates_must_agree_with_what_it_is(
         gpu: str, change: dict[str, float], said: str) -> None:
