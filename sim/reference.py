@@ -34,6 +34,7 @@ class _Seq:
         self.slot = -1
         self.last_token_s = -1.0
         self.parked = (-1, 0)       # (group, shared blocks) its parked blocks follow
+        self.reached_s = -1.0       # when it reached this replica (a retry: after it was sent)
 
     @property
     def decoding(self) -> bool:
@@ -114,7 +115,9 @@ class ReferenceReplica:
         group = self.groups[rid] if self.groups is not None else -1
         share = self.shares[rid] if self.shares is not None else 0
         keep = self.keeps[rid] if self.keeps is not None else -1
-        self.waiting.append(_Seq(rid, prompt, output, group=group, share=share, keep=keep))
+        seq = _Seq(rid, prompt, output, group=group, share=share, keep=keep)
+        seq.reached_s = t
+        self.waiting.append(seq)
         if self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
 
@@ -232,7 +235,7 @@ class ReferenceReplica:
             if not preempted:
                 while self.waiting and budget > 0 and len(self.running) < self.max_seqs:
                     seq = self.waiting[0]
-                    if rec.start_s[seq.rid] < 0 and self.arrivals[seq.rid] > visible:
+                    if rec.start_s[seq.rid] < 0 and seq.reached_s > visible:
                         break
                     hit = new_pin = shared = 0
                     if self.cache is not None:

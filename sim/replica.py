@@ -126,6 +126,7 @@ class Replica:
         self.now_s = 0.0            # when the next step may start
         self.c = 0                  # steps executed
         self.waiting: deque[int] = deque()      # fresh requests, FCFS
+        self.late: dict[int, float] = {}        # of those, the ones sent here after arriving
         self.resumed: deque[Seq] = deque()      # preempted, served before fresh ones
         self.running: dict[int, Seq] = {}       # admission order -> Seq
         self.partials: list[Seq] = []            # requests mid-prefill, oldest first
@@ -271,6 +272,7 @@ class Replica:
         rids = list(self.waiting) + [seq.rid for seq in self.resumed]
         rids += [seq.rid for seq in self.running.values()]
         self.waiting.clear()
+        self.late.clear()
         self.resumed.clear()
         self.running = {}
         self.partials = []
@@ -312,6 +314,8 @@ class Replica:
         if not self.running and not self.waiting and not self.resumed:
             self.now_s = max(self.now_s, t)
         self.waiting.append(rid)
+        if t > self.arrivals[rid]:   # a retry, or a hybrid's fall-back: here only from t
+            self.late[rid] = t
         self.n_in += 1
         self.quiet_until_s = -math.inf
 
@@ -359,7 +363,7 @@ class Replica:
             rid, total = seq.rid, seq.total
         elif self.waiting:
             rid = self.waiting[0]
-            if self.arrivals[rid] > self.visible_s(self.now_s):
+            if self._reached_s(rid) > self.visible_s(self.now_s):
                 return False  # scheduled from the step after the next (`_jump` stops there)
             total = self.prompts[rid]
         else:
@@ -387,16 +391,22 @@ class Replica:
         """Requests waiting that the engine has seen (vLLM's num_requests_waiting): under
         async scheduling not those that arrived since the step before the next began,
         which it takes in only as that step is scheduled."""
-        waiting, arrivals = self.waiting, self.arrivals
+        waiting = self.waiting
         unseen = 0
         if self.lagged and waiting:
             # those the step under way could admit and did not (it was scheduled as the
             # one before it started); later ones are scheduled with the next step or not
             # yet taken in from the engine's input queue
             visible = self.step_visible_s
-            while unseen < len(waiting) and arrivals[waiting[-1 - unseen]] > visible:
+            while unseen < len(waiting) and self._reached_s(waiting[-1 - unseen]) > visible:
                 unseen += 1
         return len(waiting) - unseen + len(self.resumed)
+
+    def _reached_s(self, rid: int) -> float:
+        """When request `rid`, waiting, reached this replica: its arrival, or for a
+        request sent here again (a failed replica's, a hybrid's fall-back) when it was."""
+        late = self.late
+        return late.get(rid, self.arrivals[rid]) if late else self.arrivals[rid]
 
     def visible_s(self, t: float) -> float:
         """The latest arrival the step starting at `t` can admit: under async scheduling,
@@ -443,6 +453,8 @@ class Replica:
         waiting, arrivals, rec = self.waiting, self.arrivals, self.rec
         while waiting and arrivals[waiting[0]] + self.timeout_s <= t:
             rid = waiting.popleft()
+            if self.late:
+                self.late.pop(rid, None)
             self.outcome[rid] = TIMED_OUT
             self.finish_s[rid] = arrivals[rid] + self.timeout_s
             if rec.on_end is not None:
@@ -553,7 +565,7 @@ class Replica:
                 seq = self.resumed[0]
             elif self.waiting:
                 rid = self.waiting[0]
-                if self.arrivals[rid] > visible:
+                if self._reached_s(rid) > visible:
                     break   # scheduled from the next step on
                 seq = Seq(rid, self.prompts[rid], self.outputs[rid],
                           self.groups[rid] if cache is not None else -1,
@@ -582,6 +594,8 @@ class Replica:
             fresh = not self.resumed
             if fresh:
                 self.waiting.popleft()
+                if self.late:
+                    self.late.pop(seq.rid, None)
                 self.start_s[seq.rid] = t
                 if self.last_admit_s >= 0:
                     self.admit_gap_s += 0.1 * (t - self.last_admit_s - self.admit_gap_s)
@@ -788,7 +802,7 @@ class Replica:
             first, gd, linear = model.decode_run(D, self.s_off + D * (c + 1))
             n = min(n, linear)
             if self.lagged and self.waiting and not self.resumed \
-                    and self.arrivals[self.waiting[0]] > self.visible_s(self.now_s):
+                    and self._reached_s(self.waiting[0]) > self.visible_s(self.now_s):
                 n = 1   # the next step may admit it (async scheduling: `visible_s`)
             if (self.evicts or self.parked_n) and (self.waiting or self.resumed) \
                     and self.cache_evictable():

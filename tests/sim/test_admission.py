@@ -125,3 +125,38 @@ def test_the_autoscaler_sees_a_burst_an_idle_engine_took_in_at_once() -> None:
         replica.advance(100.05)          # the first step, 100.0 to about 100.11, under way
         assert replica.last_start_s == 100.0 and replica.last_end_s > 100.05
         assert len(replica.waiting) == replica.waiting_seen() == 18, lagged
+
+
+def test_a_request_sent_here_again_is_seen_from_when_it_came() -> None:
+    """A request first sent at 0.1 s reaches this replica at 0.5 s (its replica failed, or
+    a hybrid fell back to the fleet): under async scheduling the step under way then was
+    scheduled at its start, before the request came, so the request starts a step later,
+    exactly as a new arrival at 0.5 s does; synchronous scheduling takes it at the next
+    step. Its queue timeout still counts from when it was first sent."""
+    from llmplan.sim.records import Records
+    from llmplan.sim.replica import Replica
+    from llmplan.sim.serving import ReplicaConfig, Workload
+    from llmplan.sim.stepmodel import StepModel
+
+    starts = {}
+    for lagged in (False, True):
+        for sent_s in (0.5, 0.1):
+            step = StepModel(serial_s=0.010, serial_per_prefill_token_s=50e-6,
+                             serial_per_seq_s=100e-6)
+            config = ReplicaConfig(step=step, blocks=10_000, block_size=16, max_num_seqs=64,
+                                   max_num_batched_tokens=2048, chunked_prefill=True,
+                                   max_model_len=8192, queue_limit=None, queue_timeout_s=None,
+                                   async_admission=lagged, admit_whole_prompt=True)
+            rec = Records(2, 100)
+            replica = Replica(0, config, Workload(prompts=[100, 100], outputs=[200, 10],
+                                                  arrivals=[0.0, sent_s], records=rec))
+            replica.advance(0.0)
+            replica.arrive(0, 0.0)
+            replica.advance(0.5)
+            replica.arrive(1, 0.5)
+            replica.advance(100.0)
+            assert rec.outcome == [OK, OK]
+            starts[lagged, sent_s] = rec.start_s[1]
+    first_s, step_s = 0.015, 0.0101       # A's prefill, then its decode steps
+    assert starts[False, 0.1] == starts[False, 0.5] == pytest.approx(first_s + 49 * step_s)
+    assert starts[True, 0.1] == starts[True, 0.5] == pytest.approx(first_s + 50 * step_s)
