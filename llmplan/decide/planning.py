@@ -87,6 +87,9 @@ WHOLE_BISECTIONS = 1            # and bisect that bracket once (5% of the rate, 
 LONG_STRETCHES = 3              # a rate is checked on the busiest stretch this many times longer
 RELAXATIONS = 10                # a stretch this many queue relaxation times long has settled
 REPLICA_LIMIT = 256
+#: A doubled fleet that keeps up and is still short of the SLO's goodput by this many
+#: times what the doubling gained is taken to be one no size helps (confirm_replicas).
+SHORTFALL_TO_GAIN = 8
 Progress = Callable[[str], None]
 
 
@@ -276,11 +279,40 @@ class Planner:
         return hi
 
     def confirm_replicas(self, name: str, replicas: int) -> int | None:
-        """The search's answer, stepped up until the whole stream meets the SLO too."""
-        n: int | None = replicas
-        while n is not None and not self.meets(Point(name, replicas=n, whole=True)):
-            n = n + 1 if n < REPLICA_LIMIT else None
-        return n
+        """The search's answer, raised until the whole stream meets the SLO too: doubled
+        until it does, then bisected (as min_replicas searches). None past REPLICA_LIMIT,
+        or once doubling a fleet that keeps up with the traffic gains too little to ever
+        reach the SLO's goodput (`_size_does_not_help`)."""
+        lo, hi = replicas - 1, replicas       # lo: known to miss, or below the answer
+        while not self.meets(Point(name, replicas=hi, whole=True)):
+            if hi >= REPLICA_LIMIT or self._size_does_not_help(name, lo, hi):
+                return None
+            lo, hi = hi, min(REPLICA_LIMIT, hi * 2)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self.meets(Point(name, replicas=mid, whole=True)):
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+    def _size_does_not_help(self, name: str, fewer: int, more: int) -> bool:
+        """Whether `more` replicas (twice `fewer`, both missing on the whole stream) keep
+        up with the traffic and gained so little over `fewer` that the share still short
+        of the SLO's is SHORTFALL_TO_GAIN times that gain: each doubling gains less than
+        the one before (what misses on a fleet that keeps up is what a larger one only
+        spreads thinner: long prompts beside short ones, or ones past the TTFT bound on an
+        idle GPU), so no size reaches it."""
+        if fewer < 1 or more < 2 * fewer:
+            return False
+        larger = self.simulate(Point(name, replicas=more, whole=True))
+        smaller = self.simulate(Point(name, replicas=fewer, whole=True))
+        met, before = larger.slo.goodput_fraction, smaller.slo.goodput_fraction
+        if met is None or before is None:
+            return False
+        kept_up = overload_reason(name, larger, self.loaded, self.info) is None
+        short = larger.slo.min_goodput_fraction - met
+        return kept_up and short > SHORTFALL_TO_GAIN * max(0.0, met - before)
 
     def capacity_factor(self, name: str) -> float | None:
         """The rate factor at which the stream's mean rate reaches what a fixed local fleet

@@ -3,6 +3,7 @@ whether the simulations share a pool of processes or run one after another."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 
@@ -415,3 +416,39 @@ def test_the_monthly_capacity_of_a_light_stretch_is_of_the_costed_volume() -> No
     plain = planning.model_copy(update={"window": window.model_copy(
         update={"light_draw": None})})
     assert plain.monthly_capacity("gpu", month) == pytest.approx(month * 1.7 / (1537 / 1800))
+
+
+HOPELESS = """
+    seed: 5
+    duration: 600
+    traffic: {kind: poisson, rate_per_s: 1.0}
+    tasks:
+      - {name: short, weight: 0.9, prompt_tokens: {kind: uniform, min_tokens: 300, max_tokens: 900},
+         output_tokens: {kind: fixed, tokens: 50}}
+      - {name: long, weight: 0.1, prompt_tokens: {kind: fixed, tokens: 6000},
+         output_tokens: {kind: fixed, tokens: 50}}
+    slo: {ttft_ms: 400, tpot_ms: 200, min_goodput_fraction: 0.95}
+    deployments:
+      small: {gpu: L4, model: Llama-3.1-8B, replicas: 1}
+"""
+
+
+def test_a_fleet_no_size_can_make_meet_the_slo_is_given_up_soon() -> None:
+    """A tenth of the prompts take longer than the TTFT bound on an idle L4, so no fleet
+    meets the 95% goodput. Doubling the fleet gains less each time (more replicas only
+    spread the long prompts thinner among the short ones), and once a fleet that keeps up
+    is short of the SLO by more than eight times its last gain the confirmation stops:
+    four whole-stream runs, where stepping one replica at a time to 256 had taken 255."""
+    loaded = scenario_from(HOPELESS)
+    planner = Planner(loaded, simulate_scenario(loaded), window_requests=100)
+    assert planner.confirm_replicas("small", 1) is None
+    tried = sorted(p.replicas for p in planner.cache if p.whole and p.replicas is not None)
+    assert tried == [2, 4, 8, 16]
+    met: list[float] = []
+    for n in tried:
+        share = planner.simulate(Point("small", replicas=n, whole=True)).slo.goodput_fraction
+        assert share is not None and share < 0.95
+        met.append(share)
+    gains = [b - a for a, b in itertools.pairwise(met)]
+    assert all(g2 < g1 for g1, g2 in itertools.pairwise(gains))
+    assert 0.95 - met[-1] > 8 * gains[-1] and 0.95 - met[-2] <= 8 * gains[-2]
