@@ -241,7 +241,14 @@ def _excluded_driver(best: str, candidates: dict[str, Candidate]) -> Driver | No
     why = excluded.infeasible_because[0]
     basis = "the scenario's constraints and SLO"
     why += slo_noise_words(excluded)
-    if why.startswith("misses the SLO:") and "assumed: " in excluded.latency_from:
+    counts = excluded.requests
+    # the assumed latency is why only if answering in time would have met the SLO: a
+    # candidate that leaves too many requests unanswered (throttled past its retries,
+    # refused) misses it whatever its latency
+    answered_enough = counts.total > 0 and \
+        counts.completed / counts.total >= excluded.slo.min_goodput_fraction
+    if why.startswith("misses the SLO:") and "assumed: " in excluded.latency_from \
+            and answered_enough:
         basis = ("the scenario's SLO against llmplan's default provider latency, assumed "
                  "(set the deployment's latency from a load test)")
     return Driver(text=f"{name} {compared} but is excluded: {why}", basis=basis)

@@ -133,7 +133,7 @@ def test_a_cheaper_api_missing_the_bar_by_less_than_the_runs_noise_says_so(
                                "required")
         slo = api.slo.model_copy(update={"goodput_fraction": share, "min_goodput_fraction": 0.95,
                                          "met": False})
-        counts = api.requests.model_copy(update={"total": 876})
+        counts = api.requests.model_copy(update={"total": 876, "completed": 876})
         return api.model_copy(update={"slo": slo, "requests": counts,
                                       "latency_from": "assumed: llmplan's default provider "
                                                       "latency"})
@@ -145,6 +145,27 @@ def test_a_cheaper_api_missing_the_bar_by_less_than_the_runs_noise_says_so(
     [far] = [d for d in drivers("fleet", ["fleet"], {"fleet": fleet, "api": excluded_at(0.90)})
              if d.text.startswith("api would cost less")]
     assert "noise" not in far.text
+
+
+def test_an_api_throttled_past_the_slo_is_not_blamed_on_its_assumed_latency(
+        simulated: dict[str, Candidate]) -> None:
+    """An API whose answers came in time but that left 54% of the requests throttled past
+    its retries misses the SLO for its rate limits: a load test of its latency would not
+    change that, so the driver does not point at the assumed latency."""
+    api = _priced(simulated["api"], 0.0001, {"cloud_output_tokens": 100.0},
+                  excluded="misses the SLO: 45.6% of requests within bounds, 95% required")
+    slo = api.slo.model_copy(update={"goodput_fraction": 0.456, "min_goodput_fraction": 0.95,
+                                     "met": False})
+    for completed, blamed in ((456, False), (990, True)):
+        counts = api.requests.model_copy(update={"total": 1000, "completed": completed,
+                                                 "throttled": 1000 - completed})
+        excluded = api.model_copy(update={
+            "slo": slo, "requests": counts,
+            "latency_from": "assumed: llmplan's default provider latency"})
+        fleet = _priced(simulated["fleet"], 0.002, {"hardware": 2_000.0})
+        [driver] = [d for d in drivers("fleet", ["fleet"], {"fleet": fleet, "api": excluded})
+                    if d.text.startswith("api would cost less")]
+        assert ("default provider latency, assumed" in driver.basis) is blamed
 
 
 def _using(candidate: Candidate, load_fraction: float) -> Candidate:
