@@ -338,6 +338,16 @@ def _check_names(doc: YamlDocument, scenario: Scenario,
         if unknown:
             add(("tasks", i, "quality"), f"unknown deployment(s) {', '.join(unknown)}; "
                 f"expected one of: {', '.join(scenario.deployments)}")
+        for name, dep in scenario.deployments.items():
+            # a hybrid's own rate stands in for a part without one (sim/metrics.py);
+            # with both parts rated it would be read nowhere
+            if isinstance(dep, HybridDeployment) and name in task.quality \
+                    and dep.local in task.quality and dep.cloud in task.quality:
+                add(("tasks", i, "quality", name),
+                    f"not used: {name}'s answers come from {dep.local} and {dep.cloud}, whose "
+                    f"own rates for {task.name} ({task.quality[dep.local]:g} and "
+                    f"{task.quality[dep.cloud]:g}) apply to the requests each serves; expected "
+                    f"it left out, or one of theirs left out for it to stand in for")
     if isinstance(scenario.traffic, TraceTraffic):
         names = {t.name for t in scenario.tasks}
         seen = {str(t) for t in scenario.traffic.columns()["task"] if str(t)}

@@ -419,6 +419,13 @@ CASES = [
     Case("tp-given-a-list", edit("    model: Llama-3.1-8B\n",
                                  f"    model: Llama-3.1-8B\n    tp: [2]  {MARK}\n"),
          "deployments.a.tp", ("valid integer", "got a list")),
+    # a hybrid's own quality rate stands in only for a part without one: beside both
+    # parts' rates it would be read nowhere, and the report would not show it
+    Case("hybrid-quality-read-nowhere",
+         edit("    output_tokens: {kind: fixed, tokens: 50}\n",
+              "    output_tokens: {kind: fixed, tokens: 50}\n"
+              f"    quality: {{a: 0.7, c: 0.9, h: 0.1}}  {MARK}\n", VALID + HYBRID),
+         "tasks[0].quality.h", ("not used", "a and c", "(0.7 and 0.9)")),
 ]
 
 
@@ -543,3 +550,10 @@ def test_a_union_field_gets_one_line_not_one_per_member() -> None:
             load_scenario_text(VALID + HYBRID + f"    routes: {routes}\n")
         assert len(caught.value.problems) == 1, caught.value.problems
         assert "[Route]" not in str(caught.value) and "literal[" not in str(caught.value)
+
+
+def test_a_hybrids_quality_stands_in_for_a_part_without_one() -> None:
+    text = (VALID + HYBRID).replace("    output_tokens: {kind: fixed, tokens: 50}\n",
+                                    "    output_tokens: {kind: fixed, tokens: 50}\n"
+                                    "    quality: {a: 0.7, h: 0.9}\n")
+    assert load_scenario_text(text).scenario.tasks[0].quality == {"a": 0.7, "h": 0.9}
