@@ -640,15 +640,7 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
                                             if isinstance(factor, float) else None),
             load_curve=[_load_point(planner.simulate(Point(name, factor=f)), base_rate * f)
                         for f in LOAD_FACTORS])
-    costed = simulation.scenario.long_run_requests_per_s
-    for name, found_plan in per_deployment.items():
-        top = found_plan.max_sustainable_requests_per_s
-        run = simulation.deployments.get(name)
-        if costed and top is not None and top < costed and run is not None and run.slo.met:
-            notes.append(f"{name} meets the SLO over the run ({run.slo.goodput_shown()}) but "
-                         f"not on its busiest stretch: planning finds it sustains at most "
-                         f"{top:,.3g} requests/s there, below the costed {costed:,.3g}, so "
-                         f"bursts like it miss the SLO")
+    notes += _bursts_missed_notes(planner, simulation, per_deployment, base_rate)
     rate_factors = {name: value for (kind, name), value in found.items()
                     if kind == "rate" and isinstance(value, float)}
     window = PlanningWindow(requests=len(planner.window), start_s=planner.window_start_s,
@@ -890,6 +882,33 @@ def _fill_case(simulation: SimulationResult, planner: Planner,
     result = decide(varied, planner.loaded).recommendation
     return SensitivityCase(change=f"volume x{volume:g} ({how})", winner=result.deployment,
                            ranking=result.ranking)
+
+
+def _bursts_missed_notes(planner: Planner, simulation: SimulationResult,
+                         plans: dict[str, DeploymentPlan], pace: float) -> list[str]:
+    """Candidates that meet the SLO over the run but sustain less than the busiest
+    stretch's pace at the costed volume (`pace`, as simulated, times the light draw):
+    what Planning.monthly_capacity, and so the break-even's "serves at most", holds the
+    sustainable rate to. A stretch sped up to a daily peak excludes such a candidate
+    instead (decision.at_the_peak)."""
+    if planner.sped_up_to_peak is not None:
+        return []
+    costed = simulation.scenario.long_run_requests_per_s
+    arrives = pace * planner.light_draw
+    mean = f" ({costed:,.3g} on average)" \
+        if costed and abs(arrives / costed - 1) > 0.005 else ""
+    notes = []
+    for name, found_plan in plans.items():
+        top = found_plan.max_sustainable_requests_per_s
+        run = simulation.deployments.get(name)
+        if top is not None and top < arrives * (1 - 1e-9) and run is not None \
+                and run.slo.met:
+            notes.append(f"{name} meets the SLO over the run ({run.slo.goodput_shown()}) but "
+                         f"not on its busiest stretch: planning finds it sustains at most "
+                         f"{top:,.3g} requests/s there, below the {arrives:,.3g} the stretch "
+                         f"arrives at with the costed volume{mean}, so bursts like it miss "
+                         f"the SLO and it serves less than the month's volume within it")
+    return notes
 
 
 def _at_volume(info: RunInfo, base: RunInfo, volume: float) -> RunInfo:

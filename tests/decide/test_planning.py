@@ -452,3 +452,30 @@ def test_a_fleet_no_size_can_make_meet_the_slo_is_given_up_soon() -> None:
     gains = [b - a for a, b in itertools.pairwise(met)]
     assert all(g2 < g1 for g1, g2 in itertools.pairwise(gains))
     assert 0.95 - met[-1] > 8 * gains[-1] and 0.95 - met[-2] <= 8 * gains[-2]
+
+
+def test_a_fleet_short_of_the_busiest_stretchs_pace_is_noted_as_missing_bursts() -> None:
+    """The note compares the rate planning finds with the pace the busiest stretch
+    arrives at with the costed volume (what the break-even's monthly capacity holds it
+    to), not with the run's mean: a rate between the two serves less than the month's
+    volume within the SLO, and had gone unsaid."""
+    from llmplan.decide.planning import _bursts_missed_notes
+    from llmplan.results.decision import DeploymentPlan
+    loaded = scenario_from(SCENARIO)
+    simulation = simulate_scenario(loaded)
+    planner = Planner(loaded, simulation, WINDOW)
+    name = "small"    # as if it met the SLO over the run
+    run = simulation.deployments[name]
+    simulation = simulation.model_copy(update={"deployments": {
+        **simulation.deployments,
+        name: run.model_copy(update={"slo": run.slo.model_copy(update={"met": True})})}})
+    pace = len(planner.window) / planner.window_s
+    mean = simulation.scenario.long_run_requests_per_s
+    assert mean is not None and pace > 1.5 * mean        # the surge
+    for top, noted in ((0.99 * pace, True), (1.01 * pace, False), (1.2 * mean, True)):
+        plans = {name: DeploymentPlan(min_replicas_meeting_slo=None,
+                                      max_sustainable_requests_per_s=top, load_curve=[])}
+        notes = _bursts_missed_notes(planner, simulation, plans, pace)
+        assert bool(notes) is noted, top
+        if noted:
+            assert f"below the {pace:,.3g} the stretch arrives at" in notes[0]
