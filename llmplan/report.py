@@ -17,7 +17,7 @@ import plotly.colors
 import plotly.graph_objects as go
 from plotly.io import to_html
 
-from llmplan.decide.table import SEED_FIT
+from llmplan.decide.table import SEED_FIT, share_shown
 from llmplan.results.decision import BreakEven, Candidate, Result
 from llmplan.scenario.cloud import SEED_CLOUD_KINDS, SEED_LOCAL_KINDS
 
@@ -379,7 +379,8 @@ def _hybrid_routing(hybrids: dict[str, Candidate]) -> str:
     each path answered (the routes send whole tasks one way; spill-over, fall-back and
     the restricted rule move single requests)."""
     def share(count: int, of: int) -> str:
-        return f"{_fmt(count)} ({count / of:.0%})" if of else "-"
+        # never "100%" beside requests left unanswered
+        return f"{_fmt(count)} ({share_shown(count, of)})" if of else "-"
 
     rows = []
     for name, dep in hybrids.items():

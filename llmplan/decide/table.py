@@ -98,7 +98,7 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f} ms"
 
 
-def _share(part: int, whole: int) -> str:
+def share_shown(part: int, whole: int) -> str:
     """A share in whole per cent, never rounded to 0% or 100% when it is neither."""
     share = part / whole
     if 0 < part < whole and (share < 0.005 or share >= 0.995):
@@ -112,12 +112,12 @@ def _data_location(s: Candidate, restricted: int) -> str:
     prompt too); a hybrid's figure is what the provider answered."""
     total = s.requests.total or 1
     if s.hybrid is not None:
-        sent = f"{_share(s.hybrid.served_cloud, total)} of requests answered by the provider"
+        sent = f"{share_shown(s.hybrid.served_cloud, total)} of requests answered by the provider"
         left = s.hybrid.restricted_served_by_cloud
         where = f"{left:,} of them answered by the provider" if left else \
             "none of them answered by the provider"
     elif s.cloud is not None:
-        sent = (f"every request sent to the provider, {_share(s.cloud.served, total)} "
+        sent = (f"every request sent to the provider, {share_shown(s.cloud.served, total)} "
                 f"answered by it")
         where = "all of them sent to the provider"
     else:

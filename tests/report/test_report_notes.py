@@ -36,3 +36,17 @@ def test_the_terminals_notes_are_in_the_report() -> None:
     # escaped, as every other text of the page
     assert "a &lt;deployment&gt; the stack builds otherwise" in page
     assert "<b>Notes</b>" not in render(result)
+
+
+def test_the_routing_table_never_rounds_unanswered_requests_away() -> None:
+    """A task whose fleet answered 999 of 1,000 requests (one left unanswered) reads
+    99.9%, never 100%: the table beside it counts the unanswered."""
+    from llmplan.pipeline import evaluate
+    from llmplan.report import _hybrid_routing
+
+    result: Result = evaluate(scenario_from(ONE_SIDED), planning=False)
+    both = result.deployments["both"]
+    [(task, outcome)] = both.per_task.items()
+    shown = outcome.model_copy(update={"requests": 1000, "completed": 999, "served_cloud": 0})
+    page = _hybrid_routing({"both": both.model_copy(update={"per_task": {task: shown}})})
+    assert "999 (99.9%)" in page and "(100%)" not in page
