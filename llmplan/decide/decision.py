@@ -355,9 +355,19 @@ def recommend(candidates: dict[str, Candidate], loaded: LoadedScenario,
     """The cheapest feasible candidate per useful result that can be built, and why."""
     ranking = sorted((n for n, c in candidates.items() if c.feasible),
                      key=lambda n: (per_useful_usd(candidates[n]), n))
-    ranking += sorted(n for n, c in candidates.items() if not c.feasible)
+    ranking += sorted((n for n, c in candidates.items() if not c.feasible),
+                      key=lambda n: _nearest_first(candidates[n], n))
     return _recommendation(ranking, candidates, dict(sorted(loaded.unbuildable.items())),
                            loaded.not_provisionable, headroom)
+
+
+def _nearest_first(found: Candidate, name: str) -> tuple[int, int, float, str]:
+    """How far an excluded candidate is from the bar, as a sort key: one that only misses
+    the SLO first (the nearer its goodput, the earlier), then by how many rules it breaks
+    (a restricted task sent to a provider, a budget, a limit), then by name."""
+    only_slo = all(reason.startswith("misses the SLO") for reason in found.infeasible_because)
+    goodput = found.slo.goodput_fraction or 0.0
+    return (0 if only_slo else 1, len(found.infeasible_because), -goodput, name)
 
 
 def slo_headroom(planning: Planning, loaded: LoadedScenario) -> dict[str, SloHeadroom]:

@@ -235,3 +235,23 @@ def test_no_feasible_candidate_still_says_a_miss_is_within_the_runs_noise(
     api_part, fleet_part = answer.reason.split("; fleet:")
     assert "within this run's sampling noise (about 0.7% at 3,603 requests" in api_part
     assert "noise" not in fleet_part
+
+
+def test_excluded_candidates_are_ranked_nearest_the_bar_first(
+        simulated: dict[str, Candidate]) -> None:
+    """With nothing feasible the ranking starts with what only misses the SLO, nearest its
+    goodput first, and ends with what breaks a rule (a restricted task sent to a
+    provider), not in alphabetical order."""
+    from llmplan.decide.decision import recommend
+
+    def excluded(candidate: Candidate, goodput: float, reasons: list[str]) -> Candidate:
+        slo = candidate.slo.model_copy(update={"goodput_fraction": goodput, "met": False})
+        return candidate.model_copy(update={"feasible": False, "infeasible_because": reasons,
+                                            "slo": slo})
+
+    slo_miss = "misses the SLO: 90.0% of requests within bounds, 95% required"
+    candidates = {
+        "api": excluded(simulated["api"], 0.99, ["restricted task(s) t sent to the provider"]),
+        "fleet": excluded(simulated["fleet"], 0.80, [slo_miss]),
+        "bigger": excluded(simulated["fleet"], 0.90, [slo_miss])}
+    assert recommend(candidates, scenario_from(SCENARIO)).ranking == ["bigger", "fleet", "api"]
