@@ -58,14 +58,21 @@ def decision_table(candidates: dict[str, Candidate], loaded: LoadedScenario,
             bound = BOUND_NOTES.get(util.full_batch_step_bound_by, "")
             if headroom is not None and name in headroom:
                 busiest, slo = headroom[name]
-                scale.append(f"{rate_shown(busiest)} of {rate_shown(slo)} req/s it sustains "
-                             f"within the SLO at the busiest stretch's pace "
-                             f"({busiest / slo:.0%}); full batches "
+                within = (f"{rate_shown(busiest)} of {rate_shown(slo)} req/s it sustains "
+                          f"within the SLO at the busiest stretch's pace "
+                          f"({busiest / slo:.0%})") if busiest <= slo else \
+                    (f"sustains {rate_shown(slo)} req/s within the SLO, below the "
+                     f"{rate_shown(busiest)} the busiest stretch arrives at "
+                     f"({busiest / slo:.0%} of it)")
+                scale.append(f"{within}; full batches "
                              f"{rate_shown(util.full_batch_requests_per_s)} req/s{bound}")
             else:
-                scale.append(f"{rate_shown(util.achieved_requests_per_s)} of "
-                             f"{rate_shown(util.full_batch_requests_per_s)} req/s the fleet "
-                             f"can serve ({util.load_fraction:.0%}{bound})")
+                # a hybrid's (its fleet alone, against full batches: not what planning
+                # found the whole of it sustains within the SLO)
+                whose = "its fleet " if s.hybrid is not None else ""
+                scale.append(f"{whose}{rate_shown(util.achieved_requests_per_s)} of "
+                             f"{rate_shown(util.full_batch_requests_per_s)} req/s it can "
+                             f"serve with full batches ({util.load_fraction:.0%}{bound})")
             scale.append(f"memory bandwidth "
                          f"{util.mbu_fraction:.0%}, compute {util.mfu_fraction:.0%} of peak; "
                          f"KV cache {util.kv_cache_mean_fraction:.0%} full")

@@ -253,7 +253,7 @@ def test_with_planning_the_break_even_is_checked_against_what_the_slo_allows() -
     assert "needs at least 10" in checked.fleet_must_grow
 
 
-@pytest.mark.parametrize(("busiest", "slo", "idle"), [(1.0, 10.0, True), (9.0, 10.0, False)])
+@pytest.mark.parametrize(("busiest", "slo", "idle"), [(1.0, 10.0, True), (9.0, 10.0, False), (25.0, 10.0, False)])
 def test_with_planning_an_idle_fleet_is_judged_by_what_it_sustains_within_the_slo(
         busiest: float, slo: float, idle: bool) -> None:
     """Full batches overstate what a fleet could serve where the SLO binds first: with
@@ -284,12 +284,15 @@ def test_with_planning_an_idle_fleet_is_judged_by_what_it_sustains_within_the_sl
     assert judged.planning == planning
     # the decision table's scale row reads the same headroom
     scale = next(r.answers["gpu"] for r in judged.decision_table if r.question == "scale")
+    # a stretch faster than what the fleet sustains reads as short of it, not "X of Y"
     assert scale.startswith(f"{rate_shown(busiest)} of {rate_shown(slo)} req/s it sustains "
-                            f"within the SLO")
+                            f"within the SLO" if busiest <= slo else
+                            f"sustains {rate_shown(slo)} req/s within the SLO, below the "
+                            f"{rate_shown(busiest)} the busiest stretch arrives at")
     assert [rate_shown(x) for x in (999.6, 41.72, 0.375, 1.78e-5)] == \
         ["1,000", "41.7", "0.375", "0.0000178"]
     plain_scale = next(r.answers["gpu"] for r in plain.decision_table if r.question == "scale")
-    assert "the fleet can serve" in plain_scale
+    assert "req/s it can serve with full batches" in plain_scale
 
 
 AUTOSCALED_RESERVED = """

@@ -50,3 +50,16 @@ def test_the_routing_table_never_rounds_unanswered_requests_away() -> None:
     shown = outcome.model_copy(update={"requests": 1000, "completed": 999, "served_cloud": 0})
     page = _hybrid_routing({"both": both.model_copy(update={"per_task": {task: shown}})})
     assert "999 (99.9%)" in page and "(100%)" not in page
+
+
+def test_a_hybrids_scale_cell_says_its_figure_is_its_fleets_full_batches() -> None:
+    """Beside a fleet's "X of Y req/s it sustains within the SLO", a hybrid built on the
+    same fleet reads its fleet's load against full batches: said as such, not as what
+    the hybrid serves."""
+    from llmplan.pipeline import evaluate
+
+    result: Result = evaluate(scenario_from(ONE_SIDED), planning=False)
+    scale = next(r.answers for r in result.decision_table if r.question == "scale")
+    assert scale["both"].startswith("its fleet ")
+    assert "req/s it can serve with full batches" in scale["both"]
+    assert not scale["fleet"].startswith("its fleet ")
