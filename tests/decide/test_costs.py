@@ -253,7 +253,8 @@ def test_with_planning_the_break_even_is_checked_against_what_the_slo_allows() -
     assert "needs at least 10" in checked.fleet_must_grow
 
 
-@pytest.mark.parametrize(("busiest", "slo", "idle"), [(1.0, 10.0, True), (9.0, 10.0, False), (25.0, 10.0, False)])
+@pytest.mark.parametrize(("busiest", "slo", "idle"),
+                         [(1.0, 10.0, True), (9.0, 10.0, False), (25.0, 10.0, False)])
 def test_with_planning_an_idle_fleet_is_judged_by_what_it_sustains_within_the_slo(
         busiest: float, slo: float, idle: bool) -> None:
     """Full batches overstate what a fleet could serve where the SLO binds first: with
