@@ -225,6 +225,7 @@ def simulate(
     """Simulate every deployment of SCENARIO; write OUT/result.json and OUT/report.html."""
     from llmplan.decide.retirement import retiring_cloud_models, retiring_under
     from llmplan.pipeline import (
+        diurnal_part_time,
         evaluate,
         fallback_after_clients_left,
         newer_than_modelled,
@@ -298,7 +299,7 @@ def simulate(
     warnings = stale + [line for line in retiring if line not in risks]
     notes = [*one_sided(result), *not_provisionable(loaded), *newer_than_modelled(loaded),
              *fallback_after_clients_left(loaded), *thinking_not_simulated(loaded),
-             *untrusted_calibrations(loaded)]
+             *untrusted_calibrations(loaded), *diurnal_part_time(loaded)]
     with _writing(out_dir):
         path = write_result(result, out_dir)
         report = write_decision_report(result, out_dir, stale, retiring, risks, notes=notes)
@@ -337,7 +338,7 @@ def simulate(
                                             f"{case.change}"))
     for warning in [*warnings, *not_provisionable(loaded), *newer_than_modelled(loaded),
                     *fallback_after_clients_left(loaded), *thinking_not_simulated(loaded),
-                    *untrusted_calibrations(loaded)]:
+                    *untrusted_calibrations(loaded), *diurnal_part_time(loaded)]:
         console.print(f"[yellow]note:[/] {escape(warning)}", highlight=False)
     console.print(f"wrote {path} and {report}")
     _exit_if_none(result, strict)

@@ -23,6 +23,7 @@ from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import LocalDeployment, SimulationMode
 from llmplan.sim.run import simulate_scenario
+from llmplan.traffic.arrivals import DiurnalTraffic
 
 Progress = Callable[[str, float], None]
 Stage = Callable[[str], None]
@@ -81,6 +82,27 @@ def untrusted_calibrations(loaded: LoadedScenario) -> list[str]:
                          f"quality gate refused ({spec.calibration.fit.rejected}): its "
                          f"latencies rest on that fit")
     return notes
+
+
+#: hours in an average month (365.25 x 24 / 12)
+MONTH_HOURS = 730.0
+
+
+def diurnal_part_time(loaded: LoadedScenario) -> list[str]:
+    """A 24-hour traffic curve costed over fewer hours a month: the month's volume is the
+    day's mean rate times `economics.hours_per_month`, which is what arrives only if the
+    hours it runs see the day's mean; traffic that comes only in working hours comes at
+    their (higher) rate, which the run cannot tell."""
+    traffic = loaded.scenario.traffic
+    hours = loaded.scenario.economics.hours_per_month
+    if not isinstance(traffic, DiurnalTraffic) or hours >= 0.95 * MONTH_HOURS:
+        return []
+    return [f"traffic is a 24-hour diurnal curve but economics.hours_per_month is {hours:g}: "
+            f"the month's volume counts {hours:g} hours at the day's mean rate "
+            f"({traffic.mean_rate_per_s:g}/s); if the traffic only arrives in those hours "
+            f"it arrives at their own rate, higher than the day's mean (set hours_per_month "
+            f"to {MONTH_HOURS:g} with the curve, or simulate the working hours at their "
+            f"rate with another traffic kind)"]
 
 
 def not_provisionable(loaded: LoadedScenario) -> list[str]:
