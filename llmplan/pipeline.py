@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from llmplan.catalog.staleness import stale_prices
+from llmplan.decide.costs import CALENDAR_HOURS_PER_MONTH
 from llmplan.decide.decision import decide
 from llmplan.decide.planning import plan
 from llmplan.perf.engine import DEFAULT_VLLM_VERSION, version_tuple
@@ -84,10 +85,6 @@ def untrusted_calibrations(loaded: LoadedScenario) -> list[str]:
     return notes
 
 
-#: hours in an average month (365.25 x 24 / 12)
-MONTH_HOURS = 730.0
-
-
 def diurnal_part_time(loaded: LoadedScenario) -> list[str]:
     """A 24-hour traffic curve costed over fewer hours a month: the month's volume is the
     day's mean rate times `economics.hours_per_month`, which is what arrives only if the
@@ -95,14 +92,14 @@ def diurnal_part_time(loaded: LoadedScenario) -> list[str]:
     their (higher) rate, which the run cannot tell."""
     traffic = loaded.scenario.traffic
     hours = loaded.scenario.economics.hours_per_month
-    if not isinstance(traffic, DiurnalTraffic) or hours >= 0.95 * MONTH_HOURS:
+    if not isinstance(traffic, DiurnalTraffic) or hours >= 0.95 * CALENDAR_HOURS_PER_MONTH:
         return []
     return [f"traffic is a 24-hour diurnal curve but economics.hours_per_month is {hours:g}: "
             f"the month's volume counts {hours:g} hours at the day's mean rate "
             f"({traffic.mean_rate_per_s:g}/s); if the traffic only arrives in those hours "
             f"it arrives at their own rate, higher than the day's mean (set hours_per_month "
-            f"to {MONTH_HOURS:g} with the curve, or simulate the working hours at their "
-            f"rate with another traffic kind)"]
+            f"to {CALENDAR_HOURS_PER_MONTH:g} with the curve, or simulate the working hours "
+            f"at their rate with another traffic kind)"]
 
 
 def not_provisionable(loaded: LoadedScenario) -> list[str]:

@@ -8,7 +8,10 @@ import pytest
 from helpers import run_first, scenario_from
 
 from llmplan.scenario.models import SimulationMode
-from llmplan.sim.records import OK
+from llmplan.sim.records import OK, Records
+from llmplan.sim.replica import Replica
+from llmplan.sim.serving import ReplicaConfig, Workload
+from llmplan.sim.stepmodel import StepModel
 from llmplan.sim.table import request_table
 
 TWO = """
@@ -104,21 +107,9 @@ def test_the_autoscaler_sees_a_burst_an_idle_engine_took_in_at_once() -> None:
     """Twenty 2,000-token prompts reach an idle replica at once: its first step admits two
     (a 2,048-token budget) and takes the others in as waiting, which vLLM's gauge shows,
     async scheduling or not."""
-    from llmplan.sim.records import Records
-    from llmplan.sim.replica import Replica
-    from llmplan.sim.serving import ReplicaConfig, Workload
-    from llmplan.sim.stepmodel import StepModel
-
     for lagged in (False, True):
-        step = StepModel(serial_s=0.010, serial_per_prefill_token_s=50e-6,
-                         serial_per_seq_s=100e-6)
-        config = ReplicaConfig(step=step, blocks=10_000, block_size=16, max_num_seqs=64,
-                               max_num_batched_tokens=2048, chunked_prefill=True,
-                               max_model_len=8192, queue_limit=None, queue_timeout_s=None,
-                               async_admission=lagged, admit_whole_prompt=True)
-        replica = Replica(0, config, Workload(prompts=[2000] * 20, outputs=[50] * 20,
-                                              arrivals=[100.0] * 20,
-                                              records=Records(20, 1000)))
+        replica = _linear_replica(lagged, prompts=[2000] * 20, outputs=[50] * 20,
+                                  arrivals=[100.0] * 20, records=Records(20, 1000))
         for rid in range(20):
             replica.advance(100.0)
             replica.arrive(rid, 100.0)
@@ -133,23 +124,12 @@ def test_a_request_sent_here_again_is_seen_from_when_it_came() -> None:
     scheduled at its start, before the request came, so the request starts a step later,
     exactly as a new arrival at 0.5 s does; synchronous scheduling takes it at the next
     step. Its queue timeout still counts from when it was first sent."""
-    from llmplan.sim.records import Records
-    from llmplan.sim.replica import Replica
-    from llmplan.sim.serving import ReplicaConfig, Workload
-    from llmplan.sim.stepmodel import StepModel
-
     starts = {}
     for lagged in (False, True):
         for sent_s in (0.5, 0.1):
-            step = StepModel(serial_s=0.010, serial_per_prefill_token_s=50e-6,
-                             serial_per_seq_s=100e-6)
-            config = ReplicaConfig(step=step, blocks=10_000, block_size=16, max_num_seqs=64,
-                                   max_num_batched_tokens=2048, chunked_prefill=True,
-                                   max_model_len=8192, queue_limit=None, queue_timeout_s=None,
-                                   async_admission=lagged, admit_whole_prompt=True)
             rec = Records(2, 100)
-            replica = Replica(0, config, Workload(prompts=[100, 100], outputs=[200, 10],
-                                                  arrivals=[0.0, sent_s], records=rec))
+            replica = _linear_replica(lagged, prompts=[100, 100], outputs=[200, 10],
+                                      arrivals=[0.0, sent_s], records=rec)
             replica.advance(0.0)
             replica.arrive(0, 0.0)
             replica.advance(0.5)
@@ -160,3 +140,17 @@ def test_a_request_sent_here_again_is_seen_from_when_it_came() -> None:
     first_s, step_s = 0.015, 0.0101       # A's prefill, then its decode steps
     assert starts[False, 0.1] == starts[False, 0.5] == pytest.approx(first_s + 49 * step_s)
     assert starts[True, 0.1] == starts[True, 0.5] == pytest.approx(first_s + 50 * step_s)
+
+
+def _linear_replica(lagged: bool, *, prompts: list[int], outputs: list[int],
+                    arrivals: list[float], records: Records) -> Replica:
+    """A fast replica timed 10 ms + 50 us per prompt token + 100 us per sequence a step,
+    with room for every request (async scheduling's admission lag when `lagged`)."""
+    step = StepModel(serial_s=0.010, serial_per_prefill_token_s=50e-6,
+                     serial_per_seq_s=100e-6)
+    config = ReplicaConfig(step=step, blocks=10_000, block_size=16, max_num_seqs=64,
+                           max_num_batched_tokens=2048, chunked_prefill=True,
+                           max_model_len=8192, queue_limit=None, queue_timeout_s=None,
+                           async_admission=lagged, admit_whole_prompt=True)
+    return Replica(0, config, Workload(prompts=prompts, outputs=outputs, arrivals=arrivals,
+                                       records=records))
