@@ -1,7 +1,8 @@
 """Run one deployment against a request stream: SimPy drives arrivals, servers serve them.
 
-Local fleets: fast mode schedules one SimPy event per request and the replicas advance
-lazily between them (replica.py); reference mode (reference.py) runs a SimPy process per
+Local fleets: in fast mode arrivals are handed to the replicas in time order, with a SimPy
+event only where another event comes between them, and the replicas advance lazily
+(replica.py); reference mode (reference.py) runs a SimPy process per
 replica with one event per batch step. Cloud APIs (cloud.py) and hybrid routers (hybrid.py)
 run in the same environment. Every kind fills the same `Records`.
 """
@@ -131,7 +132,7 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
     if sharing and template is not None and any(stream.chat_tasks):
         head, chat_groups = stream.template_head(template)
         work = replace(work, head_tokens=head, head_groups=chat_groups)
-    env = simpy.Environment()
+    env = Environment()
     run = DeploymentRun(name, dep, records, duration_s, horizon, shares_prefixes=sharing,
                         engine_prompt_tokens=None if stream.prompt_tokens is given
                         else stream.prompt_tokens)
@@ -186,14 +187,30 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
     return run
 
 
+class Environment(simpy.Environment):
+    """SimPy's environment, with the clock movable across a stretch where nothing is due."""
+
+    def skip_to(self, at_s: float) -> bool:
+        """Move the clock to at_s if every scheduled event comes after it, and say whether
+        it moved. Events are only scheduled while one is processed, so nothing can happen
+        in between: what an event at at_s would do next may be done now, with no event."""
+        if at_s < self.peek():
+            self._now = at_s
+            return True
+        return False
+
+
 class _Arrivals:
-    """Feeds the request stream to a handler: one SimPy timeout (and callback) per request.
+    """Feeds the request stream to a handler in time order.
 
     A callback chain rather than a SimPy process: resuming a generator costs about twice a
-    plain callback, and arrivals are the simulator's only per-request event.
+    plain callback, and arrivals are the simulator's only per-request event. Between other
+    events no arrival needs one (`Environment.skip_to`): an arrival gets an event only when
+    another event is due first or at the same instant (ties then go in the order SimPy's
+    queue gives them, as they did when every arrival had its event).
     """
 
-    def __init__(self, env: simpy.Environment, arrivals: list[float],
+    def __init__(self, env: Environment, arrivals: list[float],
                  handler: Callable[[int, float], object], progress: Progress | None,
                  order: list[int] | None = None) -> None:
         self.env, self.arrivals, self.handler = env, arrivals, handler
@@ -206,19 +223,29 @@ class _Arrivals:
             env.timeout(arrivals[self.order[0]]).callbacks.append(self._arrive)
 
     def _arrive(self, _: simpy.Event) -> None:
-        i, arrivals, order = self.next, self.arrivals, self.order
+        i, arrivals, order, env = self.next, self.arrivals, self.order, self.env
+        handler, progress, n = self.handler, self.progress, len(order)
         t = arrivals[order[i]]
-        # requests of one instant arrive together (a trace's same-second rows): a replica
-        # woken by the first starts its step with all of them, as the fast replica does
         while True:
-            self.handler(order[i], t)
-            if self.progress is not None and i % self.every == 0:
-                self.progress(t)
-            i += 1
-            if i >= len(order) or arrivals[order[i]] != t:
+            # requests of one instant arrive together (a trace's same-second rows): a
+            # replica woken by the first starts its step with all of them, as the fast
+            # replica does
+            while True:
+                handler(order[i], t)
+                if progress is not None and i % self.every == 0:
+                    progress(t)
+                i += 1
+                if i >= n or arrivals[order[i]] != t:
+                    break
+            if i >= n:
                 break
+            t = arrivals[order[i]]
+            # the clock as a timeout from now would set it (the stream's exact times go to
+            # the handler; the clock keeps SimPy's sum)
+            now = env.now
+            delay = max(0.0, t - now)
+            if not env.skip_to(now + delay):
+                self.next = i
+                env.timeout(delay).callbacks.append(self._arrive)
+                return
         self.next = i
-        if i < len(order):
-            # schedule by the exact stream time, not by accumulated float deltas
-            self.env.timeout(max(0.0, arrivals[order[i]] - self.env.now)).callbacks.append(
-                self._arrive)
