@@ -194,7 +194,8 @@ class Environment(simpy.Environment):
         """Move the clock to at_s if every scheduled event comes after it, and say whether
         it moved. Events are only scheduled while one is processed, so nothing can happen
         in between: what an event at at_s would do next may be done now, with no event."""
-        if at_s < self.peek():
+        queue = self._queue               # peek(), without its try (once per arrival)
+        if not queue or at_s < queue[0][0]:
             self._now = at_s
             return True
         return False
