@@ -228,6 +228,7 @@ def simulate(
         diurnal_part_time,
         evaluate,
         fallback_after_clients_left,
+        fixed_gateway_caps,
         newer_than_modelled,
         not_provisionable,
         thinking_not_simulated,
@@ -299,7 +300,8 @@ def simulate(
     warnings = stale + [line for line in retiring if line not in risks]
     notes = [*one_sided(result), *not_provisionable(loaded), *newer_than_modelled(loaded),
              *fallback_after_clients_left(loaded), *thinking_not_simulated(loaded),
-             *untrusted_calibrations(loaded), *diurnal_part_time(loaded)]
+             *untrusted_calibrations(loaded), *diurnal_part_time(loaded),
+             *fixed_gateway_caps(loaded)]
     with _writing(out_dir):
         path = write_result(result, out_dir)
         report = write_decision_report(result, out_dir, stale, retiring, risks, notes=notes)
@@ -338,7 +340,8 @@ def simulate(
                                             f"{case.change}"))
     for warning in [*warnings, *not_provisionable(loaded), *newer_than_modelled(loaded),
                     *fallback_after_clients_left(loaded), *thinking_not_simulated(loaded),
-                    *untrusted_calibrations(loaded), *diurnal_part_time(loaded)]:
+                    *untrusted_calibrations(loaded), *diurnal_part_time(loaded),
+             *fixed_gateway_caps(loaded)]:
         console.print(f"[yellow]note:[/] {escape(warning)}", highlight=False)
     console.print(f"wrote {path} and {report}")
     _exit_if_none(result, strict)

@@ -18,6 +18,7 @@ from llmplan.decide.decision import decide
 from llmplan.decide.planning import plan
 from llmplan.perf.engine import DEFAULT_VLLM_VERSION, version_tuple
 from llmplan.perf.steptime_spec import CalibratedStepTime
+from llmplan.provision.stack_config import fixed_caps_note
 from llmplan.provision.vllm_build import provisioning_problem
 from llmplan.results.decision import Result
 from llmplan.scenario import LoadedScenario
@@ -108,6 +109,15 @@ def not_provisionable(loaded: LoadedScenario) -> list[str]:
             if isinstance(dep, LocalDeployment) and (problem := provisioning_problem(
                 name, dep, loaded.catalog.models[dep.model],
                 loaded.catalog.gpus.get(dep.gpu))) is not None]
+
+
+def fixed_gateway_caps(loaded: LoadedScenario) -> list[str]:
+    """Hybrids whose gateway would spill or refuse at the starting fleet's count while the
+    fleet autoscales (stack_config.fixed_caps_note)."""
+    deployments = loaded.scenario.deployments
+    return [note for name, dep in deployments.items()
+            if isinstance(dep, HybridDeployment)
+            and (note := fixed_caps_note(name, dep, deployments[dep.local])) is not None]
 
 
 def fallback_after_clients_left(loaded: LoadedScenario) -> list[str]:

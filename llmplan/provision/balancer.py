@@ -29,6 +29,13 @@ The balancer is a native sidecar (an init container with `restartPolicy: Always`
 Kubernetes 1.29 and later): it starts before LiteLLM and stops after it, so a gateway pod
 that is rolled or scaled in finishes its local requests through it.
 
+A fleet that refuses what its replica cannot queue (`admission.queue_limit`, not a hybrid's
+part) gets `max_conns` on its pods (router_config.pod_connection_cap): least_conn passes over
+a pod at its cap, and with every pod at it nginx answers 502 at once ("no live upstreams",
+ngx_http_upstream_module: `max_conns`, open-source since 1.11.5, counted across workers in
+the `zone`), which the gateway returns as the simulation's refusal. The cap is per pod, so
+it follows the pods the autoscaler runs.
+
 Where this still differs from the simulation: with several gateway replicas each sidecar
 balances the requests of its own pod (each sees about 1/`gatewayReplicas` of them), so the
 fleet's loads may differ by up to about one request per gateway replica more than under the
@@ -64,8 +71,10 @@ def dns_resolver(config: StackConfig) -> str:
     return config.dns_resolver or f"kube-dns.kube-system.svc.{config.cluster_domain}"
 
 
-def balancer_conf(config: StackConfig, router: RouterName, pods_service: str) -> str:
-    """nginx.conf of the sidecar: the simulated router over the fleet's Ready pods."""
+def balancer_conf(config: StackConfig, router: RouterName, pods_service: str,
+                  max_conns: int | None = None) -> str:
+    """nginx.conf of the sidecar: the simulated router over the fleet's Ready pods, sending
+    each pod at most `max_conns` requests at once (None: no cap)."""
     if router not in BALANCING:
         raise ValueError(f"router '{router}' has no request balancer to provision; "
                          f"simulate it with one of: {', '.join(BALANCING)}")
@@ -92,7 +101,8 @@ def balancer_conf(config: StackConfig, router: RouterName, pods_service: str) ->
         "  upstream vllm {",
         "    zone vllm 256k;",
         *([f"    {method}"] if method else []),
-        f"    server {pods_address(config, pods_service)}:{SERVING_PORT} resolve;",
+        f"    server {pods_address(config, pods_service)}:{SERVING_PORT} resolve"
+        f"{f' max_conns={max_conns}' if max_conns is not None else ''};",
         "  }",
         "  server {",
         f"    listen 127.0.0.1:{BALANCER_PORT};",

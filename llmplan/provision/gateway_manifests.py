@@ -41,6 +41,7 @@ from llmplan.provision.router_config import (
     MASTER_KEY_ENV,
     RESTRICTED_ENV,
     RouterEndpoints,
+    pod_connection_cap,
     restricted_groups,
     router_config,
 )
@@ -152,7 +153,8 @@ def gateway_manifests(config: StackConfig,
     if config.plan.local is not None:
         fleet = config.plan.local[1]
         files[BALANCER_CONFIG_KEY] = balancer_conf(config, fleet.router,
-                                                   pods_service_name(config))
+                                                   pods_service_name(config),
+                                                   pod_connection_cap(config))
         sidecars.append(balancer_container(config))
         volumes += balancer_volumes(name)
     # a changed config rolls the pods (a ConfigMap change alone would not restart them)

@@ -19,14 +19,17 @@ cache holds fewer sequences of the simulated mean length) plus `spillover_wait_s
 simulated completions per second per replica, times the replicas. It is a count, not a
 wait, and it is fixed at the starting replica count: that is where the gateway differs.
 
-A local task that does not spill, in a stack whose fleet sets `admission.queue_limit`, gets
-the same kind of cap with the queue limit as the allowance: the simulation refuses a request
-its replica cannot queue, and LiteLLM answers 429 past the cap with nothing to fall back to.
-One fleet serves every local group, and the simulation spills or refuses on its queue as a
-whole, so the caps are shared by task weight over all the local groups (each entry counts its
-own): the spilling groups' shares of the spill cap, the held groups' of the admission cap
-(the spill cap no more than it), so that together they never admit more than the fleet
-held.
+A fleet that sets `admission.queue_limit` refuses a request its replica cannot queue. On its
+own (not a hybrid's part) the balancer does that per pod (`pod_connection_cap`: nginx's
+`max_conns`, balancer.py), so the cap grows and shrinks with the pods the autoscaler runs.
+In a hybrid, a local task that does not spill gets the same kind of gateway cap as the
+spilling ones, with the queue limit as the allowance, and LiteLLM answers 429 past it with
+nothing to fall back to. One fleet serves every local group, and the simulation spills or
+refuses on its queue as a whole, so the caps are shared by task weight over all the local
+groups (each entry counts its own): the spilling groups' shares of the spill cap, the held
+groups' of the admission cap (the spill cap no more than it), so that together they never
+admit more than the fleet held. These counts are fixed at the starting replicas: a hybrid
+whose fleet autoscales gets a note saying so (`stack_config.fixed_caps_note`).
 
 Provider limits: every API entry carries `rpm`/`tpm`, enforced by `usage-based-routing-v2`;
 `tpm` only where the provider's token limit counts what LiteLLM counts, a call's prompt and
@@ -167,6 +170,17 @@ def admission_cap_per_replica(plan: Plan) -> int | None:
     return _running_batch(plan, local[1]) + local[1].admission.queue_limit
 
 
+def pod_connection_cap(config: StackConfig) -> int | None:
+    """Requests in flight each gateway pod's balancer sends one vLLM pod at most (nginx's
+    `max_conns`): a fleet of its own with `admission.queue_limit` (a hybrid's caps are the
+    gateway's). Each balancer counts its own, so the cap is shared by the gateway's
+    replicas, rounded up (together they hold at least what the simulated replica held)."""
+    if isinstance(config.plan.chosen, HybridDeployment):
+        return None
+    cap = admission_cap_per_replica(config.plan)
+    return None if cap is None else -(-cap // config.gateway_replicas)
+
+
 def _running_batch(plan: Plan, dep: LocalDeployment) -> int:
     """Sequences a replica runs at once: max_num_seqs, or fewer when the KV cache holds fewer
     of the simulated mean length."""
@@ -188,7 +202,8 @@ def router_config(config: StackConfig, endpoints: RouterEndpoints) -> dict[str, 
     models: list[dict[str, Any]] = []
     cap = spill_cap_per_replica(plan) if cloud is not None else None
     cap_total = cap * local[1].replicas if cap is not None and local is not None else None
-    admit = admission_cap_per_replica(plan)
+    # a fleet of its own refuses at each pod's balancer (pod_connection_cap)
+    admit = admission_cap_per_replica(plan) if cloud is not None else None
     admit_total = admit * local[1].replicas if admit is not None and local is not None else None
     weights = {t.name: t.weight for t in plan.tasks}
     spill_weight = sum(weights[r.task] for r in spill)

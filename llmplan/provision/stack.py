@@ -53,6 +53,7 @@ from llmplan.provision.stack_config import (
     SimulatedFigures,
     StackConfig,
     config_keys,
+    fixed_caps_note,
     previous_release,
     read_stack_settings,
 )
@@ -389,6 +390,10 @@ def setting_notes(config: StackConfig) -> list[str]:
                      f"{{\"enable_thinking\": false}}")
     if local is not None:
         notes += thinking_notes(config)
+    chosen = config.plan.chosen
+    if isinstance(chosen, HybridDeployment) and local is not None \
+            and (caps := fixed_caps_note(config.plan.deployment, chosen, local[1])) is not None:
+        notes.append(caps)
     scale = local[1].autoscaling if local is not None else None
     if scale is not None:
         download_s = checkpoint_gib(config) * 2**30 / HUB_DOWNLOAD_BYTES_PER_S

@@ -499,3 +499,30 @@ def _pulumi_type(annotation: Any) -> ScalarType | None:
         return "array"
     return None
 
+
+
+def fixed_caps_note(name: str, hybrid: HybridDeployment,
+                    local: LocalDeployment | CloudDeployment | HybridDeployment) -> str | None:
+    """What a hybrid's gateway does differently from the simulation when its fleet
+    autoscales (None: nothing). The gateway spills and refuses at fixed counts of requests
+    in flight per task group (LiteLLM's max_parallel_requests, router_config.py), counted
+    for the fleet's starting replicas; the simulation's thresholds are per replica, so they
+    grow with the replicas the autoscaler adds."""
+    if not isinstance(local, LocalDeployment) or local.autoscaling is None:
+        return None
+    caps = []
+    if hybrid.spillover_wait_s is not None:
+        caps.append(f"spills past spillover_wait_s ({hybrid.spillover_wait_s:g} s)")
+    if local.admission.queue_limit is not None:
+        caps.append(f"refuses past admission.queue_limit ({local.admission.queue_limit})")
+    if not caps:
+        return None
+    scale = local.autoscaling
+    return (f"hybrid '{name}' {' and '.join(caps)} per replica in the simulation, but its "
+            f"gateway counts requests in flight against a fixed cap set for the "
+            f"{local.replicas} replicas '{hybrid.local}' starts with, and '{hybrid.local}' "
+            f"autoscales ({scale.min_replicas} to {scale.max_replicas}): once it has scaled "
+            f"out, the gateway still spills or refuses at the starting replicas' count, so "
+            f"less waits in vLLM for the autoscaler to see and the added replicas take less "
+            f"than simulated; give '{hybrid.local}' a fixed replica count for a stack that "
+            f"behaves as simulated")

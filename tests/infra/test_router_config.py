@@ -5,22 +5,28 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import crossplane
 import yaml
 from conftest import HYBRID, ExampleStack
 from helpers import ROOT, ExampleResult
 
+from llmplan.provision.balancer import BALANCER_CONFIG_KEY
 from llmplan.provision.gateway_manifests import gateway_endpoints, gateway_manifests
 from llmplan.provision.router_config import (
     CLOUD_SPILL,
     LOCAL_FALLBACK,
     RouterEndpoints,
     admission_cap_per_replica,
+    pod_connection_cap,
     restricted_groups,
     router_config,
     spill_cap_per_replica,
 )
 from llmplan.provision.stack import WrittenStack, write_stack
+from llmplan.provision.stack_config import StackConfig, fixed_caps_note
 from llmplan.scenario import load_scenario
+from llmplan.scenario.cloud import HybridDeployment
+from llmplan.scenario.models import AutoscaleSpec
 
 LOCAL = "http://gpus.llm.svc:8000/v1"
 
@@ -120,29 +126,75 @@ def test_the_gateway_deploys_exactly_the_generated_config(bedrock_stack: Written
     assert env["AWS_REGION"]["value"] == "us-east-1"
 
 
-def test_a_local_fleet_with_a_queue_limit_refuses_at_the_gateway_as_simulated(
-        example_stacks: dict[str, ExampleStack]) -> None:
+def test_a_local_fleet_with_a_queue_limit_refuses_at_each_pod_as_simulated(
+        example_stacks: dict[str, ExampleStack], tmp_path: Path) -> None:
     """The simulation refuses a request its replica cannot queue (`admission.queue_limit`);
-    without a cap the gateway would queue it in vLLM instead. Hand-computed: 2 replicas x
-    (min(max_num_seqs, KV 40,000 / 500 tokens = 80) + 7 waiting), shared by the 2 gateway
-    replicas."""
+    without a cap the stack would queue it in vLLM instead. Each balancer caps each pod at
+    the replica's running batch plus its queue, shared by the gateway's replicas (rounded
+    up): hand-computed, min(max_num_seqs, KV 40,000 / 500 tokens = 80) + 7 over 2 gateway
+    pods. The cap is per pod, so an autoscaled fleet's grows with its pods; LiteLLM, whose
+    counts are fixed, caps nothing."""
     config = example_stacks["regulated-records"].written.config
     plan = config.plan
     name, dep = plan.local  # type: ignore[misc]
     assert dep.admission.queue_limit is None
-    assert "max_parallel_requests" not in _groups(router_config(config, gateway_endpoints(
-        config)))["summarise"]          # nothing refuses in the simulation: no cap
-    limited = dep.model_copy(update={"admission": dep.admission.model_copy(
-        update={"queue_limit": 7}), "replicas": 2})
+    assert pod_connection_cap(config) is None   # nothing refuses in the simulation: no cap
+    assert "max_conns" not in _server(config, tmp_path)
+    limited = dep.model_copy(update={
+        "admission": dep.admission.model_copy(update={"queue_limit": 7}), "replicas": 2,
+        "autoscaling": AutoscaleSpec(min_replicas=1, max_replicas=6)})
     figures = plan.simulated.model_copy(update={"kv_cache_tokens_per_replica": 40_000,
                                                 "mean_tokens_per_request": 500.0})
     plan = plan.model_copy(update={"deployments": {**plan.deployments, name: limited},
                                    "simulated": figures})
+    capped = config.model_copy(update={"plan": plan, "gateway_replicas": 2})
     batch = min(80, limited.setup(plan.catalog).max_num_seqs)
     assert admission_cap_per_replica(plan) == batch + 7
-    groups = _groups(router_config(config.model_copy(update={"plan": plan}),
-                                   gateway_endpoints(config)))
-    assert groups["summarise"]["max_parallel_requests"] == 2 * (batch + 7) // 2
+    assert pod_connection_cap(capped) == -(-(batch + 7) // 2)
+    assert f"max_conns={-(-(batch + 7) // 2)}" in _server(capped, tmp_path)
+    groups = _groups(router_config(capped, gateway_endpoints(capped)))
+    assert not any("max_parallel_requests" in g for g in groups.values())
+
+
+def _server(config: StackConfig, tmp_path: Path) -> list[str]:
+    """The balancer's `server` line, as the gateway's ConfigMap carries it (parsed by
+    crossplane with nginx's argument rules)."""
+    [cm] = [m for m in gateway_manifests(config) if m["kind"] == "ConfigMap"]
+    path = tmp_path / "nginx.conf"
+    path.write_text(cm["data"][BALANCER_CONFIG_KEY])
+    payload = crossplane.parse(str(path), single=True, strict=True, check_ctx=True,
+                               check_args=True, comments=False)
+    assert payload["status"] == "ok", payload["errors"]
+    [http] = [d for d in payload["config"][0]["parsed"] if d["directive"] == "http"]
+    [upstream] = [d for d in http["block"] if d["directive"] == "upstream"]
+    [server] = [d["args"] for d in upstream["block"] if d["directive"] == "server"]
+    return [arg.split("=")[0] for arg in server] + server
+
+
+def test_a_hybrid_whose_fleet_autoscales_is_told_its_caps_are_fixed(
+        bedrock_stack: WrittenStack) -> None:
+    """The gateway spills at a fixed count of requests in flight, set for the fleet's
+    starting replicas; the simulation's threshold is per replica. With an autoscaled fleet
+    the stack says so, and `simulate` does too; a fixed fleet or a hybrid that spills only
+    on errors gets no note."""
+    config = bedrock_stack.config
+    plan = config.plan
+    hybrid = plan.chosen
+    assert isinstance(hybrid, HybridDeployment) and hybrid.spillover_wait_s is not None
+    _, dep = plan.local  # type: ignore[misc]
+    assert dep.autoscaling is not None
+    note = fixed_caps_note(config.plan.deployment, hybrid, dep)
+    assert note is not None and note in bedrock_stack.notes
+    assert "spills past spillover_wait_s (1.5 s)" in note and "autoscales (1 to 4)" in note
+    assert "the 2 replicas 'gpus' starts with" in note
+    fixed = dep.model_copy(update={"autoscaling": None})
+    assert fixed_caps_note(config.plan.deployment, hybrid, fixed) is None
+    unspilled = hybrid.model_copy(update={"spillover_wait_s": None})
+    assert fixed_caps_note(config.plan.deployment, unspilled, dep) is None
+    limited = dep.model_copy(update={"admission": dep.admission.model_copy(
+        update={"queue_limit": 5})})
+    assert "refuses past admission.queue_limit (5)" in str(
+        fixed_caps_note(config.plan.deployment, unspilled, limited))
 
 
 def test_each_gateway_replica_gets_its_share_of_every_limit_and_cap(

@@ -210,7 +210,8 @@ def test_a_loaded_example_round_trips_through_json(example_stacks: dict[str, Exa
 
 
 def test_what_pulumi_up_still_needs_is_said(bedrock_stack: WrittenStack, tmp_path: Path) -> None:
-    scaling = ("the fleet's autoscaler reads", "a replica the autoscaler adds starts")
+    scaling = ("the fleet's autoscaler reads", "a replica the autoscaler adds starts",
+               "hybrid 'both' spills past spillover_wait_s")
     assert all(any(n.startswith(start) for n in bedrock_stack.notes) for start in scaling)
     budget, endpoint, identity = [n for n in bedrock_stack.notes
                                   if not n.startswith(scaling)]
