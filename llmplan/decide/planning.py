@@ -173,10 +173,12 @@ class Planner:
             self.sped_up_to_peak = peak / pace
             same = self.long is self.window
             self.window, self.window_s = self.window.scaled(pace / peak), len(self.window) / peak
-            long_pace = len(self.long) / self.long_s
+            # the traffic stays near its peak for hours: the longer stretch is the sped-up
+            # busiest one again and again, back to back (the simulated hours' own longer
+            # stretch, sped up to the peak on average, would rise past it along their curve)
             self.long, self.long_s = (self.window, self.window_s) if same else \
-                (self.long.scaled(min(1.0, long_pace / peak)),
-                 min(self.long_s, len(self.long) / peak))
+                (self.window.repeated(LONG_STRETCHES, self.window_s),
+                 LONG_STRETCHES * self.window_s)
         else:
             self.peak_requests_per_s = None
         #: how much lighter the stretch arrives than the long-run rate the month's costs

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from helpers import scenario_from
 
+from llmplan.decide.planning import Planner, busiest_stretch
 from llmplan.pipeline import evaluate
+from llmplan.sim.run import simulate_scenario
 from llmplan.traffic.arrivals import DiurnalTraffic
 
 SCENARIO = """
@@ -141,3 +143,30 @@ def test_the_replica_search_sizes_past_a_fleet_its_traffic_would_overload() -> N
     sized = result.planning.right_sized
     if sized is not None and "h100" in sized.fleets:
         assert sized.fleets["h100"].feasible
+
+
+def test_the_longer_stretch_at_the_peak_stays_at_the_peak() -> None:
+    """The traffic stays near its daily peak for hours, so the stretch three times as long
+    that planning checks a rate on is the peak's rate throughout: the sped-up busiest
+    stretch three times over. The simulated morning's own longer stretch, sped up to the
+    peak on average, rose past it along the curve (a queue grown on traffic above the
+    peak, which a hybrid was excluded for and a fixed fleet was not)."""
+    loaded = scenario_from(SCENARIO.replace("START", "7").replace("duration: 300",
+                                                                  "duration: 1800"))
+    planner = Planner(loaded, simulate_scenario(loaded), window_requests=2000)
+    assert planner.sped_up_to_peak is not None
+    peak = planner.peak_requests_per_s
+    assert peak == pytest.approx(36.0)
+    assert len(planner.window) / planner.window_s == pytest.approx(peak)
+    long, long_s = planner.long, planner.long_s
+    assert len(long) == 3 * len(planner.window) and long_s == pytest.approx(3 * planner.window_s)
+    assert len(long) / long_s == pytest.approx(peak)
+    # no part of it runs faster than the peak (the busiest 2,000 requests are one copy)
+    busiest, busiest_s, _ = busiest_stretch(long, long_s, len(planner.window))
+    assert len(busiest) / busiest_s < peak * 1.01
+    # the traffic of the simulated half hour rises: its own longer stretch, sped up to the
+    # peak on average, ends faster than the peak
+    morning, morning_s, _ = busiest_stretch(planner.stream, loaded.scenario.duration_s, 6000)
+    at_peak = morning.scaled(len(morning) / morning_s / peak)
+    last, last_s, _ = busiest_stretch(at_peak, len(at_peak) / peak, 2000)
+    assert len(last) / last_s > peak * 1.02
