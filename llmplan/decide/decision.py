@@ -401,7 +401,7 @@ def decide(simulation: SimulationResult, loaded: LoadedScenario,
     unbuildable = dict(sorted(loaded.unbuildable.items())) or None
     headroom = slo_headroom(planning, loaded) if planning is not None else None
     recommendation = recommend(candidates, loaded, headroom)
-    rows = break_even(candidates, loaded)
+    rows = break_even(candidates, loaded, daily_peak_requests_per_s(loaded, simulation))
     return Result(scenario=simulation.scenario, deployments=candidates,
                   recommendation=recommendation,
                   break_even=with_slo_capacity(rows, planning, loaded) if planning else rows,
@@ -545,12 +545,14 @@ def per_useful_usd(candidate: Candidate) -> float:
     return math.inf if usd is None else usd
 
 
-def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario) -> list[BreakEven]:
+def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario,
+               peak_per_s: float | None = None) -> list[BreakEven]:
     """Monthly request volume where each local and each cloud candidate cost the same.
 
     Costs are modelled as fixed + variable x volume (variable per request at the simulated
     mix); the local side is only valid up to its simulated capacity, and a break-even past
-    it says so (the fleet must grow, adding fixed costs).
+    it says so (the fleet must grow, adding fixed costs). `peak_per_s`: a daily peak the
+    simulated hours miss, which the capacity is judged at (as planning judges it).
     """
     out = []
     kinds = {n: loaded.scenario.deployments[n].kind for n in candidates}
@@ -563,7 +565,7 @@ def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario) -> list
             if vb > va:
                 volume = (a.fixed_usd_per_month - b.fixed_usd_per_month) / (vb - va)
             volume = volume if volume and volume > 0 else None
-            capacity = _capacity_per_month(candidates[local])
+            capacity = _capacity_per_month(candidates[local], peak_per_s)
             out.append(BreakEven(
                 local=local, cloud=cloud, local_fixed_usd=a.fixed_usd_per_month,
                 local_usd_per_request=va, cloud_fixed_usd=b.fixed_usd_per_month,
@@ -574,10 +576,11 @@ def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario) -> list
     return out
 
 
-def _capacity_per_month(candidate: Candidate) -> float | None:
-    """Monthly volume at which the busiest simulated rate reaches the fleet's full-batch
-    throughput (None: nothing to scale from)."""
-    offered = candidate.throughput.offered_requests_per_s
+def _capacity_per_month(candidate: Candidate, peak_per_s: float | None = None) -> float | None:
+    """Monthly volume at which the traffic's sustained rate reaches the fleet's full-batch
+    throughput: the run's mean rate, or a daily peak the run misses, which lasts hours
+    (None: nothing to scale from)."""
+    offered = max(candidate.throughput.offered_requests_per_s, peak_per_s or 0.0)
     if candidate.local is None or offered <= 0:
         return None
     full = candidate.local.utilisation.full_batch_requests_per_s
@@ -602,13 +605,16 @@ def with_slo_capacity(rows: list[BreakEven], planning: Planning,
     """The break-even rows checked against what each fleet serves within the SLO, which
     planning found: the month's volume at which the busiest stretch arrives at the
     fleet's highest sustainable rate (full batches are an upper bound the SLO binds
-    first, often by far: a diurnal peak several times the mean)."""
+    first, often by far: a diurnal peak several times the mean), never above that bound
+    (planning caps the rate where the traffic's sustained rate reaches full batches, and
+    the stretch's own pace may put the two a hair apart)."""
     out = []
     for row in rows:
         slo = planning.monthly_capacity(row.local, row.simulated_requests_per_month)
         if slo is None:
             out.append(row)
             continue
+        slo = min(slo, row.local_capacity_requests_per_month or slo)
         grow = _must_grow(row.local, loaded, row.break_even_requests_per_month,
                           min(slo, row.local_capacity_requests_per_month or slo),
                           " within the SLO")

@@ -115,8 +115,9 @@ class BreakEven(ResultModel):
     simulated_requests_per_month: float
     local_capacity_requests_per_month: float | None = Field(
         default=None, description="The most the local fleet as simulated serves in a month: "
-                                  "its full-batch throughput at the traffic's busiest "
-                                  "simulated rate, scaled to the month (an upper bound; the "
+                                  "the month's volume at which the traffic's sustained "
+                                  "rate (the run's mean, or a daily peak the run misses) "
+                                  "reaches its full-batch throughput (an upper bound; the "
                                   "SLO may bind first: see planning).")
     local_slo_capacity_requests_per_month: float | None = Field(
         default=None, description="With planning: the monthly volume at which the busiest "

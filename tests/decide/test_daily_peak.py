@@ -170,3 +170,23 @@ def test_the_longer_stretch_at_the_peak_stays_at_the_peak() -> None:
     at_peak = morning.scaled(len(morning) / morning_s / peak)
     last, last_s, _ = busiest_stretch(at_peak, len(at_peak) / peak, 2000)
     assert len(last) / last_s > peak * 1.02
+
+
+@pytest.mark.parametrize("planning", [False, True])
+def test_the_full_batch_capacity_is_judged_at_the_peak_the_run_misses(planning: bool) -> None:
+    """"Serves at most (full batches)": the month's volume at which the traffic's sustained
+    rate reaches the fleet's full-batch throughput. A run of quiet hours arrives far under
+    the day's peak, which lasts hours: scaled by the run's own rate the figure was past
+    what the fleet could serve running flat out all month."""
+    result = evaluate(scenario_from(SCENARIO.replace("START", "3")), planning=planning)
+    (row,) = result.break_even
+    l4 = result.deployments["l4"]
+    assert l4.local is not None
+    full = l4.local.utilisation.full_batch_requests_per_s
+    month = l4.cost.requests_per_month
+    assert row.local_capacity_requests_per_month == pytest.approx(month * full / 36.0)
+    # never more than the fleet serves running flat out all month (730 hours)
+    assert row.local_capacity_requests_per_month < full * 730 * 3600
+    if planning:
+        assert row.local_slo_capacity_requests_per_month is not None
+        assert row.local_slo_capacity_requests_per_month <= row.local_capacity_requests_per_month
