@@ -224,17 +224,7 @@ def simulate(
 ) -> None:
     """Simulate every deployment of SCENARIO; write OUT/result.json and OUT/report.html."""
     from llmplan.decide.retirement import retiring_cloud_models, retiring_under
-    from llmplan.pipeline import (
-        diurnal_part_time,
-        evaluate,
-        fallback_after_clients_left,
-        fixed_gateway_caps,
-        newer_than_modelled,
-        not_provisionable,
-        thinking_not_simulated,
-        untrusted_calibrations,
-        used_stale_prices,
-    )
+    from llmplan.pipeline import evaluate, scenario_notes, used_stale_prices
     from llmplan.render import exclusions, not_served, one_sided, summary_table
     from llmplan.report import write_decision_report
     from llmplan.results import dumps_canonical, write_result
@@ -298,10 +288,8 @@ def simulate(
     stale, retiring = used_stale_prices(loaded, today), retiring_cloud_models(loaded, today)
     risks = retiring_under(loaded, today, result.recommendation.deployment)
     warnings = stale + [line for line in retiring if line not in risks]
-    notes = [*one_sided(result), *not_provisionable(loaded), *newer_than_modelled(loaded),
-             *fallback_after_clients_left(loaded), *thinking_not_simulated(loaded),
-             *untrusted_calibrations(loaded), *diurnal_part_time(loaded),
-             *fixed_gateway_caps(loaded)]
+    said = scenario_notes(loaded)
+    notes = [*one_sided(result), *said]
     with _writing(out_dir):
         path = write_result(result, out_dir)
         report = write_decision_report(result, out_dir, stale, retiring, risks, notes=notes)
@@ -338,10 +326,7 @@ def simulate(
             if case.winner != rec.deployment:
                 _hanging("flips to", escape(f"{case.winner or 'no feasible candidate'} if "
                                             f"{case.change}"))
-    for warning in [*warnings, *not_provisionable(loaded), *newer_than_modelled(loaded),
-                    *fallback_after_clients_left(loaded), *thinking_not_simulated(loaded),
-                    *untrusted_calibrations(loaded), *diurnal_part_time(loaded),
-             *fixed_gateway_caps(loaded)]:
+    for warning in [*warnings, *said]:
         console.print(f"[yellow]note:[/] {escape(warning)}", highlight=False)
     console.print(f"wrote {path} and {report}")
     _exit_if_none(result, strict)

@@ -52,6 +52,29 @@ def newer_than_modelled(loaded: LoadedScenario) -> list[str]:
             if isinstance(dep, LocalDeployment) and dep.engine.version > newest]
 
 
+def first_tokens_differ(loaded: LoadedScenario) -> list[str]:
+    """Reasoning tasks whose TTFT bound compares different moments: a local model streams
+    its reasoning, so its first token is a reasoning token; an API that withholds the
+    reasoning sends the answer's first. slo.ttft_visible_ms bounds the same moment."""
+    scenario = loaded.scenario
+    withheld = sorted(name for name, dep in scenario.deployments.items()
+                      if isinstance(dep, CloudDeployment)
+                      and not loaded.catalog.cloud_models[dep.model].streams_reasoning)
+    streamed = sorted(name for name, dep in scenario.deployments.items()
+                      if isinstance(dep, LocalDeployment | HybridDeployment))
+    tasks = [t.name for t in scenario.tasks if t.reasoning_tokens is not None
+             and scenario.slo_for(t).ttft_ms is not None
+             and scenario.slo_for(t).ttft_visible_ms is None]
+    if not (withheld and streamed and tasks):
+        return []
+    return [f"slo.ttft_ms bounds the first token, and task{'s' if len(tasks) > 1 else ''} "
+            f"{', '.join(tasks)} reason{'' if len(tasks) > 1 else 's'} first: "
+            f"{', '.join(streamed)} stream the reasoning, so their first token is a reasoning "
+            f"token, while {', '.join(withheld)} withhold{'s' if len(withheld) == 1 else ''} "
+            f"it and send the answer's first token after the thinking; to judge every "
+            f"candidate by when the answer starts, bound slo.ttft_visible_ms instead"]
+
+
 def thinking_not_simulated(loaded: LoadedScenario) -> list[str]:
     """Deployments of a model that reasons before every answer (gpt-oss, DeepSeek-R1)
     serving tasks that give no reasoning_tokens: served for real, each of those answers
@@ -149,6 +172,15 @@ def fallback_after_clients_left(loaded: LoadedScenario) -> list[str]:
             "no request is saved by the fall-back; keep (max_retries + 1) x "
             "request_timeout_s below queue_timeout_s for it to help")
     return notes
+
+
+def scenario_notes(loaded: LoadedScenario) -> list[str]:
+    """What `simulate` says of the scenario beside its result: what the stack could not
+    build as simulated, or would build differently, and what the simulation leaves out."""
+    return [*not_provisionable(loaded), *newer_than_modelled(loaded),
+            *fallback_after_clients_left(loaded), *thinking_not_simulated(loaded),
+            *untrusted_calibrations(loaded), *diurnal_part_time(loaded),
+            *fixed_gateway_caps(loaded), *first_tokens_differ(loaded)]
 
 
 def with_provisioning(loaded: LoadedScenario) -> LoadedScenario:

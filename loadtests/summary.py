@@ -95,7 +95,8 @@ def goodput_mask(rows: list[RequestRecord], slo_by_task: Mapping[str, SloSpec]) 
                       np.array([r.ok and r.e2e_ms is not None for r in rows], dtype=bool),
                       ttft_ms=column(r.ttft_ms for r in rows),
                       tpot_ms=column(r.tpot_ms for r in rows),
-                      e2e_ms=column(r.e2e_ms for r in rows))
+                      e2e_ms=column(r.e2e_ms for r in rows),
+                      ttft_visible_ms=column(r.ttft_visible_ms for r in rows))
 
 
 def summarise_records(rows: list[RequestRecord], *, planned: int, planned_span_s: float,

@@ -102,4 +102,6 @@ def slo_met(table: RequestTable, scenario: Scenario) -> np.ndarray:
     """Per request: finished and inside every SLO bound of its task (the goodput rule)."""
     return within_slo([scenario.slo_for(task) for task in scenario.tasks], table.task_index,
                       table.ok, ttft_ms=table.ttft_s * 1e3, tpot_ms=table.tpot_s * 1e3,
-                      e2e_ms=table.e2e_s * 1e3)
+                      e2e_ms=table.e2e_s * 1e3,
+                      ttft_visible_ms=None if table.ttft_visible_s is None
+                      else table.ttft_visible_s * 1e3)

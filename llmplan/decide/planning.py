@@ -580,7 +580,8 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
     jobs = min(os.cpu_count() or 1, 8) if jobs is None else jobs
     notes: list[str] = []
     scenario = loaded.scenario
-    bounded = any(slo is not None and (slo.ttft_ms or slo.tpot_ms or slo.e2e_ms)
+    bounded = any(slo is not None and (slo.ttft_ms or slo.tpot_ms or slo.e2e_ms
+                                       or slo.ttft_visible_ms)
                   for slo in [scenario.slo, *(t.slo for t in scenario.tasks)])
     if not bounded:
         notes.append("the scenario sets no latency bound (slo.ttft_ms, tpot_ms or e2e_ms): "

@@ -15,17 +15,23 @@ from llmplan.scenario.models import SloSpec
 
 
 def within_slo(slos: Sequence[SloSpec], group: np.ndarray, ok: np.ndarray, *,
-               ttft_ms: np.ndarray, tpot_ms: np.ndarray, e2e_ms: np.ndarray) -> np.ndarray:
+               ttft_ms: np.ndarray, tpot_ms: np.ndarray, e2e_ms: np.ndarray,
+               ttft_visible_ms: np.ndarray | None = None) -> np.ndarray:
     """Per request: finished and inside every bound of its SLO, `slos[group[i]]`.
 
-    Arrays are aligned per request; missing latencies are NaN.
+    Arrays are aligned per request; missing latencies are NaN. `ttft_visible_ms`: to the
+    answer's first token after hidden reasoning (NaN, or None for all: no reasoning, the
+    TTFT).
     """
     met = ok.astype(bool, copy=True)
+    visible = ttft_ms if ttft_visible_ms is None else \
+        np.where(np.isnan(ttft_visible_ms), ttft_ms, ttft_visible_ms)
     for i, slo in enumerate(slos):
         mine = group == i
         for bound_ms, values, absent_passes in ((slo.ttft_ms, ttft_ms, False),
                                                 (slo.tpot_ms, tpot_ms, True),
-                                                (slo.e2e_ms, e2e_ms, False)):
+                                                (slo.e2e_ms, e2e_ms, False),
+                                                (slo.ttft_visible_ms, visible, False)):
             if bound_ms is None:
                 continue
             within = np.isnan(values) if absent_passes else np.zeros(len(values), bool)

@@ -61,6 +61,13 @@ class SloSpec(_Strict):
     ttft_ms: float | None = Field(default=None, gt=0, description="Time to first token bound.")
     tpot_ms: float | None = Field(default=None, gt=0, description="Time per output token bound.")
     e2e_ms: float | None = Field(default=None, gt=0, description="End-to-end latency bound.")
+    ttft_visible_ms: float | None = Field(
+        default=None, gt=0,
+        description="Bound on the time to the answer's first token, after a task's hidden "
+                    "reasoning_tokens (a local model streams its reasoning first, so its TTFT "
+                    "is a reasoning token's; an API that withholds reasoning sends the "
+                    "answer's first): the same moment for every candidate. Without "
+                    "reasoning it is the TTFT.")
     min_goodput_fraction: float = Field(
         default=0.95, gt=0, le=1,
         description="A deployment meets the SLO when at least this share of requests do.")
@@ -70,7 +77,9 @@ class SloSpec(_Strict):
         bounds = [f"{name} <= {value:,.0f} ms" if value < 10_000 else
                   f"{name} <= {value / 1e3:,.3g} s"
                   for name, value in (("TTFT", self.ttft_ms), ("TPOT", self.tpot_ms),
-                                      ("E2E", self.e2e_ms)) if value is not None]
+                                      ("E2E", self.e2e_ms),
+                                      ("visible TTFT", self.ttft_visible_ms))
+                  if value is not None]
         return ", ".join(bounds) or "no latency bound"
 
 

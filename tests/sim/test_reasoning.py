@@ -185,3 +185,41 @@ def test_a_max_tokens_under_the_reasoning_leaves_no_answer_and_a_bill() -> None:
     assert cut.input_tokens == int(stream.prompt_tokens[chat].sum())
     item = next(i for i in result.cost.items if i.item == "abandoned_attempts")
     assert "cut at the client's max_tokens (limits.max_tokens 150)" in item.basis
+
+
+@pytest.mark.parametrize(("bound_ms", "met"), [(100.0, True), (40.0, False)])
+def test_a_visible_ttft_bound_waits_for_the_answer(bound_ms: float, met: bool) -> None:
+    """slo.ttft_visible_ms bounds when the answer starts, after the hidden reasoning: the
+    request above streams its first (reasoning) token within 30 ms and the answer's 30
+    tokens later, between 40 and 100 ms (the client's overhead added to both), so a 40 ms
+    bound is missed where ttft_ms is met."""
+    text = ONE.format(reasoning="reasoning_tokens: {kind: fixed, tokens: 30}") + f"""
+    slo: {{ttft_ms: 30, ttft_visible_ms: {bound_ms}}}
+    """
+    loaded = scenario_from(text)
+    run, stream = run_first(loaded)
+    table = request_table(run, stream)
+    assert table.ttft_s[0] * 1e3 < 30 and table.ttft_visible_s is not None
+    assert 40 < table.ttft_visible_s[0] * 1e3 < 100
+    summary = summarise_run(run, stream, loaded.scenario)
+    assert summary.slo.goodput_fraction == (1.0 if met else 0.0)
+    assert "visible TTFT" in loaded.scenario.slo_in_words()
+
+
+def test_a_ttft_bound_between_streamed_and_withheld_reasoning_is_pointed_out() -> None:
+    """A local model's first token is a reasoning token, an API that withholds reasoning
+    sends the answer's first: one TTFT bound compares different moments, and simulate
+    says so, until the scenario bounds the answer's start."""
+    from llmplan.pipeline import first_tokens_differ
+
+    text = ONE.format(reasoning="reasoning_tokens: {kind: fixed, tokens: 30}") + """
+      api: {kind: cloud, model: gpt-6-sol}
+    slo: {ttft_ms: 2000}
+    """
+    loaded = scenario_from(text)
+    assert not loaded.catalog.cloud_models["gpt-6-sol"].streams_reasoning
+    [note] = first_tokens_differ(loaded)
+    assert "one stream the reasoning" in note and "api withholds it" in note
+    visible = scenario_from(text.replace("{ttft_ms: 2000}",
+                                         "{ttft_ms: 2000, ttft_visible_ms: 9000}"))
+    assert first_tokens_differ(visible) == []
