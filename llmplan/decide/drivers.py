@@ -193,16 +193,26 @@ def _idle_driver(names: list[str], candidates: dict[str, Candidate],
                 return Driver(text=f"{name}'s {local.gpus} GPU(s) serve {busiest / slo:.0%} "
                                    f"of what they sustain within the SLO ({_rate(busiest)} "
                                    f"of {_rate(slo)} req/s at the busiest stretch's pace) "
-                                   f"and are paid for all of it",
+                                   f"and are paid for all of it{_unused(candidates[name])}",
                               basis="simulated: planning's highest rate meeting the SLO")
             continue
         if 1.0 - use.load_fraction >= UNUSED_FRACTION:
             return Driver(text=f"{name}'s {local.gpus} GPU(s) serve {use.load_fraction:.0%} of "
                                f"what they could ({_rate(use.achieved_requests_per_s)} of "
                                f"{_rate(use.full_batch_requests_per_s)} req/s with full "
-                               f"batches) and are paid for all of it",
+                               f"batches) and are paid for all of it"
+                               f"{_unused(candidates[name])}",
                           basis="simulated")
     return None
+
+
+def _unused(found: Candidate) -> str:
+    """The GPUs bought beyond those simulated (whole baseboards), which serve nothing."""
+    local, bought = found.local, found.cost.gpus_bought
+    if local is None or bought is None or bought <= local.gpus:
+        return ""
+    return (f", as are the {bought - local.gpus} more its whole baseboards bring "
+            f"({bought} bought), which serve nothing")
 
 
 def _api_server_driver(best: str, candidates: dict[str, Candidate]) -> Driver | None:

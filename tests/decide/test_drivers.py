@@ -255,3 +255,20 @@ def test_excluded_candidates_are_ranked_nearest_the_bar_first(
         "fleet": excluded(simulated["fleet"], 0.80, [slo_miss]),
         "bigger": excluded(simulated["fleet"], 0.90, [slo_miss])}
     assert recommend(candidates, scenario_from(SCENARIO)).ranking == ["bigger", "fleet", "api"]
+
+
+def test_idle_gpus_count_the_ones_whole_baseboards_bring(
+        simulated: dict[str, Candidate]) -> None:
+    """A fleet of one GPU bought as part of a four-GPU baseboard: the idle driver says the
+    three others are paid for too, and serve nothing (the table says "(4 bought)")."""
+    from llmplan.decide.drivers import SloHeadroom
+    winner = _using(_priced(simulated["hybrid"], 0.0010, {"hardware": 5_000.0}), 0.5)
+    fleet = _using(_priced(simulated["fleet"], 0.0011, {"hardware": 7_000.0}), 0.1)
+    headroom = {"fleet": SloHeadroom(1.0, 4.0)}
+    for bought, said in ((None, False), (4, True)):
+        priced = fleet.model_copy(update={"cost": fleet.cost.model_copy(
+            update={"gpus_bought": bought})})
+        [text] = [d.text for d in drivers("hybrid", ["hybrid", "fleet"],
+                                          {"hybrid": winner, "fleet": priced}, headroom)
+                  if "paid for all of it" in d.text]
+        assert ("as are the 3 more its whole baseboards bring (4 bought)" in text) is said
