@@ -17,7 +17,7 @@ from llmplan.loadtests.repeats import RepeatSummary
 from llmplan.perf.steptime_spec import Calibration, TabulatedStepTime
 from llmplan.results.decision import Result
 from llmplan.results.loadtest import LoadTestSummary
-from llmplan.tables import Col, Fitted, grid
+from llmplan.tables import Col, Fitted, cell_width, grid
 
 
 def fmt(value: float | None, digits: int = 0) -> str:
@@ -77,8 +77,11 @@ def summary_table(result: Result, bounded: frozenset[str] = frozenset()) -> Fitt
     if meta.slo:
         volume += f"\nSLO: {meta.slo}"
     served = "\nserves with: " + "; ".join(f"{n} = {w}" for n, w, _ in rows)
+    # a fleet's words break badly ("4 x B200 (tp 4) (8" / "bought)"): wrapped only when
+    # long, else the next layout puts them under the name
+    wrap = max(cell_width(w) for _, w, _ in rows) > SERVES_WITH_UNBROKEN if rows else True
     layouts = [
-        grid(title, [Col("candidate", "left"), Col("serves with", "left", wrap=True),
+        grid(title, [Col("candidate", "left"), Col("serves with", "left", wrap=wrap),
                      *SUMMARY_FIGURES], [[n, w, *f] for n, w, f in rows], caption=volume),
         grid(title, [Col("candidate\nserves with", "left", wrap=True), *SUMMARY_FIGURES],
              [[f"{n}\n[dim]{w}[/]", *f] for n, w, f in rows], caption=volume),
@@ -140,9 +143,13 @@ def one_sided(result: Result) -> list[str]:
     return lines
 
 
+#: the widest "serves with" cell kept on one line in the summary table's widest layout
+SERVES_WITH_UNBROKEN = 32
+
 #: the share of a candidate's requests left unanswered from which its line says that the
-#: table's latencies are of the answered ones only
-LATENCY_OF_FEW = 0.2
+#: table's latencies are of the answered ones only (a p95 of the rest: 5% lost is its
+#: whole tail)
+LATENCY_OF_FEW = 0.05
 
 
 def exclusions(result: Result) -> list[str]:
