@@ -18,6 +18,7 @@ from llmplan.decide.decision import decide
 from llmplan.decide.planning import plan
 from llmplan.perf.engine import DEFAULT_VLLM_VERSION, version_tuple
 from llmplan.perf.steptime_spec import CalibratedStepTime
+from llmplan.provision.images import no_published_image
 from llmplan.provision.stack_config import fixed_caps_note
 from llmplan.provision.vllm_build import provisioning_problem
 from llmplan.results.decision import Result
@@ -79,20 +80,28 @@ def thinking_not_simulated(loaded: LoadedScenario) -> list[str]:
     """Deployments of a model that reasons before every answer (gpt-oss, DeepSeek-R1)
     serving tasks that give no reasoning_tokens: served for real, each of those answers
     starts with thinking the simulation neither timed nor priced."""
-    scenario = loaded.scenario
-    plain = [t.name for t in scenario.tasks if t.reasoning_tokens is None]
-    if not plain:
-        return []
-    notes = []
-    for name, dep in scenario.deployments.items():
-        if isinstance(dep, LocalDeployment) and loaded.catalog.models[dep.model].always_thinks:
-            notes.append(f"deployment '{name}' serves {dep.model}, which reasons before every "
-                         f"answer (no switch turns it off), and task"
-                         f"{'s' if len(plain) > 1 else ''} {', '.join(plain)} give"
-                         f"{'' if len(plain) > 1 else 's'} no reasoning_tokens: the simulation "
-                         f"timed and priced those answers without their thinking; give each "
-                         f"task its reasoning_tokens (a load test of the model shows them)")
-    return notes
+    plain = _plain_tasks(loaded)
+    return [f"deployment '{name}' serves {model}, which reasons before every answer (no "
+            f"switch turns it off), and task{'s' if len(plain) > 1 else ''} "
+            f"{', '.join(plain)} give{'' if len(plain) > 1 else 's'} no reasoning_tokens: the "
+            f"simulation timed and priced those answers without their thinking; give each "
+            f"task its reasoning_tokens (a load test of the model shows them)"
+            for name, model in _thinking_unasked(loaded).items()]
+
+
+def _plain_tasks(loaded: LoadedScenario) -> list[str]:
+    """Tasks that give no reasoning_tokens."""
+    return [t.name for t in loaded.scenario.tasks if t.reasoning_tokens is None]
+
+
+def _thinking_unasked(loaded: LoadedScenario) -> dict[str, str]:
+    """Local deployments (name -> model) of a model that reasons before every answer, in a
+    scenario with tasks that give no reasoning_tokens (thinking_not_simulated)."""
+    if not _plain_tasks(loaded):
+        return {}
+    return {name: dep.model for name, dep in loaded.scenario.deployments.items()
+            if isinstance(dep, LocalDeployment)
+            and loaded.catalog.models[dep.model].always_thinks}
 
 
 def untrusted_calibrations(loaded: LoadedScenario) -> list[str]:
@@ -132,6 +141,21 @@ def not_provisionable(loaded: LoadedScenario) -> list[str]:
             if isinstance(dep, LocalDeployment) and (problem := provisioning_problem(
                 name, dep, loaded.catalog.models[dep.model],
                 loaded.catalog.gpus.get(dep.gpu))) is not None]
+
+
+def images_to_name(loaded: LoadedScenario) -> list[str]:
+    """Deployments whose simulated vLLM release has no published image for their GPUs:
+    `llmplan stack` builds them only with an image named for it."""
+    notes = []
+    for name, dep in loaded.scenario.deployments.items():
+        gpu = loaded.catalog.gpus.get(dep.gpu) if isinstance(dep, LocalDeployment) else None
+        if not isinstance(dep, LocalDeployment) or gpu is None:
+            continue
+        if (why := no_published_image(dep.engine.vllm_version, gpu.vendor)) is not None:
+            notes.append(f"deployment '{name}': {why}; `llmplan stack` builds it only with "
+                         f"an image that runs vLLM {dep.engine.vllm_version} "
+                         f"(`--vllm-image <image>`), or simulate a published release")
+    return notes
 
 
 def fixed_gateway_caps(loaded: LoadedScenario) -> list[str]:
@@ -177,7 +201,7 @@ def fallback_after_clients_left(loaded: LoadedScenario) -> list[str]:
 def scenario_notes(loaded: LoadedScenario) -> list[str]:
     """What `simulate` says of the scenario beside its result: what the stack could not
     build as simulated, or would build differently, and what the simulation leaves out."""
-    return [*not_provisionable(loaded), *newer_than_modelled(loaded),
+    return [*not_provisionable(loaded), *images_to_name(loaded), *newer_than_modelled(loaded),
             *fallback_after_clients_left(loaded), *thinking_not_simulated(loaded),
             *untrusted_calibrations(loaded), *diurnal_part_time(loaded),
             *fixed_gateway_caps(loaded), *first_tokens_differ(loaded)]
@@ -185,8 +209,9 @@ def scenario_notes(loaded: LoadedScenario) -> list[str]:
 
 def with_provisioning(loaded: LoadedScenario) -> LoadedScenario:
     """`loaded` with the deployments `llmplan stack` could not build as simulated (a
-    hybrid whose local part it could not build, too), which the recommendation passes over
-    while another feasible candidate can be built."""
+    hybrid whose local part it could not build, too; a model that reasons before every
+    answer serving tasks simulated without reasoning, which it would serve thinking), which
+    the recommendation passes over while another feasible candidate can be built."""
     problems: dict[str, str] = {}
     deployments = loaded.scenario.deployments
     for name, dep in deployments.items():
@@ -194,6 +219,11 @@ def with_provisioning(loaded: LoadedScenario) -> LoadedScenario:
                 name, dep, loaded.catalog.models[dep.model],
                 loaded.catalog.gpus.get(dep.gpu))) is not None:
             problems[name] = problem
+    plain = _plain_tasks(loaded)
+    for name, model in _thinking_unasked(loaded).items():
+        problems.setdefault(name, f"{model} reasons before every answer, and "
+                                  f"{', '.join(plain)} {'was' if len(plain) == 1 else 'were'} "
+                                  f"simulated without reasoning_tokens")
     for name, dep in deployments.items():
         if isinstance(dep, HybridDeployment) and dep.local in problems:
             problems[name] = f"its local part: {problems[dep.local]}"

@@ -536,7 +536,7 @@ def _recommendation(ranking: list[str], candidates: dict[str, Candidate],
             f"{n} ({candidates[n].infeasible_because[0]})" for n in excluded)
     reason += not_built
     return Recommendation(deployment=best, ranking=ranking, reason=reason,
-                          drivers=drivers(best, feasible, candidates, headroom))
+                          drivers=drivers(best, feasible, candidates, headroom, passed_over))
 
 
 def per_useful_usd(candidate: Candidate) -> float:

@@ -12,6 +12,7 @@ simulated, an assumption given in the scenario, or the catalog's prices.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from llmplan.results.decision import Candidate, Driver
@@ -307,13 +308,18 @@ def _apart(a: float, b: float) -> tuple[str, str] | None:
 
 
 def drivers(best: str, feasible: list[str], candidates: dict[str, Candidate],
-            headroom: dict[str, SloHeadroom] | None = None) -> list[Driver]:
-    """Up to MAX_DRIVERS reasons the winner wins, most decisive first."""
+            headroom: dict[str, SloHeadroom] | None = None,
+            passed_over: Sequence[str] = ()) -> list[Driver]:
+    """Up to MAX_DRIVERS reasons the winner wins, most decisive first (`passed_over`:
+    feasible candidates the stack could not build as simulated, not in `feasible`)."""
     found: list[Driver | None] = [_excluded_driver(best, candidates)]
     if len(feasible) == 1 and len(candidates) > 1:
         found.insert(0, Driver(text=f"{best} is the only candidate that meets every "
-                                    f"constraint and the SLO",
-                               basis="the scenario's constraints and SLO"))
+                                    f"constraint and the SLO"
+                                    + (" and that the stack builds as simulated"
+                                       if passed_over else ""),
+                               basis="the scenario's constraints and SLO"
+                                     + ("; llmplan stack's rules" if passed_over else "")))
     if len(feasible) > 1:
         other = feasible[1]
         found += [_cost_driver(best, other, candidates),

@@ -62,6 +62,18 @@ def is_final(version: str) -> bool:
     return re.fullmatch(r"\d+\.\d+(\.\d+)?(\.\d+|\.post\d+)?", version) is not None
 
 
+def no_published_image(version: str, vendor: Literal["nvidia", "amd"]) -> str | None:
+    """Why vLLM publishes no image of release `version` for `vendor`'s GPUs (None: it
+    does), so that `llmplan stack` needs one named (--vllm-image)."""
+    if not is_final(version):
+        return f"vLLM {version} is a pre-release, of which vLLM publishes no image"
+    if vendor == "amd" and release_tuple(version) < FIRST_ROCM_IMAGE_RELEASE:
+        first = ".".join(map(str, FIRST_ROCM_IMAGE_RELEASE))
+        return (f"vLLM publishes ROCm images (vllm/vllm-openai-rocm) from {first} on, and "
+                f"this is {version}")
+    return None
+
+
 def split_image(image: str) -> tuple[str, str]:
     """An image reference's repository and tag ("" without one), a digest left out."""
     named = image.partition("@")[0]

@@ -329,6 +329,13 @@ def test_a_model_that_always_thinks_is_not_built_silently_for_tasks_without_reas
     simulated = simulate_text(ALWAYS_THINKING)
     [note] = thinking_not_simulated(load_scenario_text(ALWAYS_THINKING))
     assert "'oss'" in note and "chat" in note and "reasoning_tokens" in note
+    # what the stack would build thinks where the simulation did not: passed over while
+    # llama, which it builds as simulated, meets the SLO too
+    result = simulated[1]
+    assert result.deployments["oss"].feasible and result.deployments["llama"].feasible
+    assert result.recommendation.deployment == "llama"
+    assert "gpt-oss-20b reasons before every answer, and chat was simulated without " \
+        "reasoning_tokens" in result.recommendation.reason
     assert any("reasons before every answer" in n
                for n in stack_of(simulated, "oss", tmp_path).notes)
     assert not any("reasons before every answer" in n

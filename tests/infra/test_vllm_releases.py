@@ -216,6 +216,13 @@ def test_images_of_the_wrong_vendor_or_release_or_no_image_at_all_are_refused(
 def test_a_release_candidate_needs_an_image_named(simulated: Simulated, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"a pre-release vLLM publishes no image of"):
         stack_of(simulated, "candidate", tmp_path)
+    # simulate says so first, beside the answer (the stack needs an image named)
+    from llmplan.pipeline import images_to_name
+    notes = images_to_name(simulated[0])
+    assert any(n.startswith("deployment 'candidate': vLLM ") and "is a pre-release" in n
+               and "--vllm-image" in n for n in notes)
+    assert any(n.startswith("deployment 'amd-old': vLLM publishes ROCm images") for n in notes)
+    assert not any("'amd-new'" in n for n in notes)
     loaded, result = simulated
     written = write_stack(tmp_path / "Pulumi.rc.yaml", loaded, result, "candidate",
                           {"serving_image": "registry.local/vllm/vllm-openai:v0.9.2rc1"})
