@@ -23,6 +23,7 @@ surrounds them is each replica's own.
 
 from __future__ import annotations
 
+import heapq
 from typing import Protocol
 
 #: llama.cpp's default for --slot-prompt-similarity (common/common.h, 2025-2026 releases)
@@ -73,6 +74,10 @@ class BlockPrefixCache:
     Per group: `cached` blocks computed (hits read them), `pin` blocks held for the running
     requests of the group (the longest shared part among them: memory, counted once).
     Cache no running request holds is evictable: sum of max(0, cached - pin).
+
+    Eviction order is kept on a heap (`_lru`) rather than sorted at each eviction: a
+    replica evicts at nearly every step once its memory is full, and a cache of a few
+    hundred conversations sorted that often was most of a long run's time.
     """
 
     @classmethod
@@ -91,6 +96,21 @@ class BlockPrefixCache:
         self.pins: dict[int, int] = {}       # group -> blocks they hold
         self.pinned_blocks = 0
         self.evictable = 0
+        #: (last use, not parked, group) each time a cached group is used: every cached
+        #: group's current entry is here, with stale ones (an older use, an evicted group)
+        #: skipped when popped; the order is evict_to's
+        self._lru: list[tuple[float, bool, int]] = []
+
+    def _queue(self, group: int) -> None:
+        """Put a cached group's last use on the eviction heap (the heap is rebuilt from
+        the cache when stale entries outnumber live ones, so it stays the cache's size)."""
+        lru = self._lru
+        if len(lru) > 2 * len(self.cached) + 64:
+            used = self.used_s
+            lru[:] = [(used[g], g < PARKED_KEY_BASE, g) for g in self.cached]
+            heapq.heapify(lru)
+        else:
+            heapq.heappush(lru, (self.used_s[group], group < PARKED_KEY_BASE, group))
 
     def _spare(self, group: int) -> int:
         return max(0, self.cached.get(group, 0) - self.pins.get(group, 0))
@@ -119,7 +139,10 @@ class BlockPrefixCache:
         shared = self.shared_blocks(group, shared_tokens, prompt_tokens)
         if shared == 0:
             return 0, 0
-        self.used_s[group] = now_s
+        if self.used_s.get(group) != now_s:
+            self.used_s[group] = now_s
+            if group in self.cached:
+                self._queue(group)
         self.users[group] = self.users.get(group, 0) + 1
         if new_pin:
             before = self._spare(group)
@@ -149,10 +172,17 @@ class BlockPrefixCache:
         if group < 0:
             return
         blocks = tokens // self.B
-        before = self._spare(group)
-        self.cached[group] = max(self.cached.get(group, 0), blocks)
-        self.used_s[group] = now_s
-        self.evictable += self._spare(group) - before
+        cached = self.cached
+        had = cached.get(group, -1)      # -1: not cached (a chain of no block is)
+        if blocks > had:
+            pin = self.pins.get(group, 0)
+            cached[group] = blocks
+            self.evictable += max(0, blocks - pin) - max(0, had - pin)
+        # called at every step a request of the group runs: a use at the same time as
+        # the last is on the heap already
+        if had < 0 or self.used_s[group] != now_s:
+            self.used_s[group] = now_s
+            self._queue(group)
 
     def evict_to(self, free_blocks: int) -> None:
         excess = self.evictable - max(0, free_blocks)
@@ -160,24 +190,31 @@ class BlockPrefixCache:
             return
         # least recently used first; ties (same step): a preempted request's own blocks
         # before the chains they follow (vLLM frees a request's blocks last first), then by
-        # group, whatever the call order
-        used = self.used_s
-        for group in sorted(self.cached,
-                            key=lambda g: (used[g], g < PARKED_KEY_BASE, g)):
-            spare = self._spare(group)
-            if spare <= 0:
+        # group, whatever the call order (the heap's order)
+        used, cached, lru = self.used_s, self.cached, self._lru
+        kept: list[tuple[float, bool, int]] = []    # live entries popped, still cached
+        seen: set[int] = set()
+        while excess > 0 and lru:
+            entry = heapq.heappop(lru)
+            group = entry[2]
+            if group in seen or group not in cached or used[group] != entry[0]:
+                continue                    # stale: an older use, or evicted since
+            seen.add(group)
+            cut = min(cached[group] - self.pins.get(group, 0), excess)
+            if cut <= 0:
+                kept.append(entry)
                 continue
-            cut = min(spare, excess)
-            left = self.cached[group] - cut
+            left = cached[group] - cut
             if left:
-                self.cached[group] = left
+                cached[group] = left
+                kept.append(entry)
             else:
-                del self.cached[group]
+                del cached[group]
                 del used[group]
             self.evictable -= cut
             excess -= cut
-            if excess <= 0:
-                return
+        for entry in kept:
+            heapq.heappush(lru, entry)
 
     def last_slot(self) -> int:
         return -1
@@ -194,6 +231,7 @@ class BlockPrefixCache:
             return
         self.cached[key] = blocks
         self.used_s[key] = now_s
+        self._queue(key)
         self.evictable += blocks
 
     def parked(self, key: int) -> int:

@@ -20,7 +20,8 @@ that arrive in the shortest time; the whole stream when it is shorter), which is
 decides an SLO and is cheap to simulate; every simulation is run once (memoised by
 deployment, replicas and rate factor); independent simulations share the machine's cores;
 and the one figure a fleet is bought by, the replica count, is confirmed on the whole
-stream (stepping up if the whole day needs more than its busiest stretch). Same scenario
+stream (stepping up, one replica first, if the whole day needs more than its busiest
+stretch), beside the sensitivity's other whole-stream runs. Same scenario
 and seed, same planning: the pool changes only when a simulation runs, never its result.
 
 A cloud API's limits start each planning simulation as the same traffic, kept up, leaves
@@ -138,6 +139,19 @@ def _run_in_worker(point: Point) -> DeploymentResult:
     return _WORKER[0].simulate(point)
 
 
+#: a whole-stream task: ("confirm", deployment, replicas the search found) or ("variant",
+#: deployment, the variant case)
+WholeTask = tuple[str, str, int]
+
+
+def _whole_in_worker(task: WholeTask) -> tuple[object, dict[Point, DeploymentResult]]:
+    planner = _WORKER[0]
+    kind, name, number = task
+    if kind == "variant":
+        return planner.simulate_variant(number, name), {}
+    return planner.confirm_replicas(name, number), planner.harvest()
+
+
 def _search_in_worker(task: tuple[str, str]) -> tuple[str, str, object, dict[Point,
                                                                         DeploymentResult]]:
     planner = _WORKER[0]
@@ -190,6 +204,10 @@ class Planner:
             and long_run is not None and pace > 0 and long_run > pace * (1 + 1e-9) else 1.0
         self.cache: dict[Point, DeploymentResult] = {}
         self.fresh: dict[Point, DeploymentResult] = {}   # run here since the last harvest
+        #: the sensitivity's cases that set local fleets up otherwise (`variant_cases`), and
+        #: their whole-stream runs by (case, deployment)
+        self._variant_cases: list[tuple[str, LoadedScenario, set[str]]] | None = None
+        self.variants: dict[tuple[int, str], DeploymentResult] = {}
         #: per cloud API, the rate its limits sustain at the stretch's token mix
         self.limits: dict[str, Sustained] = {}
         for name, dep in loaded.scenario.deployments.items():
@@ -281,15 +299,21 @@ class Planner:
         return hi
 
     def confirm_replicas(self, name: str, replicas: int) -> int | None:
-        """The search's answer, raised until the whole stream meets the SLO too: doubled
-        until it does, then bisected (as min_replicas searches). None past REPLICA_LIMIT,
-        or once doubling a fleet that keeps up with the traffic gains too little to ever
-        reach the SLO's goodput (`_size_does_not_help`)."""
+        """The search's answer, raised until the whole stream meets the SLO too: one
+        replica more, then doubled until it does, then bisected (as min_replicas
+        searches). None past REPLICA_LIMIT, or once doubling a fleet that keeps up with
+        the traffic gains too little to ever reach the SLO's goodput
+        (`_size_does_not_help`).
+
+        One more first: the busiest stretch is most of what the day asks, so the day
+        mostly needs the stretch's answer or one replica more, and a whole-stream run is
+        the dearest simulation planning makes (a 6-hour agent stream took 4 s at each
+        fleet size): doubling straight away had run 8, then 6, to find 5 after 4."""
         lo, hi = replicas - 1, replicas       # lo: known to miss, or below the answer
         while not self.meets(Point(name, replicas=hi, whole=True)):
             if hi >= REPLICA_LIMIT or self._size_does_not_help(name, lo, hi):
                 return None
-            lo, hi = hi, min(REPLICA_LIMIT, hi * 2)
+            lo, hi = hi, min(REPLICA_LIMIT, hi + 1 if hi == replicas else hi * 2)
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if self.meets(Point(name, replicas=mid, whole=True)):
@@ -443,6 +467,31 @@ class Planner:
         """One search: "replicas" (min_replicas) or "rate" (max_rate_factor)."""
         return self.min_replicas(name) if kind == "replicas" else self.max_rate_factor(name)
 
+    def variant_cases(self) -> list[tuple[str, LoadedScenario, set[str]]]:
+        """The sensitivity's cases with local fleets set up otherwise (prefix caching
+        switched, a mixture of experts or PCIe cards laid out the other way): each case's
+        label, scenario and the deployments it changes."""
+        if self._variant_cases is None:
+            self._variant_cases = [case for case in (
+                _prefix_caching_toggled(self), _layout_flipped(self), _stages_flipped(self))
+                if case is not None]
+        return self._variant_cases
+
+    def variant_runs(self, names: Iterable[str]) -> list[tuple[int, str]]:
+        """(case, deployment) of every whole-stream run the variant cases need among
+        `names` (the evaluated deployments)."""
+        evaluated = list(names)
+        return [(case, name) for case, (_, _, affected) in enumerate(self.variant_cases())
+                for name in evaluated if name in affected]
+
+    def simulate_variant(self, case: int, name: str) -> DeploymentResult:
+        """Deployment `name` as variant case `case` sets it up, on the whole stream at
+        the scenario's rate and fleet sizes (run once)."""
+        if (case, name) not in self.variants:
+            changed = self.variant_cases()[case][1]
+            self.variants[case, name] = simulate_one(changed, name, seed=self.seed)[0]
+        return self.variants[case, name]
+
     def harvest(self) -> dict[Point, DeploymentResult]:
         fresh, self.fresh = self.fresh, {}
         return fresh
@@ -550,6 +599,44 @@ def _search_all(planner: Planner, jobs: int,
     return found
 
 
+def _confirm_all(planner: Planner, jobs: int, candidates: dict[str, int],
+                 names: Iterable[str]) -> dict[str, int | None]:
+    """`confirm_replicas` of each fleet's searched count, and the variant cases' runs of
+    the deployments `names` (what the sensitivity needs), sharing the cores: all are
+    whole-stream runs, the dearest planning makes, and independent of one another (a
+    fleet's confirmation runs its sizes one after another). One at a time without a
+    pool, the variants left to the sensitivity. A count whose run is made already and
+    meets the SLO (the scenario's own fleet) is confirmed here: no task to fork for."""
+    confirmed: dict[str, int | None] = {
+        name: n for name, n in candidates.items() if _confirmed_already(planner, name, n)}
+    tasks: list[WholeTask] = [("confirm", name, n) for name, n in candidates.items()
+                              if name not in confirmed]
+    tasks += [("variant", name, case) for case, name in planner.variant_runs(names)
+              if (case, name) not in planner.variants]
+    pool = _pool(planner, jobs, len(tasks))
+    if pool is None:
+        return {name: confirmed[name] if name in confirmed
+                else planner.confirm_replicas(name, n) for name, n in candidates.items()}
+    with stopped_on_interrupt(pool):
+        for (kind, name, number), (value, fresh) in zip(
+                tasks, pool.map(_whole_in_worker, tasks), strict=True):
+            if kind == "variant":
+                assert isinstance(value, DeploymentResult)
+                planner.variants[number, name] = value
+            else:
+                assert value is None or isinstance(value, int)
+                confirmed[name] = value
+                planner.cache.update(fresh)
+    return confirmed
+
+
+def _confirmed_already(planner: Planner, name: str, replicas: int) -> bool:
+    """Whether the whole stream at `replicas` is simulated already and meets the SLO
+    (so `confirm_replicas` returns `replicas` without a run)."""
+    point = Point(name, replicas=replicas, whole=True)
+    return planner._normal(point) in planner.cache and planner.meets(point)
+
+
 def _reprice(loaded: LoadedScenario, cloud_factor: float, gpu_factor: float) -> LoadedScenario:
     catalog = loaded.catalog
     gpus = {k: g.model_copy(update={
@@ -622,10 +709,9 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
     found = _search_all(planner, jobs, searches)
     say("planning: replica counts on the whole stream")
     candidates = {n: found.get(("replicas", n)) for n in local}
-    _run_all(planner, jobs, [Point(n, replicas=r, whole=True)
-                             for n, r in candidates.items() if isinstance(r, int)])
-    replicas = {n: planner.confirm_replicas(n, r) if isinstance(r, int) else None
-                for n, r in candidates.items()}
+    confirmed = _confirm_all(planner, jobs, {n: r for n, r in candidates.items()
+                                             if isinstance(r, int)}, simulation.deployments)
+    replicas = {n: confirmed.get(n) for n in candidates}
     # the searches and load curves speed up the busiest stretch, so a factor is a multiple
     # of its rate (not of the run's mean: a diurnal day's peak is several times that)
     base_rate = len(planner.window) / planner.window_s
@@ -959,13 +1045,9 @@ def sensitivity(simulation: SimulationResult, planner: Planner,
         cases.append(SensitivityCase(change=f"volume x{factor:g} (fleets as simulated)",
                                      winner=verdict.deployment,
                                      ranking=verdict.ranking))
-    for toggled in (_prefix_caching_toggled(planner), _layout_flipped(planner),
-                    _stages_flipped(planner)):
-        if toggled is None:
-            continue
-        label, changed, affected = toggled
+    for case, (label, changed, affected) in enumerate(planner.variant_cases()):
         varied = simulation.model_copy(update={"deployments": {
-            name: simulate_one(changed, name, seed=planner.seed)[0] if name in affected
+            name: planner.simulate_variant(case, name) if name in affected
             else result for name, result in simulation.deployments.items()}})
         # judged at the daily peak by the fleets' searches as simulated: a change that
         # makes a fleet faster may not show (the searches are not run again), one that

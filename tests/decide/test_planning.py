@@ -454,6 +454,28 @@ def test_a_fleet_no_size_can_make_meet_the_slo_is_given_up_soon() -> None:
     assert 0.95 - met[-1] > 8 * gains[-1] and 0.95 - met[-2] <= 8 * gains[-2]
 
 
+def test_a_count_the_whole_stream_misses_is_raised_by_one_before_doubling(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A whole-stream run is the dearest planning makes, and the day mostly needs the
+    busiest stretch's count or one more: one more is tried first, then doubling and
+    bisection as before (the first miss is not doubled, so no size is given up on it)."""
+    loaded = scenario_from(HOPELESS)
+    planner = Planner(loaded, simulate_scenario(loaded), window_requests=100)
+    tried: list[int | None] = []
+    needed = 5
+
+    def meets(point: Point) -> bool:
+        assert point.whole and point.replicas is not None
+        tried.append(point.replicas)
+        return point.replicas >= needed
+
+    monkeypatch.setattr(planner, "meets", meets)
+    assert planner.confirm_replicas("small", 4) == 5 and tried == [4, 5]
+    tried.clear()
+    needed = 7
+    assert planner.confirm_replicas("small", 4) == 7 and tried == [4, 5, 10, 7, 6]
+
+
 def test_a_fleet_short_of_the_busiest_stretchs_pace_is_noted_as_missing_bursts() -> None:
     """The note compares the rate planning finds with the pace the busiest stretch
     arrives at with the costed volume (what the break-even's monthly capacity holds it

@@ -72,6 +72,30 @@ def test_a_preempted_requests_blocks_stay_cached_until_evicted_last_block_first(
     assert cache.parked(parked_key(9)) == 0 and cache.cached[3] == 4
 
 
+
+def test_eviction_follows_the_last_use_whatever_was_used_in_between() -> None:
+    """The eviction order is kept on a heap between evictions: a chain used again goes
+    behind the others, and a pinned one is passed over and stays in line."""
+    cache = BlockPrefixCache(block_size=16)
+    for group in (5, 2, 9):
+        cache.computed(group, 64, now_s=1.0)          # 4 blocks each, used together
+    cache.computed(2, 64, now_s=2.0)                  # 2 used again: now the newest
+    assert cache.take(5, 64, 80, now_s=1.0) == (64, 4)   # 5 held by a running request
+    assert cache.evictable == 8
+    cache.evict_to(6)            # 5 is held: 9 (used at 1.0) goes before 2 (at 2.0)
+    assert cache.cached == {5: 4, 2: 4, 9: 2}
+    cache.evict_to(2)
+    assert cache.cached == {5: 4, 2: 2}
+    cache.release(5, 4, keep_group=5, context_tokens=0, now_s=3.0, slot=-1)
+    cache.evict_to(4)            # 5, free again, was last used at 1.0: before 2
+    assert cache.cached == {2: 2, 5: 2}
+    for t in range(100):         # many uses in between: the heap keeps its size
+        cache.computed(2, 64, now_s=4.0 + t)
+    assert len(cache._lru) <= 2 * len(cache.cached) + 65
+    cache.evict_to(2)
+    assert cache.cached == {2: 2}
+
+
 LONG_CONTEXT = """
     seed: 2
     duration: 20m
