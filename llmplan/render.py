@@ -138,8 +138,12 @@ def one_sided(result: Result) -> list[str]:
                          f"spill-over sent {hybrid.cloud} nothing, so it ran as "
                          f"{hybrid.local} alone (with the API's fixed costs)")
         elif hybrid.served_local == 0:
-            lines.append(f"{name} answered every request on {hybrid.cloud}: its routes sent "
-                         f"{hybrid.local} nothing to answer, though its GPUs are paid for")
+            moved = hybrid.moved_between_paths
+            why = (f"{hybrid.local} answered none ({moved:,} moved between the two: too long "
+                   f"for it, spilled over or fallen back)" if moved else
+                   f"its routes sent {hybrid.local} nothing to answer")
+            lines.append(f"{name} answered every request on {hybrid.cloud}: {why}, though "
+                         f"its GPUs are paid for")
     return lines
 
 

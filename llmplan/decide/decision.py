@@ -614,7 +614,8 @@ def with_slo_capacity(rows: list[BreakEven], planning: Planning,
         if slo is None:
             out.append(row)
             continue
-        slo = min(slo, row.local_capacity_requests_per_month or slo)
+        if row.local_capacity_requests_per_month is not None:
+            slo = min(slo, row.local_capacity_requests_per_month)
         grow = _must_grow(row.local, loaded, row.break_even_requests_per_month,
                           min(slo, row.local_capacity_requests_per_month or slo),
                           " within the SLO")

@@ -350,3 +350,28 @@ def test_requests_too_long_for_the_model_are_named_by_task_with_the_limit() -> N
     assert none_fit.deployments["gpu"].requests.completed == 0
     assert not any("full batches" in why
                    for why in none_fit.deployments["gpu"].infeasible_because)
+
+
+def test_a_hybrid_whose_fleet_answered_nothing_says_why() -> None:
+    """Every prompt longer than the fleet's max_model_len: each request moves to the API,
+    none routed there. The line says they moved; it used to blame the routes."""
+    from llmplan.pipeline import evaluate
+    from llmplan.render import one_sided
+    result = evaluate(scenario_from("""
+        seed: 3
+        duration: 60
+        traffic: {kind: constant, rate_per_s: 0.5}
+        tasks: [{name: long, prompt_tokens: {kind: fixed, tokens: 9000},
+                 output_tokens: {kind: fixed, tokens: 50}}]
+        deployments:
+          fleet: {gpu: L40S, model: Llama-3.1-8B, engine: {max_model_len: 8192}}
+          api: {kind: cloud, model: gpt-4o-mini}
+          both: {kind: hybrid, local: fleet, cloud: api}
+    """))
+    hybrid = result.deployments["both"].hybrid
+    assert hybrid is not None and hybrid.served_local == 0
+    assert hybrid.moved_between_paths > 0
+    [line] = one_sided(result)
+    assert line.startswith("both answered every request on api: fleet answered none (")
+    assert f"{hybrid.moved_between_paths:,} moved between the two" in line
+    assert "routes" not in line

@@ -251,6 +251,11 @@ def test_with_planning_the_break_even_is_checked_against_what_the_slo_allows() -
     assert slo == pytest.approx(0.1 * row.break_even_requests_per_month)
     assert checked.fleet_must_grow is not None and "within the SLO" in checked.fleet_must_grow
     assert "needs at least 10" in checked.fleet_must_grow
+    # a fleet whose full batches serve nothing (every replica down all run) serves nothing
+    # within the SLO either, whatever rate a search found
+    down = row.model_copy(update={"local_capacity_requests_per_month": 0.0})
+    (none,) = with_slo_capacity([down], planning, scenario_from(GROWTH.replace("HOURS", "0")))
+    assert none.local_slo_capacity_requests_per_month == 0.0
 
 
 @pytest.mark.parametrize(("busiest", "slo", "idle"),
