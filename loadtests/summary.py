@@ -96,7 +96,10 @@ def goodput_mask(rows: list[RequestRecord], slo_by_task: Mapping[str, SloSpec]) 
                       ttft_ms=column(r.ttft_ms for r in rows),
                       tpot_ms=column(r.tpot_ms for r in rows),
                       e2e_ms=column(r.e2e_ms for r in rows),
-                      ttft_visible_ms=column(r.ttft_visible_ms for r in rows))
+                      # a request that reasoned and never answered has no visible TTFT
+                      ttft_visible_ms=column(r.ttft_visible_ms if r.ttft_visible_ms is not None
+                                             or r.reasoning_tokens else r.ttft_ms
+                                             for r in rows))
 
 
 def summarise_records(rows: list[RequestRecord], *, planned: int, planned_span_s: float,
@@ -156,5 +159,6 @@ def summarise_records(rows: list[RequestRecord], *, planned: int, planned_span_s
         slo=MeasuredSlo(goodput_fraction=float(good.sum()) / len(rows) if rows else None,
                         goodput_requests_per_s=float(good.sum()) / window,
                         bounded=any(bound is not None for spec in slo_by_task.values()
-                                    for bound in (spec.ttft_ms, spec.tpot_ms, spec.e2e_ms))),
+                                    for bound in (spec.ttft_ms, spec.tpot_ms, spec.e2e_ms,
+                                                  spec.ttft_visible_ms))),
         tasks=tasks, cache=cache_figures(rows, shared_prompts, planned_prompt_tokens))

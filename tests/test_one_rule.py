@@ -84,3 +84,27 @@ def test_did_you_mean_offers_names_that_begin_with_the_typo_first_then_the_alike
     assert did_you_mean("h100-smx", known) == " (did you mean 'H100-SXM'?)"   # any case
     assert did_you_mean("quux", known) == ""
     assert did_you_mean("x", [f"x{i}" for i in range(10)]).count("'") == 2 * 4   # at most 4
+
+
+def test_a_visible_ttft_bound_fails_a_request_that_reasoned_and_never_answered() -> None:
+    """The load test's records: an answer after reasoning is judged at its first visible
+    token; one that reasoned and never answered (max_tokens reached while thinking) has no
+    visible token, so it is outside the bound, not judged at its first reasoning token; a
+    request that did not reason is judged at its TTFT."""
+    from llmplan.loadtests.records import RequestRecord
+    from llmplan.loadtests.summary import goodput_mask, summarise_records
+
+    def record(i: int, **figures: float | int | None) -> RequestRecord:
+        return RequestRecord(id=i, task="t", target="x", scheduled_ts=float(i),
+                             send_ts=float(i), schedule_delay_ms=0.0, status=200,
+                             ttft_ms=100.0, e2e_ms=30_000.0, output_tokens=50, **figures)
+
+    rows = [record(0, reasoning_tokens=400, ttft_visible_ms=1_500.0),
+            record(1, reasoning_tokens=4096, ttft_visible_ms=None),
+            record(2, reasoning_tokens=400, ttft_visible_ms=29_000.0),
+            record(3)]
+    slo = {"t": SloSpec(ttft_visible_ms=2_000)}
+    assert goodput_mask(rows, slo).tolist() == [True, False, False, True]
+    summary = summarise_records(rows, planned=4, planned_span_s=4.0, slo_by_task=slo,
+                                mode="open")
+    assert summary.slo.bounded and summary.slo.goodput_fraction == 0.5

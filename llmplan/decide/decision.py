@@ -401,7 +401,7 @@ def decide(simulation: SimulationResult, loaded: LoadedScenario,
     unbuildable = dict(sorted(loaded.unbuildable.items())) or None
     headroom = slo_headroom(planning, loaded) if planning is not None else None
     recommendation = recommend(candidates, loaded, headroom)
-    rows = break_even(candidates, loaded, daily_peak_requests_per_s(loaded, simulation))
+    rows = break_even(candidates, loaded, diurnal_peak_requests_per_s(loaded, simulation))
     return Result(scenario=simulation.scenario, deployments=candidates,
                   recommendation=recommendation,
                   break_even=with_slo_capacity(rows, planning, loaded) if planning else rows,
@@ -418,12 +418,22 @@ PEAK_MISSED = 1.2
 def daily_peak_requests_per_s(loaded: LoadedScenario,
                               simulation: SimulationResult) -> float | None:
     """The requests/s (conversations' turns counted) of a diurnal traffic's daily peak when
-    the simulated hours miss it by more than PEAK_MISSED (None otherwise): the long-run
-    rate times the curve's peak-to-mean, spikes left out."""
+    the simulated hours miss it by more than PEAK_MISSED (None otherwise)."""
+    traffic = loaded.scenario.traffic
+    if not isinstance(traffic, DiurnalTraffic) or \
+            traffic.peak_missed_by(loaded.scenario.duration_s) <= PEAK_MISSED:
+        return None
+    return diurnal_peak_requests_per_s(loaded, simulation)
+
+
+def diurnal_peak_requests_per_s(loaded: LoadedScenario,
+                                simulation: SimulationResult) -> float | None:
+    """The requests/s (conversations' turns counted) of a diurnal traffic's daily peak,
+    whether or not the run reaches it (None: not diurnal): the long-run rate times the
+    curve's peak-to-mean, spikes left out."""
     traffic = loaded.scenario.traffic
     duration_s = loaded.scenario.duration_s
-    if not isinstance(traffic, DiurnalTraffic) or \
-            traffic.peak_missed_by(duration_s) <= PEAK_MISSED:
+    if not isinstance(traffic, DiurnalTraffic):
         return None
     long_run = simulation.scenario.long_run_requests_per_s
     base = traffic.long_run_rate(duration_s).requests_per_s
@@ -551,8 +561,9 @@ def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario,
 
     Costs are modelled as fixed + variable x volume (variable per request at the simulated
     mix); the local side is only valid up to its simulated capacity, and a break-even past
-    it says so (the fleet must grow, adding fixed costs). `peak_per_s`: a daily peak the
-    simulated hours miss, which the capacity is judged at (as planning judges it).
+    it says so (the fleet must grow, adding fixed costs). `peak_per_s`: a diurnal
+    traffic's daily peak, which lasts hours: the capacity is judged at it, whether or not
+    the simulated hours reach it.
     """
     out = []
     kinds = {n: loaded.scenario.deployments[n].kind for n in candidates}
@@ -578,7 +589,7 @@ def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario,
 
 def _capacity_per_month(candidate: Candidate, peak_per_s: float | None = None) -> float | None:
     """Monthly volume at which the traffic's sustained rate reaches the fleet's full-batch
-    throughput: the run's mean rate, or a daily peak the run misses, which lasts hours
+    throughput: the run's mean rate, or a diurnal traffic's daily peak, which lasts hours
     (None: nothing to scale from)."""
     offered = max(candidate.throughput.offered_requests_per_s, peak_per_s or 0.0)
     if candidate.local is None or offered <= 0:

@@ -671,7 +671,8 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
                                        or slo.ttft_visible_ms)
                   for slo in [scenario.slo, *(t.slo for t in scenario.tasks)])
     if not bounded:
-        notes.append("the scenario sets no latency bound (slo.ttft_ms, tpot_ms or e2e_ms): "
+        notes.append("the scenario sets no latency bound (slo.ttft_ms, tpot_ms, e2e_ms or "
+                     "ttft_visible_ms): "
                      "the replica and rate searches have nothing to meet, so they were not "
                      "run; set one to size the fleet")
     if planner.sped_up_to_peak is not None:

@@ -31,10 +31,13 @@ that is rolled or scaled in finishes its local requests through it.
 
 A fleet that refuses what its replica cannot queue (`admission.queue_limit`, not a hybrid's
 part) gets `max_conns` on its pods (router_config.pod_connection_cap): least_conn passes over
-a pod at its cap, and with every pod at it nginx answers 502 at once ("no live upstreams",
-ngx_http_upstream_module: `max_conns`, open-source since 1.11.5, counted across workers in
-the `zone`), which the gateway returns as the simulation's refusal. The cap is per pod, so
-it follows the pods the autoscaler runs.
+a pod at its cap, and with every pod at it nginx fails the request at once ("no live
+upstreams", ngx_http_upstream_module: `max_conns`, open-source since 1.11.5, counted across
+workers in the `zone`). That 502 is answered as a 429 (`error_page`), which LiteLLM passes on
+as a rate limit and the load test counts as refused, as the simulation does; a fleet whose
+every pod fails reads as refusing too. The cap is per pod, so it follows the pods the
+autoscaler runs. With `round_robin` nginx passes over a full pod to the next in turn, where
+the simulated round robin refuses at it: that stack refuses less than simulated.
 
 Where this still differs from the simulation: with several gateway replicas each sidecar
 balances the requests of its own pod (each sees about 1/`gatewayReplicas` of them), so the
@@ -114,7 +117,14 @@ def balancer_conf(config: StackConfig, router: RouterName, pods_service: str,
         "      proxy_request_buffering off;",
         f"      proxy_read_timeout {timeout_s}s;",
         f"      proxy_send_timeout {timeout_s}s;",
+        *(["      error_page 502 = @refused;"] if max_conns is not None else []),
         "    }",
+        *([
+            "    location @refused {",
+            "      default_type application/json;",
+            "      return 429 '{\"error\": {\"message\": \"every replica is full (its "
+            "batch and admission.queue_limit)\", \"type\": \"rate_limit_error\"}}';",
+            "    }"] if max_conns is not None else []),
         "  }",
         "}",
     ]

@@ -514,7 +514,8 @@ def fixed_caps_note(name: str, hybrid: HybridDeployment,
     if hybrid.spillover_wait_s is not None:
         caps.append(f"spills past spillover_wait_s ({hybrid.spillover_wait_s:g} s)")
     if local.admission.queue_limit is not None:
-        caps.append(f"refuses past admission.queue_limit ({local.admission.queue_limit})")
+        caps.append(f"spills or refuses past admission.queue_limit "
+                    f"({local.admission.queue_limit} waiting)")
     if not caps:
         return None
     scale = local.autoscaling

@@ -116,9 +116,9 @@ class BreakEven(ResultModel):
     local_capacity_requests_per_month: float | None = Field(
         default=None, description="The most the local fleet as simulated serves in a month: "
                                   "the month's volume at which the traffic's sustained "
-                                  "rate (the run's mean, or a daily peak the run misses) "
-                                  "reaches its full-batch throughput (an upper bound; the "
-                                  "SLO may bind first: see planning).")
+                                  "rate (the run's mean, or a diurnal traffic's daily "
+                                  "peak) reaches its full-batch throughput (an upper "
+                                  "bound; the SLO may bind first: see planning).")
     local_slo_capacity_requests_per_month: float | None = Field(
         default=None, description="With planning: the monthly volume at which the busiest "
                                   "stretch arrives at the highest rate the fleet serves "

@@ -20,12 +20,11 @@ def within_slo(slos: Sequence[SloSpec], group: np.ndarray, ok: np.ndarray, *,
     """Per request: finished and inside every bound of its SLO, `slos[group[i]]`.
 
     Arrays are aligned per request; missing latencies are NaN. `ttft_visible_ms`: to the
-    answer's first token after hidden reasoning (NaN, or None for all: no reasoning, the
-    TTFT).
+    answer's first token after hidden reasoning, the TTFT where a request had none (NaN:
+    no answer came; None for all: nothing reasoned, the TTFT).
     """
     met = ok.astype(bool, copy=True)
-    visible = ttft_ms if ttft_visible_ms is None else \
-        np.where(np.isnan(ttft_visible_ms), ttft_ms, ttft_visible_ms)
+    visible = ttft_ms if ttft_visible_ms is None else ttft_visible_ms
     for i, slo in enumerate(slos):
         mine = group == i
         for bound_ms, values, absent_passes in ((slo.ttft_ms, ttft_ms, False),

@@ -469,6 +469,8 @@ class Scenario(_Strict):
         return f"{words}; met when {share} of requests are within it (goodput)"
 
     def bounded_latencies(self) -> frozenset[str]:
-        """The latency figures some task's SLO bounds ("ttft_ms", "tpot_ms", "e2e_ms")."""
-        return frozenset(name for task in self.tasks for name in ("ttft_ms", "tpot_ms", "e2e_ms")
+        """The latency figures some task's SLO bounds ("ttft_ms", "tpot_ms", "e2e_ms",
+        "ttft_visible_ms")."""
+        return frozenset(name for task in self.tasks
+                         for name in ("ttft_ms", "tpot_ms", "e2e_ms", "ttft_visible_ms")
                          if getattr(self.slo_for(task), name) is not None)

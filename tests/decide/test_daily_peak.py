@@ -190,3 +190,19 @@ def test_the_full_batch_capacity_is_judged_at_the_peak_the_run_misses(planning: 
     if planning:
         assert row.local_slo_capacity_requests_per_month is not None
         assert row.local_slo_capacity_requests_per_month <= row.local_capacity_requests_per_month
+
+
+def test_a_whole_day_is_judged_at_its_peak_too() -> None:
+    """A run of the whole day reaches its peak: the full-batch capacity is still the
+    volume at which the peak, not the day's mean, reaches full batches (at the mean, it was
+    nearly what the fleet serves flat out all month, three times what the peak allows)."""
+    whole_day = SCENARIO.replace("START", "0").replace("duration: 300", "duration: 24h") \
+        .replace("mean_rate_per_s: 12", "mean_rate_per_s: 0.2")
+    result = evaluate(scenario_from(whole_day), planning=False)
+    (row,) = result.break_even
+    l4 = result.deployments["l4"]
+    assert l4.local is not None
+    full = l4.local.utilisation.full_batch_requests_per_s
+    month = l4.cost.requests_per_month
+    assert row.local_capacity_requests_per_month == pytest.approx(month * full / 0.6,
+                                                                  rel=0.02)

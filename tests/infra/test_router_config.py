@@ -126,7 +126,7 @@ def test_the_gateway_deploys_exactly_the_generated_config(bedrock_stack: Written
     assert env["AWS_REGION"]["value"] == "us-east-1"
 
 
-def test_a_local_fleet_with_a_queue_limit_refuses_at_each_pod_as_simulated(
+def test_a_local_fleet_with_a_queue_limit_refuses_at_each_pod(
         example_stacks: dict[str, ExampleStack], tmp_path: Path) -> None:
     """The simulation refuses a request its replica cannot queue (`admission.queue_limit`);
     without a cap the stack would queue it in vLLM instead. Each balancer caps each pod at
@@ -152,6 +152,13 @@ def test_a_local_fleet_with_a_queue_limit_refuses_at_each_pod_as_simulated(
     assert admission_cap_per_replica(plan) == batch + 7
     assert pod_connection_cap(capped) == -(-(batch + 7) // 2)
     assert f"max_conns={-(-(batch + 7) // 2)}" in _server(capped, tmp_path)
+    # every pod full: nginx's 502 goes out as the 429 the simulation's refusal is
+    [cm] = [m for m in gateway_manifests(capped) if m["kind"] == "ConfigMap"]
+    conf = cm["data"][BALANCER_CONFIG_KEY]
+    assert "error_page 502 = @refused;" in conf and "location @refused" in conf
+    assert "return 429 " in conf.split("location @refused")[1]
+    [plain] = [m for m in gateway_manifests(config) if m["kind"] == "ConfigMap"]
+    assert "@refused" not in plain["data"][BALANCER_CONFIG_KEY]
     groups = _groups(router_config(capped, gateway_endpoints(capped)))
     assert not any("max_parallel_requests" in g for g in groups.values())
 
@@ -193,7 +200,7 @@ def test_a_hybrid_whose_fleet_autoscales_is_told_its_caps_are_fixed(
     assert fixed_caps_note(config.plan.deployment, unspilled, dep) is None
     limited = dep.model_copy(update={"admission": dep.admission.model_copy(
         update={"queue_limit": 5})})
-    assert "refuses past admission.queue_limit (5)" in str(
+    assert "spills or refuses past admission.queue_limit (5 waiting)" in str(
         fixed_caps_note(config.plan.deployment, unspilled, limited))
 
 
