@@ -146,16 +146,13 @@ def not_provisionable(loaded: LoadedScenario) -> list[str]:
 def images_to_name(loaded: LoadedScenario) -> list[str]:
     """Deployments whose simulated vLLM release has no published image for their GPUs:
     `llmplan stack` builds them only with an image named for it."""
-    notes = []
-    for name, dep in loaded.scenario.deployments.items():
-        gpu = loaded.catalog.gpus.get(dep.gpu) if isinstance(dep, LocalDeployment) else None
-        if not isinstance(dep, LocalDeployment) or gpu is None:
-            continue
-        if (why := no_published_image(dep.engine.vllm_version, gpu.vendor)) is not None:
-            notes.append(f"deployment '{name}': {why}; `llmplan stack` builds it only with "
-                         f"an image that runs vLLM {dep.engine.vllm_version} "
-                         f"(`--vllm-image <image>`), or simulate a published release")
-    return notes
+    return [f"deployment '{name}': {why}; `llmplan stack` builds it only with an image that "
+            f"runs vLLM {dep.engine.vllm_version} (`--vllm-image <image>`), or simulate a "
+            f"published release"
+            for name, dep in loaded.scenario.deployments.items()
+            if isinstance(dep, LocalDeployment) and dep.gpu in loaded.catalog.gpus
+            and (why := no_published_image(dep.engine.vllm_version,
+                                           loaded.catalog.gpus[dep.gpu].vendor)) is not None]
 
 
 def fixed_gateway_caps(loaded: LoadedScenario) -> list[str]:

@@ -627,8 +627,7 @@ def with_slo_capacity(rows: list[BreakEven], planning: Planning,
             continue
         if row.local_capacity_requests_per_month is not None:
             slo = min(slo, row.local_capacity_requests_per_month)
-        grow = _must_grow(row.local, loaded, row.break_even_requests_per_month,
-                          min(slo, row.local_capacity_requests_per_month or slo),
+        grow = _must_grow(row.local, loaded, row.break_even_requests_per_month, slo,
                           " within the SLO")
         out.append(row.model_copy(update={"local_slo_capacity_requests_per_month": slo,
                                           "fleet_must_grow": grow}))

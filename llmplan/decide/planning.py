@@ -322,6 +322,12 @@ class Planner:
                 lo = mid
         return hi
 
+    def met_already(self, name: str, replicas: int) -> bool:
+        """Whether the whole stream at `replicas` is simulated already and meets the SLO
+        (so `confirm_replicas` returns `replicas` without a run)."""
+        point = Point(name, replicas=replicas, whole=True)
+        return self._normal(point) in self.cache and self.meets(point)
+
     def _size_does_not_help(self, name: str, fewer: int, more: int) -> bool:
         """Whether `more` replicas (twice `fewer`, both missing on the whole stream) keep
         up with the traffic and gained so little over `fewer` that the share still short
@@ -608,7 +614,7 @@ def _confirm_all(planner: Planner, jobs: int, candidates: dict[str, int],
     pool, the variants left to the sensitivity. A count whose run is made already and
     meets the SLO (the scenario's own fleet) is confirmed here: no task to fork for."""
     confirmed: dict[str, int | None] = {
-        name: n for name, n in candidates.items() if _confirmed_already(planner, name, n)}
+        name: n for name, n in candidates.items() if planner.met_already(name, n)}
     tasks: list[WholeTask] = [("confirm", name, n) for name, n in candidates.items()
                               if name not in confirmed]
     tasks += [("variant", name, case) for case, name in planner.variant_runs(names)
@@ -628,13 +634,6 @@ def _confirm_all(planner: Planner, jobs: int, candidates: dict[str, int],
                 confirmed[name] = value
                 planner.cache.update(fresh)
     return confirmed
-
-
-def _confirmed_already(planner: Planner, name: str, replicas: int) -> bool:
-    """Whether the whole stream at `replicas` is simulated already and meets the SLO
-    (so `confirm_replicas` returns `replicas` without a run)."""
-    point = Point(name, replicas=replicas, whole=True)
-    return planner._normal(point) in planner.cache and planner.meets(point)
 
 
 def _reprice(loaded: LoadedScenario, cloud_factor: float, gpu_factor: float) -> LoadedScenario:

@@ -500,7 +500,6 @@ def _pulumi_type(annotation: Any) -> ScalarType | None:
     return None
 
 
-
 def fixed_caps_note(name: str, hybrid: HybridDeployment,
                     local: LocalDeployment | CloudDeployment | HybridDeployment) -> str | None:
     """What a hybrid's gateway does differently from the simulation when its fleet
