@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DAY_S = 86_400.0
 
@@ -46,6 +46,14 @@ class Sustained:
 
     requests_per_s: float
     limit: str            # e.g. "4,000 requests/min"
+    #: the binding limit's own figure (4,000 for "4,000 requests/min")
+    per_period: float = field(default=0.0, compare=False)
+
+    def needed_for(self, requests_per_s: float) -> str:
+        """The binding limit, scaled to sustain `requests_per_s` at the same token mix
+        (every limit's sustained rate is proportional to it), labelled as `limit`."""
+        unit = self.limit.split(" ", 1)[1]
+        return f"{self.per_period * requests_per_s / self.requests_per_s:,.0f} {unit}"
 
 
 @dataclass
@@ -127,7 +135,7 @@ class Limiter(ABC):
         return charge_tokens
 
     def _extra_bounds(self, charge_tokens: float, used_tokens: float,
-                      prompt_tokens: float | None) -> list[tuple[float, str]]:
+                      prompt_tokens: float | None) -> list[tuple[float, str, float]]:
         """Sustained-rate bounds of limits beyond requests, tokens and daily ones."""
         return []
 
@@ -140,17 +148,17 @@ class Limiter(ABC):
         rate is the smallest of requests/min / 60, tokens/min / 60 / tokens per request
         and the daily ones over 86,400 s."""
         tokens = self.tokens_counted(charge_tokens, used_tokens, prompt_tokens)
-        bounds = [(per / 60.0, f"{per:,.0f} requests/min") for per in [self.rpm] if per]
-        bounds += [(per / 60.0 / tokens, f"{per:,.0f} {self.token_limit_name}")
+        bounds = [(per / 60.0, f"{per:,.0f} requests/min", per) for per in [self.rpm] if per]
+        bounds += [(per / 60.0 / tokens, f"{per:,.0f} {self.token_limit_name}", per)
                    for per in [self.tpm] if per and tokens > 0]
         bounds += self._extra_bounds(charge_tokens, used_tokens, prompt_tokens)
-        bounds += [(per / DAY_S, f"{per:,.0f} requests/day") for per in [self.rpd] if per]
-        bounds += [(per / DAY_S / tokens, f"{per:,.0f} tokens/day")
+        bounds += [(per / DAY_S, f"{per:,.0f} requests/day", per) for per in [self.rpd] if per]
+        bounds += [(per / DAY_S / tokens, f"{per:,.0f} tokens/day", per)
                    for per in [self.tpd] if per and tokens > 0]
         if not bounds:
             return None
-        rate, limit = min(bounds)
-        return Sustained(rate, limit)
+        rate, limit, per = min(bounds)
+        return Sustained(rate, limit, per)
 
     #: what the token limit counts, as the provider names it
     token_limit_name = "tokens/min"
@@ -322,11 +330,12 @@ class InputOutput(RollingMinute):
         return used_tokens if prompt_tokens is None else prompt_tokens * self.uncached_share
 
     def _extra_bounds(self, charge_tokens: float, used_tokens: float,
-                      prompt_tokens: float | None) -> list[tuple[float, str]]:
+                      prompt_tokens: float | None) -> list[tuple[float, str, float]]:
         if self.output is None or prompt_tokens is None or used_tokens <= prompt_tokens:
             return []
         per = self.output.per_min
-        return [(per / 60.0 / (used_tokens - prompt_tokens), f"{per:,.0f} output tokens/min")]
+        return [(per / 60.0 / (used_tokens - prompt_tokens), f"{per:,.0f} output tokens/min",
+                 per)]
 
     def prime(self, requests_per_s: float, charge_tokens: float, used_tokens: float,
               prompt_tokens: float | None = None) -> None:

@@ -360,6 +360,30 @@ def test_the_filling_volume_is_rounded_down_never_past_what_the_fleet_serves() -
     assert all(_two_digits_down(f) <= f for f in (0.0123, 9.99, 99.5, 1e3 + 1))
 
 
+@pytest.mark.parametrize(("met_at", "found"), [
+    # goodput wavering about the bound: a bisection ends on 1.609375, met, while 1.55
+    # and 1.6 are missed (retail-assistant's hybrid): the rate shown is one that holds
+    ({1.5, 1.609375}, 1.5),
+    # monotone: the rate found stands, to the bisection's precision
+    ({1.5, 1.6, 1.609375}, 1.609375),
+    # nothing holds at two digits down to 1/64: no rate
+    (set(), None),
+])
+def test_the_rate_found_holds_as_it_is_shown(met_at: set[float], found: float | None,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    planner = object.__new__(Planner)
+    tried: list[float] = []
+
+    def meets(point: Point) -> bool:
+        tried.append(point.factor)
+        return point.factor in met_at or (point.factor < 1.5 and bool(met_at))
+
+    monkeypatch.setattr(planner, "meets", meets)
+    monkeypatch.setattr(planner, "_settles_within_the_stretch", lambda _name, _f: True)
+    assert planner._met_as_shown("fleet", 1.609375) == found
+    assert tried[0] == 1.6 and all(f <= 1.6 for f in tried)
+
+
 # agent loops of 10 steps a minute apart, started every 20 s: a 10-minute run's last
 # loops are cut off by its end, so it arrives well below the 0.5 requests/s of the long run
 LOOPS = """

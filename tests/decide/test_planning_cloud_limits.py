@@ -39,6 +39,9 @@ def test_max_sustainable_rate_is_the_tightest_limit(rpm: int, tpm: int,
     notes = [n for n in planned.notes if n.startswith("api: gpt-4o-mini's limits")]
     assert len(notes) == (sustained_per_s < 5.0)
     assert all(f"at most {rate:,.2f}/s on average" in note for note in notes)
+    # and the limit that would carry the traffic's 5/s: 240 requests/min x 5 / 4
+    assert all("raise the account's tier or its limits to at least 300 requests/min"
+               in note for note in notes)
     # the load curve's runs past the limit see the 429s that traffic would keep getting
     over = [p for p in planned.deployments["api"].load_curve
             if p.requests_per_s > 1.2 * sustained_per_s]

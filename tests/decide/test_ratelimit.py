@@ -130,6 +130,8 @@ def test_sustained_rate_is_the_tightest_refill_at_the_token_mix() -> None:
     limiter = RollingMinute(requests_per_min=600, tokens_per_min=396_000)
     assert _sustained_per_s(limiter, 1100, 1100) == pytest.approx(6.0)
     assert limiter.sustained(1100, 1100) == Sustained(pytest.approx(6.0), "396,000 tokens/min")
+    # the tokens/min that would carry 8 such calls a second
+    assert limiter.sustained(1100, 1100).needed_for(8.0) == "528,000 tokens/min"  # type: ignore[union-attr]
     assert _sustained_per_s(RollingMinute(240, 396_000), 1100, 1100) == pytest.approx(4.0)
     # a daily cap of 86,400 requests is one a second, whatever the minute allows
     assert _sustained_per_s(RollingMinute(600, None, requests_per_day=86_400), 1100, 1100) \
