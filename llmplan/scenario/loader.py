@@ -232,6 +232,19 @@ def _traffic_problems(scenario: Scenario) -> list[tuple[Loc, str]]:
                           f"draws about {expected:,.0f} requests in {duration_s:g} s; at most "
                           f"{MAX_SIMULATED_REQUESTS:,} are simulated: shorten duration (a "
                           f"month's cost is scaled from the window) or lower the rate"))
+        elif (per := scenario.requests_per_session()) is not None \
+                and expected * per > MAX_SIMULATED_REQUESTS:
+            # the later turns come on top of the arrivals: point at the task bringing most
+            sessions = [(t.weight * (s.turns_min + s.turns_max) * s.fan_out, i, t.name)
+                        for i, t in enumerate(scenario.tasks)
+                        if (s := t.session) is not None]
+            _, i, name = max(sessions)
+            found.append((("tasks", i, "session"),
+                          f"with {expected:,.0f} sessions started in {duration_s:g} s, about "
+                          f"{per:,.0f} requests each ({name}'s turns_max and fan_out "
+                          f"among them) make {expected * per:,.0f} requests; at most "
+                          f"{MAX_SIMULATED_REQUESTS:,} are simulated: lower turns_max or "
+                          f"fan_out, shorten duration or lower the traffic's rate"))
     for i, spike in enumerate(getattr(traffic, "spikes", ())):
         if spike.start_s >= duration_s:
             found.append((("traffic", "spikes", i, "start_s"),

@@ -119,6 +119,14 @@ CASES = [
     Case("too-many-requests", edit("rate_per_s: 2\n", "rate_per_s: 1e9\n"),
          "traffic", ("about 600,000,000,000 requests", "at most 20,000,000", "shorten duration"),
          line=line_of(VALID, "traffic:")),
+    # 1,200 conversations of 1 + 4,999.5 x 64 requests on average: 384 million
+    Case("too-many-session-requests",
+         edit("    output_tokens: {kind: fixed, tokens: 50}\n",
+              "    output_tokens: {kind: fixed, tokens: 50}\n"
+              f"    session: {{kind: chat, turns_min: 1, turns_max: 10000, fan_out: 64}}"
+              f"  {MARK}\n"),
+         "tasks[0].session", ("about 319,969 requests each", "at most 20,000,000",
+                             "lower turns_max or fan_out")),
     Case("spike-after-the-run", edit("rate_per_s: 2\n", "rate_per_s: 2\n  spikes:\n"
                                      f"    - {{start_s: 900, duration_s: 60, multiplier: 3}}"
                                      f"  {MARK}\n"),
