@@ -29,6 +29,17 @@ class CostItem:
     usd_per_month: float
     variable: bool           # grows with request volume
     basis: str               # how it was computed, in words and numbers
+    #: the part that grows with volume when it is not the whole item (None: all of a
+    #: variable item, none of a fixed one)
+    variable_usd: float | None = None
+
+    @property
+    def growing_usd_per_month(self) -> float:
+        """What grows with volume, per month: the break-even's slope is this over the
+        month's requests."""
+        if self.variable_usd is not None:
+            return self.variable_usd
+        return self.usd_per_month if self.variable else 0.0
 
 
 @dataclass(frozen=True)
@@ -172,14 +183,37 @@ def electricity(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
     idle = facts.gpus - running + bought_gpus(dep, gpu, facts) - facts.gpus
     gpus_w = gpu.tdp_w * (running * share + idle * econ.idle_power_fraction)
     kw = (gpus_w + _servers(dep, gpu, facts) * econ.server_power_w) / 1e3
-    usd = kw * econ.pue * econ.hours_per_month * econ.electricity_usd_per_kwh
+    usd_per_kw = econ.pue * econ.hours_per_month * econ.electricity_usd_per_kwh
+    usd = kw * usd_per_kw
     scaled = "" if running >= facts.gpus else \
         f" ({running:.2f} of {_gpu_count(facts.gpus)} GPUs running on average, the rest idle)"
-    return CostItem("electricity", usd, True,
+    # only the stepping's power above idle follows the volume, and only as far as more
+    # requests lengthen the stepping: not at all once the engines step all the time
+    stepping_usd = gpu.tdp_w * running * (1 - econ.idle_power_fraction) \
+        * facts.busy_fraction / 1e3 * usd_per_kw
+    growing = stepping_usd * busy_time_elasticity(facts.busy_fraction)
+    grows = f"{growing / usd:.0%} of it grows with volume" if usd > 0 else ""
+    return CostItem("electricity", usd, growing > 0.005 * usd,
                     f"{kw:.2f} kW, the engines stepping {facts.busy_fraction:.0%} of the time "
                     f"(power follows that, not the share of full batches){scaled} x PUE "
                     f"{econ.pue} x "
-                    f"{econ.hours_per_month:g} h x ${econ.electricity_usd_per_kwh}/kWh")
+                    f"{econ.hours_per_month:g} h x ${econ.electricity_usd_per_kwh}/kWh; "
+                    f"{grows} (the stepping time's share that more requests lengthen)",
+                    variable_usd=growing)
+
+
+def busy_time_elasticity(busy_fraction: float) -> float:
+    """d ln(busy) / d ln(volume) of an engine busy whenever a request is in flight:
+    requests arriving at random overlap as in an M/G/infinity system, busy with
+    probability b = 1 - exp(-lambda E[S]), so the elasticity is
+    -ln(1 - b) (1 - b) / b: 1 at light load (each request adds its own stepping), 0 once
+    the engine steps all the time (more requests join batches already running)."""
+    b = min(max(busy_fraction, 0.0), 1.0)
+    if b <= 1e-9:
+        return 1.0
+    if b >= 1.0 - 1e-9:
+        return 0.0
+    return -math.log1p(-b) * (1 - b) / b
 
 
 def _flat(name: str, pick: Callable[[LocalCosts], float], owned_only: bool,

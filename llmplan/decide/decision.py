@@ -156,7 +156,7 @@ def cost_summary(items: list[CostItem], summary: DeploymentResult,
     requests = summary.requests.total * factor
     tokens = summary.throughput.offered_output_tokens
     useful = summary.useful.expected_useful_requests * factor
-    fixed = sum(i.usd_per_month for i in items if not i.variable)
+    fixed = sum(i.usd_per_month - i.growing_usd_per_month for i in items)
     return CostSummary(
         monthly_usd=monthly, fixed_usd_per_month=fixed, variable_usd_per_month=monthly - fixed,
         requests_per_month=requests, useful_results_per_month=useful,

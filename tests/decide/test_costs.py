@@ -482,6 +482,32 @@ def test_an_autoscaled_owned_fleet_draws_idle_power_on_the_gpus_not_running() ->
     assert "2.00 of 8 GPUs running on average" in line.basis
 
 
+@pytest.mark.parametrize("busy", [0.02, 0.3, 0.7, 0.95, 1.0])
+def test_only_the_stepping_that_more_requests_lengthen_grows_with_volume(busy: float) -> None:
+    """Electricity grows with volume only by the power above idle, and only as the
+    stepping time grows: an engine busy whenever a request is in flight (requests at
+    random: busy = 1 - exp(-rate x time in flight)) steps longer by d busy / d rate; once
+    it steps all the time, more requests only join its batches and cost no more power."""
+    from llmplan.decide.costs import busy_time_elasticity
+
+    loaded = _loaded()
+    dep = loaded.scenario.deployments["owned"]
+    assert isinstance(dep, LocalDeployment)
+    econ = loaded.scenario.economics
+    (line,) = [i for i in local_items(dep, loaded.catalog, econ,
+                                      LocalFacts(gpus=8, busy_fraction=busy))
+               if i.name == "electricity"]
+    stepping = 8 * 700 * 0.7 * busy / 1000 * 1.5 * 730 * 0.2
+    # by finite difference of the M/G/infinity busy share at the rate that gives `busy`
+    x = -math.log(1 - busy) if busy < 1 else math.inf
+    grows = (0.0 if busy >= 1 else
+             (1 - math.exp(-x * 1.001)) / (1 - math.exp(-x)) - 1) / 0.001
+    assert busy_time_elasticity(busy) == pytest.approx(grows, rel=2e-3, abs=1e-9)
+    assert line.growing_usd_per_month == pytest.approx(stepping * grows, rel=2e-3, abs=1e-9)
+    assert line.growing_usd_per_month < line.usd_per_month
+    assert line.variable == (busy < 1)
+
+
 @pytest.mark.parametrize(("gpu", "gpus", "bought"), [
     ("H100-SXM", 2, 4),     # HGX H100 comes on 4- and 8-GPU baseboards
     ("H100-SXM", 6, 8),
