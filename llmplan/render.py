@@ -21,8 +21,13 @@ from llmplan.tables import Col, Fitted, cell_width, grid
 
 
 def fmt(value: float | None, digits: int = 0) -> str:
-    """A number with thousands separators, or '-' when there is none."""
-    return "-" if value is None else f"{value:,.{digits}f}"
+    """A number with thousands separators, or '-' when there is none; one that `digits`
+    decimals would show with fewer than two significant digits (0.004 at 2) with two."""
+    if value is None:
+        return "-"
+    if value != 0 and abs(value) < 10.0 ** (1 - digits):
+        return f"{value:.2g}"
+    return f"{value:,.{digits}f}"
 
 
 def _pct(value: float | None) -> str:
@@ -57,7 +62,8 @@ def summary_table(result: Result, bounded: frozenset[str] = frozenset()) -> Fitt
     span = (f"{hours:,.0f} h" if hours >= 100 else f"{hours:.3g} h" if hours >= 1 else
             f"{meta.duration_s / 60:.3g} min" if meta.duration_s >= 60 else
             f"{meta.duration_s:.3g} s")
-    title = f"{meta.name}: {meta.requests:,} requests over {span} (seed {meta.seed})"
+    title = (f"{meta.name}: {meta.requests:,} request{'s' if meta.requests != 1 else ''} "
+             f"over {span} (seed {meta.seed})")
     names, serving, figures = [], [], []
     for name, dep in result.deployments.items():
         lat = dep.latency
@@ -159,8 +165,8 @@ LATENCY_OF_FEW = 0.05
 def exclusions(result: Result) -> list[str]:
     """Every reason each infeasible candidate was left out, and each deployment that
     cannot be built as written (not simulated)."""
-    return [f"{name}: {reason}" for name, dep in result.deployments.items()
-            for reason in dep.infeasible_because] + [
+    return [f"{name}: " + "; and ".join(dep.infeasible_because)
+            for name, dep in result.deployments.items() if dep.infeasible_because] + [
         f"{name}: cannot be built, not simulated: {why}"
         for name, why in (result.unbuildable or {}).items()]
 

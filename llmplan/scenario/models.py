@@ -74,7 +74,8 @@ class SloSpec(_Strict):
 
     def bounds_in_words(self) -> str:
         """"TTFT <= 1,500 ms, TPOT <= 80 ms" (or "no latency bound")."""
-        bounds = [f"{name} <= {value:,.0f} ms" if value < 10_000 else
+        bounds = [f"{name} <= {value:,.0f} ms" if 100 <= value < 10_000 else
+                  f"{name} <= {value:.3g} ms" if value < 100 else
                   f"{name} <= {value / 1e3:,.3g} s"
                   for name, value in (("TTFT", self.ttft_ms), ("TPOT", self.tpot_ms),
                                       ("E2E", self.e2e_ms),
