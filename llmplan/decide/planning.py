@@ -77,7 +77,7 @@ from llmplan.sim.metrics import summarise_run
 from llmplan.sim.ratelimit import Sustained
 from llmplan.sim.run import run_steady
 from llmplan.traffic import RequestStream, build_request_stream
-from llmplan.traffic.arrivals import DiurnalTraffic, duration_words
+from llmplan.traffic.arrivals import DiurnalTraffic, duration_words, trace_span_s
 
 WINDOW_REQUESTS = 6000          # requests in the busiest stretch the searches simulate
 LOAD_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
@@ -707,12 +707,19 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
         rate = simulation.scenario.long_run_requests_per_s
         assert rate is not None
         stretch = "simulated stream" if planner.whole_window else "busiest stretch"
+        span_s = trace_span_s(scenario.traffic)
+        why, cure = ("conversations the run's end cuts off, or a light draw",
+                     "a longer duration brings the two closer")
+        if span_s is not None and span_s < 0.9 * scenario.duration_s:
+            why = (f"the trace's arrivals span {duration_words(span_s)} of the "
+                   f"{duration_words(scenario.duration_s)} simulated, at its own rate, and "
+                   f"the rest of the run is idle")
+            cure = "a duration of the trace's span makes them one"
         notes.append(
             f"the {stretch} arrives at {rate / planner.light_draw:,.3g} requests/s, "
             f"{1 - 1 / planner.light_draw:.0%} below the {rate:,.3g} requests/s the "
-            "month's costs are at (conversations the run's end cuts off, or a light "
-            "draw): the volume cases run it at multiples of the costed rate; a longer "
-            "duration brings the two closer")
+            f"month's costs are at ({why}): the volume cases run it at multiples of the "
+            f"costed rate; {cure}")
     say("planning: load curves")
     _run_all(planner, jobs, [Point(n, factor=f) for n in names for f in LOAD_FACTORS])
     say("planning: replica and rate searches")

@@ -338,6 +338,15 @@ class TraceTraffic(_Traffic):
                                  f"{duration_words(span_s)}")
 
 
+def trace_span_s(traffic: TrafficSpec) -> float | None:
+    """From a trace's first arrival to its last, as replayed (time_scale applied); None
+    for synthetic traffic."""
+    if not isinstance(traffic, TraceTraffic):
+        return None
+    times = traffic.columns()["timestamp"] * traffic.time_scale
+    return float(times.max() - times.min()) if len(times) else 0.0
+
+
 def _resolve(path: str, info: ValidationInfo) -> str:
     return str((Path((info.context or {}).get("base_dir", ".")) / path).resolve())
 

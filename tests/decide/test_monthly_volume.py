@@ -79,6 +79,24 @@ def test_a_trace_is_billed_at_its_own_rate(tmp_path: Path) -> None:
     assert "the trace's own rate" in (result.scenario.volume_basis or "")
 
 
+def test_a_trace_shorter_than_the_run_is_named_as_why_it_arrives_light(tmp_path: Path) -> None:
+    """A 10-second trace in a 60-second run idles 50 s: planning says so, not that the
+    run's end cuts conversations off (there are none)."""
+    from llmplan.decide.planning import plan
+    from llmplan.sim.run import simulate_scenario
+
+    trace = tmp_path / "trace.csv"
+    trace.write_text("timestamp,prompt_tokens,output_tokens\n"
+                     + "".join(f"{t},1000,100\n" for t in range(11)))
+    loaded = scenario_from(DIURNAL.replace("duration: 1800", "duration: 60").replace(
+        """{kind: diurnal, mean_rate_per_s: 2, peak_to_mean: 3, peak_hour: 14,
+              start_hour: 13.75}""", f"{{kind: trace, path: {trace}}}"))
+    planned = plan(simulate_scenario(loaded), loaded, jobs=1)
+    (note,) = [n for n in planned.notes if "below the" in n]
+    assert "the trace's arrivals span 10 s of the 1 min simulated" in note
+    assert "cuts off" not in note
+
+
 @pytest.mark.parametrize("duration_s", [300, 1800])
 def test_conversations_count_every_turn_however_short_the_window(duration_s: int) -> None:
     """Sessions of 4 to 16 turns average 10 requests, plus two parallel calls for each
