@@ -48,7 +48,7 @@ from llmplan.results.simulation import (
 )
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, CloudLatency, HybridDeployment
-from llmplan.scenario.models import Economics, LocalDeployment, Scenario
+from llmplan.scenario.models import Economics, LocalDeployment, Scenario, region_within
 from llmplan.sim.cloud import daily_limits, make_limiter
 from llmplan.traffic.arrivals import DiurnalTraffic, duration_words
 
@@ -203,8 +203,9 @@ def infeasibility(name: str, summary: DeploymentResult, loaded: LoadedScenario,
     if rules.data_residency:
         regions = [scenario.deployments[n] for n in ([dep.cloud] if isinstance(
             dep, HybridDeployment) else [name])]
-        outside = [c.region for c in regions
-                   if isinstance(c, CloudDeployment) and c.region not in rules.data_residency]
+        outside = [c.region for c in regions if isinstance(c, CloudDeployment)
+                   and not any(region_within(c.region, allowed)
+                               for allowed in rules.data_residency)]
         if outside:
             reasons.append(f"processes data in {', '.join(outside)}, outside the allowed "
                            f"regions ({', '.join(rules.data_residency)})")

@@ -366,7 +366,17 @@ class Constraints(_Strict):
     max_monthly_usd: float | None = Field(default=None, gt=0)
     data_residency: list[str] = Field(
         default_factory=list, description="Regions data may be processed in (empty: any); "
-                                          "owned hardware is always allowed.")
+                                          "owned hardware is always allowed. Case aside, an "
+                                          "entry allows itself and the regions named under "
+                                          "it: eu allows eu-west-1 and eu-central-1.")
+
+
+def region_within(region: str, allowed: str) -> bool:
+    """Whether a provider's `region` lies in an `allowed` data-residency entry: the same
+    name, case aside, or one under it at a dash (eu-central-1 in eu; not eu in
+    eu-central-1, which is narrower)."""
+    region, allowed = region.strip().lower(), allowed.strip().lower()
+    return region == allowed or region.startswith(allowed + "-")
 
 
 class SimulationSpec(_Strict):

@@ -71,6 +71,19 @@ def test_data_residency_rules_out_other_regions(tmp_path: Path) -> None:
     assert deps["api-eu"].feasible and deps["gpu"].feasible
 
 
+@pytest.mark.parametrize(("region", "allowed", "within"), [
+    ("eu", "eu", True), ("EU", "eu", True), ("eu-central-1", "eu", True),
+    ("eu-west-1", "EU", True), ("Europe", "eu", False), ("eu", "eu-central-1", False),
+    ("us-east-1", "eu", False), ("eu-central-1", "eu-central-1", True),
+    ("eu-central-10", "eu-central-1", False),
+])
+def test_a_residency_entry_allows_itself_and_the_regions_under_it(
+        region: str, allowed: str, within: bool) -> None:
+    from llmplan.scenario.models import region_within
+
+    assert region_within(region, allowed) is within
+
+
 def test_a_missing_evaluation_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="cannot read a load-test summary"):
         scenario_from(SCENARIO, base_dir=tmp_path)
