@@ -264,9 +264,26 @@ class Result(ResultModel):
         if sized is None or sized.recommendation.deployment is None:
             return None
         best = sized.recommendation.deployment
-        if best not in sized.fleets and best == self.recommendation.deployment:
+        written = self.recommendation.deployment
+        if written is not None and best != written:
+            # a right-sized answer within the recommendation's tie band (0.5% per useful
+            # result) of the written answer, right-sized too, does not switch it
+            ours, theirs = self._sized_per_useful(sized, written), \
+                self._sized_per_useful(sized, best)
+            if ours is not None and theirs is not None and ours <= theirs * 1.005:
+                best = written
+        if best not in sized.fleets and best == written:
             return None
         return sized, best
+
+    def _sized_per_useful(self, sized: RightSized, name: str) -> float | None:
+        """`name`'s cost per useful result with the fleets right-sized (None: not
+        feasible so, or nothing useful)."""
+        fleet = sized.fleets.get(name)
+        if fleet is not None:
+            return fleet.usd_per_useful_result if fleet.feasible else None
+        dep = self.deployments[name]
+        return dep.cost.usd_per_useful_result if dep.feasible else None
 
     def headline(self) -> str:
         """The recommendation as the terminal and the report head it: the candidate, and

@@ -62,3 +62,26 @@ def test_nothing_to_say_when_every_fleet_is_already_right_sized() -> None:
     result = decide(simulation, loaded).model_copy(update={"planning": planned})
     assert result.right_sized_line() is None
     assert "right_sized" not in result.model_dump_json()
+
+
+def test_a_right_sized_answer_within_the_tie_band_does_not_switch_the_answer() -> None:
+    """The recommendation calls costs within 0.5% per useful result a tie; a right-sized
+    fleet that much cheaper than the written answer is no reason to switch to it."""
+    loaded = scenario_from(SCENARIO)
+    simulation = simulate_scenario(loaded)
+    planned = plan(simulation, loaded, jobs=1)
+    result = decide(simulation, loaded).model_copy(update={"planning": planned})
+    api = result.deployments["api"].cost.usd_per_useful_result
+    sized = planned.right_sized
+    assert sized is not None and api is not None
+    assert result.recommendation.deployment == "api" and "right-sized: gpu" in result.headline()
+
+    def with_gpu_at(per_useful: float):  # type: ignore[no-untyped-def]
+        fleet = sized.fleets["gpu"].model_copy(update={"usd_per_useful_result": per_useful})
+        return result.model_copy(update={"planning": planned.model_copy(update={
+            "right_sized": sized.model_copy(update={"fleets": {"gpu": fleet}})})})
+
+    tied = with_gpu_at(api / 1.004)
+    assert tied.headline() == "api" and tied.right_sized_line() is None
+    cheaper = with_gpu_at(api / 1.01)
+    assert cheaper.headline() == "api with the fleets as written (right-sized: gpu)"
