@@ -34,6 +34,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+from llmplan.provision.credentials import CREDENTIAL
 from llmplan.provision.images import is_pinned
 
 EXEMPT_NAMESPACES = frozenset({"kube-system"})
@@ -62,11 +63,6 @@ IAM_DOCUMENTS = {
 }
 SECRET_STORES = frozenset({"kubernetes:core/v1:Secret",
                            "aws:secretsmanager/secretVersion:SecretVersion"})
-#: Shapes of real credentials (provider key prefixes, AWS access keys, private keys).
-CREDENTIAL = re.compile(
-    r"(sk-(?:proj-|ant-)?[A-Za-z0-9_\-]{16,}|AKIA[0-9A-Z]{16}|hf_[A-Za-z0-9]{20,}"
-    r"|gh[pousr]_[A-Za-z0-9]{20,}|xox[abpr]-[A-Za-z0-9\-]{10,}"
-    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----)")
 SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", re.IGNORECASE)
 #: `api_key: <literal>` in a config file carried as text (a reference is `os.environ/NAME`).
 ASSIGNED_SECRET = re.compile(

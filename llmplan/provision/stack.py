@@ -24,6 +24,7 @@ from llmplan.catalog import Catalog
 from llmplan.errors import InputError, Problem
 from llmplan.perf.engine import release_tuple
 from llmplan.provision.cluster_sizing import check_eks_pods, eks_instance
+from llmplan.provision.credentials import credential_lines
 from llmplan.provision.gpu_nodes import known_instance, unlabelled
 from llmplan.provision.images import (
     VLLM_REPOSITORY,
@@ -301,6 +302,16 @@ def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: 
                if k.removeprefix(f"{PROJECT}:") in SECRET_KEYS}
     secrets = secrets_needed(config, present)
     text = render_stack_file(config, rest, secrets)
+    if leaked := credential_lines(text):
+        lines = text.splitlines()
+        raise InputError([Problem(str(path), None,
+                                  lines[n - 1].split(":", 1)[0].strip(" -\"'"),
+                                  "would hold text shaped like a credential (an API key, an "
+                                  "access key, a private key) in plain text; it comes from "
+                                  f"the scenario ({loaded.path}: a name, a region, a catalog "
+                                  "source): remove it there, and give keys as the README's "
+                                  "secrets (pulumi config set --secret)")
+                          for n in leaked], title="stack file not written")
     old = path.read_text(encoding="utf-8") if path.exists() else None
     if old != text:
         path.parent.mkdir(parents=True, exist_ok=True)

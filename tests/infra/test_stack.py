@@ -288,3 +288,20 @@ def test_the_api_latency_alarm_counts_what_a_hybrid_spills_to_it(
     by_task = {t.name: t.mean_output_tokens for t in plan.tasks}
     expected = sum(n * by_task[t] for t, n in sent.items()) / sum(sent.values())
     assert cloud_output_tokens(plan) == pytest.approx(expected)
+
+
+def test_credential_shaped_text_from_the_scenario_is_never_written(tmp_path: Path) -> None:
+    """A key pasted where it does not belong (a cloud deployment's region here) would
+    reach the stack file as plain text: the stack is not written, and the error names the
+    setting, never the key."""
+    key = "sk-proj-" + "Q" * 24
+    text = (ROOT / "examples" / "agent-workflow.yaml").read_text()
+    scenario = tmp_path / "leaky.yaml"
+    scenario.write_text(text.replace("kind: cloud", f"kind: cloud\n    region: {key}", 1))
+    out = tmp_path / "stack"
+    run = CliRunner().invoke(app, ["stack", str(scenario), "--stack", "prod", "--out",
+                                   str(out), "--aws-region", "us-east-1",
+                                   "--deployment", "api"])
+    assert run.exit_code != 0 and "stack file not written" in run.output
+    assert "region" in run.output and key not in run.output
+    assert not (out / "Pulumi.prod.yaml").exists()
