@@ -508,7 +508,8 @@ def _cloud_part(run: DeploymentRun, table: RequestTable,
                             else cloud.model.streams_reasoning),
         # what limited the requests too long for it
         **({"context_tokens": cloud.model.context_tokens,
-            "max_output_tokens": cloud.model.max_output_tokens}
+            "max_output_tokens": cloud.model.max_output_tokens,
+            "client_max_tokens": cloud.spec.limits.max_tokens}
            if (table.outcome == TOO_LONG).any() else {}),
         **({} if cache is None else {"cached_input_tokens": int(cache[0].sum()),
                                      "cache_write_tokens": int(cache[1].sum())}))

@@ -75,6 +75,8 @@ class Candidate(DeploymentResult):
             most = f", at most {cloud.max_output_tokens:,} out (reasoning included)" \
                 if cloud.max_output_tokens is not None else ""
             limit += f"; {cloud.model}'s window {cloud.context_tokens:,} tokens{most}"
+            if cloud.client_max_tokens is not None:
+                limit += f"; the client's limits.max_tokens {cloud.client_max_tokens:,}"
         return f" (too long by task: {', '.join(tasks)}{limit})"
 
     @classmethod

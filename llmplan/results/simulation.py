@@ -394,7 +394,7 @@ class CloudOutcome(ResultModel):
     OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("cached_input_tokens", "cache_write_tokens",
                                                  "unserved", "abandoned", "long_context",
                                                  "reasoning_streamed", "context_tokens",
-                                                 "max_output_tokens")
+                                                 "max_output_tokens", "client_max_tokens")
 
     model: str
     provider: str
@@ -437,6 +437,10 @@ class CloudOutcome(ResultModel):
     max_output_tokens: int | None = Field(
         default=None, description="The longest answer the API writes, reasoning included, "
                                   "given when some request was too long (the catalog's).")
+    client_max_tokens: int | None = Field(
+        default=None, description="The client's limits.max_tokens, given when some request "
+                                  "was too long and one is set: an answer reaching it is cut "
+                                  "off (hidden reasoning counts).")
     long_context: LongContextCalls | None = Field(
         default=None, description="Of the priced requests, those whose prompts are past the "
                                   "model's long-context threshold (the catalog's "

@@ -185,6 +185,9 @@ def test_a_max_tokens_under_the_reasoning_leaves_no_answer_and_a_bill() -> None:
     assert cut.input_tokens == int(stream.prompt_tokens[chat].sum())
     item = next(i for i in result.cost.items if i.item == "abandoned_attempts")
     assert "cut at the client's max_tokens (limits.max_tokens 150)" in item.basis
+    # and the requests it ended too long are put down to it, beside the model's own limits
+    assert result.cloud.client_max_tokens == 150
+    assert "; the client's limits.max_tokens 150)" in result.too_long_by_task()
 
 
 @pytest.mark.parametrize(("bound_ms", "met"), [(100.0, True), (40.0, False)])
