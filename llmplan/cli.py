@@ -223,6 +223,7 @@ def simulate(
                          "first.")] = False,
 ) -> None:
     """Simulate every deployment of SCENARIO; write OUT/result.json and OUT/report.html."""
+    from llmplan.decide.resilience import single_replica_risks
     from llmplan.decide.retirement import retiring_cloud_models, retiring_under
     from llmplan.pipeline import evaluate, scenario_notes, used_stale_prices
     from llmplan.render import exclusions, not_served, one_sided, summary_table
@@ -287,6 +288,7 @@ def simulate(
     today = datetime.date.today()
     stale, retiring = used_stale_prices(loaded, today), retiring_cloud_models(loaded, today)
     risks = retiring_under(loaded, today, result.recommendation.deployment)
+    risks += single_replica_risks(loaded, result)
     warnings = stale + [line for line in retiring if line not in risks]
     said = scenario_notes(loaded)
     notes = [*one_sided(result), *said]

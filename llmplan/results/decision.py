@@ -258,7 +258,7 @@ class Result(ResultModel):
                                   "tp, vLLM refuses the tp, or a hybrid built on one): not "
                                   "simulated. Name -> the field and why, with what would fit.")
 
-    def _right_sized_answer(self) -> tuple[RightSized, str] | None:
+    def right_sized_answer(self) -> tuple[RightSized, str] | None:
         """Planning's answer with each fixed fleet at the fewest replicas meeting the SLO,
         and the candidate it picks, when that changes the answer or the recommended fleet's
         size (None otherwise)."""
@@ -292,7 +292,7 @@ class Result(ResultModel):
         "as written" when right-sizing the fleets would change the answer (the line under
         it says to what)."""
         named = self.recommendation.deployment or "none"
-        answer = self._right_sized_answer()
+        answer = self.right_sized_answer()
         if self.recommendation.deployment is None or answer is None:
             return named
         sized, best = answer
@@ -306,7 +306,7 @@ class Result(ResultModel):
     def right_sized_line(self) -> str | None:
         """What the answer is with each fixed fleet at the fewest replicas meeting the SLO,
         when that changes the answer or the recommended fleet's size (None otherwise)."""
-        answer = self._right_sized_answer()
+        answer = self.right_sized_answer()
         if answer is None:
             return None
         sized, best = answer

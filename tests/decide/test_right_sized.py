@@ -85,3 +85,26 @@ def test_a_right_sized_answer_within_the_tie_band_does_not_switch_the_answer() -
     assert tied.headline() == "api" and tied.right_sized_line() is None
     cheaper = with_gpu_at(api / 1.01)
     assert cheaper.headline() == "api with the fleets as written (right-sized: gpu)"
+
+
+def test_one_replica_without_simulated_failures_is_named_as_a_risk() -> None:
+    """A fleet of one replica serves nothing while it is down; a run without failures
+    never shows it. The right-sized answer of one replica says so, as does a written one,
+    and a scenario that simulates failures has its SLO judged with them instead."""
+    from llmplan.decide.resilience import single_replica_risks
+
+    loaded = scenario_from(SCENARIO)
+    simulation = simulate_scenario(loaded)
+    planned = plan(simulation, loaded, jobs=1)
+    result = decide(simulation, loaded).model_copy(update={"planning": planned})
+    assert planned.deployments["gpu"].min_replicas_meeting_slo == 1
+    (line,) = single_replica_risks(loaded, result)
+    assert line.startswith("right-sized, gpu runs one replica: while it fails or restarts "
+                           "nothing is served")
+    one = scenario_from(SCENARIO.replace("replicas: 4", "replicas: 1"))
+    alone = decide(simulate_scenario(one), one)
+    assert alone.recommendation.deployment == "gpu"
+    assert single_replica_risks(one, alone)[0].startswith("gpu runs one replica")
+    failing = scenario_from(SCENARIO.replace(
+        "replicas: 4}", "replicas: 1, failures: {mtbf_hours: 1000}}"))
+    assert single_replica_risks(failing, decide(simulate_scenario(failing), failing)) == []
