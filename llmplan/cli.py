@@ -328,6 +328,9 @@ def simulate(
             if case.winner != rec.deployment:
                 _hanging("flips to", escape(f"{case.winner or 'no feasible candidate'} if "
                                             f"{case.change}"))
+        held = [c.change for c in result.planning.sensitivity if c.winner == rec.deployment]
+        if held and rec.deployment is not None:
+            _hanging("holds if", escape("; ".join(held)))
     for warning in [*warnings, *said]:
         console.print(f"[yellow]note:[/] {escape(warning)}", highlight=False)
     console.print(f"wrote {path} and {report}")

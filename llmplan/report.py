@@ -452,6 +452,9 @@ def render(result: Result, price_warnings: list[str] | None = None,
         parts.append("<p>The answer would change: " + "; ".join(
             html.escape(f"to {c.winner or 'no feasible candidate'} if {c.change}")
             for c in flips) + ".</p>")
+    held = [c.change for c in cases if c.winner == rec.deployment]
+    if held and rec.deployment is not None:
+        parts.append("<p>It holds if " + html.escape("; ".join(held)) + ".</p>")
     if price_warnings:
         parts.append("<p class='warn'><b>Prices out of date:</b> " + "; ".join(
             html.escape(w) for w in price_warnings) + ". Override them under the scenario's "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape as html_escape
+
 import pytest
 from helpers import ExampleResult
 
@@ -141,6 +143,11 @@ def test_bursty_agent_what_ifs_vary_quality_and_fill_the_gpu(
     long_run = result.scenario.long_run_requests_per_s or offered
     assert 0.9 * most / long_run <= factor <= most / long_run
     assert fill.winner == "api"
+    # the report says what the answer survived as well as what would change it
+    from llmplan.report import render
+
+    held = [c.change for c in cases.values() if c.winner == "api"]
+    assert held and "<p>It holds if " + html_escape("; ".join(held)) + ".</p>" in render(result)
 
 
 def test_the_readmes_stack_costs_are_the_examples_monthly_costs(
