@@ -226,7 +226,7 @@ def simulate(
     from llmplan.decide.resilience import single_replica_risks
     from llmplan.decide.retirement import retiring_cloud_models, retiring_under
     from llmplan.pipeline import evaluate, scenario_notes, used_stale_prices
-    from llmplan.render import exclusions, not_served, one_sided, summary_table
+    from llmplan.render import api_limits, exclusions, not_served, one_sided, summary_table
     from llmplan.report import write_decision_report
     from llmplan.results import dumps_canonical, write_result
 
@@ -302,6 +302,8 @@ def simulate(
     out.print(summary_table(result, loaded.scenario.bounded_latencies()))
     for line in not_served(result):
         _hanging("not answered:", escape(line))
+    if (limits := api_limits(result)) is not None:
+        _hanging("API limits:", escape(limits))
     for line in one_sided(result):
         _hanging("one side only:", escape(line))
     answers = result.first_answer_tokens()

@@ -11,6 +11,7 @@ from rich.table import Table
 from llmplan.catalog import STALE_AFTER_DAYS, Catalog, CloudModelSpec, is_stale
 from llmplan.catalog.lifecycle import lifecycle
 from llmplan.decide.sweep import SweepResult
+from llmplan.decide.table import rate_shown
 from llmplan.fidelity.fit import Fit
 from llmplan.fidelity.validate import METRICS, Comparison
 from llmplan.loadtests.repeats import RepeatSummary
@@ -160,6 +161,19 @@ SERVES_WITH_UNBROKEN = 32
 #: table's latencies are of the answered ones only (a p95 of the rest: 5% lost is its
 #: whole tail)
 LATENCY_OF_FEW = 0.05
+
+
+def api_limits(result: Result) -> str | None:
+    """Each cloud API's binding rate limit and the rate it admits at the traffic's token
+    mix, against the rate the traffic brings on average (None: no API with limits)."""
+    mean = result.scenario.long_run_requests_per_s
+    parts = [f"{name} {dep.cloud.limit} sustain {rate_shown(most)} req/s "
+             f"({(mean or dep.throughput.offered_requests_per_s) / most:.0%} of it "
+             f"{'at the month' + chr(39) + 's mean rate' if mean else 'used on average'})"
+             for name, dep in result.deployments.items()
+             if dep.cloud is not None and dep.cloud.limit is not None
+             and (most := dep.cloud.limit_sustains_requests_per_s) is not None]
+    return "; ".join(parts) + " (at this traffic's token mix)" if parts else None
 
 
 def exclusions(result: Result) -> list[str]:

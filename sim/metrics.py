@@ -45,6 +45,7 @@ from llmplan.results.simulation import (
     Utilisation,
 )
 from llmplan.scenario.models import Scenario
+from llmplan.sim.cloud import sustained_limit
 from llmplan.sim.engine import DeploymentRun
 from llmplan.sim.hardware_use import (
     WorkDone,
@@ -488,6 +489,9 @@ def _cloud_part(run: DeploymentRun, table: RequestTable,
                               | _missed(run, table, stream, served))
     outage_s = sum(min(end, run.duration_s) - start for start, end in cloud.outages
                    if start < run.duration_s)
+    # what the API's limits admit at this mix: for an API alone (a hybrid's share varies)
+    sustained = sustained_limit(cloud.spec, cloud.model, stream, run.duration_s) \
+        if run.fleet is None else None
     return CloudOutcome(
         model=cloud.spec.model, provider=cloud.model.provider, calls=int(cloud.calls),
         served=int(served.sum()), requests_sent=int((table.attempts > 0).sum()),
@@ -507,6 +511,9 @@ def _cloud_part(run: DeploymentRun, table: RequestTable,
         reasoning_streamed=(None if stream.reasoning_tokens is None
                             else cloud.model.streams_reasoning),
         # what limited the requests too long for it
+        **({} if sustained is None else {
+            "limit": sustained.limit,
+            "limit_sustains_requests_per_s": sustained.requests_per_s}),
         **({"context_tokens": cloud.model.context_tokens,
             "max_output_tokens": cloud.model.max_output_tokens,
             "client_max_tokens": cloud.spec.limits.max_tokens}

@@ -406,7 +406,9 @@ def decide(simulation: SimulationResult, loaded: LoadedScenario,
     return Result(scenario=simulation.scenario, deployments=candidates,
                   recommendation=recommendation,
                   break_even=with_slo_capacity(rows, planning, loaded) if planning else rows,
-                  decision_table=decision_table(candidates, loaded, headroom),
+                  decision_table=decision_table(
+                      candidates, loaded, headroom,
+                      mean_requests_per_s=simulation.scenario.long_run_requests_per_s),
                   checklist=checklist(loaded, recommendation.deployment, candidates),
                   unbuildable=unbuildable, planning=planning)
 

@@ -33,10 +33,12 @@ SEED_FIT = {
 
 
 def decision_table(candidates: dict[str, Candidate], loaded: LoadedScenario,
-                   headroom: dict[str, SloHeadroom] | None = None) -> list[DecisionRow]:
+                   headroom: dict[str, SloHeadroom] | None = None, *,
+                   mean_requests_per_s: float | None = None) -> list[DecisionRow]:
     """The seed's seven questions, answered per candidate with this scenario's numbers
     (with planning's `headroom`, a fleet's load against what it sustains within the SLO,
-    which binds before full batches do)."""
+    which binds before full batches do; `mean_requests_per_s`: the traffic's long-run
+    rate, the month's, which an API's limits are set against)."""
     scenario = loaded.scenario
     first = next(iter(candidates.values()))
     restricted_tasks = {t.name for t in scenario.tasks if t.sensitivity == "restricted"}
@@ -80,6 +82,12 @@ def decision_table(candidates: dict[str, Candidate], loaded: LoadedScenario,
             if prefix is not None:
                 scale.append(f"prefix cache ({prefix.policy}): "
                              f"{prefix.hit_rate_tokens:.0%} of prompt tokens")
+        if s.cloud is not None and s.cloud.limit is not None \
+                and s.cloud.limit_sustains_requests_per_s is not None:
+            most = s.cloud.limit_sustains_requests_per_s
+            mean = mean_requests_per_s or s.throughput.offered_requests_per_s
+            scale.append(f"limits ({s.cloud.limit}) sustain {rate_shown(most)} req/s at this "
+                         f"token mix, {mean / most:.0%} of it at the month's mean rate")
         if s.cloud is not None:
             gave_up = s.requests.throttled
             scale.append(f"{s.cloud.throttled_requests:,} requests met a 429"

@@ -394,7 +394,8 @@ class CloudOutcome(ResultModel):
     OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("cached_input_tokens", "cache_write_tokens",
                                                  "unserved", "abandoned", "long_context",
                                                  "reasoning_streamed", "context_tokens",
-                                                 "max_output_tokens", "client_max_tokens")
+                                                 "max_output_tokens", "client_max_tokens",
+                                                 "limit", "limit_sustains_requests_per_s")
 
     model: str
     provider: str
@@ -437,6 +438,14 @@ class CloudOutcome(ResultModel):
     max_output_tokens: int | None = Field(
         default=None, description="The longest answer the API writes, reasoning included, "
                                   "given when some request was too long (the catalog's).")
+    limit: str | None = Field(
+        default=None, description="A cloud API's binding rate limit at this traffic's token "
+                                  "mix (the one that admits the fewest requests over a long "
+                                  "run: the scenario's limits, else the catalog's default "
+                                  "tier); none for a hybrid's API part or without limits.")
+    limit_sustains_requests_per_s: float | None = Field(
+        default=None, description="The request rate that limit admits for ever at this "
+                                  "traffic's token mix (sim/ratelimit.py's accounting).")
     client_max_tokens: int | None = Field(
         default=None, description="The client's limits.max_tokens, given when some request "
                                   "was too long and one is set: an answer reaching it is cut "

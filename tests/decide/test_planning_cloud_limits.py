@@ -156,3 +156,20 @@ def test_cache_reads_the_run_simulates_leave_anthropics_input_limit_alone() -> N
     uncached = 500
     rate = plan(simulation, loaded, jobs=1).deployments["api"].max_sustainable_requests_per_s
     assert rate == pytest.approx(60_000 / 60 / uncached, rel=0.02)
+
+
+def test_an_apis_binding_limit_is_shown_against_the_months_rate() -> None:
+    """Without planning too: the limit that binds at the traffic's token mix, the rate it
+    admits for ever, and how much of it the month's mean rate (5/s) takes."""
+    from llmplan.pipeline import evaluate
+    from llmplan.render import api_limits
+
+    loaded = scenario_from(PAPER.replace("__RPM__", "600").replace("__TPM__", "396000"))
+    result = evaluate(loaded)
+    cloud = result.deployments["api"].cloud
+    assert cloud is not None and cloud.limit == "396,000 tokens/min"
+    assert cloud.limit_sustains_requests_per_s == pytest.approx(6.0, rel=1e-9)
+    assert api_limits(result) == ("api 396,000 tokens/min sustain 6.00 req/s (83% of it at "
+                                  "the month's mean rate) (at this traffic's token mix)")
+    scale = next(r for r in result.decision_table if r.question == "scale").answers["api"]
+    assert "limits (396,000 tokens/min) sustain 6.00 req/s" in scale
