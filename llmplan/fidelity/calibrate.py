@@ -24,6 +24,7 @@ import numpy as np
 
 from llmplan.errors import InputError, Problem
 from llmplan.fidelity.fit import (
+    MIN_STEPS_PER_SIZE,
     Finding,
     Fit,
     fit_step_time,
@@ -145,7 +146,7 @@ def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
                         f"the steps they ran in are rebuilt without them (those batches "
                         f"read smaller than the server ran them)",
             "calibrate from runs without failures where you can"))
-    blocking, advisory = identifiability(samples)
+    blocking, advisory = identifiability(samples, len(cold))
     calibration = build_calibration(fit, _merged(infos), rows, source_text, samples=samples,
                                     slots=slots,
                                     max_batched_tokens=max_batched_tokens,
@@ -158,19 +159,36 @@ def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
 
 
 def _options_hold(source: str, rows: list[RequestRecord], samples: list[StepSample], *,
-                  slots: int | None, kv_cache_tokens: int | None) -> list[Finding]:
-    """Refuse --kv-cache-tokens below the run's longest request, and note --slots below the
-    batches its steps held (a reconstruction may count one too many): the calibration
-    would describe another server than the one measured, and a replay of its own run
-    would refuse or queue what it served."""
+                  slots: int | None, kv_cache_tokens: int | None,
+                  running: int = 0) -> list[Finding]:
+    """Refuse --kv-cache-tokens below the run's longest request and --slots below the
+    batches its steps held (or below `running`, the most requests vLLM's own gauge saw
+    running): the calibration would describe another server than the one measured, and a
+    replay of its own run would refuse or queue what it served. A batch size rebuilt in
+    fewer than MIN_STEPS_PER_SIZE steps is only noted (a reconstruction may join two steps'
+    tokens and count one sequence too many)."""
     problems = []
     notes = []
-    most = max((s.decode_seqs for s in samples), default=0)
-    if slots is not None and slots < most:
+    if slots is not None and slots < running:
+        problems.append(Problem(source, None, "--slots",
+                                f"{slots:,}, but the server counted {running:,} requests "
+                                f"running at once (vllm:num_requests_running); expected its "
+                                f"--max-num-seqs, {running:,} or more"))
+    sizes = Counter(s.decode_seqs for s in samples)
+    most = max(sizes, default=0)
+    often = max((d for d, n in sizes.items() if n >= MIN_STEPS_PER_SIZE), default=0)
+    if slots is not None and slots < often:
+        problems.append(Problem(source, None, "--slots",
+                                f"{slots:,}, but {sizes[often]:,} steps rebuilt from the "
+                                f"records decoded {often:,} sequences at once; expected the "
+                                f"server's concurrency, {often:,} or more"))
+    elif slots is not None and slots < most:
         notes.append(Finding("engine.max_num_seqs",
-                             f"--slots {slots}, but the run's steps decoded up to {most} "
-                             f"sequences at once: replayed, the calibration queues what the "
-                             f"server ran together",
+                             f"--slots {slots}, but {sizes[most]:,} steps rebuilt from "
+                             f"the records decoded {most} sequences at once (too few to be "
+                             f"sure of: a "
+                             f"step rebuilt from two may count one too many); replayed, the "
+                             f"calibration queues what the server ran together",
                              f"pass the server's own concurrency (--slots {most} or more)"))
     longest = max(((r.prompt_tokens or 0) + (r.output_tokens or 0) for r in rows if r.ok),
                   default=0)
@@ -193,19 +211,24 @@ def _fit_vllm_metrics(runs: list[Path], infos: list[ServerInfo], *, slots: int |
     found: list[Interval] = []
     overheads: list[float] = []
     running = 0
+    restarts: list[Finding] = []
     for run in runs:
         run_rows = read_measurements(run)
-        run_found, overhead, run_running = run_intervals(
+        run_found, overhead, run_running, run_notes = run_intervals(
             run, run_rows, kv_cache_tokens or info.kv_cache_tokens)
         rows += run_rows
         found += run_found
         overheads.append(overhead)
         running = max(running, run_running)
+        restarts += run_notes
     try:
         fit = fit_intervals(found, float(sum(overheads) / len(overheads)))
     except ValueError as exc:
-        raise InputError([Problem(source_text, None, "", str(exc))],
+        raise InputError([Problem(source_text, None, "", str(exc)),
+                          *(Problem(source_text, None, f.field, str(f)) for f in restarts)],
                          title="calibration impossible") from None
+    _options_hold(source_text, rows, [], slots=slots, kv_cache_tokens=kv_cache_tokens,
+                  running=running)
     calibration = build_calibration(fit, info, rows, source_text,
                                     slots=slots or info.slots or running or None,
                                     max_batched_tokens=max_batched_tokens,
@@ -231,7 +254,7 @@ def _fit_vllm_metrics(runs: list[Path], infos: list[ServerInfo], *, slots: int |
             f"split into chunks",
             "pass --max-batched-tokens with the server's --max-num-batched-tokens (its "
             "start-up log prints it)"))
-    return CalibrationReport(calibration, fit, reasons, notes, source_text)
+    return CalibrationReport(calibration, fit, reasons, restarts + notes, source_text)
 
 
 #: Finished requests without a prompt token count a run may have before calibrate refuses

@@ -27,7 +27,11 @@ line put held-out lone decodes 20-44% too slow and short prompts after a cached 
 10-16% too fast.
 
 `identifiability` names what the steps cannot determine; `quality_gate` turns those and
-out-of-bounds results into problems that say what is missing and how to get it.
+out-of-bounds results into problems that say what is missing and how to get it. The gate
+judges the model that is kept: with a table, its charge for a prompt token (its rise above
+the decode batch sizes), not the line it beat, which once put every prompt's cost in the
+prefill pairs (per-token 0) and refused a good table, or charged prompts while the table
+did not and passed a table that made them free.
 """
 
 from __future__ import annotations
@@ -85,9 +89,32 @@ class TokenTable:
     step_s: tuple[float, ...]
     per_kv_token_s: float
     per_pair_s: float
+    #: how many of the first points are decode batch sizes (the rest the prompt steps')
+    decode_points: int = 0
 
     def basis(self, tokens: np.ndarray) -> np.ndarray:
         return _token_basis(tokens, list(self.tokens))
+
+    def _rise_s(self, lo: int, hi: int) -> float | None:
+        """h's rise per token from point `lo` to point `hi` (None: no such span)."""
+        if not 0 <= lo < hi < len(self.tokens):
+            return None
+        return (self.step_s[hi] - self.step_s[lo]) / (self.tokens[hi] - self.tokens[lo])
+
+    def prompt_token_s(self) -> float:
+        """What the table charges a prompt token (its attention pairs aside): h's rise per
+        token across the points the prompt steps set, from the largest decode batch size
+        to the largest prompt step; without such points (every prompt step within the
+        decode sizes) a prompt token costs what the table charges one more sequence."""
+        k = self.decode_points
+        rise = self._rise_s(max(k - 1, 0), len(self.tokens) - 1) if k < len(self.tokens) \
+            else self._rise_s(0, len(self.tokens) - 1)
+        return rise if rise is not None else self.step_s[-1] / self.tokens[-1]
+
+    def per_sequence_s(self) -> float | None:
+        """What one more decoding sequence adds to a step: h's rise per token across the
+        decode batch sizes (None: fewer than two)."""
+        return self._rise_s(0, self.decode_points - 1)
 
     def predict(self, tokens: np.ndarray, kv: np.ndarray, pairs: np.ndarray) -> np.ndarray:
         predicted: np.ndarray = self.basis(tokens) @ np.asarray(self.step_s) \
@@ -113,6 +140,33 @@ class Fit:
     #: what one observation of the fit is: an engine step rebuilt from the records, or
     #: (from vLLM's /metrics) a scrape interval of many steps
     observed: str = "step"
+
+    def prompt_token_s(self) -> float:
+        """What the kept model charges a prompt token (its attention pairs aside): the
+        table's, when it was kept, else the line's coefficient."""
+        return self.table.prompt_token_s() if self.table is not None \
+            else self.coefficients_s[1]
+
+    def step_cost_found(self) -> bool:
+        """Whether the kept model charges a decode step anything beyond its KV reads: the
+        line's fixed or per-sequence cost, the table's step at its first point."""
+        if self.table is not None:
+            return self.table.step_s[0] > 0
+        fixed, _, decode, _, _ = self.coefficients_s
+        return fixed > 0 or decode > 0
+
+    def decode_split_s(self, samples: list[StepSample]) -> tuple[float, float]:
+        """(what one more decoding sequence costs, what a KV token costs) in the kept
+        model; the table's per-sequence cost is its rise across the decode batch sizes."""
+        _, _, per_seq, per_kv, _ = self.coefficients_s
+        if self.table is None:
+            return per_seq, per_kv
+        rise = self.table.per_sequence_s()
+        if rise is None:             # one decode point: h from nothing to it
+            sizes = [s.decode_seqs for s in samples if s.decode_seqs and not s.prefill_tokens]
+            rise = float(self.table.predict(np.array([max(sizes, default=1)]), np.zeros(1),
+                                            np.zeros(1))[0]) / max(sizes, default=1)
+        return rise, self.table.per_kv_token_s
 
 
 @dataclass(frozen=True)
@@ -152,10 +206,10 @@ def _token_basis(tokens: np.ndarray, points: list[int]) -> np.ndarray:
     return basis
 
 
-def _table_points(samples: list[StepSample]) -> list[int]:
+def _table_points(samples: list[StepSample]) -> tuple[list[int], int]:
     """Where the table is measured: every decode batch size seen MIN_STEPS_PER_SIZE times
     (at most MAX_TABLE_SIZES, spread), and the terciles of the prompt-carrying steps'
-    tokens above them."""
+    tokens above them; with how many of the points are batch sizes."""
     counts: dict[int, int] = {}
     for s in samples:
         if s.prefill_tokens == 0:
@@ -168,7 +222,7 @@ def _table_points(samples: list[StepSample]) -> list[int]:
     above = max(sizes, default=0)
     terciles = set(np.percentile(prompt_steps, [0, 100 / 3, 200 / 3, 100]).round()
                    .astype(int).tolist()) if prompt_steps else set()
-    return sizes + sorted(t for t in terciles if t > above)
+    return sizes + sorted(t for t in terciles if t > above), len(sizes)
 
 
 def _relative_nnls(X: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -187,7 +241,7 @@ def _fit_table(samples: list[StepSample], y: np.ndarray, prefill: np.ndarray
     """The token table fitted on relative residuals (trimmed within the prompt steps and
     within each batch size), with the steps it kept; None where fewer than three points
     can be placed."""
-    points = _table_points(samples)
+    points, decode_points = _table_points(samples)
     tokens = np.array([s.prefill_tokens + s.decode_seqs for s in samples], dtype=float)
     kv = np.array([s.kv_tokens for s in samples], dtype=float)
     pairs = np.array([s.prefill_pairs for s in samples], dtype=float)
@@ -207,7 +261,8 @@ def _fit_table(samples: list[StepSample], y: np.ndarray, prefill: np.ndarray
     coef = _relative_nnls(X[keep], y[keep])
     step_s = np.cumsum(coef[:-2])
     table = TokenTable(tokens=tuple(points), step_s=tuple(float(v) for v in step_s),
-                       per_kv_token_s=float(coef[-2]), per_pair_s=float(coef[-1]))
+                       per_kv_token_s=float(coef[-2]), per_pair_s=float(coef[-1]),
+                       decode_points=decode_points)
     return table, keep
 
 
@@ -303,19 +358,27 @@ def fit_step_time(samples: list[StepSample], cold: list[ColdStart],
                table=table)
 
 
-def identifiability(samples: list[StepSample]) -> tuple[list[Finding], list[Finding]]:
-    """(blocking, advisory) findings about what the steps cannot determine."""
+def identifiability(samples: list[StepSample], cold_starts: int = 0
+                    ) -> tuple[list[Finding], list[Finding]]:
+    """(blocking, advisory) findings about what the steps cannot determine. `cold_starts`:
+    prompts prefilled on an idle server, whose step has no previous step's end to be timed
+    from (timeline.steps keeps them as cold starts, not steps)."""
     blocking: list[Finding] = []
     advisory: list[Finding] = []
     n = len(samples)
     with_prompt = sum(1 for s in samples if s.prefill_tokens > 0)
     if with_prompt < MIN_PREFILL_STEPS:
+        many = cold_starts != 1
+        idle = (f"; {cold_starts:,} more prompt{'s were' if many else ' was'} prefilled on "
+                f"an idle server, where a step has no start to time it from "
+                f"({'their first tokens set' if many else 'its first token sets'} the client "
+                f"overhead)") if cold_starts else ""
         blocking.append(Finding(
             "per_prefill_token_us",
-            f"only {with_prompt:,} of {n:,} steps carried a prompt (at least "
-            f"{MIN_PREFILL_STEPS} are needed to fit what a prompt token costs)",
-            "run a level with more arrivals (more requests, or a higher rate with --sweep), "
-            "or fit several runs together"))
+            f"only {with_prompt:,} of {n:,} timed steps carried a prompt (at least "
+            f"{MIN_PREFILL_STEPS} are needed to fit what a prompt token costs){idle}",
+            "run a level with more arrivals (more requests, or a higher rate with --sweep) "
+            "so that prompts arrive while others decode, or fit several runs together"))
     sizes: dict[int, int] = {}
     for s in samples:
         if s.decode_seqs > 0:
@@ -379,7 +442,7 @@ def kv_split_note(fit: Fit, samples: list[StepSample]) -> Finding | None:
     split is then the fit's guess, and contexts longer than the runs' are extrapolated on
     it. All in its KV tokens: a batch of short contexts comes out nearly free; none in them
     (a KV read that costs nothing, which no engine has): longer contexts cost no more."""
-    _, _, per_seq, per_kv, _ = fit.coefficients_s
+    per_seq, per_kv = fit.decode_split_s(samples)
     r = _batch_kv_correlation(samples)
     if r is None or not KV_SPLIT_CORRELATION < r <= KV_LOCKSTEP_CORRELATION \
             or (per_seq > 0) == (per_kv > 0):
@@ -404,7 +467,6 @@ def quality_gate(fit: Fit, blocking: list[Finding],
     identifiability) steers the fix: more requests of one prompt length would not help."""
     reasons = list(blocking)
     notes: list[Finding] = []
-    fixed, prefill, decode, _, _ = fit.coefficients_s
     more = "run more requests per level, or fit several runs of this server together"
     if any(f.field == "per_prefill_token_us" for f in advisory or []):
         more = ("use a workload whose prompt lengths vary (uniform or lognormal), then "
@@ -414,9 +476,11 @@ def quality_gate(fit: Fit, blocking: list[Finding],
                                f"explains too little of the measured step times", more))
     for name, kind in (("prefill", fit.prefill), ("decode", fit.decode)):
         if kind.bias_pct is not None and abs(kind.bias_pct) > MAX_KIND_BIAS_PCT:
+            # bias: predicted against measured; under 0, the steps took more than predicted
             reasons.append(Finding(
-                f"fit.{name}", f"{name} steps take {-kind.bias_pct:+.0f}% more time in total "
-                f"than the fit predicts (held in; at most {MAX_KIND_BIAS_PCT:.0f}%)",
+                f"fit.{name}", f"{name} {fit.observed}s take {abs(kind.bias_pct):.0f}% "
+                f"{'more' if kind.bias_pct < 0 else 'less'} time in total than the fit "
+                f"predicts (held in; at most {MAX_KIND_BIAS_PCT:.0f}% either way)",
                 "check that the server ran nothing else during the test, then " + more))
         err = kind.median_abs_error_pct
         if err is not None and err > NOISY_STEP_ERROR_PCT:
@@ -424,12 +488,18 @@ def quality_gate(fit: Fit, blocking: list[Finding],
                 f"fit.{name}", f"single {name} {fit.observed}s are {err:.0f}% off (median): "
                 f"the machine's jitter; whole requests average it out",
                 "run on a quieter machine"))
-    if fit.prefill.steps > 0 and prefill <= 0:
-        reasons.append(Finding("per_prefill_token_us", "the fitted prompt-token cost is 0 "
+    # the model that is kept is judged: a table charges prompt tokens along its points,
+    # while the line it beat may have put their cost elsewhere (in the prefill pairs)
+    kept = "token table's" if fit.table is not None else "fitted"
+    if fit.prefill.steps > 0 and fit.prompt_token_s() <= 0:
+        reasons.append(Finding("per_prefill_token_us", f"the {kept} prompt-token cost is 0 "
                                "although prompts were prefilled", more))
-    if fixed <= 0 and decode <= 0:
+    if not fit.step_cost_found():
         reasons.append(Finding("fixed_ms", "neither a fixed step cost nor a per-sequence cost "
-                               "was found", more))
+                               "was found" if fit.table is None else
+                               f"the token table's step of {fit.table.tokens[0]} token"
+                               f"{'s' if fit.table.tokens[0] != 1 else ''} costs nothing "
+                               "beyond its KV reads", more))
     cold = fit.median_cold_ttft_s
     if cold and fit.client_overhead_s > MAX_OVERHEAD_SHARE * cold:
         reasons.append(Finding(

@@ -6,7 +6,8 @@ the first) starts with the comment line the load test writes before it:
     # llmplan-scrape unix_ts=1733059200.125
 
 Samples are `name{label="value",...} value [timestamp]`; HELP/TYPE and other comments are
-skipped. Errors name the file, the line and what was expected.
+skipped. Errors name the file, the line and what was expected; scrapes whose times go
+backwards are refused (each interval between two is differenced as it comes).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class Snapshot:
 
     unix_ts: float | None
     samples: dict[str, list[tuple[dict[str, str], float]]] = field(default_factory=dict)
+    #: the line of the file its scrape mark is on (None: no mark, or not from a file)
+    line: int | None = None
 
     def total(self, name: str) -> float | None:
         """Sum of a metric over all its label sets (engines, models); None if absent."""
@@ -67,6 +70,7 @@ def parse_snapshots(text: str, source: str = "<metrics>") -> list[Snapshot]:
     snapshots: list[Snapshot] = []
     current: Snapshot | None = None
     problems: list[Problem] = []
+    latest: Snapshot | None = None           # the latest-stamped scrape so far
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if line.startswith(SCRAPE_MARK):
@@ -75,8 +79,18 @@ def parse_snapshots(text: str, source: str = "<metrics>") -> list[Snapshot]:
             except (ValueError, IndexError):
                 problems.append(Problem(source, number, "unix_ts", "expected a number"))
                 continue
-            current = Snapshot(ts)
+            if latest is not None and latest.unix_ts is not None and ts < latest.unix_ts:
+                problems.append(Problem(
+                    source, number, "unix_ts",
+                    f"scrape time goes backwards: {ts:.3f} after {latest.unix_ts:.3f} (line "
+                    f"{latest.line}); expected scrapes in the order they were taken (a "
+                    f"clock stepped back, or scrape files were joined out of order)"))
+                if len(problems) >= 20:
+                    break
+            current = Snapshot(ts, line=number)
             snapshots.append(current)
+            if latest is None or latest.unix_ts is None or ts >= latest.unix_ts:
+                latest = current
             continue
         if not line or line.startswith("#"):
             continue

@@ -35,7 +35,9 @@ is refused: the records show fewer tokens per step for a request decoding throug
 a step gives. The same robust NNLS and quality gate as the
 records path give the same coefficient kinds; the client overhead is the client's mean TTFT
 less vLLM's own (`vllm:time_to_first_token_seconds`), i.e. HTTP and tokenisation.
-Metric names are vLLM's (v1 engine, `vllm/v1/metrics/loggers.py`); the KV gauge was
+A counter that falls between two scrapes is a restart of the server: only the scrapes after
+the last one are fitted, with a note (the intervals across it difference two processes'
+counters). Metric names are vLLM's (v1 engine, `vllm/v1/metrics/loggers.py`); the KV gauge was
 `vllm:gpu_cache_usage_perc` before vLLM 0.9, and both are read.
 """
 
@@ -317,9 +319,53 @@ def client_overhead_s(snapshots: list[Snapshot], rows: list[RequestRecord]) -> f
     return max(0.0, float(np.mean(client)) - server)
 
 
-def run_intervals(run: Path, rows: list[RequestRecord],
-                  kv_capacity_tokens: int | None) -> tuple[list[Interval], float, int]:
-    """(busy intervals, client overhead, most requests running) of one run's scrapes."""
+#: counters that fall only when the server restarts (and counts again from zero)
+COUNTERS = (STEPS, PROMPT, GENERATED, FIRST_TOKENS, TTFT_SUM, PREFILL_SUM, PREFILL_COUNT,
+            *PREFIX_HITS, EXTERNAL_HITS, ACCEPTED)
+
+
+def last_restart(snapshots: list[Snapshot]) -> tuple[int, str, float, float] | None:
+    """Where the server last restarted: (index of the first scrape after it, a counter that
+    fell, its value before, after); None: no counter ever fell."""
+    found = None
+    for i, (a, b) in enumerate(itertools.pairwise(snapshots), start=1):
+        pairs = [(name, a.total(name), b.total(name)) for name in COUNTERS]
+        pairs.append((f'{BY_SOURCE}{{source="local_compute"}}', _computed(a), _computed(b)))
+        for name, x, y in pairs:
+            if x is not None and y is not None and y < x:
+                found = (i, name, x, y)
+                break
+    return found
+
+
+def _after_restart(path: Path, snapshots: list[Snapshot], rows: list[RequestRecord]
+                   ) -> tuple[list[Snapshot], list[RequestRecord], list[Finding]]:
+    """The scrapes from the server's last restart on, the requests whose first token came
+    after the last scrape before it, and a note of what was left out. The intervals of a
+    restart differ counters of two processes; the stretch before it ran a server whose
+    settings may not be the ones now exported (cache_config_info is read from the last
+    scrape), so only the stretch after it is fitted."""
+    restart = last_restart(snapshots)
+    if restart is None:
+        return snapshots, rows, []
+    i, name, before, after = restart
+    since = snapshots[i - 1].unix_ts
+    where = f"{path}:{snapshots[i].line}" if snapshots[i].line is not None else str(path)
+    note = Finding(
+        "server_metrics.prom",
+        f"{where}: {name} fell from {before:,.0f} to {after:,.0f}: the server restarted "
+        f"(its counters start again from zero), so the fit uses only the "
+        f"{len(snapshots) - i:,} scrapes after it, not the {i:,} before",
+        "calibrate from a run during which the server kept running")
+    kept = [r for r in rows if since is None or r.ttft_ms is None
+            or r.send_ts + r.ttft_ms / 1e3 > since]
+    return snapshots[i:], kept, [note]
+
+
+def run_intervals(run: Path, rows: list[RequestRecord], kv_capacity_tokens: int | None
+                  ) -> tuple[list[Interval], float, int, list[Finding]]:
+    """(busy intervals, client overhead, most requests running, notes) of one run's
+    scrapes (after the server's last restart, when it restarted)."""
     scraped = metrics_snapshots(run)
     if scraped is None or len(scraped[1]) < 2 or scraped[1][0].unix_ts is None:
         raise InputError([Problem(str(run), None, "server_metrics.prom",
@@ -333,6 +379,7 @@ def run_intervals(run: Path, rows: list[RequestRecord],
                                   "not in the scrapes: this is not a vLLM (v1) /metrics")],
                          title="calibration impossible")
     _one_engine_with_every_metric(path, snapshots)
+    snapshots, rows, notes = _after_restart(path, snapshots, rows)
     running = max((s.total(RUNNING) or 0) for s in snapshots)
     busy = busy_intervals(snapshots, rows, kv_capacity_tokens)
     if rows and not busy:
@@ -350,7 +397,7 @@ def run_intervals(run: Path, rows: list[RequestRecord],
             f"stages, or fit these runs from their records (--source records)")],
             title="calibration impossible")
     return merged(busy, PREFILLS_PER_OBSERVATION * mean_prefill_s(snapshots)), \
-        client_overhead_s(snapshots, rows), int(running)
+        client_overhead_s(snapshots, rows), int(running), notes
 
 
 #: the counters and gauge every interval needs (besides STEPS, checked first)

@@ -108,7 +108,7 @@ def test_too_few_prompt_steps_is_refused_with_how_to_fix(tmp_path: Path) -> None
     with pytest.raises(CalibrationRejectedError) as caught:
         calibrate(run, slots=4)
     text = caught.value.render()
-    assert re.search(r"only [0-3] of [\d,]+ steps carried a prompt", text), text
+    assert re.search(r"only [0-3] of [\d,]+ timed steps carried a prompt", text), text
     assert "run a level with more arrivals" in text
 
 
@@ -413,3 +413,140 @@ def test_steps_too_long_to_be_decode_steps_stay_out_of_the_speed_reference() -> 
     [point] = speed_reference(decodes + strays) or []
     assert point.steps == 20
     assert point.mean_ms == pytest.approx(27.95, abs=0.01)
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_the_gate_judges_the_token_table_it_keeps_not_the_line_it_beat() -> None:
+    """A real llama.cpp run (SmolLM2-135M, 4 slots, one CPU thread): the kept token table
+    charges 4 tokens 44 ms and 166 tokens 1,006 ms, while the line it beat put every
+    prompt's cost in its prefill pairs (a prompt-token cost of 0). The line's 0 once
+    refused the table's good fit."""
+    report = fit_runs(DATA / "llamacpp_quick1")
+    fit = report.fit
+    assert fit.table is not None and fit.coefficients_s[1] == 0.0     # the trap
+    assert report.rejected == [], [str(f) for f in report.rejected]
+    assert fit.prompt_token_s() > 1e-3                     # ms a prompt token, as measured
+    assert abs(fit.prefill.bias_pct or 0.0) < 1 and fit.r2 > 0.9
+
+
+def _table_fit(step_ms: tuple[float, ...], *, line: tuple[float, ...],
+               per_pair_s: float = 0.0) -> Fit:
+    from llmplan.fidelity.fit import TokenTable
+
+    quality = KindQuality(steps=100, kept=95, median_abs_error_pct=5.0, bias_pct=0.0)
+    table = TokenTable(tokens=(1, 2, 3, 4, 53, 166), step_s=tuple(v / 1e3 for v in step_ms),
+                       per_kv_token_s=0.0, per_pair_s=per_pair_s, decode_points=4)
+    return Fit(coefficients_s=line, client_overhead_s=0.0,  # type: ignore[arg-type]
+               samples=200, cold_starts=0, r2=0.9, rmse_ms=1.0, median_abs_error_pct=5.0,
+               prefill=quality, decode=quality, median_cold_ttft_s=None, table=table)
+
+
+def test_a_kept_table_without_a_prompt_cost_is_still_refused() -> None:
+    """The gate reads the kept table: steps that carried a prompt costing no more than the
+    largest decode batch (flat above it) are a prompt-token cost of 0, whatever the line
+    said; one that rises passes though its line put the cost in the pairs."""
+    from llmplan.fidelity.fit import quality_gate
+
+    rising = _table_fit((21, 28, 41, 44, 384, 1006), line=(0.012, 0.0, 0.009, 0.0, 1.2e-4))
+    assert not [f for f in quality_gate(rising, [])[0] if f.field == "per_prefill_token_us"]
+    flat = _table_fit((21, 28, 41, 44, 44, 44), line=(0.012, 3e-4, 0.009, 0.0, 0.0))
+    [reason] = [f for f in quality_gate(flat, [])[0] if f.field == "per_prefill_token_us"]
+    assert "token table's prompt-token cost is 0" in str(reason)
+    # a table that charges a step of one sequence nothing is no step model either
+    free = _table_fit((0, 28, 41, 44, 384, 1006), line=(0.012, 3e-4, 0.009, 0.0, 0.0))
+    assert [f for f in quality_gate(free, [])[0] if f.field == "fixed_ms"]
+
+
+def test_a_server_whose_prompts_cost_nothing_is_refused_through_its_table() -> None:
+    """End to end: decode steps that no line fits (22, 47, 72, 76 ms for 1-4 sequences)
+    keep the table, and steps that carried a prompt took what their decodes alone take:
+    the table is flat above the decode sizes and the fit is refused for it."""
+    h = {1: 0.022, 2: 0.047, 3: 0.072, 4: 0.076}
+    rng = np.random.default_rng(1)
+    samples = [StepSample(h[d] * float(rng.uniform(0.98, 1.02)), 0, d, 60 * d)
+               for d in (1, 2, 3, 4) for _ in range(40)]
+    samples += [StepSample(h[d], int(p), d, 60 * d, int(p) * (int(p) + 1) // 2)
+                for d, p in zip(rng.integers(1, 4, 40), rng.integers(20, 300, 40),
+                                strict=True)]
+    from llmplan.fidelity.fit import fit_step_time, identifiability, quality_gate
+
+    fit = fit_step_time(samples, [], [])
+    assert fit.table is not None
+    reasons, _ = quality_gate(fit, *identifiability(samples))
+    assert [f for f in reasons if f.field == "per_prefill_token_us"
+            and "prompt-token cost is 0" in str(f)], [str(f) for f in reasons]
+
+
+def test_a_bias_either_way_says_more_or_less() -> None:
+    from dataclasses import replace
+
+    from llmplan.fidelity.fit import quality_gate
+
+    fit = _table_fit((21, 28, 41, 44, 384, 1006), line=(0.012, 0.0, 0.009, 0.0, 0.0))
+    for bias, said in ((16.0, "take 16% less time"), (-16.0, "take 16% more time")):
+        odd = replace(fit, decode=replace(fit.decode, bias_pct=bias))
+        [reason] = [f for f in quality_gate(odd, [])[0] if f.field == "fit.decode"]
+        assert said in str(reason) and "-16%" not in str(reason), str(reason)
+
+
+def test_prompts_prefilled_on_an_idle_server_are_not_called_missing(tmp_path: Path) -> None:
+    """One request at a time: every prompt is prefilled alone, a step with no previous
+    step's end, so none of the timed steps carries one; the message says where they went
+    rather than that there were none."""
+    arrivals = [(i * 2.0, 60 + 10 * i, 30) for i in range(12)]
+    run = write_run(tmp_path / "serial", serve(arrivals))
+    with pytest.raises(CalibrationRejectedError) as caught:
+        calibrate(run, slots=4)
+    said = " ".join(caught.value.render().split())
+    assert re.search(r"only 0 of [\d,]+ timed steps carried a prompt", said), said
+    assert "12 more prompts were prefilled on an idle server" in said
+
+
+def test_slots_below_the_batches_the_steps_held_are_refused(tmp_path: Path) -> None:
+    """--slots below the concurrency the rebuilt steps show (many steps of it) describes
+    another server: refused like a KV cache smaller than a request, not just noted."""
+    run = _with_slots(_run(tmp_path / "a", 1, SHORT), 64)
+    samples, _ = steps(json_rows(run))
+    sizes: dict[int, int] = {}
+    for sample in samples:
+        sizes[sample.decode_seqs] = sizes.get(sample.decode_seqs, 0) + 1
+    often = max(d for d, n in sizes.items() if n >= 5)
+    result = CliRunner().invoke(app, ["calibrate", str(run), "--slots", str(often - 1),
+                                      "--out", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert f"--slots: {often - 1}, but" in said and f"{often} or more" in said, said
+    assert not (tmp_path / "c.yaml").exists()
+    assert fit_runs(run, slots=often).calibration.engine.max_num_seqs == often
+
+
+def _with_target(run: Path, kind: str, model: str, url: str) -> Path:
+    (run / "config.json").write_text(json.dumps(
+        {"target": {"kind": kind, "model": model, "base_url": url}}))
+    return run
+
+
+def test_runs_of_different_engines_or_models_are_refused_naming_each(tmp_path: Path) -> None:
+    """A llama.cpp run and a vLLM run have no setting in common to differ in: their
+    engines and models tell them apart, and the refusal names each run's."""
+    llama = _with_target(_with_slots(_run(tmp_path / "llama", 1, SHORT), 4), "llamacpp",
+                         "smol", "http://127.0.0.1:1")
+    vllm = _with_target(_run(tmp_path / "vllm", 2, SHORT), "vllm", "fake", "http://127.0.0.1:2")
+    result = CliRunner().invoke(app, ["calibrate", str(vllm), str(llama), "--accept-poor-fit",
+                                      "--out", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert "the runs come from different servers" in said
+    assert f"{vllm}: engine vllm, model fake, at http://127.0.0.1:2" in said, said
+    assert f"{llama}: engine llama.cpp, model m.gguf, at http://127.0.0.1:1" in said, said
+    assert not (tmp_path / "c.yaml").exists()
+    # two vLLM runs serving different models
+    other = _with_target(_run(tmp_path / "other", 3, SHORT), "vllm", "big", "http://127.0.0.1:2")
+    with pytest.raises(Exception, match="different servers"):
+        fit_runs([vllm, other], slots=64)
+    # llama.cpp answers to any model name: its model file decides
+    renamed = _with_target(_with_slots(_run(tmp_path / "renamed", 4, SHORT), 4), "llamacpp",
+                           "another-name", "http://127.0.0.1:3")
+    assert fit_runs([llama, renamed]).calibration.server.model_file == "m.gguf"

@@ -191,7 +191,7 @@ def test_steps_counted_by_several_api_servers_are_refused(tmp_path: Path) -> Non
     assert "counted more than once" in message and "--api-server-count 1" in message
 
 
-def test_options_that_contradict_the_run_are_refused_or_noted(vllm_run: Path) -> None:
+def test_options_that_contradict_the_run_are_refused(vllm_run: Path) -> None:
     """A KV cache smaller than a request the run served, a run given twice, slots below the
     batches its steps held: another server than the one measured."""
     from llmplan.errors import InputError
@@ -200,9 +200,11 @@ def test_options_that_contradict_the_run_are_refused_or_noted(vllm_run: Path) ->
         fit_runs(vllm_run, kv_cache_tokens=1)
     with pytest.raises(InputError, match="given more than once"):
         fit_runs([vllm_run, vllm_run])
-    report = fit_runs(vllm_run, slots=1)
-    assert any(f.field == "engine.max_num_seqs" and "--slots 1" in f.problem
-               for f in report.advisory)
+    with pytest.raises(InputError, match="--slots: 1, but"):
+        fit_runs(vllm_run, slots=1)
+    # from the metrics: below the most requests the server counted running
+    with pytest.raises(InputError, match=r"--slots: 1, but the server counted \d+ requests"):
+        fit_runs(vllm_run, slots=1, source="vllm-metrics")
 
 
 def test_accepted_draft_tokens_are_not_decoding_sequences() -> None:
@@ -228,3 +230,56 @@ def test_accepted_draft_tokens_are_not_decoding_sequences() -> None:
                                     + scrape(1.0, 100, 1000, accepted))
         [(_, interval)] = busy_intervals(snapshots, [], None)
         assert interval.decode_tokens == sequences
+
+
+def test_scrape_times_that_go_backwards_are_refused_with_the_line(tmp_path: Path) -> None:
+    """Two scrapes' times swapped: every interval between them would be differenced
+    backwards or skipped. Refused at the line whose time is earlier than one before it."""
+    def swapped(text: str) -> str:
+        lines = text.splitlines()
+        marks = [i for i, line in enumerate(lines) if line.startswith("# llmplan-scrape")]
+        a, b = marks[20], marks[21]
+        lines[a], lines[b] = lines[b], lines[a]
+        return "\n".join(lines) + "\n"
+
+    message = _refusal(tmp_path, swapped)
+    assert "scrape time goes backwards" in message
+    text = (tmp_path / "run" / "server_metrics.prom").read_text().splitlines()
+    line = [i for i, t in enumerate(text, start=1) if t.startswith("# llmplan-scrape")][21]
+    assert f"server_metrics.prom:{line}: unix_ts:" in message, message
+
+
+def test_a_server_restart_is_noted_and_only_the_stretch_after_it_is_fitted(
+        tmp_path: Path) -> None:
+    """Counters that fall mid-run: the server restarted. The fit uses the scrapes after it
+    (their counters counted again from zero) and says so, naming the line."""
+    import re
+
+    from llmplan.fidelity.calibrate import fit_runs
+
+    text, rows = run(coef=COEF, seed=3, n=600, rate=3.0)
+    scrapes = text.split("# llmplan-scrape")
+    half = len(scrapes) // 2
+    base = {m.group(1): float(m.group(2)) for m in re.finditer(
+        r"^(vllm:[a-z_:]+(?:_total|_count|_sum)\{[^}]*\}) (\S+)$", scrapes[half - 1], re.M)}
+
+    def restarted(chunk: str) -> str:
+        return re.sub(r"^(vllm:[a-z_:]+(?:_total|_count|_sum)\{[^}]*\}) (\S+)$",
+                      lambda m: f"{m.group(1)} {float(m.group(2)) - base[m.group(1)]!r}",
+                      chunk, flags=re.M)
+
+    edited = "# llmplan-scrape".join(scrapes[:half] + [restarted(c) for c in scrapes[half:]])
+    folder = write_run(tmp_path / "run", rows)
+    (folder / "server_metrics.prom").write_text(edited)
+    report = fit_runs(folder, source="vllm-metrics")
+    [note] = [f for f in report.advisory if "restarted" in f.problem]
+    assert "server_metrics.prom:" in note.problem and "fell from" in note.problem
+    assert f"only the {len(scrapes) - half:,} scrapes after it" in note.problem, note.problem
+    assert report.rejected == []
+    st = report.calibration.step_time
+    assert st.per_prefill_token_us == pytest.approx(COEF[1] * 1e6, rel=0.1)  # type: ignore[union-attr]
+    # what the scrapes after the restart give on their own (the same server, unrestarted)
+    (folder / "server_metrics.prom").write_text("# llmplan-scrape".join(["", *scrapes[half:]]))
+    alone = fit_runs(folder, source="vllm-metrics").calibration.step_time
+    for key in ("fixed_ms", "per_prefill_token_us", "per_decode_seq_us"):
+        assert getattr(st, key) == pytest.approx(getattr(alone, key), rel=0.05), key
