@@ -5,14 +5,18 @@ A scenario may add entries or override fields under its `catalog:` key.
 """
 
 from llmplan.catalog.catalog import (
+    BEDROCK_GLOBAL,
+    BedrockRouting,
     Catalog,
     Checkpoint,
     CloudModelSpec,
     GpuSpec,
     ModelSpec,
+    bedrock_profile_prefix,
     builtin_catalog,
 )
 from llmplan.catalog.staleness import STALE_AFTER_DAYS, is_stale, stale_prices
 
-__all__ = ["STALE_AFTER_DAYS", "Catalog", "Checkpoint", "CloudModelSpec", "GpuSpec", "ModelSpec",
-           "builtin_catalog", "is_stale", "stale_prices"]
+__all__ = ["BEDROCK_GLOBAL", "STALE_AFTER_DAYS", "BedrockRouting", "Catalog", "Checkpoint",
+           "CloudModelSpec", "GpuSpec", "ModelSpec", "bedrock_profile_prefix", "builtin_catalog",
+           "is_stale", "stale_prices"]

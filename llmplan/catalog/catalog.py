@@ -761,6 +761,71 @@ class LongContextPrice(BaseModel):
             else self.input_usd_per_mtok
 
 
+#: The prefixes of Bedrock's system-defined cross-Region inference profile ids: one per
+#: geography whose Regions a profile keeps the data in (AWS Bedrock user guide, "Geographic
+#: cross-Region inference" and "Supported Regions and models for inference profiles",
+#: docs.aws.amazon.com/bedrock/latest/userguide/inference-profiles-support.html: US, US-GOV,
+#: EU, APAC, AU, CA and JP profiles), and `global`, whose destinations are every commercial
+#: Region ("Global cross-Region inference", global-cross-region-inference.html).
+BEDROCK_GEOGRAPHIES = ("us", "us-gov", "eu", "apac", "au", "ca", "jp")
+BEDROCK_GLOBAL = "global"
+
+
+def bedrock_profile_prefix(model_id: str) -> str | None:
+    """The profile prefix of a Bedrock model id (`eu` of eu.anthropic...; None: a model's
+    own id, invoked in the Region called)."""
+    prefix = model_id.split(".", 1)[0]
+    return prefix if "." in model_id and prefix in (*BEDROCK_GEOGRAPHIES, BEDROCK_GLOBAL) \
+        else None
+
+
+class BedrockRouting(BaseModel):
+    """Where Bedrock answers a model called from each source Region: the model itself in the
+    Region, or a cross-Region inference profile and the Regions it may process the call in.
+
+    A profile's destinations depend on the Region it is called from (AWS: calling
+    us.anthropic.claude-3-haiku from us-west-2 routes to us-east-1 and us-west-2 only), and a
+    geographic profile's list never changes (AWS makes a new profile instead)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    foundation_model: str = Field(
+        description="The model's own id (no profile prefix), e.g. "
+                    "anthropic.claude-sonnet-4-5-20250929-v1:0.")
+    in_region: list[str] = Field(
+        default_factory=list,
+        description="Regions that serve the model on demand in the Region itself (its own "
+                    "id); empty: none known.")
+    profiles: dict[str, dict[str, list[str]]] = Field(
+        default_factory=dict,
+        description="Geographic profiles: geography prefix (us, eu, apac, au, ca, jp, us-gov) "
+                    "-> source Region -> the destination Regions a call from it may be "
+                    "processed in.")
+    global_sources: list[str] = Field(
+        default_factory=list,
+        description="Source Regions of the model's global profile (destinations: every "
+                    "commercial Region); empty: no global profile known.")
+
+    @field_validator("profiles")
+    @classmethod
+    def _geographic(cls, value: dict[str, dict[str, list[str]]],
+                    ) -> dict[str, dict[str, list[str]]]:
+        for geo, table in value.items():
+            if geo not in BEDROCK_GEOGRAPHIES:
+                raise ValueError(f"'{geo}' is no geographic profile prefix; expected one of "
+                                 f"{', '.join(BEDROCK_GEOGRAPHIES)} (global ones go under "
+                                 f"global_sources)")
+            empty = [source for source, destinations in table.items() if not destinations]
+            if not table or empty:
+                raise ValueError(f"the {geo} profile needs each source Region's destination "
+                                 f"Regions (none for {', '.join(empty) or 'any source'})")
+        return value
+
+    def model_id(self, prefix: str | None) -> str:
+        """The id a call sends: the model's own, or `prefix`.<model>."""
+        return self.foundation_model if prefix is None else f"{prefix}.{self.foundation_model}"
+
+
 class CloudModelSpec(_Entry):
     """A hosted API model with its list prices and its provider's rate-limit tiers."""
 
@@ -798,7 +863,25 @@ class CloudModelSpec(_Entry):
         default=None, description="Higher prices for every token of a request whose prompt "
                                   "is past a length (Gemini Pro and Claude past 200k tokens, "
                                   "OpenAI's GPT-6 family past 272k).")
+    bedrock_routing: BedrockRouting | None = Field(
+        default=None, description="Bedrock: the Regions each source Region's call of the "
+                                  "model may be processed in (the stack picks the id that "
+                                  "keeps the data where the scenario allows).")
     prices_as_of: datetime.date
+
+    @model_validator(mode="after")
+    def _routing_is_of_this_model(self) -> CloudModelSpec:
+        routing = self.bedrock_routing
+        if routing is None:
+            return self
+        if self.provider != "bedrock":
+            raise ValueError(f"bedrock_routing is for Bedrock models, and this one's provider "
+                             f"is {self.provider}")
+        prefix = bedrock_profile_prefix(self.model_id)
+        if routing.model_id(prefix) != self.model_id:
+            raise ValueError(f"bedrock_routing.foundation_model {routing.foundation_model} is "
+                             f"not the model of model_id {self.model_id}")
+        return self
 
     @property
     def cache_read_usd_per_mtok(self) -> float:
