@@ -5,52 +5,94 @@ Converse and ConverseStream calls are authorised by these two (AWS Bedrock user 
 "Prerequisites for running model inference"), so this is every invoke and converse call and
 nothing else: no listing, no model management, no guardrail or agent actions.
 
-Resources: the plan's model only. A model id with a geography prefix (`us.`, `eu.`, `apac.`)
-is a cross-region inference profile: the caller needs the profile in its own region and the
-foundation model in every region the profile routes to (AWS Bedrock user guide, "Supported
-Regions and models for inference profiles"), each named here rather than with a `*`.
+Resources: the plan's model only, as AWS names it for the way the gateway calls it
+(bedrock_routing.py chooses the way; each ARN is named, never a `*`):
+- the model in the Region called: its foundation-model ARN there;
+- a geographic cross-Region inference profile: the profile in the Region called, and the
+  foundation model in that Region and in every destination Region the profile routes to from
+  it (AWS Bedrock user guide, "Geographic cross-Region inference", IAM policy requirements:
+  docs.aws.amazon.com/bedrock/latest/userguide/geographic-cross-region-inference.html);
+- the global profile: the profile in the Region called, the foundation model in that Region,
+  and the global foundation-model ARN, which names no Region and no account; AWS calls all
+  three required ("Global cross-Region inference", IAM policy requirements:
+  docs.aws.amazon.com/bedrock/latest/userguide/global-cross-region-inference.html).
+Through a profile, the foundation models are allowed only when the call names that profile
+(condition `bedrock:InferenceProfileArn`, as AWS's example policies of both pages do).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Any
 
+from llmplan.provision.bedrock_routing import BedrockRoute
 from llmplan.scenario.models import SloSpec
 
 INVOKE_ACTIONS = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
 
-#: Source regions of the geographic cross-region inference profiles (AWS Bedrock user guide,
-#: "Supported Regions and models for inference profiles"; the Meta Llama 3.1 US profile routes
-#: to us-east-1, us-east-2 and us-west-2). Check the page for a model before relying on this.
-PROFILE_REGIONS: dict[str, tuple[str, ...]] = {
-    "us": ("us-east-1", "us-east-2", "us-west-2"),
-    "eu": ("eu-central-1", "eu-west-1", "eu-west-3"),
-    "apac": ("ap-northeast-1", "ap-south-1", "ap-southeast-1", "ap-southeast-2"),
-}
+
+@dataclass(frozen=True)
+class ModelArns:
+    """What a call of the plan's model is authorised against."""
+
+    profile: str | None       # the inference profile called (None: the model in-Region)
+    models: tuple[str, ...]   # the foundation models it may reach
+
+    @property
+    def all(self) -> list[str]:
+        return [*([self.profile] if self.profile else []), *self.models]
 
 
-def model_arns(model_id: str, region: str, account_id: str) -> list[str]:
-    """Every ARN an invocation of `model_id` from `region` is authorised against."""
-    geo, _, base = model_id.partition(".")
-    if geo in PROFILE_REGIONS and base:
-        regions = sorted({region, *PROFILE_REGIONS[geo]})
-        return ([f"arn:aws:bedrock:{region}:{account_id}:inference-profile/{model_id}"]
-                + [f"arn:aws:bedrock:{r}::foundation-model/{base}" for r in regions])
-    return [f"arn:aws:bedrock:{region}::foundation-model/{model_id}"]
+def partition(region: str) -> str:
+    """The ARN partition of a Region (AWS General Reference, "Amazon Resource Names")."""
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws-cn" if region.startswith("cn-") else "aws"
 
 
-def invoke_policy(arns: list[str]) -> str:
+def model_arns(route: BedrockRoute, account_id: str) -> ModelArns:
+    """Every ARN an invocation along `route` is authorised against (see the module doc)."""
+    source, arn = route.source_region, f"arn:{partition(route.source_region)}:bedrock"
+
+    def model_in(region: str) -> str:
+        return f"{arn}:{region}::foundation-model/{route.foundation_model}"
+
+    if route.kind == "in_region":
+        return ModelArns(None, (model_in(source),))
+    profile = f"{arn}:{source}:{account_id}:inference-profile/{route.model_id}"
+    if route.kind == "geographic":
+        # "Geographic cross-Region inference": the profile, the model in the source Region
+        # and in all destination Regions listed in the profile
+        return ModelArns(profile, tuple(model_in(r) for r in sorted({source,
+                                                                      *route.destinations})))
+    # "Global cross-Region inference": the Regional profile, the Regional model, and the
+    # global model `arn:aws:bedrock:::foundation-model/<model>` (no Region, no account)
+    return ModelArns(profile, (model_in(source),
+                               f"{arn}:::foundation-model/{route.foundation_model}"))
+
+
+def invoke_policy(arns: ModelArns) -> str:
     """The role's identity policy: invoke (and so converse) the plan's model, nothing else."""
-    return json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Sid": "InvokeThePlannedModel", "Effect": "Allow",
-        "Action": list(INVOKE_ACTIONS), "Resource": arns}]}, indent=2)
+    statements: list[dict[str, Any]]
+    if arns.profile is None:
+        statements = [{"Sid": "InvokeThePlannedModel", "Effect": "Allow",
+                       "Action": list(INVOKE_ACTIONS), "Resource": list(arns.models)}]
+    else:
+        statements = [
+            {"Sid": "InvokeThePlannedProfile", "Effect": "Allow",
+             "Action": list(INVOKE_ACTIONS), "Resource": [arns.profile]},
+            {"Sid": "ItsModelsThroughTheProfileOnly", "Effect": "Allow",
+             "Action": list(INVOKE_ACTIONS), "Resource": list(arns.models),
+             "Condition": {"StringEquals": {"bedrock:InferenceProfileArn": arns.profile}}}]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, indent=2)
 
 
-def endpoint_policy(role_arn: str, arns: list[str]) -> str:
+def endpoint_policy(role_arn: str, arns: ModelArns) -> str:
     """The VPC endpoint's policy: only the gateway's role, only these calls and models."""
     return json.dumps({"Version": "2012-10-17", "Statement": [{
         "Sid": "OnlyTheGatewayRole", "Effect": "Allow",
-        "Principal": {"AWS": role_arn}, "Action": list(INVOKE_ACTIONS), "Resource": arns}]},
+        "Principal": {"AWS": role_arn}, "Action": list(INVOKE_ACTIONS), "Resource": arns.all}]},
         indent=2)
 
 

@@ -19,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from llmplan.provision.bedrock_access import (
+    ModelArns,
     endpoint_policy,
     invoke_policy,
     latency_bound_ms,
@@ -26,6 +27,7 @@ from llmplan.provision.bedrock_access import (
     pod_identity_trust,
     web_identity_trust,
 )
+from llmplan.provision.bedrock_routing import bedrock_route
 from llmplan.provision.manifests import GATEWAY_NAME
 from llmplan.provision.router_config import cloud_output_tokens
 from llmplan.provision.stack_config import StackConfig
@@ -64,11 +66,12 @@ class CloudAccess(pulumi.ComponentResource):
     def _bedrock(self, name: str, settings: StackConfig, eks_cluster_name: str | None,
                  vpc_id: pulumi.Input[str] | None,
                  subnet_ids: pulumi.Input[list[str]] | None) -> None:
-        model = settings.plan.cloud_model
-        assert model is not None
         region = settings.aws_region
+        # the id the gateway calls from this Region (refused if it would leave the plan's
+        # region or data residency), as router_config.py sends it
+        route = bedrock_route(settings.plan, region)
         account = aws.get_caller_identity(opts=pulumi.InvokeOptions(provider=self._provider))
-        arns = model_arns(model.model_id, region, account.account_id)
+        arns = model_arns(route, account.account_id)
         if eks_cluster_name:
             trust = pod_identity_trust()
         elif settings.oidc_provider_arn:
@@ -94,11 +97,11 @@ class CloudAccess(pulumi.ComponentResource):
             self.web_identity_role = role.arn
         if vpc_id is not None and subnet_ids is not None:
             self._endpoint(name, region, vpc_id, subnet_ids, role_arn=role.arn, arns=arns)
-        self._alarms(name, settings, model.model_id)
+        self._alarms(name, settings, route.model_id)
 
     def _endpoint(self, name: str, region: str, vpc_id: pulumi.Input[str],
                   subnet_ids: pulumi.Input[list[str]], *, role_arn: pulumi.Output[str],
-                  arns: list[str]) -> None:
+                  arns: ModelArns) -> None:
         vpc = aws.ec2.get_vpc_output(id=vpc_id, opts=pulumi.InvokeOptions(
             provider=self._provider))
         group = aws.ec2.SecurityGroup(

@@ -60,6 +60,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from llmplan.provision.bedrock_routing import bedrock_route
 from llmplan.provision.stack_config import Plan, StackConfig
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import LocalDeployment
@@ -266,8 +267,14 @@ def _cloud_entry(group: str, plan: Plan, dep: CloudDeployment,
         params = {"model": f"openai/{spec.model_id}", "api_base": endpoints.cloud_api_base,
                   "api_key": f"os.environ/{CLOUD_KEY_ENV}"}
     elif spec.provider == "bedrock":
-        # credentials: the gateway's service account role (EKS Pod Identity or IRSA)
-        params = {"model": f"bedrock/{spec.model_id}", "aws_region_name": endpoints.aws_region}
+        # credentials: the gateway's service account role (EKS Pod Identity or IRSA); the id
+        # is the route from the Region called that keeps the plan's region and data residency
+        # (bedrock_routing.py), the one the role's IAM policy names (cloud_access.py)
+        # (no Region yet: the catalog's id; `pulumi up` refuses such a stack before the
+        # gateway, infra/__main__.py, and `llmplan stack` says to set one)
+        model_id = bedrock_route(plan, endpoints.aws_region).model_id \
+            if endpoints.aws_region else spec.model_id
+        params = {"model": f"bedrock/{model_id}", "aws_region_name": endpoints.aws_region}
     elif spec.provider == "azure_openai":
         # Azure addresses the resource's own deployment of the model, under its own name
         deployment = endpoints.azure_deployment or spec.model_id

@@ -11,6 +11,7 @@ stored there and any setting edited by hand. Secrets are never written.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from pydantic.alias_generators import to_camel
 from llmplan.catalog import Catalog
 from llmplan.errors import InputError, Problem
 from llmplan.perf.engine import release_tuple
+from llmplan.provision.bedrock_routing import RouteError, bedrock_route, route_notes
 from llmplan.provision.cluster_sizing import check_eks_pods, eks_instance
 from llmplan.provision.credentials import credential_lines
 from llmplan.provision.gpu_nodes import known_instance, unlabelled
@@ -133,7 +135,8 @@ def plan_of(loaded: LoadedScenario, result: Result, name: str) -> Plan:
                         reasoning=t.reasoning_tokens is not None)
                for t in scenario.tasks],
         slo=scenario.slo, restricted_stays_local=scenario.constraints.restricted_stays_local,
-        catalog=catalog, simulated=_figures(result.deployments[name], result))
+        data_residency=list(scenario.constraints.data_residency), catalog=catalog,
+        simulated=_figures(result.deployments[name], result))
 
 
 def _figures(candidate: Candidate, result: Result) -> SimulatedFigures:
@@ -295,6 +298,12 @@ def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: 
     except ValueError as small:
         raise InputError([Problem(str(path), None, "eksGpuInstanceType", str(small))],
                          title="cannot provision this deployment as simulated") from None
+    if config.uses_bedrock and config.aws_region:
+        try:
+            bedrock_route(config.plan, config.aws_region)
+        except RouteError as refused:
+            raise InputError([_route_problem(refused, config.plan, loaded, settings, path)],
+                             title="cannot provision this deployment as simulated") from None
     notes = _image_notes(config, stale_images(previous or {}, config.plan), was,
                          chosen=settings.get("serving_image") is not None)
     others: dict[str, Any] = rest["config"]
@@ -329,6 +338,19 @@ def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: 
                      f"prometheus-adapter's externalRules, or the HPA never scales")
     return WrittenStack(path, config, result.deployments[name], secrets, changed=old != text,
                         notes=[*notes, *setting_notes(config)])
+
+
+def _route_problem(refused: RouteError, plan: Plan, loaded: LoadedScenario,
+                   settings: dict[str, Any], path: Path) -> Problem:
+    """Where a refused Bedrock route is fixed: the Region called (its option, or the stack
+    file's key it was kept from), else the deployment in the scenario."""
+    if not refused.setting:
+        cloud = plan.cloud
+        return Problem(str(loaded.path), None,
+                       f"deployments.{cloud[0] if cloud else plan.deployment}", str(refused))
+    if settings.get("aws_region") is not None:
+        return Problem("<command line>", None, "--aws-region", str(refused))
+    return Problem(str(path), None, f"{PROJECT}:awsRegion", str(refused))
 
 
 def _image_notes(config: StackConfig, replaced: dict[str, str], was: str | None, *,
@@ -425,6 +447,10 @@ def setting_notes(config: StackConfig) -> list[str]:
     if (config.uses_bedrock or config.cluster_mode == "eks") and not config.aws_region:
         why = "the plan calls AWS Bedrock" if config.uses_bedrock else "clusterMode is eks"
         notes.append(f"{why}: set the region (--aws-region, or pulumi config set awsRegion)")
+    if config.uses_bedrock and config.aws_region:
+        # a route refused is write_stack's error (and `pulumi up`'s: cloud_access.py)
+        with contextlib.suppress(RouteError):
+            notes += route_notes(config.plan, bedrock_route(config.plan, config.aws_region))
     if config.uses_azure and not config.azure_api_base:
         notes.append("the plan calls Azure OpenAI: set the resource's endpoint (pulumi config "
                      "set azureApiBase https://<resource>.openai.azure.com) and, if its "

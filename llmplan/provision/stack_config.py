@@ -91,6 +91,10 @@ class Plan(_Strict):
     tasks: list[PlanTask] = Field(min_length=1)
     slo: SloSpec
     restricted_stays_local: bool
+    data_residency: list[str] = Field(
+        default_factory=list,
+        description="The scenario's constraints.data_residency: where the plan's API may "
+                    "process data (empty: anywhere); the Bedrock route keeps to it.")
     catalog: Catalog = Field(description="The catalog entries these deployments use.")
     simulated: SimulatedFigures
 

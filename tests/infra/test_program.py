@@ -151,14 +151,17 @@ def test_eks_cluster_with_gpu_nodes_device_plugin_and_storage(
 def test_bedrock_access_is_the_planned_model_only(program_runs: dict[str, ProgramRun]) -> None:
     run = program_runs["bedrock-eks"]
     policy = json.loads(run.mocks.named("cloud-bedrock-invoke").inputs["policy"])
-    [statement] = policy["Statement"]
-    assert statement["Action"] == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
-    assert statement["Resource"] == [
-        f"arn:aws:bedrock:us-east-1:{ACCOUNT}:inference-profile/"
-        "us.meta.llama3-1-8b-instruct-v1:0",
+    # the US profile from us-east-1, and the model in its destinations through it only
+    profile, models = policy["Statement"]
+    assert profile["Action"] == models["Action"] == ["bedrock:InvokeModel",
+                                                     "bedrock:InvokeModelWithResponseStream"]
+    arn = f"arn:aws:bedrock:us-east-1:{ACCOUNT}:inference-profile/us.meta.llama3-1-8b-instruct-v1:0"
+    assert profile["Resource"] == [arn]
+    assert models["Resource"] == [
         "arn:aws:bedrock:us-east-1::foundation-model/meta.llama3-1-8b-instruct-v1:0",
         "arn:aws:bedrock:us-east-2::foundation-model/meta.llama3-1-8b-instruct-v1:0",
         "arn:aws:bedrock:us-west-2::foundation-model/meta.llama3-1-8b-instruct-v1:0"]
+    assert models["Condition"] == {"StringEquals": {"bedrock:InferenceProfileArn": arn}}
     trust = json.loads(run.mocks.named("cloud-bedrock-role").inputs["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
     identity = run.mocks.named("cloud-bedrock-identity").inputs
@@ -167,7 +170,8 @@ def test_bedrock_access_is_the_planned_model_only(program_runs: dict[str, Progra
     endpoint = run.mocks.named("cloud-bedrock-runtime").inputs
     assert endpoint["serviceName"] == "com.amazonaws.us-east-1.bedrock-runtime"
     assert endpoint["vpcEndpointType"] == "Interface" and endpoint["privateDnsEnabled"] is True
-    assert json.loads(endpoint["policy"])["Statement"][0]["Resource"] == statement["Resource"]
+    assert json.loads(endpoint["policy"])["Statement"][0]["Resource"] == [
+        *profile["Resource"], *models["Resource"]]
     group = run.mocks.named("cloud-bedrock-endpoint").inputs
     assert group["ingress"][0]["cidrBlocks"] == ["172.31.0.0/16"]
 
