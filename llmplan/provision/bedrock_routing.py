@@ -22,7 +22,7 @@ Region and the model, with what the catalog knows of the model elsewhere.
 
 Regions and areas: a deployment's `region` and the `data_residency` entries are an AWS Region
 (eu-central-1) or an area such as `eu` or `us`; a Region lies in an area it equals or whose
-name its own starts with, up to a dash (scenario.cloud.region_within: eu-central-1 lies in
+name its own starts with, up to a dash (scenario.models.region_within: eu-central-1 lies in
 eu-central-1, eu-central and eu; not in eu-central-2 nor in us), as the decision checks it.
 """
 
@@ -33,7 +33,7 @@ from typing import Literal
 
 from llmplan.catalog import BEDROCK_GLOBAL, CloudModelSpec, bedrock_profile_prefix
 from llmplan.provision.stack_config import Plan
-from llmplan.scenario.cloud import region_within as within
+from llmplan.scenario.models import region_within as within
 
 RouteKind = Literal["in_region", "geographic", "global"]
 
