@@ -18,6 +18,7 @@ from llmplan.decide.decision import decide
 from llmplan.decide.planning import plan
 from llmplan.perf.engine import DEFAULT_VLLM_VERSION, version_tuple
 from llmplan.perf.steptime_spec import CalibratedStepTime
+from llmplan.provision.bedrock_routing import unbuildable_route
 from llmplan.provision.images import no_published_image
 from llmplan.provision.stack_config import fixed_caps_note
 from llmplan.provision.vllm_build import provisioning_problem
@@ -206,7 +207,8 @@ def scenario_notes(loaded: LoadedScenario) -> list[str]:
 
 def with_provisioning(loaded: LoadedScenario) -> LoadedScenario:
     """`loaded` with the deployments `llmplan stack` could not build as simulated (a
-    hybrid whose local part it could not build, too; a model that reasons before every
+    hybrid whose local or API part it could not build, too; a Bedrock model with no route
+    from its region that keeps the data residency; a model that reasons before every
     answer serving tasks simulated without reasoning, which it would serve thinking), which
     the recommendation passes over while another feasible candidate can be built."""
     problems: dict[str, str] = {}
@@ -216,6 +218,11 @@ def with_provisioning(loaded: LoadedScenario) -> LoadedScenario:
                 name, dep, loaded.catalog.models[dep.model],
                 loaded.catalog.gpus.get(dep.gpu))) is not None:
             problems[name] = problem
+    residency = loaded.scenario.constraints.data_residency
+    for name, dep in deployments.items():
+        if isinstance(dep, CloudDeployment) and (why := unbuildable_route(
+                name, dep, loaded.catalog.cloud_models[dep.model], residency)) is not None:
+            problems[name] = why
     plain = _plain_tasks(loaded)
     for name, model in _thinking_unasked(loaded).items():
         problems.setdefault(name, f"{model} reasons before every answer, and "
@@ -224,6 +231,8 @@ def with_provisioning(loaded: LoadedScenario) -> LoadedScenario:
     for name, dep in deployments.items():
         if isinstance(dep, HybridDeployment) and dep.local in problems:
             problems[name] = f"its local part: {problems[dep.local]}"
+        elif isinstance(dep, HybridDeployment) and dep.cloud in problems:
+            problems[name] = f"its API part: {problems[dep.cloud]}"
     return replace(loaded, not_provisionable=problems)
 
 

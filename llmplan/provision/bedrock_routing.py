@@ -33,6 +33,7 @@ from typing import Literal
 
 from llmplan.catalog import BEDROCK_GLOBAL, CloudModelSpec, bedrock_profile_prefix
 from llmplan.provision.stack_config import Plan
+from llmplan.scenario.cloud import CloudDeployment
 from llmplan.scenario.models import region_within as within
 
 RouteKind = Literal["in_region", "geographic", "global"]
@@ -81,6 +82,21 @@ def _in_any(region: str, areas: list[str]) -> bool:
     return any(within(region, area) for area in areas)
 
 
+def unbuildable_route(name: str, dep: CloudDeployment, spec: CloudModelSpec,
+                      residency: list[str]) -> str | None:
+    """Why the stack could not call deployment `name`'s Bedrock model from its own region
+    and keep the data where it may go, when that region is an AWS Region (eu-central-1):
+    what `simulate` can tell before `llmplan stack` refuses (None: a route exists, the
+    provider is not Bedrock, or the region is an area and the Region is chosen later)."""
+    if spec.provider != "bedrock" or dep.region.count("-") < 2:
+        return None
+    try:
+        route_for(name, dep, spec, dep.region, residency)
+    except RouteError as error:
+        return str(error)
+    return None
+
+
 def bedrock_route(plan: Plan, aws_region: str) -> BedrockRoute:
     """The route of the plan's Bedrock model called from `aws_region` (see the module doc).
 
@@ -90,6 +106,13 @@ def bedrock_route(plan: Plan, aws_region: str) -> BedrockRoute:
     if cloud is None or spec is None or spec.provider != "bedrock":
         raise ValueError("the plan calls no Bedrock model")
     name, dep = cloud
+    return route_for(name, dep, spec, aws_region, plan.data_residency)
+
+
+def route_for(name: str, dep: CloudDeployment, spec: CloudModelSpec, aws_region: str,
+              residency: list[str]) -> BedrockRoute:
+    """`bedrock_route` for deployment `name` of the scenario (`dep`, its model `spec`),
+    called from `aws_region`, with the scenario's data `residency`."""
     who = f"deployment '{name}' ({dep.model}, region {dep.region})"
     example = dep.region if dep.region.count("-") >= 2 else f"a Region in {dep.region}"
     if not aws_region:
@@ -102,7 +125,6 @@ def bedrock_route(plan: Plan, aws_region: str) -> BedrockRoute:
             f"call Bedrock from {aws_region} (awsRegion, --aws-region), outside it: set "
             f"--aws-region to {example}, or set the deployment's region to where it is to run "
             f"and simulate again", setting=True)
-    residency = plan.data_residency
     if residency and not _in_any(aws_region, residency):
         raise RouteError(
             f"{who}: Bedrock receives every call in the Region it is made to, and "

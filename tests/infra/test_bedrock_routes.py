@@ -208,3 +208,26 @@ def test_an_aws_region_that_contradicts_the_deployment_is_refused(tmp_path: Path
     assert kept.exit_code == 2
     assert "Pulumi.eu.yaml: llm-deploy-planner:awsRegion: deployment 'claude-eu'" in " ".join(
         kept.output.split())
+
+
+def test_simulate_passes_over_a_bedrock_deployment_the_stack_would_refuse() -> None:
+    """What `llmplan stack` refuses for want of a route is known when the scenario is
+    simulated: the recommendation passes over it while a buildable candidate exists
+    (a recommendation that cannot be built is a bug), a hybrid over such an API too."""
+    from helpers import scenario_from
+
+    from llmplan.pipeline import evaluate, with_provisioning
+
+    frankfurt = EU.replace("RESIDENCY", "eu-central-1") + (
+        "  fleet: {gpu: L40S, model: Llama-3.1-8B}\n"
+        "  both: {kind: hybrid, local: fleet, cloud: llama-eu}\n")
+    loaded = with_provisioning(scenario_from(frankfurt))
+    problems = loaded.not_provisionable
+    assert set(problems) == {"claude-eu", "llama-eu", "both"}
+    assert "every Bedrock route of" in problems["claude-eu"]
+    assert problems["both"].startswith("its API part: deployment 'llama-eu'")
+    assert evaluate(loaded).recommendation.deployment == "fleet"
+    # with the EU as the allowed area, the EU profile keeps Claude buildable
+    area = with_provisioning(scenario_from(EU.replace("RESIDENCY", "eu")))
+    assert "claude-eu" not in area.not_provisionable
+    assert "llama-eu" in area.not_provisionable
