@@ -170,12 +170,23 @@ def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:
         return True
 
 
+#: how a kept-alive connection the server closed shows when a request is sent on it: the
+#: server's end of it reads as no answer at all (http.client's RemoteDisconnected, itself a
+#: ConnectionResetError), a reset, or a broken pipe
+STALE_CONNECTION = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
 class OpenAIStream:
     """OpenAI-compatible streaming over a keep-alive connection (http.client, gevent-friendly).
 
     http.client hands back each server-sent line as it arrives (geventhttpclient buffers
     chunked bodies whole). A connection the server closed after the last response is
-    replaced before the next request is sent on it; a request is never sent twice.
+    replaced before the next request is sent on it. A request that fails on a reused
+    connection before any byte came back is sent once more on a new one: the server closed
+    that kept-alive connection as the request went out (llama.cpp closes it after a streamed
+    answer without a `Connection: close`), so it never reached the model (urllib3 and httpx
+    do the same for a stale pooled connection). Any other failure is recorded, never sent
+    again.
     """
 
     def __init__(self, target: Target) -> None:
@@ -187,6 +198,7 @@ class OpenAIStream:
         self.path = prefix + ("/v1/chat/completions" if target.api == "chat"
                               else "/v1/completions")
         self.conn: http.client.HTTPConnection | None = None
+        self.conn_uses = 0               # requests sent on self.conn before this one
         self.cancelled = False
         self.timing = Timing()           # of the last request
 
@@ -206,7 +218,7 @@ class OpenAIStream:
                 raise ConnectFailedError(f"connect timed out: {exc}") from exc
             except OSError as exc:
                 raise ConnectFailedError(f"{type(exc).__name__}: {exc}") from exc
-            self.conn = conn
+            self.conn, self.conn_uses = conn, 0
         return self.conn
 
     def _reset(self) -> None:
@@ -242,11 +254,30 @@ class OpenAIStream:
         return {"Content-Type": "application/json", "Accept": "text/event-stream",
                 **self.target.auth_headers()}
 
-    def _open(self, body: bytes, headers: dict[str, str]) -> http.client.HTTPResponse:
-        """Send once: a request the server took and then dropped is recorded as such, never
-        sent again behind the record's back (a second send would be load the plan does
-        not have, and its time would hide in the first's TTFT)."""
+    def _open(self, body: bytes, headers: dict[str, str],
+              record: RequestRecord) -> http.client.HTTPResponse:
+        """Send the request and read the response's head. Sent once more, on a new
+        connection, only when a reused connection fails before any byte came back: the
+        server had closed it as the request went out, so the request never reached the
+        model. It is then timed from the second send (`self.timing`, `record.send_ts`): the
+        stale attempt took a millisecond and was no request to the server. Anything else,
+        and anything that fails the second time, is recorded as it is, never sent again (a
+        second send would be load the plan does not have)."""
         conn = self._connection()
+        reused = self.conn_uses > 0
+        self.conn_uses += 1
+        try:
+            conn.request("POST", self.path, body=body, headers=headers)
+            return conn.getresponse()
+        except STALE_CONNECTION:
+            if not reused or self.cancelled:
+                raise
+        self._reset()
+        self.timing = Timing()
+        record.send_ts = time.time()
+        record.schedule_delay_ms = max(0.0, record.send_ts - record.scheduled_ts) * 1e3
+        conn = self._connection()
+        self.conn_uses += 1
         conn.request("POST", self.path, body=body, headers=headers)
         return conn.getresponse()
 
@@ -255,12 +286,13 @@ class OpenAIStream:
         """Stream one request (a conversation's turn after its `history`) into `record`."""
         body, headers = self.body(item, history), self.headers()
         self.cancelled = False
-        timing = self.timing = Timing()
+        self.timing = Timing()
         try:
-            response = self._open(body, headers)
+            response = self._open(body, headers, record)
         except Exception as exc:  # classified, never raised: the run goes on
             self._reset()
-            return self._failed(record, exc, timing)
+            return self._failed(record, exc, self.timing)
+        timing = self.timing
         record.status = response.status
         if response.status >= 400:
             record.error_class = classify_status(response.status)

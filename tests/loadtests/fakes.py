@@ -16,6 +16,9 @@ load generator's own ceiling, with faults chosen by the request's model name:
   "stream-error"       two tokens, then `data: {"error": {...}}` (as vLLM and OpenAI send)
   "event-error"        two tokens, then an `event: error` event
 
+ClosesAfterReply: a blocking server that closes each connection after one streamed reply
+without saying so, as llama.cpp does, racing with the client's next request on it.
+
 FakeBedrock: AWS Bedrock's ConverseStream over the AWS event-stream binary protocol (what
 boto3 parses), and ThrottlingException (HTTP 429) for model ids containing "throttle".
 """
@@ -276,3 +279,112 @@ class FakeBedrock(_LoopServer):
             "metrics": {"latencyMs": int((time.perf_counter() - start) * 1e3)}}))
         await _chunk(writer, b"")
         return True
+
+
+class ClosesAfterReply:
+    """A tiny blocking HTTP/1.1 server on 127.0.0.1 that, like llama.cpp, closes a connection
+    after each streamed reply without a `Connection: close` header; to make the race with a
+    client's next request certain, it closes only once that request is on the connection,
+    unanswered. `mode` says how the kept-alive connection's next request ends:
+      "eof"         read, then the connection closed (the client reads no answer at all)
+      "rst"         closed unread (the server's kernel resets the connection)
+      "mid-stream"  answered with two chunks, then reset: a real failure, never resent
+      "gone"        the server stopped listening after its first reply, then closed
+    Counts: `connections` accepted, `answered` replies finished, `dropped` requests closed
+    unanswered, `cut` replies broken off."""
+
+    def __init__(self, mode: str, tokens: int = 3) -> None:
+        import socket
+
+        self.mode, self.tokens = mode, tokens
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = self.answered = self.dropped = self.cut = 0
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ClosesAfterReply:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop_listening()
+        self._thread.join(timeout=10)
+
+    def _stop_listening(self) -> None:
+        import contextlib
+        import socket
+
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)     # wakes the accept() waiting on it
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:          # closed
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: Any) -> None:
+        import select
+        import socket
+
+        with conn:
+            reader = conn.makefile("rb")
+            if not self._read_request(reader):
+                return
+            self._reply(conn)
+            self.answered += 1
+            if self.mode == "gone":
+                self._stop_listening()
+            select.select([conn], [], [], 10)     # the next request arrives
+            if self.mode == "rst" and conn.recv(1, socket.MSG_PEEK):
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.dropped += 1
+                return
+            if not self._read_request(reader):
+                return
+            if self.mode == "mid-stream":
+                self._reply(conn, cut_after=2)
+                time.sleep(0.2)                   # the client reads them, then the reset
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.cut += 1
+                return
+            self.dropped += 1                     # "eof", "gone": closed unanswered
+
+    @staticmethod
+    def _read_request(reader: Any) -> bool:
+        length = 0
+        while True:
+            line = reader.readline()
+            if not line:
+                return False
+            if line in (b"\r\n", b"\n"):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        reader.read(length)
+        return True
+
+    def _reply(self, conn: Any, cut_after: int | None = None) -> None:
+        def chunk(data: bytes) -> bytes:
+            return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        for i in range(self.tokens):
+            if i == cut_after:
+                return
+            piece = {"choices": [{"index": 0, "text": f" t{i}"}]}
+            conn.sendall(chunk(b"data: " + json.dumps(piece).encode() + b"\n\n"))
+        usage = {"prompt_tokens": 2, "completion_tokens": self.tokens}
+        conn.sendall(chunk(b"data: " + json.dumps({"choices": [], "usage": usage}).encode()
+                           + b"\n\ndata: [DONE]\n\n") + chunk(b""))

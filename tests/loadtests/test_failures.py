@@ -6,7 +6,9 @@ from __future__ import annotations
 import errno
 import json
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -251,6 +253,74 @@ def test_a_request_is_sent_once_and_an_idle_connection_the_server_closed_is_repl
         closing.cancel()
         closing._reset()
         assert server.requests == 4
+
+
+def _stream_and_records(base_url: str) -> tuple[Any, Callable[[int], Any], Callable[[int], Any]]:
+    import time
+
+    from llmplan.loadtests.clients import OpenAIStream
+    from llmplan.loadtests.plan import PlanItem
+    from llmplan.loadtests.targets import Target
+
+    def item(i: int) -> PlanItem:
+        return PlanItem(index=i, send_s=0.0, task="t", prompt="hello", planned_prompt_tokens=1,
+                        max_tokens=3, fixed_length=False, check=None)
+
+    def record(i: int) -> RequestRecord:
+        now = time.time()
+        return RequestRecord(id=i, task="t", target="x", scheduled_ts=now, send_ts=now,
+                             schedule_delay_ms=0.0, status=0)
+
+    stream = OpenAIStream(Target(kind="llamacpp", base_url=base_url, model="m",
+                                 api="completions", request_timeout_s=10))
+    return stream, item, record
+
+
+@pytest.mark.parametrize("mode", ["eof", "rst"])
+def test_a_request_on_a_connection_the_server_closed_as_it_went_out_is_sent_again(
+        mode: str) -> None:
+    """llama.cpp closes the connection after each streamed answer without saying so; a
+    request sent back to back on it meets that close before any byte comes back (the
+    server's end reads as no answer at all, or resets). It never reached the model: it is
+    sent once more on a new connection, timed from there, and no false `reset` is kept."""
+    from fakes import ClosesAfterReply
+
+    with ClosesAfterReply(mode) as server:
+        stream, item, record = _stream_and_records(server.base_url)
+        rows = []
+        for i in range(4):                       # back to back, as a closed loop sends
+            sent = record(i)
+            before = sent.send_ts
+            rows.append(stream.send(item(i), sent))
+            assert sent.send_ts >= before
+        stream._reset()
+    assert [r.error_class for r in rows] == [None] * 4, [r.error for r in rows]
+    assert all(r.output_tokens == 3 and r.chunks == 3 for r in rows)
+    # each later request met the close once, and went out once more on a new connection
+    assert server.answered == 4 and server.dropped == 3 and server.connections == 4
+    assert all(r.e2e_ms is not None and r.e2e_ms < 2000 for r in rows)
+
+
+@pytest.mark.parametrize("mode, error_class", [("mid-stream", "reset"), ("gone", "connect")])
+def test_real_failures_on_a_reused_connection_are_recorded_as_they_were(
+        mode: str, error_class: str) -> None:
+    """What is no stale connection keeps its record: an answer broken off after it began is
+    `reset` and never sent again; a server gone (its port refusing) is `connect`; and a
+    request dropped on a new connection is `reset`, sent once (the test above)."""
+    from fakes import ClosesAfterReply
+
+    with ClosesAfterReply(mode) as server:
+        stream, item, record = _stream_and_records(server.base_url)
+        first = stream.send(item(0), record(0))
+        second = stream.send(item(1), record(1))
+        stream._reset()
+    assert first.error_class is None
+    assert second.error_class == error_class, second.error
+    assert server.connections == 1 and server.answered == 1
+    if mode == "mid-stream":
+        assert server.cut == 1 and second.chunks == 2 and second.ttft_ms is not None
+    else:
+        assert server.dropped == 1
 
 
 def test_a_test_set_naming_no_task_of_the_run_is_refused_before_anything_is_sent(
