@@ -541,8 +541,15 @@ def loadtest(
             if cache is not None and cache.warning:
                 console.print(f"[yellow]warning:[/] {escape(cache.warning)}", highlight=False)
             if result.interrupted:
-                console.print(f"[yellow]interrupted: every request sent is in "
-                              f"{level_dir / 'requests.jsonl'}[/]")
+                if result.complete:
+                    console.print(f"[yellow]interrupted: every request sent is in "
+                                  f"{level_dir / 'requests.jsonl'}[/]")
+                else:
+                    console.print(f"[yellow]interrupted: a load generator process ended "
+                                  f"before it recorded its requests in flight; "
+                                  f"{level_dir / 'requests.jsonl'} holds the "
+                                  f"{len(result.rows):,} it recorded, and requests sent may "
+                                  f"be missing from it and from the counts[/]")
                 raise typer.Exit(code=130)
             if result.target_down:
                 console.print(f"[bold red]error:[/] {escape(result.target_down)}; "

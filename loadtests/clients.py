@@ -79,6 +79,17 @@ def _gaps_ms(stamps: list[float]) -> list[float]:
     return [(b - a) * 1e3 for a, b in itertools.pairwise(stamps)]
 
 
+def keep_received(record: RequestRecord, timing: Timing) -> RequestRecord:
+    """What a request that did not finish received before it ended: its streamed chunks,
+    their times (TTFT, ITL), and its time from the send to now."""
+    record.chunks = len(timing.tokens)
+    if timing.tokens:
+        record.ttft_ms = (timing.tokens[0] - timing.start) * 1e3
+        record.itl_ms = _gaps_ms(timing.tokens)
+    record.e2e_ms = (time.perf_counter() - timing.start) * 1e3
+    return record
+
+
 def finish_record(record: RequestRecord, timing: Timing, usage_prompt: int | None,
                   usage_output: int | None, item: PlanItem, *,
                   cached_prompt: int | None = None,
@@ -372,12 +383,7 @@ class OpenAIStream:
         failed.error = self.target.redact(failed.error)
         if self.cancelled:
             failed.error_class = "cancelled"
-        failed.chunks = len(timing.tokens)
-        if timing.tokens:
-            failed.ttft_ms = (timing.tokens[0] - timing.start) * 1e3
-            failed.itl_ms = _gaps_ms(timing.tokens)
-        failed.e2e_ms = (time.perf_counter() - timing.start) * 1e3
-        return failed
+        return keep_received(failed, timing)
 
 
 def _chunk(event: str, data: str) -> dict[str, Any]:

@@ -13,10 +13,12 @@ sees a real growing conversation. A session stays on one process.
 
 Stopping: when the runner creates the stop file (Ctrl-C, --duration) nothing more is sent,
 at once; requests in flight get `grace_s` to finish and are then cut and recorded as
-`cancelled`. A process writes `started.<pid>` (the wall-clock time its plan starts, or in a
-closed loop its first send), so the duration counts from the sending, not from Locust's start-up;
-when it has nothing in flight and nothing left to send it writes `done.<pid>` so the runner
-knows its records are complete.
+`cancelled` (at once when the runner writes `cut` into the stop file: a second Ctrl-C).
+Should Locust stop its users itself first (SIGTERM), the requests they had in flight are
+recorded `cancelled` as it does. A process writes `started.<pid>` (the wall-clock time its
+plan starts, or in a closed loop its first send), so the duration counts from the sending,
+not from Locust's start-up; when it has nothing in flight and nothing left to send it
+writes `done.<pid>` so the runner knows its records are complete.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from gevent.event import Event
 from locust import LoadTestShape, User, constant, events, task
 from locust.exception import StopUser
 
-from llmplan.loadtests.clients import BedrockStream, Message, OpenAIStream
+from llmplan.loadtests.clients import BedrockStream, Message, OpenAIStream, keep_received
 from llmplan.loadtests.plan import PlanItem, read_plan
 from llmplan.loadtests.records import RecordWriter, RequestRecord
 from llmplan.loadtests.targets import Target
@@ -210,24 +212,38 @@ class _Dispatch:
     def _watch(self) -> None:
         """Stop at the stop file, or when llmplan, which launched this process, is gone (even
         SIGKILLed: nobody would stop the run): no more sends; in-flight requests get
-        GRACE_S, then are cut, and every record is on disk for `calibrate` to join."""
+        GRACE_S (or none once the stop file says `cut`), then are cut, and every record is
+        on disk for `calibrate` to join."""
         while not STOP_FILE.exists() and os.getppid() == LAUNCHER:
             gevent.sleep(0.05)
         self.stop.set()
         deadline = time.monotonic() + GRACE_S
-        while self.inflight and time.monotonic() < deadline:
+        while self.inflight and time.monotonic() < deadline and not _cut_now():
             gevent.sleep(0.05)
         for _, stream in list(self.inflight.values()):
             stream.cancel()
         deadline = time.monotonic() + 2.0
         while self.inflight and time.monotonic() < deadline:
             gevent.sleep(0.02)
-        for record, _ in list(self.inflight.values()):   # streams that could not be cut
-            record.error_class, record.error = "cancelled", "the run stopped"
-            record.e2e_ms = (time.time() - record.send_ts) * 1e3
-            self.write(record)
+        self.record_inflight()                     # streams that could not be cut
         if self.taken <= 0:
             self.mark_done()
+
+    def record_inflight(self) -> None:
+        """Record every request still in flight as cancelled, with what it received."""
+        for record, stream in list(self.inflight.values()):
+            keep_received(record, stream.timing)
+            record.error_class, record.error = "cancelled", "the run stopped"
+            self.write(record)
+
+
+def _cut_now() -> bool:
+    """Whether the runner asked for the requests in flight to be cut now (a second Ctrl-C
+    writes `cut` into the stop file)."""
+    try:
+        return STOP_FILE.read_text(encoding="utf-8").strip() == "cut"
+    except OSError:
+        return False
 
 
 class Taken(NamedTuple):
@@ -267,9 +283,15 @@ def _quit_with_the_launcher(runner: Any) -> None:
 
 @events.test_stop.add_listener
 def _on_test_stop(environment: Any, **_: Any) -> None:
+    """Locust stopped its users (its own end, or SIGTERM: it kills the users still in a
+    request after --stop-timeout): what they had in flight is recorded cancelled, with what
+    it received, and nothing else can be sent, so this process's records are complete."""
     if DISPATCH.writer is not None:
+        DISPATCH.stop.set()
+        DISPATCH.record_inflight()
         DISPATCH.writer.close()
         DISPATCH.writer = None
+        (OUT / f"done.{os.getpid()}").touch()
 
 
 class _PlanUser(User):

@@ -7,8 +7,11 @@ warmup.jsonl, summary.json, Locust's own locust_stats.csv / locust.html, and rep
 Stop means stop: at Ctrl-C or when --duration is up the runner creates the stop file; every
 Locust process stops sending at once, gives requests in flight `grace_s` to finish, records
 the rest as `cancelled`, and says it is done (`done.<pid>`); only then are the processes
-ended, so nothing sent goes unrecorded. A target that stops answering, or never answered,
-makes the run end with a clear message and a non-zero exit code, with everything on disk.
+ended, so nothing sent goes unrecorded. A second Ctrl-C cuts the grace short: the runner
+writes `cut` into the stop file, the requests in flight are cut at once and recorded as
+`cancelled`, and the runner still waits (a few seconds at most) for every process to say
+it is done. A target that stops answering, or never answered, makes the run end with a
+clear message and a non-zero exit code, with everything on disk.
 """
 
 from __future__ import annotations
@@ -62,6 +65,9 @@ class LoadTestResult:
     interrupted: bool
     target_down: str | None              # why the target is considered dead, if it is
     exit_codes: list[int]
+    #: every sender said its records are complete (`done.<pid>`): no request it sent is
+    #: missing from them (False: one was killed or died with requests in flight)
+    complete: bool = True
 
 
 def _free_port() -> int:
@@ -191,26 +197,32 @@ def run_load_test(target_name: str, target: Target, plan: list[PlanItem],
         commands.append(_locust_cmd(user_class, settings, out_dir, [], backstop))
     senders = max(settings.workers, 1)
     log = (out_dir / "locust.log").open("wb")
-    processes = [subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True) for cmd in commands]
-    interrupted = False
-    scraper = MetricsScraper(target, out_dir)
-    scraper.start()
-    try:
-        with _stop_signals_as_ctrl_c():
-            interrupted = _supervise(processes, out_dir, senders, settings.duration_s,
-                                     settings.grace_s)
-    finally:
-        _signal_all(processes, signal.SIGTERM)
-        for p in processes:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-        log.close()
-        scraper.stop()
-    rows = merge(out_dir)
+    # from the first sender's start to its records joined, a stop signal never cuts this
+    # process short: while the run is supervised it stops the run (`_supervise`), and
+    # afterwards it is noted (the senders are being ended and their records joined)
+    with _stop_signals_held() as held:
+        processes = [subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True) for cmd in commands]
+        interrupted = False
+        scraper = MetricsScraper(target, out_dir)
+        scraper.start()
+        try:
+            with _stop_signals_as_ctrl_c():
+                interrupted = _supervise(processes, out_dir, senders, settings.duration_s,
+                                         settings.grace_s, presses=len(held))
+        finally:
+            _signal_all(processes, signal.SIGTERM)
+            for p in processes:
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
+            log.close()
+            scraper.stop()
+        complete = _done_count(out_dir) >= senders
+        rows = merge(out_dir)
+    interrupted = interrupted or bool(held)
     _save_server_state(target, out_dir, "end")
     slo_by_task = {}
     if loaded is not None:
@@ -234,7 +246,7 @@ def run_load_test(target_name: str, target: Target, plan: list[PlanItem],
     (out_dir / "summary.json").write_text(summary.model_dump_json(indent=1), encoding="utf-8")
     write_exports(summary, out_dir, {"target": target_name, "run": out_dir.name})
     return LoadTestResult(summary, rows, out_dir, interrupted, down,
-                          [p.returncode for p in processes])
+                          [p.returncode for p in processes], complete)
 
 
 def _planned_tokens(rows: list[RequestRecord], plan: list[PlanItem]) -> dict[int, int]:
@@ -304,11 +316,22 @@ class _DeadWatch:
         return self.streak >= DEAD_STREAK
 
 
+#: how long the senders may take to cut their requests in flight and record them (they
+#: give the cut streams 2 s to end, then record the rest themselves, and settle for 1.2 s
+#: at most before saying they are done)
+CUT_S = 5.0
+
+
 def _supervise(processes: list[subprocess.Popen[bytes]], out_dir: Path, senders: int,
-               duration_s: float, grace_s: float) -> bool:
+               duration_s: float, grace_s: float, *, presses: int = 0) -> bool:
     """Wait for the senders to finish; stop them `duration_s` after the plan's start, at
-    Ctrl-C, or once DEAD_STREAK requests in a row failed to connect. True: interrupted."""
-    interrupted = False
+    Ctrl-C, or once DEAD_STREAK requests in a row failed to connect. True: interrupted.
+
+    A second Ctrl-C cuts the grace short, not the records: the senders cut their requests
+    in flight at once, record them as cancelled, and the wait goes on until they say they
+    are done (CUT_S at most; a third Ctrl-C changes nothing). A grace that ran out
+    without them saying so ends the same way."""
+    interrupted = cutting = False    # presses: Ctrl-Cs seen (a SIGTERM or SIGHUP is one)
     stop_file = out_dir / "stop"
     drain_until: float | None = None
     launched = time.monotonic()
@@ -316,12 +339,20 @@ def _supervise(processes: list[subprocess.Popen[bytes]], out_dir: Path, senders:
     dead = _DeadWatch(out_dir)
     while True:
         try:
-            done = len(list(out_dir.glob("done.*")))
-            if not any(p.poll() is None for p in processes):
-                return interrupted
-            if done >= senders:      # one process quits by itself: give it a moment
+            # what a Ctrl-C asks for is done here, inside the `try`, and only then marked
+            # done: another Ctrl-C in the middle of it comes back to it
+            if presses and not interrupted:
+                stop_file.touch()
+                drain_until = time.monotonic() + grace_s + 5.0
+                interrupted = True
+            if presses > 1 and not cutting:
+                drain_until = _cut(stop_file)
+                cutting = True
+            if _done_count(out_dir) >= senders:   # one process quits by itself: a moment
                 if senders == 1:
                     _wait_any(processes, 5.0)
+                return interrupted
+            if not any(p.poll() is None for p in processes):
                 return interrupted
             if stop_at is None:
                 stop_at = _stop_at(out_dir, launched, duration_s)
@@ -331,14 +362,25 @@ def _supervise(processes: list[subprocess.Popen[bytes]], out_dir: Path, senders:
                 stop_file.touch()
                 drain_until = now + grace_s + 5.0
             if drain_until is not None and now > drain_until:
-                return interrupted
+                if cutting:
+                    return interrupted
+                drain_until = _cut(stop_file)
+                cutting = True
             time.sleep(0.05)
         except KeyboardInterrupt:
-            if interrupted:          # a second Ctrl-C: stop waiting for the grace period
-                return True
-            interrupted = True
-            stop_file.touch()
-            drain_until = time.monotonic() + grace_s + 5.0
+            presses += 1
+
+
+def _cut(stop_file: Path) -> float:
+    """Ask the senders to cut their requests in flight now (they record them as
+    cancelled); returns how long to wait for them to say they are done."""
+    stop_file.write_text("cut", encoding="utf-8")
+    return time.monotonic() + CUT_S
+
+
+def _done_count(out_dir: Path) -> int:
+    """How many senders said their records are complete."""
+    return len(list(out_dir.glob("done.*")))
 
 
 def _save_server_state(target: Target, out_dir: Path, when: str) -> None:
@@ -379,9 +421,32 @@ def _stop_signals_as_ctrl_c() -> Iterator[None]:
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS}
+    # SIGINT too: inside `_stop_signals_held` it would only be noted
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, *STOP_SIGNALS)}
     try:
         yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[list[int]]:
+    """Ctrl-C, SIGTERM and SIGHUP are noted (in the list yielded), not raised: raised while
+    the senders are being ended or their records joined, they would leave requests that
+    were sent out of the records and the run unsummarised. What they hold up is bounded
+    (the senders' exit, SIGKILL after 20 s; the join)."""
+    got: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield got
+        return
+
+    def note(signum: int, frame: object) -> None:
+        got.append(signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, *STOP_SIGNALS)}
+    try:
+        yield got
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

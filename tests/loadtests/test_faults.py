@@ -10,13 +10,16 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakes import FakeOpenAI
 from lt_helpers import llmplan, read_jsonl, targets_file
 
 from llmplan.loadtests.llamacpp_server import LlamaCppServer
+from llmplan.loadtests.plan import read_plan
 
 
 def _lines(out: Path) -> int:
@@ -81,6 +84,123 @@ def test_ctrl_c_keeps_partial_results(tmp_path: Path, scenario_file: Path,
     assert len(rows) < 60
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["interrupted"] is True and summary["requests"]["sent"] == len(rows)
+
+
+def _server_json(server: LlamaCppServer, path: str) -> Any:
+    with urllib.request.urlopen(f"{server.base_url}/{path}", timeout=5) as response:
+        return json.loads(response.read())
+
+
+def _prompts_taken(server: LlamaCppServer) -> float:
+    """Prompt tokens the server has taken in (computed or from its cache): each request
+    that got past its prefill adds its whole prompt."""
+    with urllib.request.urlopen(f"{server.base_url}/metrics", timeout=5) as response:
+        values = dict(line.split() for line in response.read().decode().splitlines()
+                      if line.startswith("llamacpp:"))
+    return float(values["llamacpp:prompt_tokens_total"]) + \
+        float(values["llamacpp:prompt_tokens_cached_total"])
+
+
+def test_a_second_ctrl_c_cuts_the_grace_short_and_records_every_request_sent(
+        tmp_path: Path, llamacpp: LlamaCppServer) -> None:
+    """A second Ctrl-C ends the run at once, not after the grace, but every request sent is
+    still recorded: those in flight as cancelled, with what they received. The server's own
+    counters say how many requests reached it, and the plan says which were due before the
+    first Ctrl-C; the records hold them all, and the summary's counts are theirs."""
+    targets = targets_file(tmp_path, local={"kind": "llamacpp", "base_url": llamacpp.base_url,
+                                            "model": "smollm2"})
+    out = tmp_path / "out"
+    taken_before = _prompts_taken(llamacpp)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from llmplan.cli import app; app()", "loadtest",
+         "--targets", str(targets), "--target", "local", "--prompt-tokens", "100",
+         "--output-tokens", "96", "--rate", "1", "--requests", "20", "--grace", "60s",
+         "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_lines(out, 1)               # one answer to read a prompt's length from
+        deadline = time.monotonic() + 60
+        # and a request streaming its answer (one in its prefill is not enough)
+        while not any((s.get("next_token") or [{}])[0].get("n_decoded", 0) >= 3
+                      for s in _server_json(llamacpp, "slots") if s.get("is_processing")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        first_at = time.time()
+        os.kill(proc.pid, signal.SIGINT)
+        time.sleep(0.5)
+        second_at = time.monotonic()
+        os.kill(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+        stopped_s = time.monotonic() - second_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, stderr
+    assert "interrupted: every request sent is in" in " ".join((stdout + stderr).split())
+    assert stopped_s < 15                     # the 60 s grace was cut short
+    rows = read_jsonl(out / "requests.jsonl")
+    finished = [r for r in rows if r["error_class"] is None]
+    cancelled = [r for r in rows if r["error_class"] == "cancelled"]
+    assert len(finished) + len(cancelled) == len(rows)
+    assert any(r["chunks"] > 0 and r["ttft_ms"] is not None for r in cancelled)
+    # every request due before the first Ctrl-C went out, and is in the records
+    (start,) = (float(p.read_text()) for p in out.glob("started.*"))
+    due = {p.index for p in read_plan(out / "plan.json") if start + p.send_s < first_at - 0.1}
+    assert due and due <= {r["id"] for r in rows}
+    # the server took in the whole prompt of at least as many requests as are
+    # recorded past their first token, and of no more than are recorded at all
+    deadline = time.monotonic() + 20
+    while any(s.get("is_processing") for s in _server_json(llamacpp, "slots")) and \
+            time.monotonic() < deadline:
+        time.sleep(0.2)
+    per_request = max(r["prompt_tokens"] for r in finished)
+    reached = (_prompts_taken(llamacpp) - taken_before) / per_request
+    assert sum(r["chunks"] > 0 for r in rows) <= round(reached) <= len(rows), (reached, rows)
+    summary = json.loads((out / "summary.json").read_text())
+    req = summary["requests"]
+    assert summary["interrupted"] is True
+    assert req["sent"] == len(rows) and req["cancelled"] == len(cancelled)
+    assert req["not_sent"] == req["planned"] - len(rows) == 20 - len(rows)
+
+
+def test_requests_locust_itself_stops_are_recorded_cancelled(tmp_path: Path,
+                                                              scenario_file: Path) -> None:
+    """Locust stopped from outside (SIGTERM) kills the users still in a request after its
+    --stop-timeout (5 s): those requests are recorded cancelled, with what they received,
+    never lost, and the records say they are complete."""
+    with FakeOpenAI(token_delay_s=0.5) as fake:     # 16 tokens: 8 s per answer
+        targets = targets_file(tmp_path, fake={"kind": "openai", "base_url": fake.base_url,
+                                               "model": "ok", "request_timeout_s": 30})
+        out = tmp_path / "out"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from llmplan.cli import app; app()", "loadtest",
+             str(scenario_file), "--targets", str(targets), "--target", "fake",
+             "--duration", "60s", "--time-scale", "0.2", "--max-output-tokens", "16",
+             "--grace", "30s", "--out", str(out)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while fake.requests < 3:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+                time.sleep(0.1)
+            time.sleep(1.2)                           # a few tokens streamed
+            (marker,) = out.glob("started.*")
+            os.kill(int(marker.suffix[1:]), signal.SIGTERM)     # Locust, not llmplan
+            _stdout, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        sent = fake.requests
+    assert proc.returncode == 0, stderr
+    rows = read_jsonl(out / "requests.jsonl")
+    assert len(rows) == sent
+    cancelled = [r for r in rows if r["error_class"] == "cancelled"]
+    assert cancelled and all(r["chunks"] > 0 and r["ttft_ms"] is not None for r in cancelled)
+    assert list(out.glob("done.*"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["requests"]["sent"] == len(rows)
+    assert summary["requests"]["cancelled"] == len(cancelled)
 
 
 def _locust_count(out: Path) -> int:
