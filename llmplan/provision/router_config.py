@@ -286,6 +286,11 @@ def _cloud_entry(group: str, plan: Plan, dep: CloudDeployment,
                   "api_key": f"os.environ/{CLOUD_KEY_ENV}"}
     params.update({"rpm": int(dep.limits.requests_per_min or spec.default_rpm),
                    "timeout": dep.retry.request_timeout_s, "max_retries": dep.retry.max_retries})
+    if dep.limits.max_tokens is not None:
+        # simulated as sent with every call (what the provider reserves against its limits,
+        # and where it cuts an answer): a deployment's litellm_params go with each call
+        # unless the request sets its own (litellm Router: the request's kwargs last)
+        params["max_tokens"] = dep.limits.max_tokens
     accounting = dep.limits.accounting or DEFAULT_ACCOUNTING[spec.provider]
     if accounting not in INPUT_TOKEN_LIMITS:
         params["tpm"] = int(dep.limits.tokens_per_min or spec.default_tpm)

@@ -257,3 +257,26 @@ def test_a_limit_on_input_tokens_alone_is_left_to_the_provider(
     [entry] = _groups(router_config(written.config, gateway_endpoints(written.config))).values()
     assert entry["model"] == "anthropic/claude-sonnet-4-6"
     assert entry["rpm"] > 0 and "tpm" not in entry
+
+
+def test_the_max_tokens_simulated_with_every_call_goes_with_every_call(tmp_path: Path) -> None:
+    """limits.max_tokens is simulated as sent with each call (the provider reserves it and
+    cuts answers there): the gateway's entry sends it unless a request sets its own."""
+    from infra_scenarios import simulate_text, stack_of
+
+    text = """
+        seed: 1
+        duration: 60
+        traffic: {kind: poisson, rate_per_s: 1}
+        tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 500},
+                 output_tokens: {kind: fixed, tokens: 100}}]
+        deployments:
+          capped: {kind: cloud, model: gpt-4o-mini, limits: {max_tokens: 4096}}
+          free: {kind: cloud, model: gpt-4o-mini}
+    """
+    simulated = simulate_text(text)
+    for name, expected in (("capped", 4096), ("free", None)):
+        written = stack_of(simulated, name, tmp_path)
+        [entry] = _groups(router_config(written.config,
+                                        gateway_endpoints(written.config))).values()
+        assert entry.get("max_tokens") == expected, name
