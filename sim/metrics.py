@@ -17,6 +17,7 @@ from llmplan.perf.engine import GIB
 from llmplan.perf.setup import ReplicaSetup
 from llmplan.perf.steptime import StepTime
 from llmplan.results.simulation import (
+    TURNS_SHOWN,
     AbandonedCalls,
     CloudOutcome,
     DeploymentResult,
@@ -26,6 +27,7 @@ from llmplan.results.simulation import (
     Latency,
     LatencyCdf,
     LatencyStats,
+    LaterTurns,
     LocalOutcome,
     LocalTimeSeries,
     LongContextCalls,
@@ -168,23 +170,26 @@ def _sessions_part(run: DeploymentRun, table: RequestTable,
     np.minimum.at(start, where, table.arrival_s[mine])
     np.maximum.at(end, where, np.where(ok[mine], table.arrival_s[mine] + table.e2e_s[mine],
                                        0.0))
-    by_turn = []
-    for k in range(min(10, int(turn[mine].max(initial=-1)) + 1)):
-        rows = mine & (turn == k)
-        if not rows.any():
-            continue
+    def stats(k: int, rows: np.ndarray) -> TurnStats:
         done = rows & ok
-        by_turn.append(TurnStats(
-            turn=k, requests=int(rows.sum()),
-            prompt_tokens_mean=float(table.prompt_tokens[rows].mean()),
-            completed=int(done.sum()),
-            ttft_p50_ms=percentile(table.ttft_s[done] * 1e3, 50),
-            ttft_p95_ms=percentile(table.ttft_s[done] * 1e3, 95)))
+        return TurnStats(turn=k, requests=int(rows.sum()),
+                         prompt_tokens_mean=float(table.prompt_tokens[rows].mean()),
+                         completed=int(done.sum()),
+                         ttft_p50_ms=percentile(table.ttft_s[done] * 1e3, 50),
+                         ttft_p95_ms=percentile(table.ttft_s[done] * 1e3, 95))
+
+    last = int(turn[mine].max(initial=-1))
+    by_turn = [stats(k, mine & (turn == k)) for k in range(min(TURNS_SHOWN, last + 1))
+               if (mine & (turn == k)).any()]
+    # the turns past those, together: with the turns shown they count every request
+    later = mine & (turn >= TURNS_SHOWN)
     return SessionOutcome(
         sessions=len(sessions), turns=int(mine.sum()), turns_sent=int(sent.sum()),
         completed_sessions=int(complete.sum()),
         session_duration_p50_s=percentile((end - start)[complete], 50),
-        by_turn=by_turn)
+        by_turn=by_turn,
+        later_turns=LaterTurns(**stats(TURNS_SHOWN, later).model_dump(), last_turn=last)
+        if later.any() else None)
 
 
 def _count(outcome: np.ndarray, code: int) -> int:

@@ -518,6 +518,17 @@ class TurnStats(ResultModel):
     ttft_p95_ms: float | None
 
 
+#: turns shown one by one (`SessionOutcome.by_turn`); later ones are counted together
+TURNS_SHOWN = 10
+
+
+class LaterTurns(TurnStats):
+    """Every session's turns past the first TURNS_SHOWN, together: `turn` is the first of
+    them (from 0), `last_turn` the last any session reached."""
+
+    last_turn: int
+
+
 class SessionOutcome(ResultModel):
     """Conversations and agent loops (tasks with `session`), sent closed loop."""
 
@@ -528,6 +539,11 @@ class SessionOutcome(ResultModel):
     session_duration_p50_s: float | None = Field(
         description="First turn sent to last answer, of completed sessions.")
     by_turn: list[TurnStats] = Field(description="The first 10 turn numbers.")
+    later_turns: LaterTurns | None = Field(
+        default=None, description="The turns past the 10th, together (None: no session "
+                                  "runs longer): with by_turn, every turn is counted.")
+
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("later_turns",)
 
 
 class DeploymentResult(ResultModel):
