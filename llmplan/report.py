@@ -16,9 +16,11 @@ from pathlib import Path
 import plotly.colors
 import plotly.graph_objects as go
 from plotly.io import to_html
+from plotly.subplots import make_subplots
 
 from llmplan.decide.table import SEED_FIT, share_shown
 from llmplan.results.decision import BreakEven, Candidate, Result
+from llmplan.results.simulation import TURNS_SHOWN, SessionOutcome, TurnStats
 from llmplan.scenario.cloud import SEED_CLOUD_KINDS, SEED_LOCAL_KINDS
 
 CHART_HEIGHT = 520
@@ -26,8 +28,10 @@ CHART_HEIGHT = 520
 
 def _figure_html(fig: go.Figure, first: bool, div_id: str) -> str:
     # the legend under the plot: on the right it would cover the right-hand axes
-    fig.update_layout(height=CHART_HEIGHT, template="plotly_white",
-                      margin={"l": 60, "r": 20, "t": 50, "b": 50},
+    # a figure may ask for more height, or more room above (a subtitle over panel titles)
+    fig.update_layout(height=fig.layout.height or CHART_HEIGHT, template="plotly_white",
+                      margin={"l": 60, "r": 20, "t": max(50, fig.layout.margin.t or 0),
+                              "b": 50},
                       legend={"orientation": "h", "yanchor": "top", "y": -0.15,
                               "xanchor": "left", "x": 0})
     # a fixed div id (plotly's own is random): the same result renders the same page
@@ -35,66 +39,199 @@ def _figure_html(fig: go.Figure, first: bool, div_id: str) -> str:
                        div_id=div_id, config={"displaylogo": False, "responsive": True}))
 
 
+#: each candidate's colour in the line charts (latency, load, over time, break-even)
+CANDIDATE_COLOURS = plotly.colors.qualitative.Plotly
+
+
+def candidate_colour(result: Result, name: str) -> str:
+    """A candidate's colour, by its place among the scenario's deployments."""
+    names = list(result.deployments)
+    place = names.index(name) if name in names else len(names)
+    return str(CANDIDATE_COLOURS[place % len(CANDIDATE_COLOURS)])
+
+
+#: series whose every value is within this share of another's are drawn as one line
+#: ("mini ≈ flagship"): on a log axis 5% is a pixel or two, one line hidden under another
+NEAR = 0.05
+
+
+def coinciding(series: dict[str, object], near: float = 0.0) -> dict[str, str]:
+    """The candidates whose series are equal (every number within `near` of the other's,
+    relative), as one line: the first of each group (in order) -> its legend name
+    ("owned-h100 = rented-h100", "mini ≈ flagship" when only near). Two candidates that run
+    the same simulation (an owned and a rented fleet of the same GPUs) draw the same line,
+    and two legend entries for one visible line read as a line missing."""
+    groups: dict[str, list[str]] = {}
+    for name, values in series.items():
+        first = next((f for f in groups if _near(series[f], values, near)), name)
+        groups.setdefault(first, []).append(name)
+    return {first: (" = " if all(series[n] == series[first] for n in names) else " ≈ ").join(
+        names) for first, names in groups.items()}
+
+
+def _near(a: object, b: object, near: float) -> bool:
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_near(x, y, near) for x, y in zip(a, b, strict=True))
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return abs(a - b) <= near * max(abs(a), abs(b))
+    return a == b
+
+
 def latency_cdfs(result: Result) -> go.Figure:
     fig = go.Figure()
+    shown = {metric: coinciding({name: getattr(dep.latency_cdf, metric)
+                                 for name, dep in result.deployments.items()}, NEAR)
+             for metric in ("ttft_ms", "e2e_ms")}
+    every: list[float | None] = []
     for name, dep in result.deployments.items():
         for metric, dash in (("ttft_ms", "solid"), ("e2e_ms", "dot")):
             values = getattr(dep.latency_cdf, metric)
-            if values:
+            if values and name in shown[metric]:
+                every.extend(values)
                 fig.add_trace(go.Scatter(x=values, y=[(i + 1) / 100 for i in range(len(values))],
-                                         mode="lines", name=f"{name} {metric[:-3].upper()}",
-                                         line={"dash": dash}))
-    fig.update_layout(title="Latency distribution per candidate (solid TTFT, dotted E2E)",
-                      xaxis_title="ms (log)", yaxis_title="share of requests",
-                      xaxis_type="log")
+                                         mode="lines",
+                                         name=f"{shown[metric][name]} {metric[:-3].upper()}",
+                                         line={"dash": dash,
+                                               "color": candidate_colour(result, name)}))
+    near = any(" ≈ " in names for names in (*shown["ttft_ms"].values(),
+                                             *shown["e2e_ms"].values()))
+    fig.update_layout(title="Latency distribution per candidate (solid TTFT, dotted E2E)"
+                            + (f"<br><sup>≈: within {NEAR:.0%} of each other at every "
+                               "percentile, drawn as one line</sup>" if near else ""),
+                      xaxis={"title": "latency (log scale)", "type": "log",
+                             # every tick a whole value with its unit ("20 ms", "5 s"), not
+                             # Plotly's lone "2" and "5" between "100" and "1000"
+                             **log_ticks_ms(every, spanned=True), "showgrid": True},
+                      yaxis_title="share of requests")
     return fig
 
 
 def load_curves(result: Result) -> go.Figure:
-    fig = go.Figure()
+    """Planning's load curves: goodput above (on an axis spaced by nines), TTFT p95 below,
+    on one axis of offered load; the SLO's goodput, this traffic's busiest stretch and the
+    rate the month is costed at as reference lines named in the legend."""
     plans = result.planning.deployments if result.planning is not None else {}
+    # two panels, not two y axes over one another: a TTFT line no longer crosses the
+    # goodput lines, nor looks like one of them
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.6, 0.4],
+                        vertical_spacing=0.05)
+    targets = {d.slo.min_goodput_fraction for d in result.deployments.values()}
+    goodputs = coinciding({name: [(p.requests_per_s, p.goodput_fraction)
+                                  for p in plan.load_curve] for name, plan in plans.items()})
+    ttfts = coinciding({name: [(p.requests_per_s, p.ttft_p95_ms) for p in plan.load_curve]
+                        for name, plan in plans.items()}, NEAR)
+    axis, perfect = goodput_axis([p.goodput_fraction for plan in plans.values()
+                                  for p in plan.load_curve if p.goodput_fraction is not None],
+                                 sorted(targets))
     for name, plan in plans.items():
         curve = plan.load_curve
         rates = [p.requests_per_s for p in curve]
-        fig.add_trace(go.Scatter(x=rates, y=[p.goodput_fraction for p in curve],
-                                 name=f"{name} goodput", mode="lines+markers"))
-        fig.add_trace(go.Scatter(x=rates, y=[p.ttft_p95_ms for p in curve],
-                                 name=f"{name} TTFT p95", mode="lines+markers", yaxis="y2",
-                                 line={"dash": "dot"}))
+        colour = candidate_colour(result, name)
+        if name in goodputs:
+            # drawn as the share missed, on the axis spaced by nines (1.0: at `perfect`)
+            fig.add_trace(go.Scatter(
+                x=rates, y=[None if p.goodput_fraction is None
+                            else max(1 - p.goodput_fraction, perfect) for p in curve],
+                customdata=[p.goodput_fraction for p in curve],
+                hovertemplate="%{customdata:.2%} at %{x:.3g} requests/s",
+                name=f"{goodputs[name]} goodput", legendgroup=name, mode="lines+markers",
+                line={"color": colour}), row=1, col=1)
+        if name in ttfts:
+            fig.add_trace(go.Scatter(x=rates, y=[p.ttft_p95_ms for p in curve],
+                                     name=f"{ttfts[name]} TTFT p95", legendgroup=name,
+                                     mode="lines+markers",
+                                     line={"dash": "dot", "color": colour},
+                                     marker={"symbol": "diamond"}), row=2, col=1)
     ttfts_ms = [p.ttft_p95_ms for plan in plans.values() for p in plan.load_curve]
-    targets = {d.slo.min_goodput_fraction for d in result.deployments.values()}
+    # the reference lines are named in the legend: labels by the lines sat on the curves
+    # (and on each other)
     if plans and len(targets) == 1:
         # the goodput a candidate needs: where its curve crosses this line is its capacity
-        fig.add_hline(y=targets.pop(), line={"dash": "dash", "color": "#555", "width": 1},
-                      annotation_text="SLO goodput", annotation_position="bottom left")
+        target = targets.pop()
+        fig.add_hline(y=1 - target, line={"dash": "dash", "color": "#555", "width": 1},
+                      showlegend=True, name=f"SLO goodput ({target:.3g})", row=1, col=1)
+    caption = "goodput spaced by nines (99%, 99.9%: the share missed, log)"
     if plans and result.planning is not None and result.planning.window.span_s > 0:
         window = result.planning.window
         here = window.requests / window.span_s
-        fig.add_vline(x=here, line={"dash": "dash", "color": "#555", "width": 1},
-                      annotation_text="this traffic", annotation_position="top right")
+        caption += f"; dashed {here:.3g}/s: this traffic's busiest stretch"
+        lines = [(here, "dash", "#555", 1.0, f"this traffic: {here:.3g}/s")]
         costed = result.scenario.long_run_requests_per_s
         if costed and abs(costed / here - 1) > 0.05:
             # the month's costs (and the volume cases, their multiples) are at the long-run
             # rate, which a stretch lighter or busier than it does not show
-            fig.add_vline(x=costed, line={"dash": "dot", "color": "#999", "width": 1},
-                          annotation_text="costed rate (volume x1)",
-                          annotation_position="bottom right")
-    fig.update_layout(title="Goodput and TTFT p95 versus offered load",
-                      # the legend clear of the right axis's labels ("50 s") and title
-                      legend={"x": 1.12},
-                      xaxis={"title": "requests/s at the busiest stretch's pace",
-                             "rangemode": "tozero"},
-                      yaxis={"title": "goodput", "range": [0, 1.05]},
-                      yaxis2={"title": "TTFT p95 (log)", "overlaying": "y", "side": "right",
-                              "type": "log", **log_ticks_ms(ttfts_ms)})
+            caption += (f"; dotted {costed:.3g}/s: the long-run rate the monthly costs are "
+                        "at (volume x1)")
+            lines.append((costed, "dot", "#999", 1.5, f"costed rate: {costed:.3g}/s"))
+        for x, dash, colour, width, label in lines:
+            for row in (1, 2):
+                fig.add_vline(x=x, line={"dash": dash, "color": colour, "width": width},
+                              showlegend=row == 1, name=label, row=row, col=1)
+    if any(" ≈ " in names for names in ttfts.values()):
+        caption += f"; ≈: TTFT within {NEAR:.0%} at every load, one line"
+    fig.update_layout(title=f"Goodput and TTFT p95 versus offered load<br><sup>{caption}"
+                            "</sup>", height=LOAD_CHART_HEIGHT)
+    fig.update_xaxes(rangemode="tozero")
+    fig.update_xaxes(title_text="requests/s at the busiest stretch's pace", row=2, col=1)
+    fig.update_yaxes(title_text="goodput (by nines)", **axis, row=1, col=1)
+    fig.update_yaxes(title_text="TTFT p95 (log)", type="log",
+                     **{**log_ticks_ms(ttfts_ms, spanned=True), "showgrid": True},
+                     row=2, col=1)
     return fig
 
 
-def log_ticks_ms(values_ms: list[float | None]) -> dict[str, object]:
+#: the load chart's two panels need more height than one
+LOAD_CHART_HEIGHT = 680
+
+
+def goodput_axis(values: list[float], targets: list[float]) -> tuple[dict[str, object], float]:
+    """A goodput axis spaced by nines for these goodputs and SLO targets, and where a
+    goodput of 1 is drawn on it.
+
+    Goodputs of 0.97, 0.98 and 1 beside an SLO of 0.95 lay on one line at the top of a
+    linear axis from 0 to 1. Drawn as the share missed (1 - goodput) on a reversed log axis
+    they stand apart, labelled as goodput ("99%", "99.9%"), and a collapse to 0.01 still
+    fits at the bottom: nothing is cut off. None missed cannot sit on a log axis: it is
+    drawn a decade above the fewest missed, labelled "100%"."""
+    missed = [1 - v for v in [*values, *targets] if v < 1]
+    # the decade of the fewest missed (at least that of 90%)
+    first = min(-1, math.floor(math.log10(min(missed, default=0.1))))
+    perfect = 10.0 ** (first - 1)
+    # the axis reaches "100%" only for a goodput of 1 drawn there
+    end = perfect if any(v >= 1 for v in values) else 10.0 ** first
+    # to six digits: an SLO of 0.99 has its tick where 99% is (1 - 0.99 is 0.0100...09)
+    ticks = sorted({float(f"{t:.6g}") for t in (end, *(10.0 ** k for k in range(first, 1)),
+                                                0.5, *(1 - t for t in targets if 0 < t < 1))})
+
+    def label(tick: float) -> str:
+        if math.isclose(tick, perfect):
+            return "100%"
+        # as many decimals as the goodput has ("99.95%"), no more
+        digits = next((d for d in range(6) if abs(round((1 - tick) * 100, d)
+                                                  - (1 - tick) * 100) < 1e-9), 6)
+        return f"{(1 - tick) * 100:.{digits}f}%"
+
+    return ({"type": "log", "tickmode": "array", "tickvals": ticks,
+             "ticktext": [label(t) for t in ticks],
+             # reversed (up is more goodput): from all missed to a little above the top tick
+             "range": [0.05, math.log10(end) - 0.15]}, perfect)
+
+
+def log_ticks_ms(values_ms: list[float | None], spanned: bool = False) -> dict[str, object]:
     """Tick settings of a log axis of milliseconds: 1-2-5 steps (only powers of ten over more
     than four decades) covering the values, labelled whole ("50 ms", "2 s"), never Plotly's
-    lone leading digits ("4", "2", "8") when the axis follows another axis' grid."""
-    return _log_ticks(values_ms, _duration_label)
+    lone leading digits ("4", "2", "8") when the axis follows another axis' grid; `spanned`:
+    a range holding every value with room at both ends, out to the tick past each end when
+    it is near (under a third of a decade), so no point sits on the plot's edge."""
+    ticks = _log_ticks(values_ms, _duration_label)
+    tickvals = ticks.get("tickvals")
+    positive = [v for v in values_ms if v is not None and v > 0]
+    if spanned and isinstance(tickvals, list) and tickvals and positive:
+        low, high = math.log10(min(positive)), math.log10(max(positive))
+        first, last = math.log10(tickvals[0]), math.log10(tickvals[-1])
+        ticks["range"] = [min(low, first if low - first < 1 / 3 else low - 0.05),
+                          max(high, last if last - high < 1 / 3 else high + 0.05)]
+    return ticks
 
 
 def log_ticks_count(values: list[float | None]) -> dict[str, object]:
@@ -134,20 +271,29 @@ def _duration_label(ms: float) -> str:
 def over_time(result: Result) -> go.Figure:
     fig = go.Figure()
     top = 1.0           # the MBU axis reaches the highest point drawn (none is cut off)
-    queues = {name: dep.local.timeseries.queue_depth_mean
-              for name, dep in result.deployments.items() if dep.local is not None}
+    fleets = {name: dep.local.timeseries for name, dep in result.deployments.items()
+               if dep.local is not None}
+    queues = {name: series.queue_depth_mean for name, series in fleets.items()}
     log_queue = queue_axis_is_log(list(queues.values()))
-    for name, dep in result.deployments.items():
-        hours = [m / 60 for m in dep.timeseries.minute]
-        if dep.local is not None:
-            local = dep.local.timeseries
-            top = max([top, *local.mbu_fraction])
+    # candidates that ran the same simulation draw one line, named for all of them
+    mbus = coinciding({name: series.mbu_fraction for name, series in fleets.items()})
+    waits = coinciding(dict(queues))
+    for name, local in fleets.items():
+        hours = [m / 60 for m in result.deployments[name].timeseries.minute]
+        colour = candidate_colour(result, name)
+        top = max([top, *local.mbu_fraction])
+        if name in mbus:
             fig.add_trace(go.Scatter(x=hours, y=local.mbu_fraction, mode="lines",
-                                     name=f"{name} memory bandwidth"))
-            # on a log axis a minute with nobody waiting is a gap, not a fall to zero
-            depth = [q if q > 0 or not log_queue else None for q in queues[name]]
+                                     name=f"{mbus[name]} memory bandwidth",
+                                     line={"color": colour}))
+        if name in waits:
+            # on a log axis a minute with nobody waiting (or as good as: under a hundredth
+            # of a request) is a gap, not a fall to zero or a line off the axis' floor
+            depth = [q if q >= QUEUE_LOG_FLOOR or not log_queue else None
+                     for q in queues[name]]
             fig.add_trace(go.Scatter(x=hours, y=depth, mode="lines",
-                                     name=f"{name} queue", yaxis="y2", line={"dash": "dot"}))
+                                     name=f"{waits[name]} queue", yaxis="y2",
+                                     line={"dash": "dot", "color": colour}))
     first = next(iter(result.deployments.values())).timeseries
     gpus = bool(fig.data)       # cloud APIs only: the arrivals alone, on their own axis
     behind = {"yaxis": "y3"} if gpus else {}
@@ -160,8 +306,8 @@ def over_time(result: Result) -> go.Figure:
                                  fillcolor=ARRIVALS_FILL, **behind))
     else:
         fig.add_trace(go.Bar(x=[m / 60 for m in first.minute], y=first.arrivals_per_s,
-                             name="arrivals/s", **({**behind, "opacity": 0.25} if gpus
-                                                   else {})))
+                             name="arrivals/s", marker={"color": ARRIVALS_BAR},
+                             **({**behind, "opacity": 0.35} if gpus else {})))
     if not gpus:
         fig.update_layout(title="Arrivals over the run (no candidate runs on GPUs)",
                           xaxis={"title": "hours"},
@@ -188,7 +334,9 @@ def over_time(result: Result) -> go.Figure:
 
 #: runs longer than this many minutes draw their arrivals as a shaded step line, not bars
 STEP_AREA_MINUTES = 240
-ARRIVALS_LINE, ARRIVALS_FILL = "rgba(99,110,250,0.6)", "rgba(99,110,250,0.25)"
+#: arrivals in grey, behind the candidates' colours (not one of them)
+ARRIVALS_LINE, ARRIVALS_FILL = "rgba(120,120,120,0.6)", "rgba(120,120,120,0.2)"
+ARRIVALS_BAR = "rgb(150,150,150)"
 
 
 def volume_bound(dep: Candidate) -> bool:
@@ -235,21 +383,45 @@ def item_label(item: str) -> str:
     return ITEM_LABELS.get(item.removeprefix("cloud_"), item.replace("_", " "))
 
 
-#: every cost item's label, in a fixed order: its colour is the same in every report
+#: A colour-blind-safe qualitative palette (Okabe and Ito's, with grey for black): every
+#: two of its colours stay apart for the common colour-vision deficiencies.
+SAFE_COLOURS = {"orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
+                "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00",
+                "purple": "#CC79A7", "grey": "#999999"}
+#: Each cost item's colour and fill pattern ("" solid, "/" hatched, "." dotted), the same in
+#: every report: a candidate pays up to a dozen items and the palette has eight colours, so
+#: the smaller items repeat a colour under a pattern; in ITEM_LABELS' order, which is the
+#: order the segments stack in, no two items in a row share a colour.
+ITEM_STYLES: dict[str, tuple[str, str]] = {
+    "GPUs and servers (amortised)": ("blue", ""), "GPU rental": ("sky", "/"),
+    "electricity": ("yellow", ""), "cooling": ("blue", "/"),
+    "maintenance": ("vermillion", ""), "rack space": ("grey", ""),
+    "serving software": ("orange", "/"), "engineering hours": ("green", ""),
+    "on-call hours": ("purple", ""), "hardware incident hours": ("vermillion", "/"),
+    "monitoring": ("green", "/"), "replacements": ("yellow", "/"),
+    "API input tokens": ("orange", ""), "API output tokens": ("sky", ""),
+    "API attempts timed out": ("purple", "/"), "API long-context prices": ("blue", "."),
+    "API request fees": ("green", "."), "tool calls": ("vermillion", "."),
+    "storage and retrieval": ("yellow", "."), "network egress": ("grey", "/"),
+    "API observability": ("orange", "."), "vendor review": ("purple", "."),
+    "rate-limit planning": ("sky", "."),
+}
+#: every cost item's label, in a fixed order: the order its segment stacks in
 ITEM_ORDER = tuple(dict.fromkeys(ITEM_LABELS.values()))
-ITEM_COLOURS = plotly.colors.qualitative.Dark24 + plotly.colors.qualitative.Light24
 
 
-def item_colour(label: str) -> str:
-    """A cost item's colour, the same in every report (one not in ITEM_LABELS: by its
-    letters, stably)."""
-    if label in ITEM_ORDER:
-        return str(ITEM_COLOURS[ITEM_ORDER.index(label) % len(ITEM_COLOURS)])
-    return str(ITEM_COLOURS[(len(ITEM_ORDER) + sum(map(ord, label))) % len(ITEM_COLOURS)])
+def item_style(label: str) -> tuple[str, str]:
+    """A cost item's colour (hex) and fill pattern, the same in every report (one not in
+    ITEM_LABELS: cross-hatched, its colour by its letters, stably)."""
+    name, pattern = ITEM_STYLES.get(label) or (
+        list(SAFE_COLOURS)[sum(map(ord, label)) % len(SAFE_COLOURS)], "x")
+    return SAFE_COLOURS[name], pattern
 
 
-#: Candidates whose monthly costs differ more than this many times share a log cost axis
-#: (on a linear one the cheap ones, often the real choice, lie flat on the floor).
+#: Candidates whose monthly costs differ more than this many times are hard to read on one
+#: linear cost axis (the cheap ones, often the real choice, lie flat on the floor): the cost
+#: chart shows those within this factor of the cheapest again, at their own scale, and the
+#: break-even chart's axes turn logarithmic.
 WIDE_SPREAD = 20.0
 
 
@@ -259,27 +431,50 @@ def _wide(costs: list[float]) -> bool:
 
 
 def cost_breakdown(result: Result) -> go.Figure:
+    """Each candidate's month as stacked items on a linear axis (bar lengths that mean
+    what they show; never a log axis). Costs far apart: a second panel shows the cheaper
+    candidates again at their own scale. The small items read on hover, and every item is
+    listed under "Cost items"."""
     names = list(result.deployments)
     # one bar segment per item as a reader names it (a hybrid's cloud_input_tokens and an
-    # API's input_tokens are both "API input tokens"), one distinct colour each
-    labels = sorted({item_label(i.item) for d in result.deployments.values()
-                     for i in d.cost.items if i.usd_per_month > 0})
-    fig = go.Figure()
-    for label in labels:
-        fig.add_trace(go.Bar(name=label, x=names, marker_color=item_colour(label),
-                             y=[sum(i.usd_per_month for i in result.deployments[n].cost.items
-                                    if item_label(i.item) == label) for n in names]))
-    totals = [result.deployments[n].cost.monthly_usd for n in names]
-    fig.add_trace(go.Scatter(x=names, y=totals, mode="text", name="total", showlegend=False,
-                             text=[f"${t:,.0f}" for t in totals], textposition="top center"))
-    wide = _wide(totals)
-    # stacked segments on a log axis would have sizes that mean nothing: side by side there
-    fig.update_layout(barmode="group" if wide else "stack",
-                      title="Monthly cost by item" + (" (log axis: items side by side)"
-                                                      if wide else ""),
-                      xaxis_title="candidate",
-                      yaxis={"title": "USD/month (log)" if wide else "USD/month",
-                             "type": "log" if wide else "linear"})
+    # API's input_tokens are both "API input tokens"), in the fixed stacking order
+    present = {item_label(i.item) for d in result.deployments.values()
+               for i in d.cost.items if i.usd_per_month > 0}
+    labels = [label for label in ITEM_ORDER if label in present] \
+        + sorted(present - set(ITEM_ORDER))
+    totals = {n: result.deployments[n].cost.monthly_usd for n in names}
+    wide = _wide(list(totals.values()))
+    cheapest = min((t for t in totals.values() if t > 0), default=0.0)
+    close = [n for n in names if totals[n] <= WIDE_SPREAD * cheapest]
+    panels = [names, close] if wide else [names]
+    fig = make_subplots(rows=1, cols=len(panels), horizontal_spacing=0.08,
+                        subplot_titles=["every candidate", f"within {WIDE_SPREAD:g}x of "
+                                        "the cheapest, at their own scale"] if wide else None)
+    for col, shown in enumerate(panels, start=1):
+        for label in labels:
+            colour, pattern = item_style(label)
+            fig.add_trace(go.Bar(
+                name=label, x=shown, legendgroup=label, showlegend=col == 1,
+                marker={"color": colour, "line": {"color": "white", "width": 0.5},
+                        "pattern": {"shape": pattern, "fillmode": "overlay",
+                                    "solidity": 0.35}},
+                y=[sum(i.usd_per_month for i in result.deployments[n].cost.items
+                       if item_label(i.item) == label) for n in shown],
+                hovertemplate="%{x}: $%{y:,.0f} a month<extra>%{fullData.name}</extra>"),
+                row=1, col=col)
+        fig.add_trace(go.Scatter(x=shown, y=[totals[n] for n in shown], mode="text",
+                                 name="total", showlegend=False, hoverinfo="skip",
+                                 text=[f"${totals[n]:,.0f}" for n in shown],
+                                 textposition="top center"), row=1, col=col)
+        fig.update_xaxes(title_text="candidate", row=1, col=col)
+        # room above the tallest bar for its total
+        top = max((totals[n] for n in shown), default=0.0)
+        fig.update_yaxes(title_text="USD/month", type="linear",
+                         range=[0, top * 1.12 if top > 0 else 1], row=1, col=col)
+    hint = "hover a segment for its amount; every item is listed under Cost items"
+    fig.update_layout(barmode="stack", title=f"Monthly cost by item<br><sup>{hint}</sup>",
+                      # the subtitle above the panels' titles
+                      **({"margin": {"t": 95}} if wide else {}))
     return fig
 
 
@@ -297,13 +492,12 @@ def break_even_chart(result: Result) -> go.Figure:
         else [top * k / 50 for k in range(51)]
     capacity = _monthly_capacity(result)
     within_slo = _monthly_capacity(result, within_slo=True)
-    colors = plotly.colors.qualitative.Plotly
-    for i, (name, dep) in enumerate(result.deployments.items()):
+    for name, dep in result.deployments.items():
         cost = dep.cost
         per_request = cost.variable_usd_per_month / cost.requests_per_month \
             if cost.requests_per_month else 0.0
         label = f"{name} (recommended)" if name == result.recommendation.deployment else name
-        color = colors[i % len(colors)]
+        color = candidate_colour(result, name)
         # solid while the fleet serves the volume (within the SLO when planning found how
         # much), dotted past it; an infeasible candidate dotted throughout, but for one
         # left out only for the volume it missed, which serves less (planning's figure)
@@ -372,6 +566,42 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
                    for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _conversations(talks: dict[str, SessionOutcome]) -> str:
+    """Each candidate's sessions, and TTFT by turn: a row per turn, the turns past the
+    first TURNS_SHOWN together in a last row ("11-16"), so the rows count every request."""
+    summary = _table(["deployment", "sessions completed", "median session s",
+                      "requests (turns)"],
+                     [[name, f"{t.completed_sessions:,} of {t.sessions:,}",
+                       _fmt(t.session_duration_p50_s), _fmt(t.turns)]
+                      for name, t in talks.items()])
+    rows: dict[str, dict[str, TurnStats]] = {}
+    for name, t in talks.items():
+        for stats in t.by_turn:
+            rows.setdefault(str(stats.turn + 1), {})[name] = stats
+        if t.later_turns is not None:
+            later = t.later_turns
+            span = f"{later.turn + 1}-{later.last_turn + 1}" \
+                if later.last_turn > later.turn else str(later.turn + 1)
+            rows.setdefault(span, {})[name] = later
+    # a candidate's stream may (in principle) differ: one figure when all agree
+    def same(by: dict[str, TurnStats], field: str, digits: int = 0) -> str:
+        shown = list(dict.fromkeys(_fmt(getattr(s, field), digits) for s in by.values()))
+        return " / ".join(shown)
+
+    tail = [t.later_turns for t in talks.values() if t.later_turns is not None]
+    note = (f" Turns {TURNS_SHOWN + 1} on are counted together in the last row "
+            f"(sessions ran up to {max(t.last_turn for t in tail) + 1} turns)." if tail else "")
+    return ("<h2>Conversations</h2><p>Each later turn resends the history and is sent when "
+            "the previous answer has ended: a slow candidate stretches the conversations "
+            "it serves.</p>" + summary + "<p>TTFT p50 (ms) by turn; every request is in "
+            "one row." + html.escape(note) + "</p>" + _table(
+                ["turn", "requests", "mean prompt tokens",
+                 *[f"{name} TTFT p50 ms" for name in talks]],
+                [[turn, same(by, "requests"), same(by, "prompt_tokens_mean"),
+                  *[_fmt(by[name].ttft_p50_ms) if name in by else "-" for name in talks]]
+                 for turn, by in rows.items()]))
 
 
 def _hybrid_routing(hybrids: dict[str, Candidate]) -> str:
@@ -517,17 +747,7 @@ def render(result: Result, price_warnings: list[str] | None = None,
     talks = {name: dep.sessions for name, dep in result.deployments.items()
              if dep.sessions is not None}
     if talks:
-        turns = max(len(t.by_turn) for t in talks.values())
-        parts.append("<h2>Conversations</h2><p>Each later turn resends the history and is "
-                     "sent when the previous answer has ended: a slow candidate stretches "
-                     "the conversations it serves. TTFT p50 (ms) by turn:</p>" + _table(
-            ["deployment", "sessions completed", "median session s",
-             *[f"turn {k + 1}" for k in range(turns)]],
-            [[name, f"{t.completed_sessions:,} of {t.sessions:,}",
-              _fmt(t.session_duration_p50_s),
-              *[_fmt(s.ttft_p50_ms) for s in t.by_turn],
-              *["-"] * (turns - len(t.by_turn))]
-             for name, t in talks.items()]))
+        parts.append(_conversations(talks))
     parts.append("<h2>Decision table</h2>" + _table(
         ["question (the seed guide: local may fit / cloud may fit)", *names],
         [[_seed_question(row.question)] + [row.answers.get(n, "-") for n in names]

@@ -281,12 +281,14 @@ def test_a_cost_item_has_one_colour_in_every_report(example_result: ExampleResul
     other; the totals' text labels are not a legend entry."""
     from llmplan.report import cost_breakdown
 
-    colours: dict[str, set[str]] = {}
+    colours: dict[str, set[tuple[str, str]]] = {}
     for example in ("support-assistant", "retail-assistant"):
         fig = cost_breakdown(example_result(example, False))
         for trace in fig.data:
             if trace.type == "bar":
-                colours.setdefault(trace.name, set()).add(trace.marker.color)
+                # its colour and fill pattern (a smaller item repeats a colour, hatched)
+                colours.setdefault(trace.name, set()).add(
+                    (trace.marker.color, trace.marker.pattern.shape))
             else:
                 assert trace.showlegend is False
     assert len(colours) > 3 and all(len(c) == 1 for c in colours.values())

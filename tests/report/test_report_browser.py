@@ -14,6 +14,7 @@ from helpers import ExampleResult
 
 from llmplan.report import (
     CHARTS,
+    WIDE_SPREAD,
     break_even_chart,
     cost_breakdown,
     load_curves,
@@ -98,7 +99,10 @@ def test_every_axis_has_a_title_and_every_trace_a_name(results: list[Result]) ->
             axes = [k for k in layout if k.startswith(("xaxis", "yaxis"))]
             assert {"xaxis", "yaxis"} <= set(axes), chart.__name__
             for axis in axes:
-                if layout[axis].get("visible", True):
+                # a panel's copy of the axis below it (shared, no labels) needs no title
+                shared = layout[axis].get("matches") and \
+                    layout[axis].get("showticklabels") is False
+                if layout[axis].get("visible", True) and not shared:
                     assert layout[axis].get("title", {}).get("text"), (chart.__name__, axis)
             for trace in fig.data:
                 assert trace.name, (chart.__name__, trace)
@@ -109,8 +113,10 @@ def test_cost_items_have_human_names_and_distinct_colours(results: list[Result])
         fig = cost_breakdown(result)
         names = [t.name for t in fig.data]
         assert all("_" not in n for n in names), names
-        colours = [t.marker.color for t in fig.data]
-        assert len(set(colours)) == len(colours)
+        # one legend entry per item, each its own colour and fill pattern
+        legend = [t for t in fig.data if t.type == "bar" and t.showlegend is not False]
+        looks = [(t.marker.color, t.marker.pattern.shape) for t in legend]
+        assert len(set(looks)) == len(looks) == len({t.name for t in legend})
 
 
 def test_break_even_draws_every_candidate_and_where_the_scenario_is(
@@ -129,7 +135,6 @@ def test_break_even_draws_every_candidate_and_where_the_scenario_is(
             # far apart: log scales (a shape still sits at its data value: the browser
             # test below checks where it is drawn)
             assert (fig.layout.xaxis.type, fig.layout.yaxis.type) == ("log", "log")
-            assert cost_breakdown(result).layout.yaxis.type == "log"
         assert len(here) == 1 and here[0].x0 == pytest.approx(volume)
         if max(costs) <= 20 * min(costs):
             # no negative counts or costs on the axes
@@ -172,8 +177,11 @@ def test_on_log_scales_the_volume_line_is_drawn_where_the_volume_is(
     assert values and min(values) >= volume / 1000, labels
 
 
-def test_every_chart_axis_with_a_fixed_range_holds_its_data(results: list[Result]) -> None:
-    """A series over a fixed axis range would be cut off (MBU of 1.19 under [0, 1.05])."""
+def test_every_chart_axis_with_a_fixed_range_holds_its_data(
+        results: list[Result], example_result: ExampleResult) -> None:
+    """A series over a fixed axis range would be cut off (MBU of 1.19 under [0, 1.05]), at
+    either end (retail-assistant's minutes with under a hundredth of a request waiting ran
+    off the log queue axis' floor), in every example's charts."""
     result = results[0]
     name, dep = next((n, d) for n, d in result.deployments.items() if d.local is not None)
     assert dep.local is not None
@@ -181,17 +189,25 @@ def test_every_chart_axis_with_a_fixed_range_holds_its_data(results: list[Result
     local = dep.local.model_copy(update={"timeseries": series})
     tall = result.model_copy(update={"deployments": {
         **result.deployments, name: dep.model_copy(update={"local": local})}})
-    for outcome in (result, tall):
+    # with planning: the load curves' fixed goodput and TTFT ranges
+    planned = [example_result(name, True) for name in (
+        "retail-assistant", "bulk-extraction", "coding-agent", "agent-workflow",
+        "reasoning-model", "regulated-records")]
+    for outcome in (*results, *planned, tall):
         for chart in CHARTS:
             fig = chart(outcome)
             for trace in fig.data:
-                axis = fig.layout[f"yaxis{(trace.yaxis or 'y')[1:]}"]
-                if axis.range is not None and trace.y is not None:
-                    values = [v for v in trace.y if v is not None]
-                    top = max(values, default=0)
+                for letter, data in (("x", trace.x), ("y", trace.y)):
+                    ref = getattr(trace, f"{letter}axis") or letter
+                    axis = fig.layout[f"{letter}axis{ref[1:]}"]
+                    if axis.range is None or data is None:
+                        continue
+                    values = [v for v in data if isinstance(v, int | float)]
                     if axis.type == "log":      # a log axis's range is in powers of ten
-                        top = math.log10(top) if top > 0 else -math.inf
-                    assert top <= axis.range[1], (chart.__name__, trace.name)
+                        values = [math.log10(v) for v in values if v > 0]
+                    # either end (a reversed axis lists its top first)
+                    low, high = min(axis.range), max(axis.range)
+                    assert all(low <= v <= high for v in values), (chart.__name__, trace.name)
 
 
 def test_stale_prices_and_retiring_models_have_their_own_headings(
@@ -226,10 +242,22 @@ def test_the_same_result_renders_the_same_page(results: list[Result]) -> None:
         assert render(result) == render(result)
 
 
-def test_costs_far_apart_stand_side_by_side_on_their_log_axis(results: list[Result]) -> None:
-    """On a log axis stacked segments have sizes that mean nothing: bulk-extraction's
-    candidates (gpt-4o at ~45 times the owned fleet's month) get their items as bars side
-    by side; close costs stay stacked."""
+def test_costs_far_apart_stay_linear_stacked_with_a_closer_look(results: list[Result]) -> None:
+    """Bar lengths on a log axis mislead (a $13 bar looked a third of a $7.2k one): bulk-
+    extraction's candidates (gpt-4o at ~40 times the owned fleet's month) stay stacked on
+    a linear axis, and a second panel shows those within WIDE_SPREAD of the cheapest again
+    at their own scale; close costs have the one panel."""
     wide, close = cost_breakdown(results[3]), cost_breakdown(results[0])
-    assert wide.layout.yaxis.type == "log" and wide.layout.barmode == "group"
-    assert close.layout.yaxis.type == "linear" and close.layout.barmode == "stack"
+    for fig in (wide, close):
+        axes = [k for k in fig.layout.to_plotly_json() if k.startswith("yaxis")]
+        assert all(fig.layout[k].type == "linear" for k in axes)
+        assert fig.layout.barmode == "stack"
+    assert "xaxis2" not in close.layout.to_plotly_json()
+    totals = {n: d.cost.monthly_usd for n, d in results[3].deployments.items()}
+    cheapest = min(totals.values())
+    second = {n for t in wide.data if t.xaxis == "x2" for n in t.x}
+    assert second == {n for n, t in totals.items() if t <= WIDE_SPREAD * cheapest}
+    assert max(totals.values()) > WIDE_SPREAD * cheapest and len(second) >= 2
+    # each item's amount reads on hover, the legend lists it once
+    assert all("$%{y:,.0f}" in t.hovertemplate for t in wide.data if t.type == "bar")
+    assert not any(t.showlegend for t in wide.data if t.xaxis == "x2")
