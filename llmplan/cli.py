@@ -363,11 +363,11 @@ def loadtest(
     time_scale: Annotated[float, typer.Option(
         min=1e-6, help="Multiply arrival times (0.1 = 10x faster).")] = 1.0,
     max_requests: Annotated[int | None, typer.Option(
-        "--max-requests",
+        "--max-requests", min=1,
         help="Measured requests to send (closed loop: stop after this many); also "
              "--requests.")] = None,
     requests: Annotated[int | None, typer.Option(
-        "--requests", hidden=True, help="Same as --max-requests.")] = None,
+        "--requests", min=1, hidden=True, help="Same as --max-requests.")] = None,
     max_output_tokens: Annotated[int | None, typer.Option(
         min=1, help="Cap planned output lengths.")] = None,
     max_prompt_tokens: Annotated[int | None, typer.Option(

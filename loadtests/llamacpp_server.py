@@ -168,11 +168,15 @@ def main() -> None:
                         model=Path(args.model)) as server:
         print(f"llama.cpp serving {args.model} at {server.base_url} with {args.parallel} "
               f"slots of {args.ctx_per_slot} tokens (Ctrl-C or SIGTERM stops)", flush=True)
+        process = server.process
+        assert process is not None
         try:
-            while True:
+            while (code := process.poll()) is None:
                 time.sleep(1)
         except KeyboardInterrupt:
-            pass
+            return
+        sys.exit(f"error: the llama.cpp server stopped on its own (exit {code}); its log: "
+                 f"{server.log_path}")
 
 
 if __name__ == "__main__":

@@ -69,3 +69,8 @@ def test_requests_still_names_the_measured_requests(tmp_path: Path) -> None:
     alone = CliRunner().invoke(app, [*quick, "--requests", "5"])
     assert alone.exit_code == 2 and "No such option" not in alone.output
     assert "none.yaml" in " ".join(alone.output.split())
+    # no request at all is the option's error, not an empty plan blamed on --duration
+    for option in ("--requests", "--max-requests"):
+        none = CliRunner().invoke(app, [*quick, option, "0"])
+        assert none.exit_code == 2 and f"'{option}'" in none.output, none.output
+        assert "--duration" not in none.output

@@ -62,6 +62,9 @@ class _LoopServer(ABC):
         if self._server is not None:
             self._server.close()
             asyncio.run_coroutine_threadsafe(self._server.wait_closed(), self.loop).result(10)
+        # answers still being written (a slow one the client gave up on) end here, with the
+        # loop running, not destroyed pending when it closes
+        asyncio.run_coroutine_threadsafe(_cancel_the_rest(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
         self.loop.close()
@@ -95,6 +98,14 @@ class _LoopServer(ABC):
     async def respond(self, method: str, path: str, headers: dict[str, str], body: bytes,
                       writer: asyncio.StreamWriter) -> bool:
         """Answer one request; return whether the connection stays open."""
+
+
+async def _cancel_the_rest() -> None:
+    """Cancel every other task of the running loop and wait for them to end."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _chunk(writer: asyncio.StreamWriter, data: bytes) -> None:
