@@ -666,6 +666,8 @@ def render(result: Result, price_warnings: list[str] | None = None,
     parts = [f"<h1>{html.escape(meta.name)}: local, cloud or both?</h1>",
              f"<p class='{box}'><b>Recommendation: {html.escape(named)}</b>. "
              f"{html.escape(rec.reason)}.</p>"]
+    parts.append("<p class='small'>Terms (SLO, TTFT, goodput, tp/pp, spill-over...) are "
+                 "explained <a href='#terms'>at the end</a>.</p>")
     if rec.drivers:
         parts.append("<div class='drivers'><b>What decides it</b><ul>" + "".join(
             f"<li>{html.escape(d.text)} <i>({html.escape(d.basis)})</i></li>"
@@ -813,7 +815,7 @@ def render(result: Result, price_warnings: list[str] | None = None,
              "font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;"
              "text-align:left}th{background:#f3f3f3}.rec{font-size:18px;background:#eef6ee;"
              "padding:12px;border-left:4px solid #3a3}.warn{background:#fff4e0;padding:8px;"
-             "border-left:4px solid #e90}")
+             "border-left:4px solid #e90}.small{font-size:13px;color:#555}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>llmplan: "
             f"{html.escape(meta.name)}</title><style>{style}</style></head><body>"
             + "".join(parts) + "</body></html>")
@@ -821,6 +823,8 @@ def render(result: Result, price_warnings: list[str] | None = None,
 
 #: the report's terms, as the simulator and the checklist use them
 GLOSSARY = (
+    ("SLO", "service-level objective: the latency bounds each request should meet (slo: in "
+            "the scenario) and the share of requests that must meet them"),
     ("TTFT", "time to first token: from a request's arrival to its first streamed token "
              "(queueing and prefill included); with hidden reasoning, a reasoning token"),
     ("TPOT", "time per output token after the first: the gap between streamed tokens"),
@@ -842,6 +846,17 @@ GLOSSARY = (
                         "start-up ('GPU KV cache size')"),
     ("MBU", "model bandwidth utilisation: the bytes the steps read (weights, and the KV "
             "cache of decoding sequences) over the GPUs' peak memory bandwidth, over the run"),
+    ("tp, pp, ep", "tensor parallel (each layer split over tp GPUs), pipeline parallel "
+                   "(the layers split into pp stages, a stage a GPU or a server), expert "
+                   "parallel (a mixture of experts' experts spread over the GPUs)"),
+    ("bought", "GPUs an owned fleet buys: SXM/OAM GPUs come on 4- or 8-GPU baseboards, so a "
+               "fleet of 2 buys a board of 4; PCIe cards are sold one by one"),
+    ("429, throttled", "HTTP 429: the provider refused a call over the account's rate limits "
+                       "(requests or tokens a minute); the client retries after a wait"),
+    ("spill-over", "a hybrid sends a request to the API when its own fleet's queue is too "
+                   "long (restricted tasks never go)"),
+    ("PUE", "power usage effectiveness: a data centre's total power over its IT power; "
+            "electricity is billed at the servers' draw times PUE"),
     ("right-sized", "the answer again with each fixed fleet at the fewest replicas meeting "
                     "the SLO (as simulated on the whole run)"),
     ("checklist status", "given (the scenario says it), assumed (llmplan's default, or "
@@ -852,7 +867,7 @@ GLOSSARY = (
 
 
 def _glossary() -> str:
-    return ("<h2>Terms</h2><dl>" + "".join(
+    return ("<h2 id='terms'>Terms</h2><dl>" + "".join(
         f"<dt><b>{html.escape(term)}</b></dt><dd>{html.escape(text)}</dd>"
         for term, text in GLOSSARY) + "</dl>")
 

@@ -259,7 +259,8 @@ def test_the_report_defines_its_terms_and_gives_every_way_a_request_went_unanswe
 
     result = example_result("support-assistant", False)
     page = render(result, risks=["cloud model x (used by hybrid): shut down soon"])
-    terms = page.split("<h2>Terms</h2>", 1)[1]
+    terms = page.split("<h2 id='terms'>Terms</h2>", 1)[1]
+    assert "<a href='#terms'>at the end</a>" in page     # pointed to from the top
     for term, _ in GLOSSARY:
         assert f"<dt><b>{html.escape(term)}</b></dt>" in terms
     for word in ("TTFT", "TPOT", "goodput", "useful result", "assumed", "provisioned"):
