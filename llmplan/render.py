@@ -427,7 +427,33 @@ def _catalog_overview(cat: Catalog, today: datetime.date | None) -> list[Fitted]
                                 ("context",), ("context", "TPM"), ("context", "TPM", "RPM"),
                                 ("context", "TPM", "RPM", "write", "cached"),
                                 ("context", "TPM", "RPM", "write", "cached", "retires")))
+    tables.append(_measured_latency(cat))
     return tables
+
+
+def _measured_latency(cat: Catalog) -> Fitted:
+    """The cloud models whose latency a public benchmark measured: median output speed and
+    time to first token, by whom and when; the others are simulated at llmplan's default."""
+    # the provider first: a line of this table never starts with a model id, which the
+    # provider tables above give one line each
+    cols = [Col("provider", "left"), Col("id", "left"),
+            Col("tok/s", note="tok/s: median output tokens per second; TTFT: median time to "
+                              "first token"),
+            Col("TTFT\nms"), Col("measured by", "left"), Col("as of", "left")]
+    rows = []
+    for key, c in cat.cloud_models.items():
+        measured = c.latency
+        if measured is None:
+            continue
+        rate, ttft = measured.output_tokens_per_s, measured.ttft_ms
+        rows.append([c.provider, key, "-" if rate is None else f"{rate:g}",
+                     "-" if ttft is None else f"{ttft:,.0f}", measured.measured_by,
+                     measured.as_of.isoformat()])
+    caption = (f"the provider's own API, public benchmarks (llmplan catalog --sources quotes "
+               f"them); the {len(cat.cloud_models) - len(rows)} cloud models not listed "
+               f"have no measurement found and are simulated at llmplan's default provider "
+               f"latency (90 tok/s, 350 ms), as is any figure shown '-'")
+    return _dropping("Cloud models: measured latency", cols, rows, caption)
 
 
 def _retires(model: CloudModelSpec, today: datetime.date | None) -> str:
@@ -451,8 +477,25 @@ def _catalog_sources(cat: Catalog) -> list[Table]:
             table.add_column("source", overflow="fold")
             for name, source in entry.sources.items():
                 table.add_row(name, escape(source))
+            if isinstance(entry, CloudModelSpec):
+                _latency_sources(table, entry)
             tables.append(table)
     return tables
+
+
+def _latency_sources(table: Table, model: CloudModelSpec) -> None:
+    """A cloud model's measured latency and its own sources, one a figure and its date, or
+    that none was found."""
+    measured = model.latency
+    if measured is None:
+        table.add_row("latency", "no public measurement found: simulated at llmplan's default "
+                                 "provider latency (350 ms median time to first token, 90 "
+                                 "output tokens/s), unless the scenario sets its own")
+        return
+    table.add_row("latency", escape(f"measured by {measured.measured_by}, as of "
+                                    f"{measured.as_of.isoformat()}"))
+    for name, source in measured.sources.items():
+        table.add_row(f"latency.{name}", escape(source))
 
 
 def catalog_tables(cat: Catalog, *, sources: bool = False,

@@ -247,7 +247,9 @@ class CloudEndpoint:
                 limiter.uncached_share = 1.0 - share
         self.outages = outage_windows(spec, horizon_s, self.rng)
         self.settles = isinstance(self.limiter, BedrockReserve | InputOutput)
-        lat = spec.latency
+        #: the latency simulated: the scenario's figures over the catalog model's measured
+        #: ones over llmplan's defaults
+        self.latency = lat = spec.latency_with(model)
         self.ttft_mu = math.log(lat.ttft_ms.median / 1e3)
         self.ttft_sigma = math.log(lat.ttft_ms.p95 / lat.ttft_ms.median) / Z95
         self.rate_mu = math.log(lat.output_tokens_per_s.median)
@@ -319,7 +321,7 @@ class CloudEndpoint:
         rec, spec = self.rec, self.spec
         rec.attempts[rid] += 1
         self.calls += 1
-        rtt = spec.latency.network_rtt_ms / 1e3
+        rtt = self.latency.network_rtt_ms / 1e3
         if self.down_until(t) is not None:
             if spec.outages.mode == "timeouts":
                 wait = spec.retry.request_timeout_s
@@ -345,7 +347,7 @@ class CloudEndpoint:
             self._cache_visit(rid, t)
         # the provider reads the prompt its cache does not hold before the first token
         ttft = rtt + float(self.rng.lognormal(self.ttft_mu, self.ttft_sigma)) \
-            + (prompt - (cached or 0)) / spec.latency.prefill_tokens_per_s
+            + (prompt - (cached or 0)) / self.latency.prefill_tokens_per_s
         rate = float(self.rng.lognormal(self.rate_mu, self.rate_sigma))
         # the provider stops at the client's max_tokens: an answer (hidden reasoning first)
         # longer than that is cut off, billed and useless

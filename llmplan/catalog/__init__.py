@@ -11,6 +11,7 @@ from llmplan.catalog.catalog import (
     Checkpoint,
     CloudModelSpec,
     GpuSpec,
+    MeasuredLatency,
     ModelSpec,
     bedrock_profile_prefix,
     builtin_catalog,
@@ -18,5 +19,5 @@ from llmplan.catalog.catalog import (
 from llmplan.catalog.staleness import STALE_AFTER_DAYS, is_stale, stale_prices
 
 __all__ = ["BEDROCK_GLOBAL", "STALE_AFTER_DAYS", "BedrockRouting", "Catalog", "Checkpoint",
-           "CloudModelSpec", "GpuSpec", "ModelSpec", "bedrock_profile_prefix", "builtin_catalog",
-           "is_stale", "stale_prices"]
+           "CloudModelSpec", "GpuSpec", "MeasuredLatency", "ModelSpec", "bedrock_profile_prefix",
+           "builtin_catalog", "is_stale", "stale_prices"]

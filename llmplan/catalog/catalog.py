@@ -824,10 +824,125 @@ class BedrockRouting(BaseModel):
     def model_id(self, prefix: str | None) -> str:
         """The id a call sends: the model's own, or `prefix`.<model>."""
         return self.foundation_model if prefix is None else f"{prefix}.{self.foundation_model}"
+#: The spread llmplan's default provider latency has (llmplan.scenario.cloud.CloudLatency:
+#: time to first token 350 ms median, 1,200 ms p95; 90 output tokens/s median, 35 at p5),
+#: lent to a measured median whose source gives no tail: p95 = median x 1200/350, p5 =
+#: median x 35/90.
+TTFT_P95_OVER_MEDIAN = 1200.0 / 350.0
+RATE_P5_OVER_MEDIAN = 35.0 / 90.0
+
+
+class MeasuredLatency(_Entry):
+    """A hosted model's streaming speed as a public benchmark measured it on the provider's
+    own API: the median output tokens per second once the answer streams and the median
+    time to its first token, each with its source (`sources`, keyed by field, quoting the
+    figure) and the date it was measured or read (`as_of`). Where the source gives no tail,
+    the simulation lends the median the spread of llmplan's default (TTFT_P95_OVER_MEDIAN,
+    RATE_P5_OVER_MEDIAN). A scenario's own `latency:` figures win over these."""
+
+    measured_by: str = Field(
+        min_length=1, max_length=40,
+        description="Short name of the source, as the decision table quotes it "
+                    "(\"Artificial Analysis\").")
+    as_of: datetime.date = Field(
+        description="The date the figures were measured: where the source names only a month, "
+                    "that month's last day (the latest they can date from); where it dates "
+                    "them not at all, the day it was read. sources.as_of says which.")
+    output_tokens_per_s: float | None = Field(
+        default=None, gt=0, le=100_000,
+        description="Median output tokens per second of one streamed answer, after its first "
+                    "token (None: not measured; the provider default applies).")
+    output_tokens_per_s_p5: float | None = Field(
+        default=None, gt=0, le=100_000,
+        description="The slow tail, 5th percentile, where the source gives it (None: the "
+                    "median x RATE_P5_OVER_MEDIAN, the default's spread).")
+    ttft_ms: float | None = Field(
+        default=None, gt=0, le=600_000,
+        description="Median time to the first token in milliseconds as the benchmark's "
+                    "client saw it (round trip and prompt reading included), without hidden "
+                    "reasoning (a reasoning model's non-reasoning setting: the simulation "
+                    "adds the thinking itself; None: not measured).")
+    ttft_ms_p95: float | None = Field(
+        default=None, gt=0, le=600_000,
+        description="Its 95th percentile where the source gives it (None: the median x "
+                    "TTFT_P95_OVER_MEDIAN, the default's spread).")
+    ttft_prompt_tokens: int | None = Field(
+        default=None, gt=0, le=10_000_000,
+        description="The prompt length the time to first token was measured with (Artificial "
+                    "Analysis's default workload: 10,000 tokens). The simulation adds each "
+                    "request's own prompt reading (prefill_tokens_per_s), so it takes this "
+                    "one's out of the measured figures (None: not stated; only the round "
+                    "trip is taken out: provider_ttft_ms).")
+
+    @field_validator("as_of")
+    @classmethod
+    def _measured_already(cls, value: datetime.date) -> datetime.date:
+        # a date to come would claim figures nobody has measured yet
+        if value > datetime.date.today():
+            raise ValueError(f"{value} is after today; expected the date the figures were "
+                             f"measured or read")
+        return value
+
+    @model_validator(mode="after")
+    def _complete_and_ordered(self) -> MeasuredLatency:
+        if self.output_tokens_per_s is None and self.ttft_ms is None:
+            raise ValueError("give output_tokens_per_s or ttft_ms (a median), or leave "
+                             "latency out")
+        for tail, median in (("output_tokens_per_s_p5", "output_tokens_per_s"),
+                             ("ttft_ms_p95", "ttft_ms")):
+            if getattr(self, tail) is not None and getattr(self, median) is None:
+                raise ValueError(f"{tail} needs {median}, the median it is the tail of")
+        if self.output_tokens_per_s_p5 is not None and self.output_tokens_per_s is not None \
+                and self.output_tokens_per_s_p5 > self.output_tokens_per_s:
+            raise ValueError("output_tokens_per_s_p5 must be <= output_tokens_per_s (the slow "
+                             "tail of a rate)")
+        if self.ttft_ms_p95 is not None and self.ttft_ms is not None \
+                and self.ttft_ms_p95 < self.ttft_ms:
+            raise ValueError("ttft_ms_p95 must be >= ttft_ms")
+        if not self.sources.get("as_of"):
+            raise ValueError("no source given for: as_of (say where the date comes from, "
+                             "under sources)")
+        return self
+
+    def provider_ttft_ms(self, prefill_tokens_per_s: float,
+                         network_rtt_ms: float) -> tuple[float, float] | None:
+        """(median, p95) provider-side time to first token of a prompt of no length, as the
+        simulation takes it. A benchmark's figure is what its client saw, the round trip and
+        the reading of its prompt included; the simulation adds each request's own, so the
+        benchmark's come out: `network_rtt_ms` (its round trip taken as the deployment's)
+        and ttft_prompt_tokens at `prefill_tokens_per_s`, never more than half the median
+        together (a pace or a round trip the measurement cannot have had). The p95: the
+        measured one less the same, else the median x TTFT_P95_OVER_MEDIAN. Simulated at the
+        benchmark's prompt length and that round trip, the median is the measured one.
+        None: no TTFT measured."""
+        if self.ttft_ms is None:
+            return None
+        reading = 0.0 if self.ttft_prompt_tokens is None \
+            else 1e3 * self.ttft_prompt_tokens / prefill_tokens_per_s
+        taken = min(reading + network_rtt_ms, self.ttft_ms / 2)
+        median = self.ttft_ms - taken
+        p95 = self.ttft_ms_p95 - taken if self.ttft_ms_p95 is not None \
+            else median * TTFT_P95_OVER_MEDIAN
+        return median, p95
+
+    @property
+    def output_tokens_per_s_p5_used(self) -> float | None:
+        """The p5 the simulation uses: the measured one, else the default's spread."""
+        if self.output_tokens_per_s is None:
+            return None
+        return self.output_tokens_per_s_p5 if self.output_tokens_per_s_p5 is not None \
+            else self.output_tokens_per_s * RATE_P5_OVER_MEDIAN
+
+    @property
+    def basis(self) -> str:
+        """Where the figures come from, short: "Artificial Analysis, 2026-12-07"."""
+        return f"{self.measured_by}, {self.as_of.isoformat()}"
 
 
 class CloudModelSpec(_Entry):
     """A hosted API model with its list prices and its provider's rate-limit tiers."""
+
+    self_sourced_fields: ClassVar[frozenset[str]] = frozenset({"latency"})
 
     provider: Literal["openai", "anthropic", "google", "bedrock", "azure_openai"]
     model_id: str
@@ -867,6 +982,11 @@ class CloudModelSpec(_Entry):
         default=None, description="Bedrock: the Regions each source Region's call of the "
                                   "model may be processed in (the stack picks the id that "
                                   "keeps the data where the scenario allows).")
+    latency: MeasuredLatency | None = Field(
+        default=None,
+        description="Measured streaming speed on the provider's API (its own sources and "
+                    "date); None: no public measurement was found, and a scenario that sets "
+                    "no latency simulates llmplan's default provider latency.")
     prices_as_of: datetime.date
 
     @model_validator(mode="after")
@@ -937,9 +1057,22 @@ class Catalog(BaseModel):
                 sources = {**base.get("sources", {}),
                            **{name: source for name in fields if name != "sources"},
                            **given}
+                fields = {name: _sourced_within(name, value, source)
+                          for name, value in fields.items()}
                 current[key] = {**base, **fields, "sources": sources}
             sections[section] = current
         return Catalog.model_validate(sections)
+
+
+def _sourced_within(name: str, value: Any, source: str) -> Any:
+    """A scenario's field as given, a `latency:` block (which keeps its own sources) with
+    `source` as the source of each figure and date it gives without one."""
+    if name != "latency" or not isinstance(value, dict) \
+            or not isinstance(value.get("sources", {}), dict):
+        return value
+    given = value.get("sources", {})
+    return {**value, "sources": {**{field: source for field in value if field != "sources"},
+                                 **given}}
 
 
 @cache

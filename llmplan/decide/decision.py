@@ -47,7 +47,7 @@ from llmplan.results.simulation import (
     SimulationResult,
 )
 from llmplan.scenario import LoadedScenario
-from llmplan.scenario.cloud import CloudDeployment, CloudLatency, HybridDeployment
+from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import Economics, LocalDeployment, Scenario, region_within
 from llmplan.sim.cloud import daily_limits, make_limiter
 from llmplan.traffic.arrivals import DiurnalTraffic, duration_words
@@ -227,14 +227,14 @@ def infeasibility(name: str, summary: DeploymentResult, loaded: LoadedScenario,
     return reasons
 
 
-def latency_from(name: str, scenario: Scenario) -> str:
-    """Where a deployment's latency comes from (a hybrid: both of its sides)."""
-    dep = scenario.deployments[name]
+def latency_from(name: str, loaded: LoadedScenario) -> str:
+    """Where a deployment's latency comes from (a hybrid: both of its sides): given in the
+    scenario, measured in the catalog, or llmplan's defaults (CloudDeployment.latency_from)."""
+    dep = loaded.scenario.deployments[name]
     if isinstance(dep, HybridDeployment):
-        return f"{latency_from(dep.local, scenario)} + {latency_from(dep.cloud, scenario)}"
+        return f"{latency_from(dep.local, loaded)} + {latency_from(dep.cloud, loaded)}"
     if isinstance(dep, CloudDeployment):
-        return ("given: provider latency in the scenario" if dep.latency != CloudLatency()
-                else "assumed: llmplan's default provider latency")
+        return dep.latency_from(loaded.catalog.cloud_models.get(dep.model))
     if dep.step_time.kind == "calibrated":
         return f"measured: calibrated ({dep.step_time.file})"
     return f"defaults: {dep.step_time.kind} step model"
@@ -340,7 +340,7 @@ def candidate(name: str, summary: DeploymentResult, loaded: LoadedScenario,
         # a cost per useful result does not exist to rank it by
         reasons.append("produces no useful result: task quality x answers within the SLO "
                        "is 0")
-    return Candidate.of(summary, cost, reasons, latency_from(name, loaded.scenario))
+    return Candidate.of(summary, cost, reasons, latency_from(name, loaded))
 
 
 def unit_usd(usd: float) -> str:

@@ -7,7 +7,7 @@ import math
 from llmplan.decide.drivers import SloHeadroom
 from llmplan.results.decision import Candidate, ChecklistItem, DecisionRow
 from llmplan.scenario import LoadedScenario
-from llmplan.scenario.cloud import CloudDeployment, CloudLatency, HybridDeployment
+from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import LocalDeployment, Scenario
 
 #: the scale row names what holds a full batch back when it is not the GPUs
@@ -183,8 +183,10 @@ def checklist(loaded: LoadedScenario, recommended: str | None = None,
     restricted = [t.name for t in scenario.tasks if t.sensitivity == "restricted"]
     hybrids = [n for n, d in scenario.deployments.items() if isinstance(d, HybridDeployment)]
     clouds = [n for n, d in scenario.deployments.items() if isinstance(d, CloudDeployment)]
-    given_latency = [n for n, d in scenario.deployments.items()
-                     if isinstance(d, CloudDeployment) and d.latency != CloudLatency()]
+    # where each API's latency comes from: given in the scenario, measured in the catalog,
+    # or llmplan's defaults
+    latency_basis = {n: d.latency_from(loaded.catalog.cloud_models.get(d.model))
+                     for n, d in scenario.deployments.items() if isinstance(d, CloudDeployment)}
     chosen = scenario.deployments.get(recommended) if recommended is not None else None
     items = [
         ("Does the model answer correctly on your task?",
@@ -202,7 +204,7 @@ def checklist(loaded: LoadedScenario, recommended: str | None = None,
          _restricted_evidence(restricted, hybrids, clouds)),
         ("What is the real latency under load?",
          "measured" if calibrated else "simulated",
-         _latency_evidence(scenario, calibrated, clouds, given_latency)),
+         _latency_evidence(scenario, calibrated, latency_basis)),
         ("What is the total cost per useful result?", "simulated",
          "every item of both cost lists, monthly, at the traffic's long-run volume"),
         ("Who patches and monitors the system?",
@@ -342,8 +344,9 @@ def _restricted_evidence(restricted: list[str], hybrids: list[str], clouds: list
     return "; ".join(parts)
 
 
-def _latency_evidence(scenario: Scenario, calibrated: list[str], clouds: list[str],
-                      given: list[str]) -> str:
+def _latency_evidence(scenario: Scenario, calibrated: list[str],
+                      cloud_basis: dict[str, str]) -> str:
+    """`cloud_basis`: each API deployment's CloudDeployment.latency_from."""
     local = [n for n, d in scenario.deployments.items() if isinstance(d, LocalDeployment)]
     parts = []
     if calibrated:
@@ -352,11 +355,21 @@ def _latency_evidence(scenario: Scenario, calibrated: list[str], clouds: list[st
         parts.append(f"{', '.join(n for n in local if n not in calibrated)}: roofline "
                      f"defaults (fitted to published figures); calibrate with `llmplan "
                      f"loadtest` + `llmplan calibrate`")
+    given = [n for n, basis in cloud_basis.items() if basis.startswith("given")]
+    measured = {n: basis for n, basis in cloud_basis.items() if basis.startswith("catalog")}
+    assumed = [n for n in cloud_basis if n not in given and n not in measured]
     if given:
         parts.append(f"provider latency given in the scenario for {', '.join(given)}")
-    if set(clouds) - set(given):
-        parts.append(f"{', '.join(n for n in clouds if n not in given)}: assumed provider "
-                     f"latency (llmplan's defaults); measure it with `llmplan loadtest`")
+    if measured:
+        # "catalog: measured (Artificial Analysis, 2026-12-07)..." -> "api (Artificial ...)"
+        parts.append("provider latency measured by public benchmarks of the provider's API, "
+                     "from the catalog, for "
+                     + ", ".join(f"{n} ({basis.removeprefix('catalog: measured (')}"
+                                 for n, basis in measured.items())
+                     + "; measure your own with `llmplan loadtest`")
+    if assumed:
+        parts.append(f"{', '.join(assumed)}: assumed provider latency (llmplan's defaults); "
+                     f"measure it with `llmplan loadtest`")
     return "; ".join(parts)
 
 

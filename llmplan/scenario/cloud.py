@@ -1,7 +1,9 @@
 """Cloud API and hybrid deployments of a scenario (`kind: cloud`, `kind: hybrid`).
 
-Latency defaults here are assumptions, not catalog facts: measure your provider with
-`llmplan loadtest` and put the figures in the scenario.
+Latency defaults here are assumptions, not catalog facts. A catalog model with a measured
+latency (`latency:` of its cloud_models entry, sourced) has its figures used for those the
+scenario leaves at the default; better still, measure your provider with `llmplan loadtest`
+and put the figures in the scenario, which win.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from llmplan.catalog import CloudModelSpec, MeasuredLatency
 
 
 class _Strict(BaseModel):
@@ -41,13 +45,25 @@ class RateQuantiles(_Strict):
         return self
 
 
+#: What the two figures a catalog measurement may stand in for are called in the labels.
+MEASURED_FIGURES: dict[str, str] = {"ttft_ms": "first-token time",
+                                    "output_tokens_per_s": "output speed"}
+
+
 class CloudLatency(_Strict):
-    """What one API call takes when it is admitted."""
+    """What one API call takes when it is admitted. A figure left at its default (or set to
+    exactly the default: a stored deployment writes every default out) is taken from the
+    catalog model's measured latency where it has one (`CloudDeployment.latency_with`)."""
 
     network_rtt_ms: float = Field(default=40.0, ge=0, description="Client to provider and back.")
     ttft_ms: Quantiles = Field(default=Quantiles(median=350.0, p95=1200.0),
                                description="Provider-side time to first token of a short "
-                                           "prompt.")
+                                           "prompt. Unset: the catalog model's measured "
+                                           "median less the round trip and the prompt "
+                                           "reading its client saw (MeasuredLatency."
+                                           "provider_ttft_ms; its p95 where measured, else "
+                                           "the median x 1200/350, this default's spread), "
+                                           "or this default where none was measured.")
     prefill_tokens_per_s: float = Field(
         default=50_000.0, gt=0,
         description="The pace at which the provider reads a prompt's tokens its cache does "
@@ -57,7 +73,33 @@ class CloudLatency(_Strict):
                     "2026: gpt-5.4-mini, claude-haiku-4-5, gemini-2.5-flash, 65-115k tokens/s); "
                     "larger models read slower: an assumption, measure yours.")
     output_tokens_per_s: RateQuantiles = Field(
-        default=RateQuantiles(median=90.0, p5=35.0), description="Streaming speed per request.")
+        default=RateQuantiles(median=90.0, p5=35.0),
+        description="Streaming speed per request. Unset: the catalog model's measured "
+                    "median (its p5 where measured, else the median x 35/90, this default's "
+                    "spread), or this default where none was measured.")
+
+    def given(self) -> list[str]:
+        """The fields set to something other than llmplan's default, in field order."""
+        default = CloudLatency()
+        return [name for name in type(self).model_fields
+                if getattr(self, name) != getattr(default, name)]
+
+    def over(self, measured: MeasuredLatency | None) -> CloudLatency:
+        """These figures, with a catalog measurement's in place of the first-token time and
+        output speed left at the default (the rest as they are)."""
+        if measured is None:
+            return self
+        given = self.given()
+        update: dict[str, Quantiles | RateQuantiles] = {}
+        ttft = measured.provider_ttft_ms(self.prefill_tokens_per_s, self.network_rtt_ms)
+        rate_p5 = measured.output_tokens_per_s_p5_used
+        if "ttft_ms" not in given and ttft is not None:
+            update["ttft_ms"] = Quantiles(median=ttft[0], p95=ttft[1])
+        if "output_tokens_per_s" not in given and measured.output_tokens_per_s is not None \
+                and rate_p5 is not None:
+            update["output_tokens_per_s"] = RateQuantiles(
+                median=measured.output_tokens_per_s, p5=rate_p5)
+        return self.model_copy(update=update) if update else self
 
 
 class RateLimitSpec(_Strict):
@@ -160,9 +202,43 @@ class CloudDeployment(_Strict):
                                                   "checked against constraints.data_residency.")
     limits: RateLimitSpec = RateLimitSpec()
     retry: RetrySpec = RetrySpec()
-    latency: CloudLatency = CloudLatency()
+    latency: CloudLatency = Field(
+        default=CloudLatency(),
+        description="What a call takes. Figures left out are the catalog model's measured "
+                    "ones where it has them (`llmplan catalog --sources`), else llmplan's "
+                    "defaults; figures given here win.")
     outages: OutageSpec = OutageSpec()
     costs: CloudCosts = CloudCosts()
+
+    def latency_with(self, model: CloudModelSpec | None) -> CloudLatency:
+        """The latency simulated: the scenario's figures over the catalog model's measured
+        ones over llmplan's defaults."""
+        return self.latency.over(model.latency if model is not None else None)
+
+    def latency_from(self, model: CloudModelSpec | None) -> str:
+        """Where the simulated latency comes from: "given: ..." (the scenario set figures),
+        "catalog: measured (<source>, <as of>)" (the catalog model's measured figures),
+        "assumed: ..." (llmplan's defaults), the parts joined when several contribute."""
+        measured = model.latency if model is not None else None
+        given = self.latency.given()
+        used = self.latency_with(model)
+        from_catalog = [label for name, label in MEASURED_FIGURES.items()
+                        if name not in given and getattr(used, name) != getattr(self.latency,
+                                                                                 name)]
+        defaulted = [name for name in MEASURED_FIGURES
+                     if name not in given and getattr(used, name) == getattr(self.latency,
+                                                                             name)]
+        if measured is None or not from_catalog:
+            return "given: provider latency in the scenario" if given \
+                else "assumed: llmplan's default provider latency"
+        catalog = f"catalog: measured ({measured.basis})"
+        figures = " and ".join(from_catalog)
+        if given:
+            return f"given: provider latency in the scenario; {catalog} for its {figures}"
+        if defaulted:
+            return (f"{catalog} for its {figures}; assumed: llmplan's default provider "
+                    f"latency for the rest")
+        return catalog
 
 
 #: What a task does, in the seed guide's hybrid pattern (its "Practical Hybrid Pattern").

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from llmplan.catalog import Checkpoint, GpuSpec, ModelSpec, builtin_catalog
+from llmplan.catalog import Checkpoint, GpuSpec, MeasuredLatency, ModelSpec, builtin_catalog
 from llmplan.errors import ScenarioError
 from llmplan.scenario import load_scenario
 
@@ -55,6 +55,12 @@ def test_every_number_has_a_non_empty_source(key: str, entry: Any) -> None:
     sourced = _set_numbers_and_structures(entry)
     assert len(sourced) >= 5, f"{key} sets almost no numbers: {sourced}"
     for name in sourced:
+        if isinstance(getattr(entry, name), MeasuredLatency):   # sourced in itself
+            measured = getattr(entry, name)
+            for figure in [*_set_numbers_and_structures(measured), "as_of"]:
+                assert measured.sources.get(figure, "").strip(), f"{key}.{name}.{figure}"
+            assert set(measured.sources) <= set(type(measured).model_fields), key
+            continue
         if name in entry.self_sourced_fields:   # each item carries its own source
             assert all(item.source.strip() for item in getattr(entry, name).values()), name
             continue
@@ -356,3 +362,15 @@ def test_a_gpus_memory_and_rates_must_agree_with_what_it_is(
 def test_a_whole_compute_capability_reads_as_major_dot_zero() -> None:
     fields = builtin_catalog().gpus["RTX-PRO-6000"].model_dump(exclude_unset=True)
     assert GpuSpec.model_validate({**fields, "compute_capability": 12}).capability == (12, 0)
+
+
+def test_a_scenarios_measured_latency_takes_the_scenario_as_its_source(tmp_path: Path) -> None:
+    path, loaded = _load(tmp_path, "  cloud_models:\n    gpt-6-luna:\n      latency: "
+                                   "{measured_by: our load test, as_of: 2026-11-01, "
+                                   "output_tokens_per_s: 80}\n")
+    latency = loaded.catalog.cloud_models["gpt-6-luna"].latency
+    assert latency is not None and latency.output_tokens_per_s == 80
+    assert latency.ttft_ms is None      # the block replaces the built-in one whole
+    assert str(path) in latency.sources["output_tokens_per_s"]
+    assert str(path) in latency.sources["as_of"]
+    assert builtin_catalog().cloud_models["gpt-6-luna"].latency.output_tokens_per_s == 130.6

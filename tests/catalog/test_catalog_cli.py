@@ -13,6 +13,7 @@ from llmplan.cli import app
 from llmplan.render import catalog_tables
 
 WIDTH = 100
+MEASURED_TITLE = "Cloud models: measured latency"
 
 
 def _render(*, sources: bool = False, today: datetime.date | None = None) -> str:
@@ -85,3 +86,31 @@ def test_a_60_column_terminal_drops_columns_it_names_and_never_cuts_an_id() -> N
     for key in [*catalog.gpus, *catalog.models, *catalog.cloud_models]:
         assert sum(line.startswith(key + " ") for line in lines) == 1, key
     assert "not shown at this width:" in text
+
+
+def test_measured_latency_is_listed_with_its_source_and_date_and_the_rest_said_default() -> None:
+    catalog = builtin_catalog()
+    text = _render(today=datetime.date(2026, 12, 1)).split(MEASURED_TITLE)[1]
+    lines = text.splitlines()
+    measured = {key: c.latency for key, c in catalog.cloud_models.items()
+                if c.latency is not None}
+    assert {"gpt-6-luna", "gpt-6-sol", "claude-sonnet-4.6"} <= set(measured)
+    rows = {line.split()[1]: line for line in lines if len(line.split()) > 1}
+    for key, latency in measured.items():
+        row = rows[key]
+        assert row.startswith(catalog.cloud_models[key].provider + " ")
+        assert latency.as_of.isoformat() in row and latency.measured_by in row, row
+    assert "130.6" in rows["gpt-6-luna"] and "740" in rows["gpt-6-luna"]
+    assert "llama-3.3-70b-bedrock" not in text      # no measurement found: not listed
+    assert f"the {len(catalog.cloud_models) - len(measured)} cloud models not listed" in \
+        " ".join(text.split())
+
+
+def test_sources_quote_each_measured_figure_and_say_where_none_was_found() -> None:
+    text = _render(sources=True)
+    luna = " ".join(text.split("cloud_models/gpt-6-luna")[1].split("cloud_models/")[0].split())
+    assert "latency.output_tokens_per_s" in luna and "130.6 t/s" in luna
+    assert "latency.ttft_ms" in luna and "0.74s" in luna
+    assert "latency.as_of" in luna and "measured by Artificial Analysis" in luna
+    bedrock = text.split("cloud_models/llama-3.3-70b-bedrock")[1].split("cloud_models/")[0]
+    assert "no public measurement found" in " ".join(bedrock.split())

@@ -274,3 +274,107 @@ def test_retired_models_are_marked() -> None:
     for key in ("gpt-4o", "gpt-4o-mini"):
         assert "DEPRECATED" in cloud[key].sources["model_id"], key
     assert "CURRENT" in cloud["claude-opus-5.5"].sources["model_id"]
+
+
+# ---------------------------------------------------------------- measured latency
+
+#: The cloud models examples/*.yaml use, and whether a public measurement of their latency
+#: was found (the Bedrock-hosted Llama 3.3 70B and DeepSeek-R1 had none).
+EXAMPLE_LATENCY = {"gpt-6-luna": True, "gpt-6-sol": True, "claude-sonnet-4.6": True,
+                   "llama-3.3-70b-bedrock": False, "deepseek-r1-bedrock": False}
+
+
+def _measured() -> list[str]:
+    return [key for key, spec in builtin_catalog().cloud_models.items()
+            if spec.latency is not None]
+
+
+def test_the_examples_models_have_the_measured_latency_the_sources_allowed() -> None:
+    cloud = builtin_catalog().cloud_models
+    for key, measured in EXAMPLE_LATENCY.items():
+        assert (cloud[key].latency is not None) is measured, key
+    # the small and the flagship GPT-6 differ, as measured
+    luna, sol = cloud["gpt-6-luna"].latency, cloud["gpt-6-sol"].latency
+    assert luna is not None and sol is not None
+    assert (luna.output_tokens_per_s, luna.ttft_ms) == (130.6, 740)
+    assert (sol.output_tokens_per_s, sol.ttft_ms) == (103.3, 890)
+
+
+@pytest.mark.parametrize("key", _measured())
+def test_every_latency_figure_has_a_source_quoting_it_and_a_past_date(key: str) -> None:
+    latency = builtin_catalog().cloud_models[key].latency
+    assert latency is not None and latency.measured_by.strip()
+    assert latency.as_of <= datetime.date.today()
+    assert latency.sources.get("as_of", "").strip(), "say where the date comes from"
+    for field in ("output_tokens_per_s", "output_tokens_per_s_p5", "ttft_ms", "ttft_ms_p95"):
+        figure = getattr(latency, field)
+        if figure is None:
+            continue
+        source = latency.sources.get(field, "")
+        assert source.strip(), f"{key}.latency.{field} has no source"
+        # the source says where (a page) and what it says (the verbatim figure)
+        assert "." in source.split()[0] or "/" in source, source
+        quoted = [f"{figure:g}", f"{figure / 1000:g}s", f"{figure / 1000:g} s"]
+        assert any(q in source for q in quoted), (key, field, source)
+    # plausible for a hosted API: 10-2,000 tokens/s, 50 ms-60 s to the first token
+    if latency.output_tokens_per_s is not None:
+        assert 10 <= latency.output_tokens_per_s <= 2000
+    if latency.ttft_ms is not None:
+        assert 50 <= latency.ttft_ms <= 60_000
+
+
+def _latency(**fields: object) -> dict[str, object]:
+    figures = {"measured_by": "a benchmark", "as_of": "2026-11-01",
+               "output_tokens_per_s": 120.0, "ttft_ms": 500.0, **fields}
+    sources = {name: "example.org: quoted" for name in figures
+               if name not in ("measured_by",) and figures[name] is not None}
+    return {**figures, "sources": {**sources, **(fields.get("sources") or {})}}
+
+
+def test_a_latency_figure_without_a_source_or_date_is_rejected() -> None:
+    from pydantic import ValidationError
+
+    from llmplan.catalog import MeasuredLatency
+
+    assert MeasuredLatency.model_validate(_latency()).basis == "a benchmark, 2026-11-01"
+    unsourced = _latency()
+    del unsourced["sources"]["ttft_ms"]  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError, match="no source given for: ttft_ms"):
+        MeasuredLatency.model_validate(unsourced)
+    undated = _latency()
+    del undated["sources"]["as_of"]  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError, match="as_of"):
+        MeasuredLatency.model_validate(undated)
+    with pytest.raises(ValidationError, match="after today"):
+        MeasuredLatency.model_validate(_latency(as_of=datetime.date.today()
+                                                + datetime.timedelta(days=1)))
+    with pytest.raises(ValidationError, match="p5 must be <="):
+        MeasuredLatency.model_validate(_latency(output_tokens_per_s_p5=200.0))
+    with pytest.raises(ValidationError, match="p95 must be >="):
+        MeasuredLatency.model_validate(_latency(ttft_ms_p95=100.0))
+    with pytest.raises(ValidationError, match="give output_tokens_per_s or ttft_ms"):
+        MeasuredLatency.model_validate(_latency(output_tokens_per_s=None, ttft_ms=None))
+
+
+def test_a_median_alone_gets_the_default_latencys_spread() -> None:
+    from llmplan.catalog import MeasuredLatency
+    from llmplan.scenario.cloud import CloudLatency
+
+    measured = MeasuredLatency.model_validate(_latency(output_tokens_per_s=180.0,
+                                                       ttft_ms=700.0))
+    default = CloudLatency()
+    spread = default.ttft_ms.p95 / default.ttft_ms.median
+    # what the benchmark's client saw, less its round trip (the deployment's, 40 ms)
+    assert measured.provider_ttft_ms(50_000, 40) == pytest.approx((660.0, 660.0 * spread))
+    assert measured.output_tokens_per_s_p5_used == pytest.approx(
+        180.0 * default.output_tokens_per_s.p5 / default.output_tokens_per_s.median)
+    tails = MeasuredLatency.model_validate(_latency(output_tokens_per_s_p5=60.0,
+                                                    ttft_ms_p95=900.0))
+    assert tails.output_tokens_per_s_p5_used == 60.0
+    assert tails.provider_ttft_ms(50_000, 0) == (500.0, 900.0)
+    # measured with 10,000-token prompts: their reading (0.2 s at 50,000 tokens/s) comes
+    # out too, as the simulation adds each request's own; never over half the median
+    long_prompts = MeasuredLatency.model_validate(_latency(ttft_prompt_tokens=10_000,
+                                                           ttft_ms=740.0))
+    assert long_prompts.provider_ttft_ms(50_000, 40) == pytest.approx((500.0, 500 * spread))
+    assert long_prompts.provider_ttft_ms(1_000, 40) == pytest.approx((370.0, 370 * spread))

@@ -168,6 +168,25 @@ def test_an_api_throttled_past_the_slo_is_not_blamed_on_its_assumed_latency(
         assert ("default provider latency, assumed" in driver.basis) is blamed
 
 
+def test_an_api_missing_the_slo_at_its_measured_latency_names_the_measurement(
+        simulated: dict[str, Candidate]) -> None:
+    """A cloud model simulated at the latency a public benchmark measured (the catalog's) is
+    excluded against that measurement, not an assumption: the basis says whose and when."""
+    api = _priced(simulated["api"], 0.0001, {"cloud_output_tokens": 100.0},
+                  excluded="misses the SLO: 90.0% of requests within bounds, 95% required")
+    slo = api.slo.model_copy(update={"goodput_fraction": 0.90, "min_goodput_fraction": 0.95,
+                                     "met": False})
+    counts = api.requests.model_copy(update={"total": 1000, "completed": 1000})
+    excluded = api.model_copy(update={
+        "slo": slo, "requests": counts,
+        "latency_from": "catalog: measured (Artificial Analysis, 2026-12-07)"})
+    fleet = _priced(simulated["fleet"], 0.002, {"hardware": 2_000.0})
+    [driver] = [d for d in drivers("fleet", ["fleet"], {"fleet": fleet, "api": excluded})
+                if d.text.startswith("api would cost less")]
+    assert "assumed" not in driver.basis
+    assert "measured (Artificial Analysis, 2026-12-07, from the catalog" in driver.basis
+
+
 def _using(candidate: Candidate, load_fraction: float) -> Candidate:
     """`candidate` with its local fleet running this share of its full batches."""
     local = candidate.local
