@@ -69,7 +69,9 @@ def test_every_chart_renders_without_console_errors(report: Path, tmp_path: Path
     # the seed's hybrid pattern, task by task: chat to the API, the restricted tasks kept
     assert "Hybrid routing" in dom and "restricted, 0 of them answered by the API" in dom
     assert re.search(r"<td>hybrid</td><td>chat</td><td>[\d,]+</td><td>0 \(0%\)</td>", dom)
-    assert "What decides it" in dom and "useful results: 95% of requests for hybrid" in dom
+    assert "What decides it" in dom
+    assert re.search(r"useful results: \d+% of requests for hybrid against \d+% for gpu-fleet",
+                     dom)
     assert "The searches simulated" in dom          # which stretch planning simulated
     assert dom.count("<table>") >= 4            # candidates, decision table, checklist, plan
     assert "http://" not in dom.split("<script", 1)[0]   # nothing fetched from the web
