@@ -555,6 +555,14 @@ def loadtest(
                 console.print(f"[bold red]error:[/] {escape(result.target_down)}; "
                               f"records are in {level_dir / 'requests.jsonl'}", highlight=False)
                 raise typer.Exit(code=3)
+            failed = [code for code in result.exit_codes if code]
+            if not result.rows and result.summary.requests.planned and failed:
+                # the senders died before sending: not a target's answer, and not a pass
+                console.print(f"[bold red]error:[/] the load generator sent nothing: Locust "
+                              f"exited with code {', '.join(map(str, failed))}; its output "
+                              f"is in {escape(str(level_dir / 'locust.log'))}",
+                              highlight=False)
+                raise typer.Exit(code=3)
             if level.saturated:
                 console.print(f"saturated at {level_rate:g} req/s")
             elif level_rate is None and settings.mode == "open":

@@ -124,6 +124,25 @@ def test_a_run_where_every_request_failed_exits_non_zero(tmp_path: Path,
     assert summary["requests"]["failed"] == 6 and summary["requests"]["finished"] == 0
 
 
+def test_a_load_generator_that_dies_before_sending_is_an_error(tmp_path: Path,
+                                                               scenario_file: Path) -> None:
+    """Locust failing to start (here its gevent made unimportable, which only the load
+    generator's own process imports) sends nothing: an error naming its log, not a pass."""
+    broken = tmp_path / "broken"
+    (broken / "gevent").mkdir(parents=True)
+    (broken / "gevent" / "__init__.py").write_text("raise ImportError('broken for the test')\n")
+    targets = targets_file(tmp_path, down={"kind": "openai", "base_url": "http://127.0.0.1:9",
+                                           "model": "m", "request_timeout_s": 5})
+    result = llmplan("loadtest", str(scenario_file), "--targets", str(targets), "--target",
+                     "down", "--duration", "30s", "--time-scale", "0.05", "--max-requests", "4",
+                     "--out", str(tmp_path / "out"), env={"PYTHONPATH": str(broken)})
+    assert result.returncode == 3, (result.returncode, result.stdout, result.stderr)
+    said = " ".join(result.stderr.split())
+    assert "the load generator sent nothing: Locust exited with code" in said
+    assert "locust.log" in said and "Traceback" not in result.stderr
+    assert "broken for the test" in (tmp_path / "out" / "locust.log").read_text()
+
+
 def test_a_reused_output_folder_forgets_the_previous_runs_clock(tmp_path: Path) -> None:
     """A run into a folder an earlier run used: that run's start marker would start this
     run's duration clock long ago (it stopped before sending anything, and exited 0)."""
