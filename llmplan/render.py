@@ -11,7 +11,7 @@ from rich.table import Table
 from llmplan.catalog import STALE_AFTER_DAYS, Catalog, CloudModelSpec, is_stale
 from llmplan.catalog.lifecycle import lifecycle
 from llmplan.decide.sweep import SweepResult
-from llmplan.decide.table import rate_shown
+from llmplan.decide.table import limit_words
 from llmplan.fidelity.fit import Fit
 from llmplan.fidelity.validate import METRICS, Comparison
 from llmplan.loadtests.repeats import RepeatSummary
@@ -167,13 +167,9 @@ def api_limits(result: Result) -> str | None:
     """Each cloud API's binding rate limit and the rate it admits at the traffic's token
     mix, against the rate the traffic brings on average (None: no API with limits)."""
     mean = result.scenario.long_run_requests_per_s
-    parts = [f"{name} {dep.cloud.limit} sustain {rate_shown(most)} req/s "
-             f"({(mean or dep.throughput.offered_requests_per_s) / most:.0%} of it "
-             f"{'at the month' + chr(39) + 's mean rate' if mean else 'used on average'})"
-             for name, dep in result.deployments.items()
-             if dep.cloud is not None and dep.cloud.limit is not None
-             and (most := dep.cloud.limit_sustains_requests_per_s) is not None]
-    return "; ".join(parts) + " (at this traffic's token mix)" if parts else None
+    parts = [f"{name} {words}" for name, dep in result.deployments.items()
+             if (words := limit_words(dep, mean)) is not None]
+    return "; ".join(parts) or None
 
 
 def exclusions(result: Result) -> list[str]:

@@ -816,6 +816,7 @@ def _over_limit_notes(planner: Planner, simulation: SimulationResult) -> list[st
     """Cloud APIs whose limits do not sustain the scenario's own busiest stretch at the
     costed volume (the stretch as it arrives, times the light draw)."""
     notes = []
+    costed_pace = len(planner.window) / planner.window_s * planner.light_draw
     for name in planner.limits:
         limit = planner.limit_factor(name)
         if limit is None or limit >= planner.light_draw * (1 - 1e-9):
@@ -824,13 +825,12 @@ def _over_limit_notes(planner: Planner, simulation: SimulationResult) -> list[st
         dep = planner.loaded.scenario.deployments[name]
         assert isinstance(dep, CloudDeployment)
         met = simulation.deployments[name].slo.met
-        needed = sustained.needed_for(len(planner.window) / planner.window_s
-                                      * planner.light_draw)
+        needed = sustained.needed_for(costed_pace)
         notes.append(
             f"{name}: {dep.model}'s limits ({sustained.limit}) sustain "
             f"{sustained.requests_per_s:,.2f} requests/s at this token mix, less than the "
             f"traffic's busiest stretch "
-            f"({len(planner.window) / planner.window_s * planner.light_draw:,.2f}/s"
+            f"({costed_pace:,.2f}/s"
             + (" with the costed volume" if planner.light_draw > 1 else "") + "), "
             f"so at most {limit * _mean_rate(planner, simulation):,.2f}/s on average "
             "with this traffic's shape (the planning's max sustainable rate is the first: "

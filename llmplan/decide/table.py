@@ -82,12 +82,8 @@ def decision_table(candidates: dict[str, Candidate], loaded: LoadedScenario,
             if prefix is not None:
                 scale.append(f"prefix cache ({prefix.policy}): "
                              f"{prefix.hit_rate_tokens:.0%} of prompt tokens")
-        if s.cloud is not None and s.cloud.limit is not None \
-                and s.cloud.limit_sustains_requests_per_s is not None:
-            most = s.cloud.limit_sustains_requests_per_s
-            mean = mean_requests_per_s or s.throughput.offered_requests_per_s
-            scale.append(f"limits ({s.cloud.limit}) sustain {rate_shown(most)} req/s at this "
-                         f"token mix, {mean / most:.0%} of it at the month's mean rate")
+        if (limits := limit_words(s, mean_requests_per_s)) is not None:
+            scale.append(f"limits {limits}")
         if s.cloud is not None:
             gave_up = s.requests.throttled
             scale.append(f"{s.cloud.throttled_requests:,} requests met a 429"
@@ -107,6 +103,19 @@ def decision_table(candidates: dict[str, Candidate], loaded: LoadedScenario,
         broken = [r for r in s.infeasible_because if not r.startswith("misses the SLO")]
         rows["compliance"][name] = "; ".join(broken) or "meets every constraint"
     return [DecisionRow(question=q, answers=a) for q, a in rows.items()]
+
+
+def limit_words(candidate: Candidate, mean_requests_per_s: float | None) -> str | None:
+    """"(4,000,000 tokens/min) sustain 67.0 req/s at this token mix, 18% of it at the
+    month's mean rate": a cloud API's binding limit against the traffic's long-run rate
+    (the run's own mean when that is unknown); None without an API's limits."""
+    cloud = candidate.cloud
+    if cloud is None or cloud.limit is None or cloud.limit_sustains_requests_per_s is None:
+        return None
+    most = cloud.limit_sustains_requests_per_s
+    mean = mean_requests_per_s or candidate.throughput.offered_requests_per_s
+    return (f"({cloud.limit}) sustain {rate_shown(most)} req/s at this token mix, "
+            f"{mean / most:.0%} of it at the month's mean rate")
 
 
 def _ms(value: float | None) -> str:

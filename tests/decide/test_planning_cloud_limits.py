@@ -169,7 +169,7 @@ def test_an_apis_binding_limit_is_shown_against_the_months_rate() -> None:
     cloud = result.deployments["api"].cloud
     assert cloud is not None and cloud.limit == "396,000 tokens/min"
     assert cloud.limit_sustains_requests_per_s == pytest.approx(6.0, rel=1e-9)
-    assert api_limits(result) == ("api 396,000 tokens/min sustain 6.00 req/s (83% of it at "
-                                  "the month's mean rate) (at this traffic's token mix)")
+    assert api_limits(result) == ("api (396,000 tokens/min) sustain 6.00 req/s at this token "
+                                  "mix, 83% of it at the month's mean rate")
     scale = next(r for r in result.decision_table if r.question == "scale").answers["api"]
     assert "limits (396,000 tokens/min) sustain 6.00 req/s" in scale
