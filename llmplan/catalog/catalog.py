@@ -280,7 +280,8 @@ class GpuSpec(_Entry):
     @property
     def int8_tops(self) -> float | None:
         """Dense INT8 tensor-core TOP/s (None: no INT8 tensor cores listed): vLLM's W8A8
-        INT8 layers run CUTLASS's INT8 GEMMs from capability 7.5 on."""
+        INT8 layers run CUTLASS's INT8 GEMMs from capability 7.5 to 9.x (its Blackwell
+        builds have none, so vLLM refuses INT8 there: llmplan.perf.support)."""
         return self.int8_dense_tops if self.int8_dense_tops is not None \
             else self.fp8_dense_tflops
 

@@ -68,6 +68,11 @@ def _weights_need(setup: ReplicaSetup) -> tuple[Release, str] | None:
     return None
 
 
+#: The first NVIDIA compute capability whose CUTLASS scaled-mm build has no INT8 kernel:
+#: Blackwell's dispatchers (sm100, sm120) wire only FP8 (see `format_error`).
+NO_CUTLASS_INT8_CAPABILITY = 10
+
+
 def format_error(setup: ReplicaSetup) -> str | None:
     """Why vLLM cannot serve the model in its weight format on this GPU (None: it can).
 
@@ -75,8 +80,29 @@ def format_error(setup: ReplicaSetup) -> str | None:
     layers fall back to unquantized ones ("MXFP4 linear layer is not implemented",
     vllm/model_executor/layers/quantization/mxfp4.py, read in 0.27.1), so a dense model has
     no MXFP4 path on NVIDIA GPUs (AMD's Quark checkpoints carry MXFP4 dense layers to
-    ROCm)."""
-    if setup.weights_dtype != "mxfp4" or setup.model.is_moe or setup.gpu.vendor == "amd":
+    ROCm).
+
+    W8A8 INT8 checkpoints run their linear layers on CUTLASS's scaled-mm
+    (CutlassInt8ScaledMMLinearKernel, which accepts every CUDA GPU), whose Blackwell
+    dispatchers (compute capability 10.x and 12.x) have no INT8 kernel: vLLM stops at
+    start-up with "Int8 not supported on SM100. Use FP8 quantization instead, or run on
+    older arch (SM < 100)" (csrc/quantization/w8a8/cutlass/c3x/scaled_mm_helper.hpp; a
+    dtype assertion before vllm-project/vllm#25935; still so in 2026 with the Triton INT8
+    kernel behind it unreachable, vllm-project/vllm#54311). AMD GPUs take INT8 through
+    ROCm's own kernels."""
+    gpu = setup.gpu
+    capability = gpu.capability
+    if setup.weights_dtype == "int8" and gpu.vendor == "nvidia" and capability is not None \
+            and capability[0] >= NO_CUTLASS_INT8_CAPABILITY:
+        sm = f"SM{capability[0]}{capability[1]}"
+        return (f"weights_dtype int8 on {setup.gpu_name} (compute capability "
+                f"{gpu.compute_capability}): vLLM runs W8A8 INT8 layers on CUTLASS's "
+                f"scaled-mm, which has no INT8 kernel on Blackwell, and refuses to start "
+                f"(\"Int8 not supported on {sm}. Use FP8 quantization instead\"); "
+                f"expected engine.weights_dtype fp8 (the same bytes a weight, on "
+                f"{setup.gpu_name}'s FP8 tensor cores), or a GPU before compute capability "
+                f"{NO_CUTLASS_INT8_CAPABILITY}.0")
+    if setup.weights_dtype != "mxfp4" or setup.model.is_moe or gpu.vendor == "amd":
         return None
     return (f"vLLM quantises only a mixture of experts' routed experts in MXFP4 (its linear "
             f"layers fall back to unquantized ones), and {setup.model_name} is dense: "
@@ -108,4 +134,5 @@ def release_error(setup: ReplicaSetup) -> str | None:
             f"vllm_version >= {dotted(max(since for since, _ in found))}")
 
 
-__all__ = ["ARCHITECTURE_RELEASES", "LISTED_IN_0_6_4", "format_error", "release_error"]
+__all__ = ["ARCHITECTURE_RELEASES", "LISTED_IN_0_6_4", "NO_CUTLASS_INT8_CAPABILITY", "format_error",
+           "release_error"]
