@@ -451,6 +451,12 @@ class ModelSpec(_Entry):
                                        "(gpt-oss, Gemma 3), or chunks of the window's length "
                                        "(Llama 4's attention_chunk_size), which some vLLM "
                                        "releases page as full attention.")
+    vision_params_b: float = Field(
+        default=0.0, ge=0, description="Parameters of the vision encoder and its projector "
+                                       "into the text model, billions, counted in params_b "
+                                       "(vLLM loads them): they run only on images, so a "
+                                       "step of text neither reads nor multiplies them "
+                                       "(llmplan.perf.steptime).")
     mtp_layers: int = Field(default=0, ge=0, description="Multi-token-prediction layers "
                                                          "(DeepSeek), used for speculation.")
     mtp_params_b: float = Field(
@@ -536,6 +542,11 @@ class ModelSpec(_Entry):
         if self.hub_gated is not None and "hub_gated" in self.model_fields_set \
                 and not self.sources.get("hub_gated"):
             raise ValueError("no source given for: hub_gated (add it under sources)")
+        if self.vision_params_b * 1e9 > self.dense_params:
+            raise ValueError(f"vision_params_b ({self.vision_params_b:g}) exceeds what params_b "
+                             f"holds beyond the embeddings and routed experts "
+                             f"({self.dense_params / 1e9:.3g} billion): expected the vision "
+                             f"encoder's own parameters, billions")
         if self.mtp_params_b and not self.mtp_layers:
             raise ValueError("mtp_params_b needs mtp_layers (the MTP modules they belong to)")
         if self.default_dtype in self.checkpoints:
@@ -632,6 +643,16 @@ class ModelSpec(_Entry):
         """Everything but embeddings and routed experts: attention, dense MLPs, shared
         experts, norms (from the model card's total)."""
         return max(0.0, self.params_b * 1e9 - self.embedding_params - self.expert_params)
+
+    @property
+    def vision_params(self) -> float:
+        """The vision encoder and projector (in dense_params: loaded, not run on text)."""
+        return self.vision_params_b * 1e9
+
+    def vision_bytes(self, dtype: str) -> float:
+        """`vision_params` as weight_bytes counts them, in the format of the layers outside
+        the experts."""
+        return self.vision_params * WEIGHT_BITS[self.dense_dtype(dtype)] / 8.0
 
     @property
     def replicated_params(self) -> float:

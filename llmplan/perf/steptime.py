@@ -93,7 +93,7 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
     (2 x kv_lora_rank + rope dims per pair) and prefills over keys and values it
     up-projects from it (2 x head_dim + rope dims).
     memory: every step reads the dense weights once (those every GPU holds whole, the
-    routers and MLA's down-projections, on each GPU), the
+    routers and MLA's down-projections, on each GPU; not a vision encoder), the
     experts its tokens touch, and the KV cache of every decoding sequence (full layers: the
     whole context; window layers: min(context, window)); with data-parallel attention
     every rank reads the weights outside the experts whole. serial: tensor-parallel
@@ -206,7 +206,8 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
         compute_per_window_seq_s=pair_flops * model.sliding_layers * window / attention_flops,
         window_tokens=window,
         compute_per_sampled_s=2.0 * head_params / head_flops,
-        weights_s=(all_weights - expert_bytes - embedding_rows
+        # a vision encoder is loaded but runs only on images: a step of text skips it
+        weights_s=(all_weights - expert_bytes - embedding_rows - model.vision_bytes(weights)
                    + model.replicated_bytes(weights) * (setup.attention_tp - 1))
         * ranks / bandwidth,
         # the step waits for the GPU holding the most experts
@@ -334,15 +335,19 @@ def layer_sync_us(setup: ReplicaSetup, spec: RooflineStepTime) -> float:
 
 
 def _layer_params(model: ModelSpec) -> float:
-    """Parameters a token goes through in the layers (no embeddings, no output head).
+    """Parameters a token goes through in the layers (no embeddings, no output head, no
+    vision encoder: it runs only on images).
 
-    Two counts, each at least that: the total less embeddings and the routed experts a
-    token skips also holds a vision tower (Llama 4, Gemma 3, Mistral Small 3.2); the model
-    card's active count less one vocab x hidden matrix also holds the head, and the input
-    embedding where the card counts it (gpt-oss's does not). The smaller is the closer.
+    Two counts, each at least that: the total less embeddings, the routed experts a token
+    skips and the catalog's vision_params_b (a vision tower it does not give stays in:
+    Llama 4, Gemma 3 and Mistral Small 3.2 give theirs); the model card's active count
+    less one vocab x hidden matrix also holds the head, the input embedding where the card
+    counts it (gpt-oss's does not) and a vision tower where it counts one (Gemma 3's). The
+    smaller is the closer.
     """
     routed_skipped = model.expert_params - model.routed_active_params
-    by_total = model.params_b * 1e9 - model.embedding_params - routed_skipped
+    by_total = model.params_b * 1e9 - model.embedding_params - routed_skipped \
+        - model.vision_params
     by_card = model.active_params_b * 1e9 - model.vocab_size * model.hidden_size
     return min(by_total, by_card)
 

@@ -75,12 +75,13 @@ def test_published_throughput_table() -> None:
     # share, trtllm-bench's own limits, a roofline per kind of kernel, the B200's measured
     # FP4 GEMM share, the API server's stage and the routed experts' slot cost meets the
     # issue's 15% with room (11.0%: the table and the model are deterministic), and no case
-    # is off by more than 55% (51%: Llama-4-Scout on four H100s, since its window layers
-    # read min(context, window) instead of a whole 8,192-token window per sequence and its
-    # attention runs data parallel; the issue's bar, 35%, is not met: FIDELITY.md)
+    # is off by more than 56% (55.8%: Llama-4-Scout on four H100s, since its window layers
+    # read min(context, window) instead of a whole 8,192-token window per sequence, its
+    # attention runs data parallel and its vision encoder, which text never runs, is no
+    # longer read every step; the issue's bar, 35%, is not met: FIDELITY.md)
     whole, worst = summary(outcomes)
     assert whole <= 12.5, sorted(round(o.error_pct) for o in outcomes)
-    assert worst < 55.0, sorted(round(o.error_pct) for o in outcomes)
+    assert worst < 56.0, sorted(round(o.error_pct) for o in outcomes)
     # low-concurrency DeepSeek-R1 (InferenceMAX): the per-layer latency is what sets them
     low = [o for c, o in zip(cases, outcomes, strict=True) if c.id.startswith("ix-")]
     assert len(low) >= 8 and summary(low)[0] <= 20.0, [round(o.error_pct) for o in low]
