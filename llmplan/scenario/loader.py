@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,6 +93,7 @@ def _resolve(doc: YamlDocument, base_dir: Path, path: Path) -> LoadedScenario:
     except InputError as exc:
         raise ScenarioError(exc.problems) from None
     catalog = _merge_catalog(doc, scenario)
+    scenario = _catalog_spellings(scenario, catalog)
     scenario, named = _drafters_by_repository(doc, scenario, catalog)
     problems, unbuildable = _check_names(doc, scenario, catalog)
     problems = named + problems
@@ -106,6 +108,36 @@ def _resolve(doc: YamlDocument, base_dir: Path, path: Path) -> LoadedScenario:
     if scenario.evaluations:
         scenario = _import_evaluations(doc, scenario, base_dir, set(left_out))
     return LoadedScenario(scenario, catalog, path, left_out)
+
+
+def _spelling(name: str) -> str:
+    """`name` as compared with the catalog's ids: case, spaces, hyphens and underscores
+    aside ("RTX PRO 6000", "rtx-pro-6000" and "RTX-PRO-6000" are one GPU)."""
+    return "".join(c for c in name.casefold() if c not in " -_")
+
+
+def _catalog_id(name: str, ids: Iterable[str]) -> str:
+    """The catalog id `name` spells, when it is not one itself but matches exactly one id
+    but for case and separators (`_spelling`); else `name` as written."""
+    known = list(ids)
+    if name in known:
+        return name
+    matches = [key for key in known if _spelling(key) == _spelling(name)]
+    return matches[0] if len(matches) == 1 else name
+
+
+def _catalog_spellings(scenario: Scenario, catalog: Catalog) -> Scenario:
+    """`scenario` with each local deployment's gpu and model written as the catalog's ids
+    where they spell one another way (h200, MI300x, gpt-oss-120B, RTX PRO 6000), so the
+    results and the stack name them as the catalog does."""
+    deployments = dict(scenario.deployments)
+    for name, dep in scenario.deployments.items():
+        if not isinstance(dep, LocalDeployment):
+            continue
+        gpu, model = _catalog_id(dep.gpu, catalog.gpus), _catalog_id(dep.model, catalog.models)
+        if (gpu, model) != (dep.gpu, dep.model):
+            deployments[name] = dep.model_copy(update={"gpu": gpu, "model": model})
+    return scenario.model_copy(update={"deployments": deployments})
 
 
 def _drafters_by_repository(doc: YamlDocument, scenario: Scenario,
