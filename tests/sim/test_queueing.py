@@ -54,3 +54,40 @@ def test_mm1_mean_wait_with_memoryless_lengths() -> None:
     assert waits.mean() == pytest.approx(expected, rel=0.03)
     # and the waiting-time distribution: P(W > 0) = rho
     assert (waits > 1e-12).mean() == pytest.approx(rate / mu, abs=0.01)
+
+
+ROOFLINE_BATCH_OF_ONE = """
+    seed: 5
+    duration: {duration}
+    traffic: {{kind: poisson, rate_per_s: {rate}}}
+    tasks:
+      - name: t
+        prompt_tokens: {{kind: fixed, tokens: 200}}
+        output_tokens: {{kind: fixed, tokens: 20}}
+    deployments:
+      single:
+        gpu: H200
+        model: gpt-oss-120b
+        engine: {{max_num_seqs: 1}}
+    simulation: {{drain_s: 100000}}
+"""
+
+
+def test_md1_holds_for_a_roofline_replica_of_a_mixture_of_experts() -> None:
+    # gpt-oss-120b (MXFP4 experts, sliding-window layers) on an H200 at one sequence: every
+    # request costs the same service time, whatever the roofline makes of it, so the queue
+    # is M/D/1; the service time is the replica's own, from one request alone
+    alone = scenario_from(ROOFLINE_BATCH_OF_ONE.format(duration=50, rate=0.01))
+    run, stream = run_first(alone)
+    service_s = float(request_table(run, stream).e2e_s[0])
+    assert 0.01 < service_s < 1.0
+    rho, requests = 0.7, 60_000
+    rate = rho / service_s
+    loaded = scenario_from(ROOFLINE_BATCH_OF_ONE.format(duration=requests / rate, rate=rate))
+    run, stream = run_first(loaded)
+    table = request_table(run, stream)
+    assert (table.outcome == 1).all()
+    # the service time does not depend on the queue
+    assert np.ptp(table.e2e_s - table.queue_wait_s) < 1e-9 * service_s + 1e-12
+    expected = rho * service_s / (2 * (1 - rho))          # Pollaczek-Khinchine, M/D/1
+    assert table.queue_wait_s.mean() == pytest.approx(expected, rel=0.04)
