@@ -153,7 +153,7 @@ def images_to_name(loaded: LoadedScenario) -> list[str]:
             for name, dep in loaded.scenario.deployments.items()
             if isinstance(dep, LocalDeployment) and dep.gpu in loaded.catalog.gpus
             and (why := no_published_image(dep.engine.vllm_version,
-                                           loaded.catalog.gpus[dep.gpu].vendor)) is not None]
+                                           loaded.catalog.gpus[dep.gpu])) is not None]
 
 
 def fixed_gateway_caps(loaded: LoadedScenario) -> list[str]:

@@ -13,11 +13,14 @@ it would not be what was simulated. The others roll back with `pulumi config set
   ROCm, `vllm/vllm-openai-rocm:v<release>`: vLLM's release pipeline pushes it with every
   `vllm/vllm-openai:v<release>` (.buildkite/scripts/publish-release-images.sh, the `rocm`
   target) from 0.14.0 on, and vLLM's ROCm install docs name that repository as the official
-  image. The flags llmplan passes (--max-num-seqs, --max-num-batched-tokens,
-  --gpu-memory-utilization, --block-size, --tensor-parallel-size, --data-parallel-size and
-  --api-server-count, --enable-chunked-prefill, --enable-prefix-caching, --quantization,
-  --max-model-len) are the scheduler and memory knobs the simulator models, each passed only
-  to a release that takes it (`engine.SETTING_RELEASES`), and the autoscaler reads vLLM's
+  image. On Blackwell GPUs (compute capability 10.x and 12.x: B200, GB200, RTX PRO 6000)
+  vLLM's own image runs from 0.9.0, the first built with CUDA 12.8 (`image_floor`); an
+  earlier release needs an image of one's own named. The flags llmplan passes
+  (--max-num-seqs, --max-num-batched-tokens, --gpu-memory-utilization, --block-size,
+  --tensor-parallel-size, --data-parallel-size and --api-server-count,
+  --enable-chunked-prefill, --enable-prefix-caching, --quantization, --max-model-len) are
+  the scheduler and memory knobs the simulator models, each passed only to a release that
+  takes it (`engine.SETTING_RELEASES`), and the autoscaler reads vLLM's
   `vllm:num_requests_waiting`.
 - LiteLLM v1.108.7: the release the live router test runs (tests/infra/test_router_live.py
   starts `litellm[proxy]==1.108.7` from this project's dev dependencies), so the config the
@@ -37,7 +40,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from llmplan.perf.engine import DEFAULT_VLLM_VERSION, release_tuple
+from llmplan.catalog import GpuSpec
+from llmplan.perf.engine import DEFAULT_VLLM_VERSION, dotted, release_tuple
 
 VLLM_REPOSITORY = "vllm/vllm-openai"
 VLLM_ROCM_REPOSITORY = "vllm/vllm-openai-rocm"
@@ -45,6 +49,13 @@ VLLM_ROCM_REPOSITORY = "vllm/vllm-openai-rocm"
 #: January 2026: vLLM's ROCm install docs name the repository from then, vllm-project/vllm
 #: #32580; no earlier tag of it was found). Earlier ROCm builds were AMD's own rocm/vllm.
 FIRST_ROCM_IMAGE_RELEASE = (0, 14, 0)
+#: The first release whose published image runs on Blackwell GPUs (compute capability 10.x,
+#: 12.x): 0.9.0 moved vLLM's wheels and image from CUDA 12.4 (torch 2.6) to CUDA 12.8 (torch
+#: 2.7: vllm-project/vllm#16859; the v0.9.0 release notes: "The default wheel has been
+#: upgraded from CUDA 12.4 to CUDA 12.8"), the first CUDA that compiles for sm_100 and sm_120.
+#: An earlier image has no kernels for them: torch stops at start-up with "no kernel image is
+#: available for execution on the device" (vllm-project/vllm#13306, #17901).
+FIRST_BLACKWELL_IMAGE_RELEASE = (0, 9, 0)
 
 
 def vllm_image(version: str, vendor: Literal["nvidia", "amd"] = "nvidia") -> str:
@@ -62,15 +73,31 @@ def is_final(version: str) -> bool:
     return re.fullmatch(r"\d+\.\d+(\.\d+)?(\.\d+|\.post\d+)?", version) is not None
 
 
-def no_published_image(version: str, vendor: Literal["nvidia", "amd"]) -> str | None:
-    """Why vLLM publishes no image of release `version` for `vendor`'s GPUs (None: it
-    does), so that `llmplan stack` needs one named (--vllm-image)."""
+def image_floor(gpu: GpuSpec) -> tuple[tuple[int, int, int], str] | None:
+    """The first release vLLM publishes an image of that runs on `gpu`, and why (None: any
+    release's image runs on it)."""
+    if gpu.vendor == "amd":
+        first = dotted(FIRST_ROCM_IMAGE_RELEASE)
+        return FIRST_ROCM_IMAGE_RELEASE, (f"vLLM publishes ROCm images (vllm/vllm-openai-rocm) "
+                                          f"from {first} on")
+    if (gpu.capability_major or 0) >= 10:
+        first = dotted(FIRST_BLACKWELL_IMAGE_RELEASE)
+        return FIRST_BLACKWELL_IMAGE_RELEASE, (
+            f"vLLM's images run on Blackwell GPUs (compute capability "
+            f"{gpu.compute_capability}) from {first} on, the first built with CUDA 12.8 (before "
+            f"it, CUDA 12.4, with no kernels for them: 'no kernel image is available for "
+            f"execution on the device')")
+    return None
+
+
+def no_published_image(version: str, gpu: GpuSpec) -> str | None:
+    """Why vLLM publishes no image of release `version` that runs on `gpu` (None: it does),
+    so that `llmplan stack` needs one named (--vllm-image)."""
     if not is_final(version):
         return f"vLLM {version} is a pre-release, of which vLLM publishes no image"
-    if vendor == "amd" and release_tuple(version) < FIRST_ROCM_IMAGE_RELEASE:
-        first = ".".join(map(str, FIRST_ROCM_IMAGE_RELEASE))
-        return (f"vLLM publishes ROCm images (vllm/vllm-openai-rocm) from {first} on, and "
-                f"this is {version}")
+    floor = image_floor(gpu)
+    if floor is not None and release_tuple(version) < floor[0]:
+        return f"{floor[1]}, and this is {version}"
     return None
 
 

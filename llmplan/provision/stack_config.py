@@ -24,8 +24,8 @@ from llmplan.perf.engine import DEFAULT_VLLM_VERSION, dotted
 from llmplan.provision.gpu_nodes import EC2_GPU_INSTANCES, ec2_instance, known_instance
 from llmplan.provision.images import (
     BALANCER_IMAGE,
-    FIRST_ROCM_IMAGE_RELEASE,
     LITELLM_IMAGE,
+    image_floor,
     image_release,
     image_vendor,
     is_final,
@@ -361,14 +361,16 @@ class StackConfig(BaseModel):
                 f"memory accounting, defaults and flags differ: leave {key} empty (vLLM's "
                 f"own image of the simulated release), or set engine.vllm_version to the "
                 f"image's release in the scenario and run `llmplan stack` again")
-        if not image and self.gpu_vendor == "amd" and engine.release < FIRST_ROCM_IMAGE_RELEASE:
-            first = dotted(FIRST_ROCM_IMAGE_RELEASE)
+        gpu = self.plan.catalog.gpus[local[1].gpu]
+        floor = image_floor(gpu)
+        # vLLM's own image of the release, named or left to the default, does not run there
+        if floor is not None and image in ("", own) and engine.release < floor[0]:
+            whose = "AMD's rocm/vllm" if gpu.vendor == "amd" else "one built with CUDA 12.8"
             raise ValueError(
-                f"'{local[0]}' was simulated as vLLM {engine.vllm_version} on AMD GPUs, and "
-                f"vLLM publishes ROCm images (vllm/vllm-openai-rocm) from {first} on: set "
-                f"vllmRocmImage to a pinned image that runs vLLM {engine.vllm_version} "
-                f"(AMD's rocm/vllm; `llmplan stack --vllm-image <image>`), or simulate "
-                f"engine.vllm_version >= {first}")
+                f"'{local[0]}' was simulated as vLLM {engine.vllm_version} on "
+                f"{local[1].gpu} GPUs, and {floor[1]}: set {key} to a pinned image that "
+                f"runs vLLM {engine.vllm_version} ({whose}; `llmplan stack --vllm-image "
+                f"<image>`), or simulate engine.vllm_version >= {dotted(floor[0])}")
         return self
 
     @property

@@ -35,6 +35,8 @@ SCENARIO = chat_scenario("vllm-releases", """
   candidate: {gpu: H100-SXM, model: Llama-3.1-8B, engine: {vllm_version: "0.9.2rc1"}}
   amd-old: {gpu: MI300X, model: Llama-3.1-8B, engine: {vllm_version: "0.11.0"}}
   amd-new: {gpu: MI300X, model: Llama-3.1-8B, engine: {vllm_version: "0.14.0"}}
+  blackwell-old: {gpu: B200, model: Llama-3.1-8B, engine: {vllm_version: "0.8.5"}}
+  blackwell-new: {gpu: RTX-PRO-6000, model: Llama-3.1-8B, engine: {vllm_version: "0.9.0"}}
 """)
 
 
@@ -190,6 +192,32 @@ def test_the_graph_estimate_and_model_runner_settings_reach_the_pod(simulated: S
     assert env("no-estimate")["VLLM_USE_V2_MODEL_RUNNER"] == "0"
     assert "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS" not in env("current")
     assert "VLLM_USE_V2_MODEL_RUNNER" not in env("current")
+
+
+def test_blackwell_gpus_run_no_image_before_cuda_12_8(simulated: Simulated,
+                                                     tmp_path: Path) -> None:
+    """vLLM's images before 0.9.0 carry CUDA 12.4 kernels, none for Blackwell: a B200 fleet
+    simulated as 0.8.5 is refused with vLLM's own image of it, named or by default, and
+    built with an image of one's own; 0.9.0's image runs on an RTX PRO 6000 (12.0)."""
+    blackwell = r"vLLM's images run on Blackwell GPUs \(compute capability 10.0\) from 0.9.0 on"
+    with pytest.raises(InputError, match=blackwell):
+        stack_of(simulated, "blackwell-old", tmp_path)
+    loaded, result = simulated
+    with pytest.raises(InputError, match=r"set vllmImage to a pinned image that runs vLLM "
+                                         r"0.8.5 \(one built with CUDA 12.8"):
+        write_stack(tmp_path / "Pulumi.b.yaml", loaded, result, "blackwell-old",
+                    {"serving_image": "vllm/vllm-openai:v0.8.5"})
+    own = write_stack(tmp_path / "Pulumi.b.yaml", loaded, result, "blackwell-old",
+                      {"serving_image": "registry.local/team/vllm-cu128:v0.8.5"})
+    assert own.config.serving_image == "registry.local/team/vllm-cu128:v0.8.5"
+    assert stack_of(simulated, "blackwell-new", tmp_path).config.serving_image == \
+        "vllm/vllm-openai:v0.9.0"
+    # simulate says so beside the answer, for that deployment only
+    from llmplan.pipeline import images_to_name
+    notes = images_to_name(loaded)
+    assert any(n.startswith("deployment 'blackwell-old': vLLM's images run on Blackwell")
+               and "and this is 0.8.5" in n for n in notes)
+    assert not any("'blackwell-new'" in n or "'v0-9-sync'" in n for n in notes)
 
 
 def test_images_of_the_wrong_vendor_or_release_or_no_image_at_all_are_refused(
