@@ -78,10 +78,15 @@ PROBE_TIMEOUT_S = 10
 
 
 def serving_name(config: StackConfig) -> str:
+    """The fleet's name in the cluster: its StatefulSet's, its Services' and the rest. Its
+    Services take it, so a DNS-1035 label, a letter first: the API server refuses a Service
+    named after a deployment such as `8b-fleet` ("a DNS-1035 label must ... start with an
+    alphabetic character", ValidateServiceName), which then gets `vllm-` in front."""
     local = config.plan.local
     if local is None:
         raise ValueError(f"a {config.kind} stack has no GPU fleet")
-    return k8s_name(local[0])
+    name = k8s_name(local[0])
+    return name if name[0].isalpha() else k8s_name(f"vllm-{name}")
 
 
 def pods_service_name(config: StackConfig) -> str:

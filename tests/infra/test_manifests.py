@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 from conftest import EXAMPLES, ExampleStack
+from helpers import chat_scenario
+from infra_scenarios import simulate_text, stack_of
 from pydantic import ValidationError
 
 from llmplan.provision.gateway_manifests import gateway_manifests
@@ -19,13 +22,20 @@ from llmplan.provision.manifests import (
     namespace_manifest,
     network_policy,
 )
-from llmplan.provision.serving_manifests import serving_manifests
+from llmplan.provision.serving_manifests import (
+    pods_service_name,
+    scale_rule,
+    serving_manifests,
+)
 from llmplan.provision.stack import WrittenStack, setting_notes, write_stack
 from llmplan.provision.stack_config import StackConfig
 from llmplan.results.decision import Result
 from llmplan.scenario import LoadedScenario
 
 K8S = kubernetes_validate.latest_version()
+#: a Service's name as the API server takes it (ValidateServiceName: a DNS-1035 label, a
+#: letter first), which the schemas do not check
+DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def _all(config: StackConfig) -> list[dict[str, Any]]:
@@ -47,10 +57,37 @@ def test_every_manifest_is_valid_kubernetes(example_stacks: dict[str, ExampleSta
     for manifest in manifests:
         kubernetes_validate.validate(manifest, K8S, strict=True)
     kinds = sorted(m["kind"] for m in manifests)
+    assert all(DNS_1035.match(m["metadata"]["name"]) for m in manifests
+               if m["kind"] == "Service")
     expected_serving = 1 if config.plan.local else 0
     assert kinds.count("StatefulSet") == expected_serving
     assert kinds.count("NetworkPolicy") == 1 + expected_serving
     assert kinds.count("Deployment") == 1          # the gateway, in every stack
+
+
+def test_a_fleet_named_with_a_digit_first_gets_names_the_api_server_takes(
+        tmp_path: Path) -> None:
+    """A deployment named `8b-fleet` is a fine scenario name, but not a Service's: the
+    fleet takes `vllm-` in front, and everything that reaches it (the balancer, the
+    autoscaler's rule, the StatefulSet's governing Service) names it so."""
+    simulated = simulate_text(chat_scenario("digit-first", """
+  8b-fleet: {gpu: L40S, model: Llama-3.1-8B, replicas: 2,
+             autoscaling: {min_replicas: 1, max_replicas: 3}}
+"""))
+    config = stack_of(simulated, "8b-fleet", tmp_path).config
+    manifests = _all(config)
+    services = [m["metadata"]["name"] for m in manifests if m["kind"] == "Service"]
+    assert "vllm-8b-fleet" in services and "vllm-8b-fleet-pods" in services
+    assert all(DNS_1035.match(name) for name in services), services
+    statefulset = _by_kind(manifests, "StatefulSet")
+    assert statefulset["metadata"]["name"] == "vllm-8b-fleet"
+    assert statefulset["spec"]["serviceName"] == pods_service_name(config) in services
+    nginx = _by_kind(gateway_manifests(config), "ConfigMap")["data"]["nginx.conf"]
+    assert f"server vllm-8b-fleet-pods.{config.namespace}.svc.cluster.local:" in nginx
+    rule = scale_rule(config)
+    assert rule is not None and 'pod=~"vllm-8b-fleet-[0-9]+"' in rule["metricsQuery"]
+    hpa = _by_kind(manifests, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "vllm-8b-fleet"
 
 
 def test_a_broken_manifest_is_caught_by_the_schema(bedrock_stack: WrittenStack) -> None:
@@ -108,7 +145,6 @@ def test_the_simulated_autoscaler_becomes_an_hpa_on_its_own_decision(
     alone would scale in whenever the queue is empty, which the simulation never did."""
     import yaml
 
-    from llmplan.provision.serving_manifests import scale_rule
     config = bedrock_stack.config
     hpa = _by_kind(serving_manifests(config), "HorizontalPodAutoscaler")
     spec = hpa["spec"]
