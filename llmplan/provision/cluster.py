@@ -13,15 +13,13 @@ bound through.
 
 from __future__ import annotations
 
-import math
-
 import pulumi
 import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
 from llmplan.provision.cloud_access import STACK_TAG
-from llmplan.provision.cluster_sizing import check_eks_pods, pods_per_node
+from llmplan.provision.cluster_sizing import gpu_node_counts
 from llmplan.provision.gpu_nodes import GPU_RESOURCE, PRODUCT_LABEL, product_label
 from llmplan.provision.k8s_resources import create
 from llmplan.provision.manifests import device_plugin_manifest
@@ -50,22 +48,6 @@ def system_node_counts(settings: StackConfig) -> dict[str, int]:
     update); at least two, for the cluster's own add-ons."""
     nodes = max(2, settings.gateway_replicas + 1)
     return {"min_size": nodes, "desired_size": nodes, "max_size": nodes + 1}
-
-
-def gpu_node_counts(settings: StackConfig) -> tuple[str, int, int, int]:
-    """GPU instance type and the node group's min, desired and max size for the plan."""
-    local = settings.plan.local
-    assert local is not None
-    dep = local[1]
-    # an instance set after `llmplan stack` (pulumi config set eksGpuInstanceType) is checked
-    # here, before any node exists: pods that fit no node would stay Pending for good
-    check_eks_pods(settings)
-    instance, replicas_per_node = pods_per_node(settings)
-    replicas_per_node = max(1, replicas_per_node)
-    low = dep.autoscaling.min_replicas if dep.autoscaling is not None else dep.replicas
-    return (instance, math.ceil(low / replicas_per_node),
-            math.ceil(dep.replicas / replicas_per_node),
-            math.ceil(dep.max_replicas / replicas_per_node))
 
 
 class ClusterAccess(pulumi.ComponentResource):

@@ -7,6 +7,8 @@ A node group's instance carries a replica's GPUs and its pod's cores and memory
 
 from __future__ import annotations
 
+import math
+
 from llmplan.provision.gpu_nodes import ec2_instance, known_instance
 from llmplan.provision.serving_manifests import serving_sizes
 from llmplan.provision.stack_config import StackConfig
@@ -54,3 +56,19 @@ def check_eks_pods(config: StackConfig) -> None:
         fits = "none in llmplan's table does"
     raise ValueError(f"{instance} ({row.vcpus} vCPUs, {row.memory_gib} GiB) cannot hold a "
                      f"serving pod of '{local[0]}' ({cpu} cores, {memory_gib} GiB): {fits}")
+
+
+def gpu_node_counts(settings: StackConfig) -> tuple[str, int, int, int]:
+    """GPU instance type and the node group's min, desired and max size for the plan."""
+    local = settings.plan.local
+    assert local is not None
+    dep = local[1]
+    # an instance set after `llmplan stack` (pulumi config set eksGpuInstanceType) is checked
+    # here, before any node exists: pods that fit no node would stay Pending for good
+    check_eks_pods(settings)
+    instance, replicas_per_node = pods_per_node(settings)
+    replicas_per_node = max(1, replicas_per_node)
+    low = dep.autoscaling.min_replicas if dep.autoscaling is not None else dep.replicas
+    return (instance, math.ceil(low / replicas_per_node),
+            math.ceil(dep.replicas / replicas_per_node),
+            math.ceil(dep.max_replicas / replicas_per_node))

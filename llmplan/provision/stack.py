@@ -25,7 +25,12 @@ from llmplan.catalog import Catalog
 from llmplan.errors import InputError, Problem
 from llmplan.perf.engine import release_tuple
 from llmplan.provision.bedrock_routing import RouteError, bedrock_route, route_notes
-from llmplan.provision.cluster_sizing import check_eks_pods, eks_instance
+from llmplan.provision.cluster_sizing import (
+    check_eks_pods,
+    eks_instance,
+    gpu_node_counts,
+    pods_per_node,
+)
 from llmplan.provision.credentials import credential_lines
 from llmplan.provision.gpu_nodes import known_instance, unlabelled
 from llmplan.provision.images import (
@@ -372,6 +377,31 @@ def _image_notes(config: StackConfig, replaced: dict[str, str], was: str | None,
     return []
 
 
+def _eks_node_scaling_notes(config: StackConfig) -> list[str]:
+    """What an autoscaled fleet on the EKS cluster the stack creates lacks: the GPU node
+    group is sized min..max for the replicas, but nothing adds or removes its nodes (the
+    stack runs no cluster autoscaler), so the HPA's replicas past what the starting nodes
+    hold stay Pending, where the simulation started them within spin_up_s."""
+    local = config.plan.local
+    if local is None or local[1].autoscaling is None:
+        return []
+    instance, low, desired, high = gpu_node_counts(config)
+    if low == desired == high:
+        return []    # the starting nodes hold every replica the HPA may run
+    held = desired * max(1, pods_per_node(config)[1])
+    scale = local[1].autoscaling
+    return [f"clusterMode eks sizes the GPU node group of '{local[0]}' {low} to {high} "
+            f"{instance} nodes and starts {desired}, but runs no cluster autoscaler: "
+            f"replicas the HPA adds past the {held} those nodes hold stay Pending (the "
+            f"simulation started each within autoscaling.spin_up_s {scale.spin_up_s:g} s, "
+            f"up to {scale.max_replicas}), and no node is removed when it scales in; "
+            f"install one that discovers the cluster's node groups (Cluster Autoscaler: "
+            f"`helm install cluster-autoscaler autoscaler/cluster-autoscaler --namespace "
+            f"kube-system --set autoDiscovery.clusterName=llmplan-<stack> --set "
+            f"awsRegion={config.aws_region or '<region>'}`, with an IAM role that may scale "
+            f"them; or Karpenter)"]
+
+
 def thinking_notes(config: StackConfig) -> list[str]:
     """The fleet's tasks simulated without reasoning that the served model will think on
     anyway: a model that always thinks (gpt-oss, DeepSeek-R1: no switch), or Qwen3's
@@ -492,6 +522,7 @@ def setting_notes(config: StackConfig) -> list[str]:
             f"bill, set deployments.{local[0]}.costs.ownership: rented_on_demand and "
             f"catalog.gpus.{local[1].gpu}."
             f"rental_usd_per_gpu_hour to the instance's price per GPU, and run again")
+        notes += _eks_node_scaling_notes(config)
     setup = local[1].setup(config.plan.catalog) if local is not None else None
     if setup is not None and setup.servers > 1:
         gpu = config.plan.catalog.gpus[setup.gpu_name]

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from llmplan.errors import InputError
 from llmplan.perf.memory import kv_capacity
 from llmplan.pipeline import not_provisionable
-from llmplan.provision.cluster import gpu_node_counts
+from llmplan.provision.cluster_sizing import gpu_node_counts
 from llmplan.provision.gpu_nodes import ec2_instance
 from llmplan.provision.serving_manifests import vllm_args
 from llmplan.provision.stack import write_stack

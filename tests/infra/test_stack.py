@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from llmplan.cli import app
 from llmplan.errors import InputError
 from llmplan.pipeline import evaluate
+from llmplan.provision.cluster_sizing import gpu_node_counts
 from llmplan.provision.stack import WrittenStack, replay_scenario, setting_notes, write_stack
 from llmplan.provision.stack_config import (
     PROJECT,
@@ -226,11 +227,34 @@ def test_what_pulumi_up_still_needs_is_said(bedrock_stack: WrittenStack, tmp_pat
                                                      "subnet_ids": ["subnet-a"]})
     assert not any("VPC endpoint" in note for note in setting_notes(placed))
     config = bedrock_stack.config.model_copy(update={"aws_region": "", "cluster_mode": "eks"})
-    region, _, on_demand = [n for n in setting_notes(config) if not n.startswith(scaling)]
+    nodes = "clusterMode eks sizes the GPU node group"    # the next test's
+    region, _, on_demand = [n for n in setting_notes(config)
+                            if not n.startswith((*scaling, nodes))]
     assert region == ("the plan calls AWS Bedrock: set the region (--aws-region, or pulumi "
                       "config set awsRegion)")
     assert on_demand.startswith("clusterMode eks creates the GPU nodes of 'gpus' as on-demand "
                                 "EC2 instances (g6e.2xlarge)")
+
+
+def test_an_autoscaled_fleet_on_the_eks_cluster_the_stack_makes_is_told_nothing_adds_nodes(
+        bedrock_stack: WrittenStack) -> None:
+    """The simulated fleet scales 1 to 4 replicas; on the EKS cluster the stack creates its
+    GPU node group is sized 1 to 4 nodes (one replica each), but no cluster autoscaler runs:
+    the stack says that the replicas the HPA adds past the 2 starting nodes stay Pending,
+    and what to install. Where the starting nodes hold every replica, or on a cluster of
+    one's own, there is nothing to say."""
+    eks = bedrock_stack.config.model_copy(update={"cluster_mode": "eks"})
+    assert gpu_node_counts(eks) == ("g6e.2xlarge", 1, 2, 4)
+    [note] = [n for n in setting_notes(eks) if "cluster autoscaler" in n]
+    assert note.startswith("clusterMode eks sizes the GPU node group of 'gpus' 1 to 4 "
+                           "g6e.2xlarge nodes and starts 2, but runs no cluster autoscaler: "
+                           "replicas the HPA adds past the 2 those nodes hold stay Pending")
+    assert "autoDiscovery.clusterName=llmplan-<stack>" in note and "awsRegion=us-east-1" in note
+    assert not any("cluster autoscaler" in n for n in setting_notes(bedrock_stack.config))
+    # eight L40S a node hold every replica the HPA may run: the node group never changes
+    big = eks.model_copy(update={"eks_gpu_instance_type": "g6e.48xlarge"})
+    assert gpu_node_counts(big)[1:] == (1, 1, 1)
+    assert not any("cluster autoscaler" in n for n in setting_notes(big))
 
 
 def test_an_api_stack_says_the_gateway_refuses_restricted_tasks(tmp_path: Path) -> None:
