@@ -149,7 +149,7 @@ def images_to_name(loaded: LoadedScenario) -> list[str]:
     `llmplan stack` builds them only with an image named for it."""
     return [f"deployment '{name}': {why}; `llmplan stack` builds it only with an image that "
             f"runs vLLM {dep.engine.vllm_version} (`--vllm-image <image>`), or simulate a "
-            f"published release"
+            f"release vLLM publishes an image of for {dep.gpu}"
             for name, dep in loaded.scenario.deployments.items()
             if isinstance(dep, LocalDeployment) and dep.gpu in loaded.catalog.gpus
             and (why := no_published_image(dep.engine.vllm_version,
