@@ -14,7 +14,7 @@ it would not be what was simulated. The others roll back with `pulumi config set
   `vllm/vllm-openai:v<release>` (.buildkite/scripts/publish-release-images.sh, the `rocm`
   target) from 0.14.0 on, and vLLM's ROCm install docs name that repository as the official
   image. On Blackwell GPUs (compute capability 10.x and 12.x: B200, GB200, RTX PRO 6000)
-  vLLM's own image runs from 0.9.0, the first built with CUDA 12.8 (`image_floor`); an
+  no image of vLLM's before 0.9.0, the first built with CUDA 12.8, runs (`image_floor`); an
   earlier release needs an image of one's own named. The flags llmplan passes
   (--max-num-seqs, --max-num-batched-tokens, --gpu-memory-utilization, --block-size,
   --tensor-parallel-size, --data-parallel-size and --api-server-count,
@@ -83,10 +83,10 @@ def image_floor(gpu: GpuSpec) -> tuple[tuple[int, int, int], str] | None:
     if (gpu.capability_major or 0) >= 10:
         first = dotted(FIRST_BLACKWELL_IMAGE_RELEASE)
         return FIRST_BLACKWELL_IMAGE_RELEASE, (
-            f"vLLM's images run on Blackwell GPUs (compute capability "
-            f"{gpu.compute_capability}) from {first} on, the first built with CUDA 12.8 (before "
-            f"it, CUDA 12.4, with no kernels for them: 'no kernel image is available for "
-            f"execution on the device')")
+            f"vLLM's images before {first} are built with CUDA 12.4, which has no kernels for "
+            f"Blackwell GPUs (compute capability {gpu.compute_capability}: 'no kernel image "
+            f"is available for execution on the device'); {first} is the first built with "
+            f"CUDA 12.8")
     return None
 
 

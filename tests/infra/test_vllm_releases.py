@@ -199,7 +199,8 @@ def test_blackwell_gpus_run_no_image_before_cuda_12_8(simulated: Simulated,
     """vLLM's images before 0.9.0 carry CUDA 12.4 kernels, none for Blackwell: a B200 fleet
     simulated as 0.8.5 is refused with vLLM's own image of it, named or by default, and
     built with an image of one's own; 0.9.0's image runs on an RTX PRO 6000 (12.0)."""
-    blackwell = r"vLLM's images run on Blackwell GPUs \(compute capability 10.0\) from 0.9.0 on"
+    blackwell = (r"vLLM's images before 0.9.0 are built with CUDA 12.4, which has no kernels "
+                 r"for Blackwell GPUs \(compute capability 10.0")
     with pytest.raises(InputError, match=blackwell):
         stack_of(simulated, "blackwell-old", tmp_path)
     loaded, result = simulated
@@ -215,8 +216,8 @@ def test_blackwell_gpus_run_no_image_before_cuda_12_8(simulated: Simulated,
     # simulate says so beside the answer, for that deployment only
     from llmplan.pipeline import images_to_name
     notes = images_to_name(loaded)
-    assert any(n.startswith("deployment 'blackwell-old': vLLM's images run on Blackwell")
-               and "and this is 0.8.5" in n for n in notes)
+    assert any(n.startswith("deployment 'blackwell-old': vLLM's images before 0.9.0 are "
+                            "built with CUDA 12.4") and "and this is 0.8.5" in n for n in notes)
     assert not any("'blackwell-new'" in n or "'v0-9-sync'" in n for n in notes)
 
 
