@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 import numpy as np
 import simpy
@@ -204,7 +203,7 @@ def sustained_limit(spec: CloudDeployment, model: CloudModelSpec,
         *token_mix(spec, stream.prompt_tokens[fits], stream.output_tokens[fits]))
     if found is None:
         return None
-    return replace(found, requests_per_s=found.requests_per_s * len(fits) / int(fits.sum()))
+    return found.scaled(len(fits) / int(fits.sum()))
 
 
 class CloudEndpoint:

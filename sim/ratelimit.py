@@ -35,9 +35,19 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 DAY_S = 86_400.0
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One limit and the request rate it alone admits for ever at a token mix."""
+
+    requests_per_s: float
+    limit: str            # e.g. "4,000 requests/min"
+    per_period: float     # the limit's own figure (4,000 for "4,000 requests/min")
+    field: str            # the scenario's key for it, under the deployment's limits
 
 
 @dataclass(frozen=True)
@@ -48,12 +58,36 @@ class Sustained:
     limit: str            # e.g. "4,000 requests/min"
     #: the binding limit's own figure (4,000 for "4,000 requests/min")
     per_period: float = field(default=0.0, compare=False)
+    #: every limit the account has, each with the rate it alone admits (the binding one
+    #: among them): a rate past two of them needs both raised
+    bounds: tuple[Bound, ...] = field(default=(), compare=False)
+
+    def scaled(self, factor: float) -> Sustained:
+        """The same limits admitting `factor` times the requests (the stream's requests
+        that never reach them, such as those the model refuses, counted too)."""
+        return replace(self, requests_per_s=self.requests_per_s * factor,
+                       bounds=tuple(replace(b, requests_per_s=b.requests_per_s * factor)
+                                    for b in self.bounds))
+
+    def short_of(self, requests_per_s: float) -> list[Bound]:
+        """The limits that admit less than `requests_per_s` (the binding one first)."""
+        binding = Bound(self.requests_per_s, self.limit, self.per_period, "")
+        found = sorted((b for b in self.bounds
+                        if b.requests_per_s < requests_per_s * (1 - 1e-9)),
+                       key=lambda b: (b.requests_per_s, b.limit))
+        return found or [binding]
 
     def needed_for(self, requests_per_s: float) -> str:
-        """The binding limit, scaled to sustain `requests_per_s` at the same token mix
-        (every limit's sustained rate is proportional to it), labelled as `limit`."""
-        unit = self.limit.split(" ", 1)[1]
-        return f"{self.per_period * requests_per_s / self.requests_per_s:,.0f} {unit}"
+        """Every limit that admits less than `requests_per_s`, each scaled to sustain it at
+        the same token mix (every limit's sustained rate is proportional to it), labelled as
+        `limit`: raising only the binding one leaves the next one binding."""
+        return " and ".join(
+            f"{b.per_period * requests_per_s / b.requests_per_s:,.0f} {b.limit.split(' ', 1)[1]}"
+            for b in self.short_of(requests_per_s))
+
+    def fields_for(self, requests_per_s: float) -> list[str]:
+        """The scenario's limits keys `needed_for` names, in its order."""
+        return [b.field for b in self.short_of(requests_per_s) if b.field]
 
 
 @dataclass
@@ -135,7 +169,7 @@ class Limiter(ABC):
         return charge_tokens
 
     def _extra_bounds(self, charge_tokens: float, used_tokens: float,
-                      prompt_tokens: float | None) -> list[tuple[float, str, float]]:
+                      prompt_tokens: float | None) -> list[Bound]:
         """Sustained-rate bounds of limits beyond requests, tokens and daily ones."""
         return []
 
@@ -148,17 +182,20 @@ class Limiter(ABC):
         rate is the smallest of requests/min / 60, tokens/min / 60 / tokens per request
         and the daily ones over 86,400 s."""
         tokens = self.tokens_counted(charge_tokens, used_tokens, prompt_tokens)
-        bounds = [(per / 60.0, f"{per:,.0f} requests/min", per) for per in [self.rpm] if per]
-        bounds += [(per / 60.0 / tokens, f"{per:,.0f} {self.token_limit_name}", per)
-                   for per in [self.tpm] if per and tokens > 0]
+        bounds = [Bound(per / 60.0, f"{per:,.0f} requests/min", per, "requests_per_min")
+                  for per in [self.rpm] if per]
+        bounds += [Bound(per / 60.0 / tokens, f"{per:,.0f} {self.token_limit_name}", per,
+                         "tokens_per_min") for per in [self.tpm] if per and tokens > 0]
         bounds += self._extra_bounds(charge_tokens, used_tokens, prompt_tokens)
-        bounds += [(per / DAY_S, f"{per:,.0f} requests/day", per) for per in [self.rpd] if per]
-        bounds += [(per / DAY_S / tokens, f"{per:,.0f} tokens/day", per)
+        bounds += [Bound(per / DAY_S, f"{per:,.0f} requests/day", per, "requests_per_day")
+                   for per in [self.rpd] if per]
+        bounds += [Bound(per / DAY_S / tokens, f"{per:,.0f} tokens/day", per, "tokens_per_day")
                    for per in [self.tpd] if per and tokens > 0]
         if not bounds:
             return None
-        rate, limit, per = min(bounds)
-        return Sustained(rate, limit, per)
+        binding = min(bounds, key=lambda b: (b.requests_per_s, b.limit))
+        return Sustained(binding.requests_per_s, binding.limit, binding.per_period,
+                         tuple(bounds))
 
     #: what the token limit counts, as the provider names it
     token_limit_name = "tokens/min"
@@ -330,12 +367,12 @@ class InputOutput(RollingMinute):
         return used_tokens if prompt_tokens is None else prompt_tokens * self.uncached_share
 
     def _extra_bounds(self, charge_tokens: float, used_tokens: float,
-                      prompt_tokens: float | None) -> list[tuple[float, str, float]]:
+                      prompt_tokens: float | None) -> list[Bound]:
         if self.output is None or prompt_tokens is None or used_tokens <= prompt_tokens:
             return []
         per = self.output.per_min
-        return [(per / 60.0 / (used_tokens - prompt_tokens), f"{per:,.0f} output tokens/min",
-                 per)]
+        return [Bound(per / 60.0 / (used_tokens - prompt_tokens),
+                      f"{per:,.0f} output tokens/min", per, "output_tokens_per_min")]
 
     def prime(self, requests_per_s: float, charge_tokens: float, used_tokens: float,
               prompt_tokens: float | None = None) -> None:

@@ -836,11 +836,9 @@ def _over_limit_notes(planner: Planner, simulation: SimulationResult) -> list[st
             "with this traffic's shape (the planning's max sustainable rate is the first: "
             "the busiest stretch's pace)"
             + (_met_anyway(simulation.deployments[name]) if met else "")
-            + f"; raise the account's tier or its limits to at least "
-            f"{needed} (limits."
-            + ("requests_per_day, tokens_per_day)" if "/day" in sustained.limit
-               else "output_tokens_per_min)" if "output tokens" in sustained.limit
-               else "requests_per_min, tokens_per_min)"))
+            + f"; raise the account's tier or its limits to at least {needed} ("
+            + ", ".join(f"limits.{key}" for key in sustained.fields_for(costed_pace))
+            + ")")
     return notes
 
 

@@ -48,6 +48,18 @@ def test_max_sustainable_rate_is_the_tightest_limit(rpm: int, tpm: int,
     assert over and all((p.goodput_fraction or 0.0) < 0.95 for p in over)
 
 
+def test_over_limit_note_asks_for_every_limit_the_traffic_passes() -> None:
+    # 5 calls/s of 1,100 tokens: 240 requests/min carry 4/s, 297,000 tokens/min 4.5/s; both
+    # must rise, to 5 x 60 = 300 requests/min and 297,000 x 5 / 4.5 = 330,000 tokens/min
+    loaded = scenario_from(PAPER.replace("__RPM__", "240").replace("__TPM__", "297000"))
+    planned = plan(simulate_scenario(loaded), loaded, jobs=1)
+    note = next(n for n in planned.notes if n.startswith("api: gpt-4o-mini's limits"))
+    assert "(240 requests/min) sustain 4.00 requests/s" in note
+    assert note.endswith("raise the account's tier or its limits to at least 300 "
+                         "requests/min and 330,000 tokens/min (limits.requests_per_min, "
+                         "limits.tokens_per_min)")
+
+
 # a cheap API whose tokens/min hold 1x (330,000 a minute) but not 2x (660,000, 1.16x its
 # 570,000), and a dearer one with room to spare
 TWO_APIS = """

@@ -143,6 +143,33 @@ def test_sustained_rate_is_the_tightest_refill_at_the_token_mix() -> None:
     assert RollingMinute(None, None).sustained(10, 10) is None
 
 
+def test_quota_needed_names_every_limit_the_rate_passes() -> None:
+    # 1,000 + 200 tokens a call under 500 requests/min (8.33/s) and 500,000 tokens/min
+    # (500,000 / 60 / 1,200 = 6.94/s): 10 calls a second pass both, so both must rise, to
+    # 600 requests/min and 720,000 tokens/min (raising only the tokens leaves 8.33/s)
+    sustained = RollingMinute(requests_per_min=500, tokens_per_min=500_000).sustained(1200, 1200)
+    assert sustained is not None
+    assert sustained.limit == "500,000 tokens/min"
+    assert sustained.needed_for(10.0) == "720,000 tokens/min and 600 requests/min"
+    assert sustained.fields_for(10.0) == ["tokens_per_min", "requests_per_min"]
+    # 8 a second pass the tokens alone: 576,000 of them
+    assert sustained.needed_for(8.0) == "576,000 tokens/min"
+    assert sustained.fields_for(8.0) == ["tokens_per_min"]
+    # a daily cap tighter than the minute's: 43,200 requests/day is 0.5/s, 60 requests/min
+    # 1/s; 2/s needs 172,800 a day and 120 a minute, the binding one first
+    daily = RollingMinute(60, None, requests_per_day=43_200).sustained(10, 10)
+    assert daily is not None and daily.needed_for(2.0) == "172,800 requests/day and " \
+        "120 requests/min"
+    assert daily.fields_for(2.0) == ["requests_per_day", "requests_per_min"]
+    # half the stream never reaches the limits (too long for the model): twice the rate
+    doubled = sustained.scaled(2.0)
+    assert doubled.requests_per_s == pytest.approx(2 * 500_000 / 60 / 1200)
+    assert doubled.needed_for(20.0) == "720,000 tokens/min and 600 requests/min"
+    # Anthropic's output tokens/min is its own key
+    output = InputOutput(None, 10**6, output_tokens_per_min=600).sustained(500, 200, 100)
+    assert output is not None and output.fields_for(2.0) == ["output_tokens_per_min"]
+
+
 def test_primed_bucket_is_empty_only_when_the_traffic_outruns_it() -> None:
     # 60 requests/min refill 1/s: steady traffic at 2/s has drained it, at 0.5/s has not
     over = RollingMinute(requests_per_min=60, tokens_per_min=None)
