@@ -479,7 +479,8 @@ def cost_breakdown(result: Result) -> go.Figure:
 
 
 def break_even_chart(result: Result) -> go.Figure:
-    """Every candidate's monthly cost as fixed + per-request x volume, the break-even points
+    """Every candidate's monthly cost as fixed + per-request x volume (an autoscaled rented
+    fleet's flat below the volume its floor carries), the break-even points
     of each local/cloud pair, and the scenario's own volume ("you are here")."""
     fig = go.Figure()
     here = max((d.cost.requests_per_month for d in result.deployments.values()), default=1.0)
@@ -494,8 +495,6 @@ def break_even_chart(result: Result) -> go.Figure:
     within_slo = _monthly_capacity(result, within_slo=True)
     for name, dep in result.deployments.items():
         cost = dep.cost
-        per_request = cost.variable_usd_per_month / cost.requests_per_month \
-            if cost.requests_per_month else 0.0
         label = f"{name} (recommended)" if name == result.recommendation.deployment else name
         color = candidate_colour(result, name)
         # solid while the fleet serves the volume (within the SLO when planning found how
@@ -513,7 +512,7 @@ def break_even_chart(result: Result) -> go.Figure:
             if part:
                 fig.add_trace(go.Scatter(
                     x=part, mode="lines", name=label, legendgroup=name, showlegend=shown,
-                    y=[cost.fixed_usd_per_month + per_request * v for v in part],
+                    y=[cost.usd_at(v) for v in part],
                     line={"dash": dash, "color": color}))
     for r in result.break_even:
         if r.break_even_requests_per_month:

@@ -32,6 +32,10 @@ class CostItem:
     #: the part that grows with volume when it is not the whole item (None: all of a
     #: variable item, none of a fixed one)
     variable_usd: float | None = None
+    #: that part is the GPUs an autoscaled rented fleet runs above its floor
+    #: (autoscaling.min_replicas): it shrinks with the volume only down to the volume the
+    #: floor carries, below which the item stays at the floor's cost
+    above_floor: bool = False
 
     @property
     def growing_usd_per_month(self) -> float:
@@ -54,6 +58,17 @@ class LocalFacts:
     #: owned GPUs on average running a replica (autoscaling: fewer than owned; the rest
     #: draw idle power); None: all of them
     running_gpus: float | None = None
+    #: a rented fleet that autoscales: the GPUs of its min_replicas, paid however low the
+    #: volume (on demand, the GPUs above them come and go with it); None: not so
+    floor_gpus: float | None = None
+
+    @property
+    def rented_above_floor_gpus(self) -> float:
+        """Mean rented GPUs above an autoscaled fleet's floor (on demand: of `gpus`; a
+        reservation's floor is `gpus` and what it adds is `burst_gpus`)."""
+        if self.floor_gpus is None:
+            return 0.0
+        return self.burst_gpus or max(0.0, self.gpus - self.floor_gpus)
 
 
 @dataclass(frozen=True)
@@ -162,15 +177,25 @@ def hardware(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
     usd = facts.gpus * rate * hours
     basis = (f"{_gpu_count(facts.gpus)} GPUs x ${rate:.2f}/h ({dep.costs.ownership}) x "
              f"{hours:g} h{why}")
+    growing = 0.0
     if facts.burst_gpus > 0:
         # an autoscaled reserved fleet reserves its floor; what it scales out to is rented
         # by the hour at the on-demand rate, for the hours the fleet runs
         on_demand = gpu.rental_usd_per_gpu_hour
-        usd += facts.burst_gpus * on_demand * econ.hours_per_month
+        growing = facts.burst_gpus * on_demand * econ.hours_per_month
+        usd += growing
         basis += (f" + {_gpu_count(facts.burst_gpus)} GPUs on average above the "
                   f"reservation x ${on_demand:.2f}/h (rented_on_demand) x "
                   f"{econ.hours_per_month:g} h")
-    return CostItem("gpu_rental", usd, False, basis)
+    elif facts.rented_above_floor_gpus > 0:
+        # the autoscaler runs replicas as the traffic needs them: those above the floor
+        # come and go with the volume
+        growing = facts.rented_above_floor_gpus * rate * hours
+    if growing > 0:
+        basis += (f"; the {facts.rented_above_floor_gpus:,.2f} GPUs above autoscaling's floor "
+                  f"of {_gpu_count(facts.floor_gpus or 0.0)} grow with volume")
+    return CostItem("gpu_rental", usd, growing > 0, basis, variable_usd=growing,
+                    above_floor=growing > 0)
 
 
 def electricity(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
@@ -266,8 +291,12 @@ def rack(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
 def software(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
              facts: LocalFacts) -> CostItem | None:
     rate = dep.costs.serving_software_usd_per_gpu_month
-    return CostItem("serving_software", facts.gpus * rate, False,
-                    f"{_gpu_count(facts.gpus)} GPUs x ${rate:,.0f}")
+    # on demand, the GPUs an autoscaled fleet runs above its floor come and go with the
+    # volume (a reservation's licences are its floor's)
+    growing = 0.0 if facts.burst_gpus else facts.rented_above_floor_gpus * rate
+    return CostItem("serving_software", facts.gpus * rate, growing > 0,
+                    f"{_gpu_count(facts.gpus)} GPUs x ${rate:,.0f}", variable_usd=growing,
+                    above_floor=growing > 0)
 
 
 def engineering(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,

@@ -109,11 +109,14 @@ def local_facts(local: LocalDeployment, summary: DeploymentResult) -> LocalFacts
         burst = max(0.0, running - replicas) * local.gpus_per_replica
     else:
         replicas = running
+    floor = local.autoscaling.min_replicas * local.gpus_per_replica \
+        if local.autoscaling is not None and local.costs.ownership != "owned" else None
     return LocalFacts(gpus=replicas * local.gpus_per_replica,
                       busy_fraction=fleet.utilisation.engine_busy_fraction,
                       burst_gpus=burst,
                       running_gpus=running * local.gpus_per_replica
-                      if local.autoscaling is not None else None)
+                      if local.autoscaling is not None else None,
+                      floor_gpus=floor)
 
 
 def fleet_of(name: str, scenario: Scenario) -> LocalDeployment | None:
@@ -149,16 +152,24 @@ def _per_month(found: AbandonedCalls | LongContextCalls | None, factor: float) -
 
 
 def cost_summary(items: list[CostItem], summary: DeploymentResult,
-                 factor: float) -> CostSummary:
+                 factor: float, facts: LocalFacts | None = None) -> CostSummary:
     """Monthly totals and unit costs of a deployment whose simulated window makes
-    1/`factor` of a month."""
+    1/`factor` of a month (`facts`: its local fleet's, when it has one)."""
     monthly = sum(i.usd_per_month for i in items)
     requests = summary.requests.total * factor
     tokens = summary.throughput.offered_output_tokens
     useful = summary.useful.expected_useful_requests * factor
     fixed = sum(i.usd_per_month - i.growing_usd_per_month for i in items)
+    above = sum(i.growing_usd_per_month for i in items if i.above_floor)
+    floor_volume = None
+    if above > 0 and facts is not None and facts.floor_gpus is not None:
+        # replicas follow the volume: the floor alone carries this share of it
+        floor_volume = requests * facts.floor_gpus \
+            / (facts.floor_gpus + facts.rented_above_floor_gpus)
     return CostSummary(
         monthly_usd=monthly, fixed_usd_per_month=fixed, variable_usd_per_month=monthly - fixed,
+        above_floor_usd_per_month=above if floor_volume is not None else None,
+        floor_requests_per_month=floor_volume,
         requests_per_month=requests, useful_results_per_month=useful,
         usd_per_1k_requests=monthly / requests * 1e3 if requests else None,
         usd_per_million_output_tokens=(monthly / (tokens * factor) * 1e6 if tokens else None),
@@ -181,7 +192,10 @@ def price(name: str, summary: DeploymentResult, loaded: LoadedScenario,
           info: RunInfo) -> CostSummary:
     """The cost of one deployment simulated as `info` says, per month."""
     factor = windows_per_month(info, loaded.scenario.economics)
-    cost = cost_summary(deployment_costs(name, summary, loaded, factor), summary, factor)
+    local = fleet_of(name, loaded.scenario)
+    facts = local_facts(local, summary) if local is not None else None
+    cost = cost_summary(deployment_costs(name, summary, loaded, factor), summary, factor,
+                        facts)
     bought = _gpus_bought(name, summary, loaded)
     return cost if bought is None else cost.model_copy(update={"gpus_bought": bought})
 
@@ -573,21 +587,34 @@ def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario,
     for local in (n for n in candidates if kinds[n] == "local"):
         for cloud in (n for n in candidates if kinds[n] == "cloud"):
             a, b = candidates[local].cost, candidates[cloud].cost
-            va = a.variable_usd_per_month / a.requests_per_month
-            vb = b.variable_usd_per_month / b.requests_per_month
-            volume = None
-            if vb > va:
-                volume = (a.fixed_usd_per_month - b.fixed_usd_per_month) / (vb - va)
-            volume = volume if volume and volume > 0 else None
+            volume = _crossing(a, b)
             capacity = _capacity_per_month(candidates[local], peak_per_s)
+            knee = a.floor_requests_per_month
             out.append(BreakEven(
                 local=local, cloud=cloud, local_fixed_usd=a.fixed_usd_per_month,
-                local_usd_per_request=va, cloud_fixed_usd=b.fixed_usd_per_month,
-                cloud_usd_per_request=vb, break_even_requests_per_month=volume,
+                local_usd_per_request=a.usd_per_request_from(knee or 0.0),
+                local_floor_requests_per_month=knee,
+                cloud_fixed_usd=b.fixed_usd_per_month,
+                cloud_usd_per_request=b.usd_per_request_from(0.0),
+                break_even_requests_per_month=volume,
                 simulated_requests_per_month=a.requests_per_month,
                 local_capacity_requests_per_month=capacity,
                 fleet_must_grow=_must_grow(local, loaded, volume, capacity)))
     return out
+
+
+def _crossing(local: CostSummary, cloud: CostSummary) -> float | None:
+    """The monthly volume past which `local` costs less than `cloud`: where the two cost
+    lines (CostSummary.usd_at, an autoscaled rented fleet's with its knee at the volume its
+    floor carries) cross with the local one falling below (None: they do not)."""
+    starts = [0.0, *([local.floor_requests_per_month]
+                     if local.floor_requests_per_month else [])]
+    for lo, hi in zip(starts, [*starts[1:], math.inf], strict=True):
+        gap = local.usd_at(lo) - cloud.usd_at(lo)
+        closing = cloud.usd_per_request_from(lo) - local.usd_per_request_from(lo)
+        if gap > 0 and closing > 0 and lo + gap / closing <= hi:
+            return lo + gap / closing
+    return None
 
 
 def _capacity_per_month(candidate: Candidate, peak_per_s: float | None = None) -> float | None:

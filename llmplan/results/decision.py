@@ -21,11 +21,25 @@ class CostLine(ResultModel):
 
 
 class CostSummary(ResultModel):
-    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("gpus_bought",)
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("gpus_bought", "above_floor_usd_per_month",
+                                                 "floor_requests_per_month")
 
     monthly_usd: float
-    fixed_usd_per_month: float
-    variable_usd_per_month: float
+    fixed_usd_per_month: float = Field(
+        description="What stays at any volume (an autoscaled rented fleet: at its "
+                    "min_replicas).")
+    variable_usd_per_month: float = Field(
+        description="What grows with volume, at the costed volume: in proportion to it, but "
+                    "for above_floor_usd_per_month.")
+    above_floor_usd_per_month: float | None = Field(
+        default=None, description="An autoscaled rented fleet: of variable_usd_per_month, "
+                                  "the GPUs it runs above its floor (autoscaling."
+                                  "min_replicas), which follow the volume down only to "
+                                  "floor_requests_per_month.")
+    floor_requests_per_month: float | None = Field(
+        default=None, description="An autoscaled rented fleet: the monthly volume its floor "
+                                  "alone carries (replicas in proportion to the volume); "
+                                  "below it the fleet still pays for its min_replicas.")
     requests_per_month: float
     useful_results_per_month: float
     usd_per_1k_requests: float | None = Field(description="Per 1,000 requests offered.")
@@ -37,6 +51,31 @@ class CostSummary(ResultModel):
     gpus_bought: int | None = Field(
         default=None, description="An owned fleet's GPUs bought, when whole baseboards "
                                   "(4 or 8 SXM/OAM modules) make them more than it uses.")
+
+    def usd_per_request_from(self, requests_per_month: float) -> float:
+        """What one more request a month adds at this volume: the variable part per
+        request, and an autoscaled fleet's GPUs above its floor only past the volume the
+        floor carries."""
+        if not self.requests_per_month:
+            return 0.0
+        above, knee = self.above_floor_usd_per_month or 0.0, self.floor_requests_per_month
+        per_request = (self.variable_usd_per_month - above) / self.requests_per_month
+        if knee is not None and requests_per_month >= knee and self.requests_per_month > knee:
+            per_request += above / (self.requests_per_month - knee)
+        return per_request
+
+    def usd_at(self, requests_per_month: float) -> float:
+        """The monthly cost at another volume: fixed + variable in proportion to the volume,
+        an autoscaled fleet's GPUs above its floor from the volume the floor carries (equal
+        to monthly_usd at requests_per_month)."""
+        if not self.requests_per_month:
+            return self.monthly_usd
+        above, knee = self.above_floor_usd_per_month or 0.0, self.floor_requests_per_month
+        usd = self.fixed_usd_per_month + (self.variable_usd_per_month - above) \
+            * requests_per_month / self.requests_per_month
+        if knee is not None and requests_per_month > knee and self.requests_per_month > knee:
+            usd += above * (requests_per_month - knee) / (self.requests_per_month - knee)
+        return usd
 
 
 class Candidate(DeploymentResult):
@@ -105,7 +144,8 @@ class BreakEven(ResultModel):
     """Monthly volume where a local and a cloud candidate cost the same (fixed + variable)."""
 
     OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("fleet_must_grow",
-                                                 "local_slo_capacity_requests_per_month")
+                                                 "local_slo_capacity_requests_per_month",
+                                                 "local_floor_requests_per_month")
 
     local: str
     cloud: str
@@ -115,6 +155,10 @@ class BreakEven(ResultModel):
     cloud_usd_per_request: float
     break_even_requests_per_month: float | None
     simulated_requests_per_month: float
+    local_floor_requests_per_month: float | None = Field(
+        default=None, description="An autoscaled rented fleet: the volume its min_replicas "
+                                  "carry; below it the fleet costs local_fixed_usd, above it "
+                                  "local_usd_per_request more per request.")
     local_capacity_requests_per_month: float | None = Field(
         default=None, description="The most the local fleet as simulated serves in a month: "
                                   "the month's volume at which the traffic's sustained "

@@ -621,3 +621,70 @@ def test_the_cost_per_million_output_tokens_counts_answers_finished_in_the_drain
     # every answer is billed: per million output tokens, the output price plus the
     # prompts' input at 100 input tokens per 1,800 output
     assert api.cost.usd_per_million_output_tokens == pytest.approx(2.0 + 0.5 * 100 / 1800)
+
+
+AUTOSCALED_ON_DEMAND = """
+    seed: 1
+    duration: 600
+    traffic: {kind: constant, rate_per_s: 60}
+    tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 1000},
+             output_tokens: {kind: fixed, tokens: 200}}]
+    economics: {engineer_usd_per_hour: 100}
+    catalog:
+      gpus:
+        H100-SXM: {rental_usd_per_gpu_hour: 2.0}
+      cloud_models:
+        gpt-4o-mini: {input_usd_per_mtok: 0.5, output_usd_per_mtok: 2.0}
+    deployments:
+      gpu:
+        gpu: H100-SXM
+        model: Llama-3.1-8B
+        replicas: 3
+        autoscaling: {min_replicas: 1, max_replicas: 8}
+        costs: {ownership: rented_on_demand, engineering_hours_per_month: HOURS,
+                oncall_hours_per_month: 0, monitoring_usd_per_month: 0}
+      api:
+        kind: cloud
+        model: gpt-4o-mini
+        limits: {requests_per_min: 100000, tokens_per_min: 100000000}
+"""
+
+
+@pytest.mark.parametrize("hours", [0, 500])
+def test_an_autoscaled_rented_fleet_breaks_even_on_its_floor(hours: int) -> None:
+    """An autoscaled fleet on demand runs replicas as the traffic needs them, down to
+    min_replicas: its three H100s at 60 requests/s are one at a third of the volume and
+    still one below it. The API pays $0.0009 a call (1,000 x $0.5/M + 200 x $2/M, plus
+    4 KB of egress at $0.09/GB); the fleet one GPU x $2/h x 730 h = $1,460 at its floor.
+    Without engineering hours the two meet at 1,460 / 0.00090036 = 1.62 M requests a
+    month, where one replica serves it (priced as three, it was three times that); with
+    $50,000 of them, past the floor's 52.56 M, where the fleet grows at $1,460 a replica."""
+    result = evaluate(scenario_from(AUTOSCALED_ON_DEMAND.replace("HOURS", str(hours))))
+    gpu = result.deployments["gpu"]
+    assert gpu.local is not None
+    running = gpu.local.fleet.mean_active_replicas + gpu.local.fleet.mean_loading_replicas
+    assert running == pytest.approx(3.0)      # steady: the starting three, all the run
+    volume = 60 * 3600 * 730
+    per_call = (1000 * 0.5 + 200 * 2.0) / 1e6 + 1000 * 4 / 1e9 * 0.09
+    floor_usd, people = 1 * 2.0 * 730, hours * 100
+    knee = volume / 3
+    (row,) = result.break_even
+    assert gpu.cost.monthly_usd == pytest.approx(3 * floor_usd + people)
+    assert row.local_fixed_usd == pytest.approx(floor_usd + people)
+    assert row.local_floor_requests_per_month == pytest.approx(knee)
+    # above the floor, a replica's $1,460 for each third of the volume
+    assert row.local_usd_per_request == pytest.approx(floor_usd / knee)
+    if hours == 0:
+        expected = floor_usd / per_call
+        assert expected < knee
+    else:
+        expected = knee + (floor_usd + people - per_call * knee) / (per_call - floor_usd / knee)
+        assert expected > knee
+    assert row.break_even_requests_per_month == pytest.approx(expected, rel=1e-6)
+    # and there the fleet and the API cost the same
+    assert gpu.cost.usd_at(expected) == pytest.approx(
+        result.deployments["api"].cost.usd_at(expected), rel=1e-6)
+    # at the costed volume, the cost line gives the month's cost back
+    assert gpu.cost.usd_at(volume) == pytest.approx(gpu.cost.monthly_usd)
+    rental = next(i for i in gpu.cost.items if i.item == "gpu_rental")
+    assert rental.variable and "above autoscaling's floor of 1 grow with volume" in rental.basis
