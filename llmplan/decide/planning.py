@@ -202,6 +202,14 @@ class Planner:
         long_run = simulation.scenario.long_run_requests_per_s
         self.light_draw = long_run / pace if self.sped_up_to_peak is None \
             and long_run is not None and pace > 0 and long_run > pace * (1 + 1e-9) else 1.0
+        #: per autoscaled fleet (or hybrid on one), the replicas it ran on average over the
+        #: evaluated run, at the stream's mean rate: what its autoscaler holds there
+        self.running: dict[str, float] = {}
+        for name, result in simulation.deployments.items():
+            fleet = self._autoscaled(name)
+            if fleet is not None and result.local is not None and len(self.stream):
+                self.running[name] = (result.local.fleet.mean_active_replicas
+                                      + result.local.fleet.mean_loading_replicas)
         self.cache: dict[Point, DeploymentResult] = {}
         self.fresh: dict[Point, DeploymentResult] = {}   # run here since the last harvest
         #: the sensitivity's cases that set local fleets up otherwise (`variant_cases`), and
@@ -242,14 +250,39 @@ class Planner:
         local = self.loaded.scenario.deployments[fleet]
         return local.replicas if isinstance(local, LocalDeployment) else None
 
+    def _autoscaled(self, name: str) -> LocalDeployment | None:
+        """Deployment `name`'s local fleet when it autoscales (a hybrid's local part too)."""
+        dep = self.loaded.scenario.deployments[name]
+        fleet = self.loaded.scenario.deployments[dep.local] \
+            if isinstance(dep, HybridDeployment) else dep
+        return fleet if isinstance(fleet, LocalDeployment) \
+            and fleet.autoscaling is not None else None
+
+    def steady_replicas(self, name: str, requests_per_s: float) -> int | None:
+        """The replicas an autoscaled fleet holds at a steady `requests_per_s`: as many as
+        it ran over the evaluated run, in proportion to the rate, within its bounds (None:
+        not an autoscaled fleet). A stretch of a month at that rate starts there, not at
+        the scenario's starting count: the autoscaler caught up with a volume that lasts
+        long before (its model loads take minutes, a stretch lasts seconds)."""
+        fleet, running = self._autoscaled(name), self.running.get(name)
+        if fleet is None or running is None or fleet.autoscaling is None:
+            return None
+        scale = fleet.autoscaling
+        mean = len(self.stream) / self.duration_s
+        wanted = math.ceil(running * requests_per_s / mean - 1e-9)
+        return min(scale.max_replicas, max(scale.min_replicas, wanted))
+
     def simulate(self, point: Point) -> DeploymentResult:
         point = self._normal(point)
         if point in self.cache:
             return self.cache[point]
-        loaded = resized(self.loaded, point.name, point.replicas)
         stream, span = ((self.stream, self.duration_s) if point.whole
                         else (self.long, self.long_s) if point.long
                         else (self.window, self.window_s))
+        replicas = point.replicas
+        if replicas is None and not (point.whole and point.factor == 1.0) and span > 0:
+            replicas = self.steady_replicas(point.name, len(stream) / span * point.factor)
+        loaded = resized(self.loaded, point.name, replicas)
         scaled = stream.scaled(1.0 / point.factor)
         drain = _drain_s(self.loaded, span, point.factor)
         # planning always uses the fast scheduler (reference mode is for checking it)

@@ -525,3 +525,54 @@ def test_a_fleet_short_of_the_busiest_stretchs_pace_is_noted_as_missing_bursts()
         assert bool(notes) is noted, top
         if noted:
             assert f"below the {pace:,.3g} the stretch arrives at" in notes[0]
+
+
+# an autoscaled fleet on demand holding three H100s at a steady 60 requests/s (one carries
+# about 23), and an API at $0.0009 a call: 157.7 M calls a month, $142,000
+AUTOSCALED = """
+    seed: 1
+    duration: 600
+    traffic: {kind: constant, rate_per_s: 60}
+    tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 1000},
+             output_tokens: {kind: fixed, tokens: 200}}]
+    slo: {ttft_ms: 5000, tpot_ms: 200, min_goodput_fraction: 0.9}
+    catalog:
+      cloud_models:
+        gpt-4o-mini: {input_usd_per_mtok: 0.5, output_usd_per_mtok: 2.0}
+    deployments:
+      gpu:
+        gpu: H100-SXM
+        model: Llama-3.1-8B
+        replicas: 3
+        autoscaling: {min_replicas: 1, max_replicas: 8}
+        costs: {ownership: rented_on_demand}
+      api:
+        kind: cloud
+        model: gpt-4o-mini
+        limits: {requests_per_min: 100000, tokens_per_min: 100000000}
+"""
+
+
+def test_an_autoscaled_fleet_meets_a_doubled_volume_with_the_replicas_it_scales_to() -> None:
+    """Twice the volume for a month is 120 requests/s, which the autoscaler meets with six
+    replicas (three at 60/s, in proportion; within its eight) at twice the fleet's cost,
+    still a fraction of the API's: the volume x2 case keeps the fleet. Started at the
+    scenario's three, the sped-up stretch (seconds; a model loads in minutes) overran
+    them and flipped the answer to the API at 30 times the price."""
+    loaded = scenario_from(AUTOSCALED)
+    simulation = simulate_scenario(loaded)
+    fleet = simulation.deployments["gpu"].local
+    assert fleet is not None
+    assert fleet.fleet.mean_active_replicas == pytest.approx(3.0)
+    planner = Planner(loaded, simulation)
+    assert planner.steady_replicas("gpu", 120.0) == 6
+    assert planner.steady_replicas("gpu", 10.0) == 1           # never under min_replicas
+    assert planner.steady_replicas("gpu", 600.0) == 8          # nor over max_replicas
+    assert planner.steady_replicas("api", 120.0) is None
+    doubled = planner.simulate(Point("gpu", factor=2.0))
+    assert doubled.local is not None and doubled.slo.met
+    assert doubled.local.fleet.mean_active_replicas == pytest.approx(6.0)
+    planned = plan(simulation, loaded, jobs=1)
+    x2 = next(case for case in planned.sensitivity
+              if case.change == "volume x2 (fleets as simulated)")
+    assert x2.winner == "gpu"
