@@ -321,6 +321,8 @@ def simulate(
     right_sized = result.right_sized_line()
     if right_sized is not None:
         _hanging("right-sized:", escape(right_sized))
+    for line in result.break_even_lines():
+        _hanging("break-even:", escape(line))
     for line in exclusions(result):
         _hanging("excluded", escape(line))
     if result.planning is not None:

@@ -903,9 +903,7 @@ def _break_even_words(row: BreakEven) -> str:
     """The break-even volume, or which side is cheaper at every volume."""
     if row.break_even_requests_per_month:
         return _fmt(row.break_even_requests_per_month)
-    local_cheaper = row.local_fixed_usd <= row.cloud_fixed_usd \
-        and row.local_usd_per_request <= row.cloud_usd_per_request
-    return f"none: {row.local if local_cheaper else row.cloud} is cheaper at every volume"
+    return f"none: {row.cheaper_at_every_volume()} is cheaper at every volume"
 
 
 def _cost_items(name: str, dep: Candidate) -> str:

@@ -165,7 +165,8 @@ def test_the_summary_fits_a_100_column_terminal(tmp_path: Path, example: str) ->
             assert all(f"; and {reason}"[:60] in said for reason in dep.infeasible_because[1:])
             assert said.count(f"excluded {name}:") == 1
     # the labelled lines under the recommendation wrap under their text, not at the margin
-    labels = ("because ", "risk: ", "right-sized: ", "excluded ", "flips to ", "holds if ")
+    labels = ("because ", "risk: ", "right-sized: ", "break-even: ", "excluded ", "flips to ",
+              "holds if ")
     label = None
     for line in lines:
         starts = next((x for x in labels if line.startswith("  " + x)), None)

@@ -174,6 +174,26 @@ class BreakEven(ResultModel):
         default=None, description="When the break-even is past that capacity: the fleet "
                                   "needed there, whose fixed costs move the break-even.")
 
+    def cheaper_at_every_volume(self) -> str:
+        """Without a break-even: the side that costs less at every volume."""
+        local_cheaper = self.local_fixed_usd <= self.cloud_fixed_usd \
+            and self.local_usd_per_request <= self.cloud_usd_per_request
+        return self.local if local_cheaper else self.cloud
+
+    def line(self) -> str:
+        """The break-even in words: the volume, against the costed one, and which side
+        costs less on either side of it (and the fleet it would take, when more)."""
+        volume = self.break_even_requests_per_month
+        if not volume:
+            return (f"{self.local} against {self.cloud}: none, {self.cheaper_at_every_volume()} "
+                    "costs less at every volume")
+        times = volume / self.simulated_requests_per_month
+        shown = f"{volume / 1e6:,.3g} M" if volume >= 1e6 else f"{volume:,.0f}"
+        line = (f"{self.local} and {self.cloud} cost the same at {shown} requests a month, "
+                f"x{times:.3g} the costed {self.simulated_requests_per_month:,.0f}: "
+                f"{self.cloud} costs less below it, {self.local} above")
+        return line + (f"; {self.fleet_must_grow}" if self.fleet_must_grow else "")
+
 
 class DecisionRow(ResultModel):
     """One of the seed's seven questions, answered per candidate."""
@@ -301,6 +321,16 @@ class Result(ResultModel):
                                   "written (the model does not fit the GPU's memory at that "
                                   "tp, vLLM refuses the tp, or a hybrid built on one): not "
                                   "simulated. Name -> the field and why, with what would fit.")
+
+    def break_even_lines(self) -> list[str]:
+        """The break-even of the recommended candidate against each feasible one on the
+        other side (a local fleet against each API, an API against each fleet), in words:
+        where the answer would change with volume on cost alone."""
+        best = self.recommendation.deployment
+        return [row.line() for row in self.break_even
+                if best in (row.local, row.cloud)
+                and self.deployments[row.local].feasible
+                and self.deployments[row.cloud].feasible]
 
     def right_sized_answer(self) -> tuple[RightSized, str] | None:
         """Planning's answer with each fixed fleet at the fewest replicas meeting the SLO,

@@ -688,3 +688,47 @@ def test_an_autoscaled_rented_fleet_breaks_even_on_its_floor(hours: int) -> None
     assert gpu.cost.usd_at(volume) == pytest.approx(gpu.cost.monthly_usd)
     rental = next(i for i in gpu.cost.items if i.item == "gpu_rental")
     assert rental.variable and "above autoscaling's floor of 1 grow with volume" in rental.basis
+
+
+LOW_VOLUME = """
+    seed: 1
+    duration: 600
+    traffic: {kind: constant, rate_per_s: 0.1}
+    tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 1000},
+             output_tokens: {kind: fixed, tokens: 200}}]
+    constraints: {data_residency: [REGION]}
+    catalog:
+      gpus:
+        H100-SXM: {rental_usd_per_gpu_hour: 2.0}
+      cloud_models:
+        gpt-4o-mini: {input_usd_per_mtok: 0.5, output_usd_per_mtok: 2.0}
+    deployments:
+      gpu:
+        gpu: H100-SXM
+        model: Llama-3.1-8B
+        costs: {ownership: rented_on_demand, engineering_hours_per_month: 0,
+                oncall_hours_per_month: 0, monitoring_usd_per_month: 0}
+      api: {kind: cloud, model: gpt-4o-mini, region: us-east-1}
+"""
+
+
+def test_the_break_even_is_said_beside_the_recommendation() -> None:
+    """0.1 requests/s is 262,800 a month; the API's calls cost 1,000 x $0.5/M + 200 x $2/M
+    + 4 KB at $0.09/GB = $0.00090036, the GPU $2 x 730 h = $1,460 whatever the volume: they
+    meet at 1,460 / 0.00090036 = 1.62 M a month, 6.17 times the volume, which the terminal
+    says beside the API it recommends (the sensitivity's "volume x230" case is a sample
+    past it, not where the answer changes)."""
+    result = evaluate(scenario_from(LOW_VOLUME.replace("REGION", "us")))
+    assert result.recommendation.deployment == "api"
+    volume = 1_460 / ((1000 * 0.5 + 200 * 2.0) / 1e6 + 4e3 / 1e9 * 0.09)
+    (row,) = result.break_even
+    assert row.break_even_requests_per_month == pytest.approx(volume, rel=1e-6)
+    assert result.break_even_lines() == [
+        f"gpu and api cost the same at {volume / 1e6:.3g} M requests a month, "
+        f"x{volume / (0.1 * 3600 * 730):.3g} the costed 262,800: api costs less below it, "
+        "gpu above"]
+    assert "1.62 M" in result.break_even_lines()[0] and "x6.17" in result.break_even_lines()[0]
+    # an API the rules exclude is no alternative at any volume: no line
+    kept_home = evaluate(scenario_from(LOW_VOLUME.replace("REGION", "eu")))
+    assert kept_home.recommendation.deployment == "gpu"
+    assert kept_home.break_even and kept_home.break_even_lines() == []
