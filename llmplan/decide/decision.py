@@ -26,7 +26,7 @@ from llmplan.decide.costs import (
     local_items,
 )
 from llmplan.decide.drivers import SloHeadroom, drivers, slo_noise_words
-from llmplan.decide.table import checklist, decision_table
+from llmplan.decide.table import checklist, decision_table, rate_shown
 from llmplan.results.decision import (
     BreakEven,
     Candidate,
@@ -236,9 +236,42 @@ def infeasibility(name: str, summary: DeploymentResult, loaded: LoadedScenario,
     slo = summary.slo
     if (slo.goodput_fraction or 0.0) < slo.min_goodput_fraction:
         reasons.append(f"misses the SLO: {slo.goodput_shown()} of requests within bounds, "
-                       f"{slo.required_shown()} required")
+                       f"{slo.required_shown()} required"
+                       + _over_its_limits(name, summary, loaded))
     reasons += [f"misses a task's SLO: {short}" for short in slo.tasks_short or []]
     return reasons
+
+
+def _over_its_limits(name: str, summary: DeploymentResult, loaded: LoadedScenario) -> str:
+    """For an API sent more requests a second than its rate limits let through for good:
+    the limit that binds, what it refused, and every limit to raise to carry the traffic
+    (sim/ratelimit.py's accounting at the mix of the requests sent); "" otherwise."""
+    api = loaded.scenario.deployments[name]
+    cloud = summary.cloud
+    if not isinstance(api, CloudDeployment) or cloud is None or cloud.limit is None \
+            or not cloud.limit_sustains_requests_per_s:
+        return ""
+    offered, most = summary.throughput.offered_requests_per_s, cloud.limit_sustains_requests_per_s
+    if offered <= most * (1 + 1e-9):
+        return ""
+    words = (f"; its limits ({cloud.limit}) let {rate_shown(most)} req/s through at this token "
+             f"mix, under the {rate_shown(offered)}/s sent ({cloud.throttled_requests:,} "
+             f"request{'s' if cloud.throttled_requests != 1 else ''} met a 429)")
+    missed = cloud.unserved
+    calls = cloud.served + (missed.requests if missed else 0)
+    if not calls:
+        return words
+    prompt = (cloud.input_tokens + (missed.input_tokens if missed else 0)) / calls
+    output = (cloud.output_tokens + (missed.output_tokens if missed else 0)) / calls
+    model = loaded.catalog.cloud_models[api.model]
+    cached = (cloud.cached_input_tokens / (prompt * calls)
+              if cloud.cached_input_tokens is not None and prompt else None)
+    reserve = float(api.limits.max_tokens) if api.limits.max_tokens else output
+    found = make_limiter(api, model, cached).sustained(prompt + reserve, prompt + output, prompt)
+    if found is None or found.requests_per_s >= offered:
+        return words
+    return words + (f"; to carry it, raise them to at least {found.needed_for(offered)} ("
+                    + ", ".join(f"limits.{key}" for key in found.fields_for(offered)) + ")")
 
 
 def latency_from(name: str, loaded: LoadedScenario) -> str:

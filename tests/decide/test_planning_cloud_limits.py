@@ -9,6 +9,7 @@ from helpers import scenario_from
 
 from llmplan.decide.decision import decide
 from llmplan.decide.planning import Planner, Point, plan
+from llmplan.pipeline import evaluate
 from llmplan.sim.run import simulate_scenario
 
 # regular arrivals of identical calls: 1,000 prompt + 100 output tokens, charged 1,100
@@ -185,3 +186,24 @@ def test_an_apis_binding_limit_is_shown_against_the_months_rate() -> None:
                                   "mix, 83% of it at the month's mean rate")
     scale = next(r for r in result.decision_table if r.question == "scale").answers["api"]
     assert "limits (396,000 tokens/min) sustain 6.00 req/s" in scale
+
+
+def test_an_api_over_its_limits_is_excluded_naming_them_and_the_quota_to_ask_for() -> None:
+    # 5 calls/s of 1,100 tokens: 240 requests/min let 4/s through (297,000 tokens/min
+    # 4.5/s); the exclusion says so, and asks for 300 requests/min and 330,000 tokens/min,
+    # without planning as with it
+    loaded = scenario_from(PAPER.replace("__RPM__", "240").replace("__TPM__", "297000"))
+    result = evaluate(loaded)
+    api = result.deployments["api"]
+    assert api.cloud is not None and api.cloud.throttled_requests > 0
+    (reason,) = api.infeasible_because
+    assert reason.startswith("misses the SLO: ")
+    assert ("; its limits (240 requests/min) let 4.00 req/s through at this token mix, under "
+            f"the 5.00/s sent ({api.cloud.throttled_requests:,} requests met a 429); to carry "
+            "it, raise them to at least 300 requests/min and 330,000 tokens/min "
+            "(limits.requests_per_min, limits.tokens_per_min)") in reason
+    # within its limits, an API that misses the SLO misses it for its latency alone
+    roomy = evaluate(scenario_from(PAPER.replace("__RPM__", "600").replace(
+        "__TPM__", "3960000").replace("ttft_ms: 5000", "ttft_ms: 10")))
+    (reason,) = roomy.deployments["api"].infeasible_because
+    assert reason.startswith("misses the SLO: ") and "its limits" not in reason
