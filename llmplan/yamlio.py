@@ -221,8 +221,9 @@ def _one_per_field(found: list[tuple[Problem, bool]]) -> list[Problem]:
                 wanted, got = wanted.split(" (got ", 1)
                 got = f" (got {got}"
             head, _, tail = first.message.partition(" (got ")
+            joint = "; or" if ": " in head else " or"     # after a shape's own "a, or b"
             kept[merged[problem.path]] = dataclasses.replace(
-                first, message=f"{head} or {wanted}" + (f" (got {tail}" if tail else got))
+                first, message=f"{head}{joint} {wanted}" + (f" (got {tail}" if tail else got))
             continue
         if branch:
             merged[problem.path] = len(kept)
@@ -263,17 +264,55 @@ def _problem(doc: YamlDocument, model: type[BaseModel], err: Any) -> Problem:
         message = (f"expected at least {least} {what}{'' if least == 1 else 's'}, got "
                    f"{'none' if not err.get('input') else len(err['input'])}")
     else:
-        message = err["msg"].removeprefix("Value error, ")
-        if "input" in err and _may_be_secret(loc, err["input"]):
-            pass                    # a key pasted in the wrong place is not repeated
-        elif "input" in err and not isinstance(err["input"], dict | list):
-            shown = str(err["input"]) if isinstance(err["input"], datetime.date) \
-                else repr(err["input"])
-            got = f"got {shown if len(shown) <= 60 else shown[:57] + '...'}"
-            message += f" ({got})" if got not in message else ""
-        elif kind in SCALAR_ERRORS and isinstance(err.get("input"), dict | list):
-            message += f" (got a {'mapping' if isinstance(err['input'], dict) else 'list'})"
+        message = value_message(model, full, loc, err)
     return Problem(doc.file, doc.line_of(loc), _dotted(loc), message)
+
+
+def value_message(model: type[BaseModel], model_loc: Loc, loc: Loc, err: Any) -> str:
+    """What is wrong with a value pydantic refused (at `model_loc` in `model`, `loc` in the
+    data), with what it got: a mapping, list or scalar where another shape belongs is said
+    in the file's words (a mapping with these keys, a list of items), not in pydantic's
+    ("a valid dictionary or instance of SloSpec")."""
+    kind = err["type"]
+    if kind in SHAPE_ERRORS:
+        message = "expected " + _shape_wanted(model, model_loc, kind)
+    else:
+        message = err["msg"].removeprefix("Value error, ")
+    if "input" in err and _may_be_secret(loc, err["input"]):
+        pass                    # a key pasted in the wrong place is not repeated
+    elif "input" in err and not isinstance(err["input"], dict | list):
+        shown = str(err["input"]) if isinstance(err["input"], datetime.date) \
+            else repr(err["input"])
+        got = f"got {shown if len(shown) <= 60 else shown[:57] + '...'}"
+        message += f" ({got})" if got not in message else ""
+    elif kind in SCALAR_ERRORS | SHAPE_ERRORS and isinstance(err.get("input"), dict | list):
+        message += f" (got a {'mapping' if isinstance(err['input'], dict) else 'list'})"
+    return message
+
+
+#: pydantic errors of a field that wants a mapping or a list and got another shape
+SHAPE_ERRORS = frozenset({"dict_type", "model_type", "model_attributes_type", "list_type",
+                          "tuple_type"})
+
+
+def _shape_wanted(model: type[BaseModel], model_loc: Loc, kind: str) -> str:
+    """The shape a field wants, in YAML's terms: its keys, or its kinds, or its items."""
+    if kind in {"list_type", "tuple_type"}:
+        return "a list: one '- ' line per item, or [a, b]"
+    if kind == "dict_type":
+        return "a mapping: one 'name: value' line per entry, or {name: value}"
+    keys = fields_at(model, model_loc)
+    if keys:
+        shown = ", ".join(keys[:MAX_KEYS_SHOWN]) + (", ..." if len(keys) > MAX_KEYS_SHOWN else "")
+        return f"a mapping of settings: {shown}"
+    tags = _union_tags(model, model_loc, "kind")
+    if tags:
+        return f"a mapping such as {{kind: {tags[0]}, ...}}; kind is one of {', '.join(tags)}"
+    return "a mapping: one 'key: value' line per entry, or {key: value}"
+
+
+#: keys a shape error lists (the schema has the rest)
+MAX_KEYS_SHOWN = 8
 
 
 #: how the names of fields whose values may be secrets end: never repeated in an error

@@ -13,7 +13,6 @@ were simulated. Only when nothing else is left does the scenario fail to load.
 
 from __future__ import annotations
 
-import datetime
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from llmplan.yamlio import (
     parse_yaml,
     read_yaml,
     validate,
+    value_message,
 )
 
 
@@ -213,7 +213,6 @@ def _merge_catalog(doc: YamlDocument, scenario: Scenario) -> Catalog:
         problems = []
         for err in exc.errors():
             loc: Loc = ("catalog", *err["loc"])
-            message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "missing":
                 message = "required field is missing (new catalog entries need every field)"
             elif err["type"] == "extra_forbidden":
@@ -222,11 +221,8 @@ def _merge_catalog(doc: YamlDocument, scenario: Scenario) -> Catalog:
                 message = f"unknown key '{key}'{did_you_mean(key, allowed)}"
                 if allowed:
                     message += f"; expected one of: {', '.join(sorted(allowed))}"
-            elif "input" in err and not isinstance(err["input"], dict | list):
-                shown = str(err["input"]) if isinstance(err["input"], datetime.date) \
-                    else repr(err["input"])
-                if shown not in message:
-                    message += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+            else:
+                message = value_message(Catalog, tuple(err["loc"]), loc, err)
             problems.append(Problem(doc.file, doc.line_of(loc), _dotted(loc), message))
         raise ScenarioError(problems) from None
 

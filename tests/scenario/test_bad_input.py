@@ -383,6 +383,26 @@ CASES = [
     Case("no-candidates",
          VALID[:VALID.index("deployments:")] + f"deployments: {{}}  {MARK}\n",
          "deployments", ("expected at least 1 entry, got none",)),
+    # a value of the wrong shape is said in YAML's words, with what the file gave: never
+    # pydantic's "valid dictionary or instance of SloSpec" or "object to extract fields from"
+    Case("deployments-given-as-a-list",
+         VALID[:VALID.index("deployments:")] + f"deployments:  {MARK}\n  - gpu: H100-SXM\n"
+         "    model: Llama-3.1-8B\n",
+         "deployments", ("expected a mapping: one 'name: value' line per entry", "(got a list)")),
+    Case("slo-given-as-a-list", VALID + f"slo: [1500, 60]  {MARK}\n", "slo",
+         ("expected a mapping of settings: ttft_ms, tpot_ms", "(got a list)")),
+    Case("token-lengths-given-as-a-number",
+         edit("    prompt_tokens: {kind: fixed, tokens: 100}\n",
+              f"    prompt_tokens: 100  {MARK}\n"),
+         "tasks[0].prompt_tokens",
+         ("expected a mapping such as {{kind: fixed, ...}}", "kind is one of fixed, uniform",
+          "(got 100)")),
+    Case("tasks-given-as-a-mapping",
+         edit("tasks:\n  - name: chat\n    prompt_tokens: {kind: fixed, tokens: 100}\n"
+              "    output_tokens: {kind: fixed, tokens: 50}\n",
+              f"tasks:  {MARK}\n  name: chat\n  prompt_tokens: {{kind: fixed, tokens: 100}}\n"
+              "  output_tokens: {kind: fixed, tokens: 50}\n"),
+         "tasks", ("expected a list: one '- ' line per item", "(got a mapping)")),
     Case("catalog-override-wrong-type",
          VALID + f"catalog:\n  gpus:\n    L4:\n      memory_mib: lots  {MARK}\n",
          "catalog.gpus.L4.memory_mib", ("valid number",)),
@@ -399,7 +419,7 @@ CASES = [
          "catalog.gpus.L4.prices_as_of", ("valid date",)),
     Case("catalog-sources-not-a-mapping",
          VALID + f"catalog:\n  gpus:\n    L4:\n      sources: 3  {MARK}\n",
-         "catalog.gpus.L4.sources", ("valid dictionary",)),
+         "catalog.gpus.L4.sources", ("expected a mapping", "(got 3)")),
     Case("catalog-infinite-memory",
          VALID + f"catalog:\n  gpus:\n    H100-SXM:\n      memory_mib: .inf  {MARK}\n",
          "catalog.gpus.H100-SXM.memory_mib", ("finite number",)),
@@ -415,7 +435,7 @@ CASES = [
     # pydantic member labels ("routes.list[Route]") in the path
     Case("routes-neither-list-nor-seed",
          VALID + HYBRID + f"    routes: everything  {MARK}\n", "deployments.h.routes",
-         ("Input should be a valid list or 'seed'", "got 'everything'")),
+         ("expected a list: one '- ' line per item, or [a, b]; or 'seed'", "got 'everything'")),
     # a mistyped key inside one listed route: said there, with what the key could be
     Case("route-key-mistyped",
          VALID + HYBRID + f"    routes: [{{task: [chat], to: cloud}}]  {MARK}\n",
