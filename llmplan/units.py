@@ -22,3 +22,41 @@ def parse_duration_s(value: object) -> float:
         if match:
             return float(match.group(1)) * _UNIT_S[match.group(2) or "s"]
     raise ValueError(f"expected a duration such as 3600, '90s', '15m', '2h' or '1d', got {value!r}")
+
+
+#: time units as people write them after a number, in seconds
+_TIME_UNIT_S = {
+    "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0,
+    "seconds": 1.0, "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
+    "h": 3600.0, "hr": 3600.0, "hrs": 3600.0, "hour": 3600.0, "hours": 3600.0, "d": 86400.0,
+    "day": 86400.0, "days": 86400.0,
+}
+#: the unit a field's name ends in: (ending, seconds in it, a rate (per that time), in words);
+#: the rates first, as "_per_s" also ends in "_s"
+_NAMED_UNITS = (
+    ("_per_s", 1.0, True, "per second"), ("_per_min", 60.0, True, "per minute"),
+    ("_per_day", 86400.0, True, "per day"), ("_ms", 1e-3, False, "milliseconds"),
+    ("_us", 1e-6, False, "microseconds"), ("_s", 1.0, False, "seconds"),
+    ("_minutes", 60.0, False, "minutes"), ("_hours", 3600.0, False, "hours"),
+)
+#: names that end like a unit and are not one (Zipf's exponent s)
+_NOT_A_UNIT = frozenset({"zipf_s"})
+_NUMBER_WITH_UNIT = re.compile(
+    r"^\s*(\d+(?:\.\d*)?(?:e[-+]?\d+)?)\s*(/|per\s+|an?\s+)?\s*([a-zµ]+)\s*$", re.IGNORECASE)
+
+
+def number_in_named_unit(field: str, text: str) -> str | None:
+    """For a number written with a time unit ('2 s', '1500ms', '180/min') in a field whose
+    name gives the unit (ttft_ms, rate_per_s): what to write instead, as a sentence; None
+    when the field names no time unit or the text is no number with one."""
+    named = next((n for n in _NAMED_UNITS if field.endswith(n[0])), None)
+    match = _NUMBER_WITH_UNIT.match(text)
+    if named is None or field in _NOT_A_UNIT or match is None:
+        return None
+    _, field_s, rate, words = named
+    number, per, unit = float(match.group(1)), match.group(2), match.group(3).lower()
+    if unit not in _TIME_UNIT_S or rate != (per is not None):
+        return None
+    unit_s = _TIME_UNIT_S[unit]
+    value = number * field_s / unit_s if rate else number * unit_s / field_s
+    return f"the unit is in the field's name ({words}): write {field}: {value:.6g}"

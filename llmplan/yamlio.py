@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from llmplan.errors import InputError, Problem, did_you_mean
+from llmplan.units import number_in_named_unit
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -274,8 +275,12 @@ def value_message(model: type[BaseModel], model_loc: Loc, loc: Loc, err: Any) ->
     in the file's words (a mapping with these keys, a list of items), not in pydantic's
     ("a valid dictionary or instance of SloSpec")."""
     kind = err["type"]
+    given = err.get("input")
     if kind in SHAPE_ERRORS:
         message = "expected " + _shape_wanted(model, model_loc, kind)
+    elif kind in {"float_parsing", "int_parsing"} and isinstance(given, str) and loc \
+            and (written := number_in_named_unit(str(loc[-1]), given)) is not None:
+        message = f"expected a number; {written}"     # "2 s" for ttft_ms, "180/min" for a rate
     else:
         message = err["msg"].removeprefix("Value error, ")
     if "input" in err and _may_be_secret(loc, err["input"]):

@@ -403,6 +403,14 @@ CASES = [
               f"tasks:  {MARK}\n  name: chat\n  prompt_tokens: {{kind: fixed, tokens: 100}}\n"
               "  output_tokens: {kind: fixed, tokens: 50}\n"),
          "tasks", ("expected a list: one '- ' line per item", "(got a mapping)")),
+    # a number written with its unit, in a field whose name carries the unit: the number to
+    # write, converted (2 s is 2,000 ms; 180 a minute is 3 a second)
+    Case("unit-written-into-a-milliseconds-field",
+         VALID + f"slo: {{ttft_ms: 2 s}}  {MARK}\n", "slo.ttft_ms",
+         ("expected a number", "(milliseconds): write ttft_ms: 2000", "(got '2 s')")),
+    Case("rate-written-per-minute",
+         edit("rate_per_s: 2\n", f"rate_per_s: 180/min  {MARK}\n"), "traffic.rate_per_s",
+         ("expected a number", "(per second): write rate_per_s: 3 ", "(got '180/min')")),
     Case("catalog-override-wrong-type",
          VALID + f"catalog:\n  gpus:\n    L4:\n      memory_mib: lots  {MARK}\n",
          "catalog.gpus.L4.memory_mib", ("valid number",)),

@@ -1,0 +1,36 @@
+"""A number written with its unit, for a field whose name carries the unit: what to write."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmplan.units import number_in_named_unit
+
+
+@pytest.mark.parametrize(("field", "text", "written"), [
+    ("ttft_ms", "2000ms", "ttft_ms: 2000"),          # the unit repeated: the number as is
+    ("ttft_ms", "2 s", "ttft_ms: 2000"),             # 2 s = 2,000 ms
+    ("tpot_ms", "0.05s", "tpot_ms: 50"),
+    ("queue_timeout_s", "1m", "queue_timeout_s: 60"),
+    ("spin_up_s", "3 minutes", "spin_up_s: 180"),
+    ("mttr_minutes", "2h", "mttr_minutes: 120"),
+    ("rate_per_s", "180/min", "rate_per_s: 3"),      # 180 a minute = 3 a second
+    ("rate_per_s", "7200 per hour", "rate_per_s: 2"),
+    ("requests_per_min", "10/s", "requests_per_min: 600"),
+])
+def test_a_time_unit_in_the_value_is_converted_to_the_named_one(field: str, text: str,
+                                                                 written: str) -> None:
+    hint = number_in_named_unit(field, text)
+    assert hint is not None and hint.endswith(f"write {written}")
+
+
+@pytest.mark.parametrize(("field", "text"), [
+    ("rate_per_s", "3 s"),       # a duration where a rate belongs: no number to offer
+    ("ttft_ms", "2/s"),          # a rate where a duration belongs
+    ("ttft_ms", "fast"),
+    ("ttft_ms", "2 GB"),         # no time unit
+    ("zipf_s", "1s"),            # Zipf's exponent, not seconds
+    ("replicas", "2 s"),         # the name gives no unit
+])
+def test_no_hint_where_the_text_or_the_name_gives_no_time_unit(field: str, text: str) -> None:
+    assert number_in_named_unit(field, text) is None
