@@ -73,10 +73,32 @@ def _parse(text: str, file: str) -> YamlDocument:
 
 
 def _yaml_problem(exc: yaml.YAMLError, file: str) -> Problem:
+    """A syntax error where it is (line and column), what the parser was reading then, and
+    the usual cause in plain words (PyYAML says "expected <block end>, but found
+    '<block mapping start>'" for a key one space out of line)."""
     mark = getattr(exc, "problem_mark", None)
     line = mark.line + 1 if mark is not None else None
     problem = getattr(exc, "problem", None) or str(exc)
-    return Problem(file, line, "", f"not valid YAML: {problem}")
+    message = "not valid YAML" + (f" at column {mark.column + 1}" if mark is not None else "")
+    message += f": {problem}"
+    context, started = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and started is not None:
+        message += f" ({context} begun on line {started.line + 1}, column {started.column + 1})"
+    cause = next((why for said, why in YAML_CAUSES if said in problem), None)
+    return Problem(file, line, "", message + (f"; {cause}" if cause else ""))
+
+
+#: what PyYAML says -> the usual mistake behind it, in the words of someone fixing the file
+YAML_CAUSES = (
+    ("expected <block end>", "check the indentation: the keys of one mapping, and the '- ' of "
+     "one list's items, start in the same column"),
+    ("mapping values are not allowed", "a ':' where no key can start: a key indented deeper "
+     "than the one above it, or a value holding ': ' (put that value in quotes)"),
+    ("'\\t'", "YAML indents with spaces, not tabs"),
+    ("expected ',' or '}'", "a '{' left open, or a missing comma between its entries"),
+    ("expected ',' or ']'", "a '[' left open, or a missing comma between its items"),
+    ("end of stream", "a quote, '{' or '[' left open"),
+)
 
 
 BOOL_TAG = "tag:yaml.org,2002:bool"

@@ -78,7 +78,17 @@ MAX_SKEW = f"{math.exp(Z95 * Z95 / 2):.2f}"
 
 CASES = [
     Case("yaml-syntax", edit("duration: 10m\n", f"duration: 10m: 5  {MARK}\n"), "",
-         ("not valid YAML", "mapping values are not allowed")),
+         ("not valid YAML at column 14", "mapping values are not allowed",
+          "a value holding ': ' (put that value in quotes)")),
+    # a key one space out of line: where, in which block, and what to check, not only
+    # PyYAML's "expected <block end>, but found '<block mapping start>'"
+    Case("yaml-key-out-of-line",
+         edit("    model: Llama-3.1-8B\n", f"    model: Llama-3.1-8B\n   tp: 2  {MARK}\n"), "",
+         ("not valid YAML at column 4",
+          f"block mapping begun on line {line_of(VALID, '  a:')}, column 3",
+          "check the indentation")),
+    Case("yaml-tab", edit("    model: Llama-3.1-8B\n", f"\tmodel: Llama-3.1-8B  {MARK}\n"), "",
+         ("not valid YAML at column 1", "indents with spaces, not tabs")),
     Case("empty-file", "", "", ("expected a mapping", "empty file"), line=1),
     Case("only-comments", "# nothing here yet\n\n", "", ("expected a mapping", "empty file"),
          line=1),
