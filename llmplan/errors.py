@@ -56,9 +56,14 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     offered = [by_lower[k] for k in sorted(by_lower) if typed and k.startswith(typed)]
     offered += [by_lower[k] for k in difflib.get_close_matches(typed, by_lower, n=MAX_SUGGESTIONS)
                 if by_lower[k] not in offered]
-    offered = offered[:MAX_SUGGESTIONS]
-    if not offered:
+    return offered_names(offered)
+
+
+def offered_names(names: list[str]) -> str:
+    """" (did you mean 'A' or 'B'?)" for the first MAX_SUGGESTIONS `names`; "" for none."""
+    names = names[:MAX_SUGGESTIONS]
+    if not names:
         return ""
-    quoted = [f"'{k}'" for k in offered]
+    quoted = [f"'{k}'" for k in names]
     listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
     return f" (did you mean {listed}?)"

@@ -29,6 +29,7 @@ from llmplan.perf.support import format_error, release_error
 from llmplan.results.loadtest import LoadTestSummary
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import LocalDeployment, Scenario, SimulationMode
+from llmplan.scenario.names import unknown, unknown_cloud_model, unknown_gpu, unknown_model
 from llmplan.traffic.arrivals import TraceTraffic
 from llmplan.yamlio import (
     Loc,
@@ -153,7 +154,7 @@ def _drafters_by_repository(doc: YamlDocument, scenario: Scenario,
         if spec.drafter not in catalog.models:
             loc: Loc = ("deployments", name, "engine", "speculative", "drafter")
             problems.append(Problem(doc.file, doc.line_of(loc), _dotted(loc),
-                                    _unknown("model", spec.drafter, list(catalog.models))
+                                    unknown("model", spec.drafter, list(catalog.models))
                                     + " (or a Hugging Face repository, owner/name)"))
             continue
         assert isinstance(dep, LocalDeployment)
@@ -225,23 +226,6 @@ def _merge_catalog(doc: YamlDocument, scenario: Scenario) -> Catalog:
                 message = value_message(Catalog, tuple(err["loc"]), loc, err)
             problems.append(Problem(doc.file, doc.line_of(loc), _dotted(loc), message))
         raise ScenarioError(problems) from None
-
-
-def _unknown_model(name: str, catalog: Catalog) -> str:
-    """An unknown model id, or a Hugging Face repository the catalog knows by its own id."""
-    wanted = name.lower()
-    for key, spec in sorted(catalog.models.items()):
-        repos = [spec.hf_id, *(c.hf_id for c in spec.checkpoints.values())]
-        if any(repo is not None and repo.lower() == wanted for repo in repos):
-            return (f"unknown model '{name}': that is a Hugging Face repository of the "
-                    f"catalog's model '{key}'; expected its catalog id, '{key}' (the weight "
-                    f"format picks the repository: engine.weights_dtype)")
-    return _unknown("model", name, list(catalog.models))
-
-
-def _unknown(kind: str, name: str, known: list[str]) -> str:
-    return f"unknown {kind} '{name}'{did_you_mean(name, known)}; expected one of: " \
-        f"{', '.join(sorted(known))}"
 
 
 #: the most requests one simulated window may draw: every request takes a few hundred bytes
@@ -325,9 +309,9 @@ def _check_names(doc: YamlDocument, scenario: Scenario,
                     if getattr(dep, part) is not None:
                         add((*base, part), REFERENCE_FIXED_FLEETS)
             if dep.gpu not in catalog.gpus:
-                add((*base, "gpu"), _unknown("GPU", dep.gpu, list(catalog.gpus)))
+                add((*base, "gpu"), unknown_gpu(dep.gpu, catalog))
             if dep.model not in catalog.models:
-                add((*base, "model"), _unknown_model(dep.model, catalog))
+                add((*base, "model"), unknown_model(dep.model, catalog))
             if dep.gpu in catalog.gpus and dep.model in catalog.models:
                 setup = dep.setup(catalog)
                 if (error := format_error(setup)) is not None:
@@ -347,8 +331,7 @@ def _check_names(doc: YamlDocument, scenario: Scenario,
                     cannot_build(name, (*base, "engine", "speculative", "method"), error)
         elif isinstance(dep, CloudDeployment):
             if dep.model not in catalog.cloud_models:
-                add(("deployments", name, "model"),
-                    _unknown("cloud model", dep.model, list(catalog.cloud_models)))
+                add(("deployments", name, "model"), unknown_cloud_model(dep.model, catalog))
         elif isinstance(dep, HybridDeployment):
             for part, kind in (("local", LocalDeployment), ("cloud", CloudDeployment)):
                 ref = getattr(dep, part)

@@ -178,10 +178,10 @@ CASES = [
          "duration", ("expected a duration such as", "'ten minutes'")),
     Case("unknown-gpu", edit("    gpu: H100-SXM\n", f"    gpu: H100-SMX  {MARK}\n"),
          "deployments.a.gpu", ("unknown GPU 'H100-SMX'", "did you mean 'H100-SXM'?", "L40S")),
-    # a family name: every id it begins comes first (H200 is one letter off, after them)
+    # a family name: the GPUs of that model number, not the H200 (one letter off, another chip)
     Case("gpu-family-name", edit("    gpu: H100-SXM\n", f"    gpu: H100  {MARK}\n"),
          "deployments.a.gpu", ("unknown GPU 'H100'",
-                               "did you mean 'H100-PCIe', 'H100-SXM' or 'H200'?")),
+                               "did you mean 'H100-SXM' or 'H100-PCIe'?")),
     Case("unknown-model",
          edit("    model: Llama-3.1-8B\n", f"    model: Llama-3.1-9000B  {MARK}\n"),
          "deployments.a.model", ("unknown model 'Llama-3.1-9000B'", "expected one of:",
@@ -421,6 +421,15 @@ CASES = [
     Case("rate-written-per-minute",
          edit("rate_per_s: 2\n", f"rate_per_s: 180/min  {MARK}\n"), "traffic.rate_per_s",
          ("expected a number", "(per second): write rate_per_s: 3 ", "(got '180/min')")),
+    # a GPU as nvidia-smi prints it, a cloud model by the provider's id: the catalog's entry
+    Case("gpu-named-as-nvidia-smi-prints-it",
+         edit("    gpu: H100-SXM\n", f"    gpu: NVIDIA H100 80GB HBM3  {MARK}\n"),
+         "deployments.a.gpu", ("did you mean 'H100-SXM' or 'H100-PCIe'?",)),
+    Case("cloud-model-by-the-providers-id",
+         VALID + f"  c: {{kind: cloud, model: claude-sonnet-4-5-20250929}}  {MARK}\n",
+         "deployments.c.model",
+         ("provider's model id of the catalog's 'claude-sonnet-4.5' (anthropic)",
+          "expected its catalog id, 'claude-sonnet-4.5'")),
     Case("catalog-override-wrong-type",
          VALID + f"catalog:\n  gpus:\n    L4:\n      memory_mib: lots  {MARK}\n",
          "catalog.gpus.L4.memory_mib", ("valid number",)),
