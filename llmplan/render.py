@@ -316,13 +316,25 @@ def sweep_table(sweep: SweepResult) -> Fitted:
     scales = len({r.traffic_scale for r in sweep.points})
     front = "Pareto front" + (" of its traffic scale" if scales > 1 else "")
     title = f"sweep of {sweep.base}: {len(sweep.points)} points (* = {front})"
-    caption = "\n".join(notes)
+    caption = "\n".join([_point_legend(sweep), *notes])
     money_cols = [Col("$ per\nmonth"), Col("$ per 1k\nuseful")]
     return Fitted(
         grid(title, [Col("point", "left"), Col("SLO", "left"), Col("goodput"),
                      Col("TTFT p95\nms"), Col("E2E p95\nms"), *money_cols], wide_rows, caption),
         grid(title, [Col("point", "left"), Col("goodput\nSLO"), Col("E2E p95\nms"),
                      *money_cols], narrow_rows, caption))
+
+
+def _point_legend(sweep: SweepResult) -> str:
+    """How a point's name reads: H100-SXMx2 is two replicas, not two GPUs, when a replica
+    spans several (the layout part, -tp4, says how many where the sweep varies it)."""
+    layout = "[-layout and GPUs]" if any(r.layout for r in sweep.points) else ""
+    legend = f"point: GPUxreplicas{layout}-router-traffic scale"
+    per_replica = {r.tp * r.pp for r in sweep.points}
+    if not layout and per_replica != {1}:
+        counts = " or ".join(str(n) for n in sorted(per_replica))
+        legend += f"; a replica is {counts} GPUs"
+    return legend
 
 
 def _num(value: float | None) -> str:

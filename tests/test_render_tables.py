@@ -271,3 +271,20 @@ def test_what_serves_a_candidate_says_how_its_replicas_spread_over_their_gpus() 
     text = _text([summary_table(result)], 200)
     assert "4 x L40S (2 x tp 2)" in text and "2 x L40S (dp 2)" in text
     assert re.search(r"1 x L40S\s", text)       # one GPU: nothing to spread
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_sweep_says_how_a_points_name_reads_and_how_many_gpus_a_replica_is(width: int) -> None:
+    # one GPU a replica: the legend alone
+    flat = " ".join(_text([sweep_table(SWEEP)], width).split())
+    assert "point: GPUxreplicas-router-traffic scale" in flat and "a replica is" not in flat
+    # a tp 4 replica: H100-SXMx2 is 8 GPUs, which the name alone does not say
+    wide = SweepResult(base="b", pareto_front=[], points=[
+        p.model_copy(update={"tp": 4}) for p in SWEEP.points])
+    flat = " ".join(_text([sweep_table(wide)], width).split())
+    assert "a replica is 4 GPUs" in flat
+    # a layout varied: the name carries the GPUs (-tp4, -pp4)
+    laid = SweepResult(base="b", pareto_front=[], points=[
+        p.model_copy(update={"tp": 4, "layout": "tp"}) for p in SWEEP.points])
+    flat = " ".join(_text([sweep_table(laid)], width).split())
+    assert "[-layout and GPUs]" in flat and "a replica is" not in flat
