@@ -269,6 +269,8 @@ def _problem(doc: YamlDocument, model: type[BaseModel], err: Any) -> Problem:
         # the missing key is not in the data, so data_loc dropped it: put it back
         loc = (*data_loc(doc.data, full[:-1]), full[-1]) if full else loc
         message = "required field is missing"
+        if (wanted := _wanted_at(model, full)) is not None:
+            message += f"; expected {wanted}"
     elif kind in {"union_tag_invalid", "union_tag_not_found"}:
         tag_key = str(ctx.get("discriminator", "'kind'")).strip("'")
         loc = (*loc, tag_key)
@@ -336,6 +338,48 @@ def _shape_wanted(model: type[BaseModel], model_loc: Loc, kind: str) -> str:
     if tags:
         return f"a mapping such as {{kind: {tags[0]}, ...}}; kind is one of {', '.join(tags)}"
     return "a mapping: one 'key: value' line per entry, or {key: value}"
+
+
+def _wanted_at(model: type[BaseModel], loc: Loc) -> str | None:
+    """What the field at `loc` holds, in the file's words: a number and its bounds, one of
+    its values, a mapping's settings or kinds; its description after (None: not found)."""
+    if not loc:
+        return None
+    parent: Any = model
+    for part in loc[:-1]:
+        parent = _step(parent, part)
+        if parent is None:
+            return None
+    parent = _unwrap(parent)
+    if not (isinstance(parent, type) and issubclass(parent, BaseModel)):
+        return None
+    name = _field_named(parent, str(loc[-1]))
+    if name is None:
+        return None
+    info = parent.model_fields[name]
+    tp = _unwrap(info.annotation)
+    about = (info.description or "").rstrip(".")
+    if tp is str and about:         # a name of something: the description says of what
+        first = about.split()[0]    # "A GPU catalog id": "a GPU ..."; "GPU ids": kept
+        return about[0].lower() + about[1:] if len(first) == 1 or first[1:].islower() else about
+    if tp in SCALAR_WORDS:
+        bounds = [f"{words} {getattr(bound, attr):g}" for bound in info.metadata
+                  for attr, words in BOUND_WORDS if hasattr(bound, attr)]
+        wanted = " ".join([SCALAR_WORDS[tp], " and ".join(bounds)]).strip()
+    elif typing.get_origin(tp) is typing.Literal:
+        wanted = "one of " + ", ".join(str(v) for v in typing.get_args(tp))
+    elif typing.get_origin(tp) in (list, tuple):
+        wanted = _shape_wanted(model, loc, "list_type")
+    else:
+        wanted = _shape_wanted(model, loc, "model_type")
+    return wanted + (f"; {about}" if about else "")
+
+
+#: a scalar field's type in the file's words
+SCALAR_WORDS: dict[Any, str] = {int: "a whole number", float: "a number", str: "text",
+                                bool: "true or false"}
+#: annotated-types bounds (Gt, Ge, Lt, Le) in words
+BOUND_WORDS = (("gt", "above"), ("ge", "at least"), ("lt", "below"), ("le", "at most"))
 
 
 #: keys a shape error lists (the schema has the rest)

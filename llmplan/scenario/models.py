@@ -265,8 +265,9 @@ class LocalDeployment(_Strict):
     """Replicas of `tp` x `pp` GPUs each, serving one open model with continuous batching."""
 
     kind: Literal["local"] = "local"
-    gpu: str
-    model: str
+    gpu: str = Field(description="A GPU catalog id (llmplan catalog), e.g. H100-SXM.")
+    model: str = Field(description="An open model's catalog id (llmplan catalog), e.g. "
+                                   "Llama-3.1-8B.")
     replicas: int = Field(default=1, gt=0, le=4096)
     tp: int = Field(default=1, gt=0, le=64,
                     description="GPUs each pipeline stage splits its layers over (tensor "

@@ -243,7 +243,8 @@ class DiurnalTraffic(_RateCurve):
 
     kind: Literal["diurnal"] = "diurnal"
     mean_rate_per_s: float = Field(gt=0, description="Mean over a whole day.")
-    peak_to_mean: float = Field(gt=1.0, le=50.0)
+    peak_to_mean: float = Field(gt=1.0, le=50.0, description="The peak hour's rate over the "
+                                "day's mean (2: the peak brings twice the mean).")
     peak_hour: float = Field(default=14.0, ge=0, lt=24)
     start_hour: float = Field(default=0.0, ge=0, lt=24, description="Clock hour at t = 0.")
     arrival: Literal["poisson", "gamma"] = "poisson"

@@ -120,8 +120,19 @@ CASES = [
          edit("tasks:\n  - name: chat\n    prompt_tokens: {kind: fixed, tokens: 100}\n"
               "    output_tokens: {kind: fixed, tokens: 50}\n", ""),
          "tasks", ("required field is missing",), line=1),
+    # a missing field says what it holds: a catalog id, a number within its bounds
     Case("missing-nested-field", edit("    gpu: H100-SXM\n", ""), "deployments.a.gpu",
-         ("required field is missing",), line=line_of(VALID, "  a:")),
+         ("required field is missing; expected a GPU catalog id (llmplan catalog), e.g. "
+          "H100-SXM",), line=line_of(VALID, "  a:")),
+    Case("missing-bounded-number",
+         edit("  kind: poisson\n  rate_per_s: 2\n", "  kind: diurnal\n  mean_rate_per_s: 2\n"),
+         "traffic.peak_to_mean",
+         ("required field is missing; expected a number above 1 and at most 50",),
+         line=line_of(VALID, "traffic:")),
+    Case("missing-token-lengths",
+         edit("    prompt_tokens: {kind: fixed, tokens: 100}\n", ""), "tasks[0].prompt_tokens",
+         ("required field is missing; expected a mapping such as {{kind: fixed, ...}}",),
+         line=line_of(VALID, "- name: chat")),
     Case("replicas-is-a-string", VALID + f"    replicas: many  {MARK}\n", "deployments.a.replicas",
          ("valid integer", "'many'")),
     Case("negative-rate", edit("rate_per_s: 2\n", f"rate_per_s: -3  {MARK}\n"),
