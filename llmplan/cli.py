@@ -189,10 +189,17 @@ def _load_with_local(scenario: Path, wanted: str | None,
         _fail(InputError([Problem(str(scenario), None, "deployments",
                                   f"{option} {wanted} cannot be built as written: "
                                   f"{loaded.unbuildable[wanted]}")]))
+    if not local:
+        kinds = [f"{n} (kind: {d.kind})" for n, d in loaded.scenario.deployments.items()]
+        kinds += [f"{n} (cannot be built: {why})" for n, why in loaded.unbuildable.items()]
+        _fail(InputError([Problem(str(scenario), None, "deployments",
+                                  f"no local deployment to vary: this scenario has "
+                                  f"{', '.join(kinds)}; expected one with gpu: and model: "
+                                  f"(kind: local, the default)")]))
     if name not in local:
         _fail(InputError([Problem(str(scenario), None, "deployments",
                                   f"{option} must name a local deployment; expected one of: "
-                                  f"{', '.join(local) or '(none)'}")]))
+                                  f"{', '.join(local)}")]))
     dep = loaded.scenario.deployments[str(name)]
     assert isinstance(dep, LocalDeployment)
     return loaded, str(name), dep
@@ -897,6 +904,7 @@ def sweep(
     from llmplan.render import sweep_table
     from llmplan.results import write_result
     from llmplan.scenario.models import RouterName
+    from llmplan.scenario.names import unknown_gpu
 
     _check_out_folder(out_dir)
     replica_counts, traffic_scales = _replica_counts(replicas), _traffic_scales(scales)
@@ -905,13 +913,14 @@ def sweep(
     gpu_list = list(dict.fromkeys(gpus.split(","))) if gpus else [base_dep.gpu]
     router_list = list(dict.fromkeys(routers.split(","))) if routers else [base_dep.router]
     layout_list = list(dict.fromkeys(layouts.split(","))) if layouts else []
-    unknown = [_option_problem(option, f"unknown {kind} '{value}'{did_you_mean(value, known)}; "
-                               f"expected one of: {', '.join(sorted(known))}")
-               for option, kind, values, known in (
-                   ("--gpus", "GPU", gpu_list, list(loaded.catalog.gpus)),
-                   ("--routers", "router", router_list, list(get_args(RouterName))),
-                   ("--layouts", "layout", layout_list, list(LAYOUTS)))
-               for value in values if value not in known]
+    unknown = [_option_problem("--gpus", unknown_gpu(value, loaded.catalog))
+               for value in gpu_list if value not in loaded.catalog.gpus]
+    unknown += [_option_problem(option, f"unknown {kind} '{value}'{did_you_mean(value, known)}; "
+                                f"expected one of: {', '.join(sorted(known))}")
+                for option, kind, values, known in (
+                    ("--routers", "router", router_list, list(get_args(RouterName))),
+                    ("--layouts", "layout", layout_list, list(LAYOUTS)))
+                for value in values if value not in known]
     if ray is not None and importlib.util.find_spec("ray") is None:
         unknown.append(_option_problem("--ray", "Ray is not installed in this environment; "
                                                 "expected `pip install ray` (or the project's "

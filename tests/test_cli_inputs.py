@@ -176,3 +176,31 @@ def test_records_with_a_negative_time_are_refused_where_they_are(tmp_path: Path)
     where = [(p.line, p.path) for p in caught.value.problems]
     assert where == [(2, "ttft_ms"), (3, "")]
     assert "after e2e_ms" in caught.value.problems[1].message
+
+
+def _sweep(tmp_path: Path, text: str, *options: str) -> tuple[int, str]:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(text)
+    run = CliRunner().invoke(app, ["sweep", str(scenario), "--out", str(tmp_path / "out"),
+                                   *options], env={"COLUMNS": "200"})
+    return run.exit_code, " ".join(run.output.split())
+
+
+def test_sweep_of_a_scenario_without_a_local_deployment_says_so_not_base(
+        tmp_path: Path) -> None:
+    # the user gave no --base: the message is about the scenario, and names its deployments
+    cloud_only = TINY.replace("  gpu: {gpu: L4, model: Llama-3.1-8B}\n", "")
+    code, said = _sweep(tmp_path, cloud_only)
+    assert code == 2 and not (tmp_path / "out").exists()
+    assert "no local deployment to vary: this scenario has api (kind: cloud)" in said
+    assert "--base" not in said and "(none)" not in said
+    # one that cannot be built is named with why, not passed over as if absent
+    too_big = TINY.replace("model: Llama-3.1-8B", "model: Llama-3.1-405B")
+    code, said = _sweep(tmp_path, too_big)
+    assert code == 2 and "gpu (cannot be built: " in said and "does not fit" in said
+
+
+def test_sweep_gpus_spelt_as_vendors_do_are_pointed_at_the_catalog_id(tmp_path: Path) -> None:
+    code, said = _sweep(tmp_path, TINY, "--gpus", "NVIDIA A100-SXM4-80GB,L4")
+    assert code == 2
+    assert "--gpus: unknown GPU 'NVIDIA A100-SXM4-80GB' (did you mean 'A100-80GB'?)" in said
