@@ -45,10 +45,18 @@ _NUMBER_WITH_UNIT = re.compile(
     r"^\s*(\d+(?:\.\d*)?(?:e[-+]?\d+)?)\s*(/|per\s+|an?\s+)?\s*([a-zµ]+)\s*$", re.IGNORECASE)
 
 
+_PERCENT = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*%\s*$")
+
+
 def number_in_named_unit(field: str, text: str) -> str | None:
     """For a number written with a time unit ('2 s', '1500ms', '180/min') in a field whose
-    name gives the unit (ttft_ms, rate_per_s): what to write instead, as a sentence; None
-    when the field names no time unit or the text is no number with one."""
+    name gives the unit (ttft_ms, rate_per_s), or a percentage in a fraction ('95%' for
+    min_goodput_fraction): what to write instead, as a sentence; None when the field names
+    no such unit or the text is no number with one."""
+    percent = _PERCENT.match(text)
+    if field.endswith("_fraction") and percent:
+        return f"the field's name says a fraction of 1: write {field}: " \
+            f"{float(percent.group(1)) / 100:.6g}"
     named = next((n for n in _NAMED_UNITS if field.endswith(n[0])), None)
     match = _NUMBER_WITH_UNIT.match(text)
     if named is None or field in _NOT_A_UNIT or match is None:

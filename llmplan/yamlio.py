@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import re
 import types
 import typing
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from llmplan.errors import InputError, Problem, did_you_mean
 from llmplan.units import number_in_named_unit
@@ -302,11 +304,17 @@ def value_message(model: type[BaseModel], model_loc: Loc, loc: Loc, err: Any) ->
     given = err.get("input")
     if kind in SHAPE_ERRORS:
         message = "expected " + _shape_wanted(model, model_loc, kind)
+        info = _field_info(model, model_loc)
+        if kind == "dict_type" and info is not None and info.description:
+            message += f"; {info.description.rstrip('.')}"    # a mapping of what to what
     elif kind in {"float_parsing", "int_parsing"} and isinstance(given, str) and loc \
             and (written := number_in_named_unit(str(loc[-1]), given)) is not None:
         message = f"expected a number; {written}"     # "2 s" for ttft_ms, "180/min" for a rate
     else:
         message = err["msg"].removeprefix("Value error, ")
+        if kind == "literal_error" and isinstance(given, str):   # FP8 for fp8
+            message += did_you_mean(given, re.findall(r"'([^']*)'",
+                                                      str((err.get("ctx") or {}).get("expected"))))
     if "input" in err and _may_be_secret(loc, err["input"]):
         pass                    # a key pasted in the wrong place is not repeated
     elif "input" in err and not isinstance(err["input"], dict | list):
@@ -340,9 +348,8 @@ def _shape_wanted(model: type[BaseModel], model_loc: Loc, kind: str) -> str:
     return "a mapping: one 'key: value' line per entry, or {key: value}"
 
 
-def _wanted_at(model: type[BaseModel], loc: Loc) -> str | None:
-    """What the field at `loc` holds, in the file's words: a number and its bounds, one of
-    its values, a mapping's settings or kinds; its description after (None: not found)."""
+def _field_info(model: type[BaseModel], loc: Loc) -> FieldInfo | None:
+    """The field a pydantic `loc` ends at (None: not a model's field)."""
     if not loc:
         return None
     parent: Any = model
@@ -354,9 +361,15 @@ def _wanted_at(model: type[BaseModel], loc: Loc) -> str | None:
     if not (isinstance(parent, type) and issubclass(parent, BaseModel)):
         return None
     name = _field_named(parent, str(loc[-1]))
-    if name is None:
+    return None if name is None else parent.model_fields[name]
+
+
+def _wanted_at(model: type[BaseModel], loc: Loc) -> str | None:
+    """What the field at `loc` holds, in the file's words: a number and its bounds, one of
+    its values, a mapping's settings or kinds; its description after (None: not found)."""
+    info = _field_info(model, loc)
+    if info is None:
         return None
-    info = parent.model_fields[name]
     tp = _unwrap(info.annotation)
     about = (info.description or "").rstrip(".")
     if tp is str and about:         # a name of something: the description says of what

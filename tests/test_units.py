@@ -17,6 +17,8 @@ from llmplan.units import number_in_named_unit
     ("rate_per_s", "180/min", "rate_per_s: 3"),      # 180 a minute = 3 a second
     ("rate_per_s", "7200 per hour", "rate_per_s: 2"),
     ("requests_per_min", "10/s", "requests_per_min: 600"),
+    ("min_goodput_fraction", "95%", "min_goodput_fraction: 0.95"),   # a percentage of 1
+    ("min_goodput_fraction", "99.9 %", "min_goodput_fraction: 0.999"),
 ])
 def test_a_time_unit_in_the_value_is_converted_to_the_named_one(field: str, text: str,
                                                                  written: str) -> None:
@@ -31,6 +33,7 @@ def test_a_time_unit_in_the_value_is_converted_to_the_named_one(field: str, text
     ("ttft_ms", "2 GB"),         # no time unit
     ("zipf_s", "1s"),            # Zipf's exponent, not seconds
     ("replicas", "2 s"),         # the name gives no unit
+    ("weight", "80%"),           # relative, not a fraction of 1
 ])
 def test_no_hint_where_the_text_or_the_name_gives_no_time_unit(field: str, text: str) -> None:
     assert number_in_named_unit(field, text) is None

@@ -441,6 +441,16 @@ CASES = [
          "deployments.c.model",
          ("provider's model id of the catalog's 'claude-sonnet-4.5' (anthropic)",
           "expected its catalog id, 'claude-sonnet-4.5'")),
+    # a value in another case than the one the field takes: the one meant
+    Case("weights-dtype-in-capitals",
+         edit("    model: Llama-3.1-8B\n",
+              f"    model: Llama-3.1-8B\n    engine: {{weights_dtype: FP8}}  {MARK}\n"),
+         "deployments.a.engine.weights_dtype", ("(did you mean 'fp8'?)", "(got 'FP8')")),
+    # a mapping given one number: what the mapping is of, from the field's description
+    Case("quality-given-one-number",
+         edit("    output_tokens: {kind: fixed, tokens: 50}\n",
+              f"    output_tokens: {{kind: fixed, tokens: 50}}\n    quality: 0.9  {MARK}\n"),
+         "tasks[0].quality", ("expected a mapping", "per deployment name", "(got 0.9)")),
     Case("catalog-override-wrong-type",
          VALID + f"catalog:\n  gpus:\n    L4:\n      memory_mib: lots  {MARK}\n",
          "catalog.gpus.L4.memory_mib", ("valid number",)),
