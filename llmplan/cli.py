@@ -9,6 +9,7 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -133,6 +134,34 @@ def _writing(out_dir: Path) -> Iterator[None]:
                                                    f"{error.strerror or error}")]))
 
 
+#: where `simulate --requests` writes its CSVs until its result is written beside them
+STAGED_CSVS = ".requests.partial"
+
+
+@contextmanager
+def _staged_csvs(out_dir: Path, wanted: bool) -> Iterator[Path | None]:
+    """A folder for this run's per-request CSVs (None without --requests), in OUT so they
+    move into OUT/requests by a rename; gone afterwards however the run ended."""
+    staging = out_dir / STAGED_CSVS
+    if wanted:
+        shutil.rmtree(staging, ignore_errors=True)      # a killed run's leftovers
+    try:
+        yield staging if wanted else None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _replace_csvs(folder: Path, staged: Path | None) -> None:
+    """OUT/requests holds this run's CSVs only: the earlier run's go, the staged ones move
+    in (none staged: none kept)."""
+    for old_csv in sorted(folder.glob("*.csv")):
+        old_csv.unlink()
+    if staged is not None and staged.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        for new_csv in sorted(staged.glob("*.csv")):
+            new_csv.replace(folder / new_csv.name)
+
+
 def _not_an_input(out_file: Path, inputs: list[Path], example: str) -> None:
     """Refuse an --out that is one of the files the command reads: an input named, or a
     file in an input folder other than a calibration (YAML) of its own."""
@@ -253,55 +282,58 @@ def simulate(
         if dynamic:
             _fail(InputError([_option_problem("--mode", f"{REFERENCE_FIXED_FLEETS} "
                                                         f"({', '.join(dynamic)} has them)")]))
-    # a stage of unknown length shows no percentage (TaskProgressColumn), and a stage is
-    # finished (its clock stopped) as soon as the next one starts
-    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                  TimeElapsedColumn(), console=console,
-                  disable=quiet or not console.is_terminal, transient=True) as bar:
-        tasks: dict[str, TaskID] = {}
+    # this run's CSVs are written aside and replace the earlier run's only beside this run's
+    # result: a run that fails or is interrupted leaves the earlier one whole
+    with _staged_csvs(out_dir, requests) as staging:
+        # a stage of unknown length shows no percentage (TaskProgressColumn), and a stage is
+        # finished (its clock stopped) as soon as the next one starts
+        with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                      TimeElapsedColumn(), console=console,
+                      disable=quiet or not console.is_terminal, transient=True) as bar:
+            tasks: dict[str, TaskID] = {}
 
-        def finish_all() -> None:
-            for task in bar.tasks:
-                if not task.finished:
-                    bar.update(task.id, total=task.total or 1, completed=task.total or 1)
+            def finish_all() -> None:
+                for task in bar.tasks:
+                    if not task.finished:
+                        bar.update(task.id, total=task.total or 1, completed=task.total or 1)
 
-        def progress(name: str, t: float) -> None:
-            if name not in tasks:
-                finish_all()                # deployments are simulated one after another
-                tasks[name] = bar.add_task(f"simulating {name}", total=duration)
-            bar.update(tasks[name], completed=min(t, duration))
+            def progress(name: str, t: float) -> None:
+                if name not in tasks:
+                    finish_all()                # deployments are simulated one after another
+                    tasks[name] = bar.add_task(f"simulating {name}", total=duration)
+                bar.update(tasks[name], completed=min(t, duration))
 
-        def stage(text: str) -> None:
-            finish_all()
-            tasks[text] = bar.add_task(text, total=None)
+            def stage(text: str) -> None:
+                finish_all()
+                tasks[text] = bar.add_task(text, total=None)
 
-        # an earlier run's per-request CSVs would sit beside this run's result as its own
+            try:
+                result = evaluate(loaded, seed, mode=mode, progress=progress, planning=plan,
+                                  requests_dir=staging, stage=stage)
+            except InputError as error:     # what only the drawn requests show (none at all)
+                bar.stop()
+                _fail(error)
+            except KeyboardInterrupt:
+                bar.stop()
+                console.print(f"[yellow]interrupted:[/] nothing written to "
+                              f"{escape(str(out_dir))} (a simulation's result is whole or "
+                              "not at all; --no-plan skips planning, the longer part)",
+                              highlight=False)
+                raise typer.Exit(code=130) from None
+        today = datetime.date.today()
+        stale = used_stale_prices(loaded, today)
+        retiring = retiring_cloud_models(loaded, today)
+        risks = retiring_under(loaded, today, result.recommendation.deployment)
+        risks += single_replica_risks(loaded, result)
+        said = scenario_notes(loaded)
+        notes = [*one_sided(result), *said]
         with _writing(out_dir):
-            for old_csv in sorted((out_dir / "requests").glob("*.csv")):
-                old_csv.unlink()
-        try:
-            result = evaluate(loaded, seed, mode=mode, progress=progress, planning=plan,
-                              requests_dir=out_dir / "requests" if requests else None,
-                              stage=stage)
-        except InputError as error:     # what only the drawn requests show (none at all)
-            bar.stop()
-            _fail(error)
-        except KeyboardInterrupt:
-            bar.stop()
-            console.print(f"[yellow]interrupted:[/] nothing written to {escape(str(out_dir))} "
-                          "(a simulation's result is whole or not at all; --no-plan skips "
-                          "planning, the longer part)", highlight=False)
-            raise typer.Exit(code=130) from None
-    today = datetime.date.today()
-    stale, retiring = used_stale_prices(loaded, today), retiring_cloud_models(loaded, today)
-    risks = retiring_under(loaded, today, result.recommendation.deployment)
-    risks += single_replica_risks(loaded, result)
+            path = write_result(result, out_dir)
+            report = write_decision_report(result, out_dir, stale, retiring, risks,
+                                           notes=notes)
+            # an earlier run's per-request CSVs would sit beside this run's result as its own
+            _replace_csvs(out_dir / "requests", staging)
     warnings = stale + [line for line in retiring if line not in risks]
-    said = scenario_notes(loaded)
-    notes = [*one_sided(result), *said]
-    with _writing(out_dir):
-        path = write_result(result, out_dir)
-        report = write_decision_report(result, out_dir, stale, retiring, risks, notes=notes)
     if as_json:
         sys.stdout.write(dumps_canonical(result))
         _exit_if_none(result, strict)

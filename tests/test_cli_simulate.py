@@ -279,3 +279,65 @@ def test_an_earlier_runs_request_csvs_do_not_outlive_it(tmp_path: Path) -> None:
     assert first.exit_code == 0 and sorted(p.name for p in (out / "requests").iterdir())
     again = CliRunner().invoke(app, ["simulate", str(scenario), "--out", str(out), "--no-plan"])
     assert again.exit_code == 0 and not list((out / "requests").glob("*.csv"))
+
+
+QUIET = ("seed: 4\nduration: 600\ntraffic: {kind: poisson, rate_per_s: 0.001}\n"
+         "tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 100},\n"
+         "         output_tokens: {kind: fixed, tokens: 50}}]\n"
+         "deployments: {l40s: {gpu: L40S, model: Llama-3.1-8B}}\n")
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_run_that_fails_or_is_interrupted_leaves_the_earlier_runs_files_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The earlier run's request CSVs were deleted before the new run started: a scenario
+    that failed in the simulation, or a Ctrl-C (which says "nothing written"), lost them."""
+    scenario, out = tmp_path / "s.yaml", tmp_path / "o"
+    scenario.write_text(SMALL)
+    first = CliRunner().invoke(app, ["simulate", str(scenario), "--out", str(out),
+                                     "--no-plan", "--requests"])
+    assert first.exit_code == 0, first.output
+    before = _contents(out)
+    assert {"requests/h100.csv", "requests/l4-pair.csv", "result.json"} <= set(before)
+    quiet = tmp_path / "quiet.yaml"
+    quiet.write_text(QUIET)
+    for requests in ("--requests", "--no-requests"):
+        failed = CliRunner().invoke(app, ["simulate", str(quiet), "--out", str(out),
+                                          "--no-plan", requests])
+        assert failed.exit_code == 2 and "draws no request" in failed.output, failed.output
+        assert _contents(out) == before
+
+    import llmplan.pipeline
+
+    def cut_short(*args: object, requests_dir: Path | None = None, **kwargs: object) -> None:
+        assert requests_dir is not None     # one deployment's CSV written, then Ctrl-C
+        requests_dir.mkdir(parents=True, exist_ok=True)
+        (requests_dir / "h100.csv").write_text("id\n1\n", encoding="utf-8")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(llmplan.pipeline, "evaluate", cut_short)
+    stopped = CliRunner().invoke(app, ["simulate", str(scenario), "--out", str(out),
+                                       "--no-plan", "--requests"])
+    assert stopped.exit_code == 130 and "nothing written" in stopped.output, stopped.output
+    assert _contents(out) == before
+
+
+def test_a_new_run_replaces_the_request_csvs_only_with_its_own(tmp_path: Path) -> None:
+    scenario, out = tmp_path / "s.yaml", tmp_path / "o"
+    scenario.write_text(SMALL)
+    first = CliRunner().invoke(app, ["simulate", str(scenario), "--out", str(out),
+                                     "--no-plan", "--requests"])
+    assert first.exit_code == 0, first.output
+    (out / "requests" / "gone.csv").write_text("id\n", encoding="utf-8")
+    scenario.write_text(SMALL.replace("l4-pair:", "l4-trio:").replace("replicas: 2",
+                                                                      "replicas: 3"))
+    again = CliRunner().invoke(app, ["simulate", str(scenario), "--out", str(out),
+                                     "--no-plan", "--requests"])
+    assert again.exit_code == 0, again.output
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "requests", "result.json"]
+    assert sorted(p.name for p in (out / "requests").iterdir()) == ["h100.csv", "l4-trio.csv"]
+    assert (out / "requests" / "l4-trio.csv").read_text(encoding="utf-8").count("\n") > 100
