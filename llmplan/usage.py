@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from llmplan.errors import InputError, Problem
+from llmplan.urls import secret_part
 
 TIME_COLUMNS = ("start_time", "timestamp", "time", "date", "period_start")
 END_COLUMNS = ("end_time", "period_end")
@@ -153,6 +154,13 @@ def read_cloudwatch(model_id: str, start: datetime, end: datetime, *, region: st
     naming the option and the cause, as botocore words it (it quotes no secret)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    if endpoint_url is not None and (hidden := secret_part(endpoint_url)) is not None:
+        # said without the URL: botocore would repeat it in every error, secret and all
+        raise InputError([Problem("<command line>", None, "--endpoint-url",
+                                  f"the URL carries a {hidden} part, which may hold a secret "
+                                  f"(and CloudWatch never reads one); expected the endpoint "
+                                  f"alone, such as https://monitoring.{region}.amazonaws.com, "
+                                  f"and the AWS credentials where boto3 finds them")])
     try:
         return _read_cloudwatch(model_id, start, end, region=region, endpoint_url=endpoint_url)
     except ValueError as exc:       # botocore's word for an endpoint URL it cannot use

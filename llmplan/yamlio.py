@@ -23,6 +23,7 @@ from pydantic.fields import FieldInfo
 
 from llmplan.errors import InputError, Problem, did_you_mean
 from llmplan.units import number_in_named_unit
+from llmplan.urls import secret_part
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -405,15 +406,15 @@ SECRET_ENDINGS = ("key", "key_env", "token", "secret", "password")
 
 
 def _may_be_secret(loc: Loc, value: Any) -> bool:
-    """A value an error must not repeat: a field named like a key, or a URL with a user or
-    password in it, or a query (?api_key=...)."""
+    """A value an error must not repeat: a field named like a key, or a URL (a value with
+    a scheme, or any value of a field named ..url) with a user or password in it, or a
+    query (?api_key=...)."""
     name = str(loc[-1]).lower() if loc else ""
     if name.endswith(SECRET_ENDINGS):
         return True
-    if not isinstance(value, str) or "://" not in value:
+    if not isinstance(value, str) or ("://" not in value and not name.endswith("url")):
         return False
-    rest = value.split("://", 1)[1]
-    return "@" in rest or "?" in rest or "#" in rest
+    return secret_part(value) is not None
 
 
 #: pydantic errors of a field that wants one value, where a list or mapping was given

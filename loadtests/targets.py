@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llmplan.errors import InputError, Problem
+from llmplan.urls import secret_part
 from llmplan.yamlio import load_model
 
 TargetKind = Literal["openai", "llamacpp", "vllm", "ollama", "bedrock"]
@@ -61,12 +62,13 @@ class Target(BaseModel):
     @classmethod
     def _url(cls, value: str) -> str:
         parsed = urlparse(value)
-        if parsed.username is not None or parsed.password is not None:
-            # said without the URL: its user:password part is a secret
+        hidden = secret_part(value)
+        if hidden == "user:password@":
+            # said without the URL: its user:password part is a secret (scheme or none)
             raise ValueError("the URL carries credentials (user:password@); expected them "
                              "out of the URL, the key in the environment variable "
                              "api_key_env names")
-        if parsed.query or parsed.fragment:
+        if hidden is not None:
             # said without the URL: a query may hold a key (?api_key=...)
             raise ValueError("the URL carries a query or fragment (?... or #...); expected "
                              "the API's base URL alone, a key in the environment variable "

@@ -21,7 +21,7 @@ from llmplan.catalog import builtin_catalog
 from llmplan.perf.memory import fits, kv_capacity
 from llmplan.perf.parallel import tp_error
 from llmplan.provision.gpu_nodes import GPU_RESOURCE, PRODUCT_LABEL, catalog_gpu
-from llmplan.provision.kube import api_client, call, quantity
+from llmplan.provision.kube import api_client, call, quantity, server_of
 from llmplan.provision.manifests import k8s_name
 from llmplan.scenario.models import LocalCosts, LocalDeployment
 
@@ -133,7 +133,7 @@ def import_cluster(kubeconfig: Path | None, context: str | None, model: str,
                    tp: int) -> ClusterInventory:
     """Read the cluster of a kubeconfig into an inventory (the command's entry point)."""
     client = api_client(kubeconfig, context)
-    return build_inventory(str(client.configuration.host), read_nodes(client), model, tp)
+    return build_inventory(server_of(client), read_nodes(client), model, tp)
 
 
 def write_inventory(inventory: ClusterInventory, path: Path) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from llmplan.errors import InputError, Problem
+from llmplan.urls import secret_part, shown_url
 
 T = TypeVar("T")
 
@@ -24,7 +25,7 @@ def api_client(kubeconfig: Path | None, context: str | None) -> Any:
 
     where = str(kubeconfig) if kubeconfig else "the default kubeconfig"
     try:
-        return config.new_client_from_config(
+        client = config.new_client_from_config(
             config_file=str(kubeconfig) if kubeconfig else None, context=context or None,
             persist_config=False)
     except yaml.YAMLError as exc:      # the client parses the file with PyYAML itself
@@ -36,6 +37,20 @@ def api_client(kubeconfig: Path | None, context: str | None) -> Any:
         raise InputError([Problem(where, None, "--context" if context else "--kubeconfig",
                                   f"cannot use this kubeconfig: {exc}")],
                          title="no cluster to talk to") from None
+    if secret_part(str(client.configuration.host)) == "query or fragment":
+        # said without the URL: the client's errors would repeat it, a token and all
+        raise InputError([Problem(where, None, "clusters.cluster.server",
+                                  "the server URL carries a query or fragment (?... or #...), "
+                                  "which the API paths would be appended to; expected "
+                                  "https://host[:port][/path] and the credentials in the "
+                                  "kubeconfig's user")], title="no cluster to talk to")
+    return client
+
+
+def server_of(client: Any) -> str:
+    """The API server a client talks to, as a message may name it (a user:password part
+    hidden)."""
+    return shown_url(str(client.configuration.host))
 
 
 def call(action: str, request: Callable[[], T]) -> T:

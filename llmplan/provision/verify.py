@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict
 from llmplan.errors import InputError
 from llmplan.provision.gateway_manifests import CONFIG_SHA_ANNOTATION, gateway_manifests
 from llmplan.provision.gpu_nodes import node_kind
-from llmplan.provision.kube import api_client, call, quantity
+from llmplan.provision.kube import api_client, call, quantity, server_of
 from llmplan.provision.manifests import GATEWAY_NAME
 from llmplan.provision.serving_manifests import (
     LEADER_LABEL,
@@ -67,7 +67,7 @@ def verify_stack(stack_file: Path, kubeconfig: Path | None, context: str | None)
     if config.plan.local is not None:
         checks += _fleet(client, config)
     checks += _gateway(client, config)
-    return VerifyReport(stack=stack_file.name, server=str(client.configuration.host),
+    return VerifyReport(stack=stack_file.name, server=server_of(client),
                         checks=checks)
 
 

@@ -246,3 +246,37 @@ def test_import_cluster_says_which_pools_hold_no_replica(tmp_path: Path) -> None
     for gpu, most in (("L40S", 4), ("H100-SXM", 8), ("B200", 8)):
         assert f"{gpu}: no ready node has 16 of them (--tp); the most on one node is {most}" \
             in said
+
+
+def test_a_kubeconfig_servers_credentials_reach_no_output(
+        example_stacks: dict[str, ExampleStack], tmp_path: Path) -> None:
+    """A user:password@ in the server URL went into inventory.yaml's header and verify's
+    "stack ... on <server>" line; a query (?token=...) into every error of the client."""
+    stack = example_stacks[HYBRID].written.path
+    with replaying({**_routes(stack), "/api/v1/nodes": (200, recorded("nodes.json"))}) \
+            as replay:
+        kubeconfig = replay.kubeconfig(tmp_path)
+        text = kubeconfig.read_text()
+        kubeconfig.write_text(text.replace("http://", "http://ci:kube-pass-4e1d@"))
+        port = replay.url.rsplit(":", 1)[1]
+        imported = CliRunner().invoke(app, ["import-cluster", "--kubeconfig", str(kubeconfig),
+                                            "--out", str(tmp_path / "inventory.yaml")])
+        assert imported.exit_code == 0, imported.output
+        written = (tmp_path / "inventory.yaml").read_text()
+        assert f"GPU nodes of http://***@127.0.0.1:{port}" in written
+        verified = CliRunner().invoke(app, ["verify", "--stack", HYBRID, "--dir",
+                                            str(stack.parent), "--kubeconfig", str(kubeconfig)])
+        assert verified.exit_code == 0, verified.output
+        assert f"on http://***@127.0.0.1:{port}" in verified.output
+        assert "kube-pass-4e1d" not in written + imported.output + verified.output
+        kubeconfig.write_text(text.replace('"}}]', '/?token=kube-query-9b7c"}}]', 1))
+        assert "kube-query-9b7c" in kubeconfig.read_text()
+        for args in (["import-cluster", "--kubeconfig", str(kubeconfig), "--out",
+                      str(tmp_path / "again.yaml")],
+                     ["verify", "--stack", HYBRID, "--dir", str(stack.parent),
+                      "--kubeconfig", str(kubeconfig)]):
+            refused = CliRunner().invoke(app, args)
+            assert refused.exit_code == 2, refused.output
+            assert "kube-query-9b7c" not in refused.output
+            said = " ".join(refused.output.split())
+            assert "clusters.cluster.server: the server URL carries a query" in said

@@ -173,6 +173,8 @@ def test_a_reused_output_folder_forgets_the_previous_runs_clock(tmp_path: Path) 
     ("api_key_env", "ghp0123456789abcdefSECRETTOKEN", "looks like an API key itself"),
     ("base_url", "http://user:sk-urlsecret-777@127.0.0.1:8080", "carries credentials"),
     ("base_url", "http://127.0.0.1:8080/v1?api_key=sk-urlsecret-777", "carries a query"),
+    # no scheme: urlparse finds no user in it, and the scheme's error repeated the URL
+    ("base_url", "user:sk-urlsecret-777@127.0.0.1:8080", "carries credentials"),
 ])
 def test_a_secret_in_the_wrong_field_is_refused_without_being_repeated(
         tmp_path: Path, field: str, value: str, said: str) -> None:

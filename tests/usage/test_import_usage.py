@@ -235,3 +235,26 @@ def test_daily_rows_say_nothing_of_the_hours_within_a_day(tmp_path: Path) -> Non
     diurnal = yaml.safe_load((tmp_path / "out" / "traffic.yaml").read_text())["diurnal"]
     assert diurnal["mean_rate_per_s"] == pytest.approx(1.0)
     assert diurnal["peak_to_mean"] < 1.05
+
+
+@pytest.mark.parametrize(("url", "part"), [
+    ("http://ci:url-pass-7d2a@127.0.0.1:1", "user:password@"),
+    ("http://127.0.0.1:1/?X-Amz-Security-Token=url-pass-7d2a", "query or fragment"),
+    ("127.0.0.1:1?api_key=url-pass-7d2a", "query or fragment"),
+])
+def test_an_endpoint_url_carrying_a_secret_is_refused_without_repeating_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, part: str) -> None:
+    """botocore quoted the whole --endpoint-url ("Could not connect to the endpoint URL:
+    ...", "Invalid endpoint: ...") and the message named it as given: its password or
+    token went to stderr (a CI log)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTING")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-do-not-print")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    result = CliRunner().invoke(app, [
+        "import-usage", "--bedrock-model", "meta.llama3-1-8b", "--start", START.isoformat(),
+        "--hours", "1", "--out", str(tmp_path / "out"), "--endpoint-url", url])
+    assert result.exit_code == 2, result.output
+    flat = " ".join(result.output.split())
+    assert f"--endpoint-url: the URL carries a {part} part" in flat
+    assert "url-pass-7d2a" not in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
