@@ -872,8 +872,9 @@ def stack(
                 "eks_gpus_per_node": eks_gpus_per_node, "serving_image": vllm_image}
     try:
         folder = stack_folder(out_dir)
-        written = write_stack(folder / f"Pulumi.{stack_name}.yaml", loaded, result, deployment,
-                              settings)
+        with _writing(folder):
+            written = write_stack(folder / f"Pulumi.{stack_name}.yaml", loaded, result,
+                                  deployment, settings)
     except InputError as error:
         _fail(error)
     plan, candidate = written.config.plan, written.candidate

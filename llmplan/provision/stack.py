@@ -23,6 +23,7 @@ from pydantic.alias_generators import to_camel
 
 from llmplan.catalog import Catalog
 from llmplan.errors import InputError, Problem
+from llmplan.files import write_text_atomic
 from llmplan.perf.engine import release_tuple
 from llmplan.provision.bedrock_routing import RouteError, bedrock_route, route_notes
 from llmplan.provision.cluster_sizing import (
@@ -328,16 +329,18 @@ def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: 
                           for n in leaked], title="stack file not written")
     old = path.read_text(encoding="utf-8") if path.exists() else None
     if old != text:
+        # the user's edited file is replaced whole or kept: a full disk or a Ctrl-C
+        # mid-write left it cut short
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        write_text_atomic(path, text)
     rule = scale_rule(config)
     if rule is not None:
         rules = path.with_name(f"prometheus-adapter.{path.stem.removeprefix('Pulumi.')}.yaml")
-        rules.write_text("# prometheus-adapter rule the fleet's HorizontalPodAutoscaler reads: "
-                         "add it to the adapter's\n# externalRules (llmplan stack; README, "
-                         "Autoscaling)\n" + yaml.safe_dump({"externalRules": [rule]},
-                                                           sort_keys=False, width=1000),
-                         encoding="utf-8")
+        write_text_atomic(rules, "# prometheus-adapter rule the fleet's HorizontalPodAutoscaler "
+                                 "reads: add it to the adapter's\n# externalRules (llmplan "
+                                 "stack; README, Autoscaling)\n"
+                          + yaml.safe_dump({"externalRules": [rule]}, sort_keys=False,
+                                           width=1000))
         notes.append(f"the fleet's autoscaler reads the external metric "
                      f"{rule['name']['as']}: add the rule in {rules.name} to "
                      f"prometheus-adapter's externalRules, or the HPA never scales")

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from llmplan.files import write_text_atomic
+
 SIGNIFICANT_DIGITS = 7
 
 
@@ -35,7 +37,5 @@ def write_result(result: BaseModel, out_dir: str | Path, name: str = "result.jso
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / name
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(dumps_canonical(result), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, dumps_canonical(result))
     return path

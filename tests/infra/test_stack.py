@@ -329,3 +329,37 @@ def test_credential_shaped_text_from_the_scenario_is_never_written(tmp_path: Pat
     assert run.exit_code != 0 and "stack file not written" in run.output
     assert "region" in run.output and key not in run.output
     assert not (out / "Pulumi.prod.yaml").exists()
+
+
+def test_a_rewrite_the_disk_refuses_leaves_the_edited_stack_file_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stack file was rewritten in place: a full disk (or a Ctrl-C) mid-write left the
+    user's edited Pulumi.<stack>.yaml cut short, and the command ended in a traceback."""
+    args = ["stack", str(ROOT / "examples" / "agent-workflow.yaml"), "--stack", "prod",
+            "--out", str(tmp_path)]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    path = tmp_path / "Pulumi.prod.yaml"
+    edited = path.read_text().replace(f"{PROJECT}:namespace: llm", f"{PROJECT}:namespace: mine")
+    assert edited != path.read_text()
+    path.write_text(edited)
+    path.chmod(0o600)
+    real_write = Path.write_text
+
+    def full_disk(self: Path, data: str, *args: object, **kwargs: object) -> int:
+        real_write(self, data[:len(data) // 2], encoding="utf-8")
+        raise OSError(28, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    refused = CliRunner().invoke(app, [*args, "--namespace", "other"])
+    monkeypatch.undo()
+    assert refused.exit_code == 2, refused.output
+    said = " ".join(refused.output.split())
+    assert "No space left on device" in said and "Traceback" not in said
+    assert path.read_text() == edited
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Pulumi.prod.yaml"]
+    # a rewrite that succeeds keeps the file's permissions (it may hold encrypted secrets)
+    again = CliRunner().invoke(app, [*args, "--namespace", "other"])
+    assert again.exit_code == 0, again.output
+    assert f"{PROJECT}:namespace: other" in path.read_text()
+    assert path.stat().st_mode & 0o777 == 0o600
