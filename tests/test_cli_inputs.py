@@ -131,12 +131,13 @@ def test_an_output_the_disk_refuses_is_a_one_line_error(tmp_path: Path) -> None:
     scenario = tmp_path / "tiny.yaml"
     scenario.write_text(TINY)
     out = tmp_path / "out"
-    (out / "result.json.tmp").mkdir(parents=True)
+    (out / "result.json").mkdir(parents=True)
     run = CliRunner().invoke(app, ["simulate", str(scenario), "--out", str(out), "--no-plan",
                                    "--quiet"])
     assert run.exit_code == 2
-    assert "--out: cannot write" in run.output and "result.json.tmp" in run.output
+    assert "--out: cannot write" in run.output and "result.json" in run.output
     assert "Traceback" not in run.output
+    assert sorted(p.name for p in out.iterdir()) == ["result.json"]   # no half file left
 
 
 def test_requests_where_a_file_stands_is_refused_before_the_run(tmp_path: Path) -> None:
