@@ -1097,6 +1097,11 @@ def _sourced_within(name: str, value: Any, source: str) -> Any:
                                  **given}}
 
 
+#: How a scenario's `catalog:` fields are sourced when they give no source of their own
+#: (followed by the scenario's file): the staleness check knows them by it.
+SCENARIO_SOURCE = "scenario "
+
+
 @cache
 def builtin_catalog() -> Catalog:
     """The catalog shipped in llmplan/catalog/*.yaml."""

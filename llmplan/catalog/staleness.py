@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 
-from llmplan.catalog.catalog import Catalog
+from llmplan.catalog.catalog import SCENARIO_SOURCE, Catalog, CloudModelSpec, GpuSpec
 
 #: A price older than this many days is reported as stale (issue 10: 180 days).
 STALE_AFTER_DAYS = 180
@@ -37,8 +37,24 @@ def stale_prices(catalog: Catalog, names: Iterable[str] | None, today: datetime.
             entry = entries.get(name)
             if entry is None:
                 continue
-            if is_stale(entry.prices_as_of, today, max_age_days=max_age_days):
-                age_days = (today - entry.prices_as_of).days
-                lines.append(f"{kind} {name}: prices as of {entry.prices_as_of.isoformat()} "
-                             f"are {age_days} days old (over {max_age_days}); re-check them")
+            if not is_stale(entry.prices_as_of, today, max_age_days=max_age_days):
+                continue
+            prices = [field for field in type(entry).model_fields
+                      if "_usd" in field and getattr(entry, field) is not None]
+            dated = [field for field in prices if not _given_by_scenario(entry, field)]
+            if not dated:
+                continue          # the scenario gave every price: they are its own, today's
+            which = "" if dated == prices else f" ({', '.join(dated)})"
+            age_days = (today - entry.prices_as_of).days
+            lines.append(f"{kind} {name}: prices{which} as of "
+                         f"{entry.prices_as_of.isoformat()} are {age_days} days old (over "
+                         f"{max_age_days}); re-check them")
     return lines
+
+
+def _given_by_scenario(entry: GpuSpec | CloudModelSpec, field: str) -> bool:
+    """Whether a scenario's `catalog:` section set `field` without dating it: the merge
+    (Catalog.merged) sources such a field to the scenario, and a scenario that gives its own
+    `prices_as_of` is judged by that date instead."""
+    return entry.sources.get(field, "").startswith(SCENARIO_SOURCE) \
+        and not entry.sources.get("prices_as_of", "").startswith(SCENARIO_SOURCE)

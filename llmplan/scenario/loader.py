@@ -21,6 +21,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from llmplan.catalog import Catalog, builtin_catalog
+from llmplan.catalog.catalog import SCENARIO_SOURCE
 from llmplan.errors import InputError, Problem, ScenarioError, did_you_mean
 from llmplan.perf.engine import SpeculativeSpec
 from llmplan.perf.memory import fits, kv_capacity
@@ -209,7 +210,7 @@ def _merge_catalog(doc: YamlDocument, scenario: Scenario) -> Catalog:
     if not any(overrides.values()):
         return builtin_catalog()
     try:
-        return builtin_catalog().merged(overrides, source=f"scenario {doc.file}")
+        return builtin_catalog().merged(overrides, source=f"{SCENARIO_SOURCE}{doc.file}")
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
