@@ -392,6 +392,23 @@ class Planner:
             return None
         return local.utilisation.full_batch_requests_per_s / self.mean_rate()
 
+    def ceiling_factor(self, name: str) -> float | None:
+        """`capacity_factor`, and for an autoscaled fleet the rate factor at which the
+        stream's mean rate reaches what its max_replicas finish with every batch full: no
+        stretch, however short, shows more kept up (None: not a local fleet)."""
+        dep = self.loaded.scenario.deployments[name]
+        if not isinstance(dep, LocalDeployment) or dep.autoscaling is None:
+            return self.capacity_factor(name)
+        if not len(self.stream) or self.duration_s <= 0:
+            return None
+        local = self.simulate(Point(name)).local
+        if local is None or local.utilisation.full_batch_requests_per_s <= 0 \
+                or local.fleet.mean_active_replicas <= 0:
+            return None
+        per_replica = local.utilisation.full_batch_requests_per_s \
+            / local.fleet.mean_active_replicas
+        return per_replica * dep.autoscaling.max_replicas / self.mean_rate()
+
     def mean_rate(self) -> float:
         """The stream's mean requests/s a long overload is judged by: the run's own, or,
         when the stretches were sped up to a daily peak the run misses, the peak's (the
@@ -403,8 +420,9 @@ class Planner:
     def max_rate_factor(self, name: str) -> float | None:
         """Largest rate factor with the SLO met on the busiest stretch and on a stretch
         LONG_STRETCHES times as long (`_held_on_a_longer_stretch`), and the mean rate
-        within the fleet's full-batch throughput (None under 1/64)."""
-        ceiling = self.capacity_factor(name)
+        within the fleet's full-batch throughput, at its max_replicas when it autoscales
+        (None under 1/64)."""
+        ceiling = self.ceiling_factor(name)
         factor = self._max_meeting_factor(name)
         if factor is None and ceiling is not None and 1 / 64 <= ceiling <= RATE_LIMIT \
                 and self.meets(Point(name, factor=ceiling)):

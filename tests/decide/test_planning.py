@@ -576,3 +576,20 @@ def test_an_autoscaled_fleet_meets_a_doubled_volume_with_the_replicas_it_scales_
     x2 = next(case for case in planned.sensitivity
               if case.change == "volume x2 (fleets as simulated)")
     assert x2.winner == "gpu"
+
+
+def test_an_autoscaled_fleets_sustainable_rate_is_within_its_max_replicas_full_batches() -> None:
+    """The highest rate an autoscaled fleet sustains cannot pass what its max_replicas
+    finish with every batch full (per replica: the run's full-batch rate over the replicas
+    it ran): a short stretch that a fleet scaled to the rate meets says nothing past it."""
+    loaded = scenario_from(AUTOSCALED)
+    simulation = simulate_scenario(loaded)
+    fleet = simulation.deployments["gpu"].local
+    assert fleet is not None
+    planner = Planner(loaded, simulation)
+    per_replica = fleet.utilisation.full_batch_requests_per_s / fleet.fleet.mean_active_replicas
+    ceiling = planner.ceiling_factor("gpu")
+    assert ceiling == pytest.approx(per_replica * 8 / 60.0)
+    assert planner.ceiling_factor("api") is None
+    found = planner.max_rate_factor("gpu")
+    assert found is not None and found <= ceiling
