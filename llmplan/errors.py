@@ -21,7 +21,9 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
-        return f"{where}: {self.path or '<top level>'}: {self.message}"
+        # no field path: the problem is the file's as a whole (not found, not YAML, empty)
+        return f"{where}: {self.path}: {self.message}" if self.path \
+            else f"{where}: {self.message}"
 
 
 class InputError(Exception):

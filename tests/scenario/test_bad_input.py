@@ -547,7 +547,8 @@ def test_bad_input_names_file_line_path_and_expectation(tmp_path: Path, case: Ca
     for fragment in case.fragments:
         assert fragment.format(dir=tmp_path.resolve()) in problem.message, str(info.value)
     # and the rendered error reads "file:line: dotted.path: message"
-    assert f"{path}:{line}: {case.path or '<top level>'}: {problem.message}" in str(info.value)
+    field = f"{case.path}: " if case.path else ""
+    assert f"{path}:{line}: {field}{problem.message}" in str(info.value)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -607,7 +608,8 @@ def test_cli_simulate_exits_2_with_the_message_and_no_traceback(tmp_path: Path,
     assert "Traceback" not in output
     assert not (tmp_path / "out").exists()
     path = tmp_path / "bad.yaml"
-    expected = f"{path}:{_expected_line(case)}: {case.path or '<top level>'}:"
+    expected = f"{path}:{_expected_line(case)}: {case.path}:" if case.path \
+        else f"{path}:{_expected_line(case)}: "
     assert _squash(expected) in _squash(output)
     for fragment in case.fragments:
         assert _squash(fragment.format(dir=tmp_path.resolve())) in _squash(output)
