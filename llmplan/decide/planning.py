@@ -91,6 +91,14 @@ REPLICA_LIMIT = 256
 #: A doubled fleet that keeps up and is still short of the SLO's goodput by this many
 #: times what the doubling gained is taken to be one no size helps (confirm_replicas).
 SHORTFALL_TO_GAIN = 8
+#: A stage whose simulations would take less than this one after another runs without a
+#: pool: forking workers, sending each task and its result through pipes and the workers'
+#: caches filling apart cost about a tenth of a second on two cores, more than a small
+#: scenario's whole planning (a 180-request hybrid: 0.16 s serial, 0.58 s with a pool).
+POOL_WORTH_S = 0.5
+#: simulations a replica or rate search runs besides the load curve's (doubling, then
+#: bisections): its task's cost in stretch simulations, for POOL_WORTH_S
+SEARCH_SIMULATIONS = 8
 Progress = Callable[[str], None]
 
 
@@ -163,7 +171,8 @@ class Planner:
     """Memoised planning simulations of one evaluated scenario."""
 
     def __init__(self, loaded: LoadedScenario, simulation: SimulationResult,
-                 window_requests: int = WINDOW_REQUESTS) -> None:
+                 window_requests: int = WINDOW_REQUESTS,
+                 simulated_s: float | None = None) -> None:
         self.loaded = loaded
         self.info = simulation.scenario
         self.seed = simulation.scenario.seed
@@ -210,6 +219,10 @@ class Planner:
             if fleet is not None and result.local is not None and len(self.stream):
                 self.running[name] = (result.local.fleet.mean_active_replicas
                                       + result.local.fleet.mean_loading_replicas)
+        #: wall seconds a deployment takes per simulated request, from the evaluated run's
+        #: time (`simulated_s`: every deployment on the whole stream); None when not known
+        runs = len(self.stream) * len(loaded.scenario.deployments)
+        self.s_per_request = simulated_s / runs if simulated_s is not None and runs else None
         self.cache: dict[Point, DeploymentResult] = {}
         self.fresh: dict[Point, DeploymentResult] = {}   # run here since the last harvest
         #: the sensitivity's cases that set local fleets up otherwise (`variant_cases`), and
@@ -565,6 +578,11 @@ class Planner:
             self.variants[case, name] = simulate_one(changed, name, seed=self.seed)[0]
         return self.variants[case, name]
 
+    def work_s(self, runs: int, requests: int) -> float | None:
+        """About how long `runs` simulations of `requests` requests each take one after
+        another, in s (None: not known)."""
+        return None if self.s_per_request is None else self.s_per_request * runs * requests
+
     def harvest(self) -> dict[Point, DeploymentResult]:
         fresh, self.fresh = self.fresh, {}
         return fresh
@@ -634,10 +652,14 @@ def _drain_s(loaded: LoadedScenario, span_s: float, factor: float) -> float:
 FORK_UNSAFE = ("grpc",)
 
 
-def _pool(planner: Planner, jobs: int, tasks: int) -> ProcessPoolExecutor | None:
-    """A pool forked now, so its workers start from the planner's cache as it is."""
+def _pool(planner: Planner, jobs: int, tasks: int,
+          work_s: float | None = None) -> ProcessPoolExecutor | None:
+    """A pool forked now, so its workers start from the planner's cache as it is; None
+    when the stage's work (`work_s` one after another, when known) is too little to gain
+    from one (POOL_WORTH_S)."""
     if min(jobs, tasks) <= 1 or "fork" not in multiprocessing.get_all_start_methods() \
-            or any(name in sys.modules for name in FORK_UNSAFE):
+            or any(name in sys.modules for name in FORK_UNSAFE) \
+            or (work_s is not None and work_s < POOL_WORTH_S):
         return None
     return ProcessPoolExecutor(max_workers=min(jobs, tasks),
                                mp_context=multiprocessing.get_context("fork"),
@@ -647,7 +669,7 @@ def _pool(planner: Planner, jobs: int, tasks: int) -> ProcessPoolExecutor | None
 def _run_all(planner: Planner, jobs: int, points: Iterable[Point]) -> None:
     todo = [p for p in dict.fromkeys(planner._normal(p) for p in points)
             if p not in planner.cache]
-    pool = _pool(planner, jobs, len(todo))
+    pool = _pool(planner, jobs, len(todo), planner.work_s(len(todo), len(planner.window)))
     if pool is None:
         for point in todo:
             planner.simulate(point)
@@ -660,7 +682,8 @@ def _run_all(planner: Planner, jobs: int, points: Iterable[Point]) -> None:
 def _search_all(planner: Planner, jobs: int,
                 searches: list[tuple[str, str]]) -> dict[tuple[str, str], object]:
     found: dict[tuple[str, str], object] = {}
-    pool = _pool(planner, jobs, len(searches))
+    pool = _pool(planner, jobs, len(searches), planner.work_s(
+        len(searches) * SEARCH_SIMULATIONS, len(planner.window)))
     if pool is None:
         for kind, name in searches:
             found[kind, name] = planner.search(kind, name)
@@ -686,7 +709,7 @@ def _confirm_all(planner: Planner, jobs: int, candidates: dict[str, int],
                               if name not in confirmed]
     tasks += [("variant", name, case) for case, name in planner.variant_runs(names)
               if (case, name) not in planner.variants]
-    pool = _pool(planner, jobs, len(tasks))
+    pool = _pool(planner, jobs, len(tasks), planner.work_s(len(tasks), len(planner.stream)))
     if pool is None:
         return {name: confirmed[name] if name in confirmed
                 else planner.confirm_replicas(name, n) for name, n in candidates.items()}
@@ -724,10 +747,12 @@ def _reprice(loaded: LoadedScenario, cloud_factor: float, gpu_factor: float) -> 
 
 def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
          jobs: int | None = None, progress: Progress | None = None,
-         window_requests: int = WINDOW_REQUESTS) -> Planning:
-    """The planning section of result.json (`jobs`: processes; default one per core)."""
+         window_requests: int = WINDOW_REQUESTS, simulated_s: float | None = None) -> Planning:
+    """The planning section of result.json (`jobs`: processes, default one per core;
+    `simulated_s`: how long `simulation` took, which tells a stage too small to gain from
+    a pool; unknown, every stage of several tasks gets one)."""
     say = progress or (lambda _stage: None)
-    planner = Planner(loaded, simulation, window_requests)
+    planner = Planner(loaded, simulation, window_requests, simulated_s)
     names = list(loaded.scenario.deployments)
     local = [n for n in names if not isinstance(loaded.scenario.deployments[n], CloudDeployment)]
     jobs = min(os.cpu_count() or 1, 8) if jobs is None else jobs
