@@ -29,6 +29,20 @@ def test_percentiles_interpolate_linearly_drop_nan_and_say_none_when_empty() -> 
     assert mean(np.array([1.0, np.nan, 5.0])) == 3.0
 
 
+def test_small_arrays_give_numpys_percentiles_to_the_last_bit() -> None:
+    # up to stats.SMALL values the percentiles come from a sort in Python: the same floats
+    # np.percentile gives (results are compared byte for byte), ties, zeros and signs too
+    rng = np.random.default_rng(7)
+    arrays = [rng.lognormal(0, 2, 257), rng.integers(0, 4, 101) * 0.1, rng.normal(0, 1e6, 64),
+              np.round(rng.exponential(1, 1999), 3), np.array([-0.0, 0.0, 5.0]), np.ones(1)]
+    qs = (*range(0, 101), 12.5, 33.3, 99.9)
+    for values in arrays:
+        assert percentiles(values, qs) == dict(zip(qs, np.percentile(values, qs).tolist(),
+                                                   strict=True))
+    with pytest.raises(ValueError, match="range"):
+        percentiles([1.0, 2.0], (101,))
+
+
 def test_goodput_counts_finished_requests_inside_every_bound_of_their_slo() -> None:
     slos = [SloSpec(ttft_ms=100, tpot_ms=10), SloSpec()]
     group = np.array([0, 0, 0, 0, 0, 1, 1])
