@@ -8,7 +8,6 @@ searches over replicas and rates and the sensitivity of the answer.
 from __future__ import annotations
 
 import datetime
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -243,9 +242,7 @@ def evaluate(loaded: LoadedScenario, seed: int | None = None, *,
              stage: Stage | None = None) -> Result:
     """result.json of a scenario (same scenario and seed: same result)."""
     loaded = with_provisioning(loaded)
-    start = time.perf_counter()
     simulation = simulate_scenario(loaded, seed, mode=mode, progress=progress,
                                    requests_dir=requests_dir)
-    planned = plan(simulation, loaded, progress=stage,
-                   simulated_s=time.perf_counter() - start) if planning else None
+    planned = plan(simulation, loaded, progress=stage) if planning else None
     return decide(simulation, loaded, planned)

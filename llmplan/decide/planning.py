@@ -38,6 +38,7 @@ import math
 import multiprocessing
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -95,6 +96,7 @@ SHORTFALL_TO_GAIN = 8
 #: pool: forking workers, sending each task and its result through pipes and the workers'
 #: caches filling apart cost about a tenth of a second on two cores, more than a small
 #: scenario's whole planning (a 180-request hybrid: 0.16 s serial, 0.58 s with a pool).
+#: The estimate is from planning's own runs (`Planner.s_per_request`).
 POOL_WORTH_S = 0.5
 #: simulations a replica or rate search runs besides the load curve's (doubling, then
 #: bisections): its task's cost in stretch simulations, for POOL_WORTH_S
@@ -171,8 +173,7 @@ class Planner:
     """Memoised planning simulations of one evaluated scenario."""
 
     def __init__(self, loaded: LoadedScenario, simulation: SimulationResult,
-                 window_requests: int = WINDOW_REQUESTS,
-                 simulated_s: float | None = None) -> None:
+                 window_requests: int = WINDOW_REQUESTS) -> None:
         self.loaded = loaded
         self.info = simulation.scenario
         self.seed = simulation.scenario.seed
@@ -219,10 +220,8 @@ class Planner:
             if fleet is not None and result.local is not None and len(self.stream):
                 self.running[name] = (result.local.fleet.mean_active_replicas
                                       + result.local.fleet.mean_loading_replicas)
-        #: wall seconds a deployment takes per simulated request, from the evaluated run's
-        #: time (`simulated_s`: every deployment on the whole stream); None when not known
-        runs = len(self.stream) * len(loaded.scenario.deployments)
-        self.s_per_request = simulated_s / runs if simulated_s is not None and runs else None
+        #: wall seconds and requests of the simulations run in this process (`s_per_request`)
+        self.timed_s, self.timed_requests = 0.0, 0
         self.cache: dict[Point, DeploymentResult] = {}
         self.fresh: dict[Point, DeploymentResult] = {}   # run here since the last harvest
         #: the sensitivity's cases that set local fleets up otherwise (`variant_cases`), and
@@ -299,9 +298,12 @@ class Planner:
         scaled = stream.scaled(1.0 / point.factor)
         drain = _drain_s(self.loaded, span, point.factor)
         # planning always uses the fast scheduler (reference mode is for checking it)
+        start = time.perf_counter()
         run = run_steady(loaded, point.name, scaled, span / point.factor, seed=self.seed,
                          mode=SimulationMode.FAST, drain_s=drain)
         result = summarise_run(run, scaled, loaded.scenario)
+        self.timed_s += time.perf_counter() - start
+        self.timed_requests += len(scaled)
         self.cache[point] = self.fresh[point] = result
         return result
 
@@ -578,10 +580,17 @@ class Planner:
             self.variants[case, name] = simulate_one(changed, name, seed=self.seed)[0]
         return self.variants[case, name]
 
+    def s_per_request(self) -> float | None:
+        """Wall seconds a planning simulation has taken per request here (None: none run
+        yet). Not the evaluated run's: its time includes the process's warm-up (tables
+        built, modules loaded), ten times a small scenario's simulation."""
+        return self.timed_s / self.timed_requests if self.timed_requests else None
+
     def work_s(self, runs: int, requests: int) -> float | None:
         """About how long `runs` simulations of `requests` requests each take one after
         another, in s (None: not known)."""
-        return None if self.s_per_request is None else self.s_per_request * runs * requests
+        rate = self.s_per_request()
+        return None if rate is None else rate * runs * requests
 
     def harvest(self) -> dict[Point, DeploymentResult]:
         fresh, self.fresh = self.fresh, {}
@@ -652,6 +661,13 @@ def _drain_s(loaded: LoadedScenario, span_s: float, factor: float) -> float:
 FORK_UNSAFE = ("grpc",)
 
 
+def _dearest_first(deployment: object) -> int:
+    """A sort key by how long a deployment's simulation takes: a hybrid runs both paths,
+    an API has no queue."""
+    order: dict[type, int] = {HybridDeployment: 0, LocalDeployment: 1, CloudDeployment: 2}
+    return order.get(type(deployment), 1)
+
+
 def _pool(planner: Planner, jobs: int, tasks: int,
           work_s: float | None = None) -> ProcessPoolExecutor | None:
     """A pool forked now, so its workers start from the planner's cache as it is; None
@@ -669,6 +685,14 @@ def _pool(planner: Planner, jobs: int, tasks: int,
 def _run_all(planner: Planner, jobs: int, points: Iterable[Point]) -> None:
     todo = [p for p in dict.fromkeys(planner._normal(p) for p in points)
             if p not in planner.cache]
+    if jobs > 1 and len(todo) > 2 and planner.s_per_request() is None:
+        # one run here first, the dearest kind at the scenario's rate: its time tells
+        # whether the rest gains from a pool (which starts with it in its cache)
+        deployments = planner.loaded.scenario.deployments
+        first = min(todo, key=lambda p: (_dearest_first(deployments[p.name]),
+                                         abs(math.log(p.factor))))
+        planner.simulate(first)
+        todo.remove(first)
     pool = _pool(planner, jobs, len(todo), planner.work_s(len(todo), len(planner.window)))
     if pool is None:
         for point in todo:
@@ -747,12 +771,10 @@ def _reprice(loaded: LoadedScenario, cloud_factor: float, gpu_factor: float) -> 
 
 def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
          jobs: int | None = None, progress: Progress | None = None,
-         window_requests: int = WINDOW_REQUESTS, simulated_s: float | None = None) -> Planning:
-    """The planning section of result.json (`jobs`: processes, default one per core;
-    `simulated_s`: how long `simulation` took, which tells a stage too small to gain from
-    a pool; unknown, every stage of several tasks gets one)."""
+         window_requests: int = WINDOW_REQUESTS) -> Planning:
+    """The planning section of result.json (`jobs`: processes; default one per core)."""
     say = progress or (lambda _stage: None)
-    planner = Planner(loaded, simulation, window_requests, simulated_s)
+    planner = Planner(loaded, simulation, window_requests)
     names = list(loaded.scenario.deployments)
     local = [n for n in names if not isinstance(loaded.scenario.deployments[n], CloudDeployment)]
     jobs = min(os.cpu_count() or 1, 8) if jobs is None else jobs
@@ -801,8 +823,7 @@ def plan(simulation: SimulationResult, loaded: LoadedScenario, *,
     say("planning: replica and rate searches")
     # the longest first, so the last to start is a short one (a hybrid's search runs both
     # paths, an API's no queue); which process runs which never changes a result
-    cost = {HybridDeployment: 0, LocalDeployment: 1, CloudDeployment: 2}
-    by_cost = sorted(names, key=lambda n: cost.get(type(scenario.deployments[n]), 1))
+    by_cost = sorted(names, key=lambda n: _dearest_first(scenario.deployments[n]))
     searches = [("rate", n) for n in by_cost] + [("replicas", n) for n in local] \
         if bounded else []
     found = _search_all(planner, jobs, searches)

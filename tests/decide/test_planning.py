@@ -93,6 +93,7 @@ planner = planning.Planner(loaded, simulation, WINDOW)
 pool = planning._pool(planner, jobs=2, tasks=2)
 assert pool is not None, "no pool in a fresh process"
 pool.shutdown()
+planning.POOL_WORTH_S = 0.0    # a pool for every stage, however little it runs
 serial = planning.plan(simulation, loaded, jobs=1, window_requests=WINDOW)
 pooled = planning.plan(simulation, loaded, jobs=2, window_requests=WINDOW)
 print(serial.model_dump_json() == pooled.model_dump_json())
@@ -152,6 +153,25 @@ def test_no_fork_once_grpc_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
     pool.shutdown()
     monkeypatch.setitem(sys.modules, "grpc", types.ModuleType("grpc"))
     assert planning._pool(planner, jobs=2, tasks=4) is None
+
+
+def test_a_stage_too_small_for_a_pool_runs_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a pool costs about a tenth of a second: a stage that takes less than POOL_WORTH_S one
+    # run after another forks none; planning's own runs tell how long its runs take
+    from llmplan.decide import planning
+
+    loaded = scenario_from(SCENARIO)
+    planner = Planner(loaded, simulate_scenario(loaded), WINDOW)
+    monkeypatch.delitem(sys.modules, "grpc", raising=False)     # (the infra tests load it)
+    assert planner.work_s(4, len(planner.window)) is None        # nothing timed yet
+    assert planning._pool(planner, jobs=2, tasks=4, work_s=planning.POOL_WORTH_S / 2) is None
+    pool = planning._pool(planner, jobs=2, tasks=4, work_s=planning.POOL_WORTH_S * 2)
+    assert pool is not None
+    pool.shutdown()
+    planner.simulate(Point(next(iter(loaded.scenario.deployments)), factor=0.5))
+    assert planner.timed_requests == len(planner.window)
+    rate = planner.s_per_request()
+    assert rate is not None and planner.work_s(4, 10) == pytest.approx(40 * rate)
 
 
 def test_the_sustainable_rate_is_one_the_fleet_keeps_up_all_day() -> None:
