@@ -14,6 +14,7 @@ before 0.28).
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Literal, get_args
 
@@ -41,8 +42,10 @@ NEWEST_KNOWN_MINOR = (0, 34)
 GIB = float(1 << 30)
 
 
+@functools.lru_cache(maxsize=256)
 def release_tuple(version: str) -> tuple[int, int, int]:
-    """(major, minor, patch) of a version such as '0.11.2' or '0.9.2rc1'."""
+    """(major, minor, patch) of a version such as '0.11.2' or '0.9.2rc1' (kept: a simulation
+    asks dozens of times, planning's dozens of simulations each)."""
     parts = [*version.split("."), "0", "0"][:3]
     # the leading digits of each part: 0.9.2rc1 is 0.9.2 (not 0.9.21)
     digits = [re.match(r"\d*", part)[0] or "0" for part in parts]  # type: ignore[index]
