@@ -18,7 +18,8 @@ What keeps planning within about the time of the simulation itself: the searches
 the *busiest stretch* of the request stream (the `WINDOW_REQUESTS` consecutive requests
 that arrive in the shortest time; the whole stream when it is shorter), which is what
 decides an SLO and is cheap to simulate; every simulation is run once (memoised by
-deployment, replicas and rate factor); independent simulations share the machine's cores;
+deployment, replicas and rate factor); independent simulations share the machine's cores
+(not a stage too small to gain from forking: POOL_WORTH_S);
 and the one figure a fleet is bought by, the replica count, is confirmed on the whole
 stream (stepping up, one replica first, if the whole day needs more than its busiest
 stretch), beside the sensitivity's other whole-stream runs. Same scenario
