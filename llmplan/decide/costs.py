@@ -291,11 +291,13 @@ def rack(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
 def software(dep: LocalDeployment, gpu: GpuSpec, econ: Economics,
              facts: LocalFacts) -> CostItem | None:
     rate = dep.costs.serving_software_usd_per_gpu_month
-    # on demand, the GPUs an autoscaled fleet runs above its floor come and go with the
-    # volume (a reservation's licences are its floor's)
-    growing = 0.0 if facts.burst_gpus else facts.rented_above_floor_gpus * rate
-    return CostItem("serving_software", facts.gpus * rate, growing > 0,
-                    f"{_gpu_count(facts.gpus)} GPUs x ${rate:,.0f}", variable_usd=growing,
+    # every GPU that serves runs the software: an autoscaled reservation's on-demand GPUs
+    # above it too (`burst_gpus`, on average); the GPUs an autoscaled rented fleet runs
+    # above its floor come and go with the volume
+    gpus = facts.gpus + facts.burst_gpus
+    growing = facts.rented_above_floor_gpus * rate
+    return CostItem("serving_software", gpus * rate, growing > 0,
+                    f"{_gpu_count(gpus)} GPUs x ${rate:,.0f}", variable_usd=growing,
                     above_floor=growing > 0)
 
 

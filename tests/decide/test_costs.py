@@ -338,6 +338,25 @@ def test_an_autoscaled_reservation_reserves_its_floor_and_rents_the_rest_on_dema
     assert "above the reservation" in rental.basis
 
 
+def test_an_autoscaled_reservations_on_demand_gpus_run_the_serving_software_too() -> None:
+    """Serving software is licensed per GPU that serves: the on-demand GPUs an autoscaled
+    reservation adds on average need it as the reserved floor does, and that part comes
+    and goes with the volume."""
+    text = AUTOSCALED_RESERVED.replace("costs: {ownership: rented_reserved}",
+                                       "costs: {ownership: rented_reserved, "
+                                       "serving_software_usd_per_gpu_month: 300}")
+    loaded = scenario_from(text)
+    result = evaluate(loaded)
+    dep = result.deployments["reserved"]
+    assert dep.local is not None
+    fleet = dep.local.fleet
+    running = fleet.mean_active_replicas + fleet.mean_loading_replicas
+    assert running > 1.5
+    (software,) = [i for i in dep.cost.items if i.item == "serving_software"]
+    assert software.usd_per_month == pytest.approx(running * 300, rel=1e-9)
+    assert software.variable
+
+
 TIMEOUTS = """
     seed: 4
     duration: 120
