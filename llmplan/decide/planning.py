@@ -764,10 +764,25 @@ def _reprice(loaded: LoadedScenario, cloud_factor: float, gpu_factor: float) -> 
         "cached_input_usd_per_mtok": (m.cached_input_usd_per_mtok * cloud_factor
                                       if m.cached_input_usd_per_mtok is not None else None),
         "cache_write_usd_per_mtok": (m.cache_write_usd_per_mtok * cloud_factor
-                                     if m.cache_write_usd_per_mtok is not None else None)})
+                                     if m.cache_write_usd_per_mtok is not None else None),
+        "long_context": (m.long_context.model_copy(update={
+            "input_usd_per_mtok": m.long_context.input_usd_per_mtok * cloud_factor,
+            "output_usd_per_mtok": m.long_context.output_usd_per_mtok * cloud_factor,
+            "cached_input_usd_per_mtok": (
+                m.long_context.cached_input_usd_per_mtok * cloud_factor
+                if m.long_context.cached_input_usd_per_mtok is not None else None)})
+            if m.long_context is not None else None)})
         for k, m in catalog.cloud_models.items()}
+    # the provider's fees per request and per tool call are its prices too (egress,
+    # observability and reviews are not the provider's)
+    deployments = {name: dep.model_copy(update={"costs": dep.costs.model_copy(update={
+        "per_request_usd": dep.costs.per_request_usd * cloud_factor,
+        "usd_per_tool_call": dep.costs.usd_per_tool_call * cloud_factor})})
+        if isinstance(dep, CloudDeployment) else dep
+        for name, dep in loaded.scenario.deployments.items()}
     return replace(loaded, catalog=catalog.model_copy(update={"gpus": gpus,
-                                                             "cloud_models": clouds}))
+                                                             "cloud_models": clouds}),
+                   scenario=loaded.scenario.model_copy(update={"deployments": deployments}))
 
 
 def plan(simulation: SimulationResult, loaded: LoadedScenario, *,

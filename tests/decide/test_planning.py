@@ -613,3 +613,44 @@ def test_an_autoscaled_fleets_sustainable_rate_is_within_its_max_replicas_full_b
     assert planner.ceiling_factor("api") is None
     found = planner.max_rate_factor("gpu")
     assert found is not None and found <= ceiling
+
+
+def test_the_cloud_price_cases_scale_every_price_the_provider_charges() -> None:
+    """'cloud prices x2' doubles what the provider bills: the token prices, a long-context
+    tier's, and the fees per request and per tool call; the egress and the team's own costs
+    stay as they are."""
+    from llmplan.decide.decision import price
+    from llmplan.decide.planning import _reprice
+
+    loaded = scenario_from("""
+        seed: 3
+        duration: 120
+        traffic: {kind: poisson, rate_per_s: 0.5}
+        tasks: [{name: t, prompt_tokens: {kind: fixed, tokens: 300000},
+                 output_tokens: {kind: fixed, tokens: 100}}]
+        deployments:
+          api:
+            kind: cloud
+            model: gpt-6-sol
+            limits: {requests_per_min: 100000, tokens_per_min: 1000000000}
+            costs: {per_request_usd: 0.01, tool_calls_per_request: 2,
+                    usd_per_tool_call: 0.003, observability_usd_per_month: 400}
+    """)
+    model = loaded.catalog.cloud_models["gpt-6-sol"]
+    assert model.long_context is not None
+    doubled = _reprice(loaded, 2.0, 1.0)
+    long_context = doubled.catalog.cloud_models["gpt-6-sol"].long_context
+    assert long_context is not None
+    assert long_context.input_usd_per_mtok == 2 * model.long_context.input_usd_per_mtok
+    simulation = simulate_scenario(loaded)
+    summary = simulation.deployments["api"]
+    info = simulation.scenario
+    before = {i.item: i.usd_per_month for i in price("api", summary, loaded, info).items}
+    after = {i.item: i.usd_per_month for i in price("api", summary, doubled, info).items}
+    for item, usd in before.items():
+        own = ("network_egress", "observability", "storage_retrieval", "vendor_review",
+               "rate_limit_planning")
+        expected = usd if item in own else 2 * usd
+        assert after[item] == pytest.approx(expected, rel=1e-9), item
+    assert {"input_tokens", "output_tokens", "long_context", "request_fees", "tool_calls",
+            "observability"} <= set(before), before
