@@ -332,6 +332,16 @@ def write_stack(path: Path, loaded: LoadedScenario, result: Result, deployment: 
         # the user's edited file is replaced whole or kept: a full disk or a Ctrl-C
         # mid-write left it cut short
         path.parent.mkdir(parents=True, exist_ok=True)
+        dropped = dropped_comments(old, text) if old is not None else []
+        if dropped:
+            # the rewrite keeps the file's values, not its comments (PyYAML reads none):
+            # the file as it was stays beside it
+            kept = path.with_name(path.name + ".bak")
+            write_text_atomic(kept, old or "")
+            notes.append(f"{path.name} had {len(dropped)} comment"
+                         f"{'s' if len(dropped) != 1 else ''} of your own (first: "
+                         f"'{dropped[0][:60]}'); the rewrite keeps values, not comments: "
+                         f"the file as it was is {kept.name}")
         write_text_atomic(path, text)
     rule = scale_rule(config)
     if rule is not None:
@@ -551,6 +561,28 @@ def setting_notes(config: StackConfig) -> list[str]:
                      "KERNEL==\"kfd\", MODE=\"0666\" and SUBSYSTEM==\"drm\", "
                      "KERNEL==\"renderD*\", MODE=\"0666\"")
     return notes
+
+
+def dropped_comments(old: str, new: str) -> list[str]:
+    """Comments in `old`, past its leading block (the header `render_stack_file` writes),
+    that `new` does not hold: whole-line ones and those after a value (` # ...`, outside
+    quotes as far as a line shows)."""
+    lines = old.splitlines()
+    start = next((i for i, line in enumerate(lines) if not line.lstrip().startswith("#")),
+                 len(lines))
+    kept = new.splitlines()
+    found: list[str] = []
+    for line in lines[start:]:
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            comment = stripped
+        elif " #" in line and line.count('"') % 2 == 0 and line.count("'") % 2 == 0:
+            comment = line[line.index(" #") + 1:].strip()
+        else:
+            continue
+        if not any(comment in other for other in kept):
+            found.append(comment)
+    return found
 
 
 def render_stack_file(config: StackConfig, rest: dict[str, Any],

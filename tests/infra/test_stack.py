@@ -363,3 +363,29 @@ def test_a_rewrite_the_disk_refuses_leaves_the_edited_stack_file_whole(
     assert again.exit_code == 0, again.output
     assert f"{PROJECT}:namespace: other" in path.read_text()
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_rewrite_that_would_drop_the_users_comments_keeps_the_file_as_it_was(
+        tmp_path: Path) -> None:
+    """The rewrite keeps every value but no comment (PyYAML reads none): a file the user
+    commented is kept beside it as .bak, and the command says so; a file without comments
+    of the user's leaves no .bak behind."""
+    args = ["stack", str(ROOT / "examples" / "agent-workflow.yaml"), "--stack", "prod",
+            "--out", str(tmp_path)]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    path = tmp_path / "Pulumi.prod.yaml"
+    plain = CliRunner().invoke(app, [*args, "--namespace", "other"])
+    assert plain.exit_code == 0, plain.output
+    assert not path.with_name("Pulumi.prod.yaml.bak").exists()
+    edited = path.read_text().replace(
+        f"  {PROJECT}:namespace: other",
+        f"  # ours: the platform team's namespace\n  {PROJECT}:namespace: other  # ticket 42")
+    assert edited != path.read_text()
+    path.write_text(edited)
+    again = CliRunner().invoke(app, [*args, "--namespace", "third"])
+    assert again.exit_code == 0, again.output
+    said = " ".join(again.output.split())
+    assert "2 comments of your own" in said and "Pulumi.prod.yaml.bak" in said, said
+    assert path.with_name("Pulumi.prod.yaml.bak").read_text() == edited
+    assert f"{PROJECT}:namespace: third" in path.read_text()
