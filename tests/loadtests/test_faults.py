@@ -196,7 +196,10 @@ def test_requests_locust_itself_stops_are_recorded_cancelled(tmp_path: Path,
     rows = read_jsonl(out / "requests.jsonl")
     assert len(rows) == sent
     cancelled = [r for r in rows if r["error_class"] == "cancelled"]
-    assert cancelled and all(r["chunks"] > 0 and r["ttft_ms"] is not None for r in cancelled)
+    # what each received is kept: the ones in flight for seconds hold tokens (a request a
+    # user began in the stop's last instant, on a loaded host, may hold none yet)
+    assert any(r["chunks"] > 0 for r in cancelled)
+    assert all((r["ttft_ms"] is not None) == (r["chunks"] > 0) for r in cancelled)
     assert list(out.glob("done.*"))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["requests"]["sent"] == len(rows)
