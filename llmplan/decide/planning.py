@@ -395,35 +395,25 @@ class Planner:
         short = larger.slo.min_goodput_fraction - met
         return kept_up and short > SHORTFALL_TO_GAIN * max(0.0, met - before)
 
-    def capacity_factor(self, name: str) -> float | None:
+    def capacity_factor(self, name: str, *, scaled_out: bool = False) -> float | None:
         """The rate factor at which the stream's mean rate reaches what a fixed local fleet
-        finishes with every batch full (None: not a fixed local fleet). Past it a queue
-        grows for as long as the traffic lasts, however well a short stretch fares."""
+        finishes with every batch full (None: not a local fleet, or one that autoscales
+        unless `scaled_out`: then what its max_replicas finish so, each replica at the
+        run's full-batch rate over the replicas it ran). Past it a queue grows for as long
+        as the traffic lasts, however well a short stretch fares."""
         dep = self.loaded.scenario.deployments[name]
-        if not isinstance(dep, LocalDeployment) or dep.autoscaling is not None \
-                or not len(self.stream) or self.duration_s <= 0:
+        if not isinstance(dep, LocalDeployment) or not len(self.stream) \
+                or self.duration_s <= 0 or (dep.autoscaling is not None and not scaled_out):
             return None
         local = self.simulate(Point(name)).local
         if local is None or local.utilisation.full_batch_requests_per_s <= 0:
             return None
-        return local.utilisation.full_batch_requests_per_s / self.mean_rate()
-
-    def ceiling_factor(self, name: str) -> float | None:
-        """`capacity_factor`, and for an autoscaled fleet the rate factor at which the
-        stream's mean rate reaches what its max_replicas finish with every batch full: no
-        stretch, however short, shows more kept up (None: not a local fleet)."""
-        dep = self.loaded.scenario.deployments[name]
-        if not isinstance(dep, LocalDeployment) or dep.autoscaling is None:
-            return self.capacity_factor(name)
-        if not len(self.stream) or self.duration_s <= 0:
-            return None
-        local = self.simulate(Point(name)).local
-        if local is None or local.utilisation.full_batch_requests_per_s <= 0 \
-                or local.fleet.mean_active_replicas <= 0:
-            return None
-        per_replica = local.utilisation.full_batch_requests_per_s \
-            / local.fleet.mean_active_replicas
-        return per_replica * dep.autoscaling.max_replicas / self.mean_rate()
+        full = local.utilisation.full_batch_requests_per_s
+        if dep.autoscaling is not None:
+            if local.fleet.mean_active_replicas <= 0:
+                return None
+            full *= dep.autoscaling.max_replicas / local.fleet.mean_active_replicas
+        return full / self.mean_rate()
 
     def mean_rate(self) -> float:
         """The stream's mean requests/s a long overload is judged by: the run's own, or,
@@ -438,7 +428,7 @@ class Planner:
         LONG_STRETCHES times as long (`_held_on_a_longer_stretch`), and the mean rate
         within the fleet's full-batch throughput, at its max_replicas when it autoscales
         (None under 1/64)."""
-        ceiling = self.ceiling_factor(name)
+        ceiling = self.capacity_factor(name, scaled_out=True)
         factor = self._max_meeting_factor(name)
         if factor is None and ceiling is not None and 1 / 64 <= ceiling <= RATE_LIMIT \
                 and self.meets(Point(name, factor=ceiling)):

@@ -10,6 +10,8 @@ from helpers import scenario_from
 from llmplan.decide.costs import CloudFacts, LocalFacts, cloud_items, local_items
 from llmplan.decide.table import rate_shown
 from llmplan.pipeline import evaluate
+from llmplan.results.decision import Candidate
+from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment
 from llmplan.scenario.models import FailureSpec, LocalDeployment
 
@@ -318,18 +320,24 @@ AUTOSCALED_RESERVED = """
 """
 
 
+def _scaled_out_reservation(text: str) -> tuple[LoadedScenario, Candidate, float]:
+    """The scenario, its 'reserved' fleet's result and the replicas it ran on average
+    (the spike scaled it out past its one reserved replica)."""
+    loaded = scenario_from(text)
+    dep = evaluate(loaded).deployments["reserved"]
+    assert dep.local is not None
+    fleet = dep.local.fleet
+    running = fleet.mean_active_replicas + fleet.mean_loading_replicas
+    assert running > 1.5                       # the peak scaled it out
+    return loaded, dep, running
+
+
 def test_an_autoscaled_reservation_reserves_its_floor_and_rents_the_rest_on_demand() -> None:
     """A reservation is a fixed count: the floor (min_replicas) is reserved for every hour
     of the month; the replicas autoscaling adds above it run on demand, for the hours they
     run. Billing the mean fleet at the reserved rate would sell elastic capacity at the
     reservation's price."""
-    loaded = scenario_from(AUTOSCALED_RESERVED)
-    result = evaluate(loaded)
-    dep = result.deployments["reserved"]
-    assert dep.local is not None
-    fleet = dep.local.fleet
-    running = fleet.mean_active_replicas + fleet.mean_loading_replicas
-    assert running > 1.5                       # the peak scaled it out
+    loaded, dep, running = _scaled_out_reservation(AUTOSCALED_RESERVED)
     gpu = loaded.catalog.gpus["L4"]
     (rental,) = [i for i in dep.cost.items if i.item == "gpu_rental"]
     assert rental.usd_per_month == pytest.approx(
@@ -345,13 +353,7 @@ def test_an_autoscaled_reservations_on_demand_gpus_run_the_serving_software_too(
     text = AUTOSCALED_RESERVED.replace("costs: {ownership: rented_reserved}",
                                        "costs: {ownership: rented_reserved, "
                                        "serving_software_usd_per_gpu_month: 300}")
-    loaded = scenario_from(text)
-    result = evaluate(loaded)
-    dep = result.deployments["reserved"]
-    assert dep.local is not None
-    fleet = dep.local.fleet
-    running = fleet.mean_active_replicas + fleet.mean_loading_replicas
-    assert running > 1.5
+    _, dep, running = _scaled_out_reservation(text)
     (software,) = [i for i in dep.cost.items if i.item == "serving_software"]
     assert software.usd_per_month == pytest.approx(running * 300, rel=1e-9)
     assert software.variable

@@ -608,9 +608,9 @@ def test_an_autoscaled_fleets_sustainable_rate_is_within_its_max_replicas_full_b
     assert fleet is not None
     planner = Planner(loaded, simulation)
     per_replica = fleet.utilisation.full_batch_requests_per_s / fleet.fleet.mean_active_replicas
-    ceiling = planner.ceiling_factor("gpu")
+    ceiling = planner.capacity_factor("gpu", scaled_out=True)
     assert ceiling == pytest.approx(per_replica * 8 / 60.0)
-    assert planner.ceiling_factor("api") is None
+    assert planner.capacity_factor("api", scaled_out=True) is None
     found = planner.max_rate_factor("gpu")
     assert found is not None and found <= ceiling
 
