@@ -484,7 +484,8 @@ def break_even_chart(result: Result) -> go.Figure:
     of each local/cloud pair, and the scenario's own volume ("you are here")."""
     fig = go.Figure()
     here = max((d.cost.requests_per_month for d in result.deployments.values()), default=1.0)
-    top = max([r.break_even_requests_per_month or 0 for r in result.break_even]
+    top = max([max(r.break_even_requests_per_month or 0,
+                   r.local_dearer_again_requests_per_month or 0) for r in result.break_even]
               + [here, 1.0]) * 1.5
     # costs far apart: both axes log, from a thousandth of the top volume (a line of
     # fixed + per request x volume is then a curve, every candidate readable)
@@ -515,9 +516,14 @@ def break_even_chart(result: Result) -> go.Figure:
                     y=[cost.usd_at(v) for v in part],
                     line={"dash": dash, "color": color}))
     for r in result.break_even:
-        if r.break_even_requests_per_month:
-            v = r.break_even_requests_per_month
-            fig.add_trace(go.Scatter(x=[v], y=[r.cloud_fixed_usd + r.cloud_usd_per_request * v],
+        # where the fleet starts to cost less, and where its GPUs above a reserved floor
+        # make it cost more again
+        crossings = [v for v in (r.break_even_requests_per_month,
+                                 r.local_dearer_again_requests_per_month) if v]
+        if crossings:
+            fig.add_trace(go.Scatter(x=crossings,
+                                     y=[r.cloud_fixed_usd + r.cloud_usd_per_request * v
+                                        for v in crossings],
                                      mode="markers", marker={"size": 11, "symbol": "x"},
                                      name=f"break-even {r.local} / {r.cloud}"
                                      + (f" ({r.local} must grow)" if r.fleet_must_grow
@@ -902,7 +908,9 @@ def _monthly_capacity(result: Result, *, within_slo: bool = False) -> dict[str, 
 def _break_even_words(row: BreakEven) -> str:
     """The break-even volume, or which side is cheaper at every volume."""
     if row.break_even_requests_per_month:
-        return _fmt(row.break_even_requests_per_month)
+        again = row.local_dearer_again_requests_per_month
+        return _fmt(row.break_even_requests_per_month) + (
+            f" ({row.local} costs less only up to {_fmt(again)})" if again else "")
     return f"none: {row.cheaper_at_every_volume()} is cheaper at every volume"
 
 

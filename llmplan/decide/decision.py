@@ -620,7 +620,7 @@ def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario,
     for local in (n for n in candidates if kinds[n] == "local"):
         for cloud in (n for n in candidates if kinds[n] == "cloud"):
             a, b = candidates[local].cost, candidates[cloud].cost
-            volume = _crossing(a, b)
+            volume, dearer_again = _crossings(a, b)
             capacity = _capacity_per_month(candidates[local], peak_per_s)
             knee = a.floor_requests_per_month
             out.append(BreakEven(
@@ -630,24 +630,32 @@ def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario,
                 cloud_fixed_usd=b.fixed_usd_per_month,
                 cloud_usd_per_request=b.usd_per_request_from(0.0),
                 break_even_requests_per_month=volume,
+                local_dearer_again_requests_per_month=dearer_again,
                 simulated_requests_per_month=a.requests_per_month,
                 local_capacity_requests_per_month=capacity,
                 fleet_must_grow=_must_grow(local, loaded, volume, capacity)))
     return out
 
 
-def _crossing(local: CostSummary, cloud: CostSummary) -> float | None:
-    """The monthly volume past which `local` costs less than `cloud`: where the two cost
-    lines (CostSummary.usd_at, an autoscaled rented fleet's with its knee at the volume its
-    floor carries) cross with the local one falling below (None: they do not)."""
+def _crossings(local: CostSummary, cloud: CostSummary) -> tuple[float | None, float | None]:
+    """The monthly volume past which `local` costs less than `cloud`, and the one past
+    which it costs more again: where the two cost lines (CostSummary.usd_at, an autoscaled
+    rented fleet's with its knee at the volume its floor carries) cross, the local one
+    falling below, then rising above (None: they do not). A second crossing needs the
+    knee: a reserved floor cheap enough to beat the API, with on-demand GPUs above it that
+    cost more per request than the API does."""
     starts = [0.0, *([local.floor_requests_per_month]
                      if local.floor_requests_per_month else [])]
+    below, above = None, None
     for lo, hi in zip(starts, [*starts[1:], math.inf], strict=True):
         gap = local.usd_at(lo) - cloud.usd_at(lo)
         closing = cloud.usd_per_request_from(lo) - local.usd_per_request_from(lo)
-        if gap > 0 and closing > 0 and lo + gap / closing <= hi:
-            return lo + gap / closing
-    return None
+        if below is None and gap > 0 and closing > 0 and lo + gap / closing <= hi:
+            below = lo + gap / closing
+        elif below is not None and gap < 0 and closing < 0 and lo + gap / closing <= hi:
+            above = lo + gap / closing
+            break
+    return below, above
 
 
 def _capacity_per_month(candidate: Candidate, peak_per_s: float | None = None) -> float | None:

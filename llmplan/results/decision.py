@@ -145,7 +145,8 @@ class BreakEven(ResultModel):
 
     OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("fleet_must_grow",
                                                  "local_slo_capacity_requests_per_month",
-                                                 "local_floor_requests_per_month")
+                                                 "local_floor_requests_per_month",
+                                                 "local_dearer_again_requests_per_month")
 
     local: str
     cloud: str
@@ -154,6 +155,11 @@ class BreakEven(ResultModel):
     cloud_fixed_usd: float
     cloud_usd_per_request: float
     break_even_requests_per_month: float | None
+    local_dearer_again_requests_per_month: float | None = Field(
+        default=None, description="An autoscaled fleet whose reserved floor beats the API "
+                                  "but whose on-demand GPUs above it cost more per request "
+                                  "than the API: the volume past which the API costs less "
+                                  "again (the local fleet costs less only between the two).")
     simulated_requests_per_month: float
     local_floor_requests_per_month: float | None = Field(
         default=None, description="An autoscaled rented fleet: the volume its min_replicas "
@@ -188,11 +194,22 @@ class BreakEven(ResultModel):
             return (f"{self.local} against {self.cloud}: none, {self.cheaper_at_every_volume()} "
                     "costs less at every volume")
         times = volume / self.simulated_requests_per_month
-        shown = f"{volume / 1e6:,.3g} M" if volume >= 1e6 else f"{volume:,.0f}"
-        line = (f"{self.local} and {self.cloud} cost the same at {shown} requests a month, "
-                f"x{times:.3g} the costed {self.simulated_requests_per_month:,.0f}: "
+        line = (f"{self.local} and {self.cloud} cost the same at {_volume(volume)} requests "
+                f"a month, x{times:.3g} the costed {self.simulated_requests_per_month:,.0f}: "
                 f"{self.cloud} costs less below it, {self.local} above")
+        again = self.local_dearer_again_requests_per_month
+        if again:
+            line += (f" it up to {_volume(again)} (x{again / self.simulated_requests_per_month:.3g}"
+                     f"), where {self.cloud} costs less again: {self.local}'s GPUs above its "
+                     f"floor cost ${self.local_usd_per_request * 1e3:,.3g} per 1k requests "
+                     f"against {self.cloud}'s ${self.cloud_usd_per_request * 1e3:,.3g}")
         return line + (f"; {self.fleet_must_grow}" if self.fleet_must_grow else "")
+
+
+def _volume(requests_per_month: float) -> str:
+    """A monthly volume as the break-even line says it: millions, or whole requests."""
+    return f"{requests_per_month / 1e6:,.3g} M" if requests_per_month >= 1e6 \
+        else f"{requests_per_month:,.0f}"
 
 
 class DecisionRow(ResultModel):

@@ -10,6 +10,7 @@ from helpers import scenario_from
 from llmplan.decide.costs import CloudFacts, LocalFacts, cloud_items, local_items
 from llmplan.decide.table import rate_shown
 from llmplan.pipeline import evaluate
+from llmplan.report import break_even_chart, render
 from llmplan.results.decision import Candidate
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment
@@ -710,6 +711,50 @@ def test_an_autoscaled_rented_fleet_breaks_even_on_its_floor(hours: int) -> None
     rental = next(i for i in gpu.cost.items if i.item == "gpu_rental")
     assert rental.variable and "above autoscaling's floor of 1 grow with volume" in rental.basis
 
+
+
+def test_a_cheap_reserved_floor_with_dear_on_demand_gpus_breaks_even_twice() -> None:
+    """A reserved floor of one H100 at $1/h ($730 a month) and replicas above it on demand
+    at $4/h ($2,920 each), steady at three for 60 requests/s (157.68 M a month): the floor
+    carries a third, K = 52.56 M, and each replica above it costs $2,920 / K = $0.0000556 a
+    request. The API costs c = 1,000 x $0.02/M + 200 x $0.05/M + 4 KB x $0.09/GB =
+    $0.00003036 a call: it passes the flat floor at 730 / c = 24.0 M, under the knee, and
+    the fleet, dearer per request above it, passes the API again where
+    730 + (V - K) x 2,920 / K = c V: V = (730 - 2,920) / (c - 2,920 / K) = 86.9 M. The API
+    costs less at the costed volume: "the fleet above 24 M" would be wrong there."""
+    text = AUTOSCALED_ON_DEMAND.replace("HOURS", "0").replace(
+        "rented_on_demand", "rented_reserved").replace(
+        "H100-SXM: {rental_usd_per_gpu_hour: 2.0}",
+        "H100-SXM: {rental_usd_per_gpu_hour: 4.0, reserved_usd_per_gpu_hour: 1.0}").replace(
+        "{input_usd_per_mtok: 0.5, output_usd_per_mtok: 2.0}",
+        "{input_usd_per_mtok: 0.02, output_usd_per_mtok: 0.05}")
+    result = evaluate(scenario_from(text))
+    gpu, api = result.deployments["gpu"], result.deployments["api"]
+    volume = 60 * 3600 * 730
+    floor_usd, knee, per_replica = 1.0 * 730, volume / 3, 4.0 * 730
+    per_call = (1000 * 0.02 + 200 * 0.05) / 1e6 + 1000 * 4 / 1e9 * 0.09
+    (row,) = result.break_even
+    assert row.local_floor_requests_per_month == pytest.approx(knee)
+    assert row.break_even_requests_per_month == pytest.approx(floor_usd / per_call, rel=1e-6)
+    again = (floor_usd - per_replica) / (per_call - per_replica / knee)
+    assert knee < again < volume
+    assert row.local_dearer_again_requests_per_month == pytest.approx(again, rel=1e-6)
+    for v in (row.break_even_requests_per_month, again):    # the lines meet at both
+        assert gpu.cost.usd_at(v) == pytest.approx(api.cost.usd_at(v), rel=1e-6)
+    assert api.cost.monthly_usd < gpu.cost.monthly_usd          # past the second
+    line = row.line()
+    assert f"up to {again / 1e6:.3g} M" in line and "api costs less again" in line
+    # the report's table says it, and its chart marks both crossings
+    assert f"gpu costs less only up to {again:,.0f}" in render(result)
+    (marks,) = [t for t in break_even_chart(result).data if t.name.startswith("break-even")]
+    assert list(marks.x) == pytest.approx([row.break_even_requests_per_month, again])
+    # with both GPU rates at $1/h the fleet stays cheaper above the first: no second
+    flat = evaluate(scenario_from(text.replace("rental_usd_per_gpu_hour: 4.0",
+                                               "rental_usd_per_gpu_hour: 1.0")))
+    (row,) = flat.break_even
+    assert row.break_even_requests_per_month is not None
+    assert row.local_dearer_again_requests_per_month is None
+    assert "again" not in row.line()
 
 LOW_VOLUME = """
     seed: 1
