@@ -78,7 +78,12 @@ def test_published_throughput_table() -> None:
     # is off by more than 56% (55.8%: Llama-4-Scout on four H100s, since its window layers
     # read min(context, window) instead of a whole 8,192-token window per sequence, its
     # attention runs data parallel and its vision encoder, which text never runs, is no
-    # longer read every step; the issue's bar, 35%, is not met: FIDELITY.md)
+    # longer read every step; the issue's bar, 35%, is not met: FIDELITY.md). The sixteen
+    # neighbours of the misses added in the forty-fourth session (96 cases) move the median
+    # from 9.8% to 10.2% and leave the max; seven cases are now beyond 35%, three of them
+    # new: DeepSeek-R1 at 2,000- and 32,000-token prompts on the 4,000-token row's server
+    # (-38%, -39%: the same miss at every length, tested below) and TensorRT-LLM's
+    # gpt-oss-20b on one H100 at 1,024/1,024 (+49%; -10% and +1% at 1k/8k and 8k/1k)
     whole, worst = summary(outcomes)
     assert whole <= 12.5, sorted(round(o.error_pct) for o in outcomes)
     assert worst < 56.0, sorted(round(o.error_pct) for o in outcomes)
@@ -236,3 +241,15 @@ def test_gpt_oss_20b_under_vllm_on_an_a100_is_predicted_within_ten_percent() -> 
         assert o.tpot_error_pct is not None
         assert abs(o.error_pct) <= 10.0 and abs(o.tpot_error_pct) <= 10.0, o
 
+
+def test_deepseek_r1s_long_prompt_miss_does_not_depend_on_the_prompt_length() -> None:
+    """GPUStack's DeepSeek-R1 server on eight H200s (vLLM 0.11.0, the same page, server and
+    client) at 2,000-, 4,000- and 32,000-token prompts: the simulator is short by the same
+    share at each length (-36% to -39%), so what it misses scales with the prompt's tokens
+    (the routed experts' per-token cost, FIDELITY.md), not with attention's quadratic part,
+    which is 16 times larger a token at 32,000 than at 2,000."""
+    ids = ["gpustack-h200-dsr1-fp8-tp8-rand2000-100", "gpustack-h200-dsr1-fp8-tp8-rand4000-200",
+           "gpustack-h200-dsr1-fp8-tp8-rand32000-100"]
+    errors = _outcomes(ids)
+    assert all(e < 0 for e in errors.values()), errors
+    assert max(errors.values()) - min(errors.values()) <= 5.0, errors
