@@ -90,6 +90,25 @@ def thinking_not_simulated(loaded: LoadedScenario) -> list[str]:
             for name, model in _thinking_unasked(loaded).items()]
 
 
+def reasoning_on_a_plain_model(loaded: LoadedScenario) -> list[str]:
+    """API deployments of a model that does not reason (the catalog's non-reasoning
+    entries) serving tasks that give reasoning_tokens: the simulation generated, timed and
+    billed thinking that model never does, so its cost and latency are not the ones its
+    answers would have (nor its answers the reasoning ones the task's quality assumes)."""
+    tasks = [t.name for t in loaded.scenario.tasks if t.reasoning_tokens is not None]
+    if not tasks:
+        return []
+    plain = {name: dep.model for name, dep in loaded.scenario.deployments.items()
+             if isinstance(dep, CloudDeployment)
+             and not loaded.catalog.cloud_models[dep.model].reasons}
+    which = f"task{'s' if len(tasks) > 1 else ''} {', '.join(tasks)}"
+    return [f"deployment '{name}' calls {model}, which does not reason, and {which} "
+            f"give{'' if len(tasks) > 1 else 's'} reasoning_tokens: the simulation generated, "
+            f"timed and billed that thinking as {model}'s output, which its real answers "
+            f"would not have; compare reasoning tasks on a reasoning model"
+            for name, model in sorted(plain.items())]
+
+
 def _plain_tasks(loaded: LoadedScenario) -> list[str]:
     """Tasks that give no reasoning_tokens."""
     return [t.name for t in loaded.scenario.tasks if t.reasoning_tokens is None]
@@ -201,6 +220,7 @@ def scenario_notes(loaded: LoadedScenario) -> list[str]:
     build as simulated, or would build differently, and what the simulation leaves out."""
     return [*not_provisionable(loaded), *images_to_name(loaded), *newer_than_modelled(loaded),
             *fallback_after_clients_left(loaded), *thinking_not_simulated(loaded),
+            *reasoning_on_a_plain_model(loaded),
             *untrusted_calibrations(loaded), *diurnal_part_time(loaded),
             *fixed_gateway_caps(loaded), *first_tokens_differ(loaded)]
 

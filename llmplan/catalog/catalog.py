@@ -1032,6 +1032,13 @@ class CloudModelSpec(_Entry):
             else self.input_usd_per_mtok
 
     @property
+    def reasons(self) -> bool:
+        """Whether the model can generate hidden reasoning at all: the catalog marks a
+        non-reasoning model (GPT-4o, GPT-4.1, Claude 3.5, Llama and Nova on Bedrock) with
+        reasoning_billed_as_output false, each entry's source saying so."""
+        return self.reasoning_billed_as_output
+
+    @property
     def streams_reasoning(self) -> bool:
         """Whether a call's first streamed token may be a reasoning one (see
         reasoning_streamed)."""

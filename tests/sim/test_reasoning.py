@@ -226,3 +226,30 @@ def test_a_ttft_bound_between_streamed_and_withheld_reasoning_is_pointed_out() -
     visible = scenario_from(text.replace("{ttft_ms: 2000}",
                                          "{ttft_ms: 2000, ttft_visible_ms: 9000}"))
     assert first_tokens_differ(visible) == []
+
+
+def test_reasoning_tasks_on_an_api_that_cannot_reason_are_pointed_out() -> None:
+    """GPT-4o has no hidden reasoning (the catalog's non-reasoning entries): billed for a
+    reasoning task, it pays output for 30 thinking tokens a call it never generates. The
+    bill shows them, as the scenario asked, and simulate says the model cannot reason;
+    a reasoning model (GPT-6 Sol), or a task without reasoning, gets no such note."""
+    from llmplan.pipeline import reasoning_on_a_plain_model
+
+    text = ONE.format(reasoning="reasoning_tokens: {kind: fixed, tokens: 30}") + """
+      plain: {kind: cloud, model: gpt-4o}
+      thinker: {kind: cloud, model: gpt-6-sol}
+    """
+    loaded = scenario_from(text)
+    assert not loaded.catalog.cloud_models["gpt-4o"].reasons
+    assert loaded.catalog.cloud_models["gpt-6-sol"].reasons
+    [note] = reasoning_on_a_plain_model(loaded)
+    assert "'plain' calls gpt-4o, which does not reason" in note and "task think" in note
+    # what the note is about: the one call's 10 answer + 30 thinking tokens billed as output
+    api = text[:text.index("    deployments:")] + \
+        "    deployments:\n      plain: {kind: cloud, model: gpt-4o}\n"
+    alone = scenario_from(api)
+    run, stream = run_first(alone)
+    cloud = summarise_run(run, stream, alone.scenario).cloud
+    assert cloud is not None and cloud.output_tokens == 10 + 30
+    assert reasoning_on_a_plain_model(scenario_from(
+        text.replace("reasoning_tokens: {kind: fixed, tokens: 30}", ""))) == []
