@@ -442,7 +442,13 @@ class BedrockStream:
             record.status = int(response["ResponseMetadata"]["HTTPStatusCode"])
             for event in response["stream"]:
                 if "contentBlockDelta" in event:
-                    timing.token(event["contentBlockDelta"]["delta"].get("text", ""))
+                    delta = event["contentBlockDelta"]["delta"]
+                    # a reasoning model's thinking (DeepSeek-R1, Claude with thinking on)
+                    # streams as reasoningContent deltas before the answer's text: timed
+                    # tokens, not the answer (a signature delta carries no token)
+                    timing.thought(str((delta.get("reasoningContent") or {}).get("text")
+                                       or ""))
+                    timing.token(delta.get("text", ""))
                 elif "metadata" in event:
                     usage = event["metadata"].get("usage", {})
                     usage_prompt = usage.get("inputTokens")

@@ -259,6 +259,8 @@ def event_message(event_type: str, payload: dict[str, Any],
 class FakeBedrock(_LoopServer):
     """POST /model/{id}/converse-stream answered as Bedrock does (or throttled)."""
 
+    THINK = 5
+
     def __init__(self, token_delay_s: float = 0.002) -> None:
         super().__init__()
         self.token_delay_s = token_delay_s
@@ -278,11 +280,24 @@ class FakeBedrock(_LoopServer):
                      b"Transfer-Encoding: chunked\r\n\r\n")
         start = time.perf_counter()
         await _chunk(writer, event_message("messageStart", {"role": "assistant"}))
-        for i in range(n):
+        # a reasoning model ("r1" in its id) thinks first: THINK reasoningContent deltas
+        # in block 0, closed by a signature (as Claude's thinking), the answer in block 1;
+        # usage.outputTokens counts both, as Bedrock does
+        think = self.THINK if "r1" in path else 0
+        for i in range(think):
             await asyncio.sleep(self.token_delay_s)
             await _chunk(writer, event_message("contentBlockDelta", {
-                "contentBlockIndex": 0, "delta": {"text": f" w{i}"}}))
-        await _chunk(writer, event_message("contentBlockStop", {"contentBlockIndex": 0}))
+                "contentBlockIndex": 0, "delta": {"reasoningContent": {"text": f" r{i}"}}}))
+        if think:
+            await _chunk(writer, event_message("contentBlockDelta", {
+                "contentBlockIndex": 0, "delta": {"reasoningContent": {"signature": "c2ln"}}}))
+            await _chunk(writer, event_message("contentBlockStop", {"contentBlockIndex": 0}))
+        for i in range(n - think):
+            await asyncio.sleep(self.token_delay_s)
+            await _chunk(writer, event_message("contentBlockDelta", {
+                "contentBlockIndex": 1 if think else 0, "delta": {"text": f" w{i}"}}))
+        await _chunk(writer, event_message("contentBlockStop",
+                                           {"contentBlockIndex": 1 if think else 0}))
         await _chunk(writer, event_message("messageStop", {"stopReason": "max_tokens"}))
         await _chunk(writer, event_message("metadata", {
             "usage": {"inputTokens": len(text.split()), "outputTokens": n,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from fakes import FakeBedrock, event_message
 from lt_helpers import llmplan, read_jsonl, targets_file
 
@@ -46,3 +47,31 @@ def test_bedrock_stream_usage_and_throttling(tmp_path: Path, scenario_file: Path
     assert len(throttled) == 10
     assert all(r["error_class"] == "http_429" and r["status"] == 429 for r in throttled)
     assert all("ThrottlingException" in r["error"] for r in throttled)
+
+
+def test_bedrock_reasoning_is_timed_as_hidden_tokens(tmp_path: Path) -> None:
+    """DeepSeek-R1 (or Claude thinking) on Bedrock streams its thinking as reasoningContent
+    deltas before the answer's text, and metadata.usage.outputTokens counts both. A call of
+    12 tokens, 5 of them thinking, 10 ms apart: TTFT is the first thinking token, the answer
+    starts 5 gaps later, every one of the 12 tokens is a timed chunk and TPOT is the 10 ms
+    pace (counting the thinking but not timing it would put 7 chunks against 12 tokens and
+    spread 6 gaps over 11: TPOT about 5.5 ms)."""
+    with FakeBedrock(token_delay_s=0.01) as fake:
+        targets = targets_file(tmp_path, r1={"kind": "bedrock", "base_url": fake.base_url,
+                                             "model": "us.deepseek.r1-v1:0"})
+        result = llmplan("loadtest", "--targets", str(targets), "--target", "r1",
+                         "--prompt-tokens", "8", "--output-tokens", "12", "--concurrency",
+                         "2", "--requests", "4", "--duration", "30s",
+                         "--out", str(tmp_path / "r1"), env=DUMMY_AWS)
+    assert result.returncode == 0, result.stderr
+    rows = read_jsonl(tmp_path / "r1" / "requests.jsonl")
+    assert len(rows) == 4
+    think = FakeBedrock.THINK
+    for row in rows:
+        assert row["error_class"] is None, row
+        assert row["output_tokens"] == 12 and row["reasoning_tokens"] == think
+        assert row["chunks"] == 12 and not row["token_mismatch"]
+        ttft, visible = float(row["ttft_ms"]), float(row["ttft_visible_ms"])
+        assert visible == pytest.approx(ttft + sum(row["itl_ms"][:think]), abs=0.5)
+        assert visible - ttft >= think * 10.0
+        assert float(row["tpot_ms"]) >= 9.0
