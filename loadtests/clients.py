@@ -67,6 +67,15 @@ class Timing:
             if self.first_visible is None and self.reasoning:
                 self.first_visible = now
 
+    def answer(self, hidden_tokens: int = 0) -> str:
+        """The visible answer, what a conversation sends back. A server that streamed no
+        reasoning of its own (a plain model told to ignore EOS) wrote the `hidden_tokens`
+        the plan has the model think as the answer's first chunks, a token each: they are
+        not the answer (the simulated history holds the visible part alone, as chat
+        templates drop the reasoning)."""
+        skip = 0 if self.reasoning else hidden_tokens
+        return "".join(self.text[skip:])
+
     def thought(self, piece: str) -> None:
         """A chunk of hidden reasoning: a generated token, timed, not part of the answer."""
         if piece:
@@ -213,9 +222,10 @@ class OpenAIStream:
         self.cancelled = False
         self.timing = Timing()           # of the last request
 
-    def answer(self) -> str:
-        """The visible answer of the last request (what a conversation sends back)."""
-        return "".join(self.timing.text)
+    def answer(self, hidden_tokens: int = 0) -> str:
+        """The visible answer of the last request (what a conversation sends back; see
+        `Timing.answer`)."""
+        return self.timing.answer(hidden_tokens)
 
     def _connection(self) -> http.client.HTTPConnection:
         if self.conn is not None and _closed_by_peer(self.conn):
@@ -418,9 +428,10 @@ class BedrockStream:
         self.cancelled = False
         self.timing = Timing()           # of the last request
 
-    def answer(self) -> str:
-        """The visible answer of the last request (what a conversation sends back)."""
-        return "".join(self.timing.text)
+    def answer(self, hidden_tokens: int = 0) -> str:
+        """The visible answer of the last request (what a conversation sends back; see
+        `Timing.answer`)."""
+        return self.timing.answer(hidden_tokens)
 
     def cancel(self) -> None:
         """botocore cannot be interrupted mid-read: the run records it cancelled itself."""

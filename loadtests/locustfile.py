@@ -328,7 +328,8 @@ class _PlanUser(User):
                                turn=item.turn if item.session >= 0 else None)
         DISPATCH.inflight[request_id] = (record, self.stream)
         self.stream.send(item, record, taken.history)
-        DISPATCH.answered(taken, self.stream.answer() if record.error_class is None else None)
+        DISPATCH.answered(taken, self.stream.answer(item.reasoning_tokens)
+                          if record.error_class is None else None)
         if request_id not in DISPATCH.inflight:
             return                 # the stop already recorded it as cancelled
         if self.stream.cancelled and record.error_class is not None:

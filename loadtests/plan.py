@@ -81,6 +81,10 @@ class PlanItem:
     session: int = -1
     turn: int = 0
     think_s: float = 0.0
+    #: of max_tokens, the first ones the scenario has the model think (hidden reasoning):
+    #: what a plain server writes as text in their place is kept out of the history a
+    #: conversation's next turn sends (`Timing.answer`)
+    reasoning_tokens: int = 0
 
 
 def build_plan(loaded: LoadedScenario, *, seed: int | None = None, time_scale: float = 1.0,
@@ -133,8 +137,10 @@ def build_plan(loaded: LoadedScenario, *, seed: int | None = None, time_scale: f
                 # conversation, sent as messages)
                 text = shared_prefix_text(group, shared, salt) + " " + text
             think = 0.0 if stream.think_s is None else float(stream.think_s[i])
+            hidden = 0 if stream.reasoning_tokens is None else \
+                min(int(stream.reasoning_tokens[i]), output_tokens)
             plan.append(PlanItem(i, send_s, task, text, prompt_tokens, output_tokens, True,
-                                 None, i < warmup, shared, session, turn, think))
+                                 None, i < warmup, shared, session, turn, think, hidden))
     return plan
 
 

@@ -126,10 +126,12 @@ class FakeOpenAI(_LoopServer):
     def __init__(self, token_delay_s: float = 0.0) -> None:
         super().__init__()
         self.token_delay_s = token_delay_s
+        self.bodies: list[dict[str, Any]] = []     # every request's JSON, in arrival order
 
     async def respond(self, method: str, path: str, headers: dict[str, str], body: bytes,
                       writer: asyncio.StreamWriter) -> bool:
         request = json.loads(body or b"{}")
+        self.bodies.append(request)
         model = request.get("model", "ok")
         abort_after = 2 if model == "reset" or (model == "flaky" and self.requests % 3 == 0) \
             else None

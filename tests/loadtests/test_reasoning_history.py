@@ -1,0 +1,90 @@
+"""A conversation's next turn sends back the visible answer only, as simulated.
+
+The simulation's history of turn k holds the earlier prompts and visible answers: hidden
+reasoning is dropped (chat templates do). A load test of a reasoning task against a plain
+server (the bundled llama.cpp model has no reasoning parser) asks for reasoning + answer
+tokens with ignore_eos and gets them all as text; sent back whole, every later turn's
+prompt grew by the earlier turns' reasoning, a workload the simulation never saw.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from fakes import FakeOpenAI
+from helpers import scenario_from
+from lt_helpers import llmplan, targets_file
+
+from llmplan.loadtests.clients import Timing
+from llmplan.loadtests.plan import build_plan
+from llmplan.traffic import build_request_stream
+
+THINKING_CHAT = """
+    seed: 1
+    duration: 100
+    traffic: {kind: constant, rate_per_s: 0.01}   # one conversation, starting at 0 s
+    tasks:
+      - name: chat
+        prompt_tokens: {kind: fixed, tokens: 100}
+        output_tokens: {kind: fixed, tokens: 4}
+        reasoning_tokens: {kind: fixed, tokens: 3}
+        session: {turns_min: 3, turns_max: 3, think_time_s: 0}
+    deployments:
+      api: {kind: cloud, model: gpt-6-sol}
+"""
+
+
+def test_the_planned_thinking_is_kept_out_of_the_next_turns_history() -> None:
+    loaded = scenario_from(THINKING_CHAT)
+    stream = build_request_stream(loaded.scenario)
+    plan = build_plan(loaded)
+    assert [(p.turn, p.max_tokens, p.reasoning_tokens) for p in plan] == [
+        (0, 7, 3), (1, 7, 3), (2, 7, 3)]
+    assert stream.prefix_tokens is not None
+    # the simulated history of turn 1: turn 0's 100-token prompt and its 4 visible tokens
+    visible = int(stream.prefix_tokens[1] - stream.prompt_tokens[0])
+    assert visible == 4
+    # a plain server streams the 7 tokens as text, one chunk each
+    plain = Timing()
+    for i in range(plan[0].max_tokens):
+        plain.token(f" t{i}")
+    sent_back = plain.answer(plan[0].reasoning_tokens)
+    assert sent_back == " t3 t4 t5 t6" and len(sent_back.split()) == visible
+    # a reasoning server streams the thinking apart: the text is all answer
+    parsed = Timing()
+    for i in range(plan[0].max_tokens):
+        if i < 3:
+            parsed.thought(f" r{i}")
+        else:
+            parsed.token(f" a{i}")
+    assert parsed.answer(plan[0].reasoning_tokens) == " a3 a4 a5 a6"
+
+
+def test_a_task_without_reasoning_sends_its_whole_answer_back() -> None:
+    loaded = scenario_from(THINKING_CHAT.replace(
+        "        reasoning_tokens: {kind: fixed, tokens: 3}\n", ""))
+    plan = build_plan(loaded)
+    assert all(p.reasoning_tokens == 0 and p.max_tokens == 4 for p in plan)
+    timing = Timing()
+    for i in range(4):
+        timing.token(f" t{i}")
+    assert timing.answer(plan[0].reasoning_tokens) == " t0 t1 t2 t3"
+
+
+def test_a_load_test_sends_back_what_the_simulation_counts(tmp_path: Path) -> None:
+    """End to end against a plain server: each later turn's history carries the earlier
+    answers' 4 visible tokens, not the 3 planned thinking tokens written before them."""
+    scenario = tmp_path / "thinking-chat.yaml"
+    scenario.write_text(textwrap.dedent(THINKING_CHAT))
+    with FakeOpenAI() as fake:
+        targets = targets_file(tmp_path, fake={"kind": "openai", "base_url": fake.base_url,
+                                               "model": "ok"})
+        result = llmplan("loadtest", str(scenario), "--targets", str(targets), "--target",
+                         "fake", "--duration", "30s", "--out", str(tmp_path / "out"))
+        bodies = list(fake.bodies)
+    assert result.returncode == 0, result.stderr
+    assert len(bodies) == 3
+    answers = [[m["content"] for m in body["messages"] if m["role"] == "assistant"]
+               for body in bodies]
+    assert answers == [[], [" t3 t4 t5 t6"], [" t3 t4 t5 t6"] * 2]
