@@ -124,7 +124,8 @@ def simulated_cache_share(model: CloudModelSpec, taken: np.ndarray, *, arrival_s
     read, _ = cached_prefix_tokens(arrival_s, group, prefix, taken, keep_group=keep,
                                    prompt_tokens=prompts, conversation=turns,
                                    min_tokens=model.min_cacheable_tokens,
-                                   ttl_s=model.cache_ttl_s, period_s=period_s)
+                                   ttl_s=model.cache_ttl_s, period_s=period_s,
+                                   step_tokens=model.cache_hit_step_tokens)
     return read / total
 
 
@@ -230,7 +231,8 @@ class CloudEndpoint:
         if work.groups is not None and work.shared is not None \
                 and model.cached_input_usd_per_mtok is not None:
             self.cache = PromptCache(min_tokens=model.min_cacheable_tokens,
-                                     ttl_s=model.cache_ttl_s)
+                                     ttl_s=model.cache_ttl_s,
+                                     step_tokens=model.cache_hit_step_tokens)
         if self.cache is not None and isinstance(limiter, InputOutput | BedrockReserve) \
                 and type(limiter) is not InputOnly:
             # what priming and sustained rates count: the share the cache answers when

@@ -7,7 +7,8 @@ refreshes it). A request whose shared prefix is not in the cache writes it (Anth
 that write above the input price). This replays the requests a cloud path served, in
 arrival order, through one such cache per scenario: the best case the provider's rules
 allow, since a real provider may route two requests with the same prefix to different
-machines. The whole prefix counts (providers cache in 128-token steps past the minimum).
+machines. A read covers the whole prefix the cache holds, or, where the provider reads in
+steps (OpenAI before GPT-5.6: 1,024 tokens, then steps of 128), the steps it fills.
 A simulated window is a stretch of a long run, so the cache starts as the same traffic,
 kept up, leaves it (`PromptCache.warm`), as the rate limits do; a conversation's own
 history starts cold with the conversation.
@@ -31,9 +32,12 @@ class PromptCache:
     its own new message, which it writes (they extend the cache for the turn after).
     """
 
-    def __init__(self, *, min_tokens: int | None, ttl_s: float | None) -> None:
+    def __init__(self, *, min_tokens: int | None, ttl_s: float | None,
+                 step_tokens: int | None = None) -> None:
         self.minimum = DEFAULT_MIN_TOKENS if min_tokens is None else min_tokens
         self.ttl = DEFAULT_TTL_S if ttl_s is None else ttl_s
+        #: reads come in steps of this many tokens past the minimum (None: any length)
+        self.step = step_tokens
         self.last_use: dict[int, float] = {}
         self.held: dict[int, int] = {}           # tokens the cache holds for a group
 
@@ -44,7 +48,10 @@ class PromptCache:
         previous = self.last_use.get(group)
         if previous is None or t - previous > self.ttl:
             return 0
-        return min(prefix, self.held.get(group, prefix))
+        held = min(prefix, self.held.get(group, prefix))
+        if self.step is None or held < self.minimum:
+            return held
+        return self.minimum + (held - self.minimum) // self.step * self.step
 
     def visit(self, t: float, group: int, prefix: int, *, keep: int = -1, prompt: int = 0,
               turn: bool = False) -> tuple[int, int]:
@@ -86,14 +93,15 @@ def prompt_cache_use(arrival_s: np.ndarray, group: np.ndarray, prefix_tokens: np
                      keep_group: np.ndarray | None = None,
                      prompt_tokens: np.ndarray | None = None,
                      conversation: np.ndarray | None = None,
-                     period_s: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     period_s: float | None = None,
+                     step_tokens: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per request, the prompt tokens read from the cache and written to it (0 for those
     not `served`), replaying the served requests in arrival order (`PromptCache`), given
     each request's shared prefix group (-1: none) and its length. Without `conversation`,
     a request whose keep_group differs from its group counts as a conversation's turn
     (older callers). `period_s`: the requests are a stretch of traffic that repeats with
     that period, so the cache starts warm (`PromptCache.warm`); None: it starts empty."""
-    cache = PromptCache(min_tokens=min_tokens, ttl_s=ttl_s)
+    cache = PromptCache(min_tokens=min_tokens, ttl_s=ttl_s, step_tokens=step_tokens)
     keep = np.full(len(group), -1, dtype=np.int64) if keep_group is None else keep_group
     prompts = np.zeros(len(group), dtype=np.int64) if prompt_tokens is None else prompt_tokens
     if keep_group is None or prompt_tokens is None:
@@ -119,11 +127,12 @@ def cached_prefix_tokens(arrival_s: np.ndarray, group: np.ndarray, prefix_tokens
                          keep_group: np.ndarray | None = None,
                          prompt_tokens: np.ndarray | None = None,
                          conversation: np.ndarray | None = None,
-                         period_s: float | None = None) -> tuple[int, int]:
+                         period_s: float | None = None,
+                         step_tokens: int | None = None) -> tuple[int, int]:
     """(prompt tokens read from the cache, prompt tokens written to it) of the served
     requests: `prompt_cache_use`'s, summed."""
     read, written = prompt_cache_use(arrival_s, group, prefix_tokens, served,
                                      min_tokens=min_tokens, ttl_s=ttl_s, keep_group=keep_group,
                                      prompt_tokens=prompt_tokens, conversation=conversation,
-                                     period_s=period_s)
+                                     period_s=period_s, step_tokens=step_tokens)
     return int(read.sum()), int(written.sum())

@@ -975,6 +975,10 @@ class CloudModelSpec(_Entry):
     cache_write_usd_per_mtok: float | None = Field(
         default=None, ge=0, description="Price of writing the prompt cache (Anthropic).")
     min_cacheable_tokens: int | None = Field(default=None, gt=0)
+    cache_hit_step_tokens: int | None = Field(
+        default=None, gt=0, description="A cache read covers the cached prefix in steps of "
+        "this many tokens past min_cacheable_tokens (OpenAI before GPT-5.6: 128, so a "
+        "9,000-token prefix reads 8,960); None: the whole prefix the cache holds.")
     cache_ttl_s: float | None = Field(default=None, gt=0)
     reasoning_billed_as_output: bool = True
     reasoning_streamed: bool | None = Field(
