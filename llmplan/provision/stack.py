@@ -453,6 +453,31 @@ def thinking_notes(config: StackConfig) -> list[str]:
     return []
 
 
+def api_reasoning_notes(config: StackConfig) -> list[str]:
+    """The tasks the gateway sends the API that the plan simulated with hidden reasoning
+    (reasoning_tokens, timed and billed as output). The scenario gives a length of thinking,
+    not a provider setting, so the gateway asks for none: it passes on what a client sends
+    (LiteLLM translates OpenAI's reasoning_effort into Anthropic's and Bedrock's thinking
+    and Gemini's thinking budget). Whether a model thinks when not asked differs (GPT-5.1
+    answers with no reasoning by default, Claude thinks only when a request enables it), so
+    those tasks' clients must ask for it."""
+    cloud = config.plan.cloud
+    if cloud is None:
+        return []
+    sent = {r.task for r in task_routes(config.plan)
+            if not r.restricted and (r.side == "cloud" or r.spills)}
+    thinking = [t.name for t in config.plan.tasks if t.name in sent and t.reasoning]
+    if not thinking:
+        return []
+    model = cloud[1].model
+    return [f"the plan simulated {', '.join(thinking)} with hidden reasoning on {model} (timed "
+            f"and billed as output), and the gateway asks the API for no reasoning setting: "
+            f"unless {model} thinks when not asked, clients of "
+            f"{'those tasks' if len(thinking) > 1 else 'that task'} must send "
+            f"reasoning_effort (the gateway passes it on, translated for the provider), or "
+            f"their answers come without the thinking the plan timed and priced"]
+
+
 def setting_notes(config: StackConfig) -> list[str]:
     """What `pulumi up` will still need that the stack file does not say yet."""
     notes = []
@@ -466,6 +491,7 @@ def setting_notes(config: StackConfig) -> list[str]:
                      f"{{\"enable_thinking\": false}}")
     if local is not None:
         notes += thinking_notes(config)
+    notes += api_reasoning_notes(config)
     chosen = config.plan.chosen
     if isinstance(chosen, HybridDeployment) and local is not None \
             and (caps := fixed_caps_note(config.plan.deployment, chosen, local[1])) is not None:

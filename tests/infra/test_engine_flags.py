@@ -432,3 +432,21 @@ def test_a_hybrids_fall_back_task_does_not_turn_thinking_on_for_the_fleets_own(
                             .replace("reasoning_tokens: {kind: fixed, tokens: 800}", ""))
     flags = _flags(vllm_args(stack_of(standby, "both", tmp_path).config))
     assert flags["--default-chat-template-kwargs"] == '{"enable_thinking":false}'
+
+
+def test_the_api_is_asked_for_the_reasoning_the_plan_simulated(tmp_path: Path) -> None:
+    """code reasons on the API in the plan (800 thinking tokens a call, billed as output);
+    the scenario says how long the thinking is, not which provider setting gives it, so the
+    gateway sends none, and whether the API thinks unasked depends on the model: the stack
+    says code's clients must ask (reasoning_effort, which the gateway passes on), and says
+    nothing of qa, simulated without it, nor of a plan with no reasoning task."""
+    text = HYBRID_THINKING.replace("model: gpt-4o-mini", "model: claude-sonnet-4.6")
+    simulated = simulate_text(text)
+    [note] = [n for n in stack_of(simulated, "api", tmp_path).notes if "reasoning_effort" in n]
+    assert "simulated code with hidden reasoning on claude-sonnet-4.6" in note
+    assert "qa" not in note
+    # the hybrid sends code to the API too (qa stays on the fleet)
+    assert any("simulated code with hidden reasoning" in n
+               for n in stack_of(simulated, "both", tmp_path).notes)
+    plain = simulate_text(text.replace(", reasoning_tokens: {kind: fixed, tokens: 800}", ""))
+    assert not any("reasoning_effort" in n for n in stack_of(plain, "api", tmp_path).notes)
