@@ -13,6 +13,7 @@ were simulated. Only when nothing else is left does the scenario fail to load.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -235,7 +236,8 @@ MAX_SIMULATED_REQUESTS = 20_000_000
 
 
 def _traffic_problems(scenario: Scenario) -> list[tuple[Loc, str]]:
-    """A stream too large to hold, and spikes outside the simulated window."""
+    """A stream too large to hold or too bursty for its window, and spikes outside the
+    simulated window."""
     found: list[tuple[Loc, str]] = []
     traffic, duration_s = scenario.traffic, scenario.duration_s
     if not isinstance(traffic, TraceTraffic):
@@ -258,6 +260,17 @@ def _traffic_problems(scenario: Scenario) -> list[tuple[Loc, str]]:
                           f"among them) make {expected * per:,.0f} requests; at most "
                           f"{MAX_SIMULATED_REQUESTS:,} are simulated: lower turns_max or "
                           f"fan_out, shorten duration or lower the traffic's rate"))
+        if (cv := traffic.interarrival_cv()) > 1 and cv ** 2 > expected:
+            # a renewal stream's count in a window of N mean gaps varies by about cv*sqrt(N),
+            # cv/sqrt(N) of N: past 1, the window's count says nothing of the rate (gamma gaps
+            # of shape 1/cv^2 bunch about cv^2 requests at once, more than the window holds)
+            found.append((("traffic", "cv"),
+                          f"gaps this bursty spread the window's request count by about "
+                          f"{cv * math.sqrt(expected):,.3g} (one standard deviation) around the "
+                          f"{expected:,.0f} expected in {duration_s:g} s, so it cannot stand "
+                          f"for the rate; expected cv at most {math.sqrt(expected):,.3g} (the "
+                          f"square root of the requests expected), or a longer duration or "
+                          f"higher rate"))
     for i, spike in enumerate(getattr(traffic, "spikes", ())):
         if spike.start_s >= duration_s:
             found.append((("traffic", "spikes", i, "start_s"),

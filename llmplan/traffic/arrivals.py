@@ -96,7 +96,8 @@ class _RateCurve(_Traffic):
     def base_rate_at(self, t_s: np.ndarray) -> np.ndarray:
         """Rate before spikes at times `t_s`."""
 
-    def _interarrival_cv(self) -> float:
+    def interarrival_cv(self) -> float:
+        """The coefficient of variation of the gaps between arrivals (1: Poisson)."""
         return 1.0  # Poisson
 
     def rate_at(self, t_s: np.ndarray) -> np.ndarray:
@@ -145,7 +146,7 @@ class _RateCurve(_Traffic):
     def arrival_times_s(self, rng: np.random.Generator, duration_s: float) -> np.ndarray:
         grid, cumulative = self._cumulative(duration_s)
         total = float(np.interp(duration_s, grid, cumulative))
-        operational = _renewal_points(rng, total, self._interarrival_cv())
+        operational = _renewal_points(rng, total, self.interarrival_cv())
         if self._is_flat() and not self.spikes:
             return operational * (duration_s / total) if total > 0 else operational
         times: np.ndarray = np.interp(operational, cumulative, grid)
@@ -185,7 +186,7 @@ class ConstantTraffic(_RateCurve):
     def long_run_rate(self, duration_s: float) -> LongRunRate:
         return self._flat_long_run(self.kind, self.rate_per_s, duration_s)
 
-    def _interarrival_cv(self) -> float:
+    def interarrival_cv(self) -> float:
         return 0.0
 
     def _is_flat(self) -> bool:
@@ -226,7 +227,7 @@ class GammaTraffic(_RateCurve):
     def long_run_rate(self, duration_s: float) -> LongRunRate:
         return self._flat_long_run(self.kind, self.rate_per_s, duration_s)
 
-    def _interarrival_cv(self) -> float:
+    def interarrival_cv(self) -> float:
         return self.cv
 
     def _is_flat(self) -> bool:
@@ -263,7 +264,7 @@ class DiurnalTraffic(_RateCurve):
         rate: np.ndarray = self.mean_rate_per_s * np.exp(k * (np.cos(angle) - 1.0)) / i0e(k)
         return rate
 
-    def _interarrival_cv(self) -> float:
+    def interarrival_cv(self) -> float:
         return self.cv if self.arrival == "gamma" else 1.0
 
     def peak_missed_by(self, duration_s: float) -> float:

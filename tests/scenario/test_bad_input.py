@@ -148,6 +148,15 @@ CASES = [
               f"  {MARK}\n"),
          "tasks[0].session", ("about 319,969 requests each", "at most 20,000,000",
                              "lower turns_max or fan_out")),
+    # gaps of CV 40 spread a window's count by about 40 x sqrt(N) (a renewal count's
+    # variance is cv^2 N): 2/s for 600 s is N = 1,200, spread 1,386, more than N itself;
+    # the most that leaves the spread below N is sqrt(1,200) = 34.6 (a CV of 1e12 had
+    # asked numpy for a 50 TiB array of gaps and ended in a MemoryError traceback)
+    Case("gaps-too-bursty-for-the-window",
+         edit("  kind: poisson\n  rate_per_s: 2\n",
+              f"  kind: gamma\n  rate_per_s: 2\n  cv: 40  {MARK}\n"),
+         "traffic.cv", ("spread the window's request count by about 1.39e+03",
+                        "around the 1,200 expected in 600 s", "expected cv at most 34.6")),
     Case("spike-after-the-run", edit("rate_per_s: 2\n", "rate_per_s: 2\n  spikes:\n"
                                      f"    - {{start_s: 900, duration_s: 60, multiplier: 3}}"
                                      f"  {MARK}\n"),
@@ -527,6 +536,15 @@ def test_the_base_scenario_is_valid() -> None:
     loaded = load_scenario_text(VALID, file="valid.yaml")
     assert [t.name for t in loaded.scenario.tasks] == ["chat"]
     assert loaded.scenario.duration_s == 600.0
+
+
+def test_gaps_as_bursty_as_the_window_holds_are_accepted() -> None:
+    """The bound on traffic.cv is the square root of the requests expected (2/s for 600 s:
+    sqrt(1,200) = 34.64): just under it loads, just over it is refused."""
+    gamma = "  kind: gamma\n  rate_per_s: 2\n  cv: {cv}\n"
+    load_scenario_text(edit("  kind: poisson\n  rate_per_s: 2\n", gamma.format(cv=34.6)))
+    with pytest.raises(ScenarioError, match=r"expected cv at most 34\.6"):
+        load_scenario_text(edit("  kind: poisson\n  rate_per_s: 2\n", gamma.format(cv=34.7)))
 
 
 def test_case_ids_are_distinct() -> None:

@@ -108,6 +108,19 @@ def test_gamma_gaps_have_the_requested_cv(cv: float) -> None:
     assert within(gaps.std() / gaps.mean(), cv, cv * rel_se)
 
 
+def test_gamma_window_counts_spread_by_cv_times_root_n() -> None:
+    """The spread the loader quotes when it refuses gaps too bursty for their window
+    (traffic.cv): over many windows of N expected requests, the count's standard deviation
+    is about cv * sqrt(N) (the renewal central limit theorem)."""
+    cv, n_expected, windows = 3.0, 400.0, 400
+    traffic = GammaTraffic(rate_per_s=1.0, cv=cv)
+    counts = [len(traffic.arrival_times_s(rng(seed), n_expected)) for seed in range(windows)]
+    spread = statistics.stdev(counts)
+    # a sample standard deviation of `windows` near-normal counts: relative error 1/sqrt(2w)
+    assert within(spread, cv * math.sqrt(n_expected), spread / math.sqrt(2 * windows))
+    assert within(statistics.fmean(counts), n_expected, spread / math.sqrt(windows))
+
+
 def test_constant_is_perfectly_regular() -> None:
     rate, duration = 4.0, 1000.0  # 1/4 s is exact in binary
     times = ConstantTraffic(rate_per_s=rate).arrival_times_s(rng(4), duration)
