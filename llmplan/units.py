@@ -1,4 +1,5 @@
-"""Parsing of human durations ("90s", "15m", "2h", "1d") into seconds."""
+"""Parsing of human durations ("90s", "15m", "2h", "1d") into seconds, and what to write
+instead of a number given with a unit or a suffix its field does not read."""
 
 from __future__ import annotations
 
@@ -68,3 +69,29 @@ def number_in_named_unit(field: str, text: str) -> str | None:
     unit_s = _TIME_UNIT_S[unit]
     value = number * field_s / unit_s if rate else number * unit_s / field_s
     return f"the unit is in the field's name ({words}): write {field}: {value:.6g}"
+
+
+#: a count with a magnitude suffix, as vLLM's command line reads one (`--max-model-len 32k`)
+_SUFFIXED_COUNT = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([kmgt])\s*$", re.IGNORECASE)
+_POWER = {"k": 1, "m": 2, "g": 3, "t": 4}
+
+
+def count_with_suffix(field: str, text: str, *, vllm_flag: bool, whole: bool) -> str | None:
+    """For a count written with a magnitude suffix ('32k', '4M') in a field that reads plain
+    numbers: what to write instead, as a sentence; None when the text is no such count.
+
+    A vLLM engine setting (`vllm_flag`) is read as vLLM's `human_readable_int` reads its
+    flags (vllm/engine/arg_utils.py): lower case k, m, g, t are powers of 1,000, upper
+    case K, M, G, T powers of 1,024 (32k = 32,000; 32K = 32,768). Anywhere else a suffix
+    is a power of 1,000 (4M tokens a minute: 4,000,000)."""
+    match = _SUFFIXED_COUNT.match(text)
+    if match is None:
+        return None
+    number, suffix = float(match.group(1)), match.group(2)
+    base = 1024 if vllm_flag and suffix.isupper() else 1000
+    value = number * base ** _POWER[suffix.lower()]
+    written = f"{round(value)}" if whole else f"{value:.15g}"
+    if vllm_flag:
+        return (f"write {field}: {written} (as vLLM reads {match.group(1)}{suffix}: k, m, g "
+                f"are powers of 1,000, K, M, G of 1,024)")
+    return f"write {field}: {written} ({suffix} read as {base ** _POWER[suffix.lower()]:,})"

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from llmplan.errors import InputError, Problem, did_you_mean
-from llmplan.units import number_in_named_unit
+from llmplan.units import count_with_suffix, number_in_named_unit
 from llmplan.urls import secret_part
 
 Loc = tuple[str | int, ...]
@@ -311,6 +311,10 @@ def value_message(model: type[BaseModel], model_loc: Loc, loc: Loc, err: Any) ->
     elif kind in {"float_parsing", "int_parsing"} and isinstance(given, str) and loc \
             and (written := number_in_named_unit(str(loc[-1]), given)) is not None:
         message = f"expected a number; {written}"     # "2 s" for ttft_ms, "180/min" for a rate
+    elif kind in {"float_parsing", "int_parsing"} and isinstance(given, str) and loc \
+            and (written := count_with_suffix(str(loc[-1]), given, vllm_flag="engine" in loc,
+                                              whole=kind == "int_parsing")) is not None:
+        message = f"expected a number; {written}"     # "32k" for max_model_len
     else:
         message = err["msg"].removeprefix("Value error, ")
         if kind == "literal_error" and isinstance(given, str):   # FP8 for fp8

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmplan.units import number_in_named_unit
+from llmplan.units import count_with_suffix, number_in_named_unit
 
 
 @pytest.mark.parametrize(("field", "text", "written"), [
@@ -37,3 +37,24 @@ def test_a_time_unit_in_the_value_is_converted_to_the_named_one(field: str, text
 ])
 def test_no_hint_where_the_text_or_the_name_gives_no_time_unit(field: str, text: str) -> None:
     assert number_in_named_unit(field, text) is None
+
+
+# vLLM's human_readable_int (vllm/engine/arg_utils.py): "1k -> 1,000", "1K -> 1,024",
+# "25.6k -> 25,600"
+@pytest.mark.parametrize(("field", "text", "vllm_flag", "written"), [
+    ("max_model_len", "32k", True, "max_model_len: 32000"),              # 32 x 1,000
+    ("max_model_len", "32K", True, "max_model_len: 32768"),              # 32 x 1,024
+    ("max_num_batched_tokens", "25.6k", True, "max_num_batched_tokens: 25600"),
+    ("kv_cache_tokens", "1M", True, "kv_cache_tokens: 1048576"),         # 1,024^2
+    ("tokens_per_min", "4M", False, "tokens_per_min: 4000000"),          # a provider's 4M
+    ("max_tokens", "4k", False, "max_tokens: 4000"),
+])
+def test_a_count_with_a_magnitude_suffix_is_written_out(field: str, text: str, vllm_flag: bool,
+                                                        written: str) -> None:
+    hint = count_with_suffix(field, text, vllm_flag=vllm_flag, whole=True)
+    assert hint is not None and hint.startswith(f"write {written} (")
+
+
+@pytest.mark.parametrize("text", ["32", "32 kb", "k", "32x", "thirty-two k"])
+def test_no_count_hint_without_a_lone_magnitude_suffix(text: str) -> None:
+    assert count_with_suffix("max_model_len", text, vllm_flag=True, whole=True) is None

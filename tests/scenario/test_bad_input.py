@@ -335,6 +335,12 @@ CASES = [
          VALID + f"    engine:  {MARK}\n      max_num_seqs: 512\n"
          "      max_num_batched_tokens: 256\n",
          "deployments.a.engine", ("max_num_batched_tokens must be >= max_num_seqs",)),
+    # vLLM's flags read 32k as 32,000 and 32K as 32,768 (human_readable_int); the scenario
+    # takes plain numbers, and says which (as "2000ms" and "95%" are answered)
+    Case("engine-count-with-a-suffix",
+         VALID + f"    engine:\n      max_model_len: 32k  {MARK}\n",
+         "deployments.a.engine.max_model_len",
+         ("expected a number; write max_model_len: 32000", "K, M, G of 1,024", "got '32k'")),
     Case("absurd-engine-number",
          VALID + f"    engine:\n      max_num_batched_tokens: {'9' * 40}  {MARK}\n",
          "deployments.a.engine.max_num_batched_tokens", ("less than or equal to",)),
