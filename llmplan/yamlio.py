@@ -315,6 +315,12 @@ def value_message(model: type[BaseModel], model_loc: Loc, loc: Loc, err: Any) ->
             and (written := count_with_suffix(str(loc[-1]), given, vllm_flag="engine" in loc,
                                               whole=kind == "int_parsing")) is not None:
         message = f"expected a number; {written}"     # "32k" for max_model_len
+    elif kind == "int_parsing" and isinstance(given, str) and loc \
+            and (whole := _exponent_written(given)) is not None:
+        # PyYAML (YAML 1.1) reads a float only with a dot and a signed exponent (1.0e+5):
+        # 1e5 and 1.0e5 stay text, which an integer field refuses
+        message = (f"expected a whole number; YAML reads {given.strip()} as text, not a "
+                   f"number: write {loc[-1]}: {whole}")
     else:
         message = err["msg"].removeprefix("Value error, ")
         if kind == "literal_error" and isinstance(given, str):   # FP8 for fp8
@@ -330,6 +336,18 @@ def value_message(model: type[BaseModel], model_loc: Loc, loc: Loc, err: Any) ->
     elif kind in SCALAR_ERRORS | SHAPE_ERRORS and isinstance(err.get("input"), dict | list):
         message += f" (got a {'mapping' if isinstance(err['input'], dict) else 'list'})"
     return message
+
+
+_EXPONENT = re.compile(r"^\s*\d+(?:\.\d*)?[eE][-+]?\d+\s*$")
+
+
+def _exponent_written(text: str) -> int | None:
+    """The whole number `text` writes in exponent notation ('1e5': 100000); None when it is
+    no such number, or not whole."""
+    if _EXPONENT.match(text) is None:
+        return None
+    value = float(text)
+    return int(value) if value.is_integer() and abs(value) < 1e18 else None
 
 
 #: pydantic errors of a field that wants a mapping or a list and got another shape

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from llmplan.cli import app
 from llmplan.errors import Problem, ScenarioError
 from llmplan.scenario import load_scenario, load_scenario_text
+from llmplan.scenario.models import LocalDeployment
 
 MARK = "# <-"
 
@@ -341,6 +342,12 @@ CASES = [
          VALID + f"    engine:\n      max_model_len: 32k  {MARK}\n",
          "deployments.a.engine.max_model_len",
          ("expected a number; write max_model_len: 32000", "K, M, G of 1,024", "got '32k'")),
+    # PyYAML (YAML 1.1) reads 1e5 as text: its floats need a dot and a signed exponent
+    Case("whole-number-in-exponent-notation",
+         VALID + f"    engine:\n      max_model_len: 1e5  {MARK}\n",
+         "deployments.a.engine.max_model_len",
+         ("expected a whole number; YAML reads 1e5 as text, not a number: "
+          "write max_model_len: 100000",)),
     Case("absurd-engine-number",
          VALID + f"    engine:\n      max_num_batched_tokens: {'9' * 40}  {MARK}\n",
          "deployments.a.engine.max_num_batched_tokens", ("less than or equal to",)),
@@ -551,6 +558,15 @@ def test_gaps_as_bursty_as_the_window_holds_are_accepted() -> None:
     load_scenario_text(edit("  kind: poisson\n  rate_per_s: 2\n", gamma.format(cv=34.6)))
     with pytest.raises(ScenarioError, match=r"expected cv at most 34\.6"):
         load_scenario_text(edit("  kind: poisson\n  rate_per_s: 2\n", gamma.format(cv=34.7)))
+
+
+def test_exponent_notation_yaml_reads_as_a_number_is_taken() -> None:
+    """The other way to write 1e5 that the hint above implies: with a dot and a signed
+    exponent PyYAML reads a float, and a whole one fills an integer field."""
+    loaded = load_scenario_text(VALID + "    engine:\n      max_model_len: 1.0e+5\n")
+    deployment = loaded.scenario.deployments["a"]
+    assert isinstance(deployment, LocalDeployment)
+    assert deployment.engine.max_model_len == 100_000
 
 
 def test_case_ids_are_distinct() -> None:
