@@ -285,6 +285,14 @@ def _problem(doc: YamlDocument, model: type[BaseModel], err: Any) -> Problem:
             message = f"unknown {tag_key} '{tag}'{did_you_mean(tag, expected)}"
         if expected:
             message += f"; expected one of: {', '.join(expected)}"
+    elif kind == UNKNOWN_KIND and isinstance(err.get("input"), dict):
+        # a union told apart by a function of its `kind` (a default member when left out):
+        # said as a tagged union's unknown kind is, at the kind
+        given = err["input"].get("kind")
+        loc = (*loc, "kind")
+        expected = _union_tags(model, full, "kind")
+        message = f"unknown kind '{given}'{did_you_mean(str(given), expected)}; expected " \
+                  f"one of: {', '.join(expected)}"
     elif kind == "too_short":
         # pydantic's "Dictionary should have at least 1 item after validation, not 0"
         least = ctx.get("min_length", 1)
@@ -348,6 +356,11 @@ def _exponent_written(text: str) -> int | None:
         return None
     value = float(text)
     return int(value) if value.is_integer() and abs(value) < 1e18 else None
+
+
+#: the error type of a union whose member a function of `kind` picks (pydantic's
+#: Discriminator(custom_error_type=UNKNOWN_KIND)): `_problem` names the kind given
+UNKNOWN_KIND = "unknown_kind"
 
 
 #: pydantic errors of a field that wants a mapping or a list and got another shape

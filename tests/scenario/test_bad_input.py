@@ -176,6 +176,10 @@ CASES = [
     Case("unknown-traffic-kind", edit("  kind: poisson\n", f"  kind: poison  {MARK}\n"),
          "traffic.kind",
          ("unknown kind 'poison'", "did you mean 'poisson'?", "constant", "diurnal")),
+    # a deployment's kind (local when left out) is said as the traffic's is, at the kind
+    Case("unknown-deployment-kind", edit("    gpu: H100-SXM\n", f"    kind: clod  {MARK}\n"),
+         "deployments.a.kind",
+         ("unknown kind 'clod'", "did you mean 'cloud'?", "expected one of: local, cloud, hybrid")),
     Case("traffic-without-kind", edit("  kind: poisson\n", ""), "traffic.kind",
          ("required field is missing", "poisson", "gamma"), line=line_of(VALID, "traffic:")),
     Case("unknown-length-kind",
