@@ -151,18 +151,10 @@ class TaskSpec(_Strict):
         default=None, description="What the task does, in the seed guide's hybrid pattern: a "
                                   "hybrid's routes can match it (`kinds`, or `routes: seed`).")
     slo: SloSpec | None = Field(default=None, description="Overrides the scenario SLO.")
-    quality: dict[str, float] = Field(
+    quality: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=dict,
         description="Share of answers that are right, per deployment name (1.0 if not "
                     "given); from evaluation, e.g. a load test's test-set results.")
-
-    @field_validator("quality")
-    @classmethod
-    def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
-        bad = {k: v for k, v in value.items() if not 0.0 <= v <= 1.0}
-        if bad:
-            raise ValueError(f"quality rates must be between 0 and 1, got {bad}")
-        return value
 
 
 class AdmissionSpec(_Strict):

@@ -170,6 +170,11 @@ CASES = [
          ("greater than 0", "got 0")),
     Case("infinite-rate", edit("rate_per_s: 2\n", f"rate_per_s: .inf  {MARK}\n"),
          "traffic.rate_per_s", ("finite number",)),
+    # a share of right answers, said at the deployment it is given for
+    Case("quality-above-one",
+         edit("    output_tokens: {kind: fixed, tokens: 50}\n",
+              f"    output_tokens: {{kind: fixed, tokens: 50}}\n    quality: {{a: 1.5}}  {MARK}\n"),
+         "tasks[0].quality.a", ("less than or equal to 1", "1.5")),
     Case("memory-fraction-above-one",
          VALID + f"    engine:\n      gpu_memory_utilization: 1.5  {MARK}\n",
          "deployments.a.engine.gpu_memory_utilization", ("less than or equal to 1", "1.5")),
