@@ -50,14 +50,17 @@ _PERCENT = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*%\s*$")
 
 
 def number_in_named_unit(field: str, text: str) -> str | None:
-    """For a number written with a time unit ('2 s', '1500ms', '180/min') in a field whose
-    name gives the unit (ttft_ms, rate_per_s), or a percentage in a fraction ('95%' for
+    """For a number written with a time or memory unit ('2 s', '1500ms', '180/min', '40 GB')
+    in a field whose name gives the unit (ttft_ms, rate_per_s, kv_cache_memory_gib), or a
+    percentage in a fraction ('95%' for
     min_goodput_fraction): what to write instead, as a sentence; None when the field names
     no such unit or the text is no number with one."""
     percent = _PERCENT.match(text)
     if field.endswith("_fraction") and percent:
         return f"the field's name says a fraction of 1: write {field}: " \
             f"{float(percent.group(1)) / 100:.6g}"
+    if (memory := _memory_in_named_unit(field, text)) is not None:
+        return memory
     named = next((n for n in _NAMED_UNITS if field.endswith(n[0])), None)
     match = _NUMBER_WITH_UNIT.match(text)
     if named is None or field in _NOT_A_UNIT or match is None:
@@ -68,6 +71,29 @@ def number_in_named_unit(field: str, text: str) -> str | None:
         return None
     unit_s = _TIME_UNIT_S[unit]
     value = number * field_s / unit_s if rate else number * unit_s / field_s
+    return f"the unit is in the field's name ({words}): write {field}: {value:.6g}"
+
+
+#: memory units as people write them after a number, in bytes (GB decimal, GiB binary: a
+#: GPU's marketed 80 GB is 74.5 GiB)
+_MEMORY_UNIT_BYTES = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10,
+                      "mib": 2**20, "gib": 2**30, "tib": 2**40}
+#: the memory unit a field's name ends in, and its name as written
+_NAMED_MEMORY = (("_bytes", "b", "bytes"), ("_kib", "kib", "KiB"), ("_mib", "mib", "MiB"),
+                 ("_gib", "gib", "GiB"), ("_tib", "tib", "TiB"), ("_kb", "kb", "kB"),
+                 ("_mb", "mb", "MB"), ("_gb", "gb", "GB"), ("_tb", "tb", "TB"))
+
+
+def _memory_in_named_unit(field: str, text: str) -> str | None:
+    named = next((n for n in _NAMED_MEMORY if field.endswith(n[0])), None)
+    match = _NUMBER_WITH_UNIT.match(text)
+    if named is None or match is None or match.group(2) is not None:
+        return None
+    unit = match.group(3).lower()
+    if unit not in _MEMORY_UNIT_BYTES:
+        return None
+    _, field_unit, words = named
+    value = float(match.group(1)) * _MEMORY_UNIT_BYTES[unit] / _MEMORY_UNIT_BYTES[field_unit]
     return f"the unit is in the field's name ({words}): write {field}: {value:.6g}"
 
 

@@ -19,8 +19,12 @@ from llmplan.units import count_with_suffix, number_in_named_unit
     ("requests_per_min", "10/s", "requests_per_min: 600"),
     ("min_goodput_fraction", "95%", "min_goodput_fraction: 0.95"),   # a percentage of 1
     ("min_goodput_fraction", "99.9 %", "min_goodput_fraction: 0.999"),
+    ("kv_cache_memory_gib", "40GiB", "kv_cache_memory_gib: 40"),    # memory: the unit repeated
+    ("kv_cache_memory_gib", "80 GB", "kv_cache_memory_gib: 74.5058"),   # 80e9 / 2^30
+    ("memory_mib", "80 GiB", "memory_mib: 81920"),                  # 80 x 1,024
+    ("marketed_memory_gb", "80GiB", "marketed_memory_gb: 85.8993"),  # 80 x 2^30 / 1e9
 ])
-def test_a_time_unit_in_the_value_is_converted_to_the_named_one(field: str, text: str,
+def test_a_time_or_memory_unit_in_the_value_is_converted_to_the_named_one(field: str, text: str,
                                                                  written: str) -> None:
     hint = number_in_named_unit(field, text)
     assert hint is not None and hint.endswith(f"write {written}")
@@ -34,8 +38,10 @@ def test_a_time_unit_in_the_value_is_converted_to_the_named_one(field: str, text
     ("zipf_s", "1s"),            # Zipf's exponent, not seconds
     ("replicas", "2 s"),         # the name gives no unit
     ("weight", "80%"),           # relative, not a fraction of 1
+    ("kv_cache_memory_gib", "40 s"),     # a time where memory belongs
+    ("memory_mib", "2 GB/s"),            # a bandwidth
 ])
-def test_no_hint_where_the_text_or_the_name_gives_no_time_unit(field: str, text: str) -> None:
+def test_no_hint_where_the_text_or_the_name_gives_no_such_unit(field: str, text: str) -> None:
     assert number_in_named_unit(field, text) is None
 
 
