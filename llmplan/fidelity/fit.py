@@ -52,6 +52,12 @@ MIN_PREFILL_STEPS = 20        # steps that carried a prompt
 #: the largest prompt step must be this many times the smallest for the per-token cost to
 #: be measured rather than extrapolated (107-109 tokens are one length, not three)
 MIN_PROMPT_SPREAD = 1.5
+#: the 95% interval of the attention's share of a prompt token's cost (pair coefficient x the
+#: prompt steps' median pairs per token, over their cost per token) may be at most this wide
+#: either way. Quick runs of one prompt length on a one-thread llama.cpp server: +/-77% and
+#: +/-83%; two such runs of 100- and 150- or 300-token prompts fitted together: +/-21% and 7%;
+#: one run of uniform 16-48-token prompts (benchmarks/heldout.py's workload): +/-27%.
+MAX_PAIR_SHARE_UNCERTAINTY = 0.5
 MIN_DECODE_SIZES = 2          # distinct decode batch sizes ...
 MIN_STEPS_PER_SIZE = 5        # ... each seen at least this often
 MIN_R2 = 0.5                  # a collapsed fit scores about 0; a noisy CPU server 0.7-0.97
@@ -402,6 +408,9 @@ def identifiability(samples: list[StepSample], cold_starts: int = 0
             f"prompt tokens per step took only {values}; the per-token cost is an "
             f"extrapolation away from that narrow a range",
             "use a workload whose prompt lengths vary (uniform or lognormal)"))
+    pair_finding = _pairs_in_lockstep(samples)
+    if pair_finding is not None:
+        blocking.append(pair_finding)
     together = _batch_kv_correlation(samples)
     if together is not None and together > KV_LOCKSTEP_CORRELATION:
         advisory.append(Finding(
@@ -410,6 +419,60 @@ def identifiability(samples: list[StepSample], cold_starts: int = 0
             "and per-sequence costs are not told apart (their sum is)",
             "vary prompt lengths so batches of one size hold different contexts"))
     return blocking, advisory
+
+
+def _pairs_in_lockstep(samples: list[StepSample]) -> Finding | None:
+    """A blocking finding when the steps cannot tell what a prompt token costs from what
+    its attention (its prefill pairs) costs. Prompts of one length, as every quick run
+    sends, make the pairs a fixed multiple of the tokens: the fit then splits one cost per
+    token between the two coefficients by guess, and a longer prompt's prefill is
+    extrapolated on that guess, quadratic in its length or linear. A calibration from
+    100-token prompts on a one-thread llama.cpp server put 42% of it in the pairs and
+    predicted 600-token prompts' TTFT at +199% (measured 11.0 s), E2E at +518%; all of it
+    in the tokens would have said about 8 s (-30%).
+
+    Judged by the least-squares standard error of the pair coefficient (the pair column's
+    part that the other columns do not explain, against the steps' scatter), as a share of
+    what a prompt token costs at the steps' median context: a spread of contexts measures
+    the split even when narrow, if the steps are steady (400 cached tokens and 10-60 new
+    ones, noise-free, recover it to 5%), and prompts of one length never do."""
+    X, y, prefill = _design(samples)
+    if int(prefill.sum()) < MIN_STEPS or not (X[prefill, 4] > 0).any():
+        return None
+    coef, _ = nnls(X, y)
+    keep = trim_by_kind(np.abs(X @ coef - y) / np.maximum(y, 1e-9), prefill)
+    X, y, prefill = X[keep], y[keep], prefill[keep]
+    beta = np.linalg.lstsq(X, y, rcond=None)[0]
+    scatter = float(np.sum((y - X @ beta) ** 2)) / max(len(y) - X.shape[1], 1)
+    others = X[:, :4]
+    pairs = X[:, 4]
+    unexplained = float(np.sum((pairs - others @ np.linalg.lstsq(others, pairs,
+                                                                 rcond=None)[0]) ** 2))
+    context = X[prefill, 4] / X[prefill, 1]
+    per_token = float(np.median((y[prefill] - X[prefill][:, [0, 2, 3]] @ beta[[0, 2, 3]])
+                                / X[prefill, 1]))
+    if per_token <= 0:
+        return None                  # no prompt cost at all: the gate says so
+    middle = float(np.median(context))
+    if unexplained <= 1e-12 * float(np.sum((pairs - pairs.mean()) ** 2)):
+        share = math.inf
+    else:
+        share = 2 * math.sqrt(scatter / unexplained) * middle / per_token
+    if share <= MAX_PAIR_SHARE_UNCERTAINTY:
+        return None
+    low, high = np.percentile(context, [10, 90])
+    spread = f"about {low:,.0f}" if round(low) == round(high) else f"{low:,.0f}-{high:,.0f}"
+    told = "nowhere (prompts of one length)" if math.isinf(share) else \
+        f"only within +/-{share:.0%}"
+    return Finding(
+        "per_prefill_pair_ns",
+        f"the prompt steps attended over {spread} (query, key) pairs per computed prompt "
+        f"token (10th-90th percentile), and of a prompt token's cost ({per_token * 1e3:,.1f} "
+        f"ms at these lengths) they place its attention's share {told} (95% interval): "
+        f"a prompt of another length would be predicted from a guessed split",
+        "fit this run together with one whose prompts are several times longer or "
+        "shorter (`llmplan calibrate run-a run-b`, e.g. --prompt-tokens 100 and 400), or "
+        "run a scenario whose prompt lengths vary (uniform or lognormal)")
 
 
 #: Decode steps' batch size and KV tokens correlated above this move in lockstep: the two

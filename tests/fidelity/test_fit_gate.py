@@ -426,7 +426,10 @@ def test_the_gate_judges_the_token_table_it_keeps_not_the_line_it_beat() -> None
     report = fit_runs(DATA / "llamacpp_quick1")
     fit = report.fit
     assert fit.table is not None and fit.coefficients_s[1] == 0.0     # the trap
-    assert report.rejected == [], [str(f) for f in report.rejected]
+    # refused only because its prompts were all of one length (a quick run's), which
+    # leaves a prompt token's cost and its attention's one number: not for the line's 0
+    assert [f.field for f in report.rejected] == ["per_prefill_pair_ns"], \
+        [str(f) for f in report.rejected]
     assert fit.prompt_token_s() > 1e-3                     # ms a prompt token, as measured
     assert abs(fit.prefill.bias_pct or 0.0) < 1 and fit.r2 > 0.9
 
@@ -550,3 +553,33 @@ def test_runs_of_different_engines_or_models_are_refused_naming_each(tmp_path: P
     renamed = _with_target(_with_slots(_run(tmp_path / "renamed", 4, SHORT), 4), "llamacpp",
                            "another-name", "http://127.0.0.1:3")
     assert fit_runs([llama, renamed]).calibration.server.model_file == "m.gguf"
+
+
+def test_prompts_of_one_length_cannot_split_a_token_from_its_attention(tmp_path: Path) -> None:
+    """Every quick run sends prompts of one length: their attention pairs are then a fixed
+    multiple of their tokens (here 100 computed after a 24-token cached template: 74.5
+    pairs a token), and the fit splits one cost per token between the two coefficients by
+    guess, which a longer prompt's prefill is extrapolated on. Refused, saying so; the
+    same run fitted with one of 400-token prompts measures both (the server's own
+    coefficients, known here, are recovered)."""
+    coef = (0.004, 0.0004, 0.003, 1e-6, 2e-6)    # fixed, token, sequence, KV token, pair
+
+    def run(name: str, prompt: int, seed: int) -> Path:
+        rng = np.random.default_rng(seed)
+        times = np.cumsum(rng.exponential(1 / 3.0, 160))
+        rows = serve([(float(t), prompt + 24, int(rng.integers(10, 40))) for t in times],
+                     coef=coef, cached=24, noise=0.05, seed=seed)
+        return write_run(tmp_path / name, rows)
+
+    short = run("short", 100, 1)
+    with pytest.raises(CalibrationRejectedError) as caught:
+        calibrate(short, slots=64)
+    text = " ".join(caught.value.render().split())
+    assert "per_prefill_pair_ns" in text and "attention's share nowhere" in text, text
+    assert "about 74 (query, key) pairs" in text, text      # 24 + 101 / 2 a token
+    assert "calibrate run-a run-b" in text
+
+    st = calibrate([short, run("long", 400, 2)], slots=64).step_time
+    assert isinstance(st, LinearStepTime)
+    assert st.per_prefill_token_us == pytest.approx(coef[1] * 1e6, rel=0.2)
+    assert st.per_prefill_pair_ns == pytest.approx(coef[4] * 1e9, rel=0.2)
