@@ -467,8 +467,10 @@ def _signal_all(processes: list[subprocess.Popen[bytes]], sig: int) -> None:
 
 def target_down(rows: list[RequestRecord]) -> str | None:
     """Why the target is considered down, if it is: it never answered (every request failed
-    to connect or timed out, or was still waiting for its first token at the stop), or it
-    answered at first and then refused or reset to the end.
+    to connect or timed out, or was still waiting for its first token at the stop), it
+    finished nothing and its streams went quiet (every request cut at the stop, some
+    mid-answer, no token for STALL_MIN_S), or it answered at first and then refused or reset
+    to the end.
     Counts in the message are those of the records."""
     measured = [r for r in rows if r.error_class != "cancelled"]
     if not measured:
@@ -476,6 +478,19 @@ def target_down(rows: list[RequestRecord]) -> str | None:
             return (f"target answered nothing: all {len(rows):,} requests were still waiting "
                     "for their first token when the run stopped (cancelled): the server took "
                     "them and sent nothing back (raise --duration if it is only slow)")
+        # none finished and some began answering: a slow server still streaming at the
+        # stop is not down, but one whose streams all went quiet long before it is (it
+        # sent a few tokens and then nothing: no E2E, TPOT or goodput was measured)
+        streaming = [r for r in rows if r.ttft_ms is not None]
+        if streaming:
+            last_s = max(_last_token_ts(r) for r in streaming)
+            quiet_s = max(r.send_ts + (r.e2e_ms or 0.0) / 1000 for r in rows) - last_s
+            if quiet_s > STALL_MIN_S:
+                return (f"target stopped streaming after {_clock(last_s)}: no request "
+                        f"finished, all {len(rows):,} were cut when the run stopped "
+                        f"(cancelled), {len(streaming):,} of them mid-answer with no token "
+                        f"for the last {quiet_s:,.1f} s (raise --duration if it is only "
+                        f"slow)")
         return None
     if all(not r.ok for r in measured):
         counts = _counts(measured)

@@ -9,6 +9,7 @@ load generator's own ceiling, with faults chosen by the request's model name:
   "reset"              abort the connection after two tokens
   "flaky"              like "reset" for every third request, else "ok"
   "slow"               wait 1.5 s before the first token
+  "stall"              two tokens, then nothing more (the stream stays open)
   "drop"               take the request, wait 0.3 s, close the connection unanswered
   "one-shot"           like "ok", then close the kept-alive connection
   "sse-rich"           every SSE feature at once: comments, `event:`/`id:`/`retry:` lines, CRLF
@@ -173,6 +174,11 @@ class FakeOpenAI(_LoopServer):
             if i == abort_after:
                 writer.transport.abort()
                 return False
+            if i == 2 and model == "stall":
+                try:
+                    await asyncio.sleep(3600)      # until the client cuts it
+                except asyncio.CancelledError:     # the fake stops
+                    return False
             piece = f" t{i}"
             choice = {"index": 0, "delta": {"content": piece}} if chat else \
                 {"index": 0, "text": piece}

@@ -428,3 +428,24 @@ def test_the_servers_own_endpoints_get_the_key_its_requests_carry(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_target_whose_streams_all_went_quiet_is_down() -> None:
+    """Every request cut at the stop after a first token and then nothing: no E2E, TPOT or
+    goodput was measured, and the run once exited 0 under a note that the target was
+    saturated. The quiet is the stop (each record's send + E2E: 1000 + 17 s here) less the
+    last token heard (send + TTFT + its gaps: 1005 + 0.2 + 0.1), 11.7 s, over STALL_MIN_S."""
+    cut = [_row(i, "cancelled").model_copy(update={
+        "ttft_ms": 200.0, "itl_ms": [100.0], "chunks": 2, "e2e_ms": 17_000.0 - 1000.0 * i})
+        for i in range(6)]
+    message = target_down(cut)
+    assert message is not None and message.startswith("target stopped streaming after"), \
+        message
+    assert "all 6 were cut" in message and "6 of them mid-answer" in message
+    assert "no token for the last 11.7 s" in message
+    # streams still going 9.7 s before the stop: a slow server, not down
+    assert target_down([r.model_copy(update={"e2e_ms": (r.e2e_ms or 0.0) - 2000.0})
+                        for r in cut]) is None
+    # one finished: measured, not down
+    done = cut[0].model_copy(update={"error_class": None, "status": 200})
+    assert target_down([done, *cut[1:]]) is None

@@ -316,6 +316,21 @@ def test_erroring_targets_are_classified(tmp_path: Path, scenario_file: Path) ->
         assert "not an OpenAI event stream: HTTP 200 text/html" in rows[0]["error"]
         assert "Welcome to nginx" in err
 
+        # streams that stall after two tokens: every request cut at the stop, none
+        # finished, nothing heard for over STALL_MIN_S (10 s); said, and a failure
+        targets = targets_file(tmp_path, fake={"kind": "openai", "base_url": fake.base_url,
+                                               "model": "stall"})
+        result = llmplan("loadtest", "--targets", str(targets), "--target", "fake",
+                         "--prompt-tokens", "8", "--output-tokens", "8", "--rate", "4",
+                         "--requests", "4", "--duration", "12s", "--grace", "0.5s",
+                         "--out", str(tmp_path / "stall"))
+        assert result.returncode == 3, result.stderr
+        said = " ".join(result.stderr.split())
+        assert "target stopped streaming after" in said and "all 4 were cut" in said, said
+        rows = read_jsonl(tmp_path / "stall" / "requests.jsonl")
+        assert len(rows) == 4 and all(r["error_class"] == "cancelled" and r["chunks"] == 2
+                                      for r in rows)
+
         code, err, rows, summary = _fake_run(tmp_path, scenario_file, fake, "slow", "s")
         assert code == 0, err
         assert all(r["error_class"] is None and r["ttft_ms"] > 1400 for r in rows)
