@@ -726,6 +726,7 @@ def validate(
         calibrated_deployment,
         context_extrapolation,
         load_rows,
+        prompt_extrapolation,
         replay_and_compare,
         write_validation,
     )
@@ -756,9 +757,10 @@ def validate(
     if calibrated.fit.rejected:
         notes.append(f"this calibration's quality gate refused it "
                      f"({calibrated.fit.rejected}); it was written with --accept-poor-fit")
-    extrapolated = context_extrapolation(rows, calibrated)
-    if extrapolated is not None:
-        notes.append(extrapolated)
+    for extrapolated in (context_extrapolation(rows, calibrated),
+                         prompt_extrapolation(rows, calibrated)):
+        if extrapolated is not None:
+            notes.append(extrapolated)
     if measurements.resolve() in _fitted_runs(calibrated.source, calibration):
         notes.append("this run is one the calibration was fitted on: its errors say how "
                      "well the fit matches its own data, not how well it predicts; validate "

@@ -33,7 +33,13 @@ from llmplan.fidelity.fit import (
     quality_gate,
 )
 from llmplan.fidelity.server import ServerInfo, model_file, same_server, server_info
-from llmplan.fidelity.timeline import ColdStart, StepSample, first_tokens, steps
+from llmplan.fidelity.timeline import (
+    ColdStart,
+    StepSample,
+    computed_prompt,
+    first_tokens,
+    steps,
+)
 from llmplan.fidelity.vllm_metrics import (
     Interval,
     fit_intervals,
@@ -348,7 +354,9 @@ def build_calibration(fit: Fit, info: ServerInfo, rows: list[RequestRecord], sou
         fit=FitQuality(steps=fit.samples, cold_starts=fit.cold_starts, r2=round(fit.r2, 4),
                        rmse_ms=round(fit.rmse_ms, 3),
                        median_abs_error_pct=round(fit.median_abs_error_pct, 2),
-                       requests=len(rows)),
+                       requests=len(rows),
+                       longest_prompt_tokens=max((computed_prompt(r) for r in rows if r.ok),
+                                                 default=None)),
         speed_reference=speed_reference(samples) if samples else None)
 
 

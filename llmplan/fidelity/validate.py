@@ -204,6 +204,31 @@ def context_extrapolation(rows: list[RequestRecord], calibration: Calibration) -
             f"extrapolated; calibrate with contexts as long as these")
 
 
+#: A run whose prompts compute this many times the calibration runs' longest is predicted
+#: on an extrapolated prefill: validate says so.
+PROMPT_EXTRAPOLATION = 2.0
+
+
+def prompt_extrapolation(rows: list[RequestRecord], calibration: Calibration) -> str | None:
+    """A note when the run's prompts (median computed tokens of its answered requests) are
+    far longer than any the calibration's runs computed: the per-token and per-pair costs
+    were fitted on shorter prompts, and a prefill that grows with the square of its length
+    is extrapolated on how they split (a fit on uniform 16-48-token prompts of a one-thread
+    llama.cpp server predicted 630-token prompts' TTFT at +1,487%)."""
+    longest = calibration.fit.longest_prompt_tokens
+    prompts = [computed_prompt(r) for r in rows if r.ok and r.prompt_tokens]
+    if not longest or not prompts:
+        return None
+    here = float(np.median(prompts))
+    if here <= PROMPT_EXTRAPOLATION * longest:
+        return None
+    st = calibration.step_time
+    return (f"this run's prompts compute {here:,.0f} tokens (median), {here / longest:.1f} "
+            f"times the calibration runs' longest ({longest:,}): their prefill, "
+            f"{st.per_prefill_pair_ns:,.1f} ns per (query, key) pair beside the per-token "
+            f"cost, is extrapolated; calibrate with prompts as long as these")
+
+
 def run_speed(rows: list[RequestRecord], calibration: Calibration) -> RunSpeed | None:
     """The run's speed against the calibration's (see the module doc), or None when fewer
     than SPEED_MIN_STEPS busy steps could be rebuilt."""

@@ -239,6 +239,11 @@ class FitQuality(_Strict):
     rmse_ms: float = Field(ge=0)
     median_abs_error_pct: float = Field(ge=0)
     requests: int = Field(ge=0)
+    longest_prompt_tokens: int | None = Field(
+        default=None, ge=0, description="The longest prompt the fitted runs' server computed "
+                                        "(tokens, less those it had cached): how a prompt's "
+                                        "cost splits between its tokens and its attention is "
+                                        "measured up to it and extrapolated past it.")
     rejected: str | None = Field(
         default=None, description="Why the quality gate refused this fit, when `llmplan "
                                   "calibrate --accept-poor-fit` wrote it anyway: every "

@@ -281,7 +281,10 @@ def test_a_run_that_sent_nothing_says_so(tmp_path: Path) -> None:
 def test_a_run_with_far_longer_contexts_than_the_calibration_says_its_kv_cost_is_extrapolated(
         tmp_path: Path) -> None:
     """Calibrated on prompts of 10-80 tokens, checked on prompts of 400-1,000: the
-    per-KV-token cost is then an extrapolation, and validate says so with both contexts."""
+    per-KV-token cost is then an extrapolation, and validate says so with both contexts;
+    so is the prefill (how its cost splits between tokens and attention pairs, measured
+    only on short prompts), and validate says so with the run's median prompt and the
+    calibration runs' longest, both read here from the records."""
     short = _with_slots(_run(tmp_path / "short", 1, SHORT), 4)
     long = _with_slots(_run(tmp_path / "long", 2, LONG), 4)
     calibration = tmp_path / "cal.yaml"
@@ -292,6 +295,11 @@ def test_a_run_with_far_longer_contexts_than_the_calibration_says_its_kv_cost_is
     assert far.exit_code == 0, far.output
     said = " ".join(far.output.split())
     assert "tokens of context (median)" in said and "is extrapolated" in said
+    longest = max(r.prompt_tokens or 0 for r in read_measurements(short) if r.ok)
+    median = float(np.median([r.prompt_tokens for r in read_measurements(long) if r.ok]))
+    assert (f"this run's prompts compute {median:,.0f} tokens (median), "
+            f"{median / longest:.1f} times the calibration runs' longest ({longest:,})") \
+        in said, said
     near = CliRunner().invoke(app, ["validate", str(short), "--calibration", str(calibration),
                                     "--out", str(tmp_path / "v2")])
     assert "extrapolated" not in " ".join(near.output.split())
