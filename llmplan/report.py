@@ -521,13 +521,18 @@ def break_even_chart(result: Result) -> go.Figure:
         crossings = [v for v in (r.break_even_requests_per_month,
                                  r.local_dearer_again_requests_per_month) if v]
         if crossings:
+            # a pair with a side the decision excluded: an open marker, and the legend
+            # says which side (the crossing is no choice between the two)
+            out = [n for n in (r.local, r.cloud) if not result.deployments[n].feasible]
             fig.add_trace(go.Scatter(x=crossings,
                                      y=[r.cloud_fixed_usd + r.cloud_usd_per_request * v
                                         for v in crossings],
-                                     mode="markers", marker={"size": 11, "symbol": "x"},
+                                     mode="markers",
+                                     marker={"size": 11, "symbol": "x-open" if out else "x"},
                                      name=f"break-even {r.local} / {r.cloud}"
                                      + (f" ({r.local} must grow)" if r.fleet_must_grow
-                                        else "")))
+                                        else "")
+                                     + (f" ({' and '.join(out)} excluded)" if out else "")))
     # the bundled plotly.js places a shape at its data value on a log axis (the log of it
     # drew the line at ~8 requests a month and stretched the axis down to it), and an
     # annotation at the log of its value: the label is added apart
@@ -793,11 +798,13 @@ def render(result: Result, price_warnings: list[str] | None = None,
     if result.break_even:
         parts.append("<h2>Break-even</h2>" + _table(
             ["local", "cloud", "break-even requests/month", "simulated requests/month",
-             "local fleet serves at most (full batches)", "within the SLO (planning)"],
+             "local fleet serves at most (full batches)", "within the SLO (planning)",
+             "excluded by the decision"],
             [[r.local, r.cloud, _break_even_words(r),
               _fmt(r.simulated_requests_per_month),
               _fmt(r.local_capacity_requests_per_month),
-              _fmt(r.local_slo_capacity_requests_per_month)] for r in result.break_even]))
+              _fmt(r.local_slo_capacity_requests_per_month),
+              r.excluded or "neither"] for r in result.break_even]))
     grow = [r.fleet_must_grow for r in result.break_even if r.fleet_must_grow]
     if grow:
         parts.append("<p class='warn'><b>Break-even past a fleet's capacity:</b> " + "; ".join(

@@ -633,8 +633,18 @@ def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario,
                 local_dearer_again_requests_per_month=dearer_again,
                 simulated_requests_per_month=a.requests_per_month,
                 local_capacity_requests_per_month=capacity,
-                fleet_must_grow=_must_grow(local, loaded, volume, capacity)))
+                fleet_must_grow=_must_grow(local, loaded, volume, capacity),
+                excluded=_excluded_sides(candidates, local, cloud)))
     return out
+
+
+def _excluded_sides(candidates: dict[str, Candidate], *names: str) -> str | None:
+    """"api is excluded by the decision (restricted data ...)": each side of a break-even
+    pair the decision left out, with its reasons (None: both may be chosen). A reader of
+    the break-even alone would otherwise take the cheaper side below it for an option."""
+    words = [f"{name} is excluded by the decision ({'; '.join(found.infeasible_because)})"
+             for name in names if not (found := candidates[name]).feasible]
+    return "; ".join(words) or None
 
 
 def _crossings(local: CostSummary, cloud: CostSummary) -> tuple[float | None, float | None]:

@@ -146,7 +146,8 @@ class BreakEven(ResultModel):
     OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("fleet_must_grow",
                                                  "local_slo_capacity_requests_per_month",
                                                  "local_floor_requests_per_month",
-                                                 "local_dearer_again_requests_per_month")
+                                                 "local_dearer_again_requests_per_month",
+                                                 "excluded")
 
     local: str
     cloud: str
@@ -179,6 +180,13 @@ class BreakEven(ResultModel):
     fleet_must_grow: str | None = Field(
         default=None, description="When the break-even is past that capacity: the fleet "
                                   "needed there, whose fixed costs move the break-even.")
+    excluded: str | None = Field(
+        default=None, description="Which side of the pair the decision excluded, and why "
+                                  "(its infeasible_because): the two cost lines still cross "
+                                  "at the break-even, but the answer is not the excluded "
+                                  "side, below it or above (a constraint such as restricted "
+                                  "data holds at every volume; an SLO miss at the simulated "
+                                  "one).")
 
     def cheaper_at_every_volume(self) -> str:
         """Without a break-even: the side that costs less at every volume."""
@@ -192,7 +200,8 @@ class BreakEven(ResultModel):
         volume = self.break_even_requests_per_month
         if not volume:
             return (f"{self.local} against {self.cloud}: none, {self.cheaper_at_every_volume()} "
-                    "costs less at every volume")
+                    "costs less at every volume"
+                    + (f"; {self.excluded}" if self.excluded else ""))
         times = volume / self.simulated_requests_per_month
         line = (f"{self.local} and {self.cloud} cost the same at {_volume(volume)} requests "
                 f"a month, x{times:.3g} the costed {self.simulated_requests_per_month:,.0f}: "
@@ -203,7 +212,8 @@ class BreakEven(ResultModel):
                      f"), where {self.cloud} costs less again: {self.local}'s GPUs above its "
                      f"floor cost ${self.local_usd_per_request * 1e3:,.3g} per 1k requests "
                      f"against {self.cloud}'s ${self.cloud_usd_per_request * 1e3:,.3g}")
-        return line + (f"; {self.fleet_must_grow}" if self.fleet_must_grow else "")
+        line += f"; {self.fleet_must_grow}" if self.fleet_must_grow else ""
+        return line + (f"; {self.excluded}" if self.excluded else "")
 
 
 def _volume(requests_per_month: float) -> str:

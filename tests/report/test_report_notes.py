@@ -63,3 +63,43 @@ def test_a_hybrids_scale_cell_says_its_figure_is_its_fleets_full_batches() -> No
     assert scale["both"].startswith("its fleet ")
     assert "req/s it can serve with full batches" in scale["both"]
     assert not scale["fleet"].startswith("its fleet ")
+
+
+# a GPU and an API that may not see the task's data
+RESTRICTED = """
+    seed: 1
+    duration: 120
+    traffic: {kind: constant, rate_per_s: 1}
+    tasks: [{name: notes, sensitivity: restricted,
+             prompt_tokens: {kind: fixed, tokens: 500},
+             output_tokens: {kind: fixed, tokens: 100}}]
+    deployments:
+      gpu: {gpu: L4, model: Llama-3.1-8B}
+      api: {kind: cloud, model: gpt-4o-mini,
+            limits: {requests_per_min: 100000, tokens_per_min: 100000000}}
+"""
+
+
+def test_a_break_even_with_an_excluded_api_says_so_in_table_and_chart() -> None:
+    """The break-even table and chart show where the GPU's and the API's cost lines cross;
+    with the API excluded for restricted data, both say so, or a reader takes the cheaper
+    side below the crossing for an option."""
+    import html
+
+    from llmplan.pipeline import evaluate
+    from llmplan.report import break_even_chart
+
+    result: Result = evaluate(scenario_from(RESTRICTED), planning=False)
+    (row,) = result.break_even
+    assert row.break_even_requests_per_month and row.excluded
+    page = render(result)
+    table = page[page.index("<h2>Break-even</h2>"):]
+    table = table[:table.index("</table>")]
+    assert "<th>excluded by the decision</th>" in table
+    assert f"<td>{html.escape(row.excluded)}</td>" in table
+    assert "restricted data (notes)" in row.excluded
+    (marker,) = [t for t in break_even_chart(result).data
+                 if (t.name or "").startswith("break-even")]
+    assert marker.name.startswith("break-even gpu / api")
+    assert marker.name.endswith(" (api excluded)")
+    assert marker.marker.symbol == "x-open"
