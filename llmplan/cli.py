@@ -72,14 +72,15 @@ def _fail(error: InputError) -> NoReturn:
     raise typer.Exit(code=2)
 
 
-def _hanging(label: str, markup: str) -> None:
+def _hanging(label: str, markup: str, indent: str = "  ", to: Console | None = None) -> None:
     """`  label text...` with the text's wrapped lines under its first word, not at the
-    margin, so the labels down the left stay readable."""
-    lead = f"  {label} "
-    lines = Text.from_markup(markup).wrap(out, max(20, out.size.width - len(lead)))
+    margin, so the labels down the left stay readable (`label` may hold markup)."""
+    to = to or out
+    lead = Text.from_markup(f"{indent}{label} ")
+    lines = Text.from_markup(markup).wrap(to, max(20, to.size.width - lead.cell_len))
     for i, line in enumerate(lines):
         line.rstrip()
-        out.print(Text(lead if i == 0 else " " * len(lead)) + line, highlight=False,
+        to.print((lead if i == 0 else Text(" " * lead.cell_len)) + line, highlight=False,
                   soft_wrap=True)
 
 
@@ -351,8 +352,8 @@ def simulate(
                                           "answer token, after the hidden reasoning; TTFT "
                                           "is the first token of any kind)"))
     rec = result.recommendation
-    out.print(f"[bold]recommendation: {escape(result.headline())}[/] - {escape(rec.reason)}",
-              highlight=False)
+    _hanging("[bold]recommendation:[/]", f"[bold]{escape(result.headline())}[/] - "
+             f"{escape(rec.reason)}", indent="")
     for driver in rec.drivers:
         _hanging("because", f"{escape(driver.text)} [dim]({escape(driver.basis)})[/]")
     for risk in risks:
@@ -375,7 +376,7 @@ def simulate(
         if held and rec.deployment is not None:
             _hanging("holds if", escape("; ".join(held)))
     for warning in [*warnings, *said]:
-        console.print(f"[yellow]note:[/] {escape(warning)}", highlight=False)
+        _hanging("[yellow]note:[/]", escape(warning), indent="", to=console)
     console.print(f"wrote {path} and {report}")
     _exit_if_none(result, strict)
 

@@ -5,6 +5,7 @@ text (wrapped between words, never inside one). Headers break where written ("TT
 `Fitted` shows the first of several layouts, widest first, whose columns all fit the width
 it is printed in, so a narrow terminal gets fewer or merged columns instead of ids cut
 short; if none fits, the last (narrowest) one with its cells folded over lines, never cut.
+Its caption (units, notes, the SLO) goes under it as a paragraph of the terminal's width.
 """
 
 from __future__ import annotations
@@ -73,7 +74,18 @@ class Fitted:
         return folded
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield self.choose(console, options)
+        table = self.choose(console, options)
+        if not table.caption:
+            yield table
+            return
+        # the caption under the table, wrapped at the terminal's width: as the table's own
+        # caption rich wraps it at the table's, narrower, and a sentence a word longer than
+        # the table left that word alone on a line ("SLO: ... within it" / "(goodput)")
+        bare = copy.copy(table)
+        bare.caption = None
+        yield bare
+        yield console.render_str(str(table.caption), style=table.caption_style
+                                 or "table.caption", justify="left")
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         return Measurement.get(console, options, self.choose(console, options))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 from pathlib import Path
 
@@ -341,3 +342,38 @@ def test_a_new_run_replaces_the_request_csvs_only_with_its_own(tmp_path: Path) -
     assert sorted(p.name for p in out.iterdir()) == ["report.html", "requests", "result.json"]
     assert sorted(p.name for p in (out / "requests").iterdir()) == ["h100.csv", "l4-trio.csv"]
     assert (out / "requests" / "l4-trio.csv").read_text(encoding="utf-8").count("\n") > 100
+
+
+@pytest.mark.parametrize("width", [120, 80])
+def test_the_slo_line_and_the_recommendation_wrap_at_the_terminals_width(
+        tmp_path: Path, width: int) -> None:
+    """The caption under the summary (the costed volume, the SLO) wraps at the terminal's
+    width, not the narrower table's (which left "(goodput)" alone on a line at 120
+    columns); the recommendation's wrapped lines hang under its text."""
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SMALL)
+    result = CliRunner().invoke(app, ["simulate", str(scenario), "--out", str(tmp_path / "o"),
+                                      "--no-plan", "--no-requests"],
+                                env={"COLUMNS": str(width)}, terminal_width=width)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    table = Result.model_validate_json((tmp_path / "o" / "result.json").read_text())
+    slo = f"SLO: {table.scenario.slo}"
+    rule = next(len(line.rstrip()) for line in lines if line.startswith("─"))
+    if len(slo) <= width:
+        assert len(slo) > rule           # longer than the table: the case that wrapped
+        assert slo in lines
+    else:
+        said = next(line for line in lines if line.startswith("SLO: "))
+        nxt = lines[lines.index(said) + 1]
+        # a line filled as far as the width allows: the next word did not fit
+        assert len(said) + 1 + len(nxt.split()[0]) > width
+    start = next(i for i, line in enumerate(lines) if line.startswith("recommendation: "))
+    follow = list(itertools.takewhile(lambda line: not line.startswith("  because"),
+                                      lines[start + 1:]))
+    reason = " ".join([lines[start], *follow]).split()
+    assert " ".join(reason).startswith(f"recommendation: {table.headline()} - ")
+    assert " ".join(reason).endswith(" ".join(table.recommendation.reason.split()))
+    for line in follow:
+        assert line.startswith(" " * len("recommendation: ")) and line[16] != " ", line
+    assert all(not line.endswith(" ") for line in [lines[start], *follow])
