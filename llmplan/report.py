@@ -797,10 +797,12 @@ def render(result: Result, price_warnings: list[str] | None = None,
              for n, p in result.planning.deployments.items()]))
     if result.break_even:
         parts.append("<h2>Break-even</h2>" + _table(
-            ["local", "cloud", "break-even requests/month", "simulated requests/month",
+            ["local", "cloud", "break-even requests/month",
+             "per useful result, the ranking's measure (share of requests useful: local, "
+             "cloud)", "simulated requests/month",
              "local fleet serves at most (full batches)", "within the SLO (planning)",
              "excluded by the decision"],
-            [[r.local, r.cloud, _break_even_words(r),
+            [[r.local, r.cloud, _break_even_words(r), _per_useful_words(r),
               _fmt(r.simulated_requests_per_month),
               _fmt(r.local_capacity_requests_per_month),
               _fmt(r.local_slo_capacity_requests_per_month),
@@ -919,6 +921,15 @@ def _break_even_words(row: BreakEven) -> str:
         return _fmt(row.break_even_requests_per_month) + (
             f" ({row.local} costs less only up to {_fmt(again)})" if again else "")
     return f"none: {row.cheaper_at_every_volume()} is cheaper at every volume"
+
+
+def _per_useful_words(row: BreakEven) -> str:
+    """The break-even per useful result with the two useful shares that move it."""
+    ul, uc = row.local_useful_share, row.cloud_useful_share
+    if ul is None or uc is None:
+        return "-"
+    volume = row.break_even_useful_requests_per_month
+    return f"{_fmt(volume) if volume else 'none'} ({ul:.0%}, {uc:.0%})"
 
 
 def _cost_items(name: str, dep: Candidate) -> str:

@@ -621,6 +621,7 @@ def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario,
         for cloud in (n for n in candidates if kinds[n] == "cloud"):
             a, b = candidates[local].cost, candidates[cloud].cost
             volume, dearer_again = _crossings(a, b)
+            useful_a, useful_b = a.useful_share(), b.useful_share()
             capacity = _capacity_per_month(candidates[local], peak_per_s)
             knee = a.floor_requests_per_month
             out.append(BreakEven(
@@ -631,6 +632,10 @@ def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario,
                 cloud_usd_per_request=b.usd_per_request_from(0.0),
                 break_even_requests_per_month=volume,
                 local_dearer_again_requests_per_month=dearer_again,
+                local_useful_share=useful_a, cloud_useful_share=useful_b,
+                # per useful result, local's L/u_l under cloud's C/u_c: u_c L under u_l C
+                break_even_useful_requests_per_month=_crossings(
+                    a, b, useful_b, useful_a)[0] if useful_a and useful_b else None,
                 simulated_requests_per_month=a.requests_per_month,
                 local_capacity_requests_per_month=capacity,
                 fleet_must_grow=_must_grow(local, loaded, volume, capacity),
@@ -647,19 +652,23 @@ def _excluded_sides(candidates: dict[str, Candidate], *names: str) -> str | None
     return "; ".join(words) or None
 
 
-def _crossings(local: CostSummary, cloud: CostSummary) -> tuple[float | None, float | None]:
+def _crossings(local: CostSummary, cloud: CostSummary, local_weight: float = 1.0,
+               cloud_weight: float = 1.0) -> tuple[float | None, float | None]:
     """The monthly volume past which `local` costs less than `cloud`, and the one past
     which it costs more again: where the two cost lines (CostSummary.usd_at, an autoscaled
-    rented fleet's with its knee at the volume its floor carries) cross, the local one
-    falling below, then rising above (None: they do not). A second crossing needs the
-    knee: a reserved floor cheap enough to beat the API, with on-demand GPUs above it that
-    cost more per request than the API does."""
+    rented fleet's with its knee at the volume its floor carries), each times its weight,
+    cross, the local one falling below, then rising above (None: they do not). A second
+    crossing needs the knee: a reserved floor cheap enough to beat the API, with on-demand
+    GPUs above it that cost more per request than the API does. Weighted by the other
+    side's share of useful requests, the lines cross where the two cost the same per
+    useful result."""
     starts = [0.0, *([local.floor_requests_per_month]
                      if local.floor_requests_per_month else [])]
     below, above = None, None
     for lo, hi in zip(starts, [*starts[1:], math.inf], strict=True):
-        gap = local.usd_at(lo) - cloud.usd_at(lo)
-        closing = cloud.usd_per_request_from(lo) - local.usd_per_request_from(lo)
+        gap = local_weight * local.usd_at(lo) - cloud_weight * cloud.usd_at(lo)
+        closing = cloud_weight * cloud.usd_per_request_from(lo) \
+            - local_weight * local.usd_per_request_from(lo)
         if below is None and gap > 0 and closing > 0 and lo + gap / closing <= hi:
             below = lo + gap / closing
         elif below is not None and gap < 0 and closing < 0 and lo + gap / closing <= hi:

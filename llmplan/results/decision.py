@@ -52,6 +52,12 @@ class CostSummary(ResultModel):
         default=None, description="An owned fleet's GPUs bought, when whole baseboards "
                                   "(4 or 8 SXM/OAM modules) make them more than it uses.")
 
+    def useful_share(self) -> float:
+        """The share of requests that are useful results (within the SLO x task quality),
+        as simulated: what a volume's cost is divided by to rank it."""
+        return self.useful_results_per_month / self.requests_per_month \
+            if self.requests_per_month else 0.0
+
     def usd_per_request_from(self, requests_per_month: float) -> float:
         """What one more request a month adds at this volume: the variable part per
         request, and an autoscaled fleet's GPUs above its floor only past the volume the
@@ -147,7 +153,9 @@ class BreakEven(ResultModel):
                                                  "local_slo_capacity_requests_per_month",
                                                  "local_floor_requests_per_month",
                                                  "local_dearer_again_requests_per_month",
-                                                 "excluded")
+                                                 "excluded", "local_useful_share",
+                                                 "cloud_useful_share",
+                                                 "break_even_useful_requests_per_month")
 
     local: str
     cloud: str
@@ -162,6 +170,18 @@ class BreakEven(ResultModel):
                                   "than the API: the volume past which the API costs less "
                                   "again (the local fleet costs less only between the two).")
     simulated_requests_per_month: float
+    local_useful_share: float | None = Field(
+        default=None, description="The share of the local side's requests that are useful "
+                                  "results (within the SLO x task quality), as simulated.")
+    cloud_useful_share: float | None = Field(
+        default=None, description="The same for the cloud side.")
+    break_even_useful_requests_per_month: float | None = Field(
+        default=None, description="The monthly volume where the two cost the same per "
+                                  "useful result, the measure the recommendation ranks by "
+                                  "(each side's useful share held as simulated): the "
+                                  "local side costs less per useful result above it (None: "
+                                  "no such volume). The same as the break-even when the "
+                                  "two shares are.")
     local_floor_requests_per_month: float | None = Field(
         default=None, description="An autoscaled rented fleet: the volume its min_replicas "
                                   "carry; below it the fleet costs local_fixed_usd, above it "
@@ -200,7 +220,7 @@ class BreakEven(ResultModel):
         volume = self.break_even_requests_per_month
         if not volume:
             return (f"{self.local} against {self.cloud}: none, {self.cheaper_at_every_volume()} "
-                    "costs less at every volume"
+                    "costs less at every volume" + self.per_useful_words()
                     + (f"; {self.excluded}" if self.excluded else ""))
         times = volume / self.simulated_requests_per_month
         line = (f"{self.local} and {self.cloud} cost the same at {_volume(volume)} requests "
@@ -213,7 +233,33 @@ class BreakEven(ResultModel):
                      f"floor cost ${self.local_usd_per_request * 1e3:,.3g} per 1k requests "
                      f"against {self.cloud}'s ${self.cloud_usd_per_request * 1e3:,.3g}")
         line += f"; {self.fleet_must_grow}" if self.fleet_must_grow else ""
+        line += self.per_useful_words()
         return line + (f"; {self.excluded}" if self.excluded else "")
+
+    def per_useful_words(self) -> str:
+        """"; per useful result ... at 1.22 M": where the two cost the same per useful
+        result, when the sides' useful shares differ and so move it ("" otherwise)."""
+        ul, uc = self.local_useful_share, self.cloud_useful_share
+        if ul is None or uc is None or abs(ul - uc) <= 0.005 * max(ul, uc):
+            return ""
+        shares = (f"per useful result, which the ranking uses ({ul:.0%} of {self.local}'s "
+                  f"requests useful, {uc:.0%} of {self.cloud}'s)")
+        volume = self.break_even_useful_requests_per_month
+        if not volume:
+            cheaper = self.local if ul and uc and uc * self.local_fixed_usd \
+                <= ul * self.cloud_fixed_usd and uc * self.local_usd_per_request \
+                <= ul * self.cloud_usd_per_request else self.cloud
+            return f"; {shares}, {cheaper} costs less at every volume"
+        times = volume / self.simulated_requests_per_month
+        shown = f"{volume / 1e6:,.3g} M" if volume >= 1e6 else f"{volume:,.0f}"
+        serves = self.local_slo_capacity_requests_per_month \
+            or self.local_capacity_requests_per_month
+        past = "" if serves is None or volume <= serves else (
+            f" (past the {serves / 1e6:,.3g} M {self.local} serves"
+            f"{' within the SLO' if self.local_slo_capacity_requests_per_month else ''} as "
+            f"simulated: it must grow)")
+        return (f"; {shares}, they cost the same at {shown} requests a month, x{times:.3g} "
+                f"the costed: {self.cloud} below it, {self.local} above{past}")
 
 
 def _volume(requests_per_month: float) -> str:

@@ -97,6 +97,11 @@ def test_a_break_even_with_an_excluded_api_says_so_in_table_and_chart() -> None:
     table = table[:table.index("</table>")]
     assert "<th>excluded by the decision</th>" in table
     assert f"<td>{html.escape(row.excluded)}</td>" in table
+    # per useful result too, with the shares that move it (here every answer useful)
+    assert "per useful result, the ranking&#x27;s measure" in table
+    useful = row.break_even_useful_requests_per_month
+    assert useful == row.break_even_requests_per_month
+    assert f"<td>{useful:,.0f} (100%, 100%)</td>" in table
     assert "restricted data (notes)" in row.excluded
     (marker,) = [t for t in break_even_chart(result).data
                  if (t.name or "").startswith("break-even")]
