@@ -84,8 +84,11 @@ class Fitted:
         bare = copy.copy(table)
         bare.caption = None
         yield bare
-        yield console.render_str(str(table.caption), style=table.caption_style
-                                 or "table.caption", justify="left")
+        caption = console.render_str(str(table.caption), style=table.caption_style
+                                     or "table.caption")
+        for line in caption.wrap(console, options.max_width):
+            line.rstrip()           # no trailing blank where a line broke
+            yield line
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         return Measurement.get(console, options, self.choose(console, options))

@@ -368,6 +368,8 @@ def test_the_slo_line_and_the_recommendation_wrap_at_the_terminals_width(
         nxt = lines[lines.index(said) + 1]
         # a line filled as far as the width allows: the next word did not fit
         assert len(said) + 1 + len(nxt.split()[0]) > width
+    caption = [line for line in lines if line.startswith(("monthly costs at", "SLO: "))]
+    assert len(caption) == 2 and not any(line.endswith(" ") for line in caption)
     start = next(i for i, line in enumerate(lines) if line.startswith("recommendation: "))
     follow = list(itertools.takewhile(lambda line: not line.startswith("  because"),
                                       lines[start + 1:]))
