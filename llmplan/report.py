@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -571,9 +572,21 @@ EMPTY_CHART = {
 }
 
 
+#: a word with a hyphen inside it (a candidate, a GPU, a model, a date): browsers break a
+#: line after a hyphen, and a narrow column showed "gpt-6-" over "luna"
+HYPHENATED = re.compile(r"\S*\w-\w\S*")
+
+
+def _cell(text: str) -> str:
+    """A table cell's text, escaped, its hyphenated words kept whole on a line (the cell
+    still wraps between words)."""
+    return HYPHENATED.sub(lambda word: f"<span class='w'>{word.group(0)}</span>",
+                          html.escape(text))
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>"
                    for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -829,7 +842,8 @@ def render(result: Result, price_warnings: list[str] | None = None,
              "font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;"
              "text-align:left}th{background:#f3f3f3}.rec{font-size:18px;background:#eef6ee;"
              "padding:12px;border-left:4px solid #3a3}.warn{background:#fff4e0;padding:8px;"
-             "border-left:4px solid #e90}.small{font-size:13px;color:#555}")
+             "border-left:4px solid #e90}.small{font-size:13px;color:#555}"
+             ".w{white-space:nowrap}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>llmplan: "
             f"{html.escape(meta.name)}</title><style>{style}</style></head><body>"
             + "".join(parts) + "</body></html>")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +43,12 @@ tasks:
 deployments:
 {deployments.strip(chr(10))}
 """
+
+
+def page_text(page: str) -> str:
+    """report.html without the spans that keep a table cell's hyphenated words on one line
+    (`<span class='w'>gpu-fleet</span>`), for tests that look for a cell's words."""
+    return re.sub(r"<span class='w'>([^<]*)</span>", r"\1", page)
 
 
 def scenario_from(text: str, base_dir: Path | None = None) -> LoadedScenario:

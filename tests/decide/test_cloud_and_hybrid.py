@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import scenario_from
+from helpers import page_text, scenario_from
 
 from llmplan.pipeline import fallback_after_clients_left
 from llmplan.sim.metrics import summarise_run
@@ -341,7 +341,7 @@ def test_requests_too_long_for_the_model_are_named_by_task_with_the_limit() -> N
     import html
 
     from llmplan.report import render
-    page = render(result)
+    page = page_text(render(result))
     for name in ("gpu", "api"):
         words = result.deployments[name].too_long_by_task()
         assert words and html.escape(words) in page, name

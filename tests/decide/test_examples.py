@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape as html_escape
 
 import pytest
-from helpers import ExampleResult
+from helpers import ExampleResult, page_text
 
 from llmplan.results import Result
 
@@ -197,7 +197,7 @@ def test_the_report_lists_every_cost_item_with_its_basis(
     from llmplan.report import item_label, render
 
     result = example_result("support-assistant", False)
-    page = render(result)
+    page = page_text(render(result))
     section = page.split("<h2>Cost items</h2>", 1)[1]
     for name, dep in result.deployments.items():
         assert f"<summary>{name}: ${dep.cost.monthly_usd:,.0f} a month" in section
@@ -213,7 +213,7 @@ def test_the_report_prints_the_break_even_volumes(example_result: ExampleResult)
     from llmplan.report import render
 
     result = example_result("support-assistant", False)
-    section = render(result).split("<h2>Break-even</h2>", 1)[1]
+    section = page_text(render(result)).split("<h2>Break-even</h2>", 1)[1]
     for row in result.break_even:
         assert row.break_even_requests_per_month is not None
         cells = (f"<td>{row.local}</td><td>{row.cloud}</td>"
@@ -229,7 +229,7 @@ def test_the_reports_decision_table_carries_the_seed_guides_criteria(
     from llmplan.decide.table import QUESTIONS, SEED_FIT
     from llmplan.report import render
 
-    section = render(example_result("support-assistant", False)).split(
+    section = page_text(render(example_result("support-assistant", False))).split(
         "<h2>Decision table</h2>", 1)[1].split("<h2>", 1)[0]
     assert set(SEED_FIT) == set(QUESTIONS)
     for local, cloud in SEED_FIT.values():
@@ -258,7 +258,7 @@ def test_the_report_defines_its_terms_and_gives_every_way_a_request_went_unanswe
     from llmplan.report import GLOSSARY, render
 
     result = example_result("support-assistant", False)
-    page = render(result, risks=["cloud model x (used by hybrid): shut down soon"])
+    page = page_text(render(result, risks=["cloud model x (used by hybrid): shut down soon"]))
     terms = page.split("<h2 id='terms'>Terms</h2>", 1)[1]
     assert "<a href='#terms'>at the end</a>" in page     # pointed to from the top
     for term, _ in GLOSSARY:

@@ -10,7 +10,7 @@ import math
 import re
 
 import pytest
-from helpers import ExampleResult
+from helpers import ExampleResult, page_text
 
 from llmplan.report import (
     ITEM_LABELS,
@@ -208,7 +208,8 @@ def test_the_conversations_table_counts_every_turn(example_result: ExampleResult
     later = sessions.later_turns
     assert (later.turn, later.last_turn) == (10, 15)
     assert sum(t.requests for t in sessions.by_turn) + later.requests == sessions.turns
-    section = render(result).split("<h2>Conversations</h2>", 1)[1].split("<h2>", 1)[0]
+    section = page_text(render(result)).split("<h2>Conversations</h2>", 1)[1].split(
+        "<h2>", 1)[0]
     rows = re.findall(r"<tr><td>([\d-]+)</td><td>([\d,]+)</td>", section)
     assert [turn for turn, _ in rows] == [*map(str, range(1, 11)), "11-16"]
     assert sum(int(n.replace(",", "")) for _, n in rows) == sessions.turns

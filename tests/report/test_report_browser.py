@@ -263,3 +263,55 @@ def test_costs_far_apart_stay_linear_stacked_with_a_closer_look(results: list[Re
     # each item's amount reads on hover, the legend lists it once
     assert all("$%{y:,.0f}" in t.hovertemplate for t in wide.data if t.type == "bar")
     assert not any(t.showlegend for t in wide.data if t.xaxis == "x2")
+
+
+# candidates, a model and dates with hyphens, in a table squeezed by a narrow window
+HYPHENS = """
+    seed: 1
+    duration: 60
+    traffic: {kind: poisson, rate_per_s: 0.5}
+    tasks: [{name: short-notes, prompt_tokens: {kind: fixed, tokens: 200},
+             output_tokens: {kind: fixed, tokens: 20}}]
+    deployments:
+      small-l4-fleet: {gpu: L4, model: Llama-3.1-8B}
+      managed-api: {kind: cloud, model: gpt-4o-mini}
+"""
+
+#: marks the page's body with every hyphenated word of a table cell that the browser laid
+#: out over more than one line (its text's boxes at different heights)
+PROBE = r"""<script>window.addEventListener('load', () => {
+  const broken = []; let words = 0;
+  for (const td of document.querySelectorAll('td')) {
+    const walk = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+    for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+      for (const m of node.textContent.matchAll(/\S*\w-\w\S*/g)) {
+        const range = document.createRange();
+        range.setStart(node, m.index); range.setEnd(node, m.index + m[0].length);
+        const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+        words += 1; if (tops.size > 1) broken.push(m[0]);
+      }
+    }
+  }
+  document.body.setAttribute('data-words', String(words));
+  document.body.setAttribute('data-broken', broken.join('|'));
+});</script>"""
+
+
+def test_table_cells_never_break_a_hyphenated_word(tmp_path: Path) -> None:
+    """A candidate, GPU or model name stays on one line in the report's tables, however
+    narrow the column (Chromium broke lines after its hyphens: "gpt-6-" / "luna")."""
+    from helpers import scenario_from
+
+    from llmplan.pipeline import evaluate
+
+    page = tmp_path / "report.html"
+    html = render(evaluate(scenario_from(HYPHENS), planning=False))
+    page.write_text(html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    done = subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                           "--window-size=480,2000", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=120, check=False)
+    words = re.search(r'data-words="(\d+)"', done.stdout)
+    broken = re.search(r'data-broken="([^"]*)"', done.stdout)
+    assert words and broken, done.stderr[-2000:]
+    assert int(words.group(1)) > 10          # the candidates, the model, dates: checked
+    assert broken.group(1) == ""

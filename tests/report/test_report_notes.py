@@ -4,7 +4,7 @@ a deployment otherwise than it was simulated."""
 
 from __future__ import annotations
 
-from helpers import scenario_from
+from helpers import page_text, scenario_from
 
 from llmplan.render import one_sided
 from llmplan.report import render
@@ -92,7 +92,7 @@ def test_a_break_even_with_an_excluded_api_says_so_in_table_and_chart() -> None:
     result: Result = evaluate(scenario_from(RESTRICTED), planning=False)
     (row,) = result.break_even
     assert row.break_even_requests_per_month and row.excluded
-    page = render(result)
+    page = page_text(render(result))
     table = page[page.index("<h2>Break-even</h2>"):]
     table = table[:table.index("</table>")]
     assert "<th>excluded by the decision</th>" in table
