@@ -146,6 +146,11 @@ class Recommendation(ResultModel):
     drivers: list[Driver] = Field(default_factory=list)
 
 
+#: how far (a share of it) the break-even per useful result must lie from the cost
+#: break-even for the terminal's line to give it too
+PER_USEFUL_MOVES = 0.1
+
+
 class BreakEven(ResultModel):
     """Monthly volume where a local and a cloud candidate cost the same (fixed + variable)."""
 
@@ -237,14 +242,19 @@ class BreakEven(ResultModel):
         return line + (f"; {self.excluded}" if self.excluded else "")
 
     def per_useful_words(self) -> str:
-        """"; per useful result ... at 1.22 M": where the two cost the same per useful
-        result, when the sides' useful shares differ and so move it ("" otherwise)."""
+        """"; per useful result ... at 1.23 M": where the two cost the same per useful
+        result, when the sides' useful shares move it more than PER_USEFUL_MOVES from the
+        break-even (or one exists without the other); "" otherwise, as within the costs'
+        own uncertainty it would only repeat the figure."""
         ul, uc = self.local_useful_share, self.cloud_useful_share
-        if ul is None or uc is None or abs(ul - uc) <= 0.005 * max(ul, uc):
+        volume, cost = self.break_even_useful_requests_per_month, \
+            self.break_even_requests_per_month
+        if ul is None or uc is None or (
+                volume and cost and abs(volume - cost) <= PER_USEFUL_MOVES * cost) or (
+                not volume and not cost):
             return ""
         shares = (f"per useful result, which the ranking uses ({ul:.0%} of {self.local}'s "
                   f"requests useful, {uc:.0%} of {self.cloud}'s)")
-        volume = self.break_even_useful_requests_per_month
         if not volume:
             cheaper = self.local if ul and uc and uc * self.local_fixed_usd \
                 <= ul * self.cloud_fixed_usd and uc * self.local_usd_per_request \

@@ -9,7 +9,7 @@ import pytest
 from helpers import scenario_from
 
 from llmplan.pipeline import evaluate
-from llmplan.results.decision import Result
+from llmplan.results.decision import PER_USEFUL_MOVES, Result
 
 #: one GPU and one API; the task's sensitivity and quality are filled in by each test
 SCENARIO = """
@@ -93,4 +93,15 @@ def test_equal_useful_shares_give_the_cost_break_even_and_no_second_figure() -> 
     (row,) = result.break_even
     assert row.break_even_useful_requests_per_month == pytest.approx(
         row.break_even_requests_per_month, rel=1e-9)
+    assert "per useful result" not in row.line()
+
+
+def test_a_small_quality_gap_adds_no_second_figure_to_the_line() -> None:
+    # 2% apart: the figure moves (a few percent), within what the costs' own assumptions
+    # can be trusted to, and the line does not repeat it
+    result = evaluate(scenario_from(_scenario("internal", "quality: {gpu: 0.8, api: 0.816},")))
+    (row,) = result.break_even
+    volume, cost = row.break_even_useful_requests_per_month, row.break_even_requests_per_month
+    assert volume is not None and cost is not None
+    assert cost < volume <= cost * (1 + PER_USEFUL_MOVES)
     assert "per useful result" not in row.line()
