@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console, ConsoleDimensions
@@ -45,6 +45,15 @@ PIPED_WIDTH = 100        # piped (and no COLUMNS): the product's widest, never c
 
 class _Console(Console):
     """The terminal's width; when piped (and no COLUMNS), PIPED_WIDTH, read at each print."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # rich fixes COLUMNS and LINES as they are when the console is made (at import):
+        # a width set later (a test runner's, a resized terminal's) would go unread
+        if "width" not in kwargs:
+            self._width = None
+        if "height" not in kwargs:
+            self._height = None
 
     @property
     def size(self) -> ConsoleDimensions:
