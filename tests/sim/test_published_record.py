@@ -27,6 +27,10 @@ from record import (
 )
 
 from llmplan.catalog import builtin_catalog
+from llmplan.perf.engine import EngineSpec
+from llmplan.perf.steptime import roofline
+from llmplan.perf.steptime_spec import RooflineStepTime
+from llmplan.scenario.models import LocalDeployment
 
 
 def test_vllm_kv_cache_lines_within_ten_percent() -> None:
@@ -253,3 +257,32 @@ def test_deepseek_r1s_long_prompt_miss_does_not_depend_on_the_prompt_length() ->
     errors = _outcomes(ids)
     assert all(e < 0 for e in errors.values()), errors
     assert max(errors.values()) - min(errors.values()) <= 5.0, errors
+
+
+def test_deepseek_r1s_expert_slots_cost_too_much_in_prefill_and_too_little_in_decode() -> None:
+    """Why the prompt-heavy DeepSeek-R1 rows are not fixed by a smaller slot cost
+    (FIDELITY.md, DeepSeek-R1 under vLLM). On GPUStack's server (vLLM 0.11.0, eight H200s,
+    tp 8) the roofline's GEMM time a prompt token, routed slots included, is more than the
+    whole measured run took a prompt token at 2,000-token prompts (run time = output tokens
+    / output tokens/s), so its 8,192-token prefill steps are overcharged; while the same
+    server's ShareGPT run, whose steps are ~1,000 decoding sequences, is predicted faster a
+    token than measured. A constant cost per slot cannot serve both: the kernel's cost per
+    slot falls as a step's tokens per expert grow. When the model follows that, invert this
+    test."""
+    prompts = _case("gpustack-h200-dsr1-fp8-tp8-rand2000-100")
+    chat = _case("gpustack-h200-dsr1-fp8-tp8-sharegpt")
+    for case in (prompts, chat):
+        assert (case.gpu, case.model, case.tp, case.weights, case.vllm_version) == \
+            ("H200", "DeepSeek-R1", 8, "fp8", "0.11.0")
+    run_s = prompts.requests * prompts.output_tokens / prompts.output_tokens_per_s
+    measured_per_prompt_token_s = run_s / (prompts.requests * prompts.input_tokens)
+    engine = EngineSpec(weights_dtype="fp8", vllm_version="0.11.0")
+    setup = LocalDeployment(gpu="H200", model="DeepSeek-R1", tp=8, engine=engine,
+                            step_time=RooflineStepTime()).setup(builtin_catalog())
+    step = roofline(setup, RooflineStepTime())
+    assert step.compute_per_token_s > measured_per_prompt_token_s, \
+        (step.compute_per_token_s, measured_per_prompt_token_s)
+    by_id = {o.case_id: o for o in throughput_outcomes([prompts, chat])}
+    prompt_tpot, chat_tpot = by_id[prompts.id].tpot_error_pct, by_id[chat.id].tpot_error_pct
+    assert prompt_tpot is not None and chat_tpot is not None
+    assert prompt_tpot > 25.0 and chat_tpot < -10.0, (prompt_tpot, chat_tpot)
