@@ -934,6 +934,9 @@ def _break_even_words(row: BreakEven) -> str:
         again = row.local_dearer_again_requests_per_month
         return _fmt(row.break_even_requests_per_month) + (
             f" ({row.local} costs less only up to {_fmt(again)})" if again else "")
+    if row.local_dearer_again_requests_per_month:
+        return (f"{_fmt(row.local_dearer_again_requests_per_month)} ({row.local} costs less "
+                f"below it, {row.cloud} above)")
     return f"none: {row.cheaper_at_every_volume()} is cheaper at every volume"
 
 

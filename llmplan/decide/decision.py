@@ -655,13 +655,14 @@ def _excluded_sides(candidates: dict[str, Candidate], *names: str) -> str | None
 def _crossings(local: CostSummary, cloud: CostSummary, local_weight: float = 1.0,
                cloud_weight: float = 1.0) -> tuple[float | None, float | None]:
     """The monthly volume past which `local` costs less than `cloud`, and the one past
-    which it costs more again: where the two cost lines (CostSummary.usd_at, an autoscaled
-    rented fleet's with its knee at the volume its floor carries), each times its weight,
-    cross, the local one falling below, then rising above (None: they do not). A second
-    crossing needs the knee: a reserved floor cheap enough to beat the API, with on-demand
-    GPUs above it that cost more per request than the API does. Weighted by the other
-    side's share of useful requests, the lines cross where the two cost the same per
-    useful result."""
+    which it costs more (again): where the two cost lines (CostSummary.usd_at, an
+    autoscaled rented fleet's with its knee at the volume its floor carries), each times
+    its weight, cross, the local one falling below, or rising above (None: it does not).
+    Both: a reserved floor cheap enough to beat the API, with on-demand GPUs above it that
+    cost more per request than the API does. Only the second: a fleet whose fixed costs
+    are under the API's own (its monthly fees) and whose requests cost more. Weighted by
+    the other side's share of useful requests, the lines cross where the two cost the
+    same per useful result."""
     starts = [0.0, *([local.floor_requests_per_month]
                      if local.floor_requests_per_month else [])]
     below, above = None, None
@@ -669,9 +670,12 @@ def _crossings(local: CostSummary, cloud: CostSummary, local_weight: float = 1.0
         gap = local_weight * local.usd_at(lo) - cloud_weight * cloud.usd_at(lo)
         closing = cloud_weight * cloud.usd_per_request_from(lo) \
             - local_weight * local.usd_per_request_from(lo)
-        if below is None and gap > 0 and closing > 0 and lo + gap / closing <= hi:
+        if gap == 0 or closing == 0 or (gap > 0) != (closing > 0) \
+                or lo + gap / closing > hi:
+            continue
+        if gap > 0 and below is None:
             below = lo + gap / closing
-        elif below is not None and gap < 0 and closing < 0 and lo + gap / closing <= hi:
+        elif gap < 0:
             above = lo + gap / closing
             break
     return below, above

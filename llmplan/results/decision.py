@@ -170,10 +170,14 @@ class BreakEven(ResultModel):
     cloud_usd_per_request: float
     break_even_requests_per_month: float | None
     local_dearer_again_requests_per_month: float | None = Field(
-        default=None, description="An autoscaled fleet whose reserved floor beats the API "
-                                  "but whose on-demand GPUs above it cost more per request "
-                                  "than the API: the volume past which the API costs less "
-                                  "again (the local fleet costs less only between the two).")
+        default=None, description="The volume past which the local side costs more than "
+                                  "the cloud one (again): with a break-even, an autoscaled "
+                                  "fleet whose reserved floor beats the API but whose "
+                                  "on-demand GPUs above it cost more per request (the "
+                                  "local side costs less only between the two); without "
+                                  "one, a fleet whose fixed costs are under the API's own "
+                                  "monthly fees and whose requests cost more (it costs "
+                                  "less only below this volume).")
     simulated_requests_per_month: float
     local_useful_share: float | None = Field(
         default=None, description="The share of the local side's requests that are useful "
@@ -214,29 +218,42 @@ class BreakEven(ResultModel):
                                   "one).")
 
     def cheaper_at_every_volume(self) -> str:
-        """Without a break-even: the side that costs less at every volume."""
-        local_cheaper = self.local_fixed_usd <= self.cloud_fixed_usd \
-            and self.local_usd_per_request <= self.cloud_usd_per_request
-        return self.local if local_cheaper else self.cloud
+        """Without a crossing: the side that costs less at every volume (the lines never
+        cross, so the one cheaper at no volume at all; fixed costs equal: the cheaper per
+        request)."""
+        if self.local_fixed_usd != self.cloud_fixed_usd:
+            return self.local if self.local_fixed_usd < self.cloud_fixed_usd else self.cloud
+        return self.local if self.local_usd_per_request <= self.cloud_usd_per_request \
+            else self.cloud
 
     def line(self) -> str:
         """The break-even in words: the volume, against the costed one, and which side
         costs less on either side of it (and the fleet it would take, when more)."""
         volume = self.break_even_requests_per_month
-        if not volume:
+        again = self.local_dearer_again_requests_per_month
+        costed = self.simulated_requests_per_month
+        if not volume and not again:
             return (f"{self.local} against {self.cloud}: none, {self.cheaper_at_every_volume()} "
                     "costs less at every volume" + self.per_useful_words()
                     + (f"; {self.excluded}" if self.excluded else ""))
-        times = volume / self.simulated_requests_per_month
-        line = (f"{self.local} and {self.cloud} cost the same at {_volume(volume)} requests "
-                f"a month, x{times:.3g} the costed {self.simulated_requests_per_month:,.0f}: "
-                f"{self.cloud} costs less below it, {self.local} above")
-        again = self.local_dearer_again_requests_per_month
-        if again:
-            line += (f" it up to {_volume(again)} (x{again / self.simulated_requests_per_month:.3g}"
-                     f"), where {self.cloud} costs less again: {self.local}'s GPUs above its "
-                     f"floor cost ${self.local_usd_per_request * 1e3:,.3g} per 1k requests "
-                     f"against {self.cloud}'s ${self.cloud_usd_per_request * 1e3:,.3g}")
+        if not volume:
+            assert again is not None
+            line = (f"{self.local} and {self.cloud} cost the same at {_volume(again)} "
+                    f"requests a month, x{again / costed:.3g} the costed {costed:,.0f}: "
+                    f"{self.local} costs less below it (its fixed costs are under "
+                    f"{self.cloud}'s), {self.cloud} above (its requests cost less: "
+                    f"${self.cloud_usd_per_request * 1e3:,.3g} per 1k against "
+                    f"${self.local_usd_per_request * 1e3:,.3g})")
+        else:
+            line = (f"{self.local} and {self.cloud} cost the same at {_volume(volume)} "
+                    f"requests a month, x{volume / costed:.3g} the costed {costed:,.0f}: "
+                    f"{self.cloud} costs less below it, {self.local} above")
+            if again:
+                line += (f" it up to {_volume(again)} (x{again / costed:.3g}), where "
+                         f"{self.cloud} costs less again: {self.local}'s GPUs above its "
+                         f"floor cost ${self.local_usd_per_request * 1e3:,.3g} per 1k "
+                         f"requests against {self.cloud}'s "
+                         f"${self.cloud_usd_per_request * 1e3:,.3g}")
         line += f"; {self.fleet_must_grow}" if self.fleet_must_grow else ""
         line += self.per_useful_words()
         return line + (f"; {self.excluded}" if self.excluded else "")

@@ -756,6 +756,39 @@ def test_a_cheap_reserved_floor_with_dear_on_demand_gpus_breaks_even_twice() -> 
     assert row.local_dearer_again_requests_per_month is None
     assert "again" not in row.line()
 
+
+def test_a_fleet_with_fixed_costs_under_the_apis_costs_less_only_below_a_volume() -> None:
+    """An API with $5,000 a month of its own fixed costs (observability) at
+    c = 1,000 x $0.01/M + 200 x $0.02/M + 4 KB x $0.09/GB = $0.00001436 a call, against a
+    fleet on demand whose floor of one H100 ($1,460) carries K = 52.56 M requests and each
+    replica above it another K for $1,460 (s = $0.0000278 a request): the fleet costs less
+    at low volume, the API past 1,460 + s (V - K) = 5,000 + c V, V = 5,000 / (s - c) =
+    372.6 M. Without a falling crossing the line had said the API costs less at every
+    volume."""
+    text = AUTOSCALED_ON_DEMAND.replace("HOURS", "0").replace(
+        "{input_usd_per_mtok: 0.5, output_usd_per_mtok: 2.0}",
+        "{input_usd_per_mtok: 0.01, output_usd_per_mtok: 0.02}").replace(
+        "limits: {requests_per_min: 100000, tokens_per_min: 100000000}",
+        "limits: {requests_per_min: 100000, tokens_per_min: 100000000}\n"
+        "        costs: {observability_usd_per_month: 5000}")
+    result = evaluate(scenario_from(text))
+    gpu, api = result.deployments["gpu"], result.deployments["api"]
+    volume = 60 * 3600 * 730
+    knee, floor_usd = volume / 3, 2.0 * 730
+    per_call = (1000 * 0.01 + 200 * 0.02) / 1e6 + 1000 * 4 / 1e9 * 0.09
+    (row,) = result.break_even
+    assert row.local_fixed_usd < row.cloud_fixed_usd
+    assert row.local_usd_per_request > row.cloud_usd_per_request
+    crossing = (5000 - floor_usd + floor_usd / knee * knee) / (floor_usd / knee - per_call)
+    assert row.break_even_requests_per_month is None
+    assert row.local_dearer_again_requests_per_month == pytest.approx(crossing, rel=1e-6)
+    assert gpu.cost.usd_at(crossing) == pytest.approx(api.cost.usd_at(crossing), rel=1e-6)
+    line = row.line()
+    assert f"cost the same at {crossing / 1e6:.3g} M" in line
+    assert "gpu costs less below it" in line and "api above" in line
+    assert "every volume" not in line
+    assert f"{crossing:,.0f} (gpu costs less below it, api above)" in render(result)
+
 LOW_VOLUME = """
     seed: 1
     duration: 600
