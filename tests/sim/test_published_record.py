@@ -266,9 +266,10 @@ def test_deepseek_r1s_expert_slots_cost_too_much_in_prefill_and_too_little_in_de
     whole measured run took a prompt token at 2,000-token prompts (run time = output tokens
     / output tokens/s), so its 8,192-token prefill steps are overcharged; while the same
     server's ShareGPT run, whose steps are ~1,000 decoding sequences, is predicted faster a
-    token than measured. A constant cost per slot cannot serve both: the kernel's cost per
-    slot falls as a step's tokens per expert grow. When the model follows that, invert this
-    test."""
+    token than measured. A constant cost per slot cannot serve both: the rows read as if
+    the kernel's cost per slot fell as a step's tokens per expert grow (kernel timings to
+    512 tokens show no such fall: tests/perf/test_routed_expert_kernel.py). When the model
+    explains both, invert this test."""
     prompts = _case("gpustack-h200-dsr1-fp8-tp8-rand2000-100")
     chat = _case("gpustack-h200-dsr1-fp8-tp8-sharegpt")
     for case in (prompts, chat):
