@@ -257,7 +257,7 @@ class OpenAIStream:
 
     def body(self, item: PlanItem, history: Sequence[Message] = ()) -> bytes:
         t = self.target
-        payload: dict[str, Any] = {"model": t.model, "max_tokens": item.max_tokens,
+        payload: dict[str, Any] = {"model": t.model, t.output_cap_field: item.max_tokens,
                                    "stream": True, "temperature": 0,
                                    "stream_options": {"include_usage": True}}
         if t.api == "chat":

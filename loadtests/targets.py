@@ -93,6 +93,19 @@ class Target(BaseModel):
         except ValueError:
             return False
 
+    @property
+    def output_cap_field(self) -> str:
+        """The request field that caps the answer's tokens. OpenAI's own chat API takes
+        `max_completion_tokens`: its reference says `max_tokens` "is now deprecated in favor
+        of max_completion_tokens, and is not compatible with o-series models" (they and the
+        GPT-5 family answer HTTP 400 "Unsupported parameter: 'max_tokens'"), and its legacy
+        completions endpoint has `max_tokens` alone. The engines served on one's own machines
+        (llama.cpp, vLLM before its rename, Ollama) read `max_tokens`."""
+        host = (urlparse(self.base_url).hostname or "").lower()
+        if host in OPENAI_API_HOSTS and self.api == "chat":
+            return "max_completion_tokens"
+        return "max_tokens"
+
     def api_key(self) -> str | None:
         """The key from the environment (read at request time, never stored or logged)."""
         return os.environ.get(self.api_key_env) if self.api_key_env else None
@@ -125,6 +138,8 @@ class Target(BaseModel):
         return text
 
 
+#: the hosts of OpenAI's own API (see `Target.output_cap_field`)
+OPENAI_API_HOSTS = frozenset({"api.openai.com"})
 #: an environment variable's name
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: The shortest start of a key that `Target.redact` takes out of a text's end (a false
