@@ -179,8 +179,15 @@ def load_target(path: str | Path, name: str) -> Target:
         raise InputError([Problem(str(path), None, f"targets.{name}.base_url",
                                   f"{target.base_url} is not on this machine; set "
                                   f"allow_remote: true on the target to load-test it")])
-    if target.api_key_env and target.api_key() is None:
-        raise InputError([Problem(str(path), None, f"targets.{name}.api_key_env",
-                                  f"environment variable {target.api_key_env} is not set; "
-                                  "expected it exported in the shell that runs llmplan")])
+    if target.api_key_env:
+        key = target.api_key()
+        # an empty one would send no Authorization header at all: every request refused
+        # (401) after the run began; said by the variable's name, never its value
+        state = "is not set" if key is None else "is set but empty" if not key.strip() \
+            else None
+        if state is not None:
+            raise InputError([Problem(str(path), None, f"targets.{name}.api_key_env",
+                                      f"environment variable {target.api_key_env} {state}; "
+                                      "expected the key exported in the shell that runs "
+                                      "llmplan")])
     return target

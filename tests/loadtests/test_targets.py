@@ -4,13 +4,16 @@ its variable holds one."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from lt_helpers import llmplan, targets_file
 
+from llmplan.errors import InputError
 from llmplan.loadtests.clients import OpenAIStream
 from llmplan.loadtests.plan import PlanItem
-from llmplan.loadtests.targets import Target
+from llmplan.loadtests.targets import Target, load_target
 
 
 def _sent(**target: Any) -> dict[str, Any]:
@@ -45,3 +48,39 @@ def test_self_hosted_engines_keep_max_tokens(kind: str, api: str) -> None:
     assert body["max_tokens"] == 37 and "max_completion_tokens" not in body
     if kind == "vllm":
         assert body["min_tokens"] == 37
+
+
+@pytest.mark.parametrize("value, said", [(None, "is not set"), ("", "is set but empty"),
+                                         ("  \t", "is set but empty")])
+def test_a_key_variable_unset_or_empty_is_refused_by_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str | None, said: str) -> None:
+    """An empty key sent no Authorization header: every request was refused after the run
+    began. Refused before it, like an unset one, naming the variable."""
+    targets = targets_file(tmp_path, t={"kind": "vllm", "base_url": "http://127.0.0.1:9",
+                                        "model": "m", "api_key_env": "LLMPLAN_EMPTY_KEY"})
+    if value is None:
+        monkeypatch.delenv("LLMPLAN_EMPTY_KEY", raising=False)
+    else:
+        monkeypatch.setenv("LLMPLAN_EMPTY_KEY", value)
+    with pytest.raises(InputError) as raised:
+        load_target(targets, "t")
+    [problem] = raised.value.problems
+    assert problem.path == "targets.t.api_key_env"
+    assert f"environment variable LLMPLAN_EMPTY_KEY {said}" in problem.message
+    monkeypatch.setenv("LLMPLAN_EMPTY_KEY", "k3y")
+    assert load_target(targets, "t").auth_headers() == {"Authorization": "Bearer k3y"}
+
+
+def test_an_empty_key_stops_the_load_test_before_any_request(tmp_path: Path) -> None:
+    from fakes import FakeOpenAI
+
+    with FakeOpenAI() as fake:
+        targets = targets_file(tmp_path, fake={"kind": "openai", "base_url": fake.base_url,
+                                               "model": "m", "api_key_env": "LLMPLAN_KEY"})
+        result = llmplan("loadtest", "--targets", str(targets), "--target", "fake",
+                         "--prompt-tokens", "8", "--output-tokens", "4", "--rate", "4",
+                         "--requests", "2", "--out", str(tmp_path / "out"),
+                         env={"LLMPLAN_KEY": ""})
+        assert fake.requests == 0
+    assert result.returncode == 2, result.stderr
+    assert "LLMPLAN_KEY is set but empty" in " ".join(result.stderr.split())
