@@ -48,6 +48,11 @@ class StreamError(Exception):
     """The server sent an error object inside a stream that had started."""
 
 
+class EndedBeforeDoneError(ConnectionError):
+    """The stream stopped before its `data: [DONE]`: the server closed the connection (or
+    ended the response) mid-answer. http.client reads either as a clean end of the body."""
+
+
 @dataclass
 class Timing:
     """Stopwatch of one request (perf_counter seconds)."""
@@ -148,7 +153,7 @@ def classify_exception(exc: BaseException) -> ErrorClass:
     if isinstance(exc, OSError) and exc.errno in _NO_CONNECTION:
         return "connect"
     if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError
-                  | http.client.IncompleteRead):
+                  | http.client.IncompleteRead | EndedBeforeDoneError):
         return "reset"   # the peer went away in the middle of an answer
     if isinstance(exc, TimeoutError | socket.timeout) or "timeout" in type(exc).__name__.lower():
         return "timeout"
@@ -374,7 +379,9 @@ class OpenAIStream:
                 raise ValueError(f"not an OpenAI event stream: HTTP {response.status} "
                                  f"{kind}: {text[:200]!r}")
             if not done:   # the connection closed mid-answer: chunked EOF reads as b""
-                raise http.client.IncompleteRead(b"", None)
+                raise EndedBeforeDoneError(
+                    f"stream ended before [DONE], after {len(timing.tokens)} chunks "
+                    "(the server closed it mid-answer)")
             response.read()   # drain what follows [DONE] so the connection can be reused
         except Exception as exc:
             self._reset()

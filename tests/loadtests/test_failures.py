@@ -278,6 +278,30 @@ def test_a_request_is_sent_once_and_an_idle_connection_the_server_closed_is_repl
         assert server.requests == 4
 
 
+def test_a_stream_that_ends_before_done_says_so() -> None:
+    """An answer cut after two tokens reads as a clean end of the body without `[DONE]`:
+    once recorded as "IncompleteRead(0 bytes read)", now said in words, with what came."""
+    import time
+
+    from fakes import FakeOpenAI
+
+    from llmplan.loadtests.clients import OpenAIStream
+    from llmplan.loadtests.plan import PlanItem
+    from llmplan.loadtests.targets import Target
+
+    item = PlanItem(index=0, send_s=0.0, task="t", prompt="hello", planned_prompt_tokens=1,
+                    max_tokens=6, fixed_length=False, check=None)
+    with FakeOpenAI() as server:
+        stream = OpenAIStream(Target(kind="openai", base_url=server.base_url, model="reset"))
+        got = stream.send(item, RequestRecord(id=0, task="t", target="x",
+                                              scheduled_ts=time.time(), send_ts=time.time(),
+                                              schedule_delay_ms=0.0, status=0))
+    assert got.error_class == "reset" and got.status == 200
+    assert got.error is not None and "stream ended before [DONE], after 2 chunks" in got.error
+    assert "IncompleteRead" not in got.error
+    assert got.chunks == 2 and got.ttft_ms is not None and got.e2e_ms is not None
+
+
 def _stream_and_records(base_url: str) -> tuple[Any, Callable[[int], Any], Callable[[int], Any]]:
     import time
 

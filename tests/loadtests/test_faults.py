@@ -308,6 +308,7 @@ def test_erroring_targets_are_classified(tmp_path: Path, scenario_file: Path) ->
         assert 2 <= classes.count("reset") <= 6 and classes.count(None) >= 6
         cut = [r for r in rows if r["error_class"] == "reset"]
         assert all(r["chunks"] == 2 for r in cut)     # two tokens arrived before the reset
+        assert all("stream ended before [DONE], after 2 chunks" in r["error"] for r in cut)
 
         # a 200 that is no event stream: the server's words, not a connection reset
         code, err, rows, summary = _fake_run(tmp_path, scenario_file, fake, "html-200", "h")
