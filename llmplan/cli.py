@@ -335,7 +335,7 @@ def simulate(
         retiring = retiring_cloud_models(loaded, today)
         risks = retiring_under(loaded, today, result.recommendation.deployment)
         risks += single_replica_risks(loaded, result)
-        said = scenario_notes(loaded)
+        said = scenario_notes(loaded, seed)
         notes = [*one_sided(result), *said]
         with _writing(out_dir):
             path = write_result(result, out_dir)

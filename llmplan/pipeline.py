@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from llmplan.catalog.staleness import stale_prices
 from llmplan.decide.costs import CALENDAR_HOURS_PER_MONTH
 from llmplan.decide.decision import decide
@@ -28,6 +30,7 @@ from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import LocalDeployment, SimulationMode
 from llmplan.sim.run import simulate_scenario
 from llmplan.traffic.arrivals import DiurnalTraffic
+from llmplan.traffic.stream import build_request_stream
 
 Progress = Callable[[str, float], None]
 Stage = Callable[[str], None]
@@ -138,6 +141,49 @@ def untrusted_calibrations(loaded: LoadedScenario) -> list[str]:
     return notes
 
 
+def prompts_past_calibrations(loaded: LoadedScenario, seed: int | None = None) -> list[str]:
+    """Deployments timed by a calibration whose runs computed far shorter prompts than the
+    scenario's (median of its drawn requests, the seed's as simulated): how a prompt's cost
+    splits between its tokens and its attention pairs was measured only up to the
+    calibration's `longest_prompt_tokens`, so their prefill is extrapolated (validate says
+    the same of a measured run). With prefix caching on, each prompt counts without its
+    shared prefix (a conversation's history too), as if every one were cached: the note
+    comes only when even that is far longer."""
+    from llmplan.fidelity.validate import PROMPT_EXTRAPOLATION
+
+    calibrated: dict[str, tuple[LocalDeployment, CalibratedStepTime]] = {}
+    for name, dep in loaded.scenario.deployments.items():
+        if isinstance(dep, LocalDeployment) and isinstance(dep.step_time, CalibratedStepTime) \
+                and dep.step_time.calibration is not None \
+                and dep.step_time.calibration.fit.longest_prompt_tokens:
+            calibrated[name] = (dep, dep.step_time)
+    if not calibrated:
+        return []
+    stream = build_request_stream(loaded.scenario, seed)
+    if not len(stream):
+        return []
+    whole = stream.prompt_tokens
+    unshared = whole - stream.prefix_tokens if stream.prefix_tokens is not None else whole
+    notes = []
+    for name, (dep, spec) in calibrated.items():
+        assert spec.calibration is not None
+        cal = spec.calibration
+        longest = cal.fit.longest_prompt_tokens or 0
+        cached = dep.engine.prefix_caching != "off" and stream.prefix_tokens is not None
+        here = float(np.median(unshared if cached else whole))
+        if here <= PROMPT_EXTRAPOLATION * longest:
+            continue
+        notes.append(f"deployment '{name}' is timed by {spec.file}, whose runs computed "
+                     f"prompts of at most {longest:,} tokens, and this scenario's prompts "
+                     f"compute {here:,.0f} tokens (median"
+                     f"{', shared prefixes taken as cached' if cached else ''}), "
+                     f"{here / longest:.1f} times as many: their prefill, "
+                     f"{cal.step_time.per_prefill_pair_ns:,.1f} ns per (query, key) pair "
+                     f"beside the per-token cost, is extrapolated; calibrate with prompts as "
+                     f"long as these")
+    return notes
+
+
 def diurnal_part_time(loaded: LoadedScenario) -> list[str]:
     """A 24-hour traffic curve costed over fewer hours a month: the month's volume is the
     day's mean rate times `economics.hours_per_month`, which is what arrives only if the
@@ -215,13 +261,15 @@ def fallback_after_clients_left(loaded: LoadedScenario) -> list[str]:
     return notes
 
 
-def scenario_notes(loaded: LoadedScenario) -> list[str]:
+def scenario_notes(loaded: LoadedScenario, seed: int | None = None) -> list[str]:
     """What `simulate` says of the scenario beside its result: what the stack could not
-    build as simulated, or would build differently, and what the simulation leaves out."""
+    build as simulated, or would build differently, and what the simulation leaves out or
+    extrapolates (`seed`: the run's, None the scenario's)."""
     return [*not_provisionable(loaded), *images_to_name(loaded), *newer_than_modelled(loaded),
             *fallback_after_clients_left(loaded), *thinking_not_simulated(loaded),
             *reasoning_on_a_plain_model(loaded),
-            *untrusted_calibrations(loaded), *diurnal_part_time(loaded),
+            *untrusted_calibrations(loaded), *prompts_past_calibrations(loaded, seed),
+            *diurnal_part_time(loaded),
             *fixed_gateway_caps(loaded), *first_tokens_differ(loaded)]
 
 

@@ -591,3 +591,47 @@ def test_prompts_of_one_length_cannot_split_a_token_from_its_attention(tmp_path:
     assert isinstance(st, LinearStepTime)
     assert st.per_prefill_token_us == pytest.approx(coef[1] * 1e6, rel=0.2)
     assert st.per_prefill_pair_ns == pytest.approx(coef[4] * 1e9, rel=0.2)
+
+
+def test_a_simulation_with_far_longer_prompts_than_the_calibration_says_so(
+        tmp_path: Path) -> None:
+    """A deployment timed by a calibration of 10-80-token prompts, simulated on 600-token
+    ones: its prefill is extrapolated, and simulate says so with both figures, as validate
+    does of a measured run. Prompts as short as the calibration's, or long only by a shared
+    prefix the deployment caches, get no such note."""
+    short = _with_slots(_run(tmp_path / "short", 1, SHORT), 4)
+    calibration = tmp_path / "cal.yaml"
+    assert CliRunner().invoke(app, ["calibrate", str(short), "--out", str(calibration)]) \
+        .exit_code == 0
+    longest = max(r.prompt_tokens or 0 for r in read_measurements(short) if r.ok)
+
+    def simulated(name: str, prompt: str, caching: str = "vllm") -> str:
+        scenario = tmp_path / f"{name}.yaml"
+        scenario.write_text(f"""
+name: {name}
+seed: 1
+duration: 30
+traffic: {{kind: poisson, rate_per_s: 0.2}}
+tasks:
+  - {{name: chat, {prompt}, output_tokens: {{kind: fixed, tokens: 10}}}}
+deployments:
+  cpu: {{gpu: L4, model: SmolLM2-135M, engine: {{prefix_caching: {caching}}},
+        step_time: {{kind: calibrated, file: {calibration.name}}}}}
+""")
+        result = CliRunner().invoke(app, ["simulate", str(scenario), "--out",
+                                          str(tmp_path / name), "--no-plan"])
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    far = simulated("far", "prompt_tokens: {kind: fixed, tokens: 600}")
+    assert (f"deployment 'cpu' is timed by cal.yaml, whose runs computed prompts of at most "
+            f"{longest:,} tokens, and this scenario's prompts compute 600 tokens (median), "
+            f"{600 / longest:.1f} times as many") in far, far
+    assert "is extrapolated; calibrate with prompts as long as these" in far
+    near = simulated("near", "prompt_tokens: {kind: fixed, tokens: 40}")
+    assert "whose runs computed prompts" not in near
+    prefixed = ("prompt_tokens: {kind: fixed, tokens: 40}, "
+                "shared_prefix: {groups: 1, tokens: {kind: fixed, tokens: 560}}")
+    assert "whose runs computed prompts" not in simulated("cached", prefixed)
+    uncached = simulated("uncached", prefixed, caching="off")
+    assert "this scenario's prompts compute 600 tokens (median)" in uncached, uncached
