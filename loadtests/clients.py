@@ -263,8 +263,9 @@ class OpenAIStream:
     def body(self, item: PlanItem, history: Sequence[Message] = ()) -> bytes:
         t = self.target
         payload: dict[str, Any] = {"model": t.model, t.output_cap_field: item.max_tokens,
-                                   "stream": True, "temperature": 0,
-                                   "stream_options": {"include_usage": True}}
+                                   "stream": True, "stream_options": {"include_usage": True}}
+        if not t.openai_chat:     # greedy where the server allows it (Target.openai_chat)
+            payload["temperature"] = 0
         if t.api == "chat":
             payload["messages"] = [*history, {"role": "user", "content": item.prompt}]
         else:   # a completion endpoint gets the conversation as one text

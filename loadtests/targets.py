@@ -101,10 +101,18 @@ class Target(BaseModel):
         GPT-5 family answer HTTP 400 "Unsupported parameter: 'max_tokens'"), and its legacy
         completions endpoint has `max_tokens` alone. The engines served on one's own machines
         (llama.cpp, vLLM before its rename, Ollama) read `max_tokens`."""
+        return "max_completion_tokens" if self.openai_chat else "max_tokens"
+
+    @property
+    def openai_chat(self) -> bool:
+        """Whether this is OpenAI's own chat API, whose reasoning models (o-series, GPT-5)
+        refuse what other servers take: `max_tokens` (`output_cap_field`) and any
+        `temperature` but the default, 1 (HTTP 400 "Unsupported value: 'temperature' does
+        not support 0 with this model. Only the default (1) value is supported", as
+        reported against o1-mini, o4-mini, gpt-5-mini and gpt-5.4 in public issue threads,
+        e.g. agno-agi/agno#9951, cline/cline#341)."""
         host = (urlparse(self.base_url).hostname or "").lower()
-        if host in OPENAI_API_HOSTS and self.api == "chat":
-            return "max_completion_tokens"
-        return "max_tokens"
+        return host in OPENAI_API_HOSTS and self.api == "chat"
 
     def api_key(self) -> str | None:
         """The key from the environment (read at request time, never stored or logged)."""

@@ -31,6 +31,8 @@ def test_openais_chat_api_gets_max_completion_tokens(base_url: str) -> None:
     body = _sent(kind="openai", base_url=base_url, model="o4-mini", allow_remote=True,
                  fixed_output_length=False)
     assert body["max_completion_tokens"] == 37 and "max_tokens" not in body
+    # and no temperature, which they refuse but at its default (1)
+    assert "temperature" not in body
 
 
 def test_openais_legacy_completions_endpoint_keeps_max_tokens() -> None:
@@ -46,6 +48,7 @@ def test_self_hosted_engines_keep_max_tokens(kind: str, api: str) -> None:
     server on this machine is no OpenAI API."""
     body = _sent(kind=kind, base_url="http://127.0.0.1:8080", model="m", api=api)
     assert body["max_tokens"] == 37 and "max_completion_tokens" not in body
+    assert body["temperature"] == 0          # greedy, as the length checks expect
     if kind == "vllm":
         assert body["min_tokens"] == 37
 
