@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from llmplan.errors import InputError, Problem
+from llmplan.traffic.stream import MAX_SIMULATED_REQUESTS
 from llmplan.urls import secret_part
 
 TIME_COLUMNS = ("start_time", "timestamp", "time", "date", "period_start")
@@ -31,11 +32,6 @@ REQUEST_COLUMNS = ("num_model_requests", "requests", "n_requests", "invocations"
 INPUT_COLUMNS = ("input_tokens", "n_context_tokens_total", "prompt_tokens", "input_token_count")
 OUTPUT_COLUMNS = ("output_tokens", "n_generated_tokens_total", "completion_tokens",
                   "output_token_count")
-
-
-#: the most requests a trace may hold: a simulated run draws at most this many
-#: (llmplan.scenario.loader.MAX_SIMULATED_REQUESTS), and the trace is written row by row
-MAX_TRACE_REQUESTS = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -108,10 +104,10 @@ def read_usage_csv(path: Path, period_s: float | None = None) -> list[Period]:
         start = _cell_time(file, number, row, t_col)
         requests, prompt, output = (_cell_count(file, number, row, c)
                                     for c in (r_col, i_col, o_col))
-        if requests > MAX_TRACE_REQUESTS:
+        if requests > MAX_SIMULATED_REQUESTS:
             raise InputError([Problem(file, number, r_col, f"{requests:,.0f} requests in one "
                                       f"period; a trace holds at most "
-                                      f"{MAX_TRACE_REQUESTS:,} (a run's limit): expected the "
+                                      f"{MAX_SIMULATED_REQUESTS:,} (a run's limit): expected the "
                                       f"period's request count")])
         # rows of one period (one per model, as OpenAI's export has them) add up
         total = merged.setdefault(start, [0.0, 0.0, 0.0])
@@ -128,10 +124,10 @@ def read_usage_csv(path: Path, period_s: float | None = None) -> list[Period]:
     if not any(n for _, n, _, _ in parsed):
         raise InputError([Problem(file, None, r_col, "every period has 0 requests: nothing to "
                                   "replay; expected an export with traffic in it")])
-    if sum(n for _, n, _, _ in parsed) > MAX_TRACE_REQUESTS:
+    if sum(n for _, n, _, _ in parsed) > MAX_SIMULATED_REQUESTS:
         raise InputError([Problem(file, None, r_col, f"{sum(n for _, n, _, _ in parsed):,} "
                                   f"requests in all; a trace holds at most "
-                                  f"{MAX_TRACE_REQUESTS:,} (a run's limit): expected a "
+                                  f"{MAX_SIMULATED_REQUESTS:,} (a run's limit): expected a "
                                   f"shorter export")])
     if period_s is None:
         gaps = [(b[0] - a[0]).total_seconds() for a, b in itertools.pairwise(parsed)
@@ -335,8 +331,8 @@ def import_usage(periods: list[Period], out_dir: Path, task: str = "",
 
     if not periods:
         raise InputError([Problem(str(out_dir), None, "", "no usage in the selected window")])
-    if sum(p.requests for p in periods) > MAX_TRACE_REQUESTS:
-        raise InputError([Problem(str(out_dir), None, "", f"more than {MAX_TRACE_REQUESTS:,} "
+    if sum(p.requests for p in periods) > MAX_SIMULATED_REQUESTS:
+        raise InputError([Problem(str(out_dir), None, "", f"more than {MAX_SIMULATED_REQUESTS:,} "
                                   f"requests in the window (a run's limit): expected a "
                                   f"shorter window")])
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -92,6 +92,19 @@ def test_the_pulumi_program_imports_only_the_provisioning_module() -> None:
     assert ours and all(m.startswith("llmplan.provision") for m in ours)
 
 
+def test_one_limit_on_the_requests_a_run_holds() -> None:
+    # a scenario's traffic and an imported usage trace are held to one number: a module-level
+    # name for a request limit is assigned once in the package (the rest import it)
+    defined = [(path.relative_to(ROOT).as_posix(), target.id)
+               for path in sorted((ROOT / "llmplan").rglob("*.py"))
+               for node in ast.parse(path.read_text()).body
+               if isinstance(node, ast.Assign | ast.AnnAssign)
+               for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+               if isinstance(target, ast.Name) and target.id.startswith("MAX_")
+               and target.id.endswith("_REQUESTS")]
+    assert defined == [("llmplan/traffic/stream.py", "MAX_SIMULATED_REQUESTS")]
+
+
 def test_did_you_mean_offers_names_that_begin_with_the_typo_first_then_the_alike() -> None:
     known = ["H100-SXM", "H100-PCIe", "H200", "L40S", "L4"]
     assert did_you_mean("H100", known) == " (did you mean 'H100-PCIe', 'H100-SXM' or 'H200'?)"

@@ -72,7 +72,6 @@ from llmplan.results.decision import (
 from llmplan.results.simulation import DeploymentResult, RunInfo, SimulationResult
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
-from llmplan.scenario.loader import MAX_SIMULATED_REQUESTS
 from llmplan.scenario.models import LocalDeployment, SimulationMode
 from llmplan.sim.cloud import sustained_limit
 from llmplan.sim.metrics import summarise_run
@@ -80,6 +79,7 @@ from llmplan.sim.ratelimit import Sustained
 from llmplan.sim.run import run_steady
 from llmplan.traffic import RequestStream, build_request_stream
 from llmplan.traffic.arrivals import DiurnalTraffic, duration_words, trace_span_s
+from llmplan.traffic.stream import MAX_SIMULATED_REQUESTS
 
 WINDOW_REQUESTS = 6000          # requests in the busiest stretch the searches simulate
 LOAD_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)

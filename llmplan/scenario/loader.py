@@ -33,6 +33,7 @@ from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import LocalDeployment, Scenario, SimulationMode
 from llmplan.scenario.names import unknown, unknown_cloud_model, unknown_gpu, unknown_model
 from llmplan.traffic.arrivals import TraceTraffic
+from llmplan.traffic.stream import MAX_SIMULATED_REQUESTS
 from llmplan.yamlio import (
     Loc,
     YamlDocument,
@@ -228,11 +229,6 @@ def _merge_catalog(doc: YamlDocument, scenario: Scenario) -> Catalog:
                 message = value_message(Catalog, tuple(err["loc"]), loc, err)
             problems.append(Problem(doc.file, doc.line_of(loc), _dotted(loc), message))
         raise ScenarioError(problems) from None
-
-
-#: the most requests one simulated window may draw: every request takes a few hundred bytes
-#: in the request table and the simulator's queues (a month is scaled from the window)
-MAX_SIMULATED_REQUESTS = 20_000_000
 
 
 def _traffic_problems(scenario: Scenario) -> list[tuple[Loc, str]]:

@@ -15,6 +15,10 @@ from llmplan.traffic.lengths import LengthSpec
 # other parts of the scenario change (common random numbers across deployments and runs).
 ARRIVALS_STREAM, TASKS_STREAM, LENGTHS_STREAM, REASONING_STREAM, PREFIX_STREAM = 1, 2, 3, 4, 5
 SESSION_STREAM = 6
+#: the most requests one simulated window may draw: every request takes a few hundred bytes
+#: in the request table and the simulator's queues (a month is scaled from the window); a
+#: scenario's traffic and an imported usage trace are both held to it
+MAX_SIMULATED_REQUESTS = 20_000_000
 #: prefix groups of conversations: SESSION_GROUP_BASE + session (above any shared prefix's)
 SESSION_GROUP_BASE = 1 << 40
 #: the prefix group of what a chat template puts in front of every first message (a default

@@ -20,8 +20,8 @@ import yaml
 
 from llmplan.errors import ScenarioError
 from llmplan.scenario import load_scenario_text
-from llmplan.scenario.loader import MAX_SIMULATED_REQUESTS
 from llmplan.traffic import build_request_stream
+from llmplan.traffic.stream import MAX_SIMULATED_REQUESTS
 
 EXAMPLES = sorted(p for p in (Path(__file__).resolve().parents[2] / "examples").glob("*.yaml")
                   if p.stem != "targets")     # targets.yaml is load-test endpoints, no scenario
