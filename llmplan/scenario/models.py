@@ -395,7 +395,8 @@ class CatalogOverrides(_Strict):
 class Scenario(_Strict):
     """A workload and the deployments it could run on."""
 
-    name: str = "scenario"
+    name: str = Field(default="scenario",
+                      description="The workload's name: the title of its reports.")
     description: str = ""
     seed: int = Field(default=0, ge=0, lt=2**63)
     duration_s: float = Field(alias="duration", gt=0, le=400 * 86400.0,
@@ -416,6 +417,14 @@ class Scenario(_Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
                               allow_inf_nan=False)
+
+    @field_validator("name")
+    @classmethod
+    def _named(cls, name: str) -> str:
+        if not name.strip():        # the reports' title and the stack's scenario tag
+            raise ValueError("expected a name for the workload, the title of its reports "
+                             "(or no name key: 'scenario')")
+        return name
 
     @field_validator("duration_s", mode="before")
     @classmethod
