@@ -47,18 +47,21 @@ _NUMBER_WITH_UNIT = re.compile(
 
 
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*%\s*$")
+#: mappings whose every value is a share of 1 though no name says so (a task's quality: the
+#: share of right answers per deployment)
+SHARE_MAPPINGS = frozenset({"quality"})
 
 
-def number_in_named_unit(field: str, text: str) -> str | None:
+def number_in_named_unit(field: str, text: str, within: str | None = None) -> str | None:
     """For a number written with a time or memory unit ('2 s', '1500ms', '180/min', '40 GB')
     in a field whose name gives the unit (ttft_ms, rate_per_s, kv_cache_memory_gib), or a
-    percentage in a fraction ('95%' for
-    min_goodput_fraction): what to write instead, as a sentence; None when the field names
-    no such unit or the text is no number with one."""
+    percentage in a fraction ('95%' for min_goodput_fraction, or for an entry of a share
+    mapping: `within` the mapping's name, as `quality`): what to write instead, as a
+    sentence; None when the field names no such unit or the text is no number with one."""
     percent = _PERCENT.match(text)
-    if field.endswith("_fraction") and percent:
-        return f"the field's name says a fraction of 1: write {field}: " \
-            f"{float(percent.group(1)) / 100:.6g}"
+    if percent and (field.endswith("_fraction") or within in SHARE_MAPPINGS):
+        said = f"{within} holds" if within in SHARE_MAPPINGS else "the field's name says"
+        return f"{said} a fraction of 1: write {field}: {float(percent.group(1)) / 100:.6g}"
     if (memory := _memory_in_named_unit(field, text)) is not None:
         return memory
     named = next((n for n in _NAMED_UNITS if field.endswith(n[0])), None)

@@ -317,7 +317,8 @@ def value_message(model: type[BaseModel], model_loc: Loc, loc: Loc, err: Any) ->
         if kind == "dict_type" and info is not None and info.description:
             message += f"; {info.description.rstrip('.')}"    # a mapping of what to what
     elif kind in {"float_parsing", "int_parsing"} and isinstance(given, str) and loc \
-            and (written := number_in_named_unit(str(loc[-1]), given)) is not None:
+            and (written := number_in_named_unit(
+                str(loc[-1]), given, str(loc[-2]) if len(loc) > 1 else None)) is not None:
         message = f"expected a number; {written}"     # "2 s" for ttft_ms, "180/min" for a rate
     elif kind in {"float_parsing", "int_parsing"} and isinstance(given, str) and loc \
             and (written := count_with_suffix(str(loc[-1]), given, vllm_flag="engine" in loc,

@@ -30,6 +30,14 @@ def test_a_time_or_memory_unit_in_the_value_is_converted_to_the_named_one(field:
     assert hint is not None and hint.endswith(f"write {written}")
 
 
+def test_a_percentage_in_a_mapping_of_shares_is_written_as_a_fraction_of_1() -> None:
+    # a task's quality maps deployments to shares of right answers: no entry's name says so
+    hint = number_in_named_unit("api", "95%", within="quality")
+    assert hint == "quality holds a fraction of 1: write api: 0.95"
+    assert number_in_named_unit("api", "95%", within="weights") is None
+    assert number_in_named_unit("api", "95%") is None
+
+
 @pytest.mark.parametrize(("field", "text"), [
     ("rate_per_s", "3 s"),       # a duration where a rate belongs: no number to offer
     ("ttft_ms", "2/s"),          # a rate where a duration belongs

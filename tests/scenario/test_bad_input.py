@@ -98,6 +98,12 @@ CASES = [
          ("expected a name for the workload", "got ''")),
     Case("blank-name", edit("name: bad-input\n", f"name: '  '  {MARK}\n"), "name",
          ("expected a name for the workload", "got '  '")),
+    # a task's quality maps deployments to shares of right answers, as *_fraction fields hold
+    Case("quality-as-a-percentage",
+         edit("    output_tokens: {kind: fixed, tokens: 50}\n",
+              f"    output_tokens: {{kind: fixed, tokens: 50}}\n    quality: {{a: 95%}}  {MARK}\n"),
+         "tasks[0].quality.a",
+         ("expected a number; quality holds a fraction of 1: write a: 0.95", "got '95%'")),
     Case("duplicate-key", VALID + f"seed: 1\nseed: 2  {MARK}\n", "seed",
          ("duplicate key", f"first given on line {line_of(VALID + 'seed: 1', 'seed: 1')}")),
     Case("unknown-top-level-key", VALID + f"slos: {{ttft_ms: 100}}  {MARK}\n", "slos",
