@@ -941,12 +941,15 @@ def _break_even_words(row: BreakEven) -> str:
 
 
 def _per_useful_words(row: BreakEven) -> str:
-    """The break-even per useful result with the two useful shares that move it."""
+    """The break-even per useful result with the two useful shares that move it, and, as
+    the terminal's line says, when that volume is past what the local fleet serves."""
     ul, uc = row.local_useful_share, row.cloud_useful_share
     if ul is None or uc is None:
         return "-"
     volume = row.break_even_useful_requests_per_month
-    return f"{_fmt(volume) if volume else 'none'} ({ul:.0%}, {uc:.0%})"
+    past = row.per_useful_past_capacity()
+    return f"{_fmt(volume) if volume else 'none'} ({ul:.0%}, {uc:.0%})" \
+        + (f"; {past}" if past else "")
 
 
 def _cost_items(name: str, dep: Candidate) -> str:

@@ -279,14 +279,23 @@ class BreakEven(ResultModel):
             return f"; {shares}, {cheaper} costs less at every volume"
         times = volume / self.simulated_requests_per_month
         shown = f"{volume / 1e6:,.3g} M" if volume >= 1e6 else f"{volume:,.0f}"
+        past = self.per_useful_past_capacity()
+        return (f"; {shares}, they cost the same at {shown} requests a month, x{times:.3g} "
+                f"the costed: {self.cloud} below it, {self.local} above"
+                + (f" ({past})" if past else ""))
+
+    def per_useful_past_capacity(self) -> str:
+        """"past the 13.2 M gpu serves within the SLO as simulated: it must grow" when the
+        break-even per useful result lies past what the local fleet serves a month (within
+        the SLO when planning found it, else with full batches); "" otherwise."""
+        volume = self.break_even_useful_requests_per_month
         serves = self.local_slo_capacity_requests_per_month \
             or self.local_capacity_requests_per_month
-        past = "" if serves is None or volume <= serves else (
-            f" (past the {serves / 1e6:,.3g} M {self.local} serves"
-            f"{' within the SLO' if self.local_slo_capacity_requests_per_month else ''} as "
-            f"simulated: it must grow)")
-        return (f"; {shares}, they cost the same at {shown} requests a month, x{times:.3g} "
-                f"the costed: {self.cloud} below it, {self.local} above{past}")
+        if not volume or serves is None or volume <= serves:
+            return ""
+        return (f"past the {_volume(serves)} {self.local} serves"
+                f"{' within the SLO' if self.local_slo_capacity_requests_per_month else ''} "
+                f"as simulated: it must grow")
 
 
 def _volume(requests_per_month: float) -> str:

@@ -101,10 +101,37 @@ def test_a_break_even_with_an_excluded_api_says_so_in_table_and_chart() -> None:
     assert "per useful result, the ranking&#x27;s measure" in table
     useful = row.break_even_useful_requests_per_month
     assert useful == row.break_even_requests_per_month
-    assert f"<td>{useful:,.0f} (100%, 100%)</td>" in table
+    # (past what one L4 serves, as the next test has it)
+    assert f"<td>{useful:,.0f} (100%, 100%); past the " in table
     assert "restricted data (notes)" in row.excluded
     (marker,) = [t for t in break_even_chart(result).data
                  if (t.name or "").startswith("break-even")]
     assert marker.name.startswith("break-even gpu / api")
     assert marker.name.endswith(" (api excluded)")
     assert marker.marker.symbol == "x-open"
+
+
+def test_a_break_even_per_useful_result_past_the_fleet_says_it_must_grow() -> None:
+    """The terminal's break-even line says when the volume where the two cost the same per
+    useful result is past what the fleet serves; the report's cell says it too, from the
+    same figures, and says nothing of it when the fleet serves that volume."""
+    from llmplan.pipeline import evaluate
+    from llmplan.report import _per_useful_words
+
+    # the fleet's answers half as often right: the per-useful crossing moves out, past
+    # what one L4 serves
+    text = RESTRICTED.replace("sensitivity: restricted,", "quality: {gpu: 0.5, api: 1.0},")
+    result: Result = evaluate(scenario_from(text), planning=False)
+    (row,) = result.break_even
+    volume, serves = row.break_even_useful_requests_per_month, \
+        row.local_capacity_requests_per_month
+    assert volume is not None and serves is not None and volume > serves
+    said = f"past the {serves / 1e6:,.3g} M gpu serves as simulated: it must grow"
+    assert f"({said})" in row.line()
+    table = page_text(render(result))
+    table = table[table.index("<h2>Break-even</h2>"):]
+    assert f"<td>{volume:,.0f} (50%, 100%); {said}</td>" in table[:table.index("</table>")]
+    # a fleet that serves the volume: the cell gives the figure alone, as the line does
+    roomy = row.model_copy(update={"local_capacity_requests_per_month": volume * 1.01})
+    assert _per_useful_words(roomy) == f"{volume:,.0f} (50%, 100%)"
+    assert "must grow" not in roomy.per_useful_words()
