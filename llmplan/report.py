@@ -27,6 +27,11 @@ from llmplan.scenario.cloud import SEED_CLOUD_KINDS, SEED_LOCAL_KINDS
 CHART_HEIGHT = 520
 
 
+#: the gap between an x axis and its tick labels, in pixels: past the half height of a
+#: 12-pixel label on the y axis' bottom tick (Plotly's own gap leaves them overlapping)
+TICK_STANDOFF_PX = 8
+
+
 def _figure_html(fig: go.Figure, first: bool, div_id: str) -> str:
     # the legend under the plot: on the right it would cover the right-hand axes
     # a figure may ask for more height, or more room above (a subtitle over panel titles)
@@ -35,6 +40,9 @@ def _figure_html(fig: go.Figure, first: bool, div_id: str) -> str:
                               "b": 50},
                       legend={"orientation": "h", "yanchor": "top", "y": -0.15,
                               "xanchor": "left", "x": 0})
+    # an axis from 0 puts its "0" under the y axis' lowest label, centred on the bottom
+    # edge ("0" on "50 ms", "0" on "0"): the x labels a little lower clear it
+    fig.update_xaxes(ticklabelstandoff=TICK_STANDOFF_PX)
     # a fixed div id (plotly's own is random): the same result renders the same page
     return str(to_html(fig, include_plotlyjs="inline" if first else False, full_html=False,
                        div_id=div_id, config={"displaylogo": False, "responsive": True}))

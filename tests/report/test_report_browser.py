@@ -315,3 +315,39 @@ def test_table_cells_never_break_a_hyphenated_word(tmp_path: Path) -> None:
     assert words and broken, done.stderr[-2000:]
     assert int(words.group(1)) > 10          # the candidates, the model, dates: checked
     assert broken.group(1) == ""
+
+
+#: marks the page's body with every x tick label the browser drew over a y tick label of
+#: the same chart ("0" on "50 ms" at the corner of an axis from 0), and how many it checked
+TICK_PROBE = r"""<script>window.addEventListener('load', () => setTimeout(() => {
+  const over = []; let pairs = 0;
+  for (const chart of document.querySelectorAll('.chart')) {
+    const boxes = sel => [...chart.querySelectorAll(sel)].filter(t => t.textContent)
+      .map(t => [t.textContent, t.getBoundingClientRect()]);
+    const xs = boxes('.xaxislayer-above text'), ys = boxes('.yaxislayer-above text');
+    for (const [x, a] of xs) for (const [y, b] of ys) {
+      pairs += 1;
+      if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom)
+        over.push(`${chart.id}: ${x} on ${y}`);
+    }
+  }
+  document.body.setAttribute('data-pairs', String(pairs));
+  document.body.setAttribute('data-over', over.join('|'));
+}, 0));</script>"""
+
+
+def test_no_tick_label_is_drawn_over_another(report: Path, tmp_path: Path) -> None:
+    """support-assistant's load curves drew the x axis' "0" on the TTFT axis' "50 ms",
+    and its break-even chart "0" on "0": where an x axis from 0 meets the y axis' lowest
+    label, in Chromium's own layout of the page."""
+    page = tmp_path / "report.html"
+    page.write_text(report.read_text(encoding="utf-8").replace("</body>", TICK_PROBE
+                                                               + "</body>"), encoding="utf-8")
+    done = subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                           "--window-size=1280,800", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=120, check=False)
+    pairs = re.search(r'data-pairs="(\d+)"', done.stdout)
+    over = re.search(r'data-over="([^"]*)"', done.stdout)
+    assert pairs and over, done.stderr[-2000:]
+    assert int(pairs.group(1)) > 100          # every chart's labels were laid out
+    assert over.group(1) == ""
