@@ -592,6 +592,32 @@ def _cell(text: str) -> str:
                           html.escape(text))
 
 
+def _ids(result: Result) -> list[str]:
+    """The hyphenated ids a report's prose names: the scenario, its candidates and tasks,
+    the GPUs and models they run (longest first, so "gpu-small-2" is not read as
+    "gpu-small")."""
+    found = {result.scenario.name, *result.deployments, *(result.unbuildable or {})}
+    for dep in result.deployments.values():
+        found.update(dep.per_task)
+        if dep.local is not None:
+            found.update((dep.local.gpu, dep.local.model))
+        if dep.cloud is not None:
+            found.add(dep.cloud.model)
+    return sorted((i for i in found if HYPHENATED.fullmatch(i)), key=lambda i: (-len(i), i))
+
+
+def _prose(text: str, ids: list[str]) -> str:
+    """Prose, escaped, each of `ids` in it kept whole on a line: a box that moves to the
+    next line when the id does not fit at the end of this one, and breaks inside only
+    when the id is wider than the whole line (never past the page's edge)."""
+    escaped = html.escape(text)
+    if not ids:
+        return escaped
+    named = re.compile(r"(?<![\w.-])(" + "|".join(re.escape(html.escape(i)) for i in ids)
+                       + r")(?![\w-])")
+    return named.sub(lambda m: f"<span class='id'>{m.group(1)}</span>", escaped)
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>"
@@ -663,7 +689,7 @@ def _hybrid_routing(hybrids: dict[str, Candidate]) -> str:
             f"<code>kind</code>): {html.escape(local)} on the fleet, sensitive preprocessing "
             f"kept close; {html.escape(cloud)} on the API, where a stronger managed model's "
             "quality matters. Where each task's requests were answered: "
-            + html.escape(moved) + ".</p>"
+            + _prose(moved, list(hybrids)) + ".</p>"
             + _table(["deployment", "task", "requests", "answered on the fleet",
                       "answered by the API", "TTFT p95 ms"], rows))
 
@@ -694,41 +720,46 @@ def render(result: Result, price_warnings: list[str] | None = None,
     # no feasible candidate: the answer is "none", in the warning's colours, not a success's
     box = "rec" if rec.deployment is not None else "warn"
     named = result.headline()
-    parts = [f"<h1>{html.escape(meta.name)}: local, cloud or both?</h1>",
-             f"<p class='{box}'><b>Recommendation: {html.escape(named)}</b>. "
-             f"{html.escape(rec.reason)}.</p>"]
+    ids = _ids(result)
+
+    def say(text: str) -> str:
+        return _prose(text, ids)
+
+    parts = [f"<h1>{say(meta.name)}: local, cloud or both?</h1>",
+             f"<p class='{box}'><b>Recommendation: {say(named)}</b>. "
+             f"{say(rec.reason)}.</p>"]
     parts.append("<p class='small'>Terms (SLO, TTFT, goodput, tp/pp, spill-over...) are "
                  "explained <a href='#terms'>at the end</a>.</p>")
     if rec.drivers:
         parts.append("<div class='drivers'><b>What decides it</b><ul>" + "".join(
-            f"<li>{html.escape(d.text)} <i>({html.escape(d.basis)})</i></li>"
+            f"<li>{say(d.text)} <i>({say(d.basis)})</i></li>"
             for d in rec.drivers) + "</ul></div>")
     if risks:
         parts.append("<p class='warn'><b>Risk to the recommendation:</b> " + "; ".join(
-            html.escape(r) for r in risks) + ".</p>")
+            say(r) for r in risks) + ".</p>")
     right_sized = result.right_sized_line()
     if right_sized is not None:
-        parts.append(f"<p class='warn'><b>Right-sized:</b> {html.escape(right_sized)}.</p>")
+        parts.append(f"<p class='warn'><b>Right-sized:</b> {say(right_sized)}.</p>")
     cases = result.planning.sensitivity if result.planning is not None else []
     flips = [c for c in cases if c.winner != rec.deployment]
     if flips:
         parts.append("<p>The answer would change: " + "; ".join(
-            html.escape(f"to {c.winner or 'no feasible candidate'} if {c.change}")
+            say(f"to {c.winner or 'no feasible candidate'} if {c.change}")
             for c in flips) + ".</p>")
     held = [c.change for c in cases if c.winner == rec.deployment]
     if held and rec.deployment is not None:
-        parts.append("<p>It holds if " + html.escape("; ".join(held)) + ".</p>")
+        parts.append("<p>It holds if " + say("; ".join(held)) + ".</p>")
     if price_warnings:
         parts.append("<p class='warn'><b>Prices out of date:</b> " + "; ".join(
-            html.escape(w) for w in price_warnings) + ". Override them under the scenario's "
+            say(w) for w in price_warnings) + ". Override them under the scenario's "
             "<code>catalog:</code> with today's figures.</p>")
     others = [w for w in retiring or [] if w not in (risks or [])]
     if others:
         parts.append("<p class='warn'><b>Models retiring:</b> " + "; ".join(
-            html.escape(w) for w in others) + ".</p>")
+            say(w) for w in others) + ".</p>")
     if notes:
         parts.append("<div class='warn' id='notes'><b>Notes</b><ul>" + "".join(
-            f"<li>{html.escape(n)}</li>" for n in notes) + "</ul></div>")
+            f"<li>{say(n)}</li>" for n in notes) + "</ul></div>")
     summary_rows = []
     for name, dep in result.deployments.items():
         lat, cost = dep.latency, dep.cost
@@ -749,8 +780,8 @@ def render(result: Result, price_warnings: list[str] | None = None,
         summary_rows.append([name, "not simulated", "-", f"no: cannot be built: {why}",
                              *["-"] * 10])
     slo = f" SLO: {result.scenario.slo}." if result.scenario.slo else ""
-    parts.append("<h2>Candidates</h2><p>" + html.escape(result.monthly_volume().capitalize())
-                 + "." + html.escape(slo) + "</p>" + _table(
+    parts.append("<h2>Candidates</h2><p>" + say(result.monthly_volume().capitalize())
+                 + "." + say(slo) + "</p>" + _table(
         ["deployment", "serves with", "latency from", "feasible",
          "KV cache tokens per replica",
          "requests of mean length the KV cache holds", "TTFT p95 ms", "TPOT p50 ms",
@@ -761,7 +792,7 @@ def render(result: Result, price_warnings: list[str] | None = None,
     if answers:
         parts.append("<p><b>Answer starts</b> (p95 of the first answer token, after the "
                      "hidden reasoning; TTFT above is the first token of any kind): "
-                     + html.escape("; ".join(answers)) + ".</p>")
+                     + say("; ".join(answers)) + ".</p>")
     cached = {name: dep.local.prefix_cache for name, dep in result.deployments.items()
               if dep.local is not None and dep.local.prefix_cache is not None}
     if cached:
@@ -805,11 +836,11 @@ def render(result: Result, price_warnings: list[str] | None = None,
         checked = "" if window.whole_stream else (
             "; the replica counts were checked on the whole stream, the sustainable rates on "
             "a stretch three times as long")
-        parts.append("<h2>Planning</h2><p>" + html.escape(
+        parts.append("<h2>Planning</h2><p>" + say(
             f"The searches simulated {where}{checked}. Rates are requests per second at "
             f"the pace the simulated stretch arrives.")
             + "</p>" + "".join(
-            f"<p class='warn'>{html.escape(note)}</p>" for note in result.planning.notes)
+            f"<p class='warn'>{say(note)}</p>" for note in result.planning.notes)
             + _table(
             ["deployment", "fewest replicas meeting the SLO",
              "max sustainable requests/s (at the busiest stretch's pace)"],
@@ -831,7 +862,7 @@ def render(result: Result, price_warnings: list[str] | None = None,
     grow = [r.fleet_must_grow for r in result.break_even if r.fleet_must_grow]
     if grow:
         parts.append("<p class='warn'><b>Break-even past a fleet's capacity:</b> " + "; ".join(
-            html.escape(g) for g in grow) + ".</p>")
+            say(g) for g in grow) + ".</p>")
     first = True
     for chart in CHARTS:
         fig = chart(result)
@@ -851,7 +882,7 @@ def render(result: Result, price_warnings: list[str] | None = None,
              "text-align:left}th{background:#f3f3f3}.rec{font-size:18px;background:#eef6ee;"
              "padding:12px;border-left:4px solid #3a3}.warn{background:#fff4e0;padding:8px;"
              "border-left:4px solid #e90}.small{font-size:13px;color:#555}"
-             ".w{white-space:nowrap}")
+             ".w{white-space:nowrap}.id{display:inline-block;max-width:100%}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>llmplan: "
             f"{html.escape(meta.name)}</title><style>{style}</style></head><body>"
             + "".join(parts) + "</body></html>")
@@ -964,7 +995,7 @@ def _cost_items(name: str, dep: Candidate) -> str:
     """One candidate's cost items, folded under its name and monthly total."""
     rows = [[item_label(line.item), _fmt(line.usd_per_month, 2),
              "yes" if line.variable else "no", line.basis] for line in dep.cost.items]
-    return (f"<details><summary>{html.escape(name)}: "
+    return (f"<details><summary>{_prose(name, [name])}: "
             f"${dep.cost.monthly_usd:,.0f} a month in {len(rows)} items</summary>"
             + _table(["item", "USD/month", "grows with volume", "basis"], rows)
             + "</details>")

@@ -46,9 +46,11 @@ deployments:
 
 
 def page_text(page: str) -> str:
-    """report.html without the spans that keep a table cell's hyphenated words on one line
-    (`<span class='w'>gpu-fleet</span>`), for tests that look for a cell's words."""
-    return re.sub(r"<span class='w'>([^<]*)</span>", r"\1", page)
+    """report.html without the spans that keep hyphenated words on one line, a table
+    cell's (`<span class='w'>gpu-fleet</span>`) and the prose's ids (`<span class='id'>`),
+    for tests that look for a cell's or a sentence's words (in a browser's DOM too, which
+    quotes the class with ")."""
+    return re.sub(r"<span class=(['\"])(?:w|id)\1>([^<]*)</span>", r"\2", page)
 
 
 def scenario_from(text: str, base_dir: Path | None = None) -> LoadedScenario:

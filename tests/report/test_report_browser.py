@@ -3,6 +3,7 @@ errors. Chromium comes from Debian's package (installed by .ci/run)."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shutil
@@ -10,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import ExampleResult
+from helpers import ExampleResult, page_text
 
 from llmplan.report import (
     CHARTS,
@@ -65,6 +66,7 @@ def test_every_chart_renders_without_console_errors(report: Path, tmp_path: Path
             title = re.search(rf'class="{kind}".*?<text[^>]*>([^<]+)</text>', block)
             assert title and title.group(1).strip(), f"{chart.__name__}: no {kind}"
         assert 'class="legend"' in block, f"{chart.__name__}: no legend"
+    dom = page_text(dom)
     assert "Recommendation: hybrid" in dom
     # the seed's hybrid pattern, task by task: chat to the API, the restricted tasks kept
     assert "Hybrid routing" in dom and "restricted, 0 of them answered by the API" in dom
@@ -351,3 +353,69 @@ def test_no_tick_label_is_drawn_over_another(report: Path, tmp_path: Path) -> No
     assert pairs and over, done.stderr[-2000:]
     assert int(pairs.group(1)) > 100          # every chart's labels were laid out
     assert over.group(1) == ""
+
+
+#: a candidate's name as long as a name may be (64 characters): wider than a narrow window
+LONG_NAME = "a-candidate-named-at-such-length-that-it-fills-a-narrow-window-x"
+
+#: marks the page's body with every id (the ids in its data-ids) that a paragraph, list
+#: item, heading or summary (outside the tables) laid out over more than one line, and
+#: every one that ran past its paragraph's right edge
+PROSE_PROBE = r"""<script>window.addEventListener('load', () => {
+  const ids = JSON.parse(document.body.dataset.ids);
+  const broken = [], past = []; let found = 0;
+  for (const el of document.querySelectorAll('p, li, h1, summary')) {
+    if (el.closest('table')) continue;
+    const edge = el.getBoundingClientRect().right + 0.5;
+    const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+      for (const id of ids) {
+        for (let at = node.textContent.indexOf(id); at >= 0;
+             at = node.textContent.indexOf(id, at + id.length)) {
+          const range = document.createRange();
+          range.setStart(node, at); range.setEnd(node, at + id.length);
+          const rects = [...range.getClientRects()].filter(r => r.width > 0);
+          found += 1;
+          if (new Set(rects.map(r => Math.round(r.top))).size > 1) broken.push(id);
+          if (rects.some(r => r.right > edge)) past.push(id);
+        }
+      }
+    }
+  }
+  document.body.setAttribute('data-found', String(found));
+  document.body.setAttribute('data-broken', [...new Set(broken)].join('|'));
+  document.body.setAttribute('data-past', [...new Set(past)].join('|'));
+});</script>"""
+
+
+def test_prose_keeps_ids_whole_and_within_the_page(tmp_path: Path) -> None:
+    """The recommendation and the other sentences broke candidate, GPU and model ids at
+    their hyphens ("small-l4-" / "fleet"): each moves to the next line whole instead, and
+    one wider than the whole line breaks inside rather than run past the page's edge."""
+    from helpers import scenario_from
+
+    from llmplan.pipeline import evaluate
+
+    text = HYPHENS.replace("managed-api:", f"{LONG_NAME}: {{gpu: L40S, model: Llama-3.1-8B}}"
+                           "\n      managed-api:")
+    result = evaluate(scenario_from(text), planning=False)
+    ids = ["small-l4-fleet", "managed-api", "short-notes", "Llama-3.1-8B", "gpt-4o-mini",
+           LONG_NAME]
+    page = tmp_path / "report.html"
+    page.write_text(render(result).replace("<body>", f"<body data-ids='{json.dumps(ids)}'>")
+                    .replace("</body>", PROSE_PROBE + "</body>"), encoding="utf-8")
+    broken, past = {}, {}
+    for width in (480, 800, 1280):
+        done = subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                               f"--window-size={width},3000", "--dump-dom", page.as_uri()],
+                              capture_output=True, text=True, timeout=120, check=False)
+        found = re.search(r'data-found="(\d+)"', done.stdout)
+        said = {key: re.search(rf'data-{key}="([^"]*)"', done.stdout)
+                for key in ("broken", "past")}
+        assert found and said["broken"] and said["past"], done.stderr[-2000:]
+        assert int(found.group(1)) > 10        # the ids were in the prose, and checked
+        broken[width], past[width] = (set(filter(None, m.group(1).split("|")))
+                                      for m in (said["broken"], said["past"]))
+    # only the name wider than a narrow window's line breaks, and only there
+    assert broken == {480: {LONG_NAME}, 800: set(), 1280: set()}
+    assert past == {480: set(), 800: set(), 1280: set()}
