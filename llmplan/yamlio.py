@@ -320,6 +320,10 @@ def value_message(model: type[BaseModel], model_loc: Loc, loc: Loc, err: Any) ->
             and (written := number_in_named_unit(
                 str(loc[-1]), given, str(loc[-2]) if len(loc) > 1 else None)) is not None:
         message = f"expected a number; {written}"     # "2 s" for ttft_ms, "180/min" for a rate
+    elif kind == "float_parsing" and isinstance(given, str) and loc \
+            and (share := _percent_of_a_share(model, model_loc, given)) is not None:
+        # a share of 1 whose name does not say so (gpu_memory_utilization: 90%)
+        message = f"expected a number; a fraction of 1 (at most 1): write {loc[-1]}: {share}"
     elif kind in {"float_parsing", "int_parsing"} and isinstance(given, str) and loc \
             and (written := count_with_suffix(str(loc[-1]), given, vllm_flag="engine" in loc,
                                               whole=kind == "int_parsing")) is not None:
@@ -383,6 +387,17 @@ def _shape_wanted(model: type[BaseModel], model_loc: Loc, kind: str) -> str:
     if tags:
         return f"a mapping such as {{kind: {tags[0]}, ...}}; kind is one of {', '.join(tags)}"
     return "a mapping: one 'key: value' line per entry, or {key: value}"
+
+
+def _percent_of_a_share(model: type[BaseModel], loc: Loc, given: str) -> str | None:
+    """'0.9' for '90%' given to a field bounded at 1 (`le=1`, a share of 1 whatever its
+    name); None for any other text or field."""
+    percent = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*%\s*", given)
+    info = _field_info(model, loc)
+    if percent is None or info is None \
+            or not any(getattr(m, "le", None) == 1 for m in info.metadata):
+        return None
+    return f"{float(percent.group(1)) / 100:.6g}"
 
 
 def _field_info(model: type[BaseModel], loc: Loc) -> FieldInfo | None:

@@ -104,6 +104,12 @@ CASES = [
               f"    output_tokens: {{kind: fixed, tokens: 50}}\n    quality: {{a: 95%}}  {MARK}\n"),
          "tasks[0].quality.a",
          ("expected a number; quality holds a fraction of 1: write a: 0.95", "got '95%'")),
+    # a share bounded at 1 whose name does not say "fraction" (vLLM's utilisation)
+    Case("utilisation-as-a-percentage",
+         VALID + f"    engine: {{gpu_memory_utilization: 90%}}  {MARK}\n",
+         "deployments.a.engine.gpu_memory_utilization",
+         ("expected a number; a fraction of 1 (at most 1): write gpu_memory_utilization: 0.9",
+          "got '90%'")),
     Case("duplicate-key", VALID + f"seed: 1\nseed: 2  {MARK}\n", "seed",
          ("duplicate key", f"first given on line {line_of(VALID + 'seed: 1', 'seed: 1')}")),
     Case("unknown-top-level-key", VALID + f"slos: {{ttft_ms: 100}}  {MARK}\n", "slos",
