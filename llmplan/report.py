@@ -8,6 +8,7 @@ time, the cost breakdown, the break-even chart, and the per-deployment figures.
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 import re
@@ -613,9 +614,15 @@ def _prose(text: str, ids: list[str]) -> str:
     escaped = html.escape(text)
     if not ids:
         return escaped
-    named = re.compile(r"(?<![\w.-])(" + "|".join(re.escape(html.escape(i)) for i in ids)
-                       + r")(?![\w-])")
-    return named.sub(lambda m: f"<span class='id'>{m.group(1)}</span>", escaped)
+    return _id_pattern(tuple(ids)).sub(lambda m: f"<span class='id'>{m.group(1)}</span>",
+                                       escaped)
+
+
+@functools.lru_cache(maxsize=8)
+def _id_pattern(ids: tuple[str, ...]) -> re.Pattern[str]:
+    """Any of `ids`, escaped as in the page, standing alone (compiled once a report)."""
+    return re.compile(r"(?<![\w.-])(" + "|".join(re.escape(html.escape(i)) for i in ids)
+                      + r")(?![\w-])")
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:

@@ -52,16 +52,22 @@ _PERCENT = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*%\s*$")
 SHARE_MAPPINGS = frozenset({"quality"})
 
 
+def percent_as_fraction(text: str) -> str | None:
+    """'0.95' for a percentage ('95%'); None for any other text."""
+    percent = _PERCENT.match(text)
+    return None if percent is None else f"{float(percent.group(1)) / 100:.6g}"
+
+
 def number_in_named_unit(field: str, text: str, within: str | None = None) -> str | None:
     """For a number written with a time or memory unit ('2 s', '1500ms', '180/min', '40 GB')
     in a field whose name gives the unit (ttft_ms, rate_per_s, kv_cache_memory_gib), or a
     percentage in a fraction ('95%' for min_goodput_fraction, or for an entry of a share
     mapping: `within` the mapping's name, as `quality`): what to write instead, as a
     sentence; None when the field names no such unit or the text is no number with one."""
-    percent = _PERCENT.match(text)
-    if percent and (field.endswith("_fraction") or within in SHARE_MAPPINGS):
+    share = percent_as_fraction(text)
+    if share is not None and (field.endswith("_fraction") or within in SHARE_MAPPINGS):
         said = f"{within} holds" if within in SHARE_MAPPINGS else "the field's name says"
-        return f"{said} a fraction of 1: write {field}: {float(percent.group(1)) / 100:.6g}"
+        return f"{said} a fraction of 1: write {field}: {share}"
     if (memory := _memory_in_named_unit(field, text)) is not None:
         return memory
     named = next((n for n in _NAMED_UNITS if field.endswith(n[0])), None)

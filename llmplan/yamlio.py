@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from llmplan.errors import InputError, Problem, did_you_mean
-from llmplan.units import count_with_suffix, number_in_named_unit
+from llmplan.units import count_with_suffix, number_in_named_unit, percent_as_fraction
 from llmplan.urls import secret_part
 
 Loc = tuple[str | int, ...]
@@ -392,12 +392,10 @@ def _shape_wanted(model: type[BaseModel], model_loc: Loc, kind: str) -> str:
 def _percent_of_a_share(model: type[BaseModel], loc: Loc, given: str) -> str | None:
     """'0.9' for '90%' given to a field bounded at 1 (`le=1`, a share of 1 whatever its
     name); None for any other text or field."""
-    percent = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*%\s*", given)
     info = _field_info(model, loc)
-    if percent is None or info is None \
-            or not any(getattr(m, "le", None) == 1 for m in info.metadata):
+    if info is None or not any(getattr(m, "le", None) == 1 for m in info.metadata):
         return None
-    return f"{float(percent.group(1)) / 100:.6g}"
+    return percent_as_fraction(given)
 
 
 def _field_info(model: type[BaseModel], loc: Loc) -> FieldInfo | None:

@@ -217,14 +217,18 @@ class BreakEven(ResultModel):
                                   "data holds at every volume; an SLO miss at the simulated "
                                   "one).")
 
-    def cheaper_at_every_volume(self) -> str:
+    def cheaper_at_every_volume(self, local_weight: float = 1.0,
+                                cloud_weight: float = 1.0) -> str:
         """Without a crossing: the side that costs less at every volume (the lines never
         cross, so the one cheaper at no volume at all; fixed costs equal: the cheaper per
-        request)."""
-        if self.local_fixed_usd != self.cloud_fixed_usd:
-            return self.local if self.local_fixed_usd < self.cloud_fixed_usd else self.cloud
-        return self.local if self.local_usd_per_request <= self.cloud_usd_per_request \
-            else self.cloud
+        request). Each side's costs times its weight: the other side's useful share, to
+        compare costs per useful result (as the break-even's crossings are weighted)."""
+        local_fixed = local_weight * self.local_fixed_usd
+        cloud_fixed = cloud_weight * self.cloud_fixed_usd
+        if local_fixed != cloud_fixed:
+            return self.local if local_fixed < cloud_fixed else self.cloud
+        return self.local if local_weight * self.local_usd_per_request \
+            <= cloud_weight * self.cloud_usd_per_request else self.cloud
 
     def line(self) -> str:
         """The break-even in words: the volume, against the costed one, and which side
@@ -273,15 +277,12 @@ class BreakEven(ResultModel):
         shares = (f"per useful result, which the ranking uses ({ul:.0%} of {self.local}'s "
                   f"requests useful, {uc:.0%} of {self.cloud}'s)")
         if not volume:
-            cheaper = self.local if ul and uc and uc * self.local_fixed_usd \
-                <= ul * self.cloud_fixed_usd and uc * self.local_usd_per_request \
-                <= ul * self.cloud_usd_per_request else self.cloud
+            cheaper = self.cheaper_at_every_volume(uc, ul) if ul and uc else self.cloud
             return f"; {shares}, {cheaper} costs less at every volume"
         times = volume / self.simulated_requests_per_month
-        shown = f"{volume / 1e6:,.3g} M" if volume >= 1e6 else f"{volume:,.0f}"
         past = self.per_useful_past_capacity()
-        return (f"; {shares}, they cost the same at {shown} requests a month, x{times:.3g} "
-                f"the costed: {self.cloud} below it, {self.local} above"
+        return (f"; {shares}, they cost the same at {_volume(volume)} requests a month, "
+                f"x{times:.3g} the costed: {self.cloud} below it, {self.local} above"
                 + (f" ({past})" if past else ""))
 
     def per_useful_past_capacity(self) -> str:

@@ -36,9 +36,12 @@ def _chromium() -> str:
     return path
 
 
-def _open(page: Path, tmp_path: Path) -> tuple[str, str]:
+def _open(page: Path, tmp_path: Path, window: str | None = None) -> tuple[str, str]:
+    """(the page's DOM after its scripts ran, Chromium's stderr), in a window of
+    `window` ("width,height") pixels when given."""
+    size = [f"--window-size={window}"] if window else []
     done = subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-                           "--dump-dom", page.as_uri()],
+                           *size, "--dump-dom", page.as_uri()],
                           capture_output=True, text=True, timeout=120, check=False)
     return done.stdout, done.stderr
 
@@ -309,12 +312,10 @@ def test_table_cells_never_break_a_hyphenated_word(tmp_path: Path) -> None:
     page = tmp_path / "report.html"
     html = render(evaluate(scenario_from(HYPHENS), planning=False))
     page.write_text(html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    done = subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-                           "--window-size=480,2000", "--dump-dom", page.as_uri()],
-                          capture_output=True, text=True, timeout=120, check=False)
-    words = re.search(r'data-words="(\d+)"', done.stdout)
-    broken = re.search(r'data-broken="([^"]*)"', done.stdout)
-    assert words and broken, done.stderr[-2000:]
+    dom, stderr = _open(page, tmp_path, "480,2000")
+    words = re.search(r'data-words="(\d+)"', dom)
+    broken = re.search(r'data-broken="([^"]*)"', dom)
+    assert words and broken, stderr[-2000:]
     assert int(words.group(1)) > 10          # the candidates, the model, dates: checked
     assert broken.group(1) == ""
 
@@ -345,12 +346,10 @@ def test_no_tick_label_is_drawn_over_another(report: Path, tmp_path: Path) -> No
     page = tmp_path / "report.html"
     page.write_text(report.read_text(encoding="utf-8").replace("</body>", TICK_PROBE
                                                                + "</body>"), encoding="utf-8")
-    done = subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-                           "--window-size=1280,800", "--dump-dom", page.as_uri()],
-                          capture_output=True, text=True, timeout=120, check=False)
-    pairs = re.search(r'data-pairs="(\d+)"', done.stdout)
-    over = re.search(r'data-over="([^"]*)"', done.stdout)
-    assert pairs and over, done.stderr[-2000:]
+    dom, stderr = _open(page, tmp_path, "1280,800")
+    pairs = re.search(r'data-pairs="(\d+)"', dom)
+    over = re.search(r'data-over="([^"]*)"', dom)
+    assert pairs and over, stderr[-2000:]
     assert int(pairs.group(1)) > 100          # every chart's labels were laid out
     assert over.group(1) == ""
 
@@ -406,13 +405,10 @@ def test_prose_keeps_ids_whole_and_within_the_page(tmp_path: Path) -> None:
                     .replace("</body>", PROSE_PROBE + "</body>"), encoding="utf-8")
     broken, past = {}, {}
     for width in (480, 800, 1280):
-        done = subprocess.run([_chromium(), *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-                               f"--window-size={width},3000", "--dump-dom", page.as_uri()],
-                              capture_output=True, text=True, timeout=120, check=False)
-        found = re.search(r'data-found="(\d+)"', done.stdout)
-        said = {key: re.search(rf'data-{key}="([^"]*)"', done.stdout)
-                for key in ("broken", "past")}
-        assert found and said["broken"] and said["past"], done.stderr[-2000:]
+        dom, stderr = _open(page, tmp_path, f"{width},3000")
+        found = re.search(r'data-found="(\d+)"', dom)
+        said = {key: re.search(rf'data-{key}="([^"]*)"', dom) for key in ("broken", "past")}
+        assert found and said["broken"] and said["past"], stderr[-2000:]
         assert int(found.group(1)) > 10        # the ids were in the prose, and checked
         broken[width], past[width] = (set(filter(None, m.group(1).split("|")))
                                       for m in (said["broken"], said["past"]))
