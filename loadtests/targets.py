@@ -110,9 +110,13 @@ class Target(BaseModel):
         `temperature` but the default, 1 (HTTP 400 "Unsupported value: 'temperature' does
         not support 0 with this model. Only the default (1) value is supported", as
         reported against o1-mini, o4-mini, gpt-5-mini and gpt-5.4 in public issue threads,
-        e.g. agno-agi/agno#9951, cline/cline#341)."""
+        e.g. agno-agi/agno#9951, cline/cline#341). Azure OpenAI serves the same models with
+        the same rules: its reasoning guide says they "will only work with the
+        `max_completion_tokens` parameter" and lists `temperature` among the parameters they
+        do not support (learn.microsoft.com/azure/ai-foundry/openai/how-to/reasoning)."""
         host = (urlparse(self.base_url).hostname or "").lower()
-        return host in OPENAI_API_HOSTS and self.api == "chat"
+        openai = host in OPENAI_API_HOSTS or host.endswith(AZURE_OPENAI_HOST_SUFFIXES)
+        return openai and self.api == "chat"
 
     def api_key(self) -> str | None:
         """The key from the environment (read at request time, never stored or logged)."""
@@ -148,6 +152,12 @@ class Target(BaseModel):
 
 #: the hosts of OpenAI's own API (see `Target.output_cap_field`)
 OPENAI_API_HOSTS = frozenset({"api.openai.com"})
+#: the host names Azure OpenAI resources answer at (RESOURCE.openai.azure.com, and the
+#: Foundry resources' RESOURCE.cognitiveservices.azure.com and RESOURCE.services.ai.azure.com),
+#: whose v1 chat API (base URL https://RESOURCE.openai.azure.com/openai/v1) takes OpenAI's
+#: request body
+AZURE_OPENAI_HOST_SUFFIXES = (".openai.azure.com", ".cognitiveservices.azure.com",
+                              ".services.ai.azure.com")
 #: an environment variable's name
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: The shortest start of a key that `Target.redact` takes out of a text's end (a false

@@ -24,15 +24,25 @@ def _sent(**target: Any) -> dict[str, Any]:
     return body
 
 
-@pytest.mark.parametrize("base_url", ["https://api.openai.com", "https://API.OpenAI.com/"])
+@pytest.mark.parametrize("base_url", ["https://api.openai.com", "https://API.OpenAI.com/",
+                                      "https://acme.openai.azure.com/openai/v1",
+                                      "https://acme.cognitiveservices.azure.com/openai/v1"])
 def test_openais_chat_api_gets_max_completion_tokens(base_url: str) -> None:
     """OpenAI's reasoning models (o-series, GPT-5) answer HTTP 400 to `max_tokens`; its chat
-    reference names `max_completion_tokens` for every model."""
+    reference names `max_completion_tokens` for every model. Azure OpenAI serves them with the
+    same rules."""
     body = _sent(kind="openai", base_url=base_url, model="o4-mini", allow_remote=True,
                  fixed_output_length=False)
     assert body["max_completion_tokens"] == 37 and "max_tokens" not in body
     # and no temperature, which they refuse but at its default (1)
     assert "temperature" not in body
+
+
+@pytest.mark.parametrize("base_url", ["https://openai.azure.com.example.net",
+                                      "https://notopenai.azure.com", "https://myazure.com"])
+def test_hosts_that_only_look_like_azure_openai_keep_max_tokens(base_url: str) -> None:
+    body = _sent(kind="openai", base_url=base_url, model="m", allow_remote=True)
+    assert body["max_tokens"] == 37 and "max_completion_tokens" not in body
 
 
 def test_openais_legacy_completions_endpoint_keeps_max_tokens() -> None:
