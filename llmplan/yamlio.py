@@ -259,8 +259,14 @@ def _one_per_field(found: list[tuple[Problem, bool]]) -> list[Problem]:
 
 def _problem(doc: YamlDocument, model: type[BaseModel], err: Any) -> Problem:
     full = tuple(err["loc"])
-    loc = data_loc(doc.data, full)
     kind = err["type"]
+    if kind in SHAPE_ERRORS and len(full) > 1 and isinstance(full[-1], str) \
+            and full[-1] in _union_tags(model, full[:-1], "kind"):
+        # a scalar where a union's mapping belongs (`gpu-fleet: H100-SXM`): pydantic tries
+        # the member its `kind` function picks and puts that tag in the loc, no key of the
+        # data; said at the field, with the union's kinds
+        full = full[:-1]
+    loc = data_loc(doc.data, full)
     ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
         allowed = fields_at(model, full[:-1])

@@ -465,6 +465,13 @@ CASES = [
          "tasks[0].prompt_tokens",
          ("expected a mapping such as {{kind: fixed, ...}}", "kind is one of fixed, uniform",
           "(got 100)")),
+    # a deployment written as its GPU: said at the deployment, with the kinds a deployment
+    # has, never at the tag pydantic tried (deployments.a.local)
+    Case("deployment-given-as-a-gpu",
+         VALID[:VALID.index("deployments:")] + f"deployments:\n  a: H100-SXM  {MARK}\n",
+         "deployments.a",
+         ("expected a mapping such as {{kind: local, ...}}", "kind is one of local, cloud, "
+          "hybrid", "(got 'H100-SXM')")),
     Case("tasks-given-as-a-mapping",
          edit("tasks:\n  - name: chat\n    prompt_tokens: {kind: fixed, tokens: 100}\n"
               "    output_tokens: {kind: fixed, tokens: 50}\n",
