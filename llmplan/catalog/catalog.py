@@ -201,6 +201,11 @@ class GpuSpec(_Entry):
     prices_as_of: datetime.date
     k8s_product_label: str | None = Field(
         default=None, description="Node label value (nvidia.com/gpu.product or AMD's).")
+    host_arch: Literal["amd64", "arm64"] = Field(
+        default="amd64",
+        description="The CPU architecture of the servers the GPU comes in, as Kubernetes "
+                    "labels their nodes (kubernetes.io/arch): arm64 for Grace hosts (GB200, "
+                    "GH200), whose pods need an image published for arm64.")
     gemm_efficiency_vs_h100: dict[Literal["bf16", "fp8", "fp4"], float] = Field(
         default_factory=dict,
         description="This GPU's measured dense GEMM rate as a share of its datasheet peak, "

@@ -20,7 +20,12 @@ import pulumi_kubernetes as k8s
 
 from llmplan.provision.cloud_access import STACK_TAG
 from llmplan.provision.cluster_sizing import gpu_node_counts
-from llmplan.provision.gpu_nodes import GPU_RESOURCE, PRODUCT_LABEL, product_label
+from llmplan.provision.gpu_nodes import (
+    EKS_GPU_AMI_TYPES,
+    GPU_RESOURCE,
+    PRODUCT_LABEL,
+    product_label,
+)
 from llmplan.provision.k8s_resources import create
 from llmplan.provision.manifests import device_plugin_manifest
 from llmplan.provision.stack_config import StackConfig
@@ -133,7 +138,7 @@ class ClusterAccess(pulumi.ComponentResource):
             aws.eks.NodeGroup(
                 f"{name}-gpu", cluster_name=cluster_name, node_role_arn=node_role.arn,
                 subnet_ids=self.subnet_ids, instance_types=[instance],
-                ami_type="AL2023_x86_64_NVIDIA",
+                ami_type=EKS_GPU_AMI_TYPES[spec.host_arch],
                 launch_template=self._tagged_nodes(f"{name}-gpu", 200, on_aws),
                 labels={PRODUCT_LABEL: product_label(gpu, spec),
                         "nvidia.com/gpu.present": "true"},

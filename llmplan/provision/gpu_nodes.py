@@ -144,6 +144,22 @@ def product_label(gpu: str, spec: GpuSpec | None = None) -> str:
     return GPU_PRODUCT_LABELS.get(gpu, gpu)
 
 
+#: the label the kubelet puts on every node: its CPU architecture, as Go names it
+ARCH_LABEL = "kubernetes.io/arch"
+
+
+def node_selector(gpu: str, spec: GpuSpec) -> dict[str, str]:
+    """The labels a `gpu` deployment's pods select nodes by: the GPU product, and on arm64
+    hosts (GB200's Grace) the architecture too, which the image must be published for."""
+    arch = {ARCH_LABEL: spec.host_arch} if spec.host_arch != "amd64" else {}
+    return {node_kind(spec).product_label: product_label(gpu, spec), **arch}
+
+
+#: the EKS node group's AMI per host architecture: Amazon Linux 2023 with NVIDIA's drivers
+#: (the AL2023_ARM_64_NVIDIA AMI type for Grace hosts)
+EKS_GPU_AMI_TYPES = {"amd64": "AL2023_x86_64_NVIDIA", "arm64": "AL2023_ARM_64_NVIDIA"}
+
+
 def unlabelled(gpu: str, spec: GpuSpec | None) -> str | None:
     """Why pods of a `gpu` deployment would select no node (None: they select its label):
     a GPU neither the catalog nor llmplan's table gives a node label, whose id no GPU

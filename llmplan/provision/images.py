@@ -15,7 +15,9 @@ it would not be what was simulated. The others roll back with `pulumi config set
   target) from 0.14.0 on, and vLLM's ROCm install docs name that repository as the official
   image. On Blackwell GPUs (compute capability 10.x and 12.x: B200, GB200, RTX PRO 6000)
   no image of vLLM's before 0.9.0, the first built with CUDA 12.8, runs (`image_floor`); an
-  earlier release needs an image of one's own named. The flags llmplan passes
+  earlier release needs an image of one's own named. On arm64 hosts (GB200's Grace CPUs,
+  catalog `host_arch`) no image of vLLM's before 0.10.2, the first published for arm64,
+  runs; the pods select arm64 nodes (`kubernetes.io/arch`). The flags llmplan passes
   (--max-num-seqs, --max-num-batched-tokens, --gpu-memory-utilization, --block-size,
   --tensor-parallel-size, --data-parallel-size and --api-server-count,
   --enable-chunked-prefill, --enable-prefix-caching, --quantization, --max-model-len) are
@@ -38,7 +40,7 @@ it would not be what was simulated. The others roll back with `pulumi config set
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from llmplan.catalog import GpuSpec
 from llmplan.perf.engine import DEFAULT_VLLM_VERSION, dotted, release_tuple
@@ -56,6 +58,22 @@ FIRST_ROCM_IMAGE_RELEASE = (0, 14, 0)
 #: An earlier image has no kernels for them: torch stops at start-up with "no kernel image is
 #: available for execution on the device" (vllm-project/vllm#13306, #17901).
 FIRST_BLACKWELL_IMAGE_RELEASE = (0, 9, 0)
+#: The first release whose vllm/vllm-openai:v<release> runs on arm64 hosts (GB200's Grace
+#: CPUs): until August 2025 vLLM pushed amd64 images only (vllm-project/vllm#22206, "linux/
+#: amd64 is the only build offered"; #11728 asked for a GH200 image); vllm-project/vllm
+#: #23210 (merged after 0.10.1.1) added an aarch64 build to the release pipeline and made the
+#: release tag a multi-arch manifest of `v<release>-x86_64` and `v<release>-aarch64`
+#: (.buildkite/scripts/publish-release-images.sh), so 0.10.2 of September 2025 is the first.
+#: An earlier tag pulled on an arm64 node fails with "exec format error".
+FIRST_ARM64_IMAGE_RELEASE = (0, 10, 2)
+
+
+class ImageFloor(NamedTuple):
+    """The first release vLLM publishes an image of that runs on a GPU's nodes."""
+
+    release: tuple[int, int, int]
+    why: str
+    instead: str       # the image of one's own an earlier release needs
 
 
 def vllm_image(version: str, vendor: Literal["nvidia", "amd"] = "nvidia") -> str:
@@ -73,21 +91,29 @@ def is_final(version: str) -> bool:
     return re.fullmatch(r"\d+\.\d+(\.\d+)?(\.\d+|\.post\d+)?", version) is not None
 
 
-def image_floor(gpu: GpuSpec) -> tuple[tuple[int, int, int], str] | None:
-    """The first release vLLM publishes an image of that runs on `gpu`, and why (None: any
-    release's image runs on it)."""
+def image_floor(gpu: GpuSpec) -> ImageFloor | None:
+    """The first release vLLM publishes an image of that runs on `gpu`'s nodes, and why (None:
+    any release's image runs there): the latest of its GPU's floor and its hosts' (arm64)."""
+    floors: list[ImageFloor] = []
     if gpu.vendor == "amd":
         first = dotted(FIRST_ROCM_IMAGE_RELEASE)
-        return FIRST_ROCM_IMAGE_RELEASE, (f"vLLM publishes ROCm images (vllm/vllm-openai-rocm) "
-                                          f"from {first} on")
-    if (gpu.capability_major or 0) >= 10:
+        floors.append(ImageFloor(FIRST_ROCM_IMAGE_RELEASE,
+                                 f"vLLM publishes ROCm images (vllm/vllm-openai-rocm) from "
+                                 f"{first} on", "AMD's rocm/vllm"))
+    elif (gpu.capability_major or 0) >= 10:
         first = dotted(FIRST_BLACKWELL_IMAGE_RELEASE)
-        return FIRST_BLACKWELL_IMAGE_RELEASE, (
+        floors.append(ImageFloor(FIRST_BLACKWELL_IMAGE_RELEASE, (
             f"vLLM's images before {first} are built with CUDA 12.4, which has no kernels for "
             f"Blackwell GPUs (compute capability {gpu.compute_capability}: 'no kernel image "
             f"is available for execution on the device'); {first} is the first built with "
-            f"CUDA 12.8")
-    return None
+            f"CUDA 12.8"), "one built with CUDA 12.8"))
+    if gpu.host_arch == "arm64":
+        first = dotted(FIRST_ARM64_IMAGE_RELEASE)
+        floors.append(ImageFloor(FIRST_ARM64_IMAGE_RELEASE, (
+            f"its nodes are arm64 (Grace CPUs), and vLLM's images before {first} are built "
+            f"for amd64 only ('exec format error'); {first} is the first published for arm64 "
+            f"too (vllm-project/vllm#23210)"), "one built for arm64"))
+    return max(floors, key=lambda floor: floor.release, default=None)
 
 
 def no_published_image(version: str, gpu: GpuSpec) -> str | None:
@@ -96,8 +122,8 @@ def no_published_image(version: str, gpu: GpuSpec) -> str | None:
     if not is_final(version):
         return f"vLLM {version} is a pre-release, of which vLLM publishes no image"
     floor = image_floor(gpu)
-    if floor is not None and release_tuple(version) < floor[0]:
-        return f"{floor[1]}, and this is {version}"
+    if floor is not None and release_tuple(version) < floor.release:
+        return f"{floor.why}, and this is {version}"
     return None
 
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from llmplan.perf.drafter import drafter
 from llmplan.perf.engine import SETTING_RELEASES
 from llmplan.perf.memory import kv_capacity
-from llmplan.provision.gpu_nodes import node_kind, product_label
+from llmplan.provision.gpu_nodes import node_kind, node_selector
 from llmplan.provision.manifests import (
     ENDPOINTS_SETTLE_S,
     SERVING_PORT,
@@ -402,7 +402,7 @@ def _pod_template(config: StackConfig, pod_labels: dict[str, str],
             "serviceAccountName": name, "automountServiceAccountToken": False,
             "securityContext": pod_security(),
             "containers": [container],
-            "nodeSelector": {nodes.product_label: product_label(dep.gpu, gpu)},
+            "nodeSelector": node_selector(dep.gpu, gpu),
             "tolerations": [{"key": nodes.taint_key, "operator": "Exists",
                              "effect": "NoSchedule"}],
             "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}},

@@ -364,13 +364,13 @@ class StackConfig(BaseModel):
         gpu = self.plan.catalog.gpus[local[1].gpu]
         floor = image_floor(gpu)
         # vLLM's own image of the release, named or left to the default, does not run there
-        if floor is not None and image in ("", own) and engine.release < floor[0]:
-            whose = "AMD's rocm/vllm" if gpu.vendor == "amd" else "one built with CUDA 12.8"
+        if floor is not None and image in ("", own) and engine.release < floor.release:
             raise ValueError(
                 f"'{local[0]}' was simulated as vLLM {engine.vllm_version} on "
-                f"{local[1].gpu} GPUs, and {floor[1]}: set {key} to a pinned image that "
-                f"runs vLLM {engine.vllm_version} ({whose}; `llmplan stack --vllm-image "
-                f"<image>`), or simulate engine.vllm_version >= {dotted(floor[0])}")
+                f"{local[1].gpu} GPUs, and {floor.why}: set {key} to a pinned image that "
+                f"runs vLLM {engine.vllm_version} ({floor.instead}; `llmplan stack "
+                f"--vllm-image <image>`), or simulate engine.vllm_version >= "
+                f"{dotted(floor.release)}")
         return self
 
     @property

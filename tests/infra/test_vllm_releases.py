@@ -37,6 +37,9 @@ SCENARIO = chat_scenario("vllm-releases", """
   amd-new: {gpu: MI300X, model: Llama-3.1-8B, engine: {vllm_version: "0.14.0"}}
   blackwell-old: {gpu: B200, model: Llama-3.1-8B, engine: {vllm_version: "0.8.5"}}
   blackwell-new: {gpu: RTX-PRO-6000, model: Llama-3.1-8B, engine: {vllm_version: "0.9.0"}}
+  grace-amd64-only: {gpu: GB200, model: Llama-3.1-8B, engine: {vllm_version: "0.10.1"}}
+  grace-first: {gpu: GB200, model: Llama-3.1-8B, engine: {vllm_version: "0.10.2"}}
+  grace: {gpu: GB200, model: Llama-3.1-8B}
 """)
 
 
@@ -275,3 +278,46 @@ def test_an_own_image_kept_across_a_release_change_gets_a_note(simulated: Simula
     # the same release again: nothing to say
     assert not any("is kept" in n for n in write_stack(path, loaded, result, "current",
                                                        {}).notes)
+
+
+def test_grace_hosts_select_arm64_nodes_and_an_image_published_for_arm64(
+        simulated: Simulated, tmp_path: Path) -> None:
+    """GB200's hosts are Grace (arm64) CPUs. vLLM's vllm/vllm-openai:v<release> is a
+    multi-arch manifest (x86_64 and aarch64) from 0.10.2 on (vllm-project/vllm#23210,
+    publish-release-images.sh); an earlier tag is amd64 only and would not start there, though
+    it has Blackwell kernels from 0.9.0. So 0.10.1 is refused, 0.10.2 and the default run, on
+    nodes selected by their architecture as well as their GPU, on EKS with NVIDIA's arm64 AMI."""
+    with pytest.raises(InputError, match=r"its nodes are arm64 \(Grace CPUs\), and vLLM's "
+                                         r"images before 0.10.2 are built for amd64 only.*"
+                                         r"\(one built for arm64; .*engine.vllm_version >= "
+                                         r"0.10.2"):
+        stack_of(simulated, "grace-amd64-only", tmp_path)
+    from llmplan.pipeline import images_to_name
+    notes = images_to_name(simulated[0])
+    assert any(n.startswith("deployment 'grace-amd64-only': its nodes are arm64") for n in notes)
+    assert not any("'grace-first'" in n or "'grace'" in n for n in notes)
+    assert stack_of(simulated, "grace-first", tmp_path).config.serving_image == \
+        "vllm/vllm-openai:v0.10.2"
+    written = stack_of(simulated, "grace", tmp_path)
+    assert written.config.serving_image == VLLM_IMAGE
+    manifests = serving_manifests(written.config)
+    for manifest in manifests:
+        kubernetes_validate.validate(manifest, K8S, strict=True)
+    pod = next(m for m in manifests if m["kind"] == "StatefulSet")["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-GB200",
+                                   "kubernetes.io/arch": "arm64"}
+    # x86 hosts keep the GPU label alone (every vLLM image is published for amd64)
+    h100 = stack_of(simulated, "current", tmp_path).config
+    pod = next(m for m in serving_manifests(h100) if m["kind"] == "StatefulSet")[
+        "spec"]["template"]["spec"]
+    assert "kubernetes.io/arch" not in pod["nodeSelector"]
+
+    from pulumi_harness import run_program, stack_values
+    run = run_program({**stack_values(written.path), "clusterMode": "eks", "awsRegion": "us-east-1",
+                       "eksGpuInstanceType": "p6e-gb200.36xlarge", "eksGpusPerNode": 4},
+                      {"gatewayMasterKey": "mk-test-master-key"})
+    nodes = run.mocks.named("cluster-gpu").inputs
+    assert nodes["amiType"] == "AL2023_ARM_64_NVIDIA"
+    statefulset = run.mocks.of_type("kubernetes:apps/v1:StatefulSet")[0].inputs
+    assert statefulset["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/arch"] == \
+        "arm64"
