@@ -318,9 +318,16 @@ def serving_sizes(config: StackConfig) -> tuple[int, int, int]:
     """CPU cores, memory GiB and weights-volume GiB of one pod (a replica's, or one server's
     of a replica over several).
 
-    Memory holds the weights once while loading (safetensors are mapped through the page
-    cache) plus headroom; the volume holds the downloaded files (`download_gib`) plus a
-    quarter and the compile caches."""
+    Memory holds the pod's share of the weights once while loading, plus headroom: vLLM's
+    default loader maps each safetensors file (safe_open, framework "pt": the file's pages
+    come into the page cache as they are read, charged to the pod's cgroup) in every worker,
+    and each worker reads its shard of every tensor of its stages (tensor parallel ranks
+    slice the same tensors, so the pod's ranks between them read all of them; a pipeline
+    stage on another server skips the layers it does not hold). One pod's workers share its
+    page cache: a pod holding a whole replica maps the whole checkpoint whatever its tensor
+    parallelism, a pod of a replica over several servers its servers' share of the stages.
+    The volume holds the downloaded files (`download_gib`) plus a quarter and the compile
+    caches."""
     local = config.plan.local
     assert local is not None
     dep = local[1]
@@ -330,7 +337,8 @@ def serving_sizes(config: StackConfig) -> tuple[int, int, int]:
     gpus = setup.server_gpus         # one pod's (a replica over servers: a pod per server)
     cpu = 4 * gpus + 2 + (api_servers - 1)   # a core per extra API server
     loaded_gib = checkpoint_gib(config, copies=False)
-    memory_gib = max(32, math.ceil(loaded_gib * 1.2 / setup.gpus) + 16)
+    pod_share = setup.server_gpus / setup.gpus     # 1 unless the replica spans servers
+    memory_gib = max(32, math.ceil(loaded_gib * pod_share * 1.2) + 16)
     volume_gib = max(50, math.ceil(download_gib * 1.25) + 20)
     return cpu, memory_gib, volume_gib
 

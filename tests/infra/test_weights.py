@@ -9,6 +9,8 @@ import math
 from pathlib import Path
 
 import pytest
+from helpers import chat_scenario
+from infra_scenarios import simulate_text, stack_of
 from typer.testing import CliRunner
 
 from llmplan.catalog import builtin_catalog
@@ -280,3 +282,42 @@ def test_fp8_quantised_while_loading_must_fit_in_16_bits_before_vllm_0_16() -> N
     assert result.recommendation.deployment != "old"
     with pytest.raises(InputError, match=r"vllm_version >= 0\.16\.0"):
         write_stack(Path("/nonexistent/Pulumi.old.yaml"), loaded, result, "old", {})
+
+
+SHARDED = chat_scenario("sharded", """
+  # Llama 3.1 70B's BF16 checkpoint, quantised to FP8 as it loads: one server's pod at
+  # tp 2 and at tp 4, and a replica of tp 2 x pp 2 over two servers of two L40S each
+  tp2: {gpu: L40S, model: Llama-3.1-70B, tp: 2, engine: {weights_dtype: fp8}}
+  tp4: {gpu: L40S, model: Llama-3.1-70B, tp: 4, engine: {weights_dtype: fp8}}
+  stages: {gpu: L40S, model: Llama-3.1-70B, tp: 2, pp: 2, costs: {gpus_per_server: 2},
+           engine: {weights_dtype: fp8}}
+""")
+
+
+def test_a_pods_memory_holds_what_its_workers_map_of_the_checkpoint(tmp_path: Path) -> None:
+    """vLLM's workers map every safetensors file and each reads its shard of every tensor
+    of its stages; a pod's workers share one page cache. A pod holding a whole replica maps
+    the whole checkpoint at any tensor parallelism (its request once was the checkpoint
+    over the pod's GPUs: a quarter of it at tp 4), and a pod of a replica over two servers
+    maps its half of the stages, not the whole."""
+    import kubernetes_validate
+    from pulumi_harness import run_program, stack_values
+
+    from llmplan.provision.serving_manifests import checkpoint_gib
+    simulated = simulate_text(SHARDED)
+    tp2, tp4, stages = (stack_of(simulated, name, tmp_path) for name in ("tp2", "tp4",
+                                                                        "stages"))
+    mapped_gib = checkpoint_gib(tp4.config, copies=False)
+    assert mapped_gib > 120                                 # 141 GB of BF16 files
+    assert serving_sizes(tp4.config)[1] == serving_sizes(tp2.config)[1] >= mapped_gib
+    pod_gib = serving_sizes(stages.config)[1]
+    assert mapped_gib / 2 <= pod_gib < mapped_gib
+    # the rendered pods ask it, and validate
+    for manifest in serving_manifests(tp4.config):
+        kubernetes_validate.validate(manifest, kubernetes_validate.latest_version(), strict=True)
+    run = run_program(stack_values(tp4.path), {"gatewayMasterKey": "mk-test-master-key"})
+    statefulset = run.mocks.of_type("kubernetes:apps/v1:StatefulSet")[0].inputs
+    resources = statefulset["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources["requests"]["memory"] == resources["limits"]["memory"] == \
+        f"{serving_sizes(tp4.config)[1]}Gi"
+    assert resources["requests"]["nvidia.com/gpu"] == "4"
