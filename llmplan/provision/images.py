@@ -13,9 +13,10 @@ it would not be what was simulated. The others roll back with `pulumi config set
   ROCm, `vllm/vllm-openai-rocm:v<release>`: vLLM's release pipeline pushes it with every
   `vllm/vllm-openai:v<release>` (.buildkite/scripts/publish-release-images.sh, the `rocm`
   target) from 0.14.0 on, and vLLM's ROCm install docs name that repository as the official
-  image. On Blackwell GPUs (compute capability 10.x and 12.x: B200, GB200, RTX PRO 6000)
-  no image of vLLM's before 0.9.0, the first built with CUDA 12.8, runs (`image_floor`); an
-  earlier release needs an image of one's own named. On arm64 hosts (GB200's Grace CPUs,
+  image. On data-centre Blackwell GPUs (compute capability 10.x: B200, GB200) no image of
+  vLLM's before 0.9.0, the first built with CUDA 12.8, runs (`image_floor`); on 12.x (RTX
+  PRO 6000) none before 0.9.2, the first built for 12.0; an earlier release needs an image
+  of one's own named. On arm64 hosts (GB200's Grace CPUs,
   catalog `host_arch`) no image of vLLM's before 0.10.2, the first published for arm64,
   runs; the pods select arm64 nodes (`kubernetes.io/arch`). The flags llmplan passes
   (--max-num-seqs, --max-num-batched-tokens, --gpu-memory-utilization, --block-size,
@@ -58,6 +59,16 @@ FIRST_ROCM_IMAGE_RELEASE = (0, 14, 0)
 #: An earlier image has no kernels for them: torch stops at start-up with "no kernel image is
 #: available for execution on the device" (vllm-project/vllm#13306, #17901).
 FIRST_BLACKWELL_IMAGE_RELEASE = (0, 9, 0)
+#: The first release whose image has kernels for compute capability 12.x (RTX PRO 6000, RTX
+#: 50xx: sm_120). CUDA 12.8 alone did not bring them: 0.9.0's image built vLLM's kernels for
+#: '7.0 7.5 8.0 8.9 9.0 10.0+PTX' (docker/Dockerfile's torch_cuda_arch_list, which the release
+#: image build takes), and vllm/vllm-openai:latest, then 0.9.0, stopped on an RTX 5090 with
+#: "no kernel image is available for execution on the device" (vllm-project/vllm#18995, May
+#: 2025). vllm-project/vllm#19794 ("[CI] Add SM120 to the Dockerfile", June 2025, after
+#: 0.9.1 of June 10; #19747 asked the same of the release pipeline "to enable Blackwell
+#: SM120 support") added 12.0 to that list, so 0.9.2 of July 2025 is the first release
+#: whose image runs there.
+FIRST_SM120_IMAGE_RELEASE = (0, 9, 2)
 #: The first release whose vllm/vllm-openai:v<release> runs on arm64 hosts (GB200's Grace
 #: CPUs): until August 2025 vLLM pushed amd64 images only (vllm-project/vllm#22206, "linux/
 #: amd64 is the only build offered"; #11728 asked for a GH200 image); vllm-project/vllm
@@ -100,6 +111,13 @@ def image_floor(gpu: GpuSpec) -> ImageFloor | None:
         floors.append(ImageFloor(FIRST_ROCM_IMAGE_RELEASE,
                                  f"vLLM publishes ROCm images (vllm/vllm-openai-rocm) from "
                                  f"{first} on", "AMD's rocm/vllm"))
+    elif (gpu.capability_major or 0) >= 12:
+        first = dotted(FIRST_SM120_IMAGE_RELEASE)
+        floors.append(ImageFloor(FIRST_SM120_IMAGE_RELEASE, (
+            f"vLLM's images before {first} carry no kernels for compute capability "
+            f"{gpu.compute_capability} (their build lists 10.0 as its newest: 'no kernel "
+            f"image is available for execution on the device'); {first} is the first built "
+            f"for 12.0 (vllm-project/vllm#19794)"), "one built for compute capability 12.0"))
     elif (gpu.capability_major or 0) >= 10:
         first = dotted(FIRST_BLACKWELL_IMAGE_RELEASE)
         floors.append(ImageFloor(FIRST_BLACKWELL_IMAGE_RELEASE, (

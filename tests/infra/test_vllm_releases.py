@@ -36,7 +36,9 @@ SCENARIO = chat_scenario("vllm-releases", """
   amd-old: {gpu: MI300X, model: Llama-3.1-8B, engine: {vllm_version: "0.11.0"}}
   amd-new: {gpu: MI300X, model: Llama-3.1-8B, engine: {vllm_version: "0.14.0"}}
   blackwell-old: {gpu: B200, model: Llama-3.1-8B, engine: {vllm_version: "0.8.5"}}
-  blackwell-new: {gpu: RTX-PRO-6000, model: Llama-3.1-8B, engine: {vllm_version: "0.9.0"}}
+  blackwell-new: {gpu: B200, model: Llama-3.1-8B, engine: {vllm_version: "0.9.0"}}
+  sm120-old: {gpu: RTX-PRO-6000, model: Llama-3.1-8B, engine: {vllm_version: "0.9.1"}}
+  sm120-first: {gpu: RTX-PRO-6000, model: Llama-3.1-8B, engine: {vllm_version: "0.9.2"}}
   grace-amd64-only: {gpu: GB200, model: Llama-3.1-8B, engine: {vllm_version: "0.10.1"}}
   grace-first: {gpu: GB200, model: Llama-3.1-8B, engine: {vllm_version: "0.10.2"}}
   grace: {gpu: GB200, model: Llama-3.1-8B}
@@ -201,7 +203,7 @@ def test_blackwell_gpus_run_no_image_before_cuda_12_8(simulated: Simulated,
                                                      tmp_path: Path) -> None:
     """vLLM's images before 0.9.0 carry CUDA 12.4 kernels, none for Blackwell: a B200 fleet
     simulated as 0.8.5 is refused with vLLM's own image of it, named or by default, and
-    built with an image of one's own; 0.9.0's image runs on an RTX PRO 6000 (12.0)."""
+    built with an image of one's own; 0.9.0's image runs on a B200 (10.0)."""
     blackwell = (r"vLLM's images before 0.9.0 are built with CUDA 12.4, which has no kernels "
                  r"for Blackwell GPUs \(compute capability 10.0")
     with pytest.raises(InputError, match=blackwell):
@@ -321,3 +323,30 @@ def test_grace_hosts_select_arm64_nodes_and_an_image_published_for_arm64(
     statefulset = run.mocks.of_type("kubernetes:apps/v1:StatefulSet")[0].inputs
     assert statefulset["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/arch"] == \
         "arm64"
+
+
+def test_an_rtx_pro_6000_runs_no_image_before_the_first_built_for_sm_120(
+        simulated: Simulated, tmp_path: Path) -> None:
+    """CUDA 12.8 (0.9.0) brought kernels for 10.0, not 12.0: vLLM's image build listed
+    '... 9.0 10.0+PTX' until vllm-project/vllm#19794 added 12.0 after 0.9.1, and 0.9.0's
+    image stopped on an RTX 5090 (#18995). An RTX PRO 6000 (12.0) fleet simulated as 0.9.1 is
+    refused, as 0.9.2 and the default are not; a B200 (10.0) keeps 0.9.0 as its floor."""
+    with pytest.raises(InputError, match=r"vLLM's images before 0.9.2 carry no kernels for "
+                                         r"compute capability 12.0.*\(one built for compute "
+                                         r"capability 12.0;.*engine.vllm_version >= 0.9.2"):
+        stack_of(simulated, "sm120-old", tmp_path)
+    from llmplan.pipeline import images_to_name
+    notes = images_to_name(simulated[0])
+    assert any(n.startswith("deployment 'sm120-old': vLLM's images before 0.9.2") for n in notes)
+    assert not any("'sm120-first'" in n for n in notes)
+    written = stack_of(simulated, "sm120-first", tmp_path)
+    assert written.config.serving_image == "vllm/vllm-openai:v0.9.2"
+    for manifest in serving_manifests(written.config):
+        kubernetes_validate.validate(manifest, K8S, strict=True)
+    assert stack_of(simulated, "blackwell-new", tmp_path).config.serving_image == \
+        "vllm/vllm-openai:v0.9.0"
+    from pulumi_harness import run_program, stack_values
+    run = run_program(stack_values(written.path), {"gatewayMasterKey": "mk-test-master-key"})
+    statefulset = run.mocks.of_type("kubernetes:apps/v1:StatefulSet")[0].inputs
+    assert statefulset["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        "vllm/vllm-openai:v0.9.2"
