@@ -976,14 +976,20 @@ def _monthly_capacity(result: Result, *, within_slo: bool = False) -> dict[str, 
 
 def _break_even_words(row: BreakEven) -> str:
     """The break-even volume, or which side is cheaper at every volume."""
-    if row.break_even_requests_per_month:
-        again = row.local_dearer_again_requests_per_month
-        return _fmt(row.break_even_requests_per_month) + (
-            f" ({row.local} costs less only up to {_fmt(again)})" if again else "")
-    if row.local_dearer_again_requests_per_month:
-        return (f"{_fmt(row.local_dearer_again_requests_per_month)} ({row.local} costs less "
-                f"below it, {row.cloud} above)")
-    return f"none: {row.cheaper_at_every_volume()} is cheaper at every volume"
+    return _crossing_words(row, row.break_even_requests_per_month,
+                           row.local_dearer_again_requests_per_month) \
+        or f"none: {row.cheaper_at_every_volume()} is cheaper at every volume"
+
+
+def _crossing_words(row: BreakEven, volume: float | None, again: float | None) -> str:
+    """"1,234 (gpu costs less only up to 5,678)": where the local side starts costing
+    less and where it stops (a break-even's, or per useful result's); "" for neither."""
+    if volume:
+        return _fmt(volume) + (f" ({row.local} costs less only up to {_fmt(again)})"
+                               if again else "")
+    if again:
+        return f"{_fmt(again)} ({row.local} costs less below it, {row.cloud} above)"
+    return ""
 
 
 def _per_useful_words(row: BreakEven) -> str:
@@ -992,10 +998,10 @@ def _per_useful_words(row: BreakEven) -> str:
     ul, uc = row.local_useful_share, row.cloud_useful_share
     if ul is None or uc is None:
         return "-"
-    volume = row.break_even_useful_requests_per_month
+    crossings = _crossing_words(row, row.break_even_useful_requests_per_month,
+                                row.local_dearer_again_useful_requests_per_month)
     past = row.per_useful_past_capacity()
-    return f"{_fmt(volume) if volume else 'none'} ({ul:.0%}, {uc:.0%})" \
-        + (f"; {past}" if past else "")
+    return f"{crossings or 'none'} ({ul:.0%}, {uc:.0%})" + (f"; {past}" if past else "")
 
 
 def _cost_items(name: str, dep: Candidate) -> str:

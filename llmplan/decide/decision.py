@@ -622,6 +622,9 @@ def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario,
             a, b = candidates[local].cost, candidates[cloud].cost
             volume, dearer_again = _crossings(a, b)
             useful_a, useful_b = a.useful_share(), b.useful_share()
+            # per useful result, local's L/u_l under cloud's C/u_c: u_c L under u_l C
+            useful, useful_again = _crossings(a, b, useful_b, useful_a) \
+                if useful_a and useful_b else (None, None)
             capacity = _capacity_per_month(candidates[local], peak_per_s)
             knee = a.floor_requests_per_month
             out.append(BreakEven(
@@ -633,9 +636,8 @@ def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario,
                 break_even_requests_per_month=volume,
                 local_dearer_again_requests_per_month=dearer_again,
                 local_useful_share=useful_a, cloud_useful_share=useful_b,
-                # per useful result, local's L/u_l under cloud's C/u_c: u_c L under u_l C
-                break_even_useful_requests_per_month=_crossings(
-                    a, b, useful_b, useful_a)[0] if useful_a and useful_b else None,
+                break_even_useful_requests_per_month=useful,
+                local_dearer_again_useful_requests_per_month=useful_again,
                 simulated_requests_per_month=a.requests_per_month,
                 local_capacity_requests_per_month=capacity,
                 fleet_must_grow=_must_grow(local, loaded, volume, capacity),

@@ -160,7 +160,8 @@ class BreakEven(ResultModel):
                                                  "local_dearer_again_requests_per_month",
                                                  "excluded", "local_useful_share",
                                                  "cloud_useful_share",
-                                                 "break_even_useful_requests_per_month")
+                                                 "break_even_useful_requests_per_month",
+                                                 "local_dearer_again_useful_requests_per_month")
 
     local: str
     cloud: str
@@ -191,6 +192,11 @@ class BreakEven(ResultModel):
                                   "local side costs less per useful result above it (None: "
                                   "no such volume). The same as the break-even when the "
                                   "two shares are.")
+    local_dearer_again_useful_requests_per_month: float | None = Field(
+        default=None, description="The volume past which the local side costs more per "
+                                  "useful result than the cloud one (again), as "
+                                  "local_dearer_again_requests_per_month is for costs: the "
+                                  "two lines weighted by the other side's useful share.")
     local_floor_requests_per_month: float | None = Field(
         default=None, description="An autoscaled rented fleet: the volume its min_replicas "
                                   "carry; below it the fleet costs local_fixed_usd, above it "
@@ -264,26 +270,34 @@ class BreakEven(ResultModel):
 
     def per_useful_words(self) -> str:
         """"; per useful result ... at 1.23 M": where the two cost the same per useful
-        result, when the sides' useful shares move it more than PER_USEFUL_MOVES from the
-        break-even (or one exists without the other); "" otherwise, as within the costs'
-        own uncertainty it would only repeat the figure."""
+        result (where the local side starts and, when it does, stops costing less), when
+        the sides' useful shares move either volume more than PER_USEFUL_MOVES from its
+        cost break-even (or one exists without the other); "" otherwise, as within the
+        costs' own uncertainty it would only repeat the figures."""
         ul, uc = self.local_useful_share, self.cloud_useful_share
-        volume, cost = self.break_even_useful_requests_per_month, \
-            self.break_even_requests_per_month
+        volume, again = self.break_even_useful_requests_per_month, \
+            self.local_dearer_again_useful_requests_per_month
         if ul is None or uc is None or (
-                volume and cost and abs(volume - cost) <= PER_USEFUL_MOVES * cost) or (
-                not volume and not cost):
+                _near(volume, self.break_even_requests_per_month)
+                and _near(again, self.local_dearer_again_requests_per_month)):
             return ""
         shares = (f"per useful result, which the ranking uses ({ul:.0%} of {self.local}'s "
                   f"requests useful, {uc:.0%} of {self.cloud}'s)")
-        if not volume:
+        if not volume and not again:
             cheaper = self.cheaper_at_every_volume(uc, ul) if ul and uc else self.cloud
             return f"; {shares}, {cheaper} costs less at every volume"
-        times = volume / self.simulated_requests_per_month
+        costed = self.simulated_requests_per_month
+        if not volume:
+            assert again is not None
+            return (f"; {shares}, they cost the same at {_volume(again)} requests a month, "
+                    f"x{again / costed:.3g} the costed: {self.local} below it, "
+                    f"{self.cloud} above")
         past = self.per_useful_past_capacity()
+        up_to = (f" it up to {_volume(again)} (x{again / costed:.3g}), {self.cloud} above "
+                 "that") if again else ""
         return (f"; {shares}, they cost the same at {_volume(volume)} requests a month, "
-                f"x{times:.3g} the costed: {self.cloud} below it, {self.local} above"
-                + (f" ({past})" if past else ""))
+                f"x{volume / costed:.3g} the costed: {self.cloud} below it, {self.local} "
+                f"above{up_to}" + (f" ({past})" if past else ""))
 
     def per_useful_past_capacity(self) -> str:
         """"past the 13.2 M gpu serves within the SLO as simulated: it must grow" when the
@@ -297,6 +311,14 @@ class BreakEven(ResultModel):
         return (f"past the {_volume(serves)} {self.local} serves"
                 f"{' within the SLO' if self.local_slo_capacity_requests_per_month else ''} "
                 f"as simulated: it must grow")
+
+
+def _near(useful: float | None, cost: float | None) -> bool:
+    """Whether a crossing per useful result only repeats the cost one: both absent, or
+    both there within PER_USEFUL_MOVES of it."""
+    if not useful or not cost:
+        return not useful and not cost
+    return abs(useful - cost) <= PER_USEFUL_MOVES * cost
 
 
 def _volume(requests_per_month: float) -> str:

@@ -789,6 +789,70 @@ def test_a_fleet_with_fixed_costs_under_the_apis_costs_less_only_below_a_volume(
     assert "every volume" not in line
     assert f"{crossing:,.0f} (gpu costs less below it, api above)" in render(result)
 
+
+#: the fleet's answers useful 60% of the time, the API's 90%
+QUALITY = ("output_tokens: {kind: fixed, tokens: 200}}]",
+           "output_tokens: {kind: fixed, tokens: 200}, quality: {gpu: 0.6, api: 0.9}}]")
+
+
+def test_both_crossings_per_useful_result_are_reported() -> None:
+    """Per useful result the lines are weighted by the other side's useful share: the
+    fleet's (60%) cost times 0.9 against the API's (90%) times 0.6. The reserved floor of
+    the test above (F = $730, K = 52.56 M, $2,920 a replica above it, c = $0.00003036 a
+    call) then crosses at 0.9 F = 0.6 c V, V = 36.1 M, and again above the knee where
+    0.9 (F + (V - K) 2,920 / K) = 0.6 c V: V = 0.9 (F - 2,920) / (0.6 c - 0.9 x 2,920 / K)
+    = 62.0 M. The line had said the fleet costs less per useful result at every volume
+    above the first; the second crossing was not computed at all."""
+    text = AUTOSCALED_ON_DEMAND.replace("HOURS", "0").replace(
+        "rented_on_demand", "rented_reserved").replace(
+        "H100-SXM: {rental_usd_per_gpu_hour: 2.0}",
+        "H100-SXM: {rental_usd_per_gpu_hour: 4.0, reserved_usd_per_gpu_hour: 1.0}").replace(
+        "{input_usd_per_mtok: 0.5, output_usd_per_mtok: 2.0}",
+        "{input_usd_per_mtok: 0.02, output_usd_per_mtok: 0.05}").replace(*QUALITY)
+    result = evaluate(scenario_from(text))
+    gpu, api = result.deployments["gpu"], result.deployments["api"]
+    assert gpu.cost.useful_share() == pytest.approx(0.6)
+    assert api.cost.useful_share() == pytest.approx(0.9)
+    knee, floor_usd, per_replica = 60 * 3600 * 730 / 3, 1.0 * 730, 4.0 * 730
+    per_call = (1000 * 0.02 + 200 * 0.05) / 1e6 + 1000 * 4 / 1e9 * 0.09
+    (row,) = result.break_even
+    first = 0.9 * floor_usd / (0.6 * per_call)
+    again = 0.9 * (floor_usd - per_replica) / (0.6 * per_call - 0.9 * per_replica / knee)
+    assert row.break_even_useful_requests_per_month == pytest.approx(first, rel=1e-6)
+    assert row.local_dearer_again_useful_requests_per_month == pytest.approx(again, rel=1e-6)
+    for v in (first, again):        # the same cost per useful result at both
+        assert gpu.cost.usd_at(v) / 0.6 == pytest.approx(api.cost.usd_at(v) / 0.9, rel=1e-6)
+    line = row.line()
+    assert f"gpu above it up to {again / 1e6:.3g} M" in line and "api above that" in line
+    assert f"{first:,.0f} (gpu costs less only up to {again:,.0f}) (60%, 90%)" \
+        in render(result)
+
+
+def test_a_fleet_cheaper_below_a_volume_per_useful_result_says_where() -> None:
+    """The fleet with fixed costs under the API's (the test before last), its answers 60%
+    useful against the API's 90%: per useful result 0.9 x (1,460 + s (V - K)) =
+    0.6 x (5,000 + c V) at V = (0.6 x 5,000) / (0.9 s - 0.6 c) = 183 M, where the costs
+    alone cross at 372.6 M. With no first crossing either way, the line said nothing per
+    useful result and the report's table 'none'."""
+    text = AUTOSCALED_ON_DEMAND.replace("HOURS", "0").replace(
+        "{input_usd_per_mtok: 0.5, output_usd_per_mtok: 2.0}",
+        "{input_usd_per_mtok: 0.01, output_usd_per_mtok: 0.02}").replace(
+        "limits: {requests_per_min: 100000, tokens_per_min: 100000000}",
+        "limits: {requests_per_min: 100000, tokens_per_min: 100000000}\n"
+        "        costs: {observability_usd_per_month: 5000}").replace(*QUALITY)
+    result = evaluate(scenario_from(text))
+    slope = 2.0 * 730 / (60 * 3600 * 730 / 3)
+    per_call = (1000 * 0.01 + 200 * 0.02) / 1e6 + 1000 * 4 / 1e9 * 0.09
+    crossing = 0.6 * 5000 / (0.9 * slope - 0.6 * per_call)
+    (row,) = result.break_even
+    assert row.break_even_useful_requests_per_month is None
+    assert row.local_dearer_again_useful_requests_per_month == pytest.approx(crossing, rel=1e-6)
+    line = row.line()
+    assert f"they cost the same at {crossing / 1e6:.3g} M requests a month" in line
+    assert "gpu below it, api above" in line and "every volume" not in line
+    assert f"{crossing:,.0f} (gpu costs less below it, api above) (60%, 90%)" \
+        in render(result)
+
 LOW_VOLUME = """
     seed: 1
     duration: 600
