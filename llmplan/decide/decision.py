@@ -328,18 +328,23 @@ def daily_limit_reason(name: str, summary: DeploymentResult, loaded: LoadedScena
     if requests_per_day and calls_per_day > requests_per_day:
         found.append((requests_per_day / calls_per_day,
                       f"{requests_per_day:,.0f} requests/day{tier}",
-                      f"{calls_per_day:,.0f} calls a day"))
+                      f"{calls_per_day:,.0f} calls a day",
+                      f"{math.ceil(calls_per_day):,} requests/day (limits.requests_per_day)"))
     tier = "" if api.limits.tokens_per_day else f", {api.model}'s {model.default_tier}"
     tokens_per_day = calls_per_day * _tokens_counted_per_call(api, model, cloud)
     if day_tokens and tokens_per_day > day_tokens:
         found.append((day_tokens / tokens_per_day, f"{day_tokens:,.0f} tokens/day{tier}",
-                      f"{tokens_per_day:,.0f} tokens a day"))
+                      f"{tokens_per_day:,.0f} tokens a day",
+                      f"{math.ceil(tokens_per_day):,} tokens/day (limits.tokens_per_day)"))
     if not found:
         return None
-    share, limit, need = min(found)
+    share, limit, need, _ = min(found)
+    # every daily limit short of the day, as the other limits' advice names them: raising
+    # only the tighter leaves the other one short
     return (f"{api_name}'s daily limit ({limit}) carries {share:.1%} of the {need} this "
             f"traffic sends it (a run shorter than a day starts the day's count at zero); "
-            f"raise limits.requests_per_day / tokens_per_day")
+            f"to carry it, raise {'them' if len(found) > 1 else 'it'} to at least "
+            + " and ".join(f[3] for f in found))
 
 
 #: full batches at the mix's mean lengths estimate what a fleet finishes to within a few

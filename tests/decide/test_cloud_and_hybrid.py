@@ -273,6 +273,38 @@ def test_a_daily_limit_the_run_meets_counts_what_was_sent_not_served() -> None:
                for r in api.infeasible_because)
 
 
+@pytest.mark.parametrize(("limits", "share", "advice"), [
+    ("requests_per_day: 10000", 10_000 / 86_400,
+     "raise it to at least 86,400 requests/day (limits.requests_per_day)"),
+    ("tokens_per_day: 5000000", 5e6 / 103_680_000,
+     "raise it to at least 103,680,000 tokens/day (limits.tokens_per_day)"),
+    ("requests_per_day: 10000, tokens_per_day: 5000000", 5e6 / 103_680_000,
+     "raise them to at least 86,400 requests/day (limits.requests_per_day) and "
+     "103,680,000 tokens/day (limits.tokens_per_day)")])
+def test_a_daily_limit_exclusion_says_what_to_raise_and_to_what(limits: str, share: float,
+                                                                 advice: str) -> None:
+    """A call a second is 86,400 calls a day, each charged its 1,000-token prompt and its
+    200 tokens out (no max_tokens: the output reserved), 103,680,000 tokens a day: the
+    exclusion names each daily limit short of that and the figure it must reach, as the
+    per-minute limits' advice does (it said "raise limits.requests_per_day /
+    tokens_per_day" whichever was short, and by how much nowhere). With both short, the
+    tighter is the one quoted (5,000,000 / 103,680,000 = 4.8%) and both are to raise."""
+    from llmplan.pipeline import evaluate
+    result = evaluate(scenario_from(f"""
+        seed: 1
+        duration: 600
+        traffic: {{kind: constant, rate_per_s: 1}}
+        tasks: [{{name: t, prompt_tokens: {{kind: fixed, tokens: 1000}},
+                 output_tokens: {{kind: fixed, tokens: 200}}}}]
+        deployments:
+          api: {{kind: cloud, model: gpt-4o-mini,
+                limits: {{requests_per_min: 1000, tokens_per_min: 10000000, {limits}}}}}
+    """))
+    (daily,) = [r for r in result.deployments["api"].infeasible_because if "daily" in r]
+    assert daily.endswith("to carry it, " + advice)
+    assert f"carries {share:.1%} of the" in daily
+
+
 def test_restricted_requests_are_counted_where_the_scenario_lets_them_go() -> None:
     """With restricted_stays_local off, a route may send restricted data to the API: the
     hybrid says how much went (it said 0) and is not excluded for it."""
