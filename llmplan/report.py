@@ -533,16 +533,15 @@ def break_even_chart(result: Result) -> go.Figure:
         if crossings:
             # a pair with a side the decision excluded: an open marker, and the legend
             # says which side (the crossing is no choice between the two)
-            out = [n for n in (r.local, r.cloud) if not result.deployments[n].feasible]
             fig.add_trace(go.Scatter(x=crossings,
                                      y=[r.cloud_fixed_usd + r.cloud_usd_per_request * v
                                         for v in crossings],
                                      mode="markers",
-                                     marker={"size": 11, "symbol": "x-open" if out else "x"},
+                                     marker={"size": 11, "symbol": "x-open"
+                                             if _excluded_words(result, r) else "x"},
                                      name=f"break-even {r.local} / {r.cloud}"
                                      + (f" ({r.local} must grow)" if r.fleet_must_grow
-                                        else "")
-                                     + (f" ({' and '.join(out)} excluded)" if out else "")))
+                                        else "") + _excluded_words(result, r)))
     # the bundled plotly.js places a shape at its data value on a log axis (the log of it
     # drew the line at ~8 requests a month and stretched the axis down to it), and an
     # annotation at the log of its value: the label is added apart
@@ -866,10 +865,13 @@ def render(result: Result, price_warnings: list[str] | None = None,
               _fmt(r.local_capacity_requests_per_month),
               _fmt(r.local_slo_capacity_requests_per_month),
               r.excluded or "neither"] for r in result.break_even]))
-    grow = [r.fleet_must_grow for r in result.break_even if r.fleet_must_grow]
+    # each named by its pair, marked as the table and the chart mark a pair with a side
+    # the decision excluded (its break-even is no choice between the two)
+    grow = [say(f"{r.local} / {r.cloud}{_excluded_words(result, r)}: {r.fleet_must_grow}")
+            for r in result.break_even if r.fleet_must_grow]
     if grow:
-        parts.append("<p class='warn'><b>Break-even past a fleet's capacity:</b> " + "; ".join(
-            say(g) for g in grow) + ".</p>")
+        parts.append("<p class='warn'><b>Break-even past a fleet's capacity:</b> "
+                     + "; ".join(grow) + ".</p>")
     first = True
     for chart in CHARTS:
         fig = chart(result)
@@ -972,6 +974,13 @@ def _monthly_capacity(result: Result, *, within_slo: bool = False) -> dict[str, 
         if name not in found and most is not None:
             found[name] = most
     return found
+
+
+def _excluded_words(result: Result, row: BreakEven) -> str:
+    """" (api excluded)": the sides of a break-even pair the decision excluded; ""
+    when both may be chosen."""
+    out = [n for n in (row.local, row.cloud) if not result.deployments[n].feasible]
+    return f" ({' and '.join(out)} excluded)" if out else ""
 
 
 def _break_even_words(row: BreakEven) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import math
 
 import pytest
-from helpers import scenario_from
+from helpers import page_text, scenario_from
 
 from llmplan.decide.costs import CloudFacts, LocalFacts, cloud_items, local_items
 from llmplan.decide.table import rate_shown
@@ -196,6 +197,26 @@ def test_break_even_past_the_fleets_capacity_says_the_fleet_must_grow(hours: int
         assert f"needs at least {math.ceil(volume / capacity)}" in row.fleet_must_grow
     else:
         assert volume < capacity and row.fleet_must_grow is None
+
+
+def test_the_reports_must_grow_warning_names_each_pair_and_marks_an_excluded_side() -> None:
+    """The fleet's break-even past its capacity against two APIs at the same prices, one
+    excluded by a daily limit (10 requests/day for 43,200 calls a day): the report's
+    warning said "gpu serves at most ..." twice, naming neither API, and gave the excluded
+    pair's as if it were a choice; the table and the chart mark that pair."""
+    result = evaluate(scenario_from(GROWTH.replace("HOURS", "1000000").replace(
+        "rate_per_s: 2", "rate_per_s: 0.5") + """
+      api2: {kind: cloud, model: gpt-4o,
+             limits: {requests_per_min: 100000, tokens_per_min: 100000000,
+                      requests_per_day: 10}}
+    """))
+    assert result.deployments["api"].feasible and not result.deployments["api2"].feasible
+    rows = {row.cloud: row for row in result.break_even}
+    assert rows["api"].fleet_must_grow and rows["api2"].fleet_must_grow
+    warning = page_text(render(result)).split("Break-even past a fleet's capacity:</b> ")[1]
+    warning = html.unescape(warning.split("</p>")[0])
+    assert warning == (f"gpu / api: {rows['api'].fleet_must_grow}; gpu / api2 (api2 "
+                       f"excluded): {rows['api2'].fleet_must_grow}.")
 
 
 @pytest.mark.parametrize(("gpu", "layout", "replicas", "per_server", "servers"), [
