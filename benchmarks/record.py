@@ -15,6 +15,7 @@ Used by benchmarks/published.py (prints the tables) and tests/sim/test_published
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmplan.catalog import Catalog, builtin_catalog
 from llmplan.catalog.catalog import DType, KvDType
@@ -102,6 +103,27 @@ class ThroughputCase(_Case):
         "marlin_vs_bf16_gemm is left out and the roofline's dequant_efficiency stands in.")
 
 
+#: When each vLLM release was published, as far as a record row's date needs it: the date
+#: of the files in its PyPI wheel (vllm/envs.py), in release order
+VLLM_WHEEL_DATES: tuple[tuple[str, dt.date], ...] = (
+    ("0.9.2", dt.date(2025, 7, 7)),
+    ("0.10.0", dt.date(2025, 7, 24)),
+    ("0.10.1", dt.date(2025, 8, 18)),
+    ("0.10.2", dt.date(2025, 9, 13)),
+    ("0.11.0", dt.date(2025, 10, 3)),
+)
+
+
+def last_release_before(day: dt.date) -> str:
+    """The last vLLM release published on or before `day`; a ValueError for a day before the
+    first or from the last of VLLM_WHEEL_DATES on (a later release may not be listed)."""
+    published = [version for version, on in VLLM_WHEEL_DATES if on <= day]
+    if not published or day >= VLLM_WHEEL_DATES[-1][1]:
+        raise ValueError(f"{day} is outside the releases benchmarks/record.py dates "
+                         f"({VLLM_WHEEL_DATES[0][1]} to {VLLM_WHEEL_DATES[-1][1]})")
+    return published[-1]
+
+
 class KvCase(_Case):
     """One published vLLM start-up line and the settings it was printed under."""
 
@@ -118,6 +140,17 @@ class KvCase(_Case):
     kv_cache_tokens: int = Field(description="'GPU KV cache size: N tokens' as logged (or "
                                              "the tokens one request could use, where the "
                                              "log only has vLLM's refusal: see notes).")
+    release_pinned_by: dt.date | None = Field(
+        default=None, description="The source's date, where it does not state the release: "
+        "vllm_version is then the last release published by that day.")
+
+    @model_validator(mode="after")
+    def _release_fits_the_date(self) -> KvCase:
+        if self.release_pinned_by is not None and \
+                self.vllm_version != (last := last_release_before(self.release_pinned_by)):
+            raise ValueError(f"{self.id}: vllm_version {self.vllm_version} is not the last "
+                             f"release published by {self.release_pinned_by} ({last})")
+        return self
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,9 @@ elsewhere; with tied embeddings the last stage loads its own copy, which is its 
 Each stage's workers
 profile their own memory and size a cache of their own layers' pages, and the engine
 takes the fewest blocks any worker has (vllm/v1/core/kv_cache_utils.py
-`get_kv_cache_configs`, v0.11.0; re-planned to that count in v0.34's
-kv_cache_planning.py), so the replica's cache is its tightest stage's.
+`get_kv_cache_configs`, v0.11.0; every worker's tensors shrunk to that count by 0.27.1,
+re-planned to it in v0.34's kv_cache_planning.py), so the replica's cache is its tightest
+stage's.
 
 The available bytes become blocks of `block_size` tokens: one block holds a page of every
 layer of a KV-cache group. Dense models have one group of all layers; models mixing

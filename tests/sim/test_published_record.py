@@ -10,14 +10,18 @@ by benchmarks/published.py and recorded with reasons in FIDELITY.md.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
+import pytest
 from record import (
+    VLLM_WHEEL_DATES,
     KvCase,
     ThroughputCase,
     closed_loop_table,
     kv_outcomes,
+    last_release_before,
     load_cases,
     predicted_median_tpot_s,
     predicted_output_tokens_per_s,
@@ -36,11 +40,12 @@ from llmplan.scenario.models import LocalDeployment
 def test_vllm_kv_cache_lines_within_ten_percent() -> None:
     cases = load_cases(KvCase, "kv_record.yaml")
     outcomes = kv_outcomes(cases)
-    # 14 of 16 within 10%; the misses, each with its reason in FIDELITY.md: Qwen3-235B-FP8
-    # with an LMCache connector, and the four-stage line (a table, not a log, whose tokens
-    # and GiB disagree with each other), which stays within 15%; the two-stage Qwen3-32B
-    # line and its tensor-parallel twin (the same cards, flags and release, both on Model
-    # Runner V2) within 10% and 5%
+    # 15 of 17 within 10%; the misses, each with its reason in FIDELITY.md: Qwen3-235B-FP8
+    # with an LMCache connector (its release pinned by the thread's date), and the
+    # four-stage line (a table, not a log: one end stage holds about 3.6 GiB more than the
+    # middle ones), which stays within 15%; the two-stage Qwen3-32B line and its
+    # tensor-parallel twin (the same cards, flags and release, both on Model Runner V2)
+    # within 10% and 5%
     misses = {o.case_id: round(o.error_pct, 1) for o in outcomes if abs(o.error_pct) > 10.0}
     assert set(misses) <= {"qwen3-235b-fp8-4x-h100-tp4",
                            "qwen3-235b-fp8-4x-rtx-pro-6000-pp4"}, misses
@@ -57,6 +62,22 @@ def test_vllm_kv_cache_lines_within_ten_percent() -> None:
     assert len({c.model for c in cases}) >= 5 and len({c.gpu for c in cases}) >= 4
     assert {c.tp for c in cases} >= {1, 2, 4}
     assert len({c.vllm_version for c in cases}) >= 3
+
+
+def test_a_release_pinned_by_a_date_is_the_last_one_published_by_then() -> None:
+    # vllm-project/vllm#21348 was opened on 2025-07-22, between the 0.9.2 wheel (2025-07-07)
+    # and the 0.10.0 one (2025-07-24): it ran 0.9.2 (or a nightly), never 0.10.2 (September)
+    dates = dict(VLLM_WHEEL_DATES)
+    assert dates["0.9.2"] <= dt.date(2025, 7, 22) < dates["0.10.0"]
+    assert last_release_before(dt.date(2025, 7, 22)) == "0.9.2"
+    assert last_release_before(dates["0.10.0"]) == "0.10.0"
+    row = next(c for c in load_cases(KvCase, "kv_record.yaml")
+               if c.id == "qwen3-235b-fp8-4x-h100-tp4")
+    assert row.release_pinned_by == dt.date(2025, 7, 22) and row.vllm_version == "0.9.2"
+    with pytest.raises(ValueError, match="not the last release published by 2025-07-22"):
+        KvCase.model_validate(row.model_dump() | {"vllm_version": "0.10.2"})
+    with pytest.raises(ValueError, match="outside the releases"):
+        last_release_before(dt.date(2026, 8, 31))
 
 
 def test_published_throughput_table() -> None:
