@@ -274,13 +274,17 @@ TRTLLM_BENCH_BYTES = {"fp8": 1.0, "nvfp4": 0.5}
 
 
 def trtllm_bench_limits(case: ThroughputCase, catalog: Catalog) -> tuple[int, int]:
-    """(max_batch_size, max_num_tokens) `trtllm-bench throughput` runs a case with.
+    """(max_batch_size, max_num_tokens) `trtllm-bench throughput` runs a case with, as the
+    simulator reads them (max_num_seqs over the whole replica, tokens per batch).
 
     The tool sizes them itself from the model, the GPUs and the dataset's lengths
     (calc_engine_setting / finetune_setting in tensorrt_llm/bench/build/tuning.py): the
-    requests of ISL + OSL tokens that 95% of the memory left after the weights holds, at
-    most 4,096, rounded up; tokens per step that batch x (1 + ISL / OSL), at most 32,768,
-    rounded up, at least 2,048.
+    requests of ISL + OSL tokens that 95% of the memory of all tp x pp GPUs left after the
+    weights holds, at most 4,096, divided among the pp pipeline stages' micro-batches
+    (`n_gpus = tp_size * pp_size`; `raw_bs = min(kv_cache_max_requests, 4096) / pp_size`),
+    rounded up; tokens per step that batch x (1 + ISL / OSL), at most 32,768, rounded up,
+    at least 2,048. TensorRT-LLM's max_batch_size bounds each micro-batch, the simulator's
+    max_num_seqs (vLLM's) all batches in flight: pp x the batch.
     """
     gpu, model = catalog.gpus[case.gpu], catalog.models[case.model]
     gib = float(1 << 30)
@@ -288,9 +292,10 @@ def trtllm_bench_limits(case: ThroughputCase, catalog: Catalog) -> tuple[int, in
     kv_bytes = TRTLLM_BENCH_BYTES.get(case.kv_dtype or "", 2.0)
     per_token_gib = (2 * model.layers * max(case.tp, model.kv_heads) * model.head_dim
                      * kv_bytes / gib)
-    free_gib = gpu.memory_bytes / gib * case.tp - model.params_b * 1e9 * weight_bytes / gib
+    gpus = case.tp * case.pp
+    free_gib = gpu.memory_bytes / gib * gpus - model.params_b * 1e9 * weight_bytes / gib
     requests = free_gib * 0.95 / (per_token_gib * (case.input_tokens + case.output_tokens))
-    raw_bs = min(requests, 4096)
+    raw_bs = min(requests, 4096) / case.pp
     raw_tokens = min(raw_bs * (1 + case.input_tokens / case.output_tokens), 32768)
     if raw_bs < 256:
         bs = max(64, 32 * math.ceil(raw_bs / 32))
@@ -302,7 +307,9 @@ def trtllm_bench_limits(case: ThroughputCase, catalog: Catalog) -> tuple[int, in
     else:
         step = 512 if raw_tokens < 8192 else 1024
         tokens = step * math.ceil(raw_tokens / step)
-    return bs, max(tokens, bs)
+    # the simulator's budget bounds a batch's tokens and takes every running sequence's
+    # one (EngineSpec: max_num_batched_tokens >= max_num_seqs)
+    return bs * case.pp, max(tokens, bs * case.pp)
 
 
 def case_table(case: ThroughputCase, catalog: Catalog) -> RequestTable:

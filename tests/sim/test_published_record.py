@@ -28,6 +28,7 @@ from record import (
     sharegpt_lengths,
     summary,
     throughput_outcomes,
+    trtllm_bench_limits,
 )
 
 from llmplan.catalog import builtin_catalog
@@ -275,12 +276,32 @@ def _llama4_neighbour(case: ThroughputCase) -> bool:
     return case.model.startswith("Llama-4") and "forty-fifth session" in case.notes
 
 
+def test_trtllm_bench_sizes_a_pipeline_from_all_its_gpus_and_batches_per_stage() -> None:
+    """trtllm-bench's own sizing (tensorrt_llm/bench/build/tuning.py): the memory of
+    n_gpus = tp x pp GPUs less the weights, 95% of it for requests of ISL + OSL tokens,
+    then raw_bs = min(requests, 4096) / pp_size, the batch of one micro-batch. On paper for
+    Llama-4-Scout in NVFP4 on four RTX PRO 6000s as TP2 x PP2 at 1000/1000: 4 x 94.97 GiB
+    - 108.64 B x 0.5 bytes (50.60 GiB) = 329.29 GiB; a request holds 2,000 tokens x 2 x 48
+    layers x 8 KV heads x 128 x 1 byte = 0.1831 GiB; 0.95 x 329.29 / 0.1831 = 1,708
+    requests, 854 a micro-batch, rounded up to 896 (steps of 128 from 256); tokens
+    854 x 2 = 1,708, below 4,096: the floor of 2,048. The simulator's max_num_seqs holds
+    every batch in flight: 2 x 896. (Sized from two GPUs and without the division, as
+    before, it was 768.)"""
+    case = next(c for c in load_cases(ThroughputCase, "published_record.yaml")
+                if c.id == "trtllm10-rtxpro6000-llama4-scout-fp4-tp2-pp2-1k1k")
+    catalog = builtin_catalog()
+    assert catalog.gpus[case.gpu].memory_bytes == 101_974_016_000   # 94.97 GiB
+    assert trtllm_bench_limits(case, catalog) == (2 * 896, 2048)
+    one_stage = case.model_copy(update={"pp": 1, "tp": 4})   # same GPUs, one batch
+    assert trtllm_bench_limits(one_stage, catalog)[0] == 1792
+
+
 def test_the_llama4_scout_miss_is_a_pattern_not_one_figure() -> None:
     """Every fully stated Llama 4 figure of TensorRT-LLM's perf overview on a catalogued GPU
     (v1.0's page, where the two misses come from, and the later developer guide's DEP rows),
     added as neighbours of the misses: Scout is over-predicted in every one of its 52 cases,
     on every GPU (one B200 or GB200 in FP4, four H100s or H200s in FP8, RTX PRO 6000s with
-    pipeline stages) and at every length pair, by a median of 34%; so the +56% at 1000/1000
+    pipeline stages) and at every length pair, by a median of 36%; so the +56% at 1000/1000
     on four H100s is the far end of a pattern, with its H100 twins at +27% to +67%.
     Maverick misses less and not everywhere (FIDELITY.md)."""
     cases = [c for c in load_cases(ThroughputCase, "published_record.yaml")
@@ -289,7 +310,7 @@ def test_the_llama4_scout_miss_is_a_pattern_not_one_figure() -> None:
     errors = {c.id: o.error_pct for c, o in zip(cases, throughput_outcomes(cases), strict=True)}
     scout = {i: e for i, e in errors.items() if "-scout-" in i}
     assert len(scout) == 52
-    assert min(scout.values()) > 10.0, scout
+    assert min(scout.values()) > 5.0, scout
     assert 30.0 <= float(np.median(list(scout.values()))) <= 40.0, scout
     for gpu in ("-b200-", "-gb200-", "-h200-", "-h100-", "-rtxpro6000-"):
         on_gpu = [e for i, e in scout.items() if gpu in i]
