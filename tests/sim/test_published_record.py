@@ -110,13 +110,18 @@ def test_published_throughput_table() -> None:
     # new: DeepSeek-R1 at 2,000- and 32,000-token prompts on the 4,000-token row's server
     # (-38%, -39%: the same miss at every length, tested below) and TensorRT-LLM's
     # gpt-oss-20b on one H100 at 1,024/1,024 (+49%; -10% and +1% at 1k/8k and 8k/1k). The
-    # 99 Llama 4 neighbours of the forty-fifth session are held to their own test below (with
-    # them, 195 cases: median 18.1%, max 139.1%)
-    earlier = [o for c, o in zip(cases, outcomes, strict=True) if not _llama4_neighbour(c)]
-    assert len(earlier) == 96
-    whole, worst = summary(earlier)
-    assert whole <= 12.5, sorted(round(o.error_pct) for o in earlier)
-    assert worst < 56.0, sorted(round(o.error_pct) for o in earlier)
+    # forty-fifth session added every other Llama 4 figure of the page the two Llama 4 misses
+    # come from (99 rows): Scout is over-predicted in all of them (the test below), so the
+    # whole table's median is 18.1%, past the 15%, and its max 139% (Maverick on eight
+    # H200s at 1,024/32,768). Every model but Llama 4 keeps the bars it had.
+    whole, worst = summary(outcomes)
+    assert whole <= 18.5, sorted(round(o.error_pct) for o in outcomes)
+    assert worst < 140.0, sorted(round(o.error_pct) for o in outcomes)
+    others = [o for c, o in zip(cases, outcomes, strict=True) if not c.model.startswith("Llama-4")]
+    assert len(others) >= 94
+    median, worst = summary(others)
+    assert median <= 12.5, sorted(round(o.error_pct) for o in others)
+    assert worst < 50.5, sorted(round(o.error_pct) for o in others)
     # low-concurrency DeepSeek-R1 (InferenceMAX): the per-layer latency is what sets them
     low = [o for c, o in zip(cases, outcomes, strict=True) if c.id.startswith("ix-")]
     assert len(low) >= 8 and summary(low)[0] <= 20.0, [round(o.error_pct) for o in low]
