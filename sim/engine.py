@@ -126,6 +126,9 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
                     keep_groups=keep.tolist() if keep is not None and sharing else None,
                     turns=(stream.session >= 0).tolist()
                     if sharing and stream.session is not None else None)
+    side = stream.side_calls() if sharing else None
+    if side is not None:
+        work = replace(work, side_calls=side.tolist())
     base = stream.conversation_bases() if sharing else None
     if base is not None:
         work = replace(work, base_groups=base[0].tolist(), base_shared=base[1].tolist())

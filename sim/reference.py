@@ -69,6 +69,7 @@ class ReferenceReplica:
         self.last_finished = 0
         self.groups, self.shares = work.groups, work.shared
         self.keeps = work.keep_groups if work.keep_groups is not None else work.groups
+        self.side = work.side_calls
         self.bases, self.base_shares = work.base_groups, work.base_shared
         cache = make_prefix_cache(config.prefix_caching, block_size=self.B,
                                   slots=self.max_seqs,
@@ -129,6 +130,11 @@ class ReferenceReplica:
             - self.pinned
 
     def _release(self, seq: _Seq, context: int, t: float) -> None:
+        if self.side is not None and self.side[seq.rid] and self.shares is not None:
+            # a fanned-out turn's later call: its conversation goes on from the first call
+            # (Workload.side_calls), sharing only this call's history (all of it, computed
+            # here even where only a system prompt was read: seq.share is then that)
+            context = min(context, self.shares[seq.rid])
         if self.cache is not None:
             self.pinned -= self.cache.release(seq.group, seq.shared, keep_group=seq.keep,
                                               context_tokens=context, now_s=t, slot=seq.slot)

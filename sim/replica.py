@@ -162,6 +162,7 @@ class Replica:
         self.groups = work.groups if work.groups is not None else []
         self.share = work.shared if work.shared is not None else []
         self.keeps = work.keep_groups if work.keep_groups is not None else self.groups
+        self.side = work.side_calls if work.side_calls is not None else []
         self.bases = work.base_groups if work.base_groups is not None else []
         self.base_share = work.base_shared if work.base_shared is not None else []
         self.head_tokens = work.head_tokens
@@ -663,8 +664,8 @@ class Replica:
                 self.n_in -= 1
                 if cache is not None:
                     self.pinned -= cache.release(seq.group, seq.shared, keep_group=seq.keep,
-                                                 context_tokens=seq.total, now_s=end,
-                                                 slot=seq.slot)
+                                                 context_tokens=self._kept(seq, seq.total),
+                                                 now_s=end, slot=seq.slot)
                 continue
             self.s_shared += seq.shared
             seq.off = seq.total - c
@@ -698,8 +699,8 @@ class Replica:
             if cache is not None:
                 self.s_shared -= seq.shared
                 self.pinned -= cache.release(seq.group, seq.shared, keep_group=seq.keep,
-                                             context_tokens=seq.off + c, now_s=end,
-                                             slot=seq.slot)
+                                             context_tokens=self._kept(seq, seq.off + c),
+                                             now_s=end, slot=seq.slot)
             self.finish_s[seq.rid] = end
             if on_end is not None:
                 on_end(seq.rid)
@@ -708,6 +709,14 @@ class Replica:
             finished += 1
         self.n_in -= finished
         return finished
+
+    def _kept(self, seq: Seq, context_tokens: int) -> int:
+        """Of a request's `context_tokens` computed, those its keep group's later requests
+        can read: a fanned-out turn's later call shares only its history with them
+        (Workload.side_calls)."""
+        if self.side and self.side[seq.rid]:
+            return min(context_tokens, self.share[seq.rid])
+        return context_tokens
 
     # ---------------------------------------------------------------- preemption
 
@@ -760,8 +769,8 @@ class Replica:
             self.s_shared -= seq.shared
             # a block cache keeps its blocks parked (once); another cache, in its group
             unpinned = self.cache.release(seq.group, seq.shared, keep_group=seq.keep,
-                                          context_tokens=0 if seq.parked else ctx, now_s=t,
-                                          slot=seq.slot)
+                                          context_tokens=0 if seq.parked
+                                          else self._kept(seq, ctx), now_s=t, slot=seq.slot)
             self.pinned -= unpinned
             freed += unpinned
         self._requeue(seq, t)

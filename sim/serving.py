@@ -65,6 +65,11 @@ class Workload:
     keep_groups: list[int] | None = None
     #: per request, whether it is a conversation's turn (None: no conversations)
     turns: list[bool] | None = None
+    #: per request, whether it is a fanned-out turn's call after its first: its keep group
+    #: (its conversation) goes on from the first call, so what it computes extends that
+    #: group's cache only as far as the tokens it shares (`RequestStream.side_calls`; None:
+    #: no turn fans out)
+    side_calls: list[bool] | None = None
     #: per request, the group and shared tokens of its conversation's first turn (its
     #: system prompt: what a replica that never saw the conversation may still have)
     base_groups: list[int] | None = None

@@ -188,8 +188,8 @@ class RequestStream:
         the turn before generated hidden reasoning. The engine's sequence holds that
         reasoning between the turn's prompt and its answer, while the history goes on with
         the answer (chat templates drop the reasoning), so the two part after the turn's
-        prompt. (A fanned-out turn's calls part from each other at their own messages;
-        the history of the turn after is taken as shared whole.)"""
+        prompt. (A fanned-out turn's calls part from each other at their own messages: the
+        history of the turn after goes on from its first call's, `side_calls`.)"""
         shared = self.prefix_tokens
         if shared is None or self.session is None or self.turn is None \
                 or self.reasoning_tokens is None:
@@ -212,6 +212,26 @@ class RequestStream:
         out[later[hidden]] = np.minimum(shared[later[hidden]],
                                         self.prompt_tokens[previous[hidden]])
         return out
+
+    def side_calls(self) -> np.ndarray | None:
+        """Per request, whether it is a fanned-out turn's call after its first (None: no
+        turn fans out). The turn after appends the calls' messages and answers to its
+        history in their order, so its prompt goes on from the first call's answer; a
+        later call's own message and answer follow there only after the first call's, and
+        a cache keyed on the whole prefix before a token (vLLM's chained block hashes, a
+        provider's prompt prefix, a llama.cpp slot's common prefix) finds none of what
+        such a call computed past its history."""
+        if self.session is None or self.turn is None:
+            return None
+        rows = np.flatnonzero((self.session >= 0) & (self.turn > 0))
+        if not len(rows):
+            return None
+        keys = self.session[rows] * (int(self.turn.max()) + 1) + self.turn[rows]
+        _, first = np.unique(keys, return_index=True)     # each turn's first row
+        side = np.zeros(len(self), dtype=bool)
+        side[rows] = True
+        side[rows[first]] = False
+        return side if side.any() else None
 
     def cache_write_groups(self) -> np.ndarray | None:
         """Per request, the prefix group its computed tokens extend for later requests: its
@@ -420,7 +440,7 @@ def _with_sessions(stream: RequestStream, tasks: Sequence[TaskMix], seed: int,
     is not sent back, as chat templates drop it) plus a new message drawn from the task's
     prompt_tokens, and generates a new answer; an agent's turn may fan out into `fan_out`
     such requests at once (parallel tool calls), all of which the next turn waits for and
-    adds to its history; it reads the history from the prefix cache
+    adds to its history, in their order; it reads the history from the prefix cache
     (the conversation is its prefix group). It follows the previous turn's end after a
     pause drawn from an exponential with mean think_time_s.
     """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from helpers import run_first, scenario_from
 
 from llmplan.scenario.models import SimulationMode
 from llmplan.sim.metrics import summarise_run
-from llmplan.sim.records import OUTCOME_NAMES
+from llmplan.sim.records import OK, OUTCOME_NAMES
 from llmplan.sim.table import request_table
 from llmplan.traffic import build_request_stream
 
@@ -204,3 +205,54 @@ def test_an_api_is_priced_for_the_turns_its_limits_stopped() -> None:
     assert cloud is not None and cloud.unserved is not None
     assert cloud.unserved.requests == 3
     assert cloud.unserved.input_tokens == int(stream.prompt_tokens[1:].sum())
+
+
+FANNED_TRACE = """
+    seed: 1
+    duration: 600
+    traffic: {{kind: trace, path: agent.csv}}
+    tasks:
+      - {{name: agent, prompt_tokens: {{kind: fixed, tokens: 100}},
+         output_tokens: {{kind: fixed, tokens: 10}}}}
+    deployments:
+      one:
+        gpu: H100-SXM
+        model: Llama-3.1-8B
+        engine: {{prefix_caching: {policy}, max_num_seqs: 8}}
+        step_time: {{kind: linear, fixed_ms: 2, per_prefill_token_us: 10,
+                    per_decode_seq_us: 100, per_kv_token_ns: 50}}
+"""
+
+
+@pytest.mark.parametrize("mode", ["fast", "reference"])
+@pytest.mark.parametrize("policy", ["vllm", "per_slot"])
+def test_the_turn_after_a_fan_out_reads_only_its_first_call(tmp_path: Path, mode: str,
+                                                             policy: str) -> None:
+    """Turn 1 fans out into three calls; turn 2's history appends their messages and answers
+    in order, so its prompt is the first call's sequence (history 241, message 40, answer
+    20) and then the second call's message: what the second and third calls computed past
+    their history (the second the longest of the three) is no prefix of it. vLLM's chained
+    block hashes find the first call's full computed blocks, (241 + 40 + 20 - 1) // 16 = 18
+    (288 tokens); llama.cpp's slot holding the first call shares its 300 computed tokens.
+    Both used to read the longest call's 640 as if it were the conversation's."""
+    history, calls, message = 241, [(40, 20), (300, 100), (60, 10)], 50
+    turn_two = history + sum(m + a for m, a in calls)              # 771
+    rows = ["0,200,41,agent,0,0,0,-1,0"]
+    rows += [f"1,{history + m},{a},agent,0,1,0,-1,{history}" for m, a in calls]
+    rows.append(f"2,{turn_two + message},10,agent,0,2,0,-1,{turn_two}")
+    (tmp_path / "agent.csv").write_text(
+        "timestamp,prompt_tokens,output_tokens,task,session,turn,think_s,prefix_group,"
+        "prefix_tokens\n" + "\n".join(rows) + "\n")
+    loaded = scenario_from(FANNED_TRACE.format(policy=policy), base_dir=tmp_path)
+    run, stream = run_first(loaded, SimulationMode(mode))
+    assert list(stream.prompt_tokens) == [200, 281, 541, 301, 821]
+    side = stream.side_calls()
+    assert side is not None and list(side) == [False, False, True, True, False]
+    assert (request_table(run, stream).outcome == OK).all()
+    first_call_computed = history + calls[0][0] + calls[0][1] - 1   # its last token is not
+    longest = max(history + m + a - 1 for m, a in calls)            # fed back: 300, 640
+    block = 16
+    expected = first_call_computed // block * block if policy == "vllm" \
+        else first_call_computed
+    assert longest // block > first_call_computed // block        # the case tells them apart
+    assert run.records.cached_tokens[4] == expected
