@@ -111,7 +111,8 @@ def simulated_cache_share(model: CloudModelSpec, taken: np.ndarray, *, arrival_s
                           group: np.ndarray | None, prefix: np.ndarray | None,
                           keep: np.ndarray | None, prompts: np.ndarray,
                           turns: np.ndarray | None,
-                          period_s: float | None = None) -> float | None:
+                          period_s: float | None = None,
+                          side_calls: np.ndarray | None = None) -> float | None:
     """Of the prompt tokens of the requests `taken`, the share the provider's cache answers
     when all of them reach it in arrival order, the cache warm as traffic repeating every
     `period_s` leaves it (None: no shared prefixes, or a provider that does not cache: the
@@ -125,7 +126,8 @@ def simulated_cache_share(model: CloudModelSpec, taken: np.ndarray, *, arrival_s
                                    prompt_tokens=prompts, conversation=turns,
                                    min_tokens=model.min_cacheable_tokens,
                                    ttl_s=model.cache_ttl_s, period_s=period_s,
-                                   step_tokens=model.cache_hit_step_tokens)
+                                   step_tokens=model.cache_hit_step_tokens,
+                                   side_calls=side_calls)
     return read / total
 
 
@@ -162,7 +164,8 @@ def limit_cache_share(spec: CloudDeployment, model: CloudModelSpec, stream: Requ
         model, taken, arrival_s=stream.arrival_s, group=stream.prefix_group,
         prefix=stream.prefix_tokens, keep=stream.cache_write_groups(),
         prompts=stream.prompt_tokens,
-        turns=None if stream.session is None else stream.session >= 0, period_s=period_s)
+        turns=None if stream.session is None else stream.session >= 0, period_s=period_s,
+        side_calls=stream.side_calls())
 
 
 def fits_model(spec: CloudDeployment, model: CloudModelSpec,
@@ -243,7 +246,8 @@ class CloudEndpoint:
                 keep=None if work.keep_groups is None else np.asarray(work.keep_groups),
                 prompts=np.asarray(work.prompts),
                 turns=None if work.turns is None else np.asarray(work.turns),
-                period_s=duration_s)
+                period_s=duration_s,
+                side_calls=None if work.side_calls is None else np.asarray(work.side_calls))
             if share is not None:
                 limiter.uncached_share = 1.0 - share
         self.outages = outage_windows(spec, horizon_s, self.rng)
@@ -411,7 +415,8 @@ class CloudEndpoint:
         keep = -1 if work.keep_groups is None else work.keep_groups[rid]
         turn = keep != work.groups[rid] if work.turns is None else work.turns[rid]
         self.cache.visit(t, work.groups[rid], work.shared[rid], keep=keep,
-                         prompt=work.prompts[rid], turn=turn)
+                         prompt=work.prompts[rid], turn=turn,
+                         side=work.side_calls is not None and work.side_calls[rid])
 
     def _retry(self, rid: int, t: float, attempt: int, retry_after: float | None,
                failure: int) -> None:

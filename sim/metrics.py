@@ -607,7 +607,8 @@ def _prompt_cache_use(run: DeploymentRun, table: RequestTable, stream: RequestSt
         keep_group=stream.cache_write_groups(), prompt_tokens=table.prompt_tokens,
         conversation=None if stream.session is None else stream.session >= 0,
         min_tokens=cloud.model.min_cacheable_tokens, ttl_s=cloud.model.cache_ttl_s,
-        period_s=run.duration_s, step_tokens=cloud.model.cache_hit_step_tokens)
+        period_s=run.duration_s, step_tokens=cloud.model.cache_hit_step_tokens,
+        side_calls=stream.side_calls())
 
 
 def _hybrid_part(run: DeploymentRun, table: RequestTable, scenario: Scenario) -> HybridOutcome:

@@ -29,7 +29,10 @@ class PromptCache:
     lifetime, else written whole. A conversation's turn (`turn`; `keep` its conversation's
     group, `prompt` its prompt) leaves its whole prompt cached for the next turn: the next
     turn reads what that cache holds, the previous prompt, and not the previous answer or
-    its own new message, which it writes (they extend the cache for the turn after).
+    its own new message, which it writes (they extend the cache for the turn after). A
+    fanned-out turn's later call (`side`) writes its prompt too, but the turn after goes on
+    from the first call's prompt, so of a later call's prompt the cache holds for the
+    conversation only the history it shares (`prefix`).
     """
 
     def __init__(self, *, min_tokens: int | None, ttl_s: float | None,
@@ -54,7 +57,7 @@ class PromptCache:
         return self.minimum + (held - self.minimum) // self.step * self.step
 
     def visit(self, t: float, group: int, prefix: int, *, keep: int = -1, prompt: int = 0,
-              turn: bool = False) -> tuple[int, int]:
+              turn: bool = False, side: bool = False) -> tuple[int, int]:
         """The provider takes the request at t: (tokens read, tokens written)."""
         hit = accounted = written = 0
         if group >= 0 and prefix >= self.minimum:
@@ -68,9 +71,12 @@ class PromptCache:
                 self.held[group] = max(self.held.get(group, 0), prefix)
                 self.last_use[group] = t
         if turn and keep >= 0 and prompt >= self.minimum:
-            # the turn's whole prompt becomes what its conversation's cache holds
+            # the turn's whole prompt becomes what its conversation's cache holds; a later
+            # call of a fanned-out turn adds only its history, the part it shares with the
+            # first call's prompt (the turn after's prefix), whichever the provider saw first
             written += prompt - accounted
-            self.held[keep] = prompt
+            self.held[keep] = max(self.held.get(keep, 0), min(prefix, prompt)) if side \
+                else prompt
             self.last_use[keep] = t
         return hit, written
 
@@ -94,13 +100,16 @@ def prompt_cache_use(arrival_s: np.ndarray, group: np.ndarray, prefix_tokens: np
                      prompt_tokens: np.ndarray | None = None,
                      conversation: np.ndarray | None = None,
                      period_s: float | None = None,
-                     step_tokens: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     step_tokens: int | None = None,
+                     side_calls: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per request, the prompt tokens read from the cache and written to it (0 for those
     not `served`), replaying the served requests in arrival order (`PromptCache`), given
     each request's shared prefix group (-1: none) and its length. Without `conversation`,
     a request whose keep_group differs from its group counts as a conversation's turn
     (older callers). `period_s`: the requests are a stretch of traffic that repeats with
-    that period, so the cache starts warm (`PromptCache.warm`); None: it starts empty."""
+    that period, so the cache starts warm (`PromptCache.warm`); None: it starts empty.
+    `side_calls`: the fanned-out turns' calls after their first (RequestStream.side_calls;
+    None: none)."""
     cache = PromptCache(min_tokens=min_tokens, ttl_s=ttl_s, step_tokens=step_tokens)
     keep = np.full(len(group), -1, dtype=np.int64) if keep_group is None else keep_group
     prompts = np.zeros(len(group), dtype=np.int64) if prompt_tokens is None else prompt_tokens
@@ -114,11 +123,13 @@ def prompt_cache_use(arrival_s: np.ndarray, group: np.ndarray, prefix_tokens: np
                    period_s)
     read = np.zeros(len(group), dtype=np.int64)
     written = np.zeros(len(group), dtype=np.int64)
+    side = np.zeros(len(group), dtype=bool) if side_calls is None else side_calls
     candidates = np.flatnonzero(served & (shared | ((keep >= 0) & turns)))
     for i in candidates[np.argsort(arrival_s[candidates], kind="stable")]:
         read[i], written[i] = cache.visit(float(arrival_s[i]), int(group[i]),
                                           int(prefix_tokens[i]), keep=int(keep[i]),
-                                          prompt=int(prompts[i]), turn=bool(turns[i]))
+                                          prompt=int(prompts[i]), turn=bool(turns[i]),
+                                          side=bool(side[i]))
     return read, written
 
 
@@ -128,11 +139,13 @@ def cached_prefix_tokens(arrival_s: np.ndarray, group: np.ndarray, prefix_tokens
                          prompt_tokens: np.ndarray | None = None,
                          conversation: np.ndarray | None = None,
                          period_s: float | None = None,
-                         step_tokens: int | None = None) -> tuple[int, int]:
+                         step_tokens: int | None = None,
+                         side_calls: np.ndarray | None = None) -> tuple[int, int]:
     """(prompt tokens read from the cache, prompt tokens written to it) of the served
     requests: `prompt_cache_use`'s, summed."""
     read, written = prompt_cache_use(arrival_s, group, prefix_tokens, served,
                                      min_tokens=min_tokens, ttl_s=ttl_s, keep_group=keep_group,
                                      prompt_tokens=prompt_tokens, conversation=conversation,
-                                     period_s=period_s, step_tokens=step_tokens)
+                                     period_s=period_s, step_tokens=step_tokens,
+                                     side_calls=side_calls)
     return int(read.sum()), int(written.sum())

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers import scenario_from
 
 from llmplan.decide.decision import windows_per_month
 from llmplan.pipeline import evaluate
-from llmplan.sim.prompt_cache import cached_prefix_tokens
+from llmplan.sim.prompt_cache import cached_prefix_tokens, prompt_cache_use
 from llmplan.traffic import build_request_stream
 
 
@@ -81,6 +83,60 @@ def test_a_conversation_reads_its_previous_prompt_and_writes_the_rest() -> None:
     assert cached_prefix_tokens(late, group, prefix, served, min_tokens=1024, ttl_s=300.0,
                                 keep_group=keep, prompt_tokens=prompt,
                                 conversation=turn) == (1600, 1600 + 500 + 2600)
+
+
+@pytest.mark.parametrize("first_call_served", [True, False])
+def test_the_turn_after_a_fan_out_reads_the_first_calls_prompt(first_call_served: bool) -> None:
+    """A 1,500-token first turn (conversation 7), then three parallel calls on its
+    1,600-token history (1,500 + a 100-token answer) with messages of 200, 900 and 400
+    tokens and answers of 50, 300 and 20, then turn 2, whose history appends them in order
+    (1,600 + 250 + 1,200 + 420 = 3,470) and a 100-token message. The provider holds each
+    call's prompt; the longest of them turn 2 begins with is the first call's, 1,800 (the
+    others part from it after the history). Without the first call, the history (1,600),
+    which begins every call's prompt. It used to read the last call's prompt, 2,000."""
+    arrival = np.array([0.0, 30.0, 30.0, 30.0, 60.0])
+    group = np.array([-1, 7, 7, 7, 7])
+    history, calls = 1600, [(200, 50), (900, 300), (400, 20)]
+    turn_two = history + sum(m + a for m, a in calls)
+    prefix = np.array([0, history, history, history, turn_two])
+    prompt = np.array([1500, *(history + m for m, _ in calls), turn_two + 100])
+    keep = np.full(5, 7)
+    side = np.array([False, False, True, True, False])
+    served = np.array([True, first_call_served, True, True, True])
+    read, written = prompt_cache_use(arrival, group, prefix, served, min_tokens=1024,
+                                     ttl_s=300.0, keep_group=keep, prompt_tokens=prompt,
+                                     conversation=np.ones(5, dtype=bool), side_calls=side)
+    first_call_prompt = history + calls[0][0]
+    assert read[4] == (first_call_prompt if first_call_served else history)
+    # the calls read turn 0's prompt, then (a call's prompt sent at the same instant
+    # holding it) the history
+    assert list(read[1:4]) == ([1500, history, history] if first_call_served
+                               else [0, 1500, history])
+    assert (read + written)[served].tolist() == prompt[served].tolist()   # each token once
+
+
+def test_an_api_bills_the_turn_after_a_fan_out_its_first_calls_prompt(tmp_path: Path) -> None:
+    """The same session as a trace priced on an API without read steps: reads 1,500 (turn
+    1's first call), 1,600 twice (the others), 1,800 (turn 2: the first call's prompt)."""
+    (tmp_path / "agent.csv").write_text(
+        "timestamp,prompt_tokens,output_tokens,task,session,turn,think_s,prefix_tokens\n"
+        "0,1500,100,agent,0,0,0,0\n1,1800,50,agent,0,1,0,1600\n"
+        "1,2500,300,agent,0,1,0,1600\n1,2000,20,agent,0,1,0,1600\n"
+        "2,3570,10,agent,0,2,0,3470\n")
+    loaded = scenario_from("""
+        seed: 1
+        duration: 2000
+        traffic: {kind: trace, path: agent.csv}
+        tasks:
+          - {name: agent, prompt_tokens: {kind: fixed, tokens: 100},
+             output_tokens: {kind: fixed, tokens: 10}}
+        deployments:
+          api: {kind: cloud, model: gpt-6-sol}
+    """, base_dir=tmp_path)
+    assert loaded.catalog.cloud_models["gpt-6-sol"].cache_hit_step_tokens is None
+    cloud = evaluate(loaded).deployments["api"].cloud
+    assert cloud is not None and cloud.served == 5
+    assert cloud.cached_input_tokens == 1500 + 1600 + 1600 + 1800
 
 SCENARIO = """
     seed: 9
