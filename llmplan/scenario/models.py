@@ -114,7 +114,9 @@ class SessionSpec(_Strict):
                                                                "later turn (exponential).")
     fan_out: int = Field(default=1, ge=1, le=64, description="Requests each later turn "
                          "sends at once (an agent's parallel calls); the next turn waits for "
-                         "all of them.")
+                         "all of them and appends them to its history in order, so a prefix "
+                         "cache finds of it what the first call computed, and of the others "
+                         "only the history they were sent with.")
 
     @model_validator(mode="after")
     def _turns(self) -> SessionSpec:
