@@ -769,6 +769,24 @@ class RateLimitTier(BaseModel):
 REASONING_STREAMED: dict[str, bool] = {"openai": False, "azure_openai": False, "google": False,
                                        "anthropic": True, "bedrock": True}
 
+#: The reasoning_effort values a gateway can send a task simulated without reasoning, in
+#: OpenAI's vocabulary (LiteLLM translates it for the other providers: Gemini 2.5's thinking
+#: budget, Gemini 3's thinking level, Bedrock's gpt-oss effort), lowest first.
+ReasoningEffort = Literal["none", "minimal", "low"]
+
+#: Hidden reasoning tokens an answer is taken to carry at each lowest effort, where the
+#: model cannot turn reasoning off. "none": no reasoning (OpenAI: "gpt-5.1 defaults to none,
+#: which does not perform reasoning"; Gemini 2.5 Flash: "to turn thinking off ... set the
+#: thinkingBudget parameter to 0"). "minimal": 128, the thinking budget LiteLLM 1.108.7
+#: (the gateway's pinned version, constants.py
+#: DEFAULT_REASONING_EFFORT_MINIMAL_THINKING_BUDGET_GEMINI_2_5_PRO) sends Gemini 2.5 Pro
+#: for it, a ceiling there; OpenAI says only that minimal yields "very few reasoning
+#: tokens": ESTIMATE. "low": 1,024, LiteLLM's DEFAULT_REASONING_EFFORT_LOW_THINKING_BUDGET,
+#: a ceiling on Gemini 2.5; on OpenAI's models and Gemini 3's thinking level "low" no
+#: figure is published: ESTIMATE. A scenario that knows better gives the task its own
+#: reasoning_tokens.
+LEAST_EFFORT_REASONING_TOKENS: dict[str, int] = {"none": 0, "minimal": 128, "low": 1024}
+
 
 class LongContextPrice(BaseModel):
     """A provider's prices for a request whose prompt is longer than `above_input_tokens`:
@@ -992,6 +1010,15 @@ class CloudModelSpec(_Entry):
                     "it thinks, so the client's first token comes before the answer; false: "
                     "the first token is the answer's, after the hidden reasoning. None: the "
                     "provider's default (REASONING_STREAMED).")
+    least_reasoning_effort: ReasoningEffort | None = Field(
+        default=None,
+        description="The lowest reasoning_effort the API accepts for this model, which the "
+                    "gateway sends with a task simulated without reasoning (LiteLLM "
+                    "translates it for the provider): \"none\" turns reasoning off; "
+                    "\"minimal\" or \"low\" leave hidden reasoning the simulation adds "
+                    "(LEAST_EFFORT_REASONING_TOKENS), timed and billed as output. None: "
+                    "nothing is sent, the model reasoning only when a request asks for it "
+                    "(Anthropic's extended thinking) or not at all.")
     default_rpm: float = Field(gt=0, description="Requests/min of the default tier.")
     default_tpm: float = Field(gt=0, description="Tokens/min of the default tier.")
     default_tier: str | None = None
@@ -1033,6 +1060,27 @@ class CloudModelSpec(_Entry):
             raise ValueError(f"bedrock_routing.foundation_model {routing.foundation_model} is "
                              f"not the model of model_id {self.model_id}")
         return self
+
+    @model_validator(mode="after")
+    def _effort_of_a_reasoning_model(self) -> CloudModelSpec:
+        if self.least_reasoning_effort is not None and not self.reasons:
+            raise ValueError(f"least_reasoning_effort {self.least_reasoning_effort!r} is for "
+                             f"a reasoning model, and this one has reasoning_billed_as_output "
+                             f"false (it generates no reasoning): leave it out")
+        if self.least_reasoning_effort is not None \
+                and not self.sources.get("least_reasoning_effort"):
+            # it decides what every plain call costs: say where it comes from
+            raise ValueError("no source given for: least_reasoning_effort (add it under "
+                             "sources)")
+        return self
+
+    @property
+    def plain_reasoning_tokens(self) -> int:
+        """Hidden reasoning tokens an answer to a task that asks for no reasoning carries
+        at least_reasoning_effort, the lowest the model accepts (0: it can answer without,
+        or reasons only when asked)."""
+        effort = self.least_reasoning_effort
+        return 0 if effort is None else LEAST_EFFORT_REASONING_TOKENS[effort]
 
     @property
     def cache_read_usd_per_mtok(self) -> float:

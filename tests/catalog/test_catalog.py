@@ -374,3 +374,28 @@ def test_a_scenarios_measured_latency_takes_the_scenario_as_its_source(tmp_path:
     assert str(path) in latency.sources["output_tokens_per_s"]
     assert str(path) in latency.sources["as_of"]
     assert builtin_catalog().cloud_models["gpt-6-luna"].latency.output_tokens_per_s == 130.6
+
+
+def test_the_least_reasoning_effort_is_a_reasoning_model_s_with_its_source() -> None:
+    """least_reasoning_effort is what the gateway sends a plain task and what the simulation
+    adds hidden tokens for: only a model that reasons has one, it is one OpenAI's
+    reasoning_effort takes at its lowest, and it says where it comes from."""
+    from llmplan.catalog import CloudModelSpec
+
+    gpt5 = builtin_catalog().cloud_models["gpt-5"].model_dump()
+    assert gpt5["least_reasoning_effort"] == "minimal"
+    CloudModelSpec.model_validate(gpt5)
+    with pytest.raises(ValidationError, match="least_reasoning_effort"):
+        CloudModelSpec.model_validate({**gpt5, "least_reasoning_effort": "medium"})
+    unsourced = {k: v for k, v in gpt5["sources"].items() if k != "least_reasoning_effort"}
+    with pytest.raises(ValidationError, match="no source given for: least_reasoning_effort"):
+        CloudModelSpec.model_validate({**gpt5, "sources": unsourced})
+    plain = builtin_catalog().cloud_models["gpt-4o"].model_dump()
+    with pytest.raises(ValidationError, match="is for a reasoning model"):
+        CloudModelSpec.model_validate({**plain, "least_reasoning_effort": "none",
+                                       "sources": {**plain["sources"],
+                                                   "least_reasoning_effort": "x"}})
+    # every reasoning model of the bundled catalog says how low it goes, and where from
+    for key, spec in builtin_catalog().cloud_models.items():
+        if spec.reasons:
+            assert spec.sources.get("least_reasoning_effort"), key
