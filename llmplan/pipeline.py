@@ -112,6 +112,43 @@ def reasoning_on_a_plain_model(loaded: LoadedScenario) -> list[str]:
             for name, model in sorted(plain.items())]
 
 
+def reasoning_unasked_on_an_api(loaded: LoadedScenario) -> list[str]:
+    """API deployments (a hybrid's API part too) of a model that cannot answer without
+    reasoning (its least_reasoning_effort is minimal or low), serving tasks that give no
+    reasoning_tokens: the simulation added the hidden tokens that effort leaves to each of
+    their answers on the API, timed and billed as output, and the stack's gateway sends
+    that effort (llmplan.sim.engine.unasked_reasoning)."""
+    plain = _plain_tasks(loaded)
+    if not plain:
+        return []
+    deployments = loaded.scenario.deployments
+    notes = []
+    for name, dep in deployments.items():
+        cloud = deployments[dep.cloud] if isinstance(dep, HybridDeployment) else dep
+        if not isinstance(cloud, CloudDeployment):
+            continue
+        spec = loaded.catalog.cloud_models[cloud.model]
+        if not spec.plain_reasoning_tokens:
+            continue
+        tasks = plain if not isinstance(dep, HybridDeployment) else [
+            t.name for t in loaded.scenario.tasks if t.name in plain
+            and dep.side_of(t.name, t.kind, t.sensitivity) == "cloud"
+            and not (loaded.scenario.constraints.restricted_stays_local
+                     and t.sensitivity == "restricted")]
+        if not tasks:
+            continue
+        which = f"task{'s' if len(tasks) > 1 else ''} {', '.join(tasks)}"
+        notes.append(
+            f"deployment '{name}' calls {cloud.model}, which cannot answer without reasoning "
+            f"(the lowest reasoning_effort it takes is {spec.least_reasoning_effort}, which "
+            f"the stack's gateway sends), and {which} give{'' if len(tasks) > 1 else 's'} "
+            f"no reasoning_tokens: the simulation added {spec.plain_reasoning_tokens:,} "
+            f"hidden reasoning tokens to each of their answers on the API (the catalog's "
+            f"estimate for that effort), timed and billed as output; give a task "
+            f"reasoning_tokens where a measurement says how many")
+    return notes
+
+
 def _plain_tasks(loaded: LoadedScenario) -> list[str]:
     """Tasks that give no reasoning_tokens."""
     return [t.name for t in loaded.scenario.tasks if t.reasoning_tokens is None]
@@ -267,7 +304,7 @@ def scenario_notes(loaded: LoadedScenario, seed: int | None = None) -> list[str]
     extrapolates (`seed`: the run's, None the scenario's)."""
     return [*not_provisionable(loaded), *images_to_name(loaded), *newer_than_modelled(loaded),
             *fallback_after_clients_left(loaded), *thinking_not_simulated(loaded),
-            *reasoning_on_a_plain_model(loaded),
+            *reasoning_on_a_plain_model(loaded), *reasoning_unasked_on_an_api(loaded),
             *untrusted_calibrations(loaded), *prompts_past_calibrations(loaded, seed),
             *diurnal_part_time(loaded),
             *fixed_gateway_caps(loaded), *first_tokens_differ(loaded)]

@@ -51,6 +51,14 @@ class DeploymentRun:
     #: prompt tokens as the engine computed them (chat template added), when they differ
     #: from the stream's
     engine_prompt_tokens: np.ndarray | None = None
+    #: the requests as the run served them, when they differ from the stream it was given:
+    #: the hidden reasoning an API that cannot answer without adds to tasks that ask for
+    #: none (`unasked_reasoning`)
+    served_stream: RequestStream | None = None
+
+    def served(self, given: RequestStream) -> RequestStream:
+        """The requests this run served: `given` as the run changed it (served_stream)."""
+        return given if self.served_stream is None else self.served_stream
 
     @property
     def arrival_s(self) -> list[float] | None:
@@ -80,6 +88,36 @@ def _local_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog,
     return fleet
 
 
+def unasked_reasoning(dep: AnyDeployment, catalog: Catalog, stream: RequestStream, *,
+                      plain_tasks: Sequence[bool] | None,
+                      deployments: Mapping[str, AnyDeployment] | None = None,
+                      task_sensitivity: Sequence[str] | None = None,
+                      task_kinds: Sequence[str | None] | None = None,
+                      restricted_stays_local: bool = True) -> RequestStream:
+    """`stream` with the hidden reasoning a cloud model that cannot answer without it adds
+    to each request of a task that asks for none (`plain_tasks`, per task): the catalog's
+    least_reasoning_effort, which the stack's gateway sends, leaves plain_reasoning_tokens
+    per answer. A hybrid's: the tasks its routes send the API (a request of theirs that
+    falls back to the fleet keeps the tokens, one of a local task that spills there has
+    none)."""
+    cloud = dep if isinstance(dep, CloudDeployment) else None
+    if isinstance(dep, HybridDeployment) and deployments is not None:
+        part = deployments[dep.cloud]
+        cloud = part if isinstance(part, CloudDeployment) else None
+    if cloud is None or plain_tasks is None or not any(plain_tasks):
+        return stream
+    tokens = catalog.cloud_models[cloud.model].plain_reasoning_tokens
+    sent = np.asarray(plain_tasks, dtype=bool)
+    if isinstance(dep, HybridDeployment):
+        labels = list(task_sensitivity or ["internal"] * len(stream.task_names))
+        kinds = task_kinds or [None] * len(labels)
+        sent &= np.array([dep.side_of(task, kind, label) == "cloud"
+                          and not (restricted_stays_local and label == "restricted")
+                          for task, kind, label in zip(stream.task_names, kinds, labels,
+                                                       strict=True)], dtype=bool)
+    return stream.with_hidden_reasoning(sent[stream.task_index], tokens)
+
+
 def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
                         stream: RequestStream, duration_s: float, *, drain_s: float | None = None,
                         mode: SimulationMode = SimulationMode.FAST,
@@ -89,6 +127,7 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
                         task_sensitivity: Sequence[str] | None = None,
                         task_kinds: Sequence[str | None] | None = None,
                         restricted_stays_local: bool = True,
+                        plain_tasks: Sequence[bool] | None = None,
                         prime_limits: bool = False,
                         cloud_demand: tuple[float, float, float, float] | None = None,
                         ) -> DeploymentRun:
@@ -103,9 +142,16 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
     period), not with a full minute's allowance; a hybrid's cloud part is not (what reaches
     it depends on its router) unless `cloud_demand` says what does: (requests per second,
     tokens each is charged, tokens each uses, prompt tokens each sends), e.g. measured by
-    a first run.
+    a first run. `plain_tasks`: per task, whether it asks for no reasoning (a cloud model
+    that cannot answer without adds some: `unasked_reasoning`; the run's `served`).
     """
     horizon = duration_s + (duration_s if drain_s is None else drain_s)
+    asked = stream
+    stream = unasked_reasoning(dep, catalog, stream, plain_tasks=plain_tasks,
+                               deployments=deployments, task_sensitivity=task_sensitivity,
+                               task_kinds=task_kinds,
+                               restricted_stays_local=restricted_stays_local)
+    served = None if stream is asked else stream
     given = stream.prompt_tokens
     template = None
     if isinstance(dep, LocalDeployment):
@@ -138,7 +184,8 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
     env = Environment()
     run = DeploymentRun(name, dep, records, duration_s, horizon, shares_prefixes=sharing,
                         engine_prompt_tokens=None if stream.prompt_tokens is given
-                        else stream.prompt_tokens)
+                        else stream.prompt_tokens,
+                        served_stream=served)
     handler: Callable[[int, float], object]
     if isinstance(dep, LocalDeployment):
         run.fleet = _local_fleet(env, dep, catalog, work, mode=mode,

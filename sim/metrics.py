@@ -92,6 +92,7 @@ def latency_stats_ms(values_s: np.ndarray) -> LatencyStats:
 def summarise_run(run: DeploymentRun, stream: RequestStream,
                   scenario: Scenario) -> DeploymentResult:
     """The result of one deployment (local, cloud or hybrid)."""
+    stream = run.served(stream)
     table = request_table(run, stream)
     outcome, ok = table.outcome, table.ok
     duration = run.duration_s

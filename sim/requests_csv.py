@@ -20,7 +20,7 @@ REQUEST_COLUMNS = ("arrival_s", "start_s", "first_token_s", "finish_s", "ttft_s"
 
 def write_requests_csv(run: DeploymentRun, stream: RequestStream, path: Path) -> Path:
     """One row per request: its times, tokens, where it ran and how it ended."""
-    table = request_table(run, stream)
+    table = request_table(run, run.served(stream))
     names = stream.task_names
     served = {SERVED_LOCAL: "local", SERVED_CLOUD: "cloud"}
     with path.open("w", encoding="utf-8", newline="") as handle:

@@ -48,6 +48,7 @@ def run_deployment(loaded: LoadedScenario, name: str, stream: RequestStream,
         task_sensitivity=[t.sensitivity for t in scenario.tasks],
         task_kinds=[t.kind for t in scenario.tasks],
         restricted_stays_local=scenario.constraints.restricted_stays_local,
+        plain_tasks=[t.reasoning_tokens is None for t in scenario.tasks],
         prime_limits=prime_limits, cloud_demand=cloud_demand)
 
 
@@ -81,6 +82,7 @@ def cloud_demand_over_limits(loaded: LoadedScenario, name: str, run: DeploymentR
         return None
     cloud = loaded.scenario.deployments[dep.cloud]
     assert isinstance(cloud, CloudDeployment)
+    stream = run.served(stream)
     taken = np.asarray(run.records.attempts) > 0
     sent = np.flatnonzero(taken)
     if not len(sent):

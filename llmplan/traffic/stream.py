@@ -66,6 +66,18 @@ class RequestStream:
         """The same requests with every arrival time multiplied by `time_factor`."""
         return replace(self, arrival_s=self.arrival_s * time_factor)
 
+    def with_hidden_reasoning(self, requests: np.ndarray, tokens: int) -> RequestStream:
+        """The same requests with `tokens` hidden reasoning tokens before the answer of each
+        one `requests` flags (a bool per request): what a model that cannot answer without
+        reasoning generates for a task that asks for none. Generated, timed and billed
+        like the task's own reasoning_tokens; the next turn's history is the answer alone."""
+        added = np.where(requests, tokens, 0).astype(np.int64)
+        if tokens <= 0 or not added.any():
+            return self
+        reasoning = added if self.reasoning_tokens is None else self.reasoning_tokens + added
+        return replace(self, output_tokens=self.output_tokens + added,
+                       reasoning_tokens=reasoning)
+
     def stretched(self, time_factor: float) -> RequestStream:
         """The same workload run slower (or faster): arrivals and the pauses between a
         session's turns both multiplied by `time_factor`."""

@@ -253,3 +253,62 @@ def test_reasoning_tasks_on_an_api_that_cannot_reason_are_pointed_out() -> None:
     assert cloud is not None and cloud.output_tokens == 10 + 30
     assert reasoning_on_a_plain_model(scenario_from(
         text.replace("reasoning_tokens: {kind: fixed, tokens: 30}", ""))) == []
+
+
+UNASKED = """
+    seed: 3
+    duration: 300
+    traffic: {{kind: poisson, rate_per_s: 1}}
+    tasks:
+      - name: ask
+        prompt_tokens: {{kind: uniform, min_tokens: 100, max_tokens: 300}}
+        output_tokens: {{kind: uniform, min_tokens: 20, max_tokens: 80}}
+        {reasoning}
+    deployments:
+      api: {{kind: cloud, model: {model}}}
+"""
+
+
+@pytest.mark.parametrize(("model", "effort"), [("gpt-5", "minimal"), ("o4-mini", "low")])
+def test_a_plain_task_on_a_model_that_cannot_answer_without_reasoning(model: str,
+                                                                      effort: str) -> None:
+    """GPT-5 takes no reasoning_effort "none" (its lowest is minimal), o4-mini none under
+    low: a task that asks for no reasoning still gets that effort's hidden tokens on every
+    answer. Simulated, it is the same scenario with the task giving those tokens itself:
+    the same bill and the same times, request by request."""
+    from llmplan.catalog.catalog import LEAST_EFFORT_REASONING_TOKENS
+    from llmplan.pipeline import reasoning_unasked_on_an_api
+
+    tokens = LEAST_EFFORT_REASONING_TOKENS[effort]
+    plain = scenario_from(UNASKED.format(reasoning="", model=model))
+    assert plain.catalog.cloud_models[model].least_reasoning_effort == effort
+    given = scenario_from(UNASKED.format(
+        reasoning=f"reasoning_tokens: {{kind: fixed, tokens: {tokens}}}", model=model))
+    a, b = evaluate(plain).deployments["api"], evaluate(given).deployments["api"]
+    assert a.cloud is not None and b.cloud is not None
+    stream = build_request_stream(plain.scenario)
+    assert a.requests.completed == len(stream)
+    # every answer: its visible tokens and the effort's hidden ones, billed as output
+    assert a.cloud.output_tokens == int(stream.output_tokens.sum()) + tokens * len(stream)
+    assert a.cloud.output_tokens == b.cloud.output_tokens
+    assert a.cost.monthly_usd == pytest.approx(b.cost.monthly_usd, rel=1e-12)
+    # OpenAI withholds the reasoning: the first token the client sees is the answer's,
+    # after the hidden tokens
+    assert a.latency.ttft_ms.p50 == pytest.approx(b.latency.ttft_ms.p50, rel=1e-12)
+    assert a.latency.e2e_ms.p95 == pytest.approx(b.latency.e2e_ms.p95, rel=1e-12)
+    [note] = reasoning_unasked_on_an_api(plain)
+    assert f"lowest reasoning_effort it takes is {effort}" in note
+    assert f"added {tokens:,} hidden reasoning tokens" in note
+    assert reasoning_unasked_on_an_api(given) == []
+
+
+@pytest.mark.parametrize("model", ["gpt-5.1", "claude-haiku-4.5", "gpt-4o-mini"])
+def test_a_plain_task_on_a_model_that_can_answer_without_reasoning_has_none(model: str) -> None:
+    """GPT-5.1 takes effort "none", Claude thinks only when asked, GPT-4o mini never: a
+    task that asks for no reasoning is billed its answer alone."""
+    plain = scenario_from(UNASKED.format(reasoning="", model=model))
+    result = evaluate(plain).deployments["api"]
+    stream = build_request_stream(plain.scenario)
+    assert result.cloud is not None
+    assert result.cloud.output_tokens == int(stream.output_tokens.sum())
+    assert result.latency.ttft_visible_ms is None

@@ -81,3 +81,25 @@ def test_routes_by_kind_need_tasks_with_kinds() -> None:
     message = str(error.value)
     assert "deployments.both.routes:" in message
     assert "no task has a kind these routes name" in message
+
+
+def test_a_hybrid_adds_unasked_reasoning_to_the_tasks_its_routes_send_the_api() -> None:
+    """On GPT-5 (nothing lower than minimal effort) the plain tasks the routes send the
+    API carry minimal's hidden tokens; the tasks the fleet serves (classification, the
+    restricted letter kept local, the default side) do not. Served requests of the API's
+    task (plan) are the same as with the tokens given: output = visible + hidden."""
+    from llmplan.catalog.catalog import LEAST_EFFORT_REASONING_TOKENS
+    from llmplan.pipeline import reasoning_unasked_on_an_api
+
+    loaded = scenario_from(SCENARIO.format(routes="seed").replace("gpt-4o-mini", "gpt-5"))
+    stream = build_request_stream(loaded.scenario)
+    run = run_deployment(loaded, "both", stream, 300.0)
+    served = run.served(stream)
+    hidden = LEAST_EFFORT_REASONING_TOKENS["minimal"]
+    assert served.reasoning_tokens is not None
+    plan = served.task_index == stream.task_names.index("plan")
+    assert (served.reasoning_tokens[plan] == hidden).all()
+    assert (served.reasoning_tokens[~plan] == 0).all()
+    assert np.array_equal(served.output_tokens, stream.output_tokens + np.where(plan, hidden, 0))
+    [note] = [n for n in reasoning_unasked_on_an_api(loaded) if "'both'" in n]
+    assert "task plan give" in note
