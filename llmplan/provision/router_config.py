@@ -31,6 +31,13 @@ groups' of the admission cap (the spill cap no more than it), so that together t
 admit more than the fleet held. These counts are fixed at the starting replicas: a hybrid
 whose fleet autoscales gets a note saying so (`stack_config.fixed_caps_note`).
 
+Reasoning: a group whose tasks were all simulated without reasoning sends the model's
+lowest reasoning_effort (the catalog's least_reasoning_effort: "none" turns reasoning off;
+where the model takes nothing lower than "minimal" or "low", the simulation added the hidden
+tokens that leaves, `unasked_reasoning`). A reasoning task's group sends none: its clients
+send the effort they want. A plain task's request that spills to the API was simulated
+without the hidden tokens its call there gets on such a model.
+
 Provider limits: every API entry carries `rpm`/`tpm`, enforced by `usage-based-routing-v2`;
 `tpm` only where the provider's token limit counts what LiteLLM counts, a call's prompt and
 answer together (its counter adds each response's `total_tokens`:
@@ -207,6 +214,7 @@ def router_config(config: StackConfig, endpoints: RouterEndpoints) -> dict[str, 
     admit = admission_cap_per_replica(plan) if cloud is not None else None
     admit_total = admit * local[1].replicas if admit is not None and local is not None else None
     weights = {t.name: t.weight for t in plan.tasks}
+    plain = {t.name for t in plan.tasks if t.reasoning is False}
     spill_weight = sum(weights[r.task] for r in spill)
     held = [r for r in routes
             if r.side == "local" and not (r.spills and cloud is not None and cap_total)]
@@ -226,11 +234,13 @@ def router_config(config: StackConfig, endpoints: RouterEndpoints) -> dict[str, 
                 share = max(1, math.floor(admit_total * weights[route.task] / local_weight))
             models.append(_local_entry(route.task, local[1], endpoints, share))
         elif route.side == "cloud" and cloud is not None and not route.restricted:
-            models.append(_cloud_entry(route.task, plan, cloud[1], endpoints))
+            models.append(_cloud_entry(route.task, plan, cloud[1], endpoints,
+                                       plain=route.task in plain))
     if back and local is not None:
         models.append(_local_entry(LOCAL_FALLBACK, local[1], endpoints, None))
     if spill and cloud is not None:
-        models.append(_cloud_entry(CLOUD_SPILL, plan, cloud[1], endpoints))
+        models.append(_cloud_entry(CLOUD_SPILL, plan, cloud[1], endpoints,
+                                   plain=all(r.task in plain for r in spill)))
     _split_limits(models, plan, [r.task for r in spill])
     _per_instance(models, config.gateway_replicas)
     _uncapped_calls(models)
@@ -259,7 +269,10 @@ def _local_entry(group: str, dep: LocalDeployment, endpoints: RouterEndpoints,
 
 
 def _cloud_entry(group: str, plan: Plan, dep: CloudDeployment,
-                 endpoints: RouterEndpoints) -> dict[str, Any]:
+                 endpoints: RouterEndpoints, *, plain: bool) -> dict[str, Any]:
+    """The API entry of `group`; `plain`: every task it serves was simulated without
+    reasoning, so each call carries the model's lowest reasoning_effort, as simulated
+    (llmplan.sim.engine.unasked_reasoning)."""
     spec = plan.cloud_model
     assert spec is not None   # plan.cloud exists, so its catalog entry does
     params: dict[str, Any]
@@ -291,6 +304,10 @@ def _cloud_entry(group: str, plan: Plan, dep: CloudDeployment,
         # and where it cuts an answer): a deployment's litellm_params go with each call
         # unless the request sets its own (litellm Router: the request's kwargs last)
         params["max_tokens"] = dep.limits.max_tokens
+    if plain and spec.least_reasoning_effort is not None:
+        # LiteLLM translates it for the provider (Gemini's thinking budget or level,
+        # Bedrock's gpt-oss effort); a client's own reasoning_effort still wins
+        params["reasoning_effort"] = spec.least_reasoning_effort
     accounting = dep.limits.accounting or DEFAULT_ACCOUNTING[spec.provider]
     if accounting not in INPUT_TOKEN_LIMITS:
         params["tpm"] = int(dep.limits.tokens_per_min or spec.default_tpm)

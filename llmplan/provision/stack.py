@@ -456,7 +456,8 @@ def thinking_notes(config: StackConfig) -> list[str]:
 def api_reasoning_notes(config: StackConfig) -> list[str]:
     """The tasks the gateway sends the API that the plan simulated with hidden reasoning
     (reasoning_tokens, timed and billed as output). The scenario gives a length of thinking,
-    not a provider setting, so the gateway asks for none: it passes on what a client sends
+    not a provider setting, so the gateway asks for none on their groups (a plain task's
+    group sends the model's lowest effort, as simulated): it passes on what a client sends
     (LiteLLM translates OpenAI's reasoning_effort into Anthropic's and Bedrock's thinking
     and Gemini's thinking budget). Whether a model thinks when not asked differs (GPT-5.1
     answers with no reasoning by default, Claude thinks only when a request enables it), so

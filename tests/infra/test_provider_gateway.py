@@ -88,3 +88,69 @@ def test_azure_gets_its_endpoint_and_deployment_name(tmp_path: Path) -> None:
     values = yaml.safe_load(written.path.read_text(encoding="utf-8"))["config"]
     assert values["llm-deploy-planner:azureApiBase"] == "https://contoso.openai.azure.com"
     assert values["llm-deploy-planner:azureDeployment"] == "gpt51-prod"
+
+
+TWO_TASKS = """
+name: efforts
+seed: 3
+duration: 20
+traffic: {{kind: poisson, rate_per_s: 0.5}}
+tasks:
+  - {{name: chat, prompt_tokens: {{kind: fixed, tokens: 300}},
+     output_tokens: {{kind: fixed, tokens: 20}}}}
+  - {{name: think, prompt_tokens: {{kind: fixed, tokens: 300}},
+     output_tokens: {{kind: fixed, tokens: 20}},
+     reasoning_tokens: {{kind: fixed, tokens: 500}}}}
+slo: {{ttft_ms: 60000, tpot_ms: 2000}}
+deployments:
+  api: {{kind: cloud, model: {model}}}
+"""
+
+
+@pytest.mark.parametrize(("model", "effort"), [
+    ("gpt-5", "minimal"), ("gpt-6.1-sol", "low"), ("gpt-6-luna", "none"),
+    ("gemini-3.8-flash", "low"), ("gemini-3.5-flash-lite", "minimal"),
+    ("claude-haiku-4.5", None)])
+def test_a_plain_task_s_group_sends_the_effort_it_was_simulated_at(
+        tmp_path: Path, model: str, effort: str | None) -> None:
+    """The plain task was simulated at the model's lowest reasoning_effort (the hidden
+    tokens it leaves added: llmplan.sim.engine.unasked_reasoning): its group sends that
+    effort with every call, so the API does not think at its own default (GPT-5: medium;
+    Gemini 3: high). Claude thinks only when asked: nothing is sent.
+    The reasoning task's clients send their own effort: its group sends none."""
+    loaded = load_scenario_text(textwrap.dedent(TWO_TASKS.format(model=model)), base_dir=ROOT)
+    assert loaded.catalog.cloud_models[model].least_reasoning_effort == effort
+    written = write_stack(tmp_path / "Pulumi.api.yaml", loaded, evaluate(loaded), "api", {})
+    config = router_config(written.config, gateway_endpoints(written.config))
+    groups = {m["model_name"]: m["litellm_params"] for m in config["model_list"]}
+    assert groups["chat"].get("reasoning_effort") == effort
+    assert "reasoning_effort" not in groups["think"]
+
+
+@pytest.mark.parametrize("model", ["gpt-5", "o4-mini", "gpt-5.1", "gemini-2.5-pro",
+                                   "gemini-2.5-flash", "gemini-3.8-flash",
+                                   "gemini-3.5-flash-lite", "gpt-oss-120b-bedrock"])
+def test_litellm_takes_the_effort_the_gateway_sends(monkeypatch: pytest.MonkeyPatch,
+                                                    model: str) -> None:
+    """The pinned LiteLLM maps each model's least_reasoning_effort onto its provider's own
+    setting without refusing it (Gemini 2.5: the thinking budget, 0 for "none"; Gemini 3:
+    the thinking level)."""
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")   # no fetch at import
+    from litellm import get_optional_params
+
+    from llmplan.catalog import builtin_catalog
+    from llmplan.provision.router_config import LITELLM_PROVIDER
+
+    spec = builtin_catalog().cloud_models[model]
+    assert spec.least_reasoning_effort is not None
+    provider = LITELLM_PROVIDER[spec.provider]
+    params = get_optional_params(model=spec.model_id, custom_llm_provider=provider,
+                                 reasoning_effort=spec.least_reasoning_effort)
+    if provider == "gemini":
+        thinking = params["thinkingConfig"]
+        if spec.least_reasoning_effort == "none" and "2.5" in model:
+            assert thinking["thinkingBudget"] == 0
+        else:
+            assert thinking.get("thinkingBudget", 1) > 0
+    else:   # OpenAI's own parameter, and Bedrock's gpt-oss takes it as is
+        assert params["reasoning_effort"] == spec.least_reasoning_effort
