@@ -8,6 +8,7 @@ import math
 import pytest
 from helpers import page_text, scenario_from
 
+from llmplan.catalog import builtin_catalog
 from llmplan.decide.costs import CloudFacts, LocalFacts, cloud_items, local_items
 from llmplan.decide.table import rate_shown
 from llmplan.pipeline import evaluate
@@ -455,10 +456,14 @@ def test_prompts_past_the_long_context_threshold_are_billed_at_its_prices() -> N
     long = api.cloud.long_context
     assert long is not None and 0 < long.requests < api.requests.total
     assert long.input_tokens == 250_000 * long.requests
-    assert long.output_tokens == 1000 * long.requests
+    # Gemini 3.1 Pro cannot answer without thinking: a plain answer carries its lowest
+    # effort's hidden tokens, billed as output at the long-context price too
+    out = 1000 + builtin_catalog().cloud_models["gemini-3.1-pro-preview"].plain_reasoning_tokens
+    assert out > 1000
+    assert long.output_tokens == out * long.requests
     items = {i.item: i for i in api.cost.items}
     windows = 730 * 3600 / (result.scenario.requests / 0.2)
-    extra = long.requests * windows * (250_000 * (4.0 - 2.0) + 1000 * (18.0 - 12.0)) / 1e6
+    extra = long.requests * windows * (250_000 * (4.0 - 2.0) + out * (18.0 - 12.0)) / 1e6
     assert items["long_context"].usd_per_month == pytest.approx(extra, rel=1e-6)
     assert "over 200,000 tokens" in items["long_context"].basis
     # the standard items price every token at the standard prices

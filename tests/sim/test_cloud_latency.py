@@ -96,7 +96,12 @@ def test_the_builtin_gpt6_models_differ_and_an_unmeasured_one_keeps_the_default(
     # 2 ms go in
     assert ttft["luna"] == pytest.approx(740 - 200 + 2, rel=0.1)
     assert ttft["sol"] == pytest.approx(890 - 200 + 2, rel=0.1)
-    assert ttft["astra"] == pytest.approx(350 + 40 + 2, rel=0.1)
+    # GPT-6 Astra answers at low effort at least: its first answer token comes after the
+    # hidden reasoning at the output pace (the first token of any kind, as TTFT counts it,
+    # is not the answer's: OpenAI withholds the reasoning)
+    hidden = cloud["gpt-6-astra"].plain_reasoning_tokens
+    assert hidden > 0
+    assert ttft["astra"] == pytest.approx(350 + 40 + 2 + hidden * 1000 / 90, rel=0.1)
 
 
 def test_same_scenario_and_seed_give_the_same_result() -> None:
