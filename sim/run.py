@@ -20,7 +20,7 @@ from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import Scenario, SimulationMode
 from llmplan.sim.cloud import limit_cache_share, make_limiter, token_mix
-from llmplan.sim.engine import DeploymentRun, simulate_deployment
+from llmplan.sim.engine import DeploymentRun, simulate_deployment, unasked_reasoning
 from llmplan.sim.metrics import summarise_run
 from llmplan.sim.requests_csv import write_requests_csv
 from llmplan.traffic import RequestStream, build_request_stream, long_run_requests
@@ -50,6 +50,21 @@ def run_deployment(loaded: LoadedScenario, name: str, stream: RequestStream,
         restricted_stays_local=scenario.constraints.restricted_stays_local,
         plain_tasks=[t.reasoning_tokens is None for t in scenario.tasks],
         prime_limits=prime_limits, cloud_demand=cloud_demand)
+
+
+def served_stream(loaded: LoadedScenario, name: str, stream: RequestStream) -> RequestStream:
+    """`stream` as deployment `name`'s simulation serves it (`run_deployment`): with the
+    hidden reasoning its API adds to each answer of a task that asks for none, on a model
+    that cannot answer without (`unasked_reasoning`), so what is judged before a run (the
+    rate an API's limits sustain) counts the tokens the run charges."""
+    scenario = loaded.scenario
+    return unasked_reasoning(
+        scenario.deployments[name], loaded.catalog, stream,
+        plain_tasks=[t.reasoning_tokens is None for t in scenario.tasks],
+        deployments=scenario.deployments,
+        task_sensitivity=[t.sensitivity for t in scenario.tasks],
+        task_kinds=[t.kind for t in scenario.tasks],
+        restricted_stays_local=scenario.constraints.restricted_stays_local)
 
 
 def run_steady(loaded: LoadedScenario, name: str, stream: RequestStream, duration_s: float,

@@ -76,7 +76,7 @@ from llmplan.scenario.models import LocalDeployment, SimulationMode
 from llmplan.sim.cloud import sustained_limit
 from llmplan.sim.metrics import summarise_run
 from llmplan.sim.ratelimit import Sustained
-from llmplan.sim.run import run_steady
+from llmplan.sim.run import run_steady, served_stream
 from llmplan.traffic import RequestStream, build_request_stream
 from llmplan.traffic.arrivals import DiurnalTraffic, duration_words, trace_span_s
 from llmplan.traffic.stream import MAX_SIMULATED_REQUESTS
@@ -229,12 +229,15 @@ class Planner:
         #: their whole-stream runs by (case, deployment)
         self._variant_cases: list[tuple[str, LoadedScenario, set[str]]] | None = None
         self.variants: dict[tuple[int, str], DeploymentResult] = {}
-        #: per cloud API, the rate its limits sustain at the stretch's token mix
+        #: per cloud API, the rate its limits sustain at the stretch's token mix, as the
+        #: API serves it (a model that cannot answer without reasoning adds hidden tokens
+        #: to a plain task's answers, which its limits count as the simulation does)
         self.limits: dict[str, Sustained] = {}
         for name, dep in loaded.scenario.deployments.items():
             if isinstance(dep, CloudDeployment):
                 sustained = sustained_limit(dep, loaded.catalog.cloud_models[dep.model],
-                                            self.window, self.window_s)
+                                            served_stream(loaded, name, self.window),
+                                            self.window_s)
                 if sustained is not None:
                     self.limits[name] = sustained
         if simulation.scenario.mode == SimulationMode.FAST.value:

@@ -207,3 +207,24 @@ def test_an_api_over_its_limits_is_excluded_naming_them_and_the_quota_to_ask_for
         "__TPM__", "3960000").replace("ttft_ms: 5000", "ttft_ms: 10")))
     (reason,) = roomy.deployments["api"].infeasible_because
     assert reason.startswith("misses the SLO: ") and "its limits" not in reason
+
+
+def test_limits_count_the_hidden_reasoning_a_plain_task_gets() -> None:
+    """GPT-5 cannot answer without reasoning: a task asking for none is served at its lowest
+    effort, minimal, whose 128 hidden tokens (the catalog's estimate) each call is charged
+    with the rest, so its tokens/min carry 294,720 / 60 / (1,000 + 100 + 128) = 4 calls/s,
+    not the 4.47 the visible 1,100 tokens would, the same as when the task gives those 128
+    reasoning_tokens itself."""
+    text = PAPER.replace("gpt-4o-mini", "gpt-5").replace("__RPM__", "100000") \
+        .replace("__TPM__", "294720")
+    loaded = scenario_from(text)
+    assert loaded.catalog.cloud_models["gpt-5"].plain_reasoning_tokens == 128
+    rate = plan(simulate_scenario(loaded), loaded, jobs=1) \
+        .deployments["api"].max_sustainable_requests_per_s
+    assert rate == pytest.approx(294_720 / 60 / (1000 + 100 + 128), rel=1e-9)
+    asked = scenario_from(text.replace(
+        "output_tokens: {kind: fixed, tokens: 100}}",
+        "output_tokens: {kind: fixed, tokens: 100},\n"
+        "             reasoning_tokens: {kind: fixed, tokens: 128}}"))
+    assert plan(simulate_scenario(asked), asked, jobs=1) \
+        .deployments["api"].max_sustainable_requests_per_s == pytest.approx(rate, rel=1e-9)
