@@ -36,7 +36,8 @@ lowest reasoning_effort (the catalog's least_reasoning_effort: "none" turns reas
 where the model takes nothing lower than "minimal" or "low", the simulation added the hidden
 tokens that leaves, `unasked_reasoning`). A reasoning task's group sends none: its clients
 send the effort they want. A plain task's request that spills to the API was simulated
-without the hidden tokens its call there gets on such a model.
+without the hidden tokens its call there gets on such a model. Gemini's thinking stays
+withheld, as simulated, whatever effort is sent (`litellm_settings`).
 
 Provider limits: every API entry carries `rpm`/`tpm`, enforced by `usage-based-routing-v2`;
 `tpm` only where the provider's token limit counts what LiteLLM counts, a call's prompt and
@@ -250,8 +251,26 @@ def router_config(config: StackConfig, endpoints: RouterEndpoints) -> dict[str, 
     if fallbacks:
         router["fallbacks"] = fallbacks
     return {"model_list": models, "router_settings": router,
-            "litellm_settings": {"callbacks": [GUARD_CALLBACK]},
+            "litellm_settings": litellm_settings(plan),
             "general_settings": {"master_key": f"os.environ/{MASTER_KEY_ENV}"}}
+
+
+def litellm_settings(plan: Plan) -> dict[str, Any]:
+    """The gateway's LiteLLM-wide settings: the guard, and, for a Gemini model whose API the
+    catalog takes to withhold its thinking (`streams_reasoning` false: Google returns
+    thought summaries only when asked, includeThoughts), no thought summaries asked for.
+    The pinned LiteLLM (1.108.7) asks for them whenever it translates a reasoning_effort
+    (a plain group's own, or a client's) into Gemini's thinkingConfig, unless
+    `litellm.gemini_include_thoughts_default` is false (llms/vertex_ai/gemini/
+    vertex_and_google_ai_studio_gemini.py `_include_thoughts`; the proxy sets each
+    litellm_settings key on the module, proxy_server.py): clients would get the summaries
+    streamed while the model thinks, their first token before the simulated one. A client
+    that wants them asks with reasoning_effort {"effort": ..., "summary": ...}."""
+    settings: dict[str, Any] = {"callbacks": [GUARD_CALLBACK]}
+    spec = plan.cloud_model
+    if spec is not None and spec.provider == "google" and not spec.streams_reasoning:
+        settings["gemini_include_thoughts_default"] = False
+    return settings
 
 
 def _local_entry(group: str, dep: LocalDeployment, endpoints: RouterEndpoints,

@@ -154,3 +154,45 @@ def test_litellm_takes_the_effort_the_gateway_sends(monkeypatch: pytest.MonkeyPa
             assert thinking.get("thinkingBudget", 1) > 0
     else:   # OpenAI's own parameter, and Bedrock's gpt-oss takes it as is
         assert params["reasoning_effort"] == spec.least_reasoning_effort
+
+
+@pytest.mark.parametrize("model", ["gemini-3.8-flash", "gemini-3.5-flash-lite", "gpt-5",
+                                   "claude-haiku-4.5"])
+def test_gemini_s_thoughts_stay_withheld_as_simulated(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: str) -> None:
+    """The catalog takes Gemini's API to withhold its thinking (the first token is the
+    answer's, after it), as Google does unless asked (includeThoughts). The pinned LiteLLM
+    asks whenever it translates a reasoning_effort, the plain group's or a client's, unless
+    the proxy's litellm_settings turn its default off (the proxy sets each key on the
+    module): with the rendered settings, neither asks for the summaries; a client still can,
+    with reasoning_effort {"summary": ...}. Other providers' gateways get no such setting."""
+    loaded = load_scenario_text(textwrap.dedent(TWO_TASKS.format(model=model)), base_dir=ROOT)
+    spec = loaded.catalog.cloud_models[model]
+    written = write_stack(tmp_path / "Pulumi.api.yaml", loaded, evaluate(loaded), "api", {})
+    config = router_config(written.config, gateway_endpoints(written.config))
+    settings = config["litellm_settings"]
+    if spec.provider != "google":
+        assert set(settings) == {"callbacks"}
+        return
+    assert not spec.streams_reasoning
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")   # no fetch at import
+    import litellm
+    from litellm import get_optional_params
+
+    groups = {m["model_name"]: m["litellm_params"] for m in config["model_list"]}
+    plain = groups["chat"]["reasoning_effort"]
+
+    def thinking(effort: object) -> dict[str, object]:
+        params = get_optional_params(model=spec.model_id, custom_llm_provider="gemini",
+                                     reasoning_effort=effort)
+        found: dict[str, object] = params["thinkingConfig"]
+        return found
+
+    # LiteLLM's own default: thought summaries asked for with any effort
+    assert thinking(plain)["includeThoughts"] is True
+    for key, value in settings.items():
+        if key != "callbacks":
+            monkeypatch.setattr(litellm, key, value)
+    assert thinking(plain)["includeThoughts"] is False        # the plain group's effort
+    assert thinking("high")["includeThoughts"] is False       # a reasoning task's client's
+    assert thinking({"effort": "high", "summary": "auto"})["includeThoughts"] is True
