@@ -16,13 +16,17 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from llmplan.errors import InputError, Problem
 from llmplan.urls import secret_part
 from llmplan.yamlio import load_model
 
 TargetKind = Literal["openai", "llamacpp", "vllm", "ollama", "bedrock"]
+#: OpenAI's chat API's reasoning_effort values, lowest first (its API reference,
+#: ReasoningEffort: "none" | "minimal" | "low" | "medium" | "high" | "xhigh"; which of them
+#: a model takes differs: GPT-5 no "none", GPT-5.1 no "minimal")
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 
 
 class Target(BaseModel):
@@ -44,6 +48,13 @@ class Target(BaseModel):
     allow_remote: bool = Field(default=False,
                                description="Permit a non-loopback address.")
     request_timeout_s: float = Field(default=120.0, gt=0)
+    reasoning_effort: ReasoningEffort | None = Field(
+        default=None,
+        description="Sent as `reasoning_effort` with each request the plan gives hidden "
+                    "reasoning (a task's reasoning_tokens), so the API thinks as planned "
+                    "rather than at its model's default (GPT-5: medium; GPT-5.1: none). "
+                    "OpenAI-compatible chat APIs only (kind openai, api chat: OpenAI's, "
+                    "Azure OpenAI's, a LiteLLM gateway). None: none sent.")
 
     @field_validator("api_key_env")
     @classmethod
@@ -82,6 +93,19 @@ class Target(BaseModel):
         if port is not None and not 0 < port < 65536:
             raise ValueError(f"the port must be 1-65535, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _effort_where_it_is_read(self) -> Target:
+        # refused rather than dropped: a load test that sends no effort measures the
+        # model's default thinking, not the one planned
+        if self.reasoning_effort is not None and (self.kind != "openai" or self.api != "chat"):
+            raise ValueError(
+                f"reasoning_effort is sent to OpenAI-compatible chat APIs only (kind: openai, "
+                f"api: chat), not kind {self.kind}, api {self.api}; expected no "
+                f"reasoning_effort on this target"
+                + (" (Bedrock's models take their own thinking settings, which a load test "
+                   "does not send)" if self.kind == "bedrock" else ""))
+        return self
 
     @property
     def is_loopback(self) -> bool:

@@ -97,3 +97,62 @@ def test_an_empty_key_stops_the_load_test_before_any_request(tmp_path: Path) -> 
         assert fake.requests == 0
     assert result.returncode == 2, result.stderr
     assert "LLMPLAN_KEY is set but empty" in " ".join(result.stderr.split())
+
+
+TWO_TASKS = """
+    seed: 2
+    duration: 60
+    traffic: {kind: poisson, rate_per_s: 1}
+    tasks:
+      - {name: chat, prompt_tokens: {kind: fixed, tokens: 20},
+         output_tokens: {kind: fixed, tokens: 8}}
+      - {name: think, prompt_tokens: {kind: fixed, tokens: 20},
+         output_tokens: {kind: fixed, tokens: 8},
+         reasoning_tokens: {kind: fixed, tokens: 300}}
+    slo: {ttft_ms: 60000}
+    deployments:
+      api: {kind: cloud, model: gpt-5}
+"""
+
+
+@pytest.mark.parametrize("base_url", ["https://api.openai.com",
+                                      "https://acme.openai.azure.com/openai/v1",
+                                      "http://127.0.0.1:4000"])
+def test_a_reasoning_task_s_requests_carry_the_target_s_effort(base_url: str) -> None:
+    """OpenAI's chat API thinks at the model's default effort unless a request says
+    otherwise (GPT-5: medium): the requests the plan gives hidden reasoning send the
+    target's reasoning_effort; a plain task's send none; a target without one sends none."""
+    from helpers import scenario_from
+
+    from llmplan.loadtests.plan import build_plan
+
+    plan = build_plan(scenario_from(TWO_TASKS), max_requests=20)
+    assert {p.task for p in plan} == {"chat", "think"}
+    target = {"kind": "openai", "base_url": base_url, "model": "gpt-5", "allow_remote": True,
+              "fixed_output_length": False}
+    with_effort = OpenAIStream(Target(**target, reasoning_effort="high"))
+    without = OpenAIStream(Target(**target))
+    for item in plan:
+        body = json.loads(with_effort.body(item))
+        assert body.get("reasoning_effort") == ("high" if item.task == "think" else None)
+        assert item.task != "think" or item.reasoning_tokens == 300
+        assert "reasoning_effort" not in json.loads(without.body(item))
+
+
+@pytest.mark.parametrize(("target", "said"), [
+    ({"kind": "bedrock", "base_url": "http://127.0.0.1:9", "model": "m"}, "kind bedrock"),
+    ({"kind": "llamacpp", "base_url": "http://127.0.0.1:9", "model": "m"}, "kind llamacpp"),
+    ({"kind": "openai", "base_url": "http://127.0.0.1:9", "model": "m", "api": "completions"},
+     "api completions"),
+    ({"kind": "openai", "base_url": "http://127.0.0.1:9", "model": "m",
+      "reasoning_effort": "max"}, "reasoning_effort")])
+def test_an_effort_the_target_would_not_read_is_refused_at_load(
+        tmp_path: Path, target: dict[str, Any], said: str) -> None:
+    """Dropped silently, the load test would measure the model's default thinking, not the
+    planned one: a target that cannot send reasoning_effort refuses it, naming the target,
+    as does a value OpenAI's API does not know."""
+    targets = targets_file(tmp_path, t={"reasoning_effort": "low", **target})
+    with pytest.raises(InputError) as raised:
+        load_target(targets, "t")
+    [problem] = raised.value.problems
+    assert problem.path.startswith("targets.t") and said in problem.path + problem.message
