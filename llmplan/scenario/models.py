@@ -100,13 +100,23 @@ class SharedPrefixSpec(_Strict):
 class SessionSpec(_Strict):
     """Multi-turn conversations or agent loops: each arrival of the task starts one.
 
-    Turn k sends the whole history (the first prompt, every earlier message and visible
-    answer) plus a new message drawn from prompt_tokens (the user's next message, or the
-    tool's result in an agent loop), after the previous turn ended and a pause: the user
-    reading and typing, or the tool call running."""
+    Turn k sends the whole history (the first prompt, every earlier message and answer)
+    plus a new message drawn from prompt_tokens (the user's next message, or the tool's
+    result in an agent loop), after the previous turn ended and a pause: the user reading
+    and typing, or the tool call running. `kind` says whether the answers in the history
+    keep their hidden reasoning (reasoning_tokens)."""
 
-    kind: Literal["chat", "agent"] = Field(default="chat", description="Only a label: "
-                                           "chat pauses are people, agent pauses tool calls.")
+    kind: Literal["chat", "agent"] = Field(
+        default="chat",
+        description="chat: each turn is a new user message, and the history holds the "
+                    "visible answers only (chat templates and APIs drop the reasoning of "
+                    "earlier user turns); pauses are people. agent: the turns are one user "
+                    "request's tool-call loop, and the history keeps every earlier turn's "
+                    "hidden reasoning before its answer (gpt-oss harmony's analysis channel, "
+                    "Qwen3's template after the last user message, Anthropic's thinking "
+                    "blocks returned with tool results, OpenAI Responses reasoning items): "
+                    "prefilled and cached on GPUs, sent, billed as input and cache-read on "
+                    "APIs; pauses are tool calls.")
     turns_min: int = Field(default=1, ge=1, le=10_000)
     turns_max: int = Field(ge=1, le=10_000, description="Turns per session: uniform between "
                                                         "turns_min and turns_max.")
@@ -134,7 +144,9 @@ class TaskSpec(_Strict):
     output_tokens: LengthSpec = Field(description="The visible answer's tokens.")
     reasoning_tokens: LengthSpec | None = Field(
         default=None, description="Hidden thinking tokens a reasoning model generates before "
-                                  "the visible answer: generated, timed and billed as output.")
+                                  "the visible answer: generated, timed and billed as output; "
+                                  "an agent session's later turns send them back in their "
+                                  "history (session.kind).")
     shared_prefix: SharedPrefixSpec | None = Field(
         default=None, description="A shared prefix in front of prompt_tokens (which are then "
                                   "the request's own part).")

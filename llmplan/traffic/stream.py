@@ -58,6 +58,9 @@ class RequestStream:
     #: per task, whether its requests are chat messages (a local model's chat template is
     #: added to their prompts when simulated); empty: none are
     chat_tasks: tuple[bool, ...] = ()
+    #: per task, whether a session's later turns carry the earlier turns' hidden reasoning
+    #: in their history (an agent loop's tool-call chain: SessionSpec.kind); empty: none do
+    reasoning_kept_tasks: tuple[bool, ...] = ()
 
     def __len__(self) -> int:
         return len(self.arrival_s)
@@ -115,7 +118,7 @@ class RequestStream:
                              ordered(tile(self.reasoning_tokens)), ordered(group),
                              ordered(tile(self.prefix_tokens)), ordered(session),
                              ordered(tile(self.turn)), ordered(tile(self.think_s)),
-                             self.chat_tasks)
+                             self.chat_tasks, self.reasoning_kept_tasks)
 
     def head(self, n: int) -> RequestStream:
         return self.rows(slice(0, n))
@@ -130,7 +133,7 @@ class RequestStream:
                              self.task_names, cut(self.reasoning_tokens),
                              cut(self.prefix_group), cut(self.prefix_tokens),
                              cut(self.session), cut(self.turn), cut(self.think_s),
-                             self.chat_tasks)
+                             self.chat_tasks, self.reasoning_kept_tasks)
 
     def with_chat_template(self, template: ChatTemplate) -> RequestStream:
         """The requests as a model with this chat template computes them: the template's
@@ -197,10 +200,12 @@ class RequestStream:
     def engine_shared_tokens(self) -> np.ndarray | None:
         """Per request, the prompt tokens it shares with what an engine computed for its
         group's earlier requests: prefix_tokens (a later turn: its history), except where
-        the turn before generated hidden reasoning. The engine's sequence holds that
-        reasoning between the turn's prompt and its answer, while the history goes on with
-        the answer (chat templates drop the reasoning), so the two part after the turn's
-        prompt. (A fanned-out turn's calls part from each other at their own messages: the
+        the turn before generated hidden reasoning that the history drops (a chat: chat
+        templates drop the reasoning of earlier user turns). The engine's sequence holds
+        that reasoning between the turn's prompt and its answer, while the history goes on
+        with the answer, so the two part after the turn's prompt. An agent loop's history
+        keeps the reasoning (`reasoning_kept_tasks`), so it goes on as the engine's sequence
+        did. (A fanned-out turn's calls part from each other at their own messages: the
         history of the turn after goes on from its first call's, `side_calls`.)"""
         shared = self.prefix_tokens
         if shared is None or self.session is None or self.turn is None \
@@ -220,6 +225,9 @@ class RequestStream:
         previous = rows[order[at[found]]]           # the turn before (its first call)
         later = later[found]
         hidden = self.reasoning_tokens[previous] > 0
+        if any(self.reasoning_kept_tasks):
+            kept = np.asarray(self.reasoning_kept_tasks, dtype=bool)[self.task_index[later]]
+            hidden &= ~kept
         out = shared.copy()
         out[later[hidden]] = np.minimum(shared[later[hidden]],
                                         self.prompt_tokens[previous[hidden]])
@@ -296,6 +304,8 @@ class Session(Protocol):
     def think_time_s(self) -> float: ...
     @property
     def fan_out(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
 
 
 class TaskMix(Protocol):
@@ -409,10 +419,13 @@ def _later_turns(stream: RequestStream, visible: np.ndarray, i: int, task: TaskM
         result: np.ndarray = total - offset
         return result
 
-    # history before turn k (k >= 1) = the first prompt and its visible answer, then every
-    # earlier later turn's messages and visible answers (all its branches)
-    added = message.sum(axis=1) + answer.sum(axis=1)
-    history = stream.prompt_tokens[parent] + visible[parent] + within(added) - added
+    # history before turn k (k >= 1) = the first prompt and its answer, then every earlier
+    # later turn's messages and answers (all its branches); an agent loop's answers keep
+    # their hidden reasoning (one user request's tool-call chain), a chat's do not
+    kept = spec.kind == "agent"
+    added = message.sum(axis=1) + answer.sum(axis=1) + (hidden.sum(axis=1) if kept else 0)
+    first = stream.output_tokens[parent] if kept else visible[parent]
+    history = stream.prompt_tokens[parent] + first + within(added) - added
     arrival = stream.arrival_s[parent] + within(pause)
     return (np.repeat(parent, fan), np.repeat(turn, fan), message.ravel(),
             (answer + hidden).ravel(), hidden.ravel(), np.repeat(history, fan),
@@ -448,9 +461,14 @@ def _with_sessions(stream: RequestStream, tasks: Sequence[TaskMix], seed: int,
                    duration_s: float) -> RequestStream:
     """Each request of a session task becomes the first turn of a conversation.
 
-    Turn k > 0 sends the history (turn k-1's prompt and its visible answer: hidden reasoning
-    is not sent back, as chat templates drop it) plus a new message drawn from the task's
-    prompt_tokens, and generates a new answer; an agent's turn may fan out into `fan_out`
+    Turn k > 0 sends the history (turn k-1's prompt and its answer) plus a new message
+    drawn from the task's prompt_tokens, and generates a new answer. A chat's history holds
+    the visible answers only (chat templates drop the reasoning of earlier user turns); an
+    agent loop's keeps each answer's hidden reasoning too: its turns are one user request's
+    tool calls, and the engines and APIs keep the reasoning of a tool-call chain in the
+    next call's context (harmony's analysis channel until a final answer, Qwen3's template
+    after the last user message, Anthropic's thinking blocks returned with tool results,
+    OpenAI's Responses API reasoning items). An agent's turn may fan out into `fan_out`
     such requests at once (parallel tool calls), all of which the next turn waits for and
     adds to its history, in their order; it reads the history from the prefix cache
     (the conversation is its prefix group). It follows the previous turn's end after a
@@ -499,7 +517,9 @@ def _with_sessions(stream: RequestStream, tasks: Sequence[TaskMix], seed: int,
     return RequestStream(out["arrival_s"], out["task_index"], out["prompt_tokens"],
                          out["output_tokens"], stream.task_names, out.get("reasoning_tokens"),
                          out["prefix_group"], out["prefix_tokens"], out["session"],
-                         out["turn"], out["think_s"], stream.chat_tasks)
+                         out["turn"], out["think_s"], stream.chat_tasks,
+                         tuple(task.session is not None and task.session.kind == "agent"
+                               for task in tasks))
 
 
 def _prefixes(tasks: Sequence[TaskMix], task_index: np.ndarray,

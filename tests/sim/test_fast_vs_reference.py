@@ -137,6 +137,15 @@ CASES = {
                              traffic="{kind: poisson, rate_per_s: 0.6}",
                              prefix=PREFIX + "\n        session: {turns_min: 2, "
                                     "turns_max: 4, think_time_s: 5, fan_out: 2}"),
+    # an agent's tool-call loop on a reasoning model: each turn's history keeps the
+    # earlier turns' thinking, which its replica's cache holds after their prompts
+    "sessions-agent-reasoning": dict(gpu="H100-SXM", replicas=2, router="prefix_affinity",
+                                     engine="{kv_cache_tokens: 200000}", admission="{}",
+                                     traffic="{kind: poisson, rate_per_s: 0.5}",
+                                     prefix=PREFIX + "\n        reasoning_tokens: {kind: "
+                                            "uniform, min_tokens: 50, max_tokens: 400}"
+                                            "\n        session: {kind: agent, turns_min: 2, "
+                                            "turns_max: 5, think_time_s: 2}"),
     "sessions-per-slot": dict(gpu="A100-80GB", replicas=1, router="round_robin",
                               engine="{prefix_caching: per_slot, max_num_seqs: 4}",
                               admission="{queue_timeout_s: 30}",
@@ -268,7 +277,8 @@ def test_the_cases_exercise_what_they_claim() -> None:
     assert seen["plenty-of-kv"][0] == 0
     assert seen["plenty-of-kv"][3] == 0
     for case in ("prefix-cache-vllm", "prefix-cache-per-slot", "prefix-cache-vllm-eviction",
-                 "sessions-closed-loop", "sessions-per-slot", "tabulated-step-time"):
+                 "sessions-closed-loop", "sessions-per-slot", "tabulated-step-time",
+                 "sessions-agent-reasoning"):
         assert seen[case][3] > 0, case
     assert seen["prefix-cache-vllm-eviction"][0] > 5
     assert seen["sliding-window-kv-pressure"][0] > 5

@@ -209,34 +209,37 @@ AGENT = """
 
 @pytest.mark.parametrize(("model", "reads"), [
     # GPT-5 (OpenAI before GPT-5.6) reads 1,024 tokens, then steps of 128: turn 1's 9,000
-    # cached tokens read as 1,024 + 62 x 128 = 8,960, turn 2's 10,200 as 1,024 + 71 x 128
-    ("gpt-5", [0, 8960, 10112]),
+    # cached tokens read as 1,024 + 62 x 128 = 8,960, turn 2's 10,500 as 1,024 + 74 x 128
+    ("gpt-5", [0, 8960, 10496]),
     # GPT-6 Sol's cache has no such steps: the previous prompt whole
-    ("gpt-6-sol", [0, 9000, 10200])])
+    ("gpt-6-sol", [0, 9000, 10500])])
 def test_an_agent_session_is_billed_its_cache_reads_and_thinking(model: str,
                                                                  reads: list[int]) -> None:
-    """Three steps: 8,000-token system prompt + 1,000-token tool result, then each step
-    resends the history (prompt, visible 200-token answer; the 300 thinking tokens are
-    dropped) plus a new 1,000-token result: prompts 9,000, 10,200, 11,400. The session
-    starts cold (the 2,000 s window is longer than either cache's lifetime), and each later
-    step reads the step before's prompt. Output: 3 x (200 + 300) tokens, the thinking
-    billed as output (OpenAI's reasoning tokens are output tokens)."""
+    """Three steps of one tool-call loop: 8,000-token system prompt + 1,000-token tool
+    result, then each step resends the history (prompt, then the 300 thinking tokens and
+    the 200-token answer: a tool-call chain keeps its reasoning, as OpenAI's Responses API
+    reasoning items and Anthropic's thinking blocks are passed back) plus a new 1,000-token
+    result: prompts 9,000, 10,500, 12,000. The session starts cold (the 2,000 s window is
+    longer than either cache's lifetime), and each later step reads the step before's
+    prompt; the thinking it sends back is written, as new input. Output: 3 x (200 + 300)
+    tokens, the thinking billed as output when generated (OpenAI's reasoning tokens are
+    output tokens) and as input when sent back."""
     loaded = scenario_from(AGENT.replace("MODEL", model))
     stream = build_request_stream(loaded.scenario)
-    assert list(stream.prompt_tokens) == [9000, 10200, 11400]
+    assert list(stream.prompt_tokens) == [9000, 10500, 12000]
     result = evaluate(loaded)
     cloud = result.deployments["api"].cloud
     assert cloud is not None and cloud.served == 3
-    assert cloud.input_tokens == 30600 and cloud.output_tokens == 1500
+    assert cloud.input_tokens == 31500 and cloud.output_tokens == 1500
     assert cloud.cached_input_tokens == sum(reads)
     spec = loaded.catalog.cloud_models[model]
     write = spec.cache_write_usd_per_mtok or spec.input_usd_per_mtok
     # what is not read is written (a write costs the input price where none is listed)
-    assert cloud.cache_write_tokens == 30600 - sum(reads)
+    assert cloud.cache_write_tokens == 31500 - sum(reads)
     month = windows_per_month(result.scenario, loaded.scenario.economics)
     items = {i.item: i.usd_per_month / month for i in result.deployments["api"].cost.items}
     assert items["input_tokens"] == pytest.approx(
-        (sum(reads) * spec.cache_read_usd_per_mtok + (30600 - sum(reads)) * write) / 1e6,
+        (sum(reads) * spec.cache_read_usd_per_mtok + (31500 - sum(reads)) * write) / 1e6,
         rel=1e-9)
     assert items["output_tokens"] == pytest.approx(1500 * spec.output_usd_per_mtok / 1e6,
                                                    rel=1e-9)

@@ -134,6 +134,28 @@ def test_hidden_reasoning_ends_what_the_next_turn_reads_from_the_cache(mode: str
 
 
 @pytest.mark.parametrize("mode", ["fast", "reference"])
+def test_an_agent_loop_keeps_the_reasoning_in_the_history_and_the_cache(mode: str) -> None:
+    # the same turns as one agent's tool-call loop: the history keeps each turn's 40
+    # reasoning tokens before its 40-token answer. Turn 1 sends [prompt 100][reasoning
+    # 40][answer 40][result 100] = 280, turn 2 280 + 80 + 100 = 460; the engine's sequence
+    # of turn 0 ([prompt 100][reasoning 40][answer 40], 179 tokens in the KV cache: its
+    # last one never is) goes on as the history does, so turn 1 reuses its 11 full
+    # 16-token blocks (176 of the 180-token history), turn 2 22 blocks of turn 1's 359
+    # (352 of 360)
+    text = ONE_SESSION.replace("output_tokens: {kind: fixed, tokens: 10}",
+                               "output_tokens: {kind: fixed, tokens: 40}\n"
+                               "        reasoning_tokens: {kind: fixed, tokens: 40}") \
+        .replace("session: {turns_min", "session: {kind: agent, turns_min")
+    run, stream = run_first(scenario_from(text), SimulationMode(mode))
+    assert list(stream.prompt_tokens) == [100, 280, 460]
+    assert stream.prefix_tokens is not None and list(stream.prefix_tokens[1:]) == [180, 360]
+    assert run.records.cached_tokens == [0, 176, 352]
+    table = request_table(run, stream)
+    prefill = stream.prompt_tokens[2] - 352
+    assert table.ttft_s[2] == pytest.approx(0.002 + prefill * 1e-5 + 352 * 50e-9, rel=1e-9)
+
+
+@pytest.mark.parametrize("mode", ["fast", "reference"])
 def test_a_turn_without_an_answer_ends_its_conversation(mode: str) -> None:
     # 4 turns of 100, 210, 320, 430 prompt tokens against a 300-token max_model_len: the
     # third is refused as too long, and the fourth, whose history would hold the third's
