@@ -76,8 +76,9 @@ class Timing:
         """The visible answer, what a conversation sends back. A server that streamed no
         reasoning of its own (a plain model told to ignore EOS) wrote the `hidden_tokens`
         the plan has the model think as the answer's first chunks, a token each: they are
-        not the answer (the simulated history holds the visible part alone, as chat
-        templates drop the reasoning)."""
+        not the answer (a chat's simulated history holds the visible part alone, as chat
+        templates drop the reasoning; an agent loop's keeps it: pass 0). Reasoning a server
+        streamed apart is never sent back."""
         skip = 0 if self.reasoning else hidden_tokens
         return "".join(self.text[skip:])
 

@@ -328,7 +328,9 @@ class _PlanUser(User):
                                turn=item.turn if item.session >= 0 else None)
         DISPATCH.inflight[request_id] = (record, self.stream)
         self.stream.send(item, record, taken.history)
-        DISPATCH.answered(taken, self.stream.answer(item.reasoning_tokens)
+        # an agent loop's history keeps the planned thinking (a plain server's text)
+        hidden = 0 if item.keeps_reasoning else item.reasoning_tokens
+        DISPATCH.answered(taken, self.stream.answer(hidden)
                           if record.error_class is None else None)
         if request_id not in DISPATCH.inflight:
             return                 # the stop already recorded it as cancelled

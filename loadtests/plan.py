@@ -85,6 +85,9 @@ class PlanItem:
     #: what a plain server writes as text in their place is kept out of the history a
     #: conversation's next turn sends (`Timing.answer`)
     reasoning_tokens: int = 0
+    #: an agent loop's turn (SessionSpec.kind): the next turn's history keeps its hidden
+    #: reasoning, so what a plain server writes in its place is sent back with the answer
+    keeps_reasoning: bool = False
 
 
 def build_plan(loaded: LoadedScenario, *, seed: int | None = None, time_scale: float = 1.0,
@@ -139,8 +142,11 @@ def build_plan(loaded: LoadedScenario, *, seed: int | None = None, time_scale: f
             think = 0.0 if stream.think_s is None else float(stream.think_s[i])
             hidden = 0 if stream.reasoning_tokens is None else \
                 min(int(stream.reasoning_tokens[i]), output_tokens)
+            kept = stream.reasoning_kept_tasks
+            keeps = bool(kept) and kept[int(stream.task_index[i])]
             plan.append(PlanItem(i, send_s, task, text, prompt_tokens, output_tokens, True,
-                                 None, i < warmup, shared, session, turn, think, hidden))
+                                 None, i < warmup, shared, session, turn, think, hidden,
+                                 keeps))
     return plan
 
 

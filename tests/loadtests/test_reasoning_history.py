@@ -1,10 +1,12 @@
-"""A conversation's next turn sends back the visible answer only, as simulated.
+"""A chat's next turn sends back the visible answer only, an agent loop's its thinking too,
+as simulated.
 
-The simulation's history of turn k holds the earlier prompts and visible answers: hidden
-reasoning is dropped (chat templates do). A load test of a reasoning task against a plain
-server (the bundled llama.cpp model has no reasoning parser) asks for reasoning + answer
-tokens with ignore_eos and gets them all as text; sent back whole, every later turn's
-prompt grew by the earlier turns' reasoning, a workload the simulation never saw.
+The simulation's history of a chat's turn k holds the earlier prompts and visible answers:
+hidden reasoning is dropped (chat templates do); an agent loop's keeps it. A load test of
+a reasoning task against a plain server (the bundled llama.cpp model has no reasoning
+parser) asks for reasoning + answer tokens with ignore_eos and gets them all as text; a
+chat's turn sent back whole would grow every later prompt by the earlier turns' reasoning,
+a workload the simulation never saw, and an agent loop's cut to the answer would not.
 """
 
 from __future__ import annotations
@@ -88,3 +90,28 @@ def test_a_load_test_sends_back_what_the_simulation_counts(tmp_path: Path) -> No
     answers = [[m["content"] for m in body["messages"] if m["role"] == "assistant"]
                for body in bodies]
     assert answers == [[], [" t3 t4 t5 t6"], [" t3 t4 t5 t6"] * 2]
+
+
+def test_an_agent_loop_sends_its_planned_thinking_back(tmp_path: Path) -> None:
+    """The same turns as one agent's tool-call loop: the simulated history keeps each
+    turn's 3 thinking tokens before its 4-token answer (7 per turn), and the load test
+    against a plain server sends back all 7 tokens it wrote, not the last 4."""
+    text = THINKING_CHAT.replace("session: {turns_min", "session: {kind: agent, turns_min")
+    loaded = scenario_from(text)
+    stream = build_request_stream(loaded.scenario)
+    assert stream.prefix_tokens is not None
+    assert int(stream.prefix_tokens[1] - stream.prompt_tokens[0]) == 7
+    assert all(p.keeps_reasoning for p in build_plan(loaded))
+    scenario = tmp_path / "thinking-agent.yaml"
+    scenario.write_text(textwrap.dedent(text))
+    with FakeOpenAI() as fake:
+        targets = targets_file(tmp_path, fake={"kind": "openai", "base_url": fake.base_url,
+                                               "model": "ok"})
+        result = llmplan("loadtest", str(scenario), "--targets", str(targets), "--target",
+                         "fake", "--duration", "30s", "--out", str(tmp_path / "out"))
+        bodies = list(fake.bodies)
+    assert result.returncode == 0, result.stderr
+    answers = [[m["content"] for m in body["messages"] if m["role"] == "assistant"]
+               for body in bodies]
+    whole = "".join(f" t{i}" for i in range(7))
+    assert answers == [[], [whole], [whole] * 2]
