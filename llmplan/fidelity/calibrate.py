@@ -31,6 +31,7 @@ from llmplan.fidelity.fit import (
     identifiability,
     kv_split_note,
     quality_gate,
+    run_speed_findings,
 )
 from llmplan.fidelity.server import ServerInfo, model_file, same_server, server_info
 from llmplan.fidelity.timeline import (
@@ -130,6 +131,7 @@ def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
     rows: list[RequestRecord] = []
     samples: list[StepSample] = []
     cold: list[ColdStart] = []
+    by_run: list[list[StepSample]] = []
     for run in runs:
         run_rows = read_measurements(run)
         _need_token_times(run, run_rows)
@@ -137,6 +139,7 @@ def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
         run_samples, run_cold = steps(run_rows, warmup_records(run))
         rows += run_rows
         samples += run_samples
+        by_run.append(run_samples)
         cold += run_cold
     try:
         fit = fit_step_time(samples, cold, first_tokens(rows))
@@ -153,6 +156,8 @@ def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
                         f"read smaller than the server ran them)",
             "calibrate from runs without failures where you can"))
     blocking, advisory = identifiability(samples, len(cold))
+    drift, drift_notes = run_speed_findings(fit, by_run, [str(run) for run in runs])
+    blocking += drift
     calibration = build_calibration(fit, _merged(infos), rows, source_text, samples=samples,
                                     slots=slots,
                                     max_batched_tokens=max_batched_tokens,
@@ -161,7 +166,8 @@ def fit_runs(paths: Path | Sequence[Path], *, slots: int | None = None,
     split = kv_split_note(fit, samples)
     if split is not None:
         notes.append(split)
-    return CalibrationReport(calibration, fit, reasons, given + advisory + notes, source_text)
+    return CalibrationReport(calibration, fit, reasons, given + advisory + notes + drift_notes,
+                             source_text)
 
 
 def _options_hold(source: str, rows: list[RequestRecord], samples: list[StepSample], *,

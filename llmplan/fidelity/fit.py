@@ -40,7 +40,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import nnls
+from scipy.optimize import OptimizeResult, least_squares, nnls
 
 from llmplan.fidelity.timeline import ColdStart, StepSample
 
@@ -571,3 +571,138 @@ def quality_gate(fit: Fit, blocking: list[Finding],
             f"{MAX_OVERHEAD_SHARE:.0%} of the median cold-start TTFT ({cold * 1e3:.0f} ms): "
             f"the prefill fit does not explain first tokens", more))
     return reasons, notes
+
+
+#: Runs fitted together whose steps took more than this many times as long as each other's
+#: for the same work (beyond the noise: the 95% interval of the ratio excludes 1) ran on a
+#: host whose speed changed between them. The same share as validate's SPEED_AGREEMENT: a
+#: one-thread CPU server's fit runs on a quiet shared machine were 6% apart.
+MAX_RUN_SPEED_CHANGE = 0.10
+
+
+@dataclass(frozen=True)
+class RunSpeeds:
+    """The step line fitted with one speed per run (steps of run r take speeds[r] times the
+    line's time; the first run's is 1), with the 95% interval of the slowest run's speed
+    over the fastest's, and the pair and KV-token costs of that fit (seconds)."""
+
+    speeds: tuple[float, ...]
+    slowest: int
+    fastest: int
+    ratio: float
+    ratio_low: float
+    ratio_high: float
+    per_pair_s: float
+    per_kv_token_s: float
+
+
+def run_speeds(runs: list[list[StepSample]]) -> RunSpeeds | None:
+    """The step line with a speed of its own for each run (see RunSpeeds), fitted on
+    residuals relative to the predicted step and trimmed within each run's kind of step;
+    None for one run, or a run of fewer than MIN_STEPS steps.
+
+    A host that slows from one run to the next slows every kind of step alike, a cost
+    does not: a KV-token or pair cost that the runs' longer contexts or prompts would
+    have to explain shows in every step in proportion to its KV tokens or pairs, while a
+    host's speed multiplies the fixed, per-sequence and per-token parts too. Fitted as one,
+    runs of 100- and 400-token prompts, the second 30% slower, put the change in the KV
+    and pair costs (a synthetic server with known costs: KV 9.5 times its own, pairs 0)."""
+    if len(runs) < 2 or any(len(r) < MIN_STEPS for r in runs):
+        return None
+    X, y, prefill = _design([s for r in runs for s in r])
+    run = np.concatenate([np.full(len(r), i) for i, r in enumerate(runs)])
+    used = X.max(axis=0) > 0
+    scale = X[:, used].max(axis=0) / max(float(y.max()), 1e-12)
+    Xn = X[:, used] / scale                     # columns of comparable size for the solver
+    n_coef, n_runs = int(used.sum()), len(runs)
+
+    def relative(p: np.ndarray) -> np.ndarray:
+        log_speed = np.concatenate([[0.0], p[n_coef:]])
+        predicted = np.exp(log_speed[run]) * (Xn @ p[:n_coef])
+        residual: np.ndarray = (predicted - y) / np.maximum(predicted, 1e-12)
+        return residual
+
+    def solve(kept: np.ndarray, start: np.ndarray) -> OptimizeResult:
+        return least_squares(lambda p: relative(p)[kept], start, bounds=(lower, np.inf))
+
+    start = np.concatenate([nnls(Xn, y)[0] + 1e-6, np.zeros(n_runs - 1)])
+    lower = np.concatenate([np.zeros(n_coef), np.full(n_runs - 1, -np.inf)])
+    keep = np.ones(y.size, dtype=bool)
+    for _ in range(2):
+        start = solve(keep, start).x
+        keep = _trim_by_group(np.abs(relative(start)), 2 * run + prefill)
+    solved = solve(keep, start)
+    # the covariance of the free parameters (coefficients at their bound 0 held there)
+    free = np.concatenate([solved.x[:n_coef] > 0, np.ones(n_runs - 1, dtype=bool)])
+    jac = solved.jac[:, free]
+    scatter = float(solved.fun @ solved.fun) / max(solved.fun.size - jac.shape[1], 1)
+    cov_log = (scatter * np.linalg.pinv(jac.T @ jac))[-(n_runs - 1):, -(n_runs - 1):]
+    log_speed = np.concatenate([[0.0], solved.x[n_coef:]])
+    cov = np.zeros((n_runs, n_runs))
+    cov[1:, 1:] = cov_log
+    slowest, fastest = int(np.argmax(log_speed)), int(np.argmin(log_speed))
+    gap = float(log_speed[slowest] - log_speed[fastest])
+    half = 1.96 * math.sqrt(max(float(cov[slowest, slowest] + cov[fastest, fastest]
+                                      - 2 * cov[slowest, fastest]), 0.0))
+    coef = np.zeros(X.shape[1])
+    coef[used] = solved.x[:n_coef] / scale
+    return RunSpeeds(speeds=tuple(float(v) for v in np.exp(log_speed)), slowest=slowest,
+                     fastest=fastest, ratio=math.exp(gap), ratio_low=math.exp(gap - half),
+                     ratio_high=math.exp(gap + half), per_pair_s=float(coef[4]),
+                     per_kv_token_s=float(coef[3]))
+
+
+def _predicted_s(fit: Fit, samples: list[StepSample]) -> np.ndarray:
+    """What the kept model (the table, else the line) predicts for each step."""
+    X, _, _ = _design(samples)
+    if fit.table is not None:
+        return fit.table.predict(X[:, 1] + X[:, 2], X[:, 3], X[:, 4])
+    predicted: np.ndarray = X @ np.asarray(fit.coefficients_s)
+    return predicted
+
+
+def run_speed_findings(fit: Fit, runs: list[list[StepSample]], names: list[str]
+                       ) -> tuple[list[Finding], list[Finding]]:
+    """(blocking, advisory) findings about runs fitted together at host speeds more than
+    MAX_RUN_SPEED_CHANGE apart, beyond the noise (see run_speeds).
+
+    The fit itself reads each run's speed too (its total measured time over the total the
+    kept model predicts, as validate reads a run's): where the runs did the same work at
+    the same load it cannot follow the change, and reads it as the runs' speeds do (the
+    calibration is then at their average speed, and validate reads each run's own); where
+    their prompts, contexts or batches differ it puts the change in the costs they differ
+    in (a slower host's longer queue alone makes its batches larger and their contexts
+    longer), and reads the runs alike.
+    What it does not read of the change went into its costs: blocking beyond
+    MAX_RUN_SPEED_CHANGE (beyond the noise), a note otherwise."""
+    found = run_speeds(runs)
+    if found is None or found.ratio <= 1 + MAX_RUN_SPEED_CHANGE or found.ratio_low <= 1.0:
+        return [], []
+    read = [sum(s.duration_s for s in run) / max(float(_predicted_s(fit, run).sum()), 1e-12)
+            for run in runs]
+    followed = read[found.slowest] / read[found.fastest]
+    hidden, hidden_low = found.ratio / followed, found.ratio_low / followed
+    slow, fast = names[found.slowest], names[found.fastest]
+    took = (f"{slow}'s steps took {found.ratio:.2f} times as long as {fast}'s for the same "
+            f"work (95% interval {found.ratio_low:.2f}-{found.ratio_high:.2f}; at most "
+            f"{1 + MAX_RUN_SPEED_CHANGE:.2f} for one host): the host ran at another speed")
+    if hidden > 1 + MAX_RUN_SPEED_CHANGE and hidden_low > 1.0:
+        per_pair_s = fit.table.per_pair_s if fit.table is not None else fit.coefficients_s[4]
+        per_kv_s = fit.table.per_kv_token_s if fit.table is not None \
+            else fit.coefficients_s[3]
+        return [Finding(
+            "runs",
+            f"{took}, and fitted as one the change went into the costs the runs differ in: "
+            f"the fit reads {slow}'s steps as {followed:.2f} times {fast}'s, a prefill pair "
+            f"at {per_pair_s * 1e9:,.1f} ns and a KV token at {per_kv_s * 1e9:,.1f} ns, "
+            f"where a speed for each run reads {found.per_pair_s * 1e9:,.1f} and "
+            f"{found.per_kv_token_s * 1e9:,.1f} ns",
+            "rerun the runs back to back on a host that runs nothing else, or calibrate "
+            "each run separately")], []
+    return [], [Finding(
+        "runs",
+        f"{took}; the runs did work too alike for the fit to put the change in a cost (it "
+        f"reads {slow}'s steps as {followed:.2f} times {fast}'s too), so the calibration is "
+        f"at their average speed",
+        "rerun the runs back to back on a host that runs nothing else for its own speed; "
+        "validate reads each run's speed against the calibration's")]
