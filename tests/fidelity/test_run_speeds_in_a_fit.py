@@ -124,3 +124,27 @@ def test_a_real_servers_run_split_in_two_reads_one_speed() -> None:
 def test_one_run_has_no_speed_to_compare() -> None:
     samples, _ = steps(read_measurements(DATA / "llamacpp_quick1"))
     assert run_speeds([samples]) is None
+
+
+@pytest.mark.parametrize("speed", [1.0, 0.7])
+def test_a_server_the_line_does_not_fit_reads_its_runs_speeds(speed: float) -> None:
+    """A CPU server's step table (see test_calibrate_synthetic; not a line, as the speed
+    fit assumes): 20-60-token prompts at 3/s and 150-400-token ones at 1/s, the second on a
+    host `speed` times as fast, with 10% jitter. One speed reads one; 0.7 reads 1/0.7."""
+    truth = [(1, 0.0022), (2, 0.0046), (3, 0.0069), (4, 0.0072), (40, 0.045), (400, 0.39)]
+
+    def run(seed: int, prompt: tuple[int, int], rate: float, slow: float) -> list:
+        rng = np.random.default_rng(seed)
+        times = np.cumsum(rng.exponential(1 / rate, 300))
+        rows = serve([(float(t), int(rng.integers(*prompt)), int(rng.integers(2, 30)))
+                      for t in times], coef=(0.0, 0.0, 0.0, 2e-7 * slow),
+                     tokens_s=[(k, s * slow) for k, s in truth], noise=0.1, seed=seed)
+        return steps(rows)[0]
+
+    runs = [run(1, (20, 60), 3.0, 1.0), run(2, (150, 400), 1.0, 1 / speed)]
+    found = run_speeds(runs)
+    assert found is not None
+    assert found.ratio == pytest.approx(1 / speed, rel=0.04)
+    blocking, notes = run_speed_findings(fit_step_time(runs[0] + runs[1], []), runs,
+                                         ["short", "long"])
+    assert bool(blocking or notes) == (speed != 1.0)
