@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmplan.catalog import Catalog, builtin_catalog
-from llmplan.catalog.catalog import DType, KvDType
+from llmplan.catalog.catalog import DType, KvDType, ModelSpec
 from llmplan.perf.engine import EngineSpec
 from llmplan.perf.memory import kv_capacity
 from llmplan.perf.steptime_spec import RooflineStepTime
@@ -268,9 +268,34 @@ def _stream(arrivals: np.ndarray, case: ThroughputCase) -> RequestStream:
                          chat_tasks=(case.api == "chat",))
 
 
-# trtllm-bench's bytes per weight and per KV element by quantisation (BYTES_PER_ELEM in
-# tensorrt_llm/bench/build/tuning.py; anything else counts 2)
+# trtllm-bench's bytes per element by the checkpoint's quant_algo, for the weights and the KV
+# cache alike (BYTES_PER_ELEM in tensorrt_llm/bench/build/tuning.py; anything else counts 2)
 TRTLLM_BENCH_BYTES = {"fp8": 1.0, "nvfp4": 0.5}
+# safetensors elements a ModelOpt NVFP4 checkpoint stores per weight of a quantised linear:
+# the weight packed two to a byte (U8, in / 2 a row) and its block scales (F8_E4M3, one per 16)
+NVFP4_STORED_ELEMENTS_PER_WEIGHT = 1 / 2 + 1 / 16
+
+
+def trtllm_bench_param_count(model: ModelSpec, weights: str | None) -> float:
+    """The parameter count trtllm-bench sizes the weights from: `ModelConfig.get_param_count`
+    (tensorrt_llm/bench/build/dataclasses.py) sums `parameter_count` of the checkpoint's
+    safetensors metadata, the elements of every stored tensor whatever its dtype.
+
+    A ModelOpt NVFP4 checkpoint quantises the linear layers of the transformer blocks
+    (attention, dense MLPs, shared and routed experts: "only the weights and activations of
+    the linear operators within transformers blocks are quantized", its model cards) and
+    stores each as half as many U8 elements plus a sixteenth of F8 scales; what it leaves
+    out (exclude_modules: lm_head, the routers, and the embeddings and vision tower, which
+    are no linear of a block) stays 16-bit, one element a weight (the norms, a few thousand
+    weights a layer, are counted with the linears). FP8 and 16-bit
+    checkpoints, and the 16-bit ones `trtllm-bench build --quantization` quantised, store one
+    element a weight; the per-tensor scales (a few per linear) are left out.
+    """
+    params = model.params_b * 1e9
+    if weights != "nvfp4":
+        return params
+    unquantised = model.embedding_params + model.vision_params + model.router_params
+    return unquantised + (params - unquantised) * NVFP4_STORED_ELEMENTS_PER_WEIGHT
 
 
 def trtllm_bench_limits(case: ThroughputCase, catalog: Catalog) -> tuple[int, int]:
@@ -283,8 +308,10 @@ def trtllm_bench_limits(case: ThroughputCase, catalog: Catalog) -> tuple[int, in
     weights holds, at most 4,096, divided among the pp pipeline stages' micro-batches
     (`n_gpus = tp_size * pp_size`; `raw_bs = min(kv_cache_max_requests, 4096) / pp_size`),
     rounded up; tokens per step that batch x (1 + ISL / OSL), at most 32,768, rounded up,
-    at least 2,048. TensorRT-LLM's max_batch_size bounds each micro-batch, the simulator's
-    max_num_seqs (vLLM's) all batches in flight: pp x the batch.
+    at least 2,048. The weights are the checkpoint's stored elements
+    (trtllm_bench_param_count) x BYTES_PER_ELEM of its quant_algo. TensorRT-LLM's
+    max_batch_size bounds each micro-batch, the simulator's max_num_seqs (vLLM's) all batches
+    in flight: pp x the batch.
     """
     gpu, model = catalog.gpus[case.gpu], catalog.models[case.model]
     gib = float(1 << 30)
@@ -293,7 +320,8 @@ def trtllm_bench_limits(case: ThroughputCase, catalog: Catalog) -> tuple[int, in
     per_token_gib = (2 * model.layers * max(case.tp, model.kv_heads) * model.head_dim
                      * kv_bytes / gib)
     gpus = case.tp * case.pp
-    free_gib = gpu.memory_bytes / gib * gpus - model.params_b * 1e9 * weight_bytes / gib
+    weights_gib = trtllm_bench_param_count(model, case.weights) * weight_bytes / gib
+    free_gib = gpu.memory_bytes / gib * gpus - weights_gib
     requests = free_gib * 0.95 / (per_token_gib * (case.input_tokens + case.output_tokens))
     raw_bs = min(requests, 4096) / case.pp
     raw_tokens = min(raw_bs * (1 + case.input_tokens / case.output_tokens), 32768)

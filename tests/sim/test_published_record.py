@@ -29,6 +29,7 @@ from record import (
     summary,
     throughput_outcomes,
     trtllm_bench_limits,
+    trtllm_bench_param_count,
 )
 
 from llmplan.catalog import builtin_catalog
@@ -286,19 +287,58 @@ def test_trtllm_bench_sizes_a_pipeline_from_all_its_gpus_and_batches_per_stage()
     n_gpus = tp x pp GPUs less the weights, 95% of it for requests of ISL + OSL tokens,
     then raw_bs = min(requests, 4096) / pp_size, the batch of one micro-batch. On paper for
     Llama-4-Scout in NVFP4 on four RTX PRO 6000s as TP2 x PP2 at 1000/1000: 4 x 94.97 GiB
-    - 108.64 B x 0.5 bytes (50.60 GiB) = 329.29 GiB; a request holds 2,000 tokens x 2 x 48
-    layers x 8 KV heads x 128 x 1 byte = 0.1831 GiB; 0.95 x 329.29 / 0.1831 = 1,708
-    requests, 854 a micro-batch, rounded up to 896 (steps of 128 from 256); tokens
-    854 x 2 = 1,708, below 4,096: the floor of 2,048. The simulator's max_num_seqs holds
-    every batch in flight: 2 x 896. (Sized from two GPUs and without the division, as
-    before, it was 768.)"""
+    - 29.06 GiB of weights (the checkpoint's 62.40 B stored elements x 0.5 bytes, as in
+    test_trtllm_bench_sizes_nvfp4_weights_from_the_checkpoints_stored_elements) = 350.83 GiB;
+    a request holds 2,000 tokens x 2 x 48 layers x 8 KV heads x 128 x 1 byte = 0.1831 GiB;
+    0.95 x 350.83 / 0.1831 = 1,820 requests, 910 a micro-batch, rounded up to 1,024 (steps
+    of 128 from 256); tokens 910 x 2 = 1,820, below 4,096: the floor of 2,048. The
+    simulator's max_num_seqs holds every batch in flight: 2 x 1,024. (Sized from two GPUs
+    and without the division it was 768; from 108.64 B parameters x 0.5 bytes, 2 x 896.)"""
     case = next(c for c in load_cases(ThroughputCase, "published_record.yaml")
                 if c.id == "trtllm10-rtxpro6000-llama4-scout-fp4-tp2-pp2-1k1k")
     catalog = builtin_catalog()
     assert catalog.gpus[case.gpu].memory_bytes == 101_974_016_000   # 94.97 GiB
-    assert trtllm_bench_limits(case, catalog) == (2 * 896, 2048)
+    assert trtllm_bench_limits(case, catalog) == (2 * 1024, 2048)
     one_stage = case.model_copy(update={"pp": 1, "tp": 4})   # same GPUs, one batch
-    assert trtllm_bench_limits(one_stage, catalog)[0] == 1792
+    assert trtllm_bench_limits(one_stage, catalog)[0] == 2048   # 1,820 in steps of 256
+
+
+def test_trtllm_bench_sizes_nvfp4_weights_from_the_checkpoints_stored_elements() -> None:
+    """trtllm-bench (v1.0, the PyTorch flow of the record's NVFP4 rows) takes the weights as
+    param_count x BYTES_PER_ELEM[NVFP4] = 0.5, param_count being the safetensors elements of
+    the ModelOpt checkpoint (ModelConfig.get_param_count), which stores an NVFP4 linear as
+    half as many U8 elements plus a sixteenth of F8 block scales, and leaves the embeddings,
+    lm_head, routers and vision tower 16-bit. On paper for Llama-4-Scout on one B200 at
+    1000/1000: unquantised 2 x 202,048 x 5,120 (embeddings and lm_head) + 0.872 B (vision)
+    + 48 x 16 x 5,120 (routers) = 2,944,903,680; the linears' 105,695,096,320 stored as
+    59,453,491,680; 62,398,395,360 elements x 0.5 bytes = 29.06 GiB (not 108.64 B x 0.5 =
+    50.59 GiB). 0.95 x (178.35 - 29.06) GiB / 0.1831 GiB a request of 2,000 tokens = 774.6
+    requests, rounded up to 896 (steps of 128; 662.9 and 768 from 50.59 GiB); tokens
+    774.6 x 2 below 4,096: 2,048."""
+    case = next(c for c in load_cases(ThroughputCase, "published_record.yaml")
+                if c.id == "trtllm10-b200-llama4-scout-fp4-tp1-1k1k")
+    catalog = builtin_catalog()
+    assert (case.weights, case.kv_dtype, case.tp, case.pp) == ("nvfp4", "fp8", 1, 1)
+    assert catalog.gpus[case.gpu].memory_bytes == 191_502_483_456   # 178.35 GiB
+    assert trtllm_bench_param_count(catalog.models[case.model], "nvfp4") == \
+        pytest.approx(62_398_395_360, rel=1e-9)
+    assert trtllm_bench_limits(case, catalog) == (896, 2048)
+
+
+def test_trtllm_bench_sizes_fp8_weights_at_a_byte_a_parameter() -> None:
+    """An FP8 checkpoint stores one F8_E4M3 element a weight (and its 16-bit embeddings one
+    each): param_count is the parameter count, x BYTES_PER_ELEM[FP8] = 1. On paper for
+    Llama-3.3-70B in FP8 on one H200 at 1000/1000: 139.80 GiB - 70.55 B bytes (65.70 GiB)
+    = 74.10 GiB; a request holds 2,000 x 2 x 80 layers x 8 KV heads x 128 x 1 byte =
+    0.3052 GiB; 0.95 x 74.10 / 0.3052 = 230.7 requests, below 256: rounded up to 256
+    (steps of 32); tokens 461, the floor of 2,048."""
+    case = next(c for c in load_cases(ThroughputCase, "published_record.yaml")
+                if c.id == "trtllm10-h200-llama33-70b-fp8-tp1-1k1k")
+    catalog = builtin_catalog()
+    assert (case.weights, case.kv_dtype, case.tp, case.pp) == ("fp8", "fp8", 1, 1)
+    assert catalog.gpus[case.gpu].memory_bytes == 150_109_945_856   # 139.80 GiB
+    assert trtllm_bench_param_count(catalog.models[case.model], "fp8") == 70.55e9
+    assert trtllm_bench_limits(case, catalog) == (256, 2048)
 
 
 def test_the_llama4_scout_miss_is_a_pattern_not_one_figure() -> None:
