@@ -274,6 +274,13 @@ TRTLLM_BENCH_BYTES = {"fp8": 1.0, "nvfp4": 0.5}
 # safetensors elements a ModelOpt NVFP4 checkpoint stores per weight of a quantised linear:
 # the weight packed two to a byte (U8, in / 2 a row) and its block scales (F8_E4M3, one per 16)
 NVFP4_STORED_ELEMENTS_PER_WEIGHT = 1 / 2 + 1 / 16
+# the quant_algos trtllm-bench sizes itself (TUNED_QUANTS in tensorrt_llm/bench/build/build.py:
+# NVFP4, FP8, FP8_BLOCK_SCALES, NO_QUANT, None); any other, as an MXFP4 checkpoint's
+# (_torch/model_config.py load_hf_quant_config: quant_method mxfp4 -> W4A16_MXFP4 on Hopper,
+# W4A8_MXFP4_* on Blackwell), runs at DEFAULT_MAX_BATCH_SIZE and DEFAULT_MAX_NUM_TOKENS,
+# BuildConfig's max_batch_size and max_num_tokens (tensorrt_llm/builder.py)
+TRTLLM_BENCH_TUNED = frozenset({"bf16", "fp16", "fp8", "nvfp4"})
+TRTLLM_BENCH_DEFAULT_LIMITS = (2048, 8192)
 
 
 def trtllm_bench_param_count(model: ModelSpec, weights: str | None) -> float:
@@ -309,11 +316,15 @@ def trtllm_bench_limits(case: ThroughputCase, catalog: Catalog) -> tuple[int, in
     (`n_gpus = tp_size * pp_size`; `raw_bs = min(kv_cache_max_requests, 4096) / pp_size`),
     rounded up; tokens per step that batch x (1 + ISL / OSL), at most 32,768, rounded up,
     at least 2,048. The weights are the checkpoint's stored elements
-    (trtllm_bench_param_count) x BYTES_PER_ELEM of its quant_algo. TensorRT-LLM's
+    (trtllm_bench_param_count) x BYTES_PER_ELEM of its quant_algo; a quant_algo the tool does
+    not tune (MXFP4) gets BuildConfig's defaults, 2,048 and 8,192. TensorRT-LLM's
     max_batch_size bounds each micro-batch, the simulator's max_num_seqs (vLLM's) all batches
     in flight: pp x the batch.
     """
     gpu, model = catalog.gpus[case.gpu], catalog.models[case.model]
+    if (case.weights or model.default_dtype) not in TRTLLM_BENCH_TUNED:
+        bs, tokens = TRTLLM_BENCH_DEFAULT_LIMITS
+        return bs * case.pp, max(tokens, bs * case.pp)
     gib = float(1 << 30)
     weight_bytes = TRTLLM_BENCH_BYTES.get(case.weights or "", 2.0)
     kv_bytes = TRTLLM_BENCH_BYTES.get(case.kv_dtype or "", 2.0)

@@ -341,6 +341,21 @@ def test_trtllm_bench_sizes_fp8_weights_at_a_byte_a_parameter() -> None:
     assert trtllm_bench_limits(case, catalog) == (256, 2048)
 
 
+def test_trtllm_bench_runs_an_mxfp4_checkpoint_at_buildconfigs_defaults() -> None:
+    """trtllm-bench tunes only the quant_algos of TUNED_QUANTS (bench/build/build.py: NVFP4,
+    FP8, FP8_BLOCK_SCALES, NO_QUANT, None). gpt-oss ships MXFP4 (config.json quant_method
+    mxfp4, read by _torch/model_config.py as W4A16_MXFP4 on the H100), so
+    get_benchmark_engine_settings returns DEFAULT_MAX_BATCH_SIZE and DEFAULT_MAX_NUM_TOKENS,
+    BuildConfig's 2,048 and 8,192 (tensorrt_llm/builder.py), whatever the lengths: not a
+    size from 2 bytes a parameter (512 sequences at 1,024 / 1,024, 64 at 32,768 / 1,024)."""
+    catalog = builtin_catalog()
+    rows = [c for c in load_cases(ThroughputCase, "published_record.yaml")
+            if c.engine == "trtllm" and c.weights == "mxfp4"]
+    assert {(c.input_tokens, c.output_tokens) for c in rows} >= {(1024, 1024), (32768, 1024)}
+    for case in rows:
+        assert trtllm_bench_limits(case, catalog) == (2048, 8192), case.id
+
+
 def test_the_llama4_scout_miss_is_a_pattern_not_one_figure() -> None:
     """Every fully stated Llama 4 figure of TensorRT-LLM's perf overview on a catalogued GPU
     (v1.0's page, where the two misses come from, and the later developer guide's DEP rows),
