@@ -305,6 +305,11 @@ def trtllm_bench_param_count(model: ModelSpec, weights: str | None) -> float:
     return unquantised + (params - unquantised) * NVFP4_STORED_ELEMENTS_PER_WEIGHT
 
 
+# the v0.17 perf overview (its source commit), whose runs built engines with `trtllm-bench
+# build` and ran them at the tuned limits; every later page ran the PyTorch flow
+TRTLLM_ENGINE_FLOW_SOURCES = ("258c7540c03517def55d9a5aadfa9288af474e1b",)
+
+
 def trtllm_bench_limits(case: ThroughputCase, catalog: Catalog) -> tuple[int, int]:
     """(max_batch_size, max_num_tokens) `trtllm-bench throughput` runs a case with, as the
     simulator reads them (max_num_seqs over the whole replica, tokens per batch).
@@ -317,14 +322,27 @@ def trtllm_bench_limits(case: ThroughputCase, catalog: Catalog) -> tuple[int, in
     rounded up; tokens per step that batch x (1 + ISL / OSL), at most 32,768, rounded up,
     at least 2,048. The weights are the checkpoint's stored elements
     (trtllm_bench_param_count) x BYTES_PER_ELEM of its quant_algo; a quant_algo the tool does
-    not tune (MXFP4) gets BuildConfig's defaults, 2,048 and 8,192. TensorRT-LLM's
+    not tune (MXFP4) gets BuildConfig's defaults, 2,048 and 8,192. The PyTorch flow
+    (get_settings in tensorrt_llm/bench/benchmark/utils/general.py) then, with chunked
+    prefill off (the tool's default; the record's runs set none), raises the tokens to at
+    least the longest prompt + max_batch_size, so that a whole prompt fits one step; engines
+    built by `trtllm-bench build` (the v0.17 page) keep the tuned tokens. TensorRT-LLM's
     max_batch_size bounds each micro-batch, the simulator's max_num_seqs (vLLM's) all batches
     in flight: pp x the batch.
     """
+    bs, tokens = _trtllm_bench_tuned(case, catalog)
+    if not any(commit in case.source for commit in TRTLLM_ENGINE_FLOW_SOURCES):
+        tokens = max(tokens, case.input_tokens + bs)
+    # the simulator's budget bounds a batch's tokens and takes every running sequence's
+    # one (EngineSpec: max_num_batched_tokens >= max_num_seqs)
+    return bs * case.pp, max(tokens, bs * case.pp)
+
+
+def _trtllm_bench_tuned(case: ThroughputCase, catalog: Catalog) -> tuple[int, int]:
+    """get_benchmark_engine_settings: (max_batch_size of one micro-batch, max_num_tokens)."""
     gpu, model = catalog.gpus[case.gpu], catalog.models[case.model]
     if (case.weights or model.default_dtype) not in TRTLLM_BENCH_TUNED:
-        bs, tokens = TRTLLM_BENCH_DEFAULT_LIMITS
-        return bs * case.pp, max(tokens, bs * case.pp)
+        return TRTLLM_BENCH_DEFAULT_LIMITS
     gib = float(1 << 30)
     weight_bytes = TRTLLM_BENCH_BYTES.get(case.weights or "", 2.0)
     kv_bytes = TRTLLM_BENCH_BYTES.get(case.kv_dtype or "", 2.0)
@@ -346,9 +364,7 @@ def trtllm_bench_limits(case: ThroughputCase, catalog: Catalog) -> tuple[int, in
     else:
         step = 512 if raw_tokens < 8192 else 1024
         tokens = step * math.ceil(raw_tokens / step)
-    # the simulator's budget bounds a batch's tokens and takes every running sequence's
-    # one (EngineSpec: max_num_batched_tokens >= max_num_seqs)
-    return bs * case.pp, max(tokens, bs * case.pp)
+    return bs, tokens
 
 
 def case_table(case: ThroughputCase, catalog: Catalog) -> RequestTable:

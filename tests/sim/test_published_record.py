@@ -347,13 +347,36 @@ def test_trtllm_bench_runs_an_mxfp4_checkpoint_at_buildconfigs_defaults() -> Non
     mxfp4, read by _torch/model_config.py as W4A16_MXFP4 on the H100), so
     get_benchmark_engine_settings returns DEFAULT_MAX_BATCH_SIZE and DEFAULT_MAX_NUM_TOKENS,
     BuildConfig's 2,048 and 8,192 (tensorrt_llm/builder.py), whatever the lengths: not a
-    size from 2 bytes a parameter (512 sequences at 1,024 / 1,024, 64 at 32,768 / 1,024)."""
+    size from 2 bytes a parameter (512 sequences at 1,024 / 1,024, 64 at 32,768 / 1,024).
+    The PyTorch flow then fits the longest prompt in a step (ISL + 2,048 tokens when more)."""
     catalog = builtin_catalog()
     rows = [c for c in load_cases(ThroughputCase, "published_record.yaml")
             if c.engine == "trtllm" and c.weights == "mxfp4"]
     assert {(c.input_tokens, c.output_tokens) for c in rows} >= {(1024, 1024), (32768, 1024)}
     for case in rows:
-        assert trtllm_bench_limits(case, catalog) == (2048, 8192), case.id
+        assert trtllm_bench_limits(case, catalog) == \
+            (2048, max(8192, case.input_tokens + 2048)), case.id
+
+
+def test_trtllm_bench_pytorch_flow_fits_the_longest_prompt_in_a_step() -> None:
+    """With chunked prefill off (trtllm-bench's default; the pages' llm_options set none),
+    the PyTorch flow's get_settings (bench/benchmark/utils/general.py) forces
+    max_num_tokens = max(tuned, max ISL + max_batch_size). On paper for Llama-3.1-8B in FP8
+    on one H100 at 20,000 / 2,000 (v1.0 page): 79.20 GiB - 8.03 B bytes (7.48 GiB) =
+    71.73 GiB; a request holds 22,000 x 2 x 32 x 8 x 128 x 1 byte = 1.343 GiB; 0.95 x 71.73 /
+    1.343 = 50.7 requests, the floor of 64 sequences; tokens 50.7 x 11 = 558, the floor of
+    2,048, forced to 20,000 + 64 = 20,064. The v0.17 page built engines (`trtllm-bench
+    build`), which keep the tuned tokens: Llama-3.1-70B in FP8 on four L40S at 2,048 / 2,048,
+    4 x 44.52 - 65.71 = 112.38 GiB, 0.625 GiB a request, 170.8 requests: 192 sequences and
+    2,048 tokens (not 2,048 + 192)."""
+    cases = {c.id: c for c in load_cases(ThroughputCase, "published_record.yaml")}
+    catalog = builtin_catalog()
+    pytorch = cases["trtllm10-h100-llama31-8b-fp8-tp1-20000-2000"]
+    assert catalog.gpus[pytorch.gpu].memory_bytes == 85_045_477_376   # 79.20 GiB
+    assert trtllm_bench_limits(pytorch, catalog) == (64, 20_064)
+    engine = cases["trtllm017-l40s-llama31-70b-fp8-tp4-2048-2048"]
+    assert catalog.gpus[engine.gpu].memory_bytes == 47_803_596_800   # 44.52 GiB
+    assert trtllm_bench_limits(engine, catalog) == (192, 2048)
 
 
 def test_the_llama4_scout_miss_is_a_pattern_not_one_figure() -> None:
