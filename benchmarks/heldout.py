@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from llmplan.fidelity.calibrate import calibrate, read_measurements
+from llmplan.fidelity.calibrate import CalibrationRejectedError, calibrate, read_measurements
 from llmplan.fidelity.validate import Comparison, calibrated_deployment, compare
 from llmplan.loadtests.llamacpp_server import LlamaCppServer
 from llmplan.loadtests.plan import PlanItem, build_plan
@@ -76,6 +76,9 @@ class Level:
 class Experiment:
     levels: list[Level]
     calibration: Calibration
+    #: why the calibration is the fit run's alone, not the fit run's and its repeat's
+    #: together (None: it is both's)
+    fitted_alone_because: str | None = None
 
     def noise_floor_pct(self, metric: str, q: str) -> float:
         """How far the fit level's two runs differ on `metric` `q`, in % of the first: what
@@ -196,9 +199,19 @@ def run_experiment(*, requests_per_level: int = 80, fit_load: float = 0.6,
                                     workdir / f"level-{i}-{level.role}")
     folders = [workdir / f"level-{i}-{level.role}" for i, level in enumerate(levels)]
     fit_runs = [lv for lv in levels if lv.role in {"fit", "repeat"}]
-    calibration = calibrate([folders[levels.index(lv)] for lv in fit_runs])
+    fitted_alone_because = None
+    try:
+        calibration = calibrate([folders[levels.index(lv)] for lv in fit_runs])
+    except CalibrationRejectedError as refused:
+        # the host's speed changed between the fit run and its repeat (a shared CI
+        # machine): fitted together the change would go into the costs, and calibrate
+        # refuses; its own advice is to calibrate each run alone: the first, as planned
+        if not refused.report.rejected or any(f.field != "runs" for f in refused.report.rejected):
+            raise
+        fitted_alone_because = "; ".join(str(f) for f in refused.report.rejected)
+        calibration = calibrate([folders[levels.index(fit_runs[0])]])
     calibration_file = calibration.write(workdir / "calibration.yaml")
     dep = calibrated_deployment(calibration_file)
     for level, folder in zip(levels, folders, strict=True):
         level.comparison = compare(read_measurements(folder), dep)
-    return Experiment(levels, calibration)
+    return Experiment(levels, calibration, fitted_alone_because)

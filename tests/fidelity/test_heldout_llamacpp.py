@@ -28,6 +28,8 @@ def test_held_out_predictions_meet_the_bars(capsys: pytest.CaptureFixture[str]) 
               "the server's speed against the calibration's over the level, its fastest and "
               "slowest part and read measured against measured, then TTFT p50 / E2E p50 / "
               "E2E p95 error %, plain and at the server's speed):")
+        if experiment.fitted_alone_because is not None:
+            print(f"  calibrated on the fit run alone: {experiment.fitted_alone_because}")
         for row in experiment.table():
             load = "" if row["load"] is None else f"{row['load']:.2f}"
             fastest, slowest = row["step_time_ratio_range"]
