@@ -269,11 +269,11 @@ class OpenAIStream:
             payload["temperature"] = 0
         if t.api == "chat":
             payload["messages"] = [*history, {"role": "user", "content": item.prompt}]
+        else:   # a completion endpoint gets the conversation as one text
+            payload["prompt"] = "\n".join([*(m["content"] for m in history), item.prompt])
         if t.reasoning_effort is not None and item.reasoning_tokens > 0:
             # the thinking the plan gives this request; a plain one's gets the API's default
             payload["reasoning_effort"] = t.reasoning_effort
-        else:   # a completion endpoint gets the conversation as one text
-            payload["prompt"] = "\n".join([*(m["content"] for m in history), item.prompt])
         if item.fixed_length and t.fixed_output_length:
             if t.kind in {"llamacpp", "vllm"}:
                 payload["ignore_eos"] = True

@@ -51,6 +51,21 @@ def test_openais_legacy_completions_endpoint_keeps_max_tokens() -> None:
     assert body["max_tokens"] == 37 and "max_completion_tokens" not in body
 
 
+@pytest.mark.parametrize("effort", [None, "low"])
+@pytest.mark.parametrize("api", ["chat", "completions"])
+def test_a_chat_request_carries_messages_and_a_completion_a_prompt_never_both(
+        api: str, effort: str | None) -> None:
+    """OpenAI's API refuses an argument it does not know ('prompt' on its chat endpoint);
+    a reasoning_effort setting must not change which of the two a request carries."""
+    target: dict[str, Any] = {"kind": "openai", "base_url": "http://127.0.0.1:8080",
+                              "model": "m", "api": api}
+    if effort is not None and api == "chat":
+        target["reasoning_effort"] = effort
+    body = _sent(**target)
+    assert ("messages" in body) == (api == "chat")
+    assert ("prompt" in body) == (api == "completions")
+
+
 @pytest.mark.parametrize("kind", ["openai", "llamacpp", "vllm", "ollama"])
 @pytest.mark.parametrize("api", ["chat", "completions"])
 def test_self_hosted_engines_keep_max_tokens(kind: str, api: str) -> None:
