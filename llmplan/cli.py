@@ -273,7 +273,7 @@ def simulate(
     from llmplan.decide.retirement import retiring_cloud_models, retiring_under
     from llmplan.pipeline import evaluate, scenario_notes, used_stale_prices
     from llmplan.render import api_limits, exclusions, not_served, one_sided, summary_table
-    from llmplan.report import write_decision_report
+    from llmplan.report.page import write_decision_report
     from llmplan.results import dumps_canonical, write_result
 
     _check_out_folder(out_dir)

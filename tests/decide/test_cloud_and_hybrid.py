@@ -372,7 +372,7 @@ def test_requests_too_long_for_the_model_are_named_by_task_with_the_limit() -> N
     # report.html's 'not answered' cells say the same
     import html
 
-    from llmplan.report import render
+    from llmplan.report.page import render
     page = page_text(render(result))
     for name in ("gpu", "api"):
         words = result.deployments[name].too_long_by_task()

@@ -12,7 +12,8 @@ from llmplan.catalog import builtin_catalog
 from llmplan.decide.costs import CloudFacts, LocalFacts, cloud_items, local_items
 from llmplan.decide.table import rate_shown
 from llmplan.pipeline import evaluate
-from llmplan.report import break_even_chart, render
+from llmplan.report.cost_charts import break_even_chart
+from llmplan.report.page import render
 from llmplan.results.decision import Candidate
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment

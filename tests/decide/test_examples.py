@@ -144,7 +144,7 @@ def test_bursty_agent_what_ifs_vary_quality_and_fill_the_gpu(
     assert 0.9 * most / long_run <= factor <= most / long_run
     assert fill.winner == "api"
     # the report says what the answer survived as well as what would change it
-    from llmplan.report import render
+    from llmplan.report.page import render
 
     held = [c.change for c in cases.values() if c.winner == "api"]
     assert held and "<p>It holds if " + html_escape("; ".join(held)) + ".</p>" in render(result)
@@ -177,7 +177,7 @@ def test_the_readmes_stack_costs_are_the_examples_monthly_costs(
 def test_the_slo_is_stated_beside_the_figures_it_judges(example_result: ExampleResult) -> None:
     """The terminal's summary and the report say which bounds goodput counts against."""
     from llmplan.render import summary_table
-    from llmplan.report import render
+    from llmplan.report.page import render
 
     result = example_result("support-assistant", False)
     words = "TTFT <= 1,500 ms, TPOT <= 80 ms for each request; met when 95% of requests"
@@ -194,7 +194,8 @@ def test_the_report_lists_every_cost_item_with_its_basis(
     ones with the default that made them $0, so a lopsided default is visible."""
     import html
 
-    from llmplan.report import item_label, render
+    from llmplan.report.cost_items import item_label
+    from llmplan.report.page import render
 
     result = example_result("support-assistant", False)
     page = page_text(render(result))
@@ -210,7 +211,7 @@ def test_the_report_lists_every_cost_item_with_its_basis(
 
 def test_the_report_prints_the_break_even_volumes(example_result: ExampleResult) -> None:
     """The chart marks them; the table gives the numbers (and which side never loses)."""
-    from llmplan.report import render
+    from llmplan.report.page import render
 
     result = example_result("support-assistant", False)
     section = page_text(render(result)).split("<h2>Break-even</h2>", 1)[1]
@@ -227,7 +228,7 @@ def test_the_reports_decision_table_carries_the_seed_guides_criteria(
     import html
 
     from llmplan.decide.table import QUESTIONS, SEED_FIT
-    from llmplan.report import render
+    from llmplan.report.page import render
 
     section = page_text(render(example_result("support-assistant", False))).split(
         "<h2>Decision table</h2>", 1)[1].split("<h2>", 1)[0]
@@ -255,7 +256,8 @@ def test_the_report_defines_its_terms_and_gives_every_way_a_request_went_unanswe
     import html
 
     from llmplan.render import not_served
-    from llmplan.report import GLOSSARY, render
+    from llmplan.report.glossary import GLOSSARY
+    from llmplan.report.page import render
 
     result = example_result("support-assistant", False)
     page = page_text(render(result, risks=["cloud model x (used by hybrid): shut down soon"]))
@@ -280,7 +282,7 @@ def test_the_report_defines_its_terms_and_gives_every_way_a_request_went_unanswe
 def test_a_cost_item_has_one_colour_in_every_report(example_result: ExampleResult) -> None:
     """Two reports side by side: "GPUs and servers" must not be red in one, green in the
     other; the totals' text labels are not a legend entry."""
-    from llmplan.report import cost_breakdown
+    from llmplan.report.cost_charts import cost_breakdown
 
     colours: dict[str, set[tuple[str, str]]] = {}
     for example in ("support-assistant", "retail-assistant"):

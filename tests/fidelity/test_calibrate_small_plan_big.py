@@ -9,7 +9,7 @@ from test_calibrate_synthetic import _workload
 
 from llmplan.fidelity.calibrate import calibrate
 from llmplan.pipeline import evaluate
-from llmplan.report import render
+from llmplan.report.page import render
 from llmplan.results.simulation import StepTimeCoefficients
 
 PRODUCTION = """

@@ -23,7 +23,7 @@ from llmplan.perf.steptime import build_step_time
 from llmplan.perf.steptime_spec import RooflineStepTime
 from llmplan.pipeline import evaluate
 from llmplan.render import summary_table
-from llmplan.report import render
+from llmplan.report.page import render
 from llmplan.scenario import load_scenario_text
 from llmplan.sim.stepmodel import StepModel
 

@@ -12,19 +12,11 @@ import re
 import pytest
 from helpers import ExampleResult, page_text
 
-from llmplan.report import (
-    ITEM_LABELS,
-    ITEM_ORDER,
-    ITEM_STYLES,
-    SAFE_COLOURS,
-    cost_breakdown,
-    goodput_axis,
-    item_style,
-    latency_cdfs,
-    load_curves,
-    over_time,
-    render,
-)
+from llmplan.report.axes import goodput_axis
+from llmplan.report.cost_charts import cost_breakdown
+from llmplan.report.cost_items import ITEM_LABELS, ITEM_ORDER, ITEM_STYLES, SAFE_COLOURS, item_style
+from llmplan.report.page import render
+from llmplan.report.serving_charts import latency_cdfs, load_curves, over_time
 from llmplan.results.decision import Result
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from llmplan.report import load_curves
+from llmplan.report.serving_charts import load_curves
 from llmplan.results.decision import (
     DeploymentPlan,
     LoadPoint,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from helpers import ExampleResult
 
-from llmplan.report import QUEUE_LOG_SPREAD, over_time, queue_axis_is_log
+from llmplan.report.axes import QUEUE_LOG_SPREAD, queue_axis_is_log
+from llmplan.report.serving_charts import over_time
 from llmplan.results.decision import Result
 
 
@@ -71,7 +72,7 @@ def test_a_break_even_line_is_dotted_past_what_its_fleet_serves(
         example_result: ExampleResult) -> None:
     """A feasible fleet's cost line is solid up to the volume it serves within the SLO
     (planning's, from the break-even rows) and dotted past it; an infeasible one dotted."""
-    from llmplan.report import break_even_chart
+    from llmplan.report.cost_charts import break_even_chart
 
     result = example_result("support-assistant", True)
     fig = break_even_chart(result)
@@ -124,7 +125,7 @@ def test_a_days_arrivals_are_a_shaded_step_line_not_bars_too_thin_to_see(
     """A 24-hour run's 1,440 one-minute bars are each under a pixel wide and vanished
     behind the lines: past STEP_AREA_MINUTES they are drawn as a filled step outline, on
     the same axis; an hour's 60 stay bars."""
-    from llmplan.report import STEP_AREA_MINUTES
+    from llmplan.report.serving_charts import STEP_AREA_MINUTES
 
     day = example_result("retail-assistant")
     minutes = len(next(iter(day.deployments.values())).timeseries.minute)

@@ -13,15 +13,9 @@ from pathlib import Path
 import pytest
 from helpers import ExampleResult, page_text
 
-from llmplan.report import (
-    CHARTS,
-    WIDE_SPREAD,
-    break_even_chart,
-    cost_breakdown,
-    load_curves,
-    render,
-    write_decision_report,
-)
+from llmplan.report.cost_charts import WIDE_SPREAD, break_even_chart, cost_breakdown
+from llmplan.report.page import CHARTS, render, write_decision_report
+from llmplan.report.serving_charts import load_curves
 from llmplan.results import write_result
 from llmplan.results.decision import Result
 

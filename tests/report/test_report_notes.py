@@ -7,7 +7,7 @@ from __future__ import annotations
 from helpers import page_text, scenario_from
 
 from llmplan.render import one_sided
-from llmplan.report import render
+from llmplan.report.page import render
 from llmplan.results import Result
 
 # a hybrid whose routes never reach its API: it ran as its fleet alone
@@ -42,13 +42,13 @@ def test_the_routing_table_never_rounds_unanswered_requests_away() -> None:
     """A task whose fleet answered 999 of 1,000 requests (one left unanswered) reads
     99.9%, never 100%: the table beside it counts the unanswered."""
     from llmplan.pipeline import evaluate
-    from llmplan.report import _hybrid_routing
+    from llmplan.report.sections import hybrid_routing
 
     result: Result = evaluate(scenario_from(ONE_SIDED), planning=False)
     both = result.deployments["both"]
     [(task, outcome)] = both.per_task.items()
     shown = outcome.model_copy(update={"requests": 1000, "completed": 999, "served_cloud": 0})
-    page = _hybrid_routing({"both": both.model_copy(update={"per_task": {task: shown}})})
+    page = hybrid_routing({"both": both.model_copy(update={"per_task": {task: shown}})})
     assert "999 (99.9%)" in page and "(100%)" not in page
 
 
@@ -87,7 +87,7 @@ def test_a_break_even_with_an_excluded_api_says_so_in_table_and_chart() -> None:
     import html
 
     from llmplan.pipeline import evaluate
-    from llmplan.report import break_even_chart
+    from llmplan.report.cost_charts import break_even_chart
 
     result: Result = evaluate(scenario_from(RESTRICTED), planning=False)
     (row,) = result.break_even
@@ -116,7 +116,7 @@ def test_a_break_even_per_useful_result_past_the_fleet_says_it_must_grow() -> No
     useful result is past what the fleet serves; the report's cell says it too, from the
     same figures, and says nothing of it when the fleet serves that volume."""
     from llmplan.pipeline import evaluate
-    from llmplan.report import _per_useful_words
+    from llmplan.report.break_even_words import per_useful_words
 
     # the fleet's answers half as often right: the per-useful crossing moves out, past
     # what one L4 serves
@@ -133,5 +133,5 @@ def test_a_break_even_per_useful_result_past_the_fleet_says_it_must_grow() -> No
     assert f"<td>{volume:,.0f} (50%, 100%); {said}</td>" in table[:table.index("</table>")]
     # a fleet that serves the volume: the cell gives the figure alone, as the line does
     roomy = row.model_copy(update={"local_capacity_requests_per_month": volume * 1.01})
-    assert _per_useful_words(roomy) == f"{volume:,.0f} (50%, 100%)"
+    assert per_useful_words(roomy) == f"{volume:,.0f} (50%, 100%)"
     assert "must grow" not in roomy.per_useful_words()

@@ -7,7 +7,7 @@ import pytest
 from helpers import run_first, scenario_from
 
 from llmplan.pipeline import evaluate
-from llmplan.report import render
+from llmplan.report.page import render
 from llmplan.scenario.models import SimulationMode
 from llmplan.sim.metrics import summarise_run
 from llmplan.sim.records import OK, TOO_LONG
