@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from llmplan.errors import InputError, Problem
 from llmplan.urls import secret_part
-from llmplan.yamlio import load_model
+from llmplan.yamlio.load import load_model
 
 TargetKind = Literal["openai", "llamacpp", "vllm", "ollama", "bedrock"]
 #: OpenAI's chat API's reasoning_effort values, lowest first (its API reference,

@@ -35,7 +35,8 @@ from llmplan.provision.images import (
 from llmplan.provision.vllm_build import provisioning_problem
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment, TaskKind
 from llmplan.scenario.models import DeploymentSpec, LocalDeployment, Name, SloSpec
-from llmplan.yamlio import Loc, YamlDocument, read_yaml, validate
+from llmplan.yamlio.document import Loc, YamlDocument, read_yaml
+from llmplan.yamlio.load import validate
 
 PROJECT = "llm-deploy-planner"
 #: the form of the AWS names a stack setting holds: (pattern, what it is, examples)

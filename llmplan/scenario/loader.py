@@ -34,16 +34,10 @@ from llmplan.scenario.models import LocalDeployment, Scenario, SimulationMode
 from llmplan.scenario.names import unknown, unknown_cloud_model, unknown_gpu, unknown_model
 from llmplan.traffic.arrivals import TraceTraffic
 from llmplan.traffic.stream import MAX_SIMULATED_REQUESTS
-from llmplan.yamlio import (
-    Loc,
-    YamlDocument,
-    _dotted,
-    fields_at,
-    parse_yaml,
-    read_yaml,
-    validate,
-    value_message,
-)
+from llmplan.yamlio.document import Loc, YamlDocument, dotted, parse_yaml, read_yaml
+from llmplan.yamlio.load import validate
+from llmplan.yamlio.model_paths import fields_at
+from llmplan.yamlio.values import value_message
 
 
 @dataclass(frozen=True)
@@ -156,7 +150,7 @@ def _drafters_by_repository(doc: YamlDocument, scenario: Scenario,
             continue
         if spec.drafter not in catalog.models:
             loc: Loc = ("deployments", name, "engine", "speculative", "drafter")
-            problems.append(Problem(doc.file, doc.line_of(loc), _dotted(loc),
+            problems.append(Problem(doc.file, doc.line_of(loc), dotted(loc),
                                     unknown("model", spec.drafter, list(catalog.models))
                                     + " (or a Hugging Face repository, owner/name)"))
             continue
@@ -187,7 +181,7 @@ def _import_evaluations(doc: YamlDocument, scenario: Scenario, base_dir: Path,
         if deployment in left_out:
             continue
         if deployment not in scenario.deployments:
-            raise ScenarioError([Problem(doc.file, doc.line_of(loc), _dotted(loc),
+            raise ScenarioError([Problem(doc.file, doc.line_of(loc), dotted(loc),
                                          f"unknown deployment; expected one of: "
                                          f"{', '.join(scenario.deployments)}")])
         path = base_dir / where
@@ -197,7 +191,7 @@ def _import_evaluations(doc: YamlDocument, scenario: Scenario, base_dir: Path,
             measured = {name: t.correct_fraction for name, t in summary.tasks.items()
                         if t.correct_fraction is not None}
         except (OSError, ValueError) as exc:
-            raise ScenarioError([Problem(doc.file, doc.line_of(loc), _dotted(loc),
+            raise ScenarioError([Problem(doc.file, doc.line_of(loc), dotted(loc),
                                          f"cannot read a load-test summary at {path}: {exc}; "
                                          f"expected the output folder of `llmplan loadtest` "
                                          f"--test-set")]) from None
@@ -227,7 +221,7 @@ def _merge_catalog(doc: YamlDocument, scenario: Scenario) -> Catalog:
                     message += f"; expected one of: {', '.join(sorted(allowed))}"
             else:
                 message = value_message(Catalog, tuple(err["loc"]), loc, err)
-            problems.append(Problem(doc.file, doc.line_of(loc), _dotted(loc), message))
+            problems.append(Problem(doc.file, doc.line_of(loc), dotted(loc), message))
         raise ScenarioError(problems) from None
 
 
@@ -303,10 +297,10 @@ def _check_names(doc: YamlDocument, scenario: Scenario,
     unbuildable: dict[str, Problem] = {}
 
     def add(loc: Loc, message: str) -> None:
-        problems.append(Problem(doc.file, doc.line_of(loc), _dotted(loc), message))
+        problems.append(Problem(doc.file, doc.line_of(loc), dotted(loc), message))
 
     def cannot_build(name: str, loc: Loc, message: str) -> None:
-        unbuildable[name] = Problem(doc.file, doc.line_of(loc), _dotted(loc), message)
+        unbuildable[name] = Problem(doc.file, doc.line_of(loc), dotted(loc), message)
 
     for loc, message in _traffic_problems(scenario):
         add(loc, message)

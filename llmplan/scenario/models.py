@@ -27,7 +27,7 @@ from llmplan.scenario.cloud import CloudDeployment, HybridDeployment, TaskKind
 from llmplan.traffic.arrivals import TrafficSpec
 from llmplan.traffic.lengths import LengthSpec
 from llmplan.units import DURATION_PATTERN, parse_duration_s
-from llmplan.yamlio import UNKNOWN_KIND
+from llmplan.yamlio.problems import UNKNOWN_KIND
 
 #: The routers a local fleet may use (the simulator keeps one class per name; the stack
 #: builds each one it can as the gateway's balancer, llmplan/provision/balancer.py).

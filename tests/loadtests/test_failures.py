@@ -232,7 +232,7 @@ def test_a_target_dead_from_the_start_stops_the_run_early(tmp_path: Path,
 
 
 def test_only_fields_named_like_secrets_hide_their_values() -> None:
-    from llmplan.yamlio import _may_be_secret
+    from llmplan.yamlio.values import _may_be_secret
 
     assert _may_be_secret(("targets", "t", "api_key_env"), "OPENAI_API_KEY")
     assert _may_be_secret(("x", "hf_token"), "abc")
