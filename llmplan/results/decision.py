@@ -287,12 +287,12 @@ class BreakEven(ResultModel):
             cheaper = self.cheaper_at_every_volume(uc, ul) if ul and uc else self.cloud
             return f"; {shares}, {cheaper} costs less at every volume"
         costed = self.simulated_requests_per_month
+        past = self.per_useful_past_capacity()
         if not volume:
             assert again is not None
             return (f"; {shares}, they cost the same at {_volume(again)} requests a month, "
                     f"x{again / costed:.3g} the costed: {self.local} below it, "
-                    f"{self.cloud} above")
-        past = self.per_useful_past_capacity()
+                    f"{self.cloud} above" + (f" ({past})" if past else ""))
         up_to = (f" it up to {_volume(again)} (x{again / costed:.3g}), {self.cloud} above "
                  "that") if again else ""
         return (f"; {shares}, they cost the same at {_volume(volume)} requests a month, "
@@ -300,17 +300,26 @@ class BreakEven(ResultModel):
                 f"above{up_to}" + (f" ({past})" if past else ""))
 
     def per_useful_past_capacity(self) -> str:
-        """"past the 13.2 M gpu serves within the SLO as simulated: it must grow" when the
-        break-even per useful result lies past what the local fleet serves a month (within
-        the SLO when planning found it, else with full batches); "" otherwise."""
+        """"past the 13.2 M gpu serves within the SLO as simulated: it must grow" when a
+        volume where the two cost the same per useful result lies past what the local
+        fleet serves a month (within the SLO when planning found it, else with full
+        batches): the first crossing, above which the fleet costs less, or, that one
+        within it, the second, up to which it does (its cheaper stretch runs past what it
+        serves); "" otherwise."""
         volume = self.break_even_useful_requests_per_month
+        again = self.local_dearer_again_useful_requests_per_month
         serves = self.local_slo_capacity_requests_per_month \
             or self.local_capacity_requests_per_month
-        if not volume or serves is None or volume <= serves:
+        if serves is None:
             return ""
-        return (f"past the {_volume(serves)} {self.local} serves"
-                f"{' within the SLO' if self.local_slo_capacity_requests_per_month else ''} "
-                f"as simulated: it must grow")
+        within = ' within the SLO' if self.local_slo_capacity_requests_per_month else ''
+        if volume and volume > serves:
+            return f"past the {_volume(serves)} {self.local} serves{within} as simulated: " \
+                "it must grow"
+        if not again or again <= serves:
+            return ""
+        return (f"the {_volume(again)} is past the {_volume(serves)} {self.local} "
+                f"serves{within} as simulated: it must grow to cost less up to it")
 
 
 def _near(useful: float | None, cost: float | None) -> bool:

@@ -880,6 +880,41 @@ def test_a_fleet_cheaper_below_a_volume_per_useful_result_says_where() -> None:
     assert f"{crossing:,.0f} (gpu costs less below it, api above) (60%, 90%)" \
         in render(result)
 
+@pytest.mark.parametrize("first_crossing", [True, False])
+def test_a_second_crossing_per_useful_result_past_the_fleet_says_it_must_grow(
+        first_crossing: bool) -> None:
+    """The two scenarios above, the fleet serving 50 M requests a month (between their
+    crossings: 36.1 M and 62.0 M; none and 183 M): the fleet costs less per useful result
+    up to the second crossing, past what it serves. Only the first crossing was checked
+    against the capacity, so neither line said the fleet must grow to get there."""
+    text = AUTOSCALED_ON_DEMAND.replace("HOURS", "0").replace(*QUALITY)
+    if first_crossing:
+        text = text.replace("rented_on_demand", "rented_reserved").replace(
+            "H100-SXM: {rental_usd_per_gpu_hour: 2.0}",
+            "H100-SXM: {rental_usd_per_gpu_hour: 4.0, reserved_usd_per_gpu_hour: 1.0}"
+        ).replace("{input_usd_per_mtok: 0.5, output_usd_per_mtok: 2.0}",
+                  "{input_usd_per_mtok: 0.02, output_usd_per_mtok: 0.05}")
+    else:
+        text = text.replace(
+            "{input_usd_per_mtok: 0.5, output_usd_per_mtok: 2.0}",
+            "{input_usd_per_mtok: 0.01, output_usd_per_mtok: 0.02}").replace(
+            "limits: {requests_per_min: 100000, tokens_per_min: 100000000}",
+            "limits: {requests_per_min: 100000, tokens_per_min: 100000000}\n"
+            "        costs: {observability_usd_per_month: 5000}")
+    (row,) = evaluate(scenario_from(text)).break_even
+    volume = row.break_even_useful_requests_per_month
+    again = row.local_dearer_again_useful_requests_per_month
+    assert again is not None and (volume is not None) == first_crossing
+    assert (volume or 0.0) < 50e6 < again
+    small = row.model_copy(update={"local_capacity_requests_per_month": 50e6,
+                                   "local_slo_capacity_requests_per_month": None})
+    said = f"the {again / 1e6:.3g} M is past the 50 M gpu serves as simulated: it must grow"
+    assert said in small.per_useful_past_capacity()
+    assert f"({said} to cost less up to it)" in small.line()
+    roomy = small.model_copy(update={"local_capacity_requests_per_month": again * 1.01})
+    assert roomy.per_useful_past_capacity() == "" and "must grow" not in roomy.line()
+
+
 LOW_VOLUME = """
     seed: 1
     duration: 600
