@@ -630,7 +630,9 @@ def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario,
             # per useful result, local's L/u_l under cloud's C/u_c: u_c L under u_l C
             useful, useful_again = _crossings(a, b, useful_b, useful_a) \
                 if useful_a and useful_b else (None, None)
-            capacity = _capacity_per_month(candidates[local], peak_per_s)
+            fleet = loaded.scenario.deployments[local]
+            assert isinstance(fleet, LocalDeployment)
+            capacity = _capacity_per_month(candidates[local], fleet, peak_per_s)
             knee = a.floor_requests_per_month
             out.append(BreakEven(
                 local=local, cloud=cloud, local_fixed_usd=a.fixed_usd_per_month,
@@ -688,28 +690,46 @@ def _crossings(local: CostSummary, cloud: CostSummary, local_weight: float = 1.0
     return below, above
 
 
-def _capacity_per_month(candidate: Candidate, peak_per_s: float | None = None) -> float | None:
+def _capacity_per_month(candidate: Candidate, fleet: LocalDeployment,
+                        peak_per_s: float | None = None) -> float | None:
     """Monthly volume at which the traffic's sustained rate reaches the fleet's full-batch
-    throughput: the run's mean rate, or a diurnal traffic's daily peak, which lasts hours
-    (None: nothing to scale from)."""
+    throughput, an autoscaled fleet's at its max_replicas (its cost line grows with the
+    volume up to there): the run's mean rate, or a diurnal traffic's daily peak, which
+    lasts hours (None: nothing to scale from)."""
     offered = max(candidate.throughput.offered_requests_per_s, peak_per_s or 0.0)
     if candidate.local is None or offered <= 0:
         return None
-    full = candidate.local.utilisation.full_batch_requests_per_s
-    return candidate.cost.requests_per_month * full / offered
+    full = candidate.local.full_batch_requests_per_s_with(fleet.autoscaling.max_replicas) \
+        if fleet.autoscaling is not None \
+        else candidate.local.utilisation.full_batch_requests_per_s
+    return candidate.cost.requests_per_month * full / offered if full is not None else None
 
 
 def _must_grow(local: str, loaded: LoadedScenario, volume: float | None,
                capacity: float | None, within: str = "") -> str | None:
+    """What the fleet must grow to when the break-even `volume` is past the most it serves
+    a month (None: it is not): a fixed fleet, replicas whose fixed costs move the
+    break-even; an autoscaled one, replicas past its autoscaling.max_replicas, which it
+    will not start until that cap is raised (owned, bought as well)."""
     if volume is None or capacity is None or capacity <= 0 or volume <= capacity:
         return None
     dep = loaded.scenario.deployments[local]
     assert isinstance(dep, LocalDeployment)
-    replicas = math.ceil(volume / capacity * dep.replicas)
-    return (f"{local} serves at most {capacity / 1e6:,.1f} M requests a month{within} with "
-            f"{dep.replicas} replica{'s' if dep.replicas > 1 else ''}: at the break-even "
-            f"({volume / 1e6:,.1f} M) it needs at least {replicas}, whose fixed costs move "
-            f"the break-even further out")
+    has = dep.max_replicas
+    needs = math.ceil(volume / capacity * has)
+    serves = f"{local} serves at most {capacity / 1e6:,.1f} M requests a month{within} with "
+    if dep.autoscaling is None:
+        return (f"{serves}{has} replica{'s' if has > 1 else ''}: at the break-even "
+                f"({volume / 1e6:,.1f} M) it needs at least {needs}, whose fixed costs move "
+                f"the break-even further out")
+    # rented, replicas above the cap cost what those above the floor do, as the cost line
+    # has them; owned, max_replicas is what was bought, and more must be
+    cost = ("more GPUs to buy, which move the break-even further out"
+            if dep.costs.ownership == "owned" else
+            "rented as those above its floor are, they leave the break-even where it is")
+    return (f"{serves}its autoscaling.max_replicas of {has}: at the break-even "
+            f"({volume / 1e6:,.1f} M) it needs at least {needs}, past that cap (raise it): "
+            f"{cost}")
 
 
 def with_slo_capacity(rows: list[BreakEven], planning: Planning,

@@ -411,12 +411,9 @@ class Planner:
         local = self.simulate(Point(name)).local
         if local is None or local.utilisation.full_batch_requests_per_s <= 0:
             return None
-        full = local.utilisation.full_batch_requests_per_s
-        if dep.autoscaling is not None:
-            if local.fleet.mean_active_replicas <= 0:
-                return None
-            full *= dep.autoscaling.max_replicas / local.fleet.mean_active_replicas
-        return full / self.mean_rate()
+        full = local.full_batch_requests_per_s_with(dep.autoscaling.max_replicas) \
+            if dep.autoscaling is not None else local.utilisation.full_batch_requests_per_s
+        return full / self.mean_rate() if full is not None else None
 
     def mean_rate(self) -> float:
         """The stream's mean requests/s a long overload is judged by: the run's own, or,

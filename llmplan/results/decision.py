@@ -205,8 +205,9 @@ class BreakEven(ResultModel):
         default=None, description="The most the local fleet as simulated serves in a month: "
                                   "the month's volume at which the traffic's sustained "
                                   "rate (the run's mean, or a diurnal traffic's daily "
-                                  "peak) reaches its full-batch throughput (an upper "
-                                  "bound; the SLO may bind first: see planning).")
+                                  "peak) reaches its full-batch throughput, an autoscaled "
+                                  "fleet's at its max_replicas (an upper bound; the SLO "
+                                  "may bind first: see planning).")
     local_slo_capacity_requests_per_month: float | None = Field(
         default=None, description="With planning: the monthly volume at which the busiest "
                                   "stretch arrives at the highest rate the fleet serves "
@@ -214,7 +215,9 @@ class BreakEven(ResultModel):
                                   "; the break-even is checked against it too.")
     fleet_must_grow: str | None = Field(
         default=None, description="When the break-even is past that capacity: the fleet "
-                                  "needed there, whose fixed costs move the break-even.")
+                                  "needed there (a fixed fleet's added replicas bring fixed "
+                                  "costs that move the break-even; an autoscaled one must "
+                                  "have its max_replicas raised).")
     excluded: str | None = Field(
         default=None, description="Which side of the pair the decision excluded, and why "
                                   "(its infeasible_because): the two cost lines still cross "

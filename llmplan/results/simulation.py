@@ -387,6 +387,14 @@ class LocalOutcome(ResultModel):
     timeseries: LocalTimeSeries
     prefix_cache: PrefixCacheOutcome | None = None
 
+    def full_batch_requests_per_s_with(self, replicas: int) -> float | None:
+        """Requests/s `replicas` replicas finish with every batch full: each at the run's
+        full-batch rate over the replicas it ran (an autoscaled fleet scaled out to its
+        max_replicas; None: it ran none)."""
+        ran = self.fleet.mean_active_replicas
+        return self.utilisation.full_batch_requests_per_s * replicas / ran if ran > 0 \
+            else None
+
 
 class CloudOutcome(ResultModel):
     """The API side: calls, 429s, retries, outages and billed tokens."""

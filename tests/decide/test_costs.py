@@ -740,6 +740,45 @@ def test_an_autoscaled_rented_fleet_breaks_even_on_its_floor(hours: int) -> None
 
 
 
+@pytest.mark.parametrize(("hours", "ownership"), [(1_000_000, "rented_on_demand"),
+                                                  (1_000_000, "owned"),
+                                                  (2_600, "rented_on_demand")])
+def test_an_autoscaled_fleet_must_grow_past_its_max_replicas(hours: int,
+                                                             ownership: str) -> None:
+    """The fleet above starts at 3 replicas and may run 8: steady at 60 requests/s it runs
+    its 3, and serves 8/3 of what they do with every batch full once it scales out. A
+    break-even past that needs replicas over its autoscaling.max_replicas: rented, like
+    those above its floor, whose cost its line already has; owned, GPUs to buy. With
+    $260,000 of engineering a month the two meet at knee + (F - c K) / (c - s) = 298 M
+    (F = $261,460, c = $0.00090036, s = $1,460 / K, K = 52.56 M), past what its 3 replicas
+    serve but within its 8: nothing to grow. The note counted the starting 3 replicas as
+    the fleet, called a break-even the autoscaler reaches one the fleet must grow to, and
+    said fixed costs move it for a rented fleet, whose cost line grows with the volume."""
+    text = AUTOSCALED_ON_DEMAND.replace("HOURS", str(hours)).replace("rented_on_demand",
+                                                                     ownership)
+    result = evaluate(scenario_from(text), planning=False)
+    gpu = result.deployments["gpu"]
+    assert gpu.local is not None and gpu.local.fleet.mean_active_replicas == pytest.approx(3)
+    (row,) = result.break_even
+    volume, capacity = row.break_even_requests_per_month, row.local_capacity_requests_per_month
+    assert volume is not None and capacity is not None
+    # steady traffic: a month of 8 replicas' full batches, each at the run's rate over 3
+    full = gpu.local.utilisation.full_batch_requests_per_s * 8 / 3
+    assert capacity == pytest.approx(full * 730 * 3600, rel=1e-9)
+    if hours < 1_000_000:
+        knee, floor_usd, per_call = 60 * 3600 * 730 / 3, 2.0 * 730, \
+            (1000 * 0.5 + 200 * 2.0) / 1e6 + 1000 * 4 / 1e9 * 0.09
+        expected = knee + (floor_usd + hours * 100 - per_call * knee) \
+            / (per_call - floor_usd / knee)
+        assert volume == pytest.approx(expected, rel=1e-6)
+        assert capacity * 3 / 8 < volume < capacity and row.fleet_must_grow is None
+        return
+    grow = row.fleet_must_grow
+    assert grow is not None and "with its autoscaling.max_replicas of 8" in grow
+    assert f"needs at least {math.ceil(volume / capacity * 8)}, past that cap" in grow
+    assert ("more GPUs to buy" in grow) == (ownership == "owned")
+    assert ("leave the break-even where it is" in grow) == (ownership != "owned")
+
 def test_a_cheap_reserved_floor_with_dear_on_demand_gpus_breaks_even_twice() -> None:
     """A reserved floor of one H100 at $1/h ($730 a month) and replicas above it on demand
     at $4/h ($2,920 each), steady at three for 60 requests/s (157.68 M a month): the floor
