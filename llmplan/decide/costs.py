@@ -518,3 +518,7 @@ def cloud_items(dep: CloudDeployment, catalog: Catalog, econ: Economics,
     model = catalog.cloud_models[dep.model]
     return [item for fn in CLOUD_ITEMS if (item := fn(dep, model, econ, facts)) is not None]
 
+
+def over_budget(monthly_usd: float, max_monthly_usd: float) -> str:
+    """Why a candidate costing `monthly_usd` breaks constraints.max_monthly_usd."""
+    return f"costs ${monthly_usd:,.0f}/month, over the ${max_monthly_usd:,.0f} budget"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 
-from llmplan.catalog import CloudModelSpec
 from llmplan.catalog.lifecycle import retired_reason
 from llmplan.decide.costs import (
     CallTokens,
@@ -24,7 +23,9 @@ from llmplan.decide.costs import (
     bought_gpus,
     cloud_items,
     local_items,
+    over_budget,
 )
+from llmplan.decide.daily import daily_limit_reason, past_the_daily_limit
 from llmplan.decide.drivers import SloHeadroom, drivers, slo_noise_words
 from llmplan.decide.table import checklist, decision_table, rate_shown
 from llmplan.results.decision import (
@@ -40,7 +41,6 @@ from llmplan.results.decision import (
 )
 from llmplan.results.simulation import (
     AbandonedCalls,
-    CloudOutcome,
     DeploymentResult,
     LongContextCalls,
     RunInfo,
@@ -49,7 +49,7 @@ from llmplan.results.simulation import (
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import Economics, LocalDeployment, Scenario, region_within
-from llmplan.sim.cloud import daily_limits, make_limiter
+from llmplan.sim.cloud import make_limiter
 from llmplan.traffic.arrivals import DiurnalTraffic, duration_words
 
 
@@ -231,8 +231,7 @@ def infeasibility(name: str, summary: DeploymentResult, loaded: LoadedScenario,
     if rules.offline_operation_required and not isinstance(dep, LocalDeployment):
         reasons.append("must work offline, and it depends on a cloud API")
     if rules.max_monthly_usd is not None and monthly_usd > rules.max_monthly_usd:
-        reasons.append(f"costs ${monthly_usd:,.0f}/month, over the ${rules.max_monthly_usd:,.0f}"
-                       f" budget")
+        reasons.append(over_budget(monthly_usd, rules.max_monthly_usd))
     slo = summary.slo
     if (slo.goodput_fraction or 0.0) < slo.min_goodput_fraction:
         reasons.append(f"misses the SLO: {slo.goodput_shown()} of requests within bounds, "
@@ -285,66 +284,6 @@ def latency_from(name: str, loaded: LoadedScenario) -> str:
     if dep.step_time.kind == "calibrated":
         return f"measured: calibrated ({dep.step_time.file})"
     return f"defaults: {dep.step_time.kind} step model"
-
-
-DAY_S = 86_400.0
-
-
-def _tokens_counted_per_call(api: CloudDeployment, model: CloudModelSpec,
-                             cloud: CloudOutcome) -> float:
-    """Tokens an answered call counts against the API's token limits in the end, as its
-    limiter settles them (Bedrock: the uncached prompt and the output at its burndown; the
-    others: prompt + max_tokens), at the run's means."""
-    prompt, output = cloud.input_tokens / cloud.served, cloud.output_tokens / cloud.served
-    cached = (cloud.cached_input_tokens or 0) / cloud.input_tokens if cloud.input_tokens \
-        else 0.0
-    limiter = make_limiter(api, model, cached if cloud.cached_input_tokens is not None
-                           else None)
-    reserve = float(api.limits.max_tokens) if api.limits.max_tokens else output
-    return limiter.tokens_counted(prompt + reserve, prompt + output, prompt)
-
-
-def daily_limit_reason(name: str, summary: DeploymentResult, loaded: LoadedScenario,
-                       info: RunInfo) -> str | None:
-    """Why the API's daily limits cannot carry a day of this traffic (None: they can, there
-    are none, or the run spans a day and saw them itself): the requests the run sent the
-    API, at the traffic's long-run rate, against them. A run shorter than a day starts the
-    day's counters at zero, so a limit of 1,000 requests a day shows nothing in ten minutes
-    of a request a second."""
-    dep = loaded.scenario.deployments[name]
-    api_name = dep.cloud if isinstance(dep, HybridDeployment) else name
-    api = loaded.scenario.deployments[api_name]
-    cloud = summary.cloud
-    if not isinstance(api, CloudDeployment) or cloud is None or info.duration_s >= DAY_S \
-            or info.requests <= 0 or cloud.served <= 0 or cloud.requests_sent <= 0:
-        return None
-    rate = info.long_run_requests_per_s or info.requests / info.duration_s
-    calls_per_day = rate * cloud.requests_sent / info.requests * DAY_S
-    model = loaded.catalog.cloud_models[api.model]
-    requests_per_day, day_tokens = daily_limits(api, model)
-    # a limit the scenario does not give is its default tier's, from the catalog
-    tier = "" if api.limits.requests_per_day else f", {api.model}'s {model.default_tier}"
-    found = []
-    if requests_per_day and calls_per_day > requests_per_day:
-        found.append((requests_per_day / calls_per_day,
-                      f"{requests_per_day:,.0f} requests/day{tier}",
-                      f"{calls_per_day:,.0f} calls a day",
-                      f"{math.ceil(calls_per_day):,} requests/day (limits.requests_per_day)"))
-    tier = "" if api.limits.tokens_per_day else f", {api.model}'s {model.default_tier}"
-    tokens_per_day = calls_per_day * _tokens_counted_per_call(api, model, cloud)
-    if day_tokens and tokens_per_day > day_tokens:
-        found.append((day_tokens / tokens_per_day, f"{day_tokens:,.0f} tokens/day{tier}",
-                      f"{tokens_per_day:,.0f} tokens a day",
-                      f"{math.ceil(tokens_per_day):,} tokens/day (limits.tokens_per_day)"))
-    if not found:
-        return None
-    share, limit, need, _ = min(found)
-    # every daily limit short of the day, as the other limits' advice names them: raising
-    # only the tighter leaves the other one short
-    return (f"{api_name}'s daily limit ({limit}) carries {share:.1%} of the {need} this "
-            f"traffic sends it (a run shorter than a day starts the day's count at zero); "
-            f"to carry it, raise {'them' if len(found) > 1 else 'it'} to at least "
-            + " and ".join(f[3] for f in found))
 
 
 #: full batches at the mix's mean lengths estimate what a fleet finishes to within a few
@@ -451,6 +390,7 @@ def decide(simulation: SimulationResult, loaded: LoadedScenario,
         candidates = at_the_peak(candidates, *peak)
     elif (daily := daily_peak_requests_per_s(loaded, simulation)) is not None:
         candidates = below_the_peak(candidates, daily)
+    candidates = past_the_daily_limit(candidates, loaded, simulation.scenario)
     unbuildable = dict(sorted(loaded.unbuildable.items())) or None
     headroom = slo_headroom(planning, loaded) if planning is not None else None
     recommendation = recommend(candidates, loaded, headroom)
@@ -507,17 +447,11 @@ def below_the_peak(candidates: dict[str, Candidate], peak: float) -> dict[str, C
         if found.hybrid is not None or rate is None or rate >= peak:
             out[name] = found
             continue
-        out[name] = _excluded(found, f"its full batches serve {rate:,.3g} requests/s, under "
-                                     f"the traffic's daily peak of {peak:,.3g}/s, which the "
-                                     "simulated hours do not reach (plan to judge it within "
-                                     "the SLO)")
+        out[name] = found.excluded(f"its full batches serve {rate:,.3g} requests/s, under "
+                                   f"the traffic's daily peak of {peak:,.3g}/s, which the "
+                                   "simulated hours do not reach (plan to judge it within "
+                                   "the SLO)")
     return out
-
-
-def _excluded(found: Candidate, why: str) -> Candidate:
-    """`found`, infeasible for one more reason."""
-    return found.model_copy(update={"feasible": False,
-                                    "infeasible_because": [*found.infeasible_because, why]})
 
 
 def at_the_peak(candidates: dict[str, Candidate], window: PlanningWindow,
@@ -542,9 +476,9 @@ def at_the_peak(candidates: dict[str, Candidate], window: PlanningWindow,
             continue
         sustains = (f"sustains {rate:,.3g} requests/s within the SLO"
                     if rate is not None else "misses the SLO")
-        out[name] = _excluded(found, f"{sustains} against the traffic's daily peak of "
-                                     f"{peak:,.3g}/s, which the simulated hours do not reach "
-                                     "(planning, at the peak's rate)")
+        out[name] = found.excluded(f"{sustains} against the traffic's daily peak of "
+                                   f"{peak:,.3g}/s, which the simulated hours do not reach "
+                                   "(planning, at the peak's rate)")
     return out
 
 
@@ -586,6 +520,8 @@ def _recommendation(ranking: list[str], candidates: dict[str, Candidate],
         else:
             reason += (f", {other / per_useful:.2f}x cheaper per useful result "
                        f"than {runner_up}")
+    if (spill := candidates[best].daily_limit) is not None:
+        reason += f"; {spill}"
     if best in blocked:
         # every feasible candidate is one the stack cannot build as simulated: the answer
         # stands, and says what to change before building it

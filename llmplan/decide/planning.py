@@ -46,6 +46,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from llmplan.decide.daily import past_the_daily_limit
 from llmplan.decide.decision import (
     at_the_peak,
     candidate,
@@ -912,6 +913,18 @@ def right_sized(simulation: SimulationResult, planner: Planner,
         candidates = {**at_the_peak({n: c for n, c in candidates.items() if n not in fleets},
                                     window, plans), **kept}
         candidates = {n: candidates[n] for n in simulation.deployments}
+    # past its API's daily limit a hybrid is its fleet alone on the whole traffic: a run of
+    # that fleet shows it only at as many replicas as the hybrid's, or fewer
+    size = {n: fleets[n].replicas if n in fleets else planner.fleet_replicas(n)
+            for n in candidates}
+    runs: dict[str, Candidate | None] = {}
+    for name in candidates:
+        dep = loaded.scenario.deployments[name]
+        if isinstance(dep, HybridDeployment) and dep.local in candidates:
+            has, alone = size[name], size[dep.local]
+            runs[name] = candidates[dep.local] if has is None or alone is None \
+                or alone <= has else None
+    candidates = past_the_daily_limit(candidates, loaded, simulation.scenario, runs)
     return RightSized(fleets=fleets, recommendation=recommend(candidates, loaded))
 
 

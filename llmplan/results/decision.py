@@ -87,12 +87,26 @@ class CostSummary(ResultModel):
 class Candidate(DeploymentResult):
     """A simulated deployment with its cost and whether it may be chosen at all."""
 
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = (*DeploymentResult.OMIT_WHEN_NONE,
+                                                 "daily_limit")
+
     cost: CostSummary
     feasible: bool
     infeasible_because: list[str]
     latency_from: str = Field(description="Where its latency figures come from: measured "
                                           "(calibrated), roofline defaults, or the provider "
                                           "latency given in the scenario or assumed.")
+    daily_limit: str | None = Field(
+        default=None, description="A hybrid whose API's daily limit is short of a day of "
+                                  "the calls it sends there, in a run shorter than a day "
+                                  "(which never reaches it), kept in: past the limit every "
+                                  "call goes to its fleet, whose own run on the whole "
+                                  "traffic meets the SLO. What was simulated and what not.")
+
+    def excluded(self, why: str) -> Candidate:
+        """This candidate, infeasible for one more reason."""
+        return self.model_copy(update={"feasible": False,
+                                       "infeasible_because": [*self.infeasible_because, why]})
 
     def serves_with(self) -> str:
         """As the simulation says, and the GPUs bought when whole baseboards make them more

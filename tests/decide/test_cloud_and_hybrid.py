@@ -188,22 +188,71 @@ def test_a_daily_limit_spent_sends_the_rest_to_the_fallback_at_once() -> None:
     assert summary.cloud.throttled_requests == moved.sum()
 
 
-def test_a_daily_limit_a_short_run_never_fills_makes_the_api_infeasible() -> None:
+SHORT_DAY = HYBRID.replace("QUEUE", "1000").replace(
+    "limits: {requests_per_min: 100000, tokens_per_min: 100000000}",
+    "limits: {requests_per_min: 100000, requests_per_day: 20000}").replace(
+    "        outages: {windows: [{start_s: 40, duration_s: 30}]}\n", "")
+
+
+def _decided(text: str):  # type: ignore[no-untyped-def]
     from llmplan.decide.decision import decide
     from llmplan.sim.run import simulate_scenario
-    text = HYBRID.replace("QUEUE", "1000").replace(
-        "limits: {requests_per_min: 100000, tokens_per_min: 100000000}",
-        "limits: {requests_per_min: 100000, requests_per_day: 20000}").replace(
-        "        outages: {windows: [{start_s: 40, duration_s: 30}]}\n", "")
     loaded = scenario_from(text)
-    result = decide(simulate_scenario(loaded), loaded)
-    # 3 requests/s are 259,200 calls a day, 7.7% of which the limit lets through; the
-    # hybrid sends the API its chats (about two in three: 162,269 a day in this run)
+    return decide(simulate_scenario(loaded), loaded)
+
+
+def test_a_daily_limit_a_short_run_never_fills_makes_the_api_infeasible() -> None:
+    """3 requests/s are 259,200 calls a day, 7.7% of which the limit lets through: the API
+    alone cannot carry the rest. The hybrid sends the API its chats (about two in three:
+    162,269 a day in this run) and, the limit spent, sends the rest to its H100 at once
+    (the test above): the H100 alone serves the whole traffic within the SLO in its own
+    run, so the hybrid stays in, saying what was simulated. It was excluded for the limit
+    alone."""
+    result = _decided(SHORT_DAY)
     api = result.deployments["api"].infeasible_because
     assert any("daily limit (20,000 requests/day) carries 7.7%" in r for r in api)
-    mixed = " ".join(result.deployments["mixed"].infeasible_because)
-    assert "daily limit (20,000 requests/day) carries 12.3% of the 162,269 calls" in mixed
-    assert result.deployments["gpu"].feasible
+    gpu, mixed = result.deployments["gpu"], result.deployments["mixed"]
+    assert gpu.feasible and mixed.feasible
+    assert mixed.daily_limit is not None
+    assert "daily limit (20,000 requests/day) carries 12.3% of the 162,269 calls a day the " \
+           "hybrid sends it (the 2 min simulated start the day's count at zero)" \
+        in mixed.daily_limit
+    assert f"gpu alone, simulated on the whole of this traffic, serves it within the SLO " \
+           f"({gpu.slo.goodput_shown()} goodput)" in mixed.daily_limit
+    assert gpu.daily_limit is None and result.deployments["api"].daily_limit is None
+
+
+def test_a_daily_limit_whose_rest_the_fleet_cannot_serve_excludes_the_hybrid() -> None:
+    """The same hybrid on one L4 with answers of 600 tokens: its full batches answer 1.63
+    requests/s, over the 1/s the hybrid leaves it (its restricted third) but under the 3/s
+    it gets once the limit is spent. The hybrid's own two minutes meet the SLO; past the
+    limit it is the L4 alone, whose run misses it: excluded for the SLO, the limit named."""
+    result = _decided(SHORT_DAY.replace("gpu: H100-SXM", "gpu: L4")
+                      .replace("tokens: 60}", "tokens: 600}"))
+    gpu, mixed = result.deployments["gpu"], result.deployments["mixed"]
+    assert gpu.local is not None
+    assert 1.0 < gpu.local.utilisation.full_batch_requests_per_s < 3.0
+    assert mixed.slo.met and not gpu.slo.met
+    (why,) = mixed.infeasible_because
+    assert why.startswith("misses the SLO once its API's daily limit is spent: api's daily "
+                          "limit (20,000 requests/day) carries 12.")
+    assert f"past it every call goes to gpu, which alone on this traffic " \
+           f"{gpu.infeasible_because[0]}" in why
+    # and what to raise to serve the whole day as the hybrid's run did
+    assert "; to carry it, raise it to at least 162," in why
+    assert why.endswith(" requests/day (limits.requests_per_day)")
+    assert mixed.daily_limit is None
+
+
+def test_a_daily_limit_on_a_hybrid_that_does_not_fall_back_excludes_it() -> None:
+    """Without fallback_to_local the calls past the limit fail: the limit excludes it."""
+    result = _decided(SHORT_DAY.replace("routes: [{to: cloud}]",
+                                        "routes: [{to: cloud}]\n        fallback_to_local: false"))
+    mixed = result.deployments["mixed"]
+    assert not mixed.feasible and mixed.daily_limit is None
+    assert any("carries 12.3% of the 162,269 calls a day this traffic sends it" in r
+               and "fallback_to_local is off, so the rest fail" in r
+               for r in mixed.infeasible_because)
 
 
 def test_overlapping_outage_windows_are_one_outage() -> None:
