@@ -583,7 +583,8 @@ def break_even(candidates: dict[str, Candidate], loaded: LoadedScenario,
                 local_dearer_again_useful_requests_per_month=useful_again,
                 simulated_requests_per_month=a.requests_per_month,
                 local_capacity_requests_per_month=capacity,
-                fleet_must_grow=_must_grow(local, loaded, volume, capacity),
+                fleet_must_grow=_must_grow(local, loaded, volume, capacity,
+                                           again=dearer_again),
                 excluded=_excluded_sides(candidates, local, cloud)))
     return out
 
@@ -642,29 +643,39 @@ def _capacity_per_month(candidate: Candidate, fleet: LocalDeployment,
 
 
 def _must_grow(local: str, loaded: LoadedScenario, volume: float | None,
-               capacity: float | None, within: str = "") -> str | None:
-    """What the fleet must grow to when the break-even `volume` is past the most it serves
-    a month (None: it is not): a fixed fleet, replicas whose fixed costs move the
-    break-even; an autoscaled one, replicas past its autoscaling.max_replicas, which it
-    will not start until that cap is raised (owned, bought as well)."""
-    if volume is None or capacity is None or capacity <= 0 or volume <= capacity:
+               capacity: float | None, within: str = "", *,
+               again: float | None = None) -> str | None:
+    """What the fleet must grow to when a volume where it and the API cost the same is
+    past the most it serves a month (None: none is): the break-even `volume`, above which
+    the fleet costs less, or, that one within it, the one where it costs more `again`, up
+    to which it does. A fixed fleet, replicas whose fixed costs move the crossing; an
+    autoscaled one, replicas past its autoscaling.max_replicas, which it will not start
+    until that cap is raised (owned, bought as well)."""
+    if capacity is None or capacity <= 0:
+        return None
+    if volume is not None and volume > capacity:
+        at, point = volume, "the break-even"
+    elif again is not None and again > capacity:
+        at, point = again, "the volume up to which it costs less"
+    else:
         return None
     dep = loaded.scenario.deployments[local]
     assert isinstance(dep, LocalDeployment)
     has = dep.max_replicas
-    needs = math.ceil(volume / capacity * has)
+    needs = math.ceil(at / capacity * has)
     serves = f"{local} serves at most {capacity / 1e6:,.1f} M requests a month{within} with "
     if dep.autoscaling is None:
-        return (f"{serves}{has} replica{'s' if has > 1 else ''}: at the break-even "
-                f"({volume / 1e6:,.1f} M) it needs at least {needs}, whose fixed costs move "
-                f"the break-even further out")
+        return (f"{serves}{has} replica{'s' if has > 1 else ''}: at {point} "
+                f"({at / 1e6:,.1f} M) it needs at least {needs}, whose fixed costs move "
+                f"{'the break-even further out' if at == volume else 'it nearer'}")
     # rented, replicas above the cap cost what those above the floor do, as the cost line
     # has them; owned, max_replicas is what was bought, and more must be
-    cost = ("more GPUs to buy, which move the break-even further out"
-            if dep.costs.ownership == "owned" else
-            "rented as those above its floor are, they leave the break-even where it is")
-    return (f"{serves}its autoscaling.max_replicas of {has}: at the break-even "
-            f"({volume / 1e6:,.1f} M) it needs at least {needs}, past that cap (raise it): "
+    moved = 'the break-even further out' if at == volume else 'that volume nearer'
+    cost = (f"more GPUs to buy, which move {moved}" if dep.costs.ownership == "owned" else
+            "rented as those above its floor are, they leave "
+            f"{'the break-even' if at == volume else 'that volume'} where it is")
+    return (f"{serves}its autoscaling.max_replicas of {has}: at {point} "
+            f"({at / 1e6:,.1f} M) it needs at least {needs}, past that cap (raise it): "
             f"{cost}")
 
 
@@ -685,7 +696,7 @@ def with_slo_capacity(rows: list[BreakEven], planning: Planning,
         if row.local_capacity_requests_per_month is not None:
             slo = min(slo, row.local_capacity_requests_per_month)
         grow = _must_grow(row.local, loaded, row.break_even_requests_per_month, slo,
-                          " within the SLO")
+                          " within the SLO", again=row.local_dearer_again_requests_per_month)
         out.append(row.model_copy(update={"local_slo_capacity_requests_per_month": slo,
                                           "fleet_must_grow": grow}))
     return out

@@ -919,6 +919,41 @@ def test_a_fleet_cheaper_below_a_volume_per_useful_result_says_where() -> None:
     assert f"{crossing:,.0f} (gpu costs less below it, api above) (60%, 90%)" \
         in render(result)
 
+def test_a_second_crossing_past_what_the_fleet_serves_says_it_must_grow() -> None:
+    """The reserved floor above: the fleet costs less from 24.0 M to 86.9 M a month. A
+    planning that finds it serves 50 M within the SLO leaves the first crossing inside
+    and the second past it: to cost less up to 86.9 M it needs 86.9 / 50 x 8 = 14
+    replicas, past its max_replicas of 8; rented above its floor, they leave that volume
+    where it is. Only the first crossing was checked, so nothing was said."""
+    from llmplan.decide.decision import with_slo_capacity
+    from llmplan.results.decision import DeploymentPlan, Planning, PlanningWindow
+
+    text = AUTOSCALED_ON_DEMAND.replace("HOURS", "0").replace(
+        "rented_on_demand", "rented_reserved").replace(
+        "H100-SXM: {rental_usd_per_gpu_hour: 2.0}",
+        "H100-SXM: {rental_usd_per_gpu_hour: 4.0, reserved_usd_per_gpu_hour: 1.0}").replace(
+        "{input_usd_per_mtok: 0.5, output_usd_per_mtok: 2.0}",
+        "{input_usd_per_mtok: 0.02, output_usd_per_mtok: 0.05}")
+    result = evaluate(scenario_from(text), planning=False)
+    (row,) = result.break_even
+    knee, per_call = 60 * 3600 * 730 / 3, (1000 * 0.02 + 200 * 0.05) / 1e6 + 4e-6 * 0.09
+    again = (730 - 2920) / (per_call - 2920 / knee)
+    assert row.local_dearer_again_requests_per_month == pytest.approx(again, rel=1e-6)
+    assert row.fleet_must_grow is None
+    window = PlanningWindow(requests=600, start_s=0.0, span_s=300.0, whole_stream=False)
+    rate = 2.0 * 50e6 / row.simulated_requests_per_month      # 50 M a month
+    planning = Planning(deployments={"gpu": DeploymentPlan(
+        min_replicas_meeting_slo=None, max_sustainable_requests_per_s=rate, load_curve=[])},
+        sensitivity=[], window=window)
+    (checked,) = with_slo_capacity([row], planning, scenario_from(text))
+    assert checked.local_slo_capacity_requests_per_month == pytest.approx(50e6)
+    assert checked.fleet_must_grow == (
+        f"gpu serves at most 50.0 M requests a month within the SLO with its "
+        f"autoscaling.max_replicas of 8: at the volume up to which it costs less "
+        f"({again / 1e6:,.1f} M) it needs at least {math.ceil(again / 50e6 * 8)}, past that "
+        "cap (raise it): rented as those above its floor are, they leave that volume where "
+        "it is")
+
 @pytest.mark.parametrize("first_crossing", [True, False])
 def test_a_second_crossing_per_useful_result_past_the_fleet_says_it_must_grow(
         first_crossing: bool) -> None:
