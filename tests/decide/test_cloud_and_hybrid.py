@@ -255,6 +255,38 @@ def test_a_daily_limit_on_a_hybrid_that_does_not_fall_back_excludes_it() -> None
                for r in mixed.infeasible_because)
 
 
+@pytest.mark.parametrize("limit", [100, 100_000])
+def test_a_run_of_a_day_judges_a_hybrid_past_its_daily_limit_by_its_own_slo(
+        limit: int) -> None:
+    """A day at 0.01 requests/s is 864 calls, all routed to the API; the L4 alone misses
+    a 25 ms TPOT (16 GB of weights read at 300 GB/s: about 53 ms a token). With 100 a day
+    the API answers 11.6% of them and the rest go to the L4: the day-long run shows the
+    hybrid missing the SLO, and the exclusion names the limit; with 100,000 it meets it."""
+    result = _decided(f"""
+        seed: 4
+        duration: 86400
+        traffic: {{kind: poisson, rate_per_s: 0.01}}
+        tasks: [{{name: chat, prompt_tokens: {{kind: fixed, tokens: 300}},
+                 output_tokens: {{kind: fixed, tokens: 60}}}}]
+        slo: {{ttft_ms: 1500, tpot_ms: 25, min_goodput_fraction: 0.95}}
+        deployments:
+          gpu: {{gpu: L4, model: Llama-3.1-8B}}
+          api: {{kind: cloud, model: gpt-4o-mini,
+                limits: {{requests_per_min: 100000, requests_per_day: {limit}}}}}
+          mixed: {{kind: hybrid, local: gpu, cloud: api, routes: [{{to: cloud}}]}}
+    """)
+    gpu, mixed = result.deployments["gpu"], result.deployments["mixed"]
+    assert not gpu.slo.met and mixed.daily_limit is None
+    if limit > 864:
+        assert mixed.feasible
+        return
+    assert not mixed.slo.met
+    assert mixed.infeasible_because[0].startswith("misses the SLO")
+    assert mixed.infeasible_because[1] == (
+        "api's daily limit (100 requests/day) carries 11.6% of the 864 calls a day the "
+        "hybrid sends it: the run, a day or longer, saw it spent and the rest served by gpu")
+
+
 def test_overlapping_outage_windows_are_one_outage() -> None:
     from llmplan.scenario.cloud import CloudDeployment
     from llmplan.sim.cloud import outage_windows
