@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from llmplan.catalog import CloudModelSpec
 from llmplan.decide.costs import over_budget
-from llmplan.results.decision import Candidate
+from llmplan.results.decision import Candidate, CostSummary
 from llmplan.results.simulation import CloudOutcome, DeploymentResult, RunInfo
 from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
@@ -174,14 +174,60 @@ def past_the_daily_limit(candidates: dict[str, Candidate], loaded: LoadedScenari
                                        f"to {dep.local}, which alone on this traffic "
                                        f"{_as_clause(why[0])}; {short.advice()}")
             continue
-        out[name] = found.model_copy(update={"daily_limit": (
-            f"{spent} ({simulated}): past it every call goes to {dep.local} at once (the "
-            f"429 says to retry after the day), and {dep.local} alone, simulated on the "
-            f"whole of this traffic, serves it within the SLO ({fleet.slo.goodput_shown()} "
-            f"goodput); the {1 - short.share:.1%} of the day's API calls past the limit "
-            "wait one 429's round trip first, and are priced at the API's prices as the run "
-            "sent them")})
+        cost = blended(found.cost, fleet.cost, short.share, dep.local)
+        most = loaded.scenario.constraints.max_monthly_usd
+        reasons = found.infeasible_because
+        if most is not None:    # the budget, judged again at the day's blended cost
+            reasons = [r for r in reasons if r != over_budget(found.cost.monthly_usd, most)]
+            reasons += [over_budget(cost.monthly_usd, most)] if cost.monthly_usd > most else []
+        out[name] = found.model_copy(update={
+            "cost": cost, "feasible": not reasons, "infeasible_because": reasons,
+            "daily_limit": (
+                f"{spent} ({simulated}): past it every call goes to {dep.local} at once "
+                f"(the 429 says to retry after the day), and {dep.local} alone, simulated "
+                f"on the whole of this traffic, serves it within the SLO "
+                f"({fleet.slo.goodput_shown()} goodput); the {1 - short.share:.1%} of the "
+                "day's API calls past the limit wait one 429's round trip first, and the "
+                f"month is costed {short.share:.1%} as the hybrid ran, the rest as "
+                f"{dep.local} alone")})
     return out
+
+
+def blended(hybrid: CostSummary, fleet: CostSummary, share: float,
+            local: str) -> CostSummary:
+    """A hybrid's month whose API serves `share` of the day's calls it is sent, its
+    fleet the rest: each cost that grows with volume, and the useful results, `share` as
+    the hybrid's run had them and the rest as the fleet's own run on the whole traffic
+    (the same requests: the two runs share the stream), so an API priced per call pays
+    for the calls the limit lets through, and a fleet on demand for the hours it carries
+    them all; the fixed ones as the hybrid's (it keeps both all month)."""
+    rest = 1.0 - share
+    theirs = {line.item: line for line in fleet.items}
+    items = [line.model_copy(update={
+        "usd_per_month": share * line.usd_per_month
+        + rest * (theirs[line.item].usd_per_month if line.item in theirs else 0.0),
+        "basis": f"{line.basis}; {share:.1%} of it as simulated, the rest as {local} "
+                 "alone's (past the API's daily limit)"})
+        if line.variable else line for line in hybrid.items]
+    monthly = sum(line.usd_per_month for line in items)
+    useful = share * hybrid.useful_results_per_month + rest * fleet.useful_results_per_month
+    requests = hybrid.requests_per_month
+    tokens = (hybrid.monthly_usd / hybrid.usd_per_million_output_tokens * 1e6
+              if hybrid.usd_per_million_output_tokens else None)
+    above = None if hybrid.above_floor_usd_per_month is None \
+        or fleet.above_floor_usd_per_month is None \
+        else share * hybrid.above_floor_usd_per_month + rest * fleet.above_floor_usd_per_month
+    return hybrid.model_copy(update={
+        "monthly_usd": monthly,
+        "variable_usd_per_month": monthly - hybrid.fixed_usd_per_month,
+        "above_floor_usd_per_month": above,
+        "floor_requests_per_month": hybrid.floor_requests_per_month if above is not None
+        else None,
+        "useful_results_per_month": useful,
+        "usd_per_1k_requests": monthly / requests * 1e3 if requests else None,
+        "usd_per_million_output_tokens": monthly / tokens * 1e6 if tokens else None,
+        "usd_per_useful_result": monthly / useful if useful else None,
+        "items": items})
 
 
 def _as_clause(why: str) -> str:

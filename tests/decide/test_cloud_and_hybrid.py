@@ -222,6 +222,29 @@ def test_a_daily_limit_a_short_run_never_fills_makes_the_api_infeasible() -> Non
     assert gpu.daily_limit is None and result.deployments["api"].daily_limit is None
 
 
+def test_a_hybrid_past_its_daily_limit_pays_the_api_for_the_calls_it_lets_through() -> None:
+    """Past the limit the API answers no more of the hybrid's chats: a month of it bills
+    20,000 calls a day for 730 / 24 days, each 300 tokens in at $0.15/M and 60 out at
+    $0.6/M ($27.38 and $21.90), not the 162,269 a day the run's rate sends it. What
+    grows with volume on the fleet is the run's for that share and the H100's alone for
+    the rest; what does not (the fleet, the API's monthly fees) is the hybrid's."""
+    result = _decided(SHORT_DAY)
+    gpu, mixed = result.deployments["gpu"], result.deployments["mixed"]
+    items = {line.item: line for line in mixed.cost.items}
+    days = 730 / 24
+    assert items["cloud_input_tokens"].usd_per_month == pytest.approx(
+        20_000 * days * 300 * 0.15e-6, rel=1e-9)
+    assert items["cloud_output_tokens"].usd_per_month == pytest.approx(
+        20_000 * days * 60 * 0.6e-6, rel=1e-9)
+    fleet = {line.item: line for line in gpu.cost.items}
+    assert all(items[n].usd_per_month == fleet[n].usd_per_month
+               for n in fleet if not fleet[n].variable)
+    assert mixed.cost.monthly_usd == pytest.approx(
+        sum(line.usd_per_month for line in mixed.cost.items))
+    assert mixed.cost.usd_per_useful_result == pytest.approx(
+        mixed.cost.monthly_usd / mixed.cost.useful_results_per_month)
+
+
 def test_a_daily_limit_whose_rest_the_fleet_cannot_serve_excludes_the_hybrid() -> None:
     """The same hybrid on one L4 with answers of 600 tokens: its full batches answer 1.63
     requests/s, over the 1/s the hybrid leaves it (its restricted third) but under the 3/s
