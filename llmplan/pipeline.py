@@ -132,9 +132,8 @@ def reasoning_unasked_on_an_api(loaded: LoadedScenario) -> list[str]:
             continue
         tasks = plain if not isinstance(dep, HybridDeployment) else [
             t.name for t in loaded.scenario.tasks if t.name in plain
-            and dep.side_of(t.name, t.kind, t.sensitivity) == "cloud"
-            and not (loaded.scenario.constraints.restricted_stays_local
-                     and t.sensitivity == "restricted")]
+            and dep.task_side(t.name, t.kind, t.sensitivity, restricted_stays_local=loaded
+                              .scenario.constraints.restricted_stays_local) == "cloud"]
         if not tasks:
             continue
         which = f"task{'s' if len(tasks) > 1 else ''} {', '.join(tasks)}"

@@ -111,10 +111,11 @@ def unasked_reasoning(dep: AnyDeployment, catalog: Catalog, stream: RequestStrea
     if isinstance(dep, HybridDeployment):
         labels = list(task_sensitivity or ["internal"] * len(stream.task_names))
         kinds = task_kinds or [None] * len(labels)
-        sent &= np.array([dep.side_of(task, kind, label) == "cloud"
-                          and not (restricted_stays_local and label == "restricted")
-                          for task, kind, label in zip(stream.task_names, kinds, labels,
-                                                       strict=True)], dtype=bool)
+        sent &= np.array([dep.task_side(task, kind, label,
+                                        restricted_stays_local=restricted_stays_local)
+                          == "cloud" for task, kind, label in zip(stream.task_names, kinds,
+                                                                  labels, strict=True)],
+                         dtype=bool)
     return stream.with_hidden_reasoning(sent[stream.task_index], tokens)
 
 

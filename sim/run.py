@@ -9,8 +9,9 @@ cloud API's rate limits as the traffic, kept up, leaves them (`run_steady`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -20,7 +21,12 @@ from llmplan.scenario import LoadedScenario
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
 from llmplan.scenario.models import Scenario, SimulationMode
 from llmplan.sim.cloud import limit_cache_share, make_limiter, token_mix
-from llmplan.sim.engine import DeploymentRun, simulate_deployment, unasked_reasoning
+from llmplan.sim.engine import (
+    AnyDeployment,
+    DeploymentRun,
+    simulate_deployment,
+    unasked_reasoning,
+)
 from llmplan.sim.metrics import summarise_run
 from llmplan.sim.requests_csv import write_requests_csv
 from llmplan.traffic import RequestStream, build_request_stream, long_run_requests
@@ -44,12 +50,27 @@ def run_deployment(loaded: LoadedScenario, name: str, stream: RequestStream,
         drain_s=scenario.simulation.drain_s if drain_s is None else drain_s,
         mode=mode or scenario.simulation.mode,
         progress=progress, seed=scenario.seed if seed is None else seed,
-        deployments=scenario.deployments,
-        task_sensitivity=[t.sensitivity for t in scenario.tasks],
-        task_kinds=[t.kind for t in scenario.tasks],
-        restricted_stays_local=scenario.constraints.restricted_stays_local,
-        plain_tasks=[t.reasoning_tokens is None for t in scenario.tasks],
-        prime_limits=prime_limits, cloud_demand=cloud_demand)
+        prime_limits=prime_limits, cloud_demand=cloud_demand, **_task_facts(scenario))
+
+
+class TaskFacts(TypedDict):
+    """What the simulation reads of the scenario's tasks and constraints beside the stream:
+    the deployments (a hybrid's parts), each task's sensitivity, kind and whether it asks
+    for no reasoning, and the restricted-data rule."""
+
+    deployments: Mapping[str, AnyDeployment]
+    task_sensitivity: Sequence[str]
+    task_kinds: Sequence[str | None]
+    restricted_stays_local: bool
+    plain_tasks: Sequence[bool]
+
+
+def _task_facts(scenario: Scenario) -> TaskFacts:
+    return TaskFacts(deployments=scenario.deployments,
+                     task_sensitivity=[t.sensitivity for t in scenario.tasks],
+                     task_kinds=[t.kind for t in scenario.tasks],
+                     restricted_stays_local=scenario.constraints.restricted_stays_local,
+                     plain_tasks=[t.reasoning_tokens is None for t in scenario.tasks])
 
 
 def served_stream(loaded: LoadedScenario, name: str, stream: RequestStream) -> RequestStream:
@@ -57,14 +78,8 @@ def served_stream(loaded: LoadedScenario, name: str, stream: RequestStream) -> R
     hidden reasoning its API adds to each answer of a task that asks for none, on a model
     that cannot answer without (`unasked_reasoning`), so what is judged before a run (the
     rate an API's limits sustain) counts the tokens the run charges."""
-    scenario = loaded.scenario
-    return unasked_reasoning(
-        scenario.deployments[name], loaded.catalog, stream,
-        plain_tasks=[t.reasoning_tokens is None for t in scenario.tasks],
-        deployments=scenario.deployments,
-        task_sensitivity=[t.sensitivity for t in scenario.tasks],
-        task_kinds=[t.kind for t in scenario.tasks],
-        restricted_stays_local=scenario.constraints.restricted_stays_local)
+    return unasked_reasoning(loaded.scenario.deployments[name], loaded.catalog, stream,
+                             **_task_facts(loaded.scenario))
 
 
 def run_steady(loaded: LoadedScenario, name: str, stream: RequestStream, duration_s: float,

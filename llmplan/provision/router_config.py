@@ -124,8 +124,8 @@ def task_routes(plan: Plan) -> list[TaskRoute]:
     for task in plan.tasks:
         restricted = plan.restricted_stays_local and task.sensitivity == "restricted"
         if isinstance(chosen, HybridDeployment):
-            side = "local" if restricted else chosen.side_of(task.name, task.kind,
-                                                             task.sensitivity)
+            side = chosen.task_side(task.name, task.kind, task.sensitivity,
+                                    restricted_stays_local=plan.restricted_stays_local)
             routes.append(TaskRoute(task.name, side, restricted,
                                     spills=side == "local" and not restricted,
                                     falls_back=side == "cloud" and chosen.fallback_to_local))

@@ -300,3 +300,12 @@ class HybridDeployment(_Strict):
         """Where the routes send a task's requests (before the restricted rule)."""
         return next((route.to for route in self.rules
                      if route.matches(task, kind, sensitivity)), self.default)
+
+    def task_side(self, task: str, kind: str | None, sensitivity: str, *,
+                  restricted_stays_local: bool) -> str:
+        """Where a task's requests go: restricted data stays on the fleet when the
+        scenario says so, whatever the routes; then the first matching route, else the
+        default (the simulator's, the gateway's and the notes' one rule)."""
+        if restricted_stays_local and sensitivity == "restricted":
+            return "local"
+        return self.side_of(task, kind, sensitivity)
