@@ -69,6 +69,9 @@ def hybrid_routing(hybrids: dict[str, Candidate]) -> str:
         f"(spill-over or fall-back); {dep.hybrid.restricted_requests:,} restricted, "
         f"{dep.hybrid.restricted_served_by_cloud:,} of them answered by the API"
         for name, dep in hybrids.items() if dep.hybrid is not None)
+    # a hybrid kept in past its API's daily limit: what was simulated and what was not
+    daily = "".join(f"<p>{prose(f'{name}: {dep.daily_limit}', list(hybrids))}.</p>"
+                    for name, dep in hybrids.items() if dep.daily_limit is not None)
     local, cloud = (", ".join(k.replace("_", " ") for k in kinds)
                     for kinds in (SEED_LOCAL_KINDS, SEED_CLOUD_KINDS))
     return ("<h2>Hybrid routing</h2><p>The seed's hybrid pattern: a router sends each task "
@@ -79,7 +82,7 @@ def hybrid_routing(hybrids: dict[str, Candidate]) -> str:
             "quality matters. Where each task's requests were answered: "
             + prose(moved, list(hybrids)) + ".</p>"
             + table(["deployment", "task", "requests", "answered on the fleet",
-                      "answered by the API", "TTFT p95 ms"], rows))
+                      "answered by the API", "TTFT p95 ms"], rows) + daily)
 
 
 def unanswered(dep: Candidate) -> str:

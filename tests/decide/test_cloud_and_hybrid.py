@@ -220,6 +220,12 @@ def test_a_daily_limit_a_short_run_never_fills_makes_the_api_infeasible() -> Non
     assert f"gpu alone, simulated on the whole of this traffic, serves it within the SLO " \
            f"({gpu.slo.goodput_shown()} goodput)" in mixed.daily_limit
     assert gpu.daily_limit is None and result.deployments["api"].daily_limit is None
+    # the report says it too, in the hybrid's routing section
+    import html
+
+    from llmplan.report.page import render
+    page = html.unescape(page_text(render(result)))
+    assert f"mixed: {mixed.daily_limit}." in page.split("Hybrid routing")[1]
 
 
 def test_a_hybrid_past_its_daily_limit_pays_the_api_for_the_calls_it_lets_through() -> None:
