@@ -463,7 +463,7 @@ def loadtest(
     from llmplan.loadtests.report import write_loadtest_report
     from llmplan.loadtests.runner import LoadTestSettings, out_folder_problem
     from llmplan.loadtests.server_props import fetch_props
-    from llmplan.loadtests.targets import load_target
+    from llmplan.loadtests.targets import load_target, with_catalog_reasoning
     from llmplan.loadtests.workload import (
         check_api,
         check_context,
@@ -514,7 +514,9 @@ def loadtest(
                                     requests=max_requests, seed=seed or 1)
         else:
             loaded = load_workload(scenario)
-        endpoint = load_target(targets, target)
+        # a plain task on a model that cannot answer without reasoning: sent the lowest
+        # effort the simulation and the stack's gateway give it
+        endpoint = with_catalog_reasoning(load_target(targets, target), loaded.catalog)
         check_api(loaded, endpoint.api, target)
         items = load_test_set(test_set) if test_set is not None else None
         if items is not None and test_set is not None:

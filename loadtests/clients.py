@@ -263,7 +263,11 @@ class OpenAIStream:
 
     def body(self, item: PlanItem, history: Sequence[Message] = ()) -> bytes:
         t = self.target
-        payload: dict[str, Any] = {"model": t.model, t.output_cap_field: item.max_tokens,
+        # a plain task's answer on a model that cannot answer without reasoning: its cap
+        # (OpenAI counts the reasoning in max_completion_tokens) holds the hidden tokens the
+        # simulation gives it too
+        cap = item.max_tokens + (t.plain_hidden_tokens if item.reasoning_tokens == 0 else 0)
+        payload: dict[str, Any] = {"model": t.model, t.output_cap_field: cap,
                                    "stream": True, "stream_options": {"include_usage": True}}
         if not t.openai_chat:     # greedy where the server allows it (Target.openai_chat)
             payload["temperature"] = 0
@@ -271,9 +275,9 @@ class OpenAIStream:
             payload["messages"] = [*history, {"role": "user", "content": item.prompt}]
         else:   # a completion endpoint gets the conversation as one text
             payload["prompt"] = "\n".join([*(m["content"] for m in history), item.prompt])
-        if t.reasoning_effort is not None and item.reasoning_tokens > 0:
-            # the thinking the plan gives this request; a plain one's gets the API's default
-            payload["reasoning_effort"] = t.reasoning_effort
+        if (effort := t.effort_for(item.reasoning_tokens)) is not None:
+            # the thinking the plan gives this request, or a plain one's lowest
+            payload["reasoning_effort"] = effort
         if item.fixed_length and t.fixed_output_length:
             if t.kind in {"llamacpp", "vllm"}:
                 payload["ignore_eos"] = True

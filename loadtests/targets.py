@@ -18,6 +18,8 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from llmplan.catalog import Catalog
+from llmplan.catalog.catalog import LEAST_EFFORT_REASONING_TOKENS
 from llmplan.errors import InputError, Problem
 from llmplan.urls import secret_part
 from llmplan.yamlio.load import load_model
@@ -55,6 +57,16 @@ class Target(BaseModel):
                     "rather than at its model's default (GPT-5: medium; GPT-5.1: none). "
                     "OpenAI-compatible chat APIs only (kind openai, api chat: OpenAI's, "
                     "Azure OpenAI's, a LiteLLM gateway). None: none sent.")
+    plain_reasoning_effort: ReasoningEffort | None = Field(
+        default=None,
+        description="Sent as `reasoning_effort` with each request of a task that gives no "
+                    "reasoning_tokens, its answer's cap raised by the hidden tokens the "
+                    "simulation gives that effort (catalog LEAST_EFFORT_REASONING_TOKENS): a "
+                    "model that cannot answer without reasoning (GPT-5: minimal at least) "
+                    "then thinks as the simulation and the stack's gateway have it, not at "
+                    "its default, inside a cap sized for the answer alone. `llmplan "
+                    "loadtest` sets it from the catalog's least_reasoning_effort of the model "
+                    "the target names on OpenAI's or Azure OpenAI's chat API. None: none sent.")
 
     @field_validator("api_key_env")
     @classmethod
@@ -98,14 +110,28 @@ class Target(BaseModel):
     def _effort_where_it_is_read(self) -> Target:
         # refused rather than dropped: a load test that sends no effort measures the
         # model's default thinking, not the one planned
-        if self.reasoning_effort is not None and (self.kind != "openai" or self.api != "chat"):
-            raise ValueError(
-                f"reasoning_effort is sent to OpenAI-compatible chat APIs only (kind: openai, "
-                f"api: chat), not kind {self.kind}, api {self.api}; expected no "
-                f"reasoning_effort on this target"
-                + (" (Bedrock's models take their own thinking settings, which a load test "
-                   "does not send)" if self.kind == "bedrock" else ""))
+        for name in ("reasoning_effort", "plain_reasoning_effort"):
+            if getattr(self, name) is not None and (self.kind != "openai" or self.api != "chat"):
+                raise ValueError(
+                    f"{name} is sent to OpenAI-compatible chat APIs only (kind: openai, "
+                    f"api: chat), not kind {self.kind}, api {self.api}; expected no "
+                    f"{name} on this target"
+                    + (" (Bedrock's models take their own thinking settings, which a load "
+                       "test does not send)" if self.kind == "bedrock" else ""))
         return self
+
+    @property
+    def plain_hidden_tokens(self) -> int:
+        """The hidden reasoning tokens a plain task's answer gets at plain_reasoning_effort,
+        as the simulation has them (0: none sent)."""
+        effort = self.plain_reasoning_effort
+        return 0 if effort is None else LEAST_EFFORT_REASONING_TOKENS[effort]
+
+    def effort_for(self, item_reasoning_tokens: int) -> str | None:
+        """The reasoning_effort a request sends: the target's reasoning_effort where the
+        plan gives it hidden reasoning, plain_reasoning_effort where it gives none."""
+        return self.reasoning_effort if item_reasoning_tokens > 0 \
+            else self.plain_reasoning_effort
 
     @property
     def is_loopback(self) -> bool:
@@ -206,6 +232,21 @@ class TargetsFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     targets: dict[str, Target] = Field(min_length=1)
+
+
+def with_catalog_reasoning(target: Target, catalog: Catalog) -> Target:
+    """`target` with the plain_reasoning_effort the catalog gives the model it names on
+    OpenAI's or Azure OpenAI's chat API (its id or its provider's model id), the one the
+    simulation and the stack's gateway give a task that asks for no reasoning; unchanged
+    where the targets file sets one, or the model is not in the catalog or takes none."""
+    if not target.openai_chat or target.plain_reasoning_effort is not None:
+        return target
+    spec = next((spec for name, spec in sorted(catalog.cloud_models.items())
+                 if spec.provider in {"openai", "azure_openai"}
+                 and target.model in {name, spec.model_id}), None)
+    if spec is None or spec.least_reasoning_effort is None:
+        return target
+    return target.model_copy(update={"plain_reasoning_effort": spec.least_reasoning_effort})
 
 
 def load_target(path: str | Path, name: str) -> Target:

@@ -154,6 +154,48 @@ def test_a_reasoning_task_s_requests_carry_the_target_s_effort(base_url: str) ->
         assert "reasoning_effort" not in json.loads(without.body(item))
 
 
+@pytest.mark.parametrize(("model", "effort"), [("gpt-5", "minimal"), ("gpt-5.1", "none"),
+                                             ("o4-mini", "low"), ("gpt-4o", None),
+                                             ("claude-sonnet-4.5", None), ("no-such", None)])
+@pytest.mark.parametrize("base_url", ["https://api.openai.com",
+                                      "https://acme.openai.azure.com/openai/v1"])
+def test_a_plain_task_on_a_model_that_must_reason_sends_the_lowest_effort_simulated(
+        base_url: str, model: str, effort: str | None) -> None:
+    """GPT-5 cannot answer without reasoning (minimal at least) and thinks at medium unless
+    told: the simulation gives a plain task's answer the catalog's lowest effort's hidden
+    tokens, and the stack's gateway sends that effort. A load test straight at the API sends
+    it too, with the answer's cap (which OpenAI's reasoning counts against) raised by those
+    tokens; a reasoning task keeps the target's own effort and its planned cap. A model the
+    catalog does not know, or one that reasons only when asked, is left as it is."""
+    from helpers import scenario_from
+
+    from llmplan.catalog import builtin_catalog
+    from llmplan.catalog.catalog import LEAST_EFFORT_REASONING_TOKENS
+    from llmplan.loadtests.plan import build_plan
+    from llmplan.loadtests.targets import with_catalog_reasoning
+
+    catalog = builtin_catalog()
+    target = with_catalog_reasoning(
+        Target(kind="openai", base_url=base_url, model=model, allow_remote=True,
+               fixed_output_length=False, reasoning_effort="high"), catalog)
+    assert target.plain_reasoning_effort == effort
+    extra = 0 if effort is None else LEAST_EFFORT_REASONING_TOKENS[effort]
+    if effort is not None:
+        assert catalog.cloud_models[model].plain_reasoning_tokens == extra
+    stream = OpenAIStream(target)
+    for item in build_plan(scenario_from(TWO_TASKS), max_requests=20):
+        body = json.loads(stream.body(item))
+        if item.task == "think":
+            assert body["reasoning_effort"] == "high"
+            assert body["max_completion_tokens"] == item.max_tokens
+        else:
+            assert body.get("reasoning_effort") == effort
+            assert body["max_completion_tokens"] == item.max_tokens + extra
+    # a server on this machine is no OpenAI API: nothing is added
+    local = Target(kind="openai", base_url="http://127.0.0.1:4000", model=model)
+    assert with_catalog_reasoning(local, catalog) is local
+
+
 @pytest.mark.parametrize(("target", "said"), [
     ({"kind": "bedrock", "base_url": "http://127.0.0.1:9", "model": "m"}, "kind bedrock"),
     ({"kind": "llamacpp", "base_url": "http://127.0.0.1:9", "model": "m"}, "kind llamacpp"),
