@@ -429,6 +429,11 @@ def _chunk(event: str, data: str) -> dict[str, Any]:
     return chunk
 
 
+#: the smallest thinking budget Anthropic's models take (docs.anthropic.com, extended
+#: thinking: "The minimum budget is 1,024 tokens"); Bedrock passes the thinking config on
+ANTHROPIC_MIN_THINKING_BUDGET = 1024
+
+
 class BedrockStream:
     """AWS Bedrock ConverseStream through boto3 (no client retries: a 429 is measured)."""
 
@@ -453,6 +458,23 @@ class BedrockStream:
         """botocore cannot be interrupted mid-read: the run records it cancelled itself."""
         self.cancelled = True
 
+    def request(self, item: PlanItem, messages: list[Any]) -> dict[str, Any]:
+        """ConverseStream's arguments for `item`. Greedy, unless the request asks Claude for
+        extended thinking (`Target.bedrock_thinking`, an item the plan gives hidden
+        reasoning): then its budget is the planned reasoning, at least Anthropic's minimum
+        (ANTHROPIC_MIN_THINKING_BUDGET), the answer's cap that budget plus the visible
+        tokens (Anthropic: max_tokens above budget_tokens), and no temperature (thinking
+        "isn't compatible with temperature ... modifications")."""
+        if not (self.target.bedrock_thinking and item.reasoning_tokens > 0):
+            return {"modelId": self.target.model, "messages": messages,
+                    "inferenceConfig": {"maxTokens": item.max_tokens, "temperature": 0}}
+        budget = max(item.reasoning_tokens, ANTHROPIC_MIN_THINKING_BUDGET)
+        visible = item.max_tokens - item.reasoning_tokens
+        return {"modelId": self.target.model, "messages": messages,
+                "inferenceConfig": {"maxTokens": budget + visible},
+                "additionalModelRequestFields": {
+                    "thinking": {"type": "enabled", "budget_tokens": budget}}}
+
     def send(self, item: PlanItem, record: RequestRecord,
              history: Sequence[Message] = ()) -> RequestRecord:
         from botocore.exceptions import ClientError, EventStreamError
@@ -463,9 +485,7 @@ class BedrockStream:
         messages: list[Any] = [{"role": m["role"], "content": [{"text": m["content"]}]}
                                for m in turns]
         try:
-            response = self.client.converse_stream(
-                modelId=self.target.model, messages=messages,
-                inferenceConfig={"maxTokens": item.max_tokens, "temperature": 0})
+            response = self.client.converse_stream(**self.request(item, messages))
             record.status = int(response["ResponseMetadata"]["HTTPStatusCode"])
             for event in response["stream"]:
                 if "contentBlockDelta" in event:

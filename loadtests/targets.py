@@ -68,6 +68,13 @@ class Target(BaseModel):
                     "loadtest` sets it from the catalog's least_reasoning_effort of the model "
                     "the target names on OpenAI's or Azure OpenAI's chat API. None: none sent.")
 
+    bedrock_thinking: bool = Field(
+        default=False,
+        description="Bedrock's Claude models: each request of a task with reasoning_tokens "
+                    "asks for extended thinking (additionalModelRequestFields.thinking), "
+                    "its budget the planned reasoning, at least Anthropic's minimum of "
+                    "1,024 tokens, and no temperature. Off: Claude answers without thinking.")
+
     @field_validator("api_key_env")
     @classmethod
     def _a_name_not_a_key(cls, value: str | None) -> str | None:
@@ -116,8 +123,12 @@ class Target(BaseModel):
                     f"{name} is sent to OpenAI-compatible chat APIs only (kind: openai, "
                     f"api: chat), not kind {self.kind}, api {self.api}; expected no "
                     f"{name} on this target"
-                    + (" (Bedrock's models take their own thinking settings, which a load "
-                       "test does not send)" if self.kind == "bedrock" else ""))
+                    + (" (a Claude on Bedrock thinks with bedrock_thinking: true)"
+                       if self.kind == "bedrock" else ""))
+        if self.bedrock_thinking and self.kind != "bedrock":
+            raise ValueError(f"bedrock_thinking is sent to Bedrock's Claude models only (kind: "
+                             f"bedrock), not kind {self.kind}; expected reasoning_effort on "
+                             f"an OpenAI-compatible chat API")
         return self
 
     @property

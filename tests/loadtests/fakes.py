@@ -272,9 +272,12 @@ class FakeBedrock(_LoopServer):
     def __init__(self, token_delay_s: float = 0.002) -> None:
         super().__init__()
         self.token_delay_s = token_delay_s
+        #: the JSON body of each ConverseStream request received
+        self.bodies: list[dict[str, Any]] = []
 
     async def respond(self, method: str, path: str, headers: dict[str, str], body: bytes,
                       writer: asyncio.StreamWriter) -> bool:
+        self.bodies.append(json.loads(body or b"{}"))
         if "throttle" in path:
             await _simple(writer, "429 Too Many Requests",
                           b'{"message":"Too many requests, please wait before trying again."}',

@@ -75,3 +75,59 @@ def test_bedrock_reasoning_is_timed_as_hidden_tokens(tmp_path: Path) -> None:
         assert visible == pytest.approx(ttft + sum(row["itl_ms"][:think]), abs=0.5)
         assert visible - ttft >= think * 10.0
         assert float(row["tpot_ms"]) >= 9.0
+
+
+THINKING = """
+name: thinking
+seed: 3
+duration: 60
+traffic: {kind: constant, rate_per_s: 2}
+tasks:
+  - {name: plain, prompt_tokens: {kind: fixed, tokens: 8},
+     output_tokens: {kind: fixed, tokens: 6}}
+  - {name: short, prompt_tokens: {kind: fixed, tokens: 8},
+     output_tokens: {kind: fixed, tokens: 6}, reasoning_tokens: {kind: fixed, tokens: 40}}
+  - {name: long, prompt_tokens: {kind: fixed, tokens: 8},
+     output_tokens: {kind: fixed, tokens: 6}, reasoning_tokens: {kind: fixed, tokens: 1500}}
+slo: {ttft_ms: 60000}
+deployments:
+  api: {kind: cloud, model: claude-sonnet-4.5}
+"""
+
+
+@pytest.mark.parametrize("thinking", [True, False])
+def test_claude_on_bedrock_is_asked_to_think_as_planned(tmp_path: Path,
+                                                        thinking: bool) -> None:
+    """A reasoning task's requests to a Claude on Bedrock ask for extended thinking, its
+    budget the planned reasoning (1,500) or Anthropic's minimum, 1,024 (for 40), the cap
+    that budget plus the 6 visible tokens, and no temperature, which thinking refuses; a
+    plain task's stay greedy and capped at their answer. Without bedrock_thinking every
+    request is a plain one: Claude answers without thinking."""
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(THINKING)
+    with FakeBedrock(token_delay_s=0.0) as fake:
+        targets = targets_file(tmp_path, claude={
+            "kind": "bedrock", "base_url": fake.base_url, "bedrock_thinking": thinking,
+            "model": "us.anthropic.claude-sonnet-4-5-20250929-v1:0"})
+        result = llmplan("loadtest", str(scenario), "--targets", str(targets), "--target",
+                         "claude", "--max-requests", "9", "--concurrency", "3",
+                         "--duration", "30s", "--out", str(tmp_path / "out"), env=DUMMY_AWS)
+        assert result.returncode == 0, result.stderr
+        sent = list(fake.bodies)
+    plan = json.loads((tmp_path / "out" / "plan.json").read_text())
+    assert len(sent) == len(plan) and {p["task"] for p in plan} == {"plain", "short", "long"}
+    by_cap = {}
+    for body in sent:
+        config = body["inferenceConfig"]
+        think = (body.get("additionalModelRequestFields") or {}).get("thinking")
+        if think is None:
+            assert config["temperature"] == 0
+        else:
+            assert "temperature" not in config and think["type"] == "enabled"
+            assert config["maxTokens"] == think["budget_tokens"] + 6
+        by_cap[config["maxTokens"]] = think
+    if thinking:
+        assert by_cap == {6: None, 1024 + 6: {"type": "enabled", "budget_tokens": 1024},
+                          1500 + 6: {"type": "enabled", "budget_tokens": 1500}}
+    else:
+        assert by_cap == {6: None, 40 + 6: None, 1500 + 6: None}
