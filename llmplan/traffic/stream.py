@@ -73,13 +73,40 @@ class RequestStream:
         """The same requests with `tokens` hidden reasoning tokens before the answer of each
         one `requests` flags (a bool per request): what a model that cannot answer without
         reasoning generates for a task that asks for none. Generated, timed and billed
-        like the task's own reasoning_tokens; the next turn's history is the answer alone."""
+        like the task's own reasoning_tokens; a chat's next turn sends the answer alone back,
+        an agent loop's the reasoning too (`reasoning_kept_tasks`), as for a task's own."""
         added = np.where(requests, tokens, 0).astype(np.int64)
         if tokens <= 0 or not added.any():
             return self
         reasoning = added if self.reasoning_tokens is None else self.reasoning_tokens + added
-        return replace(self, output_tokens=self.output_tokens + added,
-                       reasoning_tokens=reasoning)
+        out = replace(self, output_tokens=self.output_tokens + added, reasoning_tokens=reasoning)
+        history = self._earlier_turns_sum(added)
+        if history is None:
+            return out
+        prefix = None if self.prefix_tokens is None else self.prefix_tokens + history
+        return replace(out, prompt_tokens=self.prompt_tokens + history, prefix_tokens=prefix)
+
+    def _earlier_turns_sum(self, added: np.ndarray) -> np.ndarray | None:
+        """Per request of an agent loop (`reasoning_kept_tasks`), the sum of `added` over
+        the requests of its session's earlier turns (every call of a fanned-out turn), which
+        its history carries; 0 elsewhere (None: no agent loop here)."""
+        if self.session is None or self.turn is None or not any(self.reasoning_kept_tasks):
+            return None
+        kept = np.asarray(self.reasoning_kept_tasks, dtype=bool)[self.task_index]
+        rows = np.flatnonzero(kept & (self.session >= 0))
+        if not len(rows):
+            return None
+        order = rows[np.lexsort((self.turn[rows], self.session[rows]))]
+        session, turn = self.session[order], self.turn[order]
+        before = np.concatenate([[0], np.cumsum(added[order])])    # exclusive running sums
+        index = np.arange(len(order))
+        new_session = np.r_[True, session[1:] != session[:-1]]
+        new_turn = new_session | np.r_[True, turn[1:] != turn[:-1]]
+        session_start = np.maximum.accumulate(np.where(new_session, index, 0))
+        turn_start = np.maximum.accumulate(np.where(new_turn, index, 0))
+        out = np.zeros(len(self), dtype=np.int64)
+        out[order] = before[turn_start] - before[session_start]
+        return out
 
     def stretched(self, time_factor: float) -> RequestStream:
         """The same workload run slower (or faster): arrivals and the pauses between a

@@ -312,3 +312,49 @@ def test_a_plain_task_on_a_model_that_can_answer_without_reasoning_has_none(mode
     assert result.cloud is not None
     assert result.cloud.output_tokens == int(stream.output_tokens.sum())
     assert result.latency.ttft_visible_ms is None
+
+
+UNASKED_SESSIONS = """
+    seed: 5
+    duration: 300
+    traffic: {{kind: poisson, rate_per_s: 0.2}}
+    tasks:
+      - name: loop
+        prompt_tokens: {{kind: uniform, min_tokens: 100, max_tokens: 300}}
+        output_tokens: {{kind: uniform, min_tokens: 20, max_tokens: 80}}
+        session: {{kind: {kind}, turns_min: 3, turns_max: 5, think_time_s: 2, fan_out: 2}}
+        {reasoning}
+    deployments:
+      api: {{kind: cloud, model: gpt-5}}
+"""
+
+
+@pytest.mark.parametrize("kind", ["agent", "chat"])
+def test_the_hidden_reasoning_an_api_adds_stays_in_an_agent_loops_history(kind: str) -> None:
+    """GPT-5's lowest effort (minimal) adds 128 hidden tokens to a plain task's answers. An
+    agent loop's later calls carry the earlier calls' reasoning in their history, as they
+    carry a task's own reasoning_tokens; a chat's do not. Either way the run is the one
+    where the task gives those 128 tokens itself: the same prompts, the same cache reads,
+    the same bill. (The added tokens had been left out of an agent's history.)"""
+    from llmplan.catalog.catalog import LEAST_EFFORT_REASONING_TOKENS
+
+    tokens = LEAST_EFFORT_REASONING_TOKENS["minimal"]
+    plain = scenario_from(UNASKED_SESSIONS.format(kind=kind, reasoning=""))
+    given = scenario_from(UNASKED_SESSIONS.format(
+        kind=kind, reasoning=f"reasoning_tokens: {{kind: fixed, tokens: {tokens}}}"))
+    a, b = evaluate(plain).deployments["api"], evaluate(given).deployments["api"]
+    assert a.cloud is not None and b.cloud is not None and a.requests.completed > 20
+    assert a.cloud.input_tokens == b.cloud.input_tokens
+    assert a.cloud.cached_input_tokens == b.cloud.cached_input_tokens
+    assert a.cloud.output_tokens == b.cloud.output_tokens
+    assert a.cost.monthly_usd == pytest.approx(b.cost.monthly_usd, rel=1e-12)
+    # and against the stream as generated: an agent's prompts grew by the earlier calls'
+    # added tokens (the first turn's one answer, then two calls a turn), a chat's did not
+    stream = build_request_stream(plain.scenario)
+    assert stream.session is not None and stream.turn is not None
+    grown = a.cloud.input_tokens - int(stream.prompt_tokens.sum())
+    if kind == "chat":
+        assert grown == 0
+    else:
+        earlier = [1 + 2 * (t - 1) if t > 0 else 0 for t in stream.turn.tolist()]
+        assert grown == tokens * sum(earlier)
