@@ -469,7 +469,9 @@ class BedrockStream:
             return {"modelId": self.target.model, "messages": messages,
                     "inferenceConfig": {"maxTokens": item.max_tokens, "temperature": 0}}
         budget = max(item.reasoning_tokens, ANTHROPIC_MIN_THINKING_BUDGET)
-        visible = item.max_tokens - item.reasoning_tokens
+        # at least one token past the budget (a cap at or under it is refused), where
+        # --max-output-tokens left the plan no visible answer
+        visible = max(item.max_tokens - item.reasoning_tokens, 1)
         return {"modelId": self.target.model, "messages": messages,
                 "inferenceConfig": {"maxTokens": budget + visible},
                 "additionalModelRequestFields": {

@@ -29,6 +29,9 @@ TargetKind = Literal["openai", "llamacpp", "vllm", "ollama", "bedrock"]
 #: ReasoningEffort: "none" | "minimal" | "low" | "medium" | "high" | "xhigh"; which of them
 #: a model takes differs: GPT-5 no "none", GPT-5.1 no "minimal")
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+#: the efforts a plain task's requests may send: the lowest ones, whose hidden tokens the
+#: simulation counts (catalog LEAST_EFFORT_REASONING_TOKENS)
+PlainEffort = Literal["none", "minimal", "low"]
 
 
 class Target(BaseModel):
@@ -57,7 +60,7 @@ class Target(BaseModel):
                     "rather than at its model's default (GPT-5: medium; GPT-5.1: none). "
                     "OpenAI-compatible chat APIs only (kind openai, api chat: OpenAI's, "
                     "Azure OpenAI's, a LiteLLM gateway). None: none sent.")
-    plain_reasoning_effort: ReasoningEffort | None = Field(
+    plain_reasoning_effort: PlainEffort | None = Field(
         default=None,
         description="Sent as `reasoning_effort` with each request of a task that gives no "
                     "reasoning_tokens, its answer's cap raised by the hidden tokens the "

@@ -213,3 +213,34 @@ def test_an_effort_the_target_would_not_read_is_refused_at_load(
         load_target(targets, "t")
     [problem] = raised.value.problems
     assert problem.path.startswith("targets.t") and said in problem.path + problem.message
+
+
+def test_a_plain_effort_is_one_the_simulation_counts(tmp_path: Path) -> None:
+    """A plain task's answer cap is raised by the hidden tokens the simulation gives its
+    effort, which it gives only the lowest ones: a higher one is refused at load, not left
+    to fail every request of the run."""
+    targets = targets_file(tmp_path, t={"kind": "openai", "base_url": "http://127.0.0.1:9",
+                                        "model": "m", "plain_reasoning_effort": "medium"})
+    with pytest.raises(InputError) as raised:
+        load_target(targets, "t")
+    [problem] = raised.value.problems
+    assert problem.path == "targets.t.plain_reasoning_effort" and "'low'" in problem.message
+
+
+@pytest.mark.parametrize(("max_tokens", "reasoning", "cap", "budget"), [
+    (1506, 1500, 1506, 1500), (46, 40, 1030, 1024), (400, 400, 1025, 1024)])
+def test_claudes_cap_on_bedrock_is_always_above_its_thinking_budget(
+        max_tokens: int, reasoning: int, cap: int, budget: int) -> None:
+    """Anthropic refuses a max_tokens at or under budget_tokens: with the planned answer cut
+    to nothing (--max-output-tokens at or under the planned reasoning) the cap still holds
+    one token past the budget."""
+    from llmplan.loadtests.clients import BedrockStream
+
+    stream = BedrockStream(Target(kind="bedrock", base_url="http://127.0.0.1:9", model="m",
+                                  bedrock_thinking=True))
+    item = PlanItem(index=0, send_s=0.0, task="t", prompt="hello", planned_prompt_tokens=1,
+                    max_tokens=max_tokens, fixed_length=True, check=None,
+                    reasoning_tokens=reasoning)
+    request = stream.request(item, [])
+    assert request["inferenceConfig"] == {"maxTokens": cap}
+    assert request["additionalModelRequestFields"]["thinking"]["budget_tokens"] == budget
