@@ -74,21 +74,27 @@ def test_a_task_without_reasoning_sends_its_whole_answer_back() -> None:
     assert timing.answer(plan[0].reasoning_tokens) == " t0 t1 t2 t3"
 
 
-def test_a_load_test_sends_back_what_the_simulation_counts(tmp_path: Path) -> None:
-    """End to end against a plain server: each later turn's history carries the earlier
-    answers' 4 visible tokens, not the 3 planned thinking tokens written before them."""
-    scenario = tmp_path / "thinking-chat.yaml"
-    scenario.write_text(textwrap.dedent(THINKING_CHAT))
+def _answers_sent_back(tmp_path: Path, text: str, name: str) -> list[list[str]]:
+    """Per request of a load test of scenario `text` against a plain fake server, the
+    assistant messages its history sent back."""
+    scenario = tmp_path / f"{name}.yaml"
+    scenario.write_text(textwrap.dedent(text))
     with FakeOpenAI() as fake:
         targets = targets_file(tmp_path, fake={"kind": "openai", "base_url": fake.base_url,
                                                "model": "ok"})
         result = llmplan("loadtest", str(scenario), "--targets", str(targets), "--target",
-                         "fake", "--duration", "30s", "--out", str(tmp_path / "out"))
+                         "fake", "--duration", "30s", "--out", str(tmp_path / name))
         bodies = list(fake.bodies)
     assert result.returncode == 0, result.stderr
-    assert len(bodies) == 3
-    answers = [[m["content"] for m in body["messages"] if m["role"] == "assistant"]
-               for body in bodies]
+    return [[m["content"] for m in body["messages"] if m["role"] == "assistant"]
+            for body in bodies]
+
+
+def test_a_load_test_sends_back_what_the_simulation_counts(tmp_path: Path) -> None:
+    """End to end against a plain server: each later turn's history carries the earlier
+    answers' 4 visible tokens, not the 3 planned thinking tokens written before them."""
+    answers = _answers_sent_back(tmp_path, THINKING_CHAT, "thinking-chat")
+    assert len(answers) == 3
     assert answers == [[], [" t3 t4 t5 t6"], [" t3 t4 t5 t6"] * 2]
 
 
@@ -102,16 +108,6 @@ def test_an_agent_loop_sends_its_planned_thinking_back(tmp_path: Path) -> None:
     assert stream.prefix_tokens is not None
     assert int(stream.prefix_tokens[1] - stream.prompt_tokens[0]) == 7
     assert all(p.keeps_reasoning for p in build_plan(loaded))
-    scenario = tmp_path / "thinking-agent.yaml"
-    scenario.write_text(textwrap.dedent(text))
-    with FakeOpenAI() as fake:
-        targets = targets_file(tmp_path, fake={"kind": "openai", "base_url": fake.base_url,
-                                               "model": "ok"})
-        result = llmplan("loadtest", str(scenario), "--targets", str(targets), "--target",
-                         "fake", "--duration", "30s", "--out", str(tmp_path / "out"))
-        bodies = list(fake.bodies)
-    assert result.returncode == 0, result.stderr
-    answers = [[m["content"] for m in body["messages"] if m["role"] == "assistant"]
-               for body in bodies]
+    answers = _answers_sent_back(tmp_path, text, "thinking-agent")
     whole = "".join(f" t{i}" for i in range(7))
     assert answers == [[], [whole], [whole] * 2]
