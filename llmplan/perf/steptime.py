@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from llmplan.catalog import ModelSpec
+from llmplan.catalog import GpuSpec, ModelSpec
 from llmplan.perf.drafter import drafter
 from llmplan.perf.memory import stage_layers
 from llmplan.perf.mxfp4_layout import MXFP4_TRITON_ON_HOPPER, expert_padding
@@ -91,7 +91,8 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
     (query, key) pair per head dimension per query head and layer; sliding-window layers
     attend at most their window; MLA (vLLM's common MLA backend) decodes over the latent
     (2 x kv_lora_rank + rope dims per pair) and prefills over keys and values it
-    up-projects from it (2 x head_dim + rope dims).
+    up-projects from it (2 x head_dim + rope dims; values padded to the q.k width where
+    its prefill kernel needs one width, `mla_prefill_pads_values`).
     memory: every step reads the dense weights once (those every GPU holds whole, the
     routers and MLA's down-projections, on each GPU; not a vision encoder), the
     experts its tokens touch, and the KV cache of every decoding sequence (full layers: the
@@ -141,6 +142,9 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
         # latents to keys and values and runs ordinary attention, q.k over nope + rope dims
         pair_dims = 2 * model.kv_lora_rank + model.qk_rope_head_dim
         prefill_pair_dims = 2 * model.head_dim + model.qk_rope_head_dim
+        if mla_prefill_pads_values(setup.gpu):
+            # the values padded with zeros to the q.k width: as many again
+            prefill_pair_dims = 2 * (model.head_dim + model.qk_rope_head_dim)
     else:
         pair_dims = prefill_pair_dims
     pair_flops = 2.0 * model.attention_heads * pair_dims
@@ -332,6 +336,23 @@ def layer_sync_us(setup: ReplicaSetup, spec: RooflineStepTime) -> float:
         return spec.tp_sync_us_per_layer * factor
     one = spec.pcie_nccl_allreduce_us if nccl_all_reduce(setup) else spec.pcie_custom_allreduce_us
     return 2.0 * one
+
+
+def mla_prefill_pads_values(gpu: GpuSpec) -> bool:
+    """Whether vLLM's MLA prefill on this GPU multiplies the attention weights by values
+    padded with zeros to the query-key width (DeepSeek: 128 values to 192).
+
+    The common MLA backend prefills with FlashAttention's varlen kernel and pads V "for
+    attention backends that do not support different headdims" unless it runs FA3 on
+    Hopper (`_pad_v` in vllm/v1/attention/backends/mla/common.py, 0.11.0; the same rule in
+    later releases); FA3 is the default on capability 9 only, FA2 elsewhere
+    (attention/utils/fa_utils.py `get_flash_attn_version`). Capability 10.0 prefills with
+    FlashInfer instead (`use_flashinfer_prefill`), which takes both widths. Not followed:
+    ROCm, whose MLA backends pad or not by environment (AITER's varlen kernel does not,
+    the Triton one does); left unpadded."""
+    if gpu.vendor != "nvidia" or gpu.capability is None:
+        return False
+    return gpu.capability[0] != 9 and gpu.capability != (10, 0)
 
 
 def _layer_params(model: ModelSpec) -> float:

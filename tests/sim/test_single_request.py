@@ -156,6 +156,26 @@ def test_mla_prefills_with_ordinary_attention_and_decodes_in_the_latent_space() 
     assert model.step_s(0, 1, 4000) == pytest.approx(4000 * 2e-9)
 
 
+def test_mla_prefill_pads_its_values_to_the_query_key_width_outside_fa3_and_flashinfer() -> None:
+    """vLLM 0.11.0's MLA prefill (mla/common.py `_pad_v`) pads DeepSeek's 128-wide values
+    with zeros to the 192-wide q.k head for FlashAttention 2, the kernel it runs on every
+    NVIDIA GPU but Hopper (FA3, both widths) and capability 10.0 (FlashInfer, both widths):
+    a prefill pair costs 2 x 192 dims a head there, 128 + 64 + 128 elsewhere, against the
+    decode's 512 + 64 + 512 over the latent on each."""
+    catalog = builtin_catalog()
+
+    def ratio(gpu: str) -> float:
+        setup = LocalDeployment(gpu=gpu, model="DeepSeek-R1", tp=8,
+                                engine=EngineSpec(weights_dtype="fp8")).setup(catalog)
+        step = build_step_time(setup, RooflineStepTime())
+        return step.compute_per_prefill_pair_s / step.compute_per_pair_s
+
+    for gpu in ("RTX-PRO-6000", "A100-80GB", "L40S"):
+        assert ratio(gpu) == pytest.approx((192 + 192) / (512 + 64 + 512), rel=1e-12), gpu
+    for gpu in ("H200", "H100-SXM", "B200", "MI300X"):
+        assert ratio(gpu) == pytest.approx((192 + 128) / (512 + 64 + 512), rel=1e-12), gpu
+
+
 def test_a_gpu_whose_gemms_reach_less_of_their_peak_computes_slower_by_that_share() -> None:
     """The MI300X's measured GEMM share of peak is 0.65 (BF16) and 0.585 (FP8) of an H100's
     (catalog, SemiAnalysis 2024-12): its compute coefficients are the datasheet's times
