@@ -45,6 +45,7 @@ from llmplan.fidelity.vllm_metrics import (
     Interval,
     fit_intervals,
     identifiability_intervals,
+    observed,
     run_intervals,
 )
 from llmplan.loadtests.records import RequestRecord, read_records, records_file, warmup_records
@@ -221,6 +222,7 @@ def _fit_vllm_metrics(runs: list[Path], infos: list[ServerInfo], *, slots: int |
     source_text = ", ".join(f"{run} (vLLM /metrics)" for run in runs)
     rows: list[RequestRecord] = []
     found: list[Interval] = []
+    by_run: list[list[Interval]] = []
     overheads: list[float] = []
     running = 0
     restarts: list[Finding] = []
@@ -230,6 +232,7 @@ def _fit_vllm_metrics(runs: list[Path], infos: list[ServerInfo], *, slots: int |
             run, run_rows, kv_cache_tokens or info.kv_cache_tokens)
         rows += run_rows
         found += run_found
+        by_run.append(run_found)
         overheads.append(overhead)
         running = max(running, run_running)
         restarts += run_notes
@@ -245,7 +248,10 @@ def _fit_vllm_metrics(runs: list[Path], infos: list[ServerInfo], *, slots: int |
                                     slots=slots or info.slots or running or None,
                                     max_batched_tokens=max_batched_tokens,
                                     kv_cache_tokens=kv_cache_tokens)
-    reasons, notes = quality_gate(fit, identifiability_intervals(found))
+    drift, drift_notes = run_speed_findings(fit, [observed(r) for r in by_run],
+                                            [str(run) for run in runs])
+    reasons, notes = quality_gate(fit, identifiability_intervals(found) + drift)
+    notes += drift_notes
     if not (slots or info.slots):
         # vLLM's metrics do not carry --max-num-seqs: the busiest moment is a lower bound,
         # and validating a heavier run against it would queue what the server ran

@@ -37,6 +37,7 @@ did not and passed a table that made them free.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -585,7 +586,8 @@ MAX_RUN_SPEED_CHANGE = 0.10
 class RunSpeeds:
     """The step line fitted with one speed per run (steps of run r take speeds[r] times the
     line's time; the first run's is 1), with the 95% interval of the slowest run's speed
-    over the fastest's, and the pair and KV-token costs of that fit (seconds)."""
+    over the fastest's, and the costs of that fit at the first run's speed (seconds:
+    fixed, per prompt token, per decoding sequence, per KV token, per prefill pair)."""
 
     speeds: tuple[float, ...]
     slowest: int
@@ -593,14 +595,42 @@ class RunSpeeds:
     ratio: float
     ratio_low: float
     ratio_high: float
-    per_pair_s: float
-    per_kv_token_s: float
+    coefficients_s: tuple[float, float, float, float, float]
+
+    @property
+    def per_pair_s(self) -> float:
+        return self.coefficients_s[4]
+
+    @property
+    def per_kv_token_s(self) -> float:
+        return self.coefficients_s[3]
 
 
-def run_speeds(runs: list[list[StepSample]]) -> RunSpeeds | None:
+@dataclass(frozen=True)
+class Observed:
+    """One run's observations as the step line reads them: a row of (fixed, P, D, K, A) per
+    observation, its fixed column the steps it holds (1 for a step rebuilt from the
+    records, more for a scrape interval of vLLM's /metrics), and the seconds each took."""
+
+    X: np.ndarray
+    y: np.ndarray
+
+    @classmethod
+    def of_steps(cls, samples: list[StepSample]) -> Observed:
+        X, y, _ = _design(samples)
+        return cls(X, y)
+
+
+def _observed(run: list[StepSample] | Observed) -> Observed:
+    return run if isinstance(run, Observed) else Observed.of_steps(run)
+
+
+def run_speeds(runs: Sequence[list[StepSample] | Observed]) -> RunSpeeds | None:
     """The step line with a speed of its own for each run (see RunSpeeds), fitted on
-    residuals relative to the predicted step and trimmed within each run's kind of step;
-    None for one run, or a run of fewer than MIN_STEPS steps.
+    residuals relative to the predicted observation and trimmed within each run's kind of
+    observation (prompt-carrying or not); None for one run, or a run of fewer than
+    MIN_STEPS observations. Relative residuals read a scrape interval of N steps as they
+    read its mean step.
 
     A host that slows from one run to the next slows every kind of step alike, a cost
     does not: a KV-token or pair cost that the runs' longer contexts or prompts would
@@ -608,10 +638,13 @@ def run_speeds(runs: list[list[StepSample]]) -> RunSpeeds | None:
     host's speed multiplies the fixed, per-sequence and per-token parts too. Fitted as one,
     runs of 100- and 400-token prompts, the second 30% slower, put the change in the KV
     and pair costs (a synthetic server with known costs: KV 9.5 times its own, pairs 0)."""
-    if len(runs) < 2 or any(len(r) < MIN_STEPS for r in runs):
+    observed = [_observed(r) for r in runs]
+    if len(observed) < 2 or any(o.y.size < MIN_STEPS for o in observed):
         return None
-    X, y, prefill = _design([s for r in runs for s in r])
-    run = np.concatenate([np.full(len(r), i) for i, r in enumerate(runs)])
+    X = np.vstack([o.X for o in observed])
+    y = np.concatenate([o.y for o in observed])
+    prefill = X[:, 1] > 0
+    run = np.concatenate([np.full(o.y.size, i) for i, o in enumerate(observed)])
     used = X.max(axis=0) > 0
     scale = X[:, used].max(axis=0) / max(float(y.max()), 1e-12)
     Xn = X[:, used] / scale                     # columns of comparable size for the solver
@@ -649,21 +682,22 @@ def run_speeds(runs: list[list[StepSample]]) -> RunSpeeds | None:
     coef[used] = solved.x[:n_coef] / scale
     return RunSpeeds(speeds=tuple(float(v) for v in np.exp(log_speed)), slowest=slowest,
                      fastest=fastest, ratio=math.exp(gap), ratio_low=math.exp(gap - half),
-                     ratio_high=math.exp(gap + half), per_pair_s=float(coef[4]),
-                     per_kv_token_s=float(coef[3]))
+                     ratio_high=math.exp(gap + half),
+                     coefficients_s=(float(coef[0]), float(coef[1]), float(coef[2]),
+                                     float(coef[3]), float(coef[4])))
 
 
-def _predicted_s(fit: Fit, samples: list[StepSample]) -> np.ndarray:
-    """What the kept model (the table, else the line) predicts for each step."""
-    X, _, _ = _design(samples)
+def _predicted_s(fit: Fit, X: np.ndarray) -> np.ndarray:
+    """What the kept model (the table, else the line) predicts for each observation (a
+    table is fitted to steps only: a fit of scrape intervals has none)."""
     if fit.table is not None:
         return fit.table.predict(X[:, 1] + X[:, 2], X[:, 3], X[:, 4])
     predicted: np.ndarray = X @ np.asarray(fit.coefficients_s)
     return predicted
 
 
-def run_speed_findings(fit: Fit, runs: list[list[StepSample]], names: list[str]
-                       ) -> tuple[list[Finding], list[Finding]]:
+def run_speed_findings(fit: Fit, runs: Sequence[list[StepSample] | Observed],
+                       names: list[str]) -> tuple[list[Finding], list[Finding]]:
     """(blocking, advisory) findings about runs fitted together at host speeds more than
     MAX_RUN_SPEED_CHANGE apart, beyond the noise (see run_speeds).
 
@@ -676,11 +710,12 @@ def run_speed_findings(fit: Fit, runs: list[list[StepSample]], names: list[str]
     longer), and reads the runs alike.
     What it does not read of the change went into its costs: blocking beyond
     MAX_RUN_SPEED_CHANGE (beyond the noise), a note otherwise."""
-    found = run_speeds(runs)
+    observed = [_observed(r) for r in runs]
+    found = run_speeds(observed)
     if found is None or found.ratio <= 1 + MAX_RUN_SPEED_CHANGE or found.ratio_low <= 1.0:
         return [], []
-    read = [sum(s.duration_s for s in run) / max(float(_predicted_s(fit, run).sum()), 1e-12)
-            for run in runs]
+    read = [float(o.y.sum()) / max(float(_predicted_s(fit, o.X).sum()), 1e-12)
+            for o in observed]
     followed = read[found.slowest] / read[found.fastest]
     hidden, hidden_low = found.ratio / followed, found.ratio_low / followed
     slow, fast = names[found.slowest], names[found.fastest]
@@ -688,16 +723,11 @@ def run_speed_findings(fit: Fit, runs: list[list[StepSample]], names: list[str]
             f"work (95% interval {found.ratio_low:.2f}-{found.ratio_high:.2f}; at most "
             f"{1 + MAX_RUN_SPEED_CHANGE:.2f} for one host): the host ran at another speed")
     if hidden > 1 + MAX_RUN_SPEED_CHANGE and hidden_low > 1.0:
-        per_pair_s = fit.table.per_pair_s if fit.table is not None else fit.coefficients_s[4]
-        per_kv_s = fit.table.per_kv_token_s if fit.table is not None \
-            else fit.coefficients_s[3]
         return [Finding(
             "runs",
             f"{took}, and fitted as one the change went into the costs the runs differ in: "
-            f"the fit reads {slow}'s steps as {followed:.2f} times {fast}'s, a prefill pair "
-            f"at {per_pair_s * 1e9:,.1f} ns and a KV token at {per_kv_s * 1e9:,.1f} ns, "
-            f"where a speed for each run reads {found.per_pair_s * 1e9:,.1f} and "
-            f"{found.per_kv_token_s * 1e9:,.1f} ns",
+            f"the fit reads {slow}'s steps as {followed:.2f} times {fast}'s, "
+            f"{_costs_apart(fit, found, observed, names[0])}",
             "rerun the runs back to back on a host that runs nothing else, or calibrate "
             "each run separately")], []
     return [], [Finding(
@@ -707,3 +737,24 @@ def run_speed_findings(fit: Fit, runs: list[list[StepSample]], names: list[str]
         f"at their average speed",
         "rerun the runs back to back on a host that runs nothing else for its own speed; "
         "validate reads each run's speed against the calibration's")]
+
+
+def _costs_apart(fit: Fit, found: RunSpeeds, observed: list[Observed],
+                 first: str) -> str:
+    """The costs as the one fit reads them and as a speed for each run reads them: a
+    prefill pair's and a KV token's where the prompts attended pairs (rebuilt steps), else
+    (scrape intervals, which count no pairs) a prompt token's, a sequence's and a KV
+    token's."""
+    if fit.table is not None or any(o.X[:, 4].any() for o in observed):
+        per_pair_s = fit.table.per_pair_s if fit.table is not None else fit.coefficients_s[4]
+        per_kv_s = fit.table.per_kv_token_s if fit.table is not None \
+            else fit.coefficients_s[3]
+        return (f"a prefill pair at {per_pair_s * 1e9:,.1f} ns and a KV token at "
+                f"{per_kv_s * 1e9:,.1f} ns, where a speed for each run reads "
+                f"{found.per_pair_s * 1e9:,.1f} and {found.per_kv_token_s * 1e9:,.1f} ns")
+    _, token, seq, kv, _ = fit.coefficients_s
+    _, token_each, seq_each, kv_each, _ = found.coefficients_s
+    return (f"a prompt token at {token * 1e6:,.1f} us, a decoding sequence at "
+            f"{seq * 1e6:,.1f} us and a KV token at {kv * 1e9:,.1f} ns, where a speed for "
+            f"each run reads {token_each * 1e6:,.1f} us, {seq_each * 1e6:,.1f} us and "
+            f"{kv_each * 1e9:,.1f} ns (at {first}'s speed)")

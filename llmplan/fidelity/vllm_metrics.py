@@ -35,6 +35,10 @@ is refused: the records show fewer tokens per step for a request decoding throug
 a step gives. The same robust NNLS and quality gate as the
 records path give the same coefficient kinds; the client overhead is the client's mean TTFT
 less vLLM's own (`vllm:time_to_first_token_seconds`), i.e. HTTP and tokenisation.
+Runs fitted together are also fitted with a speed of their own each over the same costs
+(fit.run_speeds, an interval's relative residual being its mean step's): one whose steps
+took more than 1.10 times another's for the same work, beyond the noise, while the one fit
+read less of it, is refused as the records path refuses it (fit.run_speed_findings).
 A counter that falls between two scrapes is a restart of the server: only the scrapes after
 the last one are fitted, with a note (the intervals across it difference two processes'
 counters). Metric names are vLLM's (v1 engine, `vllm/v1/metrics/loggers.py`); the KV gauge was
@@ -52,7 +56,14 @@ import numpy as np
 from scipy.optimize import nnls
 
 from llmplan.errors import InputError, Problem
-from llmplan.fidelity.fit import MIN_STEPS, Finding, Fit, kind_quality, trim_by_kind
+from llmplan.fidelity.fit import (
+    MIN_STEPS,
+    Finding,
+    Fit,
+    Observed,
+    kind_quality,
+    trim_by_kind,
+)
 from llmplan.fidelity.promtext import Snapshot
 from llmplan.fidelity.server import metrics_snapshots
 from llmplan.fidelity.timeline import token_times, usable
@@ -282,6 +293,15 @@ def fit_intervals(found: list[Interval], overhead_s: float) -> Fit:
                prefill=kind_quality(predicted, y, prefill, keep),
                decode=kind_quality(predicted, y, ~prefill, keep), median_cold_ttft_s=None,
                observed="scrape interval")
+
+
+def observed(found: list[Interval]) -> Observed:
+    """A run's intervals as the step line reads them (fit.run_speeds): each one's steps,
+    prompt tokens, decoding sequences and KV tokens (no prefill pairs: the scrapes do not
+    say which prompts hit the cache), and its seconds."""
+    return Observed(np.array([[i.steps, i.prompt_tokens, i.decode_tokens, i.kv_tokens, 0.0]
+                              for i in found]).reshape(-1, 5),
+                    np.array([i.seconds for i in found]))
 
 
 def identifiability_intervals(found: list[Interval]) -> list[Finding]:

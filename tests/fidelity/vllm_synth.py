@@ -111,11 +111,15 @@ def run(*, coef: tuple[float, float, float, float], seed: int = 1, n: int = 400,
         rate: float = 4.0, http_s: float = 0.004, scrape_s: float = 1.0,
         start_ts: float = 1_700_000_000.0,
         cached: float = 0.0, hits_as: str = "counter",
-        lengths: tuple[int, int] = (100, 900)) -> tuple[str, list[RequestRecord]]:
+        lengths: tuple[int, int] = (100, 900),
+        noise: float = 0.0) -> tuple[str, list[RequestRecord]]:
     """(scrape file text, client records) of one run of the engine; `cached`: the share of
     every prompt its prefix cache answers (counted in prompt_tokens_total, not computed),
-    exported as `hits_as` says (Engine.hits_as); `lengths`: the prompts' range."""
+    exported as `hits_as` says (Engine.hits_as); `lengths`: the prompts' range; `noise`:
+    each step takes its cost times a lognormal factor of this sigma (drawn apart from the
+    workload, which it leaves as it is)."""
     rng = np.random.default_rng(seed)
+    jitter = np.random.default_rng([seed, 1])
     arrivals = np.cumsum(rng.exponential(1 / rate, n))
     pending = [(float(t), int(rng.integers(*lengths)), int(rng.integers(20, 120)), i)
                for i, t in enumerate(arrivals)]
@@ -137,7 +141,8 @@ def run(*, coef: tuple[float, float, float, float], seed: int = 1, n: int = 400,
         hits = sum(int(r["prompt"] * cached) for r in admitted)
         prefill = sum(r["prompt"] for r in admitted) - hits
         kv = sum(r["prompt"] + len(r["tokens"]) for r in decoding)
-        end = t + coef[0] + coef[1] * prefill + coef[2] * len(decoding) + coef[3] * kv
+        cost = coef[0] + coef[1] * prefill + coef[2] * len(decoding) + coef[3] * kv
+        end = t + cost * (float(jitter.lognormal(0.0, noise)) if noise else 1.0)
         while next_scrape < end:             # scrapes during the step see the state before it
             scrapes.append(f"# llmplan-scrape unix_ts={start_ts + next_scrape:.3f}\n"
                            + engine.text())
