@@ -709,11 +709,17 @@ def run_speed_findings(fit: Fit, runs: Sequence[list[StepSample] | Observed],
     in (a slower host's longer queue alone makes its batches larger and their contexts
     longer), and reads the runs alike.
     What it does not read of the change went into its costs: blocking beyond
-    MAX_RUN_SPEED_CHANGE (beyond the noise), a note otherwise."""
-    observed = [_observed(r) for r in runs]
+    MAX_RUN_SPEED_CHANGE (beyond the noise), a note otherwise.
+    A run of fewer than MIN_STEPS observations has no speed of its own to read: the others
+    are compared without it, and a note names it."""
+    every = [_observed(r) for r in runs]
+    compared = [i for i, o in enumerate(every) if o.y.size >= MIN_STEPS]
+    unchecked = [_too_short(fit, names[i], every[i].y.size)
+                 for i in range(len(every)) if i not in compared] if len(every) > 1 else []
+    observed, names = [every[i] for i in compared], [names[i] for i in compared]
     found = run_speeds(observed)
     if found is None or found.ratio <= 1 + MAX_RUN_SPEED_CHANGE or found.ratio_low <= 1.0:
-        return [], []
+        return [], unchecked
     read = [float(o.y.sum()) / max(float(_predicted_s(fit, o.X).sum()), 1e-12)
             for o in observed]
     followed = read[found.slowest] / read[found.fastest]
@@ -729,14 +735,23 @@ def run_speed_findings(fit: Fit, runs: Sequence[list[StepSample] | Observed],
             f"the fit reads {slow}'s steps as {followed:.2f} times {fast}'s, "
             f"{_costs_apart(fit, found, observed, names[0])}",
             "rerun the runs back to back on a host that runs nothing else, or calibrate "
-            "each run separately")], []
+            "each run separately")], unchecked
     return [], [Finding(
         "runs",
         f"{took}; the runs did work too alike for the fit to put the change in a cost (it "
         f"reads {slow}'s steps as {followed:.2f} times {fast}'s too), so the calibration is "
         f"at their average speed",
         "rerun the runs back to back on a host that runs nothing else for its own speed; "
-        "validate reads each run's speed against the calibration's")]
+        "validate reads each run's speed against the calibration's"), *unchecked]
+
+
+def _too_short(fit: Fit, name: str, count: int) -> Finding:
+    return Finding(
+        "runs",
+        f"{name} gave {count:,} {fit.observed}{'s' if count != 1 else ''}, fewer than "
+        f"{MIN_STEPS}: its host's speed is not compared with the other runs', and a change "
+        f"of speed in it would go into the fit's costs unseen",
+        "run it for longer, or leave it out")
 
 
 def _costs_apart(fit: Fit, found: RunSpeeds, observed: list[Observed],

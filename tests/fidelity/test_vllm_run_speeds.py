@@ -15,7 +15,7 @@ from synth import write_run
 from vllm_synth import run
 
 from llmplan.fidelity.calibrate import fit_runs, read_measurements
-from llmplan.fidelity.fit import run_speeds
+from llmplan.fidelity.fit import MIN_STEPS, run_speeds
 from llmplan.fidelity.vllm_metrics import observed, run_intervals
 
 COEF = (0.008, 0.00012, 0.0006, 0.000002)   # an 8B model on one GPU, roughly (seconds)
@@ -73,3 +73,25 @@ def test_runs_scraped_at_one_speed_pass(tmp_path: Path, noise: float,
     report = fit_runs(runs, source="vllm-metrics")
     assert report.rejected == [], [str(f) for f in report.rejected]
     assert not [f for f in report.advisory if f.field == "runs"]
+
+
+def test_a_run_too_short_for_a_speed_does_not_silence_the_others(tmp_path: Path) -> None:
+    """A third run of 20 requests (4 merged intervals, under MIN_STEPS) beside the two of
+    different speeds: the two are still compared, and the short one is named as unread
+    (once, no run's speed was compared when any run was short)."""
+    short = _run(tmp_path / "short", 3, SHORT)
+    slow = _run(tmp_path / "long", 4, LONG, speed=0.7, start_ts=1_700_010_000.0)
+    text, rows = run(coef=COEF, seed=9, n=20, rate=3.0, lengths=SHORT, noise=0.05,
+                     start_ts=1_700_020_000.0)
+    tiny = write_run(tmp_path / "tiny", rows)
+    (tiny / "server_metrics.prom").write_text(text)
+    intervals = len(run_intervals(tiny, read_measurements(tiny), None)[0])
+    assert 0 < intervals < MIN_STEPS
+    report = fit_runs([short, slow, tiny], source="vllm-metrics")
+    assert [f.field for f in report.rejected] == ["runs"], [str(f) for f in report.rejected]
+    assert f"{slow}'s steps took 1.4" in str(report.rejected[0])
+    unread = [str(f) for f in report.advisory if f.field == "runs"]
+    assert unread == [f"{tiny} gave {intervals} scrape intervals, fewer than {MIN_STEPS}: "
+                      f"its host's speed is not compared with the other runs', and a change "
+                      f"of speed in it would go into the fit's costs unseen: run it for "
+                      f"longer, or leave it out"], unread
