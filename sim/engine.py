@@ -16,6 +16,7 @@ import numpy as np
 import simpy
 
 from llmplan.catalog import Catalog
+from llmplan.catalog.catalog import ChatTemplate
 from llmplan.perf.memory import KvCapacity
 from llmplan.perf.steptime import StepTime
 from llmplan.scenario.cloud import CloudDeployment, HybridDeployment
@@ -24,7 +25,7 @@ from llmplan.sim.cloud import CloudEndpoint
 from llmplan.sim.fleet import LocalFleet, build_fleet
 from llmplan.sim.fleet_control import FleetController
 from llmplan.sim.hybrid import HybridRouter
-from llmplan.sim.records import Records
+from llmplan.sim.records import SERVED_LOCAL, Records
 from llmplan.sim.replica import Replica
 from llmplan.sim.serving import Workload
 from llmplan.sim.sessions import SessionLoop
@@ -53,8 +54,11 @@ class DeploymentRun:
     engine_prompt_tokens: np.ndarray | None = None
     #: the requests as the run served them, when they differ from the stream it was given:
     #: the hidden reasoning an API that cannot answer without adds to tasks that ask for
-    #: none (`unasked_reasoning`)
+    #: none (`unasked_reasoning`; a hybrid's: to those its API answered or was priced for)
     served_stream: RequestStream | None = None
+    #: a hybrid's requests as its API serves them, when they differ from the stream
+    #: (`hybrid_api_requests`): what each call it sent there was charged and counted
+    api_stream: RequestStream | None = None
 
     def served(self, given: RequestStream) -> RequestStream:
         """The requests this run served: `given` as the run changed it (served_stream)."""
@@ -88,6 +92,17 @@ def _local_fleet(env: simpy.Environment, dep: LocalDeployment, catalog: Catalog,
     return fleet
 
 
+def _hidden_tokens(dep: AnyDeployment, catalog: Catalog,
+                   deployments: Mapping[str, AnyDeployment] | None) -> int:
+    """The hidden reasoning tokens `dep`'s API (a hybrid's API part) adds to each answer of
+    a task that asks for none: its model's lowest effort's (0: none, or no API)."""
+    cloud = dep if isinstance(dep, CloudDeployment) else None
+    if isinstance(dep, HybridDeployment) and deployments is not None:
+        part = deployments[dep.cloud]
+        cloud = part if isinstance(part, CloudDeployment) else None
+    return 0 if cloud is None else catalog.cloud_models[cloud.model].plain_reasoning_tokens
+
+
 def unasked_reasoning(dep: AnyDeployment, catalog: Catalog, stream: RequestStream, *,
                       plain_tasks: Sequence[bool] | None,
                       deployments: Mapping[str, AnyDeployment] | None = None,
@@ -97,16 +112,11 @@ def unasked_reasoning(dep: AnyDeployment, catalog: Catalog, stream: RequestStrea
     """`stream` with the hidden reasoning a cloud model that cannot answer without it adds
     to each request of a task that asks for none (`plain_tasks`, per task): the catalog's
     least_reasoning_effort, which the stack's gateway sends, leaves plain_reasoning_tokens
-    per answer. A hybrid's: the tasks its routes send the API (a request of theirs that
-    falls back to the fleet keeps the tokens, one of a local task that spills there has
-    none)."""
-    cloud = dep if isinstance(dep, CloudDeployment) else None
-    if isinstance(dep, HybridDeployment) and deployments is not None:
-        part = deployments[dep.cloud]
-        cloud = part if isinstance(part, CloudDeployment) else None
-    if cloud is None or plain_tasks is None or not any(plain_tasks):
+    per answer. A hybrid's, before a run: the tasks its routes send the API (what its run
+    serves where is the run's: `hybrid_api_requests`, `DeploymentRun.served`)."""
+    tokens = _hidden_tokens(dep, catalog, deployments)
+    if not tokens or plain_tasks is None or not any(plain_tasks):
         return stream
-    tokens = catalog.cloud_models[cloud.model].plain_reasoning_tokens
     sent = np.asarray(plain_tasks, dtype=bool)
     if isinstance(dep, HybridDeployment):
         labels = list(task_sensitivity or ["internal"] * len(stream.task_names))
@@ -116,6 +126,27 @@ def unasked_reasoning(dep: AnyDeployment, catalog: Catalog, stream: RequestStrea
                           == "cloud" for task, kind, label in zip(stream.task_names, kinds,
                                                                   labels, strict=True)],
                          dtype=bool)
+    return stream.with_hidden_reasoning(sent[stream.task_index], tokens)
+
+
+def hybrid_api_requests(dep: HybridDeployment, catalog: Catalog, stream: RequestStream, *,
+                        plain_tasks: Sequence[bool] | None,
+                        deployments: Mapping[str, AnyDeployment] | None,
+                        task_sensitivity: Sequence[str] | None,
+                        restricted_stays_local: bool) -> RequestStream:
+    """A hybrid's requests as its API serves them: every request of a task that asks for
+    no reasoning carries the hidden tokens its API model adds (`unasked_reasoning`), not
+    only those its routes send there, since any request its data lets out may spill or fall
+    over to the API; its fleet serves `stream` as asked. A later turn of an agent loop
+    carries the hidden reasoning of its earlier turns, as if the API had answered them all
+    (what the run sent where is not known when its requests are sized)."""
+    tokens = _hidden_tokens(dep, catalog, deployments)
+    if not tokens or plain_tasks is None or not any(plain_tasks):
+        return stream
+    labels = list(task_sensitivity or ["internal"] * len(stream.task_names))
+    sent = np.asarray(plain_tasks, dtype=bool) \
+        & ~np.array([restricted_stays_local and label == "restricted" for label in labels],
+                    dtype=bool)
     return stream.with_hidden_reasoning(sent[stream.task_index], tokens)
 
 
@@ -144,14 +175,21 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
     it depends on its router) unless `cloud_demand` says what does: (requests per second,
     tokens each is charged, tokens each uses, prompt tokens each sends), e.g. measured by
     a first run. `plain_tasks`: per task, whether it asks for no reasoning (a cloud model
-    that cannot answer without adds some: `unasked_reasoning`; the run's `served`).
+    that cannot answer without adds some: `unasked_reasoning`; a hybrid's API to every such
+    call it gets, its fleet to none: `hybrid_api_requests`; the run's `served`).
     """
     horizon = duration_s + (duration_s if drain_s is None else drain_s)
-    asked = stream
-    stream = unasked_reasoning(dep, catalog, stream, plain_tasks=plain_tasks,
-                               deployments=deployments, task_sensitivity=task_sensitivity,
-                               task_kinds=task_kinds,
-                               restricted_stays_local=restricted_stays_local)
+    asked = api = stream
+    if isinstance(dep, HybridDeployment):
+        # its fleet serves the requests as asked, its API with the hidden reasoning it adds
+        api = hybrid_api_requests(dep, catalog, stream, plain_tasks=plain_tasks,
+                                  deployments=deployments, task_sensitivity=task_sensitivity,
+                                  restricted_stays_local=restricted_stays_local)
+    else:
+        stream = unasked_reasoning(dep, catalog, stream, plain_tasks=plain_tasks,
+                                   deployments=deployments, task_sensitivity=task_sensitivity,
+                                   task_kinds=task_kinds,
+                                   restricted_stays_local=restricted_stays_local)
     served = None if stream is asked else stream
     given = stream.prompt_tokens
     template = None
@@ -161,27 +199,7 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
             stream = stream.with_chat_template(template)
     records = Records(len(stream), horizon)
     arrivals = stream.arrival_s.tolist()
-    groups = stream.prefix_group
-    # what an engine shares is the cache's: a cloud provider's cache reads only the turn
-    # before's prompt anyway (sim/prompt_cache.py)
-    shared = stream.engine_shared_tokens()
-    keep = stream.cache_write_groups()
-    sharing = groups is not None and shared is not None
-    work = Workload(stream.prompt_tokens.tolist(), stream.output_tokens.tolist(), arrivals,
-                    records, groups=groups.tolist() if groups is not None and sharing else None,
-                    shared=shared.tolist() if shared is not None and sharing else None,
-                    keep_groups=keep.tolist() if keep is not None and sharing else None,
-                    turns=(stream.session >= 0).tolist()
-                    if sharing and stream.session is not None else None)
-    side = stream.side_calls() if sharing else None
-    if side is not None:
-        work = replace(work, side_calls=side.tolist())
-    base = stream.conversation_bases() if sharing else None
-    if base is not None:
-        work = replace(work, base_groups=base[0].tolist(), base_shared=base[1].tolist())
-    if sharing and template is not None and any(stream.chat_tasks):
-        head, chat_groups = stream.template_head(template)
-        work = replace(work, head_tokens=head, head_groups=chat_groups)
+    work, sharing = _workload(stream, records, arrivals, template)
     env = Environment()
     run = DeploymentRun(name, dep, records, duration_s, horizon, shares_prefixes=sharing,
                         engine_prompt_tokens=None if stream.prompt_tokens is given
@@ -204,8 +222,9 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
         assert isinstance(local_dep, LocalDeployment) and isinstance(cloud_dep, CloudDeployment)
         run.fleet = _local_fleet(env, local_dep, catalog, work, mode=mode,
                                  replica_class=replica_class, seed=seed, horizon_s=horizon)
+        api_work = work if api is asked else _workload(api, records, arrivals, None)[0]
         run.cloud = CloudEndpoint(env, dep.cloud, cloud_dep,
-                                  catalog.cloud_models[cloud_dep.model], work, seed=seed,
+                                  catalog.cloud_models[cloud_dep.model], api_work, seed=seed,
                                   horizon_s=horizon, duration_s=duration_s)
         if cloud_demand is not None:
             run.cloud.limiter.prime(*cloud_demand)
@@ -235,7 +254,49 @@ def simulate_deployment(name: str, dep: AnyDeployment, catalog: Catalog,
     env.run(until=horizon)
     if run.fleet is not None:
         run.fleet.finish(horizon)
+    if api is not asked:           # a hybrid's API adds hidden reasoning
+        run.api_stream = api
+        run.served_stream = stream.served_two_ways(api, _priced_by_the_api(records))
     return run
+
+
+def _priced_by_the_api(records: Records) -> np.ndarray:
+    """Per request of a hybrid's run, whether its API's tokens are the ones it was served
+    with or priced for: sent there (an attempt at least) and not answered by the fleet
+    (a fall-back the fleet answered is the fleet's; one no path answered is priced as the
+    API's: llmplan.sim.metrics._missed)."""
+    sent = np.asarray(records.attempts) > 0
+    by_fleet = np.asarray(records.served_by) == SERVED_LOCAL
+    rows: np.ndarray = sent & ~by_fleet
+    return rows
+
+
+def _workload(stream: RequestStream, records: Records, arrivals: list[float],
+              template: ChatTemplate | None) -> tuple[Workload, bool]:
+    """The columns a server reads of `stream`'s requests (with `template`: a local model's
+    chat template, to chat tasks), and whether some share a prefix."""
+    groups = stream.prefix_group
+    # what an engine shares is the cache's: a cloud provider's cache reads only the turn
+    # before's prompt anyway (sim/prompt_cache.py)
+    shared = stream.engine_shared_tokens()
+    keep = stream.cache_write_groups()
+    sharing = groups is not None and shared is not None
+    work = Workload(stream.prompt_tokens.tolist(), stream.output_tokens.tolist(), arrivals,
+                    records, groups=groups.tolist() if groups is not None and sharing else None,
+                    shared=shared.tolist() if shared is not None and sharing else None,
+                    keep_groups=keep.tolist() if keep is not None and sharing else None,
+                    turns=(stream.session >= 0).tolist()
+                    if sharing and stream.session is not None else None)
+    side = stream.side_calls() if sharing else None
+    if side is not None:
+        work = replace(work, side_calls=side.tolist())
+    base = stream.conversation_bases() if sharing else None
+    if base is not None:
+        work = replace(work, base_groups=base[0].tolist(), base_shared=base[1].tolist())
+    if sharing and template is not None and any(stream.chat_tasks):
+        head, chat_groups = stream.template_head(template)
+        work = replace(work, head_tokens=head, head_groups=chat_groups)
+    return work, sharing
 
 
 class Environment(simpy.Environment):

@@ -112,7 +112,9 @@ def cloud_demand_over_limits(loaded: LoadedScenario, name: str, run: DeploymentR
         return None
     cloud = loaded.scenario.deployments[dep.cloud]
     assert isinstance(cloud, CloudDeployment)
-    stream = run.served(stream)
+    # every call it sent the API as the API served it (a plain task's with the hidden
+    # reasoning its model adds, a fall-back the fleet then answered too)
+    stream = run.api_stream if run.api_stream is not None else run.served(stream)
     taken = np.asarray(run.records.attempts) > 0
     sent = np.flatnonzero(taken)
     if not len(sent):

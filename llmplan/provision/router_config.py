@@ -35,8 +35,9 @@ Reasoning: a group whose tasks were all simulated without reasoning sends the mo
 lowest reasoning_effort (the catalog's least_reasoning_effort: "none" turns reasoning off;
 where the model takes nothing lower than "minimal" or "low", the simulation added the hidden
 tokens that leaves, `unasked_reasoning`). A reasoning task's group sends none: its clients
-send the effort they want. A plain task's request that spills to the API was simulated
-without the hidden tokens its call there gets on such a model. Gemini's thinking stays
+send the effort they want. The spill-over group sends it when every task that spills is
+plain: a plain task's request that spills there was simulated with the hidden tokens, as
+its API calls are (`hybrid_api_requests`). Gemini's thinking stays
 withheld, as simulated, whatever effort is sent (`litellm_settings`).
 
 Provider limits: every API entry carries `rpm`/`tpm`, enforced by `usage-based-routing-v2`;

@@ -86,6 +86,29 @@ class RequestStream:
         prefix = None if self.prefix_tokens is None else self.prefix_tokens + history
         return replace(out, prompt_tokens=self.prompt_tokens + history, prefix_tokens=prefix)
 
+    def served_two_ways(self, other: RequestStream, rows: np.ndarray) -> RequestStream:
+        """These requests with `other`'s tokens (prompt, output, hidden reasoning, shared
+        prefix) in the `rows` it flags (a bool per request): the same requests as served
+        by two paths that send or generate different tokens (a hybrid's fleet and API)."""
+        if other is self or not rows.any():
+            return self
+
+        def pick(mine: np.ndarray | None, theirs: np.ndarray | None) -> np.ndarray | None:
+            if mine is None and theirs is None:
+                return None
+            a = np.zeros(len(self), dtype=np.int64) if mine is None else mine
+            b = np.zeros(len(self), dtype=np.int64) if theirs is None else theirs
+            return np.where(rows, b, a)
+
+        prompt, output = pick(self.prompt_tokens, other.prompt_tokens), \
+            pick(self.output_tokens, other.output_tokens)
+        assert prompt is not None and output is not None
+        prefix = None if self.prefix_tokens is None else \
+            pick(self.prefix_tokens, other.prefix_tokens)
+        return replace(self, prompt_tokens=prompt, output_tokens=output,
+                       reasoning_tokens=pick(self.reasoning_tokens, other.reasoning_tokens),
+                       prefix_tokens=prefix)
+
     def _earlier_turns_sum(self, added: np.ndarray) -> np.ndarray | None:
         """Per request of an agent loop (`reasoning_kept_tasks`), the sum of `added` over
         the requests of its session's earlier turns (every call of a fanned-out turn), which
