@@ -117,11 +117,21 @@ def reasoning_unasked_on_an_api(loaded: LoadedScenario) -> list[str]:
     reasoning (its least_reasoning_effort is minimal or low), serving tasks that give no
     reasoning_tokens: the simulation added the hidden tokens that effort leaves to each of
     their answers on the API, timed and billed as output, and the stack's gateway sends
-    that effort (llmplan.sim.engine.unasked_reasoning)."""
+    that effort (llmplan.sim.engine.unasked_reasoning). A hybrid's: the tasks its routes
+    send the API, and the calls of its other plain tasks that spill or fall over to it
+    (llmplan.sim.engine.hybrid_api_requests), unless their data stays local."""
     plain = _plain_tasks(loaded)
     if not plain:
         return []
     deployments = loaded.scenario.deployments
+    stays = loaded.scenario.constraints.restricted_stays_local
+
+    def named(names: list[str]) -> str:
+        return f"task{'s' if len(names) > 1 else ''} {', '.join(names)}"
+
+    def gives(names: list[str]) -> str:
+        return "gives" if len(names) == 1 else "give"
+
     notes = []
     for name, dep in deployments.items():
         cloud = deployments[dep.cloud] if isinstance(dep, HybridDeployment) else dep
@@ -130,18 +140,30 @@ def reasoning_unasked_on_an_api(loaded: LoadedScenario) -> list[str]:
         spec = loaded.catalog.cloud_models[cloud.model]
         if not spec.plain_reasoning_tokens:
             continue
-        tasks = plain if not isinstance(dep, HybridDeployment) else [
-            t.name for t in loaded.scenario.tasks if t.name in plain
-            and dep.task_side(t.name, t.kind, t.sensitivity, restricted_stays_local=loaded
-                              .scenario.constraints.restricted_stays_local) == "cloud"]
-        if not tasks:
+        tasks, spilled = plain, []
+        if isinstance(dep, HybridDeployment):
+            sides = {t.name: dep.task_side(t.name, t.kind, t.sensitivity,
+                                           restricted_stays_local=stays)
+                     for t in loaded.scenario.tasks if t.name in plain}
+            tasks = [t for t, side in sides.items() if side == "cloud"]
+            spilled = [t.name for t in loaded.scenario.tasks if sides.get(t.name) == "local"
+                       and not (stays and t.sensitivity == "restricted")]
+        if not tasks and not spilled:
             continue
-        which = f"task{'s' if len(tasks) > 1 else ''} {', '.join(tasks)}"
+        if not tasks:        # a hybrid whose routes send no plain task the API
+            which = f"{named(spilled)} {gives(spilled)} no reasoning_tokens (their calls " \
+                "that spill or fall over to the API)"
+        else:
+            which = f"{named(tasks)} {gives(tasks)} no reasoning_tokens"
+            if spilled:
+                which += f" (nor {'does' if len(spilled) == 1 else 'do'} " \
+                    f"{', '.join(spilled)}, whose calls that spill or fall over to the API " \
+                    "get the same)"
         notes.append(
             f"deployment '{name}' calls {cloud.model}, which cannot answer without reasoning "
             f"(the lowest reasoning_effort it takes is {spec.least_reasoning_effort}, which "
-            f"the stack's gateway sends), and {which} give{'' if len(tasks) > 1 else 's'} "
-            f"no reasoning_tokens: the simulation added {spec.plain_reasoning_tokens:,} "
+            f"the stack's gateway sends), and {which}: the simulation added "
+            f"{spec.plain_reasoning_tokens:,} "
             f"hidden reasoning tokens to each of their answers on the API (the catalog's "
             f"estimate for that effort), timed and billed as output; give a task "
             f"reasoning_tokens where a measurement says how many")

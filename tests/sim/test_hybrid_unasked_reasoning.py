@@ -11,6 +11,7 @@ import pytest
 from helpers import scenario_from
 
 from llmplan.catalog.catalog import LEAST_EFFORT_REASONING_TOKENS
+from llmplan.pipeline import reasoning_unasked_on_an_api
 from llmplan.scenario import LoadedScenario
 from llmplan.sim.engine import DeploymentRun
 from llmplan.sim.metrics import summarise_run
@@ -72,6 +73,9 @@ def test_a_plain_request_that_spills_to_the_api_carries_its_hidden_reasoning() -
     *_, plain = _run("gpt-4o-mini")
     assert np.array_equal(table.finish_s[~long], plain.finish_s[~long])
     assert np.array_equal(table.ttft_s[~long], plain.ttft_s[~long])
+    # the note names them: no route sends them the API, their spilled calls get the tokens
+    [note] = [n for n in reasoning_unasked_on_an_api(loaded) if "'both'" in n]
+    assert "tasks short, long give no reasoning_tokens (their calls that spill" in note
 
 
 def test_a_plain_request_the_api_fails_is_served_by_the_fleet_without_it() -> None:
