@@ -144,3 +144,26 @@ def test_an_agent_loop_that_spills_whole_is_the_apis_own_run() -> None:
     assert a.output_tokens == b.output_tokens == int(stream.output_tokens.sum()) \
         + HIDDEN * len(stream)
     assert np.array_equal(hybrid.records.finish_s, alone.records.finish_s)
+
+
+def test_the_apis_demand_counts_the_hidden_reasoning_of_every_call_sent_there() -> None:
+    """A hybrid that sends its API more calls a second than its limits sustain starts its
+    second run's limits from the first run's demand: every call sent there was charged
+    and counted with GPT-5's 128 hidden tokens, the ones its fleet then answered after a
+    429 or the outage too, so each used its prompt + 50 + 128 tokens. (The fleet's answers,
+    50 tokens, had been counted for those.)"""
+    from llmplan.sim.run import cloud_demand_over_limits
+
+    routes = ", default: cloud"
+    outages = ", limits: {requests_per_min: 30}, " \
+        "outages: {windows: [{start_s: 0, duration_s: 100}]}"
+    loaded, stream, run, table = _run("gpt-5", outages=outages, routes=routes)
+    sent = table.attempts > 0
+    assert sent.all() and (table.served_by == SERVED_LOCAL).sum() > 50
+    demand = cloud_demand_over_limits(loaded, "both", run, stream, loaded.scenario.duration_s)
+    assert demand is not None
+    rate, charged, used, prompt = demand
+    assert rate == pytest.approx(len(stream) / loaded.scenario.duration_s)
+    assert prompt == pytest.approx(float(stream.prompt_tokens.mean()))
+    assert used == pytest.approx(prompt + ANSWER + HIDDEN)
+    assert charged == pytest.approx(used)       # no max_tokens: the answer is reserved
