@@ -2,15 +2,22 @@
 
 Reads every node: its GPU product label (`nvidia.com/gpu.product`, set by GPU Feature
 Discovery), allocatable GPUs (`nvidia.com/gpu`, advertised by the device plugin), readiness
-and schedulability. GPUs are grouped by catalog id; each group becomes a `kind: local`
+and schedulability, and its CPU architecture (`kubernetes.io/arch`, which the kubelet sets
+on every node). GPUs are grouped by catalog id; each group becomes a `kind: local`
 deployment of the chosen model with as many `tp`-GPU replicas as the ready, schedulable
-nodes' allocatable GPUs hold (replicas never span nodes), owned hardware. Products the
-catalog does not know are listed apart, with their counts, so they can be added under the
-scenario's `catalog:`.
+nodes' allocatable GPUs hold (replicas never span nodes), owned hardware. A node whose
+architecture is not its catalog GPU's `host_arch` is left out, and said why: the stack
+provisions a GPU's pods for its `host_arch` (an arm64 GPU's pods select arm64 nodes and
+need an image published for arm64; the EKS node group's AMI follows it), so an arm64 GB200
+catalog entry never schedules on an amd64 node, and an amd64 entry's image and performance
+are not those of an arm64 server. Products the catalog does not know are listed apart,
+with their counts and their nodes' architectures, so they can be added under the
+scenario's `catalog:` (with `host_arch: arm64` for Grace hosts such as GH200).
 """
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from llmplan.catalog import builtin_catalog
 from llmplan.perf.memory import fits, kv_capacity
 from llmplan.perf.parallel import tp_error
-from llmplan.provision.gpu_nodes import GPU_RESOURCE, PRODUCT_LABEL, catalog_gpu
+from llmplan.provision.gpu_nodes import ARCH_LABEL, GPU_RESOURCE, PRODUCT_LABEL, catalog_gpu
 from llmplan.provision.kube import api_client, call, quantity, server_of
 from llmplan.provision.manifests import k8s_name
 from llmplan.scenario.models import LocalCosts, LocalDeployment
@@ -37,6 +44,8 @@ class GpuNode(_Model):
     allocatable_gpus: int
     ready: bool
     schedulable: bool
+    arch: str | None = Field(default=None,
+                             description="The node's kubernetes.io/arch label (None: absent).")
 
 
 class GpuPool(_Model):
@@ -66,6 +75,12 @@ class ClusterInventory(_Model):
     cannot_serve: dict[str, str] = Field(
         default_factory=dict, description="GPU pools whose replicas of tp GPUs cannot serve "
                                           "the model as a scenario would check it -> why.")
+    wrong_arch: dict[str, str] = Field(
+        default_factory=dict, description="Nodes left out because their kubernetes.io/arch "
+                                          "is not their catalog GPU's host_arch -> why.")
+    unknown_product_arch: dict[str, list[str]] = Field(
+        default_factory=dict, description="Product label not in the catalog -> its nodes' "
+                                          "kubernetes.io/arch values (host_arch to give it).")
 
 
 def read_nodes(client: Any) -> list[GpuNode]:
@@ -88,8 +103,29 @@ def read_nodes(client: Any) -> list[GpuNode]:
         schedulable = not (node.spec.unschedulable if node.spec else False)
         found.append(GpuNode(name=node.metadata.name, product=product or "unlabelled",
                              gpu=catalog_gpu(product, labels_by_gpu), allocatable_gpus=gpus,
-                             ready=ready, schedulable=schedulable))
+                             ready=ready, schedulable=schedulable,
+                             arch=labels.get(ARCH_LABEL)))
     return sorted(found, key=lambda n: n.name)
+
+
+def arch_mismatch(node: GpuNode, host_arch: str) -> str | None:
+    """Why pods of the node's catalog GPU, provisioned for `host_arch` hosts, would not run
+    on it (None: its kubernetes.io/arch is that, or, on amd64, it has none: those pods do not
+    select the label)."""
+    if node.arch == host_arch or (node.arch is None and host_arch == "amd64"):
+        return None
+    label = f"is labelled {ARCH_LABEL}={node.arch}" if node.arch is not None \
+        else f"has no {ARCH_LABEL} label"
+    if host_arch != "amd64":
+        return (f"node {node.name} {label}, but the catalog's {node.gpu} comes in {host_arch} "
+                f"hosts (host_arch): its pods select {ARCH_LABEL}={host_arch} nodes and would "
+                f"never be scheduled on it")
+    return (f"node {node.name} is labelled {ARCH_LABEL}={node.arch}, but the catalog's "
+            f"{node.gpu} comes in {host_arch} hosts (host_arch): the stack provisions its "
+            f"pods for {host_arch} (an image not published for {node.arch} stops there with "
+            f"'exec format error'), and the catalog's figures are an {host_arch} server's; a "
+            f"scenario for this node needs a catalog GPU of its own with host_arch: "
+            f"{node.arch}")
 
 
 def build_inventory(server: str, nodes: list[GpuNode], model: str, tp: int) -> ClusterInventory:
@@ -97,10 +133,16 @@ def build_inventory(server: str, nodes: list[GpuNode], model: str, tp: int) -> C
     pools, deployments = [], {}
     short: dict[str, int] = {}
     cannot: dict[str, str] = {}
+    wrong_arch: dict[str, str] = {}
     catalog = builtin_catalog()
+    for node in nodes:
+        why_not = arch_mismatch(node, catalog.gpus[node.gpu].host_arch) \
+            if node.gpu is not None else None
+        if why_not is not None:
+            wrong_arch[node.name] = why_not
     for gpu in sorted({n.gpu for n in nodes if n.gpu is not None}):
         members = [n for n in nodes if n.gpu == gpu]
-        usable = [n for n in members if n.ready and n.schedulable]
+        usable = [n for n in members if n.ready and n.schedulable and n.name not in wrong_arch]
         per_node = [n.allocatable_gpus for n in usable]
         pools.append(GpuPool(gpu=gpu, product=members[0].product,
                              nodes=[n.name for n in members], usable_nodes=len(usable),
@@ -121,12 +163,17 @@ def build_inventory(server: str, nodes: list[GpuNode], model: str, tp: int) -> C
             else:
                 deployments[f"cluster-{k8s_name(gpu)}"] = dep
     unknown: dict[str, int] = {}
+    unknown_arch: dict[str, set[str]] = {}
     for node in nodes:
         if node.gpu is None:
             unknown[node.product] = unknown.get(node.product, 0) + node.allocatable_gpus
+            unknown_arch.setdefault(node.product, set()).update(
+                [node.arch] if node.arch is not None else [])
     return ClusterInventory(server=server, gpu_nodes=nodes, pools=pools,
                             unknown_products=unknown, deployments=deployments,
-                            too_small=short, cannot_serve=cannot)
+                            too_small=short, cannot_serve=cannot, wrong_arch=wrong_arch,
+                            unknown_product_arch={product: sorted(arches) for product, arches
+                                                  in unknown_arch.items() if arches})
 
 
 def import_cluster(kubeconfig: Path | None, context: str | None, model: str,
@@ -141,6 +188,17 @@ def write_inventory(inventory: ClusterInventory, path: Path) -> Path:
     header = [f"# llmplan import-cluster: GPU nodes of {inventory.server}.",
               "# Paste `deployments:` into a scenario (they validate as kind: local); the rest",
               "# is what the cluster reported."]
+    notes = [f"Left out: {why}." for why in inventory.wrong_arch.values()]
+    for product, arches in inventory.unknown_product_arch.items():
+        if arches == ["amd64"]:
+            continue      # the catalog's default host_arch
+        notes.append(f"{product} (not in the catalog) is on {' and '.join(arches)} nodes: "
+                     + (f"add it under the scenario's catalog: gpus: with host_arch: "
+                        f"{arches[0]}." if len(arches) == 1 else
+                        "a catalog GPU has one host_arch, so one entry serves only one of "
+                        "them."))
+    header += [line for note in notes
+               for line in textwrap.wrap(note, 88, initial_indent="# ", subsequent_indent="#   ")]
     body = {"deployments": {name: {"kind": "local", "gpu": dep.gpu, "model": dep.model,
                                    "replicas": dep.replicas, "tp": dep.tp,
                                    "costs": {"ownership": dep.costs.ownership}}

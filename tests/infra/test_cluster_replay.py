@@ -3,6 +3,7 @@ Kubernetes API responses (shapes as the API publishes them, checked against its 
 
 from __future__ import annotations
 
+import copy
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,11 @@ from helpers import ROOT
 from k8s_replay import RECORDED, recorded, replaying
 from typer.testing import CliRunner
 
+from llmplan.catalog import builtin_catalog
 from llmplan.cli import app
 from llmplan.errors import InputError
 from llmplan.provision.gateway_manifests import CONFIG_SHA_ANNOTATION, gateway_manifests
-from llmplan.provision.inventory import import_cluster
+from llmplan.provision.inventory import import_cluster, write_inventory
 from llmplan.provision.stack_config import read_stack_file
 from llmplan.provision.verify import verify_stack
 from llmplan.scenario import load_scenario_text
@@ -82,6 +84,48 @@ def test_import_cluster_command_writes_deployments_a_scenario_loads(tmp_path: Pa
     loaded = load_scenario_text(scenario, base_dir=ROOT)
     assert loaded.scenario.deployments["cluster-l40s"].replicas == 4    # tp 1: 4 GPUs
     assert loaded.scenario.deployments["cluster-h100-sxm"].replicas == 8
+
+
+def test_import_cluster_reads_each_nodes_architecture(tmp_path: Path) -> None:
+    # Grace hosts: two GB200 trays of 4, a GH200 (not in the catalog) and an Ampere Altra
+    # server with two A100 PCIe cards, which the catalog's A100-40GB (amd64) does not
+    # describe; every node labelled kubernetes.io/arch=arm64 by its kubelet
+    nodes = recorded("nodes-arm64.json")
+    with replaying({"/api/v1/nodes": (200, nodes)}) as replay:
+        inventory = import_cluster(replay.kubeconfig(tmp_path), None, "Llama-3.1-70B", 4)
+    arches = {n.name: n.arch for n in inventory.gpu_nodes}
+    assert set(arches.values()) == {"arm64"}
+    catalog = builtin_catalog()
+    assert catalog.gpus["GB200"].host_arch == "arm64"
+    assert catalog.gpus["A100-40GB"].host_arch == "amd64"
+    assert {n: (d.gpu, d.replicas) for n, d in inventory.deployments.items()} == {
+        "cluster-gb200": ("GB200", 2)}
+    # the Altra's A100s are left out, and said why, with the label's value
+    assert set(inventory.wrong_arch) == {"altra-a100-01"}
+    assert "kubernetes.io/arch=arm64" in inventory.wrong_arch["altra-a100-01"]
+    assert "host_arch: arm64" in inventory.wrong_arch["altra-a100-01"]
+    assert inventory.too_small == {"A100-40GB": 0}
+    assert inventory.unknown_product_arch == {"NVIDIA-GH200-480GB": ["arm64"]}
+    written = write_inventory(inventory, tmp_path / "inventory.yaml").read_text()
+    said = " ".join(" ".join(line.removeprefix("#") for line in written.splitlines()
+                             if line.startswith("#")).split())
+    assert "altra-a100-01 is labelled kubernetes.io/arch=arm64" in said
+    assert "NVIDIA-GH200-480GB" in said and "host_arch: arm64" in said
+    # the same tray reporting amd64 is no host for a GB200 the stack provisions for arm64
+    # (its pods select kubernetes.io/arch=arm64); one without the label neither
+    amd64, unlabelled = copy.deepcopy(nodes["items"][0]), copy.deepcopy(nodes["items"][1])
+    amd64["metadata"]["labels"]["kubernetes.io/arch"] = "amd64"
+    del unlabelled["metadata"]["labels"]["kubernetes.io/arch"]
+    with replaying({"/api/v1/nodes": (200, {**nodes, "items": [amd64, unlabelled]})}) as replay:
+        contradicted = import_cluster(replay.kubeconfig(tmp_path), None, "Llama-3.1-70B", 4)
+    assert contradicted.deployments == {}
+    assert "kubernetes.io/arch=amd64" in contradicted.wrong_arch["gb200-tray-01"]
+    assert "no kubernetes.io/arch label" in contradicted.wrong_arch["gb200-tray-02"]
+    # amd64 nodes of amd64 GPUs are kept (nodes.json: every node's kubelet says amd64)
+    with replaying({"/api/v1/nodes": (200, recorded("nodes.json"))}) as replay:
+        x86 = import_cluster(replay.kubeconfig(tmp_path), None, "Llama-3.1-70B", 2)
+    assert x86.wrong_arch == {} and x86.unknown_product_arch == {
+        "NVIDIA-RTX-A6000": ["amd64"], "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb": ["amd64"]}
 
 
 def test_import_cluster_errors_are_clear(tmp_path: Path) -> None:
