@@ -22,6 +22,8 @@ from typing import Any, Literal
 from llmplan.perf.drafter import drafter
 from llmplan.perf.engine import SETTING_RELEASES
 from llmplan.perf.memory import kv_capacity
+from llmplan.perf.runner import Runner, model_runner
+from llmplan.perf.setup import ReplicaSetup
 from llmplan.provision.gpu_nodes import node_kind, node_selector
 from llmplan.provision.manifests import (
     ENDPOINTS_SETTLE_S,
@@ -314,6 +316,26 @@ def checkpoint_gib(config: StackConfig, *, copies: bool = True) -> float:
     return download_gib
 
 
+#: Host bytes each worker process keeps per request slot (max_num_seqs) and position of
+#: max_model_len: its table of every running request's token ids, allocated zeroed at
+#: start-up whatever the traffic. V1's model runner: InputBatch.token_ids_cpu_tensor
+#: (int32, pageable) and is_token_ids (bool, from vllm-project/vllm#24278, September 2025;
+#: counted for every release, a byte in five too many before it), both
+#: (max_num_reqs, max_model_len) in vllm/v1/worker/gpu_input_batch.py, "could be too large if
+#: max_model_len is big". V2's: RequestState.all_token_ids in vllm/v1/worker/gpu/states.py,
+#: int32 in a pinned UvaBuffer (buffer_utils.py, `torch.zeros(..., pin_memory=True)`),
+#: "can be extremely large (e.g., several GBs)".
+TOKEN_TABLE_BYTES: dict[Runner, int] = {"v1": 4 + 1, "v2": 4}
+
+
+def token_table_gib(setup: ReplicaSetup) -> float:
+    """GiB of host memory one worker process holds for its token-id table
+    (`TOKEN_TABLE_BYTES`): its rank's max_num_seqs rows of the max_model_len it runs with
+    (the scenario's, or what vLLM fits to the KV cache, or the model's context)."""
+    slots = setup.rank_max_num_seqs * kv_capacity(setup).max_model_len
+    return slots * TOKEN_TABLE_BYTES[model_runner(setup)] / 2**30
+
+
 def serving_sizes(config: StackConfig) -> tuple[int, int, int]:
     """CPU cores, memory GiB and weights-volume GiB of one pod (a replica's, or one server's
     of a replica over several).
@@ -326,6 +348,10 @@ def serving_sizes(config: StackConfig) -> tuple[int, int, int]:
     stage on another server skips the layers it does not hold). One pod's workers share its
     page cache: a pod holding a whole replica maps the whole checkpoint whatever its tensor
     parallelism, a pod of a replica over several servers its servers' share of the stages.
+    Each of the pod's worker processes (one per GPU) adds its token-id table
+    (`token_table_gib`); the rest of the headroom (the API server and engine core, CUDA's
+    and NCCL's host buffers, torch.compile) is a fixed 16 GiB, for want of a measured figure
+    per process.
     The volume holds the downloaded files (`download_gib`) plus a quarter and the compile
     caches."""
     local = config.plan.local
@@ -338,7 +364,8 @@ def serving_sizes(config: StackConfig) -> tuple[int, int, int]:
     cpu = 4 * gpus + 2 + (api_servers - 1)   # a core per extra API server
     loaded_gib = checkpoint_gib(config, copies=False)
     pod_share = setup.server_gpus / setup.gpus     # 1 unless the replica spans servers
-    memory_gib = max(32, math.ceil(loaded_gib * pod_share * 1.2) + 16)
+    tables_gib = gpus * token_table_gib(setup)          # one worker process per GPU
+    memory_gib = max(32, math.ceil(loaded_gib * pod_share * 1.2 + tables_gib) + 16)
     volume_gib = max(50, math.ceil(download_gib * 1.25) + 20)
     return cpu, memory_gib, volume_gib
 

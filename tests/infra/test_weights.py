@@ -284,6 +284,40 @@ def test_fp8_quantised_while_loading_must_fit_in_16_bits_before_vllm_0_16() -> N
         write_stack(Path("/nonexistent/Pulumi.old.yaml"), loaded, result, "old", {})
 
 
+TABLES = chat_scenario("tables", """
+  # Llama 3.1 8B at tp 4: four worker processes, each with 2,048 request slots
+  v1: {gpu: H100-SXM, model: Llama-3.1-8B, tp: 4,
+       engine: {model_runner: v1, max_num_seqs: 2048, max_model_len: 131072}}
+  v2: {gpu: H100-SXM, model: Llama-3.1-8B, tp: 4,
+       engine: {model_runner: v2, max_num_seqs: 2048, max_model_len: 131072}}
+  short: {gpu: H100-SXM, model: Llama-3.1-8B, tp: 4,
+          engine: {model_runner: v2, max_num_seqs: 2048, max_model_len: 65536}}
+""")
+
+
+def test_a_pods_memory_holds_each_workers_token_table(tmp_path: Path) -> None:
+    """Every worker process (one per GPU) allocates, zeroed at start-up, a table of token
+    ids of max_num_seqs rows by max_model_len: int32 plus a bool a position in V1's
+    runner (gpu_input_batch.py), int32 in pinned memory in V2's (gpu/states.py). The pod's
+    memory grows by it with its workers, on paper: 4 x 2,048 x 131,072 positions."""
+    from llmplan.provision.serving_manifests import token_table_gib
+    simulated = simulate_text(TABLES)
+    v1, v2, short = (stack_of(simulated, name, tmp_path).config
+                     for name in ("v1", "v2", "short"))
+    local = v2.plan.local
+    assert local is not None
+    assert token_table_gib(local[1].setup(v2.plan.catalog)) == 2048 * 131072 * 4 / GIB
+    workers = 4
+    # V1's bool a position more: 4 x 2,048 x 131,072 bytes = 1 GiB
+    assert serving_sizes(v1)[1] - serving_sizes(v2)[1] == workers * 2048 * 131072 * 1 / GIB
+    # half the context, half the table: 4 x 2,048 x 65,536 x 4 bytes = 2 GiB
+    assert serving_sizes(v2)[1] - serving_sizes(short)[1] == \
+        workers * 2048 * (131072 - 65536) * 4 / GIB
+    statefulset = next(m for m in serving_manifests(v1) if m["kind"] == "StatefulSet")
+    resources = statefulset["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources["limits"]["memory"] == f"{serving_sizes(v1)[1]}Gi"
+
+
 SHARDED = chat_scenario("sharded", """
   # Llama 3.1 70B's BF16 checkpoint, quantised to FP8 as it loads: one server's pod at
   # tp 2 and at tp 4, and a replica of tp 2 x pp 2 over two servers of two L40S each
@@ -303,13 +337,19 @@ def test_a_pods_memory_holds_what_its_workers_map_of_the_checkpoint(tmp_path: Pa
     import kubernetes_validate
     from pulumi_harness import run_program, stack_values
 
-    from llmplan.provision.serving_manifests import checkpoint_gib
+    from llmplan.provision.serving_manifests import checkpoint_gib, token_table_gib
     simulated = simulate_text(SHARDED)
     tp2, tp4, stages = (stack_of(simulated, name, tmp_path) for name in ("tp2", "tp4",
                                                                         "stages"))
     mapped_gib = checkpoint_gib(tp4.config, copies=False)
     assert mapped_gib > 120                                 # 141 GB of BF16 files
-    assert serving_sizes(tp4.config)[1] == serving_sizes(tp2.config)[1] >= mapped_gib
+    assert serving_sizes(tp2.config)[1] >= mapped_gib
+    # tp 4 maps the same files; its pod asks more only by its two more workers' token
+    # tables (test_a_pods_memory_holds_each_workers_token_table)
+    tables = {pod.config.plan.local[1].tp: pod.config.plan.local[1].tp * token_table_gib(
+        pod.config.plan.local[1].setup(pod.config.plan.catalog)) for pod in (tp2, tp4)}
+    assert abs(serving_sizes(tp4.config)[1] - serving_sizes(tp2.config)[1]
+               - (tables[4] - tables[2])) < 1
     pod_gib = serving_sizes(stages.config)[1]
     assert mapped_gib / 2 <= pod_gib < mapped_gib
     # the rendered pods ask it, and validate
