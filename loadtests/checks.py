@@ -98,7 +98,10 @@ class TestItem(BaseModel):
 
     task: str
     prompt: str = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, gt=0)
+    max_tokens: int | None = Field(
+        default=None, gt=0,
+        description="The answer's cap; a reasoning task's request adds its planned "
+                    "reasoning_tokens. None: the task's planned output.")
     check: Check
 
 

@@ -117,13 +117,18 @@ def build_plan(loaded: LoadedScenario, *, seed: int | None = None, time_scale: f
             prompt_tokens = min(prompt_tokens, max_prompt_tokens)
         if max_output_tokens is not None:
             output_tokens = min(output_tokens, max_output_tokens)
+        # the first of output_tokens the scenario has the model think (hidden reasoning)
+        hidden = 0 if stream.reasoning_tokens is None else \
+            min(int(stream.reasoning_tokens[i]), output_tokens)
         items = by_task.get(task)
         if items:
             item = items[used[task] % len(items)]
             used[task] += 1
-            plan.append(PlanItem(i, send_s, task, item.prompt, prompt_tokens,
-                                 item.max_tokens or output_tokens, False,
-                                 item.check.model_dump(by_alias=True), i < warmup))
+            # a reasoning task's item thinks as simulated: its own cap is the visible answer's
+            cap = output_tokens if item.max_tokens is None else item.max_tokens + hidden
+            plan.append(PlanItem(i, send_s, task, item.prompt, prompt_tokens, cap, False,
+                                 item.check.model_dump(by_alias=True), i < warmup,
+                                 reasoning_tokens=hidden))
         else:
             group = -1 if stream.prefix_group is None else int(stream.prefix_group[i])
             shared = 0 if group < 0 or stream.prefix_tokens is None else \
@@ -140,8 +145,6 @@ def build_plan(loaded: LoadedScenario, *, seed: int | None = None, time_scale: f
                 # conversation, sent as messages)
                 text = shared_prefix_text(group, shared, salt) + " " + text
             think = 0.0 if stream.think_s is None else float(stream.think_s[i])
-            hidden = 0 if stream.reasoning_tokens is None else \
-                min(int(stream.reasoning_tokens[i]), output_tokens)
             kept = stream.reasoning_kept_tasks
             keeps = bool(kept) and kept[int(stream.task_index[i])]
             plan.append(PlanItem(i, send_s, task, text, prompt_tokens, output_tokens, True,

@@ -244,3 +244,49 @@ def test_claudes_cap_on_bedrock_is_always_above_its_thinking_budget(
     request = stream.request(item, [])
     assert request["inferenceConfig"] == {"maxTokens": cap}
     assert request["additionalModelRequestFields"]["thinking"]["budget_tokens"] == budget
+
+
+@pytest.mark.parametrize("item_cap", [8, None])
+def test_a_reasoning_task_s_test_set_items_think_as_planned(item_cap: int | None) -> None:
+    """A test set replaces a task's prompts, not its thinking: the simulation gives a
+    reasoning task's every request its 300 hidden tokens, so a test-set item of that task
+    sends the target's reasoning_effort with its own answer cap (8) raised by those 300
+    (without one: the planned 8 + 300), and a Claude on Bedrock thinks with them as budget
+    (Anthropic's minimum, 1,024); a plain task's items keep the lowest effort, their cap
+    raised by its hidden tokens only."""
+    from helpers import scenario_from
+
+    from llmplan.catalog import builtin_catalog
+    from llmplan.catalog.catalog import LEAST_EFFORT_REASONING_TOKENS
+    from llmplan.loadtests.checks import TestItem
+    from llmplan.loadtests.clients import BedrockStream
+    from llmplan.loadtests.plan import build_plan
+    from llmplan.loadtests.targets import with_catalog_reasoning
+
+    test_set = [TestItem.model_validate({"task": task, "prompt": f"Say {task}.",
+                                         "max_tokens": item_cap,
+                                         "check": {"kind": "contains", "value": task}})
+                for task in ("chat", "think")]
+    plan = build_plan(scenario_from(TWO_TASKS), max_requests=20, test_set=test_set)
+    assert {p.task for p in plan} == {"chat", "think"} and all(p.check for p in plan)
+    target = with_catalog_reasoning(
+        Target(kind="openai", base_url="https://api.openai.com", model="gpt-5",
+               allow_remote=True, fixed_output_length=False, reasoning_effort="high"),
+        builtin_catalog())
+    plain = LEAST_EFFORT_REASONING_TOKENS["minimal"]
+    bedrock = BedrockStream(Target(kind="bedrock", base_url="http://127.0.0.1:9",
+                                   model="us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                                   bedrock_thinking=True))
+    for item in plan:
+        body = json.loads(OpenAIStream(target).body(item))
+        asked = bedrock.request(item, [])
+        thinking = asked.get("additionalModelRequestFields", {}).get("thinking")
+        if item.task == "think":
+            assert (body["reasoning_effort"], body["max_completion_tokens"]) == ("high",
+                                                                                 8 + 300)
+            assert thinking == {"type": "enabled", "budget_tokens": 1024}
+            assert asked["inferenceConfig"] == {"maxTokens": 1024 + 8}
+        else:
+            assert (body["reasoning_effort"], body["max_completion_tokens"]) == ("minimal",
+                                                                                 8 + plain)
+            assert thinking is None and asked["inferenceConfig"]["maxTokens"] == 8
