@@ -32,8 +32,13 @@ from llmplan.loadtests.records import ErrorClass, RequestRecord
 from llmplan.loadtests.sse import EventParser
 from llmplan.loadtests.targets import Target
 
-#: one chat message: {"role": "user" | "assistant", "content": text}
-Message = dict[str, str]
+#: one chat message: {"role": "user" | "assistant" | "tool", "content": text}, an agent
+#: step's answer with its streamed reasoning and tool call (`sent_back`), its result with
+#: the call's id (`new_message`)
+Message = dict[str, Any]
+#: the function an agent step's answer calls in the history a load test sends back: the
+#: next step's message is its result (`sent_back`)
+AGENT_STEP_TOOL = "next_step"
 
 #: errno values that mean "no connection could be made" (not a broken one).
 _NO_CONNECTION = {errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH,
@@ -62,6 +67,7 @@ class Timing:
     end: float | None = None
     text: list[str] = field(default_factory=list)
     reasoning: int = 0                      # chunks of hidden reasoning
+    thinking: list[str] = field(default_factory=list)   # their text
     first_visible: float | None = None      # when the answer itself began, after reasoning
 
     def token(self, piece: str) -> None:
@@ -87,6 +93,45 @@ class Timing:
         if piece:
             self.tokens.append(time.perf_counter())
             self.reasoning += 1
+            self.thinking.append(piece)
+
+
+def new_message(history: Sequence[Message], prompt: str) -> Message:
+    """A turn's new message: the result of the tool call the history's last answer made
+    (an agent step that kept its streamed reasoning, `sent_back`), else a user message."""
+    calls = history[-1].get("tool_calls") if history else None
+    if calls:
+        return {"role": "tool", "tool_call_id": calls[0]["id"], "content": prompt}
+    return {"role": "user", "content": prompt}
+
+
+def sent_back(timing: Timing, item: PlanItem, *, chat: bool = True) -> Message:
+    """The assistant message a conversation's next turn sends back for `item`'s answer.
+
+    A chat's turn: the visible answer alone (`Timing.answer`), as the simulation has it.
+    An agent step keeps its reasoning: what a plain server wrote in its place stays in the
+    text; reasoning a server streamed apart goes back in the fields the engines read on an
+    assistant message, llama.cpp `reasoning_content` (common/chat.cpp,
+    common_chat_msgs_parse_oaicompat; for gpt-oss copied to the template's `thinking`) and
+    vLLM `reasoning` (entrypoints/chat_utils.py, _parse_chat_message_content, which hands
+    the template both `reasoning` and `reasoning_content`; its gpt-oss path,
+    harmony_utils.parse_chat_input_to_harmony_message, makes it the analysis channel), with
+    the answer as the arguments of a call of AGENT_STEP_TOOL whose result is the next
+    step's message (`new_message`): the templates render an earlier answer's reasoning only
+    inside a tool-call chain (Qwen3's after the last user message, gpt-oss's on a message
+    with tool calls), so sent after a user message it would be dropped; and gpt-oss's
+    template refuses a tool-call message with both content and thinking ("Cannot pass both
+    content and thinking"), so the content stays empty. Chat API only (`chat`)."""
+    if not item.keeps_reasoning:
+        return {"role": "assistant", "content": timing.answer(item.reasoning_tokens)}
+    answer = timing.answer(0)
+    if not (timing.thinking and chat):
+        return {"role": "assistant", "content": answer}
+    thought = "".join(timing.thinking)
+    call = {"name": AGENT_STEP_TOOL, "arguments": json.dumps({"answer": answer})}
+    return {"role": "assistant", "content": "", "reasoning_content": thought,
+            "reasoning": thought,
+            "tool_calls": [{"id": f"call_{item.index}", "type": "function", "function": call}]}
 
 
 def _gaps_ms(stamps: list[float]) -> list[float]:
@@ -233,6 +278,10 @@ class OpenAIStream:
         `Timing.answer`)."""
         return self.timing.answer(hidden_tokens)
 
+    def sent_back(self, item: PlanItem) -> Message:
+        """The last request's answer as the next turn's history holds it (`sent_back`)."""
+        return sent_back(self.timing, item, chat=self.target.api == "chat")
+
     def _connection(self) -> http.client.HTTPConnection:
         if self.conn is not None and _closed_by_peer(self.conn):
             self._reset()      # a keep-alive the server closed while idle: a new one
@@ -272,7 +321,7 @@ class OpenAIStream:
         if not t.openai_chat:     # greedy where the server allows it (Target.openai_chat)
             payload["temperature"] = 0
         if t.api == "chat":
-            payload["messages"] = [*history, {"role": "user", "content": item.prompt}]
+            payload["messages"] = [*history, new_message(history, item.prompt)]
         else:   # a completion endpoint gets the conversation as one text
             payload["prompt"] = "\n".join([*(m["content"] for m in history), item.prompt])
         if (effort := t.effort_for(item.reasoning_tokens)) is not None:
@@ -453,6 +502,11 @@ class BedrockStream:
         """The visible answer of the last request (what a conversation sends back; see
         `Timing.answer`)."""
         return self.timing.answer(hidden_tokens)
+
+    def sent_back(self, item: PlanItem) -> Message:
+        """The last request's answer as the next turn's history holds it: the text alone
+        (Converse's history takes no reasoning back without its signature)."""
+        return sent_back(self.timing, item, chat=False)
 
     def cancel(self) -> None:
         """botocore cannot be interrupted mid-read: the run records it cancelled itself."""

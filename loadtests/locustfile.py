@@ -38,7 +38,13 @@ from gevent.event import Event
 from locust import LoadTestShape, User, constant, events, task
 from locust.exception import StopUser
 
-from llmplan.loadtests.clients import BedrockStream, Message, OpenAIStream, keep_received
+from llmplan.loadtests.clients import (
+    BedrockStream,
+    Message,
+    OpenAIStream,
+    keep_received,
+    new_message,
+)
 from llmplan.loadtests.plan import PlanItem, read_plan
 from llmplan.loadtests.records import RecordWriter, RequestRecord
 from llmplan.loadtests.targets import Target
@@ -82,8 +88,8 @@ class _Dispatch:
         self.turn_size: dict[tuple[int, int], int] = {}
         # turns in flight with a next turn: (session, turn, cycle) -> requests not ended
         # yet, the history they were sent after, the (message, answer) of each that ended
-        self.open_turns: dict[tuple[int, int, int], tuple[int, list[Message],
-                                                         list[tuple[int, str, str | None]]]] = {}
+        self.open_turns: dict[tuple[int, int, int],
+                              tuple[int, list[Message], list[tuple[int, str, Message | None]]]] = {}
         self.ready: list[tuple[float, int, PlanItem, list[Message], int]] = []
         self.order = itertools.count()
         self.awaiting = 0
@@ -152,7 +158,7 @@ class _Dispatch:
         return Taken(item, item.index + cycle * self.plan_size, item.warmup and cycle == 0,
                      scheduled, history, cycle)
 
-    def answered(self, taken: Taken, answer: str | None) -> None:
+    def answered(self, taken: Taken, answer: Message | None) -> None:
         """A request ended (`answer` None: without one); when every request of its turn
         has, the conversation's next turn is due after its pause, with them in its
         history, unless one of them failed: that ends the conversation, and its later
@@ -168,12 +174,13 @@ class _Dispatch:
             return
         del self.open_turns[key]
         self.awaiting -= 1
-        if self.stop.is_set() or any(text is None for _, _, text in done):
+        ended = [(index, prompt, reply) for index, prompt, reply in done if reply is not None]
+        if self.stop.is_set() or len(ended) < len(done):
             return
         history = list(history)
-        for _, prompt, text in sorted(done):       # in plan order, whatever ended first
-            history += [{"role": "user", "content": prompt},
-                        {"role": "assistant", "content": text or ""}]
+        # in plan order, whatever ended first
+        for _, prompt, reply in sorted(ended, key=lambda d: d[0]):
+            history += [new_message(history, prompt), reply]
         for follower in self.followers[(item.session, item.turn + 1)]:
             heapq.heappush(self.ready, (time.time() + follower.think_s, next(self.order),
                                         follower, history, taken.cycle))
@@ -328,9 +335,8 @@ class _PlanUser(User):
                                turn=item.turn if item.session >= 0 else None)
         DISPATCH.inflight[request_id] = (record, self.stream)
         self.stream.send(item, record, taken.history)
-        # an agent loop's history keeps the planned thinking (a plain server's text)
-        hidden = 0 if item.keeps_reasoning else item.reasoning_tokens
-        DISPATCH.answered(taken, self.stream.answer(hidden)
+        # a chat's history drops the planned thinking, an agent loop's keeps it
+        DISPATCH.answered(taken, self.stream.sent_back(item)
                           if record.error_class is None else None)
         if request_id not in DISPATCH.inflight:
             return                 # the stop already recorded it as cancelled

@@ -86,7 +86,8 @@ class PlanItem:
     #: conversation's next turn sends (`Timing.answer`)
     reasoning_tokens: int = 0
     #: an agent loop's turn (SessionSpec.kind): the next turn's history keeps its hidden
-    #: reasoning, so what a plain server writes in its place is sent back with the answer
+    #: reasoning, so what a plain server writes in its place is sent back with the answer,
+    #: and a reasoning server's streamed thinking on the answer's message (clients.sent_back)
     keeps_reasoning: bool = False
 
 

@@ -11,9 +11,12 @@ a workload the simulation never saw, and an agent loop's cut to the answer would
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
+from typing import Any
 
+import pytest
 from fakes import FakeOpenAI
 from helpers import scenario_from
 from lt_helpers import llmplan, targets_file
@@ -111,3 +114,62 @@ def test_an_agent_loop_sends_its_planned_thinking_back(tmp_path: Path) -> None:
     answers = _answers_sent_back(tmp_path, text, "thinking-agent")
     whole = "".join(f" t{i}" for i in range(7))
     assert answers == [[], [whole], [whole] * 2]
+
+
+def _bodies(tmp_path: Path, text: str, name: str, model: str) -> list[dict[str, Any]]:
+    """The JSON bodies a load test of scenario `text` sent a fake server as `model`."""
+    scenario = tmp_path / f"{name}.yaml"
+    scenario.write_text(textwrap.dedent(text))
+    with FakeOpenAI() as fake:
+        targets = targets_file(tmp_path, fake={"kind": "openai", "base_url": fake.base_url,
+                                               "model": model})
+        result = llmplan("loadtest", str(scenario), "--targets", str(targets), "--target",
+                         "fake", "--duration", "30s", "--out", str(tmp_path / name))
+        bodies = list(fake.bodies)
+    assert result.returncode == 0, result.stderr
+    return bodies
+
+
+@pytest.mark.parametrize("kind", ["agent", "chat"])
+def test_a_reasoning_server_s_thinking_goes_back_as_the_engines_read_it(
+        tmp_path: Path, kind: str) -> None:
+    """Against a server that streams the thinking apart (delta.reasoning_content, as vLLM's
+    reasoning parsers and llama.cpp's --reasoning-format do), an agent step's answer goes
+    back with the thinking the server streamed in the fields llama.cpp (reasoning_content)
+    and vLLM (reasoning) read on an assistant message, the answer as the arguments of a
+    tool call whose result is the next step's message, since the templates render an
+    earlier answer's reasoning only inside a tool-call chain (Qwen3: after the last user
+    message; gpt-oss: with tool calls); a chat's turn sends back its answer alone after a
+    user message, as before."""
+    text = THINKING_CHAT if kind == "chat" else THINKING_CHAT.replace(
+        "session: {turns_min", "session: {kind: agent, turns_min")
+    bodies = _bodies(tmp_path, text, f"reasoning-{kind}", "reasoning")
+    assert len(bodies) == 3
+    think = FakeOpenAI.THINK
+    # the fake streams THINK reasoning chunks, then max_tokens (7) answer chunks
+    thought = "".join(f" r{i}" for i in range(think))
+    answer = "".join(f" a{i}" for i in range(think, think + 7))
+    assert [len(b["messages"]) for b in bodies] == [1, 3, 5]
+    last = bodies[2]["messages"]
+    assert [m["role"] for m in last] == (["user", "assistant", "tool", "assistant", "tool"]
+                                         if kind == "agent" else
+                                         ["user", "assistant", "user", "assistant", "user"])
+    for body in bodies[1:]:
+        assert body["messages"][:len(body["messages"]) - 2] == last[:len(body["messages"]) - 2]
+    replies = [m for m in last if m["role"] == "assistant"]
+    if kind == "chat":
+        assert replies == [{"role": "assistant", "content": answer}] * 2
+        return
+    for reply, result in ((last[1], last[2]), (last[3], last[4])):
+        assert reply["reasoning_content"] == reply["reasoning"] == thought
+        # the answer is the call's: gpt-oss's template refuses content and thinking together
+        (call,) = reply["tool_calls"]
+        assert reply["content"] == "" and call["type"] == "function"
+        assert call["function"]["name"] == "next_step"
+        assert json.loads(call["function"]["arguments"]) == {"answer": answer}
+        assert result["tool_call_id"] == call["id"]
+    assert last[1]["tool_calls"][0]["id"] != last[3]["tool_calls"][0]["id"]
+    # each step's new message is its own prompt, sent as the earlier call's result
+    assert [b["messages"][-1]["content"] for b in bodies] == [last[0]["content"],
+                                                               last[2]["content"],
+                                                               last[4]["content"]]
