@@ -134,6 +134,31 @@ def sent_back(timing: Timing, item: PlanItem, *, chat: bool = True) -> Message:
             "tool_calls": [{"id": f"call_{item.index}", "type": "function", "function": call}]}
 
 
+def history_note(target: Target, plan: Sequence[PlanItem]) -> str | None:
+    """Why an agent session's later steps sent to `target` cannot carry the hidden reasoning
+    the simulation keeps in their history (None: they can, or the plan has none to keep).
+    OpenAI's and Azure OpenAI's chat API return no reasoning to send back (their Responses
+    API passes reasoning items back); Converse takes a Claude's thinking back only with its
+    signature, which the load test does not keep."""
+    if target.openai_chat:
+        where = ("OpenAI's chat API returns no reasoning to send back (the Responses API "
+                 "passes reasoning items back)")
+        steps = [p for p in plan if p.keeps_reasoning and p.session >= 0
+                 and (p.reasoning_tokens > 0 or target.plain_hidden_tokens > 0)]
+    elif target.kind == "bedrock" and target.bedrock_thinking:
+        where = "Bedrock's Converse takes a Claude's thinking back only with its signature"
+        steps = [p for p in plan if p.keeps_reasoning and p.session >= 0
+                 and p.reasoning_tokens > 0]
+    else:
+        return None
+    if not steps:
+        return None
+    return (f"{len(steps):,} agent-step requests think, and the simulation keeps that "
+            f"thinking in the next step's history; {where}, so the later steps were sent "
+            f"without it: their prompts are shorter than simulated by the earlier steps' "
+            f"reasoning tokens (compare prompt_tokens with the plan's planned_prompt_tokens)")
+
+
 def _gaps_ms(stamps: list[float]) -> list[float]:
     """The times between consecutive streamed tokens, ms (perf_counter stamps)."""
     return [(b - a) * 1e3 for a, b in itertools.pairwise(stamps)]

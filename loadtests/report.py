@@ -170,7 +170,8 @@ def render(summary: LoadTestSummary, rows: list[RequestRecord], title: str,
     warnings = [w for w in (summary.target_down,
                             "interrupted: the run was stopped early" if summary.interrupted
                             else None,
-                            summary.cache.warning if summary.cache is not None else None) if w]
+                            summary.cache.warning if summary.cache is not None else None,
+                            summary.history_note) if w]
     parts += [f"<p class='warn'>{html.escape(w)}</p>" for w in warnings]
     parts.append(_cards(summary))
     errors = [[cls, f"{n:,}", ERROR_MEANINGS.get(cls, "")]

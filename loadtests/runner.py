@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from llmplan.loadtests.clients import history_note
 from llmplan.loadtests.exports import write_exports
 from llmplan.loadtests.plan import PlanItem, write_plan
 from llmplan.loadtests.records import RequestRecord, merge
@@ -242,7 +243,8 @@ def run_load_test(target_name: str, target: Target, plan: list[PlanItem],
                                 shared_prompts=any(p.check is not None or p.shared_prefix_tokens
                                                    for p in plan),
                                 planned_prompt_tokens=_planned_tokens(rows, plan))
-    summary = summary.model_copy(update={"interrupted": interrupted, "target_down": down})
+    summary = summary.model_copy(update={"interrupted": interrupted, "target_down": down,
+                                         "history_note": history_note(target, plan)})
     (out_dir / "summary.json").write_text(summary.model_dump_json(indent=1), encoding="utf-8")
     write_exports(summary, out_dir, {"target": target_name, "run": out_dir.name})
     return LoadTestResult(summary, rows, out_dir, interrupted, down,

@@ -120,3 +120,6 @@ class LoadTestSummary(_Model):
     cache: MeasuredCache | None = None
     interrupted: bool = False
     target_down: str | None = None
+    #: why the run's agent sessions sent back less history than simulated (their hidden
+    #: reasoning; loadtests.clients.history_note), None: they sent what it has
+    history_note: str | None = None

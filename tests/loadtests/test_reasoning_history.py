@@ -11,6 +11,7 @@ a workload the simulation never saw, and an agent loop's cut to the answer would
 
 from __future__ import annotations
 
+import html
 import json
 import textwrap
 from pathlib import Path
@@ -173,3 +174,35 @@ def test_a_reasoning_server_s_thinking_goes_back_as_the_engines_read_it(
     assert [b["messages"][-1]["content"] for b in bodies] == [last[0]["content"],
                                                                last[2]["content"],
                                                                last[4]["content"]]
+
+
+@pytest.mark.parametrize(("kind", "target", "said"), [
+    ("agent", {"kind": "openai", "base_url": "https://api.openai.com", "model": "gpt-5",
+               "allow_remote": True, "reasoning_effort": "low"}, "OpenAI's chat API"),
+    ("agent", {"kind": "bedrock", "base_url": "http://127.0.0.1:9", "model": "claude",
+               "bedrock_thinking": True}, "Converse"),
+    ("agent", {"kind": "vllm", "base_url": "http://127.0.0.1:9", "model": "m"}, None),
+    ("chat", {"kind": "openai", "base_url": "https://api.openai.com", "model": "gpt-5",
+              "allow_remote": True}, None)])
+def test_a_run_says_when_its_agent_history_cannot_carry_the_thinking(
+        kind: str, target: dict[str, Any], said: str | None) -> None:
+    """OpenAI's chat API returns no reasoning, and Converse takes a Claude's thinking back
+    only with its signature: an agent session's 3 steps that think (their 3 planned tokens,
+    kept in the simulated history) are sent back without it, and the run's summary says so;
+    a server that streams it, or a chat that drops it anyway, gets no note."""
+    from llmplan.loadtests.clients import history_note
+    from llmplan.loadtests.report import render
+    from llmplan.loadtests.summary import summarise_records
+    from llmplan.loadtests.targets import Target
+
+    text = THINKING_CHAT if kind == "chat" else THINKING_CHAT.replace(
+        "session: {turns_min", "session: {kind: agent, turns_min")
+    plan = build_plan(scenario_from(text))
+    note = history_note(Target(**target), plan)
+    if said is None:
+        assert note is None
+        return
+    assert note is not None and said in note and note.startswith("3 agent-step requests")
+    summary = summarise_records([], planned=3, planned_span_s=1.0, slo_by_task={},
+                                mode="open").model_copy(update={"history_note": note})
+    assert html.escape(note) in render(summary, [], "run", {})
