@@ -18,7 +18,7 @@ from llmplan.loadtests.repeats import RepeatSummary
 from llmplan.perf.steptime_spec import Calibration, TabulatedStepTime
 from llmplan.results.decision import Result
 from llmplan.results.loadtest import LoadTestSummary
-from llmplan.tables import Col, Fitted, cell_width, grid
+from llmplan.tables import Col, Fitted, cell_width, grid, groups_unbroken
 
 
 def fmt(value: float | None, digits: int = 0) -> str:
@@ -72,7 +72,7 @@ def summary_table(result: Result, bounded: frozenset[str] = frozenset()) -> Fitt
         per_useful = dep.cost.usd_per_useful_result
         goodput = dep.slo.goodput_shown()
         names.append(escape(name))
-        serving.append(escape(dep.serves_with()))
+        serving.append(groups_unbroken(escape(dep.serves_with())))
         figures.append([
             fmt(lat.ttft_ms.p95), fmt(lat.tpot_ms.p50, 1),
             fmt(None if e2e is None else e2e / 1e3, 1),

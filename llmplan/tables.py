@@ -11,14 +11,29 @@ Its caption (units, notes, the SLO) goes under it as a paragraph of the terminal
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich import box
 from rich.console import Console, ConsoleOptions, JustifyMethod, RenderResult
 from rich.measure import Measurement
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
+
+#: joins the words of a cell that must stay on one line, one column wide like a space; not
+#: a no-break space, which rich wraps at as at any whitespace, but the blank braille
+#: pattern, which is no whitespace; `Fitted` prints it as a plain space
+KEEP = "\u2800"
+
+
+def groups_unbroken(words: str) -> str:
+    """What serves a candidate, breakable only between its groups: before a bracket and
+    after a "+" ("2 x H100-SXM" / "(tp 2)" / "(4 bought)"), never inside one ("(4" /
+    "bought)")."""
+    return " ".join(group.replace(" ", KEEP)
+                    for group in re.split(r" (?=\()|(?<=\+) ", words))
 
 
 @dataclass(frozen=True)
@@ -75,19 +90,23 @@ class Fitted:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         table = self.choose(console, options)
-        if not table.caption:
-            yield table
-            return
         # the caption under the table, wrapped at the terminal's width: as the table's own
         # caption rich wraps it at the table's, narrower, and a sentence a word longer than
         # the table left that word alone on a line ("SLO: ... within it" / "(goodput)")
         bare = copy.copy(table)
         bare.caption = None
-        yield bare
+        for row in console.render_lines(bare, options, pad=False):
+            # a kept group's spaces are plain spaces on screen and in a copied line
+            yield from (Segment(s.text.replace(KEEP, " "), s.style, s.control)
+                        for s in row)
+            yield Segment.line()
+        if not table.caption:
+            return
         caption = console.render_str(str(table.caption), style=table.caption_style
                                      or "table.caption")
         for line in caption.wrap(console, options.max_width):
             line.rstrip()           # no trailing blank where a line broke
+            line.plain = line.plain.replace(KEEP, " ")     # same length: styles stay
             yield line
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:

@@ -288,3 +288,37 @@ def test_sweep_says_how_a_points_name_reads_and_how_many_gpus_a_replica_is(width
         p.model_copy(update={"tp": 4, "layout": "tp"}) for p in SWEEP.points])
     flat = " ".join(_text([sweep_table(laid)], width).split())
     assert "[-layout and GPUs]" in flat and "a replica is" not in flat
+
+
+BOUGHT = """
+    name: whole-boards
+    seed: 1
+    duration: 60
+    traffic: {kind: poisson, rate_per_s: 0.5}
+    tasks:
+      - {name: chat, prompt_tokens: {kind: fixed, tokens: 200},
+         output_tokens: {kind: fixed, tokens: 20}}
+    deployments:
+      gpu-fleet: {gpu: H100-SXM, model: Llama-3.1-8B, replicas: 2}
+      api: {kind: cloud, model: gpt-6-luna}
+      hybrid: {kind: hybrid, local: gpu-fleet, cloud: api}
+"""
+
+
+@pytest.fixture(scope="module")
+def bought() -> Result:
+    return evaluate(scenario_from(BOUGHT), planning=False)
+
+
+@pytest.mark.parametrize("width", range(60, 125, 4))
+def test_what_serves_a_candidate_breaks_between_its_groups_never_inside_one(
+        bought: Result, width: int) -> None:
+    """"2 x H100-SXM (4 bought)" under a candidate's name at 80 columns once read
+    "2 x H100-SXM (4" / "bought)"; it breaks before a bracket or after a "+" only."""
+    result = bought
+    serves = result.deployments["gpu-fleet"].serves_with()
+    assert serves == "2 x H100-SXM (4 bought)"      # two SXM modules buy a 4-GPU board
+    text = _text([summary_table(result)], width)
+    for group in ("2 x H100-SXM", "(4 bought)", "gpt-6-luna"):
+        assert _whole(text, group), (width, group, text)
+    assert "\u2800" not in text and "\u00a0" not in text      # plain spaces on screen
