@@ -72,12 +72,16 @@ def first_tokens_differ(loaded: LoadedScenario) -> list[str]:
              and scenario.slo_for(t).ttft_visible_ms is None]
     if not (withheld and streamed and tasks):
         return []
+    # the verbs agree with each list: "b200 streams ... its", "a, b stream ... their"
+    one, alone = len(streamed) == 1, len(withheld) == 1
     return [f"slo.ttft_ms bounds the first token, and task{'s' if len(tasks) > 1 else ''} "
             f"{', '.join(tasks)} reason{'' if len(tasks) > 1 else 's'} first: "
-            f"{', '.join(streamed)} stream the reasoning, so their first token is a reasoning "
-            f"token, while {', '.join(withheld)} withhold{'s' if len(withheld) == 1 else ''} "
-            f"it and send the answer's first token after the thinking; to judge every "
-            f"candidate by when the answer starts, bound slo.ttft_visible_ms instead"]
+            f"{', '.join(streamed)} stream{'s' if one else ''} the reasoning, so "
+            f"{'its' if one else 'their'} first token is a reasoning token, while "
+            f"{', '.join(withheld)} withhold{'s' if alone else ''} it and "
+            f"send{'s' if alone else ''} the answer's first token after the thinking; to "
+            f"judge every candidate by when the answer starts, bound slo.ttft_visible_ms "
+            f"instead"]
 
 
 def thinking_not_simulated(loaded: LoadedScenario) -> list[str]:

@@ -222,7 +222,16 @@ def test_a_ttft_bound_between_streamed_and_withheld_reasoning_is_pointed_out() -
     loaded = scenario_from(text)
     assert not loaded.catalog.cloud_models["gpt-6-sol"].streams_reasoning
     [note] = first_tokens_differ(loaded)
-    assert "one stream the reasoning" in note and "api withholds it" in note
+    assert "one streams the reasoning, so its first token" in note
+    assert "api withholds it and sends the answer's first token" in note
+    # the verbs agree with two of each
+    more = """      two: {gpu: H100-SXM, model: Llama-3.1-8B}
+      api2: {kind: cloud, model: gpt-6-sol}
+      api:"""
+    two = scenario_from(text.replace("      api:", more))
+    [note] = first_tokens_differ(two)
+    assert "one, two stream the reasoning, so their first token" in note
+    assert "api, api2 withhold it and send the answer's first token" in note
     visible = scenario_from(text.replace("{ttft_ms: 2000}",
                                          "{ttft_ms: 2000, ttft_visible_ms: 9000}"))
     assert first_tokens_differ(visible) == []
