@@ -125,8 +125,9 @@ def not_served(result: Result) -> list[str]:
             # are few, or a 0%-goodput row reads as fast
             few = f"; its latencies are of the {counts.completed:,} answered only" \
                 if lost >= LATENCY_OF_FEW * counts.total else ""
+            # two significant digits of a small share: 14 of 39,606 is 0.035%, not "0.0%"
             lines.append(f"{name} {lost:,} of {counts.total:,} requests "
-                         f"({lost / counts.total:.1%}): " + ", ".join(parts) + few
+                         f"({fmt(100 * lost / counts.total, 1)}%): " + ", ".join(parts) + few
                          + dep.too_long_by_task())
     return lines
 

@@ -322,3 +322,23 @@ def test_what_serves_a_candidate_breaks_between_its_groups_never_inside_one(
     for group in ("2 x H100-SXM", "(4 bought)", "gpt-6-luna"):
         assert _whole(text, group), (width, group, text)
     assert "\u2800" not in text and "\u00a0" not in text      # plain spaces on screen
+
+
+def test_a_few_requests_left_unanswered_never_read_as_none(bought: Result) -> None:
+    """14 timed out of 39,606 printed "(0.0%)" next to the count; a share too small for one
+    decimal keeps two significant digits."""
+    from llmplan.render import not_served
+
+    dep = bought.deployments["gpu-fleet"]
+    counts = dep.requests.model_copy(update={"total": 39_606, "completed": 39_592,
+                                             "timed_out": 14})
+    few = bought.model_copy(update={"deployments": {
+        "gpu-fleet": dep.model_copy(update={"requests": counts})}})
+    [line] = not_served(few)
+    assert line.startswith("gpu-fleet 14 of 39,606 requests (0.035%): 14 timed out"), line
+    # a share one decimal shows keeps its one decimal
+    counts = counts.model_copy(update={"completed": 37_606, "timed_out": 2_000})
+    many = bought.model_copy(update={"deployments": {
+        "gpu-fleet": dep.model_copy(update={"requests": counts})}})
+    [line] = not_served(many)
+    assert "2,000 of 39,606 requests (5.0%)" in line, line
