@@ -144,6 +144,9 @@ def test_sweep_keeps_point_names_whole_and_says_why_a_point_failed_under_the_tab
     # at every width the E2E p95 the Pareto front is drawn on is in the row
     b200 = next(line for line in text.splitlines() if "B200x8" in line)
     assert "136,534" in b200, (width, b200)
+    # the TTFT p95 is in its row, or the caption says it was left out for width
+    assert "976" in b200 or "left out for width (in sweep.json): TTFT p95" in flat, (
+        width, text)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
