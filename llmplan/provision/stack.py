@@ -262,18 +262,24 @@ def _hub_token_why(repos: list[tuple[str, bool | None]]) -> str | None:
 
 
 def is_project_dir(folder: Path) -> bool:
-    """`folder` holds llmplan's Pulumi project (Pulumi.yaml naming PROJECT): stacks go there."""
+    """`folder` holds llmplan's Pulumi project: a Pulumi.yaml naming PROJECT and the program
+    folder it runs (its `main`, infra/, with the policy pack the printed preview reads), so
+    stacks go there. A Pulumi.yaml copied alone is not one: `pulumi up` there finds no
+    program."""
     try:
         project = yaml.safe_load((folder / "Pulumi.yaml").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False
-    return isinstance(project, dict) and project.get("name") == PROJECT
+    if not isinstance(project, dict) or project.get("name") != PROJECT:
+        return False
+    main = project.get("main", ".")
+    return isinstance(main, str) and (folder / main).is_dir()
 
 
 def project_dir() -> Path | None:
     """The folder of llmplan's Pulumi.yaml and infra/ (the top level of its source), if any."""
     top = Path(__file__).resolve().parents[2]
-    return top if is_project_dir(top) and (top / "infra").is_dir() else None
+    return top if is_project_dir(top) else None
 
 
 def stack_folder(out_dir: Path | None) -> Path:

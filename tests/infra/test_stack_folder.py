@@ -91,3 +91,19 @@ def test_an_out_folder_without_pulumi_yaml_is_warned_about(
     assert steps[:3] == [f"cp {out / 'Pulumi.t.yaml'} {project}/", f"cd {project}",
                          "pulumi stack select t --create"]
     assert "pulumi preview --policy-pack infra/policy" in steps
+
+
+def test_a_pulumi_yaml_copied_alone_is_not_the_project(
+        project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder with the project's Pulumi.yaml but not its program (main: infra/) once took
+    the stack and was told to run `pulumi preview --policy-pack infra/policy` and `pulumi
+    up` there, which find neither; the stack goes with the project's program instead."""
+    alone = tmp_path / "copied"
+    alone.mkdir()
+    shutil.copy(ROOT / "Pulumi.yaml", alone / "Pulumi.yaml")
+    assert not is_project_dir(alone)
+    monkeypatch.chdir(alone)
+    code, output = _run(tmp_path)
+    assert code == 0, output
+    assert (project / "Pulumi.t.yaml").is_file() and not (alone / "Pulumi.t.yaml").exists()
+    assert _steps(output)[0] == f"cd {project}"
