@@ -7,6 +7,7 @@ objects' fields by their documented names, converting them at this boundary.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,7 +24,7 @@ def api_client(kubeconfig: Path | None, context: str | None) -> Any:
     from kubernetes import config
     from kubernetes.config.config_exception import ConfigException
 
-    where = str(kubeconfig) if kubeconfig else "the default kubeconfig"
+    where = str(kubeconfig) if kubeconfig else default_kubeconfig()
     try:
         client = config.new_client_from_config(
             config_file=str(kubeconfig) if kubeconfig else None, context=context or None,
@@ -45,6 +46,13 @@ def api_client(kubeconfig: Path | None, context: str | None) -> Any:
                                   "https://host[:port][/path] and the credentials in the "
                                   "kubeconfig's user")], title="no cluster to talk to")
     return client
+
+
+def default_kubeconfig() -> str:
+    """The file(s) the client reads without --kubeconfig, as an error names them:
+    $KUBECONFIG (a path list) when set, else ~/.kube/config, expanded."""
+    listed = os.environ.get("KUBECONFIG")
+    return f"$KUBECONFIG ({listed})" if listed else str(Path("~/.kube/config").expanduser())
 
 
 def server_of(client: Any) -> str:

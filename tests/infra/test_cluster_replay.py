@@ -324,3 +324,24 @@ def test_a_kubeconfig_servers_credentials_reach_no_output(
             assert "kube-query-9b7c" not in refused.output
             said = " ".join(refused.output.split())
             assert "clusters.cluster.server: the server URL carries a query" in said
+
+
+@pytest.mark.parametrize("from_env", [True, False])
+def test_without_kubeconfig_the_error_names_the_file_the_client_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, from_env: bool) -> None:
+    """With no --kubeconfig the error said "the default kubeconfig" even with $KUBECONFIG
+    set: it names $KUBECONFIG's path, or ~/.kube/config."""
+    from llmplan.provision.kube import api_client
+
+    empty = tmp_path / "empty-kubeconfig"
+    empty.write_text("")
+    if from_env:
+        monkeypatch.setenv("KUBECONFIG", str(empty))
+    else:
+        monkeypatch.delenv("KUBECONFIG", raising=False)
+        monkeypatch.setenv("HOME", str(tmp_path))      # no ~/.kube/config there
+    with pytest.raises(InputError) as raised:
+        api_client(None, None)
+    expected = f"$KUBECONFIG ({empty})" if from_env else str(tmp_path / ".kube" / "config")
+    assert str(raised.value.problems[0]).startswith(f"{expected}: --kubeconfig: "), (
+        str(raised.value))
