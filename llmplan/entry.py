@@ -8,7 +8,7 @@ import sys
 
 #: the exit status of a command interrupted by Ctrl-C (128 + SIGINT), as typer gives it
 INTERRUPTED = 130
-#: the exit status of bad input, as the commands give it (llmplan.cli `_fail`)
+#: the exit status of bad input, as the commands give it (llmplan.cli.terminal `fail`)
 BAD_INPUT = 2
 
 

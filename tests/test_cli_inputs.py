@@ -10,8 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from llmplan import cli
 from llmplan.cli import app
+from llmplan.cli.terminal import fail
 from llmplan.errors import Problem, ScenarioError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +67,7 @@ def test_identical_problems_are_listed_once(capsys: pytest.CaptureFixture[str]) 
     same = Problem("s.yaml", 3, "deployments.api.cloud", "unknown key 'cloud'")
     other = Problem("s.yaml", 1, "duration", "required field is missing")
     with pytest.raises(typer.Exit) as stopped:
-        cli._fail(ScenarioError([other, same, same, same, other]))
+        fail(ScenarioError([other, same, same, same, other]))
     assert stopped.value.exit_code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[0].endswith("invalid scenario (2 problems):")

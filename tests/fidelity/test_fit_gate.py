@@ -386,7 +386,7 @@ def test_requests_without_a_prompt_count_are_not_silently_left_out(tmp_path: Pat
 
 def test_the_runs_a_calibration_was_fitted_on_are_found_as_folders_or_files(
         tmp_path: Path) -> None:
-    from llmplan.cli import _fitted_runs
+    from llmplan.cli.calibration import _fitted_runs
     calibration = tmp_path / "cal" / "calibration.yaml"
     found = _fitted_runs("../runs/a, ../runs/b (vLLM /metrics)", calibration)
     runs = (tmp_path / "runs").resolve()
