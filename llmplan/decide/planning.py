@@ -46,17 +46,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from llmplan.decide.candidates import candidate, overload_reason
 from llmplan.decide.daily import past_the_daily_limit
-from llmplan.decide.decision import (
-    at_the_peak,
-    candidate,
-    daily_peak_requests_per_s,
-    decide,
-    overload_reason,
-    per_useful_usd,
-    recommend,
-)
+from llmplan.decide.decision import decide
+from llmplan.decide.peak import at_the_peak, daily_peak_requests_per_s
 from llmplan.decide.pool import ignore_interrupts, stopped_on_interrupt
+from llmplan.decide.recommendation import per_useful_usd, recommend
 from llmplan.decide.what_if import quality_variants
 from llmplan.perf.memory import build_error
 from llmplan.perf.steptime_spec import RooflineStepTime
@@ -327,7 +322,7 @@ class Planner:
 
     def meets(self, point: Point) -> bool:
         """Within the API's limits and the SLO; a resized fleet also with full batches
-        that keep up with the traffic's long-run rate (decision.overload_reason), as the
+        that keep up with the traffic's long-run rate (candidates.overload_reason), as the
         decision judges the fleet it sizes."""
         if not self.within_limits(point):
             return False
@@ -1122,7 +1117,7 @@ def _bursts_missed_notes(planner: Planner, simulation: SimulationResult,
     stretch's pace at the costed volume (`pace`, as simulated, times the light draw):
     what Planning.monthly_capacity, and so the break-even's "serves at most", holds the
     sustainable rate to. A stretch sped up to a daily peak excludes such a candidate
-    instead (decision.at_the_peak)."""
+    instead (peak.at_the_peak)."""
     if planner.sped_up_to_peak is not None:
         return []
     costed = simulation.scenario.long_run_requests_per_s

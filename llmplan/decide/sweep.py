@@ -21,9 +21,10 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from llmplan.decide.decision import overload_reason, price
+from llmplan.decide.candidates import overload_reason
 from llmplan.decide.planning import simulate_one
 from llmplan.decide.pool import ignore_interrupts, stopped_on_interrupt
+from llmplan.decide.pricing import price
 from llmplan.perf.memory import build_error
 from llmplan.results._base import ResultModel
 from llmplan.scenario import LoadedScenario
@@ -66,7 +67,7 @@ class PointResult(ResultModel):
     goodput_fraction: float | None = None
     slo_met: bool = False
     #: why the fleet could not carry the traffic past the run, though it met the SLO in it
-    #: (decision.overload_reason): off the Pareto front
+    #: (candidates.overload_reason): off the Pareto front
     overloaded: str | None = None
     requests_per_s: float | None = None
     monthly_usd: float | None = None

@@ -259,7 +259,7 @@ def test_with_planning_the_break_even_is_checked_against_what_the_slo_allows() -
     """Full batches are an upper bound; planning's highest sustainable rate is what the
     fleet serves within the SLO. The month's volume at which the busiest stretch arrives
     at that rate bounds the break-even too (hand-computed from the planning window)."""
-    from llmplan.decide.decision import with_slo_capacity
+    from llmplan.decide.break_even import with_slo_capacity
     from llmplan.results.decision import DeploymentPlan, Planning, PlanningWindow
 
     result = evaluate(scenario_from(GROWTH.replace("HOURS", "0")))
@@ -925,7 +925,7 @@ def test_a_second_crossing_past_what_the_fleet_serves_says_it_must_grow() -> Non
     and the second past it: to cost less up to 86.9 M it needs 86.9 / 50 x 8 = 14
     replicas, past its max_replicas of 8; rented above its floor, they leave that volume
     where it is. Only the first crossing was checked, so nothing was said."""
-    from llmplan.decide.decision import with_slo_capacity
+    from llmplan.decide.break_even import with_slo_capacity
     from llmplan.results.decision import DeploymentPlan, Planning, PlanningWindow
 
     text = AUTOSCALED_ON_DEMAND.replace("HOURS", "0").replace(

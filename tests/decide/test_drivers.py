@@ -116,7 +116,7 @@ def test_fewer_useful_results_are_what_the_winner_gives_up(
 
 
 def test_unit_costs_keep_three_significant_figures() -> None:
-    from llmplan.decide.decision import unit_usd
+    from llmplan.decide.recommendation import unit_usd
     # "$0.0004" told $0.000402 from $0.000449 apart no better than from $0.0003502
     assert [unit_usd(x) for x in (0.000402, 0.000449, 0.0123, 0.5, 2.5, 1234.567)] == [
         "$0.000402", "$0.000449", "$0.0123", "$0.500", "$2.50", "$1,234.57"]
@@ -237,7 +237,7 @@ def test_no_feasible_candidate_still_says_a_miss_is_within_the_runs_noise(
         simulated: dict[str, Candidate]) -> None:
     """With nothing feasible, the answer 'none' most needs to say that the cheapest miss
     (94.98% against 95% at 3,603 requests) may pass with another seed."""
-    from llmplan.decide.decision import _recommendation
+    from llmplan.decide.recommendation import _recommendation
 
     def missing(candidate: Candidate, per_useful_usd: float, share: float) -> Candidate:
         found = _priced(candidate, per_useful_usd, {"usage": 100.0},
@@ -261,7 +261,7 @@ def test_excluded_candidates_are_ranked_nearest_the_bar_first(
     """With nothing feasible the ranking starts with what only misses the SLO, nearest its
     goodput first, and ends with what breaks a rule (a restricted task sent to a
     provider), not in alphabetical order."""
-    from llmplan.decide.decision import recommend
+    from llmplan.decide.recommendation import recommend
 
     def excluded(candidate: Candidate, goodput: float, reasons: list[str]) -> Candidate:
         slo = candidate.slo.model_copy(update={"goodput_fraction": goodput, "met": False})

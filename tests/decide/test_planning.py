@@ -619,8 +619,8 @@ def test_the_cloud_price_cases_scale_every_price_the_provider_charges() -> None:
     """'cloud prices x2' doubles what the provider bills: the token prices, a long-context
     tier's, and the fees per request and per tool call; the egress and the team's own costs
     stay as they are."""
-    from llmplan.decide.decision import price
     from llmplan.decide.planning import _reprice
+    from llmplan.decide.pricing import price
 
     loaded = scenario_from("""
         seed: 3

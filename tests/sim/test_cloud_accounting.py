@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import scenario_from
 
-from llmplan.decide.decision import windows_per_month
+from llmplan.decide.pricing import windows_per_month
 from llmplan.pipeline import evaluate
 from llmplan.results import DeploymentResult
 from llmplan.sim.run import simulate_scenario

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from helpers import scenario_from
 
-from llmplan.decide.decision import windows_per_month
+from llmplan.decide.pricing import windows_per_month
 from llmplan.pipeline import evaluate
 from llmplan.sim.prompt_cache import cached_prefix_tokens, prompt_cache_use
 from llmplan.traffic import build_request_stream
