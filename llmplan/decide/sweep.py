@@ -22,9 +22,9 @@ from typing import ClassVar
 from pydantic import Field
 
 from llmplan.decide.candidates import overload_reason
-from llmplan.decide.planning import simulate_one
 from llmplan.decide.pool import ignore_interrupts, stopped_on_interrupt
 from llmplan.decide.pricing import price
+from llmplan.decide.scaled_runs import simulate_one
 from llmplan.perf.memory import build_error
 from llmplan.results._base import ResultModel
 from llmplan.scenario import LoadedScenario

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from helpers import scenario_from
 
-from llmplan.decide.planning import Planner, busiest_stretch
+from llmplan.decide.planner import Planner, busiest_stretch
 from llmplan.pipeline import evaluate
 from llmplan.sim.run import simulate_scenario
 from llmplan.traffic.arrivals import DiurnalTraffic

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from helpers import ROOT, scenario_from
 
-from llmplan.decide.planning import Planner, Point, busiest_stretch, plan
+from llmplan.decide.planner import Planner, Point, busiest_stretch
+from llmplan.decide.planning import plan
 from llmplan.sim.run import simulate_scenario
 from llmplan.traffic import RequestStream
 
@@ -84,16 +85,16 @@ POOLED = """
 import sys
 sys.path.insert(0, "tests")
 from helpers import scenario_from
-from llmplan.decide import planning
+from llmplan.decide import planner as planners, planning, planning_pool
 from llmplan.sim.run import simulate_scenario
 SCENARIO, WINDOW = __SCENARIO__, __WINDOW__
 loaded = scenario_from(SCENARIO)
 simulation = simulate_scenario(loaded)
-planner = planning.Planner(loaded, simulation, WINDOW)
-pool = planning._pool(planner, jobs=2, tasks=2)
+planner = planners.Planner(loaded, simulation, WINDOW)
+pool = planning_pool._pool(planner, jobs=2, tasks=2)
 assert pool is not None, "no pool in a fresh process"
 pool.shutdown()
-planning.POOL_WORTH_S = 0.0    # a pool for every stage, however little it runs
+planning_pool.POOL_WORTH_S = 0.0    # a pool for every stage, however little it runs
 serial = planning.plan(simulation, loaded, jobs=1, window_requests=WINDOW)
 pooled = planning.plan(simulation, loaded, jobs=2, window_requests=WINDOW)
 print(serial.model_dump_json() == pooled.model_dump_json())
@@ -143,29 +144,30 @@ def test_no_fork_once_grpc_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
     # Pulumi's gRPC threads do not survive a fork: planning then runs serially, same answer
     import types
 
-    from llmplan.decide import planning
+    from llmplan.decide import planning_pool
 
     loaded = scenario_from(SCENARIO)
     planner = Planner(loaded, simulate_scenario(loaded), WINDOW)
     monkeypatch.delitem(sys.modules, "grpc", raising=False)
-    pool = planning._pool(planner, jobs=2, tasks=4)     # created, nothing forked yet
+    pool = planning_pool._pool(planner, jobs=2, tasks=4)     # created, nothing forked yet
     assert pool is not None
     pool.shutdown()
     monkeypatch.setitem(sys.modules, "grpc", types.ModuleType("grpc"))
-    assert planning._pool(planner, jobs=2, tasks=4) is None
+    assert planning_pool._pool(planner, jobs=2, tasks=4) is None
 
 
 def test_a_stage_too_small_for_a_pool_runs_here(monkeypatch: pytest.MonkeyPatch) -> None:
     # a pool costs about a tenth of a second: a stage that takes less than POOL_WORTH_S one
     # run after another forks none; planning's own runs tell how long its runs take
-    from llmplan.decide import planning
+    from llmplan.decide import planning_pool
 
     loaded = scenario_from(SCENARIO)
     planner = Planner(loaded, simulate_scenario(loaded), WINDOW)
     monkeypatch.delitem(sys.modules, "grpc", raising=False)     # (the infra tests load it)
     assert planner.work_s(4, len(planner.window)) is None        # nothing timed yet
-    assert planning._pool(planner, jobs=2, tasks=4, work_s=planning.POOL_WORTH_S / 2) is None
-    pool = planning._pool(planner, jobs=2, tasks=4, work_s=planning.POOL_WORTH_S * 2)
+    worth_s = planning_pool.POOL_WORTH_S
+    assert planning_pool._pool(planner, jobs=2, tasks=4, work_s=worth_s / 2) is None
+    pool = planning_pool._pool(planner, jobs=2, tasks=4, work_s=worth_s * 2)
     assert pool is not None
     pool.shutdown()
     planner.simulate(Point(next(iter(loaded.scenario.deployments)), factor=0.5))
@@ -330,13 +332,13 @@ def test_a_fleet_on_pcie_cards_is_tried_in_the_other_layout_too() -> None:
 def test_a_moe_fleet_with_stages_is_not_tried_as_data_parallel_ranks() -> None:
     """Stages with data-parallel attention are refused when a scenario asks for them, so
     the sensitivity case must not simulate them either."""
-    from llmplan.decide.planning import Planner, _layout_flipped
+    from llmplan.decide.variants import layout_flipped
 
     staged = scenario_from(MOE_FLEET.replace(
         "gpus: {gpu: H200, model: DeepSeek-V3, tp: 8, engine: {weights_dtype: fp8}}",
         "gpus: {gpu: L40S, model: Qwen3-30B-A3B, tp: 2, pp: 2, "
         "engine: {weights_dtype: fp8}}").replace("duration: 900", "duration: 60"))
-    assert _layout_flipped(Planner(staged, simulate_scenario(staged))) is None
+    assert layout_flipped(staged) is None
 
 
 LONG_ANSWERS = """
@@ -373,11 +375,11 @@ def test_more_volume_comes_sooner_but_each_answer_still_gets_its_time(factor: fl
 def test_the_filling_volume_is_rounded_down_never_past_what_the_fleet_serves() -> None:
     """A fleet serving 16.8x within the SLO may miss it at 17x: the case that asks what
     wins when the fleet is full takes the factor rounded down."""
-    from llmplan.decide.planning import _two_digits_down
+    from llmplan.decide.planner import two_digits_down
 
-    assert [_two_digits_down(f) for f in (16.8, 3.781, 1.25, 123.4, 2.0)] == \
+    assert [two_digits_down(f) for f in (16.8, 3.781, 1.25, 123.4, 2.0)] == \
         [16.0, 3.7, 1.2, 120.0, 2.0]
-    assert all(_two_digits_down(f) <= f for f in (0.0123, 9.99, 99.5, 1e3 + 1))
+    assert all(two_digits_down(f) <= f for f in (0.0123, 9.99, 99.5, 1e3 + 1))
 
 
 @pytest.mark.parametrize(("met_at", "found"), [
@@ -425,7 +427,8 @@ def test_the_volume_cases_run_at_multiples_of_the_costed_rate() -> None:
     """"Volume x2" is twice the traffic the month's costs are at: a stream that arrives
     lighter than that rate (its conversations cut off by the run's end) is sped up by as
     much more, its cost is twice the costed volume's, and planning says so."""
-    from llmplan.decide.planning import LIGHT_DRAW_NOTED, sensitivity
+    from llmplan.decide.planning import LIGHT_DRAW_NOTED
+    from llmplan.decide.sensitivity import sensitivity
 
     loaded = scenario_from(LOOPS)
     simulation = simulate_scenario(loaded)
@@ -525,7 +528,7 @@ def test_a_fleet_short_of_the_busiest_stretchs_pace_is_noted_as_missing_bursts()
     arrives at with the costed volume (what the break-even's monthly capacity holds it
     to), not with the run's mean: a rate between the two serves less than the month's
     volume within the SLO, and had gone unsaid."""
-    from llmplan.decide.planning import _bursts_missed_notes
+    from llmplan.decide.planning_notes import bursts_missed_notes
     from llmplan.results.decision import DeploymentPlan
     loaded = scenario_from(SCENARIO)
     simulation = simulate_scenario(loaded)
@@ -541,7 +544,7 @@ def test_a_fleet_short_of_the_busiest_stretchs_pace_is_noted_as_missing_bursts()
     for top, noted in ((0.99 * pace, True), (1.01 * pace, False), (1.2 * mean, True)):
         plans = {name: DeploymentPlan(min_replicas_meeting_slo=None,
                                       max_sustainable_requests_per_s=top, load_curve=[])}
-        notes = _bursts_missed_notes(planner, simulation, plans, pace)
+        notes = bursts_missed_notes(planner, simulation, plans, pace)
         assert bool(notes) is noted, top
         if noted:
             assert f"below the {pace:,.3g} the stretch arrives at" in notes[0]
@@ -619,8 +622,8 @@ def test_the_cloud_price_cases_scale_every_price_the_provider_charges() -> None:
     """'cloud prices x2' doubles what the provider bills: the token prices, a long-context
     tier's, and the fees per request and per tool call; the egress and the team's own costs
     stay as they are."""
-    from llmplan.decide.planning import _reprice
     from llmplan.decide.pricing import price
+    from llmplan.decide.sensitivity import _reprice
 
     loaded = scenario_from("""
         seed: 3

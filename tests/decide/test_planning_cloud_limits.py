@@ -8,7 +8,8 @@ import pytest
 from helpers import scenario_from
 
 from llmplan.decide.decision import decide
-from llmplan.decide.planning import Planner, Point, plan
+from llmplan.decide.planner import Planner, Point
+from llmplan.decide.planning import plan
 from llmplan.pipeline import evaluate
 from llmplan.sim.run import simulate_scenario
 

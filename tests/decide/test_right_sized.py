@@ -7,7 +7,8 @@ from __future__ import annotations
 from helpers import scenario_from
 
 from llmplan.decide.decision import decide
-from llmplan.decide.planning import plan, resized
+from llmplan.decide.planning import plan
+from llmplan.decide.scaled_runs import resized
 from llmplan.sim.run import simulate_scenario
 
 # 1.4 requests/s of 500 + 150 tokens: gpt-4o costs ~$10,100 a month; four owned L40S
