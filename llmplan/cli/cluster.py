@@ -149,6 +149,12 @@ def import_cluster(
     for gpu, why in inventory.cannot_serve.items():
         out.print(f"{gpu}: {model} with --tp {tp} cannot be served there ({escape(why)}): no "
                   f"deployment", highlight=False)
+    for node, why in inventory.wrong_arch.items():
+        out.print(f"{node}: left out: {escape(why)}", highlight=False)
+    for product, arches in inventory.unknown_product_arch.items():
+        if arches != ["amd64"]:     # the catalog's default host_arch needs no word
+            out.print(f"{product}: its nodes are {' and '.join(arches)}: a catalog entry for it "
+                      f"needs host_arch: {arches[0]}", highlight=False)
     for name, dep in inventory.deployments.items():
         out.print(f"deployment {name}: {dep.replicas} x {dep.gpus_per_replica} {dep.gpu} serving "
                   f"{dep.model}",

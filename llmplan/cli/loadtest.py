@@ -211,6 +211,9 @@ def loadtest(
             title = f"{target}: {level_dir}" if level_rate is None else \
                 f"{target} at {level_rate:g} req/s"
             out.print(loadtest_table(result.summary, title))
+            if result.summary.history_note:
+                console.print(f"[yellow]note:[/] {escape(result.summary.history_note)}",
+                              highlight=False)
             cache = result.summary.cache
             if cache is not None and cache.warning:
                 console.print(f"[yellow]warning:[/] {escape(cache.warning)}", highlight=False)

@@ -180,6 +180,14 @@ def _better_used(best: str, other: str, candidates: dict[str, Candidate],
 IDLE_GAP = 0.1
 
 
+def _gpus_words(gpus: int) -> tuple[str, str, str, str]:
+    """A fleet's GPUs as a sentence's subject, with its verbs agreeing: ("one GPU",
+    "serves", "it sustains", "is") or ("4 GPUs", "serve", "they sustain", "are")."""
+    if gpus == 1:
+        return "one GPU", "serves", "it sustains", "is"
+    return f"{gpus} GPUs", "serve", "they sustain", "are"
+
+
 def _idle_driver(names: list[str], candidates: dict[str, Candidate],
                  headroom: dict[str, SloHeadroom] | None = None) -> Driver | None:
     """A fleet paid for far more than it serves. With planning, 'what it could' is what it
@@ -192,17 +200,20 @@ def _idle_driver(names: list[str], candidates: dict[str, Candidate],
         if headroom is not None and name in headroom:
             busiest, slo = headroom[name]
             if busiest / slo <= 1.0 - UNUSED_FRACTION:
-                return Driver(text=f"{name}'s {local.gpus} GPU(s) serve {busiest / slo:.0%} "
-                                   f"of what they sustain within the SLO ({_rate(busiest)} "
+                gpus, serve, they_sustain, are = _gpus_words(local.gpus)
+                return Driver(text=f"{name}'s {gpus} {serve} {busiest / slo:.0%} "
+                                   f"of what {they_sustain} within the SLO ({_rate(busiest)} "
                                    f"of {_rate(slo)} req/s at the busiest stretch's pace) "
-                                   f"and are paid for all of it{_unused(candidates[name])}",
+                                   f"and {are} paid for all of it{_unused(candidates[name])}",
                               basis="simulated: planning's highest rate meeting the SLO")
             continue
         if 1.0 - use.load_fraction >= UNUSED_FRACTION:
-            return Driver(text=f"{name}'s {local.gpus} GPU(s) serve {use.load_fraction:.0%} of "
-                               f"what they could ({_rate(use.achieved_requests_per_s)} of "
+            gpus, serve, they_sustain, are = _gpus_words(local.gpus)
+            they = they_sustain.split()[0]
+            return Driver(text=f"{name}'s {gpus} {serve} {use.load_fraction:.0%} of "
+                               f"what {they} could ({_rate(use.achieved_requests_per_s)} of "
                                f"{_rate(use.full_batch_requests_per_s)} req/s with full "
-                               f"batches) and are paid for all of it"
+                               f"batches) and {are} paid for all of it"
                                f"{_unused(candidates[name])}",
                           basis="simulated")
     return None

@@ -108,12 +108,16 @@ def decision_table(candidates: dict[str, Candidate], loaded: LoadedScenario,
 def limit_words(candidate: Candidate, mean_requests_per_s: float | None) -> str | None:
     """"(4,000,000 tokens/min) sustain 67.0 req/s at this token mix, 18% of it at the
     month's mean rate": a cloud API's binding limit against the traffic's long-run rate
-    (the run's own mean when that is unknown); None without an API's limits."""
+    (the run's own mean when that is unknown), past the limit as a multiple of it ("the
+    month's mean rate is 2.03x that (over the limits)"); None without an API's limits."""
     cloud = candidate.cloud
     if cloud is None or cloud.limit is None or cloud.limit_sustains_requests_per_s is None:
         return None
     most = cloud.limit_sustains_requests_per_s
     mean = mean_requests_per_s or candidate.throughput.offered_requests_per_s
+    if mean > most:
+        return (f"({cloud.limit}) sustain {rate_shown(most)} req/s at this token mix; the "
+                f"month's mean rate is {mean / most:.2f}x that (over the limits)")
     return (f"({cloud.limit}) sustain {rate_shown(most)} req/s at this token mix, "
             f"{mean / most:.0%} of it at the month's mean rate")
 
@@ -123,10 +127,14 @@ def _ms(value: float | None) -> str:
 
 
 def share_shown(part: int, whole: int) -> str:
-    """A share in whole per cent, never rounded to 0% or 100% when it is neither."""
+    """A share in whole per cent, never rounded to 0% or 100% when it is neither: near
+    either end one decimal, or as many as show two significant digits of its distance from
+    that end (14 of 39,606: 0.035%; 39,592 of 39,606: 99.965%)."""
     share = part / whole
     if 0 < part < whole and (share < 0.005 or share >= 0.995):
-        return f"{share:.1%}"
+        gap_pct = 100.0 * min(share, 1.0 - share)
+        decimals = max(1, 1 - math.floor(math.log10(gap_pct)))
+        return f"{100.0 * share:.{decimals}f}%"
     return f"{share:.0%}"
 
 

@@ -214,7 +214,9 @@ def test_the_runner_ups_spare_gpus_are_no_reason_when_they_cost_no_more(
     dearer = _using(_priced(simulated["fleet"], 0.0011, {"hardware": 7_000.0}), 0.1)
     texts = [d.text for d in drivers("hybrid", ["hybrid", "fleet"],
                                      {"hybrid": winner, "fleet": dearer}, headroom)]
-    assert any("fleet's 1 GPU(s) serve 25%" in t for t in texts)
+    # one GPU: the verbs agree with it ("1 GPU(s) serve ... they sustain ... are" before)
+    assert any("fleet's one GPU serves 25% of what it sustains within the SLO" in t
+               and "and is paid for all of it" in t for t in texts)
 
 
 def test_the_runner_ups_spare_gpus_are_no_reason_when_the_winners_are_as_spare(

@@ -59,8 +59,8 @@ def test_bursty_agent_cloud_wins(example_result: ExampleResult) -> None:
     assert result.recommendation.deployment == "api"
     deps = result.deployments
     assert deps["gpu"].cost.monthly_usd > 5 * deps["api"].cost.monthly_usd
-    idle = [d for d in result.recommendation.drivers if "of what they could" in d.text]
-    assert idle and idle[0].text.startswith("gpu's 1 GPU(s)") and idle[0].basis == "simulated"
+    idle = [d for d in result.recommendation.drivers if "of what it could" in d.text]
+    assert idle and idle[0].text.startswith("gpu's one GPU serves") and idle[0].basis == "simulated"
 
 
 @pytest.mark.parametrize("name", ["regulated-records"])
@@ -74,7 +74,7 @@ def test_regulated_workload_cloud_infeasible(name: str,
     texts = [d.text for d in result.recommendation.drivers]
     assert texts[0] == "on-prem is the only candidate that meets every constraint and the SLO"
     # sized for its SLO, the fleet is far from full batches: worth knowing before buying
-    assert len(texts) == 2 and texts[1].startswith("on-prem's 2 GPU(s) serve")
+    assert len(texts) == 2 and texts[1].startswith("on-prem's 2 GPUs serve")
 
 
 def test_retail_assistant_small_fleet_plus_api_wins(example_result: ExampleResult) -> None:
@@ -96,7 +96,7 @@ def test_retail_assistant_small_fleet_plus_api_wins(example_result: ExampleResul
     texts = [d.text for d in result.recommendation.drivers]
     assert texts[0].startswith("api would cost less") and "restricted data" in texts[0]
     assert texts[1].startswith("monthly cost: $") and "GPUs and servers $" in texts[1]
-    assert any(t.startswith("gpu-peak's 6 GPU(s) serve") for t in texts)
+    assert any(t.startswith("gpu-peak's 6 GPUs serve") for t in texts)
 
 
 def test_coding_agent_gpus_win_only_with_their_prefix_cache(

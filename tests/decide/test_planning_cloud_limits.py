@@ -187,6 +187,12 @@ def test_an_apis_binding_limit_is_shown_against_the_months_rate() -> None:
                                   "mix, 83% of it at the month's mean rate")
     scale = next(r for r in result.decision_table if r.question == "scale").answers["api"]
     assert "limits (396,000 tokens/min) sustain 6.00 req/s" in scale
+    # past the limit, the mean rate as a multiple of what it sustains (5 / 2.5 = 2.00x),
+    # not "200% of it"
+    over = evaluate(scenario_from(PAPER.replace("__RPM__", "600")
+                                  .replace("__TPM__", "165000")))
+    assert api_limits(over) == ("api (165,000 tokens/min) sustain 2.50 req/s at this token "
+                                "mix; the month's mean rate is 2.00x that (over the limits)")
 
 
 def test_an_api_over_its_limits_is_excluded_naming_them_and_the_quota_to_ask_for() -> None:

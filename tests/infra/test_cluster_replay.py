@@ -280,6 +280,22 @@ def test_verify_catches_a_gateway_that_does_not_route_as_planned(
     assert "ConfigMap llm/llm-gateway" in failed.detail, failed.detail
 
 
+def test_import_cluster_command_says_which_nodes_it_left_out_for_their_arch(
+        tmp_path: Path) -> None:
+    # the terminal says what inventory.yaml's header says: the node left out and its label,
+    # the unknown arm64 product's host_arch; before, only "0 nodes ready and schedulable"
+    with replaying({"/api/v1/nodes": (200, recorded("nodes-arm64.json"))}) as replay:
+        result = CliRunner().invoke(app, ["import-cluster", "--kubeconfig",
+                                          str(replay.kubeconfig(tmp_path)), "--model",
+                                          "Llama-3.1-70B", "--tp", "4", "--out",
+                                          str(tmp_path / "inventory.yaml")])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "altra-a100-01: left out: " in said and "kubernetes.io/arch=arm64" in said
+    assert "NVIDIA-GH200-480GB: its nodes are arm64: a catalog entry for it needs " \
+        "host_arch: arm64" in said
+
+
 def test_import_cluster_says_which_pools_hold_no_replica(tmp_path: Path) -> None:
     with replaying({"/api/v1/nodes": (200, recorded("nodes.json"))}) as replay:
         result = CliRunner().invoke(app, ["import-cluster", "--kubeconfig",
