@@ -10,7 +10,9 @@ group holds the side the simulation sent it to:
   `fallback_to_local` (the group `llmplan-local-fallback`);
 - any other task gets the local fleet with a concurrency cap that approximates the simulated
   spill-over: past it LiteLLM answers 429 at once and the request falls back to the API
-  (the group `llmplan-cloud-spill`). Local errors and timeouts fall back the same way.
+  (the group `llmplan-cloud-spill`, or for a plain task on a model that cannot answer
+  without reasoning, `spill_group`'s group of its lowest effort). Local errors and
+  timeouts fall back the same way.
 
 The simulation spills a request when the chosen replica's expected queue wait (waiting
 requests x the time between admissions) passes `spillover_wait_s`. A replica admits about
@@ -35,9 +37,11 @@ Reasoning: a group whose tasks were all simulated without reasoning sends the mo
 lowest reasoning_effort (the catalog's least_reasoning_effort: "none" turns reasoning off;
 where the model takes nothing lower than "minimal" or "low", the simulation added the hidden
 tokens that leaves, `unasked_reasoning`). A reasoning task's group sends none: its clients
-send the effort they want. The spill-over group sends it when every task that spills is
-plain: a plain task's request that spills there was simulated with the hidden tokens, as
-its API calls are (`hybrid_api_requests`). Gemini's thinking stays
+send the effort they want. A spilled call gets the effort its task was simulated at too
+(a plain task's spilled requests carry the lowest effort's hidden tokens, as its API calls
+do: `hybrid_api_requests`), so spill-over has one group per effort (`spill_group`): the
+plain tasks fall back to one that sends the lowest effort, the others to
+`llmplan-cloud-spill`, which sends none. Gemini's thinking stays
 withheld, as simulated, whatever effort is sent (`litellm_settings`).
 
 Provider limits: every API entry carries `rpm`/`tpm`, enforced by `usage-based-routing-v2`;
@@ -86,6 +90,13 @@ MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
 LOCAL_TIMEOUT_S = 600
 AZURE_API_VERSION = "2024-10-21"
 MIN_LIMIT_SHARE = 0.05   # Azure OpenAI GA data-plane version LiteLLM accepts
+
+
+def spill_group(effort: str | None) -> str:
+    """The API group a local task's spilled calls fall back to: `CLOUD_SPILL` sends no
+    reasoning_effort (a client's own passes on); a group that sends `effort` carries it in
+    its name."""
+    return CLOUD_SPILL if effort is None else f"{CLOUD_SPILL}-effort-{effort}"
 
 
 @dataclass(frozen=True)
@@ -240,13 +251,21 @@ def router_config(config: StackConfig, endpoints: RouterEndpoints) -> dict[str, 
                                        plain=route.task in plain))
     if back and local is not None:
         models.append(_local_entry(LOCAL_FALLBACK, local[1], endpoints, None))
-    if spill and cloud is not None:
-        models.append(_cloud_entry(CLOUD_SPILL, plan, cloud[1], endpoints,
-                                   plain=all(r.task in plain for r in spill)))
-    _split_limits(models, plan, [r.task for r in spill])
+    # each spilled call at the effort its task was simulated at: the plain tasks' group
+    # sends the lowest effort (its hidden tokens were simulated), the others' sends none
+    least = plan.cloud_model.least_reasoning_effort if plan.cloud_model is not None else None
+    spilled: dict[str, list[str]] = {}
+    for route in spill:
+        spilled.setdefault(spill_group(least if route.task in plain else None),
+                           []).append(route.task)
+    if cloud is not None:
+        for group, tasks in spilled.items():
+            models.append(_cloud_entry(group, plan, cloud[1], endpoints,
+                                       plain=all(task in plain for task in tasks)))
+    _split_limits(models, plan, spilled)
     _per_instance(models, config.gateway_replicas)
     _uncapped_calls(models)
-    fallbacks = [{r.task: [CLOUD_SPILL]} for r in spill] + \
+    fallbacks = [{task: [group]} for group, tasks in spilled.items() for task in tasks] + \
         [{r.task: [LOCAL_FALLBACK]} for r in back]
     router: dict[str, Any] = {"routing_strategy": "usage-based-routing-v2", "num_retries": 0}
     if fallbacks:
@@ -364,8 +383,10 @@ def _per_instance(models: list[dict[str, Any]], instances: int) -> None:
                                                         / instances)
 
 
-def _split_limits(models: list[dict[str, Any]], plan: Plan, spill_tasks: list[str]) -> None:
-    """Share the account's rpm/tpm between API entries by simulated API requests."""
+def _split_limits(models: list[dict[str, Any]], plan: Plan,
+                  spilled: dict[str, list[str]]) -> None:
+    """Share the account's rpm/tpm between API entries by simulated API requests
+    (`spilled`: each spill-over group's tasks)."""
     cloud = [m for m in models if m["model_info"]["id"].endswith("--cloud")]
     if len(cloud) < 2:
         return
@@ -373,7 +394,7 @@ def _split_limits(models: list[dict[str, Any]], plan: Plan, spill_tasks: list[st
     weights = {t.name: t.weight for t in plan.tasks}
 
     def share_of(group: str, table: dict[str, float]) -> float:
-        tasks = spill_tasks if group == CLOUD_SPILL else [group]
+        tasks = spilled.get(group, [group])
         return sum(table.get(t, 0.0) for t in tasks)
 
     table: dict[str, float] = {k: float(v) for k, v in counts.items()}

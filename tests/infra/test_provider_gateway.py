@@ -16,6 +16,7 @@ from llmplan.provision.gateway_manifests import gateway_endpoints, gateway_manif
 from llmplan.provision.router_config import LITELLM_PROVIDER, router_config
 from llmplan.provision.stack import WrittenStack, write_stack
 from llmplan.scenario import load_scenario_text
+from llmplan.scenario.cloud import HybridDeployment
 
 SCENARIO = """
 name: providers
@@ -196,3 +197,65 @@ def test_gemini_s_thoughts_stay_withheld_as_simulated(
     assert thinking(plain)["includeThoughts"] is False        # the plain group's effort
     assert thinking("high")["includeThoughts"] is False       # a reasoning task's client's
     assert thinking({"effort": "high", "summary": "auto"})["includeThoughts"] is True
+
+
+SPILLING = """
+name: spill-efforts
+seed: 1
+duration: 30
+traffic: {{kind: poisson, rate_per_s: 0.5}}
+tasks:
+  - {{name: chat, weight: 0.6, prompt_tokens: {{kind: fixed, tokens: 40}},
+     output_tokens: {{kind: fixed, tokens: 8}}}}
+  - {{name: think, weight: 0.4, prompt_tokens: {{kind: fixed, tokens: 40}},
+     output_tokens: {{kind: fixed, tokens: 8}}, reasoning_tokens: {{kind: fixed, tokens: 64}}}}
+slo: {{ttft_ms: 5000}}
+deployments:
+  fleet: {{gpu: L4, model: SmolLM2-135M}}
+  api: {{kind: cloud, model: {model}}}
+  hybrid: {{kind: hybrid, local: fleet, cloud: api, spillover_wait_s: 0.5}}
+"""
+
+
+@pytest.mark.parametrize("model", ["gpt-5", "gpt-6.1-sol", "gpt-6-luna", "claude-haiku-4.5"])
+def test_each_spilled_call_goes_at_the_effort_it_was_simulated_at(tmp_path: Path,
+                                                                  model: str) -> None:
+    """A hybrid whose plain and reasoning tasks both spill: the simulation gave the plain
+    task's API calls the hidden tokens of the model's lowest effort and the reasoning task's
+    none (`hybrid_api_requests`), so the plain task's spilled calls must carry that effort
+    (GPT-5's default would be medium, not minimal) and the reasoning task's none (its clients
+    send their own). Before, one spill group served both and sent no effort."""
+    from llmplan.sim.engine import hybrid_api_requests
+    from llmplan.traffic.stream import build_request_stream
+
+    loaded = load_scenario_text(textwrap.dedent(SPILLING.format(model=model)), base_dir=ROOT)
+    scenario = loaded.scenario
+    stream = build_request_stream(scenario)
+    hybrid = scenario.deployments["hybrid"]
+    assert isinstance(hybrid, HybridDeployment)
+    api = hybrid_api_requests(hybrid, loaded.catalog, stream,
+                              plain_tasks=[t.reasoning_tokens is None for t in scenario.tasks],
+                              deployments=scenario.deployments,
+                              task_sensitivity=[t.sensitivity for t in scenario.tasks],
+                              restricted_stays_local=True)
+    added = api.output_tokens - stream.output_tokens
+    hidden = {name: int(added[stream.task_index == i].max())
+              for i, name in enumerate(stream.task_names)}
+
+    written = write_stack(tmp_path / "Pulumi.hybrid.yaml", loaded, evaluate(loaded),
+                          "hybrid", {})
+    config = router_config(written.config, gateway_endpoints(written.config))
+    groups = {m["model_name"]: m["litellm_params"] for m in config["model_list"]}
+    fallbacks = {task: to for entry in config["router_settings"]["fallbacks"]
+                 for task, to in entry.items()}
+    assert set(fallbacks) == {"chat", "think"}
+    spec = loaded.catalog.cloud_models[model]
+    sent = {}
+    for task in ("chat", "think"):
+        [group] = fallbacks[task]
+        assert str(groups[group]["model"]).endswith(f"/{spec.model_id}")   # the API
+        sent[task] = groups[group].get("reasoning_effort")
+    # the plain task's spilled calls carry the effort whose hidden tokens the simulation
+    # added to them; the reasoning task's carry none (it was simulated with its own)
+    assert sent == {"chat": spec.least_reasoning_effort, "think": None}
+    assert hidden == {"chat": spec.plain_reasoning_tokens, "think": 0}
