@@ -60,16 +60,38 @@ def newer_than_modelled(loaded: LoadedScenario) -> list[str]:
 def first_tokens_differ(loaded: LoadedScenario) -> list[str]:
     """Reasoning tasks whose TTFT bound compares different moments: a local model streams
     its reasoning, so its first token is a reasoning token; an API that withholds the
-    reasoning sends the answer's first. slo.ttft_visible_ms bounds the same moment."""
+    reasoning sends the answer's first. slo.ttft_visible_ms bounds the same moment.
+    A hybrid counts on each side its requests of those tasks reach: its fleet (the tasks
+    routed there, or falling back to it) streams, and its API, when it withholds, sends
+    the answer's first token to every request its data lets out (routed there, or
+    spilling or falling over to it: `llmplan.sim.engine.hybrid_api_requests`)."""
     scenario = loaded.scenario
-    withheld = sorted(name for name, dep in scenario.deployments.items()
-                      if isinstance(dep, CloudDeployment)
-                      and not loaded.catalog.cloud_models[dep.model].streams_reasoning)
-    streamed = sorted(name for name, dep in scenario.deployments.items()
-                      if isinstance(dep, LocalDeployment | HybridDeployment))
-    tasks = [t.name for t in scenario.tasks if t.reasoning_tokens is not None
-             and scenario.slo_for(t).ttft_ms is not None
-             and scenario.slo_for(t).ttft_visible_ms is None]
+    deployments = scenario.deployments
+    reasoning = [t for t in scenario.tasks if t.reasoning_tokens is not None
+                 and scenario.slo_for(t).ttft_ms is not None
+                 and scenario.slo_for(t).ttft_visible_ms is None]
+    tasks = [t.name for t in reasoning]
+    stays = scenario.constraints.restricted_stays_local
+
+    def withholds(dep: CloudDeployment) -> bool:
+        return not loaded.catalog.cloud_models[dep.model].streams_reasoning
+
+    withheld: list[str] = []
+    streamed: list[str] = []
+    for name, dep in sorted(deployments.items()):
+        if isinstance(dep, CloudDeployment) and withholds(dep):
+            withheld.append(name)
+        elif isinstance(dep, LocalDeployment):
+            streamed.append(name)
+        elif isinstance(dep, HybridDeployment):
+            sides = [dep.task_side(t.name, t.kind, t.sensitivity, restricted_stays_local=stays)
+                     for t in reasoning]
+            if any(side == "local" or dep.fallback_to_local for side in sides):
+                streamed.append(f"{name}'s fleet")
+            api = deployments[dep.cloud]
+            if isinstance(api, CloudDeployment) and withholds(api) \
+                    and any(not (stays and t.sensitivity == "restricted") for t in reasoning):
+                withheld.append(f"{name}'s API")
     if not (withheld and streamed and tasks):
         return []
     # the verbs agree with each list: "b200 streams ... its", "a, b stream ... their"

@@ -237,6 +237,45 @@ def test_a_ttft_bound_between_streamed_and_withheld_reasoning_is_pointed_out() -
     assert first_tokens_differ(visible) == []
 
 
+@pytest.mark.parametrize(("sensitivity", "api_side"), [("internal", True),
+                                                        ("restricted", False)])
+def test_a_hybrid_counts_on_each_side_of_the_first_token(sensitivity: str,
+                                                        api_side: bool) -> None:
+    """A hybrid's requests on its API (GPT-6 Sol withholds the reasoning) get the answer's
+    first token, as the simulation times them, and those on its fleet a reasoning token:
+    the note lists it on both sides, its fleet streaming and its API withholding. A
+    restricted task's data never reaches the API: then only its fleet counts."""
+    from llmplan.pipeline import first_tokens_differ
+    from llmplan.sim.engine import simulate_deployment
+    from llmplan.sim.records import SERVED_CLOUD
+
+    text = ONE.format(reasoning=f"reasoning_tokens: {{kind: fixed, tokens: 30}}\n"
+                                f"        sensitivity: {sensitivity}") + """
+      api: {kind: cloud, model: gpt-6-sol}
+      mixed: {kind: hybrid, local: one, cloud: api, routes: [{tasks: [think], to: cloud}]}
+    slo: {ttft_ms: 2000}
+    """
+    loaded = scenario_from(text)
+    scenario = loaded.scenario
+    [note] = first_tokens_differ(loaded)
+    assert "mixed's fleet, one stream the reasoning, so their first token" in note
+    withheld = "api, mixed's API withhold it" if api_side else "api withholds it"
+    assert withheld in note
+    # what the simulation does with the hybrid's requests the note speaks of
+    stream = build_request_stream(scenario)
+    run = simulate_deployment("mixed", scenario.deployments["mixed"], loaded.catalog, stream,
+                              scenario.duration_s, deployments=scenario.deployments,
+                              task_sensitivity=[t.sensitivity for t in scenario.tasks],
+                              task_kinds=[t.kind for t in scenario.tasks])
+    table = request_table(run, run.served(stream))
+    assert table.ttft_visible_s is not None and table.ok.all()
+    on_api = table.served_by == SERVED_CLOUD
+    assert on_api.all() == api_side and on_api.any() == api_side
+    # on its API the first token is the answer's; on its fleet, a reasoning token before it
+    first_is_answer = np.isclose(table.ttft_s, table.ttft_visible_s)
+    assert (first_is_answer == on_api).all()
+
+
 def test_reasoning_tasks_on_an_api_that_cannot_reason_are_pointed_out() -> None:
     """GPT-4o has no hidden reasoning (the catalog's non-reasoning entries): billed for a
     reasoning task, it pays output for 30 thinking tokens a call it never generates. The
