@@ -88,8 +88,10 @@ CLOUD_KEY_ENV = "CLOUD_API_KEY"
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
 #: A local request with no answer after this long counts as failed (and may fall back).
 LOCAL_TIMEOUT_S = 600
-AZURE_API_VERSION = "2024-10-21"
-MIN_LIMIT_SHARE = 0.05   # Azure OpenAI GA data-plane version LiteLLM accepts
+AZURE_API_VERSION = "2024-10-21"   # Azure OpenAI GA data-plane version LiteLLM accepts
+#: The least share of the account's limits an API group gets (one the simulation sent
+#: nothing still has to work: the module doc)
+MIN_LIMIT_SHARE = 0.05
 
 
 def spill_group(effort: str | None) -> str:
