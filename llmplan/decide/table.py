@@ -128,12 +128,13 @@ def _ms(value: float | None) -> str:
 
 def share_shown(part: int, whole: int) -> str:
     """A share in whole per cent, never rounded to 0% or 100% when it is neither: near
-    either end one decimal, or as many as show two significant digits of its distance from
-    that end (14 of 39,606: 0.035%; 39,592 of 39,606: 99.965%)."""
+    either end one decimal, or where that would still read 0.0% or 100.0%, as many as show
+    two significant digits of its distance from that end (14 of 39,606: 0.035%; 39,592 of
+    39,606: 99.965%)."""
     share = part / whole
     if 0 < part < whole and (share < 0.005 or share >= 0.995):
         gap_pct = 100.0 * min(share, 1.0 - share)
-        decimals = max(1, 1 - math.floor(math.log10(gap_pct)))
+        decimals = 1 if gap_pct >= 0.05 else 1 - math.floor(math.log10(gap_pct))
         return f"{100.0 * share:.{decimals}f}%"
     return f"{share:.0%}"
 

@@ -110,11 +110,11 @@ def test_quality_what_ifs_recount_useful_results(quality: str, flips: bool) -> N
 def test_a_share_near_none_or_all_keeps_two_significant_digits_of_its_gap() -> None:
     """14 requests of 39,606 are 0.0353%: one decimal showed a real loss as "0.0%" (and
     39,592 as "100.0%"); the share keeps two significant digits of its distance from the
-    end it is near, and one decimal or whole per cent where those already show it."""
+    end it is near where one decimal would still read 0.0% or 100.0%."""
     from llmplan.decide.table import share_shown
 
     assert share_shown(14, 39_606) == "0.035%"
     assert share_shown(39_592, 39_606) == "99.965%"
-    assert share_shown(3, 1_000) == "0.30%"        # 0.3%: its two digits
+    assert share_shown(3, 1_000) == "0.3%" and share_shown(999, 1_000) == "99.9%"
     assert share_shown(2_000, 39_606) == "5%"      # far from either end: whole per cent
     assert share_shown(0, 5) == "0%" and share_shown(5, 5) == "100%"
