@@ -149,10 +149,17 @@ ARCH_LABEL = "kubernetes.io/arch"
 
 
 def node_selector(gpu: str, spec: GpuSpec) -> dict[str, str]:
-    """The labels a `gpu` deployment's pods select nodes by: the GPU product, and on arm64
-    hosts (GB200's Grace) the architecture too, which the image must be published for."""
-    arch = {ARCH_LABEL: spec.host_arch} if spec.host_arch != "amd64" else {}
-    return {node_kind(spec).product_label: product_label(gpu, spec), **arch}
+    """The labels a `gpu` deployment's pods select nodes by: the GPU product and the hosts'
+    architecture (`host_arch`), which the image must be published for and the catalog's
+    figures were taken on.
+
+    The architecture is selected on amd64 too: a product label does not name the host, and
+    PCIe cards come in arm64 servers under the same GFD label as in x86 ones (an Ampere
+    Altra server's A100 or L40S), where vLLM's images before 0.10.2 (amd64 only,
+    images.FIRST_ARM64_IMAGE_RELEASE) or a serving image built for one architecture stop
+    with 'exec format error'. It costs no node: the kubelet labels every node with its
+    architecture (kubernetes.io docs, "Node Labels Populated By The Kubelet")."""
+    return {node_kind(spec).product_label: product_label(gpu, spec), ARCH_LABEL: spec.host_arch}
 
 
 #: the EKS node group's AMI per host architecture: Amazon Linux 2023 with NVIDIA's drivers

@@ -110,22 +110,23 @@ def read_nodes(client: Any) -> list[GpuNode]:
 
 def arch_mismatch(node: GpuNode, host_arch: str) -> str | None:
     """Why pods of the node's catalog GPU, provisioned for `host_arch` hosts, would not run
-    on it (None: its kubernetes.io/arch is that, or, on amd64, it has none: those pods do not
-    select the label)."""
-    if node.arch == host_arch or (node.arch is None and host_arch == "amd64"):
+    on it (None: its kubernetes.io/arch is that). The pods select the label whatever the
+    architecture (`gpu_nodes.node_selector`), so a node without it (no kubelet's: every
+    kubelet sets it) is no host either."""
+    if node.arch == host_arch:
         return None
     label = f"is labelled {ARCH_LABEL}={node.arch}" if node.arch is not None \
         else f"has no {ARCH_LABEL} label"
-    if host_arch != "amd64":
+    if host_arch != "amd64" or node.arch is None:
         return (f"node {node.name} {label}, but the catalog's {node.gpu} comes in {host_arch} "
                 f"hosts (host_arch): its pods select {ARCH_LABEL}={host_arch} nodes and would "
                 f"never be scheduled on it")
     return (f"node {node.name} is labelled {ARCH_LABEL}={node.arch}, but the catalog's "
             f"{node.gpu} comes in {host_arch} hosts (host_arch): the stack provisions its "
-            f"pods for {host_arch} (an image not published for {node.arch} stops there with "
-            f"'exec format error'), and the catalog's figures are an {host_arch} server's; a "
-            f"scenario for this node needs a catalog GPU of its own with host_arch: "
-            f"{node.arch}")
+            f"pods for {host_arch} (they select {ARCH_LABEL}={host_arch}; an image not "
+            f"published for {node.arch} stops there with 'exec format error'), and the "
+            f"catalog's figures are an {host_arch} server's; a scenario for this node needs a "
+            f"catalog GPU of its own with host_arch: {node.arch}")
 
 
 def build_inventory(server: str, nodes: list[GpuNode], model: str, tp: int) -> ClusterInventory:

@@ -20,6 +20,7 @@ from llmplan.catalog import builtin_catalog
 from llmplan.cli import app
 from llmplan.errors import InputError
 from llmplan.provision.gateway_manifests import CONFIG_SHA_ANNOTATION, gateway_manifests
+from llmplan.provision.gpu_nodes import catalog_gpu
 from llmplan.provision.inventory import import_cluster, write_inventory
 from llmplan.provision.stack_config import read_stack_file
 from llmplan.provision.verify import verify_stack
@@ -126,6 +127,19 @@ def test_import_cluster_reads_each_nodes_architecture(tmp_path: Path) -> None:
         x86 = import_cluster(replay.kubeconfig(tmp_path), None, "Llama-3.1-70B", 2)
     assert x86.wrong_arch == {} and x86.unknown_product_arch == {
         "NVIDIA-RTX-A6000": ["amd64"], "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb": ["amd64"]}
+    # an amd64 GPU's node without the label the kubelet sets (no kubelet's) is no host
+    # either: the pods select kubernetes.io/arch=amd64 as well
+    x86_nodes = recorded("nodes.json")
+    bare = next(n for n in x86_nodes["items"]
+                if catalog_gpu(n["metadata"]["labels"].get("nvidia.com/gpu.product", "")))
+    bare = copy.deepcopy(bare)
+    del bare["metadata"]["labels"]["kubernetes.io/arch"]
+    with replaying({"/api/v1/nodes": (200, {**x86_nodes, "items": [bare]})}) as replay:
+        unlabelled_x86 = import_cluster(replay.kubeconfig(tmp_path), None, "Llama-3.1-70B", 2)
+    name = bare["metadata"]["name"]
+    assert unlabelled_x86.deployments == {}
+    assert "no kubernetes.io/arch label" in unlabelled_x86.wrong_arch[name]
+    assert "select kubernetes.io/arch=amd64" in unlabelled_x86.wrong_arch[name]
 
 
 def test_import_cluster_errors_are_clear(tmp_path: Path) -> None:

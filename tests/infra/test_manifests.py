@@ -117,7 +117,8 @@ def test_the_fleet_runs_the_simulated_engine_hardened(bedrock_stack: WrittenStac
     assert "--enable-prefix-caching" in args      # vLLM's default, as simulated
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert container["resources"]["limits"] == container["resources"]["requests"]
-    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-L40S"}
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-L40S",
+                                   "kubernetes.io/arch": "amd64"}
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"]
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     # weights on a persistent volume per replica, the hub token from a Secret if one is set
@@ -250,7 +251,8 @@ def test_an_amd_fleet_runs_the_rocm_image_on_amd_gpu_nodes(
     container = pod["containers"][0]
     assert container["image"] == VLLM_ROCM_IMAGE == "vllm/vllm-openai-rocm:v0.33.0"
     assert container["resources"]["limits"]["amd.com/gpu"] == "2"
-    assert pod["nodeSelector"] == {"amd.com/gpu.product-name": "AMD_Instinct_MI300X_OAM"}
+    assert pod["nodeSelector"] == {"amd.com/gpu.product-name": "AMD_Instinct_MI300X_OAM",
+                                   "kubernetes.io/arch": "amd64"}
     assert pod["tolerations"] == [{"key": "amd.com/gpu", "operator": "Exists",
                                    "effect": "NoSchedule"}]
     assert "nvidia" not in json.dumps(statefulset)
@@ -281,7 +283,8 @@ def test_nvidia_fleets_select_the_catalog_gpu_product_label(
     loaded, result = formats
     config = write_stack(tmp_path / "Pulumi.b200.yaml", loaded, result, "qwen-nvfp4", {}).config
     pod = _by_kind(serving_manifests(config), "StatefulSet")["spec"]["template"]["spec"]
-    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-B200"}
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-B200",
+                                   "kubernetes.io/arch": "amd64"}
     assert pod["containers"][0]["image"] == VLLM_IMAGE
 
 

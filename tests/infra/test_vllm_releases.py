@@ -308,11 +308,22 @@ def test_grace_hosts_select_arm64_nodes_and_an_image_published_for_arm64(
     pod = next(m for m in manifests if m["kind"] == "StatefulSet")["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-GB200",
                                    "kubernetes.io/arch": "arm64"}
-    # x86 hosts keep the GPU label alone (every vLLM image is published for amd64)
+    # x86 hosts are selected by their architecture too: a GFD product label does not name
+    # the host (an Ampere Altra server's PCIe cards carry the x86 servers' label), and
+    # images before 0.10.2, or one built for amd64 alone, stop on arm64. The recorded
+    # Altra node (kubelet: arm64) given the H100 fleet's product label is no host for it,
+    # the same node reporting amd64 is
+    from k8s_replay import recorded
     h100 = stack_of(simulated, "current", tmp_path).config
     pod = next(m for m in serving_manifests(h100) if m["kind"] == "StatefulSet")[
         "spec"]["template"]["spec"]
-    assert "kubernetes.io/arch" not in pod["nodeSelector"]
+    assert pod["nodeSelector"]["kubernetes.io/arch"] == "amd64"
+    altra = next(n for n in recorded("nodes-arm64.json")["items"]
+                 if n["metadata"]["name"] == "altra-a100-01")["metadata"]["labels"]
+    altra = {**altra, "nvidia.com/gpu.product": pod["nodeSelector"]["nvidia.com/gpu.product"]}
+    assert not all(altra.get(k) == v for k, v in pod["nodeSelector"].items())
+    assert all({**altra, "kubernetes.io/arch": "amd64"}.get(k) == v
+               for k, v in pod["nodeSelector"].items())
 
     from pulumi_harness import run_program, stack_values
     run = run_program({**stack_values(written.path), "clusterMode": "eks", "awsRegion": "us-east-1",
