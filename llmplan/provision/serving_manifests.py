@@ -36,6 +36,7 @@ from llmplan.provision.manifests import (
     settle_before_stop,
 )
 from llmplan.provision.router_config import LOCAL_TIMEOUT_S, task_routes
+from llmplan.provision.shared_memory import shm_gib
 from llmplan.provision.stack_config import StackConfig
 from llmplan.provision.vllm_build import (
     DRAFTED,
@@ -351,7 +352,8 @@ def serving_sizes(config: StackConfig) -> tuple[int, int, int]:
     Each of the pod's worker processes (one per GPU) adds its token-id table
     (`token_table_gib`); the rest of the headroom (the API server and engine core, CUDA's
     and NCCL's host buffers, torch.compile) is a fixed 16 GiB, for want of a measured figure
-    per process.
+    per process. The pod's /dev/shm (`shared_memory.shm_gib`) is memory too, counted
+    against the container's limit: its size comes on top.
     The volume holds the downloaded files (`download_gib`) plus a quarter and the compile
     caches."""
     local = config.plan.local
@@ -365,7 +367,8 @@ def serving_sizes(config: StackConfig) -> tuple[int, int, int]:
     loaded_gib = checkpoint_gib(config, copies=False)
     pod_share = setup.server_gpus / setup.gpus     # 1 unless the replica spans servers
     tables_gib = gpus * token_table_gib(setup)          # one worker process per GPU
-    memory_gib = max(32, math.ceil(loaded_gib * pod_share * 1.2 + tables_gib) + 16)
+    memory_gib = max(32, math.ceil(loaded_gib * pod_share * 1.2 + tables_gib) + 16) \
+        + shm_gib(setup)
     volume_gib = max(50, math.ceil(download_gib * 1.25) + 20)
     return cpu, memory_gib, volume_gib
 
@@ -440,7 +443,9 @@ def _pod_template(config: StackConfig, pod_labels: dict[str, str],
             "nodeSelector": node_selector(dep.gpu, gpu),
             "tolerations": [{"key": nodes.taint_key, "operator": "Exists",
                              "effect": "NoSchedule"}],
-            "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}},
+            # tmpfs: what is written there counts against the memory limit, which holds it
+            "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory",
+                                                     "sizeLimit": f"{shm_gib(setup)}Gi"}},
                         {"name": "tmp", "emptyDir": {"sizeLimit": "20Gi"}}],
             # the drain, and the engine processes' clean-up after it (15 s on ROCm, from
             # 0.30: v1/utils.py get_engine_process_shutdown_timeout)

@@ -338,6 +338,7 @@ def test_a_pods_memory_holds_what_its_workers_map_of_the_checkpoint(tmp_path: Pa
     from pulumi_harness import run_program, stack_values
 
     from llmplan.provision.serving_manifests import checkpoint_gib, token_table_gib
+    from llmplan.provision.shared_memory import shm_gib
     simulated = simulate_text(SHARDED)
     tp2, tp4, stages = (stack_of(simulated, name, tmp_path) for name in ("tp2", "tp4",
                                                                         "stages"))
@@ -345,11 +346,13 @@ def test_a_pods_memory_holds_what_its_workers_map_of_the_checkpoint(tmp_path: Pa
     assert mapped_gib > 120                                 # 141 GB of BF16 files
     assert serving_sizes(tp2.config)[1] >= mapped_gib
     # tp 4 maps the same files; its pod asks more only by its two more workers' token
-    # tables (test_a_pods_memory_holds_each_workers_token_table)
-    tables = {pod.config.plan.local[1].tp: pod.config.plan.local[1].tp * token_table_gib(
-        pod.config.plan.local[1].setup(pod.config.plan.catalog)) for pod in (tp2, tp4)}
+    # tables (test_a_pods_memory_holds_each_workers_token_table) and their rings in its
+    # /dev/shm (tests/infra/test_shared_memory.py)
+    setups = {pod.config.plan.local[1].tp: pod.config.plan.local[1].setup(
+        pod.config.plan.catalog) for pod in (tp2, tp4)}
+    tables = {tp: tp * token_table_gib(setup) for tp, setup in setups.items()}
     assert abs(serving_sizes(tp4.config)[1] - serving_sizes(tp2.config)[1]
-               - (tables[4] - tables[2])) < 1
+               - (tables[4] - tables[2]) - (shm_gib(setups[4]) - shm_gib(setups[2]))) < 1
     pod_gib = serving_sizes(stages.config)[1]
     assert mapped_gib / 2 <= pod_gib < mapped_gib
     # the rendered pods ask it, and validate
