@@ -223,15 +223,19 @@ def full_batch(step: StepTime, *, max_num_seqs: int, capacity: KvCapacity,
     per_prefill_step = done_per_step / prefill_share if prefill_share > 0 else 0.0
     prefill = per_prefill_step * computed_mean
     pairs = per_prefill_step * float((computed * (cached + (computed + 1.0) / 2.0)).mean())
+    # the context before the chunks (MLA up-projects it): a request's cached tokens in
+    # each of its chunks, and on average half of what its earlier chunks computed
+    prefill_context = round(per_prefill_step * float((chunks * cached
+                                                      + computed * (chunks - 1) / 2.0).mean()))
     model = StepModel(**step.coefficients())
     kv = round(batch * context)
     decode_s = model.step_s(0, batch, kv, 0)
     seconds = decode_s
     if prefill_share > 0:
         low = math.floor(prefill)   # between the whole-token steps around the mean chunk
-        t_low = model.step_s(low, batch, kv, round(pairs))
+        t_low = model.step_s(low, batch, kv, round(pairs), context_tokens=prefill_context)
         with_prefill_s = t_low + (prefill - low) * (
-            model.step_s(low + 1, batch, kv, round(pairs)) - t_low)
+            model.step_s(low + 1, batch, kv, round(pairs), context_tokens=prefill_context) - t_low)
         seconds = prefill_share * with_prefill_s + (1.0 - prefill_share) * decode_s
     return FullBatch(requests_per_s=done_per_step / seconds, sequences=batch,
                      batch_limited_by=min(limits, key=limits.__getitem__),

@@ -458,6 +458,8 @@ def _coefficients(step: StepTime) -> StepTimeCoefficients:
         compute_per_window_seq_us=step.compute_per_window_seq_s * 1e6,
         window_tokens=step.window_tokens,
         compute_per_sampled_us=step.compute_per_sampled_s * 1e6,
+        upproject_per_context_token_ns=step.upproject_per_context_token_s * 1e9
+        if step.upproject_per_context_token_s else None,
         weights_ms=step.weights_s * 1e3, experts_ms=step.experts_s * 1e3,
         experts=step.experts, experts_per_token=step.experts_per_token,
         memory_per_kv_token_ns=step.memory_per_kv_token_s * 1e9,

@@ -289,17 +289,20 @@ class ReferenceReplica:
             if not scheduled:
                 continue
             prefill = sum(tok for s, tok in scheduled if not s.decoding)
-            chunks = [(tok, tok * s.computed + tok * (tok + 1) // 2)
+            # each chunk's tokens, (query, key) pairs and context before it
+            chunks = [(tok, tok * s.computed + tok * (tok + 1) // 2, s.computed)
                       for s, tok in scheduled if not s.decoding]
-            pairs = sum(p for _, p in chunks)
+            pairs = sum(p for _, p, _ in chunks)
+            context = sum(c for _, _, c in chunks)
             # the costliest chunk on one rank (the first of equals), data-parallel ranks
-            lone_tokens, lone_pairs = max(chunks, key=lambda c: step.rank_cost_s(*c),
-                                          default=(0, 0))
+            lone_tokens, lone_pairs, lone_context = max(
+                chunks, key=lambda c: step.rank_cost_s(*c), default=(0, 0, 0))
             decodes = [s for s, _ in scheduled if s.decoding]
             kv = sum(s.computed + 1 for s in decodes) + \
                 sum(s.computed for s, _ in scheduled if not s.decoding)
             dt = step.step_s(prefill, len(decodes), kv, pairs, lone_tokens=lone_tokens,
-                             lone_pairs=lone_pairs)
+                             lone_pairs=lone_pairs, context_tokens=context,
+                             lone_context_tokens=lone_context)
             held = self.total_blocks - self._free()
             if self.cache is not None:   # allocations evict cached blocks nobody holds
                 self.cache.evict_to(self._free())

@@ -93,6 +93,7 @@ class Replica:
         self.index = index
         self.model: StepModel = config.step
         self.pairs = 0              # prefill (query, key) pairs of the step being built
+        self.context_tokens = 0     # ... and its chunks' context (cached or computed)
         self.pool_blocks = config.blocks
         # the pool less what running requests' sliding-window layers hold (taken at
         # admission, given back at the end or a preemption)
@@ -138,6 +139,7 @@ class Replica:
         self.used_other = 0         # blocks held by the partial prefills
         self.lone_tokens = 0        # the step's costliest chunk (data-parallel ranks) ...
         self.lone_pairs = 0         # ... its pairs
+        self.lone_context_tokens = 0   # ... its context
         self.lone_cost = 0.0        # ... and its cost on one rank (StepModel.rank_cost_s)
         self.next_order = 0
         self.last_end_s = -1.0      # end of the last executed step
@@ -481,9 +483,9 @@ class Replica:
             preempted = True
         budget = self.model.prefill_budget(self.max_tokens, self.D)
         prefill_tokens = 0
-        self.pairs = 0
+        self.pairs = self.context_tokens = 0
         if self.ranked:
-            self.lone_tokens = self.lone_pairs = 0
+            self.lone_tokens = self.lone_pairs = self.lone_context_tokens = 0
             self.lone_cost = 0.0
         kv_tokens = self.s_off + self.D * (c + 1)
         prefilled: list[Seq] = []
@@ -507,8 +509,9 @@ class Replica:
                 kv_tokens += part.done
                 pairs = chunk * part.done + chunk * (chunk + 1) // 2
                 self.pairs += pairs
+                self.context_tokens += part.done
                 if self.ranked:
-                    self._lone(chunk, pairs)
+                    self._lone(chunk, pairs, part.done)
                 part.done += chunk
                 if self.blocks_cache is not None and part.shared:
                     # vLLM caches a chunk's full blocks when it schedules them
@@ -528,8 +531,11 @@ class Replica:
         if prefill_tokens == 0 and self.D == 0:
             return  # nothing could run: only possible when every request just timed out
         dt = self.model.step_s(prefill_tokens, self.D, kv_tokens, self.pairs,
-                               lone_tokens=self.lone_tokens, lone_pairs=self.lone_pairs) \
-            if self.ranked else self.model.step_s(prefill_tokens, self.D, kv_tokens, self.pairs)
+                               lone_tokens=self.lone_tokens, lone_pairs=self.lone_pairs,
+                               context_tokens=self.context_tokens,
+                               lone_context_tokens=self.lone_context_tokens) \
+            if self.ranked else self.model.step_s(prefill_tokens, self.D, kv_tokens, self.pairs,
+                                                  context_tokens=self.context_tokens)
         end = t + dt
         # every decode writes a token: a block more for those whose last block was full
         self.ceil_blocks += self.phase[(-c) % B]
@@ -541,11 +547,12 @@ class Replica:
             self._evict()                  # oldest first
         self._finish_step(t, end, dt, prefilled)
 
-    def _lone(self, chunk: int, pairs: int) -> None:
+    def _lone(self, chunk: int, pairs: int, context: int) -> None:
         """Keep the step's costliest chunk on one rank (the first of equals)."""
-        cost = self.model.rank_cost_s(chunk, pairs)
+        cost = self.model.rank_cost_s(chunk, pairs, context)
         if cost > self.lone_cost:
             self.lone_tokens, self.lone_pairs, self.lone_cost = chunk, pairs, cost
+            self.lone_context_tokens = context
 
     def cache_evictable(self) -> int:
         """Cached blocks no running request holds (what an allocation may evict)."""
@@ -625,8 +632,9 @@ class Replica:
                 self.blocks_cache.computed(seq.group, min(seq.done, shared * B), t)
             pairs = chunk * hit + chunk * (chunk + 1) // 2
             self.pairs += pairs
+            self.context_tokens += hit
             if self.ranked:
-                self._lone(chunk, pairs)
+                self._lone(chunk, pairs, hit)
             seq.order = self.next_order
             self.next_order += 1
             self.running[seq.order] = seq

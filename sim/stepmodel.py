@@ -22,6 +22,15 @@ index, with a new piece only where another part takes over the max. `decode_run`
 current piece (first step time, growth per step, steps it lasts) so the fast scheduler can
 jump over it in closed form and stay exact against the step-by-step reference.
 
+MLA's prefill up-projects the context it attends to: every chunk of a prompt whose earlier
+tokens are in the cache (a later chunk, or a prefix-cache hit) gathers those tokens'
+latents and multiplies them back to per-head keys and values in every layer (vLLM's
+`_compute_prefill_context`, vllm/v1/attention/backends/mla/common.py), once per step. C,
+the prefill chunks' context tokens (each prefilling request's computed or cached tokens
+before its chunk), costs `upproject_per_context_token_s` each, kernels of their own that
+overlap neither the GEMMs nor attention (in both compute and memory). A prefill-only
+input: pure decode steps have none, so `decode_run` is untouched.
+
 Speculative decoding: a verify step runs `verify_tokens` (1 + drafts) per decoding sequence
 through the model and emits `accepted` of them on average, as vLLM's scheduler schedules
 1 + len(spec_token_ids) tokens per running request (vllm/v1/core/sched/scheduler.py) and its
@@ -87,6 +96,7 @@ class StepModel:
                  compute_per_prefill_pair_s: float = -1.0,
                  compute_per_window_seq_s: float = 0.0, window_tokens: int = 0,
                  compute_per_sampled_s: float = 0.0,
+                 upproject_per_context_token_s: float = 0.0,
                  weights_s: float = 0.0, experts_s: float = 0.0, experts: int = 0,
                  experts_per_token: int = 0, memory_per_kv_token_s: float = 0.0,
                  memory_per_seq_s: float = 0.0,
@@ -127,6 +137,9 @@ class StepModel:
         #: rows are left out here: the step's arguments do not count them (one row each,
         #: against the hundreds of tokens their chunk puts through the layers)
         self.compute_per_sampled_s = compute_per_sampled_s
+        #: MLA: a prefill chunk's cached context gathered and up-projected to keys and
+        #: values, per context token (module docstring); 0 for other attention
+        self.upproject_per_context_token_s = upproject_per_context_token_s
         self.weights_s = weights_s
         self.experts_s = experts_s
         self.untouched = 1.0 - experts_per_token / experts if experts > 0 else 0.0
@@ -228,29 +241,33 @@ class StepModel:
             return 1.0
         return ranks * (-(-decode_seqs // ranks)) / decode_seqs
 
-    def rank_cost_s(self, tokens: float, pairs: float) -> float:
-        """A prefill chunk's dense GEMMs and attention at the pooled rates (data-parallel
-        ranks: one rank runs it on its own GPU in ranks x this)."""
-        cost = self.rank_dense_per_token_s * tokens + self.compute_per_prefill_pair_s * pairs
+    def rank_cost_s(self, tokens: float, pairs: float, context_tokens: float = 0.0) -> float:
+        """A prefill chunk's dense GEMMs, attention and MLA's up-projection of the
+        `context_tokens` before it, at the pooled rates (data-parallel ranks: one rank runs
+        it on its own GPU in ranks x this)."""
+        cost = self.rank_dense_per_token_s * tokens + self.compute_per_prefill_pair_s * pairs \
+            + self.upproject_per_context_token_s * context_tokens
         w = self.window_tokens
         if w:
             cost += self.compute_per_window_seq_s * min(pairs, tokens * w) / w
         return cost
 
-    def _lone_s(self, tokens: float, pairs: float) -> float:
+    def _lone_s(self, tokens: float, pairs: float, context_tokens: float) -> float:
         """What the step's costliest chunk sets its compute to at least: ranks x its pooled
         cost on one data-parallel rank's GPU; with pipeline stages, one request's tokens of
         the round in micro-batches of at most `stage_tokens`, the first's whole pass (pp x
         its pooled cost) and the others one stage each behind it."""
         if self.stages <= 1 or tokens <= self.stage_tokens:
-            return self.ranks * self.rank_cost_s(tokens, pairs)
+            return self.ranks * self.rank_cost_s(tokens, pairs, context_tokens)
         first = self.stage_tokens / tokens
-        return self.ranks * self.rank_cost_s(tokens * first, pairs * first) \
-            + self.rank_cost_s(tokens * (1.0 - first), pairs * (1.0 - first))
+        rest = 1.0 - first
+        return self.ranks * self.rank_cost_s(tokens * first, pairs * first,
+                                             context_tokens * first) \
+            + self.rank_cost_s(tokens * rest, pairs * rest, context_tokens * rest)
 
     def _parts(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int, pairs: int, *,
-               lone_tokens: int = 0, lone_pairs: int = 0,
-               ) -> tuple[float, float, float, float]:
+               lone_tokens: int = 0, lone_pairs: int = 0, context_tokens: int = 0,
+               lone_context_tokens: int = 0) -> tuple[float, float, float, float]:
         """(compute, memory, serial, cpu) of the verify step one simulated step stands for
         (module docstring: prefill scaled by `_spread`); compute and memory both include
         the GEMMs' max(FLOPs, weight reads)."""
@@ -264,6 +281,9 @@ class StepModel:
         batches = self._batches(prefill_tokens, decode_seqs)
         gemms = max(self._gemm_flops_s(tokens, decode_seqs),
                     self._weights_read_s(tokens, batches))
+        # MLA's up-projection of the chunks' context: kernels of its own, in both parts
+        prefill_context = context_tokens * spread
+        upproject = self.upproject_per_context_token_s * prefill_context
         u = self._uneven(decode_seqs)
         w = self.window_tokens
         if w:
@@ -275,15 +295,16 @@ class StepModel:
             window_work = q * windows + min(prefill_pairs, prefill * w) / w
         else:
             windows = window_work = float(decode_seqs)
-        compute = gemms + self.compute_per_prefill_pair_s * prefill_pairs \
+        compute = gemms + upproject + self.compute_per_prefill_pair_s * prefill_pairs \
             + self.compute_per_pair_s * q * u * kv_tokens \
             + self.compute_per_window_seq_s * window_work
         if lone_tokens and self.rank_dense_per_token_s:
             # the costliest chunk on one rank's GPU; with pipeline stages, the whole pass of
             # its first micro-batch, the rest of it pipelined behind (module docstring)
-            compute += max(0.0, self._lone_s(lone_tokens * spread, lone_pairs * spread)
-                           - self.rank_cost_s(prefill, prefill_pairs))
-        memory = gemms + self.memory_per_kv_token_s * u * kv_tokens \
+            compute += max(0.0, self._lone_s(lone_tokens * spread, lone_pairs * spread,
+                                             lone_context_tokens * spread)
+                           - self.rank_cost_s(prefill, prefill_pairs, prefill_context))
+        memory = gemms + upproject + self.memory_per_kv_token_s * u * kv_tokens \
             + self.memory_per_seq_s * windows
         serial = self.serial_s + (self._tokens_s(tokens) if self.tabulated
                                   else self.serial_per_token_s * tokens) \
@@ -295,12 +316,16 @@ class StepModel:
         return compute, memory, serial, cpu
 
     def step_s(self, prefill_tokens: int, decode_seqs: int, kv_tokens: int,
-               pairs: int = 0, *, lone_tokens: int = 0, lone_pairs: int = 0) -> float:
-        """One step with P prefill tokens (A pairs), D decodes reading K context tokens;
-        with data-parallel ranks, the costliest chunk's tokens and pairs (module docstring)."""
+               pairs: int = 0, *, lone_tokens: int = 0, lone_pairs: int = 0,
+               context_tokens: int = 0, lone_context_tokens: int = 0) -> float:
+        """One step with P prefill tokens (A pairs, C `context_tokens` before the chunks),
+        D decodes reading K context tokens; with data-parallel ranks, the costliest chunk's
+        tokens, pairs and context (module docstring)."""
         compute, memory, serial, cpu = self._parts(prefill_tokens, decode_seqs, kv_tokens,
                                                    pairs, lone_tokens=lone_tokens,
-                                                   lone_pairs=lone_pairs)
+                                                   lone_pairs=lone_pairs,
+                                                   context_tokens=context_tokens,
+                                                   lone_context_tokens=lone_context_tokens)
         # two-argument max calls: compiled inline (a three-argument one is not)
         gpu = max(compute, memory)
         gpu = max(gpu, self.launch_s)

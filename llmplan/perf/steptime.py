@@ -47,6 +47,7 @@ class StepTime:
     compute_per_window_seq_s: float = 0.0      # a whole window, per query token
     window_tokens: int = 0                      # W (0: a window per decoding sequence)
     compute_per_sampled_s: float = 0.0          # the output head, per sampled token
+    upproject_per_context_token_s: float = 0.0  # MLA: a prefill chunk's context, per token
     weights_s: float = 0.0
     experts_s: float = 0.0
     experts: int = 0
@@ -92,7 +93,8 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
     attend at most their window; MLA (vLLM's common MLA backend) decodes over the latent
     (2 x kv_lora_rank + rope dims per pair) and prefills over keys and values it
     up-projects from it (2 x head_dim + rope dims; values padded to the q.k width where
-    its prefill kernel needs one width, `mla_prefill_pads_values`).
+    its prefill kernel needs one width, `mla_prefill_pads_values`); every prefill chunk
+    also up-projects the context already in the cache (`mla_upproject_per_context_token_s`).
     memory: every step reads the dense weights once (those every GPU holds whole, the
     routers and MLA's down-projections, on each GPU; not a vision encoder), the
     experts its tokens touch, and the KV cache of every decoding sequence (full layers: the
@@ -147,6 +149,8 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
             prefill_pair_dims = 2 * (model.head_dim + model.qk_rope_head_dim)
     else:
         pair_dims = prefill_pair_dims
+    upproject_s = mla_upproject_per_context_token_s(setup, flops, bandwidth) \
+        if model.attention == "mla" else 0.0
     pair_flops = 2.0 * model.attention_heads * pair_dims
     prefill_pair_flops = 2.0 * model.attention_heads * prefill_pair_dims
     window = model.sliding_window_tokens or 0
@@ -210,6 +214,7 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
         compute_per_window_seq_s=pair_flops * model.sliding_layers * window / attention_flops,
         window_tokens=window,
         compute_per_sampled_s=2.0 * head_params / head_flops,
+        upproject_per_context_token_s=upproject_s,
         # a vision encoder is loaded but runs only on images: a step of text skips it
         weights_s=(all_weights - expert_bytes - embedding_rows - model.vision_bytes(weights)
                    + model.replicated_bytes(weights) * (setup.attention_tp - 1))
@@ -336,6 +341,42 @@ def layer_sync_us(setup: ReplicaSetup, spec: RooflineStepTime) -> float:
         return spec.tp_sync_us_per_layer * factor
     one = spec.pcie_nccl_allreduce_us if nccl_all_reduce(setup) else spec.pcie_custom_allreduce_us
     return 2.0 * one
+
+
+def mla_upproject_per_context_token_s(setup: ReplicaSetup, flops: float,
+                                      bandwidth: float) -> float:
+    """Seconds a prefill chunk's MLA layers spend on one token of the context before it.
+
+    vLLM's common MLA backend (`_compute_prefill_context` in
+    vllm/v1/attention/backends/mla/common.py, 0.11.0) attends a prefilling request's new
+    tokens to its computed or cached ones (num_computed_tokens) by rebuilding their keys
+    and values in every layer, every step, in workspace-sized pieces: it gathers the
+    latents from the cache into a 16-bit workspace (`gather_and_maybe_dequant_cache`),
+    runs kv_b_proj over them (kv_lora_rank to heads x (nope + value dims), at the dense
+    layers' GEMM rate `flops` in the checkpoint's format, 16-bit output), concatenates the
+    keys with the rope part (`torch.cat`) and, where the kernel takes one width
+    (`mla_prefill_pads_values`), pads the values. Each kernel runs after the other, bound
+    by its own FLOPs or bytes; the attention over those keys (the chunk's pairs) is
+    charged apart. Each GPU of a tensor-parallel group gathers the whole latent and
+    up-projects its own heads. `bandwidth` is the replica's achievable bytes per second.
+    Not counted: kv_b_proj's weights read once per workspace piece and layer (tens of us
+    a step) and the activations' FP8 quantisation before the GEMM."""
+    model = setup.model
+    assert model.kv_lora_rank is not None and model.qk_rope_head_dim is not None
+    heads, head, rope = model.attention_heads, model.head_dim, model.qk_rope_head_dim
+    gpus = setup.attention_tp
+    # the latent read from the cache in its format, written into the 16-bit workspace
+    gather = (model.kv_bytes_per_token_per_layer(setup.kv_dtype)
+              + (model.kv_lora_rank + rope) * 2.0) * gpus
+    # kv_b_proj: 2 FLOPs per weight (kv_lora_rank x heads x (nope + value dims)); reads
+    # the latent on every GPU, writes 16-bit keys and values
+    gemm_flops = 2.0 * model.kv_lora_rank * heads * 2 * head
+    gemm_bytes = model.kv_lora_rank * 2.0 * gpus + heads * 2 * head * 2.0
+    # keys: the nope part read, nope + rope written; values padded to that width likewise
+    cat = heads * (2 * head + rope) * 2.0
+    pad = heads * (2 * head + rope) * 2.0 if mla_prefill_pads_values(setup.gpu) else 0.0
+    per_layer = max(gemm_flops / flops, gemm_bytes / bandwidth) + (gather + cat + pad) / bandwidth
+    return per_layer * model.full_layers
 
 
 def mla_prefill_pads_values(gpu: GpuSpec) -> bool:
@@ -499,6 +540,7 @@ def pipelined(step: StepTime, setup: ReplicaSetup, spec: RooflineStepTime) -> St
         compute_per_prefill_pair_s=step.compute_per_prefill_pair_s / pp,
         compute_per_window_seq_s=step.compute_per_window_seq_s / pp,
         compute_per_sampled_s=step.compute_per_sampled_s / pp,
+        upproject_per_context_token_s=step.upproject_per_context_token_s / pp,
         memory_per_kv_token_s=step.memory_per_kv_token_s / pp,
         memory_per_seq_s=step.memory_per_seq_s / pp,
         async_cpu=True,

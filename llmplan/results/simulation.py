@@ -239,7 +239,7 @@ class StepTimeCoefficients(ResultModel):
     next to the CPU's part; P prefill tokens, D decoding sequences, K KV tokens read, pairs
     of prefill attention. A calibrated or linear model is all serial."""
 
-    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("launch_ms",)
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("launch_ms", "upproject_per_context_token_ns")
 
     serial_ms: float
     serial_per_token_us: float
@@ -258,6 +258,10 @@ class StepTimeCoefficients(ResultModel):
     #: of compute_per_window_seq_us and memory_per_seq_us (0: a whole one each)
     window_tokens: int = 0
     compute_per_sampled_us: float = 0.0     # the output head, per sampled token
+    upproject_per_context_token_ns: float | None = Field(
+        default=None, description="MLA: what a prefill chunk pays per token of the context "
+                                  "before it, up-projected to keys and values in every "
+                                  "layer (absent for other attention).")
     weights_ms: float
     experts_ms: float
     experts: int

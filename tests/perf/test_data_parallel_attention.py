@@ -357,14 +357,16 @@ def test_a_lone_long_prompt_is_prefilled_by_one_rank_in_its_budget() -> None:
     setup = _setup("DeepSeek-V3", "H200", 8, True)
     model = StepModel(**build_step_time(setup, RooflineStepTime()).coefficients())
     # by hand: chunks of one rank's budget (8,192 of vLLM's H200 default, not the eight
-    # ranks' 65,536), each step the lone chunk's, until the prompt is in
+    # ranks' 65,536), each step the lone chunk's, until the prompt is in; each chunk's MLA
+    # layers up-project the tokens before it on that rank too
     budget = setup.rank_max_num_batched_tokens
     assert (budget, setup.max_num_batched_tokens) == (8192, 8 * 8192)
     expected, done = 0.0, 0
     while done < 60000:
         chunk = min(budget, 60000 - done)
         pairs = chunk * done + chunk * (chunk + 1) // 2
-        expected += model.step_s(chunk, 0, done, pairs, lone_tokens=chunk, lone_pairs=pairs)
+        expected += model.step_s(chunk, 0, done, pairs, lone_tokens=chunk, lone_pairs=pairs,
+                                 context_tokens=done, lone_context_tokens=done)
         done += chunk
     ttft = ranks.records.first_token_s[0] - stream.arrival_s[0]
     assert ttft == pytest.approx(expected, rel=1e-9)

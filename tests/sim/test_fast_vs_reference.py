@@ -202,6 +202,13 @@ CASES = {
                "max_num_batched_tokens: 1024, kv_cache_tokens: 20000}",
         admission="{}", traffic="{kind: poisson, rate_per_s: 3}",
         prefix=PREFIX + "\n        session: {turns_min: 2, turns_max: 4, think_time_s: 5}"),
+    # MLA up-projects each prefill chunk's context: conversations whose later turns hit
+    # their cached history, prompts longer than the budget going in chunks (DeepSeek-V3)
+    "mla-prefix-sessions-chunks": dict(
+        gpu="H200", replicas=1, router="round_robin", model="DeepSeek-V3", tp=8,
+        engine="{max_num_batched_tokens: 512, max_num_seqs: 32}", admission="{}",
+        traffic="{kind: poisson, rate_per_s: 3}",
+        prefix=PREFIX + "\n        session: {turns_min: 2, turns_max: 4, think_time_s: 5}"),
     # pipeline stages: rounds of pp micro-batches, each with its own token budget; a
     # request's chunk is one micro-batch's at most, the round pays its costliest chunk's
     # whole pass, the decodes split over the micro-batches (PCIe L40S; a mixture of experts
@@ -284,6 +291,7 @@ def test_the_cases_exercise_what_they_claim() -> None:
     assert seen["sliding-window-kv-pressure"][0] > 5
     assert seen["sliding-window-prefix-cache"][3] > 0
     assert seen["pipeline-stages"][3] > 0
+    assert seen["mla-prefix-sessions-chunks"][3] > 0
     assert seen["pipeline-stages-moe-kv-pressure"][0] > 5
     assert seen["kv-pressure-first-chunk-admission"][0] > 5
 

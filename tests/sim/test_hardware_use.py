@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 from helpers import run_first, scenario_from
 
 from llmplan.catalog import builtin_catalog
 from llmplan.perf.engine import EngineSpec
-from llmplan.perf.steptime import roofline
+from llmplan.perf.memory import kv_capacity
+from llmplan.perf.steptime import build_step_time, roofline
 from llmplan.perf.steptime_spec import RooflineStepTime
 from llmplan.scenario.models import LocalDeployment, SimulationMode
-from llmplan.sim.hardware_use import AT_PEAK, WorkDone, hardware_use
+from llmplan.sim.hardware_use import AT_PEAK, WorkDone, full_batch, hardware_use
 from llmplan.sim.metrics import summarise_run
 
 ONE_REQUEST = """
@@ -375,3 +379,23 @@ def test_a_sliding_window_models_full_batch_counts_its_window_pages() -> None:
     achieved = summarise_run(run, stream, loaded.scenario).local.utilisation \
         .achieved_requests_per_s  # type: ignore[union-attr]
     assert 0.85 * estimate <= achieved <= 1.05 * estimate
+
+
+def test_a_full_batch_of_mla_requests_pays_each_cached_prefix_up_projection_once() -> None:
+    """MLA up-projects the cached context of every prefill chunk (steptime.py): in the
+    full-batch estimate each finished request's chunk step carries its cached tokens, so
+    the time per finished request grows by cached x the per-token coefficient exactly (the
+    prefill steps carry per_prefill_step requests' chunks, prefill_share of the steps)."""
+    catalog = builtin_catalog()
+    setup = LocalDeployment(gpu="H200", model="DeepSeek-R1", tp=8).setup(catalog)
+    step = build_step_time(setup, RooflineStepTime())
+    assert step.upproject_per_context_token_s > 0.0
+    mix = dict(max_num_seqs=64, capacity=kv_capacity(setup), max_num_batched_tokens=8192,
+               prompt_tokens=np.full(50, 30500), cached_tokens=np.full(50, 29952),
+               output_tokens=np.full(50, 400))
+    with_term = full_batch(step, **mix)       # type: ignore[arg-type]
+    without = full_batch(replace(step, upproject_per_context_token_s=0.0),
+                         **mix)               # type: ignore[arg-type]
+    assert with_term.sequences == without.sequences
+    assert 1.0 / with_term.requests_per_s - 1.0 / without.requests_per_s == pytest.approx(
+        29952 * step.upproject_per_context_token_s, rel=1e-9)
