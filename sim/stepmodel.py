@@ -281,8 +281,11 @@ class StepModel:
         batches = self._batches(prefill_tokens, decode_seqs)
         gemms = max(self._gemm_flops_s(tokens, decode_seqs),
                     self._weights_read_s(tokens, batches))
-        # MLA's up-projection of the chunks' context: kernels of its own, in both parts
-        prefill_context = context_tokens * spread
+        # MLA's up-projection of the chunks' context: kernels of its own, in both parts.
+        # Not scaled by `spread`: a chunk's context does not grow with its tokens, and a
+        # prompt runs in `accepted` times as many simulated chunks, each 1/accepted of a
+        # verify step, so each one's context counts once over the simulated chunks
+        prefill_context = float(context_tokens)
         upproject = self.upproject_per_context_token_s * prefill_context
         u = self._uneven(decode_seqs)
         w = self.window_tokens
@@ -302,7 +305,7 @@ class StepModel:
             # the costliest chunk on one rank's GPU; with pipeline stages, the whole pass of
             # its first micro-batch, the rest of it pipelined behind (module docstring)
             compute += max(0.0, self._lone_s(lone_tokens * spread, lone_pairs * spread,
-                                             lone_context_tokens * spread)
+                                             float(lone_context_tokens))
                            - self.rank_cost_s(prefill, prefill_pairs, prefill_context))
         memory = gemms + upproject + self.memory_per_kv_token_s * u * kv_tokens \
             + self.memory_per_seq_s * windows

@@ -281,3 +281,19 @@ def test_eager_mode_costs_launches_the_roofline_charges_per_layer() -> None:
                                            layers * 230e-6) + steps["eager"].serial_s,
                                        rel=1e-9)
     assert 1.5e-3 < eager_step - graph_step < 3.5e-3
+
+
+def test_mla_upprojection_of_a_chunks_context_is_counted_once_under_speculation() -> None:
+    # 1 us a context token. With speculative decoding (1 + 1 drafts, 1.5 accepted) a step
+    # with decodes stands for 1/1.5 of a verify step and schedules 1/1.5 of its prefill
+    # tokens: a prompt runs in 1.5 times as many simulated chunks, each with the same
+    # context before it, so a chunk's context costs 1 us a token / 1.5 in its simulated
+    # step (over the chunks, what the real ones cost); prefill tokens scale, context not
+    model = StepModel(weights_s=0.010, upproject_per_context_token_s=1e-6,
+                      verify_tokens=2, accepted=1.5)
+    base = model.step_s(100, 4, 1_000)
+    assert model.step_s(100, 4, 1_000, context_tokens=3_000) - base \
+        == pytest.approx(3_000 * 1e-6 / 1.5)
+    # without decodes a step is a real one: its chunk's context costs in full
+    alone = model.step_s(100, 0, 0)
+    assert model.step_s(100, 0, 0, context_tokens=3_000) - alone == pytest.approx(3_000e-6)
