@@ -128,13 +128,17 @@ def _ms(value: float | None) -> str:
 
 def share_shown(part: int, whole: int) -> str:
     """A share in whole per cent, never rounded to 0% or 100% when it is neither: near
-    either end one decimal, or where that would still read 0.0% or 100.0%, as many as show
-    two significant digits of its distance from that end (14 of 39,606: 0.035%; 39,592 of
-    39,606: 99.965%)."""
+    either end (within half a per cent, which whole per cent reads as the end) one decimal,
+    or where that would still read 0.0% or 100.0%, as many as show two significant digits
+    of its distance from that end (14 of 39,606: 0.035%; 39,592 of 39,606: 99.965%). The
+    distance is taken from the counts, not from 1 - share, whose rounding error shows
+    as a third digit far from the ends (9,999,999 of 10,000,000: 99.999990%)."""
     share = part / whole
-    if 0 < part < whole and (share < 0.005 or share >= 0.995):
-        gap_pct = 100.0 * min(share, 1.0 - share)
-        decimals = 1 if gap_pct >= 0.05 else 1 - math.floor(math.log10(gap_pct))
+    if 0 < part < whole and (share <= 0.005 or share >= 0.995):
+        gap_pct = 100.0 * min(part, whole - part) / whole
+        decimals = 1
+        if float(f"{100.0 * share:.1f}") in (0.0, 100.0):
+            decimals = max(2, 1 - math.floor(math.log10(gap_pct)))
         return f"{100.0 * share:.{decimals}f}%"
     return f"{share:.0%}"
 

@@ -118,3 +118,16 @@ def test_a_share_near_none_or_all_keeps_two_significant_digits_of_its_gap() -> N
     assert share_shown(3, 1_000) == "0.3%" and share_shown(999, 1_000) == "99.9%"
     assert share_shown(2_000, 39_606) == "5%"      # far from either end: whole per cent
     assert share_shown(0, 5) == "0%" and share_shown(5, 5) == "100%"
+
+
+def test_a_share_of_exactly_half_a_per_cent_is_not_shown_as_none() -> None:
+    """1 of 200 is 0.5%: the near-an-end test took shares below 0.005 only, and whole per
+    cent rounds 0.5% to "0%" (a real loss read as none). Far out, the distance from the
+    end comes from the counts: 1 - 0.9999999 in floats is 9.99999993922529e-08, which gave
+    three significant digits ("99.9999900%") where 1 of 10,000,000 is 0.00001% on paper."""
+    from llmplan.decide.table import share_shown
+
+    assert share_shown(1, 200) == "0.5%" and share_shown(2, 400) == "0.5%"
+    assert share_shown(199, 200) == "99.5%"
+    assert share_shown(1, 10_000_000) == "0.000010%"
+    assert share_shown(9_999_999, 10_000_000) == "99.999990%"
