@@ -11,7 +11,7 @@ from rich.table import Table
 from llmplan.catalog import STALE_AFTER_DAYS, Catalog, CloudModelSpec, is_stale
 from llmplan.catalog.lifecycle import lifecycle
 from llmplan.decide.sweep import SweepResult
-from llmplan.decide.table import limit_words
+from llmplan.decide.table import limit_words, share_shown
 from llmplan.fidelity.fit import Fit
 from llmplan.fidelity.validate import METRICS, Comparison
 from llmplan.loadtests.repeats import RepeatSummary
@@ -125,9 +125,13 @@ def not_served(result: Result) -> list[str]:
             # are few, or a 0%-goodput row reads as fast
             few = f"; its latencies are of the {counts.completed:,} answered only" \
                 if lost >= LATENCY_OF_FEW * counts.total else ""
-            # two significant digits of a small share: 14 of 39,606 is 0.035%, not "0.0%"
+            # two significant digits of a small share: 14 of 39,606 is 0.035%, not "0.0%";
+            # near all, of what was answered: 39,594 of 39,606 is 99.970%, not "100.0%"
+            share = fmt(100 * lost / counts.total, 1)
+            if share == "100.0" and lost < counts.total:
+                share = share_shown(lost, counts.total).removesuffix("%")
             lines.append(f"{name} {lost:,} of {counts.total:,} requests "
-                         f"({fmt(100 * lost / counts.total, 1)}%): " + ", ".join(parts) + few
+                         f"({share}%): " + ", ".join(parts) + few
                          + dep.too_long_by_task())
     return lines
 

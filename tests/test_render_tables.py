@@ -345,3 +345,23 @@ def test_a_few_requests_left_unanswered_never_read_as_none(bought: Result) -> No
         "gpu-fleet": dep.model_copy(update={"requests": counts})}})
     [line] = not_served(many)
     assert "2,000 of 39,606 requests (5.0%)" in line, line
+
+
+def test_nearly_every_request_left_unanswered_never_reads_as_all(bought: Result) -> None:
+    """12 answered of 39,606 printed "39,594 of 39,606 requests (100.0%)": near all, the
+    share keeps two significant digits of what was answered (12 / 39,606 = 0.030%)."""
+    from llmplan.render import not_served
+
+    dep = bought.deployments["gpu-fleet"]
+    counts = dep.requests.model_copy(update={"total": 39_606, "completed": 12,
+                                             "timed_out": 39_594})
+    most = bought.model_copy(update={"deployments": {
+        "gpu-fleet": dep.model_copy(update={"requests": counts})}})
+    [line] = not_served(most)
+    assert line.startswith("gpu-fleet 39,594 of 39,606 requests (99.970%): "), line
+    # all of them is all of them
+    counts = counts.model_copy(update={"completed": 0, "timed_out": 39_606})
+    none = bought.model_copy(update={"deployments": {
+        "gpu-fleet": dep.model_copy(update={"requests": counts})}})
+    [line] = not_served(none)
+    assert line.startswith("gpu-fleet 39,606 of 39,606 requests (100.0%): "), line
