@@ -139,14 +139,17 @@ def history_note(target: Target, plan: Sequence[PlanItem]) -> str | None:
     the simulation keeps in their history (None: they can, or the plan has none to keep).
     OpenAI's and Azure OpenAI's chat API return no reasoning to send back (their Responses
     API passes reasoning items back); Converse takes a Claude's thinking back only with its
-    signature, which the load test does not keep."""
+    signature, which the load test does not keep, so a Bedrock session sends each step's
+    text alone back, whatever the model (DeepSeek-R1 streams its reasoning there without
+    bedrock_thinking, and a Claude without it does not think at all)."""
     if target.openai_chat:
         where = ("OpenAI's chat API returns no reasoning to send back (the Responses API "
                  "passes reasoning items back)")
         steps = [p for p in plan if p.keeps_reasoning and p.session >= 0
                  and (p.reasoning_tokens > 0 or target.plain_hidden_tokens > 0)]
-    elif target.kind == "bedrock" and target.bedrock_thinking:
-        where = "Bedrock's Converse takes a Claude's thinking back only with its signature"
+    elif target.kind == "bedrock":
+        where = ("Bedrock's Converse takes a Claude's thinking back only with its signature, "
+                 "so the load test sends each step's text alone back")
         steps = [p for p in plan if p.keeps_reasoning and p.session >= 0
                  and p.reasoning_tokens > 0]
     else:

@@ -181,6 +181,10 @@ def test_a_reasoning_server_s_thinking_goes_back_as_the_engines_read_it(
                "allow_remote": True, "reasoning_effort": "low"}, "OpenAI's chat API"),
     ("agent", {"kind": "bedrock", "base_url": "http://127.0.0.1:9", "model": "claude",
                "bedrock_thinking": True}, "Converse"),
+    # DeepSeek-R1 on Bedrock streams its reasoning without bedrock_thinking (a Claude
+    # sent none does not think): either way the text alone goes back
+    ("agent", {"kind": "bedrock", "base_url": "http://127.0.0.1:9",
+               "model": "us.deepseek.r1-v1:0"}, "Converse"),
     ("agent", {"kind": "vllm", "base_url": "http://127.0.0.1:9", "model": "m"}, None),
     ("chat", {"kind": "openai", "base_url": "https://api.openai.com", "model": "gpt-5",
               "allow_remote": True}, None)])
