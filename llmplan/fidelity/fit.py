@@ -189,8 +189,10 @@ class Finding:
 
 
 def _design(samples: list[StepSample]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # a row per sample, five columns even for none (a run whose one request's single token
+    # came with its first step)
     X = np.array([[1.0, s.prefill_tokens, s.decode_seqs, s.kv_tokens, s.prefill_pairs]
-                  for s in samples])
+                  for s in samples], dtype=float).reshape(-1, 5)
     y = np.array([s.duration_s for s in samples])
     return X, y, X[:, 1] > 0
 

@@ -148,3 +148,18 @@ def test_a_server_the_line_does_not_fit_reads_its_runs_speeds(speed: float) -> N
     blocking, notes = run_speed_findings(fit_step_time(runs[0] + runs[1], []), runs,
                                          ["short", "long"])
     assert bool(blocking or notes) == (speed != 1.0)
+
+
+def test_a_run_that_rebuilds_no_step_is_named_not_a_crash(tmp_path: Path) -> None:
+    """A run of one request that answered one token rebuilds no step (its single token came
+    with the prompt's step, a cold start): fitted beside a full run, the per-run speed check
+    named it as too short to compare, where the empty run had made a step matrix of no
+    columns and calibrate stopped with an IndexError."""
+    full = _run(tmp_path / "full", 100, 3)
+    lone = write_run(tmp_path / "lone", serve([(0.0, 124, 1)], coef=COEF, cached=24))
+    assert steps(read_measurements(lone))[0] == []
+    report = fit_runs([full, lone], slots=64)
+    notes = [str(f) for f in report.advisory if f.field == "runs"]
+    assert notes == [f"{lone} gave 0 steps, fewer than 8: its host's speed is not compared "
+                     f"with the other runs', and a change of speed in it would go into the "
+                     f"fit's costs unseen: run it for longer, or leave it out"], notes
