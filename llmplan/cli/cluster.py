@@ -118,8 +118,8 @@ def import_cluster(
     """Read an existing cluster's GPU nodes into deployments a scenario can use."""
     from llmplan.catalog import builtin_catalog
     from llmplan.provision.gpu_nodes import sliced
+    from llmplan.provision.inventory import host_arch_advice, write_inventory
     from llmplan.provision.inventory import import_cluster as read_cluster
-    from llmplan.provision.inventory import write_inventory
 
     if kubeconfig is not None:
         not_an_input(out_path, [kubeconfig], "inventory.yaml")
@@ -152,9 +152,8 @@ def import_cluster(
     for node, why in inventory.wrong_arch.items():
         out.print(f"{node}: left out: {escape(why)}", highlight=False)
     for product, arches in inventory.unknown_product_arch.items():
-        if arches != ["amd64"]:     # the catalog's default host_arch needs no word
-            out.print(f"{product}: its nodes are {' and '.join(arches)}: a catalog entry for it "
-                      f"needs host_arch: {arches[0]}", highlight=False)
+        if (advice := host_arch_advice(arches)) is not None:   # amd64 alone needs no word
+            out.print(f"{product}: {advice}", highlight=False)
     for name, dep in inventory.deployments.items():
         out.print(f"deployment {name}: {dep.replicas} x {dep.gpus_per_replica} {dep.gpu} serving "
                   f"{dep.model}",

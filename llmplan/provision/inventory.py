@@ -184,20 +184,28 @@ def import_cluster(kubeconfig: Path | None, context: str | None, model: str,
     return build_inventory(server_of(client), read_nodes(client), model, tp)
 
 
+def host_arch_advice(arches: list[str]) -> str | None:
+    """The host_arch a catalog entry for a product not in it needs, from its nodes'
+    kubernetes.io/arch values (None: amd64 alone, the catalog's default). Nodes of two
+    architectures: an entry serves one of them, as a catalog GPU has one host_arch."""
+    if arches == ["amd64"]:
+        return None
+    where = f"its nodes are {' and '.join(arches)}"
+    if len(arches) == 1:
+        return f"{where}: a catalog entry for it needs host_arch: {arches[0]}"
+    return (f"{where}: a catalog GPU has one host_arch, so an entry serves the nodes of one "
+            f"of them ({' or '.join(f'host_arch: {arch}' for arch in arches)})")
+
+
 def write_inventory(inventory: ClusterInventory, path: Path) -> Path:
     """inventory.yaml: the `deployments:` to paste into a scenario, then what was found."""
     header = [f"# llmplan import-cluster: GPU nodes of {inventory.server}.",
               "# Paste `deployments:` into a scenario (they validate as kind: local); the rest",
               "# is what the cluster reported."]
     notes = [f"Left out: {why}." for why in inventory.wrong_arch.values()]
-    for product, arches in inventory.unknown_product_arch.items():
-        if arches == ["amd64"]:
-            continue      # the catalog's default host_arch
-        notes.append(f"{product} (not in the catalog) is on {' and '.join(arches)} nodes: "
-                     + (f"add it under the scenario's catalog: gpus: with host_arch: "
-                        f"{arches[0]}." if len(arches) == 1 else
-                        "a catalog GPU has one host_arch, so one entry serves only one of "
-                        "them."))
+    notes += [f"{product} (not in the catalog; add it under the scenario's catalog: gpus:): "
+              f"{advice}." for product, arches in inventory.unknown_product_arch.items()
+              if (advice := host_arch_advice(arches)) is not None]
     header += [line for note in notes
                for line in textwrap.wrap(note, 88, initial_indent="# ", subsequent_indent="#   ")]
     body = {"deployments": {name: {"kind": "local", "gpu": dep.gpu, "model": dep.model,

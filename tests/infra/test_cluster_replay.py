@@ -310,6 +310,34 @@ def test_import_cluster_command_says_which_nodes_it_left_out_for_their_arch(
         "host_arch: arm64" in said
 
 
+def test_an_unknown_product_on_two_architectures_is_not_told_one_host_arch(
+        tmp_path: Path) -> None:
+    """The GH200 node and a copy of it labelled amd64: the terminal had said "its nodes are
+    amd64 and arm64: a catalog entry for it needs host_arch: amd64", half of it false (the
+    arm64 node is no host for such an entry); it says, as inventory.yaml's header does,
+    that an entry serves one of them."""
+    nodes = recorded("nodes-arm64.json")
+    gh200 = next(n for n in nodes["items"] if n["metadata"]["labels"].get(
+        "nvidia.com/gpu.product") == "NVIDIA-GH200-480GB")
+    x86 = copy.deepcopy(gh200)
+    x86["metadata"]["name"] += "-x86"
+    x86["metadata"]["labels"]["kubernetes.io/arch"] = "amd64"
+    with replaying({"/api/v1/nodes": (200, {**nodes, "items": [gh200, x86]})}) as replay:
+        out = tmp_path / "inventory.yaml"
+        result = CliRunner().invoke(app, ["import-cluster", "--kubeconfig",
+                                          str(replay.kubeconfig(tmp_path)), "--model",
+                                          "Llama-3.1-70B", "--tp", "4", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "needs host_arch" not in said, said
+    advice = ("its nodes are amd64 and arm64: a catalog GPU has one host_arch, so an entry "
+              "serves the nodes of one of them (host_arch: amd64 or host_arch: arm64)")
+    assert f"NVIDIA-GH200-480GB: {advice}" in said, said
+    written = " ".join(" ".join(line.removeprefix("#") for line in out.read_text().splitlines()
+                                if line.startswith("#")).split())
+    assert advice in written, written
+
+
 def test_import_cluster_says_which_pools_hold_no_replica(tmp_path: Path) -> None:
     with replaying({"/api/v1/nodes": (200, recorded("nodes.json"))}) as replay:
         result = CliRunner().invoke(app, ["import-cluster", "--kubeconfig",
