@@ -94,7 +94,10 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
     (2 x kv_lora_rank + rope dims per pair) and prefills over keys and values it
     up-projects from it (2 x head_dim + rope dims; values padded to the q.k width where
     its prefill kernel needs one width, `mla_prefill_pads_values`); every prefill chunk
-    also up-projects the context already in the cache (`mla_upproject_per_context_token_s`).
+    also up-projects the context already in the cache (`mla_upproject_per_context_token_s`);
+    where vLLM runs speculative decoding's verify requests down MLA's prefill path
+    (`mla_verifies_as_prefill`), each decoding sequence's context is up-projected and its
+    pairs computed at the prefill rate every step (in the per-pair and per-KV-token parts).
     memory: every step reads the dense weights once (those every GPU holds whole, the
     routers and MLA's down-projections, on each GPU; not a vision encoder), the
     experts its tokens touch, and the KV cache of every decoding sequence (full layers: the
@@ -153,6 +156,8 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
         if model.attention == "mla" else 0.0
     pair_flops = 2.0 * model.attention_heads * pair_dims
     prefill_pair_flops = 2.0 * model.attention_heads * prefill_pair_dims
+    compute_per_pair_s = pair_flops * model.full_layers / attention_flops
+    compute_per_prefill_pair_s = prefill_pair_flops * model.full_layers / attention_flops
     window = model.sliding_window_tokens or 0
     # KV bytes a token's context costs the replica: each GPU's heads (replicated ones too:
     # MLA's latent on every GPU of a tensor-parallel group) x the GPUs holding them
@@ -192,6 +197,17 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
     if speculative is not None:
         verify = speculative.num_speculative_tokens + 1
         accepted = speculative.mean_acceptance_length
+    memory_per_kv_token_s = kv_layer_bytes * model.full_layers / bandwidth
+    if mla_verifies_as_prefill(setup):
+        # each decoding sequence's verify step is a prefill of its verify tokens: its
+        # whole context up-projected (once a step, whatever the tokens: per query token
+        # 1/verify of it, the decodes' pairs being verify x context) and the verify
+        # tokens attending over the up-projected keys and values at the prefill pair
+        # rate, FlashAttention reading them from the 16-bit workspace (q.k and value
+        # widths: prefill_pair_dims per head) in place of the latent
+        compute_per_pair_s = compute_per_prefill_pair_s + upproject_s / verify
+        memory_per_kv_token_s = upproject_s + model.attention_heads * prefill_pair_dims \
+            * 2.0 * model.full_layers / bandwidth
     draft = drafter(setup)       # the weights memory.py holds (none without speculation)
     # each drafting pass attends over the drafter's own KV cache of every decoding
     # sequence's context (its layers' pages in the model's blocks: drafter.py)
@@ -209,8 +225,8 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
         compute_per_token_s=(2.0 * (dense_params + extra_replicated) / flops
                              + 2.0 * model.routed_active_params * padding / expert_flops
                              + 2.0 * slot_params / attention_flops),
-        compute_per_pair_s=pair_flops * model.full_layers / attention_flops,
-        compute_per_prefill_pair_s=prefill_pair_flops * model.full_layers / attention_flops,
+        compute_per_pair_s=compute_per_pair_s,
+        compute_per_prefill_pair_s=compute_per_prefill_pair_s,
         compute_per_window_seq_s=pair_flops * model.sliding_layers * window / attention_flops,
         window_tokens=window,
         compute_per_sampled_s=2.0 * head_params / head_flops,
@@ -222,7 +238,7 @@ def roofline(setup: ReplicaSetup, spec: RooflineStepTime, *,
         # the step waits for the GPU holding the most experts
         experts_s=expert_bytes * padding * setup.fullest_expert_share * tp / bandwidth,
         experts=model.experts or 0, experts_per_token=model.experts_per_token or 0,
-        memory_per_kv_token_s=kv_layer_bytes * model.full_layers / bandwidth,
+        memory_per_kv_token_s=memory_per_kv_token_s,
         memory_per_seq_s=kv_layer_bytes * model.sliding_layers * window / bandwidth,
         # each data-parallel rank's engine process schedules its own sequences
         cpu_s=spec.cpu_fixed_ms * 1e-3, cpu_per_seq_s=spec.cpu_per_seq_us * 1e-6 / ranks,
@@ -377,6 +393,42 @@ def mla_upproject_per_context_token_s(setup: ReplicaSetup, flops: float,
     pad = heads * (2 * head + rope) * 2.0 if mla_prefill_pads_values(setup.gpu) else 0.0
     per_layer = max(gemm_flops / flops, gemm_bytes / bandwidth) + (gather + cat + pad) / bandwidth
     return per_layer * model.full_layers
+
+
+#: The first vLLM release whose default MLA backend decodes a verify request of 1 + k
+#: tokens as a decode, by the GPU's backend (its metadata builder's query_len_support
+#: UNIFORM or VARLEN, which lifts reorder_batch_threshold to 1 + num_speculative_tokens;
+#: read in the published wheels): Hopper's FlashMLA from 0.11.1 (FlashAttention MLA, VARLEN,
+#: its default from 0.12.0); data-centre Blackwell's CUTLASS MLA never (SINGLE_ONLY up to
+#: 0.33.0), FlashInfer MLA (UNIFORM) its default from 0.15.0; Triton MLA, every other GPU's
+#: (Ampere, Ada, capability 12; ROCm's unless AITER's MLA is turned on), from 0.31.0.
+SPEC_AS_DECODE_HOPPER = (0, 11, 1)
+SPEC_AS_DECODE_BLACKWELL = (0, 15, 0)
+SPEC_AS_DECODE_TRITON = (0, 31, 0)
+
+
+def mla_verifies_as_prefill(setup: ReplicaSetup) -> bool:
+    """Whether vLLM runs a speculative-decoding verify request (1 + num_speculative_tokens
+    tokens) of an MLA model down the prefill path.
+
+    The MLA metadata builder splits a batch into decodes and prefills at
+    reorder_batch_threshold tokens a request (`split_decodes_and_prefills`): 1 in 0.11.0
+    for every MLA backend but FlashAttention MLA (vllm/v1/attention/backends/mla/common.py
+    `MLACommonMetadataBuilder`; FlashMLA, CUTLASS MLA, FlashInfer MLA, Triton MLA and AITER
+    MLA keep it; FlashAttention MLA is never the default where FlashMLA runs), so every
+    decoding sequence's verify request is a prefill of its 1 + k tokens: it up-projects its
+    whole context in every layer (`_compute_prefill_context`) and attends over the
+    up-projected keys and values (vLLM issue #21984). From the releases above
+    (`SPEC_AS_DECODE_*`), the default backend takes them as decodes in the latent space."""
+    if setup.model.attention != "mla" or setup.engine.speculative is None:
+        return False
+    gpu, release = setup.gpu, setup.engine.release
+    major = gpu.capability_major if gpu.vendor == "nvidia" else None
+    if major == 9:
+        return release < SPEC_AS_DECODE_HOPPER
+    if major == 10:
+        return release < SPEC_AS_DECODE_BLACKWELL
+    return release < SPEC_AS_DECODE_TRITON
 
 
 def mla_prefill_pads_values(gpu: GpuSpec) -> bool:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from helpers import run_first, scenario_from
 
+from llmplan.perf.steptime import mla_verifies_as_prefill
 from llmplan.scenario.models import SimulationMode
 from llmplan.sim.records import OK
 from llmplan.sim.table import request_table
@@ -209,6 +210,15 @@ CASES = {
         engine="{max_num_batched_tokens: 512, max_num_seqs: 32}", admission="{}",
         traffic="{kind: poisson, rate_per_s: 3}",
         prefix=PREFIX + "\n        session: {turns_min: 2, turns_max: 4, think_time_s: 5}"),
+    # MTP on MLA in vLLM 0.11.0: every verify request of 1 + 1 tokens is a prefill, each
+    # decoding sequence's context up-projected every step (its per-KV-token parts), beside
+    # chunks with cached context (DeepSeek-R1, FlashMLA on eight H200s)
+    "mla-mtp-verify-as-prefill": dict(
+        gpu="H200", replicas=1, router="round_robin", model="DeepSeek-R1", tp=8,
+        engine="{vllm_version: '0.11.0', speculative: {method: mtp, "
+               "num_speculative_tokens: 1, mean_acceptance_length: 1.8}, "
+               "max_num_batched_tokens: 512, max_num_seqs: 32}",
+        admission="{}", traffic="{kind: poisson, rate_per_s: 3}", prefix=PREFIX),
     # pipeline stages: rounds of pp micro-batches, each with its own token budget; a
     # request's chunk is one micro-batch's at most, the round pays its costliest chunk's
     # whole pass, the decodes split over the micro-batches (PCIe L40S; a mixture of experts
@@ -259,6 +269,14 @@ def test_fast_mode_matches_reference_per_request(case: str) -> None:
     # KV and step counts: a closed-form run is split at a minute edge in proportion to
     # time and logs its mean context, the reference step by step
     np.testing.assert_allclose(a_min[1:], b_min[1:], rtol=2e-3)
+
+
+def test_the_mla_mtp_case_runs_its_verify_requests_as_prefills() -> None:
+    settings = {"model": "Llama-3.1-8B", "tp": 1, "pp": 1, "prefix": "",
+                "step_time": "{kind: roofline}", **CASES["mla-mtp-verify-as-prefill"]}
+    loaded = scenario_from(BASE.format(seed=5, duration=180, **settings))
+    dep = next(iter(loaded.scenario.deployments.values()))
+    assert mla_verifies_as_prefill(dep.setup(loaded.catalog))   # type: ignore[union-attr]
 
 
 def test_the_cases_exercise_what_they_claim() -> None:
