@@ -108,18 +108,20 @@ def decision_table(candidates: dict[str, Candidate], loaded: LoadedScenario,
 def limit_words(candidate: Candidate, mean_requests_per_s: float | None) -> str | None:
     """"(4,000,000 tokens/min) sustain 67.0 req/s at this token mix, 18% of it at the
     month's mean rate": a cloud API's binding limit against the traffic's long-run rate
-    (the run's own mean when that is unknown), past the limit as a multiple of it ("the
-    month's mean rate is 2.03x that (over the limits)"); None without an API's limits."""
+    (the run's own mean when that is unknown, and said so), past the limit as a multiple
+    of it ("the month's mean rate is 2.03x that (over the limits)"); None without an API's
+    limits."""
     cloud = candidate.cloud
     if cloud is None or cloud.limit is None or cloud.limit_sustains_requests_per_s is None:
         return None
     most = cloud.limit_sustains_requests_per_s
     mean = mean_requests_per_s or candidate.throughput.offered_requests_per_s
+    whose = "the month's" if mean_requests_per_s else "the run's"
     if mean > most:
-        return (f"({cloud.limit}) sustain {rate_shown(most)} req/s at this token mix; the "
-                f"month's mean rate is {mean / most:.2f}x that (over the limits)")
+        return (f"({cloud.limit}) sustain {rate_shown(most)} req/s at this token mix; "
+                f"{whose} mean rate is {mean / most:.2f}x that (over the limits)")
     return (f"({cloud.limit}) sustain {rate_shown(most)} req/s at this token mix, "
-            f"{mean / most:.0%} of it at the month's mean rate")
+            f"{mean / most:.0%} of it at {whose} mean rate")
 
 
 def _ms(value: float | None) -> str:

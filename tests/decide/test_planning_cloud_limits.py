@@ -193,6 +193,11 @@ def test_an_apis_binding_limit_is_shown_against_the_months_rate() -> None:
                                   .replace("__TPM__", "165000")))
     assert api_limits(over) == ("api (165,000 tokens/min) sustain 2.50 req/s at this token "
                                 "mix; the month's mean rate is 2.00x that (over the limits)")
+    # without a long-run rate (a trace's), the run's own mean, and said to be the run's
+    from llmplan.decide.table import limit_words
+
+    words = limit_words(result.deployments["api"], None)
+    assert words is not None and words.endswith("of it at the run's mean rate")
 
 
 def test_an_api_over_its_limits_is_excluded_naming_them_and_the_quota_to_ask_for() -> None:
