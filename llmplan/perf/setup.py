@@ -37,9 +37,53 @@ class CatalogDrafter:
     dtype: str
 
 
-#: the oldest release whose FlashMLA forces its 64-token blocks, as its start-up log says
-#: ("Forcing kv cache block size to 64 for FlashMLA backend", vLLM 0.8.3)
+#: The releases that change the KV block vLLM's CUDA platform forces for an MLA model
+#: (vllm/platforms/cuda.py `check_and_update_config`, read in the published wheels 0.9.0,
+#: 0.9.2, 0.10.0, 0.10.1, 0.10.1.1, 0.10.2, 0.11.0, 0.11.1, 0.12.0, 0.13.0, 0.14.0, 0.14.1,
+#: 0.15.0, 0.15.1, 0.16.0, 0.17.0, 0.17.1, 0.18.0). The forcing comes before the backend is
+#: chosen and whatever --block-size says:
+#: FlashMLA's 64 on Hopper ("Forcing kv cache block size to 64 for FlashMLA backend", 0.8.3;
+#: `is_flashmla_supported` / `is_flashmla_dense_supported`: capability 9 only, in every one)
 FLASHMLA_BLOCK_RELEASE = (0, 8, 3)
+#: CUTLASS MLA's 128 on Blackwell, the default there: capability exactly 10.0
+#: (`is_device_capability(100)`) from 0.10.1
+CUTLASS_MLA_BLOCK_RELEASE = (0, 10, 1)
+#: a block already a multiple of the forced one stays (`% 64`, `% 128`; before: `!= 64`,
+#: `!= 128`, so 128 became 64 on Hopper)
+MLA_BLOCK_MULTIPLE_RELEASE = (0, 11, 1)
+#: every capability 10.x (`is_device_capability_family(100)`), not only 10.0
+CUTLASS_MLA_FAMILY_RELEASE = (0, 13, 0)
+#: FlashInfer MLA on Blackwell where qk_nope_head_dim is 128 (CUTLASS MLA otherwise): 32
+#: or a multiple of 64 stays, any other block becomes 64
+FLASHINFER_MLA_BLOCK_RELEASE = (0, 15, 0)
+#: the forcing is gone (0.17.1 the last to have it): a --block-size given is kept
+#: (platforms/interface.py `update_block_size_for_backend` returns at
+#: `user_specified_block_size`; 0.33.0 the same) and the backend is chosen among those
+#: that take it (`supports_block_size`)
+MLA_BLOCK_KEPT_RELEASE = (0, 18, 0)
+
+
+def mla_block_tokens(asked: int, gpu: GpuSpec, model: ModelSpec,
+                     release: tuple[int, int, int]) -> int:
+    """The KV block vLLM runs an MLA model with when started with --block-size `asked`
+    (the release windows above). The catalog's head_dim is an MLA model's
+    qk_nope_head_dim (DeepSeek-V3: 128)."""
+    capability = gpu.capability if gpu.vendor == "nvidia" else None
+    if capability is None or not FLASHMLA_BLOCK_RELEASE <= release < MLA_BLOCK_KEPT_RELEASE:
+        return asked
+    multiples = release >= MLA_BLOCK_MULTIPLE_RELEASE
+    blackwell = capability[0] == 10 if release >= CUTLASS_MLA_FAMILY_RELEASE \
+        else capability == (10, 0)
+    if capability[0] == 9:
+        forced = 64
+    elif blackwell and release >= FLASHINFER_MLA_BLOCK_RELEASE and model.head_dim == 128:
+        return asked if asked == 32 or asked % 64 == 0 else 64
+    elif blackwell and release >= CUTLASS_MLA_BLOCK_RELEASE:
+        forced = 128
+    else:
+        return asked
+    kept = asked % forced == 0 if multiples else asked == forced
+    return asked if kept else forced
 
 
 @dataclass(frozen=True)
@@ -168,16 +212,12 @@ class ReplicaSetup:
 
     @property
     def block_size_tokens(self) -> int:
-        """Tokens per KV block: --block-size, except where vLLM's MLA kernels force theirs
-        (platforms/cuda.py, check_and_update_config, 0.8.3 to today: FlashMLA, the default
-        MLA backend where it runs, on Hopper and data-centre Blackwell, takes a multiple of
-        64 and turns any other block into 64; releases around 0.9-0.10 gave Blackwell
-        CUTLASS MLA's 128 instead, not followed)."""
+        """Tokens per KV block: --block-size, except where vLLM forces an MLA kernel's block
+        (`mla_block_tokens`: FlashMLA's 64 on Hopper from 0.8.3, CUTLASS MLA's 128 and then
+        FlashInfer MLA's 64 on Blackwell from 0.10.1 and 0.15.0, none from 0.18.0)."""
         block = self.engine.block_size_tokens
-        if self.model.attention == "mla" and self.gpu.vendor == "nvidia" \
-                and self.gpu.capability_major in (9, 10) and block % 64 \
-                and self.engine.release >= FLASHMLA_BLOCK_RELEASE:
-            return 64
+        if self.model.attention == "mla":
+            return mla_block_tokens(block, self.gpu, self.model, self.engine.release)
         return block
 
     @property

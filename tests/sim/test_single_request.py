@@ -397,8 +397,9 @@ MLA_TURN_AFTER_A_LONG_PREFIX = """
 @pytest.mark.parametrize("mode", ["fast", "reference"])
 def test_a_500_token_turn_after_a_cached_30000_token_prefix_pays_its_up_projection(
         mode: str) -> None:
-    """The second turn finds the prefix's full 64-token blocks cached (29,952 tokens) and
-    prefills 548 in one step, whose MLA layers up-project all 29,952 cached tokens; the
+    """The second turn finds the prefix's full 16-token blocks cached (all 30,000 tokens:
+    vLLM 0.33.0 keeps --block-size 16 for MLA) and prefills 500 in one step, whose MLA
+    layers up-project all 30,000 cached tokens; the
     first turn's 30,500 tokens go in 8,192-token chunks, each up-projecting the chunks
     before it. TTFTs against the step model, with the up-projection worked on paper in
     the test above (0.45 us a context token): about 13 ms of an 81 ms step."""
@@ -424,9 +425,9 @@ def test_a_500_token_turn_after_a_cached_30000_token_prefix_pays_its_up_projecti
                        for n, done in zip(chunks, starts, strict=True))
     assert table.ttft_s[0] == pytest.approx(cold, rel=1e-9)
     assert cold - cold_without == pytest.approx(per_token * sum(starts), rel=1e-9)
-    # second turn: one step of 548 new tokens over the 29,952 cached ones
+    # second turn: one step of 500 new tokens over the 30,000 cached ones
     hit = int(run.records.cached_tokens[1])
-    assert hit == 30000 // 64 * 64
+    assert hit == 30000 // 16 * 16
     n = 30500 - hit
     warm = step.step_s(n, 0, hit, pairs(n, hit), context_tokens=hit)
     assert table.ttft_s[1] == pytest.approx(warm, rel=1e-9)
