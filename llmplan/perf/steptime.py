@@ -19,7 +19,7 @@ from llmplan.catalog import GpuSpec, ModelSpec
 from llmplan.perf.drafter import drafter
 from llmplan.perf.memory import stage_layers
 from llmplan.perf.mxfp4_layout import MXFP4_TRITON_ON_HOPPER, expert_padding
-from llmplan.perf.setup import ReplicaSetup
+from llmplan.perf.setup import MLA_BLOCK_KEPT_RELEASE, ReplicaSetup
 from llmplan.perf.steptime_spec import (
     CalibratedStepTime,
     LinearStepTime,
@@ -419,7 +419,13 @@ def mla_verifies_as_prefill(setup: ReplicaSetup) -> bool:
     decoding sequence's verify request is a prefill of its 1 + k tokens: it up-projects its
     whole context in every layer (`_compute_prefill_context`) and attends over the
     up-projected keys and values (vLLM issue #21984). From the releases above
-    (`SPEC_AS_DECODE_*`), the default backend takes them as decodes in the latent space."""
+    (`SPEC_AS_DECODE_*`), the default backend takes them as decodes in the latent space.
+
+    From 0.18.0, where vLLM keeps the --block-size given, Blackwell's default backend is
+    the first that takes that block (platforms/cuda.py `get_attn_backend_cls`, read in
+    0.18.0 and 0.33.0): FlashInfer MLA (32, 64), TokenSpeed MLA (32, 64), CUTLASS MLA
+    (128) and FlashMLA (64) all refuse a 16-token block ("block_size not supported"),
+    so it runs on Triton MLA."""
     if setup.model.attention != "mla" or setup.engine.speculative is None:
         return False
     gpu, release = setup.gpu, setup.engine.release
@@ -427,6 +433,8 @@ def mla_verifies_as_prefill(setup: ReplicaSetup) -> bool:
     if major == 9:
         return release < SPEC_AS_DECODE_HOPPER
     if major == 10:
+        if release >= MLA_BLOCK_KEPT_RELEASE and setup.block_size_tokens % 32:
+            return release < SPEC_AS_DECODE_TRITON
         return release < SPEC_AS_DECODE_BLACKWELL
     return release < SPEC_AS_DECODE_TRITON
 

@@ -19,8 +19,9 @@ MTP = {"method": "mtp", "num_speculative_tokens": 1, "mean_acceptance_length": 1
 
 
 def _setup(version: str, gpu: str = "H200", model: str = "DeepSeek-R1",
-           speculative: dict[str, object] | None = MTP):
-    engine = EngineSpec(vllm_version=version, weights_dtype="fp8", speculative=speculative)
+           speculative: dict[str, object] | None = MTP, block: int = 16):
+    engine = EngineSpec(vllm_version=version, weights_dtype="fp8", speculative=speculative,
+                        block_size_tokens=block)
     return LocalDeployment(gpu=gpu, model=model, tp=8, engine=engine).setup(builtin_catalog())
 
 
@@ -37,6 +38,19 @@ def _setup(version: str, gpu: str = "H200", model: str = "DeepSeek-R1",
 def test_which_releases_verify_as_prefill_by_gpu(gpu: str, version: str,
                                                  expected: bool) -> None:
     assert mla_verifies_as_prefill(_setup(version, gpu)) is expected
+
+
+@pytest.mark.parametrize(("version", "block", "expected"), [
+    ("0.17.1", 16, False),   # 16 forced to 64: FlashInfer MLA
+    ("0.18.0", 16, True),    # 16 kept: only Triton MLA takes it, SINGLE_ONLY
+    ("0.18.0", 32, False),   # FlashInfer MLA takes 32
+    ("0.30.0", 16, True),
+    ("0.31.0", 16, False),   # Triton MLA UNIFORM
+    ("0.33.0", 64, False),
+])
+def test_blackwell_backend_follows_the_block_vllm_keeps(version: str, block: int,
+                                                        expected: bool) -> None:
+    assert mla_verifies_as_prefill(_setup(version, "B200", block=block)) is expected
 
 
 def test_only_mla_models_with_speculation() -> None:
